@@ -1,0 +1,1 @@
+//! Configuration: raw file → resolved settings.

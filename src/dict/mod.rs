@@ -1,0 +1,144 @@
+//! The drug dictionary: NDC → product, as the FDA NDC directory describes it.
+//!
+//! `fda` reads the directory's `product.txt` and `package.txt` (pure, over
+//! bytes). `DrugDictionary` is the one question normalization asks; the
+//! SQLite store answers it in production and `MemoryDictionary` in tests.
+//! Nothing here writes to a database.
+
+pub mod fda;
+
+use crate::domain::Ndc11;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// One active ingredient of a product, as the FDA lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ingredient {
+    /// Substance name, upper case as the FDA writes it (`LISINOPRIL`).
+    pub name: String,
+    /// Numerator strength as text (`10`, `12.5`).
+    pub strength: String,
+    /// Unit (`mg/1`, `mg/mL`).
+    pub unit: String,
+}
+
+/// A product of the FDA NDC directory (one row of `product.txt`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Product {
+    /// PRODUCTID: the FDA's key joining products and packages.
+    pub product_id: String,
+    /// PRODUCTNDC as published (hyphenated labeler-product).
+    pub product_ndc: String,
+    /// PRODUCTTYPENAME (`HUMAN PRESCRIPTION DRUG`, …).
+    pub product_type: String,
+    /// PROPRIETARYNAME (+ suffix), the brand or trade name.
+    pub proprietary_name: String,
+    /// NONPROPRIETARYNAME, the generic name.
+    pub nonproprietary_name: String,
+    /// DOSAGEFORMNAME (`TABLET, FILM COATED`).
+    pub dosage_form: String,
+    /// ROUTENAME (`ORAL`; several are separated by `; `).
+    pub route: String,
+    /// LABELERNAME.
+    pub labeler: String,
+    /// Active ingredients with their strengths, in FDA order.
+    pub ingredients: Vec<Ingredient>,
+    /// NDC_EXCLUDE_FLAG = E: listed in the file, excluded from the NDC Directory.
+    pub excluded: bool,
+}
+
+impl Product {
+    /// A key equal for two products with the same active ingredients,
+    /// strengths and dose form (the same clinical drug; RxNorm's SCD level).
+    pub fn clinical_key(&self) -> String {
+        let mut parts: Vec<String> = self
+            .ingredients
+            .iter()
+            .map(|i| format!("{}={}{}", i.name.to_lowercase(), i.strength, i.unit.to_lowercase()))
+            .collect();
+        parts.sort();
+        format!("{}|{}", parts.join("+"), self.dosage_form.to_lowercase())
+    }
+
+    /// A key equal for two products with the same active ingredients at any
+    /// strength or form.
+    pub fn ingredient_key(&self) -> String {
+        let mut names: Vec<String> = self.ingredients.iter().map(|i| i.name.to_lowercase()).collect();
+        names.sort();
+        names.dedup();
+        names.join("+")
+    }
+
+    /// Strength for people: `10 mg/1` or `12.5 mg/1; 10 mg/1`.
+    pub fn strength_text(&self) -> String {
+        self.ingredients
+            .iter()
+            .map(|i| format!("{} {}", i.strength, i.unit))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// A package (one row of `package.txt`) with its product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Package {
+    /// The package NDC in 11-digit form.
+    pub ndc11: Ndc11,
+    /// NDCPACKAGECODE as published (hyphenated 10-digit).
+    pub package_ndc: String,
+    /// PRODUCTID of the product it packages.
+    pub product_id: String,
+    /// PACKAGEDESCRIPTION.
+    pub description: String,
+}
+
+/// What the dictionary knows of one NDC-11.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DictEntry {
+    pub package: Package,
+    pub product: Product,
+}
+
+/// The question normalization asks of the drug space.
+pub trait DrugDictionary {
+    /// The package and product for an NDC-11, if the dictionary has it.
+    fn lookup(&self, ndc: &Ndc11) -> Option<DictEntry>;
+}
+
+/// A dictionary held in memory: for tests and benchmarks.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryDictionary {
+    entries: HashMap<Ndc11, DictEntry>,
+}
+
+impl MemoryDictionary {
+    /// Builds a dictionary from products and their packages; packages whose
+    /// product is missing are left out.
+    pub fn new(products: &[Product], packages: &[Package]) -> MemoryDictionary {
+        let by_id: HashMap<&str, &Product> = products.iter().map(|p| (p.product_id.as_str(), p)).collect();
+        let entries = packages
+            .iter()
+            .filter_map(|pkg| {
+                let product = by_id.get(pkg.product_id.as_str())?;
+                Some((pkg.ndc11, DictEntry { package: pkg.clone(), product: (*product).clone() }))
+            })
+            .collect();
+        MemoryDictionary { entries }
+    }
+
+    /// How many packages it holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl DrugDictionary for MemoryDictionary {
+    fn lookup(&self, ndc: &Ndc11) -> Option<DictEntry> {
+        self.entries.get(ndc).cloned()
+    }
+}

@@ -1,0 +1,13 @@
+//! The domain vocabulary: validated newtypes and the records that travel
+//! between stages. Nothing here does I/O; every constructor that takes
+//! outside text validates it, so an invalid value cannot exist.
+
+pub mod code;
+pub mod ids;
+pub mod ndc;
+pub mod status;
+
+pub use code::{Code, CodeSystem};
+pub use ids::{PatientId, SourceName};
+pub use ndc::{Ndc11, NdcError, NdcReading, ParsedNdc};
+pub use status::MedStatus;

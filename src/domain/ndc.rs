@@ -1,0 +1,339 @@
+//! National Drug Codes: parsing every shape providers send into the HIPAA
+//! 11-digit 5-4-2 form.
+//!
+//! A 10-digit NDC has three segment layouts (4-4-2, 5-3-2, 5-4-1); the
+//! 11-digit form pads the short segment with a leading zero. With hyphens the
+//! layout is known; a bare 10-digit code could be any of the three, so
+//! `parse` returns all three readings and leaves the choice to the caller,
+//! who can ask the dictionary (see `normalize`). The FDA's uniform 12-digit
+//! 6-4-2 format is recognised as its own shape and refused with a clear
+//! reason until the dictionary carries it: adding it means a new
+//! `NdcReading` variant, not a rewrite. This module never touches I/O.
+
+use serde::{Serialize, Serializer};
+use std::fmt;
+
+/// A valid NDC in the 11-digit 5-4-2 form, without hyphens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ndc11([u8; 11]);
+
+impl Ndc11 {
+    /// Accepts exactly 11 ASCII digits (the stored form).
+    pub fn from_digits(digits: &str) -> Result<Ndc11, NdcError> {
+        let bytes = digits.as_bytes();
+        if bytes.len() != 11 || !bytes.iter().all(u8::is_ascii_digit) {
+            return Err(NdcError::NotElevenDigits(digits.to_string()));
+        }
+        let mut out = [0u8; 11];
+        out.copy_from_slice(bytes);
+        Ok(Ndc11(out))
+    }
+
+    /// The 11 digits.
+    pub fn as_str(&self) -> &str {
+        // The array only ever holds ASCII digits (checked on construction).
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The 5-digit labeler segment.
+    pub fn labeler(&self) -> &str {
+        &self.as_str()[..5]
+    }
+
+    /// The 9-digit labeler+product key: two packages of one product share it.
+    pub fn product_key(&self) -> &str {
+        &self.as_str()[..9]
+    }
+
+    /// The 5-4-2 form with hyphens, for people.
+    pub fn hyphenated(&self) -> String {
+        let s = self.as_str();
+        format!("{}-{}-{}", &s[..5], &s[5..9], &s[9..])
+    }
+}
+
+impl fmt::Display for Ndc11 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Ndc11 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The layout a code arrived in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum NdcShape {
+    /// Hyphenated 4-4-2 (labeler padded).
+    H442,
+    /// Hyphenated 5-3-2 (product padded).
+    H532,
+    /// Hyphenated 5-4-1 (package padded).
+    H541,
+    /// Hyphenated 5-4-2 (already 11 digits).
+    H542,
+    /// Hyphenated 6-4-2, 6-3-2 or 6-4-1 with a leading zero on the labeler
+    /// (NLM normalization of a 5-digit labeler written with six).
+    Labeler6,
+    /// Eleven digits without hyphens.
+    Bare11,
+    /// Ten digits without hyphens: the layout cannot be known.
+    Bare10,
+}
+
+/// What a code means once parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NdcReading {
+    /// The layout was known; this is the NDC.
+    Exact(Ndc11),
+    /// A bare 10-digit code: its 4-4-2, 5-3-2 and 5-4-1 readings, in that order.
+    Ambiguous([Ndc11; 3]),
+}
+
+/// A parsed code, with the text it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedNdc {
+    /// The code exactly as the document gave it (trimmed).
+    pub original: String,
+    /// The layout it arrived in.
+    pub shape: NdcShape,
+    /// The 11-digit reading(s).
+    pub reading: NdcReading,
+}
+
+/// Why a code is not an NDC.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NdcError {
+    /// The code was empty.
+    #[error("empty code")]
+    Empty,
+    /// A character other than a digit, a hyphen or a package `*`.
+    #[error("{0:?} holds a character that no NDC has")]
+    BadCharacter(String),
+    /// The stored form must be exactly 11 digits.
+    #[error("{0:?} is not 11 digits")]
+    NotElevenDigits(String),
+    /// Hyphenated segments in a layout no NDC uses (such as 4-3-2).
+    #[error("{code:?} has segments {layout}, which is not 4-4-2, 5-3-2, 5-4-1 or 5-4-2")]
+    BadLayout { code: String, layout: String },
+    /// Only labeler and product (5-4 or 4-4): a product NDC, not a package.
+    #[error("{0:?} is a product code (labeler-product) without a package segment")]
+    ProductOnly(String),
+    /// A bare digit string of a length no NDC has.
+    #[error("{code:?} has {digits} digits; an NDC has 10 or 11")]
+    BadLength { code: String, digits: usize },
+    /// The FDA's 12-digit 6-4-2 format, not carried by the dictionary yet.
+    #[error("{0:?} is a 12-digit NDC (FDA 6-4-2 format), which rxsync does not map yet")]
+    TwelveDigit(String),
+    /// A segment of all zeros: no labeler, product or package is numbered so.
+    #[error("{0:?} has an all-zero segment")]
+    ZeroSegment(String),
+}
+
+/// Parses an NDC in any shape providers send.
+pub fn parse(raw: &str) -> Result<ParsedNdc, NdcError> {
+    let original = raw.trim().to_string();
+    if original.is_empty() {
+        return Err(NdcError::Empty);
+    }
+    let segments: Vec<&str> = original.split('-').collect();
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len() && segments.len() == 3;
+        let ok = seg.bytes().all(|b| b.is_ascii_digit() || (last && b == b'*'));
+        if !ok || seg.is_empty() {
+            return Err(NdcError::BadCharacter(original.clone()));
+        }
+    }
+    let (shape, digits) = match segments.as_slice() {
+        [bare] => return parse_bare(original.clone(), bare),
+        [_, _] => return Err(NdcError::ProductOnly(original)),
+        [l, p, k] => {
+            // NLM: an asterisk in the package segment stands for a zero.
+            let k = k.replace('*', "0");
+            layout(&original, l, p, &k)?
+        }
+        _ => {
+            return Err(NdcError::BadLayout {
+                layout: segments.iter().map(|s| s.len().to_string()).collect::<Vec<_>>().join("-"),
+                code: original,
+            });
+        }
+    };
+    let ndc = Ndc11::from_digits(&digits)?;
+    reject_zero_segments(&original, &ndc)?;
+    Ok(ParsedNdc { original, shape, reading: NdcReading::Exact(ndc) })
+}
+
+fn layout(original: &str, l: &str, p: &str, k: &str) -> Result<(NdcShape, String), NdcError> {
+    let bad = || NdcError::BadLayout {
+        code: original.to_string(),
+        layout: format!("{}-{}-{}", l.len(), p.len(), k.len()),
+    };
+    Ok(match (l.len(), p.len(), k.len()) {
+        (4, 4, 2) => (NdcShape::H442, format!("0{l}{p}{k}")),
+        (5, 3, 2) => (NdcShape::H532, format!("{l}0{p}{k}")),
+        (5, 4, 1) => (NdcShape::H541, format!("{l}{p}0{k}")),
+        (5, 4, 2) => (NdcShape::H542, format!("{l}{p}{k}")),
+        (6, _, _) if l.starts_with('0') => {
+            let (_, digits) = layout(original, &l[1..], p, k).map_err(|_| bad())?;
+            (NdcShape::Labeler6, digits)
+        }
+        (6, 4, 2) => return Err(NdcError::TwelveDigit(original.to_string())),
+        _ => return Err(bad()),
+    })
+}
+
+fn parse_bare(original: String, digits: &str) -> Result<ParsedNdc, NdcError> {
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(NdcError::BadCharacter(original));
+    }
+    match digits.len() {
+        11 => {
+            let ndc = Ndc11::from_digits(digits)?;
+            reject_zero_segments(&original, &ndc)?;
+            Ok(ParsedNdc { original, shape: NdcShape::Bare11, reading: NdcReading::Exact(ndc) })
+        }
+        10 => {
+            let d = digits;
+            let readings = [
+                Ndc11::from_digits(&format!("0{d}"))?,
+                Ndc11::from_digits(&format!("{}0{}", &d[..5], &d[5..]))?,
+                Ndc11::from_digits(&format!("{}0{}", &d[..9], &d[9..]))?,
+            ];
+            Ok(ParsedNdc { original, shape: NdcShape::Bare10, reading: NdcReading::Ambiguous(readings) })
+        }
+        12 => Err(NdcError::TwelveDigit(original)),
+        n => Err(NdcError::BadLength { code: original, digits: n }),
+    }
+}
+
+fn reject_zero_segments(original: &str, ndc: &Ndc11) -> Result<(), NdcError> {
+    let s = ndc.as_str();
+    let all_zero = |seg: &str| seg.bytes().all(|b| b == b'0');
+    if all_zero(&s[..5]) || all_zero(&s[5..9]) {
+        return Err(NdcError::ZeroSegment(original.to_string()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn exact(raw: &str) -> Result<(NdcShape, String), NdcError> {
+        let p = parse(raw)?;
+        match p.reading {
+            NdcReading::Exact(n) => Ok((p.shape, n.as_str().to_string())),
+            NdcReading::Ambiguous(_) => panic!("{raw} read as ambiguous"),
+        }
+    }
+
+    #[test]
+    fn every_known_shape_normalizes_to_5_4_2() {
+        // One row per rule; the codes are real ones from the FHIR examples,
+        // the FDA directory and EHR sandboxes (see medication-notes.md).
+        let rows: &[(&str, NdcShape, &str)] = &[
+            ("0777-3105-02", NdcShape::H442, "00777310502"),
+            ("0069-2587-10", NdcShape::H442, "00069258710"),
+            ("0006-4681-01", NdcShape::H442, "00006468101"),
+            ("16590-619-30", NdcShape::H532, "16590061930"),
+            ("60505-7001-2", NdcShape::H541, "60505700102"),
+            ("49281-0215-10", NdcShape::H542, "49281021510"),
+            ("63739035410", NdcShape::Bare11, "63739035410"),
+            (" 63739035410 ", NdcShape::Bare11, "63739035410"),
+            ("000074-1486-14", NdcShape::Labeler6, "00074148614"),
+            ("012345-678-90", NdcShape::Labeler6, "12345067890"),
+            ("0002-7597-*1", NdcShape::H442, "00002759701"),
+            ("11111-1111-11", NdcShape::H542, "11111111111"),
+        ];
+        for (raw, shape, want) in rows {
+            assert_eq!(exact(raw), Ok((*shape, want.to_string())), "row {raw:?}");
+        }
+    }
+
+    #[test]
+    fn impossible_codes_are_refused_with_a_reason() {
+        let rows: &[(&str, fn(&NdcError) -> bool)] = &[
+            ("", |e| matches!(e, NdcError::Empty)),
+            ("2501-813-16", |e| matches!(e, NdcError::BadLayout { .. })),
+            ("50090-0001", |e| matches!(e, NdcError::ProductOnly(_))),
+            ("76013O881M", |e| matches!(e, NdcError::BadCharacter(_))),
+            ("12345-6789-0a", |e| matches!(e, NdcError::BadCharacter(_))),
+            ("1234-5678", |e| matches!(e, NdcError::ProductOnly(_))),
+            ("123456789", |e| matches!(e, NdcError::BadLength { digits: 9, .. })),
+            ("123456-7890-12", |e| matches!(e, NdcError::TwelveDigit(_))),
+            ("123456789012", |e| matches!(e, NdcError::TwelveDigit(_))),
+            ("00000-1234-12", |e| matches!(e, NdcError::ZeroSegment(_))),
+            ("1-2-3-4", |e| matches!(e, NdcError::BadLayout { .. })),
+            ("12345--12", |e| matches!(e, NdcError::BadCharacter(_))),
+            ("12*45-6789-12", |e| matches!(e, NdcError::BadCharacter(_))),
+        ];
+        for (raw, is_expected) in rows {
+            match parse(raw) {
+                Err(e) => assert!(is_expected(&e), "row {raw:?}: unexpected error {e:?}"),
+                Ok(p) => panic!("row {raw:?} parsed as {p:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn bare_ten_digits_yield_three_readings_in_order() {
+        let p = parse("0264751010").expect("ten digits parse");
+        assert_eq!(p.shape, NdcShape::Bare10);
+        let NdcReading::Ambiguous(r) = p.reading else { panic!("not ambiguous") };
+        let got: Vec<&str> = r.iter().map(Ndc11::as_str).collect();
+        assert_eq!(got, ["00264751010", "02647051010", "02647510100"]);
+    }
+
+    #[test]
+    fn segments_are_exposed() {
+        let n = Ndc11::from_digits("60505700102").expect("valid");
+        assert_eq!(n.labeler(), "60505");
+        assert_eq!(n.product_key(), "605057001");
+        assert_eq!(n.hyphenated(), "60505-7001-02");
+    }
+
+    proptest! {
+        // Writing an NDC-11 in any 10-digit layout and parsing it back gives
+        // the same NDC-11, whenever that layout can hold it.
+        #[test]
+        fn hyphenated_round_trip(l in 1u32..100_000, p in 1u32..10_000, k in 0u32..100) {
+            let ndc = Ndc11::from_digits(&format!("{l:05}{p:04}{k:02}")).expect("11 digits");
+            let s = ndc.as_str();
+            let mut forms = vec![ndc.hyphenated(), s.to_string()];
+            if s.starts_with('0') { forms.push(format!("{}-{}-{}", &s[1..5], &s[5..9], &s[9..])); }
+            if &s[5..6] == "0" { forms.push(format!("{}-{}-{}", &s[..5], &s[6..9], &s[9..])); }
+            if &s[9..10] == "0" { forms.push(format!("{}-{}-{}", &s[..5], &s[5..9], &s[10..])); }
+            forms.push(format!("0{}", ndc.hyphenated()));
+            for f in forms {
+                let parsed = parse(&f).map_err(|e| TestCaseError::fail(format!("{f}: {e}")))?;
+                prop_assert_eq!(parsed.reading, NdcReading::Exact(ndc), "form {}", f);
+            }
+        }
+
+        // Every bare 10-digit code is ambiguous, and each reading, written in
+        // its own layout, is the code itself with the hyphens put back.
+        #[test]
+        fn bare_ten_readings_are_the_three_layouts(d in "[0-9]{10}") {
+            let p = parse(&d).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let NdcReading::Ambiguous(r) = p.reading else { return Err(TestCaseError::fail("exact")) };
+            for reading in r {
+                let s = reading.as_str();
+                prop_assert_eq!(s.len(), 11);
+                let squeezed: String = s.chars().collect();
+                prop_assert!(squeezed.contains('0'));
+            }
+            prop_assert_eq!(r[0].as_str(), format!("0{d}"));
+        }
+
+        // Arbitrary text never panics the parser.
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,20}") {
+            let _ = parse(&s);
+        }
+    }
+}

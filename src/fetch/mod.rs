@@ -1,0 +1,1 @@
+//! OAuth and HTTP: talking to providers. (Issue 3.)

@@ -1,0 +1,1 @@
+//! The import use case: bytes → parse → normalize → store.

@@ -1,0 +1,17 @@
+//! rxsync: a medication import worker.
+//!
+//! Modules are listed in the order data flows through them: configuration,
+//! the domain vocabulary, parsing of provider documents (CCR XML, FHIR JSON),
+//! the drug dictionary, normalization (NDC mapping and exception flags), and
+//! the SQLite store. Parsing and normalizing are pure functions over bytes and
+//! values; they never touch the clock, the network or the database. Only
+//! `store` writes SQL; only `cli` formats output for people.
+
+pub mod config;
+pub mod dict;
+pub mod domain;
+pub mod fetch;
+pub mod import;
+pub mod normalize;
+pub mod parse;
+pub mod store;

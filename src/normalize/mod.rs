@@ -1,0 +1,1 @@
+//! Normalization: NDC mapping, dictionary lookup, folding and flags.

@@ -1,0 +1,228 @@
+//! Parsing provider documents into medication records.
+//!
+//! Pure functions over bytes: no I/O, no clock, no database. A document that
+//! cannot be read at all (malformed, hostile, not a medication document) is a
+//! `ParseError` that says what and where; anything readable is returned as
+//! `MedRecord`s together with the problems met on the way (style.md: bad input
+//! becomes data). Parsers never decide what a code means: that is `normalize`.
+
+pub mod ccr;
+pub mod fhir;
+mod sniff;
+
+pub use sniff::sniff;
+
+use crate::domain::Code;
+use serde::Serialize;
+
+/// The kinds of document rxsync reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocFormat {
+    /// ASTM E2369 Continuity of Care Record (XML), alone or in an Atom feed.
+    Ccr,
+    /// A FHIR resource or Bundle in JSON.
+    FhirJson,
+    /// A FHIR resource or Bundle in XML.
+    FhirXml,
+}
+
+impl DocFormat {
+    /// The media type recorded with a stored document.
+    pub fn media_type(&self) -> &'static str {
+        match self {
+            DocFormat::Ccr => "application/xml",
+            DocFormat::FhirJson => "application/fhir+json",
+            DocFormat::FhirXml => "application/fhir+xml",
+        }
+    }
+
+    /// The short name used on the command line and in the database.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DocFormat::Ccr => "ccr",
+            DocFormat::FhirJson => "fhir-json",
+            DocFormat::FhirXml => "fhir-xml",
+        }
+    }
+}
+
+/// A position in a document, 1-based, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+impl Position {
+    /// The line and column (in characters) of a byte offset in `bytes`.
+    pub fn of_offset(bytes: &[u8], offset: usize) -> Position {
+        let end = offset.min(bytes.len());
+        let before = &bytes[..end];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        Position { line, column }
+    }
+}
+
+/// Why a document could not be read. Every variant says what and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The document had no bytes, or only whitespace.
+    #[error("the document is empty")]
+    Empty,
+    /// The bytes are not text (NUL bytes or invalid UTF-8 where text was required).
+    #[error("the document is binary, not text (at byte {offset})")]
+    Binary { offset: usize },
+    /// Neither XML nor JSON.
+    #[error("the document is neither XML nor JSON (it starts with {start:?})")]
+    UnknownFormat { start: String },
+    /// XML or JSON that is not well-formed.
+    #[error("malformed {syntax} at {at}: {message}")]
+    Malformed { syntax: &'static str, at: Position, message: String },
+    /// A DTD or entity declaration: refused, never expanded.
+    #[error("a DTD or entity declaration at {at} is refused (rxsync never expands entities)")]
+    Dtd { at: Position },
+    /// Well-formed XML whose root is not a CCR (a CDA/CCD, say).
+    #[error("expected a CCR (ContinuityOfCareRecord in urn:astm-org:CCR), found root element {root:?} at {at}")]
+    NotCcr { root: String, at: Position },
+    /// Well-formed JSON that is not a FHIR resource or one we do not read.
+    #[error("expected a FHIR Bundle or medication resource, found {found} at {at}")]
+    NotFhir { found: String, at: Position },
+    /// The provider answered with an OperationOutcome instead of data.
+    #[error("the provider answered with an OperationOutcome: {issues}")]
+    OperationOutcome { issues: String },
+    /// The XML declared an encoding we cannot decode.
+    #[error("unsupported encoding {encoding:?} declared at {at}")]
+    Encoding { encoding: String, at: Position },
+    /// A structure nested deeper than rxsync accepts (a defence against hostile input).
+    #[error("nesting deeper than {limit} levels at {at}")]
+    TooDeep { limit: usize, at: Position },
+}
+
+/// A problem met while reading a document that did not stop the reading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// What kind of problem.
+    pub kind: ProblemKind,
+    /// What was found, in words a clinician or operator can act on.
+    pub detail: String,
+}
+
+/// Problems the parsers report as data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// A `medicationReference` that points at nothing in the document.
+    UnresolvedReference,
+    /// A medication entry with neither a code nor a name.
+    NoDrug,
+    /// A resource or element that was skipped (not a medication, or not readable).
+    Skipped,
+}
+
+/// A strength as written: a value and its unit (combination products have several).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Strength {
+    pub value: String,
+    pub unit: Option<String>,
+}
+
+/// Where a record came from inside its document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceRef {
+    /// `Medication` for a CCR entry; the FHIR resource type otherwise.
+    pub kind: String,
+    /// CCRDataObjectID, or the FHIR resource id.
+    pub id: Option<String>,
+}
+
+/// One medication entry as the document states it. Nothing is interpreted
+/// yet: codes are as given, dates are the document's text.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct MedRecord {
+    /// The element or resource this record was read from.
+    pub source: Option<SourceRef>,
+    /// References to other records of the same document that describe the
+    /// same medication (a dispense's `authorizingPrescription`, a statement's
+    /// `basedOn`/`derivedFrom`, a request's `priorPrescription`), as
+    /// `Type/id`. Used to fold record-level repeats.
+    pub related: Vec<String>,
+    /// The drug's name text (CCR ProductName/Text, FHIR code text or display).
+    pub name: Option<String>,
+    /// The brand name, when the document gives one separately.
+    pub brand: Option<String>,
+    /// Every code on the drug, in document order.
+    pub codes: Vec<Code>,
+    /// Strengths (value and unit).
+    pub strengths: Vec<Strength>,
+    /// Dose form (tablet, capsule, …).
+    pub form: Option<String>,
+    /// Route of administration.
+    pub route: Option<String>,
+    /// Dose per administration, as text (`1 tablet`, `10 mg`).
+    pub dose: Option<String>,
+    /// Frequency or timing, as text (`BID`, `every 8 hours`).
+    pub frequency: Option<String>,
+    /// Directions / sig texts.
+    pub directions: Vec<String>,
+    /// Status as the document wrote it.
+    pub status: Option<String>,
+    /// Start date text.
+    pub start: Option<String>,
+    /// Stop date text.
+    pub stop: Option<String>,
+    /// Prescription / authored / handed-over date text.
+    pub prescribed: Option<String>,
+    /// Prescriber, when given (name or reference display).
+    pub prescriber: Option<String>,
+    /// The source text of the element or resource this record was read from,
+    /// for reviewers.
+    pub excerpt: String,
+    /// Problems with this record.
+    pub problems: Vec<Problem>,
+}
+
+/// What a document yielded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParsedDocument {
+    /// The format the document was read as.
+    pub format: DocFormat,
+    /// The medication records, in document order.
+    pub records: Vec<MedRecord>,
+    /// Problems that concern the document rather than one record.
+    pub problems: Vec<Problem>,
+    /// The remote patient's id as the document names it (CCR Patient ActorID,
+    /// FHIR subject reference), when present.
+    pub patient_ref: Option<String>,
+}
+
+/// Reads `bytes` as `format`.
+pub fn parse(bytes: &[u8], format: DocFormat) -> Result<ParsedDocument, ParseError> {
+    match format {
+        DocFormat::Ccr => ccr::parse(bytes),
+        DocFormat::FhirJson => fhir::parse_json(bytes),
+        DocFormat::FhirXml => fhir::parse_xml(bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_lines_and_columns() {
+        let text = b"ab\ncd\xc3\xa9f\n";
+        assert_eq!(Position::of_offset(text, 0), Position { line: 1, column: 1 });
+        assert_eq!(Position::of_offset(text, 3), Position { line: 2, column: 1 });
+        assert_eq!(Position::of_offset(text, 7), Position { line: 2, column: 4 });
+        assert_eq!(Position::of_offset(text, 999), Position { line: 3, column: 1 });
+    }
+}
