@@ -1,1 +1,183 @@
-//! The import use case: bytes → parse → normalize → store.
+//! The import use case: bytes → parse → normalize → store, for a file
+//! handed over by an operator (and, later, for documents pulled from
+//! providers).
+//!
+//! Bad input stops here with a typed error and nothing stored: a document
+//! over `max_document_bytes`, an unknown patient, a document that cannot be
+//! parsed. When the caller asks to keep unreadable documents, the bytes are
+//! kept with a failed sync and an `unreadable` exception instead — the
+//! regimen is untouched either way. This module holds no SQL and prints
+//! nothing.
+
+use crate::dict::MemoryDictionary;
+use crate::domain::ndc::{self, NdcReading};
+use crate::domain::{CodeSystem, Ndc11, PatientId, SourceName};
+use crate::normalize::{self, Options, Skipped};
+use crate::parse::{self, DocFormat, ParseError, ParsedDocument, Problem};
+use crate::store::{ImportOutcome, ImportWrite, Store, StoreError, UnreadableWrite};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// What to import and how.
+pub struct ImportRequest<'a> {
+    pub patient: &'a PatientId,
+    pub source: &'a SourceName,
+    pub bytes: &'a [u8],
+    /// None: sniff the format from the bytes.
+    pub format: Option<DocFormat>,
+    /// Where the bytes came from, for the record.
+    pub origin: Option<&'a str>,
+    /// `file`, `pull` or `schedule`.
+    pub trigger: &'a str,
+    /// Who asked (an operator name, `rxsync` for scheduled pulls).
+    pub actor: &'a str,
+    /// Keep a document that cannot be parsed, with an `unreadable` exception.
+    pub keep_unreadable: bool,
+    pub max_document_bytes: u64,
+    pub max_regimen_items: usize,
+}
+
+/// Why an import stored nothing (or only the unreadable document).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The document is larger than `max_document_bytes`.
+    #[error("the document is {size} bytes, over import.max_document_bytes = {limit}")]
+    TooLarge { size: u64, limit: u64 },
+    /// The patient is not registered.
+    #[error("unknown patient {0} (add it first: rxsync patient add --id {0})")]
+    UnknownPatient(String),
+    /// The document cannot be parsed. `kept` says what was stored when the
+    /// caller asked to keep unreadable documents.
+    #[error("{error}")]
+    Unreadable {
+        error: ParseError,
+        kept: Option<ImportOutcome>,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What an import did, for people and scripts.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub patient: String,
+    pub source: String,
+    pub format: DocFormat,
+    pub sha256: String,
+    /// Medication records found in the document.
+    pub records: usize,
+    #[serde(flatten)]
+    pub outcome: ImportOutcome,
+    /// Records left out of the regimen, and why.
+    pub skipped: Vec<Skipped>,
+    /// Problems the parser reported for the document as a whole.
+    pub problems: Vec<Problem>,
+}
+
+/// Imports one document.
+pub fn import(store: &mut Store, req: &ImportRequest<'_>) -> Result<ImportReport, ImportError> {
+    let size = req.bytes.len() as u64;
+    if size > req.max_document_bytes {
+        return Err(ImportError::TooLarge {
+            size,
+            limit: req.max_document_bytes,
+        });
+    }
+    if store.patient(req.patient)?.is_none() {
+        return Err(ImportError::UnknownPatient(req.patient.to_string()));
+    }
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let sha256 = hex::encode(Sha256::digest(req.bytes));
+    let parsed = req
+        .format
+        .map_or_else(|| parse::sniff(req.bytes), Ok)
+        .and_then(|f| {
+            let doc = parse::parse(req.bytes, f)?;
+            Ok(doc)
+        });
+    let doc = match parsed {
+        Ok(doc) => doc,
+        Err(error) => {
+            let kept = if req.keep_unreadable {
+                Some(store.write_unreadable(&UnreadableWrite {
+                    patient: req.patient,
+                    source: req.source,
+                    trigger: req.trigger,
+                    bytes: req.bytes,
+                    sha256: &sha256,
+                    origin: req.origin,
+                    error: &error.to_string(),
+                    started_at: &started_at,
+                    actor: req.actor,
+                })?)
+            } else {
+                None
+            };
+            return Err(ImportError::Unreadable { error, kept });
+        }
+    };
+
+    let mappings = store.code_mappings(req.source)?;
+    let dict = dictionary_for(store, &doc, &mappings)?;
+    let regimen = normalize::normalize(
+        &doc,
+        &dict,
+        &mappings,
+        Options {
+            max_regimen_items: req.max_regimen_items,
+        },
+    );
+    let outcome = store.write_import(&ImportWrite {
+        patient: req.patient,
+        source: req.source,
+        trigger: req.trigger,
+        format: doc.format,
+        bytes: req.bytes,
+        sha256: &sha256,
+        origin: req.origin,
+        regimen: &regimen,
+        started_at: &started_at,
+        actor: req.actor,
+    })?;
+    Ok(ImportReport {
+        patient: req.patient.to_string(),
+        source: req.source.to_string(),
+        format: doc.format,
+        sha256,
+        records: doc.records.len(),
+        outcome,
+        skipped: regimen.skipped,
+        problems: doc.problems,
+    })
+}
+
+/// The dictionary entries this document can need: every reading of every
+/// NDC code it carries, and every NDC a remembered mapping points to. Read
+/// up front so that normalization stays pure and a database error surfaces
+/// here instead of being mistaken for an unknown code.
+fn dictionary_for(
+    store: &Store,
+    doc: &ParsedDocument,
+    mappings: &normalize::CodeMappings,
+) -> Result<MemoryDictionary, StoreError> {
+    let mut wanted: Vec<Ndc11> = mappings.values().map(|m| m.ndc11).collect();
+    for record in &doc.records {
+        for code in record.codes.iter().filter(|c| c.system == CodeSystem::Ndc) {
+            match ndc::parse(&code.value).map(|p| p.reading) {
+                Ok(NdcReading::Exact(n)) => wanted.push(n),
+                Ok(NdcReading::Ambiguous(readings)) => wanted.extend(readings),
+                Err(_) => {}
+            }
+        }
+    }
+    wanted.sort();
+    wanted.dedup();
+    let mut dict = MemoryDictionary::default();
+    for n in wanted {
+        if let Some(entry) = store.dict_entry(&n)? {
+            dict.insert(entry);
+        }
+    }
+    Ok(dict)
+}

@@ -3,11 +3,13 @@
 //! outside text validates it, so an invalid value cannot exist.
 
 pub mod code;
+pub mod exception;
 pub mod ids;
 pub mod ndc;
 pub mod status;
 
 pub use code::{Code, CodeSystem};
+pub use exception::{Action, ExceptionKind, ExceptionState, Severity};
 pub use ids::{PatientId, SourceName};
 pub use ndc::{Ndc11, NdcError, NdcReading, ParsedNdc};
 pub use status::MedStatus;

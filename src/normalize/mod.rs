@@ -1,1 +1,185 @@
-//! Normalization: NDC mapping, dictionary lookup, folding and flags.
+//! Normalization: from parsed medication records to a regimen with flags.
+//!
+//! Pure: it reads a `ParsedDocument`, asks a `DrugDictionary` and the
+//! clinicians' earlier `CodeMapping`s, and returns the items and the
+//! exceptions to raise. It never writes anything, never drops a drug
+//! silently (skipped `entered-in-error` records are counted and returned),
+//! and never merges two drugs: record-level repeats of one drug (a request
+//! and its dispense, refills with the same sig) fold into one item that
+//! lists every source, while clinical duplicates are flagged for a
+//! clinician to decide.
+
+mod duplicates;
+mod fold;
+mod resolve;
+
+use crate::dict::{DictEntry, DrugDictionary};
+use crate::domain::{Code, ExceptionKind, MedStatus, Ndc11};
+use crate::parse::{ParsedDocument, SourceRef};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// A clinician's earlier decision for a provider's code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CodeMapping {
+    /// The NDC the code maps to.
+    pub ndc11: Ndc11,
+    /// Who decided.
+    pub decided_by: String,
+    /// When (RFC 3339).
+    pub decided_at: String,
+    /// The exception the decision resolved, when there was one.
+    pub exception_id: Option<i64>,
+}
+
+/// Earlier decisions of one source, keyed by (system label, code). Free
+/// text without a code is keyed by (`text`, lower-cased name).
+pub type CodeMappings = HashMap<(String, String), CodeMapping>;
+
+/// The key a code is remembered under.
+pub fn mapping_key(code: &Code) -> (String, String) {
+    (code.system.label().to_string(), code.value.clone())
+}
+
+/// The key a code-less drug name is remembered under.
+pub fn text_mapping_key(name: &str) -> (String, String) {
+    ("text".to_string(), name.trim().to_lowercase())
+}
+
+/// Settings that shape a regimen.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// More items than this raise `too_many`.
+    pub max_regimen_items: usize,
+}
+
+/// One drug of a normalized regimen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Item {
+    /// The NDC-11, when one was found valid (mapped or not).
+    pub ndc11: Option<Ndc11>,
+    /// The NDC text as the document wrote it.
+    pub ndc_original: Option<String>,
+    /// True when a bare 10-digit code was placed by the dictionary.
+    pub ndc_inferred: bool,
+    /// The clinician's mapping that supplied the NDC, if one did.
+    pub mapping: Option<CodeMapping>,
+    /// What the dictionary knows of the NDC (absent when unmapped).
+    pub product: Option<DictEntry>,
+    pub name: Option<String>,
+    pub brand: Option<String>,
+    /// Every code of every folded record, de-duplicated, in document order.
+    pub codes: Vec<Code>,
+    pub strength: Option<String>,
+    pub form: Option<String>,
+    pub route: Option<String>,
+    pub dose: Option<String>,
+    pub frequency: Option<String>,
+    /// Directions joined with "; ".
+    pub sig: Option<String>,
+    pub status: MedStatus,
+    pub status_original: Option<String>,
+    pub start: Option<String>,
+    pub stop: Option<String>,
+    pub prescribed: Option<String>,
+    pub prescriber: Option<String>,
+    /// The records folded into this item.
+    pub sources: Vec<SourceRef>,
+    /// The source text of those records.
+    pub excerpt: String,
+}
+
+/// An exception to raise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Flag {
+    pub kind: ExceptionKind,
+    /// The item it concerns (index into `Regimen::items`), if any.
+    pub item: Option<usize>,
+    /// The other item of a duplicate pair.
+    pub related: Option<usize>,
+    /// Why, in words a clinician can act on.
+    pub detail: String,
+}
+
+/// A record left out of the regimen, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub source: Option<SourceRef>,
+    pub name: Option<String>,
+    pub reason: String,
+}
+
+/// A normalized regimen, ready to store.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Regimen {
+    pub items: Vec<Item>,
+    pub flags: Vec<Flag>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Normalizes a parsed document into a regimen.
+pub fn normalize(
+    doc: &ParsedDocument,
+    dict: &dyn DrugDictionary,
+    mappings: &CodeMappings,
+    options: Options,
+) -> Regimen {
+    let mut skipped = Vec::new();
+    let mut kept = Vec::new();
+    for record in &doc.records {
+        let status = record
+            .status
+            .as_deref()
+            .map_or(MedStatus::Unknown, MedStatus::normalize);
+        if status == MedStatus::EnteredInError {
+            skipped.push(Skipped {
+                source: record.source.clone(),
+                name: record.name.clone(),
+                reason: "status entered-in-error: never part of a regimen".to_string(),
+            });
+            continue;
+        }
+        let resolution = resolve::resolve(record, dict, mappings);
+        kept.push((record, status, resolution));
+    }
+
+    let (items, item_flags) = fold::fold(kept);
+    let mut flags = item_flags;
+    flags.extend(duplicates::find(&items));
+    if items.is_empty() {
+        flags.push(Flag {
+            kind: ExceptionKind::NoneShared,
+            item: None,
+            related: None,
+            detail: if skipped.is_empty() {
+                "the document lists no medications (the patient shared none)".to_string()
+            } else {
+                format!(
+                    "the document lists no usable medications ({} entered-in-error record(s) left out)",
+                    skipped.len()
+                )
+            },
+        });
+    }
+    if items.len() > options.max_regimen_items {
+        flags.push(Flag {
+            kind: ExceptionKind::TooMany,
+            item: None,
+            related: None,
+            detail: format!(
+                "{} items is more than max_regimen_items = {}",
+                items.len(),
+                options.max_regimen_items
+            ),
+        });
+    }
+    flags.sort_by_key(|f| (f.item.unwrap_or(usize::MAX), f.kind));
+    Regimen {
+        items,
+        flags,
+        skipped,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,134 @@
 //! The SQLite store: the only module that writes SQL.
+//!
+//! Opening a store applies the append-only migrations under
+//! `schemas/sqlite/` (embedded at build time) and sets WAL mode, foreign
+//! keys and a busy timeout. Every write that belongs together — a document,
+//! its regimen, items, exceptions, sync and audit rows — happens in one
+//! transaction, so a crash leaves the previous state intact. The store
+//! never parses documents and never decides what a drug is.
+
+mod audit;
+mod dictionary;
+mod imports;
+mod patients;
+mod queue;
+mod regimens;
+
+pub use audit::AuditRow;
+pub use dictionary::DictStats;
+pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
+pub use patients::{NewPatient, Patient};
+pub use queue::{ExceptionFilter, ExceptionView, Resolve};
+pub use regimens::{ItemView, RegimenSummary, RegimenView};
+
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The migrations, in order. Append only: never edit one that has landed.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_core",
+    include_str!("../../schemas/sqlite/0001_core.sql"),
+)];
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or is not an rxsync database.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer rxsync.
+    #[error("database {path} has schema version {found}, newer than this rxsync knows ({known})")]
+    TooNew {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
+    /// A migration failed (the database is left at the previous version).
+    #[error("migration {name} failed: {source}")]
+    Migration {
+        name: &'static str,
+        source: rusqlite::Error,
+    },
+    /// Any other SQLite error.
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A referenced thing does not exist.
+    #[error("{what} {id} does not exist")]
+    NotFound { what: &'static str, id: String },
+    /// The request conflicts with what is stored.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is not allowed for the exception's kind or state.
+    #[error("{0}")]
+    Refused(String),
+    /// A value read back from the database is not what rxsync wrote.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// An open rxsync database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(open_err)?;
+        // Fails here (not later) when the file is not a SQLite database.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The file this store was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let version: usize = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: version,
+                known: MIGRATIONS.len(),
+            });
+        }
+        for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)
+                .map_err(|source| StoreError::Migration { name, source })?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+}
+
+/// The current time as RFC 3339 UTC text, as the store writes it.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

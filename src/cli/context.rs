@@ -1,0 +1,67 @@
+//! Resolving the configuration and opening the store for a command.
+
+use super::{Failure, usage};
+use anyhow::Context as _;
+use rxsync::config::{self, Config};
+use rxsync::store::Store;
+use std::path::PathBuf;
+
+/// The global flags.
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub config: Option<PathBuf>,
+    pub db: Option<PathBuf>,
+}
+
+/// What a command runs with.
+pub struct Context {
+    pub config: Config,
+    pub store: Store,
+}
+
+impl Global {
+    /// Reads and resolves the configuration (errors are usage errors: exit 2).
+    pub fn config(&self) -> Result<Config, Failure> {
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let env_config = std::env::var("RXSYNC_CONFIG").ok();
+        let located = config::locate(self.config.as_deref(), env_config.as_deref(), &cwd);
+        let (raw, file) = match located {
+            Some((path, _required)) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| config::ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    })
+                    .map_err(|e| Failure::Usage(e.into()))?;
+                (
+                    config::parse(&text, &path).map_err(|e| Failure::Usage(e.into()))?,
+                    Some(path),
+                )
+            }
+            None => (config::RawConfig::default(), None),
+        };
+        let env = |k: &str| std::env::var(k).ok();
+        let mut resolved = config::resolve(raw, file.as_deref(), &cwd, &env)
+            .map_err(|e| Failure::Usage(e.into()))?;
+        if let Some(db) = &self.db {
+            resolved.database_path = cwd.join(db);
+        }
+        Ok(resolved)
+    }
+
+    /// Resolves the configuration and opens the database.
+    pub fn open(&self) -> Result<Context, Failure> {
+        let config = self.config()?;
+        if let Some(parent) = config.database_path.parent()
+            && !parent.as_os_str().is_empty()
+            && !parent.exists()
+        {
+            return Err(usage(format!(
+                "the database folder {} does not exist (set [database] path or --db)",
+                parent.display()
+            )));
+        }
+        let store = Store::open(&config.database_path)?;
+        Ok(Context { config, store })
+    }
+}

@@ -1,0 +1,146 @@
+//! Command-line interface: one file per subcommand, each with an `Args`
+//! struct (its doc comment is the help text) and a `run` function. Only this
+//! module formats output for people; `anyhow` lives here and nowhere in
+//! the library.
+
+mod context;
+// mod demo;
+mod dict;
+mod import;
+mod output;
+mod patient;
+mod queue;
+mod regimen;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// rxsync: pulls patients' medication lists (CCR XML, FHIR), maps NDC codes
+/// through the FDA drug dictionary, and queues what it cannot trust for
+/// clinicians to review.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rxsync",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Configuration file [default: $RXSYNC_CONFIG, else ./config.toml when present]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// SQLite database file (overrides [database] path)
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Register and list local patients
+    #[command(subcommand)]
+    Patient(patient::Command),
+    /// Load and query the drug dictionary (FDA NDC directory)
+    #[command(subcommand)]
+    Dict(dict::Command),
+    /// Import a CCR or FHIR document for a patient
+    Import(import::Args),
+    /// Show a patient's normalized regimens
+    #[command(subcommand)]
+    Regimen(regimen::Command),
+    /// Review the exception queue
+    #[command(subcommand)]
+    Queue(queue::Command),
+    // Set up a demo database from the embedded samples and show the result
+    // Demo(demo::Args),
+}
+
+/// How a command failed, which decides the exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// A usage or configuration error: exit 2.
+    Usage(anyhow::Error),
+    /// The command ran and failed: exit 1.
+    Failed(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure::Failed(e.into())
+    }
+}
+
+/// Shorthand for a usage error.
+pub fn usage(message: impl std::fmt::Display) -> Failure {
+    Failure::Usage(anyhow::anyhow!("{message}"))
+}
+
+pub type CliResult = Result<(), Failure>;
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_tracing(cli.log_format);
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {}", chain(&e));
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(e)) => {
+            eprintln!("error: {}", chain(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn chain(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RXSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn dispatch(cli: Cli) -> CliResult {
+    let global = context::Global {
+        config: cli.config,
+        db: cli.db,
+    };
+    match cli.command {
+        Command::Patient(c) => patient::run(&global, c),
+        Command::Dict(c) => dict::run(&global, c),
+        Command::Import(a) => import::run(&global, a),
+        Command::Regimen(c) => regimen::run(&global, c),
+        Command::Queue(c) => queue::run(&global, c),
+        // Command::Demo(a) => demo::run(&global, a),
+    }
+}

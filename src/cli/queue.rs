@@ -1,0 +1,254 @@
+//! `rxsync queue list|show|resolve|dismiss`
+
+use super::context::Global;
+use super::output::{self, Format, cell};
+use super::{CliResult, usage};
+use rxsync::domain::ndc::{self, NdcReading};
+use rxsync::domain::{Action, ExceptionKind, ExceptionState};
+use rxsync::store::{ExceptionFilter, ExceptionView, Resolve};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// List exceptions, newest first
+    List {
+        /// open, resolved, dismissed or all
+        #[arg(long, default_value = "open")]
+        state: String,
+        /// Only this kind (unmapped_ndc, invalid_ndc, non_ndc_code, duplicate, …)
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this patient
+        #[arg(long, value_name = "ID")]
+        patient: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Show one exception: the item as read and normalized, and the source excerpt
+    Show {
+        id: i64,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Resolve an exception with an action
+    Resolve {
+        id: i64,
+        /// map (needs --ndc), remove, keep (duplicates) or accept
+        #[arg(long)]
+        action: String,
+        /// Who decides (recorded with the decision)
+        #[arg(long, value_name = "NAME")]
+        by: String,
+        /// The NDC to map to, in any format
+        #[arg(long, value_name = "CODE")]
+        ndc: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Dismiss an exception, saying why
+    Dismiss {
+        id: i64,
+        #[arg(long, value_name = "NAME")]
+        by: String,
+        #[arg(long)]
+        note: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+pub fn run(global: &Global, command: Command) -> CliResult {
+    match command {
+        Command::List {
+            state,
+            kind,
+            patient,
+            format,
+        } => {
+            let state = match state.as_str() {
+                "all" => None,
+                s => Some(
+                    s.parse::<ExceptionState>()
+                        .map_err(|e| usage(format!("--state: {e} or all")))?,
+                ),
+            };
+            let kind = kind
+                .map(|k| k.parse::<ExceptionKind>())
+                .transpose()
+                .map_err(|e| usage(format!("--kind: {e}")))?;
+            let ctx = global.open()?;
+            let rows = ctx.store.exceptions(&ExceptionFilter {
+                state,
+                kind,
+                patient,
+                ..Default::default()
+            })?;
+            match format {
+                Format::Json => output::json(&rows)?,
+                Format::Table => print_list(&rows),
+            }
+            Ok(())
+        }
+        Command::Show { id, format } => {
+            let ctx = global.open()?;
+            let (view, item, excerpt) = ctx.store.exception(id)?;
+            match format {
+                Format::Json => output::json(
+                    &serde_json::json!({"exception": view, "item": item, "excerpt": excerpt}),
+                )?,
+                Format::Table => {
+                    print_one(&view);
+                    if let Some(item) = item {
+                        println!(
+                            "item as normalized:\n{}",
+                            serde_json::to_string_pretty(&item)?
+                        );
+                    }
+                    if let Some(x) = excerpt {
+                        println!("source excerpt:\n{x}");
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Resolve {
+            id,
+            action,
+            by,
+            ndc,
+            note,
+            format,
+        } => {
+            let action: Action = action
+                .parse()
+                .map_err(|e| usage(format!("--action: {e}")))?;
+            let by = nonempty_by(by)?;
+            let ndc = ndc.map(|c| parse_exact_ndc(&c)).transpose()?;
+            if action == Action::Map && ndc.is_none() {
+                return Err(usage("--action map needs --ndc CODE"));
+            }
+            if action != Action::Map && ndc.is_some() {
+                return Err(usage("--ndc goes only with --action map"));
+            }
+            let mut ctx = global.open()?;
+            let view = ctx.store.resolve_exception(
+                id,
+                &Resolve {
+                    action,
+                    by,
+                    ndc,
+                    note,
+                },
+            )?;
+            show_result(&view, format)
+        }
+        Command::Dismiss {
+            id,
+            by,
+            note,
+            format,
+        } => {
+            let by = nonempty_by(by)?;
+            let mut ctx = global.open()?;
+            let view = ctx.store.dismiss_exception(id, &by, &note)?;
+            show_result(&view, format)
+        }
+    }
+}
+
+fn nonempty_by(by: String) -> Result<String, super::Failure> {
+    let by = by.trim().to_string();
+    if by.is_empty() {
+        return Err(usage("--by must name who decides"));
+    }
+    Ok(by)
+}
+
+fn parse_exact_ndc(code: &str) -> Result<rxsync::domain::Ndc11, super::Failure> {
+    match ndc::parse(code) {
+        Ok(p) => match p.reading {
+            NdcReading::Exact(n) => Ok(n),
+            NdcReading::Ambiguous(_) => Err(usage(format!(
+                "--ndc {code}: a bare 10-digit NDC is ambiguous; give it with hyphens or as 11 digits"
+            ))),
+        },
+        Err(e) => Err(usage(format!("--ndc {code}: {e}"))),
+    }
+}
+
+fn show_result(view: &ExceptionView, format: Format) -> CliResult {
+    match format {
+        Format::Json => output::json(view)?,
+        Format::Table => print_one(view),
+    }
+    Ok(())
+}
+
+fn print_list(rows: &[ExceptionView]) {
+    let mut t = output::table(&[
+        "id", "patient", "source", "kind", "severity", "state", "item", "detail",
+    ]);
+    for e in rows {
+        let item = e
+            .item
+            .as_ref()
+            .map(|i| format!("#{} {}", i.position, cell(&i.name)))
+            .unwrap_or_default();
+        t.add_row(vec![
+            e.id.to_string(),
+            e.patient.clone(),
+            e.source.clone(),
+            e.kind.clone(),
+            e.severity.clone(),
+            e.state.clone(),
+            item,
+            e.detail.clone(),
+        ]);
+    }
+    println!("{t}");
+    println!("{} exception(s)", rows.len());
+}
+
+fn print_one(e: &ExceptionView) {
+    println!(
+        "exception {} — {} ({}) — {}",
+        e.id, e.kind, e.severity, e.state
+    );
+    println!(
+        "  patient {} from {} (regimen version {})",
+        e.patient,
+        e.source,
+        e.regimen_version.map_or("—".into(), |v| v.to_string())
+    );
+    if let Some(i) = &e.item {
+        println!(
+            "  item #{} {} {}",
+            i.position,
+            cell(&i.name),
+            i.ndc11.as_deref().unwrap_or("")
+        );
+    }
+    if let Some(i) = &e.related_item {
+        println!("  other item #{} {}", i.position, cell(&i.name));
+    }
+    println!("  why: {}", e.detail);
+    if let Some(r) = &e.resolution {
+        println!(
+            "  resolution: {r}{}",
+            e.resolution_ndc
+                .as_ref()
+                .map(|n| format!(" → {n}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(by) = &e.resolved_by {
+        println!("  by {by} at {}", cell(&e.resolved_at));
+    }
+    if let Some(n) = &e.note {
+        println!("  note: {n}");
+    }
+    if e.state == "open" {
+        println!("  actions: {} or dismiss", e.actions.join(", "));
+    }
+}

@@ -1,0 +1,234 @@
+//! Folding record-level repeats into one item.
+//!
+//! A request, its dispenses and a statement based on it describe one
+//! medication, and so do refills written with the same sig. These are not
+//! clinical duplicates: they become one item listing every source record.
+//! Two records fold when one references the other, or when they name the
+//! same drug (same NDC-11, else the same codes, else the same name) with the
+//! same directions, dose, frequency and route.
+
+use super::resolve::Resolution;
+use super::{Flag, Item};
+use crate::domain::{Code, MedStatus};
+use crate::parse::MedRecord;
+use std::collections::HashMap;
+
+type Member<'a> = (&'a MedRecord, MedStatus, Resolution);
+
+pub(super) fn fold(members: Vec<Member<'_>>) -> (Vec<Item>, Vec<Flag>) {
+    let n = members.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    let mut by_ref: HashMap<String, usize> = HashMap::new();
+    let mut by_identity: HashMap<String, usize> = HashMap::new();
+    for (i, (record, _, resolution)) in members.iter().enumerate() {
+        if let Some(src) = &record.source
+            && let Some(id) = &src.id
+        {
+            by_ref.entry(format!("{}/{}", src.kind, id)).or_insert(i);
+        }
+        if let Some(key) = identity(record, resolution) {
+            match by_identity.get(&key) {
+                Some(&j) => union(&mut parent, i, j),
+                None => {
+                    by_identity.insert(key, i);
+                }
+            }
+        }
+    }
+    for (i, (record, _, _)) in members.iter().enumerate() {
+        for r in &record.related {
+            if let Some(&j) = by_ref.get(r) {
+                union(&mut parent, i, j);
+            }
+        }
+    }
+
+    // Groups in the order of their first record.
+    let mut order: Vec<usize> = Vec::new();
+    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+    for i in 0..n {
+        let root = find(&mut parent, i);
+        let g = groups.entry(root).or_default();
+        if g.is_empty() {
+            order.push(root);
+        }
+        g.push(i);
+    }
+    let mut items = Vec::with_capacity(order.len());
+    let mut flags = Vec::new();
+    for root in order {
+        let group = &groups[&root];
+        let (item, flag) = build(group.iter().map(|&i| &members[i]).collect());
+        if let Some((kind, detail)) = flag {
+            flags.push(Flag {
+                kind,
+                item: Some(items.len()),
+                related: None,
+                detail,
+            });
+        }
+        items.push(item);
+    }
+    (items, flags)
+}
+
+fn find(parent: &mut [usize], mut i: usize) -> usize {
+    while parent[i] != i {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    i
+}
+
+fn union(parent: &mut [usize], a: usize, b: usize) {
+    let (ra, rb) = (find(parent, a), find(parent, b));
+    if ra != rb {
+        // Keep the earlier record as the root so groups keep document order.
+        let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+        parent[hi] = lo;
+    }
+}
+
+fn norm(s: &Option<String>) -> String {
+    s.as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// What makes two records "the same prescription": the drug and the sig.
+fn identity(record: &MedRecord, resolution: &Resolution) -> Option<String> {
+    let drug = if let Some(n) = resolution.ndc11 {
+        format!("ndc:{n}")
+    } else if !record.codes.is_empty() {
+        let mut codes: Vec<String> = record
+            .codes
+            .iter()
+            .map(|c| format!("{}:{}", c.system.label(), c.value))
+            .collect();
+        codes.sort();
+        format!("codes:{}", codes.join(","))
+    } else {
+        format!("name:{}", norm(&Some(record.name.clone()?)))
+    };
+    let sig = record.directions.join(" ");
+    Some(format!(
+        "{drug}|{}|{}|{}|{}",
+        norm(&Some(sig)),
+        norm(&record.dose),
+        norm(&record.frequency),
+        norm(&record.route)
+    ))
+}
+
+fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String)>) {
+    let best = group
+        .iter()
+        .min_by_key(|(_, _, r)| r.rank())
+        .map(|(_, _, r)| r.clone())
+        .unwrap_or_else(|| unreachable_resolution());
+    // A dispense says what was handed over, not whether the drug is still
+    // taken: prefer the status of a request or statement.
+    let (status_record, status) = group
+        .iter()
+        .find(|(r, _, _)| {
+            r.source
+                .as_ref()
+                .is_none_or(|s| s.kind != "MedicationDispense")
+        })
+        .or(group.first())
+        .map(|(r, s, _)| (*r, *s))
+        .unwrap_or_else(|| (group[0].0, group[0].1));
+    let first =
+        |f: fn(&MedRecord) -> &Option<String>| group.iter().find_map(|(r, _, _)| f(r).clone());
+
+    let mut codes: Vec<Code> = Vec::new();
+    let mut directions: Vec<String> = Vec::new();
+    let mut strengths: Vec<String> = Vec::new();
+    for (r, _, _) in &group {
+        for c in &r.codes {
+            if !codes
+                .iter()
+                .any(|k| k.system == c.system && k.value == c.value)
+            {
+                codes.push(c.clone());
+            }
+        }
+        for d in &r.directions {
+            if !directions.contains(d) {
+                directions.push(d.clone());
+            }
+        }
+        if strengths.is_empty() {
+            strengths = r
+                .strengths
+                .iter()
+                .map(|s| match &s.unit {
+                    Some(u) => format!("{} {}", s.value, u),
+                    None => s.value.clone(),
+                })
+                .collect();
+        }
+    }
+    let product = best.product.clone();
+    let p = product.as_ref().map(|e| &e.product);
+    let item = Item {
+        ndc11: best.ndc11,
+        ndc_original: best.ndc_original.clone(),
+        ndc_inferred: best.inferred,
+        mapping: best.mapping.clone(),
+        name: first(|r| &r.name).or_else(|| {
+            p.map(|p| {
+                if p.proprietary_name.is_empty() {
+                    p.nonproprietary_name.clone()
+                } else {
+                    p.proprietary_name.clone()
+                }
+            })
+        }),
+        brand: first(|r| &r.brand),
+        codes,
+        strength: if strengths.is_empty() {
+            p.map(|p| p.strength_text()).filter(|s| !s.is_empty())
+        } else {
+            Some(strengths.join("; "))
+        },
+        form: first(|r| &r.form).or_else(|| p.map(|p| p.dosage_form.clone())),
+        route: first(|r| &r.route).or_else(|| p.map(|p| p.route.clone())),
+        dose: first(|r| &r.dose),
+        frequency: first(|r| &r.frequency),
+        sig: (!directions.is_empty()).then(|| directions.join("; ")),
+        status,
+        status_original: status_record.status.clone(),
+        start: first(|r| &r.start),
+        stop: first(|r| &r.stop),
+        prescribed: first(|r| &r.prescribed),
+        prescriber: first(|r| &r.prescriber),
+        sources: group
+            .iter()
+            .filter_map(|(r, _, _)| r.source.clone())
+            .collect(),
+        excerpt: group
+            .iter()
+            .map(|(r, _, _)| r.excerpt.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        product,
+    };
+    (item, best.flag)
+}
+
+/// Groups are never empty (each holds at least its root), so this is only
+/// a typed placeholder for the impossible case.
+fn unreachable_resolution() -> Resolution {
+    Resolution {
+        ndc11: None,
+        ndc_original: None,
+        inferred: false,
+        mapping: None,
+        product: None,
+        flag: None,
+    }
+}

@@ -1,0 +1,202 @@
+//! Resolving one record's drug: a clinician's mapping first, then its NDC
+//! codes through the dictionary, and a reason when neither works.
+
+use super::{CodeMapping, CodeMappings, mapping_key, text_mapping_key};
+use crate::dict::{DictEntry, DrugDictionary};
+use crate::domain::ndc::{self, NdcReading};
+use crate::domain::{CodeSystem, ExceptionKind, Ndc11};
+use crate::parse::{MedRecord, ProblemKind};
+
+/// How a record's drug was identified.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Resolution {
+    pub ndc11: Option<Ndc11>,
+    pub ndc_original: Option<String>,
+    pub inferred: bool,
+    pub mapping: Option<CodeMapping>,
+    pub product: Option<DictEntry>,
+    /// The exception this record raises, if any.
+    pub flag: Option<(ExceptionKind, String)>,
+}
+
+impl Resolution {
+    /// Lower is better: used to pick the resolution of a folded item.
+    pub fn rank(&self) -> u8 {
+        match (&self.product, &self.flag) {
+            (Some(_), None) => 0,
+            (None, None) => 1,
+            (_, Some((ExceptionKind::UnmappedNdc, _))) => 2,
+            (_, Some((ExceptionKind::InvalidNdc, _))) => 3,
+            _ => 4,
+        }
+    }
+
+    fn flagged(kind: ExceptionKind, detail: String) -> Resolution {
+        Resolution {
+            ndc11: None,
+            ndc_original: None,
+            inferred: false,
+            mapping: None,
+            product: None,
+            flag: Some((kind, detail)),
+        }
+    }
+}
+
+/// Looks a code up, treating products the FDA excluded as absent.
+fn usable(dict: &dyn DrugDictionary, ndc: &Ndc11) -> Option<DictEntry> {
+    dict.lookup(ndc).filter(|e| !e.product.excluded)
+}
+
+pub(super) fn resolve(
+    record: &MedRecord,
+    dict: &dyn DrugDictionary,
+    mappings: &CodeMappings,
+) -> Resolution {
+    if let Some(r) = from_mapping(record, dict, mappings) {
+        return r;
+    }
+    let mut unmapped: Option<(Ndc11, String, String)> = None;
+    let mut invalid: Vec<String> = Vec::new();
+    for code in record.codes.iter().filter(|c| c.system == CodeSystem::Ndc) {
+        match ndc::parse(&code.value) {
+            Ok(parsed) => match parsed.reading {
+                NdcReading::Exact(n) => {
+                    if let Some(entry) = usable(dict, &n) {
+                        return mapped(n, &code.value, false, entry);
+                    }
+                    if unmapped.is_none() {
+                        let why = match dict.lookup(&n) {
+                            Some(_) => format!(
+                                "NDC {} ({}) is flagged NDC_EXCLUDE_FLAG=E: excluded from the FDA NDC Directory",
+                                code.value,
+                                n.hyphenated()
+                            ),
+                            None => format!(
+                                "NDC {} ({}) is not in the drug dictionary",
+                                code.value,
+                                n.hyphenated()
+                            ),
+                        };
+                        unmapped = Some((n, code.value.clone(), why));
+                    }
+                }
+                NdcReading::Ambiguous(readings) => {
+                    let hits: Vec<(Ndc11, DictEntry)> = readings
+                        .iter()
+                        .filter_map(|r| usable(dict, r).map(|e| (*r, e)))
+                        .collect();
+                    match hits.as_slice() {
+                        [(n, entry)] => return mapped(*n, &code.value, true, entry.clone()),
+                        [] => invalid.push(format!(
+                            "bare 10-digit code {} cannot be placed: none of its readings ({}) is in the dictionary",
+                            code.value,
+                            readings.iter().map(Ndc11::hyphenated).collect::<Vec<_>>().join(", ")
+                        )),
+                        many => invalid.push(format!(
+                            "bare 10-digit code {} is ambiguous: {} of its readings are in the dictionary ({})",
+                            code.value,
+                            many.len(),
+                            many.iter().map(|(n, _)| n.hyphenated()).collect::<Vec<_>>().join(", ")
+                        )),
+                    }
+                }
+            },
+            Err(e) => invalid.push(format!(
+                "code {:?} labelled {}: {e}",
+                code.value, code.system_original
+            )),
+        }
+    }
+    if let Some((n, original, why)) = unmapped {
+        return Resolution {
+            ndc11: Some(n),
+            ndc_original: Some(original),
+            inferred: false,
+            mapping: None,
+            product: None,
+            flag: Some((ExceptionKind::UnmappedNdc, why)),
+        };
+    }
+    if !invalid.is_empty() {
+        return Resolution::flagged(ExceptionKind::InvalidNdc, invalid.join("; "));
+    }
+    Resolution::flagged(ExceptionKind::NonNdcCode, non_ndc_detail(record))
+}
+
+fn mapped(n: Ndc11, original: &str, inferred: bool, entry: DictEntry) -> Resolution {
+    Resolution {
+        ndc11: Some(n),
+        ndc_original: Some(original.to_string()),
+        inferred,
+        mapping: None,
+        product: Some(entry),
+        flag: None,
+    }
+}
+
+/// A clinician's earlier decision for one of the record's codes (or, for a
+/// code-less drug, its name) wins over what the codes say.
+fn from_mapping(
+    record: &MedRecord,
+    dict: &dyn DrugDictionary,
+    mappings: &CodeMappings,
+) -> Option<Resolution> {
+    if mappings.is_empty() {
+        return None;
+    }
+    let found = record
+        .codes
+        .iter()
+        .find_map(|c| {
+            mappings
+                .get(&mapping_key(c))
+                .map(|m| (m, Some(c.value.clone())))
+        })
+        .or_else(|| {
+            let name = record.name.as_deref().filter(|_| record.codes.is_empty())?;
+            mappings.get(&text_mapping_key(name)).map(|m| (m, None))
+        })?;
+    let (m, original) = found;
+    let product = usable(dict, &m.ndc11);
+    let flag = product.is_none().then(|| {
+        (
+            ExceptionKind::UnmappedNdc,
+            format!(
+                "mapped by {} to NDC {}, which is no longer in the drug dictionary",
+                m.decided_by,
+                m.ndc11.hyphenated()
+            ),
+        )
+    });
+    Some(Resolution {
+        ndc11: Some(m.ndc11),
+        ndc_original: original,
+        inferred: false,
+        mapping: Some(m.clone()),
+        product,
+        flag,
+    })
+}
+
+fn non_ndc_detail(record: &MedRecord) -> String {
+    if let Some(p) = record
+        .problems
+        .iter()
+        .find(|p| p.kind == ProblemKind::UnresolvedReference)
+    {
+        return p.detail.clone();
+    }
+    if record.codes.is_empty() {
+        return match &record.name {
+            Some(name) => format!("free text only: {name:?} carries no code"),
+            None => "the entry carries neither a code nor a name".to_string(),
+        };
+    }
+    let codes: Vec<String> = record
+        .codes
+        .iter()
+        .map(|c| format!("{} {}", c.system.label(), c.value))
+        .collect();
+    format!("no NDC: coded only as {}", codes.join(", "))
+}

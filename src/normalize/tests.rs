@@ -1,0 +1,607 @@
+//! Normalization rules, one test per rule of design.md and
+//! medication-notes.md, over a small in-memory dictionary of real FDA
+//! products.
+
+use super::*;
+use crate::dict::{Ingredient, MemoryDictionary, Package, Product};
+use crate::domain::Code;
+use crate::parse::{DocFormat, MedRecord, ParsedDocument, Problem, ProblemKind, SourceRef};
+
+fn product(
+    id: &str,
+    ndc: &str,
+    name: &str,
+    labeler: &str,
+    ingredients: &[(&str, &str)],
+    form: &str,
+    route: &str,
+) -> Product {
+    Product {
+        product_id: id.to_string(),
+        product_ndc: ndc.to_string(),
+        product_type: "HUMAN PRESCRIPTION DRUG".to_string(),
+        proprietary_name: name.to_string(),
+        nonproprietary_name: name.to_lowercase(),
+        dosage_form: form.to_string(),
+        route: route.to_string(),
+        labeler: labeler.to_string(),
+        ingredients: ingredients
+            .iter()
+            .map(|(n, s)| Ingredient {
+                name: n.to_string(),
+                strength: s.to_string(),
+                unit: "mg/1".to_string(),
+            })
+            .collect(),
+        excluded: false,
+    }
+}
+
+fn package(product_id: &str, hyphenated: &str) -> Package {
+    let n = match crate::domain::ndc::parse(hyphenated).map(|p| p.reading) {
+        Ok(crate::domain::NdcReading::Exact(n)) => n,
+        other => panic!("test package {hyphenated}: {other:?}"),
+    };
+    Package {
+        ndc11: n,
+        package_ndc: hyphenated.to_string(),
+        product_id: product_id.to_string(),
+        description: format!("package {hyphenated}"),
+    }
+}
+
+fn dictionary() -> MemoryDictionary {
+    let mut excluded = product(
+        "X",
+        "0143-1267",
+        "Lisinopril",
+        "West-Ward",
+        &[("LISINOPRIL", "10")],
+        "TABLET",
+        "ORAL",
+    );
+    excluded.excluded = true;
+    let products = vec![
+        product(
+            "P1",
+            "0006-0106",
+            "Prinivil",
+            "Merck",
+            &[("LISINOPRIL", "10")],
+            "TABLET",
+            "ORAL",
+        ),
+        product(
+            "P2",
+            "0143-9714",
+            "Lisinopril",
+            "West-Ward",
+            &[("LISINOPRIL", "10")],
+            "TABLET",
+            "ORAL",
+        ),
+        product(
+            "P3",
+            "0185-0104",
+            "lisinopril",
+            "Eon",
+            &[("LISINOPRIL", "40")],
+            "TABLET",
+            "ORAL",
+        ),
+        product(
+            "P4",
+            "0777-3105",
+            "Prozac",
+            "Dista",
+            &[("FLUOXETINE HYDROCHLORIDE", "20")],
+            "CAPSULE",
+            "ORAL",
+        ),
+        product(
+            "P5",
+            "0087-6060",
+            "Glucophage",
+            "BMS",
+            &[("METFORMIN HYDROCHLORIDE", "500")],
+            "TABLET, FILM COATED",
+            "ORAL",
+        ),
+        product(
+            "P6",
+            "0069-2150",
+            "Caduet",
+            "Pfizer",
+            &[("AMLODIPINE BESYLATE", "5"), ("ATORVASTATIN CALCIUM", "10")],
+            "TABLET",
+            "ORAL",
+        ),
+        product(
+            "P7",
+            "1111-2222",
+            "Cream",
+            "Topicals",
+            &[("LISINOPRIL", "1")],
+            "CREAM",
+            "TOPICAL",
+        ),
+        excluded,
+    ];
+    let packages = vec![
+        package("P1", "0006-0106-54"),
+        package("P2", "0143-9714-01"),
+        package("P3", "0185-0104-01"),
+        package("P4", "0777-3105-02"),
+        package("P4", "0777-3105-30"),
+        package("P5", "0087-6060-05"),
+        package("P6", "0069-2150-30"),
+        package("P7", "1111-2222-33"),
+        package("X", "0143-1267-01"),
+    ];
+    MemoryDictionary::new(&products, &packages)
+}
+
+fn rec(kind: &str, id: &str, name: &str, codes: &[(&str, &str)]) -> MedRecord {
+    MedRecord {
+        source: Some(SourceRef {
+            kind: kind.to_string(),
+            id: Some(id.to_string()),
+        }),
+        name: Some(name.to_string()),
+        codes: codes.iter().map(|(s, v)| Code::new(s, v, None)).collect(),
+        excerpt: format!("<{kind} id={id}>"),
+        ..MedRecord::default()
+    }
+}
+
+fn with_sig(mut r: MedRecord, sig: &str) -> MedRecord {
+    r.directions = vec![sig.to_string()];
+    r
+}
+
+fn run(records: Vec<MedRecord>) -> Regimen {
+    run_with(records, &CodeMappings::new(), 50)
+}
+
+fn run_with(records: Vec<MedRecord>, mappings: &CodeMappings, max: usize) -> Regimen {
+    let doc = ParsedDocument {
+        format: DocFormat::Ccr,
+        records,
+        problems: Vec::new(),
+        patient_ref: None,
+    };
+    normalize(
+        &doc,
+        &dictionary(),
+        mappings,
+        Options {
+            max_regimen_items: max,
+        },
+    )
+}
+
+fn kinds(r: &Regimen) -> Vec<(Option<usize>, ExceptionKind)> {
+    r.flags.iter().map(|f| (f.item, f.kind)).collect()
+}
+
+#[test]
+fn an_ndc_in_the_dictionary_maps_without_a_flag() {
+    let r = run(vec![rec(
+        "Medication",
+        "1",
+        "Prinivil 10",
+        &[("NDC", "00006010654")],
+    )]);
+    assert_eq!(kinds(&r), vec![]);
+    let item = &r.items[0];
+    assert_eq!(
+        item.ndc11.map(|n| n.to_string()).as_deref(),
+        Some("00006010654")
+    );
+    assert_eq!(
+        item.product.as_ref().map(|e| e.product.labeler.as_str()),
+        Some("Merck")
+    );
+    assert_eq!(
+        item.strength.as_deref(),
+        Some("10 mg/1"),
+        "strength from the dictionary"
+    );
+    assert_eq!(item.form.as_deref(), Some("TABLET"));
+}
+
+#[test]
+fn each_flag_kind_is_raised_by_its_rule() {
+    type Row = (
+        &'static str,
+        Vec<(&'static str, &'static str)>,
+        Option<ExceptionKind>,
+        &'static str,
+    );
+    let rows: Vec<Row> = vec![
+        (
+            "valid NDC absent from the dictionary",
+            vec![("NDC", "68180-0513-01")],
+            Some(ExceptionKind::UnmappedNdc),
+            "not in the drug dictionary",
+        ),
+        (
+            "excluded product",
+            vec![("NDC", "0143-1267-01")],
+            Some(ExceptionKind::UnmappedNdc),
+            "NDC_EXCLUDE_FLAG",
+        ),
+        (
+            "impossible 4-3-2 layout",
+            vec![("NDC", "2501-813-16")],
+            Some(ExceptionKind::InvalidNdc),
+            "4-3-2",
+        ),
+        (
+            "letters in an NDC",
+            vec![("ndc", "76013O881M")],
+            Some(ExceptionKind::InvalidNdc),
+            "character",
+        ),
+        (
+            "product-only code",
+            vec![("NDC", "50090-0001")],
+            Some(ExceptionKind::InvalidNdc),
+            "product code",
+        ),
+        (
+            "bare 10 digits with no reading in the dictionary",
+            vec![("NDC", "0264751010")],
+            Some(ExceptionKind::InvalidNdc),
+            "cannot be placed",
+        ),
+        (
+            "RxNorm only",
+            vec![("RxNorm", "197361")],
+            Some(ExceptionKind::NonNdcCode),
+            "RxNorm 197361",
+        ),
+        (
+            "free text only",
+            vec![],
+            Some(ExceptionKind::NonNdcCode),
+            "free text only",
+        ),
+        (
+            "bare 10 digits with exactly one reading in the dictionary",
+            vec![("NDC", "0087606005")],
+            None,
+            "",
+        ),
+        (
+            "an invalid NDC beside a valid one",
+            vec![("NDC", "2501-813-16"), ("NDC", "0087-6060-05")],
+            None,
+            "",
+        ),
+    ];
+    for (rule, codes, want, needle) in rows {
+        let r = run(vec![rec("Medication", "1", "Drug", &codes)]);
+        let got: Vec<ExceptionKind> = r.flags.iter().map(|f| f.kind).collect();
+        assert_eq!(got, want.into_iter().collect::<Vec<_>>(), "rule: {rule}");
+        if let Some(f) = r.flags.first() {
+            assert!(
+                f.detail.contains(needle),
+                "rule: {rule}: detail {:?} lacks {needle:?}",
+                f.detail
+            );
+            assert_eq!(f.item, Some(0), "rule: {rule}");
+        }
+    }
+}
+
+#[test]
+fn a_bare_ten_digit_code_placed_by_the_dictionary_is_marked_inferred() {
+    let r = run(vec![rec(
+        "Medication",
+        "1",
+        "Glucophage",
+        &[("NDC", "0087606005")],
+    )]);
+    let item = &r.items[0];
+    assert!(item.ndc_inferred);
+    assert_eq!(
+        item.ndc11.map(|n| n.to_string()).as_deref(),
+        Some("00087606005")
+    );
+    assert_eq!(item.ndc_original.as_deref(), Some("0087606005"));
+}
+
+#[test]
+fn duplicates_are_flagged_at_their_strictest_level() {
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<ExceptionKind>,
+        &'static str,
+    );
+    let rows: Vec<Row> = vec![
+        (
+            "same package NDC, other sig",
+            "0006-0106-54",
+            "00006010654",
+            Some(ExceptionKind::Duplicate),
+            "same package NDC",
+        ),
+        (
+            "same product, other package",
+            "0777-3105-02",
+            "0777-3105-30",
+            Some(ExceptionKind::Duplicate),
+            "same product",
+        ),
+        (
+            "same clinical drug, other labeler",
+            "0006-0106-54",
+            "0143-9714-01",
+            Some(ExceptionKind::Duplicate),
+            "another labeler",
+        ),
+        (
+            "same ingredient, other strength",
+            "0006-0106-54",
+            "0185-0104-01",
+            Some(ExceptionKind::TherapeuticDuplicate),
+            "another strength",
+        ),
+        (
+            "same ingredient, other route",
+            "0006-0106-54",
+            "1111-2222-33",
+            None,
+            "",
+        ),
+        ("different drugs", "0006-0106-54", "0087-6060-05", None, ""),
+        (
+            "combination vs its part",
+            "0069-2150-30",
+            "0006-0106-54",
+            None,
+            "",
+        ),
+    ];
+    for (rule, a, b, want, needle) in rows {
+        let r = run(vec![
+            with_sig(rec("Medication", "1", "A", &[("NDC", a)]), "once daily"),
+            with_sig(rec("Medication", "2", "B", &[("NDC", b)]), "twice daily"),
+        ]);
+        assert_eq!(r.items.len(), 2, "rule: {rule}: nothing folds");
+        let got: Vec<ExceptionKind> = r.flags.iter().map(|f| f.kind).collect();
+        assert_eq!(got, want.into_iter().collect::<Vec<_>>(), "rule: {rule}");
+        if let Some(f) = r.flags.first() {
+            assert_eq!(
+                (f.item, f.related),
+                (Some(1), Some(0)),
+                "rule: {rule}: the later item points at the earlier"
+            );
+            assert!(f.detail.contains(needle), "rule: {rule}: {:?}", f.detail);
+        }
+    }
+}
+
+#[test]
+fn two_items_with_the_same_non_ndc_code_are_duplicates() {
+    let r = run(vec![
+        with_sig(
+            rec("Medication", "1", "Amlodipine", &[("RxNorm", "197361")]),
+            "daily",
+        ),
+        with_sig(
+            rec("Medication", "2", "Norvasc", &[("RxNorm", "197361")]),
+            "twice daily",
+        ),
+    ]);
+    assert_eq!(
+        kinds(&r),
+        vec![
+            (Some(0), ExceptionKind::NonNdcCode),
+            (Some(1), ExceptionKind::NonNdcCode),
+            (Some(1), ExceptionKind::Duplicate)
+        ]
+    );
+}
+
+#[test]
+fn record_level_repeats_fold_into_one_item_listing_every_source() {
+    let mut dispense = rec(
+        "MedicationDispense",
+        "d1",
+        "Prozac",
+        &[("NDC", "0777-3105-02")],
+    );
+    dispense.related = vec!["MedicationRequest/r1".to_string()];
+    dispense.status = Some("completed".to_string());
+    let mut request = rec(
+        "MedicationRequest",
+        "r1",
+        "Prozac",
+        &[("NDC", "0777-3105-02"), ("RxNorm", "313989")],
+    );
+    request.status = Some("active".to_string());
+    let refill_a = with_sig(
+        rec(
+            "MedicationRequest",
+            "r2",
+            "Glucophage",
+            &[("NDC", "0087-6060-05")],
+        ),
+        "1 tab BID",
+    );
+    let refill_b = with_sig(
+        rec(
+            "MedicationRequest",
+            "r3",
+            "Glucophage",
+            &[("NDC", "0087-6060-05")],
+        ),
+        "1  tab bid",
+    );
+    let r = run(vec![request, dispense, refill_a, refill_b]);
+    assert_eq!(r.items.len(), 2, "{:#?}", r.items);
+    assert_eq!(
+        kinds(&r),
+        vec![],
+        "folded repeats are not clinical duplicates"
+    );
+    let prozac = &r.items[0];
+    let ids: Vec<_> = prozac
+        .sources
+        .iter()
+        .map(|s| s.id.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(ids, ["r1", "d1"]);
+    assert_eq!(
+        prozac.codes.len(),
+        2,
+        "codes of every record, de-duplicated"
+    );
+    assert_eq!(
+        prozac.status,
+        MedStatus::Active,
+        "a request's status wins over its dispense's"
+    );
+    assert_eq!(
+        r.items[1].sources.len(),
+        2,
+        "refills with the same sig fold"
+    );
+}
+
+#[test]
+fn a_link_folds_records_even_when_their_codes_differ() {
+    let request = rec(
+        "MedicationRequest",
+        "r1",
+        "fluoxetine 20 mg",
+        &[("RxNorm", "313989")],
+    );
+    let mut dispense = rec(
+        "MedicationDispense",
+        "d1",
+        "Prozac",
+        &[("NDC", "0777-3105-02")],
+    );
+    dispense.related = vec!["MedicationRequest/r1".to_string()];
+    let r = run(vec![request, dispense]);
+    assert_eq!(r.items.len(), 1);
+    assert_eq!(
+        kinds(&r),
+        vec![],
+        "the dispense's mapped NDC identifies the item"
+    );
+    assert_eq!(
+        r.items[0].ndc11.map(|n| n.to_string()).as_deref(),
+        Some("00777310502")
+    );
+}
+
+#[test]
+fn entered_in_error_records_are_left_out_and_reported() {
+    let mut bad = rec(
+        "MedicationRequest",
+        "r9",
+        "Glucophage",
+        &[("NDC", "0087-6060-05")],
+    );
+    bad.status = Some("entered-in-error".to_string());
+    let r = run(vec![bad]);
+    assert!(r.items.is_empty());
+    assert_eq!(r.skipped.len(), 1);
+    assert_eq!(kinds(&r), vec![(None, ExceptionKind::NoneShared)]);
+    assert!(r.flags[0].detail.contains("entered-in-error"));
+}
+
+#[test]
+fn an_empty_document_raises_none_shared_and_too_many_counts_items() {
+    assert_eq!(kinds(&run(vec![])), vec![(None, ExceptionKind::NoneShared)]);
+    let many: Vec<MedRecord> = (0..4)
+        .map(|i| {
+            with_sig(
+                rec(
+                    "Medication",
+                    &i.to_string(),
+                    "Glucophage",
+                    &[("NDC", "0087-6060-05")],
+                ),
+                &format!("sig {i}"),
+            )
+        })
+        .collect();
+    let r = run_with(many, &CodeMappings::new(), 3);
+    assert!(r.flags.iter().any(|f| f.kind == ExceptionKind::TooMany
+        && f.item.is_none()
+        && f.detail.contains("max_regimen_items = 3")));
+}
+
+#[test]
+fn a_remembered_mapping_applies_with_its_provenance() {
+    let mut mappings = CodeMappings::new();
+    let decided = CodeMapping {
+        ndc11: crate::domain::Ndc11::from_digits("00087606005").expect("valid"),
+        decided_by: "dr.lee".to_string(),
+        decided_at: "2026-11-01T10:00:00.000Z".to_string(),
+        exception_id: Some(7),
+    };
+    mappings.insert(
+        ("Multum".to_string(), "d00015".to_string()),
+        decided.clone(),
+    );
+    mappings.insert(text_mapping_key("Metformin tablets"), decided.clone());
+    let r = run_with(
+        vec![
+            rec("Medication", "1", "Glucophage", &[("Multum", "d00015")]),
+            with_sig(rec("Medication", "2", "  METFORMIN tablets ", &[]), "other"),
+        ],
+        &mappings,
+        50,
+    );
+    assert_eq!(r.items[0].mapping.as_ref(), Some(&decided));
+    assert!(r.items[0].product.is_some());
+    assert_eq!(
+        r.items[1].mapping.as_ref(),
+        Some(&decided),
+        "free text maps by its name"
+    );
+    // The two now name the same package: a clinician sees the duplicate.
+    assert_eq!(kinds(&r), vec![(Some(1), ExceptionKind::Duplicate)]);
+}
+
+#[test]
+fn an_unresolved_reference_is_a_non_ndc_item_with_its_reason() {
+    let mut r1 = rec("MedicationRequest", "r1", "Warfarin 5 MG Oral Tablet", &[]);
+    r1.problems.push(Problem {
+        kind: ProblemKind::UnresolvedReference,
+        detail: "medicationReference Medication/does-not-exist resolves to nothing in the document"
+            .to_string(),
+    });
+    let r = run(vec![r1]);
+    assert_eq!(kinds(&r), vec![(Some(0), ExceptionKind::NonNdcCode)]);
+    assert!(r.flags[0].detail.contains("does-not-exist"));
+}
+
+#[test]
+fn duplicate_detection_is_linear_in_items() {
+    // 20,000 distinct unmapped NDCs: a quadratic pass would take minutes.
+    let records: Vec<MedRecord> = (0..20_000u32)
+        .map(|i| {
+            rec(
+                "Medication",
+                &i.to_string(),
+                "Drug",
+                &[(
+                    "NDC",
+                    &format!("5{:04}-{:04}-11", i % 10_000, 1 + i / 10_000),
+                )],
+            )
+        })
+        .collect();
+    let r = run_with(records, &CodeMappings::new(), 100_000);
+    assert_eq!(r.items.len(), 20_000);
+    assert!(r.flags.iter().all(|f| f.kind == ExceptionKind::UnmappedNdc));
+}

@@ -1,0 +1,453 @@
+//! Writing one import: document, regimen, items, exceptions, sync and audit
+//! in a single transaction (design invariant 1), and nothing when the same
+//! bytes were imported before for the same patient and source (invariant 2).
+
+use super::{Store, StoreError, now};
+use crate::domain::{ExceptionKind, PatientId, SourceName};
+use crate::normalize::{Item, Regimen};
+use crate::parse::DocFormat;
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Everything one successful parse produced, ready to store.
+pub struct ImportWrite<'a> {
+    pub patient: &'a PatientId,
+    pub source: &'a SourceName,
+    /// `file`, `pull` or `schedule`.
+    pub trigger: &'a str,
+    pub format: DocFormat,
+    pub bytes: &'a [u8],
+    /// Lower-case hex SHA-256 of `bytes`.
+    pub sha256: &'a str,
+    /// Where the bytes came from (a path or a URL without secrets).
+    pub origin: Option<&'a str>,
+    pub regimen: &'a Regimen,
+    pub started_at: &'a str,
+    pub actor: &'a str,
+}
+
+/// A document that could not be parsed, kept for the record.
+pub struct UnreadableWrite<'a> {
+    pub patient: &'a PatientId,
+    pub source: &'a SourceName,
+    pub trigger: &'a str,
+    pub bytes: &'a [u8],
+    pub sha256: &'a str,
+    pub origin: Option<&'a str>,
+    pub error: &'a str,
+    pub started_at: &'a str,
+    pub actor: &'a str,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ImportOutcome {
+    /// A new regimen version was written.
+    Imported {
+        sync_id: i64,
+        document_id: i64,
+        regimen_id: i64,
+        version: i64,
+        status: String,
+        items: usize,
+        /// Exceptions raised, by kind.
+        exceptions: BTreeMap<String, usize>,
+        /// Records left out (entered-in-error).
+        skipped: usize,
+    },
+    /// The same bytes were imported before: nothing new was written but the sync row.
+    Unchanged {
+        sync_id: i64,
+        document_id: i64,
+        version: Option<i64>,
+    },
+    /// The document was kept, the sync failed, and an `unreadable` exception is open.
+    Unreadable {
+        sync_id: i64,
+        document_id: i64,
+        exception_id: i64,
+    },
+}
+
+impl Store {
+    /// Writes an import in one transaction.
+    pub fn write_import(&mut self, w: &ImportWrite<'_>) -> Result<ImportOutcome, StoreError> {
+        let tx = self.conn.transaction()?;
+        require_patient(&tx, w.patient)?;
+        let ended = now();
+        if let Some(document_id) = existing_document(&tx, w.patient, w.source, w.sha256)? {
+            let version: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM regimens WHERE document_id = ?1",
+                    [document_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let sync_id = insert_sync(
+                &tx,
+                w.patient,
+                w.source,
+                w.trigger,
+                w.started_at,
+                &ended,
+                "unchanged",
+                Some(document_id),
+                None,
+                None,
+            )?;
+            super::audit::append(
+                &tx,
+                w.actor,
+                "import.unchanged",
+                Some(w.patient.as_str()),
+                Some(w.source.as_str()),
+                &serde_json::json!({"document_id": document_id, "sha256": w.sha256, "origin": w.origin}),
+            )?;
+            tx.commit()?;
+            return Ok(ImportOutcome::Unchanged {
+                sync_id,
+                document_id,
+                version,
+            });
+        }
+
+        let document_id = insert_document(
+            &tx,
+            w.patient,
+            w.source,
+            w.format.as_str(),
+            w.format.media_type(),
+            w.bytes,
+            w.sha256,
+            w.origin,
+        )?;
+        let version: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM regimens WHERE patient_id = ?1 AND source = ?2",
+            params![w.patient.as_str(), w.source.as_str()],
+            |r| r.get(0),
+        )?;
+        let status = if w.regimen.flags.is_empty() {
+            "reviewed"
+        } else {
+            "needs_review"
+        };
+        let created = now();
+        tx.execute(
+            "INSERT INTO regimens (patient_id, source, version, document_id, status, created_at, reviewed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                w.patient.as_str(),
+                w.source.as_str(),
+                version,
+                document_id,
+                status,
+                created,
+                (status == "reviewed").then_some(&created)
+            ],
+        )?;
+        let regimen_id = tx.last_insert_rowid();
+        let item_ids = insert_items(&tx, regimen_id, &w.regimen.items)?;
+        let sync_id = insert_sync(
+            &tx,
+            w.patient,
+            w.source,
+            w.trigger,
+            w.started_at,
+            &ended,
+            "imported",
+            Some(document_id),
+            Some(regimen_id),
+            None,
+        )?;
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO exceptions (patient_id, regimen_id, item_id, related_item_id, sync_id, document_id, source,
+                 kind, severity, state, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'open', ?10, ?11)",
+            )?;
+            for f in &w.regimen.flags {
+                ins.execute(params![
+                    w.patient.as_str(),
+                    regimen_id,
+                    f.item.and_then(|i| item_ids.get(i)),
+                    f.related.and_then(|i| item_ids.get(i)),
+                    sync_id,
+                    document_id,
+                    w.source.as_str(),
+                    f.kind.as_str(),
+                    f.kind.severity().as_str(),
+                    f.detail,
+                    created
+                ])?;
+                *counts.entry(f.kind.as_str().to_string()).or_default() += 1;
+            }
+        }
+        super::audit::append(
+            &tx,
+            w.actor,
+            "import",
+            Some(w.patient.as_str()),
+            Some(w.source.as_str()),
+            &serde_json::json!({
+                "document_id": document_id, "sha256": w.sha256, "origin": w.origin, "version": version,
+                "items": w.regimen.items.len(), "exceptions": counts, "skipped": w.regimen.skipped.len(),
+            }),
+        )?;
+        tx.commit()?;
+        Ok(ImportOutcome::Imported {
+            sync_id,
+            document_id,
+            regimen_id,
+            version,
+            status: status.to_string(),
+            items: w.regimen.items.len(),
+            exceptions: counts,
+            skipped: w.regimen.skipped.len(),
+        })
+    }
+
+    /// Keeps a document that could not be parsed, fails its sync and opens an
+    /// `unreadable` exception, in one transaction. The regimen is untouched.
+    pub fn write_unreadable(
+        &mut self,
+        w: &UnreadableWrite<'_>,
+    ) -> Result<ImportOutcome, StoreError> {
+        let tx = self.conn.transaction()?;
+        require_patient(&tx, w.patient)?;
+        let document_id = match existing_document(&tx, w.patient, w.source, w.sha256)? {
+            Some(id) => id,
+            None => insert_document(
+                &tx,
+                w.patient,
+                w.source,
+                "unknown",
+                "application/octet-stream",
+                w.bytes,
+                w.sha256,
+                w.origin,
+            )?,
+        };
+        let ended = now();
+        let sync_id = insert_sync(
+            &tx,
+            w.patient,
+            w.source,
+            w.trigger,
+            w.started_at,
+            &ended,
+            "failed",
+            Some(document_id),
+            None,
+            Some(w.error),
+        )?;
+        tx.execute(
+            "INSERT INTO exceptions (patient_id, sync_id, document_id, source, kind, severity, state, detail, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?8)",
+            params![
+                w.patient.as_str(),
+                sync_id,
+                document_id,
+                w.source.as_str(),
+                ExceptionKind::Unreadable.as_str(),
+                ExceptionKind::Unreadable.severity().as_str(),
+                w.error,
+                ended
+            ],
+        )?;
+        let exception_id = tx.last_insert_rowid();
+        super::audit::append(
+            &tx,
+            w.actor,
+            "import.unreadable",
+            Some(w.patient.as_str()),
+            Some(w.source.as_str()),
+            &serde_json::json!({"document_id": document_id, "sha256": w.sha256, "origin": w.origin, "error": w.error}),
+        )?;
+        tx.commit()?;
+        Ok(ImportOutcome::Unreadable {
+            sync_id,
+            document_id,
+            exception_id,
+        })
+    }
+
+    /// Whether these bytes were already imported for this patient and source.
+    pub fn has_document(
+        &self,
+        patient: &PatientId,
+        source: &SourceName,
+        sha256: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(existing_document(&self.conn, patient, source, sha256)?.is_some())
+    }
+}
+
+fn require_patient(conn: &rusqlite::Connection, patient: &PatientId) -> Result<(), StoreError> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM patients WHERE id = ?1)",
+        [patient.as_str()],
+        |r| r.get(0),
+    )?;
+    if exists {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound {
+            what: "patient",
+            id: patient.to_string(),
+        })
+    }
+}
+
+fn existing_document(
+    conn: &rusqlite::Connection,
+    patient: &PatientId,
+    source: &SourceName,
+    sha256: &str,
+) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM documents WHERE patient_id = ?1 AND source = ?2 AND sha256 = ?3",
+            params![patient.as_str(), source.as_str(), sha256],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_document(
+    tx: &Transaction<'_>,
+    patient: &PatientId,
+    source: &SourceName,
+    format: &str,
+    media_type: &str,
+    bytes: &[u8],
+    sha256: &str,
+    origin: Option<&str>,
+) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO documents (patient_id, source, format, media_type, sha256, size, bytes, origin, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![patient.as_str(), source.as_str(), format, media_type, sha256, bytes.len() as i64, bytes, origin, now()],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_sync(
+    tx: &Transaction<'_>,
+    patient: &PatientId,
+    source: &SourceName,
+    trigger: &str,
+    started: &str,
+    ended: &str,
+    outcome: &str,
+    document_id: Option<i64>,
+    regimen_id: Option<i64>,
+    error: Option<&str>,
+) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO syncs (patient_id, source, trigger, started_at, ended_at, outcome, document_id, regimen_id, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![patient.as_str(), source.as_str(), trigger, started, ended, outcome, document_id, regimen_id, error],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+fn insert_items(
+    tx: &Transaction<'_>,
+    regimen_id: i64,
+    items: &[Item],
+) -> Result<Vec<i64>, StoreError> {
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO items (regimen_id, position, ndc11, ndc_original, ndc_inferred, mapping, name, brand, codes,
+         product, strength, form, route, dose, frequency, sig, status, status_original, start_date, stop_date,
+         prescribed_date, prescriber, sources, excerpt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+    )?;
+    let mut ids = Vec::with_capacity(items.len());
+    for (position, item) in items.iter().enumerate() {
+        let json = |v: &dyn erased::Json| v.to_json();
+        ins.execute(params![
+            regimen_id,
+            position as i64 + 1,
+            item.ndc11.map(|n| n.to_string()),
+            item.ndc_original,
+            item.ndc_inferred,
+            item.mapping.as_ref().map(|m| json(m)),
+            item.name,
+            item.brand,
+            json(&item.codes),
+            item.product.as_ref().map(|p| json(p)),
+            item.strength,
+            item.form,
+            item.route,
+            item.dose,
+            item.frequency,
+            item.sig,
+            item.status.as_str(),
+            item.status_original,
+            item.start,
+            item.stop,
+            item.prescribed,
+            item.prescriber,
+            json(&item.sources),
+            item.excerpt,
+        ])?;
+        ids.push(tx.last_insert_rowid());
+    }
+    Ok(ids)
+}
+
+/// Serializing the JSON columns: every type here is plain data whose
+/// serialization cannot fail, so an empty JSON value stands in for the
+/// impossible error rather than a panic.
+mod erased {
+    pub trait Json {
+        fn to_json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_else(|_| "null".to_string())
+        }
+    }
+}
+
+impl Store {
+    /// The clinicians' remembered mappings for one source.
+    pub fn code_mappings(
+        &self,
+        source: &SourceName,
+    ) -> Result<crate::normalize::CodeMappings, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT system, code, ndc11, decided_by, decided_at, exception_id FROM code_mappings WHERE source = ?1",
+        )?;
+        let rows = stmt.query_map([source.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+            ))
+        })?;
+        let mut out = crate::normalize::CodeMappings::new();
+        for row in rows {
+            let (system, code, ndc, decided_by, decided_at, exception_id) = row?;
+            let ndc11 = crate::domain::Ndc11::from_digits(&ndc)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.insert(
+                (system, code),
+                crate::normalize::CodeMapping {
+                    ndc11,
+                    decided_by,
+                    decided_at,
+                    exception_id,
+                },
+            );
+        }
+        Ok(out)
+    }
+}

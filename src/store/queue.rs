@@ -1,0 +1,414 @@
+//! The exception queue: listing, reading, and the clinician's decisions.
+//!
+//! Every decision records who, when and the note, is written to the audit
+//! log in the same transaction, and — when it closes the regimen's last
+//! open exception — marks the regimen `reviewed`. Nothing is deleted: a
+//! removed item stays in the record, marked removed.
+
+use super::regimens::ItemView;
+use super::{Store, StoreError, now};
+use crate::domain::{Action, Code, ExceptionKind, ExceptionState, Ndc11};
+use crate::normalize::{mapping_key, text_mapping_key};
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+/// Which exceptions to list.
+#[derive(Debug, Clone, Default)]
+pub struct ExceptionFilter {
+    /// None lists every state.
+    pub state: Option<ExceptionState>,
+    pub kind: Option<ExceptionKind>,
+    pub patient: Option<String>,
+    pub source: Option<String>,
+    pub limit: Option<usize>,
+    pub offset: usize,
+}
+
+/// The item an exception concerns, in brief.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemRef {
+    pub id: i64,
+    pub position: i64,
+    pub name: Option<String>,
+    pub ndc11: Option<String>,
+}
+
+/// An exception as the queue shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExceptionView {
+    pub id: i64,
+    pub patient: String,
+    pub kind: String,
+    pub state: String,
+    /// The item it concerns (null for regimen- or sync-level exceptions).
+    pub item: Option<ItemRef>,
+    pub detail: String,
+    pub severity: String,
+    pub source: String,
+    pub regimen_version: Option<i64>,
+    pub related_item: Option<ItemRef>,
+    pub resolution: Option<String>,
+    pub resolution_ndc: Option<String>,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<String>,
+    pub note: Option<String>,
+    pub created_at: String,
+    /// The actions that fit this kind (besides dismiss).
+    pub actions: Vec<&'static str>,
+}
+
+/// A clinician's decision.
+#[derive(Debug, Clone)]
+pub struct Resolve {
+    pub action: Action,
+    pub by: String,
+    /// Required for `map`.
+    pub ndc: Option<Ndc11>,
+    pub note: Option<String>,
+}
+
+const SELECT_EXCEPTION: &str = "SELECT e.id, e.patient_id, e.kind, e.state, e.item_id, e.detail, e.severity,
+    e.source, r.version, e.related_item_id, e.resolution, e.resolution_ndc, e.resolved_by, e.resolved_at,
+    e.note, e.created_at, e.regimen_id
+    FROM exceptions e LEFT JOIN regimens r ON r.id = e.regimen_id";
+
+struct Row {
+    view: ExceptionView,
+    item_id: Option<i64>,
+    related_id: Option<i64>,
+    regimen_id: Option<i64>,
+}
+
+fn row_to_exception(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    let kind: String = r.get(2)?;
+    let actions = kind
+        .parse::<ExceptionKind>()
+        .map(|k| k.actions().iter().map(Action::as_str).collect())
+        .unwrap_or_default();
+    Ok(Row {
+        item_id: r.get(4)?,
+        related_id: r.get(9)?,
+        regimen_id: r.get(16)?,
+        view: ExceptionView {
+            id: r.get(0)?,
+            patient: r.get(1)?,
+            kind,
+            state: r.get(3)?,
+            item: None,
+            detail: r.get(5)?,
+            severity: r.get(6)?,
+            source: r.get(7)?,
+            regimen_version: r.get(8)?,
+            related_item: None,
+            resolution: r.get(10)?,
+            resolution_ndc: r.get(11)?,
+            resolved_by: r.get(12)?,
+            resolved_at: r.get(13)?,
+            note: r.get(14)?,
+            created_at: r.get(15)?,
+            actions,
+        },
+    })
+}
+
+impl Store {
+    /// Exceptions matching the filter, newest first.
+    pub fn exceptions(&self, f: &ExceptionFilter) -> Result<Vec<ExceptionView>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{SELECT_EXCEPTION} WHERE (?1 IS NULL OR e.state = ?1) AND (?2 IS NULL OR e.kind = ?2)
+             AND (?3 IS NULL OR e.patient_id = ?3) AND (?4 IS NULL OR e.source = ?4)
+             ORDER BY e.id DESC LIMIT ?5 OFFSET ?6"
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    f.state.map(|s| s.as_str()),
+                    f.kind.map(|k| k.as_str()),
+                    f.patient,
+                    f.source,
+                    f.limit.map_or(-1, |l| l as i64),
+                    f.offset as i64
+                ],
+                row_to_exception,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(|row| self.complete(row)).collect()
+    }
+
+    /// Open exceptions by kind (for counts in listings).
+    pub fn open_exception_counts(&self) -> Result<Vec<(String, usize)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, COUNT(*) FROM exceptions WHERE state = 'open' GROUP BY kind ORDER BY kind")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// One exception with its item in full and the source excerpt.
+    pub fn exception(
+        &self,
+        id: i64,
+    ) -> Result<(ExceptionView, Option<ItemView>, Option<String>), StoreError> {
+        let row = self.exception_row(id)?;
+        let item = row.item_id.map(|i| self.item(i)).transpose()?.flatten();
+        let excerpt: Option<String> = match row.item_id {
+            Some(i) => self
+                .conn
+                .query_row("SELECT excerpt FROM items WHERE id = ?1", [i], |r| r.get(0))
+                .optional()?,
+            None => None,
+        };
+        Ok((self.complete(row)?, item, excerpt))
+    }
+
+    fn exception_row(&self, id: i64) -> Result<Row, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{SELECT_EXCEPTION} WHERE e.id = ?1"))?;
+        stmt.query_row([id], row_to_exception)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "exception",
+                id: id.to_string(),
+            })
+    }
+
+    fn complete(&self, row: Row) -> Result<ExceptionView, StoreError> {
+        let mut view = row.view;
+        let brief = |id: Option<i64>| -> Result<Option<ItemRef>, StoreError> {
+            let Some(id) = id else { return Ok(None) };
+            Ok(self
+                .conn
+                .query_row(
+                    "SELECT id, position, name, ndc11 FROM items WHERE id = ?1",
+                    [id],
+                    |r| {
+                        Ok(ItemRef {
+                            id: r.get(0)?,
+                            position: r.get(1)?,
+                            name: r.get(2)?,
+                            ndc11: r.get(3)?,
+                        })
+                    },
+                )
+                .optional()?)
+        };
+        view.item = brief(row.item_id)?;
+        view.related_item = brief(row.related_id)?;
+        Ok(view)
+    }
+
+    /// Resolves an open exception with a clinician's action.
+    pub fn resolve_exception(
+        &mut self,
+        id: i64,
+        decision: &Resolve,
+    ) -> Result<ExceptionView, StoreError> {
+        let row = self.exception_row(id)?;
+        check_open(&row)?;
+        let kind: ExceptionKind = row.view.kind.parse().map_err(StoreError::Corrupt)?;
+        if !kind.actions().contains(&decision.action) {
+            let allowed: Vec<&str> = kind.actions().iter().map(Action::as_str).collect();
+            return Err(StoreError::Refused(format!(
+                "action {} does not fit a {} exception (allowed: {}, or dismiss)",
+                decision.action.as_str(),
+                kind,
+                allowed.join(", ")
+            )));
+        }
+        let at = now();
+        let tx = self.conn.transaction()?;
+        match decision.action {
+            Action::Map => {
+                let ndc = decision.ndc.ok_or_else(|| {
+                    StoreError::Refused("action map needs an NDC (--ndc CODE)".to_string())
+                })?;
+                map_item(&tx, &row, ndc, decision, id, &at)?;
+            }
+            Action::Remove => {
+                let item_id = row.item_id.ok_or_else(|| {
+                    StoreError::Refused(format!("exception {id} concerns no item to remove"))
+                })?;
+                tx.execute(
+                    "UPDATE items SET removed_at = ?1, removed_by = ?2 WHERE id = ?3 AND removed_at IS NULL",
+                    params![at, decision.by, item_id],
+                )?;
+                // The item's other exceptions, and duplicates that point at
+                // it, lose their subject: close them, saying why.
+                tx.execute(
+                    "UPDATE exceptions SET state = 'resolved', resolution = 'remove', resolved_by = ?1, resolved_at = ?2,
+                     note = ?3 WHERE state = 'open' AND id != ?4 AND (item_id = ?5 OR related_item_id = ?5)",
+                    params![decision.by, at, format!("item removed by exception {id}"), id, item_id],
+                )?;
+            }
+            Action::Keep | Action::Accept => {}
+        }
+        tx.execute(
+            "UPDATE exceptions SET state = 'resolved', resolution = ?1, resolution_ndc = ?2, resolved_by = ?3,
+             resolved_at = ?4, note = ?5 WHERE id = ?6",
+            params![
+                decision.action.as_str(),
+                decision.ndc.map(|n| n.to_string()),
+                decision.by,
+                at,
+                decision.note,
+                id
+            ],
+        )?;
+        finish(
+            &tx,
+            &row,
+            &decision.by,
+            &format!("exception.{}", decision.action.as_str()),
+            &serde_json::json!({
+                "exception": id, "kind": kind.as_str(), "ndc11": decision.ndc.map(|n| n.to_string()), "note": decision.note,
+            }),
+        )?;
+        tx.commit()?;
+        Ok(self.exception(id)?.0)
+    }
+
+    /// Dismisses an open exception with a note.
+    pub fn dismiss_exception(
+        &mut self,
+        id: i64,
+        by: &str,
+        note: &str,
+    ) -> Result<ExceptionView, StoreError> {
+        let row = self.exception_row(id)?;
+        check_open(&row)?;
+        if note.trim().is_empty() {
+            return Err(StoreError::Refused(
+                "dismissing needs a note saying why".to_string(),
+            ));
+        }
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE exceptions SET state = 'dismissed', resolved_by = ?1, resolved_at = ?2, note = ?3 WHERE id = ?4",
+            params![by, now(), note, id],
+        )?;
+        finish(
+            &tx,
+            &row,
+            by,
+            "exception.dismiss",
+            &serde_json::json!({"exception": id, "note": note}),
+        )?;
+        tx.commit()?;
+        Ok(self.exception(id)?.0)
+    }
+}
+
+fn check_open(row: &Row) -> Result<(), StoreError> {
+    if row.view.state != "open" {
+        return Err(StoreError::Refused(format!(
+            "exception {} is already {} (by {})",
+            row.view.id,
+            row.view.state,
+            row.view.resolved_by.as_deref().unwrap_or("unknown")
+        )));
+    }
+    Ok(())
+}
+
+/// Maps the item to an NDC the dictionary knows, and remembers the
+/// decision for the provider's codes so later imports apply it.
+fn map_item(
+    tx: &Transaction<'_>,
+    row: &Row,
+    ndc: Ndc11,
+    d: &Resolve,
+    id: i64,
+    at: &str,
+) -> Result<(), StoreError> {
+    let item_id = row
+        .item_id
+        .ok_or_else(|| StoreError::Refused(format!("exception {id} concerns no item to map")))?;
+    let product: Option<(String, bool)> = tx
+        .query_row(
+            "SELECT p.proprietary_name, p.excluded FROM dict_packages k JOIN dict_products p ON p.product_id = k.product_id
+             WHERE k.ndc11 = ?1",
+            [ndc.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match product {
+        None => {
+            return Err(StoreError::Refused(format!(
+                "NDC {} is not in the drug dictionary",
+                ndc.hyphenated()
+            )));
+        }
+        Some((_, true)) => {
+            return Err(StoreError::Refused(format!(
+                "NDC {} is excluded from the FDA NDC Directory (NDC_EXCLUDE_FLAG=E)",
+                ndc.hyphenated()
+            )));
+        }
+        Some(_) => {}
+    }
+    let entry = super::Store::entry_in(tx, &ndc)?;
+    let (codes_text, name): (String, Option<String>) = tx.query_row(
+        "SELECT codes, name FROM items WHERE id = ?1",
+        [item_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let codes: Vec<Code> =
+        serde_json::from_str(&codes_text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mapping = serde_json::json!({
+        "ndc11": ndc.as_str(), "decided_by": d.by, "decided_at": at, "exception_id": id, "note": d.note,
+    });
+    tx.execute(
+        "UPDATE items SET ndc11 = ?1, mapping = ?2, product = ?3 WHERE id = ?4",
+        params![
+            ndc.as_str(),
+            mapping.to_string(),
+            serde_json::to_string(&entry).ok(),
+            item_id
+        ],
+    )?;
+    let mut keys: Vec<(String, String)> = codes.iter().map(mapping_key).collect();
+    if keys.is_empty()
+        && let Some(name) = name
+    {
+        keys.push(text_mapping_key(&name));
+    }
+    for (system, code) in keys {
+        tx.execute(
+            "INSERT INTO code_mappings (source, system, code, ndc11, decided_by, decided_at, exception_id, note)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (source, system, code) DO UPDATE SET ndc11 = excluded.ndc11, decided_by = excluded.decided_by,
+             decided_at = excluded.decided_at, exception_id = excluded.exception_id, note = excluded.note",
+            params![row.view.source, system, code, ndc.as_str(), d.by, at, id, d.note],
+        )?;
+    }
+    Ok(())
+}
+
+/// Audits a decision and marks the regimen reviewed when nothing is open.
+fn finish(
+    tx: &Transaction<'_>,
+    row: &Row,
+    by: &str,
+    action: &str,
+    detail: &serde_json::Value,
+) -> Result<(), StoreError> {
+    super::audit::append(
+        tx,
+        by,
+        action,
+        Some(&row.view.patient),
+        Some(&format!("exception/{}", row.view.id)),
+        detail,
+    )?;
+    if let Some(regimen_id) = row.regimen_id {
+        tx.execute(
+            "UPDATE regimens SET status = 'reviewed', reviewed_at = ?1 WHERE id = ?2 AND status = 'needs_review'
+             AND NOT EXISTS (SELECT 1 FROM exceptions WHERE regimen_id = ?2 AND state = 'open')",
+            params![now(), regimen_id],
+        )?;
+    }
+    Ok(())
+}

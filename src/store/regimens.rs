@@ -1,0 +1,308 @@
+//! Reading regimens back: the current version, a given version, history.
+
+use super::{Store, StoreError};
+use crate::domain::{Code, PatientId};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+/// A code as rxsync shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CodeView {
+    /// The normalized system label (`NDC`, `RxNorm`, …).
+    pub system: String,
+    pub code: String,
+    /// The system as the document spelled it.
+    pub system_original: String,
+    pub display: Option<String>,
+}
+
+/// One exception attached to an item, in brief.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlagRef {
+    pub id: i64,
+    pub kind: String,
+    pub state: String,
+}
+
+/// One item of a stored regimen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemView {
+    pub id: i64,
+    pub position: i64,
+    pub ndc11: Option<String>,
+    pub ndc_original: Option<String>,
+    pub ndc_inferred: bool,
+    pub name: Option<String>,
+    pub brand: Option<String>,
+    pub codes: Vec<CodeView>,
+    pub strength: Option<String>,
+    pub form: Option<String>,
+    pub route: Option<String>,
+    pub dose: Option<String>,
+    pub frequency: Option<String>,
+    pub sig: Option<String>,
+    pub status: String,
+    pub status_original: Option<String>,
+    pub start: Option<String>,
+    pub stop: Option<String>,
+    pub prescribed: Option<String>,
+    pub prescriber: Option<String>,
+    /// Kinds of this item's open exceptions.
+    pub flags: Vec<String>,
+    /// Every exception of this item, whatever its state.
+    pub exceptions: Vec<FlagRef>,
+    /// The clinician mapping that supplied the NDC, with its provenance.
+    pub mapping: Option<serde_json::Value>,
+    /// What the dictionary knows of the NDC.
+    pub product: Option<serde_json::Value>,
+    /// The source records folded into this item.
+    pub sources: serde_json::Value,
+    pub removed: Option<Removed>,
+}
+
+/// Who removed an item, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Removed {
+    pub by: String,
+    pub at: String,
+}
+
+/// A stored regimen version.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegimenView {
+    pub patient: String,
+    pub version: i64,
+    pub status: String,
+    pub source: String,
+    pub id: i64,
+    pub created_at: String,
+    pub reviewed_at: Option<String>,
+    pub document_id: i64,
+    /// The items in force (removed ones are in `removed_items`).
+    pub items: Vec<ItemView>,
+    pub removed_items: Vec<ItemView>,
+    /// Kinds of open exceptions that concern the whole regimen.
+    pub flags: Vec<String>,
+    pub open_exceptions: usize,
+}
+
+/// One line of a regimen's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegimenSummary {
+    pub patient: String,
+    pub source: String,
+    pub version: i64,
+    pub status: String,
+    pub created_at: String,
+    pub reviewed_at: Option<String>,
+    pub items: usize,
+    pub open_exceptions: usize,
+    pub sha256: String,
+}
+
+impl Store {
+    /// The sources a patient has regimens from.
+    pub fn regimen_sources(&self, patient: &PatientId) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT source FROM regimens WHERE patient_id = ?1 ORDER BY source",
+        )?;
+        let rows = stmt
+            .query_map([patient.as_str()], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(rows)
+    }
+
+    /// A regimen version (the newest when `version` is None).
+    pub fn regimen(
+        &self,
+        patient: &PatientId,
+        source: &str,
+        version: Option<i64>,
+    ) -> Result<Option<RegimenView>, StoreError> {
+        let head = self
+            .conn
+            .query_row(
+                "SELECT id, version, status, created_at, reviewed_at, document_id FROM regimens
+                 WHERE patient_id = ?1 AND source = ?2 AND (?3 IS NULL OR version = ?3)
+                 ORDER BY version DESC LIMIT 1",
+                params![patient.as_str(), source, version],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((id, version, status, created_at, reviewed_at, document_id)) = head else {
+            return Ok(None);
+        };
+        let all = self.items_of(id)?;
+        let (removed_items, items): (Vec<ItemView>, Vec<ItemView>) =
+            all.into_iter().partition(|i| i.removed.is_some());
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT kind FROM exceptions WHERE regimen_id = ?1 AND item_id IS NULL AND state = 'open' ORDER BY id",
+        )?;
+        let flags = stmt
+            .query_map([id], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        let open_exceptions: usize = self.conn.query_row(
+            "SELECT COUNT(*) FROM exceptions WHERE regimen_id = ?1 AND state = 'open'",
+            [id],
+            |r| r.get(0),
+        )?;
+        Ok(Some(RegimenView {
+            patient: patient.to_string(),
+            version,
+            status,
+            source: source.to_string(),
+            id,
+            created_at,
+            reviewed_at,
+            document_id,
+            items,
+            removed_items,
+            flags,
+            open_exceptions,
+        }))
+    }
+
+    /// Every version of a patient's regimens, newest first.
+    pub fn regimen_history(
+        &self,
+        patient: &PatientId,
+        source: Option<&str>,
+    ) -> Result<Vec<RegimenSummary>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT r.source, r.version, r.status, r.created_at, r.reviewed_at,
+                    (SELECT COUNT(*) FROM items i WHERE i.regimen_id = r.id AND i.removed_at IS NULL),
+                    (SELECT COUNT(*) FROM exceptions e WHERE e.regimen_id = r.id AND e.state = 'open'),
+                    d.sha256
+             FROM regimens r JOIN documents d ON d.id = r.document_id
+             WHERE r.patient_id = ?1 AND (?2 IS NULL OR r.source = ?2)
+             ORDER BY r.source, r.version DESC",
+        )?;
+        let rows = stmt
+            .query_map(params![patient.as_str(), source], |r| {
+                Ok(RegimenSummary {
+                    patient: patient.to_string(),
+                    source: r.get(0)?,
+                    version: r.get(1)?,
+                    status: r.get(2)?,
+                    created_at: r.get(3)?,
+                    reviewed_at: r.get(4)?,
+                    items: r.get(5)?,
+                    open_exceptions: r.get(6)?,
+                    sha256: r.get(7)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub(super) fn items_of(&self, regimen_id: i64) -> Result<Vec<ItemView>, StoreError> {
+        let mut flags_stmt = self.conn.prepare_cached(
+            "SELECT id, kind, state FROM exceptions WHERE item_id = ?1 ORDER BY id",
+        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{SELECT_ITEM} WHERE regimen_id = ?1 ORDER BY position"
+        ))?;
+        let mut items = stmt
+            .query_map([regimen_id], row_to_item)?
+            .collect::<Result<Vec<_>, _>>()?;
+        for item in &mut items {
+            item.exceptions = flags_stmt
+                .query_map([item.id], |r| {
+                    Ok(FlagRef {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        state: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            item.flags = item
+                .exceptions
+                .iter()
+                .filter(|f| f.state == "open")
+                .map(|f| f.kind.clone())
+                .collect();
+        }
+        Ok(items)
+    }
+
+    pub(super) fn item(&self, item_id: i64) -> Result<Option<ItemView>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{SELECT_ITEM} WHERE id = ?1"))?;
+        Ok(stmt.query_row([item_id], row_to_item).optional()?)
+    }
+}
+
+const SELECT_ITEM: &str = "SELECT id, position, ndc11, ndc_original, ndc_inferred, name, brand, codes, strength, form,
+    route, dose, frequency, sig, status, status_original, start_date, stop_date, prescribed_date, prescriber,
+    mapping, product, sources, removed_at, removed_by FROM items";
+
+fn json_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<serde_json::Value>> {
+    let text: Option<String> = r.get(i)?;
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+    .transpose()
+}
+
+fn row_to_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemView> {
+    let codes_text: String = r.get(7)?;
+    let codes: Vec<Code> = serde_json::from_str(&codes_text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    let removed_at: Option<String> = r.get(23)?;
+    let removed_by: Option<String> = r.get(24)?;
+    Ok(ItemView {
+        id: r.get(0)?,
+        position: r.get(1)?,
+        ndc11: r.get(2)?,
+        ndc_original: r.get(3)?,
+        ndc_inferred: r.get(4)?,
+        name: r.get(5)?,
+        brand: r.get(6)?,
+        codes: codes
+            .into_iter()
+            .map(|c| CodeView {
+                system: c.system.label().to_string(),
+                code: c.value,
+                system_original: c.system_original,
+                display: c.display,
+            })
+            .collect(),
+        strength: r.get(8)?,
+        form: r.get(9)?,
+        route: r.get(10)?,
+        dose: r.get(11)?,
+        frequency: r.get(12)?,
+        sig: r.get(13)?,
+        status: r.get(14)?,
+        status_original: r.get(15)?,
+        start: r.get(16)?,
+        stop: r.get(17)?,
+        prescribed: r.get(18)?,
+        prescriber: r.get(19)?,
+        flags: Vec::new(),
+        exceptions: Vec::new(),
+        mapping: json_col(r, 20)?,
+        product: json_col(r, 21)?,
+        sources: json_col(r, 22)?.unwrap_or(serde_json::Value::Array(Vec::new())),
+        removed: match (removed_at, removed_by) {
+            (Some(at), by) => Some(Removed {
+                at,
+                by: by.unwrap_or_default(),
+            }),
+            _ => None,
+        },
+    })
+}
