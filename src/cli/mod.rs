@@ -4,7 +4,7 @@
 //! the library.
 
 mod context;
-// mod demo;
+mod demo;
 mod dict;
 mod import;
 mod output;
@@ -62,8 +62,8 @@ enum Command {
     /// Review the exception queue
     #[command(subcommand)]
     Queue(queue::Command),
-    // Set up a demo database from the embedded samples and show the result
-    // Demo(demo::Args),
+    /// Set up a demo database from the embedded samples and show the result
+    Demo(demo::Args),
 }
 
 /// How a command failed, which decides the exit code.
@@ -141,6 +141,6 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Import(a) => import::run(&global, a),
         Command::Regimen(c) => regimen::run(&global, c),
         Command::Queue(c) => queue::run(&global, c),
-        // Command::Demo(a) => demo::run(&global, a),
+        Command::Demo(a) => demo::run(&global, a),
     }
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 /// The kinds of document rxsync reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum DocFormat {
     /// ASTM E2369 Continuity of Care Record (XML), alone or in an Atom feed.
     Ccr,

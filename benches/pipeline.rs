@@ -1,0 +1,205 @@
+//! Benchmarks of the import pipeline, reported as ratios against baselines
+//! measured in the same run (absolute times drift on a shared machine).
+//!
+//! `cargo bench --bench pipeline` runs the full measurement; under
+//! `cargo test` (no `--bench` argument) it runs once on tiny inputs as a
+//! smoke test, so the harness cannot rot. `RXSYNC_FDA_DIR` points at the
+//! full FDA NDC directory for the dictionary-load figure (`.ci/run` and
+//! BENCHMARKS.md say how to get it).
+
+mod generate;
+
+use rxsync::dict::{MemoryDictionary, fda};
+use rxsync::domain::{PatientId, SourceName};
+use rxsync::import::{ImportRequest, import};
+use rxsync::normalize::{CodeMappings, Options, normalize};
+use rxsync::parse::{self, DocFormat};
+use rxsync::store::{NewPatient, Store};
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Runs `f` `reps` times after one warm-up and returns the median duration.
+fn median<T>(reps: usize, mut f: impl FnMut() -> T) -> Duration {
+    black_box(f());
+    let mut times: Vec<Duration> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            black_box(f());
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn mb_per_s(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / 1e6
+}
+
+fn raw_quick_xml_scan(bytes: &[u8]) -> usize {
+    let mut reader = quick_xml::Reader::from_reader(bytes);
+    let mut buf = Vec::new();
+    let mut events = 0usize;
+    loop {
+        match reader.read_event_into(&mut buf) {
+            Ok(quick_xml::events::Event::Eof) | Err(_) => break,
+            Ok(_) => events += 1,
+        }
+        buf.clear();
+    }
+    events
+}
+
+fn sample_dictionary() -> MemoryDictionary {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/ndc");
+    let products = std::fs::read(root.join("product.txt")).expect("samples/ndc/product.txt");
+    let packages = std::fs::read(root.join("package.txt")).expect("samples/ndc/package.txt");
+    let (products, _) = fda::read_products(&products).expect("sample products");
+    let (packages, _) = fda::read_packages(&packages).expect("sample packages");
+    MemoryDictionary::new(&products, &packages)
+}
+
+struct Sizes {
+    meds: usize,
+    import_items: usize,
+    reps: usize,
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let sizes = if full {
+        Sizes { meds: 20_000, import_items: 20_000, reps: 7 }
+    } else {
+        Sizes { meds: 200, import_items: 200, reps: 1 }
+    };
+    println!("rxsync pipeline benchmarks ({} mode)", if full { "full" } else { "smoke" });
+    ccr_extraction(&sizes);
+    fhir_extraction(&sizes);
+    sqlite_import(&sizes);
+    dictionary_load(full);
+    if !full {
+        // Closing line in the plain form CI reads: the smoke run passed.
+        println!("bench smoke: 1 passed, 0 failed");
+    }
+}
+
+fn ccr_extraction(s: &Sizes) {
+    let doc = generate::ccr(s.meds);
+    let raw = median(s.reps, || raw_quick_xml_scan(&doc));
+    let ours = median(s.reps, || parse::parse(&doc, DocFormat::Ccr).map(|d| d.records.len()));
+    let parsed = parse::parse(&doc, DocFormat::Ccr).expect("generated CCR parses");
+    assert_eq!(parsed.records.len(), s.meds, "every generated medication is read");
+    println!(
+        "CCR extraction, {} meds, {:.1} MB: raw quick-xml scan {:.0} MB/s, rxsync {:.0} MB/s = {:.0}% of raw (goal >= 60%)",
+        s.meds,
+        doc.len() as f64 / 1e6,
+        mb_per_s(doc.len(), raw),
+        mb_per_s(doc.len(), ours),
+        100.0 * raw.as_secs_f64() / ours.as_secs_f64()
+    );
+}
+
+fn fhir_extraction(s: &Sizes) {
+    let doc = generate::fhir(s.meds);
+    let value = median(s.reps, || serde_json::from_slice::<serde_json::Value>(&doc).map(|_| ()));
+    let ours = median(s.reps, || parse::parse(&doc, DocFormat::FhirJson).map(|d| d.records.len()));
+    let parsed = parse::parse(&doc, DocFormat::FhirJson).expect("generated bundle parses");
+    assert_eq!(parsed.records.len(), s.meds, "every generated request is read");
+    println!(
+        "FHIR JSON extraction, {} requests, {:.1} MB: serde_json::Value {:.0} MB/s, rxsync {:.0} MB/s = {:.2}x (goal >= 5x)",
+        s.meds,
+        doc.len() as f64 / 1e6,
+        mb_per_s(doc.len(), value),
+        mb_per_s(doc.len(), ours),
+        value.as_secs_f64() / ours.as_secs_f64()
+    );
+}
+
+fn sqlite_import(s: &Sizes) {
+    let doc = generate::ccr(s.import_items);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dict = sample_dictionary();
+    // Baseline in the same run: parse + normalize only, no SQLite.
+    let pure = median(s.reps, || {
+        let d = parse::parse(&doc, DocFormat::Ccr).expect("parses");
+        normalize(&d, &dict, &CodeMappings::new(), Options { max_regimen_items: usize::MAX }).items.len()
+    });
+    let mut store = Store::open(&dir.path().join("bench.db")).expect("store");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/ndc");
+    load_dictionary(&mut store, &root);
+    let patient = PatientId::parse("bench-patient").expect("id");
+    store
+        .add_patient(&NewPatient { id: patient.clone(), mrn: None, name: None, birth_date: None }, "bench")
+        .expect("patient");
+    let mut round = 0u32;
+    let mut items = 0usize;
+    let full = median(s.reps, || {
+        // A distinct document each round (a new regimen version), so the
+        // idempotency check does not short-cut the work.
+        round += 1;
+        let mut bytes = doc.clone();
+        bytes.extend(format!("<!-- round {round} -->").as_bytes());
+        let source = SourceName::parse("bench").expect("source");
+        let report = import(
+            &mut store,
+            &ImportRequest {
+                patient: &patient,
+                source: &source,
+                bytes: &bytes,
+                format: Some(DocFormat::Ccr),
+                origin: None,
+                trigger: "file",
+                actor: "bench",
+                keep_unreadable: false,
+                max_document_bytes: u64::MAX,
+                max_regimen_items: usize::MAX,
+            },
+        )
+        .expect("import");
+        if let rxsync::store::ImportOutcome::Imported { items: n, .. } = report.outcome {
+            items = n;
+        }
+    });
+    println!(
+        "Import into SQLite, {}-medication CCR ({} items after folding): {:.0} items/s end to end (goal >= 200,000); parse+normalize alone {:.0} items/s; SQLite share {:.0}%",
+        s.import_items,
+        items,
+        items as f64 / full.as_secs_f64(),
+        items as f64 / pure.as_secs_f64(),
+        100.0 * (1.0 - pure.as_secs_f64() / full.as_secs_f64())
+    );
+}
+
+fn load_dictionary(store: &mut Store, dir: &Path) -> (Duration, Duration, usize, usize) {
+    let t = Instant::now();
+    let products = std::fs::read(dir.join("product.txt")).expect("product.txt");
+    let packages = std::fs::read(dir.join("package.txt")).expect("package.txt");
+    let (products, _) = fda::read_products(&products).expect("products");
+    let (packages, _) = fda::read_packages(&packages).expect("packages");
+    let parsed = t.elapsed();
+    let t = Instant::now();
+    store.replace_dictionary(&products, &packages, &dir.display().to_string(), "bench").expect("load");
+    (parsed, t.elapsed(), products.len(), packages.len())
+}
+
+fn dictionary_load(full: bool) {
+    let dir = match std::env::var("RXSYNC_FDA_DIR") {
+        Ok(d) if !d.is_empty() => PathBuf::from(d),
+        _ if full => {
+            println!("Dictionary load: RXSYNC_FDA_DIR is not set; see BENCHMARKS.md for the 2019 FDA snapshot");
+            return;
+        }
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/ndc"),
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut store = Store::open(&tmp.path().join("dict.db")).expect("store");
+    let (parse, write, np, nk) = load_dictionary(&mut store, &dir);
+    println!(
+        "Dictionary load from {}: {np} products, {nk} packages: read+decode+parse {:.2} s, SQLite write {:.2} s, total {:.2} s",
+        dir.display(),
+        parse.as_secs_f64(),
+        write.as_secs_f64(),
+        (parse + write).as_secs_f64()
+    );
+}
