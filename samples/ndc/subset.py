@@ -217,6 +217,20 @@ def main():
         if first is None:
             sys.exit("no product found for %s %s %s" % (generic, form, strength))
 
+    # Layouts and names the reader must handle that the groups above may miss:
+    # a 5-4-1 package code and a PROPRIETARYNAMESUFFIX, on a common drug.
+    generics = {g for g, _, _ in COMMON}
+    common = [p for _, p in products
+              if p["NONPROPRIETARYNAME"].lower() in generics and p["NDC_EXCLUDE_FLAG"] == "N"
+              and p["PRODUCTID"] not in forbidden]
+    five_four_one = [p for p in common
+                     if any(tuple(map(len, c.split("-"))) == (5, 4, 1) for c in packages_of.get(p["PRODUCTID"], []))]
+    suffixed = [p for p in common if p["PROPRIETARYNAMESUFFIX"]]
+    for group, found in (("layout 5-4-1", five_four_one), ("name suffix", suffixed)):
+        if not found:
+            sys.exit("no product for " + group)
+        take(found[0]["PRODUCTID"], group)
+
     kept_products = [raw for raw, p in products if p["PRODUCTID"] in chosen]
     kept_packages = [raw for raw in pack_rows
                      if raw.decode("cp1252").split("\t")[kc["PRODUCTID"]] in chosen]
