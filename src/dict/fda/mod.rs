@@ -21,7 +21,7 @@ mod tests;
 use super::{Ingredient, Package, Product};
 use crate::domain::Ndc11;
 use crate::domain::ndc::{self, NdcError, NdcReading};
-use table::{Header, decode, field_count, lines, split_row};
+use table::{Encoding, Header, field_count, lines, split_row};
 
 /// The name `product.txt` goes by in errors and row problems.
 pub const PRODUCT_FILE: &str = "product.txt";
@@ -94,9 +94,9 @@ impl ProductColumns {
 
 /// Reads `product.txt` (Windows-1252, tab-separated, CRLF).
 pub fn read_products(bytes: &[u8]) -> Result<(Vec<Product>, Vec<RowProblem>), FdaError> {
-    let text = decode(bytes);
-    let mut rows = lines(&text);
-    let header = Header::parse(PRODUCT_FILE, rows.next())?;
+    let (enc, bytes) = Encoding::sniff(bytes);
+    let mut rows = lines(bytes);
+    let header = Header::parse(PRODUCT_FILE, enc, rows.next())?;
     let cols = ProductColumns::find(&header)?;
     let mut products = Vec::with_capacity(bytes.len() / 320);
     let mut problems = Vec::new();
@@ -109,13 +109,14 @@ pub fn read_products(bytes: &[u8]) -> Result<(Vec<Product>, Vec<RowProblem>), Fd
             problems.push(width_problem(PRODUCT_FILE, line, row, header.width));
             continue;
         }
-        let f = |i: usize| fields[i].trim();
-        let name = match cols.suffix.map(f).filter(|s| !s.is_empty()) {
-            Some(suffix) => format!("{} {}", f(cols.name), suffix),
-            None => f(cols.name).to_string(),
-        };
-        let (ingredients, mismatch) =
-            ingredients(f(cols.substances), f(cols.strengths), f(cols.units));
+        let f = |i: usize| enc.field(fields[i]);
+        let mut name = f(cols.name);
+        if let Some(suffix) = cols.suffix.map(f).filter(|s| !s.is_empty()) {
+            name.push(' ');
+            name.push_str(&suffix);
+        }
+        let lists = [cols.substances, cols.strengths, cols.units].map(|i| fields[i]);
+        let (ingredients, mismatch) = ingredients(enc, lists);
         if let Some(detail) = mismatch {
             problems.push(RowProblem {
                 file: PRODUCT_FILE,
@@ -124,16 +125,16 @@ pub fn read_products(bytes: &[u8]) -> Result<(Vec<Product>, Vec<RowProblem>), Fd
             });
         }
         products.push(Product {
-            product_id: f(cols.id).to_string(),
-            product_ndc: f(cols.ndc).to_string(),
-            product_type: f(cols.product_type).to_string(),
+            product_id: f(cols.id),
+            product_ndc: f(cols.ndc),
+            product_type: f(cols.product_type),
             proprietary_name: name,
-            nonproprietary_name: f(cols.generic).to_string(),
-            dosage_form: f(cols.form).to_string(),
-            route: f(cols.route).to_string(),
-            labeler: f(cols.labeler).to_string(),
+            nonproprietary_name: f(cols.generic),
+            dosage_form: f(cols.form),
+            route: f(cols.route),
+            labeler: f(cols.labeler),
             ingredients,
-            excluded: f(cols.exclude) == "E",
+            excluded: fields[cols.exclude].trim_ascii() == b"E",
         });
     }
     Ok((products, problems))
@@ -147,29 +148,21 @@ pub fn read_products(bytes: &[u8]) -> Result<(Vec<Product>, Vec<RowProblem>), Fd
 /// mismatch. When published lists disagree in length, the ingredients that
 /// align are kept (dropping the product would hide it from the dictionary)
 /// and the mismatch is reported.
-fn ingredients(
-    substances: &str,
-    strengths: &str,
-    units: &str,
-) -> (Vec<Ingredient>, Option<String>) {
-    let (names, amounts, units) = (
-        split_list(substances),
-        split_list(strengths),
-        split_list(units),
-    );
-    let published = [names.len(), amounts.len(), units.len()];
+fn ingredients(enc: Encoding, lists: [&[u8]; 3]) -> (Vec<Ingredient>, Option<String>) {
+    let published = lists.map(|list| Pieces::new(list).count());
     let count = published
         .iter()
         .copied()
         .filter(|&n| n > 0)
         .min()
         .unwrap_or(0);
-    let nth = |list: &[&str], i: usize| list.get(i).copied().unwrap_or_default().to_string();
+    let [mut names, mut amounts, mut units] = lists.map(Pieces::new);
+    let next = |pieces: &mut Pieces| enc.field(pieces.next().unwrap_or_default());
     let list = (0..count)
-        .map(|i| Ingredient {
-            name: nth(&names, i),
-            strength: nth(&amounts, i),
-            unit: nth(&units, i),
+        .map(|_| Ingredient {
+            name: next(&mut names),
+            strength: next(&mut amounts),
+            unit: next(&mut units),
         })
         .collect();
     let mismatch = published.iter().any(|&n| n != 0 && n != count).then(|| {
@@ -183,9 +176,9 @@ fn ingredients(
 
 /// Reads `package.txt` (Windows-1252, tab-separated, CRLF).
 pub fn read_packages(bytes: &[u8]) -> Result<(Vec<Package>, Vec<RowProblem>), FdaError> {
-    let text = decode(bytes);
-    let mut rows = lines(&text);
-    let header = Header::parse(PACKAGE_FILE, rows.next())?;
+    let (enc, bytes) = Encoding::sniff(bytes);
+    let mut rows = lines(bytes);
+    let header = Header::parse(PACKAGE_FILE, enc, rows.next())?;
     let id_col = header.require("PRODUCTID")?;
     let code_col = header.require("NDCPACKAGECODE")?;
     let desc_col = header.require("PACKAGEDESCRIPTION")?;
@@ -200,8 +193,8 @@ pub fn read_packages(bytes: &[u8]) -> Result<(Vec<Package>, Vec<RowProblem>), Fd
             problems.push(width_problem(PACKAGE_FILE, line, row, header.width));
             continue;
         }
-        let code = fields[code_col].trim();
-        let ndc11 = match package_ndc(code) {
+        let code = enc.field(fields[code_col]);
+        let ndc11 = match package_ndc(&code) {
             Ok(n) => n,
             Err(detail) => {
                 problems.push(RowProblem {
@@ -214,36 +207,50 @@ pub fn read_packages(bytes: &[u8]) -> Result<(Vec<Package>, Vec<RowProblem>), Fd
         };
         packages.push(Package {
             ndc11,
-            package_ndc: code.to_string(),
-            product_id: fields[id_col].trim().to_string(),
-            description: fields[desc_col].trim().to_string(),
+            package_ndc: code,
+            product_id: enc.field(fields[id_col]),
+            description: enc.field(fields[desc_col]),
         });
     }
     Ok((packages, problems))
 }
 
-/// Splits one `;`-separated list; an empty field is an empty list. A `;`
-/// inside parentheses belongs to a substance's name, as in
-/// `HYDROLYZED SOY PROTEIN (ENZYMATIC; 2000 MW)`, and does not split.
-fn split_list(list: &str) -> Vec<&str> {
-    let mut pieces = Vec::new();
-    if list.is_empty() {
-        return pieces;
-    }
-    let (mut depth, mut start) = (0usize, 0);
-    for (i, b) in list.bytes().enumerate() {
-        match b {
-            b'(' => depth += 1,
-            b')' => depth = depth.saturating_sub(1),
-            b';' if depth == 0 => {
-                pieces.push(list[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
+/// The pieces of one `;`-separated list, without allocating; a blank field
+/// has no pieces. A `;` inside parentheses belongs to a substance's name, as
+/// in `HYDROLYZED SOY PROTEIN (ENZYMATIC; 2000 MW)`, and does not split.
+struct Pieces<'a> {
+    /// What is left of the list; `None` once the last piece was given.
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Pieces<'a> {
+    fn new(list: &'a [u8]) -> Pieces<'a> {
+        Pieces {
+            rest: (!list.trim_ascii().is_empty()).then_some(list),
         }
     }
-    pieces.push(list[start..].trim());
-    pieces
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let list = self.rest?;
+        let mut depth = 0usize;
+        for (i, &b) in list.iter().enumerate() {
+            match b {
+                b'(' => depth += 1,
+                b')' => depth = depth.saturating_sub(1),
+                b';' if depth == 0 => {
+                    self.rest = Some(&list[i + 1..]);
+                    return Some(&list[..i]);
+                }
+                _ => {}
+            }
+        }
+        self.rest = None;
+        Some(list)
+    }
 }
 
 /// The 11-digit form of NDCPACKAGECODE, or why the row is skipped.
@@ -289,7 +296,7 @@ fn zero_product_ndc(code: &str) -> Option<Ndc11> {
     Ndc11::from_digits(&padded).ok()
 }
 
-fn width_problem(file: &'static str, line: usize, row: &str, width: usize) -> RowProblem {
+fn width_problem(file: &'static str, line: usize, row: &[u8], width: usize) -> RowProblem {
     let detail = format!(
         "{} fields where the header has {width}; row skipped",
         field_count(row)
