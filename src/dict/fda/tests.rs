@@ -501,3 +501,40 @@ fn the_full_2019_snapshot_loads_without_a_problem() {
     assert_eq!(packages.len(), 243_960);
     assert_eq!(products.iter().filter(|p| p.excluded).count(), 31_654);
 }
+
+#[test]
+fn text_is_windows_1252_unless_a_utf8_bom_says_otherwise() {
+    // (bytes of LABELERNAME, with a BOM in front of the file?, the text read)
+    let rows: &[(&[u8], bool, &str)] = &[
+        (
+            b"VersaPharm, Inc. \x96 An Akorn Company",
+            false,
+            "VersaPharm, Inc. – An Akorn Company",
+        ),
+        (b"Skincare\x99, LLC", false, "Skincare™, LLC"),
+        (b"Wong\x92s", false, "Wong’s"),
+        (b"R\xe9Vive", false, "RéVive"),
+        // A Windows-1252 no-break space at the end is trimmed like a space.
+        (b"Merck\xa0", false, "Merck"),
+        ("RéVive ™".as_bytes(), true, "RéVive ™"),
+        // Invalid UTF-8 after a BOM is replaced, not a failure.
+        (b"R\xe9Vive", true, "R\u{fffd}Vive"),
+    ];
+    for (labeler, bom, want) in rows {
+        let mut bytes = if *bom {
+            b"\xEF\xBB\xBF".to_vec()
+        } else {
+            Vec::new()
+        };
+        bytes.extend_from_slice(format!("{PRODUCT_HEADER}\r\n").as_bytes());
+        bytes.extend_from_slice(PRODUCT_ROW.replace("Merck", "@").as_bytes());
+        let at = bytes
+            .iter()
+            .rposition(|&b| b == b'@')
+            .expect("the row has the marker");
+        bytes.splice(at..=at, labeler.iter().copied());
+        let (products, problems) = read_products(&bytes).expect("the header is complete");
+        assert_eq!(problems, vec![], "row {want:?}");
+        assert_eq!(products[0].labeler, *want, "row {want:?}");
+    }
+}
