@@ -128,8 +128,14 @@ impl<'a> Scanner<'a> {
                     self.end(before)?;
                 }
                 Event::End(_) => self.end(before)?,
-                Event::Text(t) => self.text(&t.xml10_content(), before)?,
-                Event::CData(t) => self.text(&t.xml10_content(), before)?,
+                Event::Text(t) => self.text(&t, before)?,
+                Event::CData(_) if self.stack.is_empty() => {
+                    return Err(self.malformed(
+                        before,
+                        "a CDATA section outside the root element".to_string(),
+                    ));
+                }
+                Event::CData(t) => self.text(&t, before)?,
                 Event::GeneralRef(r) => {
                     let resolved = self.resolve_ref(&r, before)?;
                     self.text(resolved.encode_utf8(&mut [0; 4]), before)?;
@@ -228,20 +234,23 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 
-    fn text(&mut self, text: &str, before: usize) -> Result<(), ParseError> {
+    /// Collects text when capturing; outside the root element only
+    /// whitespace may appear. `raw` is the text as written (before line-end
+    /// normalization), so offsets into it are offsets into the document.
+    fn text(&mut self, raw: &str, before: usize) -> Result<(), ParseError> {
         if self.capture {
-            self.buf.push_str(text);
+            self.buf.push_str(&normalize_line_ends(raw));
         } else if self.stack.is_empty()
-            && !text
+            && let Some(i) = raw
                 .bytes()
-                .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
         {
             let place = if self.root == Root::Closed {
                 "after"
             } else {
                 "before"
             };
-            return Err(self.malformed(before, format!("text {place} the root element")));
+            return Err(self.malformed(before + i, format!("text {place} the root element")));
         }
         Ok(())
     }
@@ -383,5 +392,14 @@ impl<'a> Scanner<'a> {
 
     fn at(&self, offset: usize) -> Position {
         Position::of_offset(self.text, offset)
+    }
+}
+
+/// XML 1.0 line-end normalization (§2.11): `\r\n` and a lone `\r` become `\n`.
+fn normalize_line_ends(raw: &str) -> std::borrow::Cow<'_, str> {
+    if raw.contains('\r') {
+        std::borrow::Cow::Owned(raw.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(raw)
     }
 }
