@@ -1,0 +1,405 @@
+//! CCR (ASTM E2369) medications, read with quick-xml as a stream.
+//!
+//! This module turns a Continuity of Care Record (alone, or one or more CCRs
+//! inside an Atom `<feed>`/`<entry>`) into one `MedRecord` per
+//! `ContinuityOfCareRecord/Body/Medications/Medication`, plus the patient's
+//! `ActorID`. It reads the default CCR namespace, a prefixed one, or none.
+//!
+//! What it must never do:
+//! - read anything but `Body/Medications/Medication` as a medication (allergy
+//!   agents under `Body/Alerts` also carry "NDC" codes);
+//! - expand an entity or accept a DTD (billion laughs, external entities):
+//!   any `<!DOCTYPE` is refused, and only the five predefined entities and
+//!   character references are resolved;
+//! - interpret a code, a date or a status: that is `normalize`'s job;
+//! - build a tree or allocate per element outside a Medication: it keeps a
+//!   stack of one-byte tags, so it stays close to a bare quick-xml scan;
+//! - panic, on any input.
+
+mod decode;
+mod medication;
+mod tag;
+#[cfg(test)]
+mod tests;
+
+use quick_xml::NsReader;
+use quick_xml::errors::{Error as XmlError, IllFormedError};
+use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::name::ResolveResult;
+
+use super::{DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind};
+use medication::MedBuilder;
+use tag::Tag;
+
+/// The CCR namespace (compared case-insensitively: a URN's scheme and
+/// namespace id are case-insensitive, and exporters vary).
+const CCR_NS: &str = "urn:astm-org:CCR";
+/// The Atom namespace, for CCRs delivered in a feed.
+const ATOM_NS: &str = "http://www.w3.org/2005/Atom";
+/// How deep elements may nest. Real CCRs stay under 20 levels; the limit
+/// only stops hostile input from growing the stack without bound.
+const MAX_DEPTH: usize = 256;
+
+/// Reads the medications of a CCR document (or an Atom feed of CCRs).
+pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
+    let text = decode::to_utf8(bytes)?;
+    Scanner::new(&text.bytes).run().map_err(|e| match e {
+        // Binary offsets are reported in the caller's bytes, not ours.
+        ParseError::Binary { offset } => ParseError::Binary {
+            offset: offset + text.skipped,
+        },
+        other => other,
+    })
+}
+
+/// What the root element turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Root {
+    /// No root element seen yet.
+    None,
+    /// A `ContinuityOfCareRecord` root.
+    Ccr,
+    /// An Atom `feed` or `entry` that may hold CCRs at any depth.
+    Atom,
+    /// The root element has been closed; only misc may follow.
+    Closed,
+}
+
+/// The streaming state: where we are, and what we have collected.
+struct Scanner<'a> {
+    /// The UTF-8 text being read (for excerpts and error positions).
+    text: &'a [u8],
+    reader: NsReader<&'a [u8]>,
+    /// One tag per open element, root first.
+    stack: Vec<Tag>,
+    root: Root,
+    /// The root element's name as written, for the unclosed-root message.
+    root_name: String,
+    /// Stack index of the ContinuityOfCareRecord being read, if inside one.
+    ccr_at: Option<usize>,
+    /// How many ContinuityOfCareRecords were read (for an Atom feed).
+    ccrs: usize,
+    /// The Medication being read: its builder, stack index and start offset.
+    med: Option<(MedBuilder, usize, usize)>,
+    /// Whether text events are collected into `buf` (inside a Medication, or
+    /// in the patient's ActorID); everywhere else text is never materialized.
+    capture: bool,
+    buf: String,
+    patient_ref: Option<String>,
+    records: Vec<super::MedRecord>,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(text: &'a [u8]) -> Scanner<'a> {
+        let mut reader = NsReader::from_reader(text);
+        let config = reader.config_mut();
+        config.check_end_names = true;
+        config.allow_unmatched_ends = false;
+        config.allow_dangling_amp = false;
+        Scanner {
+            text,
+            reader,
+            stack: Vec::with_capacity(32),
+            root: Root::None,
+            root_name: String::new(),
+            ccr_at: None,
+            ccrs: 0,
+            med: None,
+            capture: false,
+            buf: String::new(),
+            patient_ref: None,
+            records: Vec::new(),
+        }
+    }
+
+    fn run(mut self) -> Result<ParsedDocument, ParseError> {
+        loop {
+            // With text events untrimmed, the end of the previous event is
+            // the first byte of this one: the `<` of a tag.
+            let before = self.reader.buffer_position() as usize;
+            let event = match self.reader.read_event() {
+                Ok(event) => event,
+                Err(error) => return Err(self.xml_error(&error)),
+            };
+            match event {
+                Event::Start(e) => self.start(&e, before)?,
+                Event::Empty(e) => {
+                    self.start(&e, before)?;
+                    self.end(before)?;
+                }
+                Event::End(_) => self.end(before)?,
+                Event::Text(t) => self.text(&t, before)?,
+                Event::CData(_) if self.stack.is_empty() => {
+                    return Err(self.malformed(
+                        before,
+                        "a CDATA section outside the root element".to_string(),
+                    ));
+                }
+                Event::CData(t) => self.text(&t, before)?,
+                Event::GeneralRef(r) => {
+                    let resolved = self.resolve_ref(&r, before)?;
+                    self.text(resolved.encode_utf8(&mut [0; 4]), before)?;
+                }
+                Event::DocType(_) => {
+                    return Err(ParseError::Dtd {
+                        at: self.at(before),
+                    });
+                }
+                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+                Event::Eof => break,
+            }
+        }
+        self.finish()
+    }
+
+    fn start(&mut self, e: &BytesStart<'a>, before: usize) -> Result<(), ParseError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(ParseError::TooDeep {
+                limit: MAX_DEPTH,
+                at: self.at(before),
+            });
+        }
+        let tag = Tag::of(e.local_name().as_ref());
+        if let Some((builder, at, _)) = &mut self.med {
+            self.stack.push(tag);
+            builder.start(&self.stack[*at + 1..]);
+            self.buf.clear();
+            return Ok(());
+        }
+        match (self.root, self.ccr_at) {
+            (Root::None, _) => self.open_root(e, tag, before)?,
+            (Root::Closed, _) => {
+                return Err(self.malformed(
+                    before,
+                    format!("a second root element <{}>", e.name().as_ref()),
+                ));
+            }
+            (_, Some(ccr)) => match (tag, &self.stack[ccr + 1..]) {
+                (Tag::Medication, [Tag::Body, Tag::Medications]) => {
+                    self.med = Some((MedBuilder::new(), self.stack.len(), before));
+                    self.capture = true;
+                    self.buf.clear();
+                }
+                (Tag::ActorId, [Tag::Patient]) if self.patient_ref.is_none() => {
+                    self.capture = true;
+                    self.buf.clear();
+                }
+                _ => {}
+            },
+            (_, None) => {
+                if tag == Tag::Ccr && self.is_ccr_namespace(e) {
+                    self.ccr_at = Some(self.stack.len());
+                }
+            }
+        }
+        self.stack.push(tag);
+        Ok(())
+    }
+
+    fn end(&mut self, before: usize) -> Result<(), ParseError> {
+        if self.stack.is_empty() {
+            return Err(self.malformed(before, "an end tag with no open element".to_string()));
+        }
+        if let Some((mut builder, at, start)) = self.med.take() {
+            if self.stack.len() == at + 1 {
+                let end = self.reader.buffer_position() as usize;
+                let excerpt = self
+                    .text
+                    .get(start..end)
+                    .and_then(|s| std::str::from_utf8(s).ok())
+                    .unwrap_or("");
+                self.records.push(builder.finish(excerpt));
+                self.capture = false;
+            } else {
+                builder.end(&self.stack[at + 1..], &self.buf);
+                self.med = Some((builder, at, start));
+            }
+            self.buf.clear();
+        } else if self.capture {
+            self.capture = false;
+            let id = self.buf.trim();
+            if !id.is_empty() {
+                self.patient_ref = Some(id.to_string());
+            }
+            self.buf.clear();
+        }
+        self.stack.pop();
+        if self.ccr_at == Some(self.stack.len()) {
+            self.ccr_at = None;
+            self.ccrs += 1;
+        }
+        if self.stack.is_empty() {
+            self.root = Root::Closed;
+        }
+        Ok(())
+    }
+
+    /// Collects text when capturing; outside the root element only
+    /// whitespace may appear. `raw` is the text as written (before line-end
+    /// normalization), so offsets into it are offsets into the document.
+    fn text(&mut self, raw: &str, before: usize) -> Result<(), ParseError> {
+        if self.capture {
+            self.buf.push_str(&normalize_line_ends(raw));
+        } else if self.stack.is_empty()
+            && let Some(i) = raw
+                .bytes()
+                .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        {
+            let place = if self.root == Root::Closed {
+                "after"
+            } else {
+                "before"
+            };
+            return Err(self.malformed(before + i, format!("text {place} the root element")));
+        }
+        Ok(())
+    }
+
+    /// Decides what the document is from its root element.
+    fn open_root(&mut self, e: &BytesStart<'a>, tag: Tag, before: usize) -> Result<(), ParseError> {
+        self.root_name = e.name().as_ref().to_string();
+        let local = e.local_name();
+        let (namespace, _) = self.reader.resolver().resolve_element(e.name());
+        let namespace = match namespace {
+            ResolveResult::Bound(ns) => Some(ns.0),
+            ResolveResult::Unbound => None,
+            ResolveResult::Unknown(prefix) => {
+                return Err(self.malformed(
+                    before,
+                    format!(
+                        "the namespace prefix {prefix:?} of <{}> is not declared",
+                        self.root_name
+                    ),
+                ));
+            }
+        };
+        if tag == Tag::Ccr && namespace.is_none_or(|ns| ns.eq_ignore_ascii_case(CCR_NS)) {
+            self.root = Root::Ccr;
+            self.ccr_at = Some(0);
+        } else if matches!(local.as_ref(), "feed" | "entry")
+            && namespace.is_none_or(|ns| ns == ATOM_NS)
+        {
+            self.root = Root::Atom;
+        } else {
+            let root = match namespace {
+                Some(ns) => format!("{{{ns}}}{}", local.as_ref()),
+                None => local.as_ref().to_string(),
+            };
+            return Err(ParseError::NotCcr {
+                root,
+                at: self.at(before),
+            });
+        }
+        Ok(())
+    }
+
+    /// A CCR nested in an Atom feed may be in the CCR namespace, in none, or
+    /// (when the exporter forgot its xmlns) in the Atom default namespace.
+    fn is_ccr_namespace(&self, e: &BytesStart<'a>) -> bool {
+        match self.reader.resolver().resolve_element(e.name()).0 {
+            ResolveResult::Bound(ns) => ns.0.eq_ignore_ascii_case(CCR_NS) || ns.0 == ATOM_NS,
+            ResolveResult::Unbound => true,
+            ResolveResult::Unknown(_) => false,
+        }
+    }
+
+    /// Only the predefined entities and character references exist in a
+    /// document without a DTD; anything else is an error, never a lookup.
+    fn resolve_ref(&self, r: &BytesRef<'a>, before: usize) -> Result<char, ParseError> {
+        let name: &str = r;
+        let resolved = match name {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ if r.is_char_ref() => r.resolve_char_ref().ok().flatten(),
+            _ => None,
+        };
+        resolved.ok_or_else(|| {
+            let what = if r.is_char_ref() {
+                "an invalid character reference"
+            } else {
+                "an unknown entity reference"
+            };
+            self.malformed(
+                before,
+                format!("{what} &{name}; (rxsync expands no entities)"),
+            )
+        })
+    }
+
+    fn finish(self) -> Result<ParsedDocument, ParseError> {
+        let end = self.text.len();
+        match self.root {
+            Root::None => return Err(self.malformed(end, "no root element".to_string())),
+            Root::Closed => {}
+            Root::Ccr | Root::Atom => {
+                let message = format!(
+                    "the document ends before the root element <{}> is closed",
+                    self.root_name
+                );
+                return Err(self.malformed(end, message));
+            }
+        }
+        let mut problems = Vec::new();
+        if self.ccrs == 0 {
+            problems.push(Problem {
+                kind: ProblemKind::Skipped,
+                detail: format!(
+                    "the Atom <{}> holds no ContinuityOfCareRecord",
+                    self.root_name
+                ),
+            });
+        }
+        Ok(ParsedDocument {
+            format: DocFormat::Ccr,
+            records: self.records,
+            problems,
+            patient_ref: self.patient_ref,
+        })
+    }
+
+    /// Maps a quick-xml error to ours, naming what and where.
+    fn xml_error(&self, error: &XmlError) -> ParseError {
+        let offset = self.reader.error_position() as usize;
+        let message = match error {
+            XmlError::Encoding(_) => {
+                // quick-xml only reads UTF-8; report the first byte that is not.
+                let offset = std::str::from_utf8(self.text)
+                    .err()
+                    .map_or(offset, |e| e.valid_up_to());
+                return ParseError::Binary { offset };
+            }
+            XmlError::IllFormed(IllFormedError::MismatchedEndTag { expected, found }) => {
+                format!("end tag </{found}> does not match the open element <{expected}>")
+            }
+            XmlError::IllFormed(IllFormedError::UnmatchedEndTag(found)) => {
+                format!("end tag </{found}> closes no open element")
+            }
+            other => other.to_string(),
+        };
+        self.malformed(offset, message)
+    }
+
+    fn malformed(&self, offset: usize, message: String) -> ParseError {
+        ParseError::Malformed {
+            syntax: "XML",
+            at: self.at(offset),
+            message,
+        }
+    }
+
+    fn at(&self, offset: usize) -> Position {
+        Position::of_offset(self.text, offset)
+    }
+}
+
+/// XML 1.0 line-end normalization (§2.11): `\r\n` and a lone `\r` become `\n`.
+fn normalize_line_ends(raw: &str) -> std::borrow::Cow<'_, str> {
+    if raw.contains('\r') {
+        std::borrow::Cow::Owned(raw.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(raw)
+    }
+}
