@@ -1,0 +1,424 @@
+//! From typed FHIR resources to `MedRecord`s: resolving medication
+//! references, reading dosage, dates and links, whatever the version.
+//!
+//! Shared by the JSON and XML readers, which hand over the resources of a
+//! document in order. This module interprets nothing clinically (codes stay
+//! as given, dates stay text) and never fails: what it cannot resolve becomes
+//! a `Problem` on the record.
+
+use super::model::{CodeableConcept, Contained, Dosage, Drug, Ingredient, ItemReference, Reference, Resource, Str, non_empty};
+use crate::domain::Code;
+use crate::parse::{DocFormat, MedRecord, ParseError, ParsedDocument, Problem, ProblemKind, SourceRef, Strength};
+use std::collections::HashMap;
+
+/// One resource of the document, with what locates it.
+pub struct Entry<'a> {
+    /// The bundle entry's `fullUrl`, when it had one.
+    pub full_url: Option<Str<'a>>,
+    /// The resource's text in the document, for reviewers.
+    pub excerpt: &'a str,
+    pub resource: Resource<'a>,
+}
+
+/// What the whole document was.
+pub struct Source<'k> {
+    pub format: DocFormat,
+    /// The top-level resource type (`Bundle` or the single resource's type).
+    pub top_kind: &'k str,
+}
+
+/// Resource types that use a drug and become records.
+const USING: [&str; 5] = [
+    "MedicationRequest",
+    "MedicationStatement",
+    "MedicationDispense",
+    "MedicationOrder",
+    "MedicationAdministration",
+];
+
+/// An OperationOutcome as the whole body means the provider refused.
+pub fn refuse_outcome(resource: &Resource) -> Result<(), ParseError> {
+    if resource.resource_type.as_deref() == Some("OperationOutcome") {
+        return Err(ParseError::OperationOutcome { issues: outcome_text(resource) });
+    }
+    Ok(())
+}
+
+/// `severity code: text` for each issue, joined with `; `.
+fn outcome_text(resource: &Resource) -> String {
+    let issues: Vec<String> = resource
+        .issue
+        .0
+        .iter()
+        .map(|issue| {
+            let text = non_empty(issue.diagnostics.as_deref())
+                .or_else(|| issue.details.as_ref().and_then(CodeableConcept::name))
+                .unwrap_or("(no text)");
+            format!(
+                "{} {}: {}",
+                issue.severity.as_deref().unwrap_or("?"),
+                issue.code.as_deref().unwrap_or("?"),
+                text.trim()
+            )
+        })
+        .collect();
+    if issues.is_empty() { "(no issues given)".to_string() } else { issues.join("; ") }
+}
+
+/// Builds the parsed document from the resources of a document, in order.
+pub fn build(source: Source, entries: Vec<Entry>, mut problems: Vec<Problem>) -> ParsedDocument {
+    let index = Index::new(&entries);
+    let mut referenced = vec![false; entries.len()];
+    let mut slots: Vec<Option<MedRecord>> = Vec::with_capacity(entries.len());
+    let mut patient_ref = None;
+    for entry in &entries {
+        let resource = &entry.resource;
+        let kind = resource.resource_type.as_deref().unwrap_or("");
+        if patient_ref.is_none() {
+            let who = resource.subject.as_ref().or(resource.patient.as_ref());
+            patient_ref = who.and_then(|r| r.reference.as_deref()).and_then(|r| index.normalize(r));
+        }
+        if USING.contains(&kind) {
+            let reader = Reader { index: &index, owner: resource, referenced: &mut referenced };
+            slots.push(Some(reader.using_record(entry)));
+        } else {
+            if kind == "OperationOutcome" {
+                // A searchset may carry warnings as an outcome entry.
+                problems.push(Problem {
+                    kind: ProblemKind::Skipped,
+                    detail: format!("the provider attached an OperationOutcome: {}", outcome_text(resource)),
+                });
+            }
+            slots.push(None);
+        }
+    }
+    // A Medication that no record uses still yields a record, so that its
+    // codes are not lost; a standalone MedicationKnowledge likewise (but in a
+    // bundle it is reference data, not the patient's medication).
+    for (i, entry) in entries.iter().enumerate() {
+        let kind = entry.resource.resource_type.as_deref().unwrap_or("");
+        let alone = kind == "MedicationKnowledge" && source.top_kind == kind;
+        if (kind == "Medication" && !referenced[i]) || alone {
+            let mut reader = Reader { index: &index, owner: &entry.resource, referenced: &mut referenced };
+            slots[i] = Some(reader.drug_record(entry));
+        }
+    }
+    ParsedDocument { format: source.format, records: slots.into_iter().flatten().collect(), problems, patient_ref }
+}
+
+/// Where a reference can land.
+struct Index<'e, 'a> {
+    entries: &'e [Entry<'a>],
+    /// `fullUrl`s and `Type/id`s of the bundle's entries.
+    by_key: HashMap<&'e str, usize>,
+    /// `Type/id` derived from a fullUrl's tail (`…/Medication/123`).
+    by_tail: HashMap<String, usize>,
+}
+
+impl<'e, 'a> Index<'e, 'a> {
+    fn new(entries: &'e [Entry<'a>]) -> Self {
+        let mut by_key = HashMap::new();
+        let mut by_tail = HashMap::new();
+        for (i, entry) in entries.iter().enumerate() {
+            if let Some(url) = entry.full_url.as_deref() {
+                by_key.entry(url.trim()).or_insert(i);
+                if let Some(tail) = type_and_id(url) {
+                    by_tail.entry(tail).or_insert(i);
+                }
+            }
+            if let (Some(kind), Some(id)) = (entry.resource.resource_type.as_deref(), entry.resource.id.as_deref()) {
+                by_tail.entry(format!("{kind}/{}", id.trim())).or_insert(i);
+            }
+        }
+        Index { entries, by_key, by_tail }
+    }
+
+    /// The entry a (non-contained) reference points at.
+    fn find(&self, reference: &str) -> Option<usize> {
+        let reference = reference.trim();
+        self.by_key
+            .get(reference)
+            .copied()
+            .or_else(|| type_and_id(reference).and_then(|key| self.by_tail.get(&key).copied()))
+    }
+
+    /// A reference as `Type/id` where it can be placed: base URLs and
+    /// versions stripped, `urn:uuid:`s mapped to their entry's type and id.
+    /// Contained (`#id`) references name nothing outside their resource.
+    fn normalize(&self, reference: &str) -> Option<String> {
+        let reference = reference.trim();
+        if reference.is_empty() || reference.starts_with('#') {
+            return None;
+        }
+        if let Some(&i) = self.by_key.get(reference) {
+            let resource = &self.entries[i].resource;
+            if let (Some(kind), Some(id)) = (resource.resource_type.as_deref(), resource.id.as_deref()) {
+                return Some(format!("{kind}/{}", id.trim()));
+            }
+        }
+        Some(type_and_id(reference).unwrap_or_else(|| reference.to_string()))
+    }
+}
+
+/// `Type/id` from `Type/id`, `http://base/Type/id` or `…/Type/id/_history/2`.
+fn type_and_id(reference: &str) -> Option<String> {
+    let path = reference.split("/_history/").next().unwrap_or(reference);
+    let mut parts = path.trim_end_matches('/').rsplit('/');
+    let id = parts.next()?;
+    let kind = parts.next()?;
+    let is_type = kind.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && kind.chars().all(|c| c.is_ascii_alphanumeric());
+    (is_type && !id.is_empty() && !reference.starts_with("urn:")).then(|| format!("{kind}/{id}"))
+}
+
+/// Reads one resource into a record.
+struct Reader<'r, 'e, 'a> {
+    index: &'r Index<'e, 'a>,
+    /// The resource whose `contained` list `#id` references resolve against.
+    owner: &'r Resource<'a>,
+    /// Which entries a record has used as its drug.
+    referenced: &'r mut Vec<bool>,
+}
+
+impl<'r, 'e, 'a> Reader<'r, 'e, 'a> {
+    fn using_record(mut self, entry: &Entry) -> MedRecord {
+        let r = &entry.resource;
+        let mut rec = self.base_record(entry);
+        self.read_medication(r, &mut rec);
+        read_dosages(r, &mut rec);
+        rec.status = text(r.status.as_deref());
+        rec.prescribed = text(r.authored_on.as_deref()).or_else(|| text(r.date_written.as_deref()));
+        let period = r.effective_period.as_ref().or(r.effective_time_period.as_ref());
+        rec.start = text(r.effective_date_time.as_deref())
+            .or_else(|| text(r.effective_time_date_time.as_deref()))
+            .or_else(|| period.and_then(|p| text(p.start.as_deref())))
+            .or_else(|| text(r.when_handed_over.as_deref()));
+        rec.stop = period.and_then(|p| text(p.end.as_deref()));
+        if let Some(validity) = r.dispense_request.as_ref().and_then(|d| d.validity_period.as_ref()) {
+            rec.start = rec.start.or_else(|| text(validity.start.as_deref()));
+            rec.stop = rec.stop.or_else(|| text(validity.end.as_deref()));
+        }
+        rec.prescriber = r
+            .requester
+            .as_ref()
+            .and_then(|q| text(q.display.as_deref()).or_else(|| q.agent.as_ref().and_then(|a| text(a.display.as_deref()))))
+            .or_else(|| r.prescriber.as_ref().and_then(|p| text(p.display.as_deref())));
+        let links = r
+            .authorizing_prescription
+            .0
+            .iter()
+            .chain(&r.based_on.0)
+            .chain(&r.derived_from.0)
+            .chain(&r.part_of.0)
+            .chain(&r.prior_prescription)
+            .chain(&r.request);
+        for link in links {
+            if let Some(key) = link.reference.as_deref().and_then(|x| self.index.normalize(x)) {
+                if !rec.related.contains(&key) {
+                    rec.related.push(key);
+                }
+            }
+        }
+        finish(rec)
+    }
+
+    /// A record for a Medication (or MedicationKnowledge) standing alone.
+    fn drug_record(&mut self, entry: &Entry) -> MedRecord {
+        let mut rec = self.base_record(entry);
+        // Medication.status is the product's status, not the patient's.
+        self.apply_drug(entry.resource.drug(), &mut rec);
+        finish(rec)
+    }
+
+    fn base_record(&self, entry: &Entry) -> MedRecord {
+        let r = &entry.resource;
+        MedRecord {
+            source: Some(SourceRef {
+                kind: r.resource_type.as_deref().unwrap_or("").to_string(),
+                id: text(r.id.as_deref()),
+            }),
+            excerpt: entry.excerpt.to_string(),
+            ..MedRecord::default()
+        }
+    }
+
+    /// The drug: a CodeableConcept, a reference (contained, bundle entry, or
+    /// only an identifier), or R5's CodeableReference holding either.
+    fn read_medication(&mut self, r: &Resource, rec: &mut MedRecord) {
+        let r5 = r.medication.as_ref();
+        let concept = r.medication_codeable_concept.as_ref().or_else(|| r5.and_then(|m| m.concept.as_ref()));
+        if let Some(concept) = concept {
+            push_codes(concept, rec);
+            rec.name = text(concept.name());
+        }
+        if let Some(reference) = r.medication_reference.as_ref().or_else(|| r5.and_then(|m| m.reference.as_ref())) {
+            self.read_reference(reference, rec);
+        }
+    }
+
+    fn read_reference(&mut self, reference: &Reference, rec: &mut MedRecord) {
+        let display = text(reference.display.as_deref());
+        match reference.reference.as_deref().map(str::trim).filter(|x| !x.is_empty()) {
+            Some(target) => {
+                if self.apply_target(target, rec) {
+                    rec.name = rec.name.take().or(display);
+                } else {
+                    rec.problems.push(Problem {
+                        kind: ProblemKind::UnresolvedReference,
+                        detail: format!("medicationReference {target:?} points at nothing in the document"),
+                    });
+                    rec.name = rec.name.take().or(display);
+                }
+            }
+            None => {
+                // Real EHRs put an NDC on a reference with no resource behind it.
+                if let Some(id) = &reference.identifier {
+                    if let Some(value) = non_empty(id.value.as_deref()) {
+                        rec.codes.push(Code::new(id.system.as_deref().unwrap_or(""), value, display.as_deref()));
+                    }
+                }
+                rec.name = rec.name.take().or(display);
+            }
+        }
+    }
+
+    /// Applies the drug a reference resolves to; false when it resolves to nothing.
+    fn apply_target(&mut self, target: &str, rec: &mut MedRecord) -> bool {
+        if let Some(id) = target.strip_prefix('#') {
+            return match self.contained(id) {
+                Some(contained) => {
+                    self.apply_drug(contained.drug(), rec);
+                    true
+                }
+                None => false,
+            };
+        }
+        match self.index.find(target) {
+            Some(i) => {
+                self.referenced[i] = true;
+                let entries = self.index.entries;
+                let owner = &entries[i].resource;
+                let mut inner = Reader { index: self.index, owner, referenced: &mut *self.referenced };
+                inner.apply_drug(owner.drug(), rec);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn contained(&self, id: &str) -> Option<&'r Contained<'a>> {
+        self.owner.contained.0.iter().find(|c| c.id.as_deref().map(str::trim) == Some(id.trim()))
+    }
+
+    /// Codes, name, form, ingredients and strengths of a Medication-like resource.
+    fn apply_drug(&mut self, drug: Drug, rec: &mut MedRecord) {
+        if let Some(code) = drug.code {
+            push_codes(code, rec);
+            rec.name = rec.name.take().or_else(|| text(code.name()));
+        }
+        let form = drug.form.or_else(|| drug.product.and_then(|p| p.form.as_ref()));
+        rec.form = rec.form.take().or_else(|| form.and_then(|f| text(f.words())));
+        let product = drug.product.map_or(&[][..], |p| &p.ingredient.0[..]);
+        let package = drug.package.map_or(&[][..], |p| &p.content.0[..]);
+        for ingredient in drug.ingredient.iter().chain(product).chain(package) {
+            self.apply_ingredient(ingredient, rec);
+        }
+    }
+
+    /// An ingredient (or package content): its codes and its strength.
+    fn apply_ingredient(&mut self, ingredient: &Ingredient, rec: &mut MedRecord) {
+        let item = ingredient.item.as_ref();
+        if let Some(concept) = ingredient.item_codeable_concept.as_ref().or_else(|| item.and_then(|i| i.concept.as_ref())) {
+            push_codes(concept, rec);
+        }
+        let reference = ingredient.item_reference.as_ref().and_then(|r| r.reference.as_deref()).or_else(|| {
+            item.and_then(|i| i.reference.as_ref()).and_then(|r| match r {
+                ItemReference::Text(t) => Some(t.as_ref()),
+                ItemReference::Reference(r) => r.reference.as_deref(),
+            })
+        });
+        if let Some(target) = reference {
+            // An ingredient's Substance or Medication lends its codes only:
+            // following its own ingredients could loop.
+            let code = match target.trim().strip_prefix('#') {
+                Some(id) => self.contained(id).and_then(|c| c.code.as_ref()),
+                None => self.index.find(target).and_then(|i| self.index.entries[i].resource.code.as_ref()),
+            };
+            if let Some(code) = code {
+                push_codes(code, rec);
+            }
+        }
+        let ratio = ingredient.strength.as_ref().or(ingredient.strength_ratio.as_ref()).or(ingredient.amount.as_ref());
+        if let Some(quantity) = ratio.and_then(|r| r.numerator.as_ref()) {
+            if let Some(value) = quantity.value.as_ref().and_then(|v| text(Some(&v.0))) {
+                rec.strengths.push(Strength { value, unit: text(quantity.unit_text()) });
+            }
+        }
+    }
+}
+
+/// Every coding with a code, in order.
+fn push_codes(concept: &CodeableConcept, rec: &mut MedRecord) {
+    for coding in &concept.coding.0 {
+        if let Some(value) = non_empty(coding.code.as_deref()) {
+            rec.codes.push(Code::new(coding.system.as_deref().unwrap_or(""), value, coding.display.as_deref()));
+        }
+    }
+}
+
+/// Directions, route, dose and frequency from every dosage, first found wins.
+fn read_dosages(r: &Resource, rec: &mut MedRecord) {
+    for dosage in r.dosage_instruction.0.iter().chain(&r.dosage.0) {
+        if let Some(sig) = text(dosage.text.as_deref()) {
+            rec.directions.push(sig);
+        }
+        rec.route = rec.route.take().or_else(|| dosage.route.as_ref().and_then(|x| text(x.words())));
+        rec.dose = rec.dose.take().or_else(|| dose_text(dosage));
+        rec.frequency = rec.frequency.take().or_else(|| frequency_text(dosage));
+    }
+}
+
+fn dose_text(dosage: &Dosage) -> Option<String> {
+    dosage
+        .dose_and_rate
+        .0
+        .iter()
+        .find_map(|d| d.dose_quantity.as_ref())
+        .or(dosage.dose_quantity.as_ref())
+        .or(dosage.dose.as_ref())
+        .or(dosage.quantity.as_ref())
+        .and_then(|q| q.render())
+}
+
+/// `timing.code` words, else `repeat` as "2 per 1 d"; "as needed" added when
+/// the dosage says so.
+fn frequency_text(dosage: &Dosage) -> Option<String> {
+    let timing = dosage.timing.as_ref();
+    let coded = timing.and_then(|t| t.code.as_ref()).and_then(|c| text(c.words()));
+    let repeated = || {
+        let repeat = timing?.repeat.as_ref()?;
+        let period = repeat.period.as_ref().and_then(|p| text(Some(&p.0)))?;
+        let frequency = repeat.frequency.as_ref().and_then(|f| text(Some(&f.0))).unwrap_or_else(|| "1".to_string());
+        let unit = repeat.period_unit.as_deref().or(repeat.period_units.as_deref()).map(str::trim).unwrap_or("");
+        Some(format!("{frequency} per {period} {unit}").trim_end().to_string())
+    };
+    let base = coded.or_else(repeated);
+    let as_needed = dosage.as_needed_boolean.is_some_and(|b| b.0);
+    match (base, as_needed) {
+        (Some(base), true) => Some(format!("{base}, as needed")),
+        (None, true) => Some("as needed".to_string()),
+        (base, false) => base,
+    }
+}
+
+/// Owned trimmed text, when there is any.
+fn text(s: Option<&str>) -> Option<String> {
+    non_empty(s).map(|s| s.trim().to_string())
+}
+
+/// A record with neither codes nor a name says so.
+fn finish(mut rec: MedRecord) -> MedRecord {
+    if rec.codes.is_empty() && rec.name.is_none() && rec.problems.is_empty() {
+        rec.problems.push(Problem { kind: ProblemKind::NoDrug, detail: "the resource names no drug (no code, no text)".to_string() });
+    }
+    rec
+}
