@@ -60,23 +60,44 @@ const PATIENTS: [DemoPatient; 2] = [
 
 pub fn run(global: &Global, args: Args) -> CliResult {
     if global.config.is_some() || global.db.is_some() {
-        return Err(super::usage("demo makes its own configuration and database: use --dir instead of --config/--db"));
+        return Err(super::usage(
+            "demo makes its own configuration and database: use --dir instead of --config/--db",
+        ));
     }
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let dir = args.dir.canonicalize().with_context(|| format!("cannot resolve {}", args.dir.display()))?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let dir = args
+        .dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", args.dir.display()))?;
     let config_path = dir.join("config.toml");
     if !config_path.exists() {
-        std::fs::write(&config_path, DEMO_CONFIG).with_context(|| format!("cannot write {}", config_path.display()))?;
+        std::fs::write(&config_path, DEMO_CONFIG)
+            .with_context(|| format!("cannot write {}", config_path.display()))?;
     }
-    let demo_global = Global { config: Some(config_path.clone()), db: None };
+    let demo_global = Global {
+        config: Some(config_path.clone()),
+        db: None,
+    };
     let mut ctx = demo_global.open()?;
-    println!("rxsync demo in {} (database {})", dir.display(), ctx.config.database_path.display());
+    println!(
+        "rxsync demo in {} (database {})",
+        dir.display(),
+        ctx.config.database_path.display()
+    );
 
     if ctx.store.dictionary_stats()?.packages == 0 {
-        let (products, _) = fda::read_products(PRODUCTS).context("embedded samples/ndc/product.txt")?;
-        let (packages, _) = fda::read_packages(PACKAGES).context("embedded samples/ndc/package.txt")?;
-        let stats = ctx.store.replace_dictionary(&products, &packages, "embedded samples/ndc", "demo")?;
-        println!("loaded the sample dictionary: {} products, {} packages", stats.products, stats.packages);
+        let (products, _) =
+            fda::read_products(PRODUCTS).context("embedded samples/ndc/product.txt")?;
+        let (packages, _) =
+            fda::read_packages(PACKAGES).context("embedded samples/ndc/package.txt")?;
+        let stats =
+            ctx.store
+                .replace_dictionary(&products, &packages, "embedded samples/ndc", "demo")?;
+        println!(
+            "loaded the sample dictionary: {} products, {} packages",
+            stats.products, stats.packages
+        );
     }
 
     for p in &PATIENTS {
@@ -108,7 +129,10 @@ pub fn run(global: &Global, args: Args) -> CliResult {
         match import(&mut ctx.store, &request) {
             Ok(r) => match r.outcome {
                 ImportOutcome::Imported { version, items, .. } => {
-                    println!("imported {} for {}: version {version}, {items} items", p.label, p.id);
+                    println!(
+                        "imported {} for {}: version {version}, {items} items",
+                        p.label, p.id
+                    );
                 }
                 _ => println!("{} for {} is unchanged since the last run", p.label, p.id),
             },
@@ -131,12 +155,22 @@ pub fn run(global: &Global, args: Args) -> CliResult {
     })?;
     println!("Exception queue: {} open", open.len());
     for e in &open {
-        let item = e.item.as_ref().map(|i| format!("#{} {}", i.position, i.name.as_deref().unwrap_or(""))).unwrap_or_default();
-        println!("  [{}] {} {} {} — {}", e.id, e.patient, e.kind, item, e.detail);
+        let item = e
+            .item
+            .as_ref()
+            .map(|i| format!("#{} {}", i.position, i.name.as_deref().unwrap_or("")))
+            .unwrap_or_default();
+        println!(
+            "  [{}] {} {} {} — {}",
+            e.id, e.patient, e.kind, item, e.detail
+        );
     }
     println!();
     println!("Next: rxsync --config {} queue list", config_path.display());
-    println!("      rxsync --config {} queue resolve ID --action accept --by YOUR-NAME", config_path.display());
+    println!(
+        "      rxsync --config {} queue resolve ID --action accept --by YOUR-NAME",
+        config_path.display()
+    );
     Ok(())
 }
 

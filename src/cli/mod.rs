@@ -144,3 +144,14 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Demo(a) => demo::run(&global, a),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        // clap's own checks: conflicting flags, bad defaults, duplicate names.
+        super::Cli::command().debug_assert();
+    }
+}

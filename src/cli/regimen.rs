@@ -10,6 +10,7 @@ use rxsync::store::{RegimenView, Store};
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Show a patient's current regimen (or a given version)
+    #[command(disable_version_flag = true)]
     Show {
         #[arg(long, value_name = "ID")]
         patient: String,

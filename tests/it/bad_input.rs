@@ -36,24 +36,61 @@ fn each_kind_of_bad_document_is_refused_and_stores_nothing() {
         ("empty.xml", Vec::new(), &["empty"]),
         ("blank.json", b"  \n\t ".to_vec(), &["empty"]),
         ("image.png", binary, &["binary"]),
-        ("malformed.xml", MALFORMED_CCR.as_bytes().to_vec(), &["malformed XML", "4:"]),
-        ("cda.xml", CDA.as_bytes().to_vec(), &["expected a CCR", "ClinicalDocument"]),
+        (
+            "malformed.xml",
+            MALFORMED_CCR.as_bytes().to_vec(),
+            &["malformed XML", "4:"],
+        ),
+        (
+            "cda.xml",
+            CDA.as_bytes().to_vec(),
+            &["expected a CCR", "ClinicalDocument"],
+        ),
         ("lolz.xml", BILLION_LAUGHS.as_bytes().to_vec(), &["DTD"]),
         ("xxe.xml", EXTERNAL_ENTITY.as_bytes().to_vec(), &["DTD"]),
-        ("broken.json", b"{\"resourceType\": \"Bundle\",\n  \"entry\": [\n}".to_vec(), &["malformed JSON", "3:"]),
-        ("other.json", br#"{"foo": 1}"#.to_vec(), &["expected a FHIR"]),
-        ("patient.json", br#"{"resourceType": "Patient", "id": "x"}"#.to_vec(), &["expected a FHIR", "Patient"]),
-        ("outcome.json", OPERATION_OUTCOME.as_bytes().to_vec(), &["OperationOutcome", "not shared"]),
-        ("text.txt", b"hello, this is not a document".to_vec(), &["neither XML nor JSON"]),
+        (
+            "broken.json",
+            b"{\"resourceType\": \"Bundle\",\n  \"entry\": [\n}".to_vec(),
+            &["malformed JSON", "3:"],
+        ),
+        (
+            "other.json",
+            br#"{"foo": 1}"#.to_vec(),
+            &["expected a FHIR"],
+        ),
+        (
+            "patient.json",
+            br#"{"resourceType": "Patient", "id": "x"}"#.to_vec(),
+            &["expected a FHIR", "Patient"],
+        ),
+        (
+            "outcome.json",
+            OPERATION_OUTCOME.as_bytes().to_vec(),
+            &["OperationOutcome", "not shared"],
+        ),
+        (
+            "text.txt",
+            b"hello, this is not a document".to_vec(),
+            &["neither XML nor JSON"],
+        ),
     ];
     let env = TestEnv::with_dictionary_and(&["pat-1"]);
     for (name, bytes, needles) in cases {
         let path = env.write(name, &bytes);
         let before = env.counts();
-        let err = env.run(&["import", "--file", &path, "--patient", "pat-1"]).fails(1).to_string();
-        assert!(err.contains(&path), "{name}: the error names the file: {err}");
+        let err = env
+            .run(&["import", "--file", &path, "--patient", "pat-1"])
+            .fails(1)
+            .to_string();
+        assert!(
+            err.contains(&path),
+            "{name}: the error names the file: {err}"
+        );
         for needle in needles {
-            assert!(err.contains(needle), "{name}: error lacks {needle:?}: {err}");
+            assert!(
+                err.contains(needle),
+                "{name}: error lacks {needle:?}: {err}"
+            );
         }
         assert!(err.contains("nothing stored"), "{name}: {err}");
         assert_eq!(env.counts(), before, "{name}: nothing stored");
@@ -64,9 +101,14 @@ fn each_kind_of_bad_document_is_refused_and_stores_nothing() {
 fn the_corpus_ccrs_that_are_not_well_formed_are_refused_with_their_position() {
     let env = TestEnv::with_dictionary_and(&["pat-1"]);
     for name in ["sample_ccr.xml", "1_Sofia_Weideman_SAK.xml"] {
-        let path = repo_path(&format!("tests/corpus/ccr/health-data-standards/{name}")).display().to_string();
+        let path = repo_path(&format!("tests/corpus/ccr/health-data-standards/{name}"))
+            .display()
+            .to_string();
         let before = env.counts();
-        let err = env.run(&["import", "--file", &path, "--patient", "pat-1"]).fails(1).to_string();
+        let err = env
+            .run(&["import", "--file", &path, "--patient", "pat-1"])
+            .fails(1)
+            .to_string();
         assert!(err.contains("malformed XML at "), "{name}: {err}");
         assert_eq!(env.counts(), before, "{name}");
     }
@@ -78,15 +120,34 @@ fn oversized_documents_unknown_patients_and_missing_files_store_nothing() {
     let sample = repo_path("samples/ccr/demo.xml").display().to_string();
     let before = env.counts();
     let err = env
-        .run_with_env(&["import", "--file", &sample, "--patient", "pat-1"], &[("RXSYNC_IMPORT_MAX_DOCUMENT_BYTES", "100")])
+        .run_with_env(
+            &["import", "--file", &sample, "--patient", "pat-1"],
+            &[("RXSYNC_IMPORT_MAX_DOCUMENT_BYTES", "100")],
+        )
         .fails(1)
         .to_string();
-    assert!(err.contains("over import.max_document_bytes = 100"), "{err}");
-    let err = env.run(&["import", "--file", &sample, "--patient", "nobody"]).fails(1).to_string();
+    assert!(
+        err.contains("over import.max_document_bytes = 100"),
+        "{err}"
+    );
+    let err = env
+        .run(&["import", "--file", &sample, "--patient", "nobody"])
+        .fails(1)
+        .to_string();
     assert!(err.contains("unknown patient nobody"), "{err}");
-    let err = env.run(&["import", "--file", "/no/such/file.xml", "--patient", "pat-1"]).fails(1).to_string();
+    let err = env
+        .run(&[
+            "import",
+            "--file",
+            "/no/such/file.xml",
+            "--patient",
+            "pat-1",
+        ])
+        .fails(1)
+        .to_string();
     assert!(err.contains("/no/such/file.xml"), "{err}");
-    env.run(&["import", "--file", &sample, "--patient", "bad id"]).fails(2);
+    env.run(&["import", "--file", &sample, "--patient", "bad id"])
+        .fails(2);
     assert_eq!(env.counts(), before);
 }
 
@@ -94,22 +155,48 @@ fn oversized_documents_unknown_patients_and_missing_files_store_nothing() {
 fn keep_unreadable_keeps_the_document_and_opens_an_exception_but_no_regimen() {
     let env = TestEnv::with_dictionary_and(&["pat-1"]);
     let path = env.write("malformed.xml", MALFORMED_CCR.as_bytes());
-    let err = env.run(&["import", "--file", &path, "--patient", "pat-1", "--keep-unreadable"]).fails(1).to_string();
+    let err = env
+        .run(&[
+            "import",
+            "--file",
+            &path,
+            "--patient",
+            "pat-1",
+            "--keep-unreadable",
+        ])
+        .fails(1)
+        .to_string();
     assert!(err.contains("document kept"), "{err}");
     assert_eq!(env.query_i64("SELECT COUNT(*) FROM documents"), 1);
     assert_eq!(env.query_i64("SELECT COUNT(*) FROM regimens"), 0);
-    assert_eq!(env.query_i64("SELECT COUNT(*) FROM syncs WHERE outcome = 'failed'"), 1);
-    let q = env.run(&["queue", "list", "--kind", "unreadable", "--format", "json"]).json();
+    assert_eq!(
+        env.query_i64("SELECT COUNT(*) FROM syncs WHERE outcome = 'failed'"),
+        1
+    );
+    let q = env
+        .run(&["queue", "list", "--kind", "unreadable", "--format", "json"])
+        .json();
     assert_eq!(q.as_array().map(Vec::len), Some(1));
-    assert!(q[0]["detail"].as_str().is_some_and(|d| d.contains("malformed XML")), "{q}");
+    assert!(
+        q[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("malformed XML")),
+        "{q}"
+    );
     assert_eq!(q[0]["item"], serde_json::Value::Null);
 }
 
 #[test]
 fn a_database_file_that_is_not_sqlite_is_a_clear_error() {
     let env = TestEnv::new();
-    std::fs::write(&env.db, b"this is not a database, just text that is long enough to look like a header....")
-        .expect("write");
+    std::fs::write(
+        &env.db,
+        b"this is not a database, just text that is long enough to look like a header....",
+    )
+    .expect("write");
     let err = env.run(&["patient", "list"]).fails(1).to_string();
-    assert!(err.contains("cannot open database") && err.contains("rxsync.db"), "{err}");
+    assert!(
+        err.contains("cannot open database") && err.contains("rxsync.db"),
+        "{err}"
+    );
 }

@@ -6,43 +6,103 @@ use serde_json::Value;
 fn kinds(summary: &Value) -> Vec<(String, u64)> {
     summary["exceptions"]
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 #[test]
 fn dict_import_and_lookup_in_every_format() {
     let env = TestEnv::new();
-    let out = env.run(&["dict", "import", "--fda", &repo_path("samples/ndc").display().to_string()]).ok().to_string();
+    let out = env
+        .run(&[
+            "dict",
+            "import",
+            "--fda",
+            &repo_path("samples/ndc").display().to_string(),
+        ])
+        .ok()
+        .to_string();
     assert!(out.contains("loaded") && out.contains("products"), "{out}");
-    assert!(env.query_i64("SELECT COUNT(*) FROM dict_products WHERE excluded") >= 1, "the excluded product is kept, marked");
+    assert!(
+        env.query_i64("SELECT COUNT(*) FROM dict_products WHERE excluded") >= 1,
+        "the excluded product is kept, marked"
+    );
 
     for code in ["0777-3105-02", "00777310502", "0777-3105-*2"] {
-        let v = env.run(&["dict", "lookup", code, "--format", "json"]).json();
+        let v = env
+            .run(&["dict", "lookup", code, "--format", "json"])
+            .json();
         assert_eq!(v[0]["package"]["ndc11"], "00777310502", "lookup {code}");
-        assert_eq!(v[0]["product"]["proprietary_name"], "Prozac", "lookup {code}");
+        assert_eq!(
+            v[0]["product"]["proprietary_name"], "Prozac",
+            "lookup {code}"
+        );
     }
     // A bare 10-digit code lists what its readings match.
-    let v = env.run(&["dict", "lookup", "0087606005", "--format", "json"]).json();
+    let v = env
+        .run(&["dict", "lookup", "0087606005", "--format", "json"])
+        .json();
     assert_eq!(v[0]["package"]["ndc11"], "00087606005");
-    let table = env.run(&["dict", "lookup", "0006-0106-54"]).ok().to_string();
-    for needle in ["PRINIVIL", "LISINOPRIL", "10 mg/1", "TABLET", "ORAL", "Merck"] {
-        assert!(table.to_uppercase().contains(&needle.to_uppercase()), "{needle} in {table}");
+    let table = env
+        .run(&["dict", "lookup", "0006-0106-54"])
+        .ok()
+        .to_string();
+    for needle in [
+        "PRINIVIL",
+        "LISINOPRIL",
+        "10 mg/1",
+        "TABLET",
+        "ORAL",
+        "Merck",
+    ] {
+        assert!(
+            table.to_uppercase().contains(&needle.to_uppercase()),
+            "{needle} in {table}"
+        );
     }
-    let by_name = env.run(&["dict", "lookup", "glucophage", "--format", "json"]).json();
+    let by_name = env
+        .run(&["dict", "lookup", "glucophage", "--format", "json"])
+        .json();
     assert!(by_name.as_array().is_some_and(|a| !a.is_empty()));
     env.run(&["dict", "lookup", "68180-0513-01"]).fails(1);
-    let err = env.run(&["dict", "lookup", "2501-813-16"]).fails(2).to_string();
+    let err = env
+        .run(&["dict", "lookup", "2501-813-16"])
+        .fails(2)
+        .to_string();
     assert!(err.contains("4-3-2"), "{err}");
 }
 
 #[test]
 fn patients_are_validated_and_listed() {
     let env = TestEnv::new();
-    env.run(&["patient", "add", "--id", "p-1", "--mrn", "M1", "--name", "Ada Synthetic", "--birth-date", "1950-02-03"]).ok();
+    env.run(&[
+        "patient",
+        "add",
+        "--id",
+        "p-1",
+        "--mrn",
+        "M1",
+        "--name",
+        "Ada Synthetic",
+        "--birth-date",
+        "1950-02-03",
+    ])
+    .ok();
     env.run(&["patient", "add", "--id", "p-1"]).fails(1);
     env.run(&["patient", "add", "--id", "bad id"]).fails(2);
-    env.run(&["patient", "add", "--id", "p-2", "--birth-date", "1950-13-40"]).fails(2);
+    env.run(&[
+        "patient",
+        "add",
+        "--id",
+        "p-2",
+        "--birth-date",
+        "1950-13-40",
+    ])
+    .fails(2);
     let v = env.run(&["patient", "list", "--format", "json"]).json();
     assert_eq!(v.as_array().map(Vec::len), Some(1));
     assert_eq!(v[0]["id"], "p-1");
@@ -59,22 +119,43 @@ fn importing_the_demo_ccr_raises_each_expected_exception() {
     assert_eq!(s["items"], 6, "{s}");
     assert_eq!(
         kinds(&s),
-        [("duplicate", 1), ("invalid_ndc", 1), ("non_ndc_code", 1), ("unmapped_ndc", 1)]
-            .map(|(k, n)| (k.to_string(), n))
-            .to_vec()
+        [
+            ("duplicate", 1),
+            ("invalid_ndc", 1),
+            ("non_ndc_code", 1),
+            ("unmapped_ndc", 1)
+        ]
+        .map(|(k, n)| (k.to_string(), n))
+        .to_vec()
     );
 
-    let r = env.run(&["regimen", "show", "--patient", "pat-1", "--format", "json"]).json();
+    let r = env
+        .run(&["regimen", "show", "--patient", "pat-1", "--format", "json"])
+        .json();
     for key in ["patient", "version", "status", "source", "items"] {
         assert!(r.get(key).is_some(), "regimen JSON lacks {key}: {r}");
     }
     let items = r["items"].as_array().expect("items");
     for item in items {
-        for key in ["ndc11", "name", "codes", "strength", "form", "route", "dose", "frequency", "status", "flags"] {
+        for key in [
+            "ndc11",
+            "name",
+            "codes",
+            "strength",
+            "form",
+            "route",
+            "dose",
+            "frequency",
+            "status",
+            "flags",
+        ] {
             assert!(item.get(key).is_some(), "item JSON lacks {key}: {item}");
         }
         for code in item["codes"].as_array().expect("codes") {
-            assert!(code["system"].is_string() && code["code"].is_string(), "{code}");
+            assert!(
+                code["system"].is_string() && code["code"].is_string(),
+                "{code}"
+            );
         }
     }
     let prinivil = &items[0];
@@ -83,15 +164,43 @@ fn importing_the_demo_ccr_raises_each_expected_exception() {
     let flagged: Vec<(&str, &str)> = items
         .iter()
         .flat_map(|i| {
-            i["flags"].as_array().into_iter().flatten().map(move |f| (i["name"].as_str().unwrap_or(""), f.as_str().unwrap_or("")))
+            i["flags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |f| (i["name"].as_str().unwrap_or(""), f.as_str().unwrap_or("")))
         })
         .collect();
-    assert!(flagged.iter().any(|(n, f)| n.contains("Losartan") && *f == "unmapped_ndc"), "{flagged:?}");
-    assert!(flagged.iter().any(|(n, f)| n.contains("Ibuprofen") && *f == "invalid_ndc"), "{flagged:?}");
-    assert!(flagged.iter().any(|(n, f)| n.to_lowercase().contains("amlodipine") && *f == "non_ndc_code"), "{flagged:?}");
-    assert!(flagged.iter().any(|(_, f)| *f == "duplicate"), "{flagged:?}");
-    let table = env.run(&["regimen", "show", "--patient", "pat-1"]).ok().to_string();
-    assert!(table.contains("needs review") && table.contains("00006010654"), "{table}");
+    assert!(
+        flagged
+            .iter()
+            .any(|(n, f)| n.contains("Losartan") && *f == "unmapped_ndc"),
+        "{flagged:?}"
+    );
+    assert!(
+        flagged
+            .iter()
+            .any(|(n, f)| n.contains("Ibuprofen") && *f == "invalid_ndc"),
+        "{flagged:?}"
+    );
+    assert!(
+        flagged
+            .iter()
+            .any(|(n, f)| n.to_lowercase().contains("amlodipine") && *f == "non_ndc_code"),
+        "{flagged:?}"
+    );
+    assert!(
+        flagged.iter().any(|(_, f)| *f == "duplicate"),
+        "{flagged:?}"
+    );
+    let table = env
+        .run(&["regimen", "show", "--patient", "pat-1"])
+        .ok()
+        .to_string();
+    assert!(
+        table.contains("needs review") && table.contains("00006010654"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -101,16 +210,38 @@ fn importing_the_demo_fhir_bundle_folds_repeats_and_flags_duplicates() {
     assert_eq!(s["outcome"], "imported", "{s}");
     assert_eq!(s["format"], "fhir-json");
     assert_eq!(s["items"], 7, "{s}");
-    assert_eq!(s["skipped"].as_array().map(Vec::len), Some(1), "the entered-in-error request: {s}");
+    assert_eq!(
+        s["skipped"].as_array().map(Vec::len),
+        Some(1),
+        "the entered-in-error request: {s}"
+    );
     assert_eq!(
         kinds(&s),
-        [("duplicate", 1), ("non_ndc_code", 1), ("therapeutic_duplicate", 1)].map(|(k, n)| (k.to_string(), n)).to_vec()
+        [
+            ("duplicate", 1),
+            ("non_ndc_code", 1),
+            ("therapeutic_duplicate", 1)
+        ]
+        .map(|(k, n)| (k.to_string(), n))
+        .to_vec()
     );
-    let r = env.run(&["regimen", "show", "--patient", "pat-2", "--format", "json"]).json();
+    let r = env
+        .run(&["regimen", "show", "--patient", "pat-2", "--format", "json"])
+        .json();
     let items = r["items"].as_array().expect("items");
-    let lipitor = items.iter().find(|i| i["ndc11"] == "00071015523").expect("Lipitor item");
-    assert_eq!(lipitor["sources"].as_array().map(Vec::len), Some(2), "request and dispense fold: {lipitor}");
-    let glucophage = items.iter().find(|i| i["ndc11"] == "00087606005").expect("Glucophage item");
+    let lipitor = items
+        .iter()
+        .find(|i| i["ndc11"] == "00071015523")
+        .expect("Lipitor item");
+    assert_eq!(
+        lipitor["sources"].as_array().map(Vec::len),
+        Some(2),
+        "request and dispense fold: {lipitor}"
+    );
+    let glucophage = items
+        .iter()
+        .find(|i| i["ndc11"] == "00087606005")
+        .expect("Glucophage item");
     assert_eq!(glucophage["ndc_inferred"], true);
 }
 
@@ -131,13 +262,51 @@ fn the_same_bytes_make_no_new_version_and_new_bytes_do() {
         }
     }
     let text = std::fs::read_to_string(&file).expect("read sample");
-    let edited = env.write("demo-v2.xml", text.replacen("</ContinuityOfCareRecord>", "<!-- v2 --></ContinuityOfCareRecord>", 1).as_bytes());
-    let v2 = env.run(&["import", "--file", &edited, "--patient", "pat-1", "--format", "json"]).json();
+    let edited = env.write(
+        "demo-v2.xml",
+        text.replacen(
+            "</ContinuityOfCareRecord>",
+            "<!-- v2 --></ContinuityOfCareRecord>",
+            1,
+        )
+        .as_bytes(),
+    );
+    let v2 = env
+        .run(&[
+            "import",
+            "--file",
+            &edited,
+            "--patient",
+            "pat-1",
+            "--format",
+            "json",
+        ])
+        .json();
     assert_eq!(v2["version"], 2);
-    let h = env.run(&["regimen", "history", "--patient", "pat-1", "--format", "json"]).json();
+    let h = env
+        .run(&[
+            "regimen",
+            "history",
+            "--patient",
+            "pat-1",
+            "--format",
+            "json",
+        ])
+        .json();
     assert_eq!(h.as_array().map(Vec::len), Some(2));
     assert_eq!(h[0]["version"], 2);
-    let v1 = env.run(&["regimen", "show", "--patient", "pat-1", "--version", "1", "--format", "json"]).json();
+    let v1 = env
+        .run(&[
+            "regimen",
+            "show",
+            "--patient",
+            "pat-1",
+            "--version",
+            "1",
+            "--format",
+            "json",
+        ])
+        .json();
     assert_eq!(v1["version"], 1);
 }
 
@@ -155,50 +324,189 @@ fn a_clinician_clears_the_queue_and_the_regimen_becomes_reviewed() {
         assert_eq!(row["state"], "open");
     }
     let id_of = |kind: &str| -> String {
-        rows.iter().find(|r| r["kind"] == kind).map(|r| r["id"].to_string()).unwrap_or_else(|| panic!("no {kind}"))
+        rows.iter()
+            .find(|r| r["kind"] == kind)
+            .map(|r| r["id"].to_string())
+            .unwrap_or_else(|| panic!("no {kind}"))
     };
-    let amlodipine_ndc = env.run(&["dict", "lookup", "amlodipine", "--format", "json"]).json()[0]["package"]["ndc11"]
+    let amlodipine_ndc = env
+        .run(&["dict", "lookup", "amlodipine", "--format", "json"])
+        .json()[0]["package"]["ndc11"]
         .as_str()
         .expect("an amlodipine product in the sample dictionary")
         .to_string();
 
     // A wrong action for the kind, and map without an NDC, are refused.
-    let err = env.run(&["queue", "resolve", &id_of("duplicate"), "--action", "map", "--ndc", "0087-6060-05", "--by", "dr.lee"]).fails(1).to_string();
+    let err = env
+        .run(&[
+            "queue",
+            "resolve",
+            &id_of("duplicate"),
+            "--action",
+            "map",
+            "--ndc",
+            "0087-6060-05",
+            "--by",
+            "dr.lee",
+        ])
+        .fails(1)
+        .to_string();
     assert!(err.contains("does not fit"), "{err}");
-    env.run(&["queue", "resolve", &id_of("unmapped_ndc"), "--action", "map", "--by", "dr.lee"]).fails(2);
-    env.run(&["queue", "resolve", &id_of("unmapped_ndc"), "--action", "map", "--ndc", "68180-0513-01", "--by", "dr.lee"]).fails(1);
+    env.run(&[
+        "queue",
+        "resolve",
+        &id_of("unmapped_ndc"),
+        "--action",
+        "map",
+        "--by",
+        "dr.lee",
+    ])
+    .fails(2);
+    env.run(&[
+        "queue",
+        "resolve",
+        &id_of("unmapped_ndc"),
+        "--action",
+        "map",
+        "--ndc",
+        "68180-0513-01",
+        "--by",
+        "dr.lee",
+    ])
+    .fails(1);
 
     let mapped = env
-        .run(&["queue", "resolve", &id_of("non_ndc_code"), "--action", "map", "--ndc", &amlodipine_ndc, "--by", "dr.lee", "--note", "RxNorm 197361", "--format", "json"])
+        .run(&[
+            "queue",
+            "resolve",
+            &id_of("non_ndc_code"),
+            "--action",
+            "map",
+            "--ndc",
+            &amlodipine_ndc,
+            "--by",
+            "dr.lee",
+            "--note",
+            "RxNorm 197361",
+            "--format",
+            "json",
+        ])
         .json();
     assert_eq!(mapped["state"], "resolved");
     assert_eq!(mapped["resolved_by"], "dr.lee");
-    env.run(&["queue", "resolve", &id_of("duplicate"), "--action", "remove", "--by", "dr.lee"]).ok();
-    env.run(&["queue", "resolve", &id_of("invalid_ndc"), "--action", "accept", "--by", "dr.lee"]).ok();
-    let again = env.run(&["queue", "resolve", &id_of("invalid_ndc"), "--action", "accept", "--by", "dr.lee"]).fails(1).to_string();
+    env.run(&[
+        "queue",
+        "resolve",
+        &id_of("duplicate"),
+        "--action",
+        "remove",
+        "--by",
+        "dr.lee",
+    ])
+    .ok();
+    env.run(&[
+        "queue",
+        "resolve",
+        &id_of("invalid_ndc"),
+        "--action",
+        "accept",
+        "--by",
+        "dr.lee",
+    ])
+    .ok();
+    let again = env
+        .run(&[
+            "queue",
+            "resolve",
+            &id_of("invalid_ndc"),
+            "--action",
+            "accept",
+            "--by",
+            "dr.lee",
+        ])
+        .fails(1)
+        .to_string();
     assert!(again.contains("already resolved"), "{again}");
-    let r = env.run(&["regimen", "show", "--patient", "pat-1", "--format", "json"]).json();
+    let r = env
+        .run(&["regimen", "show", "--patient", "pat-1", "--format", "json"])
+        .json();
     assert_eq!(r["status"], "needs_review", "one exception is still open");
-    env.run(&["queue", "dismiss", &id_of("unmapped_ndc"), "--by", "dr.lee", "--note", ""]).fails(1);
-    env.run(&["queue", "dismiss", &id_of("unmapped_ndc"), "--by", "dr.lee", "--note", "repackager code, checked"]).ok();
+    env.run(&[
+        "queue",
+        "dismiss",
+        &id_of("unmapped_ndc"),
+        "--by",
+        "dr.lee",
+        "--note",
+        "",
+    ])
+    .fails(1);
+    env.run(&[
+        "queue",
+        "dismiss",
+        &id_of("unmapped_ndc"),
+        "--by",
+        "dr.lee",
+        "--note",
+        "repackager code, checked",
+    ])
+    .ok();
 
-    let r = env.run(&["regimen", "show", "--patient", "pat-1", "--format", "json"]).json();
+    let r = env
+        .run(&["regimen", "show", "--patient", "pat-1", "--format", "json"])
+        .json();
     assert_eq!(r["status"], "reviewed");
     assert_eq!(r["items"].as_array().map(Vec::len), Some(5));
     assert_eq!(r["removed_items"].as_array().map(Vec::len), Some(1));
     assert!(env.query_i64("SELECT COUNT(*) FROM audit WHERE actor = 'dr.lee'") >= 4);
-    assert_eq!(env.run(&["queue", "list", "--format", "json"]).json(), serde_json::json!([]));
-    let all = env.run(&["queue", "list", "--state", "all", "--format", "json"]).json();
+    assert_eq!(
+        env.run(&["queue", "list", "--format", "json"]).json(),
+        serde_json::json!([])
+    );
+    let all = env
+        .run(&["queue", "list", "--state", "all", "--format", "json"])
+        .json();
     assert_eq!(all.as_array().map(Vec::len), Some(4));
 
     // The mapping is remembered: a later document with the same code maps
     // without an exception, and says who decided.
     let text = std::fs::read_to_string(repo_path("samples/ccr/demo.xml")).expect("sample");
-    let v2 = env.write("v2.xml", text.replacen("</ContinuityOfCareRecord>", "<!-- v2 --></ContinuityOfCareRecord>", 1).as_bytes());
-    let s = env.run(&["import", "--file", &v2, "--patient", "pat-1", "--format", "json"]).json();
-    assert!(!s["exceptions"].as_object().expect("counts").contains_key("non_ndc_code"), "{s}");
-    let r = env.run(&["regimen", "show", "--patient", "pat-1", "--format", "json"]).json();
-    let amlo = r["items"].as_array().expect("items").iter().find(|i| i["ndc11"] == amlodipine_ndc.as_str()).expect("mapped item");
+    let v2 = env.write(
+        "v2.xml",
+        text.replacen(
+            "</ContinuityOfCareRecord>",
+            "<!-- v2 --></ContinuityOfCareRecord>",
+            1,
+        )
+        .as_bytes(),
+    );
+    let s = env
+        .run(&[
+            "import",
+            "--file",
+            &v2,
+            "--patient",
+            "pat-1",
+            "--format",
+            "json",
+        ])
+        .json();
+    assert!(
+        !s["exceptions"]
+            .as_object()
+            .expect("counts")
+            .contains_key("non_ndc_code"),
+        "{s}"
+    );
+    let r = env
+        .run(&["regimen", "show", "--patient", "pat-1", "--format", "json"])
+        .json();
+    let amlo = r["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["ndc11"] == amlodipine_ndc.as_str())
+        .expect("mapped item");
     assert_eq!(amlo["mapping"]["decided_by"], "dr.lee");
 }
 
@@ -207,16 +515,30 @@ fn listings_filter_by_kind_state_and_patient() {
     let env = TestEnv::with_dictionary_and(&["pat-1", "pat-2"]);
     env.import(&repo_path("samples/ccr/demo.xml"), "pat-1");
     env.import(&repo_path("samples/fhir/demo.json"), "pat-2");
-    let only = env.run(&["queue", "list", "--kind", "duplicate", "--format", "json"]).json();
+    let only = env
+        .run(&["queue", "list", "--kind", "duplicate", "--format", "json"])
+        .json();
     assert_eq!(only.as_array().map(Vec::len), Some(2));
-    let p2 = env.run(&["queue", "list", "--patient", "pat-2", "--format", "json"]).json();
-    assert!(p2.as_array().expect("rows").iter().all(|r| r["patient"] == "pat-2"));
+    let p2 = env
+        .run(&["queue", "list", "--patient", "pat-2", "--format", "json"])
+        .json();
+    assert!(
+        p2.as_array()
+            .expect("rows")
+            .iter()
+            .all(|r| r["patient"] == "pat-2")
+    );
     env.run(&["queue", "list", "--kind", "nonsense"]).fails(2);
     env.run(&["queue", "list", "--state", "closed"]).fails(2);
     let table = env.run(&["queue", "list"]).ok().to_string();
     assert!(table.contains("therapeutic_duplicate"), "{table}");
     let first = only[0]["id"].to_string();
-    let shown = env.run(&["queue", "show", &first, "--format", "json"]).json();
-    assert!(shown["excerpt"].as_str().is_some_and(|x| !x.is_empty()), "{shown}");
+    let shown = env
+        .run(&["queue", "show", &first, "--format", "json"])
+        .json();
+    assert!(
+        shown["excerpt"].as_str().is_some_and(|x| !x.is_empty()),
+        "{shown}"
+    );
     env.run(&["queue", "show", "99999"]).fails(1);
 }

@@ -35,14 +35,22 @@ impl Run {
     /// Asserts success and returns stdout.
     #[track_caller]
     pub fn ok(&self) -> &str {
-        assert_eq!(self.code, 0, "expected success\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         &self.stdout
     }
 
     /// Asserts the exit code and returns stderr.
     #[track_caller]
     pub fn fails(&self, code: i32) -> &str {
-        assert_eq!(self.code, code, "expected exit {code}\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         &self.stderr
     }
 
@@ -75,7 +83,10 @@ impl TestEnv {
 
     pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rxsync"));
-        cmd.current_dir(self.dir.path()).arg("--db").arg(&self.db).args(args);
+        cmd.current_dir(self.dir.path())
+            .arg("--db")
+            .arg(&self.db)
+            .args(args);
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
             cmd.env_remove(k);
         }
@@ -108,7 +119,13 @@ impl TestEnv {
     /// Loads the sample dictionary and registers `patients`.
     pub fn with_dictionary_and(patients: &[&str]) -> TestEnv {
         let env = TestEnv::new();
-        env.run(&["dict", "import", "--fda", &repo_path("samples/ndc").display().to_string()]).ok();
+        env.run(&[
+            "dict",
+            "import",
+            "--fda",
+            &repo_path("samples/ndc").display().to_string(),
+        ])
+        .ok();
         for p in patients {
             env.run(&["patient", "add", "--id", p]).ok();
         }
@@ -117,7 +134,16 @@ impl TestEnv {
 
     /// Imports a file for a patient and returns the JSON summary.
     pub fn import(&self, file: &Path, patient: &str) -> Value {
-        self.run(&["import", "--file", &file.display().to_string(), "--patient", patient, "--format", "json"]).json()
+        self.run(&[
+            "import",
+            "--file",
+            &file.display().to_string(),
+            "--patient",
+            patient,
+            "--format",
+            "json",
+        ])
+        .json()
     }
 
     /// Row counts of every table: equal before and after means nothing was stored.
@@ -130,7 +156,9 @@ impl TestEnv {
         tables
             .into_iter()
             .map(|t| {
-                let n: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM \"{t}\""), [], |r| r.get(0)).expect("count");
+                let n: i64 = conn
+                    .query_row(&format!("SELECT COUNT(*) FROM \"{t}\""), [], |r| r.get(0))
+                    .expect("count");
                 (t, n)
             })
             .collect()

@@ -12,8 +12,8 @@
 //! FHIR XML, where every primitive is a string and a single child is not an
 //! array: hence `Many` and `Num`.
 
-use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
@@ -184,14 +184,23 @@ pub struct CodeableConcept<'a> {
 impl CodeableConcept<'_> {
     /// The concept's words: `text`, else the first coding's display.
     pub fn name(&self) -> Option<&str> {
-        non_empty(self.text.as_deref())
-            .or_else(|| self.coding.0.iter().find_map(|c| non_empty(c.display.as_deref())))
+        non_empty(self.text.as_deref()).or_else(|| {
+            self.coding
+                .0
+                .iter()
+                .find_map(|c| non_empty(c.display.as_deref()))
+        })
     }
 
     /// Words for a concept used as a value (a route, a form): its name, else
     /// the first code.
     pub fn words(&self) -> Option<&str> {
-        self.name().or_else(|| self.coding.0.iter().find_map(|c| non_empty(c.code.as_deref())))
+        self.name().or_else(|| {
+            self.coding
+                .0
+                .iter()
+                .find_map(|c| non_empty(c.code.as_deref()))
+        })
     }
 }
 
@@ -306,7 +315,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for ItemReference<'a> {
                 Ok(ItemReference::Text(Cow::Owned(v.to_owned())))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                Reference::deserialize(de::value::MapAccessDeserializer::new(map)).map(ItemReference::Reference)
+                Reference::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(ItemReference::Reference)
             }
         }
         d.deserialize_any(V(PhantomData))

@@ -69,11 +69,22 @@ struct Sizes {
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let sizes = if full {
-        Sizes { meds: 20_000, import_items: 20_000, reps: 7 }
+        Sizes {
+            meds: 20_000,
+            import_items: 20_000,
+            reps: 7,
+        }
     } else {
-        Sizes { meds: 200, import_items: 200, reps: 1 }
+        Sizes {
+            meds: 200,
+            import_items: 200,
+            reps: 1,
+        }
     };
-    println!("rxsync pipeline benchmarks ({} mode)", if full { "full" } else { "smoke" });
+    println!(
+        "rxsync pipeline benchmarks ({} mode)",
+        if full { "full" } else { "smoke" }
+    );
     ccr_extraction(&sizes);
     fhir_extraction(&sizes);
     sqlite_import(&sizes);
@@ -87,9 +98,15 @@ fn main() {
 fn ccr_extraction(s: &Sizes) {
     let doc = generate::ccr(s.meds);
     let raw = median(s.reps, || raw_quick_xml_scan(&doc));
-    let ours = median(s.reps, || parse::parse(&doc, DocFormat::Ccr).map(|d| d.records.len()));
+    let ours = median(s.reps, || {
+        parse::parse(&doc, DocFormat::Ccr).map(|d| d.records.len())
+    });
     let parsed = parse::parse(&doc, DocFormat::Ccr).expect("generated CCR parses");
-    assert_eq!(parsed.records.len(), s.meds, "every generated medication is read");
+    assert_eq!(
+        parsed.records.len(),
+        s.meds,
+        "every generated medication is read"
+    );
     println!(
         "CCR extraction, {} meds, {:.1} MB: raw quick-xml scan {:.0} MB/s, rxsync {:.0} MB/s = {:.0}% of raw (goal >= 60%)",
         s.meds,
@@ -102,10 +119,18 @@ fn ccr_extraction(s: &Sizes) {
 
 fn fhir_extraction(s: &Sizes) {
     let doc = generate::fhir(s.meds);
-    let value = median(s.reps, || serde_json::from_slice::<serde_json::Value>(&doc).map(|_| ()));
-    let ours = median(s.reps, || parse::parse(&doc, DocFormat::FhirJson).map(|d| d.records.len()));
+    let value = median(s.reps, || {
+        serde_json::from_slice::<serde_json::Value>(&doc).map(|_| ())
+    });
+    let ours = median(s.reps, || {
+        parse::parse(&doc, DocFormat::FhirJson).map(|d| d.records.len())
+    });
     let parsed = parse::parse(&doc, DocFormat::FhirJson).expect("generated bundle parses");
-    assert_eq!(parsed.records.len(), s.meds, "every generated request is read");
+    assert_eq!(
+        parsed.records.len(),
+        s.meds,
+        "every generated request is read"
+    );
     println!(
         "FHIR JSON extraction, {} requests, {:.1} MB: serde_json::Value {:.0} MB/s, rxsync {:.0} MB/s = {:.2}x (goal >= 5x)",
         s.meds,
@@ -123,14 +148,31 @@ fn sqlite_import(s: &Sizes) {
     // Baseline in the same run: parse + normalize only, no SQLite.
     let pure = median(s.reps, || {
         let d = parse::parse(&doc, DocFormat::Ccr).expect("parses");
-        normalize(&d, &dict, &CodeMappings::new(), Options { max_regimen_items: usize::MAX }).items.len()
+        normalize(
+            &d,
+            &dict,
+            &CodeMappings::new(),
+            Options {
+                max_regimen_items: usize::MAX,
+            },
+        )
+        .items
+        .len()
     });
     let mut store = Store::open(&dir.path().join("bench.db")).expect("store");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/ndc");
     load_dictionary(&mut store, &root);
     let patient = PatientId::parse("bench-patient").expect("id");
     store
-        .add_patient(&NewPatient { id: patient.clone(), mrn: None, name: None, birth_date: None }, "bench")
+        .add_patient(
+            &NewPatient {
+                id: patient.clone(),
+                mrn: None,
+                name: None,
+                birth_date: None,
+            },
+            "bench",
+        )
         .expect("patient");
     let mut round = 0u32;
     let mut items = 0usize;
@@ -179,7 +221,9 @@ fn load_dictionary(store: &mut Store, dir: &Path) -> (Duration, Duration, usize,
     let (packages, _) = fda::read_packages(&packages).expect("packages");
     let parsed = t.elapsed();
     let t = Instant::now();
-    store.replace_dictionary(&products, &packages, &dir.display().to_string(), "bench").expect("load");
+    store
+        .replace_dictionary(&products, &packages, &dir.display().to_string(), "bench")
+        .expect("load");
     (parsed, t.elapsed(), products.len(), packages.len())
 }
 
@@ -187,7 +231,9 @@ fn dictionary_load(full: bool) {
     let dir = match std::env::var("RXSYNC_FDA_DIR") {
         Ok(d) if !d.is_empty() => PathBuf::from(d),
         _ if full => {
-            println!("Dictionary load: RXSYNC_FDA_DIR is not set; see BENCHMARKS.md for the 2019 FDA snapshot");
+            println!(
+                "Dictionary load: RXSYNC_FDA_DIR is not set; see BENCHMARKS.md for the 2019 FDA snapshot"
+            );
             return;
         }
         _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/ndc"),
