@@ -10,8 +10,10 @@
 //! refuse them with a reason instead of calling them unknown.
 //!
 //! This module must never do I/O (callers hand it bytes), never panic on any
-//! input, and never guess: a package code that is not an exact hyphenated
-//! NDC is reported, not repaired.
+//! input, and never guess: a package code whose layout is not known exactly
+//! (no hyphens, or segments no NDC has) is reported and skipped, not
+//! repaired; a product whose ingredient lists disagree is kept with the
+//! ingredients that align, and reported.
 
 mod table;
 
