@@ -50,8 +50,8 @@ pub enum ImportError {
     /// caller asked to keep unreadable documents.
     #[error("{error}")]
     Unreadable {
-        error: ParseError,
-        kept: Option<ImportOutcome>,
+        error: Box<ParseError>,
+        kept: Option<Box<ImportOutcome>>,
     },
     /// The database failed.
     #[error(transparent)]
@@ -100,7 +100,7 @@ pub fn import(store: &mut Store, req: &ImportRequest<'_>) -> Result<ImportReport
         Ok(doc) => doc,
         Err(error) => {
             let kept = if req.keep_unreadable {
-                Some(store.write_unreadable(&UnreadableWrite {
+                Some(Box::new(store.write_unreadable(&UnreadableWrite {
                     patient: req.patient,
                     source: req.source,
                     trigger: req.trigger,
@@ -110,11 +110,14 @@ pub fn import(store: &mut Store, req: &ImportRequest<'_>) -> Result<ImportReport
                     error: &error.to_string(),
                     started_at: &started_at,
                     actor: req.actor,
-                })?)
+                })?))
             } else {
                 None
             };
-            return Err(ImportError::Unreadable { error, kept });
+            return Err(ImportError::Unreadable {
+                error: Box::new(error),
+                kept,
+            });
         }
     };
 

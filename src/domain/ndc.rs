@@ -128,9 +128,11 @@ pub enum NdcError {
     /// The FDA's 12-digit 6-4-2 format, not carried by the dictionary yet.
     #[error("{0:?} is a 12-digit NDC (FDA 6-4-2 format), which rxsync does not map yet")]
     TwelveDigit(String),
-    /// A segment of all zeros: no labeler, product or package is numbered so.
-    #[error("{0:?} has an all-zero segment")]
-    ZeroSegment(String),
+    /// An all-zero labeler: the FDA assigns none. (All-zero product and
+    /// package segments are real: the 2019 directory has 243 packages such
+    /// as `15631-0000-1`.)
+    #[error("{0:?} has the all-zero labeler 00000, which the FDA assigns to no one")]
+    ZeroLabeler(String),
 }
 
 /// Parses an NDC in any shape providers send.
@@ -232,10 +234,8 @@ fn parse_bare(original: String, digits: &str) -> Result<ParsedNdc, NdcError> {
 }
 
 fn reject_zero_segments(original: &str, ndc: &Ndc11) -> Result<(), NdcError> {
-    let s = ndc.as_str();
-    let all_zero = |seg: &str| seg.bytes().all(|b| b == b'0');
-    if all_zero(&s[..5]) || all_zero(&s[5..9]) {
-        return Err(NdcError::ZeroSegment(original.to_string()));
+    if ndc.labeler().bytes().all(|b| b == b'0') {
+        return Err(NdcError::ZeroLabeler(original.to_string()));
     }
     Ok(())
 }
@@ -270,6 +270,8 @@ mod tests {
             ("012345-678-90", NdcShape::Labeler6, "12345067890"),
             ("0002-7597-*1", NdcShape::H442, "00002759701"),
             ("11111-1111-11", NdcShape::H542, "11111111111"),
+            ("15631-0000-1", NdcShape::H541, "15631000001"),
+            ("10613-000-42", NdcShape::H532, "10613000042"),
         ];
         for (raw, shape, want) in rows {
             assert_eq!(exact(raw), Ok((*shape, want.to_string())), "row {raw:?}");
@@ -278,7 +280,8 @@ mod tests {
 
     #[test]
     fn impossible_codes_are_refused_with_a_reason() {
-        let rows: &[(&str, fn(&NdcError) -> bool)] = &[
+        type Expect = fn(&NdcError) -> bool;
+        let rows: &[(&str, Expect)] = &[
             ("", |e| matches!(e, NdcError::Empty)),
             ("2501-813-16", |e| matches!(e, NdcError::BadLayout { .. })),
             ("50090-0001", |e| matches!(e, NdcError::ProductOnly(_))),
@@ -290,7 +293,8 @@ mod tests {
             }),
             ("123456-7890-12", |e| matches!(e, NdcError::TwelveDigit(_))),
             ("123456789012", |e| matches!(e, NdcError::TwelveDigit(_))),
-            ("00000-1234-12", |e| matches!(e, NdcError::ZeroSegment(_))),
+            ("00000-1234-12", |e| matches!(e, NdcError::ZeroLabeler(_))),
+            ("0000-1234-12", |e| matches!(e, NdcError::ZeroLabeler(_))),
             ("1-2-3-4", |e| matches!(e, NdcError::BadLayout { .. })),
             ("12345--12", |e| matches!(e, NdcError::BadCharacter(_))),
             ("12*45-6789-12", |e| matches!(e, NdcError::BadCharacter(_))),

@@ -128,7 +128,7 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
         .iter()
         .min_by_key(|(_, _, r)| r.rank())
         .map(|(_, _, r)| r.clone())
-        .unwrap_or_else(|| unreachable_resolution());
+        .unwrap_or_else(unreachable_resolution);
     // A dispense says what was handed over, not whether the drug is still
     // taken: prefer the status of a request or statement.
     let (status_record, status) = group

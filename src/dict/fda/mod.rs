@@ -22,7 +22,7 @@ mod tests;
 
 use super::{Ingredient, Package, Product};
 use crate::domain::Ndc11;
-use crate::domain::ndc::{self, NdcError, NdcReading};
+use crate::domain::ndc::{self, NdcReading};
 use table::{Encoding, Header, field_count, lines, split_row};
 
 /// The name `product.txt` goes by in errors and row problems.
@@ -264,38 +264,8 @@ fn package_ndc(code: &str) -> Result<Ndc11, String> {
                 "NDCPACKAGECODE {code:?} has no hyphens, so its layout is unknown; row skipped"
             )),
         },
-        Err(e) => {
-            let zero_product = matches!(e, NdcError::ZeroSegment(_))
-                .then(|| zero_product_ndc(code))
-                .flatten();
-            zero_product.ok_or_else(|| format!("NDCPACKAGECODE is not an NDC: {e}; row skipped"))
-        }
+        Err(e) => Err(format!("NDCPACKAGECODE is not an NDC: {e}; row skipped")),
     }
-}
-
-/// The 11-digit form of a hyphenated package code whose product segment is
-/// all zeros. The FDA really numbers some products `000`/`0000` (243 packages
-/// in the 2019 directory, such as `15631-0000-1`), but `ndc::parse` refuses
-/// an all-zero product segment, so the reader pads those codes itself, by the
-/// same 4-4-2 / 5-3-2 / 5-4-1 rules. An all-zero labeler stays refused.
-fn zero_product_ndc(code: &str) -> Option<Ndc11> {
-    let mut segments = code.split('-');
-    let (l, p, k) = (segments.next()?, segments.next()?, segments.next()?);
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if segments.next().is_some()
-        || ![l, p, k].iter().all(|s| digits(s))
-        || l.bytes().all(|b| b == b'0')
-    {
-        return None;
-    }
-    let padded = match (l.len(), p.len(), k.len()) {
-        (4, 4, 2) => format!("0{l}{p}{k}"),
-        (5, 3, 2) => format!("{l}0{p}{k}"),
-        (5, 4, 1) => format!("{l}{p}0{k}"),
-        (5, 4, 2) => format!("{l}{p}{k}"),
-        _ => return None,
-    };
-    Ndc11::from_digits(&padded).ok()
 }
 
 fn width_problem(file: &'static str, line: usize, row: &[u8], width: usize) -> RowProblem {

@@ -425,7 +425,7 @@ fn package_codes_must_be_exact_ndcs() {
         (
             "0000-1234-12",
             Err(
-                "NDCPACKAGECODE is not an NDC: \"0000-1234-12\" has an all-zero segment; row skipped",
+                "NDCPACKAGECODE is not an NDC: \"0000-1234-12\" has the all-zero labeler 00000, which the FDA assigns to no one; row skipped",
             ),
         ),
         (
