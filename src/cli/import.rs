@@ -98,7 +98,7 @@ pub fn run(global: &Global, a: Args) -> CliResult {
             Ok(())
         }
         Err(ImportError::Unreadable { error, kept }) => {
-            let also = match kept {
+            let also = match kept.as_deref() {
                 Some(ImportOutcome::Unreadable {
                     exception_id,
                     document_id,

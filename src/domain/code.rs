@@ -61,6 +61,9 @@ impl CodeSystem {
             "multum" | "multumdrugid" | "cernermultum" => CodeSystem::Multum,
             "medispan" | "medispangpi" | "gpi" => CodeSystem::MediSpan,
             "fdb" | "nddf" | "firstdatabank" | "http://www.fdbhealth.com/nddf" => CodeSystem::Fdb,
+            // The FDA's own NDC lookup pages, used as a system by the DSTU2
+            // specification examples and by some real servers.
+            k if k.contains("accessdata.fda.gov") && k.contains("ndc") => CodeSystem::Ndc,
             _ => CodeSystem::Other(trimmed.to_string()),
         }
     }

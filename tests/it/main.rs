@@ -5,4 +5,5 @@
 mod bad_input;
 mod cli;
 mod config;
+mod corpus;
 mod support;

@@ -1,0 +1,152 @@
+//! The public corpus (tests/corpus/, real documents no one on this project
+//! wrote) through parse and normalize, against the sample dictionary: every
+//! FHIR medication example reads, and every NDC in it lands in the
+//! exception kind its shape and the dictionary call for.
+
+use crate::support::repo_path;
+use rxsync::dict::{MemoryDictionary, fda};
+use rxsync::domain::CodeSystem;
+use rxsync::normalize::{CodeMappings, Options, Regimen, normalize};
+use rxsync::parse::{self, DocFormat, ParseError};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+fn sample_dictionary() -> MemoryDictionary {
+    let dir = repo_path("samples/ndc");
+    let products = std::fs::read(dir.join("product.txt")).expect("product.txt");
+    let packages = std::fs::read(dir.join("package.txt")).expect("package.txt");
+    let (products, _) = fda::read_products(&products).expect("products");
+    let (packages, _) = fda::read_packages(&packages).expect("packages");
+    MemoryDictionary::new(&products, &packages)
+}
+
+/// The resource types a medication list can arrive as.
+const READ_TYPES: &[&str] = &[
+    "Bundle",
+    "Medication",
+    "MedicationRequest",
+    "MedicationStatement",
+    "MedicationDispense",
+    "MedicationAdministration",
+    "MedicationOrder",
+    "MedicationKnowledge",
+];
+
+/// The top-level resource type, found independently of rxsync's parser.
+fn root_type(bytes: &[u8], format: DocFormat) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    match format {
+        DocFormat::FhirJson => serde_json::from_str::<serde_json::Value>(&text).expect("corpus JSON")["resourceType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        _ => roxmltree::Document::parse(&text).expect("corpus XML").root_element().tag_name().name().to_string(),
+    }
+}
+
+fn files(dir: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(repo_path(dir))
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// What normalization made of each NDC code, by the code as written.
+fn classify(regimen: &Regimen, into: &mut BTreeMap<String, BTreeSet<&'static str>>) {
+    for (i, item) in regimen.items.iter().enumerate() {
+        let ndc_codes: Vec<&str> =
+            item.codes.iter().filter(|c| c.system == CodeSystem::Ndc).map(|c| c.value.as_str()).collect();
+        let [code] = ndc_codes.as_slice() else { continue };
+        let flags: Vec<&str> =
+            regimen.flags.iter().filter(|f| f.item == Some(i)).map(|f| f.kind.as_str()).collect();
+        let class = if flags.contains(&"invalid_ndc") {
+            "invalid"
+        } else if flags.contains(&"unmapped_ndc") {
+            "unmapped"
+        } else if item.ndc_inferred {
+            "mapped (inferred)"
+        } else if item.product.is_some() {
+            "mapped"
+        } else {
+            "other"
+        };
+        into.entry(code.to_string()).or_default().insert(class);
+    }
+}
+
+#[test]
+fn every_fhir_medication_example_reads_and_every_ndc_is_classified() {
+    let dict = sample_dictionary();
+    let mut classes: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
+    let mut read = 0;
+    let mut refused = 0;
+    for version in ["r4", "stu3", "dstu2"] {
+        for (sub, format) in [("json", DocFormat::FhirJson), ("xml", DocFormat::FhirXml)] {
+            let dir = format!("tests/corpus/fhir/{version}/{sub}");
+            if !repo_path(&dir).exists() {
+                continue;
+            }
+            for path in files(&dir) {
+                let bytes = std::fs::read(&path).expect("read corpus file");
+                assert_eq!(parse::sniff(&bytes).ok(), Some(format), "{}", path.display());
+                let root = root_type(&bytes, format);
+                if !READ_TYPES.contains(&root.as_str()) {
+                    // ConceptMaps and Questionnaires sit beside the examples.
+                    let err = parse::parse(&bytes, format).expect_err(&path.display().to_string());
+                    assert!(matches!(err, ParseError::NotFhir { .. }), "{}: {err}", path.display());
+                    refused += 1;
+                    continue;
+                }
+                let doc = parse::parse(&bytes, format).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let regimen = normalize(&doc, &dict, &CodeMappings::new(), Options { max_regimen_items: 200 });
+                classify(&regimen, &mut classes);
+                read += 1;
+            }
+        }
+    }
+    assert!(read > 150, "read {read} corpus files");
+    assert!(refused < 20, "refused {refused} non-medication files");
+    let expected: &[(&str, &str)] = &[
+        ("0056-0170-70", "mapped"),
+        ("0056-1072-70", "unmapped"),
+        ("0067-2091-03", "mapped"),
+        ("0069-2587-10", "unmapped"),
+        ("0071-2214-20", "mapped"),
+        ("0169-7501-11", "mapped"),
+        ("0173068220", "mapped (inferred)"),
+        ("0206-8862-02", "mapped"),
+        ("0264751010", "mapped (inferred)"),
+        ("0338-0519-02", "unmapped"),
+        ("0338-1134-03", "mapped"),
+        ("0378-1805-01", "unmapped"),
+        ("0409-5779-01", "mapped"),
+        ("16590-619-30", "unmapped"),
+        ("2501-813-16", "invalid"),
+        ("33261-403-02", "unmapped"),
+        ("49999-051-30", "unmapped"),
+        ("50090-0001", "invalid"),
+        ("50580-506-02", "unmapped"),
+        ("51144-050-01", "mapped"),
+        ("60505-7001-2", "unmapped"),
+        ("76388-713-25", "mapped"),
+    ];
+    let want: BTreeMap<String, BTreeSet<&str>> =
+        expected.iter().map(|(c, k)| (c.to_string(), BTreeSet::from([*k]))).collect();
+    assert_eq!(classes, want);
+}
+
+#[test]
+fn the_well_formed_corpus_ccrs_read_their_medications_only() {
+    let dict = sample_dictionary();
+    for (name, meds) in [("1_Sofia_Weideman.xml", 7), ("patient_with_providers.xml", 2), ("test1.xml", 2)] {
+        let bytes = std::fs::read(repo_path(&format!("tests/corpus/ccr/health-data-standards/{name}"))).expect("read");
+        let doc = parse::parse(&bytes, DocFormat::Ccr).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(doc.records.len(), meds, "{name}");
+        let regimen = normalize(&doc, &dict, &CodeMappings::new(), Options { max_regimen_items: 200 });
+        // These CCRs code drugs in RxNorm, Multum and MediSpan only.
+        assert!(regimen.items.iter().all(|i| i.ndc11.is_none()), "{name}");
+        assert!(regimen.flags.iter().any(|f| f.kind.as_str() == "non_ndc_code"), "{name}");
+    }
+}
