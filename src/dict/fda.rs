@@ -8,7 +8,10 @@ use super::{Package, Product};
 pub enum FdaError {
     /// A required column is missing from the header line.
     #[error("{file}: the header has no column {column}")]
-    MissingColumn { file: &'static str, column: &'static str },
+    MissingColumn {
+        file: &'static str,
+        column: &'static str,
+    },
 }
 
 /// A row that was skipped, and why.

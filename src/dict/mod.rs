@@ -54,7 +54,14 @@ impl Product {
         let mut parts: Vec<String> = self
             .ingredients
             .iter()
-            .map(|i| format!("{}={}{}", i.name.to_lowercase(), i.strength, i.unit.to_lowercase()))
+            .map(|i| {
+                format!(
+                    "{}={}{}",
+                    i.name.to_lowercase(),
+                    i.strength,
+                    i.unit.to_lowercase()
+                )
+            })
             .collect();
         parts.sort();
         format!("{}|{}", parts.join("+"), self.dosage_form.to_lowercase())
@@ -63,7 +70,11 @@ impl Product {
     /// A key equal for two products with the same active ingredients at any
     /// strength or form.
     pub fn ingredient_key(&self) -> String {
-        let mut names: Vec<String> = self.ingredients.iter().map(|i| i.name.to_lowercase()).collect();
+        let mut names: Vec<String> = self
+            .ingredients
+            .iter()
+            .map(|i| i.name.to_lowercase())
+            .collect();
         names.sort();
         names.dedup();
         names.join("+")
@@ -115,12 +126,21 @@ impl MemoryDictionary {
     /// Builds a dictionary from products and their packages; packages whose
     /// product is missing are left out.
     pub fn new(products: &[Product], packages: &[Package]) -> MemoryDictionary {
-        let by_id: HashMap<&str, &Product> = products.iter().map(|p| (p.product_id.as_str(), p)).collect();
+        let by_id: HashMap<&str, &Product> = products
+            .iter()
+            .map(|p| (p.product_id.as_str(), p))
+            .collect();
         let entries = packages
             .iter()
             .filter_map(|pkg| {
                 let product = by_id.get(pkg.product_id.as_str())?;
-                Some((pkg.ndc11, DictEntry { package: pkg.clone(), product: (*product).clone() }))
+                Some((
+                    pkg.ndc11,
+                    DictEntry {
+                        package: pkg.clone(),
+                        product: (*product).clone(),
+                    },
+                ))
             })
             .collect();
         MemoryDictionary { entries }

@@ -39,11 +39,24 @@ impl CodeSystem {
             .collect();
         let key = key.trim_end_matches('/');
         match key {
-            "ndc" | "nationaldrugcode" | "http://hl7.org/fhir/sid/ndc" | "urn:oid:2.16.840.1.113883.6.69"
-            | "2.16.840.1.113883.6.69" | "fdandc" | "ndc11" | "ndc10" => CodeSystem::Ndc,
-            "rxnorm" | "rxcui" | "http://www.nlm.nih.gov/research/umls/rxnorm"
-            | "urn:oid:2.16.840.1.113883.6.88" | "2.16.840.1.113883.6.88" => CodeSystem::RxNorm,
-            "snomed" | "snomedct" | "sct" | "http://snomed.info/sct" | "urn:oid:2.16.840.1.113883.6.96"
+            "ndc"
+            | "nationaldrugcode"
+            | "http://hl7.org/fhir/sid/ndc"
+            | "urn:oid:2.16.840.1.113883.6.69"
+            | "2.16.840.1.113883.6.69"
+            | "fdandc"
+            | "ndc11"
+            | "ndc10" => CodeSystem::Ndc,
+            "rxnorm"
+            | "rxcui"
+            | "http://www.nlm.nih.gov/research/umls/rxnorm"
+            | "urn:oid:2.16.840.1.113883.6.88"
+            | "2.16.840.1.113883.6.88" => CodeSystem::RxNorm,
+            "snomed"
+            | "snomedct"
+            | "sct"
+            | "http://snomed.info/sct"
+            | "urn:oid:2.16.840.1.113883.6.96"
             | "2.16.840.1.113883.6.96" => CodeSystem::Snomed,
             "multum" | "multumdrugid" | "cernermultum" => CodeSystem::Multum,
             "medispan" | "medispangpi" | "gpi" => CodeSystem::MediSpan,
@@ -86,7 +99,9 @@ impl Code {
             system: CodeSystem::from_label(system_label),
             system_original: system_label.trim().to_string(),
             value: value.trim().to_string(),
-            display: display.map(|d| d.trim().to_string()).filter(|d| !d.is_empty()),
+            display: display
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty()),
         }
     }
 }
@@ -104,13 +119,19 @@ mod tests {
             ("http://hl7.org/fhir/sid/ndc", CodeSystem::Ndc),
             ("urn:oid:2.16.840.1.113883.6.69", CodeSystem::Ndc),
             ("RxNorm", CodeSystem::RxNorm),
-            ("http://www.nlm.nih.gov/research/umls/rxnorm", CodeSystem::RxNorm),
+            (
+                "http://www.nlm.nih.gov/research/umls/rxnorm",
+                CodeSystem::RxNorm,
+            ),
             ("SNOMED-CT", CodeSystem::Snomed),
             ("http://snomed.info/sct", CodeSystem::Snomed),
             ("Multum", CodeSystem::Multum),
             ("MediSpan", CodeSystem::MediSpan),
             ("Medi-Span", CodeSystem::MediSpan),
-            ("2.16.840.1.113883.6.238", CodeSystem::Other("2.16.840.1.113883.6.238".into())),
+            (
+                "2.16.840.1.113883.6.238",
+                CodeSystem::Other("2.16.840.1.113883.6.238".into()),
+            ),
         ];
         for (label, want) in cases {
             assert_eq!(CodeSystem::from_label(label), want, "label {label:?}");

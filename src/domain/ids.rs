@@ -80,8 +80,17 @@ mod tests {
         assert!(PatientId::parse("p-001").is_ok());
         assert!(PatientId::parse("  p1 ").is_ok_and(|p| p.as_str() == "p1"));
         assert!(matches!(PatientId::parse(""), Err(IdError::Empty { .. })));
-        assert!(matches!(PatientId::parse("a b"), Err(IdError::BadChar { found: ' ', .. })));
-        assert!(matches!(PatientId::parse(&"x".repeat(65)), Err(IdError::TooLong { .. })));
-        assert!(matches!(SourceName::parse("x'; drop"), Err(IdError::BadChar { .. })));
+        assert!(matches!(
+            PatientId::parse("a b"),
+            Err(IdError::BadChar { found: ' ', .. })
+        ));
+        assert!(matches!(
+            PatientId::parse(&"x".repeat(65)),
+            Err(IdError::TooLong { .. })
+        ));
+        assert!(matches!(
+            SourceName::parse("x'; drop"),
+            Err(IdError::BadChar { .. })
+        ));
     }
 }

@@ -142,7 +142,9 @@ pub fn parse(raw: &str) -> Result<ParsedNdc, NdcError> {
     let segments: Vec<&str> = original.split('-').collect();
     for (i, seg) in segments.iter().enumerate() {
         let last = i + 1 == segments.len() && segments.len() == 3;
-        let ok = seg.bytes().all(|b| b.is_ascii_digit() || (last && b == b'*'));
+        let ok = seg
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (last && b == b'*'));
         if !ok || seg.is_empty() {
             return Err(NdcError::BadCharacter(original.clone()));
         }
@@ -157,14 +159,22 @@ pub fn parse(raw: &str) -> Result<ParsedNdc, NdcError> {
         }
         _ => {
             return Err(NdcError::BadLayout {
-                layout: segments.iter().map(|s| s.len().to_string()).collect::<Vec<_>>().join("-"),
+                layout: segments
+                    .iter()
+                    .map(|s| s.len().to_string())
+                    .collect::<Vec<_>>()
+                    .join("-"),
                 code: original,
             });
         }
     };
     let ndc = Ndc11::from_digits(&digits)?;
     reject_zero_segments(&original, &ndc)?;
-    Ok(ParsedNdc { original, shape, reading: NdcReading::Exact(ndc) })
+    Ok(ParsedNdc {
+        original,
+        shape,
+        reading: NdcReading::Exact(ndc),
+    })
 }
 
 fn layout(original: &str, l: &str, p: &str, k: &str) -> Result<(NdcShape, String), NdcError> {
@@ -194,7 +204,11 @@ fn parse_bare(original: String, digits: &str) -> Result<ParsedNdc, NdcError> {
         11 => {
             let ndc = Ndc11::from_digits(digits)?;
             reject_zero_segments(&original, &ndc)?;
-            Ok(ParsedNdc { original, shape: NdcShape::Bare11, reading: NdcReading::Exact(ndc) })
+            Ok(ParsedNdc {
+                original,
+                shape: NdcShape::Bare11,
+                reading: NdcReading::Exact(ndc),
+            })
         }
         10 => {
             let d = digits;
@@ -203,10 +217,17 @@ fn parse_bare(original: String, digits: &str) -> Result<ParsedNdc, NdcError> {
                 Ndc11::from_digits(&format!("{}0{}", &d[..5], &d[5..]))?,
                 Ndc11::from_digits(&format!("{}0{}", &d[..9], &d[9..]))?,
             ];
-            Ok(ParsedNdc { original, shape: NdcShape::Bare10, reading: NdcReading::Ambiguous(readings) })
+            Ok(ParsedNdc {
+                original,
+                shape: NdcShape::Bare10,
+                reading: NdcReading::Ambiguous(readings),
+            })
         }
         12 => Err(NdcError::TwelveDigit(original)),
-        n => Err(NdcError::BadLength { code: original, digits: n }),
+        n => Err(NdcError::BadLength {
+            code: original,
+            digits: n,
+        }),
     }
 }
 
@@ -264,7 +285,9 @@ mod tests {
             ("76013O881M", |e| matches!(e, NdcError::BadCharacter(_))),
             ("12345-6789-0a", |e| matches!(e, NdcError::BadCharacter(_))),
             ("1234-5678", |e| matches!(e, NdcError::ProductOnly(_))),
-            ("123456789", |e| matches!(e, NdcError::BadLength { digits: 9, .. })),
+            ("123456789", |e| {
+                matches!(e, NdcError::BadLength { digits: 9, .. })
+            }),
             ("123456-7890-12", |e| matches!(e, NdcError::TwelveDigit(_))),
             ("123456789012", |e| matches!(e, NdcError::TwelveDigit(_))),
             ("00000-1234-12", |e| matches!(e, NdcError::ZeroSegment(_))),
@@ -284,7 +307,9 @@ mod tests {
     fn bare_ten_digits_yield_three_readings_in_order() {
         let p = parse("0264751010").expect("ten digits parse");
         assert_eq!(p.shape, NdcShape::Bare10);
-        let NdcReading::Ambiguous(r) = p.reading else { panic!("not ambiguous") };
+        let NdcReading::Ambiguous(r) = p.reading else {
+            panic!("not ambiguous")
+        };
         let got: Vec<&str> = r.iter().map(Ndc11::as_str).collect();
         assert_eq!(got, ["00264751010", "02647051010", "02647510100"]);
     }

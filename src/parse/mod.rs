@@ -66,8 +66,14 @@ impl Position {
         let end = offset.min(bytes.len());
         let before = &bytes[..end];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
         Position { line, column }
     }
 }
@@ -86,12 +92,18 @@ pub enum ParseError {
     UnknownFormat { start: String },
     /// XML or JSON that is not well-formed.
     #[error("malformed {syntax} at {at}: {message}")]
-    Malformed { syntax: &'static str, at: Position, message: String },
+    Malformed {
+        syntax: &'static str,
+        at: Position,
+        message: String,
+    },
     /// A DTD or entity declaration: refused, never expanded.
     #[error("a DTD or entity declaration at {at} is refused (rxsync never expands entities)")]
     Dtd { at: Position },
     /// Well-formed XML whose root is not a CCR (a CDA/CCD, say).
-    #[error("expected a CCR (ContinuityOfCareRecord in urn:astm-org:CCR), found root element {root:?} at {at}")]
+    #[error(
+        "expected a CCR (ContinuityOfCareRecord in urn:astm-org:CCR), found root element {root:?} at {at}"
+    )]
     NotCcr { root: String, at: Position },
     /// Well-formed JSON that is not a FHIR resource or one we do not read.
     #[error("expected a FHIR Bundle or medication resource, found {found} at {at}")]
@@ -220,9 +232,21 @@ mod tests {
     #[test]
     fn positions_are_one_based_lines_and_columns() {
         let text = b"ab\ncd\xc3\xa9f\n";
-        assert_eq!(Position::of_offset(text, 0), Position { line: 1, column: 1 });
-        assert_eq!(Position::of_offset(text, 3), Position { line: 2, column: 1 });
-        assert_eq!(Position::of_offset(text, 7), Position { line: 2, column: 4 });
-        assert_eq!(Position::of_offset(text, 999), Position { line: 3, column: 1 });
+        assert_eq!(
+            Position::of_offset(text, 0),
+            Position { line: 1, column: 1 }
+        );
+        assert_eq!(
+            Position::of_offset(text, 3),
+            Position { line: 2, column: 1 }
+        );
+        assert_eq!(
+            Position::of_offset(text, 7),
+            Position { line: 2, column: 4 }
+        );
+        assert_eq!(
+            Position::of_offset(text, 999),
+            Position { line: 3, column: 1 }
+        );
     }
 }

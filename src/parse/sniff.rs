@@ -7,7 +7,9 @@ use super::{DocFormat, ParseError};
 pub fn sniff(bytes: &[u8]) -> Result<DocFormat, ParseError> {
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let start = body.iter().position(|b| !b.is_ascii_whitespace());
-    let Some(start) = start else { return Err(ParseError::Empty) };
+    let Some(start) = start else {
+        return Err(ParseError::Empty);
+    };
     if let Some(offset) = body.iter().position(|&b| b == 0) {
         return Err(ParseError::Binary { offset });
     }
@@ -42,4 +44,3 @@ fn sniff_xml_root(body: &[u8]) -> Option<DocFormat> {
         });
     }
 }
-

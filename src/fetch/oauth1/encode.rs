@@ -121,7 +121,11 @@ pub fn signature_base_string(method: &str, url: &Url, params: &[(String, String)
 pub fn is_form_content_type(content_type: Option<&str>) -> bool {
     content_type
         .and_then(|ct| ct.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .is_some_and(|media| {
+            media
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// Compares two byte strings without an early exit, so that the time taken

@@ -14,7 +14,11 @@ pub fn write(realm: Option<&str>, params: &[(String, String)]) -> String {
         parts.push(format!("realm=\"{realm}\""));
     }
     for (name, value) in params {
-        parts.push(format!("{}=\"{}\"", percent_encode(name), percent_encode(value)));
+        parts.push(format!(
+            "{}=\"{}\"",
+            percent_encode(name),
+            percent_encode(value)
+        ));
     }
     format!("OAuth {}", parts.join(", "))
 }
@@ -54,7 +58,10 @@ pub fn parse(value: &str) -> Result<ParsedHeader, HeaderError> {
     let mut seen: Vec<String> = Vec::new();
     let mut chars = rest.char_indices().peekable();
     loop {
-        while chars.next_if(|(_, c)| c.is_whitespace() || *c == ',').is_some() {}
+        while chars
+            .next_if(|(_, c)| c.is_whitespace() || *c == ',')
+            .is_some()
+        {}
         let Some(&(start, _)) = chars.peek() else {
             break;
         };
@@ -68,7 +75,9 @@ pub fn parse(value: &str) -> Result<ParsedHeader, HeaderError> {
         }
         while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
         if chars.next_if(|(_, c)| *c == '=').is_none() {
-            return Err(HeaderError::Malformed("expected '=' after a parameter name"));
+            return Err(HeaderError::Malformed(
+                "expected '=' after a parameter name",
+            ));
         }
         while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
         let raw_value = if chars.next_if(|(_, c)| *c == '"').is_some() {

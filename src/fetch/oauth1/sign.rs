@@ -14,8 +14,7 @@ use sha2::Sha256;
 use url::Url;
 
 use super::encode::{
-    form_decode, form_decode_component, is_form_content_type, percent_encode,
-    signature_base_string,
+    form_decode, form_decode_component, is_form_content_type, percent_encode, signature_base_string,
 };
 use super::{Credentials, Oauth1Error, Placement, SignatureMethod, header};
 
@@ -106,7 +105,10 @@ impl fmt::Debug for SignedRequest {
         let names: Vec<&str> = self.oauth_params.iter().map(|(n, _)| n.as_str()).collect();
         f.debug_struct("SignedRequest")
             .field("base_string_uri", &super::base_string_uri(&self.url))
-            .field("authorization", &self.authorization.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("oauth_params", &names)
             .finish()
     }
@@ -136,7 +138,10 @@ pub fn sign(
         if params.placement != Placement::Header {
             return Err(Oauth1Error::RealmNeedsHeader);
         }
-        if realm.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+        if realm
+            .chars()
+            .any(|c| c == '"' || c == '\\' || c.is_control())
+        {
             return Err(Oauth1Error::InvalidRealm);
         }
     }
@@ -147,7 +152,10 @@ pub fn sign(
     }
 
     let mut oauth = vec![
-        ("oauth_consumer_key".to_string(), credentials.consumer_key.clone()),
+        (
+            "oauth_consumer_key".to_string(),
+            credentials.consumer_key.clone(),
+        ),
         ("oauth_nonce".to_string(), params.nonce.to_string()),
         (
             "oauth_signature_method".to_string(),
@@ -316,8 +324,7 @@ fn hmac_sha1(key: &[u8], text: &[u8]) -> Vec<u8> {
 }
 
 fn hmac_sha256(key: &[u8], text: &[u8]) -> Vec<u8> {
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(text);
     mac.finalize().into_bytes().to_vec()
 }

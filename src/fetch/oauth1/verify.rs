@@ -229,14 +229,16 @@ struct Collected {
 
 fn collect(request: &ReceivedRequest<'_>) -> Result<Collected, VerifyError> {
     let header_params = match request.authorization {
-        Some(value) => header::parse(value)
-            .map_err(|e| match e {
-                HeaderError::NotOauth => VerifyError::MalformedHeader("not the OAuth scheme"),
-                HeaderError::Malformed(why) => VerifyError::MalformedHeader(why),
-                HeaderError::Duplicate(name) => VerifyError::DuplicateParameter(name),
-                HeaderError::NotUtf8 => VerifyError::NotUtf8("Authorization header"),
-            })?
-            .params,
+        Some(value) => {
+            header::parse(value)
+                .map_err(|e| match e {
+                    HeaderError::NotOauth => VerifyError::MalformedHeader("not the OAuth scheme"),
+                    HeaderError::Malformed(why) => VerifyError::MalformedHeader(why),
+                    HeaderError::Duplicate(name) => VerifyError::DuplicateParameter(name),
+                    HeaderError::NotUtf8 => VerifyError::NotUtf8("Authorization header"),
+                })?
+                .params
+        }
         None => Vec::new(),
     };
     let query_params = match request.url.query() {
@@ -252,7 +254,8 @@ fn collect(request: &ReceivedRequest<'_>) -> Result<Collected, VerifyError> {
         _ => Vec::new(),
     };
 
-    let has_oauth = |params: &[(String, String)]| params.iter().any(|(n, _)| n.starts_with("oauth_"));
+    let has_oauth =
+        |params: &[(String, String)]| params.iter().any(|(n, _)| n.starts_with("oauth_"));
     let in_header = has_oauth(&header_params);
     let in_query = has_oauth(&query_params);
     let in_body = has_oauth(&body_params);
