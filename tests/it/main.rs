@@ -1,0 +1,1 @@
+mod oauth1_oracle;
