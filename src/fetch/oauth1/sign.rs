@@ -289,11 +289,12 @@ pub(super) fn compute_signature(
     rsa_key: Option<&RsaPrivateKey>,
 ) -> Result<String, Oauth1Error> {
     let key = signing_key(consumer_secret, token_secret);
-    let key = key.expose_secret().as_bytes();
+    let key = key.expose_secret();
     Ok(match method {
-        SignatureMethod::HmacSha1 => BASE64.encode(hmac_sha1(key, base.as_bytes())),
-        SignatureMethod::HmacSha256 => BASE64.encode(hmac_sha256(key, base.as_bytes())),
-        SignatureMethod::Plaintext => String::from_utf8_lossy(key).into_owned(),
+        SignatureMethod::HmacSha1 => BASE64.encode(hmac_sha1(key.as_bytes(), base.as_bytes())),
+        SignatureMethod::HmacSha256 => BASE64.encode(hmac_sha256(key.as_bytes(), base.as_bytes())),
+        // §3.4.4: the signature is the key itself, nothing is hashed.
+        SignatureMethod::Plaintext => key.to_string(),
         SignatureMethod::RsaSha1 => {
             let rsa_key = rsa_key.ok_or(Oauth1Error::MissingRsaKey)?;
             let digest = Sha1::digest(base.as_bytes());

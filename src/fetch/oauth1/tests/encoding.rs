@@ -299,3 +299,27 @@ fn secrets_never_appear_in_debug_output() {
     let shown = format!("{signed:?}");
     assert!(!shown.contains("SECRET"), "{shown}");
 }
+
+#[test]
+fn realm_and_oauth_signature_are_never_signed() {
+    let creds = Credentials::new("ck", secret("cs"));
+    let u = url("https://example.com/r?x=1");
+    let signature_with = |realm: Option<&'static str>| {
+        let p = SignParams {
+            realm,
+            ..params("n", 1)
+        };
+        let signed = sign(&get(&u), &creds, &p).expect("signs");
+        signed.oauth_param("oauth_signature").map(str::to_string)
+    };
+    assert_eq!(signature_with(None), signature_with(Some("A")));
+    assert_eq!(signature_with(Some("A")), signature_with(Some("B")));
+    // Only the header's realm is excluded: a query parameter that happens
+    // to be called `realm` is an ordinary, signed parameter.
+    let with_query_realm = url("https://example.com/r?x=1&realm=A");
+    let signed = sign(&get(&with_query_realm), &creds, &params("n", 1)).expect("signs");
+    assert_ne!(
+        signed.oauth_param("oauth_signature").map(str::to_string),
+        signature_with(None)
+    );
+}

@@ -2,6 +2,9 @@
 //! `oauth-notes.md`, and sign-then-verify round trips.
 
 mod encoding;
+mod fixtures;
+mod props;
+mod refusals;
 mod roundtrip;
 mod vectors;
 
