@@ -201,7 +201,15 @@ fn generate(id: usize, method: SignatureMethod, placement: Placement, now: u64) 
     if rng.chance(30) {
         path.push('/');
     }
-    let query = form_string(&mut rng, 5);
+    let mut query = form_string(&mut rng, 5);
+    if rng.chance(15) {
+        // The bare `q` of oauth-notes.md, which signs as `q=`.
+        query = if query.is_empty() {
+            "q".to_string()
+        } else {
+            format!("{query}&q")
+        };
+    }
     let mut raw_url = format!("{scheme_spelling}://{host}{port}{path}");
     if !query.is_empty() || rng.chance(10) {
         raw_url.push('?');
@@ -240,8 +248,22 @@ fn generate(id: usize, method: SignatureMethod, placement: Placement, now: u64) 
     };
     let consumer_key = key(&mut rng, "ck");
     let token = key(&mut rng, "tk");
-    let consumer_secret = text(&mut rng, 10);
-    let token_secret = text(&mut rng, 10);
+    // A PLAINTEXT signature holds the encoded secrets, which oauthlib
+    // decodes twice in a query; most PLAINTEXT query cases use secrets that
+    // need no encoding so that they can be compared in full.
+    let plain_secrets =
+        method == SignatureMethod::Plaintext && placement == Placement::Query && rng.chance(70);
+    let secret_text = |rng: &mut Rng| {
+        if plain_secrets {
+            (0..rng.below(12))
+                .map(|_| *rng.pick(&['a', 'Z', '7', '-', '.', '_', '~']))
+                .collect()
+        } else {
+            text(rng, 10)
+        }
+    };
+    let consumer_secret = secret_text(&mut rng);
+    let token_secret = secret_text(&mut rng);
     let nonce = if rng.chance(80) {
         format!("n{id:04}{:016x}", rng.next())
     } else {
@@ -403,6 +425,7 @@ fn rxsync_and_oauthlib_agree() {
             }
         }
     }
+    assert_generator_covers_the_traps(&cases.iter().map(|(c, _, _)| c).collect::<Vec<_>>());
     let results = run_oracle(
         &cases
             .iter()
@@ -413,6 +436,8 @@ fn rxsync_and_oauthlib_agree() {
 
     let mut failures = Vec::new();
     let mut quirk_cases = 0;
+    // Fully compared cases per (method, placement): each pair must get its share.
+    let mut full: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     for ((case, method, placement), result) in cases.iter().zip(&results) {
         let j = &case.json;
         let id = &j["id"];
@@ -472,6 +497,7 @@ fn rxsync_and_oauthlib_agree() {
             }
             continue;
         }
+        *full.entry(format!("{method} {placement:?}")).or_default() += 1;
         // (a) the same oauth parameters, signature included.
         if &result["oauthlib_params"] != ours {
             failures.push(format!(
@@ -506,11 +532,135 @@ fn rxsync_and_oauthlib_agree() {
         "{quirk_cases} of {} cases hit oauthlib's double decoding",
         cases.len()
     );
+    for (pair, count) in &full {
+        assert!(*count >= 20, "only {count} fully compared cases for {pair}");
+    }
+    assert_eq!(
+        full.len(),
+        8,
+        "every method and placement is fully compared: {full:?}"
+    );
+    eprintln!("oauth1 oracle: fully compared per method and placement: {full:?}");
     eprintln!(
         "oauth1 oracle: {} cases agree (4 methods x 2 placements); {quirk_cases} query cases checked \
          against oauthlib's primitives only (oauthlib double-decodes oauth_* query values)",
         cases.len()
     );
+}
+
+/// A property of a generated case.
+type CaseCheck = Box<dyn Fn(&Case) -> bool>;
+
+/// The generator must keep producing the inputs signers get wrong; if a
+/// change to it loses one, this says which.
+fn assert_generator_covers_the_traps(cases: &[&Case]) {
+    let raw = |c: &Case| s(&c.json, "raw_url").to_string();
+    let query = |c: &Case| c.url.query().unwrap_or_default().to_string();
+    let form = |c: &Case| {
+        c.body
+            .as_ref()
+            .filter(|(ct, _)| ct.contains("form"))
+            .map(|(_, b)| b.clone())
+    };
+    let checks: Vec<(&str, CaseCheck)> = vec![
+        (
+            "bare q",
+            Box::new(|c| query(c).split('&').any(|seg| seg == "q")),
+        ),
+        ("+ as space", Box::new(|c| query(c).contains('+'))),
+        (
+            "encoded plus %2B",
+            Box::new(|c| query(c).contains("%2B") || query(c).contains("%2b")),
+        ),
+        ("literal ~", Box::new(|c| query(c).contains('~'))),
+        ("literal *", Box::new(|c| query(c).contains('*'))),
+        ("literal !", Box::new(|c| query(c).contains('!'))),
+        ("encoded %25", Box::new(|c| query(c).contains("%25"))),
+        (
+            "encoded = in a value",
+            Box::new(|c| query(c).contains("%3D") || query(c).contains("%3d")),
+        ),
+        (
+            "encoded & in a value",
+            Box::new(|c| query(c).contains("%26")),
+        ),
+        (
+            "empty value",
+            Box::new(|c| query(c).split('&').any(|seg| seg.ends_with('='))),
+        ),
+        (
+            "repeated name",
+            Box::new(|c| {
+                let names: Vec<&str> = c
+                    .url
+                    .query()
+                    .unwrap_or_default()
+                    .split('&')
+                    .map(|p| p.split('=').next().unwrap_or_default())
+                    .collect();
+                names
+                    .iter()
+                    .enumerate()
+                    .any(|(i, n)| names[..i].contains(n))
+            }),
+        ),
+        (
+            "non-ASCII",
+            Box::new(|c| query(c).contains("%C3") || query(c).contains("%c3")),
+        ),
+        (
+            "lower-case hex",
+            Box::new(|c| raw(c).contains("%c3") || raw(c).contains("%2c")),
+        ),
+        ("non-default port", Box::new(|c| c.url.port().is_some())),
+        (
+            "explicit default port",
+            Box::new(|c| {
+                raw(c).contains(":443/")
+                    || raw(c).contains(":80/")
+                    || raw(c).ends_with(":443")
+                    || raw(c).ends_with(":80")
+            }),
+        ),
+        (
+            "upper-case host",
+            Box::new(|c| raw(c).contains("API.Example.COM")),
+        ),
+        (
+            "upper-case scheme",
+            Box::new(|c| raw(c).starts_with("HTTP")),
+        ),
+        ("http", Box::new(|c| c.url.scheme() == "http")),
+        ("form body", Box::new(|c| form(c).is_some())),
+        (
+            "+ in a form body",
+            Box::new(|c| form(c).is_some_and(|b| b.contains('+'))),
+        ),
+        (
+            "JSON body",
+            Box::new(|c| {
+                c.body
+                    .as_ref()
+                    .is_some_and(|(ct, _)| ct == "application/json")
+            }),
+        ),
+        ("GET", Box::new(|c| c.http_method == "GET")),
+        ("POST", Box::new(|c| c.http_method == "POST")),
+        ("lower-case method", Box::new(|c| c.http_method == "patch")),
+        ("realm", Box::new(|c| c.json["realm"].is_string())),
+        (
+            "unicode secret",
+            Box::new(|c| !c.consumer_secret.is_ascii() || !c.token_secret.is_ascii()),
+        ),
+        (
+            "empty secret",
+            Box::new(|c| c.consumer_secret.is_empty() || c.token_secret.is_empty()),
+        ),
+    ];
+    for (trap, check) in checks {
+        let n = cases.iter().filter(|c| check(c)).count();
+        assert!(n >= 3, "the generator produced only {n} cases with {trap}");
+    }
 }
 
 /// Whether oauthlib's second percent-decoding of oauth_* query values
