@@ -549,7 +549,7 @@ fn rxsync_and_oauthlib_agree() {
 }
 
 /// A property of a generated case.
-type CaseCheck = Box<dyn Fn(&Case) -> bool>;
+type CaseCheck<'a> = Box<dyn Fn(&Case) -> bool + 'a>;
 
 /// The generator must keep producing the inputs signers get wrong; if a
 /// change to it loses one, this says which.
@@ -562,7 +562,7 @@ fn assert_generator_covers_the_traps(cases: &[&Case]) {
             .filter(|(ct, _)| ct.contains("form"))
             .map(|(_, b)| b.clone())
     };
-    let checks: Vec<(&str, CaseCheck)> = vec![
+    let checks: Vec<(&str, CaseCheck<'_>)> = vec![
         (
             "bare q",
             Box::new(|c| query(c).split('&').any(|seg| seg == "q")),
