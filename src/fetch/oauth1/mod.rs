@@ -119,7 +119,7 @@ pub enum Oauth1Error {
     /// `realm` only exists in the `Authorization` header.
     #[error("a realm can only be sent with the Authorization header placement")]
     RealmNeedsHeader,
-    /// The realm would break out of its quoted string.
-    #[error("the realm contains a quote, a backslash or a control character")]
+    /// The realm would break out of its quoted string or is not printable ASCII.
+    #[error("the realm must be printable ASCII without quotes or backslashes")]
     InvalidRealm,
 }

@@ -138,9 +138,11 @@ pub fn sign(
         if params.placement != Placement::Header {
             return Err(Oauth1Error::RealmNeedsHeader);
         }
-        if realm
+        // The realm goes into the header as a quoted string, unencoded:
+        // only printable ASCII without `"` and `\` fits there safely.
+        if !realm
             .chars()
-            .any(|c| c == '"' || c == '\\' || c.is_control())
+            .all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\')
         {
             return Err(Oauth1Error::InvalidRealm);
         }

@@ -170,6 +170,9 @@ pub fn verify(
     if token.is_some() && keys.token_secret.is_none() {
         return Err(VerifyError::UnknownCredentials);
     }
+    // Without a token the key is `enc(consumer secret)&`, whatever token
+    // secret the lookup may have returned.
+    let token_secret = token.and(keys.token_secret.as_ref());
     check_body_hash(request.body.as_ref(), get("oauth_body_hash"))?;
 
     let base = signature_base_string(request.method, request.url, &collected.signed);
@@ -187,17 +190,11 @@ pub fn verify(
                 .as_ref()
                 .ok_or(VerifyError::MethodNotAllowed(method))?;
             let expected = if method == SignatureMethod::Plaintext {
-                signing_key(consumer_secret, keys.token_secret.as_ref())
+                signing_key(consumer_secret, token_secret)
             } else {
                 SecretString::from(
-                    compute_signature(
-                        method,
-                        &base,
-                        consumer_secret,
-                        keys.token_secret.as_ref(),
-                        None,
-                    )
-                    .map_err(|_| VerifyError::BadSignature)?,
+                    compute_signature(method, &base, consumer_secret, token_secret, None)
+                        .map_err(|_| VerifyError::BadSignature)?,
                 )
             };
             constant_time_eq(expected.expose_secret().as_bytes(), signature.as_bytes())

@@ -256,6 +256,24 @@ fn signer_input_errors() {
             Oauth1Error::InvalidRealm,
         ),
         (
+            "non-ASCII realm",
+            get(&u),
+            SignParams {
+                realm: Some("Réalm"),
+                ..base
+            },
+            Oauth1Error::InvalidRealm,
+        ),
+        (
+            "newline in realm",
+            get(&u),
+            SignParams {
+                realm: Some("a\nb"),
+                ..base
+            },
+            Oauth1Error::InvalidRealm,
+        ),
+        (
             "non-UTF-8 query",
             get(&bad_query),
             base,

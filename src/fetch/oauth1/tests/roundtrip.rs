@@ -228,3 +228,42 @@ fn strip_oauth_params_keeps_everything_else_verbatim() {
         );
     }
 }
+
+/// A temporary-credential request (§2.1) has no token: the key is
+/// `enc(consumer secret)&` even if the server's lookup hands back a token
+/// secret, and the callback is signed.
+#[test]
+fn tokenless_requests_verify() {
+    let u = url("https://photos.example.net/initiate");
+    let consumer_only = Credentials::new("consumer key", secret("c s&%"))
+        .with_rsa_key(RsaSigningKey::from_pem(OAUTHLIB_RSA_KEY).expect("key"));
+    for method in METHODS {
+        for placement in PLACEMENTS {
+            let p = SignParams {
+                callback: Some("http://printer.example.com/ready"),
+                ..signing(method, placement)
+            };
+            let request = Oauth1Request {
+                method: "POST",
+                url: &u,
+                body: None,
+            };
+            let signed = sign(&request, &consumer_only, &p).expect("signs");
+            let keys = |_: &str, token: Option<&str>| {
+                assert_eq!(token, None);
+                Some(VerifierKeys {
+                    consumer_secret: Some(secret("c s&%")),
+                    token_secret: Some(secret("ignored")),
+                    rsa_public_key: rsa_public_key_from_pem(OAUTHLIB_RSA_PUBLIC).ok(),
+                })
+            };
+            let verified = verify(&received(&signed, "POST", None), keys, NOW, SKEW)
+                .unwrap_or_else(|e| panic!("{method} {placement:?}: {e}"));
+            assert_eq!(verified.token, None);
+            assert_eq!(
+                signed.oauth_param("oauth_callback"),
+                Some("http://printer.example.com/ready")
+            );
+        }
+    }
+}
