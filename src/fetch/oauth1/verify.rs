@@ -153,18 +153,7 @@ pub fn verify(
             request.url.scheme().to_string(),
         ));
     }
-    let timestamp = parse_timestamp(timestamp)?;
-    let (min, max) = (
-        now.saturating_sub(allowed_skew_secs),
-        now.saturating_add(allowed_skew_secs),
-    );
-    if timestamp < min || timestamp > max {
-        return Err(VerifyError::StaleTimestamp {
-            timestamp,
-            min,
-            max,
-        });
-    }
+    let timestamp = check_freshness(timestamp, now, allowed_skew_secs)?;
 
     let keys = lookup(consumer_key, token).ok_or(VerifyError::UnknownCredentials)?;
     if token.is_some() && keys.token_secret.is_none() {
@@ -176,30 +165,7 @@ pub fn verify(
     check_body_hash(request.body.as_ref(), get("oauth_body_hash"))?;
 
     let base = signature_base_string(request.method, request.url, &collected.signed);
-    let valid = match method {
-        SignatureMethod::RsaSha1 => {
-            let public = keys
-                .rsa_public_key
-                .as_ref()
-                .ok_or(VerifyError::MethodNotAllowed(method))?;
-            rsa_sha1_verifies(public, &base, signature)
-        }
-        SignatureMethod::HmacSha1 | SignatureMethod::HmacSha256 | SignatureMethod::Plaintext => {
-            let consumer_secret = keys
-                .consumer_secret
-                .as_ref()
-                .ok_or(VerifyError::MethodNotAllowed(method))?;
-            let expected = if method == SignatureMethod::Plaintext {
-                signing_key(consumer_secret, token_secret)
-            } else {
-                SecretString::from(
-                    compute_signature(method, &base, consumer_secret, token_secret, None)
-                        .map_err(|_| VerifyError::BadSignature)?,
-                )
-            };
-            constant_time_eq(expected.expose_secret().as_bytes(), signature.as_bytes())
-        }
-    };
+    let valid = signature_matches(method, &keys, token_secret, &base, signature)?;
     if !valid {
         return Err(VerifyError::BadSignature);
     }
@@ -288,11 +254,51 @@ fn collect(request: &ReceivedRequest<'_>) -> Result<Collected, VerifyError> {
     })
 }
 
-fn parse_timestamp(raw: &str) -> Result<u64, VerifyError> {
+/// Parses `oauth_timestamp` (decimal digits only: `u64::from_str` would
+/// also take a leading `+`) and checks it is within `skew` of `now`.
+fn check_freshness(raw: &str, now: u64, skew: u64) -> Result<u64, VerifyError> {
     if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return Err(VerifyError::MalformedTimestamp);
     }
-    raw.parse().map_err(|_| VerifyError::MalformedTimestamp)
+    let timestamp: u64 = raw.parse().map_err(|_| VerifyError::MalformedTimestamp)?;
+    let (min, max) = (now.saturating_sub(skew), now.saturating_add(skew));
+    if timestamp < min || timestamp > max {
+        return Err(VerifyError::StaleTimestamp {
+            timestamp,
+            min,
+            max,
+        });
+    }
+    Ok(timestamp)
+}
+
+/// Recomputes (HMAC, PLAINTEXT) or checks (RSA-SHA1) the signature. The
+/// consumer must hold the key the method needs.
+fn signature_matches(
+    method: SignatureMethod,
+    keys: &VerifierKeys,
+    token_secret: Option<&SecretString>,
+    base: &str,
+    signature: &str,
+) -> Result<bool, VerifyError> {
+    let not_allowed = VerifyError::MethodNotAllowed(method);
+    if method == SignatureMethod::RsaSha1 {
+        let public = keys.rsa_public_key.as_ref().ok_or(not_allowed)?;
+        return Ok(rsa_sha1_verifies(public, base, signature));
+    }
+    let consumer_secret = keys.consumer_secret.as_ref().ok_or(not_allowed)?;
+    let expected = if method == SignatureMethod::Plaintext {
+        signing_key(consumer_secret, token_secret)
+    } else {
+        SecretString::from(
+            compute_signature(method, base, consumer_secret, token_secret, None)
+                .map_err(|_| VerifyError::BadSignature)?,
+        )
+    };
+    Ok(constant_time_eq(
+        expected.expose_secret().as_bytes(),
+        signature.as_bytes(),
+    ))
 }
 
 fn check_body_hash(body: Option<&Body<'_>>, sent: Option<&str>) -> Result<(), VerifyError> {
