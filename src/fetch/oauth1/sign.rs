@@ -120,8 +120,41 @@ pub fn sign(
     credentials: &Credentials,
     params: &SignParams<'_>,
 ) -> Result<SignedRequest, Oauth1Error> {
-    let url = request.url;
-    let scheme = url.scheme();
+    check_inputs(request, params)?;
+    let mut all_params = request_params(request.url, request.body.as_ref())?;
+    if let Some((name, _)) = all_params.iter().find(|(n, _)| n.starts_with("oauth_")) {
+        return Err(Oauth1Error::OauthParamInRequest(name.clone()));
+    }
+    let mut oauth = protocol_params(request, credentials, params);
+    all_params.extend(oauth.iter().cloned());
+    let base = signature_base_string(request.method, request.url, &all_params);
+    let signature = compute_signature(
+        params.method,
+        &base,
+        &credentials.consumer_secret,
+        credentials.token.as_ref().map(|t| &t.secret),
+        credentials.rsa_key.as_ref().map(|k| k.key()),
+    )?;
+    oauth.push(("oauth_signature".to_string(), signature));
+
+    let mut url = request.url.clone();
+    let authorization = match params.placement {
+        Placement::Header => Some(header::write(params.realm, &oauth)),
+        Placement::Query => {
+            append_to_query(&mut url, &oauth);
+            None
+        }
+    };
+    Ok(SignedRequest {
+        url,
+        authorization,
+        oauth_params: oauth,
+    })
+}
+
+/// Refuses what cannot be signed safely before any work is done.
+fn check_inputs(request: &Oauth1Request<'_>, params: &SignParams<'_>) -> Result<(), Oauth1Error> {
+    let scheme = request.url.scheme();
     if scheme != "http" && scheme != "https" {
         return Err(Oauth1Error::UnsupportedScheme(scheme.to_string()));
     }
@@ -147,12 +180,15 @@ pub fn sign(
             return Err(Oauth1Error::InvalidRealm);
         }
     }
+    Ok(())
+}
 
-    let mut all_params = request_params(url, request.body.as_ref())?;
-    if let Some((name, _)) = all_params.iter().find(|(n, _)| n.starts_with("oauth_")) {
-        return Err(Oauth1Error::OauthParamInRequest(name.clone()));
-    }
-
+/// The protocol parameters of §3.1, without `oauth_signature`.
+fn protocol_params(
+    request: &Oauth1Request<'_>,
+    credentials: &Credentials,
+    params: &SignParams<'_>,
+) -> Vec<(String, String)> {
     let mut oauth = vec![
         (
             "oauth_consumer_key".to_string(),
@@ -186,43 +222,24 @@ pub fn sign(
         // request without a body gets none, as oauthlib does.
         oauth.push(("oauth_body_hash".to_string(), body_hash(body.bytes)));
     }
+    oauth
+}
 
-    all_params.extend(oauth.iter().cloned());
-    let base = signature_base_string(request.method, url, &all_params);
-    let token_secret = credentials.token.as_ref().map(|t| &t.secret);
-    let signature = compute_signature(
-        params.method,
-        &base,
-        &credentials.consumer_secret,
-        token_secret,
-        credentials.rsa_key.as_ref().map(|k| k.key()),
-    )?;
-    oauth.push(("oauth_signature".to_string(), signature));
-
-    let mut signed_url = url.clone();
-    let authorization = match params.placement {
-        Placement::Header => Some(header::write(params.realm, &oauth)),
-        Placement::Query => {
-            let appended: Vec<String> = oauth
-                .iter()
-                .map(|(n, v)| format!("{}={}", percent_encode(n), percent_encode(v)))
-                .collect();
-            let appended = appended.join("&");
-            // The original query is kept byte for byte: re-serializing it
-            // could change what the server decodes (and so what it signs).
-            let query = match url.query() {
-                Some(q) if !q.is_empty() => format!("{q}&{appended}"),
-                _ => appended,
-            };
-            signed_url.set_query(Some(&query));
-            None
-        }
+/// The query placement (§3.5.3): the protocol parameters are appended to
+/// the query, percent-encoded per §3.6. The original query is kept byte for
+/// byte: re-serializing it could change what the server decodes (and so
+/// what it signs).
+fn append_to_query(url: &mut Url, oauth: &[(String, String)]) {
+    let appended: Vec<String> = oauth
+        .iter()
+        .map(|(n, v)| format!("{}={}", percent_encode(n), percent_encode(v)))
+        .collect();
+    let appended = appended.join("&");
+    let query = match url.query() {
+        Some(q) if !q.is_empty() => format!("{q}&{appended}"),
+        _ => appended,
     };
-    Ok(SignedRequest {
-        url: signed_url,
-        authorization,
-        oauth_params: oauth,
-    })
+    url.set_query(Some(&query));
 }
 
 /// Removes every `oauth_*` parameter from a URL's query, keeping the other
