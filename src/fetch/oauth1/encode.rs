@@ -47,9 +47,8 @@ pub fn form_decode(raw: &str) -> Result<Vec<(String, String)>, NotUtf8> {
 }
 
 /// Splits an x-www-form-urlencoded string into raw, still-encoded
-/// `(name, value)` slices. Used where the original spelling must be kept
-/// (stripping oauth parameters from a redirect's query).
-pub fn raw_pairs(raw: &str) -> impl Iterator<Item = (&str, &str)> {
+/// `(name, value)` slices, splitting each pair at its first `=`.
+fn raw_pairs(raw: &str) -> impl Iterator<Item = (&str, &str)> {
     raw.split('&')
         .filter(|segment| !segment.is_empty())
         .map(|segment| segment.split_once('=').unwrap_or((segment, "")))
