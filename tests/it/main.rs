@@ -1,9 +1,11 @@
 //! The one integration-test crate: drives the real `rxsync` binary (and the
 //! library where a test reads better that way) over real SQLite files in
-//! temporary folders, and the public corpus under tests/corpus/.
+//! temporary folders, the public corpus under tests/corpus/, and
+//! independent oracles (Python oauthlib) over a pipe.
 
 mod bad_input;
 mod cli;
 mod config;
 mod corpus;
+mod oauth1_oracle;
 mod support;
