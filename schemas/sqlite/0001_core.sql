@@ -63,7 +63,6 @@ CREATE TABLE items (
     name            TEXT,
     brand           TEXT,
     codes           TEXT NOT NULL,               -- JSON [{system, code, system_original, display}]
-    product         TEXT,                        -- JSON: what the dictionary knows
     strength        TEXT,
     form            TEXT,
     route           TEXT,

@@ -10,6 +10,7 @@ pub mod fda;
 use crate::domain::Ndc11;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// One active ingredient of a product, as the FDA lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -113,13 +114,15 @@ pub struct DictEntry {
 /// The question normalization asks of the drug space.
 pub trait DrugDictionary {
     /// The package and product for an NDC-11, if the dictionary has it.
-    fn lookup(&self, ndc: &Ndc11) -> Option<DictEntry>;
+    /// Entries are shared, not copied: a regimen of thousands of items
+    /// names a few hundred products.
+    fn lookup(&self, ndc: &Ndc11) -> Option<Arc<DictEntry>>;
 }
 
 /// A dictionary held in memory: for tests and benchmarks.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryDictionary {
-    entries: HashMap<Ndc11, DictEntry>,
+    entries: HashMap<Ndc11, Arc<DictEntry>>,
 }
 
 impl MemoryDictionary {
@@ -136,10 +139,10 @@ impl MemoryDictionary {
                 let product = by_id.get(pkg.product_id.as_str())?;
                 Some((
                     pkg.ndc11,
-                    DictEntry {
+                    Arc::new(DictEntry {
                         package: pkg.clone(),
                         product: (*product).clone(),
-                    },
+                    }),
                 ))
             })
             .collect();
@@ -148,7 +151,7 @@ impl MemoryDictionary {
 
     /// Adds (or replaces) one entry.
     pub fn insert(&mut self, entry: DictEntry) {
-        self.entries.insert(entry.package.ndc11, entry);
+        self.entries.insert(entry.package.ndc11, Arc::new(entry));
     }
 
     /// How many packages it holds.
@@ -163,7 +166,7 @@ impl MemoryDictionary {
 }
 
 impl DrugDictionary for MemoryDictionary {
-    fn lookup(&self, ndc: &Ndc11) -> Option<DictEntry> {
+    fn lookup(&self, ndc: &Ndc11) -> Option<Arc<DictEntry>> {
         self.entries.get(ndc).cloned()
     }
 }

@@ -65,7 +65,7 @@ pub struct Item {
     /// The clinician's mapping that supplied the NDC, if one did.
     pub mapping: Option<CodeMapping>,
     /// What the dictionary knows of the NDC (absent when unmapped).
-    pub product: Option<DictEntry>,
+    pub product: Option<std::sync::Arc<DictEntry>>,
     pub name: Option<String>,
     pub brand: Option<String>,
     /// Every code of every folded record, de-duplicated, in document order.

@@ -6,6 +6,7 @@ use crate::dict::{DictEntry, DrugDictionary};
 use crate::domain::ndc::{self, NdcReading};
 use crate::domain::{CodeSystem, ExceptionKind, Ndc11};
 use crate::parse::{MedRecord, ProblemKind};
+use std::sync::Arc;
 
 /// How a record's drug was identified.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,7 +15,7 @@ pub(super) struct Resolution {
     pub ndc_original: Option<String>,
     pub inferred: bool,
     pub mapping: Option<CodeMapping>,
-    pub product: Option<DictEntry>,
+    pub product: Option<Arc<DictEntry>>,
     /// The exception this record raises, if any.
     pub flag: Option<(ExceptionKind, String)>,
 }
@@ -44,7 +45,7 @@ impl Resolution {
 }
 
 /// Looks a code up, treating products the FDA excluded as absent.
-fn usable(dict: &dyn DrugDictionary, ndc: &Ndc11) -> Option<DictEntry> {
+fn usable(dict: &dyn DrugDictionary, ndc: &Ndc11) -> Option<Arc<DictEntry>> {
     dict.lookup(ndc).filter(|e| !e.product.excluded)
 }
 
@@ -82,7 +83,7 @@ pub(super) fn resolve(
                     }
                 }
                 NdcReading::Ambiguous(readings) => {
-                    let hits: Vec<(Ndc11, DictEntry)> = readings
+                    let hits: Vec<(Ndc11, Arc<DictEntry>)> = readings
                         .iter()
                         .filter_map(|r| usable(dict, r).map(|e| (*r, e)))
                         .collect();
@@ -124,7 +125,7 @@ pub(super) fn resolve(
     Resolution::flagged(ExceptionKind::NonNdcCode, non_ndc_detail(record))
 }
 
-fn mapped(n: Ndc11, original: &str, inferred: bool, entry: DictEntry) -> Resolution {
+fn mapped(n: Ndc11, original: &str, inferred: bool, entry: Arc<DictEntry>) -> Resolution {
     Resolution {
         ndc11: Some(n),
         ndc_original: Some(original.to_string()),

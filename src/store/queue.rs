@@ -349,7 +349,6 @@ fn map_item(
         }
         Some(_) => {}
     }
-    let entry = super::Store::entry_in(tx, &ndc)?;
     let (codes_text, name): (String, Option<String>) = tx.query_row(
         "SELECT codes, name FROM items WHERE id = ?1",
         [item_id],
@@ -361,13 +360,8 @@ fn map_item(
         "ndc11": ndc.as_str(), "decided_by": d.by, "decided_at": at, "exception_id": id, "note": d.note,
     });
     tx.execute(
-        "UPDATE items SET ndc11 = ?1, mapping = ?2, product = ?3 WHERE id = ?4",
-        params![
-            ndc.as_str(),
-            mapping.to_string(),
-            serde_json::to_string(&entry).ok(),
-            item_id
-        ],
+        "UPDATE items SET ndc11 = ?1, mapping = ?2 WHERE id = ?3",
+        params![ndc.as_str(), mapping.to_string(), item_id],
     )?;
     let mut keys: Vec<(String, String)> = codes.iter().map(mapping_key).collect();
     if keys.is_empty()

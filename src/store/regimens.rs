@@ -237,14 +237,24 @@ impl Store {
     pub(super) fn item(&self, item_id: i64) -> Result<Option<ItemView>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(&format!("{SELECT_ITEM} WHERE id = ?1"))?;
+            .prepare_cached(&format!("{SELECT_ITEM} WHERE i.id = ?1"))?;
         Ok(stmt.query_row([item_id], row_to_item).optional()?)
     }
 }
 
-const SELECT_ITEM: &str = "SELECT id, position, ndc11, ndc_original, ndc_inferred, name, brand, codes, strength, form,
-    route, dose, frequency, sig, status, status_original, start_date, stop_date, prescribed_date, prescriber,
-    mapping, product, sources, removed_at, removed_by FROM items";
+/// Items with what the dictionary knows of their NDC today (joined at read
+/// time rather than copied into every row: the raw document is what keeps a
+/// regimen re-derivable).
+const SELECT_ITEM: &str = "SELECT i.id, i.position, i.ndc11, i.ndc_original, i.ndc_inferred, i.name, i.brand,
+    i.codes, i.strength, i.form, i.route, i.dose, i.frequency, i.sig, i.status, i.status_original, i.start_date,
+    i.stop_date, i.prescribed_date, i.prescriber, i.mapping,
+    CASE WHEN p.product_id IS NULL THEN NULL ELSE json_object(
+        'package_ndc', k.package_ndc, 'package', k.description, 'product_ndc', p.product_ndc,
+        'proprietary_name', p.proprietary_name, 'nonproprietary_name', p.nonproprietary_name,
+        'dosage_form', p.dosage_form, 'route', p.route, 'labeler', p.labeler,
+        'ingredients', json(p.ingredients), 'excluded', json(CASE WHEN p.excluded THEN 'true' ELSE 'false' END)) END,
+    i.sources, i.removed_at, i.removed_by
+    FROM items i LEFT JOIN dict_packages k ON k.ndc11 = i.ndc11 LEFT JOIN dict_products p ON p.product_id = k.product_id";
 
 fn json_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<serde_json::Value>> {
     let text: Option<String> = r.get(i)?;
