@@ -358,6 +358,17 @@ fn edge_cases_in_line() {
             Err(("Encoding", Some(1))),
         ),
         ("deep nesting is refused", deep.as_bytes(), Err(("TooDeep", Some(1)))),
+        (
+            "an undeclared prefix on the root is malformed",
+            b"<ccr:ContinuityOfCareRecord/>",
+            Err(("Malformed", Some(1))),
+        ),
+        (
+            "a prefix declared on the feed is enough for a nested CCR",
+            b"<feed xmlns=\"http://www.w3.org/2005/Atom\" xmlns:ccr=\"urn:astm-org:CCR\"><entry><ccr:ContinuityOfCareRecord>\
+              <ccr:Body><ccr:Medications><ccr:Medication/></ccr:Medications></ccr:Body></ccr:ContinuityOfCareRecord></entry></feed>",
+            Ok(1),
+        ),
         ("an empty CCR has no records", b"<ContinuityOfCareRecord/>", Ok(0)),
         ("UTF-16 with a BOM is read", &utf16, Ok(1)),
         (
