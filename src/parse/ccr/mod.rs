@@ -23,15 +23,16 @@ mod medication;
 mod tag;
 #[cfg(test)]
 mod tests;
+mod xml;
 
 use quick_xml::Reader;
 use quick_xml::errors::{Error as XmlError, IllFormedError};
 use quick_xml::events::{BytesRef, BytesStart, Event};
-use quick_xml::name::PrefixDeclaration;
 
 use super::{DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind};
 use medication::MedBuilder;
 use tag::Tag;
+use xml::{local_name, normalize_line_ends, own_namespace};
 
 /// The CCR namespace (compared case-insensitively: a URN's scheme and
 /// namespace id are case-insensitive, and exporters vary).
@@ -316,16 +317,7 @@ impl<'a> Scanner<'a> {
     /// document without a DTD; anything else is an error, never a lookup.
     fn resolve_ref(&self, r: &BytesRef<'a>, before: usize) -> Result<char, ParseError> {
         let name: &str = r;
-        let resolved = match name {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ if r.is_char_ref() => r.resolve_char_ref().ok().flatten(),
-            _ => None,
-        };
-        resolved.ok_or_else(|| {
+        xml::resolve_ref(r).ok_or_else(|| {
             let what = if r.is_char_ref() {
                 "an invalid character reference"
             } else {
@@ -401,53 +393,5 @@ impl<'a> Scanner<'a> {
 
     fn at(&self, offset: usize) -> Position {
         Position::of_offset(self.text, offset)
-    }
-}
-
-/// XML 1.0 line-end normalization (§2.11): `\r\n` and a lone `\r` become `\n`.
-fn normalize_line_ends(raw: &str) -> std::borrow::Cow<'_, str> {
-    if raw.as_bytes().contains(&b'\r') {
-        std::borrow::Cow::Owned(raw.replace("\r\n", "\n").replace('\r', "\n"))
-    } else {
-        std::borrow::Cow::Borrowed(raw)
-    }
-}
-
-/// The namespace that an element's own `xmlns`/`xmlns:prefix` attributes
-/// bind its name to: `Ok(None)` when they bind none, `Err(prefix)` when the
-/// name has a prefix they do not declare.
-///
-/// rxsync reads with a plain `Reader` rather than `NsReader`: resolving the
-/// bindings of every element costs about a sixth of the throughput, and
-/// below the root the reader decides by local name anyway (a CCR has one
-/// vocabulary). Only the root, whose scope is its own attributes, and a CCR
-/// inside a feed need a namespace.
-fn own_namespace(e: &BytesStart<'_>) -> Result<Option<String>, String> {
-    let name = e.name();
-    let prefix = name.prefix();
-    for attribute in e.attributes().with_checks(false).flatten() {
-        let bound = match (attribute.key.as_namespace_binding(), prefix) {
-            (Some(PrefixDeclaration::Default), None) => true,
-            (Some(PrefixDeclaration::Named(declared)), Some(prefix)) => declared == prefix.as_ref(),
-            _ => false,
-        };
-        if bound {
-            // An empty default namespace (`xmlns=""`) means no namespace.
-            return Ok(Some(attribute.value.into_owned()).filter(|ns| !ns.is_empty()));
-        }
-    }
-    match prefix {
-        Some(prefix) => Err(prefix.as_ref().to_string()),
-        None => Ok(None),
-    }
-}
-
-/// The part of an element name after its prefix. Names are short, so a
-/// plain byte loop beats a general substring search here (this runs for
-/// every element of the document).
-fn local_name(name: &str) -> &str {
-    match name.bytes().rposition(|b| b == b':') {
-        Some(colon) => name.get(colon + 1..).unwrap_or(name),
-        None => name,
     }
 }
