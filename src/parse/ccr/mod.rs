@@ -26,7 +26,7 @@ mod tests;
 mod xml;
 
 use quick_xml::Reader;
-use quick_xml::errors::{Error as XmlError, IllFormedError};
+use quick_xml::errors::{Error as XmlError, IllFormedError, SyntaxError};
 use quick_xml::events::{BytesRef, BytesStart, Event};
 
 use super::{DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind};
@@ -371,6 +371,19 @@ impl<'a> Scanner<'a> {
                     .err()
                     .map_or(offset, |e| e.valid_up_to());
                 return ParseError::Binary { offset };
+            }
+            // quick-xml only knows DOCTYPE among declarations; a stray
+            // entity or element declaration is still DTD syntax, refused as such.
+            XmlError::Syntax(SyntaxError::InvalidBangMarkup)
+                if self.text.get(offset..).is_some_and(|rest| {
+                    [&b"<!ENTITY"[..], b"<!ELEMENT", b"<!ATTLIST", b"<!NOTATION"]
+                        .iter()
+                        .any(|decl| rest.starts_with(decl))
+                }) =>
+            {
+                return ParseError::Dtd {
+                    at: self.at(offset),
+                };
             }
             XmlError::IllFormed(IllFormedError::MismatchedEndTag { expected, found }) => {
                 format!("end tag </{found}> does not match the open element <{expected}>")

@@ -346,6 +346,11 @@ fn edge_cases_in_line() {
             Err(("Malformed", Some(2))),
         ),
         ("a DOCTYPE without entities is refused", b"<!DOCTYPE x>\n<x/>", Err(("Dtd", Some(1)))),
+        (
+            "a stray entity declaration is refused as a DTD",
+            b"<ContinuityOfCareRecord>\n<!ENTITY x \"y\"></ContinuityOfCareRecord>",
+            Err(("Dtd", Some(2))),
+        ),
         ("a random root is not a CCR", b"<note><to>x</to></note>", Err(("NotCcr", Some(1)))),
         (
             "a CCR name in another namespace is not a CCR",
