@@ -571,3 +571,30 @@ proptest! {
         let _ = parse(&bytes[..end]);
     }
 }
+
+#[test]
+fn product_codes_approximate_dates_and_a_prescribing_source_are_read() {
+    let doc = parse(
+        b"<ContinuityOfCareRecord><Body><Medications><Medication>\
+          <DateTime><Type><Text>date started</Text></Type><ApproximateDateTime><Text>Spring 2019</Text></ApproximateDateTime></DateTime>\
+          <DateTime><Type><Text>Dispense Date</Text></Type><ExactDateTime>2019-05-01</ExactDateTime></DateTime>\
+          <Source><Actor><ActorID>AA0009</ActorID><ActorRole><Text>Prescribing clinician</Text></ActorRole></Actor></Source>\
+          <Product><Code><Value>197361</Value><CodingSystem>RxNorm</CodingSystem></Code></Product>\
+          <Directions><Direction><Frequency><Text>BID</Text></Frequency></Direction></Directions>\
+          </Medication></Medications></Body></ContinuityOfCareRecord>",
+    );
+    let record = doc
+        .ok()
+        .and_then(|d| d.records.into_iter().next())
+        .unwrap_or_default();
+    assert_eq!(codes(&record), [(RxNorm, "197361")]);
+    assert_eq!(record.start.as_deref(), Some("Spring 2019"));
+    assert_eq!(
+        (record.stop, record.prescribed),
+        (None, None),
+        "a dispense date is none of the three"
+    );
+    assert_eq!(record.prescriber.as_deref(), Some("AA0009"));
+    assert_eq!(record.frequency.as_deref(), Some("BID"));
+    assert!(record.problems.is_empty(), "a code alone names the drug");
+}
