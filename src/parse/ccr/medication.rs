@@ -9,44 +9,61 @@ use super::tag::Tag;
 use crate::domain::Code;
 use crate::parse::{MedRecord, Problem, ProblemKind, SourceRef, Strength};
 
-/// The parts of a repeated or composite child that are only complete at its end.
+/// Reads one Medication at a time; the scanner keeps one builder for the
+/// whole document so the scratch buffers below are allocated once, not per
+/// element (this is the hot path for medication-heavy documents).
 #[derive(Default)]
 pub(super) struct MedBuilder {
     record: MedRecord,
     /// Where the codes of the ProductName/BrandName being read start in
     /// `record.codes`, so they get that element's text as their display.
     codes_from: usize,
-    code_value: Option<String>,
-    code_system: Option<String>,
-    strength_value: Option<String>,
-    strength_unit: Option<String>,
-    date_type: Option<String>,
-    date_exact: Option<String>,
-    date_approx: Option<String>,
-    dose_value: Option<String>,
-    dose_unit: Option<String>,
-    frequency_value: Option<String>,
-    frequency_text: Option<String>,
-    actor_role: Option<String>,
-    actor_id: Option<String>,
+    /// Parts of composite children that are complete only at their end.
+    code_value: String,
+    code_system: String,
+    strength_value: String,
+    strength_unit: String,
+    date_type: String,
+    date_exact: String,
+    date_approx: String,
+    dose_value: String,
+    dose_unit: String,
+    frequency_value: String,
+    frequency_text: String,
+    actor_role: String,
+    actor_id: String,
 }
 
 use Tag::*;
 
 impl MedBuilder {
-    /// A builder for a Medication just opened. Every CCR record names its
-    /// element kind even when the document gives no CCRDataObjectID.
-    pub(super) fn new() -> MedBuilder {
-        let record = MedRecord {
+    /// Starts a new Medication. Every CCR record names its element kind even
+    /// when the document gives no CCRDataObjectID.
+    pub(super) fn begin(&mut self) {
+        self.record = MedRecord {
             source: Some(SourceRef {
                 kind: "Medication".to_string(),
                 id: None,
             }),
             ..MedRecord::default()
         };
-        MedBuilder {
-            record,
-            ..MedBuilder::default()
+        self.codes_from = 0;
+        for scratch in [
+            &mut self.code_value,
+            &mut self.code_system,
+            &mut self.strength_value,
+            &mut self.strength_unit,
+            &mut self.date_type,
+            &mut self.date_exact,
+            &mut self.date_approx,
+            &mut self.dose_value,
+            &mut self.dose_unit,
+            &mut self.frequency_value,
+            &mut self.frequency_text,
+            &mut self.actor_role,
+            &mut self.actor_id,
+        ] {
+            scratch.clear();
         }
     }
 
@@ -69,45 +86,45 @@ impl MedBuilder {
                 }
             }
             [Status, Text] => set(&mut self.record.status, text),
-            [DateTime, Type, Text] => set(&mut self.date_type, text),
-            [DateTime, ExactDateTime] => set(&mut self.date_exact, text),
-            [DateTime, ApproximateDateTime, Text] => set(&mut self.date_approx, text),
+            [DateTime, Type, Text] => fill(&mut self.date_type, text),
+            [DateTime, ExactDateTime] => fill(&mut self.date_exact, text),
+            [DateTime, ApproximateDateTime, Text] => fill(&mut self.date_approx, text),
             [DateTime] => self.end_date(),
             [Product, ProductName, Text] => set(&mut self.record.name, text),
             [Product, BrandName, Text] => set(&mut self.record.brand, text),
-            [Product, ProductName] => self.name_codes(self.record.name.clone()),
-            [Product, BrandName] => self.name_codes(self.record.brand.clone()),
+            [Product, ProductName] => self.name_codes(false),
+            [Product, BrandName] => self.name_codes(true),
             [Product, ProductName | BrandName, Code, Value] | [Product, Code, Value] => {
-                set(&mut self.code_value, text)
+                fill(&mut self.code_value, text)
             }
             [Product, ProductName | BrandName, Code, CodingSystem]
-            | [Product, Code, CodingSystem] => set(&mut self.code_system, text),
+            | [Product, Code, CodingSystem] => fill(&mut self.code_system, text),
             [Product, ProductName | BrandName, Code] | [Product, Code] => self.end_code(),
-            [Product, Strength, Value] => set(&mut self.strength_value, text),
-            [Product, Strength, Units, Unit] => set(&mut self.strength_unit, text),
+            [Product, Strength, Value] => fill(&mut self.strength_value, text),
+            [Product, Strength, Units, Unit] => fill(&mut self.strength_unit, text),
             [Product, Strength] => self.end_strength(),
             [Product, Form, Text] => set(&mut self.record.form, text),
             [Directions, Direction, Route, Text] => keep_first(&mut self.record.route, text),
-            [Directions, Direction, Dose, Value] => set(&mut self.dose_value, text),
-            [Directions, Direction, Dose, Units, Unit] => set(&mut self.dose_unit, text),
+            [Directions, Direction, Dose, Value] => fill(&mut self.dose_value, text),
+            [Directions, Direction, Dose, Units, Unit] => fill(&mut self.dose_unit, text),
             [Directions, Direction, Dose] => self.end_dose(),
-            [Directions, Direction, Frequency, Value] => set(&mut self.frequency_value, text),
+            [Directions, Direction, Frequency, Value] => fill(&mut self.frequency_value, text),
             [Directions, Direction, Frequency, Text | Description] => {
-                set(&mut self.frequency_text, text)
+                fill(&mut self.frequency_text, text)
             }
             [Directions, Direction, Frequency] => self.end_frequency(),
             [Directions, Direction, Description, Text]
             | [PatientInstructions, Instruction, Text] => push(&mut self.record.directions, text),
-            [Source, Actor, ActorRole, Text] => set(&mut self.actor_role, text),
-            [Source, Actor, ActorId] => set(&mut self.actor_id, text),
+            [Source, Actor, ActorRole, Text] => fill(&mut self.actor_role, text),
+            [Source, Actor, ActorId] => fill(&mut self.actor_id, text),
             [Source, Actor] => self.end_actor(),
             _ => {}
         }
     }
 
     /// The Medication ended: the record, with its source text.
-    pub(super) fn finish(mut self, excerpt: &str) -> MedRecord {
-        let record = &mut self.record;
+    pub(super) fn finish(&mut self, excerpt: &str) -> MedRecord {
+        let mut record = std::mem::take(&mut self.record);
         record.excerpt = excerpt.to_string();
         if record.codes.is_empty() && record.name.is_none() && record.brand.is_none() {
             let id = record
@@ -120,21 +137,28 @@ impl MedBuilder {
                 detail: format!("CCR Medication {id} names no drug: it has no product code and no product or brand name"),
             });
         }
-        self.record
+        record
     }
 
     fn end_code(&mut self) {
-        let system = self.code_system.take();
         // A Code without a Value carries nothing to map; a Code without a
         // CodingSystem is kept (with an empty system) so a reviewer sees it.
-        if let Some(value) = self.code_value.take() {
+        if !self.code_value.is_empty() {
             self.record
                 .codes
-                .push(Code::new(system.as_deref().unwrap_or(""), &value, None));
+                .push(Code::new(&self.code_system, &self.code_value, None));
         }
+        self.code_value.clear();
+        self.code_system.clear();
     }
 
-    fn name_codes(&mut self, display: Option<String>) {
+    /// Codes on a ProductName or BrandName get that element's text as their display.
+    fn name_codes(&mut self, brand: bool) {
+        let display = if brand {
+            &self.record.brand
+        } else {
+            &self.record.name
+        };
         let Some(display) = display else { return };
         for code in self.record.codes.iter_mut().skip(self.codes_from) {
             if code.display.is_none() {
@@ -144,56 +168,74 @@ impl MedBuilder {
     }
 
     fn end_strength(&mut self) {
-        let unit = self.strength_unit.take();
-        if let Some(value) = self.strength_value.take() {
-            self.record.strengths.push(Strength { value, unit });
+        if !self.strength_value.is_empty() {
+            let unit = (!self.strength_unit.is_empty()).then(|| self.strength_unit.clone());
+            self.record.strengths.push(Strength {
+                value: self.strength_value.clone(),
+                unit,
+            });
         }
+        self.strength_value.clear();
+        self.strength_unit.clear();
     }
 
     fn end_date(&mut self) {
-        let when = self.date_exact.take().or(self.date_approx.take());
-        let kind = self.date_type.take();
-        let (Some(when), Some(kind)) = (when, kind) else {
-            return;
+        let when = if self.date_exact.is_empty() {
+            &self.date_approx
+        } else {
+            &self.date_exact
         };
-        let slot = match DateKind::of(&kind) {
-            Some(DateKind::Start) => &mut self.record.start,
-            Some(DateKind::Stop) => &mut self.record.stop,
-            Some(DateKind::Prescribed) => &mut self.record.prescribed,
-            None => return,
+        let slot = match DateKind::of(&self.date_type) {
+            Some(DateKind::Start) => Some(&mut self.record.start),
+            Some(DateKind::Stop) => Some(&mut self.record.stop),
+            Some(DateKind::Prescribed) => Some(&mut self.record.prescribed),
+            None => None,
         };
-        if slot.is_none() {
-            *slot = Some(when);
+        if let Some(slot) = slot
+            && slot.is_none()
+            && !when.is_empty()
+        {
+            *slot = Some(when.clone());
         }
+        self.date_type.clear();
+        self.date_exact.clear();
+        self.date_approx.clear();
     }
 
     fn end_dose(&mut self) {
-        let unit = self.dose_unit.take();
-        if let Some(value) = self.dose_value.take()
-            && self.record.dose.is_none()
-        {
-            self.record.dose = Some(join(value, unit));
+        if self.record.dose.is_none() && !self.dose_value.is_empty() {
+            self.record.dose = Some(if self.dose_unit.is_empty() {
+                self.dose_value.clone()
+            } else {
+                format!("{} {}", self.dose_value, self.dose_unit)
+            });
         }
+        self.dose_value.clear();
+        self.dose_unit.clear();
     }
 
     fn end_frequency(&mut self) {
-        let value = self.frequency_value.take();
-        let text = self.frequency_text.take();
         if self.record.frequency.is_none() {
-            self.record.frequency = value.or(text);
+            let value = if self.frequency_value.is_empty() {
+                &self.frequency_text
+            } else {
+                &self.frequency_value
+            };
+            self.record.frequency = (!value.is_empty()).then(|| value.clone());
         }
+        self.frequency_value.clear();
+        self.frequency_text.clear();
     }
 
     /// A Source/Actor names the prescriber only when its role says so: the
     /// source of a CCR entry is often the exporting system, not a clinician.
     fn end_actor(&mut self) {
-        let role = self.actor_role.take();
-        let id = self.actor_id.take();
-        if role.is_some_and(|r| r.to_ascii_lowercase().contains("prescrib"))
-            && self.record.prescriber.is_none()
-        {
-            self.record.prescriber = id;
+        let prescribing = self.actor_role.to_ascii_lowercase().contains("prescrib");
+        if prescribing && self.record.prescriber.is_none() && !self.actor_id.is_empty() {
+            self.record.prescriber = Some(self.actor_id.clone());
         }
+        self.actor_role.clear();
+        self.actor_id.clear();
     }
 }
 
@@ -209,13 +251,11 @@ pub(super) enum DateKind {
 
 impl DateKind {
     pub(super) fn of(type_text: &str) -> Option<DateKind> {
-        let lower = type_text.to_ascii_lowercase();
-        let words = || {
-            lower
+        let any = |set: &[&str]| {
+            type_text
                 .split(|c: char| !c.is_ascii_alphabetic())
-                .filter(|w| !w.is_empty())
+                .any(|word| set.iter().any(|w| w.eq_ignore_ascii_case(word)))
         };
-        let any = |set: &[&str]| words().any(|w| set.contains(&w));
         if any(&[
             "stop",
             "stopped",
@@ -281,11 +321,10 @@ fn push(list: &mut Vec<String>, text: &str) {
     }
 }
 
-fn join(value: String, unit: Option<String>) -> String {
-    match unit {
-        Some(unit) => format!("{value} {unit}"),
-        None => value,
-    }
+/// Replaces a scratch buffer's content with `text`, trimmed, reusing its allocation.
+fn fill(scratch: &mut String, text: &str) {
+    scratch.clear();
+    scratch.push_str(text.trim());
 }
 
 #[cfg(test)]

@@ -12,8 +12,10 @@
 //!   any `<!DOCTYPE` is refused, and only the five predefined entities and
 //!   character references are resolved;
 //! - interpret a code, a date or a status: that is `normalize`'s job;
-//! - build a tree or allocate per element outside a Medication: it keeps a
-//!   stack of one-byte tags, so it stays close to a bare quick-xml scan;
+//! - build a tree or allocate per element outside a Medication: it streams
+//!   with a plain quick-xml `Reader` over the bytes and keeps a stack of
+//!   one-byte tags, so it stays close to a bare quick-xml scan (namespaces
+//!   are resolved only where they decide something: see `own_namespace`);
 //! - panic, on any input.
 
 mod decode;
@@ -21,15 +23,16 @@ mod medication;
 mod tag;
 #[cfg(test)]
 mod tests;
+mod xml;
 
-use quick_xml::NsReader;
-use quick_xml::errors::{Error as XmlError, IllFormedError};
+use quick_xml::Reader;
+use quick_xml::errors::{Error as XmlError, IllFormedError, SyntaxError};
 use quick_xml::events::{BytesRef, BytesStart, Event};
-use quick_xml::name::ResolveResult;
 
 use super::{DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind};
 use medication::MedBuilder;
 use tag::Tag;
+use xml::{local_name, normalize_line_ends, own_namespace};
 
 /// The CCR namespace (compared case-insensitively: a URN's scheme and
 /// namespace id are case-insensitive, and exporters vary).
@@ -69,7 +72,7 @@ enum Root {
 struct Scanner<'a> {
     /// The UTF-8 text being read (for excerpts and error positions).
     text: &'a [u8],
-    reader: NsReader<&'a [u8]>,
+    reader: Reader<&'a [u8]>,
     /// One tag per open element, root first.
     stack: Vec<Tag>,
     root: Root,
@@ -79,8 +82,10 @@ struct Scanner<'a> {
     ccr_at: Option<usize>,
     /// How many ContinuityOfCareRecords were read (for an Atom feed).
     ccrs: usize,
-    /// The Medication being read: its builder, stack index and start offset.
-    med: Option<(MedBuilder, usize, usize)>,
+    /// The Medication being read: its stack index and start offset.
+    med: Option<(usize, usize)>,
+    /// Reads Medications; one for the document, so its buffers are reused.
+    builder: MedBuilder,
     /// Whether text events are collected into `buf` (inside a Medication, or
     /// in the patient's ActorID); everywhere else text is never materialized.
     capture: bool,
@@ -91,7 +96,7 @@ struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     fn new(text: &'a [u8]) -> Scanner<'a> {
-        let mut reader = NsReader::from_reader(text);
+        let mut reader = Reader::from_reader(text);
         let config = reader.config_mut();
         config.check_end_names = true;
         config.allow_unmatched_ends = false;
@@ -105,6 +110,7 @@ impl<'a> Scanner<'a> {
             ccr_at: None,
             ccrs: 0,
             med: None,
+            builder: MedBuilder::default(),
             capture: false,
             buf: String::new(),
             patient_ref: None,
@@ -128,7 +134,10 @@ impl<'a> Scanner<'a> {
                     self.end(before)?;
                 }
                 Event::End(_) => self.end(before)?,
-                Event::Text(t) => self.text(&t, before)?,
+                // Most text is indentation between elements we skip: only
+                // look at it when it is collected or outside the root.
+                Event::Text(t) if self.capture || self.stack.is_empty() => self.text(&t, before)?,
+                Event::Text(_) => {}
                 Event::CData(_) if self.stack.is_empty() => {
                     return Err(self.malformed(
                         before,
@@ -159,10 +168,10 @@ impl<'a> Scanner<'a> {
                 at: self.at(before),
             });
         }
-        let tag = Tag::of(e.local_name().as_ref());
-        if let Some((builder, at, _)) = &mut self.med {
+        let tag = Tag::of(local_name(e.name().as_ref()));
+        if let Some((at, _)) = self.med {
             self.stack.push(tag);
-            builder.start(&self.stack[*at + 1..]);
+            self.builder.start(&self.stack[at + 1..]);
             self.buf.clear();
             return Ok(());
         }
@@ -176,7 +185,8 @@ impl<'a> Scanner<'a> {
             }
             (_, Some(ccr)) => match (tag, &self.stack[ccr + 1..]) {
                 (Tag::Medication, [Tag::Body, Tag::Medications]) => {
-                    self.med = Some((MedBuilder::new(), self.stack.len(), before));
+                    self.builder.begin();
+                    self.med = Some((self.stack.len(), before));
                     self.capture = true;
                     self.buf.clear();
                 }
@@ -200,19 +210,19 @@ impl<'a> Scanner<'a> {
         if self.stack.is_empty() {
             return Err(self.malformed(before, "an end tag with no open element".to_string()));
         }
-        if let Some((mut builder, at, start)) = self.med.take() {
-            if self.stack.len() == at + 1 {
+        if let Some((at, start)) = self.med {
+            if self.stack.len() > at + 1 {
+                self.builder.end(&self.stack[at + 1..], &self.buf);
+            } else {
                 let end = self.reader.buffer_position() as usize;
                 let excerpt = self
                     .text
                     .get(start..end)
                     .and_then(|s| std::str::from_utf8(s).ok())
                     .unwrap_or("");
-                self.records.push(builder.finish(excerpt));
+                self.records.push(self.builder.finish(excerpt));
+                self.med = None;
                 self.capture = false;
-            } else {
-                builder.end(&self.stack[at + 1..], &self.buf);
-                self.med = Some((builder, at, start));
             }
             self.buf.clear();
         } else if self.capture {
@@ -259,20 +269,19 @@ impl<'a> Scanner<'a> {
     fn open_root(&mut self, e: &BytesStart<'a>, tag: Tag, before: usize) -> Result<(), ParseError> {
         self.root_name = e.name().as_ref().to_string();
         let local = e.local_name();
-        let (namespace, _) = self.reader.resolver().resolve_element(e.name());
-        let namespace = match namespace {
-            ResolveResult::Bound(ns) => Some(ns.0),
-            ResolveResult::Unbound => None,
-            ResolveResult::Unknown(prefix) => {
-                return Err(self.malformed(
-                    before,
-                    format!(
-                        "the namespace prefix {prefix:?} of <{}> is not declared",
-                        self.root_name
-                    ),
-                ));
+        // The root has no ancestors, so its own attributes are all the
+        // namespace declarations in scope.
+        let namespace = match own_namespace(e) {
+            Ok(namespace) => namespace,
+            Err(prefix) => {
+                let message = format!(
+                    "the namespace prefix {prefix:?} of <{}> is not declared",
+                    self.root_name
+                );
+                return Err(self.malformed(before, message));
             }
         };
+        let namespace = namespace.as_deref();
         if tag == Tag::Ccr && namespace.is_none_or(|ns| ns.eq_ignore_ascii_case(CCR_NS)) {
             self.root = Root::Ccr;
             self.ccr_at = Some(0);
@@ -294,12 +303,13 @@ impl<'a> Scanner<'a> {
     }
 
     /// A CCR nested in an Atom feed may be in the CCR namespace, in none, or
-    /// (when the exporter forgot its xmlns) in the Atom default namespace.
+    /// (when the exporter forgot its xmlns) in the Atom default namespace. A
+    /// prefix declared on an ancestor is not resolved: inside a feed the
+    /// local name decides, unless the element itself binds another namespace.
     fn is_ccr_namespace(&self, e: &BytesStart<'a>) -> bool {
-        match self.reader.resolver().resolve_element(e.name()).0 {
-            ResolveResult::Bound(ns) => ns.0.eq_ignore_ascii_case(CCR_NS) || ns.0 == ATOM_NS,
-            ResolveResult::Unbound => true,
-            ResolveResult::Unknown(_) => false,
+        match own_namespace(e) {
+            Ok(Some(ns)) => ns.eq_ignore_ascii_case(CCR_NS) || ns == ATOM_NS,
+            Ok(None) | Err(_) => true,
         }
     }
 
@@ -307,16 +317,7 @@ impl<'a> Scanner<'a> {
     /// document without a DTD; anything else is an error, never a lookup.
     fn resolve_ref(&self, r: &BytesRef<'a>, before: usize) -> Result<char, ParseError> {
         let name: &str = r;
-        let resolved = match name {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ if r.is_char_ref() => r.resolve_char_ref().ok().flatten(),
-            _ => None,
-        };
-        resolved.ok_or_else(|| {
+        xml::resolve_ref(r).ok_or_else(|| {
             let what = if r.is_char_ref() {
                 "an invalid character reference"
             } else {
@@ -371,6 +372,19 @@ impl<'a> Scanner<'a> {
                     .map_or(offset, |e| e.valid_up_to());
                 return ParseError::Binary { offset };
             }
+            // quick-xml only knows DOCTYPE among declarations; a stray
+            // entity or element declaration is still DTD syntax, refused as such.
+            XmlError::Syntax(SyntaxError::InvalidBangMarkup)
+                if self.text.get(offset..).is_some_and(|rest| {
+                    [&b"<!ENTITY"[..], b"<!ELEMENT", b"<!ATTLIST", b"<!NOTATION"]
+                        .iter()
+                        .any(|decl| rest.starts_with(decl))
+                }) =>
+            {
+                return ParseError::Dtd {
+                    at: self.at(offset),
+                };
+            }
             XmlError::IllFormed(IllFormedError::MismatchedEndTag { expected, found }) => {
                 format!("end tag </{found}> does not match the open element <{expected}>")
             }
@@ -392,14 +406,5 @@ impl<'a> Scanner<'a> {
 
     fn at(&self, offset: usize) -> Position {
         Position::of_offset(self.text, offset)
-    }
-}
-
-/// XML 1.0 line-end normalization (§2.11): `\r\n` and a lone `\r` become `\n`.
-fn normalize_line_ends(raw: &str) -> std::borrow::Cow<'_, str> {
-    if raw.contains('\r') {
-        std::borrow::Cow::Owned(raw.replace("\r\n", "\n").replace('\r', "\n"))
-    } else {
-        std::borrow::Cow::Borrowed(raw)
     }
 }

@@ -346,6 +346,11 @@ fn edge_cases_in_line() {
             Err(("Malformed", Some(2))),
         ),
         ("a DOCTYPE without entities is refused", b"<!DOCTYPE x>\n<x/>", Err(("Dtd", Some(1)))),
+        (
+            "a stray entity declaration is refused as a DTD",
+            b"<ContinuityOfCareRecord>\n<!ENTITY x \"y\"></ContinuityOfCareRecord>",
+            Err(("Dtd", Some(2))),
+        ),
         ("a random root is not a CCR", b"<note><to>x</to></note>", Err(("NotCcr", Some(1)))),
         (
             "a CCR name in another namespace is not a CCR",
@@ -358,6 +363,17 @@ fn edge_cases_in_line() {
             Err(("Encoding", Some(1))),
         ),
         ("deep nesting is refused", deep.as_bytes(), Err(("TooDeep", Some(1)))),
+        (
+            "an undeclared prefix on the root is malformed",
+            b"<ccr:ContinuityOfCareRecord/>",
+            Err(("Malformed", Some(1))),
+        ),
+        (
+            "a prefix declared on the feed is enough for a nested CCR",
+            b"<feed xmlns=\"http://www.w3.org/2005/Atom\" xmlns:ccr=\"urn:astm-org:CCR\"><entry><ccr:ContinuityOfCareRecord>\
+              <ccr:Body><ccr:Medications><ccr:Medication/></ccr:Medications></ccr:Body></ccr:ContinuityOfCareRecord></entry></feed>",
+            Ok(1),
+        ),
         ("an empty CCR has no records", b"<ContinuityOfCareRecord/>", Ok(0)),
         ("UTF-16 with a BOM is read", &utf16, Ok(1)),
         (
@@ -457,10 +473,11 @@ fn latin1_text_is_decoded_and_excerpts_are_source_text() {
         record.directions
     );
     assert!(record.directions[0].contains("Hélène"));
+    assert!(record.excerpt.starts_with("<Medication>"));
     assert!(
         record
             .excerpt
-            .starts_with("<Medication>\n    <CCRDataObjectID>M1</CCRDataObjectID>")
+            .contains("<CCRDataObjectID>M1</CCRDataObjectID>")
     );
     assert!(record.excerpt.ends_with("</Medication>") && record.excerpt.contains("½"));
 }
@@ -553,4 +570,31 @@ proptest! {
         let end = cut.index(bytes.len() + 1);
         let _ = parse(&bytes[..end]);
     }
+}
+
+#[test]
+fn product_codes_approximate_dates_and_a_prescribing_source_are_read() {
+    let doc = parse(
+        b"<ContinuityOfCareRecord><Body><Medications><Medication>\
+          <DateTime><Type><Text>date started</Text></Type><ApproximateDateTime><Text>Spring 2019</Text></ApproximateDateTime></DateTime>\
+          <DateTime><Type><Text>Dispense Date</Text></Type><ExactDateTime>2019-05-01</ExactDateTime></DateTime>\
+          <Source><Actor><ActorID>AA0009</ActorID><ActorRole><Text>Prescribing clinician</Text></ActorRole></Actor></Source>\
+          <Product><Code><Value>197361</Value><CodingSystem>RxNorm</CodingSystem></Code></Product>\
+          <Directions><Direction><Frequency><Text>BID</Text></Frequency></Direction></Directions>\
+          </Medication></Medications></Body></ContinuityOfCareRecord>",
+    );
+    let record = doc
+        .ok()
+        .and_then(|d| d.records.into_iter().next())
+        .unwrap_or_default();
+    assert_eq!(codes(&record), [(RxNorm, "197361")]);
+    assert_eq!(record.start.as_deref(), Some("Spring 2019"));
+    assert_eq!(
+        (record.stop, record.prescribed),
+        (None, None),
+        "a dispense date is none of the three"
+    );
+    assert_eq!(record.prescriber.as_deref(), Some("AA0009"));
+    assert_eq!(record.frequency.as_deref(), Some("BID"));
+    assert!(record.problems.is_empty(), "a code alone names the drug");
 }
