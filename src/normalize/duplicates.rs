@@ -48,12 +48,24 @@ pub(super) fn find(items: &[Item]) -> Vec<Flag> {
     let mut flags = Vec::new();
 
     for (i, (item, k)) in items.iter().zip(&keys).enumerate() {
-        let label = |j: usize| format!("item {} ({})", j + 1, items[j].name.as_deref().unwrap_or("unnamed"));
+        let label = |j: usize| {
+            format!(
+                "item {} ({})",
+                j + 1,
+                items[j].name.as_deref().unwrap_or("unnamed")
+            )
+        };
         let hyphenated = |j: usize| items[j].ndc11.map(|n| n.hyphenated()).unwrap_or_default();
-        let found = |map: &HashMap<&str, usize>, key: &Option<String>| key.as_deref().and_then(|k| map.get(k).copied());
+        let found = |map: &HashMap<&str, usize>, key: &Option<String>| {
+            key.as_deref().and_then(|k| map.get(k).copied())
+        };
 
         let flag: Option<(ExceptionKind, usize, String)> = if let Some(j) = found(&by_ndc, &k.ndc) {
-            Some((ExceptionKind::Duplicate, j, format!("same package NDC {} as {}", hyphenated(i), label(j))))
+            Some((
+                ExceptionKind::Duplicate,
+                j,
+                format!("same package NDC {} as {}", hyphenated(i), label(j)),
+            ))
         } else if let Some(j) = found(&by_product, &k.product) {
             Some((
                 ExceptionKind::Duplicate,
@@ -66,11 +78,23 @@ pub(super) fn find(items: &[Item]) -> Vec<Flag> {
                     hyphenated(j)
                 ),
             ))
-        } else if let Some((j, code)) = k.other_codes.iter().find_map(|c| by_code.get(c.as_str()).map(|&j| (j, c))) {
-            Some((ExceptionKind::Duplicate, j, format!("same drug code {code} as {}", label(j))))
+        } else if let Some((j, code)) = k
+            .other_codes
+            .iter()
+            .find_map(|c| by_code.get(c.as_str()).map(|&j| (j, c)))
+        {
+            Some((
+                ExceptionKind::Duplicate,
+                j,
+                format!("same drug code {code} as {}", label(j)),
+            ))
         } else if let (Some(j), Some(entry)) = (found(&by_clinical, &k.clinical), &item.product) {
             let p = &entry.product;
-            let other = items[j].product.as_ref().map(|e| e.product.labeler.as_str()).unwrap_or("");
+            let other = items[j]
+                .product
+                .as_ref()
+                .map(|e| e.product.labeler.as_str())
+                .unwrap_or("");
             let why = if other == p.labeler {
                 "from the same labeler under another product code".to_string()
             } else {
@@ -90,7 +114,11 @@ pub(super) fn find(items: &[Item]) -> Vec<Flag> {
         } else if let Some(entry) = &item.product {
             let p = &entry.product;
             let same_route = |j: &&usize| {
-                let q = items[**j].product.as_ref().map(|e| e.product.route.as_str()).unwrap_or("");
+                let q = items[**j]
+                    .product
+                    .as_ref()
+                    .map(|e| e.product.route.as_str())
+                    .unwrap_or("");
                 q.is_empty() || p.route.is_empty() || q == p.route
             };
             k.ingredient
@@ -133,7 +161,12 @@ pub(super) fn find(items: &[Item]) -> Vec<Flag> {
             by_ingredient.entry(key).or_default().push(i);
         }
         if let Some((kind, j, detail)) = flag {
-            flags.push(Flag { kind, item: Some(i), related: Some(j), detail });
+            flags.push(Flag {
+                kind,
+                item: Some(i),
+                related: Some(j),
+                detail,
+            });
         }
     }
     flags

@@ -36,11 +36,17 @@ const READ_TYPES: &[&str] = &[
 fn root_type(bytes: &[u8], format: DocFormat) -> String {
     let text = String::from_utf8_lossy(bytes);
     match format {
-        DocFormat::FhirJson => serde_json::from_str::<serde_json::Value>(&text).expect("corpus JSON")["resourceType"]
+        DocFormat::FhirJson => serde_json::from_str::<serde_json::Value>(&text)
+            .expect("corpus JSON")["resourceType"]
             .as_str()
             .unwrap_or_default()
             .to_string(),
-        _ => roxmltree::Document::parse(&text).expect("corpus XML").root_element().tag_name().name().to_string(),
+        _ => roxmltree::Document::parse(&text)
+            .expect("corpus XML")
+            .root_element()
+            .tag_name()
+            .name()
+            .to_string(),
     }
 }
 
@@ -56,11 +62,21 @@ fn files(dir: &str) -> Vec<PathBuf> {
 /// What normalization made of each NDC code, by the code as written.
 fn classify(regimen: &Regimen, into: &mut BTreeMap<String, BTreeSet<&'static str>>) {
     for (i, item) in regimen.items.iter().enumerate() {
-        let ndc_codes: Vec<&str> =
-            item.codes.iter().filter(|c| c.system == CodeSystem::Ndc).map(|c| c.value.as_str()).collect();
-        let [code] = ndc_codes.as_slice() else { continue };
-        let flags: Vec<&str> =
-            regimen.flags.iter().filter(|f| f.item == Some(i)).map(|f| f.kind.as_str()).collect();
+        let ndc_codes: Vec<&str> = item
+            .codes
+            .iter()
+            .filter(|c| c.system == CodeSystem::Ndc)
+            .map(|c| c.value.as_str())
+            .collect();
+        let [code] = ndc_codes.as_slice() else {
+            continue;
+        };
+        let flags: Vec<&str> = regimen
+            .flags
+            .iter()
+            .filter(|f| f.item == Some(i))
+            .map(|f| f.kind.as_str())
+            .collect();
         let class = if flags.contains(&"invalid_ndc") {
             "invalid"
         } else if flags.contains(&"unmapped_ndc") {
@@ -90,17 +106,34 @@ fn every_fhir_medication_example_reads_and_every_ndc_is_classified() {
             }
             for path in files(&dir) {
                 let bytes = std::fs::read(&path).expect("read corpus file");
-                assert_eq!(parse::sniff(&bytes).ok(), Some(format), "{}", path.display());
+                assert_eq!(
+                    parse::sniff(&bytes).ok(),
+                    Some(format),
+                    "{}",
+                    path.display()
+                );
                 let root = root_type(&bytes, format);
                 if !READ_TYPES.contains(&root.as_str()) {
                     // ConceptMaps and Questionnaires sit beside the examples.
                     let err = parse::parse(&bytes, format).expect_err(&path.display().to_string());
-                    assert!(matches!(err, ParseError::NotFhir { .. }), "{}: {err}", path.display());
+                    assert!(
+                        matches!(err, ParseError::NotFhir { .. }),
+                        "{}: {err}",
+                        path.display()
+                    );
                     refused += 1;
                     continue;
                 }
-                let doc = parse::parse(&bytes, format).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                let regimen = normalize(&doc, &dict, &CodeMappings::new(), Options { max_regimen_items: 200 });
+                let doc = parse::parse(&bytes, format)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let regimen = normalize(
+                    &doc,
+                    &dict,
+                    &CodeMappings::new(),
+                    Options {
+                        max_regimen_items: 200,
+                    },
+                );
                 classify(&regimen, &mut classes);
                 read += 1;
             }
@@ -132,21 +165,43 @@ fn every_fhir_medication_example_reads_and_every_ndc_is_classified() {
         ("60505-7001-2", "unmapped"),
         ("76388-713-25", "mapped"),
     ];
-    let want: BTreeMap<String, BTreeSet<&str>> =
-        expected.iter().map(|(c, k)| (c.to_string(), BTreeSet::from([*k]))).collect();
+    let want: BTreeMap<String, BTreeSet<&str>> = expected
+        .iter()
+        .map(|(c, k)| (c.to_string(), BTreeSet::from([*k])))
+        .collect();
     assert_eq!(classes, want);
 }
 
 #[test]
 fn the_well_formed_corpus_ccrs_read_their_medications_only() {
     let dict = sample_dictionary();
-    for (name, meds) in [("1_Sofia_Weideman.xml", 7), ("patient_with_providers.xml", 2), ("test1.xml", 2)] {
-        let bytes = std::fs::read(repo_path(&format!("tests/corpus/ccr/health-data-standards/{name}"))).expect("read");
+    for (name, meds) in [
+        ("1_Sofia_Weideman.xml", 7),
+        ("patient_with_providers.xml", 2),
+        ("test1.xml", 2),
+    ] {
+        let bytes = std::fs::read(repo_path(&format!(
+            "tests/corpus/ccr/health-data-standards/{name}"
+        )))
+        .expect("read");
         let doc = parse::parse(&bytes, DocFormat::Ccr).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(doc.records.len(), meds, "{name}");
-        let regimen = normalize(&doc, &dict, &CodeMappings::new(), Options { max_regimen_items: 200 });
+        let regimen = normalize(
+            &doc,
+            &dict,
+            &CodeMappings::new(),
+            Options {
+                max_regimen_items: 200,
+            },
+        );
         // These CCRs code drugs in RxNorm, Multum and MediSpan only.
         assert!(regimen.items.iter().all(|i| i.ndc11.is_none()), "{name}");
-        assert!(regimen.flags.iter().any(|f| f.kind.as_str() == "non_ndc_code"), "{name}");
+        assert!(
+            regimen
+                .flags
+                .iter()
+                .any(|f| f.kind.as_str() == "non_ndc_code"),
+            "{name}"
+        );
     }
 }
