@@ -33,6 +33,37 @@ fn median<T>(reps: usize, mut f: impl FnMut() -> T) -> Duration {
     times[times.len() / 2]
 }
 
+/// Times a baseline and a candidate alternately, `reps` pairs after a
+/// warm-up, and returns their median times and the median of the per-pair
+/// ratios (candidate time / baseline time). Pairing keeps the ratio honest
+/// when the machine's speed drifts during the run.
+fn paired<A, B>(
+    reps: usize,
+    mut base: impl FnMut() -> A,
+    mut cand: impl FnMut() -> B,
+) -> (Duration, Duration, f64) {
+    black_box(base());
+    black_box(cand());
+    let mut b = Vec::with_capacity(reps);
+    let mut c = Vec::with_capacity(reps);
+    let mut ratios = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        black_box(base());
+        let tb = t.elapsed();
+        let t = Instant::now();
+        black_box(cand());
+        let tc = t.elapsed();
+        ratios.push(tc.as_secs_f64() / tb.as_secs_f64());
+        b.push(tb);
+        c.push(tc);
+    }
+    b.sort();
+    c.sort();
+    ratios.sort_by(f64::total_cmp);
+    (b[reps / 2], c[reps / 2], ratios[reps / 2])
+}
+
 fn mb_per_s(bytes: usize, d: Duration) -> f64 {
     bytes as f64 / d.as_secs_f64() / 1e6
 }
@@ -109,10 +140,11 @@ fn main() {
 
 fn ccr_extraction(s: &Sizes) {
     let doc = generate::ccr(s.meds);
-    let raw = median(s.reps, || raw_quick_xml_scan(&doc));
-    let ours = median(s.reps, || {
-        parse::parse(&doc, DocFormat::Ccr).map(|d| d.records.len())
-    });
+    let (raw, ours, ratio) = paired(
+        s.reps,
+        || raw_quick_xml_scan(&doc),
+        || parse::parse(&doc, DocFormat::Ccr).map(|d| d.records.len()),
+    );
     let parsed = parse::parse(&doc, DocFormat::Ccr).expect("generated CCR parses");
     assert_eq!(
         parsed.records.len(),
@@ -125,18 +157,17 @@ fn ccr_extraction(s: &Sizes) {
         doc.len() as f64 / 1e6,
         mb_per_s(doc.len(), raw),
         mb_per_s(doc.len(), ours),
-        100.0 * raw.as_secs_f64() / ours.as_secs_f64()
+        100.0 / ratio
     );
 }
 
 fn fhir_extraction(s: &Sizes) {
     let doc = generate::fhir(s.meds);
-    let value = median(s.reps, || {
-        serde_json::from_slice::<serde_json::Value>(&doc).map(|_| ())
-    });
-    let ours = median(s.reps, || {
-        parse::parse(&doc, DocFormat::FhirJson).map(|d| d.records.len())
-    });
+    let (value, ours, ratio) = paired(
+        s.reps,
+        || serde_json::from_slice::<serde_json::Value>(&doc).map(|_| ()),
+        || parse::parse(&doc, DocFormat::FhirJson).map(|d| d.records.len()),
+    );
     let parsed = parse::parse(&doc, DocFormat::FhirJson).expect("generated bundle parses");
     assert_eq!(
         parsed.records.len(),
@@ -149,7 +180,7 @@ fn fhir_extraction(s: &Sizes) {
         doc.len() as f64 / 1e6,
         mb_per_s(doc.len(), value),
         mb_per_s(doc.len(), ours),
-        value.as_secs_f64() / ours.as_secs_f64()
+        1.0 / ratio
     );
 }
 
