@@ -10,6 +10,7 @@
 pub mod config;
 pub mod dict;
 pub mod domain;
+pub mod excerpt;
 pub mod fetch;
 pub mod import;
 pub mod normalize;

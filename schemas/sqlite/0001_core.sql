@@ -76,7 +76,8 @@ CREATE TABLE items (
     prescribed_date TEXT,
     prescriber      TEXT,
     sources         TEXT NOT NULL,               -- JSON [{kind, id}] of folded source records
-    excerpt         TEXT NOT NULL,               -- the source element(s), for reviewers
+    records         TEXT NOT NULL,               -- JSON [n]: their positions in the parse of the document
+                                                 -- (re-parsing the stored document gives the excerpt back)
     removed_at      TEXT,                        -- set when a clinician removes the item
     removed_by      TEXT,
     UNIQUE (regimen_id, position)

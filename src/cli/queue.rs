@@ -92,7 +92,11 @@ pub fn run(global: &Global, command: Command) -> CliResult {
         }
         Command::Show { id, format } => {
             let ctx = global.open()?;
-            let (view, item, excerpt) = ctx.store.exception(id)?;
+            let (view, item) = ctx.store.exception(id)?;
+            let excerpt = match &item {
+                Some(i) => rxsync::excerpt::item_excerpt(&ctx.store, i.id)?,
+                None => None,
+            };
             match format {
                 Format::Json => output::json(
                     &serde_json::json!({"exception": view, "item": item, "excerpt": excerpt}),

@@ -13,14 +13,16 @@ use crate::domain::{Code, MedStatus};
 use crate::parse::MedRecord;
 use std::collections::HashMap;
 
-type Member<'a> = (&'a MedRecord, MedStatus, Resolution);
+/// A kept record: its position in the parser's output, the record, its
+/// normalized status and how its drug resolved.
+type Member<'a> = (usize, &'a MedRecord, MedStatus, Resolution);
 
 pub(super) fn fold(members: Vec<Member<'_>>) -> (Vec<Item>, Vec<Flag>) {
     let n = members.len();
     let mut parent: Vec<usize> = (0..n).collect();
     let mut by_ref: HashMap<String, usize> = HashMap::new();
     let mut by_identity: HashMap<String, usize> = HashMap::new();
-    for (i, (record, _, resolution)) in members.iter().enumerate() {
+    for (i, (_, record, _, resolution)) in members.iter().enumerate() {
         if let Some(src) = &record.source
             && let Some(id) = &src.id
         {
@@ -35,7 +37,7 @@ pub(super) fn fold(members: Vec<Member<'_>>) -> (Vec<Item>, Vec<Flag>) {
             }
         }
     }
-    for (i, (record, _, _)) in members.iter().enumerate() {
+    for (i, (_, record, _, _)) in members.iter().enumerate() {
         for r in &record.related {
             if let Some(&j) = by_ref.get(r) {
                 union(&mut parent, i, j);
@@ -126,28 +128,28 @@ fn identity(record: &MedRecord, resolution: &Resolution) -> Option<String> {
 fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String)>) {
     let best = group
         .iter()
-        .min_by_key(|(_, _, r)| r.rank())
-        .map(|(_, _, r)| r.clone())
+        .min_by_key(|(_, _, _, r)| r.rank())
+        .map(|(_, _, _, r)| r.clone())
         .unwrap_or_else(unreachable_resolution);
     // A dispense says what was handed over, not whether the drug is still
     // taken: prefer the status of a request or statement.
     let (status_record, status) = group
         .iter()
-        .find(|(r, _, _)| {
+        .find(|(_, r, _, _)| {
             r.source
                 .as_ref()
                 .is_none_or(|s| s.kind != "MedicationDispense")
         })
         .or(group.first())
-        .map(|(r, s, _)| (*r, *s))
-        .unwrap_or_else(|| (group[0].0, group[0].1));
+        .map(|(_, r, s, _)| (*r, *s))
+        .unwrap_or_else(|| (group[0].1, group[0].2));
     let first =
-        |f: fn(&MedRecord) -> &Option<String>| group.iter().find_map(|(r, _, _)| f(r).clone());
+        |f: fn(&MedRecord) -> &Option<String>| group.iter().find_map(|(_, r, _, _)| f(r).clone());
 
     let mut codes: Vec<Code> = Vec::new();
     let mut directions: Vec<String> = Vec::new();
     let mut strengths: Vec<String> = Vec::new();
-    for (r, _, _) in &group {
+    for (_, r, _, _) in &group {
         for c in &r.codes {
             if !codes
                 .iter()
@@ -208,13 +210,9 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
         prescriber: first(|r| &r.prescriber),
         sources: group
             .iter()
-            .filter_map(|(r, _, _)| r.source.clone())
+            .filter_map(|(_, r, _, _)| r.source.clone())
             .collect(),
-        excerpt: group
-            .iter()
-            .map(|(r, _, _)| r.excerpt.as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
+        records: group.iter().map(|(ordinal, _, _, _)| *ordinal).collect(),
         product,
     };
     (item, best.flag)

@@ -85,8 +85,10 @@ pub struct Item {
     pub prescriber: Option<String>,
     /// The records folded into this item.
     pub sources: Vec<SourceRef>,
-    /// The source text of those records.
-    pub excerpt: String,
+    /// Their positions in the parser's output (`ParsedDocument::records`):
+    /// the stored document re-parsed gives back their source text, so the
+    /// excerpt is never copied into the database.
+    pub records: Vec<usize>,
 }
 
 /// An exception to raise.
@@ -126,7 +128,7 @@ pub fn normalize(
 ) -> Regimen {
     let mut skipped = Vec::new();
     let mut kept = Vec::new();
-    for record in &doc.records {
+    for (ordinal, record) in doc.records.iter().enumerate() {
         let status = record
             .status
             .as_deref()
@@ -140,7 +142,7 @@ pub fn normalize(
             continue;
         }
         let resolution = resolve::resolve(record, dict, mappings);
-        kept.push((record, status, resolution));
+        kept.push((ordinal, record, status, resolution));
     }
 
     let (items, item_flags) = fold::fold(kept);

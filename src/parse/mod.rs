@@ -37,6 +37,13 @@ impl DocFormat {
         }
     }
 
+    /// The format named by `as_str`, as read back from the database.
+    pub fn from_name(name: &str) -> Option<DocFormat> {
+        [DocFormat::Ccr, DocFormat::FhirJson, DocFormat::FhirXml]
+            .into_iter()
+            .find(|f| f.as_str() == name)
+    }
+
     /// The short name used on the command line and in the database.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -363,7 +363,7 @@ fn insert_items(
     let mut ins = tx.prepare_cached(
         "INSERT INTO items (regimen_id, position, ndc11, ndc_original, ndc_inferred, mapping, name, brand, codes,
          strength, form, route, dose, frequency, sig, status, status_original, start_date, stop_date,
-         prescribed_date, prescriber, sources, excerpt)
+         prescribed_date, prescriber, sources, records)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
     )?;
     let mut ids = Vec::with_capacity(items.len());
@@ -392,7 +392,7 @@ fn insert_items(
             item.prescribed,
             item.prescriber,
             json(&item.sources),
-            item.excerpt,
+            json(&item.records),
         ])?;
         ids.push(tx.last_insert_rowid());
     }

@@ -146,21 +146,34 @@ impl Store {
         Ok(rows)
     }
 
-    /// One exception with its item in full and the source excerpt.
-    pub fn exception(
-        &self,
-        id: i64,
-    ) -> Result<(ExceptionView, Option<ItemView>, Option<String>), StoreError> {
+    /// One exception with its item in full.
+    pub fn exception(&self, id: i64) -> Result<(ExceptionView, Option<ItemView>), StoreError> {
         let row = self.exception_row(id)?;
         let item = row.item_id.map(|i| self.item(i)).transpose()?.flatten();
-        let excerpt: Option<String> = match row.item_id {
-            Some(i) => self
-                .conn
-                .query_row("SELECT excerpt FROM items WHERE id = ?1", [i], |r| r.get(0))
-                .optional()?,
-            None => None,
-        };
-        Ok((self.complete(row)?, item, excerpt))
+        Ok((self.complete(row)?, item))
+    }
+
+    /// The stored document an item was read from, its format name, and the
+    /// positions of the item's records in that document's parse.
+    pub fn item_document(
+        &self,
+        item_id: i64,
+    ) -> Result<Option<(Vec<u8>, String, Vec<usize>)>, StoreError> {
+        let row: Option<(Vec<u8>, String, String)> = self
+            .conn
+            .query_row(
+                "SELECT d.bytes, d.format, i.records FROM items i JOIN regimens r ON r.id = i.regimen_id
+                 JOIN documents d ON d.id = r.document_id WHERE i.id = ?1",
+                [item_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        row.map(|(bytes, format, records)| {
+            let records: Vec<usize> =
+                serde_json::from_str(&records).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok((bytes, format, records))
+        })
+        .transpose()
     }
 
     fn exception_row(&self, id: i64) -> Result<Row, StoreError> {

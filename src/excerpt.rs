@@ -1,0 +1,31 @@
+//! The source excerpt of a stored item, for reviewers: the CCR
+//! `Medication` element(s) or FHIR resource(s) it was read from.
+//!
+//! Excerpts are not copied into the database: the raw document is stored
+//! byte for byte, parsing is pure, and each item records the positions of
+//! its records in the parse, so parsing the stored document again gives the
+//! excerpt back exactly. This reads the store and calls the parser; it
+//! writes nothing.
+
+use crate::parse::{self, DocFormat};
+use crate::store::{Store, StoreError};
+
+/// The excerpt of an item's source records, joined by newlines; None when
+/// the item does not exist or its document no longer parses (a parser
+/// change between the import and now).
+pub fn item_excerpt(store: &Store, item_id: i64) -> Result<Option<String>, StoreError> {
+    let Some((bytes, format, records)) = store.item_document(item_id)? else {
+        return Ok(None);
+    };
+    let Some(format) = DocFormat::from_name(&format) else {
+        return Ok(None);
+    };
+    let Ok(doc) = parse::parse(&bytes, format) else {
+        return Ok(None);
+    };
+    let parts: Option<Vec<&str>> = records
+        .iter()
+        .map(|&i| doc.records.get(i).map(|r| r.excerpt.as_str()))
+        .collect();
+    Ok(parts.map(|p| p.join("\n")))
+}
