@@ -64,13 +64,22 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
     } else {
         // A single resource: its whole text is the excerpt. It was already
         // read once as `Head`, so a failure here is a type error.
-        let text = std::str::from_utf8(body).map_err(|e| ParseError::Binary { offset: e.valid_up_to() })?;
+        let text = std::str::from_utf8(body).map_err(|e| ParseError::Binary {
+            offset: e.valid_up_to(),
+        })?;
         let resource: Resource = serde_json::from_str(text).map_err(|e| document_error(&e))?;
         extract::refuse_outcome(&resource)?;
-        entries.push(Entry { full_url: None, excerpt: text.trim(), resource });
+        entries.push(Entry {
+            full_url: None,
+            excerpt: text.trim(),
+            resource,
+        });
     }
     Ok(extract::build(
-        Source { format: DocFormat::FhirJson, top_kind: kind },
+        Source {
+            format: DocFormat::FhirJson,
+            top_kind: kind,
+        },
         entries,
         problems,
     ))
@@ -85,8 +94,13 @@ fn collect_bundle<'a>(
     entries: &mut Vec<Entry<'a>>,
     problems: &mut Vec<Problem>,
 ) {
+    // Resources are large structs: growing the vector by doubling would copy
+    // them repeatedly and churn the allocator.
+    entries.reserve(raw_entries.len());
     for raw_entry in raw_entries {
-        let Some(raw) = raw_entry.resource else { continue };
+        let Some(raw) = raw_entry.resource else {
+            continue;
+        };
         let text = raw.get();
         let resource: Resource = match serde_json::from_str(text) {
             Ok(resource) => resource,
@@ -99,7 +113,9 @@ fn collect_bundle<'a>(
             if depth + 1 >= MAX_BUNDLE_DEPTH {
                 problems.push(Problem {
                     kind: ProblemKind::Skipped,
-                    detail: format!("a Bundle nested deeper than {MAX_BUNDLE_DEPTH} levels was skipped"),
+                    detail: format!(
+                        "a Bundle nested deeper than {MAX_BUNDLE_DEPTH} levels was skipped"
+                    ),
                 });
                 continue;
             }
@@ -109,7 +125,11 @@ fn collect_bundle<'a>(
             }
             continue;
         }
-        entries.push(Entry { full_url: raw_entry.full_url, excerpt: text, resource });
+        entries.push(Entry {
+            full_url: raw_entry.full_url,
+            excerpt: text,
+            resource,
+        });
     }
 }
 
@@ -138,19 +158,36 @@ fn offset_in(text: &[u8], line: usize, column: usize) -> usize {
 }
 
 fn not_fhir(body: &[u8], offset: usize, found: &str) -> ParseError {
-    ParseError::NotFhir { found: found.to_string(), at: Position::of_offset(body, offset) }
+    ParseError::NotFhir {
+        found: found.to_string(),
+        at: Position::of_offset(body, offset),
+    }
 }
 
 /// Maps a serde_json error on the whole document to what went wrong where.
 fn document_error(e: &serde_json::Error) -> ParseError {
-    let at = Position { line: e.line().max(1), column: e.column().max(1) };
+    let at = Position {
+        line: e.line().max(1),
+        column: e.column().max(1),
+    };
     let message = e.to_string();
     if message.starts_with("recursion limit exceeded") {
-        return ParseError::TooDeep { limit: JSON_DEPTH_LIMIT, at };
+        return ParseError::TooDeep {
+            limit: JSON_DEPTH_LIMIT,
+            at,
+        };
     }
     match e.classify() {
         // Well-formed JSON whose fields have the wrong types for FHIR.
-        serde_json::error::Category::Data => ParseError::Malformed { syntax: "FHIR JSON", at, message },
-        _ => ParseError::Malformed { syntax: "JSON", at, message },
+        serde_json::error::Category::Data => ParseError::Malformed {
+            syntax: "FHIR JSON",
+            at,
+            message,
+        },
+        _ => ParseError::Malformed {
+            syntax: "JSON",
+            at,
+            message,
+        },
     }
 }

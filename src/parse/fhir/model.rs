@@ -12,8 +12,8 @@
 //! FHIR XML, where every primitive is a string and a single child is not an
 //! array: hence `Many` and `Num`.
 
-use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
@@ -23,7 +23,7 @@ pub type Str<'a> = Cow<'a, str>;
 
 /// A medication resource (or any resource: what we do not read is ignored).
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Resource<'a> {
     #[serde(borrow)]
     pub resource_type: Option<Str<'a>>,
@@ -31,7 +31,7 @@ pub struct Resource<'a> {
     pub id: Option<Str<'a>>,
     #[serde(borrow)]
     pub status: Option<Str<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub contained: Many<Contained<'a>>,
 
     // The drug, as the using resource names it.
@@ -51,7 +51,7 @@ pub struct Resource<'a> {
     /// R5 and MedicationKnowledge.
     #[serde(borrow)]
     pub dose_form: Option<CodeableConcept<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub ingredient: Many<Ingredient<'a>>,
     /// DSTU2 `product` (form and ingredients).
     #[serde(borrow)]
@@ -62,9 +62,9 @@ pub struct Resource<'a> {
 
     // Dosage: R4/STU3 `dosageInstruction` on requests and dispenses, `dosage`
     // on statements (an array) and administrations (a single object).
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub dosage_instruction: Many<Dosage<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub dosage: Many<Dosage<'a>>,
 
     // Dates.
@@ -96,13 +96,13 @@ pub struct Resource<'a> {
     pub patient: Option<Reference<'a>>,
 
     // Links between records of one medication.
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub authorizing_prescription: Many<Reference<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub based_on: Many<Reference<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub derived_from: Many<Reference<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub part_of: Many<Reference<'a>>,
     #[serde(borrow)]
     pub prior_prescription: Option<Reference<'a>>,
@@ -110,17 +110,15 @@ pub struct Resource<'a> {
     pub request: Option<Reference<'a>>,
 
     /// OperationOutcome issues.
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub issue: Many<Issue<'a>>,
 }
 
 /// A contained resource: only what a Medication (or Substance) can tell us.
 /// It has no `contained` of its own, so hostile nesting stops here.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Contained<'a> {
-    #[serde(borrow)]
-    pub resource_type: Option<Str<'a>>,
     #[serde(borrow)]
     pub id: Option<Str<'a>>,
     #[serde(borrow)]
@@ -129,7 +127,7 @@ pub struct Contained<'a> {
     pub form: Option<CodeableConcept<'a>>,
     #[serde(borrow)]
     pub dose_form: Option<CodeableConcept<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub ingredient: Many<Ingredient<'a>>,
     #[serde(borrow)]
     pub product: Option<Product<'a>>,
@@ -173,9 +171,9 @@ impl<'a> Contained<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct CodeableConcept<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub coding: Many<Coding<'a>>,
     #[serde(borrow)]
     pub text: Option<Str<'a>>,
@@ -184,14 +182,23 @@ pub struct CodeableConcept<'a> {
 impl CodeableConcept<'_> {
     /// The concept's words: `text`, else the first coding's display.
     pub fn name(&self) -> Option<&str> {
-        non_empty(self.text.as_deref())
-            .or_else(|| self.coding.0.iter().find_map(|c| non_empty(c.display.as_deref())))
+        non_empty(self.text.as_deref()).or_else(|| {
+            self.coding
+                .0
+                .iter()
+                .find_map(|c| non_empty(c.display.as_deref()))
+        })
     }
 
     /// Words for a concept used as a value (a route, a form): its name, else
     /// the first code.
     pub fn words(&self) -> Option<&str> {
-        self.name().or_else(|| self.coding.0.iter().find_map(|c| non_empty(c.code.as_deref())))
+        self.name().or_else(|| {
+            self.coding
+                .0
+                .iter()
+                .find_map(|c| non_empty(c.code.as_deref()))
+        })
     }
 }
 
@@ -201,7 +208,7 @@ pub fn non_empty(s: Option<&str>) -> Option<&str> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Coding<'a> {
     #[serde(borrow)]
     pub system: Option<Str<'a>>,
@@ -212,7 +219,7 @@ pub struct Coding<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Reference<'a> {
     #[serde(borrow)]
     pub reference: Option<Str<'a>>,
@@ -223,7 +230,7 @@ pub struct Reference<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Identifier<'a> {
     #[serde(borrow)]
     pub system: Option<Str<'a>>,
@@ -233,7 +240,7 @@ pub struct Identifier<'a> {
 
 /// R5 `CodeableReference`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct CodeableReference<'a> {
     #[serde(borrow)]
     pub concept: Option<CodeableConcept<'a>>,
@@ -243,7 +250,7 @@ pub struct CodeableReference<'a> {
 
 /// STU3 `requester` is `{agent: Reference}`; R4 and R5 make it a Reference.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Requester<'a> {
     #[serde(borrow)]
     pub display: Option<Str<'a>>,
@@ -252,7 +259,7 @@ pub struct Requester<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Ingredient<'a> {
     #[serde(borrow)]
     pub item_codeable_concept: Option<CodeableConcept<'a>>,
@@ -274,14 +281,12 @@ pub struct Ingredient<'a> {
 
 /// An ingredient's `item`: a Reference (DSTU2) or a CodeableReference (R5).
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Item<'a> {
     #[serde(borrow)]
     pub reference: Option<ItemReference<'a>>,
     #[serde(borrow)]
     pub concept: Option<CodeableConcept<'a>>,
-    #[serde(borrow)]
-    pub display: Option<Str<'a>>,
 }
 
 /// `reference` is a string in a Reference and an object in a CodeableReference.
@@ -306,7 +311,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for ItemReference<'a> {
                 Ok(ItemReference::Text(Cow::Owned(v.to_owned())))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                Reference::deserialize(de::value::MapAccessDeserializer::new(map)).map(ItemReference::Reference)
+                Reference::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(ItemReference::Reference)
             }
         }
         d.deserialize_any(V(PhantomData))
@@ -314,30 +320,30 @@ impl<'de: 'a, 'a> Deserialize<'de> for ItemReference<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Product<'a> {
     #[serde(borrow)]
     pub form: Option<CodeableConcept<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub ingredient: Many<Ingredient<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Package<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub content: Many<Ingredient<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Ratio<'a> {
     #[serde(borrow)]
     pub numerator: Option<Quantity<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Quantity<'a> {
     #[serde(borrow)]
     pub value: Option<Num<'a>>,
@@ -366,7 +372,7 @@ impl Quantity<'_> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Dosage<'a> {
     #[serde(borrow)]
     pub text: Option<Str<'a>>,
@@ -375,7 +381,7 @@ pub struct Dosage<'a> {
     #[serde(borrow)]
     pub timing: Option<Timing<'a>>,
     pub as_needed_boolean: Option<Bool>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub dose_and_rate: Many<DoseAndRate<'a>>,
     /// STU3/DSTU2 `doseQuantity`.
     #[serde(borrow)]
@@ -389,14 +395,14 @@ pub struct Dosage<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct DoseAndRate<'a> {
     #[serde(borrow)]
     pub dose_quantity: Option<Quantity<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Timing<'a> {
     #[serde(borrow)]
     pub code: Option<CodeableConcept<'a>>,
@@ -405,7 +411,7 @@ pub struct Timing<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Repeat<'a> {
     #[serde(borrow)]
     pub frequency: Option<Num<'a>>,
@@ -419,7 +425,7 @@ pub struct Repeat<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Period<'a> {
     #[serde(borrow)]
     pub start: Option<Str<'a>>,
@@ -428,14 +434,14 @@ pub struct Period<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct DispenseRequest<'a> {
     #[serde(borrow)]
     pub validity_period: Option<Period<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Issue<'a> {
     #[serde(borrow)]
     pub severity: Option<Str<'a>>,
@@ -467,7 +473,12 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Many<T> {
                 f.write_str("an array or a single value")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                // serde_json gives no size hint, and `Vec`'s first growth
+                // reserves four elements: for our larger elements (Dosage,
+                // Contained) that is a >1 KiB request, which makes glibc
+                // consolidate its free lists. Most lists hold one element.
+                let first = if size_of::<T>() > 128 { 1 } else { 4 };
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(first).min(64));
                 while let Some(item) = seq.next_element()? {
                     out.push(item);
                 }

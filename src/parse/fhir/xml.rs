@@ -38,54 +38,97 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
     if let Some(offset) = body.iter().position(|&b| b == 0) {
         return Err(ParseError::Binary { offset });
     }
-    let text = std::str::from_utf8(body).map_err(|e| ParseError::Binary { offset: e.valid_up_to() })?;
+    let text = std::str::from_utf8(body).map_err(|e| ParseError::Binary {
+        offset: e.valid_up_to(),
+    })?;
     // Refused before parsing, so that no parser setting can ever let one in.
     if let Some(offset) = text.find("<!DOCTYPE").or_else(|| text.find("<!ENTITY")) {
-        return Err(ParseError::Dtd { at: Position::of_offset(body, offset) });
+        return Err(ParseError::Dtd {
+            at: Position::of_offset(body, offset),
+        });
     }
     let doc = Document::parse(text).map_err(xml_error)?;
     let root = doc.root_element();
     let at = |node: Node| {
         let pos = doc.text_pos_at(node.range().start);
-        Position { line: pos.row as usize, column: pos.col as usize }
+        Position {
+            line: pos.row as usize,
+            column: pos.col as usize,
+        }
     };
     let kind = root.tag_name().name();
     if root.tag_name().namespace() != Some(FHIR_NS) {
-        return Err(ParseError::NotFhir { found: format!("XML root element {kind:?} outside {FHIR_NS}"), at: at(root) });
+        return Err(ParseError::NotFhir {
+            found: format!("XML root element {kind:?} outside {FHIR_NS}"),
+            at: at(root),
+        });
     }
     if !READ_TOP_LEVEL.contains(&kind) {
-        return Err(ParseError::NotFhir { found: format!("a {kind} resource"), at: at(root) });
+        return Err(ParseError::NotFhir {
+            found: format!("a {kind} resource"),
+            at: at(root),
+        });
     }
     let mut pending = Vec::new();
     let mut problems = Vec::new();
     if kind == "Bundle" {
         collect_bundle(root, 0, &mut pending, &mut problems)?;
     } else {
-        pending.push(Pending { full_url: None, excerpt: &text[root.range()], value: resource_value(root)? });
+        pending.push(Pending {
+            full_url: None,
+            excerpt: &text[root.range()],
+            value: resource_value(root)?,
+        });
     }
     let mut entries = Vec::with_capacity(pending.len());
     for item in &pending {
         match Resource::deserialize(&item.value) {
             Ok(resource) => {
-                extract::refuse_outcome(&resource).or_else(|e| if kind == "Bundle" { Ok(()) } else { Err(e) })?;
-                entries.push(Entry { full_url: item.full_url.map(Cow::Borrowed), excerpt: item.excerpt, resource });
+                extract::refuse_outcome(&resource)
+                    .or_else(|e| if kind == "Bundle" { Ok(()) } else { Err(e) })?;
+                entries.push(Entry {
+                    full_url: item.full_url.map(Cow::Borrowed),
+                    excerpt: item.excerpt,
+                    resource,
+                });
             }
             Err(e) if kind != "Bundle" => {
-                return Err(ParseError::Malformed { syntax: "FHIR XML", at: at(root), message: e.to_string() });
+                return Err(ParseError::Malformed {
+                    syntax: "FHIR XML",
+                    at: at(root),
+                    message: e.to_string(),
+                });
             }
-            Err(e) => problems.push(Problem { kind: ProblemKind::Skipped, detail: format!("a bundle entry could not be read: {e}") }),
+            Err(e) => problems.push(Problem {
+                kind: ProblemKind::Skipped,
+                detail: format!("a bundle entry could not be read: {e}"),
+            }),
         }
     }
-    Ok(extract::build(Source { format: DocFormat::FhirXml, top_kind: kind }, entries, problems))
+    Ok(extract::build(
+        Source {
+            format: DocFormat::FhirXml,
+            top_kind: kind,
+        },
+        entries,
+        problems,
+    ))
 }
 
 fn xml_error(e: roxmltree::Error) -> ParseError {
     let pos = e.pos();
-    let at = Position { line: pos.row as usize, column: pos.col as usize };
+    let at = Position {
+        line: pos.row as usize,
+        column: pos.col as usize,
+    };
     match e {
         roxmltree::Error::DtdDetected => ParseError::Dtd { at },
         roxmltree::Error::EntityReferenceLoop(_) => ParseError::Dtd { at },
-        other => ParseError::Malformed { syntax: "XML", at, message: other.to_string() },
+        other => ParseError::Malformed {
+            syntax: "XML",
+            at,
+            message: other.to_string(),
+        },
     }
 }
 
@@ -97,15 +140,22 @@ fn collect_bundle<'t>(
     problems: &mut Vec<Problem>,
 ) -> Result<(), ParseError> {
     for entry in fhir_children(bundle, "entry") {
-        let full_url = fhir_children(entry, "fullUrl").next().and_then(|n| n.attribute("value"));
-        let Some(resource) = fhir_children(entry, "resource").next().and_then(|r| r.children().find(Node::is_element)) else {
+        let full_url = fhir_children(entry, "fullUrl")
+            .next()
+            .and_then(|n| n.attribute("value"));
+        let Some(resource) = fhir_children(entry, "resource")
+            .next()
+            .and_then(|r| r.children().find(Node::is_element))
+        else {
             continue; // Transaction and batch responses carry entries without one.
         };
         if resource.tag_name().name() == "Bundle" {
             if depth + 1 >= MAX_BUNDLE_DEPTH {
                 problems.push(Problem {
                     kind: ProblemKind::Skipped,
-                    detail: format!("a Bundle nested deeper than {MAX_BUNDLE_DEPTH} levels was skipped"),
+                    detail: format!(
+                        "a Bundle nested deeper than {MAX_BUNDLE_DEPTH} levels was skipped"
+                    ),
                 });
             } else {
                 collect_bundle(resource, depth + 1, out, problems)?;
@@ -113,19 +163,31 @@ fn collect_bundle<'t>(
             continue;
         }
         let text = resource.document().input_text();
-        out.push(Pending { full_url, excerpt: &text[resource.range()], value: resource_value(resource)? });
+        out.push(Pending {
+            full_url,
+            excerpt: &text[resource.range()],
+            value: resource_value(resource)?,
+        });
     }
     Ok(())
 }
 
-fn fhir_children<'a, 'input: 'a>(node: Node<'a, 'input>, name: &'a str) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
-    node.children().filter(move |c| c.is_element() && c.tag_name().name() == name && c.tag_name().namespace() == Some(FHIR_NS))
+fn fhir_children<'a, 'input: 'a>(
+    node: Node<'a, 'input>,
+    name: &'a str,
+) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
+    node.children().filter(move |c| {
+        c.is_element() && c.tag_name().name() == name && c.tag_name().namespace() == Some(FHIR_NS)
+    })
 }
 
 /// A resource element as FHIR JSON, with its `resourceType`.
 fn resource_value(node: Node) -> Result<Value, ParseError> {
     let mut map = element_map(node, 0)?;
-    map.insert("resourceType".to_string(), Value::String(node.tag_name().name().to_string()));
+    map.insert(
+        "resourceType".to_string(),
+        Value::String(node.tag_name().name().to_string()),
+    );
     Ok(Value::Object(map))
 }
 
@@ -141,20 +203,29 @@ fn element_map(node: Node, depth: usize) -> Result<Map<String, Value>, ParseErro
         let pos = node.document().text_pos_at(node.range().start);
         return Err(ParseError::TooDeep {
             limit: XML_DEPTH_LIMIT,
-            at: Position { line: pos.row as usize, column: pos.col as usize },
+            at: Position {
+                line: pos.row as usize,
+                column: pos.col as usize,
+            },
         });
     }
     let mut map = Map::new();
     for child in node.children().filter(Node::is_element) {
         let name = child.tag_name().name();
-        if child.tag_name().namespace() != Some(FHIR_NS) || name == "extension" || name == "modifierExtension" {
+        if child.tag_name().namespace() != Some(FHIR_NS)
+            || name == "extension"
+            || name == "modifierExtension"
+        {
             continue; // The narrative `div` (XHTML) and extensions are not read.
         }
         let value = if name == "resource" || name == "contained" {
             match child.children().find(Node::is_element) {
                 Some(inner) => {
                     let mut inner_map = element_map(inner, depth + 1)?;
-                    inner_map.insert("resourceType".to_string(), Value::String(inner.tag_name().name().to_string()));
+                    inner_map.insert(
+                        "resourceType".to_string(),
+                        Value::String(inner.tag_name().name().to_string()),
+                    );
                     Value::Object(inner_map)
                 }
                 None => continue,
