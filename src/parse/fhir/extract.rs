@@ -7,13 +7,14 @@
 //! a `Problem` on the record.
 
 use super::model::{
-    CodeableConcept, Contained, Dosage, Drug, Ingredient, ItemReference, Reference, Resource, Str,
-    non_empty,
+    CodeableConcept, Contained, Dosage, Drug, Ingredient, ItemReference, Num, Reference, Resource,
+    Str, non_empty,
 };
 use crate::domain::Code;
 use crate::parse::{
     DocFormat, MedRecord, ParseError, ParsedDocument, Problem, ProblemKind, SourceRef, Strength,
 };
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// One resource of the document, with what locates it.
@@ -76,117 +77,219 @@ fn outcome_text(resource: &Resource) -> String {
     }
 }
 
-/// Builds the parsed document from the resources of a document, in order.
-pub fn build(source: Source, entries: Vec<Entry>, mut problems: Vec<Problem>) -> ParsedDocument {
-    let index = Index::new(&entries);
-    let mut referenced = vec![false; entries.len()];
-    let mut slots: Vec<Option<MedRecord>> = Vec::with_capacity(entries.len());
-    let mut patient_ref = None;
-    for entry in &entries {
-        let resource = &entry.resource;
-        let kind = resource.resource_type.as_deref().unwrap_or("");
-        if patient_ref.is_none() {
+/// Resource types kept after reading because a record may resolve to them.
+const DRUGS: [&str; 3] = ["Medication", "Substance", "MedicationKnowledge"];
+
+/// Builds the parsed document from the resources of a document, fed in
+/// document order.
+///
+/// A resource is turned into its record as soon as it is read and then
+/// dropped, so that a big searchset never holds thousands of typed
+/// resources at once (freeing them en masse cost more than reading them).
+/// Only drug resources are kept, for resolution; a record whose
+/// `medicationReference` names an entry not read yet waits for the end.
+pub struct Builder<'a, 'k> {
+    source: Source<'k>,
+    index: Index<'a>,
+    /// One slot per entry: the record it yielded, if any.
+    slots: Vec<Option<MedRecord>>,
+    excerpts: Vec<&'a str>,
+    /// Records waiting for an entry further down the document.
+    deferred: Vec<(usize, Resource<'a>)>,
+    /// Which entries a record has used as its drug.
+    referenced: Vec<bool>,
+    patient_ref: Option<Str<'a>>,
+    problems: Vec<Problem>,
+}
+
+impl<'a, 'k> Builder<'a, 'k> {
+    pub fn new(source: Source<'k>, capacity: usize) -> Self {
+        Builder {
+            source,
+            index: Index::default(),
+            slots: Vec::with_capacity(capacity),
+            excerpts: Vec::with_capacity(capacity),
+            deferred: Vec::new(),
+            referenced: Vec::with_capacity(capacity),
+            patient_ref: None,
+            problems: Vec::new(),
+        }
+    }
+
+    /// A problem with the document rather than with one record.
+    pub fn problem(&mut self, problem: Problem) {
+        self.problems.push(problem);
+    }
+
+    /// The next resource of the document.
+    pub fn push(&mut self, entry: Entry<'a>) {
+        let Entry {
+            full_url,
+            excerpt,
+            resource,
+        } = entry;
+        let i = self.slots.len();
+        self.slots.push(None);
+        self.excerpts.push(excerpt);
+        self.referenced.push(false);
+        self.index.register(i, full_url, &resource);
+        if self.patient_ref.is_none() {
             let who = resource.subject.as_ref().or(resource.patient.as_ref());
-            patient_ref = who
-                .and_then(|r| r.reference.as_deref())
-                .and_then(|r| index.normalize(r));
+            self.patient_ref = who.and_then(|r| r.reference.clone());
         }
+        let kind = resource.resource_type.as_deref().unwrap_or("");
         if USING.contains(&kind) {
-            let reader = Reader {
-                index: &index,
-                owner: resource,
-                referenced: &mut referenced,
-            };
-            slots.push(Some(reader.using_record(entry)));
-        } else {
-            if kind == "OperationOutcome" {
-                // A searchset may carry warnings as an outcome entry.
-                problems.push(Problem {
-                    kind: ProblemKind::Skipped,
-                    detail: format!(
-                        "the provider attached an OperationOutcome: {}",
-                        outcome_text(resource)
-                    ),
-                });
+            if self.index.can_resolve(&resource) {
+                self.slots[i] = Some(self.using_record(&resource));
+            } else {
+                self.deferred.push((i, resource));
             }
-            slots.push(None);
+        } else if DRUGS.contains(&kind) {
+            self.index.drugs.insert(i, resource);
+        } else if kind == "OperationOutcome" {
+            // A searchset may carry warnings as an outcome entry.
+            let detail = format!(
+                "the provider attached an OperationOutcome: {}",
+                outcome_text(&resource)
+            );
+            self.problems.push(Problem {
+                kind: ProblemKind::Skipped,
+                detail,
+            });
         }
     }
-    // A Medication that no record uses still yields a record, so that its
-    // codes are not lost; a standalone MedicationKnowledge likewise (but in a
-    // bundle it is reference data, not the patient's medication).
-    for (i, entry) in entries.iter().enumerate() {
-        let kind = entry.resource.resource_type.as_deref().unwrap_or("");
-        let alone = kind == "MedicationKnowledge" && source.top_kind == kind;
-        if (kind == "Medication" && !referenced[i]) || alone {
-            let mut reader = Reader {
-                index: &index,
-                owner: &entry.resource,
-                referenced: &mut referenced,
+
+    fn using_record(&mut self, resource: &Resource<'a>) -> MedRecord {
+        let reader = Reader {
+            index: &self.index,
+            owner: resource,
+            referenced: &mut self.referenced,
+        };
+        reader.using_record(resource)
+    }
+
+    /// The records, in document order.
+    pub fn finish(mut self) -> ParsedDocument {
+        for (i, resource) in std::mem::take(&mut self.deferred) {
+            self.slots[i] = Some(self.using_record(&resource));
+        }
+        // A Medication that no record uses still yields a record, so that
+        // its codes are not lost; a standalone MedicationKnowledge likewise
+        // (in a bundle it is reference data, not the patient's medication).
+        let mut drugs: Vec<_> = self.index.drugs.keys().copied().collect();
+        drugs.sort_unstable();
+        for i in drugs {
+            let Some(resource) = self.index.drugs.get(&i) else {
+                continue;
             };
-            slots[i] = Some(reader.drug_record(entry));
+            let kind = resource.resource_type.as_deref().unwrap_or("");
+            let alone = kind == "MedicationKnowledge" && self.source.top_kind == kind;
+            if (kind == "Medication" && !self.referenced[i]) || alone {
+                let mut reader = Reader {
+                    index: &self.index,
+                    owner: resource,
+                    referenced: &mut self.referenced,
+                };
+                self.slots[i] = Some(reader.drug_record(resource));
+            }
         }
-    }
-    // Excerpts are copied last, in one sweep: each is a large allocation, and
-    // glibc consolidates its free lists before every large allocation that
-    // follows small frees (which building a record makes), so interleaving
-    // the two was the single largest cost on a big searchset.
-    let mut records = Vec::with_capacity(slots.len());
-    for (slot, entry) in slots.into_iter().zip(&entries) {
-        if let Some(mut rec) = slot {
-            rec.excerpt = entry.excerpt.to_string();
-            records.push(rec);
+        // Excerpts are copied last, in one sweep: each is a large
+        // allocation, and glibc consolidates its free lists before a large
+        // allocation that follows small frees, which building records makes.
+        let mut records = Vec::with_capacity(self.slots.len());
+        for (slot, excerpt) in self.slots.into_iter().zip(&self.excerpts) {
+            if let Some(mut rec) = slot {
+                // Links are normalized now that every entry is known: a
+                // `urn:uuid:` may name an entry further down.
+                if !rec.related.is_empty() {
+                    let mut related: Vec<String> = Vec::with_capacity(rec.related.len());
+                    for link in &rec.related {
+                        if let Some(key) = self.index.normalize(link)
+                            && !related.contains(&key)
+                        {
+                            related.push(key);
+                        }
+                    }
+                    rec.related = related;
+                }
+                rec.excerpt = excerpt.to_string();
+                records.push(rec);
+            }
         }
-    }
-    ParsedDocument {
-        format: source.format,
-        records,
-        problems,
-        patient_ref,
+        let patient_ref = self
+            .patient_ref
+            .as_deref()
+            .and_then(|r| self.index.normalize(r));
+        ParsedDocument {
+            format: self.source.format,
+            records,
+            problems: self.problems,
+            patient_ref,
+        }
     }
 }
 
 /// Where a reference can land.
-struct Index<'e, 'a> {
-    entries: &'e [Entry<'a>],
-    /// `fullUrl`s and `Type/id`s of the bundle's entries.
-    by_key: HashMap<&'e str, usize>,
-    /// `Type/id` derived from a fullUrl's tail (`…/Medication/123`).
-    by_tail: HashMap<String, usize>,
+#[derive(Default)]
+struct Index<'a> {
+    /// Each entry's `fullUrl` (as written, trimmed).
+    by_url: HashMap<Str<'a>, usize>,
+    /// `Type/id` of each entry, and as derived from a fullUrl's tail
+    /// (`…/Medication/123`).
+    by_type_id: HashMap<String, usize>,
+    /// `Type/id` of each entry, by position, for normalizing links.
+    type_ids: Vec<Option<String>>,
+    /// The drug resources (Medication, Substance, MedicationKnowledge).
+    drugs: HashMap<usize, Resource<'a>>,
 }
 
-impl<'e, 'a> Index<'e, 'a> {
-    fn new(entries: &'e [Entry<'a>]) -> Self {
-        let mut by_key = HashMap::new();
-        let mut by_tail = HashMap::new();
-        for (i, entry) in entries.iter().enumerate() {
-            if let Some(url) = entry.full_url.as_deref() {
-                by_key.entry(url.trim()).or_insert(i);
-                if let Some(tail) = type_and_id(url) {
-                    by_tail.entry(tail).or_insert(i);
-                }
+impl<'a> Index<'a> {
+    fn register(&mut self, i: usize, full_url: Option<Str<'a>>, resource: &Resource<'a>) {
+        let type_id = match (resource.resource_type.as_deref(), resource.id.as_deref()) {
+            (Some(kind), Some(id)) => Some(format!("{kind}/{}", id.trim())),
+            _ => None,
+        };
+        if let Some(url) = full_url {
+            if let Some((kind, id)) = type_and_id(&url) {
+                self.by_type_id.entry(format!("{kind}/{id}")).or_insert(i);
             }
-            if let (Some(kind), Some(id)) = (
-                entry.resource.resource_type.as_deref(),
-                entry.resource.id.as_deref(),
-            ) {
-                by_tail.entry(format!("{kind}/{}", id.trim())).or_insert(i);
-            }
+            let url = match url {
+                Cow::Borrowed(u) => Cow::Borrowed(u.trim()),
+                Cow::Owned(u) => Cow::Owned(u.trim().to_string()),
+            };
+            self.by_url.entry(url).or_insert(i);
         }
-        Index {
-            entries,
-            by_key,
-            by_tail,
+        if let Some(key) = &type_id {
+            self.by_type_id.entry(key.clone()).or_insert(i);
         }
+        self.type_ids.push(type_id);
     }
 
     /// The entry a (non-contained) reference points at.
     fn find(&self, reference: &str) -> Option<usize> {
         let reference = reference.trim();
-        self.by_key
-            .get(reference)
-            .copied()
-            .or_else(|| type_and_id(reference).and_then(|key| self.by_tail.get(&key).copied()))
+        self.by_url.get(reference).copied().or_else(|| {
+            let (kind, id) = type_and_id(reference)?;
+            self.by_type_id.get(&format!("{kind}/{id}")).copied()
+        })
+    }
+
+    /// Whether a using resource's drug can be read with what is known now.
+    fn can_resolve(&self, resource: &Resource) -> bool {
+        let reference = resource.medication_reference.as_ref().or_else(|| {
+            resource
+                .medication
+                .as_ref()
+                .and_then(|m| m.reference.as_ref())
+        });
+        match reference
+            .and_then(|r| r.reference.as_deref())
+            .map(str::trim)
+        {
+            None => true,
+            Some(target) if target.is_empty() || target.starts_with('#') => true,
+            Some(target) => self.find(target).is_some(),
+        }
     }
 
     /// A reference as `Type/id` where it can be placed: base URLs and
@@ -197,42 +300,41 @@ impl<'e, 'a> Index<'e, 'a> {
         if reference.is_empty() || reference.starts_with('#') {
             return None;
         }
-        if let Some(&i) = self.by_key.get(reference) {
-            let resource = &self.entries[i].resource;
-            if let (Some(kind), Some(id)) =
-                (resource.resource_type.as_deref(), resource.id.as_deref())
-            {
-                return Some(format!("{kind}/{}", id.trim()));
-            }
+        if let Some(&i) = self.by_url.get(reference)
+            && let Some(Some(type_id)) = self.type_ids.get(i)
+        {
+            return Some(type_id.clone());
         }
-        Some(type_and_id(reference).unwrap_or_else(|| reference.to_string()))
+        Some(match type_and_id(reference) {
+            Some((kind, id)) => format!("{kind}/{id}"),
+            None => reference.to_string(),
+        })
     }
 }
 
 /// `Type/id` from `Type/id`, `http://base/Type/id` or `…/Type/id/_history/2`.
-fn type_and_id(reference: &str) -> Option<String> {
+fn type_and_id(reference: &str) -> Option<(&str, &str)> {
     let path = reference.split("/_history/").next().unwrap_or(reference);
     let mut parts = path.trim_end_matches('/').rsplit('/');
     let id = parts.next()?;
     let kind = parts.next()?;
     let is_type = kind.chars().next().is_some_and(|c| c.is_ascii_uppercase())
         && kind.chars().all(|c| c.is_ascii_alphanumeric());
-    (is_type && !id.is_empty() && !reference.starts_with("urn:")).then(|| format!("{kind}/{id}"))
+    (is_type && !id.is_empty() && !reference.starts_with("urn:")).then_some((kind, id))
 }
 
 /// Reads one resource into a record.
-struct Reader<'r, 'e, 'a> {
-    index: &'r Index<'e, 'a>,
+struct Reader<'r, 'a> {
+    index: &'r Index<'a>,
     /// The resource whose `contained` list `#id` references resolve against.
     owner: &'r Resource<'a>,
     /// Which entries a record has used as its drug.
     referenced: &'r mut Vec<bool>,
 }
 
-impl<'r, 'e, 'a> Reader<'r, 'e, 'a> {
-    fn using_record(mut self, entry: &Entry) -> MedRecord {
-        let r = &entry.resource;
-        let mut rec = self.base_record(entry);
+impl<'r, 'a> Reader<'r, 'a> {
+    fn using_record(mut self, r: &Resource) -> MedRecord {
+        let mut rec = base_record(r);
         self.read_medication(r, &mut rec);
         read_dosages(r, &mut rec);
         rec.status = text(r.status.as_deref());
@@ -275,36 +377,21 @@ impl<'r, 'e, 'a> Reader<'r, 'e, 'a> {
             .chain(&r.part_of.0)
             .chain(&r.prior_prescription)
             .chain(&r.request);
+        // Kept as written here and normalized in `Builder::finish`.
         for link in links {
-            if let Some(key) = link
-                .reference
-                .as_deref()
-                .and_then(|x| self.index.normalize(x))
-                && !rec.related.contains(&key)
-            {
-                rec.related.push(key);
+            if let Some(target) = non_empty(link.reference.as_deref()) {
+                rec.related.push(target.trim().to_string());
             }
         }
         finish(rec)
     }
 
     /// A record for a Medication (or MedicationKnowledge) standing alone.
-    fn drug_record(&mut self, entry: &Entry) -> MedRecord {
-        let mut rec = self.base_record(entry);
+    fn drug_record(&mut self, resource: &Resource) -> MedRecord {
+        let mut rec = base_record(resource);
         // Medication.status is the product's status, not the patient's.
-        self.apply_drug(entry.resource.drug(), &mut rec);
+        self.apply_drug(resource.drug(), &mut rec);
         finish(rec)
-    }
-
-    fn base_record(&self, entry: &Entry) -> MedRecord {
-        let r = &entry.resource;
-        MedRecord {
-            source: Some(SourceRef {
-                kind: r.resource_type.as_deref().unwrap_or("").to_string(),
-                id: text(r.id.as_deref()),
-            }),
-            ..MedRecord::default()
-        }
     }
 
     /// The drug: a CodeableConcept, a reference (contained, bundle entry, or
@@ -373,11 +460,13 @@ impl<'r, 'e, 'a> Reader<'r, 'e, 'a> {
                 None => false,
             };
         }
-        match self.index.find(target) {
-            Some(i) => {
+        match self
+            .index
+            .find(target)
+            .and_then(|i| Some((i, self.index.drugs.get(&i)?)))
+        {
+            Some((i, owner)) => {
                 self.referenced[i] = true;
-                let entries = self.index.entries;
-                let owner = &entries[i].resource;
                 let mut inner = Reader {
                     index: self.index,
                     owner,
@@ -447,7 +536,8 @@ impl<'r, 'e, 'a> Reader<'r, 'e, 'a> {
                 None => self
                     .index
                     .find(target)
-                    .and_then(|i| self.index.entries[i].resource.code.as_ref()),
+                    .and_then(|i| self.index.drugs.get(&i))
+                    .and_then(|r| r.code.as_ref()),
             };
             if let Some(code) = code {
                 push_codes(code, rec);
@@ -459,11 +549,21 @@ impl<'r, 'e, 'a> Reader<'r, 'e, 'a> {
             .or(ingredient.strength_ratio.as_ref())
             .or(ingredient.amount.as_ref());
         if let Some(quantity) = ratio.and_then(|r| r.numerator.as_ref())
-            && let Some(value) = quantity.value.as_ref().and_then(|v| text(Some(&v.0)))
+            && let Some(value) = quantity.value.as_ref().and_then(Num::text)
         {
             let unit = text(quantity.unit_text());
             rec.strengths.push(Strength { value, unit });
         }
+    }
+}
+
+fn base_record(r: &Resource) -> MedRecord {
+    MedRecord {
+        source: Some(SourceRef {
+            kind: r.resource_type.as_deref().unwrap_or("").to_string(),
+            id: text(r.id.as_deref()),
+        }),
+        ..MedRecord::default()
     }
 }
 
@@ -516,11 +616,11 @@ fn frequency_text(dosage: &Dosage) -> Option<String> {
         .and_then(|c| text(c.words()));
     let repeated = || {
         let repeat = timing?.repeat.as_ref()?;
-        let period = repeat.period.as_ref().and_then(|p| text(Some(&p.0)))?;
+        let period = repeat.period.as_ref().and_then(Num::text)?;
         let frequency = repeat
             .frequency
             .as_ref()
-            .and_then(|f| text(Some(&f.0)))
+            .and_then(Num::text)
             .unwrap_or_else(|| "1".to_string());
         let unit = repeat
             .period_unit

@@ -361,10 +361,10 @@ impl Quantity<'_> {
 
     /// `value unit`, as far as given.
     pub fn render(&self) -> Option<String> {
-        let value = self.value.as_ref().map(|v| v.0.trim());
+        let value = self.value.as_ref().and_then(Num::text);
         match (value, self.unit_text()) {
             (Some(v), Some(u)) => Some(format!("{v} {}", u.trim())),
-            (Some(v), None) => Some(v.to_string()),
+            (Some(v), None) => Some(v),
             (None, Some(u)) => Some(u.trim().to_string()),
             (None, None) => None,
         }
@@ -501,10 +501,28 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Many<T> {
     }
 }
 
-/// A FHIR decimal or integer, kept as text: a JSON number, or the string an
-/// XML `value` attribute holds.
-#[derive(Debug, Default)]
-pub struct Num<'a>(pub Str<'a>);
+/// A FHIR decimal or integer: a JSON number, or the string an XML `value`
+/// attribute holds. Numbers are kept unformatted so that reading one costs
+/// no allocation; `text` renders it when a record needs it.
+#[derive(Debug)]
+pub enum Num<'a> {
+    Text(Str<'a>),
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+}
+
+impl Num<'_> {
+    /// The number as text, trimmed; `None` when blank.
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Num::Text(t) => non_empty(Some(t)).map(|t| t.trim().to_string()),
+            Num::Unsigned(v) => Some(v.to_string()),
+            Num::Signed(v) => Some(v.to_string()),
+            Num::Float(v) => Some(v.to_string()),
+        }
+    }
+}
 
 impl<'de: 'a, 'a> Deserialize<'de> for Num<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -515,19 +533,19 @@ impl<'de: 'a, 'a> Deserialize<'de> for Num<'a> {
                 f.write_str("a number")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Num(Cow::Owned(v.to_string())))
+                Ok(Num::Unsigned(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Num(Cow::Owned(v.to_string())))
+                Ok(Num::Signed(v))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Num(Cow::Owned(v.to_string())))
+                Ok(Num::Float(v))
             }
             fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Num(Cow::Borrowed(v)))
+                Ok(Num::Text(Cow::Borrowed(v)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Num(Cow::Owned(v.to_owned())))
+                Ok(Num::Text(Cow::Owned(v.to_owned())))
             }
         }
         d.deserialize_any(V(PhantomData))
