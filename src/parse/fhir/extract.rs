@@ -10,11 +10,12 @@ use super::model::{
     CodeableConcept, Contained, Dosage, Drug, Ingredient, ItemReference, Num, Reference, Resource,
     Str, non_empty,
 };
-use crate::domain::Code;
+use crate::domain::{Code, CodeSystem};
 use crate::parse::{
     DocFormat, MedRecord, ParseError, ParsedDocument, Problem, ProblemKind, SourceRef, Strength,
 };
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// One resource of the document, with what locates it.
@@ -100,6 +101,7 @@ pub struct Builder<'a, 'k> {
     referenced: Vec<bool>,
     patient_ref: Option<Str<'a>>,
     problems: Vec<Problem>,
+    systems: Systems,
 }
 
 impl<'a, 'k> Builder<'a, 'k> {
@@ -113,6 +115,7 @@ impl<'a, 'k> Builder<'a, 'k> {
             referenced: Vec::with_capacity(capacity),
             patient_ref: None,
             problems: Vec::new(),
+            systems: Systems::default(),
         }
     }
 
@@ -132,7 +135,7 @@ impl<'a, 'k> Builder<'a, 'k> {
         self.slots.push(None);
         self.excerpts.push(excerpt);
         self.referenced.push(false);
-        self.index.register(i, full_url, &resource);
+        self.index.register(full_url, &resource);
         if self.patient_ref.is_none() {
             let who = resource.subject.as_ref().or(resource.patient.as_ref());
             self.patient_ref = who.and_then(|r| r.reference.clone());
@@ -164,6 +167,7 @@ impl<'a, 'k> Builder<'a, 'k> {
             index: &self.index,
             owner: resource,
             referenced: &mut self.referenced,
+            systems: &mut self.systems,
         };
         reader.using_record(resource)
     }
@@ -189,6 +193,7 @@ impl<'a, 'k> Builder<'a, 'k> {
                     index: &self.index,
                     owner: resource,
                     referenced: &mut self.referenced,
+                    systems: &mut self.systems,
                 };
                 self.slots[i] = Some(reader.drug_record(resource));
             }
@@ -230,47 +235,86 @@ impl<'a, 'k> Builder<'a, 'k> {
 }
 
 /// Where a reference can land.
+///
+/// Each entry's fullUrl, type and id are noted as it is read (borrowed,
+/// so noting costs nothing); the lookup maps are built only when a
+/// reference first needs them, because most records name their drug by a
+/// code or a contained resource and never look anything up.
 #[derive(Default)]
 struct Index<'a> {
-    /// Each entry's `fullUrl` (as written, trimmed).
-    by_url: HashMap<Str<'a>, usize>,
-    /// `Type/id` of each entry, and as derived from a fullUrl's tail
-    /// (`…/Medication/123`).
-    by_type_id: HashMap<String, usize>,
-    /// `Type/id` of each entry, by position, for normalizing links.
-    type_ids: Vec<Option<String>>,
+    idents: Vec<Ident<'a>>,
+    maps: RefCell<Maps<'a>>,
     /// The drug resources (Medication, Substance, MedicationKnowledge).
     drugs: HashMap<usize, Resource<'a>>,
 }
 
+/// What locates one entry.
+struct Ident<'a> {
+    full_url: Option<Str<'a>>,
+    kind: Option<Str<'a>>,
+    id: Option<Str<'a>>,
+}
+
+impl Ident<'_> {
+    fn type_id(&self) -> Option<String> {
+        Some(format!(
+            "{}/{}",
+            self.kind.as_deref()?,
+            self.id.as_deref()?.trim()
+        ))
+    }
+}
+
+#[derive(Default)]
+struct Maps<'a> {
+    /// Each entry's `fullUrl` (trimmed).
+    by_url: HashMap<Str<'a>, usize>,
+    /// `Type/id` of each entry, and as derived from a fullUrl's tail
+    /// (`…/Medication/123`).
+    by_type_id: HashMap<String, usize>,
+    /// How many entries the maps cover.
+    covered: usize,
+}
+
 impl<'a> Index<'a> {
-    fn register(&mut self, i: usize, full_url: Option<Str<'a>>, resource: &Resource<'a>) {
-        let type_id = match (resource.resource_type.as_deref(), resource.id.as_deref()) {
-            (Some(kind), Some(id)) => Some(format!("{kind}/{}", id.trim())),
-            _ => None,
-        };
-        if let Some(url) = full_url {
-            if let Some((kind, id)) = type_and_id(&url) {
-                self.by_type_id.entry(format!("{kind}/{id}")).or_insert(i);
+    fn register(&mut self, full_url: Option<Str<'a>>, resource: &Resource<'a>) {
+        let full_url = full_url.map(|url| match url {
+            Cow::Borrowed(u) => Cow::Borrowed(u.trim()),
+            Cow::Owned(u) => Cow::Owned(u.trim().to_string()),
+        });
+        self.idents.push(Ident {
+            full_url,
+            kind: resource.resource_type.clone(),
+            id: resource.id.clone(),
+        });
+    }
+
+    /// The maps, brought up to date with every entry noted so far.
+    fn maps(&self) -> std::cell::RefMut<'_, Maps<'a>> {
+        let mut maps = self.maps.borrow_mut();
+        for i in maps.covered..self.idents.len() {
+            let ident = &self.idents[i];
+            if let Some(url) = &ident.full_url {
+                if let Some((kind, id)) = type_and_id(url) {
+                    maps.by_type_id.entry(format!("{kind}/{id}")).or_insert(i);
+                }
+                maps.by_url.entry(url.clone()).or_insert(i);
             }
-            let url = match url {
-                Cow::Borrowed(u) => Cow::Borrowed(u.trim()),
-                Cow::Owned(u) => Cow::Owned(u.trim().to_string()),
-            };
-            self.by_url.entry(url).or_insert(i);
+            if let Some(key) = ident.type_id() {
+                maps.by_type_id.entry(key).or_insert(i);
+            }
         }
-        if let Some(key) = &type_id {
-            self.by_type_id.entry(key.clone()).or_insert(i);
-        }
-        self.type_ids.push(type_id);
+        maps.covered = self.idents.len();
+        maps
     }
 
     /// The entry a (non-contained) reference points at.
     fn find(&self, reference: &str) -> Option<usize> {
         let reference = reference.trim();
-        self.by_url.get(reference).copied().or_else(|| {
+        let maps = self.maps();
+        maps.by_url.get(reference).copied().or_else(|| {
             let (kind, id) = type_and_id(reference)?;
-            self.by_type_id.get(&format!("{kind}/{id}")).copied()
+            maps.by_type_id.get(&format!("{kind}/{id}")).copied()
         })
     }
 
@@ -300,10 +344,11 @@ impl<'a> Index<'a> {
         if reference.is_empty() || reference.starts_with('#') {
             return None;
         }
-        if let Some(&i) = self.by_url.get(reference)
-            && let Some(Some(type_id)) = self.type_ids.get(i)
-        {
-            return Some(type_id.clone());
+        if reference.starts_with("urn:") {
+            let entry = self.maps().by_url.get(reference).copied();
+            if let Some(type_id) = entry.and_then(|i| self.idents.get(i)?.type_id()) {
+                return Some(type_id);
+            }
         }
         Some(match type_and_id(reference) {
             Some((kind, id)) => format!("{kind}/{id}"),
@@ -330,6 +375,37 @@ struct Reader<'r, 'a> {
     owner: &'r Resource<'a>,
     /// Which entries a record has used as its drug.
     referenced: &'r mut Vec<bool>,
+    systems: &'r mut Systems,
+}
+
+/// The coding systems met in this document, each folded once:
+/// `CodeSystem::from_label` lowercases its label character by character,
+/// which was a tenth of the time spent on a big searchset, and a document
+/// uses a handful of systems.
+#[derive(Default)]
+struct Systems(Vec<(String, CodeSystem)>);
+
+impl Systems {
+    /// The same `Code` as `Code::new(label, value, display)`.
+    fn code(&mut self, label: &str, value: &str, display: Option<&str>) -> Code {
+        let Some((_, system)) = self.0.iter().find(|(known, _)| known == label) else {
+            let code = Code::new(label, value, display);
+            // Bounded, so that a hostile document cannot make lookups slow.
+            if self.0.len() < 16 {
+                self.0.push((label.to_string(), code.system.clone()));
+            }
+            return code;
+        };
+        Code {
+            system: system.clone(),
+            system_original: label.trim().to_string(),
+            value: value.trim().to_string(),
+            display: display
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
+        }
+    }
 }
 
 impl<'r, 'a> Reader<'r, 'a> {
@@ -403,7 +479,7 @@ impl<'r, 'a> Reader<'r, 'a> {
             .as_ref()
             .or_else(|| r5.and_then(|m| m.concept.as_ref()));
         if let Some(concept) = concept {
-            push_codes(concept, rec);
+            self.push_codes(concept, rec);
             rec.name = text(concept.name());
         }
         if let Some(reference) = r
@@ -471,11 +547,23 @@ impl<'r, 'a> Reader<'r, 'a> {
                     index: self.index,
                     owner,
                     referenced: &mut *self.referenced,
+                    systems: &mut *self.systems,
                 };
                 inner.apply_drug(owner.drug(), rec);
                 true
             }
             None => false,
+        }
+    }
+
+    /// Every coding with a code, in order.
+    fn push_codes(&mut self, concept: &CodeableConcept, rec: &mut MedRecord) {
+        for coding in &concept.coding.0 {
+            if let Some(value) = non_empty(coding.code.as_deref()) {
+                let system = coding.system.as_deref().unwrap_or("");
+                rec.codes
+                    .push(self.systems.code(system, value, coding.display.as_deref()));
+            }
         }
     }
 
@@ -490,7 +578,7 @@ impl<'r, 'a> Reader<'r, 'a> {
     /// Codes, name, form, ingredients and strengths of a Medication-like resource.
     fn apply_drug(&mut self, drug: Drug, rec: &mut MedRecord) {
         if let Some(code) = drug.code {
-            push_codes(code, rec);
+            self.push_codes(code, rec);
             rec.name = rec.name.take().or_else(|| text(code.name()));
         }
         let form = drug
@@ -515,7 +603,7 @@ impl<'r, 'a> Reader<'r, 'a> {
             .as_ref()
             .or_else(|| item.and_then(|i| i.concept.as_ref()))
         {
-            push_codes(concept, rec);
+            self.push_codes(concept, rec);
         }
         let reference = ingredient
             .item_reference
@@ -540,7 +628,7 @@ impl<'r, 'a> Reader<'r, 'a> {
                     .and_then(|r| r.code.as_ref()),
             };
             if let Some(code) = code {
-                push_codes(code, rec);
+                self.push_codes(code, rec);
             }
         }
         let ratio = ingredient
@@ -564,19 +652,6 @@ fn base_record(r: &Resource) -> MedRecord {
             id: text(r.id.as_deref()),
         }),
         ..MedRecord::default()
-    }
-}
-
-/// Every coding with a code, in order.
-fn push_codes(concept: &CodeableConcept, rec: &mut MedRecord) {
-    for coding in &concept.coding.0 {
-        if let Some(value) = non_empty(coding.code.as_deref()) {
-            rec.codes.push(Code::new(
-                coding.system.as_deref().unwrap_or(""),
-                value,
-                coding.display.as_deref(),
-            ));
-        }
     }
 }
 

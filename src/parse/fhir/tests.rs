@@ -795,3 +795,27 @@ fn throughput_mode() {
         }
     }
 }
+
+#[test]
+fn the_coding_system_cache_builds_the_same_codes_as_code_new() {
+    let doc = parse_sample("demo.json").unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = 0;
+    for code in doc.records.iter().flat_map(|r| &r.codes) {
+        let fresh =
+            crate::domain::Code::new(&code.system_original, &code.value, code.display.as_deref());
+        assert_eq!(code, &fresh);
+        seen += 1;
+    }
+    assert!(seen >= 10, "{seen}");
+    // Padding and blank displays are handled as Code::new handles them.
+    let odd = br#"{"resourceType":"Bundle","entry":[
+        {"resource":{"resourceType":"MedicationRequest","medicationCodeableConcept":{"coding":[{"system":" NDC ","code":" 1 ","display":" "}]}}},
+        {"resource":{"resourceType":"MedicationRequest","medicationCodeableConcept":{"coding":[{"system":" NDC ","code":" 2 ","display":" x "}]}}}]}"#;
+    let doc = parse_json(odd).unwrap_or_else(|e| panic!("{e}"));
+    let want = [
+        crate::domain::Code::new(" NDC ", " 1 ", Some(" ")),
+        crate::domain::Code::new(" NDC ", " 2 ", Some(" x ")),
+    ];
+    let got: Vec<_> = doc.records.iter().flat_map(|r| r.codes.clone()).collect();
+    assert_eq!(got, want);
+}
