@@ -753,7 +753,7 @@ fn throughput_against_a_value_tree() {
 }
 
 #[test]
-#[ignore = "timing: MODE=value|ours|none, measure with perf stat"]
+#[ignore = "timing: MODE=value|ours|head|tiny|typed|ignore|none, measure with perf stat"]
 fn throughput_mode() {
     let bytes = big_searchset(5000);
     let mode = std::env::var("MODE").unwrap_or_default();
@@ -788,6 +788,29 @@ fn throughput_mode() {
                     }
                 }
             }
+            "tiny" => {
+                #[derive(serde::Deserialize)]
+                struct E<'a> {
+                    #[serde(borrow)]
+                    resource: Option<&'a serde_json::value::RawValue>,
+                }
+                #[derive(serde::Deserialize)]
+                struct H<'a> {
+                    #[serde(borrow)]
+                    entry: Vec<E<'a>>,
+                }
+                #[derive(serde::Deserialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Tiny<'a> {
+                    #[serde(borrow)]
+                    resource_type: Option<std::borrow::Cow<'a, str>>,
+                }
+                let h: H = serde_json::from_slice(&bytes).unwrap();
+                for e in &h.entry {
+                    let t: Tiny = serde_json::from_str(e.resource.unwrap().get()).unwrap();
+                    std::hint::black_box(t.resource_type);
+                }
+            }
             "ignore" => drop(std::hint::black_box(
                 serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).unwrap(),
             )),
@@ -818,4 +841,26 @@ fn the_coding_system_cache_builds_the_same_codes_as_code_new() {
     ];
     let got: Vec<_> = doc.records.iter().flat_map(|r| r.codes.clone()).collect();
     assert_eq!(got, want);
+}
+
+#[test]
+fn stu3_requester_agent_and_dstu2_order_fields_are_read() {
+    let read = |path: &str| {
+        let bytes = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/corpus/fhir")
+                .join(path),
+        )
+        .unwrap_or_default();
+        parse_json(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let doc = read("stu3/json/medicationrequestexample1.json");
+    assert_eq!(doc.records[0].prescriber.as_deref(), Some("Patrick Pump"));
+    let doc = read("dstu2/json/medicationorderexample2.json");
+    assert_eq!(
+        doc.records[0].prescriber.as_deref(),
+        Some("Patricia Primary")
+    );
+    assert_eq!(doc.records[0].prescribed.as_deref(), Some("2015-03-01"));
+    assert_eq!(doc.patient_ref.as_deref(), Some("Patient/f001"));
 }
