@@ -726,6 +726,14 @@ pub(super) fn big_searchset(n: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A searchset of `n` copies of the demo's Lipitor request.
+fn lean_searchset(n: usize) -> Vec<u8> {
+    let demo: serde_json::Value = serde_json::from_slice(&sample("demo.json")).unwrap_or_default();
+    let entry = demo["entry"][1].to_string();
+    let entries = vec![entry; n].join(",");
+    format!(r#"{{"resourceType":"Bundle","type":"searchset","entry":[{entries}]}}"#).into_bytes()
+}
+
 #[test]
 #[ignore = "timing: run with --release -- --ignored"]
 fn throughput_against_a_value_tree() {
@@ -755,7 +763,12 @@ fn throughput_against_a_value_tree() {
 #[test]
 #[ignore = "timing: MODE=value|ours|head|tiny|typed|ignore|none, measure with perf stat"]
 fn throughput_mode() {
-    let bytes = big_searchset(5000);
+    // LEAN=1: the demo's Lipitor request (coded, no narrative, no contained).
+    let bytes = if std::env::var("LEAN").is_ok() {
+        lean_searchset(5000)
+    } else {
+        big_searchset(5000)
+    };
     let mode = std::env::var("MODE").unwrap_or_default();
     for _ in 0..20 {
         match mode.as_str() {
