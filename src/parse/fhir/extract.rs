@@ -133,7 +133,7 @@ impl<'a, 'k> Builder<'a, 'k> {
         self.referenced.push(false);
         self.index.register(full_url, &resource);
         if self.patient_ref.is_none() {
-            let who = resource.subject.as_ref().or(resource.patient.as_ref());
+            let who = resource.subject.as_ref().or(resource.patient.as_deref());
             self.patient_ref = who.and_then(|r| r.reference.clone());
         }
         let kind = resource.resource_type.as_deref().unwrap_or("");

@@ -22,6 +22,10 @@ use std::marker::PhantomData;
 pub type Str<'a> = Cow<'a, str>;
 
 /// A medication resource (or any resource: what we do not read is ignored).
+///
+/// Fields that most documents lack (DSTU2 and R5 shapes, links of the
+/// rarer resource types) are boxed: the struct is moved a few times per
+/// resource, and on lean searchsets those moves cost more than the boxes.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Resource<'a> {
@@ -41,7 +45,7 @@ pub struct Resource<'a> {
     pub medication_reference: Option<Reference<'a>>,
     /// R5 `CodeableReference`.
     #[serde(borrow)]
-    pub medication: Option<CodeableReference<'a>>,
+    pub medication: Option<Box<CodeableReference<'a>>>,
 
     // A Medication (or MedicationKnowledge) resource's own description.
     #[serde(borrow)]
@@ -55,10 +59,10 @@ pub struct Resource<'a> {
     pub ingredient: Many<Ingredient<'a>>,
     /// DSTU2 `product` (form and ingredients).
     #[serde(borrow)]
-    pub product: Option<Product<'a>>,
+    pub product: Option<Box<Product<'a>>>,
     /// STU3/DSTU2 `package.content`.
     #[serde(borrow)]
-    pub package: Option<Package<'a>>,
+    pub package: Option<Box<Package<'a>>>,
 
     // Dosage: R4/STU3 `dosageInstruction` on requests and dispenses, `dosage`
     // on statements (an array) and administrations (a single object).
@@ -79,7 +83,7 @@ pub struct Resource<'a> {
     #[serde(borrow)]
     pub effective_time_date_time: Option<Str<'a>>,
     #[serde(borrow)]
-    pub effective_time_period: Option<Period<'a>>,
+    pub effective_time_period: Option<Box<Period<'a>>>,
     #[serde(borrow)]
     pub when_handed_over: Option<Str<'a>>,
     #[serde(borrow)]
@@ -89,11 +93,11 @@ pub struct Resource<'a> {
     #[serde(borrow)]
     pub requester: Option<Requester<'a>>,
     #[serde(borrow)]
-    pub prescriber: Option<Reference<'a>>,
+    pub prescriber: Option<Box<Reference<'a>>>,
     #[serde(borrow)]
     pub subject: Option<Reference<'a>>,
     #[serde(borrow)]
-    pub patient: Option<Reference<'a>>,
+    pub patient: Option<Box<Reference<'a>>>,
 
     // Links between records of one medication.
     #[serde(borrow, default)]
@@ -105,9 +109,9 @@ pub struct Resource<'a> {
     #[serde(borrow, default)]
     pub part_of: Many<Reference<'a>>,
     #[serde(borrow)]
-    pub prior_prescription: Option<Reference<'a>>,
+    pub prior_prescription: Option<Box<Reference<'a>>>,
     #[serde(borrow)]
-    pub request: Option<Reference<'a>>,
+    pub request: Option<Box<Reference<'a>>>,
 
     /// OperationOutcome issues.
     #[serde(borrow, default)]
@@ -152,8 +156,8 @@ impl<'a> Resource<'a> {
             code: self.code.as_ref(),
             form: self.form.as_ref().or(self.dose_form.as_ref()),
             ingredient: &self.ingredient.0,
-            product: self.product.as_ref(),
-            package: self.package.as_ref(),
+            product: self.product.as_deref(),
+            package: self.package.as_deref(),
         }
     }
 }
@@ -225,8 +229,9 @@ pub struct Reference<'a> {
     pub reference: Option<Str<'a>>,
     #[serde(borrow)]
     pub display: Option<Str<'a>>,
+    /// Boxed: rare, and every Reference is carried inline in `Resource`.
     #[serde(borrow)]
-    pub identifier: Option<Identifier<'a>>,
+    pub identifier: Option<Box<Identifier<'a>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

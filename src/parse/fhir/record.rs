@@ -65,7 +65,7 @@ impl<'r, 'a> Reader<'r, 'a> {
         let period = r
             .effective_period
             .as_ref()
-            .or(r.effective_time_period.as_ref());
+            .or(r.effective_time_period.as_deref());
         rec.start = text(r.effective_date_time.as_deref())
             .or_else(|| text(r.effective_time_date_time.as_deref()))
             .or_else(|| period.and_then(|p| text(p.start.as_deref())))
@@ -98,8 +98,8 @@ impl<'r, 'a> Reader<'r, 'a> {
             .chain(&r.based_on.0)
             .chain(&r.derived_from.0)
             .chain(&r.part_of.0)
-            .chain(&r.prior_prescription)
-            .chain(&r.request);
+            .chain(r.prior_prescription.as_deref())
+            .chain(r.request.as_deref());
         // Kept as written here and normalized in `Builder::finish`.
         for link in links {
             if let Some(target) = non_empty(link.reference.as_deref()) {
@@ -120,7 +120,7 @@ impl<'r, 'a> Reader<'r, 'a> {
     /// The drug: a CodeableConcept, a reference (contained, bundle entry, or
     /// only an identifier), or R5's CodeableReference holding either.
     fn read_medication(&mut self, r: &Resource, rec: &mut MedRecord) {
-        let r5 = r.medication.as_ref();
+        let r5 = r.medication.as_deref();
         let concept = r
             .medication_codeable_concept
             .as_ref()
