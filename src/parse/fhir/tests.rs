@@ -877,28 +877,3 @@ fn stu3_requester_agent_and_dstu2_order_fields_are_read() {
     assert_eq!(doc.records[0].prescribed.as_deref(), Some("2015-03-01"));
     assert_eq!(doc.patient_ref.as_deref(), Some("Patient/f001"));
 }
-
-#[test]
-#[ignore = "sizes"]
-fn sizes() {
-    use model::*;
-    use std::mem::size_of;
-    println!(
-        "Resource {} CC {} Ref {} CRef {} Requester {} Period {} Dosage {} Quantity {} Timing {} Ingredient {} Product {} Contained {} Num {} Many {} Ident {}",
-        size_of::<Resource>(),
-        size_of::<Option<CodeableConcept>>(),
-        size_of::<Option<Reference>>(),
-        size_of::<Option<CodeableReference>>(),
-        size_of::<Option<Requester>>(),
-        size_of::<Option<Period>>(),
-        size_of::<Dosage>(),
-        size_of::<Option<Quantity>>(),
-        size_of::<Option<Timing>>(),
-        size_of::<Ingredient>(),
-        size_of::<Option<Product>>(),
-        size_of::<Contained>(),
-        size_of::<Option<Num>>(),
-        size_of::<Many<Coding>>(),
-        size_of::<Option<Identifier>>()
-    );
-}
