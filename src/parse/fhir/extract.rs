@@ -1,19 +1,17 @@
-//! From typed FHIR resources to `MedRecord`s: resolving medication
-//! references, reading dosage, dates and links, whatever the version.
+//! From the resources of a document, in order, to a `ParsedDocument`:
+//! which resources become records, where references land, which records
+//! wait for an entry further down, and what the document as a whole says.
 //!
 //! Shared by the JSON and XML readers, which hand over the resources of a
 //! document in order. This module interprets nothing clinically (codes stay
 //! as given, dates stay text) and never fails: what it cannot resolve becomes
 //! a `Problem` on the record.
 
-use super::model::{
-    CodeableConcept, Contained, Dosage, Drug, Ingredient, ItemReference, Reference, Resource, Str,
-    non_empty,
-};
-use crate::domain::Code;
-use crate::parse::{
-    DocFormat, MedRecord, ParseError, ParsedDocument, Problem, ProblemKind, SourceRef, Strength,
-};
+use super::model::{CodeableConcept, Resource, Str, non_empty};
+use super::record::{Reader, Systems};
+use crate::parse::{DocFormat, MedRecord, ParseError, ParsedDocument, Problem, ProblemKind};
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// One resource of the document, with what locates it.
@@ -76,481 +74,292 @@ fn outcome_text(resource: &Resource) -> String {
     }
 }
 
-/// Builds the parsed document from the resources of a document, in order.
-pub fn build(source: Source, entries: Vec<Entry>, mut problems: Vec<Problem>) -> ParsedDocument {
-    let index = Index::new(&entries);
-    let mut referenced = vec![false; entries.len()];
-    let mut slots: Vec<Option<MedRecord>> = Vec::with_capacity(entries.len());
-    let mut patient_ref = None;
-    for entry in &entries {
-        let resource = &entry.resource;
+/// Resource types kept after reading because a record may resolve to them.
+const DRUGS: [&str; 3] = ["Medication", "Substance", "MedicationKnowledge"];
+
+/// Builds the parsed document from the resources of a document, fed in
+/// document order.
+///
+/// A resource is turned into its record as soon as it is read and then
+/// dropped, so that a big searchset never holds thousands of typed
+/// resources at once (freeing them en masse cost more than reading them).
+/// Only drug resources are kept, for resolution; a record whose
+/// `medicationReference` names an entry not read yet waits for the end.
+pub struct Builder<'a, 'k> {
+    source: Source<'k>,
+    index: Index<'a>,
+    /// One slot per entry: the record it yielded, if any.
+    slots: Vec<Option<MedRecord>>,
+    excerpts: Vec<&'a str>,
+    /// Records waiting for an entry further down the document.
+    deferred: Vec<(usize, Resource<'a>)>,
+    /// Which entries a record has used as its drug.
+    referenced: Vec<bool>,
+    patient_ref: Option<Str<'a>>,
+    problems: Vec<Problem>,
+    systems: Systems,
+}
+
+impl<'a, 'k> Builder<'a, 'k> {
+    pub fn new(source: Source<'k>, capacity: usize) -> Self {
+        Builder {
+            source,
+            index: Index::default(),
+            slots: Vec::with_capacity(capacity),
+            excerpts: Vec::with_capacity(capacity),
+            deferred: Vec::new(),
+            referenced: Vec::with_capacity(capacity),
+            patient_ref: None,
+            problems: Vec::new(),
+            systems: Systems::default(),
+        }
+    }
+
+    /// A problem with the document rather than with one record.
+    pub fn problem(&mut self, problem: Problem) {
+        self.problems.push(problem);
+    }
+
+    /// The next resource of the document.
+    pub fn push(&mut self, entry: Entry<'a>) {
+        let Entry {
+            full_url,
+            excerpt,
+            resource,
+        } = entry;
+        let i = self.slots.len();
+        self.slots.push(None);
+        self.excerpts.push(excerpt);
+        self.referenced.push(false);
+        self.index.register(full_url, &resource);
+        if self.patient_ref.is_none() {
+            let who = resource.subject.as_ref().or(resource.patient.as_deref());
+            self.patient_ref = who.and_then(|r| r.reference.clone());
+        }
         let kind = resource.resource_type.as_deref().unwrap_or("");
-        if patient_ref.is_none() {
-            let who = resource.subject.as_ref().or(resource.patient.as_ref());
-            patient_ref = who
-                .and_then(|r| r.reference.as_deref())
-                .and_then(|r| index.normalize(r));
-        }
         if USING.contains(&kind) {
-            let reader = Reader {
-                index: &index,
-                owner: resource,
-                referenced: &mut referenced,
-            };
-            slots.push(Some(reader.using_record(entry)));
-        } else {
-            if kind == "OperationOutcome" {
-                // A searchset may carry warnings as an outcome entry.
-                problems.push(Problem {
-                    kind: ProblemKind::Skipped,
-                    detail: format!(
-                        "the provider attached an OperationOutcome: {}",
-                        outcome_text(resource)
-                    ),
-                });
+            if self.index.can_resolve(&resource) {
+                self.slots[i] = Some(self.using_record(&resource));
+            } else {
+                self.deferred.push((i, resource));
             }
-            slots.push(None);
+        } else if DRUGS.contains(&kind) {
+            self.index.drugs.insert(i, resource);
+        } else if kind == "OperationOutcome" {
+            // A searchset may carry warnings as an outcome entry.
+            let detail = format!(
+                "the provider attached an OperationOutcome: {}",
+                outcome_text(&resource)
+            );
+            self.problems.push(Problem {
+                kind: ProblemKind::Skipped,
+                detail,
+            });
         }
     }
-    // A Medication that no record uses still yields a record, so that its
-    // codes are not lost; a standalone MedicationKnowledge likewise (but in a
-    // bundle it is reference data, not the patient's medication).
-    for (i, entry) in entries.iter().enumerate() {
-        let kind = entry.resource.resource_type.as_deref().unwrap_or("");
-        let alone = kind == "MedicationKnowledge" && source.top_kind == kind;
-        if (kind == "Medication" && !referenced[i]) || alone {
-            let mut reader = Reader {
-                index: &index,
-                owner: &entry.resource,
-                referenced: &mut referenced,
+
+    fn using_record(&mut self, resource: &Resource<'a>) -> MedRecord {
+        let reader = Reader {
+            index: &self.index,
+            owner: resource,
+            referenced: &mut self.referenced,
+            systems: &mut self.systems,
+        };
+        reader.using_record(resource)
+    }
+
+    /// The records, in document order.
+    pub fn finish(mut self) -> ParsedDocument {
+        for (i, resource) in std::mem::take(&mut self.deferred) {
+            self.slots[i] = Some(self.using_record(&resource));
+        }
+        // A Medication that no record uses still yields a record, so that
+        // its codes are not lost; a standalone MedicationKnowledge likewise
+        // (in a bundle it is reference data, not the patient's medication).
+        let mut drugs: Vec<_> = self.index.drugs.keys().copied().collect();
+        drugs.sort_unstable();
+        for i in drugs {
+            let Some(resource) = self.index.drugs.get(&i) else {
+                continue;
             };
-            slots[i] = Some(reader.drug_record(entry));
+            let kind = resource.resource_type.as_deref().unwrap_or("");
+            let alone = kind == "MedicationKnowledge" && self.source.top_kind == kind;
+            if (kind == "Medication" && !self.referenced[i]) || alone {
+                let mut reader = Reader {
+                    index: &self.index,
+                    owner: resource,
+                    referenced: &mut self.referenced,
+                    systems: &mut self.systems,
+                };
+                self.slots[i] = Some(reader.drug_record(resource));
+            }
         }
-    }
-    ParsedDocument {
-        format: source.format,
-        records: slots.into_iter().flatten().collect(),
-        problems,
-        patient_ref,
+        // Excerpts are copied last, in one sweep: each is a large
+        // allocation, and glibc consolidates its free lists before a large
+        // allocation that follows small frees, which building records makes.
+        let mut records = Vec::with_capacity(self.slots.len());
+        for (slot, excerpt) in self.slots.into_iter().zip(&self.excerpts) {
+            if let Some(mut rec) = slot {
+                // Links are normalized now that every entry is known: a
+                // `urn:uuid:` may name an entry further down.
+                if !rec.related.is_empty() {
+                    let mut related: Vec<String> = Vec::with_capacity(rec.related.len());
+                    for link in &rec.related {
+                        if let Some(key) = self.index.normalize(link)
+                            && !related.contains(&key)
+                        {
+                            related.push(key);
+                        }
+                    }
+                    rec.related = related;
+                }
+                rec.excerpt = excerpt.to_string();
+                records.push(rec);
+            }
+        }
+        let patient_ref = self
+            .patient_ref
+            .as_deref()
+            .and_then(|r| self.index.normalize(r));
+        ParsedDocument {
+            format: self.source.format,
+            records,
+            problems: self.problems,
+            patient_ref,
+        }
     }
 }
 
 /// Where a reference can land.
-struct Index<'e, 'a> {
-    entries: &'e [Entry<'a>],
-    /// `fullUrl`s and `Type/id`s of the bundle's entries.
-    by_key: HashMap<&'e str, usize>,
-    /// `Type/id` derived from a fullUrl's tail (`…/Medication/123`).
-    by_tail: HashMap<String, usize>,
+///
+/// Each entry's fullUrl, type and id are noted as it is read (borrowed,
+/// so noting costs nothing); the lookup maps are built only when a
+/// reference first needs them, because most records name their drug by a
+/// code or a contained resource and never look anything up.
+#[derive(Default)]
+pub(super) struct Index<'a> {
+    idents: Vec<Ident<'a>>,
+    maps: RefCell<Maps<'a>>,
+    /// The drug resources (Medication, Substance, MedicationKnowledge).
+    pub(super) drugs: HashMap<usize, Resource<'a>>,
 }
 
-impl<'e, 'a> Index<'e, 'a> {
-    fn new(entries: &'e [Entry<'a>]) -> Self {
-        let mut by_key = HashMap::new();
-        let mut by_tail = HashMap::new();
-        for (i, entry) in entries.iter().enumerate() {
-            if let Some(url) = entry.full_url.as_deref() {
-                by_key.entry(url.trim()).or_insert(i);
-                if let Some(tail) = type_and_id(url) {
-                    by_tail.entry(tail).or_insert(i);
+/// What locates one entry.
+struct Ident<'a> {
+    full_url: Option<Str<'a>>,
+    kind: Option<Str<'a>>,
+    id: Option<Str<'a>>,
+}
+
+impl Ident<'_> {
+    fn type_id(&self) -> Option<String> {
+        Some(format!(
+            "{}/{}",
+            self.kind.as_deref()?,
+            self.id.as_deref()?.trim()
+        ))
+    }
+}
+
+#[derive(Default)]
+struct Maps<'a> {
+    /// Each entry's `fullUrl` (trimmed).
+    by_url: HashMap<Str<'a>, usize>,
+    /// `Type/id` of each entry, and as derived from a fullUrl's tail
+    /// (`…/Medication/123`).
+    by_type_id: HashMap<String, usize>,
+    /// How many entries the maps cover.
+    covered: usize,
+}
+
+impl<'a> Index<'a> {
+    fn register(&mut self, full_url: Option<Str<'a>>, resource: &Resource<'a>) {
+        let full_url = full_url.map(|url| match url {
+            Cow::Borrowed(u) => Cow::Borrowed(u.trim()),
+            Cow::Owned(u) => Cow::Owned(u.trim().to_string()),
+        });
+        self.idents.push(Ident {
+            full_url,
+            kind: resource.resource_type.clone(),
+            id: resource.id.clone(),
+        });
+    }
+
+    /// The maps, brought up to date with every entry noted so far.
+    fn maps(&self) -> std::cell::RefMut<'_, Maps<'a>> {
+        let mut maps = self.maps.borrow_mut();
+        for i in maps.covered..self.idents.len() {
+            let ident = &self.idents[i];
+            if let Some(url) = &ident.full_url {
+                if let Some((kind, id)) = type_and_id(url) {
+                    maps.by_type_id.entry(format!("{kind}/{id}")).or_insert(i);
                 }
+                maps.by_url.entry(url.clone()).or_insert(i);
             }
-            if let (Some(kind), Some(id)) = (
-                entry.resource.resource_type.as_deref(),
-                entry.resource.id.as_deref(),
-            ) {
-                by_tail.entry(format!("{kind}/{}", id.trim())).or_insert(i);
+            if let Some(key) = ident.type_id() {
+                maps.by_type_id.entry(key).or_insert(i);
             }
         }
-        Index {
-            entries,
-            by_key,
-            by_tail,
-        }
+        maps.covered = self.idents.len();
+        maps
     }
 
     /// The entry a (non-contained) reference points at.
-    fn find(&self, reference: &str) -> Option<usize> {
+    pub(super) fn find(&self, reference: &str) -> Option<usize> {
         let reference = reference.trim();
-        self.by_key
-            .get(reference)
-            .copied()
-            .or_else(|| type_and_id(reference).and_then(|key| self.by_tail.get(&key).copied()))
+        let maps = self.maps();
+        maps.by_url.get(reference).copied().or_else(|| {
+            let (kind, id) = type_and_id(reference)?;
+            maps.by_type_id.get(&format!("{kind}/{id}")).copied()
+        })
+    }
+
+    /// Whether a using resource's drug can be read with what is known now.
+    fn can_resolve(&self, resource: &Resource) -> bool {
+        let reference = resource.medication_reference.as_ref().or_else(|| {
+            resource
+                .medication
+                .as_ref()
+                .and_then(|m| m.reference.as_ref())
+        });
+        match reference
+            .and_then(|r| r.reference.as_deref())
+            .map(str::trim)
+        {
+            None => true,
+            Some(target) if target.is_empty() || target.starts_with('#') => true,
+            Some(target) => self.find(target).is_some(),
+        }
     }
 
     /// A reference as `Type/id` where it can be placed: base URLs and
     /// versions stripped, `urn:uuid:`s mapped to their entry's type and id.
     /// Contained (`#id`) references name nothing outside their resource.
-    fn normalize(&self, reference: &str) -> Option<String> {
+    pub(super) fn normalize(&self, reference: &str) -> Option<String> {
         let reference = reference.trim();
         if reference.is_empty() || reference.starts_with('#') {
             return None;
         }
-        if let Some(&i) = self.by_key.get(reference) {
-            let resource = &self.entries[i].resource;
-            if let (Some(kind), Some(id)) =
-                (resource.resource_type.as_deref(), resource.id.as_deref())
-            {
-                return Some(format!("{kind}/{}", id.trim()));
+        if reference.starts_with("urn:") {
+            let entry = self.maps().by_url.get(reference).copied();
+            if let Some(type_id) = entry.and_then(|i| self.idents.get(i)?.type_id()) {
+                return Some(type_id);
             }
         }
-        Some(type_and_id(reference).unwrap_or_else(|| reference.to_string()))
+        Some(match type_and_id(reference) {
+            Some((kind, id)) => format!("{kind}/{id}"),
+            None => reference.to_string(),
+        })
     }
 }
 
 /// `Type/id` from `Type/id`, `http://base/Type/id` or `…/Type/id/_history/2`.
-fn type_and_id(reference: &str) -> Option<String> {
+fn type_and_id(reference: &str) -> Option<(&str, &str)> {
     let path = reference.split("/_history/").next().unwrap_or(reference);
     let mut parts = path.trim_end_matches('/').rsplit('/');
     let id = parts.next()?;
     let kind = parts.next()?;
     let is_type = kind.chars().next().is_some_and(|c| c.is_ascii_uppercase())
         && kind.chars().all(|c| c.is_ascii_alphanumeric());
-    (is_type && !id.is_empty() && !reference.starts_with("urn:")).then(|| format!("{kind}/{id}"))
-}
-
-/// Reads one resource into a record.
-struct Reader<'r, 'e, 'a> {
-    index: &'r Index<'e, 'a>,
-    /// The resource whose `contained` list `#id` references resolve against.
-    owner: &'r Resource<'a>,
-    /// Which entries a record has used as its drug.
-    referenced: &'r mut Vec<bool>,
-}
-
-impl<'r, 'e, 'a> Reader<'r, 'e, 'a> {
-    fn using_record(mut self, entry: &Entry) -> MedRecord {
-        let r = &entry.resource;
-        let mut rec = self.base_record(entry);
-        self.read_medication(r, &mut rec);
-        read_dosages(r, &mut rec);
-        rec.status = text(r.status.as_deref());
-        rec.prescribed = text(r.authored_on.as_deref()).or_else(|| text(r.date_written.as_deref()));
-        let period = r
-            .effective_period
-            .as_ref()
-            .or(r.effective_time_period.as_ref());
-        rec.start = text(r.effective_date_time.as_deref())
-            .or_else(|| text(r.effective_time_date_time.as_deref()))
-            .or_else(|| period.and_then(|p| text(p.start.as_deref())))
-            .or_else(|| text(r.when_handed_over.as_deref()));
-        rec.stop = period.and_then(|p| text(p.end.as_deref()));
-        if let Some(validity) = r
-            .dispense_request
-            .as_ref()
-            .and_then(|d| d.validity_period.as_ref())
-        {
-            rec.start = rec.start.or_else(|| text(validity.start.as_deref()));
-            rec.stop = rec.stop.or_else(|| text(validity.end.as_deref()));
-        }
-        rec.prescriber = r
-            .requester
-            .as_ref()
-            .and_then(|q| {
-                text(q.display.as_deref())
-                    .or_else(|| q.agent.as_ref().and_then(|a| text(a.display.as_deref())))
-            })
-            .or_else(|| {
-                r.prescriber
-                    .as_ref()
-                    .and_then(|p| text(p.display.as_deref()))
-            });
-        let links = r
-            .authorizing_prescription
-            .0
-            .iter()
-            .chain(&r.based_on.0)
-            .chain(&r.derived_from.0)
-            .chain(&r.part_of.0)
-            .chain(&r.prior_prescription)
-            .chain(&r.request);
-        for link in links {
-            if let Some(key) = link
-                .reference
-                .as_deref()
-                .and_then(|x| self.index.normalize(x))
-            {
-                if !rec.related.contains(&key) {
-                    rec.related.push(key);
-                }
-            }
-        }
-        finish(rec)
-    }
-
-    /// A record for a Medication (or MedicationKnowledge) standing alone.
-    fn drug_record(&mut self, entry: &Entry) -> MedRecord {
-        let mut rec = self.base_record(entry);
-        // Medication.status is the product's status, not the patient's.
-        self.apply_drug(entry.resource.drug(), &mut rec);
-        finish(rec)
-    }
-
-    fn base_record(&self, entry: &Entry) -> MedRecord {
-        let r = &entry.resource;
-        MedRecord {
-            source: Some(SourceRef {
-                kind: r.resource_type.as_deref().unwrap_or("").to_string(),
-                id: text(r.id.as_deref()),
-            }),
-            excerpt: entry.excerpt.to_string(),
-            ..MedRecord::default()
-        }
-    }
-
-    /// The drug: a CodeableConcept, a reference (contained, bundle entry, or
-    /// only an identifier), or R5's CodeableReference holding either.
-    fn read_medication(&mut self, r: &Resource, rec: &mut MedRecord) {
-        let r5 = r.medication.as_ref();
-        let concept = r
-            .medication_codeable_concept
-            .as_ref()
-            .or_else(|| r5.and_then(|m| m.concept.as_ref()));
-        if let Some(concept) = concept {
-            push_codes(concept, rec);
-            rec.name = text(concept.name());
-        }
-        if let Some(reference) = r
-            .medication_reference
-            .as_ref()
-            .or_else(|| r5.and_then(|m| m.reference.as_ref()))
-        {
-            self.read_reference(reference, rec);
-        }
-    }
-
-    fn read_reference(&mut self, reference: &Reference, rec: &mut MedRecord) {
-        let display = text(reference.display.as_deref());
-        match reference
-            .reference
-            .as_deref()
-            .map(str::trim)
-            .filter(|x| !x.is_empty())
-        {
-            Some(target) => {
-                if self.apply_target(target, rec) {
-                    rec.name = rec.name.take().or(display);
-                } else {
-                    rec.problems.push(Problem {
-                        kind: ProblemKind::UnresolvedReference,
-                        detail: format!(
-                            "medicationReference {target:?} points at nothing in the document"
-                        ),
-                    });
-                    rec.name = rec.name.take().or(display);
-                }
-            }
-            None => {
-                // Real EHRs put an NDC on a reference with no resource behind it.
-                if let Some(id) = &reference.identifier {
-                    if let Some(value) = non_empty(id.value.as_deref()) {
-                        rec.codes.push(Code::new(
-                            id.system.as_deref().unwrap_or(""),
-                            value,
-                            display.as_deref(),
-                        ));
-                    }
-                }
-                rec.name = rec.name.take().or(display);
-            }
-        }
-    }
-
-    /// Applies the drug a reference resolves to; false when it resolves to nothing.
-    fn apply_target(&mut self, target: &str, rec: &mut MedRecord) -> bool {
-        if let Some(id) = target.strip_prefix('#') {
-            return match self.contained(id) {
-                Some(contained) => {
-                    self.apply_drug(contained.drug(), rec);
-                    true
-                }
-                None => false,
-            };
-        }
-        match self.index.find(target) {
-            Some(i) => {
-                self.referenced[i] = true;
-                let entries = self.index.entries;
-                let owner = &entries[i].resource;
-                let mut inner = Reader {
-                    index: self.index,
-                    owner,
-                    referenced: &mut *self.referenced,
-                };
-                inner.apply_drug(owner.drug(), rec);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn contained(&self, id: &str) -> Option<&'r Contained<'a>> {
-        self.owner
-            .contained
-            .0
-            .iter()
-            .find(|c| c.id.as_deref().map(str::trim) == Some(id.trim()))
-    }
-
-    /// Codes, name, form, ingredients and strengths of a Medication-like resource.
-    fn apply_drug(&mut self, drug: Drug, rec: &mut MedRecord) {
-        if let Some(code) = drug.code {
-            push_codes(code, rec);
-            rec.name = rec.name.take().or_else(|| text(code.name()));
-        }
-        let form = drug
-            .form
-            .or_else(|| drug.product.and_then(|p| p.form.as_ref()));
-        rec.form = rec
-            .form
-            .take()
-            .or_else(|| form.and_then(|f| text(f.words())));
-        let product = drug.product.map_or(&[][..], |p| &p.ingredient.0[..]);
-        let package = drug.package.map_or(&[][..], |p| &p.content.0[..]);
-        for ingredient in drug.ingredient.iter().chain(product).chain(package) {
-            self.apply_ingredient(ingredient, rec);
-        }
-    }
-
-    /// An ingredient (or package content): its codes and its strength.
-    fn apply_ingredient(&mut self, ingredient: &Ingredient, rec: &mut MedRecord) {
-        let item = ingredient.item.as_ref();
-        if let Some(concept) = ingredient
-            .item_codeable_concept
-            .as_ref()
-            .or_else(|| item.and_then(|i| i.concept.as_ref()))
-        {
-            push_codes(concept, rec);
-        }
-        let reference = ingredient
-            .item_reference
-            .as_ref()
-            .and_then(|r| r.reference.as_deref())
-            .or_else(|| {
-                item.and_then(|i| i.reference.as_ref())
-                    .and_then(|r| match r {
-                        ItemReference::Text(t) => Some(t.as_ref()),
-                        ItemReference::Reference(r) => r.reference.as_deref(),
-                    })
-            });
-        if let Some(target) = reference {
-            // An ingredient's Substance or Medication lends its codes only:
-            // following its own ingredients could loop.
-            let code = match target.trim().strip_prefix('#') {
-                Some(id) => self.contained(id).and_then(|c| c.code.as_ref()),
-                None => self
-                    .index
-                    .find(target)
-                    .and_then(|i| self.index.entries[i].resource.code.as_ref()),
-            };
-            if let Some(code) = code {
-                push_codes(code, rec);
-            }
-        }
-        let ratio = ingredient
-            .strength
-            .as_ref()
-            .or(ingredient.strength_ratio.as_ref())
-            .or(ingredient.amount.as_ref());
-        if let Some(quantity) = ratio.and_then(|r| r.numerator.as_ref()) {
-            if let Some(value) = quantity.value.as_ref().and_then(|v| text(Some(&v.0))) {
-                rec.strengths.push(Strength {
-                    value,
-                    unit: text(quantity.unit_text()),
-                });
-            }
-        }
-    }
-}
-
-/// Every coding with a code, in order.
-fn push_codes(concept: &CodeableConcept, rec: &mut MedRecord) {
-    for coding in &concept.coding.0 {
-        if let Some(value) = non_empty(coding.code.as_deref()) {
-            rec.codes.push(Code::new(
-                coding.system.as_deref().unwrap_or(""),
-                value,
-                coding.display.as_deref(),
-            ));
-        }
-    }
-}
-
-/// Directions, route, dose and frequency from every dosage, first found wins.
-fn read_dosages(r: &Resource, rec: &mut MedRecord) {
-    for dosage in r.dosage_instruction.0.iter().chain(&r.dosage.0) {
-        if let Some(sig) = text(dosage.text.as_deref()) {
-            rec.directions.push(sig);
-        }
-        rec.route = rec
-            .route
-            .take()
-            .or_else(|| dosage.route.as_ref().and_then(|x| text(x.words())));
-        rec.dose = rec.dose.take().or_else(|| dose_text(dosage));
-        rec.frequency = rec.frequency.take().or_else(|| frequency_text(dosage));
-    }
-}
-
-fn dose_text(dosage: &Dosage) -> Option<String> {
-    dosage
-        .dose_and_rate
-        .0
-        .iter()
-        .find_map(|d| d.dose_quantity.as_ref())
-        .or(dosage.dose_quantity.as_ref())
-        .or(dosage.dose.as_ref())
-        .or(dosage.quantity.as_ref())
-        .and_then(|q| q.render())
-}
-
-/// `timing.code` words, else `repeat` as "2 per 1 d"; "as needed" added when
-/// the dosage says so.
-fn frequency_text(dosage: &Dosage) -> Option<String> {
-    let timing = dosage.timing.as_ref();
-    let coded = timing
-        .and_then(|t| t.code.as_ref())
-        .and_then(|c| text(c.words()));
-    let repeated = || {
-        let repeat = timing?.repeat.as_ref()?;
-        let period = repeat.period.as_ref().and_then(|p| text(Some(&p.0)))?;
-        let frequency = repeat
-            .frequency
-            .as_ref()
-            .and_then(|f| text(Some(&f.0)))
-            .unwrap_or_else(|| "1".to_string());
-        let unit = repeat
-            .period_unit
-            .as_deref()
-            .or(repeat.period_units.as_deref())
-            .map(str::trim)
-            .unwrap_or("");
-        Some(
-            format!("{frequency} per {period} {unit}")
-                .trim_end()
-                .to_string(),
-        )
-    };
-    let base = coded.or_else(repeated);
-    let as_needed = dosage.as_needed_boolean.is_some_and(|b| b.0);
-    match (base, as_needed) {
-        (Some(base), true) => Some(format!("{base}, as needed")),
-        (None, true) => Some("as needed".to_string()),
-        (base, false) => base,
-    }
-}
-
-/// Owned trimmed text, when there is any.
-fn text(s: Option<&str>) -> Option<String> {
-    non_empty(s).map(|s| s.trim().to_string())
-}
-
-/// A record with neither codes nor a name says so.
-fn finish(mut rec: MedRecord) -> MedRecord {
-    if rec.codes.is_empty() && rec.name.is_none() && rec.problems.is_empty() {
-        rec.problems.push(Problem {
-            kind: ProblemKind::NoDrug,
-            detail: "the resource names no drug (no code, no text)".to_string(),
-        });
-    }
-    rec
+    (is_type && !id.is_empty() && !reference.starts_with("urn:")).then_some((kind, id))
 }

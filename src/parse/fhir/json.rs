@@ -7,7 +7,7 @@
 //! serde error becomes a `ParseError` (for the document) or a `Problem` (for
 //! one entry), with a position.
 
-use super::extract::{self, Entry, Source};
+use super::extract::{self, Builder, Entry, Source};
 use super::model::{Resource, Str};
 use super::{MAX_BUNDLE_DEPTH, READ_TOP_LEVEL};
 use crate::parse::{DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind};
@@ -57,32 +57,29 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
     if !READ_TOP_LEVEL.contains(&kind) {
         return Err(not_fhir(body, start, &format!("a {kind} resource")));
     }
-    let mut entries = Vec::new();
-    let mut problems = Vec::new();
+    let source = Source {
+        format: DocFormat::FhirJson,
+        top_kind: kind,
+    };
     if kind == "Bundle" {
-        collect_bundle(body, head.entry, 0, &mut entries, &mut problems);
-    } else {
-        // A single resource: its whole text is the excerpt. It was already
-        // read once as `Head`, so a failure here is a type error.
-        let text = std::str::from_utf8(body).map_err(|e| ParseError::Binary {
-            offset: e.valid_up_to(),
-        })?;
-        let resource: Resource = serde_json::from_str(text).map_err(|e| document_error(&e))?;
-        extract::refuse_outcome(&resource)?;
-        entries.push(Entry {
-            full_url: None,
-            excerpt: text.trim(),
-            resource,
-        });
+        let mut builder = Builder::new(source, head.entry.len());
+        collect_bundle(body, head.entry, 0, &mut builder);
+        return Ok(builder.finish());
     }
-    Ok(extract::build(
-        Source {
-            format: DocFormat::FhirJson,
-            top_kind: kind,
-        },
-        entries,
-        problems,
-    ))
+    // A single resource: its whole text is the excerpt. It was already read
+    // once as `Head`, so a failure here is a type error.
+    let text = std::str::from_utf8(body).map_err(|e| ParseError::Binary {
+        offset: e.valid_up_to(),
+    })?;
+    let resource: Resource = serde_json::from_str(text).map_err(|e| document_error(&e))?;
+    extract::refuse_outcome(&resource)?;
+    let mut builder = Builder::new(source, 1);
+    builder.push(Entry {
+        full_url: None,
+        excerpt: text.trim(),
+        resource,
+    });
+    Ok(builder.finish())
 }
 
 /// Reads each entry's resource; a nested Bundle (a batch-response carries
@@ -91,24 +88,23 @@ fn collect_bundle<'a>(
     doc: &'a [u8],
     raw_entries: Vec<BundleEntry<'a>>,
     depth: usize,
-    entries: &mut Vec<Entry<'a>>,
-    problems: &mut Vec<Problem>,
+    builder: &mut Builder<'a, '_>,
 ) {
     for raw_entry in raw_entries {
         let Some(raw) = raw_entry.resource else {
-            continue;
+            continue; // Transaction and batch responses carry entries without one.
         };
         let text = raw.get();
         let resource: Resource = match serde_json::from_str(text) {
             Ok(resource) => resource,
             Err(e) => {
-                problems.push(entry_problem(doc, text, &e));
+                builder.problem(entry_problem(doc, text, &e));
                 continue;
             }
         };
         if resource.resource_type.as_deref() == Some("Bundle") {
             if depth + 1 >= MAX_BUNDLE_DEPTH {
-                problems.push(Problem {
+                builder.problem(Problem {
                     kind: ProblemKind::Skipped,
                     detail: format!(
                         "a Bundle nested deeper than {MAX_BUNDLE_DEPTH} levels was skipped"
@@ -117,12 +113,12 @@ fn collect_bundle<'a>(
                 continue;
             }
             match serde_json::from_str::<Head>(text) {
-                Ok(inner) => collect_bundle(doc, inner.entry, depth + 1, entries, problems),
-                Err(e) => problems.push(entry_problem(doc, text, &e)),
+                Ok(inner) => collect_bundle(doc, inner.entry, depth + 1, builder),
+                Err(e) => builder.problem(entry_problem(doc, text, &e)),
             }
             continue;
         }
-        entries.push(Entry {
+        builder.push(Entry {
             full_url: raw_entry.full_url,
             excerpt: text,
             resource,

@@ -14,11 +14,13 @@
 //!
 //! - `model`: the typed serde views of the FHIR elements we read;
 //! - `json` and `xml`: from bytes to those views, errors with positions;
-//! - `extract`: from the views to records (references, dosage, links).
+//! - `extract`: the document's resources to records, in order, with
+//!   references resolved; `record`: one resource to one record.
 
 mod extract;
 mod json;
 mod model;
+mod record;
 mod xml;
 
 #[cfg(test)]

@@ -22,8 +22,12 @@ use std::marker::PhantomData;
 pub type Str<'a> = Cow<'a, str>;
 
 /// A medication resource (or any resource: what we do not read is ignored).
+///
+/// Fields that most documents lack (DSTU2 and R5 shapes, links of the
+/// rarer resource types) are boxed: the struct is moved a few times per
+/// resource, and on lean searchsets those moves cost more than the boxes.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Resource<'a> {
     #[serde(borrow)]
     pub resource_type: Option<Str<'a>>,
@@ -31,7 +35,7 @@ pub struct Resource<'a> {
     pub id: Option<Str<'a>>,
     #[serde(borrow)]
     pub status: Option<Str<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub contained: Many<Contained<'a>>,
 
     // The drug, as the using resource names it.
@@ -41,7 +45,7 @@ pub struct Resource<'a> {
     pub medication_reference: Option<Reference<'a>>,
     /// R5 `CodeableReference`.
     #[serde(borrow)]
-    pub medication: Option<CodeableReference<'a>>,
+    pub medication: Option<Box<CodeableReference<'a>>>,
 
     // A Medication (or MedicationKnowledge) resource's own description.
     #[serde(borrow)]
@@ -51,20 +55,20 @@ pub struct Resource<'a> {
     /// R5 and MedicationKnowledge.
     #[serde(borrow)]
     pub dose_form: Option<CodeableConcept<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub ingredient: Many<Ingredient<'a>>,
     /// DSTU2 `product` (form and ingredients).
     #[serde(borrow)]
-    pub product: Option<Product<'a>>,
+    pub product: Option<Box<Product<'a>>>,
     /// STU3/DSTU2 `package.content`.
     #[serde(borrow)]
-    pub package: Option<Package<'a>>,
+    pub package: Option<Box<Package<'a>>>,
 
     // Dosage: R4/STU3 `dosageInstruction` on requests and dispenses, `dosage`
     // on statements (an array) and administrations (a single object).
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub dosage_instruction: Many<Dosage<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub dosage: Many<Dosage<'a>>,
 
     // Dates.
@@ -79,7 +83,7 @@ pub struct Resource<'a> {
     #[serde(borrow)]
     pub effective_time_date_time: Option<Str<'a>>,
     #[serde(borrow)]
-    pub effective_time_period: Option<Period<'a>>,
+    pub effective_time_period: Option<Box<Period<'a>>>,
     #[serde(borrow)]
     pub when_handed_over: Option<Str<'a>>,
     #[serde(borrow)]
@@ -89,38 +93,36 @@ pub struct Resource<'a> {
     #[serde(borrow)]
     pub requester: Option<Requester<'a>>,
     #[serde(borrow)]
-    pub prescriber: Option<Reference<'a>>,
+    pub prescriber: Option<Box<Reference<'a>>>,
     #[serde(borrow)]
     pub subject: Option<Reference<'a>>,
     #[serde(borrow)]
-    pub patient: Option<Reference<'a>>,
+    pub patient: Option<Box<Reference<'a>>>,
 
     // Links between records of one medication.
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub authorizing_prescription: Many<Reference<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub based_on: Many<Reference<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub derived_from: Many<Reference<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub part_of: Many<Reference<'a>>,
     #[serde(borrow)]
-    pub prior_prescription: Option<Reference<'a>>,
+    pub prior_prescription: Option<Box<Reference<'a>>>,
     #[serde(borrow)]
-    pub request: Option<Reference<'a>>,
+    pub request: Option<Box<Reference<'a>>>,
 
     /// OperationOutcome issues.
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub issue: Many<Issue<'a>>,
 }
 
 /// A contained resource: only what a Medication (or Substance) can tell us.
 /// It has no `contained` of its own, so hostile nesting stops here.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Contained<'a> {
-    #[serde(borrow)]
-    pub resource_type: Option<Str<'a>>,
     #[serde(borrow)]
     pub id: Option<Str<'a>>,
     #[serde(borrow)]
@@ -129,7 +131,7 @@ pub struct Contained<'a> {
     pub form: Option<CodeableConcept<'a>>,
     #[serde(borrow)]
     pub dose_form: Option<CodeableConcept<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub ingredient: Many<Ingredient<'a>>,
     #[serde(borrow)]
     pub product: Option<Product<'a>>,
@@ -154,8 +156,8 @@ impl<'a> Resource<'a> {
             code: self.code.as_ref(),
             form: self.form.as_ref().or(self.dose_form.as_ref()),
             ingredient: &self.ingredient.0,
-            product: self.product.as_ref(),
-            package: self.package.as_ref(),
+            product: self.product.as_deref(),
+            package: self.package.as_deref(),
         }
     }
 }
@@ -173,9 +175,9 @@ impl<'a> Contained<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct CodeableConcept<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub coding: Many<Coding<'a>>,
     #[serde(borrow)]
     pub text: Option<Str<'a>>,
@@ -210,7 +212,7 @@ pub fn non_empty(s: Option<&str>) -> Option<&str> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Coding<'a> {
     #[serde(borrow)]
     pub system: Option<Str<'a>>,
@@ -221,18 +223,19 @@ pub struct Coding<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Reference<'a> {
     #[serde(borrow)]
     pub reference: Option<Str<'a>>,
     #[serde(borrow)]
     pub display: Option<Str<'a>>,
+    /// Boxed: rare, and every Reference is carried inline in `Resource`.
     #[serde(borrow)]
-    pub identifier: Option<Identifier<'a>>,
+    pub identifier: Option<Box<Identifier<'a>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Identifier<'a> {
     #[serde(borrow)]
     pub system: Option<Str<'a>>,
@@ -242,7 +245,7 @@ pub struct Identifier<'a> {
 
 /// R5 `CodeableReference`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct CodeableReference<'a> {
     #[serde(borrow)]
     pub concept: Option<CodeableConcept<'a>>,
@@ -252,7 +255,7 @@ pub struct CodeableReference<'a> {
 
 /// STU3 `requester` is `{agent: Reference}`; R4 and R5 make it a Reference.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Requester<'a> {
     #[serde(borrow)]
     pub display: Option<Str<'a>>,
@@ -261,7 +264,7 @@ pub struct Requester<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Ingredient<'a> {
     #[serde(borrow)]
     pub item_codeable_concept: Option<CodeableConcept<'a>>,
@@ -283,14 +286,12 @@ pub struct Ingredient<'a> {
 
 /// An ingredient's `item`: a Reference (DSTU2) or a CodeableReference (R5).
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Item<'a> {
     #[serde(borrow)]
     pub reference: Option<ItemReference<'a>>,
     #[serde(borrow)]
     pub concept: Option<CodeableConcept<'a>>,
-    #[serde(borrow)]
-    pub display: Option<Str<'a>>,
 }
 
 /// `reference` is a string in a Reference and an object in a CodeableReference.
@@ -324,30 +325,30 @@ impl<'de: 'a, 'a> Deserialize<'de> for ItemReference<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Product<'a> {
     #[serde(borrow)]
     pub form: Option<CodeableConcept<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub ingredient: Many<Ingredient<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Package<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub content: Many<Ingredient<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Ratio<'a> {
     #[serde(borrow)]
     pub numerator: Option<Quantity<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Quantity<'a> {
     #[serde(borrow)]
     pub value: Option<Num<'a>>,
@@ -365,10 +366,10 @@ impl Quantity<'_> {
 
     /// `value unit`, as far as given.
     pub fn render(&self) -> Option<String> {
-        let value = self.value.as_ref().map(|v| v.0.trim());
+        let value = self.value.as_ref().and_then(Num::text);
         match (value, self.unit_text()) {
             (Some(v), Some(u)) => Some(format!("{v} {}", u.trim())),
-            (Some(v), None) => Some(v.to_string()),
+            (Some(v), None) => Some(v),
             (None, Some(u)) => Some(u.trim().to_string()),
             (None, None) => None,
         }
@@ -376,7 +377,7 @@ impl Quantity<'_> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Dosage<'a> {
     #[serde(borrow)]
     pub text: Option<Str<'a>>,
@@ -385,7 +386,7 @@ pub struct Dosage<'a> {
     #[serde(borrow)]
     pub timing: Option<Timing<'a>>,
     pub as_needed_boolean: Option<Bool>,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     pub dose_and_rate: Many<DoseAndRate<'a>>,
     /// STU3/DSTU2 `doseQuantity`.
     #[serde(borrow)]
@@ -399,14 +400,14 @@ pub struct Dosage<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct DoseAndRate<'a> {
     #[serde(borrow)]
     pub dose_quantity: Option<Quantity<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Timing<'a> {
     #[serde(borrow)]
     pub code: Option<CodeableConcept<'a>>,
@@ -415,7 +416,7 @@ pub struct Timing<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Repeat<'a> {
     #[serde(borrow)]
     pub frequency: Option<Num<'a>>,
@@ -429,7 +430,7 @@ pub struct Repeat<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Period<'a> {
     #[serde(borrow)]
     pub start: Option<Str<'a>>,
@@ -438,14 +439,14 @@ pub struct Period<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct DispenseRequest<'a> {
     #[serde(borrow)]
     pub validity_period: Option<Period<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase")]
 pub struct Issue<'a> {
     #[serde(borrow)]
     pub severity: Option<Str<'a>>,
@@ -477,7 +478,12 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Many<T> {
                 f.write_str("an array or a single value")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                // serde_json gives no size hint, and `Vec`'s first growth
+                // reserves four elements: for our larger elements (Dosage,
+                // Contained) that is a >1 KiB request, which makes glibc
+                // consolidate its free lists. Most lists hold one element.
+                let first = if size_of::<T>() > 128 { 1 } else { 4 };
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(first).min(64));
                 while let Some(item) = seq.next_element()? {
                     out.push(item);
                 }
@@ -500,10 +506,28 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Many<T> {
     }
 }
 
-/// A FHIR decimal or integer, kept as text: a JSON number, or the string an
-/// XML `value` attribute holds.
-#[derive(Debug, Default)]
-pub struct Num<'a>(pub Str<'a>);
+/// A FHIR decimal or integer: a JSON number, or the string an XML `value`
+/// attribute holds. Numbers are kept unformatted so that reading one costs
+/// no allocation; `text` renders it when a record needs it.
+#[derive(Debug)]
+pub enum Num<'a> {
+    Text(Str<'a>),
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+}
+
+impl Num<'_> {
+    /// The number as text, trimmed; `None` when blank.
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Num::Text(t) => non_empty(Some(t)).map(|t| t.trim().to_string()),
+            Num::Unsigned(v) => Some(v.to_string()),
+            Num::Signed(v) => Some(v.to_string()),
+            Num::Float(v) => Some(v.to_string()),
+        }
+    }
+}
 
 impl<'de: 'a, 'a> Deserialize<'de> for Num<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -514,19 +538,19 @@ impl<'de: 'a, 'a> Deserialize<'de> for Num<'a> {
                 f.write_str("a number")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Num(Cow::Owned(v.to_string())))
+                Ok(Num::Unsigned(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Num(Cow::Owned(v.to_string())))
+                Ok(Num::Signed(v))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Num(Cow::Owned(v.to_string())))
+                Ok(Num::Float(v))
             }
             fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Num(Cow::Borrowed(v)))
+                Ok(Num::Text(Cow::Borrowed(v)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Num(Cow::Owned(v.to_owned())))
+                Ok(Num::Text(Cow::Owned(v.to_owned())))
             }
         }
         d.deserialize_any(V(PhantomData))

@@ -1,66 +1,879 @@
+//! Tests of the FHIR reader: one row per fixture in `samples/fhir`, the
+//! public HL7 corpus in `tests/corpus/fhir`, and properties over hostile
+//! bytes. Timing checks are `#[ignore]`d: run them with `--release`.
+
 use super::*;
+use crate::domain::CodeSystem;
+use crate::parse::{MedRecord, Position, ProblemKind};
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn sample(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples/fhir")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn parse_sample(name: &str) -> Result<ParsedDocument, ParseError> {
+    let bytes = sample(name);
+    if name.ends_with(".xml") {
+        parse_xml(&bytes)
+    } else {
+        parse_json(&bytes)
+    }
+}
+
+/// What one record must look like.
+struct Rec {
+    kind: &'static str,
+    name: Option<&'static str>,
+    codes: &'static [&'static str],
+    problems: &'static [ProblemKind],
+}
+
+const fn rec(kind: &'static str, name: &'static str, codes: &'static [&'static str]) -> Rec {
+    Rec {
+        kind,
+        name: Some(name),
+        codes,
+        problems: &[],
+    }
+}
+
+enum Want {
+    Records {
+        patient: Option<&'static str>,
+        records: &'static [Rec],
+    },
+    /// The error variant's name and, where it has one, its position.
+    Error(&'static str, Option<Position>),
+}
+
+/// An error's variant name and, where it has one, its position.
+type Shape = (&'static str, Option<Position>);
+
+fn error_shape(e: &ParseError) -> Shape {
+    match e {
+        ParseError::Empty => ("Empty", None),
+        ParseError::Binary { .. } => ("Binary", None),
+        ParseError::UnknownFormat { .. } => ("UnknownFormat", None),
+        ParseError::Malformed { at, .. } => ("Malformed", Some(*at)),
+        ParseError::Dtd { at } => ("Dtd", Some(*at)),
+        ParseError::NotCcr { at, .. } => ("NotCcr", Some(*at)),
+        ParseError::NotFhir { at, .. } => ("NotFhir", Some(*at)),
+        ParseError::OperationOutcome { .. } => ("OperationOutcome", None),
+        ParseError::Encoding { at, .. } => ("Encoding", Some(*at)),
+        ParseError::TooDeep { at, .. } => ("TooDeep", Some(*at)),
+    }
+}
+
+const fn at(line: usize, column: usize) -> Option<Position> {
+    Some(Position { line, column })
+}
+
+const UNRESOLVED: &[ProblemKind] = &[ProblemKind::UnresolvedReference];
+const NO_DRUG: &[ProblemKind] = &[ProblemKind::NoDrug];
+
+/// One row per fixture in `samples/fhir`.
+const FIXTURES: &[(&str, Want)] = &[
+    (
+        "searchset.json",
+        Want::Records {
+            patient: Some("Patient/p1"),
+            records: &[
+                rec(
+                    "MedicationRequest",
+                    "Lipitor 10 MG Oral Tablet",
+                    &["0071-0155-23"],
+                ),
+                rec(
+                    "MedicationRequest",
+                    "Amlodipine 5 MG Oral Tablet",
+                    &["197361"],
+                ),
+            ],
+        },
+    ),
+    (
+        "collection.json",
+        Want::Records {
+            patient: Some("Patient/p1"),
+            records: &[
+                rec(
+                    "MedicationStatement",
+                    "Prozac 20 mg capsule",
+                    &["0777-3105-02"],
+                ),
+                rec(
+                    "MedicationDispense",
+                    "Prozac 20 mg capsule",
+                    &["0777-3105-02"],
+                ),
+            ],
+        },
+    ),
+    (
+        "transaction-response.json",
+        Want::Records {
+            patient: None,
+            records: &[],
+        },
+    ),
+    (
+        "single-request.json",
+        Want::Records {
+            patient: Some("Patient/p1"),
+            records: &[rec(
+                "MedicationRequest",
+                "Lipitor 10 mg tablet",
+                &["0071-0155-23"],
+            )],
+        },
+    ),
+    (
+        "contained-medication.json",
+        Want::Records {
+            patient: Some("Patient/p1"),
+            records: &[rec(
+                "MedicationRequest",
+                "Lisinopril 40 MG Oral Tablet",
+                &["0185-0104-01", "29046"],
+            )],
+        },
+    ),
+    (
+        "ref-urn-uuid.json",
+        Want::Records {
+            patient: Some("Patient/p1"),
+            records: &[rec(
+                "MedicationRequest",
+                "Prinivil 10 MG Oral Tablet",
+                &["0006-0106-54"],
+            )],
+        },
+    ),
+    (
+        "ref-relative.json",
+        Want::Records {
+            patient: Some("Patient/p1"),
+            records: &[
+                rec(
+                    "MedicationRequest",
+                    "Prinivil 10 MG Oral Tablet",
+                    &["0006-0106-54"],
+                ),
+                rec("Medication", "lisinopril 10 MG Oral Tablet", &["314076"]),
+            ],
+        },
+    ),
+    (
+        "identifier-ndc.json",
+        Want::Records {
+            patient: Some("Patient/p1"),
+            records: &[rec(
+                "MedicationRequest",
+                "Prinivil 10 MG Oral Tablet",
+                &["0006-0106-54"],
+            )],
+        },
+    ),
+    (
+        "unresolved-reference.json",
+        Want::Records {
+            patient: Some("Patient/p1"),
+            records: &[Rec {
+                kind: "MedicationRequest",
+                name: Some("Warfarin 5 MG Oral Tablet"),
+                codes: &[],
+                problems: UNRESOLVED,
+            }],
+        },
+    ),
+    (
+        "r5-codeable-reference.json",
+        Want::Records {
+            patient: Some("Patient/p1"),
+            records: &[
+                rec(
+                    "MedicationRequest",
+                    "Lipitor 10 mg tablet",
+                    &["0071-0155-23", "83367"],
+                ),
+                rec(
+                    "MedicationStatement",
+                    "Prozac 20 mg capsule",
+                    &["0777-3105-02"],
+                ),
+            ],
+        },
+    ),
+    (
+        "dstu2-medication-order.json",
+        Want::Records {
+            patient: Some("Patient/f001"),
+            records: &[rec(
+                "MedicationOrder",
+                "Glucophage 500 mg tablet",
+                &["0087-6060-05", "6809"],
+            )],
+        },
+    ),
+    (
+        "operation-outcome.json",
+        Want::Error("OperationOutcome", None),
+    ),
+    ("not-fhir.json", Want::Error("NotFhir", at(1, 1))),
+    ("patient-only.json", Want::Error("NotFhir", at(1, 1))),
+    ("malformed.json", Want::Error("Malformed", at(5, 55))),
+    // The nested arrays sit in a field rxsync skips, which serde_json
+    // skips without recursion: the resource is read, and names no drug.
+    (
+        "deep-nesting.json",
+        Want::Records {
+            patient: None,
+            records: &[Rec {
+                kind: "MedicationRequest",
+                name: None,
+                codes: &[],
+                problems: NO_DRUG,
+            }],
+        },
+    ),
+    (
+        "bundle.xml",
+        Want::Records {
+            patient: Some("Patient/p1"),
+            records: &[
+                rec(
+                    "MedicationRequest",
+                    "Lisinopril 40 MG Oral Tablet",
+                    &["0185-0104-01"],
+                ),
+                rec(
+                    "MedicationDispense",
+                    "Lisinopril 40 MG Oral Tablet (Eon)",
+                    &["0185-0104-01"],
+                ),
+            ],
+        },
+    ),
+    ("dtd-billion-laughs.xml", Want::Error("Dtd", at(2, 1))),
+    (
+        "demo.json",
+        Want::Records {
+            patient: Some("Patient/demo-fhir-1"),
+            records: &[
+                rec(
+                    "MedicationRequest",
+                    "Lipitor (atorvastatin) 10 mg tablet",
+                    &["0071-0155-23"],
+                ),
+                rec(
+                    "MedicationDispense",
+                    "Lipitor 10 MG Oral Tablet",
+                    &["0071-0155-23"],
+                ),
+                rec(
+                    "MedicationRequest",
+                    "Prozac (fluoxetine) 20 mg capsule",
+                    &["0777-3105-02"],
+                ),
+                rec(
+                    "MedicationStatement",
+                    "Prozac (fluoxetine) 20 mg capsule",
+                    &["0777-3105-30"],
+                ),
+                rec(
+                    "MedicationRequest",
+                    "Lisinopril 40 mg tablet (Eon)",
+                    &["0185-0104-01", "29046"],
+                ),
+                rec(
+                    "MedicationRequest",
+                    "Prinivil (lisinopril) 10 mg tablet",
+                    &["0006-0106-54", "29046"],
+                ),
+                rec(
+                    "MedicationRequest",
+                    "Glucophage (metformin) 500 mg tablet",
+                    &["0087606005"],
+                ),
+                Rec {
+                    kind: "MedicationRequest",
+                    name: Some("Warfarin 5 MG Oral Tablet"),
+                    codes: &[],
+                    problems: UNRESOLVED,
+                },
+                rec(
+                    "MedicationRequest",
+                    "Glucophage 500 MG Oral Tablet",
+                    &["0087-6060-05"],
+                ),
+            ],
+        },
+    ),
+];
 
 #[test]
-fn dump() {
-    for entry in std::fs::read_dir("samples/fhir").unwrap() {
-        let path = entry.unwrap().path();
-        let bytes = std::fs::read(&path).unwrap();
-        let res = if path.extension().unwrap() == "xml" {
-            parse_xml(&bytes)
-        } else {
-            parse_json(&bytes)
-        };
-        println!("== {}", path.display());
-        match res {
-            Ok(doc) => {
-                println!("patient {:?} problems {:?}", doc.patient_ref, doc.problems);
-                for mut r in doc.records {
-                    r.excerpt = r.excerpt.chars().take(40).collect();
-                    println!("{r:?}");
+fn every_fixture_reads_as_documented() {
+    let table = FIXTURES;
+    let mut covered = BTreeSet::new();
+    for (file, want) in table {
+        covered.insert(file.to_string());
+        let got = parse_sample(file);
+        match (want, got) {
+            (Want::Records { patient, records }, Ok(doc)) => {
+                assert_eq!(doc.patient_ref.as_deref(), *patient, "{file}: patient");
+                let kinds: Vec<_> = doc
+                    .records
+                    .iter()
+                    .map(|r| r.source.as_ref().map(|s| s.kind.as_str()))
+                    .collect();
+                assert_eq!(
+                    doc.records.len(),
+                    records.len(),
+                    "{file}: records {kinds:?}"
+                );
+                for (i, (got, want)) in doc.records.iter().zip(records.iter()).enumerate() {
+                    assert_eq!(
+                        got.source.as_ref().map(|s| s.kind.as_str()),
+                        Some(want.kind),
+                        "{file} #{i}: kind"
+                    );
+                    assert_eq!(got.name.as_deref(), want.name, "{file} #{i}: name");
+                    let codes: Vec<&str> = got.codes.iter().map(|c| c.value.as_str()).collect();
+                    assert_eq!(codes, want.codes, "{file} #{i}: codes");
+                    let problems: Vec<ProblemKind> = got.problems.iter().map(|p| p.kind).collect();
+                    assert_eq!(problems, want.problems, "{file} #{i}: problems");
+                    assert!(!got.excerpt.is_empty(), "{file} #{i}: excerpt");
                 }
             }
-            Err(e) => println!("ERR {e:?}"),
+            (Want::Error(variant, position), Err(e)) => {
+                assert_eq!(error_shape(&e), (*variant, *position), "{file}: {e}");
+            }
+            (_, got) => panic!("{file}: unexpected {got:?}"),
+        }
+    }
+    // Every fixture has a row, and the README names every fixture.
+    let readme = String::from_utf8(sample("README.md")).unwrap_or_default();
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/fhir"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != "README.md" {
+            assert!(covered.contains(&name), "{name} has no row in the table");
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "{name} is not in README.md"
+            );
+        }
+    }
+}
+
+fn only(name: &str) -> MedRecord {
+    let doc = parse_sample(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(doc.records.len(), 1, "{name}");
+    doc.records.into_iter().next().unwrap_or_default()
+}
+
+#[test]
+fn dosage_dates_and_people_are_kept_as_written() {
+    let r = only("single-request.json");
+    assert_eq!(r.directions, ["Take 2 tablets twice daily as needed"]);
+    assert_eq!(r.route.as_deref(), Some("oral"));
+    assert_eq!(r.dose.as_deref(), Some("2 tablet"));
+    assert_eq!(r.frequency.as_deref(), Some("2 per 1 d, as needed"));
+    assert_eq!(r.status.as_deref(), Some("active"));
+    assert_eq!(r.prescribed.as_deref(), Some("2024-02-01"));
+    assert_eq!(r.prescriber.as_deref(), Some("Dr. Ada Example"));
+    // No effective date on a request: the validity period stands in.
+    assert_eq!(
+        (r.start.as_deref(), r.stop.as_deref()),
+        (Some("2024-02-01"), Some("2025-02-01"))
+    );
+    assert_eq!(
+        r.source,
+        Some(crate::parse::SourceRef {
+            kind: "MedicationRequest".into(),
+            id: Some("rx1".into())
+        })
+    );
+
+    let r = only("dstu2-medication-order.json");
+    assert_eq!(r.prescribed.as_deref(), Some("2015-03-01"));
+    assert_eq!(r.prescriber.as_deref(), Some("Patricia Primary"));
+    assert_eq!(r.frequency.as_deref(), Some("2 per 1 d"));
+    assert_eq!(r.dose.as_deref(), Some("1 tablet"));
+    assert_eq!(r.form.as_deref(), Some("Tablet"));
+    assert_eq!(r.route.as_deref(), Some("Oral route"));
+    assert_eq!(
+        r.strengths,
+        [crate::parse::Strength {
+            value: "500".into(),
+            unit: Some("mg".into())
+        }]
+    );
+
+    let r = only("contained-medication.json");
+    assert_eq!(r.form.as_deref(), Some("tablet"));
+    assert_eq!(
+        r.strengths,
+        [crate::parse::Strength {
+            value: "40".into(),
+            unit: Some("mg".into())
+        }]
+    );
+    assert_eq!(r.codes[0].system, CodeSystem::Ndc);
+
+    let doc = parse_sample("collection.json").unwrap_or_else(|e| panic!("{e}"));
+    let statement = &doc.records[0];
+    assert_eq!(
+        (statement.start.as_deref(), statement.stop.as_deref()),
+        (Some("2024-01-01"), Some("2024-06-30"))
+    );
+    let dispense = &doc.records[1];
+    assert_eq!(dispense.start.as_deref(), Some("2024-01-02"));
+    assert_eq!(dispense.related, ["MedicationRequest/rx9"]);
+}
+
+#[test]
+fn links_are_normalized_to_type_and_id() {
+    let doc = parse_sample("demo.json").unwrap_or_else(|e| panic!("{e}"));
+    // An absolute URL loses its base.
+    assert_eq!(doc.records[1].related, ["MedicationRequest/lipitor-rx"]);
+    // The Prozac pair carries no link: folding them is the normalizer's call.
+    assert!(doc.records[2].related.is_empty() && doc.records[3].related.is_empty());
+    assert_eq!(doc.records[8].status.as_deref(), Some("entered-in-error"));
+    // A `urn:uuid:` maps to the entry's own type and id.
+    let doc = parse_sample("bundle.xml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(doc.records[1].related, ["MedicationRequest/rx1"]);
+    // The excerpt is the resource's own text.
+    assert!(doc.records[0].excerpt.starts_with("<MedicationRequest>"));
+    let doc = parse_sample("searchset.json").unwrap_or_else(|e| panic!("{e}"));
+    let excerpt: serde_json::Value =
+        serde_json::from_str(&doc.records[0].excerpt).unwrap_or_default();
+    assert_eq!(excerpt["id"], "rx1");
+}
+
+#[test]
+fn hostile_and_odd_inputs_get_clear_errors() {
+    let deep_xml = format!(
+        "<Bundle xmlns=\"http://hl7.org/fhir\"><entry><resource><MedicationRequest>{}{}</MedicationRequest></resource></entry></Bundle>",
+        "<note>".repeat(500),
+        "</note>".repeat(500)
+    );
+    let deep_json_array = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep_json_field = format!(
+        "{{\"resourceType\":\"MedicationStatement\",\"note\":{}{}}}",
+        "{\"a\":".repeat(50_000) + "1",
+        "}".repeat(50_000)
+    );
+    // (what, bytes, is XML, expected error)
+    let cases: &[(&str, &[u8], bool, Shape)] = &[
+        ("empty JSON", b"", false, ("Empty", None)),
+        ("whitespace XML", b"  \n", true, ("Empty", None)),
+        ("a JSON array", b"[1, 2]", false, ("NotFhir", at(1, 1))),
+        ("truncated JSON", b"{\"resourceType\": \"Bundle\"", false, ("Malformed", at(1, 25))),
+        ("a wrong type at the top", b"{\"resourceType\": 5}", false, ("Malformed", at(1, 18))),
+        ("deep XML", deep_xml.as_bytes(), true, ("TooDeep", at(1, 841))),
+        ("deep JSON array", deep_json_array.as_bytes(), false, ("NotFhir", at(1, 1))),
+        ("XML outside the FHIR namespace", b"<Bundle/>", true, ("NotFhir", at(1, 1))),
+        ("malformed XML", b"<Bundle xmlns=\"http://hl7.org/fhir\">\n<entry></Bundle>", true, ("Malformed", at(2, 8))),
+        ("an XML Patient", b"<Patient xmlns=\"http://hl7.org/fhir\"/>", true, ("NotFhir", at(1, 1))),
+        ("an XML OperationOutcome", b"<OperationOutcome xmlns=\"http://hl7.org/fhir\"><issue><severity value=\"error\"/><code value=\"login\"/></issue></OperationOutcome>", true, ("OperationOutcome", None)),
+    ];
+    for (name, bytes, xml, want) in cases {
+        let got = if *xml {
+            parse_xml(bytes)
+        } else {
+            parse_json(bytes)
+        };
+        match got {
+            Err(e) => assert_eq!(error_shape(&e), *want, "{name}: {e}"),
+            Ok(doc) => panic!("{name}: read {} records", doc.records.len()),
+        }
+    }
+    // Deep nesting in a skipped field is read without recursion.
+    let doc = parse_json(deep_json_field.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(doc.records.len(), 1);
+    // A byte-order mark is accepted.
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend(sample("single-request.json"));
+    assert_eq!(parse_json(&bom).map(|d| d.records.len()), Ok(1));
+}
+
+#[test]
+fn a_bad_entry_is_a_problem_not_a_failure() {
+    let doc = parse_json(
+        br#"{"resourceType":"Bundle","entry":[
+            {"resource":{"resourceType":"MedicationRequest","status":7}},
+            {"resource":{"resourceType":"OperationOutcome","issue":[{"severity":"warning","code":"incomplete","diagnostics":"page 2 failed"}]}},
+            {"resource":{"resourceType":"MedicationRequest","medicationCodeableConcept":{"text":"aspirin"}}}]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(doc.records.len(), 1);
+    let details: Vec<&str> = doc.problems.iter().map(|p| p.detail.as_str()).collect();
+    assert_eq!(doc.problems.len(), 2, "{details:?}");
+    assert!(details[0].contains("at 2:"), "{details:?}");
+    assert!(details[1].contains("page 2 failed"), "{details:?}");
+}
+
+// ---- the public HL7 corpus ----
+
+fn corpus(dir: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus/fhir")
+        .join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// NDC codings found independently of the parser: every JSON object with a
+/// `system` containing "ndc" and a `code` (or identifier `value`).
+fn ndc_codes_in_json(value: &serde_json::Value, out: &mut BTreeSet<(String, String)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(system) = map.get("system").and_then(|s| s.as_str()) {
+                let code = map
+                    .get("code")
+                    .or_else(|| map.get("value"))
+                    .and_then(|c| c.as_str());
+                if let (true, Some(code)) = (system.to_lowercase().contains("ndc"), code) {
+                    out.insert((system.to_string(), code.to_string()));
+                }
+            }
+            map.values().for_each(|v| ndc_codes_in_json(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| ndc_codes_in_json(v, out)),
+        _ => {}
+    }
+}
+
+/// The same in XML: elements with a `system` child whose value contains "ndc".
+fn ndc_codes_in_xml(text: &str) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    let Ok(doc) = roxmltree::Document::parse(text) else {
+        return out;
+    };
+    for node in doc.descendants().filter(|n| n.is_element()) {
+        let child = |name: &str| {
+            node.children()
+                .find(|c| c.tag_name().name() == name)
+                .and_then(|c| c.attribute("value"))
+        };
+        if let (Some(system), Some(code)) =
+            (child("system"), child("code").or_else(|| child("value")))
+            && system.to_lowercase().contains("ndc")
+        {
+            out.insert((system.to_string(), code.to_string()));
+        }
+    }
+    out
+}
+
+fn parsed_codes(doc: &ParsedDocument) -> BTreeSet<(String, String)> {
+    doc.records
+        .iter()
+        .flat_map(|r| &r.codes)
+        .map(|c| (c.system_original.clone(), c.value.clone()))
+        .collect()
+}
+
+/// The DSTU2 corpus files that are not medication documents at all
+/// (ConceptMaps and Questionnaires about medication resources).
+fn not_medication_documents(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.contains("status-map") || name.contains("questionnaire")
+}
+
+#[test]
+fn every_corpus_json_example_parses_and_keeps_every_ndc() {
+    let mut read = 0;
+    for dir in ["r4/json", "stu3/json", "dstu2/json"] {
+        for path in corpus(dir) {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            let shown = path.display();
+            if not_medication_documents(&path) {
+                let got = parse_json(&bytes);
+                assert!(
+                    matches!(got, Err(ParseError::NotFhir { .. })),
+                    "{shown}: {got:?}"
+                );
+                continue;
+            }
+            let doc = parse_json(&bytes).unwrap_or_else(|e| panic!("{shown}: {e}"));
+            let skipped: Vec<_> = doc
+                .problems
+                .iter()
+                .filter(|p| p.kind == ProblemKind::Skipped)
+                .collect();
+            assert!(skipped.is_empty(), "{shown}: {skipped:?}");
+            let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let mut want = BTreeSet::new();
+            ndc_codes_in_json(&value, &mut want);
+            let got = parsed_codes(&doc);
+            let missing: Vec<_> = want.difference(&got).collect();
+            assert!(
+                missing.is_empty(),
+                "{shown}: NDCs not in the records: {missing:?}"
+            );
+            read += 1;
+        }
+    }
+    assert!(read > 200, "only {read} corpus files read");
+}
+
+#[test]
+fn every_corpus_xml_example_parses_like_its_json_twin() {
+    let mut compared = 0;
+    for dir in ["r4", "stu3", "dstu2"] {
+        for path in corpus(&format!("{dir}/xml")) {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let shown = path.display();
+            let doc = parse_xml(text.as_bytes()).unwrap_or_else(|e| panic!("{shown}: {e}"));
+            let got = parsed_codes(&doc);
+            let missing: Vec<_> = ndc_codes_in_xml(&text)
+                .into_iter()
+                .filter(|c| !got.contains(c))
+                .collect();
+            assert!(
+                missing.is_empty(),
+                "{shown}: NDCs not in the records: {missing:?}"
+            );
+            // R4 and STU3 name their XML and JSON twins alike.
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let twin = path.with_file_name(format!("../json/{stem}.json"));
+            if dir != "dstu2" {
+                let json =
+                    std::fs::read(&twin).unwrap_or_else(|e| panic!("{}: {e}", twin.display()));
+                let json_doc =
+                    parse_json(&json).unwrap_or_else(|e| panic!("{}: {e}", twin.display()));
+                assert_eq!(
+                    got,
+                    parsed_codes(&json_doc),
+                    "{shown}: XML and JSON codes differ"
+                );
+                assert_eq!(
+                    doc.records.len(),
+                    json_doc.records.len(),
+                    "{shown}: record counts differ"
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 150, "only {compared} XML/JSON pairs compared");
+}
+
+// ---- properties ----
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse_json(&bytes);
+        let _ = parse_xml(&bytes);
+    }
+
+    #[test]
+    fn truncated_fixtures_never_panic(index in 0usize..6, cut in 0usize..4096) {
+        let names = ["demo.json", "bundle.xml", "r5-codeable-reference.json", "dstu2-medication-order.json", "ref-urn-uuid.json", "single-request.json"];
+        let bytes = sample(names[index]);
+        let cut = cut.min(bytes.len());
+        let _ = parse_json(&bytes[..cut]);
+        let _ = parse_xml(&bytes[..cut]);
+    }
+
+    #[test]
+    fn json_strings_in_any_field_never_panic(field in "[a-zA-Z]{1,20}", value in ".{0,40}") {
+        let doc = serde_json::json!({"resourceType": "MedicationRequest", field: value, "medicationReference": {"reference": value}});
+        let _ = parse_json(doc.to_string().as_bytes());
+    }
+}
+
+// ---- timing ----
+
+/// A searchset of `n` MedicationRequests shaped like an EHR's (narrative,
+/// contained Medication, dosage, identifiers), for throughput checks.
+pub(super) fn big_searchset(n: usize) -> Vec<u8> {
+    let mut entries = Vec::with_capacity(n);
+    for i in 0..n {
+        entries.push(format!(
+            r##"{{"fullUrl":"https://ehr.example.org/fhir/MedicationRequest/rx{i}","resource":{{"resourceType":"MedicationRequest","id":"rx{i}","meta":{{"versionId":"3","lastUpdated":"2024-05-01T10:00:00Z","profile":["http://hl7.org/fhir/us/core/StructureDefinition/us-core-medicationrequest"]}},"text":{{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>Lisinopril 10 MG Oral Tablet, take 1 tablet daily</p></div>"}},"contained":[{{"resourceType":"Medication","id":"med{i}","code":{{"coding":[{{"system":"http://hl7.org/fhir/sid/ndc","code":"0006-0106-54","display":"Prinivil 10 MG Oral Tablet"}},{{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"314076","display":"lisinopril 10 MG Oral Tablet"}}],"text":"Prinivil 10 mg tablet"}},"form":{{"coding":[{{"system":"http://snomed.info/sct","code":"385055001","display":"Tablet"}}]}}}}],"identifier":[{{"use":"official","system":"urn:oid:1.2.840.114350.1.13.0.1.7.2.798268","value":"{i}"}}],"status":"active","intent":"order","category":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/medicationrequest-category","code":"community","display":"Community"}}],"text":"Community"}}],"medicationReference":{{"reference":"#med{i}","display":"Prinivil 10 mg tablet"}},"subject":{{"reference":"Patient/demo-fhir-1","display":"Demo, Patient"}},"encounter":{{"reference":"Encounter/e{i}"}},"authoredOn":"2024-04-{d:02}T09:30:00Z","requester":{{"reference":"Practitioner/dr1","display":"Dr. Demo Prescriber"}},"reasonCode":[{{"coding":[{{"system":"http://snomed.info/sct","code":"38341003","display":"Hypertension"}}]}}],"dosageInstruction":[{{"sequence":1,"text":"Take 1 tablet by mouth daily","patientInstruction":"Take in the morning","timing":{{"repeat":{{"boundsPeriod":{{"start":"2024-04-01"}},"frequency":1,"period":1,"periodUnit":"d"}},"code":{{"text":"daily"}}}},"asNeededBoolean":false,"route":{{"coding":[{{"system":"http://snomed.info/sct","code":"26643006","display":"Oral route"}}],"text":"oral"}},"doseAndRate":[{{"type":{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/dose-rate-type","code":"ordered","display":"Ordered"}}]}},"doseQuantity":{{"value":1,"unit":"tablet","system":"http://unitsofmeasure.org","code":"{{tbl}}"}}}}]}}],"dispenseRequest":{{"validityPeriod":{{"start":"2024-04-01","end":"2025-04-01"}},"numberOfRepeatsAllowed":3,"quantity":{{"value":30,"unit":"tablet"}},"expectedSupplyDuration":{{"value":30,"unit":"days","system":"http://unitsofmeasure.org","code":"d"}}}},"substitution":{{"allowedBoolean":true}}}},"search":{{"mode":"match"}}}}"##,
+            d = i % 28 + 1
+        ));
+    }
+    format!(
+        r#"{{"resourceType":"Bundle","id":"big","type":"searchset","total":{n},"link":[{{"relation":"self","url":"https://ehr.example.org/fhir/MedicationRequest?patient=demo-fhir-1"}}],"entry":[{}]}}"#,
+        entries.join(",")
+    )
+    .into_bytes()
+}
+
+/// A searchset of `n` copies of the demo's Lipitor request.
+fn lean_searchset(n: usize) -> Vec<u8> {
+    let demo: serde_json::Value = serde_json::from_slice(&sample("demo.json")).unwrap_or_default();
+    let entry = demo["entry"][1].to_string();
+    let entries = vec![entry; n].join(",");
+    format!(r#"{{"resourceType":"Bundle","type":"searchset","entry":[{entries}]}}"#).into_bytes()
+}
+
+#[test]
+#[ignore = "timing: run with --release -- --ignored"]
+fn throughput_against_a_value_tree() {
+    let bytes = big_searchset(5000);
+    let time = |f: &dyn Fn()| {
+        let mut best = std::time::Duration::MAX;
+        for _ in 0..7 {
+            let t = std::time::Instant::now();
+            f();
+            best = best.min(t.elapsed());
+        }
+        best
+    };
+    let value = time(&|| {
+        std::hint::black_box(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap());
+    });
+    let ours = time(&|| {
+        std::hint::black_box(parse_json(&bytes).unwrap());
+    });
+    let ratio = value.as_secs_f64() / ours.as_secs_f64();
+    println!(
+        "{} bytes: Value {value:?}, parse_json {ours:?}, ratio {ratio:.2}",
+        bytes.len()
+    );
+}
+
+#[test]
+#[ignore = "timing: MODE=value|ours|head|tiny|typed|ignore|none, measure with perf stat"]
+fn throughput_mode() {
+    // LEAN=1: the demo's Lipitor request (coded, no narrative, no contained).
+    let bytes = if std::env::var("LEAN").is_ok() {
+        lean_searchset(5000)
+    } else {
+        big_searchset(5000)
+    };
+    let mode = std::env::var("MODE").unwrap_or_default();
+    for _ in 0..20 {
+        match mode.as_str() {
+            "value" => drop(std::hint::black_box(
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
+            )),
+            "ours" => drop(std::hint::black_box(parse_json(&bytes).unwrap())),
+            "head" | "typed" => {
+                #[derive(serde::Deserialize)]
+                struct E<'a> {
+                    #[serde(borrow)]
+                    resource: Option<&'a serde_json::value::RawValue>,
+                }
+                #[derive(serde::Deserialize)]
+                struct H<'a> {
+                    #[serde(borrow)]
+                    entry: Vec<E<'a>>,
+                }
+                let h: H = serde_json::from_slice(&bytes).unwrap();
+                if mode == "typed" {
+                    let v: Vec<model::Resource> = h
+                        .entry
+                        .iter()
+                        .map(|e| serde_json::from_str(e.resource.unwrap().get()).unwrap())
+                        .collect();
+                    if std::env::var("FORGET").is_ok() {
+                        std::mem::forget(v)
+                    } else {
+                        drop(std::hint::black_box(v))
+                    }
+                }
+            }
+            "tiny" => {
+                #[derive(serde::Deserialize)]
+                struct E<'a> {
+                    #[serde(borrow)]
+                    resource: Option<&'a serde_json::value::RawValue>,
+                }
+                #[derive(serde::Deserialize)]
+                struct H<'a> {
+                    #[serde(borrow)]
+                    entry: Vec<E<'a>>,
+                }
+                #[derive(serde::Deserialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Tiny<'a> {
+                    #[serde(borrow)]
+                    resource_type: Option<std::borrow::Cow<'a, str>>,
+                }
+                let h: H = serde_json::from_slice(&bytes).unwrap();
+                for e in &h.entry {
+                    let t: Tiny = serde_json::from_str(e.resource.unwrap().get()).unwrap();
+                    std::hint::black_box(t.resource_type);
+                }
+            }
+            "ignore" => drop(std::hint::black_box(
+                serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).unwrap(),
+            )),
+            _ => {}
         }
     }
 }
 
 #[test]
-fn probe_corpus() {
-    for dir in [
-        "r4/json",
-        "r4/xml",
-        "stu3/json",
-        "stu3/xml",
-        "dstu2/json",
-        "dstu2/xml",
-    ] {
-        let mut n = 0;
-        for entry in std::fs::read_dir(format!("tests/corpus/fhir/{dir}")).unwrap() {
-            let path = entry.unwrap().path();
-            let bytes = std::fs::read(&path).unwrap();
-            let res = if dir.ends_with("xml") {
-                parse_xml(&bytes)
-            } else {
-                parse_json(&bytes)
-            };
-            n += 1;
-            match res {
-                Ok(doc) => {
-                    let skipped: Vec<_> = doc
-                        .problems
-                        .iter()
-                        .filter(|p| p.kind == crate::parse::ProblemKind::Skipped)
-                        .collect();
-                    if !skipped.is_empty() {
-                        println!("{} problems {:?}", path.display(), skipped);
-                    }
-                    if doc.records.is_empty() {
-                        println!("{} NO RECORDS", path.display());
-                    }
-                }
-                Err(e) => println!("{} ERR {e}", path.display()),
-            }
-        }
-        println!("{dir}: {n}");
+fn the_coding_system_cache_builds_the_same_codes_as_code_new() {
+    let doc = parse_sample("demo.json").unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = 0;
+    for code in doc.records.iter().flat_map(|r| &r.codes) {
+        let fresh =
+            crate::domain::Code::new(&code.system_original, &code.value, code.display.as_deref());
+        assert_eq!(code, &fresh);
+        seen += 1;
     }
+    assert!(seen >= 10, "{seen}");
+    // Padding and blank displays are handled as Code::new handles them.
+    let odd = br#"{"resourceType":"Bundle","entry":[
+        {"resource":{"resourceType":"MedicationRequest","medicationCodeableConcept":{"coding":[{"system":" NDC ","code":" 1 ","display":" "}]}}},
+        {"resource":{"resourceType":"MedicationRequest","medicationCodeableConcept":{"coding":[{"system":" NDC ","code":" 2 ","display":" x "}]}}}]}"#;
+    let doc = parse_json(odd).unwrap_or_else(|e| panic!("{e}"));
+    let want = [
+        crate::domain::Code::new(" NDC ", " 1 ", Some(" ")),
+        crate::domain::Code::new(" NDC ", " 2 ", Some(" x ")),
+    ];
+    let got: Vec<_> = doc.records.iter().flat_map(|r| r.codes.clone()).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn stu3_requester_agent_and_dstu2_order_fields_are_read() {
+    let read = |path: &str| {
+        let bytes = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/corpus/fhir")
+                .join(path),
+        )
+        .unwrap_or_default();
+        parse_json(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let doc = read("stu3/json/medicationrequestexample1.json");
+    assert_eq!(doc.records[0].prescriber.as_deref(), Some("Patrick Pump"));
+    let doc = read("dstu2/json/medicationorderexample2.json");
+    assert_eq!(
+        doc.records[0].prescriber.as_deref(),
+        Some("Patricia Primary")
+    );
+    assert_eq!(doc.records[0].prescribed.as_deref(), Some("2015-03-01"));
+    assert_eq!(doc.patient_ref.as_deref(), Some("Patient/f001"));
 }

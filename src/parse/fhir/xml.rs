@@ -8,7 +8,7 @@
 //! This module must never expand a DTD or entity (roxmltree refuses them and
 //! so do we, up front) and never recurse without a bound.
 
-use super::extract::{self, Entry, Source};
+use super::extract::{self, Builder, Entry, Source};
 use super::model::Resource;
 use super::{MAX_BUNDLE_DEPTH, READ_TOP_LEVEL};
 use crate::parse::{DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind};
@@ -80,39 +80,42 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
             value: resource_value(root)?,
         });
     }
-    let mut entries = Vec::with_capacity(pending.len());
+    let source = Source {
+        format: DocFormat::FhirXml,
+        top_kind: kind,
+    };
+    let mut builder = Builder::new(source, pending.len());
+    for problem in problems {
+        builder.problem(problem);
+    }
     for item in &pending {
         match Resource::deserialize(&item.value) {
             Ok(resource) => {
-                extract::refuse_outcome(&resource)
-                    .or_else(|e| if kind == "Bundle" { Ok(()) } else { Err(e) })?;
-                entries.push(Entry {
-                    full_url: item.full_url.map(Cow::Borrowed),
+                if kind != "Bundle" {
+                    extract::refuse_outcome(&resource)?;
+                }
+                let full_url = item.full_url.map(Cow::Borrowed);
+                builder.push(Entry {
+                    full_url,
                     excerpt: item.excerpt,
                     resource,
                 });
             }
             Err(e) if kind != "Bundle" => {
+                let message = e.to_string();
                 return Err(ParseError::Malformed {
                     syntax: "FHIR XML",
                     at: at(root),
-                    message: e.to_string(),
+                    message,
                 });
             }
-            Err(e) => problems.push(Problem {
+            Err(e) => builder.problem(Problem {
                 kind: ProblemKind::Skipped,
                 detail: format!("a bundle entry could not be read: {e}"),
             }),
         }
     }
-    Ok(extract::build(
-        Source {
-            format: DocFormat::FhirXml,
-            top_kind: kind,
-        },
-        entries,
-        problems,
-    ))
+    Ok(builder.finish())
 }
 
 fn xml_error(e: roxmltree::Error) -> ParseError {
