@@ -14,16 +14,17 @@ use crate::store::{Store, StoreError};
 /// the item does not exist or its document no longer parses (a parser
 /// change between the import and now).
 pub fn item_excerpt(store: &Store, item_id: i64) -> Result<Option<String>, StoreError> {
-    let Some((bytes, format, records)) = store.item_document(item_id)? else {
+    let Some(stored) = store.item_document(item_id)? else {
         return Ok(None);
     };
-    let Some(format) = DocFormat::from_name(&format) else {
+    let Some(format) = DocFormat::from_name(&stored.format) else {
         return Ok(None);
     };
-    let Ok(doc) = parse::parse(&bytes, format) else {
+    let Ok(doc) = parse::parse(&stored.bytes, format) else {
         return Ok(None);
     };
-    let parts: Option<Vec<&str>> = records
+    let parts: Option<Vec<&str>> = stored
+        .records
         .iter()
         .map(|&i| doc.records.get(i).map(|r| r.excerpt.as_str()))
         .collect();

@@ -63,6 +63,7 @@ CREATE TABLE items (
     name            TEXT,
     brand           TEXT,
     codes           TEXT NOT NULL,               -- JSON [{system, code, system_original, display}]
+    ingredient_codes TEXT NOT NULL,              -- JSON, the same shape: codes of a compound's ingredients
     strength        TEXT,
     form            TEXT,
     route           TEXT,

@@ -104,10 +104,11 @@ fn norm(s: &Option<String>) -> String {
 fn identity(record: &MedRecord, resolution: &Resolution) -> Option<String> {
     let drug = if let Some(n) = resolution.ndc11 {
         format!("ndc:{n}")
-    } else if !record.codes.is_empty() {
+    } else if !record.codes.is_empty() || !record.ingredient_codes.is_empty() {
         let mut codes: Vec<String> = record
             .codes
             .iter()
+            .chain(&record.ingredient_codes)
             .map(|c| format!("{}:{}", c.system.label(), c.value))
             .collect();
         codes.sort();
@@ -147,17 +148,12 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
         |f: fn(&MedRecord) -> &Option<String>| group.iter().find_map(|(_, r, _, _)| f(r).clone());
 
     let mut codes: Vec<Code> = Vec::new();
+    let mut ingredient_codes: Vec<Code> = Vec::new();
     let mut directions: Vec<String> = Vec::new();
     let mut strengths: Vec<String> = Vec::new();
     for (_, r, _, _) in &group {
-        for c in &r.codes {
-            if !codes
-                .iter()
-                .any(|k| k.system == c.system && k.value == c.value)
-            {
-                codes.push(c.clone());
-            }
-        }
+        union_codes(&mut codes, &r.codes);
+        union_codes(&mut ingredient_codes, &r.ingredient_codes);
         for d in &r.directions {
             if !directions.contains(d) {
                 directions.push(d.clone());
@@ -192,6 +188,7 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
         }),
         brand: first(|r| &r.brand),
         codes,
+        ingredient_codes,
         strength: if strengths.is_empty() {
             p.map(|p| p.strength_text()).filter(|s| !s.is_empty())
         } else {
@@ -216,6 +213,18 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
         product,
     };
     (item, best.flag)
+}
+
+/// Adds the codes not already present (same system and value), in order.
+fn union_codes(into: &mut Vec<Code>, codes: &[Code]) {
+    for c in codes {
+        if !into
+            .iter()
+            .any(|k| k.system == c.system && k.value == c.value)
+        {
+            into.push(c.clone());
+        }
+    }
 }
 
 /// Groups are never empty (each holds at least its root), so this is only

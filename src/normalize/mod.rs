@@ -36,14 +36,31 @@ pub struct CodeMapping {
 /// text without a code is keyed by (`text`, lower-cased name).
 pub type CodeMappings = HashMap<(String, String), CodeMapping>;
 
-/// The key a code is remembered under.
-pub fn mapping_key(code: &Code) -> (String, String) {
-    (code.system.label().to_string(), code.value.clone())
-}
-
-/// The key a code-less drug name is remembered under.
-pub fn text_mapping_key(name: &str) -> (String, String) {
-    ("text".to_string(), name.trim().to_lowercase())
+/// The keys a clinician's decision for a drug is remembered under: each of
+/// its own codes; without any, its ingredients' codes taken together (a
+/// compound); without those, its name (free text).
+pub fn mapping_keys(
+    codes: &[Code],
+    ingredient_codes: &[Code],
+    name: Option<&str>,
+) -> Vec<(String, String)> {
+    if !codes.is_empty() {
+        return codes
+            .iter()
+            .map(|c| (c.system.label().to_string(), c.value.clone()))
+            .collect();
+    }
+    if !ingredient_codes.is_empty() {
+        let mut parts: Vec<String> = ingredient_codes
+            .iter()
+            .map(|c| format!("{}:{}", c.system.label(), c.value))
+            .collect();
+        parts.sort();
+        parts.dedup();
+        return vec![("ingredients".to_string(), parts.join("+"))];
+    }
+    name.map(|n| vec![("text".to_string(), n.trim().to_lowercase())])
+        .unwrap_or_default()
 }
 
 /// Settings that shape a regimen.
@@ -70,6 +87,8 @@ pub struct Item {
     pub brand: Option<String>,
     /// Every code of every folded record, de-duplicated, in document order.
     pub codes: Vec<Code>,
+    /// Their ingredients' codes (compounds), kept apart from `codes`.
+    pub ingredient_codes: Vec<Code>,
     pub strength: Option<String>,
     pub form: Option<String>,
     pub route: Option<String>,

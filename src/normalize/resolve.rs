@@ -1,7 +1,7 @@
 //! Resolving one record's drug: a clinician's mapping first, then its NDC
 //! codes through the dictionary, and a reason when neither works.
 
-use super::{CodeMapping, CodeMappings, mapping_key, text_mapping_key};
+use super::{CodeMapping, CodeMappings, mapping_keys};
 use crate::dict::{DictEntry, DrugDictionary};
 use crate::domain::ndc::{self, NdcReading};
 use crate::domain::{CodeSystem, ExceptionKind, Ndc11};
@@ -146,19 +146,21 @@ fn from_mapping(
     if mappings.is_empty() {
         return None;
     }
-    let found = record
-        .codes
-        .iter()
-        .find_map(|c| {
-            mappings
-                .get(&mapping_key(c))
-                .map(|m| (m, Some(c.value.clone())))
-        })
-        .or_else(|| {
-            let name = record.name.as_deref().filter(|_| record.codes.is_empty())?;
-            mappings.get(&text_mapping_key(name)).map(|m| (m, None))
-        })?;
-    let (m, original) = found;
+    let (m, original) = mapping_keys(
+        &record.codes,
+        &record.ingredient_codes,
+        record.name.as_deref(),
+    )
+    .into_iter()
+    .find_map(|key| {
+        let m = mappings.get(&key)?;
+        // The code the decision was remembered under, as written.
+        let original = record
+            .codes
+            .iter()
+            .find(|c| c.system.label() == key.0 && c.value == key.1);
+        Some((m, original.map(|c| c.value.clone())))
+    })?;
     let product = usable(dict, &m.ndc11);
     let flag = product.is_none().then(|| {
         (
@@ -187,6 +189,20 @@ fn non_ndc_detail(record: &MedRecord) -> String {
         .find(|p| p.kind == ProblemKind::UnresolvedReference)
     {
         return p.detail.clone();
+    }
+    let ingredient_ndcs: Vec<&str> = record
+        .ingredient_codes
+        .iter()
+        .filter(|c| c.system == CodeSystem::Ndc)
+        .map(|c| c.value.as_str())
+        .collect();
+    if !record.codes.iter().any(|c| c.system == CodeSystem::Ndc) && !ingredient_ndcs.is_empty() {
+        return format!(
+            "no NDC for the product itself: it is described by {} ingredient(s) coded NDC {} \
+             (an ingredient's NDC does not identify the product)",
+            record.ingredient_codes.len(),
+            ingredient_ndcs.join(", ")
+        );
     }
     if record.codes.is_empty() {
         return match &record.name {

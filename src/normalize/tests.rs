@@ -552,7 +552,12 @@ fn a_remembered_mapping_applies_with_its_provenance() {
         ("Multum".to_string(), "d00015".to_string()),
         decided.clone(),
     );
-    mappings.insert(text_mapping_key("Metformin tablets"), decided.clone());
+    let text_key = mapping_keys(&[], &[], Some("Metformin tablets")).remove(0);
+    assert_eq!(
+        text_key,
+        ("text".to_string(), "metformin tablets".to_string())
+    );
+    mappings.insert(text_key, decided.clone());
     let r = run_with(
         vec![
             rec("Medication", "1", "Glucophage", &[("Multum", "d00015")]),
@@ -604,4 +609,47 @@ fn duplicate_detection_is_linear_in_items() {
     let r = run_with(records, &CodeMappings::new(), 100_000);
     assert_eq!(r.items.len(), 20_000);
     assert!(r.flags.iter().all(|f| f.kind == ExceptionKind::UnmappedNdc));
+}
+
+#[test]
+fn a_compound_is_not_mapped_to_one_of_its_ingredients() {
+    // HL7's TPN example: three NDC-coded ingredients, no code of its own.
+    let mut tpn = rec("MedicationAdministration", "a1", "TPN", &[]);
+    tpn.name = None;
+    tpn.ingredient_codes = ["0087-6060-05", "0006-0106-54", "68180-0513-01"]
+        .iter()
+        .map(|c| Code::new("http://hl7.org/fhir/sid/ndc", c, None))
+        .collect();
+    let r = run(vec![tpn.clone()]);
+    assert_eq!(kinds(&r), vec![(Some(0), ExceptionKind::NonNdcCode)]);
+    assert!(
+        r.items[0].ndc11.is_none(),
+        "no ingredient's NDC becomes the item's"
+    );
+    assert!(
+        r.flags[0].detail.contains("3 ingredient(s)") && r.flags[0].detail.contains("0087-6060-05"),
+        "{}",
+        r.flags[0].detail
+    );
+    assert_eq!(r.items[0].ingredient_codes.len(), 3);
+
+    // A clinician's decision for the compound is remembered by its ingredients.
+    let key = mapping_keys(&[], &tpn.ingredient_codes, None).remove(0);
+    assert_eq!(key.0, "ingredients");
+    let mut mappings = CodeMappings::new();
+    mappings.insert(
+        key,
+        CodeMapping {
+            ndc11: crate::domain::Ndc11::from_digits("00087606005").expect("valid"),
+            decided_by: "pharmacist".to_string(),
+            decided_at: "2026-11-01T10:00:00.000Z".to_string(),
+            exception_id: None,
+        },
+    );
+    let r = run_with(vec![tpn], &mappings, 50);
+    assert_eq!(kinds(&r), vec![]);
+    assert_eq!(
+        r.items[0].mapping.as_ref().map(|m| m.decided_by.as_str()),
+        Some("pharmacist")
+    );
 }

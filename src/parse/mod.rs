@@ -178,8 +178,12 @@ pub struct MedRecord {
     pub name: Option<String>,
     /// The brand name, when the document gives one separately.
     pub brand: Option<String>,
-    /// Every code on the drug, in document order.
+    /// Every code on the drug itself, in document order.
     pub codes: Vec<Code>,
+    /// Codes of the drug's ingredients (FHIR `Medication.ingredient`), kept
+    /// apart: an ingredient's NDC does not identify the product (a compound
+    /// of three NDC-coded ingredients is not the first of them).
+    pub ingredient_codes: Vec<Code>,
     /// Strengths (value and unit).
     pub strengths: Vec<Strength>,
     /// Dose form (tablet, capsule, …).

@@ -362,9 +362,9 @@ fn insert_items(
 ) -> Result<Vec<i64>, StoreError> {
     let mut ins = tx.prepare_cached(
         "INSERT INTO items (regimen_id, position, ndc11, ndc_original, ndc_inferred, mapping, name, brand, codes,
-         strength, form, route, dose, frequency, sig, status, status_original, start_date, stop_date,
+         ingredient_codes, strength, form, route, dose, frequency, sig, status, status_original, start_date, stop_date,
          prescribed_date, prescriber, sources, records)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
     )?;
     let mut ids = Vec::with_capacity(items.len());
     for (position, item) in items.iter().enumerate() {
@@ -379,6 +379,7 @@ fn insert_items(
             item.name,
             item.brand,
             json(&item.codes),
+            json(&item.ingredient_codes),
             item.strength,
             item.form,
             item.route,

@@ -18,7 +18,7 @@ pub use audit::AuditRow;
 pub use dictionary::DictStats;
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
 pub use patients::{NewPatient, Patient};
-pub use queue::{ExceptionFilter, ExceptionView, Resolve};
+pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, Resolve};
 pub use regimens::{ItemView, RegimenSummary, RegimenView};
 
 use rusqlite::Connection;

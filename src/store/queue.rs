@@ -8,7 +8,7 @@
 use super::regimens::ItemView;
 use super::{Store, StoreError, now};
 use crate::domain::{Action, Code, ExceptionKind, ExceptionState, Ndc11};
-use crate::normalize::{mapping_key, text_mapping_key};
+use crate::normalize::mapping_keys;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
@@ -55,6 +55,17 @@ pub struct ExceptionView {
     pub created_at: String,
     /// The actions that fit this kind (besides dismiss).
     pub actions: Vec<&'static str>,
+}
+
+/// The document an item came from.
+#[derive(Debug, Clone)]
+pub struct ItemDocument {
+    /// The raw bytes, as received.
+    pub bytes: Vec<u8>,
+    /// The format name it was parsed as (`DocFormat::as_str`).
+    pub format: String,
+    /// Positions of the item's records in the parse of `bytes`.
+    pub records: Vec<usize>,
 }
 
 /// A clinician's decision.
@@ -153,12 +164,9 @@ impl Store {
         Ok((self.complete(row)?, item))
     }
 
-    /// The stored document an item was read from, its format name, and the
-    /// positions of the item's records in that document's parse.
-    pub fn item_document(
-        &self,
-        item_id: i64,
-    ) -> Result<Option<(Vec<u8>, String, Vec<usize>)>, StoreError> {
+    /// The stored document an item was read from, and where its records
+    /// are in that document's parse.
+    pub fn item_document(&self, item_id: i64) -> Result<Option<ItemDocument>, StoreError> {
         let row: Option<(Vec<u8>, String, String)> = self
             .conn
             .query_row(
@@ -169,9 +177,13 @@ impl Store {
             )
             .optional()?;
         row.map(|(bytes, format, records)| {
-            let records: Vec<usize> =
+            let records =
                 serde_json::from_str(&records).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            Ok((bytes, format, records))
+            Ok(ItemDocument {
+                bytes,
+                format,
+                records,
+            })
         })
         .transpose()
     }
@@ -362,13 +374,19 @@ fn map_item(
         }
         Some(_) => {}
     }
-    let (codes_text, name): (String, Option<String>) = tx.query_row(
-        "SELECT codes, name FROM items WHERE id = ?1",
+    let (codes, ingredient_codes, name): (String, String, Option<String>) = tx.query_row(
+        "SELECT codes, ingredient_codes, name FROM items WHERE id = ?1",
         [item_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
-    let codes: Vec<Code> =
-        serde_json::from_str(&codes_text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let parse_codes = |text: &str| {
+        serde_json::from_str::<Vec<Code>>(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+    };
+    let keys = mapping_keys(
+        &parse_codes(&codes)?,
+        &parse_codes(&ingredient_codes)?,
+        name.as_deref(),
+    );
     let mapping = serde_json::json!({
         "ndc11": ndc.as_str(), "decided_by": d.by, "decided_at": at, "exception_id": id, "note": d.note,
     });
@@ -376,12 +394,6 @@ fn map_item(
         "UPDATE items SET ndc11 = ?1, mapping = ?2 WHERE id = ?3",
         params![ndc.as_str(), mapping.to_string(), item_id],
     )?;
-    let mut keys: Vec<(String, String)> = codes.iter().map(mapping_key).collect();
-    if keys.is_empty()
-        && let Some(name) = name
-    {
-        keys.push(text_mapping_key(&name));
-    }
     for (system, code) in keys {
         tx.execute(
             "INSERT INTO code_mappings (source, system, code, ndc11, decided_by, decided_at, exception_id, note)

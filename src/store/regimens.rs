@@ -35,6 +35,8 @@ pub struct ItemView {
     pub name: Option<String>,
     pub brand: Option<String>,
     pub codes: Vec<CodeView>,
+    /// Codes of a compound's ingredients (not the product's own).
+    pub ingredient_codes: Vec<CodeView>,
     pub strength: Option<String>,
     pub form: Option<String>,
     pub route: Option<String>,
@@ -253,7 +255,7 @@ const SELECT_ITEM: &str = "SELECT i.id, i.position, i.ndc11, i.ndc_original, i.n
         'proprietary_name', p.proprietary_name, 'nonproprietary_name', p.nonproprietary_name,
         'dosage_form', p.dosage_form, 'route', p.route, 'labeler', p.labeler,
         'ingredients', json(p.ingredients), 'excluded', json(CASE WHEN p.excluded THEN 'true' ELSE 'false' END)) END,
-    i.sources, i.removed_at, i.removed_by
+    i.sources, i.removed_at, i.removed_by, i.ingredient_codes
     FROM items i LEFT JOIN dict_packages k ON k.ndc11 = i.ndc11 LEFT JOIN dict_products p ON p.product_id = k.product_id";
 
 fn json_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<serde_json::Value>> {
@@ -266,11 +268,26 @@ fn json_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<serde_js
     .transpose()
 }
 
-fn row_to_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemView> {
-    let codes_text: String = r.get(7)?;
-    let codes: Vec<Code> = serde_json::from_str(&codes_text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(e))
+/// A JSON column of codes, as rxsync shows them.
+fn code_views(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<CodeView>> {
+    let text: String = r.get(i)?;
+    let codes: Vec<Code> = serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
     })?;
+    Ok(codes
+        .into_iter()
+        .map(|c| CodeView {
+            system: c.system.label().to_string(),
+            code: c.value,
+            system_original: c.system_original,
+            display: c.display,
+        })
+        .collect())
+}
+
+fn row_to_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemView> {
+    let codes = code_views(r, 7)?;
+    let ingredient_codes = code_views(r, 25)?;
     let removed_at: Option<String> = r.get(23)?;
     let removed_by: Option<String> = r.get(24)?;
     Ok(ItemView {
@@ -281,15 +298,8 @@ fn row_to_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemView> {
         ndc_inferred: r.get(4)?,
         name: r.get(5)?,
         brand: r.get(6)?,
-        codes: codes
-            .into_iter()
-            .map(|c| CodeView {
-                system: c.system.label().to_string(),
-                code: c.value,
-                system_original: c.system_original,
-                display: c.display,
-            })
-            .collect(),
+        codes,
+        ingredient_codes,
         strength: r.get(8)?,
         form: r.get(9)?,
         route: r.get(10)?,

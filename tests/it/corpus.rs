@@ -62,15 +62,30 @@ fn files(dir: &str) -> Vec<PathBuf> {
 /// What normalization made of each NDC code, by the code as written.
 fn classify(regimen: &Regimen, into: &mut BTreeMap<String, BTreeSet<&'static str>>) {
     for (i, item) in regimen.items.iter().enumerate() {
-        let ndc_codes: Vec<&str> = item
-            .codes
-            .iter()
-            .filter(|c| c.system == CodeSystem::Ndc)
-            .map(|c| c.value.as_str())
-            .collect();
-        let [code] = ndc_codes.as_slice() else {
-            continue;
+        let ndc = |codes: &[rxsync::domain::Code]| -> Vec<String> {
+            codes
+                .iter()
+                .filter(|c| c.system == CodeSystem::Ndc)
+                .map(|c| c.value.clone())
+                .collect()
         };
+        let (own, ingredients) = (ndc(&item.codes), ndc(&item.ingredient_codes));
+        if own.is_empty() {
+            // A compound: its ingredients' NDCs never identify it.
+            let flagged = regimen
+                .flags
+                .iter()
+                .any(|f| f.item == Some(i) && f.kind.as_str() == "non_ndc_code");
+            for code in ingredients {
+                into.entry(code).or_default().insert(if flagged {
+                    "compound"
+                } else {
+                    "compound, not flagged"
+                });
+            }
+            continue;
+        }
+        let [code] = own.as_slice() else { continue };
         let flags: Vec<&str> = regimen
             .flags
             .iter()
@@ -141,6 +156,9 @@ fn every_fhir_medication_example_reads_and_every_ndc_is_classified() {
     }
     assert!(read > 150, "read {read} corpus files");
     assert!(refused < 20, "refused {refused} non-medication files");
+    // "compound": an ingredient of a drug that has no NDC of its own (HL7's
+    // TPN and vancomycin-in-dextrose examples): flagged non_ndc_code, never
+    // mapped to the ingredient.
     let expected: &[(&str, &str)] = &[
         ("0056-0170-70", "mapped"),
         ("0056-1072-70", "unmapped"),
@@ -150,11 +168,11 @@ fn every_fhir_medication_example_reads_and_every_ndc_is_classified() {
         ("0169-7501-11", "mapped"),
         ("0173068220", "mapped (inferred)"),
         ("0206-8862-02", "mapped"),
-        ("0264751010", "mapped (inferred)"),
-        ("0338-0519-02", "unmapped"),
-        ("0338-1134-03", "mapped"),
+        ("0264751010", "compound"),
+        ("0338-0519-02", "compound"),
+        ("0338-1134-03", "compound"),
         ("0378-1805-01", "unmapped"),
-        ("0409-5779-01", "mapped"),
+        ("0409-5779-01", "compound"),
         ("16590-619-30", "unmapped"),
         ("2501-813-16", "invalid"),
         ("33261-403-02", "unmapped"),

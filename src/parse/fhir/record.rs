@@ -126,7 +126,7 @@ impl<'r, 'a> Reader<'r, 'a> {
             .as_ref()
             .or_else(|| r5.and_then(|m| m.concept.as_ref()));
         if let Some(concept) = concept {
-            self.push_codes(concept, rec);
+            self.push_codes(concept, &mut rec.codes);
             rec.name = text(concept.name());
         }
         if let Some(reference) = r
@@ -204,12 +204,11 @@ impl<'r, 'a> Reader<'r, 'a> {
     }
 
     /// Every coding with a code, in order.
-    fn push_codes(&mut self, concept: &CodeableConcept, rec: &mut MedRecord) {
+    fn push_codes(&mut self, concept: &CodeableConcept, out: &mut Vec<Code>) {
         for coding in &concept.coding.0 {
             if let Some(value) = non_empty(coding.code.as_deref()) {
                 let system = coding.system.as_deref().unwrap_or("");
-                rec.codes
-                    .push(self.systems.code(system, value, coding.display.as_deref()));
+                out.push(self.systems.code(system, value, coding.display.as_deref()));
             }
         }
     }
@@ -225,7 +224,7 @@ impl<'r, 'a> Reader<'r, 'a> {
     /// Codes, name, form, ingredients and strengths of a Medication-like resource.
     fn apply_drug(&mut self, drug: Drug, rec: &mut MedRecord) {
         if let Some(code) = drug.code {
-            self.push_codes(code, rec);
+            self.push_codes(code, &mut rec.codes);
             rec.name = rec.name.take().or_else(|| text(code.name()));
         }
         let form = drug
@@ -237,20 +236,31 @@ impl<'r, 'a> Reader<'r, 'a> {
             .or_else(|| form.and_then(|f| text(f.words())));
         let product = drug.product.map_or(&[][..], |p| &p.ingredient.0[..]);
         let package = drug.package.map_or(&[][..], |p| &p.content.0[..]);
-        for ingredient in drug.ingredient.iter().chain(product).chain(package) {
-            self.apply_ingredient(ingredient, rec);
+        // An ingredient's code names a part of the drug, not the drug: it
+        // goes to `ingredient_codes`. Package content is the packaged product
+        // itself, so its codes are the drug's.
+        for ingredient in drug.ingredient.iter().chain(product) {
+            self.apply_ingredient(ingredient, rec, true);
+        }
+        for content in package {
+            self.apply_ingredient(content, rec, false);
         }
     }
 
     /// An ingredient (or package content): its codes and its strength.
-    fn apply_ingredient(&mut self, ingredient: &Ingredient, rec: &mut MedRecord) {
+    fn apply_ingredient(
+        &mut self,
+        ingredient: &Ingredient,
+        rec: &mut MedRecord,
+        is_ingredient: bool,
+    ) {
         let item = ingredient.item.as_ref();
         if let Some(concept) = ingredient
             .item_codeable_concept
             .as_ref()
             .or_else(|| item.and_then(|i| i.concept.as_ref()))
         {
-            self.push_codes(concept, rec);
+            self.push_codes(concept, codes_of(rec, is_ingredient));
         }
         let reference = ingredient
             .item_reference
@@ -275,7 +285,7 @@ impl<'r, 'a> Reader<'r, 'a> {
                     .and_then(|r| r.code.as_ref()),
             };
             if let Some(code) = code {
-                self.push_codes(code, rec);
+                self.push_codes(code, codes_of(rec, is_ingredient));
             }
         }
         let ratio = ingredient
@@ -289,6 +299,15 @@ impl<'r, 'a> Reader<'r, 'a> {
             let unit = text(quantity.unit_text());
             rec.strengths.push(Strength { value, unit });
         }
+    }
+}
+
+/// Where an ingredient's or a package content's codes go.
+fn codes_of(rec: &mut MedRecord, is_ingredient: bool) -> &mut Vec<Code> {
+    if is_ingredient {
+        &mut rec.ingredient_codes
+    } else {
+        &mut rec.codes
     }
 }
 

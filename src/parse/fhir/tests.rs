@@ -343,7 +343,12 @@ fn every_fixture_reads_as_documented() {
                         "{file} #{i}: kind"
                     );
                     assert_eq!(got.name.as_deref(), want.name, "{file} #{i}: name");
-                    let codes: Vec<&str> = got.codes.iter().map(|c| c.value.as_str()).collect();
+                    let codes: Vec<&str> = got
+                        .codes
+                        .iter()
+                        .chain(&got.ingredient_codes)
+                        .map(|c| c.value.as_str())
+                        .collect();
                     assert_eq!(codes, want.codes, "{file} #{i}: codes");
                     let problems: Vec<ProblemKind> = got.problems.iter().map(|p| p.kind).collect();
                     assert_eq!(problems, want.problems, "{file} #{i}: problems");
@@ -583,7 +588,7 @@ fn ndc_codes_in_xml(text: &str) -> BTreeSet<(String, String)> {
 fn parsed_codes(doc: &ParsedDocument) -> BTreeSet<(String, String)> {
     doc.records
         .iter()
-        .flat_map(|r| &r.codes)
+        .flat_map(|r| r.codes.iter().chain(&r.ingredient_codes))
         .map(|c| (c.system_original.clone(), c.value.clone()))
         .collect()
 }
@@ -836,7 +841,11 @@ fn throughput_mode() {
 fn the_coding_system_cache_builds_the_same_codes_as_code_new() {
     let doc = parse_sample("demo.json").unwrap_or_else(|e| panic!("{e}"));
     let mut seen = 0;
-    for code in doc.records.iter().flat_map(|r| &r.codes) {
+    for code in doc
+        .records
+        .iter()
+        .flat_map(|r| r.codes.iter().chain(&r.ingredient_codes))
+    {
         let fresh =
             crate::domain::Code::new(&code.system_original, &code.value, code.display.as_deref());
         assert_eq!(code, &fresh);
@@ -852,7 +861,11 @@ fn the_coding_system_cache_builds_the_same_codes_as_code_new() {
         crate::domain::Code::new(" NDC ", " 1 ", Some(" ")),
         crate::domain::Code::new(" NDC ", " 2 ", Some(" x ")),
     ];
-    let got: Vec<_> = doc.records.iter().flat_map(|r| r.codes.clone()).collect();
+    let got: Vec<_> = doc
+        .records
+        .iter()
+        .flat_map(|r| r.codes.iter().chain(&r.ingredient_codes).cloned())
+        .collect();
     assert_eq!(got, want);
 }
 
