@@ -10,6 +10,7 @@
 mod audit;
 mod dictionary;
 mod imports;
+mod mappings;
 mod patients;
 mod queue;
 mod regimens;
