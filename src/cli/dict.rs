@@ -20,6 +20,7 @@ pub enum Command {
     Lookup {
         /// An NDC in any format (0777-3105-02, 00777310502, 0777310502) or part of a name
         code: String,
+        /// Output: table for people, json for scripts
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },

@@ -12,6 +12,7 @@ pub enum Command {
     Add(AddArgs),
     /// List local patients
     List {
+        /// Output: table for people, json for scripts
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },

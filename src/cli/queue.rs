@@ -20,17 +20,21 @@ pub enum Command {
         /// Only this patient
         #[arg(long, value_name = "ID")]
         patient: Option<String>,
+        /// Output: table for people, json for scripts
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Show one exception: the item as read and normalized, and the source excerpt
     Show {
+        /// The exception id (from queue list)
         id: i64,
+        /// Output: table for people, json for scripts
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Resolve an exception with an action
     Resolve {
+        /// The exception id (from queue list)
         id: i64,
         /// map (needs --ndc), remove, keep (duplicates) or accept
         #[arg(long)]
@@ -41,18 +45,23 @@ pub enum Command {
         /// The NDC to map to, in any format
         #[arg(long, value_name = "CODE")]
         ndc: Option<String>,
+        /// Why, in a few words (recorded with the decision)
         #[arg(long)]
         note: Option<String>,
+        /// Output: table for people, json for scripts
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Dismiss an exception, saying why
     Dismiss {
+        /// The exception id (from queue list)
         id: i64,
         #[arg(long, value_name = "NAME")]
         by: String,
+        /// Why (recorded with the decision)
         #[arg(long)]
         note: String,
+        /// Output: table for people, json for scripts
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },

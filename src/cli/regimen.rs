@@ -20,6 +20,7 @@ pub enum Command {
         /// A version other than the newest
         #[arg(long)]
         version: Option<i64>,
+        /// Output: table for people, json for scripts
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -29,6 +30,7 @@ pub enum Command {
         patient: String,
         #[arg(long, value_name = "NAME")]
         source: Option<String>,
+        /// Output: table for people, json for scripts
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
