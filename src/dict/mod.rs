@@ -65,7 +65,11 @@ impl Product {
             })
             .collect();
         parts.sort();
-        format!("{}|{}", parts.join("+"), self.dosage_form.to_lowercase())
+        format!(
+            "{}|{}",
+            parts.join("+"),
+            dose_form_family(&self.dosage_form)
+        )
     }
 
     /// A key equal for two products with the same active ingredients at any
@@ -89,6 +93,17 @@ impl Product {
             .collect::<Vec<_>>()
             .join("; ")
     }
+}
+
+/// The FDA dose form without the qualifiers that do not make another
+/// clinical drug: a film-coated or sugar-coated tablet is a tablet (RxNorm's
+/// "Oral Tablet"), while extended release, chewable or orally disintegrating
+/// stay distinct.
+fn dose_form_family(form: &str) -> String {
+    let lower = form.to_lowercase();
+    let mut parts: Vec<&str> = lower.split(',').map(str::trim).collect();
+    parts.retain(|p| !matches!(*p, "film coated" | "coated" | "sugar coated"));
+    parts.join(", ")
 }
 
 /// A package (one row of `package.txt`) with its product.

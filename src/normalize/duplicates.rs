@@ -7,8 +7,32 @@
 //! of items: one hash map per level, keys built once per item.
 
 use super::{Flag, Item};
-use crate::domain::{CodeSystem, ExceptionKind};
+use crate::dict::DictEntry;
+use crate::domain::{Code, CodeSystem, ExceptionKind, Ndc11};
 use std::collections::HashMap;
+
+/// What duplicate detection needs to know of an item: the normalizer's
+/// items, or a stored regimen's items in force (after a clinician maps one,
+/// `store::queue` checks again).
+#[derive(Debug, Clone, Copy)]
+pub struct DupItem<'a> {
+    pub ndc11: Option<Ndc11>,
+    pub name: Option<&'a str>,
+    /// What the dictionary knows of `ndc11`.
+    pub product: Option<&'a DictEntry>,
+    pub codes: &'a [Code],
+}
+
+impl<'a> From<&'a Item> for DupItem<'a> {
+    fn from(i: &'a Item) -> DupItem<'a> {
+        DupItem {
+            ndc11: i.ndc11,
+            name: i.name.as_deref(),
+            product: i.product.as_deref(),
+            codes: &i.codes,
+        }
+    }
+}
 
 /// The keys an item is compared by.
 struct Keys {
@@ -16,16 +40,28 @@ struct Keys {
     product: Option<String>,
     clinical: Option<String>,
     ingredient: Option<String>,
+    /// Each active ingredient, for the same-ingredient warning.
+    ingredients: Vec<String>,
     /// Codes of other systems, for items without an NDC.
     other_codes: Vec<String>,
 }
 
-fn keys(item: &Item) -> Keys {
+fn keys(item: &DupItem<'_>) -> Keys {
     Keys {
         ndc: item.ndc11.map(|n| n.as_str().to_string()),
         product: item.ndc11.map(|n| n.product_key().to_string()),
-        clinical: item.product.as_ref().map(|e| e.product.clinical_key()),
-        ingredient: item.product.as_ref().map(|e| e.product.ingredient_key()),
+        clinical: item.product.map(|e| e.product.clinical_key()),
+        ingredient: item.product.map(|e| e.product.ingredient_key()),
+        ingredients: item
+            .product
+            .map(|e| {
+                e.product
+                    .ingredients
+                    .iter()
+                    .map(|i| i.name.to_lowercase())
+                    .collect()
+            })
+            .unwrap_or_default(),
         other_codes: if item.ndc11.is_none() {
             item.codes
                 .iter()
@@ -39,6 +75,12 @@ fn keys(item: &Item) -> Keys {
 }
 
 pub(super) fn find(items: &[Item]) -> Vec<Flag> {
+    let items: Vec<DupItem<'_>> = items.iter().map(DupItem::from).collect();
+    find_among(&items)
+}
+
+/// Duplicate flags among `items`, in order (indexes into `items`).
+pub fn find_among(items: &[DupItem<'_>]) -> Vec<Flag> {
     let keys: Vec<Keys> = items.iter().map(keys).collect();
     let mut by_ndc: HashMap<&str, usize> = HashMap::new();
     let mut by_product: HashMap<&str, usize> = HashMap::new();
@@ -121,18 +163,22 @@ pub(super) fn find(items: &[Item]) -> Vec<Flag> {
                     .unwrap_or("");
                 q.is_empty() || p.route.is_empty() || q == p.route
             };
-            k.ingredient
-                .as_deref()
-                .and_then(|key| by_ingredient.get(key))
-                .and_then(|js| js.iter().find(same_route).copied())
-                .map(|j| {
+            // Any shared active ingredient by the same route: lisinopril
+            // 10 mg and 40 mg, or amlodipine alone and in a combination.
+            k.ingredients
+                .iter()
+                .find_map(|name| {
+                    let j = by_ingredient.get(name.as_str())?.iter().find(same_route).copied()?;
+                    Some((name, j))
+                })
+                .map(|(name, j)| {
                     let q = items[j].product.as_ref().map(|e| &e.product);
                     (
                         ExceptionKind::TherapeuticDuplicate,
                         j,
                         format!(
                             "same active ingredient ({}) as {} at another strength or form ({} {} vs {} {})",
-                            k.ingredient.as_deref().unwrap_or_default(),
+                            name,
                             label(j),
                             p.strength_text(),
                             p.dosage_form,
@@ -157,8 +203,11 @@ pub(super) fn find(items: &[Item]) -> Vec<Flag> {
         if let Some(key) = &k.clinical {
             by_clinical.entry(key).or_insert(i);
         }
-        if let Some(key) = &k.ingredient {
-            by_ingredient.entry(key).or_default().push(i);
+        for name in &k.ingredients {
+            let earlier = by_ingredient.entry(name).or_default();
+            if earlier.last() != Some(&i) {
+                earlier.push(i);
+            }
         }
         if let Some((kind, j, detail)) = flag {
             flags.push(Flag {

@@ -13,8 +13,10 @@ mod duplicates;
 mod fold;
 mod resolve;
 
+pub use duplicates::{DupItem, find_among as find_duplicates};
+
 use crate::dict::{DictEntry, DrugDictionary};
-use crate::domain::{Code, ExceptionKind, MedStatus, Ndc11};
+use crate::domain::{Code, CodeSystem, ExceptionKind, MedStatus, Ndc11};
 use crate::parse::{ParsedDocument, SourceRef};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -61,6 +63,30 @@ pub fn mapping_keys(
     }
     name.map(|n| vec![("text".to_string(), n.trim().to_lowercase())])
         .unwrap_or_default()
+}
+
+/// The keys a clinician's decision on an exception is remembered under: the
+/// codes that caused it. For an unmapped or invalid NDC that is the NDC as
+/// written (a later document with the same code gets the same answer); for
+/// a drug without an NDC, its other codes, else its ingredients, else its
+/// name. Never an NDC the dictionary can map on its own: `resolve` prefers
+/// that anyway.
+pub fn decision_keys(
+    kind: ExceptionKind,
+    codes: &[Code],
+    ingredient_codes: &[Code],
+    name: Option<&str>,
+) -> Vec<(String, String)> {
+    let (ndc, other): (Vec<Code>, Vec<Code>) = codes
+        .iter()
+        .cloned()
+        .partition(|c| c.system == CodeSystem::Ndc);
+    match kind {
+        ExceptionKind::UnmappedNdc | ExceptionKind::InvalidNdc if !ndc.is_empty() => {
+            mapping_keys(&ndc, &[], None)
+        }
+        _ => mapping_keys(&other, ingredient_codes, name),
+    }
 }
 
 /// Settings that shape a regimen.

@@ -49,14 +49,24 @@ fn usable(dict: &dyn DrugDictionary, ndc: &Ndc11) -> Option<Arc<DictEntry>> {
     dict.lookup(ndc).filter(|e| !e.product.excluded)
 }
 
+/// The record's own NDCs decide when one of them is in the dictionary; a
+/// clinician's earlier decision applies only when they do not (it was made
+/// for a code that could not be mapped, and must never override one that
+/// can: a later document may carry a better code, or the dictionary may have
+/// learnt the code since).
 pub(super) fn resolve(
     record: &MedRecord,
     dict: &dyn DrugDictionary,
     mappings: &CodeMappings,
 ) -> Resolution {
-    if let Some(r) = from_mapping(record, dict, mappings) {
-        return r;
+    let own = from_own_codes(record, dict);
+    if own.product.is_some() {
+        return own;
     }
+    from_mapping(record, dict, mappings).unwrap_or(own)
+}
+
+fn from_own_codes(record: &MedRecord, dict: &dyn DrugDictionary) -> Resolution {
     let mut unmapped: Option<(Ndc11, String, String)> = None;
     let mut invalid: Vec<String> = Vec::new();
     for code in record.codes.iter().filter(|c| c.system == CodeSystem::Ndc) {
@@ -137,7 +147,7 @@ fn mapped(n: Ndc11, original: &str, inferred: bool, entry: Arc<DictEntry>) -> Re
 }
 
 /// A clinician's earlier decision for one of the record's codes (or, for a
-/// code-less drug, its name) wins over what the codes say.
+/// code-less drug, its ingredients or its name).
 fn from_mapping(
     record: &MedRecord,
     dict: &dyn DrugDictionary,

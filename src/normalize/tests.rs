@@ -136,6 +136,8 @@ fn dictionary() -> MemoryDictionary {
         package("P5", "0087-6060-05"),
         package("P6", "0069-2150-30"),
         package("P7", "1111-2222-33"),
+        package("P8", "0069-1530-68"),
+        package("P9", "0093-1048-01"),
         package("X", "0143-1267-01"),
     ];
     MemoryDictionary::new(&products, &packages)
