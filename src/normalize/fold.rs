@@ -37,9 +37,14 @@ pub(super) fn fold(members: Vec<Member<'_>>) -> (Vec<Item>, Vec<Flag>) {
             }
         }
     }
-    for (i, (_, record, _, _)) in members.iter().enumerate() {
+    for (i, (_, record, _, resolution)) in members.iter().enumerate() {
         for r in &record.related {
-            if let Some(&j) = by_ref.get(r) {
+            // A link (a dispense's prescription, a replaced order) folds only
+            // records that agree on the drug: a new order for another
+            // strength stays its own item, for the duplicate checks to see.
+            if let Some(&j) = by_ref.get(r)
+                && same_drug(resolution, &members[j].3)
+            {
                 union(&mut parent, i, j);
             }
         }
@@ -72,6 +77,36 @@ pub(super) fn fold(members: Vec<Member<'_>>) -> (Vec<Item>, Vec<Flag>) {
         items.push(item);
     }
     (items, flags)
+}
+
+/// Whether two linked records may describe one medication: both identified
+/// as the same product (labeler+product) or the same clinical drug, or one
+/// of them not identified by an NDC at all.
+fn same_drug(a: &Resolution, b: &Resolution) -> bool {
+    match (a.ndc11, b.ndc11) {
+        (Some(x), Some(y)) => {
+            x.product_key() == y.product_key()
+                || matches!((&a.product, &b.product), (Some(p), Some(q)) if p.product.clinical_key() == q.product.clinical_key())
+        }
+        _ => true,
+    }
+}
+
+/// How current a status is, most current first: a folded item shows the
+/// status of its most current record (an active refill beats a completed one).
+fn currency(s: MedStatus) -> u8 {
+    match s {
+        MedStatus::Active => 0,
+        MedStatus::OnHold => 1,
+        MedStatus::Intended => 2,
+        MedStatus::Draft => 3,
+        MedStatus::Unknown => 4,
+        MedStatus::NotTaken => 5,
+        MedStatus::Completed => 6,
+        MedStatus::Stopped => 7,
+        MedStatus::Cancelled => 8,
+        MedStatus::EnteredInError => 9,
+    }
 }
 
 fn find(parent: &mut [usize], mut i: usize) -> usize {
@@ -117,8 +152,24 @@ fn identity(record: &MedRecord, resolution: &Resolution) -> Option<String> {
         format!("name:{}", norm(&Some(record.name.clone()?)))
     };
     let sig = record.directions.join(" ");
+    // Without an NDC the drug text may hide the strength (free-text
+    // "Lisinopril" 10 mg and 40 mg): the strength and form are part of it.
+    let strength_form = if resolution.ndc11.is_none() {
+        let strengths: Vec<String> = record
+            .strengths
+            .iter()
+            .map(|s| format!("{} {}", s.value, s.unit.as_deref().unwrap_or("")))
+            .collect();
+        format!(
+            "{}|{}",
+            norm(&Some(strengths.join("+"))),
+            norm(&record.form)
+        )
+    } else {
+        String::new()
+    };
     Some(format!(
-        "{drug}|{}|{}|{}|{}",
+        "{drug}|{strength_form}|{}|{}|{}|{}",
         norm(&Some(sig)),
         norm(&record.dose),
         norm(&record.frequency),
@@ -133,17 +184,20 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
         .map(|(_, _, _, r)| r.clone())
         .unwrap_or_else(unreachable_resolution);
     // A dispense says what was handed over, not whether the drug is still
-    // taken: prefer the status of a request or statement.
+    // taken: the status comes from the most current request or statement,
+    // and from a dispense only when there is nothing else.
+    let is_dispense = |r: &MedRecord| {
+        r.source
+            .as_ref()
+            .is_some_and(|s| s.kind == "MedicationDispense")
+    };
     let (status_record, status) = group
         .iter()
-        .find(|(_, r, _, _)| {
-            r.source
-                .as_ref()
-                .is_none_or(|s| s.kind != "MedicationDispense")
-        })
-        .or(group.first())
+        .filter(|(_, r, _, _)| !is_dispense(r))
+        .min_by_key(|(_, _, s, _)| currency(*s))
+        .or_else(|| group.iter().min_by_key(|(_, _, s, _)| currency(*s)))
         .map(|(_, r, s, _)| (*r, *s))
-        .unwrap_or_else(|| (group[0].1, group[0].2));
+        .unwrap_or((group[0].1, group[0].2));
     let first =
         |f: fn(&MedRecord) -> &Option<String>| group.iter().find_map(|(_, r, _, _)| f(r).clone());
 
@@ -202,7 +256,8 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
         status,
         status_original: status_record.status.clone(),
         start: first(|r| &r.start),
-        stop: first(|r| &r.stop),
+        // The stop date of the record whose status the item shows.
+        stop: status_record.stop.clone(),
         prescribed: first(|r| &r.prescribed),
         prescriber: first(|r| &r.prescriber),
         sources: group

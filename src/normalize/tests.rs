@@ -655,3 +655,146 @@ fn a_compound_is_not_mapped_to_one_of_its_ingredients() {
         Some("pharmacist")
     );
 }
+
+#[test]
+fn a_replaced_order_for_another_strength_is_not_folded_away() {
+    // The reviewer's case: a stopped order for 10 mg, then an active order
+    // for 40 mg naming it as priorPrescription.
+    let mut old = with_sig(
+        rec(
+            "MedicationRequest",
+            "old",
+            "lisinopril 10 mg",
+            &[("NDC", "0006-0106-54")],
+        ),
+        "daily",
+    );
+    old.status = Some("stopped".to_string());
+    let mut new = with_sig(
+        rec(
+            "MedicationRequest",
+            "new",
+            "lisinopril 40 mg",
+            &[("NDC", "0185-0104-01")],
+        ),
+        "daily",
+    );
+    new.status = Some("active".to_string());
+    new.related = vec!["MedicationRequest/old".to_string()];
+    let r = run(vec![old, new]);
+    assert_eq!(r.items.len(), 2, "two drugs stay two items");
+    assert_eq!(
+        kinds(&r),
+        vec![(Some(1), ExceptionKind::TherapeuticDuplicate)]
+    );
+    assert_eq!(r.items[1].status, MedStatus::Active);
+}
+
+#[test]
+fn free_text_drugs_of_different_strengths_do_not_fold() {
+    let strength = |v: &str| crate::parse::Strength {
+        value: v.to_string(),
+        unit: Some("mg".to_string()),
+    };
+    let mut a = rec("Medication", "1", "Lisinopril", &[]);
+    a.strengths = vec![strength("10")];
+    let mut b = rec("Medication", "2", "Lisinopril", &[]);
+    b.strengths = vec![strength("40")];
+    let r = run(vec![a.clone(), b]);
+    assert_eq!(r.items.len(), 2);
+    let r = run(vec![a.clone(), a]);
+    assert_eq!(
+        r.items.len(),
+        1,
+        "the same free text, strength and sig is one drug listed twice"
+    );
+}
+
+#[test]
+fn a_folded_item_shows_its_most_current_record() {
+    let mut done = with_sig(
+        rec(
+            "MedicationRequest",
+            "r1",
+            "Glucophage",
+            &[("NDC", "0087-6060-05")],
+        ),
+        "1 tab BID",
+    );
+    done.status = Some("completed".to_string());
+    done.stop = Some("2024-06-30".to_string());
+    let mut current = with_sig(
+        rec(
+            "MedicationRequest",
+            "r2",
+            "Glucophage",
+            &[("NDC", "0087-6060-05")],
+        ),
+        "1 tab BID",
+    );
+    current.status = Some("active".to_string());
+    let r = run(vec![done, current]);
+    assert_eq!(r.items.len(), 1);
+    assert_eq!(r.items[0].status, MedStatus::Active);
+    assert_eq!(
+        r.items[0].stop, None,
+        "the stop date belongs to the completed refill"
+    );
+    assert_eq!(r.items[0].status_original.as_deref(), Some("active"));
+}
+
+#[test]
+fn an_own_ndc_in_the_dictionary_wins_over_a_remembered_mapping() {
+    // A clinician once mapped RxNorm 29046 (lisinopril, ingredient level) to
+    // Prinivil 10 mg; a later entry carries that code and its own 40 mg NDC.
+    let mut mappings = CodeMappings::new();
+    mappings.insert(
+        ("RxNorm".to_string(), "29046".to_string()),
+        CodeMapping {
+            ndc11: crate::domain::Ndc11::from_digits("00006010654").expect("valid"),
+            decided_by: "dr.lee".to_string(),
+            decided_at: "2026-11-01T10:00:00.000Z".to_string(),
+            exception_id: None,
+        },
+    );
+    let r = run_with(
+        vec![rec(
+            "MedicationRequest",
+            "r",
+            "lisinopril 40 mg",
+            &[("NDC", "0185-0104-01"), ("RxNorm", "29046")],
+        )],
+        &mappings,
+        50,
+    );
+    assert_eq!(
+        r.items[0].ndc11.map(|n| n.to_string()).as_deref(),
+        Some("00185010401")
+    );
+    assert!(r.items[0].mapping.is_none());
+}
+
+#[test]
+fn decisions_are_remembered_under_the_codes_that_caused_them() {
+    let codes = vec![
+        Code::new("NDC", "68180-0513-01", None),
+        Code::new("RxNorm", "979492", None),
+    ];
+    assert_eq!(
+        decision_keys(ExceptionKind::UnmappedNdc, &codes, &[], Some("Losartan")),
+        vec![("NDC".to_string(), "68180-0513-01".to_string())]
+    );
+    assert_eq!(
+        decision_keys(
+            ExceptionKind::NonNdcCode,
+            &codes[1..],
+            &[],
+            Some("Losartan")
+        ),
+        vec![("RxNorm".to_string(), "979492".to_string())]
+    );
+    assert_eq!(
+        decision_keys(ExceptionKind::NonNdcCode, &[], &[], Some(" Losartan ")),
+        vec![("text".to_string(), "losartan".to_string())]
+    );
+}

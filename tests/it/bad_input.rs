@@ -39,7 +39,7 @@ fn each_kind_of_bad_document_is_refused_and_stores_nothing() {
         (
             "malformed.xml",
             MALFORMED_CCR.as_bytes().to_vec(),
-            &["malformed XML", "4:"],
+            &["malformed XML at 4:"],
         ),
         (
             "cda.xml",
@@ -51,7 +51,7 @@ fn each_kind_of_bad_document_is_refused_and_stores_nothing() {
         (
             "broken.json",
             b"{\"resourceType\": \"Bundle\",\n  \"entry\": [\n}".to_vec(),
-            &["malformed JSON", "3:"],
+            &["malformed JSON at 3:"],
         ),
         (
             "other.json",
