@@ -64,6 +64,13 @@ pub fn run(global: &Global, a: Args) -> CliResult {
     let limit = ctx.config.max_document_bytes;
     let bytes =
         read_limited(&a.file, limit).map_err(|e| Failure::Failed(anyhow!("{path}: {e}")))?;
+    if bytes.len() as u64 > limit {
+        // Only limit + 1 bytes were read: say the file's real size.
+        let size = std::fs::metadata(&a.file).map_or(bytes.len() as u64, |m| m.len());
+        return Err(Failure::Failed(anyhow!(
+            "{path}: the document is {size} bytes, over import.max_document_bytes = {limit} (nothing stored)"
+        )));
+    }
     if matches!(doc_format, Some(DocFormat::FhirJson))
         && rxsync::parse::sniff(&bytes).is_ok_and(|f| f == DocFormat::FhirXml)
     {
