@@ -90,13 +90,7 @@ pub fn find_among(items: &[DupItem<'_>]) -> Vec<Flag> {
     let mut flags = Vec::new();
 
     for (i, (item, k)) in items.iter().zip(&keys).enumerate() {
-        let label = |j: usize| {
-            format!(
-                "item {} ({})",
-                j + 1,
-                items[j].name.as_deref().unwrap_or("unnamed")
-            )
-        };
+        let label = |j: usize| format!("item {} ({})", j + 1, items[j].name.unwrap_or("unnamed"));
         let hyphenated = |j: usize| items[j].ndc11.map(|n| n.hyphenated()).unwrap_or_default();
         let found = |map: &HashMap<&str, usize>, key: &Option<String>| {
             key.as_deref().and_then(|k| map.get(k).copied())

@@ -126,8 +126,13 @@ fn oversized_documents_unknown_patients_and_missing_files_store_nothing() {
         )
         .fails(1)
         .to_string();
+    let size = std::fs::metadata(repo_path("samples/ccr/demo.xml"))
+        .expect("sample")
+        .len();
     assert!(
-        err.contains("over import.max_document_bytes = 100"),
+        err.contains(&format!(
+            "is {size} bytes, over import.max_document_bytes = 100"
+        )),
         "{err}"
     );
     let err = env
