@@ -7,5 +7,21 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     cli::main()
 }
+
+/// Rust ignores SIGPIPE, so `rxsync queue list | head` would panic on the
+/// first write after `head` exits. A command-line tool should end quietly
+/// instead, as `cat` does: restore the default action.
+#[cfg(unix)]
+fn restore_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; setting a
+    // signal's disposition to SIG_DFL has no other precondition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn restore_sigpipe() {}
