@@ -8,15 +8,15 @@ use serde_json::Value;
 /// One CCR medication: name, optional (coding system, code), sig.
 struct Med<'a> {
     name: &'a str,
-    code: Option<(&'a str, &'a str)>,
+    codes: &'a [(&'a str, &'a str)],
     sig: &'a str,
     status: &'a str,
 }
 
-fn med<'a>(name: &'a str, code: Option<(&'a str, &'a str)>, sig: &'a str) -> Med<'a> {
+fn med<'a>(name: &'a str, codes: &'a [(&'a str, &'a str)], sig: &'a str) -> Med<'a> {
     Med {
         name,
-        code,
+        codes,
         sig,
         status: "Active",
     }
@@ -29,12 +29,13 @@ fn ccr(doc_id: &str, meds: &[Med<'_>]) -> Vec<u8> {
          <CCRDocumentObjectID>{doc_id}</CCRDocumentObjectID><Body><Medications>"
     );
     for (i, m) in meds.iter().enumerate() {
-        let code = m
-            .code
+        let code: String = m
+            .codes
+            .iter()
             .map(|(system, value)| {
                 format!("<Code><Value>{value}</Value><CodingSystem>{system}</CodingSystem></Code>")
             })
-            .unwrap_or_default();
+            .collect();
         out.push_str(&format!(
             "<Medication><CCRDataObjectID>MED-{i}</CCRDataObjectID><Status><Text>{}</Text></Status>\
              <Product><ProductName><Text>{}</Text>{code}</ProductName></Product>\
@@ -82,7 +83,7 @@ fn concurrent_imports_of_different_files_all_succeed_with_dense_versions() {
             let name = format!("Drug number {i}");
             let bytes = ccr(
                 &format!("doc-{i}"),
-                &[med(&name, None, "Take 1 tablet daily")],
+                &[med(&name, &[], "Take 1 tablet daily")],
             );
             env.write(&format!("doc-{i}.xml"), &bytes)
         })
@@ -142,4 +143,268 @@ fn a_non_sqlite_database_file_names_its_cause_once() {
     let cause = "file is not a database";
     assert!(err.contains("cannot open database"), "{err}");
     assert_eq!(err.matches(cause).count(), 1, "{err}");
+}
+
+/// The single open exception of `kind` whose item is at `position`.
+fn open_one(env: &TestEnv, patient: &str, kind: &str, position: i64) -> i64 {
+    let found: Vec<i64> = open_exceptions(env, patient)
+        .iter()
+        .filter(|e| e["kind"] == kind && item_position(e, "item") == Some(position))
+        .filter_map(|e| e["id"].as_i64())
+        .collect();
+    assert_eq!(found.len(), 1, "one open {kind} at item {position}");
+    found[0]
+}
+
+fn regimen_status(env: &TestEnv, patient: &str) -> String {
+    env.run(&["regimen", "show", "--patient", patient, "--format", "json"])
+        .json()["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+// ---------------------------------------------------------------- 2
+
+#[test]
+fn resolving_a_dismissed_exception_is_refused_and_changes_nothing() {
+    let env = TestEnv::with_dictionary_and(&["p-2"]);
+    let file = env.write(
+        "one.xml",
+        &ccr("d2", &[med("Mystery pill", &[], "Take 1 daily")]),
+    );
+    import_json(&env, &file, "p-2");
+    let id = open_one(&env, "p-2", "non_ndc_code", 1).to_string();
+    env.run(&[
+        "queue",
+        "dismiss",
+        &id,
+        "--by",
+        "dr-a",
+        "--note",
+        "not a drug",
+    ])
+    .ok();
+    let before = env.counts();
+    let err = env
+        .run(&[
+            "queue",
+            "resolve",
+            &id,
+            "--action",
+            "map",
+            "--ndc",
+            "0069-1530-68",
+            "--by",
+            "dr-b",
+        ])
+        .fails(1)
+        .to_string();
+    assert!(
+        err.contains(&format!("exception {id} is already dismissed")),
+        "{err}"
+    );
+    assert_eq!(env.counts(), before, "a refused decision stores nothing");
+    let shown = env.run(&["queue", "show", &id, "--format", "json"]).json();
+    assert_eq!(shown["exception"]["state"], "dismissed");
+    assert_eq!(shown["exception"]["resolution"], Value::Null);
+    assert_eq!(shown["exception"]["resolution_ndc"], Value::Null);
+    assert_eq!(shown["exception"]["resolved_by"], "dr-a");
+    assert_eq!(
+        env.query_i64("SELECT COUNT(*) FROM items WHERE ndc11 IS NOT NULL"),
+        0,
+        "the item was not mapped"
+    );
+    // Dismissing twice is refused too.
+    let err = env
+        .run(&["queue", "dismiss", &id, "--by", "dr-b", "--note", "again"])
+        .fails(1)
+        .to_string();
+    assert!(err.contains("already dismissed"), "{err}");
+}
+
+// ---------------------------------------------------------------- 3
+
+#[test]
+fn removing_the_first_of_three_repeats_leaves_the_others_duplicates_open() {
+    let env = TestEnv::with_dictionary_and(&["p-3"]);
+    // 68180-0513-01 is a valid NDC the sample dictionary lacks: every item
+    // gets its own unmapped_ndc, and items 2 and 3 a duplicate of item 1.
+    let ndc: &[(&str, &str)] = &[("NDC", "68180-0513-01")];
+    let file = env.write(
+        "three.xml",
+        &ccr(
+            "d3",
+            &[
+                med("Drug A", ndc, "Take 1 tablet in the morning"),
+                med("Drug A", ndc, "Take 1 tablet at noon"),
+                med("Drug A", ndc, "Take 1 tablet at bedtime"),
+            ],
+        ),
+    );
+    let s = import_json(&env, &file, "p-3");
+    assert_eq!(s["items"], 3, "{s}");
+    assert_eq!(s["exceptions"]["duplicate"], 2, "{s}");
+    let dups_before: Vec<(Option<i64>, Option<i64>)> = open_exceptions(&env, "p-3")
+        .iter()
+        .filter(|e| e["kind"] == "duplicate")
+        .map(|e| (item_position(e, "item"), item_position(e, "related_item")))
+        .collect();
+    assert_eq!(dups_before.len(), 2);
+    assert!(
+        dups_before.iter().all(|(_, related)| *related == Some(1)),
+        "repeats point at the first item: {dups_before:?}"
+    );
+
+    let first = open_one(&env, "p-3", "unmapped_ndc", 1).to_string();
+    env.run(&[
+        "queue", "resolve", &first, "--action", "remove", "--by", "dr-a",
+    ])
+    .ok();
+
+    let open = open_exceptions(&env, "p-3");
+    let mut dups: Vec<i64> = open
+        .iter()
+        .filter(|e| e["kind"] == "duplicate")
+        .filter_map(|e| item_position(e, "item"))
+        .collect();
+    dups.sort_unstable();
+    assert_eq!(
+        dups,
+        [2, 3],
+        "items 2 and 3 are still duplicates to decide on"
+    );
+    assert!(
+        open.iter().all(|e| item_position(e, "item") != Some(1)),
+        "item 1's own exceptions are closed"
+    );
+    assert_eq!(regimen_status(&env, "p-3"), "needs_review");
+}
+
+#[test]
+fn removing_an_item_does_not_mark_the_regimen_reviewed_while_repeats_are_open() {
+    let env = TestEnv::with_dictionary_and(&["p-3b"]);
+    // Item 1 has an exception of its own (an unmapped NDC) and item 2
+    // carries that NDC too, as the same drug: its only exception is the
+    // duplicate pointing at item 1.
+    let ndc: &[(&str, &str)] = &[("NDC", "68180-0513-01")];
+    let file = env.write(
+        "two.xml",
+        &ccr(
+            "d3b",
+            &[
+                med("Drug A", ndc, "Take 1 tablet in the morning"),
+                med("Drug A", ndc, "Take 1 tablet at bedtime"),
+            ],
+        ),
+    );
+    import_json(&env, &file, "p-3b");
+    let item2_unmapped = open_one(&env, "p-3b", "unmapped_ndc", 2).to_string();
+    env.run(&[
+        "queue",
+        "dismiss",
+        &item2_unmapped,
+        "--by",
+        "dr-a",
+        "--note",
+        "known local stock",
+    ])
+    .ok();
+    let first = open_one(&env, "p-3b", "unmapped_ndc", 1).to_string();
+    env.run(&[
+        "queue", "resolve", &first, "--action", "remove", "--by", "dr-a",
+    ])
+    .ok();
+    open_one(&env, "p-3b", "duplicate", 2);
+    assert_eq!(regimen_status(&env, "p-3b"), "needs_review");
+}
+
+// ---------------------------------------------------------------- 4
+
+#[test]
+fn mapping_two_items_to_one_ndc_opens_a_duplicate() {
+    let env = TestEnv::with_dictionary_and(&["p-4"]);
+    let file = env.write(
+        "amlo.xml",
+        &ccr(
+            "d4",
+            &[
+                med("amlodipine", &[("RxNorm", "197361")], "Take 1 tablet daily"),
+                med("Norvasc 5 mg", &[], "Take 1 tablet in the evening"),
+            ],
+        ),
+    );
+    let s = import_json(&env, &file, "p-4");
+    assert_eq!(s["exceptions"]["non_ndc_code"], 2, "{s}");
+    for position in [1, 2] {
+        let id = open_one(&env, "p-4", "non_ndc_code", position).to_string();
+        env.run(&[
+            "queue",
+            "resolve",
+            &id,
+            "--action",
+            "map",
+            "--ndc",
+            "0069-1530-68",
+            "--by",
+            "dr-a",
+        ])
+        .ok();
+    }
+    let open = open_exceptions(&env, "p-4");
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["kind"], "duplicate");
+    assert_eq!(item_position(&open[0], "item"), Some(2));
+    assert_eq!(item_position(&open[0], "related_item"), Some(1));
+    assert_eq!(open[0]["severity"], "error");
+    assert_eq!(regimen_status(&env, "p-4"), "needs_review");
+
+    // Keeping both closes it, and only then is the regimen reviewed.
+    let id = open[0]["id"].as_i64().expect("id").to_string();
+    env.run(&["queue", "resolve", &id, "--action", "keep", "--by", "dr-a"])
+        .ok();
+    assert_eq!(regimen_status(&env, "p-4"), "reviewed");
+}
+
+// ---------------------------------------------------------------- 5
+
+#[test]
+fn mapping_an_unmapped_ndc_is_remembered_under_the_ndc_only() {
+    let env = TestEnv::with_dictionary_and(&["p-5"]);
+    let file = env.write(
+        "both.xml",
+        &ccr(
+            "d5",
+            &[med(
+                "Some drug",
+                &[("NDC", "68180-0513-01"), ("RxNorm", "999001")],
+                "Take 1 daily",
+            )],
+        ),
+    );
+    import_json(&env, &file, "p-5");
+    let id = open_one(&env, "p-5", "unmapped_ndc", 1).to_string();
+    env.run(&[
+        "queue",
+        "resolve",
+        &id,
+        "--action",
+        "map",
+        "--ndc",
+        "0069-1530-68",
+        "--by",
+        "dr-a",
+    ])
+    .ok();
+    assert_eq!(
+        env.query_i64("SELECT COUNT(*) FROM code_mappings WHERE code = '999001'"),
+        0,
+        "the RxNorm code did not cause the exception"
+    );
+    assert_eq!(
+        env.query_i64(
+            "SELECT COUNT(*) FROM code_mappings WHERE code = '68180-0513-01' AND ndc11 = '00069153068'"
+        ),
+        1
+    );
 }
