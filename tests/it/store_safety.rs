@@ -408,3 +408,85 @@ fn mapping_an_unmapped_ndc_is_remembered_under_the_ndc_only() {
         1
     );
 }
+
+// ---------------------------------------------------------------- 6
+
+fn outcome(v: &Value) -> (String, Option<i64>) {
+    (
+        v["outcome"].as_str().unwrap_or_default().to_string(),
+        v["version"].as_i64(),
+    )
+}
+
+#[test]
+fn the_same_bytes_after_other_bytes_make_a_new_version_from_the_stored_document() {
+    let env = TestEnv::with_dictionary_and(&["p-6"]);
+    let a = env.write("a.xml", &ccr("a", &[med("Drug A", &[], "Take 1 daily")]));
+    let b = env.write("b.xml", &ccr("b", &[med("Drug B", &[], "Take 1 daily")]));
+    let runs: Vec<(String, Option<i64>)> = [&a, &b, &a]
+        .iter()
+        .map(|f| outcome(&import_json(&env, f, "p-6")))
+        .collect();
+    let imported = |v| ("imported".to_string(), Some(v));
+    assert_eq!(runs, [imported(1), imported(2), imported(3)]);
+    assert_eq!(env.query_i64("SELECT COUNT(*) FROM documents"), 2);
+    assert_eq!(
+        env.query_i64("SELECT COUNT(DISTINCT document_id) FROM regimens WHERE version IN (1, 3)"),
+        1,
+        "versions 1 and 3 are read from the same stored document"
+    );
+    // A again, now current: unchanged, at version 3.
+    assert_eq!(
+        outcome(&import_json(&env, &a, "p-6")),
+        ("unchanged".to_string(), Some(3))
+    );
+    assert_eq!(env.query_i64("SELECT COUNT(*) FROM regimens"), 3);
+}
+
+#[test]
+fn a_kept_unreadable_document_parsed_later_gets_its_regimen_and_its_exception_closed() {
+    let env = TestEnv::with_dictionary_and(&["p-6b"]);
+    let file = env.write(
+        "real.xml",
+        &ccr("d6b", &[med("Drug A", &[], "Take 1 daily")]),
+    );
+    // Read as FHIR it cannot be parsed; it is kept.
+    let forced = import_args(&file, "p-6b", &["--format", "fhir", "--keep-unreadable"]);
+    env.run(&forced).fails(1);
+    // The same unreadable bytes again: a failed sync, no second exception.
+    env.run(&forced).fails(1);
+    assert_eq!(
+        env.query_i64("SELECT COUNT(*) FROM exceptions WHERE kind = 'unreadable'"),
+        1
+    );
+    assert_eq!(
+        env.query_i64("SELECT COUNT(*) FROM syncs WHERE outcome = 'failed'"),
+        2
+    );
+    assert_eq!(env.query_i64("SELECT COUNT(*) FROM documents"), 1);
+
+    let s = import_json(&env, &file, "p-6b");
+    assert_eq!(outcome(&s), ("imported".to_string(), Some(1)), "{s}");
+    assert_eq!(s["format"], "ccr");
+    assert_eq!(env.query_i64("SELECT COUNT(*) FROM documents"), 1);
+    assert_eq!(
+        env.query_i64("SELECT COUNT(*) FROM documents WHERE format = 'ccr' AND media_type != 'application/octet-stream'"),
+        1
+    );
+    assert_eq!(
+        env.query_i64(
+            "SELECT COUNT(*) FROM exceptions WHERE kind = 'unreadable' AND state = 'resolved'
+             AND note = 'parsed on a later import'"
+        ),
+        1
+    );
+    assert_eq!(
+        env.query_i64("SELECT COUNT(*) FROM audit WHERE action = 'exception.parsed'"),
+        1
+    );
+    // And once parsed, the same bytes are unchanged.
+    assert_eq!(
+        outcome(&import_json(&env, &file, "p-6b")),
+        ("unchanged".to_string(), Some(1))
+    );
+}
