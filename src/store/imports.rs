@@ -1,6 +1,8 @@
 //! Writing one import: document, regimen, items, exceptions, sync and audit
-//! in a single transaction (design invariant 1), and nothing when the same
-//! bytes were imported before for the same patient and source (invariant 2).
+//! in a single transaction (design invariant 1), and no new regimen version
+//! when the same bytes are what the current regimen of the patient and
+//! source was read from (invariant 2). Bytes stored before are never stored
+//! twice: a document row is reused when the same bytes come back.
 
 use super::{Store, StoreError, now};
 use crate::domain::{ExceptionKind, PatientId, SourceName};
@@ -54,8 +56,9 @@ pub enum ImportOutcome {
         items: usize,
         /// Exceptions raised, by kind.
         exceptions: BTreeMap<String, usize>,
-        /// Records left out (entered-in-error).
-        skipped: usize,
+        /// How many records were left out (entered-in-error); the records
+        /// themselves are listed by the caller's report (`skipped`).
+        skipped_count: usize,
     },
     /// The same bytes were imported before: nothing new was written but the sync row.
     Unchanged {
@@ -212,7 +215,7 @@ impl Store {
             Some(w.source.as_str()),
             &serde_json::json!({
                 "document_id": document_id, "sha256": w.sha256, "origin": w.origin, "version": version,
-                "items": w.regimen.items.len(), "exceptions": counts, "skipped": w.regimen.skipped.len(),
+                "items": w.regimen.items.len(), "exceptions": counts, "skipped": w.regimen.skipped,
                 "unreadable_resolved": reread,
             }),
         )?;
@@ -225,7 +228,7 @@ impl Store {
             status: status.to_string(),
             items: w.regimen.items.len(),
             exceptions: counts,
-            skipped: w.regimen.skipped.len(),
+            skipped_count: w.regimen.skipped.len(),
         })
     }
 

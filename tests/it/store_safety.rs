@@ -490,3 +490,51 @@ fn a_kept_unreadable_document_parsed_later_gets_its_regimen_and_its_exception_cl
         ("unchanged".to_string(), Some(1))
     );
 }
+
+// ---------------------------------------------------------------- 9, 10
+
+#[test]
+fn skipped_records_are_listed_in_the_audit_and_once_in_the_json_summary() {
+    let env = TestEnv::with_dictionary_and(&["p-9"]);
+    let file = env.write(
+        "skip.xml",
+        &ccr(
+            "d9",
+            &[
+                med("Drug A", &[], "Take 1 daily"),
+                Med {
+                    status: "Entered in error",
+                    ..med("Wrong drug", &[], "Take 2 daily")
+                },
+            ],
+        ),
+    );
+    let run = env.run(&import_args(&file, "p-9", &["--format", "json"]));
+    let raw = run.ok().to_string();
+    assert_eq!(raw.matches("\"skipped\"").count(), 1, "{raw}");
+    let s = run.json();
+    assert_eq!(s["skipped_count"], 1, "{s}");
+    assert_eq!(s["skipped"][0]["name"], "Wrong drug", "{s}");
+
+    let conn = rusqlite::Connection::open(&env.db).expect("open db");
+    let detail: String = conn
+        .query_row(
+            "SELECT detail FROM audit WHERE action = 'import' AND patient_id = 'p-9'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the import's audit row");
+    let detail: Value = serde_json::from_str(&detail).expect("JSON detail");
+    let skipped = detail["skipped"]
+        .as_array()
+        .expect("a list of skipped records");
+    assert_eq!(skipped.len(), 1, "{detail}");
+    assert_eq!(skipped[0]["name"], "Wrong drug");
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("entered-in-error")),
+        "{detail}"
+    );
+    assert!(skipped[0]["source"].is_object(), "{detail}");
+}
