@@ -538,3 +538,29 @@ fn skipped_records_are_listed_in_the_audit_and_once_in_the_json_summary() {
     );
     assert!(skipped[0]["source"].is_object(), "{detail}");
 }
+
+// ---------------------------------------------------------------- 8
+
+#[test]
+fn the_lookups_decisions_and_imports_make_are_indexed() {
+    let env = TestEnv::new();
+    env.run(&["patient", "list"]).ok();
+    let conn = rusqlite::Connection::open(&env.db).expect("open db");
+    for (table, column) in [
+        ("exceptions", "item_id"),
+        ("exceptions", "related_item_id"),
+        ("exceptions", "document_id"),
+        ("regimens", "document_id"),
+        ("items", "ndc11"),
+    ] {
+        let indexed: bool = conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM pragma_index_list(?1) l
+                 JOIN pragma_index_info(l.name) i WHERE i.seqno = 0 AND i.name = ?2)",
+                [table, column],
+                |r| r.get(0),
+            )
+            .expect("index list");
+        assert!(indexed, "{table}({column}) leads an index");
+    }
+}
