@@ -2,10 +2,14 @@
 //!
 //! Opening a store applies the append-only migrations under
 //! `schemas/sqlite/` (embedded at build time) and sets WAL mode, foreign
-//! keys and a busy timeout. Every write that belongs together — a document,
-//! its regimen, items, exceptions, sync and audit rows — happens in one
-//! transaction, so a crash leaves the previous state intact. The store
-//! never parses documents and never decides what a drug is.
+//! keys and a busy timeout. Transactions are IMMEDIATE: each takes the
+//! write lock when it begins, so concurrent writers (several `rxsync
+//! import` processes, a migration raced by another first open) wait their
+//! turn instead of failing on a lock upgrade. Every write that belongs
+//! together — a document, its regimen, items, exceptions, sync and audit
+//! rows — happens in one transaction, so a crash leaves the previous state
+//! intact. The store never parses documents and never decides what a drug
+//! is.
 
 mod audit;
 mod dictionary;
