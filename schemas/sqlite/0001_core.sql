@@ -51,6 +51,7 @@ CREATE TABLE regimens (
     reviewed_at TEXT,
     UNIQUE (patient_id, source, version)
 );
+CREATE INDEX regimens_document ON regimens (document_id);
 
 CREATE TABLE items (
     id              INTEGER PRIMARY KEY,
@@ -83,6 +84,7 @@ CREATE TABLE items (
     removed_by      TEXT,
     UNIQUE (regimen_id, position)
 );
+CREATE INDEX items_ndc11 ON items (ndc11);
 
 CREATE TABLE exceptions (
     id              INTEGER PRIMARY KEY,
@@ -106,6 +108,9 @@ CREATE TABLE exceptions (
 );
 CREATE INDEX exceptions_state_kind ON exceptions (state, kind);
 CREATE INDEX exceptions_regimen ON exceptions (regimen_id);
+CREATE INDEX exceptions_item ON exceptions (item_id);
+CREATE INDEX exceptions_related_item ON exceptions (related_item_id);
+CREATE INDEX exceptions_document ON exceptions (document_id);
 
 -- A clinician's decision for a provider's code, applied to later imports.
 CREATE TABLE code_mappings (

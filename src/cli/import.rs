@@ -145,7 +145,7 @@ fn print_report(r: &ImportReport, format: Format) -> anyhow::Result<()> {
             status,
             items,
             exceptions,
-            skipped,
+            skipped_count: skipped,
             ..
         } => {
             println!(

@@ -1,6 +1,8 @@
 //! Writing one import: document, regimen, items, exceptions, sync and audit
-//! in a single transaction (design invariant 1), and nothing when the same
-//! bytes were imported before for the same patient and source (invariant 2).
+//! in a single transaction (design invariant 1), and no new regimen version
+//! when the same bytes are what the current regimen of the patient and
+//! source was read from (invariant 2). Bytes stored before are never stored
+//! twice: a document row is reused when the same bytes come back.
 
 use super::{Store, StoreError, now};
 use crate::domain::{ExceptionKind, PatientId, SourceName};
@@ -54,8 +56,9 @@ pub enum ImportOutcome {
         items: usize,
         /// Exceptions raised, by kind.
         exceptions: BTreeMap<String, usize>,
-        /// Records left out (entered-in-error).
-        skipped: usize,
+        /// How many records were left out (entered-in-error); the records
+        /// themselves are listed by the caller's report (`skipped`).
+        skipped_count: usize,
     },
     /// The same bytes were imported before: nothing new was written but the sync row.
     Unchanged {
@@ -77,14 +80,22 @@ impl Store {
         let tx = self.conn.transaction()?;
         require_patient(&tx, w.patient)?;
         let ended = now();
-        if let Some(document_id) = existing_document(&tx, w.patient, w.source, w.sha256)? {
-            let version: Option<i64> = tx
-                .query_row(
-                    "SELECT version FROM regimens WHERE document_id = ?1",
-                    [document_id],
-                    |r| r.get(0),
-                )
-                .optional()?;
+        let existing = existing_document(&tx, w.patient, w.source, w.sha256)?;
+        let newest: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT version, document_id FROM regimens WHERE patient_id = ?1 AND source = ?2
+                 ORDER BY version DESC LIMIT 1",
+                params![w.patient.as_str(), w.source.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        // Unchanged only when these bytes are what the current regimen was
+        // read from. The same bytes imported before a newer document (A, B,
+        // A) make a new version from the stored document; bytes kept as
+        // unreadable and parsed now make their first regimen.
+        if let (Some(document_id), Some((version, current))) = (existing, newest)
+            && current == document_id
+        {
             let sync_id = insert_sync(
                 &tx,
                 w.patient,
@@ -109,20 +120,32 @@ impl Store {
             return Ok(ImportOutcome::Unchanged {
                 sync_id,
                 document_id,
-                version,
+                version: Some(version),
             });
         }
 
-        let document_id = insert_document(
-            &tx,
-            w.patient,
-            w.source,
-            w.format.as_str(),
-            w.format.media_type(),
-            w.bytes,
-            w.sha256,
-            w.origin,
-        )?;
+        let document_id = match existing {
+            Some(id) => {
+                // A document kept as unreadable was stored as `unknown`:
+                // it now has the format it parsed as.
+                tx.execute(
+                    "UPDATE documents SET format = ?1, media_type = ?2 WHERE id = ?3 AND format = 'unknown'",
+                    params![w.format.as_str(), w.format.media_type(), id],
+                )?;
+                id
+            }
+            None => insert_document(
+                &tx,
+                w.patient,
+                w.source,
+                w.format.as_str(),
+                w.format.media_type(),
+                w.bytes,
+                w.sha256,
+                w.origin,
+            )?,
+        };
+        let reread = resolve_unreadable(&tx, w, document_id, &ended)?;
         let version: i64 = tx.query_row(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM regimens WHERE patient_id = ?1 AND source = ?2",
             params![w.patient.as_str(), w.source.as_str()],
@@ -192,7 +215,8 @@ impl Store {
             Some(w.source.as_str()),
             &serde_json::json!({
                 "document_id": document_id, "sha256": w.sha256, "origin": w.origin, "version": version,
-                "items": w.regimen.items.len(), "exceptions": counts, "skipped": w.regimen.skipped.len(),
+                "items": w.regimen.items.len(), "exceptions": counts, "skipped": w.regimen.skipped,
+                "unreadable_resolved": reread,
             }),
         )?;
         tx.commit()?;
@@ -204,7 +228,7 @@ impl Store {
             status: status.to_string(),
             items: w.regimen.items.len(),
             exceptions: counts,
-            skipped: w.regimen.skipped.len(),
+            skipped_count: w.regimen.skipped.len(),
         })
     }
 
@@ -242,28 +266,45 @@ impl Store {
             None,
             Some(w.error),
         )?;
-        tx.execute(
-            "INSERT INTO exceptions (patient_id, sync_id, document_id, source, kind, severity, state, detail, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?8)",
-            params![
-                w.patient.as_str(),
-                sync_id,
-                document_id,
-                w.source.as_str(),
-                ExceptionKind::Unreadable.as_str(),
-                ExceptionKind::Unreadable.severity().as_str(),
-                w.error,
-                ended
-            ],
-        )?;
-        let exception_id = tx.last_insert_rowid();
+        // The same unreadable bytes again: the open exception already says so.
+        let open: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM exceptions WHERE document_id = ?1 AND kind = ?2 AND state = 'open'
+                 ORDER BY id LIMIT 1",
+                params![document_id, ExceptionKind::Unreadable.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let exception_id = match open {
+            Some(id) => id,
+            None => {
+                tx.execute(
+                    "INSERT INTO exceptions (patient_id, sync_id, document_id, source, kind, severity, state, detail,
+                     created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?8)",
+                    params![
+                        w.patient.as_str(),
+                        sync_id,
+                        document_id,
+                        w.source.as_str(),
+                        ExceptionKind::Unreadable.as_str(),
+                        ExceptionKind::Unreadable.severity().as_str(),
+                        w.error,
+                        ended
+                    ],
+                )?;
+                tx.last_insert_rowid()
+            }
+        };
         super::audit::append(
             &tx,
             w.actor,
             "import.unreadable",
             Some(w.patient.as_str()),
             Some(w.source.as_str()),
-            &serde_json::json!({"document_id": document_id, "sha256": w.sha256, "origin": w.origin, "error": w.error}),
+            &serde_json::json!({
+                "document_id": document_id, "sha256": w.sha256, "origin": w.origin, "error": w.error,
+                "exception_id": exception_id, "exception_opened": open.is_none(),
+            }),
         )?;
         tx.commit()?;
         Ok(ImportOutcome::Unreadable {
@@ -282,6 +323,46 @@ impl Store {
     ) -> Result<bool, StoreError> {
         Ok(existing_document(&self.conn, patient, source, sha256)?.is_some())
     }
+}
+
+/// Closes the open `unreadable` exceptions of a document that has now
+/// been parsed, auditing each; returns their ids.
+fn resolve_unreadable(
+    tx: &Transaction<'_>,
+    w: &ImportWrite<'_>,
+    document_id: i64,
+    at: &str,
+) -> Result<Vec<i64>, StoreError> {
+    const NOTE: &str = "parsed on a later import";
+    let ids: Vec<i64> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id FROM exceptions WHERE document_id = ?1 AND kind = ?2 AND state = 'open' ORDER BY id",
+        )?;
+        stmt.query_map(
+            params![document_id, ExceptionKind::Unreadable.as_str()],
+            |r| r.get(0),
+        )?
+        .collect::<Result<_, _>>()?
+    };
+    for id in &ids {
+        tx.execute(
+            "UPDATE exceptions SET state = 'resolved', resolved_by = ?1, resolved_at = ?2, note = ?3
+             WHERE id = ?4 AND state = 'open'",
+            params![w.actor, at, NOTE, id],
+        )?;
+        super::audit::append(
+            tx,
+            w.actor,
+            "exception.parsed",
+            Some(w.patient.as_str()),
+            Some(&format!("exception/{id}")),
+            &serde_json::json!({
+                "exception": id, "kind": ExceptionKind::Unreadable.as_str(), "document_id": document_id,
+                "format": w.format.as_str(), "note": NOTE,
+            }),
+        )?;
+    }
+    Ok(ids)
 }
 
 fn require_patient(conn: &rusqlite::Connection, patient: &PatientId) -> Result<(), StoreError> {

@@ -2,10 +2,14 @@
 //!
 //! Opening a store applies the append-only migrations under
 //! `schemas/sqlite/` (embedded at build time) and sets WAL mode, foreign
-//! keys and a busy timeout. Every write that belongs together — a document,
-//! its regimen, items, exceptions, sync and audit rows — happens in one
-//! transaction, so a crash leaves the previous state intact. The store
-//! never parses documents and never decides what a drug is.
+//! keys and a busy timeout. Transactions are IMMEDIATE: each takes the
+//! write lock when it begins, so concurrent writers (several `rxsync
+//! import` processes, a migration raced by another first open) wait their
+//! turn instead of failing on a lock upgrade. Every write that belongs
+//! together — a document, its regimen, items, exceptions, sync and audit
+//! rows — happens in one transaction, so a crash leaves the previous state
+//! intact. The store never parses documents and never decides what a drug
+//! is.
 
 mod audit;
 mod dictionary;
@@ -36,11 +40,8 @@ const MIGRATIONS: &[(&str, &str)] = &[(
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database file could not be opened or is not an rxsync database.
-    #[error("cannot open database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    #[error("cannot open database {path}")]
+    Open { path: PathBuf, source: SqliteCause },
     /// The database was written by a newer rxsync.
     #[error("database {path} has schema version {found}, newer than this rxsync knows ({known})")]
     TooNew {
@@ -49,10 +50,10 @@ pub enum StoreError {
         known: usize,
     },
     /// A migration failed (the database is left at the previous version).
-    #[error("migration {name} failed: {source}")]
+    #[error("migration {name} failed")]
     Migration {
         name: &'static str,
-        source: rusqlite::Error,
+        source: SqliteCause,
     },
     /// Any other SQLite error.
     #[error("database error: {0}")]
@@ -71,6 +72,37 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// A SQLite error as the cause of a `StoreError`: shown once in a cause
+/// chain. (rusqlite's `SqliteFailure` prints SQLite's message and then
+/// gives the same words again as its own source, "Error code 26: file is
+/// not a database"; here the message stands alone.)
+#[derive(Debug)]
+pub struct SqliteCause(pub rusqlite::Error);
+
+impl std::fmt::Display for SqliteCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            rusqlite::Error::SqliteFailure(_, Some(msg)) => f.write_str(msg),
+            other => other.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SqliteCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.0 {
+            rusqlite::Error::SqliteFailure(..) => None,
+            other => other.source(),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for SqliteCause {
+    fn from(e: rusqlite::Error) -> SqliteCause {
+        SqliteCause(e)
+    }
+}
+
 /// An open rxsync database.
 pub struct Store {
     conn: Connection,
@@ -80,11 +112,15 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let open_err = |source| StoreError::Open {
+        let open_err = |e: rusqlite::Error| StoreError::Open {
             path: path.to_path_buf(),
-            source,
+            source: SqliteCause(e),
         };
-        let conn = Connection::open(path).map_err(open_err)?;
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        // Every transaction takes the write lock when it begins, so a
+        // read-then-write transaction waits (busy_timeout) instead of
+        // failing with "database is locked" when it tries to upgrade.
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(open_err)?;
         // Fails here (not later) when the file is not a SQLite database.
@@ -108,25 +144,48 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let version: usize = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > MIGRATIONS.len() {
-            return Err(StoreError::TooNew {
-                path: self.path.clone(),
-                found: version,
-                known: MIGRATIONS.len(),
-            });
+        let version = self.user_version()?;
+        check_version(&self.path, version)?;
+        if version == MIGRATIONS.len() {
+            return Ok(());
         }
-        for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(version) {
+        // Another process may be migrating the same file: each migration
+        // re-reads the version under the write lock (transactions are
+        // IMMEDIATE) and skips what was applied meanwhile.
+        loop {
+            let path = self.path.clone();
             let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)
-                .map_err(|source| StoreError::Migration { name, source })?;
-            tx.pragma_update(None, "user_version", i + 1)?;
+            let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            check_version(&path, version)?;
+            let Some((name, sql)) = MIGRATIONS.get(version) else {
+                return Ok(());
+            };
+            tx.execute_batch(sql).map_err(|e| StoreError::Migration {
+                name,
+                source: SqliteCause(e),
+            })?;
+            tx.pragma_update(None, "user_version", version + 1)?;
             tx.commit()?;
         }
-        Ok(())
     }
+
+    fn user_version(&self) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+}
+
+/// Refuses a database written by a newer rxsync.
+fn check_version(path: &Path, version: usize) -> Result<(), StoreError> {
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+            known: MIGRATIONS.len(),
+        });
+    }
+    Ok(())
 }
 
 /// The current time as RFC 3339 UTC text, as the store writes it.

@@ -8,7 +8,7 @@
 use super::regimens::ItemView;
 use super::{Store, StoreError, now};
 use crate::domain::{Action, Code, ExceptionKind, ExceptionState, Ndc11};
-use crate::normalize::mapping_keys;
+use crate::normalize::{DupItem, decision_keys, find_duplicates};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
@@ -189,15 +189,7 @@ impl Store {
     }
 
     fn exception_row(&self, id: i64) -> Result<Row, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("{SELECT_EXCEPTION} WHERE e.id = ?1"))?;
-        stmt.query_row([id], row_to_exception)
-            .optional()?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "exception",
-                id: id.to_string(),
-            })
+        exception_row_in(&self.conn, id)
     }
 
     fn complete(&self, row: Row) -> Result<ExceptionView, StoreError> {
@@ -231,7 +223,12 @@ impl Store {
         id: i64,
         decision: &Resolve,
     ) -> Result<ExceptionView, StoreError> {
-        let row = self.exception_row(id)?;
+        let at = now();
+        // IMMEDIATE: the row is read, checked and changed under the write
+        // lock, so a concurrent decision on the same exception waits and
+        // then finds it closed.
+        let tx = self.conn.transaction()?;
+        let row = exception_row_in(&tx, id)?;
         check_open(&row)?;
         let kind: ExceptionKind = row.view.kind.parse().map_err(StoreError::Corrupt)?;
         if !kind.actions().contains(&decision.action) {
@@ -243,14 +240,12 @@ impl Store {
                 allowed.join(", ")
             )));
         }
-        let at = now();
-        let tx = self.conn.transaction()?;
         match decision.action {
             Action::Map => {
                 let ndc = decision.ndc.ok_or_else(|| {
                     StoreError::Refused("action map needs an NDC (--ndc CODE)".to_string())
                 })?;
-                map_item(&tx, &row, ndc, decision, id, &at)?;
+                map_item(&tx, &row, kind, ndc, decision, id, &at)?;
             }
             Action::Remove => {
                 let item_id = row.item_id.ok_or_else(|| {
@@ -260,19 +255,21 @@ impl Store {
                     "UPDATE items SET removed_at = ?1, removed_by = ?2 WHERE id = ?3 AND removed_at IS NULL",
                     params![at, decision.by, item_id],
                 )?;
-                // The item's other exceptions, and duplicates that point at
-                // it, lose their subject: close them, saying why.
+                // The item's own other exceptions lose their subject: close
+                // them, saying why. Exceptions of other items that merely
+                // point at it (a later repeat's `duplicate`) stay open: that
+                // item is still a duplicate a clinician has to decide on.
                 tx.execute(
                     "UPDATE exceptions SET state = 'resolved', resolution = 'remove', resolved_by = ?1, resolved_at = ?2,
-                     note = ?3 WHERE state = 'open' AND id != ?4 AND (item_id = ?5 OR related_item_id = ?5)",
+                     note = ?3 WHERE state = 'open' AND id != ?4 AND item_id = ?5",
                     params![decision.by, at, format!("item removed by exception {id}"), id, item_id],
                 )?;
             }
             Action::Keep | Action::Accept => {}
         }
-        tx.execute(
+        let changed = tx.execute(
             "UPDATE exceptions SET state = 'resolved', resolution = ?1, resolution_ndc = ?2, resolved_by = ?3,
-             resolved_at = ?4, note = ?5 WHERE id = ?6",
+             resolved_at = ?4, note = ?5 WHERE id = ?6 AND state = 'open'",
             params![
                 decision.action.as_str(),
                 decision.ndc.map(|n| n.to_string()),
@@ -282,6 +279,9 @@ impl Store {
                 id
             ],
         )?;
+        if changed != 1 {
+            return Err(not_open_any_more(id));
+        }
         finish(
             &tx,
             &row,
@@ -302,18 +302,22 @@ impl Store {
         by: &str,
         note: &str,
     ) -> Result<ExceptionView, StoreError> {
-        let row = self.exception_row(id)?;
-        check_open(&row)?;
         if note.trim().is_empty() {
             return Err(StoreError::Refused(
                 "dismissing needs a note saying why".to_string(),
             ));
         }
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "UPDATE exceptions SET state = 'dismissed', resolved_by = ?1, resolved_at = ?2, note = ?3 WHERE id = ?4",
+        let row = exception_row_in(&tx, id)?;
+        check_open(&row)?;
+        let changed = tx.execute(
+            "UPDATE exceptions SET state = 'dismissed', resolution = NULL, resolution_ndc = NULL, resolved_by = ?1,
+             resolved_at = ?2, note = ?3 WHERE id = ?4 AND state = 'open'",
             params![by, now(), note, id],
         )?;
+        if changed != 1 {
+            return Err(not_open_any_more(id));
+        }
         finish(
             &tx,
             &row,
@@ -324,6 +328,22 @@ impl Store {
         tx.commit()?;
         Ok(self.exception(id)?.0)
     }
+}
+
+fn exception_row_in(conn: &rusqlite::Connection, id: i64) -> Result<Row, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("{SELECT_EXCEPTION} WHERE e.id = ?1"))?;
+    stmt.query_row([id], row_to_exception)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "exception",
+            id: id.to_string(),
+        })
+}
+
+fn not_open_any_more(id: i64) -> StoreError {
+    StoreError::Refused(format!(
+        "exception {id} is no longer open (another decision closed it first)"
+    ))
 }
 
 fn check_open(row: &Row) -> Result<(), StoreError> {
@@ -338,11 +358,13 @@ fn check_open(row: &Row) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Maps the item to an NDC the dictionary knows, and remembers the
-/// decision for the provider's codes so later imports apply it.
+/// Maps the item to an NDC the dictionary knows, remembers the decision
+/// under the codes that caused the exception so later imports apply it,
+/// and checks the regimen again for duplicates the new NDC makes.
 fn map_item(
     tx: &Transaction<'_>,
     row: &Row,
+    kind: ExceptionKind,
     ndc: Ndc11,
     d: &Resolve,
     id: i64,
@@ -382,7 +404,8 @@ fn map_item(
     let parse_codes = |text: &str| {
         serde_json::from_str::<Vec<Code>>(text).map_err(|e| StoreError::Corrupt(e.to_string()))
     };
-    let keys = mapping_keys(
+    let keys = decision_keys(
+        kind,
         &parse_codes(&codes)?,
         &parse_codes(&ingredient_codes)?,
         name.as_deref(),
@@ -402,6 +425,105 @@ fn map_item(
              decided_at = excluded.decided_at, exception_id = excluded.exception_id, note = excluded.note",
             params![row.view.source, system, code, ndc.as_str(), d.by, at, id, d.note],
         )?;
+    }
+    recheck_duplicates(tx, item_id, at)
+}
+
+/// One stored item in force, as duplicate detection needs it.
+struct InForce {
+    id: i64,
+    ndc11: Option<Ndc11>,
+    name: Option<String>,
+    codes: Vec<Code>,
+    entry: Option<crate::dict::DictEntry>,
+}
+
+/// After `item_id` got a new NDC: runs duplicate detection over its
+/// regimen's items in force (not removed), in position order, and opens an
+/// exception for every duplicate that involves the item, unless the same
+/// one (kind, item, related item) is already open. Written before the
+/// caller's `reviewed` check, so the regimen stays `needs_review`.
+fn recheck_duplicates(tx: &Transaction<'_>, item_id: i64, at: &str) -> Result<(), StoreError> {
+    let (regimen_id, patient, source, document_id): (i64, String, String, i64) = tx.query_row(
+        "SELECT r.id, r.patient_id, r.source, r.document_id FROM items i JOIN regimens r ON r.id = i.regimen_id
+         WHERE i.id = ?1",
+        [item_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let rows: Vec<(i64, Option<String>, Option<String>, String)> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, ndc11, name, codes FROM items WHERE regimen_id = ?1 AND removed_at IS NULL
+             ORDER BY position",
+        )?;
+        stmt.query_map([regimen_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?
+    };
+    let mut items = Vec::with_capacity(rows.len());
+    for (id, ndc_text, name, codes) in rows {
+        let ndc11 = ndc_text
+            .map(|t| Ndc11::from_digits(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?;
+        let codes: Vec<Code> =
+            serde_json::from_str(&codes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let entry = ndc11
+            .as_ref()
+            .map(|n| Store::entry_in(tx, n))
+            .transpose()?
+            .flatten();
+        items.push(InForce {
+            id,
+            ndc11,
+            name,
+            codes,
+            entry,
+        });
+    }
+    let dup_items: Vec<DupItem<'_>> = items
+        .iter()
+        .map(|i| DupItem {
+            ndc11: i.ndc11,
+            name: i.name.as_deref(),
+            product: i.entry.as_ref(),
+            codes: &i.codes,
+        })
+        .collect();
+    let Some(mapped) = items.iter().position(|i| i.id == item_id) else {
+        // A removed item's NDC changes no regimen in force.
+        return Ok(());
+    };
+    let mut exists = tx.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM exceptions WHERE state = 'open' AND kind = ?1 AND item_id IS ?2
+         AND related_item_id IS ?3)",
+    )?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO exceptions (patient_id, regimen_id, item_id, related_item_id, document_id, source, kind,
+         severity, state, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'open', ?9, ?10)",
+    )?;
+    for flag in find_duplicates(&dup_items) {
+        if flag.item != Some(mapped) && flag.related != Some(mapped) {
+            continue;
+        }
+        let item = flag.item.and_then(|i| items.get(i)).map(|i| i.id);
+        let related = flag.related.and_then(|i| items.get(i)).map(|i| i.id);
+        let open: bool =
+            exists.query_row(params![flag.kind.as_str(), item, related], |r| r.get(0))?;
+        if open {
+            continue;
+        }
+        insert.execute(params![
+            patient,
+            regimen_id,
+            item,
+            related,
+            document_id,
+            source,
+            flag.kind.as_str(),
+            flag.kind.severity().as_str(),
+            flag.detail,
+            at
+        ])?;
     }
     Ok(())
 }

@@ -8,4 +8,5 @@ mod cli;
 mod config;
 mod corpus;
 mod oauth1_oracle;
+mod store_safety;
 mod support;
