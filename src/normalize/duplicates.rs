@@ -16,22 +16,13 @@ use std::collections::HashMap;
 /// `store::queue` checks again).
 #[derive(Debug, Clone, Copy)]
 pub struct DupItem<'a> {
+    /// The position people see (1-based; removed items keep theirs).
+    pub position: usize,
     pub ndc11: Option<Ndc11>,
     pub name: Option<&'a str>,
     /// What the dictionary knows of `ndc11`.
     pub product: Option<&'a DictEntry>,
     pub codes: &'a [Code],
-}
-
-impl<'a> From<&'a Item> for DupItem<'a> {
-    fn from(i: &'a Item) -> DupItem<'a> {
-        DupItem {
-            ndc11: i.ndc11,
-            name: i.name.as_deref(),
-            product: i.product.as_deref(),
-            codes: &i.codes,
-        }
-    }
 }
 
 /// The keys an item is compared by.
@@ -75,7 +66,17 @@ fn keys(item: &DupItem<'_>) -> Keys {
 }
 
 pub(super) fn find(items: &[Item]) -> Vec<Flag> {
-    let items: Vec<DupItem<'_>> = items.iter().map(DupItem::from).collect();
+    let items: Vec<DupItem<'_>> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| DupItem {
+            position: i + 1,
+            ndc11: item.ndc11,
+            name: item.name.as_deref(),
+            product: item.product.as_deref(),
+            codes: &item.codes,
+        })
+        .collect();
     find_among(&items)
 }
 
@@ -90,7 +91,13 @@ pub fn find_among(items: &[DupItem<'_>]) -> Vec<Flag> {
     let mut flags = Vec::new();
 
     for (i, (item, k)) in items.iter().zip(&keys).enumerate() {
-        let label = |j: usize| format!("item {} ({})", j + 1, items[j].name.unwrap_or("unnamed"));
+        let label = |j: usize| {
+            format!(
+                "item {} ({})",
+                items[j].position,
+                items[j].name.unwrap_or("unnamed")
+            )
+        };
         let hyphenated = |j: usize| items[j].ndc11.map(|n| n.hyphenated()).unwrap_or_default();
         let found = |map: &HashMap<&str, usize>, key: &Option<String>| {
             key.as_deref().and_then(|k| map.get(k).copied())

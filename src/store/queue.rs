@@ -432,6 +432,7 @@ fn map_item(
 /// One stored item in force, as duplicate detection needs it.
 struct InForce {
     id: i64,
+    position: usize,
     ndc11: Option<Ndc11>,
     name: Option<String>,
     codes: Vec<Code>,
@@ -450,18 +451,18 @@ fn recheck_duplicates(tx: &Transaction<'_>, item_id: i64, at: &str) -> Result<()
         [item_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
-    let rows: Vec<(i64, Option<String>, Option<String>, String)> = {
+    let rows: Vec<(i64, usize, Option<String>, Option<String>, String)> = {
         let mut stmt = tx.prepare_cached(
-            "SELECT id, ndc11, name, codes FROM items WHERE regimen_id = ?1 AND removed_at IS NULL
+            "SELECT id, position, ndc11, name, codes FROM items WHERE regimen_id = ?1 AND removed_at IS NULL
              ORDER BY position",
         )?;
         stmt.query_map([regimen_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?
         .collect::<Result<_, _>>()?
     };
     let mut items = Vec::with_capacity(rows.len());
-    for (id, ndc_text, name, codes) in rows {
+    for (id, position, ndc_text, name, codes) in rows {
         let ndc11 = ndc_text
             .map(|t| Ndc11::from_digits(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
             .transpose()?;
@@ -474,6 +475,7 @@ fn recheck_duplicates(tx: &Transaction<'_>, item_id: i64, at: &str) -> Result<()
             .flatten();
         items.push(InForce {
             id,
+            position,
             ndc11,
             name,
             codes,
@@ -483,6 +485,7 @@ fn recheck_duplicates(tx: &Transaction<'_>, item_id: i64, at: &str) -> Result<()
     let dup_items: Vec<DupItem<'_>> = items
         .iter()
         .map(|i| DupItem {
+            position: i.position,
             ndc11: i.ndc11,
             name: i.name.as_deref(),
             product: i.entry.as_ref(),
