@@ -429,6 +429,9 @@ fn map_item(
     recheck_duplicates(tx, item_id, at)
 }
 
+/// An item row as read for duplicate detection: id, position, NDC-11, name, codes JSON.
+type InForceRow = (i64, usize, Option<String>, Option<String>, String);
+
 /// One stored item in force, as duplicate detection needs it.
 struct InForce {
     id: i64,
@@ -451,7 +454,7 @@ fn recheck_duplicates(tx: &Transaction<'_>, item_id: i64, at: &str) -> Result<()
         [item_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
-    let rows: Vec<(i64, usize, Option<String>, Option<String>, String)> = {
+    let rows: Vec<InForceRow> = {
         let mut stmt = tx.prepare_cached(
             "SELECT id, position, ndc11, name, codes FROM items WHERE regimen_id = ?1 AND removed_at IS NULL
              ORDER BY position",
