@@ -17,7 +17,7 @@ pub use duplicates::{DupItem, find_among as find_duplicates};
 
 use crate::dict::{DictEntry, DrugDictionary};
 use crate::domain::{Code, CodeSystem, ExceptionKind, MedStatus, Ndc11};
-use crate::parse::{ParsedDocument, SourceRef};
+use crate::parse::{ParsedDocument, ProblemKind, SourceRef};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -206,6 +206,18 @@ pub fn normalize(
                     skipped.len()
                 )
             },
+        });
+    }
+    for p in doc
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::SeveralPatients)
+    {
+        flags.push(Flag {
+            kind: ExceptionKind::IdentityMismatch,
+            item: None,
+            related: None,
+            detail: p.detail.clone(),
         });
     }
     if items.len() > options.max_regimen_items {

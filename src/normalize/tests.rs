@@ -798,3 +798,41 @@ fn decisions_are_remembered_under_the_codes_that_caused_them() {
         vec![("text".to_string(), "losartan".to_string())]
     );
 }
+
+#[test]
+fn a_document_naming_several_patients_raises_identity_mismatch() {
+    let mut doc = ParsedDocument {
+        format: DocFormat::Ccr,
+        records: vec![rec(
+            "Medication",
+            "1",
+            "Glucophage",
+            &[("NDC", "0087-6060-05")],
+        )],
+        problems: Vec::new(),
+        patient_ref: Some("A".to_string()),
+    };
+    let clean = normalize(
+        &doc,
+        &dictionary(),
+        &CodeMappings::new(),
+        Options {
+            max_regimen_items: 50,
+        },
+    );
+    assert_eq!(kinds(&clean), vec![]);
+    doc.problems.push(Problem {
+        kind: ProblemKind::SeveralPatients,
+        detail: "the feed holds CCRs of 2 patients (A, B)".to_string(),
+    });
+    let r = normalize(
+        &doc,
+        &dictionary(),
+        &CodeMappings::new(),
+        Options {
+            max_regimen_items: 50,
+        },
+    );
+    assert_eq!(kinds(&r), vec![(None, ExceptionKind::IdentityMismatch)]);
+    assert!(r.flags[0].detail.contains("2 patients"));
+}

@@ -145,6 +145,10 @@ pub enum ProblemKind {
     NoDrug,
     /// A resource or element that was skipped (not a medication, or not readable).
     Skipped,
+    /// The document names more than one patient (an Atom feed of several
+    /// patients' CCRs, a FHIR search across subjects): it cannot all belong
+    /// to the one local patient it is imported for.
+    SeveralPatients,
 }
 
 /// A strength as written: a value and its unit (combination products have several).
