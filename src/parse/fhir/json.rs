@@ -178,7 +178,11 @@ pub(super) fn one_pass(body: &[u8]) -> Option<ParsedDocument> {
         format: DocFormat::FhirJson,
         top_kind: "Bundle",
     };
-    let mut builder = Builder::new(source, 0);
+    // Entries are streamed, so their number is unknown: guess it from the
+    // size (a medication entry is rarely under 1 KB) rather than let the
+    // builder's per-entry vectors grow by copying their records again
+    // (bounded, so that a huge document does not reserve hundreds of MB).
+    let mut builder = Builder::new(source, (body.len() / 1024).min(1 << 16));
     let mut de = serde_json::Deserializer::from_str(text);
     let kind = de
         .deserialize_map(BundleVisitor {
@@ -247,31 +251,62 @@ impl<'de, 'b, 'k> Visitor<'de> for Entries<'b, 'de, 'k> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(entry) = seq.next_element::<TypedEntry<'de>>()? {
-            let Some(resource) = entry.resource else {
-                continue; // Transaction and batch responses carry entries without one.
-            };
-            if resource.resource_type.as_deref() == Some("Bundle") {
-                return Err(de::Error::custom("a nested Bundle: read in two passes"));
-            }
-            self.builder.push(Entry {
-                full_url: entry.full_url,
-                excerpt: "",
-                resource,
-            });
-        }
+        while let Some(()) = seq.next_element_seed(EntrySeed {
+            builder: &mut *self.builder,
+        })? {}
         Ok(())
     }
 }
 
-/// A bundle entry with its resource read typed, for `one_pass`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TypedEntry<'a> {
-    #[serde(borrow, default)]
-    full_url: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    resource: Option<Resource<'a>>,
+/// One bundle entry: its resource is read typed and pushed to the builder
+/// from here, so that the (large) typed resource is not moved through an
+/// entry struct first.
+struct EntrySeed<'b, 'a, 'k> {
+    builder: &'b mut Builder<'a, 'k>,
+}
+
+impl<'de, 'b, 'k> DeserializeSeed<'de> for EntrySeed<'b, 'de, 'k> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, 'b, 'k> Visitor<'de> for EntrySeed<'b, 'de, 'k> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a bundle entry")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut full_url: Option<Option<Str<'de>>> = None;
+        let mut resource: Option<Option<Resource<'de>>> = None;
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            match key.as_ref() {
+                "fullUrl" if full_url.is_none() => full_url = Some(map.next_value()?),
+                "resource" if resource.is_none() => resource = Some(map.next_value()?),
+                // Duplicates are errors for the two-pass `BundleEntry` too.
+                "fullUrl" | "resource" => return Err(de::Error::custom("duplicate field")),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let Some(resource) = resource.flatten() else {
+            return Ok(()); // Transaction and batch responses carry entries without one.
+        };
+        if resource.resource_type.as_deref() == Some("Bundle") {
+            return Err(de::Error::custom("a nested Bundle: read in two passes"));
+        }
+        self.builder.push(Entry {
+            full_url: full_url.flatten(),
+            excerpt: "",
+            resource,
+        });
+        Ok(())
+    }
 }
 
 /// An entry whose JSON is well-formed but not the shape FHIR gives it.

@@ -766,7 +766,7 @@ fn throughput_against_a_value_tree() {
 }
 
 #[test]
-#[ignore = "timing: MODE=value|ours|head|tiny|typed|ignore|none, measure with perf stat"]
+#[ignore = "timing: MODE=value|ours|import|head|tiny|typed|ignore|none, measure with perf stat"]
 fn throughput_mode() {
     // LEAN=1: the demo's Lipitor request (coded, no narrative, no contained).
     let bytes = if std::env::var("LEAN").is_ok() {
@@ -781,6 +781,9 @@ fn throughput_mode() {
                 serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
             )),
             "ours" => drop(std::hint::black_box(parse_json(&bytes).unwrap())),
+            "import" => drop(std::hint::black_box(
+                parse_json_with(&bytes, ParseOptions { excerpts: false }).unwrap(),
+            )),
             "head" | "typed" => {
                 #[derive(serde::Deserialize)]
                 struct E<'a> {
