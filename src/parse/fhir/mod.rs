@@ -55,9 +55,9 @@ pub fn parse_json(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
 /// Reads a FHIR Bundle or single medication resource in JSON, as `options` ask.
 pub fn parse_json_with(
     bytes: &[u8],
-    _options: super::ParseOptions,
+    options: super::ParseOptions,
 ) -> Result<ParsedDocument, ParseError> {
-    json::parse(bytes)
+    json::parse_with(bytes, options.excerpts)
 }
 
 /// Reads a FHIR Bundle or single medication resource in XML.

@@ -366,10 +366,10 @@ impl Quantity<'_> {
 
     /// `value unit`, as far as given.
     pub fn render(&self) -> Option<String> {
-        let value = self.value.as_ref().and_then(Num::text);
+        let value = self.value.as_ref().and_then(Num::shown);
         match (value, self.unit_text()) {
             (Some(v), Some(u)) => Some(format!("{v} {}", u.trim())),
-            (Some(v), None) => Some(v),
+            (Some(v), None) => Some(v.to_string()),
             (None, Some(u)) => Some(u.trim().to_string()),
             (None, None) => None,
         }
@@ -520,11 +520,38 @@ pub enum Num<'a> {
 impl Num<'_> {
     /// The number as text, trimmed; `None` when blank.
     pub fn text(&self) -> Option<String> {
+        self.shown().map(|n| n.to_string())
+    }
+
+    /// The number as `text` shows it, for formatting into a larger string
+    /// without an intermediate `String` (dose and frequency texts are built
+    /// for every record).
+    pub fn shown(&self) -> Option<Shown<'_>> {
+        Some(match self {
+            Num::Text(t) => Shown::Text(non_empty(Some(t))?.trim()),
+            Num::Unsigned(v) => Shown::Unsigned(*v),
+            Num::Signed(v) => Shown::Signed(*v),
+            Num::Float(v) => Shown::Float(*v),
+        })
+    }
+}
+
+/// A non-blank `Num`, displayed as `Num::text` gives it.
+#[derive(Debug, Clone, Copy)]
+pub enum Shown<'r> {
+    Text(&'r str),
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+}
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Num::Text(t) => non_empty(Some(t)).map(|t| t.trim().to_string()),
-            Num::Unsigned(v) => Some(v.to_string()),
-            Num::Signed(v) => Some(v.to_string()),
-            Num::Float(v) => Some(v.to_string()),
+            Shown::Text(t) => f.write_str(t),
+            Shown::Unsigned(v) => v.fmt(f),
+            Shown::Signed(v) => v.fmt(f),
+            Shown::Float(v) => v.fmt(f),
         }
     }
 }

@@ -357,23 +357,25 @@ fn frequency_text(dosage: &Dosage) -> Option<String> {
         .and_then(|c| text(c.words()));
     let repeated = || {
         let repeat = timing?.repeat.as_ref()?;
-        let period = repeat.period.as_ref().and_then(Num::text)?;
-        let frequency = repeat
-            .frequency
-            .as_ref()
-            .and_then(Num::text)
-            .unwrap_or_else(|| "1".to_string());
+        let period = repeat.period.as_ref().and_then(Num::shown)?;
+        let frequency = repeat.frequency.as_ref().and_then(Num::shown);
         let unit = repeat
             .period_unit
             .as_deref()
             .or(repeat.period_units.as_deref())
             .map(str::trim)
             .unwrap_or("");
-        Some(
+        // Formatted in one go (no text per number); `period` is trimmed and
+        // not blank, so only a missing unit would leave trailing space.
+        let frequency: &dyn std::fmt::Display = match &frequency {
+            Some(f) => f,
+            None => &"1",
+        };
+        Some(if unit.is_empty() {
+            format!("{frequency} per {period}")
+        } else {
             format!("{frequency} per {period} {unit}")
-                .trim_end()
-                .to_string(),
-        )
+        })
     };
     let base = coded.or_else(repeated);
     let as_needed = dosage.as_needed_boolean.is_some_and(|b| b.0);

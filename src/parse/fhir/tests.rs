@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::domain::CodeSystem;
-use crate::parse::{MedRecord, Position, ProblemKind};
+use crate::parse::{MedRecord, ParseOptions, Position, ProblemKind};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -766,7 +766,7 @@ fn throughput_against_a_value_tree() {
 }
 
 #[test]
-#[ignore = "timing: MODE=value|ours|head|tiny|typed|ignore|none, measure with perf stat"]
+#[ignore = "timing: MODE=value|ours|import|head|tiny|typed|ignore|none, measure with perf stat"]
 fn throughput_mode() {
     // LEAN=1: the demo's Lipitor request (coded, no narrative, no contained).
     let bytes = if std::env::var("LEAN").is_ok() {
@@ -781,6 +781,9 @@ fn throughput_mode() {
                 serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
             )),
             "ours" => drop(std::hint::black_box(parse_json(&bytes).unwrap())),
+            "import" => drop(std::hint::black_box(
+                parse_json_with(&bytes, ParseOptions { excerpts: false }).unwrap(),
+            )),
             "head" | "typed" => {
                 #[derive(serde::Deserialize)]
                 struct E<'a> {
@@ -889,4 +892,123 @@ fn stu3_requester_agent_and_dstu2_order_fields_are_read() {
     );
     assert_eq!(doc.records[0].prescribed.as_deref(), Some("2015-03-01"));
     assert_eq!(doc.patient_ref.as_deref(), Some("Patient/f001"));
+}
+
+// ---- excerpts: false (one pass) against excerpts: true (two passes) ----
+
+/// `parse_json_with(excerpts: false)` must equal `excerpts: true` with the
+/// excerpts blanked, errors included.
+fn assert_same_without_excerpts(bytes: &[u8], shown: &str) {
+    let with = parse_json_with(bytes, ParseOptions { excerpts: true }).map(|mut doc| {
+        for rec in &mut doc.records {
+            rec.excerpt.clear();
+        }
+        doc
+    });
+    let without = parse_json_with(bytes, ParseOptions { excerpts: false });
+    assert_eq!(without, with, "{shown}");
+}
+
+#[test]
+fn without_excerpts_every_fixture_and_corpus_file_reads_the_same() {
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/fhir");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&samples)
+        .unwrap_or_else(|e| panic!("{}: {e}", samples.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    for dir in ["r4/json", "stu3/json", "dstu2/json"] {
+        files.extend(corpus(dir));
+    }
+    files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+    files.sort();
+    assert!(files.len() > 200, "only {} files", files.len());
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap_or_default();
+        assert_same_without_excerpts(&bytes, &path.display().to_string());
+    }
+}
+
+#[test]
+fn without_excerpts_odd_bundles_read_the_same() {
+    let cases: &[(&str, &[u8])] = &[
+        // A bad entry is a problem with a position, in two passes.
+        (
+            "bad entry",
+            br#"{"resourceType":"Bundle","entry":[
+            {"resource":{"resourceType":"MedicationRequest","status":7}},
+            {"resource":{"resourceType":"MedicationRequest","medicationCodeableConcept":{"text":"aspirin"}}}]}"#,
+        ),
+        // A reference to an entry further down, by urn:uuid and by Type/id.
+        (
+            "forward references",
+            br#"{"resourceType":"Bundle","entry":[
+            {"resource":{"resourceType":"MedicationRequest","id":"a","medicationReference":{"reference":"urn:uuid:1"},"priorPrescription":{"reference":"urn:uuid:2"}}},
+            {"resource":{"resourceType":"MedicationDispense","medicationReference":{"reference":"Medication/m2"}}},
+            {"fullUrl":"urn:uuid:1","resource":{"resourceType":"Medication","code":{"coding":[{"system":"http://hl7.org/fhir/sid/ndc","code":"0006-0106-54"}]}}},
+            {"fullUrl":"urn:uuid:2","resource":{"resourceType":"MedicationRequest","id":"b","medicationCodeableConcept":{"text":"x"}}},
+            {"resource":{"resourceType":"Medication","id":"m2","code":{"text":"y"}}},
+            {"resource":{"resourceType":"Patient","id":"p"}},
+            {"resource":null},{"request":{"method":"GET"}}]}"#,
+        ),
+        // A batch-response holding a searchset: read in two passes.
+        (
+            "nested bundle",
+            br#"{"resourceType":"Bundle","type":"batch-response","entry":[
+            {"resource":{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"MedicationRequest","medicationCodeableConcept":{"text":"z"}}}]}}]}"#,
+        ),
+        // Invalid UTF-8 in a field the typed view skips.
+        (
+            "invalid utf-8",
+            b"{\"resourceType\":\"Bundle\",\"entry\":[{\"resource\":{\"resourceType\":\"MedicationRequest\",\"note\":\"\xff\",\"medicationCodeableConcept\":{\"text\":\"a\"}}}]}",
+        ),
+        (
+            "invalid utf-8 outside entries",
+            b"{\"resourceType\":\"Bundle\",\"id\":\"\xff\",\"entry\":[{\"resource\":{\"resourceType\":\"MedicationRequest\",\"medicationCodeableConcept\":{\"text\":\"a\"}}}]}",
+        ),
+        (
+            "duplicate entry",
+            br#"{"resourceType":"Bundle","entry":[],"entry":[]}"#,
+        ),
+        (
+            "resourceType last",
+            br#"{"entry":[{"resource":{"resourceType":"MedicationStatement","medicationCodeableConcept":{"text":"a"}}}],"resourceType":"Bundle"}"#,
+        ),
+        (
+            "entries in a non-Bundle",
+            br#"{"resourceType":"MedicationRequest","entry":[{"resource":{"resourceType":"MedicationStatement"}}],"medicationCodeableConcept":{"text":"a"}}"#,
+        ),
+        ("entry as an array", br#"{"resourceType":"Bundle","entry":[["urn:x",{"resourceType":"MedicationRequest"}]]}"#),
+        ("trailing garbage", br#"{"resourceType":"Bundle","entry":[]} x"#),
+        ("empty", b"  "),
+        ("array", b"[1]"),
+        ("bom", b"\xEF\xBB\xBF{\"resourceType\":\"Bundle\"}"),
+    ];
+    for (name, bytes) in cases {
+        assert_same_without_excerpts(bytes, name);
+    }
+    assert_same_without_excerpts(&big_searchset(50), "big searchset");
+    assert_same_without_excerpts(&lean_searchset(50), "lean searchset");
+}
+
+#[test]
+fn plain_bundles_are_read_in_one_pass() {
+    for name in [
+        "searchset.json",
+        "collection.json",
+        "ref-urn-uuid.json",
+        "demo.json",
+    ] {
+        assert!(json::one_pass(&sample(name)).is_some(), "{name}");
+    }
+    assert!(json::one_pass(&big_searchset(10)).is_some());
+}
+
+proptest! {
+    #[test]
+    fn without_excerpts_truncated_fixtures_read_the_same(index in 0usize..6, cut in 0usize..4096) {
+        let names = ["searchset.json", "demo.json", "ref-urn-uuid.json", "collection.json", "contained-medication.json", "transaction-response.json"];
+        let bytes = sample(names[index]);
+        assert_same_without_excerpts(&bytes[..cut.min(bytes.len())], names[index]);
+    }
 }
