@@ -542,3 +542,31 @@ fn listings_filter_by_kind_state_and_patient() {
     );
     env.run(&["queue", "show", "99999"]).fails(1);
 }
+
+#[test]
+fn a_document_naming_several_patients_is_flagged_for_a_clinician() {
+    let env = TestEnv::with_dictionary_and(&["pat-1"]);
+    let s = env.import(&repo_path("samples/fhir/several-patients.json"), "pat-1");
+    assert_eq!(s["exceptions"]["identity_mismatch"], 1, "{s}");
+    let q = env
+        .run(&[
+            "queue",
+            "list",
+            "--kind",
+            "identity_mismatch",
+            "--format",
+            "json",
+        ])
+        .json();
+    let detail = q[0]["detail"].as_str().unwrap_or_default().to_string();
+    // Patient/synthetic-a is named twice (relative and absolute): two patients, not three.
+    assert!(
+        detail.contains("2 patients") && detail.contains("Patient/synthetic-b"),
+        "{detail}"
+    );
+    let r = env
+        .run(&["regimen", "show", "--patient", "pat-1", "--format", "json"])
+        .json();
+    assert_eq!(r["status"], "needs_review");
+    assert_eq!(r["flags"], serde_json::json!(["identity_mismatch"]));
+}

@@ -96,6 +96,8 @@ pub struct Builder<'a, 'k> {
     /// Which entries a record has used as its drug.
     referenced: Vec<bool>,
     patient_ref: Option<Str<'a>>,
+    /// Other patients the document's resources name (a few suffice to say so).
+    other_patients: Vec<Str<'a>>,
     problems: Vec<Problem>,
     systems: Systems,
 }
@@ -110,6 +112,7 @@ impl<'a, 'k> Builder<'a, 'k> {
             deferred: Vec::new(),
             referenced: Vec::with_capacity(capacity),
             patient_ref: None,
+            other_patients: Vec::new(),
             problems: Vec::new(),
             systems: Systems::default(),
         }
@@ -132,9 +135,17 @@ impl<'a, 'k> Builder<'a, 'k> {
         self.excerpts.push(excerpt);
         self.referenced.push(false);
         self.index.register(full_url, &resource);
-        if self.patient_ref.is_none() {
-            let who = resource.subject.as_ref().or(resource.patient.as_deref());
-            self.patient_ref = who.and_then(|r| r.reference.clone());
+        let who = resource.subject.as_ref().or(resource.patient.as_deref());
+        if let Some(reference) = who.and_then(|r| r.reference.clone()) {
+            match &self.patient_ref {
+                None => self.patient_ref = Some(reference),
+                Some(first) if *first != reference && self.other_patients.len() < 8 => {
+                    if !self.other_patients.contains(&reference) {
+                        self.other_patients.push(reference);
+                    }
+                }
+                Some(_) => {}
+            }
         }
         let kind = resource.resource_type.as_deref().unwrap_or("");
         if USING.contains(&kind) {
@@ -234,10 +245,36 @@ impl<'a, 'k> Builder<'a, 'k> {
             .patient_ref
             .as_deref()
             .and_then(|r| self.index.normalize(r));
+        // The same patient may be named relatively and absolutely: compare
+        // the normalized references.
+        let mut patients: Vec<String> = patient_ref.iter().cloned().collect();
+        for other in &self.other_patients {
+            if let Some(r) = self.index.normalize(other)
+                && !patients.contains(&r)
+            {
+                patients.push(r);
+            }
+        }
+        let mut problems = self.problems;
+        if patients.len() > 1 {
+            problems.push(Problem {
+                kind: ProblemKind::SeveralPatients,
+                detail: format!(
+                    "the document's resources name {} patients ({}{})",
+                    patients.len(),
+                    patients.join(", "),
+                    if self.other_patients.len() >= 8 {
+                        ", …"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
         ParsedDocument {
             format: self.source.format,
             records,
-            problems: self.problems,
+            problems,
             patient_ref,
         }
     }
