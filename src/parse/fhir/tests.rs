@@ -133,6 +133,17 @@ const FIXTURES: &[(&str, Want)] = &[
         },
     ),
     (
+        "several-patients.json",
+        Want::Records {
+            patient: Some("Patient/synthetic-a"),
+            records: &[
+                rec("MedicationRequest", "Glucophage 500 mg", &["0087-6060-05"]),
+                rec("MedicationRequest", "Lipitor 10 mg", &["0071-0155-23"]),
+                rec("MedicationRequest", "Prozac 20 mg", &["0777-3105-02"]),
+            ],
+        },
+    ),
+    (
         "contained-medication.json",
         Want::Records {
             patient: Some("Patient/p1"),
@@ -1011,4 +1022,26 @@ proptest! {
         let bytes = sample(names[index]);
         assert_same_without_excerpts(&bytes[..cut.min(bytes.len())], names[index]);
     }
+}
+
+#[test]
+fn a_bundle_naming_several_patients_says_so_once_per_patient() {
+    let doc = parse_json(&sample("several-patients.json")).unwrap_or_else(|e| panic!("{e}"));
+    let several: Vec<&str> = doc
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::SeveralPatients)
+        .map(|p| p.detail.as_str())
+        .collect();
+    assert_eq!(several.len(), 1, "{several:?}");
+    assert!(
+        several[0].contains("2 patients"),
+        "relative and absolute references to one patient count once: {several:?}"
+    );
+    let one = parse_json(&sample("demo.json")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        one.problems
+            .iter()
+            .all(|p| p.kind != ProblemKind::SeveralPatients)
+    );
 }
