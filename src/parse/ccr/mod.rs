@@ -25,6 +25,8 @@ mod tag;
 mod tests;
 mod xml;
 
+use std::borrow::Cow;
+
 use quick_xml::Reader;
 use quick_xml::errors::{Error as XmlError, IllFormedError, SyntaxError};
 use quick_xml::events::{BytesRef, BytesStart, Event};
@@ -32,7 +34,7 @@ use quick_xml::events::{BytesRef, BytesStart, Event};
 use super::{DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind};
 use medication::MedBuilder;
 use tag::Tag;
-use xml::{local_name, normalize_line_ends, own_namespace};
+use xml::{contains_byte, local_name, normalize_line_ends, own_namespace};
 
 /// The CCR namespace (compared case-insensitively: a URN's scheme and
 /// namespace id are case-insensitive, and exporters vary).
@@ -68,6 +70,28 @@ enum Root {
     Closed,
 }
 
+/// The text collected for the element being read. Almost every element
+/// holds one piece of text, which is borrowed from the input as it is: only
+/// an element whose text comes in pieces (or needs its line ends
+/// normalized) is copied, into `Scanner::buf`. Before this, every text event
+/// inside a Medication, indentation included, was copied into the buffer.
+#[derive(Debug, Clone, Copy)]
+enum Collected<'a> {
+    Empty,
+    Borrowed(&'a str),
+    /// The pieces are joined in `Scanner::buf`.
+    Joined,
+}
+
+/// The text `collected` stands for (`buf` holds it when it is `Joined`).
+fn collected_text<'s>(collected: &Collected<'s>, buf: &'s str) -> &'s str {
+    match *collected {
+        Collected::Empty => "",
+        Collected::Borrowed(text) => text,
+        Collected::Joined => buf,
+    }
+}
+
 /// The streaming state: where we are, and what we have collected.
 struct Scanner<'a> {
     /// The UTF-8 text being read (for excerpts and error positions).
@@ -86,9 +110,17 @@ struct Scanner<'a> {
     med: Option<(usize, usize)>,
     /// Reads Medications; one for the document, so its buffers are reused.
     builder: MedBuilder,
-    /// Whether text events are collected into `buf` (inside a Medication, or
-    /// in the patient's ActorID); everywhere else text is never materialized.
+    /// Whether text events are collected (inside a Medication, or in the
+    /// patient's ActorID); everywhere else text is never materialized.
     capture: bool,
+    /// The text of the innermost element being read, when capturing.
+    collected: Collected<'a>,
+    /// Whether the document has a CR at all. Most have none, and then no
+    /// text needs line-end normalization: one vectorized pass over the
+    /// document replaces a search in every text event.
+    has_cr: bool,
+    /// Where pieces of text are joined when an element has more than one
+    /// (entities, CDATA, comments, CR line ends); reused for the document.
     buf: String,
     patient_ref: Option<String>,
     records: Vec<super::MedRecord>,
@@ -112,6 +144,8 @@ impl<'a> Scanner<'a> {
             med: None,
             builder: MedBuilder::default(),
             capture: false,
+            collected: Collected::Empty,
+            has_cr: contains_byte(text, b'\r'),
             buf: String::new(),
             patient_ref: None,
             records: Vec::new(),
@@ -136,7 +170,9 @@ impl<'a> Scanner<'a> {
                 Event::End(_) => self.end(before)?,
                 // Most text is indentation between elements we skip: only
                 // look at it when it is collected or outside the root.
-                Event::Text(t) if self.capture || self.stack.is_empty() => self.text(&t, before)?,
+                Event::Text(t) if self.capture || self.stack.is_empty() => {
+                    self.text(t.into_inner(), before)?;
+                }
                 Event::Text(_) => {}
                 Event::CData(_) if self.stack.is_empty() => {
                     return Err(self.malformed(
@@ -144,10 +180,14 @@ impl<'a> Scanner<'a> {
                         "a CDATA section outside the root element".to_string(),
                     ));
                 }
-                Event::CData(t) => self.text(&t, before)?,
+                Event::CData(t) => self.text(t.into_inner(), before)?,
                 Event::GeneralRef(r) => {
                     let resolved = self.resolve_ref(&r, before)?;
-                    self.text(resolved.encode_utf8(&mut [0; 4]), before)?;
+                    if self.capture {
+                        self.push_owned(resolved.encode_utf8(&mut [0; 4]));
+                    } else if self.stack.is_empty() {
+                        self.text(Cow::Owned(resolved.to_string()), before)?;
+                    }
                 }
                 Event::DocType(_) => {
                     return Err(ParseError::Dtd {
@@ -172,7 +212,7 @@ impl<'a> Scanner<'a> {
         if let Some((at, _)) = self.med {
             self.stack.push(tag);
             self.builder.start(&self.stack[at + 1..]);
-            self.buf.clear();
+            self.collected = Collected::Empty;
             return Ok(());
         }
         match (self.root, self.ccr_at) {
@@ -188,11 +228,11 @@ impl<'a> Scanner<'a> {
                     self.builder.begin();
                     self.med = Some((self.stack.len(), before));
                     self.capture = true;
-                    self.buf.clear();
+                    self.collected = Collected::Empty;
                 }
                 (Tag::ActorId, [Tag::Patient]) if self.patient_ref.is_none() => {
                     self.capture = true;
-                    self.buf.clear();
+                    self.collected = Collected::Empty;
                 }
                 _ => {}
             },
@@ -212,7 +252,8 @@ impl<'a> Scanner<'a> {
         }
         if let Some((at, start)) = self.med {
             if self.stack.len() > at + 1 {
-                self.builder.end(&self.stack[at + 1..], &self.buf);
+                let text = collected_text(&self.collected, &self.buf);
+                self.builder.end(&self.stack[at + 1..], text);
             } else {
                 let end = self.reader.buffer_position() as usize;
                 let excerpt = self
@@ -224,14 +265,14 @@ impl<'a> Scanner<'a> {
                 self.med = None;
                 self.capture = false;
             }
-            self.buf.clear();
+            self.collected = Collected::Empty;
         } else if self.capture {
             self.capture = false;
-            let id = self.buf.trim();
+            let id = collected_text(&self.collected, &self.buf).trim();
             if !id.is_empty() {
                 self.patient_ref = Some(id.to_string());
             }
-            self.buf.clear();
+            self.collected = Collected::Empty;
         }
         self.stack.pop();
         if self.ccr_at == Some(self.stack.len()) {
@@ -247,9 +288,16 @@ impl<'a> Scanner<'a> {
     /// Collects text when capturing; outside the root element only
     /// whitespace may appear. `raw` is the text as written (before line-end
     /// normalization), so offsets into it are offsets into the document.
-    fn text(&mut self, raw: &str, before: usize) -> Result<(), ParseError> {
+    fn text(&mut self, raw: Cow<'a, str>, before: usize) -> Result<(), ParseError> {
         if self.capture {
-            self.buf.push_str(&normalize_line_ends(raw));
+            match raw {
+                Cow::Borrowed(piece) if !self.has_cr => self.push_borrowed(piece),
+                Cow::Borrowed(piece) => match normalize_line_ends(piece) {
+                    Cow::Borrowed(piece) => self.push_borrowed(piece),
+                    Cow::Owned(piece) => self.push_owned(&piece),
+                },
+                Cow::Owned(piece) => self.push_owned(&normalize_line_ends(&piece)),
+            }
         } else if self.stack.is_empty()
             && let Some(i) = raw
                 .bytes()
@@ -263,6 +311,29 @@ impl<'a> Scanner<'a> {
             return Err(self.malformed(before + i, format!("text {place} the root element")));
         }
         Ok(())
+    }
+
+    /// Adds a piece of the input to the collected text, copying only when
+    /// it is not the first.
+    fn push_borrowed(&mut self, piece: &'a str) {
+        match self.collected {
+            Collected::Empty => self.collected = Collected::Borrowed(piece),
+            Collected::Borrowed(_) | Collected::Joined => self.push_owned(piece),
+        }
+    }
+
+    /// Adds text that is not a slice of the input (or follows other text).
+    fn push_owned(&mut self, piece: &str) {
+        match self.collected {
+            Collected::Empty => self.buf.clear(),
+            Collected::Borrowed(first) => {
+                self.buf.clear();
+                self.buf.push_str(first);
+            }
+            Collected::Joined => {}
+        }
+        self.buf.push_str(piece);
+        self.collected = Collected::Joined;
     }
 
     /// Decides what the document is from its root element.
