@@ -41,6 +41,9 @@ use xml::{contains_byte, local_name, normalize_line_ends, own_namespace};
 const CCR_NS: &str = "urn:astm-org:CCR";
 /// The Atom namespace, for CCRs delivered in a feed.
 const ATOM_NS: &str = "http://www.w3.org/2005/Atom";
+/// How far below its ContinuityOfCareRecord a Medication is
+/// (Body/Medications/Medication).
+const MEDICATION_DEPTH: usize = 3;
 /// How deep elements may nest. Real CCRs stay under 20 levels; the limit
 /// only stops hostile input from growing the stack without bound.
 const MAX_DEPTH: usize = 256;
@@ -89,6 +92,23 @@ fn collected_text<'s>(collected: &Collected<'s>, buf: &'s str) -> &'s str {
         Collected::Empty => "",
         Collected::Borrowed(text) => text,
         Collected::Joined => buf,
+    }
+}
+
+/// The tag of an element named `name` (prefixed or not). Most documents
+/// use the default namespace, so the name as written is tried first: a
+/// known name has no `:`, and finding that out took a scan of every name.
+fn classify(name: &str) -> Tag {
+    match Tag::of(name) {
+        Tag::Other => {
+            let local = local_name(name);
+            if local.len() == name.len() {
+                Tag::Other
+            } else {
+                Tag::of(local)
+            }
+        }
+        tag => tag,
     }
 }
 
@@ -208,7 +228,19 @@ impl<'a> Scanner<'a> {
                 at: self.at(before),
             });
         }
-        let tag = Tag::of(local_name(e.name().as_ref()));
+        // Outside a Medication, a CCR's elements matter only down to
+        // Body/Medications/Medication (and Patient/ActorID): deeper ones,
+        // most of a real CCR (Problems, Results, Alerts…), are never
+        // looked at again, so their names are not classified.
+        let irrelevant = self.med.is_none()
+            && self
+                .ccr_at
+                .is_some_and(|ccr| self.stack.len() > ccr + MEDICATION_DEPTH);
+        let tag = if irrelevant {
+            Tag::Other
+        } else {
+            classify(e.name().as_ref())
+        };
         if let Some((at, _)) = self.med {
             self.stack.push(tag);
             self.builder.start(&self.stack[at + 1..]);
