@@ -34,7 +34,7 @@ use quick_xml::events::{BytesRef, BytesStart, Event};
 use super::{DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind};
 use medication::MedBuilder;
 use tag::Tag;
-use xml::{contains_byte, local_name, normalize_line_ends, own_namespace};
+use xml::{local_name, normalize_line_ends, own_namespace};
 
 /// The CCR namespace (compared case-insensitively: a URN's scheme and
 /// namespace id are case-insensitive, and exporters vary).
@@ -51,13 +51,15 @@ const MAX_DEPTH: usize = 256;
 /// Reads the medications of a CCR document (or an Atom feed of CCRs).
 pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
     let text = decode::to_utf8(bytes)?;
-    Scanner::new(&text.bytes).run().map_err(|e| match e {
-        // Binary offsets are reported in the caller's bytes, not ours.
-        ParseError::Binary { offset } => ParseError::Binary {
-            offset: offset + text.skipped,
-        },
-        other => other,
-    })
+    Scanner::new(&text.bytes, text.has_cr)
+        .run()
+        .map_err(|e| match e {
+            // Binary offsets are reported in the caller's bytes, not ours.
+            ParseError::Binary { offset } => ParseError::Binary {
+                offset: offset + text.skipped,
+            },
+            other => other,
+        })
 }
 
 /// What the root element turned out to be.
@@ -147,7 +149,7 @@ struct Scanner<'a> {
 }
 
 impl<'a> Scanner<'a> {
-    fn new(text: &'a [u8]) -> Scanner<'a> {
+    fn new(text: &'a [u8], has_cr: bool) -> Scanner<'a> {
         let mut reader = Reader::from_reader(text);
         let config = reader.config_mut();
         config.check_end_names = true;
@@ -165,7 +167,7 @@ impl<'a> Scanner<'a> {
             builder: MedBuilder::default(),
             capture: false,
             collected: Collected::Empty,
-            has_cr: contains_byte(text, b'\r'),
+            has_cr,
             buf: String::new(),
             patient_ref: None,
             records: Vec::new(),
