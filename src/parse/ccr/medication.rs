@@ -48,13 +48,15 @@ impl MedBuilder {
     /// Starts a new Medication. Every CCR record names its element kind even
     /// when the document gives no CCRDataObjectID.
     pub(super) fn begin(&mut self) {
-        self.record = MedRecord {
-            source: Some(SourceRef {
-                kind: "Medication".to_string(),
-                id: None,
-            }),
-            ..MedRecord::default()
-        };
+        // `finish` took the previous record and left a default one (as
+        // does `Default` for the first): only the source needs setting.
+        // Building and moving a whole new record here cost more than the
+        // rest of a Medication's start.
+        debug_assert!(self.record == MedRecord::default());
+        self.record.source = Some(SourceRef {
+            kind: "Medication".to_string(),
+            id: None,
+        });
         self.codes_from = 0;
         for scratch in [
             &mut self.code_value,
