@@ -22,6 +22,9 @@ pub(super) struct Utf8Text<'a> {
     /// so byte offsets into `bytes` can be mapped back to the original when
     /// the bytes were borrowed.
     pub(super) skipped: usize,
+    /// Whether the text has a CR anywhere (so line ends may need
+    /// normalizing); found in the same pass as the NUL check.
+    pub(super) has_cr: bool,
 }
 
 /// Checks that `bytes` is text and returns it as UTF-8.
@@ -33,10 +36,11 @@ pub(super) fn to_utf8(bytes: &[u8]) -> Result<Utf8Text<'_>, ParseError> {
     {
         let (text, _) = encoding.decode_without_bom_handling(&bytes[bom..]);
         let text = text.into_owned().into_bytes();
-        check_text(&text, 0)?;
+        let has_cr = check_text(&text, 0)?;
         return Ok(Utf8Text {
             bytes: Cow::Owned(text),
             skipped: 0,
+            has_cr,
         });
     }
     let skipped = if bytes.starts_with(b"\xEF\xBB\xBF") {
@@ -45,11 +49,13 @@ pub(super) fn to_utf8(bytes: &[u8]) -> Result<Utf8Text<'_>, ParseError> {
         0
     };
     let body = &bytes[skipped..];
-    check_text(body, skipped)?;
+    // windows-1252 maps CR to CR, so this holds for a transcoded body too.
+    let has_cr = check_text(body, skipped)?;
     match declared_encoding(body) {
         None => Ok(Utf8Text {
             bytes: Cow::Borrowed(body),
             skipped,
+            has_cr,
         }),
         Some((label, offset)) => match Encoding::for_label(label.as_bytes()) {
             // encoding_rs follows the WHATWG table, which folds ISO-8859-1,
@@ -58,12 +64,14 @@ pub(super) fn to_utf8(bytes: &[u8]) -> Result<Utf8Text<'_>, ParseError> {
             Some(enc) if enc == UTF_8 || skipped > 0 => Ok(Utf8Text {
                 bytes: Cow::Borrowed(body),
                 skipped,
+                has_cr,
             }),
             Some(enc) if enc == WINDOWS_1252 => {
                 let (text, _) = WINDOWS_1252.decode_without_bom_handling(body);
                 Ok(Utf8Text {
                     bytes: Cow::Owned(text.into_owned().into_bytes()),
                     skipped: 0,
+                    has_cr,
                 })
             }
             // Anything else, including UTF-16 declared over bytes that have
@@ -76,20 +84,21 @@ pub(super) fn to_utf8(bytes: &[u8]) -> Result<Utf8Text<'_>, ParseError> {
     }
 }
 
-/// Refuses empty and binary input.
-fn check_text(body: &[u8], skipped: usize) -> Result<(), ParseError> {
+/// Refuses empty and binary input; tells whether the text has a CR.
+fn check_text(body: &[u8], skipped: usize) -> Result<bool, ParseError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
-    // `contains` on a byte slice is a word-at-a-time memchr: cheap even for
-    // large documents, unlike a byte-by-byte `position`.
-    if body.contains(&0) {
+    // Found first with a vectorized check; the byte-by-byte `position`
+    // runs only for a document that is refused anyway.
+    let (nul, cr) = super::xml::contains_bytes(body, 0, b'\r');
+    if nul {
         let offset = body.iter().position(|&b| b == 0).unwrap_or(0);
         return Err(ParseError::Binary {
             offset: offset + skipped,
         });
     }
-    Ok(())
+    Ok(cr)
 }
 
 /// Reads the `encoding` pseudo-attribute of an XML declaration at the start

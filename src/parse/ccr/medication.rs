@@ -6,7 +6,7 @@
 //! interprets a code, a date or a status (normalization does that).
 
 use super::tag::Tag;
-use crate::domain::Code;
+use crate::domain::{Code, CodeSystem};
 use crate::parse::{MedRecord, Problem, ProblemKind, SourceRef, Strength};
 
 /// Reads one Medication at a time; the scanner keeps one builder for the
@@ -32,6 +32,14 @@ pub(super) struct MedBuilder {
     frequency_text: String,
     actor_role: String,
     actor_id: String,
+    /// CodingSystem labels already folded, and what they fold to. A
+    /// document spells its few systems the same way on every code, and
+    /// folding a label (`CodeSystem::from_label`) allocates and lowercases
+    /// char by char: it was the largest single cost of a Medication.
+    systems: Memo<CodeSystem>,
+    /// DateTime/Type texts already classified, for the same reason: the same
+    /// "Start Date" on every Medication, matched word by word each time.
+    date_kinds: Memo<Option<DateKind>>,
 }
 
 use Tag::*;
@@ -40,13 +48,15 @@ impl MedBuilder {
     /// Starts a new Medication. Every CCR record names its element kind even
     /// when the document gives no CCRDataObjectID.
     pub(super) fn begin(&mut self) {
-        self.record = MedRecord {
-            source: Some(SourceRef {
-                kind: "Medication".to_string(),
-                id: None,
-            }),
-            ..MedRecord::default()
-        };
+        // `finish` took the previous record and left a default one (as
+        // does `Default` for the first): only the source needs setting.
+        // Building and moving a whole new record here cost more than the
+        // rest of a Medication's start.
+        debug_assert!(self.record == MedRecord::default());
+        self.record.source = Some(SourceRef {
+            kind: "Medication".to_string(),
+            id: None,
+        });
         self.codes_from = 0;
         for scratch in [
             &mut self.code_value,
@@ -144,9 +154,19 @@ impl MedBuilder {
         // A Code without a Value carries nothing to map; a Code without a
         // CodingSystem is kept (with an empty system) so a reviewer sees it.
         if !self.code_value.is_empty() {
-            self.record
-                .codes
-                .push(Code::new(&self.code_system, &self.code_value, None));
+            let system = self
+                .systems
+                .get_or_insert(&self.code_system, CodeSystem::from_label)
+                .clone();
+            // What `Code::new(&self.code_system, &self.code_value, None)`
+            // builds, with the folded system from the cache: both scratch
+            // buffers are already trimmed (see `fill`).
+            self.record.codes.push(Code {
+                system,
+                system_original: self.code_system.clone(),
+                value: self.code_value.clone(),
+                display: None,
+            });
         }
         self.code_value.clear();
         self.code_system.clear();
@@ -185,7 +205,8 @@ impl MedBuilder {
         } else {
             &self.date_exact
         };
-        let slot = match DateKind::of(&self.date_type) {
+        let kind = *self.date_kinds.get_or_insert(&self.date_type, DateKind::of);
+        let slot = match kind {
             Some(DateKind::Start) => Some(&mut self.record.start),
             Some(DateKind::Stop) => Some(&mut self.record.stop),
             Some(DateKind::Prescribed) => Some(&mut self.record.prescribed),
@@ -204,10 +225,16 @@ impl MedBuilder {
 
     fn end_dose(&mut self) {
         if self.record.dose.is_none() && !self.dose_value.is_empty() {
+            // Built by hand: `format!` costs more than the two copies.
             self.record.dose = Some(if self.dose_unit.is_empty() {
                 self.dose_value.clone()
             } else {
-                format!("{} {}", self.dose_value, self.dose_unit)
+                let mut dose =
+                    String::with_capacity(self.dose_value.len() + 1 + self.dose_unit.len());
+                dose.push_str(&self.dose_value);
+                dose.push(' ');
+                dose.push_str(&self.dose_unit);
+                dose
             });
         }
         self.dose_value.clear();
@@ -236,6 +263,44 @@ impl MedBuilder {
         }
         self.actor_role.clear();
         self.actor_id.clear();
+    }
+}
+
+/// A few texts already looked at, with what was made of them. Documents
+/// repeat a handful of labels, so a short list searched in order beats a
+/// map; past `MEMO_SIZE` distinct labels new ones are computed every time
+/// (bounded memory whatever the input).
+pub(super) struct Memo<T> {
+    entries: Vec<(String, T)>,
+}
+
+const MEMO_SIZE: usize = 8;
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Memo {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<T> Memo<T> {
+    /// What `compute(key)` returns, computed once per key while there is room.
+    fn get_or_insert(&mut self, key: &str, compute: impl FnOnce(&str) -> T) -> &T {
+        match self.entries.iter().position(|(k, _)| k == key) {
+            Some(i) => &self.entries[i].1,
+            None if self.entries.len() < MEMO_SIZE => {
+                self.entries.push((key.to_string(), compute(key)));
+                &self.entries[self.entries.len() - 1].1
+            }
+            // Full: replace the newest entry, keeping the first ones (the
+            // labels a document uses everywhere are usually met first).
+            None => {
+                let last = self.entries.len() - 1;
+                self.entries[last] = (key.to_string(), compute(key));
+                &self.entries[last].1
+            }
+        }
     }
 }
 
@@ -297,9 +362,20 @@ impl DateKind {
     }
 }
 
+/// `text.trim()`, without its cost in the usual case. Most values have
+/// nothing to trim, and `str::trim` decodes chars from both ends to test
+/// them for Unicode whitespace; an ASCII letter, digit or sign at both ends
+/// settles it in two byte tests.
+fn trim(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
 /// Trims `text`; whitespace-only text is no value.
 fn clean(text: &str) -> Option<String> {
-    let trimmed = text.trim();
+    let trimmed = trim(text);
     (!trimmed.is_empty()).then(|| trimmed.to_string())
 }
 
@@ -324,12 +400,32 @@ fn push(list: &mut Vec<String>, text: &str) {
 /// Replaces a scratch buffer's content with `text`, trimmed, reusing its allocation.
 fn fill(scratch: &mut String, text: &str) {
     scratch.clear();
-    scratch.push_str(text.trim());
+    scratch.push_str(trim(text));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trimming_agrees_with_str_trim() {
+        for text in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\ta\n",
+            "a b",
+            "\u{a0}a",
+            "a\u{a0}",
+            "é",
+            " é ",
+            "\u{3000}x",
+        ] {
+            assert_eq!(trim(text), text.trim(), "{text:?}");
+        }
+    }
 
     #[test]
     fn date_types_are_read_liberally() {

@@ -25,6 +25,8 @@ mod tag;
 mod tests;
 mod xml;
 
+use std::borrow::Cow;
+
 use quick_xml::Reader;
 use quick_xml::errors::{Error as XmlError, IllFormedError, SyntaxError};
 use quick_xml::events::{BytesRef, BytesStart, Event};
@@ -39,6 +41,9 @@ use xml::{local_name, normalize_line_ends, own_namespace};
 const CCR_NS: &str = "urn:astm-org:CCR";
 /// The Atom namespace, for CCRs delivered in a feed.
 const ATOM_NS: &str = "http://www.w3.org/2005/Atom";
+/// How far below its ContinuityOfCareRecord a Medication is
+/// (Body/Medications/Medication).
+const MEDICATION_DEPTH: usize = 3;
 /// How deep elements may nest. Real CCRs stay under 20 levels; the limit
 /// only stops hostile input from growing the stack without bound.
 const MAX_DEPTH: usize = 256;
@@ -57,13 +62,15 @@ pub fn parse_with(
 /// Reads the medications of a CCR document (or an Atom feed of CCRs).
 pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
     let text = decode::to_utf8(bytes)?;
-    Scanner::new(&text.bytes).run().map_err(|e| match e {
-        // Binary offsets are reported in the caller's bytes, not ours.
-        ParseError::Binary { offset } => ParseError::Binary {
-            offset: offset + text.skipped,
-        },
-        other => other,
-    })
+    Scanner::new(&text.bytes, text.has_cr)
+        .run()
+        .map_err(|e| match e {
+            // Binary offsets are reported in the caller's bytes, not ours.
+            ParseError::Binary { offset } => ParseError::Binary {
+                offset: offset + text.skipped,
+            },
+            other => other,
+        })
 }
 
 /// What the root element turned out to be.
@@ -77,6 +84,45 @@ enum Root {
     Atom,
     /// The root element has been closed; only misc may follow.
     Closed,
+}
+
+/// The text collected for the element being read. Almost every element
+/// holds one piece of text, which is borrowed from the input as it is: only
+/// an element whose text comes in pieces (or needs its line ends
+/// normalized) is copied, into `Scanner::buf`. Before this, every text event
+/// inside a Medication, indentation included, was copied into the buffer.
+#[derive(Debug, Clone, Copy)]
+enum Collected<'a> {
+    Empty,
+    Borrowed(&'a str),
+    /// The pieces are joined in `Scanner::buf`.
+    Joined,
+}
+
+/// The text `collected` stands for (`buf` holds it when it is `Joined`).
+fn collected_text<'s>(collected: &Collected<'s>, buf: &'s str) -> &'s str {
+    match *collected {
+        Collected::Empty => "",
+        Collected::Borrowed(text) => text,
+        Collected::Joined => buf,
+    }
+}
+
+/// The tag of an element named `name` (prefixed or not). Most documents
+/// use the default namespace, so the name as written is tried first: a
+/// known name has no `:`, and finding that out took a scan of every name.
+fn classify(name: &str) -> Tag {
+    match Tag::of(name) {
+        Tag::Other => {
+            let local = local_name(name);
+            if local.len() == name.len() {
+                Tag::Other
+            } else {
+                Tag::of(local)
+            }
+        }
+        tag => tag,
+    }
 }
 
 /// The streaming state: where we are, and what we have collected.
@@ -97,16 +143,24 @@ struct Scanner<'a> {
     med: Option<(usize, usize)>,
     /// Reads Medications; one for the document, so its buffers are reused.
     builder: MedBuilder,
-    /// Whether text events are collected into `buf` (inside a Medication, or
-    /// in the patient's ActorID); everywhere else text is never materialized.
+    /// Whether text events are collected (inside a Medication, or in the
+    /// patient's ActorID); everywhere else text is never materialized.
     capture: bool,
+    /// The text of the innermost element being read, when capturing.
+    collected: Collected<'a>,
+    /// Whether the document has a CR at all. Most have none, and then no
+    /// text needs line-end normalization: one vectorized pass over the
+    /// document replaces a search in every text event.
+    has_cr: bool,
+    /// Where pieces of text are joined when an element has more than one
+    /// (entities, CDATA, comments, CR line ends); reused for the document.
     buf: String,
     patient_ref: Option<String>,
     records: Vec<super::MedRecord>,
 }
 
 impl<'a> Scanner<'a> {
-    fn new(text: &'a [u8]) -> Scanner<'a> {
+    fn new(text: &'a [u8], has_cr: bool) -> Scanner<'a> {
         let mut reader = Reader::from_reader(text);
         let config = reader.config_mut();
         config.check_end_names = true;
@@ -123,6 +177,8 @@ impl<'a> Scanner<'a> {
             med: None,
             builder: MedBuilder::default(),
             capture: false,
+            collected: Collected::Empty,
+            has_cr,
             buf: String::new(),
             patient_ref: None,
             records: Vec::new(),
@@ -147,7 +203,9 @@ impl<'a> Scanner<'a> {
                 Event::End(_) => self.end(before)?,
                 // Most text is indentation between elements we skip: only
                 // look at it when it is collected or outside the root.
-                Event::Text(t) if self.capture || self.stack.is_empty() => self.text(&t, before)?,
+                Event::Text(t) if self.capture || self.stack.is_empty() => {
+                    self.text(t.into_inner(), before)?;
+                }
                 Event::Text(_) => {}
                 Event::CData(_) if self.stack.is_empty() => {
                     return Err(self.malformed(
@@ -155,10 +213,14 @@ impl<'a> Scanner<'a> {
                         "a CDATA section outside the root element".to_string(),
                     ));
                 }
-                Event::CData(t) => self.text(&t, before)?,
+                Event::CData(t) => self.text(t.into_inner(), before)?,
                 Event::GeneralRef(r) => {
                     let resolved = self.resolve_ref(&r, before)?;
-                    self.text(resolved.encode_utf8(&mut [0; 4]), before)?;
+                    if self.capture {
+                        self.push_owned(resolved.encode_utf8(&mut [0; 4]));
+                    } else if self.stack.is_empty() {
+                        self.text(Cow::Owned(resolved.to_string()), before)?;
+                    }
                 }
                 Event::DocType(_) => {
                     return Err(ParseError::Dtd {
@@ -179,11 +241,23 @@ impl<'a> Scanner<'a> {
                 at: self.at(before),
             });
         }
-        let tag = Tag::of(local_name(e.name().as_ref()));
+        // Outside a Medication, a CCR's elements matter only down to
+        // Body/Medications/Medication (and Patient/ActorID): deeper ones,
+        // most of a real CCR (Problems, Results, Alerts…), are never
+        // looked at again, so their names are not classified.
+        let irrelevant = self.med.is_none()
+            && self
+                .ccr_at
+                .is_some_and(|ccr| self.stack.len() > ccr + MEDICATION_DEPTH);
+        let tag = if irrelevant {
+            Tag::Other
+        } else {
+            classify(e.name().as_ref())
+        };
         if let Some((at, _)) = self.med {
             self.stack.push(tag);
             self.builder.start(&self.stack[at + 1..]);
-            self.buf.clear();
+            self.collected = Collected::Empty;
             return Ok(());
         }
         match (self.root, self.ccr_at) {
@@ -199,11 +273,11 @@ impl<'a> Scanner<'a> {
                     self.builder.begin();
                     self.med = Some((self.stack.len(), before));
                     self.capture = true;
-                    self.buf.clear();
+                    self.collected = Collected::Empty;
                 }
                 (Tag::ActorId, [Tag::Patient]) if self.patient_ref.is_none() => {
                     self.capture = true;
-                    self.buf.clear();
+                    self.collected = Collected::Empty;
                 }
                 _ => {}
             },
@@ -223,7 +297,8 @@ impl<'a> Scanner<'a> {
         }
         if let Some((at, start)) = self.med {
             if self.stack.len() > at + 1 {
-                self.builder.end(&self.stack[at + 1..], &self.buf);
+                let text = collected_text(&self.collected, &self.buf);
+                self.builder.end(&self.stack[at + 1..], text);
             } else {
                 let end = self.reader.buffer_position() as usize;
                 let excerpt = self
@@ -235,14 +310,14 @@ impl<'a> Scanner<'a> {
                 self.med = None;
                 self.capture = false;
             }
-            self.buf.clear();
+            self.collected = Collected::Empty;
         } else if self.capture {
             self.capture = false;
-            let id = self.buf.trim();
+            let id = collected_text(&self.collected, &self.buf).trim();
             if !id.is_empty() {
                 self.patient_ref = Some(id.to_string());
             }
-            self.buf.clear();
+            self.collected = Collected::Empty;
         }
         self.stack.pop();
         if self.ccr_at == Some(self.stack.len()) {
@@ -258,9 +333,16 @@ impl<'a> Scanner<'a> {
     /// Collects text when capturing; outside the root element only
     /// whitespace may appear. `raw` is the text as written (before line-end
     /// normalization), so offsets into it are offsets into the document.
-    fn text(&mut self, raw: &str, before: usize) -> Result<(), ParseError> {
+    fn text(&mut self, raw: Cow<'a, str>, before: usize) -> Result<(), ParseError> {
         if self.capture {
-            self.buf.push_str(&normalize_line_ends(raw));
+            match raw {
+                Cow::Borrowed(piece) if !self.has_cr => self.push_borrowed(piece),
+                Cow::Borrowed(piece) => match normalize_line_ends(piece) {
+                    Cow::Borrowed(piece) => self.push_borrowed(piece),
+                    Cow::Owned(piece) => self.push_owned(&piece),
+                },
+                Cow::Owned(piece) => self.push_owned(&normalize_line_ends(&piece)),
+            }
         } else if self.stack.is_empty()
             && let Some(i) = raw
                 .bytes()
@@ -274,6 +356,29 @@ impl<'a> Scanner<'a> {
             return Err(self.malformed(before + i, format!("text {place} the root element")));
         }
         Ok(())
+    }
+
+    /// Adds a piece of the input to the collected text, copying only when
+    /// it is not the first.
+    fn push_borrowed(&mut self, piece: &'a str) {
+        match self.collected {
+            Collected::Empty => self.collected = Collected::Borrowed(piece),
+            Collected::Borrowed(_) | Collected::Joined => self.push_owned(piece),
+        }
+    }
+
+    /// Adds text that is not a slice of the input (or follows other text).
+    fn push_owned(&mut self, piece: &str) {
+        match self.collected {
+            Collected::Empty => self.buf.clear(),
+            Collected::Borrowed(first) => {
+                self.buf.clear();
+                self.buf.push_str(first);
+            }
+            Collected::Joined => {}
+        }
+        self.buf.push_str(piece);
+        self.collected = Collected::Joined;
     }
 
     /// Decides what the document is from its root element.
