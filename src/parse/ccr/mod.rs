@@ -52,25 +52,23 @@ const MAX_DEPTH: usize = 256;
 /// as `options` ask.
 pub fn parse_with(
     bytes: &[u8],
-    _options: super::ParseOptions,
+    options: super::ParseOptions,
 ) -> Result<ParsedDocument, ParseError> {
-    // The excerpt of a Medication is one slice copy; skipping it is left to
-    // the parser's next revision.
-    parse(bytes)
+    let text = decode::to_utf8(bytes)?;
+    let mut scanner = Scanner::new(&text.bytes, text.has_cr);
+    scanner.excerpts = options.excerpts;
+    scanner.run().map_err(|e| match e {
+        // Binary offsets are reported in the caller's bytes, not ours.
+        ParseError::Binary { offset } => ParseError::Binary {
+            offset: offset + text.skipped,
+        },
+        other => other,
+    })
 }
 
 /// Reads the medications of a CCR document (or an Atom feed of CCRs).
 pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
-    let text = decode::to_utf8(bytes)?;
-    Scanner::new(&text.bytes, text.has_cr)
-        .run()
-        .map_err(|e| match e {
-            // Binary offsets are reported in the caller's bytes, not ours.
-            ParseError::Binary { offset } => ParseError::Binary {
-                offset: offset + text.skipped,
-            },
-            other => other,
-        })
+    parse_with(bytes, super::ParseOptions::default())
 }
 
 /// What the root element turned out to be.
@@ -156,6 +154,10 @@ struct Scanner<'a> {
     /// (entities, CDATA, comments, CR line ends); reused for the document.
     buf: String,
     patient_ref: Option<String>,
+    /// Other patients named by the CCRs of a feed (a few suffice to say so).
+    other_patients: Vec<String>,
+    /// Whether to copy each Medication's source text into its record.
+    excerpts: bool,
     records: Vec<super::MedRecord>,
 }
 
@@ -181,6 +183,8 @@ impl<'a> Scanner<'a> {
             has_cr,
             buf: String::new(),
             patient_ref: None,
+            other_patients: Vec::new(),
+            excerpts: true,
             records: Vec::new(),
         }
     }
@@ -275,7 +279,7 @@ impl<'a> Scanner<'a> {
                     self.capture = true;
                     self.collected = Collected::Empty;
                 }
-                (Tag::ActorId, [Tag::Patient]) if self.patient_ref.is_none() => {
+                (Tag::ActorId, [Tag::Patient]) => {
                     self.capture = true;
                     self.collected = Collected::Empty;
                 }
@@ -301,11 +305,14 @@ impl<'a> Scanner<'a> {
                 self.builder.end(&self.stack[at + 1..], text);
             } else {
                 let end = self.reader.buffer_position() as usize;
-                let excerpt = self
-                    .text
-                    .get(start..end)
-                    .and_then(|s| std::str::from_utf8(s).ok())
-                    .unwrap_or("");
+                let excerpt = if self.excerpts {
+                    self.text
+                        .get(start..end)
+                        .and_then(|s| std::str::from_utf8(s).ok())
+                        .unwrap_or("")
+                } else {
+                    ""
+                };
                 self.records.push(self.builder.finish(excerpt));
                 self.med = None;
                 self.capture = false;
@@ -314,8 +321,17 @@ impl<'a> Scanner<'a> {
         } else if self.capture {
             self.capture = false;
             let id = collected_text(&self.collected, &self.buf).trim();
-            if !id.is_empty() {
-                self.patient_ref = Some(id.to_string());
+            // Every CCR of a feed names its patient: the first is the
+            // document's; any other is a reason to stop and ask.
+            match &self.patient_ref {
+                _ if id.is_empty() => {}
+                None => self.patient_ref = Some(id.to_string()),
+                Some(first) if first != id && self.other_patients.len() < 8 => {
+                    if !self.other_patients.iter().any(|p| p == id) {
+                        self.other_patients.push(id.to_string());
+                    }
+                }
+                Some(_) => {}
             }
             self.collected = Collected::Empty;
         }
@@ -466,6 +482,18 @@ impl<'a> Scanner<'a> {
                 detail: format!(
                     "the Atom <{}> holds no ContinuityOfCareRecord",
                     self.root_name
+                ),
+            });
+        }
+        if !self.other_patients.is_empty() {
+            let mut all: Vec<&str> = self.patient_ref.iter().map(String::as_str).collect();
+            all.extend(self.other_patients.iter().map(String::as_str));
+            problems.push(Problem {
+                kind: ProblemKind::SeveralPatients,
+                detail: format!(
+                    "the feed's CCRs name {} patients (ActorID {})",
+                    all.len(),
+                    all.join(", ")
                 ),
             });
         }

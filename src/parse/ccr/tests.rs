@@ -598,3 +598,65 @@ fn product_codes_approximate_dates_and_a_prescribing_source_are_read() {
     assert_eq!(record.frequency.as_deref(), Some("BID"));
     assert!(record.problems.is_empty(), "a code alone names the drug");
 }
+
+#[test]
+fn without_excerpts_everything_but_the_excerpt_is_the_same() {
+    let mut files: Vec<String> = Vec::new();
+    for dir in ["samples/ccr", "tests/corpus/ccr/health-data-standards"] {
+        let full = format!("{}/{dir}", env!("CARGO_MANIFEST_DIR"));
+        for entry in std::fs::read_dir(&full).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".xml") {
+                files.push(format!("{dir}/{name}"));
+            }
+        }
+    }
+    assert!(files.len() > 20, "{files:?}");
+    for file in files {
+        let bytes = read(&file);
+        let with = parse(&bytes);
+        let without = parse_with(&bytes, crate::parse::ParseOptions { excerpts: false });
+        match (with, without) {
+            (Ok(mut a), Ok(b)) => {
+                for r in &mut a.records {
+                    r.excerpt.clear();
+                }
+                assert_eq!(a, b, "{file}");
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b, "{file}"),
+            (a, b) => panic!("{file}: {a:?} vs {b:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_feed_whose_ccrs_name_different_patients_says_so() {
+    let same = read("samples/ccr/atom-feed-two-ccrs.xml");
+    let doc = parse(&same).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        doc.problems
+            .iter()
+            .all(|p| p.kind != ProblemKind::SeveralPatients),
+        "one patient twice"
+    );
+    let text = String::from_utf8(same).unwrap_or_default();
+    let at = text.rfind("synthetic-feed-1").unwrap_or(0);
+    let two = format!(
+        "{}synthetic-feed-2{}",
+        &text[..at],
+        &text[at + "synthetic-feed-1".len()..]
+    );
+    let doc = parse(two.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let several: Vec<&str> = doc
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::SeveralPatients)
+        .map(|p| p.detail.as_str())
+        .collect();
+    assert_eq!(several.len(), 1);
+    assert!(
+        several[0].contains("synthetic-feed-1, synthetic-feed-2"),
+        "{several:?}"
+    );
+    assert_eq!(doc.patient_ref.as_deref(), Some("synthetic-feed-1"));
+}

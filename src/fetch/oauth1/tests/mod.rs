@@ -14,7 +14,8 @@ use url::Url;
 use super::*;
 
 /// oauthlib's 1024-bit RSA test key (tests/oauth1/rfc5849/test_signatures.py).
-pub(super) const OAUTHLIB_RSA_KEY: &str = include_str!("../../../../tests/fixtures/oauthlib-rsa-test-key.pem");
+pub(super) const OAUTHLIB_RSA_KEY: &str =
+    include_str!("../../../../tests/fixtures/oauthlib-rsa-test-key.pem");
 
 /// Its public half, as oauthlib's tests give it (PKCS#1).
 pub(super) const OAUTHLIB_RSA_PUBLIC: &str = "-----BEGIN RSA PUBLIC KEY-----
