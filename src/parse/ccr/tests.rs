@@ -640,11 +640,13 @@ fn a_feed_whose_ccrs_name_different_patients_says_so() {
         "one patient twice"
     );
     let text = String::from_utf8(same).unwrap_or_default();
-    let at = text.rfind("synthetic-feed-1").unwrap_or(0);
+    // The second CCR's Patient/ActorID names another patient.
+    let needle = "<ActorID>synthetic-feed-1</ActorID>";
+    let at = text.rfind(needle).unwrap_or(0);
     let two = format!(
-        "{}synthetic-feed-2{}",
+        "{}<ActorID>synthetic-feed-2</ActorID>{}",
         &text[..at],
-        &text[at + "synthetic-feed-1".len()..]
+        &text[at + needle.len()..]
     );
     let doc = parse(two.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     let several: Vec<&str> = doc
