@@ -151,40 +151,51 @@ fn ccr_extraction(s: &Sizes) {
     ccr_ratio(s, &feed, meds, &label);
 }
 
-/// Times the CCR parser against a raw quick-xml scan of the same bytes.
+/// Times the CCR parser against a raw quick-xml scan of the same bytes: as
+/// the import path reads (no excerpts), and as a reviewer's re-parse does.
 fn ccr_ratio(s: &Sizes, doc: &[u8], meds: usize, label: &str) {
-    let (raw, ours, ratio) = paired(
-        s.reps,
-        || raw_quick_xml_scan(doc),
-        || parse::parse(doc, DocFormat::Ccr).map(|d| d.records.len()),
-    );
-    let parsed = parse::parse(doc, DocFormat::Ccr).expect("generated CCR parses");
-    assert_eq!(
-        parsed.records.len(),
-        meds,
-        "every generated medication is read"
-    );
-    println!(
-        "CCR extraction, {label}, {:.1} MB: raw quick-xml scan {:.0} MB/s, rxsync {:.0} MB/s = {:.0}% of raw (goal >= 60%)",
-        doc.len() as f64 / 1e6,
-        mb_per_s(doc.len(), raw),
-        mb_per_s(doc.len(), ours),
-        100.0 / ratio
-    );
-    // Roughly what the parser cannot go under: building and dropping the
-    // records it returns (about 20 allocations each, plus the excerpt),
-    // timed as a clone of them against the same raw scan. A clone runs
-    // while the parsed records are still alive, so it is an estimate.
-    let (_, _, floor) = paired(
-        s.reps,
-        || raw_quick_xml_scan(doc),
-        || parsed.records.clone().len(),
-    );
-    println!(
-        "  (building and dropping those records alone, timed as a clone, takes {:.0}% of the raw scan's time: the ratio above could reach about {:.0}% at best)",
-        100.0 * floor,
-        100.0 / (1.0 + floor)
-    );
+    for excerpts in [false, true] {
+        let options = ParseOptions { excerpts };
+        let (raw, ours, ratio) = paired(
+            s.reps,
+            || raw_quick_xml_scan(doc),
+            || parse::parse_with(doc, DocFormat::Ccr, options).map(|d| d.records.len()),
+        );
+        let parsed = parse::parse_with(doc, DocFormat::Ccr, options).expect("generated CCR parses");
+        assert_eq!(
+            parsed.records.len(),
+            meds,
+            "every generated medication is read"
+        );
+        println!(
+            "CCR extraction, {label}, {:.1} MB, excerpts {}: raw quick-xml scan {:.0} MB/s, rxsync {:.0} MB/s = {:.0}% of raw (goal >= 60%)",
+            doc.len() as f64 / 1e6,
+            if excerpts {
+                "on (review)"
+            } else {
+                "off (import)"
+            },
+            mb_per_s(doc.len(), raw),
+            mb_per_s(doc.len(), ours),
+            100.0 / ratio
+        );
+        if !excerpts {
+            // Roughly what the parser cannot go under: building and dropping
+            // the records it returns (about 20 allocations each), timed as a
+            // clone of them against the same raw scan. A clone runs while the
+            // parsed records are still alive, so it is an estimate.
+            let (_, _, floor) = paired(
+                s.reps,
+                || raw_quick_xml_scan(doc),
+                || parsed.records.clone().len(),
+            );
+            println!(
+                "  (building and dropping those records alone, timed as a clone, takes {:.0}% of the raw scan's time: the ratio above could reach about {:.0}% at best)",
+                100.0 * floor,
+                100.0 / (1.0 + floor)
+            );
+        }
+    }
 }
 
 fn fhir_extraction(s: &Sizes) {
