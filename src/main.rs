@@ -4,6 +4,13 @@
 
 mod cli;
 
+/// mimalloc: parsing and normalizing allocate many small strings, and the
+/// system allocator's frees dominated the profile (BENCHMARKS.md has both).
+/// `--features system-allocator` builds with the system's instead.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

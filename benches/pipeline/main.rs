@@ -7,6 +7,12 @@
 //! full FDA NDC directory for the dictionary-load figure (`.ci/run` and
 //! BENCHMARKS.md say how to get it).
 
+/// The allocator the binary uses (see src/main.rs), so the figures are the
+/// binary's; `--features system-allocator` measures with the system's.
+#[cfg(not(feature = "system-allocator"))]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod generate;
 mod generate_fhir;
 
