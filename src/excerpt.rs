@@ -23,10 +23,25 @@ pub fn item_excerpt(store: &Store, item_id: i64) -> Result<Option<String>, Store
     let Ok(doc) = parse::parse(&stored.bytes, format) else {
         return Ok(None);
     };
-    let parts: Option<Vec<&str>> = stored
-        .records
-        .iter()
-        .map(|&i| doc.records.get(i).map(|r| r.excerpt.as_str()))
-        .collect();
-    Ok(parts.map(|p| p.join("\n")))
+    let found: Option<Vec<&crate::parse::MedRecord>> =
+        stored.records.iter().map(|&i| doc.records.get(i)).collect();
+    let Some(found) = found else {
+        return Ok(None);
+    };
+    // The records must be the ones the item was built from: a parser that
+    // changed since the import could number them differently, and a wrong
+    // excerpt is worse than none.
+    let seen: Vec<&crate::parse::SourceRef> =
+        found.iter().filter_map(|r| r.source.as_ref()).collect();
+    if seen.len() != stored.sources.len() || seen.iter().zip(&stored.sources).any(|(a, b)| *a != b)
+    {
+        return Ok(None);
+    }
+    Ok(Some(
+        found
+            .iter()
+            .map(|r| r.excerpt.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    ))
 }

@@ -159,7 +159,7 @@ pub struct Strength {
 }
 
 /// Where a record came from inside its document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SourceRef {
     /// `Medication` for a CCR entry; the FHIR resource type otherwise.
     pub kind: String,

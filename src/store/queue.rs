@@ -66,6 +66,8 @@ pub struct ItemDocument {
     pub format: String,
     /// Positions of the item's records in the parse of `bytes`.
     pub records: Vec<usize>,
+    /// What those records were (kind and id), to check a re-parse against.
+    pub sources: Vec<crate::parse::SourceRef>,
 }
 
 /// A clinician's decision.
@@ -167,22 +169,24 @@ impl Store {
     /// The stored document an item was read from, and where its records
     /// are in that document's parse.
     pub fn item_document(&self, item_id: i64) -> Result<Option<ItemDocument>, StoreError> {
-        let row: Option<(Vec<u8>, String, String)> = self
+        let row: Option<(Vec<u8>, String, String, String)> = self
             .conn
             .query_row(
-                "SELECT d.bytes, d.format, i.records FROM items i JOIN regimens r ON r.id = i.regimen_id
+                "SELECT d.bytes, d.format, i.records, i.sources FROM items i JOIN regimens r ON r.id = i.regimen_id
                  JOIN documents d ON d.id = r.document_id WHERE i.id = ?1",
                 [item_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
-        row.map(|(bytes, format, records)| {
-            let records =
-                serde_json::from_str(&records).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        row.map(|(bytes, format, records, sources)| {
+            let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
+            let records = serde_json::from_str(&records).map_err(corrupt)?;
+            let sources = serde_json::from_str(&sources).map_err(corrupt)?;
             Ok(ItemDocument {
                 bytes,
                 format,
                 records,
+                sources,
             })
         })
         .transpose()

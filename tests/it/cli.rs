@@ -570,3 +570,36 @@ fn a_document_naming_several_patients_is_flagged_for_a_clinician() {
     assert_eq!(r["status"], "needs_review");
     assert_eq!(r["flags"], serde_json::json!(["identity_mismatch"]));
 }
+
+#[test]
+fn an_excerpt_is_withheld_when_the_stored_document_no_longer_matches_the_item() {
+    let env = TestEnv::with_dictionary_and(&["pat-1"]);
+    env.import(&repo_path("samples/ccr/demo.xml"), "pat-1");
+    let q = env
+        .run(&[
+            "queue",
+            "list",
+            "--kind",
+            "unmapped_ndc",
+            "--format",
+            "json",
+        ])
+        .json();
+    let id = q[0]["id"].to_string();
+    let shown = env.run(&["queue", "show", &id, "--format", "json"]).json();
+    assert!(
+        shown["excerpt"]
+            .as_str()
+            .is_some_and(|x| x.contains("68180-0513-01")),
+        "{shown}"
+    );
+    // As if the parser had numbered records differently since the import.
+    let conn = rusqlite::Connection::open(&env.db).expect("db");
+    conn.execute(
+        "UPDATE items SET sources = '[{\"kind\":\"Medication\",\"id\":\"someone-else\"}]' WHERE id = ?1",
+        [shown["item"]["id"].as_i64().expect("item id")],
+    )
+    .expect("tamper");
+    let shown = env.run(&["queue", "show", &id, "--format", "json"]).json();
+    assert_eq!(shown["excerpt"], serde_json::Value::Null);
+}
