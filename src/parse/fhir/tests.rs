@@ -1,6 +1,7 @@
 //! Tests of the FHIR reader: one row per fixture in `samples/fhir`, the
 //! public HL7 corpus in `tests/corpus/fhir`, and properties over hostile
-//! bytes. Timing checks are `#[ignore]`d: run them with `--release`.
+//! bytes. Throughput is measured by the bench harness (`benches/pipeline`),
+//! not by tests.
 
 use super::*;
 use crate::domain::CodeSystem;
@@ -723,7 +724,7 @@ proptest! {
     }
 }
 
-// ---- timing ----
+// ---- large documents (also for the equivalence tests below) ----
 
 /// A searchset of `n` MedicationRequests shaped like an EHR's (narrative,
 /// contained Medication, dosage, identifiers), for throughput checks.
@@ -748,107 +749,6 @@ fn lean_searchset(n: usize) -> Vec<u8> {
     let entry = demo["entry"][1].to_string();
     let entries = vec![entry; n].join(",");
     format!(r#"{{"resourceType":"Bundle","type":"searchset","entry":[{entries}]}}"#).into_bytes()
-}
-
-#[test]
-#[ignore = "timing: run with --release -- --ignored"]
-fn throughput_against_a_value_tree() {
-    let bytes = big_searchset(5000);
-    let time = |f: &dyn Fn()| {
-        let mut best = std::time::Duration::MAX;
-        for _ in 0..7 {
-            let t = std::time::Instant::now();
-            f();
-            best = best.min(t.elapsed());
-        }
-        best
-    };
-    let value = time(&|| {
-        std::hint::black_box(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap());
-    });
-    let ours = time(&|| {
-        std::hint::black_box(parse_json(&bytes).unwrap());
-    });
-    let ratio = value.as_secs_f64() / ours.as_secs_f64();
-    println!(
-        "{} bytes: Value {value:?}, parse_json {ours:?}, ratio {ratio:.2}",
-        bytes.len()
-    );
-}
-
-#[test]
-#[ignore = "timing: MODE=value|ours|import|head|tiny|typed|ignore|none, measure with perf stat"]
-fn throughput_mode() {
-    // LEAN=1: the demo's Lipitor request (coded, no narrative, no contained).
-    let bytes = if std::env::var("LEAN").is_ok() {
-        lean_searchset(5000)
-    } else {
-        big_searchset(5000)
-    };
-    let mode = std::env::var("MODE").unwrap_or_default();
-    for _ in 0..20 {
-        match mode.as_str() {
-            "value" => drop(std::hint::black_box(
-                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
-            )),
-            "ours" => drop(std::hint::black_box(parse_json(&bytes).unwrap())),
-            "import" => drop(std::hint::black_box(
-                parse_json_with(&bytes, ParseOptions { excerpts: false }).unwrap(),
-            )),
-            "head" | "typed" => {
-                #[derive(serde::Deserialize)]
-                struct E<'a> {
-                    #[serde(borrow)]
-                    resource: Option<&'a serde_json::value::RawValue>,
-                }
-                #[derive(serde::Deserialize)]
-                struct H<'a> {
-                    #[serde(borrow)]
-                    entry: Vec<E<'a>>,
-                }
-                let h: H = serde_json::from_slice(&bytes).unwrap();
-                if mode == "typed" {
-                    let v: Vec<model::Resource> = h
-                        .entry
-                        .iter()
-                        .map(|e| serde_json::from_str(e.resource.unwrap().get()).unwrap())
-                        .collect();
-                    if std::env::var("FORGET").is_ok() {
-                        std::mem::forget(v)
-                    } else {
-                        drop(std::hint::black_box(v))
-                    }
-                }
-            }
-            "tiny" => {
-                #[derive(serde::Deserialize)]
-                struct E<'a> {
-                    #[serde(borrow)]
-                    resource: Option<&'a serde_json::value::RawValue>,
-                }
-                #[derive(serde::Deserialize)]
-                struct H<'a> {
-                    #[serde(borrow)]
-                    entry: Vec<E<'a>>,
-                }
-                #[derive(serde::Deserialize)]
-                #[serde(rename_all = "camelCase")]
-                struct Tiny<'a> {
-                    #[serde(borrow)]
-                    resource_type: Option<std::borrow::Cow<'a, str>>,
-                }
-                let h: H = serde_json::from_slice(&bytes).unwrap();
-                for e in &h.entry {
-                    let t: Tiny = serde_json::from_str(e.resource.unwrap().get()).unwrap();
-                    std::hint::black_box(t.resource_type);
-                }
-            }
-            "ignore" => drop(std::hint::black_box(
-                serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).unwrap(),
-            )),
-            _ => {}
-        }
-    }
 }
 
 #[test]
