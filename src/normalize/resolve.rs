@@ -77,17 +77,18 @@ fn from_own_codes(record: &MedRecord, dict: &dyn DrugDictionary) -> Resolution {
                         return mapped(n, &code.value, false, entry);
                     }
                     if unmapped.is_none() {
+                        // Show the 11-digit form only when it differs from
+                        // what the document wrote.
+                        let shown = if code.value == n.hyphenated() {
+                            code.value.clone()
+                        } else {
+                            format!("{} (11-digit {})", code.value, n.hyphenated())
+                        };
                         let why = match dict.lookup(&n) {
                             Some(_) => format!(
-                                "NDC {} ({}) is flagged NDC_EXCLUDE_FLAG=E: excluded from the FDA NDC Directory",
-                                code.value,
-                                n.hyphenated()
+                                "NDC {shown} is flagged NDC_EXCLUDE_FLAG=E: excluded from the FDA NDC Directory"
                             ),
-                            None => format!(
-                                "NDC {} ({}) is not in the drug dictionary",
-                                code.value,
-                                n.hyphenated()
-                            ),
+                            None => format!("NDC {shown} is not in the drug dictionary"),
                         };
                         unmapped = Some((n, code.value.clone(), why));
                     }
@@ -113,10 +114,8 @@ fn from_own_codes(record: &MedRecord, dict: &dyn DrugDictionary) -> Resolution {
                     }
                 }
             },
-            Err(e) => invalid.push(format!(
-                "code {:?} labelled {}: {e}",
-                code.value, code.system_original
-            )),
+            // The error already quotes the code.
+            Err(e) => invalid.push(format!("{e} (labelled {})", code.system_original)),
         }
     }
     if let Some((n, original, why)) = unmapped {
