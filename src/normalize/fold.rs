@@ -37,15 +37,38 @@ pub(super) fn fold(members: Vec<Member<'_>>) -> (Vec<Item>, Vec<Flag>) {
             }
         }
     }
-    for (i, (_, record, _, resolution)) in members.iter().enumerate() {
+    // Per group root, the members identified by an NDC: only they can
+    // disagree about the drug.
+    let mut with_ndc: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, member) in members.iter().enumerate() {
+        if member.3.ndc11.is_some() {
+            let root = find(&mut parent, i);
+            with_ndc[root].push(i);
+        }
+    }
+    for (i, (_, record, _, _)) in members.iter().enumerate() {
         for r in &record.related {
             // A link (a dispense's prescription, a replaced order) folds only
             // records that agree on the drug: a new order for another
             // strength stays its own item, for the duplicate checks to see.
-            if let Some(&j) = by_ref.get(r)
-                && same_drug(resolution, &members[j].3)
-            {
+            // Groups are compared whole, since folding is transitive: two
+            // dispenses of other strengths linked to one uncoded request
+            // must not meet through it.
+            let Some(&j) = by_ref.get(r) else { continue };
+            let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
+            if ri == rj {
+                continue;
+            }
+            let agree = with_ndc[ri].iter().all(|&a| {
+                with_ndc[rj]
+                    .iter()
+                    .all(|&b| same_drug(&members[a].3, &members[b].3))
+            });
+            if agree {
                 union(&mut parent, i, j);
+                let (lo, hi) = (ri.min(rj), ri.max(rj));
+                let moved = std::mem::take(&mut with_ndc[hi]);
+                with_ndc[lo].extend(moved);
             }
         }
     }
@@ -152,9 +175,10 @@ fn identity(record: &MedRecord, resolution: &Resolution) -> Option<String> {
         format!("name:{}", norm(&Some(record.name.clone()?)))
     };
     let sig = record.directions.join(" ");
-    // Without an NDC the drug text may hide the strength (free-text
-    // "Lisinopril" 10 mg and 40 mg): the strength and form are part of it.
-    let strength_form = if resolution.ndc11.is_none() {
+    // Without an NDC of its own the drug text may hide the strength
+    // (free-text "Lisinopril" 10 mg and 40 mg): the strength and form are
+    // part of it, also when a remembered decision supplied the NDC.
+    let strength_form = if resolution.ndc11.is_none() || resolution.mapping.is_some() {
         let strengths: Vec<String> = record
             .strengths
             .iter()
@@ -204,7 +228,7 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
     let mut codes: Vec<Code> = Vec::new();
     let mut ingredient_codes: Vec<Code> = Vec::new();
     let mut directions: Vec<String> = Vec::new();
-    let mut strengths: Vec<String> = Vec::new();
+    let mut strength: Option<String> = None;
     for (_, r, _, _) in &group {
         union_codes(&mut codes, &r.codes);
         union_codes(&mut ingredient_codes, &r.ingredient_codes);
@@ -213,15 +237,8 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
                 directions.push(d.clone());
             }
         }
-        if strengths.is_empty() {
-            strengths = r
-                .strengths
-                .iter()
-                .map(|s| match &s.unit {
-                    Some(u) => format!("{} {}", s.value, u),
-                    None => s.value.clone(),
-                })
-                .collect();
+        if strength.is_none() {
+            strength = super::stated_strength(&r.strengths);
         }
     }
     let product = best.product.clone();
@@ -243,11 +260,7 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
         brand: first(|r| &r.brand),
         codes,
         ingredient_codes,
-        strength: if strengths.is_empty() {
-            p.map(|p| p.strength_text()).filter(|s| !s.is_empty())
-        } else {
-            Some(strengths.join("; "))
-        },
+        strength: strength.or_else(|| p.map(|p| p.strength_text()).filter(|s| !s.is_empty())),
         form: first(|r| &r.form).or_else(|| p.map(|p| p.dosage_form.clone())),
         route: first(|r| &r.route).or_else(|| p.map(|p| p.route.clone())),
         dose: first(|r| &r.dose),

@@ -38,13 +38,46 @@ pub struct CodeMapping {
 /// text without a code is keyed by (`text`, lower-cased name).
 pub type CodeMappings = HashMap<(String, String), CodeMapping>;
 
+/// What a drug without codes of its own states about itself, for the keys
+/// decisions are remembered under: free text or a set of ingredients alone
+/// says nothing of strength, so "Lisinopril" 10 mg and 40 mg must not share
+/// a decision.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stated<'a> {
+    pub name: Option<&'a str>,
+    /// As `stated_strength` writes it.
+    pub strength: Option<&'a str>,
+    pub form: Option<&'a str>,
+}
+
+/// A record's strengths as one text ("10 mg; 12.5 mg"), the way items store them.
+pub fn stated_strength(strengths: &[crate::parse::Strength]) -> Option<String> {
+    let parts: Vec<String> = strengths
+        .iter()
+        .map(|s| match &s.unit {
+            Some(u) => format!("{} {}", s.value, u),
+            None => s.value.clone(),
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+fn fold_text(s: Option<&str>) -> String {
+    s.unwrap_or("")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
 /// The keys a clinician's decision for a drug is remembered under: each of
 /// its own codes; without any, its ingredients' codes taken together (a
-/// compound); without those, its name (free text).
+/// compound) with its stated strength and form; without those, its name
+/// with its stated strength and form (free text).
 pub fn mapping_keys(
     codes: &[Code],
     ingredient_codes: &[Code],
-    name: Option<&str>,
+    stated: Stated<'_>,
 ) -> Vec<(String, String)> {
     if !codes.is_empty() {
         return codes
@@ -52,6 +85,7 @@ pub fn mapping_keys(
             .map(|c| (c.system.label().to_string(), c.value.clone()))
             .collect();
     }
+    let suffix = format!("|{}|{}", fold_text(stated.strength), fold_text(stated.form));
     if !ingredient_codes.is_empty() {
         let mut parts: Vec<String> = ingredient_codes
             .iter()
@@ -59,9 +93,12 @@ pub fn mapping_keys(
             .collect();
         parts.sort();
         parts.dedup();
-        return vec![("ingredients".to_string(), parts.join("+"))];
+        return vec![("ingredients".to_string(), parts.join("+") + &suffix)];
     }
-    name.map(|n| vec![("text".to_string(), n.trim().to_lowercase())])
+    stated
+        .name
+        .filter(|n| !n.trim().is_empty())
+        .map(|n| vec![("text".to_string(), fold_text(Some(n)) + &suffix)])
         .unwrap_or_default()
 }
 
@@ -69,13 +106,13 @@ pub fn mapping_keys(
 /// codes that caused it. For an unmapped or invalid NDC that is the NDC as
 /// written (a later document with the same code gets the same answer); for
 /// a drug without an NDC, its other codes, else its ingredients, else its
-/// name. Never an NDC the dictionary can map on its own: `resolve` prefers
-/// that anyway.
+/// name (with its stated strength and form). Never an NDC the dictionary can
+/// map on its own: `resolve` prefers that anyway.
 pub fn decision_keys(
     kind: ExceptionKind,
     codes: &[Code],
     ingredient_codes: &[Code],
-    name: Option<&str>,
+    stated: Stated<'_>,
 ) -> Vec<(String, String)> {
     let (ndc, other): (Vec<Code>, Vec<Code>) = codes
         .iter()
@@ -83,9 +120,9 @@ pub fn decision_keys(
         .partition(|c| c.system == CodeSystem::Ndc);
     match kind {
         ExceptionKind::UnmappedNdc | ExceptionKind::InvalidNdc if !ndc.is_empty() => {
-            mapping_keys(&ndc, &[], None)
+            mapping_keys(&ndc, &[], Stated::default())
         }
-        _ => mapping_keys(&other, ingredient_codes, name),
+        _ => mapping_keys(&other, ingredient_codes, stated),
     }
 }
 

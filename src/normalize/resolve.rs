@@ -1,7 +1,7 @@
 //! Resolving one record's drug: a clinician's mapping first, then its NDC
 //! codes through the dictionary, and a reason when neither works.
 
-use super::{CodeMapping, CodeMappings, mapping_keys};
+use super::{CodeMapping, CodeMappings, Stated, mapping_keys, stated_strength};
 use crate::dict::{DictEntry, DrugDictionary};
 use crate::domain::ndc::{self, NdcReading};
 use crate::domain::{CodeSystem, ExceptionKind, Ndc11};
@@ -155,21 +155,23 @@ fn from_mapping(
     if mappings.is_empty() {
         return None;
     }
-    let (m, original) = mapping_keys(
-        &record.codes,
-        &record.ingredient_codes,
-        record.name.as_deref(),
-    )
-    .into_iter()
-    .find_map(|key| {
-        let m = mappings.get(&key)?;
-        // The code the decision was remembered under, as written.
-        let original = record
-            .codes
-            .iter()
-            .find(|c| c.system.label() == key.0 && c.value == key.1);
-        Some((m, original.map(|c| c.value.clone())))
-    })?;
+    let strength = stated_strength(&record.strengths);
+    let stated = Stated {
+        name: record.name.as_deref(),
+        strength: strength.as_deref(),
+        form: record.form.as_deref(),
+    };
+    let (m, original) = mapping_keys(&record.codes, &record.ingredient_codes, stated)
+        .into_iter()
+        .find_map(|key| {
+            let m = mappings.get(&key)?;
+            // The code the decision was remembered under, as written.
+            let original = record
+                .codes
+                .iter()
+                .find(|c| c.system.label() == key.0 && c.value == key.1);
+            Some((m, original.map(|c| c.value.clone())))
+        })?;
     let product = usable(dict, &m.ndc11);
     let flag = product.is_none().then(|| {
         (

@@ -554,10 +554,18 @@ fn a_remembered_mapping_applies_with_its_provenance() {
         ("Multum".to_string(), "d00015".to_string()),
         decided.clone(),
     );
-    let text_key = mapping_keys(&[], &[], Some("Metformin tablets")).remove(0);
+    let text_key = mapping_keys(
+        &[],
+        &[],
+        Stated {
+            name: Some("Metformin tablets"),
+            ..Stated::default()
+        },
+    )
+    .remove(0);
     assert_eq!(
         text_key,
-        ("text".to_string(), "metformin tablets".to_string())
+        ("text".to_string(), "metformin tablets||".to_string())
     );
     mappings.insert(text_key, decided.clone());
     let r = run_with(
@@ -636,7 +644,7 @@ fn a_compound_is_not_mapped_to_one_of_its_ingredients() {
     assert_eq!(r.items[0].ingredient_codes.len(), 3);
 
     // A clinician's decision for the compound is remembered by its ingredients.
-    let key = mapping_keys(&[], &tpn.ingredient_codes, None).remove(0);
+    let key = mapping_keys(&[], &tpn.ingredient_codes, Stated::default()).remove(0);
     assert_eq!(key.0, "ingredients");
     let mut mappings = CodeMappings::new();
     mappings.insert(
@@ -781,7 +789,15 @@ fn decisions_are_remembered_under_the_codes_that_caused_them() {
         Code::new("RxNorm", "979492", None),
     ];
     assert_eq!(
-        decision_keys(ExceptionKind::UnmappedNdc, &codes, &[], Some("Losartan")),
+        decision_keys(
+            ExceptionKind::UnmappedNdc,
+            &codes,
+            &[],
+            Stated {
+                name: Some("Losartan"),
+                ..Stated::default()
+            }
+        ),
         vec![("NDC".to_string(), "68180-0513-01".to_string())]
     );
     assert_eq!(
@@ -789,13 +805,25 @@ fn decisions_are_remembered_under_the_codes_that_caused_them() {
             ExceptionKind::NonNdcCode,
             &codes[1..],
             &[],
-            Some("Losartan")
+            Stated {
+                name: Some("Losartan"),
+                ..Stated::default()
+            }
         ),
         vec![("RxNorm".to_string(), "979492".to_string())]
     );
     assert_eq!(
-        decision_keys(ExceptionKind::NonNdcCode, &[], &[], Some(" Losartan ")),
-        vec![("text".to_string(), "losartan".to_string())]
+        decision_keys(
+            ExceptionKind::NonNdcCode,
+            &[],
+            &[],
+            Stated {
+                name: Some(" Losartan "),
+                strength: Some("50 MG"),
+                form: Some("Tablet")
+            }
+        ),
+        vec![("text".to_string(), "losartan|50 mg|tablet".to_string())]
     );
 }
 
@@ -835,4 +863,81 @@ fn a_document_naming_several_patients_raises_identity_mismatch() {
     );
     assert_eq!(kinds(&r), vec![(None, ExceptionKind::IdentityMismatch)]);
     assert!(r.flags[0].detail.contains("2 patients"));
+}
+
+#[test]
+fn linked_records_of_other_strengths_do_not_meet_through_an_uncoded_one() {
+    // The second review's case: a text-only request, and two dispenses of
+    // other strengths that both name it.
+    let request = rec("MedicationRequest", "req", "lisinopril", &[]);
+    let mut ten = rec(
+        "MedicationDispense",
+        "d10",
+        "Prinivil 10",
+        &[("NDC", "0006-0106-54")],
+    );
+    ten.related = vec!["MedicationRequest/req".to_string()];
+    let mut forty = rec(
+        "MedicationDispense",
+        "d40",
+        "lisinopril 40",
+        &[("NDC", "0185-0104-01")],
+    );
+    forty.related = vec!["MedicationRequest/req".to_string()];
+    let r = run(vec![request, ten, forty]);
+    assert_eq!(
+        r.items.len(),
+        2,
+        "{:#?}",
+        r.items.iter().map(|i| &i.sources).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        kinds(&r),
+        vec![(Some(1), ExceptionKind::TherapeuticDuplicate)]
+    );
+}
+
+#[test]
+fn a_decision_for_free_text_does_not_reach_another_strength() {
+    let strength = |v: &str| crate::parse::Strength {
+        value: v.to_string(),
+        unit: Some("mg".to_string()),
+    };
+    let mut ten = rec("MedicationStatement", "s10", "Lisinopril", &[]);
+    ten.strengths = vec![strength("10")];
+    let mut forty = rec("MedicationStatement", "s40", "Lisinopril", &[]);
+    forty.strengths = vec![strength("40")];
+    let stated = stated_strength(&ten.strengths);
+    let key = mapping_keys(
+        &[],
+        &[],
+        Stated {
+            name: Some("Lisinopril"),
+            strength: stated.as_deref(),
+            form: None,
+        },
+    )
+    .remove(0);
+    assert_eq!(key.1, "lisinopril|10 mg|");
+    let mut mappings = CodeMappings::new();
+    mappings.insert(
+        key,
+        CodeMapping {
+            ndc11: crate::domain::Ndc11::from_digits("00006010654").expect("valid"),
+            decided_by: "dr.lee".to_string(),
+            decided_at: "2026-11-01T10:00:00.000Z".to_string(),
+            exception_id: None,
+        },
+    );
+    let r = run_with(vec![ten, forty], &mappings, 50);
+    assert_eq!(r.items.len(), 2, "10 mg and 40 mg stay two items");
+    assert!(
+        r.items[0].mapping.is_some(),
+        "the 10 mg entry gets the decision"
+    );
+    assert!(
+        r.items[1].mapping.is_none() && r.items[1].ndc11.is_none(),
+        "the 40 mg entry does not"
+    );
+    assert_eq!(kinds(&r), vec![(Some(1), ExceptionKind::NonNdcCode)]);
 }

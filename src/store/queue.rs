@@ -8,6 +8,7 @@
 use super::regimens::ItemView;
 use super::{Store, StoreError, now};
 use crate::domain::{Action, Code, ExceptionKind, ExceptionState, Ndc11};
+use crate::normalize::Stated;
 use crate::normalize::{DupItem, decision_keys, find_duplicates};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
@@ -400,10 +401,13 @@ fn map_item(
         }
         Some(_) => {}
     }
-    let (codes, ingredient_codes, name): (String, String, Option<String>) = tx.query_row(
-        "SELECT codes, ingredient_codes, name FROM items WHERE id = ?1",
+    // An item without a product of its own stores the strength and form
+    // its records stated (see `normalize::stated_strength`): the same text
+    // normalization keys decisions by.
+    let (codes, ingredient_codes, name, strength, form): StatedRow = tx.query_row(
+        "SELECT codes, ingredient_codes, name, strength, form FROM items WHERE id = ?1",
         [item_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
     )?;
     let parse_codes = |text: &str| {
         serde_json::from_str::<Vec<Code>>(text).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -412,7 +416,11 @@ fn map_item(
         kind,
         &parse_codes(&codes)?,
         &parse_codes(&ingredient_codes)?,
-        name.as_deref(),
+        Stated {
+            name: name.as_deref(),
+            strength: strength.as_deref(),
+            form: form.as_deref(),
+        },
     );
     let mapping = serde_json::json!({
         "ndc11": ndc.as_str(), "decided_by": d.by, "decided_at": at, "exception_id": id, "note": d.note,
@@ -432,6 +440,15 @@ fn map_item(
     }
     recheck_duplicates(tx, item_id, at)
 }
+
+/// An item's codes, ingredient codes, name, strength and form, as stored.
+type StatedRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// An item row as read for duplicate detection: id, position, NDC-11, name, codes JSON.
 type InForceRow = (i64, usize, Option<String>, Option<String>, String);
