@@ -97,12 +97,18 @@ impl Product {
 
 /// The FDA dose form without the qualifiers that do not make another
 /// clinical drug: a film-coated or sugar-coated tablet is a tablet (RxNorm's
-/// "Oral Tablet"), while extended release, chewable or orally disintegrating
-/// stay distinct.
+/// "Oral Tablet"), a gelatin-coated or liquid-filled capsule a capsule, while
+/// extended release, delayed release, chewable or orally disintegrating stay
+/// distinct.
 fn dose_form_family(form: &str) -> String {
     let lower = form.to_lowercase();
     let mut parts: Vec<&str> = lower.split(',').map(str::trim).collect();
-    parts.retain(|p| !matches!(*p, "film coated" | "coated" | "sugar coated"));
+    parts.retain(|p| {
+        !matches!(
+            *p,
+            "film coated" | "coated" | "sugar coated" | "gelatin coated" | "liquid filled"
+        )
+    });
     parts.join(", ")
 }
 
@@ -183,5 +189,31 @@ impl MemoryDictionary {
 impl DrugDictionary for MemoryDictionary {
     fn lookup(&self, ndc: &Ndc11) -> Option<Arc<DictEntry>> {
         self.entries.get(ndc).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dose_form_family;
+
+    #[test]
+    fn dose_forms_fold_only_qualifiers_that_make_no_other_drug() {
+        let rows = [
+            ("TABLET, FILM COATED", "tablet"),
+            ("TABLET", "tablet"),
+            ("TABLET, SUGAR COATED", "tablet"),
+            ("CAPSULE, GELATIN COATED", "capsule"),
+            ("CAPSULE, LIQUID FILLED", "capsule"),
+            (
+                "TABLET, FILM COATED, EXTENDED RELEASE",
+                "tablet, extended release",
+            ),
+            ("TABLET, EXTENDED RELEASE", "tablet, extended release"),
+            ("CAPSULE, DELAYED RELEASE", "capsule, delayed release"),
+            ("TABLET, CHEWABLE", "tablet, chewable"),
+        ];
+        for (form, family) in rows {
+            assert_eq!(dose_form_family(form), family, "{form}");
+        }
     }
 }

@@ -262,13 +262,47 @@ pub fn parse_with(
     match format {
         DocFormat::Ccr => ccr::parse_with(bytes, options),
         DocFormat::FhirJson => fhir::parse_json_with(bytes, options),
-        DocFormat::FhirXml => fhir::parse_xml(bytes),
+        DocFormat::FhirXml => {
+            // The XML reader builds its excerpts along the way (from the
+            // tree it maps); without them the records must still say so.
+            let mut doc = fhir::parse_xml(bytes)?;
+            if !options.excerpts {
+                doc.records.iter_mut().for_each(|r| r.excerpt.clear());
+            }
+            Ok(doc)
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_format_honours_the_excerpt_option() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/samples");
+        for (file, format) in [
+            ("ccr/demo.xml", DocFormat::Ccr),
+            ("fhir/demo.json", DocFormat::FhirJson),
+            ("fhir/bundle.xml", DocFormat::FhirXml),
+        ] {
+            let bytes =
+                std::fs::read(format!("{dir}/{file}")).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let with = parse_with(&bytes, format, ParseOptions { excerpts: true })
+                .unwrap_or_else(|e| panic!("{e}"));
+            let without = parse_with(&bytes, format, ParseOptions { excerpts: false })
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                !with.records.is_empty() && with.records.iter().all(|r| !r.excerpt.is_empty()),
+                "{file}"
+            );
+            assert!(
+                without.records.iter().all(|r| r.excerpt.is_empty()),
+                "{file}"
+            );
+            assert_eq!(with.records.len(), without.records.len(), "{file}");
+        }
+    }
 
     #[test]
     fn positions_are_one_based_lines_and_columns() {

@@ -171,6 +171,21 @@ impl Store {
             ],
         )?;
         let regimen_id = tx.last_insert_rowid();
+        // The earlier versions' open exceptions concern items no longer in
+        // force: close them, saying why, so the queue shows the current list.
+        let superseded = tx.execute(
+            "UPDATE exceptions SET state = 'dismissed', resolved_by = ?1, resolved_at = ?2, note = ?3
+             WHERE state = 'open' AND regimen_id IN
+               (SELECT id FROM regimens WHERE patient_id = ?4 AND source = ?5 AND version < ?6)",
+            params![
+                w.actor,
+                created,
+                format!("superseded by regimen version {version}"),
+                w.patient.as_str(),
+                w.source.as_str(),
+                version
+            ],
+        )?;
         let item_ids = insert_items(&tx, regimen_id, &w.regimen.items)?;
         let sync_id = insert_sync(
             &tx,
@@ -216,7 +231,7 @@ impl Store {
             &serde_json::json!({
                 "document_id": document_id, "sha256": w.sha256, "origin": w.origin, "version": version,
                 "items": w.regimen.items.len(), "exceptions": counts, "skipped": w.regimen.skipped,
-                "unreadable_resolved": reread,
+                "unreadable_resolved": reread, "superseded_exceptions": superseded,
             }),
         )?;
         tx.commit()?;

@@ -2,7 +2,7 @@
 //! decisions that race or reach too far, idempotency by bytes, and the
 //! error and JSON texts scripts read.
 
-use crate::support::{Run, TestEnv};
+use crate::support::{Run, TestEnv, repo_path};
 use serde_json::Value;
 
 /// One CCR medication: name, optional (coding system, code), sig.
@@ -563,4 +563,33 @@ fn the_lookups_decisions_and_imports_make_are_indexed() {
             .expect("index list");
         assert!(indexed, "{table}({column}) leads an index");
     }
+}
+
+#[test]
+fn a_new_version_closes_the_open_exceptions_of_the_versions_before_it() {
+    let env = TestEnv::with_dictionary_and(&["pat-1"]);
+    env.import(&repo_path("samples/fhir/demo.json"), "pat-1");
+    let before = env.run(&["queue", "list", "--format", "json"]).json();
+    assert_eq!(before.as_array().map(Vec::len), Some(3));
+    let v2 = env.import(&repo_path("samples/fhir/single-request.json"), "pat-1");
+    assert_eq!(v2["version"], 2);
+    let open = env.run(&["queue", "list", "--format", "json"]).json();
+    assert!(
+        open.as_array()
+            .expect("rows")
+            .iter()
+            .all(|r| r["regimen_version"] == 2),
+        "{open}"
+    );
+    let dismissed = env
+        .run(&["queue", "list", "--state", "dismissed", "--format", "json"])
+        .json();
+    let rows = dismissed.as_array().expect("rows");
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter()
+            .all(|r| r["note"] == "superseded by regimen version 2"),
+        "{dismissed}"
+    );
+    assert_eq!(env.query_i64("SELECT COUNT(*) FROM audit WHERE action = 'import' AND detail LIKE '%\"superseded_exceptions\":3%'"), 1);
 }
