@@ -10,8 +10,7 @@
 //! nothing.
 
 use crate::dict::MemoryDictionary;
-use crate::domain::ndc::{self, NdcReading};
-use crate::domain::{CodeSystem, Ndc11, PatientId, SourceName};
+use crate::domain::{PatientId, SourceName};
 use crate::normalize::{self, Options, Skipped};
 use crate::parse::{self, DocFormat, ParseError, ParsedDocument, Problem};
 use crate::store::{ImportOutcome, ImportWrite, Store, StoreError, UnreadableWrite};
@@ -166,20 +165,8 @@ fn dictionary_for(
     doc: &ParsedDocument,
     mappings: &normalize::CodeMappings,
 ) -> Result<MemoryDictionary, StoreError> {
-    let mut wanted: Vec<Ndc11> = mappings.values().map(|m| m.ndc11).collect();
-    for record in &doc.records {
-        for code in record.codes.iter().filter(|c| c.system == CodeSystem::Ndc) {
-            match ndc::parse(&code.value).map(|p| p.reading) {
-                Ok(NdcReading::Exact(n)) => wanted.push(n),
-                Ok(NdcReading::Ambiguous(readings)) => wanted.extend(readings),
-                Err(_) => {}
-            }
-        }
-    }
-    wanted.sort();
-    wanted.dedup();
     let mut dict = MemoryDictionary::default();
-    for n in wanted {
+    for n in normalize::ndcs_to_look_up(doc, mappings) {
         if let Some(entry) = store.dict_entry(&n)? {
             dict.insert(entry);
         }

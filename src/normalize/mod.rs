@@ -14,6 +14,7 @@ mod fold;
 mod resolve;
 
 pub use duplicates::{DupItem, find_among as find_duplicates};
+pub use resolve::ndcs_to_look_up;
 
 use crate::dict::{DictEntry, DrugDictionary};
 use crate::domain::{Code, CodeSystem, ExceptionKind, MedStatus, Ndc11};

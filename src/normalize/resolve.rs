@@ -44,6 +44,30 @@ impl Resolution {
     }
 }
 
+/// Every NDC-11 that resolving `doc` may ask the dictionary about: each
+/// reading of each NDC code the records carry, and each NDC a remembered
+/// decision points to. Sorted, without repeats. The importer reads exactly
+/// these from the store before normalizing, so this rule and `resolve` must
+/// agree: they live side by side.
+pub fn ndcs_to_look_up(doc: &crate::parse::ParsedDocument, mappings: &CodeMappings) -> Vec<Ndc11> {
+    let mut wanted: Vec<Ndc11> = mappings.values().map(|m| m.ndc11).collect();
+    for code in doc
+        .records
+        .iter()
+        .flat_map(|r| &r.codes)
+        .filter(|c| c.system == CodeSystem::Ndc)
+    {
+        match ndc::parse(&code.value).map(|p| p.reading) {
+            Ok(NdcReading::Exact(n)) => wanted.push(n),
+            Ok(NdcReading::Ambiguous(readings)) => wanted.extend(readings),
+            Err(_) => {}
+        }
+    }
+    wanted.sort();
+    wanted.dedup();
+    wanted
+}
+
 /// Looks a code up, treating products the FDA excluded as absent.
 fn usable(dict: &dyn DrugDictionary, ndc: &Ndc11) -> Option<Arc<DictEntry>> {
     dict.lookup(ndc).filter(|e| !e.product.excluded)

@@ -161,6 +161,16 @@ fn with_sig(mut r: MedRecord, sig: &str) -> MedRecord {
     r
 }
 
+/// A clinician's remembered decision, as the store would hand it over.
+fn decided(ndc11: &str, by: &str, exception_id: Option<i64>) -> CodeMapping {
+    CodeMapping {
+        ndc11: crate::domain::Ndc11::from_digits(ndc11).expect("valid NDC-11"),
+        decided_by: by.to_string(),
+        decided_at: "2026-11-01T10:00:00.000Z".to_string(),
+        exception_id,
+    }
+}
+
 fn run(records: Vec<MedRecord>) -> Regimen {
     run_with(records, &CodeMappings::new(), 50)
 }
@@ -544,12 +554,7 @@ fn an_empty_document_raises_none_shared_and_too_many_counts_items() {
 #[test]
 fn a_remembered_mapping_applies_with_its_provenance() {
     let mut mappings = CodeMappings::new();
-    let decided = CodeMapping {
-        ndc11: crate::domain::Ndc11::from_digits("00087606005").expect("valid"),
-        decided_by: "dr.lee".to_string(),
-        decided_at: "2026-11-01T10:00:00.000Z".to_string(),
-        exception_id: Some(7),
-    };
+    let decided = decided("00087606005", "dr.lee", Some(7));
     mappings.insert(
         ("Multum".to_string(), "d00015".to_string()),
         decided.clone(),
@@ -647,15 +652,7 @@ fn a_compound_is_not_mapped_to_one_of_its_ingredients() {
     let key = mapping_keys(&[], &tpn.ingredient_codes, Stated::default()).remove(0);
     assert_eq!(key.0, "ingredients");
     let mut mappings = CodeMappings::new();
-    mappings.insert(
-        key,
-        CodeMapping {
-            ndc11: crate::domain::Ndc11::from_digits("00087606005").expect("valid"),
-            decided_by: "pharmacist".to_string(),
-            decided_at: "2026-11-01T10:00:00.000Z".to_string(),
-            exception_id: None,
-        },
-    );
+    mappings.insert(key, decided("00087606005", "pharmacist", None));
     let r = run_with(vec![tpn], &mappings, 50);
     assert_eq!(kinds(&r), vec![]);
     assert_eq!(
@@ -758,12 +755,7 @@ fn an_own_ndc_in_the_dictionary_wins_over_a_remembered_mapping() {
     let mut mappings = CodeMappings::new();
     mappings.insert(
         ("RxNorm".to_string(), "29046".to_string()),
-        CodeMapping {
-            ndc11: crate::domain::Ndc11::from_digits("00006010654").expect("valid"),
-            decided_by: "dr.lee".to_string(),
-            decided_at: "2026-11-01T10:00:00.000Z".to_string(),
-            exception_id: None,
-        },
+        decided("00006010654", "dr.lee", None),
     );
     let r = run_with(
         vec![rec(
@@ -920,15 +912,7 @@ fn a_decision_for_free_text_does_not_reach_another_strength() {
     .remove(0);
     assert_eq!(key.1, "lisinopril|10 mg|");
     let mut mappings = CodeMappings::new();
-    mappings.insert(
-        key,
-        CodeMapping {
-            ndc11: crate::domain::Ndc11::from_digits("00006010654").expect("valid"),
-            decided_by: "dr.lee".to_string(),
-            decided_at: "2026-11-01T10:00:00.000Z".to_string(),
-            exception_id: None,
-        },
-    );
+    mappings.insert(key, decided("00006010654", "dr.lee", None));
     let r = run_with(vec![ten, forty], &mappings, 50);
     assert_eq!(r.items.len(), 2, "10 mg and 40 mg stay two items");
     assert!(

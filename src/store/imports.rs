@@ -328,16 +328,6 @@ impl Store {
             exception_id,
         })
     }
-
-    /// Whether these bytes were already imported for this patient and source.
-    pub fn has_document(
-        &self,
-        patient: &PatientId,
-        source: &SourceName,
-        sha256: &str,
-    ) -> Result<bool, StoreError> {
-        Ok(existing_document(&self.conn, patient, source, sha256)?.is_some())
-    }
 }
 
 /// Closes the open `unreadable` exceptions of a document that has now

@@ -19,7 +19,6 @@ mod patients;
 mod queue;
 mod regimens;
 
-pub use audit::AuditRow;
 pub use dictionary::DictStats;
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
 pub use patients::{NewPatient, Patient};

@@ -149,17 +149,6 @@ impl Store {
         rows.into_iter().map(|row| self.complete(row)).collect()
     }
 
-    /// Open exceptions by kind (for counts in listings).
-    pub fn open_exception_counts(&self) -> Result<Vec<(String, usize)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT kind, COUNT(*) FROM exceptions WHERE state = 'open' GROUP BY kind ORDER BY kind")?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
-    }
-
     /// One exception with its item in full.
     pub fn exception(&self, id: i64) -> Result<(ExceptionView, Option<ItemView>), StoreError> {
         let row = self.exception_row(id)?;

@@ -261,16 +261,7 @@ fn the_same_bytes_make_no_new_version_and_new_bytes_do() {
             _ => assert_eq!(a, b, "{table} unchanged"),
         }
     }
-    let text = std::fs::read_to_string(&file).expect("read sample");
-    let edited = env.write(
-        "demo-v2.xml",
-        text.replacen(
-            "</ContinuityOfCareRecord>",
-            "<!-- v2 --></ContinuityOfCareRecord>",
-            1,
-        )
-        .as_bytes(),
-    );
+    let edited = env.demo_ccr_with_other_bytes("demo-v2.xml");
     let v2 = env
         .run(&[
             "import",
@@ -470,16 +461,7 @@ fn a_clinician_clears_the_queue_and_the_regimen_becomes_reviewed() {
 
     // The mapping is remembered: a later document with the same code maps
     // without an exception, and says who decided.
-    let text = std::fs::read_to_string(repo_path("samples/ccr/demo.xml")).expect("sample");
-    let v2 = env.write(
-        "v2.xml",
-        text.replacen(
-            "</ContinuityOfCareRecord>",
-            "<!-- v2 --></ContinuityOfCareRecord>",
-            1,
-        )
-        .as_bytes(),
-    );
+    let v2 = env.demo_ccr_with_other_bytes("v2.xml");
     let s = env
         .run(&[
             "import",

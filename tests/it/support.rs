@@ -116,6 +116,18 @@ impl TestEnv {
         p.display().to_string()
     }
 
+    /// The demo CCR with a comment added: other bytes (a new version), the
+    /// same medications. Returns the copy's path.
+    pub fn demo_ccr_with_other_bytes(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(repo_path("samples/ccr/demo.xml")).expect("demo CCR");
+        let edited = text.replacen(
+            "</ContinuityOfCareRecord>",
+            "<!-- other bytes --></ContinuityOfCareRecord>",
+            1,
+        );
+        self.write(name, edited.as_bytes())
+    }
+
     /// Loads the sample dictionary and registers `patients`.
     pub fn with_dictionary_and(patients: &[&str]) -> TestEnv {
         let env = TestEnv::new();
