@@ -13,7 +13,7 @@ use crate::dict::MemoryDictionary;
 use crate::domain::{PatientId, SourceName};
 use crate::normalize::{self, Options, Skipped};
 use crate::parse::{self, DocFormat, ParseError, ParsedDocument, Problem};
-use crate::store::{ImportOutcome, ImportWrite, Store, StoreError, UnreadableWrite};
+use crate::store::{ImportOutcome, ImportWrite, PullRecord, Store, StoreError, UnreadableWrite};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -34,6 +34,9 @@ pub struct ImportRequest<'a> {
     pub keep_unreadable: bool,
     pub max_document_bytes: u64,
     pub max_regimen_items: usize,
+    /// Set when the bytes were pulled from a provider: the link's part of
+    /// the import's transaction.
+    pub pull: Option<&'a PullRecord<'a>>,
 }
 
 /// Why an import stored nothing (or only the unreadable document).
@@ -111,6 +114,7 @@ pub fn import(store: &mut Store, req: &ImportRequest<'_>) -> Result<ImportReport
                     error: &error.to_string(),
                     started_at: &started_at,
                     actor: req.actor,
+                    pull: req.pull,
                 })?))
             } else {
                 None
@@ -143,6 +147,7 @@ pub fn import(store: &mut Store, req: &ImportRequest<'_>) -> Result<ImportReport
         regimen: &regimen,
         started_at: &started_at,
         actor: req.actor,
+        pull: req.pull,
     })?;
     Ok(ImportReport {
         patient: req.patient.to_string(),

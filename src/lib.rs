@@ -15,4 +15,6 @@ pub mod fetch;
 pub mod import;
 pub mod normalize;
 pub mod parse;
+pub mod pull;
 pub mod store;
+pub mod vault;

@@ -299,6 +299,7 @@ fn sqlite_import(s: &Sizes) {
                 regimen: &regimen,
                 started_at: "2026-01-01T00:00:00.000Z",
                 actor: "bench",
+                pull: None,
             })
             .expect("write")
     });
@@ -321,6 +322,7 @@ fn sqlite_import(s: &Sizes) {
                 keep_unreadable: false,
                 max_document_bytes: u64::MAX,
                 max_regimen_items: usize::MAX,
+                pull: None,
             },
         )
         .expect("import")

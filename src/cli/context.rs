@@ -65,3 +65,43 @@ impl Global {
         Ok(Context { config, store })
     }
 }
+
+impl Context {
+    /// The vault key: `RXSYNC_KEY`, else the key file (created on first use,
+    /// with a note on stderr saying where and that it must be kept).
+    pub fn vault_key(&self) -> Result<rxsync::vault::VaultKey, Failure> {
+        let env = std::env::var("RXSYNC_KEY").ok();
+        let file = self.config.key_file();
+        let (key, source) = rxsync::vault::VaultKey::load(env.as_deref(), &file)
+            .map_err(|e| Failure::Failed(e.into()))?;
+        if let rxsync::vault::KeySource::Created(path) = source {
+            eprintln!(
+                "note: created the vault key file {} (mode 0600). Back it up: the stored tokens cannot be read without it.",
+                path.display()
+            );
+        }
+        Ok(key)
+    }
+
+    /// A puller for the configured providers, and the store behind a lock,
+    /// for commands that talk to providers.
+    pub fn puller(self) -> Result<(rxsync::pull::Puller, std::sync::Mutex<Store>), Failure> {
+        let key = self.vault_key()?;
+        let env: rxsync::pull::EnvLookup = std::sync::Arc::new(|k: &str| std::env::var(k).ok());
+        let puller = rxsync::pull::Puller::new(
+            std::sync::Arc::new(self.config),
+            std::sync::Arc::new(key),
+            env,
+        )
+        .map_err(|e| Failure::Failed(e.into()))?;
+        Ok((puller, std::sync::Mutex::new(self.store)))
+    }
+}
+
+/// A tokio runtime for commands that talk to providers.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Failed(anyhow::anyhow!("cannot start the async runtime: {e}")))
+}

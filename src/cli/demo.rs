@@ -125,6 +125,7 @@ pub fn run(global: &Global, args: Args) -> CliResult {
             keep_unreadable: false,
             max_document_bytes: ctx.config.max_document_bytes,
             max_regimen_items: ctx.config.max_regimen_items,
+            pull: None,
         };
         match import(&mut ctx.store, &request) {
             Ok(r) => match r.outcome {

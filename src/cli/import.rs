@@ -1,4 +1,5 @@
-//! `rxsync import --file PATH --patient ID`
+//! `rxsync import --file PATH --patient ID` (a file) and
+//! `rxsync import --patient ID [--provider ID]` (pull now from the patient's links)
 
 use super::context::Global;
 use super::output::{self, Format};
@@ -16,9 +17,12 @@ use std::path::PathBuf;
 /// exceptions that need a clinician. Bad input stores nothing.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The document to import
+    /// The document to import; without it, pull now from the patient's active links
     #[arg(long, value_name = "PATH")]
-    file: PathBuf,
+    file: Option<PathBuf>,
+    /// Pull only from this provider's link (pull mode)
+    #[arg(long, value_name = "ID", conflicts_with_all = ["file", "source", "keep_unreadable"])]
+    provider: Option<String>,
     /// The local patient the document belongs to
     #[arg(long, value_name = "ID")]
     patient: String,
@@ -59,14 +63,21 @@ pub fn run(global: &Global, a: Args) -> CliResult {
             FormatArg::Fhir | FormatArg::FhirJson => doc_format = Some(DocFormat::FhirJson),
         }
     }
+    if doc_format.is_some() && a.file.is_none() {
+        return Err(usage(
+            "a document format (--format ccr/fhir/...) only applies with --file",
+        ));
+    }
+    let Some(file) = a.file else {
+        return pull(global, &patient, a.provider.as_deref(), out);
+    };
     let mut ctx = global.open()?;
-    let path = a.file.display().to_string();
+    let path = file.display().to_string();
     let limit = ctx.config.max_document_bytes;
-    let bytes =
-        read_limited(&a.file, limit).map_err(|e| Failure::Failed(anyhow!("{path}: {e}")))?;
+    let bytes = read_limited(&file, limit).map_err(|e| Failure::Failed(anyhow!("{path}: {e}")))?;
     if bytes.len() as u64 > limit {
         // Only limit + 1 bytes were read: say the file's real size.
-        let size = std::fs::metadata(&a.file).map_or(bytes.len() as u64, |m| m.len());
+        let size = std::fs::metadata(&file).map_or(bytes.len() as u64, |m| m.len());
         return Err(Failure::Failed(anyhow!(
             "{path}: the document is {size} bytes, over import.max_document_bytes = {limit} (nothing stored)"
         )));
@@ -81,10 +92,9 @@ pub fn run(global: &Global, a: Args) -> CliResult {
             "warning: the drug dictionary is empty, so every NDC will be unmapped (rxsync dict import --fda DIR)"
         );
     }
-    let origin = a
-        .file
+    let origin = file
         .canonicalize()
-        .unwrap_or(a.file.clone())
+        .unwrap_or(file.clone())
         .display()
         .to_string();
     let request = ImportRequest {
@@ -98,6 +108,7 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         keep_unreadable: a.keep_unreadable,
         max_document_bytes: limit,
         max_regimen_items: ctx.config.max_regimen_items,
+        pull: None,
     };
     match import(&mut ctx.store, &request) {
         Ok(report) => {
@@ -189,4 +200,87 @@ fn print_report(r: &ImportReport, format: Format) -> anyhow::Result<()> {
         println!("  note: {}", p.detail);
     }
     Ok(())
+}
+
+/// Pulls now from every active link of the patient (or the one of `provider`).
+fn pull(global: &Global, patient: &PatientId, provider: Option<&str>, out: Format) -> CliResult {
+    let ctx = global.open()?;
+    if let Some(p) = provider
+        && ctx.config.provider(p).is_none()
+    {
+        return Err(usage(format!(
+            "--provider {p}: no such provider in the configuration"
+        )));
+    }
+    if ctx.store.patient(patient)?.is_none() {
+        return Err(Failure::Failed(anyhow!(
+            "unknown patient {patient} (add it first: rxsync patient add --id {patient})"
+        )));
+    }
+    let links = ctx.store.links(Some(patient))?;
+    let active = links
+        .iter()
+        .filter(|l| l.state == "active" && provider.is_none_or(|p| p == l.provider))
+        .count();
+    if active == 0 {
+        let others: Vec<String> = links
+            .iter()
+            .filter(|l| provider.is_none_or(|p| p == l.provider))
+            .map(|l| format!("link {} to {} is {}", l.id, l.provider, l.state))
+            .collect();
+        return Err(Failure::Failed(anyhow!(
+            "patient {patient} has no active link{}{} (rxsync link add --patient {patient} --provider ID < tokens.json)",
+            provider.map(|p| format!(" to {p}")).unwrap_or_default(),
+            if others.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", others.join("; "))
+            }
+        )));
+    }
+    let (puller, store) = ctx.puller()?;
+    let rt = super::context::runtime()?;
+    let reports = rt.block_on(rxsync::pull::pull_patient(
+        &puller, &store, patient, provider, "cli",
+    ))?;
+    if out == Format::Json {
+        output::json(&reports)?;
+    } else {
+        for r in &reports {
+            match (&r.import, &r.error) {
+                (Some(i), _) => {
+                    print!("link {} ({}): ", r.link, r.provider);
+                    print_report(i, Format::Table)?;
+                }
+                (None, Some(e)) => println!("link {} ({}): {}: {e}", r.link, r.provider, r.outcome),
+                (None, None) => println!("link {} ({}): {}", r.link, r.provider, r.outcome),
+            }
+        }
+    }
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|r| r.failed() || r.outcome == "busy")
+        .map(|r| {
+            format!(
+                "link {} ({}): {}{}",
+                r.link,
+                r.provider,
+                r.outcome,
+                r.error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Failed(anyhow!(
+            "{} of {} pull(s) failed; nothing partial was stored. {}",
+            failed.len(),
+            reports.len(),
+            failed.join("; ")
+        )))
+    }
 }

@@ -7,6 +7,7 @@ mod context;
 mod demo;
 mod dict;
 mod import;
+mod link;
 mod output;
 mod patient;
 mod queue;
@@ -54,8 +55,11 @@ enum Command {
     /// Load and query the drug dictionary (FDA NDC directory)
     #[command(subcommand)]
     Dict(dict::Command),
-    /// Import a CCR or FHIR document for a patient
+    /// Import a document for a patient, or pull now from the patient's provider links
     Import(import::Args),
+    /// Link patients to provider accounts (tokens in the vault), list and revoke links
+    #[command(subcommand)]
+    Link(link::Command),
     /// Show a patient's normalized regimens
     #[command(subcommand)]
     Regimen(regimen::Command),
@@ -139,6 +143,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Patient(c) => patient::run(&global, c),
         Command::Dict(c) => dict::run(&global, c),
         Command::Import(a) => import::run(&global, a),
+        Command::Link(c) => link::run(&global, c),
         Command::Regimen(c) => regimen::run(&global, c),
         Command::Queue(c) => queue::run(&global, c),
         Command::Demo(a) => demo::run(&global, a),

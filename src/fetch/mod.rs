@@ -1,3 +1,11 @@
-//! OAuth and HTTP: talking to providers. (Issue 3.)
+//! OAuth and HTTP: talking to providers.
+//!
+//! `oauth1` signs and verifies RFC 5849 requests; `auth` attaches a
+//! credential to one request; `http` sends GETs through our own redirect
+//! loop; `oauth2` refreshes and revokes tokens; `pull` turns a link into
+//! document bytes (CCR, or every FHIR search page as one bundle).
 
+pub mod auth;
+pub mod http;
 pub mod oauth1;
+pub mod oauth2;

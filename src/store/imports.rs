@@ -4,6 +4,7 @@
 //! source was read from (invariant 2). Bytes stored before are never stored
 //! twice: a document row is reused when the same bytes come back.
 
+use super::links::{PullRecord, finish_pull};
 use super::{Store, StoreError, now};
 use crate::domain::{ExceptionKind, PatientId, SourceName};
 use crate::normalize::{Item, Regimen};
@@ -27,6 +28,8 @@ pub struct ImportWrite<'a> {
     pub regimen: &'a Regimen,
     pub started_at: &'a str,
     pub actor: &'a str,
+    /// Set when the document was pulled from a provider.
+    pub pull: Option<&'a PullRecord<'a>>,
 }
 
 /// A document that could not be parsed, kept for the record.
@@ -40,6 +43,7 @@ pub struct UnreadableWrite<'a> {
     pub error: &'a str,
     pub started_at: &'a str,
     pub actor: &'a str,
+    pub pull: Option<&'a PullRecord<'a>>,
 }
 
 /// What an import did.
@@ -108,6 +112,9 @@ impl Store {
                 None,
                 None,
             )?;
+            if let Some(p) = w.pull {
+                finish_pull(&tx, p, "unchanged", None, None, sync_id)?;
+            }
             super::audit::append(
                 &tx,
                 w.actor,
@@ -199,6 +206,9 @@ impl Store {
             Some(regimen_id),
             None,
         )?;
+        if let Some(p) = w.pull {
+            finish_pull(&tx, p, "imported", None, None, sync_id)?;
+        }
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         {
             let mut ins = tx.prepare_cached(
@@ -281,6 +291,9 @@ impl Store {
             None,
             Some(w.error),
         )?;
+        if let Some(p) = w.pull {
+            finish_pull(&tx, p, "failed", Some(w.error), None, sync_id)?;
+        }
         // The same unreadable bytes again: the open exception already says so.
         let open: Option<i64> = tx
             .query_row(
@@ -370,7 +383,10 @@ fn resolve_unreadable(
     Ok(ids)
 }
 
-fn require_patient(conn: &rusqlite::Connection, patient: &PatientId) -> Result<(), StoreError> {
+pub(super) fn require_patient(
+    conn: &rusqlite::Connection,
+    patient: &PatientId,
+) -> Result<(), StoreError> {
     let exists: bool = conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM patients WHERE id = ?1)",
         [patient.as_str()],

@@ -14,6 +14,7 @@
 mod audit;
 mod dictionary;
 mod imports;
+mod links;
 mod mappings;
 mod patients;
 mod queue;
@@ -21,6 +22,7 @@ mod regimens;
 
 pub use dictionary::DictStats;
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
+pub use links::{ClaimError, ClaimedLink, FailedPull, LinkSecrets, LinkView, NewLink, PullRecord};
 pub use patients::{NewPatient, Patient};
 pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, Resolve};
 pub use regimens::{ItemView, RegimenSummary, RegimenView};
@@ -30,10 +32,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The migrations, in order. Append only: never edit one that has landed.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_core",
-    include_str!("../../schemas/sqlite/0001_core.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_core",
+        include_str!("../../schemas/sqlite/0001_core.sql"),
+    ),
+    (
+        "0002_links",
+        include_str!("../../schemas/sqlite/0002_links.sql"),
+    ),
+];
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -189,5 +197,20 @@ fn check_version(path: &Path, version: usize) -> Result<(), StoreError> {
 
 /// The current time as RFC 3339 UTC text, as the store writes it.
 pub(crate) fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    rfc3339(chrono::Utc::now())
+}
+
+/// The current time as the store writes it.
+pub fn rfc3339_now() -> String {
+    now()
+}
+
+/// A time as the store writes it.
+pub fn rfc3339_at(t: chrono::DateTime<chrono::Utc>) -> String {
+    rfc3339(t)
+}
+
+/// A time as the store writes it (RFC 3339, UTC, milliseconds): text order is time order.
+pub(crate) fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

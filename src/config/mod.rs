@@ -5,6 +5,13 @@
 //! happens only in `resolve`, which takes it as an argument, so the library
 //! itself never reads the process environment.
 
+mod providers;
+
+pub use providers::{
+    ClientAuth, DocumentLocation, FetchLimits, Oauth1Settings, Oauth2Settings, Provider,
+    ProviderAuth, ProviderKind, RawAuth, RawProvider, SecretError, SecretSource,
+};
+
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +23,20 @@ pub struct RawConfig {
     pub database: RawDatabase,
     #[serde(default)]
     pub import: RawImport,
+    #[serde(default)]
+    pub vault: RawVault,
+    #[serde(default)]
+    pub providers: Vec<RawProvider>,
+}
+
+/// `[vault]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVault {
+    /// The key file (32 random bytes, base64), created with mode 0600 on
+    /// first use when `RXSYNC_KEY` is not set. Relative to the
+    /// configuration file's folder; default: beside the database.
+    pub key_file: Option<PathBuf>,
 }
 
 /// `[database]`
@@ -44,6 +65,25 @@ pub struct Config {
     pub database_path: PathBuf,
     pub max_document_bytes: u64,
     pub max_regimen_items: usize,
+    /// The vault's key file (None: beside the database, `<database>.key`).
+    pub key_file: Option<PathBuf>,
+    pub providers: Vec<Provider>,
+}
+
+impl Config {
+    /// The provider with this id.
+    pub fn provider(&self, id: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.id.as_str() == id)
+    }
+
+    /// The vault's key file: `[vault] key_file`, else beside the database.
+    pub fn key_file(&self) -> PathBuf {
+        self.key_file.clone().unwrap_or_else(|| {
+            let mut name = self.database_path.as_os_str().to_owned();
+            name.push(".key");
+            PathBuf::from(name)
+        })
+    }
 }
 
 /// Defaults when neither file nor environment says otherwise.
@@ -68,6 +108,14 @@ pub enum ConfigError {
     Value {
         origin: String,
         key: &'static str,
+        problem: String,
+    },
+    /// A `[[providers]]` table that makes no sense.
+    #[error("configuration {origin}: provider {provider}: {key} {problem}")]
+    Provider {
+        origin: String,
+        provider: String,
+        key: String,
         problem: String,
     },
 }
@@ -156,11 +204,15 @@ pub fn resolve(
             problem: "must be above 0".into(),
         });
     }
+    let providers =
+        providers::resolve_providers(raw.providers, &origin, &base, max_document_bytes)?;
     Ok(Config {
         file: file.map(Path::to_path_buf),
         database_path,
         max_document_bytes,
         max_regimen_items,
+        key_file: raw.vault.key_file.map(|f| base.join(f)),
+        providers,
     })
 }
 
@@ -231,7 +283,7 @@ mod tests {
 
     #[test]
     fn the_repository_default_config_is_valid() {
-        let text = include_str!("../config.toml");
+        let text = include_str!("../../config.toml");
         let raw = parse(text, Path::new("config.toml")).expect("config.toml parses");
         resolve(
             raw,

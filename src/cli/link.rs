@@ -1,0 +1,377 @@
+//! `rxsync link add|list|revoke`
+
+use super::context::{Global, runtime};
+use super::output::{self, Format, cell};
+use super::{CliResult, Failure, usage};
+use anyhow::anyhow;
+use rxsync::config::ProviderAuth;
+use rxsync::domain::PatientId;
+use rxsync::store::{LinkSecrets, NewLink};
+use secrecy::SecretString;
+use serde::Serialize;
+use std::io::Read;
+
+/// Tokens larger than this on stdin are refused.
+const MAX_TOKEN_INPUT: u64 = 64 * 1024;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Link a patient to a provider account with tokens read as JSON on stdin.
+    ///
+    /// OAuth 1.0a: {"token", "token_secret"}. OAuth 2.0: a token response as
+    /// the provider gave it — {"access_token", "refresh_token", "expires_in"
+    /// or "expires_at", "scope", "patient"}; other fields are ignored. An
+    /// existing link of the same patient and provider is re-linked.
+    Add {
+        #[arg(long, value_name = "ID")]
+        patient: String,
+        #[arg(long, value_name = "ID")]
+        provider: String,
+        /// The patient's id at the provider [default: "patient" in the
+        /// tokens, else the local id]
+        #[arg(long, value_name = "ID")]
+        remote_patient: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// List links (never a secret)
+    List {
+        #[arg(long, value_name = "ID")]
+        patient: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Revoke a link: at the provider's revocation endpoint when configured, then here
+    Revoke {
+        #[arg(value_name = "LINK")]
+        id: i64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+pub fn run(global: &Global, c: Command) -> CliResult {
+    match c {
+        Command::Add {
+            patient,
+            provider,
+            remote_patient,
+            format,
+        } => add(global, &patient, &provider, remote_patient, format),
+        Command::List { patient, format } => list(global, patient, format),
+        Command::Revoke { id, format } => revoke(global, id, format),
+    }
+}
+
+/// The token JSON as handed over; every field optional, checked per scheme.
+#[derive(serde::Deserialize)]
+struct TokenInput {
+    token: Option<String>,
+    token_secret: Option<String>,
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    token_type: Option<String>,
+    expires_in: Option<serde_json::Value>,
+    expires_at: Option<serde_json::Value>,
+    scope: Option<String>,
+    patient: Option<String>,
+}
+
+fn add(
+    global: &Global,
+    patient: &str,
+    provider_id: &str,
+    remote_patient: Option<String>,
+    format: Format,
+) -> CliResult {
+    let patient = PatientId::parse(patient).map_err(|e| usage(format!("--patient: {e}")))?;
+    let ctx = global.open()?;
+    let provider = ctx.config.provider(provider_id).ok_or_else(|| {
+        usage(format!(
+            "--provider {provider_id}: no such provider in {} (configured: {})",
+            ctx.config
+                .file
+                .as_ref()
+                .map_or("the defaults".to_string(), |f| f.display().to_string()),
+            if ctx.config.providers.is_empty() {
+                "none".to_string()
+            } else {
+                ctx.config
+                    .providers
+                    .iter()
+                    .map(|p| p.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ))
+    })?;
+    let mut text = String::new();
+    std::io::stdin()
+        .take(MAX_TOKEN_INPUT + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| Failure::Failed(anyhow!("cannot read the tokens from stdin: {e}")))?;
+    if text.len() as u64 > MAX_TOKEN_INPUT {
+        return Err(Failure::Failed(anyhow!(
+            "the tokens on stdin are over {MAX_TOKEN_INPUT} bytes; nothing stored"
+        )));
+    }
+    // serde_json's message names line and column, never the value.
+    let input: TokenInput = serde_json::from_str(&text).map_err(|e| {
+        Failure::Failed(anyhow!(
+            "the tokens on stdin are not a JSON object as expected (line {}, column {}): {}; nothing stored",
+            e.line(),
+            e.column(),
+            match e.classify() {
+                serde_json::error::Category::Data => "a field has the wrong type",
+                serde_json::error::Category::Syntax => "not valid JSON",
+                serde_json::error::Category::Eof => "the JSON ends too early",
+                serde_json::error::Category::Io => "read error",
+            }
+        ))
+    })?;
+    let fail = |m: String| Failure::Failed(anyhow!("tokens on stdin: {m}; nothing stored"));
+    let (secrets, expires_at, scope) = match &provider.auth {
+        ProviderAuth::Oauth1(_) => {
+            let token = required(&input.token, "token", printable).map_err(fail)?;
+            let token_secret =
+                required(&input.token_secret, "token_secret", printable).map_err(fail)?;
+            (
+                LinkSecrets::Oauth1 {
+                    token,
+                    token_secret,
+                },
+                None,
+                None,
+            )
+        }
+        ProviderAuth::Oauth2(_) => {
+            if let Some(t) = &input.token_type
+                && !t.eq_ignore_ascii_case("bearer")
+            {
+                return Err(fail(format!(
+                    "token_type is {t:?}; only Bearer tokens are supported"
+                )));
+            }
+            let access_token =
+                required(&input.access_token, "access_token", b64token).map_err(fail)?;
+            let refresh_token = match &input.refresh_token {
+                Some(_) => {
+                    Some(required(&input.refresh_token, "refresh_token", printable).map_err(fail)?)
+                }
+                None => None,
+            };
+            let expires_at = expiry(&input).map_err(fail)?;
+            (
+                LinkSecrets::Oauth2 {
+                    access_token,
+                    refresh_token,
+                },
+                expires_at,
+                input.scope.clone(),
+            )
+        }
+    };
+    let remote = remote_patient
+        .or(input.patient.clone())
+        .unwrap_or_else(|| patient.to_string());
+    if remote.is_empty() || remote.len() > 256 || remote.chars().any(char::is_control) {
+        return Err(usage(
+            "the remote patient id must be 1 to 256 printable characters",
+        ));
+    }
+    let key = ctx.vault_key()?;
+    let mut store = ctx.store;
+    let (id, relinked) = store.add_link(
+        &NewLink {
+            patient: &patient,
+            provider: provider.id.as_str(),
+            remote_patient: &remote,
+            secrets,
+            expires_at,
+            scope,
+        },
+        &key,
+        "cli",
+    )?;
+    let view = store
+        .link(id)?
+        .ok_or_else(|| Failure::Failed(anyhow!("link {id} vanished")))?;
+    if format == Format::Json {
+        output::json(&Listed::from(&view))?;
+    } else {
+        println!(
+            "{} {id}: patient {} ↔ provider {} ({}, remote patient {}), {}",
+            if relinked { "re-linked" } else { "link" },
+            view.patient,
+            view.provider,
+            view.scheme,
+            view.remote_patient,
+            view.state
+        );
+    }
+    Ok(())
+}
+
+fn required(
+    v: &Option<String>,
+    name: &str,
+    check: fn(&str) -> bool,
+) -> Result<SecretString, String> {
+    match v.as_deref() {
+        None | Some("") => Err(format!("{name} is missing")),
+        Some(t) if t.len() > 8192 => Err(format!("{name} is longer than 8192 characters")),
+        Some(t) if !check(t) => Err(format!(
+            "{name} holds characters a token cannot have (whitespace, control or non-ASCII characters)"
+        )),
+        Some(t) => Ok(SecretString::from(t.to_string())),
+    }
+}
+
+/// Visible ASCII, no spaces.
+fn printable(t: &str) -> bool {
+    t.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// RFC 6750 §2.1 b64token: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn b64token(t: &str) -> bool {
+    let body = t.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '+' | '/'))
+}
+
+/// `expires_at` (RFC 3339 or epoch seconds) or `expires_in` (seconds from now).
+fn expiry(input: &TokenInput) -> Result<Option<String>, String> {
+    let at = match (&input.expires_at, &input.expires_in) {
+        (Some(serde_json::Value::String(s)), _) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|_| "expires_at is not an RFC 3339 time".to_string())?,
+        (Some(serde_json::Value::Number(n)), _) => n
+            .as_i64()
+            .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+            .ok_or("expires_at is not epoch seconds")?,
+        (Some(_), _) => return Err("expires_at must be a string or a number".into()),
+        (None, Some(v)) => {
+            let secs = v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .ok_or("expires_in is not a number of seconds")?;
+            if !(0..=10 * 365 * 86_400).contains(&secs) {
+                return Err("expires_in is out of range".into());
+            }
+            chrono::Utc::now() + chrono::Duration::seconds(secs)
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(rxsync::store::rfc3339_at(at)))
+}
+
+/// The listing shape: ids and states, never a secret.
+#[derive(Serialize)]
+struct Listed<'a> {
+    id: i64,
+    patient: &'a str,
+    provider: &'a str,
+    state: &'a str,
+    last_sync: Option<&'a str>,
+    scheme: &'a str,
+    remote_patient: &'a str,
+    state_reason: Option<&'a str>,
+    last_outcome: Option<&'a str>,
+    last_error: Option<&'a str>,
+    failures: i64,
+    expires_at: Option<&'a str>,
+}
+
+impl<'a> From<&'a rxsync::store::LinkView> for Listed<'a> {
+    fn from(v: &'a rxsync::store::LinkView) -> Listed<'a> {
+        Listed {
+            id: v.id,
+            patient: &v.patient,
+            provider: &v.provider,
+            state: &v.state,
+            last_sync: v.last_sync.as_deref(),
+            scheme: &v.scheme,
+            remote_patient: &v.remote_patient,
+            state_reason: v.state_reason.as_deref(),
+            last_outcome: v.last_outcome.as_deref(),
+            last_error: v.last_error.as_deref(),
+            failures: v.failures,
+            expires_at: v.expires_at.as_deref(),
+        }
+    }
+}
+
+fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
+    let patient = patient
+        .map(|p| PatientId::parse(&p).map_err(|e| usage(format!("--patient: {e}"))))
+        .transpose()?;
+    let ctx = global.open()?;
+    let links = ctx.store.links(patient.as_ref())?;
+    if format == Format::Json {
+        let listed: Vec<Listed<'_>> = links.iter().map(Listed::from).collect();
+        output::json(&listed)?;
+        return Ok(());
+    }
+    if links.is_empty() {
+        println!("no links (add one: rxsync link add --patient ID --provider ID < tokens.json)");
+        return Ok(());
+    }
+    let mut t = output::table(&[
+        "link",
+        "patient",
+        "provider",
+        "scheme",
+        "state",
+        "last sync",
+        "outcome",
+        "note",
+    ]);
+    for l in &links {
+        let note = match l.state.as_str() {
+            "needs_relink" => format!(
+                "re-link: rxsync link add --patient {} --provider {} < tokens.json",
+                l.patient, l.provider
+            ),
+            _ => cell(&l.last_error),
+        };
+        t.add_row(vec![
+            l.id.to_string(),
+            l.patient.clone(),
+            l.provider.clone(),
+            l.scheme.clone(),
+            l.state.clone(),
+            cell(&l.last_sync),
+            cell(&l.last_outcome),
+            note,
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+fn revoke(global: &Global, id: i64, format: Format) -> CliResult {
+    let ctx = global.open()?;
+    let (puller, store) = ctx.puller()?;
+    let rt = runtime()?;
+    let (view, note) = rt.block_on(puller.revoke(&store, id, "cli"))?;
+    if format == Format::Json {
+        #[derive(Serialize)]
+        struct Revoked<'a> {
+            #[serde(flatten)]
+            link: Listed<'a>,
+            provider_revocation: Option<&'a str>,
+        }
+        output::json(&Revoked {
+            link: Listed::from(&view),
+            provider_revocation: note.as_deref(),
+        })?;
+    } else {
+        println!(
+            "link {id} revoked{}",
+            note.map(|n| format!(" ({n})")).unwrap_or_default()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,908 @@
+//! `[[providers]]`: the service providers rxsync pulls from.
+//!
+//! Raw tables are deserialized strictly, then checked one by one: every
+//! error names the provider, the key and the file. Secrets are never in
+//! the file: a provider names an environment variable or a file holding
+//! them, read only when a pull needs them (`SecretSource::load`), so a
+//! command that never talks to a provider does not need them.
+
+use super::ConfigError;
+use crate::domain::SourceName;
+use crate::fetch::oauth1::{Placement, SignatureMethod};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// One `[[providers]]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub id: Option<String>,
+    pub kind: Option<String>,
+    pub base_url: Option<String>,
+    /// CCR: the document's URL template (`{patient}` = the remote patient id),
+    /// absolute or relative to `base_url`.
+    pub document_url: Option<String>,
+    /// FHIR: the resource types searched with `patient={patient}`.
+    pub resources: Option<Vec<String>>,
+    /// Other origins (`https://host[:port]`) that may receive credentials on a redirect.
+    #[serde(default)]
+    pub trusted_origins: Vec<String>,
+    /// Seconds to establish a connection.
+    pub connect_timeout: Option<u64>,
+    /// Seconds without a byte from the provider.
+    pub read_timeout: Option<u64>,
+    /// Seconds for a whole request, redirects and body included.
+    pub timeout: Option<u64>,
+    pub max_redirects: Option<u32>,
+    pub max_document_bytes: Option<u64>,
+    pub max_pages: Option<u32>,
+    /// Extra attempts after a connection error or a 5xx.
+    pub retries: Option<u32>,
+    /// The longest `Retry-After` (seconds) waited for within one run.
+    pub max_retry_after: Option<u64>,
+    /// PEM file with extra CA certificates to trust for this provider.
+    pub ca_file: Option<PathBuf>,
+    pub auth: Option<RawAuth>,
+}
+
+/// `[providers.auth]` as written: one flat table, checked per scheme so
+/// that a key of the other scheme is named as such.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub scheme: Option<String>,
+    // OAuth 1.0a
+    pub consumer_key: Option<String>,
+    pub consumer_secret_env: Option<String>,
+    pub consumer_secret_file: Option<PathBuf>,
+    pub signature_method: Option<String>,
+    pub rsa_private_key_file: Option<PathBuf>,
+    pub realm: Option<String>,
+    pub body_hash: Option<bool>,
+    // OAuth 2.0
+    pub token_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret_env: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    pub client_auth: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub revocation_url: Option<String>,
+    pub introspection_url: Option<String>,
+    // both
+    pub placement: Option<String>,
+}
+
+/// What a provider serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Ccr,
+    Fhir,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Ccr => "ccr",
+            ProviderKind::Fhir => "fhir",
+        }
+    }
+}
+
+/// Where a patient's medication list lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentLocation {
+    /// A URL template with `{patient}`.
+    Ccr { template: String },
+    /// FHIR resource types searched under the base URL.
+    Fhir { resources: Vec<String> },
+}
+
+/// Limits of one provider's requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchLimits {
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub timeout: Duration,
+    pub max_redirects: u32,
+    pub max_document_bytes: u64,
+    pub max_pages: u32,
+    pub retries: u32,
+    pub max_retry_after: Duration,
+}
+
+/// Where a secret comes from. The secret itself is read only when needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+    /// A public client, or a consumer that signs with RSA only.
+    None,
+}
+
+/// Why a secret could not be read. Never carries the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("provider {provider}: {key} names the environment variable {var}, which is not set")]
+    EnvMissing {
+        provider: String,
+        key: &'static str,
+        var: String,
+    },
+    #[error("provider {provider}: {key} = {path}: {source}")]
+    File {
+        provider: String,
+        key: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("provider {provider}: {key} = {path} is empty")]
+    Empty {
+        provider: String,
+        key: &'static str,
+        path: PathBuf,
+    },
+}
+
+impl SecretSource {
+    /// Reads the secret (`None` for `SecretSource::None`). A file's trailing
+    /// newline is not part of the secret.
+    pub fn load(
+        &self,
+        provider: &str,
+        key: &'static str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<SecretString>, SecretError> {
+        match self {
+            SecretSource::None => Ok(None),
+            SecretSource::Env(var) => env(var)
+                .filter(|v| !v.is_empty())
+                .map(|v| Some(SecretString::from(v)))
+                .ok_or_else(|| SecretError::EnvMissing {
+                    provider: provider.to_string(),
+                    key,
+                    var: var.clone(),
+                }),
+            SecretSource::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| SecretError::File {
+                    provider: provider.to_string(),
+                    key,
+                    path: path.clone(),
+                    source,
+                })?;
+                let trimmed = text.trim_end_matches(['\r', '\n']);
+                if trimmed.is_empty() {
+                    return Err(SecretError::Empty {
+                        provider: provider.to_string(),
+                        key,
+                        path: path.clone(),
+                    });
+                }
+                Ok(Some(SecretString::from(trimmed.to_string())))
+            }
+        }
+    }
+}
+
+/// OAuth 1.0a settings of a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oauth1Settings {
+    pub consumer_key: String,
+    pub consumer_secret: SecretSource,
+    pub signature_method: SignatureMethod,
+    pub rsa_private_key_file: Option<PathBuf>,
+    pub placement: Placement,
+    pub realm: Option<String>,
+    pub body_hash: bool,
+}
+
+/// How an OAuth 2.0 client authenticates at the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    Basic,
+    Post,
+}
+
+/// OAuth 2.0 settings of a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oauth2Settings {
+    pub token_url: Url,
+    pub client_id: String,
+    pub client_secret: SecretSource,
+    pub client_auth: ClientAuth,
+    /// RFC 6750 §2.1 (header) or §2.3 (`access_token` query parameter).
+    pub placement: Placement,
+    pub scopes: Vec<String>,
+    pub revocation_url: Option<Url>,
+    pub introspection_url: Option<Url>,
+}
+
+/// A provider's auth scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderAuth {
+    Oauth1(Oauth1Settings),
+    Oauth2(Box<Oauth2Settings>),
+}
+
+impl ProviderAuth {
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            ProviderAuth::Oauth1(_) => "oauth1",
+            ProviderAuth::Oauth2(_) => "oauth2",
+        }
+    }
+}
+
+/// A configured service provider, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provider {
+    pub id: SourceName,
+    pub kind: ProviderKind,
+    pub base_url: Url,
+    pub document: DocumentLocation,
+    /// Origins (as `scheme://host:port`) that may receive credentials, the
+    /// base URL's own first.
+    pub trusted_origins: Vec<url::Origin>,
+    pub limits: FetchLimits,
+    pub ca_file: Option<PathBuf>,
+    pub auth: ProviderAuth,
+}
+
+/// Defaults for provider limits.
+pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+pub const DEFAULT_READ_TIMEOUT: u64 = 30;
+pub const DEFAULT_TIMEOUT: u64 = 120;
+pub const DEFAULT_MAX_REDIRECTS: u32 = 5;
+pub const DEFAULT_MAX_PAGES: u32 = 50;
+pub const DEFAULT_RETRIES: u32 = 2;
+pub const DEFAULT_MAX_RETRY_AFTER: u64 = 30;
+/// FHIR resources searched when `resources` is not given.
+pub const DEFAULT_FHIR_RESOURCES: [&str; 3] = [
+    "MedicationRequest",
+    "MedicationStatement",
+    "MedicationDispense",
+];
+
+/// Checks every `[[providers]]` table. `base` resolves relative file paths;
+/// `max_document_bytes` is the `[import]` default for providers that set none.
+pub fn resolve_providers(
+    raw: Vec<RawProvider>,
+    origin: &str,
+    base: &Path,
+    max_document_bytes: u64,
+) -> Result<Vec<Provider>, ConfigError> {
+    let mut out: Vec<Provider> = Vec::with_capacity(raw.len());
+    for (n, p) in raw.into_iter().enumerate() {
+        let provider = resolve_one(p, n, origin, base, max_document_bytes)?;
+        if out.iter().any(|q| q.id == provider.id) {
+            return Err(err(
+                origin,
+                provider.id.as_str(),
+                "id",
+                "is used by two providers",
+            ));
+        }
+        out.push(provider);
+    }
+    Ok(out)
+}
+
+fn err(origin: &str, provider: &str, key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Provider {
+        origin: origin.to_string(),
+        provider: provider.to_string(),
+        key: key.to_string(),
+        problem: problem.into(),
+    }
+}
+
+fn resolve_one(
+    p: RawProvider,
+    n: usize,
+    origin: &str,
+    base: &Path,
+    max_document_bytes: u64,
+) -> Result<Provider, ConfigError> {
+    let unnamed = format!("#{}", n + 1);
+    let raw_id =
+        p.id.ok_or_else(|| err(origin, &unnamed, "id", "is missing"))?;
+    let id = SourceName::parse(&raw_id).map_err(|e| err(origin, &raw_id, "id", e.to_string()))?;
+    if id.as_str() == "file" {
+        return Err(err(
+            origin,
+            &raw_id,
+            "id",
+            "\"file\" is the source name of imported files; choose another",
+        ));
+    }
+    let name = id.as_str().to_string();
+    let e = |key: &str, problem: String| err(origin, &name, key, problem);
+
+    let kind = match p.kind.as_deref() {
+        Some("ccr") => ProviderKind::Ccr,
+        Some("fhir") => ProviderKind::Fhir,
+        Some(other) => {
+            return Err(e(
+                "kind",
+                format!("must be \"ccr\" or \"fhir\", not {other:?}"),
+            ));
+        }
+        None => return Err(e("kind", "is missing (\"ccr\" or \"fhir\")".into())),
+    };
+    let base_url = p
+        .base_url
+        .as_deref()
+        .ok_or_else(|| e("base_url", "is missing".into()))
+        .and_then(|u| http_url(u).map_err(|m| e("base_url", m)))?;
+    let document = match kind {
+        ProviderKind::Ccr => {
+            if p.resources.is_some() {
+                return Err(e(
+                    "resources",
+                    "is for fhir providers; ccr uses document_url".into(),
+                ));
+            }
+            let template = p
+                .document_url
+                .ok_or_else(|| e("document_url", "is missing (a URL with {patient})".into()))?;
+            if !template.contains("{patient}") {
+                return Err(e("document_url", "must contain {patient}".into()));
+            }
+            let probe = template.replace("{patient}", "p");
+            base_url
+                .join(&probe)
+                .map_err(|x| e("document_url", format!("is not a URL: {x}")))
+                .and_then(|u| {
+                    check_scheme(&u)
+                        .map(|_| ())
+                        .map_err(|m| e("document_url", m))
+                })?;
+            DocumentLocation::Ccr { template }
+        }
+        ProviderKind::Fhir => {
+            if p.document_url.is_some() {
+                return Err(e(
+                    "document_url",
+                    "is for ccr providers; fhir uses resources".into(),
+                ));
+            }
+            let resources = p.resources.unwrap_or_else(|| {
+                DEFAULT_FHIR_RESOURCES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            });
+            if resources.is_empty() {
+                return Err(e(
+                    "resources",
+                    "must name at least one resource type".into(),
+                ));
+            }
+            if let Some(bad) = resources
+                .iter()
+                .find(|r| r.is_empty() || !r.chars().all(|c| c.is_ascii_alphanumeric()))
+            {
+                return Err(e(
+                    "resources",
+                    format!("{bad:?} is not a FHIR resource type"),
+                ));
+            }
+            DocumentLocation::Fhir { resources }
+        }
+    };
+    let mut trusted_origins = vec![base_url.origin()];
+    for o in &p.trusted_origins {
+        let u = http_url(o).map_err(|m| e("trusted_origins", format!("{o:?}: {m}")))?;
+        if u.path() != "/" || u.query().is_some() {
+            return Err(e(
+                "trusted_origins",
+                format!("{o:?} must be an origin (scheme://host[:port]) without a path"),
+            ));
+        }
+        trusted_origins.push(u.origin());
+    }
+    let positive = |key: &str, v: Option<u64>, default: u64| -> Result<u64, ConfigError> {
+        match v {
+            Some(0) => Err(e(key, "must be above 0".into())),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        }
+    };
+    let limits = FetchLimits {
+        connect_timeout: Duration::from_secs(positive(
+            "connect_timeout",
+            p.connect_timeout,
+            DEFAULT_CONNECT_TIMEOUT,
+        )?),
+        read_timeout: Duration::from_secs(positive(
+            "read_timeout",
+            p.read_timeout,
+            DEFAULT_READ_TIMEOUT,
+        )?),
+        timeout: Duration::from_secs(positive("timeout", p.timeout, DEFAULT_TIMEOUT)?),
+        max_redirects: p.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
+        max_document_bytes: positive(
+            "max_document_bytes",
+            p.max_document_bytes,
+            max_document_bytes,
+        )?,
+        max_pages: positive(
+            "max_pages",
+            p.max_pages.map(u64::from),
+            DEFAULT_MAX_PAGES.into(),
+        )? as u32,
+        retries: p.retries.unwrap_or(DEFAULT_RETRIES),
+        max_retry_after: Duration::from_secs(p.max_retry_after.unwrap_or(DEFAULT_MAX_RETRY_AFTER)),
+    };
+    if p.max_redirects.is_some_and(|m| m > 20) {
+        return Err(e("max_redirects", "must be at most 20".into()));
+    }
+    let ca_file = p.ca_file.map(|f| base.join(f));
+    let raw_auth = p.auth.ok_or_else(|| {
+        e(
+            "auth",
+            "is missing ([providers.auth] with scheme = \"oauth1\" or \"oauth2\")".into(),
+        )
+    })?;
+    let auth = resolve_auth(raw_auth, &base_url, base, &e)?;
+    Ok(Provider {
+        id,
+        kind,
+        base_url,
+        document,
+        trusted_origins,
+        limits,
+        ca_file,
+        auth,
+    })
+}
+
+fn resolve_auth(
+    a: RawAuth,
+    base_url: &Url,
+    base: &Path,
+    e: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<ProviderAuth, ConfigError> {
+    let secret = |env_key: &str,
+                  env: Option<String>,
+                  file_key: &str,
+                  file: Option<PathBuf>|
+     -> Result<SecretSource, ConfigError> {
+        match (env, file) {
+            (Some(_), Some(_)) => Err(e(
+                &format!("auth.{env_key}"),
+                format!("and auth.{file_key} are both set; choose one"),
+            )),
+            (Some(var), None) if var.is_empty() => {
+                Err(e(&format!("auth.{env_key}"), "must not be empty".into()))
+            }
+            (Some(var), None) => Ok(SecretSource::Env(var)),
+            (None, Some(f)) => Ok(SecretSource::File(base.join(f))),
+            (None, None) => Ok(SecretSource::None),
+        }
+    };
+    let placement = |v: Option<&str>| -> Result<Placement, ConfigError> {
+        match v {
+            None | Some("header") => Ok(Placement::Header),
+            Some("query") => Ok(Placement::Query),
+            Some(other) => Err(e(
+                "auth.placement",
+                format!("must be \"header\" or \"query\", not {other:?}"),
+            )),
+        }
+    };
+    let refuse = |scheme: &str, keys: &[(&str, bool)]| -> Result<(), ConfigError> {
+        match keys.iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err(e(
+                &format!("auth.{key}"),
+                format!("is not used by scheme = \"{scheme}\""),
+            )),
+            None => Ok(()),
+        }
+    };
+    match a.scheme.as_deref() {
+        Some("oauth1") => {
+            refuse(
+                "oauth1",
+                &[
+                    ("token_url", a.token_url.is_some()),
+                    ("client_id", a.client_id.is_some()),
+                    ("client_secret_env", a.client_secret_env.is_some()),
+                    ("client_secret_file", a.client_secret_file.is_some()),
+                    ("client_auth", a.client_auth.is_some()),
+                    ("scopes", a.scopes.is_some()),
+                    ("revocation_url", a.revocation_url.is_some()),
+                    ("introspection_url", a.introspection_url.is_some()),
+                ],
+            )?;
+            let consumer_key = a
+                .consumer_key
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| e("auth.consumer_key", "is missing".into()))?;
+            let method_name = a.signature_method.as_deref().unwrap_or("HMAC-SHA1");
+            let signature_method = SignatureMethod::parse(method_name).map_err(|_| {
+                e(
+                    "auth.signature_method",
+                    format!(
+                        "must be HMAC-SHA1, HMAC-SHA256, RSA-SHA1 or PLAINTEXT, not {method_name:?}"
+                    ),
+                )
+            })?;
+            let consumer_secret = secret(
+                "consumer_secret_env",
+                a.consumer_secret_env,
+                "consumer_secret_file",
+                a.consumer_secret_file,
+            )?;
+            let rsa_private_key_file = a.rsa_private_key_file.map(|f| base.join(f));
+            match signature_method {
+                SignatureMethod::RsaSha1 if rsa_private_key_file.is_none() => {
+                    return Err(e(
+                        "auth.rsa_private_key_file",
+                        "is missing (RSA-SHA1 signs with a PEM private key)".into(),
+                    ));
+                }
+                SignatureMethod::RsaSha1 => {}
+                _ if rsa_private_key_file.is_some() => {
+                    return Err(e(
+                        "auth.rsa_private_key_file",
+                        format!("is only for RSA-SHA1, not {signature_method}"),
+                    ));
+                }
+                _ if consumer_secret == SecretSource::None => {
+                    return Err(e(
+                        "auth.consumer_secret_env",
+                        format!(
+                            "(or auth.consumer_secret_file) is missing; {signature_method} signs with the consumer secret"
+                        ),
+                    ));
+                }
+                SignatureMethod::Plaintext if base_url.scheme() != "https" => {
+                    return Err(e(
+                        "auth.signature_method",
+                        "PLAINTEXT sends the secrets themselves and is only allowed with an https base_url".into(),
+                    ));
+                }
+                _ => {}
+            }
+            let placement = placement(a.placement.as_deref())?;
+            if let Some(realm) = &a.realm {
+                if placement != Placement::Header {
+                    return Err(e(
+                        "auth.realm",
+                        "is only sent in the Authorization header (placement = \"header\")".into(),
+                    ));
+                }
+                if realm
+                    .chars()
+                    .any(|c| c == '"' || c == '\\' || !(' '..='~').contains(&c))
+                {
+                    return Err(e(
+                        "auth.realm",
+                        "must be printable ASCII without quotes or backslashes".into(),
+                    ));
+                }
+            }
+            Ok(ProviderAuth::Oauth1(Oauth1Settings {
+                consumer_key,
+                consumer_secret,
+                signature_method,
+                rsa_private_key_file,
+                placement,
+                realm: a.realm,
+                body_hash: a.body_hash.unwrap_or(false),
+            }))
+        }
+        Some("oauth2") => {
+            refuse(
+                "oauth2",
+                &[
+                    ("consumer_key", a.consumer_key.is_some()),
+                    ("consumer_secret_env", a.consumer_secret_env.is_some()),
+                    ("consumer_secret_file", a.consumer_secret_file.is_some()),
+                    ("signature_method", a.signature_method.is_some()),
+                    ("rsa_private_key_file", a.rsa_private_key_file.is_some()),
+                    ("realm", a.realm.is_some()),
+                    ("body_hash", a.body_hash.is_some()),
+                ],
+            )?;
+            let url_key = |key: &str, v: Option<&str>| -> Result<Option<Url>, ConfigError> {
+                v.map(|u| {
+                    base_url
+                        .join(u)
+                        .map_err(|x| x.to_string())
+                        .and_then(|u| check_scheme(&u).map(|_| u))
+                })
+                .transpose()
+                .map_err(|m| e(key, m))
+            };
+            let token_url = url_key("auth.token_url", a.token_url.as_deref())?
+                .ok_or_else(|| e("auth.token_url", "is missing".into()))?;
+            let client_id = a
+                .client_id
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| e("auth.client_id", "is missing".into()))?;
+            let client_secret = secret(
+                "client_secret_env",
+                a.client_secret_env,
+                "client_secret_file",
+                a.client_secret_file,
+            )?;
+            let client_auth = match a.client_auth.as_deref() {
+                None | Some("basic") => ClientAuth::Basic,
+                Some("post") => ClientAuth::Post,
+                Some(other) => {
+                    return Err(e(
+                        "auth.client_auth",
+                        format!("must be \"basic\" or \"post\", not {other:?}"),
+                    ));
+                }
+            };
+            Ok(ProviderAuth::Oauth2(Box::new(Oauth2Settings {
+                token_url,
+                client_id,
+                client_secret,
+                client_auth,
+                placement: placement(a.placement.as_deref())?,
+                scopes: a.scopes.unwrap_or_default(),
+                revocation_url: url_key("auth.revocation_url", a.revocation_url.as_deref())?,
+                introspection_url: url_key(
+                    "auth.introspection_url",
+                    a.introspection_url.as_deref(),
+                )?,
+            })))
+        }
+        Some(other) => Err(e(
+            "auth.scheme",
+            format!("must be \"oauth1\" or \"oauth2\", not {other:?}"),
+        )),
+        None => Err(e(
+            "auth.scheme",
+            "is missing (\"oauth1\" or \"oauth2\")".into(),
+        )),
+    }
+}
+
+fn http_url(text: &str) -> Result<Url, String> {
+    let u = Url::parse(text).map_err(|x| format!("is not a URL: {x}"))?;
+    check_scheme(&u)?;
+    Ok(u)
+}
+
+fn check_scheme(u: &Url) -> Result<(), String> {
+    match u.scheme() {
+        "http" | "https" if u.host().is_some() => {
+            if !u.username().is_empty() || u.password().is_some() {
+                return Err("must not carry a user name or password".into());
+            }
+            Ok(())
+        }
+        "http" | "https" => Err("has no host".into()),
+        other => Err(format!("must be http or https, not {other}")),
+    }
+}
+
+impl Provider {
+    /// The document URL for a remote patient (CCR providers), or the first
+    /// search URL of a resource type (FHIR providers).
+    pub fn ccr_url(&self, remote_patient: &str) -> Option<Url> {
+        match &self.document {
+            DocumentLocation::Ccr { template } => {
+                let encoded: String =
+                    url::form_urlencoded::byte_serialize(remote_patient.as_bytes()).collect();
+                // `+` is a form-encoding of space; in a path it must be %20.
+                let encoded = encoded.replace('+', "%20");
+                self.base_url
+                    .join(&template.replace("{patient}", &encoded))
+                    .ok()
+            }
+            DocumentLocation::Fhir { .. } => None,
+        }
+    }
+
+    /// The search URL of one FHIR resource type for a remote patient.
+    pub fn fhir_search_url(&self, resource: &str, remote_patient: &str) -> Url {
+        let mut base = self.base_url.clone();
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let mut url = base.join(resource).unwrap_or(base);
+        url.query_pairs_mut().append_pair("patient", remote_patient);
+        url
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn providers(text: &str) -> Result<Vec<Provider>, ConfigError> {
+        let raw = super::super::parse(text, Path::new("/etc/rx/config.toml"))?;
+        resolve_providers(
+            raw.providers,
+            "/etc/rx/config.toml",
+            Path::new("/etc/rx"),
+            1000,
+        )
+    }
+
+    const HMAC: &str = r#"
+[[providers]]
+id = "acme"
+kind = "ccr"
+base_url = "https://ccr.example.com/api/"
+document_url = "patients/{patient}/ccr"
+trusted_origins = ["https://cdn.example.com"]
+[providers.auth]
+scheme = "oauth1"
+consumer_key = "ck"
+consumer_secret_env = "ACME_SECRET"
+signature_method = "HMAC-SHA256"
+placement = "query"
+"#;
+
+    #[test]
+    fn a_full_oauth1_provider_resolves() {
+        let p = providers(HMAC).expect("valid").remove(0);
+        assert_eq!(p.id.as_str(), "acme");
+        assert_eq!(p.kind, ProviderKind::Ccr);
+        assert_eq!(
+            p.ccr_url("a b/c").expect("ccr").as_str(),
+            "https://ccr.example.com/api/patients/a%20b%2Fc/ccr"
+        );
+        assert_eq!(p.trusted_origins.len(), 2);
+        assert_eq!(p.limits.max_redirects, DEFAULT_MAX_REDIRECTS);
+        assert_eq!(p.limits.max_document_bytes, 1000);
+        match &p.auth {
+            ProviderAuth::Oauth1(o) => {
+                assert_eq!(o.signature_method, SignatureMethod::HmacSha256);
+                assert_eq!(o.placement, Placement::Query);
+                assert_eq!(o.consumer_secret, SecretSource::Env("ACME_SECRET".into()));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn fhir_defaults_and_search_urls() {
+        let p = providers(
+            r#"
+[[providers]]
+id = "smart"
+kind = "fhir"
+base_url = "https://fhir.example.org/r4"
+[providers.auth]
+scheme = "oauth2"
+token_url = "/oauth/token"
+client_id = "rx"
+"#,
+        )
+        .expect("valid")
+        .remove(0);
+        assert_eq!(
+            p.document,
+            DocumentLocation::Fhir {
+                resources: DEFAULT_FHIR_RESOURCES.map(String::from).to_vec()
+            }
+        );
+        assert_eq!(
+            p.fhir_search_url("MedicationRequest", "p 1&x").as_str(),
+            "https://fhir.example.org/r4/MedicationRequest?patient=p+1%26x"
+        );
+        match &p.auth {
+            ProviderAuth::Oauth2(o) => {
+                assert_eq!(o.token_url.as_str(), "https://fhir.example.org/oauth/token");
+                assert_eq!(o.client_secret, SecretSource::None);
+                assert_eq!(o.client_auth, ClientAuth::Basic);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_provider_the_key_and_the_file() {
+        let rows: &[(&str, &str, &str)] = &[
+            (
+                "consumer_secret_env = \"ACME_SECRET\"",
+                "consumer_secret = \"inline\"",
+                "consumer_secret",
+            ),
+            (
+                "signature_method = \"HMAC-SHA256\"",
+                "signature_method = \"HMAC-MD5\"",
+                "auth.signature_method",
+            ),
+            (
+                "signature_method = \"HMAC-SHA256\"",
+                "signature_method = \"RSA-SHA1\"",
+                "auth.rsa_private_key_file",
+            ),
+            (
+                "placement = \"query\"",
+                "placement = \"body\"",
+                "auth.placement",
+            ),
+            (
+                "placement = \"query\"",
+                "placement = \"query\"\nrealm = \"x\"",
+                "auth.realm",
+            ),
+            (
+                "placement = \"query\"",
+                "placement = \"query\"\ntoken_url = \"https://x/t\"",
+                "auth.token_url",
+            ),
+            ("kind = \"ccr\"", "kind = \"hl7v2\"", "kind"),
+            (
+                "base_url = \"https://ccr.example.com/api/\"",
+                "base_url = \"ftp://x/\"",
+                "base_url",
+            ),
+            (
+                "document_url = \"patients/{patient}/ccr\"",
+                "document_url = \"patients/ccr\"",
+                "document_url",
+            ),
+            (
+                "trusted_origins = [\"https://cdn.example.com\"]",
+                "trusted_origins = [\"https://cdn.example.com/path\"]",
+                "trusted_origins",
+            ),
+            ("scheme = \"oauth1\"", "scheme = \"saml\"", "auth.scheme"),
+            ("id = \"acme\"", "id = \"file\"", "id"),
+        ];
+        for (from, to, key) in rows {
+            assert!(HMAC.contains(from), "{from}");
+            let text = HMAC.replace(from, to);
+            let msg = providers(&text).expect_err(to).to_string();
+            assert!(msg.contains(key), "{to}: {msg}");
+            assert!(msg.contains("/etc/rx/config.toml"), "{to}: {msg}");
+            if *key != "consumer_secret" {
+                assert!(msg.contains("acme") || *key == "id", "{to}: {msg}");
+            }
+        }
+        let plaintext = HMAC
+            .replace("HMAC-SHA256", "PLAINTEXT")
+            .replace("https://ccr", "http://ccr");
+        let msg = providers(&plaintext)
+            .expect_err("plaintext over http")
+            .to_string();
+        assert!(msg.contains("PLAINTEXT") && msg.contains("acme"), "{msg}");
+        let twice = format!("{HMAC}{HMAC}");
+        let msg = providers(&twice).expect_err("duplicate id").to_string();
+        assert!(msg.contains("two providers"), "{msg}");
+    }
+
+    #[test]
+    fn secrets_load_from_env_or_file_and_errors_never_hold_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "s3cret\n").expect("write");
+        use secrecy::ExposeSecret;
+        let got = SecretSource::File(path.clone())
+            .load("acme", "auth.consumer_secret_file", &|_| None)
+            .expect("reads")
+            .expect("some");
+        assert_eq!(got.expose_secret(), "s3cret");
+        let env = |k: &str| (k == "X").then(|| "from-env".to_string());
+        let got = SecretSource::Env("X".into())
+            .load("acme", "auth.consumer_secret_env", &env)
+            .expect("reads")
+            .expect("some");
+        assert_eq!(got.expose_secret(), "from-env");
+        let msg = SecretSource::Env("MISSING".into())
+            .load("acme", "auth.consumer_secret_env", &env)
+            .expect_err("unset")
+            .to_string();
+        assert!(msg.contains("MISSING") && msg.contains("acme"), "{msg}");
+        std::fs::write(&path, "\n").expect("write");
+        assert!(
+            SecretSource::File(path)
+                .load("acme", "k", &|_| None)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,515 @@
+//! GET with our own redirect loop, retries and a bounded body.
+//!
+//! The reqwest client follows no redirect and sends no `Referer` (reqwest's
+//! own policy would forward a stale signature on same-origin hops, and its
+//! `Referer` leaks a query-placed credential). Each hop is decided here:
+//! 301/302/303/307/308 with a `Location` resolved against the current URL;
+//! credentials only for the provider's own and trusted origins, applied anew
+//! (a fresh OAuth 1.0a signature) for every request sent; never from https
+//! down to http; a bounded number of hops; a loop named as a loop. Every
+//! request sent is one entry of the trail, its URL without secrets.
+
+use super::auth::{Anonymous, Credential, redact};
+use crate::config::{FetchLimits, Provider};
+use rand::Rng;
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+use url::{Origin, Url};
+
+/// One request sent, as recorded in a sync's HTTP trail. Never a secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hop {
+    pub url: String,
+    pub status: Option<u16>,
+    /// Whether credentials went with the request.
+    pub credentials: bool,
+    pub attempt: u32,
+    pub ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+/// A final (non-redirect) response.
+#[derive(Debug)]
+pub struct Fetched {
+    pub status: u16,
+    pub url: Url,
+    /// The media type without parameters, lower-cased.
+    pub media_type: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// Permanent redirects within the provider's origins: (from, to, status).
+    pub moves: Vec<(String, String, u16)>,
+    /// Redirect hops followed.
+    pub hops: u32,
+}
+
+/// Why a GET failed. URLs are shown without secrets.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    #[error("cannot connect to {url}: {detail}")]
+    Connect { url: String, detail: String },
+    #[error("{url}: no answer within {secs} s ({what})")]
+    Timeout {
+        url: String,
+        what: &'static str,
+        secs: u64,
+    },
+    #[error("{url}: more than max_redirects = {max} redirects")]
+    TooManyRedirects { url: String, max: u32 },
+    #[error("{url}: redirect loop (this URL was already visited)")]
+    RedirectLoop { url: String },
+    #[error("{from}: refused a redirect from https down to http ({to})")]
+    Downgrade { from: String, to: String },
+    #[error("{url}: {status} redirect without a usable Location ({detail})")]
+    BadLocation {
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    #[error("{url}: the body is over max_document_bytes = {limit}")]
+    TooLarge { url: String, limit: u64 },
+    #[error("{url}: the body was cut off ({detail})")]
+    Truncated { url: String, detail: String },
+    #[error(
+        "{url}: the provider asks to retry after {after_secs} s, over max_retry_after = {cap_secs} s; try again later"
+    )]
+    RetryLater {
+        url: String,
+        status: u16,
+        after_secs: u64,
+        cap_secs: u64,
+    },
+    #[error("cannot sign the request for {url}: {detail}")]
+    Credential { url: String, detail: String },
+    #[error("cannot build an HTTP client: {0}")]
+    Client(String),
+}
+
+impl FetchError {
+    /// For `RetryLater`: how long the provider asked us to wait.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FetchError::RetryLater { after_secs, .. } => Some(Duration::from_secs(*after_secs)),
+            _ => None,
+        }
+    }
+}
+
+/// Error bodies (401, 404, …) are read up to this many bytes, for the
+/// provider's explanation.
+const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+
+/// One provider's HTTP client.
+pub struct HttpClient {
+    client: reqwest::Client,
+    limits: FetchLimits,
+    trusted: Vec<Origin>,
+}
+
+impl HttpClient {
+    /// A client for a provider: its timeouts, its CA file, no redirects, no Referer.
+    pub fn for_provider(p: &Provider) -> Result<HttpClient, FetchError> {
+        install_crypto_provider();
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
+            .connect_timeout(p.limits.connect_timeout)
+            .read_timeout(p.limits.read_timeout)
+            .user_agent(concat!("rxsync/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(64);
+        if let Some(ca) = &p.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| FetchError::Client(format!("{}: {e}", ca.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| FetchError::Client(format!("{}: {e}", ca.display())))?;
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        let client = b.build().map_err(|e| FetchError::Client(e.to_string()))?;
+        Ok(HttpClient {
+            client,
+            limits: p.limits.clone(),
+            trusted: p.trusted_origins.clone(),
+        })
+    }
+
+    /// The provider's limits.
+    pub fn limits(&self) -> &FetchLimits {
+        &self.limits
+    }
+
+    /// Whether credentials may go to `url`'s origin.
+    pub fn trusts(&self, url: &Url) -> bool {
+        self.trusted.contains(&url.origin())
+    }
+
+    /// The reqwest client (for token endpoint calls).
+    pub fn inner(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// GETs `start`, following redirects, with `cred` on every request to a
+    /// trusted origin. Returns the final response (any status); redirects,
+    /// retries, limits and transport failures are decided here.
+    pub async fn get(
+        &self,
+        start: &Url,
+        cred: &dyn Credential,
+        accept: &str,
+        trail: &mut Vec<Hop>,
+    ) -> Result<Fetched, FetchError> {
+        let total = self.limits.timeout;
+        match tokio::time::timeout(total, self.follow(start, cred, accept, trail)).await {
+            Ok(r) => r,
+            Err(_) => Err(FetchError::Timeout {
+                url: redact(start),
+                what: "timeout, the whole request",
+                secs: total.as_secs(),
+            }),
+        }
+    }
+
+    async fn follow(
+        &self,
+        start: &Url,
+        cred: &dyn Credential,
+        accept: &str,
+        trail: &mut Vec<Hop>,
+    ) -> Result<Fetched, FetchError> {
+        let mut url = cred.strip(start);
+        let mut visited = vec![url.clone()];
+        let mut moves = Vec::new();
+        let mut hops = 0u32;
+        // Once a hop leaves the trusted origins, a later hop back does not
+        // bring the credentials back: the untrusted server chose that URL.
+        let mut may_credential = true;
+        loop {
+            let attach = may_credential && self.trusts(&url);
+            let use_cred: &dyn Credential = if attach { cred } else { &Anonymous };
+            let resp = self
+                .send_with_retries(&url, use_cred, accept, trail)
+                .await?;
+            let status = resp.status();
+            if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+                let read = self.read_body(resp, &url, trail).await?;
+                return Ok(Fetched {
+                    hops,
+                    moves,
+                    url,
+                    ..read
+                });
+            }
+            let location = resp
+                .headers()
+                .get(header::LOCATION)
+                .ok_or("no Location header".to_string())
+                .and_then(|v| v.to_str().map_err(|_| "Location is not ASCII".to_string()))
+                .and_then(|l| {
+                    url.join(l)
+                        .map_err(|e| format!("Location is not a URL: {e}"))
+                })
+                .map_err(|detail| FetchError::BadLocation {
+                    url: redact(&url),
+                    status: status.as_u16(),
+                    detail,
+                })?;
+            // Our own credential parameters never travel in a Location.
+            let next = cred.strip(&location);
+            if let Some(h) = trail.last_mut() {
+                h.location = Some(redact(&next));
+            }
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(FetchError::BadLocation {
+                    url: redact(&url),
+                    status: status.as_u16(),
+                    detail: format!("Location scheme {} is not http(s)", next.scheme()),
+                });
+            }
+            if url.scheme() == "https" && next.scheme() == "http" {
+                return Err(FetchError::Downgrade {
+                    from: redact(&url),
+                    to: redact(&next),
+                });
+            }
+            hops += 1;
+            if hops > self.limits.max_redirects {
+                return Err(FetchError::TooManyRedirects {
+                    url: redact(start),
+                    max: self.limits.max_redirects,
+                });
+            }
+            if visited.contains(&next) {
+                return Err(FetchError::RedirectLoop { url: redact(&next) });
+            }
+            if matches!(status.as_u16(), 301 | 308)
+                && may_credential
+                && url.origin() == next.origin()
+                && self.trusts(&next)
+            {
+                moves.push((redact(&url), redact(&next), status.as_u16()));
+            }
+            if !self.trusts(&next) {
+                may_credential = false;
+            }
+            visited.push(next.clone());
+            url = next;
+        }
+    }
+
+    /// Sends one GET, retrying connection failures and 5xx with exponential
+    /// backoff and jitter, and 429/503 after their `Retry-After` (up to the cap).
+    async fn send_with_retries(
+        &self,
+        url: &Url,
+        cred: &dyn Credential,
+        accept: &str,
+        trail: &mut Vec<Hop>,
+    ) -> Result<reqwest::Response, FetchError> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let (request_url, auth) = cred.apply(url).map_err(|detail| FetchError::Credential {
+                url: redact(url),
+                detail,
+            })?;
+            let credentials = auth.is_some() || cred.strip(&request_url) != request_url;
+            let mut req = self.client.get(request_url).header(header::ACCEPT, accept);
+            if let Some(a) = auth {
+                req = req.header(header::AUTHORIZATION, a);
+            }
+            let t0 = Instant::now();
+            let sent = req.send().await;
+            let ms = t0.elapsed().as_millis() as u64;
+            let last = attempt > self.limits.retries;
+            match sent {
+                Err(e) => {
+                    let (error, retryable) = describe(&e);
+                    trail.push(Hop {
+                        url: redact(url),
+                        status: None,
+                        credentials,
+                        attempt,
+                        ms,
+                        location: None,
+                        error: Some(error.clone()),
+                        bytes: None,
+                    });
+                    if last || !retryable {
+                        return Err(if e.is_timeout() {
+                            FetchError::Timeout {
+                                url: redact(url),
+                                what: "connect or read timeout",
+                                secs: self.limits.read_timeout.as_secs(),
+                            }
+                        } else {
+                            FetchError::Connect {
+                                url: redact(url),
+                                detail: error,
+                            }
+                        });
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    trail.push(Hop {
+                        url: redact(url),
+                        status: Some(status.as_u16()),
+                        credentials,
+                        attempt,
+                        ms,
+                        location: None,
+                        error: None,
+                        bytes: None,
+                    });
+                    let retry_after = retry_after(resp.headers());
+                    let asks_to_wait = matches!(status.as_u16(), 429 | 503);
+                    if let (true, Some(after)) = (asks_to_wait, retry_after)
+                        && after > self.limits.max_retry_after
+                    {
+                        return Err(FetchError::RetryLater {
+                            url: redact(url),
+                            status: status.as_u16(),
+                            after_secs: after.as_secs(),
+                            cap_secs: self.limits.max_retry_after.as_secs(),
+                        });
+                    }
+                    let retryable = asks_to_wait
+                        || matches!(
+                            status,
+                            StatusCode::INTERNAL_SERVER_ERROR
+                                | StatusCode::BAD_GATEWAY
+                                | StatusCode::GATEWAY_TIMEOUT
+                        );
+                    if !retryable || last {
+                        return Ok(resp);
+                    }
+                    let wait = match (asks_to_wait, retry_after) {
+                        (true, Some(after)) => after,
+                        _ => backoff(attempt),
+                    };
+                    drop(resp);
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// Reads a final response's body, streamed and cut at the limit:
+    /// `max_document_bytes` for a success, a small limit for an error.
+    async fn read_body(
+        &self,
+        mut resp: reqwest::Response,
+        url: &Url,
+        trail: &mut [Hop],
+    ) -> Result<Fetched, FetchError> {
+        let status = resp.status().as_u16();
+        let success = resp.status().is_success();
+        let limit = if success {
+            self.limits.max_document_bytes
+        } else {
+            ERROR_BODY_LIMIT
+        };
+        let too_large = || FetchError::TooLarge {
+            url: redact(url),
+            limit: self.limits.max_document_bytes,
+        };
+        if success && resp.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let headers = resp.headers().clone();
+        let media_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let capacity = resp.content_length().unwrap_or(0).min(limit) as usize;
+        let mut body = Vec::with_capacity(capacity);
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (body.len() + chunk.len()) as u64 > limit {
+                        if success {
+                            return Err(too_large());
+                        }
+                        let room = (limit as usize).saturating_sub(body.len());
+                        body.extend_from_slice(&chunk[..room.min(chunk.len())]);
+                        break;
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => {
+                    return Err(FetchError::Timeout {
+                        url: redact(url),
+                        what: "read timeout, the body",
+                        secs: self.limits.read_timeout.as_secs(),
+                    });
+                }
+                Err(e) => {
+                    return Err(FetchError::Truncated {
+                        url: redact(url),
+                        detail: describe(&e).0,
+                    });
+                }
+            }
+        }
+        if let Some(h) = trail.last_mut() {
+            h.bytes = Some(body.len() as u64);
+        }
+        Ok(Fetched {
+            status,
+            url: url.clone(),
+            media_type,
+            headers,
+            body,
+            moves: Vec::new(),
+            hops: 0,
+        })
+    }
+}
+
+/// Exponential backoff with jitter: 250 ms, 500 ms, 1 s, … capped at 8 s,
+/// each between half and the whole of it.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = 250u64
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(5))
+        .min(8000);
+    let ms = rand::thread_rng().gen_range(ceiling / 2..=ceiling);
+    Duration::from_millis(ms)
+}
+
+/// `Retry-After` as seconds or an HTTP date (RFC 9110 §10.2.3).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let secs = (when.timestamp() - chrono::Utc::now().timestamp()).max(0);
+    Some(Duration::from_secs(secs as u64))
+}
+
+/// A transport error as words, and whether trying again may help.
+fn describe(e: &reqwest::Error) -> (String, bool) {
+    use std::error::Error as _;
+    let mut detail = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        detail = format!("{detail}: {s}");
+        source = s.source();
+    }
+    // reqwest's messages include the URL, which may carry a query credential.
+    if let Some(u) = e.url() {
+        detail = detail.replace(u.as_str(), &redact(u));
+    }
+    (detail, e.is_connect() || e.is_timeout() || e.is_request())
+}
+
+/// rustls needs its crypto provider chosen once per process (ring).
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(header::RETRY_AFTER, "120".parse().expect("value"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(120)));
+        let later = (chrono::Utc::now() + chrono::Duration::seconds(90)).to_rfc2822();
+        h.insert(header::RETRY_AFTER, later.parse().expect("value"));
+        let got = retry_after(&h).expect("date").as_secs();
+        assert!((85..=90).contains(&got), "{got}");
+        h.insert(header::RETRY_AFTER, "soon".parse().expect("value"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..20 {
+            let d = backoff(attempt).as_millis() as u64;
+            let ceiling = (250u64 << (attempt - 1).min(5)).min(8000);
+            assert!(d >= ceiling / 2 && d <= ceiling, "{attempt}: {d}");
+        }
+    }
+}

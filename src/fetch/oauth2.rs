@@ -1,0 +1,226 @@
+//! OAuth 2.0 token refresh (RFC 6749 §6, through the `oauth2` crate) and
+//! revocation (RFC 7009).
+//!
+//! The `oauth2` crate's own reqwest client targets reqwest 0.12; ours is
+//! 0.13, so the crate gets a closure that sends its requests through the
+//! provider's client (no redirects, bounded bodies). Revocation is a plain
+//! form POST: the crate's `revoke_token` refuses every non-https URL,
+//! loopback included.
+
+use crate::config::{ClientAuth, Oauth2Settings};
+use base64::Engine as _;
+use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::{
+    AuthType, ClientId, ClientSecret, RefreshToken, RequestTokenError, TokenResponse, TokenUrl,
+};
+use secrecy::{ExposeSecret, SecretString};
+use std::time::Duration;
+
+/// Token endpoint answers are read up to this many bytes.
+const TOKEN_BODY_LIMIT: usize = 64 * 1024;
+
+/// What a refresh returned.
+pub struct TokenSet {
+    pub access_token: SecretString,
+    /// None: the provider sent no new refresh token; keep the stored one.
+    pub refresh_token: Option<SecretString>,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub scope: Option<String>,
+}
+
+/// Why a refresh failed. Never carries a token.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RefreshError {
+    /// The grant is gone (expired, revoked, or a rotated token reused):
+    /// only a new consent helps.
+    #[error("the token endpoint refused the refresh token (invalid_grant{})", .0.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    InvalidGrant(Option<String>),
+    /// The client itself was refused: a configuration problem.
+    #[error("the token endpoint refused the client ({code}{}); check client_id, the client secret and client_auth", .description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Client {
+        code: String,
+        description: Option<String>,
+    },
+    /// Anything else (network, 5xx, an answer that is not a token response).
+    #[error("the token refresh failed: {0}")]
+    Failed(String),
+}
+
+/// The error type our HTTP closure gives the `oauth2` crate.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HttpError(String);
+
+/// Sends one `oauth2` crate request through `client`.
+async fn send(
+    client: &reqwest::Client,
+    request: oauth2::HttpRequest,
+    timeout: Duration,
+) -> Result<oauth2::HttpResponse, HttpError> {
+    let (parts, body) = request.into_parts();
+    let resp = client
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| HttpError(transport(&e)))?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = read_limited(resp).await?;
+    let mut out = http::Response::builder().status(status);
+    if let Some(h) = out.headers_mut() {
+        *h = headers;
+    }
+    out.body(body).map_err(|e| HttpError(e.to_string()))
+}
+
+async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, HttpError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| HttpError(transport(&e)))? {
+        if body.len() + chunk.len() > TOKEN_BODY_LIMIT {
+            return Err(HttpError(format!(
+                "the token endpoint's answer is over {TOKEN_BODY_LIMIT} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn transport(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    match e.url() {
+        Some(u) => format!("{what}: {}", super::auth::redact(u)),
+        None => what.to_string(),
+    }
+}
+
+/// Exchanges a refresh token for new tokens.
+pub async fn refresh(
+    client: &reqwest::Client,
+    settings: &Oauth2Settings,
+    client_secret: Option<&SecretString>,
+    refresh_token: &SecretString,
+    timeout: Duration,
+) -> Result<TokenSet, RefreshError> {
+    let mut oauth = BasicClient::new(ClientId::new(settings.client_id.clone()))
+        .set_token_uri(TokenUrl::from_url(settings.token_url.clone()))
+        .set_auth_type(match settings.client_auth {
+            ClientAuth::Basic => AuthType::BasicAuth,
+            ClientAuth::Post => AuthType::RequestBody,
+        });
+    if let Some(s) = client_secret {
+        oauth = oauth.set_client_secret(ClientSecret::new(s.expose_secret().to_string()));
+    }
+    let http_client = |req: oauth2::HttpRequest| send(client, req, timeout);
+    let token = RefreshToken::new(refresh_token.expose_secret().to_string());
+    let answer = oauth
+        .exchange_refresh_token(&token)
+        .request_async(&http_client)
+        .await;
+    match answer {
+        Ok(r) => Ok(TokenSet {
+            access_token: SecretString::from(r.access_token().secret().clone()),
+            refresh_token: r
+                .refresh_token()
+                .map(|t| SecretString::from(t.secret().clone())),
+            expires_at: r.expires_in().and_then(|d| {
+                chrono::Duration::from_std(d)
+                    .ok()
+                    .map(|d| chrono::Utc::now() + d)
+            }),
+            scope: r
+                .scopes()
+                .map(|s| s.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(" ")),
+        }),
+        Err(RequestTokenError::ServerResponse(e)) => {
+            let description = e.error_description().cloned();
+            match e.error() {
+                BasicErrorResponseType::InvalidGrant => {
+                    Err(RefreshError::InvalidGrant(description))
+                }
+                BasicErrorResponseType::InvalidClient
+                | BasicErrorResponseType::UnauthorizedClient => Err(RefreshError::Client {
+                    code: e.error().to_string(),
+                    description,
+                }),
+                other => Err(RefreshError::Failed(format!(
+                    "{other}{}",
+                    description.map(|d| format!(": {d}")).unwrap_or_default()
+                ))),
+            }
+        }
+        Err(RequestTokenError::Request(e)) => Err(RefreshError::Failed(e.to_string())),
+        Err(RequestTokenError::Parse(_, body)) => Err(RefreshError::Failed(format!(
+            "the answer is not a token response ({} bytes)",
+            body.len()
+        ))),
+        Err(RequestTokenError::Other(m)) => Err(RefreshError::Failed(m)),
+    }
+}
+
+/// Revokes a token at the provider's RFC 7009 endpoint. 200 means revoked
+/// (or unknown, which is the same to us).
+pub async fn revoke(
+    client: &reqwest::Client,
+    settings: &Oauth2Settings,
+    url: &url::Url,
+    client_secret: Option<&SecretString>,
+    token: &SecretString,
+    hint: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut form: Vec<(&str, &str)> =
+        vec![("token", token.expose_secret()), ("token_type_hint", hint)];
+    let mut req = client.post(url.clone()).timeout(timeout);
+    match (settings.client_auth, client_secret) {
+        (ClientAuth::Basic, Some(secret)) => {
+            // RFC 6749 §2.3.1: both parts form-encoded before base64.
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let pair = format!(
+                "{}:{}",
+                enc(&settings.client_id),
+                enc(secret.expose_secret())
+            );
+            let mut v = reqwest::header::HeaderValue::from_str(&format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            ))
+            .map_err(|_| "the client credentials are not a valid header".to_string())?;
+            v.set_sensitive(true);
+            req = req.header(reqwest::header::AUTHORIZATION, v);
+        }
+        (ClientAuth::Post, Some(secret)) => {
+            form.push(("client_id", &settings.client_id));
+            form.push(("client_secret", secret.expose_secret()));
+        }
+        (_, None) => form.push(("client_id", &settings.client_id)),
+    }
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let resp = req
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| transport(&e))?;
+    let status = resp.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("{} answered {status}", super::auth::redact(url)))
+    }
+}

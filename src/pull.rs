@@ -1,0 +1,987 @@
+//! The pull use case: a link → its provider's document (CCR, or every FHIR
+//! search page as one bundle) → the import pipeline, with the link's
+//! tokens, refreshes, moves, trail and audit.
+//!
+//! A pull holds the link's lease from the first read of its tokens to the
+//! transaction that records its outcome, so a link is never synced twice at
+//! once (and an OAuth 2.0 refresh never races another). A refreshed token
+//! pair is committed before the new access token is used. A pull either
+//! imports one whole document or stores no document at all: a failed page,
+//! an oversized or truncated body, a refused credential all end in one
+//! failed sync row, and `invalid_grant` (or a 401 just after a refresh)
+//! marks the link `needs_relink` with a `link_broken` exception.
+
+use crate::config::{Config, DocumentLocation, Provider, ProviderAuth, ProviderKind};
+use crate::domain::{PatientId, SourceName};
+use crate::fetch::auth::{Bearer, Credential, Oauth1Signer, redact};
+use crate::fetch::http::{FetchError, Fetched, Hop, HttpClient};
+use crate::fetch::oauth1::{Credentials, RsaSigningKey};
+use crate::fetch::oauth2::{self, RefreshError};
+use crate::import::{self, ImportError, ImportReport, ImportRequest};
+use crate::parse::DocFormat;
+use crate::store::{ClaimError, ClaimedLink, FailedPull, LinkSecrets, PullRecord, Store};
+use crate::vault::VaultKey;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use url::Url;
+
+/// How long a pull may hold a link before another process may take it over.
+const LEASE: Duration = Duration::from_secs(15 * 60);
+/// Refresh an access token this long before it expires.
+const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// What one pull of one link did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PullReport {
+    pub link: i64,
+    pub patient: String,
+    pub provider: String,
+    /// `imported`, `unchanged`, `failed`, `needs_relink`, `retry_later`,
+    /// `busy` (another sync holds the link) or `skipped` (not active).
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
+    /// Requests sent (redirect hops and retries included).
+    pub requests: usize,
+    pub refreshed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub import: Option<ImportReport>,
+}
+
+impl PullReport {
+    /// Whether the pull failed (busy and skipped links are not failures).
+    pub fn failed(&self) -> bool {
+        matches!(
+            self.outcome.as_str(),
+            "failed" | "needs_relink" | "retry_later"
+        )
+    }
+}
+
+/// Looks up an environment variable (secrets named by `*_secret_env`).
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Pulls links. Holds one HTTP client per provider; cheap to share.
+pub struct Puller {
+    config: Arc<Config>,
+    key: Arc<VaultKey>,
+    clients: HashMap<String, Arc<HttpClient>>,
+    env: EnvLookup,
+    holder: String,
+}
+
+/// A pull that went wrong after the link was claimed.
+struct Failure {
+    outcome: &'static str,
+    error: String,
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn failed(error: impl Into<String>) -> Failure {
+        Failure {
+            outcome: "failed",
+            error: error.into(),
+            retry_after: None,
+        }
+    }
+    fn relink(error: impl Into<String>) -> Failure {
+        Failure {
+            outcome: "needs_relink",
+            error: error.into(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<FetchError> for Failure {
+    fn from(e: FetchError) -> Failure {
+        match e.retry_after() {
+            Some(after) => Failure {
+                outcome: "retry_later",
+                error: e.to_string(),
+                retry_after: Some(after),
+            },
+            None => Failure::failed(e.to_string()),
+        }
+    }
+}
+
+/// The requests of one pull, for the trail and the audit.
+#[derive(Default)]
+struct Journal {
+    trail: Vec<Hop>,
+    accesses: Vec<serde_json::Value>,
+    moves: Vec<(String, String, u16)>,
+    refreshed: bool,
+}
+
+impl Journal {
+    fn access(&mut self, url: &Url, started: Instant, result: &Result<Fetched, FetchError>) {
+        let ms = started.elapsed().as_millis() as u64;
+        self.accesses.push(match result {
+            Ok(f) => serde_json::json!({
+                "url": redact(url), "final_url": redact(&f.url), "status": f.status,
+                "bytes": f.body.len(), "hops": f.hops, "ms": ms,
+                "outcome": if (200..300).contains(&f.status) { "ok" } else { "refused" },
+            }),
+            Err(e) => serde_json::json!({
+                "url": redact(url), "status": null, "bytes": 0, "ms": ms,
+                "outcome": "error", "error": e.to_string(),
+            }),
+        });
+    }
+}
+
+/// A pulled document, ready to import.
+struct Pulled {
+    bytes: Vec<u8>,
+    format: Option<DocFormat>,
+    origin: String,
+}
+
+impl Puller {
+    /// A puller for the configured providers. `env` looks up secrets named
+    /// by `*_secret_env`.
+    pub fn new(
+        config: Arc<Config>,
+        key: Arc<VaultKey>,
+        env: EnvLookup,
+    ) -> Result<Puller, FetchError> {
+        let mut clients = HashMap::new();
+        for p in &config.providers {
+            clients.insert(
+                p.id.as_str().to_string(),
+                Arc::new(HttpClient::for_provider(p)?),
+            );
+        }
+        let holder = format!("pid {} ({:08x})", std::process::id(), rand::random::<u32>());
+        Ok(Puller {
+            config,
+            key,
+            clients,
+            env,
+            holder,
+        })
+    }
+
+    /// Pulls one link now and records the outcome.
+    pub async fn pull(
+        &self,
+        store: &Mutex<Store>,
+        link_id: i64,
+        trigger: &str,
+        actor: &str,
+    ) -> Result<PullReport, crate::store::StoreError> {
+        let started_at = crate::store::rfc3339_now();
+        let claimed = {
+            let mut s = lock(store);
+            s.claim_link(
+                link_id,
+                &self.holder,
+                chrono::Duration::from_std(LEASE).unwrap_or_else(|_| chrono::Duration::minutes(15)),
+            )
+        };
+        let mut link = match claimed {
+            Ok(l) => l,
+            Err(ClaimError::Store(e)) => return Err(e),
+            Err(e) => {
+                let (outcome, link) = match &e {
+                    ClaimError::Busy { .. } => ("busy", lock(store).link(link_id)?),
+                    _ => ("skipped", lock(store).link(link_id)?),
+                };
+                return Ok(PullReport {
+                    link: link_id,
+                    patient: link.as_ref().map(|l| l.patient.clone()).unwrap_or_default(),
+                    provider: link.map(|l| l.provider).unwrap_or_default(),
+                    outcome: outcome.into(),
+                    error: Some(e.to_string()),
+                    retry_after_secs: None,
+                    requests: 0,
+                    refreshed: false,
+                    import: None,
+                });
+            }
+        };
+        let mut journal = Journal::default();
+        let fetched = self.fetch_document(store, &mut link, &mut journal).await;
+        let patient = PatientId::parse(&link.view.patient)
+            .map_err(|e| crate::store::StoreError::Corrupt(format!("link {link_id}: {e}")))?;
+        let trail = serde_json::to_string(&journal.trail).unwrap_or_else(|_| "[]".into());
+        let record = PullRecord {
+            link_id,
+            patient: &link.view.patient,
+            holder: &self.holder,
+            http_trail: &trail,
+            accesses: &journal.accesses,
+            moves: &journal.moves,
+        };
+        let mut report = PullReport {
+            link: link_id,
+            patient: link.view.patient.clone(),
+            provider: link.view.provider.clone(),
+            outcome: String::new(),
+            error: None,
+            retry_after_secs: None,
+            requests: journal.trail.len(),
+            refreshed: journal.refreshed,
+            import: None,
+        };
+        let failure = match fetched {
+            Ok(doc) => {
+                let source = SourceName::parse(&link.view.provider).map_err(|e| {
+                    crate::store::StoreError::Corrupt(format!("link {link_id}: {e}"))
+                })?;
+                let provider = self.config.provider(&link.view.provider);
+                let request = ImportRequest {
+                    patient: &patient,
+                    source: &source,
+                    bytes: &doc.bytes,
+                    format: doc.format,
+                    origin: Some(&doc.origin),
+                    trigger,
+                    actor,
+                    keep_unreadable: true,
+                    max_document_bytes: provider.map_or(self.config.max_document_bytes, |p| {
+                        p.limits.max_document_bytes
+                    }),
+                    max_regimen_items: self.config.max_regimen_items,
+                    pull: Some(&record),
+                };
+                let result = import::import(&mut lock(store), &request);
+                match result {
+                    Ok(r) => {
+                        report.outcome = match &r.outcome {
+                            crate::store::ImportOutcome::Unchanged { .. } => "unchanged",
+                            _ => "imported",
+                        }
+                        .into();
+                        report.import = Some(r);
+                        return Ok(report);
+                    }
+                    Err(ImportError::Unreadable { error, kept }) => {
+                        report.outcome = "failed".into();
+                        report.error = Some(format!(
+                            "{}: the document cannot be read: {error}{}",
+                            doc.origin,
+                            if kept.is_some() {
+                                " (kept, with an unreadable exception; the regimen is unchanged)"
+                            } else {
+                                ""
+                            }
+                        ));
+                        if kept.is_some() {
+                            return Ok(report);
+                        }
+                        Failure::failed(report.error.clone().unwrap_or_default())
+                    }
+                    Err(ImportError::Store(e)) => {
+                        let _ = lock(store).release_link(link_id, &self.holder);
+                        return Err(e);
+                    }
+                    Err(e) => Failure::failed(format!("{}: {e}", doc.origin)),
+                }
+            }
+            Err(f) => f,
+        };
+        let retry_at = failure.retry_after.map(|d| {
+            crate::store::rfc3339_at(
+                chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default(),
+            )
+        });
+        lock(store).write_failed_pull(&FailedPull {
+            patient: &patient,
+            source: &link.view.provider,
+            trigger,
+            started_at: &started_at,
+            actor,
+            error: &failure.error,
+            outcome: failure.outcome,
+            retry_at: retry_at.as_deref(),
+            record,
+        })?;
+        report.outcome = failure.outcome.into();
+        report.error = Some(failure.error);
+        report.retry_after_secs = failure.retry_after.map(|d| d.as_secs());
+        Ok(report)
+    }
+
+    /// Everything between claiming the link and importing: credentials,
+    /// refreshes, requests.
+    async fn fetch_document(
+        &self,
+        store: &Mutex<Store>,
+        link: &mut ClaimedLink,
+        journal: &mut Journal,
+    ) -> Result<Pulled, Failure> {
+        let provider = self.config.provider(&link.view.provider).ok_or_else(|| {
+            Failure::failed(format!(
+                "link {} names provider {}, which is not in the configuration",
+                link.view.id, link.view.provider
+            ))
+        })?;
+        if provider.auth.scheme() != link.view.scheme {
+            return Err(Failure::failed(format!(
+                "link {} holds {} tokens but provider {} is configured for {}",
+                link.view.id,
+                link.view.scheme,
+                provider.id,
+                provider.auth.scheme()
+            )));
+        }
+        let client = self
+            .clients
+            .get(provider.id.as_str())
+            .cloned()
+            .ok_or_else(|| Failure::failed("no HTTP client for the provider"))?;
+        let secrets = link
+            .secrets(&self.key)
+            .map_err(|e| Failure::failed(e.to_string()))?;
+        let mut session = match secrets {
+            LinkSecrets::Oauth1 {
+                token,
+                token_secret,
+            } => Session::Oauth1(Box::new(self.oauth1_signer(
+                provider,
+                token,
+                token_secret,
+            )?)),
+            LinkSecrets::Oauth2 {
+                access_token,
+                refresh_token,
+            } => Session::Oauth2 {
+                bearer: Bearer {
+                    token: access_token,
+                    placement: match &provider.auth {
+                        ProviderAuth::Oauth2(o) => o.placement,
+                        ProviderAuth::Oauth1(o) => o.placement,
+                    },
+                },
+                refresh_token,
+                refreshed: false,
+            },
+        };
+        if let Session::Oauth2 { .. } = session
+            && self.expires_soon(link)
+        {
+            self.refresh(store, provider, &client, link, &mut session, journal)
+                .await?;
+        }
+        let remote = link.view.remote_patient.clone();
+        match &provider.document {
+            DocumentLocation::Ccr { .. } => {
+                let url = provider.ccr_url(&remote).ok_or_else(|| {
+                    Failure::failed(format!(
+                        "provider {}: document_url does not make a URL for patient {remote}",
+                        provider.id
+                    ))
+                })?;
+                let url = moved(link, url);
+                let f = self
+                    .get_ok(
+                        store,
+                        provider,
+                        &client,
+                        link,
+                        &mut session,
+                        journal,
+                        &url,
+                        "application/xml, text/xml;q=0.9",
+                    )
+                    .await?;
+                check_media_type(provider.kind, &f)?;
+                Ok(Pulled {
+                    origin: redact(&f.url),
+                    bytes: f.body,
+                    format: None,
+                })
+            }
+            DocumentLocation::Fhir { resources } => {
+                let mut entries: Vec<Vec<u8>> = Vec::new();
+                let mut origin = None;
+                let mut total_bytes = 0u64;
+                for resource in resources {
+                    let mut url = moved(link, provider.fhir_search_url(resource, &remote));
+                    let mut pages = 0u32;
+                    loop {
+                        pages += 1;
+                        if pages > provider.limits.max_pages {
+                            return Err(Failure::failed(format!(
+                                "{}: more than max_pages = {} pages of {resource}; nothing stored (raise max_pages for provider {})",
+                                redact(&url),
+                                provider.limits.max_pages,
+                                provider.id
+                            )));
+                        }
+                        let f = self
+                            .get_ok(
+                                store,
+                                provider,
+                                &client,
+                                link,
+                                &mut session,
+                                journal,
+                                &url,
+                                "application/fhir+json, application/json;q=0.9",
+                            )
+                            .await?;
+                        check_media_type(provider.kind, &f)?;
+                        total_bytes += f.body.len() as u64;
+                        if total_bytes > provider.limits.max_document_bytes {
+                            return Err(Failure::failed(format!(
+                                "{}: the pages together are over max_document_bytes = {}; nothing stored",
+                                redact(&f.url),
+                                provider.limits.max_document_bytes
+                            )));
+                        }
+                        origin.get_or_insert_with(|| redact(&f.url));
+                        let next = read_page(&f, &mut entries)?;
+                        match next {
+                            Some(n) => {
+                                url = f.url.join(&n).map_err(|e| {
+                                    Failure::failed(format!(
+                                        "{}: the next link is not a URL: {e}",
+                                        redact(&f.url)
+                                    ))
+                                })?;
+                            }
+                            None => break,
+                        }
+                    }
+                }
+                let mut bytes = Vec::with_capacity(total_bytes as usize + 64);
+                bytes.extend_from_slice(
+                    br#"{"resourceType":"Bundle","type":"collection","entry":["#,
+                );
+                for (n, e) in entries.iter().enumerate() {
+                    if n > 0 {
+                        bytes.push(b',');
+                    }
+                    bytes.extend_from_slice(e);
+                }
+                bytes.extend_from_slice(b"]}");
+                Ok(Pulled {
+                    bytes,
+                    format: Some(DocFormat::FhirJson),
+                    origin: origin.unwrap_or_else(|| redact(&provider.base_url)),
+                })
+            }
+        }
+    }
+
+    fn expires_soon(&self, link: &ClaimedLink) -> bool {
+        link.view
+            .expires_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| {
+                t.with_timezone(&chrono::Utc)
+                    < chrono::Utc::now()
+                        + chrono::Duration::from_std(REFRESH_MARGIN).unwrap_or_default()
+            })
+    }
+
+    fn oauth1_signer(
+        &self,
+        provider: &Provider,
+        token: SecretString,
+        token_secret: SecretString,
+    ) -> Result<Oauth1Signer, Failure> {
+        let ProviderAuth::Oauth1(o) = &provider.auth else {
+            return Err(Failure::failed("not an OAuth 1.0a provider"));
+        };
+        let secret = o
+            .consumer_secret
+            .load(provider.id.as_str(), "auth.consumer_secret_env", &*self.env)
+            .map_err(|e| Failure::failed(e.to_string()))?
+            .unwrap_or_else(|| SecretString::from(String::new()));
+        let mut credentials = Credentials::new(o.consumer_key.clone(), secret)
+            // The token travels in the clear as `oauth_token`; its secret never does.
+            .with_token(token.expose_secret().to_string(), token_secret);
+        if let Some(path) = &o.rsa_private_key_file {
+            let pem = std::fs::read_to_string(path).map_err(|e| {
+                Failure::failed(format!(
+                    "provider {}: auth.rsa_private_key_file = {}: {e}",
+                    provider.id,
+                    path.display()
+                ))
+            })?;
+            let key = RsaSigningKey::from_pem(&pem).map_err(|e| {
+                Failure::failed(format!(
+                    "provider {}: auth.rsa_private_key_file = {}: {e}",
+                    provider.id,
+                    path.display()
+                ))
+            })?;
+            credentials = credentials.with_rsa_key(key);
+        }
+        Ok(Oauth1Signer {
+            credentials,
+            method: o.signature_method,
+            placement: o.placement,
+            realm: o.realm.clone(),
+            body_hash: o.body_hash,
+            clock_skew: 0,
+        })
+    }
+
+    /// GETs `url` and insists on a 2xx. A 401 is answered once: OAuth 2.0
+    /// refreshes (unless it just did), OAuth 1.0a corrects its clock when
+    /// the provider says which timestamps it accepts.
+    #[allow(clippy::too_many_arguments)]
+    async fn get_ok(
+        &self,
+        store: &Mutex<Store>,
+        provider: &Provider,
+        client: &HttpClient,
+        link: &mut ClaimedLink,
+        session: &mut Session,
+        journal: &mut Journal,
+        url: &Url,
+        accept: &str,
+    ) -> Result<Fetched, Failure> {
+        let mut answered_401 = false;
+        loop {
+            let t0 = Instant::now();
+            let result = client
+                .get(url, session.credential(), accept, &mut journal.trail)
+                .await;
+            journal.access(url, t0, &result);
+            let f = result?;
+            journal.moves.extend(f.moves.iter().cloned());
+            if (200..300).contains(&f.status) {
+                return Ok(f);
+            }
+            let explanation = explain(&f);
+            if f.status == 401 {
+                if answered_401 {
+                    return Err(Failure::relink(format!(
+                        "{} still answered 401 after a new token: {explanation}",
+                        redact(&f.url)
+                    )));
+                }
+                answered_401 = true;
+                match session {
+                    Session::Oauth2 {
+                        refreshed: true, ..
+                    } => {
+                        return Err(Failure::relink(format!(
+                            "{} answered 401 to a freshly refreshed token: {explanation}",
+                            redact(&f.url)
+                        )));
+                    }
+                    Session::Oauth2 {
+                        refresh_token: None,
+                        ..
+                    } => {
+                        return Err(Failure::relink(format!(
+                            "{} answered 401 and the link holds no refresh token: {explanation}",
+                            redact(&f.url)
+                        )));
+                    }
+                    Session::Oauth2 { .. } => {
+                        self.refresh(store, provider, client, link, session, journal)
+                            .await?;
+                        continue;
+                    }
+                    Session::Oauth1(signer) => {
+                        let problem = oauth_problem(&f);
+                        if let (Some("timestamp_refused"), Some(skew)) =
+                            (problem.as_deref(), acceptable_skew(&f))
+                        {
+                            signer.clock_skew = skew;
+                            continue;
+                        }
+                        return Err(match problem.as_deref() {
+                            Some(
+                                "token_expired" | "token_revoked" | "token_rejected"
+                                | "permission_denied" | "permission_unknown",
+                            )
+                            | None => Failure::relink(format!(
+                                "{} refused the token (401): {explanation}",
+                                redact(&f.url)
+                            )),
+                            Some(_) => Failure::failed(format!(
+                                "{} refused the request (401): {explanation}",
+                                redact(&f.url)
+                            )),
+                        });
+                    }
+                }
+            }
+            return Err(Failure::failed(format!(
+                "{} answered {}: {explanation}",
+                redact(&f.url),
+                f.status
+            )));
+        }
+    }
+
+    /// Refreshes the access token and commits the new pair before it is used.
+    async fn refresh(
+        &self,
+        store: &Mutex<Store>,
+        provider: &Provider,
+        client: &HttpClient,
+        link: &mut ClaimedLink,
+        session: &mut Session,
+        journal: &mut Journal,
+    ) -> Result<(), Failure> {
+        let ProviderAuth::Oauth2(o) = &provider.auth else {
+            return Err(Failure::failed("not an OAuth 2.0 provider"));
+        };
+        let Session::Oauth2 {
+            bearer,
+            refresh_token,
+            refreshed,
+        } = session
+        else {
+            return Err(Failure::failed("not an OAuth 2.0 link"));
+        };
+        let Some(current) = refresh_token.as_ref() else {
+            return Err(Failure::relink(
+                "the access token expired and the link holds no refresh token",
+            ));
+        };
+        let secret = o
+            .client_secret
+            .load(provider.id.as_str(), "auth.client_secret_env", &*self.env)
+            .map_err(|e| Failure::failed(e.to_string()))?;
+        let t0 = Instant::now();
+        let answer = oauth2::refresh(
+            client.inner(),
+            o,
+            secret.as_ref(),
+            current,
+            client.limits().timeout,
+        )
+        .await;
+        let ms = t0.elapsed().as_millis() as u64;
+        journal.trail.push(Hop {
+            url: redact(&o.token_url),
+            status: None,
+            credentials: true,
+            attempt: 1,
+            ms,
+            location: None,
+            error: answer.as_ref().err().map(|e| e.to_string()),
+            bytes: None,
+        });
+        let detail = serde_json::json!({
+            "url": redact(&o.token_url), "grant_type": "refresh_token", "ms": ms,
+            "outcome": if answer.is_ok() { "ok" } else { "error" },
+            "error": answer.as_ref().err().map(|e| e.to_string()),
+            "rotated": answer.as_ref().ok().map(|t| t.refresh_token.is_some()),
+        });
+        let tokens = match answer {
+            Ok(t) => t,
+            Err(e) => {
+                journal.accesses.push(detail);
+                return Err(match e {
+                    RefreshError::InvalidGrant(_) => Failure::relink(e.to_string()),
+                    _ => Failure::failed(e.to_string()),
+                });
+            }
+        };
+        let expires_at = tokens.expires_at.map(crate::store::rfc3339_at);
+        lock(store)
+            .store_refreshed_tokens(
+                link,
+                &self.key,
+                &tokens.access_token,
+                tokens.refresh_token.as_ref(),
+                expires_at.as_deref(),
+                tokens.scope.as_deref(),
+                &detail,
+            )
+            .map_err(|e| Failure::failed(e.to_string()))?;
+        bearer.token = tokens.access_token;
+        if let Some(r) = tokens.refresh_token {
+            *refresh_token = Some(r);
+        }
+        *refreshed = true;
+        journal.refreshed = true;
+        Ok(())
+    }
+
+    /// Revokes a link: at the provider's RFC 7009 endpoint when one is
+    /// configured (OAuth 2.0), then in the store. The link is marked revoked
+    /// even when the provider cannot be reached; the report says so.
+    pub async fn revoke(
+        &self,
+        store: &Mutex<Store>,
+        link_id: i64,
+        actor: &str,
+    ) -> Result<(crate::store::LinkView, Option<String>), crate::store::StoreError> {
+        let claimed = lock(store).claim_link(link_id, &self.holder, chrono::Duration::minutes(1));
+        let mut provider_note = None;
+        match claimed {
+            Ok(link) => {
+                if let Some(p) = self.config.provider(&link.view.provider)
+                    && let ProviderAuth::Oauth2(o) = &p.auth
+                    && let Some(url) = &o.revocation_url
+                    && let Some(client) = self.clients.get(p.id.as_str())
+                {
+                    let result = async {
+                        let secrets = link.secrets(&self.key).map_err(|e| e.to_string())?;
+                        let secret = o
+                            .client_secret
+                            .load(p.id.as_str(), "auth.client_secret_env", &*self.env)
+                            .map_err(|e| e.to_string())?;
+                        let LinkSecrets::Oauth2 {
+                            access_token,
+                            refresh_token,
+                        } = secrets
+                        else {
+                            return Err("not an OAuth 2.0 link".to_string());
+                        };
+                        // Revoking the refresh token ends the grant (RFC 7009 §2.1).
+                        let (token, hint) = match &refresh_token {
+                            Some(r) => (r, "refresh_token"),
+                            None => (&access_token, "access_token"),
+                        };
+                        oauth2::revoke(
+                            client.inner(),
+                            o,
+                            url,
+                            secret.as_ref(),
+                            token,
+                            hint,
+                            client.limits().timeout,
+                        )
+                        .await
+                    }
+                    .await;
+                    provider_note = Some(match result {
+                        Ok(()) => format!("revoked at {}", redact(url)),
+                        Err(e) => format!("the provider's revocation failed: {e}"),
+                    });
+                }
+            }
+            Err(ClaimError::Store(e)) => return Err(e),
+            Err(ClaimError::NotFound(_)) => {
+                return Err(crate::store::StoreError::NotFound {
+                    what: "link",
+                    id: link_id.to_string(),
+                });
+            }
+            // Not active (needs_relink: the tokens may still be live at the
+            // provider but we do not use them) or busy: revoke locally.
+            Err(_) => {}
+        }
+        let reason = match &provider_note {
+            Some(n) => format!("revoked by {actor}; {n}"),
+            None => format!("revoked by {actor}"),
+        };
+        let view = lock(store).revoke_link(link_id, actor, &reason)?;
+        Ok((view, provider_note))
+    }
+}
+
+/// The credentials of a pull in progress.
+enum Session {
+    Oauth1(Box<Oauth1Signer>),
+    Oauth2 {
+        bearer: Bearer,
+        refresh_token: Option<SecretString>,
+        refreshed: bool,
+    },
+}
+
+impl Session {
+    fn credential(&self) -> &dyn Credential {
+        match self {
+            Session::Oauth1(s) => s.as_ref(),
+            Session::Oauth2 { bearer, .. } => bearer,
+        }
+    }
+}
+
+fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
+    // A panic while holding the store leaves the connection as SQLite left
+    // it (transactions roll back on drop): keep going.
+    store.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Applies a remembered permanent redirect.
+fn moved(link: &ClaimedLink, url: Url) -> Url {
+    let key = redact(&url);
+    link.moves
+        .iter()
+        .find(|(from, _)| *from == key)
+        .and_then(|(_, to)| Url::parse(to).ok())
+        .unwrap_or(url)
+}
+
+/// Refuses a body whose media type does not fit the provider's kind (an
+/// HTML login page is the usual suspect).
+fn check_media_type(kind: ProviderKind, f: &Fetched) -> Result<(), Failure> {
+    let mt = f.media_type.as_deref().unwrap_or("");
+    let ok = match kind {
+        ProviderKind::Ccr => matches!(mt, "application/xml" | "text/xml") || mt.ends_with("+xml"),
+        ProviderKind::Fhir => matches!(
+            mt,
+            "application/fhir+json" | "application/json" | "application/json+fhir"
+        ),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::failed(format!(
+            "{}: the provider answered {}, not a {} document; nothing stored",
+            redact(&f.url),
+            if mt.is_empty() {
+                "without a Content-Type".to_string()
+            } else {
+                format!("with media type {mt}")
+            },
+            kind.as_str()
+        )))
+    }
+}
+
+/// Collects a search page's entries and returns its `next` link.
+fn read_page(f: &Fetched, entries: &mut Vec<Vec<u8>>) -> Result<Option<String>, Failure> {
+    #[derive(serde::Deserialize)]
+    struct Link {
+        relation: Option<String>,
+        url: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Page<'a> {
+        #[serde(rename = "resourceType")]
+        resource_type: Option<String>,
+        #[serde(default, borrow)]
+        entry: Vec<&'a serde_json::value::RawValue>,
+        #[serde(default)]
+        link: Vec<Link>,
+        #[serde(default)]
+        issue: Vec<serde_json::Value>,
+    }
+    let page: Page<'_> = serde_json::from_slice(&f.body).map_err(|e| {
+        Failure::failed(format!(
+            "{}: the search page is not FHIR JSON (line {}, column {}): {e}",
+            redact(&f.url),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    match page.resource_type.as_deref() {
+        Some("Bundle") => {}
+        Some("OperationOutcome") => {
+            let said: Vec<String> = page
+                .issue
+                .iter()
+                .filter_map(|i| {
+                    i.get("diagnostics")
+                        .or_else(|| i.pointer("/details/text"))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                })
+                .collect();
+            return Err(Failure::failed(format!(
+                "{}: the provider answered an OperationOutcome: {}",
+                redact(&f.url),
+                said.join("; ")
+            )));
+        }
+        other => {
+            return Err(Failure::failed(format!(
+                "{}: a search answers with a Bundle, not {}",
+                redact(&f.url),
+                other.unwrap_or("a JSON value without resourceType")
+            )));
+        }
+    }
+    entries.extend(page.entry.iter().map(|e| e.get().as_bytes().to_vec()));
+    Ok(page
+        .link
+        .into_iter()
+        .find(|l| l.relation.as_deref() == Some("next"))
+        .and_then(|l| l.url))
+}
+
+/// The provider's own words for a refusal, short and printable.
+fn explain(f: &Fetched) -> String {
+    if let Some(p) = oauth_problem(f) {
+        return format!("oauth_problem={p}");
+    }
+    if let Some(w) = f
+        .headers
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+    {
+        return w.chars().take(200).collect();
+    }
+    let text: String = String::from_utf8_lossy(&f.body)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    if text.is_empty() {
+        "no explanation".into()
+    } else {
+        text
+    }
+}
+
+/// `oauth_problem` from the body (form-encoded) or the WWW-Authenticate header.
+fn oauth_problem(f: &Fetched) -> Option<String> {
+    let from_body = url::form_urlencoded::parse(&f.body)
+        .find(|(k, _)| k == "oauth_problem")
+        .map(|(_, v)| v.into_owned());
+    from_body.or_else(|| {
+        let h = f
+            .headers
+            .get(reqwest::header::WWW_AUTHENTICATE)?
+            .to_str()
+            .ok()?;
+        let at = h.find("oauth_problem=")? + "oauth_problem=".len();
+        Some(
+            h[at..]
+                .trim_start_matches('"')
+                .split(['"', ',', '&'])
+                .next()?
+                .to_string(),
+        )
+    })
+}
+
+/// From `oauth_acceptable_timestamps=MIN-MAX`: the seconds to add to our clock.
+fn acceptable_skew(f: &Fetched) -> Option<i64> {
+    let range = url::form_urlencoded::parse(&f.body)
+        .find(|(k, _)| k == "oauth_acceptable_timestamps")
+        .map(|(_, v)| v.into_owned())?;
+    let (lo, hi) = range.split_once('-')?;
+    let (lo, hi): (i64, i64) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+    if hi < lo {
+        return None;
+    }
+    let mid = lo + (hi - lo) / 2;
+    Some(mid - chrono::Utc::now().timestamp())
+}
+
+/// Pulls every active link of a patient (or the one of `provider`), one
+/// after the other.
+pub async fn pull_patient(
+    puller: &Puller,
+    store: &Mutex<Store>,
+    patient: &PatientId,
+    provider: Option<&str>,
+    actor: &str,
+) -> Result<Vec<PullReport>, crate::store::StoreError> {
+    let links = lock(store).links(Some(patient))?;
+    let mut out = Vec::new();
+    for l in links
+        .iter()
+        .filter(|l| l.state == "active" && provider.is_none_or(|p| p == l.provider))
+    {
+        out.push(puller.pull(store, l.id, "pull", actor).await?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,611 @@
+//! Links and their sealed tokens, leases and remembered moves.
+//!
+//! Secrets arrive sealed (`vault::VaultKey::seal`) and leave sealed; only
+//! the caller with the key opens them. A sync holds the link's lease (one
+//! sync per link at a time, across processes sharing the file); every
+//! write of a sync checks it still holds it. A refreshed token pair is
+//! committed on its own, before the new access token is used.
+
+use super::{Store, StoreError, now};
+use crate::domain::{ExceptionKind, PatientId};
+use crate::vault::VaultKey;
+use rusqlite::{OptionalExtension, Transaction, params};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+/// The tokens of a link, as handed over or as refreshed.
+pub enum LinkSecrets {
+    Oauth1 {
+        token: SecretString,
+        token_secret: SecretString,
+    },
+    Oauth2 {
+        access_token: SecretString,
+        refresh_token: Option<SecretString>,
+    },
+}
+
+impl LinkSecrets {
+    fn scheme(&self) -> &'static str {
+        match self {
+            LinkSecrets::Oauth1 { .. } => "oauth1",
+            LinkSecrets::Oauth2 { .. } => "oauth2",
+        }
+    }
+}
+
+/// A link to create (or to re-link: the same patient and provider).
+pub struct NewLink<'a> {
+    pub patient: &'a PatientId,
+    pub provider: &'a str,
+    pub remote_patient: &'a str,
+    pub secrets: LinkSecrets,
+    /// RFC 3339, OAuth 2.0 only.
+    pub expires_at: Option<String>,
+    pub scope: Option<String>,
+}
+
+/// A link as shown to people and scripts: never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkView {
+    pub id: i64,
+    pub patient: String,
+    pub provider: String,
+    pub scheme: String,
+    pub remote_patient: String,
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub last_sync: Option<String>,
+    pub last_outcome: Option<String>,
+    pub last_error: Option<String>,
+    pub failures: i64,
+    pub next_due_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub scope: Option<String>,
+    pub created_at: String,
+}
+
+/// A link claimed for a sync: its view, its sealed fields and its moves.
+pub struct ClaimedLink {
+    pub view: LinkView,
+    pub holder: String,
+    key_id: String,
+    token: Option<Vec<u8>>,
+    token_secret: Option<Vec<u8>>,
+    refresh_token: Option<Vec<u8>>,
+    /// Remembered permanent redirects: (from, to).
+    pub moves: Vec<(String, String)>,
+}
+
+impl ClaimedLink {
+    /// Opens the link's secrets with the vault key.
+    pub fn secrets(&self, key: &VaultKey) -> Result<LinkSecrets, crate::vault::VaultError> {
+        let id = self.view.id;
+        let open = |field: &'static str, sealed: &Option<Vec<u8>>| {
+            sealed
+                .as_deref()
+                .map(|s| key.open(id, field, &self.key_id, s))
+                .transpose()
+        };
+        let missing = |field| crate::vault::VaultError::Damaged { link: id, field };
+        if self.view.scheme == "oauth1" {
+            Ok(LinkSecrets::Oauth1 {
+                token: open("token", &self.token)?.ok_or_else(|| missing("token"))?,
+                token_secret: open("token_secret", &self.token_secret)?
+                    .ok_or_else(|| missing("token_secret"))?,
+            })
+        } else {
+            Ok(LinkSecrets::Oauth2 {
+                access_token: open("token", &self.token)?.ok_or_else(|| missing("token"))?,
+                refresh_token: open("refresh_token", &self.refresh_token)?,
+            })
+        }
+    }
+}
+
+/// Why a link could not be claimed for a sync.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error("link {0} does not exist")]
+    NotFound(i64),
+    #[error("link {id} is {state}{}", reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    NotActive {
+        id: i64,
+        state: String,
+        reason: Option<String>,
+    },
+    #[error("link {id} is being synced by {holder} until {until}")]
+    Busy {
+        id: i64,
+        holder: String,
+        until: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for ClaimError {
+    fn from(e: rusqlite::Error) -> ClaimError {
+        ClaimError::Store(e.into())
+    }
+}
+
+/// What a pull adds to the import's (or the failure's) transaction.
+pub struct PullRecord<'a> {
+    pub link_id: i64,
+    pub patient: &'a str,
+    pub holder: &'a str,
+    /// JSON array of the requests made, URLs without secrets.
+    pub http_trail: &'a str,
+    /// One audit detail per provider access (JSON).
+    pub accesses: &'a [serde_json::Value],
+    /// Permanent redirects to remember: (from, to, status).
+    pub moves: &'a [(String, String, u16)],
+}
+
+/// A pull that stored no document.
+pub struct FailedPull<'a> {
+    pub patient: &'a PatientId,
+    pub source: &'a str,
+    pub trigger: &'a str,
+    pub started_at: &'a str,
+    pub actor: &'a str,
+    pub error: &'a str,
+    /// `failed` (try again on schedule), `retry_later` (the provider asked us
+    /// to wait) or `needs_relink` (the consent is gone: raise `link_broken`).
+    pub outcome: &'a str,
+    /// When the provider said to come back (RFC 3339), for `retry_later`.
+    pub retry_at: Option<&'a str>,
+    pub record: PullRecord<'a>,
+}
+
+const VIEW_COLUMNS: &str =
+    "id, patient_id, provider, scheme, remote_patient, state, state_reason, last_sync_at,
+    last_outcome, last_error, failures, next_due_at, expires_at, scope, created_at";
+
+fn view(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkView> {
+    Ok(LinkView {
+        id: r.get(0)?,
+        patient: r.get(1)?,
+        provider: r.get(2)?,
+        scheme: r.get(3)?,
+        remote_patient: r.get(4)?,
+        state: r.get(5)?,
+        state_reason: r.get(6)?,
+        last_sync: r.get(7)?,
+        last_outcome: r.get(8)?,
+        last_error: r.get(9)?,
+        failures: r.get(10)?,
+        next_due_at: r.get(11)?,
+        expires_at: r.get(12)?,
+        scope: r.get(13)?,
+        created_at: r.get(14)?,
+    })
+}
+
+impl Store {
+    /// Adds a link, or re-links the live link of the same patient and
+    /// provider (new tokens, state `active`, its open `link_broken`
+    /// exceptions resolved). Returns the link id and whether it was a re-link.
+    pub fn add_link(
+        &mut self,
+        new: &NewLink<'_>,
+        key: &VaultKey,
+        actor: &str,
+    ) -> Result<(i64, bool), StoreError> {
+        let tx = self.conn.transaction()?;
+        super::imports::require_patient(&tx, new.patient)?;
+        let at = now();
+        let live: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT id, scheme FROM links WHERE patient_id = ?1 AND provider = ?2 AND state <> 'revoked'",
+                params![new.patient.as_str(), new.provider],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (id, relinked) = match live {
+            Some((id, scheme)) if scheme != new.secrets.scheme() => {
+                return Err(StoreError::Conflict(format!(
+                    "link {id} of patient {} to {} uses {scheme}; revoke it before linking with {}",
+                    new.patient,
+                    new.provider,
+                    new.secrets.scheme()
+                )));
+            }
+            Some((id, _)) => (id, true),
+            None => {
+                tx.execute(
+                    "INSERT INTO links (patient_id, provider, scheme, remote_patient, state, key_id, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?6)",
+                    params![
+                        new.patient.as_str(),
+                        new.provider,
+                        new.secrets.scheme(),
+                        new.remote_patient,
+                        key.id(),
+                        at
+                    ],
+                )?;
+                (tx.last_insert_rowid(), false)
+            }
+        };
+        let (token, token_secret, refresh) = match &new.secrets {
+            LinkSecrets::Oauth1 {
+                token,
+                token_secret,
+            } => (
+                key.seal(id, "token", token.expose_secret()),
+                Some(key.seal(id, "token_secret", token_secret.expose_secret())),
+                None,
+            ),
+            LinkSecrets::Oauth2 {
+                access_token,
+                refresh_token,
+            } => (
+                key.seal(id, "token", access_token.expose_secret()),
+                None,
+                refresh_token
+                    .as_ref()
+                    .map(|t| key.seal(id, "refresh_token", t.expose_secret())),
+            ),
+        };
+        tx.execute(
+            "UPDATE links SET remote_patient = ?2, state = 'active', state_reason = NULL, key_id = ?3, token = ?4,
+             token_secret = ?5, refresh_token = ?6, expires_at = ?7, scope = ?8, updated_at = ?9, failures = 0,
+             next_due_at = NULL, lease_holder = NULL, lease_until = NULL WHERE id = ?1",
+            params![
+                id,
+                new.remote_patient,
+                key.id(),
+                token,
+                token_secret,
+                refresh,
+                new.expires_at,
+                new.scope,
+                at
+            ],
+        )?;
+        let resolved = if relinked {
+            tx.execute(
+                "UPDATE exceptions SET state = 'resolved', resolution = 'relink', resolved_by = ?1, resolved_at = ?2,
+                 note = ?3 WHERE state = 'open' AND kind = ?4 AND patient_id = ?5 AND source = ?6",
+                params![
+                    actor,
+                    at,
+                    format!("re-linked (link {id})"),
+                    ExceptionKind::LinkBroken.as_str(),
+                    new.patient.as_str(),
+                    new.provider
+                ],
+            )?
+        } else {
+            0
+        };
+        super::audit::append(
+            &tx,
+            actor,
+            if relinked { "link.relink" } else { "link.add" },
+            Some(new.patient.as_str()),
+            Some(&format!("link:{id}")),
+            &serde_json::json!({"provider": new.provider, "scheme": new.secrets.scheme(),
+                "remote_patient": new.remote_patient, "link_broken_resolved": resolved}),
+        )?;
+        tx.commit()?;
+        Ok((id, relinked))
+    }
+
+    /// Links, of one patient or all, oldest first.
+    pub fn links(&self, patient: Option<&PatientId>) -> Result<Vec<LinkView>, StoreError> {
+        let sql = format!(
+            "SELECT {VIEW_COLUMNS} FROM links WHERE (?1 IS NULL OR patient_id = ?1) ORDER BY id"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([patient.map(PatientId::as_str)], view)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One link.
+    pub fn link(&self, id: i64) -> Result<Option<LinkView>, StoreError> {
+        let sql = format!("SELECT {VIEW_COLUMNS} FROM links WHERE id = ?1");
+        Ok(self.conn.query_row(&sql, [id], view).optional()?)
+    }
+
+    /// Takes the link's lease for a sync: the link must be active and not
+    /// held by another sync (an expired lease is taken over).
+    pub fn claim_link(
+        &mut self,
+        id: i64,
+        holder: &str,
+        ttl: chrono::Duration,
+    ) -> Result<ClaimedLink, ClaimError> {
+        let tx = self.conn.transaction()?;
+        let at = chrono::Utc::now();
+        let now_text = super::rfc3339(at);
+        let row = tx
+            .query_row(
+                &format!(
+                    "SELECT {VIEW_COLUMNS}, key_id, token, token_secret, refresh_token, lease_holder, lease_until
+                     FROM links WHERE id = ?1"
+                ),
+                [id],
+                |r| {
+                    Ok((
+                        view(r)?,
+                        r.get::<_, String>(15)?,
+                        r.get::<_, Option<Vec<u8>>>(16)?,
+                        r.get::<_, Option<Vec<u8>>>(17)?,
+                        r.get::<_, Option<Vec<u8>>>(18)?,
+                        r.get::<_, Option<String>>(19)?,
+                        r.get::<_, Option<String>>(20)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((view, key_id, token, token_secret, refresh_token, lease, until)) = row else {
+            return Err(ClaimError::NotFound(id));
+        };
+        if view.state != "active" {
+            return Err(ClaimError::NotActive {
+                id,
+                state: view.state,
+                reason: view.state_reason,
+            });
+        }
+        if let (Some(other), Some(until)) = (lease, until)
+            && until > now_text
+        {
+            return Err(ClaimError::Busy {
+                id,
+                holder: other,
+                until,
+            });
+        }
+        tx.execute(
+            "UPDATE links SET lease_holder = ?2, lease_until = ?3 WHERE id = ?1",
+            params![id, holder, super::rfc3339(at + ttl)],
+        )?;
+        let moves = {
+            let mut stmt =
+                tx.prepare("SELECT from_url, to_url FROM link_moves WHERE link_id = ?1")?;
+            stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        tx.commit()?;
+        Ok(ClaimedLink {
+            view,
+            holder: holder.to_string(),
+            key_id,
+            token,
+            token_secret,
+            refresh_token,
+            moves,
+        })
+    }
+
+    /// Gives a lease back without recording a sync (the sync never started).
+    pub fn release_link(&mut self, id: i64, holder: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE links SET lease_holder = NULL, lease_until = NULL WHERE id = ?1 AND lease_holder = ?2",
+            params![id, holder],
+        )?;
+        Ok(())
+    }
+
+    /// Commits refreshed OAuth 2.0 tokens, before the new access token is
+    /// used. `refresh_token: None` keeps the stored one (the provider sent none).
+    #[allow(clippy::too_many_arguments)]
+    pub fn store_refreshed_tokens(
+        &mut self,
+        link: &mut ClaimedLink,
+        key: &VaultKey,
+        access_token: &SecretString,
+        refresh_token: Option<&SecretString>,
+        expires_at: Option<&str>,
+        scope: Option<&str>,
+        audit: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let id = link.view.id;
+        let tx = self.conn.transaction()?;
+        let sealed_access = key.seal(id, "token", access_token.expose_secret());
+        let sealed_refresh =
+            refresh_token.map(|t| key.seal(id, "refresh_token", t.expose_secret()));
+        let changed = tx.execute(
+            "UPDATE links SET token = ?3, refresh_token = COALESCE(?4, refresh_token), key_id = ?5, expires_at = ?6,
+             scope = COALESCE(?7, scope), updated_at = ?8 WHERE id = ?1 AND lease_holder = ?2 AND key_id = ?5",
+            params![id, link.holder, sealed_access, sealed_refresh, key.id(), expires_at, scope, now()],
+        )?;
+        if changed != 1 {
+            return Err(StoreError::Conflict(format!(
+                "link {id} is no longer held by this sync; the refreshed tokens were not stored"
+            )));
+        }
+        super::audit::append(
+            &tx,
+            "rxsync",
+            "link.refresh",
+            Some(&link.view.patient),
+            Some(&format!("link:{id}")),
+            audit,
+        )?;
+        tx.commit()?;
+        link.token = Some(sealed_access);
+        if let Some(r) = sealed_refresh {
+            link.refresh_token = Some(r);
+        }
+        link.key_id = key.id().to_string();
+        link.view.expires_at = expires_at.map(str::to_string);
+        Ok(())
+    }
+
+    /// Marks a link revoked (after the provider's revocation endpoint, when
+    /// there is one, was called by the caller).
+    pub fn revoke_link(
+        &mut self,
+        id: i64,
+        actor: &str,
+        reason: &str,
+    ) -> Result<LinkView, StoreError> {
+        let tx = self.conn.transaction()?;
+        let sql = format!("SELECT {VIEW_COLUMNS} FROM links WHERE id = ?1");
+        let Some(link) = tx.query_row(&sql, [id], view).optional()? else {
+            return Err(StoreError::NotFound {
+                what: "link",
+                id: id.to_string(),
+            });
+        };
+        if link.state == "revoked" {
+            return Err(StoreError::Conflict(format!(
+                "link {id} is already revoked"
+            )));
+        }
+        // The sealed tokens are of no use any more: drop them.
+        tx.execute(
+            "UPDATE links SET state = 'revoked', state_reason = ?2, token = NULL, token_secret = NULL,
+             refresh_token = NULL, updated_at = ?3, lease_holder = NULL, lease_until = NULL WHERE id = ?1",
+            params![id, reason, now()],
+        )?;
+        super::audit::append(
+            &tx,
+            actor,
+            "link.revoke",
+            Some(&link.patient),
+            Some(&format!("link:{id}")),
+            &serde_json::json!({"provider": link.provider, "reason": reason}),
+        )?;
+        tx.commit()?;
+        Ok(LinkView {
+            state: "revoked".into(),
+            state_reason: Some(reason.to_string()),
+            ..link
+        })
+    }
+
+    /// Records a pull that stored no document: the failed sync, the link's
+    /// new state, a `link_broken` exception when the consent is gone, and
+    /// the provider accesses — in one transaction.
+    pub fn write_failed_pull(&mut self, w: &FailedPull<'_>) -> Result<i64, StoreError> {
+        let tx = self.conn.transaction()?;
+        let ended = now();
+        tx.execute(
+            "INSERT INTO syncs (patient_id, source, trigger, started_at, ended_at, outcome, error, http_trail, link_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'failed', ?6, ?7, ?8)",
+            params![
+                w.patient.as_str(),
+                w.source,
+                w.trigger,
+                w.started_at,
+                ended,
+                w.error,
+                w.record.http_trail,
+                w.record.link_id
+            ],
+        )?;
+        let sync_id = tx.last_insert_rowid();
+        if w.outcome == "needs_relink" {
+            let open: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM exceptions WHERE state = 'open' AND kind = ?1 AND patient_id = ?2
+                 AND source = ?3)",
+                params![ExceptionKind::LinkBroken.as_str(), w.patient.as_str(), w.source],
+                |r| r.get(0),
+            )?;
+            if !open {
+                tx.execute(
+                    "INSERT INTO exceptions (patient_id, sync_id, source, kind, severity, state, detail, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7)",
+                    params![
+                        w.patient.as_str(),
+                        sync_id,
+                        w.source,
+                        ExceptionKind::LinkBroken.as_str(),
+                        ExceptionKind::LinkBroken.severity().as_str(),
+                        format!(
+                            "link {} to {} is broken: {}. The patient must consent again; then hand the new tokens to: rxsync link add --patient {} --provider {}",
+                            w.record.link_id, w.source, w.error, w.patient, w.source
+                        ),
+                        ended
+                    ],
+                )?;
+            }
+            tx.execute(
+                "UPDATE links SET state = 'needs_relink', state_reason = ?2, updated_at = ?3 WHERE id = ?1",
+                params![w.record.link_id, w.error, ended],
+            )?;
+        }
+        finish_pull(
+            &tx,
+            &w.record,
+            w.outcome,
+            Some(w.error),
+            w.retry_at,
+            sync_id,
+        )?;
+        super::audit::append(
+            &tx,
+            w.actor,
+            "pull.failed",
+            Some(w.patient.as_str()),
+            Some(&format!("link:{}", w.record.link_id)),
+            &serde_json::json!({"sync_id": sync_id, "outcome": w.outcome, "error": w.error}),
+        )?;
+        tx.commit()?;
+        Ok(sync_id)
+    }
+}
+
+/// The link's part of a pull's last transaction: its sync outcome, the
+/// lease given back, remembered moves and one audit row per provider access.
+pub(super) fn finish_pull(
+    tx: &Transaction<'_>,
+    r: &PullRecord<'_>,
+    outcome: &str,
+    error: Option<&str>,
+    retry_at: Option<&str>,
+    sync_id: i64,
+) -> Result<(), StoreError> {
+    let at = now();
+    let failed = !matches!(outcome, "imported" | "unchanged");
+    let released = tx.execute(
+        "UPDATE links SET last_sync_at = ?3, last_outcome = ?4, last_error = ?5,
+         failures = CASE WHEN ?6 THEN failures + 1 ELSE 0 END,
+         next_due_at = COALESCE(?7, next_due_at), lease_holder = NULL, lease_until = NULL
+         WHERE id = ?1 AND lease_holder = ?2",
+        params![r.link_id, r.holder, at, outcome, error, failed, retry_at],
+    )?;
+    if released != 1 {
+        return Err(StoreError::Conflict(format!(
+            "link {} is no longer held by this sync (its lease expired); nothing was stored",
+            r.link_id
+        )));
+    }
+    tx.execute(
+        "UPDATE syncs SET link_id = ?2, http_trail = ?3 WHERE id = ?1",
+        params![sync_id, r.link_id, r.http_trail],
+    )?;
+    for (from, to, status) in r.moves {
+        tx.execute(
+            "INSERT INTO link_moves (link_id, from_url, to_url, status, at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (link_id, from_url) DO UPDATE SET to_url = excluded.to_url, status = excluded.status,
+             at = excluded.at",
+            params![r.link_id, from, to, status, at],
+        )?;
+        super::audit::append(
+            tx,
+            "rxsync",
+            "link.moved",
+            Some(r.patient),
+            Some(&format!("link:{}", r.link_id)),
+            &serde_json::json!({"from": from, "to": to, "status": status}),
+        )?;
+    }
+    for access in r.accesses {
+        super::audit::append(
+            tx,
+            "rxsync",
+            "provider.access",
+            Some(r.patient),
+            Some(&format!("link:{}", r.link_id)),
+            access,
+        )?;
+    }
+    Ok(())
+}
