@@ -609,3 +609,206 @@ pub(super) fn finish_pull(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewPatient;
+
+    fn store_with_patient() -> (tempfile::TempDir, Store, PatientId) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("t.db")).expect("opens");
+        let patient = PatientId::parse("P1").expect("id");
+        store
+            .add_patient(
+                &NewPatient {
+                    id: patient.clone(),
+                    mrn: None,
+                    name: None,
+                    birth_date: None,
+                },
+                "test",
+            )
+            .expect("patient");
+        (dir, store, patient)
+    }
+
+    fn oauth2(access: &str, refresh: Option<&str>) -> LinkSecrets {
+        LinkSecrets::Oauth2 {
+            access_token: SecretString::from(access.to_string()),
+            refresh_token: refresh.map(|r| SecretString::from(r.to_string())),
+        }
+    }
+
+    fn add(store: &mut Store, patient: &PatientId, key: &VaultKey, s: LinkSecrets) -> (i64, bool) {
+        store
+            .add_link(
+                &NewLink {
+                    patient,
+                    provider: "prov",
+                    remote_patient: "r1",
+                    secrets: s,
+                    expires_at: None,
+                    scope: None,
+                },
+                key,
+                "test",
+            )
+            .expect("link")
+    }
+
+    #[test]
+    fn one_sync_per_link_and_an_expired_lease_is_taken_over() {
+        let (_dir, mut store, patient) = store_with_patient();
+        let (key, _) = VaultKey::generate();
+        let (id, relinked) = add(&mut store, &patient, &key, oauth2("a1", Some("r1")));
+        assert!(!relinked);
+        let first = store
+            .claim_link(id, "one", chrono::Duration::minutes(5))
+            .expect("claims");
+        match first.secrets(&key).expect("opens") {
+            LinkSecrets::Oauth2 {
+                access_token,
+                refresh_token,
+            } => {
+                assert_eq!(access_token.expose_secret(), "a1");
+                assert_eq!(refresh_token.expect("refresh").expose_secret(), "r1");
+            }
+            LinkSecrets::Oauth1 { .. } => panic!("oauth2 expected"),
+        }
+        let busy = store.claim_link(id, "two", chrono::Duration::minutes(5));
+        assert!(
+            matches!(busy, Err(ClaimError::Busy { .. })),
+            "second claim refused"
+        );
+        // An expired lease (a crashed sync) is taken over.
+        store
+            .conn
+            .execute(
+                "UPDATE links SET lease_until = '2000-01-01T00:00:00.000Z' WHERE id = ?1",
+                [id],
+            )
+            .expect("expire");
+        let mut second = store
+            .claim_link(id, "two", chrono::Duration::minutes(5))
+            .expect("takes over");
+        // The first holder can no longer store tokens; the second can.
+        let mut stale = first;
+        let refused = store.store_refreshed_tokens(
+            &mut stale,
+            &key,
+            &SecretString::from("a2".to_string()),
+            None,
+            None,
+            None,
+            &serde_json::json!({}),
+        );
+        assert!(matches!(refused, Err(StoreError::Conflict(_))));
+        store
+            .store_refreshed_tokens(
+                &mut second,
+                &key,
+                &SecretString::from("a2".to_string()),
+                None,
+                None,
+                None,
+                &serde_json::json!({}),
+            )
+            .expect("holder stores");
+        // No refresh token in the answer: the old one is kept.
+        match second.secrets(&key).expect("opens") {
+            LinkSecrets::Oauth2 {
+                access_token,
+                refresh_token,
+            } => {
+                assert_eq!(access_token.expose_secret(), "a2");
+                assert_eq!(refresh_token.expect("kept").expose_secret(), "r1");
+            }
+            LinkSecrets::Oauth1 { .. } => panic!("oauth2 expected"),
+        }
+    }
+
+    #[test]
+    fn a_broken_link_raises_one_exception_and_relinking_resolves_it() {
+        let (_dir, mut store, patient) = store_with_patient();
+        let (key, _) = VaultKey::generate();
+        let (id, _) = add(&mut store, &patient, &key, oauth2("a1", Some("r1")));
+        for _ in 0..2 {
+            // The second round finds the link needs_relink and cannot claim it.
+            let Ok(link) = store.claim_link(id, "h", chrono::Duration::minutes(5)) else {
+                continue;
+            };
+            store
+                .write_failed_pull(&FailedPull {
+                    patient: &patient,
+                    source: "prov",
+                    trigger: "pull",
+                    started_at: "2026-01-01T00:00:00.000Z",
+                    actor: "test",
+                    error: "invalid_grant",
+                    outcome: "needs_relink",
+                    retry_at: None,
+                    record: PullRecord {
+                        link_id: id,
+                        patient: "P1",
+                        holder: &link.holder,
+                        http_trail: "[]",
+                        accesses: &[serde_json::json!({"url": "http://x/"})],
+                        moves: &[],
+                    },
+                })
+                .expect("records");
+        }
+        let view = store.link(id).expect("reads").expect("exists");
+        assert_eq!(view.state, "needs_relink");
+        assert!(matches!(
+            store.claim_link(id, "h", chrono::Duration::minutes(5)),
+            Err(ClaimError::NotActive { .. })
+        ));
+        let open = |store: &Store| -> i64 {
+            store
+                .conn
+                .query_row(
+                    "SELECT COUNT(*) FROM exceptions WHERE kind = 'link_broken' AND state = 'open'",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("count")
+        };
+        assert_eq!(open(&store), 1);
+        let (again, relinked) = add(&mut store, &patient, &key, oauth2("a3", Some("r3")));
+        assert_eq!((again, relinked), (id, true));
+        assert_eq!(open(&store), 0);
+        assert_eq!(
+            store.link(id).expect("reads").expect("exists").state,
+            "active"
+        );
+        // The scheme cannot change under a live link.
+        let err = store.add_link(
+            &NewLink {
+                patient: &patient,
+                provider: "prov",
+                remote_patient: "r1",
+                secrets: LinkSecrets::Oauth1 {
+                    token: SecretString::from("t".to_string()),
+                    token_secret: SecretString::from("s".to_string()),
+                },
+                expires_at: None,
+                scope: None,
+            },
+            &key,
+            "test",
+        );
+        assert!(matches!(err, Err(StoreError::Conflict(_))));
+        let revoked = store.revoke_link(id, "test", "done").expect("revokes");
+        assert_eq!(revoked.state, "revoked");
+        let sealed: Option<Vec<u8>> = store
+            .conn
+            .query_row("SELECT token FROM links WHERE id = ?1", [id], |r| r.get(0))
+            .expect("reads");
+        assert!(sealed.is_none(), "revoking drops the sealed tokens");
+        // After a revocation the patient may link again: a new link.
+        let (fresh, relinked) = add(&mut store, &patient, &key, oauth2("a4", None));
+        assert!(fresh != id && !relinked);
+    }
+}
