@@ -44,6 +44,9 @@ check "unknown token: 401" "401" "$(fhir nope ehr-1)"
 check "unknown token: challenge" 'Bearer realm="rxsync-test-fhir", error="invalid_token", error_description="The access token is invalid"' \
   "$(curl -s -D - -o /dev/null "$B/fhir/MedicationRequest?patient=ehr-1" -H 'Authorization: Bearer nope' | sed -n 's/^www-authenticate: //Ip' | tr -d '\r')"
 check "token in the query: 400" "400" "$(curl -s -o /dev/null -w '%{http_code}' "$B/fhir/MedicationRequest?patient=ehr-1&access_token=$AT")"
+check "metadata: CapabilityStatement with the token URL" "CapabilityStatement $B/token" \
+  "$(curl -s "$B/fhir/metadata" | jq -r '"\(.resourceType) \(.rest[0].security.extension[0].extension[]|select(.url=="token").valueUri)"')"
+check "smart-configuration: token endpoint" "$B/token" "$(curl -s "$B/fhir/.well-known/smart-configuration" | jq -r .token_endpoint)"
 check "no token: 401" "401" "$(curl -s -o /dev/null -w '%{http_code}' "$B/fhir/MedicationRequest?patient=ehr-1")"
 check "MedicationStatement without its scope: 403" "403" \
   "$(curl -s -o /dev/null -w '%{http_code}' "$B/fhir/MedicationStatement?patient=ehr-1" -H "Authorization: Bearer $AT")"
@@ -101,6 +104,9 @@ check "stats: refreshes counted" "4" "$(jq -r .refreshes <<<"$stats")"
 check "stats: presented rotations of the successful refreshes" "0 0 0 1" \
   "$(jq -r '[.token_log[]|select(.error==null)|.presented_rotations]|map(tostring)|join(" ")' <<<"$stats")"
 check "stats: secrets never in stats" "0" "$(grep -c "$S" <<<"$stats" || true)"
+check "stats: hashes of issued tokens, never tokens" "true false" \
+  "$(jq -r --arg h "$(printf %s "$AT" | sha256sum | cut -d' ' -f1)" --arg at "$AT" \
+    '"\(.issued_token_sha256|index($h) != null) \(tostring|contains($at))"' <<<"$stats")"
 
 echo "$passes passed, $failures failed"
 [ "$failures" -eq 0 ]

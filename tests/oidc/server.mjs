@@ -12,7 +12,7 @@
 // Flags: --exit-on-stdin-close (exit when stdin reaches its end, so that a
 // test process that dies without cleaning up does not leave it running).
 
-import { randomBytes, generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 
 import Provider from 'oidc-provider';
@@ -68,7 +68,16 @@ const stats = {
   token_log: [],
   revocations: 0,
   fhir_requests: [],
+  // SHA-256 (hex) of every token value issued, so that a test can search
+  // rxsync's output for leaked tokens without this server handing them out.
+  issued_token_sha256: [],
 };
+
+function issued(...tokens) {
+  for (const token of tokens) {
+    if (typeof token === 'string') stats.issued_token_sha256.push(createHash('sha256').update(token).digest('hex'));
+  }
+}
 
 // grantId → jti of every access token issued under it, so that
 // POST /test/expire-access can end a patient's access tokens early without
@@ -156,13 +165,14 @@ async function readJson(req) {
 }
 
 // The post-middleware on oidc-provider's own routes: adds SMART's `patient`
-// to successful token responses and counts token and revocation requests.
+// to successful token responses, counts token requests and successful
+// revocations, and remembers which access tokens each grant has.
 function observe(provider) {
   provider.use(async (ctx, next) => {
     await next();
     const route = ctx.oidc?.route;
     if (route === 'revocation') {
-      stats.revocations += 1;
+      if (ctx.status === 200) stats.revocations += 1;
       return;
     }
     if (route !== 'token') return;
@@ -193,6 +203,7 @@ function observe(provider) {
       return;
     }
     if (grantType === 'refresh_token') stats.refreshes += 1;
+    issued(ctx.body.access_token, ctx.body.refresh_token, ctx.body.id_token);
     const grant = entities.Grant;
     if (grant) ctx.body = { ...ctx.body, patient: grant.accountId };
     const at = entities.AccessToken;
@@ -298,6 +309,7 @@ async function mintGrant(provider, req, res) {
 
   remember(accessTokensByGrant, grantId, at.jti);
   remember(grantsByPatient, patient, grantId);
+  issued(accessToken, refreshToken);
   return json(res, 200, {
     access_token: accessToken,
     token_type: 'Bearer',
@@ -431,6 +443,34 @@ function smartConfiguration(provider) {
   };
 }
 
+// GET /fhir/metadata: what is served, with SMART's legacy oauth-uris.
+function capabilityStatement(provider) {
+  const oauthUris = {
+    url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+    extension: [
+      { url: 'token', valueUri: provider.urlFor('token') },
+      { url: 'revoke', valueUri: provider.urlFor('revocation') },
+      { url: 'introspect', valueUri: provider.urlFor('introspection') },
+    ],
+  };
+  return {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    kind: 'instance',
+    fhirVersion: '4.0.1',
+    format: ['json'],
+    rest: [{
+      mode: 'server',
+      security: { extension: [oauthUris], service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }] },
+      resource: [...FHIR_TYPES].map((type) => ({
+        type,
+        interaction: [{ code: 'search-type' }],
+        searchParam: [{ name: 'patient', type: 'reference' }],
+      })),
+    }],
+  };
+}
+
 let provider;
 let callback;
 let base;
@@ -441,6 +481,8 @@ const server = createServer((req, res) => {
   let handled;
   if (url.pathname === '/fhir/.well-known/smart-configuration' && req.method === 'GET') {
     handled = Promise.resolve(json(res, 200, smartConfiguration(provider)));
+  } else if (url.pathname === '/fhir/metadata' && req.method === 'GET') {
+    handled = Promise.resolve(fhirJson(res, 200, capabilityStatement(provider)));
   } else if (url.pathname.startsWith('/fhir/')) {
     handled = fhirRoute(provider, base, req, res, url);
   } else if (url.pathname.startsWith('/test/')) {
