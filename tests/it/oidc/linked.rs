@@ -126,14 +126,15 @@ revocation_url = "{revocation_url}"
                 LOCAL_PATIENT,
                 "--provider",
                 "oidc",
+                "--format",
+                "json",
             ],
             &stdin,
         );
-        let link = run.ok().trim().to_string();
-        assert!(
-            !link.is_empty() && !link.contains(char::is_whitespace),
-            "link add should print the link id alone: {run:?}"
-        );
+        let added: serde_json::Value = serde_json::from_str(run.ok())
+            .unwrap_or_else(|e| panic!("link add --format json: {e}: {run:?}"));
+        assert_eq!(added["state"], "active", "{run:?}");
+        let link = added["id"].as_i64().expect("link id").to_string();
         linked.link = link;
         linked
     }
