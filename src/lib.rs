@@ -16,5 +16,6 @@ pub mod import;
 pub mod normalize;
 pub mod parse;
 pub mod pull;
+pub mod schedule;
 pub mod store;
 pub mod vault;

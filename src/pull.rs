@@ -19,6 +19,7 @@ use crate::fetch::oauth1::{Credentials, RsaSigningKey};
 use crate::fetch::oauth2::{self, RefreshError};
 use crate::import::{self, ImportError, ImportReport, ImportRequest};
 use crate::parse::DocFormat;
+use crate::schedule::Schedule;
 use crate::store::{ClaimError, ClaimedLink, FailedPull, LinkSecrets, PullRecord, Store};
 use crate::vault::VaultKey;
 use secrecy::{ExposeSecret, SecretString};
@@ -220,6 +221,7 @@ impl Puller {
             http_trail: &trail,
             accesses: &journal.accesses,
             moves: &journal.moves,
+            schedule: self.schedule_of(&link.view.provider),
         };
         let mut report = PullReport {
             link: link_id,
@@ -471,6 +473,21 @@ impl Puller {
                     origin: origin.unwrap_or_else(|| redact(&provider.base_url)),
                 })
             }
+        }
+    }
+
+    /// The schedule of a provider's links (the `[sync]` defaults for an
+    /// unknown provider).
+    pub fn schedule_of(&self, provider: &str) -> Schedule {
+        let s = &self.config.sync;
+        Schedule {
+            interval: self
+                .config
+                .provider(provider)
+                .map_or(s.interval, |p| p.interval),
+            jitter: s.jitter,
+            backoff_base: s.backoff_base,
+            backoff_max: s.backoff_max,
         }
     }
 

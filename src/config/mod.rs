@@ -26,7 +26,31 @@ pub struct RawConfig {
     #[serde(default)]
     pub vault: RawVault,
     #[serde(default)]
+    pub sync: RawSync,
+    #[serde(default)]
     pub providers: Vec<RawProvider>,
+}
+
+/// `[sync]`: the daemon's schedule (`rxsync run`). Durations in seconds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSync {
+    /// How often a link is pulled (a provider's `interval` overrides).
+    pub interval: Option<u64>,
+    /// Spread of the next run around the interval, as a fraction (0 to 0.5).
+    pub jitter: Option<f64>,
+    /// Syncs in flight at once, over all providers.
+    pub concurrency: Option<usize>,
+    /// First wait after a failed sync; doubles per failure in a row.
+    pub backoff_base: Option<u64>,
+    /// The longest wait after failures.
+    pub backoff_max: Option<u64>,
+    /// Failures in a row at one provider that pause it (circuit breaker).
+    pub breaker_failures: Option<u32>,
+    /// How long a tripped provider is paused.
+    pub breaker_pause: Option<u64>,
+    /// On SIGINT/SIGTERM, how long in-flight syncs may take to finish.
+    pub grace: Option<u64>,
 }
 
 /// `[vault]`
@@ -58,7 +82,7 @@ pub struct RawImport {
 }
 
 /// The configuration rxsync runs with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Where the configuration came from (None: built-in defaults).
     pub file: Option<PathBuf>,
@@ -68,6 +92,36 @@ pub struct Config {
     /// The vault's key file (None: beside the database, `<database>.key`).
     pub key_file: Option<PathBuf>,
     pub providers: Vec<Provider>,
+    pub sync: SyncSettings,
+}
+
+/// The daemon's schedule, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncSettings {
+    pub interval: std::time::Duration,
+    pub jitter: f64,
+    pub concurrency: usize,
+    pub backoff_base: std::time::Duration,
+    pub backoff_max: std::time::Duration,
+    pub breaker_failures: u32,
+    pub breaker_pause: std::time::Duration,
+    pub grace: std::time::Duration,
+}
+
+impl Default for SyncSettings {
+    fn default() -> SyncSettings {
+        use std::time::Duration;
+        SyncSettings {
+            interval: Duration::from_secs(6 * 3600),
+            jitter: 0.1,
+            concurrency: 16,
+            backoff_base: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(6 * 3600),
+            breaker_failures: 5,
+            breaker_pause: Duration::from_secs(300),
+            grace: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Config {
@@ -204,8 +258,14 @@ pub fn resolve(
             problem: "must be above 0".into(),
         });
     }
-    let providers =
-        providers::resolve_providers(raw.providers, &origin, &base, max_document_bytes)?;
+    let sync = resolve_sync(&raw.sync, &origin)?;
+    let providers = providers::resolve_providers(
+        raw.providers,
+        &origin,
+        &base,
+        max_document_bytes,
+        sync.interval,
+    )?;
     Ok(Config {
         file: file.map(Path::to_path_buf),
         database_path,
@@ -213,7 +273,52 @@ pub fn resolve(
         max_regimen_items,
         key_file: raw.vault.key_file.map(|f| base.join(f)),
         providers,
+        sync,
     })
+}
+
+fn resolve_sync(raw: &RawSync, origin: &str) -> Result<SyncSettings, ConfigError> {
+    use std::time::Duration;
+    let d = SyncSettings::default();
+    let err = |key: &'static str, problem: &str| ConfigError::Value {
+        origin: origin.to_string(),
+        key,
+        problem: problem.to_string(),
+    };
+    let secs = |key: &'static str, v: Option<u64>, default: Duration| match v {
+        Some(0) => Err(err(key, "must be above 0")),
+        Some(s) => Ok(Duration::from_secs(s)),
+        None => Ok(default),
+    };
+    let jitter = raw.jitter.unwrap_or(d.jitter);
+    if !(0.0..=0.5).contains(&jitter) {
+        return Err(err("sync.jitter", "must be between 0 and 0.5"));
+    }
+    let concurrency = raw.concurrency.unwrap_or(d.concurrency);
+    if !(1..=1024).contains(&concurrency) {
+        return Err(err("sync.concurrency", "must be between 1 and 1024"));
+    }
+    let s = SyncSettings {
+        interval: secs("sync.interval", raw.interval, d.interval)?,
+        jitter,
+        concurrency,
+        backoff_base: secs("sync.backoff_base", raw.backoff_base, d.backoff_base)?,
+        backoff_max: secs("sync.backoff_max", raw.backoff_max, d.backoff_max)?,
+        breaker_failures: match raw.breaker_failures {
+            Some(0) => return Err(err("sync.breaker_failures", "must be above 0")),
+            Some(n) => n,
+            None => d.breaker_failures,
+        },
+        breaker_pause: secs("sync.breaker_pause", raw.breaker_pause, d.breaker_pause)?,
+        grace: raw.grace.map_or(d.grace, Duration::from_secs),
+    };
+    if s.backoff_max < s.backoff_base {
+        return Err(err(
+            "sync.backoff_max",
+            "must not be below sync.backoff_base",
+        ));
+    }
+    Ok(s)
 }
 
 #[cfg(test)]

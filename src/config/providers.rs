@@ -45,6 +45,10 @@ pub struct RawProvider {
     pub max_retry_after: Option<u64>,
     /// PEM file with extra CA certificates to trust for this provider.
     pub ca_file: Option<PathBuf>,
+    /// Seconds between syncs of a link (default: `[sync] interval`).
+    pub interval: Option<u64>,
+    /// Syncs in flight at once at this provider (default: no limit but `[sync] concurrency`).
+    pub max_in_flight: Option<usize>,
     pub auth: Option<RawAuth>,
 }
 
@@ -247,6 +251,8 @@ pub struct Provider {
     pub trusted_origins: Vec<url::Origin>,
     pub limits: FetchLimits,
     pub ca_file: Option<PathBuf>,
+    pub interval: Duration,
+    pub max_in_flight: Option<usize>,
     pub auth: ProviderAuth,
 }
 
@@ -272,10 +278,11 @@ pub fn resolve_providers(
     origin: &str,
     base: &Path,
     max_document_bytes: u64,
+    default_interval: Duration,
 ) -> Result<Vec<Provider>, ConfigError> {
     let mut out: Vec<Provider> = Vec::with_capacity(raw.len());
     for (n, p) in raw.into_iter().enumerate() {
-        let provider = resolve_one(p, n, origin, base, max_document_bytes)?;
+        let provider = resolve_one(p, n, origin, base, max_document_bytes, default_interval)?;
         if out.iter().any(|q| q.id == provider.id) {
             return Err(err(
                 origin,
@@ -304,6 +311,7 @@ fn resolve_one(
     origin: &str,
     base: &Path,
     max_document_bytes: u64,
+    default_interval: Duration,
 ) -> Result<Provider, ConfigError> {
     let unnamed = format!("#{}", n + 1);
     let raw_id =
@@ -440,6 +448,14 @@ fn resolve_one(
         return Err(e("max_redirects", "must be at most 20".into()));
     }
     let ca_file = p.ca_file.map(|f| base.join(f));
+    let interval = Duration::from_secs(positive(
+        "interval",
+        p.interval,
+        default_interval.as_secs(),
+    )?);
+    if p.max_in_flight == Some(0) {
+        return Err(e("max_in_flight", "must be above 0".into()));
+    }
     let raw_auth = p.auth.ok_or_else(|| {
         e(
             "auth",
@@ -455,6 +471,8 @@ fn resolve_one(
         trusted_origins,
         limits,
         ca_file,
+        interval,
+        max_in_flight: p.max_in_flight,
         auth,
     })
 }
@@ -726,6 +744,7 @@ mod tests {
             "/etc/rx/config.toml",
             Path::new("/etc/rx"),
             1000,
+            Duration::from_secs(3600),
         )
     }
 

@@ -8,6 +8,7 @@
 
 use super::{Store, StoreError, now};
 use crate::domain::{ExceptionKind, PatientId};
+use crate::schedule::Schedule;
 use crate::vault::VaultKey;
 use rusqlite::{OptionalExtension, Transaction, params};
 use secrecy::{ExposeSecret, SecretString};
@@ -141,6 +142,8 @@ pub struct PullRecord<'a> {
     pub accesses: &'a [serde_json::Value],
     /// Permanent redirects to remember: (from, to, status).
     pub moves: &'a [(String, String, u16)],
+    /// When the link is due again follows from the outcome and this.
+    pub schedule: Schedule,
 }
 
 /// A pull that stored no document.
@@ -564,12 +567,33 @@ pub(super) fn finish_pull(
 ) -> Result<(), StoreError> {
     let at = now();
     let failed = !matches!(outcome, "imported" | "unchanged");
+    let failures: u32 = tx
+        .query_row(
+            "SELECT failures FROM links WHERE id = ?1",
+            [r.link_id],
+            |row| row.get::<_, i64>(0),
+        )
+        .optional()?
+        .map_or(0, |f| u32::try_from(f).unwrap_or(u32::MAX));
+    let retry_at = retry_at
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc));
+    let next_due = r
+        .schedule
+        .next_due(
+            outcome,
+            failures,
+            retry_at,
+            chrono::Utc::now(),
+            rand::random::<f64>(),
+        )
+        .map(super::rfc3339);
     let released = tx.execute(
         "UPDATE links SET last_sync_at = ?3, last_outcome = ?4, last_error = ?5,
          failures = CASE WHEN ?6 THEN failures + 1 ELSE 0 END,
-         next_due_at = COALESCE(?7, next_due_at), lease_holder = NULL, lease_until = NULL
+         next_due_at = ?7, lease_holder = NULL, lease_until = NULL
          WHERE id = ?1 AND lease_holder = ?2",
-        params![r.link_id, r.holder, at, outcome, error, failed, retry_at],
+        params![r.link_id, r.holder, at, outcome, error, failed, next_due],
     )?;
     if released != 1 {
         return Err(StoreError::Conflict(format!(
@@ -755,6 +779,12 @@ mod tests {
                         http_trail: "[]",
                         accesses: &[serde_json::json!({"url": "http://x/"})],
                         moves: &[],
+                        schedule: Schedule {
+                            interval: std::time::Duration::from_secs(60),
+                            jitter: 0.0,
+                            backoff_base: std::time::Duration::from_secs(1),
+                            backoff_max: std::time::Duration::from_secs(2),
+                        },
                     },
                 })
                 .expect("records");
