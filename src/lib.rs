@@ -8,6 +8,7 @@
 //! `store` writes SQL; only `cli` formats output for people.
 
 pub mod config;
+pub mod daemon;
 pub mod dict;
 pub mod domain;
 pub mod excerpt;

@@ -49,6 +49,8 @@ pub struct PullReport {
     pub retry_after_secs: Option<u64>,
     /// Requests sent (redirect hops and retries included).
     pub requests: usize,
+    /// Redirect hops followed.
+    pub redirects: u32,
     pub refreshed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub import: Option<ImportReport>,
@@ -119,6 +121,7 @@ struct Journal {
     trail: Vec<Hop>,
     accesses: Vec<serde_json::Value>,
     moves: Vec<(String, String, u16)>,
+    redirects: u32,
     refreshed: bool,
 }
 
@@ -204,6 +207,7 @@ impl Puller {
                     error: Some(e.to_string()),
                     retry_after_secs: None,
                     requests: 0,
+                    redirects: 0,
                     refreshed: false,
                     import: None,
                 });
@@ -231,6 +235,7 @@ impl Puller {
             error: None,
             retry_after_secs: None,
             requests: journal.trail.len(),
+            redirects: journal.redirects,
             refreshed: journal.refreshed,
             import: None,
         };
@@ -255,7 +260,7 @@ impl Puller {
                     max_regimen_items: self.config.max_regimen_items,
                     pull: Some(&record),
                 };
-                let result = import::import(&mut lock(store), &request);
+                let result = blocking(|| import::import(&mut lock(store), &request));
                 match result {
                     Ok(r) => {
                         report.outcome = match &r.outcome {
@@ -296,16 +301,18 @@ impl Puller {
                 chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default(),
             )
         });
-        lock(store).write_failed_pull(&FailedPull {
-            patient: &patient,
-            source: &link.view.provider,
-            trigger,
-            started_at: &started_at,
-            actor,
-            error: &failure.error,
-            outcome: failure.outcome,
-            retry_at: retry_at.as_deref(),
-            record,
+        blocking(|| {
+            lock(store).write_failed_pull(&FailedPull {
+                patient: &patient,
+                source: &link.view.provider,
+                trigger,
+                started_at: &started_at,
+                actor,
+                error: &failure.error,
+                outcome: failure.outcome,
+                retry_at: retry_at.as_deref(),
+                record,
+            })
         })?;
         report.outcome = failure.outcome.into();
         report.error = Some(failure.error);
@@ -476,6 +483,16 @@ impl Puller {
         }
     }
 
+    /// Who this puller's leases say holds a link.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// The configuration it pulls with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The schedule of a provider's links (the `[sync]` defaults for an
     /// unknown provider).
     pub fn schedule_of(&self, provider: &str) -> Schedule {
@@ -571,6 +588,7 @@ impl Puller {
             journal.access(url, t0, &result);
             let f = result?;
             journal.moves.extend(f.moves.iter().cloned());
+            journal.redirects += f.hops;
             if (200..300).contains(&f.status) {
                 return Ok(f);
             }
@@ -819,6 +837,18 @@ impl Session {
     }
 }
 
+/// Runs store work that may take a while (parsing, writing) without
+/// stalling the async workers: on a multi-threaded runtime the worker hands
+/// its other tasks over first.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
     // A panic while holding the store leaves the connection as SQLite left
     // it (transactions roll back on drop): keep going.
@@ -1001,4 +1031,20 @@ pub async fn pull_patient(
         out.push(puller.pull(store, l.id, "pull", actor).await?);
     }
     Ok(out)
+}
+
+/// The daemon runs pulls on a multi-threaded runtime: their futures must
+/// be Send (a compile-time check).
+#[allow(dead_code)]
+fn pull_futures_are_send(
+    p: &Puller,
+    s: &Mutex<Store>,
+    c: &reqwest::Client,
+    o: &crate::config::Oauth2Settings,
+    t: &SecretString,
+) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(oauth2::refresh(c, o, None, t, Duration::from_secs(1)));
+    is_send(p.pull(s, 1, "", ""));
+    is_send(p.revoke(s, 1, ""));
 }

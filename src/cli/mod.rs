@@ -12,6 +12,7 @@ mod output;
 mod patient;
 mod queue;
 mod regimen;
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -66,6 +67,8 @@ enum Command {
     /// Review the exception queue
     #[command(subcommand)]
     Queue(queue::Command),
+    /// Sync every active link on its schedule (the daemon), or one pass with --once
+    Run(run::Args),
     /// Set up a demo database from the embedded samples and show the result
     Demo(demo::Args),
 }
@@ -146,6 +149,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Link(c) => link::run(&global, c),
         Command::Regimen(c) => regimen::run(&global, c),
         Command::Queue(c) => queue::run(&global, c),
+        Command::Run(a) => run::run(&global, a),
         Command::Demo(a) => demo::run(&global, a),
     }
 }

@@ -120,7 +120,12 @@ pub async fn refresh(
     if let Some(s) = client_secret {
         oauth = oauth.set_client_secret(ClientSecret::new(s.expose_secret().to_string()));
     }
-    let http_client = |req: oauth2::HttpRequest| send(client, req, timeout);
+    // Each request's future owns its client handle (a cheap Arc clone), so
+    // the whole refresh future is Send for any caller's lifetimes.
+    let http_client = |req: oauth2::HttpRequest| {
+        let client = client.clone();
+        async move { send(&client, req, timeout).await }
+    };
     let token = RefreshToken::new(refresh_token.expose_secret().to_string());
     let answer = oauth
         .exchange_refresh_token(&token)

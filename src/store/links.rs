@@ -842,3 +842,106 @@ mod tests {
         assert!(fresh != id && !relinked);
     }
 }
+
+/// A link that is due for a sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueLink {
+    pub id: i64,
+    pub provider: String,
+}
+
+impl Store {
+    /// Active links due at `now` and not held by a live lease, soonest
+    /// first (never-synced links first of all).
+    pub fn due_links(&self, now: &str, limit: usize) -> Result<Vec<DueLink>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, provider FROM links
+             WHERE state = 'active' AND (next_due_at IS NULL OR next_due_at <= ?1)
+               AND (lease_until IS NULL OR lease_until <= ?1)
+             ORDER BY next_due_at IS NOT NULL, next_due_at, id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![now, limit as i64], |r| {
+            Ok(DueLink {
+                id: r.get(0)?,
+                provider: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The earliest `next_due_at` of the active links (None: none scheduled).
+    pub fn next_due_at(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT MIN(COALESCE(next_due_at, '')) FROM links WHERE state = 'active'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Gives back the leases of processes on this machine that no longer
+    /// run (a daemon killed mid-sync), so their links are due again at once.
+    /// Returns how many were released.
+    pub fn release_dead_leases(&mut self) -> Result<usize, StoreError> {
+        let holders: Vec<String> = {
+            let mut stmt = self.conn.prepare(
+                "SELECT DISTINCT lease_holder FROM links WHERE lease_holder IS NOT NULL",
+            )?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut released = 0;
+        for h in holders {
+            if lease_holder_is_dead(&h) {
+                released += self.conn.execute(
+                    "UPDATE links SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = ?1",
+                    [&h],
+                )?;
+            }
+        }
+        Ok(released)
+    }
+
+    /// Gives back every lease held by `holder` (a shutdown that abandoned syncs).
+    pub fn release_leases_of(&mut self, holder: &str) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE links SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = ?1",
+            [holder],
+        )?)
+    }
+
+    /// Links by state, for metrics.
+    pub fn link_state_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state, COUNT(*) FROM links GROUP BY state ORDER BY state")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Open exceptions by kind, for metrics.
+    pub fn open_exception_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT kind, COUNT(*) FROM exceptions WHERE state = 'open' GROUP BY kind ORDER BY kind",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// Lease holders are `pid N (…)`. A holder whose process does not exist on
+/// this machine is dead; anything unparsable is left to its expiry.
+fn lease_holder_is_dead(holder: &str) -> bool {
+    let Some(pid) = holder
+        .strip_prefix("pid ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse::<i32>().ok())
+    else {
+        return false;
+    };
+    if pid <= 0 || pid as u32 == std::process::id() {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}

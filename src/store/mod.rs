@@ -22,7 +22,9 @@ mod regimens;
 
 pub use dictionary::DictStats;
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
-pub use links::{ClaimError, ClaimedLink, FailedPull, LinkSecrets, LinkView, NewLink, PullRecord};
+pub use links::{
+    ClaimError, ClaimedLink, DueLink, FailedPull, LinkSecrets, LinkView, NewLink, PullRecord,
+};
 pub use patients::{NewPatient, Patient};
 pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, Resolve};
 pub use regimens::{ItemView, RegimenSummary, RegimenView};

@@ -1,0 +1,133 @@
+//! `rxsync run [--once]`: the scheduled sync daemon.
+
+use super::context::{Global, runtime};
+use super::output::{self, Format};
+use super::{CliResult, Failure, usage};
+use anyhow::anyhow;
+use rxsync::daemon::{Daemon, Summary};
+use std::net::SocketAddr;
+use tokio::sync::watch;
+
+/// Sync every active link on its schedule until SIGINT/SIGTERM, serving
+/// /healthz, /readyz and /metrics. With --once: one pass over the links due
+/// now, then exit (status 1 when a sync failed) — for cron or a systemd timer.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// One pass over every due link, then exit
+    #[arg(long)]
+    once: bool,
+    /// Address for /healthz, /readyz and /metrics [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Summary format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+pub fn run(global: &Global, a: Args) -> CliResult {
+    let listen: SocketAddr = a
+        .listen
+        .as_deref()
+        .unwrap_or("127.0.0.1:8080")
+        .parse()
+        .map_err(|e| usage(format!("--listen: {e}")))?;
+    let ctx = global.open()?;
+    let db = ctx.config.database_path.clone();
+    let (puller, _store) = ctx.puller()?;
+    let daemon = Daemon::new(puller, db)?;
+    let rt = runtime()?;
+    let summary = rt.block_on(async {
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = stop.send(true);
+        });
+        if a.once {
+            return Ok::<_, Failure>(daemon.pass(stopped).await);
+        }
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| Failure::Failed(anyhow!("cannot listen on {listen}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Failure::Failed(anyhow!("cannot listen on {listen}: {e}")))?;
+        println!("rxsync run: serving http://{addr} (/healthz /readyz /metrics); Ctrl-C stops");
+        let router = daemon.router();
+        let mut server_stop = stopped.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = server_stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        let summary = daemon.run(stopped).await;
+        let _ = server.await;
+        Ok(summary)
+    })?;
+    print_summary(&summary, a.format)?;
+    if a.once && summary.failed() {
+        return Err(Failure::Failed(anyhow!(
+            "{} sync(s) did not succeed (see rxsync link list and the queue)",
+            ["failed", "needs_relink", "retry_later"]
+                .iter()
+                .map(|o| summary.outcomes.get(*o).copied().unwrap_or(0))
+                .sum::<usize>()
+                + summary.errors
+        )));
+    }
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+pub async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+pub fn print_summary(s: &Summary, format: Format) -> anyhow::Result<()> {
+    if format == Format::Json {
+        return output::json(s);
+    }
+    let parts: Vec<String> = s
+        .outcomes
+        .iter()
+        .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
+        .collect();
+    println!(
+        "pass: {} sync(s){}{}{}{} in {:.2} s",
+        s.syncs(),
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", parts.join(", "))
+        },
+        if s.paused > 0 {
+            format!("; {} not started (provider paused)", s.paused)
+        } else {
+            String::new()
+        },
+        if s.abandoned > 0 {
+            format!("; {} abandoned at shutdown", s.abandoned)
+        } else {
+            String::new()
+        },
+        if s.errors > 0 {
+            format!("; {} database error(s)", s.errors)
+        } else {
+            String::new()
+        },
+        s.seconds
+    );
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! The daemon's Prometheus metrics (text exposition via `prometheus-client`).
+//! Counters are kept in memory; the gauges read from the database (open
+//! exceptions by kind, links by state) are set at scrape time.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SyncLabels {
+    pub provider: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabel {
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
+/// Every metric the daemon exports.
+pub struct Metrics {
+    registry: Registry,
+    pub syncs: Family<SyncLabels, Counter>,
+    pub sync_seconds: Family<ProviderLabel, Histogram>,
+    pub token_refreshes: Family<ProviderLabel, Counter>,
+    pub redirects: Family<ProviderLabel, Counter>,
+    pub breaker_open: Family<ProviderLabel, Gauge>,
+    pub breaker_trips: Family<ProviderLabel, Counter>,
+    pub open_exceptions: Family<KindLabel, Gauge>,
+    pub links: Family<StateLabel, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("rxsync");
+        let syncs = Family::<SyncLabels, Counter>::default();
+        registry.register("syncs", "Link syncs by provider and outcome", syncs.clone());
+        let sync_seconds = Family::<ProviderLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
+        registry.register(
+            "sync_duration_seconds",
+            "Duration of a link sync, fetch and import included",
+            sync_seconds.clone(),
+        );
+        let token_refreshes = Family::<ProviderLabel, Counter>::default();
+        registry.register(
+            "token_refreshes",
+            "OAuth 2.0 access tokens refreshed",
+            token_refreshes.clone(),
+        );
+        let redirects = Family::<ProviderLabel, Counter>::default();
+        registry.register(
+            "redirects_followed",
+            "HTTP redirect hops followed",
+            redirects.clone(),
+        );
+        let breaker_open = Family::<ProviderLabel, Gauge>::default();
+        registry.register(
+            "provider_paused",
+            "1 while a provider's circuit breaker pauses its syncs",
+            breaker_open.clone(),
+        );
+        let breaker_trips = Family::<ProviderLabel, Counter>::default();
+        registry.register(
+            "provider_pauses",
+            "Times a provider's circuit breaker tripped",
+            breaker_trips.clone(),
+        );
+        let open_exceptions = Family::<KindLabel, Gauge>::default();
+        registry.register(
+            "open_exceptions",
+            "Open exceptions in the review queue by kind",
+            open_exceptions.clone(),
+        );
+        let links = Family::<StateLabel, Gauge>::default();
+        registry.register("links", "Links by state", links.clone());
+        Metrics {
+            registry,
+            syncs,
+            sync_seconds,
+            token_refreshes,
+            redirects,
+            breaker_open,
+            breaker_trips,
+            open_exceptions,
+            links,
+        }
+    }
+
+    /// Counts one finished sync.
+    pub fn record_sync(&self, r: &crate::pull::PullReport, seconds: f64) {
+        let provider = ProviderLabel {
+            provider: r.provider.clone(),
+        };
+        self.syncs
+            .get_or_create(&SyncLabels {
+                provider: r.provider.clone(),
+                outcome: r.outcome.clone(),
+            })
+            .inc();
+        self.sync_seconds.get_or_create(&provider).observe(seconds);
+        if r.refreshed {
+            self.token_refreshes.get_or_create(&provider).inc();
+        }
+        if r.redirects > 0 {
+            self.redirects
+                .get_or_create(&provider)
+                .inc_by(u64::from(r.redirects));
+        }
+    }
+
+    /// Sets the database-derived gauges and renders the text exposition.
+    pub fn render(
+        &self,
+        exceptions: &[(String, i64)],
+        links: &[(String, i64)],
+    ) -> Result<String, std::fmt::Error> {
+        self.open_exceptions.clear();
+        for (kind, n) in exceptions {
+            self.open_exceptions
+                .get_or_create(&KindLabel { kind: kind.clone() })
+                .set(*n);
+        }
+        self.links.clear();
+        for state in ["active", "needs_relink", "revoked"] {
+            let n = links
+                .iter()
+                .find(|(s, _)| s == state)
+                .map_or(0, |(_, n)| *n);
+            self.links
+                .get_or_create(&StateLabel {
+                    state: state.to_string(),
+                })
+                .set(n);
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,440 @@
+//! The daemon: scheduled pulls of every active link (`rxsync run`), one pass
+//! for cron (`rxsync run --once`), and the operations endpoints.
+//!
+//! The schedule lives in the database (`links.next_due_at`, written with
+//! each pull's outcome), so a restart carries on where it stopped. A global
+//! semaphore bounds syncs in flight, a per-provider one bounds each
+//! provider's share, and a circuit breaker pauses a provider that keeps
+//! failing. One sync per link holds across processes through the link's
+//! lease; leases of processes that died are given back at start. On
+//! shutdown no new sync starts; in-flight ones get the grace period, then
+//! are abandoned — each sync writes in one transaction, so an abandoned
+//! sync leaves nothing partial — and their leases are given back.
+
+pub mod breaker;
+pub mod metrics;
+
+use crate::pull::{PullReport, Puller};
+use crate::store::{DueLink, Store, StoreError};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use breaker::Breakers;
+use metrics::{Metrics, ProviderLabel};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+/// What a pass (or a daemon run until shutdown) did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Summary {
+    /// Syncs by outcome.
+    pub outcomes: BTreeMap<String, usize>,
+    /// Links not started because their provider was paused.
+    pub paused: usize,
+    /// Syncs abandoned at shutdown.
+    pub abandoned: usize,
+    /// Syncs that ended in a store error (the database, not the provider).
+    pub errors: usize,
+    pub seconds: f64,
+}
+
+impl Summary {
+    /// Whether anything failed (exit status of `run --once`).
+    pub fn failed(&self) -> bool {
+        self.errors > 0
+            || ["failed", "needs_relink", "retry_later"]
+                .iter()
+                .any(|o| self.outcomes.get(*o).copied().unwrap_or(0) > 0)
+    }
+
+    /// All syncs that ran.
+    pub fn syncs(&self) -> usize {
+        self.outcomes.values().sum()
+    }
+}
+
+/// The daemon's shared state.
+pub struct Daemon {
+    puller: Puller,
+    pool: StorePool,
+    metrics: Metrics,
+    breakers: Mutex<Breakers>,
+    ready: AtomicBool,
+}
+
+/// SQLite connections for the sync tasks: each task uses its own, so that
+/// parsing and writing run in parallel and only SQLite's write lock is shared.
+struct StorePool {
+    path: PathBuf,
+    idle: Mutex<Vec<Arc<Mutex<Store>>>>,
+}
+
+impl StorePool {
+    fn get(&self) -> Result<Arc<Mutex<Store>>, StoreError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(s) => Ok(s),
+            None => Ok(Arc::new(Mutex::new(Store::open(&self.path)?))),
+        }
+    }
+
+    fn put(&self, s: Arc<Mutex<Store>>) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(s);
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let s = self.get()?;
+        let out = {
+            let mut guard = s.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        };
+        self.put(s);
+        out
+    }
+}
+
+impl Daemon {
+    /// A daemon over the database at `db_path`. Gives back the leases of
+    /// dead processes first.
+    pub fn new(puller: Puller, db_path: PathBuf) -> Result<Arc<Daemon>, StoreError> {
+        let s = &puller.config().sync;
+        let daemon = Daemon {
+            breakers: Mutex::new(Breakers::new(s.breaker_failures, s.breaker_pause)),
+            pool: StorePool {
+                path: db_path,
+                idle: Mutex::new(Vec::new()),
+            },
+            metrics: Metrics::new(),
+            ready: AtomicBool::new(false),
+            puller,
+        };
+        let released = daemon.pool.with(|s| s.release_dead_leases())?;
+        if released > 0 {
+            tracing::warn!(released, "gave back leases of processes that no longer run");
+        }
+        Ok(Arc::new(daemon))
+    }
+
+    /// The metrics, for tests and the review server.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// One pass over every link due now, then return.
+    pub async fn pass(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Summary {
+        let now = crate::store::rfc3339_now();
+        let due = match self.pool.with(|s| s.due_links(&now, usize::MAX / 2)) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the due links");
+                return Summary {
+                    errors: 1,
+                    ..Summary::default()
+                };
+            }
+        };
+        self.ready.store(true, Ordering::Relaxed);
+        let mut queue = due.into_iter();
+        self.drive(|_| queue.next(), false, shutdown).await
+    }
+
+    /// Syncs due links until `shutdown` turns true.
+    pub async fn run(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Summary {
+        self.ready.store(true, Ordering::Relaxed);
+        let mut batch: std::collections::VecDeque<DueLink> = Default::default();
+        let mut last_poll = Instant::now() - Duration::from_secs(3600);
+        let pool = &self.pool;
+        self.drive(
+            move |in_flight: &HashSet<i64>| {
+                if batch.is_empty() && last_poll.elapsed() >= Duration::from_millis(500) {
+                    last_poll = Instant::now();
+                    let now = crate::store::rfc3339_now();
+                    match pool.with(|s| s.due_links(&now, 512)) {
+                        Ok(due) => {
+                            batch.extend(due.into_iter().filter(|d| !in_flight.contains(&d.id)))
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot read the due links"),
+                    }
+                }
+                batch.pop_front()
+            },
+            true,
+            shutdown,
+        )
+        .await
+    }
+
+    /// Starts syncs from `next` within the limits until it runs dry (pass)
+    /// or until shutdown (daemon), then winds down.
+    async fn drive(
+        self: &Arc<Self>,
+        mut next: impl FnMut(&HashSet<i64>) -> Option<DueLink>,
+        forever: bool,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Summary {
+        let started = Instant::now();
+        let config = self.puller.config();
+        let global = Arc::new(Semaphore::new(config.sync.concurrency));
+        let per_provider: HashMap<String, Arc<Semaphore>> = config
+            .providers
+            .iter()
+            .filter_map(|p| {
+                p.max_in_flight
+                    .map(|n| (p.id.to_string(), Arc::new(Semaphore::new(n))))
+            })
+            .collect();
+        let mut tasks: JoinSet<(i64, Option<PullReport>)> = JoinSet::new();
+        let mut in_flight: HashSet<i64> = HashSet::new();
+        let mut summary = Summary::default();
+        // Links whose provider was at its max_in_flight: tried again later.
+        let mut deferred: std::collections::VecDeque<DueLink> = Default::default();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            // Start what may start now.
+            let mut started_any = false;
+            loop {
+                if global.available_permits() == 0 {
+                    break;
+                }
+                let candidate = match deferred.pop_front() {
+                    Some(d) => Some(d),
+                    None => next(&in_flight),
+                };
+                let Some(link) = candidate else { break };
+                if in_flight.contains(&link.id) {
+                    continue;
+                }
+                let allowed = self
+                    .breakers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .allow(&link.provider, Instant::now());
+                if !allowed {
+                    summary.paused += 1;
+                    continue;
+                }
+                let provider_permit = match per_provider.get(&link.provider) {
+                    Some(sem) => match sem.clone().try_acquire_owned() {
+                        Ok(p) => Some(p),
+                        Err(_) => {
+                            deferred.push_back(link);
+                            if deferred.len() > 4096 || tasks.is_empty() {
+                                break;
+                            }
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                let Ok(permit) = global.clone().try_acquire_owned() else {
+                    deferred.push_front(link);
+                    break;
+                };
+                in_flight.insert(link.id);
+                let me = Arc::clone(self);
+                tasks.spawn(async move {
+                    let report = me.sync_one(&link).await;
+                    drop(permit);
+                    drop(provider_permit);
+                    (link.id, report)
+                });
+                started_any = true;
+            }
+            if tasks.is_empty() && !started_any && deferred.is_empty() && !forever {
+                break;
+            }
+            // Wait for a sync to end, for shutdown, or (daemon) for the next poll.
+            tokio::select! {
+                done = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Some(joined) = done {
+                        self.finished(joined, &mut in_flight, &mut summary);
+                    }
+                }
+                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(if forever { 250 } else { 50 })),
+                    if tasks.is_empty() || global.available_permits() > 0 => {}
+            }
+        }
+        // Wind down: in-flight syncs get the grace period.
+        if !tasks.is_empty() {
+            let grace = config.sync.grace;
+            tracing::info!(
+                in_flight = tasks.len(),
+                grace_secs = grace.as_secs(),
+                "waiting for syncs in flight"
+            );
+            let deadline = tokio::time::sleep(grace);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    done = tasks.join_next() => match done {
+                        Some(joined) => self.finished(joined, &mut in_flight, &mut summary),
+                        None => break,
+                    },
+                    _ = &mut deadline => {
+                        summary.abandoned = tasks.len();
+                        tasks.abort_all();
+                        while tasks.join_next().await.is_some() {}
+                        let holder = self.puller.holder().to_string();
+                        match self.pool.with(|s| s.release_leases_of(&holder)) {
+                            Ok(n) => tracing::warn!(abandoned = summary.abandoned, released = n, "abandoned syncs at shutdown; nothing partial was written"),
+                            Err(e) => tracing::error!(error = %e, "cannot give back leases"),
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        self.ready.store(false, Ordering::Relaxed);
+        summary.seconds = started.elapsed().as_secs_f64();
+        summary
+    }
+
+    fn finished(
+        &self,
+        joined: Result<(i64, Option<PullReport>), tokio::task::JoinError>,
+        in_flight: &mut HashSet<i64>,
+        summary: &mut Summary,
+    ) {
+        match joined {
+            Ok((id, report)) => {
+                in_flight.remove(&id);
+                match report {
+                    Some(r) => *summary.outcomes.entry(r.outcome).or_default() += 1,
+                    None => summary.errors += 1,
+                }
+            }
+            Err(e) => {
+                summary.errors += 1;
+                tracing::error!(error = %e, "a sync task ended abnormally");
+            }
+        }
+    }
+
+    /// One scheduled sync: pull, then metrics, breaker and a log line (ids only).
+    async fn sync_one(&self, link: &DueLink) -> Option<PullReport> {
+        let t0 = Instant::now();
+        let store = match self.pool.get() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(link = link.id, error = %e, "cannot open the database");
+                return None;
+            }
+        };
+        let result = self
+            .puller
+            .pull(&store, link.id, "schedule", "rxsync")
+            .await;
+        self.pool.put(store);
+        let secs = t0.elapsed().as_secs_f64();
+        match result {
+            Ok(r) => {
+                self.metrics.record_sync(&r, secs);
+                if !matches!(r.outcome.as_str(), "busy" | "skipped") {
+                    let failed = matches!(r.outcome.as_str(), "failed" | "retry_later");
+                    let now = Instant::now();
+                    let mut b = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+                    if b.record(&r.provider, failed, now) {
+                        self.metrics
+                            .breaker_trips
+                            .get_or_create(&ProviderLabel {
+                                provider: r.provider.clone(),
+                            })
+                            .inc();
+                        tracing::warn!(provider = %r.provider, "provider paused after failures in a row (circuit breaker)");
+                    }
+                    self.metrics
+                        .breaker_open
+                        .get_or_create(&ProviderLabel {
+                            provider: r.provider.clone(),
+                        })
+                        .set(i64::from(b.is_open(&r.provider, now)));
+                }
+                let ms = (secs * 1000.0) as u64;
+                if r.failed() {
+                    tracing::warn!(link = r.link, provider = %r.provider, outcome = %r.outcome, ms, "sync failed");
+                } else {
+                    tracing::info!(link = r.link, provider = %r.provider, outcome = %r.outcome, ms, "sync");
+                }
+                Some(r)
+            }
+            Err(e) => {
+                tracing::error!(link = link.id, error = %e, "sync could not be recorded");
+                None
+            }
+        }
+    }
+
+    /// `/healthz`, `/readyz` and `/metrics`.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics_text))
+            .with_state(Arc::clone(self))
+    }
+}
+
+async fn readyz(State(d): State<Arc<Daemon>>) -> impl IntoResponse {
+    if !d.ready.load(Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the scheduler is not running\n",
+        );
+    }
+    let me = Arc::clone(&d);
+    let db = tokio::task::spawn_blocking(move || me.pool.with(|s| s.link_state_counts()))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    match db {
+        Ok(_) => (StatusCode::OK, "ready\n"),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the database cannot be read\n",
+        ),
+    }
+}
+
+async fn metrics_text(State(d): State<Arc<Daemon>>) -> axum::response::Response {
+    let me = Arc::clone(&d);
+    let counts = tokio::task::spawn_blocking(move || {
+        me.pool
+            .with(|s| Ok((s.open_exception_counts()?, s.link_state_counts()?)))
+    })
+    .await;
+    let (exceptions, links) = match counts {
+        Ok(Ok(c)) => c,
+        _ => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database cannot be read\n",
+            )
+                .into_response();
+        }
+    };
+    match d.metrics.render(&exceptions, &links) {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
