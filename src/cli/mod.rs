@@ -7,6 +7,7 @@ mod context;
 mod demo;
 mod dict;
 mod import;
+mod key;
 mod link;
 mod output;
 mod patient;
@@ -67,6 +68,9 @@ enum Command {
     /// Review the exception queue
     #[command(subcommand)]
     Queue(queue::Command),
+    /// Manage the vault key that encrypts stored tokens
+    #[command(subcommand)]
+    Key(key::Command),
     /// Sync every active link on its schedule (the daemon), or one pass with --once
     Run(run::Args),
     /// Set up a demo database from the embedded samples and show the result
@@ -149,6 +153,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Link(c) => link::run(&global, c),
         Command::Regimen(c) => regimen::run(&global, c),
         Command::Queue(c) => queue::run(&global, c),
+        Command::Key(c) => key::run(&global, c),
         Command::Run(a) => run::run(&global, a),
         Command::Demo(a) => demo::run(&global, a),
     }
