@@ -15,4 +15,5 @@ pub mod fetch;
 pub mod import;
 pub mod normalize;
 pub mod parse;
+pub mod sandbox;
 pub mod store;

@@ -11,6 +11,7 @@ mod output;
 mod patient;
 mod queue;
 mod regimen;
+mod sandbox;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ enum Command {
     Queue(queue::Command),
     /// Set up a demo database from the embedded samples and show the result
     Demo(demo::Args),
+    /// Run the loopback sandbox provider (OAuth 1.0a/2.0, CCR, FHIR) for tests and demos
+    Sandbox(sandbox::Args),
 }
 
 /// How a command failed, which decides the exit code.
@@ -142,6 +145,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Regimen(c) => regimen::run(&global, c),
         Command::Queue(c) => queue::run(&global, c),
         Command::Demo(a) => demo::run(&global, a),
+        Command::Sandbox(a) => sandbox::run(a),
     }
 }
 
