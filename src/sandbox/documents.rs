@@ -15,6 +15,8 @@ use serde_json::value::RawValue;
 use super::generate::{self, RemotePatient};
 
 /// The FHIR types a search may ask for.
+// The variants are the FHIR resource type names, prefix and all.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SearchType {
     MedicationRequest,

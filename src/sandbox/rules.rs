@@ -100,34 +100,58 @@ pub(crate) struct LoggedRequest {
     pub headers: serde_json::Map<String, serde_json::Value>,
 }
 
-/// The last `capacity` requests.
+/// The last `capacity` requests, within `byte_budget` bytes of text (a
+/// client sending huge headers cannot make the log hold gigabytes).
 #[derive(Debug)]
 pub(crate) struct RequestLog {
-    entries: VecDeque<LoggedRequest>,
+    entries: VecDeque<(usize, LoggedRequest)>,
     capacity: usize,
+    byte_budget: usize,
+    bytes: usize,
+}
+
+impl LoggedRequest {
+    /// Roughly the memory its text takes.
+    fn size(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.as_str().map_or(0, str::len))
+            .sum();
+        self.method.len() + self.path.len() + self.query.as_ref().map_or(0, String::len) + headers
+    }
 }
 
 impl RequestLog {
-    pub fn new(capacity: usize) -> RequestLog {
+    pub fn new(capacity: usize, byte_budget: usize) -> RequestLog {
         RequestLog {
             entries: VecDeque::new(),
             capacity,
+            byte_budget,
+            bytes: 0,
         }
     }
 
     pub fn push(&mut self, entry: LoggedRequest) {
-        if self.entries.len() >= self.capacity {
-            self.entries.pop_front();
+        let size = entry.size();
+        while !self.entries.is_empty()
+            && (self.entries.len() >= self.capacity || self.bytes + size > self.byte_budget)
+        {
+            if let Some((old, _)) = self.entries.pop_front() {
+                self.bytes -= old;
+            }
         }
-        self.entries.push_back(entry);
+        self.bytes += size;
+        self.entries.push_back((size, entry));
     }
 
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.bytes = 0;
     }
 
     pub fn entries(&self) -> impl Iterator<Item = &LoggedRequest> {
-        self.entries.iter()
+        self.entries.iter().map(|(_, e)| e)
     }
 }
 
@@ -190,7 +214,7 @@ mod tests {
 
     #[test]
     fn the_request_log_keeps_the_latest_entries() {
-        let mut log = RequestLog::new(2);
+        let mut log = RequestLog::new(2, 1000);
         for path in ["/a", "/b", "/c"] {
             log.push(LoggedRequest {
                 method: "GET".into(),
@@ -201,5 +225,17 @@ mod tests {
         }
         let paths: Vec<&str> = log.entries().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["/b", "/c"]);
+
+        let mut small = RequestLog::new(100, 10);
+        for path in ["/aaaa", "/bbbb", "/cccc"] {
+            small.push(LoggedRequest {
+                method: "GET".into(),
+                path: path.into(),
+                query: None,
+                headers: serde_json::Map::new(),
+            });
+        }
+        let paths: Vec<&str> = small.entries().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["/cccc"], "8 bytes each, 10 bytes of budget");
     }
 }

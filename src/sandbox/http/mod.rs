@@ -6,6 +6,10 @@
 //! Handlers are thin: they read the request, ask the pure stores, and
 //! shape the answer. Nothing here logs a secret, a token or a signature.
 
+// A refusal is the response itself, built once per refused request and
+// returned straight to axum: boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
 mod admin;
 mod auth;
 mod oauth2;
@@ -37,8 +41,9 @@ use super::rules::{self, Faults, LoggedRequest, RequestLog};
 
 /// Form and JSON bodies larger than this are refused (413).
 pub(crate) const BODY_LIMIT: usize = 64 * 1024;
-/// Requests kept for `GET /admin/requests`.
+/// Requests kept for `GET /admin/requests`, and the text they may hold.
 const REQUEST_LOG_CAPACITY: usize = 10_000;
+const REQUEST_LOG_BYTES: usize = 64 * 1024 * 1024;
 /// A logged header value or query longer than this is cut (marked `…`).
 const LOGGED_VALUE_LIMIT: usize = 8 * 1024;
 /// Nonces remembered at most; past it requests are refused with 503
@@ -117,7 +122,7 @@ impl App {
             oauth1_tokens: Mutex::new(Oauth1Tokens::default()),
             nonces: Mutex::new(NonceStore::new(window, NONCE_CAPACITY)),
             faults: Mutex::new(Faults::default()),
-            log: Mutex::new(RequestLog::new(REQUEST_LOG_CAPACITY)),
+            log: Mutex::new(RequestLog::new(REQUEST_LOG_CAPACITY, REQUEST_LOG_BYTES)),
             stats: Stats::default(),
             docs: DocCache::new(DOC_CACHE_CAPACITY),
         }
