@@ -8,5 +8,6 @@ mod cli;
 mod config;
 mod corpus;
 mod oauth1_oracle;
+mod sandbox;
 mod store_safety;
 mod support;
