@@ -54,19 +54,19 @@ pub struct SandboxConfig {
 /// Where a credential may travel: the `Authorization` header, the query, or either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Placement {
+pub enum AllowedPlacement {
     Header,
     Query,
     Either,
 }
 
-impl Placement {
+impl AllowedPlacement {
     /// Whether a credential sent in the header (`true`) or query (`false`) is allowed.
     pub fn allows(self, in_header: bool) -> bool {
         match self {
-            Placement::Either => true,
-            Placement::Header => in_header,
-            Placement::Query => !in_header,
+            AllowedPlacement::Either => true,
+            AllowedPlacement::Header => in_header,
+            AllowedPlacement::Query => !in_header,
         }
     }
 }
@@ -89,7 +89,7 @@ pub struct ConsumerConfig {
     pub rsa_public_key: Option<String>,
     /// Where this consumer's protocol parameters must be.
     #[serde(default = "either")]
-    pub placement: Placement,
+    pub placement: AllowedPlacement,
 }
 
 /// One OAuth 2.0 client.
@@ -112,7 +112,7 @@ pub struct ClientConfig {
     pub access_token_ttl: u64,
     /// Where the bearer token may travel (RFC 6750 §2.1 header, §2.3 query).
     #[serde(default = "either")]
-    pub bearer_placement: Placement,
+    pub bearer_placement: AllowedPlacement,
 }
 
 /// A redirect rule: a request whose path starts with `from` is answered
@@ -130,8 +130,8 @@ pub struct RedirectRule {
     pub status: u16,
 }
 
-fn either() -> Placement {
-    Placement::Either
+fn either() -> AllowedPlacement {
+    AllowedPlacement::Either
 }
 fn yes() -> bool {
     true
@@ -189,7 +189,7 @@ impl Default for SandboxConfig {
             rotate_refresh_tokens: !omit,
             omit_refresh_token: omit,
             access_token_ttl: default_ttl(),
-            bearer_placement: Placement::Either,
+            bearer_placement: AllowedPlacement::Either,
         };
         let redirect = |from: &str, to: &str, status| RedirectRule {
             from: from.to_string(),
@@ -202,15 +202,15 @@ impl Default for SandboxConfig {
             page_size: 10,
             timestamp_window: 600,
             consumers: vec![
-                consumer("demo-hmac-header", Placement::Header),
-                consumer("demo-hmac-query", Placement::Query),
-                consumer("demo-hmac-either", Placement::Either),
+                consumer("demo-hmac-header", AllowedPlacement::Header),
+                consumer("demo-hmac-query", AllowedPlacement::Query),
+                consumer("demo-hmac-either", AllowedPlacement::Either),
                 ConsumerConfig {
                     key: "demo-rsa".to_string(),
                     secret: None,
                     rsa_public_key_file: None,
                     rsa_public_key: Some(DEMO_RSA_PUBLIC_KEY.to_string()),
-                    placement: Placement::Either,
+                    placement: AllowedPlacement::Either,
                 },
             ],
             clients: vec![
@@ -260,7 +260,7 @@ pub(crate) struct Consumer {
     pub key: String,
     pub secret: Option<SecretString>,
     pub rsa_public_key: Option<RsaPublicKey>,
-    pub placement: Placement,
+    pub placement: AllowedPlacement,
 }
 
 /// What the server runs with: the configuration checked, keys loaded.
@@ -463,7 +463,7 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(s.clients.len(), 1);
-        assert_eq!(s.clients[0].bearer_placement, Placement::Header);
+        assert_eq!(s.clients[0].bearer_placement, AllowedPlacement::Header);
         assert!(s.clients[0].rotate_refresh_tokens);
         assert_eq!(s.page_size, 3);
         assert_eq!(s.consumers.len(), 4);

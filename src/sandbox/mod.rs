@@ -34,8 +34,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use config::{
-    CONFIG_FILE, ClientConfig, ConsumerConfig, DEMO_RSA_PRIVATE_KEY, DEMO_RSA_PUBLIC_KEY,
-    Placement, RedirectRule, SandboxConfig,
+    AllowedPlacement, CONFIG_FILE, ClientConfig, ConsumerConfig, DEMO_RSA_PRIVATE_KEY,
+    DEMO_RSA_PUBLIC_KEY, RedirectRule, SandboxConfig,
 };
 pub use tls::server_config as tls_server_config;
 

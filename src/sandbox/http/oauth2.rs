@@ -250,14 +250,20 @@ pub(crate) async fn introspect(
     };
     let answer = lock(&app.grants).introspect(&client.id, token, now());
     let body = match answer {
-        Some(i) => json!({
-            "active": true,
-            "scope": i.scope,
-            "client_id": i.client_id,
-            "exp": i.exp,
-            "patient": i.patient,
-            "token_type": i.token_type,
-        }),
+        Some(i) => {
+            let mut body = json!({
+                "active": true,
+                "scope": i.scope,
+                "client_id": i.client_id,
+                "patient": i.patient,
+                "token_type": i.token_type,
+            });
+            // Refresh tokens do not expire here; RFC 7662 leaves `exp` out then.
+            if let Some(exp) = i.exp {
+                body["exp"] = json!(exp);
+            }
+            body
+        }
         None => json!({ "active": false }),
     };
     reply::no_store(reply::json(StatusCode::OK, &body))

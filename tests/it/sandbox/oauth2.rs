@@ -264,6 +264,10 @@ fn revocation_ends_the_grant_and_introspection_tells() {
     assert_eq!(active["patient"], "p1");
     assert!(active["exp"].as_u64().is_some());
     assert!(active["scope"].is_string());
+    let refresh_token = grant["refresh_token"].as_str().expect("rt");
+    let refresh_info = introspect(refresh_token, CLIENT).json();
+    assert_eq!(refresh_info["active"], true);
+    assert!(refresh_info.get("exp").is_none(), "{refresh_info}");
     // Another client learns nothing.
     let other = introspect(access, ("demo-norotate", "demo-norotate-secret")).json();
     assert_eq!(other, json!({"active": false}));
