@@ -468,3 +468,41 @@ fn the_command_line_refuses_bad_configuration_and_remote_addresses() {
     let remote = env.run_bare(&["sandbox", "--listen", "0.0.0.0:0"], &[]);
     assert!(remote.fails(2).contains("--allow-remote"));
 }
+
+#[test]
+fn in_process_the_sandbox_serves_until_its_shutdown_future_completes() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(rxsync::sandbox::serve_with_shutdown(
+            listener,
+            rxsync::sandbox::SandboxConfig::default(),
+            None,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let http = reqwest::Client::new();
+        let smart = http
+            .get(format!("{base}/.well-known/smart-configuration"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(smart.status(), 200);
+        drop(http);
+        stop.send(()).expect("the server is running");
+        let result = tokio::time::timeout(std::time::Duration::from_secs(10), server)
+            .await
+            .expect("shuts down in time")
+            .expect("the task ends");
+        assert!(result.is_ok(), "{result:?}");
+    });
+}
