@@ -17,6 +17,7 @@ pub mod import;
 pub mod normalize;
 pub mod parse;
 pub mod pull;
+pub mod sandbox;
 pub mod schedule;
 pub mod store;
 pub mod vault;

@@ -14,6 +14,7 @@ mod patient;
 mod queue;
 mod regimen;
 mod run;
+mod sandbox;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -75,6 +76,8 @@ enum Command {
     Run(run::Args),
     /// Set up a demo database from the embedded samples and show the result
     Demo(demo::Args),
+    /// Run the loopback sandbox provider (OAuth 1.0a/2.0, CCR, FHIR) for tests and demos
+    Sandbox(sandbox::Args),
 }
 
 /// How a command failed, which decides the exit code.
@@ -156,6 +159,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Key(c) => key::run(&global, c),
         Command::Run(a) => run::run(&global, a),
         Command::Demo(a) => demo::run(&global, a),
+        Command::Sandbox(a) => sandbox::run(a),
     }
 }
 

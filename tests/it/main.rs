@@ -9,5 +9,6 @@ mod config;
 mod corpus;
 mod oauth1_oracle;
 mod oidc;
+mod sandbox;
 mod store_safety;
 mod support;

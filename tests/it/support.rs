@@ -182,3 +182,135 @@ impl TestEnv {
         conn.query_row(sql, [], |r| r.get(0)).expect(sql)
     }
 }
+
+/// A running `rxsync sandbox --listen 127.0.0.1:0` child process (the
+/// loopback OAuth provider), killed when dropped.
+pub struct Sandbox {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT` (or `https://…` with TLS), as the sandbox printed it.
+    pub base: String,
+    /// Holds the child's stderr, shown when it fails to start.
+    _logs: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// The built-in demo setup.
+    pub fn start() -> Sandbox {
+        Sandbox::start_with(&[])
+    }
+
+    /// With extra arguments, such as `["--data", DIR]`.
+    pub fn start_with(args: &[&str]) -> Sandbox {
+        use std::io::BufRead;
+        let logs = tempfile::tempdir().expect("temp dir");
+        let stderr_path = logs.path().join("stderr");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rxsync"));
+        cmd.args(["sandbox", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
+            cmd.env_remove(k);
+        }
+        let mut child = cmd.spawn().expect("start rxsync sandbox");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        let read = std::io::BufReader::new(stdout).read_line(&mut line);
+        let base = line
+            .trim()
+            .strip_prefix("sandbox listening on ")
+            .map(str::to_string);
+        match (read, base) {
+            (Ok(_), Some(base)) => Sandbox {
+                child,
+                base,
+                _logs: logs,
+            },
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the sandbox did not start: stdout {line:?}, stderr {}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                );
+            }
+        }
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn authority(&self) -> &str {
+        self.base
+            .split_once("://")
+            .map_or(self.base.as_str(), |(_, a)| a)
+    }
+
+    /// Calls the admin API over plain http (a raw HTTP/1.1 exchange, so
+    /// that any test can use it without an HTTP client): POST with a JSON
+    /// body, or GET when `body` is None. Returns the status and the JSON answer.
+    pub fn admin(&self, path: &str, body: Option<&Value>) -> (u16, Value) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.authority()).expect("connect");
+        let request = match body {
+            Some(json) => {
+                let text = json.to_string();
+                format!(
+                    "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    self.authority(),
+                    text.len()
+                )
+            }
+            None => format!(
+                "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                self.authority()
+            ),
+        };
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read answer");
+        let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        let json = serde_json::from_str(body).unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// An OAuth 2.0 grant for `client_id` and `patient` (the admin API's
+    /// token response).
+    pub fn grant(&self, client_id: &str, patient: &str) -> Value {
+        let (status, json) = self.admin(
+            "/admin/oauth2/grants",
+            Some(&serde_json::json!({"client_id": client_id, "patient": patient})),
+        );
+        assert_eq!(status, 200, "grant: {json}");
+        json
+    }
+
+    /// OAuth 1.0a token credentials for `consumer_key` and `patient`:
+    /// (token, token secret).
+    pub fn oauth1_token(&self, consumer_key: &str, patient: &str) -> (String, String) {
+        let (status, json) = self.admin(
+            "/admin/oauth1/tokens",
+            Some(&serde_json::json!({"consumer_key": consumer_key, "patient": patient})),
+        );
+        assert_eq!(status, 200, "token: {json}");
+        let field = |name: &str| json[name].as_str().expect(name).to_string();
+        (field("token"), field("token_secret"))
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

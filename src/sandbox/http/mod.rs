@@ -1,0 +1,303 @@
+//! The sandbox's HTTP face: the shared state, the router, and the front
+//! door every request passes first (admin requests checked for a loopback
+//! peer; other requests logged, then redirected or faulted as configured,
+//! before routing and so before authentication, as a load balancer would).
+//!
+//! Handlers are thin: they read the request, ask the pure stores, and
+//! shape the answer. Nothing here logs a secret, a token or a signature.
+
+// A refusal is the response itself, built once per refused request and
+// returned straight to axum: boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
+mod admin;
+mod auth;
+mod oauth2;
+mod reply;
+mod resources;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{HeaderMap, StatusCode};
+use rand::RngCore;
+use serde::Serialize;
+
+use super::config::Settings;
+use super::documents::DocCache;
+use super::grants::GrantStore;
+use super::oauth1_tokens::{NonceStore, Oauth1Tokens};
+use super::rules::{self, Faults, LoggedRequest, RequestLog};
+
+/// Form and JSON bodies larger than this are refused (413).
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
+/// Requests kept for `GET /admin/requests`, and the text they may hold.
+const REQUEST_LOG_CAPACITY: usize = 10_000;
+const REQUEST_LOG_BYTES: usize = 64 * 1024 * 1024;
+/// A logged header value or query longer than this is cut (marked `…`).
+const LOGGED_VALUE_LIMIT: usize = 8 * 1024;
+/// Nonces remembered at most; past it requests are refused with 503
+/// rather than a live nonce forgotten.
+const NONCE_CAPACITY: usize = 1_000_000;
+/// Patients whose documents are cached.
+const DOC_CACHE_CAPACITY: usize = 20_000;
+
+/// The peer of a connection, for the admin API's loopback check.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+/// Counters for `GET /admin/stats`.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub refreshes: AtomicU64,
+    pub refresh_reuse_revocations: AtomicU64,
+    pub revocations: AtomicU64,
+    pub oauth1_ok: AtomicU64,
+    pub oauth1_refused: AtomicU64,
+    pub bearer_ok: AtomicU64,
+    pub bearer_refused: AtomicU64,
+}
+
+impl Stats {
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Everything the handlers share. Each store has its own lock, held only
+/// for a synchronous call, never across an await.
+pub(crate) struct App {
+    pub settings: Settings,
+    /// Per-patient overrides and RSA key files live here.
+    pub data_dir: Option<PathBuf>,
+    /// Whether this server speaks https: the scheme of the URL a client
+    /// signed, and whether PLAINTEXT may be accepted.
+    pub tls: bool,
+    /// Stands in for a missing `Host` header.
+    pub local_addr: SocketAddr,
+    pub grants: Mutex<GrantStore>,
+    pub oauth1_tokens: Mutex<Oauth1Tokens>,
+    pub nonces: Mutex<NonceStore>,
+    pub faults: Mutex<Faults>,
+    pub log: Mutex<RequestLog>,
+    pub stats: Stats,
+    pub docs: DocCache,
+}
+
+pub(crate) type Shared = std::sync::Arc<App>;
+
+impl App {
+    pub fn new(
+        settings: Settings,
+        data_dir: Option<PathBuf>,
+        tls: bool,
+        local_addr: SocketAddr,
+    ) -> App {
+        let window = settings.timestamp_window;
+        App {
+            settings,
+            data_dir,
+            tls,
+            local_addr,
+            grants: Mutex::new(GrantStore::default()),
+            oauth1_tokens: Mutex::new(Oauth1Tokens::default()),
+            nonces: Mutex::new(NonceStore::new(window, NONCE_CAPACITY)),
+            faults: Mutex::new(Faults::default()),
+            log: Mutex::new(RequestLog::new(REQUEST_LOG_CAPACITY, REQUEST_LOG_BYTES)),
+            stats: Stats::default(),
+            docs: DocCache::new(DOC_CACHE_CAPACITY),
+        }
+    }
+
+    /// The scheme clients use to reach this server.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
+
+    /// What links advertise: `base_url`, else scheme and `Host`.
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        match &self.settings.base_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_string(),
+            None => format!("{}://{}", self.scheme(), self.host(headers)),
+        }
+    }
+
+    /// The `Host` header when it is a plain authority, else the local address.
+    pub fn host(&self, headers: &HeaderMap) -> String {
+        headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .filter(|h| is_authority(h))
+            .map_or_else(|| self.local_addr.to_string(), str::to_string)
+    }
+}
+
+/// A host and optional port, nothing else (no user info, path or spaces).
+fn is_authority(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
+}
+
+/// Locks a store; a panic elsewhere while holding it does not make the
+/// data unusable for a test server, so poisoning is ignored.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// UTC epoch seconds.
+pub(crate) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A fresh unguessable token: 256 random bits, base64url.
+pub(crate) fn mint() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The whole application.
+pub(crate) fn router(app: Shared) -> Router {
+    Router::new()
+        .route("/ccr/{patient}", get(resources::ccr))
+        .route("/fhir/{kind}", get(resources::fhir))
+        .route(
+            "/.well-known/smart-configuration",
+            get(resources::smart_configuration),
+        )
+        .route(
+            "/fhir/.well-known/smart-configuration",
+            get(resources::smart_configuration),
+        )
+        .route("/oauth2/token", post(oauth2::token))
+        .route("/oauth2/revoke", post(oauth2::revoke))
+        .route("/oauth2/introspect", post(oauth2::introspect))
+        .route("/admin/oauth1/tokens", post(admin::oauth1_token))
+        .route("/admin/oauth2/grants", post(admin::oauth2_grant))
+        .route("/admin/faults", post(admin::add_fault))
+        .route("/admin/faults/clear", post(admin::clear_faults))
+        .route("/admin/requests", get(admin::requests))
+        .route("/admin/requests/clear", post(admin::clear_requests))
+        .route("/admin/stats", get(admin::stats))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(app.clone(), front_door))
+        .with_state(app)
+}
+
+async fn not_found() -> Response {
+    reply::text(StatusCode::NOT_FOUND, "no such resource\n")
+}
+
+/// Runs before routing: see the module documentation.
+async fn front_door(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if path == "/admin" || path.starts_with("/admin/") {
+        if !peer.0.ip().is_loopback() {
+            return reply::text(
+                StatusCode::FORBIDDEN,
+                "the admin API answers loopback peers only\n",
+            );
+        }
+        return next.run(request).await;
+    }
+    lock(&app.log).push(logged(&request));
+    let query = request.uri().query();
+    if let Some((status, location)) = rules::redirect(&app.settings.redirects, path, query) {
+        return reply::redirect(status, &location);
+    }
+    let fault = lock(&app.faults).take(path);
+    if let Some(fault) = fault {
+        return reply::fault(&fault);
+    }
+    next.run(request).await
+}
+
+fn logged(request: &Request) -> LoggedRequest {
+    let mut headers = serde_json::Map::new();
+    for (name, value) in request.headers() {
+        let value = cut(&String::from_utf8_lossy(value.as_bytes()));
+        match headers.get_mut(name.as_str()) {
+            Some(serde_json::Value::String(earlier)) => {
+                earlier.push_str(", ");
+                earlier.push_str(&value);
+            }
+            _ => {
+                headers.insert(name.as_str().to_string(), serde_json::Value::String(value));
+            }
+        }
+    }
+    LoggedRequest {
+        method: request.method().as_str().to_string(),
+        path: cut(request.uri().path()),
+        query: request.uri().query().map(cut),
+        headers,
+    }
+}
+
+fn cut(s: &str) -> String {
+    if s.len() <= LOGGED_VALUE_LIMIT {
+        return s.to_string();
+    }
+    let mut end = LOGGED_VALUE_LIMIT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Counters as JSON.
+#[derive(Serialize)]
+pub(crate) struct StatsOut {
+    refreshes: u64,
+    refresh_reuse_revocations: u64,
+    revocations: u64,
+    oauth1_ok: u64,
+    oauth1_refused: u64,
+    bearer_ok: u64,
+    bearer_refused: u64,
+}
+
+impl From<&Stats> for StatsOut {
+    fn from(s: &Stats) -> StatsOut {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsOut {
+            refreshes: get(&s.refreshes),
+            refresh_reuse_revocations: get(&s.refresh_reuse_revocations),
+            revocations: get(&s.revocations),
+            oauth1_ok: get(&s.oauth1_ok),
+            oauth1_refused: get(&s.oauth1_refused),
+            bearer_ok: get(&s.bearer_ok),
+            bearer_refused: get(&s.bearer_refused),
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! OAuth 1.0a state the verifier itself does not keep: the token
+//! credentials issued through the admin API (each bound to a consumer and a
+//! patient) and the nonces seen, so that a replayed request is refused.
+//! Pure: the caller passes the clock and mints the random strings.
+
+use std::collections::{BTreeSet, HashMap};
+
+use secrecy::SecretString;
+
+/// Token credentials issued to one consumer for one patient.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenRecord {
+    pub consumer_key: String,
+    pub secret: SecretString,
+    pub patient: String,
+}
+
+/// Issued tokens, by `oauth_token`.
+#[derive(Debug, Default)]
+pub(crate) struct Oauth1Tokens {
+    tokens: HashMap<String, TokenRecord>,
+}
+
+impl Oauth1Tokens {
+    pub fn issue(&mut self, token: String, record: TokenRecord) {
+        self.tokens.insert(token, record);
+    }
+
+    /// The token's record when it was issued to `consumer_key`.
+    pub fn lookup(&self, consumer_key: &str, token: &str) -> Option<&TokenRecord> {
+        self.tokens
+            .get(token)
+            .filter(|t| t.consumer_key == consumer_key)
+    }
+}
+
+/// Why a nonce was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NonceError {
+    /// The same (consumer, token, timestamp, nonce) was seen before.
+    Replayed,
+    /// The store is full of nonces still inside the window.
+    Full,
+}
+
+/// Nonces seen within the timestamp window. A request older than the
+/// window is refused for its timestamp, so older entries can be dropped
+/// without letting a replay through.
+#[derive(Debug)]
+pub(crate) struct NonceStore {
+    /// Ordered by timestamp first, so that expiry is one split.
+    seen: BTreeSet<(u64, String, String, String)>,
+    window: u64,
+    capacity: usize,
+}
+
+impl NonceStore {
+    pub fn new(window: u64, capacity: usize) -> NonceStore {
+        NonceStore {
+            seen: BTreeSet::new(),
+            window,
+            capacity,
+        }
+    }
+
+    /// Records the nonce unless it was seen; drops entries that left the window.
+    pub fn check_and_record(
+        &mut self,
+        consumer: &str,
+        token: &str,
+        timestamp: u64,
+        nonce: &str,
+        now: u64,
+    ) -> Result<(), NonceError> {
+        let oldest = now.saturating_sub(self.window);
+        // Everything strictly below `oldest` is outside the window.
+        let kept = self
+            .seen
+            .split_off(&(oldest, String::new(), String::new(), String::new()));
+        self.seen = kept;
+        let key = (
+            timestamp,
+            consumer.to_string(),
+            token.to_string(),
+            nonce.to_string(),
+        );
+        if self.seen.contains(&key) {
+            return Err(NonceError::Replayed);
+        }
+        if self.seen.len() >= self.capacity {
+            return Err(NonceError::Full);
+        }
+        self.seen.insert(key);
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nonce_is_refused_the_second_time_within_the_window() {
+        let mut store = NonceStore::new(600, 100);
+        assert_eq!(store.check_and_record("c", "t", 1000, "n", 1000), Ok(()));
+        assert_eq!(
+            store.check_and_record("c", "t", 1000, "n", 1001),
+            Err(NonceError::Replayed)
+        );
+        // Another timestamp, token or consumer makes another request.
+        assert_eq!(store.check_and_record("c", "t", 1001, "n", 1001), Ok(()));
+        assert_eq!(store.check_and_record("c", "u", 1000, "n", 1001), Ok(()));
+        assert_eq!(store.check_and_record("d", "t", 1000, "n", 1001), Ok(()));
+    }
+
+    #[test]
+    fn entries_older_than_the_window_are_dropped() {
+        let mut store = NonceStore::new(600, 100);
+        for i in 0..10 {
+            store
+                .check_and_record("c", "t", 1000 + i, "n", 1000 + i)
+                .expect("fresh");
+        }
+        assert_eq!(store.len(), 10);
+        store
+            .check_and_record("c", "t", 1605, "m", 1605)
+            .expect("fresh");
+        // 1605 - 600 = 1005: timestamps 1000..=1004 are gone.
+        assert_eq!(store.len(), 6);
+    }
+
+    #[test]
+    fn a_full_store_refuses_instead_of_forgetting_a_live_nonce() {
+        let mut store = NonceStore::new(600, 2);
+        store
+            .check_and_record("c", "t", 1000, "a", 1000)
+            .expect("a");
+        store
+            .check_and_record("c", "t", 1000, "b", 1000)
+            .expect("b");
+        assert_eq!(
+            store.check_and_record("c", "t", 1000, "c", 1000),
+            Err(NonceError::Full)
+        );
+        assert_eq!(store.check_and_record("c", "t", 1700, "c", 1700), Ok(()));
+    }
+
+    #[test]
+    fn a_token_belongs_to_its_consumer() {
+        let mut tokens = Oauth1Tokens::default();
+        tokens.issue(
+            "tok".into(),
+            TokenRecord {
+                consumer_key: "c".into(),
+                secret: SecretString::from("s"),
+                patient: "p".into(),
+            },
+        );
+        assert!(tokens.lookup("c", "tok").is_some());
+        assert!(tokens.lookup("d", "tok").is_none());
+        assert!(tokens.lookup("c", "other").is_none());
+    }
+}
