@@ -31,6 +31,8 @@ use url::Url;
 
 /// How long a pull may hold a link before another process may take it over.
 const LEASE: Duration = Duration::from_secs(15 * 60);
+/// How long an on-demand pull waits for another sync of the same link.
+const BUSY_WAIT: Duration = Duration::from_secs(120);
 /// Refresh an access token this long before it expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
@@ -593,6 +595,13 @@ impl Puller {
                 return Ok(f);
             }
             let explanation = explain(&f);
+            if matches!(f.status, 401 | 403) && !f.credentials {
+                return Err(Failure::failed(format!(
+                    "{} answered {} after a redirect to an origin that does not receive credentials (list it in trusted_origins if it should): {explanation}",
+                    redact(&f.url),
+                    f.status
+                )));
+            }
             if f.status == 401 {
                 if answered_401 {
                     return Err(Failure::relink(format!(
@@ -1028,7 +1037,17 @@ pub async fn pull_patient(
         .iter()
         .filter(|l| l.state == "active" && provider.is_none_or(|p| p == l.provider))
     {
-        out.push(puller.pull(store, l.id, "pull", actor).await?);
+        // A scheduled sync (or another on-demand pull) of the same link
+        // holds it: wait for it to finish, then pull.
+        let deadline = Instant::now() + BUSY_WAIT;
+        loop {
+            let r = puller.pull(store, l.id, "pull", actor).await?;
+            if r.outcome != "busy" || Instant::now() >= deadline {
+                out.push(r);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
     Ok(out)
 }

@@ -48,6 +48,9 @@ pub struct Fetched {
     pub moves: Vec<(String, String, u16)>,
     /// Redirect hops followed.
     pub hops: u32,
+    /// Whether the final request carried credentials (false after a hop to
+    /// an origin that may not receive them).
+    pub credentials: bool,
 }
 
 /// Why a GET failed. URLs are shown without secrets.
@@ -204,6 +207,7 @@ impl HttpClient {
                     hops,
                     moves,
                     url,
+                    credentials: attach,
                     ..read
                 });
             }
@@ -438,6 +442,7 @@ impl HttpClient {
             body,
             moves: Vec::new(),
             hops: 0,
+            credentials: false,
         })
     }
 }
