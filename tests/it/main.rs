@@ -9,6 +9,7 @@ mod config;
 mod corpus;
 mod oauth1_oracle;
 mod oidc;
+mod pull;
 mod sandbox;
 mod store_safety;
 mod support;
