@@ -809,3 +809,76 @@ fn an_on_demand_pull_waits_for_a_sync_of_the_same_link() {
     });
     assert_eq!(home.env.query_i64("SELECT COUNT(*) FROM regimens"), 1);
 }
+
+// ------------------------------------------------------------ https
+
+#[test]
+fn over_https_plaintext_signs_and_a_redirect_down_to_http_is_refused() {
+    let plain = Sandbox::start();
+    let data = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        data.path().join("sandbox.toml"),
+        format!(
+            "[[redirects]]\nfrom = \"/down/\"\nto = \"{}/\"\nstatus = 302\n",
+            plain.base
+        ),
+    )
+    .expect("write");
+    let cert = crate::support::repo_path("tests/fixtures/sandbox-tls-cert.pem");
+    let key = crate::support::repo_path("tests/fixtures/sandbox-tls-key.pem");
+    let tls = Sandbox::start_with(&[
+        "--data",
+        &data.path().display().to_string(),
+        "--tls-cert",
+        &cert.display().to_string(),
+        "--tls-key",
+        &key.display().to_string(),
+    ]);
+    assert!(tls.base.starts_with("https://"), "{}", tls.base);
+    let client = crate::sandbox::Client::with(|b| {
+        b.tls_certs_only([
+            reqwest::Certificate::from_pem(&std::fs::read(&cert).expect("cert")).expect("pem"),
+        ])
+    });
+    let reply = client.send(
+        "POST",
+        &tls.url("/admin/oauth1/tokens"),
+        &[],
+        Some((
+            "application/json",
+            json!({"consumer_key": "demo-hmac-header", "patient": REMOTE}).to_string(),
+        )),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let token = reply.json();
+    let ca = format!("ca_file = \"{}\"", cert.display());
+    let providers = [
+        oauth1_ccr("pt", &tls.base, "demo-hmac-header", "PLAINTEXT", "header")
+            .replace("retries = 1", &ca),
+        oauth1_ccr(
+            "down",
+            &format!("{}/down", tls.base),
+            "demo-hmac-header",
+            "HMAC-SHA1",
+            "header",
+        )
+        .replace("retries = 1", &ca),
+    ]
+    .concat();
+    let home = Home::new(&providers);
+    for p in ["pt", "down"] {
+        home.link(p, &json!({"token": token["token"], "token_secret": token["token_secret"], "patient": REMOTE}));
+    }
+    let run = home.pull(Some("pt"));
+    run.ok();
+    assert_eq!(Home::reports(&run)[0]["outcome"], "imported");
+    let err = home.pull(Some("down")).fails(1).to_string();
+    assert!(
+        err.contains("refused a redirect from https down to http"),
+        "{err}"
+    );
+    assert!(
+        requests(&plain).is_empty(),
+        "nothing was sent over plain http"
+    );
+}
