@@ -1,19 +1,28 @@
-//! `rxsync demo`: the README's first command. Sets up a working folder with
-//! its own configuration and SQLite database, loads the embedded sample
-//! dictionary, registers two synthetic demo patients, imports the embedded
-//! sample CCR and FHIR documents through the same import path as
-//! `rxsync import`, and prints the regimens and the exception queue. Run
-//! again on the same folder it carries on with what is there (imports of
-//! the same bytes are idempotent).
+//! `rxsync demo`: the README's first command. On a fresh machine, with
+//! nothing configured, it makes a working folder (its own `config.toml`,
+//! SQLite database and vault key), loads the embedded sample dictionary,
+//! starts the sandbox provider in-process on a loopback port, links demo
+//! patients with every kind of link (OAuth 1.0a header and query, HMAC and
+//! RSA; OAuth 2.0 with refresh; a provider that answers with a 301; CCR and
+//! FHIR; one whose grant is revoked at the provider), runs one scheduled
+//! pass through the same code as `rxsync run`, prints the regimens and the
+//! exception queue, then keeps syncing and serving the operations endpoints
+//! until Ctrl-C (`--once` exits after the pass). Run again on the same
+//! folder it carries on: the sandbox keeps its tokens in `DIR/sandbox/state.json`.
 
-use super::context::Global;
-use super::{CliResult, Failure, regimen};
+use super::context::{Global, runtime};
+use super::{CliResult, Failure, regimen, run::print_summary, run::wait_for_signal};
 use anyhow::{Context as _, anyhow};
+use rxsync::daemon::Daemon;
 use rxsync::dict::fda;
-use rxsync::domain::{PatientId, SourceName};
-use rxsync::import::{ImportError, ImportRequest, import};
-use rxsync::store::{ExceptionFilter, ImportOutcome, NewPatient};
-use std::path::PathBuf;
+use rxsync::domain::PatientId;
+use rxsync::sandbox::{self, SandboxConfig};
+use rxsync::store::{ExceptionFilter, LinkSecrets, NewLink, NewPatient, Store};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio::sync::watch;
 
 /// The sample dictionary and documents, built into the binary so the demo
 /// works from any folder.
@@ -22,41 +31,137 @@ const PACKAGES: &[u8] = include_bytes!("../../samples/ndc/package.txt");
 const DEMO_CCR: &[u8] = include_bytes!("../../samples/ccr/demo.xml");
 const DEMO_FHIR: &[u8] = include_bytes!("../../samples/fhir/demo.json");
 
-/// Set up a demo database from the embedded samples and show the result.
+/// Set up a demo with the sandbox provider, sync once, show the result,
+/// then keep syncing and serving until Ctrl-C.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The working folder; its database is DIR/rxsync.db and its configuration DIR/config.toml
     #[arg(long, value_name = "DIR", default_value = "rxsync-demo")]
     dir: PathBuf,
+    /// Exit after the first pass instead of serving until Ctrl-C
+    #[arg(long)]
+    once: bool,
+    /// Where to serve /healthz, /readyz, /metrics (and the review UI)
+    /// [default: 127.0.0.1:8080, or a free port when that is taken]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
 }
 
 struct DemoPatient {
     id: &'static str,
     name: &'static str,
     birth_date: &'static str,
-    source: &'static str,
-    document: &'static [u8],
-    label: &'static str,
 }
 
-const PATIENTS: [DemoPatient; 2] = [
+const PATIENTS: [DemoPatient; 5] = [
     DemoPatient {
         id: "demo-ccr-1",
         name: "Ada Synthetic",
         birth_date: "1948-03-14",
-        source: "demo-pharmacy-ccr",
-        document: DEMO_CCR,
-        label: "samples/ccr/demo.xml",
     },
     DemoPatient {
         id: "demo-fhir-1",
         name: "Grace Example",
         birth_date: "1952-07-30",
-        source: "demo-ehr-fhir",
-        document: DEMO_FHIR,
-        label: "samples/fhir/demo.json",
+    },
+    DemoPatient {
+        id: "demo-3",
+        name: "Alan Placeholder",
+        birth_date: "1961-06-23",
+    },
+    DemoPatient {
+        id: "demo-4",
+        name: "Marie Fictional",
+        birth_date: "1967-11-07",
+    },
+    DemoPatient {
+        id: "demo-5",
+        name: "Edsger Sample",
+        birth_date: "1930-05-11",
     },
 ];
+
+/// How a demo link gets its tokens from the sandbox.
+enum Consent {
+    Oauth1 {
+        consumer: &'static str,
+    },
+    /// `revoke`: the grant is revoked at the provider right after linking.
+    Oauth2 {
+        client: &'static str,
+        expires_in: u64,
+        revoke: bool,
+    },
+}
+
+struct DemoLink {
+    patient: &'static str,
+    provider: &'static str,
+    consent: Consent,
+    /// What it shows.
+    about: &'static str,
+}
+
+const LINKS: [DemoLink; 6] = [
+    DemoLink {
+        patient: "demo-ccr-1",
+        provider: "demo-ccr-hmac-header",
+        consent: Consent::Oauth1 {
+            consumer: "demo-hmac-header",
+        },
+        about: "CCR, OAuth 1.0a HMAC-SHA1 in the Authorization header",
+    },
+    DemoLink {
+        patient: "demo-fhir-1",
+        provider: "demo-fhir-oauth2",
+        consent: Consent::Oauth2 {
+            client: "demo-client",
+            expires_in: 30,
+            revoke: false,
+        },
+        about: "FHIR, OAuth 2.0 bearer, refreshed (rotating) before expiry",
+    },
+    DemoLink {
+        patient: "demo-3",
+        provider: "demo-ccr-hmac-query",
+        consent: Consent::Oauth1 {
+            consumer: "demo-hmac-query",
+        },
+        about: "CCR, OAuth 1.0a HMAC-SHA256 in the query",
+    },
+    DemoLink {
+        patient: "demo-3",
+        provider: "demo-ccr-rsa",
+        consent: Consent::Oauth1 {
+            consumer: "demo-rsa",
+        },
+        about: "CCR, OAuth 1.0a RSA-SHA1",
+    },
+    DemoLink {
+        patient: "demo-4",
+        provider: "demo-fhir-moved",
+        consent: Consent::Oauth2 {
+            client: "demo-norotate",
+            expires_in: 3600,
+            revoke: false,
+        },
+        about: "FHIR behind a 301 (remembered), bearer in the query",
+    },
+    DemoLink {
+        patient: "demo-5",
+        provider: "demo-fhir-revoked",
+        consent: Consent::Oauth2 {
+            client: "demo-public",
+            expires_in: 3600,
+            revoke: true,
+        },
+        about: "FHIR, a grant the patient revoked at the provider (needs re-link)",
+    },
+];
+
+fn remote(patient: &str) -> String {
+    format!("remote-{patient}")
+}
 
 pub fn run(global: &Global, args: Args) -> CliResult {
     if global.config.is_some() || global.db.is_some() {
@@ -70,42 +175,194 @@ pub fn run(global: &Global, args: Args) -> CliResult {
         .dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", args.dir.display()))?;
+    let sandbox_dir = dir.join("sandbox");
+    write_sandbox_data(&sandbox_dir)?;
+    let rt = runtime()?;
+    rt.block_on(demo(&dir, &sandbox_dir, &args))
+}
+
+async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
+    // The sandbox: on the port of the last run when it is free, so that
+    // the links' URLs stay valid for `rxsync run` on this folder.
+    let port_file = sandbox_dir.join("port");
+    let last_port: u16 = std::fs::read_to_string(&port_file)
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(0);
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", last_port)).await {
+        Ok(l) => l,
+        Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| anyhow!("cannot listen on loopback: {e}"))?,
+    };
+    let sandbox_addr = listener.local_addr().map_err(|e| anyhow!("{e}"))?;
+    std::fs::write(&port_file, sandbox_addr.port().to_string())
+        .with_context(|| format!("cannot write {}", port_file.display()))?;
+    let sandbox_config = SandboxConfig::load(Some(sandbox_dir)).map_err(|e| anyhow!("{e}"))?;
+    let (stop, stopped) = watch::channel(false);
+    let mut sandbox_stop = stopped.clone();
+    let sandbox_data = sandbox_dir.to_path_buf();
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = sandbox_stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) =
+            sandbox::serve_with_shutdown(listener, sandbox_config, Some(sandbox_data), shutdown)
+                .await
+        {
+            eprintln!("the sandbox provider stopped: {e}");
+        }
+    });
+    let sandbox_base = format!("http://{sandbox_addr}");
+
     let config_path = dir.join("config.toml");
-    if !config_path.exists() {
-        std::fs::write(&config_path, DEMO_CONFIG)
-            .with_context(|| format!("cannot write {}", config_path.display()))?;
-    }
+    std::fs::write(&config_path, demo_config(&sandbox_base, sandbox_dir))
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
     let demo_global = Global {
         config: Some(config_path.clone()),
         db: None,
     };
+    // The demo's provider secrets are the sandbox's published demo values.
+    for (var, value) in DEMO_SECRETS {
+        // SAFETY: set before any other thread of ours reads the environment
+        // (the runtime's workers never do; the puller reads it per pull).
+        unsafe { std::env::set_var(var, value) };
+    }
     let mut ctx = demo_global.open()?;
     println!(
-        "rxsync demo in {} (database {})",
+        "rxsync demo in {} (database {}, configuration {})",
         dir.display(),
-        ctx.config.database_path.display()
+        ctx.config.database_path.display(),
+        config_path.display()
     );
+    println!(
+        "sandbox provider on {sandbox_base} (data {})",
+        sandbox_dir.display()
+    );
+    setup_store(&mut ctx.store)?;
+    let key = ctx.vault_key()?;
+    let client = reqwest::Client::builder()
+        .build()
+        .map_err(|e| anyhow!("{e}"))?;
+    for l in &LINKS {
+        let patient = PatientId::parse(l.patient).map_err(|e| anyhow!("{e}"))?;
+        let exists = ctx
+            .store
+            .links(Some(&patient))?
+            .iter()
+            .any(|x| x.provider == l.provider);
+        if exists {
+            continue;
+        }
+        let secrets = consent(&client, &sandbox_base, l).await?;
+        let (id, _) = ctx.store.add_link(
+            &NewLink {
+                patient: &patient,
+                provider: l.provider,
+                remote_patient: &remote(l.patient),
+                secrets: secrets.0,
+                expires_at: secrets.1,
+                scope: None,
+            },
+            &key,
+            "demo",
+        )?;
+        println!(
+            "linked {} to {} (link {id}): {}",
+            l.patient, l.provider, l.about
+        );
+    }
 
-    if ctx.store.dictionary_stats()?.packages == 0 {
+    let db = ctx.config.database_path.clone();
+    let (puller, store) = ctx.puller()?;
+    drop(store);
+    let daemon = Daemon::new(puller, db.clone())?;
+    println!("\nOne scheduled pass (the same code as `rxsync run --once`):");
+    let summary = daemon.pass(stopped.clone()).await;
+    print_summary(&summary, super::output::Format::Table)?;
+
+    let store = Store::open(&db)?;
+    print_results(&store)?;
+    println!();
+    println!(
+        "Next: rxsync --config {} queue list   (or link list, regimen show --patient demo-ccr-1)",
+        config_path.display()
+    );
+    if args.once {
+        let _ = stop.send(true);
+        return Ok(());
+    }
+    drop(store);
+
+    let listener = bind_listen(args.listen.as_deref()).await?;
+    let addr = listener.local_addr().map_err(|e| anyhow!("{e}"))?;
+    println!(
+        "\nServing http://{addr} (/healthz /readyz /metrics) and syncing on schedule; Ctrl-C stops."
+    );
+    println!(
+        "To carry on later without the demo: rxsync sandbox --listen {sandbox_addr} --data {} & rxsync --config {} run",
+        sandbox_dir.display(),
+        config_path.display()
+    );
+    let router = daemon.router();
+    let mut server_stop = stopped.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let signal_stop = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = signal_stop.send(true);
+    });
+    let summary = daemon.run(stopped).await;
+    let _ = stop.send(true);
+    let _ = server.await;
+    print_summary(&summary, super::output::Format::Table)?;
+    Ok(())
+}
+
+/// `--listen`, else 127.0.0.1:8080, else a free loopback port.
+async fn bind_listen(listen: Option<&str>) -> Result<tokio::net::TcpListener, Failure> {
+    if let Some(l) = listen {
+        let addr: SocketAddr = l
+            .parse()
+            .map_err(|e| super::usage(format!("--listen: {e}")))?;
+        return tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Failure::Failed(anyhow!("cannot listen on {addr}: {e}")));
+    }
+    match tokio::net::TcpListener::bind(("127.0.0.1", 8080)).await {
+        Ok(l) => Ok(l),
+        Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| Failure::Failed(anyhow!("cannot listen on loopback: {e}"))),
+    }
+}
+
+/// The dictionary and the demo patients, when missing.
+fn setup_store(store: &mut Store) -> Result<(), Failure> {
+    if store.dictionary_stats()?.packages == 0 {
         let (products, _) =
             fda::read_products(PRODUCTS).context("embedded samples/ndc/product.txt")?;
         let (packages, _) =
             fda::read_packages(PACKAGES).context("embedded samples/ndc/package.txt")?;
         let stats =
-            ctx.store
-                .replace_dictionary(&products, &packages, "embedded samples/ndc", "demo")?;
+            store.replace_dictionary(&products, &packages, "embedded samples/ndc", "demo")?;
         println!(
             "loaded the sample dictionary: {} products, {} packages",
             stats.products, stats.packages
         );
     }
-
     for p in &PATIENTS {
         let id = PatientId::parse(p.id).map_err(|e| anyhow!("{e}"))?;
-        if ctx.store.patient(&id)?.is_none() {
-            ctx.store.add_patient(
+        if store.patient(&id)?.is_none() {
+            store.add_patient(
                 &NewPatient {
-                    id: id.clone(),
+                    id,
                     mrn: None,
                     name: Some(p.name.to_string()),
                     birth_date: Some(p.birth_date.to_string()),
@@ -113,48 +370,130 @@ pub fn run(global: &Global, args: Args) -> CliResult {
                 "demo",
             )?;
         }
-        let source = SourceName::parse(p.source).map_err(|e| anyhow!("{e}"))?;
-        let request = ImportRequest {
-            patient: &id,
-            source: &source,
-            bytes: p.document,
-            format: None,
-            origin: Some(p.label),
-            trigger: "file",
-            actor: "demo",
-            keep_unreadable: false,
-            max_document_bytes: ctx.config.max_document_bytes,
-            max_regimen_items: ctx.config.max_regimen_items,
-            pull: None,
-        };
-        match import(&mut ctx.store, &request) {
-            Ok(r) => match r.outcome {
-                ImportOutcome::Imported { version, items, .. } => {
-                    println!(
-                        "imported {} for {}: version {version}, {items} items",
-                        p.label, p.id
-                    );
-                }
-                _ => println!("{} for {} is unchanged since the last run", p.label, p.id),
-            },
-            Err(ImportError::Store(e)) => return Err(Failure::Failed(e.into())),
-            Err(e) => return Err(Failure::Failed(anyhow!("{}: {e}", p.label))),
+    }
+    Ok(())
+}
+
+/// Asks the sandbox for a demo link's tokens (the consent another system
+/// would have collected), revoking the grant at once for the revoked demo.
+async fn consent(
+    client: &reqwest::Client,
+    base: &str,
+    l: &DemoLink,
+) -> Result<(LinkSecrets, Option<String>), Failure> {
+    let post = |path: &'static str, body: Value| {
+        let url = format!("{base}{path}");
+        let req = client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        async move {
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| anyhow!("the sandbox did not answer: {e}"))?;
+            let status = resp.status();
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| anyhow!("the sandbox's answer was cut: {e}"))?;
+            let json: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow!("the sandbox's answer is not JSON: {e}"))?;
+            if !status.is_success() {
+                return Err(anyhow!("the sandbox refused {path}: {json}"));
+            }
+            Ok::<_, anyhow::Error>(json)
+        }
+    };
+    let text = |v: &Value, k: &str| -> Result<SecretString, Failure> {
+        v[k].as_str()
+            .map(|s| SecretString::from(s.to_string()))
+            .ok_or_else(|| Failure::Failed(anyhow!("the sandbox's answer has no {k}")))
+    };
+    match l.consent {
+        Consent::Oauth1 { consumer } => {
+            let t = post(
+                "/admin/oauth1/tokens",
+                json!({"consumer_key": consumer, "patient": remote(l.patient)}),
+            )
+            .await?;
+            Ok((
+                LinkSecrets::Oauth1 {
+                    token: text(&t, "token")?,
+                    token_secret: text(&t, "token_secret")?,
+                },
+                None,
+            ))
+        }
+        Consent::Oauth2 {
+            client: client_id,
+            expires_in,
+            revoke,
+        } => {
+            let g = post(
+                "/admin/oauth2/grants",
+                json!({"client_id": client_id, "patient": remote(l.patient), "expires_in": expires_in}),
+            )
+            .await?;
+            if revoke {
+                let refresh = g["refresh_token"].as_str().unwrap_or_default();
+                let form: String = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs([("token", refresh), ("client_id", client_id)])
+                    .finish();
+                client
+                    .post(format!("{base}/oauth2/revoke"))
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(form)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow!("the sandbox did not answer: {e}"))?;
+            }
+            let expires_at = chrono::Utc::now() + chrono::Duration::seconds(expires_in as i64);
+            Ok((
+                LinkSecrets::Oauth2 {
+                    access_token: text(&g, "access_token")?,
+                    refresh_token: Some(text(&g, "refresh_token")?),
+                },
+                Some(rxsync::store::rfc3339_at(expires_at)),
+            ))
         }
     }
+}
 
+fn print_results(store: &Store) -> Result<(), Failure> {
     println!();
-    for p in &PATIENTS {
-        let id = PatientId::parse(p.id).map_err(|e| anyhow!("{e}"))?;
-        if let Some(view) = ctx.store.regimen(&id, p.source, None)? {
+    for l in &LINKS {
+        let id = PatientId::parse(l.patient).map_err(|e| anyhow!("{e}"))?;
+        if let Some(view) = store.regimen(&id, l.provider, None)? {
             regimen::print_regimen(&view);
             println!();
         }
     }
-    let open = ctx.store.exceptions(&ExceptionFilter {
+    println!("Links:");
+    for l in store.links(None)? {
+        println!(
+            "  link {} {} → {} ({}): {}{}",
+            l.id,
+            l.patient,
+            l.provider,
+            l.scheme,
+            l.state,
+            match (l.state.as_str(), &l.last_error) {
+                ("needs_relink", _) =>
+                    " — the patient must consent again, then: rxsync link add".to_string(),
+                (_, Some(e)) => format!(" — last sync failed: {e}"),
+                _ => String::new(),
+            }
+        );
+    }
+    let open = store.exceptions(&ExceptionFilter {
         state: Some(rxsync::domain::ExceptionState::Open),
         ..Default::default()
     })?;
-    println!("Exception queue: {} open", open.len());
+    println!("\nException queue: {} open", open.len());
     for e in &open {
         let item = e
             .item
@@ -166,13 +505,132 @@ pub fn run(global: &Global, args: Args) -> CliResult {
             e.id, e.patient, e.kind, item, e.detail
         );
     }
-    println!();
-    println!("Next: rxsync --config {} queue list", config_path.display());
-    println!(
-        "      rxsync --config {} queue resolve ID --action accept --by YOUR-NAME",
-        config_path.display()
-    );
     Ok(())
 }
 
-const DEMO_CONFIG: &str = "# Written by `rxsync demo`. Use it with: rxsync --config THIS-FILE ...\n\n[database]\npath = \"rxsync.db\"\n\n[import]\nmax_document_bytes = 16777216\nmax_regimen_items = 200\n";
+/// The sandbox's data: its configuration (persisting its tokens), the two
+/// sample documents with exceptions for the first two patients, and the
+/// demo RSA key the `demo-ccr-rsa` provider signs with.
+fn write_sandbox_data(dir: &Path) -> Result<(), Failure> {
+    let w = |rel: &str, bytes: &[u8]| -> Result<(), Failure> {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
+        Ok(())
+    };
+    w(
+        "sandbox.toml",
+        b"# Written by `rxsync demo`: the built-in demo consumers, clients and redirects,\n# with issued tokens kept in state.json across restarts.\npersist_state = true\n",
+    )?;
+    w(&format!("ccr/{}.xml", remote("demo-ccr-1")), DEMO_CCR)?;
+    w(&format!("fhir/{}.json", remote("demo-fhir-1")), DEMO_FHIR)?;
+    w("demo-rsa-key.pem", sandbox::DEMO_RSA_PRIVATE_KEY.as_bytes())?;
+    Ok(())
+}
+
+/// The demo's secrets: the sandbox's published demo values.
+const DEMO_SECRETS: [(&str, &str); 4] = [
+    ("RXSYNC_DEMO_HMAC_HEADER_SECRET", "demo-hmac-header-secret"),
+    ("RXSYNC_DEMO_HMAC_QUERY_SECRET", "demo-hmac-query-secret"),
+    ("RXSYNC_DEMO_CLIENT_SECRET", "demo-client-secret"),
+    ("RXSYNC_DEMO_NOROTATE_SECRET", "demo-norotate-secret"),
+];
+
+fn demo_config(base: &str, sandbox_dir: &Path) -> String {
+    format!(
+        r#"# Written by `rxsync demo` (rewritten on each run: the sandbox's port may change).
+# Use it with: rxsync --config THIS-FILE ...   The provider secrets are the
+# sandbox's published demo values; set them in the environment to use
+# this file outside the demo:
+#   RXSYNC_DEMO_HMAC_HEADER_SECRET=demo-hmac-header-secret
+#   RXSYNC_DEMO_HMAC_QUERY_SECRET=demo-hmac-query-secret
+#   RXSYNC_DEMO_CLIENT_SECRET=demo-client-secret
+#   RXSYNC_DEMO_NOROTATE_SECRET=demo-norotate-secret
+
+[database]
+path = "rxsync.db"
+
+[import]
+max_document_bytes = 16777216
+max_regimen_items = 200
+
+[sync]
+interval = 600
+concurrency = 8
+
+[[providers]]
+id = "demo-ccr-hmac-header"
+kind = "ccr"
+base_url = "{base}/"
+document_url = "ccr/{{patient}}"
+[providers.auth]
+scheme = "oauth1"
+consumer_key = "demo-hmac-header"
+consumer_secret_env = "RXSYNC_DEMO_HMAC_HEADER_SECRET"
+signature_method = "HMAC-SHA1"
+placement = "header"
+
+[[providers]]
+id = "demo-ccr-hmac-query"
+kind = "ccr"
+base_url = "{base}/"
+document_url = "ccr/{{patient}}"
+[providers.auth]
+scheme = "oauth1"
+consumer_key = "demo-hmac-query"
+consumer_secret_env = "RXSYNC_DEMO_HMAC_QUERY_SECRET"
+signature_method = "HMAC-SHA256"
+placement = "query"
+
+[[providers]]
+id = "demo-ccr-rsa"
+kind = "ccr"
+base_url = "{base}/"
+document_url = "ccr/{{patient}}"
+[providers.auth]
+scheme = "oauth1"
+consumer_key = "demo-rsa"
+signature_method = "RSA-SHA1"
+rsa_private_key_file = "{rsa}"
+placement = "header"
+
+[[providers]]
+id = "demo-fhir-oauth2"
+kind = "fhir"
+base_url = "{base}/fhir"
+[providers.auth]
+scheme = "oauth2"
+token_url = "{base}/oauth2/token"
+revocation_url = "{base}/oauth2/revoke"
+client_id = "demo-client"
+client_secret_env = "RXSYNC_DEMO_CLIENT_SECRET"
+placement = "header"
+
+[[providers]]
+id = "demo-fhir-moved"
+kind = "fhir"
+base_url = "{base}/moved/fhir"
+[providers.auth]
+scheme = "oauth2"
+token_url = "{base}/oauth2/token"
+client_id = "demo-norotate"
+client_secret_env = "RXSYNC_DEMO_NOROTATE_SECRET"
+placement = "query"
+
+[[providers]]
+id = "demo-fhir-revoked"
+kind = "fhir"
+base_url = "{base}/fhir"
+[providers.auth]
+scheme = "oauth2"
+token_url = "{base}/oauth2/token"
+revocation_url = "{base}/oauth2/revoke"
+client_id = "demo-public"
+placement = "header"
+"#,
+        rsa = sandbox_dir.join("demo-rsa-key.pem").display()
+    )
+}

@@ -112,6 +112,8 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing(cli.log_format);
+    // TLS for every HTTP client of the process (rustls with ring).
+    rxsync::fetch::http::install_crypto_provider();
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(e)) => {

@@ -49,6 +49,9 @@ pub struct SandboxConfig {
     pub clients: Vec<ClientConfig>,
     /// Redirect rules, applied before routing in this order (first match wins).
     pub redirects: Vec<RedirectRule>,
+    /// Keep issued tokens and grants in `DIR/state.json` across restarts
+    /// (the demo uses it so that `rxsync run` can carry on with the same links).
+    pub persist_state: bool,
 }
 
 /// Where a credential may travel: the `Authorization` header, the query, or either.
@@ -224,6 +227,7 @@ impl Default for SandboxConfig {
                 redirect("/loop-a/", "/loop-b/", 302),
                 redirect("/loop-b/", "/loop-a/", 302),
             ],
+            persist_state: false,
         }
     }
 }
@@ -273,6 +277,7 @@ pub(crate) struct Settings {
     pub consumers: Vec<Consumer>,
     pub clients: Vec<ClientConfig>,
     pub redirects: Vec<RedirectRule>,
+    pub persist_state: bool,
 }
 
 impl Settings {
@@ -408,6 +413,7 @@ pub(crate) fn resolve(
         consumers,
         clients: config.clients.clone(),
         redirects: config.redirects.clone(),
+        persist_state: config.persist_state,
     })
 }
 

@@ -12,7 +12,7 @@ const MAX_ACCESS_TOKENS: usize = 100_000;
 
 /// One consent: a client, a patient and a scope. Every token issued under
 /// it dies with it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Grant {
     client_id: String,
     patient: String,
@@ -20,7 +20,7 @@ struct Grant {
     revoked: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct AccessToken {
     grant: u64,
     /// UTC epoch seconds; the token is refused from then on.
@@ -29,7 +29,7 @@ struct AccessToken {
     valid: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct RefreshToken {
     grant: u64,
     /// Set when a rotation replaced it: using it again is reuse.
@@ -86,7 +86,7 @@ pub(crate) struct Introspection {
 }
 
 /// Every grant and token the server has issued.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct GrantStore {
     next_grant: u64,
     grants: HashMap<u64, Grant>,

@@ -21,7 +21,48 @@ pub(crate) struct Oauth1Tokens {
     tokens: HashMap<String, TokenRecord>,
 }
 
+/// How issued tokens are written to `state.json` (the demo's sandbox
+/// keeps them across restarts; its secrets are demo values on loopback).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct SavedToken {
+    token: String,
+    consumer_key: String,
+    secret: String,
+    patient: String,
+}
+
 impl Oauth1Tokens {
+    pub fn save(&self) -> Vec<SavedToken> {
+        use secrecy::ExposeSecret;
+        self.tokens
+            .iter()
+            .map(|(t, r)| SavedToken {
+                token: t.clone(),
+                consumer_key: r.consumer_key.clone(),
+                secret: r.secret.expose_secret().to_string(),
+                patient: r.patient.clone(),
+            })
+            .collect()
+    }
+
+    pub fn restore(saved: Vec<SavedToken>) -> Oauth1Tokens {
+        Oauth1Tokens {
+            tokens: saved
+                .into_iter()
+                .map(|s| {
+                    (
+                        s.token,
+                        TokenRecord {
+                            consumer_key: s.consumer_key,
+                            secret: SecretString::from(s.secret),
+                            patient: s.patient,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
     pub fn issue(&mut self, token: String, record: TokenRecord) {
         self.tokens.insert(token, record);
     }

@@ -58,6 +58,7 @@ pub(crate) async fn oauth1_token(State(app): State<Shared>, body: Bytes) -> Resp
             patient: patient.as_str().to_string(),
         },
     );
+    app.persist();
     reply::json(
         StatusCode::OK,
         &json!({"token": token, "token_secret": secret, "patient": patient.as_str()}),
@@ -99,6 +100,7 @@ pub(crate) async fn oauth2_grant(State(app): State<Shared>, body: Bytes) -> Resp
         now(),
         &mut mint,
     );
+    app.persist();
     reply::no_store(reply::json(
         StatusCode::OK,
         &json!({

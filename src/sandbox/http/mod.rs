@@ -105,6 +105,29 @@ pub(crate) struct App {
 
 pub(crate) type Shared = std::sync::Arc<App>;
 
+/// Where a persisting sandbox keeps its tokens, in its data directory.
+const STATE_FILE: &str = "state.json";
+
+#[derive(Serialize, serde::Deserialize)]
+struct SavedState {
+    oauth1: Vec<super::oauth1_tokens::SavedToken>,
+    grants: serde_json::Value,
+}
+
+struct LoadedState {
+    oauth1: Vec<super::oauth1_tokens::SavedToken>,
+    grants: GrantStore,
+}
+
+fn load_state(dir: &std::path::Path) -> Option<LoadedState> {
+    let text = std::fs::read(dir.join(STATE_FILE)).ok()?;
+    let saved: SavedState = serde_json::from_slice(&text).ok()?;
+    Some(LoadedState {
+        oauth1: saved.oauth1,
+        grants: serde_json::from_value(saved.grants).ok()?,
+    })
+}
+
 impl App {
     pub fn new(
         settings: Settings,
@@ -113,18 +136,49 @@ impl App {
         local_addr: SocketAddr,
     ) -> App {
         let window = settings.timestamp_window;
+        let saved = if settings.persist_state {
+            data_dir.as_deref().and_then(load_state)
+        } else {
+            None
+        };
+        let (grants, oauth1_tokens) = match saved {
+            Some(s) => (s.grants, Oauth1Tokens::restore(s.oauth1)),
+            None => (GrantStore::default(), Oauth1Tokens::default()),
+        };
         App {
             settings,
             data_dir,
             tls,
             local_addr,
-            grants: Mutex::new(GrantStore::default()),
-            oauth1_tokens: Mutex::new(Oauth1Tokens::default()),
+            grants: Mutex::new(grants),
+            oauth1_tokens: Mutex::new(oauth1_tokens),
             nonces: Mutex::new(NonceStore::new(window, NONCE_CAPACITY)),
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(RequestLog::new(REQUEST_LOG_CAPACITY, REQUEST_LOG_BYTES)),
             stats: Stats::default(),
             docs: DocCache::new(DOC_CACHE_CAPACITY),
+        }
+    }
+
+    /// Writes the issued tokens and grants to `DIR/state.json` when the
+    /// configuration asks for it (atomically: a temporary file renamed).
+    pub fn persist(&self) {
+        if !self.settings.persist_state {
+            return;
+        }
+        let Some(dir) = &self.data_dir else { return };
+        let state = SavedState {
+            oauth1: lock(&self.oauth1_tokens).save(),
+            grants: serde_json::to_value(&*lock(&self.grants)).unwrap_or_default(),
+        };
+        let Ok(text) = serde_json::to_vec(&state) else {
+            return;
+        };
+        let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+        let written =
+            std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, dir.join(STATE_FILE)));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "the sandbox cannot save its state");
         }
     }
 

@@ -180,6 +180,7 @@ pub(crate) async fn token(State(app): State<Shared>, headers: HeaderMap, body: B
         now(),
         &mut mint,
     );
+    app.persist();
     match result {
         Ok(issued) => {
             Stats::bump(&app.stats.refreshes);
@@ -227,6 +228,7 @@ pub(crate) async fn revoke(State(app): State<Shared>, headers: HeaderMap, body: 
     };
     if lock(&app.grants).revoke(&client.id, token) {
         Stats::bump(&app.stats.revocations);
+        app.persist();
     }
     reply::no_store(reply::with_type(StatusCode::OK, "application/json", "{}"))
 }
