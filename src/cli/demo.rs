@@ -314,8 +314,9 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
             .await
     });
     let signal_stop = stop.clone();
+    let signalled = wait_for_signal();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signalled.await;
         let _ = signal_stop.send(true);
     });
     let summary = daemon.run(stopped).await;

@@ -38,8 +38,9 @@ pub fn run(global: &Global, a: Args) -> CliResult {
     let rt = runtime()?;
     let summary = rt.block_on(async {
         let (stop, stopped) = watch::channel(false);
+        let signalled = wait_for_signal();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signalled.await;
             let _ = stop.send(true);
         });
         if a.once {
@@ -79,19 +80,26 @@ pub fn run(global: &Global, a: Args) -> CliResult {
     Ok(())
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM.
-pub async fn wait_for_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is
+/// called (not when the future is first polled), so a signal that arrives
+/// right after startup is not lost to the default action.
+pub fn wait_for_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async move {
+        let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = wait(term) => {}
+            _ = wait(int) => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }
 

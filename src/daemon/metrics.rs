@@ -135,11 +135,18 @@ impl Metrics {
         exceptions: &[(String, i64)],
         links: &[(String, i64)],
     ) -> Result<String, std::fmt::Error> {
+        // Every kind, zeros included, so that a dashboard sees a series drop to 0.
         self.open_exceptions.clear();
-        for (kind, n) in exceptions {
+        for kind in crate::domain::ExceptionKind::ALL {
+            let n = exceptions
+                .iter()
+                .find(|(k, _)| k == kind.as_str())
+                .map_or(0, |(_, n)| *n);
             self.open_exceptions
-                .get_or_create(&KindLabel { kind: kind.clone() })
-                .set(*n);
+                .get_or_create(&KindLabel {
+                    kind: kind.as_str().to_string(),
+                })
+                .set(n);
         }
         self.links.clear();
         for state in ["active", "needs_relink", "revoked"] {

@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod config;
 mod corpus;
+mod daemon;
 mod oauth1_oracle;
 mod oidc;
 mod pull;

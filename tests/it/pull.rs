@@ -1,7 +1,7 @@
 //! Pulling from providers over loopback: the real binary against running
 //! sandbox providers, every path of issue 3 and its failures.
 
-mod harness;
+pub mod harness;
 
 use crate::support::Sandbox;
 use harness::*;

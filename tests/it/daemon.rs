@@ -1,0 +1,541 @@
+//! The daemon (`rxsync run`, `run --once`), `key rotate` and the crash-safety
+//! trials, against running sandbox providers.
+
+use crate::pull::harness::*;
+use crate::support::Sandbox;
+use serde_json::{Value, json};
+use std::io::{BufRead, Read, Write};
+use std::time::{Duration, Instant};
+
+/// A `rxsync run` child process; killed when dropped.
+pub struct Running {
+    pub child: std::process::Child,
+    pub base: String,
+    /// Kept open: the daemon prints its summary at exit (a closed pipe would kill it).
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Running {
+    pub fn start(home: &Home, extra_env: &[(&str, &str)]) -> Running {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rxsync"));
+        cmd.current_dir(home.env.dir.path())
+            .args(["--config", &home.config, "--db"])
+            .arg(&home.env.db)
+            .args(["--log-format", "json", "run", "--listen", "127.0.0.1:0"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
+            cmd.env_remove(k);
+        }
+        for (k, v) in SECRETS.iter().chain(extra_env) {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start rxsync run");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        let mut stdout = std::io::BufReader::new(stdout);
+        stdout.read_line(&mut line).expect("first line");
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_string();
+        Running {
+            child,
+            base,
+            stdout,
+        }
+    }
+
+    /// GET a path of the operations server: (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let authority = self.base.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(authority).expect("connect");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("read");
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, body.to_string())
+    }
+
+    /// Polls /metrics until `pred` holds (or panics after `secs`).
+    pub fn metrics_until(&self, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (_, body) = self.get("/metrics");
+            if pred(&body) {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "metrics never matched:\n{body}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then the exit code and stderr.
+    pub fn terminate(mut self) -> (i32, String) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let mut rest = String::new();
+        let _ = self.stdout.read_to_string(&mut rest);
+        let status = self.child.wait().expect("wait");
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        (status.code().unwrap_or(-1), err)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn with_sync(providers: &str, sync: &str) -> String {
+    format!("[sync]\n{sync}\n{providers}")
+}
+
+fn seconds_until(home: &Home, id: i64) -> i64 {
+    home.env.query_i64(&format!(
+        "SELECT CAST((julianday(next_due_at) - julianday('now')) * 86400 AS INTEGER) FROM links WHERE id = {id}"
+    ))
+}
+
+#[test]
+fn run_once_syncs_what_is_due_reports_failures_and_a_restart_resumes_the_schedule() {
+    let sb = Sandbox::start();
+    let providers = [
+        oauth1_ccr("good", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+        // Signs in the query for a header-only consumer: always refused.
+        oauth1_ccr("bad", &sb.base, "demo-hmac-header", "HMAC-SHA1", "query"),
+    ]
+    .concat();
+    let home = Home::new(&with_sync(
+        &providers,
+        "interval = 3600\njitter = 0.1\nbackoff_base = 120\nbackoff_max = 600",
+    ));
+    let (good, _, _) = home.link_oauth1(&sb, "good", "demo-hmac-header");
+    let (bad, _, _) = home.link_oauth1(&sb, "bad", "demo-hmac-header");
+    let run = home.rx(&["run", "--once", "--format", "json"]);
+    run.fails(1);
+    let summary: Value = serde_json::from_str(&run.stdout).expect("summary");
+    assert_eq!(
+        summary["outcomes"],
+        json!({"imported": 1, "failed": 1}),
+        "{summary}"
+    );
+    let g = seconds_until(&home, good);
+    assert!((3240..=3960).contains(&g), "the interval with jitter: {g}");
+    let b = seconds_until(&home, bad);
+    assert!((108..=132).contains(&b), "backoff after one failure: {b}");
+    assert_eq!(home.link_row(bad)["failures"], 1);
+    // A new process carries on from the stored schedule: nothing is due.
+    let again = home.rx(&["run", "--once", "--format", "json"]);
+    again.ok();
+    assert_eq!(again.json()["outcomes"], json!({}));
+    // Once due again, the failing link backs off twice as long.
+    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
+    conn.execute("UPDATE links SET next_due_at = NULL WHERE id = ?1", [bad])
+        .expect("due");
+    home.rx(&["run", "--once"]).fails(1);
+    let b = seconds_until(&home, bad);
+    assert!((216..=264).contains(&b), "doubled: {b}");
+}
+
+#[test]
+fn the_daemon_pauses_a_failing_provider_serves_health_and_metrics_and_stops_on_sigterm() {
+    let sb = Sandbox::start();
+    let providers = [
+        oauth1_ccr("good", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+        oauth2_fhir(
+            "flaky",
+            &format!("{}/flaky/fhir", sb.base),
+            &sb.base,
+            "demo-client",
+            "header",
+        )
+        .replace("retries = 1", "retries = 0"),
+    ]
+    .concat();
+    let home = Home::new(&with_sync(
+        &providers,
+        "concurrency = 1\nbreaker_failures = 2\nbreaker_pause = 300\nbackoff_base = 1\nbackoff_max = 1",
+    ));
+    home.link_oauth1(&sb, "good", "demo-hmac-header");
+    // flaky has no route in the sandbox: every sync ends in a 404 (failed).
+    let patients = ["P2", "P3", "P4", "P5"];
+    for p in patients {
+        home.env.run(&["patient", "add", "--id", p]).ok();
+        let (status, grant) = sb.admin(
+            "/admin/oauth2/grants",
+            Some(&json!({"client_id": "demo-client", "patient": REMOTE})),
+        );
+        assert_eq!(status, 200);
+        home.rx_stdin(
+            &["link", "add", "--patient", p, "--provider", "flaky"],
+            grant.to_string().as_bytes(),
+        )
+        .ok();
+    }
+    let daemon = Running::start(&home, &[("RXSYNC_LOG", "info")]);
+    assert_eq!(daemon.get("/healthz"), (200, "ok\n".to_string()));
+    let metrics = daemon.metrics_until(20, |m| {
+        m.contains("rxsync_provider_paused{provider=\"flaky\"} 1")
+            && m.contains("rxsync_syncs_total{provider=\"good\",outcome=\"imported\"} 1")
+    });
+    assert!(
+        metrics.contains("rxsync_syncs_total{provider=\"flaky\",outcome=\"failed\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rxsync_provider_pauses_total{provider=\"flaky\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rxsync_sync_duration_seconds_count{provider=\"good\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rxsync_links{state=\"active\"} 5"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rxsync_open_exceptions{kind=\"link_broken\"} 0"),
+        "{metrics}"
+    );
+    assert_eq!(daemon.get("/readyz").0, 200);
+    // Paused: the other flaky links were not tried while the breaker is open.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, later) = daemon.get("/metrics");
+    assert!(
+        later.contains("rxsync_syncs_total{provider=\"flaky\",outcome=\"failed\"} 2"),
+        "{later}"
+    );
+    let (code, logs) = daemon.terminate();
+    assert_eq!(code, 0, "{logs}");
+    // Logs are JSON lines with ids, never tokens.
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["link"].is_number()),
+        "{logs}"
+    );
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("circuit breaker"))),
+        "{logs}"
+    );
+    for (_, s) in SECRETS {
+        assert!(!logs.contains(s));
+    }
+}
+
+#[test]
+fn shutdown_lets_a_sync_in_flight_finish_or_abandons_it_without_a_trace() {
+    for (grace, finished) in [(10, true), (0, false)] {
+        let sb = Sandbox::start();
+        let home = Home::new(&with_sync(
+            &oauth1_ccr("slow", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+            &format!("grace = {grace}"),
+        ));
+        let (id, _, _) = home.link_oauth1(&sb, "slow", "demo-hmac-header");
+        // The sync waits 2 s on a Retry-After before it can fetch.
+        sb.admin(
+            "/admin/faults",
+            Some(&json!({"path_prefix": "/ccr/", "status": 503, "times": 1, "retry_after": 2})),
+        );
+        let daemon = Running::start(&home, &[]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while requests(&sb).is_empty() {
+            assert!(Instant::now() < deadline, "the sync never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (code, logs) = daemon.terminate();
+        assert_eq!(code, 0, "{logs}");
+        let syncs = home.env.query_i64("SELECT COUNT(*) FROM syncs");
+        let regimens = home.env.query_i64("SELECT COUNT(*) FROM regimens");
+        let leased = home.env.query_i64(&format!(
+            "SELECT COUNT(*) FROM links WHERE id = {id} AND lease_holder IS NOT NULL"
+        ));
+        if finished {
+            assert_eq!(
+                (syncs, regimens),
+                (1, 1),
+                "the sync in flight finished: {logs}"
+            );
+        } else {
+            assert_eq!(
+                (syncs, regimens),
+                (0, 0),
+                "abandoned, nothing written: {logs}"
+            );
+            assert!(logs.contains("abandoned"), "{logs}");
+        }
+        assert_eq!(leased, 0, "the lease was given back");
+    }
+}
+
+#[test]
+fn key_rotate_reseals_every_secret_and_a_wrong_key_is_named() {
+    let sb = Sandbox::start();
+    let home = Home::new(
+        &[
+            oauth1_ccr("c", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+            oauth2_fhir(
+                "f",
+                &format!("{}/fhir", sb.base),
+                &sb.base,
+                "demo-client",
+                "header",
+            ),
+        ]
+        .concat(),
+    );
+    let (_, _, secret) = home.link_oauth1(&sb, "c", "demo-hmac-header");
+    home.link_oauth2(&sb, "f", "demo-client", json!({}));
+    let key_file = {
+        let mut p = home.env.db.as_os_str().to_owned();
+        p.push(".key");
+        std::path::PathBuf::from(p)
+    };
+    let before = std::fs::read(&key_file).expect("key file");
+    let sealed_before: Vec<u8> = {
+        let conn = rusqlite::Connection::open(&home.env.db).expect("db");
+        conn.query_row(
+            "SELECT token_secret FROM links WHERE provider = 'c'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("sealed")
+    };
+    let out = home.rx(&["key", "rotate"]);
+    assert!(
+        out.ok().contains("re-encrypted 4 secret(s) of 2 link(s)"),
+        "{out:?}"
+    );
+    assert_ne!(std::fs::read(&key_file).expect("new key"), before);
+    assert!(std::fs::exists(format!("{}.old", key_file.display())).expect("exists"));
+    let sealed_after: Vec<u8> = {
+        let conn = rusqlite::Connection::open(&home.env.db).expect("db");
+        conn.query_row(
+            "SELECT token_secret FROM links WHERE provider = 'c'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("sealed")
+    };
+    assert_ne!(sealed_before, sealed_after);
+    assert!(!contains(&home.stored_bytes(), &secret));
+    // Every link still pulls with the new key.
+    let run = home.pull(None);
+    run.ok();
+    assert!(
+        Home::reports(&run)
+            .iter()
+            .all(|r| r["outcome"] == "imported")
+    );
+    // A wrong key is named as such and changes nothing.
+    let counts = home.env.counts();
+    let wrong = home.env.run_with_env(
+        &["--config", &home.config, "import", "--patient", "P1"],
+        &[("RXSYNC_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")],
+    );
+    let err = wrong.fails(1);
+    assert!(err.contains("sealed with vault key"), "{err}");
+    let after: Vec<_> = home
+        .env
+        .counts()
+        .into_iter()
+        .filter(|(t, _)| !matches!(t.as_str(), "syncs" | "audit"))
+        .collect();
+    let expected: Vec<_> = counts
+        .into_iter()
+        .filter(|(t, _)| !matches!(t.as_str(), "syncs" | "audit"))
+        .collect();
+    assert_eq!(after, expected);
+}
+
+// ------------------------------------------------------------ crash safety
+
+/// SIGKILL the daemon at random moments during syncs, restart, and check
+/// what is stored. `RXSYNC_CRASH_TRIALS` sets the number of trials.
+#[test]
+fn killing_the_daemon_mid_sync_leaves_a_consistent_database() {
+    use rand::Rng;
+    let trials: usize = std::env::var("RXSYNC_CRASH_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(6);
+    let sb = Sandbox::start();
+    let providers = [
+        oauth1_ccr("ccr", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+        oauth2_fhir(
+            "fhir",
+            &format!("{}/fhir", sb.base),
+            &sb.base,
+            "demo-client",
+            "header",
+        ),
+    ]
+    .concat();
+    let home = Home::new(&with_sync(&providers, "concurrency = 4\ninterval = 3600"));
+    let mut tokens = Vec::new();
+    let mut links = 0;
+    // New links each trial: their first sync imports (the heavy write).
+    let add_links = |tokens: &mut Vec<String>, from: usize, n: usize| {
+        for n in from..from + n {
+            let patient = format!("C{n}");
+            home.env.run(&["patient", "add", "--id", &patient]).ok();
+            let remote = format!("remote-c{n}");
+            let tokens_json = if n % 2 == 0 {
+                let (status, t) = sb.admin(
+                    "/admin/oauth1/tokens",
+                    Some(&json!({"consumer_key": "demo-hmac-header", "patient": remote})),
+                );
+                assert_eq!(status, 200);
+                tokens.push(t["token_secret"].as_str().unwrap_or_default().to_string());
+                json!({"token": t["token"], "token_secret": t["token_secret"], "patient": remote})
+            } else {
+                let (status, g) = sb.admin(
+                    "/admin/oauth2/grants",
+                    Some(&json!({"client_id": "demo-client", "patient": remote})),
+                );
+                assert_eq!(status, 200);
+                tokens.push(g["access_token"].as_str().unwrap_or_default().to_string());
+                g
+            };
+            let provider = if n % 2 == 0 { "ccr" } else { "fhir" };
+            home.rx_stdin(
+                &["link", "add", "--patient", &patient, "--provider", provider],
+                tokens_json.to_string().as_bytes(),
+            )
+            .ok();
+        }
+    };
+    add_links(&mut tokens, 0, 16);
+    links += 16;
+    let mut rng = rand::thread_rng();
+    let mut killed_mid_pass = 0;
+    let conn = || rusqlite::Connection::open(&home.env.db).expect("db");
+    for trial in 0..trials {
+        add_links(&mut tokens, links, 6);
+        links += 6;
+        // Every link due again.
+        conn()
+            .execute("UPDATE links SET next_due_at = NULL", [])
+            .expect("due");
+        sb.admin("/admin/faults/clear", Some(&json!({})));
+        let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let daemon = Running::start(&home, &[]);
+        std::thread::sleep(Duration::from_millis(rng.gen_range(20..400)));
+        let mut child = daemon;
+        // SAFETY: killing our own child.
+        unsafe { libc::kill(child.child.id() as i32, libc::SIGKILL) };
+        let _ = child.child.wait();
+        check_invariants(&home, trial);
+        let unfinished = home.env.query_i64(&format!(
+            "SELECT COUNT(*) FROM links WHERE last_sync_at IS NULL OR last_sync_at < '{started}'"
+        ));
+        if unfinished > 0 && unfinished < links as i64 {
+            killed_mid_pass += 1;
+        }
+    }
+    assert!(
+        killed_mid_pass > 0,
+        "no trial killed the daemon in the middle of a pass"
+    );
+    // After a restart every link syncs again and every token still opens.
+    conn()
+        .execute("UPDATE links SET next_due_at = NULL", [])
+        .expect("due");
+    let all = home.rx(&["run", "--once", "--format", "json"]);
+    all.ok();
+    let s = all.json();
+    let total: i64 = ["imported", "unchanged"]
+        .iter()
+        .map(|o| s["outcomes"][o].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        total, links as i64,
+        "every link synced and its tokens opened: {s}"
+    );
+    assert_eq!(
+        home.env.query_i64(
+            "SELECT COUNT(*) FROM links WHERE state = 'active' AND lease_holder IS NULL"
+        ),
+        links as i64
+    );
+    let stored = home.stored_bytes();
+    for t in &tokens {
+        assert!(!contains(&stored, t));
+    }
+    check_invariants(&home, trials);
+}
+
+fn check_invariants(home: &Home, trial: usize) {
+    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity");
+    assert_eq!(integrity, "ok", "trial {trial}");
+    let q = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
+    assert_eq!(
+        q(
+            "SELECT COUNT(*) FROM regimens r WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.regimen_id = r.id)"
+        ),
+        0,
+        "trial {trial}: a regimen without items"
+    );
+    assert_eq!(
+        q(
+            "SELECT COUNT(*) FROM regimens WHERE status = 'needs_review' AND id NOT IN (SELECT regimen_id FROM exceptions WHERE regimen_id IS NOT NULL)"
+        ),
+        0,
+        "trial {trial}: a regimen that needs review without its exceptions"
+    );
+    assert_eq!(
+        q(
+            "SELECT COUNT(*) FROM documents d WHERE NOT EXISTS (SELECT 1 FROM syncs s WHERE s.document_id = d.id)"
+        ),
+        0,
+        "trial {trial}: a document without its sync outcome"
+    );
+    assert_eq!(
+        q(
+            "SELECT COUNT(*) FROM syncs WHERE link_id IS NOT NULL AND outcome = 'imported' AND regimen_id IS NULL"
+        ),
+        0,
+        "trial {trial}: an imported sync without its regimen"
+    );
+    // Every link is synced or due again once its (dead) lease is given back.
+    assert_eq!(
+        q(
+            "SELECT COUNT(*) FROM links WHERE state = 'active' AND last_sync_at IS NULL AND next_due_at IS NOT NULL"
+        ),
+        0,
+        "trial {trial}: a link neither synced nor due"
+    );
+    assert_eq!(
+        q(
+            "SELECT COUNT(*) FROM links WHERE state = 'active' AND (token IS NULL OR key_id IS NULL)"
+        ),
+        0,
+        "trial {trial}: a token lost"
+    );
+}
