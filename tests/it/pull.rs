@@ -156,9 +156,39 @@ fn an_expiring_token_is_refreshed_first_and_the_rotated_pair_is_used_after() {
     // The rotated refresh token was stored: a later refresh uses it (the
     // sandbox would revoke the grant had the old one been reused).
     force_expiry(&home, id);
-    let second = home.pull(Some("fh"));
+    // With every crate's logs at trace level: still no secret on stderr.
+    let second = home.rx_with(
+        &[
+            "import",
+            "--patient",
+            "P1",
+            "--provider",
+            "fh",
+            "--format",
+            "json",
+        ],
+        b"",
+        &[("RXSYNC_LOG", "trace")],
+    );
     second.ok();
+    assert!(second.stderr.len() > 1000, "trace logs were written");
     assert_eq!(Home::reports(&second)[0]["refreshed"], true);
+    let issued: Vec<String> = requests(&sb)
+        .iter()
+        .filter_map(|q| q["headers"]["authorization"].as_str())
+        .filter_map(|a| a.strip_prefix("Bearer ").map(str::to_string))
+        .collect();
+    for secret in issued.iter().map(String::as_str).chain([
+        old,
+        grant["refresh_token"].as_str().unwrap_or("-"),
+        "demo-client-secret",
+    ]) {
+        assert!(
+            !second.stderr.contains(secret),
+            "a secret in the trace logs"
+        );
+        assert!(!second.stdout.contains(secret), "a secret in the output");
+    }
     let s = stats(&sb);
     assert_eq!(
         (

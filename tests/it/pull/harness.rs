@@ -103,6 +103,11 @@ impl Home {
     }
 
     pub fn rx_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
+        self.rx_with(args, stdin, &[])
+    }
+
+    /// With extra environment variables (e.g. `RXSYNC_LOG=trace`).
+    pub fn rx_with(&self, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Run {
         use std::io::Write;
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rxsync"));
         cmd.current_dir(self.env.dir.path())
@@ -117,7 +122,7 @@ impl Home {
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
             cmd.env_remove(k);
         }
-        for (k, v) in SECRETS {
+        for (k, v) in SECRETS.iter().chain(env) {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("run rxsync");
