@@ -182,6 +182,8 @@ fn an_expiring_token_is_refreshed_first_and_the_rotated_pair_is_used_after() {
         old,
         grant["refresh_token"].as_str().unwrap_or("-"),
         "demo-client-secret",
+        // The HTTP Basic form of the client credentials.
+        "ZGVtby1jbGllbnQ6ZGVtby1jbGllbnQtc2VjcmV0",
     ]) {
         assert!(
             !second.stderr.contains(secret),
