@@ -37,6 +37,9 @@ pub struct ImportRequest<'a> {
     /// Set when the bytes were pulled from a provider: the link's part of
     /// the import's transaction.
     pub pull: Option<&'a PullRecord<'a>>,
+    /// The FHIR Patient id the document must be about (the link's remote
+    /// patient); a document about another patient raises `identity_mismatch`.
+    pub expected_patient: Option<&'a str>,
 }
 
 /// Why an import stored nothing (or only the unreadable document).
@@ -136,6 +139,10 @@ pub fn import(store: &mut Store, req: &ImportRequest<'_>) -> Result<ImportReport
             max_regimen_items: req.max_regimen_items,
         },
     );
+    let mut regimen = regimen;
+    if let Some(flag) = identity_check(&doc, req.expected_patient) {
+        regimen.flags.push(flag);
+    }
     let outcome = store.write_import(&ImportWrite {
         patient: req.patient,
         source: req.source,
@@ -177,4 +184,57 @@ fn dictionary_for(
         }
     }
     Ok(dict)
+}
+
+/// The id of the Patient a FHIR reference points at (`Patient/123`,
+/// `https://h/fhir/Patient/123/_history/2`); None for `urn:uuid:` and
+/// contained references, which name no server id.
+fn fhir_patient_id(reference: &str) -> Option<&str> {
+    let at = reference.rfind("Patient/")?;
+    let before = &reference[..at];
+    if !(before.is_empty() || before.ends_with('/')) {
+        return None;
+    }
+    reference[at + "Patient/".len()..]
+        .split('/')
+        .next()
+        .filter(|id| !id.is_empty())
+}
+
+/// A document about another patient than the link's: a clinician must look.
+fn identity_check(doc: &ParsedDocument, expected: Option<&str>) -> Option<normalize::Flag> {
+    let expected = expected?;
+    if !matches!(doc.format, DocFormat::FhirJson | DocFormat::FhirXml) {
+        return None;
+    }
+    let reference = doc.patient_ref.as_deref()?;
+    let found = fhir_patient_id(reference)?;
+    (found != expected).then(|| normalize::Flag {
+        kind: crate::domain::ExceptionKind::IdentityMismatch,
+        item: None,
+        related: None,
+        detail: format!(
+            "the document is about patient {found:?} ({reference}), but the link is to remote patient {expected:?}: check that the provider sent this patient's list"
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fhir_patient_id;
+
+    #[test]
+    fn patient_ids_are_read_from_every_reference_form() {
+        for (reference, id) in [
+            ("Patient/123", Some("123")),
+            ("https://h.example/fhir/Patient/p-7", Some("p-7")),
+            ("Patient/123/_history/2", Some("123")),
+            ("urn:uuid:5e2c0b1e-0000-4000-8000-000000000000", None),
+            ("#pat", None),
+            ("SomePatient/1", None),
+            ("Patient/", None),
+        ] {
+            assert_eq!(fhir_patient_id(reference), id, "{reference}");
+        }
+    }
 }

@@ -261,6 +261,7 @@ impl Puller {
                     }),
                     max_regimen_items: self.config.max_regimen_items,
                     pull: Some(&record),
+                    expected_patient: Some(&link.view.remote_patient),
                 };
                 let result = blocking(|| import::import(&mut lock(store), &request));
                 match result {

@@ -323,6 +323,7 @@ fn sqlite_import(s: &Sizes) {
                 max_document_bytes: u64::MAX,
                 max_regimen_items: usize::MAX,
                 pull: None,
+                expected_patient: None,
             },
         )
         .expect("import")

@@ -159,8 +159,10 @@ const LINKS: [DemoLink; 6] = [
     },
 ];
 
+/// The demo patients' ids at the sandbox: the same as the local ones (the
+/// sample FHIR document's subject is `Patient/demo-fhir-1`, and rxsync checks it).
 fn remote(patient: &str) -> String {
-    format!("remote-{patient}")
+    patient.to_string()
 }
 
 pub fn run(global: &Global, args: Args) -> CliResult {

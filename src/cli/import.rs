@@ -109,6 +109,7 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         max_document_bytes: limit,
         max_regimen_items: ctx.config.max_regimen_items,
         pull: None,
+        expected_patient: None,
     };
     match import(&mut ctx.store, &request) {
         Ok(report) => {

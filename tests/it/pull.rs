@@ -914,3 +914,47 @@ fn over_https_plaintext_signs_and_a_redirect_down_to_http_is_refused() {
         "nothing was sent over plain http"
     );
 }
+
+// ------------------------------------------------------------ identity
+
+#[test]
+fn a_fhir_list_about_another_patient_raises_identity_mismatch() {
+    let data = tempfile::tempdir().expect("dir");
+    std::fs::create_dir_all(data.path().join("fhir")).expect("dir");
+    let bundle = json!({
+        "resourceType": "Bundle", "type": "searchset",
+        "entry": [{"resource": {
+            "resourceType": "MedicationRequest", "id": "m1", "status": "active", "intent": "order",
+            "subject": {"reference": "Patient/somebody-else"},
+            "medicationCodeableConcept": {"coding": [{"system": "http://hl7.org/fhir/sid/ndc", "code": "0071-0155-23"}]}
+        }}]
+    });
+    std::fs::write(
+        data.path().join(format!("fhir/{REMOTE}.json")),
+        bundle.to_string(),
+    )
+    .expect("write");
+    let sb = Sandbox::start_with(&["--data", &data.path().display().to_string()]);
+    let home = Home::new(&oauth2_fhir(
+        "fh",
+        &format!("{}/fhir", sb.base),
+        &sb.base,
+        "demo-client",
+        "header",
+    ));
+    home.link_oauth2(&sb, "fh", "demo-client", json!({}));
+    let run = home.pull(None);
+    run.ok();
+    let r = &Home::reports(&run)[0];
+    assert_eq!(r["import"]["exceptions"]["identity_mismatch"], 1, "{r}");
+    let queue = home.rx(&["queue", "list", "--format", "json"]).json();
+    let detail = queue
+        .as_array()
+        .and_then(|q| q.iter().find(|e| e["kind"] == "identity_mismatch"))
+        .map(|e| e["detail"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default();
+    assert!(
+        detail.contains("somebody-else") && detail.contains(REMOTE),
+        "{detail}"
+    );
+}
