@@ -958,3 +958,45 @@ fn a_fhir_list_about_another_patient_raises_identity_mismatch() {
         "{detail}"
     );
 }
+
+#[test]
+fn an_expired_token_without_refresh_and_a_rejected_oauth1_token_become_link_broken() {
+    let sb = Sandbox::start();
+    let home = Home::new(
+        &[
+            oauth2_fhir(
+                "fh",
+                &format!("{}/fhir", sb.base),
+                &sb.base,
+                "demo-client",
+                "header",
+            ),
+            oauth1_ccr("c", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+        ]
+        .concat(),
+    );
+    let (_, grant) = home.link_oauth2(&sb, "fh", "demo-client", json!({}));
+    // Handed over already expired and without its refresh token.
+    let fh = home.link(
+        "fh",
+        &json!({"access_token": grant["access_token"], "expires_in": 0, "patient": REMOTE}),
+    );
+    // A token the provider never issued (or has since withdrawn).
+    let c = home.link(
+        "c",
+        &json!({"token": "not-issued-token", "token_secret": "whatever", "patient": REMOTE}),
+    );
+    let run = home.pull(None);
+    let err = run.fails(1);
+    assert!(err.contains("no refresh token"), "{err}");
+    assert!(err.contains("token_rejected"), "{err}");
+    for id in [fh, c] {
+        assert_eq!(home.link_row(id)["state"], "needs_relink");
+    }
+    assert_eq!(
+        home.env.query_i64(
+            "SELECT COUNT(*) FROM exceptions WHERE kind = 'link_broken' AND state = 'open'"
+        ),
+        2
+    );
+}
