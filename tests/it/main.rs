@@ -8,5 +8,6 @@ mod cli;
 mod config;
 mod corpus;
 mod oauth1_oracle;
+mod reversal;
 mod store_safety;
 mod support;
