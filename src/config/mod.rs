@@ -6,11 +6,13 @@
 //! itself never reads the process environment.
 
 mod providers;
+mod review;
 
 pub use providers::{
     ClientAuth, DocumentLocation, FetchLimits, Oauth1Settings, Oauth2Settings, Provider,
     ProviderAuth, ProviderKind, RawAuth, RawProvider, SecretError, SecretSource,
 };
+pub use review::{RawReview, ReviewConfig, TlsFiles, parse_listen};
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,8 @@ pub struct RawConfig {
     pub vault: RawVault,
     #[serde(default)]
     pub providers: Vec<RawProvider>,
+    #[serde(default)]
+    pub review: RawReview,
 }
 
 /// `[vault]`
@@ -68,6 +72,8 @@ pub struct Config {
     /// The vault's key file (None: beside the database, `<database>.key`).
     pub key_file: Option<PathBuf>,
     pub providers: Vec<Provider>,
+    /// `[review]`: the clinician review web application.
+    pub review: ReviewConfig,
 }
 
 impl Config {
@@ -206,6 +212,7 @@ pub fn resolve(
     }
     let providers =
         providers::resolve_providers(raw.providers, &origin, &base, max_document_bytes)?;
+    let review = review::resolve_review(raw.review, &origin, &base, env)?;
     Ok(Config {
         file: file.map(Path::to_path_buf),
         database_path,
@@ -213,6 +220,7 @@ pub fn resolve(
         max_regimen_items,
         key_file: raw.vault.key_file.map(|f| base.join(f)),
         providers,
+        review,
     })
 }
 
