@@ -18,3 +18,4 @@ pub mod parse;
 pub mod pull;
 pub mod store;
 pub mod vault;
+pub mod web;

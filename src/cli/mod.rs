@@ -12,6 +12,8 @@ mod output;
 mod patient;
 mod queue;
 mod regimen;
+mod serve;
+mod user;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -68,6 +70,14 @@ enum Command {
     Queue(queue::Command),
     /// Set up a demo database from the embedded samples and show the result
     Demo(demo::Args),
+    /// Serve the clinician review web application (pages and JSON API)
+    Serve(serve::Args),
+    /// Accounts of the review web application
+    #[command(subcommand)]
+    User(user::Command),
+    /// API tokens for the review JSON API
+    #[command(subcommand)]
+    Token(user::TokenCommand),
 }
 
 /// How a command failed, which decides the exit code.
@@ -147,6 +157,9 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Regimen(c) => regimen::run(&global, c),
         Command::Queue(c) => queue::run(&global, c),
         Command::Demo(a) => demo::run(&global, a),
+        Command::Serve(a) => serve::run(&global, a),
+        Command::User(c) => user::run(&global, c),
+        Command::Token(c) => user::run_token(&global, c),
     }
 }
 

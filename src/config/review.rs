@@ -36,6 +36,30 @@ pub struct ReviewConfig {
     pub tls: Option<TlsFiles>,
     /// How long a login session lasts.
     pub session_lifetime: Duration,
+    /// A non-loopback `listen` without TLS was allowed.
+    pub allow_plain_http: bool,
+}
+
+impl ReviewConfig {
+    /// The same settings on another address (`--listen`), checked by the
+    /// same rule as the file's `listen`.
+    pub fn with_listen(&self, listen: SocketAddr) -> Result<ReviewConfig, String> {
+        check_plain(listen, self.tls.is_some(), self.allow_plain_http)?;
+        Ok(ReviewConfig {
+            listen,
+            ..self.clone()
+        })
+    }
+}
+
+/// A non-loopback address needs TLS, unless plain HTTP was allowed.
+fn check_plain(listen: SocketAddr, tls: bool, allowed: bool) -> Result<(), String> {
+    if tls || allowed || listen.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(format!(
+        "{listen} is not a loopback address: set tls_cert and tls_key, or allow_plain_http = true when TLS ends in a proxy in front of rxsync"
+    ))
 }
 
 /// Where the TLS certificate chain and key are.
@@ -54,6 +78,7 @@ impl Default for ReviewConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             tls: None,
             session_lifetime: Duration::from_secs(DEFAULT_SESSION_MINUTES * 60),
+            allow_plain_http: false,
         }
     }
 }
@@ -101,14 +126,9 @@ pub fn resolve_review(
             ));
         }
     };
-    if tls.is_none() && !listen.ip().is_loopback() && raw.allow_plain_http != Some(true) {
-        return Err(value(
-            "review.listen",
-            format!(
-                "{listen} is not a loopback address: set tls_cert and tls_key, or allow_plain_http = true when TLS ends in a proxy in front of rxsync"
-            ),
-        ));
-    }
+    let allow_plain_http = raw.allow_plain_http == Some(true);
+    check_plain(listen, tls.is_some(), allow_plain_http)
+        .map_err(|problem| value("review.listen", problem))?;
     let minutes = raw.session_minutes.unwrap_or(DEFAULT_SESSION_MINUTES);
     if minutes == 0 || minutes > 60 * 24 * 30 {
         return Err(value(
@@ -120,6 +140,7 @@ pub fn resolve_review(
         listen,
         tls,
         session_lifetime: Duration::from_secs(minutes * 60),
+        allow_plain_http,
     })
 }
 

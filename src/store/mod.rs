@@ -29,7 +29,7 @@ pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
 pub use links::{ClaimError, ClaimedLink, FailedPull, LinkSecrets, LinkView, NewLink, PullRecord};
 pub use patients::{NewPatient, Patient};
 pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, Resolve};
-pub use regimens::{ItemView, RegimenSummary, RegimenView};
+pub use regimens::{CodeView, ItemView, RegimenSummary, RegimenView};
 pub use reversal::DecisionView;
 
 use rusqlite::Connection;
