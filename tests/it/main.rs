@@ -9,5 +9,7 @@ mod config;
 mod corpus;
 mod oauth1_oracle;
 mod reversal;
+mod review_server;
 mod store_safety;
 mod support;
+mod web;
