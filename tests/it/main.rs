@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod corpus;
 mod oauth1_oracle;
+mod openapi;
 mod reversal;
 mod review_server;
 mod store_safety;
