@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod config;
 mod corpus;
+mod e2e;
 mod oauth1_oracle;
 mod openapi;
 mod reversal;
