@@ -23,9 +23,9 @@ mod pages;
 mod pretty;
 mod tls;
 
+pub use api::ROUTES as API_ROUTES;
 pub use auth::{PasswordError, hash_password, new_api_token, token_hash};
 pub use error::WebError;
-pub use api::ROUTES as API_ROUTES;
 pub use pretty::pretty_excerpt;
 
 use crate::config::{Config, ReviewConfig};

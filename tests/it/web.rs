@@ -260,8 +260,7 @@ async fn wrong_passwords_slow_further_logins_down() {
         let a = r
             .try_login(CLINICIAN.0, "wrong-password")
             .await
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!(a.status, 401, "attempt {n}");
         assert!(a.body.contains("wrong name or password"));
     }
@@ -270,8 +269,7 @@ async fn wrong_passwords_slow_further_logins_down() {
     let a = r
         .try_login(CLINICIAN.0, CLINICIAN.1)
         .await
-        .err()
-        .expect("throttled");
+        .expect_err("throttled");
     assert_eq!(a.status, 429, "{}", a.body);
     let wait: u64 = a
         .headers
@@ -300,8 +298,7 @@ async fn wrong_passwords_slow_further_logins_down() {
     let a = r
         .try_login("nobody", "whatever-password")
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(a.status, 401);
     assert!(a.body.contains("wrong name or password"));
 }
