@@ -172,6 +172,14 @@ pub fn run(global: &Global, args: Args) -> CliResult {
         "      rxsync --config {} queue resolve ID --action accept --by YOUR-NAME",
         config_path.display()
     );
+    println!(
+        "Or in the browser: rxsync --config {} user add --name YOUR-NAME --role clinician",
+        config_path.display()
+    );
+    println!(
+        "      rxsync --config {} serve   (then open the URL it prints)",
+        config_path.display()
+    );
     Ok(())
 }
 

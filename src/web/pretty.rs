@@ -29,22 +29,58 @@ fn pretty_json(text: &str) -> Option<String> {
     Some(parts.join("\n"))
 }
 
-/// One or more XML elements, re-indented by two spaces.
+/// One or more XML elements, re-indented by two spaces. Only whitespace
+/// between tags changes: every tag, text and entity reference is copied
+/// from the source byte for byte.
 fn pretty_xml(text: &str) -> Option<String> {
     if !text.trim_start().starts_with('<') {
         return None;
     }
     let mut reader = quick_xml::Reader::from_str(text);
-    reader.config_mut().trim_text(true);
-    let mut writer = quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2);
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let mut depth = 0usize;
+    // The element being closed holds text: its end tag stays on that line.
+    let mut after_text = false;
+    let indent = |out: &mut String, depth: usize| {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.extend(std::iter::repeat_n(' ', depth * 2));
+    };
     loop {
-        match reader.read_event() {
-            Ok(Event::Eof) => break,
-            Ok(event) => writer.write_event(event).ok()?,
-            Err(_) => return None,
+        let start = usize::try_from(reader.buffer_position()).ok()?;
+        let event = reader.read_event().ok()?;
+        let end = usize::try_from(reader.buffer_position()).ok()?;
+        let raw = text.get(start..end)?;
+        match event {
+            Event::Eof => break,
+            Event::Start(_) => {
+                indent(&mut out, depth);
+                out.push_str(raw);
+                depth += 1;
+                after_text = false;
+            }
+            Event::End(_) => {
+                depth = depth.checked_sub(1)?;
+                if !after_text {
+                    indent(&mut out, depth);
+                }
+                out.push_str(raw);
+                after_text = false;
+            }
+            Event::Text(_) if raw.trim().is_empty() => {}
+            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => {
+                out.push_str(raw);
+                after_text = true;
+            }
+            _ => {
+                indent(&mut out, depth);
+                out.push_str(raw);
+                after_text = false;
+            }
         }
     }
-    String::from_utf8(writer.into_inner()).ok()
+    (depth == 0).then_some(out)
 }
 
 #[cfg(test)]
@@ -62,8 +98,11 @@ mod tests {
             pretty_excerpt("{\"a\":1}\n{\"b\":2}").matches('\n').count(),
             5
         );
-        let xml = pretty_excerpt("<M><N><T>x &lt;b&gt;</T></N></M>");
-        assert_eq!(xml, "<M>\n  <N>\n    <T>x &lt;b&gt;</T>\n  </N>\n</M>");
+        let xml = pretty_excerpt("<M>\n<N a=\"1\"><T>x &lt;b&gt; y</T><E/></N></M>");
+        assert_eq!(
+            xml, "<M>\n  <N a=\"1\">\n    <T>x &lt;b&gt; y</T>\n    <E/>\n  </N>\n</M>",
+            "text and references copied as they were"
+        );
         assert_eq!(
             pretty_excerpt("<a><b></a>"),
             "<a><b></a>",
