@@ -450,3 +450,89 @@ fn a_network_address_without_tls_is_refused() {
         .to_string();
     assert!(err.contains("not a loopback address"), "{err}");
 }
+
+#[tokio::test]
+async fn over_tls_the_session_cookie_is_secure() {
+    use std::io::{BufRead, BufReader};
+    let env = crate::support::TestEnv::with_dictionary_and(&[]);
+    add_user(&env, CLINICIAN.0, CLINICIAN.1, "clinician");
+    let fixtures = crate::support::repo_path("tests/fixtures");
+    let config = env.write(
+        "config.toml",
+        format!(
+            "[database]\npath = \"rxsync.db\"\n[review]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            fixtures.join("review-tls-cert.pem").display(),
+            fixtures.join("review-tls-key.pem").display()
+        )
+        .as_bytes(),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rxsync"))
+        .current_dir(env.dir.path())
+        .args(["--config", &config, "serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("URL line");
+    let base = line.trim().trim_end_matches('/').to_string();
+    assert!(base.starts_with("https://127.0.0.1:"), "{line}");
+    rxsync::fetch::http::install_crypto_provider();
+    let pem = std::fs::read(fixtures.join("review-tls-cert.pem")).expect("cert");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("https");
+    let set = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(set.contains("Secure") && set.contains("HttpOnly"), "{set}");
+    let body = login.text().await.expect("body");
+    let nonce = field_value(&body, "login_csrf").expect("nonce");
+    let a = client
+        .post(format!("{base}/login"))
+        .header("cookie", format!("rxsync_login={nonce}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("name", CLINICIAN.0),
+                    ("password", CLINICIAN.1),
+                    ("login_csrf", nonce.as_str()),
+                ])
+                .finish(),
+        )
+        .send()
+        .await
+        .expect("login");
+    let session = a
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        session.starts_with("rxsync_session=") && session.contains("; Secure"),
+        "{session}"
+    );
+    // Plain HTTP to the TLS port gets no page.
+    let plain = reqwest::Client::new()
+        .get(base.replace("https://", "http://") + "/login")
+        .send()
+        .await;
+    assert!(plain.is_err() || plain.is_ok_and(|r| !r.status().is_success()));
+    let _ = child.kill();
+    let _ = child.wait();
+}

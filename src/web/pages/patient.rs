@@ -202,7 +202,7 @@ fn source_part(patient: &str, part: &SourcePart) -> Markup {
             @if let Some(r) = &part.shown {
                 p {
                     "Version " (r.version) " — "
-                    span.badge.regimen-status class=(r.status) id=(format!("status-{}", part.source)) { (r.status) }
+                    span class=(format!("badge regimen-status {}", r.status)) id=(format!("status-{}", part.source)) { (r.status) }
                     " — " (r.open_exceptions) " open exception(s), created " (r.created_at)
                     @if let Some(at) = &r.reviewed_at { ", reviewed " (at) }
                 }
