@@ -21,3 +21,4 @@ pub mod sandbox;
 pub mod schedule;
 pub mod store;
 pub mod vault;
+pub mod web;

@@ -117,6 +117,11 @@ demo_meds = [
         directions=[("Take 1 tablet by mouth every 8 hours as needed for pain", "1", "tablet", "Oral", "every 8 hours")]),
 ]
 files["demo.xml"] = DECL + ccr(demo_meds, patient="demo-ccr-1", alerts=alert("76013O881M"), oid="demo-doc-1")
+# review: what the browser test walks through: a duplicate and an unmapped NDC, nothing else
+files["review.xml"] = DECL + ccr([demo_meds[0], demo_meds[1], demo_meds[3]], patient="review-1", oid="review-doc-1")
+# markup-name: a drug name carrying HTML markup (escaped in the XML), which review pages must show as text
+files["markup-name.xml"] = DECL + ccr([med("M1", "Aspirin &lt;script&gt;alert(1)&lt;/script&gt; &lt;b&gt;81&lt;/b&gt; MG",
+    [("NDC", "68180-0513-01")], strengths=[("81", "mg")])], patient="markup-1", oid="markup-doc-1")
 
 from xml.dom import minidom
 def pretty(text):

@@ -15,6 +15,8 @@ mod queue;
 mod regimen;
 mod run;
 mod sandbox;
+mod serve;
+mod user;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -78,6 +80,14 @@ enum Command {
     Demo(demo::Args),
     /// Run the loopback sandbox provider (OAuth 1.0a/2.0, CCR, FHIR) for tests and demos
     Sandbox(sandbox::Args),
+    /// Serve the clinician review web application (pages and JSON API)
+    Serve(serve::Args),
+    /// Accounts of the review web application
+    #[command(subcommand)]
+    User(user::Command),
+    /// API tokens for the review JSON API
+    #[command(subcommand)]
+    Token(user::TokenCommand),
 }
 
 /// How a command failed, which decides the exit code.
@@ -162,6 +172,9 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Run(a) => run::run(&global, a),
         Command::Demo(a) => demo::run(&global, a),
         Command::Sandbox(a) => sandbox::run(a),
+        Command::Serve(a) => serve::run(&global, a),
+        Command::User(c) => user::run(&global, c),
+        Command::Token(c) => user::run_token(&global, c),
     }
 }
 

@@ -1,4 +1,4 @@
-//! `rxsync queue list|show|resolve|dismiss`
+//! `rxsync queue list|show|resolve|dismiss|reopen`
 
 use super::context::Global;
 use super::output::{self, Format, cell};
@@ -59,6 +59,19 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         by: String,
         /// Why (recorded with the decision)
+        #[arg(long)]
+        note: String,
+        /// Output: table for people, json for scripts
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Reverse the decision on an exception (open again, its effects undone), until the regimen is reviewed
+    Reopen {
+        /// The exception id (from queue list --state all)
+        id: i64,
+        #[arg(long, value_name = "NAME")]
+        by: String,
+        /// Why (recorded with the reversal)
         #[arg(long)]
         note: String,
         /// Output: table for people, json for scripts
@@ -165,6 +178,17 @@ pub fn run(global: &Global, command: Command) -> CliResult {
             let by = nonempty_by(by)?;
             let mut ctx = global.open()?;
             let view = ctx.store.dismiss_exception(id, &by, &note)?;
+            show_result(&view, format)
+        }
+        Command::Reopen {
+            id,
+            by,
+            note,
+            format,
+        } => {
+            let by = nonempty_by(by)?;
+            let mut ctx = global.open()?;
+            let view = ctx.store.reopen_exception(id, &by, &note)?;
             show_result(&view, format)
         }
     }

@@ -6,11 +6,13 @@
 //! itself never reads the process environment.
 
 mod providers;
+mod review;
 
 pub use providers::{
     ClientAuth, DocumentLocation, FetchLimits, Oauth1Settings, Oauth2Settings, Provider,
     ProviderAuth, ProviderKind, RawAuth, RawProvider, SecretError, SecretSource,
 };
+pub use review::{RawReview, ReviewConfig, TlsFiles, parse_listen};
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,8 @@ pub struct RawConfig {
     pub sync: RawSync,
     #[serde(default)]
     pub providers: Vec<RawProvider>,
+    #[serde(default)]
+    pub review: RawReview,
 }
 
 /// `[sync]`: the daemon's schedule (`rxsync run`). Durations in seconds.
@@ -93,6 +97,8 @@ pub struct Config {
     pub key_file: Option<PathBuf>,
     pub providers: Vec<Provider>,
     pub sync: SyncSettings,
+    /// `[review]`: the clinician review web application.
+    pub review: ReviewConfig,
 }
 
 /// The daemon's schedule, resolved.
@@ -266,6 +272,7 @@ pub fn resolve(
         max_document_bytes,
         sync.interval,
     )?;
+    let review = review::resolve_review(raw.review, &origin, &base, env)?;
     Ok(Config {
         file: file.map(Path::to_path_buf),
         database_path,
@@ -274,6 +281,7 @@ pub fn resolve(
         key_file: raw.vault.key_file.map(|f| base.join(f)),
         providers,
         sync,
+        review,
     })
 }
 

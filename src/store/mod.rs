@@ -11,6 +11,7 @@
 //! intact. The store never parses documents and never decides what a drug
 //! is.
 
+mod accounts;
 mod audit;
 mod dictionary;
 mod imports;
@@ -19,7 +20,10 @@ mod mappings;
 mod patients;
 mod queue;
 mod regimens;
+mod reversal;
 
+pub use accounts::{LoginFailures, Role, UserName, UserView};
+pub use audit::AuditEntry;
 pub use dictionary::DictStats;
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
 pub use links::{
@@ -27,7 +31,8 @@ pub use links::{
 };
 pub use patients::{NewPatient, Patient};
 pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, Resolve};
-pub use regimens::{ItemView, RegimenSummary, RegimenView};
+pub use regimens::{CodeView, ItemView, RegimenSummary, RegimenView};
+pub use reversal::DecisionView;
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -42,6 +47,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_links",
         include_str!("../../schemas/sqlite/0002_links.sql"),
+    ),
+    (
+        "0003_accounts",
+        include_str!("../../schemas/sqlite/0003_accounts.sql"),
     ),
 ];
 

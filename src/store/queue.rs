@@ -149,6 +149,26 @@ impl Store {
         rows.into_iter().map(|row| self.complete(row)).collect()
     }
 
+    /// How many exceptions match the filter, per kind (the filter's kind,
+    /// limit and offset are ignored), by kind name.
+    pub fn exception_counts(
+        &self,
+        f: &ExceptionFilter,
+    ) -> Result<Vec<(String, usize)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.kind, COUNT(*) FROM exceptions e WHERE (?1 IS NULL OR e.state = ?1)
+             AND (?2 IS NULL OR e.patient_id = ?2) AND (?3 IS NULL OR e.source = ?3)
+             GROUP BY e.kind ORDER BY e.kind",
+        )?;
+        let rows = stmt
+            .query_map(
+                params![f.state.map(|s| s.as_str()), f.patient, f.source],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// One exception with its item in full.
     pub fn exception(&self, id: i64) -> Result<(ExceptionView, Option<ItemView>), StoreError> {
         let row = self.exception_row(id)?;
@@ -225,6 +245,8 @@ impl Store {
         let row = exception_row_in(&tx, id)?;
         check_open(&row)?;
         let kind: ExceptionKind = row.view.kind.parse().map_err(StoreError::Corrupt)?;
+        // What reversing this decision restores (see `reversal`).
+        let mut undo = serde_json::json!({});
         if !kind.actions().contains(&decision.action) {
             let allowed: Vec<&str> = kind.actions().iter().map(Action::as_str).collect();
             return Err(StoreError::Refused(format!(
@@ -239,16 +261,26 @@ impl Store {
                 let ndc = decision.ndc.ok_or_else(|| {
                     StoreError::Refused("action map needs an NDC (--ndc CODE)".to_string())
                 })?;
-                map_item(&tx, &row, kind, ndc, decision, id, &at)?;
+                undo = map_item(&tx, &row, kind, ndc, decision, id, &at)?;
             }
             Action::Remove => {
                 let item_id = row.item_id.ok_or_else(|| {
                     StoreError::Refused(format!("exception {id} concerns no item to remove"))
                 })?;
-                tx.execute(
+                let removed = tx.execute(
                     "UPDATE items SET removed_at = ?1, removed_by = ?2 WHERE id = ?3 AND removed_at IS NULL",
                     params![at, decision.by, item_id],
                 )?;
+                let closed: Vec<i64> = {
+                    let mut stmt = tx.prepare_cached(
+                        "SELECT id FROM exceptions WHERE state = 'open' AND id != ?1 AND item_id = ?2 ORDER BY id",
+                    )?;
+                    stmt.query_map(params![id, item_id], |r| r.get(0))?
+                        .collect::<Result<_, _>>()?
+                };
+                undo = serde_json::json!({
+                    "removed_item": (removed == 1).then_some(item_id), "closed": closed,
+                });
                 // The item's own other exceptions lose their subject: close
                 // them, saying why. Exceptions of other items that merely
                 // point at it (a later repeat's `duplicate`) stay open: that
@@ -276,6 +308,7 @@ impl Store {
         if changed != 1 {
             return Err(not_open_any_more(id));
         }
+        super::reversal::record(&tx, id, decision.action.as_str(), &decision.by, &at, &undo)?;
         finish(
             &tx,
             &row,
@@ -304,14 +337,16 @@ impl Store {
         let tx = self.conn.transaction()?;
         let row = exception_row_in(&tx, id)?;
         check_open(&row)?;
+        let at = now();
         let changed = tx.execute(
             "UPDATE exceptions SET state = 'dismissed', resolution = NULL, resolution_ndc = NULL, resolved_by = ?1,
              resolved_at = ?2, note = ?3 WHERE id = ?4 AND state = 'open'",
-            params![by, now(), note, id],
+            params![by, at, note, id],
         )?;
         if changed != 1 {
             return Err(not_open_any_more(id));
         }
+        super::reversal::record(&tx, id, "dismiss", by, &at, &serde_json::json!({}))?;
         finish(
             &tx,
             &row,
@@ -363,7 +398,7 @@ fn map_item(
     d: &Resolve,
     id: i64,
     at: &str,
-) -> Result<(), StoreError> {
+) -> Result<serde_json::Value, StoreError> {
     let item_id = row
         .item_id
         .ok_or_else(|| StoreError::Refused(format!("exception {id} concerns no item to map")))?;
@@ -414,11 +449,31 @@ fn map_item(
     let mapping = serde_json::json!({
         "ndc11": ndc.as_str(), "decided_by": d.by, "decided_at": at, "exception_id": id, "note": d.note,
     });
+    let (before_ndc, before_mapping): (Option<String>, Option<String>) = tx.query_row(
+        "SELECT ndc11, mapping FROM items WHERE id = ?1",
+        [item_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut previous_mappings = Vec::with_capacity(keys.len());
     tx.execute(
         "UPDATE items SET ndc11 = ?1, mapping = ?2 WHERE id = ?3",
         params![ndc.as_str(), mapping.to_string(), item_id],
     )?;
     for (system, code) in keys {
+        let previous: Option<serde_json::Value> = tx
+            .query_row(
+                "SELECT json_object('ndc11', ndc11, 'decided_by', decided_by, 'decided_at', decided_at,
+                 'exception_id', exception_id, 'note', note) FROM code_mappings
+                 WHERE source = ?1 AND system = ?2 AND code = ?3",
+                params![row.view.source, system, code],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?;
+        previous_mappings.push(serde_json::json!({
+            "source": row.view.source, "system": system, "code": code, "previous": previous,
+        }));
         tx.execute(
             "INSERT INTO code_mappings (source, system, code, ndc11, decided_by, decided_at, exception_id, note)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -427,7 +482,12 @@ fn map_item(
             params![row.view.source, system, code, ndc.as_str(), d.by, at, id, d.note],
         )?;
     }
-    recheck_duplicates(tx, item_id, at)
+    let opened = recheck_duplicates(tx, item_id, at)?;
+    Ok(serde_json::json!({
+        "item": {"id": item_id, "ndc11": before_ndc, "mapping": before_mapping},
+        "mappings": previous_mappings,
+        "opened": opened,
+    }))
 }
 
 /// An item's codes, ingredient codes, name, strength and form, as stored.
@@ -457,7 +517,12 @@ struct InForce {
 /// exception for every duplicate that involves the item, unless the same
 /// one (kind, item, related item) is already open. Written before the
 /// caller's `reviewed` check, so the regimen stays `needs_review`.
-fn recheck_duplicates(tx: &Transaction<'_>, item_id: i64, at: &str) -> Result<(), StoreError> {
+/// Returns the ids of the exceptions it opened.
+fn recheck_duplicates(
+    tx: &Transaction<'_>,
+    item_id: i64,
+    at: &str,
+) -> Result<Vec<i64>, StoreError> {
     let (regimen_id, patient, source, document_id): (i64, String, String, i64) = tx.query_row(
         "SELECT r.id, r.patient_id, r.source, r.document_id FROM items i JOIN regimens r ON r.id = i.regimen_id
          WHERE i.id = ?1",
@@ -507,8 +572,9 @@ fn recheck_duplicates(tx: &Transaction<'_>, item_id: i64, at: &str) -> Result<()
         .collect();
     let Some(mapped) = items.iter().position(|i| i.id == item_id) else {
         // A removed item's NDC changes no regimen in force.
-        return Ok(());
+        return Ok(Vec::new());
     };
+    let mut opened = Vec::new();
     let mut exists = tx.prepare_cached(
         "SELECT EXISTS(SELECT 1 FROM exceptions WHERE state = 'open' AND kind = ?1 AND item_id IS ?2
          AND related_item_id IS ?3)",
@@ -540,8 +606,9 @@ fn recheck_duplicates(tx: &Transaction<'_>, item_id: i64, at: &str) -> Result<()
             flag.detail,
             at
         ])?;
+        opened.push(tx.last_insert_rowid());
     }
-    Ok(())
+    Ok(opened)
 }
 
 /// Audits a decision and marks the regimen reviewed when nothing is open.

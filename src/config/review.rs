@@ -1,0 +1,215 @@
+//! `[review]`: the clinician review web application.
+//!
+//! The server listens on loopback unless told otherwise. A non-loopback
+//! address needs TLS (`tls_cert` and `tls_key`), or
+//! `allow_plain_http = true` for a deployment that terminates TLS in front
+//! of rxsync: session cookies and passwords must not cross a network in
+//! clear text by accident.
+
+use super::ConfigError;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `[review]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReview {
+    /// The address to listen on (default `127.0.0.1:8080`).
+    pub listen: Option<String>,
+    /// PEM certificate chain; with `tls_key`, the server speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// Minutes a login session lasts (default 480).
+    pub session_minutes: Option<u64>,
+    /// Allow a non-loopback `listen` without TLS (TLS ends in a proxy in front).
+    pub allow_plain_http: Option<bool>,
+}
+
+/// The review server's settings, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewConfig {
+    pub listen: SocketAddr,
+    /// Certificate chain and key files (absolute), when serving HTTPS.
+    pub tls: Option<TlsFiles>,
+    /// How long a login session lasts.
+    pub session_lifetime: Duration,
+    /// A non-loopback `listen` without TLS was allowed.
+    pub allow_plain_http: bool,
+}
+
+impl ReviewConfig {
+    /// The same settings on another address (`--listen`), checked by the
+    /// same rule as the file's `listen`.
+    pub fn with_listen(&self, listen: SocketAddr) -> Result<ReviewConfig, String> {
+        check_plain(listen, self.tls.is_some(), self.allow_plain_http)?;
+        Ok(ReviewConfig {
+            listen,
+            ..self.clone()
+        })
+    }
+}
+
+/// A non-loopback address needs TLS, unless plain HTTP was allowed.
+fn check_plain(listen: SocketAddr, tls: bool, allowed: bool) -> Result<(), String> {
+    if tls || allowed || listen.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(format!(
+        "{listen} is not a loopback address: set tls_cert and tls_key, or allow_plain_http = true when TLS ends in a proxy in front of rxsync"
+    ))
+}
+
+/// Where the TLS certificate chain and key are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_SESSION_MINUTES: u64 = 480;
+
+impl Default for ReviewConfig {
+    fn default() -> ReviewConfig {
+        ReviewConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls: None,
+            session_lifetime: Duration::from_secs(DEFAULT_SESSION_MINUTES * 60),
+            allow_plain_http: false,
+        }
+    }
+}
+
+/// Resolves `[review]` (`RXSYNC_REVIEW_LISTEN` overrides `listen`).
+pub fn resolve_review(
+    raw: RawReview,
+    origin: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ReviewConfig, ConfigError> {
+    let value = |key: &'static str, problem: String| ConfigError::Value {
+        origin: origin.to_string(),
+        key,
+        problem,
+    };
+    let (listen_text, listen_origin) = match env("RXSYNC_REVIEW_LISTEN").filter(|v| !v.is_empty()) {
+        Some(v) => (v, "environment RXSYNC_REVIEW_LISTEN".to_string()),
+        None => (
+            raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            origin.to_string(),
+        ),
+    };
+    let listen = parse_listen(&listen_text).map_err(|problem| ConfigError::Value {
+        origin: listen_origin,
+        key: "review.listen",
+        problem,
+    })?;
+    let tls = match (raw.tls_cert, raw.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: base.join(cert),
+            key: base.join(key),
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(value(
+                "review.tls_key",
+                "is missing (tls_cert is set)".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(value(
+                "review.tls_cert",
+                "is missing (tls_key is set)".into(),
+            ));
+        }
+    };
+    let allow_plain_http = raw.allow_plain_http == Some(true);
+    check_plain(listen, tls.is_some(), allow_plain_http)
+        .map_err(|problem| value("review.listen", problem))?;
+    let minutes = raw.session_minutes.unwrap_or(DEFAULT_SESSION_MINUTES);
+    if minutes == 0 || minutes > 60 * 24 * 30 {
+        return Err(value(
+            "review.session_minutes",
+            "must be between 1 and 43200 (30 days)".into(),
+        ));
+    }
+    Ok(ReviewConfig {
+        listen,
+        tls,
+        session_lifetime: Duration::from_secs(minutes * 60),
+        allow_plain_http,
+    })
+}
+
+/// `HOST:PORT` with an IP address (`[::1]:8080` for IPv6).
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.trim()
+        .parse::<SocketAddr>()
+        .map_err(|_| format!("{text:?} is not an IP address and port (such as 127.0.0.1:8080)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn raw(text: &str) -> RawReview {
+        toml::from_str(text).expect("valid [review]")
+    }
+
+    #[test]
+    fn loopback_by_default_and_tls_paths_resolve_against_the_file() {
+        let c = resolve_review(RawReview::default(), "f", Path::new("/srv"), &no_env)
+            .expect("defaults");
+        assert_eq!(c, ReviewConfig::default());
+        let c = resolve_review(
+            raw("listen = \"0.0.0.0:8443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nsession_minutes = 30\n"),
+            "f",
+            Path::new("/srv"),
+            &no_env,
+        )
+        .expect("tls");
+        assert_eq!(c.listen.port(), 8443);
+        assert_eq!(
+            c.tls,
+            Some(TlsFiles {
+                cert: PathBuf::from("/srv/c.pem"),
+                key: PathBuf::from("/srv/k.pem"),
+            })
+        );
+        assert_eq!(c.session_lifetime, Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn a_network_address_without_tls_is_refused_unless_allowed() {
+        let rows = [
+            ("listen = \"0.0.0.0:8080\"\n", Some("not a loopback")),
+            ("listen = \"192.0.2.1:80\"\n", Some("not a loopback")),
+            ("listen = \"0.0.0.0:8080\"\nallow_plain_http = true\n", None),
+            ("listen = \"[::1]:8080\"\n", None),
+            ("listen = \"localhost:8080\"\n", Some("not an IP address")),
+            ("tls_cert = \"c.pem\"\n", Some("tls_key is missing")),
+            ("session_minutes = 0\n", Some("session_minutes")),
+        ];
+        for (text, expected) in rows {
+            let got = resolve_review(raw(text), "/etc/rx.toml", Path::new("/"), &no_env);
+            match expected {
+                None => assert!(got.is_ok(), "{text}: {got:?}"),
+                Some(needle) => {
+                    let err = got.expect_err(text).to_string();
+                    assert!(err.contains(needle), "{text}: {err}");
+                    assert!(err.contains("review."), "{text}: names the key: {err}");
+                }
+            }
+        }
+        let env = |k: &str| (k == "RXSYNC_REVIEW_LISTEN").then(|| "127.0.0.1:9".to_string());
+        let c = resolve_review(RawReview::default(), "f", Path::new("/"), &env).expect("env");
+        assert_eq!(c.listen.port(), 9);
+    }
+}

@@ -1,0 +1,157 @@
+//! The clinician review web application: server-rendered HTML pages (maud,
+//! which escapes every interpolated value) and a JSON API under `/api/v1`,
+//! both thin shells over the same store functions `rxsync queue` uses.
+//!
+//! `router(state)` is what the daemon merges with its own routes (it never
+//! uses `/healthz`, `/readyz` or `/metrics`); `serve(listener, state,
+//! shutdown)` runs it alone, over TLS when `[review]` names a certificate.
+//! Pages work without JavaScript: forms post, the server answers with a
+//! redirect. Every page and API call except the login page needs a session
+//! (cookie `HttpOnly; SameSite=Strict`, `Secure` over TLS) or an API token;
+//! every form that changes something carries a CSRF token; admins alone
+//! reach `/admin`. Store work runs in `spawn_blocking` on a small pool of
+//! connections, one short transaction per action, because the daemon
+//! writes the same file from its own connections.
+//!
+//! This module never writes SQL, never prints and never reads the process
+//! environment; it never logs or returns a password, a session id or a token.
+
+mod api;
+mod auth;
+mod error;
+mod pages;
+mod pretty;
+mod tls;
+
+pub use api::ROUTES as API_ROUTES;
+pub use auth::{PasswordError, hash_password, new_api_token, token_hash};
+pub use error::WebError;
+pub use pretty::pretty_excerpt;
+
+use crate::config::{Config, ReviewConfig};
+use crate::store::{Store, StoreError};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Connections kept for reuse; more are opened under load and closed after.
+const POOL_SIZE: usize = 8;
+
+/// What every handler shares: where the database is, a few open
+/// connections, the review settings and the TLS configuration.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The SQLite file; connections are opened on demand.
+    database: PathBuf,
+    /// Idle connections (each `Store` is used by one request at a time).
+    pool: Mutex<Vec<Store>>,
+    /// Session lifetime and the rest of `[review]`.
+    review: ReviewConfig,
+    /// The server's TLS configuration when `[review]` names a certificate;
+    /// it also decides whether cookies are `Secure`.
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl AppState {
+    /// Opens (and migrates) the database once, and loads the TLS
+    /// certificate and key when configured.
+    pub fn new(database: &Path, review: &ReviewConfig) -> Result<AppState, WebError> {
+        let store = Store::open(database)?;
+        let tls = review.tls.as_ref().map(tls::server_config).transpose()?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                database: database.to_path_buf(),
+                pool: Mutex::new(vec![store]),
+                review: review.clone(),
+                tls: tls.map(Arc::new),
+            }),
+        })
+    }
+
+    /// The state for a resolved configuration.
+    pub fn from_config(config: &Config) -> Result<AppState, WebError> {
+        AppState::new(&config.database_path, &config.review)
+    }
+
+    /// Whether the server speaks HTTPS (and cookies are `Secure`).
+    pub fn tls(&self) -> bool {
+        self.inner.tls.is_some()
+    }
+
+    pub(crate) fn review(&self) -> &ReviewConfig {
+        &self.inner.review
+    }
+
+    /// Runs store work on the blocking pool with a pooled connection.
+    pub(crate) async fn store<T, F>(&self, work: F) -> Result<T, error::AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner
+                .pool
+                .lock()
+                .map_err(|_| error::AppError::internal("connection pool poisoned"))?
+                .pop();
+            let mut store = match pooled {
+                Some(s) => s,
+                None => Store::open(&inner.database)?,
+            };
+            let result = work(&mut store);
+            if let Ok(mut pool) = inner.pool.lock()
+                && pool.len() < POOL_SIZE
+            {
+                pool.push(store);
+            }
+            Ok(result?)
+        })
+        .await
+        .map_err(|e| error::AppError::internal(format!("store task failed: {e}")))?
+    }
+}
+
+/// The whole application: pages, the JSON API and the stylesheet.
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .merge(pages::router(state.clone()))
+        .nest("/api/v1", api::router(state))
+        .layer(axum::middleware::map_response(pages::security_headers))
+}
+
+/// Serves the application on `listener` until `shutdown` completes
+/// (in-flight requests finish first); over TLS when the state has it.
+pub async fn serve<F>(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let tls = state.inner.tls.clone();
+    let app = router(state);
+    match tls {
+        None => {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+        Some(config) => {
+            axum::serve(
+                tls::TlsListener::new(listener, config),
+                app.into_make_service_with_connect_info::<tls::TlsPeer>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The HTML pages: routes, the shared layout, login and logout, error
+//! pages and response headers. Each page is a function of what the store
+//! returned; maud escapes every value it interpolates, so text from
+//! documents (drug names, notes, excerpts) is always shown as text.
+
+mod admin;
+pub mod exception;
+mod patient;
+pub mod queue;
+
+use super::AppState;
+use super::auth::{self, Viewer};
+use super::error::AppError;
+use axum::Router;
+use axum::extract::{Extension, Form, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// The page routes. `/login` and the stylesheet are public; the rest need
+/// a session, their POSTs a CSRF token, and `/admin` an admin.
+pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route("/admin/links", get(admin::links))
+        .route("/admin/links/{id}/revoke", post(admin::revoke_link))
+        .route("/admin/users", get(admin::users))
+        .route("/admin/users/{name}/disable", post(admin::disable_user))
+        .route_layer(from_fn(auth::require_admin));
+    let signed_in = Router::new()
+        .route("/", get(|| async { Redirect::to("/queue") }))
+        .route("/queue", get(queue::page))
+        .route("/exceptions/{id}", get(exception::page))
+        .route("/exceptions/{id}/decide", post(exception::decide))
+        .route("/exceptions/{id}/reopen", post(exception::reopen))
+        .route("/patients/{id}", get(patient::page))
+        .route("/logout", post(logout))
+        .merge(admin)
+        .route_layer(from_fn(auth::require_csrf))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_session));
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/assets/review.css", get(stylesheet))
+        .merge(signed_in)
+        .with_state(state)
+}
+
+/// Headers on every answer: no caching of patient data, no framing, no
+/// scripts, forms only to this origin.
+pub async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    let css = h
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/css"));
+    if !css {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    r
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("review.css"),
+    )
+}
+
+/// The shared page frame: title, navigation, who is signed in, logout.
+pub fn layout(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " — rxsync review" }
+                link rel="stylesheet" href="/assets/review.css";
+            }
+            body {
+                header {
+                    nav {
+                        strong { "rxsync review" }
+                        @if let Some(v) = viewer {
+                            a href="/queue" { "Queue" }
+                            @if v.is_admin() {
+                                a href="/admin/links" { "Links" }
+                                a href="/admin/users" { "Users" }
+                            }
+                            span.who { (v.user.name) " (" (v.user.role) ")" }
+                            form.inline method="post" action="/logout" {
+                                (csrf_field(v))
+                                button type="submit" id="logout" { "Log out" }
+                            }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+/// The hidden CSRF field of a form.
+pub fn csrf_field(v: &Viewer) -> Markup {
+    html! { input type="hidden" name=(auth::CSRF_FIELD) value=(v.csrf); }
+}
+
+/// A page as a response.
+pub fn render(status: StatusCode, markup: Markup) -> Response {
+    (status, Html(markup.into_string())).into_response()
+}
+
+/// An error as a page.
+pub fn error_page(viewer: Option<&Viewer>, e: AppError) -> Response {
+    let title = match e.status {
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
+        s if s.is_server_error() => "Something went wrong",
+        _ => "Cannot do that",
+    };
+    render(
+        e.status,
+        layout(
+            title,
+            viewer,
+            html! {
+                p.error role="alert" { (e.message) }
+                p { a href="/queue" { "Back to the queue" } }
+            },
+        ),
+    )
+}
+
+/// An empty optional text from a form or query is no value.
+pub fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn login_form(nonce: &str, problem: Option<&str>) -> Markup {
+    layout(
+        "Log in",
+        None,
+        html! {
+            @if let Some(p) = problem { p.error role="alert" { (p) } }
+            form method="post" action="/login" {
+                input type="hidden" name="login_csrf" value=(nonce);
+                label { "Name " input type="text" name="name" id="name" autocomplete="username" required; }
+                label { "Password " input type="password" name="password" id="password" autocomplete="current-password" required; }
+                button type="submit" id="login" { "Log in" }
+            }
+        },
+    )
+}
+
+/// The login page sets a fresh double-submit cookie for its form.
+fn login_response(state: &AppState, status: StatusCode, problem: Option<&str>) -> Response {
+    let nonce = auth::login_nonce();
+    let mut r = render(status, login_form(&nonce, problem));
+    if let Ok(v) = HeaderValue::from_str(&auth::set_cookie(
+        state,
+        auth::LOGIN_COOKIE,
+        &nonce,
+        Duration::from_secs(3600),
+    )) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn login_page(State(state): State<AppState>) -> Response {
+    login_response(&state, StatusCode::OK, None)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    login_csrf: String,
+}
+
+async fn login(State(state): State<AppState>, req: Request) -> Response {
+    let remote = auth::remote(req.extensions());
+    let headers = req.headers().clone();
+    let form =
+        <Form<LoginForm> as axum::extract::FromRequest<AppState>>::from_request(req, &state).await;
+    let Ok(Form(form)) = form else {
+        return login_response(
+            &state,
+            StatusCode::BAD_REQUEST,
+            Some("the form is incomplete"),
+        );
+    };
+    if !auth::login_nonce_ok(&headers, &form.login_csrf) {
+        return login_response(
+            &state,
+            StatusCode::FORBIDDEN,
+            Some("the login form is out of date (CSRF check): try again"),
+        );
+    }
+    let name = form.name.trim().to_string();
+    match auth::check_login(&state, name, form.password, remote).await {
+        Ok(auth::LoginCheck::Ok(user)) => match auth::start_session(&state, user.id).await {
+            Ok(id) => {
+                let mut r = Redirect::to("/queue").into_response();
+                let cookies = [
+                    auth::set_cookie(
+                        &state,
+                        auth::SESSION_COOKIE,
+                        &id,
+                        state.review().session_lifetime,
+                    ),
+                    auth::set_cookie(&state, auth::LOGIN_COOKIE, "", Duration::ZERO),
+                ];
+                for c in cookies {
+                    if let Ok(v) = HeaderValue::from_str(&c) {
+                        r.headers_mut().append(header::SET_COOKIE, v);
+                    }
+                }
+                r
+            }
+            Err(e) => error_page(None, e),
+        },
+        Ok(auth::LoginCheck::Wrong) => login_response(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            Some("wrong name or password"),
+        ),
+        Ok(auth::LoginCheck::Wait(wait)) => {
+            let mut r = login_response(
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(&format!(
+                    "too many failed logins: wait {} seconds and try again",
+                    wait.as_secs()
+                )),
+            );
+            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+        Err(e) => error_page(None, e),
+    }
+}
+
+async fn logout(State(state): State<AppState>, Extension(viewer): Extension<Viewer>) -> Response {
+    let hash = viewer.session_hash.clone();
+    if let Err(e) = state.store(move |s| s.end_session(&hash)).await {
+        return error_page(Some(&viewer), e);
+    }
+    let mut r = Redirect::to("/login").into_response();
+    if let Ok(v) = HeaderValue::from_str(&auth::set_cookie(
+        &state,
+        auth::SESSION_COOKIE,
+        "",
+        Duration::ZERO,
+    )) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
