@@ -296,25 +296,19 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
     }
     drop(store);
 
+    let (user, password) = demo_login(dir, &db)?;
     let listener = bind_listen(args.listen.as_deref()).await?;
     let addr = listener.local_addr().map_err(|e| anyhow!("{e}"))?;
-    println!(
-        "\nServing http://{addr} (/healthz /readyz /metrics) and syncing on schedule; Ctrl-C stops."
-    );
+    let web = rxsync::web::AppState::new(&db, &rxsync::config::ReviewConfig::default())
+        .map_err(|e| anyhow!("{e}"))?;
+    println!("\nReview the queue in the browser: http://{addr}  (login: {user} / {password})");
+    println!("Also /healthz /readyz /metrics there; syncing on schedule; Ctrl-C stops.");
     println!(
         "To carry on later without the demo: rxsync sandbox --listen {sandbox_addr} --data {} & rxsync --config {} run",
         sandbox_dir.display(),
         config_path.display()
     );
-    let router = daemon.router();
-    let mut server_stop = stopped.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let server = super::run::spawn_server(listener, web, daemon.router(), stopped.clone());
     let signal_stop = stop.clone();
     let signalled = wait_for_signal();
     tokio::spawn(async move {
@@ -326,6 +320,51 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
     let _ = server.await;
     print_summary(&summary, super::output::Format::Table)?;
     Ok(())
+}
+
+/// The demo's review login: user `demo` (admin, so the Links page shows
+/// too) with a random password kept in `DIR/demo-login.txt` (mode 0600), made
+/// on the first run.
+fn demo_login(dir: &Path, db: &Path) -> Result<(String, String), Failure> {
+    use rand::Rng;
+    let file = dir.join("demo-login.txt");
+    if let Ok(text) = std::fs::read_to_string(&file)
+        && let Some((user, password)) = text.trim().split_once(' ')
+    {
+        return Ok((user.to_string(), password.to_string()));
+    }
+    let password: String = rand::thread_rng()
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(16)
+        .map(char::from)
+        .collect();
+    let hash = rxsync::web::hash_password(&password).map_err(|e| anyhow!("{e}"))?;
+    let name = rxsync::store::UserName::parse("demo").map_err(|e| anyhow!("{e}"))?;
+    let mut store = Store::open(db)?;
+    if store.user(&name)?.is_some() {
+        return Ok((
+            "demo".into(),
+            format!(
+                "(unknown: {} was removed; add another user with rxsync user add)",
+                file.display()
+            ),
+        ));
+    }
+    store.add_user(&name, rxsync::store::Role::Admin, &hash, "demo")?;
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&file)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        writeln!(f, "demo {password}")
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    Ok(("demo".into(), password))
 }
 
 /// `--listen`, else 127.0.0.1:8080, else a free loopback port.

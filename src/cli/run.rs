@@ -5,6 +5,7 @@ use super::output::{self, Format};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
 use rxsync::daemon::{Daemon, Summary};
+use rxsync::web::AppState;
 use std::net::SocketAddr;
 use tokio::sync::watch;
 
@@ -16,7 +17,7 @@ pub struct Args {
     /// One pass over every due link, then exit
     #[arg(long)]
     once: bool,
-    /// Address for /healthz, /readyz and /metrics [default: 127.0.0.1:8080]
+    /// Address for the review UI and /healthz, /readyz, /metrics [default: [review] listen, 127.0.0.1:8080]
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
     /// Summary format
@@ -25,14 +26,22 @@ pub struct Args {
 }
 
 pub fn run(global: &Global, a: Args) -> CliResult {
-    let listen: SocketAddr = a
-        .listen
-        .as_deref()
-        .unwrap_or("127.0.0.1:8080")
-        .parse()
-        .map_err(|e| usage(format!("--listen: {e}")))?;
     let ctx = global.open()?;
+    let mut review = ctx.config.review.clone();
+    if let Some(text) = &a.listen {
+        let addr =
+            rxsync::config::parse_listen(text).map_err(|e| usage(format!("--listen: {e}")))?;
+        review = review
+            .with_listen(addr)
+            .map_err(|e| usage(format!("--listen: {e}")))?;
+    }
+    let listen: SocketAddr = review.listen;
     let db = ctx.config.database_path.clone();
+    let web = if a.once {
+        None
+    } else {
+        Some(AppState::new(&db, &review).map_err(|e| Failure::Usage(e.into()))?)
+    };
     let (puller, _store) = ctx.puller()?;
     let daemon = Daemon::new(puller, db)?;
     let rt = runtime()?;
@@ -43,25 +52,20 @@ pub fn run(global: &Global, a: Args) -> CliResult {
             signalled.await;
             let _ = stop.send(true);
         });
-        if a.once {
+        let Some(web) = web else {
             return Ok::<_, Failure>(daemon.pass(stopped).await);
-        }
+        };
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| Failure::Failed(anyhow!("cannot listen on {listen}: {e}")))?;
         let addr = listener
             .local_addr()
             .map_err(|e| Failure::Failed(anyhow!("cannot listen on {listen}: {e}")))?;
-        println!("rxsync run: serving http://{addr} (/healthz /readyz /metrics); Ctrl-C stops");
-        let router = daemon.router();
-        let mut server_stop = stopped.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = server_stop.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        let scheme = if web.tls() { "https" } else { "http" };
+        println!(
+            "rxsync run: serving {scheme}://{addr} (review UI, /healthz /readyz /metrics); Ctrl-C stops"
+        );
+        let server = spawn_server(listener, web, daemon.router(), stopped.clone());
         let summary = daemon.run(stopped).await;
         let _ = server.await;
         Ok(summary)
@@ -78,6 +82,21 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         )));
     }
     Ok(())
+}
+
+/// Serves the review UI with the daemon's routes until `stopped` turns true.
+pub fn spawn_server(
+    listener: tokio::net::TcpListener,
+    web: AppState,
+    ops: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        rxsync::web::serve_with(listener, web, ops, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await
+    })
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is

@@ -134,8 +134,22 @@ pub async fn serve<F>(
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
+    serve_with(listener, state, axum::Router::new(), shutdown).await
+}
+
+/// The same, with `extra` routes beside the application's (the daemon's
+/// `/healthz`, `/readyz` and `/metrics`), on one server.
+pub async fn serve_with<F>(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    extra: axum::Router,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     let tls = state.inner.tls.clone();
-    let app = router(state);
+    let app = router(state).merge(extra);
     match tls {
         None => {
             axum::serve(

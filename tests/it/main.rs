@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod corpus;
 mod daemon;
+mod demo;
 mod e2e;
 mod oauth1_oracle;
 mod oidc;

@@ -1,0 +1,254 @@
+//! `rxsync demo`, the README's first command: from nothing to links of every
+//! kind, one scheduled pass, the queue, the review UI with its printed login.
+
+use crate::review_server::field_value;
+use crate::support::TestEnv;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+fn demo_db(dir: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.join("rxsync.db")).expect("demo db")
+}
+
+fn q(conn: &rusqlite::Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+}
+
+#[test]
+fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
+    let env = TestEnv::new();
+    let dir = env.dir.path().join("demo");
+    let d = dir.display().to_string();
+    let first = env.run_bare(&["demo", "--dir", &d, "--once"], &[]);
+    let out = first.ok().to_string();
+    assert!(out.contains("One scheduled pass"), "{out}");
+    assert!(out.contains("pass: 6 sync(s)"), "{out}");
+    let db = demo_db(&dir);
+    assert_eq!(q(&db, "SELECT COUNT(*) FROM links"), 6);
+    assert_eq!(
+        q(&db, "SELECT COUNT(*) FROM links WHERE state = 'active'"),
+        5
+    );
+    assert_eq!(
+        q(
+            &db,
+            "SELECT COUNT(*) FROM links WHERE state = 'needs_relink' AND provider = 'demo-fhir-revoked'"
+        ),
+        1
+    );
+    assert_eq!(
+        q(&db, "SELECT COUNT(*) FROM regimens"),
+        5,
+        "one per active link"
+    );
+    assert!(
+        q(&db, "SELECT COUNT(*) FROM link_moves") >= 1,
+        "the 301 is remembered"
+    );
+    assert!(
+        q(
+            &db,
+            "SELECT COUNT(*) FROM audit WHERE action = 'link.refresh'"
+        ) >= 1,
+        "a refresh happened"
+    );
+    for kind in [
+        "unmapped_ndc",
+        "invalid_ndc",
+        "non_ndc_code",
+        "duplicate",
+        "link_broken",
+    ] {
+        assert!(
+            q(
+                &db,
+                &format!(
+                    "SELECT COUNT(*) FROM exceptions WHERE state = 'open' AND kind = '{kind}'"
+                )
+            ) >= 1,
+            "the queue shows {kind}"
+        );
+    }
+    for scheme in ["oauth1", "oauth2"] {
+        assert!(
+            q(
+                &db,
+                &format!("SELECT COUNT(*) FROM links WHERE scheme = '{scheme}'")
+            ) >= 2
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("rxsync.db.key"))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Again on the same folder: nothing is due, nothing is repeated.
+    let again = env.run_bare(&["demo", "--dir", &d, "--once"], &[]);
+    assert!(again.ok().contains("pass: 0 sync(s)"), "{again:?}");
+    assert_eq!(q(&db, "SELECT COUNT(*) FROM regimens"), 5);
+    assert_eq!(q(&db, "SELECT COUNT(*) FROM links"), 6);
+
+    // Without the demo: its sandbox on its port with its data, and `run`.
+    let port = std::fs::read_to_string(dir.join("sandbox/port")).expect("port");
+    let mut sandbox = Command::new(env!("CARGO_BIN_EXE_rxsync"))
+        .args([
+            "sandbox",
+            "--listen",
+            &format!("127.0.0.1:{}", port.trim()),
+            "--data",
+        ])
+        .arg(dir.join("sandbox"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sandbox");
+    let mut line = String::new();
+    BufReader::new(sandbox.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("sandbox line");
+    db.execute("UPDATE links SET next_due_at = NULL", [])
+        .expect("due");
+    let config = dir.join("config.toml").display().to_string();
+    let run = env.run_bare(
+        &["--config", &config, "run", "--once", "--format", "json"],
+        &[
+            ("RXSYNC_DEMO_HMAC_HEADER_SECRET", "demo-hmac-header-secret"),
+            ("RXSYNC_DEMO_HMAC_QUERY_SECRET", "demo-hmac-query-secret"),
+            ("RXSYNC_DEMO_CLIENT_SECRET", "demo-client-secret"),
+            ("RXSYNC_DEMO_NOROTATE_SECRET", "demo-norotate-secret"),
+        ],
+    );
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
+    let summary = run.json();
+    assert_eq!(
+        summary["outcomes"]["unchanged"], 5,
+        "the tokens the sandbox kept still work: {summary}"
+    );
+}
+
+#[test]
+fn demo_serves_the_review_ui_with_the_login_it_prints() {
+    rxsync::fetch::http::install_crypto_provider();
+    let env = TestEnv::new();
+    let dir = env.dir.path().join("demo");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rxsync"))
+        .current_dir(env.dir.path())
+        .args(["demo", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(&dir)
+        .env_remove("RXSYNC_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demo");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut login_line = String::new();
+    let mut seen = String::new();
+    for _ in 0..2000 {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if line.starts_with("Review the queue in the browser:") {
+            login_line = line;
+            break;
+        }
+    }
+    assert!(!login_line.is_empty(), "no login line in:\n{seen}");
+    let url = login_line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("URL")
+        .to_string();
+    let password = login_line
+        .trim()
+        .trim_end_matches(')')
+        .rsplit(' ')
+        .next()
+        .expect("password")
+        .to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let queue = rt.block_on(async {
+        let page = http
+            .get(format!("{url}/login"))
+            .send()
+            .await
+            .expect("login page");
+        let cookie = page
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("rxsync_login="))
+            .and_then(|c| c.split(';').next())
+            .expect("login cookie")
+            .to_string();
+        let body = page.text().await.expect("body");
+        let nonce = field_value(&body, "login_csrf").expect("login_csrf");
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("name", "demo"),
+                ("password", password.as_str()),
+                ("login_csrf", &nonce),
+            ])
+            .finish();
+        let answer = http
+            .post(format!("{url}/login"))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(answer.status().as_u16(), 303, "the printed login works");
+        let session = answer
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("rxsync_session="))
+            .and_then(|c| c.split(';').next())
+            .expect("session")
+            .to_string();
+        let queue = http
+            .get(format!("{url}/queue"))
+            .header("cookie", session)
+            .send()
+            .await
+            .expect("queue");
+        assert_eq!(queue.status().as_u16(), 200);
+        let metrics = http
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .expect("metrics");
+        assert_eq!(metrics.status().as_u16(), 200);
+        queue.text().await.expect("queue page")
+    });
+    assert!(
+        queue.contains("Losartan") && queue.contains("demo-ccr-1"),
+        "the demo queue: {queue}"
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut rest = String::new();
+    let _ = stdout.read_to_string(&mut rest);
+    let status = child.wait().expect("wait");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "Ctrl-C ends the demo cleanly: {rest}"
+    );
+}
