@@ -539,3 +539,36 @@ fn check_invariants(home: &Home, trial: usize) {
         "trial {trial}: a token lost"
     );
 }
+
+#[test]
+fn max_in_flight_bounds_one_providers_syncs_at_once() {
+    let sb = Sandbox::start();
+    let provider = oauth1_ccr("one", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header")
+        .replace("retries = 1", "retries = 1\nmax_in_flight = 1");
+    let home = Home::new(&with_sync(&provider, "concurrency = 8"));
+    for p in ["P2", "P3", "P4"] {
+        home.env.run(&["patient", "add", "--id", p]).ok();
+    }
+    for p in ["P1", "P2", "P3", "P4"] {
+        let remote = format!("r-{p}");
+        let (token, secret) = sb.oauth1_token("demo-hmac-header", &remote);
+        home.rx_stdin(
+            &["link", "add", "--patient", p, "--provider", "one"],
+            json!({"token": token, "token_secret": secret, "patient": remote})
+                .to_string()
+                .as_bytes(),
+        )
+        .ok();
+        // Each sync's first request waits 1 s on a Retry-After.
+        sb.admin(
+            "/admin/faults",
+            Some(&json!({"path_prefix": format!("/ccr/{remote}"), "status": 503, "times": 1, "retry_after": 1})),
+        );
+    }
+    let t0 = Instant::now();
+    let run = home.rx(&["run", "--once", "--format", "json"]);
+    let elapsed = t0.elapsed();
+    assert_eq!(run.json()["outcomes"]["imported"], 4);
+    // One at a time: four waits in a row (in parallel they would overlap in about 1 s).
+    assert!(elapsed >= Duration::from_millis(3900), "{elapsed:?}");
+}
