@@ -354,7 +354,7 @@ impl Puller {
         let secrets = link
             .secrets(&self.key)
             .map_err(|e| Failure::failed(e.to_string()))?;
-        let mut session = match secrets {
+        let session = match secrets {
             LinkSecrets::Oauth1 {
                 token,
                 token_secret,
@@ -378,13 +378,20 @@ impl Puller {
                 refreshed: false,
             },
         };
-        if let Session::Oauth2 { .. } = session
-            && self.expires_soon(link)
-        {
-            self.refresh(store, provider, &client, link, &mut session, journal)
-                .await?;
-        }
+        let expiring = matches!(session, Session::Oauth2 { .. }) && self.expires_soon(link);
         let remote = link.view.remote_patient.clone();
+        let mut f = Fetching {
+            puller: self,
+            store,
+            provider,
+            client,
+            link,
+            session,
+            journal,
+        };
+        if expiring {
+            f.refresh().await?;
+        }
         match &provider.document {
             DocumentLocation::Ccr { .. } => {
                 let url = provider.ccr_url(&remote).ok_or_else(|| {
@@ -393,23 +400,12 @@ impl Puller {
                         provider.id
                     ))
                 })?;
-                let url = moved(link, url);
-                let f = self
-                    .get_ok(
-                        store,
-                        provider,
-                        &client,
-                        link,
-                        &mut session,
-                        journal,
-                        &url,
-                        "application/xml, text/xml;q=0.9",
-                    )
-                    .await?;
-                check_media_type(provider.kind, &f)?;
+                let url = moved(f.link, url);
+                let doc = f.get_ok(&url, "application/xml, text/xml;q=0.9").await?;
+                check_media_type(provider.kind, &doc)?;
                 Ok(Pulled {
-                    origin: redact(&f.url),
-                    bytes: f.body,
+                    origin: redact(&doc.url),
+                    bytes: doc.body,
                     format: None,
                 })
             }
@@ -418,7 +414,7 @@ impl Puller {
                 let mut origin = None;
                 let mut total_bytes = 0u64;
                 for resource in resources {
-                    let mut url = moved(link, provider.fhir_search_url(resource, &remote));
+                    let mut url = moved(f.link, provider.fhir_search_url(resource, &remote));
                     let mut pages = 0u32;
                     loop {
                         pages += 1;
@@ -430,35 +426,26 @@ impl Puller {
                                 provider.id
                             )));
                         }
-                        let f = self
-                            .get_ok(
-                                store,
-                                provider,
-                                &client,
-                                link,
-                                &mut session,
-                                journal,
-                                &url,
-                                "application/fhir+json, application/json;q=0.9",
-                            )
+                        let page = f
+                            .get_ok(&url, "application/fhir+json, application/json;q=0.9")
                             .await?;
-                        check_media_type(provider.kind, &f)?;
-                        total_bytes += f.body.len() as u64;
+                        check_media_type(provider.kind, &page)?;
+                        total_bytes += page.body.len() as u64;
                         if total_bytes > provider.limits.max_document_bytes {
                             return Err(Failure::failed(format!(
                                 "{}: the pages together are over max_document_bytes = {}; nothing stored",
-                                redact(&f.url),
+                                redact(&page.url),
                                 provider.limits.max_document_bytes
                             )));
                         }
-                        origin.get_or_insert_with(|| redact(&f.url));
-                        let next = read_page(&f, &mut entries)?;
+                        origin.get_or_insert_with(|| redact(&page.url));
+                        let next = read_page(&page, &mut entries)?;
                         match next {
                             Some(n) => {
-                                url = f.url.join(&n).map_err(|e| {
+                                url = page.url.join(&n).map_err(|e| {
                                     Failure::failed(format!(
                                         "{}: the next link is not a URL: {e}",
-                                        redact(&f.url)
+                                        redact(&page.url)
                                     ))
                                 })?;
                             }
@@ -567,193 +554,6 @@ impl Puller {
         })
     }
 
-    /// GETs `url` and insists on a 2xx. A 401 is answered once: OAuth 2.0
-    /// refreshes (unless it just did), OAuth 1.0a corrects its clock when
-    /// the provider says which timestamps it accepts.
-    #[allow(clippy::too_many_arguments)]
-    async fn get_ok(
-        &self,
-        store: &Mutex<Store>,
-        provider: &Provider,
-        client: &HttpClient,
-        link: &mut ClaimedLink,
-        session: &mut Session,
-        journal: &mut Journal,
-        url: &Url,
-        accept: &str,
-    ) -> Result<Fetched, Failure> {
-        let mut answered_401 = false;
-        loop {
-            let t0 = Instant::now();
-            let result = client
-                .get(url, session.credential(), accept, &mut journal.trail)
-                .await;
-            journal.access(url, t0, &result);
-            let f = result?;
-            journal.moves.extend(f.moves.iter().cloned());
-            journal.redirects += f.hops;
-            if (200..300).contains(&f.status) {
-                return Ok(f);
-            }
-            let explanation = explain(&f);
-            if matches!(f.status, 401 | 403) && !f.credentials {
-                return Err(Failure::failed(format!(
-                    "{} answered {} after a redirect to an origin that does not receive credentials (list it in trusted_origins if it should): {explanation}",
-                    redact(&f.url),
-                    f.status
-                )));
-            }
-            if f.status == 401 {
-                if answered_401 {
-                    return Err(Failure::relink(format!(
-                        "{} still answered 401 after a new token: {explanation}",
-                        redact(&f.url)
-                    )));
-                }
-                answered_401 = true;
-                match session {
-                    Session::Oauth2 {
-                        refreshed: true, ..
-                    } => {
-                        return Err(Failure::relink(format!(
-                            "{} answered 401 to a freshly refreshed token: {explanation}",
-                            redact(&f.url)
-                        )));
-                    }
-                    Session::Oauth2 {
-                        refresh_token: None,
-                        ..
-                    } => {
-                        return Err(Failure::relink(format!(
-                            "{} answered 401 and the link holds no refresh token: {explanation}",
-                            redact(&f.url)
-                        )));
-                    }
-                    Session::Oauth2 { .. } => {
-                        self.refresh(store, provider, client, link, session, journal)
-                            .await?;
-                        continue;
-                    }
-                    Session::Oauth1(signer) => {
-                        let problem = oauth_problem(&f);
-                        if let (Some("timestamp_refused"), Some(skew)) =
-                            (problem.as_deref(), acceptable_skew(&f))
-                        {
-                            signer.clock_skew = skew;
-                            continue;
-                        }
-                        return Err(match problem.as_deref() {
-                            Some(
-                                "token_expired" | "token_revoked" | "token_rejected"
-                                | "permission_denied" | "permission_unknown",
-                            )
-                            | None => Failure::relink(format!(
-                                "{} refused the token (401): {explanation}",
-                                redact(&f.url)
-                            )),
-                            Some(_) => Failure::failed(format!(
-                                "{} refused the request (401): {explanation}",
-                                redact(&f.url)
-                            )),
-                        });
-                    }
-                }
-            }
-            return Err(Failure::failed(format!(
-                "{} answered {}: {explanation}",
-                redact(&f.url),
-                f.status
-            )));
-        }
-    }
-
-    /// Refreshes the access token and commits the new pair before it is used.
-    async fn refresh(
-        &self,
-        store: &Mutex<Store>,
-        provider: &Provider,
-        client: &HttpClient,
-        link: &mut ClaimedLink,
-        session: &mut Session,
-        journal: &mut Journal,
-    ) -> Result<(), Failure> {
-        let ProviderAuth::Oauth2(o) = &provider.auth else {
-            return Err(Failure::failed("not an OAuth 2.0 provider"));
-        };
-        let Session::Oauth2 {
-            bearer,
-            refresh_token,
-            refreshed,
-        } = session
-        else {
-            return Err(Failure::failed("not an OAuth 2.0 link"));
-        };
-        let Some(current) = refresh_token.as_ref() else {
-            return Err(Failure::relink(
-                "the access token expired and the link holds no refresh token",
-            ));
-        };
-        let secret = o
-            .client_secret
-            .load(provider.id.as_str(), "auth.client_secret_env", &*self.env)
-            .map_err(|e| Failure::failed(e.to_string()))?;
-        let t0 = Instant::now();
-        let answer = oauth2::refresh(
-            client.inner(),
-            o,
-            secret.as_ref(),
-            current,
-            client.limits().timeout,
-        )
-        .await;
-        let ms = t0.elapsed().as_millis() as u64;
-        journal.trail.push(Hop {
-            url: redact(&o.token_url),
-            status: None,
-            credentials: true,
-            attempt: 1,
-            ms,
-            location: None,
-            error: answer.as_ref().err().map(|e| e.to_string()),
-            bytes: None,
-        });
-        let detail = serde_json::json!({
-            "url": redact(&o.token_url), "grant_type": "refresh_token", "ms": ms,
-            "outcome": if answer.is_ok() { "ok" } else { "error" },
-            "error": answer.as_ref().err().map(|e| e.to_string()),
-            "rotated": answer.as_ref().ok().map(|t| t.refresh_token.is_some()),
-        });
-        let tokens = match answer {
-            Ok(t) => t,
-            Err(e) => {
-                journal.accesses.push(detail);
-                return Err(match e {
-                    RefreshError::InvalidGrant(_) => Failure::relink(e.to_string()),
-                    _ => Failure::failed(e.to_string()),
-                });
-            }
-        };
-        let expires_at = tokens.expires_at.map(crate::store::rfc3339_at);
-        lock(store)
-            .store_refreshed_tokens(
-                link,
-                &self.key,
-                &tokens.access_token,
-                tokens.refresh_token.as_ref(),
-                expires_at.as_deref(),
-                tokens.scope.as_deref(),
-                &detail,
-            )
-            .map_err(|e| Failure::failed(e.to_string()))?;
-        bearer.token = tokens.access_token;
-        if let Some(r) = tokens.refresh_token {
-            *refresh_token = Some(r);
-        }
-        *refreshed = true;
-        journal.refreshed = true;
-        Ok(())
-    }
-
     /// Revokes a link: at the provider's RFC 7009 endpoint when one is
     /// configured (OAuth 2.0), then in the store. The link is marked revoked
     /// even when the provider cannot be reached; the report says so.
@@ -825,6 +625,198 @@ impl Puller {
         };
         let view = lock(store).revoke_link(link_id, actor, &reason)?;
         Ok((view, provider_note))
+    }
+}
+
+/// One pull's requests: the link, its provider, its credentials and the
+/// journal of what was asked.
+struct Fetching<'a> {
+    puller: &'a Puller,
+    store: &'a Mutex<Store>,
+    provider: &'a Provider,
+    client: Arc<HttpClient>,
+    link: &'a mut ClaimedLink,
+    session: Session,
+    journal: &'a mut Journal,
+}
+
+impl Fetching<'_> {
+    /// GETs `url` and insists on a 2xx. A 401 is answered once: OAuth 2.0
+    /// refreshes (unless it just did), OAuth 1.0a corrects its clock when
+    /// the provider says which timestamps it accepts.
+    async fn get_ok(&mut self, url: &Url, accept: &str) -> Result<Fetched, Failure> {
+        let mut answered_401 = false;
+        loop {
+            let t0 = Instant::now();
+            let result = self
+                .client
+                .get(
+                    url,
+                    self.session.credential(),
+                    accept,
+                    &mut self.journal.trail,
+                )
+                .await;
+            self.journal.access(url, t0, &result);
+            let f = result?;
+            self.journal.moves.extend(f.moves.iter().cloned());
+            self.journal.redirects += f.hops;
+            if (200..300).contains(&f.status) {
+                return Ok(f);
+            }
+            let explanation = explain(&f);
+            if matches!(f.status, 401 | 403) && !f.credentials {
+                return Err(Failure::failed(format!(
+                    "{} answered {} after a redirect to an origin that does not receive credentials (list it in trusted_origins if it should): {explanation}",
+                    redact(&f.url),
+                    f.status
+                )));
+            }
+            if f.status == 401 {
+                if answered_401 {
+                    return Err(Failure::relink(format!(
+                        "{} still answered 401 after a new token: {explanation}",
+                        redact(&f.url)
+                    )));
+                }
+                answered_401 = true;
+                match &mut self.session {
+                    Session::Oauth2 {
+                        refreshed: true, ..
+                    } => {
+                        return Err(Failure::relink(format!(
+                            "{} answered 401 to a freshly refreshed token: {explanation}",
+                            redact(&f.url)
+                        )));
+                    }
+                    Session::Oauth2 {
+                        refresh_token: None,
+                        ..
+                    } => {
+                        return Err(Failure::relink(format!(
+                            "{} answered 401 and the link holds no refresh token: {explanation}",
+                            redact(&f.url)
+                        )));
+                    }
+                    Session::Oauth2 { .. } => {
+                        self.refresh().await?;
+                        continue;
+                    }
+                    Session::Oauth1(signer) => {
+                        let problem = oauth_problem(&f);
+                        if let (Some("timestamp_refused"), Some(skew)) =
+                            (problem.as_deref(), acceptable_skew(&f))
+                        {
+                            signer.clock_skew = skew;
+                            continue;
+                        }
+                        return Err(match problem.as_deref() {
+                            Some(
+                                "token_expired" | "token_revoked" | "token_rejected"
+                                | "permission_denied" | "permission_unknown",
+                            )
+                            | None => Failure::relink(format!(
+                                "{} refused the token (401): {explanation}",
+                                redact(&f.url)
+                            )),
+                            Some(_) => Failure::failed(format!(
+                                "{} refused the request (401): {explanation}",
+                                redact(&f.url)
+                            )),
+                        });
+                    }
+                }
+            }
+            return Err(Failure::failed(format!(
+                "{} answered {}: {explanation}",
+                redact(&f.url),
+                f.status
+            )));
+        }
+    }
+
+    /// Refreshes the access token and commits the new pair before it is used.
+    async fn refresh(&mut self) -> Result<(), Failure> {
+        let provider = self.provider;
+        let ProviderAuth::Oauth2(o) = &provider.auth else {
+            return Err(Failure::failed("not an OAuth 2.0 provider"));
+        };
+        let Session::Oauth2 {
+            bearer,
+            refresh_token,
+            refreshed,
+        } = &mut self.session
+        else {
+            return Err(Failure::failed("not an OAuth 2.0 link"));
+        };
+        let Some(current) = refresh_token.as_ref() else {
+            return Err(Failure::relink(
+                "the access token expired and the link holds no refresh token",
+            ));
+        };
+        let secret = o
+            .client_secret
+            .load(
+                provider.id.as_str(),
+                "auth.client_secret_env",
+                &*self.puller.env,
+            )
+            .map_err(|e| Failure::failed(e.to_string()))?;
+        let t0 = Instant::now();
+        let answer = oauth2::refresh(
+            self.client.inner(),
+            o,
+            secret.as_ref(),
+            current,
+            self.client.limits().timeout,
+        )
+        .await;
+        let ms = t0.elapsed().as_millis() as u64;
+        self.journal.trail.push(Hop {
+            url: redact(&o.token_url),
+            status: None,
+            credentials: true,
+            attempt: 1,
+            ms,
+            location: None,
+            error: answer.as_ref().err().map(|e| e.to_string()),
+            bytes: None,
+        });
+        let detail = serde_json::json!({
+            "url": redact(&o.token_url), "grant_type": "refresh_token", "ms": ms,
+            "outcome": if answer.is_ok() { "ok" } else { "error" },
+            "error": answer.as_ref().err().map(|e| e.to_string()),
+            "rotated": answer.as_ref().ok().map(|t| t.refresh_token.is_some()),
+        });
+        let tokens = match answer {
+            Ok(t) => t,
+            Err(e) => {
+                self.journal.accesses.push(detail);
+                return Err(match e {
+                    RefreshError::InvalidGrant(_) => Failure::relink(e.to_string()),
+                    _ => Failure::failed(e.to_string()),
+                });
+            }
+        };
+        let expires_at = tokens.expires_at.map(crate::store::rfc3339_at);
+        lock(self.store)
+            .store_refreshed_tokens(
+                self.link,
+                &self.puller.key,
+                &tokens.access_token,
+                tokens.refresh_token.as_ref(),
+                expires_at.as_deref(),
+                tokens.scope.as_deref(),
+                &detail,
+            )
+            .map_err(|e| Failure::failed(e.to_string()))?;
+        bearer.token = tokens.access_token;
+        if let Some(r) = tokens.refresh_token {
+            *refresh_token = Some(r);
+        }
+        *refreshed = true;
+        self.journal.refreshed = true;
+        Ok(())
     }
 }
 
