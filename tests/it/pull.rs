@@ -123,13 +123,7 @@ fn a_request_signed_in_the_wrong_place_is_refused_and_stores_nothing() {
 #[test]
 fn an_expiring_token_is_refreshed_first_and_the_rotated_pair_is_used_after() {
     let sb = Sandbox::start();
-    let home = Home::new(&oauth2_fhir(
-        "fh",
-        &format!("{}/fhir", sb.base),
-        &sb.base,
-        "demo-client",
-        "header",
-    ));
+    let home = Home::new(&fhir_at(&sb, "fh", "demo-client", "header"));
     // Expires within the refresh margin: refreshed before the first request.
     let (id, grant) = home.link_oauth2(&sb, "fh", "demo-client", json!({"expires_in": 30}));
     let run = home.pull(Some("fh"));
@@ -239,13 +233,7 @@ fn force_expiry(home: &Home, id: i64) {
 #[test]
 fn a_401_is_answered_by_one_refresh_and_a_second_401_breaks_the_link() {
     let sb = Sandbox::start();
-    let home = Home::new(&oauth2_fhir(
-        "fh",
-        &format!("{}/fhir", sb.base),
-        &sb.base,
-        "demo-client",
-        "query",
-    ));
+    let home = Home::new(&fhir_at(&sb, "fh", "demo-client", "query"));
     // The server already refuses the access token the link holds.
     let (id, _) = home.link_oauth2(
         &sb,
@@ -268,13 +256,7 @@ fn a_401_is_answered_by_one_refresh_and_a_second_401_breaks_the_link() {
 #[test]
 fn a_provider_that_omits_the_refresh_token_keeps_the_old_one_in_use() {
     let sb = Sandbox::start();
-    let home = Home::new(&oauth2_fhir(
-        "nr",
-        &format!("{}/fhir", sb.base),
-        &sb.base,
-        "demo-norotate",
-        "header",
-    ));
+    let home = Home::new(&fhir_at(&sb, "nr", "demo-norotate", "header"));
     let (id, _) = home.link_oauth2(&sb, "nr", "demo-norotate", json!({"expires_in": 5}));
     home.pull(None).ok();
     force_expiry(&home, id);
@@ -288,13 +270,7 @@ fn a_provider_that_omits_the_refresh_token_keeps_the_old_one_in_use() {
 #[test]
 fn invalid_grant_needs_relink_with_a_link_broken_exception_until_relinked() {
     let sb = Sandbox::start();
-    let home = Home::new(&oauth2_fhir(
-        "fh",
-        &format!("{}/fhir", sb.base),
-        &sb.base,
-        "demo-client",
-        "header",
-    ));
+    let home = Home::new(&fhir_at(&sb, "fh", "demo-client", "header"));
     let (id, grant) = home.link_oauth2(&sb, "fh", "demo-client", json!({"expires_in": 10}));
     // Someone else uses the refresh token first: rxsync's copy is now an
     // old, rotated one, and reusing it revokes the grant.
@@ -345,13 +321,7 @@ fn invalid_grant_needs_relink_with_a_link_broken_exception_until_relinked() {
 #[test]
 fn link_revoke_calls_the_revocation_endpoint_and_the_token_stops_working() {
     let sb = Sandbox::start();
-    let home = Home::new(&oauth2_fhir(
-        "fh",
-        &format!("{}/fhir", sb.base),
-        &sb.base,
-        "demo-client",
-        "header",
-    ));
+    let home = Home::new(&fhir_at(&sb, "fh", "demo-client", "header"));
     let (id, _) = home.link_oauth2(&sb, "fh", "demo-client", json!({}));
     home.pull(None).ok();
     let out = home
@@ -569,13 +539,7 @@ fn credentials_never_follow_a_redirect_to_another_origin_unless_trusted() {
 #[test]
 fn all_fhir_pages_make_one_regimen_and_max_pages_is_a_limit_not_a_cut() {
     let sb = Sandbox::start();
-    let home = Home::new(&oauth2_fhir(
-        "fh",
-        &format!("{}/fhir", sb.base),
-        &sb.base,
-        "demo-client",
-        "header",
-    ));
+    let home = Home::new(&fhir_at(&sb, "fh", "demo-client", "header"));
     home.link_oauth2(&sb, "fh", "demo-client", json!({}));
     let run = home.pull(None);
     run.ok();
@@ -587,14 +551,8 @@ fn all_fhir_pages_make_one_regimen_and_max_pages_is_a_limit_not_a_cut() {
     assert_eq!(pages, 1, "the second page was followed");
     assert_eq!(home.env.query_i64("SELECT COUNT(*) FROM regimens"), 1);
 
-    let limited = oauth2_fhir(
-        "lim",
-        &format!("{}/fhir", sb.base),
-        &sb.base,
-        "demo-client",
-        "header",
-    )
-    .replace("retries = 1", "max_pages = 1");
+    let limited =
+        fhir_at(&sb, "lim", "demo-client", "header").replace("retries = 1", "max_pages = 1");
     let home2 = Home::new(&limited);
     home2.link_oauth2(&sb, "lim", "demo-client", json!({}));
     let err = home2.pull(None).fails(1).to_string();
@@ -738,13 +696,7 @@ fn garbage_tokens_are_refused_without_echo_and_store_nothing() {
     let sb = Sandbox::start();
     let home = Home::new(
         &[
-            oauth2_fhir(
-                "fh",
-                &format!("{}/fhir", sb.base),
-                &sb.base,
-                "demo-client",
-                "header",
-            ),
+            fhir_at(&sb, "fh", "demo-client", "header"),
             oauth1_ccr("c", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
         ]
         .concat(),
@@ -935,13 +887,7 @@ fn a_fhir_list_about_another_patient_raises_identity_mismatch() {
     )
     .expect("write");
     let sb = Sandbox::start_with(&["--data", &data.path().display().to_string()]);
-    let home = Home::new(&oauth2_fhir(
-        "fh",
-        &format!("{}/fhir", sb.base),
-        &sb.base,
-        "demo-client",
-        "header",
-    ));
+    let home = Home::new(&fhir_at(&sb, "fh", "demo-client", "header"));
     home.link_oauth2(&sb, "fh", "demo-client", json!({}));
     let run = home.pull(None);
     run.ok();
@@ -964,13 +910,7 @@ fn an_expired_token_without_refresh_and_a_rejected_oauth1_token_become_link_brok
     let sb = Sandbox::start();
     let home = Home::new(
         &[
-            oauth2_fhir(
-                "fh",
-                &format!("{}/fhir", sb.base),
-                &sb.base,
-                "demo-client",
-                "header",
-            ),
+            fhir_at(&sb, "fh", "demo-client", "header"),
             oauth1_ccr("c", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
         ]
         .concat(),

@@ -89,6 +89,17 @@ placement = "{placement}"
     )
 }
 
+/// An OAuth 2.0 FHIR provider at a sandbox's own `/fhir` base and token endpoint.
+pub fn fhir_at(sandbox: &Sandbox, id: &str, client: &str, placement: &str) -> String {
+    oauth2_fhir(
+        id,
+        &format!("{}/fhir", sandbox.base),
+        &sandbox.base,
+        client,
+        placement,
+    )
+}
+
 impl Home {
     /// A home whose config holds `providers` (TOML `[[providers]]` tables).
     pub fn new(providers: &str) -> Home {
