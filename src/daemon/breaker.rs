@@ -75,6 +75,16 @@ impl Breakers {
         tripped
     }
 
+    /// A sync let through gave no verdict (the link was busy, not active, or
+    /// not started): a half-open breaker may let another trial through.
+    pub fn abstain(&mut self, provider: &str, now: Instant) {
+        if let Some(state) = self.states.get_mut(provider)
+            && *state == State::HalfOpen
+        {
+            *state = State::Open { until: now };
+        }
+    }
+
     /// Whether the provider is paused now.
     pub fn is_open(&self, provider: &str, now: Instant) -> bool {
         matches!(self.states.get(provider), Some(State::Open { until }) if now < *until)
@@ -104,6 +114,21 @@ mod tests {
         assert!(b.allow("p", again));
         assert!(!b.record("p", false, again), "a good trial closes");
         assert!(b.allow("p", again) && b.allow("p", again));
+    }
+
+    #[test]
+    fn a_trial_without_a_verdict_lets_another_trial_through() {
+        let t0 = Instant::now();
+        let mut b = Breakers::new(1, Duration::from_secs(10));
+        b.record("p", true, t0);
+        let later = t0 + Duration::from_secs(10);
+        assert!(b.allow("p", later), "half open");
+        assert!(!b.allow("p", later));
+        b.abstain("p", later);
+        assert!(
+            b.allow("p", later),
+            "the trial was busy: another one may go"
+        );
     }
 
     #[test]

@@ -134,7 +134,7 @@ impl Daemon {
     /// One pass over every link due now, then return.
     pub async fn pass(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Summary {
         let now = crate::store::rfc3339_now();
-        let due = match self.pool.with(|s| s.due_links(&now, usize::MAX / 2)) {
+        let due = match self.pool.with(|s| s.due_links(&now, usize::MAX / 2, &[])) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the due links");
@@ -154,16 +154,17 @@ impl Daemon {
         self.ready.store(true, Ordering::Relaxed);
         let mut batch: std::collections::VecDeque<DueLink> = Default::default();
         let mut last_poll = Instant::now() - Duration::from_secs(3600);
-        let pool = &self.pool;
+        let me = Arc::clone(self);
         self.drive(
-            move |in_flight: &HashSet<i64>| {
+            move |skip: &HashSet<i64>| {
                 if batch.is_empty() && last_poll.elapsed() >= Duration::from_millis(500) {
                     last_poll = Instant::now();
                     let now = crate::store::rfc3339_now();
-                    match pool.with(|s| s.due_links(&now, 512)) {
-                        Ok(due) => {
-                            batch.extend(due.into_iter().filter(|d| !in_flight.contains(&d.id)))
-                        }
+                    // Paused providers' links are not read at all: however
+                    // many they are, they cannot crowd out the others.
+                    let paused = me.paused_providers();
+                    match me.pool.with(|s| s.due_links(&now, 512, &paused)) {
+                        Ok(due) => batch.extend(due.into_iter().filter(|d| !skip.contains(&d.id))),
                         Err(e) => tracing::error!(error = %e, "cannot read the due links"),
                     }
                 }
@@ -173,6 +174,19 @@ impl Daemon {
             shutdown,
         )
         .await
+    }
+
+    /// Providers whose circuit breaker pauses them now.
+    fn paused_providers(&self) -> Vec<String> {
+        let now = Instant::now();
+        let b = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+        self.puller
+            .config()
+            .providers
+            .iter()
+            .map(|p| p.id.to_string())
+            .filter(|p| b.is_open(p, now))
+            .collect()
     }
 
     /// Starts syncs from `next` within the limits until it runs dry (pass)
@@ -197,21 +211,40 @@ impl Daemon {
         let mut tasks: JoinSet<(i64, Option<PullReport>)> = JoinSet::new();
         let mut in_flight: HashSet<i64> = HashSet::new();
         let mut summary = Summary::default();
-        // Links whose provider was at its max_in_flight: tried again later.
-        let mut deferred: std::collections::VecDeque<DueLink> = Default::default();
+        // Links waiting for their provider's max_in_flight, per provider, and
+        // every link queued or running (so a poll does not queue it twice).
+        let mut deferred: HashMap<String, std::collections::VecDeque<DueLink>> = HashMap::new();
+        let mut queued: HashSet<i64> = HashSet::new();
+        let mut paused_links: HashSet<i64> = HashSet::new();
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            // Start what may start now.
+            // Start what may start now: first the deferred links whose
+            // provider has room again, then new ones; a saturated provider's
+            // links wait in its queue while the others go ahead.
             let mut started_any = false;
+            let ready_providers: Vec<String> = deferred
+                .iter()
+                .filter(|(p, q)| {
+                    !q.is_empty()
+                        && per_provider
+                            .get(*p)
+                            .is_some_and(|s| s.available_permits() > 0)
+                })
+                .map(|(p, _)| p.clone())
+                .collect();
+            let mut from_deferred: std::collections::VecDeque<DueLink> = ready_providers
+                .iter()
+                .filter_map(|p| deferred.get_mut(p).and_then(|q| q.pop_front()))
+                .collect();
             loop {
-                if global.available_permits() == 0 {
+                if global.available_permits() == 0 || *shutdown.borrow() {
                     break;
                 }
-                let candidate = match deferred.pop_front() {
+                let candidate = match from_deferred.pop_front() {
                     Some(d) => Some(d),
-                    None => next(&in_flight),
+                    None => next(&queued),
                 };
                 let Some(link) = candidate else { break };
                 if in_flight.contains(&link.id) {
@@ -223,26 +256,38 @@ impl Daemon {
                     .unwrap_or_else(|p| p.into_inner())
                     .allow(&link.provider, Instant::now());
                 if !allowed {
-                    summary.paused += 1;
+                    queued.remove(&link.id);
+                    paused_links.insert(link.id);
                     continue;
                 }
                 let provider_permit = match per_provider.get(&link.provider) {
                     Some(sem) => match sem.clone().try_acquire_owned() {
                         Ok(p) => Some(p),
                         Err(_) => {
-                            deferred.push_back(link);
-                            if deferred.len() > 4096 || tasks.is_empty() {
-                                break;
-                            }
+                            // The breaker let it through: give the trial back.
+                            self.breakers
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .abstain(&link.provider, Instant::now());
+                            queued.insert(link.id);
+                            deferred
+                                .entry(link.provider.clone())
+                                .or_default()
+                                .push_back(link);
                             continue;
                         }
                     },
                     None => None,
                 };
                 let Ok(permit) = global.clone().try_acquire_owned() else {
-                    deferred.push_front(link);
+                    queued.insert(link.id);
+                    deferred
+                        .entry(link.provider.clone())
+                        .or_default()
+                        .push_front(link);
                     break;
                 };
+                queued.insert(link.id);
                 in_flight.insert(link.id);
                 let me = Arc::clone(self);
                 tasks.spawn(async move {
@@ -253,14 +298,22 @@ impl Daemon {
                 });
                 started_any = true;
             }
-            if tasks.is_empty() && !started_any && deferred.is_empty() && !forever {
+            // Links pulled from a provider's queue but not started go back in front.
+            for link in from_deferred.into_iter().rev() {
+                deferred
+                    .entry(link.provider.clone())
+                    .or_default()
+                    .push_front(link);
+            }
+            let waiting = deferred.values().any(|q| !q.is_empty());
+            if tasks.is_empty() && !started_any && !waiting && !forever {
                 break;
             }
             // Wait for a sync to end, for shutdown, or (daemon) for the next poll.
             tokio::select! {
                 done = tasks.join_next(), if !tasks.is_empty() => {
                     if let Some(joined) = done {
-                        self.finished(joined, &mut in_flight, &mut summary);
+                        self.finished(joined, &mut in_flight, &mut queued, &mut summary);
                     }
                 }
                 _ = shutdown.changed() => {}
@@ -281,7 +334,7 @@ impl Daemon {
             loop {
                 tokio::select! {
                     done = tasks.join_next() => match done {
-                        Some(joined) => self.finished(joined, &mut in_flight, &mut summary),
+                        Some(joined) => self.finished(joined, &mut in_flight, &mut queued, &mut summary),
                         None => break,
                     },
                     _ = &mut deadline => {
@@ -299,6 +352,7 @@ impl Daemon {
             }
         }
         self.ready.store(false, Ordering::Relaxed);
+        summary.paused = paused_links.len();
         summary.seconds = started.elapsed().as_secs_f64();
         summary
     }
@@ -307,11 +361,13 @@ impl Daemon {
         &self,
         joined: Result<(i64, Option<PullReport>), tokio::task::JoinError>,
         in_flight: &mut HashSet<i64>,
+        queued: &mut HashSet<i64>,
         summary: &mut Summary,
     ) {
         match joined {
             Ok((id, report)) => {
                 in_flight.remove(&id);
+                queued.remove(&id);
                 match report {
                     Some(r) => *summary.outcomes.entry(r.outcome).or_default() += 1,
                     None => summary.errors += 1,
@@ -343,7 +399,12 @@ impl Daemon {
         match result {
             Ok(r) => {
                 self.metrics.record_sync(&r, secs);
-                if !matches!(r.outcome.as_str(), "busy" | "skipped") {
+                if matches!(r.outcome.as_str(), "busy" | "skipped") {
+                    self.breakers
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .abstain(&r.provider, Instant::now());
+                } else {
                     let failed = matches!(r.outcome.as_str(), "failed" | "retry_later");
                     let now = Instant::now();
                     let mut b = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
@@ -356,12 +417,6 @@ impl Daemon {
                             .inc();
                         tracing::warn!(provider = %r.provider, "provider paused after failures in a row (circuit breaker)");
                     }
-                    self.metrics
-                        .breaker_open
-                        .get_or_create(&ProviderLabel {
-                            provider: r.provider.clone(),
-                        })
-                        .set(i64::from(b.is_open(&r.provider, now)));
                 }
                 let ms = (secs * 1000.0) as u64;
                 if r.failed() {
@@ -372,6 +427,10 @@ impl Daemon {
                 Some(r)
             }
             Err(e) => {
+                self.breakers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .abstain(&link.provider, Instant::now());
                 tracing::error!(link = link.id, error = %e, "sync could not be recorded");
                 None
             }
@@ -426,6 +485,16 @@ async fn metrics_text(State(d): State<Arc<Daemon>>) -> axum::response::Response 
                 .into_response();
         }
     };
+    // Paused providers as the breakers see them now (a pause ends by itself).
+    let paused = d.paused_providers();
+    for p in &d.puller.config().providers {
+        d.metrics
+            .breaker_open
+            .get_or_create(&ProviderLabel {
+                provider: p.id.to_string(),
+            })
+            .set(i64::from(paused.iter().any(|x| x == p.id.as_str())));
+    }
     match d.metrics.render(&exceptions, &links) {
         Ok(text) => (
             [(

@@ -853,14 +853,22 @@ pub struct DueLink {
 impl Store {
     /// Active links due at `now` and not held by a live lease, soonest
     /// first (never-synced links first of all).
-    pub fn due_links(&self, now: &str, limit: usize) -> Result<Vec<DueLink>, StoreError> {
+    /// `skip_providers`: providers not to read (paused ones).
+    pub fn due_links(
+        &self,
+        now: &str,
+        limit: usize,
+        skip_providers: &[String],
+    ) -> Result<Vec<DueLink>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, provider FROM links
              WHERE state = 'active' AND (next_due_at IS NULL OR next_due_at <= ?1)
                AND (lease_until IS NULL OR lease_until <= ?1)
+               AND provider NOT IN (SELECT value FROM json_each(?3))
              ORDER BY next_due_at IS NOT NULL, next_due_at, id LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![now, limit as i64], |r| {
+        let skip = serde_json::to_string(skip_providers).unwrap_or_else(|_| "[]".into());
+        let rows = stmt.query_map(params![now, limit as i64, skip], |r| {
             Ok(DueLink {
                 id: r.get(0)?,
                 provider: r.get(1)?,

@@ -572,3 +572,119 @@ fn max_in_flight_bounds_one_providers_syncs_at_once() {
     // One at a time: four waits in a row (in parallel they would overlap in about 1 s).
     assert!(elapsed >= Duration::from_millis(3900), "{elapsed:?}");
 }
+
+#[test]
+fn a_provider_at_its_limit_does_not_hold_up_the_others() {
+    let sb = Sandbox::start();
+    let providers = [
+        oauth1_ccr("a", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header")
+            .replace("retries = 1", "retries = 1\nmax_in_flight = 1"),
+        oauth1_ccr("b", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+    ]
+    .concat();
+    let home = Home::new(&with_sync(&providers, "concurrency = 8"));
+    home.env.run(&["patient", "add", "--id", "P2"]).ok();
+    for (patient, provider, remote) in [("P1", "a", "slow"), ("P2", "a", "a2"), ("P1", "b", "b1")] {
+        let (token, secret) = sb.oauth1_token("demo-hmac-header", remote);
+        home.rx_stdin(
+            &["link", "add", "--patient", patient, "--provider", provider],
+            json!({"token": token, "token_secret": secret, "patient": remote})
+                .to_string()
+                .as_bytes(),
+        )
+        .ok();
+    }
+    sb.admin(
+        "/admin/faults",
+        Some(&json!({"path_prefix": "/ccr/slow", "status": 503, "times": 1, "retry_after": 3})),
+    );
+    let run = home.rx(&["run", "--once", "--format", "json"]);
+    assert_eq!(run.json()["outcomes"]["imported"], 3);
+    let ended = |remote: &str| -> f64 {
+        home.env.query_i64(&format!(
+            "SELECT CAST(julianday(s.ended_at) * 86400000 AS INTEGER) FROM syncs s JOIN links l ON l.id = s.link_id
+             WHERE l.remote_patient = '{remote}'"
+        )) as f64
+    };
+    // b's sync ended long before the slow one of a, whose second link waited its turn.
+    assert!(ended("b1") + 2000.0 < ended("slow"), "b waited for a");
+}
+
+#[test]
+fn a_paused_provider_with_many_due_links_does_not_crowd_out_the_others() {
+    use rxsync::store::{LinkSecrets, NewLink, Store};
+    use rxsync::vault::VaultKey;
+    let sb = Sandbox::start();
+    let providers = [
+        oauth2_fhir(
+            "gone",
+            &format!("{}/gone/fhir", sb.base),
+            &sb.base,
+            "demo-client",
+            "header",
+        )
+        .replace("retries = 1", "retries = 0"),
+        oauth1_ccr("fine", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+    ]
+    .concat();
+    let home = Home::new(&with_sync(
+        &providers,
+        "concurrency = 4\nbreaker_failures = 2\nbreaker_pause = 300",
+    ));
+    // The good link, due last (it was added last).
+    {
+        let key_file = format!("{}.key", home.env.db.display());
+        let (key, _) = VaultKey::load(None, std::path::Path::new(&key_file)).expect("key");
+        let mut store = Store::open(&home.env.db).expect("db");
+        for n in 0..600 {
+            let id = rxsync::domain::PatientId::parse(&format!("G{n}")).expect("id");
+            store
+                .add_patient(
+                    &rxsync::store::NewPatient {
+                        id: id.clone(),
+                        mrn: None,
+                        name: None,
+                        birth_date: None,
+                    },
+                    "test",
+                )
+                .expect("patient");
+            store
+                .add_link(
+                    &NewLink {
+                        patient: &id,
+                        provider: "gone",
+                        remote_patient: "x",
+                        secrets: LinkSecrets::Oauth2 {
+                            access_token: "t".to_string().into(),
+                            refresh_token: None,
+                        },
+                        expires_at: None,
+                        scope: None,
+                    },
+                    &key,
+                    "test",
+                )
+                .expect("link");
+        }
+    }
+    let (fine, _, _) = home.link_oauth1(&sb, "fine", "demo-hmac-header");
+    let daemon = Running::start(&home, &[]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while home.link_row(fine)["last_outcome"] != "imported" {
+        assert!(
+            Instant::now() < deadline,
+            "the good provider's link never synced"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let metrics = daemon.metrics_until(5, |m| {
+        m.contains("rxsync_provider_paused{provider=\"gone\"} 1")
+    });
+    assert!(
+        metrics.contains("rxsync_provider_paused{provider=\"fine\"} 0"),
+        "{metrics}"
+    );
+    let (code, _) = daemon.terminate();
+    assert_eq!(code, 0);
+}
