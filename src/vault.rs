@@ -55,6 +55,17 @@ pub enum VaultError {
     },
     #[error("link {link}: the sealed {field} does not open (damaged, or moved from another link)")]
     Damaged { link: i64, field: &'static str },
+    #[error(
+        "key file {path} is missing but {pending} exists: a key rotation was interrupted; run rxsync key rotate to finish it (no new key was made)"
+    )]
+    InterruptedRotation { path: PathBuf, pending: PathBuf },
+}
+
+/// Where `rxsync key rotate` keeps the new key until the database is sealed with it.
+pub fn pending_key_path(key_file: &Path) -> PathBuf {
+    let mut name = key_file.as_os_str().to_owned();
+    name.push(".new");
+    PathBuf::from(name)
 }
 
 /// Where the key came from, for operators.
@@ -127,7 +138,16 @@ impl VaultKey {
         }
         match read_key_file(key_file)? {
             Some(key) => Ok((key, KeySource::File(key_file.to_path_buf()))),
-            None => create_key_file(key_file),
+            None => {
+                let pending = pending_key_path(key_file);
+                if pending.exists() {
+                    return Err(VaultError::InterruptedRotation {
+                        path: key_file.to_path_buf(),
+                        pending,
+                    });
+                }
+                create_key_file(key_file)
+            }
         }
     }
 
@@ -200,7 +220,8 @@ fn associated_data(link: i64, field: &str) -> Vec<u8> {
     format!("rxsync vault v1\0link {link}\0{field}").into_bytes()
 }
 
-fn read_key_file(path: &Path) -> Result<Option<VaultKey>, VaultError> {
+/// Reads a key file (None when it does not exist); refuses one others can read.
+pub fn read_key_file(path: &Path) -> Result<Option<VaultKey>, VaultError> {
     let io = |source| VaultError::KeyFileIo {
         path: path.to_path_buf(),
         source,

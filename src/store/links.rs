@@ -418,9 +418,23 @@ impl Store {
             params![id, link.holder, sealed_access, sealed_refresh, key.id(), expires_at, scope, now()],
         )?;
         if changed != 1 {
-            return Err(StoreError::Conflict(format!(
-                "link {id} is no longer held by this sync; the refreshed tokens were not stored"
-            )));
+            let (holder, key_id): (Option<String>, String) = tx.query_row(
+                "SELECT lease_holder, key_id FROM links WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            return Err(StoreError::Conflict(
+                if holder.as_deref() != Some(link.holder.as_str()) {
+                    format!(
+                        "link {id} is no longer held by this sync; the refreshed tokens were not stored"
+                    )
+                } else {
+                    format!(
+                        "the vault key of link {id} changed during this sync (key {key_id}, this sync has {}); the refreshed tokens were not stored",
+                        key.id()
+                    )
+                },
+            ));
         }
         super::audit::append(
             &tx,
@@ -955,6 +969,15 @@ fn lease_holder_is_dead(holder: &str) -> bool {
 }
 
 impl Store {
+    /// The vault key ids the links are sealed with.
+    pub fn link_key_ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT key_id FROM links ORDER BY key_id")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Re-seals every link secret under `new`, in one transaction: either
     /// every secret moves to the new key or none does. Returns the number
     /// of links and of secrets re-sealed.
@@ -964,6 +987,20 @@ impl Store {
         new: &VaultKey,
     ) -> Result<(usize, usize), StoreError> {
         let tx = self.conn.transaction()?;
+        // A sync holding a link may be about to store refreshed tokens
+        // under the old key: rotating now would throw them away.
+        let busy: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT id, lease_holder FROM links WHERE lease_holder IS NOT NULL AND lease_until > ?1 LIMIT 1",
+                [now()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((id, holder)) = busy {
+            return Err(StoreError::Refused(format!(
+                "link {id} is being synced by {holder}: stop the daemon and let on-demand imports finish before rotating the key"
+            )));
+        }
         type Row = (
             i64,
             String,

@@ -330,7 +330,13 @@ fn key_rotate_reseals_every_secret_and_a_wrong_key_is_named() {
         "{out:?}"
     );
     assert_ne!(std::fs::read(&key_file).expect("new key"), before);
-    assert!(std::fs::exists(format!("{}.old", key_file.display())).expect("exists"));
+    let kept: Vec<_> = std::fs::read_dir(key_file.parent().expect("dir"))
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".key.old-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the old key is kept once");
+    assert_eq!(std::fs::read(kept[0].path()).expect("old key"), before);
     let sealed_after: Vec<u8> = {
         let conn = rusqlite::Connection::open(&home.env.db).expect("db");
         conn.query_row(
@@ -687,4 +693,107 @@ fn a_paused_provider_with_many_due_links_does_not_crowd_out_the_others() {
     );
     let (code, _) = daemon.terminate();
     assert_eq!(code, 0);
+}
+
+#[test]
+fn an_interrupted_key_rotation_is_finished_by_running_it_again_and_never_loses_a_key() {
+    use rxsync::store::Store;
+    use rxsync::vault::{VaultKey, pending_key_path, read_key_file};
+    let sb = Sandbox::start();
+    let home = Home::new(&oauth1_ccr(
+        "c",
+        &sb.base,
+        "demo-hmac-header",
+        "HMAC-SHA1",
+        "header",
+    ));
+    home.link_oauth1(&sb, "c", "demo-hmac-header");
+    let key_file = std::path::PathBuf::from(format!("{}.key", home.env.db.display()));
+    let pending = pending_key_path(&key_file);
+    // A pending key that seals nothing: refused, and nothing is deleted.
+    let (stray, stray_text) = VaultKey::generate();
+    std::fs::write(
+        &pending,
+        format!("{}\n", secrecy::ExposeSecret::expose_secret(&stray_text)),
+    )
+    .expect("write");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pending, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let err = home.rx(&["key", "rotate"]).fails(1).to_string();
+    assert!(
+        err.contains("seals nothing") && err.contains(stray.id()),
+        "{err}"
+    );
+    assert!(pending.exists() && key_file.exists());
+    // The database sealed with the pending key, the key file not yet swapped
+    // (a rotation stopped between its commit and the rename).
+    let old = read_key_file(&key_file).expect("read").expect("old key");
+    Store::open(&home.env.db)
+        .expect("db")
+        .rekey_links(&old, &stray)
+        .expect("rekey");
+    let out = home.rx(&["key", "rotate"]);
+    assert!(
+        out.ok().contains("finished an interrupted rotation"),
+        "{out:?}"
+    );
+    assert!(!pending.exists());
+    assert_eq!(
+        read_key_file(&key_file).expect("read").expect("key").id(),
+        stray.id()
+    );
+    home.pull(None).ok();
+    // A missing key file beside a pending key is never replaced by a fresh key.
+    let (next, next_text) = VaultKey::generate();
+    std::fs::write(
+        &pending,
+        format!("{}\n", secrecy::ExposeSecret::expose_secret(&next_text)),
+    )
+    .expect("write");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pending, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    Store::open(&home.env.db)
+        .expect("db")
+        .rekey_links(&stray, &next)
+        .expect("rekey");
+    std::fs::remove_file(&key_file).expect("remove");
+    let err = home.pull(None).fails(1).to_string();
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(!key_file.exists(), "no new key was made");
+    home.rx(&["key", "rotate"]).ok();
+    assert_eq!(
+        read_key_file(&key_file).expect("read").expect("key").id(),
+        next.id()
+    );
+    home.pull(None).ok();
+}
+
+#[test]
+fn key_rotate_waits_for_no_sync_to_hold_a_link() {
+    let sb = Sandbox::start();
+    let home = Home::new(&oauth1_ccr(
+        "c",
+        &sb.base,
+        "demo-hmac-header",
+        "HMAC-SHA1",
+        "header",
+    ));
+    let (id, _, _) = home.link_oauth1(&sb, "c", "demo-hmac-header");
+    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
+    conn.execute(
+        "UPDATE links SET lease_holder = 'pid 4242 on elsewhere (1)', lease_until = '2999-01-01T00:00:00.000Z' WHERE id = ?1",
+        [id],
+    )
+    .expect("lease");
+    let err = home.rx(&["key", "rotate"]).fails(1).to_string();
+    assert!(err.contains("being synced"), "{err}");
+    let pending = rxsync::vault::pending_key_path(std::path::Path::new(&format!(
+        "{}.key",
+        home.env.db.display()
+    )));
+    assert!(!pending.exists(), "no pending key left behind");
 }
