@@ -78,6 +78,9 @@ pub struct Puller {
     clients: HashMap<String, Arc<HttpClient>>,
     env: EnvLookup,
     holder: String,
+    /// Held (read) by every token refresh in flight; shutdown takes it
+    /// (write) to wait for them.
+    refresh_gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// A pull that went wrong after the link was claimed.
@@ -173,6 +176,7 @@ impl Puller {
             clients,
             env,
             holder,
+            refresh_gate: Arc::new(tokio::sync::RwLock::new(())),
         })
     }
 
@@ -216,7 +220,7 @@ impl Puller {
             }
         };
         let mut journal = Journal::default();
-        let fetched = self.fetch_document(store, &mut link, &mut journal).await;
+        let fetched = self.fetch_document(&mut link, &mut journal).await;
         let patient = PatientId::parse(&link.view.patient)
             .map_err(|e| crate::store::StoreError::Corrupt(format!("link {link_id}: {e}")))?;
         let trail = serde_json::to_string(&journal.trail).unwrap_or_else(|_| "[]".into());
@@ -327,7 +331,6 @@ impl Puller {
     /// refreshes, requests.
     async fn fetch_document(
         &self,
-        store: &Mutex<Store>,
         link: &mut ClaimedLink,
         journal: &mut Journal,
     ) -> Result<Pulled, Failure> {
@@ -382,7 +385,6 @@ impl Puller {
         let remote = link.view.remote_patient.clone();
         let mut f = Fetching {
             puller: self,
-            store,
             provider,
             client,
             link,
@@ -471,6 +473,12 @@ impl Puller {
                 })
             }
         }
+    }
+
+    /// Waits until no token refresh is in flight (their answers committed),
+    /// for a shutdown that abandons syncs.
+    pub async fn refreshes_settled(&self) {
+        let _ = self.refresh_gate.write().await;
     }
 
     /// Who this puller's leases say holds a link.
@@ -632,7 +640,6 @@ impl Puller {
 /// journal of what was asked.
 struct Fetching<'a> {
     puller: &'a Puller,
-    store: &'a Mutex<Store>,
     provider: &'a Provider,
     client: Arc<HttpClient>,
     link: &'a mut ClaimedLink,
@@ -762,16 +769,56 @@ impl Fetching<'_> {
                 &*self.puller.env,
             )
             .map_err(|e| Failure::failed(e.to_string()))?;
-        let t0 = Instant::now();
-        let answer = oauth2::refresh(
-            self.client.inner(),
-            o,
-            secret.as_ref(),
-            current,
-            self.client.limits().timeout,
-        )
-        .await;
-        let ms = t0.elapsed().as_millis() as u64;
+        // The exchange and the commit of its answer run as their own task:
+        // once the provider has rotated the refresh token, the new one must
+        // reach the vault even if this sync is abandoned (shutdown), or the
+        // next sync would reuse the old one and lose the grant. Shutdown
+        // waits for these tasks (`Puller::refreshes_settled`).
+        let gate = Arc::clone(&self.puller.refresh_gate).read_owned().await;
+        let client = self.client.inner().clone();
+        let settings = o.as_ref().clone();
+        let current = current.clone();
+        let timeout = self.client.limits().timeout;
+        let db = self.puller.config.database_path.clone();
+        let key = Arc::clone(&self.puller.key);
+        let mut claimed = self.link.clone();
+        let exchange = tokio::spawn(async move {
+            let _gate = gate;
+            let t0 = Instant::now();
+            let answer =
+                oauth2::refresh(&client, &settings, secret.as_ref(), &current, timeout).await;
+            let ms = t0.elapsed().as_millis() as u64;
+            let detail = serde_json::json!({
+                "url": redact(&settings.token_url), "grant_type": "refresh_token", "ms": ms,
+                "outcome": if answer.is_ok() { "ok" } else { "error" },
+                "error": answer.as_ref().err().map(|e| e.to_string()),
+                "rotated": answer.as_ref().ok().map(|t| t.refresh_token.is_some()),
+            });
+            let committed = match &answer {
+                Ok(tokens) => {
+                    let expires_at = tokens.expires_at.map(crate::store::rfc3339_at);
+                    blocking(|| {
+                        Store::open(&db).and_then(|mut store| {
+                            store.store_refreshed_tokens(
+                                &mut claimed,
+                                &key,
+                                &tokens.access_token,
+                                tokens.refresh_token.as_ref(),
+                                expires_at.as_deref(),
+                                tokens.scope.as_deref(),
+                                &detail,
+                            )
+                        })
+                    })
+                    .map_err(|e| e.to_string())
+                }
+                Err(_) => Ok(()),
+            };
+            (answer, committed, detail, ms, claimed)
+        });
+        let (answer, committed, detail, ms, claimed) = exchange
+            .await
+            .map_err(|e| Failure::failed(format!("the token refresh task failed: {e}")))?;
         self.journal.trail.push(Hop {
             url: redact(&o.token_url),
             status: None,
@@ -781,12 +828,6 @@ impl Fetching<'_> {
             location: None,
             error: answer.as_ref().err().map(|e| e.to_string()),
             bytes: None,
-        });
-        let detail = serde_json::json!({
-            "url": redact(&o.token_url), "grant_type": "refresh_token", "ms": ms,
-            "outcome": if answer.is_ok() { "ok" } else { "error" },
-            "error": answer.as_ref().err().map(|e| e.to_string()),
-            "rotated": answer.as_ref().ok().map(|t| t.refresh_token.is_some()),
         });
         let tokens = match answer {
             Ok(t) => t,
@@ -798,18 +839,8 @@ impl Fetching<'_> {
                 });
             }
         };
-        let expires_at = tokens.expires_at.map(crate::store::rfc3339_at);
-        lock(self.store)
-            .store_refreshed_tokens(
-                self.link,
-                &self.puller.key,
-                &tokens.access_token,
-                tokens.refresh_token.as_ref(),
-                expires_at.as_deref(),
-                tokens.scope.as_deref(),
-                &detail,
-            )
-            .map_err(|e| Failure::failed(e.to_string()))?;
+        committed.map_err(Failure::failed)?;
+        *self.link = claimed;
         bearer.token = tokens.access_token;
         if let Some(r) = tokens.refresh_token {
             *refresh_token = Some(r);

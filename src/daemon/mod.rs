@@ -341,6 +341,9 @@ impl Daemon {
                         summary.abandoned = tasks.len();
                         tasks.abort_all();
                         while tasks.join_next().await.is_some() {}
+                        // A refresh answered before the abort is committed
+                        // first, under the lease it needs.
+                        self.puller.refreshes_settled().await;
                         let holder = self.puller.holder().to_string();
                         match self.pool.with(|s| s.release_leases_of(&holder)) {
                             Ok(n) => tracing::warn!(abandoned = summary.abandoned, released = n, "abandoned syncs at shutdown; nothing partial was written"),

@@ -67,6 +67,7 @@ pub struct LinkView {
 }
 
 /// A link claimed for a sync: its view, its sealed fields and its moves.
+#[derive(Clone)]
 pub struct ClaimedLink {
     pub view: LinkView,
     pub holder: String,

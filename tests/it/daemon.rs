@@ -797,3 +797,71 @@ fn key_rotate_waits_for_no_sync_to_hold_a_link() {
     )));
     assert!(!pending.exists(), "no pending key left behind");
 }
+
+/// A TCP proxy to `target` that holds every answer back for `delay`.
+fn slow_proxy(target: String, delay: Duration) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let target = target.clone();
+            std::thread::spawn(move || {
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    return;
+                };
+                let (mut c_read, mut s_write) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                });
+                let (mut s_read, mut c_write) = (server, client);
+                let mut first = [0u8; 1];
+                if s_read.read_exact(&mut first).is_ok() {
+                    std::thread::sleep(delay);
+                    let _ = c_write.write_all(&first);
+                    let _ = std::io::copy(&mut s_read, &mut c_write);
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn a_shutdown_during_a_token_refresh_still_stores_the_rotated_tokens() {
+    let sb = Sandbox::start();
+    let proxy = slow_proxy(sb.authority().to_string(), Duration::from_secs(2));
+    let provider = oauth2_fhir(
+        "fh",
+        &format!("{}/fhir", sb.base),
+        &proxy,
+        "demo-client",
+        "header",
+    )
+    .replace(&format!("revocation_url = \"{proxy}/oauth2/revoke\""), "");
+    let home = Home::new(&with_sync(&provider, "grace = 0"));
+    // Expiring: the first sync refreshes (rotating) through the slow proxy.
+    let (id, _) = home.link_oauth2(&sb, "fh", "demo-client", json!({"expires_in": 30}));
+    let daemon = Running::start(&home, &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stats(&sb)["refreshes"] != 1 {
+        assert!(Instant::now() < deadline, "no refresh reached the provider");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The provider has rotated the refresh token; its answer is still on the way.
+    let (code, logs) = daemon.terminate();
+    assert_eq!(code, 0, "{logs}");
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM audit WHERE action = 'link.refresh'"),
+        1,
+        "the rotated pair was committed before exit: {logs}"
+    );
+    // The next pass uses the rotated refresh token's pair: no reuse, no broken grant.
+    let run = home.rx(&["run", "--once", "--format", "json"]);
+    assert_eq!(run.json()["outcomes"]["imported"], 1);
+    assert_eq!(stats(&sb)["refresh_reuse_revocations"], 0);
+    assert_eq!(home.link_row(id)["state"], "active");
+}
