@@ -475,6 +475,46 @@ impl Puller {
         }
     }
 
+    /// Reads every provider's secrets and RSA key now, so that `run` can say
+    /// at start what will fail at pull time. Returns the problems.
+    pub fn check_providers(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for p in &self.config.providers {
+            let loaded = match &p.auth {
+                ProviderAuth::Oauth1(o) => o
+                    .consumer_secret
+                    .load(p.id.as_str(), "auth.consumer_secret", &*self.env)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| match &o.rsa_private_key_file {
+                        Some(path) => std::fs::read_to_string(path)
+                            .map_err(|e| e.to_string())
+                            .and_then(|pem| {
+                                RsaSigningKey::from_pem(&pem).map_err(|e| e.to_string())
+                            })
+                            .map(|_| ())
+                            .map_err(|e| {
+                                format!(
+                                    "provider {}: auth.rsa_private_key_file = {}: {e}",
+                                    p.id,
+                                    path.display()
+                                )
+                            }),
+                        None => Ok(()),
+                    }),
+                ProviderAuth::Oauth2(o) => o
+                    .client_secret
+                    .load(p.id.as_str(), "auth.client_secret", &*self.env)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            };
+            if let Err(e) = loaded {
+                problems.push(e);
+            }
+        }
+        problems
+    }
+
     /// Waits until no token refresh is in flight (their answers committed),
     /// for a shutdown that abandons syncs.
     pub async fn refreshes_settled(&self) {
@@ -529,7 +569,7 @@ impl Puller {
         };
         let secret = o
             .consumer_secret
-            .load(provider.id.as_str(), "auth.consumer_secret_env", &*self.env)
+            .load(provider.id.as_str(), "auth.consumer_secret", &*self.env)
             .map_err(|e| Failure::failed(e.to_string()))?
             .unwrap_or_else(|| SecretString::from(String::new()));
         let mut credentials = Credentials::new(o.consumer_key.clone(), secret)
@@ -571,20 +611,41 @@ impl Puller {
         link_id: i64,
         actor: &str,
     ) -> Result<(crate::store::LinkView, Option<String>), crate::store::StoreError> {
+        // Usually the link is free: claim it, so no sync starts meanwhile.
+        // A link that needs re-linking (its tokens may still be live at the
+        // provider) or that a sync holds is revoked all the same: its sealed
+        // tokens are read without the lease.
         let claimed = lock(store).claim_link(link_id, &self.holder, chrono::Duration::minutes(1));
-        let mut provider_note = None;
-        match claimed {
-            Ok(link) => {
-                if let Some(p) = self.config.provider(&link.view.provider)
-                    && let ProviderAuth::Oauth2(o) = &p.auth
-                    && let Some(url) = &o.revocation_url
-                    && let Some(client) = self.clients.get(p.id.as_str())
-                {
+        let link = match claimed {
+            Ok(link) => link,
+            Err(ClaimError::Store(e)) => return Err(e),
+            Err(ClaimError::NotFound(_)) => {
+                return Err(crate::store::StoreError::NotFound {
+                    what: "link",
+                    id: link_id.to_string(),
+                });
+            }
+            Err(_) => lock(store).peek_link(link_id)?.ok_or_else(|| {
+                crate::store::StoreError::NotFound {
+                    what: "link",
+                    id: link_id.to_string(),
+                }
+            })?,
+        };
+        if link.view.state == "revoked" {
+            return Err(crate::store::StoreError::Conflict(format!(
+                "link {link_id} is already revoked"
+            )));
+        }
+        let provider = self.config.provider(&link.view.provider);
+        let provider_note = Some(match provider.map(|p| (p, &p.auth)) {
+            Some((p, ProviderAuth::Oauth2(o))) => match (&o.revocation_url, self.clients.get(p.id.as_str())) {
+                (Some(url), Some(client)) => {
                     let result = async {
                         let secrets = link.secrets(&self.key).map_err(|e| e.to_string())?;
                         let secret = o
                             .client_secret
-                            .load(p.id.as_str(), "auth.client_secret_env", &*self.env)
+                            .load(p.id.as_str(), "auth.client_secret", &*self.env)
                             .map_err(|e| e.to_string())?;
                         let LinkSecrets::Oauth2 {
                             access_token,
@@ -610,23 +671,16 @@ impl Puller {
                         .await
                     }
                     .await;
-                    provider_note = Some(match result {
+                    match result {
                         Ok(()) => format!("revoked at {}", redact(url)),
-                        Err(e) => format!("the provider's revocation failed: {e}"),
-                    });
+                        Err(e) => format!("the provider's revocation failed: {e}; the tokens were dropped here"),
+                    }
                 }
-            }
-            Err(ClaimError::Store(e)) => return Err(e),
-            Err(ClaimError::NotFound(_)) => {
-                return Err(crate::store::StoreError::NotFound {
-                    what: "link",
-                    id: link_id.to_string(),
-                });
-            }
-            // Not active (needs_relink: the tokens may still be live at the
-            // provider but we do not use them) or busy: revoke locally.
-            Err(_) => {}
-        }
+                _ => "provider has no revocation_url: the tokens were dropped here only; ask the provider to end the grant".to_string(),
+            },
+            Some(_) => "OAuth 1.0a has no revocation endpoint: the tokens were dropped here only; ask the provider to end the grant".to_string(),
+            None => "the provider is not in the configuration: the tokens were dropped here only".to_string(),
+        });
         let reason = match &provider_note {
             Some(n) => format!("revoked by {actor}; {n}"),
             None => format!("revoked by {actor}"),
@@ -652,7 +706,7 @@ impl Fetching<'_> {
     /// refreshes (unless it just did), OAuth 1.0a corrects its clock when
     /// the provider says which timestamps it accepts.
     async fn get_ok(&mut self, url: &Url, accept: &str) -> Result<Fetched, Failure> {
-        let mut answered_401 = false;
+        let mut clock_corrected = false;
         loop {
             let t0 = Instant::now();
             let result = self
@@ -680,13 +734,6 @@ impl Fetching<'_> {
                 )));
             }
             if f.status == 401 {
-                if answered_401 {
-                    return Err(Failure::relink(format!(
-                        "{} still answered 401 after a new token: {explanation}",
-                        redact(&f.url)
-                    )));
-                }
-                answered_401 = true;
                 match &mut self.session {
                     Session::Oauth2 {
                         refreshed: true, ..
@@ -711,10 +758,12 @@ impl Fetching<'_> {
                     }
                     Session::Oauth1(signer) => {
                         let problem = oauth_problem(&f);
-                        if let (Some("timestamp_refused"), Some(skew)) =
-                            (problem.as_deref(), acceptable_skew(&f))
+                        // One clock correction per request, then the answer stands.
+                        if let (false, Some("timestamp_refused"), Some(skew)) =
+                            (clock_corrected, problem.as_deref(), acceptable_skew(&f))
                         {
                             signer.clock_skew = skew;
+                            clock_corrected = true;
                             continue;
                         }
                         return Err(match problem.as_deref() {
@@ -765,7 +814,7 @@ impl Fetching<'_> {
             .client_secret
             .load(
                 provider.id.as_str(),
-                "auth.client_secret_env",
+                "auth.client_secret",
                 &*self.puller.env,
             )
             .map_err(|e| Failure::failed(e.to_string()))?;

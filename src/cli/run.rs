@@ -43,6 +43,11 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         Some(AppState::new(&db, &review).map_err(|e| Failure::Usage(e.into()))?)
     };
     let (puller, _store) = ctx.puller()?;
+    // Secrets are read per pull; say now what will fail then.
+    for problem in puller.check_providers() {
+        eprintln!("warning: {problem}; this provider's syncs will fail until it is fixed");
+        tracing::warn!(problem = %problem, "provider configuration");
+    }
     let daemon = Daemon::new(puller, db)?;
     let rt = runtime()?;
     let summary = rt.block_on(async {

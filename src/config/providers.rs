@@ -129,20 +129,22 @@ pub enum SecretSource {
 /// Why a secret could not be read. Never carries the secret.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("provider {provider}: {key} names the environment variable {var}, which is not set")]
+    #[error(
+        "provider {provider}: {key}_env names the environment variable {var}, which is not set"
+    )]
     EnvMissing {
         provider: String,
         key: &'static str,
         var: String,
     },
-    #[error("provider {provider}: {key} = {path}: {source}")]
+    #[error("provider {provider}: {key}_file = {path}: {source}")]
     File {
         provider: String,
         key: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("provider {provider}: {key} = {path} is empty")]
+    #[error("provider {provider}: {key}_file = {path} is empty")]
     Empty {
         provider: String,
         key: &'static str,
@@ -152,7 +154,8 @@ pub enum SecretError {
 
 impl SecretSource {
     /// Reads the secret (`None` for `SecretSource::None`). A file's trailing
-    /// newline is not part of the secret.
+    /// newline is not part of the secret. `key` is the key's stem as
+    /// configured (`auth.consumer_secret`): errors add `_env` or `_file`.
     pub fn load(
         &self,
         provider: &str,
@@ -902,18 +905,18 @@ client_id = "rx"
         std::fs::write(&path, "s3cret\n").expect("write");
         use secrecy::ExposeSecret;
         let got = SecretSource::File(path.clone())
-            .load("acme", "auth.consumer_secret_file", &|_| None)
+            .load("acme", "auth.consumer_secret", &|_| None)
             .expect("reads")
             .expect("some");
         assert_eq!(got.expose_secret(), "s3cret");
         let env = |k: &str| (k == "X").then(|| "from-env".to_string());
         let got = SecretSource::Env("X".into())
-            .load("acme", "auth.consumer_secret_env", &env)
+            .load("acme", "auth.consumer_secret", &env)
             .expect("reads")
             .expect("some");
         assert_eq!(got.expose_secret(), "from-env");
         let msg = SecretSource::Env("MISSING".into())
-            .load("acme", "auth.consumer_secret_env", &env)
+            .load("acme", "auth.consumer_secret", &env)
             .expect_err("unset")
             .to_string();
         assert!(msg.contains("MISSING") && msg.contains("acme"), "{msg}");

@@ -386,6 +386,28 @@ impl Store {
         })
     }
 
+    /// A link's view and sealed fields without taking its lease (for
+    /// revoking a link that a sync holds or that needs re-linking).
+    pub fn peek_link(&self, id: i64) -> Result<Option<ClaimedLink>, StoreError> {
+        let sql = format!(
+            "SELECT {VIEW_COLUMNS}, key_id, token, token_secret, refresh_token FROM links WHERE id = ?1"
+        );
+        Ok(self
+            .conn
+            .query_row(&sql, [id], |r| {
+                Ok(ClaimedLink {
+                    view: view(r)?,
+                    holder: String::new(),
+                    key_id: r.get(15)?,
+                    token: r.get(16)?,
+                    token_secret: r.get(17)?,
+                    refresh_token: r.get(18)?,
+                    moves: Vec::new(),
+                })
+            })
+            .optional()?)
+    }
+
     /// Gives a lease back without recording a sync (the sync never started).
     pub fn release_link(&mut self, id: i64, holder: &str) -> Result<(), StoreError> {
         self.conn.execute(

@@ -940,3 +940,54 @@ fn an_expired_token_without_refresh_and_a_rejected_oauth1_token_become_link_brok
         2
     );
 }
+
+#[test]
+fn a_401_right_after_a_refresh_breaks_the_link_and_revoke_still_ends_the_grant() {
+    let sb = Sandbox::start();
+    let home = Home::new(&fhir_at(&sb, "fh", "demo-client", "header"));
+    let (id, _) = home.link_oauth2(&sb, "fh", "demo-client", json!({}));
+    // Two 401s: the first triggers a refresh, the second answers the new token.
+    sb.admin(
+        "/admin/faults",
+        Some(&json!({"path_prefix": "/fhir/", "status": 401, "times": 2})),
+    );
+    let err = home.pull(None).fails(1).to_string();
+    assert!(err.contains("freshly refreshed token"), "{err}");
+    assert_eq!(stats(&sb)["refreshes"], 1);
+    assert_eq!(home.link_row(id)["state"], "needs_relink");
+    // The refreshed grant is still live at the provider: revoking the
+    // needs_relink link ends it there too.
+    let out = home
+        .rx(&["link", "revoke", &id.to_string(), "--format", "json"])
+        .json();
+    assert_eq!(out["state"], "revoked");
+    assert!(
+        out["provider_revocation"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("revoked at"),
+        "{out}"
+    );
+    assert_eq!(stats(&sb)["revocations"], 1);
+}
+
+#[test]
+fn a_missing_secret_file_is_named_with_its_key_at_start_and_at_pull_time() {
+    let sb = Sandbox::start();
+    let home = Home::new(
+        &oauth1_ccr("c", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header").replace(
+            "consumer_secret_env = \"SANDBOX_HMAC_HEADER_SECRET\"",
+            "consumer_secret_file = \"secrets/consumer.txt\"",
+        ),
+    );
+    home.link_oauth1(&sb, "c", "demo-hmac-header");
+    let run = home.rx(&["run", "--once"]);
+    let err = run.fails(1);
+    assert!(
+        err.contains("warning: provider c: auth.consumer_secret_file =")
+            && err.contains("secrets/consumer.txt"),
+        "{err}"
+    );
+    let pull = home.pull(None).fails(1).to_string();
+    assert!(pull.contains("auth.consumer_secret_file"), "{pull}");
+}
