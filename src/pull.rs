@@ -169,7 +169,7 @@ impl Puller {
                 Arc::new(HttpClient::for_provider(p)?),
             );
         }
-        let holder = format!("pid {} ({:08x})", std::process::id(), rand::random::<u32>());
+        let holder = crate::store::lease_holder_name();
         Ok(Puller {
             config,
             key,
@@ -444,12 +444,30 @@ impl Puller {
                         let next = read_page(&page, &mut entries)?;
                         match next {
                             Some(n) => {
-                                url = page.url.join(&n).map_err(|e| {
+                                let next = page.url.join(&n).map_err(|e| {
                                     Failure::failed(format!(
                                         "{}: the next link is not a URL: {e}",
                                         redact(&page.url)
                                     ))
                                 })?;
+                                // A page from elsewhere would put someone
+                                // else's content in the regimen.
+                                if page.url.scheme() == "https" && next.scheme() != "https" {
+                                    return Err(Failure::failed(format!(
+                                        "{}: the next page link goes from https down to {}; nothing stored",
+                                        redact(&page.url),
+                                        redact(&next)
+                                    )));
+                                }
+                                if !f.client.trusts(&next) {
+                                    return Err(Failure::failed(format!(
+                                        "{}: the next page link points outside the provider's origins ({}); nothing stored (list its origin in trusted_origins if it belongs to provider {})",
+                                        redact(&page.url),
+                                        redact(&next),
+                                        provider.id
+                                    )));
+                                }
+                                url = f.session.credential().strip(&next);
                             }
                             None => break,
                         }

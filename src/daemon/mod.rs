@@ -119,7 +119,8 @@ impl Daemon {
             ready: AtomicBool::new(false),
             puller,
         };
-        let released = daemon.pool.with(|s| s.release_dead_leases())?;
+        let own = daemon.puller.holder().to_string();
+        let released = daemon.pool.with(|s| s.release_dead_leases(&own))?;
         if released > 0 {
             tracing::warn!(released, "gave back leases of processes that no longer run");
         }

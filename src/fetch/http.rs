@@ -81,7 +81,7 @@ pub enum FetchError {
     #[error("{url}: the body was cut off ({detail})")]
     Truncated { url: String, detail: String },
     #[error(
-        "{url}: the provider asks to retry after {after_secs} s, over max_retry_after = {cap_secs} s; try again later"
+        "{url}: the provider answered {status} and asks to retry after {after_secs} s (max_retry_after = {cap_secs} s; retries used up or the wait too long); try again later"
     )]
     RetryLater {
         url: String,
@@ -353,6 +353,15 @@ impl HttpClient {
                                 | StatusCode::BAD_GATEWAY
                                 | StatusCode::GATEWAY_TIMEOUT
                         );
+                    if let (true, true, Some(after)) = (last, asks_to_wait, retry_after) {
+                        // Out of attempts, but the provider said when: come back then.
+                        return Err(FetchError::RetryLater {
+                            url: redact(url),
+                            status: status.as_u16(),
+                            after_secs: after.as_secs(),
+                            cap_secs: self.limits.max_retry_after.as_secs(),
+                        });
+                    }
                     if !retryable || last {
                         return Ok(resp);
                     }

@@ -642,7 +642,10 @@ pub(super) fn finish_pull(
         "UPDATE syncs SET link_id = ?2, http_trail = ?3 WHERE id = ?1",
         params![sync_id, r.link_id, r.http_trail],
     )?;
-    for (from, to, status) in r.moves {
+    // Only a sync that worked teaches a new address (a 301 to a page that
+    // then failed is not to be trusted).
+    let moves: &[(String, String, u16)] = if failed { &[] } else { r.moves };
+    for (from, to, status) in moves {
         tx.execute(
             "INSERT INTO link_moves (link_id, from_url, to_url, status, at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (link_id, from_url) DO UPDATE SET to_url = excluded.to_url, status = excluded.status,
@@ -716,6 +719,37 @@ mod tests {
                 "test",
             )
             .expect("link")
+    }
+
+    #[test]
+    fn dead_lease_holders_are_told_from_live_and_foreign_ones() {
+        let own = lease_holder_name();
+        let host = host_name();
+        let me = std::process::id();
+        assert!(!lease_holder_is_dead(&own, &own), "our own lease");
+        assert!(
+            lease_holder_is_dead(&format!("pid {me} on {host} (00000000)"), &own),
+            "our pid under another name: a predecessor (a restarted container's pid 1)"
+        );
+        assert!(!lease_holder_is_dead("pid 1 on some-other-host (1)", &own));
+        assert!(!lease_holder_is_dead("garbage", &own));
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let gone = child.id();
+        child.wait().expect("wait");
+        assert!(lease_holder_is_dead(
+            &format!("pid {gone} on {host} (1)"),
+            &own
+        ));
+        let mut live = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("spawn");
+        assert!(!lease_holder_is_dead(
+            &format!("pid {} on {host} (1)", live.id()),
+            &own
+        ));
+        let _ = live.kill();
+        let _ = live.wait();
     }
 
     #[test]
@@ -925,8 +959,10 @@ impl Store {
 
     /// Gives back the leases of processes on this machine that no longer
     /// run (a daemon killed mid-sync), so their links are due again at once.
-    /// Returns how many were released.
-    pub fn release_dead_leases(&mut self) -> Result<usize, StoreError> {
+    /// `own` is the caller's holder name: a holder with the caller's pid but
+    /// another name was a previous process with the same pid (a restarted
+    /// container's pid 1). Returns how many were released.
+    pub fn release_dead_leases(&mut self, own: &str) -> Result<usize, StoreError> {
         let holders: Vec<String> = {
             let mut stmt = self.conn.prepare(
                 "SELECT DISTINCT lease_holder FROM links WHERE lease_holder IS NOT NULL",
@@ -936,7 +972,7 @@ impl Store {
         };
         let mut released = 0;
         for h in holders {
-            if lease_holder_is_dead(&h) {
+            if lease_holder_is_dead(&h, own) {
                 released += self.conn.execute(
                     "UPDATE links SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = ?1",
                     [&h],
@@ -973,18 +1009,48 @@ impl Store {
     }
 }
 
-/// Lease holders are `pid N (…)`. A holder whose process does not exist on
-/// this machine is dead; anything unparsable is left to its expiry.
-fn lease_holder_is_dead(holder: &str) -> bool {
-    let Some(pid) = holder
+/// This process's name for the leases it takes: `pid N on HOST (random)`.
+pub fn lease_holder_name() -> String {
+    format!(
+        "pid {} on {} ({:08x})",
+        std::process::id(),
+        host_name(),
+        rand::random::<u32>()
+    )
+}
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it or truncates.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Whether a lease holder is a process of this host that no longer runs.
+/// Holders of other hosts (or another PID namespace's view), and anything
+/// unparsable, are left to their lease's expiry.
+fn lease_holder_is_dead(holder: &str, own: &str) -> bool {
+    let Some((pid, host)) = holder
         .strip_prefix("pid ")
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|p| p.parse::<i32>().ok())
+        .and_then(|r| r.split_once(" on "))
+        .and_then(|(pid, rest)| {
+            let host = rest.rsplit_once(" (").map_or(rest, |(h, _)| h);
+            pid.parse::<i32>().ok().map(|p| (p, host))
+        })
     else {
         return false;
     };
-    if pid <= 0 || pid as u32 == std::process::id() {
+    if host != host_name() || pid <= 0 {
         return false;
+    }
+    if pid as u32 == std::process::id() {
+        // Our pid: ours if it is our name, else a dead predecessor's.
+        return holder != own;
     }
     // SAFETY: kill with signal 0 only checks whether the process exists.
     let r = unsafe { libc::kill(pid, 0) };

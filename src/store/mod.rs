@@ -28,6 +28,7 @@ pub use dictionary::DictStats;
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
 pub use links::{
     ClaimError, ClaimedLink, DueLink, FailedPull, LinkSecrets, LinkView, NewLink, PullRecord,
+    lease_holder_name,
 };
 pub use patients::{NewPatient, Patient};
 pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, Resolve};
@@ -134,7 +135,15 @@ impl Store {
             path: path.to_path_buf(),
             source: SqliteCause(e),
         };
+        let created = !path.exists();
         let mut conn = Connection::open(path).map_err(open_err)?;
+        // Medication lists are health data: a new database (and the WAL and
+        // shared-memory files SQLite makes with the same mode) is for its owner only.
+        #[cfg(unix)]
+        if created {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
         // Every transaction takes the write lock when it begins, so a
         // read-then-write transaction waits (busy_timeout) instead of
         // failing with "database is locked" when it tries to upgrade.

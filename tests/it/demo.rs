@@ -85,6 +85,13 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        for file in ["rxsync.db", "rxsync.db-wal"] {
+            let mode = std::fs::metadata(dir.join(file))
+                .expect(file)
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file} holds health data: owner only");
+        }
     }
     // Again on the same folder: nothing is due, nothing is repeated.
     let again = env.run_bare(&["demo", "--dir", &d, "--once"], &[]);

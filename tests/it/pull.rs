@@ -609,6 +609,23 @@ fn retry_after_is_honoured_up_to_the_cap_and_5xx_is_retried() {
     let err = home.pull(None).fails(1).to_string();
     assert!(err.contains("answered 500"), "{err}");
     assert_eq!(requests(&sb).len(), 2, "the first attempt and one retry");
+    // 429 with a short Retry-After, every time: once the retries are used
+    // up, the link comes back when the provider said, not after a backoff.
+    sb.admin("/admin/faults/clear", Some(&json!({})));
+    fault(429, 5, Some(2));
+    let err = home.pull(None).fails(1).to_string();
+    assert!(
+        err.contains("answered 429") && err.contains("retries used up"),
+        "{err}"
+    );
+    assert_eq!(home.link_row(id)["last_outcome"], "retry_later");
+    let due = home.env.query_i64(&format!(
+        "SELECT CAST((julianday(next_due_at) - julianday('now')) * 86400 AS INTEGER) FROM links WHERE id = {id}"
+    ));
+    assert!(
+        (0..=2).contains(&due),
+        "due again when the provider said: {due}"
+    );
 }
 
 #[test]
@@ -990,4 +1007,117 @@ fn a_missing_secret_file_is_named_with_its_key_at_start_and_at_pull_time() {
     );
     let pull = home.pull(None).fails(1).to_string();
     assert!(pull.contains("auth.consumer_secret_file"), "{pull}");
+}
+
+// ------------------------------------------------------------ origins
+
+/// A sandbox on a port chosen first, whose redirect rules may send a client
+/// from `http://127.0.0.1:PORT` to `http://localhost:PORT`: the same server,
+/// another origin.
+fn sandbox_with_origin_rules(rules: &[(&str, &str, u16)]) -> (Sandbox, u16, tempfile::TempDir) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let data = tempfile::tempdir().expect("dir");
+    let toml: String = rules
+        .iter()
+        .map(|(from, to, status)| {
+            format!(
+                "[[redirects]]\nfrom = \"{from}\"\nto = \"{}\"\nstatus = {status}\n",
+                to.replace("PORT", &port.to_string())
+            )
+        })
+        .collect();
+    std::fs::write(data.path().join("sandbox.toml"), toml).expect("write");
+    let sb = Sandbox::start_on(
+        &format!("127.0.0.1:{port}"),
+        &["--data", &data.path().display().to_string()],
+    );
+    (sb, port, data)
+}
+
+#[test]
+fn credentials_do_not_come_back_after_a_hop_through_an_untrusted_origin() {
+    // 127.0.0.1 → localhost (untrusted) → back to 127.0.0.1.
+    let (sb, _, _data) = sandbox_with_origin_rules(&[
+        ("/bounce/", "http://localhost:PORT/back/", 302),
+        ("/back/", "http://127.0.0.1:PORT/", 302),
+    ]);
+    let home = Home::new(&oauth1_ccr(
+        "c",
+        &format!("{}/bounce", sb.base),
+        "demo-hmac-header",
+        "HMAC-SHA1",
+        "header",
+    ));
+    home.link_oauth1(&sb, "c", "demo-hmac-header");
+    let err = home.pull(None).fails(1).to_string();
+    assert!(err.contains("does not receive credentials"), "{err}");
+    let reqs = requests(&sb);
+    let last = reqs
+        .iter()
+        .rev()
+        .find(|r| r["path"].as_str().unwrap_or("").starts_with("/ccr/"))
+        .expect("the hop back was made");
+    assert!(!carries_credentials(last), "credentials came back: {last}");
+    assert!(
+        reqs.iter()
+            .filter(|r| r["path"].as_str().unwrap_or("").starts_with("/back/"))
+            .all(|r| !carries_credentials(r)),
+        "the untrusted origin got credentials"
+    );
+}
+
+#[test]
+fn a_permanent_redirect_to_another_origin_is_followed_but_never_remembered() {
+    let (sb, port, _data) =
+        sandbox_with_origin_rules(&[("/hop301/", "http://localhost:PORT/", 301)]);
+    let trusted = oauth1_ccr(
+        "c",
+        &format!("{}/hop301", sb.base),
+        "demo-hmac-header",
+        "HMAC-SHA1",
+        "header",
+    )
+    .replace(
+        "retries = 1",
+        &format!("trusted_origins = [\"http://localhost:{port}\"]"),
+    );
+    let home = Home::new(&trusted);
+    home.link_oauth1(&sb, "c", "demo-hmac-header");
+    let run = home.pull(None);
+    run.ok();
+    assert_eq!(
+        Home::reports(&run)[0]["outcome"],
+        "imported",
+        "signed anew for the trusted origin"
+    );
+    assert_eq!(
+        home.env.query_i64("SELECT COUNT(*) FROM link_moves"),
+        0,
+        "a move to another origin is not remembered"
+    );
+}
+
+#[test]
+fn a_fhir_next_page_outside_the_providers_origins_is_refused() {
+    let other = Sandbox::start();
+    let data = tempfile::tempdir().expect("dir");
+    // This sandbox writes its next links with the other one's base.
+    std::fs::write(
+        data.path().join("sandbox.toml"),
+        format!("base_url = \"{}\"\n", other.base),
+    )
+    .expect("write");
+    let sb = Sandbox::start_with(&["--data", &data.path().display().to_string()]);
+    let home = Home::new(&fhir_at(&sb, "fh", "demo-client", "header"));
+    home.link_oauth2(&sb, "fh", "demo-client", json!({}));
+    let err = home.pull(None).fails(1).to_string();
+    assert!(err.contains("outside the provider's origins"), "{err}");
+    assert!(
+        requests(&other).is_empty(),
+        "the other origin was not asked"
+    );
+    assert_eq!(home.imported_rows(), (0, 0, 0));
 }

@@ -201,12 +201,18 @@ impl Sandbox {
 
     /// With extra arguments, such as `["--data", DIR]`.
     pub fn start_with(args: &[&str]) -> Sandbox {
+        Sandbox::start_on("127.0.0.1:0", args)
+    }
+
+    /// On a given listen address (a test that must name its own port in
+    /// the sandbox's redirect rules picks a free one first).
+    pub fn start_on(listen: &str, args: &[&str]) -> Sandbox {
         use std::io::BufRead;
         let logs = tempfile::tempdir().expect("temp dir");
         let stderr_path = logs.path().join("stderr");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rxsync"));
-        cmd.args(["sandbox", "--listen", "127.0.0.1:0"])
+        cmd.args(["sandbox", "--listen", listen])
             .args(args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
