@@ -132,17 +132,22 @@ fn a_grant_revoked_at_the_server_leaves_the_link_needing_relink_with_a_link_brok
     );
 
     let run = linked.pull();
-    assert!(
-        run.code > 0 && run.code != 101,
-        "a broken link fails the pull (not a crash)\nstdout: {}\nstderr: {}",
-        run.stdout,
-        run.stderr
+    assert_eq!(
+        run.code, 1,
+        "a broken link fails the pull\nstdout: {}\nstderr: {}",
+        run.stdout, run.stderr
     );
-    if let Ok(v) = serde_json::from_str::<Value>(&run.stdout) {
-        let result = &v[0];
-        assert_eq!(id_text(&result["link"]), linked.link, "{v}");
-        assert_ne!(result["outcome"], "imported", "{v}");
-    }
+    let v: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("the per-link results are JSON ({e}): {}", run.stdout));
+    let result = &v[0];
+    assert_eq!(id_text(&result["link"]), linked.link, "{v}");
+    assert_eq!(result["outcome"], "needs_relink", "{v}");
+    assert!(
+        result["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid_grant")),
+        "{v}"
+    );
 
     let stats = linked.server.stats();
     assert_eq!(
