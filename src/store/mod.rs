@@ -139,6 +139,20 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
+        // The query planner stability guarantee: a plan does not depend on
+        // the values bound to it. Without it SQLite 3.54 marks a cached
+        // statement whose WHERE compares a column with `?` as "re-prepare
+        // when the binding changes", and rusqlite clears the bindings of
+        // every statement returned to its cache, so each dictionary lookup
+        // and most store reads were parsed and planned again (a sixth of an
+        // import's time in BENCHMARKS.md's pull profile). The plans are the
+        // same: the store never runs ANALYZE, so there are no statistics
+        // for a bound value to steer.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map_err(open_err)?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
@@ -215,4 +229,28 @@ pub fn rfc3339_at(t: chrono::DateTime<chrono::Utc>) -> String {
 /// A time as the store writes it (RFC 3339, UTC, milliseconds): text order is time order.
 pub(crate) fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_statements_are_not_planned_again_when_their_bindings_change() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("t.db")).expect("opens");
+        // The shape of a dictionary lookup: a join, a column compared with `?`.
+        let sql = "SELECT COUNT(*) FROM dict_packages k JOIN dict_products p
+                   ON p.product_id = k.product_id WHERE k.ndc11 = ?1";
+        for id in ["00006010654", "00002771559", "00003519410"] {
+            let mut stmt = store.conn.prepare_cached(sql).expect("prepares");
+            let _: i64 = stmt.query_row([id], |r| r.get(0)).expect("runs");
+        }
+        let stmt = store.conn.prepare_cached(sql).expect("cached");
+        assert_eq!(
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "a store read taken from the statement cache was parsed again"
+        );
+    }
 }
