@@ -2,7 +2,7 @@
 //!
 //! Opening a store applies the append-only migrations under
 //! `schemas/sqlite/` (embedded at build time) and sets WAL mode, foreign
-//! keys and a busy timeout. Transactions are IMMEDIATE: each takes the
+//! keys and a busy handler. Transactions are IMMEDIATE: each takes the
 //! write lock when it begins, so concurrent writers (several `rxsync
 //! import` processes, a migration raced by another first open) wait their
 //! turn instead of failing on a lock upgrade. Every write that belongs
@@ -31,7 +31,7 @@ pub use regimens::{ItemView, RegimenSummary, RegimenView};
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The migrations, in order. Append only: never edit one that has landed.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -127,11 +127,17 @@ impl Store {
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
         // Every transaction takes the write lock when it begins, so a
-        // read-then-write transaction waits (busy_timeout) instead of
+        // read-then-write transaction waits (`wait_for_lock`) instead of
         // failing with "database is locked" when it tries to upgrade.
         conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(open_err)?;
+        let mut waiting_since = Instant::now();
+        conn.busy_handler(Some(move |attempt| {
+            if attempt == 0 {
+                waiting_since = Instant::now();
+            }
+            wait_for_lock(attempt, waiting_since.elapsed())
+        }))
+        .map_err(open_err)?;
         // Fails here (not later) when the file is not a SQLite database.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
@@ -199,6 +205,25 @@ impl Store {
     }
 }
 
+/// How long a transaction waits for another's write lock before "database
+/// is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The busy handler: whether to try the lock again (after a short sleep).
+/// SQLite's own handler (`busy_timeout`) sleeps 1, 2, 5, 10, 15, 20, 25…
+/// ms between attempts, while a sync's write transaction holds the lock
+/// for well under a millisecond: with several syncs in flight the daemon
+/// spent most of its time asleep behind a free lock (BENCHMARKS.md, pull
+/// benchmark). Here the sleeps start at 50 µs and double up to 2 ms.
+fn wait_for_lock(attempt: i32, waited: Duration) -> bool {
+    if waited >= BUSY_TIMEOUT {
+        return false;
+    }
+    let micros = (50u64 << attempt.clamp(0, 6)).min(2_000);
+    std::thread::sleep(Duration::from_micros(micros));
+    true
+}
+
 /// Refuses a database written by a newer rxsync.
 fn check_version(path: &Path, version: usize) -> Result<(), StoreError> {
     if version > MIGRATIONS.len() {
@@ -252,5 +277,47 @@ mod tests {
             0,
             "a store read taken from the statement cache was parsed again"
         );
+    }
+
+    #[test]
+    fn a_writer_waits_for_another_connections_transaction_instead_of_failing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.db");
+        let mut holder = Store::open(&path).expect("opens");
+        let mut waiter = Store::open(&path).expect("opens again");
+        let (locked, go) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            let tx = holder.conn.transaction().expect("takes the write lock");
+            locked.send(()).expect("signals");
+            std::thread::sleep(Duration::from_millis(30));
+            tx.commit().expect("commits");
+        });
+        go.recv().expect("the lock is held");
+        let t = Instant::now();
+        waiter
+            .add_patient(
+                &NewPatient {
+                    id: crate::domain::PatientId::parse("P1").expect("id"),
+                    mrn: None,
+                    name: None,
+                    birth_date: None,
+                },
+                "test",
+            )
+            .expect("waits for the lock, then writes");
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        writer.join().expect("writer");
+    }
+
+    #[test]
+    fn the_busy_handler_retries_soon_and_gives_up_after_the_timeout() {
+        let t = Instant::now();
+        assert!(wait_for_lock(0, Duration::ZERO));
+        assert!(wait_for_lock(1, Duration::from_millis(5)));
+        assert!(
+            t.elapsed() < Duration::from_millis(50),
+            "first retries sleep for microseconds, not milliseconds"
+        );
+        assert!(!wait_for_lock(9, BUSY_TIMEOUT));
     }
 }
