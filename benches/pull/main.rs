@@ -21,7 +21,10 @@
 //!   links per provider and measured triples;
 //! - `RXSYNC_BENCH_LINKS` (`1000,10000`), `RXSYNC_BENCH_CONCURRENCY`
 //!   (`1,2,4,8,16`), `RXSYNC_BENCH_ONCE_REPS` (3): issue 4's N, concurrency
-//!   levels and runs per level (the median by pass time is reported).
+//!   levels and runs per level (the median by pass time is reported);
+//! - `RXSYNC_BENCH_AGAINST=PATH`: another build of `rxsync` to compare
+//!   with: each `run --once` is paired with one of that binary, in
+//!   alternating order, and the medians of the per-pair ratios are printed.
 
 /// The allocator the binary uses (see src/main.rs), so the in-process
 /// figures are the binary's.
@@ -99,12 +102,17 @@ fn main() {
         pull_throughput(dir.path(), &sandbox, &key, &sizes);
     }
     if only.is_empty() || only == "once" {
+        let against = full
+            .then(|| std::env::var_os("RXSYNC_BENCH_AGAINST"))
+            .flatten()
+            .map(std::path::PathBuf::from);
         run_once_scaling(
             dir.path(),
             &sandbox,
             &setup::key_env(&key_text),
             &key,
             &sizes,
+            against,
         );
     }
     if !full {
@@ -177,8 +185,16 @@ fn run_once_scaling(
     key_text: &str,
     key: &rxsync::vault::VaultKey,
     s: &Sizes,
+    against: Option<std::path::PathBuf>,
 ) {
     let db = dir.join("once.db");
+    let runner = run_once::Runner {
+        dir,
+        sandbox,
+        key_text,
+        bin: std::path::PathBuf::from(env!("CARGO_BIN_EXE_rxsync")),
+    };
+    let baseline = against.map(|bin| run_once::Runner { bin, ..runner });
     for &n in &s.once_links {
         let t = std::time::Instant::now();
         let template = run_once::template(dir, sandbox, key, n);
@@ -190,18 +206,51 @@ fn run_once_scaling(
         // patient's documents, the binary's pages are in memory.
         let warm = *s.concurrency.iter().max().unwrap_or(&16);
         setup::fresh_copy(&template, &db);
-        run_once::run_once(dir, sandbox, key_text, &db, n, warm);
+        runner.run(&db, n, warm);
         let mut best: Option<run_once::Once> = None;
         for &c in &s.concurrency {
-            let mut runs: Vec<run_once::Once> = (0..s.once_reps)
-                .map(|_| {
+            let mut runs = Vec::with_capacity(s.once_reps);
+            let mut ratios = Vec::new();
+            for rep in 0..s.once_reps {
+                let fresh = |r: &run_once::Runner<'_>| {
                     setup::fresh_copy(&template, &db);
-                    run_once::run_once(dir, sandbox, key_text, &db, n, c)
-                })
-                .collect();
+                    r.run(&db, n, c)
+                };
+                match &baseline {
+                    // Paired, in alternating order: the ratio of pass times
+                    // (this build / the other) and of CPU seconds.
+                    Some(b) => {
+                        let (ours, theirs) = if rep % 2 == 0 {
+                            let ours = fresh(&runner);
+                            (ours, fresh(b))
+                        } else {
+                            let theirs = fresh(b);
+                            (fresh(&runner), theirs)
+                        };
+                        ratios.push((
+                            ours.pass.as_secs_f64() / theirs.pass.as_secs_f64(),
+                            ours.cpu() / theirs.cpu(),
+                        ));
+                        runs.push(ours);
+                    }
+                    None => runs.push(fresh(&runner)),
+                }
+            }
             runs.sort_by_key(|r| r.pass);
             let median = runs[runs.len() / 2].clone();
             print_once("first pass", &median);
+            if !ratios.is_empty() {
+                let mut time: Vec<f64> = ratios.iter().map(|r| r.0).collect();
+                let mut cpu: Vec<f64> = ratios.iter().map(|r| r.1).collect();
+                time.sort_by(f64::total_cmp);
+                cpu.sort_by(f64::total_cmp);
+                println!(
+                    "  against RXSYNC_BENCH_AGAINST ({} pairs): pass time {:.3}x, CPU {:.3}x (medians of per-pair ratios, this build / that one)",
+                    ratios.len(),
+                    time[time.len() / 2],
+                    cpu[cpu.len() / 2]
+                );
+            }
             if best.as_ref().is_none_or(|b| median.pass < b.pass) {
                 best = Some(median);
             }
@@ -210,14 +259,7 @@ fn run_once_scaling(
         // document comes back with the same bytes, so every sync is `unchanged`.
         if let Some(b) = &best {
             std::thread::sleep(Duration::from_millis(1200));
-            let again = run_once::run_once(
-                dir,
-                sandbox,
-                key_text,
-                &db,
-                n,
-                *s.concurrency.last().unwrap_or(&16),
-            );
+            let again = runner.run(&db, n, *s.concurrency.last().unwrap_or(&16));
             print_once("second pass, unchanged", &again);
             // The goal is about N >= 1,000 (the smoke run's N is not a measurement).
             if n < 1000 {

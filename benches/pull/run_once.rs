@@ -55,22 +55,32 @@ pub fn template(dir: &Path, sandbox: &Sandbox, key: &rxsync::vault::VaultKey, n:
     path
 }
 
-/// Runs `rxsync run --once` with `[sync] concurrency = concurrency` on
-/// `db` (as it is: the caller copies a template first, or not, for a
-/// second pass) and measures it.
-pub fn run_once(
-    dir: &Path,
-    sandbox: &Sandbox,
-    key_text: &str,
-    db: &Path,
-    links: usize,
-    concurrency: usize,
-) -> Once {
+/// Runs one rxsync binary's `run --once` against the sandbox.
+pub struct Runner<'a> {
+    pub dir: &'a Path,
+    pub sandbox: &'a Sandbox,
+    /// RXSYNC_KEY for the child.
+    pub key_text: &'a str,
+    /// The binary: the one cargo built, or another build to compare with.
+    pub bin: PathBuf,
+}
+
+impl Runner<'_> {
+    /// Runs `rxsync run --once` with `[sync] concurrency = concurrency` on
+    /// `db` (as it is: the caller copies a template first, or not, for a
+    /// second pass) and measures it.
+    pub fn run(&self, db: &Path, links: usize, concurrency: usize) -> Once {
+        run_once(self, db, links, concurrency)
+    }
+}
+
+fn run_once(r: &Runner<'_>, db: &Path, links: usize, concurrency: usize) -> Once {
+    let (dir, sandbox, key_text) = (r.dir, r.sandbox, r.key_text);
     let (config, _) = setup::write_config(dir, &sandbox.base, concurrency);
     let syncs_before = max_sync_id(db);
     let log_path = dir.join("run-once.log");
     let log = std::fs::File::create(&log_path).expect("log file");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rxsync"));
+    let mut cmd = Command::new(&r.bin);
     cmd.arg("--config")
         .arg(&config)
         .arg("--db")
