@@ -2,7 +2,7 @@
 //!
 //! Opening a store applies the append-only migrations under
 //! `schemas/sqlite/` (embedded at build time) and sets WAL mode, foreign
-//! keys and a busy timeout. Transactions are IMMEDIATE: each takes the
+//! keys and a busy handler. Transactions are IMMEDIATE: each takes the
 //! write lock when it begins, so concurrent writers (several `rxsync
 //! import` processes, a migration raced by another first open) wait their
 //! turn instead of failing on a lock upgrade. Every write that belongs
@@ -37,7 +37,7 @@ pub use reversal::DecisionView;
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The migrations, in order. Append only: never edit one that has landed.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -145,11 +145,17 @@ impl Store {
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
         // Every transaction takes the write lock when it begins, so a
-        // read-then-write transaction waits (busy_timeout) instead of
+        // read-then-write transaction waits (`wait_for_lock`) instead of
         // failing with "database is locked" when it tries to upgrade.
         conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(open_err)?;
+        let mut waiting_since = Instant::now();
+        conn.busy_handler(Some(move |attempt| {
+            if attempt == 0 {
+                waiting_since = Instant::now();
+            }
+            wait_for_lock(attempt, waiting_since.elapsed())
+        }))
+        .map_err(open_err)?;
         // Fails here (not later) when the file is not a SQLite database.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
@@ -157,6 +163,28 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
+        // Checkpoint when the WAL reaches 4,000 pages (16 MB at 4 KB) rather
+        // than SQLite's 1,000: a checkpoint copies each page once however
+        // often it was written since the last one, and a sync rewrites the
+        // same pages (its link's row, the indexes, the tails of syncs and
+        // audit), so fewer, larger checkpoints copy less. run --once
+        // passes were 6-7 % faster (BENCHMARKS.md, pull benchmark).
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+            .map_err(open_err)?;
+        // The query planner stability guarantee: a plan does not depend on
+        // the values bound to it. Without it SQLite 3.54 marks a cached
+        // statement whose WHERE compares a column with `?` as "re-prepare
+        // when the binding changes", and rusqlite clears the bindings of
+        // every statement returned to its cache, so each dictionary lookup
+        // and most store reads were parsed and planned again (a sixth of an
+        // import's time in BENCHMARKS.md's pull profile). The plans are the
+        // same: the store never runs ANALYZE, so there are no statistics
+        // for a bound value to steer.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map_err(open_err)?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
@@ -203,6 +231,28 @@ impl Store {
     }
 }
 
+/// WAL pages that trigger an automatic checkpoint (see `Store::open`).
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 4_000;
+
+/// How long a transaction waits for another's write lock before "database
+/// is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The busy handler: whether to try the lock again (after a short sleep).
+/// SQLite's own handler (`busy_timeout`) sleeps 1, 2, 5, 10, 15, 20, 25…
+/// ms between attempts, while a sync's write transaction holds the lock
+/// for well under a millisecond: with several syncs in flight the daemon
+/// spent most of its time asleep behind a free lock (BENCHMARKS.md, pull
+/// benchmark). Here the sleeps start at 50 µs and double up to 2 ms.
+fn wait_for_lock(attempt: i32, waited: Duration) -> bool {
+    if waited >= BUSY_TIMEOUT {
+        return false;
+    }
+    let micros = (50u64 << attempt.clamp(0, 6)).min(2_000);
+    std::thread::sleep(Duration::from_micros(micros));
+    true
+}
+
 /// Refuses a database written by a newer rxsync.
 fn check_version(path: &Path, version: usize) -> Result<(), StoreError> {
     if version > MIGRATIONS.len() {
@@ -233,4 +283,81 @@ pub fn rfc3339_at(t: chrono::DateTime<chrono::Utc>) -> String {
 /// A time as the store writes it (RFC 3339, UTC, milliseconds): text order is time order.
 pub(crate) fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_statements_are_not_planned_again_when_their_bindings_change() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("t.db")).expect("opens");
+        // The shape of a dictionary lookup: a join, a column compared with `?`.
+        let sql = "SELECT COUNT(*) FROM dict_packages k JOIN dict_products p
+                   ON p.product_id = k.product_id WHERE k.ndc11 = ?1";
+        for id in ["00006010654", "00002771559", "00003519410"] {
+            let mut stmt = store.conn.prepare_cached(sql).expect("prepares");
+            let _: i64 = stmt.query_row([id], |r| r.get(0)).expect("runs");
+        }
+        let stmt = store.conn.prepare_cached(sql).expect("cached");
+        assert_eq!(
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "a store read taken from the statement cache was parsed again"
+        );
+    }
+
+    #[test]
+    fn checkpoints_wait_for_a_larger_wal_than_sqlites_default() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("t.db")).expect("opens");
+        let pages: i64 = store
+            .conn
+            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+            .expect("reads the pragma");
+        assert_eq!(pages, WAL_AUTOCHECKPOINT_PAGES);
+    }
+
+    #[test]
+    fn a_writer_waits_for_another_connections_transaction_instead_of_failing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.db");
+        let mut holder = Store::open(&path).expect("opens");
+        let mut waiter = Store::open(&path).expect("opens again");
+        let (locked, go) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            let tx = holder.conn.transaction().expect("takes the write lock");
+            locked.send(()).expect("signals");
+            std::thread::sleep(Duration::from_millis(30));
+            tx.commit().expect("commits");
+        });
+        go.recv().expect("the lock is held");
+        let t = Instant::now();
+        waiter
+            .add_patient(
+                &NewPatient {
+                    id: crate::domain::PatientId::parse("P1").expect("id"),
+                    mrn: None,
+                    name: None,
+                    birth_date: None,
+                },
+                "test",
+            )
+            .expect("waits for the lock, then writes");
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        writer.join().expect("writer");
+    }
+
+    #[test]
+    fn the_busy_handler_retries_soon_and_gives_up_after_the_timeout() {
+        let t = Instant::now();
+        assert!(wait_for_lock(0, Duration::ZERO));
+        assert!(wait_for_lock(1, Duration::from_millis(5)));
+        assert!(
+            t.elapsed() < Duration::from_millis(50),
+            "first retries sleep for microseconds, not milliseconds"
+        );
+        assert!(!wait_for_lock(9, BUSY_TIMEOUT));
+    }
 }
