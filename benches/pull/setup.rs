@@ -140,6 +140,8 @@ pub fn key_env(text: &SecretString) -> String {
 pub struct Linked {
     pub link: i64,
     pub patient: PatientId,
+    /// The patient's id at the sandbox.
+    pub remote: String,
     pub provider: Provider,
 }
 
@@ -210,6 +212,7 @@ pub fn template(
             out.push(Linked {
                 link,
                 patient: patient.clone(),
+                remote: remote.clone(),
                 provider,
             });
         }

@@ -200,6 +200,8 @@ impl Bench<'_> {
             max_document_bytes: provider.limits.max_document_bytes,
             max_regimen_items: self.config.max_regimen_items,
             pull,
+            // As `Puller::pull` asks: the document must be about the link's patient.
+            expected_patient: Some(&d.link.remote),
         }
     }
 }
