@@ -40,6 +40,8 @@ pub struct ImportRequest<'a> {
     /// The FHIR Patient id the document must be about (the link's remote
     /// patient); a document about another patient raises `identity_mismatch`.
     pub expected_patient: Option<&'a str>,
+    /// When the sync began (a pull: before its first request); None: now.
+    pub started_at: Option<&'a str>,
 }
 
 /// Why an import stored nothing (or only the unreadable document).
@@ -92,7 +94,10 @@ pub fn import(store: &mut Store, req: &ImportRequest<'_>) -> Result<ImportReport
     if store.patient(req.patient)?.is_none() {
         return Err(ImportError::UnknownPatient(req.patient.to_string()));
     }
-    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let started_at = req.started_at.map_or_else(
+        || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        str::to_string,
+    );
     let sha256 = hex::encode(Sha256::digest(req.bytes));
     let parsed = req
         .format

@@ -266,6 +266,7 @@ impl Puller {
                     max_regimen_items: self.config.max_regimen_items,
                     pull: Some(&record),
                     expected_patient: Some(&link.view.remote_patient),
+                    started_at: Some(&started_at),
                 };
                 let result = blocking(|| import::import(&mut lock(store), &request));
                 match result {

@@ -324,6 +324,7 @@ fn sqlite_import(s: &Sizes) {
                 max_regimen_items: usize::MAX,
                 pull: None,
                 expected_patient: None,
+                started_at: None,
             },
         )
         .expect("import")

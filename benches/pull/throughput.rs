@@ -202,6 +202,7 @@ impl Bench<'_> {
             pull,
             // As `Puller::pull` asks: the document must be about the link's patient.
             expected_patient: Some(&d.link.remote),
+            started_at: None,
         }
     }
 }

@@ -110,6 +110,7 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         max_regimen_items: ctx.config.max_regimen_items,
         pull: None,
         expected_patient: None,
+        started_at: None,
     };
     match import(&mut ctx.store, &request) {
         Ok(report) => {

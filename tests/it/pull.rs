@@ -586,6 +586,14 @@ fn retry_after_is_honoured_up_to_the_cap_and_5xx_is_retried() {
     let run = home.pull(None);
     run.ok();
     assert_eq!(Home::reports(&run)[0]["requests"], 2);
+    // The sync's record spans the whole pull, the wait included.
+    let ms = home.env.query_i64(
+        "SELECT CAST((julianday(ended_at) - julianday(started_at)) * 86400000 AS INTEGER) FROM syncs",
+    );
+    assert!(
+        ms >= 900,
+        "the sync started before its first request: {ms} ms"
+    );
     // A long one: give up this run, come back when the provider said.
     fault(429, 1, Some(3600));
     let err = home.pull(None).fails(1).to_string();
