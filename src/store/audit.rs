@@ -13,10 +13,8 @@ pub(super) fn append(
     subject: Option<&str>,
     detail: &serde_json::Value,
 ) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO audit (at, actor, action, patient_id, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![now(), actor, action, patient, subject, detail.to_string()],
-    )?;
+    conn.prepare_cached("INSERT INTO audit (at, actor, action, patient_id, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        .execute(params![now(), actor, action, patient, subject, detail.to_string()])?;
     Ok(())
 }
 

@@ -135,10 +135,8 @@ impl Store {
             Some(id) => {
                 // A document kept as unreadable was stored as `unknown`:
                 // it now has the format it parsed as.
-                tx.execute(
-                    "UPDATE documents SET format = ?1, media_type = ?2 WHERE id = ?3 AND format = 'unknown'",
-                    params![w.format.as_str(), w.format.media_type(), id],
-                )?;
+                tx.prepare_cached("UPDATE documents SET format = ?1, media_type = ?2 WHERE id = ?3 AND format = 'unknown'")?
+        .execute(params![w.format.as_str(), w.format.media_type(), id])?;
                 id
             }
             None => insert_document(
@@ -182,7 +180,7 @@ impl Store {
         // force: close them, saying why, so the queue shows the current list.
         let superseded = tx.execute(
             "UPDATE exceptions SET state = 'dismissed', resolved_by = ?1, resolved_at = ?2, note = ?3
-             WHERE state = 'open' AND regimen_id IN
+             WHERE +state = 'open' AND regimen_id IN
                (SELECT id FROM regimens WHERE patient_id = ?4 AND source = ?5 AND version < ?6)",
             params![
                 w.actor,
@@ -428,11 +426,11 @@ fn insert_document(
     sha256: &str,
     origin: Option<&str>,
 ) -> Result<i64, StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO documents (patient_id, source, format, media_type, sha256, size, bytes, origin, received_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![patient.as_str(), source.as_str(), format, media_type, sha256, bytes.len() as i64, bytes, origin, now()],
-    )?;
+    )?
+    .execute(params![patient.as_str(), source.as_str(), format, media_type, sha256, bytes.len() as i64, bytes, origin, now()])?;
     Ok(tx.last_insert_rowid())
 }
 
@@ -449,11 +447,11 @@ fn insert_sync(
     regimen_id: Option<i64>,
     error: Option<&str>,
 ) -> Result<i64, StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO syncs (patient_id, source, trigger, started_at, ended_at, outcome, document_id, regimen_id, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![patient.as_str(), source.as_str(), trigger, started, ended, outcome, document_id, regimen_id, error],
-    )?;
+    )?
+    .execute(params![patient.as_str(), source.as_str(), trigger, started, ended, outcome, document_id, regimen_id, error])?;
     Ok(tx.last_insert_rowid())
 }
 

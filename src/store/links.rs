@@ -364,10 +364,8 @@ impl Store {
                 until,
             });
         }
-        tx.execute(
-            "UPDATE links SET lease_holder = ?2, lease_until = ?3 WHERE id = ?1",
-            params![id, holder, super::rfc3339(at + ttl)],
-        )?;
+        tx.prepare_cached("UPDATE links SET lease_holder = ?2, lease_until = ?3 WHERE id = ?1")?
+            .execute(params![id, holder, super::rfc3339(at + ttl)])?;
         let moves = {
             let mut stmt =
                 tx.prepare("SELECT from_url, to_url FROM link_moves WHERE link_id = ?1")?;
@@ -625,23 +623,24 @@ pub(super) fn finish_pull(
             rand::random::<f64>(),
         )
         .map(super::rfc3339);
-    let released = tx.execute(
-        "UPDATE links SET last_sync_at = ?3, last_outcome = ?4, last_error = ?5,
-         failures = CASE WHEN ?6 THEN failures + 1 ELSE 0 END,
-         next_due_at = ?7, lease_holder = NULL, lease_until = NULL
-         WHERE id = ?1 AND lease_holder = ?2",
-        params![r.link_id, r.holder, at, outcome, error, failed, next_due],
-    )?;
+    let released = tx
+        .prepare_cached(
+            "UPDATE links SET last_sync_at = ?3, last_outcome = ?4, last_error = ?5,
+             failures = CASE WHEN ?6 THEN failures + 1 ELSE 0 END,
+             next_due_at = ?7, lease_holder = NULL, lease_until = NULL
+             WHERE id = ?1 AND lease_holder = ?2",
+        )?
+        .execute(params![
+            r.link_id, r.holder, at, outcome, error, failed, next_due
+        ])?;
     if released != 1 {
         return Err(StoreError::Conflict(format!(
             "link {} is no longer held by this sync (its lease expired); nothing was stored",
             r.link_id
         )));
     }
-    tx.execute(
-        "UPDATE syncs SET link_id = ?2, http_trail = ?3 WHERE id = ?1",
-        params![sync_id, r.link_id, r.http_trail],
-    )?;
+    tx.prepare_cached("UPDATE syncs SET link_id = ?2, http_trail = ?3 WHERE id = ?1")?
+        .execute(params![sync_id, r.link_id, r.http_trail])?;
     // Only a sync that worked teaches a new address (a 301 to a page that
     // then failed is not to be trusted).
     let moves: &[(String, String, u16)] = if failed { &[] } else { r.moves };

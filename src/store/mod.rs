@@ -185,6 +185,9 @@ impl Store {
             true,
         )
         .map_err(open_err)?;
+        // The hot statements of an import and a sync are cached; more than
+        // rusqlite's default 16 of them run per sync.
+        conn.set_prepared_statement_cache_capacity(64);
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
