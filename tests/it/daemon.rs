@@ -446,10 +446,25 @@ fn killing_the_daemon_mid_sync_leaves_a_consistent_database() {
         conn()
             .execute("UPDATE links SET next_due_at = NULL", [])
             .expect("due");
+        // Two syncs wait 1 s on a Retry-After, so the pass outlasts the
+        // kill, however fast or slow the machine.
         sb.admin("/admin/faults/clear", Some(&json!({})));
+        sb.admin(
+            "/admin/faults",
+            Some(&json!({"path_prefix": "/ccr/", "status": 503, "times": 2, "retry_after": 1})),
+        );
         let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let daemon = Running::start(&home, &[]);
-        std::thread::sleep(Duration::from_millis(rng.gen_range(20..400)));
+        // Kill once syncing has begun: at a random moment of the pass.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while home.env.query_i64(&format!(
+            "SELECT COUNT(*) FROM links WHERE last_sync_at >= '{started}'"
+        )) == 0
+        {
+            assert!(Instant::now() < deadline, "trial {trial}: no sync began");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(rng.gen_range(0..300)));
         let mut child = daemon;
         // SAFETY: killing our own child.
         unsafe { libc::kill(child.child.id() as i32, libc::SIGKILL) };
