@@ -500,27 +500,15 @@ impl Puller {
         let mut problems = Vec::new();
         for p in &self.config.providers {
             let loaded = match &p.auth {
-                ProviderAuth::Oauth1(o) => o
-                    .consumer_secret
-                    .load(p.id.as_str(), "auth.consumer_secret", &*self.env)
+                // The same reading a pull does: the consumer secret and the RSA key.
+                ProviderAuth::Oauth1(_) => self
+                    .oauth1_signer(
+                        p,
+                        SecretString::from(String::new()),
+                        SecretString::from(String::new()),
+                    )
                     .map(|_| ())
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| match &o.rsa_private_key_file {
-                        Some(path) => std::fs::read_to_string(path)
-                            .map_err(|e| e.to_string())
-                            .and_then(|pem| {
-                                RsaSigningKey::from_pem(&pem).map_err(|e| e.to_string())
-                            })
-                            .map(|_| ())
-                            .map_err(|e| {
-                                format!(
-                                    "provider {}: auth.rsa_private_key_file = {}: {e}",
-                                    p.id,
-                                    path.display()
-                                )
-                            }),
-                        None => Ok(()),
-                    }),
+                    .map_err(|f| f.error),
                 ProviderAuth::Oauth2(o) => o
                     .client_secret
                     .load(p.id.as_str(), "auth.client_secret", &*self.env)

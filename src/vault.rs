@@ -250,6 +250,22 @@ pub fn read_key_file(path: &Path) -> Result<Option<VaultKey>, VaultError> {
         })
 }
 
+/// Writes key text to a file that must not exist yet, owner-only (0600),
+/// synced to disk before it returns.
+pub fn write_new_key_file(path: &Path, text: &SecretString) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(text.expose_secret().as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
+
 /// Writes a new key to a private temporary file and links it into place,
 /// so a concurrent first use never reads a half-written key: whoever links
 /// first wins and the other reads the winner's key.
@@ -260,19 +276,7 @@ fn create_key_file(path: &Path) -> Result<(VaultKey, KeySource), VaultError> {
     };
     let (key, text) = VaultKey::generate();
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let written = options.open(&tmp).and_then(|mut f| {
-        f.write_all(text.expose_secret().as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()
-    });
-    if let Err(e) = written {
+    if let Err(e) = write_new_key_file(&tmp, &text) {
         let _ = std::fs::remove_file(&tmp);
         return Err(io(e));
     }

@@ -4,8 +4,6 @@ use super::context::Global;
 use super::{CliResult, Failure};
 use anyhow::anyhow;
 use rxsync::vault::{KeySource, VaultKey};
-use secrecy::ExposeSecret;
-use std::io::Write;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -66,7 +64,8 @@ fn rotate(global: &Global) -> CliResult {
             let (new, text) = VaultKey::generate();
             // The new key is on disk (never over an existing file) before
             // any secret depends on it.
-            write_private(&pending, text.expose_secret())?;
+            rxsync::vault::write_new_key_file(&pending, &text)
+                .map_err(|e| Failure::Failed(anyhow!("{}: {e}", pending.display())))?;
             let (links, secrets) = match store.rekey_links(&old, &new) {
                 Ok(n) => n,
                 Err(e) => {
@@ -173,18 +172,4 @@ fn sibling(path: &std::path::Path, ext: &str) -> std::path::PathBuf {
     name.push(".");
     name.push(ext);
     std::path::PathBuf::from(name)
-}
-
-fn write_private(path: &std::path::Path, text: &str) -> Result<(), Failure> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Failure::Failed(anyhow!("{}: {e}", path.display())))?;
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.write_all(b"\n"))
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Failure::Failed(anyhow!("{}: {e}", path.display())))
 }

@@ -163,6 +163,22 @@ pub struct FailedPull<'a> {
     pub record: PullRecord<'a>,
 }
 
+/// A link's sealed fields, selected after `VIEW_COLUMNS` (columns 15–18).
+const SEALED_COLUMNS: &str = "key_id, token, token_secret, refresh_token";
+
+/// A link read with `VIEW_COLUMNS, SEALED_COLUMNS`, for `holder`.
+fn claimed(r: &rusqlite::Row<'_>, holder: &str) -> rusqlite::Result<ClaimedLink> {
+    Ok(ClaimedLink {
+        view: view(r)?,
+        holder: holder.to_string(),
+        key_id: r.get(15)?,
+        token: r.get(16)?,
+        token_secret: r.get(17)?,
+        refresh_token: r.get(18)?,
+        moves: Vec::new(),
+    })
+}
+
 const VIEW_COLUMNS: &str =
     "id, patient_id, provider, scheme, remote_patient, state, state_reason, last_sync_at,
     last_outcome, last_error, failures, next_due_at, expires_at, scope, created_at";
@@ -328,31 +344,26 @@ impl Store {
         let row = tx
             .query_row(
                 &format!(
-                    "SELECT {VIEW_COLUMNS}, key_id, token, token_secret, refresh_token, lease_holder, lease_until
-                     FROM links WHERE id = ?1"
+                    "SELECT {VIEW_COLUMNS}, {SEALED_COLUMNS}, lease_holder, lease_until FROM links WHERE id = ?1"
                 ),
                 [id],
                 |r| {
                     Ok((
-                        view(r)?,
-                        r.get::<_, String>(15)?,
-                        r.get::<_, Option<Vec<u8>>>(16)?,
-                        r.get::<_, Option<Vec<u8>>>(17)?,
-                        r.get::<_, Option<Vec<u8>>>(18)?,
+                        claimed(r, holder)?,
                         r.get::<_, Option<String>>(19)?,
                         r.get::<_, Option<String>>(20)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((view, key_id, token, token_secret, refresh_token, lease, until)) = row else {
+        let Some((mut link, lease, until)) = row else {
             return Err(ClaimError::NotFound(id));
         };
-        if view.state != "active" {
+        if link.view.state != "active" {
             return Err(ClaimError::NotActive {
                 id,
-                state: view.state,
-                reason: view.state_reason,
+                state: link.view.state,
+                reason: link.view.state_reason,
             });
         }
         if let (Some(other), Some(until)) = (lease, until)
@@ -366,43 +377,23 @@ impl Store {
         }
         tx.prepare_cached("UPDATE links SET lease_holder = ?2, lease_until = ?3 WHERE id = ?1")?
             .execute(params![id, holder, super::rfc3339(at + ttl)])?;
-        let moves = {
+        link.moves = {
             let mut stmt =
                 tx.prepare("SELECT from_url, to_url FROM link_moves WHERE link_id = ?1")?;
             stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<Vec<_>, _>>()?
         };
         tx.commit()?;
-        Ok(ClaimedLink {
-            view,
-            holder: holder.to_string(),
-            key_id,
-            token,
-            token_secret,
-            refresh_token,
-            moves,
-        })
+        Ok(link)
     }
 
     /// A link's view and sealed fields without taking its lease (for
     /// revoking a link that a sync holds or that needs re-linking).
     pub fn peek_link(&self, id: i64) -> Result<Option<ClaimedLink>, StoreError> {
-        let sql = format!(
-            "SELECT {VIEW_COLUMNS}, key_id, token, token_secret, refresh_token FROM links WHERE id = ?1"
-        );
+        let sql = format!("SELECT {VIEW_COLUMNS}, {SEALED_COLUMNS} FROM links WHERE id = ?1");
         Ok(self
             .conn
-            .query_row(&sql, [id], |r| {
-                Ok(ClaimedLink {
-                    view: view(r)?,
-                    holder: String::new(),
-                    key_id: r.get(15)?,
-                    token: r.get(16)?,
-                    token_secret: r.get(17)?,
-                    refresh_token: r.get(18)?,
-                    moves: Vec::new(),
-                })
-            })
+            .query_row(&sql, [id], |r| claimed(r, ""))
             .optional()?)
     }
 

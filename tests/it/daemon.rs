@@ -117,7 +117,7 @@ fn seconds_until(home: &Home, id: i64) -> i64 {
 fn run_once_syncs_what_is_due_reports_failures_and_a_restart_resumes_the_schedule() {
     let sb = Sandbox::start();
     let providers = [
-        oauth1_ccr("good", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+        ccr_at(&sb, "good"),
         // Signs in the query for a header-only consumer: always refused.
         oauth1_ccr("bad", &sb.base, "demo-hmac-header", "HMAC-SHA1", "query"),
     ]
@@ -158,7 +158,7 @@ fn run_once_syncs_what_is_due_reports_failures_and_a_restart_resumes_the_schedul
 fn the_daemon_pauses_a_failing_provider_serves_health_and_metrics_and_stops_on_sigterm() {
     let sb = Sandbox::start();
     let providers = [
-        oauth1_ccr("good", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+        ccr_at(&sb, "good"),
         oauth2_fhir(
             "flaky",
             &format!("{}/flaky/fhir", sb.base),
@@ -183,11 +183,7 @@ fn the_daemon_pauses_a_failing_provider_serves_health_and_metrics_and_stops_on_s
             Some(&json!({"client_id": "demo-client", "patient": REMOTE})),
         );
         assert_eq!(status, 200);
-        home.rx_stdin(
-            &["link", "add", "--patient", p, "--provider", "flaky"],
-            grant.to_string().as_bytes(),
-        )
-        .ok();
+        home.link_as(p, "flaky", &grant);
     }
     let daemon = Running::start(&home, &[("RXSYNC_LOG", "info")]);
     assert_eq!(daemon.get("/healthz"), (200, "ok\n".to_string()));
@@ -251,7 +247,7 @@ fn shutdown_lets_a_sync_in_flight_finish_or_abandons_it_without_a_trace() {
     for (grace, finished) in [(10, true), (0, false)] {
         let sb = Sandbox::start();
         let home = Home::new(&with_sync(
-            &oauth1_ccr("slow", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+            &ccr_at(&sb, "slow"),
             &format!("grace = {grace}"),
         ));
         let (id, _, _) = home.link_oauth1(&sb, "slow", "demo-hmac-header");
@@ -296,7 +292,7 @@ fn key_rotate_reseals_every_secret_and_a_wrong_key_is_named() {
     let sb = Sandbox::start();
     let home = Home::new(
         &[
-            oauth1_ccr("c", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+            ccr_at(&sb, "c"),
             oauth2_fhir(
                 "f",
                 &format!("{}/fhir", sb.base),
@@ -309,11 +305,7 @@ fn key_rotate_reseals_every_secret_and_a_wrong_key_is_named() {
     );
     let (_, _, secret) = home.link_oauth1(&sb, "c", "demo-hmac-header");
     home.link_oauth2(&sb, "f", "demo-client", json!({}));
-    let key_file = {
-        let mut p = home.env.db.as_os_str().to_owned();
-        p.push(".key");
-        std::path::PathBuf::from(p)
-    };
+    let key_file = home.key_file();
     let before = std::fs::read(&key_file).expect("key file");
     let sealed_before: Vec<u8> = {
         let conn = rusqlite::Connection::open(&home.env.db).expect("db");
@@ -390,7 +382,7 @@ fn killing_the_daemon_mid_sync_leaves_a_consistent_database() {
         .unwrap_or(6);
     let sb = Sandbox::start();
     let providers = [
-        oauth1_ccr("ccr", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+        ccr_at(&sb, "ccr"),
         oauth2_fhir(
             "fhir",
             &format!("{}/fhir", sb.base),
@@ -427,11 +419,7 @@ fn killing_the_daemon_mid_sync_leaves_a_consistent_database() {
                 g
             };
             let provider = if n % 2 == 0 { "ccr" } else { "fhir" };
-            home.rx_stdin(
-                &["link", "add", "--patient", &patient, "--provider", provider],
-                tokens_json.to_string().as_bytes(),
-            )
-            .ok();
+            home.link_as(&patient, provider, &tokens_json);
         }
     };
     add_links(&mut tokens, 0, 16);
@@ -567,8 +555,7 @@ fn check_invariants(home: &Home, trial: usize, started: &str) {
 #[test]
 fn max_in_flight_bounds_one_providers_syncs_at_once() {
     let sb = Sandbox::start();
-    let provider = oauth1_ccr("one", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header")
-        .replace("retries = 1", "retries = 1\nmax_in_flight = 1");
+    let provider = ccr_at(&sb, "one").replace("retries = 1", "retries = 1\nmax_in_flight = 1");
     let home = Home::new(&with_sync(&provider, "concurrency = 8"));
     for p in ["P2", "P3", "P4"] {
         home.env.run(&["patient", "add", "--id", p]).ok();
@@ -576,13 +563,11 @@ fn max_in_flight_bounds_one_providers_syncs_at_once() {
     for p in ["P1", "P2", "P3", "P4"] {
         let remote = format!("r-{p}");
         let (token, secret) = sb.oauth1_token("demo-hmac-header", &remote);
-        home.rx_stdin(
-            &["link", "add", "--patient", p, "--provider", "one"],
-            json!({"token": token, "token_secret": secret, "patient": remote})
-                .to_string()
-                .as_bytes(),
-        )
-        .ok();
+        home.link_as(
+            p,
+            "one",
+            &json!({"token": token, "token_secret": secret, "patient": remote}),
+        );
         // Each sync's first request waits 1 s on a Retry-After.
         sb.admin(
             "/admin/faults",
@@ -601,22 +586,19 @@ fn max_in_flight_bounds_one_providers_syncs_at_once() {
 fn a_provider_at_its_limit_does_not_hold_up_the_others() {
     let sb = Sandbox::start();
     let providers = [
-        oauth1_ccr("a", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header")
-            .replace("retries = 1", "retries = 1\nmax_in_flight = 1"),
-        oauth1_ccr("b", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+        ccr_at(&sb, "a").replace("retries = 1", "retries = 1\nmax_in_flight = 1"),
+        ccr_at(&sb, "b"),
     ]
     .concat();
     let home = Home::new(&with_sync(&providers, "concurrency = 8"));
     home.env.run(&["patient", "add", "--id", "P2"]).ok();
     for (patient, provider, remote) in [("P1", "a", "slow"), ("P2", "a", "a2"), ("P1", "b", "b1")] {
         let (token, secret) = sb.oauth1_token("demo-hmac-header", remote);
-        home.rx_stdin(
-            &["link", "add", "--patient", patient, "--provider", provider],
-            json!({"token": token, "token_secret": secret, "patient": remote})
-                .to_string()
-                .as_bytes(),
-        )
-        .ok();
+        home.link_as(
+            patient,
+            provider,
+            &json!({"token": token, "token_secret": secret, "patient": remote}),
+        );
     }
     sb.admin(
         "/admin/faults",
@@ -648,7 +630,7 @@ fn a_paused_provider_with_many_due_links_does_not_crowd_out_the_others() {
             "header",
         )
         .replace("retries = 1", "retries = 0"),
-        oauth1_ccr("fine", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+        ccr_at(&sb, "fine"),
     ]
     .concat();
     let home = Home::new(&with_sync(
@@ -657,8 +639,7 @@ fn a_paused_provider_with_many_due_links_does_not_crowd_out_the_others() {
     ));
     // The good link, due last (it was added last).
     {
-        let key_file = format!("{}.key", home.env.db.display());
-        let (key, _) = VaultKey::load(None, std::path::Path::new(&key_file)).expect("key");
+        let (key, _) = VaultKey::load(None, &home.key_file()).expect("key");
         let mut store = Store::open(&home.env.db).expect("db");
         for n in 0..600 {
             let id = rxsync::domain::PatientId::parse(&format!("G{n}")).expect("id");
@@ -718,15 +699,9 @@ fn an_interrupted_key_rotation_is_finished_by_running_it_again_and_never_loses_a
     use rxsync::store::Store;
     use rxsync::vault::{VaultKey, pending_key_path, read_key_file};
     let sb = Sandbox::start();
-    let home = Home::new(&oauth1_ccr(
-        "c",
-        &sb.base,
-        "demo-hmac-header",
-        "HMAC-SHA1",
-        "header",
-    ));
+    let home = Home::new(&ccr_at(&sb, "c"));
     home.link_oauth1(&sb, "c", "demo-hmac-header");
-    let key_file = std::path::PathBuf::from(format!("{}.key", home.env.db.display()));
+    let key_file = home.key_file();
     let pending = pending_key_path(&key_file);
     // A pending key that seals nothing: refused, and nothing is deleted.
     let (stray, stray_text) = VaultKey::generate();
@@ -793,13 +768,7 @@ fn an_interrupted_key_rotation_is_finished_by_running_it_again_and_never_loses_a
 #[test]
 fn key_rotate_waits_for_no_sync_to_hold_a_link() {
     let sb = Sandbox::start();
-    let home = Home::new(&oauth1_ccr(
-        "c",
-        &sb.base,
-        "demo-hmac-header",
-        "HMAC-SHA1",
-        "header",
-    ));
+    let home = Home::new(&ccr_at(&sb, "c"));
     let (id, _, _) = home.link_oauth1(&sb, "c", "demo-hmac-header");
     let conn = rusqlite::Connection::open(&home.env.db).expect("db");
     conn.execute(
@@ -809,10 +778,7 @@ fn key_rotate_waits_for_no_sync_to_hold_a_link() {
     .expect("lease");
     let err = home.rx(&["key", "rotate"]).fails(1).to_string();
     assert!(err.contains("being synced"), "{err}");
-    let pending = rxsync::vault::pending_key_path(std::path::Path::new(&format!(
-        "{}.key",
-        home.env.db.display()
-    )));
+    let pending = rxsync::vault::pending_key_path(&home.key_file());
     assert!(!pending.exists(), "no pending key left behind");
 }
 

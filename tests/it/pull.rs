@@ -565,13 +565,7 @@ fn all_fhir_pages_make_one_regimen_and_max_pages_is_a_limit_not_a_cut() {
 #[test]
 fn retry_after_is_honoured_up_to_the_cap_and_5xx_is_retried() {
     let sb = Sandbox::start();
-    let home = Home::new(&oauth1_ccr(
-        "c",
-        &sb.base,
-        "demo-hmac-header",
-        "HMAC-SHA1",
-        "header",
-    ));
+    let home = Home::new(&ccr_at(&sb, "c"));
     let (id, _, _) = home.link_oauth1(&sb, "c", "demo-hmac-header");
     let fault = |status: u16, times: u32, retry_after: Option<u64>| {
         let mut f = json!({"path_prefix": "/ccr/", "status": status, "times": times});
@@ -639,8 +633,7 @@ fn retry_after_is_honoured_up_to_the_cap_and_5xx_is_retried() {
 #[test]
 fn an_oversized_truncated_or_mistyped_body_stores_nothing() {
     let sb = Sandbox::start();
-    let small = oauth1_ccr("small", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header")
-        .replace("retries = 1", "max_document_bytes = 2000");
+    let small = ccr_at(&sb, "small").replace("retries = 1", "max_document_bytes = 2000");
     let raw = RawServer::start();
     let cut = oauth2_fhir(
         "cut",
@@ -722,7 +715,7 @@ fn garbage_tokens_are_refused_without_echo_and_store_nothing() {
     let home = Home::new(
         &[
             fhir_at(&sb, "fh", "demo-client", "header"),
-            oauth1_ccr("c", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+            ccr_at(&sb, "c"),
         ]
         .concat(),
     );
@@ -787,13 +780,7 @@ fn garbage_tokens_are_refused_without_echo_and_store_nothing() {
 #[test]
 fn an_on_demand_pull_waits_for_a_sync_of_the_same_link() {
     let sb = Sandbox::start();
-    let home = Home::new(&oauth1_ccr(
-        "c",
-        &sb.base,
-        "demo-hmac-header",
-        "HMAC-SHA1",
-        "header",
-    ));
+    let home = Home::new(&ccr_at(&sb, "c"));
     home.link_oauth1(&sb, "c", "demo-hmac-header");
     // The first pull is held up by a 503 with Retry-After: 2.
     sb.admin(
@@ -936,7 +923,7 @@ fn an_expired_token_without_refresh_and_a_rejected_oauth1_token_become_link_brok
     let home = Home::new(
         &[
             fhir_at(&sb, "fh", "demo-client", "header"),
-            oauth1_ccr("c", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header"),
+            ccr_at(&sb, "c"),
         ]
         .concat(),
     );
@@ -999,12 +986,10 @@ fn a_401_right_after_a_refresh_breaks_the_link_and_revoke_still_ends_the_grant()
 #[test]
 fn a_missing_secret_file_is_named_with_its_key_at_start_and_at_pull_time() {
     let sb = Sandbox::start();
-    let home = Home::new(
-        &oauth1_ccr("c", &sb.base, "demo-hmac-header", "HMAC-SHA1", "header").replace(
-            "consumer_secret_env = \"SANDBOX_HMAC_HEADER_SECRET\"",
-            "consumer_secret_file = \"secrets/consumer.txt\"",
-        ),
-    );
+    let home = Home::new(&ccr_at(&sb, "c").replace(
+        "consumer_secret_env = \"SANDBOX_HMAC_HEADER_SECRET\"",
+        "consumer_secret_file = \"secrets/consumer.txt\"",
+    ));
     home.link_oauth1(&sb, "c", "demo-hmac-header");
     let run = home.rx(&["run", "--once"]);
     let err = run.fails(1);

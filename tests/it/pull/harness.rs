@@ -89,6 +89,11 @@ placement = "{placement}"
     )
 }
 
+/// The usual OAuth 1.0a CCR provider at a sandbox: `demo-hmac-header`, HMAC-SHA1, header.
+pub fn ccr_at(sandbox: &Sandbox, id: &str) -> String {
+    oauth1_ccr(id, &sandbox.base, "demo-hmac-header", "HMAC-SHA1", "header")
+}
+
 /// An OAuth 2.0 FHIR provider at a sandbox's own `/fhir` base and token endpoint.
 pub fn fhir_at(sandbox: &Sandbox, id: &str, client: &str, placement: &str) -> String {
     oauth2_fhir(
@@ -175,14 +180,19 @@ impl Home {
         (id, grant)
     }
 
-    /// `link add` with `tokens` on stdin; returns the link id.
+    /// `link add` for P1 with `tokens` on stdin; returns the link id.
     pub fn link(&self, provider: &str, tokens: &Value) -> i64 {
+        self.link_as("P1", provider, tokens)
+    }
+
+    /// `link add` for `patient` with `tokens` on stdin; returns the link id.
+    pub fn link_as(&self, patient: &str, provider: &str, tokens: &Value) -> i64 {
         let run = self.rx_stdin(
             &[
                 "link",
                 "add",
                 "--patient",
-                "P1",
+                patient,
                 "--provider",
                 provider,
                 "--format",
@@ -191,6 +201,11 @@ impl Home {
             tokens.to_string().as_bytes(),
         );
         run.json()["id"].as_i64().expect("link id")
+    }
+
+    /// The vault's key file (beside the database: no `[vault]` in the config).
+    pub fn key_file(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(format!("{}.key", self.env.db.display()))
     }
 
     /// `import --patient P1 [--provider X] --format json`.
