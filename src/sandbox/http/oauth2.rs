@@ -67,6 +67,18 @@ fn form_component(raw: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
+/// A client's form request (token, revoke, introspect): the form and the
+/// client it authenticates as, or the refusal.
+fn client_request<'a>(
+    app: &'a App,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Form, &'a ClientConfig), Response> {
+    let form = Form::read(headers, body)?;
+    let client = authenticate_client(app, headers, &form)?;
+    Ok((form, client))
+}
+
 /// The client a request authenticates as, or the refusal.
 fn authenticate_client<'a>(
     app: &'a App,
@@ -144,12 +156,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// `POST /oauth2/token`.
 pub(crate) async fn token(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = match Form::read(&headers, &body) {
-        Ok(form) => form,
-        Err(refusal) => return refusal,
-    };
-    let client = match authenticate_client(&app, &headers, &form) {
-        Ok(client) => client,
+    let (form, client) = match client_request(&app, &headers, &body) {
+        Ok(r) => r,
         Err(refusal) => return refusal,
     };
     match form.get("grant_type") {
@@ -213,12 +221,8 @@ pub(crate) async fn token(State(app): State<Shared>, headers: HeaderMap, body: B
 /// `POST /oauth2/revoke` (RFC 7009): 200 whether or not the token was
 /// known, so that the answer reveals nothing.
 pub(crate) async fn revoke(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = match Form::read(&headers, &body) {
-        Ok(form) => form,
-        Err(refusal) => return refusal,
-    };
-    let client = match authenticate_client(&app, &headers, &form) {
-        Ok(client) => client,
+    let (form, client) = match client_request(&app, &headers, &body) {
+        Ok(r) => r,
         Err(refusal) => return refusal,
     };
     // `token_type_hint` only speeds up a real server's search; both
@@ -239,12 +243,8 @@ pub(crate) async fn introspect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = match Form::read(&headers, &body) {
-        Ok(form) => form,
-        Err(refusal) => return refusal,
-    };
-    let client = match authenticate_client(&app, &headers, &form) {
-        Ok(client) => client,
+    let (form, client) = match client_request(&app, &headers, &body) {
+        Ok(r) => r,
         Err(refusal) => return refusal,
     };
     let Some(token) = form.get("token") else {
