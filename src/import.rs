@@ -84,6 +84,22 @@ pub struct ImportReport {
 
 /// Imports one document.
 pub fn import(store: &mut Store, req: &ImportRequest<'_>) -> Result<ImportReport, ImportError> {
+    let prepared = prepare(req)?;
+    commit(store, req, prepared)
+}
+
+/// A document checked for size, hashed and parsed, ready for `commit`.
+pub struct Prepared {
+    /// When the import began (the request's `started_at`, else now).
+    started_at: String,
+    sha256: String,
+    parsed: Result<ParsedDocument, ParseError>,
+}
+
+/// The part of an import that needs no database: the size check, the hash
+/// and the parse. Callers that write from one connection (the daemon's
+/// writer) run this on their own threads first.
+pub fn prepare(req: &ImportRequest<'_>) -> Result<Prepared, ImportError> {
     let size = req.bytes.len() as u64;
     if size > req.max_document_bytes {
         return Err(ImportError::TooLarge {
@@ -91,23 +107,40 @@ pub fn import(store: &mut Store, req: &ImportRequest<'_>) -> Result<ImportReport
             limit: req.max_document_bytes,
         });
     }
-    if store.patient(req.patient)?.is_none() {
-        return Err(ImportError::UnknownPatient(req.patient.to_string()));
-    }
     let started_at = req.started_at.map_or_else(
         || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         str::to_string,
     );
     let sha256 = hex::encode(Sha256::digest(req.bytes));
+    // No excerpts: the document is stored, and excerpts are re-derived from
+    // it when a reviewer asks (see `excerpt`).
     let parsed = req
         .format
         .map_or_else(|| parse::sniff(req.bytes), Ok)
-        .and_then(|f| {
-            // No excerpts: the document is stored, and excerpts are re-derived
-            // from it when a reviewer asks (see `excerpt`).
-            let doc = parse::parse_with(req.bytes, f, parse::ParseOptions { excerpts: false })?;
-            Ok(doc)
-        });
+        .and_then(|f| parse::parse_with(req.bytes, f, parse::ParseOptions { excerpts: false }));
+    Ok(Prepared {
+        started_at,
+        sha256,
+        parsed,
+    })
+}
+
+/// The rest of an import, on the store: the patient, an unreadable
+/// document, the remembered mappings and the dictionary, normalization and
+/// the write. `prepared` must come from `prepare` of the same request.
+pub fn commit(
+    store: &mut Store,
+    req: &ImportRequest<'_>,
+    prepared: Prepared,
+) -> Result<ImportReport, ImportError> {
+    if store.patient(req.patient)?.is_none() {
+        return Err(ImportError::UnknownPatient(req.patient.to_string()));
+    }
+    let Prepared {
+        started_at,
+        sha256,
+        parsed,
+    } = prepared;
     let doc = match parsed {
         Ok(doc) => doc,
         Err(error) => {

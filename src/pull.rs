@@ -20,12 +20,14 @@ use crate::fetch::oauth2::{self, RefreshError};
 use crate::import::{self, ImportError, ImportReport, ImportRequest};
 use crate::parse::DocFormat;
 use crate::schedule::Schedule;
-use crate::store::{ClaimError, ClaimedLink, FailedPull, LinkSecrets, PullRecord, Store};
+use crate::store::{
+    ClaimError, ClaimedLink, FailedPull, LinkSecrets, PullRecord, Store, StoreError, Writer,
+};
 use crate::vault::VaultKey;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use url::Url;
 
@@ -154,6 +156,155 @@ struct Pulled {
     origin: String,
 }
 
+/// The end of a pull, owned so that it can be handed to the writer: the
+/// document to import (or why there is none) and the link's record.
+struct PullEnd {
+    provider: String,
+    trail: String,
+    record: RecordParts,
+    trigger: String,
+    actor: String,
+    started_at: String,
+    ending: Ending,
+    /// Set by `prepare`.
+    prepared: Option<Result<import::Prepared, ImportError>>,
+}
+
+/// What a `PullRecord` borrows.
+struct RecordParts {
+    link_id: i64,
+    patient: PatientId,
+    holder: String,
+    accesses: Vec<serde_json::Value>,
+    moves: Vec<(String, String, u16)>,
+    schedule: Schedule,
+}
+
+enum Ending {
+    Import {
+        doc: Pulled,
+        source: SourceName,
+        max_document_bytes: u64,
+        max_regimen_items: usize,
+        expected_patient: String,
+    },
+    Failed(Failure),
+}
+
+/// How a pull ended, as stored.
+enum Ended {
+    Imported(ImportReport),
+    Failed(Failure),
+}
+
+impl PullEnd {
+    fn pull_record<'a>(&'a self) -> PullRecord<'a> {
+        let r = &self.record;
+        PullRecord {
+            link_id: r.link_id,
+            patient: r.patient.as_str(),
+            holder: &r.holder,
+            http_trail: &self.trail,
+            accesses: &r.accesses,
+            moves: &r.moves,
+            schedule: r.schedule,
+        }
+    }
+
+    /// The import of the pulled document, with the pull's `record`.
+    fn request<'a>(&'a self, record: &'a PullRecord<'a>) -> Option<ImportRequest<'a>> {
+        let Ending::Import {
+            doc,
+            source,
+            max_document_bytes,
+            max_regimen_items,
+            expected_patient,
+            ..
+        } = &self.ending
+        else {
+            return None;
+        };
+        Some(ImportRequest {
+            patient: &self.record.patient,
+            source,
+            bytes: &doc.bytes,
+            format: doc.format,
+            origin: Some(&doc.origin),
+            trigger: &self.trigger,
+            actor: &self.actor,
+            keep_unreadable: true,
+            max_document_bytes: *max_document_bytes,
+            max_regimen_items: *max_regimen_items,
+            pull: Some(record),
+            expected_patient: Some(expected_patient),
+            started_at: Some(&self.started_at),
+        })
+    }
+
+    /// The store-free part of the import (see `import::prepare`).
+    fn prepare(&mut self) {
+        let prepared = {
+            let record = self.pull_record();
+            self.request(&record).map(|r| import::prepare(&r))
+        };
+        self.prepared = prepared;
+    }
+
+    /// On the writer: the import, or the failed sync, in one job. An
+    /// unreadable document is kept with its exception; any other refusal
+    /// of the import is recorded as a failed sync.
+    fn finish(mut self, store: &mut Store) -> Result<Ended, StoreError> {
+        let origin = match &self.ending {
+            Ending::Import { doc, .. } => doc.origin.clone(),
+            Ending::Failed(_) => String::new(),
+        };
+        let failure = match (self.prepared.take(), &mut self.ending) {
+            (_, Ending::Failed(f)) => std::mem::replace(f, Failure::failed("")),
+            (None, Ending::Import { .. }) => {
+                Failure::failed(format!("{origin}: the document was not prepared"))
+            }
+            (Some(Err(e)), Ending::Import { .. }) => Failure::failed(format!("{origin}: {e}")),
+            (Some(Ok(prepared)), Ending::Import { .. }) => {
+                let record = self.pull_record();
+                let Some(request) = self.request(&record) else {
+                    return Err(StoreError::Writer("a pull lost its document".into()));
+                };
+                match import::commit(store, &request, prepared) {
+                    Ok(r) => return Ok(Ended::Imported(r)),
+                    Err(ImportError::Unreadable { error, kept }) => {
+                        let error = format!("{origin}: the document cannot be read: {error}");
+                        if kept.is_some() {
+                            return Ok(Ended::Failed(Failure::failed(format!(
+                                "{error} (kept, with an unreadable exception; the regimen is unchanged)"
+                            ))));
+                        }
+                        Failure::failed(error)
+                    }
+                    Err(ImportError::Store(e)) => return Err(e),
+                    Err(e) => Failure::failed(format!("{origin}: {e}")),
+                }
+            }
+        };
+        let retry_at = failure.retry_after.map(|d| {
+            crate::store::rfc3339_at(
+                chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default(),
+            )
+        });
+        store.write_failed_pull(&FailedPull {
+            patient: &self.record.patient,
+            source: &self.provider,
+            trigger: &self.trigger,
+            started_at: &self.started_at,
+            actor: &self.actor,
+            error: &failure.error,
+            outcome: failure.outcome,
+            retry_at: retry_at.as_deref(),
+            record: self.pull_record(),
+        })?;
+        Ok(Ended::Failed(failure))
+    }
+}
+
 impl Puller {
     /// A puller for the configured providers. `env` looks up secrets named
     /// by `*_secret_env`.
@@ -180,30 +331,33 @@ impl Puller {
         })
     }
 
-    /// Pulls one link now and records the outcome.
+    /// Pulls one link now and records the outcome. The store work (the
+    /// claim, then the import or the failure) runs on `writer`; fetching
+    /// and parsing run here.
     pub async fn pull(
         &self,
-        store: &Mutex<Store>,
+        writer: &Writer,
         link_id: i64,
         trigger: &str,
         actor: &str,
-    ) -> Result<PullReport, crate::store::StoreError> {
+    ) -> Result<PullReport, StoreError> {
         let started_at = crate::store::rfc3339_now();
-        let claimed = {
-            let mut s = lock(store);
-            s.claim_link(
-                link_id,
-                &self.holder,
-                chrono::Duration::from_std(LEASE).unwrap_or_else(|_| chrono::Duration::minutes(15)),
-            )
-        };
+        let holder = self.holder.clone();
+        let lease =
+            chrono::Duration::from_std(LEASE).unwrap_or_else(|_| chrono::Duration::minutes(15));
+        let claimed = writer
+            .run(move |s| match s.claim_link(link_id, &holder, lease) {
+                Ok(link) => Ok(Ok(link)),
+                Err(ClaimError::Store(e)) => Err(e),
+                Err(e) => Ok(Err((e, s.link(link_id)?))),
+            })
+            .await?;
         let mut link = match claimed {
             Ok(l) => l,
-            Err(ClaimError::Store(e)) => return Err(e),
-            Err(e) => {
-                let (outcome, link) = match &e {
-                    ClaimError::Busy { .. } => ("busy", lock(store).link(link_id)?),
-                    _ => ("skipped", lock(store).link(link_id)?),
+            Err((e, link)) => {
+                let outcome = match &e {
+                    ClaimError::Busy { .. } => "busy",
+                    _ => "skipped",
                 };
                 return Ok(PullReport {
                     link: link_id,
@@ -220,19 +374,9 @@ impl Puller {
             }
         };
         let mut journal = Journal::default();
-        let fetched = self.fetch_document(&mut link, &mut journal).await;
-        let patient = PatientId::parse(&link.view.patient)
-            .map_err(|e| crate::store::StoreError::Corrupt(format!("link {link_id}: {e}")))?;
-        let trail = serde_json::to_string(&journal.trail).unwrap_or_else(|_| "[]".into());
-        let record = PullRecord {
-            link_id,
-            patient: &link.view.patient,
-            holder: &self.holder,
-            http_trail: &trail,
-            accesses: &journal.accesses,
-            moves: &journal.moves,
-            schedule: self.schedule_of(&link.view.provider),
-        };
+        let fetched = self.fetch_document(writer, &mut link, &mut journal).await;
+        let corrupt = |e: String| StoreError::Corrupt(format!("link {link_id}: {e}"));
+        let patient = PatientId::parse(&link.view.patient).map_err(|e| corrupt(e.to_string()))?;
         let mut report = PullReport {
             link: link_id,
             patient: link.view.patient.clone(),
@@ -245,86 +389,65 @@ impl Puller {
             refreshed: journal.refreshed,
             import: None,
         };
-        let failure = match fetched {
+        let ending = match fetched {
             Ok(doc) => {
-                let source = SourceName::parse(&link.view.provider).map_err(|e| {
-                    crate::store::StoreError::Corrupt(format!("link {link_id}: {e}"))
-                })?;
+                let source =
+                    SourceName::parse(&link.view.provider).map_err(|e| corrupt(e.to_string()))?;
                 let provider = self.config.provider(&link.view.provider);
-                let request = ImportRequest {
-                    patient: &patient,
-                    source: &source,
-                    bytes: &doc.bytes,
-                    format: doc.format,
-                    origin: Some(&doc.origin),
-                    trigger,
-                    actor,
-                    keep_unreadable: true,
+                Ending::Import {
                     max_document_bytes: provider.map_or(self.config.max_document_bytes, |p| {
                         p.limits.max_document_bytes
                     }),
                     max_regimen_items: self.config.max_regimen_items,
-                    pull: Some(&record),
-                    expected_patient: Some(&link.view.remote_patient),
-                    started_at: Some(&started_at),
-                };
-                let result = blocking(|| import::import(&mut lock(store), &request));
-                match result {
-                    Ok(r) => {
-                        report.outcome = match &r.outcome {
-                            crate::store::ImportOutcome::Unchanged { .. } => "unchanged",
-                            _ => "imported",
-                        }
-                        .into();
-                        report.import = Some(r);
-                        return Ok(report);
-                    }
-                    Err(ImportError::Unreadable { error, kept }) => {
-                        report.outcome = "failed".into();
-                        report.error = Some(format!(
-                            "{}: the document cannot be read: {error}{}",
-                            doc.origin,
-                            if kept.is_some() {
-                                " (kept, with an unreadable exception; the regimen is unchanged)"
-                            } else {
-                                ""
-                            }
-                        ));
-                        if kept.is_some() {
-                            return Ok(report);
-                        }
-                        Failure::failed(report.error.clone().unwrap_or_default())
-                    }
-                    Err(ImportError::Store(e)) => {
-                        let _ = lock(store).release_link(link_id, &self.holder);
-                        return Err(e);
-                    }
-                    Err(e) => Failure::failed(format!("{}: {e}", doc.origin)),
+                    expected_patient: link.view.remote_patient.clone(),
+                    source,
+                    doc,
                 }
             }
-            Err(f) => f,
+            Err(f) => Ending::Failed(f),
         };
-        let retry_at = failure.retry_after.map(|d| {
-            crate::store::rfc3339_at(
-                chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default(),
-            )
-        });
-        blocking(|| {
-            lock(store).write_failed_pull(&FailedPull {
-                patient: &patient,
-                source: &link.view.provider,
-                trigger,
-                started_at: &started_at,
-                actor,
-                error: &failure.error,
-                outcome: failure.outcome,
-                retry_at: retry_at.as_deref(),
-                record,
-            })
-        })?;
-        report.outcome = failure.outcome.into();
-        report.error = Some(failure.error);
-        report.retry_after_secs = failure.retry_after.map(|d| d.as_secs());
+        let mut end = PullEnd {
+            provider: link.view.provider.clone(),
+            trail: serde_json::to_string(&journal.trail).unwrap_or_else(|_| "[]".into()),
+            record: RecordParts {
+                link_id,
+                patient,
+                holder: self.holder.clone(),
+                accesses: journal.accesses,
+                moves: journal.moves,
+                schedule: self.schedule_of(&link.view.provider),
+            },
+            trigger: trigger.to_string(),
+            actor: actor.to_string(),
+            started_at,
+            ending,
+            prepared: None,
+        };
+        // Size, hash and parse here, in parallel with other syncs; the
+        // writer only normalizes and writes.
+        blocking(|| end.prepare());
+        let ended = writer.run(move |s| end.finish(s)).await;
+        match ended {
+            Ok(Ended::Imported(r)) => {
+                report.outcome = match &r.outcome {
+                    crate::store::ImportOutcome::Unchanged { .. } => "unchanged",
+                    _ => "imported",
+                }
+                .into();
+                report.import = Some(r);
+            }
+            Ok(Ended::Failed(f)) => {
+                report.outcome = f.outcome.into();
+                report.error = Some(f.error);
+                report.retry_after_secs = f.retry_after.map(|d| d.as_secs());
+            }
+            Err(e) => {
+                // Nothing was stored: give the link back for the next try.
+                let holder = self.holder.clone();
+                let _ = writer.run(move |s| s.release_link(link_id, &holder)).await;
+                return Err(e);
+            }
+        }
         Ok(report)
     }
 
@@ -332,6 +455,7 @@ impl Puller {
     /// refreshes, requests.
     async fn fetch_document(
         &self,
+        writer: &Writer,
         link: &mut ClaimedLink,
         journal: &mut Journal,
     ) -> Result<Pulled, Failure> {
@@ -386,6 +510,7 @@ impl Puller {
         let remote = link.view.remote_patient.clone();
         let mut f = Fetching {
             puller: self,
+            writer: writer.clone(),
             provider,
             client,
             link,
@@ -614,31 +739,29 @@ impl Puller {
     /// even when the provider cannot be reached; the report says so.
     pub async fn revoke(
         &self,
-        store: &Mutex<Store>,
+        writer: &Writer,
         link_id: i64,
         actor: &str,
-    ) -> Result<(crate::store::LinkView, Option<String>), crate::store::StoreError> {
+    ) -> Result<(crate::store::LinkView, Option<String>), StoreError> {
         // Usually the link is free: claim it, so no sync starts meanwhile.
         // A link that needs re-linking (its tokens may still be live at the
         // provider) or that a sync holds is revoked all the same: its sealed
         // tokens are read without the lease.
-        let claimed = lock(store).claim_link(link_id, &self.holder, chrono::Duration::minutes(1));
-        let link = match claimed {
-            Ok(link) => link,
-            Err(ClaimError::Store(e)) => return Err(e),
-            Err(ClaimError::NotFound(_)) => {
-                return Err(crate::store::StoreError::NotFound {
+        let holder = self.holder.clone();
+        let link = writer
+            .run(move |s| {
+                let not_found = || StoreError::NotFound {
                     what: "link",
                     id: link_id.to_string(),
-                });
-            }
-            Err(_) => lock(store).peek_link(link_id)?.ok_or_else(|| {
-                crate::store::StoreError::NotFound {
-                    what: "link",
-                    id: link_id.to_string(),
+                };
+                match s.claim_link(link_id, &holder, chrono::Duration::minutes(1)) {
+                    Ok(link) => Ok(link),
+                    Err(ClaimError::Store(e)) => Err(e),
+                    Err(ClaimError::NotFound(_)) => Err(not_found()),
+                    Err(_) => s.peek_link(link_id)?.ok_or_else(not_found),
                 }
-            })?,
-        };
+            })
+            .await?;
         if link.view.state == "revoked" {
             return Err(crate::store::StoreError::Conflict(format!(
                 "link {link_id} is already revoked"
@@ -692,7 +815,10 @@ impl Puller {
             Some(n) => format!("revoked by {actor}; {n}"),
             None => format!("revoked by {actor}"),
         };
-        let view = lock(store).revoke_link(link_id, actor, &reason)?;
+        let actor = actor.to_string();
+        let view = writer
+            .run(move |s| s.revoke_link(link_id, &actor, &reason))
+            .await?;
         Ok((view, provider_note))
     }
 }
@@ -701,6 +827,8 @@ impl Puller {
 /// journal of what was asked.
 struct Fetching<'a> {
     puller: &'a Puller,
+    /// Commits refreshed tokens.
+    writer: Writer,
     provider: &'a Provider,
     client: Arc<HttpClient>,
     link: &'a mut ClaimedLink,
@@ -835,7 +963,7 @@ impl Fetching<'_> {
         let settings = o.as_ref().clone();
         let current = current.clone();
         let timeout = self.client.limits().timeout;
-        let db = self.puller.config.database_path.clone();
+        let writer = self.writer.clone();
         let key = Arc::clone(&self.puller.key);
         let mut claimed = self.link.clone();
         let exchange = tokio::spawn(async move {
@@ -853,26 +981,31 @@ impl Fetching<'_> {
             let committed = match &answer {
                 Ok(tokens) => {
                     let expires_at = tokens.expires_at.map(crate::store::rfc3339_at);
-                    blocking(|| {
-                        Store::open(&db).and_then(|mut store| {
+                    let access = tokens.access_token.clone();
+                    let refresh = tokens.refresh_token.clone();
+                    let scope = tokens.scope.clone();
+                    let detail = detail.clone();
+                    writer
+                        .run(move |store| {
                             store.store_refreshed_tokens(
                                 &mut claimed,
                                 &key,
-                                &tokens.access_token,
-                                tokens.refresh_token.as_ref(),
+                                &access,
+                                refresh.as_ref(),
                                 expires_at.as_deref(),
-                                tokens.scope.as_deref(),
+                                scope.as_deref(),
                                 &detail,
-                            )
+                            )?;
+                            Ok(claimed)
                         })
-                    })
-                    .map_err(|e| e.to_string())
+                        .await
+                        .map_err(|e| e.to_string())
                 }
-                Err(_) => Ok(()),
+                Err(_) => Ok(claimed),
             };
-            (answer, committed, detail, ms, claimed)
+            (answer, committed, detail, ms)
         });
-        let (answer, committed, detail, ms, claimed) = exchange
+        let (answer, committed, detail, ms) = exchange
             .await
             .map_err(|e| Failure::failed(format!("the token refresh task failed: {e}")))?;
         self.journal.trail.push(Hop {
@@ -895,8 +1028,7 @@ impl Fetching<'_> {
                 });
             }
         };
-        committed.map_err(Failure::failed)?;
-        *self.link = claimed;
+        *self.link = committed.map_err(Failure::failed)?;
         bearer.token = tokens.access_token;
         if let Some(r) = tokens.refresh_token {
             *refresh_token = Some(r);
@@ -936,12 +1068,6 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
         }
         _ => f(),
     }
-}
-
-fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
-    // A panic while holding the store leaves the connection as SQLite left
-    // it (transactions roll back on drop): keep going.
-    store.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Applies a remembered permanent redirect.
@@ -1106,12 +1232,13 @@ fn acceptable_skew(f: &Fetched) -> Option<i64> {
 /// after the other.
 pub async fn pull_patient(
     puller: &Puller,
-    store: &Mutex<Store>,
+    writer: &Writer,
     patient: &PatientId,
     provider: Option<&str>,
     actor: &str,
 ) -> Result<Vec<PullReport>, crate::store::StoreError> {
-    let links = lock(store).links(Some(patient))?;
+    let patient = patient.clone();
+    let links = writer.run(move |s| s.links(Some(&patient))).await?;
     let mut out = Vec::new();
     for l in links
         .iter()
@@ -1121,7 +1248,7 @@ pub async fn pull_patient(
         // holds it: wait for it to finish, then pull.
         let deadline = Instant::now() + BUSY_WAIT;
         loop {
-            let r = puller.pull(store, l.id, "pull", actor).await?;
+            let r = puller.pull(writer, l.id, "pull", actor).await?;
             if r.outcome != "busy" || Instant::now() >= deadline {
                 out.push(r);
                 break;
@@ -1137,7 +1264,7 @@ pub async fn pull_patient(
 #[allow(dead_code)]
 fn pull_futures_are_send(
     p: &Puller,
-    s: &Mutex<Store>,
+    s: &Writer,
     c: &reqwest::Client,
     o: &crate::config::Oauth2Settings,
     t: &SecretString,

@@ -20,7 +20,7 @@ use rxsync::pull::Puller;
 use rxsync::store::{ImportOutcome, PullRecord, Store};
 use rxsync::vault::VaultKey;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One document a pull stored, to import again from memory.
@@ -118,7 +118,7 @@ impl Bench<'_> {
     /// Pulls every link once into a fresh copy of the template.
     fn network(&self, db: &Path, links: &[Linked]) -> Duration {
         setup::fresh_copy(self.template, db);
-        let store = Mutex::new(Store::open(db).expect("store"));
+        let store = rxsync::store::Writer::start(Store::open(db).expect("store")).expect("writer");
         self.runtime.block_on(async {
             let t = Instant::now();
             for l in links {

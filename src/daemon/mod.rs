@@ -15,7 +15,7 @@ pub mod breaker;
 pub mod metrics;
 
 use crate::pull::{PullReport, Puller};
-use crate::store::{DueLink, Store, StoreError};
+use crate::store::{DueLink, Store, StoreError, Writer};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -64,14 +64,16 @@ impl Summary {
 /// The daemon's shared state.
 pub struct Daemon {
     puller: Puller,
+    /// Every sync's store work, committed in batches (see `store::Writer`).
+    writer: Writer,
+    /// Reads: the due links, the metrics' counts, readiness.
     pool: StorePool,
     metrics: Metrics,
     breakers: Mutex<Breakers>,
     ready: AtomicBool,
 }
 
-/// SQLite connections for the sync tasks: each task uses its own, so that
-/// parsing and writing run in parallel and only SQLite's write lock is shared.
+/// SQLite connections for the daemon's reads, opened as needed.
 struct StorePool {
     path: PathBuf,
     idle: Mutex<Vec<Arc<Mutex<Store>>>>,
@@ -111,6 +113,7 @@ impl Daemon {
         let s = &puller.config().sync;
         let daemon = Daemon {
             breakers: Mutex::new(Breakers::new(s.breaker_failures, s.breaker_pause)),
+            writer: Writer::start(Store::open(&db_path)?)?,
             pool: StorePool {
                 path: db_path,
                 idle: Mutex::new(Vec::new()),
@@ -346,7 +349,7 @@ impl Daemon {
                         // first, under the lease it needs.
                         self.puller.refreshes_settled().await;
                         let holder = self.puller.holder().to_string();
-                        match self.pool.with(|s| s.release_leases_of(&holder)) {
+                        match self.writer.run(move |s| s.release_leases_of(&holder)).await {
                             Ok(n) => tracing::warn!(abandoned = summary.abandoned, released = n, "abandoned syncs at shutdown; nothing partial was written"),
                             Err(e) => tracing::error!(error = %e, "cannot give back leases"),
                         }
@@ -387,18 +390,10 @@ impl Daemon {
     /// One scheduled sync: pull, then metrics, breaker and a log line (ids only).
     async fn sync_one(&self, link: &DueLink) -> Option<PullReport> {
         let t0 = Instant::now();
-        let store = match self.pool.get() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(link = link.id, error = %e, "cannot open the database");
-                return None;
-            }
-        };
         let result = self
             .puller
-            .pull(&store, link.id, "schedule", "rxsync")
+            .pull(&self.writer, link.id, "schedule", "rxsync")
             .await;
-        self.pool.put(store);
         let secs = t0.elapsed().as_secs_f64();
         match result {
             Ok(r) => {

@@ -131,7 +131,7 @@ impl Store {
         password_hash: &str,
         actor: &str,
     ) -> Result<UserView, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         let exists: bool = tx.query_row(
             "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
             [name.as_str()],
@@ -201,7 +201,7 @@ impl Store {
     /// Disables a user: no more logins; their sessions end and their API
     /// tokens are revoked, in the same transaction.
     pub fn disable_user(&mut self, name: &UserName, actor: &str) -> Result<UserView, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         let at = now();
         let id: Option<(i64, Option<String>)> = tx
             .query_row(
@@ -256,7 +256,7 @@ impl Store {
         remote: Option<&str>,
         ok: bool,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         let at = now();
         tx.execute(
             "INSERT INTO login_attempts (at, name, remote, ok) VALUES (?1, ?2, ?3, ?4)",
@@ -312,7 +312,7 @@ impl Store {
         id_hash: &str,
         expires_at: &str,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         let at = now();
         // Sessions are not a record: drop the ones long gone.
         tx.execute(
@@ -344,7 +344,7 @@ impl Store {
 
     /// Ends a session (logout) and audits it; an unknown session changes nothing.
     pub fn end_session(&mut self, id_hash: &str) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         let user: Option<String> = tx
             .query_row(
                 "SELECT u.name FROM sessions s JOIN users u ON u.id = s.user_id
@@ -378,7 +378,7 @@ impl Store {
         token_hash: &str,
         actor: &str,
     ) -> Result<i64, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         let user: Option<(i64, Option<String>)> = tx
             .query_row(
                 "SELECT id, disabled_at FROM users WHERE name = ?1",

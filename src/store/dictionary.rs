@@ -33,7 +33,7 @@ impl Store {
         loaded_from: &str,
         actor: &str,
     ) -> Result<DictStats, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         tx.execute_batch(
             "DELETE FROM dict_packages; DELETE FROM dict_products; DELETE FROM dict_meta;",
         )?;

@@ -9,7 +9,7 @@ use super::{Store, StoreError, now};
 use crate::domain::{ExceptionKind, PatientId, SourceName};
 use crate::normalize::{Item, Regimen};
 use crate::parse::DocFormat;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -81,7 +81,7 @@ pub enum ImportOutcome {
 impl Store {
     /// Writes an import in one transaction.
     pub fn write_import(&mut self, w: &ImportWrite<'_>) -> Result<ImportOutcome, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         require_patient(&tx, w.patient)?;
         let ended = now();
         let existing = existing_document(&tx, w.patient, w.source, w.sha256)?;
@@ -261,7 +261,7 @@ impl Store {
         &mut self,
         w: &UnreadableWrite<'_>,
     ) -> Result<ImportOutcome, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         require_patient(&tx, w.patient)?;
         let document_id = match existing_document(&tx, w.patient, w.source, w.sha256)? {
             Some(id) => id,
@@ -344,7 +344,7 @@ impl Store {
 /// Closes the open `unreadable` exceptions of a document that has now
 /// been parsed, auditing each; returns their ids.
 fn resolve_unreadable(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     w: &ImportWrite<'_>,
     document_id: i64,
     at: &str,
@@ -417,7 +417,7 @@ fn existing_document(
 
 #[allow(clippy::too_many_arguments)]
 fn insert_document(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     patient: &PatientId,
     source: &SourceName,
     format: &str,
@@ -436,7 +436,7 @@ fn insert_document(
 
 #[allow(clippy::too_many_arguments)]
 fn insert_sync(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     patient: &PatientId,
     source: &SourceName,
     trigger: &str,
@@ -455,11 +455,7 @@ fn insert_sync(
     Ok(tx.last_insert_rowid())
 }
 
-fn insert_items(
-    tx: &Transaction<'_>,
-    regimen_id: i64,
-    items: &[Item],
-) -> Result<Vec<i64>, StoreError> {
+fn insert_items(tx: &Connection, regimen_id: i64, items: &[Item]) -> Result<Vec<i64>, StoreError> {
     let mut ins = tx.prepare_cached(
         "INSERT INTO items (regimen_id, position, ndc11, ndc_original, ndc_inferred, mapping, name, brand, codes,
          ingredient_codes, strength, form, route, dose, frequency, sig, status, status_original, start_date, stop_date,

@@ -10,7 +10,7 @@ use super::{Store, StoreError, now};
 use crate::domain::{ExceptionKind, PatientId};
 use crate::schedule::Schedule;
 use crate::vault::VaultKey;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
@@ -213,7 +213,7 @@ impl Store {
         key: &VaultKey,
         actor: &str,
     ) -> Result<(i64, bool), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         super::imports::require_patient(&tx, new.patient)?;
         let at = now();
         let live: Option<(i64, String)> = tx
@@ -338,7 +338,7 @@ impl Store {
         holder: &str,
         ttl: chrono::Duration,
     ) -> Result<ClaimedLink, ClaimError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         let at = chrono::Utc::now();
         let now_text = super::rfc3339(at);
         let row = tx
@@ -420,7 +420,7 @@ impl Store {
         audit: &serde_json::Value,
     ) -> Result<(), StoreError> {
         let id = link.view.id;
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         let sealed_access = key.seal(id, "token", access_token.expose_secret());
         let sealed_refresh =
             refresh_token.map(|t| key.seal(id, "refresh_token", t.expose_secret()));
@@ -474,7 +474,7 @@ impl Store {
         actor: &str,
         reason: &str,
     ) -> Result<LinkView, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         let sql = format!("SELECT {VIEW_COLUMNS} FROM links WHERE id = ?1");
         let Some(link) = tx.query_row(&sql, [id], view).optional()? else {
             return Err(StoreError::NotFound {
@@ -513,7 +513,7 @@ impl Store {
     /// new state, a `link_broken` exception when the consent is gone, and
     /// the provider accesses — in one transaction.
     pub fn write_failed_pull(&mut self, w: &FailedPull<'_>) -> Result<i64, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         let ended = now();
         tx.execute(
             "INSERT INTO syncs (patient_id, source, trigger, started_at, ended_at, outcome, error, http_trail, link_id)
@@ -584,7 +584,7 @@ impl Store {
 /// The link's part of a pull's last transaction: its sync outcome, the
 /// lease given back, remembered moves and one audit row per provider access.
 pub(super) fn finish_pull(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     r: &PullRecord<'_>,
     outcome: &str,
     error: Option<&str>,
@@ -1065,7 +1065,7 @@ impl Store {
         old: &VaultKey,
         new: &VaultKey,
     ) -> Result<(usize, usize), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         // A sync holding a link may be about to store refreshed tokens
         // under the old key: rotating now would throw them away.
         let busy: Option<(i64, String)> = tx

@@ -21,6 +21,7 @@ mod patients;
 mod queue;
 mod regimens;
 mod reversal;
+mod writer;
 
 pub use accounts::{LoginFailures, Role, UserName, UserView};
 pub use audit::AuditEntry;
@@ -34,6 +35,7 @@ pub use patients::{NewPatient, Patient};
 pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, Resolve};
 pub use regimens::{CodeView, ItemView, RegimenSummary, RegimenView};
 pub use reversal::DecisionView;
+pub use writer::Writer;
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -89,6 +91,9 @@ pub enum StoreError {
     /// A value read back from the database is not what rxsync wrote.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The writer could not run or commit a job (see `writer::Writer`).
+    #[error("database error: {0}")]
+    Writer(String),
 }
 
 /// A SQLite error as the cause of a `StoreError`: shown once in a cause
@@ -212,7 +217,7 @@ impl Store {
         // IMMEDIATE) and skips what was applied meanwhile.
         loop {
             let path = self.path.clone();
-            let tx = self.conn.transaction()?;
+            let tx = self.tx()?;
             let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
             check_version(&path, version)?;
             let Some((name, sql)) = MIGRATIONS.get(version) else {
@@ -231,6 +236,44 @@ impl Store {
         Ok(self
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+}
+
+/// A store write's transaction: its own IMMEDIATE transaction, or — inside
+/// a batch the writer (`writer::Writer`) already began — a savepoint. Either
+/// way the write is all or nothing.
+pub(crate) enum Tx<'c> {
+    Top(rusqlite::Transaction<'c>),
+    Nested(rusqlite::Savepoint<'c>),
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            Tx::Top(t) => t,
+            Tx::Nested(s) => s,
+        }
+    }
+}
+
+impl Tx<'_> {
+    pub(crate) fn commit(self) -> rusqlite::Result<()> {
+        match self {
+            Tx::Top(t) => t.commit(),
+            Tx::Nested(s) => s.commit(),
+        }
+    }
+}
+
+impl Store {
+    /// Begins a write: a transaction, or a savepoint within the open one.
+    pub(crate) fn tx(&mut self) -> rusqlite::Result<Tx<'_>> {
+        if self.conn.is_autocommit() {
+            self.conn.transaction().map(Tx::Top)
+        } else {
+            self.conn.savepoint().map(Tx::Nested)
+        }
     }
 }
 

@@ -28,7 +28,7 @@ pub struct Patient {
 impl Store {
     /// Registers a patient; an existing id is a conflict.
     pub fn add_patient(&mut self, p: &NewPatient, actor: &str) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         let exists: bool = tx.query_row(
             "SELECT EXISTS(SELECT 1 FROM patients WHERE id = ?1)",
             [p.id.as_str()],

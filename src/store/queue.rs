@@ -10,7 +10,7 @@ use super::{Store, StoreError, now};
 use crate::domain::{Action, Code, ExceptionKind, ExceptionState, Ndc11};
 use crate::normalize::Stated;
 use crate::normalize::{DupItem, decision_keys, find_duplicates};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// Which exceptions to list.
@@ -241,7 +241,7 @@ impl Store {
         // IMMEDIATE: the row is read, checked and changed under the write
         // lock, so a concurrent decision on the same exception waits and
         // then finds it closed.
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         let row = exception_row_in(&tx, id)?;
         check_open(&row)?;
         let kind: ExceptionKind = row.view.kind.parse().map_err(StoreError::Corrupt)?;
@@ -334,7 +334,7 @@ impl Store {
                 "dismissing needs a note saying why".to_string(),
             ));
         }
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         let row = exception_row_in(&tx, id)?;
         check_open(&row)?;
         let at = now();
@@ -391,7 +391,7 @@ fn check_open(row: &Row) -> Result<(), StoreError> {
 /// under the codes that caused the exception so later imports apply it,
 /// and checks the regimen again for duplicates the new NDC makes.
 fn map_item(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     row: &Row,
     kind: ExceptionKind,
     ndc: Ndc11,
@@ -518,11 +518,7 @@ struct InForce {
 /// one (kind, item, related item) is already open. Written before the
 /// caller's `reviewed` check, so the regimen stays `needs_review`.
 /// Returns the ids of the exceptions it opened.
-fn recheck_duplicates(
-    tx: &Transaction<'_>,
-    item_id: i64,
-    at: &str,
-) -> Result<Vec<i64>, StoreError> {
+fn recheck_duplicates(tx: &Connection, item_id: i64, at: &str) -> Result<Vec<i64>, StoreError> {
     let (regimen_id, patient, source, document_id): (i64, String, String, i64) = tx.query_row(
         "SELECT r.id, r.patient_id, r.source, r.document_id FROM items i JOIN regimens r ON r.id = i.regimen_id
          WHERE i.id = ?1",
@@ -613,7 +609,7 @@ fn recheck_duplicates(
 
 /// Audits a decision and marks the regimen reviewed when nothing is open.
 fn finish(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     row: &Row,
     by: &str,
     action: &str,

@@ -13,7 +13,7 @@
 //! have no record and cannot be reversed.
 
 use super::{Store, StoreError, now};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// A recorded decision on an exception.
@@ -128,7 +128,7 @@ impl Store {
                 "reopening needs a note saying why".to_string(),
             ));
         }
-        let tx = self.conn.transaction()?;
+        let tx = self.tx()?;
         let (decision_id, action, undo, patient) =
             check_reversible(&tx, id)?.map_err(StoreError::Refused)?;
         let at = now();
@@ -232,13 +232,7 @@ fn check_reversible(conn: &Connection, id: i64) -> Result<Result<Reversible, Str
     Ok(Ok((decision_id, action, undo, patient)))
 }
 
-fn restore(
-    tx: &Transaction<'_>,
-    id: i64,
-    undo: &Undo,
-    by: &str,
-    at: &str,
-) -> Result<(), StoreError> {
+fn restore(tx: &Connection, id: i64, undo: &Undo, by: &str, at: &str) -> Result<(), StoreError> {
     if let Some(item) = &undo.item {
         tx.execute(
             "UPDATE items SET ndc11 = ?1, mapping = ?2 WHERE id = ?3",

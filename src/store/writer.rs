@@ -1,0 +1,383 @@
+//! The one writer of a process that runs many syncs at once (the daemon).
+//!
+//! A thread owns one connection and runs, one after the other, the store
+//! work the syncs hand it (claiming a link, importing a document, recording
+//! a failure, committing refreshed tokens). Work that arrives while a
+//! transaction is open joins it, each job in a savepoint of its own, and one
+//! COMMIT ends them all (group commit):
+//!
+//! - a job is all or nothing: one that fails is rolled back to its
+//!   savepoint and the others go on;
+//! - a job's answer is handed back only once its transaction committed; if
+//!   the commit fails, every job of the batch gets the error and nothing of
+//!   any of them is stored;
+//! - a job whose caller is gone (a sync abandoned at shutdown) before it
+//!   started is dropped unrun.
+//!
+//! One connection keeps its page cache warm (a commit on another connection
+//! empties it) and never waits for the write lock behind a sibling; the
+//! syncs fetch, parse and normalize in parallel on their own threads.
+//! Other processes (an operator's `rxsync import`) still get the lock
+//! between batches, which are bounded in jobs and in time.
+
+use super::{Store, StoreError};
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// At most this many jobs share one transaction.
+const MAX_BATCH_JOBS: usize = 256;
+/// A batch takes no new jobs once it has held the write lock this long.
+const MAX_BATCH_TIME: Duration = Duration::from_millis(25);
+
+/// A handle on the writer thread; cheap to clone. The thread ends when the
+/// last handle is dropped and the jobs sent before have run.
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::UnboundedSender<Box<dyn Job>>,
+}
+
+/// What ends a batch.
+#[derive(Clone, Copy)]
+struct Limits {
+    jobs: usize,
+    time: Duration,
+}
+
+const LIMITS: Limits = Limits {
+    jobs: MAX_BATCH_JOBS,
+    time: MAX_BATCH_TIME,
+};
+
+/// A job and the caller waiting for its answer.
+trait Job: Send {
+    /// The caller stopped waiting.
+    fn abandoned(&self) -> bool;
+    /// Runs the job; says whether it succeeded, and how to answer once the
+    /// batch's commit is known.
+    fn run(self: Box<Self>, store: &mut Store) -> (bool, Reply);
+    /// Answers with an error without running the job.
+    fn refuse(self: Box<Self>, error: &str);
+}
+
+type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
+
+struct Typed<T, F> {
+    work: F,
+    answer: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for Typed<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Store) -> Result<T, StoreError> + Send,
+{
+    fn abandoned(&self) -> bool {
+        self.answer.is_closed()
+    }
+
+    fn run(self: Box<Self>, store: &mut Store) -> (bool, Reply) {
+        let Typed { work, answer } = *self;
+        let out = std::panic::catch_unwind(AssertUnwindSafe(|| work(store)))
+            .unwrap_or_else(|_| Err(StoreError::Writer("a store job panicked".into())));
+        let ok = out.is_ok();
+        let reply: Reply = Box::new(move |commit_error| {
+            let out = match commit_error {
+                Some(e) => Err(StoreError::Writer(format!(
+                    "the transaction could not commit, nothing was stored: {e}"
+                ))),
+                None => out,
+            };
+            let _ = answer.send(out);
+        });
+        (ok, reply)
+    }
+
+    fn refuse(self: Box<Self>, error: &str) {
+        let _ = self.answer.send(Err(StoreError::Writer(format!(
+            "the store could not begin the write, nothing was stored: {error}"
+        ))));
+    }
+}
+
+impl Writer {
+    /// Starts the writer thread on `store`.
+    pub fn start(store: Store) -> Result<Writer, StoreError> {
+        Writer::start_with(store, LIMITS)
+    }
+
+    fn start_with(store: Store, limits: Limits) -> Result<Writer, StoreError> {
+        let (jobs, queue) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("rxsync-writer".into())
+            .spawn(move || serve(store, queue, limits))
+            .map_err(|e| StoreError::Writer(format!("cannot start the writer thread: {e}")))?;
+        Ok(Writer { jobs })
+    }
+
+    /// Runs `work` on the writer's connection, in a transaction (or a
+    /// savepoint of the batch's), and returns its answer once committed.
+    /// An `Err` from `work` rolls back what it wrote.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(work)
+            .await
+            .map_err(|_| StoreError::Writer("the writer thread has stopped".into()))?
+    }
+
+    /// Queues `work`; the receiver gets its answer (dropping it abandons
+    /// the job if it has not started).
+    fn submit<T, F>(&self, work: F) -> oneshot::Receiver<Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel();
+        // A send fails only when the thread is gone: the receiver then
+        // reports it (its sender was dropped with the job).
+        let _ = self.jobs.send(Box::new(Typed { work, answer }));
+        answered
+    }
+}
+
+fn serve(mut store: Store, mut queue: mpsc::UnboundedReceiver<Box<dyn Job>>, limits: Limits) {
+    while let Some(first) = queue.blocking_recv() {
+        if first.abandoned() {
+            continue;
+        }
+        if let Err(e) = store.conn.execute_batch("BEGIN IMMEDIATE") {
+            first.refuse(&super::SqliteCause(e).to_string());
+            continue;
+        }
+        let started = Instant::now();
+        let mut replies: Vec<Reply> = Vec::new();
+        // A savepoint that cannot be ended leaves the batch in doubt: it is
+        // rolled back whole.
+        let mut doubt: Option<String> = None;
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            if job.abandoned() {
+            } else if let Some(e) = &doubt {
+                job.refuse(e);
+            } else {
+                match run_in_savepoint(&mut store, job) {
+                    Ok(reply) => replies.push(reply),
+                    Err((reply, e)) => {
+                        replies.push(reply);
+                        doubt = Some(e);
+                    }
+                }
+            }
+            if replies.len() < limits.jobs && started.elapsed() < limits.time {
+                next = queue.try_recv().ok();
+            }
+        }
+        let error = match doubt {
+            Some(e) => {
+                let _ = store.conn.execute_batch("ROLLBACK");
+                Some(e)
+            }
+            None => store.conn.execute_batch("COMMIT").err().map(|e| {
+                // A failed COMMIT may leave the transaction open.
+                if !store.conn.is_autocommit() {
+                    let _ = store.conn.execute_batch("ROLLBACK");
+                }
+                super::SqliteCause(e).to_string()
+            }),
+        };
+        for reply in replies {
+            reply(error.as_deref());
+        }
+    }
+}
+
+/// Runs one job of an open batch in its own savepoint. Err: the savepoint
+/// could not be ended, so the batch must roll back.
+fn run_in_savepoint(store: &mut Store, job: Box<dyn Job>) -> Result<Reply, (Reply, String)> {
+    if let Err(e) = store.conn.execute_batch("SAVEPOINT rxsync_job") {
+        // Nothing of this job was written; the batch goes on without it.
+        job.refuse(&super::SqliteCause(e).to_string());
+        return Ok(Box::new(|_| {}));
+    }
+    let (ok, reply) = job.run(store);
+    let end = if ok {
+        "RELEASE rxsync_job"
+    } else {
+        "ROLLBACK TO rxsync_job; RELEASE rxsync_job"
+    };
+    match store.conn.execute_batch(end) {
+        Ok(()) => Ok(reply),
+        Err(e) => Err((reply, super::SqliteCause(e).to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer whose batches close only when the queue is empty, on a
+    /// database with a scratch table (`parent`/`child`: a deferred foreign
+    /// key, checked only at COMMIT).
+    fn writer(dir: &tempfile::TempDir) -> (Writer, std::path::PathBuf) {
+        let path = dir.path().join("w.db");
+        let store = Store::open(&path).expect("opens");
+        store
+            .conn
+            .execute_batch(
+                "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+                 CREATE TABLE child (id INTEGER PRIMARY KEY,
+                   parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);",
+            )
+            .expect("scratch tables");
+        let limits = Limits {
+            jobs: 1_000,
+            time: Duration::from_secs(3600),
+        };
+        (Writer::start_with(store, limits).expect("starts"), path)
+    }
+
+    fn rows(path: &std::path::Path, table: &str) -> Vec<i64> {
+        let store = Store::open(path).expect("opens");
+        let mut st = store
+            .conn
+            .prepare(&format!("SELECT id FROM {table} ORDER BY id"))
+            .expect("prepares");
+        st.query_map([], |r| r.get(0))
+            .expect("queries")
+            .collect::<Result<_, _>>()
+            .expect("reads")
+    }
+
+    fn insert(table: &'static str, id: i64) -> impl FnOnce(&mut Store) -> Result<(), StoreError> {
+        move |s| {
+            s.conn
+                .execute(&format!("INSERT INTO {table} (id) VALUES (?1)"), [id])?;
+            Ok(())
+        }
+    }
+
+    type Work<T> = Box<dyn FnOnce(&mut Store) -> Result<T, StoreError> + Send>;
+
+    /// Runs `first`, which queues the others while it runs, so that all of
+    /// them share one batch; returns every answer.
+    fn one_batch<T: Send + 'static>(
+        w: &Writer,
+        first: impl FnOnce(&mut Store) -> Result<(), StoreError> + Send + 'static,
+        others: Vec<Work<T>>,
+    ) -> (Result<(), StoreError>, Vec<Result<T, StoreError>>) {
+        let queue = w.clone();
+        let answers = w.submit(move |s| {
+            first(s)?;
+            Ok(others
+                .into_iter()
+                .map(|o| queue.submit(o))
+                .collect::<Vec<_>>())
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            match answers.await.expect("answered") {
+                Ok(receivers) => {
+                    let mut out = Vec::new();
+                    for r in receivers {
+                        out.push(r.await.expect("answered"));
+                    }
+                    (Ok(()), out)
+                }
+                Err(e) => (Err(e), Vec::new()),
+            }
+        })
+    }
+
+    #[test]
+    fn a_failed_job_is_rolled_back_alone_and_the_batch_commits_the_rest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (w, path) = writer(&dir);
+        let (first, rest) = one_batch(
+            &w,
+            insert("parent", 1),
+            vec![
+                Box::new(insert("parent", 2)),
+                // Writes a row, then fails: the row must not stay.
+                Box::new(|s: &mut Store| {
+                    s.conn.execute("INSERT INTO parent (id) VALUES (3)", [])?;
+                    s.conn.execute("INSERT INTO parent (id) VALUES (1)", [])?;
+                    Ok(())
+                }),
+                Box::new(|_: &mut Store| -> Result<(), StoreError> { panic!("a bug in a job") }),
+                Box::new(insert("parent", 4)),
+            ],
+        );
+        assert!(first.is_ok());
+        assert!(rest[0].is_ok());
+        assert!(
+            rest[1]
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("UNIQUE")),
+            "{:?}",
+            rest[1]
+        );
+        assert!(
+            rest[2]
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("panicked"))
+        );
+        assert!(rest[3].is_ok());
+        assert_eq!(rows(&path, "parent"), [1, 2, 4]);
+    }
+
+    #[test]
+    fn when_the_commit_fails_every_job_of_the_batch_is_told_and_nothing_is_stored() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (w, path) = writer(&dir);
+        let (first, rest) = one_batch(
+            &w,
+            insert("parent", 1),
+            vec![
+                Box::new(insert("parent", 2)),
+                // A child of no parent: only COMMIT checks the deferred key.
+                Box::new(|s: &mut Store| {
+                    s.conn
+                        .execute("INSERT INTO child (id, parent) VALUES (1, 99)", [])?;
+                    Ok(())
+                }),
+            ],
+        );
+        // Every answer waits for the commit, the first job's too.
+        let err = first.expect_err("the first job shares the failed commit");
+        assert!(err.to_string().contains("could not commit"), "{err}");
+        assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+        assert!(rest.is_empty());
+        assert_eq!(rows(&path, "parent"), Vec::<i64>::new());
+        assert_eq!(rows(&path, "child"), Vec::<i64>::new());
+        // The writer goes on.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(w.run(insert("parent", 5)))
+            .expect("next batch commits");
+        assert_eq!(rows(&path, "parent"), [5]);
+    }
+
+    #[test]
+    fn a_job_whose_caller_is_gone_before_it_starts_is_not_run() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (w, path) = writer(&dir);
+        let queue = w.clone();
+        let (first, _) = one_batch::<()>(
+            &w,
+            move |s| {
+                // Queued, then abandoned while this job still runs.
+                drop(queue.submit(insert("parent", 7)));
+                insert("parent", 6)(s)
+            },
+            Vec::new(),
+        );
+        first.expect("commits");
+        assert_eq!(rows(&path, "parent"), [6]);
+    }
+}
