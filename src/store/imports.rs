@@ -4,6 +4,7 @@
 //! source was read from (invariant 2). Bytes stored before are never stored
 //! twice: a document row is reused when the same bytes come back.
 
+use super::Cached;
 use super::links::{PullRecord, finish_pull};
 use super::{Store, StoreError, now};
 use crate::domain::{ExceptionKind, PatientId, SourceName};
@@ -86,7 +87,7 @@ impl Store {
         let ended = now();
         let existing = existing_document(&tx, w.patient, w.source, w.sha256)?;
         let newest: Option<(i64, i64)> = tx
-            .query_row(
+            .cached_row(
                 "SELECT version, document_id FROM regimens WHERE patient_id = ?1 AND source = ?2
                  ORDER BY version DESC LIMIT 1",
                 params![w.patient.as_str(), w.source.as_str()],
@@ -151,7 +152,7 @@ impl Store {
             )?,
         };
         let reread = resolve_unreadable(&tx, w, document_id, &ended)?;
-        let version: i64 = tx.query_row(
+        let version: i64 = tx.cached_row(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM regimens WHERE patient_id = ?1 AND source = ?2",
             params![w.patient.as_str(), w.source.as_str()],
             |r| r.get(0),
@@ -162,7 +163,7 @@ impl Store {
             "needs_review"
         };
         let created = now();
-        tx.execute(
+        tx.cached_execute(
             "INSERT INTO regimens (patient_id, source, version, document_id, status, created_at, reviewed_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -178,7 +179,7 @@ impl Store {
         let regimen_id = tx.last_insert_rowid();
         // The earlier versions' open exceptions concern items no longer in
         // force: close them, saying why, so the queue shows the current list.
-        let superseded = tx.execute(
+        let superseded = tx.cached_execute(
             "UPDATE exceptions SET state = 'dismissed', resolved_by = ?1, resolved_at = ?2, note = ?3
              WHERE +state = 'open' AND regimen_id IN
                (SELECT id FROM regimens WHERE patient_id = ?4 AND source = ?5 AND version < ?6)",
@@ -294,7 +295,7 @@ impl Store {
         }
         // The same unreadable bytes again: the open exception already says so.
         let open: Option<i64> = tx
-            .query_row(
+            .cached_row(
                 "SELECT id FROM exceptions WHERE document_id = ?1 AND kind = ?2 AND state = 'open'
                  ORDER BY id LIMIT 1",
                 params![document_id, ExceptionKind::Unreadable.as_str()],
@@ -304,7 +305,7 @@ impl Store {
         let exception_id = match open {
             Some(id) => id,
             None => {
-                tx.execute(
+                tx.cached_execute(
                     "INSERT INTO exceptions (patient_id, sync_id, document_id, source, kind, severity, state, detail,
                      created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?8)",
                     params![
@@ -361,7 +362,7 @@ fn resolve_unreadable(
         .collect::<Result<_, _>>()?
     };
     for id in &ids {
-        tx.execute(
+        tx.cached_execute(
             "UPDATE exceptions SET state = 'resolved', resolved_by = ?1, resolved_at = ?2, note = ?3
              WHERE id = ?4 AND state = 'open'",
             params![w.actor, at, NOTE, id],
@@ -385,7 +386,7 @@ pub(super) fn require_patient(
     conn: &rusqlite::Connection,
     patient: &PatientId,
 ) -> Result<(), StoreError> {
-    let exists: bool = conn.query_row(
+    let exists: bool = conn.cached_row(
         "SELECT EXISTS(SELECT 1 FROM patients WHERE id = ?1)",
         [patient.as_str()],
         |r| r.get(0),
@@ -407,7 +408,7 @@ fn existing_document(
     sha256: &str,
 ) -> Result<Option<i64>, StoreError> {
     Ok(conn
-        .query_row(
+        .cached_row(
             "SELECT id FROM documents WHERE patient_id = ?1 AND source = ?2 AND sha256 = ?3",
             params![patient.as_str(), source.as_str(), sha256],
             |r| r.get(0),

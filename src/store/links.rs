@@ -6,6 +6,7 @@
 //! write of a sync checks it still holds it. A refreshed token pair is
 //! committed on its own, before the new access token is used.
 
+use super::Cached;
 use super::{Store, StoreError, now};
 use crate::domain::{ExceptionKind, PatientId};
 use crate::schedule::Schedule;
@@ -217,7 +218,7 @@ impl Store {
         super::imports::require_patient(&tx, new.patient)?;
         let at = now();
         let live: Option<(i64, String)> = tx
-            .query_row(
+            .cached_row(
                 "SELECT id, scheme FROM links WHERE patient_id = ?1 AND provider = ?2 AND state <> 'revoked'",
                 params![new.patient.as_str(), new.provider],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -234,7 +235,7 @@ impl Store {
             }
             Some((id, _)) => (id, true),
             None => {
-                tx.execute(
+                tx.cached_execute(
                     "INSERT INTO links (patient_id, provider, scheme, remote_patient, state, key_id, created_at, updated_at)
                      VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?6)",
                     params![
@@ -269,7 +270,7 @@ impl Store {
                     .map(|t| key.seal(id, "refresh_token", t.expose_secret())),
             ),
         };
-        tx.execute(
+        tx.cached_execute(
             "UPDATE links SET remote_patient = ?2, state = 'active', state_reason = NULL, key_id = ?3, token = ?4,
              token_secret = ?5, refresh_token = ?6, expires_at = ?7, scope = ?8, updated_at = ?9, failures = 0,
              next_due_at = NULL, lease_holder = NULL, lease_until = NULL WHERE id = ?1",
@@ -286,7 +287,7 @@ impl Store {
             ],
         )?;
         let resolved = if relinked {
-            tx.execute(
+            tx.cached_execute(
                 "UPDATE exceptions SET state = 'resolved', resolution = 'relink', resolved_by = ?1, resolved_at = ?2,
                  note = ?3 WHERE state = 'open' AND kind = ?4 AND patient_id = ?5 AND source = ?6",
                 params![
@@ -327,7 +328,7 @@ impl Store {
     /// One link.
     pub fn link(&self, id: i64) -> Result<Option<LinkView>, StoreError> {
         let sql = format!("SELECT {VIEW_COLUMNS} FROM links WHERE id = ?1");
-        Ok(self.conn.query_row(&sql, [id], view).optional()?)
+        Ok(self.conn.cached_row(&sql, [id], view).optional()?)
     }
 
     /// Takes the link's lease for a sync: the link must be active and not
@@ -342,7 +343,7 @@ impl Store {
         let at = chrono::Utc::now();
         let now_text = super::rfc3339(at);
         let row = tx
-            .query_row(
+            .cached_row(
                 &format!(
                     "SELECT {VIEW_COLUMNS}, {SEALED_COLUMNS}, lease_holder, lease_until FROM links WHERE id = ?1"
                 ),
@@ -393,13 +394,13 @@ impl Store {
         let sql = format!("SELECT {VIEW_COLUMNS}, {SEALED_COLUMNS} FROM links WHERE id = ?1");
         Ok(self
             .conn
-            .query_row(&sql, [id], |r| claimed(r, ""))
+            .cached_row(&sql, [id], |r| claimed(r, ""))
             .optional()?)
     }
 
     /// Gives a lease back without recording a sync (the sync never started).
     pub fn release_link(&mut self, id: i64, holder: &str) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.conn.cached_execute(
             "UPDATE links SET lease_holder = NULL, lease_until = NULL WHERE id = ?1 AND lease_holder = ?2",
             params![id, holder],
         )?;
@@ -424,13 +425,13 @@ impl Store {
         let sealed_access = key.seal(id, "token", access_token.expose_secret());
         let sealed_refresh =
             refresh_token.map(|t| key.seal(id, "refresh_token", t.expose_secret()));
-        let changed = tx.execute(
+        let changed = tx.cached_execute(
             "UPDATE links SET token = ?3, refresh_token = COALESCE(?4, refresh_token), key_id = ?5, expires_at = ?6,
              scope = COALESCE(?7, scope), updated_at = ?8 WHERE id = ?1 AND lease_holder = ?2 AND key_id = ?5",
             params![id, link.holder, sealed_access, sealed_refresh, key.id(), expires_at, scope, now()],
         )?;
         if changed != 1 {
-            let (holder, key_id): (Option<String>, String) = tx.query_row(
+            let (holder, key_id): (Option<String>, String) = tx.cached_row(
                 "SELECT lease_holder, key_id FROM links WHERE id = ?1",
                 [id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -476,7 +477,7 @@ impl Store {
     ) -> Result<LinkView, StoreError> {
         let tx = self.tx()?;
         let sql = format!("SELECT {VIEW_COLUMNS} FROM links WHERE id = ?1");
-        let Some(link) = tx.query_row(&sql, [id], view).optional()? else {
+        let Some(link) = tx.cached_row(&sql, [id], view).optional()? else {
             return Err(StoreError::NotFound {
                 what: "link",
                 id: id.to_string(),
@@ -488,7 +489,7 @@ impl Store {
             )));
         }
         // The sealed tokens are of no use any more: drop them.
-        tx.execute(
+        tx.cached_execute(
             "UPDATE links SET state = 'revoked', state_reason = ?2, token = NULL, token_secret = NULL,
              refresh_token = NULL, updated_at = ?3, lease_holder = NULL, lease_until = NULL WHERE id = ?1",
             params![id, reason, now()],
@@ -515,7 +516,7 @@ impl Store {
     pub fn write_failed_pull(&mut self, w: &FailedPull<'_>) -> Result<i64, StoreError> {
         let tx = self.tx()?;
         let ended = now();
-        tx.execute(
+        tx.cached_execute(
             "INSERT INTO syncs (patient_id, source, trigger, started_at, ended_at, outcome, error, http_trail, link_id)
              VALUES (?1, ?2, ?3, ?4, ?5, 'failed', ?6, ?7, ?8)",
             params![
@@ -531,14 +532,14 @@ impl Store {
         )?;
         let sync_id = tx.last_insert_rowid();
         if w.outcome == "needs_relink" {
-            let open: bool = tx.query_row(
+            let open: bool = tx.cached_row(
                 "SELECT EXISTS(SELECT 1 FROM exceptions WHERE state = 'open' AND kind = ?1 AND patient_id = ?2
                  AND source = ?3)",
                 params![ExceptionKind::LinkBroken.as_str(), w.patient.as_str(), w.source],
                 |r| r.get(0),
             )?;
             if !open {
-                tx.execute(
+                tx.cached_execute(
                     "INSERT INTO exceptions (patient_id, sync_id, source, kind, severity, state, detail, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7)",
                     params![
@@ -555,7 +556,7 @@ impl Store {
                     ],
                 )?;
             }
-            tx.execute(
+            tx.cached_execute(
                 "UPDATE links SET state = 'needs_relink', state_reason = ?2, updated_at = ?3 WHERE id = ?1",
                 params![w.record.link_id, w.error, ended],
             )?;
@@ -594,7 +595,7 @@ pub(super) fn finish_pull(
     let at = now();
     let failed = !matches!(outcome, "imported" | "unchanged");
     let failures: u32 = tx
-        .query_row(
+        .cached_row(
             "SELECT failures FROM links WHERE id = ?1",
             [r.link_id],
             |row| row.get::<_, i64>(0),
@@ -636,7 +637,7 @@ pub(super) fn finish_pull(
     // then failed is not to be trusted).
     let moves: &[(String, String, u16)] = if failed { &[] } else { r.moves };
     for (from, to, status) in moves {
-        tx.execute(
+        tx.cached_execute(
             "INSERT INTO link_moves (link_id, from_url, to_url, status, at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (link_id, from_url) DO UPDATE SET to_url = excluded.to_url, status = excluded.status,
              at = excluded.at",
@@ -769,7 +770,7 @@ mod tests {
         // An expired lease (a crashed sync) is taken over.
         store
             .conn
-            .execute(
+            .cached_execute(
                 "UPDATE links SET lease_until = '2000-01-01T00:00:00.000Z' WHERE id = ?1",
                 [id],
             )
@@ -859,7 +860,7 @@ mod tests {
         let open = |store: &Store| -> i64 {
             store
                 .conn
-                .query_row(
+                .cached_row(
                     "SELECT COUNT(*) FROM exceptions WHERE kind = 'link_broken' AND state = 'open'",
                     [],
                     |r| r.get(0),
@@ -895,7 +896,7 @@ mod tests {
         assert_eq!(revoked.state, "revoked");
         let sealed: Option<Vec<u8>> = store
             .conn
-            .query_row("SELECT token FROM links WHERE id = ?1", [id], |r| r.get(0))
+            .cached_row("SELECT token FROM links WHERE id = ?1", [id], |r| r.get(0))
             .expect("reads");
         assert!(sealed.is_none(), "revoking drops the sealed tokens");
         // After a revocation the patient may link again: a new link.
@@ -940,7 +941,7 @@ impl Store {
 
     /// The earliest `next_due_at` of the active links (None: none scheduled).
     pub fn next_due_at(&self) -> Result<Option<String>, StoreError> {
-        Ok(self.conn.query_row(
+        Ok(self.conn.cached_row(
             "SELECT MIN(COALESCE(next_due_at, '')) FROM links WHERE state = 'active'",
             [],
             |r| r.get(0),
@@ -963,7 +964,7 @@ impl Store {
         let mut released = 0;
         for h in holders {
             if lease_holder_is_dead(&h, own) {
-                released += self.conn.execute(
+                released += self.conn.cached_execute(
                     "UPDATE links SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = ?1",
                     [&h],
                 )?;
@@ -974,7 +975,7 @@ impl Store {
 
     /// Gives back every lease held by `holder` (a shutdown that abandoned syncs).
     pub fn release_leases_of(&mut self, holder: &str) -> Result<usize, StoreError> {
-        Ok(self.conn.execute(
+        Ok(self.conn.cached_execute(
             "UPDATE links SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = ?1",
             [holder],
         )?)
@@ -1069,7 +1070,7 @@ impl Store {
         // A sync holding a link may be about to store refreshed tokens
         // under the old key: rotating now would throw them away.
         let busy: Option<(i64, String)> = tx
-            .query_row(
+            .cached_row(
                 "SELECT id, lease_holder FROM links WHERE lease_holder IS NOT NULL AND lease_until > ?1 LIMIT 1",
                 [now()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -1111,13 +1112,13 @@ impl Store {
             let t = reseal("token", token)?;
             let s = reseal("token_secret", token_secret)?;
             let r = reseal("refresh_token", refresh)?;
-            tx.execute(
+            tx.cached_execute(
                 "UPDATE links SET token = ?2, token_secret = ?3, refresh_token = ?4, key_id = ?5 WHERE id = ?1",
                 params![id, t, s, r, new.id()],
             )?;
         }
         // Links without secrets (revoked) carry the new id too.
-        tx.execute("UPDATE links SET key_id = ?1", [new.id()])?;
+        tx.cached_execute("UPDATE links SET key_id = ?1", [new.id()])?;
         super::audit::append(
             &tx,
             "cli",

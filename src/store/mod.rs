@@ -190,9 +190,15 @@ impl Store {
             true,
         )
         .map_err(open_err)?;
-        // The hot statements of an import and a sync are cached; more than
-        // rusqlite's default 16 of them run per sync.
-        conn.set_prepared_statement_cache_capacity(64);
+        // The statements of imports and syncs are cached (more than
+        // rusqlite's default 16 run per sync, and the daemon's writer runs
+        // every kind on one connection).
+        conn.set_prepared_statement_cache_capacity(256);
+        // Savepoints (a store write inside the writer's batch) journal the
+        // pages they change to a sub-journal: in memory, not a temporary
+        // file written page by page.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(open_err)?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
@@ -244,7 +250,7 @@ impl Store {
 /// way the write is all or nothing.
 pub(crate) enum Tx<'c> {
     Top(rusqlite::Transaction<'c>),
-    Nested(rusqlite::Savepoint<'c>),
+    Nested(Savepoint<'c>),
 }
 
 impl std::ops::Deref for Tx<'_> {
@@ -252,7 +258,7 @@ impl std::ops::Deref for Tx<'_> {
     fn deref(&self) -> &Connection {
         match self {
             Tx::Top(t) => t,
-            Tx::Nested(s) => s,
+            Tx::Nested(s) => s.conn,
         }
     }
 }
@@ -261,7 +267,7 @@ impl Tx<'_> {
     pub(crate) fn commit(self) -> rusqlite::Result<()> {
         match self {
             Tx::Top(t) => t.commit(),
-            Tx::Nested(s) => s.commit(),
+            Tx::Nested(s) => s.release(),
         }
     }
 }
@@ -272,13 +278,79 @@ impl Store {
         if self.conn.is_autocommit() {
             self.conn.transaction().map(Tx::Top)
         } else {
-            self.conn.savepoint().map(Tx::Nested)
+            Savepoint::begin(&self.conn, "rxsync_tx").map(Tx::Nested)
         }
     }
 }
 
+/// A savepoint whose statements go through the statement cache (rusqlite's
+/// own `Savepoint` parses its SQL on every use: a writer's batch runs
+/// several per sync). Rolled back when dropped unreleased.
+pub(crate) struct Savepoint<'c> {
+    conn: &'c Connection,
+    name: &'static str,
+    open: bool,
+}
+
+impl<'c> Savepoint<'c> {
+    pub(crate) fn begin(conn: &'c Connection, name: &'static str) -> rusqlite::Result<Self> {
+        conn.cached_execute(&format!("SAVEPOINT {name}"), [])?;
+        Ok(Savepoint {
+            conn,
+            name,
+            open: true,
+        })
+    }
+
+    /// Keeps what was written since the savepoint began.
+    pub(crate) fn release(mut self) -> rusqlite::Result<()> {
+        self.open = false;
+        self.conn
+            .cached_execute(&format!("RELEASE {}", self.name), [])
+            .map(drop)
+    }
+}
+
+impl Drop for Savepoint<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.open = false;
+            let _ = self
+                .conn
+                .cached_execute(&format!("ROLLBACK TO {}", self.name), []);
+            let _ = self
+                .conn
+                .cached_execute(&format!("RELEASE {}", self.name), []);
+        }
+    }
+}
+
+/// `execute` and `query_row` through the connection's statement cache:
+/// rusqlite's own parse their SQL on every call.
+pub(crate) trait Cached {
+    fn cached_execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn cached_row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn cached_execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn cached_row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 /// WAL pages that trigger an automatic checkpoint (see `Store::open`).
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 4_000;
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: i64 = 4_000;
 
 /// How long a transaction waits for another's write lock before "database
 /// is locked".

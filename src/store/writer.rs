@@ -20,7 +20,7 @@
 //! Other processes (an operator's `rxsync import`) still get the lock
 //! between batches, which are bounded in jobs and in time.
 
-use super::{Store, StoreError};
+use super::{Cached, Store, StoreError};
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -42,11 +42,14 @@ pub struct Writer {
 struct Limits {
     jobs: usize,
     time: Duration,
+    /// WAL pages that call for a checkpoint.
+    checkpoint_pages: i64,
 }
 
 const LIMITS: Limits = Limits {
     jobs: MAX_BATCH_JOBS,
     time: MAX_BATCH_TIME,
+    checkpoint_pages: super::WAL_AUTOCHECKPOINT_PAGES,
 };
 
 /// A job and the caller waiting for its answer.
@@ -106,7 +109,8 @@ impl Writer {
         Writer::start_with(store, LIMITS)
     }
 
-    fn start_with(store: Store, limits: Limits) -> Result<Writer, StoreError> {
+    fn start_with(mut store: Store, limits: Limits) -> Result<Writer, StoreError> {
+        checkpoint_elsewhere(&mut store, limits.checkpoint_pages)?;
         let (jobs, queue) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("rxsync-writer".into())
@@ -143,12 +147,51 @@ impl Writer {
     }
 }
 
+/// Moves the WAL checkpoints off the writer's thread. SQLite's automatic
+/// checkpoint runs inside the COMMIT that crosses the threshold, on the
+/// committing thread: on the writer, every sync would wait for it. Here
+/// the writer's connection only notes that the WAL has grown past the
+/// threshold, and a thread of its own checkpoints (PASSIVE: it never
+/// blocks the writer) from its own connection. It ends with the writer's
+/// connection, whose close checkpoints what is left.
+fn checkpoint_elsewhere(store: &mut Store, threshold: i64) -> Result<(), StoreError> {
+    let checkpointer = Store::open(store.path())?;
+    let (grown, wait) = std::sync::mpsc::sync_channel::<()>(1);
+    store
+        .conn
+        .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
+            if i64::from(pages) >= threshold {
+                // One pending request is enough: a checkpoint takes all there is.
+                let _ = grown.try_send(());
+            }
+            Ok(())
+        }))?;
+    std::thread::Builder::new()
+        .name("rxsync-checkpoint".into())
+        .spawn(move || {
+            while wait.recv().is_ok() {
+                let done = checkpointer
+                    .conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        r.get::<_, i64>(0)
+                    });
+                // A reader holding an old snapshot can keep a PASSIVE
+                // checkpoint from catching up; the next request tries again.
+                if let Err(e) = done {
+                    tracing::warn!(error = %super::SqliteCause(e), "WAL checkpoint failed; the next one retries");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Writer(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(())
+}
+
 fn serve(mut store: Store, mut queue: mpsc::UnboundedReceiver<Box<dyn Job>>, limits: Limits) {
     while let Some(first) = queue.blocking_recv() {
         if first.abandoned() {
             continue;
         }
-        if let Err(e) = store.conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = store.conn.cached_execute("BEGIN IMMEDIATE", []) {
             first.refuse(&super::SqliteCause(e).to_string());
             continue;
         }
@@ -177,13 +220,13 @@ fn serve(mut store: Store, mut queue: mpsc::UnboundedReceiver<Box<dyn Job>>, lim
         }
         let error = match doubt {
             Some(e) => {
-                let _ = store.conn.execute_batch("ROLLBACK");
+                let _ = store.conn.cached_execute("ROLLBACK", []);
                 Some(e)
             }
-            None => store.conn.execute_batch("COMMIT").err().map(|e| {
+            None => store.conn.cached_execute("COMMIT", []).err().map(|e| {
                 // A failed COMMIT may leave the transaction open.
                 if !store.conn.is_autocommit() {
-                    let _ = store.conn.execute_batch("ROLLBACK");
+                    let _ = store.conn.cached_execute("ROLLBACK", []);
                 }
                 super::SqliteCause(e).to_string()
             }),
@@ -197,19 +240,22 @@ fn serve(mut store: Store, mut queue: mpsc::UnboundedReceiver<Box<dyn Job>>, lim
 /// Runs one job of an open batch in its own savepoint. Err: the savepoint
 /// could not be ended, so the batch must roll back.
 fn run_in_savepoint(store: &mut Store, job: Box<dyn Job>) -> Result<Reply, (Reply, String)> {
-    if let Err(e) = store.conn.execute_batch("SAVEPOINT rxsync_job") {
+    if let Err(e) = store.conn.cached_execute("SAVEPOINT rxsync_job", []) {
         // Nothing of this job was written; the batch goes on without it.
         job.refuse(&super::SqliteCause(e).to_string());
         return Ok(Box::new(|_| {}));
     }
     let (ok, reply) = job.run(store);
     let end = if ok {
-        "RELEASE rxsync_job"
+        store.conn.cached_execute("RELEASE rxsync_job", [])
     } else {
-        "ROLLBACK TO rxsync_job; RELEASE rxsync_job"
+        store
+            .conn
+            .cached_execute("ROLLBACK TO rxsync_job", [])
+            .and_then(|_| store.conn.cached_execute("RELEASE rxsync_job", []))
     };
-    match store.conn.execute_batch(end) {
-        Ok(()) => Ok(reply),
+    match end {
+        Ok(_) => Ok(reply),
         Err(e) => Err((reply, super::SqliteCause(e).to_string())),
     }
 }
@@ -235,6 +281,7 @@ mod tests {
         let limits = Limits {
             jobs: 1_000,
             time: Duration::from_secs(3600),
+            checkpoint_pages: LIMITS.checkpoint_pages,
         };
         (Writer::start_with(store, limits).expect("starts"), path)
     }
@@ -379,5 +426,48 @@ mod tests {
         );
         first.expect("commits");
         assert_eq!(rows(&path, "parent"), [6]);
+    }
+
+    #[test]
+    fn the_wal_is_checkpointed_while_the_writer_keeps_its_connection_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("w.db");
+        let store = Store::open(&path).expect("opens");
+        store
+            .conn
+            .execute_batch("CREATE TABLE blob (id INTEGER PRIMARY KEY, b BLOB)")
+            .expect("scratch table");
+        let limits = Limits {
+            checkpoint_pages: 20,
+            ..LIMITS
+        };
+        let w = Writer::start_with(store, limits).expect("starts");
+        let before = std::fs::metadata(&path).expect("db file").len();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        // 2 MB in 64 commits: only a checkpoint moves them from the WAL
+        // into the database file.
+        for i in 0..64 {
+            rt.block_on(w.run(move |s| {
+                s.conn
+                    .execute("INSERT INTO blob (id, b) VALUES (?1, zeroblob(32768))", [i])?;
+                Ok(())
+            }))
+            .expect("commits");
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = std::fs::metadata(&path).expect("db file").len();
+            if now >= before + 1_000_000 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the database file stayed at {now} bytes (from {before}): no checkpoint ran"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(w);
     }
 }
