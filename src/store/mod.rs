@@ -194,11 +194,7 @@ impl Store {
         // rusqlite's default 16 run per sync, and the daemon's writer runs
         // every kind on one connection).
         conn.set_prepared_statement_cache_capacity(256);
-        // Savepoints (a store write inside the writer's batch) journal the
-        // pages they change to a sub-journal: in memory, not a temporary
-        // file written page by page.
-        conn.pragma_update(None, "temp_store", "MEMORY")
-            .map_err(open_err)?;
+
         let mut store = Store {
             conn,
             path: path.to_path_buf(),

@@ -111,6 +111,9 @@ impl Writer {
 
     fn start_with(mut store: Store, limits: Limits) -> Result<Writer, StoreError> {
         checkpoint_elsewhere(&mut store, limits.checkpoint_pages)?;
+        // Each job's savepoint journals the pages it changes to a
+        // sub-journal: in memory, not a temporary file written page by page.
+        store.conn.pragma_update(None, "temp_store", "MEMORY")?;
         let (jobs, queue) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("rxsync-writer".into())
