@@ -1,6 +1,8 @@
 //! The import use case: bytes → parse → normalize → store, for a file
-//! handed over by an operator (and, later, for documents pulled from
-//! providers).
+//! handed over by an operator and for documents pulled from providers.
+//! `prepare` is the half without the store (size, hash, parse), so a caller
+//! that writes through one connection can parse on its own threads;
+//! `commit` is the rest.
 //!
 //! Bad input stops here with a typed error and nothing stored: a document
 //! over `max_document_bytes`, an unknown patient, a document that cannot be

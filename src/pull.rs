@@ -10,6 +10,11 @@
 //! an oversized or truncated body, a refused credential all end in one
 //! failed sync row, and `invalid_grant` (or a 401 just after a refresh)
 //! marks the link `needs_relink` with a `link_broken` exception.
+//!
+//! Store work goes through the store's writer (`store::Writer`) as whole
+//! jobs: the claim; then the import (parsed here first, `import::prepare`)
+//! or the failure, with the link's record, as one job; a refreshed token
+//! pair as one job of its own.
 
 use crate::config::{Config, DocumentLocation, Provider, ProviderAuth, ProviderKind};
 use crate::domain::{PatientId, SourceName};

@@ -276,8 +276,8 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
     }
 
     let db = ctx.config.database_path.clone();
-    let (puller, store) = ctx.puller()?;
-    drop(store);
+    let (puller, writer) = ctx.puller()?;
+    writer.close().await;
     let daemon = Daemon::new(puller, db.clone())?;
     println!("\nOne scheduled pass (the same code as `rxsync run --once`):");
     let summary = daemon.pass(stopped.clone()).await;
@@ -292,6 +292,7 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
     );
     if args.once {
         let _ = stop.send(true);
+        daemon.close().await;
         return Ok(());
     }
     drop(store);
@@ -318,6 +319,7 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
     let summary = daemon.run(stopped).await;
     let _ = stop.send(true);
     let _ = server.await;
+    daemon.close().await;
     print_summary(&summary, super::output::Format::Table)?;
     Ok(())
 }

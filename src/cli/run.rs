@@ -58,7 +58,9 @@ pub fn run(global: &Global, a: Args) -> CliResult {
             let _ = stop.send(true);
         });
         let Some(web) = web else {
-            return Ok::<_, Failure>(daemon.pass(stopped).await);
+            let summary = daemon.pass(stopped).await;
+            daemon.close().await;
+            return Ok::<_, Failure>(summary);
         };
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -73,6 +75,7 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         let server = spawn_server(listener, web, daemon.router(), stopped.clone());
         let summary = daemon.run(stopped).await;
         let _ = server.await;
+        daemon.close().await;
         Ok(summary)
     })?;
     print_summary(&summary, a.format)?;

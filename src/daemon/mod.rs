@@ -8,8 +8,11 @@
 //! failing. One sync per link holds across processes through the link's
 //! lease; leases of processes that died are given back at start. On
 //! shutdown no new sync starts; in-flight ones get the grace period, then
-//! are abandoned — each sync writes in one transaction, so an abandoned
-//! sync leaves nothing partial — and their leases are given back.
+//! are abandoned — each sync's store work is one job of the store's writer
+//! (`store::Writer`), all or nothing, and a job whose sync was abandoned
+//! before it started is not run, so an abandoned sync leaves nothing
+//! partial — and their leases are given back (through the writer, after
+//! every job queued before).
 
 pub mod breaker;
 pub mod metrics;
@@ -128,6 +131,12 @@ impl Daemon {
             tracing::warn!(released, "gave back leases of processes that no longer run");
         }
         Ok(Arc::new(daemon))
+    }
+
+    /// Closes the store's writer (after its batch in progress) and with it
+    /// the database: call when no pass or run is left to make.
+    pub async fn close(&self) {
+        self.writer.close().await;
     }
 
     /// The metrics, for tests and the review server.

@@ -30,11 +30,18 @@ const MAX_BATCH_JOBS: usize = 256;
 /// A batch takes no new jobs once it has held the write lock this long.
 const MAX_BATCH_TIME: Duration = Duration::from_millis(25);
 
-/// A handle on the writer thread; cheap to clone. The thread ends when the
-/// last handle is dropped and the jobs sent before have run.
+/// A handle on the writer thread; cheap to clone. The thread ends on
+/// `close`, or when the last handle is dropped and the jobs sent before
+/// have run.
 #[derive(Clone)]
 pub struct Writer {
-    jobs: mpsc::UnboundedSender<Box<dyn Job>>,
+    jobs: mpsc::UnboundedSender<Message>,
+}
+
+enum Message {
+    Job(Box<dyn Job>),
+    /// Stop after the batch in progress; answered once the connections are closed.
+    Close(oneshot::Sender<()>),
 }
 
 /// What ends a batch.
@@ -110,14 +117,14 @@ impl Writer {
     }
 
     fn start_with(mut store: Store, limits: Limits) -> Result<Writer, StoreError> {
-        checkpoint_elsewhere(&mut store, limits.checkpoint_pages)?;
+        let checkpointer = checkpoint_elsewhere(&mut store, limits.checkpoint_pages)?;
         // Each job's savepoint journals the pages it changes to a
         // sub-journal: in memory, not a temporary file written page by page.
         store.conn.pragma_update(None, "temp_store", "MEMORY")?;
         let (jobs, queue) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("rxsync-writer".into())
-            .spawn(move || serve(store, queue, limits))
+            .spawn(move || serve(store, queue, limits, checkpointer))
             .map_err(|e| StoreError::Writer(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer { jobs })
     }
@@ -145,8 +152,21 @@ impl Writer {
         let (answer, answered) = oneshot::channel();
         // A send fails only when the thread is gone: the receiver then
         // reports it (its sender was dropped with the job).
-        let _ = self.jobs.send(Box::new(Typed { work, answer }));
+        let _ = self
+            .jobs
+            .send(Message::Job(Box::new(Typed { work, answer })));
         answered
+    }
+
+    /// Stops the writer for every handle: the batch in progress commits,
+    /// jobs queued after this call fail, and the database's connections
+    /// (the writer's and the checkpointer's, which checkpoints what is
+    /// left) are closed when this returns.
+    pub async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.jobs.send(Message::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
     }
 }
 
@@ -157,7 +177,10 @@ impl Writer {
 /// threshold, and a thread of its own checkpoints (PASSIVE: it never
 /// blocks the writer) from its own connection. It ends with the writer's
 /// connection, whose close checkpoints what is left.
-fn checkpoint_elsewhere(store: &mut Store, threshold: i64) -> Result<(), StoreError> {
+fn checkpoint_elsewhere(
+    store: &mut Store,
+    threshold: i64,
+) -> Result<std::thread::JoinHandle<()>, StoreError> {
     let checkpointer = Store::open(store.path())?;
     let (grown, wait) = std::sync::mpsc::sync_channel::<()>(1);
     store
@@ -169,7 +192,7 @@ fn checkpoint_elsewhere(store: &mut Store, threshold: i64) -> Result<(), StoreEr
             }
             Ok(())
         }))?;
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("rxsync-checkpoint".into())
         .spawn(move || {
             while wait.recv().is_ok() {
@@ -186,11 +209,25 @@ fn checkpoint_elsewhere(store: &mut Store, threshold: i64) -> Result<(), StoreEr
             }
         })
         .map_err(|e| StoreError::Writer(format!("cannot start the checkpoint thread: {e}")))?;
-    Ok(())
+    Ok(thread)
 }
 
-fn serve(mut store: Store, mut queue: mpsc::UnboundedReceiver<Box<dyn Job>>, limits: Limits) {
-    while let Some(first) = queue.blocking_recv() {
+fn serve(
+    mut store: Store,
+    mut queue: mpsc::UnboundedReceiver<Message>,
+    limits: Limits,
+    checkpointer: std::thread::JoinHandle<()>,
+) {
+    let mut closing = None;
+    while closing.is_none() {
+        let first = match queue.blocking_recv() {
+            Some(Message::Job(job)) => job,
+            Some(Message::Close(done)) => {
+                closing = Some(done);
+                break;
+            }
+            None => break,
+        };
         if first.abandoned() {
             continue;
         }
@@ -218,7 +255,14 @@ fn serve(mut store: Store, mut queue: mpsc::UnboundedReceiver<Box<dyn Job>>, lim
                 }
             }
             if replies.len() < limits.jobs && started.elapsed() < limits.time {
-                next = queue.try_recv().ok();
+                next = match queue.try_recv() {
+                    Ok(Message::Job(job)) => Some(job),
+                    Ok(Message::Close(done)) => {
+                        closing = Some(done);
+                        None
+                    }
+                    Err(_) => None,
+                };
             }
         }
         let error = match doubt {
@@ -237,6 +281,14 @@ fn serve(mut store: Store, mut queue: mpsc::UnboundedReceiver<Box<dyn Job>>, lim
         for reply in replies {
             reply(error.as_deref());
         }
+    }
+    // Jobs still queued fail ("the writer thread has stopped"). Closing the
+    // writer's connection drops its WAL hook, which ends the checkpointer.
+    drop(queue);
+    drop(store);
+    let _ = checkpointer.join();
+    if let Some(done) = closing {
+        let _ = done.send(());
     }
 }
 
@@ -472,5 +524,25 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         drop(w);
+    }
+
+    #[test]
+    fn close_commits_what_ran_closes_the_database_and_fails_later_jobs() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (w, path) = writer(&dir);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(w.run(insert("parent", 1))).expect("commits");
+        let other = w.clone();
+        rt.block_on(w.close());
+        // The last connection to close checkpoints and removes the WAL.
+        let wal = dir.path().join("w.db-wal");
+        assert!(!wal.exists(), "{} is still there", wal.display());
+        let err = rt
+            .block_on(other.run(insert("parent", 2)))
+            .expect_err("the writer has stopped");
+        assert!(err.to_string().contains("stopped"), "{err}");
+        assert_eq!(rows(&path, "parent"), [1]);
     }
 }
