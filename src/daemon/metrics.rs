@@ -41,6 +41,9 @@ pub struct Metrics {
     pub breaker_trips: Family<ProviderLabel, Counter>,
     pub open_exceptions: Family<KindLabel, Gauge>,
     pub links: Family<StateLabel, Gauge>,
+    pub store_batch_jobs: Histogram,
+    pub store_batch_seconds: Histogram,
+    pub store_failed_batches: Counter,
 }
 
 impl Default for Metrics {
@@ -94,6 +97,24 @@ impl Metrics {
         );
         let links = Family::<StateLabel, Gauge>::default();
         registry.register("links", "Links by state", links.clone());
+        let store_batch_jobs = Histogram::new(exponential_buckets(1.0, 2.0, 9));
+        registry.register(
+            "store_batch_jobs",
+            "Store jobs (claims, imports, failed syncs, token commits) per write transaction of the store's writer",
+            store_batch_jobs.clone(),
+        );
+        let store_batch_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 12));
+        registry.register(
+            "store_batch_seconds",
+            "How long each write transaction of the store's writer held the write lock (its sum over time is the writer's busy share)",
+            store_batch_seconds.clone(),
+        );
+        let store_failed_batches = Counter::default();
+        registry.register(
+            "store_failed_batches",
+            "Write transactions of the store's writer that did not commit (every job in them failed)",
+            store_failed_batches.clone(),
+        );
         Metrics {
             registry,
             syncs,
@@ -104,7 +125,26 @@ impl Metrics {
             breaker_trips,
             open_exceptions,
             links,
+            store_batch_jobs,
+            store_batch_seconds,
+            store_failed_batches,
         }
+    }
+
+    /// Records one batch of the store's writer (see `store::Writer::start_observed`).
+    pub fn store_observer(&self) -> crate::store::WriterObserver {
+        let (jobs, seconds, failed) = (
+            self.store_batch_jobs.clone(),
+            self.store_batch_seconds.clone(),
+            self.store_failed_batches.clone(),
+        );
+        Box::new(move |b: &crate::store::WriterBatch| {
+            jobs.observe(b.jobs as f64);
+            seconds.observe(b.held.as_secs_f64());
+            if !b.committed {
+                failed.inc();
+            }
+        })
     }
 
     /// Counts one finished sync.

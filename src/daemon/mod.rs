@@ -114,14 +114,15 @@ impl Daemon {
     /// dead processes first.
     pub fn new(puller: Puller, db_path: PathBuf) -> Result<Arc<Daemon>, StoreError> {
         let s = &puller.config().sync;
+        let metrics = Metrics::new();
         let daemon = Daemon {
             breakers: Mutex::new(Breakers::new(s.breaker_failures, s.breaker_pause)),
-            writer: Writer::start(Store::open(&db_path)?)?,
+            writer: Writer::start_observed(Store::open(&db_path)?, metrics.store_observer())?,
             pool: StorePool {
                 path: db_path,
                 idle: Mutex::new(Vec::new()),
             },
-            metrics: Metrics::new(),
+            metrics,
             ready: AtomicBool::new(false),
             puller,
         };
@@ -460,6 +461,12 @@ async fn readyz(State(d): State<Arc<Daemon>>) -> impl IntoResponse {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the scheduler is not running\n",
+        );
+    }
+    if d.writer.is_closed() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the store's writer has stopped\n",
         );
     }
     let me = Arc::clone(&d);

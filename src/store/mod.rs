@@ -35,7 +35,7 @@ pub use patients::{NewPatient, Patient};
 pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, Resolve};
 pub use regimens::{CodeView, ItemView, RegimenSummary, RegimenView};
 pub use reversal::DecisionView;
-pub use writer::Writer;
+pub use writer::{Batch as WriterBatch, Observer as WriterObserver, Writer};
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};

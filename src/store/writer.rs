@@ -38,6 +38,20 @@ pub struct Writer {
     jobs: mpsc::UnboundedSender<Message>,
 }
 
+/// One batch, as told to the observer (`Writer::start_observed`).
+#[derive(Debug, Clone, Copy)]
+pub struct Batch {
+    /// Jobs run in it.
+    pub jobs: usize,
+    /// From BEGIN to the end of COMMIT (or ROLLBACK): how long the batch
+    /// held the write lock.
+    pub held: Duration,
+    pub committed: bool,
+}
+
+/// Told of every batch, on the writer's thread: keep it quick.
+pub type Observer = Box<dyn Fn(&Batch) + Send>;
+
 enum Message {
     Job(Box<dyn Job>),
     /// Stop after the batch in progress; answered once the connections are closed.
@@ -113,10 +127,19 @@ where
 impl Writer {
     /// Starts the writer thread on `store`.
     pub fn start(store: Store) -> Result<Writer, StoreError> {
-        Writer::start_with(store, LIMITS)
+        Writer::start_with(store, LIMITS, Box::new(|_| {}))
     }
 
-    fn start_with(mut store: Store, limits: Limits) -> Result<Writer, StoreError> {
+    /// Starts the writer thread on `store`; `observer` hears of every batch.
+    pub fn start_observed(store: Store, observer: Observer) -> Result<Writer, StoreError> {
+        Writer::start_with(store, LIMITS, observer)
+    }
+
+    fn start_with(
+        mut store: Store,
+        limits: Limits,
+        observer: Observer,
+    ) -> Result<Writer, StoreError> {
         let checkpointer = checkpoint_elsewhere(&mut store, limits.checkpoint_pages)?;
         // Each job's savepoint journals the pages it changes to a
         // sub-journal: in memory, not a temporary file written page by page.
@@ -124,7 +147,7 @@ impl Writer {
         let (jobs, queue) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("rxsync-writer".into())
-            .spawn(move || serve(store, queue, limits, checkpointer))
+            .spawn(move || serve(store, queue, limits, checkpointer, observer))
             .map_err(|e| StoreError::Writer(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer { jobs })
     }
@@ -156,6 +179,11 @@ impl Writer {
             .jobs
             .send(Message::Job(Box::new(Typed { work, answer })));
         answered
+    }
+
+    /// Whether the writer has stopped (closed, or its thread is gone).
+    pub fn is_closed(&self) -> bool {
+        self.jobs.is_closed()
     }
 
     /// Stops the writer for every handle: the batch in progress commits,
@@ -217,6 +245,7 @@ fn serve(
     mut queue: mpsc::UnboundedReceiver<Message>,
     limits: Limits,
     checkpointer: std::thread::JoinHandle<()>,
+    observer: Observer,
 ) {
     let mut closing = None;
     while closing.is_none() {
@@ -278,6 +307,11 @@ fn serve(
                 super::SqliteCause(e).to_string()
             }),
         };
+        observer(&Batch {
+            jobs: replies.len(),
+            held: started.elapsed(),
+            committed: error.is_none(),
+        });
         for reply in replies {
             reply(error.as_deref());
         }
@@ -338,7 +372,10 @@ mod tests {
             time: Duration::from_secs(3600),
             checkpoint_pages: LIMITS.checkpoint_pages,
         };
-        (Writer::start_with(store, limits).expect("starts"), path)
+        (
+            Writer::start_with(store, limits, Box::new(|_| {})).expect("starts"),
+            path,
+        )
     }
 
     fn rows(path: &std::path::Path, table: &str) -> Vec<i64> {
@@ -496,7 +533,7 @@ mod tests {
             checkpoint_pages: 20,
             ..LIMITS
         };
-        let w = Writer::start_with(store, limits).expect("starts");
+        let w = Writer::start_with(store, limits, Box::new(|_| {})).expect("starts");
         let before = std::fs::metadata(&path).expect("db file").len();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -535,7 +572,9 @@ mod tests {
             .expect("runtime");
         rt.block_on(w.run(insert("parent", 1))).expect("commits");
         let other = w.clone();
+        assert!(!other.is_closed());
         rt.block_on(w.close());
+        assert!(other.is_closed());
         // The last connection to close checkpoints and removes the WAL.
         let wal = dir.path().join("w.db-wal");
         assert!(!wal.exists(), "{} is still there", wal.display());
@@ -544,5 +583,39 @@ mod tests {
             .expect_err("the writer has stopped");
         assert!(err.to_string().contains("stopped"), "{err}");
         assert_eq!(rows(&path, "parent"), [1]);
+    }
+
+    #[test]
+    fn the_observer_hears_of_each_batch_its_jobs_and_whether_it_committed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("w.db");
+        let store = Store::open(&path).expect("opens");
+        store
+            .conn
+            .execute_batch("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+            .expect("scratch table");
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let told = std::sync::Arc::clone(&heard);
+        let limits = Limits {
+            time: Duration::from_secs(3600),
+            ..LIMITS
+        };
+        let observer: Observer = Box::new(move |b: &Batch| {
+            told.lock().expect("lock").push((b.jobs, b.committed));
+        });
+        let w = Writer::start_with(store, limits, observer).expect("starts");
+        let (first, rest) = one_batch(
+            &w,
+            insert("parent", 1),
+            vec![Box::new(insert("parent", 2)), Box::new(insert("parent", 1))],
+        );
+        first.expect("commits");
+        assert!(rest[0].is_ok() && rest[1].is_err());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(w.close());
+        // One batch of three jobs (the failed one included), committed.
+        assert_eq!(*heard.lock().expect("lock"), [(3, true)]);
     }
 }

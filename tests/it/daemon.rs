@@ -211,6 +211,24 @@ fn the_daemon_pauses_a_failing_provider_serves_health_and_metrics_and_stops_on_s
         metrics.contains("rxsync_open_exceptions{kind=\"link_broken\"} 0"),
         "{metrics}"
     );
+    // The store's writer: every sync so far is a claim and an ending (an
+    // import or a failed sync), each a job, in batches that all committed.
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    let (jobs, batches) = (
+        value("rxsync_store_batch_jobs_sum"),
+        value("rxsync_store_batch_jobs_count"),
+    );
+    assert!(
+        jobs >= 6.0 && batches >= 1.0 && batches <= jobs,
+        "{metrics}"
+    );
+    assert_eq!(value("rxsync_store_batch_seconds_count"), batches);
+    assert_eq!(value("rxsync_store_failed_batches_total"), 0.0);
     assert_eq!(daemon.get("/readyz").0, 200);
     // Paused: the other flaky links were not tried while the breaker is open.
     std::thread::sleep(Duration::from_millis(1500));
