@@ -14,7 +14,7 @@
 //! Store work goes through the store's writer (`store::Writer`) as whole
 //! jobs: the claim; then the import (parsed here first, `import::prepare`)
 //! or the failure, with the link's record, as one job; a refreshed token
-//! pair as one job of its own.
+//! pair in a transaction of its own (`Writer::run_alone`).
 
 use crate::config::{Config, DocumentLocation, Provider, ProviderAuth, ProviderKind};
 use crate::domain::{PatientId, SourceName};
@@ -990,8 +990,10 @@ impl Fetching<'_> {
                     let refresh = tokens.refresh_token.clone();
                     let scope = tokens.scope.clone();
                     let detail = detail.clone();
+                    // In a transaction of its own: the provider has already
+                    // rotated the pair, so no other sync's trouble may fail it.
                     writer
-                        .run(move |store| {
+                        .run_alone(move |store| {
                             store.store_refreshed_tokens(
                                 &mut claimed,
                                 &key,

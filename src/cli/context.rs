@@ -83,9 +83,9 @@ impl Context {
         Ok(key)
     }
 
-    /// A puller for the configured providers, and the store's writer, for
-    /// commands that talk to providers.
-    pub fn puller(self) -> Result<(rxsync::pull::Puller, rxsync::store::Writer), Failure> {
+    /// A puller for the configured providers, and the store, for commands
+    /// that talk to providers.
+    pub fn puller(self) -> Result<(rxsync::pull::Puller, Store), Failure> {
         let key = self.vault_key()?;
         let env: rxsync::pull::EnvLookup = std::sync::Arc::new(|k: &str| std::env::var(k).ok());
         let puller = rxsync::pull::Puller::new(
@@ -94,7 +94,7 @@ impl Context {
             env,
         )
         .map_err(|e| Failure::Failed(e.into()))?;
-        Ok((puller, rxsync::store::Writer::start(self.store)?))
+        Ok((puller, self.store))
     }
 }
 

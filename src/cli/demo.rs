@@ -276,8 +276,8 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
     }
 
     let db = ctx.config.database_path.clone();
-    let (puller, writer) = ctx.puller()?;
-    writer.close().await;
+    let (puller, store) = ctx.puller()?;
+    drop(store);
     let daemon = Daemon::new(puller, db.clone())?;
     println!("\nOne scheduled pass (the same code as `rxsync run --once`):");
     let summary = daemon.pass(stopped.clone()).await;

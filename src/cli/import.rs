@@ -241,10 +241,13 @@ fn pull(global: &Global, patient: &PatientId, provider: Option<&str>, out: Forma
         )));
     }
     let (puller, store) = ctx.puller()?;
+    let writer = rxsync::store::Writer::start(store)?;
     let rt = super::context::runtime()?;
-    let reports = rt.block_on(rxsync::pull::pull_patient(
-        &puller, &store, patient, provider, "cli",
-    ))?;
+    let reports = rt.block_on(async {
+        let reports = rxsync::pull::pull_patient(&puller, &writer, patient, provider, "cli").await;
+        writer.close().await;
+        reports
+    })?;
     if out == Format::Json {
         output::json(&reports)?;
     } else {

@@ -354,8 +354,13 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
 fn revoke(global: &Global, id: i64, format: Format) -> CliResult {
     let ctx = global.open()?;
     let (puller, store) = ctx.puller()?;
+    let writer = rxsync::store::Writer::start(store)?;
     let rt = runtime()?;
-    let (view, note) = rt.block_on(puller.revoke(&store, id, "cli"))?;
+    let (view, note) = rt.block_on(async {
+        let revoked = puller.revoke(&writer, id, "cli").await;
+        writer.close().await;
+        revoked
+    })?;
     if format == Format::Json {
         #[derive(Serialize)]
         struct Revoked<'a> {

@@ -42,7 +42,8 @@ pub fn run(global: &Global, a: Args) -> CliResult {
     } else {
         Some(AppState::new(&db, &review).map_err(|e| Failure::Usage(e.into()))?)
     };
-    let (puller, _store) = ctx.puller()?;
+    let (puller, store) = ctx.puller()?;
+    drop(store);
     // Secrets are read per pull; say now what will fail then.
     for problem in puller.check_providers() {
         eprintln!("warning: {problem}; this provider's syncs will fail until it is fixed");

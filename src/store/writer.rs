@@ -22,6 +22,8 @@
 
 use super::{Cached, Store, StoreError};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -77,6 +79,8 @@ const LIMITS: Limits = Limits {
 trait Job: Send {
     /// The caller stopped waiting.
     fn abandoned(&self) -> bool;
+    /// The job must not share its transaction (`Writer::run_alone`).
+    fn alone(&self) -> bool;
     /// Runs the job; says whether it succeeded, and how to answer once the
     /// batch's commit is known.
     fn run(self: Box<Self>, store: &mut Store) -> (bool, Reply);
@@ -89,6 +93,7 @@ type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
 struct Typed<T, F> {
     work: F,
     answer: oneshot::Sender<Result<T, StoreError>>,
+    alone: bool,
 }
 
 impl<T, F> Job for Typed<T, F>
@@ -100,8 +105,12 @@ where
         self.answer.is_closed()
     }
 
+    fn alone(&self) -> bool {
+        self.alone
+    }
+
     fn run(self: Box<Self>, store: &mut Store) -> (bool, Reply) {
-        let Typed { work, answer } = *self;
+        let Typed { work, answer, .. } = *self;
         let out = std::panic::catch_unwind(AssertUnwindSafe(|| work(store)))
             .unwrap_or_else(|_| Err(StoreError::Writer("a store job panicked".into())));
         let ok = out.is_ok();
@@ -140,14 +149,33 @@ impl Writer {
         limits: Limits,
         observer: Observer,
     ) -> Result<Writer, StoreError> {
-        let checkpointer = checkpoint_elsewhere(&mut store, limits.checkpoint_pages)?;
+        let wal_pages = Arc::new(AtomicI64::new(0));
+        let checkpoints = Arc::new(Mutex::new(()));
+        let checkpointer = checkpoint_elsewhere(
+            &mut store,
+            limits.checkpoint_pages,
+            Arc::clone(&wal_pages),
+            Arc::clone(&checkpoints),
+        )?;
         // Each job's savepoint journals the pages it changes to a
         // sub-journal: in memory, not a temporary file written page by page.
         store.conn.pragma_update(None, "temp_store", "MEMORY")?;
         let (jobs, queue) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("rxsync-writer".into())
-            .spawn(move || serve(store, queue, limits, checkpointer, observer))
+            .spawn(move || {
+                serve(
+                    store,
+                    queue,
+                    limits,
+                    Threads {
+                        checkpointer,
+                        wal_pages,
+                        checkpoints,
+                        observer,
+                    },
+                )
+            })
             .map_err(|e| StoreError::Writer(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer { jobs })
     }
@@ -160,14 +188,28 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     {
-        self.submit(work)
+        self.submit(work, false)
+            .await
+            .map_err(|_| StoreError::Writer("the writer thread has stopped".into()))?
+    }
+
+    /// Like `run`, but in a transaction of its own: the batch open when it
+    /// comes commits first. For work that must not fail because another
+    /// job's cannot commit (a refreshed token pair the provider has already
+    /// rotated).
+    pub async fn run_alone<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(work, true)
             .await
             .map_err(|_| StoreError::Writer("the writer thread has stopped".into()))?
     }
 
     /// Queues `work`; the receiver gets its answer (dropping it abandons
     /// the job if it has not started).
-    fn submit<T, F>(&self, work: F) -> oneshot::Receiver<Result<T, StoreError>>
+    fn submit<T, F>(&self, work: F, alone: bool) -> oneshot::Receiver<Result<T, StoreError>>
     where
         T: Send + 'static,
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
@@ -175,9 +217,11 @@ impl Writer {
         let (answer, answered) = oneshot::channel();
         // A send fails only when the thread is gone: the receiver then
         // reports it (its sender was dropped with the job).
-        let _ = self
-            .jobs
-            .send(Message::Job(Box::new(Typed { work, answer })));
+        let _ = self.jobs.send(Message::Job(Box::new(Typed {
+            work,
+            answer,
+            alone,
+        })));
         answered
     }
 
@@ -205,15 +249,24 @@ impl Writer {
 /// threshold, and a thread of its own checkpoints (PASSIVE: it never
 /// blocks the writer) from its own connection. It ends with the writer's
 /// connection, whose close checkpoints what is left.
+///
+/// The hook also keeps the WAL's size in `wal_pages`: a PASSIVE checkpoint
+/// copies only up to the snapshot of the batch in progress, and SQLite
+/// starts the WAL over only when a transaction begins with every frame
+/// copied, so under load with no pause between batches the WAL would grow
+/// without end. `serve` then checkpoints itself, between two batches.
 fn checkpoint_elsewhere(
     store: &mut Store,
     threshold: i64,
+    wal_pages: Arc<AtomicI64>,
+    checkpoints: Arc<Mutex<()>>,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
     let checkpointer = Store::open(store.path())?;
     let (grown, wait) = std::sync::mpsc::sync_channel::<()>(1);
     store
         .conn
         .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
+            wal_pages.store(i64::from(pages), Ordering::Relaxed);
             if i64::from(pages) >= threshold {
                 // One pending request is enough: a checkpoint takes all there is.
                 let _ = grown.try_send(());
@@ -224,6 +277,7 @@ fn checkpoint_elsewhere(
         .name("rxsync-checkpoint".into())
         .spawn(move || {
             while wait.recv().is_ok() {
+                let _turn = checkpoints.lock().unwrap_or_else(|p| p.into_inner());
                 let done = checkpointer
                     .conn
                     .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
@@ -240,22 +294,42 @@ fn checkpoint_elsewhere(
     Ok(thread)
 }
 
+/// What the writer's thread shares with the rest: the checkpointer, the
+/// WAL's size as its hook last saw it, the observer.
+struct Threads {
+    checkpointer: std::thread::JoinHandle<()>,
+    wal_pages: Arc<AtomicI64>,
+    /// Taken by whoever checkpoints: one at a time.
+    checkpoints: Arc<Mutex<()>>,
+    observer: Observer,
+}
+
 fn serve(
     mut store: Store,
     mut queue: mpsc::UnboundedReceiver<Message>,
     limits: Limits,
-    checkpointer: std::thread::JoinHandle<()>,
-    observer: Observer,
+    threads: Threads,
 ) {
+    let Threads {
+        checkpointer,
+        wal_pages,
+        checkpoints,
+        observer,
+    } = threads;
     let mut closing = None;
+    // A job that must run alone, taken off the queue while a batch was open.
+    let mut carried: Option<Box<dyn Job>> = None;
     while closing.is_none() {
-        let first = match queue.blocking_recv() {
-            Some(Message::Job(job)) => job,
-            Some(Message::Close(done)) => {
-                closing = Some(done);
-                break;
-            }
-            None => break,
+        let first = match carried.take() {
+            Some(job) => job,
+            None => match queue.blocking_recv() {
+                Some(Message::Job(job)) => job,
+                Some(Message::Close(done)) => {
+                    closing = Some(done);
+                    break;
+                }
+                None => break,
+            },
         };
         if first.abandoned() {
             continue;
@@ -271,7 +345,12 @@ fn serve(
         let mut doubt: Option<String> = None;
         let mut next = Some(first);
         while let Some(job) = next.take() {
+            let alone = job.alone();
             if job.abandoned() {
+            } else if alone && !replies.is_empty() {
+                // Its own transaction, after this one.
+                carried = Some(job);
+                break;
             } else if let Some(e) = &doubt {
                 job.refuse(e);
             } else {
@@ -283,16 +362,17 @@ fn serve(
                     }
                 }
             }
-            if replies.len() < limits.jobs && started.elapsed() < limits.time {
-                next = match queue.try_recv() {
-                    Ok(Message::Job(job)) => Some(job),
-                    Ok(Message::Close(done)) => {
-                        closing = Some(done);
-                        None
-                    }
-                    Err(_) => None,
-                };
+            if alone || replies.len() >= limits.jobs || started.elapsed() >= limits.time {
+                break;
             }
+            next = match queue.try_recv() {
+                Ok(Message::Job(job)) => Some(job),
+                Ok(Message::Close(done)) => {
+                    closing = Some(done);
+                    None
+                }
+                Err(_) => None,
+            };
         }
         let error = match doubt {
             Some(e) => {
@@ -315,12 +395,31 @@ fn serve(
         for reply in replies {
             reply(error.as_deref());
         }
+        // Far past the threshold: the checkpointer cannot catch up while
+        // batches follow each other (see `checkpoint_elsewhere`).
+        if wal_pages.load(Ordering::Relaxed) >= 4 * limits.checkpoint_pages {
+            // After the checkpointer's own, if one is under way (SQLite lets
+            // one checkpoint run at a time and a PASSIVE one does not wait).
+            let _turn = checkpoints.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = store
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            {
+                tracing::warn!(error = %super::SqliteCause(e), "WAL checkpoint failed; the next one retries");
+            }
+            wal_pages.store(0, Ordering::Relaxed);
+        }
     }
-    // Jobs still queued fail ("the writer thread has stopped"). Closing the
-    // writer's connection drops its WAL hook, which ends the checkpointer.
+    // Jobs still queued fail ("the writer thread has stopped"). Dropping
+    // the WAL hook ends the checkpointer; its connection closes first, so
+    // the writer's is the last one, which checkpoints and removes the WAL
+    // (two connections closing at once may each leave it to the other).
     drop(queue);
-    drop(store);
+    let _ = store
+        .conn
+        .wal_hook(None::<fn(&mut rusqlite::hooks::Wal, i32) -> rusqlite::Result<()>>);
     let _ = checkpointer.join();
+    drop(store);
     if let Some(done) = closing {
         let _ = done.send(());
     }
@@ -400,36 +499,55 @@ mod tests {
 
     type Work<T> = Box<dyn FnOnce(&mut Store) -> Result<T, StoreError> + Send>;
 
-    /// Runs `first`, which queues the others while it runs, so that all of
-    /// them share one batch; returns every answer.
+    /// Queues `first`, which waits until the others (those at `alone`
+    /// through `run_alone`) are queued behind it, so that they come to the
+    /// writer while its batch is open; returns every answer.
+    fn one_batch_with<T: Send + 'static>(
+        w: &Writer,
+        first: impl FnOnce(&mut Store) -> Result<(), StoreError> + Send + 'static,
+        others: Vec<Work<T>>,
+        alone: &[usize],
+    ) -> (Result<(), StoreError>, Vec<Result<T, StoreError>>) {
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let first = w.submit(
+            move |s| {
+                let _ = wait.recv();
+                first(s)
+            },
+            false,
+        );
+        let others: Vec<_> = others
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| w.submit(o, alone.contains(&i)))
+            .collect();
+        go.send(()).expect("the first job waits");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let first = first.await.expect("answered");
+            let mut out = Vec::new();
+            for r in others {
+                out.push(r.await.expect("answered"));
+            }
+            (first, out)
+        })
+    }
+
     fn one_batch<T: Send + 'static>(
         w: &Writer,
         first: impl FnOnce(&mut Store) -> Result<(), StoreError> + Send + 'static,
         others: Vec<Work<T>>,
     ) -> (Result<(), StoreError>, Vec<Result<T, StoreError>>) {
-        let queue = w.clone();
-        let answers = w.submit(move |s| {
-            first(s)?;
-            Ok(others
-                .into_iter()
-                .map(|o| queue.submit(o))
-                .collect::<Vec<_>>())
-        });
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            match answers.await.expect("answered") {
-                Ok(receivers) => {
-                    let mut out = Vec::new();
-                    for r in receivers {
-                        out.push(r.await.expect("answered"));
-                    }
-                    (Ok(()), out)
-                }
-                Err(e) => (Err(e), Vec::new()),
-            }
-        })
+        one_batch_with(w, first, others, &[])
+    }
+
+    /// A child row of no parent: only COMMIT checks the deferred key.
+    fn orphan(s: &mut Store) -> Result<(), StoreError> {
+        s.conn
+            .execute("INSERT INTO child (id, parent) VALUES (1, 99)", [])?;
+        Ok(())
     }
 
     #[test]
@@ -476,21 +594,13 @@ mod tests {
         let (first, rest) = one_batch(
             &w,
             insert("parent", 1),
-            vec![
-                Box::new(insert("parent", 2)),
-                // A child of no parent: only COMMIT checks the deferred key.
-                Box::new(|s: &mut Store| {
-                    s.conn
-                        .execute("INSERT INTO child (id, parent) VALUES (1, 99)", [])?;
-                    Ok(())
-                }),
-            ],
+            vec![Box::new(insert("parent", 2)), Box::new(orphan)],
         );
         // Every answer waits for the commit, the first job's too.
         let err = first.expect_err("the first job shares the failed commit");
         assert!(err.to_string().contains("could not commit"), "{err}");
         assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
-        assert!(rest.is_empty());
+        assert!(rest.iter().all(|r| r.is_err()), "{rest:?}");
         assert_eq!(rows(&path, "parent"), Vec::<i64>::new());
         assert_eq!(rows(&path, "child"), Vec::<i64>::new());
         // The writer goes on.
@@ -511,7 +621,7 @@ mod tests {
             &w,
             move |s| {
                 // Queued, then abandoned while this job still runs.
-                drop(queue.submit(insert("parent", 7)));
+                drop(queue.submit(insert("parent", 7), false));
                 insert("parent", 6)(s)
             },
             Vec::new(),
@@ -617,5 +727,68 @@ mod tests {
         rt.block_on(w.close());
         // One batch of three jobs (the failed one included), committed.
         assert_eq!(*heard.lock().expect("lock"), [(3, true)]);
+    }
+
+    #[test]
+    fn a_job_run_alone_commits_even_when_the_batch_it_came_during_cannot() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (w, path) = writer(&dir);
+        // Queued while the first job's batch is open: the orphan dooms that
+        // batch; the job run alone (a rotated token pair, say) must not share it.
+        let (first, rest) = one_batch_with(
+            &w,
+            insert("parent", 1),
+            vec![
+                Box::new(orphan),
+                Box::new(insert("parent", 3)),
+                Box::new(insert("parent", 4)),
+            ],
+            &[1],
+        );
+        assert!(first.is_err() && rest[0].is_err(), "{first:?} {rest:?}");
+        assert!(rest[1].is_ok(), "{:?}", rest[1]);
+        assert!(rest[2].is_ok(), "{:?}", rest[2]);
+        assert_eq!(rows(&path, "parent"), [3, 4]);
+    }
+
+    #[test]
+    fn the_wal_stays_bounded_when_batches_follow_each_other_without_a_pause() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("w.db");
+        let store = Store::open(&path).expect("opens");
+        store
+            .conn
+            .execute_batch("CREATE TABLE blob (id INTEGER PRIMARY KEY, b BLOB)")
+            .expect("scratch table");
+        let limits = Limits {
+            checkpoint_pages: 20,
+            ..LIMITS
+        };
+        let w = Writer::start_with(store, limits, Box::new(|_| {})).expect("starts");
+        // 3,000 jobs of 3 KB (9 MB in all), every one queued before the
+        // first runs: the writer never waits between batches.
+        let jobs = 3_000;
+        let (first, rest) = one_batch(
+            &w,
+            |_| Ok(()),
+            (0..jobs)
+                .map(|i| -> Work<()> {
+                    Box::new(move |s: &mut Store| {
+                        s.conn
+                            .execute("INSERT INTO blob (id, b) VALUES (?1, zeroblob(3000))", [i])?;
+                        Ok(())
+                    })
+                })
+                .collect(),
+        );
+        first.expect("commits");
+        assert!(rest.iter().all(|r| r.is_ok()));
+        // The WAL file keeps its largest size: it never held more than a
+        // few batches' worth.
+        let wal = std::fs::metadata(dir.path().join("w.db-wal"))
+            .expect("the WAL")
+            .len();
+        assert!(wal < 4_000_000, "the WAL grew to {wal} bytes");
+        drop(w);
     }
 }
