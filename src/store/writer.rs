@@ -12,7 +12,12 @@
 //!   the commit fails, every job of the batch gets the error and nothing of
 //!   any of them is stored;
 //! - a job whose caller is gone (a sync abandoned at shutdown) before it
-//!   started is dropped unrun.
+//!   started is dropped unrun;
+//! - a job sent with `run_alone` gets a transaction of its own.
+//!
+//! WAL checkpoints run on a thread of their own (see `checkpoint_elsewhere`),
+//! and the writer checkpoints between batches only when that thread cannot
+//! keep up, so the WAL stays bounded.
 //!
 //! One connection keeps its page cache warm (a commit on another connection
 //! empties it) and never waits for the write lock behind a sibling; the
