@@ -461,25 +461,50 @@ mod tests {
     /// database with a scratch table (`parent`/`child`: a deferred foreign
     /// key, checked only at COMMIT).
     fn writer(dir: &tempfile::TempDir) -> (Writer, std::path::PathBuf) {
-        let path = dir.path().join("w.db");
-        let store = Store::open(&path).expect("opens");
-        store
-            .conn
-            .execute_batch(
-                "CREATE TABLE parent (id INTEGER PRIMARY KEY);
-                 CREATE TABLE child (id INTEGER PRIMARY KEY,
-                   parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);",
-            )
-            .expect("scratch tables");
         let limits = Limits {
             jobs: 1_000,
             time: Duration::from_secs(3600),
             checkpoint_pages: LIMITS.checkpoint_pages,
         };
-        (
-            Writer::start_with(store, limits, Box::new(|_| {})).expect("starts"),
-            path,
+        writer_on(
+            dir,
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE child (id INTEGER PRIMARY KEY,
+               parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);",
+            limits,
+            Box::new(|_| {}),
         )
+    }
+
+    /// A writer on a new database `w.db` in `dir` with scratch tables.
+    fn writer_on(
+        dir: &tempfile::TempDir,
+        schema: &str,
+        limits: Limits,
+        observer: Observer,
+    ) -> (Writer, std::path::PathBuf) {
+        let path = dir.path().join("w.db");
+        let store = Store::open(&path).expect("opens");
+        store.conn.execute_batch(schema).expect("scratch tables");
+        let w = Writer::start_with(store, limits, observer).expect("starts");
+        (w, path)
+    }
+
+    /// A writer that asks for a checkpoint at 20 WAL pages, over `blob`.
+    fn blob_writer(dir: &tempfile::TempDir) -> (Writer, std::path::PathBuf) {
+        let limits = Limits {
+            checkpoint_pages: 20,
+            ..LIMITS
+        };
+        let schema = "CREATE TABLE blob (id INTEGER PRIMARY KEY, b BLOB)";
+        writer_on(dir, schema, limits, Box::new(|_| {}))
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
     }
 
     fn rows(path: &std::path::Path, table: &str) -> Vec<i64> {
@@ -527,10 +552,7 @@ mod tests {
             .map(|(i, o)| w.submit(o, alone.contains(&i)))
             .collect();
         go.send(()).expect("the first job waits");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
+        block_on(async {
             let first = first.await.expect("answered");
             let mut out = Vec::new();
             for r in others {
@@ -609,11 +631,7 @@ mod tests {
         assert_eq!(rows(&path, "parent"), Vec::<i64>::new());
         assert_eq!(rows(&path, "child"), Vec::<i64>::new());
         // The writer goes on.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        rt.block_on(w.run(insert("parent", 5)))
-            .expect("next batch commits");
+        block_on(w.run(insert("parent", 5))).expect("next batch commits");
         assert_eq!(rows(&path, "parent"), [5]);
     }
 
@@ -638,25 +656,12 @@ mod tests {
     #[test]
     fn the_wal_is_checkpointed_while_the_writer_keeps_its_connection_open() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("w.db");
-        let store = Store::open(&path).expect("opens");
-        store
-            .conn
-            .execute_batch("CREATE TABLE blob (id INTEGER PRIMARY KEY, b BLOB)")
-            .expect("scratch table");
-        let limits = Limits {
-            checkpoint_pages: 20,
-            ..LIMITS
-        };
-        let w = Writer::start_with(store, limits, Box::new(|_| {})).expect("starts");
+        let (w, path) = blob_writer(&dir);
         let before = std::fs::metadata(&path).expect("db file").len();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
         // 2 MB in 64 commits: only a checkpoint moves them from the WAL
         // into the database file.
         for i in 0..64 {
-            rt.block_on(w.run(move |s| {
+            block_on(w.run(move |s| {
                 s.conn
                     .execute("INSERT INTO blob (id, b) VALUES (?1, zeroblob(32768))", [i])?;
                 Ok(())
@@ -682,20 +687,15 @@ mod tests {
     fn close_commits_what_ran_closes_the_database_and_fails_later_jobs() {
         let dir = tempfile::tempdir().expect("temp dir");
         let (w, path) = writer(&dir);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        rt.block_on(w.run(insert("parent", 1))).expect("commits");
+        block_on(w.run(insert("parent", 1))).expect("commits");
         let other = w.clone();
         assert!(!other.is_closed());
-        rt.block_on(w.close());
+        block_on(w.close());
         assert!(other.is_closed());
         // The last connection to close checkpoints and removes the WAL.
         let wal = dir.path().join("w.db-wal");
         assert!(!wal.exists(), "{} is still there", wal.display());
-        let err = rt
-            .block_on(other.run(insert("parent", 2)))
-            .expect_err("the writer has stopped");
+        let err = block_on(other.run(insert("parent", 2))).expect_err("the writer has stopped");
         assert!(err.to_string().contains("stopped"), "{err}");
         assert_eq!(rows(&path, "parent"), [1]);
     }
@@ -703,12 +703,6 @@ mod tests {
     #[test]
     fn the_observer_hears_of_each_batch_its_jobs_and_whether_it_committed() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("w.db");
-        let store = Store::open(&path).expect("opens");
-        store
-            .conn
-            .execute_batch("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
-            .expect("scratch table");
         let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let told = std::sync::Arc::clone(&heard);
         let limits = Limits {
@@ -718,7 +712,12 @@ mod tests {
         let observer: Observer = Box::new(move |b: &Batch| {
             told.lock().expect("lock").push((b.jobs, b.committed));
         });
-        let w = Writer::start_with(store, limits, observer).expect("starts");
+        let (w, _) = writer_on(
+            &dir,
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
+            limits,
+            observer,
+        );
         let (first, rest) = one_batch(
             &w,
             insert("parent", 1),
@@ -726,10 +725,7 @@ mod tests {
         );
         first.expect("commits");
         assert!(rest[0].is_ok() && rest[1].is_err());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        rt.block_on(w.close());
+        block_on(w.close());
         // One batch of three jobs (the failed one included), committed.
         assert_eq!(*heard.lock().expect("lock"), [(3, true)]);
     }
@@ -759,17 +755,7 @@ mod tests {
     #[test]
     fn the_wal_stays_bounded_when_batches_follow_each_other_without_a_pause() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("w.db");
-        let store = Store::open(&path).expect("opens");
-        store
-            .conn
-            .execute_batch("CREATE TABLE blob (id INTEGER PRIMARY KEY, b BLOB)")
-            .expect("scratch table");
-        let limits = Limits {
-            checkpoint_pages: 20,
-            ..LIMITS
-        };
-        let w = Writer::start_with(store, limits, Box::new(|_| {})).expect("starts");
+        let (w, _) = blob_writer(&dir);
         // 3,000 jobs of 3 KB (9 MB in all), every one queued before the
         // first runs: the writer never waits between batches.
         let jobs = 3_000;
