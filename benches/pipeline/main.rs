@@ -269,15 +269,7 @@ fn sqlite_import(s: &Sizes) {
     load_dictionary(&mut store, &root);
     let patient = PatientId::parse("bench-patient").expect("id");
     store
-        .add_patient(
-            &NewPatient {
-                id: patient.clone(),
-                mrn: None,
-                name: None,
-                birth_date: None,
-            },
-            "bench",
-        )
+        .add_patient(&NewPatient::with_id(patient.clone()), "bench")
         .expect("patient");
     let source = SourceName::parse("bench").expect("source");
     // The SQLite stage alone: one transaction writing the document, the

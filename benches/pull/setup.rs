@@ -162,15 +162,7 @@ pub fn template(
     for i in 0..patients {
         let patient = PatientId::parse(&format!("P{i:06}")).expect("patient id");
         store
-            .add_patient(
-                &NewPatient {
-                    id: patient.clone(),
-                    mrn: None,
-                    name: None,
-                    birth_date: None,
-                },
-                "bench",
-            )
+            .add_patient(&NewPatient::with_id(patient.clone()), "bench")
             .expect("patient");
         let remote = format!("bench-{i:06}");
         for provider in links_of(i) {

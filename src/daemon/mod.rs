@@ -70,42 +70,21 @@ pub struct Daemon {
     /// Every sync's store work, committed in batches (see `store::Writer`).
     writer: Writer,
     /// Reads: the due links, the metrics' counts, readiness.
-    pool: StorePool,
+    reader: Reader,
     metrics: Metrics,
     breakers: Mutex<Breakers>,
     ready: AtomicBool,
 }
 
-/// SQLite connections for the daemon's reads, opened as needed.
-struct StorePool {
-    path: PathBuf,
-    idle: Mutex<Vec<Arc<Mutex<Store>>>>,
-}
+/// The daemon's read connection (its writes go through the writer).
+struct Reader(Mutex<Store>);
 
-impl StorePool {
-    fn get(&self) -> Result<Arc<Mutex<Store>>, StoreError> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match idle {
-            Some(s) => Ok(s),
-            None => Ok(Arc::new(Mutex::new(Store::open(&self.path)?))),
-        }
-    }
-
-    fn put(&self, s: Arc<Mutex<Store>>) {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(s);
-    }
-
+impl Reader {
     fn with<T>(
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let s = self.get()?;
-        let out = {
-            let mut guard = s.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        };
-        self.put(s);
-        out
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -114,24 +93,20 @@ impl Daemon {
     /// dead processes first.
     pub fn new(puller: Puller, db_path: PathBuf) -> Result<Arc<Daemon>, StoreError> {
         let s = &puller.config().sync;
-        let metrics = Metrics::new();
-        let daemon = Daemon {
-            breakers: Mutex::new(Breakers::new(s.breaker_failures, s.breaker_pause)),
-            writer: Writer::start_observed(Store::open(&db_path)?, metrics.store_observer())?,
-            pool: StorePool {
-                path: db_path,
-                idle: Mutex::new(Vec::new()),
-            },
-            metrics,
-            ready: AtomicBool::new(false),
-            puller,
-        };
-        let own = daemon.puller.holder().to_string();
-        let released = daemon.pool.with(|s| s.release_dead_leases(&own))?;
+        let mut store = Store::open(&db_path)?;
+        let released = store.release_dead_leases(puller.holder())?;
         if released > 0 {
             tracing::warn!(released, "gave back leases of processes that no longer run");
         }
-        Ok(Arc::new(daemon))
+        let metrics = Metrics::new();
+        Ok(Arc::new(Daemon {
+            breakers: Mutex::new(Breakers::new(s.breaker_failures, s.breaker_pause)),
+            writer: Writer::start_observed(store, metrics.store_observer())?,
+            reader: Reader(Mutex::new(Store::open(&db_path)?)),
+            metrics,
+            ready: AtomicBool::new(false),
+            puller,
+        }))
     }
 
     /// Closes the store's writer (after its batch in progress) and with it
@@ -148,7 +123,7 @@ impl Daemon {
     /// One pass over every link due now, then return.
     pub async fn pass(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Summary {
         let now = crate::store::rfc3339_now();
-        let due = match self.pool.with(|s| s.due_links(&now, usize::MAX / 2, &[])) {
+        let due = match self.reader.with(|s| s.due_links(&now, usize::MAX / 2, &[])) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the due links");
@@ -177,7 +152,7 @@ impl Daemon {
                     // Paused providers' links are not read at all: however
                     // many they are, they cannot crowd out the others.
                     let paused = me.paused_providers();
-                    match me.pool.with(|s| s.due_links(&now, 512, &paused)) {
+                    match me.reader.with(|s| s.due_links(&now, 512, &paused)) {
                         Ok(due) => batch.extend(due.into_iter().filter(|d| !skip.contains(&d.id))),
                         Err(e) => tracing::error!(error = %e, "cannot read the due links"),
                     }
@@ -470,7 +445,7 @@ async fn readyz(State(d): State<Arc<Daemon>>) -> impl IntoResponse {
         );
     }
     let me = Arc::clone(&d);
-    let db = tokio::task::spawn_blocking(move || me.pool.with(|s| s.link_state_counts()))
+    let db = tokio::task::spawn_blocking(move || me.reader.with(|s| s.link_state_counts()))
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r.map_err(|e| e.to_string()));
@@ -486,7 +461,7 @@ async fn readyz(State(d): State<Arc<Daemon>>) -> impl IntoResponse {
 async fn metrics_text(State(d): State<Arc<Daemon>>) -> axum::response::Response {
     let me = Arc::clone(&d);
     let counts = tokio::task::spawn_blocking(move || {
-        me.pool
+        me.reader
             .with(|s| Ok((s.open_exception_counts()?, s.link_state_counts()?)))
     })
     .await;

@@ -675,15 +675,7 @@ mod tests {
         let mut store = Store::open(&dir.path().join("t.db")).expect("opens");
         let patient = PatientId::parse("P1").expect("id");
         store
-            .add_patient(
-                &NewPatient {
-                    id: patient.clone(),
-                    mrn: None,
-                    name: None,
-                    birth_date: None,
-                },
-                "test",
-            )
+            .add_patient(&NewPatient::with_id(patient.clone()), "test")
             .expect("patient");
         (dir, store, patient)
     }
@@ -770,7 +762,7 @@ mod tests {
         // An expired lease (a crashed sync) is taken over.
         store
             .conn
-            .cached_execute(
+            .execute(
                 "UPDATE links SET lease_until = '2000-01-01T00:00:00.000Z' WHERE id = ?1",
                 [id],
             )
@@ -860,7 +852,7 @@ mod tests {
         let open = |store: &Store| -> i64 {
             store
                 .conn
-                .cached_row(
+                .query_row(
                     "SELECT COUNT(*) FROM exceptions WHERE kind = 'link_broken' AND state = 'open'",
                     [],
                     |r| r.get(0),
@@ -896,7 +888,7 @@ mod tests {
         assert_eq!(revoked.state, "revoked");
         let sealed: Option<Vec<u8>> = store
             .conn
-            .cached_row("SELECT token FROM links WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT token FROM links WHERE id = ?1", [id], |r| r.get(0))
             .expect("reads");
         assert!(sealed.is_none(), "revoking drops the sealed tokens");
         // After a revocation the patient may link again: a new link.

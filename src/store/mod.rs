@@ -274,49 +274,38 @@ impl Store {
         if self.conn.is_autocommit() {
             self.conn.transaction().map(Tx::Top)
         } else {
-            Savepoint::begin(&self.conn, "rxsync_tx").map(Tx::Nested)
+            Savepoint::begin(&self.conn).map(Tx::Nested)
         }
     }
 }
 
 /// A savepoint whose statements go through the statement cache (rusqlite's
 /// own `Savepoint` parses its SQL on every use: a writer's batch runs
-/// several per sync). Rolled back when dropped unreleased.
+/// several per sync). Rolled back when dropped unreleased. Nested ones share
+/// the name: SQLite releases or rolls back the innermost of that name.
 pub(crate) struct Savepoint<'c> {
     conn: &'c Connection,
-    name: &'static str,
     open: bool,
 }
 
 impl<'c> Savepoint<'c> {
-    pub(crate) fn begin(conn: &'c Connection, name: &'static str) -> rusqlite::Result<Self> {
-        conn.cached_execute(&format!("SAVEPOINT {name}"), [])?;
-        Ok(Savepoint {
-            conn,
-            name,
-            open: true,
-        })
+    pub(crate) fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+        conn.cached_execute("SAVEPOINT rxsync_tx", [])?;
+        Ok(Savepoint { conn, open: true })
     }
 
     /// Keeps what was written since the savepoint began.
     pub(crate) fn release(mut self) -> rusqlite::Result<()> {
         self.open = false;
-        self.conn
-            .cached_execute(&format!("RELEASE {}", self.name), [])
-            .map(drop)
+        self.conn.cached_execute("RELEASE rxsync_tx", []).map(drop)
     }
 }
 
 impl Drop for Savepoint<'_> {
     fn drop(&mut self) {
         if self.open {
-            self.open = false;
-            let _ = self
-                .conn
-                .cached_execute(&format!("ROLLBACK TO {}", self.name), []);
-            let _ = self
-                .conn
-                .cached_execute(&format!("RELEASE {}", self.name), []);
+            let _ = self.conn.cached_execute("ROLLBACK TO rxsync_tx", []);
+            let _ = self.conn.cached_execute("RELEASE rxsync_tx", []);
         }
     }
 }
@@ -450,12 +439,7 @@ mod tests {
         let t = Instant::now();
         waiter
             .add_patient(
-                &NewPatient {
-                    id: crate::domain::PatientId::parse("P1").expect("id"),
-                    mrn: None,
-                    name: None,
-                    birth_date: None,
-                },
+                &NewPatient::with_id(crate::domain::PatientId::parse("P1").expect("id")),
                 "test",
             )
             .expect("waits for the lock, then writes");

@@ -15,6 +15,18 @@ pub struct NewPatient {
     pub birth_date: Option<String>,
 }
 
+impl NewPatient {
+    /// A patient known by its id alone.
+    pub fn with_id(id: PatientId) -> NewPatient {
+        NewPatient {
+            id,
+            mrn: None,
+            name: None,
+            birth_date: None,
+        }
+    }
+}
+
 /// A registered patient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Patient {

@@ -662,15 +662,7 @@ fn a_paused_provider_with_many_due_links_does_not_crowd_out_the_others() {
         for n in 0..600 {
             let id = rxsync::domain::PatientId::parse(&format!("G{n}")).expect("id");
             store
-                .add_patient(
-                    &rxsync::store::NewPatient {
-                        id: id.clone(),
-                        mrn: None,
-                        name: None,
-                        birth_date: None,
-                    },
-                    "test",
-                )
+                .add_patient(&rxsync::store::NewPatient::with_id(id.clone()), "test")
                 .expect("patient");
             store
                 .add_link(
