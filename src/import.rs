@@ -86,7 +86,12 @@ pub struct ImportReport {
 
 /// Imports one document.
 pub fn import(store: &mut Store, req: &ImportRequest<'_>) -> Result<ImportReport, ImportError> {
-    let prepared = prepare(req)?;
+    let prepared = prepare(
+        req.bytes,
+        req.format,
+        req.max_document_bytes,
+        req.started_at,
+    )?;
     commit(store, req, prepared)
 }
 
@@ -101,25 +106,30 @@ pub struct Prepared {
 /// The part of an import that needs no database: the size check, the hash
 /// and the parse. Callers that write from one connection (the daemon's
 /// writer) run this on their own threads first.
-pub fn prepare(req: &ImportRequest<'_>) -> Result<Prepared, ImportError> {
-    let size = req.bytes.len() as u64;
-    if size > req.max_document_bytes {
+/// The arguments are the request's fields of the same names.
+pub fn prepare(
+    bytes: &[u8],
+    format: Option<DocFormat>,
+    max_document_bytes: u64,
+    started_at: Option<&str>,
+) -> Result<Prepared, ImportError> {
+    let size = bytes.len() as u64;
+    if size > max_document_bytes {
         return Err(ImportError::TooLarge {
             size,
-            limit: req.max_document_bytes,
+            limit: max_document_bytes,
         });
     }
-    let started_at = req.started_at.map_or_else(
+    let started_at = started_at.map_or_else(
         || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         str::to_string,
     );
-    let sha256 = hex::encode(Sha256::digest(req.bytes));
+    let sha256 = hex::encode(Sha256::digest(bytes));
     // No excerpts: the document is stored, and excerpts are re-derived from
     // it when a reviewer asks (see `excerpt`).
-    let parsed = req
-        .format
-        .map_or_else(|| parse::sniff(req.bytes), Ok)
-        .and_then(|f| parse::parse_with(req.bytes, f, parse::ParseOptions { excerpts: false }));
+    let parsed = format
+        .map_or_else(|| parse::sniff(bytes), Ok)
+        .and_then(|f| parse::parse_with(bytes, f, parse::ParseOptions { excerpts: false }));
     Ok(Prepared {
         started_at,
         sha256,
@@ -129,7 +139,7 @@ pub fn prepare(req: &ImportRequest<'_>) -> Result<Prepared, ImportError> {
 
 /// The rest of an import, on the store: the patient, an unreadable
 /// document, the remembered mappings and the dictionary, normalization and
-/// the write. `prepared` must come from `prepare` of the same request.
+/// the write. `prepared` must come from `prepare` of the same request's bytes.
 pub fn commit(
     store: &mut Store,
     req: &ImportRequest<'_>,

@@ -162,7 +162,7 @@ struct Pulled {
 }
 
 /// The end of a pull, owned so that it can be handed to the writer: the
-/// document to import (or why there is none) and the link's record.
+/// link's record and what the import needs beside the document.
 struct PullEnd {
     provider: String,
     trail: String,
@@ -170,9 +170,6 @@ struct PullEnd {
     trigger: String,
     actor: String,
     started_at: String,
-    ending: Ending,
-    /// Set by `prepare`.
-    prepared: Option<Result<import::Prepared, ImportError>>,
 }
 
 /// What a `PullRecord` borrows.
@@ -185,15 +182,13 @@ struct RecordParts {
     schedule: Schedule,
 }
 
-enum Ending {
-    Import {
-        doc: Pulled,
-        source: SourceName,
-        max_document_bytes: u64,
-        max_regimen_items: usize,
-        expected_patient: String,
-    },
-    Failed(Failure),
+/// A pulled document to import, and how.
+struct ToImport {
+    doc: Pulled,
+    source: SourceName,
+    max_document_bytes: u64,
+    max_regimen_items: usize,
+    expected_patient: String,
 }
 
 /// How a pull ended, as stored.
@@ -217,63 +212,38 @@ impl PullEnd {
     }
 
     /// The import of the pulled document, with the pull's `record`.
-    fn request<'a>(&'a self, record: &'a PullRecord<'a>) -> Option<ImportRequest<'a>> {
-        let Ending::Import {
-            doc,
-            source,
-            max_document_bytes,
-            max_regimen_items,
-            expected_patient,
-            ..
-        } = &self.ending
-        else {
-            return None;
-        };
-        Some(ImportRequest {
+    fn request<'a>(&'a self, to: &'a ToImport, record: &'a PullRecord<'a>) -> ImportRequest<'a> {
+        ImportRequest {
             patient: &self.record.patient,
-            source,
-            bytes: &doc.bytes,
-            format: doc.format,
-            origin: Some(&doc.origin),
+            source: &to.source,
+            bytes: &to.doc.bytes,
+            format: to.doc.format,
+            origin: Some(&to.doc.origin),
             trigger: &self.trigger,
             actor: &self.actor,
             keep_unreadable: true,
-            max_document_bytes: *max_document_bytes,
-            max_regimen_items: *max_regimen_items,
+            max_document_bytes: to.max_document_bytes,
+            max_regimen_items: to.max_regimen_items,
             pull: Some(record),
-            expected_patient: Some(expected_patient),
+            expected_patient: Some(&to.expected_patient),
             started_at: Some(&self.started_at),
-        })
+        }
     }
 
-    /// The store-free part of the import (see `import::prepare`).
-    fn prepare(&mut self) {
-        let prepared = {
-            let record = self.pull_record();
-            self.request(&record).map(|r| import::prepare(&r))
-        };
-        self.prepared = prepared;
-    }
-
-    /// On the writer: the import, or the failed sync, in one job. An
-    /// unreadable document is kept with its exception; any other refusal
-    /// of the import is recorded as a failed sync.
-    fn finish(mut self, store: &mut Store) -> Result<Ended, StoreError> {
-        let origin = match &self.ending {
-            Ending::Import { doc, .. } => doc.origin.clone(),
-            Ending::Failed(_) => String::new(),
-        };
-        let failure = match (self.prepared.take(), &mut self.ending) {
-            (_, Ending::Failed(f)) => std::mem::replace(f, Failure::failed("")),
-            (None, Ending::Import { .. }) => {
-                Failure::failed(format!("{origin}: the document was not prepared"))
-            }
-            (Some(Err(e)), Ending::Import { .. }) => Failure::failed(format!("{origin}: {e}")),
-            (Some(Ok(prepared)), Ending::Import { .. }) => {
+    /// On the writer: the import of the prepared document, or the failed
+    /// sync, in one job. An unreadable document is kept with its exception;
+    /// any other refusal of the import is recorded as a failed sync.
+    fn finish(
+        self,
+        store: &mut Store,
+        ending: Result<(ToImport, import::Prepared), Failure>,
+    ) -> Result<Ended, StoreError> {
+        let failure = match ending {
+            Err(f) => f,
+            Ok((to, prepared)) => {
+                let origin = &to.doc.origin;
                 let record = self.pull_record();
-                let Some(request) = self.request(&record) else {
-                    return Err(StoreError::Writer("a pull lost its document".into()));
-                };
+                let request = self.request(&to, &record);
                 match import::commit(store, &request, prepared) {
                     Ok(r) => return Ok(Ended::Imported(r)),
                     Err(ImportError::Unreadable { error, kept }) => {
@@ -399,19 +369,36 @@ impl Puller {
                 let source =
                     SourceName::parse(&link.view.provider).map_err(|e| corrupt(e.to_string()))?;
                 let provider = self.config.provider(&link.view.provider);
-                Ending::Import {
-                    max_document_bytes: provider.map_or(self.config.max_document_bytes, |p| {
-                        p.limits.max_document_bytes
-                    }),
-                    max_regimen_items: self.config.max_regimen_items,
-                    expected_patient: link.view.remote_patient.clone(),
-                    source,
-                    doc,
+                let max_document_bytes = provider.map_or(self.config.max_document_bytes, |p| {
+                    p.limits.max_document_bytes
+                });
+                // Size, hash and parse here, in parallel with other syncs;
+                // the writer only normalizes and writes.
+                let prepared = blocking(|| {
+                    import::prepare(
+                        &doc.bytes,
+                        doc.format,
+                        max_document_bytes,
+                        Some(&started_at),
+                    )
+                });
+                match prepared {
+                    Ok(prepared) => Ok((
+                        ToImport {
+                            source,
+                            max_document_bytes,
+                            max_regimen_items: self.config.max_regimen_items,
+                            expected_patient: link.view.remote_patient.clone(),
+                            doc,
+                        },
+                        prepared,
+                    )),
+                    Err(e) => Err(Failure::failed(format!("{}: {e}", doc.origin))),
                 }
             }
-            Err(f) => Ending::Failed(f),
+            Err(f) => Err(f),
         };
-        let mut end = PullEnd {
+        let end = PullEnd {
             provider: link.view.provider.clone(),
             trail: serde_json::to_string(&journal.trail).unwrap_or_else(|_| "[]".into()),
             record: RecordParts {
@@ -425,13 +412,8 @@ impl Puller {
             trigger: trigger.to_string(),
             actor: actor.to_string(),
             started_at,
-            ending,
-            prepared: None,
         };
-        // Size, hash and parse here, in parallel with other syncs; the
-        // writer only normalizes and writes.
-        blocking(|| end.prepare());
-        let ended = writer.run(move |s| end.finish(s)).await;
+        let ended = writer.run(move |s| end.finish(s, ending)).await;
         match ended {
             Ok(Ended::Imported(r)) => {
                 report.outcome = match &r.outcome {
