@@ -35,7 +35,8 @@ pub struct ImportRequest<'a> {
     /// Keep a document that cannot be parsed, with an `unreadable` exception.
     pub keep_unreadable: bool,
     pub max_document_bytes: u64,
-    pub max_regimen_items: usize,
+    /// How the document's records become a regimen.
+    pub options: &'a Options,
     /// Set when the bytes were pulled from a provider: the link's part of
     /// the import's transaction.
     pub pull: Option<&'a PullRecord<'a>>,
@@ -181,14 +182,7 @@ pub fn commit(
 
     let mappings = store.code_mappings(req.source)?;
     let dict = dictionary_for(store, &doc, &mappings)?;
-    let regimen = normalize::normalize(
-        &doc,
-        &dict,
-        &mappings,
-        Options {
-            max_regimen_items: req.max_regimen_items,
-        },
-    );
+    let regimen = normalize::normalize(&doc, &dict, &mappings, req.options);
     let mut regimen = regimen;
     if let Some(flag) = identity_check(&doc, req.expected_patient) {
         regimen.flags.push(flag);

@@ -187,7 +187,7 @@ struct ToImport {
     doc: Pulled,
     source: SourceName,
     max_document_bytes: u64,
-    max_regimen_items: usize,
+    options: crate::normalize::Options,
     expected_patient: String,
 }
 
@@ -223,7 +223,7 @@ impl PullEnd {
             actor: &self.actor,
             keep_unreadable: true,
             max_document_bytes: to.max_document_bytes,
-            max_regimen_items: to.max_regimen_items,
+            options: &to.options,
             pull: Some(record),
             expected_patient: Some(&to.expected_patient),
             started_at: Some(&self.started_at),
@@ -387,7 +387,7 @@ impl Puller {
                         ToImport {
                             source,
                             max_document_bytes,
-                            max_regimen_items: self.config.max_regimen_items,
+                            options: self.config.normalize_options(),
                             expected_patient: link.view.remote_patient.clone(),
                             doc,
                         },

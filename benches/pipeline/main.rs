@@ -250,16 +250,17 @@ fn sqlite_import(s: &Sizes) {
     let dict = sample_dictionary();
     let options = Options {
         max_regimen_items: usize::MAX,
+        ..Options::default()
     };
     let parsed = parse::parse(&doc, DocFormat::Ccr).expect("parses");
-    let regimen = normalize(&parsed, &dict, &CodeMappings::new(), options);
+    let regimen = normalize(&parsed, &dict, &CodeMappings::new(), &options);
     let items = regimen.items.len();
     let flags = regimen.flags.len();
     let t_parse = median(s.reps, || {
         parse::parse(&doc, DocFormat::Ccr).map(|d| d.records.len())
     });
     let t_normalize = median(s.reps, || {
-        normalize(&parsed, &dict, &CodeMappings::new(), options)
+        normalize(&parsed, &dict, &CodeMappings::new(), &options)
             .items
             .len()
     });
@@ -313,7 +314,7 @@ fn sqlite_import(s: &Sizes) {
                 actor: "bench",
                 keep_unreadable: false,
                 max_document_bytes: u64::MAX,
-                max_regimen_items: usize::MAX,
+                options: &options,
                 pull: None,
                 expected_patient: None,
                 started_at: None,

@@ -151,6 +151,7 @@ fn pull_throughput(
     let bench = throughput::Bench {
         dir,
         sandbox,
+        options: config.normalize_options(),
         config,
         key: key.clone(),
         template: &template,

@@ -61,6 +61,8 @@ pub struct Bench<'a> {
     pub dir: &'a Path,
     pub sandbox: &'a Sandbox,
     pub config: Arc<Config>,
+    /// What the config's `[import]` asks of normalization.
+    pub options: rxsync::normalize::Options,
     pub key: Arc<VaultKey>,
     pub template: &'a Path,
     pub runtime: &'a tokio::runtime::Runtime,
@@ -201,7 +203,7 @@ impl Bench<'_> {
             actor: "rxsync",
             keep_unreadable: true,
             max_document_bytes: provider.limits.max_document_bytes,
-            max_regimen_items: self.config.max_regimen_items,
+            options: &self.options,
             pull,
             // As `Puller::pull` asks: the document must be about the link's patient.
             expected_patient: Some(&d.link.remote),

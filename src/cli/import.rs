@@ -107,7 +107,7 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         actor: "cli",
         keep_unreadable: a.keep_unreadable,
         max_document_bytes: limit,
-        max_regimen_items: ctx.config.max_regimen_items,
+        options: &ctx.config.normalize_options(),
         pull: None,
         expected_patient: None,
         started_at: None,

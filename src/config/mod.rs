@@ -285,6 +285,15 @@ pub fn resolve(
     })
 }
 
+impl Config {
+    /// How imports turn records into a regimen, from `[import]`.
+    pub fn normalize_options(&self) -> crate::normalize::Options {
+        crate::normalize::Options {
+            max_regimen_items: self.max_regimen_items,
+        }
+    }
+}
+
 fn resolve_sync(raw: &RawSync, origin: &str) -> Result<SyncSettings, ConfigError> {
     use std::time::Duration;
     let d = SyncSettings::default();

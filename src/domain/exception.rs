@@ -19,11 +19,17 @@ pub enum ExceptionKind {
     LinkBroken,
     IdentityMismatch,
     Unreadable,
+    /// One record of a readable document could not be read; it is named,
+    /// with its excerpt, instead of disappearing.
+    UnreadableRecord,
+    /// The document's drug text (or strength) contradicts what the
+    /// dictionary says of the record's NDC.
+    NdcNameMismatch,
 }
 
 impl ExceptionKind {
     /// Every kind, in the order of design.md.
-    pub const ALL: [ExceptionKind; 10] = [
+    pub const ALL: [ExceptionKind; 12] = [
         ExceptionKind::UnmappedNdc,
         ExceptionKind::InvalidNdc,
         ExceptionKind::NonNdcCode,
@@ -34,6 +40,8 @@ impl ExceptionKind {
         ExceptionKind::LinkBroken,
         ExceptionKind::IdentityMismatch,
         ExceptionKind::Unreadable,
+        ExceptionKind::UnreadableRecord,
+        ExceptionKind::NdcNameMismatch,
     ];
 
     /// The snake_case name used in the database, the CLI and JSON.
@@ -49,6 +57,8 @@ impl ExceptionKind {
             ExceptionKind::LinkBroken => "link_broken",
             ExceptionKind::IdentityMismatch => "identity_mismatch",
             ExceptionKind::Unreadable => "unreadable",
+            ExceptionKind::UnreadableRecord => "unreadable_record",
+            ExceptionKind::NdcNameMismatch => "ndc_name_mismatch",
         }
     }
 
@@ -61,7 +71,9 @@ impl ExceptionKind {
             | ExceptionKind::TooMany
             | ExceptionKind::LinkBroken
             | ExceptionKind::IdentityMismatch
-            | ExceptionKind::Unreadable => Severity::Error,
+            | ExceptionKind::Unreadable
+            | ExceptionKind::UnreadableRecord
+            | ExceptionKind::NdcNameMismatch => Severity::Error,
             ExceptionKind::UnmappedNdc
             | ExceptionKind::NonNdcCode
             | ExceptionKind::TherapeuticDuplicate
@@ -78,11 +90,15 @@ impl ExceptionKind {
             ExceptionKind::Duplicate | ExceptionKind::TherapeuticDuplicate => {
                 &[Action::Remove, Action::Keep, Action::Accept]
             }
+            // The item is the NDC's product or it is not: remove it, or
+            // accept it as the dictionary reads it.
+            ExceptionKind::NdcNameMismatch => &[Action::Remove, Action::Accept],
             ExceptionKind::TooMany
             | ExceptionKind::NoneShared
             | ExceptionKind::LinkBroken
             | ExceptionKind::IdentityMismatch
-            | ExceptionKind::Unreadable => &[Action::Accept],
+            | ExceptionKind::Unreadable
+            | ExceptionKind::UnreadableRecord => &[Action::Accept],
         }
     }
 }

@@ -127,11 +127,21 @@ pub fn decision_keys(
     }
 }
 
-/// Settings that shape a regimen.
-#[derive(Debug, Clone, Copy)]
+/// Settings that shape a regimen: one value, resolved from `[import]` by
+/// `Config::normalize_options` and handed through an import unchanged.
+#[derive(Debug, Clone)]
 pub struct Options {
     /// More items than this raise `too_many`.
     pub max_regimen_items: usize,
+}
+
+impl Default for Options {
+    /// The settings of a configuration that says nothing.
+    fn default() -> Options {
+        Options {
+            max_regimen_items: crate::config::DEFAULT_MAX_REGIMEN_ITEMS,
+        }
+    }
 }
 
 /// One drug of a normalized regimen.
@@ -207,7 +217,7 @@ pub fn normalize(
     doc: &ParsedDocument,
     dict: &dyn DrugDictionary,
     mappings: &CodeMappings,
-    options: Options,
+    options: &Options,
 ) -> Regimen {
     let mut skipped = Vec::new();
     let mut kept = Vec::new();

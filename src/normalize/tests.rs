@@ -180,14 +180,17 @@ fn run_with(records: Vec<MedRecord>, mappings: &CodeMappings, max: usize) -> Reg
         format: DocFormat::Ccr,
         records,
         problems: Vec::new(),
+        left_out: Vec::new(),
+        unreadable: Vec::new(),
         patient_ref: None,
     };
     normalize(
         &doc,
         &dictionary(),
         mappings,
-        Options {
+        &Options {
             max_regimen_items: max,
+            ..Options::default()
         },
     )
 }
@@ -830,14 +833,17 @@ fn a_document_naming_several_patients_raises_identity_mismatch() {
             &[("NDC", "0087-6060-05")],
         )],
         problems: Vec::new(),
+        left_out: Vec::new(),
+        unreadable: Vec::new(),
         patient_ref: Some("A".to_string()),
     };
     let clean = normalize(
         &doc,
         &dictionary(),
         &CodeMappings::new(),
-        Options {
+        &Options {
             max_regimen_items: 50,
+            ..Options::default()
         },
     );
     assert_eq!(kinds(&clean), vec![]);
@@ -849,8 +855,9 @@ fn a_document_naming_several_patients_raises_identity_mismatch() {
         &doc,
         &dictionary(),
         &CodeMappings::new(),
-        Options {
+        &Options {
             max_regimen_items: 50,
+            ..Options::default()
         },
     );
     assert_eq!(kinds(&r), vec![(None, ExceptionKind::IdentityMismatch)]);

@@ -167,6 +167,51 @@ pub struct SourceRef {
     pub id: Option<String>,
 }
 
+/// What a record shows of the patient's medication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evidence {
+    /// An order, a statement, a dispense, an administration, a CCR entry:
+    /// what the document says of the drug and its use.
+    #[default]
+    Record,
+    /// A pharmacy claim line (`ExplanationOfBenefit`): dispense evidence. It
+    /// shows that a drug was filled, never that it is taken now.
+    Claim,
+}
+
+/// A resource or element of a readable document that yields no record,
+/// and why (design.md invariant 8: every record is read, skipped with a
+/// stated reason, or raised as an exception).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeftOut {
+    /// The resource or element, when it can be named.
+    pub source: Option<SourceRef>,
+    /// Why it is not a record, in words an operator can act on.
+    pub reason: String,
+}
+
+/// A record of a readable document that could not be read (a field of the
+/// wrong JSON type, a duplicated key, a required element missing): it is
+/// named, with its text, so that it becomes an `unreadable_record`
+/// exception instead of disappearing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnreadableRecord {
+    /// The resource type and id, as far as they could be read.
+    pub source: Option<SourceRef>,
+    /// Where the record starts in the document, when known.
+    pub at: Option<Position>,
+    /// Its position among the document's entries (0-based), when it was one.
+    pub entry: Option<usize>,
+    /// What could not be read, and where.
+    pub reason: String,
+    /// The record's source text, cut to `UNREADABLE_EXCERPT_LIMIT` bytes.
+    pub excerpt: String,
+}
+
+/// How much of an unreadable record's text is kept for the reviewer.
+pub const UNREADABLE_EXCERPT_LIMIT: usize = 2048;
+
 /// One medication entry as the document states it. Nothing is interpreted
 /// yet: codes are as given, dates are the document's text.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
@@ -210,6 +255,14 @@ pub struct MedRecord {
     pub prescribed: Option<String>,
     /// Prescriber, when given (name or reference display).
     pub prescriber: Option<String>,
+    /// A record, or a claim line (dispense evidence only).
+    pub evidence: Evidence,
+    /// Days supply of a fill, as the document wrote it (claims, dispenses).
+    pub days_supply: Option<String>,
+    /// Quantity dispensed, as text (`30 tablet`).
+    pub quantity: Option<String>,
+    /// The pharmacy (or other dispenser), when given.
+    pub dispenser: Option<String>,
     /// The source text of the element or resource this record was read from,
     /// for reviewers.
     pub excerpt: String,
@@ -226,6 +279,10 @@ pub struct ParsedDocument {
     pub records: Vec<MedRecord>,
     /// Problems that concern the document rather than one record.
     pub problems: Vec<Problem>,
+    /// Resources or elements that yield no record, each with its reason.
+    pub left_out: Vec<LeftOut>,
+    /// Records that could not be read, named with their text.
+    pub unreadable: Vec<UnreadableRecord>,
     /// The remote patient's id as the document names it (CCR Patient ActorID,
     /// FHIR subject reference), when present.
     pub patient_ref: Option<String>,

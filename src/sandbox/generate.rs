@@ -303,8 +303,9 @@ mod tests {
             doc,
             &sample_dictionary(),
             &CodeMappings::new(),
-            Options {
+            &Options {
                 max_regimen_items: 200,
+                ..Options::default()
             },
         );
         assert_eq!(regimen.items.len(), meds.len());

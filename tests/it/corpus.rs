@@ -145,8 +145,9 @@ fn every_fhir_medication_example_reads_and_every_ndc_is_classified() {
                     &doc,
                     &dict,
                     &CodeMappings::new(),
-                    Options {
+                    &Options {
                         max_regimen_items: 200,
+                        ..Options::default()
                     },
                 );
                 classify(&regimen, &mut classes);
@@ -208,8 +209,9 @@ fn the_well_formed_corpus_ccrs_read_their_medications_only() {
             &doc,
             &dict,
             &CodeMappings::new(),
-            Options {
+            &Options {
                 max_regimen_items: 200,
+                ..Options::default()
             },
         );
         // These CCRs code drugs in RxNorm, Multum and MediSpan only.

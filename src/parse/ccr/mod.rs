@@ -501,6 +501,8 @@ impl<'a> Scanner<'a> {
             format: DocFormat::Ccr,
             records: self.records,
             problems,
+            left_out: Vec::new(),
+            unreadable: Vec::new(),
             patient_ref: self.patient_ref,
         })
     }

@@ -275,6 +275,8 @@ impl<'a, 'k> Builder<'a, 'k> {
             format: self.source.format,
             records,
             problems,
+            left_out: Vec::new(),
+            unreadable: Vec::new(),
             patient_ref,
         }
     }
