@@ -85,6 +85,46 @@ pub struct ImportReport {
     pub problems: Vec<Problem>,
 }
 
+impl ImportReport {
+    /// One line for logs: records read, items, left out, unreadable, and
+    /// exceptions by kind (`unreadable_record:1,duplicate:2`).
+    pub fn summary(&self) -> String {
+        match &self.outcome {
+            ImportOutcome::Imported {
+                items,
+                exceptions,
+                skipped_count,
+                unreadable_records,
+                ..
+            } => {
+                let kinds: Vec<String> =
+                    exceptions.iter().map(|(k, n)| format!("{k}:{n}")).collect();
+                format!(
+                    "records={} items={items} skipped={skipped_count} unreadable={unreadable_records} exceptions={}",
+                    self.records,
+                    if kinds.is_empty() {
+                        "none".to_string()
+                    } else {
+                        kinds.join(",")
+                    }
+                )
+            }
+            ImportOutcome::Unchanged { .. } => format!("records={} unchanged", self.records),
+            ImportOutcome::Unreadable { .. } => "unreadable document".to_string(),
+        }
+    }
+
+    /// How many records of the document could not be read.
+    pub fn unreadable_records(&self) -> usize {
+        match &self.outcome {
+            ImportOutcome::Imported {
+                unreadable_records, ..
+            } => *unreadable_records,
+            _ => 0,
+        }
+    }
+}
+
 /// Imports one document.
 pub fn import(store: &mut Store, req: &ImportRequest<'_>) -> Result<ImportReport, ImportError> {
     let prepared = prepare(
@@ -257,6 +297,7 @@ fn identity_check(doc: &ParsedDocument, expected: Option<&str>) -> Option<normal
         kind: crate::domain::ExceptionKind::IdentityMismatch,
         item: None,
         related: None,
+        record: None,
         detail: format!(
             "the document is about patient {found:?} ({reference}), but the link is to remote patient {expected:?}: check that the provider sent this patient's list"
         ),

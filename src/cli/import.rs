@@ -159,6 +159,7 @@ fn print_report(r: &ImportReport, format: Format) -> anyhow::Result<()> {
             items,
             exceptions,
             skipped_count: skipped,
+            unreadable_records,
             ..
         } => {
             println!(
@@ -175,14 +176,31 @@ fn print_report(r: &ImportReport, format: Format) -> anyhow::Result<()> {
             for (kind, n) in exceptions {
                 println!("  {n} × {kind}");
             }
+            println!("  {} record(s) read", r.records);
+            if *unreadable_records > 0 {
+                println!(
+                    "  PARTIAL READING: {unreadable_records} record(s) could not be read; each has an unreadable_record exception"
+                );
+            }
             if *skipped > 0 {
-                println!("  {skipped} record(s) left out:");
+                println!("  {skipped} record(s) or resource(s) left out:");
                 for s in &r.skipped {
-                    println!(
-                        "    {}: {}",
-                        s.name.as_deref().unwrap_or("unnamed"),
-                        s.reason
-                    );
+                    let what = match (&s.source, &s.name) {
+                        (Some(src), name) => {
+                            let id = src
+                                .id
+                                .as_deref()
+                                .map(|id| format!("/{id}"))
+                                .unwrap_or_default();
+                            match name {
+                                Some(n) => format!("{}{id} ({n})", src.kind),
+                                None => format!("{}{id}", src.kind),
+                            }
+                        }
+                        (None, Some(n)) => n.clone(),
+                        (None, None) => "unnamed".to_string(),
+                    };
+                    println!("    {what}: {}", s.reason);
                 }
             }
         }

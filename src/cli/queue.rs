@@ -115,10 +115,8 @@ pub fn run(global: &Global, command: Command) -> CliResult {
         Command::Show { id, format } => {
             let ctx = global.open()?;
             let (view, item) = ctx.store.exception(id)?;
-            let excerpt = match &item {
-                Some(i) => rxsync::excerpt::item_excerpt(&ctx.store, i.id)?,
-                None => None,
-            };
+            let excerpt =
+                rxsync::excerpt::exception_excerpt(&ctx.store, id, item.as_ref().map(|i| i.id))?;
             match format {
                 Format::Json => output::json(
                     &serde_json::json!({"exception": view, "item": item, "excerpt": excerpt}),

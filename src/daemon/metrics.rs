@@ -37,6 +37,9 @@ pub struct Metrics {
     pub sync_seconds: Family<ProviderLabel, Histogram>,
     pub token_refreshes: Family<ProviderLabel, Counter>,
     pub redirects: Family<ProviderLabel, Counter>,
+    /// Records of pulled documents that could not be read (each an
+    /// `unreadable_record` exception): a provider sending partial data.
+    pub unreadable_records: Family<ProviderLabel, Counter>,
     pub breaker_open: Family<ProviderLabel, Gauge>,
     pub breaker_trips: Family<ProviderLabel, Counter>,
     pub open_exceptions: Family<KindLabel, Gauge>,
@@ -70,6 +73,12 @@ impl Metrics {
             "token_refreshes",
             "OAuth 2.0 access tokens refreshed",
             token_refreshes.clone(),
+        );
+        let unreadable_records = Family::<ProviderLabel, Counter>::default();
+        registry.register(
+            "unreadable_records",
+            "Records of pulled documents that could not be read",
+            unreadable_records.clone(),
         );
         let redirects = Family::<ProviderLabel, Counter>::default();
         registry.register(
@@ -121,6 +130,7 @@ impl Metrics {
             sync_seconds,
             token_refreshes,
             redirects,
+            unreadable_records,
             breaker_open,
             breaker_trips,
             open_exceptions,
@@ -166,6 +176,14 @@ impl Metrics {
             self.redirects
                 .get_or_create(&provider)
                 .inc_by(u64::from(r.redirects));
+        }
+        // Created at the first sync, so a provider that never sends an
+        // unreadable record shows 0 rather than nothing.
+        let unreadable = self.unreadable_records.get_or_create(&provider);
+        if let Some(n) = r.import.as_ref().map(|i| i.unreadable_records())
+            && n > 0
+        {
+            unreadable.inc_by(n as u64);
         }
     }
 

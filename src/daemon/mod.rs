@@ -403,10 +403,17 @@ impl Daemon {
                     }
                 }
                 let ms = (secs * 1000.0) as u64;
+                let import = r.import.as_ref().map(|i| i.summary());
                 if r.failed() {
                     tracing::warn!(link = r.link, provider = %r.provider, outcome = %r.outcome, ms, "sync failed");
+                } else if r
+                    .import
+                    .as_ref()
+                    .is_some_and(|i| i.unreadable_records() > 0)
+                {
+                    tracing::warn!(link = r.link, provider = %r.provider, outcome = %r.outcome, ms, import = import.as_deref(), "sync read the document only in part");
                 } else {
-                    tracing::info!(link = r.link, provider = %r.provider, outcome = %r.outcome, ms, "sync");
+                    tracing::info!(link = r.link, provider = %r.provider, outcome = %r.outcome, ms, import = import.as_deref(), "sync");
                 }
                 Some(r)
             }

@@ -215,6 +215,7 @@ pub fn find_among(items: &[DupItem<'_>]) -> Vec<Flag> {
                 kind,
                 item: Some(i),
                 related: Some(j),
+                record: None,
                 detail,
             });
         }

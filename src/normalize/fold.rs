@@ -94,6 +94,7 @@ pub(super) fn fold(members: Vec<Member<'_>>) -> (Vec<Item>, Vec<Flag>) {
                 kind,
                 item: Some(items.len()),
                 related: None,
+                record: None,
                 detail,
             });
         }

@@ -192,6 +192,9 @@ pub struct Flag {
     pub item: Option<usize>,
     /// The other item of a duplicate pair.
     pub related: Option<usize>,
+    /// For `unreadable_record`: the record's position in the parse's
+    /// `ParsedDocument::unreadable`, from which its excerpt is re-derived.
+    pub record: Option<usize>,
     /// Why, in words a clinician can act on.
     pub detail: String,
 }
@@ -210,6 +213,60 @@ pub struct Regimen {
     pub items: Vec<Item>,
     pub flags: Vec<Flag>,
     pub skipped: Vec<Skipped>,
+}
+
+/// How an unreadable record is named for people: its type and id, its
+/// place among the document's entries and where it starts.
+fn unreadable_name(bad: &crate::parse::UnreadableRecord) -> String {
+    let mut name = match &bad.source {
+        Some(SourceRef { kind, id: Some(id) }) => format!("{kind}/{id}"),
+        Some(SourceRef { kind, id: None }) => format!("a {kind} without id"),
+        None => "a record of unknown type".to_string(),
+    };
+    let place: Vec<String> = bad
+        .entry
+        .map(|e| format!("entry {}", e + 1))
+        .into_iter()
+        .chain(bad.at.map(|at| format!("at {at}")))
+        .collect();
+    if !place.is_empty() {
+        name = format!("{name} ({})", place.join(", "));
+    }
+    name
+}
+
+/// What a document without medication records did hold, so that "the
+/// patient shared none" is said only when it is true.
+fn none_shared_detail(doc: &ParsedDocument, entered_in_error: usize) -> String {
+    // Resources left out, counted by type in document order (a claim of
+    // several lines counts once).
+    let mut held: Vec<(String, Vec<Option<&str>>)> = Vec::new();
+    for out in &doc.left_out {
+        let Some(source) = &out.source else { continue };
+        let id = source.id.as_deref();
+        match held.iter_mut().find(|(k, _)| *k == source.kind) {
+            Some((_, ids)) => {
+                if id.is_none() || !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            None => held.push((source.kind.clone(), vec![id])),
+        }
+    }
+    let mut parts: Vec<String> = held
+        .iter()
+        .map(|(kind, ids)| format!("{} {kind}", ids.len()))
+        .collect();
+    if entered_in_error > 0 {
+        parts.push(format!("{entered_in_error} entered-in-error record(s)"));
+    }
+    if parts.is_empty() {
+        return "the document lists no medications (the patient shared none)".to_string();
+    }
+    format!(
+        "the document holds no usable medication records: it held {}, none of them a medication the patient takes",
+        parts.join(", ")
+    )
 }
 
 /// Normalizes a parsed document into a regimen.
@@ -238,22 +295,45 @@ pub fn normalize(
         kept.push((ordinal, record, status, resolution));
     }
 
+    let entered_in_error = skipped.len();
     let (items, item_flags) = fold::fold(kept);
     let mut flags = item_flags;
     flags.extend(duplicates::find(&items));
-    if items.is_empty() {
+    // A record that could not be read is never dropped: it is named, with
+    // an exception of its own, so the regimen cannot be approved without a
+    // clinician seeing it.
+    for (k, bad) in doc.unreadable.iter().enumerate() {
+        flags.push(Flag {
+            kind: ExceptionKind::UnreadableRecord,
+            item: None,
+            related: None,
+            record: Some(k),
+            detail: format!(
+                "{} could not be read: {}; it is not in the regimen, check the source document",
+                unreadable_name(bad),
+                bad.reason
+            ),
+        });
+        skipped.push(Skipped {
+            source: bad.source.clone(),
+            name: None,
+            reason: format!("could not be read: {}", bad.reason),
+        });
+    }
+    for out in &doc.left_out {
+        skipped.push(Skipped {
+            source: out.source.clone(),
+            name: None,
+            reason: out.reason.clone(),
+        });
+    }
+    if items.is_empty() && doc.unreadable.is_empty() {
         flags.push(Flag {
             kind: ExceptionKind::NoneShared,
             item: None,
             related: None,
-            detail: if skipped.is_empty() {
-                "the document lists no medications (the patient shared none)".to_string()
-            } else {
-                format!(
-                    "the document lists no usable medications ({} entered-in-error record(s) left out)",
-                    skipped.len()
-                )
-            },
+            record: None,
+            detail: none_shared_detail(doc, entered_in_error),
         });
     }
     for p in doc
@@ -265,6 +345,7 @@ pub fn normalize(
             kind: ExceptionKind::IdentityMismatch,
             item: None,
             related: None,
+            record: None,
             detail: p.detail.clone(),
         });
     }
@@ -273,6 +354,7 @@ pub fn normalize(
             kind: ExceptionKind::TooMany,
             item: None,
             related: None,
+            record: None,
             detail: format!(
                 "{} items is more than max_regimen_items = {}",
                 items.len(),

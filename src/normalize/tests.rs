@@ -932,3 +932,186 @@ fn a_decision_for_free_text_does_not_reach_another_strength() {
     );
     assert_eq!(kinds(&r), vec![(Some(1), ExceptionKind::NonNdcCode)]);
 }
+
+fn doc_of(records: Vec<MedRecord>) -> ParsedDocument {
+    ParsedDocument {
+        format: DocFormat::FhirJson,
+        records,
+        problems: Vec::new(),
+        left_out: Vec::new(),
+        unreadable: Vec::new(),
+        patient_ref: None,
+    }
+}
+
+fn left(kind: &str, id: &str, reason: &str) -> crate::parse::LeftOut {
+    crate::parse::LeftOut {
+        source: Some(SourceRef {
+            kind: kind.to_string(),
+            id: Some(id.to_string()),
+        }),
+        reason: reason.to_string(),
+    }
+}
+
+#[test]
+fn an_unreadable_record_is_an_exception_and_a_skipped_entry() {
+    let mut doc = doc_of(vec![rec(
+        "MedicationRequest",
+        "1",
+        "Lipitor",
+        &[("NDC", "0071-0155-23")],
+    )]);
+    doc.unreadable.push(crate::parse::UnreadableRecord {
+        source: Some(SourceRef {
+            kind: "MedicationRequest".into(),
+            id: Some("w".into()),
+        }),
+        at: Some(crate::parse::Position { line: 3, column: 5 }),
+        entry: Some(1),
+        reason: "invalid type: integer `20240101`, expected a string at 3:60".into(),
+        excerpt: "{...}".into(),
+    });
+    let r = normalize(
+        &doc,
+        &dictionary(),
+        &CodeMappings::new(),
+        &Options::default(),
+    );
+    assert_eq!(r.items.len(), 1);
+    let flag = r
+        .flags
+        .iter()
+        .find(|f| f.kind == ExceptionKind::UnreadableRecord)
+        .expect("unreadable_record");
+    assert_eq!((flag.item, flag.record), (None, Some(0)));
+    assert!(
+        flag.detail
+            .starts_with("MedicationRequest/w (entry 2, at 3:5) could not be read: invalid type"),
+        "{}",
+        flag.detail
+    );
+    assert_eq!(r.skipped.len(), 1);
+    assert!(
+        r.skipped[0]
+            .reason
+            .starts_with("could not be read: invalid type")
+    );
+    // A document whose only record could not be read is not "none shared".
+    doc.records.clear();
+    let r = normalize(
+        &doc,
+        &dictionary(),
+        &CodeMappings::new(),
+        &Options::default(),
+    );
+    assert_eq!(kinds(&r), vec![(None, ExceptionKind::UnreadableRecord)]);
+}
+
+#[test]
+fn none_shared_says_what_the_document_held() {
+    let rows: &[(&[(&str, &str)], usize, &str)] = &[
+        (
+            &[],
+            0,
+            "the document lists no medications (the patient shared none)",
+        ),
+        (
+            &[
+                ("Patient", "p"),
+                ("Observation", "o1"),
+                ("Observation", "o2"),
+            ],
+            0,
+            "it held 1 Patient, 2 Observation, none of them",
+        ),
+        (
+            &[
+                ("ExplanationOfBenefit", "c1"),
+                ("ExplanationOfBenefit", "c1"),
+                ("ExplanationOfBenefit", "c2"),
+            ],
+            0,
+            "it held 2 ExplanationOfBenefit,",
+        ),
+        (&[], 2, "it held 2 entered-in-error record(s)"),
+    ];
+    for (held, entered_in_error, want) in rows {
+        let mut records = Vec::new();
+        for i in 0..*entered_in_error {
+            let mut r = rec("MedicationRequest", &i.to_string(), "x", &[]);
+            r.status = Some("entered-in-error".to_string());
+            records.push(r);
+        }
+        let mut doc = doc_of(records);
+        doc.left_out = held
+            .iter()
+            .map(|(k, id)| left(k, id, "a resource that is not medication evidence"))
+            .collect();
+        let r = normalize(
+            &doc,
+            &dictionary(),
+            &CodeMappings::new(),
+            &Options::default(),
+        );
+        let flag = r
+            .flags
+            .iter()
+            .find(|f| f.kind == ExceptionKind::NoneShared)
+            .unwrap_or_else(|| panic!("{want}: no none_shared"));
+        assert!(flag.detail.contains(want), "{want}: {}", flag.detail);
+        assert_eq!(r.skipped.len(), held.len() + entered_in_error, "{want}");
+    }
+}
+
+#[test]
+fn everything_left_out_is_listed_as_skipped_with_its_reason() {
+    let mut doc = doc_of(vec![rec(
+        "MedicationRequest",
+        "1",
+        "Lipitor",
+        &[("NDC", "0071-0155-23")],
+    )]);
+    doc.left_out = vec![
+        left(
+            "Patient",
+            "p",
+            "a Patient resource is not medication evidence",
+        ),
+        left(
+            "Medication",
+            "m",
+            "an included Medication (search.mode include) that no record references",
+        ),
+    ];
+    let r = normalize(
+        &doc,
+        &dictionary(),
+        &CodeMappings::new(),
+        &Options::default(),
+    );
+    let reasons: Vec<(&str, &str)> = r
+        .skipped
+        .iter()
+        .map(|s| {
+            (
+                s.source
+                    .as_ref()
+                    .and_then(|s| s.id.as_deref())
+                    .unwrap_or(""),
+                s.reason.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("p", "a Patient resource is not medication evidence"),
+            (
+                "m",
+                "an included Medication (search.mode include) that no record references"
+            ),
+        ]
+    );
+    assert!(!r.flags.iter().any(|f| f.kind == ExceptionKind::NoneShared));
+}

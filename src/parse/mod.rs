@@ -115,6 +115,13 @@ pub enum ParseError {
     /// Well-formed JSON that is not a FHIR resource or one we do not read.
     #[error("expected a FHIR Bundle or medication resource, found {found} at {at}")]
     NotFhir { found: String, at: Position },
+    /// A FHIR document made only of drug resources (Medication,
+    /// MedicationKnowledge, Substance) that names no patient: formulary or
+    /// reference data, not anybody's medication list.
+    #[error(
+        "the document is drug data ({found}), not a patient's medication list: it names no patient and holds no MedicationRequest, MedicationStatement, MedicationDispense, MedicationAdministration or claim"
+    )]
+    DrugData { found: String },
     /// The provider answered with an OperationOutcome instead of data.
     #[error("the provider answered with an OperationOutcome: {issues}")]
     OperationOutcome { issues: String },

@@ -61,9 +61,13 @@ pub enum ImportOutcome {
         items: usize,
         /// Exceptions raised, by kind.
         exceptions: BTreeMap<String, usize>,
-        /// How many records were left out (entered-in-error); the records
-        /// themselves are listed by the caller's report (`skipped`).
+        /// How many records or resources were left out (entered-in-error,
+        /// not medication evidence, unreadable…); they are listed, with
+        /// their reasons, by the caller's report (`skipped`).
         skipped_count: usize,
+        /// How many records could not be read (each has an open
+        /// `unreadable_record` exception): the reading was partial.
+        unreadable_records: usize,
     },
     /// The same bytes were imported before: nothing new was written but the sync row.
     Unchanged {
@@ -212,7 +216,8 @@ impl Store {
         {
             let mut ins = tx.prepare_cached(
                 "INSERT INTO exceptions (patient_id, regimen_id, item_id, related_item_id, sync_id, document_id, source,
-                 kind, severity, state, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'open', ?10, ?11)",
+                 kind, severity, state, detail, created_at, unreadable_record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'open', ?10, ?11, ?12)",
             )?;
             for f in &w.regimen.flags {
                 ins.execute(params![
@@ -226,11 +231,18 @@ impl Store {
                     f.kind.as_str(),
                     f.kind.severity().as_str(),
                     f.detail,
-                    created
+                    created,
+                    f.record.map(|k| k as i64)
                 ])?;
                 *counts.entry(f.kind.as_str().to_string()).or_default() += 1;
             }
         }
+        let unreadable_records = w
+            .regimen
+            .flags
+            .iter()
+            .filter(|f| f.kind == ExceptionKind::UnreadableRecord)
+            .count();
         super::audit::append(
             &tx,
             w.actor,
@@ -240,6 +252,7 @@ impl Store {
             &serde_json::json!({
                 "document_id": document_id, "sha256": w.sha256, "origin": w.origin, "version": version,
                 "items": w.regimen.items.len(), "exceptions": counts, "skipped": w.regimen.skipped,
+                "unreadable_records": unreadable_records,
                 "unreadable_resolved": reread, "superseded_exceptions": superseded,
             }),
         )?;
@@ -253,6 +266,7 @@ impl Store {
             items: w.regimen.items.len(),
             exceptions: counts,
             skipped_count: w.regimen.skipped.len(),
+            unreadable_records,
         })
     }
 

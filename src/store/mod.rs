@@ -55,6 +55,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_accounts",
         include_str!("../../schemas/sqlite/0003_accounts.sql"),
     ),
+    (
+        "0007_unreadable_records",
+        include_str!("../../schemas/sqlite/0007_unreadable_records.sql"),
+    ),
 ];
 
 /// What went wrong in the store.

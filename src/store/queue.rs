@@ -202,6 +202,25 @@ impl Store {
         .transpose()
     }
 
+    /// The stored document an `unreadable_record` exception names, with
+    /// the record's position in its parse's unreadable records.
+    pub fn unreadable_record_document(
+        &self,
+        exception_id: i64,
+    ) -> Result<Option<(Vec<u8>, String, usize)>, StoreError> {
+        let row: Option<(Vec<u8>, String, i64)> = self
+            .conn
+            .query_row(
+                "SELECT d.bytes, d.format, e.unreadable_record FROM exceptions e
+                 JOIN documents d ON d.id = e.document_id
+                 WHERE e.id = ?1 AND e.unreadable_record IS NOT NULL",
+                [exception_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        Ok(row.and_then(|(bytes, format, k)| Some((bytes, format, usize::try_from(k).ok()?))))
+    }
+
     fn exception_row(&self, id: i64) -> Result<Row, StoreError> {
         exception_row_in(&self.conn, id)
     }

@@ -73,6 +73,16 @@ fn each_kind_of_bad_document_is_refused_and_stores_nothing() {
             b"hello, this is not a document".to_vec(),
             &["neither XML nor JSON"],
         ),
+        (
+            "formulary.json",
+            br#"{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"MedicationKnowledge","id":"k"}},{"resource":{"resourceType":"Medication","id":"m","code":{"coding":[{"system":"http://hl7.org/fhir/sid/ndc","code":"0777-3105-02"}]}}}]}"#.to_vec(),
+            &["drug data", "1 MedicationKnowledge", "1 Medication", "not a patient's medication list"],
+        ),
+        (
+            "medication.json",
+            br#"{"resourceType":"Medication","id":"m","code":{"text":"Prozac 20 mg"}}"#.to_vec(),
+            &["drug data", "1 Medication"],
+        ),
     ];
     let env = TestEnv::with_dictionary_and(&["pat-1"]);
     for (name, bytes, needles) in cases {

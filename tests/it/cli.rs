@@ -212,8 +212,8 @@ fn importing_the_demo_fhir_bundle_folds_repeats_and_flags_duplicates() {
     assert_eq!(s["items"], 7, "{s}");
     assert_eq!(
         s["skipped"].as_array().map(Vec::len),
-        Some(1),
-        "the entered-in-error request: {s}"
+        Some(3),
+        "the entered-in-error request, the Patient and the AllergyIntolerance: {s}"
     );
     assert_eq!(
         kinds(&s),
@@ -523,6 +523,75 @@ fn listings_filter_by_kind_state_and_patient() {
         "{shown}"
     );
     env.run(&["queue", "show", "99999"]).fails(1);
+}
+
+#[test]
+fn a_partial_reading_is_reported_and_never_approved() {
+    let env = TestEnv::with_dictionary_and(&["pat-1"]);
+    let path = repo_path("samples/fhir/partial-reading.json");
+    let s = env.import(&path, "pat-1");
+    assert_eq!(s["outcome"], "imported", "{s}");
+    assert_eq!(s["records"], 2, "{s}");
+    assert_eq!(s["items"], 2, "{s}");
+    assert_eq!(s["unreadable_records"], 1, "{s}");
+    assert_eq!(s["status"], "needs_review", "{s}");
+    assert_eq!(s["exceptions"]["unreadable_record"], 1, "{s}");
+    // Everything left out is listed with its reason.
+    let skipped: Vec<(String, String)> = s["skipped"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    (
+                        format!(
+                            "{}/{}",
+                            x["source"]["kind"].as_str().unwrap_or(""),
+                            x["source"]["id"].as_str().unwrap_or("")
+                        ),
+                        x["reason"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let ids: Vec<&str> = skipped.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "MedicationRequest/warfarin-1",
+            "Patient/partial-1",
+            "Medication/prozac"
+        ],
+        "{skipped:?}"
+    );
+    assert!(
+        skipped[0].1.contains("invalid type: integer"),
+        "{skipped:?}"
+    );
+    assert!(skipped[2].1.contains("search.mode include"), "{skipped:?}");
+    assert_eq!(s["skipped_count"], 3, "{s}");
+    // Prozac was only included: no item says it.
+    let r = env
+        .run(&["regimen", "show", "--patient", "pat-1", "--format", "json"])
+        .json();
+    let names: Vec<&str> = r["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(!names.iter().any(|n| n.contains("Prozac")), "{names:?}");
+    assert_eq!(r["status"], "needs_review");
+    // The table output says the reading was partial, and names the record.
+    let env2 = TestEnv::with_dictionary_and(&["pat-2"]);
+    let shown = path.display().to_string();
+    let table = env2
+        .run(&["import", "--file", &shown, "--patient", "pat-2"])
+        .ok()
+        .to_string();
+    assert!(table.contains("PARTIAL READING: 1 record(s)"), "{table}");
+    assert!(
+        table.contains("MedicationRequest/warfarin-1: could not be read"),
+        "{table}"
+    );
 }
 
 #[test]

@@ -917,6 +917,73 @@ fn a_fhir_list_about_another_patient_raises_identity_mismatch() {
     );
 }
 
+// ------------------------------------------------------------ partial readings
+
+#[test]
+fn a_pulled_record_that_cannot_be_read_is_an_open_exception_never_a_silent_drop() {
+    let data = tempfile::tempdir().expect("dir");
+    std::fs::create_dir_all(data.path().join("fhir")).expect("dir");
+    let request = |id: &str, ndc: &str| {
+        json!({
+            "resourceType": "MedicationRequest", "id": id, "status": "active", "intent": "order",
+            "subject": {"reference": format!("Patient/{REMOTE}")},
+            "medicationCodeableConcept": {"coding": [{"system": "http://hl7.org/fhir/sid/ndc", "code": ndc}]}
+        })
+    };
+    let mut bad = request("warfarin-1", "0056-0172-70");
+    bad["authoredOn"] = json!(20240101);
+    let bundle = json!({
+        "resourceType": "Bundle", "type": "searchset",
+        "entry": [{"resource": request("ok-1", "0071-0155-23")}, {"resource": bad}]
+    });
+    std::fs::write(
+        data.path().join(format!("fhir/{REMOTE}.json")),
+        bundle.to_string(),
+    )
+    .expect("write");
+    let sb = Sandbox::start_with(&["--data", &data.path().display().to_string()]);
+    let home = Home::new(&fhir_at(&sb, "fh", "demo-client", "header"));
+    home.link_oauth2(&sb, "fh", "demo-client", json!({}));
+    let run = home.pull(None);
+    run.ok();
+    let r = &Home::reports(&run)[0];
+    let import = &r["import"];
+    assert_eq!(import["records"], 1, "{r}");
+    assert_eq!(import["unreadable_records"], 1, "{r}");
+    assert_eq!(import["exceptions"]["unreadable_record"], 1, "{r}");
+    assert_eq!(import["status"], "needs_review", "{r}");
+    let skipped = import["skipped"].as_array().cloned().unwrap_or_default();
+    assert!(
+        skipped.iter().any(|s| s["source"]["id"] == "warfarin-1"
+            && s["reason"].as_str().unwrap_or("").contains("invalid type")),
+        "{r}"
+    );
+    // The reviewer sees which record, why, and its text.
+    let queue = home.rx(&["queue", "list", "--format", "json"]).json();
+    let exception = queue
+        .as_array()
+        .and_then(|q| q.iter().find(|e| e["kind"] == "unreadable_record"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no unreadable_record in {queue}"));
+    let detail = exception["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains("MedicationRequest/warfarin-1") && detail.contains("invalid type"),
+        "{detail}"
+    );
+    let id = exception["id"].to_string();
+    let shown = home.rx(&["queue", "show", &id, "--format", "json"]).json();
+    let excerpt = shown["excerpt"].as_str().unwrap_or("");
+    assert!(
+        excerpt.contains("warfarin-1") && excerpt.contains("20240101"),
+        "{shown}"
+    );
+    // The audit row of the import says so too.
+    let audit: String = home
+        .env
+        .query_string("SELECT detail FROM audit WHERE action = 'import' ORDER BY id DESC LIMIT 1");
+    assert!(audit.contains(r#""unreadable_records":1"#), "{audit}");
+}
+
 #[test]
 fn an_expired_token_without_refresh_and_a_rejected_oauth1_token_become_link_broken() {
     let sb = Sandbox::start();

@@ -181,6 +181,12 @@ impl TestEnv {
         let conn = rusqlite::Connection::open(&self.db).expect("open db");
         conn.query_row(sql, [], |r| r.get(0)).expect(sql)
     }
+
+    /// One SQL text value, for assertions on what is stored.
+    pub fn query_string(&self, sql: &str) -> String {
+        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+    }
 }
 
 /// A running `rxsync sandbox --listen 127.0.0.1:0` child process (the

@@ -23,6 +23,7 @@ fn variant(error: &ParseError) -> &'static str {
         ParseError::OperationOutcome { .. } => "OperationOutcome",
         ParseError::Encoding { .. } => "Encoding",
         ParseError::TooDeep { .. } => "TooDeep",
+        ParseError::DrugData { .. } => "DrugData",
     }
 }
 

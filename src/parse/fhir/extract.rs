@@ -9,7 +9,10 @@
 
 use super::model::{CodeableConcept, Resource, Str, non_empty};
 use super::record::{Reader, Systems};
-use crate::parse::{DocFormat, MedRecord, ParseError, ParsedDocument, Problem, ProblemKind};
+use crate::parse::{
+    DocFormat, LeftOut, MedRecord, ParseError, ParsedDocument, Problem, ProblemKind, SourceRef,
+    UnreadableRecord,
+};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,14 +23,15 @@ pub struct Entry<'a> {
     pub full_url: Option<Str<'a>>,
     /// The resource's text in the document, for reviewers.
     pub excerpt: &'a str,
+    /// The bundle entry's `search.mode` is `include`: the server added the
+    /// resource to support the matches, it is not one of them.
+    pub included: bool,
     pub resource: Resource<'a>,
 }
 
 /// What the whole document was.
-pub struct Source<'k> {
+pub struct Source {
     pub format: DocFormat,
-    /// The top-level resource type (`Bundle` or the single resource's type).
-    pub top_kind: &'k str,
 }
 
 /// Resource types that use a drug and become records.
@@ -85,8 +89,8 @@ const DRUGS: [&str; 3] = ["Medication", "Substance", "MedicationKnowledge"];
 /// resources at once (freeing them en masse cost more than reading them).
 /// Only drug resources are kept, for resolution; a record whose
 /// `medicationReference` names an entry not read yet waits for the end.
-pub struct Builder<'a, 'k> {
-    source: Source<'k>,
+pub struct Builder<'a> {
+    source: Source,
     index: Index<'a>,
     /// One slot per entry: the record it yielded, if any.
     slots: Vec<Option<MedRecord>>,
@@ -95,6 +99,12 @@ pub struct Builder<'a, 'k> {
     deferred: Vec<(usize, Resource<'a>)>,
     /// Which entries a record has used as its drug.
     referenced: Vec<bool>,
+    /// Which entries a search returned as `search.mode: include`.
+    included: Vec<bool>,
+    /// How many resources that use a drug (requests, statements, …) were read.
+    using: usize,
+    left_out: Vec<LeftOut>,
+    unreadable: Vec<UnreadableRecord>,
     patient_ref: Option<Str<'a>>,
     /// Other patients the document's resources name (a few suffice to say so).
     other_patients: Vec<Str<'a>>,
@@ -102,8 +112,8 @@ pub struct Builder<'a, 'k> {
     systems: Systems,
 }
 
-impl<'a, 'k> Builder<'a, 'k> {
-    pub fn new(source: Source<'k>, capacity: usize) -> Self {
+impl<'a> Builder<'a> {
+    pub fn new(source: Source, capacity: usize) -> Self {
         Builder {
             source,
             index: Index::default(),
@@ -111,6 +121,10 @@ impl<'a, 'k> Builder<'a, 'k> {
             excerpts: Vec::with_capacity(capacity),
             deferred: Vec::new(),
             referenced: Vec::with_capacity(capacity),
+            included: Vec::with_capacity(capacity),
+            using: 0,
+            left_out: Vec::new(),
+            unreadable: Vec::new(),
             patient_ref: None,
             other_patients: Vec::new(),
             problems: Vec::new(),
@@ -123,17 +137,24 @@ impl<'a, 'k> Builder<'a, 'k> {
         self.problems.push(problem);
     }
 
+    /// An entry that could not be read: it is named, never dropped.
+    pub fn unreadable(&mut self, record: UnreadableRecord) {
+        self.unreadable.push(record);
+    }
+
     /// The next resource of the document.
     pub fn push(&mut self, entry: Entry<'a>) {
         let Entry {
             full_url,
             excerpt,
+            included,
             resource,
         } = entry;
         let i = self.slots.len();
         self.slots.push(None);
         self.excerpts.push(excerpt);
         self.referenced.push(false);
+        self.included.push(included);
         self.index.register(full_url, &resource);
         let who = resource.subject.as_ref().or(resource.patient.as_deref());
         if let Some(reference) = who.and_then(|r| r.reference.clone()) {
@@ -149,6 +170,7 @@ impl<'a, 'k> Builder<'a, 'k> {
         }
         let kind = resource.resource_type.as_deref().unwrap_or("");
         if USING.contains(&kind) {
+            self.using += 1;
             if self.index.can_resolve(&resource) {
                 self.slots[i] = Some(self.using_record(&resource));
             } else {
@@ -162,9 +184,26 @@ impl<'a, 'k> Builder<'a, 'k> {
                 "the provider attached an OperationOutcome: {}",
                 outcome_text(&resource)
             );
+            self.left_out.push(LeftOut {
+                source: Some(source_of(&resource)),
+                reason: detail.clone(),
+            });
             self.problems.push(Problem {
                 kind: ProblemKind::Skipped,
                 detail,
+            });
+        } else {
+            let reason = if kind.is_empty() {
+                "a resource without a resourceType".to_string()
+            } else {
+                format!(
+                    "{} {kind} resource is not medication evidence",
+                    article(kind)
+                )
+            };
+            self.left_out.push(LeftOut {
+                source: Some(source_of(&resource)),
+                reason,
             });
         }
     }
@@ -179,23 +218,35 @@ impl<'a, 'k> Builder<'a, 'k> {
         reader.using_record(resource)
     }
 
-    /// The records, in document order.
-    pub fn finish(mut self) -> ParsedDocument {
+    /// The records, in document order; a document made only of drug
+    /// resources that names no patient is refused as drug data.
+    pub fn finish(mut self) -> Result<ParsedDocument, ParseError> {
         for (i, resource) in std::mem::take(&mut self.deferred) {
             self.slots[i] = Some(self.using_record(&resource));
         }
-        // A Medication that no record uses still yields a record, so that
-        // its codes are not lost; a standalone MedicationKnowledge likewise
-        // (in a bundle it is reference data, not the patient's medication).
+        // A Medication that no record uses, and that the search did not
+        // merely include, still yields a record, so that its codes are not
+        // lost. Everything else no record uses is reference data (an
+        // included Medication, a MedicationKnowledge, a Substance): left out,
+        // with the reason.
         let mut drugs: Vec<_> = self.index.drugs.keys().copied().collect();
         drugs.sort_unstable();
+        let mut drug_data: Vec<(usize, String)> = Vec::new();
         for i in drugs {
             let Some(resource) = self.index.drugs.get(&i) else {
                 continue;
             };
+            if self.referenced[i] {
+                continue;
+            }
             let kind = resource.resource_type.as_deref().unwrap_or("");
-            let alone = kind == "MedicationKnowledge" && self.source.top_kind == kind;
-            if (kind == "Medication" && !self.referenced[i]) || alone {
+            match drug_data.iter_mut().find(|(_, k)| k == kind) {
+                Some((n, _)) => *n += 1,
+                None => drug_data.push((1, kind.to_string())),
+            }
+            let reason = if self.included[i] {
+                format!("an included {kind} (search.mode include) that no record references")
+            } else if kind == "Medication" {
                 let mut reader = Reader {
                     index: &self.index,
                     owner: resource,
@@ -203,7 +254,16 @@ impl<'a, 'k> Builder<'a, 'k> {
                     systems: &mut self.systems,
                 };
                 self.slots[i] = Some(reader.drug_record(resource));
-            }
+                continue;
+            } else {
+                format!(
+                    "a {kind} that no record references is drug reference data, not the patient's medication"
+                )
+            };
+            self.left_out.push(LeftOut {
+                source: Some(source_of(resource)),
+                reason,
+            });
         }
         // Excerpts are copied last, in one sweep: each is a large
         // allocation, and glibc consolidates its free lists before a large
@@ -245,6 +305,15 @@ impl<'a, 'k> Builder<'a, 'k> {
             .patient_ref
             .as_deref()
             .and_then(|r| self.index.normalize(r));
+        if self.using == 0 && !drug_data.is_empty() && patient_ref.is_none() {
+            let found: Vec<String> = drug_data
+                .iter()
+                .map(|(n, kind)| format!("{n} {kind}"))
+                .collect();
+            return Err(ParseError::DrugData {
+                found: found.join(", "),
+            });
+        }
         // The same patient may be named relatively and absolutely: compare
         // the normalized references.
         let mut patients: Vec<String> = patient_ref.iter().cloned().collect();
@@ -271,14 +340,35 @@ impl<'a, 'k> Builder<'a, 'k> {
                 ),
             });
         }
-        ParsedDocument {
+        Ok(ParsedDocument {
             format: self.source.format,
             records,
             problems,
-            left_out: Vec::new(),
-            unreadable: Vec::new(),
+            left_out: self.left_out,
+            unreadable: self.unreadable,
             patient_ref,
-        }
+        })
+    }
+}
+
+/// "a" or "an", as the resource type's first letter asks.
+fn article(kind: &str) -> &'static str {
+    if kind.starts_with(['A', 'E', 'I', 'O', 'U']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+/// A resource's type and id, for the lists of what was left out.
+fn source_of(resource: &Resource) -> SourceRef {
+    SourceRef {
+        kind: resource
+            .resource_type
+            .as_deref()
+            .unwrap_or("(no resourceType)")
+            .to_string(),
+        id: non_empty(resource.id.as_deref()).map(|id| id.trim().to_string()),
     }
 }
 

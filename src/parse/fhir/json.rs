@@ -15,7 +15,10 @@
 use super::extract::{self, Builder, Entry, Source};
 use super::model::{Resource, Str};
 use super::{MAX_BUNDLE_DEPTH, READ_TOP_LEVEL};
-use crate::parse::{DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind};
+use crate::parse::{
+    DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind, SourceRef,
+    UNREADABLE_EXCERPT_LIMIT, UnreadableRecord,
+};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -39,6 +42,22 @@ struct BundleEntry<'a> {
     /// Absent in transaction and batch responses.
     #[serde(borrow, default)]
     resource: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    search: Option<Search<'a>>,
+}
+
+/// A search result entry's `search`: why the server returned it.
+#[derive(Deserialize)]
+struct Search<'a> {
+    #[serde(borrow, default)]
+    mode: Option<Str<'a>>,
+}
+
+impl Search<'_> {
+    /// `search.mode` is `include`.
+    fn included(search: Option<&Search>) -> bool {
+        search.and_then(|s| s.mode.as_deref()).map(str::trim) == Some("include")
+    }
 }
 
 /// serde_json's default recursion limit, which it reports as a syntax error.
@@ -84,12 +103,12 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
     }
     let source = Source {
         format: DocFormat::FhirJson,
-        top_kind: kind,
     };
     if kind == "Bundle" {
         let mut builder = Builder::new(source, head.entry.len());
-        collect_bundle(body, head.entry, 0, &mut builder);
-        return Ok(builder.finish());
+        let mut ordinal = 0;
+        collect_bundle(body, head.entry, 0, &mut ordinal, &mut builder);
+        return builder.finish();
     }
     // A single resource: its whole text is the excerpt. It was already read
     // once as `Head`, so a failure here is a type error.
@@ -102,18 +121,23 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
     builder.push(Entry {
         full_url: None,
         excerpt: text.trim(),
+        included: false,
         resource,
     });
-    Ok(builder.finish())
+    builder.finish()
 }
 
 /// Reads each entry's resource; a nested Bundle (a batch-response carries
 /// searchset Bundles) contributes its own entries.
+///
+/// `ordinal` counts the entries read so far, nested ones included, so that
+/// an unreadable one can be named by its place.
 fn collect_bundle<'a>(
     doc: &'a [u8],
     raw_entries: Vec<BundleEntry<'a>>,
     depth: usize,
-    builder: &mut Builder<'a, '_>,
+    ordinal: &mut usize,
+    builder: &mut Builder<'a>,
 ) {
     for raw_entry in raw_entries {
         let Some(raw) = raw_entry.resource else {
@@ -123,7 +147,8 @@ fn collect_bundle<'a>(
         let resource: Resource = match serde_json::from_str(text) {
             Ok(resource) => resource,
             Err(e) => {
-                builder.problem(entry_problem(doc, text, &e));
+                builder.unreadable(unreadable_entry(doc, text, *ordinal, &e));
+                *ordinal += 1;
                 continue;
             }
         };
@@ -138,14 +163,19 @@ fn collect_bundle<'a>(
                 continue;
             }
             match serde_json::from_str::<Head>(text) {
-                Ok(inner) => collect_bundle(doc, inner.entry, depth + 1, builder),
-                Err(e) => builder.problem(entry_problem(doc, text, &e)),
+                Ok(inner) => collect_bundle(doc, inner.entry, depth + 1, ordinal, builder),
+                Err(e) => {
+                    builder.unreadable(unreadable_entry(doc, text, *ordinal, &e));
+                    *ordinal += 1;
+                }
             }
             continue;
         }
+        *ordinal += 1;
         builder.push(Entry {
             full_url: raw_entry.full_url,
             excerpt: text,
+            included: Search::included(raw_entry.search.as_ref()),
             resource,
         });
     }
@@ -176,7 +206,6 @@ pub(super) fn one_pass(body: &[u8]) -> Option<ParsedDocument> {
     // `top_kind` is only read by `finish`, and only a Bundle gets that far.
     let source = Source {
         format: DocFormat::FhirJson,
-        top_kind: "Bundle",
     };
     // Entries are streamed, so their number is unknown: guess it from the
     // size (a medication entry is rarely under 1 KB) rather than let the
@@ -190,15 +219,19 @@ pub(super) fn one_pass(body: &[u8]) -> Option<ParsedDocument> {
         })
         .ok()?;
     de.end().ok()?;
-    (kind.as_deref() == Some("Bundle")).then(|| builder.finish())
+    if kind.as_deref() != Some("Bundle") {
+        return None;
+    }
+    // A refusal (drug data only) is the two-pass reader's to make too.
+    builder.finish().ok()
 }
 
 /// The top-level object: `resourceType`, and `entry` streamed into the builder.
-struct BundleVisitor<'b, 'a, 'k> {
-    builder: &'b mut Builder<'a, 'k>,
+struct BundleVisitor<'b, 'a> {
+    builder: &'b mut Builder<'a>,
 }
 
-impl<'de, 'b, 'k> Visitor<'de> for BundleVisitor<'b, 'de, 'k> {
+impl<'de, 'b> Visitor<'de> for BundleVisitor<'b, 'de> {
     /// The top-level `resourceType`.
     type Value = Option<Str<'de>>;
 
@@ -231,11 +264,11 @@ impl<'de, 'b, 'k> Visitor<'de> for BundleVisitor<'b, 'de, 'k> {
 }
 
 /// A Bundle's `entry` array, each entry pushed to the builder as it is read.
-struct Entries<'b, 'a, 'k> {
-    builder: &'b mut Builder<'a, 'k>,
+struct Entries<'b, 'a> {
+    builder: &'b mut Builder<'a>,
 }
 
-impl<'de, 'b, 'k> DeserializeSeed<'de> for Entries<'b, 'de, 'k> {
+impl<'de, 'b> DeserializeSeed<'de> for Entries<'b, 'de> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -243,7 +276,7 @@ impl<'de, 'b, 'k> DeserializeSeed<'de> for Entries<'b, 'de, 'k> {
     }
 }
 
-impl<'de, 'b, 'k> Visitor<'de> for Entries<'b, 'de, 'k> {
+impl<'de, 'b> Visitor<'de> for Entries<'b, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -261,11 +294,11 @@ impl<'de, 'b, 'k> Visitor<'de> for Entries<'b, 'de, 'k> {
 /// One bundle entry: its resource is read typed and pushed to the builder
 /// from here, so that the (large) typed resource is not moved through an
 /// entry struct first.
-struct EntrySeed<'b, 'a, 'k> {
-    builder: &'b mut Builder<'a, 'k>,
+struct EntrySeed<'b, 'a> {
+    builder: &'b mut Builder<'a>,
 }
 
-impl<'de, 'b, 'k> DeserializeSeed<'de> for EntrySeed<'b, 'de, 'k> {
+impl<'de, 'b> DeserializeSeed<'de> for EntrySeed<'b, 'de> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -273,7 +306,7 @@ impl<'de, 'b, 'k> DeserializeSeed<'de> for EntrySeed<'b, 'de, 'k> {
     }
 }
 
-impl<'de, 'b, 'k> Visitor<'de> for EntrySeed<'b, 'de, 'k> {
+impl<'de, 'b> Visitor<'de> for EntrySeed<'b, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -283,12 +316,16 @@ impl<'de, 'b, 'k> Visitor<'de> for EntrySeed<'b, 'de, 'k> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut full_url: Option<Option<Str<'de>>> = None;
         let mut resource: Option<Option<Resource<'de>>> = None;
+        let mut search: Option<Option<Search<'de>>> = None;
         while let Some(key) = map.next_key::<Str<'de>>()? {
             match key.as_ref() {
                 "fullUrl" if full_url.is_none() => full_url = Some(map.next_value()?),
                 "resource" if resource.is_none() => resource = Some(map.next_value()?),
+                "search" if search.is_none() => search = Some(map.next_value()?),
                 // Duplicates are errors for the two-pass `BundleEntry` too.
-                "fullUrl" | "resource" => return Err(de::Error::custom("duplicate field")),
+                "fullUrl" | "resource" | "search" => {
+                    return Err(de::Error::custom("duplicate field"));
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -303,21 +340,129 @@ impl<'de, 'b, 'k> Visitor<'de> for EntrySeed<'b, 'de, 'k> {
         self.builder.push(Entry {
             full_url: full_url.flatten(),
             excerpt: "",
+            included: Search::included(search.flatten().as_ref()),
             resource,
         });
         Ok(())
     }
 }
 
-/// An entry whose JSON is well-formed but not the shape FHIR gives it.
-fn entry_problem(doc: &[u8], text: &str, e: &serde_json::Error) -> Problem {
+/// An entry whose JSON is well-formed but not the shape FHIR gives it (a
+/// field of another type, a duplicated key): named by its type and id as
+/// far as they can be read, with where it starts, what failed where, and
+/// its text.
+fn unreadable_entry(
+    doc: &[u8],
+    text: &str,
+    entry: usize,
+    e: &serde_json::Error,
+) -> UnreadableRecord {
     // `text` is a slice of `doc`, so its distance from the start of `doc` is
     // its offset (computed on addresses, never dereferenced).
     let base = (text.as_ptr() as usize).saturating_sub(doc.as_ptr() as usize);
-    let at = Position::of_offset(doc, base + offset_in(text.as_bytes(), e.line(), e.column()));
-    Problem {
-        kind: ProblemKind::Skipped,
-        detail: format!("a bundle entry could not be read at {at}: {e}"),
+    let failed_at =
+        Position::of_offset(doc, base + offset_in(text.as_bytes(), e.line(), e.column()));
+    // serde_json's message ends with its own (entry-relative) position.
+    let message = e.to_string();
+    let message = message
+        .rsplit_once(" at line ")
+        .map_or(message.as_str(), |(m, _)| m);
+    let (kind, id) = loose_ident(text);
+    UnreadableRecord {
+        source: kind.map(|kind| SourceRef { kind, id }),
+        at: Some(Position::of_offset(doc, base)),
+        entry: Some(entry),
+        reason: format!("{message} at {failed_at}"),
+        excerpt: cut(text, UNREADABLE_EXCERPT_LIMIT),
+    }
+}
+
+/// At most `limit` bytes of `text`, cut at a character boundary, with `…`
+/// when cut.
+fn cut(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_string();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// The `resourceType` and `id` of an entry that failed to read typed: the
+/// first string value of each, whatever else is wrong with the object
+/// (duplicate keys, values of other types).
+fn loose_ident(text: &str) -> (Option<String>, Option<String>) {
+    struct Ident(Option<String>, Option<String>);
+    impl<'de> Visitor<'de> for Ident {
+        type Value = Ident;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Ident, A::Error> {
+            while let Some(key) = map.next_key::<Str<'de>>()? {
+                let value = map.next_value::<LooseStr>()?.0;
+                match key.as_ref() {
+                    "resourceType" if self.0.is_none() => self.0 = value,
+                    "id" if self.1.is_none() => self.1 = value,
+                    _ => {}
+                }
+            }
+            Ok(self)
+        }
+    }
+    impl<'de> serde::Deserialize<'de> for Ident {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Ident, D::Error> {
+            d.deserialize_map(Ident(None, None))
+        }
+    }
+    match serde_json::from_str::<Ident>(text) {
+        Ok(Ident(kind, id)) => (kind, id),
+        Err(_) => (None, None),
+    }
+}
+
+/// Any JSON value; a string is kept (trimmed, when not blank).
+struct LooseStr(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for LooseStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<LooseStr, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LooseStr;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<LooseStr, E> {
+                let v = v.trim();
+                Ok(LooseStr((!v.is_empty()).then(|| v.to_string())))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<LooseStr, E> {
+                Ok(LooseStr(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<LooseStr, E> {
+                Ok(LooseStr(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<LooseStr, E> {
+                Ok(LooseStr(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<LooseStr, E> {
+                Ok(LooseStr(None))
+            }
+            fn visit_unit<E>(self) -> Result<LooseStr, E> {
+                Ok(LooseStr(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LooseStr, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(LooseStr(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LooseStr, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(LooseStr(None))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

@@ -11,7 +11,10 @@
 use super::extract::{self, Builder, Entry, Source};
 use super::model::Resource;
 use super::{MAX_BUNDLE_DEPTH, READ_TOP_LEVEL};
-use crate::parse::{DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind};
+use crate::parse::{
+    DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind, SourceRef,
+    UNREADABLE_EXCERPT_LIMIT, UnreadableRecord,
+};
 use roxmltree::{Document, Node};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -26,6 +29,10 @@ const XML_DEPTH_LIMIT: usize = 128;
 struct Pending<'t> {
     full_url: Option<&'t str>,
     excerpt: &'t str,
+    /// The entry's `search.mode` is `include`.
+    included: bool,
+    /// Where the resource element starts.
+    start: usize,
     value: Value,
 }
 
@@ -77,18 +84,19 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
         pending.push(Pending {
             full_url: None,
             excerpt: &text[root.range()],
+            included: false,
+            start: root.range().start,
             value: resource_value(root)?,
         });
     }
     let source = Source {
         format: DocFormat::FhirXml,
-        top_kind: kind,
     };
     let mut builder = Builder::new(source, pending.len());
     for problem in problems {
         builder.problem(problem);
     }
-    for item in &pending {
+    for (entry, item) in pending.iter().enumerate() {
         match Resource::deserialize(&item.value) {
             Ok(resource) => {
                 if kind != "Bundle" {
@@ -98,6 +106,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
                 builder.push(Entry {
                     full_url,
                     excerpt: item.excerpt,
+                    included: item.included,
                     resource,
                 });
             }
@@ -109,13 +118,52 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
                     message,
                 });
             }
-            Err(e) => builder.problem(Problem {
-                kind: ProblemKind::Skipped,
-                detail: format!("a bundle entry could not be read: {e}"),
-            }),
+            Err(e) => builder.unreadable(unreadable_entry(text, item, entry, &e)),
         }
     }
-    Ok(builder.finish())
+    builder.finish()
+}
+
+/// An entry whose elements are not the shape FHIR gives them (a repeated
+/// element where one is allowed, say): named by its type and id, with
+/// where it starts and its text.
+fn unreadable_entry(
+    text: &str,
+    item: &Pending,
+    entry: usize,
+    e: &serde_json::Error,
+) -> UnreadableRecord {
+    let field = |name: &str| {
+        item.value
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let mut excerpt = item.excerpt;
+    let cut = excerpt.len() > UNREADABLE_EXCERPT_LIMIT;
+    if cut {
+        let mut end = UNREADABLE_EXCERPT_LIMIT;
+        while !excerpt.is_char_boundary(end) {
+            end -= 1;
+        }
+        excerpt = &excerpt[..end];
+    }
+    UnreadableRecord {
+        source: field("resourceType").map(|kind| SourceRef {
+            kind,
+            id: field("id"),
+        }),
+        at: Some(Position::of_offset(text.as_bytes(), item.start)),
+        entry: Some(entry),
+        reason: e.to_string(),
+        excerpt: if cut {
+            format!("{excerpt}…")
+        } else {
+            excerpt.to_string()
+        },
+    }
 }
 
 fn xml_error(e: roxmltree::Error) -> ParseError {
@@ -165,10 +213,16 @@ fn collect_bundle<'t>(
             }
             continue;
         }
+        let included = fhir_children(entry, "search")
+            .flat_map(|s| fhir_children(s, "mode"))
+            .filter_map(|m| m.attribute("value"))
+            .any(|mode| mode.trim() == "include");
         let text = resource.document().input_text();
         out.push(Pending {
             full_url,
             excerpt: &text[resource.range()],
+            included,
+            start: resource.range().start,
             value: resource_value(resource)?,
         });
     }

@@ -42,10 +42,7 @@ pub struct Loaded {
 /// Reads an exception with its item, excerpt and decisions.
 pub fn load(s: &mut Store, id: i64) -> Result<Loaded, StoreError> {
     let (view, item) = s.exception(id)?;
-    let excerpt = match &item {
-        Some(i) => crate::excerpt::item_excerpt(s, i.id)?,
-        None => None,
-    };
+    let excerpt = crate::excerpt::exception_excerpt(s, id, item.as_ref().map(|i| i.id))?;
     let final_because = if view.state == "open" {
         None
     } else {
