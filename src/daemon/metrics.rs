@@ -223,3 +223,59 @@ impl Metrics {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+    use crate::import::ImportReport;
+    use crate::parse::DocFormat;
+    use crate::pull::PullReport;
+    use crate::store::ImportOutcome;
+
+    fn pulled(unreadable_records: usize) -> PullReport {
+        PullReport {
+            link: 1,
+            patient: "p".into(),
+            provider: "good".into(),
+            outcome: "imported".into(),
+            error: None,
+            retry_after_secs: None,
+            requests: 1,
+            redirects: 0,
+            refreshed: false,
+            import: Some(ImportReport {
+                patient: "p".into(),
+                source: "good".into(),
+                format: DocFormat::FhirJson,
+                sha256: "0".repeat(64),
+                records: 3,
+                outcome: ImportOutcome::Imported {
+                    sync_id: 1,
+                    document_id: 1,
+                    regimen_id: 1,
+                    version: 1,
+                    status: "needs_review".into(),
+                    items: 2,
+                    exceptions: Default::default(),
+                    skipped_count: unreadable_records,
+                    unreadable_records,
+                },
+                skipped: Vec::new(),
+                problems: Vec::new(),
+            }),
+        }
+    }
+
+    #[test]
+    fn unreadable_records_of_pulled_documents_are_counted_per_provider() {
+        let m = Metrics::new();
+        m.record_sync(&pulled(0), 0.01);
+        m.record_sync(&pulled(2), 0.01);
+        m.record_sync(&pulled(1), 0.01);
+        let text = m.render(&[], &[]).unwrap_or_default();
+        assert!(
+            text.contains("rxsync_unreadable_records_total{provider=\"good\"} 3"),
+            "{text}"
+        );
+    }
+}

@@ -199,6 +199,11 @@ fn the_daemon_pauses_a_failing_provider_serves_health_and_metrics_and_stops_on_s
         metrics.contains("rxsync_provider_pauses_total{provider=\"flaky\"} 1"),
         "{metrics}"
     );
+    // Every record of the good provider's document was read.
+    assert!(
+        metrics.contains("rxsync_unreadable_records_total{provider=\"good\"} 0"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("rxsync_sync_duration_seconds_count{provider=\"good\"} 1"),
         "{metrics}"
