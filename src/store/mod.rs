@@ -55,6 +55,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_accounts",
         include_str!("../../schemas/sqlite/0003_accounts.sql"),
     ),
+    (
+        "0004_pharm_classes",
+        include_str!("../../schemas/sqlite/0004_pharm_classes.sql"),
+    ),
 ];
 
 /// What went wrong in the store.
