@@ -450,7 +450,12 @@ mod tests {
             .iter()
             .map(|c| c.to_string())
             .collect();
-        let rows: Vec<(&str, &str, Result<Vec<String>, &str>)> = vec![
+        type Row = (
+            &'static str,
+            &'static str,
+            Result<Vec<String>, &'static str>,
+        );
+        let rows: Vec<Row> = vec![
             ("unset: the default list", "", Ok(defaults)),
             (
                 "set: replaces the default",

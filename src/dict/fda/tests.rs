@@ -500,6 +500,21 @@ fn the_full_2019_snapshot_loads_without_a_problem() {
     assert_eq!(products.len(), 128_241);
     assert_eq!(packages.len(), 243_960);
     assert_eq!(products.iter().filter(|p| p.excluded).count(), 31_654);
+    assert_eq!(
+        products.iter().filter(|p| !p.epc.is_empty()).count(),
+        54_590
+    );
+    // Every default class exclusion is spelled as the FDA spells a class.
+    let classes: std::collections::HashSet<&str> = products
+        .iter()
+        .flat_map(|p| p.epc.iter().map(String::as_str))
+        .collect();
+    for class in crate::config::DEFAULT_THERAPEUTIC_CLASS_EXCLUSIONS {
+        assert!(
+            classes.contains(class),
+            "{class} is no class of the snapshot"
+        );
+    }
 }
 
 #[test]
