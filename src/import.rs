@@ -253,7 +253,8 @@ pub fn commit(
 }
 
 /// The dictionary entries this document can need: every reading of every
-/// NDC code it carries, and every NDC a remembered mapping points to. Read
+/// NDC code it carries, and every NDC a remembered mapping points to, with
+/// the label of the snapshot they come from (flags name it). Read
 /// up front so that normalization stays pure and a database error surfaces
 /// here instead of being mistaken for an unknown code.
 fn dictionary_for(
@@ -261,7 +262,7 @@ fn dictionary_for(
     doc: &ParsedDocument,
     mappings: &normalize::CodeMappings,
 ) -> Result<MemoryDictionary, StoreError> {
-    let mut dict = MemoryDictionary::default();
+    let mut dict = MemoryDictionary::default().with_snapshot(store.dictionary_snapshot()?);
     for n in normalize::ndcs_to_look_up(doc, mappings) {
         if let Some(entry) = store.dict_entry(&n)? {
             dict.insert(entry);

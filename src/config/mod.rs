@@ -5,8 +5,11 @@
 //! happens only in `resolve`, which takes it as an argument, so the library
 //! itself never reads the process environment.
 
+mod exclusions;
 mod providers;
 mod review;
+
+pub use exclusions::DEFAULT_THERAPEUTIC_CLASS_EXCLUSIONS;
 
 pub use providers::{
     ClientAuth, DocumentLocation, FetchLimits, Oauth1Settings, Oauth2Settings, Provider,
@@ -83,6 +86,9 @@ pub struct RawImport {
     pub max_document_bytes: Option<u64>,
     /// Regimens with more items raise `too_many`.
     pub max_regimen_items: Option<usize>,
+    /// Established Pharmacologic Classes (`Vitamin D [EPC]`) that raise no
+    /// `therapeutic_duplicate`; replaces the default list.
+    pub therapeutic_class_exclusions: Option<Vec<String>>,
 }
 
 /// The configuration rxsync runs with.
@@ -93,6 +99,8 @@ pub struct Config {
     pub database_path: PathBuf,
     pub max_document_bytes: u64,
     pub max_regimen_items: usize,
+    /// `[import] therapeutic_class_exclusions`, else the default list.
+    pub therapeutic_class_exclusions: Vec<String>,
     /// The vault's key file (None: beside the database, `<database>.key`).
     pub key_file: Option<PathBuf>,
     pub providers: Vec<Provider>,
@@ -264,6 +272,13 @@ pub fn resolve(
             problem: "must be above 0".into(),
         });
     }
+    let therapeutic_class_exclusions = match raw.import.therapeutic_class_exclusions {
+        Some(list) => class_list(list, &origin)?,
+        None => DEFAULT_THERAPEUTIC_CLASS_EXCLUSIONS
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+    };
     let sync = resolve_sync(&raw.sync, &origin)?;
     let providers = providers::resolve_providers(
         raw.providers,
@@ -278,6 +293,7 @@ pub fn resolve(
         database_path,
         max_document_bytes,
         max_regimen_items,
+        therapeutic_class_exclusions,
         key_file: raw.vault.key_file.map(|f| base.join(f)),
         providers,
         sync,
@@ -290,8 +306,31 @@ impl Config {
     pub fn normalize_options(&self) -> crate::normalize::Options {
         crate::normalize::Options {
             max_regimen_items: self.max_regimen_items,
+            therapeutic_class_exclusions: self.therapeutic_class_exclusions.clone(),
         }
     }
+}
+
+/// The configured class exclusions, trimmed. Each must be an Established
+/// Pharmacologic Class as the FDA writes it (ending in `[EPC]`): any other
+/// text would match no class and exclude nothing, silently.
+fn class_list(list: Vec<String>, origin: &str) -> Result<Vec<String>, ConfigError> {
+    list.into_iter()
+        .map(|c| {
+            let c = c.trim();
+            if c.ends_with("[EPC]") {
+                Ok(c.to_string())
+            } else {
+                Err(ConfigError::Value {
+                    origin: origin.to_string(),
+                    key: "import.therapeutic_class_exclusions",
+                    problem: format!(
+                        "entry {c:?} is not an Established Pharmacologic Class as the FDA writes it (like \"Vitamin D [EPC]\")"
+                    ),
+                })
+            }
+        })
+        .collect()
 }
 
 fn resolve_sync(raw: &RawSync, origin: &str) -> Result<SyncSettings, ConfigError> {
@@ -400,6 +439,65 @@ mod tests {
         assert!(
             err.contains("RXSYNC_IMPORT_MAX_DOCUMENT_BYTES") && err.contains("lots"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn therapeutic_class_exclusions_default_replace_and_must_name_an_epc() {
+        let file = Path::new("/srv/rx/config.toml");
+        // (rule, [import] text, the list resolved or the error's text)
+        let defaults: Vec<String> = DEFAULT_THERAPEUTIC_CLASS_EXCLUSIONS
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        type Row = (
+            &'static str,
+            &'static str,
+            Result<Vec<String>, &'static str>,
+        );
+        let rows: Vec<Row> = vec![
+            ("unset: the default list", "", Ok(defaults)),
+            (
+                "set: replaces the default",
+                "therapeutic_class_exclusions = [\" Vitamin D [EPC] \"]",
+                Ok(vec!["Vitamin D [EPC]".to_string()]),
+            ),
+            (
+                "empty: nothing excluded",
+                "therapeutic_class_exclusions = []",
+                Ok(vec![]),
+            ),
+            (
+                "not an EPC",
+                "therapeutic_class_exclusions = [\"Vitamin D\"]",
+                Err("import.therapeutic_class_exclusions"),
+            ),
+        ];
+        for (rule, text, want) in rows {
+            let raw = parse(&format!("[import]\n{text}\n"), file).expect(rule);
+            let got = resolve(raw, Some(file), Path::new("/"), &no_env);
+            match (got, want) {
+                (Ok(c), Ok(list)) => {
+                    assert_eq!(c.therapeutic_class_exclusions, list, "rule: {rule}");
+                    assert_eq!(
+                        c.normalize_options().therapeutic_class_exclusions,
+                        list,
+                        "rule: {rule}"
+                    );
+                }
+                (Err(e), Err(needle)) => {
+                    let e = e.to_string();
+                    assert!(
+                        e.contains(needle) && e.contains("config.toml"),
+                        "rule: {rule}: {e}"
+                    );
+                }
+                (got, want) => panic!("rule: {rule}: got {got:?}, want {want:?}"),
+            }
+        }
+        assert_eq!(
+            crate::normalize::Options::default().therapeutic_class_exclusions,
+            DEFAULT_THERAPEUTIC_CLASS_EXCLUSIONS
         );
     }
 

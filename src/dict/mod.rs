@@ -46,6 +46,13 @@ pub struct Product {
     pub ingredients: Vec<Ingredient>,
     /// NDC_EXCLUDE_FLAG = E: listed in the file, excluded from the NDC Directory.
     pub excluded: bool,
+    /// The Established Pharmacologic Classes of the product: the `[EPC]`
+    /// entries of PHARM_CLASSES as the FDA writes them
+    /// (`HMG-CoA Reductase Inhibitor [EPC]`), in file order. The classes
+    /// belong to the product, not to one ingredient: a combination lists
+    /// the class of each of its ingredients. Empty when the file has no
+    /// PHARM_CLASSES column or the product has no EPC.
+    pub epc: Vec<String>,
 }
 
 impl Product {
@@ -138,12 +145,27 @@ pub trait DrugDictionary {
     /// Entries are shared, not copied: a regimen of thousands of items
     /// names a few hundred products.
     fn lookup(&self, ndc: &Ndc11) -> Option<Arc<DictEntry>>;
+
+    /// Which load of the directory the answers come from (see
+    /// `snapshot_label`), so that a flag resting on dictionary knowledge
+    /// (a therapeutic class) can say what it used. None: not recorded.
+    fn snapshot(&self) -> Option<&str> {
+        None
+    }
 }
 
-/// A dictionary held in memory: for tests and benchmarks.
+/// How a dictionary snapshot is named in flags: where it was loaded from
+/// and when (`dict_meta`'s `loaded_from` and `loaded_at`).
+pub fn snapshot_label(loaded_from: &str, loaded_at: &str) -> String {
+    format!("{loaded_from} loaded {loaded_at}")
+}
+
+/// A dictionary held in memory: the entries one import needs, and tests.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryDictionary {
     entries: HashMap<Ndc11, Arc<DictEntry>>,
+    /// The label of the snapshot the entries were read from (`snapshot_label`).
+    snapshot: Option<String>,
 }
 
 impl MemoryDictionary {
@@ -167,7 +189,16 @@ impl MemoryDictionary {
                 ))
             })
             .collect();
-        MemoryDictionary { entries }
+        MemoryDictionary {
+            entries,
+            snapshot: None,
+        }
+    }
+
+    /// Names the snapshot the entries come from (`snapshot_label`).
+    pub fn with_snapshot(mut self, label: Option<String>) -> MemoryDictionary {
+        self.snapshot = label;
+        self
     }
 
     /// Adds (or replaces) one entry.
@@ -189,6 +220,10 @@ impl MemoryDictionary {
 impl DrugDictionary for MemoryDictionary {
     fn lookup(&self, ndc: &Ndc11) -> Option<Arc<DictEntry>> {
         self.entries.get(ndc).cloned()
+    }
+
+    fn snapshot(&self) -> Option<&str> {
+        self.snapshot.as_deref()
     }
 }
 

@@ -1,15 +1,45 @@
 //! Clinical duplicates between items, strictest first (medication-notes.md):
 //! the same package NDC; the same product in another package; the same
 //! clinical drug (ingredients, strengths, dose form) from another labeler;
-//! and, as a warning, the same active ingredient at another strength or
-//! form by the same route. Each item is flagged once, at its strictest
-//! level, against the first earlier item it repeats. Linear in the number
-//! of items: one hash map per level, keys built once per item.
+//! and, as warnings, the same active ingredient at another strength or
+//! form by an overlapping route, then another active ingredient of the same
+//! FDA Established Pharmacologic Class by an overlapping route (unless the
+//! class is excluded: vitamins, vaccines… are taken together by design).
+//! Each item is flagged once, at its strictest level, against the first
+//! earlier item it repeats. Linear in the number of items: one hash map per
+//! level, keys built once per item; the class level keys its map by class
+//! and route, so it never scans a class's members.
 
 use super::{Flag, Item};
 use crate::dict::DictEntry;
 use crate::domain::{Code, CodeSystem, ExceptionKind, Ndc11};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+/// What the therapeutic-class level needs beyond the items: the classes it
+/// ignores and the dictionary snapshot its flags name (classes are
+/// dictionary knowledge, and change with the directory).
+#[derive(Debug, Clone)]
+pub struct ClassRule<'a> {
+    /// Excluded classes, lower-cased.
+    excluded: HashSet<String>,
+    /// `dict::snapshot_label` of the dictionary the classes come from.
+    snapshot: Option<&'a str>,
+}
+
+impl<'a> ClassRule<'a> {
+    /// `exclusions` as configured (`Options::therapeutic_class_exclusions`);
+    /// `snapshot` as `DrugDictionary::snapshot` gives it.
+    pub fn new(exclusions: &[String], snapshot: Option<&'a str>) -> ClassRule<'a> {
+        ClassRule {
+            excluded: exclusions.iter().map(|c| c.to_lowercase()).collect(),
+            snapshot,
+        }
+    }
+
+    fn counts(&self, class: &str) -> bool {
+        !self.excluded.contains(&class.to_lowercase())
+    }
+}
 
 /// What duplicate detection needs to know of an item: the normalizer's
 /// items, or a stored regimen's items in force (after a clinician maps one,
@@ -35,10 +65,28 @@ struct Keys {
     ingredients: Vec<String>,
     /// Codes of other systems, for items without an NDC.
     other_codes: Vec<String>,
+    /// The product's routes (`ORAL`; FDA lists several as `A; B`); empty
+    /// when unknown, and an unknown route overlaps every route.
+    routes: Vec<String>,
+    /// The product's Established Pharmacologic Classes that count.
+    classes: Vec<String>,
 }
 
-fn keys(item: &DupItem<'_>) -> Keys {
+fn keys(item: &DupItem<'_>, rule: &ClassRule<'_>) -> Keys {
+    let product = item.product.map(|e| &e.product);
     Keys {
+        routes: product
+            .map(|p| {
+                p.route
+                    .split(';')
+                    .map(|r| r.trim().to_uppercase())
+                    .filter(|r| !r.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        classes: product
+            .map(|p| p.epc.iter().filter(|c| rule.counts(c)).cloned().collect())
+            .unwrap_or_default(),
         ndc: item.ndc11.map(|n| n.as_str().to_string()),
         product: item.ndc11.map(|n| n.product_key().to_string()),
         clinical: item.product.map(|e| e.product.clinical_key()),
@@ -65,7 +113,13 @@ fn keys(item: &DupItem<'_>) -> Keys {
     }
 }
 
-pub(super) fn find(items: &[Item]) -> Vec<Flag> {
+/// Whether two items can be taken the same way: a route in common, or a
+/// route unknown. Oral and topical lisinopril are no duplicate.
+fn routes_overlap(a: &[String], b: &[String]) -> bool {
+    a.is_empty() || b.is_empty() || a.iter().any(|r| b.contains(r))
+}
+
+pub(super) fn find(items: &[Item], rule: &ClassRule<'_>) -> Vec<Flag> {
     let items: Vec<DupItem<'_>> = items
         .iter()
         .enumerate()
@@ -77,17 +131,18 @@ pub(super) fn find(items: &[Item]) -> Vec<Flag> {
             codes: &item.codes,
         })
         .collect();
-    find_among(&items)
+    find_among(&items, rule)
 }
 
 /// Duplicate flags among `items`, in order (indexes into `items`).
-pub fn find_among(items: &[DupItem<'_>]) -> Vec<Flag> {
-    let keys: Vec<Keys> = items.iter().map(keys).collect();
+pub fn find_among(items: &[DupItem<'_>], rule: &ClassRule<'_>) -> Vec<Flag> {
+    let keys: Vec<Keys> = items.iter().map(|i| keys(i, rule)).collect();
     let mut by_ndc: HashMap<&str, usize> = HashMap::new();
     let mut by_product: HashMap<&str, usize> = HashMap::new();
     let mut by_clinical: HashMap<&str, usize> = HashMap::new();
     let mut by_ingredient: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut by_code: HashMap<&str, usize> = HashMap::new();
+    let mut by_class = ClassIndex::default();
     let mut flags = Vec::new();
 
     for (i, (item, k)) in items.iter().zip(&keys).enumerate() {
@@ -156,17 +211,10 @@ pub fn find_among(items: &[DupItem<'_>]) -> Vec<Flag> {
             ))
         } else if let Some(entry) = &item.product {
             let p = &entry.product;
-            let same_route = |j: &&usize| {
-                let q = items[**j]
-                    .product
-                    .as_ref()
-                    .map(|e| e.product.route.as_str())
-                    .unwrap_or("");
-                q.is_empty() || p.route.is_empty() || q == p.route
-            };
+            let same_route = |j: &&usize| routes_overlap(&keys[**j].routes, &k.routes);
             // Any shared active ingredient by the same route: lisinopril
             // 10 mg and 40 mg, or amlodipine alone and in a combination.
-            k.ingredients
+            let same_ingredient = k.ingredients
                 .iter()
                 .find_map(|name| {
                     let j = by_ingredient.get(name.as_str())?.iter().find(same_route).copied()?;
@@ -187,7 +235,26 @@ pub fn find_among(items: &[DupItem<'_>]) -> Vec<Flag> {
                             q.map(|q| q.dosage_form.as_str()).unwrap_or_default()
                         ),
                     )
-                })
+                });
+            // Else another ingredient of the same class by the same route:
+            // two statins, or an ACE inhibitor and a combination holding
+            // one. Reaching here, no earlier item by an overlapping route
+            // shares an ingredient with this one, so the two differ in
+            // every active ingredient.
+            same_ingredient.or_else(|| {
+                let (j, shared) = by_class.earliest(&k.classes, &k.routes)?;
+                Some((
+                    ExceptionKind::TherapeuticDuplicate,
+                    j,
+                    format!(
+                        "both {} ({}, {}); dictionary snapshot {}",
+                        shared.join(" and "),
+                        short_label(&items[j]),
+                        short_label(item),
+                        rule.snapshot.unwrap_or("not recorded")
+                    ),
+                ))
+            })
         } else {
             None
         };
@@ -210,6 +277,7 @@ pub fn find_among(items: &[DupItem<'_>]) -> Vec<Flag> {
                 earlier.push(i);
             }
         }
+        by_class.add(i, &k.classes, &k.routes);
         if let Some((kind, j, detail)) = flag {
             flags.push(Flag {
                 kind,
@@ -221,4 +289,65 @@ pub fn find_among(items: &[DupItem<'_>]) -> Vec<Flag> {
         }
     }
     flags
+}
+
+/// `item 3 Zocor`: an item as a class flag names it.
+fn short_label(item: &DupItem<'_>) -> String {
+    format!("item {} {}", item.position, item.name.unwrap_or("unnamed"))
+}
+
+/// The first item of each class by each route, so that the class level
+/// finds an earlier item sharing a class and a route in one look-up per
+/// (class, route) of the item, however many items the class holds.
+#[derive(Default)]
+struct ClassIndex<'k> {
+    /// (class, route) → the first item of the class taken by that route.
+    by_route: HashMap<(&'k str, &'k str), usize>,
+    /// class → the first item of the class whose route is unknown.
+    unrouted: HashMap<&'k str, usize>,
+    /// class → the first item of the class (for an item whose route is unknown).
+    any: HashMap<&'k str, usize>,
+}
+
+impl<'k> ClassIndex<'k> {
+    fn add(&mut self, i: usize, classes: &'k [String], routes: &'k [String]) {
+        for class in classes {
+            self.any.entry(class).or_insert(i);
+            if routes.is_empty() {
+                self.unrouted.entry(class).or_insert(i);
+            }
+            for route in routes {
+                self.by_route.entry((class, route)).or_insert(i);
+            }
+        }
+    }
+
+    /// The earliest item sharing a class with an item of these classes and
+    /// routes, and every class they share (in the item's order).
+    fn earliest<'c>(
+        &self,
+        classes: &'c [String],
+        routes: &[String],
+    ) -> Option<(usize, Vec<&'c str>)> {
+        let first = |class: &str| -> Option<usize> {
+            if routes.is_empty() {
+                return self.any.get(class).copied();
+            }
+            let routed = routes
+                .iter()
+                .filter_map(|r| self.by_route.get(&(class, r.as_str())).copied());
+            routed.chain(self.unrouted.get(class).copied()).min()
+        };
+        let found: Vec<(usize, &str)> = classes
+            .iter()
+            .filter_map(|c| first(c).map(|j| (j, c.as_str())))
+            .collect();
+        let j = found.iter().map(|(j, _)| *j).min()?;
+        let shared = found
+            .into_iter()
+            .filter(|(at, _)| *at == j)
+            .map(|(_, c)| c)
+            .collect();
+        Some((j, shared))
+    }
 }

@@ -13,7 +13,7 @@ mod duplicates;
 mod fold;
 mod resolve;
 
-pub use duplicates::{DupItem, find_among as find_duplicates};
+pub use duplicates::{ClassRule, DupItem, find_among as find_duplicates};
 pub use resolve::ndcs_to_look_up;
 
 use crate::dict::{DictEntry, DrugDictionary};
@@ -133,6 +133,9 @@ pub fn decision_keys(
 pub struct Options {
     /// More items than this raise `too_many`.
     pub max_regimen_items: usize,
+    /// Established Pharmacologic Classes (`Vitamin D [EPC]`) whose sharing
+    /// raises no `therapeutic_duplicate` (compared without regard to case).
+    pub therapeutic_class_exclusions: Vec<String>,
 }
 
 impl Default for Options {
@@ -140,6 +143,10 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             max_regimen_items: crate::config::DEFAULT_MAX_REGIMEN_ITEMS,
+            therapeutic_class_exclusions: crate::config::DEFAULT_THERAPEUTIC_CLASS_EXCLUSIONS
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
         }
     }
 }
@@ -298,7 +305,10 @@ pub fn normalize(
     let entered_in_error = skipped.len();
     let (items, item_flags) = fold::fold(kept);
     let mut flags = item_flags;
-    flags.extend(duplicates::find(&items));
+    flags.extend(duplicates::find(
+        &items,
+        &ClassRule::new(&options.therapeutic_class_exclusions, dict.snapshot()),
+    ));
     // A record that could not be read is never dropped: it is named, with
     // an exception of its own, so the regimen cannot be approved without a
     // clinician seeing it.

@@ -34,6 +34,7 @@ fn product(
             })
             .collect(),
         excluded: false,
+        epc: Vec::new(),
     }
 }
 
@@ -1010,7 +1011,9 @@ fn an_unreadable_record_is_an_exception_and_a_skipped_entry() {
 
 #[test]
 fn none_shared_says_what_the_document_held() {
-    let rows: &[(&[(&str, &str)], usize, &str)] = &[
+    // (resources left out as (type, id), entered-in-error records, what the detail says)
+    type Row<'a> = (&'a [(&'a str, &'a str)], usize, &'a str);
+    let rows: &[Row] = &[
         (
             &[],
             0,
@@ -1114,4 +1117,417 @@ fn everything_left_out_is_listed_as_skipped_with_its_reason() {
         ]
     );
     assert!(!r.flags.iter().any(|f| f.kind == ExceptionKind::NoneShared));
+}
+
+/// Real FDA products (NDC directory snapshot of 2019-04-29) with their
+/// Established Pharmacologic Classes as its PHARM_CLASSES column gives them.
+fn class_dictionary() -> MemoryDictionary {
+    const STATIN: &str = "HMG-CoA Reductase Inhibitor [EPC]";
+    const ACE: &str = "Angiotensin Converting Enzyme Inhibitor [EPC]";
+    const DHP: &str = "Dihydropyridine Calcium Channel Blocker [EPC]";
+    const NSAID: &str = "Nonsteroidal Anti-inflammatory Drug [EPC]";
+    const VITAMIN_D: &str = "Vitamin D [EPC]";
+    // (id, PRODUCTNDC, name, ingredients, form, route, classes)
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+    );
+    let rows: &[Row] = &[
+        (
+            "C1",
+            "0071-0155",
+            "Lipitor",
+            &[("ATORVASTATIN CALCIUM TRIHYDRATE", "10")],
+            "TABLET, FILM COATED",
+            "ORAL",
+            &[STATIN],
+        ),
+        (
+            "C2",
+            "0006-0735",
+            "Zocor",
+            &[("SIMVASTATIN", "10")],
+            "TABLET, FILM COATED",
+            "ORAL",
+            &[STATIN],
+        ),
+        (
+            "C3",
+            "0006-0106",
+            "Prinivil",
+            &[("LISINOPRIL", "10")],
+            "TABLET",
+            "ORAL",
+            &[ACE],
+        ),
+        (
+            "C4",
+            "0093-0026",
+            "Enalapril Maleate",
+            &[("ENALAPRIL MALEATE", "2.5")],
+            "TABLET",
+            "ORAL",
+            &[ACE],
+        ),
+        (
+            "C5",
+            "0078-0364",
+            "Lotrel",
+            &[
+                ("AMLODIPINE BESYLATE", "10"),
+                ("BENAZEPRIL HYDROCHLORIDE", "20"),
+            ],
+            "CAPSULE",
+            "ORAL",
+            &[DHP, ACE],
+        ),
+        (
+            "C6",
+            "0069-2600",
+            "Procardia",
+            &[("NIFEDIPINE", "10")],
+            "CAPSULE",
+            "ORAL",
+            &[DHP],
+        ),
+        (
+            "C7",
+            "59088-090",
+            "DermacinRx PureFolix",
+            &[("FOLIC ACID", "1"), ("VITAMIN D", "125")],
+            "TABLET",
+            "ORAL",
+            &[VITAMIN_D],
+        ),
+        (
+            "C8",
+            "52796-172",
+            "Floriva",
+            &[("CHOLECALCIFEROL", "400"), ("SODIUM FLUORIDE", ".25")],
+            "LIQUID",
+            "ORAL",
+            &[VITAMIN_D],
+        ),
+        (
+            "C9",
+            "35356-187",
+            "Voltaren",
+            &[("DICLOFENAC SODIUM", "10")],
+            "GEL",
+            "TOPICAL",
+            &[NSAID],
+        ),
+        (
+            "C10",
+            "0904-5855",
+            "Ibuprofen",
+            &[("IBUPROFEN", "800")],
+            "TABLET, FILM COATED",
+            "ORAL",
+            &[NSAID],
+        ),
+        (
+            "C11",
+            "0338-0069",
+            "Ketorolac Tromethamine",
+            &[("KETOROLAC TROMETHAMINE", "15")],
+            "INJECTION, SOLUTION",
+            "INTRAMUSCULAR; INTRAVENOUS",
+            &[NSAID, "Cyclooxygenase Inhibitor [EPC]"],
+        ),
+        (
+            "C12",
+            "66220-287",
+            "Caldolor",
+            &[("IBUPROFEN", "800")],
+            "INJECTION",
+            "INTRAVENOUS",
+            &[NSAID],
+        ),
+        (
+            "C13",
+            "0006-0207",
+            "Prinivil",
+            &[("LISINOPRIL", "20")],
+            "TABLET",
+            "ORAL",
+            &[ACE],
+        ),
+    ];
+    let products: Vec<Product> = rows
+        .iter()
+        .map(
+            |(id, ndc, name, ingredients, form, route, classes)| Product {
+                epc: classes.iter().map(|c| c.to_string()).collect(),
+                ..product(id, ndc, name, "FDA", ingredients, form, route)
+            },
+        )
+        .collect();
+    let packages: Vec<Package> = [
+        ("C1", "0071-0155-23"),
+        ("C2", "0006-0735-54"),
+        ("C3", "0006-0106-54"),
+        ("C4", "0093-0026-01"),
+        ("C5", "0078-0364-05"),
+        ("C6", "0069-2600-66"),
+        ("C7", "59088-090-54"),
+        ("C8", "52796-172-50"),
+        ("C9", "35356-187-00"),
+        ("C10", "0904-5855-40"),
+        ("C11", "0338-0069-10"),
+        ("C12", "66220-287-08"),
+        ("C13", "0006-0207-54"),
+    ]
+    .iter()
+    .map(|(id, ndc)| package(id, ndc))
+    .collect();
+    MemoryDictionary::new(&products, &packages)
+        .with_snapshot(Some("fda-2019 loaded 2026-12-06T01:00:00.000Z".to_string()))
+}
+
+/// Normalizes one record per NDC (named after it) against `class_dictionary`.
+fn run_classes(ndcs: &[&str], exclusions: Option<Vec<String>>) -> Regimen {
+    let records = ndcs
+        .iter()
+        .enumerate()
+        .map(|(i, ndc)| rec("Medication", &i.to_string(), ndc, &[("NDC", ndc)]))
+        .collect();
+    let doc = ParsedDocument {
+        format: DocFormat::Ccr,
+        records,
+        problems: Vec::new(),
+        left_out: Vec::new(),
+        unreadable: Vec::new(),
+        patient_ref: None,
+    };
+    let defaults = Options::default();
+    let options = Options {
+        therapeutic_class_exclusions: exclusions
+            .unwrap_or(defaults.therapeutic_class_exclusions.clone()),
+        ..defaults
+    };
+    normalize(&doc, &class_dictionary(), &CodeMappings::new(), &options)
+}
+
+#[test]
+fn another_ingredient_of_the_same_class_by_an_overlapping_route_is_a_therapeutic_duplicate() {
+    // (rule, NDCs in document order, expected flags: (item, related, detail))
+    type Row = (
+        &'static str,
+        &'static [&'static str],
+        &'static [(usize, usize, &'static str)],
+    );
+    let rows: &[Row] = &[
+        (
+            "two statins",
+            &["0071-0155-23", "0006-0735-54"],
+            &[(
+                1,
+                0,
+                "both HMG-CoA Reductase Inhibitor [EPC] (item 1 0071-0155-23, item 2 0006-0735-54); dictionary snapshot fda-2019 loaded 2026-12-06T01:00:00.000Z",
+            )],
+        ),
+        (
+            "two ACE inhibitors",
+            &["0006-0106-54", "0093-0026-01"],
+            &[(
+                1,
+                0,
+                "both Angiotensin Converting Enzyme Inhibitor [EPC] (item 1 0006-0106-54, item 2 0093-0026-01)",
+            )],
+        ),
+        (
+            "a combination counts through its second ingredient's class",
+            &["0006-0106-54", "0078-0364-05"],
+            &[(1, 0, "both Angiotensin Converting Enzyme Inhibitor [EPC]")],
+        ),
+        (
+            "a combination counts through its first ingredient's class",
+            &["0078-0364-05", "0069-2600-66"],
+            &[(
+                1,
+                0,
+                "both Dihydropyridine Calcium Channel Blocker [EPC] (item 1 0078-0364-05, item 2 0069-2600-66)",
+            )],
+        ),
+        (
+            "a combination meeting two items is flagged once, against the first",
+            &["0006-0106-54", "0069-2600-66", "0078-0364-05"],
+            &[(
+                2,
+                0,
+                "both Angiotensin Converting Enzyme Inhibitor [EPC] (item 1 0006-0106-54, item 3 0078-0364-05)",
+            )],
+        ),
+        (
+            "routes that overlap (IM; IV and IV)",
+            &["0338-0069-10", "66220-287-08"],
+            &[(1, 0, "both Nonsteroidal Anti-inflammatory Drug [EPC] (")],
+        ),
+        (
+            "topical and oral are no duplicate",
+            &["35356-187-00", "0904-5855-40"],
+            &[],
+        ),
+        ("different classes", &["0006-0735-54", "0006-0106-54"], &[]),
+        (
+            "two vitamins of an excluded class",
+            &["59088-090-54", "52796-172-50"],
+            &[],
+        ),
+        (
+            "a stricter level wins: same ingredient is not flagged again by class",
+            &["0006-0106-54", "0006-0207-54"],
+            &[(1, 0, "same active ingredient (lisinopril)")],
+        ),
+    ];
+    for (rule, ndcs, want) in rows {
+        let r = run_classes(ndcs, None);
+        assert_eq!(r.items.len(), ndcs.len(), "rule: {rule}: nothing folds");
+        let got: Vec<(Option<usize>, Option<usize>, ExceptionKind)> = r
+            .flags
+            .iter()
+            .map(|f| (f.item, f.related, f.kind))
+            .collect();
+        let expected: Vec<(Option<usize>, Option<usize>, ExceptionKind)> = want
+            .iter()
+            .map(|(i, j, _)| (Some(*i), Some(*j), ExceptionKind::TherapeuticDuplicate))
+            .collect();
+        assert_eq!(got, expected, "rule: {rule}: {:?}", r.flags);
+        for (flag, (_, _, needle)) in r.flags.iter().zip(want.iter()) {
+            assert!(
+                flag.detail.contains(needle),
+                "rule: {rule}: {:?}",
+                flag.detail
+            );
+        }
+    }
+}
+
+#[test]
+fn class_exclusions_are_configured_and_compared_without_regard_to_case() {
+    let vitamins = ["59088-090-54", "52796-172-50"];
+    // (rule, configured exclusions, flagged?)
+    let rows: &[(&str, Vec<String>, bool)] = &[
+        (
+            "the default list excludes vitamin D",
+            Options::default().therapeutic_class_exclusions,
+            false,
+        ),
+        ("an empty list excludes nothing", Vec::new(), true),
+        (
+            "another spelling of case",
+            vec!["VITAMIN D [epc]".to_string()],
+            false,
+        ),
+        (
+            "a list without the class",
+            vec!["Vitamin K [EPC]".to_string()],
+            true,
+        ),
+    ];
+    for (rule, exclusions, flagged) in rows {
+        let r = run_classes(&vitamins, Some(exclusions.clone()));
+        let got: Vec<ExceptionKind> = r.flags.iter().map(|f| f.kind).collect();
+        let want = if *flagged {
+            vec![ExceptionKind::TherapeuticDuplicate]
+        } else {
+            vec![]
+        };
+        assert_eq!(got, want, "rule: {rule}");
+        if *flagged {
+            assert!(
+                r.flags[0].detail.starts_with("both Vitamin D [EPC]"),
+                "rule: {rule}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_class_flag_says_when_the_dictionary_recorded_no_snapshot() {
+    let mut dict = MemoryDictionary::default();
+    for ndc in ["0071-0155-23", "0006-0735-54"] {
+        let n = crate::domain::ndc::parse(ndc).map(|p| p.reading);
+        let Ok(crate::domain::NdcReading::Exact(n)) = n else {
+            panic!("{ndc}")
+        };
+        let entry = class_dictionary()
+            .lookup(&n)
+            .expect("in the class dictionary");
+        dict.insert((*entry).clone());
+    }
+    let flags = duplicates::find(
+        &run_classes(&["0071-0155-23", "0006-0735-54"], None).items,
+        &ClassRule::new(&[], dict.snapshot()),
+    );
+    assert_eq!(flags.len(), 1);
+    assert!(
+        flags[0]
+            .detail
+            .ends_with("dictionary snapshot not recorded"),
+        "{}",
+        flags[0].detail
+    );
+}
+
+#[test]
+fn class_detection_is_linear_in_items_of_one_class() {
+    // 20,000 items of one class, each by a route of its own: a pass that
+    // scanned the class's earlier members would compare 200 million pairs.
+    let n = 20_000u32;
+    let products: Vec<Product> = (0..n)
+        .map(|i| {
+            let ingredient = format!("STATIN {i}");
+            Product {
+                epc: vec!["HMG-CoA Reductase Inhibitor [EPC]".to_string()],
+                ..product(
+                    &format!("S{i}"),
+                    &format!("5{:04}-{:04}", i % 10_000, 1 + i / 10_000),
+                    "Statin",
+                    "FDA",
+                    &[(ingredient.as_str(), "10")],
+                    "TABLET",
+                    &format!("ROUTE {i}"),
+                )
+            }
+        })
+        .collect();
+    let packages: Vec<Package> = (0..n)
+        .map(|i| {
+            package(
+                &format!("S{i}"),
+                &format!("5{:04}-{:04}-11", i % 10_000, 1 + i / 10_000),
+            )
+        })
+        .collect();
+    let dict = MemoryDictionary::new(&products, &packages);
+    let records = (0..n)
+        .map(|i| {
+            let ndc = format!("5{:04}-{:04}-11", i % 10_000, 1 + i / 10_000);
+            rec("Medication", &i.to_string(), "Statin", &[("NDC", &ndc)])
+        })
+        .collect();
+    let doc = ParsedDocument {
+        format: DocFormat::Ccr,
+        records,
+        problems: Vec::new(),
+        left_out: Vec::new(),
+        unreadable: Vec::new(),
+        patient_ref: None,
+    };
+    let options = Options {
+        max_regimen_items: 100_000,
+        ..Options::default()
+    };
+    let started = std::time::Instant::now();
+    let r = normalize(&doc, &dict, &CodeMappings::new(), &options);
+    assert_eq!(r.items.len(), n as usize);
+    assert!(r.flags.is_empty(), "{} flags", r.flags.len());
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }

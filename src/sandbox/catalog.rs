@@ -1,7 +1,9 @@
 //! The drugs the sandbox hands out: oral tablets and capsules of the sample
 //! FDA dictionary (samples/ndc/, embedded), chosen so that no two share an
-//! active ingredient. Any subset is then a regimen without duplicates, and
-//! every NDC maps through the sample dictionary the demo loads.
+//! active ingredient or an Established Pharmacologic Class (one the default
+//! `therapeutic_class_exclusions` does not exclude). Any subset is then a
+//! regimen without duplicates, and every NDC maps through the sample
+//! dictionary the demo loads.
 //!
 //! Built once, on first use, by the same reader `rxsync dict import` uses.
 
@@ -60,7 +62,9 @@ fn build() -> Vec<Drug> {
     else {
         return Vec::new();
     };
+    let excluded = crate::config::DEFAULT_THERAPEUTIC_CLASS_EXCLUSIONS;
     let mut used_ingredients: Vec<String> = Vec::new();
+    let mut used_classes: Vec<&str> = Vec::new();
     let mut drugs = Vec::new();
     for product in products.iter().filter(|p| suitable(p)) {
         let names: Vec<String> = product
@@ -68,7 +72,15 @@ fn build() -> Vec<Drug> {
             .iter()
             .map(|i| i.name.to_lowercase())
             .collect();
-        if names.iter().any(|n| used_ingredients.contains(n)) {
+        let classes: Vec<&str> = product
+            .epc
+            .iter()
+            .map(String::as_str)
+            .filter(|c| !excluded.contains(c))
+            .collect();
+        if names.iter().any(|n| used_ingredients.contains(n))
+            || classes.iter().any(|c| used_classes.contains(c))
+        {
             continue;
         }
         let Some(package) = packages
@@ -78,6 +90,7 @@ fn build() -> Vec<Drug> {
             continue;
         };
         used_ingredients.extend(names);
+        used_classes.extend(classes);
         let form = title_case(&product.dosage_form);
         let unit = if product.dosage_form.contains("CAPSULE") {
             "capsule"
@@ -172,13 +185,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_catalog_is_large_enough_and_shares_no_ingredient() {
+    fn the_catalog_is_large_enough_and_shares_no_ingredient_nor_class() {
         let drugs = catalog();
         assert!(drugs.len() >= 30, "only {} drugs", drugs.len());
         let mut seen = std::collections::HashSet::new();
         for drug in drugs {
             for (substance, _, _) in &drug.strengths {
                 assert!(seen.insert(substance.clone()), "{substance} twice");
+            }
+        }
+        let (Ok((products, _)), Ok((packages, _))) =
+            (read_products(PRODUCTS), read_packages(PACKAGES))
+        else {
+            panic!("the embedded sample reads");
+        };
+        let mut classes = std::collections::HashSet::new();
+        for drug in drugs {
+            let package = packages.iter().find(|k| k.ndc11 == drug.ndc11);
+            let product = package
+                .and_then(|k| products.iter().find(|p| p.product_id == k.product_id))
+                .expect("every drug is in the sample");
+            for class in &product.epc {
+                if !crate::config::DEFAULT_THERAPEUTIC_CLASS_EXCLUSIONS.contains(&class.as_str()) {
+                    assert!(classes.insert(class.clone()), "{class} twice");
+                }
             }
         }
     }

@@ -40,8 +40,8 @@ impl Store {
         {
             let mut ins = tx.prepare(
                 "INSERT OR REPLACE INTO dict_products (product_id, product_ndc, product_type, proprietary_name,
-                 nonproprietary_name, dosage_form, route, labeler, ingredients, excluded)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 nonproprietary_name, dosage_form, route, labeler, ingredients, excluded, epc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             for p in products {
                 let ingredients: Vec<IngredientJson> = p
@@ -63,7 +63,8 @@ impl Store {
                     p.route,
                     p.labeler,
                     serde_json::to_string(&ingredients).unwrap_or_else(|_| "[]".into()),
-                    p.excluded
+                    p.excluded,
+                    serde_json::to_string(&p.epc).unwrap_or_else(|_| "[]".into())
                 ])?;
             }
             // A package whose product is missing from product.txt cannot be
@@ -127,6 +128,22 @@ impl Store {
         })
     }
 
+    /// The label of the dictionary's snapshot (`dict::snapshot_label`):
+    /// where it was loaded from and when; None before any load. One row,
+    /// so an import can ask it each time.
+    pub fn dictionary_snapshot(&self) -> Result<Option<String>, StoreError> {
+        Store::snapshot_in(&self.conn)
+    }
+
+    pub(super) fn snapshot_in(conn: &rusqlite::Connection) -> Result<Option<String>, StoreError> {
+        let mut stmt =
+            conn.prepare_cached("SELECT loaded_from, loaded_at FROM dict_meta WHERE id = 1")?;
+        let meta: Option<(String, String)> = stmt
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(meta.map(|(from, at)| crate::dict::snapshot_label(&from, &at)))
+    }
+
     /// The dictionary entry of an NDC-11 (excluded products included).
     pub fn dict_entry(&self, ndc: &Ndc11) -> Result<Option<DictEntry>, StoreError> {
         Store::entry_in(&self.conn, ndc)
@@ -161,7 +178,7 @@ impl Store {
 
 const SELECT_ENTRY: &str = "SELECT k.ndc11, k.package_ndc, k.product_id, k.description,
     p.product_ndc, p.product_type, p.proprietary_name, p.nonproprietary_name, p.dosage_form, p.route,
-    p.labeler, p.ingredients, p.excluded
+    p.labeler, p.ingredients, p.excluded, p.epc
     FROM dict_packages k JOIN dict_products p ON p.product_id = k.product_id";
 
 fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<DictEntry> {
@@ -172,6 +189,10 @@ fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<DictEntry> {
     let ingredients: String = r.get(11)?;
     let ingredients: Vec<IngredientJson> = serde_json::from_str(&ingredients).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    let epc: String = r.get(13)?;
+    let epc: Vec<String> = serde_json::from_str(&epc).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(13, rusqlite::types::Type::Text, Box::new(e))
     })?;
     let product_id: String = r.get(2)?;
     Ok(DictEntry {
@@ -199,6 +220,7 @@ fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<DictEntry> {
                 })
                 .collect(),
             excluded: r.get(12)?,
+            epc,
         },
     })
 }

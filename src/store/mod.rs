@@ -56,8 +56,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../schemas/sqlite/0003_accounts.sql"),
     ),
     (
-        "0007_unreadable_records",
-        include_str!("../../schemas/sqlite/0007_unreadable_records.sql"),
+        "0004_pharm_classes",
+        include_str!("../../schemas/sqlite/0004_pharm_classes.sql"),
+    ),
+    (
+        "0005_unreadable_records",
+        include_str!("../../schemas/sqlite/0005_unreadable_records.sql"),
     ),
 ];
 

@@ -9,7 +9,7 @@ use super::regimens::ItemView;
 use super::{Store, StoreError, now};
 use crate::domain::{Action, Code, ExceptionKind, ExceptionState, Ndc11};
 use crate::normalize::Stated;
-use crate::normalize::{DupItem, decision_keys, find_duplicates};
+use crate::normalize::{ClassRule, DupItem, Options, decision_keys, find_duplicates};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -589,6 +589,12 @@ fn recheck_duplicates(tx: &Connection, item_id: i64, at: &str) -> Result<Vec<i64
         // A removed item's NDC changes no regimen in force.
         return Ok(Vec::new());
     };
+    // The store has no configuration at hand, so the class level runs with
+    // the default `[import] therapeutic_class_exclusions`: the same list an
+    // import uses unless the operator configured another.
+    let exclusions = Options::default().therapeutic_class_exclusions;
+    let snapshot = Store::snapshot_in(tx)?;
+    let rule = ClassRule::new(&exclusions, snapshot.as_deref());
     let mut opened = Vec::new();
     let mut exists = tx.prepare_cached(
         "SELECT EXISTS(SELECT 1 FROM exceptions WHERE state = 'open' AND kind = ?1 AND item_id IS ?2
@@ -598,7 +604,7 @@ fn recheck_duplicates(tx: &Connection, item_id: i64, at: &str) -> Result<Vec<i64
         "INSERT INTO exceptions (patient_id, regimen_id, item_id, related_item_id, document_id, source, kind,
          severity, state, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'open', ?9, ?10)",
     )?;
-    for flag in find_duplicates(&dup_items) {
+    for flag in find_duplicates(&dup_items, &rule) {
         if flag.item != Some(mapped) && flag.related != Some(mapped) {
             continue;
         }

@@ -71,6 +71,9 @@ struct ProductColumns {
     strengths: usize,
     units: usize,
     exclude: usize,
+    /// PHARM_CLASSES: optional, as older files lack it (a product then has
+    /// no class, and no class duplicate can be found for it).
+    classes: Option<usize>,
 }
 
 impl ProductColumns {
@@ -90,6 +93,7 @@ impl ProductColumns {
             units: h.require("ACTIVE_INGRED_UNIT")?,
             // Required: without it rxsync could not honour the FDA's exclusions.
             exclude: h.require("NDC_EXCLUDE_FLAG")?,
+            classes: h.optional("PHARM_CLASSES"),
         })
     }
 }
@@ -137,6 +141,10 @@ pub fn read_products(bytes: &[u8]) -> Result<(Vec<Product>, Vec<RowProblem>), Fd
             labeler: f(cols.labeler),
             ingredients,
             excluded: fields[cols.exclude].trim_ascii() == b"E",
+            epc: cols
+                .classes
+                .map(|i| established_classes(&enc.field(fields[i])))
+                .unwrap_or_default(),
         });
     }
     Ok((products, problems))
@@ -174,6 +182,31 @@ fn ingredients(enc: Encoding, lists: [&[u8]; 3]) -> (Vec<Ingredient>, Option<Str
         )
     });
     (list, mismatch)
+}
+
+/// The `[EPC]` entries of a PHARM_CLASSES field, in order, without
+/// repeats. Entries are separated by commas, but a few class names hold a
+/// comma themselves (`Estrogens, Conjugated (USP) [CS]`), so an entry ends
+/// only where a piece ends with its `[…]` type; text that never does
+/// (a cut-off field) is no entry.
+fn established_classes(field: &str) -> Vec<String> {
+    let mut classes: Vec<String> = Vec::new();
+    let mut entry = String::new();
+    for piece in field.split(',') {
+        if !entry.is_empty() {
+            entry.push(',');
+        }
+        entry.push_str(piece);
+        if !piece.trim_end().ends_with(']') {
+            continue;
+        }
+        let class = entry.trim();
+        if class.ends_with("[EPC]") && !classes.iter().any(|c| c == class) {
+            classes.push(class.to_string());
+        }
+        entry.clear();
+    }
+    classes
 }
 
 /// Reads `package.txt` (Windows-1252, tab-separated, CRLF).

@@ -500,6 +500,21 @@ fn the_full_2019_snapshot_loads_without_a_problem() {
     assert_eq!(products.len(), 128_241);
     assert_eq!(packages.len(), 243_960);
     assert_eq!(products.iter().filter(|p| p.excluded).count(), 31_654);
+    assert_eq!(
+        products.iter().filter(|p| !p.epc.is_empty()).count(),
+        54_590
+    );
+    // Every default class exclusion is spelled as the FDA spells a class.
+    let classes: std::collections::HashSet<&str> = products
+        .iter()
+        .flat_map(|p| p.epc.iter().map(String::as_str))
+        .collect();
+    for class in crate::config::DEFAULT_THERAPEUTIC_CLASS_EXCLUSIONS {
+        assert!(
+            classes.contains(class),
+            "{class} is no class of the snapshot"
+        );
+    }
 }
 
 #[test]
@@ -536,5 +551,73 @@ fn text_is_windows_1252_unless_a_utf8_bom_says_otherwise() {
         let (products, problems) = read_products(&bytes).expect("the header is complete");
         assert_eq!(problems, vec![], "row {want:?}");
         assert_eq!(products[0].labeler, *want, "row {want:?}");
+    }
+}
+
+#[test]
+fn established_pharmacologic_classes_are_the_epc_entries_of_pharm_classes() {
+    // (rule, PHARM_CLASSES as the FDA writes it, the EPC entries kept)
+    let rows: &[(&str, &str, &[&str])] = &[
+        (
+            "one EPC among other kinds",
+            "HMG-CoA Reductase Inhibitor [EPC],Hydroxymethylglutaryl-CoA Reductase Inhibitors [MoA]",
+            &["HMG-CoA Reductase Inhibitor [EPC]"],
+        ),
+        (
+            "a combination lists each ingredient's class, in order",
+            "Calcium Channel Antagonists [MoA],Dihydropyridine Calcium Channel Blocker [EPC],Dihydropyridines [CS],Angiotensin Converting Enzyme Inhibitor [EPC],Angiotensin-converting Enzyme Inhibitors [MoA],Decreased Blood Pressure [PE]",
+            &[
+                "Dihydropyridine Calcium Channel Blocker [EPC]",
+                "Angiotensin Converting Enzyme Inhibitor [EPC]",
+            ],
+        ),
+        (
+            "a class name holding a comma does not split",
+            "Estrogens, Conjugated (USP) [CS],Estrogen [EPC]",
+            &["Estrogen [EPC]"],
+        ),
+        (
+            "a repeated class is kept once",
+            "Vitamin D [EPC],Vitamin D [CS],Vitamin D [EPC]",
+            &["Vitamin D [EPC]"],
+        ),
+        ("no EPC", "Insulin [Chemical/Ingredient]", &[]),
+        ("empty", "", &[]),
+        ("cut off", "HMG-CoA Reductase Inhibitor [EP", &[]),
+    ];
+    for (rule, field, want) in rows {
+        let text = format!("{PRODUCT_HEADER}\tPHARM_CLASSES\r\n{PRODUCT_ROW}\t{field}\r\n");
+        let (products, problems) = one_product(&text);
+        assert_eq!(problems, vec![], "rule: {rule}");
+        assert_eq!(products[0].epc, *want, "rule: {rule}");
+    }
+}
+
+#[test]
+fn a_file_without_pharm_classes_still_loads_without_classes() {
+    let (products, problems) = one_product(&format!("{PRODUCT_HEADER}\r\n{PRODUCT_ROW}\r\n"));
+    assert_eq!(problems, vec![]);
+    assert_eq!(products[0].epc, Vec::<String>::new());
+}
+
+#[test]
+fn sample_products_carry_their_established_classes() {
+    let products = sample_products();
+    let rows = [
+        ("0071-0155", vec!["HMG-CoA Reductase Inhibitor [EPC]"]),
+        (
+            "0006-0106",
+            vec!["Angiotensin Converting Enzyme Inhibitor [EPC]"],
+        ),
+        (
+            "0069-2150",
+            vec![
+                "Dihydropyridine Calcium Channel Blocker [EPC]",
+                "HMG-CoA Reductase Inhibitor [EPC]",
+            ],
+        ),
+    ];
+    for (ndc, want) in rows {
+        assert_eq!(product(&products, ndc).epc, want, "{ndc}");
     }
 }
