@@ -71,9 +71,11 @@ fn build() -> Vec<Drug> {
         if names.iter().any(|n| used_ingredients.contains(n)) {
             continue;
         }
-        let Some(package) = packages
+        // The generated documents write NDC-11s, so a package must have one.
+        let Some((package, ndc11)) = packages
             .iter()
-            .find(|pkg| pkg.product_id == product.product_id)
+            .filter(|pkg| pkg.product_id == product.product_id)
+            .find_map(|pkg| Some((pkg, pkg.ndc11()?)))
         else {
             continue;
         };
@@ -110,7 +112,7 @@ fn build() -> Vec<Drug> {
         );
         drugs.push(Drug {
             package_ndc: package.package_ndc.clone(),
-            ndc11: package.ndc11,
+            ndc11,
             name,
             brand: product.proprietary_name.clone(),
             strengths,

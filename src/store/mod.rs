@@ -55,6 +55,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_accounts",
         include_str!("../../schemas/sqlite/0003_accounts.sql"),
     ),
+    (
+        "0006_ndc12",
+        include_str!("../../schemas/sqlite/0006_ndc12.sql"),
+    ),
 ];
 
 /// What went wrong in the store.
