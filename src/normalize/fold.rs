@@ -4,9 +4,8 @@
 //! medication, and so do refills written with the same sig. These are not
 //! clinical duplicates: they become one item listing every source record.
 //! Two records fold when one references the other, or when they name the
-//! same drug (same NDC, 11- or 12-digit written forms alike, else the same
-//! codes, else the same name) with the
-//! same directions, dose, frequency and route.
+//! same drug (same NDC in whatever form it was written, else the same codes,
+//! else the same name) with the same directions, dose, frequency and route.
 
 use super::resolve::Resolution;
 use super::{Flag, Item};
