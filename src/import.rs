@@ -307,7 +307,118 @@ fn identity_check(doc: &ParsedDocument, expected: Option<&str>) -> Option<normal
 
 #[cfg(test)]
 mod tests {
-    use super::fhir_patient_id;
+    use super::*;
+    use crate::dict::{Ingredient, Package, Product};
+    use crate::domain::Ndc12;
+    use crate::store::NewPatient;
+
+    fn product(id: &str, ndc: &str, labeler: &str, substance: &str) -> Product {
+        Product {
+            product_id: id.to_string(),
+            product_ndc: ndc.to_string(),
+            product_type: "HUMAN PRESCRIPTION DRUG".to_string(),
+            proprietary_name: substance.to_string(),
+            nonproprietary_name: substance.to_lowercase(),
+            dosage_form: "TABLET".to_string(),
+            route: "ORAL".to_string(),
+            labeler: labeler.to_string(),
+            ingredients: vec![Ingredient {
+                name: substance.to_string(),
+                strength: "10".to_string(),
+                unit: "mg/1".to_string(),
+            }],
+            excluded: false,
+            epc: Vec::new(),
+        }
+    }
+
+    fn package(id: &str, code: &str) -> Package {
+        Package {
+            ndc: Ndc12::parse(code).expect("a 12-digit form"),
+            package_ndc: code.to_string(),
+            product_id: id.to_string(),
+            description: "30 TABLET in 1 BOTTLE".to_string(),
+        }
+    }
+
+    fn ccr(codes: &[&str]) -> String {
+        let meds: String = codes
+            .iter()
+            .enumerate()
+            .map(|(i, code)| {
+                format!(
+                    "<Medication><CCRDataObjectID>M{i}</CCRDataObjectID><Status><Text>Active</Text></Status>\
+                     <Product><ProductName><Text>Drug {i}</Text><Code><Value>{code}</Value>\
+                     <CodingSystem>NDC</CodingSystem></Code></ProductName></Product></Medication>"
+                )
+            })
+            .collect();
+        format!(
+            "<?xml version=\"1.0\"?><ContinuityOfCareRecord xmlns=\"urn:astm-org:CCR\">\
+             <Body><Medications>{meds}</Medications></Body></ContinuityOfCareRecord>"
+        )
+    }
+
+    #[test]
+    fn twelve_digit_ndcs_are_stored_as_written_and_read_back_with_their_product() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = Store::open(&dir.path().join("t.db")).expect("opens");
+        let products = [
+            product("OLD", "000006-0106", "Merck", "LISINOPRIL"),
+            product("NEW", "712345-0101", "Newco", "ZOLPIDEM TARTRATE"),
+        ];
+        let packages = [
+            package("OLD", "000006-0106-54"),
+            package("NEW", "712345-0101-01"),
+        ];
+        store
+            .replace_dictionary(&products, &packages, "test", "tester")
+            .expect("loads");
+        let patient = PatientId::parse("P1").expect("id");
+        store
+            .add_patient(&NewPatient::with_id(patient.clone()), "tester")
+            .expect("adds");
+        let source = SourceName::parse("file").expect("source");
+        // (code as written, NDC-11 stored, labeler read back, open exceptions)
+        type Row<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [&'a str]);
+        let rows: &[Row<'_>] = &[
+            ("000006010654", Some("00006010654"), Some("Merck"), &[]),
+            ("712345-0101-01", None, Some("Newco"), &[]),
+            ("812345-0101-01", None, None, &["unmapped_ndc"]),
+        ];
+        let codes: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        let bytes = ccr(&codes);
+        let options = Options::default();
+        let req = ImportRequest {
+            patient: &patient,
+            source: &source,
+            bytes: bytes.as_bytes(),
+            format: None,
+            origin: None,
+            trigger: "file",
+            actor: "tester",
+            keep_unreadable: false,
+            max_document_bytes: 1 << 20,
+            options: &options,
+            pull: None,
+            expected_patient: None,
+            started_at: None,
+        };
+        import(&mut store, &req).expect("imports");
+        let regimen = store
+            .regimen(&patient, source.as_str(), None)
+            .expect("reads")
+            .expect("a regimen");
+        assert_eq!(regimen.items.len(), rows.len());
+        for (item, (code, ndc11, labeler, want_flags)) in regimen.items.iter().zip(rows) {
+            assert_eq!(item.ndc_original.as_deref(), Some(*code), "row {code}");
+            assert_eq!(item.ndc11.as_deref(), *ndc11, "row {code}");
+            let got = item.product.as_ref().and_then(|p| p["labeler"].as_str());
+            assert_eq!(got, *labeler, "row {code}");
+            let flags: Vec<&str> = item.flags.iter().map(String::as_str).collect();
+            assert_eq!(flags, *want_flags, "row {code}");
+        }
+    }
 
     #[test]
     fn patient_ids_are_read_from_every_reference_form() {

@@ -5,7 +5,7 @@ use super::output::{self, Format};
 use super::{CliResult, Failure, usage};
 use anyhow::Context as _;
 use rxsync::dict::{DictEntry, fda};
-use rxsync::domain::ndc::{self, NdcReading};
+use rxsync::domain::ndc;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Subcommand)]
@@ -85,12 +85,8 @@ fn lookup(global: &Global, code: &str, format: Format) -> CliResult {
     let ctx = global.open()?;
     let entries: Vec<DictEntry> = match ndc::parse(code) {
         Ok(parsed) => {
-            let candidates = match parsed.reading {
-                NdcReading::Exact(n) => vec![n],
-                NdcReading::Ambiguous(r) => r.to_vec(),
-            };
             let mut found = Vec::new();
-            for n in candidates {
+            for n in parsed.reading.keys() {
                 found.extend(ctx.store.dict_entry(&n)?);
             }
             found
@@ -120,10 +116,13 @@ fn lookup(global: &Global, code: &str, format: Format) -> CliResult {
         Format::Table => {
             for e in &entries {
                 let p = &e.product;
-                println!(
-                    "NDC {}  (11-digit {})",
-                    e.package.package_ndc, e.package.ndc11
-                );
+                match e.package.ndc11() {
+                    Some(n) => println!("NDC {}  (11-digit {n})", e.package.package_ndc),
+                    None => println!(
+                        "NDC {}  (12-digit {}; no 11-digit form)",
+                        e.package.package_ndc, e.package.ndc
+                    ),
+                }
                 println!(
                     "  product       {} {}",
                     p.proprietary_name,

@@ -207,6 +207,9 @@ fn parse_exact_ndc(code: &str) -> Result<rxsync::domain::Ndc11, super::Failure> 
             NdcReading::Ambiguous(_) => Err(usage(format!(
                 "--ndc {code}: a bare 10-digit NDC is ambiguous; give it with hyphens or as 11 digits"
             ))),
+            NdcReading::NewLabeler(_) => Err(usage(format!(
+                "--ndc {code}: a 12-digit NDC with a new 6-digit labeler has no 11-digit form, and a mapping needs one"
+            ))),
         },
         Err(e) => Err(usage(format!("--ndc {code}: {e}"))),
     }

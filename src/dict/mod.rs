@@ -1,4 +1,7 @@
 //! The drug dictionary: NDC → product, as the FDA NDC directory describes it.
+//! Packages are keyed by their 12-digit NDC (`Ndc12`), which every NDC has:
+//! an NDC-11 is found under `to_ndc12()`, and a new 6-digit labeler's
+//! package, which has no 11-digit form, under its own.
 //!
 //! `fda` reads the directory's `product.txt` and `package.txt` (pure, over
 //! bytes). `DrugDictionary` is the one question normalization asks; the
@@ -7,7 +10,7 @@
 
 pub mod fda;
 
-use crate::domain::Ndc11;
+use crate::domain::{Ndc11, Ndc12};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -121,10 +124,12 @@ fn dose_form_family(form: &str) -> String {
 
 /// A package (one row of `package.txt`) with its product.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "PackageJson")]
 pub struct Package {
-    /// The package NDC in 11-digit form.
-    pub ndc11: Ndc11,
-    /// NDCPACKAGECODE as published (hyphenated 10-digit).
+    /// The package NDC in its 12-digit 6-4-2 form, the dictionary's key:
+    /// every NDC has one, and a new 6-digit labeler's has no 11-digit form.
+    pub ndc: Ndc12,
+    /// NDCPACKAGECODE as published (hyphenated 10-digit, or 6-4-2).
     pub package_ndc: String,
     /// PRODUCTID of the product it packages.
     pub product_id: String,
@@ -132,7 +137,37 @@ pub struct Package {
     pub description: String,
 }
 
-/// What the dictionary knows of one NDC-11.
+impl Package {
+    /// The package NDC in 11-digit form; None for a new 6-digit labeler.
+    pub fn ndc11(&self) -> Option<Ndc11> {
+        self.ndc.to_ndc11()
+    }
+}
+
+/// A package as JSON shows it: `ndc11` as before (null when the NDC has no
+/// 11-digit form) and `ndc12` beside it.
+#[derive(Serialize)]
+struct PackageJson {
+    ndc11: Option<Ndc11>,
+    ndc12: Ndc12,
+    package_ndc: String,
+    product_id: String,
+    description: String,
+}
+
+impl From<Package> for PackageJson {
+    fn from(p: Package) -> PackageJson {
+        PackageJson {
+            ndc11: p.ndc11(),
+            ndc12: p.ndc,
+            package_ndc: p.package_ndc,
+            product_id: p.product_id,
+            description: p.description,
+        }
+    }
+}
+
+/// What the dictionary knows of one package NDC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DictEntry {
     pub package: Package,
@@ -141,10 +176,11 @@ pub struct DictEntry {
 
 /// The question normalization asks of the drug space.
 pub trait DrugDictionary {
-    /// The package and product for an NDC-11, if the dictionary has it.
-    /// Entries are shared, not copied: a regimen of thousands of items
-    /// names a few hundred products.
-    fn lookup(&self, ndc: &Ndc11) -> Option<Arc<DictEntry>>;
+    /// The package and product for an NDC, by its 12-digit form (an NDC-11
+    /// is looked up as `to_ndc12()`), if the dictionary has it. Entries are
+    /// shared, not copied: a regimen of thousands of items names a few
+    /// hundred products.
+    fn lookup(&self, ndc: &Ndc12) -> Option<Arc<DictEntry>>;
 
     /// Which load of the directory the answers come from (see
     /// `snapshot_label`), so that a flag resting on dictionary knowledge
@@ -163,7 +199,7 @@ pub fn snapshot_label(loaded_from: &str, loaded_at: &str) -> String {
 /// A dictionary held in memory: the entries one import needs, and tests.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryDictionary {
-    entries: HashMap<Ndc11, Arc<DictEntry>>,
+    entries: HashMap<Ndc12, Arc<DictEntry>>,
     /// The label of the snapshot the entries were read from (`snapshot_label`).
     snapshot: Option<String>,
 }
@@ -181,7 +217,7 @@ impl MemoryDictionary {
             .filter_map(|pkg| {
                 let product = by_id.get(pkg.product_id.as_str())?;
                 Some((
-                    pkg.ndc11,
+                    pkg.ndc,
                     Arc::new(DictEntry {
                         package: pkg.clone(),
                         product: (*product).clone(),
@@ -203,7 +239,7 @@ impl MemoryDictionary {
 
     /// Adds (or replaces) one entry.
     pub fn insert(&mut self, entry: DictEntry) {
-        self.entries.insert(entry.package.ndc11, Arc::new(entry));
+        self.entries.insert(entry.package.ndc, Arc::new(entry));
     }
 
     /// How many packages it holds.
@@ -218,7 +254,7 @@ impl MemoryDictionary {
 }
 
 impl DrugDictionary for MemoryDictionary {
-    fn lookup(&self, ndc: &Ndc11) -> Option<Arc<DictEntry>> {
+    fn lookup(&self, ndc: &Ndc12) -> Option<Arc<DictEntry>> {
         self.entries.get(ndc).cloned()
     }
 

@@ -11,5 +11,5 @@ pub mod status;
 pub use code::{Code, CodeSystem};
 pub use exception::{Action, ExceptionKind, ExceptionState, Severity};
 pub use ids::{PatientId, SourceName};
-pub use ndc::{Ndc11, NdcError, NdcReading, ParsedNdc};
+pub use ndc::{Ndc11, Ndc12, NdcError, NdcReading, ParsedNdc};
 pub use status::MedStatus;

@@ -12,7 +12,7 @@
 
 use super::{Flag, Item};
 use crate::dict::DictEntry;
-use crate::domain::{Code, CodeSystem, ExceptionKind, Ndc11};
+use crate::domain::{Code, CodeSystem, ExceptionKind, Ndc12};
 use std::collections::{HashMap, HashSet};
 
 /// What the therapeutic-class level needs beyond the items: the classes it
@@ -48,9 +48,10 @@ impl<'a> ClassRule<'a> {
 pub struct DupItem<'a> {
     /// The position people see (1-based; removed items keep theirs).
     pub position: usize,
-    pub ndc11: Option<Ndc11>,
+    /// The NDC-11 in its 12-digit form, or a new 6-digit labeler's NDC.
+    pub ndc: Option<Ndc12>,
     pub name: Option<&'a str>,
-    /// What the dictionary knows of `ndc11`.
+    /// What the dictionary knows of `ndc`.
     pub product: Option<&'a DictEntry>,
     pub codes: &'a [Code],
 }
@@ -87,8 +88,16 @@ fn keys(item: &DupItem<'_>, rule: &ClassRule<'_>) -> Keys {
         classes: product
             .map(|p| p.epc.iter().filter(|c| rule.counts(c)).cloned().collect())
             .unwrap_or_default(),
-        ndc: item.ndc11.map(|n| n.as_str().to_string()),
-        product: item.ndc11.map(|n| n.product_key().to_string()),
+        // The 11-digit keys as before; a new labeler's 12-digit keys are one
+        // digit longer, so the two never collide.
+        ndc: item.ndc.map(|n| match n.to_ndc11() {
+            Some(n11) => n11.as_str().to_string(),
+            None => n.as_str().to_string(),
+        }),
+        product: item.ndc.map(|n| match n.to_ndc11() {
+            Some(n11) => n11.product_key().to_string(),
+            None => n.product_key().to_string(),
+        }),
         clinical: item.product.map(|e| e.product.clinical_key()),
         ingredient: item.product.map(|e| e.product.ingredient_key()),
         ingredients: item
@@ -101,7 +110,7 @@ fn keys(item: &DupItem<'_>, rule: &ClassRule<'_>) -> Keys {
                     .collect()
             })
             .unwrap_or_default(),
-        other_codes: if item.ndc11.is_none() {
+        other_codes: if item.ndc.is_none() {
             item.codes
                 .iter()
                 .filter(|c| c.system != CodeSystem::Ndc)
@@ -125,7 +134,7 @@ pub(super) fn find(items: &[Item], rule: &ClassRule<'_>) -> Vec<Flag> {
         .enumerate()
         .map(|(i, item)| DupItem {
             position: i + 1,
-            ndc11: item.ndc11,
+            ndc: item.ndc11.map(|n| n.to_ndc12()).or(item.ndc12),
             name: item.name.as_deref(),
             product: item.product.as_deref(),
             codes: &item.codes,
@@ -153,7 +162,7 @@ pub fn find_among(items: &[DupItem<'_>], rule: &ClassRule<'_>) -> Vec<Flag> {
                 items[j].name.unwrap_or("unnamed")
             )
         };
-        let hyphenated = |j: usize| items[j].ndc11.map(|n| n.hyphenated()).unwrap_or_default();
+        let hyphenated = |j: usize| items[j].ndc.map(|n| n.shown()).unwrap_or_default();
         let found = |map: &HashMap<&str, usize>, key: &Option<String>| {
             key.as_deref().and_then(|k| map.get(k).copied())
         };

@@ -4,8 +4,8 @@
 //! medication, and so do refills written with the same sig. These are not
 //! clinical duplicates: they become one item listing every source record.
 //! Two records fold when one references the other, or when they name the
-//! same drug (same NDC-11, else the same codes, else the same name) with the
-//! same directions, dose, frequency and route.
+//! same drug (same NDC in whatever form it was written, else the same codes,
+//! else the same name) with the same directions, dose, frequency and route.
 
 use super::resolve::Resolution;
 use super::{Flag, Item};
@@ -41,7 +41,7 @@ pub(super) fn fold(members: Vec<Member<'_>>) -> (Vec<Item>, Vec<Flag>) {
     // disagree about the drug.
     let mut with_ndc: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, member) in members.iter().enumerate() {
-        if member.3.ndc11.is_some() {
+        if member.3.ndc_key().is_some() {
             let root = find(&mut parent, i);
             with_ndc[root].push(i);
         }
@@ -107,7 +107,7 @@ pub(super) fn fold(members: Vec<Member<'_>>) -> (Vec<Item>, Vec<Flag>) {
 /// as the same product (labeler+product) or the same clinical drug, or one
 /// of them not identified by an NDC at all.
 fn same_drug(a: &Resolution, b: &Resolution) -> bool {
-    match (a.ndc11, b.ndc11) {
+    match (a.ndc_key(), b.ndc_key()) {
         (Some(x), Some(y)) => {
             x.product_key() == y.product_key()
                 || matches!((&a.product, &b.product), (Some(p), Some(q)) if p.product.clinical_key() == q.product.clinical_key())
@@ -161,7 +161,7 @@ fn norm(s: &Option<String>) -> String {
 
 /// What makes two records "the same prescription": the drug and the sig.
 fn identity(record: &MedRecord, resolution: &Resolution) -> Option<String> {
-    let drug = if let Some(n) = resolution.ndc11 {
+    let drug = if let Some(n) = resolution.ndc_key() {
         format!("ndc:{n}")
     } else if !record.codes.is_empty() || !record.ingredient_codes.is_empty() {
         let mut codes: Vec<String> = record
@@ -179,7 +179,7 @@ fn identity(record: &MedRecord, resolution: &Resolution) -> Option<String> {
     // Without an NDC of its own the drug text may hide the strength
     // (free-text "Lisinopril" 10 mg and 40 mg): the strength and form are
     // part of it, also when a remembered decision supplied the NDC.
-    let strength_form = if resolution.ndc11.is_none() || resolution.mapping.is_some() {
+    let strength_form = if resolution.ndc_key().is_none() || resolution.mapping.is_some() {
         let strengths: Vec<String> = record
             .strengths
             .iter()
@@ -246,6 +246,7 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
     let p = product.as_ref().map(|e| &e.product);
     let item = Item {
         ndc11: best.ndc11,
+        ndc12: best.ndc12,
         ndc_original: best.ndc_original.clone(),
         ndc_inferred: best.inferred,
         mapping: best.mapping.clone(),
@@ -301,6 +302,7 @@ fn union_codes(into: &mut Vec<Code>, codes: &[Code]) {
 fn unreachable_resolution() -> Resolution {
     Resolution {
         ndc11: None,
+        ndc12: None,
         ndc_original: None,
         inferred: false,
         mapping: None,

@@ -17,7 +17,7 @@ pub use duplicates::{ClassRule, DupItem, find_among as find_duplicates};
 pub use resolve::ndcs_to_look_up;
 
 use crate::dict::{DictEntry, DrugDictionary};
-use crate::domain::{Code, CodeSystem, ExceptionKind, MedStatus, Ndc11};
+use crate::domain::{Code, CodeSystem, ExceptionKind, MedStatus, Ndc11, Ndc12};
 use crate::parse::{ParsedDocument, ProblemKind, SourceRef};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -156,6 +156,10 @@ impl Default for Options {
 pub struct Item {
     /// The NDC-11, when one was found valid (mapped or not).
     pub ndc11: Option<Ndc11>,
+    /// The 12-digit NDC of a new 6-digit labeler, which has no 11-digit
+    /// form (mapped or not); None whenever `ndc11` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ndc12: Option<Ndc12>,
     /// The NDC text as the document wrote it.
     pub ndc_original: Option<String>,
     /// True when a bare 10-digit code was placed by the dictionary.

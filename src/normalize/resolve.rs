@@ -1,10 +1,15 @@
 //! Resolving one record's drug: a clinician's mapping first, then its NDC
 //! codes through the dictionary, and a reason when neither works.
+//!
+//! Every NDC is looked up by its 12-digit key. A 12-digit code with a new
+//! 6-digit labeler has no 11-digit form: the item keeps the code as written
+//! (`ndc_original`) with no `ndc11`, mapped when the dictionary holds it and
+//! `unmapped_ndc` (never `invalid_ndc`: it is a valid NDC) when not.
 
 use super::{CodeMapping, CodeMappings, Stated, mapping_keys, stated_strength};
 use crate::dict::{DictEntry, DrugDictionary};
 use crate::domain::ndc::{self, NdcReading};
-use crate::domain::{CodeSystem, ExceptionKind, Ndc11};
+use crate::domain::{CodeSystem, ExceptionKind, Ndc11, Ndc12};
 use crate::parse::{MedRecord, ProblemKind};
 use std::sync::Arc;
 
@@ -12,6 +17,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Resolution {
     pub ndc11: Option<Ndc11>,
+    /// A new 6-digit labeler's 12-digit NDC; None whenever `ndc11` is set.
+    pub ndc12: Option<Ndc12>,
     pub ndc_original: Option<String>,
     pub inferred: bool,
     pub mapping: Option<CodeMapping>,
@@ -21,6 +28,11 @@ pub(super) struct Resolution {
 }
 
 impl Resolution {
+    /// The NDC found valid, as the dictionary keys it (mapped or not).
+    pub fn ndc_key(&self) -> Option<Ndc12> {
+        self.ndc11.map(|n| n.to_ndc12()).or(self.ndc12)
+    }
+
     /// Lower is better: used to pick the resolution of a folded item.
     pub fn rank(&self) -> u8 {
         match (&self.product, &self.flag) {
@@ -35,6 +47,7 @@ impl Resolution {
     fn flagged(kind: ExceptionKind, detail: String) -> Resolution {
         Resolution {
             ndc11: None,
+            ndc12: None,
             ndc_original: None,
             inferred: false,
             mapping: None,
@@ -44,23 +57,21 @@ impl Resolution {
     }
 }
 
-/// Every NDC-11 that resolving `doc` may ask the dictionary about: each
-/// reading of each NDC code the records carry, and each NDC a remembered
-/// decision points to. Sorted, without repeats. The importer reads exactly
-/// these from the store before normalizing, so this rule and `resolve` must
-/// agree: they live side by side.
-pub fn ndcs_to_look_up(doc: &crate::parse::ParsedDocument, mappings: &CodeMappings) -> Vec<Ndc11> {
-    let mut wanted: Vec<Ndc11> = mappings.values().map(|m| m.ndc11).collect();
+/// Every dictionary key (12-digit NDC) that resolving `doc` may ask the
+/// dictionary about: each reading of each NDC code the records carry, and
+/// each NDC a remembered decision points to. Sorted, without repeats. The
+/// importer reads exactly these from the store before normalizing, so this
+/// rule and `resolve` must agree: they live side by side.
+pub fn ndcs_to_look_up(doc: &crate::parse::ParsedDocument, mappings: &CodeMappings) -> Vec<Ndc12> {
+    let mut wanted: Vec<Ndc12> = mappings.values().map(|m| m.ndc11.to_ndc12()).collect();
     for code in doc
         .records
         .iter()
         .flat_map(|r| &r.codes)
         .filter(|c| c.system == CodeSystem::Ndc)
     {
-        match ndc::parse(&code.value).map(|p| p.reading) {
-            Ok(NdcReading::Exact(n)) => wanted.push(n),
-            Ok(NdcReading::Ambiguous(readings)) => wanted.extend(readings),
-            Err(_) => {}
+        if let Ok(parsed) = ndc::parse(&code.value) {
+            wanted.extend(parsed.reading.keys());
         }
     }
     wanted.sort();
@@ -69,7 +80,7 @@ pub fn ndcs_to_look_up(doc: &crate::parse::ParsedDocument, mappings: &CodeMappin
 }
 
 /// Looks a code up, treating products the FDA excluded as absent.
-fn usable(dict: &dyn DrugDictionary, ndc: &Ndc11) -> Option<Arc<DictEntry>> {
+fn usable(dict: &dyn DrugDictionary, ndc: &Ndc12) -> Option<Arc<DictEntry>> {
     dict.lookup(ndc).filter(|e| !e.product.excluded)
 }
 
@@ -91,14 +102,14 @@ pub(super) fn resolve(
 }
 
 fn from_own_codes(record: &MedRecord, dict: &dyn DrugDictionary) -> Resolution {
-    let mut unmapped: Option<(Ndc11, String, String)> = None;
+    let mut unmapped: Option<(Ndc12, String, String)> = None;
     let mut invalid: Vec<String> = Vec::new();
     for code in record.codes.iter().filter(|c| c.system == CodeSystem::Ndc) {
         match ndc::parse(&code.value) {
             Ok(parsed) => match parsed.reading {
                 NdcReading::Exact(n) => {
-                    if let Some(entry) = usable(dict, &n) {
-                        return mapped(n, &code.value, false, entry);
+                    if let Some(entry) = usable(dict, &n.to_ndc12()) {
+                        return mapped(n.to_ndc12(), &code.value, false, entry);
                     }
                     if unmapped.is_none() {
                         // Show the 11-digit form only when it differs from
@@ -108,11 +119,32 @@ fn from_own_codes(record: &MedRecord, dict: &dyn DrugDictionary) -> Resolution {
                         } else {
                             format!("{} (11-digit {})", code.value, n.hyphenated())
                         };
-                        let why = match dict.lookup(&n) {
+                        let why = match dict.lookup(&n.to_ndc12()) {
                             Some(_) => format!(
                                 "NDC {shown} is flagged NDC_EXCLUDE_FLAG=E: excluded from the FDA NDC Directory"
                             ),
                             None => format!("NDC {shown} is not in the drug dictionary"),
+                        };
+                        unmapped = Some((n.to_ndc12(), code.value.clone(), why));
+                    }
+                }
+                NdcReading::NewLabeler(n) => {
+                    if let Some(entry) = usable(dict, &n) {
+                        return mapped(n, &code.value, false, entry);
+                    }
+                    if unmapped.is_none() {
+                        let what = format!(
+                            "NDC {} is a 12-digit NDC with a new 6-digit labeler ({}), which has no 11-digit form",
+                            code.value,
+                            n.labeler()
+                        );
+                        let why = match dict.lookup(&n) {
+                            Some(_) => format!(
+                                "{what}; it is flagged NDC_EXCLUDE_FLAG=E: excluded from the FDA NDC Directory"
+                            ),
+                            None => {
+                                format!("{what}, and the loaded drug dictionary does not hold it")
+                            }
                         };
                         unmapped = Some((n, code.value.clone(), why));
                     }
@@ -120,10 +152,10 @@ fn from_own_codes(record: &MedRecord, dict: &dyn DrugDictionary) -> Resolution {
                 NdcReading::Ambiguous(readings) => {
                     let hits: Vec<(Ndc11, Arc<DictEntry>)> = readings
                         .iter()
-                        .filter_map(|r| usable(dict, r).map(|e| (*r, e)))
+                        .filter_map(|r| usable(dict, &r.to_ndc12()).map(|e| (*r, e)))
                         .collect();
                     match hits.as_slice() {
-                        [(n, entry)] => return mapped(*n, &code.value, true, entry.clone()),
+                        [(n, entry)] => return mapped(n.to_ndc12(), &code.value, true, entry.clone()),
                         [] => invalid.push(format!(
                             "bare 10-digit code {} cannot be placed: none of its readings ({}) is in the dictionary",
                             code.value,
@@ -144,7 +176,8 @@ fn from_own_codes(record: &MedRecord, dict: &dyn DrugDictionary) -> Resolution {
     }
     if let Some((n, original, why)) = unmapped {
         return Resolution {
-            ndc11: Some(n),
+            ndc11: n.to_ndc11(),
+            ndc12: n.to_ndc11().is_none().then_some(n),
             ndc_original: Some(original),
             inferred: false,
             mapping: None,
@@ -158,9 +191,12 @@ fn from_own_codes(record: &MedRecord, dict: &dyn DrugDictionary) -> Resolution {
     Resolution::flagged(ExceptionKind::NonNdcCode, non_ndc_detail(record))
 }
 
-fn mapped(n: Ndc11, original: &str, inferred: bool, entry: Arc<DictEntry>) -> Resolution {
+/// A code the dictionary holds, by its key: an NDC-11, or a new 6-digit
+/// labeler's 12-digit NDC, which has no 11-digit form.
+fn mapped(n: Ndc12, original: &str, inferred: bool, entry: Arc<DictEntry>) -> Resolution {
     Resolution {
-        ndc11: Some(n),
+        ndc11: n.to_ndc11(),
+        ndc12: n.to_ndc11().is_none().then_some(n),
         ndc_original: Some(original.to_string()),
         inferred,
         mapping: None,
@@ -196,7 +232,7 @@ fn from_mapping(
                 .find(|c| c.system.label() == key.0 && c.value == key.1);
             Some((m, original.map(|c| c.value.clone())))
         })?;
-    let product = usable(dict, &m.ndc11);
+    let product = usable(dict, &m.ndc11.to_ndc12());
     let flag = product.is_none().then(|| {
         (
             ExceptionKind::UnmappedNdc,
@@ -209,6 +245,7 @@ fn from_mapping(
     });
     Some(Resolution {
         ndc11: Some(m.ndc11),
+        ndc12: None,
         ndc_original: original,
         inferred: false,
         mapping: Some(m.clone()),

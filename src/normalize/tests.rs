@@ -40,11 +40,12 @@ fn product(
 
 fn package(product_id: &str, hyphenated: &str) -> Package {
     let n = match crate::domain::ndc::parse(hyphenated).map(|p| p.reading) {
-        Ok(crate::domain::NdcReading::Exact(n)) => n,
+        Ok(crate::domain::NdcReading::Exact(n)) => n.to_ndc12(),
+        Ok(crate::domain::NdcReading::NewLabeler(n)) => n,
         other => panic!("test package {hyphenated}: {other:?}"),
     };
     Package {
-        ndc11: n,
+        ndc: n,
         package_ndc: hyphenated.to_string(),
         product_id: product_id.to_string(),
         description: format!("package {hyphenated}"),
@@ -126,9 +127,21 @@ fn dictionary() -> MemoryDictionary {
             "CREAM",
             "TOPICAL",
         ),
+        // A new 6-digit labeler under the FDA's 12-digit format.
+        product(
+            "P12",
+            "712345-0101",
+            "Zolpidem",
+            "Newco",
+            &[("ZOLPIDEM TARTRATE", "10")],
+            "TABLET",
+            "ORAL",
+        ),
         excluded,
     ];
     let packages = vec![
+        package("P12", "712345-0101-01"),
+        package("P12", "712345-0101-30"),
         package("P1", "0006-0106-54"),
         package("P2", "0143-9714-01"),
         package("P3", "0185-0104-01"),
@@ -309,6 +322,164 @@ fn each_flag_kind_is_raised_by_its_rule() {
             assert_eq!(f.item, Some(0), "rule: {rule}");
         }
     }
+}
+
+#[test]
+fn twelve_digit_ndcs_resolve_and_items_keep_the_written_form() {
+    // (code as written, the NDC-11 read, the labeler mapped to, the flag and
+    // a phrase of its detail)
+    type Row = (
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<(ExceptionKind, &'static str)>,
+    );
+    let new_labeler = "is a 12-digit NDC with a new 6-digit labeler (812345), which has no \
+                       11-digit form, and the loaded drug dictionary does not hold it";
+    let rows: &[Row] = &[
+        // A leading-zero labeler is the same product as its 11-digit form.
+        ("000006-0106-54", Some("00006010654"), Some("Merck"), None),
+        ("000006010654", Some("00006010654"), Some("Merck"), None),
+        (
+            "068180-0513-01",
+            Some("68180051301"),
+            None,
+            Some((ExceptionKind::UnmappedNdc, "(11-digit 68180-0513-01)")),
+        ),
+        // A new 6-digit labeler the dictionary holds maps by its 12 digits.
+        ("712345-0101-01", None, Some("Newco"), None),
+        ("712345010101", None, Some("Newco"), None),
+        // One it does not hold is unmapped (a valid NDC), never invalid.
+        (
+            "812345-0101-01",
+            None,
+            None,
+            Some((ExceptionKind::UnmappedNdc, new_labeler)),
+        ),
+        (
+            "812345010101",
+            None,
+            None,
+            Some((ExceptionKind::UnmappedNdc, "no 11-digit form")),
+        ),
+    ];
+    for (code, ndc11, labeler, flag) in rows {
+        let r = run(vec![rec("Medication", "1", "Drug", &[("NDC", code)])]);
+        let item = &r.items[0];
+        assert_eq!(
+            item.ndc_original.as_deref(),
+            Some(*code),
+            "row {code}: the item shows the format the document used"
+        );
+        assert_eq!(
+            item.ndc11.map(|n| n.to_string()).as_deref(),
+            *ndc11,
+            "row {code}"
+        );
+        assert_eq!(
+            item.product.as_ref().map(|e| e.product.labeler.as_str()),
+            *labeler,
+            "row {code}"
+        );
+        let got: Vec<(ExceptionKind, &str)> = r
+            .flags
+            .iter()
+            .map(|f| (f.kind, f.detail.as_str()))
+            .collect();
+        match flag {
+            None => assert_eq!(got, vec![], "row {code}"),
+            Some((kind, needle)) => {
+                assert!(
+                    matches!(got.as_slice(), [(k, d)] if k == kind && d.contains(needle)),
+                    "row {code}: {got:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_twelve_and_eleven_digit_forms_of_one_package_are_one_drug() {
+    let run_pair = |a: &str, b: &str| {
+        let r = run(vec![
+            rec("Medication", "1", "Prinivil", &[("NDC", a)]),
+            rec("Medication", "2", "Prinivil", &[("NDC", b)]),
+        ]);
+        (r.items.len(), kinds(&r))
+    };
+    let eleven = run_pair("00006-0106-54", "00006010654");
+    assert_eq!(run_pair("00006-0106-54", "000006-0106-54"), eleven);
+    assert_eq!(run_pair("00006010654", "000006010654"), eleven);
+    // Two records of one new-labeler package: the same as two of one NDC-11.
+    let twelve = {
+        let r = run(vec![
+            rec("Medication", "1", "Zolpidem", &[("NDC", "712345-0101-01")]),
+            rec("Medication", "2", "Zolpidem", &[("NDC", "712345010101")]),
+        ]);
+        (r.items.len(), kinds(&r))
+    };
+    assert_eq!(twelve, eleven);
+    // And so are two records of one unmapped new-labeler package.
+    let unmapped = |a: &str, b: &str| {
+        let r = run(vec![
+            rec("Medication", "1", "Drug", &[("NDC", a)]),
+            rec("Medication", "2", "Drug", &[("NDC", b)]),
+        ]);
+        (r.items.len(), kinds(&r))
+    };
+    assert_eq!(
+        unmapped("812345-0101-01", "812345010101"),
+        unmapped("68180-0513-01", "68180051301")
+    );
+}
+
+#[test]
+fn a_new_labelers_packages_are_duplicates_by_their_twelve_digit_keys() {
+    // Another package of the same product, with another sig so the records
+    // stay two items: a duplicate at the product level.
+    let r = run(vec![
+        with_sig(
+            rec("Medication", "1", "Zolpidem", &[("NDC", "712345-0101-01")]),
+            "1 at night",
+        ),
+        with_sig(
+            rec("Medication", "2", "Zolpidem", &[("NDC", "712345-0101-30")]),
+            "2 at night",
+        ),
+    ]);
+    assert_eq!(kinds(&r), vec![(Some(1), ExceptionKind::Duplicate)]);
+    let detail = &r.flags[0].detail;
+    assert!(
+        detail.contains("same product (labeler+product 7123450101)")
+            && detail.contains("712345-0101-30 vs 712345-0101-01"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn the_dictionary_is_asked_for_every_twelve_digit_key() {
+    let doc = ParsedDocument {
+        format: DocFormat::Ccr,
+        records: vec![rec(
+            "Medication",
+            "1",
+            "Drug",
+            &[
+                ("NDC", "000006-0106-54"),
+                ("NDC", "00006010654"),
+                ("NDC", "812345010101"),
+            ],
+        )],
+        problems: Vec::new(),
+        left_out: Vec::new(),
+        unreadable: Vec::new(),
+        patient_ref: None,
+    };
+    let keys: Vec<String> = ndcs_to_look_up(&doc, &CodeMappings::new())
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(keys, ["000006010654", "812345010101"]);
 }
 
 #[test]
@@ -1458,7 +1629,7 @@ fn a_class_flag_says_when_the_dictionary_recorded_no_snapshot() {
             panic!("{ndc}")
         };
         let entry = class_dictionary()
-            .lookup(&n)
+            .lookup(&n.to_ndc12())
             .expect("in the class dictionary");
         dict.insert((*entry).clone());
     }

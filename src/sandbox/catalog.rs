@@ -83,9 +83,11 @@ fn build() -> Vec<Drug> {
         {
             continue;
         }
-        let Some(package) = packages
+        // The generated documents write NDC-11s, so a package must have one.
+        let Some((package, ndc11)) = packages
             .iter()
-            .find(|pkg| pkg.product_id == product.product_id)
+            .filter(|pkg| pkg.product_id == product.product_id)
+            .find_map(|pkg| Some((pkg, pkg.ndc11()?)))
         else {
             continue;
         };
@@ -123,7 +125,7 @@ fn build() -> Vec<Drug> {
         );
         drugs.push(Drug {
             package_ndc: package.package_ndc.clone(),
-            ndc11: package.ndc11,
+            ndc11,
             name,
             brand: product.proprietary_name.clone(),
             strengths,
@@ -201,7 +203,7 @@ mod tests {
         };
         let mut classes = std::collections::HashSet::new();
         for drug in drugs {
-            let package = packages.iter().find(|k| k.ndc11 == drug.ndc11);
+            let package = packages.iter().find(|k| k.ndc11() == Some(drug.ndc11));
             let product = package
                 .and_then(|k| products.iter().find(|p| p.product_id == k.product_id))
                 .expect("every drug is in the sample");

@@ -1,8 +1,14 @@
-//! The drug dictionary tables: replaced whole by an import, read by NDC-11.
+//! The drug dictionary tables: replaced whole by an import, read by NDC.
+//!
+//! `dict_packages.ndc11` holds a package's 11-digit NDC, the key items and
+//! mappings join on; a new 6-digit labeler's package, which has no 11-digit
+//! form, is kept under its 12 digits in the same column (no 11-digit key can
+//! be 12 characters long, so the two never collide). `key_text` is the one
+//! place that rule lives.
 
 use super::{Store, StoreError, now};
 use crate::dict::{DictEntry, Ingredient, Package, Product};
-use crate::domain::Ndc11;
+use crate::domain::{Ndc11, Ndc12};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
@@ -75,7 +81,7 @@ impl Store {
             )?;
             for k in packages {
                 ins.execute(params![
-                    k.ndc11.as_str(),
+                    key_text(&k.ndc),
                     k.package_ndc,
                     k.product_id,
                     k.description
@@ -144,17 +150,18 @@ impl Store {
         Ok(meta.map(|(from, at)| crate::dict::snapshot_label(&from, &at)))
     }
 
-    /// The dictionary entry of an NDC-11 (excluded products included).
-    pub fn dict_entry(&self, ndc: &Ndc11) -> Result<Option<DictEntry>, StoreError> {
+    /// The dictionary entry of an NDC, by its 12-digit form (excluded
+    /// products included).
+    pub fn dict_entry(&self, ndc: &Ndc12) -> Result<Option<DictEntry>, StoreError> {
         Store::entry_in(&self.conn, ndc)
     }
 
     pub(super) fn entry_in(
         conn: &rusqlite::Connection,
-        ndc: &Ndc11,
+        ndc: &Ndc12,
     ) -> Result<Option<DictEntry>, StoreError> {
         let mut stmt = conn.prepare_cached(&format!("{SELECT_ENTRY} WHERE k.ndc11 = ?1"))?;
-        Ok(stmt.query_row([ndc.as_str()], row_to_entry).optional()?)
+        Ok(stmt.query_row([key_text(ndc)], row_to_entry).optional()?)
     }
 
     /// Entries whose brand or generic name contains `text` (case-insensitive).
@@ -181,9 +188,30 @@ const SELECT_ENTRY: &str = "SELECT k.ndc11, k.package_ndc, k.product_id, k.descr
     p.labeler, p.ingredients, p.excluded, p.epc
     FROM dict_packages k JOIN dict_products p ON p.product_id = k.product_id";
 
+/// The text a package is stored under: its 11 digits when it has an
+/// 11-digit form, else its 12.
+fn key_text(ndc: &Ndc12) -> String {
+    match ndc.to_ndc11() {
+        Some(n) => n.as_str().to_string(),
+        None => ndc.as_str().to_string(),
+    }
+}
+
+/// The inverse of `key_text`.
+fn key_from_text(text: &str) -> Result<Ndc12, crate::domain::NdcError> {
+    match text.len() {
+        11 => Ndc11::from_digits(text).map(|n| n.to_ndc12()),
+        _ => Ndc12::from_digits(text).and_then(|n| match n.to_ndc11() {
+            // A 12-digit key with an 11-digit form was never written.
+            Some(_) => Err(crate::domain::NdcError::NotElevenDigits(text.to_string())),
+            None => Ok(n),
+        }),
+    }
+}
+
 fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<DictEntry> {
     let ndc_text: String = r.get(0)?;
-    let ndc11 = Ndc11::from_digits(&ndc_text).map_err(|e| {
+    let ndc = key_from_text(&ndc_text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })?;
     let ingredients: String = r.get(11)?;
@@ -197,7 +225,7 @@ fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<DictEntry> {
     let product_id: String = r.get(2)?;
     Ok(DictEntry {
         package: Package {
-            ndc11,
+            ndc,
             package_ndc: r.get(1)?,
             product_id: product_id.clone(),
             description: r.get(3)?,

@@ -63,6 +63,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_unreadable_records",
         include_str!("../../schemas/sqlite/0005_unreadable_records.sql"),
     ),
+    (
+        "0006_ndc12",
+        include_str!("../../schemas/sqlite/0006_ndc12.sql"),
+    ),
 ];
 
 /// What went wrong in the store.

@@ -7,7 +7,7 @@
 
 use super::regimens::ItemView;
 use super::{Store, StoreError, now};
-use crate::domain::{Action, Code, ExceptionKind, ExceptionState, Ndc11};
+use crate::domain::{Action, Code, ExceptionKind, ExceptionState, Ndc11, Ndc12};
 use crate::normalize::Stated;
 use crate::normalize::{ClassRule, DupItem, Options, decision_keys, find_duplicates};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -518,14 +518,15 @@ type StatedRow = (
     Option<String>,
 );
 
-/// An item row as read for duplicate detection: id, position, NDC-11, name, codes JSON.
+/// An item row as read for duplicate detection: id, position, NDC-11 (else
+/// a new labeler's 12-digit NDC), name, codes JSON.
 type InForceRow = (i64, usize, Option<String>, Option<String>, String);
 
 /// One stored item in force, as duplicate detection needs it.
 struct InForce {
     id: i64,
     position: usize,
-    ndc11: Option<Ndc11>,
+    ndc: Option<Ndc12>,
     name: Option<String>,
     codes: Vec<Code>,
     entry: Option<crate::dict::DictEntry>,
@@ -546,7 +547,7 @@ fn recheck_duplicates(tx: &Connection, item_id: i64, at: &str) -> Result<Vec<i64
     )?;
     let rows: Vec<InForceRow> = {
         let mut stmt = tx.prepare_cached(
-            "SELECT id, position, ndc11, name, codes FROM items WHERE regimen_id = ?1 AND removed_at IS NULL
+            "SELECT id, position, COALESCE(ndc11, ndc12), name, codes FROM items WHERE regimen_id = ?1 AND removed_at IS NULL
              ORDER BY position",
         )?;
         stmt.query_map([regimen_id], |r| {
@@ -556,12 +557,18 @@ fn recheck_duplicates(tx: &Connection, item_id: i64, at: &str) -> Result<Vec<i64
     };
     let mut items = Vec::with_capacity(rows.len());
     for (id, position, ndc_text, name, codes) in rows {
-        let ndc11 = ndc_text
-            .map(|t| Ndc11::from_digits(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
+        let ndc = ndc_text
+            .map(|t| {
+                let read = match t.len() {
+                    11 => Ndc11::from_digits(&t).map(|n| n.to_ndc12()),
+                    _ => Ndc12::from_digits(&t),
+                };
+                read.map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
             .transpose()?;
         let codes: Vec<Code> =
             serde_json::from_str(&codes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let entry = ndc11
+        let entry = ndc
             .as_ref()
             .map(|n| Store::entry_in(tx, n))
             .transpose()?
@@ -569,7 +576,7 @@ fn recheck_duplicates(tx: &Connection, item_id: i64, at: &str) -> Result<Vec<i64
         items.push(InForce {
             id,
             position,
-            ndc11,
+            ndc,
             name,
             codes,
             entry,
@@ -579,7 +586,7 @@ fn recheck_duplicates(tx: &Connection, item_id: i64, at: &str) -> Result<Vec<i64
         .iter()
         .map(|i| DupItem {
             position: i.position,
-            ndc11: i.ndc11,
+            ndc: i.ndc,
             name: i.name.as_deref(),
             product: i.entry.as_ref(),
             codes: &i.codes,

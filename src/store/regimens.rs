@@ -256,7 +256,8 @@ const SELECT_ITEM: &str = "SELECT i.id, i.position, i.ndc11, i.ndc_original, i.n
         'dosage_form', p.dosage_form, 'route', p.route, 'labeler', p.labeler,
         'ingredients', json(p.ingredients), 'excluded', json(CASE WHEN p.excluded THEN 'true' ELSE 'false' END)) END,
     i.sources, i.removed_at, i.removed_by, i.ingredient_codes
-    FROM items i LEFT JOIN dict_packages k ON k.ndc11 = i.ndc11 LEFT JOIN dict_products p ON p.product_id = k.product_id";
+    FROM items i LEFT JOIN dict_packages k ON k.ndc11 = COALESCE(i.ndc11, i.ndc12)
+    LEFT JOIN dict_products p ON p.product_id = k.product_id";
 
 fn json_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<serde_json::Value>> {
     let text: Option<String> = r.get(i)?;

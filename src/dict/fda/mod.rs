@@ -9,11 +9,18 @@
 //! (`NDC_EXCLUDE_FLAG = E`) are kept and marked, so that normalization can
 //! refuse them with a reason instead of calling them unknown.
 //!
+//! The FDA's final rule (2026) moves NDCs to one 12-digit 6-4-2 format, so
+//! NDCPACKAGECODE may come as 6-4-2 (or 12 bare digits, whose layout is
+//! known too) and PRODUCTNDC as 6-4: a leading-zero labeler gives the same
+//! package as its 10-digit form, and a new 6-digit labeler's package is kept
+//! under its 12-digit key. PRODUCTNDC is kept as published; packages join
+//! their product by PRODUCTID.
+//!
 //! This module must never do I/O (callers hand it bytes), never panic on any
 //! input, and never guess: a package code whose layout is not known exactly
-//! (no hyphens, or segments no NDC has) is reported and skipped, not
-//! repaired; a product whose ingredient lists disagree is kept with the
-//! ingredients that align, and reported.
+//! (10 digits without hyphens, or segments no NDC has) is reported and
+//! skipped, not repaired; a product whose ingredient lists disagree is kept
+//! with the ingredients that align, and reported.
 
 mod table;
 
@@ -21,7 +28,7 @@ mod table;
 mod tests;
 
 use super::{Ingredient, Package, Product};
-use crate::domain::Ndc11;
+use crate::domain::Ndc12;
 use crate::domain::ndc::{self, NdcReading};
 use table::{Encoding, Header, field_count, lines, split_row};
 
@@ -229,7 +236,7 @@ pub fn read_packages(bytes: &[u8]) -> Result<(Vec<Package>, Vec<RowProblem>), Fd
             continue;
         }
         let code = enc.field(fields[code_col]);
-        let ndc11 = match package_ndc(&code) {
+        let ndc = match package_ndc(&code) {
             Ok(n) => n,
             Err(detail) => {
                 problems.push(RowProblem {
@@ -241,7 +248,7 @@ pub fn read_packages(bytes: &[u8]) -> Result<(Vec<Package>, Vec<RowProblem>), Fd
             }
         };
         packages.push(Package {
-            ndc11,
+            ndc,
             package_ndc: code,
             product_id: enc.field(fields[id_col]),
             description: enc.field(fields[desc_col]),
@@ -288,11 +295,13 @@ impl<'a> Iterator for Pieces<'a> {
     }
 }
 
-/// The 11-digit form of NDCPACKAGECODE, or why the row is skipped.
-fn package_ndc(code: &str) -> Result<Ndc11, String> {
+/// The 12-digit key of NDCPACKAGECODE (an NDC-11's, or a new 6-digit
+/// labeler's own), or why the row is skipped.
+fn package_ndc(code: &str) -> Result<Ndc12, String> {
     match ndc::parse(code) {
         Ok(parsed) => match parsed.reading {
-            NdcReading::Exact(n) => Ok(n),
+            NdcReading::Exact(n) => Ok(n.to_ndc12()),
+            NdcReading::NewLabeler(n) => Ok(n),
             NdcReading::Ambiguous(_) => Err(format!(
                 "NDCPACKAGECODE {code:?} has no hyphens, so its layout is unknown; row skipped"
             )),

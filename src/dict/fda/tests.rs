@@ -173,7 +173,8 @@ fn sample_package_codes_normalize_to_5_4_2() {
         let got = packages
             .iter()
             .find(|k| k.package_ndc == code)
-            .map(|k| k.ndc11.as_str().to_string());
+            .and_then(|k| k.ndc11())
+            .map(|n| n.as_str().to_string());
         assert_eq!(got.as_deref(), Some(want), "row {code}");
     }
     // Every code: the 11-digit form is the 10 digits with a zero put in
@@ -197,7 +198,12 @@ fn sample_package_codes_normalize_to_5_4_2() {
             "{}",
             k.package_ndc
         );
-        assert_eq!(k.ndc11.as_str(), padded.concat(), "{}", k.package_ndc);
+        assert_eq!(
+            k.ndc11().map(|n| n.to_string()),
+            Some(padded.concat()),
+            "{}",
+            k.package_ndc
+        );
     }
     assert!(
         packages.iter().all(|k| k.package_ndc != "68180-0513-01"),
@@ -437,7 +443,7 @@ fn package_codes_must_be_exact_ndcs() {
         (
             "2501-813-16",
             Err(
-                "NDCPACKAGECODE is not an NDC: \"2501-813-16\" has segments 4-3-2, which is not 4-4-2, 5-3-2, 5-4-1 or 5-4-2; row skipped",
+                "NDCPACKAGECODE is not an NDC: \"2501-813-16\" has segments 4-3-2, which is not 4-4-2, 5-3-2, 5-4-1, 5-4-2 or 6-4-2; row skipped",
             ),
         ),
         (
@@ -451,12 +457,102 @@ fn package_codes_must_be_exact_ndcs() {
         );
         let (packages, problems) = read_packages(text.as_bytes()).expect("the header is complete");
         let got = match (packages.as_slice(), problems.as_slice()) {
-            ([k], []) => Ok(k.ndc11.as_str()),
+            ([k], []) => Ok(k.ndc11().map(|n| n.to_string())),
             ([], [p]) if p.line == 2 && p.file == PACKAGE_FILE => Err(p.detail.as_str()),
             other => panic!("row {code:?}: {other:?}"),
         };
-        assert_eq!(got, *want, "row {code:?}");
+        assert_eq!(got, want.map(|n| Some(n.to_string())), "row {code:?}");
     }
+}
+
+#[test]
+fn twelve_digit_package_codes_are_read_in_both_forms() {
+    // (NDCPACKAGECODE, its 12-digit key, its NDC-11 when it has one, or the
+    // problem reported)
+    type Want = Result<(&'static str, Option<&'static str>), &'static str>;
+    let rows: &[(&str, Want)] = &[
+        // A leading-zero labeler: the same package as its 10-digit form.
+        ("000777-3105-02", Ok(("000777310502", Some("00777310502")))),
+        ("000777310502", Ok(("000777310502", Some("00777310502")))),
+        ("060505-7001-02", Ok(("060505700102", Some("60505700102")))),
+        // A new 6-digit labeler: kept under its 12-digit key.
+        ("123456-7890-12", Ok(("123456789012", None))),
+        ("123456789012", Ok(("123456789012", None))),
+        (
+            "123456-789-12",
+            Err(
+                "NDCPACKAGECODE is not an NDC: \"123456-789-12\" has segments 6-3-2, which is not 4-4-2, 5-3-2, 5-4-1, 5-4-2 or 6-4-2; row skipped",
+            ),
+        ),
+        (
+            "000000-1234-12",
+            Err(
+                "NDCPACKAGECODE is not an NDC: \"000000-1234-12\" has the all-zero labeler 00000, which the FDA assigns to no one; row skipped",
+            ),
+        ),
+    ];
+    for (code, want) in rows {
+        let text =
+            format!("{PACKAGE_HEADER}\r\nP_1\t123456-7890\t{code}\t30 TABLET in 1 BOTTLE\r\n");
+        let (packages, problems) = read_packages(text.as_bytes()).expect("the header is complete");
+        let got = match (packages.as_slice(), problems.as_slice()) {
+            ([k], []) => {
+                assert_eq!(k.package_ndc, *code, "row {code:?}: kept as published");
+                Ok((k.ndc.to_string(), k.ndc11().map(|n| n.to_string())))
+            }
+            ([], [p]) if p.line == 2 && p.file == PACKAGE_FILE => Err(p.detail.as_str()),
+            other => panic!("row {code:?}: {other:?}"),
+        };
+        let want = want.map(|(k, n)| (k.to_string(), n.map(str::to_string)));
+        assert_eq!(got, want, "row {code:?}");
+    }
+}
+
+#[test]
+fn twelve_digit_product_and_package_codes_load_into_the_dictionary() {
+    // (PRODUCTID, PRODUCTNDC, NDCPACKAGECODE): an existing labeler written
+    // 6-4-2 and a new 6-digit labeler.
+    let rows = [
+        ("P_OLD", "000777-3105", "000777-3105-02"),
+        ("P_NEW", "712345-0101", "712345-0101-01"),
+    ];
+    let mut products_text = format!("{PRODUCT_HEADER}\r\n");
+    let mut packages_text = format!("{PACKAGE_HEADER}\r\n");
+    for (id, product_ndc, package_ndc) in rows {
+        products_text.push_str(&format!(
+            "{id}\t{product_ndc}\tHUMAN PRESCRIPTION DRUG\tDRUG {id}\t\tdrug\tTABLET\tORAL\tLabeler\tSUBSTANCE\t10\tmg/1\tN\r\n"
+        ));
+        packages_text.push_str(&format!(
+            "{id}\t{product_ndc}\t{package_ndc}\t30 TABLET in 1 BOTTLE\r\n"
+        ));
+    }
+    let (products, problems) = one_product(&products_text);
+    assert_eq!(problems, vec![]);
+    let ndcs: Vec<&str> = products.iter().map(|p| p.product_ndc.as_str()).collect();
+    assert_eq!(
+        ndcs,
+        ["000777-3105", "712345-0101"],
+        "PRODUCTNDC kept as published"
+    );
+    let (packages, problems) = read_packages(packages_text.as_bytes()).expect("header");
+    assert_eq!(problems, vec![]);
+    let dict = crate::dict::MemoryDictionary::new(&products, &packages);
+    assert_eq!(dict.len(), 2);
+    let found = |code: &str| {
+        let key = crate::domain::Ndc12::parse(code).expect("a 12-digit form");
+        crate::dict::DrugDictionary::lookup(&dict, &key).map(|e| e.product.product_id.clone())
+    };
+    assert_eq!(found("000777-3105-02").as_deref(), Some("P_OLD"));
+    let eleven = crate::domain::Ndc11::from_digits("00777310502").expect("11 digits");
+    assert_eq!(
+        crate::dict::DrugDictionary::lookup(&dict, &eleven.to_ndc12())
+            .map(|e| e.product.product_id.clone())
+            .as_deref(),
+        Some("P_OLD"),
+        "the NDC-11 finds the package its 6-4-2 form was published as"
+    );
+    assert_eq!(found("712345010101").as_deref(), Some("P_NEW"));
+    assert_eq!(found("812345010101"), None);
 }
 
 proptest! {

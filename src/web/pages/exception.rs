@@ -62,12 +62,8 @@ pub fn load(s: &mut Store, id: i64) -> Result<Loaded, StoreError> {
 pub fn search(s: &Store, text: &str) -> Result<Vec<DictEntry>, StoreError> {
     match ndc::parse(text) {
         Ok(parsed) => {
-            let candidates = match parsed.reading {
-                NdcReading::Exact(n) => vec![n],
-                NdcReading::Ambiguous(r) => r.to_vec(),
-            };
             let mut found = Vec::new();
-            for n in candidates {
+            for n in parsed.reading.keys() {
                 found.extend(s.dict_entry(&n)?);
             }
             Ok(found)
@@ -232,14 +228,14 @@ fn actions(
                                 td { (d.product.strength_text()) }
                                 td { (d.product.dosage_form) }
                                 td { (d.product.labeler) }
-                                td { @if d.product.excluded { "excluded" } @else {
+                                td { @if d.product.excluded { "excluded" } @else if let Some(ndc11) = d.package.ndc11() {
                                     form.inline method="post" action=(post) {
                                         (csrf_field(viewer))
                                         input type="hidden" name="action" value="map";
-                                        input type="hidden" name="ndc" value=(d.package.ndc11.as_str());
-                                        button type="submit" class="map-to" data-ndc=(d.package.ndc11.as_str()) { "Map to this" }
+                                        input type="hidden" name="ndc" value=(ndc11.as_str());
+                                        button type="submit" class="map-to" data-ndc=(ndc11.as_str()) { "Map to this" }
                                     }
-                                } }
+                                } @else { "no 11-digit form: cannot be mapped to yet" } }
                             }
                         }
                     }
@@ -340,6 +336,9 @@ fn exact_ndc(text: &str) -> Result<Ndc11, AppError> {
             NdcReading::Exact(n) => Ok(n),
             NdcReading::Ambiguous(_) => Err(AppError::bad_request(format!(
                 "{text}: a bare 10-digit NDC is ambiguous; give it with hyphens or as 11 digits"
+            ))),
+            NdcReading::NewLabeler(_) => Err(AppError::bad_request(format!(
+                "{text}: a 12-digit NDC with a new 6-digit labeler has no 11-digit form, and a mapping needs one"
             ))),
         },
         Err(e) => Err(AppError::bad_request(format!("{text}: {e}"))),
