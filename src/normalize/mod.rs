@@ -11,6 +11,7 @@
 
 mod duplicates;
 mod fold;
+mod mismatch;
 mod resolve;
 
 pub use duplicates::{DupItem, find_among as find_duplicates};

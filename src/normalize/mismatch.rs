@@ -1,0 +1,551 @@
+//! Does a record's NDC name the drug its text names? A document that says
+//! "Warfarin 5 MG Oral Tablet" over the NDC of Prozac 20 mg must not become
+//! "Warfarin 5 mg" with the strength and form of Prozac: `check` compares
+//! what the document says of an item (its name, brand, code displays, stated
+//! strengths and form) with the dictionary's product for its NDC.
+//!
+//! The comparison is deliberately tolerant, because a false flag costs a
+//! clinician's time on every import: names match when any significant word
+//! of the text (salt, form, route and unit words set aside, a few common
+//! abbreviations expanded) equals, or is a prefix of at least four letters
+//! of, a word of the product's proprietary name, nonproprietary name or
+//! substances; a text with no significant word says nothing and never
+//! mismatches. Strengths contradict only when the product has one active
+//! ingredient, the document states a strength in a unit comparable with
+//! it, and none of the document's strengths equals it (mg, mcg/µg and g
+//! converted; concentrations per mL or per g compared as concentrations;
+//! `%` against w/w or w/v concentrations).
+//!
+//! Pure: no I/O, no clock, no dictionary look-up of its own.
+
+use crate::dict::{DictEntry, Product};
+
+/// What the document says of a drug, as its records gave it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DocDrug<'a> {
+    pub name: Option<&'a str>,
+    pub brand: Option<&'a str>,
+    /// Other names the document gives the drug (its codes' displays).
+    pub displays: &'a [&'a str],
+    /// The stated strengths, as `stated_strength` writes them (`10 mg; 12.5 mg`).
+    pub strength: Option<&'a str>,
+    pub form: Option<&'a str>,
+}
+
+/// What the document and the product have to say to each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// They agree, or the document says too little to tell.
+    Match,
+    /// No significant word of the document's text names the product.
+    NameMismatch,
+    /// The names agree but the document's stated strength is not the product's.
+    StrengthMismatch,
+}
+
+/// Compares what the document says with the product of the item's NDC.
+pub fn check(doc: &DocDrug<'_>, product: &Product) -> Verdict {
+    let texts = doc.name.iter().chain(&doc.brand).chain(doc.displays);
+    let words: Vec<String> = texts.flat_map(|t| significant(t)).collect();
+    if words.is_empty() {
+        return Verdict::Match;
+    }
+    let names = [&product.proprietary_name, &product.nonproprietary_name];
+    let product_words: Vec<String> = names
+        .into_iter()
+        .chain(product.ingredients.iter().map(|i| &i.name))
+        .flat_map(|t| significant(t))
+        .collect();
+    if product_words.is_empty() {
+        return Verdict::Match;
+    }
+    if !words
+        .iter()
+        .any(|w| product_words.iter().any(|p| same_word(w, p)))
+    {
+        return Verdict::NameMismatch;
+    }
+    if strength_contradicts(doc, product) {
+        return Verdict::StrengthMismatch;
+    }
+    Verdict::Match
+}
+
+/// The clinician's words for a mismatch: what the document says, then what
+/// the NDC is (`the document says Warfarin 5 MG Oral Tablet; NDC
+/// 0777-3105-02 is PROZAC (fluoxetine hydrochloride) 20 mg capsule`).
+pub fn detail(doc: &DocDrug<'_>, entry: &DictEntry, verdict: &Verdict) -> String {
+    let mut says = doc.name.or(doc.brand).unwrap_or("").trim().to_string();
+    let lower = says.to_lowercase();
+    if let Some(brand) = doc
+        .brand
+        .filter(|b| !lower.contains(&b.trim().to_lowercase()))
+    {
+        says.push_str(&format!(" (brand {})", brand.trim()));
+    }
+    for extra in [doc.strength, doc.form].into_iter().flatten() {
+        if !lower.contains(&extra.trim().to_lowercase()) {
+            says.push_str(&format!(" {}", extra.trim()));
+        }
+    }
+    let p = &entry.product;
+    let ndc = if entry.package.package_ndc.is_empty() {
+        entry.package.ndc11.hyphenated()
+    } else {
+        entry.package.package_ndc.clone()
+    };
+    let strength: Vec<String> = p
+        .ingredients
+        .iter()
+        .map(|i| {
+            format!(
+                "{} {}",
+                i.strength,
+                i.unit.strip_suffix("/1").unwrap_or(&i.unit)
+            )
+        })
+        .collect();
+    let mut is = p.proprietary_name.to_uppercase();
+    if !p.nonproprietary_name.is_empty() {
+        is.push_str(&format!(" ({})", p.nonproprietary_name.to_lowercase()));
+    }
+    for part in [strength.join("; "), p.dosage_form.to_lowercase()] {
+        if !part.trim().is_empty() {
+            is.push_str(&format!(" {}", part.trim()));
+        }
+    }
+    let why = match verdict {
+        Verdict::StrengthMismatch => " (another strength)",
+        _ => "",
+    };
+    format!("the document says {says}; NDC {ndc} is {}{why}", is.trim())
+}
+
+/// Salt and ester words: they tell forms of one drug apart, never two drugs.
+const SALTS: &[&str] = &[
+    "hydrochloride",
+    "hcl",
+    "dihydrochloride",
+    "hydrobromide",
+    "hbr",
+    "sodium",
+    "disodium",
+    "potassium",
+    "calcium",
+    "magnesium",
+    "maleate",
+    "besylate",
+    "besilate",
+    "succinate",
+    "tartrate",
+    "bitartrate",
+    "mesylate",
+    "sulfate",
+    "sulphate",
+    "citrate",
+    "acetate",
+    "fumarate",
+    "phosphate",
+    "chloride",
+    "bromide",
+    "carbonate",
+    "nitrate",
+    "mononitrate",
+    "hydrate",
+    "monohydrate",
+    "dihydrate",
+    "trihydrate",
+    "anhydrous",
+    "hyclate",
+    "propionate",
+    "dipropionate",
+    "valerate",
+    "furoate",
+    "xinafoate",
+    "tromethamine",
+    "gluconate",
+    "lactate",
+    "oxalate",
+    "pamoate",
+    "stearate",
+    "estolate",
+    "ethylsuccinate",
+    "medoxomil",
+    "axetil",
+    "cilexetil",
+    "base",
+    "free",
+];
+
+/// Dose-form, route, unit and filler words, which name no drug.
+const STOP: &[&str] = &[
+    "and",
+    "with",
+    "the",
+    "for",
+    "per",
+    "each",
+    "take",
+    "oral",
+    "tab",
+    "tabs",
+    "tablet",
+    "tablets",
+    "cap",
+    "caps",
+    "capsule",
+    "capsules",
+    "solution",
+    "suspension",
+    "injection",
+    "injectable",
+    "inj",
+    "cream",
+    "ointment",
+    "gel",
+    "patch",
+    "film",
+    "coated",
+    "extended",
+    "release",
+    "delayed",
+    "chewable",
+    "disintegrating",
+    "orally",
+    "topical",
+    "nasal",
+    "spray",
+    "inhaler",
+    "inhalation",
+    "aerosol",
+    "powder",
+    "metered",
+    "dose",
+    "syrup",
+    "elixir",
+    "liquid",
+    "drops",
+    "ophthalmic",
+    "otic",
+    "vial",
+    "pen",
+    "kit",
+    "transdermal",
+    "sublingual",
+    "rectal",
+    "suppository",
+    "vaginal",
+    "lotion",
+    "shampoo",
+    "foam",
+    "actuation",
+    "actuat",
+    "prefilled",
+    "syringe",
+    "cartridge",
+    "intravenous",
+    "intramuscular",
+    "subcutaneous",
+    "mouth",
+    "daily",
+    "hour",
+    "hours",
+    "day",
+    "unit",
+    "units",
+    "usp",
+    "acid",
+    "medication",
+    "medicine",
+    "drug",
+    "product",
+    "generic",
+    "brand",
+    "unknown",
+    "other",
+    "mcg",
+    "meq",
+    "xl",
+    "xr",
+    "sr",
+    "er",
+    "dr",
+    "cr",
+    "ec",
+    "odt",
+];
+
+/// Abbreviations and international names, read as the name they stand for.
+const ALIASES: &[(&str, &[&str])] = &[
+    ("hctz", &["hydrochlorothiazide"]),
+    ("apap", &["acetaminophen"]),
+    ("asa", &["aspirin"]),
+    ("paracetamol", &["acetaminophen"]),
+    ("salbutamol", &["albuterol"]),
+    ("adrenaline", &["epinephrine"]),
+    ("frusemide", &["furosemide"]),
+    ("lignocaine", &["lidocaine"]),
+    ("tmp", &["trimethoprim"]),
+    ("smx", &["sulfamethoxazole"]),
+    ("mtx", &["methotrexate"]),
+    ("ntg", &["nitroglycerin"]),
+    ("hcq", &["hydroxychloroquine"]),
+    ("inh", &["isoniazid"]),
+    ("pcn", &["penicillin"]),
+    ("mso4", &["morphine"]),
+    ("kcl", &["potassium", "chloride"]),
+    ("nacl", &["sodium", "chloride"]),
+];
+
+/// The words of a text that can name a drug: lower-cased, split at every
+/// non-alphanumeric character, abbreviations expanded; without words that
+/// hold a digit, short words, stop words and — unless nothing else is left
+/// (potassium chloride is a drug) — salt words.
+fn significant(text: &str) -> Vec<String> {
+    let lower = text.to_lowercase();
+    let mut words: Vec<&str> = Vec::new();
+    for raw in lower.split(|c: char| !c.is_alphanumeric()) {
+        match ALIASES.iter().find(|(short, _)| *short == raw) {
+            Some((_, long)) => words.extend(long.iter()),
+            None => words.push(raw),
+        }
+    }
+    words.retain(|w| {
+        w.chars().count() >= 3 && !w.chars().any(|c| c.is_ascii_digit()) && !STOP.contains(w)
+    });
+    let drugs: Vec<&str> = words
+        .iter()
+        .copied()
+        .filter(|w| !SALTS.contains(w))
+        .collect();
+    let kept = if drugs.is_empty() { words } else { drugs };
+    kept.into_iter().map(str::to_string).collect()
+}
+
+/// Equal words, one a prefix (of four letters or more) of the other, or
+/// the same stem before an acid's `-ic` / a salt's `-ate` (clavulanic,
+/// clavulanate).
+fn same_word(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if short == long || (short.chars().count() >= 4 && long.starts_with(short)) {
+        return true;
+    }
+    let stem = |w: &'_ str| -> String {
+        match w.strip_suffix("ic").or_else(|| w.strip_suffix("ate")) {
+            Some(s) if s.chars().count() >= 5 => s.to_string(),
+            _ => w.to_string(),
+        }
+    };
+    stem(a) == stem(b)
+}
+
+/// What a strength measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dim {
+    /// In micrograms.
+    Mass,
+    Units,
+    MilliEq,
+    Percent,
+}
+
+/// What a strength is per.
+#[derive(Debug, Clone, PartialEq)]
+enum Per {
+    /// Per dose unit (`mg/1`, or no denominator).
+    One,
+    /// Per this many mL.
+    Volume(f64),
+    /// Per this many g.
+    Weight(f64),
+    /// Per anything else (`h`, `actuat`), normalised.
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Amount {
+    value: f64,
+    dim: Dim,
+    per: Per,
+}
+
+impl Amount {
+    /// `value` in `unit` (`mg`, `mg/5 mL`, `[iU]/mL`, `%`); None when the
+    /// unit measures nothing comparable (mL alone, homeopathic dilutions).
+    fn parse(value: &str, unit: &str) -> Option<Amount> {
+        let value: f64 = value.trim().parse().ok()?;
+        let unit: String = unit
+            .to_lowercase()
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '[' | ']' | '\'' | '{' | '}'))
+            .collect();
+        let (num, den) = match unit.split_once('/') {
+            Some((n, d)) => (n, Some(d)),
+            None => (unit.as_str(), None),
+        };
+        let (factor, dim) = match num {
+            "g" | "gm" | "gram" | "grams" => (1e6, Dim::Mass),
+            "mg" | "milligram" | "milligrams" => (1e3, Dim::Mass),
+            "mcg" | "ug" | "µg" | "μg" | "microgram" | "micrograms" => (1.0, Dim::Mass),
+            "ng" => (1e-3, Dim::Mass),
+            "u" | "unit" | "units" | "iu" | "uspu" | "usp" => (1.0, Dim::Units),
+            "meq" => (1.0, Dim::MilliEq),
+            "%" => (1.0, Dim::Percent),
+            _ => return None,
+        };
+        let per = match den {
+            None | Some("1") | Some("") => Per::One,
+            Some(d) => {
+                let digits: String = d
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.')
+                    .collect();
+                let n: f64 = if digits.is_empty() {
+                    1.0
+                } else {
+                    digits.parse().ok()?
+                };
+                match &d[digits.len()..] {
+                    "ml" => Per::Volume(n),
+                    "l" => Per::Volume(n * 1000.0),
+                    "g" => Per::Weight(n),
+                    "mg" => Per::Weight(n / 1000.0),
+                    "hr" | "h" | "hour" => Per::Other("h".to_string()),
+                    other => Per::Other(other.to_string()),
+                }
+            }
+        };
+        Some(Amount {
+            value: value * factor,
+            dim,
+            per,
+        })
+    }
+
+    /// Per mL or per g, when it is a concentration.
+    fn concentration(&self) -> Option<f64> {
+        match self.per {
+            Per::Volume(n) | Per::Weight(n) if n > 0.0 => Some(self.value / n),
+            _ => None,
+        }
+    }
+
+    /// As a percentage (g per 100 mL or 100 g), when it can be one.
+    fn percent(&self) -> Option<f64> {
+        match self.dim {
+            Dim::Percent => Some(self.value),
+            Dim::Mass => self.concentration().map(|c| c / 1e6 * 100.0),
+            _ => None,
+        }
+    }
+
+    fn equals(&self, other: &Amount) -> bool {
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9_f64.max(a.abs().max(b.abs()) * 1e-6);
+        if self.dim == other.dim && close(self.value, other.value) {
+            return true;
+        }
+        let pair = (self.concentration(), other.concentration());
+        if self.dim == other.dim && matches!(pair, (Some(a), Some(b)) if close(a, b)) {
+            return true;
+        }
+        let either_percent = self.dim == Dim::Percent || other.dim == Dim::Percent;
+        either_percent
+            && matches!((self.percent(), other.percent()), (Some(a), Some(b)) if close(a, b))
+    }
+
+    /// Whether the two measure the same thing, so that a difference is a
+    /// contradiction and not two ways of writing one drug.
+    fn comparable(&self, other: &Amount) -> bool {
+        let percent = |a: &Amount, b: &Amount| a.dim == Dim::Percent && b.percent().is_some();
+        if percent(self, other) || percent(other, self) {
+            return true;
+        }
+        self.dim == other.dim
+            && match (&self.per, &other.per) {
+                (Per::One, Per::One) => true,
+                (Per::Other(a), Per::Other(b)) => a == b,
+                (Per::Volume(_), Per::Volume(_)) | (Per::Weight(_), Per::Weight(_)) => true,
+                _ => false,
+            }
+    }
+}
+
+/// Strengths written in a text (`Warfarin 5 MG Oral Tablet`, `250mg/5 mL`,
+/// `1%`): a number followed by a unit, in one word or the next.
+fn strengths_in(text: &str) -> Vec<Amount> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut out = Vec::new();
+    for (i, word) in words.iter().enumerate() {
+        let number: String = word
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        if !number.chars().any(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let (mut unit, mut at) = (unit_prefix(&word[number.len()..]), i);
+        if unit.is_empty() {
+            at = i + 1;
+            unit = words.get(at).map(|w| unit_prefix(w)).unwrap_or_default();
+        }
+        // "mg/5 mL": the denominator's unit is the next word.
+        if unit.ends_with(|c: char| c.is_ascii_digit() || c == '/')
+            && let Some(next) = words.get(at + 1)
+        {
+            unit.push_str(&unit_prefix(next));
+        }
+        if let Some(a) = Amount::parse(&number, &unit) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+/// The leading unit of a word: letters, µ, %, and a `/` with what follows.
+fn unit_prefix(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        let after_slash = out.contains('/');
+        if c.is_alphabetic()
+            || c == '%'
+            || c == '/'
+            || (after_slash && (c.is_ascii_digit() || c == '.'))
+        {
+            out.push(c);
+        } else {
+            break;
+        }
+    }
+    out
+}
+
+/// The stated strengths (`10 mg; 12.5 mg`) and those written in the names.
+fn stated_amounts(doc: &DocDrug<'_>) -> Vec<Amount> {
+    let mut out: Vec<Amount> = doc
+        .strength
+        .unwrap_or("")
+        .split(';')
+        .filter_map(|part| {
+            let part = part.trim();
+            let (value, unit) = part.split_once(' ').unwrap_or((part, ""));
+            Amount::parse(value, unit)
+        })
+        .collect();
+    let texts = doc.name.iter().chain(&doc.brand).chain(doc.displays);
+    out.extend(texts.flat_map(|t| strengths_in(t)));
+    out
+}
+
+fn strength_contradicts(doc: &DocDrug<'_>, product: &Product) -> bool {
+    let [ingredient] = product.ingredients.as_slice() else {
+        return false;
+    };
+    let Some(theirs) = Amount::parse(&ingredient.strength, &ingredient.unit) else {
+        return false;
+    };
+    let ours = stated_amounts(doc);
+    ours.iter().any(|a| a.comparable(&theirs)) && !ours.iter().any(|a| a.equals(&theirs))
+}
+
+#[cfg(test)]
+mod tests;
