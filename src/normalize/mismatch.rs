@@ -18,7 +18,9 @@
 //!
 //! Pure: no I/O, no clock, no dictionary look-up of its own.
 
+use super::{Flag, Item};
 use crate::dict::{DictEntry, Product};
+use crate::domain::ExceptionKind;
 
 /// What the document says of a drug, as its records gave it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -545,6 +547,35 @@ fn strength_contradicts(doc: &DocDrug<'_>, product: &Product) -> bool {
     };
     let ours = stated_amounts(doc);
     ours.iter().any(|a| a.comparable(&theirs)) && !ours.iter().any(|a| a.equals(&theirs))
+}
+
+/// The `ndc_name_mismatch` flag for item `index`, if its document
+/// contradicts its product. Items without a product, and items whose NDC a
+/// clinician chose (a remembered mapping), are not checked.
+pub(super) fn flag(index: usize, item: &Item) -> Option<Flag> {
+    let entry = item.product.as_deref()?;
+    if item.mapping.is_some() {
+        return None;
+    }
+    let displays: Vec<&str> = item
+        .codes
+        .iter()
+        .filter_map(|c| c.display.as_deref())
+        .collect();
+    let doc = DocDrug {
+        name: item.name.as_deref(),
+        brand: item.brand.as_deref(),
+        displays: &displays,
+        strength: item.strength.as_deref(),
+        form: item.form.as_deref(),
+    };
+    let verdict = check(&doc, &entry.product);
+    (verdict != Verdict::Match).then(|| Flag {
+        kind: ExceptionKind::NdcNameMismatch,
+        item: Some(index),
+        related: None,
+        detail: detail(&doc, entry, &verdict),
+    })
 }
 
 #[cfg(test)]

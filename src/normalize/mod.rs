@@ -239,8 +239,15 @@ pub fn normalize(
         kept.push((ordinal, record, status, resolution));
     }
 
-    let (items, item_flags) = fold::fold(kept);
-    let mut flags = item_flags;
+    let (mut items, mut flags) = fold::fold(kept);
+    // The document's words are checked against the product before the
+    // product may complete them: a contradicted product lends nothing.
+    for (i, item) in items.iter_mut().enumerate() {
+        match mismatch::flag(i, item) {
+            Some(flag) => flags.push(flag),
+            None => fold::fill_from_product(item),
+        }
+    }
     flags.extend(duplicates::find(&items));
     if items.is_empty() {
         flags.push(Flag {
