@@ -7,7 +7,10 @@
 //! and never merges two drugs: record-level repeats of one drug (a request
 //! and its dispense, refills with the same sig) fold into one item that
 //! lists every source, while clinical duplicates are flagged for a
-//! clinician to decide.
+//! clinician to decide. A record whose NDC names another drug than its text
+//! (or another strength than it states) is flagged `ndc_name_mismatch`
+//! (`mismatch`), and keeps the document's words: the dictionary completes
+//! an item's name, strength, form and route only when it agrees with it.
 
 mod duplicates;
 mod fold;
