@@ -47,30 +47,12 @@ pub enum Verdict {
 
 /// Compares what the document says with the product of the item's NDC.
 pub fn check(doc: &DocDrug<'_>, product: &Product) -> Verdict {
-    let texts = doc.name.iter().chain(&doc.brand).chain(doc.displays);
-    let words: Vec<String> = texts.flat_map(|t| significant(t)).collect();
-    if words.is_empty() {
-        return Verdict::Match;
+    match names_agree(doc, product) {
+        Some(false) => Verdict::NameMismatch,
+        // A strength is checked also when no name is given to compare.
+        _ if strength_contradicts(doc, product) => Verdict::StrengthMismatch,
+        _ => Verdict::Match,
     }
-    let names = [&product.proprietary_name, &product.nonproprietary_name];
-    let product_words: Vec<String> = names
-        .into_iter()
-        .chain(product.ingredients.iter().map(|i| &i.name))
-        .flat_map(|t| significant(t))
-        .collect();
-    if product_words.is_empty() {
-        return Verdict::Match;
-    }
-    if !words
-        .iter()
-        .any(|w| product_words.iter().any(|p| same_word(w, p)))
-    {
-        return Verdict::NameMismatch;
-    }
-    if strength_contradicts(doc, product) {
-        return Verdict::StrengthMismatch;
-    }
-    Verdict::Match
 }
 
 /// The clinician's words for a mismatch: what the document says, then what
@@ -124,186 +106,79 @@ pub fn detail(doc: &DocDrug<'_>, entry: &DictEntry, verdict: &Verdict) -> String
 }
 
 /// Salt and ester words: they tell forms of one drug apart, never two drugs.
+#[rustfmt::skip]
 const SALTS: &[&str] = &[
-    "hydrochloride",
-    "hcl",
-    "dihydrochloride",
-    "hydrobromide",
-    "hbr",
-    "sodium",
-    "disodium",
-    "potassium",
-    "calcium",
-    "magnesium",
-    "maleate",
-    "besylate",
-    "besilate",
-    "succinate",
-    "tartrate",
-    "bitartrate",
-    "mesylate",
-    "sulfate",
-    "sulphate",
-    "citrate",
-    "acetate",
-    "fumarate",
-    "phosphate",
-    "chloride",
-    "bromide",
-    "carbonate",
-    "nitrate",
-    "mononitrate",
-    "hydrate",
-    "monohydrate",
-    "dihydrate",
-    "trihydrate",
-    "anhydrous",
-    "hyclate",
-    "propionate",
-    "dipropionate",
-    "valerate",
-    "furoate",
-    "xinafoate",
-    "tromethamine",
-    "gluconate",
-    "lactate",
-    "oxalate",
-    "pamoate",
-    "stearate",
-    "estolate",
-    "ethylsuccinate",
-    "medoxomil",
-    "axetil",
-    "cilexetil",
-    "base",
-    "free",
+    "hydrochloride", "hcl", "dihydrochloride", "hydrobromide", "hbr", "sodium", "disodium",
+    "potassium", "calcium", "magnesium", "maleate", "besylate", "besilate", "succinate",
+    "tartrate", "bitartrate", "mesylate", "sulfate", "sulphate", "citrate", "acetate",
+    "fumarate", "phosphate", "chloride", "bromide", "carbonate", "nitrate", "mononitrate",
+    "hydrate", "monohydrate", "dihydrate", "trihydrate", "anhydrous", "hyclate", "propionate",
+    "dipropionate", "valerate", "furoate", "xinafoate", "tromethamine", "gluconate",
+    "lactate", "oxalate", "pamoate", "stearate", "estolate", "ethylsuccinate", "medoxomil",
+    "axetil", "cilexetil", "base", "free",
 ];
 
-/// Dose-form, route, unit and filler words, which name no drug.
+/// Words that name no drug: fillers; every word of the FDA directory's
+/// dose forms, routes and strength units (2019); and the abbreviations
+/// prescribers use for them.
+#[rustfmt::skip]
 const STOP: &[&str] = &[
-    "and",
-    "with",
-    "the",
-    "for",
-    "per",
-    "each",
-    "take",
-    "oral",
-    "tab",
-    "tabs",
-    "tablet",
-    "tablets",
-    "cap",
-    "caps",
-    "capsule",
-    "capsules",
-    "solution",
-    "suspension",
-    "injection",
-    "injectable",
-    "inj",
-    "cream",
-    "ointment",
-    "gel",
-    "patch",
-    "film",
-    "coated",
-    "extended",
-    "release",
-    "delayed",
-    "chewable",
-    "disintegrating",
-    "orally",
-    "topical",
-    "nasal",
-    "spray",
-    "inhaler",
-    "inhalation",
-    "aerosol",
-    "powder",
-    "metered",
-    "dose",
-    "syrup",
-    "elixir",
-    "liquid",
-    "drops",
-    "ophthalmic",
-    "otic",
-    "vial",
-    "pen",
-    "kit",
-    "transdermal",
-    "sublingual",
-    "rectal",
-    "suppository",
-    "vaginal",
-    "lotion",
-    "shampoo",
-    "foam",
-    "actuation",
-    "actuat",
-    "prefilled",
-    "syringe",
-    "cartridge",
-    "intravenous",
-    "intramuscular",
-    "subcutaneous",
-    "mouth",
-    "daily",
-    "hour",
-    "hours",
-    "day",
-    "unit",
-    "units",
-    "usp",
-    "acid",
-    "medication",
-    "medicine",
-    "drug",
-    "product",
-    "generic",
-    "brand",
-    "unknown",
-    "other",
-    "mcg",
-    "meq",
-    "xl",
-    "xr",
-    "sr",
-    "er",
-    "dr",
-    "cr",
-    "ec",
-    "odt",
+    // Fillers.
+    "and", "with", "the", "for", "per", "each", "take", "daily", "hour", "hours", "day",
+    "mouth", "medication", "medicine", "drug", "product", "generic", "brand", "unknown",
+    "other", "acid", "not", "applicable",
+    // FDA dose forms and routes.
+    "aerosol", "arterial", "articular", "augmented", "auricular", "bar", "buccal", "capsule",
+    "cellular", "chewable", "chewing", "cloth", "coated", "complex", "concentrate",
+    "conjunctival", "cream", "crystal", "cutaneous", "delayed", "dental", "dentifrice",
+    "device", "disc", "disintegrating", "douche", "dressing", "drops", "effervescent",
+    "elixir", "emulsion", "endosinusial", "endotracheal", "enema", "enteral", "epidural",
+    "extended", "extracorporeal", "extract", "filled", "film", "foam", "forming", "gas",
+    "gel", "gelatin", "globule", "granule", "gum", "hemodialysis", "implant", "infiltration",
+    "inhalant", "inhalation", "injectable", "injection", "insert", "interstitial", "intra",
+    "intrabronchial", "intrabursal", "intracanalicular", "intracardiac", "intracaudal",
+    "intracavernous", "intracavitary", "intracoronary", "intradermal", "intragastric",
+    "intralesional", "intralymphatic", "intramedullary", "intramuscular", "intraocular",
+    "intraperitoneal", "intrapleural", "intrasinal", "intraspinal", "intrasynovial",
+    "intrathecal", "intratumor", "intratympanic", "intrauterine", "intravascular",
+    "intravenous", "intraventricular", "intravesical", "intravitreal", "irrigant",
+    "irrigation", "jelly", "kit", "liniment", "lipid", "liposomal", "lipstick", "liquid",
+    "lotion", "lozenge", "lyophilized", "metered", "mouthwash", "multilayer", "nasal",
+    "nasogastric", "occlusive", "oil", "ointment", "ophthalmic", "oral", "orally",
+    "oropharyngeal", "otic", "parenteral", "paste", "pastille", "patch", "pellet", "pellets",
+    "percutaneous", "perineural", "periodontal", "pill", "plaster", "poultice", "powder",
+    "rectal", "release", "respiratory", "retrobulbar", "ring", "rinse", "salve", "shampoo",
+    "sheet", "soap", "soft", "soluble", "solution", "spray", "sponge", "stick", "strip",
+    "subarachnoid", "subconjunctival", "subcutaneous", "subgingival", "sublingual",
+    "submucosal", "sugar", "suppository", "suspension", "swab", "syrup", "tablet", "tape",
+    "technique", "tincture", "tissue", "topical", "transdermal", "transmucosal", "troche",
+    "ureteral", "urethral", "vaginal", "wafer",
+    // FDA strength units.
+    "amb", "arb", "bau", "cfu", "mci", "meq", "nmol", "pfu", "pnu", "tcid", "uci", "umol",
+    "usp", "unit", "units", "mcg",
+    // As prescribers write them.
+    "tab", "tabs", "tablets", "cap", "caps", "capsules", "inj", "susp", "soln", "sol",
+    "supp", "oint", "crm", "inh", "neb", "nebulizer", "inhaler", "actuation", "actuat",
+    "puff", "puffs", "prefilled", "syringe", "cartridge", "pen", "vial", "packet", "pack",
+    "dose", "doses", "xl", "xr", "sr", "er", "dr", "cr", "ec", "odt", "hfa",
 ];
 
 /// Abbreviations and international names, read as the name they stand for.
+#[rustfmt::skip]
 const ALIASES: &[(&str, &[&str])] = &[
-    ("hctz", &["hydrochlorothiazide"]),
-    ("apap", &["acetaminophen"]),
-    ("asa", &["aspirin"]),
-    ("paracetamol", &["acetaminophen"]),
-    ("salbutamol", &["albuterol"]),
-    ("adrenaline", &["epinephrine"]),
-    ("frusemide", &["furosemide"]),
-    ("lignocaine", &["lidocaine"]),
-    ("tmp", &["trimethoprim"]),
-    ("smx", &["sulfamethoxazole"]),
-    ("mtx", &["methotrexate"]),
-    ("ntg", &["nitroglycerin"]),
-    ("hcq", &["hydroxychloroquine"]),
-    ("inh", &["isoniazid"]),
-    ("pcn", &["penicillin"]),
-    ("mso4", &["morphine"]),
-    ("kcl", &["potassium", "chloride"]),
+    ("hctz", &["hydrochlorothiazide"]), ("apap", &["acetaminophen"]), ("asa", &["aspirin"]),
+    ("paracetamol", &["acetaminophen"]), ("salbutamol", &["albuterol"]),
+    ("adrenaline", &["epinephrine"]), ("frusemide", &["furosemide"]),
+    ("lignocaine", &["lidocaine"]), ("tmp", &["trimethoprim"]), ("smx", &["sulfamethoxazole"]),
+    ("mtx", &["methotrexate"]), ("ntg", &["nitroglycerin"]), ("hcq", &["hydroxychloroquine"]),
+    ("pcn", &["penicillin"]), ("mso4", &["morphine"]), ("kcl", &["potassium", "chloride"]),
     ("nacl", &["sodium", "chloride"]),
 ];
 
-/// The words of a text that can name a drug: lower-cased, split at every
-/// non-alphanumeric character, abbreviations expanded; without words that
-/// hold a digit, short words, stop words and — unless nothing else is left
-/// (potassium chloride is a drug) — salt words.
-fn significant(text: &str) -> Vec<String> {
+/// The words of a text that can name a drug, as (drug words, salt words):
+/// lower-cased, split at every non-alphanumeric character, abbreviations
+/// expanded; without words that hold a digit, short words and stop words.
+fn significant(text: &str) -> (Vec<String>, Vec<String>) {
     let lower = text.to_lowercase();
     let mut words: Vec<&str> = Vec::new();
     for raw in lower.split(|c: char| !c.is_alphanumeric()) {
@@ -315,13 +190,46 @@ fn significant(text: &str) -> Vec<String> {
     words.retain(|w| {
         w.chars().count() >= 3 && !w.chars().any(|c| c.is_ascii_digit()) && !STOP.contains(w)
     });
-    let drugs: Vec<&str> = words
-        .iter()
-        .copied()
-        .filter(|w| !SALTS.contains(w))
+    let (salts, drugs): (Vec<&str>, Vec<&str>) = words.into_iter().partition(|w| SALTS.contains(w));
+    let owned = |v: Vec<&str>| v.into_iter().map(str::to_string).collect();
+    (owned(drugs), owned(salts))
+}
+
+/// Whether the document's words name the product. Its drug words are
+/// compared with the product's (each product name's salt words stand in
+/// for drug words it lacks: potassium chloride is a drug). Salt words in
+/// common never make a match on their own — losartan potassium is not
+/// potassium chloride — unless the text names no other drug, or it names
+/// every salt of a salt-only product (`KCl 20 mEq packet`).
+fn names_agree(doc: &DocDrug<'_>, product: &Product) -> Option<bool> {
+    let texts = doc.name.iter().chain(&doc.brand).chain(doc.displays);
+    let (mut drugs, mut salts) = (Vec::new(), Vec::new());
+    for text in texts {
+        let (d, s) = significant(text);
+        drugs.extend(d);
+        salts.extend(s);
+    }
+    let names = [&product.proprietary_name, &product.nonproprietary_name];
+    let fields: Vec<(Vec<String>, Vec<String>)> = names
+        .into_iter()
+        .chain(product.ingredients.iter().map(|i| &i.name))
+        .map(|t| significant(t))
         .collect();
-    let kept = if drugs.is_empty() { words } else { drugs };
-    kept.into_iter().map(str::to_string).collect()
+    let product_words: Vec<&String> = fields
+        .iter()
+        .flat_map(|(d, s)| if d.is_empty() { s } else { d })
+        .collect();
+    if (drugs.is_empty() && salts.is_empty()) || product_words.is_empty() {
+        return None;
+    }
+    let ours = if drugs.is_empty() { &salts } else { &drugs };
+    let named = ours
+        .iter()
+        .any(|w| product_words.iter().any(|p| same_word(w, p)));
+    let all_salts = fields
+        .iter()
+        .any(|(d, s)| d.is_empty() && !s.is_empty() && s.iter().all(|x| salts.contains(x)));
+    Some(named || all_salts)
 }
 
 /// Equal words, one a prefix (of four letters or more) of the other, or

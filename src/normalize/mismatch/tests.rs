@@ -175,19 +175,56 @@ fn a_name_matches_through_any_significant_word_in_any_spelling() {
 }
 
 #[test]
-fn a_text_that_names_no_drug_is_never_a_mismatch() {
+fn a_text_that_names_no_drug_is_never_a_name_mismatch() {
     for text in [
         "",
         "   ",
         "00777310502",
-        "Tablet 5 mg",
+        "Tablet 20 mg",
         "oral capsule",
         "Unknown medication",
         "--",
+        "KP-2 pellet 30 [hp_C]",
     ] {
         assert_eq!(check(&named(text), &prozac()), Verdict::Match, "{text:?}");
     }
     assert_eq!(check(&DocDrug::default(), &prozac()), Verdict::Match);
+    // Its stated strength is still the document's word.
+    assert_eq!(
+        check(&named("Tablet 5 mg"), &prozac()),
+        Verdict::StrengthMismatch
+    );
+}
+
+#[test]
+fn salt_words_in_common_name_a_drug_only_when_nothing_else_does() {
+    let kcl = product(
+        "K-Tab",
+        "Potassium Chloride",
+        &[("POTASSIUM CHLORIDE", "20", "meq/1")],
+        "TABLET, EXTENDED RELEASE",
+    );
+    let calcium = product(
+        "Os-Cal",
+        "Calcium Carbonate",
+        &[("CALCIUM CARBONATE", "1250", "mg/1")],
+        "TABLET",
+    );
+    let rows: &[(&str, &Product, Verdict)] = &[
+        ("Losartan Potassium 50 mg", &kcl, Verdict::NameMismatch),
+        ("Potassium 20 mEq", &kcl, Verdict::Match),
+        // Every salt of a salt-only product, beside a word rxsync does not know.
+        ("KCl 20 mEq sachet", &kcl, Verdict::Match),
+        ("Calcium 1250 mg", &calcium, Verdict::Match),
+        (
+            "Atorvastatin calcium 10 mg",
+            &calcium,
+            Verdict::NameMismatch,
+        ),
+    ];
+    for (text, p, verdict) in rows {
+        assert_eq!(check(&named(text), p), *verdict, "{text}");
+    }
 }
 
 #[test]
@@ -406,4 +443,57 @@ fn the_detail_says_what_the_document_says_and_what_the_ndc_is() {
         assert_eq!(check(doc, &entry.product), *verdict, "{want}");
         assert_eq!(detail(doc, &entry, verdict), *want);
     }
+}
+
+/// Each product's strengths as a prescriber writes them: `500 MG`,
+/// `250 MG/5ML`, `.5 MG` as `0.5 MG`.
+fn written(product: &Product) -> String {
+    product
+        .ingredients
+        .iter()
+        .map(|i| {
+            let value = match i.strength.strip_prefix('.') {
+                Some(rest) => format!("0.{rest}"),
+                None => i.strength.clone(),
+            };
+            let unit = i.unit.strip_suffix("/1").unwrap_or(&i.unit);
+            format!("{value} {}", unit.to_uppercase())
+        })
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+#[test]
+#[ignore = "needs RXSYNC_FDA_DIR (the 2019 FDA snapshot); run by .ci/run"]
+fn every_fda_product_named_and_dosed_as_a_prescriber_writes_it_is_a_true_pair() {
+    let dir =
+        std::env::var("RXSYNC_FDA_DIR").expect("RXSYNC_FDA_DIR must name the snapshot's directory");
+    let bytes = std::fs::read(std::path::Path::new(&dir).join("product.txt")).expect("product.txt");
+    let (products, _) = crate::dict::fda::read_products(&bytes).expect("products");
+    let mut checked = 0;
+    let mut flagged = Vec::new();
+    for p in products
+        .iter()
+        .filter(|p| !p.excluded && !p.ingredients.is_empty())
+    {
+        let strength = written(p);
+        let form = p.dosage_form.to_lowercase();
+        for name in [&p.nonproprietary_name, &p.proprietary_name] {
+            let text = format!("{name} {strength} {form}");
+            checked += 1;
+            let verdict = check(&named(&text), p);
+            if verdict != Verdict::Match {
+                flagged.push(format!("{text} vs {}: {verdict:?}", p.strength_text()));
+            }
+        }
+    }
+    eprintln!(
+        "{checked} texts of {} products, {} flagged",
+        products.len(),
+        flagged.len()
+    );
+    for f in flagged.iter().take(30) {
+        eprintln!("  {f}");
+    }
+    assert_eq!(flagged, Vec::<String>::new());
 }
