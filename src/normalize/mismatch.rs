@@ -103,7 +103,11 @@ pub fn detail(doc: &DocDrug<'_>, entry: &DictEntry, verdict: &Verdict) -> String
         Verdict::StrengthMismatch => " (another strength)",
         _ => "",
     };
-    format!("the document says {says}; NDC {ndc} is {}{why}", is.trim())
+    format!(
+        "the document says {}; NDC {ndc} is {}{why}",
+        says.trim(),
+        is.trim()
+    )
 }
 
 /// Salt and ester words: they tell forms of one drug apart, never two drugs.

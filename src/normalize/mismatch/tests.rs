@@ -438,6 +438,14 @@ fn the_detail_says_what_the_document_says_and_what_the_ndc_is() {
             Verdict::StrengthMismatch,
             "the document says Fluoxetine 10 mg capsule; NDC 0777-3105-02 is PROZAC (fluoxetine) 20 mg capsule (another strength)",
         ),
+        (
+            DocDrug {
+                strength: Some("10 mg"),
+                ..DocDrug::default()
+            },
+            Verdict::StrengthMismatch,
+            "the document says 10 mg; NDC 0777-3105-02 is PROZAC (fluoxetine) 20 mg capsule (another strength)",
+        ),
     ];
     for (doc, verdict, want) in rows {
         assert_eq!(check(doc, &entry.product), *verdict, "{want}");
