@@ -22,6 +22,7 @@ use super::{Flag, Item};
 use crate::dict::{DictEntry, Product};
 use crate::domain::ExceptionKind;
 use strength::strength_contradicts;
+use words::{ALIASES, BRANDS, SALTS, STOP};
 
 /// What the document says of a drug, as its records gave it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -110,79 +111,9 @@ pub fn detail(doc: &DocDrug<'_>, entry: &DictEntry, verdict: &Verdict) -> String
     )
 }
 
-/// Salt and ester words: they tell forms of one drug apart, never two drugs.
-#[rustfmt::skip]
-const SALTS: &[&str] = &[
-    "hydrochloride", "hcl", "dihydrochloride", "hydrobromide", "hbr", "sodium", "disodium",
-    "potassium", "calcium", "magnesium", "maleate", "besylate", "besilate", "succinate",
-    "tartrate", "bitartrate", "mesylate", "sulfate", "sulphate", "citrate", "acetate",
-    "fumarate", "phosphate", "chloride", "bromide", "carbonate", "nitrate", "mononitrate",
-    "hydrate", "monohydrate", "dihydrate", "trihydrate", "anhydrous", "hyclate", "propionate",
-    "dipropionate", "valerate", "furoate", "xinafoate", "tromethamine", "gluconate",
-    "lactate", "oxalate", "pamoate", "stearate", "estolate", "ethylsuccinate", "medoxomil",
-    "axetil", "cilexetil", "base", "free",
-];
-
-/// Words that name no drug: fillers; every word of the FDA directory's
-/// dose forms, routes and strength units (2019); and the abbreviations
-/// prescribers use for them.
-#[rustfmt::skip]
-const STOP: &[&str] = &[
-    // Fillers.
-    "and", "with", "the", "for", "per", "each", "take", "daily", "hour", "hours", "day",
-    "mouth", "medication", "medicine", "drug", "product", "generic", "brand", "unknown",
-    "other", "acid", "not", "applicable",
-    // FDA dose forms and routes.
-    "aerosol", "arterial", "articular", "augmented", "auricular", "bar", "buccal", "capsule",
-    "cellular", "chewable", "chewing", "cloth", "coated", "complex", "concentrate",
-    "conjunctival", "cream", "crystal", "cutaneous", "delayed", "dental", "dentifrice",
-    "device", "disc", "disintegrating", "douche", "dressing", "drops", "effervescent",
-    "elixir", "emulsion", "endosinusial", "endotracheal", "enema", "enteral", "epidural",
-    "extended", "extracorporeal", "extract", "filled", "film", "foam", "forming", "gas",
-    "gel", "gelatin", "globule", "granule", "gum", "hemodialysis", "implant", "infiltration",
-    "inhalant", "inhalation", "injectable", "injection", "insert", "interstitial", "intra",
-    "intrabronchial", "intrabursal", "intracanalicular", "intracardiac", "intracaudal",
-    "intracavernous", "intracavitary", "intracoronary", "intradermal", "intragastric",
-    "intralesional", "intralymphatic", "intramedullary", "intramuscular", "intraocular",
-    "intraperitoneal", "intrapleural", "intrasinal", "intraspinal", "intrasynovial",
-    "intrathecal", "intratumor", "intratympanic", "intrauterine", "intravascular",
-    "intravenous", "intraventricular", "intravesical", "intravitreal", "irrigant",
-    "irrigation", "jelly", "kit", "liniment", "lipid", "liposomal", "lipstick", "liquid",
-    "lotion", "lozenge", "lyophilized", "metered", "mouthwash", "multilayer", "nasal",
-    "nasogastric", "occlusive", "oil", "ointment", "ophthalmic", "oral", "orally",
-    "oropharyngeal", "otic", "parenteral", "paste", "pastille", "patch", "pellet", "pellets",
-    "percutaneous", "perineural", "periodontal", "pill", "plaster", "poultice", "powder",
-    "rectal", "release", "respiratory", "retrobulbar", "ring", "rinse", "salve", "shampoo",
-    "sheet", "soap", "soft", "soluble", "solution", "spray", "sponge", "stick", "strip",
-    "subarachnoid", "subconjunctival", "subcutaneous", "subgingival", "sublingual",
-    "submucosal", "sugar", "suppository", "suspension", "swab", "syrup", "tablet", "tape",
-    "technique", "tincture", "tissue", "topical", "transdermal", "transmucosal", "troche",
-    "ureteral", "urethral", "vaginal", "wafer",
-    // FDA strength units.
-    "amb", "arb", "bau", "cfu", "mci", "meq", "nmol", "pfu", "pnu", "tcid", "uci", "umol",
-    "usp", "unit", "units", "mcg",
-    // As prescribers write them.
-    "tab", "tabs", "tablets", "cap", "caps", "capsules", "inj", "susp", "soln", "sol",
-    "supp", "oint", "crm", "inh", "neb", "nebulizer", "inhaler", "actuation", "actuat",
-    "puff", "puffs", "prefilled", "syringe", "cartridge", "pen", "vial", "packet", "pack",
-    "dose", "doses", "xl", "xr", "sr", "er", "dr", "cr", "ec", "odt", "hfa",
-];
-
-/// Abbreviations and international names, read as the name they stand for.
-#[rustfmt::skip]
-const ALIASES: &[(&str, &[&str])] = &[
-    ("hctz", &["hydrochlorothiazide"]), ("apap", &["acetaminophen"]), ("asa", &["aspirin"]),
-    ("paracetamol", &["acetaminophen"]), ("salbutamol", &["albuterol"]),
-    ("adrenaline", &["epinephrine"]), ("frusemide", &["furosemide"]),
-    ("lignocaine", &["lidocaine"]), ("tmp", &["trimethoprim"]), ("smx", &["sulfamethoxazole"]),
-    ("mtx", &["methotrexate"]), ("ntg", &["nitroglycerin"]), ("hcq", &["hydroxychloroquine"]),
-    ("pcn", &["penicillin"]), ("mso4", &["morphine"]), ("kcl", &["potassium", "chloride"]),
-    ("nacl", &["sodium", "chloride"]),
-];
-
 /// The words of a text that can name a drug, as (drug words, salt words):
 /// lower-cased, split at every non-alphanumeric character, abbreviations
-/// expanded; without words that hold a digit, short words and stop words.
+/// expanded, brands followed by their ingredients; without words that hold a digit, short words and stop words.
 fn significant(text: &str) -> (Vec<String>, Vec<String>) {
     let lower = text.to_lowercase();
     let mut words: Vec<&str> = Vec::new();
@@ -190,6 +121,11 @@ fn significant(text: &str) -> (Vec<String>, Vec<String>) {
         match ALIASES.iter().find(|(short, _)| *short == raw) {
             Some((_, long)) => words.extend(long.iter()),
             None => words.push(raw),
+        }
+        // A brand also names its active ingredients, so that a brand in the
+        // text matches a generic product's NDC.
+        if let Some((_, generic)) = BRANDS.iter().find(|(brand, _)| *brand == raw) {
+            words.extend(generic.iter());
         }
     }
     words.retain(|w| {
@@ -284,6 +220,7 @@ pub(super) fn flag(index: usize, item: &Item) -> Option<Flag> {
 }
 
 mod strength;
+mod words;
 
 #[cfg(test)]
 mod tests;

@@ -142,7 +142,23 @@ fn a_name_matches_through_any_significant_word_in_any_spelling() {
         ],
         "TABLET",
     );
+    let generic_atorvastatin = product(
+        "Atorvastatin Calcium",
+        "Atorvastatin Calcium",
+        &[("ATORVASTATIN CALCIUM TRIHYDRATE", "10", "mg/1")],
+        "TABLET, FILM COATED",
+    );
+    let generic_warfarin = product(
+        "Warfarin Sodium",
+        "Warfarin Sodium",
+        &[("WARFARIN SODIUM", "5", "mg/1")],
+        "TABLET",
+    );
     let rows: &[(&str, &Product)] = &[
+        // Brand text over a generic's NDC: the brand names its ingredient.
+        ("Lipitor 10 mg", &generic_atorvastatin),
+        ("COUMADIN 5MG TAB", &generic_warfarin),
+        ("Glucophage", &metformin),
         ("Metformin HCl 500 mg tab", &metformin),
         ("METFORMIN HYDROCHLORIDE 500 MG ORAL TABLET", &metformin),
         ("metformin", &metformin),
