@@ -10,11 +10,16 @@
 //! abbreviations expanded) equals, or is a prefix of at least four letters
 //! of, a word of the product's proprietary name, nonproprietary name or
 //! substances; a text with no significant word says nothing and never
-//! mismatches. Strengths contradict only when the product has one active
-//! ingredient, the document states a strength in a unit comparable with
-//! it, and none of the document's strengths equals it (mg, mcg/µg and g
-//! converted; concentrations per mL or per g compared as concentrations;
-//! `%` against w/w or w/v concentrations).
+//! mismatches. Strengths (`strength`) contradict only when the product has
+//! one active ingredient, the document states a strength in a unit
+//! comparable with it, and none of the document's strengths equals it.
+//! The vocabulary is in `words`.
+//!
+//! Known limit: a brand given alone (no generic name anywhere in the
+//! record) over the NDC of another labeler's generic matches only when the
+//! brand is in `words::BRANDS`; the dictionary answers by NDC, not by
+//! brand name, so the FDA directory's own brand → substance knowledge is
+//! out of reach here.
 //!
 //! Pure: no I/O, no clock, no dictionary look-up of its own.
 
