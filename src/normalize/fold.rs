@@ -242,29 +242,19 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
             strength = super::stated_strength(&r.strengths);
         }
     }
-    let product = best.product.clone();
-    let p = product.as_ref().map(|e| &e.product);
     let item = Item {
         ndc11: best.ndc11,
         ndc12: best.ndc12,
         ndc_original: best.ndc_original.clone(),
         ndc_inferred: best.inferred,
         mapping: best.mapping.clone(),
-        name: first(|r| &r.name).or_else(|| {
-            p.map(|p| {
-                if p.proprietary_name.is_empty() {
-                    p.nonproprietary_name.clone()
-                } else {
-                    p.proprietary_name.clone()
-                }
-            })
-        }),
+        name: first(|r| &r.name),
         brand: first(|r| &r.brand),
         codes,
         ingredient_codes,
-        strength: strength.or_else(|| p.map(|p| p.strength_text()).filter(|s| !s.is_empty())),
-        form: first(|r| &r.form).or_else(|| p.map(|p| p.dosage_form.clone())),
-        route: first(|r| &r.route).or_else(|| p.map(|p| p.route.clone())),
+        strength,
+        form: first(|r| &r.form),
+        route: first(|r| &r.route),
         dose: first(|r| &r.dose),
         frequency: first(|r| &r.frequency),
         sig: (!directions.is_empty()).then(|| directions.join("; ")),
@@ -280,9 +270,37 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
             .filter_map(|(_, r, _, _)| r.source.clone())
             .collect(),
         records: group.iter().map(|(ordinal, _, _, _)| *ordinal).collect(),
-        product,
+        product: best.product.clone(),
     };
     (item, best.flag)
+}
+
+/// Completes what the document left unsaid (name, strength, dose form,
+/// route) from the dictionary's product. `build` leaves these as the
+/// records gave them, so that the mismatch check sees the document's own
+/// words first; `normalize` calls this only for items whose document does
+/// not contradict their product.
+pub(super) fn fill_from_product(item: &mut Item) {
+    let Some(entry) = item.product.clone() else {
+        return;
+    };
+    let p = &entry.product;
+    if item.name.is_none() {
+        item.name = Some(if p.proprietary_name.is_empty() {
+            p.nonproprietary_name.clone()
+        } else {
+            p.proprietary_name.clone()
+        });
+    }
+    if item.strength.is_none() {
+        item.strength = Some(p.strength_text()).filter(|s| !s.is_empty());
+    }
+    if item.form.is_none() {
+        item.form = Some(p.dosage_form.clone());
+    }
+    if item.route.is_none() {
+        item.route = Some(p.route.clone());
+    }
 }
 
 /// Adds the codes not already present (same system and value), in order.

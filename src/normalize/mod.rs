@@ -7,10 +7,14 @@
 //! and never merges two drugs: record-level repeats of one drug (a request
 //! and its dispense, refills with the same sig) fold into one item that
 //! lists every source, while clinical duplicates are flagged for a
-//! clinician to decide.
+//! clinician to decide. A record whose NDC names another drug than its text
+//! (or another strength than it states) is flagged `ndc_name_mismatch`
+//! (`mismatch`), and keeps the document's words: the dictionary completes
+//! an item's name, strength, form and route only when it agrees with it.
 
 mod duplicates;
 mod fold;
+mod mismatch;
 mod resolve;
 
 pub use duplicates::{ClassRule, DupItem, find_among as find_duplicates};
@@ -307,8 +311,15 @@ pub fn normalize(
     }
 
     let entered_in_error = skipped.len();
-    let (items, item_flags) = fold::fold(kept);
-    let mut flags = item_flags;
+    let (mut items, mut flags) = fold::fold(kept);
+    // The document's words are checked against the product before the
+    // product may complete them: a contradicted product lends nothing.
+    for (i, item) in items.iter_mut().enumerate() {
+        match mismatch::flag(i, item) {
+            Some(flag) => flags.push(flag),
+            None => fold::fill_from_product(item),
+        }
+    }
     flags.extend(duplicates::find(
         &items,
         &ClassRule::new(&options.therapeutic_class_exclusions, dict.snapshot()),

@@ -1702,3 +1702,139 @@ fn class_detection_is_linear_in_items_of_one_class() {
     assert!(r.flags.is_empty(), "{} flags", r.flags.len());
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+fn mg(v: &str) -> crate::parse::Strength {
+    crate::parse::Strength {
+        value: v.to_string(),
+        unit: Some("mg".to_string()),
+    }
+}
+
+#[test]
+fn an_ndc_whose_product_the_text_does_not_name_is_flagged_and_lends_nothing() {
+    // The text alone: no strength or form of Prozac may appear on the item.
+    let text_only = rec(
+        "MedicationRequest",
+        "r1",
+        "Warfarin 5 MG Oral Tablet",
+        &[("NDC", "0777-3105-02")],
+    );
+    let r = run(vec![text_only]);
+    assert_eq!(kinds(&r), vec![(Some(0), ExceptionKind::NdcNameMismatch)]);
+    assert_eq!(
+        r.flags[0].detail,
+        "the document says Warfarin 5 MG Oral Tablet; NDC 0777-3105-02 is PROZAC (prozac) 20 mg capsule"
+    );
+    let item = &r.items[0];
+    assert_eq!(item.name.as_deref(), Some("Warfarin 5 MG Oral Tablet"));
+    assert_eq!(
+        (
+            item.strength.as_deref(),
+            item.form.as_deref(),
+            item.route.as_deref()
+        ),
+        (None, None, None),
+        "nothing taken from the contradicted product"
+    );
+    assert!(
+        item.product.is_some(),
+        "the reviewer still sees the product"
+    );
+
+    // Stated strength and form: the item shows them, not the product's.
+    let mut stated = rec("Medication", "1", "Warfarin", &[("NDC", "00777310502")]);
+    stated.strengths = vec![mg("5")];
+    stated.form = Some("Tablet".to_string());
+    let r = run(vec![stated]);
+    assert_eq!(kinds(&r), vec![(Some(0), ExceptionKind::NdcNameMismatch)]);
+    assert!(
+        r.flags[0]
+            .detail
+            .starts_with("the document says Warfarin 5 mg Tablet; NDC 0777-3105-02 is PROZAC"),
+        "{}",
+        r.flags[0].detail
+    );
+    assert_eq!(r.items[0].strength.as_deref(), Some("5 mg"));
+    assert_eq!(r.items[0].form.as_deref(), Some("Tablet"));
+}
+
+#[test]
+fn a_stated_strength_the_product_does_not_have_is_flagged_and_kept() {
+    let mut ten = rec(
+        "MedicationStatement",
+        "s1",
+        "Lisinopril",
+        &[("NDC", "0185-0104-01")],
+    );
+    ten.strengths = vec![mg("10")];
+    let mut forty = rec(
+        "MedicationStatement",
+        "s2",
+        "Lisinopril 40 MG Oral Tablet",
+        &[("NDC", "0185-0104-01")],
+    );
+    forty.directions = vec!["other sig".to_string()];
+    let r = run(vec![ten, forty]);
+    let mismatches: Vec<&Flag> = r
+        .flags
+        .iter()
+        .filter(|f| f.kind == ExceptionKind::NdcNameMismatch)
+        .collect();
+    assert_eq!(mismatches.len(), 1, "{:?}", r.flags);
+    assert_eq!(mismatches[0].item, Some(0));
+    assert!(
+        mismatches[0]
+            .detail
+            .ends_with("is LISINOPRIL (lisinopril) 40 mg tablet (another strength)"),
+        "{}",
+        mismatches[0].detail
+    );
+    assert_eq!(
+        r.items[0].strength.as_deref(),
+        Some("10 mg"),
+        "the document's strength"
+    );
+    assert_eq!(
+        r.items[1].strength.as_deref(),
+        Some("40 mg/1"),
+        "a true pair is completed from the dictionary"
+    );
+}
+
+#[test]
+fn a_true_pair_in_other_words_is_not_flagged() {
+    // Brand text over a brand's NDC, generic text over it, salts and case.
+    let rows: &[(&str, &str, Option<&str>)] = &[
+        ("Prinivil", "0006-0106-54", Some("10")),
+        ("lisinopril 10mg tab", "0006-0106-54", None),
+        ("METFORMIN HCL 500 MG", "0087-6060-05", Some("500")),
+        ("Glucophage", "0087-6060-05", None),
+        ("Caduet 5-10", "0069-2150-30", Some("5")),
+        ("fluoxetine", "0777-3105-02", Some("20")),
+        ("", "0777-3105-02", None),
+    ];
+    for (name, ndc, strength) in rows {
+        let mut r = rec("Medication", "1", name, &[("NDC", ndc)]);
+        r.strengths = strength.iter().map(|s| mg(s)).collect();
+        let regimen = run(vec![r]);
+        assert_eq!(kinds(&regimen), vec![], "{name} {ndc}");
+    }
+}
+
+#[test]
+fn a_clinicians_mapping_is_not_second_guessed() {
+    let key = mapping_keys(
+        &[],
+        &[],
+        Stated {
+            name: Some("Warfarin"),
+            ..Stated::default()
+        },
+    )
+    .remove(0);
+    let mut mappings = CodeMappings::new();
+    mappings.insert(key, decided("00777310502", "dr.lee", None));
+    let r = run_with(vec![rec("Medication", "1", "Warfarin", &[])], &mappings, 50);
+    assert!(r.items[0].mapping.is_some());
+    assert_eq!(kinds(&r), vec![]);
+}

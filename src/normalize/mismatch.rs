@@ -1,0 +1,232 @@
+//! Does a record's NDC name the drug its text names? A document that says
+//! "Warfarin 5 MG Oral Tablet" over the NDC of Prozac 20 mg must not become
+//! "Warfarin 5 mg" with the strength and form of Prozac: `check` compares
+//! what the document says of an item (its name, brand, code displays, stated
+//! strengths and form) with the dictionary's product for its NDC.
+//!
+//! The comparison is deliberately tolerant, because a false flag costs a
+//! clinician's time on every import: names match when any significant word
+//! of the text (salt, form, route and unit words set aside, a few common
+//! abbreviations expanded) equals, or is a prefix of at least four letters
+//! of, a word of the product's proprietary name, nonproprietary name or
+//! substances; a text with no significant word says nothing and never
+//! mismatches. Strengths (`strength`) contradict only when the product has
+//! one active ingredient, the document states a strength in a unit
+//! comparable with it, and none of the document's strengths equals it.
+//! The vocabulary is in `words`.
+//!
+//! Known limit: a brand given alone (no generic name anywhere in the
+//! record) over the NDC of another labeler's generic matches only when the
+//! brand is in `words::BRANDS`; the dictionary answers by NDC, not by
+//! brand name, so the FDA directory's own brand → substance knowledge is
+//! out of reach here.
+//!
+//! Pure: no I/O, no clock, no dictionary look-up of its own.
+
+use super::{Flag, Item};
+use crate::dict::{DictEntry, Product};
+use crate::domain::ExceptionKind;
+use strength::strength_contradicts;
+use words::{ALIASES, BRANDS, SALTS, STOP};
+
+/// What the document says of a drug, as its records gave it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DocDrug<'a> {
+    pub name: Option<&'a str>,
+    pub brand: Option<&'a str>,
+    /// Other names the document gives the drug (its codes' displays).
+    pub displays: &'a [&'a str],
+    /// The stated strengths, as `stated_strength` writes them (`10 mg; 12.5 mg`).
+    pub strength: Option<&'a str>,
+    pub form: Option<&'a str>,
+}
+
+/// What the document and the product have to say to each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// They agree, or the document says too little to tell.
+    Match,
+    /// No significant word of the document's text names the product.
+    NameMismatch,
+    /// The names agree but the document's stated strength is not the product's.
+    StrengthMismatch,
+}
+
+/// Compares what the document says with the product of the item's NDC.
+pub fn check(doc: &DocDrug<'_>, product: &Product) -> Verdict {
+    match names_agree(doc, product) {
+        Some(false) => Verdict::NameMismatch,
+        // A strength is checked also when no name is given to compare.
+        _ if strength_contradicts(doc, product) => Verdict::StrengthMismatch,
+        _ => Verdict::Match,
+    }
+}
+
+/// The clinician's words for a mismatch: what the document says, then what
+/// the NDC is (`the document says Warfarin 5 MG Oral Tablet; NDC
+/// 0777-3105-02 is PROZAC (fluoxetine hydrochloride) 20 mg capsule`).
+pub fn detail(doc: &DocDrug<'_>, entry: &DictEntry, verdict: &Verdict) -> String {
+    let mut says = doc.name.or(doc.brand).unwrap_or("").trim().to_string();
+    let lower = says.to_lowercase();
+    if let Some(brand) = doc
+        .brand
+        .filter(|b| !lower.contains(&b.trim().to_lowercase()))
+    {
+        says.push_str(&format!(" (brand {})", brand.trim()));
+    }
+    for extra in [doc.strength, doc.form].into_iter().flatten() {
+        if !lower.contains(&extra.trim().to_lowercase()) {
+            says.push_str(&format!(" {}", extra.trim()));
+        }
+    }
+    let p = &entry.product;
+    let ndc = if entry.package.package_ndc.is_empty() {
+        entry.package.ndc.hyphenated()
+    } else {
+        entry.package.package_ndc.clone()
+    };
+    let strength: Vec<String> = p
+        .ingredients
+        .iter()
+        .map(|i| {
+            format!(
+                "{} {}",
+                i.strength,
+                i.unit.strip_suffix("/1").unwrap_or(&i.unit)
+            )
+        })
+        .collect();
+    let mut is = p.proprietary_name.to_uppercase();
+    if !p.nonproprietary_name.is_empty() {
+        is.push_str(&format!(" ({})", p.nonproprietary_name.to_lowercase()));
+    }
+    for part in [strength.join("; "), p.dosage_form.to_lowercase()] {
+        if !part.trim().is_empty() {
+            is.push_str(&format!(" {}", part.trim()));
+        }
+    }
+    let why = match verdict {
+        Verdict::StrengthMismatch => " (another strength)",
+        _ => "",
+    };
+    format!(
+        "the document says {}; NDC {ndc} is {}{why}",
+        says.trim(),
+        is.trim()
+    )
+}
+
+/// The words of a text that can name a drug, as (drug words, salt words):
+/// lower-cased, split at every non-alphanumeric character, abbreviations
+/// expanded, brands followed by their ingredients; without words that hold a digit, short words and stop words.
+fn significant(text: &str) -> (Vec<String>, Vec<String>) {
+    let lower = text.to_lowercase();
+    let mut words: Vec<&str> = Vec::new();
+    for raw in lower.split(|c: char| !c.is_alphanumeric()) {
+        match ALIASES.iter().find(|(short, _)| *short == raw) {
+            Some((_, long)) => words.extend(long.iter()),
+            None => words.push(raw),
+        }
+        // A brand also names its active ingredients, so that a brand in the
+        // text matches a generic product's NDC.
+        if let Some((_, generic)) = BRANDS.iter().find(|(brand, _)| *brand == raw) {
+            words.extend(generic.iter());
+        }
+    }
+    words.retain(|w| {
+        w.chars().count() >= 3 && !w.chars().any(|c| c.is_ascii_digit()) && !STOP.contains(w)
+    });
+    let (salts, drugs): (Vec<&str>, Vec<&str>) = words.into_iter().partition(|w| SALTS.contains(w));
+    let owned = |v: Vec<&str>| v.into_iter().map(str::to_string).collect();
+    (owned(drugs), owned(salts))
+}
+
+/// Whether the document's words name the product. Its drug words are
+/// compared with the product's (each product name's salt words stand in
+/// for drug words it lacks: potassium chloride is a drug). Salt words in
+/// common never make a match on their own — losartan potassium is not
+/// potassium chloride — unless the text names no other drug, or it names
+/// every salt of a salt-only product (`KCl 20 mEq packet`).
+fn names_agree(doc: &DocDrug<'_>, product: &Product) -> Option<bool> {
+    let texts = doc.name.iter().chain(&doc.brand).chain(doc.displays);
+    let (mut drugs, mut salts) = (Vec::new(), Vec::new());
+    for text in texts {
+        let (d, s) = significant(text);
+        drugs.extend(d);
+        salts.extend(s);
+    }
+    let names = [&product.proprietary_name, &product.nonproprietary_name];
+    let fields: Vec<(Vec<String>, Vec<String>)> = names
+        .into_iter()
+        .chain(product.ingredients.iter().map(|i| &i.name))
+        .map(|t| significant(t))
+        .collect();
+    let product_words: Vec<&String> = fields
+        .iter()
+        .flat_map(|(d, s)| if d.is_empty() { s } else { d })
+        .collect();
+    if (drugs.is_empty() && salts.is_empty()) || product_words.is_empty() {
+        return None;
+    }
+    let ours = if drugs.is_empty() { &salts } else { &drugs };
+    let named = ours
+        .iter()
+        .any(|w| product_words.iter().any(|p| same_word(w, p)));
+    let all_salts = fields
+        .iter()
+        .any(|(d, s)| d.is_empty() && !s.is_empty() && s.iter().all(|x| salts.contains(x)));
+    Some(named || all_salts)
+}
+
+/// Equal words, one a prefix (of four letters or more) of the other, or
+/// the same stem before an acid's `-ic` / a salt's `-ate` (clavulanic,
+/// clavulanate).
+fn same_word(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if short == long || (short.chars().count() >= 4 && long.starts_with(short)) {
+        return true;
+    }
+    let stem = |w: &'_ str| -> String {
+        match w.strip_suffix("ic").or_else(|| w.strip_suffix("ate")) {
+            Some(s) if s.chars().count() >= 5 => s.to_string(),
+            _ => w.to_string(),
+        }
+    };
+    stem(a) == stem(b)
+}
+
+/// The `ndc_name_mismatch` flag for item `index`, if its document
+/// contradicts its product. Items without a product, and items whose NDC a
+/// clinician chose (a remembered mapping), are not checked.
+pub(super) fn flag(index: usize, item: &Item) -> Option<Flag> {
+    let entry = item.product.as_deref()?;
+    if item.mapping.is_some() {
+        return None;
+    }
+    let displays: Vec<&str> = item
+        .codes
+        .iter()
+        .filter_map(|c| c.display.as_deref())
+        .collect();
+    let doc = DocDrug {
+        name: item.name.as_deref(),
+        brand: item.brand.as_deref(),
+        displays: &displays,
+        strength: item.strength.as_deref(),
+        form: item.form.as_deref(),
+    };
+    let verdict = check(&doc, &entry.product);
+    (verdict != Verdict::Match).then(|| Flag {
+        kind: ExceptionKind::NdcNameMismatch,
+        item: Some(index),
+        related: None,
+        record: None,
+        detail: detail(&doc, entry, &verdict),
+    })
+}
+
+mod strength;
+mod words;
+
+#[cfg(test)]
+mod tests;
