@@ -7,9 +7,12 @@
 //! as given, dates stay text) and never fails: what it cannot resolve becomes
 //! a `Problem` on the record.
 
+use super::claim;
 use super::model::{CodeableConcept, Resource, Str, non_empty};
 use super::record::{Reader, Systems};
-use crate::parse::{DocFormat, MedRecord, ParseError, ParsedDocument, Problem, ProblemKind};
+use crate::parse::{
+    DocFormat, LeftOut, MedRecord, ParseError, ParsedDocument, Problem, ProblemKind,
+};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -100,6 +103,11 @@ pub struct Builder<'a, 'k> {
     other_patients: Vec<Str<'a>>,
     problems: Vec<Problem>,
     systems: Systems,
+    /// The records of each claim (ExplanationOfBenefit) entry, which yields
+    /// one per line, by entry: its slot stays empty.
+    claims: Vec<(usize, Vec<MedRecord>)>,
+    /// What yields no record, and why (claim lines without a drug code).
+    left_out: Vec<LeftOut>,
 }
 
 impl<'a, 'k> Builder<'a, 'k> {
@@ -115,6 +123,8 @@ impl<'a, 'k> Builder<'a, 'k> {
             other_patients: Vec::new(),
             problems: Vec::new(),
             systems: Systems::default(),
+            claims: Vec::new(),
+            left_out: Vec::new(),
         }
     }
 
@@ -156,6 +166,12 @@ impl<'a, 'k> Builder<'a, 'k> {
             }
         } else if DRUGS.contains(&kind) {
             self.index.drugs.insert(i, resource);
+        } else if kind == claim::KIND {
+            let read = claim::read(&resource, &mut self.systems);
+            self.left_out.extend(read.left_out);
+            if !read.records.is_empty() {
+                self.claims.push((i, read.records));
+            }
         } else if kind == "OperationOutcome" {
             // A searchset may carry warnings as an outcome entry.
             let detail = format!(
@@ -237,7 +253,11 @@ impl<'a, 'k> Builder<'a, 'k> {
             clippy::filter_map_identity,
             reason = "flatten() does not collect in place"
         )]
-        let mut records: Vec<MedRecord> = slots.into_iter().filter_map(|slot| slot).collect();
+        let mut records: Vec<MedRecord> = if self.claims.is_empty() {
+            slots.into_iter().filter_map(|slot| slot).collect()
+        } else {
+            self.with_claims(slots)
+        };
         // The slots were sized on a guess (and include entries that yield no
         // record); shrinking in place gives the excess back without a copy.
         records.shrink_to_fit();
@@ -275,10 +295,34 @@ impl<'a, 'k> Builder<'a, 'k> {
             format: self.source.format,
             records,
             problems,
-            left_out: Vec::new(),
+            left_out: self.left_out,
             unreadable: Vec::new(),
             patient_ref,
         }
+    }
+}
+
+impl Builder<'_, '_> {
+    /// The records in document order, each claim's lines where the claim
+    /// stood, with their excerpts (the claim's text) and links normalized.
+    fn with_claims(&mut self, slots: Vec<Option<MedRecord>>) -> Vec<MedRecord> {
+        let mut claims = std::mem::take(&mut self.claims).into_iter().peekable();
+        let mut records = Vec::with_capacity(slots.len());
+        for (i, slot) in slots.into_iter().enumerate() {
+            records.extend(slot);
+            while let Some((_, lines)) = claims.next_if(|(at, _)| *at == i) {
+                for mut rec in lines {
+                    rec.related = rec
+                        .related
+                        .iter()
+                        .filter_map(|link| self.index.normalize(link))
+                        .collect();
+                    rec.excerpt = self.excerpts.get(i).copied().unwrap_or("").to_string();
+                    records.push(rec);
+                }
+            }
+        }
+        records
     }
 }
 
