@@ -55,6 +55,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_accounts",
         include_str!("../../schemas/sqlite/0003_accounts.sql"),
     ),
+    (
+        "0005_claims",
+        include_str!("../../schemas/sqlite/0005_claims.sql"),
+    ),
 ];
 
 /// What went wrong in the store.
