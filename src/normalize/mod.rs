@@ -259,6 +259,13 @@ pub fn normalize(
         kept.push((ordinal, record, status, resolution));
     }
 
+    // What the parser read but found no record in (a claim line without a
+    // drug code) is reported with its reason, like a skipped record.
+    skipped.extend(doc.left_out.iter().map(|l| Skipped {
+        source: l.source.clone(),
+        name: None,
+        reason: l.reason.clone(),
+    }));
     let (items, item_flags) = fold::fold(kept);
     let mut flags = item_flags;
     flags.extend(duplicates::find(&items));

@@ -609,6 +609,11 @@ fn a_searchset_of_pharmacy_claims_imports_as_dispensed_fills() {
     assert_eq!(s["outcome"], "imported", "{s}");
     assert_eq!(s["items"], 2, "{s}");
     assert_eq!(
+        s["skipped"][0]["reason"],
+        "ExplanationOfBenefit/eob-3 line 1: a professional claim line without a drug code (HCPCS 99213)",
+        "{s}"
+    );
+    assert_eq!(
         kinds(&s),
         [("invalid_ndc".to_string(), 1)].to_vec(),
         "the placeholder NDC, and never none_shared: {s}"
