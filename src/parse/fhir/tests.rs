@@ -358,6 +358,16 @@ const FIXTURES: &[(&str, Want)] = &[
         },
     ),
     (
+        "eob-professional-detail.xml",
+        Want::Records {
+            patient: Some("Patient/bb-1"),
+            records: &[
+                rec(EOB, "Basaglar KwikPen", &["00002771559"]),
+                rec(EOB, "PredniSONE 5 MG Oral Tablet", &["00054001725"]),
+            ],
+        },
+    ),
+    (
         "eob-bb2-stu3-pde.json",
         Want::Records {
             patient: Some("Patient/-20140000008325"),
@@ -1175,16 +1185,18 @@ fn a_claim_links_the_prescription_it_fills() {
 
 #[test]
 fn claims_in_xml_read_like_their_json_twin() {
-    let json = parse_sample("eob-carin-searchset.json").unwrap_or_else(|e| panic!("{e}"));
-    let xml = parse_sample("eob-carin-searchset.xml").unwrap_or_else(|e| panic!("{e}"));
-    let blank = |doc: &ParsedDocument| {
-        let mut records = doc.records.clone();
-        records.iter_mut().for_each(|r| r.excerpt.clear());
-        records
-    };
-    assert_eq!(blank(&xml), blank(&json));
-    assert_eq!(xml.left_out, json.left_out);
-    assert_eq!(xml.patient_ref, json.patient_ref);
+    for stem in ["eob-carin-searchset", "eob-professional-detail"] {
+        let json = parse_sample(&format!("{stem}.json")).unwrap_or_else(|e| panic!("{e}"));
+        let xml = parse_sample(&format!("{stem}.xml")).unwrap_or_else(|e| panic!("{e}"));
+        let blank = |doc: &ParsedDocument| {
+            let mut records = doc.records.clone();
+            records.iter_mut().for_each(|r| r.excerpt.clear());
+            records
+        };
+        assert_eq!(blank(&xml), blank(&json), "{stem}");
+        assert_eq!(xml.left_out, json.left_out, "{stem}");
+        assert_eq!(xml.patient_ref, json.patient_ref, "{stem}");
+    }
 }
 
 #[test]
