@@ -255,11 +255,17 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
     };
     // The latest fill among the claims, which the item's fill details and
     // (for an item known only from claims) its text and dates show.
-    let latest_claim = group
-        .iter()
-        .filter(|(_, r, _, _)| r.evidence == Evidence::Claim)
-        .max_by(|a, b| a.1.prescribed.cmp(&b.1.prescribed))
-        .map(|(_, r, _, _)| *r);
+    // A cancelled (reversed) claim is not a fill, unless there is no other.
+    let latest = |cancelled: bool| {
+        group
+            .iter()
+            .filter(|(_, r, s, _)| {
+                r.evidence == Evidence::Claim && (cancelled || *s != MedStatus::Cancelled)
+            })
+            .max_by(|a, b| a.1.prescribed.cmp(&b.1.prescribed))
+            .map(|(_, r, _, _)| *r)
+    };
+    let latest_claim = latest(false).or_else(|| latest(true));
     let only_claims = group
         .iter()
         .all(|(_, r, _, _)| r.evidence == Evidence::Claim);

@@ -1194,3 +1194,30 @@ fn a_searchset_of_claims_is_never_none_shared() {
         r.flags
     );
 }
+
+#[test]
+fn a_cancelled_claim_is_not_the_latest_fill() {
+    let mut reversed = claim("eob-9#1", "00006010654", "2026-10-20", "90");
+    reversed.status = Some("cancelled".to_string());
+    let r = run_on(
+        vec![
+            claim("eob-1#1", "00006010654", "2026-10-01", "30"),
+            reversed,
+        ],
+        "2026-10-25",
+        30,
+    );
+    assert_eq!(r.items.len(), 1);
+    let item = &r.items[0];
+    assert_eq!(item.status, MedStatus::Dispensed);
+    assert_eq!(
+        item.sig.as_deref(),
+        Some("last filled on 2026-10-01 for 30 days")
+    );
+    assert_eq!(item.status_original.as_deref(), Some("claim active"));
+    // Alone, a reversed fill says so.
+    let mut alone = claim("eob-9#1", "00006010654", "2026-10-20", "90");
+    alone.status = Some("cancelled".to_string());
+    let r = run_on(vec![alone], "2026-10-25", 30);
+    assert_eq!(r.items[0].status, MedStatus::Cancelled);
+}
