@@ -222,7 +222,17 @@ pub fn commit(
 
     let mappings = store.code_mappings(req.source)?;
     let dict = dictionary_for(store, &doc, &mappings)?;
-    let regimen = normalize::normalize(&doc, &dict, &mappings, req.options);
+    // Claims are judged against the day the sync started (normalization
+    // reads no clock); a caller that set a day keeps it.
+    let options = normalize::Options {
+        today: req.options.today.or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(&started_at)
+                .ok()
+                .map(|t| t.with_timezone(&chrono::Utc).date_naive())
+        }),
+        ..req.options.clone()
+    };
+    let regimen = normalize::normalize(&doc, &dict, &mappings, &options);
     let mut regimen = regimen;
     if let Some(flag) = identity_check(&doc, req.expected_patient) {
         regimen.flags.push(flag);

@@ -156,7 +156,11 @@ pub fn print_regimen(v: &RegimenView) {
             cell(&i.form),
             cell(&i.route),
             cell(&i.sig),
-            i.status.clone(),
+            if i.evidence == "claim" {
+                format!("{} (claims)", i.status)
+            } else {
+                i.status.clone()
+            },
             i.flags.join(", "),
         ]);
     }

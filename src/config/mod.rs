@@ -89,6 +89,9 @@ pub struct RawImport {
     /// Established Pharmacologic Classes (`Vitamin D [EPC]`) that raise no
     /// `therapeutic_duplicate`; replaces the default list.
     pub therapeutic_class_exclusions: Option<Vec<String>>,
+    /// Days after a fill's supply ended before a drug known only from
+    /// claims is `completed`.
+    pub claims_completed_after: Option<u32>,
 }
 
 /// The configuration rxsync runs with.
@@ -101,6 +104,8 @@ pub struct Config {
     pub max_regimen_items: usize,
     /// `[import] therapeutic_class_exclusions`, else the default list.
     pub therapeutic_class_exclusions: Vec<String>,
+    /// `[import] claims_completed_after`, in days.
+    pub claims_completed_after: u32,
     /// The vault's key file (None: beside the database, `<database>.key`).
     pub key_file: Option<PathBuf>,
     pub providers: Vec<Provider>,
@@ -158,6 +163,9 @@ impl Config {
 pub const DEFAULT_DATABASE: &str = "rxsync.db";
 pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_REGIMEN_ITEMS: usize = 200;
+/// Days after a fill's supply ended before a drug known only from claims is
+/// `completed` (`[import] claims_completed_after`).
+pub const DEFAULT_CLAIMS_COMPLETED_AFTER: u32 = 30;
 
 /// What is wrong with a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -258,6 +266,20 @@ pub fn resolve(
     .map(|n| n as usize)
     .or(raw.import.max_regimen_items)
     .unwrap_or(DEFAULT_MAX_REGIMEN_ITEMS);
+    let claims_completed_after = match number(
+        "import.claims_completed_after",
+        "RXSYNC_IMPORT_CLAIMS_COMPLETED_AFTER",
+    )? {
+        Some(n) => u32::try_from(n).map_err(|_| ConfigError::Value {
+            origin: "environment RXSYNC_IMPORT_CLAIMS_COMPLETED_AFTER".into(),
+            key: "import.claims_completed_after",
+            problem: format!("must be at most {} days", u32::MAX),
+        })?,
+        None => raw
+            .import
+            .claims_completed_after
+            .unwrap_or(DEFAULT_CLAIMS_COMPLETED_AFTER),
+    };
     if max_document_bytes == 0 {
         return Err(ConfigError::Value {
             origin,
@@ -294,6 +316,7 @@ pub fn resolve(
         max_document_bytes,
         max_regimen_items,
         therapeutic_class_exclusions,
+        claims_completed_after,
         key_file: raw.vault.key_file.map(|f| base.join(f)),
         providers,
         sync,
@@ -302,11 +325,14 @@ pub fn resolve(
 }
 
 impl Config {
-    /// How imports turn records into a regimen, from `[import]`.
+    /// How imports turn records into a regimen, from `[import]`. `today`
+    /// is left for the import to set from its sync's start.
     pub fn normalize_options(&self) -> crate::normalize::Options {
         crate::normalize::Options {
             max_regimen_items: self.max_regimen_items,
             therapeutic_class_exclusions: self.therapeutic_class_exclusions.clone(),
+            claims_completed_after: self.claims_completed_after,
+            today: None,
         }
     }
 }
@@ -416,6 +442,7 @@ mod tests {
         assert_eq!(c.database_path, Path::new("/srv/rx/data/rx.db"));
         assert_eq!(c.max_regimen_items, 7);
         assert_eq!(c.max_document_bytes, DEFAULT_MAX_DOCUMENT_BYTES);
+        assert_eq!(c.claims_completed_after, DEFAULT_CLAIMS_COMPLETED_AFTER);
 
         let env = |k: &str| match k {
             "RXSYNC_IMPORT_MAX_REGIMEN_ITEMS" => Some("9".to_string()),
@@ -431,6 +458,13 @@ mod tests {
         .expect("resolves");
         assert_eq!(c.max_regimen_items, 9);
         assert_eq!(c.database_path, Path::new("/home/op/other.db"));
+        let raw = parse(
+            "[import]\nclaims_completed_after = 60\n",
+            Path::new("c.toml"),
+        )
+        .expect("valid");
+        let c = resolve(raw, Some(file), Path::new("/home/op"), &no_env).expect("resolves");
+        assert_eq!(c.normalize_options().claims_completed_after, 60);
 
         let bad = |k: &str| (k == "RXSYNC_IMPORT_MAX_DOCUMENT_BYTES").then(|| "lots".to_string());
         let err = resolve(RawConfig::default(), None, Path::new("/"), &bad)

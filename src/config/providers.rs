@@ -732,6 +732,11 @@ impl Provider {
         }
         let mut url = base.join(resource).unwrap_or(base);
         url.query_pairs_mut().append_pair("patient", remote_patient);
+        // Claims: only pharmacy claims name drugs (Blue Button / CARIN
+        // `ExplanationOfBenefit?patient=X&type=pharmacy`).
+        if resource == "ExplanationOfBenefit" {
+            url.query_pairs_mut().append_pair("type", "pharmacy");
+        }
         url
     }
 }
@@ -813,6 +818,10 @@ client_id = "rx"
         assert_eq!(
             p.fhir_search_url("MedicationRequest", "p 1&x").as_str(),
             "https://fhir.example.org/r4/MedicationRequest?patient=p+1%26x"
+        );
+        assert_eq!(
+            p.fhir_search_url("ExplanationOfBenefit", "bb-1").as_str(),
+            "https://fhir.example.org/r4/ExplanationOfBenefit?patient=bb-1&type=pharmacy"
         );
         match &p.auth {
             ProviderAuth::Oauth2(o) => {

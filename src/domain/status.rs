@@ -18,6 +18,10 @@ pub enum MedStatus {
     NotTaken,
     EnteredInError,
     Unknown,
+    /// Known only from fills (pharmacy claims, dispenses): filled recently
+    /// enough that the supply may still last, which is not proof that the
+    /// drug is taken.
+    Dispensed,
 }
 
 impl MedStatus {
@@ -41,6 +45,7 @@ impl MedStatus {
             "intended" | "planned" => MedStatus::Intended,
             "nottaken" | "notdone" => MedStatus::NotTaken,
             "enteredinerror" | "nullified" | "error" => MedStatus::EnteredInError,
+            "dispensed" | "filled" => MedStatus::Dispensed,
             _ => MedStatus::Unknown,
         }
     }
@@ -58,6 +63,7 @@ impl MedStatus {
             MedStatus::NotTaken => "not-taken",
             MedStatus::EnteredInError => "entered-in-error",
             MedStatus::Unknown => "unknown",
+            MedStatus::Dispensed => "dispensed",
         }
     }
 }
@@ -82,6 +88,7 @@ mod tests {
             ("intended", MedStatus::Intended),
             ("not-taken", MedStatus::NotTaken),
             ("recorded", MedStatus::Active),
+            ("dispensed", MedStatus::Dispensed),
             ("whatever", MedStatus::Unknown),
         ];
         for (raw, want) in rows {

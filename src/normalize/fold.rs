@@ -6,11 +6,14 @@
 //! Two records fold when one references the other, or when they name the
 //! same drug (same NDC in whatever form it was written, else the same codes,
 //! else the same name) with the same directions, dose, frequency and route.
+//! A claim line has no directions: it folds with the first other record of
+//! the same drug, else with the other claims of that drug (each fill of one
+//! drug is one more source of one item).
 
 use super::resolve::Resolution;
 use super::{Flag, Item};
 use crate::domain::{Code, MedStatus};
-use crate::parse::MedRecord;
+use crate::parse::{Evidence, MedRecord};
 use std::collections::HashMap;
 
 /// A kept record: its position in the parser's output, the record, its
@@ -22,11 +25,23 @@ pub(super) fn fold(members: Vec<Member<'_>>) -> (Vec<Item>, Vec<Flag>) {
     let mut parent: Vec<usize> = (0..n).collect();
     let mut by_ref: HashMap<String, usize> = HashMap::new();
     let mut by_identity: HashMap<String, usize> = HashMap::new();
+    // The first record (not a claim) of each drug, and the claims to place.
+    let mut by_drug: HashMap<String, usize> = HashMap::new();
+    let mut claims: Vec<(usize, String)> = Vec::new();
     for (i, (_, record, _, resolution)) in members.iter().enumerate() {
         if let Some(src) = &record.source
             && let Some(id) = &src.id
         {
             by_ref.entry(format!("{}/{}", src.kind, id)).or_insert(i);
+        }
+        if record.evidence == Evidence::Claim {
+            if let Some(drug) = drug_key(record, resolution) {
+                claims.push((i, drug));
+            }
+            continue;
+        }
+        if let Some(drug) = drug_key(record, resolution) {
+            by_drug.entry(drug).or_insert(i);
         }
         if let Some(key) = identity(record, resolution) {
             match by_identity.get(&key) {
@@ -35,6 +50,18 @@ pub(super) fn fold(members: Vec<Member<'_>>) -> (Vec<Item>, Vec<Flag>) {
                     by_identity.insert(key, i);
                 }
             }
+        }
+    }
+    let mut claim_groups: HashMap<String, usize> = HashMap::new();
+    for (i, drug) in claims {
+        match by_drug.get(&drug) {
+            Some(&j) => union(&mut parent, i, j),
+            None => match claim_groups.get(&drug) {
+                Some(&j) => union(&mut parent, i, j),
+                None => {
+                    claim_groups.insert(drug, i);
+                }
+            },
         }
     }
     // Per group root, the members identified by an NDC: only they can
@@ -124,12 +151,13 @@ fn currency(s: MedStatus) -> u8 {
         MedStatus::OnHold => 1,
         MedStatus::Intended => 2,
         MedStatus::Draft => 3,
-        MedStatus::Unknown => 4,
-        MedStatus::NotTaken => 5,
-        MedStatus::Completed => 6,
-        MedStatus::Stopped => 7,
-        MedStatus::Cancelled => 8,
-        MedStatus::EnteredInError => 9,
+        MedStatus::Dispensed => 4,
+        MedStatus::Unknown => 5,
+        MedStatus::NotTaken => 6,
+        MedStatus::Completed => 7,
+        MedStatus::Stopped => 8,
+        MedStatus::Cancelled => 9,
+        MedStatus::EnteredInError => 10,
     }
 }
 
@@ -161,6 +189,20 @@ fn norm(s: &Option<String>) -> String {
 
 /// What makes two records "the same prescription": the drug and the sig.
 fn identity(record: &MedRecord, resolution: &Resolution) -> Option<String> {
+    let drug = drug_key(record, resolution)?;
+    let sig = record.directions.join(" ");
+    Some(format!(
+        "{drug}|{}|{}|{}|{}",
+        norm(&Some(sig)),
+        norm(&record.dose),
+        norm(&record.frequency),
+        norm(&record.route)
+    ))
+}
+
+/// The drug a record names: its NDC (in whatever form it was written), else its codes, else its name; with
+/// the stated strength and form where the drug text may hide them.
+fn drug_key(record: &MedRecord, resolution: &Resolution) -> Option<String> {
     let drug = if let Some(n) = resolution.ndc_key() {
         format!("ndc:{n}")
     } else if !record.codes.is_empty() || !record.ingredient_codes.is_empty() {
@@ -175,7 +217,6 @@ fn identity(record: &MedRecord, resolution: &Resolution) -> Option<String> {
     } else {
         format!("name:{}", norm(&Some(record.name.clone()?)))
     };
-    let sig = record.directions.join(" ");
     // Without an NDC of its own the drug text may hide the strength
     // (free-text "Lisinopril" 10 mg and 40 mg): the strength and form are
     // part of it, also when a remembered decision supplied the NDC.
@@ -193,13 +234,7 @@ fn identity(record: &MedRecord, resolution: &Resolution) -> Option<String> {
     } else {
         String::new()
     };
-    Some(format!(
-        "{drug}|{strength_form}|{}|{}|{}|{}",
-        norm(&Some(sig)),
-        norm(&record.dose),
-        norm(&record.frequency),
-        norm(&record.route)
-    ))
+    Some(format!("{drug}|{strength_form}"))
 }
 
 fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String)>) {
@@ -211,11 +246,30 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
     // A dispense says what was handed over, not whether the drug is still
     // taken: the status comes from the most current request or statement,
     // and from a dispense only when there is nothing else.
+    // A claim line is dispense evidence too: it never decides the status
+    // of an item that has a request or a statement.
     let is_dispense = |r: &MedRecord| {
-        r.source
-            .as_ref()
-            .is_some_and(|s| s.kind == "MedicationDispense")
+        r.evidence == Evidence::Claim
+            || r.source
+                .as_ref()
+                .is_some_and(|s| s.kind == "MedicationDispense")
     };
+    // The latest fill among the claims, which the item's fill details and
+    // (for an item known only from claims) its text and dates show.
+    // A cancelled (reversed) claim is not a fill, unless there is no other.
+    let latest = |cancelled: bool| {
+        group
+            .iter()
+            .filter(|(_, r, s, _)| {
+                r.evidence == Evidence::Claim && (cancelled || *s != MedStatus::Cancelled)
+            })
+            .max_by(|a, b| a.1.prescribed.cmp(&b.1.prescribed))
+            .map(|(_, r, _, _)| *r)
+    };
+    let latest_claim = latest(false).or_else(|| latest(true));
+    let only_claims = group
+        .iter()
+        .all(|(_, r, _, _)| r.evidence == Evidence::Claim);
     let (status_record, status) = group
         .iter()
         .filter(|(_, r, _, _)| !is_dispense(r))
@@ -223,6 +277,12 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
         .or_else(|| group.iter().min_by_key(|(_, _, s, _)| currency(*s)))
         .map(|(_, r, s, _)| (*r, *s))
         .unwrap_or((group[0].1, group[0].2));
+    // Only claims: the latest fill speaks (its status is the most current
+    // one's, so a longer supply filled earlier still counts).
+    let status_record = match latest_claim {
+        Some(latest) if only_claims => latest,
+        _ => status_record,
+    };
     let first =
         |f: fn(&MedRecord) -> &Option<String>| group.iter().find_map(|(_, r, _, _)| f(r).clone());
 
@@ -257,14 +317,43 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
         route: first(|r| &r.route),
         dose: first(|r| &r.dose),
         frequency: first(|r| &r.frequency),
-        sig: (!directions.is_empty()).then(|| directions.join("; ")),
+        sig: if only_claims && directions.is_empty() {
+            latest_claim.map(super::fill_text)
+        } else {
+            (!directions.is_empty()).then(|| directions.join("; "))
+        },
         status,
-        status_original: status_record.status.clone(),
+        status_original: match &status_record.status {
+            // A claim's status is the claim's (`active`: in force), not the drug's.
+            Some(s) if status_record.evidence == Evidence::Claim => Some(format!("claim {s}")),
+            other => other.clone(),
+        },
         start: first(|r| &r.start),
         // The stop date of the record whose status the item shows.
         stop: status_record.stop.clone(),
-        prescribed: first(|r| &r.prescribed),
+        prescribed: if only_claims {
+            latest_claim.and_then(|r| r.prescribed.clone())
+        } else {
+            group
+                .iter()
+                .filter(|(_, r, _, _)| r.evidence != Evidence::Claim)
+                .find_map(|(_, r, _, _)| r.prescribed.clone())
+        },
         prescriber: first(|r| &r.prescriber),
+        evidence: if only_claims {
+            Evidence::Claim
+        } else {
+            Evidence::Record
+        },
+        days_supply: latest_claim
+            .and_then(|r| r.days_supply.clone())
+            .or_else(|| first(|r| &r.days_supply)),
+        quantity: latest_claim
+            .and_then(|r| r.quantity.clone())
+            .or_else(|| first(|r| &r.quantity)),
+        dispenser: latest_claim
+            .and_then(|r| r.dispenser.clone())
+            .or_else(|| first(|r| &r.dispenser)),
         sources: group
             .iter()
             .filter_map(|(_, r, _, _)| r.source.clone())

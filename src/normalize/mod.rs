@@ -22,7 +22,7 @@ pub use resolve::ndcs_to_look_up;
 
 use crate::dict::{DictEntry, DrugDictionary};
 use crate::domain::{Code, CodeSystem, ExceptionKind, MedStatus, Ndc11, Ndc12};
-use crate::parse::{ParsedDocument, ProblemKind, SourceRef};
+use crate::parse::{Evidence, MedRecord, ParsedDocument, ProblemKind, SourceRef};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -140,6 +140,13 @@ pub struct Options {
     /// Established Pharmacologic Classes (`Vitamin D [EPC]`) whose sharing
     /// raises no `therapeutic_duplicate` (compared without regard to case).
     pub therapeutic_class_exclusions: Vec<String>,
+    /// A drug known only from claims is `completed` once its last fill's
+    /// days supply ended more than this many days before `today`.
+    pub claims_completed_after: u32,
+    /// The day the import runs (the sync's start), which claims are
+    /// judged against: normalization never reads the clock. Without it a
+    /// claim-only drug stays `dispensed`.
+    pub today: Option<chrono::NaiveDate>,
 }
 
 impl Default for Options {
@@ -151,6 +158,8 @@ impl Default for Options {
                 .iter()
                 .map(|c| c.to_string())
                 .collect(),
+            claims_completed_after: crate::config::DEFAULT_CLAIMS_COMPLETED_AFTER,
+            today: None,
         }
     }
 }
@@ -191,6 +200,15 @@ pub struct Item {
     pub stop: Option<String>,
     pub prescribed: Option<String>,
     pub prescriber: Option<String>,
+    /// `claim` when every record of the item is a claim line (dispense
+    /// evidence only), else `record`.
+    pub evidence: Evidence,
+    /// Days supply of the latest fill, as the document wrote it.
+    pub days_supply: Option<String>,
+    /// Quantity of the latest fill.
+    pub quantity: Option<String>,
+    /// The pharmacy of the latest fill.
+    pub dispenser: Option<String>,
     /// The records folded into this item.
     pub sources: Vec<SourceRef>,
     /// Their positions in the parser's output (`ParsedDocument::records`):
@@ -278,8 +296,29 @@ fn none_shared_detail(doc: &ParsedDocument, entered_in_error: usize) -> String {
     if parts.is_empty() {
         return "the document lists no medications (the patient shared none)".to_string();
     }
+    // A few of the reasons, so the queue shows what was there (a claim of
+    // a doctor's visit, say) without opening the document.
+    let mut reasons: Vec<&str> = Vec::new();
+    for out in &doc.left_out {
+        if reasons.len() == 3 {
+            break;
+        }
+        if !reasons.contains(&out.reason.as_str()) {
+            reasons.push(&out.reason);
+        }
+    }
+    let more = if doc.left_out.len() > reasons.len() {
+        "; …"
+    } else {
+        ""
+    };
+    let examples = if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(" ({}{more})", reasons.join("; "))
+    };
     format!(
-        "the document holds no usable medication records: it held {}, none of them a medication the patient takes",
+        "the document holds no usable medication records: it held {}, none of them a medication the patient takes{examples}",
         parts.join(", ")
     )
 }
@@ -294,10 +333,13 @@ pub fn normalize(
     let mut skipped = Vec::new();
     let mut kept = Vec::new();
     for (ordinal, record) in doc.records.iter().enumerate() {
-        let status = record
+        let mut status = record
             .status
             .as_deref()
             .map_or(MedStatus::Unknown, MedStatus::normalize);
+        if record.evidence == Evidence::Claim {
+            status = claim_status(record, status, options);
+        }
         if status == MedStatus::EnteredInError {
             skipped.push(Skipped {
                 source: record.source.clone(),
@@ -392,6 +434,59 @@ pub fn normalize(
         items,
         flags,
         skipped,
+    }
+}
+
+/// What a claim line shows: a cancelled or erroneous claim says so; any
+/// other (an `active` claim is a claim in force, not a drug taken) is a
+/// fill: `dispensed`, or `completed` once its supply ended more than
+/// `claims_completed_after` days before `today`.
+fn claim_status(record: &MedRecord, stated: MedStatus, options: &Options) -> MedStatus {
+    match stated {
+        MedStatus::EnteredInError | MedStatus::Cancelled => return stated,
+        _ => {}
+    }
+    match (options.today, supply_end(record)) {
+        (Some(today), Some(end))
+            if today.signed_duration_since(end).num_days()
+                > i64::from(options.claims_completed_after) =>
+        {
+            MedStatus::Completed
+        }
+        _ => MedStatus::Dispensed,
+    }
+}
+
+/// The day a fill's supply ran out: the fill date plus its days supply (the
+/// fill date itself when no supply is given); None without a readable date.
+fn supply_end(record: &MedRecord) -> Option<chrono::NaiveDate> {
+    let fill = fill_date(record)?;
+    let days = record
+        .days_supply
+        .as_deref()
+        .and_then(|d| d.trim().parse::<f64>().ok())
+        .filter(|d| d.is_finite() && *d >= 0.0)
+        .map_or(0, |d| d.min(3650.0) as u64);
+    fill.checked_add_days(chrono::Days::new(days))
+}
+
+/// A claim's fill date (the first ten characters of a FHIR date or dateTime).
+fn fill_date(record: &MedRecord) -> Option<chrono::NaiveDate> {
+    let text = record.prescribed.as_deref()?.trim();
+    chrono::NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()
+}
+
+/// "last filled on 2026-10-01 for 30 days": how an item known only from
+/// claims shows its latest fill.
+fn fill_text(record: &MedRecord) -> String {
+    let on = record
+        .prescribed
+        .as_deref()
+        .map_or_else(|| "on an unstated date".to_string(), |d| format!("on {d}"));
+    match record.days_supply.as_deref() {
+        Some(days) if days.trim() == "1" => format!("last filled {on} for 1 day"),
+        Some(days) => format!("last filled {on} for {} days", days.trim()),
+        None => format!("last filled {on}"),
     }
 }
 

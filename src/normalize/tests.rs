@@ -1838,3 +1838,292 @@ fn a_clinicians_mapping_is_not_second_guessed() {
     assert!(r.items[0].mapping.is_some());
     assert_eq!(kinds(&r), vec![]);
 }
+
+// ---- claims (dispense evidence) ----
+
+/// A pharmacy claim line as the FHIR reader gives it.
+fn claim(id: &str, ndc: &str, filled: &str, days: &str) -> MedRecord {
+    MedRecord {
+        source: Some(SourceRef {
+            kind: "ExplanationOfBenefit".to_string(),
+            id: Some(id.to_string()),
+        }),
+        codes: vec![Code::new("http://hl7.org/fhir/sid/ndc", ndc, None)],
+        status: Some("active".to_string()),
+        prescribed: Some(filled.to_string()),
+        evidence: crate::parse::Evidence::Claim,
+        days_supply: Some(days.to_string()),
+        quantity: Some(format!("{days} tablet")),
+        dispenser: Some("Main Street Pharmacy".to_string()),
+        ..MedRecord::default()
+    }
+}
+
+fn run_on(records: Vec<MedRecord>, today: &str, after: u32) -> Regimen {
+    let doc = ParsedDocument {
+        format: DocFormat::FhirJson,
+        records,
+        problems: Vec::new(),
+        left_out: Vec::new(),
+        unreadable: Vec::new(),
+        patient_ref: None,
+    };
+    let options = Options {
+        claims_completed_after: after,
+        today: chrono::NaiveDate::parse_from_str(today, "%Y-%m-%d").ok(),
+        ..Options::default()
+    };
+    normalize(&doc, &dictionary(), &CodeMappings::new(), &options)
+}
+
+#[test]
+fn a_claim_only_drug_is_dispensed_until_its_supply_has_long_ended() {
+    // Filled 2026-10-01 for 30 days: the supply ends 2026-10-31.
+    let rows: &[(&str, &str, u32, MedStatus)] = &[
+        ("within the supply", "2026-10-15", 30, MedStatus::Dispensed),
+        (
+            "ended, not long ago",
+            "2026-11-30",
+            30,
+            MedStatus::Dispensed,
+        ),
+        (
+            "ended more than 30 days ago",
+            "2026-12-01",
+            30,
+            MedStatus::Completed,
+        ),
+        ("a shorter setting", "2026-11-02", 1, MedStatus::Completed),
+        (
+            "no day given: never completed",
+            "",
+            30,
+            MedStatus::Dispensed,
+        ),
+    ];
+    for (rule, today, after, want) in rows {
+        let r = run_on(
+            vec![claim("eob-1#1", "00006010654", "2026-10-01", "30")],
+            today,
+            *after,
+        );
+        assert_eq!(r.items.len(), 1, "{rule}");
+        let item = &r.items[0];
+        assert_eq!(item.status, *want, "{rule}");
+        assert_eq!(item.evidence, crate::parse::Evidence::Claim, "{rule}");
+        assert_eq!(
+            item.sig.as_deref(),
+            Some("last filled on 2026-10-01 for 30 days"),
+            "{rule}"
+        );
+        assert_eq!(item.prescribed.as_deref(), Some("2026-10-01"), "{rule}");
+        assert_eq!(
+            item.status_original.as_deref(),
+            Some("claim active"),
+            "{rule}"
+        );
+        assert_eq!(item.days_supply.as_deref(), Some("30"), "{rule}");
+        assert_eq!(
+            item.dispenser.as_deref(),
+            Some("Main Street Pharmacy"),
+            "{rule}"
+        );
+        assert!(kinds(&r).is_empty(), "{rule}: {:?}", r.flags);
+    }
+}
+
+#[test]
+fn fills_of_one_drug_fold_and_the_latest_speaks() {
+    let r = run_on(
+        vec![
+            claim("eob-1#1", "00006010654", "2026-07-01", "30"),
+            claim("eob-2#1", "00006010654", "2026-10-01", "90"),
+        ],
+        "2026-11-01",
+        30,
+    );
+    assert_eq!(r.items.len(), 1, "{:?}", r.items);
+    let item = &r.items[0];
+    assert_eq!(item.status, MedStatus::Dispensed);
+    assert_eq!(
+        item.sig.as_deref(),
+        Some("last filled on 2026-10-01 for 90 days")
+    );
+    assert_eq!(item.quantity.as_deref(), Some("90 tablet"));
+    assert_eq!(item.sources.len(), 2);
+}
+
+#[test]
+fn a_claim_never_makes_a_drug_active_and_never_overrules_a_request() {
+    // One row per status a request may have: the item shows the request's.
+    for (request_status, want) in [
+        ("active", MedStatus::Active),
+        ("stopped", MedStatus::Stopped),
+        ("completed", MedStatus::Completed),
+    ] {
+        let mut request = with_sig(
+            rec(
+                "MedicationRequest",
+                "rx1",
+                "Prinivil",
+                &[("NDC", "0006-0106-54")],
+            ),
+            "1 tablet daily",
+        );
+        request.status = Some(request_status.to_string());
+        request.prescribed = Some("2026-01-05".to_string());
+        let r = run_on(
+            vec![claim("eob-1#1", "00006010654", "2026-10-01", "30"), request],
+            "2026-10-15",
+            30,
+        );
+        assert_eq!(
+            r.items.len(),
+            1,
+            "{request_status}: the claim folds with the request"
+        );
+        let item = &r.items[0];
+        assert_eq!(item.status, want, "{request_status}");
+        assert_eq!(item.status_original.as_deref(), Some(request_status));
+        assert_eq!(item.sig.as_deref(), Some("1 tablet daily"));
+        assert_eq!(item.prescribed.as_deref(), Some("2026-01-05"));
+        assert_eq!(item.evidence, crate::parse::Evidence::Record);
+        assert_eq!(
+            item.days_supply.as_deref(),
+            Some("30"),
+            "the fill is still shown"
+        );
+    }
+}
+
+#[test]
+fn claims_take_part_in_duplicate_detection() {
+    // Lisinopril 10 mg from two labelers: the claim's item and the request's.
+    let request = with_sig(
+        rec(
+            "MedicationRequest",
+            "rx1",
+            "Prinivil",
+            &[("NDC", "0006-0106-54")],
+        ),
+        "1 tablet daily",
+    );
+    let r = run_on(
+        vec![request, claim("eob-1#1", "00143971401", "2026-10-01", "30")],
+        "2026-10-15",
+        30,
+    );
+    assert_eq!(r.items.len(), 2);
+    assert!(
+        r.flags.iter().any(|f| f.kind == ExceptionKind::Duplicate),
+        "{:?}",
+        r.flags
+    );
+}
+
+#[test]
+fn placeholder_ndcs_on_claims_are_invalid_never_mapped() {
+    for placeholder in [
+        "00000000000",
+        "000000000",
+        "0000000000",
+        "00000-0000-00",
+        "1234567",
+    ] {
+        let r = run_on(
+            vec![claim("eob-2#1", placeholder, "2026-10-01", "30")],
+            "2026-10-15",
+            30,
+        );
+        assert_eq!(r.items.len(), 1, "{placeholder}");
+        assert_eq!(r.items[0].ndc11, None, "{placeholder}");
+        assert!(r.items[0].product.is_none(), "{placeholder}");
+        assert_eq!(
+            kinds(&r),
+            vec![(Some(0), ExceptionKind::InvalidNdc)],
+            "{placeholder}"
+        );
+    }
+}
+
+#[test]
+fn a_searchset_of_claims_is_never_none_shared() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/fhir");
+    for file in [
+        "eob-carin-searchset.json",
+        "eob-carin-searchset.xml",
+        "eob-single.json",
+        "eob-bb2-stu3-pde.json",
+        "eob-dstu2.json",
+    ] {
+        let bytes = std::fs::read(format!("{dir}/{file}")).unwrap_or_else(|e| panic!("{e}"));
+        let format = if file.ends_with(".xml") {
+            DocFormat::FhirXml
+        } else {
+            DocFormat::FhirJson
+        };
+        let doc = crate::parse::parse(&bytes, format).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let r = normalize(
+            &doc,
+            &dictionary(),
+            &CodeMappings::new(),
+            &Options::default(),
+        );
+        assert!(!r.items.is_empty(), "{file}");
+        assert!(
+            r.flags.iter().all(|f| f.kind != ExceptionKind::NoneShared),
+            "{file}: {:?}",
+            r.flags
+        );
+        assert!(
+            r.items.iter().all(|i| i.status == MedStatus::Dispensed),
+            "{file}"
+        );
+    }
+    // Claims that name no drug at all: the queue says what the document held.
+    let only_visits = br#"{"resourceType":"ExplanationOfBenefit","id":"v1","type":{"coding":[{"code":"professional"}]},"item":[{"sequence":1,"productOrService":{"coding":[{"system":"http://www.ama-assn.org/go/cpt","code":"99213"}]}}]}"#;
+    let doc =
+        crate::parse::parse(only_visits, DocFormat::FhirJson).unwrap_or_else(|e| panic!("{e}"));
+    let r = normalize(
+        &doc,
+        &dictionary(),
+        &CodeMappings::new(),
+        &Options::default(),
+    );
+    let none = r.flags.iter().find(|f| f.kind == ExceptionKind::NoneShared);
+    assert!(
+        none.is_some_and(|f| f
+            .detail
+            .contains("professional claim line without a drug code (CPT 99213)")
+            && !f.detail.contains("shared none")),
+        "{:?}",
+        r.flags
+    );
+}
+
+#[test]
+fn a_cancelled_claim_is_not_the_latest_fill() {
+    let mut reversed = claim("eob-9#1", "00006010654", "2026-10-20", "90");
+    reversed.status = Some("cancelled".to_string());
+    let r = run_on(
+        vec![
+            claim("eob-1#1", "00006010654", "2026-10-01", "30"),
+            reversed,
+        ],
+        "2026-10-25",
+        30,
+    );
+    assert_eq!(r.items.len(), 1);
+    let item = &r.items[0];
+    assert_eq!(item.status, MedStatus::Dispensed);
+    assert_eq!(
+        item.sig.as_deref(),
+        Some("last filled on 2026-10-01 for 30 days")
+    );
+    assert_eq!(item.status_original.as_deref(), Some("claim active"));
+    // Alone, a reversed fill says so.
+    let mut alone = claim("eob-9#1", "00006010654", "2026-10-20", "90");
+    alone.status = Some("cancelled".to_string());
+    let r = run_on(vec![alone], "2026-10-25", 30);
+    assert_eq!(r.items[0].status, MedStatus::Cancelled);
+}

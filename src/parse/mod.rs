@@ -187,6 +187,16 @@ pub enum Evidence {
     Claim,
 }
 
+impl Evidence {
+    /// The snake_case name stored and shown (`record`, `claim`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Evidence::Record => "record",
+            Evidence::Claim => "claim",
+        }
+    }
+}
+
 /// A resource or element of a readable document that yields no record,
 /// and why (design.md invariant 8: every record is read, skipped with a
 /// stated reason, or raised as an exception).

@@ -22,13 +22,16 @@ pub(crate) enum SearchType {
     MedicationRequest,
     MedicationStatement,
     MedicationDispense,
+    /// Claims (Blue Button style): only a data directory's are served.
+    ExplanationOfBenefit,
 }
 
 impl SearchType {
-    pub const ALL: [SearchType; 3] = [
+    pub const ALL: [SearchType; 4] = [
         SearchType::MedicationRequest,
         SearchType::MedicationStatement,
         SearchType::MedicationDispense,
+        SearchType::ExplanationOfBenefit,
     ];
 
     pub fn parse(name: &str) -> Option<SearchType> {
@@ -40,6 +43,7 @@ impl SearchType {
             SearchType::MedicationRequest => "MedicationRequest",
             SearchType::MedicationStatement => "MedicationStatement",
             SearchType::MedicationDispense => "MedicationDispense",
+            SearchType::ExplanationOfBenefit => "ExplanationOfBenefit",
         }
     }
 
@@ -64,7 +68,7 @@ pub(crate) struct FhirEntry {
 pub(crate) struct PatientDocs {
     pub ccr: Arc<[u8]>,
     /// Matches, by `SearchType::index`.
-    pub matches: [Vec<FhirEntry>; 3],
+    pub matches: [Vec<FhirEntry>; 4],
     /// Other resources of a data-directory Bundle (Medications, the
     /// Patient): added to every page as `search.mode = include`, so that
     /// references from the matches resolve.
@@ -119,7 +123,7 @@ pub(crate) fn build(
     };
     let mut docs = PatientDocs {
         ccr,
-        matches: [Vec::new(), Vec::new(), Vec::new()],
+        matches: [Vec::new(), Vec::new(), Vec::new(), Vec::new()],
         included: Vec::new(),
     };
     match fhir_file {

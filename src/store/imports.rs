@@ -474,8 +474,9 @@ fn insert_items(tx: &Connection, regimen_id: i64, items: &[Item]) -> Result<Vec<
     let mut ins = tx.prepare_cached(
         "INSERT INTO items (regimen_id, position, ndc11, ndc_original, ndc_inferred, mapping, name, brand, codes,
          ingredient_codes, strength, form, route, dose, frequency, sig, status, status_original, start_date, stop_date,
-         prescribed_date, prescriber, sources, records, ndc12)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+         prescribed_date, prescriber, sources, records, ndc12, evidence, days_supply, quantity, dispenser)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24,
+         ?25, ?26, ?27, ?28, ?29)",
     )?;
     let mut ids = Vec::with_capacity(items.len());
     for (position, item) in items.iter().enumerate() {
@@ -506,6 +507,10 @@ fn insert_items(tx: &Connection, regimen_id: i64, items: &[Item]) -> Result<Vec<
             json(&item.sources),
             json(&item.records),
             item.ndc12.map(|n| n.to_string()),
+            item.evidence.as_str(),
+            item.days_supply,
+            item.quantity,
+            item.dispenser,
         ])?;
         ids.push(tx.last_insert_rowid());
     }

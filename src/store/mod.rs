@@ -67,6 +67,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_ndc12",
         include_str!("../../schemas/sqlite/0006_ndc12.sql"),
     ),
+    (
+        "0007_claims",
+        include_str!("../../schemas/sqlite/0007_claims.sql"),
+    ),
 ];
 
 /// What went wrong in the store.

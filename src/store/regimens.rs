@@ -49,6 +49,13 @@ pub struct ItemView {
     pub stop: Option<String>,
     pub prescribed: Option<String>,
     pub prescriber: Option<String>,
+    /// `claim` when the item is known only from pharmacy claims (dispense
+    /// evidence: its status is `dispensed` or `completed`), else `record`.
+    pub evidence: String,
+    /// Days supply, quantity and pharmacy of the latest fill, when known.
+    pub days_supply: Option<String>,
+    pub quantity: Option<String>,
+    pub dispenser: Option<String>,
     /// Kinds of this item's open exceptions.
     pub flags: Vec<String>,
     /// Every exception of this item, whatever its state.
@@ -255,7 +262,7 @@ const SELECT_ITEM: &str = "SELECT i.id, i.position, i.ndc11, i.ndc_original, i.n
         'proprietary_name', p.proprietary_name, 'nonproprietary_name', p.nonproprietary_name,
         'dosage_form', p.dosage_form, 'route', p.route, 'labeler', p.labeler,
         'ingredients', json(p.ingredients), 'excluded', json(CASE WHEN p.excluded THEN 'true' ELSE 'false' END)) END,
-    i.sources, i.removed_at, i.removed_by, i.ingredient_codes
+    i.sources, i.removed_at, i.removed_by, i.ingredient_codes, i.evidence, i.days_supply, i.quantity, i.dispenser
     FROM items i LEFT JOIN dict_packages k ON k.ndc11 = COALESCE(i.ndc11, i.ndc12)
     LEFT JOIN dict_products p ON p.product_id = k.product_id";
 
@@ -313,6 +320,10 @@ fn row_to_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemView> {
         stop: r.get(17)?,
         prescribed: r.get(18)?,
         prescriber: r.get(19)?,
+        evidence: r.get(26)?,
+        days_supply: r.get(27)?,
+        quantity: r.get(28)?,
+        dispenser: r.get(29)?,
         flags: Vec::new(),
         exceptions: Vec::new(),
         mapping: json_col(r, 20)?,

@@ -654,3 +654,94 @@ fn an_excerpt_is_withheld_when_the_stored_document_no_longer_matches_the_item() 
     let shown = env.run(&["queue", "show", &id, "--format", "json"]).json();
     assert_eq!(shown["excerpt"], serde_json::Value::Null);
 }
+
+#[test]
+fn a_searchset_of_pharmacy_claims_imports_as_dispensed_fills() {
+    let env = TestEnv::with_dictionary_and(&["pat-1", "pat-2"]);
+    let import = |file: &str, patient: &str, after: &str| {
+        env.run_with_env(
+            &[
+                "import",
+                "--file",
+                &repo_path(file).display().to_string(),
+                "--patient",
+                patient,
+                "--format",
+                "json",
+            ],
+            &[("RXSYNC_IMPORT_CLAIMS_COMPLETED_AFTER", after)],
+        )
+        .json()
+    };
+    // Long enough that every fixture fill still counts as recent.
+    let s = import("samples/fhir/eob-carin-searchset.json", "pat-1", "100000");
+    assert_eq!(s["outcome"], "imported", "{s}");
+    assert_eq!(s["items"], 2, "{s}");
+    assert_eq!(
+        s["skipped"][0]["reason"],
+        "ExplanationOfBenefit/eob-3 line 1: a professional claim line without a drug code (HCPCS 99213)",
+        "{s}"
+    );
+    assert_eq!(
+        kinds(&s),
+        [("invalid_ndc".to_string(), 1)].to_vec(),
+        "the placeholder NDC, and never none_shared: {s}"
+    );
+    let r = env
+        .run(&["regimen", "show", "--patient", "pat-1", "--format", "json"])
+        .json();
+    let items = r["items"].as_array().expect("items");
+    let lipitor = items
+        .iter()
+        .find(|i| i["ndc11"] == "00071015523")
+        .expect("Lipitor item");
+    assert_eq!(lipitor["status"], "dispensed", "{lipitor}");
+    assert_eq!(lipitor["evidence"], "claim", "{lipitor}");
+    assert_eq!(lipitor["sig"], "last filled on 2026-10-01 for 30 days");
+    assert_eq!(lipitor["prescribed"], "2026-10-01");
+    assert_eq!(lipitor["days_supply"], "30");
+    assert_eq!(lipitor["quantity"], "30 tablet");
+    assert_eq!(lipitor["dispenser"], "Main Street Pharmacy");
+    assert_eq!(lipitor["prescriber"], "Dr. Ada Example");
+    let placeholder = items
+        .iter()
+        .find(|i| i["name"] == "Synthetic placeholder drug")
+        .expect("placeholder item");
+    assert_eq!(
+        placeholder["ndc11"],
+        serde_json::Value::Null,
+        "{placeholder}"
+    );
+    assert_eq!(placeholder["flags"], serde_json::json!(["invalid_ndc"]));
+    // The excerpt of a claim line is its claim, re-derived from the stored document.
+    let q = env
+        .run(&["queue", "list", "--kind", "invalid_ndc", "--format", "json"])
+        .json();
+    let id = q[0]["id"].to_string();
+    let shown = env.run(&["queue", "show", &id, "--format", "json"]).json();
+    assert!(
+        shown["excerpt"]
+            .as_str()
+            .is_some_and(|x| x.contains("\"eob-2\"") && !x.contains("\"eob-1\"")),
+        "{shown}"
+    );
+
+    // The XML twin, judged with no grace at all: the supplies have ended.
+    let s = import("samples/fhir/eob-carin-searchset.xml", "pat-2", "0");
+    assert_eq!(s["items"], 2, "{s}");
+    let r = env
+        .run(&["regimen", "show", "--patient", "pat-2", "--format", "json"])
+        .json();
+    let statuses: Vec<&str> = r["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["completed", "completed"], "{r}");
+    let table = env
+        .run(&["regimen", "show", "--patient", "pat-2"])
+        .ok()
+        .to_string();
+    assert!(table.contains("completed (claims)"), "{table}");
+}

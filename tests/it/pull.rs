@@ -1181,3 +1181,75 @@ fn a_fhir_next_page_outside_the_providers_origins_is_refused() {
     );
     assert_eq!(home.imported_rows(), (0, 0, 0));
 }
+
+// ------------------------------------------------------------ claims
+
+#[test]
+fn a_blue_button_provider_pulls_pharmacy_claims_page_by_page() {
+    // The CARIN fixture, about the linked patient, with ten more fills of
+    // its first claim: two pages of claims at the sandbox's page size.
+    let fixture = std::fs::read_to_string(crate::support::repo_path(
+        "samples/fhir/eob-carin-searchset.json",
+    ))
+    .expect("fixture")
+    .replace("Patient/bb-1", &format!("Patient/{REMOTE}"));
+    let mut bundle: serde_json::Value = serde_json::from_str(&fixture).expect("json");
+    let first = bundle["entry"][0].clone();
+    let entries = bundle["entry"].as_array_mut().expect("entries");
+    for n in 0..10 {
+        let mut fill = first.clone();
+        fill["resource"]["id"] = json!(format!("eob-refill-{n}"));
+        fill["resource"]["item"][0]["servicedDate"] = json!(format!("2026-0{}-01", n % 9 + 1));
+        entries.push(fill);
+    }
+    let data = tempfile::tempdir().expect("dir");
+    std::fs::create_dir_all(data.path().join("fhir")).expect("dir");
+    std::fs::write(
+        data.path().join(format!("fhir/{REMOTE}.json")),
+        bundle.to_string(),
+    )
+    .expect("write");
+    let sb = Sandbox::start_with(&["--data", &data.path().display().to_string()]);
+    let provider = fhir_at(&sb, "bb", "demo-client", "header").replace(
+        r#"resources = ["MedicationRequest", "MedicationStatement"]"#,
+        r#"resources = ["ExplanationOfBenefit"]"#,
+    );
+    let home = Home::new(&provider);
+    home.link_oauth2(&sb, "bb", "demo-client", json!({}));
+    let run = home.pull(None);
+    run.ok();
+    let r = &Home::reports(&run)[0];
+    assert_eq!(r["outcome"], "imported", "{r}");
+    // Lipitor (eleven fills folded) and the placeholder: never none_shared.
+    assert_eq!(items_of(r), 2, "{r}");
+    assert_eq!(r["import"]["exceptions"]["invalid_ndc"], 1, "{r}");
+    assert!(r["import"]["exceptions"]["none_shared"].is_null(), "{r}");
+    let searches: Vec<String> = requests(&sb)
+        .iter()
+        .filter(|q| q["path"] == "/fhir/ExplanationOfBenefit")
+        .map(|q| q["query"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        searches.len() == 2
+            && searches.iter().all(|q| q.contains("type=pharmacy"))
+            && searches[1].contains("_page=2"),
+        "{searches:?}"
+    );
+    let items = home
+        .rx(&["regimen", "show", "--patient", "P1", "--format", "json"])
+        .json();
+    let lipitor = items["items"]
+        .as_array()
+        .and_then(|i| i.iter().find(|i| i["ndc11"] == "00071015523"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        lipitor["sources"].as_array().map(Vec::len),
+        Some(11),
+        "{lipitor}"
+    );
+    assert_eq!(
+        lipitor["prescribed"], "2026-10-01",
+        "the latest fill: {lipitor}"
+    );
+}

@@ -7,6 +7,7 @@
 //! as given, dates stay text) and never fails: what it cannot resolve becomes
 //! a `Problem` on the record.
 
+use super::claim;
 use super::model::{CodeableConcept, Resource, Str, non_empty};
 use super::record::{Reader, Systems};
 use crate::parse::{
@@ -110,6 +111,9 @@ pub struct Builder<'a> {
     other_patients: Vec<Str<'a>>,
     problems: Vec<Problem>,
     systems: Systems,
+    /// The records of each claim (ExplanationOfBenefit) entry, which yields
+    /// one per line, by entry: its slot stays empty.
+    claims: Vec<(usize, Vec<MedRecord>)>,
 }
 
 impl<'a> Builder<'a> {
@@ -129,6 +133,7 @@ impl<'a> Builder<'a> {
             other_patients: Vec::new(),
             problems: Vec::new(),
             systems: Systems::default(),
+            claims: Vec::new(),
         }
     }
 
@@ -178,6 +183,14 @@ impl<'a> Builder<'a> {
             }
         } else if DRUGS.contains(&kind) {
             self.index.drugs.insert(i, resource);
+        } else if kind == claim::KIND {
+            // A claim is patient evidence (dispenses), never drug data.
+            self.using += 1;
+            let read = claim::read(&resource, &mut self.systems);
+            self.left_out.extend(read.left_out);
+            if !read.records.is_empty() {
+                self.claims.push((i, read.records));
+            }
         } else if kind == "OperationOutcome" {
             // A searchset may carry warnings as an outcome entry.
             let detail = format!(
@@ -297,7 +310,11 @@ impl<'a> Builder<'a> {
             clippy::filter_map_identity,
             reason = "flatten() does not collect in place"
         )]
-        let mut records: Vec<MedRecord> = slots.into_iter().filter_map(|slot| slot).collect();
+        let mut records: Vec<MedRecord> = if self.claims.is_empty() {
+            slots.into_iter().filter_map(|slot| slot).collect()
+        } else {
+            self.with_claims(slots)
+        };
         // The slots were sized on a guess (and include entries that yield no
         // record); shrinking in place gives the excess back without a copy.
         records.shrink_to_fit();
@@ -369,6 +386,30 @@ fn source_of(resource: &Resource) -> SourceRef {
             .unwrap_or("(no resourceType)")
             .to_string(),
         id: non_empty(resource.id.as_deref()).map(|id| id.trim().to_string()),
+    }
+}
+
+impl Builder<'_> {
+    /// The records in document order, each claim's lines where the claim
+    /// stood, with their excerpts (the claim's text) and links normalized.
+    fn with_claims(&mut self, slots: Vec<Option<MedRecord>>) -> Vec<MedRecord> {
+        let mut claims = std::mem::take(&mut self.claims).into_iter().peekable();
+        let mut records = Vec::with_capacity(slots.len());
+        for (i, slot) in slots.into_iter().enumerate() {
+            records.extend(slot);
+            while let Some((_, lines)) = claims.next_if(|(at, _)| *at == i) {
+                for mut rec in lines {
+                    rec.related = rec
+                        .related
+                        .iter()
+                        .filter_map(|link| self.index.normalize(link))
+                        .collect();
+                    rec.excerpt = self.excerpts.get(i).copied().unwrap_or("").to_string();
+                    records.push(rec);
+                }
+            }
+        }
+        records
     }
 }
 

@@ -5,8 +5,10 @@
 //! Bundles too) or a single resource. MedicationRequest, MedicationStatement,
 //! MedicationDispense, MedicationOrder (DSTU2) and MedicationAdministration
 //! become records; a Medication that no record uses becomes a record of its
-//! own so that its codes are not lost; other resource types in a Bundle are
-//! skipped silently. JSON is read typed and borrowed, never as a
+//! own so that its codes are not lost; an ExplanationOfBenefit (a claim)
+//! yields one dispense-evidence record per line that names a drug and a
+//! stated reason for each line that does not (`claim`); other resource types
+//! in a Bundle are skipped silently. JSON is read typed and borrowed, never as a
 //! `serde_json::Value` tree, because a large searchset must be cheap to read.
 //!
 //! This module must never do I/O, never panic on input, never expand an XML
@@ -15,8 +17,10 @@
 //! - `model`: the typed serde views of the FHIR elements we read;
 //! - `json` and `xml`: from bytes to those views, errors with positions;
 //! - `extract`: the document's resources to records, in order, with
-//!   references resolved; `record`: one resource to one record.
+//!   references resolved; `record`: one resource to one record; `claim`:
+//!   one claim to its lines' records.
 
+mod claim;
 mod extract;
 mod json;
 mod model;
@@ -32,7 +36,7 @@ use super::{ParseError, ParsedDocument};
 /// Patient, say) is not a medication document. A standalone
 /// MedicationKnowledge is read like a Medication, because the HL7 examples
 /// (and some formularies) send one with an NDC on it.
-const READ_TOP_LEVEL: [&str; 9] = [
+const READ_TOP_LEVEL: [&str; 10] = [
     "Bundle",
     "MedicationRequest",
     "MedicationStatement",
@@ -41,6 +45,7 @@ const READ_TOP_LEVEL: [&str; 9] = [
     "MedicationAdministration",
     "Medication",
     "MedicationKnowledge",
+    "ExplanationOfBenefit",
     "OperationOutcome",
 ];
 

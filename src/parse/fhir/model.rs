@@ -116,6 +116,122 @@ pub struct Resource<'a> {
     /// OperationOutcome issues.
     #[serde(borrow, default)]
     pub issue: Many<Issue<'a>>,
+
+    // ExplanationOfBenefit (claims, read by `claim`): rare, so boxed.
+    /// The claim's type (pharmacy, professional, institutional, PDE…).
+    /// `type` is a code in a Bundle or an AllergyIntolerance and a list in
+    /// an Encounter: only an object is read.
+    #[serde(borrow, rename = "type", default)]
+    pub claim_type: ObjectOnly<Box<CodeableConcept<'a>>>,
+    #[serde(borrow)]
+    pub billable_period: Option<Box<Period<'a>>>,
+    /// The billing provider (the pharmacy on a pharmacy claim).
+    #[serde(borrow)]
+    pub provider: Option<Box<Reference<'a>>>,
+    #[serde(borrow)]
+    pub facility: Option<Box<Reference<'a>>>,
+    /// STU3/DSTU2 EOB `organization`.
+    #[serde(borrow)]
+    pub organization: Option<Box<Reference<'a>>>,
+    #[serde(borrow)]
+    pub care_team: Option<Box<Many<CareTeam<'a>>>>,
+    #[serde(borrow)]
+    pub supporting_info: Option<Box<Many<SupportingInfo<'a>>>>,
+    /// STU3's name for `supportingInfo`.
+    #[serde(borrow)]
+    pub information: Option<Box<Many<SupportingInfo<'a>>>>,
+    /// The claim's lines.
+    #[serde(borrow)]
+    pub item: Option<Box<Many<ClaimItem<'a>>>>,
+    /// The prescription a pharmacy claim fills.
+    #[serde(borrow)]
+    pub prescription: Option<Box<Reference<'a>>>,
+}
+
+/// An ExplanationOfBenefit `careTeam` member.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CareTeam<'a> {
+    #[serde(borrow)]
+    pub provider: Option<Reference<'a>>,
+    #[serde(borrow)]
+    pub role: Option<CodeableConcept<'a>>,
+}
+
+/// An ExplanationOfBenefit `supportingInfo` (R4) or `information` (STU3).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SupportingInfo<'a> {
+    #[serde(borrow)]
+    pub sequence: Option<Num<'a>>,
+    #[serde(borrow)]
+    pub category: Option<CodeableConcept<'a>>,
+    #[serde(borrow)]
+    pub code: Option<CodeableConcept<'a>>,
+    #[serde(borrow)]
+    pub value_quantity: Option<Quantity<'a>>,
+    #[serde(borrow)]
+    pub value_reference: Option<Reference<'a>>,
+    #[serde(borrow)]
+    pub value_string: Option<Str<'a>>,
+}
+
+/// One line of a claim, or a line's `detail`. R4 names the service
+/// `productOrService`; STU3 `service` (a CodeableConcept), DSTU2 `service`
+/// (a Coding): `ServiceCode` takes either shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimItem<'a> {
+    #[serde(borrow)]
+    pub sequence: Option<Num<'a>>,
+    #[serde(borrow)]
+    pub product_or_service: Option<ServiceCode<'a>>,
+    #[serde(borrow)]
+    pub service: Option<ServiceCode<'a>>,
+    #[serde(borrow)]
+    pub serviced_date: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub serviced_period: Option<Period<'a>>,
+    #[serde(borrow)]
+    pub quantity: Option<Quantity<'a>>,
+    /// Which `supportingInfo` entries concern this line (R4; STU3 `informationLinkId`).
+    #[serde(borrow, default)]
+    pub information_sequence: Many<Num<'a>>,
+    #[serde(borrow, default)]
+    pub information_link_id: Many<Num<'a>>,
+    /// NDC extensions (CMS Blue Button `line_ndc_cd` and the like).
+    #[serde(borrow, default)]
+    pub extension: Many<Extension<'a>>,
+    /// Lines of a line: professional claims put a drug's NDC here.
+    #[serde(borrow, default)]
+    pub detail: Many<ClaimItem<'a>>,
+}
+
+/// A CodeableConcept (R4, STU3) or a Coding (DSTU2): the fields of both.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceCode<'a> {
+    #[serde(borrow, default)]
+    pub coding: Many<Coding<'a>>,
+    #[serde(borrow)]
+    pub text: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub system: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub code: Option<Str<'a>>,
+    #[serde(borrow)]
+    pub display: Option<Str<'a>>,
+}
+
+/// An extension, as far as a code on it goes (whatever its `url`: only
+/// drug codes are taken from it).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Extension<'a> {
+    #[serde(borrow)]
+    pub value_coding: Option<Coding<'a>>,
+    #[serde(borrow)]
+    pub value_codeable_concept: Option<CodeableConcept<'a>>,
 }
 
 /// A contained resource: only what a Medication (or Substance) can tell us.
@@ -500,6 +616,66 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Many<T> {
             }
             fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
                 Ok(Many(Vec::new()))
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// An element read only when it is an object: where one field name means
+/// an object in one resource type and a code or a list in another, the
+/// other shapes are skipped (without materializing them).
+#[derive(Debug)]
+pub struct ObjectOnly<T>(pub Option<T>);
+
+impl<T> Default for ObjectOnly<T> {
+    fn default() -> Self {
+        ObjectOnly(None)
+    }
+}
+
+impl<T> ObjectOnly<T> {
+    pub fn as_deref(&self) -> Option<&T::Target>
+    where
+        T: std::ops::Deref,
+    {
+        self.0.as_deref()
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = ObjectOnly<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|t| ObjectOnly(Some(t)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(ObjectOnly(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(ObjectOnly(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(ObjectOnly(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(ObjectOnly(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(ObjectOnly(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(ObjectOnly(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(ObjectOnly(None))
             }
         }
         d.deserialize_any(V(PhantomData))

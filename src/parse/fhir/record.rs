@@ -34,7 +34,7 @@ pub(super) struct Systems(Vec<(String, CodeSystem)>);
 
 impl Systems {
     /// The same `Code` as `Code::new(label, value, display)`.
-    fn code(&mut self, label: &str, value: &str, display: Option<&str>) -> Code {
+    pub(super) fn code(&mut self, label: &str, value: &str, display: Option<&str>) -> Code {
         let Some((_, system)) = self.0.iter().find(|(known, _)| known == label) else {
             let code = Code::new(label, value, display);
             // Bounded, so that a hostile document cannot make lookups slow.

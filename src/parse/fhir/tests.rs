@@ -345,6 +345,74 @@ const FIXTURES: &[(&str, Want)] = &[
             ],
         },
     ),
+    (
+        "eob-carin-searchset.json",
+        Want::Records {
+            patient: Some("Patient/bb-1"),
+            records: CARIN_SEARCHSET,
+        },
+    ),
+    (
+        "eob-carin-searchset.xml",
+        Want::Records {
+            patient: Some("Patient/bb-1"),
+            records: CARIN_SEARCHSET,
+        },
+    ),
+    (
+        "eob-single.json",
+        Want::Records {
+            patient: Some("Patient/bb-1"),
+            records: &[rec(EOB, "Glucophage 500 MG Oral Tablet", &["00087606005"])],
+        },
+    ),
+    (
+        "eob-professional-detail.json",
+        Want::Records {
+            patient: Some("Patient/bb-1"),
+            records: &[
+                rec(EOB, "Basaglar KwikPen", &["00002771559"]),
+                rec(EOB, "PredniSONE 10 MG Oral Tablet", &["00054001725"]),
+            ],
+        },
+    ),
+    (
+        "eob-professional-detail.xml",
+        Want::Records {
+            patient: Some("Patient/bb-1"),
+            records: &[
+                rec(EOB, "Basaglar KwikPen", &["00002771559"]),
+                rec(EOB, "PredniSONE 10 MG Oral Tablet", &["00054001725"]),
+            ],
+        },
+    ),
+    (
+        "eob-bb2-stu3-pde.json",
+        Want::Records {
+            patient: Some("Patient/-20140000008325"),
+            records: &[Rec {
+                kind: EOB,
+                name: None,
+                codes: &["00777310502"],
+                problems: &[],
+            }],
+        },
+    ),
+    (
+        "eob-dstu2.json",
+        Want::Records {
+            patient: Some("Patient/bb-1"),
+            records: &[rec(EOB, "Prinivil 10 MG Oral Tablet", &["00006010654"])],
+        },
+    ),
+];
+
+const EOB: &str = "ExplanationOfBenefit";
+
+/// The CARIN searchset's records, in JSON and in XML alike.
+const CARIN_SEARCHSET: &[Rec] = &[
+    rec(EOB, "Lipitor 10 MG Oral Tablet", &["00071015523"]),
+    rec(EOB, "Synthetic placeholder drug", &["00000000000"]),
 ];
 
 #[test]
@@ -1213,4 +1281,226 @@ fn a_bundle_naming_several_patients_says_so_once_per_patient() {
             .iter()
             .all(|p| p.kind != ProblemKind::SeveralPatients)
     );
+}
+
+// ---- claims (ExplanationOfBenefit) ----
+
+/// What one claim line must read as.
+struct Line {
+    id: &'static str,
+    ndc: &'static str,
+    fill: Option<&'static str>,
+    days_supply: Option<&'static str>,
+    quantity: Option<&'static str>,
+    dispenser: Option<&'static str>,
+    prescriber: Option<&'static str>,
+    status: Option<&'static str>,
+}
+
+/// One row per claim fixture: every line with a drug, then the reasons
+/// for what yields no record.
+const CLAIMS: &[(&str, &[Line], &[&str])] = &[
+    (
+        "eob-carin-searchset.json",
+        &[
+            Line {
+                id: "eob-1#1",
+                ndc: "00071015523",
+                fill: Some("2026-10-01"),
+                days_supply: Some("30"),
+                quantity: Some("30 tablet"),
+                dispenser: Some("Main Street Pharmacy"),
+                prescriber: Some("Dr. Ada Example"),
+                status: Some("active"),
+            },
+            Line {
+                id: "eob-2#1",
+                ndc: "00000000000",
+                fill: Some("2026-08-15"),
+                days_supply: Some("90"),
+                quantity: Some("90 tablet"),
+                dispenser: Some("Main Street Pharmacy"),
+                prescriber: Some("Dr. Ada Example"),
+                status: Some("active"),
+            },
+        ],
+        &[
+            "ExplanationOfBenefit/eob-3 line 1: a professional claim line without a drug code (HCPCS 99213)",
+        ],
+    ),
+    (
+        "eob-single.json",
+        &[Line {
+            id: "eob-single#1",
+            ndc: "00087606005",
+            // No servicedDate on the line: the billable period's start.
+            fill: Some("2026-11-02"),
+            days_supply: Some("30"),
+            quantity: Some("60 tablet"),
+            dispenser: Some("Corner Drug"),
+            prescriber: Some("Dr. Ada Example"),
+            status: Some("active"),
+        }],
+        &[],
+    ),
+    (
+        "eob-professional-detail.json",
+        &[
+            Line {
+                id: "eob-prof#2",
+                ndc: "00002771559",
+                fill: Some("2026-09-20"),
+                days_supply: None,
+                quantity: None,
+                dispenser: Some("Example Clinic"),
+                prescriber: None,
+                status: Some("active"),
+            },
+            Line {
+                id: "eob-prof#3",
+                ndc: "00054001725",
+                fill: Some("2026-09-20"),
+                days_supply: None,
+                quantity: None,
+                dispenser: Some("Example Clinic"),
+                prescriber: None,
+                status: Some("active"),
+            },
+        ],
+        &[
+            "ExplanationOfBenefit/eob-prof line 1: a professional claim line without a drug code (CPT 96372)",
+        ],
+    ),
+    (
+        "eob-bb2-stu3-pde.json",
+        &[Line {
+            id: "pde-8831#1",
+            ndc: "00777310502",
+            fill: Some("2026-07-01"),
+            days_supply: Some("30"),
+            quantity: Some("30"),
+            // The pharmacy and the prescriber by NPI; `organization` is the plan.
+            dispenser: Some("NPI 1234567893"),
+            prescriber: Some("NPI 1922000000"),
+            status: Some("active"),
+        }],
+        &[],
+    ),
+    (
+        "eob-dstu2.json",
+        &[Line {
+            id: "eob-dstu2#1",
+            ndc: "00006010654",
+            fill: Some("2026-06-03"),
+            days_supply: None,
+            quantity: Some("90"),
+            dispenser: Some("Elm Pharmacy"),
+            prescriber: None,
+            status: None,
+        }],
+        &[],
+    ),
+];
+
+#[test]
+fn claim_lines_read_their_ndc_fill_supply_and_pharmacy() {
+    for (file, lines, left_out) in CLAIMS {
+        let doc = parse_sample(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(doc.records.len(), lines.len(), "{file}: records");
+        for (got, want) in doc.records.iter().zip(lines.iter()) {
+            let shown = format!("{file} {}", want.id);
+            assert_eq!(got.evidence, crate::parse::Evidence::Claim, "{shown}");
+            assert_eq!(
+                got.source.as_ref().and_then(|s| s.id.as_deref()),
+                Some(want.id),
+                "{shown}: source"
+            );
+            let ndcs: Vec<&str> = got
+                .codes
+                .iter()
+                .filter(|c| c.system == CodeSystem::Ndc)
+                .map(|c| c.value.as_str())
+                .collect();
+            assert_eq!(ndcs, [want.ndc], "{shown}: NDC");
+            assert_eq!(got.prescribed.as_deref(), want.fill, "{shown}: fill date");
+            assert_eq!(
+                got.days_supply.as_deref(),
+                want.days_supply,
+                "{shown}: days"
+            );
+            assert_eq!(got.quantity.as_deref(), want.quantity, "{shown}: quantity");
+            assert_eq!(
+                got.dispenser.as_deref(),
+                want.dispenser,
+                "{shown}: pharmacy"
+            );
+            assert_eq!(
+                got.prescriber.as_deref(),
+                want.prescriber,
+                "{shown}: prescriber"
+            );
+            assert_eq!(got.status.as_deref(), want.status, "{shown}: status");
+        }
+        let reasons: Vec<&str> = doc.left_out.iter().map(|l| l.reason.as_str()).collect();
+        assert_eq!(reasons, *left_out, "{file}: left out");
+    }
+}
+
+#[test]
+fn a_claim_links_the_prescription_it_fills() {
+    let doc = parse_sample("eob-single.json").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(doc.records[0].related, ["MedicationRequest/rx-9"]);
+}
+
+#[test]
+fn claims_in_xml_read_like_their_json_twin() {
+    for stem in ["eob-carin-searchset", "eob-professional-detail"] {
+        let json = parse_sample(&format!("{stem}.json")).unwrap_or_else(|e| panic!("{e}"));
+        let xml = parse_sample(&format!("{stem}.xml")).unwrap_or_else(|e| panic!("{e}"));
+        let blank = |doc: &ParsedDocument| {
+            let mut records = doc.records.clone();
+            records.iter_mut().for_each(|r| r.excerpt.clear());
+            records
+        };
+        assert_eq!(blank(&xml), blank(&json), "{stem}");
+        assert_eq!(xml.left_out, json.left_out, "{stem}");
+        assert_eq!(xml.patient_ref, json.patient_ref, "{stem}");
+    }
+}
+
+#[test]
+fn odd_claims_are_left_out_with_a_reason_never_a_failure() {
+    let rows: &[(&str, &str)] = &[
+        (
+            r#"{"resourceType":"ExplanationOfBenefit","id":"e1","type":{"coding":[{"code":"institutional"}]}}"#,
+            "ExplanationOfBenefit/e1: an institutional claim without lines",
+        ),
+        (
+            r#"{"resourceType":"ExplanationOfBenefit","item":[{"productOrService":{"text":"office visit"}}]}"#,
+            "ExplanationOfBenefit (without id) line 1: a claim line without a drug code (no code)",
+        ),
+        (
+            r#"{"resourceType":"ExplanationOfBenefit","id":"e3","item":[{"sequence":4,"revenue":{"coding":[{"code":"0450"}]},"productOrService":{"coding":[{"system":"https://www.nubc.org/CodeSystem/RevenueCodes","code":"0450"}]}}]}"#,
+            "ExplanationOfBenefit/e3 line 4: a claim line without a drug code (revenue code 0450)",
+        ),
+    ];
+    for (json, reason) in rows {
+        let doc = parse_json(json.as_bytes()).unwrap_or_else(|e| panic!("{json}: {e}"));
+        assert!(doc.records.is_empty(), "{json}");
+        let reasons: Vec<&str> = doc.left_out.iter().map(|l| l.reason.as_str()).collect();
+        assert_eq!(reasons, [*reason], "{json}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn truncated_claims_never_panic(index in 0usize..4, cut in 0usize..6000) {
+        let names = ["eob-carin-searchset.json", "eob-carin-searchset.xml", "eob-professional-detail.json", "eob-bb2-stu3-pde.json"];
+        let bytes = sample(names[index]);
+        let cut = cut.min(bytes.len());
+        let _ = parse_json(&bytes[..cut]);
+        let _ = parse_xml(&bytes[..cut]);
+    }
 }

@@ -270,10 +270,12 @@ fn element_map(node: Node, depth: usize) -> Result<Map<String, Value>, ParseErro
     for child in node.children().filter(Node::is_element) {
         let name = child.tag_name().name();
         if child.tag_name().namespace() != Some(FHIR_NS)
-            || name == "extension"
+            || (name == "extension" && !claim_line(node))
             || name == "modifierExtension"
         {
-            continue; // The narrative `div` (XHTML) and extensions are not read.
+            // The narrative `div` (XHTML) and extensions are not read, but
+            // for a claim line's (where payers put NDCs).
+            continue;
         }
         let value = if name == "resource" || name == "contained" {
             match child.children().find(Node::is_element) {
@@ -302,4 +304,9 @@ fn element_map(node: Node, depth: usize) -> Result<Map<String, Value>, ParseErro
         }
     }
     Ok(map)
+}
+
+/// A claim's line or line detail, whose extensions may carry its NDC.
+fn claim_line(node: Node) -> bool {
+    matches!(node.tag_name().name(), "item" | "detail")
 }

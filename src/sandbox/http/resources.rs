@@ -115,7 +115,7 @@ pub(crate) async fn fhir(State(app): State<Shared>, request: Request) -> Respons
             StatusCode::NOT_FOUND,
             "not-supported",
             format!(
-                "unknown resource type {kind:?}: this server searches MedicationRequest, MedicationStatement and MedicationDispense"
+                "unknown resource type {kind:?}: this server searches MedicationRequest, MedicationStatement, MedicationDispense and ExplanationOfBenefit"
             ),
         );
     };

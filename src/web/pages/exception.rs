@@ -178,6 +178,12 @@ fn item_table(i: &ItemView) -> Markup {
             tr { th { "strength / form / route" } td { (i.strength.as_deref().unwrap_or("")) " / " (i.form.as_deref().unwrap_or("")) " / " (i.route.as_deref().unwrap_or("")) } }
             tr { th { "sig" } td { (i.sig.as_deref().unwrap_or("")) } }
             tr { th { "status" } td { (i.status) @if let Some(o) = &i.status_original { " (as written: " (o) ")" } } }
+            @if i.evidence == "claim" { tr { th { "evidence" } td { "pharmacy claims only: filled, not proof that it is taken" } } }
+            @if i.days_supply.is_some() || i.quantity.is_some() || i.dispenser.is_some() {
+                tr { th { "latest fill" } td {
+                    (i.quantity.as_deref().unwrap_or("—")) ", " (i.days_supply.as_deref().unwrap_or("—")) " days supply, " (i.dispenser.as_deref().unwrap_or("pharmacy not given"))
+                } }
+            }
         }
         h2 { "As normalized" }
         table {

@@ -260,7 +260,7 @@ fn item_row(i: &ItemView, removed: bool) -> Markup {
             td { (i.form.as_deref().unwrap_or("")) }
             td { (i.route.as_deref().unwrap_or("")) }
             td { (i.sig.as_deref().unwrap_or("")) }
-            td { (i.status) }
+            td { (i.status) @if i.evidence == "claim" { " (claims only)" } }
             td { @for f in &i.exceptions { a href=(format!("/exceptions/{}", f.id)) { (f.kind) " (" (f.state) ")" } " " } }
         }
     }
@@ -337,6 +337,10 @@ mod tests {
             stop: None,
             prescribed: None,
             prescriber: None,
+            evidence: "record".into(),
+            days_supply: None,
+            quantity: None,
+            dispenser: None,
             flags: vec![],
             exceptions: vec![],
             mapping: None,
