@@ -399,6 +399,18 @@ const FIXTURES: &[(&str, Want)] = &[
         },
     ),
     (
+        "eob-bb2-stu3-pde.xml",
+        Want::Records {
+            patient: Some("Patient/-20140000008325"),
+            records: &[Rec {
+                kind: EOB,
+                name: None,
+                codes: &["00777310502"],
+                problems: &[],
+            }],
+        },
+    ),
+    (
         "eob-dstu2.json",
         Want::Records {
             patient: Some("Patient/bb-1"),
@@ -1373,6 +1385,21 @@ const CLAIMS: &[(&str, &[Line], &[&str])] = &[
     ),
     (
         "eob-bb2-stu3-pde.json",
+        &[Line {
+            id: "pde-8831#1",
+            ndc: "00777310502",
+            fill: Some("2026-07-01"),
+            days_supply: Some("30"),
+            quantity: Some("30"),
+            // The pharmacy and the prescriber by NPI; `organization` is the plan.
+            dispenser: Some("NPI 1234567893"),
+            prescriber: Some("NPI 1922000000"),
+            status: Some("active"),
+        }],
+        &[],
+    ),
+    (
+        "eob-bb2-stu3-pde.xml",
         &[Line {
             id: "pde-8831#1",
             ndc: "00777310502",
