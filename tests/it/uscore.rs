@@ -83,9 +83,14 @@ fn without_include_support_each_referenced_medication_is_read_once_and_its_ndc_u
             assert!(q.contains("intent=order%2Cplan"), "{s}");
         }
     }
-    let with_ndc = home.env.query_i64("SELECT COUNT(*) FROM items WHERE ndc11 IS NOT NULL");
+    let with_ndc = home
+        .env
+        .query_i64("SELECT COUNT(*) FROM items WHERE ndc11 IS NOT NULL");
     let all = home.env.query_i64("SELECT COUNT(*) FROM items");
-    assert!(all >= 5 && with_ndc == all, "{with_ndc} of {all} items have an NDC");
+    assert!(
+        all >= 5 && with_ndc == all,
+        "{with_ndc} of {all} items have an NDC"
+    );
     assert!(non_ndc_details(&home).is_empty());
     // The stored document holds what was read: pulling again changes nothing.
     let again = home.pull(None);
@@ -107,9 +112,14 @@ fn with_include_support_the_searches_bring_the_medications_and_nothing_more_is_r
         let q = s["query"].as_str().unwrap_or("");
         assert!(q.contains("_include=Medication"), "{s}");
     }
-    let with_ndc = home.env.query_i64("SELECT COUNT(*) FROM items WHERE ndc11 IS NOT NULL");
+    let with_ndc = home
+        .env
+        .query_i64("SELECT COUNT(*) FROM items WHERE ndc11 IS NOT NULL");
     let all = home.env.query_i64("SELECT COUNT(*) FROM items");
-    assert!(all >= 5 && with_ndc == all, "{with_ndc} of {all} items have an NDC");
+    assert!(
+        all >= 5 && with_ndc == all,
+        "{with_ndc} of {all} items have an NDC"
+    );
     // `include = false` in the configuration overrides the server.
     clear_requests(&sb);
     let home = linked_home(&sb, "[providers.search]\ninclude = false\n");
