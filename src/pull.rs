@@ -19,6 +19,7 @@
 use crate::config::{Config, DocumentLocation, Provider, ProviderAuth, ProviderKind};
 use crate::domain::{PatientId, SourceName};
 use crate::fetch::auth::{Bearer, Credential, Oauth1Signer, redact};
+use crate::fetch::fhir;
 use crate::fetch::http::{FetchError, Fetched, Hop, HttpClient};
 use crate::fetch::oauth1::{Credentials, RsaSigningKey};
 use crate::fetch::oauth2::{self, RefreshError};
@@ -36,10 +37,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use url::Url;
 
+mod references;
+
 /// How long a pull may hold a link before another process may take it over.
 const LEASE: Duration = Duration::from_secs(15 * 60);
 /// How long an on-demand pull waits for another sync of the same link.
 const BUSY_WAIT: Duration = Duration::from_secs(120);
+/// What a FHIR request accepts.
+const FHIR_JSON: &str = "application/fhir+json, application/json;q=0.9";
 /// Refresh an access token this long before it expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
@@ -529,7 +534,9 @@ impl Puller {
                 let mut origin = None;
                 let mut total_bytes = 0u64;
                 for resource in resources {
-                    let mut url = moved(f.link, provider.fhir_search_url(resource, &remote));
+                    let include = f.include(resource).await;
+                    let first = provider.fhir_search_url(resource, &remote, include);
+                    let mut url = moved(f.link, first);
                     let mut pages = 0u32;
                     loop {
                         pages += 1;
@@ -541,18 +548,10 @@ impl Puller {
                                 provider.id
                             )));
                         }
-                        let page = f
-                            .get_ok(&url, "application/fhir+json, application/json;q=0.9")
-                            .await?;
+                        let page = f.get_ok(&url, FHIR_JSON).await?;
                         check_media_type(provider.kind, &page)?;
                         total_bytes += page.body.len() as u64;
-                        if total_bytes > provider.limits.max_document_bytes {
-                            return Err(Failure::failed(format!(
-                                "{}: the pages together are over max_document_bytes = {}; nothing stored",
-                                redact(&page.url),
-                                provider.limits.max_document_bytes
-                            )));
-                        }
+                        f.check_total(total_bytes, &page.url)?;
                         origin.get_or_insert_with(|| redact(&page.url));
                         let next = read_page(&page, &mut entries)?;
                         match next {
@@ -586,19 +585,9 @@ impl Puller {
                         }
                     }
                 }
-                let mut bytes = Vec::with_capacity(total_bytes as usize + 64);
-                bytes.extend_from_slice(
-                    br#"{"resourceType":"Bundle","type":"collection","entry":["#,
-                );
-                for (n, e) in entries.iter().enumerate() {
-                    if n > 0 {
-                        bytes.push(b',');
-                    }
-                    bytes.extend_from_slice(e);
-                }
-                bytes.extend_from_slice(b"]}");
+                f.fetch_referenced(&mut entries, &mut total_bytes).await?;
                 Ok(Pulled {
-                    bytes,
+                    bytes: fhir::collection(&entries),
                     format: Some(DocFormat::FhirJson),
                     origin: origin.unwrap_or_else(|| redact(&provider.base_url)),
                 })
@@ -828,6 +817,17 @@ impl Fetching<'_> {
     /// refreshes (unless it just did), OAuth 1.0a corrects its clock when
     /// the provider says which timestamps it accepts.
     async fn get_ok(&mut self, url: &Url, accept: &str) -> Result<Fetched, Failure> {
+        self.get_answer(url, accept, &[]).await
+    }
+
+    /// `get_ok`, but the statuses in `tolerated` are answers too (a read
+    /// whose 404 is data, not a failed pull).
+    async fn get_answer(
+        &mut self,
+        url: &Url,
+        accept: &str,
+        tolerated: &[u16],
+    ) -> Result<Fetched, Failure> {
         let mut clock_corrected = false;
         loop {
             let t0 = Instant::now();
@@ -844,7 +844,7 @@ impl Fetching<'_> {
             let f = result?;
             self.journal.moves.extend(f.moves.iter().cloned());
             self.journal.redirects += f.hops;
-            if (200..300).contains(&f.status) {
+            if (200..300).contains(&f.status) || (f.credentials && tolerated.contains(&f.status)) {
                 return Ok(f);
             }
             let explanation = explain(&f);

@@ -8,6 +8,8 @@
 
 use super::ConfigError;
 use crate::domain::SourceName;
+use crate::fetch::fhir::{DEFAULT_MAX_REFERENCE_FETCHES, IncludeMode, SearchSettings};
+use crate::fetch::limit::RateLimit;
 use crate::fetch::oauth1::{Placement, SignatureMethod};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -49,7 +51,23 @@ pub struct RawProvider {
     pub interval: Option<u64>,
     /// Syncs in flight at once at this provider (default: no limit but `[sync] concurrency`).
     pub max_in_flight: Option<usize>,
+    /// `[providers.limits]`: the request budget.
+    pub limits: Option<RawLimits>,
+    /// `[providers.search]`: FHIR search parameters per resource type,
+    /// `include` and `max_reference_fetches`. Kept as a table: its keys are
+    /// resource types as well as settings, checked in `resolve_search`.
+    pub search: Option<toml::Table>,
     pub auth: Option<RawAuth>,
+}
+
+/// `[providers.limits]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Requests per second to this provider, shared by all its syncs in the process.
+    pub requests_per_second: Option<f64>,
+    /// Requests that may go at once after a quiet time (default: requests_per_second rounded up).
+    pub burst: Option<u32>,
 }
 
 /// `[providers.auth]` as written: one flat table, checked per scheme so
@@ -115,6 +133,8 @@ pub struct FetchLimits {
     pub max_pages: u32,
     pub retries: u32,
     pub max_retry_after: Duration,
+    /// `[providers.limits]`: none when not configured.
+    pub rate: Option<RateLimit>,
 }
 
 /// Where a secret comes from. The secret itself is read only when needed.
@@ -256,6 +276,8 @@ pub struct Provider {
     pub ca_file: Option<PathBuf>,
     pub interval: Duration,
     pub max_in_flight: Option<usize>,
+    /// FHIR: how searches are made and referenced Medications fetched.
+    pub search: SearchSettings,
     pub auth: ProviderAuth,
 }
 
@@ -446,6 +468,20 @@ fn resolve_one(
         )? as u32,
         retries: p.retries.unwrap_or(DEFAULT_RETRIES),
         max_retry_after: Duration::from_secs(p.max_retry_after.unwrap_or(DEFAULT_MAX_RETRY_AFTER)),
+        rate: resolve_rate(p.limits, &e)?,
+    };
+    let search = match (&document, p.search) {
+        (DocumentLocation::Fhir { resources }, Some(table)) => {
+            resolve_search(table, resources, &e)?
+        }
+        (DocumentLocation::Fhir { .. }, None) => SearchSettings::default(),
+        (DocumentLocation::Ccr { .. }, Some(_)) => {
+            return Err(e(
+                "search",
+                "is for fhir providers; a ccr provider reads one document_url".into(),
+            ));
+        }
+        (DocumentLocation::Ccr { .. }, None) => SearchSettings::default(),
     };
     if p.max_redirects.is_some_and(|m| m > 20) {
         return Err(e("max_redirects", "must be at most 20".into()));
@@ -476,8 +512,119 @@ fn resolve_one(
         ca_file,
         interval,
         max_in_flight: p.max_in_flight,
+        search,
         auth,
     })
+}
+
+/// `[providers.limits]`: a token bucket, or none.
+fn resolve_rate(
+    raw: Option<RawLimits>,
+    e: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Option<RateLimit>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let Some(rps) = raw.requests_per_second else {
+        if raw.burst.is_some() {
+            return Err(e("limits.burst", "needs limits.requests_per_second".into()));
+        }
+        return Ok(None);
+    };
+    if !(rps.is_finite() && rps > 0.0 && rps <= 100_000.0) {
+        return Err(e(
+            "limits.requests_per_second",
+            format!("must be above 0 and at most 100000, not {rps}"),
+        ));
+    }
+    let burst = match raw.burst {
+        Some(0) => return Err(e("limits.burst", "must be at least 1".into())),
+        Some(b) => b,
+        None => rps.ceil() as u32,
+    };
+    Ok(Some(RateLimit {
+        interval: Duration::from_secs_f64(1.0 / rps),
+        burst,
+    }))
+}
+
+/// `[providers.search]`: `include`, `max_reference_fetches`, and a table
+/// of extra search parameters per searched resource type (replacing that
+/// type's defaults).
+fn resolve_search(
+    table: toml::Table,
+    resources: &[String],
+    e: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<SearchSettings, ConfigError> {
+    let mut settings = SearchSettings::default();
+    for (key, value) in table {
+        let at = format!("search.{key}");
+        match key.as_str() {
+            "include" => {
+                settings.include = match &value {
+                    toml::Value::Boolean(true) => IncludeMode::Always,
+                    toml::Value::Boolean(false) => IncludeMode::Never,
+                    toml::Value::String(s) if s == "auto" => IncludeMode::Auto,
+                    other => {
+                        return Err(e(
+                            &at,
+                            format!("must be true, false or \"auto\", not {other}"),
+                        ));
+                    }
+                }
+            }
+            "max_reference_fetches" => {
+                settings.max_reference_fetches = value
+                    .as_integer()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .filter(|n| *n <= 10_000)
+                    .ok_or_else(|| {
+                        e(
+                            &at,
+                            format!(
+                                "must be a whole number from 0 to 10000 (default {DEFAULT_MAX_REFERENCE_FETCHES}), not {value}"
+                            ),
+                        )
+                    })?;
+            }
+            resource => {
+                if !resources.iter().any(|r| r == resource) {
+                    return Err(e(
+                        &at,
+                        format!(
+                            "is neither a setting (include, max_reference_fetches) nor a resource type this provider searches ({})",
+                            resources.join(", ")
+                        ),
+                    ));
+                }
+                let toml::Value::Table(params) = value else {
+                    return Err(e(
+                        &at,
+                        "must be a table of search parameters, e.g. { intent = \"order,plan\" }"
+                            .into(),
+                    ));
+                };
+                let mut list = Vec::with_capacity(params.len());
+                for (name, v) in params {
+                    let toml::Value::String(v) = v else {
+                        return Err(e(
+                            &format!("{at}.{name}"),
+                            format!("must be a string, not {v}"),
+                        ));
+                    };
+                    if matches!(name.as_str(), "patient" | "_include" | "access_token")
+                        || name.starts_with("oauth_")
+                    {
+                        return Err(e(
+                            &format!("{at}.{name}"),
+                            "is set by rxsync itself (patient, _include) or is a credential; leave it out".into(),
+                        ));
+                    }
+                    list.push((name, v));
+                }
+                settings.params.insert(resource.to_string(), list);
+            }
+        }
+    }
+    Ok(settings)
 }
 
 fn resolve_auth(
@@ -723,21 +870,16 @@ impl Provider {
         }
     }
 
-    /// The search URL of one FHIR resource type for a remote patient.
-    pub fn fhir_search_url(&self, resource: &str, remote_patient: &str) -> Url {
-        let mut base = self.base_url.clone();
-        if !base.path().ends_with('/') {
-            let path = format!("{}/", base.path());
-            base.set_path(&path);
-        }
-        let mut url = base.join(resource).unwrap_or(base);
-        url.query_pairs_mut().append_pair("patient", remote_patient);
-        // Claims: only pharmacy claims name drugs (Blue Button / CARIN
-        // `ExplanationOfBenefit?patient=X&type=pharmacy`).
-        if resource == "ExplanationOfBenefit" {
-            url.query_pairs_mut().append_pair("type", "pharmacy");
-        }
-        url
+    /// The first search URL of one FHIR resource type for a remote patient:
+    /// `patient`, the configured parameters, `_include` when `include`.
+    pub fn fhir_search_url(&self, resource: &str, remote_patient: &str, include: bool) -> Url {
+        crate::fetch::fhir::search_url(
+            &self.base_url,
+            resource,
+            remote_patient,
+            &self.search,
+            include,
+        )
     }
 }
 
@@ -816,13 +958,25 @@ client_id = "rx"
             }
         );
         assert_eq!(
-            p.fhir_search_url("MedicationRequest", "p 1&x").as_str(),
-            "https://fhir.example.org/r4/MedicationRequest?patient=p+1%26x"
+            p.fhir_search_url("MedicationRequest", "p 1&x", false)
+                .as_str(),
+            "https://fhir.example.org/r4/MedicationRequest?patient=p+1%26x&intent=order%2Cplan"
         );
         assert_eq!(
-            p.fhir_search_url("ExplanationOfBenefit", "bb-1").as_str(),
+            p.fhir_search_url("ExplanationOfBenefit", "bb-1", true)
+                .as_str(),
             "https://fhir.example.org/r4/ExplanationOfBenefit?patient=bb-1&type=pharmacy"
         );
+        assert_eq!(
+            p.fhir_search_url("MedicationStatement", "p", true).as_str(),
+            "https://fhir.example.org/r4/MedicationStatement?patient=p&_include=MedicationStatement%3Amedication"
+        );
+        assert_eq!(p.search.include, IncludeMode::Auto);
+        assert_eq!(
+            p.search.max_reference_fetches,
+            DEFAULT_MAX_REFERENCE_FETCHES
+        );
+        assert_eq!(p.limits.rate, None);
         match &p.auth {
             ProviderAuth::Oauth2(o) => {
                 assert_eq!(o.token_url.as_str(), "https://fhir.example.org/oauth/token");
@@ -905,6 +1059,93 @@ client_id = "rx"
         let twice = format!("{HMAC}{HMAC}");
         let msg = providers(&twice).expect_err("duplicate id").to_string();
         assert!(msg.contains("two providers"), "{msg}");
+    }
+
+    const FHIR: &str = r#"
+[[providers]]
+id = "ehr"
+kind = "fhir"
+base_url = "https://fhir.example.org/r4"
+[providers.auth]
+scheme = "oauth2"
+token_url = "/oauth/token"
+client_id = "rx"
+"#;
+
+    #[test]
+    fn search_and_limits_tables_resolve() {
+        let text = format!(
+            "{FHIR}[providers.search]\ninclude = false\nmax_reference_fetches = 3\nMedicationRequest = {{ intent = \"order\", status = \"active\" }}\nMedicationStatement = {{}}\n[providers.limits]\nrequests_per_second = 2.5\n"
+        );
+        let p = providers(&text).expect("valid").remove(0);
+        assert_eq!(p.search.include, IncludeMode::Never);
+        assert_eq!(p.search.max_reference_fetches, 3);
+        assert_eq!(
+            p.fhir_search_url("MedicationRequest", "x", false).as_str(),
+            "https://fhir.example.org/r4/MedicationRequest?patient=x&intent=order&status=active"
+        );
+        let rate = p.limits.rate.expect("a rate");
+        assert_eq!(rate.interval, Duration::from_millis(400));
+        assert_eq!(rate.burst, 3, "the default burst rounds the rate up");
+        let auto = providers(&format!("{FHIR}[providers.search]\ninclude = \"auto\"\n"))
+            .expect("valid")
+            .remove(0);
+        assert_eq!(auto.search.include, IncludeMode::Auto);
+    }
+
+    #[test]
+    fn search_and_limits_errors_name_the_provider_the_key_and_the_file() {
+        let rows: &[(&str, &str)] = &[
+            (
+                "[providers.search]\ninclude = \"sometimes\"\n",
+                "search.include",
+            ),
+            (
+                "[providers.search]\nmax_reference_fetches = -1\n",
+                "search.max_reference_fetches",
+            ),
+            (
+                "[providers.search]\nObservation = { code = \"x\" }\n",
+                "search.Observation",
+            ),
+            (
+                "[providers.search]\nMedicationRequest = \"intent=order\"\n",
+                "search.MedicationRequest",
+            ),
+            (
+                "[providers.search]\nMedicationRequest = { _include = \"x\" }\n",
+                "search.MedicationRequest._include",
+            ),
+            (
+                "[providers.search]\nMedicationRequest = { intent = 1 }\n",
+                "search.MedicationRequest.intent",
+            ),
+            (
+                "[providers.limits]\nrequests_per_second = 0\n",
+                "limits.requests_per_second",
+            ),
+            (
+                "[providers.limits]\nrequests_per_second = 1\nburst = 0\n",
+                "limits.burst",
+            ),
+            ("[providers.limits]\nburst = 4\n", "limits.burst"),
+            ("[providers.limits]\nper_minute = 4\n", "per_minute"),
+        ];
+        for (table, key) in rows {
+            let msg = providers(&format!("{FHIR}{table}"))
+                .expect_err(table)
+                .to_string();
+            assert!(msg.contains(key), "{table}: {msg}");
+            assert!(msg.contains("/etc/rx/config.toml"), "{table}: {msg}");
+            assert!(
+                msg.contains("ehr") || *key == "per_minute",
+                "{table}: {msg}"
+            );
+        }
+        let msg = providers(&format!("{HMAC}[providers.search]\ninclude = true\n"))
+            .expect_err("ccr")
+            .to_string();
+        assert!(msg.contains("search") && msg.contains("acme"), "{msg}");
     }
 
     #[test]

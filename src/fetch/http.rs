@@ -10,11 +10,14 @@
 //! request sent is one entry of the trail, its URL without secrets.
 
 use super::auth::{Anonymous, Credential, redact};
+use super::fhir::{Capabilities, CapabilityCache};
+use super::limit::RateGate;
 use crate::config::{FetchLimits, Provider};
 use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use url::{Origin, Url};
 
@@ -114,6 +117,10 @@ pub struct HttpClient {
     client: reqwest::Client,
     limits: FetchLimits,
     trusted: Vec<Origin>,
+    /// The provider's request budget, shared by all its syncs in the process.
+    rate: Option<RateGate>,
+    /// The provider's CapabilityStatement (FHIR), read once and kept a while.
+    capabilities: CapabilityCache,
 }
 
 impl HttpClient {
@@ -141,7 +148,32 @@ impl HttpClient {
             client,
             limits: p.limits.clone(),
             trusted: p.trusted_origins.clone(),
+            rate: p.limits.rate.map(RateGate::new),
+            capabilities: CapabilityCache::default(),
         })
+    }
+
+    /// The provider's CapabilityStatement (`GET {base}/metadata`, without
+    /// credentials: FHIR servers publish it), read on first use and kept
+    /// for a bounded time. A failed or unreadable read announces nothing.
+    pub async fn capabilities(&self, base: &Url, trail: &mut Vec<Hop>) -> Arc<Capabilities> {
+        self.capabilities
+            .get_or_read(|| async {
+                let url = super::fhir::resource_url(base, "metadata");
+                let f = self
+                    .get(
+                        &url,
+                        &Anonymous,
+                        "application/fhir+json, application/json;q=0.9",
+                        trail,
+                    )
+                    .await
+                    .ok()?;
+                (200..300)
+                    .contains(&f.status)
+                    .then(|| Capabilities::parse(&f.body))
+            })
+            .await
     }
 
     /// The provider's limits.
@@ -280,6 +312,11 @@ impl HttpClient {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            // The budget is taken before signing, so that an OAuth 1.0a
+            // timestamp is not already old when the request leaves.
+            if let Some(gate) = &self.rate {
+                gate.admit().await;
+            }
             let (request_url, auth) = cred.apply(url).map_err(|detail| FetchError::Credential {
                 url: redact(url),
                 detail,

@@ -2,10 +2,14 @@
 //!
 //! `oauth1` signs and verifies RFC 5849 requests; `auth` attaches a
 //! credential to one request; `http` sends GETs through our own redirect
-//! loop; `oauth2` refreshes and revokes tokens; `pull` turns a link into
-//! document bytes (CCR, or every FHIR search page as one bundle).
+//! loop; `oauth2` refreshes and revokes tokens; `fhir` knows FHIR searches
+//! (US Core parameters, `_include` by CapabilityStatement, referenced
+//! Medications, the collection Bundle); `limit` is a provider's request
+//! budget. `pull` orchestrates them: it turns a link into document bytes.
 
 pub mod auth;
+pub mod fhir;
 pub mod http;
+pub mod limit;
 pub mod oauth1;
 pub mod oauth2;

@@ -52,6 +52,12 @@ pub struct SandboxConfig {
     /// Keep issued tokens and grants in `DIR/state.json` across restarts
     /// (the demo uses it so that `rxsync run` can carry on with the same links).
     pub persist_state: bool,
+    /// Generated MedicationRequests name their drug only by
+    /// `medicationReference` to `Medication/{id}`, served at
+    /// `/fhir/Medication/{id}` (US Core EHR style).
+    pub medication_reference: bool,
+    /// `_include=…:medication` is honoured, and announced in `/fhir/metadata`.
+    pub search_include: bool,
 }
 
 /// Where a credential may travel: the `Authorization` header, the query, or either.
@@ -228,6 +234,8 @@ impl Default for SandboxConfig {
                 redirect("/loop-b/", "/loop-a/", 302),
             ],
             persist_state: false,
+            medication_reference: false,
+            search_include: false,
         }
     }
 }
@@ -278,6 +286,8 @@ pub(crate) struct Settings {
     pub clients: Vec<ClientConfig>,
     pub redirects: Vec<RedirectRule>,
     pub persist_state: bool,
+    pub medication_reference: bool,
+    pub search_include: bool,
 }
 
 impl Settings {
@@ -414,6 +424,8 @@ pub(crate) fn resolve(
         clients: config.clients.clone(),
         redirects: config.redirects.clone(),
         persist_state: config.persist_state,
+        medication_reference: config.medication_reference,
+        search_include: config.search_include,
     })
 }
 

@@ -60,6 +60,8 @@ pub(crate) struct FhirEntry {
     /// The entry's `fullUrl` from a data-directory Bundle; generated
     /// entries get theirs from the base URL when served.
     pub full_url: Option<String>,
+    /// The id of the Medication this entry references (reference mode).
+    pub drug: Option<String>,
     pub resource: Box<RawValue>,
 }
 
@@ -73,11 +75,21 @@ pub(crate) struct PatientDocs {
     /// Patient): added to every page as `search.mode = include`, so that
     /// references from the matches resolve.
     pub included: Vec<FhirEntry>,
+    /// Medications the matches reference (reference mode): read at
+    /// `Medication/{id}`, and added to a page only for `_include`.
+    pub medications: Vec<FhirEntry>,
 }
 
 impl PatientDocs {
     pub fn matches(&self, t: SearchType) -> &[FhirEntry] {
         &self.matches[t.index()]
+    }
+
+    /// A referenced Medication by id.
+    pub fn medication(&self, id: &str) -> Option<&FhirEntry> {
+        self.medications
+            .iter()
+            .find(|m| m.id.as_deref() == Some(id))
     }
 }
 
@@ -98,6 +110,7 @@ pub(crate) fn build(
     patient: &RemotePatient,
     medications: usize,
     data_dir: Option<&Path>,
+    by_reference: bool,
 ) -> Result<PatientDocs, DocError> {
     let read = |sub: &str, ext: &str| -> Result<Option<(PathBuf, Vec<u8>)>, DocError> {
         let Some(dir) = data_dir else {
@@ -125,9 +138,11 @@ pub(crate) fn build(
         ccr,
         matches: [Vec::new(), Vec::new(), Vec::new(), Vec::new()],
         included: Vec::new(),
+        medications: Vec::new(),
     };
     match fhir_file {
         Some((path, bytes)) => split_bundle(&path, &bytes, &mut docs)?,
+        None if by_reference => by_reference_docs(patient, &meds, &mut docs),
         None => {
             for med in &meds {
                 let resource = generate::medication_request(patient, med);
@@ -135,12 +150,52 @@ pub(crate) fn build(
                     resource_type: SearchType::MedicationRequest.as_str().to_string(),
                     id: Some(med.id.clone()),
                     full_url: None,
+                    drug: None,
                     resource: to_raw(&resource),
                 });
             }
         }
     }
     Ok(docs)
+}
+
+/// Reference mode: every request names its drug by `medicationReference`
+/// only, and the first drug is also named by a MedicationStatement (so one
+/// Medication is referenced twice).
+fn by_reference_docs(patient: &RemotePatient, meds: &[generate::Med], docs: &mut PatientDocs) {
+    let entry = |t: SearchType, id: String, drug: String, v: &Value| FhirEntry {
+        resource_type: t.as_str().to_string(),
+        id: Some(id),
+        full_url: None,
+        drug: Some(drug),
+        resource: to_raw(v),
+    };
+    for med in meds {
+        let drug = generate::medication_id(med);
+        let request = generate::medication_request_by_reference(patient, med);
+        docs.matches[SearchType::MedicationRequest.index()].push(entry(
+            SearchType::MedicationRequest,
+            med.id.clone(),
+            drug.clone(),
+            &request,
+        ));
+        docs.medications.push(FhirEntry {
+            resource_type: "Medication".to_string(),
+            id: Some(drug),
+            full_url: None,
+            drug: None,
+            resource: to_raw(&generate::medication(patient, med)),
+        });
+    }
+    if let Some(med) = meds.first() {
+        let statement = generate::medication_statement_by_reference(patient, med);
+        docs.matches[SearchType::MedicationStatement.index()].push(entry(
+            SearchType::MedicationStatement,
+            format!("{}-statement", med.id),
+            generate::medication_id(med),
+            &statement,
+        ));
+    }
 }
 
 fn to_raw(value: &Value) -> Box<RawValue> {
@@ -187,6 +242,7 @@ fn split_bundle(path: &Path, bytes: &[u8], docs: &mut PatientDocs) -> Result<(),
                 .and_then(Value::as_str)
                 .map(str::to_string),
             full_url,
+            drug: None,
             resource: to_raw(&resource),
         };
         match SearchType::parse(resource_type) {
@@ -249,6 +305,7 @@ pub(crate) fn searchset(
     spec: PageSpec,
     link_base: &str,
     resource_base: &str,
+    include: bool,
 ) -> Vec<u8> {
     let all = docs.matches(t);
     let start = spec.count.saturating_mul(spec.page.saturating_sub(1));
@@ -277,6 +334,21 @@ pub(crate) fn searchset(
         entry.extend(
             docs.included
                 .iter()
+                .map(|e| entry_of(e, "include", resource_base)),
+        );
+    }
+    if include {
+        // `_include=…:medication`: each Medication this page's matches name, once.
+        let mut named: Vec<&str> = Vec::new();
+        for d in page.iter().filter_map(|e| e.drug.as_deref()) {
+            if !named.contains(&d) {
+                named.push(d);
+            }
+        }
+        entry.extend(
+            named
+                .into_iter()
+                .filter_map(|id| docs.medication(id))
                 .map(|e| entry_of(e, "include", resource_base)),
         );
     }
@@ -350,13 +422,14 @@ mod tests {
             PageSpec { count, page },
             "http://h/fhir/MedicationRequest?patient=p&",
             "http://h/fhir",
+            false,
         );
         serde_json::from_slice(&bytes).expect("JSON")
     }
 
     #[test]
     fn pages_chain_through_every_entry_and_each_page_parses() {
-        let docs = build(&patient("p"), 23, None).expect("generated");
+        let docs = build(&patient("p"), 23, None, false).expect("generated");
         let mut ids = Vec::new();
         for page in 1..=3 {
             let json = page_json(&docs, 10, page);
@@ -407,17 +480,17 @@ mod tests {
             ]
         });
         std::fs::write(dir.path().join("fhir/own.json"), bundle.to_string()).expect("write");
-        let docs = build(&patient("own"), 20, Some(dir.path())).expect("built");
+        let docs = build(&patient("own"), 20, Some(dir.path()), false).expect("built");
         assert_eq!(&*docs.ccr, b"<exact bytes/>");
         assert!(docs.matches(SearchType::MedicationRequest).is_empty());
         assert_eq!(docs.matches(SearchType::MedicationDispense).len(), 2);
         assert_eq!(docs.included.len(), 1);
         // Another patient of the same directory is generated.
-        let other = build(&patient("other"), 20, Some(dir.path())).expect("built");
+        let other = build(&patient("other"), 20, Some(dir.path()), false).expect("built");
         assert_eq!(other.matches(SearchType::MedicationRequest).len(), 20);
 
         std::fs::write(dir.path().join("fhir/bad.json"), b"{not json").expect("write");
-        let err = build(&patient("bad"), 20, Some(dir.path())).expect_err("refused");
+        let err = build(&patient("bad"), 20, Some(dir.path()), false).expect_err("refused");
         assert!(err.to_string().contains("bad.json"), "{err}");
     }
 }

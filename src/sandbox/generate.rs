@@ -204,6 +204,50 @@ fn ccr_medication(out: &mut String, med: &Med) {
     );
 }
 
+/// The Medication resource of one medication (US Core style: a resource
+/// of its own, served at `Medication/{id}`), version 1.
+pub(crate) fn medication(patient: &RemotePatient, med: &Med) -> Value {
+    let mut request = medication_request(patient, med);
+    let mut drug = request["contained"][0].take();
+    drug["id"] = json!(medication_id(med));
+    drug["meta"] = json!({"versionId": "1"});
+    drug
+}
+
+/// The id of a medication's own Medication resource.
+pub(crate) fn medication_id(med: &Med) -> String {
+    format!("{}-drug", med.id)
+}
+
+/// A MedicationRequest that names its drug only by `medicationReference`
+/// to `Medication/{id}` (what EHRs answer to a US Core search).
+pub(crate) fn medication_request_by_reference(patient: &RemotePatient, med: &Med) -> Value {
+    let mut request = medication_request(patient, med);
+    if let Some(o) = request.as_object_mut() {
+        o.remove("contained");
+    }
+    request["medicationReference"] = json!({
+        "reference": format!("Medication/{}", medication_id(med)),
+        "display": med.drug.name
+    });
+    request
+}
+
+/// A MedicationStatement about the same drug, by the same reference.
+pub(crate) fn medication_statement_by_reference(patient: &RemotePatient, med: &Med) -> Value {
+    json!({
+        "resourceType": "MedicationStatement",
+        "id": format!("{}-statement", med.id),
+        "status": "active",
+        "medicationReference": {
+            "reference": format!("Medication/{}", medication_id(med)),
+            "display": med.drug.name
+        },
+        "subject": {"reference": format!("Patient/{}", patient.as_str())},
+        "dosage": [{"text": med.sig}]
+    })
+}
+
 /// The FHIR R4 MedicationRequest for one medication: the drug as a
 /// contained Medication (NDC, form, ingredient strengths), the sig as a
 /// Dosage, the start as the dispense validity period.

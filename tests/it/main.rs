@@ -20,4 +20,5 @@ mod review_server;
 mod sandbox;
 mod store_safety;
 mod support;
+mod uscore;
 mod web;

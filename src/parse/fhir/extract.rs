@@ -191,6 +191,18 @@ impl<'a> Builder<'a> {
             if !read.records.is_empty() {
                 self.claims.push((i, read.records));
             }
+        } else if kind == "OperationOutcome"
+            && let Some(url) = self.index.idents.last().and_then(|d| d.full_url.clone())
+        {
+            // An outcome entry with a fullUrl stands where that resource
+            // would be: a pull that could not fetch a referenced Medication
+            // writes down why (`fetch::fhir::note_entry`).
+            let why = outcome_text(&resource);
+            self.left_out.push(LeftOut {
+                source: Some(source_of(&resource)),
+                reason: format!("{url} is not in the document: {why}"),
+            });
+            self.index.notes.insert(i, why);
         } else if kind == "OperationOutcome" {
             // A searchset may carry warnings as an outcome entry.
             let detail = format!(
@@ -425,6 +437,9 @@ pub(super) struct Index<'a> {
     maps: RefCell<Maps<'a>>,
     /// The drug resources (Medication, Substance, MedicationKnowledge).
     pub(super) drugs: HashMap<usize, Resource<'a>>,
+    /// Why a resource is absent, where an outcome entry stands in its
+    /// place (its fullUrl): the outcome's issues.
+    pub(super) notes: HashMap<usize, String>,
 }
 
 /// What locates one entry.

@@ -150,11 +150,21 @@ impl<'r, 'a> Reader<'r, 'a> {
                 if self.apply_target(target, rec) {
                     rec.name = rec.name.take().or(display);
                 } else {
-                    rec.problems.push(Problem {
-                        kind: ProblemKind::UnresolvedReference,
-                        detail: format!(
+                    let note = self
+                        .index
+                        .find(target)
+                        .and_then(|i| self.index.notes.get(&i));
+                    let detail = match note {
+                        Some(why) => format!(
+                            "medicationReference {target:?} points at nothing in the document ({why})"
+                        ),
+                        None => format!(
                             "medicationReference {target:?} points at nothing in the document"
                         ),
+                    };
+                    rec.problems.push(Problem {
+                        kind: ProblemKind::UnresolvedReference,
+                        detail,
                     });
                     rec.name = rec.name.take().or(display);
                 }

@@ -239,6 +239,7 @@ pub(crate) fn router(app: Shared) -> Router {
     Router::new()
         .route("/ccr/{patient}", get(resources::ccr))
         .route("/fhir/{kind}", get(resources::fhir))
+        .route("/fhir/{kind}/{id}", get(resources::read))
         .route(
             "/.well-known/smart-configuration",
             get(resources::smart_configuration),

@@ -44,6 +44,8 @@ struct Search {
     spec: PageSpec,
     /// The search URL's other parameters, raw, for the links.
     kept: Vec<String>,
+    /// The `_include` values asked for.
+    includes: Vec<String>,
 }
 
 fn read_search(query: &str, page_size: usize) -> Result<Search, Response> {
@@ -54,6 +56,7 @@ fn read_search(query: &str, page_size: usize) -> Result<Search, Response> {
             page: 1,
         },
         kept: Vec::new(),
+        includes: Vec::new(),
     };
     let number = |name: &str, value: &str| {
         value.parse::<usize>().map_err(|_| {
@@ -84,6 +87,10 @@ fn read_search(query: &str, page_size: usize) -> Result<Search, Response> {
             // FHIR servers may lower a page size; ours caps it.
             "_count" => search.spec.count = number("_count", &value)?.min(MAX_PAGE_SIZE),
             "_page" => search.spec.page = number("_page", &value)?.max(1),
+            "_include" => {
+                search.includes.push(value.to_string());
+                search.kept.push(raw.to_string());
+            }
             // Credentials never travel into links.
             "access_token" => {}
             n if n.starts_with("oauth_") => {}
@@ -102,6 +109,9 @@ pub(crate) async fn fhir(State(app): State<Shared>, request: Request) -> Respons
         .strip_prefix("/fhir/")
         .unwrap_or("")
         .to_string();
+    if kind == "metadata" {
+        return capability_statement(&app);
+    }
     let search = match read_search(parts.uri.query().unwrap_or(""), app.settings.page_size) {
         Ok(s) => s,
         Err(response) => return response,
@@ -134,6 +144,78 @@ pub(crate) async fn fhir(State(app): State<Shared>, request: Request) -> Respons
     reply::with_type(StatusCode::OK, "application/fhir+json", body)
 }
 
+/// `GET /fhir/metadata`: a CapabilityStatement, unauthenticated as FHIR
+/// servers publish it. It lists `searchInclude`s only when the sandbox
+/// honours `_include` (`search_include`).
+fn capability_statement(app: &App) -> Response {
+    let resources: Vec<serde_json::Value> = SearchType::ALL
+        .iter()
+        .map(|t| {
+            let mut r = json!({
+                "type": t.as_str(),
+                "interaction": [{"code": "search-type"}],
+                "searchParam": [{"name": "patient", "type": "reference"}]
+            });
+            if app.settings.search_include {
+                r["searchInclude"] = json!([format!("{}:medication", t.as_str())]);
+            }
+            r
+        })
+        .chain(std::iter::once(
+            json!({"type": "Medication", "interaction": [{"code": "read"}]}),
+        ))
+        .collect();
+    reply::with_type(
+        StatusCode::OK,
+        "application/fhir+json",
+        serde_json::to_vec(&json!({
+            "resourceType": "CapabilityStatement",
+            "status": "active",
+            "kind": "instance",
+            "fhirVersion": "4.0.1",
+            "format": ["json"],
+            "rest": [{"mode": "server", "resource": resources}]
+        }))
+        .unwrap_or_default(),
+    )
+}
+
+/// `GET /fhir/Medication/{id}`: a Medication the bound patient's records
+/// reference (reference mode).
+pub(crate) async fn read(State(app): State<Shared>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let path = parts.uri.path().strip_prefix("/fhir/").unwrap_or("");
+    let (kind, id) = path.split_once('/').unwrap_or((path, ""));
+    let (kind, id) = (kind.to_string(), id.to_string());
+    let bound = match authenticate(&app, &parts, None) {
+        Ok(bound) => bound,
+        Err(refusal) => return refusal,
+    };
+    if kind != "Medication" {
+        return reply::outcome(
+            StatusCode::NOT_FOUND,
+            "not-supported",
+            format!("this server reads Medication resources only, not {kind:?}"),
+        );
+    }
+    let docs = match patient_docs(&app, &bound).await {
+        Ok(docs) => docs,
+        Err(response) => return response,
+    };
+    match docs.medication(&id) {
+        Some(m) => reply::with_type(
+            StatusCode::OK,
+            "application/fhir+json",
+            axum::body::Bytes::copy_from_slice(m.resource.get().as_bytes()),
+        ),
+        None => reply::outcome(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no Medication/{id}"),
+        ),
+    }
+}
+
 fn page(
     app: &App,
     parts: &Parts,
@@ -147,7 +229,20 @@ fn page(
         link_base.push_str(raw);
         link_base.push('&');
     }
-    documents::searchset(docs, kind, search.spec, &link_base, &format!("{base}/fhir"))
+    // `_include` is honoured only when the sandbox announces it.
+    let include = app.settings.search_include
+        && search
+            .includes
+            .iter()
+            .any(|i| *i == format!("{}:medication", kind.as_str()));
+    documents::searchset(
+        docs,
+        kind,
+        search.spec,
+        &link_base,
+        &format!("{base}/fhir"),
+        include,
+    )
 }
 
 /// The patient's documents, built on first use (off the async threads,
@@ -170,6 +265,7 @@ async fn patient_docs(app: &Shared, patient: &str) -> Result<Arc<PatientDocs>, R
             &key,
             worker.settings.medications,
             worker.data_dir.as_deref(),
+            worker.settings.medication_reference,
         )
     })
     .await;
