@@ -15,7 +15,7 @@ pub use providers::{
     ClientAuth, DocumentLocation, FetchLimits, Oauth1Settings, Oauth2Settings, Provider,
     ProviderAuth, ProviderKind, RawAuth, RawProvider, SecretError, SecretSource,
 };
-pub use review::{RawReview, ReviewConfig, TlsFiles, parse_listen};
+pub use review::{IpRange, RawReview, ReviewConfig, TlsFiles, parse_listen};
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

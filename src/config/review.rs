@@ -8,7 +8,7 @@
 
 use super::ConfigError;
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,6 +26,9 @@ pub struct RawReview {
     pub session_minutes: Option<u64>,
     /// Allow a non-loopback `listen` without TLS (TLS ends in a proxy in front).
     pub allow_plain_http: Option<bool>,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the
+    /// client; from any other peer the header is ignored.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// The review server's settings, resolved.
@@ -38,6 +41,60 @@ pub struct ReviewConfig {
     pub session_lifetime: Duration,
     /// A non-loopback `listen` without TLS was allowed.
     pub allow_plain_http: bool,
+    /// `trusted_proxies`: only these peers' `X-Forwarded-For` is believed
+    /// (for the login throttle's per-address count).
+    pub trusted_proxies: Vec<IpRange>,
+}
+
+/// An address range (`10.0.0.0/8`, `::1/128`; a bare address is one host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    /// Reads `ADDRESS` or `ADDRESS/PREFIX`.
+    pub fn parse(text: &str) -> Result<IpRange, String> {
+        let text = text.trim();
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: the prefix must be 0 to {max}"))?,
+        };
+        Ok(IpRange { network, prefix })
+    }
+
+    /// Whether `addr` is in the range (an IPv4-mapped IPv6 peer counts as IPv4).
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
+        let (a, n, bits) = match (addr, self.network) {
+            (IpAddr::V4(a), IpAddr::V4(n)) => {
+                (u128::from(u32::from(a)), u128::from(u32::from(n)), 32)
+            }
+            (IpAddr::V6(a), IpAddr::V6(n)) => (u128::from(a), u128::from(n), 128),
+            _ => return false,
+        };
+        let host_bits = bits - u32::from(self.prefix);
+        if host_bits >= 128 {
+            return true;
+        }
+        (a >> host_bits) == (n >> host_bits)
+    }
 }
 
 impl ReviewConfig {
@@ -79,6 +136,7 @@ impl Default for ReviewConfig {
             tls: None,
             session_lifetime: Duration::from_secs(DEFAULT_SESSION_MINUTES * 60),
             allow_plain_http: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -141,6 +199,13 @@ pub fn resolve_review(
         tls,
         session_lifetime: Duration::from_secs(minutes * 60),
         allow_plain_http,
+        trusted_proxies: raw
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|t| IpRange::parse(t))
+            .collect::<Result<_, _>>()
+            .map_err(|problem| value("review.trusted_proxies", problem))?,
     })
 }
 
@@ -161,6 +226,39 @@ mod tests {
 
     fn raw(text: &str) -> RawReview {
         toml::from_str(text).expect("valid [review]")
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let rows: &[(&str, &str, bool)] = &[
+            ("127.0.0.1", "127.0.0.1", true),
+            ("127.0.0.1", "127.0.0.2", false),
+            ("10.0.0.0/8", "10.20.30.40", true),
+            ("10.0.0.0/8", "11.0.0.1", false),
+            ("0.0.0.0/0", "203.0.113.9", true),
+            ("::1", "::1", true),
+            ("fd00::/8", "fd12::1", true),
+            ("fd00::/8", "fe80::1", false),
+            // An IPv4 peer seen on a dual-stack socket.
+            ("192.168.1.0/24", "::ffff:192.168.1.7", true),
+            ("192.168.1.0/24", "::1", false),
+        ];
+        for (range, addr, inside) in rows {
+            let r = IpRange::parse(range).unwrap_or_else(|e| panic!("{e}"));
+            let a: IpAddr = addr.parse().unwrap_or_else(|e| panic!("{addr}: {e}"));
+            assert_eq!(r.contains(a), *inside, "{range} ∋ {addr}");
+        }
+        for bad in ["proxy.example", "10.0.0.0/33", "::/129", "10.0.0.0/x"] {
+            assert!(IpRange::parse(bad).is_err(), "{bad}");
+        }
+        let e = resolve_review(
+            raw("trusted_proxies = [\"10.0.0.0/99\"]\n"),
+            "f",
+            Path::new("/srv"),
+            &no_env,
+        )
+        .expect_err("bad range");
+        assert!(e.to_string().contains("review.trusted_proxies"), "{e}");
     }
 
     #[test]

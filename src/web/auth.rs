@@ -154,17 +154,51 @@ impl Viewer {
 #[derive(Clone, Debug)]
 pub struct ApiUser(pub UserView);
 
-/// The client's address, when the server was started with connect info.
-pub fn remote(req_extensions: &axum::http::Extensions) -> Option<String> {
-    req_extensions
+/// The client's address, when the server was started with connect info:
+/// the peer, or — when the peer is one of `[review] trusted_proxies` — the
+/// nearest address in `X-Forwarded-For` that is not a trusted proxy (read
+/// from the right, since a client can write anything on the left).
+pub fn remote(
+    state: &AppState,
+    req_extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+) -> Option<String> {
+    let peer = req_extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
         .or_else(|| {
             req_extensions
                 .get::<ConnectInfo<super::tls::TlsPeer>>()
                 .map(|c| c.0.0)
-        })
-        .map(|a| a.ip().to_string())
+        })?
+        .ip();
+    Some(client_behind(peer, headers, &state.review().trusted_proxies).to_string())
+}
+
+/// `peer`, or the client a trusted proxy forwarded for.
+fn client_behind(
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+    trusted: &[crate::config::IpRange],
+) -> std::net::IpAddr {
+    let is_trusted = |a: std::net::IpAddr| trusted.iter().any(|r| r.contains(a));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let forwarded: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|a| a.trim().parse::<std::net::IpAddr>())
+        .collect::<Result<_, _>>()
+        // A list that does not parse whole is not believed.
+        .unwrap_or_default();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|a| !is_trusted(*a))
+        .unwrap_or(peer)
 }
 
 /// Pages: a live session, else a redirect to the login page.
@@ -371,14 +405,48 @@ pub async fn start_session(state: &AppState, user_id: i64) -> Result<String, App
     Ok(id)
 }
 
-/// A fresh value for the login form's double-submit cookie.
-pub fn login_nonce() -> String {
-    random_secret()
+/// How long a login form stays good.
+const LOGIN_FORM_LIFETIME: i64 = 3600;
+
+/// A fresh login form: the value of its cookie (a random nonce) and of its
+/// hidden field, an HMAC of that nonce and the time with the server's key
+/// (`issued.mac`). Without the key no pair of cookie and field can be made
+/// up: an equal cookie and field prove nothing.
+pub fn login_form_token(key: &[u8; 32]) -> (String, String) {
+    let nonce = random_secret();
+    let issued = chrono::Utc::now().timestamp();
+    let field = format!("{issued}.{}", login_mac(key, &nonce, issued));
+    (nonce, field)
 }
 
-/// Whether the login form's token matches its cookie.
-pub fn login_nonce_ok(headers: &HeaderMap, sent: &str) -> bool {
-    cookie(headers, LOGIN_COOKIE).is_some_and(|c| !c.is_empty() && same(&c, sent))
+fn login_mac(key: &[u8; 32], nonce: &str, issued: i64) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(m) => m,
+        // HMAC takes a key of any length: this cannot happen.
+        Err(_) => return String::new(),
+    };
+    mac.update(b"rxsync login form\0");
+    mac.update(nonce.as_bytes());
+    mac.update(b"\0");
+    mac.update(issued.to_string().as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Whether the login form's field was signed by this server for the form
+/// whose cookie came with it, within the form's lifetime.
+pub fn login_form_ok(key: &[u8; 32], headers: &HeaderMap, sent: &str) -> bool {
+    let Some(nonce) = cookie(headers, LOGIN_COOKIE).filter(|c| !c.is_empty()) else {
+        return false;
+    };
+    let Some((issued, mac)) = sent.split_once('.') else {
+        return false;
+    };
+    let Ok(issued) = issued.parse::<i64>() else {
+        return false;
+    };
+    let age = chrono::Utc::now().timestamp() - issued;
+    (-60..=LOGIN_FORM_LIFETIME).contains(&age) && same(&login_mac(key, &nonce, issued), mac)
 }
 
 #[cfg(test)]
@@ -428,6 +496,73 @@ mod tests {
         assert!(!verify_password(&h, "correct horsE"));
         assert!(!verify_password("not a hash", "x"));
         assert!(matches!(hash_password("short"), Err(PasswordError::Length)));
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_names_the_client_and_only_from_the_right() {
+        let trusted = [
+            crate::config::IpRange::parse("10.0.0.0/8").unwrap_or_else(|e| panic!("{e}")),
+            crate::config::IpRange::parse("127.0.0.1").unwrap_or_else(|e| panic!("{e}")),
+        ];
+        let ip = |s: &str| {
+            s.parse::<std::net::IpAddr>()
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let rows: &[(&str, &[&str], &str)] = &[
+            // An untrusted peer is the client, whatever it sends.
+            ("203.0.113.7", &["198.51.100.1"], "203.0.113.7"),
+            // A trusted peer: the nearest untrusted address, from the right.
+            ("127.0.0.1", &["198.51.100.1"], "198.51.100.1"),
+            (
+                "127.0.0.1",
+                &["6.6.6.6, 198.51.100.1, 10.1.2.3"],
+                "198.51.100.1",
+            ),
+            ("127.0.0.1", &["6.6.6.6", "198.51.100.1"], "198.51.100.1"),
+            // Nothing usable: the peer.
+            ("127.0.0.1", &[], "127.0.0.1"),
+            ("127.0.0.1", &["not-an-address"], "127.0.0.1"),
+            ("127.0.0.1", &["10.0.0.1"], "127.0.0.1"),
+        ];
+        for (peer, forwarded, want) in rows {
+            let mut headers = HeaderMap::new();
+            for f in *forwarded {
+                if let Ok(v) = axum::http::HeaderValue::from_str(f) {
+                    headers.append("x-forwarded-for", v);
+                }
+            }
+            assert_eq!(
+                client_behind(ip(peer), &headers, &trusted),
+                ip(want),
+                "{peer} {forwarded:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_login_token_is_good_only_with_its_cookie_and_key() {
+        let key = [7u8; 32];
+        let (nonce, token) = login_form_token(&key);
+        let with = |cookie: &str| {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = axum::http::HeaderValue::from_str(&format!("{LOGIN_COOKIE}={cookie}")) {
+                h.insert(header::COOKIE, v);
+            }
+            h
+        };
+        assert!(login_form_ok(&key, &with(&nonce), &token));
+        assert!(
+            !login_form_ok(&[8u8; 32], &with(&nonce), &token),
+            "another key"
+        );
+        assert!(!login_form_ok(&key, &with("other"), &token), "another form");
+        assert!(
+            !login_form_ok(&key, &with(&nonce), &nonce),
+            "the cookie echoed"
+        );
+        let old = chrono::Utc::now().timestamp() - LOGIN_FORM_LIFETIME - 1;
+        let stale = format!("{old}.{}", login_mac(&key, &nonce, old));
+        assert!(!login_form_ok(&key, &with(&nonce), &stale), "expired");
     }
 
     #[test]

@@ -54,6 +54,9 @@ struct Inner {
     /// The server's TLS configuration when `[review]` names a certificate;
     /// it also decides whether cookies are `Secure`.
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// The key that signs the login form's anti-CSRF token: random per
+    /// process (a form older than the server is refused, and asked again).
+    login_key: [u8; 32],
 }
 
 impl AppState {
@@ -68,6 +71,7 @@ impl AppState {
                 pool: Mutex::new(vec![store]),
                 review: review.clone(),
                 tls: tls.map(Arc::new),
+                login_key: rand::random(),
             }),
         })
     }
@@ -84,6 +88,10 @@ impl AppState {
 
     pub(crate) fn review(&self) -> &ReviewConfig {
         &self.inner.review
+    }
+
+    pub(crate) fn login_key(&self) -> &[u8; 32] {
+        &self.inner.login_key
     }
 
     /// Runs store work on the blocking pool with a pooled connection.

@@ -78,9 +78,15 @@ impl Review {
 
     /// Serves an already seeded environment.
     pub fn serve(env: TestEnv) -> Review {
+        Review::serve_with(env, &[])
+    }
+
+    /// With extra global arguments (`--config FILE`).
+    pub fn serve_with(env: TestEnv, args: &[&str]) -> Review {
         rxsync::fetch::http::install_crypto_provider();
         let mut child = Command::new(env!("CARGO_BIN_EXE_rxsync"))
             .current_dir(env.dir.path())
+            .args(args)
             .arg("--db")
             .arg(&env.db)
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -175,23 +181,45 @@ impl Review {
     /// Logs in through the form; returns the `Cookie` header value of the
     /// session, or the failed answer.
     pub async fn try_login(&self, name: &str, password: &str) -> Result<String, Answer> {
+        self.try_login_with(name, password, None, &[]).await
+    }
+
+    /// Logs in with another cookie sent along (a session the browser
+    /// already holds) and extra request headers (`X-Forwarded-For`).
+    pub async fn try_login_with(
+        &self,
+        name: &str,
+        password: &str,
+        held: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<String, Answer> {
         let page = self.get("/login", None).await;
-        let nonce = field_value(&page.body, "login_csrf").expect("login_csrf field");
+        let token = field_value(&page.body, "login_csrf").expect("login_csrf field");
         let login_cookie = page
             .set_cookie("rxsync_login")
             .and_then(|c| c.split(';').next().map(str::to_string))
             .expect("login cookie");
-        let a = self
-            .post_form(
-                "/login",
-                Some(&login_cookie),
-                &[
-                    ("name", name),
-                    ("password", password),
-                    ("login_csrf", &nonce),
-                ],
-            )
-            .await;
+        let cookie = match held {
+            Some(h) => format!("{login_cookie}; {h}"),
+            None => login_cookie,
+        };
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("name", name),
+                ("password", password),
+                ("login_csrf", &token),
+            ])
+            .finish();
+        let mut req = self
+            .http
+            .post(format!("{}/login", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookie)
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let a = self.answer(req).await;
         match a.set_cookie("rxsync_session") {
             Some(c) if a.status == 303 => Ok(c.split(';').next().unwrap_or_default().to_string()),
             _ => Err(a),

@@ -3,6 +3,7 @@
 //! page flow of a decision.
 
 use crate::review_server::{ADMIN, CLINICIAN, Review, add_user, field_value};
+use crate::support::TestEnv;
 
 const PAGES: &[&str] = &[
     "/",
@@ -304,16 +305,174 @@ async fn wrong_passwords_slow_further_logins_down() {
 }
 
 #[tokio::test]
+async fn the_login_form_token_is_signed_and_bound_to_its_form() {
+    let r = Review::start();
+    let form = |cookie: &str, token: &str| {
+        (
+            cookie.to_string(),
+            vec![
+                ("name".to_string(), CLINICIAN.0.to_string()),
+                ("password".to_string(), CLINICIAN.1.to_string()),
+                ("login_csrf".to_string(), token.to_string()),
+            ],
+        )
+    };
+    let first = r.get("/login", None).await;
+    let second = r.get("/login", None).await;
+    let cookie_of = |page: &crate::review_server::Answer| {
+        page.set_cookie("rxsync_login")
+            .and_then(|c| c.split(';').next().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let token_of = |page: &crate::review_server::Answer| {
+        field_value(&page.body, "login_csrf").unwrap_or_default()
+    };
+    let nonce = cookie_of(&first)
+        .trim_start_matches("rxsync_login=")
+        .to_string();
+    let (mac_issued, mac) = token_of(&first)
+        .split_once('.')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap_or_default();
+    let forged = [
+        // The old double submit: any equal cookie and field.
+        form("rxsync_login=abc", "abc"),
+        form(&format!("rxsync_login={nonce}"), &nonce),
+        // A real token with another form's cookie.
+        form(&cookie_of(&second), &token_of(&first)),
+        // The right cookie, a token whose time was changed.
+        form(
+            &cookie_of(&first),
+            &format!("{}.{mac}", mac_issued.parse::<i64>().unwrap_or(0) + 1),
+        ),
+        form(&cookie_of(&first), ""),
+    ];
+    for (cookie, fields) in forged {
+        let pairs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let a = r.post_form("/login", Some(&cookie), &pairs).await;
+        assert_eq!(a.status, 403, "{cookie} {pairs:?}: {}", a.body);
+        assert!(a.body.contains("out of date"), "{}", a.body);
+        assert!(a.set_cookie("rxsync_session").is_none());
+    }
+    // The token and cookie of one form, as the page gave them, log in.
+    let (cookie, fields) = form(&cookie_of(&first), &token_of(&first));
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let a = r.post_form("/login", Some(&cookie), &pairs).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+}
+
+#[tokio::test]
+async fn a_new_login_ends_the_session_the_browser_held() {
+    let r = Review::start();
+    let clinician = r.login(CLINICIAN).await;
+    assert_eq!(r.get("/queue", Some(&clinician)).await.status, 200);
+    let admin = r
+        .try_login_with(ADMIN.0, ADMIN.1, Some(&clinician), &[])
+        .await
+        .unwrap_or_else(|a| panic!("{} {}", a.status, a.body));
+    let old = r.get("/queue", Some(&clinician)).await;
+    assert_eq!((old.status, old.location()), (303, Some("/login")));
+    assert_eq!(r.get("/queue", Some(&admin)).await.status, 200);
+    assert_eq!(
+        r.env
+            .query_i64("SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL"),
+        1
+    );
+}
+
+/// 20 failed logins under distinct names from one client address.
+async fn fail_from(r: &Review, client: Option<&str>) {
+    for n in 0..20 {
+        let headers: Vec<(&str, &str)> =
+            client.map(|c| ("x-forwarded-for", c)).into_iter().collect();
+        let a = r
+            .try_login_with(&format!("nobody-{n}"), "wrong-password", None, &headers)
+            .await
+            .expect_err("refused");
+        assert_eq!(a.status, 401, "attempt {n}: {}", a.body);
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_throttle_counts_each_forwarded_client() {
+    let env = TestEnv::with_dictionary_and(&["review-1"]);
+    for ((name, password), role) in [(CLINICIAN, "clinician"), (ADMIN, "admin")] {
+        add_user(&env, name, password, role);
+    }
+    let config = env.write(
+        "config.toml",
+        b"[review]\ntrusted_proxies = [\"127.0.0.1\", \"::1\"]\n",
+    );
+    let r = Review::serve_with(env, &["--config", &config]);
+    fail_from(&r, Some("203.0.113.5")).await;
+    // That client now waits, even with a right password…
+    let a = r
+        .try_login_with(
+            CLINICIAN.0,
+            CLINICIAN.1,
+            None,
+            &[("x-forwarded-for", "203.0.113.5")],
+        )
+        .await
+        .expect_err("throttled");
+    assert_eq!(a.status, 429, "{}", a.body);
+    // …a client that writes a trusted address on the left is still itself…
+    let a = r
+        .try_login_with(
+            CLINICIAN.0,
+            CLINICIAN.1,
+            None,
+            &[("x-forwarded-for", "198.51.100.1, 203.0.113.5")],
+        )
+        .await
+        .expect_err("the right-most untrusted address counts");
+    assert_eq!(a.status, 429, "{}", a.body);
+    // …and another client behind the same proxy is not locked out.
+    r.try_login_with(
+        CLINICIAN.0,
+        CLINICIAN.1,
+        None,
+        &[("x-forwarded-for", "203.0.113.9")],
+    )
+    .await
+    .unwrap_or_else(|a| panic!("{} {}", a.status, a.body));
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_a_forwarded_header_changes_nothing() {
+    let r = Review::start();
+    fail_from(&r, Some("203.0.113.5")).await;
+    // Counted against the peer (loopback), whatever the header claims.
+    let a = r
+        .try_login_with(
+            CLINICIAN.0,
+            CLINICIAN.1,
+            None,
+            &[("x-forwarded-for", "203.0.113.9")],
+        )
+        .await
+        .expect_err("the header is not believed");
+    assert_eq!(a.status, 429, "{}", a.body);
+}
+
+#[tokio::test]
 async fn sessions_have_safe_cookies_expire_and_end_at_logout() {
     let r = Review::start();
     let page = r.get("/login", None).await;
+    let login_cookie = page
+        .set_cookie("rxsync_login")
+        .and_then(|c| c.split(';').next().map(str::to_string))
+        .unwrap_or_default();
     let a = r
         .post_form(
             "/login",
-            Some(&format!(
-                "rxsync_login={}",
-                field_value(&page.body, "login_csrf").unwrap_or_default()
-            )),
+            Some(&login_cookie),
             &[
                 ("name", CLINICIAN.0),
                 ("password", CLINICIAN.1),
@@ -499,11 +658,17 @@ async fn over_tls_the_session_cookie_is_secure() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(set.contains("Secure") && set.contains("HttpOnly"), "{set}");
+    let login_cookie = set
+        .lines()
+        .find(|c| c.starts_with("rxsync_login="))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_default()
+        .to_string();
     let body = login.text().await.expect("body");
     let nonce = field_value(&body, "login_csrf").expect("nonce");
     let a = client
         .post(format!("{base}/login"))
-        .header("cookie", format!("rxsync_login={nonce}"))
+        .header("cookie", login_cookie)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(
             url::form_urlencoded::Serializer::new(String::new())

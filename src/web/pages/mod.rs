@@ -155,14 +155,14 @@ pub fn given(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn login_form(nonce: &str, problem: Option<&str>) -> Markup {
+fn login_form(token: &str, problem: Option<&str>) -> Markup {
     layout(
         "Log in",
         None,
         html! {
             @if let Some(p) = problem { p.error role="alert" { (p) } }
             form method="post" action="/login" {
-                input type="hidden" name="login_csrf" value=(nonce);
+                input type="hidden" name="login_csrf" value=(token);
                 label { "Name " input type="text" name="name" id="name" autocomplete="username" required; }
                 label { "Password " input type="password" name="password" id="password" autocomplete="current-password" required; }
                 button type="submit" id="login" { "Log in" }
@@ -171,10 +171,11 @@ fn login_form(nonce: &str, problem: Option<&str>) -> Markup {
     )
 }
 
-/// The login page sets a fresh double-submit cookie for its form.
+/// The login page sets a fresh cookie for its form, whose hidden field
+/// carries the server's signature of it (`auth::login_form_token`).
 fn login_response(state: &AppState, status: StatusCode, problem: Option<&str>) -> Response {
-    let nonce = auth::login_nonce();
-    let mut r = render(status, login_form(&nonce, problem));
+    let (nonce, token) = auth::login_form_token(state.login_key());
+    let mut r = render(status, login_form(&token, problem));
     if let Ok(v) = HeaderValue::from_str(&auth::set_cookie(
         state,
         auth::LOGIN_COOKIE,
@@ -201,7 +202,7 @@ struct LoginForm {
 }
 
 async fn login(State(state): State<AppState>, req: Request) -> Response {
-    let remote = auth::remote(req.extensions());
+    let remote = auth::remote(&state, req.extensions(), req.headers());
     let headers = req.headers().clone();
     let form =
         <Form<LoginForm> as axum::extract::FromRequest<AppState>>::from_request(req, &state).await;
@@ -212,7 +213,7 @@ async fn login(State(state): State<AppState>, req: Request) -> Response {
             Some("the form is incomplete"),
         );
     };
-    if !auth::login_nonce_ok(&headers, &form.login_csrf) {
+    if !auth::login_form_ok(state.login_key(), &headers, &form.login_csrf) {
         return login_response(
             &state,
             StatusCode::FORBIDDEN,
@@ -221,27 +222,39 @@ async fn login(State(state): State<AppState>, req: Request) -> Response {
     }
     let name = form.name.trim().to_string();
     match auth::check_login(&state, name, form.password, remote).await {
-        Ok(auth::LoginCheck::Ok(user)) => match auth::start_session(&state, user.id).await {
-            Ok(id) => {
-                let mut r = Redirect::to("/queue").into_response();
-                let cookies = [
-                    auth::set_cookie(
-                        &state,
-                        auth::SESSION_COOKIE,
-                        &id,
-                        state.review().session_lifetime,
-                    ),
-                    auth::set_cookie(&state, auth::LOGIN_COOKIE, "", Duration::ZERO),
-                ];
-                for c in cookies {
-                    if let Ok(v) = HeaderValue::from_str(&c) {
-                        r.headers_mut().append(header::SET_COOKIE, v);
-                    }
+        Ok(auth::LoginCheck::Ok(user)) => {
+            // A new login ends whatever session this browser held (another
+            // user's, say): one browser, one session.
+            if let Some(old) =
+                auth::cookie(&headers, auth::SESSION_COOKIE).filter(|c| !c.is_empty())
+            {
+                let hash = auth::token_hash(&old);
+                if let Err(e) = state.store(move |s| s.end_session(&hash)).await {
+                    return error_page(None, e);
                 }
-                r
             }
-            Err(e) => error_page(None, e),
-        },
+            match auth::start_session(&state, user.id).await {
+                Ok(id) => {
+                    let mut r = Redirect::to("/queue").into_response();
+                    let cookies = [
+                        auth::set_cookie(
+                            &state,
+                            auth::SESSION_COOKIE,
+                            &id,
+                            state.review().session_lifetime,
+                        ),
+                        auth::set_cookie(&state, auth::LOGIN_COOKIE, "", Duration::ZERO),
+                    ];
+                    for c in cookies {
+                        if let Ok(v) = HeaderValue::from_str(&c) {
+                            r.headers_mut().append(header::SET_COOKIE, v);
+                        }
+                    }
+                    r
+                }
+                Err(e) => error_page(None, e),
+            }
+        }
         Ok(auth::LoginCheck::Wrong) => login_response(
             &state,
             StatusCode::UNAUTHORIZED,
