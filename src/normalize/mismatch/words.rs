@@ -11,7 +11,8 @@ pub(super) const SALTS: &[&str] = &[
     "hydrate", "monohydrate", "dihydrate", "trihydrate", "anhydrous", "hyclate", "propionate",
     "dipropionate", "valerate", "furoate", "xinafoate", "tromethamine", "gluconate",
     "lactate", "oxalate", "pamoate", "stearate", "estolate", "ethylsuccinate", "medoxomil",
-    "axetil", "cilexetil", "base", "free",
+    "axetil", "cilexetil", "base", "free", "hemihydrate", "sesquihydrate", "pentahydrate",
+    "hexahydrate", "heptahydrate", "monobasic", "dibasic", "tribasic",
 ];
 
 /// Words that name no drug: fillers; every word of the FDA directory's
