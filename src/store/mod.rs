@@ -67,6 +67,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_ndc12",
         include_str!("../../schemas/sqlite/0006_ndc12.sql"),
     ),
+    (
+        "0008_brand_index",
+        include_str!("../../schemas/sqlite/0008_brand_index.sql"),
+    ),
 ];
 
 /// What went wrong in the store.
@@ -241,6 +245,10 @@ impl Store {
                 name,
                 source: SqliteCause(e),
             })?;
+            // A column SQL cannot compute is filled in the same transaction.
+            if *name == "0008_brand_index" {
+                dictionary::fill_brand_keys(&tx)?;
+            }
             tx.pragma_update(None, "user_version", version + 1)?;
             tx.commit()?;
         }
