@@ -263,8 +263,10 @@ pub fn commit(
 }
 
 /// The dictionary entries this document can need: every reading of every
-/// NDC code it carries, and every NDC a remembered mapping points to, with
-/// the label of the snapshot they come from (flags name it). Read
+/// NDC code it carries, every NDC a remembered mapping points to, and the
+/// brands its drug texts may name (`normalize::brand_words`: a few words
+/// per text, one index range each), with the label of the snapshot they
+/// come from (flags name it). Read
 /// up front so that normalization stays pure and a database error surfaces
 /// here instead of being mistaken for an unknown code.
 fn dictionary_for(
@@ -276,6 +278,11 @@ fn dictionary_for(
     for n in normalize::ndcs_to_look_up(doc, mappings) {
         if let Some(entry) = store.dict_entry(&n)? {
             dict.insert(entry);
+        }
+    }
+    for word in normalize::brand_words(doc) {
+        for (brand, substances) in store.dict_brands(&word)? {
+            dict.insert_brand(&brand, substances);
         }
     }
     Ok(dict)
@@ -427,6 +434,77 @@ mod tests {
             assert_eq!(got, *labeler, "row {code}");
             let flags: Vec<&str> = item.flags.iter().map(String::as_str).collect();
             assert_eq!(flags, *want_flags, "row {code}");
+        }
+    }
+
+    #[test]
+    fn a_brand_the_store_knows_names_another_labelers_generic_and_no_other_drug() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = Store::open(&dir.path().join("t.db")).expect("opens");
+        let mut zebeta = product("ZEB", "0000-0001", "Teva", "BISOPROLOL FUMARATE");
+        zebeta.proprietary_name = "Zebeta".to_string();
+        let products = [
+            zebeta,
+            product("BIS", "068180-0101", "Lupin", "BISOPROLOL FUMARATE"),
+            product("LIS", "068180-0513", "Lupin", "LISINOPRIL"),
+        ];
+        let packages = [
+            package("BIS", "068180-0101-01"),
+            package("LIS", "068180-0513-01"),
+        ];
+        store
+            .replace_dictionary(&products, &packages, "test", "tester")
+            .expect("loads");
+        let patient = PatientId::parse("P1").expect("id");
+        store
+            .add_patient(&NewPatient::with_id(patient.clone()), "tester")
+            .expect("adds");
+        let source = SourceName::parse("file").expect("source");
+        // (text, NDC, flagged): no built-in brand table knows Zebeta.
+        let rows = [
+            ("Zebeta 10 mg tablet", "68180-0101-01", false),
+            ("Zebeta 10 mg tablet", "68180-0513-01", true),
+        ];
+        let meds: String = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (text, code, _))| {
+                format!(
+                    "<Medication><CCRDataObjectID>M{i}</CCRDataObjectID><Product><ProductName>\
+                     <Text>{text}</Text><Code><Value>{code}</Value><CodingSystem>NDC</CodingSystem>\
+                     </Code></ProductName></Product></Medication>"
+                )
+            })
+            .collect();
+        let bytes = format!(
+            "<ContinuityOfCareRecord xmlns=\"urn:astm-org:CCR\"><Body><Medications>{meds}\
+             </Medications></Body></ContinuityOfCareRecord>"
+        );
+        let options = Options::default();
+        let req = ImportRequest {
+            patient: &patient,
+            source: &source,
+            bytes: bytes.as_bytes(),
+            format: None,
+            origin: None,
+            trigger: "file",
+            actor: "tester",
+            keep_unreadable: false,
+            max_document_bytes: 1 << 20,
+            options: &options,
+            pull: None,
+            expected_patient: None,
+            started_at: None,
+        };
+        import(&mut store, &req).expect("imports");
+        let regimen = store
+            .regimen(&patient, source.as_str(), None)
+            .expect("reads")
+            .expect("a regimen");
+        assert_eq!(regimen.items.len(), rows.len());
+        for (item, (text, code, flagged)) in regimen.items.iter().zip(rows) {
+            let mismatch = item.flags.iter().any(|f| f == "ndc_name_mismatch");
+            assert_eq!(mismatch, flagged, "{text} over {code}: {:?}", item.flags);
         }
     }
 

@@ -4,11 +4,16 @@
 //! package, which has no 11-digit form, under its own.
 //!
 //! `fda` reads the directory's `product.txt` and `package.txt` (pure, over
-//! bytes). `DrugDictionary` is the one question normalization asks; the
-//! SQLite store answers it in production and `MemoryDictionary` in tests.
+//! bytes); `brand` keys proprietary names and tells which substances a
+//! brand stands for. `DrugDictionary` is the one question normalization
+//! asks; `MemoryDictionary` answers it, filled from the SQLite store per
+//! import in production, from products in tests.
 //! Nothing here writes to a database.
 
+pub mod brand;
 pub mod fda;
+
+pub use brand::{BrandIndex, brand_key};
 
 use crate::domain::{Ndc11, Ndc12};
 use serde::Serialize;
@@ -188,6 +193,14 @@ pub trait DrugDictionary {
     fn snapshot(&self) -> Option<&str> {
         None
     }
+
+    /// The active substances (upper case, as the FDA writes them) of every
+    /// brand whose normalized proprietary name (`brand_key`) is
+    /// `word_or_name` or starts with it at a word boundary: `zestril`,
+    /// `bactrim` or `bactrim ds`. None: no brand the dictionary holds.
+    /// A proprietary name that names its own substance is no brand
+    /// (`Product::brand_key`).
+    fn brand_substances(&self, word_or_name: &str) -> Option<Vec<String>>;
 }
 
 /// How a dictionary snapshot is named in flags: where it was loaded from
@@ -202,11 +215,16 @@ pub struct MemoryDictionary {
     entries: HashMap<Ndc12, Arc<DictEntry>>,
     /// The label of the snapshot the entries were read from (`snapshot_label`).
     snapshot: Option<String>,
+    /// The brands the import's texts may name (read from the store by
+    /// `import::dictionary_for`), or every brand of the products it was
+    /// built from.
+    brands: BrandIndex,
 }
 
 impl MemoryDictionary {
-    /// Builds a dictionary from products and their packages; packages whose
-    /// product is missing are left out.
+    /// Builds a dictionary from products and their packages, with the
+    /// brands of every product; packages whose product is missing are left
+    /// out.
     pub fn new(products: &[Product], packages: &[Package]) -> MemoryDictionary {
         let by_id: HashMap<&str, &Product> = products
             .iter()
@@ -228,6 +246,7 @@ impl MemoryDictionary {
         MemoryDictionary {
             entries,
             snapshot: None,
+            brands: BrandIndex::of(products),
         }
     }
 
@@ -240,6 +259,11 @@ impl MemoryDictionary {
     /// Adds (or replaces) one entry.
     pub fn insert(&mut self, entry: DictEntry) {
         self.entries.insert(entry.package.ndc, Arc::new(entry));
+    }
+
+    /// Adds the substances of the brand `key` (a `brand_key`).
+    pub fn insert_brand(&mut self, key: &str, substances: impl IntoIterator<Item = String>) {
+        self.brands.insert(key, substances);
     }
 
     /// How many packages it holds.
@@ -260,6 +284,10 @@ impl DrugDictionary for MemoryDictionary {
 
     fn snapshot(&self) -> Option<&str> {
         self.snapshot.as_deref()
+    }
+
+    fn brand_substances(&self, word_or_name: &str) -> Option<Vec<String>> {
+        self.brands.substances(word_or_name)
     }
 }
 

@@ -15,17 +15,21 @@
 //! comparable with it, and none of the document's strengths equals it.
 //! The vocabulary is in `words`.
 //!
-//! Known limit: a brand given alone (no generic name anywhere in the
-//! record) over the NDC of another labeler's generic matches only when the
-//! brand is in `words::BRANDS`; the dictionary answers by NDC, not by
-//! brand name, so the FDA directory's own brand → substance knowledge is
-//! out of reach here.
+//! A brand given alone ("Zestril 10 mg tablet") over the NDC of another
+//! labeler's generic also names the product's substances: the dictionary
+//! says which substances a proprietary name stands for
+//! (`DrugDictionary::brand_substances`), asked for the first few drug words
+//! of each text (`brand_words`, which the importer reads from the store up
+//! front), and `words::BRANDS` remains for brands the dictionary lacks. A
+//! brand of another drug ("Coumadin" over Prozac) names other substances,
+//! and is still a mismatch.
 //!
-//! Pure: no I/O, no clock, no dictionary look-up of its own.
+//! Pure: no I/O, no clock; the dictionary it asks is the one in memory.
 
 use super::{Flag, Item};
-use crate::dict::{DictEntry, Product};
+use crate::dict::{DictEntry, DrugDictionary, Product};
 use crate::domain::ExceptionKind;
+use crate::parse::ParsedDocument;
 use strength::strength_contradicts;
 use words::{ALIASES, BRANDS, SALTS, STOP};
 
@@ -52,9 +56,10 @@ pub enum Verdict {
     StrengthMismatch,
 }
 
-/// Compares what the document says with the product of the item's NDC.
-pub fn check(doc: &DocDrug<'_>, product: &Product) -> Verdict {
-    match names_agree(doc, product) {
+/// Compares what the document says with the product of the item's NDC;
+/// `dict` says which substances the brands in the text stand for.
+pub fn check(doc: &DocDrug<'_>, product: &Product, dict: &dyn DrugDictionary) -> Verdict {
+    match names_agree(doc, product, dict) {
         Some(false) => Verdict::NameMismatch,
         // A strength is checked also when no name is given to compare.
         _ if strength_contradicts(doc, product) => Verdict::StrengthMismatch,
@@ -116,29 +121,88 @@ pub fn detail(doc: &DocDrug<'_>, entry: &DictEntry, verdict: &Verdict) -> String
     )
 }
 
-/// The words of a text that can name a drug, as (drug words, salt words):
-/// lower-cased, split at every non-alphanumeric character, abbreviations
-/// expanded, brands followed by their ingredients; without words that hold a digit, short words and stop words.
-fn significant(text: &str) -> (Vec<String>, Vec<String>) {
+/// The words of a text that can name a drug: lower-cased, split at every
+/// non-alphanumeric character, abbreviations expanded; without words that
+/// hold a digit, short words and stop words.
+fn words_of(text: &str) -> Vec<String> {
     let lower = text.to_lowercase();
-    let mut words: Vec<&str> = Vec::new();
+    let mut words: Vec<String> = Vec::new();
     for raw in lower.split(|c: char| !c.is_alphanumeric()) {
         match ALIASES.iter().find(|(short, _)| *short == raw) {
-            Some((_, long)) => words.extend(long.iter()),
-            None => words.push(raw),
-        }
-        // A brand also names its active ingredients, so that a brand in the
-        // text matches a generic product's NDC.
-        if let Some((_, generic)) = BRANDS.iter().find(|(brand, _)| *brand == raw) {
-            words.extend(generic.iter());
+            Some((_, long)) => words.extend(long.iter().map(|w| w.to_string())),
+            None => words.push(raw.to_string()),
         }
     }
     words.retain(|w| {
-        w.chars().count() >= 3 && !w.chars().any(|c| c.is_ascii_digit()) && !STOP.contains(w)
+        w.chars().count() >= 3
+            && !w.chars().any(|c| c.is_ascii_digit())
+            && !STOP.contains(&w.as_str())
     });
-    let (salts, drugs): (Vec<&str>, Vec<&str>) = words.into_iter().partition(|w| SALTS.contains(w));
-    let owned = |v: Vec<&str>| v.into_iter().map(str::to_string).collect();
-    (owned(drugs), owned(salts))
+    words
+}
+
+/// The words of a text that can name a drug, as (drug words, salt words),
+/// brands of `words::BRANDS` followed by their ingredients.
+fn significant(text: &str) -> (Vec<String>, Vec<String>) {
+    let mut words = Vec::new();
+    for w in words_of(text) {
+        // A brand also names its active ingredients, so that a brand in the
+        // text matches a generic product's NDC.
+        if let Some((_, generic)) = BRANDS.iter().find(|(brand, _)| *brand == w) {
+            words.extend(generic.iter().map(|g| g.to_string()));
+        }
+        words.push(w);
+    }
+    words
+        .into_iter()
+        .partition(|w| !SALTS.contains(&w.as_str()))
+}
+
+/// How many words of one text are asked whether they are a brand: a
+/// brand comes first or early ("Zestril 10 MG Oral Tablet", "Tylenol
+/// Extra Strength"), and the importer's reads stay bounded.
+const BRAND_WORDS_PER_TEXT: usize = 4;
+
+/// The words of a text that may be a brand: its first few drug words, and
+/// its first two words together (`brand_key`), for a brand whose first
+/// word is a salt or stop word ("Sodium Citrate Blood-Pack Units", "Oral-B").
+fn brand_candidates(text: &str) -> impl Iterator<Item = String> {
+    let key = crate::dict::brand_key(text);
+    let leading: Vec<&str> = key
+        .split(' ')
+        .take_while(|w| !w.chars().any(|c| c.is_ascii_digit()))
+        .take(2)
+        .collect();
+    let leading = (leading.len() == 2).then(|| leading.join(" "));
+    words_of(text)
+        .into_iter()
+        .filter(|w| !SALTS.contains(&w.as_str()))
+        .take(BRAND_WORDS_PER_TEXT)
+        .chain(leading)
+}
+
+/// Every word or name `check` may ask `DrugDictionary::brand_substances` about for
+/// `doc`: the brand candidates of each record's name, brand and code
+/// displays. Sorted, without repeats. The importer reads exactly these
+/// brands from the store before normalizing, so this rule and `check` must
+/// agree: they live side by side.
+pub fn brand_words(doc: &ParsedDocument) -> Vec<String> {
+    let mut words: Vec<String> = doc
+        .records
+        .iter()
+        .flat_map(|r| {
+            let displays = r.codes.iter().filter_map(|c| c.display.as_deref());
+            r.name
+                .as_deref()
+                .into_iter()
+                .chain(r.brand.as_deref())
+                .chain(displays)
+        })
+        .flat_map(brand_candidates)
+        .collect();
+    words.sort();
+    words.dedup();
+    words
 }
 
 /// Whether the document's words name the product. Its drug words are
@@ -146,14 +210,21 @@ fn significant(text: &str) -> (Vec<String>, Vec<String>) {
 /// for drug words it lacks: potassium chloride is a drug). Salt words in
 /// common never make a match on their own — losartan potassium is not
 /// potassium chloride — unless the text names no other drug, or it names
-/// every salt of a salt-only product (`KCl 20 mEq packet`).
-fn names_agree(doc: &DocDrug<'_>, product: &Product) -> Option<bool> {
+/// every salt of a salt-only product (`KCl 20 mEq packet`). A brand the
+/// dictionary knows adds the words of its substances.
+fn names_agree(doc: &DocDrug<'_>, product: &Product, dict: &dyn DrugDictionary) -> Option<bool> {
     let texts = doc.name.iter().chain(&doc.brand).chain(doc.displays);
     let (mut drugs, mut salts) = (Vec::new(), Vec::new());
     for text in texts {
         let (d, s) = significant(text);
         drugs.extend(d);
         salts.extend(s);
+        let substances = brand_candidates(text).flat_map(|w| dict.brand_substances(&w));
+        for substance in substances.flatten() {
+            let (d, s) = significant(&substance);
+            drugs.extend(d);
+            salts.extend(s);
+        }
     }
     let names = [&product.proprietary_name, &product.nonproprietary_name];
     let fields: Vec<(Vec<String>, Vec<String>)> = names
@@ -198,7 +269,7 @@ fn same_word(a: &str, b: &str) -> bool {
 /// The `ndc_name_mismatch` flag for item `index`, if its document
 /// contradicts its product. Items without a product, and items whose NDC a
 /// clinician chose (a remembered mapping), are not checked.
-pub(super) fn flag(index: usize, item: &Item) -> Option<Flag> {
+pub(super) fn flag(index: usize, item: &Item, dict: &dyn DrugDictionary) -> Option<Flag> {
     let entry = item.product.as_deref()?;
     if item.mapping.is_some() {
         return None;
@@ -215,7 +286,7 @@ pub(super) fn flag(index: usize, item: &Item) -> Option<Flag> {
         strength: item.strength.as_deref(),
         form: item.form.as_deref(),
     };
-    let verdict = check(&doc, &entry.product);
+    let verdict = check(&doc, &entry.product, dict);
     (verdict != Verdict::Match).then(|| Flag {
         kind: ExceptionKind::NdcNameMismatch,
         item: Some(index),
@@ -228,5 +299,7 @@ pub(super) fn flag(index: usize, item: &Item) -> Option<Flag> {
 mod strength;
 mod words;
 
+#[cfg(test)]
+mod brand_tests;
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,7 @@ mod mismatch;
 mod resolve;
 
 pub use duplicates::{ClassRule, DupItem, find_among as find_duplicates};
+pub use mismatch::brand_words;
 pub use resolve::ndcs_to_look_up;
 
 use crate::dict::{DictEntry, DrugDictionary};
@@ -357,7 +358,7 @@ pub fn normalize(
     // The document's words are checked against the product before the
     // product may complete them: a contradicted product lends nothing.
     for (i, item) in items.iter_mut().enumerate() {
-        match mismatch::flag(i, item) {
+        match mismatch::flag(i, item, dict) {
             Some(flag) => flags.push(flag),
             None => fold::fill_from_product(item),
         }

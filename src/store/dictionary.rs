@@ -1,5 +1,9 @@
 //! The drug dictionary tables: replaced whole by an import, read by NDC.
 //!
+//! `dict_products.brand_key` holds a brand's normalized proprietary name
+//! (`Product::brand_key`), indexed, so that an import can ask which
+//! substances the brands its texts name stand for (`dict_brands`).
+//!
 //! `dict_packages.ndc11` holds a package's 11-digit NDC, the key items and
 //! mappings join on; a new 6-digit labeler's package, which has no 11-digit
 //! form, is kept under its 12 digits in the same column (no 11-digit key can
@@ -46,8 +50,8 @@ impl Store {
         {
             let mut ins = tx.prepare(
                 "INSERT OR REPLACE INTO dict_products (product_id, product_ndc, product_type, proprietary_name,
-                 nonproprietary_name, dosage_form, route, labeler, ingredients, excluded, epc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 nonproprietary_name, dosage_form, route, labeler, ingredients, excluded, epc, brand_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
             for p in products {
                 let ingredients: Vec<IngredientJson> = p
@@ -70,7 +74,8 @@ impl Store {
                     p.labeler,
                     serde_json::to_string(&ingredients).unwrap_or_else(|_| "[]".into()),
                     p.excluded,
-                    serde_json::to_string(&p.epc).unwrap_or_else(|_| "[]".into())
+                    serde_json::to_string(&p.epc).unwrap_or_else(|_| "[]".into()),
+                    p.brand_key()
                 ])?;
             }
             // A package whose product is missing from product.txt cannot be
@@ -164,6 +169,43 @@ impl Store {
         Ok(stmt.query_row([key_text(ndc)], row_to_entry).optional()?)
     }
 
+    /// The brands whose key (`dict::brand_key`) is `word_or_name`'s or starts
+    /// with it and a space, each with its products' substances: one index
+    /// range per word (`dict::brand::upper_bound`). A key several products
+    /// share comes once per product; `MemoryDictionary::insert_brand` unites them.
+    pub fn dict_brands(
+        &self,
+        word_or_name: &str,
+    ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let key = crate::dict::brand_key(word_or_name);
+        if key.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT brand_key, ingredients FROM dict_products WHERE brand_key >= ?1 AND brand_key < ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![key, crate::dict::brand::upper_bound(&key)], |r| {
+                let brand: String = r.get(0)?;
+                let ingredients: String = r.get(1)?;
+                Ok((brand, ingredients))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(brand, ingredients)| {
+                let ingredients: Vec<IngredientJson> =
+                    serde_json::from_str(&ingredients).map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            1,
+                            rusqlite::types::Type::Text,
+                            Box::new(e),
+                        )
+                    })?;
+                Ok((brand, ingredients.into_iter().map(|i| i.name).collect()))
+            })
+            .collect()
+    }
+
     /// Entries whose brand or generic name contains `text` (case-insensitive).
     pub fn dict_search(&self, text: &str, limit: usize) -> Result<Vec<DictEntry>, StoreError> {
         let pattern = format!(
@@ -181,6 +223,35 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
+}
+
+/// Fills `brand_key` for a dictionary loaded before migration
+/// `0008_brand_index`, inside that migration's transaction.
+pub(super) fn fill_brand_keys(conn: &rusqlite::Connection) -> Result<(), StoreError> {
+    let mut read =
+        conn.prepare("SELECT product_id, proprietary_name, ingredients FROM dict_products")?;
+    let rows = read
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut write =
+        conn.prepare("UPDATE dict_products SET brand_key = ?2 WHERE product_id = ?1")?;
+    for (id, proprietary, ingredients) in rows {
+        // An unreadable ingredient list was never written by this store;
+        // such a product is simply no brand.
+        let ingredients: Vec<IngredientJson> =
+            serde_json::from_str(&ingredients).unwrap_or_default();
+        let substances: Vec<&str> = ingredients.iter().map(|i| i.name.as_str()).collect();
+        if let Some(key) = crate::dict::brand::brand_of(&proprietary, &substances) {
+            write.execute(params![id, key])?;
+        }
+    }
+    Ok(())
 }
 
 const SELECT_ENTRY: &str = "SELECT k.ndc11, k.package_ndc, k.product_id, k.description,
@@ -251,4 +322,100 @@ fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<DictEntry> {
             epc,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn product(id: &str, proprietary: &str, substances: &[&str]) -> Product {
+        Product {
+            product_id: id.to_string(),
+            product_ndc: "0000-0000".to_string(),
+            product_type: "HUMAN PRESCRIPTION DRUG".to_string(),
+            proprietary_name: proprietary.to_string(),
+            nonproprietary_name: proprietary.to_lowercase(),
+            dosage_form: "TABLET".to_string(),
+            route: "ORAL".to_string(),
+            labeler: "L".to_string(),
+            ingredients: substances
+                .iter()
+                .map(|s| Ingredient {
+                    name: s.to_string(),
+                    strength: "10".to_string(),
+                    unit: "mg/1".to_string(),
+                })
+                .collect(),
+            excluded: false,
+            epc: Vec::new(),
+        }
+    }
+
+    fn brands(store: &Store, word: &str) -> Vec<(String, Vec<String>)> {
+        let mut found = store.dict_brands(word).expect("reads brands");
+        found.sort();
+        found
+    }
+
+    fn assert_brands(store: &Store) {
+        let lisinopril = vec!["LISINOPRIL".to_string()];
+        let bactrim = vec!["SULFAMETHOXAZOLE".to_string(), "TRIMETHOPRIM".to_string()];
+        assert_eq!(
+            brands(store, "Zestril"),
+            [("zestril".to_string(), lisinopril)]
+        );
+        assert_eq!(
+            brands(store, "bactrim"),
+            [("bactrim ds".to_string(), bactrim.clone())]
+        );
+        assert_eq!(
+            brands(store, "BACTRIM-DS"),
+            [("bactrim ds".to_string(), bactrim)]
+        );
+        // A generic's proprietary name is no brand; a longer word is no prefix.
+        assert_eq!(brands(store, "lisinopril"), []);
+        assert_eq!(brands(store, "zest"), []);
+        assert_eq!(brands(store, "12"), []);
+    }
+
+    #[test]
+    fn brands_are_read_by_word_or_name_through_the_index_and_filled_by_the_migration() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.db");
+        let mut store = Store::open(&path).expect("opens");
+        let products = [
+            product("Z", "Zestril", &["LISINOPRIL"]),
+            product("G", "Lisinopril", &["LISINOPRIL"]),
+            product("B", "Bactrim DS", &["SULFAMETHOXAZOLE", "TRIMETHOPRIM"]),
+        ];
+        store
+            .replace_dictionary(&products, &[], "test", "tester")
+            .expect("loads");
+        assert_brands(&store);
+        let plan: Vec<String> = store
+            .conn
+            .prepare("EXPLAIN QUERY PLAN SELECT brand_key, ingredients FROM dict_products WHERE brand_key >= ?1 AND brand_key < ?2")
+            .expect("plans")
+            .query_map(params!["zestril", "zestril!"], |r| r.get::<_, String>(3))
+            .expect("plans")
+            .collect::<Result<_, _>>()
+            .expect("plans");
+        assert!(
+            plan.iter().any(|p| p.contains("dict_products_brand_key")),
+            "{plan:?}"
+        );
+
+        // A dictionary loaded before migration 0008 gets its brands when it runs.
+        store
+            .conn
+            .execute_batch(&format!(
+                "DROP INDEX dict_products_brand_key; ALTER TABLE dict_products DROP COLUMN brand_key;
+                 PRAGMA user_version = {};",
+                super::super::MIGRATIONS.len() - 1
+            ))
+            .expect("undoes 0008");
+        drop(store);
+        let store = Store::open(&path).expect("migrates");
+        assert_brands(&store);
+    }
 }

@@ -71,6 +71,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_claims",
         include_str!("../../schemas/sqlite/0007_claims.sql"),
     ),
+    (
+        "0008_brand_index",
+        include_str!("../../schemas/sqlite/0008_brand_index.sql"),
+    ),
 ];
 
 /// What went wrong in the store.
@@ -245,6 +249,10 @@ impl Store {
                 name,
                 source: SqliteCause(e),
             })?;
+            // A column SQL cannot compute is filled in the same transaction.
+            if *name == "0008_brand_index" {
+                dictionary::fill_brand_keys(&tx)?;
+            }
             tx.pragma_update(None, "user_version", version + 1)?;
             tx.commit()?;
         }

@@ -3,10 +3,16 @@
 //! must not be.
 
 use super::*;
-use crate::dict::{Ingredient, Package};
+use crate::dict::{Ingredient, MemoryDictionary, Package};
+
+/// `check` with a dictionary that knows no brand: only the built-in
+/// `words::BRANDS` table speaks for brands.
+fn check_with_table(doc: &DocDrug<'_>, product: &Product) -> Verdict {
+    check(doc, product, &MemoryDictionary::default())
+}
 
 /// A product as the FDA lists it: (substance, strength, unit) per ingredient.
-fn product(
+pub(super) fn product(
     proprietary: &str,
     generic: &str,
     ingredients: &[(&str, &str, &str)],
@@ -34,7 +40,7 @@ fn product(
     }
 }
 
-fn prozac() -> Product {
+pub(super) fn prozac() -> Product {
     product(
         "Prozac",
         "Fluoxetine Hydrochloride",
@@ -43,7 +49,7 @@ fn prozac() -> Product {
     )
 }
 
-fn named(name: &str) -> DocDrug<'_> {
+pub(super) fn named(name: &str) -> DocDrug<'_> {
     DocDrug {
         name: Some(name),
         ..DocDrug::default()
@@ -79,7 +85,7 @@ fn a_name_that_shares_no_word_with_the_product_is_a_mismatch() {
     ];
     for (text, p) in rows {
         assert_eq!(
-            check(&named(text), p),
+            check_with_table(&named(text), p),
             Verdict::NameMismatch,
             "{text} vs {}",
             p.proprietary_name
@@ -183,7 +189,7 @@ fn a_name_matches_through_any_significant_word_in_any_spelling() {
     ];
     for (text, p) in rows {
         assert_eq!(
-            check(&named(text), p),
+            check_with_table(&named(text), p),
             Verdict::Match,
             "{text} vs {}",
             p.proprietary_name
@@ -203,12 +209,19 @@ fn a_text_that_names_no_drug_is_never_a_name_mismatch() {
         "--",
         "KP-2 pellet 30 [hp_C]",
     ] {
-        assert_eq!(check(&named(text), &prozac()), Verdict::Match, "{text:?}");
+        assert_eq!(
+            check_with_table(&named(text), &prozac()),
+            Verdict::Match,
+            "{text:?}"
+        );
     }
-    assert_eq!(check(&DocDrug::default(), &prozac()), Verdict::Match);
+    assert_eq!(
+        check_with_table(&DocDrug::default(), &prozac()),
+        Verdict::Match
+    );
     // Its stated strength is still the document's word.
     assert_eq!(
-        check(&named("Tablet 5 mg"), &prozac()),
+        check_with_table(&named("Tablet 5 mg"), &prozac()),
         Verdict::StrengthMismatch
     );
 }
@@ -240,7 +253,7 @@ fn salt_words_in_common_name_a_drug_only_when_nothing_else_does() {
         ),
     ];
     for (text, p, verdict) in rows {
-        assert_eq!(check(&named(text), p), *verdict, "{text}");
+        assert_eq!(check_with_table(&named(text), p), *verdict, "{text}");
     }
 }
 
@@ -252,14 +265,14 @@ fn any_of_the_documents_names_for_the_drug_may_match() {
         brand: Some("Sarafem"),
         ..DocDrug::default()
     };
-    assert_eq!(check(&brand, &prozac()), Verdict::Match);
+    assert_eq!(check_with_table(&brand, &prozac()), Verdict::Match);
     let displays = ["PROZAC 20 MG CAPSULE"];
     let display = DocDrug {
         name: Some("Antidepressant"),
         displays: &displays,
         ..DocDrug::default()
     };
-    assert_eq!(check(&display, &prozac()), Verdict::Match);
+    assert_eq!(check_with_table(&display, &prozac()), Verdict::Match);
 }
 
 #[test]
@@ -309,7 +322,7 @@ fn a_stated_strength_that_is_not_the_single_ingredients_is_a_strength_mismatch()
             ..DocDrug::default()
         };
         assert_eq!(
-            check(&doc, p),
+            check_with_table(&doc, p),
             Verdict::StrengthMismatch,
             "{name} {strength:?}"
         );
@@ -408,7 +421,11 @@ fn the_same_strength_written_another_way_is_no_mismatch() {
             strength: *strength,
             ..DocDrug::default()
         };
-        assert_eq!(check(&doc, p), Verdict::Match, "{name} {strength:?}");
+        assert_eq!(
+            check_with_table(&doc, p),
+            Verdict::Match,
+            "{name} {strength:?}"
+        );
     }
 }
 
@@ -467,14 +484,14 @@ fn the_detail_says_what_the_document_says_and_what_the_ndc_is() {
         ),
     ];
     for (doc, verdict, want) in rows {
-        assert_eq!(check(doc, &entry.product), *verdict, "{want}");
+        assert_eq!(check_with_table(doc, &entry.product), *verdict, "{want}");
         assert_eq!(detail(doc, &entry, verdict), *want);
     }
 }
 
 /// Each product's strengths as a prescriber writes them: `500 MG`,
 /// `250 MG/5ML`, `.5 MG` as `0.5 MG`.
-fn written(product: &Product) -> String {
+pub(super) fn written(product: &Product) -> String {
     product
         .ingredients
         .iter()
@@ -508,7 +525,7 @@ fn every_fda_product_named_and_dosed_as_a_prescriber_writes_it_is_a_true_pair() 
         for name in [&p.nonproprietary_name, &p.proprietary_name] {
             let text = format!("{name} {strength} {form}");
             checked += 1;
-            let verdict = check(&named(&text), p);
+            let verdict = check_with_table(&named(&text), p);
             if verdict != Verdict::Match {
                 flagged.push(format!("{text} vs {}: {verdict:?}", p.strength_text()));
             }

@@ -11,7 +11,8 @@ pub(super) const SALTS: &[&str] = &[
     "hydrate", "monohydrate", "dihydrate", "trihydrate", "anhydrous", "hyclate", "propionate",
     "dipropionate", "valerate", "furoate", "xinafoate", "tromethamine", "gluconate",
     "lactate", "oxalate", "pamoate", "stearate", "estolate", "ethylsuccinate", "medoxomil",
-    "axetil", "cilexetil", "base", "free",
+    "axetil", "cilexetil", "base", "free", "hemihydrate", "sesquihydrate", "pentahydrate",
+    "hexahydrate", "heptahydrate", "monobasic", "dibasic", "tribasic",
 ];
 
 /// Words that name no drug: fillers; every word of the FDA directory's
@@ -73,7 +74,10 @@ pub(super) const ALIASES: &[(&str, &[&str])] = &[
 
 /// Common US brands and the active ingredients they name: a document may
 /// give the brand that was prescribed over the NDC of the generic that was
-/// dispensed. An entry can only add a match, never a flag, so a missing
+/// dispensed. The dictionary answers this for every brand it holds
+/// (`DrugDictionary::brand_substances`); this table is the fallback for a
+/// dictionary that lacks the brand (the sample dictionary, a brand since
+/// withdrawn). An entry can only add a match, never a flag, so a missing
 /// brand costs a flag a clinician accepts and a wrong one a missed flag.
 #[rustfmt::skip]
 pub(super) const BRANDS: &[(&str, &[&str])] = &[
