@@ -275,13 +275,29 @@ fn none_shared_detail(doc: &ParsedDocument, entered_in_error: usize) -> String {
     if entered_in_error > 0 {
         parts.push(format!("{entered_in_error} entered-in-error record(s)"));
     }
+    // What the document itself said about its lack of medications (a
+    // C-CDA section's "No known medications", a nullFlavor), in its words.
+    let said: Vec<&str> = doc
+        .left_out
+        .iter()
+        .filter(|out| out.source.is_none())
+        .map(|out| out.reason.as_str())
+        .collect();
     if parts.is_empty() {
-        return "the document lists no medications (the patient shared none)".to_string();
+        if said.is_empty() {
+            return "the document lists no medications (the patient shared none)".to_string();
+        }
+        return format!("the document lists no medications: {}", said.join("; "));
     }
-    format!(
+    let mut detail = format!(
         "the document holds no usable medication records: it held {}, none of them a medication the patient takes",
         parts.join(", ")
-    )
+    );
+    if !said.is_empty() {
+        detail.push_str("; ");
+        detail.push_str(&said.join("; "));
+    }
+    detail
 }
 
 /// Normalizes a parsed document into a regimen.
