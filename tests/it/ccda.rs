@@ -1,9 +1,11 @@
 //! C-CDA documents through the real binary: `import --file` sniffs them,
 //! their NDCs map, the reviewer's excerpt is re-derived from the stored
 //! document, and what a C-CDA says of no medications is reported, never
-//! mistaken for a list (and never the other way round).
+//! mistaken for a list (and never the other way round). And a
+//! `document_url` provider that answers with a C-CDA, the sandbox's own.
 
-use crate::support::{TestEnv, repo_path};
+use crate::pull::harness::{Home, REMOTE, oauth1_ccr};
+use crate::support::{Sandbox, TestEnv, repo_path};
 use serde_json::Value;
 
 fn sample(name: &str) -> std::path::PathBuf {
@@ -161,4 +163,68 @@ fn unreadable_ccdas_are_refused_with_their_position_and_store_nothing() {
         assert!(err.contains("nothing stored"), "{file}: {err}");
         assert_eq!(env.counts(), before, "{file}");
     }
+}
+
+/// An OAuth 1.0a `document_url` provider whose documents are C-CDAs.
+fn ccda_provider(sandbox: &Sandbox) -> String {
+    oauth1_ccr(
+        "ehr",
+        &sandbox.base,
+        "demo-hmac-header",
+        "HMAC-SHA1",
+        "header",
+    )
+    .replace(
+        "document_url = \"ccr/{patient}\"",
+        "document_url = \"ccda/{patient}\"",
+    )
+}
+
+#[test]
+fn a_document_url_provider_answering_with_a_generated_ccda_is_pulled_whole() {
+    let sandbox = Sandbox::start();
+    let home = Home::new(&ccda_provider(&sandbox));
+    home.link_oauth1(&sandbox, "ehr", "demo-hmac-header");
+    let reports = Home::reports(&home.pull(None));
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let report = &reports[0];
+    assert_eq!(report["outcome"], "imported", "{report}");
+    assert_eq!(report["import"]["format"], "ccda", "{report}");
+    assert_eq!(report["import"]["records"], 20, "{report}");
+    assert_eq!(
+        report["import"]["exceptions"],
+        serde_json::json!({}),
+        "{report}"
+    );
+    let again = Home::reports(&home.pull(None));
+    assert_eq!(again[0]["outcome"], "unchanged", "{again:?}");
+}
+
+#[test]
+fn the_sandbox_serves_a_data_directory_ccda_as_it_is() {
+    let env = TestEnv::new();
+    let dir = env.dir.path();
+    std::fs::create_dir_all(dir.join("ccda")).expect("ccda dir");
+    std::fs::copy(
+        sample("r21-ccd.xml"),
+        dir.join(format!("ccda/{REMOTE}.xml")),
+    )
+    .expect("copy");
+    let data = dir.display().to_string();
+    let sandbox = Sandbox::start_with(&["--data", &data]);
+    let home = Home::new(&ccda_provider(&sandbox));
+    home.link_oauth1(&sandbox, "ehr", "demo-hmac-header");
+    let reports = Home::reports(&home.pull(None));
+    let report = &reports[0];
+    assert_eq!(report["outcome"], "imported", "{report}");
+    assert_eq!(report["import"]["format"], "ccda", "{report}");
+    assert_eq!(report["import"]["records"], 4, "{report}");
+    assert_eq!(
+        report["import"]["exceptions"]["non_ndc_code"], 2,
+        "{report}"
+    );
+    assert_eq!(
+        report["import"]["skipped_count"], 1,
+        "the negated ibuprofen: {report}"
+    );
 }
