@@ -28,6 +28,7 @@
 //! - panic, on any input.
 
 mod activity;
+mod dosage;
 mod narrative;
 mod pretty;
 mod section;
