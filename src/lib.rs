@@ -1,7 +1,7 @@
 //! rxsync: a medication import worker.
 //!
 //! Modules are listed in the order data flows through them: configuration,
-//! the domain vocabulary, parsing of provider documents (CCR XML, FHIR JSON),
+//! the domain vocabulary, parsing of provider documents (CCR XML, C-CDA, FHIR JSON/XML),
 //! the drug dictionary, normalization (NDC mapping and exception flags), and
 //! the SQLite store. Parsing and normalizing are pure functions over bytes and
 //! values; they never touch the clock, the network or the database. Only

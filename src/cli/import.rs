@@ -12,7 +12,7 @@ use rxsync::store::ImportOutcome;
 use std::io::Read;
 use std::path::PathBuf;
 
-/// Import a CCR or FHIR document for a patient. The result is a new regimen
+/// Import a CCR, C-CDA or FHIR document for a patient. The result is a new regimen
 /// version (or none, when the same bytes were imported before) and the
 /// exceptions that need a clinician. Bad input stores nothing.
 #[derive(Debug, clap::Args)]
@@ -26,7 +26,7 @@ pub struct Args {
     /// The local patient the document belongs to
     #[arg(long, value_name = "ID")]
     patient: String,
-    /// Document format (ccr, fhir, fhir-json, fhir-xml; sniffed when not given) and/or
+    /// Document format (ccr, ccda, fhir, fhir-json, fhir-xml; sniffed when not given) and/or
     /// summary format (table, json); may be given twice, e.g. --format ccr --format json
     #[arg(long, value_enum, value_name = "FORMAT")]
     format: Vec<FormatArg>,
@@ -41,6 +41,7 @@ pub struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum FormatArg {
     Ccr,
+    Ccda,
     Fhir,
     FhirJson,
     FhirXml,
@@ -58,6 +59,7 @@ pub fn run(global: &Global, a: Args) -> CliResult {
             FormatArg::Table => out = Format::Table,
             FormatArg::Json => out = Format::Json,
             FormatArg::Ccr => doc_format = Some(DocFormat::Ccr),
+            FormatArg::Ccda => doc_format = Some(DocFormat::Ccda),
             FormatArg::FhirXml => doc_format = Some(DocFormat::FhirXml),
             // `fhir` means JSON unless the bytes are XML: sniffing tells.
             FormatArg::Fhir | FormatArg::FhirJson => doc_format = Some(DocFormat::FhirJson),

@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// rxsync: pulls patients' medication lists (CCR XML, FHIR), maps NDC codes
+/// rxsync: pulls patients' medication lists (CCR XML, C-CDA, FHIR), maps NDC codes
 /// through the FDA drug dictionary, and queues what it cannot trust for
 /// clinicians to review.
 #[derive(Debug, Parser)]
@@ -78,7 +78,7 @@ enum Command {
     Run(run::Args),
     /// Set up a demo database from the embedded samples and show the result
     Demo(demo::Args),
-    /// Run the loopback sandbox provider (OAuth 1.0a/2.0, CCR, FHIR) for tests and demos
+    /// Run the loopback sandbox provider (OAuth 1.0a/2.0, CCR, C-CDA, FHIR) for tests and demos
     Sandbox(sandbox::Args),
     /// Serve the clinician review web application (pages and JSON API)
     Serve(serve::Args),

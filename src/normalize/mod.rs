@@ -294,13 +294,24 @@ fn none_shared_detail(doc: &ParsedDocument, entered_in_error: usize) -> String {
     if entered_in_error > 0 {
         parts.push(format!("{entered_in_error} entered-in-error record(s)"));
     }
+    // What the document itself said about its lack of medications (a
+    // C-CDA section's "No known medications", a nullFlavor), in its words.
+    let said: Vec<&str> = doc
+        .left_out
+        .iter()
+        .filter(|out| out.source.is_none())
+        .map(|out| out.reason.as_str())
+        .collect();
     if parts.is_empty() {
-        return "the document lists no medications (the patient shared none)".to_string();
+        if said.is_empty() {
+            return "the document lists no medications (the patient shared none)".to_string();
+        }
+        return format!("the document lists no medications: {}", said.join("; "));
     }
     // A few of the reasons, so the queue shows what was there (a claim of
     // a doctor's visit, say) without opening the document.
     let mut reasons: Vec<&str> = Vec::new();
-    for out in &doc.left_out {
+    for out in doc.left_out.iter().filter(|out| out.source.is_some()) {
         if reasons.len() == 3 {
             break;
         }
@@ -318,10 +329,15 @@ fn none_shared_detail(doc: &ParsedDocument, entered_in_error: usize) -> String {
     } else {
         format!(" ({}{more})", reasons.join("; "))
     };
-    format!(
+    let mut detail = format!(
         "the document holds no usable medication records: it held {}, none of them a medication the patient takes{examples}",
         parts.join(", ")
-    )
+    );
+    if !said.is_empty() {
+        detail.push_str("; ");
+        detail.push_str(&said.join("; "));
+    }
+    detail
 }
 
 /// Normalizes a parsed document into a regimen.

@@ -6,7 +6,9 @@
 //! `MedRecord`s together with the problems met on the way (style.md: bad input
 //! becomes data). Parsers never decide what a code means: that is `normalize`.
 
+pub mod ccda;
 pub mod ccr;
+mod decode;
 pub mod fhir;
 mod sniff;
 
@@ -21,6 +23,8 @@ use serde::Serialize;
 pub enum DocFormat {
     /// ASTM E2369 Continuity of Care Record (XML), alone or in an Atom feed.
     Ccr,
+    /// HL7 C-CDA (R1.1, R2.1): a `ClinicalDocument` in `urn:hl7-org:v3`.
+    Ccda,
     /// A FHIR resource or Bundle in JSON.
     FhirJson,
     /// A FHIR resource or Bundle in XML.
@@ -31,7 +35,7 @@ impl DocFormat {
     /// The media type recorded with a stored document.
     pub fn media_type(&self) -> &'static str {
         match self {
-            DocFormat::Ccr => "application/xml",
+            DocFormat::Ccr | DocFormat::Ccda => "application/xml",
             DocFormat::FhirJson => "application/fhir+json",
             DocFormat::FhirXml => "application/fhir+xml",
         }
@@ -39,15 +43,21 @@ impl DocFormat {
 
     /// The format named by `as_str`, as read back from the database.
     pub fn from_name(name: &str) -> Option<DocFormat> {
-        [DocFormat::Ccr, DocFormat::FhirJson, DocFormat::FhirXml]
-            .into_iter()
-            .find(|f| f.as_str() == name)
+        [
+            DocFormat::Ccr,
+            DocFormat::Ccda,
+            DocFormat::FhirJson,
+            DocFormat::FhirXml,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == name)
     }
 
     /// The short name used on the command line and in the database.
     pub fn as_str(&self) -> &'static str {
         match self {
             DocFormat::Ccr => "ccr",
+            DocFormat::Ccda => "ccda",
             DocFormat::FhirJson => "fhir-json",
             DocFormat::FhirXml => "fhir-xml",
         }
@@ -112,6 +122,18 @@ pub enum ParseError {
         "expected a CCR (ContinuityOfCareRecord in urn:astm-org:CCR), found root element {root:?} at {at}"
     )]
     NotCcr { root: String, at: Position },
+    /// Well-formed XML read as C-CDA whose root is not a v3 ClinicalDocument.
+    #[error(
+        "expected a C-CDA (ClinicalDocument in urn:hl7-org:v3), found root element {root:?} at {at}"
+    )]
+    NotCcda { root: String, at: Position },
+    /// A ClinicalDocument without a structuredBody: an unstructured
+    /// document (a scanned PDF, plain text) or a header alone. What it
+    /// lists cannot be told, so it is neither read nor taken as "none".
+    #[error(
+        "the C-CDA ClinicalDocument at {at} has {what}: rxsync reads medications only from the sections of a structuredBody"
+    )]
+    NoStructuredBody { what: &'static str, at: Position },
     /// Well-formed JSON that is not a FHIR resource or one we do not read.
     #[error("expected a FHIR Bundle or medication resource, found {found} at {at}")]
     NotFhir { found: String, at: Position },
@@ -168,9 +190,11 @@ pub struct Strength {
 /// Where a record came from inside its document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SourceRef {
-    /// `Medication` for a CCR entry; the FHIR resource type otherwise.
+    /// `Medication` for a CCR entry, `substanceAdministration` for a C-CDA
+    /// entry; the FHIR resource type otherwise.
     pub kind: String,
-    /// CCRDataObjectID, or the FHIR resource id.
+    /// CCRDataObjectID, the C-CDA `id` (`root^extension`, or its position
+    /// `10160-0 entry 2` when it has none), or the FHIR resource id.
     pub id: Option<String>,
 }
 
@@ -235,6 +259,10 @@ pub const UNREADABLE_EXCERPT_LIMIT: usize = 2048;
 pub struct MedRecord {
     /// The element or resource this record was read from.
     pub source: Option<SourceRef>,
+    /// The document section the record was listed in, when the format has
+    /// sections (C-CDA: `Medications`, `Medications Administered`,
+    /// `Discharge Medications`, `Admission Medications`).
+    pub section: Option<String>,
     /// References to other records of the same document that describe the
     /// same medication (a dispense's `authorizingPrescription`, a statement's
     /// `basedOn`/`derivedFrom`, a request's `priorPrescription`), as
@@ -335,6 +363,7 @@ pub fn parse_with(
 ) -> Result<ParsedDocument, ParseError> {
     match format {
         DocFormat::Ccr => ccr::parse_with(bytes, options),
+        DocFormat::Ccda => ccda::parse_with(bytes, options),
         DocFormat::FhirJson => fhir::parse_json_with(bytes, options),
         DocFormat::FhirXml => {
             // The XML reader builds its excerpts along the way (from the
@@ -357,6 +386,7 @@ mod tests {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/samples");
         for (file, format) in [
             ("ccr/demo.xml", DocFormat::Ccr),
+            ("ccda/r21-ccd.xml", DocFormat::Ccda),
             ("fhir/demo.json", DocFormat::FhirJson),
             ("fhir/bundle.xml", DocFormat::FhirXml),
         ] {

@@ -1,4 +1,5 @@
-//! Telling a CCR from FHIR JSON or FHIR XML by looking at the first bytes.
+//! Telling a CCR, a C-CDA, FHIR JSON or FHIR XML apart by looking at the
+//! first bytes.
 
 use super::{DocFormat, ParseError};
 
@@ -22,9 +23,10 @@ pub fn sniff(bytes: &[u8]) -> Result<DocFormat, ParseError> {
     }
 }
 
-/// Finds the root element's namespace well enough to tell FHIR XML from
-/// the rest. Anything that is not clearly FHIR is handed to the CCR reader,
-/// which gives the precise error for XML that is not a CCR.
+/// Finds the root element's name and namespace well enough to tell FHIR
+/// XML and C-CDA (a `ClinicalDocument` in `urn:hl7-org:v3`, prefixed or
+/// not) from the rest. Anything else is handed to the CCR reader, which
+/// gives the precise error for XML that is not a CCR.
 fn sniff_xml_root(body: &[u8]) -> Option<DocFormat> {
     let head = &body[..body.len().min(4096)];
     let text = String::from_utf8_lossy(head);
@@ -37,8 +39,15 @@ fn sniff_xml_root(body: &[u8]) -> Option<DocFormat> {
         }
         let end = rest.find('>')?;
         let tag = &rest[..end];
+        let name = tag
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .next()
+            .unwrap_or("");
+        let local = name.rsplit(':').next().unwrap_or(name);
         return Some(if tag.contains("http://hl7.org/fhir") {
             DocFormat::FhirXml
+        } else if local == "ClinicalDocument" && tag.contains("urn:hl7-org:v3") {
+            DocFormat::Ccda
         } else {
             DocFormat::Ccr
         });

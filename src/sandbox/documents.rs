@@ -1,6 +1,7 @@
 //! A patient's documents: from the data directory when it has them
-//! (`ccr/{patient}.xml` served as is, `fhir/{patient}.json` a Bundle whose
-//! entries are served by resource type), else generated. Built once per
+//! (`ccr/{patient}.xml` and `ccda/{patient}.xml` served as they are,
+//! `fhir/{patient}.json` a Bundle whose entries are served by resource
+//! type), else generated. Built once per
 //! patient and cached, since the benchmark asks for a thousand of them.
 //! Also the FHIR searchset paging.
 
@@ -69,6 +70,8 @@ pub(crate) struct FhirEntry {
 #[derive(Debug)]
 pub(crate) struct PatientDocs {
     pub ccr: Arc<[u8]>,
+    /// The C-CDA R2.1 CCD (`/ccda/{patient}`), for `document_url` providers.
+    pub ccda: Arc<[u8]>,
     /// Matches, by `SearchType::index`.
     pub matches: [Vec<FhirEntry>; 4],
     /// Other resources of a data-directory Bundle (Medications, the
@@ -124,8 +127,9 @@ pub(crate) fn build(
         }
     };
     let ccr_file = read("ccr", "xml")?;
+    let ccda_file = read("ccda", "xml")?;
     let fhir_file = read("fhir", "json")?;
-    let meds = if ccr_file.is_none() || fhir_file.is_none() {
+    let meds = if ccr_file.is_none() || ccda_file.is_none() || fhir_file.is_none() {
         generate::medications(patient, medications)
     } else {
         Vec::new()
@@ -134,8 +138,13 @@ pub(crate) fn build(
         Some((_, bytes)) => bytes.into(),
         None => generate::ccr(patient, &meds).into_bytes().into(),
     };
+    let ccda: Arc<[u8]> = match ccda_file {
+        Some((_, bytes)) => bytes.into(),
+        None => generate::ccda(patient, &meds).into_bytes().into(),
+    };
     let mut docs = PatientDocs {
         ccr,
+        ccda,
         matches: [Vec::new(), Vec::new(), Vec::new(), Vec::new()],
         included: Vec::new(),
         medications: Vec::new(),
@@ -469,7 +478,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("ccr")).expect("ccr dir");
         std::fs::create_dir_all(dir.path().join("fhir")).expect("fhir dir");
+        std::fs::create_dir_all(dir.path().join("ccda")).expect("ccda dir");
         std::fs::write(dir.path().join("ccr/own.xml"), b"<exact bytes/>").expect("write");
+        std::fs::write(dir.path().join("ccda/own.xml"), b"<ccda bytes/>").expect("write");
         let bundle = serde_json::json!({
             "resourceType": "Bundle", "type": "collection",
             "entry": [
@@ -482,12 +493,14 @@ mod tests {
         std::fs::write(dir.path().join("fhir/own.json"), bundle.to_string()).expect("write");
         let docs = build(&patient("own"), 20, Some(dir.path()), false).expect("built");
         assert_eq!(&*docs.ccr, b"<exact bytes/>");
+        assert_eq!(&*docs.ccda, b"<ccda bytes/>");
         assert!(docs.matches(SearchType::MedicationRequest).is_empty());
         assert_eq!(docs.matches(SearchType::MedicationDispense).len(), 2);
         assert_eq!(docs.included.len(), 1);
         // Another patient of the same directory is generated.
         let other = build(&patient("other"), 20, Some(dir.path()), false).expect("built");
         assert_eq!(other.matches(SearchType::MedicationRequest).len(), 20);
+        assert!(other.ccda.starts_with(b"<?xml"), "a generated C-CDA");
 
         std::fs::write(dir.path().join("fhir/bad.json"), b"{not json").expect("write");
         let err = build(&patient("bad"), 20, Some(dir.path()), false).expect_err("refused");

@@ -1,7 +1,7 @@
 //! The documents a patient gets when the data directory has none for them:
 //! a deterministic pick of distinct drugs from the catalog (the same patient
-//! id always gives the same list, on any machine), written as a CCR and as
-//! FHIR MedicationRequests. Pure: no I/O, no clock.
+//! id always gives the same list, on any machine), written as a CCR, as a
+//! C-CDA R2.1 CCD and as FHIR MedicationRequests. Pure: no I/O, no clock.
 
 use std::fmt::Write as _;
 
@@ -248,6 +248,103 @@ pub(crate) fn medication_statement_by_reference(patient: &RemotePatient, med: &M
     })
 }
 
+/// The C-CDA R2.1 CCD listing `meds` in its Medications section: one
+/// Medication Activity each (NDC coded, its name and sig in the narrative
+/// table it references, a Free Text Sig, the start as IVL_TS).
+pub(crate) fn ccda(patient: &RemotePatient, meds: &[Med]) -> String {
+    let p = xml_escape(patient.as_str());
+    let mut out = String::with_capacity(2048 + meds.len() * 2400);
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str("<ClinicalDocument xmlns=\"urn:hl7-org:v3\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\n");
+    out.push_str("  <typeId root=\"2.16.840.1.113883.1.3\" extension=\"POCD_HD000040\"/>\n");
+    out.push_str(
+        "  <templateId root=\"2.16.840.1.113883.10.20.22.1.2\" extension=\"2015-08-01\"/>\n",
+    );
+    let _ = writeln!(
+        out,
+        "  <id root=\"2.16.840.1.113883.19.5.99999.1\" extension=\"sandbox-{p}\"/>"
+    );
+    out.push_str("  <code code=\"34133-9\" codeSystem=\"2.16.840.1.113883.6.1\" displayName=\"Summarization of Episode Note\"/>\n");
+    out.push_str("  <title>Sandbox Continuity of Care Document</title>\n");
+    let _ = writeln!(
+        out,
+        "  <recordTarget><patientRole><id root=\"2.16.840.1.113883.19.5.99999.2\" extension=\"{p}\"/></patientRole></recordTarget>"
+    );
+    out.push_str("  <component><structuredBody><component><section>\n");
+    out.push_str(
+        "    <templateId root=\"2.16.840.1.113883.10.20.22.2.1.1\" extension=\"2014-06-09\"/>\n",
+    );
+    out.push_str("    <code code=\"10160-0\" codeSystem=\"2.16.840.1.113883.6.1\" displayName=\"History of Medication use Narrative\"/>\n");
+    out.push_str("    <title>MEDICATIONS</title>\n    <text><table><tbody>\n");
+    for (i, med) in meds.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "      <tr ID=\"med-{i}\"><td ID=\"med-{i}-name\">{name}</td><td ID=\"med-{i}-sig\">{sig}</td><td>{start}</td><td>Active</td></tr>",
+            name = xml_escape(&med.drug.name),
+            sig = xml_escape(&med.sig),
+            start = med.start,
+        );
+    }
+    out.push_str("    </tbody></table></text>\n");
+    for (i, med) in meds.iter().enumerate() {
+        ccda_activity(&mut out, i, med);
+    }
+    out.push_str("  </section></component></structuredBody></component>\n</ClinicalDocument>\n");
+    out
+}
+
+fn ccda_activity(out: &mut String, i: usize, med: &Med) {
+    let drug = med.drug;
+    let e = xml_escape;
+    let _ = write!(
+        out,
+        "    <entry typeCode=\"DRIV\">
+      <substanceAdministration classCode=\"SBADM\" moodCode=\"EVN\">
+        <templateId root=\"2.16.840.1.113883.10.20.22.4.16\" extension=\"2014-06-09\"/>
+        <id root=\"2.16.840.1.113883.19.5.99999.3\" extension=\"{id}\"/>
+        <text><reference value=\"#med-{i}\"/></text>
+        <statusCode code=\"active\"/>
+        <effectiveTime xsi:type=\"IVL_TS\"><low value=\"{start}\"/></effectiveTime>
+        <routeCode code=\"C38288\" codeSystem=\"2.16.840.1.113883.3.26.1.1\" displayName=\"Oral\"/>
+        <doseQuantity value=\"1\"/>
+        <administrationUnitCode displayName=\"{unit}\"/>
+        <consumable>
+          <manufacturedProduct classCode=\"MANU\">
+            <templateId root=\"2.16.840.1.113883.10.20.22.4.23\" extension=\"2014-06-09\"/>
+            <manufacturedMaterial>
+              <code code=\"{ndc}\" codeSystem=\"2.16.840.1.113883.6.69\" codeSystemName=\"NDC\" displayName=\"{name}\">
+                <originalText><reference value=\"#med-{i}-name\"/></originalText>
+              </code>
+              <name>{brand}</name>
+            </manufacturedMaterial>
+          </manufacturedProduct>
+        </consumable>
+        <entryRelationship typeCode=\"COMP\">
+          <substanceAdministration classCode=\"SBADM\" moodCode=\"EVN\">
+            <templateId root=\"2.16.840.1.113883.10.20.22.4.147\"/>
+            <text><reference value=\"#med-{i}-sig\"/></text>
+            <consumable><manufacturedProduct><manufacturedLabeledDrug nullFlavor=\"NA\"/></manufacturedProduct></consumable>
+          </substanceAdministration>
+        </entryRelationship>
+        <entryRelationship typeCode=\"REFR\">
+          <supply classCode=\"SPLY\" moodCode=\"INT\">
+            <templateId root=\"2.16.840.1.113883.10.20.22.4.17\" extension=\"2014-06-09\"/>
+            <author><time value=\"{prescribed}\"/></author>
+          </supply>
+        </entryRelationship>
+      </substanceAdministration>
+    </entry>
+",
+        id = e(&med.id),
+        start = med.start.format("%Y%m%d"),
+        prescribed = med.prescribed.format("%Y%m%d"),
+        unit = drug.unit,
+        ndc = e(&med.ndc),
+        name = e(&drug.name),
+        brand = e(&drug.brand),
+    );
+}
+
 /// The FHIR R4 MedicationRequest for one medication: the drug as a
 /// contained Medication (NDC, form, ingredient strengths), the sig as a
 /// Dosage, the start as the dispense validity period.
@@ -403,6 +500,32 @@ mod tests {
             let doc = parse(ccr(&p, &meds).as_bytes(), DocFormat::Ccr).expect("CCR parses");
             assert_eq!(doc.patient_ref.as_deref(), Some(id));
             assert_clean(&doc, &meds);
+        }
+    }
+
+    #[test]
+    fn the_ccda_parses_with_one_mapped_medication_per_drug() {
+        let p = patient("p-ccda");
+        let meds = medications(&p, 20);
+        let doc = parse(ccda(&p, &meds).as_bytes(), DocFormat::Ccda).expect("C-CDA parses");
+        assert_eq!(doc.patient_ref.as_deref(), Some("p-ccda"));
+        assert_eq!(doc.records.len(), meds.len());
+        let regimen = normalize(
+            &doc,
+            &sample_dictionary(),
+            &CodeMappings::new(),
+            &Options {
+                max_regimen_items: 200,
+                ..Options::default()
+            },
+        );
+        assert!(regimen.flags.is_empty(), "{:?}", regimen.flags);
+        for (item, med) in regimen.items.iter().zip(&meds) {
+            assert_eq!(item.ndc11, Some(med.drug.ndc11));
+            assert_eq!(item.status.as_str(), "active");
+            let start = med.start.format("%Y%m%d").to_string();
+            assert_eq!(item.start.as_deref(), Some(start.as_str()));
+            assert_eq!(item.sig.as_deref(), Some(med.sig.as_str()));
         }
     }
 

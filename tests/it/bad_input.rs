@@ -22,8 +22,16 @@ const EXTERNAL_ENTITY: &str = r#"<?xml version="1.0"?>
 
 const MALFORMED_CCR: &str = "<?xml version=\"1.0\"?>\n<ContinuityOfCareRecord xmlns=\"urn:astm-org:CCR\">\n<Body><Medications>\n<Medication><Product></Medication>\n</Medications></Body></ContinuityOfCareRecord>\n";
 
+/// A CDA header with no body: read as C-CDA (sniffed), but refused, since
+/// what it lists cannot be told (a CDA with a structuredBody and no
+/// medications section is read, with `none_shared`: see ccda.rs).
 const CDA: &str = r#"<?xml version="1.0"?>
 <ClinicalDocument xmlns="urn:hl7-org:v3"><title>Continuity of Care Document</title></ClinicalDocument>
+"#;
+
+/// Not a CCR, not a C-CDA (a ClinicalDocument outside the v3 namespace).
+const CDA_WITHOUT_NAMESPACE: &str = r#"<?xml version="1.0"?>
+<ClinicalDocument><title>Continuity of Care Document</title></ClinicalDocument>
 "#;
 
 const OPERATION_OUTCOME: &str = r#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"forbidden","diagnostics":"Patient has not shared medications"}]}"#;
@@ -44,6 +52,11 @@ fn each_kind_of_bad_document_is_refused_and_stores_nothing() {
         (
             "cda.xml",
             CDA.as_bytes().to_vec(),
+            &["C-CDA ClinicalDocument at 2:1 has no body", "structuredBody"],
+        ),
+        (
+            "cda-no-namespace.xml",
+            CDA_WITHOUT_NAMESPACE.as_bytes().to_vec(),
             &["expected a CCR", "ClinicalDocument"],
         ),
         ("lolz.xml", BILLION_LAUGHS.as_bytes().to_vec(), &["DTD"]),

@@ -1,8 +1,9 @@
 //! The public corpus (tests/corpus/, real documents no one on this project
 //! wrote) through parse and normalize, against the sample dictionary: every
 //! FHIR medication example reads, and every NDC in it lands in the
-//! exception kind its shape and the dictionary call for. And every CCR and
-//! FHIR document of the corpus and of samples/, against the sample
+//! exception kind its shape and the dictionary call for; every RxNorm and
+//! NDC code of the HL7 C-CDA examples' medication sections is in a record.
+//! And every CCR, C-CDA and FHIR document of the corpus and of samples/, against the sample
 //! dictionary and the full 2019 FDA snapshot: no true text/NDC pair raises
 //! `ndc_name_mismatch` (the figures are printed for the record).
 
@@ -244,6 +245,152 @@ fn the_well_formed_corpus_ccrs_read_their_medications_only() {
     }
 }
 
+/// The LOINC codes of the sections whose activities are medications.
+const CCDA_MEDICATION_SECTIONS: &[&str] = &["10160-0", "29549-3", "10183-2", "75311-1", "42346-7"];
+
+/// The RxNorm and NDC codes (`system`, value) of a C-CDA's medication
+/// activities, found with roxmltree independently of rxsync's reader: the
+/// drug of every `substanceAdministration` that is an entry of a
+/// medications section (or wrapped in an entry's act), not negated.
+fn ccda_drug_codes(text: &str) -> Vec<(CodeSystem, String)> {
+    fn el(n: &roxmltree::Node, name: &str) -> bool {
+        n.is_element()
+            && n.tag_name().name() == name
+            && n.tag_name().namespace() == Some("urn:hl7-org:v3")
+    }
+    fn kid<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
+        n.children().find(|c| el(c, name))
+    }
+    let doc = roxmltree::Document::parse(text).expect("corpus C-CDA");
+    let mut out = Vec::new();
+    for section in doc.descendants().filter(|n| el(n, "section")) {
+        let code = kid(section, "code").and_then(|c| c.attribute("code"));
+        if !code.is_some_and(|c| CCDA_MEDICATION_SECTIONS.contains(&c)) {
+            continue;
+        }
+        for sa in section
+            .descendants()
+            .filter(|n| el(n, "substanceAdministration"))
+        {
+            let parent = sa.parent().expect("parent");
+            let is_entry = el(&parent, "entry") && parent.parent() == Some(section);
+            let in_act = el(&parent, "entryRelationship")
+                && parent.parent().is_some_and(|a| {
+                    el(&a, "act")
+                        && a.parent()
+                            .is_some_and(|e| el(&e, "entry") && e.parent() == Some(section))
+                });
+            if !(is_entry || in_act) || sa.attribute("negationInd") == Some("true") {
+                continue;
+            }
+            let Some(code) = kid(sa, "consumable")
+                .and_then(|c| kid(c, "manufacturedProduct"))
+                .and_then(|p| kid(p, "manufacturedMaterial"))
+                .and_then(|m| kid(m, "code"))
+            else {
+                continue;
+            };
+            for coded in
+                std::iter::once(code).chain(code.children().filter(|c| el(c, "translation")))
+            {
+                let system = match coded.attribute("codeSystem") {
+                    Some("2.16.840.1.113883.6.88") => CodeSystem::RxNorm,
+                    Some("2.16.840.1.113883.6.69") => CodeSystem::Ndc,
+                    _ => continue,
+                };
+                if let Some(value) = coded.attribute("code") {
+                    out.push((system, value.trim().to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_corpus_ccdas_read_every_rxnorm_and_ndc_of_their_medication_sections() {
+    let dict = sample_dictionary();
+    // (file, records, left out) — counted in the documents: immunizations
+    // and Plan of Treatment activities are not medications of the list;
+    // CCD 2's Medications section is nullFlavor NI; the Care Plan has none.
+    let rows = [
+        ("CCD_1.xml", 2, 0),
+        ("CCD_2.xml", 0, 1),
+        ("Care_Plan.xml", 0, 1),
+        ("Consultation_Note.xml", 2, 0),
+        ("Discharge_Summary.xml", 1, 0),
+        ("History_and_Physical.xml", 1, 0),
+        ("Progress_Note.xml", 2, 0),
+        ("Referral_Note.xml", 2, 0),
+        ("Transfer_Summary.xml", 2, 0),
+    ];
+    let dir = repo_path("tests/corpus/ccda/hl7-c-cda-examples");
+    let mut listed: Vec<String> = std::fs::read_dir(&dir)
+        .expect("corpus dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".xml"))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        rows.iter().map(|r| r.0.to_string()).collect::<Vec<_>>()
+    );
+    let mut total = 0;
+    for (name, records, left_out) in rows {
+        let bytes = std::fs::read(dir.join(name)).expect("read");
+        assert_eq!(parse::sniff(&bytes).ok(), Some(DocFormat::Ccda), "{name}");
+        let doc = parse::parse(&bytes, DocFormat::Ccda).unwrap_or_else(|e| panic!("{name}: {e}"));
+        println!(
+            "{name}: {} records, {} left out {:?}, {} unreadable",
+            doc.records.len(),
+            doc.left_out.len(),
+            doc.left_out
+                .iter()
+                .map(|o| o.reason.as_str())
+                .collect::<Vec<_>>(),
+            doc.unreadable.len()
+        );
+        assert_eq!(
+            (doc.records.len(), doc.left_out.len()),
+            (records, left_out),
+            "{name}"
+        );
+        assert!(doc.unreadable.is_empty(), "{name}: {:?}", doc.unreadable);
+        let read: std::collections::HashSet<(CodeSystem, String)> = doc
+            .records
+            .iter()
+            .flat_map(|r| r.codes.iter().map(|c| (c.system.clone(), c.value.clone())))
+            .collect();
+        for code in ccda_drug_codes(&String::from_utf8_lossy(&bytes)) {
+            assert!(
+                read.contains(&code),
+                "{name}: {code:?} is not in the records"
+            );
+        }
+        assert!(
+            doc.records
+                .iter()
+                .all(|r| r.section.is_some() && !r.excerpt.is_empty()),
+            "{name}"
+        );
+        // Through normalization: every record is an item, skipped, or flagged.
+        let regimen = normalize(&doc, &dict, &CodeMappings::new(), &Options::default());
+        if doc.records.is_empty() {
+            assert!(
+                regimen
+                    .flags
+                    .iter()
+                    .any(|f| f.kind.as_str() == "none_shared"),
+                "{name}"
+            );
+        } else {
+            assert!(!regimen.items.is_empty(), "{name}");
+        }
+        total += doc.records.len();
+    }
+    assert_eq!(total, 12, "the corpus holds {total} medication records");
+}
+
 /// Every CCR and FHIR document under `dir` and its folders, parsed; files
 /// that are not documents (fixtures' READMEs, scripts) or that a strict
 /// reader refuses (hostile or malformed samples) are left out.
@@ -286,7 +433,12 @@ struct MismatchTally {
 
 fn tally_mismatches(dict: &dyn rxsync::dict::DrugDictionary) -> MismatchTally {
     let mut docs = Vec::new();
-    for dir in ["tests/corpus", "samples/ccr", "samples/fhir"] {
+    for dir in [
+        "tests/corpus",
+        "samples/ccr",
+        "samples/ccda",
+        "samples/fhir",
+    ] {
         documents_under(dir, &mut docs);
     }
     let mut tally = MismatchTally {

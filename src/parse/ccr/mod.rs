@@ -18,7 +18,6 @@
 //!   are resolved only where they decide something: see `own_namespace`);
 //! - panic, on any input.
 
-mod decode;
 mod medication;
 mod tag;
 #[cfg(test)]
@@ -31,6 +30,7 @@ use quick_xml::Reader;
 use quick_xml::errors::{Error as XmlError, IllFormedError, SyntaxError};
 use quick_xml::events::{BytesRef, BytesStart, Event};
 
+use super::decode;
 use super::{DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind};
 use medication::MedBuilder;
 use tag::Tag;

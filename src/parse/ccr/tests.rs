@@ -19,6 +19,8 @@ fn variant(error: &ParseError) -> &'static str {
         ParseError::Malformed { .. } => "Malformed",
         ParseError::Dtd { .. } => "Dtd",
         ParseError::NotCcr { .. } => "NotCcr",
+        ParseError::NotCcda { .. } => "NotCcda",
+        ParseError::NoStructuredBody { .. } => "NoStructuredBody",
         ParseError::NotFhir { .. } => "NotFhir",
         ParseError::OperationOutcome { .. } => "OperationOutcome",
         ParseError::Encoding { .. } => "Encoding",

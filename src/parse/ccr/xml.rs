@@ -33,26 +33,6 @@ pub(super) fn normalize_line_ends(raw: &str) -> Cow<'_, str> {
     }
 }
 
-/// Whether `bytes` holds `a`, and whether it holds `b`, in one pass over a
-/// whole document. Folding each 64-byte block with `|` compiles to SIMD
-/// compares without any `unsafe`; `<[u8]>::contains` is a word-at-a-time
-/// loop, several times slower on a large document, and two separate passes
-/// read a document that does not fit in cache twice (both showed in
-/// profiles).
-pub(super) fn contains_bytes(bytes: &[u8], a: u8, b: u8) -> (bool, bool) {
-    let (mut found_a, mut found_b) = (false, false);
-    let mut blocks = bytes.chunks_exact(64);
-    for block in &mut blocks {
-        let (in_a, in_b) = block.iter().fold((false, false), |(in_a, in_b), &byte| {
-            (in_a | (byte == a), in_b | (byte == b))
-        });
-        found_a |= in_a;
-        found_b |= in_b;
-    }
-    let rest = blocks.remainder();
-    (found_a || rest.contains(&a), found_b || rest.contains(&b))
-}
-
 /// The namespace that an element's own `xmlns`/`xmlns:prefix` attributes
 /// bind its name to: `Ok(None)` when they bind none, `Err(prefix)` when the
 /// name has a prefix they do not declare.
@@ -105,20 +85,6 @@ mod tests {
         ] {
             assert_eq!(local_name(name), want);
         }
-    }
-
-    #[test]
-    fn bytes_are_found_in_blocks_and_remainders() {
-        let mut text = vec![b'a'; 200];
-        assert_eq!(contains_bytes(&text, 0, b'\r'), (false, false));
-        for at in [0, 63, 64, 127, 128, 199] {
-            text[at] = 0;
-            assert_eq!(contains_bytes(&text, 0, b'\r'), (true, false), "{at}");
-            text[at] = b'\r';
-            assert_eq!(contains_bytes(&text, 0, b'\r'), (false, true), "{at}");
-            text[at] = b'a';
-        }
-        assert_eq!(contains_bytes(b"", 0, b'\r'), (false, false));
     }
 
     #[test]

@@ -63,6 +63,8 @@ fn error_shape(e: &ParseError) -> Shape {
         ParseError::Malformed { at, .. } => ("Malformed", Some(*at)),
         ParseError::Dtd { at } => ("Dtd", Some(*at)),
         ParseError::NotCcr { at, .. } => ("NotCcr", Some(*at)),
+        ParseError::NotCcda { at, .. } => ("NotCcda", Some(*at)),
+        ParseError::NoStructuredBody { at, .. } => ("NoStructuredBody", Some(*at)),
         ParseError::NotFhir { at, .. } => ("NotFhir", Some(*at)),
         ParseError::OperationOutcome { .. } => ("OperationOutcome", None),
         ParseError::Encoding { at, .. } => ("Encoding", Some(*at)),

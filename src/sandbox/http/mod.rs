@@ -238,6 +238,7 @@ pub(crate) fn mint() -> String {
 pub(crate) fn router(app: Shared) -> Router {
     Router::new()
         .route("/ccr/{patient}", get(resources::ccr))
+        .route("/ccda/{patient}", get(resources::ccda))
         .route("/fhir/{kind}", get(resources::fhir))
         .route("/fhir/{kind}/{id}", get(resources::read))
         .route(

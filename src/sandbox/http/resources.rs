@@ -1,4 +1,4 @@
-//! The protected resources (a patient's CCR, FHIR medication searches) and
+//! The protected resources (a patient's CCR and C-CDA, FHIR medication searches) and
 //! the unauthenticated SMART discovery document.
 
 use std::sync::Arc;
@@ -17,11 +17,26 @@ use super::{App, Shared, reply};
 
 /// `GET /ccr/{patient}`.
 pub(crate) async fn ccr(State(app): State<Shared>, request: Request) -> Response {
+    xml_document(app, request, "/ccr/", |docs| &docs.ccr).await
+}
+
+/// `GET /ccda/{patient}`: the patient's C-CDA CCD.
+pub(crate) async fn ccda(State(app): State<Shared>, request: Request) -> Response {
+    xml_document(app, request, "/ccda/", |docs| &docs.ccda).await
+}
+
+/// A patient's XML document at `prefix{patient}`, for its token's patient only.
+async fn xml_document(
+    app: Shared,
+    request: Request,
+    prefix: &str,
+    pick: fn(&PatientDocs) -> &Arc<[u8]>,
+) -> Response {
     let (parts, _) = request.into_parts();
     let asked = parts
         .uri
         .path()
-        .strip_prefix("/ccr/")
+        .strip_prefix(prefix)
         .unwrap_or("")
         .to_string();
     let bound = match authenticate(&app, &parts, Some(&asked)) {
@@ -32,7 +47,7 @@ pub(crate) async fn ccr(State(app): State<Shared>, request: Request) -> Response
         Ok(docs) => reply::with_type(
             StatusCode::OK,
             "application/xml; charset=utf-8",
-            axum::body::Bytes::copy_from_slice(&docs.ccr),
+            axum::body::Bytes::copy_from_slice(pick(&docs)),
         ),
         Err(response) => response,
     }
