@@ -50,6 +50,29 @@ pub struct RawProvider {
     /// Syncs in flight at once at this provider (default: no limit but `[sync] concurrency`).
     pub max_in_flight: Option<usize>,
     pub auth: Option<RawAuth>,
+    /// `[providers.bulk]`: how a FHIR Bulk Data export's patients are matched.
+    pub bulk: Option<RawBulk>,
+}
+
+/// `[providers.bulk]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBulk {
+    /// `"mrn"`: a remote patient no link names is matched by its Patient
+    /// resource's identifiers against local MRNs; `"link"` (the default): links only.
+    #[serde(rename = "match")]
+    pub match_by: Option<String>,
+}
+
+/// How `import --bulk` finds the local patient of a remote one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BulkMatch {
+    /// Only a link at the provider whose remote patient id is the reference's id.
+    #[default]
+    Link,
+    /// A link, else the export's Patient resource: an identifier value equal
+    /// to exactly one local patient's MRN.
+    Mrn,
 }
 
 /// `[providers.auth]` as written: one flat table, checked per scheme so
@@ -257,6 +280,8 @@ pub struct Provider {
     pub interval: Duration,
     pub max_in_flight: Option<usize>,
     pub auth: ProviderAuth,
+    /// How a bulk export's patients are matched (`[providers.bulk] match`).
+    pub bulk_match: BulkMatch,
 }
 
 /// Defaults for provider limits.
@@ -466,6 +491,16 @@ fn resolve_one(
         )
     })?;
     let auth = resolve_auth(raw_auth, &base_url, base, &e)?;
+    let bulk_match = match p.bulk.and_then(|b| b.match_by).as_deref() {
+        None | Some("link") => BulkMatch::Link,
+        Some("mrn") => BulkMatch::Mrn,
+        Some(other) => {
+            return Err(e(
+                "bulk.match",
+                format!("is {other:?}; expected \"link\" or \"mrn\""),
+            ));
+        }
+    };
     Ok(Provider {
         id,
         kind,
@@ -477,6 +512,7 @@ fn resolve_one(
         interval,
         max_in_flight: p.max_in_flight,
         auth,
+        bulk_match,
     })
 }
 

@@ -13,6 +13,7 @@
 
 mod accounts;
 mod audit;
+mod bulk;
 mod dictionary;
 mod imports;
 mod links;
@@ -25,6 +26,7 @@ mod writer;
 
 pub use accounts::{LoginFailures, Role, UserName, UserView};
 pub use audit::AuditEntry;
+pub use bulk::{BadLine, StagedLine};
 pub use dictionary::DictStats;
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
 pub use links::{
@@ -66,6 +68,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0006_ndc12",
         include_str!("../../schemas/sqlite/0006_ndc12.sql"),
+    ),
+    (
+        "0009_bulk_staging",
+        include_str!("../../schemas/sqlite/0009_bulk_staging.sql"),
     ),
 ];
 
