@@ -68,10 +68,12 @@ pub fn one_patient(
     let mut bad_lines = Vec::new();
     let mut buf = Vec::new();
     loop {
-        let line = lines.next(&mut buf).map_err(|source| OnePatientError::Read {
-            line: lines.number + 1,
-            source,
-        })?;
+        let line = lines
+            .next(&mut buf)
+            .map_err(|source| OnePatientError::Read {
+                line: lines.number + 1,
+                source,
+            })?;
         let Some(line) = line else { break };
         let at = lines.number;
         let mut bad = |reason: String| {
@@ -147,7 +149,11 @@ pub fn one_patient(
     referenced.sort_unstable();
     referenced.dedup();
     let mut resources: Vec<&str> = rows.iter().map(|(_, t)| t.as_str()).collect();
-    resources.extend(referenced.iter().filter_map(|id| drugs.get(*id).map(String::as_str)));
+    resources.extend(
+        referenced
+            .iter()
+            .filter_map(|id| drugs.get(*id).map(String::as_str)),
+    );
     Ok(OnePatient {
         bytes: collection(&resources),
         remote_patient: chosen,
@@ -180,7 +186,11 @@ mod tests {
         assert_eq!(one.bad_lines.len(), 1);
         assert_eq!(one.bad_lines[0].line, 4);
         let v: serde_json::Value = serde_json::from_slice(&one.bytes).expect("JSON");
-        assert_eq!(v["entry"].as_array().map(Vec::len), Some(2), "the request and its drug");
+        assert_eq!(
+            v["entry"].as_array().map(Vec::len),
+            Some(2),
+            "the request and its drug"
+        );
     }
 
     #[test]

@@ -421,7 +421,10 @@ fn import_one(
         }
     };
     let Ok(patient) = PatientId::parse(&local) else {
-        fail(report, format!("the local patient id {local:?} is not valid"));
+        fail(
+            report,
+            format!("the local patient id {local:?} is not valid"),
+        );
         return Ok(());
     };
     let rows = store.bulk_lines(run, remote)?;

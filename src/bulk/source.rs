@@ -105,7 +105,8 @@ mod tests {
     use super::*;
 
     fn all(text: &[u8], limit: usize) -> Vec<Option<String>> {
-        let mut lines = Lines::from_reader(Box::new(std::io::Cursor::new(text.to_vec())), false, limit);
+        let mut lines =
+            Lines::from_reader(Box::new(std::io::Cursor::new(text.to_vec())), false, limit);
         let mut buf = Vec::new();
         let mut out = Vec::new();
         while let Some(line) = lines.next(&mut buf).expect("reads") {
