@@ -7,6 +7,7 @@
 //! values; they never touch the clock, the network or the database. Only
 //! `store` writes SQL; only `cli` formats output for people.
 
+pub mod bulk;
 pub mod config;
 pub mod daemon;
 pub mod dict;

@@ -1,5 +1,6 @@
-//! `rxsync import --file PATH --patient ID` (a file) and
-//! `rxsync import --patient ID [--provider ID]` (pull now from the patient's links)
+//! `rxsync import --file PATH --patient ID` (a file; an `.ndjson` file for one of its patients),
+//! `rxsync import --patient ID [--provider ID]` (pull now from the patient's links) and
+//! `rxsync import --bulk PATH... --provider ID` (a FHIR Bulk Data export, every linked patient)
 
 use super::context::Global;
 use super::output::{self, Format};
@@ -15,17 +16,26 @@ use std::path::PathBuf;
 /// Import a CCR, C-CDA or FHIR document for a patient. The result is a new regimen
 /// version (or none, when the same bytes were imported before) and the
 /// exceptions that need a clinician. Bad input stores nothing.
+///
+/// With --bulk, import a FHIR Bulk Data export (NDJSON files, gzip or not, one
+/// resource per line): each patient linked at --provider (or matched by MRN,
+/// `[providers.bulk] match = "mrn"`) gets a regimen version from its own
+/// records, in its own transaction; unknown patients are counted, never stored.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The document to import; without it, pull now from the patient's active links
+    /// The document to import (an `.ndjson` file: one patient's resources of it);
+    /// without it, pull now from the patient's active links
     #[arg(long, value_name = "PATH")]
     file: Option<PathBuf>,
-    /// Pull only from this provider's link (pull mode)
+    /// NDJSON files of a FHIR Bulk Data export (needs --provider)
+    #[arg(long, value_name = "PATH", num_args = 1.., conflicts_with_all = ["file", "patient", "source", "keep_unreadable"])]
+    bulk: Vec<PathBuf>,
+    /// Pull only from this provider's link (pull mode); the export's provider (--bulk)
     #[arg(long, value_name = "ID", conflicts_with_all = ["file", "source", "keep_unreadable"])]
     provider: Option<String>,
     /// The local patient the document belongs to
-    #[arg(long, value_name = "ID")]
-    patient: String,
+    #[arg(long, value_name = "ID", required_unless_present = "bulk")]
+    patient: Option<String>,
     /// Document format (ccr, ccda, fhir, fhir-json, fhir-xml; sniffed when not given) and/or
     /// summary format (table, json); may be given twice, e.g. --format ccr --format json
     #[arg(long, value_enum, value_name = "FORMAT")]
@@ -50,7 +60,16 @@ enum FormatArg {
 }
 
 pub fn run(global: &Global, a: Args) -> CliResult {
-    let patient = PatientId::parse(&a.patient).map_err(|e| usage(format!("--patient: {e}")))?;
+    if !a.bulk.is_empty() {
+        let out = output_format(&a.format)?;
+        return bulk(global, &a.bulk, a.provider.as_deref(), out);
+    }
+    let Some(patient) = a.patient.as_deref() else {
+        return Err(usage(
+            "--patient is required (or --bulk PATH... --provider ID)",
+        ));
+    };
+    let patient = PatientId::parse(patient).map_err(|e| usage(format!("--patient: {e}")))?;
     let source = SourceName::parse(&a.source).map_err(|e| usage(format!("--source: {e}")))?;
     let mut doc_format = None;
     let mut out = Format::Table;
@@ -84,6 +103,27 @@ pub fn run(global: &Global, a: Args) -> CliResult {
             "{path}: the document is {size} bytes, over import.max_document_bytes = {limit} (nothing stored)"
         )));
     }
+    let ndjson = if rxsync::bulk::is_ndjson_name(&path) {
+        let candidates: Vec<String> = std::iter::once(patient.to_string())
+            .chain(
+                ctx.store
+                    .links(Some(&patient))?
+                    .into_iter()
+                    .filter(|l| l.state != "revoked")
+                    .map(|l| l.remote_patient),
+            )
+            .collect();
+        let one = rxsync::bulk::one_patient(&bytes, limit, &candidates)
+            .map_err(|e| Failure::Failed(anyhow!("{path}: {e} (nothing stored)")))?;
+        doc_format = Some(DocFormat::FhirJson);
+        Some(one)
+    } else {
+        None
+    };
+    let bytes = match &ndjson {
+        Some(one) => one.bytes.clone(),
+        None => bytes,
+    };
     if matches!(doc_format, Some(DocFormat::FhirJson))
         && rxsync::parse::sniff(&bytes).is_ok_and(|f| f == DocFormat::FhirXml)
     {
@@ -115,10 +155,13 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         started_at: None,
     };
     match import(&mut ctx.store, &request) {
-        Ok(report) => {
-            print_report(&report, out)?;
-            Ok(())
-        }
+        Ok(report) => match ndjson {
+            Some(one) => ndjson_done(&path, &report, &one, out),
+            None => {
+                print_report(&report, out)?;
+                Ok(())
+            }
+        },
         Err(ImportError::Unreadable { error, kept }) => {
             let also = match kept.as_deref() {
                 Some(ImportOutcome::Unreadable {
@@ -138,6 +181,214 @@ pub fn run(global: &Global, a: Args) -> CliResult {
             Err(Failure::Failed(anyhow!("{path}: {e} (nothing stored)")))
         }
         Err(ImportError::Store(e)) => Err(Failure::Failed(anyhow!("{path}: {e}"))),
+    }
+}
+
+/// The summary format asked for (`--format json|table`); a document
+/// format is a usage error here.
+fn output_format(formats: &[FormatArg]) -> Result<Format, Failure> {
+    let mut out = Format::Table;
+    for f in formats {
+        match f {
+            FormatArg::Table => out = Format::Table,
+            FormatArg::Json => out = Format::Json,
+            _ => {
+                return Err(usage(
+                    "--bulk reads NDJSON (FHIR JSON): only --format table|json applies",
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An `.ndjson` file's import: the report, and what of the file was not
+/// the patient's (a warning, and `ndjson` in JSON).
+fn ndjson_done(
+    path: &str,
+    report: &ImportReport,
+    one: &rxsync::bulk::OnePatient,
+    out: Format,
+) -> CliResult {
+    #[derive(serde::Serialize)]
+    struct WithNdjson<'a> {
+        #[serde(flatten)]
+        report: &'a ImportReport,
+        ndjson: NdjsonNote<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct NdjsonNote<'a> {
+        remote_patient: &'a str,
+        other_patients: &'a [String],
+        other_resources: u64,
+        bad_lines: Vec<String>,
+    }
+    let bad: Vec<String> = one
+        .bad_lines
+        .iter()
+        .map(|b| format!("{path}:{}: {}", b.line, b.reason))
+        .collect();
+    if out == Format::Json {
+        output::json(&WithNdjson {
+            report,
+            ndjson: NdjsonNote {
+                remote_patient: &one.remote_patient,
+                other_patients: &one.other_patients,
+                other_resources: one.other_resources,
+                bad_lines: bad.clone(),
+            },
+        })?;
+    } else {
+        print_report(report, out)?;
+    }
+    if !one.other_patients.is_empty() {
+        let shown: Vec<&str> = one
+            .other_patients
+            .iter()
+            .take(5)
+            .map(String::as_str)
+            .collect();
+        eprintln!(
+            "warning: {path} also holds {} resource(s) of {} other patient(s) ({}{}); they were not imported (rxsync import --bulk {path} --provider ID imports every linked patient)",
+            one.other_resources,
+            one.other_patients.len(),
+            shown.join(", "),
+            if one.other_patients.len() > 5 {
+                ", …"
+            } else {
+                ""
+            }
+        );
+    }
+    if bad.is_empty() {
+        return Ok(());
+    }
+    for b in &bad {
+        eprintln!("bad line: {b}");
+    }
+    Err(Failure::Failed(anyhow!(
+        "{path}: {} bad line(s) not imported; the patient's other records are stored",
+        bad.len()
+    )))
+}
+
+/// `import --bulk`: stage, import every matched patient, print the summary.
+fn bulk(global: &Global, files: &[PathBuf], provider: Option<&str>, out: Format) -> CliResult {
+    let Some(provider) = provider else {
+        return Err(usage(
+            "--bulk needs --provider ID: the provider whose links name the export's patients",
+        ));
+    };
+    let mut ctx = global.open()?;
+    let Some(p) = ctx.config.provider(provider) else {
+        return Err(usage(format!(
+            "--provider {provider}: no such provider in the configuration"
+        )));
+    };
+    let source = p.id.clone();
+    let matching = p.bulk_match;
+    let max_document_bytes = p.limits.max_document_bytes;
+    let options = ctx.config.normalize_options();
+    if ctx.store.dictionary_stats()?.packages == 0 {
+        eprintln!(
+            "warning: the drug dictionary is empty, so every NDC will be unmapped (rxsync dict import --fda DIR)"
+        );
+    }
+    let request = rxsync::bulk::BulkRequest {
+        files,
+        provider: &source,
+        matching,
+        actor: "cli",
+        max_document_bytes,
+        options: &options,
+    };
+    let report = rxsync::bulk::run(&mut ctx.store, &request).map_err(|e| match e {
+        rxsync::bulk::BulkError::Read { .. } => Failure::Failed(anyhow!(
+            "{e} (the run stopped before importing anyone: nothing stored)"
+        )),
+        rxsync::bulk::BulkError::Store(e) => Failure::Failed(anyhow!(
+            "{e} (the run stopped; patients imported before it are stored, each whole)"
+        )),
+    })?;
+    if out == Format::Json {
+        output::json(&report)?;
+    } else {
+        print_bulk(&report);
+    }
+    if report.complete() {
+        return Ok(());
+    }
+    let c = &report.patients;
+    Err(Failure::Failed(anyhow!(
+        "{} bad line(s), {} patient(s) failed; stored: {} patient(s) imported, {} unchanged (each whole); nothing for the {} unknown or the failed",
+        report.bad_line_count,
+        c.failed,
+        c.imported,
+        c.unchanged,
+        c.unknown
+    )))
+}
+
+fn print_bulk(r: &rxsync::bulk::BulkReport) {
+    let c = &r.patients;
+    println!(
+        "bulk import from {} (run {}): {} file(s), {} line(s), {:.1} MB, {} resource(s)",
+        r.provider,
+        r.run,
+        r.files.len(),
+        r.lines,
+        r.bytes as f64 / 1e6,
+        r.resources
+    );
+    println!(
+        "  patients: {} imported, {} unchanged, {} unknown (not stored), {} failed{}",
+        c.imported,
+        c.unchanged,
+        c.unknown,
+        c.failed,
+        if c.matched_by_mrn > 0 {
+            format!(" ({} matched by MRN)", c.matched_by_mrn)
+        } else {
+            String::new()
+        }
+    );
+    if r.unreadable_records > 0 {
+        println!(
+            "  {} record(s) could not be read: each is an unreadable_record exception",
+            r.unreadable_records
+        );
+    }
+    for (kind, n) in &r.ignored {
+        println!("  ignored: {n} × {kind} (not read by rxsync)");
+    }
+    for u in &r.unknown_patients {
+        println!("  unknown patient: {u}");
+    }
+    if c.unknown as usize > r.unknown_patients.len() {
+        println!(
+            "  … and {} more unknown",
+            c.unknown as usize - r.unknown_patients.len()
+        );
+    }
+    for f in &r.failures {
+        println!(
+            "  failed: {} (patient {}): {}",
+            f.remote_patient, f.patient, f.error
+        );
+    }
+    for b in &r.bad_lines {
+        let whose = b
+            .patient
+            .as_deref()
+            .map(|p| format!(" (patient {p}: an unreadable_record if imported)"))
+            .unwrap_or_default();
+        println!("  bad line: {}:{}: {}{whose}", b.file, b.line, b.reason);
+    }
+    if r.bad_line_count as usize > r.bad_lines.len() {
+        println!(
+            "  … and {} more bad line(s) (all in the audit as bulk.bad_line when no patient is named)",
+            r.bad_line_count as usize - r.bad_lines.len()
+        );
     }
 }
 

@@ -12,8 +12,8 @@ mod review;
 pub use exclusions::DEFAULT_THERAPEUTIC_CLASS_EXCLUSIONS;
 
 pub use providers::{
-    ClientAuth, DocumentLocation, FetchLimits, Oauth1Settings, Oauth2Settings, Provider,
-    ProviderAuth, ProviderKind, RawAuth, RawProvider, SecretError, SecretSource,
+    BulkMatch, ClientAuth, DocumentLocation, FetchLimits, Oauth1Settings, Oauth2Settings, Provider,
+    ProviderAuth, ProviderKind, RawAuth, RawBulk, RawProvider, SecretError, SecretSource,
 };
 pub use review::{IpRange, RawReview, ReviewConfig, TlsFiles, parse_listen};
 

@@ -58,6 +58,29 @@ pub struct RawProvider {
     /// resource types as well as settings, checked in `resolve_search`.
     pub search: Option<toml::Table>,
     pub auth: Option<RawAuth>,
+    /// `[providers.bulk]`: how a FHIR Bulk Data export's patients are matched.
+    pub bulk: Option<RawBulk>,
+}
+
+/// `[providers.bulk]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBulk {
+    /// `"mrn"`: a remote patient no link names is matched by its Patient
+    /// resource's identifiers against local MRNs; `"link"` (the default): links only.
+    #[serde(rename = "match")]
+    pub match_by: Option<String>,
+}
+
+/// How `import --bulk` finds the local patient of a remote one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BulkMatch {
+    /// Only a link at the provider whose remote patient id is the reference's id.
+    #[default]
+    Link,
+    /// A link, else the export's Patient resource: an identifier value equal
+    /// to exactly one local patient's MRN.
+    Mrn,
 }
 
 /// `[providers.limits]` as written.
@@ -279,6 +302,8 @@ pub struct Provider {
     /// FHIR: how searches are made and referenced Medications fetched.
     pub search: SearchSettings,
     pub auth: ProviderAuth,
+    /// How a bulk export's patients are matched (`[providers.bulk] match`).
+    pub bulk_match: BulkMatch,
 }
 
 /// Defaults for provider limits.
@@ -502,6 +527,16 @@ fn resolve_one(
         )
     })?;
     let auth = resolve_auth(raw_auth, &base_url, base, &e)?;
+    let bulk_match = match p.bulk.and_then(|b| b.match_by).as_deref() {
+        None | Some("link") => BulkMatch::Link,
+        Some("mrn") => BulkMatch::Mrn,
+        Some(other) => {
+            return Err(e(
+                "bulk.match",
+                format!("is {other:?}; expected \"link\" or \"mrn\""),
+            ));
+        }
+    };
     Ok(Provider {
         id,
         kind,
@@ -514,6 +549,7 @@ fn resolve_one(
         max_in_flight: p.max_in_flight,
         search,
         auth,
+        bulk_match,
     })
 }
 

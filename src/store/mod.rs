@@ -13,6 +13,7 @@
 
 mod accounts;
 mod audit;
+mod bulk;
 mod dictionary;
 mod imports;
 mod links;
@@ -25,6 +26,7 @@ mod writer;
 
 pub use accounts::{LoginFailures, Role, UserName, UserView};
 pub use audit::AuditEntry;
+pub use bulk::{BadLine, StagedLine};
 pub use dictionary::DictStats;
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
 pub use links::{
@@ -74,6 +76,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0008_brand_index",
         include_str!("../../schemas/sqlite/0008_brand_index.sql"),
+    ),
+    (
+        "0009_bulk_staging",
+        include_str!("../../schemas/sqlite/0009_bulk_staging.sql"),
     ),
 ];
 

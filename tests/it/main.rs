@@ -4,6 +4,7 @@
 //! independent oracles (Python oauthlib) over a pipe.
 
 mod bad_input;
+mod bulk;
 mod ccda;
 mod classes;
 mod cli;

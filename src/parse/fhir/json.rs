@@ -152,6 +152,13 @@ fn collect_bundle<'a>(
                 continue;
             }
         };
+        if resource.resource_type.is_none() {
+            // FHIR JSON requires it: without it the resource cannot be told
+            // apart from a medication record, so it is unreadable, not left out.
+            builder.unreadable(untyped_entry(doc, text, *ordinal, &resource));
+            *ordinal += 1;
+            continue;
+        }
         if resource.resource_type.as_deref() == Some("Bundle") {
             if depth + 1 >= MAX_BUNDLE_DEPTH {
                 builder.problem(Problem {
@@ -334,8 +341,10 @@ impl<'de, 'b> Visitor<'de> for EntrySeed<'b, 'de> {
         let Some(resource) = resource.flatten() else {
             return Ok(()); // Transaction and batch responses carry entries without one.
         };
-        if resource.resource_type.as_deref() == Some("Bundle") {
-            return Err(de::Error::custom("a nested Bundle: read in two passes"));
+        match resource.resource_type.as_deref() {
+            Some("Bundle") => return Err(de::Error::custom("a nested Bundle: read in two passes")),
+            None => return Err(de::Error::custom("no resourceType: read in two passes")),
+            Some(_) => {}
         }
         self.builder.push(Entry {
             full_url: full_url.flatten(),
@@ -373,6 +382,25 @@ fn unreadable_entry(
         at: Some(Position::of_offset(doc, base)),
         entry: Some(entry),
         reason: format!("{message} at {failed_at}"),
+        excerpt: cut(text, UNREADABLE_EXCERPT_LIMIT),
+    }
+}
+
+/// An entry whose resource has no `resourceType` (a FHIR Bulk Data line
+/// without one lands here too): named by its id, with its text.
+fn untyped_entry(doc: &[u8], text: &str, entry: usize, resource: &Resource) -> UnreadableRecord {
+    let base = (text.as_ptr() as usize).saturating_sub(doc.as_ptr() as usize);
+    let at = Position::of_offset(doc, base);
+    let id = resource
+        .id
+        .as_deref()
+        .map(|id| format!(" (id {id:?})"))
+        .unwrap_or_default();
+    UnreadableRecord {
+        source: None,
+        at: Some(at),
+        entry: Some(entry),
+        reason: format!("the resource{id} has no resourceType at {at}"),
         excerpt: cut(text, UNREADABLE_EXCERPT_LIMIT),
     }
 }

@@ -1533,3 +1533,21 @@ proptest! {
         let _ = parse_xml(&bytes[..cut]);
     }
 }
+
+#[test]
+fn an_entry_without_resource_type_is_unreadable_on_both_paths() {
+    let bytes = br#"{"resourceType":"Bundle","type":"collection","entry":[
+{"resource":{"resourceType":"MedicationRequest","id":"a","status":"active","subject":{"reference":"Patient/p"},"medicationCodeableConcept":{"text":"aspirin"}}},
+{"resource":{"id":"x","subject":{"reference":"Patient/p"}}}
+]}"#;
+    for excerpts in [true, false] {
+        let doc = parse_json_with(bytes, ParseOptions { excerpts }).expect("reads");
+        assert_eq!(doc.records.len(), 1, "excerpts {excerpts}");
+        assert_eq!(doc.unreadable.len(), 1, "excerpts {excerpts}");
+        let bad = &doc.unreadable[0];
+        assert_eq!(bad.entry, Some(1));
+        assert!(bad.reason.contains("no resourceType"), "{}", bad.reason);
+        assert!(bad.excerpt.contains("\"x\""), "{}", bad.excerpt);
+        assert!(doc.left_out.is_empty(), "{:?}", doc.left_out);
+    }
+}
