@@ -12,8 +12,9 @@ mod review;
 pub use exclusions::DEFAULT_THERAPEUTIC_CLASS_EXCLUSIONS;
 
 pub use providers::{
-    ClientAuth, DocumentLocation, FetchLimits, Oauth1Settings, Oauth2Settings, Provider,
-    ProviderAuth, ProviderKind, RawAuth, RawProvider, SecretError, SecretSource,
+    AssertionAlg, AssertionKeySettings, BulkLevel, BulkSettings, ClientAuth, DocumentLocation,
+    FetchLimits, Oauth1Settings, Oauth2Grant, Oauth2Settings, Provider, ProviderAuth,
+    ProviderKind, RawAuth, RawBulk, RawProvider, SecretError, SecretSource,
 };
 pub use review::{RawReview, ReviewConfig, TlsFiles, parse_listen};
 

@@ -14,6 +14,7 @@
 mod accounts;
 mod audit;
 mod dictionary;
+mod exports;
 mod imports;
 mod links;
 mod mappings;
@@ -26,6 +27,7 @@ mod writer;
 pub use accounts::{LoginFailures, Role, UserName, UserView};
 pub use audit::AuditEntry;
 pub use dictionary::DictStats;
+pub use exports::{ExportFileRow, ExportRow, ExportState, NewExport};
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
 pub use links::{
     ClaimError, ClaimedLink, DueLink, FailedPull, LinkSecrets, LinkView, NewLink, PullRecord,
@@ -70,6 +72,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_claims",
         include_str!("../../schemas/sqlite/0007_claims.sql"),
+    ),
+    (
+        "0010_exports",
+        include_str!("../../schemas/sqlite/0010_exports.sql"),
     ),
 ];
 
