@@ -13,8 +13,8 @@ pub use exclusions::DEFAULT_THERAPEUTIC_CLASS_EXCLUSIONS;
 
 pub use providers::{
     AssertionAlg, AssertionKeySettings, BulkLevel, BulkSettings, ClientAuth, DocumentLocation,
-    FetchLimits, Oauth1Settings, Oauth2Grant, Oauth2Settings, Provider, ProviderAuth,
-    ProviderKind, RawAuth, RawBulk, RawProvider, SecretError, SecretSource,
+    FetchLimits, Oauth1Settings, Oauth2Grant, Oauth2Settings, Provider, ProviderAuth, ProviderKind,
+    RawAuth, RawBulk, RawProvider, SecretError, SecretSource,
 };
 pub use review::{RawReview, ReviewConfig, TlsFiles, parse_listen};
 

@@ -553,10 +553,7 @@ fn resolve_one(
         )
     })?;
     let auth = resolve_auth(raw_auth, &base_url, base, &e)?;
-    let bulk = p
-        .bulk
-        .map(|b| resolve_bulk(b, kind, &e))
-        .transpose()?;
+    let bulk = p.bulk.map(|b| resolve_bulk(b, kind, &e)).transpose()?;
     Ok(Provider {
         id,
         kind,
@@ -584,7 +581,11 @@ fn resolve_bulk(
         (Some("system") | None, None) => BulkLevel::System,
         (Some("patient"), None) => BulkLevel::Patient,
         (Some("group"), Some(g)) => {
-            if g.is_empty() || !g.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+            if g.is_empty()
+                || !g
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            {
                 return Err(e(
                     "bulk.group",
                     format!("{g:?} is not a FHIR id (A-Z a-z 0-9 - .)"),
@@ -592,7 +593,9 @@ fn resolve_bulk(
             }
             BulkLevel::Group(g)
         }
-        (Some("group"), None) => return Err(e("bulk.group", "is missing (level = \"group\")".into())),
+        (Some("group"), None) => {
+            return Err(e("bulk.group", "is missing (level = \"group\")".into()));
+        }
         (Some("system" | "patient") | None, Some(_)) => {
             return Err(e("bulk.group", "is only for level = \"group\"".into()));
         }
@@ -818,10 +821,13 @@ fn resolve_auth(
                         "(or client_secret_file) is not used with client_auth = \"private_key_jwt\"".into(),
                     ));
                 }
-                let private_key_file = a
-                    .private_key_file
-                    .map(|f| base.join(f))
-                    .ok_or_else(|| e("auth.private_key_file", "is missing (a PEM private key)".into()))?;
+                let private_key_file =
+                    a.private_key_file.map(|f| base.join(f)).ok_or_else(|| {
+                        e(
+                            "auth.private_key_file",
+                            "is missing (a PEM private key)".into(),
+                        )
+                    })?;
                 let key_id = a
                     .key_id
                     .filter(|k| !k.is_empty())
@@ -854,7 +860,8 @@ fn resolve_auth(
                 .map_err(|_| {
                     e(
                         "auth.private_key_file",
-                        "(and key_id, algorithm) are only for client_auth = \"private_key_jwt\"".into(),
+                        "(and key_id, algorithm) are only for client_auth = \"private_key_jwt\""
+                            .into(),
                     )
                 })?;
                 None

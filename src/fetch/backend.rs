@@ -63,7 +63,11 @@ impl std::fmt::Debug for AssertionKey {
 
 impl AssertionKey {
     /// Reads a PEM private key: PKCS#8 for ES384 (P-384), PKCS#1 or PKCS#8 for RS384.
-    pub fn from_pem(alg: AssertionAlg, kid: &str, pem: &SecretString) -> Result<Self, BackendError> {
+    pub fn from_pem(
+        alg: AssertionAlg,
+        kid: &str,
+        pem: &SecretString,
+    ) -> Result<Self, BackendError> {
         let bytes = pem.expose_secret().as_bytes();
         let key = match alg {
             AssertionAlg::Rs384 => EncodingKey::from_rsa_pem(bytes),
@@ -201,8 +205,12 @@ impl BackendClient {
             url: url.clone(),
             detail,
         };
-        let assertion =
-            client_assertion(&self.client_id, &self.token_url, &self.key, chrono::Utc::now())?;
+        let assertion = client_assertion(
+            &self.client_id,
+            &self.token_url,
+            &self.key,
+            chrono::Utc::now(),
+        )?;
         let scope = self.scopes.join(" ");
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("grant_type", "client_credentials");
@@ -238,12 +246,17 @@ impl BackendClient {
             .map_err(|_| failed("the answer was cut off".into()))?
         {
             if bytes.len() + chunk.len() > TOKEN_BODY_LIMIT {
-                return Err(failed(format!("the answer is over {TOKEN_BODY_LIMIT} bytes")));
+                return Err(failed(format!(
+                    "the answer is over {TOKEN_BODY_LIMIT} bytes"
+                )));
             }
             bytes.extend_from_slice(&chunk);
         }
-        let answer: TokenAnswer = serde_json::from_slice(&bytes)
-            .map_err(|_| failed(format!("answered {status} with a body that is not a token response")))?;
+        let answer: TokenAnswer = serde_json::from_slice(&bytes).map_err(|_| {
+            failed(format!(
+                "answered {status} with a body that is not a token response"
+            ))
+        })?;
         if let Some(code) = answer.error {
             return Err(BackendError::Refused {
                 url: url.clone(),

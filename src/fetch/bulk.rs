@@ -52,7 +52,13 @@ pub enum BulkError {
 impl BulkError {
     /// Whether the status URL is gone (expired or deleted by the server).
     pub fn is_gone(&self) -> bool {
-        matches!(self, BulkError::Status { status: 404 | 410, .. })
+        matches!(
+            self,
+            BulkError::Status {
+                status: 404 | 410,
+                ..
+            }
+        )
     }
 }
 
@@ -95,7 +101,10 @@ impl Manifest {
                 .join(&f.url)
                 .map_err(|e| format!("a file URL of the manifest is not a URL: {e}"))?;
             if !matches!(u.scheme(), "http" | "https") {
-                return Err(format!("a file URL of the manifest is {}, not http(s)", u.scheme()));
+                return Err(format!(
+                    "a file URL of the manifest is {}, not http(s)",
+                    u.scheme()
+                ));
             }
             if base.scheme() == "https" && u.scheme() == "http" {
                 return Err("a file URL of the manifest goes from https down to http".into());
@@ -274,7 +283,11 @@ impl BulkClient {
             } else {
                 &Anonymous
             };
-            match self.http.download(&url, cred, NDJSON, path, limit, trail).await? {
+            match self
+                .http
+                .download(&url, cred, NDJSON, path, limit, trail)
+                .await?
+            {
                 Downloaded::Saved { bytes, .. } => return Ok(bytes),
                 Downloaded::Refused(f) if f.status == 401 && requires_token && !retried => {
                     self.backend.forget().await;
@@ -288,16 +301,20 @@ impl BulkClient {
     /// `DELETE` of the status URL: the server may discard the files (and
     /// cancels a running export). 404/410 count as done.
     pub async fn delete(&self, status_url: &Url) -> Result<(), BulkError> {
-        let mut req = self.http.inner().delete(status_url.clone()).timeout(self.timeout);
+        let mut req = self
+            .http
+            .inner()
+            .delete(status_url.clone())
+            .timeout(self.timeout);
         if self.http.trusts(status_url) {
-            let (_, auth) = self
-                .bearer()
-                .await?
-                .apply(status_url)
-                .map_err(|detail| BulkError::Protocol {
-                    url: redact(status_url),
-                    detail,
-                })?;
+            let (_, auth) =
+                self.bearer()
+                    .await?
+                    .apply(status_url)
+                    .map_err(|detail| BulkError::Protocol {
+                        url: redact(status_url),
+                        detail,
+                    })?;
             if let Some(a) = auth {
                 req = req.header(reqwest::header::AUTHORIZATION, a);
             }
@@ -365,7 +382,11 @@ mod tests {
     fn kickoff_urls_per_level() {
         let base = Url::parse("https://fhir.example/r4").expect("url");
         let rows: &[(BulkLevel, Option<&str>, &str)] = &[
-            (BulkLevel::System, None, "https://fhir.example/r4/$export?_type="),
+            (
+                BulkLevel::System,
+                None,
+                "https://fhir.example/r4/$export?_type=",
+            ),
             (
                 BulkLevel::Group("medicare-cohort-1".into()),
                 None,
@@ -389,7 +410,10 @@ mod tests {
     #[test]
     fn retry_after_is_bounded_and_the_default_backs_off() {
         assert_eq!(poll_wait(Some(Duration::from_secs(0)), 0), MIN_POLL);
-        assert_eq!(poll_wait(Some(Duration::from_secs(5)), 9), Duration::from_secs(5));
+        assert_eq!(
+            poll_wait(Some(Duration::from_secs(5)), 9),
+            Duration::from_secs(5)
+        );
         assert_eq!(poll_wait(Some(Duration::from_secs(86400)), 0), MAX_POLL);
         assert_eq!(poll_wait(None, 0), Duration::from_secs(2));
         assert_eq!(poll_wait(None, 1), Duration::from_secs(4));
@@ -399,7 +423,8 @@ mod tests {
     #[test]
     fn manifests_are_checked() {
         let base = Url::parse("https://fhir.example/status/1").expect("url");
-        let ok = br#"{"transactionTime":"2026-12-01T00:00:00Z","request":"x","requiresAccessToken":true,
+        let ok =
+            br#"{"transactionTime":"2026-12-01T00:00:00Z","request":"x","requiresAccessToken":true,
             "output":[{"type":"Patient","url":"/files/1.ndjson","count":2}],
             "error":[{"type":"OperationOutcome","url":"https://fhir.example/files/e.ndjson"}]}"#;
         let m = Manifest::parse(ok, &base).expect("valid");
@@ -413,7 +438,11 @@ mod tests {
             br#"{"transactionTime":"2026-12-01T00:00:00Z","output":[{"type":"P","url":"http://fhir.example/x"}]}"#,
         ];
         for b in bad {
-            assert!(Manifest::parse(b, &base).is_err(), "{}", String::from_utf8_lossy(b));
+            assert!(
+                Manifest::parse(b, &base).is_err(),
+                "{}",
+                String::from_utf8_lossy(b)
+            );
         }
     }
 

@@ -103,7 +103,8 @@ pub struct ExportFileRow {
     pub error: Option<String>,
 }
 
-const EXPORT_COLUMNS: &str = "id, provider, level, group_id, kickoff_url, since, status_url, requested_at,
+const EXPORT_COLUMNS: &str =
+    "id, provider, level, group_id, kickoff_url, since, status_url, requested_at,
     transaction_time, requires_token, manifest, state, progress, error, deleted_at, completed_at";
 
 fn export_row(r: &Row<'_>) -> rusqlite::Result<(ExportRow, String)> {
@@ -253,7 +254,11 @@ impl Store {
 
     /// The last `X-Progress` seen.
     pub fn export_progress(&mut self, id: i64, progress: &str) -> Result<(), StoreError> {
-        self.update_export(id, "UPDATE exports SET progress = ?2 WHERE id = ?1", &progress)
+        self.update_export(
+            id,
+            "UPDATE exports SET progress = ?2 WHERE id = ?1",
+            &progress,
+        )
     }
 
     /// The manifest arrived: it and its files, in one transaction
@@ -308,7 +313,12 @@ impl Store {
     }
 
     /// A file is on disk, whole.
-    pub fn export_file_downloaded(&mut self, id: i64, n: i64, bytes: u64) -> Result<(), StoreError> {
+    pub fn export_file_downloaded(
+        &mut self,
+        id: i64,
+        n: i64,
+        bytes: u64,
+    ) -> Result<(), StoreError> {
         let tx = self.tx()?;
         tx.execute(
             "UPDATE export_files SET bytes = ?3, downloaded_at = ?4, error = NULL WHERE export_id = ?1 AND n = ?2",
