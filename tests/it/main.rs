@@ -11,6 +11,7 @@ mod corpus;
 mod daemon;
 mod demo;
 mod e2e;
+mod export;
 mod oauth1_oracle;
 mod oidc;
 mod openapi;

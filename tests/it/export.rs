@@ -1,0 +1,297 @@
+//! `rxsync export` (FHIR Bulk Data `$export`, SMART Backend Services)
+//! against an independent server: tests/oracle/bulk_server.py, Python's
+//! http.server with PyJWT verifying the client assertion (RS384 and ES384
+//! public keys made here with the `openssl` command). The binary runs the
+//! whole flow; the server records what it received.
+//!
+//! Without PyJWT (pip install 'oauthlib[signedtoken]') or openssl these
+//! tests fail; they never skip.
+
+use crate::support::{Run, TestEnv, repo_path};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Oracle {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Oracle {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Oracle {
+    fn start(keys: &std::path::Path, flags: &[&str]) -> Oracle {
+        let mut child = Command::new("python3")
+            .arg(repo_path("tests/oracle/bulk_server.py"))
+            .arg(keys)
+            .args(flags)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the server prints its port");
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("bulk_server.py did not start: {line:?}"));
+        Oracle { child, port }
+    }
+
+    fn record(&self) -> Value {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import sys,urllib.request;print(urllib.request.urlopen(sys.argv[1]).read().decode())",
+            ])
+            .arg(format!("http://127.0.0.1:{}/_record", self.port))
+            .output()
+            .expect("python3 runs");
+        serde_json::from_slice(&out.stdout).expect("record JSON")
+    }
+}
+
+/// Makes a key pair with openssl; returns the private key's path and the public key's.
+fn keypair(dir: &std::path::Path, alg: &str) -> (String, String) {
+    let private = dir.join(format!("{alg}.pem"));
+    let public = dir.join(format!("{alg}.pub.pem"));
+    let opts: &[&str] = match alg {
+        "RS384" => &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+        _ => &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+    };
+    assert!(
+        Command::new("openssl")
+            .arg("genpkey")
+            .args(opts)
+            .arg("-out")
+            .arg(&private)
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl")
+            .success()
+    );
+    assert!(
+        Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&private)
+            .arg("-out")
+            .arg(&public)
+            .status()
+            .expect("openssl")
+            .success()
+    );
+    (private.display().to_string(), public.display().to_string())
+}
+
+/// A home with both keys, a keys file for the server, and a config for `alg`.
+fn setup(alg: &str, flags: &[&str]) -> (TestEnv, Oracle, String) {
+    let env = TestEnv::new();
+    let (rs_priv, rs_pub) = keypair(env.dir.path(), "RS384");
+    let (es_priv, es_pub) = keypair(env.dir.path(), "ES384");
+    let keys = serde_json::json!({
+        "kid-rs": {"alg": "RS384", "pem": rs_pub},
+        "kid-es": {"alg": "ES384", "pem": es_pub},
+    });
+    let keys_path = env.write("keys.json", keys.to_string().as_bytes());
+    let oracle = Oracle::start(std::path::Path::new(&keys_path), flags);
+    let (key, kid) = if alg == "RS384" {
+        (rs_priv, "kid-rs")
+    } else {
+        (es_priv, "kid-es")
+    };
+    let private = std::fs::read_to_string(&key).expect("key");
+    env.write(
+        "config.toml",
+        format!(
+            r#"
+[[providers]]
+id = "payer-bulk"
+kind = "fhir"
+base_url = "http://127.0.0.1:{port}/fhir"
+[providers.bulk]
+level = "group"
+group = "medicare-cohort-1"
+[providers.auth]
+scheme = "oauth2"
+grant = "client_credentials"
+token_url = "http://127.0.0.1:{port}/token"
+client_id = "rxsync"
+client_auth = "private_key_jwt"
+private_key_file = "{key}"
+key_id = "{kid}"
+algorithm = "{alg}"
+scopes = ["system/MedicationRequest.rs", "system/Patient.rs"]
+"#,
+            port = oracle.port
+        )
+        .as_bytes(),
+    );
+    (env, oracle, private)
+}
+
+fn no_secret(run: &Run, private: &str) {
+    let body: String = private
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    for out in [&run.stdout, &run.stderr] {
+        assert!(!out.contains(&body[..40]), "the private key leaked: {out}");
+        assert!(!out.contains("eyJ"), "a JWT leaked: {out}");
+    }
+}
+
+#[test]
+fn an_es384_group_export_runs_end_to_end_and_the_next_asks_since() {
+    let (env, oracle, private) = setup("ES384", &["--require-token"]);
+    let run = env.run(&["export", "start", "--provider", "payer-bulk"]);
+    no_secret(&run, &private);
+    let out = run.ok().to_string();
+    assert!(out.contains("completed"), "{out}");
+    assert!(
+        out.contains("ERROR FILE: error processing: Patient/p3 could not be exported"),
+        "{out}"
+    );
+    let rec = oracle.record();
+    let token = &rec["tokens"][0];
+    assert_eq!(token["verified"], true, "{rec}");
+    assert_eq!(token["alg"], "ES384");
+    assert_eq!(token["kid"], "kid-es");
+    assert_eq!(
+        token["scope"],
+        "system/MedicationRequest.rs system/Patient.rs"
+    );
+    let k = &rec["kickoffs"][0];
+    assert_eq!(k["path"], "/fhir/Group/medicare-cohort-1/$export");
+    assert_eq!(k["prefer"], "respond-async");
+    assert_eq!(k["accept"], "application/fhir+json");
+    assert!(
+        k["query"]["_type"][0]
+            .as_str()
+            .expect("_type")
+            .contains("MedicationDispense")
+    );
+    assert!(k["query"].get("_since").is_none(), "{k}");
+    assert!(rec["status_polls"].as_i64().expect("polls") >= 3, "{rec}");
+    assert_eq!(rec["deletes"], 1);
+    assert_eq!(
+        rec["refused"].as_array().expect("refused").len(),
+        0,
+        "{rec}"
+    );
+
+    let status = env
+        .run(&[
+            "export",
+            "status",
+            "--provider",
+            "payer-bulk",
+            "--format",
+            "json",
+        ])
+        .json();
+    assert_eq!(status["state"], "completed");
+    assert_eq!(status["transaction_time"], "2026-12-01T10:00:00.000Z");
+    assert_eq!(status["progress"], "step 2 of 2");
+    let files = status["files"].as_array().expect("files");
+    assert_eq!(files.len(), 3);
+    let first = std::fs::read_to_string(files[0]["path"].as_str().expect("path")).expect("file");
+    assert_eq!(first.lines().count(), 2);
+    assert!(
+        files[0]["import_note"]
+            .as_str()
+            .expect("note")
+            .starts_with("2 resource(s) of 2 patient(s)")
+    );
+    assert_eq!(files[2]["kind"], "error");
+
+    // The next export asks only for what changed since the last one.
+    env.run(&["export", "start", "--provider", "payer-bulk"])
+        .ok();
+    let rec = oracle.record();
+    assert_eq!(
+        rec["kickoffs"][1]["query"]["_since"][0],
+        "2026-12-01T10:00:00.000Z"
+    );
+}
+
+#[test]
+fn an_interrupted_rs384_export_resumes_without_starting_over() {
+    let (env, oracle, private) = setup("RS384", &["--interrupt"]);
+    let run = env.run(&[
+        "export",
+        "start",
+        "--provider",
+        "payer-bulk",
+        "--group",
+        "g2",
+    ]);
+    no_secret(&run, &private);
+    let err = run.fails(1).to_string();
+    assert!(err.contains("could not be downloaded"), "{err}");
+    assert!(run.stdout.contains("FAILED"), "{}", run.stdout);
+    let status = env
+        .run(&[
+            "export",
+            "status",
+            "--provider",
+            "payer-bulk",
+            "--format",
+            "json",
+        ])
+        .json();
+    assert_eq!(status["state"], "failed");
+    assert!(status["files"][0]["downloaded_at"].is_string(), "{status}");
+    assert!(status["files"][1]["downloaded_at"].is_null());
+
+    let resumed = env.run(&["export", "resume", "--provider", "payer-bulk"]);
+    no_secret(&resumed, &private);
+    assert!(resumed.ok().contains("completed"));
+    let rec = oracle.record();
+    assert_eq!(rec["tokens"][0]["alg"], "RS384");
+    assert_eq!(
+        rec["kickoffs"].as_array().expect("kickoffs").len(),
+        1,
+        "{rec}"
+    );
+    assert_eq!(rec["kickoffs"][0]["path"], "/fhir/Group/g2/$export");
+    assert_eq!(
+        rec["downloads"]["0"], 1,
+        "file 0 was not downloaded again: {rec}"
+    );
+    assert_eq!(rec["downloads"]["1"], 2, "{rec}");
+    assert_eq!(rec["deletes"], 1);
+    assert!(
+        rec.get("unexpected_bearer").is_none(),
+        "no bearer when the manifest does not require it: {rec}"
+    );
+    // Nothing left to resume.
+    let again = env.run(&["export", "resume", "--provider", "payer-bulk"]);
+    assert!(
+        again.fails(1).contains("no unfinished export"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn a_refused_assertion_is_a_clear_error_without_the_key() {
+    let (env, _oracle, private) = setup("ES384", &[]);
+    // The server knows kid-es as ES384: claim the RS key under its name.
+    let config = std::fs::read_to_string(env.dir.path().join("config.toml"))
+        .expect("config")
+        .replace("ES384.pem", "RS384.pem")
+        .replace("algorithm = \"ES384\"", "algorithm = \"RS384\"");
+    env.write("config.toml", config.as_bytes());
+    let run = env.run(&["export", "start", "--provider", "payer-bulk"]);
+    no_secret(&run, &private);
+    let err = run.fails(1);
+    assert!(err.contains("refused the client (invalid_client"), "{err}");
+}
