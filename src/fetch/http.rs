@@ -72,7 +72,7 @@ pub enum Downloaded {
     /// A 2xx: the body is in the file, this many bytes.
     Saved { bytes: u64, credentials: bool },
     /// Any other final status: its (bounded) body, nothing written.
-    Refused(Fetched),
+    Refused(Box<Fetched>),
 }
 
 /// Why a GET failed. URLs are shown without secrets.
@@ -448,7 +448,7 @@ impl HttpClient {
                 .await?;
             if !resp.status().is_success() {
                 let read = self.read_body(resp, &head.url, trail).await?;
-                return Ok(Downloaded::Refused(head.with(read)));
+                return Ok(Downloaded::Refused(Box::new(head.with(read))));
             }
             let bytes = self.stream_to(resp, &head.url, file, limit, trail).await?;
             Ok(Downloaded::Saved {
