@@ -33,7 +33,7 @@ pub enum FileOutcome {
 }
 
 /// The importer an export hands each downloaded output file to.
-pub trait ExportSink {
+pub trait ExportSink: Send {
     fn import_file(&mut self, provider: &str, path: &Path) -> Result<FileOutcome, String>;
 }
 

@@ -212,14 +212,17 @@ impl BackendClient {
             chrono::Utc::now(),
         )?;
         let scope = self.scopes.join(" ");
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "client_credentials");
-        if !scope.is_empty() {
-            form.append_pair("scope", &scope);
-        }
-        form.append_pair("client_assertion_type", JWT_BEARER);
-        form.append_pair("client_assertion", assertion.expose_secret());
-        let body = form.finish();
+        // The serializer is not Send: build the body in a block of its own.
+        let body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "client_credentials");
+            if !scope.is_empty() {
+                form.append_pair("scope", &scope);
+            }
+            form.append_pair("client_assertion_type", JWT_BEARER);
+            form.append_pair("client_assertion", assertion.expose_secret());
+            form.finish()
+        };
         let mut resp = http
             .post(self.token_url.clone())
             .header(
