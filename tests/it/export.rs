@@ -295,3 +295,129 @@ fn a_refused_assertion_is_a_clear_error_without_the_key() {
     let err = run.fails(1);
     assert!(err.contains("refused the client (invalid_client"), "{err}");
 }
+
+#[test]
+fn a_sigkill_mid_download_is_resumed_from_the_stored_manifest() {
+    let (env, oracle, _private) = setup("ES384", &["--stall"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rxsync"))
+        .current_dir(env.dir.path())
+        .arg("--db")
+        .arg(&env.db)
+        .args(["export", "start", "--provider", "payer-bulk"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rxsync runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while oracle.record()["downloads"]["1"] != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "file 1 was never requested"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let status = env
+        .run(&[
+            "export",
+            "status",
+            "--provider",
+            "payer-bulk",
+            "--format",
+            "json",
+        ])
+        .json();
+    assert_eq!(status["state"], "downloading", "{status}");
+    assert!(status["files"][0]["downloaded_at"].is_string(), "{status}");
+    assert!(status["files"][1]["downloaded_at"].is_null(), "{status}");
+
+    let resumed = env.run(&["export", "resume", "--provider", "payer-bulk"]);
+    assert!(resumed.ok().contains("completed"), "{}", resumed.stdout);
+    let rec = oracle.record();
+    assert_eq!(
+        rec["kickoffs"].as_array().expect("kickoffs").len(),
+        1,
+        "{rec}"
+    );
+    assert_eq!(rec["downloads"]["0"], 1, "{rec}");
+    assert_eq!(rec["downloads"]["1"], 2, "{rec}");
+    let status = env
+        .run(&[
+            "export",
+            "status",
+            "--provider",
+            "payer-bulk",
+            "--format",
+            "json",
+        ])
+        .json();
+    let path = status["files"][1]["path"].as_str().expect("path");
+    assert_eq!(
+        std::fs::read_to_string(path)
+            .expect("file 1")
+            .lines()
+            .count(),
+        2,
+        "file 1 is whole"
+    );
+    assert!(!std::path::Path::new(&format!("{path}.part")).exists());
+}
+
+/// A sink that imports, counting what it was handed.
+struct Counting(Vec<String>);
+
+impl rxsync::export::ExportSink for Counting {
+    fn import_file(
+        &mut self,
+        _provider: &str,
+        path: &std::path::Path,
+    ) -> Result<rxsync::export::FileOutcome, String> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.0.push(name);
+        Ok(rxsync::export::FileOutcome::Imported("counted".into()))
+    }
+}
+
+#[test]
+fn a_resumed_export_never_hands_an_imported_file_over_again() {
+    let (env, _oracle, _private) = setup("RS384", &["--interrupt"]);
+    let path = env.dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let raw = rxsync::config::parse(&text, &path).expect("parses");
+    let config =
+        rxsync::config::resolve(raw, Some(&path), env.dir.path(), &|_| None).expect("resolves");
+    let provider = config.provider("payer-bulk").expect("provider");
+    let exporter = rxsync::export::Exporter::new(provider, &env.db).expect("exporter");
+    let mut store = rxsync::store::Store::open(&env.db).expect("store");
+    let mut sink = Counting(Vec::new());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (id, _) = rt
+        .block_on(exporter.start(&mut store, &mut sink, None, None, "test"))
+        .expect_err("file 1 is cut off");
+    let id = id.expect("recorded");
+    assert_eq!(sink.0, ["0-MedicationRequest.ndjson"]);
+    rt.block_on(exporter.resume(&mut store, &mut sink, id))
+        .expect("resumes");
+    assert_eq!(
+        sink.0,
+        ["0-MedicationRequest.ndjson", "1-Patient.ndjson"],
+        "file 0 was imported once"
+    );
+    let files = store.export_files(id).expect("files");
+    assert!(files[..2].iter().all(|f| f.imported_at.is_some()));
+    assert!(
+        files[2].imported_at.is_none(),
+        "an error file is never imported"
+    );
+    assert!(
+        files[2]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("Patient/p3 could not be exported"))
+    );
+}

@@ -11,6 +11,8 @@ Prints "PORT <n>" on stdout once listening. Records what it received, which
 GET /_record returns as JSON (never a token; only whether one was valid).
 --interrupt: the first download of file 1 sends half its body and drops
 the connection (the export stops; a resume must not start over).
+--stall: the first download of file 1 sends half its body and then waits,
+so that the test can SIGKILL the client mid-download.
 """
 import json
 import sys
@@ -25,6 +27,7 @@ import jwt
 CLIENT_ID = "rxsync"
 KEYS = {}
 INTERRUPT = "--interrupt" in sys.argv
+STALL = "--stall" in sys.argv
 REQUIRE_TOKEN = "--require-token" in sys.argv
 LOCK = threading.Lock()
 RECORD = {"tokens": [], "kickoffs": [], "status_polls": 0, "downloads": {}, "deletes": 0,
@@ -168,6 +171,16 @@ class Handler(BaseHTTPRequestHandler):
                 RECORD["downloads"][name] = RECORD["downloads"].get(name, 0) + 1
                 count = RECORD["downloads"][name]
             body = (ERROR_FILE if name == "error" else FILES[name][1]).encode()
+            if STALL and name == "1" and count == 1:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/fhir+ndjson")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                time.sleep(30)
+                self.close_connection = True
+                return
             if INTERRUPT and name == "1" and count == 1:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/fhir+ndjson")
