@@ -421,3 +421,125 @@ fn a_resumed_export_never_hands_an_imported_file_over_again() {
             .is_some_and(|e| e.contains("Patient/p3 could not be exported"))
     );
 }
+
+/// A home wired to a sandbox whose `[bulk]` knows our ES384 and RS384 keys.
+fn sandbox_setup(alg: &str, bulk_extra: &str) -> (TestEnv, crate::support::Sandbox, String) {
+    let env = TestEnv::new();
+    let data = env.dir.path().join("sandbox");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let (rs_priv, rs_pub) = keypair(&data, "RS384");
+    let (es_priv, es_pub) = keypair(&data, "ES384");
+    std::fs::write(
+        data.join("sandbox.toml"),
+        format!(
+            r#"
+[bulk]
+patients = ["bulk-1", "bulk-2"]
+{bulk_extra}
+[[bulk.clients]]
+id = "rxsync"
+kid = "kid-rs"
+algorithm = "RS384"
+public_key_file = "{rs_pub}"
+[[bulk.clients]]
+id = "rxsync"
+kid = "kid-es"
+algorithm = "ES384"
+public_key_file = "{es_pub}"
+"#
+        ),
+    )
+    .expect("sandbox.toml");
+    let sandbox = crate::support::Sandbox::start_with(&["--data", &data.display().to_string()]);
+    let (key, kid) = if alg == "RS384" {
+        (rs_priv, "kid-rs")
+    } else {
+        (es_priv, "kid-es")
+    };
+    let private = std::fs::read_to_string(&key).expect("key");
+    env.write(
+        "config.toml",
+        format!(
+            r#"
+[[providers]]
+id = "sandbox-bulk"
+kind = "fhir"
+base_url = "{base}/fhir"
+[providers.bulk]
+level = "patient"
+[providers.auth]
+scheme = "oauth2"
+grant = "client_credentials"
+token_url = "{base}/oauth2/token"
+client_id = "rxsync"
+client_auth = "private_key_jwt"
+private_key_file = "{key}"
+key_id = "{kid}"
+algorithm = "{alg}"
+scopes = ["system/*.rs"]
+"#,
+            base = sandbox.base
+        )
+        .as_bytes(),
+    );
+    (env, sandbox, private)
+}
+
+#[test]
+fn the_sandbox_exports_its_patients_to_an_es384_client() {
+    let (env, _sandbox, private) = sandbox_setup("ES384", "");
+    let run = env.run(&["export", "start", "--provider", "sandbox-bulk"]);
+    no_secret(&run, &private);
+    let out = run.ok().to_string();
+    assert!(out.contains("completed"), "{out}");
+    assert!(
+        out.contains("ERROR FILE: error not-found: Patient/bulk-gone"),
+        "{out}"
+    );
+    let status = env
+        .run(&[
+            "export",
+            "status",
+            "--provider",
+            "sandbox-bulk",
+            "--format",
+            "json",
+        ])
+        .json();
+    assert_eq!(status["level"], "patient");
+    assert!(status["deleted_at"].is_string(), "{status}");
+    let files = status["files"].as_array().expect("files");
+    assert_eq!(files[0]["type"], "Patient");
+    assert_eq!(files.len(), 5, "{status}");
+    let requests = std::fs::read_to_string(files[1]["path"].as_str().expect("path")).expect("file");
+    assert!(requests.lines().count() >= 2);
+    assert!(requests.contains("Patient/bulk-1") && requests.contains("Patient/bulk-2"));
+    assert!(
+        files[1]["import_note"]
+            .as_str()
+            .expect("note")
+            .contains("of 2 patient(s)")
+    );
+}
+
+#[test]
+fn the_sandbox_interruption_is_resumed_with_an_rs384_client() {
+    let (env, sandbox, private) = sandbox_setup("RS384", "interrupt = true\npolls = 1");
+    let run = env.run(&["export", "start", "--provider", "sandbox-bulk"]);
+    no_secret(&run, &private);
+    run.fails(1);
+    let resumed = env.run(&["export", "resume", "--provider", "sandbox-bulk"]);
+    assert!(resumed.ok().contains("completed"), "{}", resumed.stdout);
+    let (_, log) = sandbox.admin("/admin/requests", None);
+    let paths: Vec<String> = log
+        .as_array()
+        .or_else(|| log["requests"].as_array())
+        .expect("request log")
+        .iter()
+        .filter_map(|r| r["path"].as_str().map(str::to_string))
+        .collect();
+    let count = |p: &str| paths.iter().filter(|x| x.ends_with(p)).count();
+    assert_eq!(count("$export"), 1, "{paths:?}");
+    assert_eq!(count("/0"), 1, "{paths:?}");
+    assert_eq!(count("/1"), 2, "{paths:?}");
+}
