@@ -1120,6 +1120,105 @@ client_id = "rx"
         assert!(msg.contains("two providers"), "{msg}");
     }
 
+    const BULK: &str = r#"
+[[providers]]
+id = "payer-bulk"
+kind = "fhir"
+base_url = "https://fhir.payer.example/r4"
+[providers.bulk]
+level = "group"
+group = "medicare-cohort-1"
+interval = 86400
+[providers.auth]
+scheme = "oauth2"
+grant = "client_credentials"
+token_url = "https://auth.payer.example/token"
+client_id = "rxsync"
+client_auth = "private_key_jwt"
+private_key_file = "keys/payer-es384.pem"
+key_id = "rxsync-2026-12"
+algorithm = "ES384"
+scopes = ["system/MedicationRequest.rs", "system/Patient.rs"]
+"#;
+
+    #[test]
+    fn a_backend_services_bulk_provider_resolves() {
+        let p = providers(BULK).expect("valid").remove(0);
+        let bulk = p.bulk.expect("bulk");
+        assert_eq!(bulk.level, BulkLevel::Group("medicare-cohort-1".into()));
+        assert_eq!(bulk.interval, Some(Duration::from_secs(86400)));
+        match &p.auth {
+            ProviderAuth::Oauth2(o) => {
+                assert_eq!(o.grant, Oauth2Grant::ClientCredentials);
+                let k = o.private_key_jwt.as_ref().expect("key");
+                assert_eq!(k.algorithm, AssertionAlg::Es384);
+                assert_eq!(k.key_id, "rxsync-2026-12");
+                assert_eq!(
+                    k.private_key_file,
+                    Path::new("/etc/rx/keys/payer-es384.pem")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bulk_and_backend_errors_name_the_key() {
+        let rows: &[(&str, &str, &str)] = &[
+            ("level = \"group\"", "level = \"everything\"", "bulk.level"),
+            (
+                "group = \"medicare-cohort-1\"",
+                "group = \"a/b\"",
+                "bulk.group",
+            ),
+            ("level = \"group\"", "level = \"system\"", "bulk.group"),
+            ("interval = 86400", "interval = 5", "bulk.interval"),
+            (
+                "algorithm = \"ES384\"",
+                "algorithm = \"HS256\"",
+                "auth.algorithm",
+            ),
+            ("key_id = \"rxsync-2026-12\"", "", "auth.key_id"),
+            (
+                "private_key_file = \"keys/payer-es384.pem\"",
+                "",
+                "auth.private_key_file",
+            ),
+            (
+                "grant = \"client_credentials\"",
+                "grant = \"password\"",
+                "auth.grant",
+            ),
+            (
+                "client_auth = \"private_key_jwt\"",
+                "client_auth = \"post\"",
+                "auth.private_key_file",
+            ),
+            (
+                "kind = \"fhir\"",
+                "kind = \"ccr\"\ndocument_url = \"{patient}\"",
+                "bulk",
+            ),
+        ];
+        for (from, to, key) in rows {
+            assert!(BULK.contains(from), "{from}");
+            let msg = providers(&BULK.replace(from, to))
+                .expect_err(to)
+                .to_string();
+            assert!(
+                msg.contains(key) && msg.contains("payer-bulk"),
+                "{to}: {msg}"
+            );
+        }
+        let no_key = BULK
+            .replace("client_auth = \"private_key_jwt\"\n", "")
+            .replace("private_key_file = \"keys/payer-es384.pem\"\n", "")
+            .replace("key_id = \"rxsync-2026-12\"\n", "")
+            .replace("algorithm = \"ES384\"\n", "");
+        let msg = providers(&no_key).expect_err("no key").to_string();
+        assert!(msg.contains("private_key_jwt"), "{msg}");
+    }
+
     #[test]
     fn secrets_load_from_env_or_file_and_errors_never_hold_them() {
         let dir = tempfile::tempdir().expect("tempdir");
