@@ -148,11 +148,39 @@ fn no_secret(run: &Run, private: &str) {
     }
 }
 
+/// No issued access token, in output, debug logs or the database.
+fn no_token(oracle: &Oracle, env: &TestEnv, runs: &[&Run]) {
+    let rec = oracle.record();
+    let issued: Vec<&str> = rec["issued"]
+        .as_array()
+        .expect("issued")
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    assert!(!issued.is_empty());
+    let mut db = std::fs::read(&env.db).expect("db");
+    db.extend(std::fs::read(env.db.with_extension("db-wal")).unwrap_or_default());
+    let db = String::from_utf8_lossy(&db);
+    for t in issued {
+        for run in runs {
+            assert!(
+                !run.stdout.contains(t) && !run.stderr.contains(t),
+                "a token leaked"
+            );
+        }
+        assert!(!db.contains(t), "a token is in the database");
+    }
+}
+
 #[test]
 fn an_es384_group_export_runs_end_to_end_and_the_next_asks_since() {
     let (env, oracle, private) = setup("ES384", &["--require-token"]);
-    let run = env.run(&["export", "start", "--provider", "payer-bulk"]);
+    let run = env.run_with_env(
+        &["export", "start", "--provider", "payer-bulk"],
+        &[("RXSYNC_LOG", "trace")],
+    );
     no_secret(&run, &private);
+    no_token(&oracle, &env, &[&run]);
     let out = run.ok().to_string();
     assert!(out.contains("completed"), "{out}");
     assert!(
@@ -542,4 +570,63 @@ fn the_sandbox_interruption_is_resumed_with_an_rs384_client() {
     assert_eq!(count("$export"), 1, "{paths:?}");
     assert_eq!(count("/0"), 1, "{paths:?}");
     assert_eq!(count("/1"), 2, "{paths:?}");
+}
+
+#[test]
+fn cancel_deletes_the_status_url_and_bad_input_is_a_usage_error() {
+    let (env, oracle, _private) = setup("ES384", &["--interrupt"]);
+    env.run(&["export", "start", "--provider", "payer-bulk"])
+        .fails(1);
+    let out = env.run(&["export", "cancel", "--provider", "payer-bulk"]);
+    assert!(out.ok().contains("cancelled"));
+    assert_eq!(oracle.record()["deletes"], 1);
+    let status = env
+        .run(&[
+            "export",
+            "status",
+            "--provider",
+            "payer-bulk",
+            "--format",
+            "json",
+        ])
+        .json();
+    assert_eq!(status["state"], "cancelled");
+    assert!(
+        env.run(&["export", "resume", "--provider", "payer-bulk"])
+            .fails(1)
+            .contains("no unfinished export")
+    );
+    let usage: &[&[&str]] = &[
+        &["export", "start", "--provider", "nobody"],
+        &[
+            "export",
+            "start",
+            "--provider",
+            "payer-bulk",
+            "--since",
+            "yesterday",
+        ],
+        &[
+            "export",
+            "start",
+            "--provider",
+            "payer-bulk",
+            "--group",
+            "a/b",
+        ],
+    ];
+    for args in usage {
+        let run = env.run(args);
+        assert!(!run.fails(2).is_empty(), "{args:?}");
+    }
+    // A provider without [providers.bulk] is named as such.
+    let text = std::fs::read_to_string(env.dir.path().join("config.toml"))
+        .expect("config")
+        .replace(
+            "[providers.bulk]\nlevel = \"group\"\ngroup = \"medicare-cohort-1\"\n",
+            "",
+        );
+    env.write("config.toml", text.as_bytes());
+    let err = env.run(&["export", "start", "--provider", "payer-bulk"]);
+    assert!(err.fails(2).contains("[providers.bulk]"), "{}", err.stderr);
 }

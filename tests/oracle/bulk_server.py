@@ -30,8 +30,10 @@ INTERRUPT = "--interrupt" in sys.argv
 STALL = "--stall" in sys.argv
 REQUIRE_TOKEN = "--require-token" in sys.argv
 LOCK = threading.Lock()
+# "issued" holds the access tokens handed out, so that the test can look
+# for them, by value, where they must never be (output, logs, the database).
 RECORD = {"tokens": [], "kickoffs": [], "status_polls": 0, "downloads": {}, "deletes": 0,
-          "refused": []}
+          "refused": [], "issued": []}
 TOKENS = set()
 JTIS = set()
 EXPORTS = {}
@@ -125,6 +127,7 @@ class Handler(BaseHTTPRequestHandler):
         TOKENS.add(token)
         with LOCK:
             RECORD["tokens"].append(entry)
+            RECORD["issued"].append(token)
         self.send(200, json.dumps({"access_token": token, "token_type": "bearer", "expires_in": 300,
                                    "scope": form.get("scope", "")}), "application/json")
 
