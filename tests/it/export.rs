@@ -630,3 +630,56 @@ fn cancel_deletes_the_status_url_and_bad_input_is_a_usage_error() {
     let err = env.run(&["export", "start", "--provider", "payer-bulk"]);
     assert!(err.fails(2).contains("[providers.bulk]"), "{}", err.stderr);
 }
+
+#[test]
+fn the_daemon_exports_a_provider_with_a_bulk_interval() {
+    let (env, oracle, _private) = setup("ES384", &[]);
+    let text = std::fs::read_to_string(env.dir.path().join("config.toml"))
+        .expect("config")
+        .replace(
+            "group = \"medicare-cohort-1\"\n",
+            "group = \"medicare-cohort-1\"\ninterval = 3600\n",
+        );
+    env.write("config.toml", text.as_bytes());
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_rxsync"))
+        .current_dir(env.dir.path())
+        .arg("--db")
+        .arg(&env.db)
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .env("RXSYNC_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rxsync run");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut state = Value::Null;
+    while std::time::Instant::now() < deadline {
+        let run = env.run(&[
+            "export",
+            "status",
+            "--provider",
+            "payer-bulk",
+            "--format",
+            "json",
+        ]);
+        if run.code == 0 {
+            state = run.json()["state"].clone();
+            if state == "completed" {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Not due again for an hour: one export only.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_eq!(state, "completed");
+    assert_eq!(
+        oracle.record()["kickoffs"]
+            .as_array()
+            .expect("kickoffs")
+            .len(),
+        1
+    );
+}
