@@ -112,6 +112,11 @@ pub enum ExportError {
         "export {id}: the status URL still answered \"in progress\" after {secs} s; rxsync export resume polls again"
     )]
     StillRunning { id: i64, secs: u64 },
+    /// The provider no longer knows the export (its status URL answered 404 or 410).
+    #[error(
+        "export {id}: the provider no longer knows it (the status URL answered {status}); rxsync export cancel, then start a new one"
+    )]
+    Expired { id: i64, status: u16 },
     #[error("export {id} is {state}: nothing to resume")]
     NotOpen { id: i64, state: &'static str },
     #[error("cannot prepare the export folder {path}: {detail}")]
@@ -300,7 +305,16 @@ impl Exporter {
                     provider: self.id().to_string(),
                     detail: "the stored status URL is not a URL".into(),
                 })?;
-            let manifest = self.poll(store, id, &status).await?;
+            let manifest = match self.poll(store, id, &status).await {
+                Err(ExportError::Bulk(e)) if e.is_gone() => {
+                    let status = match e {
+                        BulkError::Status { status, .. } => status,
+                        _ => 404,
+                    };
+                    return Err(ExportError::Expired { id, status });
+                }
+                other => other?,
+            };
             self.record_manifest(store, id, &manifest)?;
             row = store.export(id)?;
         }

@@ -11,7 +11,7 @@ CREATE TABLE exports (
     requested_at      TEXT NOT NULL,
     transaction_time  TEXT,                        -- from the manifest
     requires_token    INTEGER,                     -- manifest requiresAccessToken (0/1)
-    manifest          TEXT,                        -- the manifest as received (JSON)
+    manifest          TEXT,                        -- the manifest as rxsync read it (JSON)
     state             TEXT NOT NULL,               -- 'starting' | 'in_progress' | 'downloading' | 'completed' | 'failed' | 'cancelled'
     progress          TEXT,                        -- the last X-Progress
     error             TEXT,                        -- why the last run stopped

@@ -683,3 +683,20 @@ fn the_daemon_exports_a_provider_with_a_bulk_interval() {
         1
     );
 }
+
+#[test]
+fn the_bearer_never_goes_to_a_file_on_another_origin() {
+    let (env, oracle, _private) = setup("ES384", &["--require-token", "--foreign-error-file"]);
+    let run = env.run(&["export", "start", "--provider", "payer-bulk"]);
+    run.fails(1);
+    assert!(
+        run.stdout.contains("FAILED") && run.stdout.contains("401"),
+        "{}",
+        run.stdout
+    );
+    let rec = oracle.record();
+    assert_eq!(rec["file_auth"]["0.ndjson"], true, "{rec}");
+    assert_eq!(rec["file_auth"]["error.ndjson"], false, "{rec}");
+    // The export is not deleted while a file is missing.
+    assert_eq!(rec["deletes"], 0);
+}

@@ -11,6 +11,9 @@ Prints "PORT <n>" on stdout once listening. Records what it received, which
 GET /_record returns as JSON (never a token; only whether one was valid).
 --interrupt: the first download of file 1 sends half its body and drops
 the connection (the export stops; a resume must not start over).
+--foreign-error-file: the manifest lists the error file at http://localhost:PORT,
+another origin than the 127.0.0.1 the client was configured with: the bearer must
+not go there (the download is refused with 401 and recorded).
 --stall: the first download of file 1 sends half its body and then waits,
 so that the test can SIGKILL the client mid-download.
 """
@@ -28,6 +31,7 @@ CLIENT_ID = "rxsync"
 KEYS = {}
 INTERRUPT = "--interrupt" in sys.argv
 STALL = "--stall" in sys.argv
+FOREIGN = "--foreign-error-file" in sys.argv
 REQUIRE_TOKEN = "--require-token" in sys.argv
 LOCK = threading.Lock()
 # "issued" holds the access tokens handed out, so that the test can look
@@ -141,6 +145,9 @@ class Handler(BaseHTTPRequestHandler):
         if open_file and self.headers.get("Authorization"):
             with LOCK:
                 RECORD["unexpected_bearer"] = RECORD.get("unexpected_bearer", 0) + 1
+        if path.startswith("/files/"):
+            with LOCK:
+                RECORD.setdefault("file_auth", {})[path.rsplit("/", 1)[1]] = bool(self.headers.get("Authorization"))
         if not open_file and not self.authorized():
             return
         if path.endswith("/$export"):
@@ -166,7 +173,8 @@ class Handler(BaseHTTPRequestHandler):
                         "requiresAccessToken": REQUIRE_TOKEN,
                         "output": [{"type": FILES[n][0], "url": "%s/files/%s/%s.ndjson" % (self.base(), eid, n)}
                                    for n in sorted(FILES)],
-                        "error": [{"type": "OperationOutcome", "url": "%s/files/%s/error.ndjson" % (self.base(), eid)}]}
+                        "error": [{"type": "OperationOutcome", "url": "%s/files/%s/error.ndjson" % (
+                            self.base().replace("127.0.0.1", "localhost") if FOREIGN else self.base(), eid)}]}
             return self.send(200, json.dumps(manifest), "application/json")
         if path.startswith("/files/"):
             name = path.rsplit("/", 1)[1].split(".")[0]
