@@ -7,89 +7,27 @@
 //!
 //! The protocol is `fetch::bulk`'s; the importer is an `ExportSink` passed
 //! in (the NDJSON bulk importer at merge time; `AwaitingBulkImport` until
-//! then). This module holds no `reqwest` type and writes no SQL.
+//! then, `sink.rs`). `schedule.rs` is the daemon's pure "is it due" rule.
+//! This module holds no `reqwest` type and writes no SQL.
 
 use crate::config::{BulkLevel, Provider, ProviderAuth};
 use crate::fetch::auth::redact;
 use crate::fetch::backend::{AssertionKey, BackendClient, BackendError};
 use crate::fetch::bulk::{BulkClient, BulkError, Manifest, Status, kickoff_url};
 use crate::store::{ExportFileRow, ExportRow, ExportState, NewExport, Store, StoreError};
-use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use url::Url;
 
+mod schedule;
+mod sink;
+
+pub use schedule::{export_due, next_export_at};
+pub use sink::{AwaitingBulkImport, ExportSink, FileOutcome, count_ndjson, error_file_issues};
+
 /// How long one run polls a status URL before it stops (the export stays
 /// `in_progress` for a later `resume`).
 pub const MAX_POLLING: Duration = Duration::from_secs(6 * 3600);
-
-/// What an importer did with one downloaded file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileOutcome {
-    /// Imported: never handed over again. The note says what it did.
-    Imported(String),
-    /// Kept for a later import; handed over again by the next resume.
-    Deferred(String),
-}
-
-/// The importer an export hands each downloaded output file to.
-pub trait ExportSink: Send {
-    fn import_file(&mut self, provider: &str, path: &Path) -> Result<FileOutcome, String>;
-}
-
-/// The sink used until the NDJSON bulk importer (`src/bulk/`) is wired in:
-/// it reads each file's lines (counting resources and the patients they
-/// name), imports nothing, and says the file awaits `rxsync import --bulk`.
-pub struct AwaitingBulkImport;
-
-impl ExportSink for AwaitingBulkImport {
-    fn import_file(&mut self, _provider: &str, path: &Path) -> Result<FileOutcome, String> {
-        let (resources, patients, unreadable) = count_ndjson(path)?;
-        Ok(FileOutcome::Deferred(format!(
-            "{resources} resource(s) of {patients} patient(s){}; downloaded, awaiting bulk import (rxsync import --bulk)",
-            if unreadable > 0 {
-                format!(", {unreadable} unreadable line(s)")
-            } else {
-                String::new()
-            }
-        )))
-    }
-}
-
-/// Counts an NDJSON file's resources, the distinct patients they name, and
-/// the lines that are not JSON objects.
-pub fn count_ndjson(path: &Path) -> Result<(u64, usize, u64), String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut patients = std::collections::BTreeSet::new();
-    let (mut resources, mut unreadable) = (0u64, 0u64);
-    for line in std::io::BufReader::new(file).lines() {
-        let line = line.map_err(|e| format!("{}: {e}", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<serde_json::Value>(&line) {
-            Ok(v) if v.is_object() => {
-                resources += 1;
-                if let Some(p) = patient_of(&v) {
-                    patients.insert(p);
-                }
-            }
-            _ => unreadable += 1,
-        }
-    }
-    Ok((resources, patients.len(), unreadable))
-}
-
-/// The patient a resource belongs to: a Patient's own id, else its
-/// `subject` / `patient` / `beneficiary` reference.
-fn patient_of(v: &serde_json::Value) -> Option<String> {
-    if v.get("resourceType")?.as_str()? == "Patient" {
-        return v.get("id")?.as_str().map(|id| format!("Patient/{id}"));
-    }
-    ["subject", "patient", "beneficiary"]
-        .iter()
-        .find_map(|k| v.get(*k)?.get("reference")?.as_str().map(str::to_string))
-}
 
 /// Why an export could not go on. Never carries a key or a token.
 #[derive(Debug, thiserror::Error)]
@@ -492,119 +430,5 @@ impl Exporter {
                 Err(e)
             }
         }
-    }
-}
-
-/// The issues of an `error` file (OperationOutcome NDJSON), one per line,
-/// joined; bounded.
-pub fn error_file_issues(path: &Path) -> String {
-    let Ok(text) = std::fs::read(path) else {
-        return "the error file cannot be read".into();
-    };
-    let issues: Vec<String> = text
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-        .map(|l| {
-            crate::fetch::bulk::operation_outcome_text(l)
-                .unwrap_or_else(|| "a line that is not an OperationOutcome".into())
-        })
-        .take(50)
-        .collect();
-    if issues.is_empty() {
-        "an empty error file".into()
-    } else {
-        issues.join(" | ")
-    }
-}
-
-/// Whether a provider's scheduled export is due (pure): never exported, or
-/// the last request is at least `interval` ago.
-pub fn export_due(
-    last_requested: Option<chrono::DateTime<chrono::Utc>>,
-    interval: Duration,
-    now: chrono::DateTime<chrono::Utc>,
-) -> bool {
-    match last_requested {
-        None => true,
-        Some(t) => chrono::Duration::from_std(interval).is_ok_and(|i| now - t >= i),
-    }
-}
-
-/// When a provider's next scheduled export is due (pure): now when due.
-pub fn next_export_at(
-    last_requested: Option<chrono::DateTime<chrono::Utc>>,
-    interval: Duration,
-    now: chrono::DateTime<chrono::Utc>,
-) -> chrono::DateTime<chrono::Utc> {
-    match (last_requested, chrono::Duration::from_std(interval)) {
-        (Some(t), Ok(i)) if !export_due(last_requested, interval, now) => t + i,
-        _ => now,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_export_is_due_after_its_interval() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-12-06T12:00:00Z")
-            .expect("time")
-            .to_utc();
-        let day = Duration::from_secs(86400);
-        let rows: &[(Option<&str>, bool)] = &[
-            (None, true),
-            (Some("2026-12-05T12:00:00Z"), true),
-            (Some("2026-12-05T11:00:00Z"), true),
-            (Some("2026-12-05T12:00:01Z"), false),
-            (Some("2026-12-06T11:59:00Z"), false),
-        ];
-        for (last, due) in rows {
-            let last = last.map(|l| {
-                chrono::DateTime::parse_from_rfc3339(l)
-                    .expect("time")
-                    .to_utc()
-            });
-            assert_eq!(export_due(last, day, now), *due, "{last:?}");
-            let next = next_export_at(last, day, now);
-            assert_eq!(next == now, *due, "{last:?}");
-        }
-    }
-
-    #[test]
-    fn the_waiting_sink_counts_and_imports_nothing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("0-MedicationRequest.ndjson");
-        std::fs::write(
-            &path,
-            "{\"resourceType\":\"MedicationRequest\",\"subject\":{\"reference\":\"Patient/1\"}}\n\
-             {\"resourceType\":\"MedicationRequest\",\"subject\":{\"reference\":\"Patient/2\"}}\n\
-             not json\n\n\
-             {\"resourceType\":\"Patient\",\"id\":\"1\"}\n",
-        )
-        .expect("write");
-        let out = AwaitingBulkImport.import_file("p", &path).expect("reads");
-        let FileOutcome::Deferred(note) = out else {
-            panic!("{out:?}")
-        };
-        assert!(
-            note.starts_with("3 resource(s) of 2 patient(s), 1 unreadable line(s)"),
-            "{note}"
-        );
-    }
-
-    #[test]
-    fn error_files_read_as_issues() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("e.ndjson");
-        std::fs::write(
-            &path,
-            "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"error\",\"code\":\"not-found\",\"diagnostics\":\"Patient/7 is gone\"}]}\n",
-        )
-        .expect("write");
-        assert_eq!(
-            error_file_issues(&path),
-            "error not-found: Patient/7 is gone"
-        );
     }
 }
