@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod dict;
 pub mod domain;
 pub mod excerpt;
+pub mod export;
 pub mod fetch;
 pub mod import;
 pub mod normalize;

@@ -6,6 +6,7 @@
 mod context;
 mod demo;
 mod dict;
+mod export;
 mod import;
 mod key;
 mod link;
@@ -65,6 +66,9 @@ enum Command {
     /// Link patients to provider accounts (tokens in the vault), list and revoke links
     #[command(subcommand)]
     Link(link::Command),
+    /// FHIR Bulk Data $export from a provider (SMART Backend Services): start, status, resume, cancel
+    #[command(subcommand)]
+    Export(export::Command),
     /// Show a patient's normalized regimens
     #[command(subcommand)]
     Regimen(regimen::Command),
@@ -166,6 +170,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Dict(c) => dict::run(&global, c),
         Command::Import(a) => import::run(&global, a),
         Command::Link(c) => link::run(&global, c),
+        Command::Export(c) => export::run(&global, c),
         Command::Regimen(c) => regimen::run(&global, c),
         Command::Queue(c) => queue::run(&global, c),
         Command::Key(c) => key::run(&global, c),

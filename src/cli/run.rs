@@ -42,6 +42,8 @@ pub fn run(global: &Global, a: Args) -> CliResult {
     } else {
         Some(AppState::new(&db, &review).map_err(|e| Failure::Usage(e.into()))?)
     };
+    let providers = ctx.config.providers.clone();
+    let normalize_options = ctx.config.normalize_options();
     let (puller, store) = ctx.puller()?;
     drop(store);
     // Secrets are read per pull; say now what will fail then.
@@ -49,7 +51,7 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         eprintln!("warning: {problem}; this provider's syncs will fail until it is fixed");
         tracing::warn!(problem = %problem, "provider configuration");
     }
-    let daemon = Daemon::new(puller, db)?;
+    let daemon = Daemon::new(puller, db.clone())?;
     let rt = runtime()?;
     let summary = rt.block_on(async {
         let (stop, stopped) = watch::channel(false);
@@ -74,8 +76,15 @@ pub fn run(global: &Global, a: Args) -> CliResult {
             "rxsync run: serving {scheme}://{addr} (review UI, /healthz /readyz /metrics); Ctrl-C stops"
         );
         let server = spawn_server(listener, web, daemon.router(), stopped.clone());
+        let mut exports = rxsync::daemon::exports::spawn(
+            &providers,
+            &db,
+            &normalize_options,
+            stopped.clone(),
+        );
         let summary = daemon.run(stopped).await;
         let _ = server.await;
+        while exports.join_next().await.is_some() {}
         daemon.close().await;
         Ok(summary)
     })?;

@@ -70,6 +70,12 @@ pub struct RawBulk {
     /// resource's identifiers against local MRNs; `"link"` (the default): links only.
     #[serde(rename = "match")]
     pub match_by: Option<String>,
+    /// `system`, `group` or `patient` (`rxsync export`).
+    pub level: Option<String>,
+    /// The Group id (level = "group").
+    pub group: Option<String>,
+    /// Seconds between the daemon's exports of this provider (none: only on demand).
+    pub interval: Option<u64>,
 }
 
 /// How `import --bulk` finds the local patient of a remote one.
@@ -116,6 +122,13 @@ pub struct RawAuth {
     pub scopes: Option<Vec<String>>,
     pub revocation_url: Option<String>,
     pub introspection_url: Option<String>,
+    /// `authorization_code` (default: links made by consent) or
+    /// `client_credentials` (SMART Backend Services).
+    pub grant: Option<String>,
+    /// `client_auth = "private_key_jwt"`: the PEM private key, its `kid`, RS384 or ES384.
+    pub private_key_file: Option<PathBuf>,
+    pub key_id: Option<String>,
+    pub algorithm: Option<String>,
     // both
     pub placement: Option<String>,
 }
@@ -255,6 +268,66 @@ pub enum ClientAuth {
     Post,
 }
 
+/// The algorithm of `private_key_jwt` client assertions (SMART asks for these two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssertionAlg {
+    Rs384,
+    Es384,
+}
+
+impl AssertionAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssertionAlg::Rs384 => "RS384",
+            AssertionAlg::Es384 => "ES384",
+        }
+    }
+}
+
+/// The key of `client_auth = "private_key_jwt"` (RFC 7523). The file is
+/// read only when a token is needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertionKeySettings {
+    pub private_key_file: PathBuf,
+    pub key_id: String,
+    pub algorithm: AssertionAlg,
+}
+
+/// The OAuth 2.0 grant a provider is used with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oauth2Grant {
+    /// Per-patient links made by consent (the default).
+    AuthorizationCode,
+    /// SMART Backend Services: a token for rxsync itself (bulk export).
+    ClientCredentials,
+}
+
+/// A provider's `[providers.bulk]`: where `$export` runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkSettings {
+    pub level: BulkLevel,
+    /// Seconds between scheduled exports; `None`: only `rxsync export start`.
+    pub interval: Option<Duration>,
+}
+
+/// The level of a `$export` kick-off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BulkLevel {
+    System,
+    Group(String),
+    Patient,
+}
+
+impl BulkLevel {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BulkLevel::System => "system",
+            BulkLevel::Group(_) => "group",
+            BulkLevel::Patient => "patient",
+        }
+    }
+}
+
 /// OAuth 2.0 settings of a provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Oauth2Settings {
@@ -267,6 +340,10 @@ pub struct Oauth2Settings {
     pub scopes: Vec<String>,
     pub revocation_url: Option<Url>,
     pub introspection_url: Option<Url>,
+    pub grant: Oauth2Grant,
+    /// `client_auth = "private_key_jwt"`: the assertion rides in the request
+    /// body (so `client_auth` is `Post`) and is signed with this key.
+    pub private_key_jwt: Option<AssertionKeySettings>,
 }
 
 /// A provider's auth scheme.
@@ -301,6 +378,8 @@ pub struct Provider {
     pub max_in_flight: Option<usize>,
     /// FHIR: how searches are made and referenced Medications fetched.
     pub search: SearchSettings,
+    /// `[providers.bulk]`, for `rxsync export` (FHIR providers only).
+    pub bulk: Option<BulkSettings>,
     pub auth: ProviderAuth,
     /// How a bulk export's patients are matched (`[providers.bulk] match`).
     pub bulk_match: BulkMatch,
@@ -527,7 +606,7 @@ fn resolve_one(
         )
     })?;
     let auth = resolve_auth(raw_auth, &base_url, base, &e)?;
-    let bulk_match = match p.bulk.and_then(|b| b.match_by).as_deref() {
+    let bulk_match = match p.bulk.as_ref().and_then(|b| b.match_by.as_deref()) {
         None | Some("link") => BulkMatch::Link,
         Some("mrn") => BulkMatch::Mrn,
         Some(other) => {
@@ -537,6 +616,7 @@ fn resolve_one(
             ));
         }
     };
+    let bulk = p.bulk.map(|b| resolve_bulk(b, kind, &e)).transpose()?;
     Ok(Provider {
         id,
         kind,
@@ -548,6 +628,7 @@ fn resolve_one(
         interval,
         max_in_flight: p.max_in_flight,
         search,
+        bulk,
         auth,
         bulk_match,
     })
@@ -663,6 +744,51 @@ fn resolve_search(
     Ok(settings)
 }
 
+fn resolve_bulk(
+    b: RawBulk,
+    kind: ProviderKind,
+    e: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<BulkSettings, ConfigError> {
+    if kind != ProviderKind::Fhir {
+        return Err(e("bulk", "is only for fhir providers".into()));
+    }
+    let level = match (b.level.as_deref(), b.group) {
+        (Some("system") | None, None) => BulkLevel::System,
+        (Some("patient"), None) => BulkLevel::Patient,
+        (Some("group"), Some(g)) => {
+            if g.is_empty()
+                || !g
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            {
+                return Err(e(
+                    "bulk.group",
+                    format!("{g:?} is not a FHIR id (A-Z a-z 0-9 - .)"),
+                ));
+            }
+            BulkLevel::Group(g)
+        }
+        (Some("group"), None) => {
+            return Err(e("bulk.group", "is missing (level = \"group\")".into()));
+        }
+        (Some("system" | "patient") | None, Some(_)) => {
+            return Err(e("bulk.group", "is only for level = \"group\"".into()));
+        }
+        (Some(other), _) => {
+            return Err(e(
+                "bulk.level",
+                format!("must be \"system\", \"group\" or \"patient\", not {other:?}"),
+            ));
+        }
+    };
+    let interval = match b.interval {
+        Some(0) => return Err(e("bulk.interval", "must be above 0".into())),
+        Some(s) if s < 60 => return Err(e("bulk.interval", "must be at least 60 seconds".into())),
+        other => other.map(Duration::from_secs),
+    };
+    Ok(BulkSettings { level, interval })
+}
+
 fn resolve_auth(
     a: RawAuth,
     base_url: &Url,
@@ -719,6 +845,10 @@ fn resolve_auth(
                     ("scopes", a.scopes.is_some()),
                     ("revocation_url", a.revocation_url.is_some()),
                     ("introspection_url", a.introspection_url.is_some()),
+                    ("grant", a.grant.is_some()),
+                    ("private_key_file", a.private_key_file.is_some()),
+                    ("key_id", a.key_id.is_some()),
+                    ("algorithm", a.algorithm.is_some()),
                 ],
             )?;
             let consumer_key = a
@@ -812,6 +942,18 @@ fn resolve_auth(
                     ("body_hash", a.body_hash.is_some()),
                 ],
             )?;
+            let grant = match a.grant.as_deref() {
+                None | Some("authorization_code") => Oauth2Grant::AuthorizationCode,
+                Some("client_credentials") => Oauth2Grant::ClientCredentials,
+                Some(other) => {
+                    return Err(e(
+                        "auth.grant",
+                        format!(
+                            "must be \"authorization_code\" or \"client_credentials\", not {other:?}"
+                        ),
+                    ));
+                }
+            };
             let url_key = |key: &str, v: Option<&str>| -> Result<Option<Url>, ConfigError> {
                 v.map(|u| {
                     base_url
@@ -834,16 +976,77 @@ fn resolve_auth(
                 "client_secret_file",
                 a.client_secret_file,
             )?;
+            let jwt = a.client_auth.as_deref() == Some("private_key_jwt");
             let client_auth = match a.client_auth.as_deref() {
                 None | Some("basic") => ClientAuth::Basic,
-                Some("post") => ClientAuth::Post,
+                Some("post" | "private_key_jwt") => ClientAuth::Post,
                 Some(other) => {
                     return Err(e(
                         "auth.client_auth",
-                        format!("must be \"basic\" or \"post\", not {other:?}"),
+                        format!(
+                            "must be \"basic\", \"post\" or \"private_key_jwt\", not {other:?}"
+                        ),
                     ));
                 }
             };
+            let private_key_jwt = if jwt {
+                if client_secret != SecretSource::None {
+                    return Err(e(
+                        "auth.client_secret_env",
+                        "(or client_secret_file) is not used with client_auth = \"private_key_jwt\"".into(),
+                    ));
+                }
+                let private_key_file =
+                    a.private_key_file.map(|f| base.join(f)).ok_or_else(|| {
+                        e(
+                            "auth.private_key_file",
+                            "is missing (a PEM private key)".into(),
+                        )
+                    })?;
+                let key_id = a
+                    .key_id
+                    .filter(|k| !k.is_empty())
+                    .ok_or_else(|| e("auth.key_id", "is missing (the key's kid)".into()))?;
+                let algorithm = match a.algorithm.as_deref() {
+                    Some("RS384") => AssertionAlg::Rs384,
+                    Some("ES384") => AssertionAlg::Es384,
+                    Some(other) => {
+                        return Err(e(
+                            "auth.algorithm",
+                            format!("must be \"RS384\" or \"ES384\", not {other:?}"),
+                        ));
+                    }
+                    None => return Err(e("auth.algorithm", "is missing (RS384 or ES384)".into())),
+                };
+                Some(AssertionKeySettings {
+                    private_key_file,
+                    key_id,
+                    algorithm,
+                })
+            } else {
+                refuse(
+                    "oauth2",
+                    &[
+                        ("private_key_file", a.private_key_file.is_some()),
+                        ("key_id", a.key_id.is_some()),
+                        ("algorithm", a.algorithm.is_some()),
+                    ],
+                )
+                .map_err(|_| {
+                    e(
+                        "auth.private_key_file",
+                        "(and key_id, algorithm) are only for client_auth = \"private_key_jwt\""
+                            .into(),
+                    )
+                })?;
+                None
+            };
+            if grant == Oauth2Grant::ClientCredentials && private_key_jwt.is_none() {
+                return Err(e(
+                    "auth.client_auth",
+                    "must be \"private_key_jwt\" with grant = \"client_credentials\" (SMART Backend Services)".into(),
+                ));
+            }
             Ok(ProviderAuth::Oauth2(Box::new(Oauth2Settings {
                 token_url,
                 client_id,
@@ -856,6 +1059,8 @@ fn resolve_auth(
                     "auth.introspection_url",
                     a.introspection_url.as_deref(),
                 )?,
+                grant,
+                private_key_jwt,
             })))
         }
         Some(other) => Err(e(
@@ -1182,6 +1387,105 @@ client_id = "rx"
             .expect_err("ccr")
             .to_string();
         assert!(msg.contains("search") && msg.contains("acme"), "{msg}");
+    }
+
+    const BULK: &str = r#"
+[[providers]]
+id = "payer-bulk"
+kind = "fhir"
+base_url = "https://fhir.payer.example/r4"
+[providers.bulk]
+level = "group"
+group = "medicare-cohort-1"
+interval = 86400
+[providers.auth]
+scheme = "oauth2"
+grant = "client_credentials"
+token_url = "https://auth.payer.example/token"
+client_id = "rxsync"
+client_auth = "private_key_jwt"
+private_key_file = "keys/payer-es384.pem"
+key_id = "rxsync-2026-12"
+algorithm = "ES384"
+scopes = ["system/MedicationRequest.rs", "system/Patient.rs"]
+"#;
+
+    #[test]
+    fn a_backend_services_bulk_provider_resolves() {
+        let p = providers(BULK).expect("valid").remove(0);
+        let bulk = p.bulk.expect("bulk");
+        assert_eq!(bulk.level, BulkLevel::Group("medicare-cohort-1".into()));
+        assert_eq!(bulk.interval, Some(Duration::from_secs(86400)));
+        match &p.auth {
+            ProviderAuth::Oauth2(o) => {
+                assert_eq!(o.grant, Oauth2Grant::ClientCredentials);
+                let k = o.private_key_jwt.as_ref().expect("key");
+                assert_eq!(k.algorithm, AssertionAlg::Es384);
+                assert_eq!(k.key_id, "rxsync-2026-12");
+                assert_eq!(
+                    k.private_key_file,
+                    Path::new("/etc/rx/keys/payer-es384.pem")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bulk_and_backend_errors_name_the_key() {
+        let rows: &[(&str, &str, &str)] = &[
+            ("level = \"group\"", "level = \"everything\"", "bulk.level"),
+            (
+                "group = \"medicare-cohort-1\"",
+                "group = \"a/b\"",
+                "bulk.group",
+            ),
+            ("level = \"group\"", "level = \"system\"", "bulk.group"),
+            ("interval = 86400", "interval = 5", "bulk.interval"),
+            (
+                "algorithm = \"ES384\"",
+                "algorithm = \"HS256\"",
+                "auth.algorithm",
+            ),
+            ("key_id = \"rxsync-2026-12\"", "", "auth.key_id"),
+            (
+                "private_key_file = \"keys/payer-es384.pem\"",
+                "",
+                "auth.private_key_file",
+            ),
+            (
+                "grant = \"client_credentials\"",
+                "grant = \"password\"",
+                "auth.grant",
+            ),
+            (
+                "client_auth = \"private_key_jwt\"",
+                "client_auth = \"post\"",
+                "auth.private_key_file",
+            ),
+            (
+                "kind = \"fhir\"",
+                "kind = \"ccr\"\ndocument_url = \"{patient}\"",
+                "bulk",
+            ),
+        ];
+        for (from, to, key) in rows {
+            assert!(BULK.contains(from), "{from}");
+            let msg = providers(&BULK.replace(from, to))
+                .expect_err(to)
+                .to_string();
+            assert!(
+                msg.contains(key) && msg.contains("payer-bulk"),
+                "{to}: {msg}"
+            );
+        }
+        let no_key = BULK
+            .replace("client_auth = \"private_key_jwt\"\n", "")
+            .replace("private_key_file = \"keys/payer-es384.pem\"\n", "")
+            .replace("key_id = \"rxsync-2026-12\"\n", "")
+            .replace("algorithm = \"ES384\"\n", "");
+        let msg = providers(&no_key).expect_err("no key").to_string();
+        assert!(msg.contains("private_key_jwt"), "{msg}");
     }
 
     #[test]

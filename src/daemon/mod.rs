@@ -15,6 +15,7 @@
 //! every job queued before).
 
 pub mod breaker;
+pub mod exports;
 pub mod metrics;
 
 use crate::pull::{PullReport, Puller};

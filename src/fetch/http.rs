@@ -56,6 +56,28 @@ pub struct Fetched {
     pub credentials: bool,
 }
 
+impl Fetched {
+    /// The redirect facts of `self` (a followed head) with the response of `read`.
+    fn with(self, read: Fetched) -> Fetched {
+        Fetched {
+            hops: self.hops,
+            moves: self.moves,
+            url: self.url,
+            credentials: self.credentials,
+            ..read
+        }
+    }
+}
+
+/// A body streamed to a file by `HttpClient::download`.
+#[derive(Debug)]
+pub enum Downloaded {
+    /// A 2xx: the body is in the file, this many bytes.
+    Saved { bytes: u64, credentials: bool },
+    /// Any other final status: its (bounded) body, nothing written.
+    Refused(Box<Fetched>),
+}
+
 /// Why a GET failed. URLs are shown without secrets.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FetchError {
@@ -201,8 +223,26 @@ impl HttpClient {
         accept: &str,
         trail: &mut Vec<Hop>,
     ) -> Result<Fetched, FetchError> {
+        self.get_with(start, cred, accept, &HeaderMap::new(), trail)
+            .await
+    }
+
+    /// `get` with extra request headers (FHIR Bulk Data's `Prefer: respond-async`).
+    pub async fn get_with(
+        &self,
+        start: &Url,
+        cred: &dyn Credential,
+        accept: &str,
+        extra: &HeaderMap,
+        trail: &mut Vec<Hop>,
+    ) -> Result<Fetched, FetchError> {
         let total = self.limits.timeout;
-        match tokio::time::timeout(total, self.follow(start, cred, accept, trail)).await {
+        let fetch = async {
+            let (resp, f) = self.follow(start, cred, accept, extra, trail).await?;
+            let read = self.read_body(resp, &f.url, trail).await?;
+            Ok(f.with(read))
+        };
+        match tokio::time::timeout(total, fetch).await {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout {
                 url: redact(start),
@@ -212,13 +252,16 @@ impl HttpClient {
         }
     }
 
+    /// Follows redirects from `start` to a final response, whose body is
+    /// left unread; the `Fetched` returned has an empty body.
     async fn follow(
         &self,
         start: &Url,
         cred: &dyn Credential,
         accept: &str,
+        extra: &HeaderMap,
         trail: &mut Vec<Hop>,
-    ) -> Result<Fetched, FetchError> {
+    ) -> Result<(reqwest::Response, Fetched), FetchError> {
         let mut url = cred.strip(start);
         let mut visited = vec![url.clone()];
         let mut moves = Vec::new();
@@ -230,18 +273,21 @@ impl HttpClient {
             let attach = may_credential && self.trusts(&url);
             let use_cred: &dyn Credential = if attach { cred } else { &Anonymous };
             let resp = self
-                .send_with_retries(&url, use_cred, accept, trail)
+                .send_with_retries(&url, use_cred, accept, extra, trail)
                 .await?;
             let status = resp.status();
             if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
-                let read = self.read_body(resp, &url, trail).await?;
-                return Ok(Fetched {
+                let head = Fetched {
+                    status: status.as_u16(),
+                    url,
+                    media_type: None,
+                    headers: HeaderMap::new(),
+                    body: Vec::new(),
                     hops,
                     moves,
-                    url,
                     credentials: attach,
-                    ..read
-                });
+                };
+                return Ok((resp, head));
             }
             let location = resp
                 .headers()
@@ -307,6 +353,7 @@ impl HttpClient {
         url: &Url,
         cred: &dyn Credential,
         accept: &str,
+        extra: &HeaderMap,
         trail: &mut Vec<Hop>,
     ) -> Result<reqwest::Response, FetchError> {
         let mut attempt = 0u32;
@@ -322,7 +369,11 @@ impl HttpClient {
                 detail,
             })?;
             let credentials = auth.is_some() || cred.strip(&request_url) != request_url;
-            let mut req = self.client.get(request_url).header(header::ACCEPT, accept);
+            let mut req = self
+                .client
+                .get(request_url)
+                .header(header::ACCEPT, accept)
+                .headers(extra.clone());
             if let Some(a) = auth {
                 req = req.header(header::AUTHORIZATION, a);
             }
@@ -411,6 +462,99 @@ impl HttpClient {
                 }
             }
         }
+    }
+
+    /// GETs `start` like `get`, but streams a successful body into `file`
+    /// (created or truncated), refusing more than `limit` bytes. The whole
+    /// request is bounded by the provider's `timeout` times four: bulk
+    /// files are larger than documents, and the read timeout still bounds
+    /// a stalled body.
+    pub async fn download(
+        &self,
+        start: &Url,
+        cred: &dyn Credential,
+        accept: &str,
+        file: &std::path::Path,
+        limit: u64,
+        trail: &mut Vec<Hop>,
+    ) -> Result<Downloaded, FetchError> {
+        let total = self.limits.timeout.saturating_mul(4);
+        let fetch = async {
+            let (resp, head) = self
+                .follow(start, cred, accept, &HeaderMap::new(), trail)
+                .await?;
+            if !resp.status().is_success() {
+                let read = self.read_body(resp, &head.url, trail).await?;
+                return Ok(Downloaded::Refused(Box::new(head.with(read))));
+            }
+            let bytes = self.stream_to(resp, &head.url, file, limit, trail).await?;
+            Ok(Downloaded::Saved {
+                bytes,
+                credentials: head.credentials,
+            })
+        };
+        match tokio::time::timeout(total, fetch).await {
+            Ok(r) => r,
+            Err(_) => Err(FetchError::Timeout {
+                url: redact(start),
+                what: "timeout × 4, the whole download",
+                secs: total.as_secs(),
+            }),
+        }
+    }
+
+    async fn stream_to(
+        &self,
+        mut resp: reqwest::Response,
+        url: &Url,
+        file: &std::path::Path,
+        limit: u64,
+        trail: &mut [Hop],
+    ) -> Result<u64, FetchError> {
+        use tokio::io::AsyncWriteExt as _;
+        let too_large = || FetchError::TooLarge {
+            url: redact(url),
+            limit,
+        };
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let io = |e: std::io::Error| FetchError::Truncated {
+            url: redact(url),
+            detail: format!("cannot write {}: {e}", file.display()),
+        };
+        let mut out = tokio::fs::File::create(file).await.map_err(io)?;
+        let mut written = 0u64;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    written += chunk.len() as u64;
+                    if written > limit {
+                        return Err(too_large());
+                    }
+                    out.write_all(&chunk).await.map_err(io)?;
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => {
+                    return Err(FetchError::Timeout {
+                        url: redact(url),
+                        what: "read timeout, the body",
+                        secs: self.limits.read_timeout.as_secs(),
+                    });
+                }
+                Err(e) => {
+                    return Err(FetchError::Truncated {
+                        url: redact(url),
+                        detail: describe(&e).0,
+                    });
+                }
+            }
+        }
+        out.sync_all().await.map_err(io)?;
+        if let Some(h) = trail.last_mut() {
+            h.bytes = Some(written);
+        }
+        Ok(written)
     }
 
     /// Reads a final response's body, streamed and cut at the limit:

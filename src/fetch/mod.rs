@@ -5,9 +5,13 @@
 //! loop; `oauth2` refreshes and revokes tokens; `fhir` knows FHIR searches
 //! (US Core parameters, `_include` by CapabilityStatement, referenced
 //! Medications, the collection Bundle); `limit` is a provider's request
-//! budget. `pull` orchestrates them: it turns a link into document bytes.
+//! budget; `backend` gets SMART Backend Services tokens (`private_key_jwt`);
+//! `bulk` speaks the FHIR Bulk Data `$export` protocol. `pull` orchestrates
+//! them: it turns a link into document bytes.
 
 pub mod auth;
+pub mod backend;
+pub mod bulk;
 pub mod fhir;
 pub mod http;
 pub mod limit;

@@ -58,6 +58,62 @@ pub struct SandboxConfig {
     pub medication_reference: bool,
     /// `_include=…:medication` is honoured, and announced in `/fhir/metadata`.
     pub search_include: bool,
+    /// FHIR Bulk Data `$export` and its SMART Backend Services clients.
+    pub bulk: BulkConfig,
+}
+
+/// `[bulk]`: the `$export` the sandbox serves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BulkConfig {
+    /// The patients every export covers (generated like the others).
+    pub patients: Vec<String>,
+    /// How many status requests answer 202 (`Retry-After: 1`, `X-Progress`) before the manifest.
+    pub polls: u32,
+    /// Whether output files need the bearer (`requiresAccessToken`).
+    pub require_token: bool,
+    /// The first download of each export's second file is cut off mid-body.
+    pub interrupt: bool,
+    /// Lifetime of a backend-services access token, in seconds.
+    pub access_token_ttl: u64,
+    /// Clients that authenticate with a `private_key_jwt` client assertion.
+    pub clients: Vec<BulkClientConfig>,
+}
+
+/// One SMART Backend Services client: its public key (RS384 or ES384).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkClientConfig {
+    pub id: String,
+    /// The `kid` its assertions name.
+    pub kid: String,
+    /// `RS384` or `ES384`.
+    pub algorithm: String,
+    /// A PEM public key (SPKI; PKCS#1 for RSA too), relative to the data directory.
+    pub public_key_file: PathBuf,
+}
+
+impl Default for BulkConfig {
+    fn default() -> BulkConfig {
+        BulkConfig {
+            patients: vec!["bulk-1".into(), "bulk-2".into(), "bulk-3".into()],
+            polls: 2,
+            require_token: true,
+            interrupt: false,
+            access_token_ttl: 300,
+            clients: Vec::new(),
+        }
+    }
+}
+
+/// A backend-services client as the token endpoint needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct BulkClient {
+    pub id: String,
+    pub kid: String,
+    pub rsa: bool,
+    /// The PEM public key, checked when the configuration was resolved.
+    pub public_pem: String,
 }
 
 /// Where a credential may travel: the `Authorization` header, the query, or either.
@@ -236,6 +292,7 @@ impl Default for SandboxConfig {
             persist_state: false,
             medication_reference: false,
             search_include: false,
+            bulk: BulkConfig::default(),
         }
     }
 }
@@ -288,6 +345,8 @@ pub(crate) struct Settings {
     pub persist_state: bool,
     pub medication_reference: bool,
     pub search_include: bool,
+    pub bulk: BulkConfig,
+    pub bulk_clients: Vec<BulkClient>,
 }
 
 impl Settings {
@@ -415,7 +474,59 @@ pub(crate) fn resolve(
             ));
         }
     }
+    let mut bulk_clients = Vec::new();
+    for (i, c) in config.bulk.clients.iter().enumerate() {
+        let key = |field: &str| format!("bulk.clients[{i}].{field}");
+        let rsa = match c.algorithm.as_str() {
+            "RS384" => true,
+            "ES384" => false,
+            other => {
+                return Err(bad(
+                    key("algorithm"),
+                    format!("must be RS384 or ES384, not {other:?}"),
+                ));
+            }
+        };
+        let path =
+            data_dir.map_or_else(|| c.public_key_file.clone(), |d| d.join(&c.public_key_file));
+        let pem = std::fs::read_to_string(&path).map_err(|e| {
+            bad(
+                key("public_key_file"),
+                format!("cannot be read ({}: {e})", path.display()),
+            )
+        })?;
+        let parsed = if rsa {
+            jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes())
+        } else {
+            jsonwebtoken::DecodingKey::from_ec_pem(pem.as_bytes())
+        };
+        if parsed.is_err() {
+            return Err(bad(
+                key("public_key_file"),
+                format!("is not a PEM {} public key", c.algorithm),
+            ));
+        }
+        bulk_clients.push(BulkClient {
+            id: c.id.clone(),
+            kid: c.kid.clone(),
+            rsa,
+            public_pem: pem,
+        });
+    }
+    if config
+        .bulk
+        .patients
+        .iter()
+        .any(|p| super::generate::RemotePatient::parse(p).is_err())
+    {
+        return Err(bad(
+            "bulk.patients".into(),
+            "holds a name that is not a patient id".into(),
+        ));
+    }
     Ok(Settings {
+        bulk: config.bulk.clone(),
+        bulk_clients,
         base_url,
         medications: config.medications,
         page_size: config.page_size,

@@ -19,6 +19,7 @@
 //! directory (patient ids are validated before they name a file); hold a
 //! lock across an await.
 
+mod bulk;
 mod catalog;
 mod config;
 mod documents;

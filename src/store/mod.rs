@@ -15,6 +15,7 @@ mod accounts;
 mod audit;
 mod bulk;
 mod dictionary;
+mod exports;
 mod imports;
 mod links;
 mod mappings;
@@ -28,6 +29,7 @@ pub use accounts::{LoginFailures, Role, UserName, UserView};
 pub use audit::AuditEntry;
 pub use bulk::{BadLine, StagedLine};
 pub use dictionary::DictStats;
+pub use exports::{ExportFileRow, ExportRow, ExportState, NewExport};
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
 pub use links::{
     ClaimError, ClaimedLink, DueLink, FailedPull, LinkSecrets, LinkView, NewLink, PullRecord,
@@ -80,6 +82,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0009_bulk_staging",
         include_str!("../../schemas/sqlite/0009_bulk_staging.sql"),
+    ),
+    (
+        "0010_exports",
+        include_str!("../../schemas/sqlite/0010_exports.sql"),
     ),
 ];
 

@@ -13,6 +13,7 @@ mod corpus;
 mod daemon;
 mod demo;
 mod e2e;
+mod export;
 mod oauth1_oracle;
 mod oidc;
 mod openapi;

@@ -12,6 +12,7 @@
 
 mod admin;
 mod auth;
+mod bulk;
 mod oauth2;
 mod reply;
 mod resources;
@@ -33,6 +34,7 @@ use http::{HeaderMap, StatusCode};
 use rand::RngCore;
 use serde::Serialize;
 
+use super::bulk::BulkState;
 use super::config::Settings;
 use super::documents::DocCache;
 use super::grants::GrantStore;
@@ -101,6 +103,8 @@ pub(crate) struct App {
     pub log: Mutex<RequestLog>,
     pub stats: Stats,
     pub docs: DocCache,
+    /// Backend-services tokens and bulk exports.
+    pub bulk: Mutex<BulkState>,
 }
 
 pub(crate) type Shared = std::sync::Arc<App>;
@@ -157,6 +161,7 @@ impl App {
             log: Mutex::new(RequestLog::new(REQUEST_LOG_CAPACITY, REQUEST_LOG_BYTES)),
             stats: Stats::default(),
             docs: DocCache::new(DOC_CACHE_CAPACITY),
+            bulk: Mutex::new(BulkState::default()),
         }
     }
 
@@ -240,6 +245,11 @@ pub(crate) fn router(app: Shared) -> Router {
         .route("/ccr/{patient}", get(resources::ccr))
         .route("/ccda/{patient}", get(resources::ccda))
         .route("/fhir/{kind}", get(resources::fhir))
+        .route("/fhir/$export", get(bulk::kickoff_system))
+        .route("/fhir/Patient/$export", get(bulk::kickoff_patient))
+        .route("/fhir/Group/{id}/$export", get(bulk::kickoff_group))
+        .route("/bulk/status/{id}", get(bulk::status).delete(bulk::delete))
+        .route("/bulk/files/{id}/{name}", get(bulk::file))
         .route("/fhir/{kind}/{id}", get(resources::read))
         .route(
             "/.well-known/smart-configuration",

@@ -156,6 +156,18 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// `POST /oauth2/token`.
 pub(crate) async fn token(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    // SMART Backend Services: the client authenticates by its assertion.
+    if let Ok(form) = Form::read(&headers, &body)
+        && form.get("grant_type") == Some("client_credentials")
+    {
+        return super::bulk::token(
+            &app,
+            &headers,
+            form.get("client_assertion_type"),
+            form.get("client_assertion"),
+            form.get("scope"),
+        );
+    }
     let (form, client) = match client_request(&app, &headers, &body) {
         Ok(r) => r,
         Err(refusal) => return refusal,

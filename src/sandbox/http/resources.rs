@@ -262,7 +262,10 @@ fn page(
 
 /// The patient's documents, built on first use (off the async threads,
 /// since a data directory means file reads).
-async fn patient_docs(app: &Shared, patient: &str) -> Result<Arc<PatientDocs>, Response> {
+pub(super) async fn patient_docs(
+    app: &Shared,
+    patient: &str,
+) -> Result<Arc<PatientDocs>, Response> {
     let Ok(patient) = RemotePatient::parse(patient) else {
         return Err(reply::outcome(
             StatusCode::NOT_FOUND,
