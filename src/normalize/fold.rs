@@ -354,6 +354,17 @@ fn build(group: Vec<&Member<'_>>) -> (Item, Option<(super::ExceptionKind, String
         dispenser: latest_claim
             .and_then(|r| r.dispenser.clone())
             .or_else(|| first(|r| &r.dispenser)),
+        section: {
+            let mut sections: Vec<&str> = Vec::new();
+            for (_, r, _, _) in group.iter() {
+                if let Some(s) = r.section.as_deref()
+                    && !sections.contains(&s)
+                {
+                    sections.push(s);
+                }
+            }
+            (!sections.is_empty()).then(|| sections.join("; "))
+        },
         sources: group
             .iter()
             .filter_map(|(_, r, _, _)| r.source.clone())

@@ -210,6 +210,9 @@ pub struct Item {
     pub quantity: Option<String>,
     /// The pharmacy of the latest fill.
     pub dispenser: Option<String>,
+    /// The document sections its records were listed in (C-CDA:
+    /// `Medications`, `Discharge Medications`, …), joined with "; ".
+    pub section: Option<String>,
     /// The records folded into this item.
     pub sources: Vec<SourceRef>,
     /// Their positions in the parser's output (`ParsedDocument::records`):

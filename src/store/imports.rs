@@ -474,9 +474,9 @@ fn insert_items(tx: &Connection, regimen_id: i64, items: &[Item]) -> Result<Vec<
     let mut ins = tx.prepare_cached(
         "INSERT INTO items (regimen_id, position, ndc11, ndc_original, ndc_inferred, mapping, name, brand, codes,
          ingredient_codes, strength, form, route, dose, frequency, sig, status, status_original, start_date, stop_date,
-         prescribed_date, prescriber, sources, records, ndc12, evidence, days_supply, quantity, dispenser)
+         prescribed_date, prescriber, sources, records, ndc12, evidence, days_supply, quantity, dispenser, section)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24,
-         ?25, ?26, ?27, ?28, ?29)",
+         ?25, ?26, ?27, ?28, ?29, ?30)",
     )?;
     let mut ids = Vec::with_capacity(items.len());
     for (position, item) in items.iter().enumerate() {
@@ -511,6 +511,7 @@ fn insert_items(tx: &Connection, regimen_id: i64, items: &[Item]) -> Result<Vec<
             item.days_supply,
             item.quantity,
             item.dispenser,
+            item.section,
         ])?;
         ids.push(tx.last_insert_rowid());
     }

@@ -87,6 +87,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_exports",
         include_str!("../../schemas/sqlite/0010_exports.sql"),
     ),
+    (
+        "0011_item_section",
+        include_str!("../../schemas/sqlite/0011_item_section.sql"),
+    ),
 ];
 
 /// What went wrong in the store.

@@ -56,6 +56,8 @@ pub struct ItemView {
     pub days_supply: Option<String>,
     pub quantity: Option<String>,
     pub dispenser: Option<String>,
+    /// The document sections its records were listed in (C-CDA), when any.
+    pub section: Option<String>,
     /// Kinds of this item's open exceptions.
     pub flags: Vec<String>,
     /// Every exception of this item, whatever its state.
@@ -262,7 +264,7 @@ const SELECT_ITEM: &str = "SELECT i.id, i.position, i.ndc11, i.ndc_original, i.n
         'proprietary_name', p.proprietary_name, 'nonproprietary_name', p.nonproprietary_name,
         'dosage_form', p.dosage_form, 'route', p.route, 'labeler', p.labeler,
         'ingredients', json(p.ingredients), 'excluded', json(CASE WHEN p.excluded THEN 'true' ELSE 'false' END)) END,
-    i.sources, i.removed_at, i.removed_by, i.ingredient_codes, i.evidence, i.days_supply, i.quantity, i.dispenser
+    i.sources, i.removed_at, i.removed_by, i.ingredient_codes, i.evidence, i.days_supply, i.quantity, i.dispenser, i.section
     FROM items i LEFT JOIN dict_packages k ON k.ndc11 = COALESCE(i.ndc11, i.ndc12)
     LEFT JOIN dict_products p ON p.product_id = k.product_id";
 
@@ -324,6 +326,7 @@ fn row_to_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemView> {
         days_supply: r.get(27)?,
         quantity: r.get(28)?,
         dispenser: r.get(29)?,
+        section: r.get(30)?,
         flags: Vec::new(),
         exceptions: Vec::new(),
         mapping: json_col(r, 20)?,

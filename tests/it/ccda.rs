@@ -60,6 +60,40 @@ fn a_ccd_is_imported_with_its_ndcs_mapped_and_its_excerpts_shown() {
 }
 
 #[test]
+fn each_item_says_which_section_of_the_document_listed_it() {
+    let env = TestEnv::with_dictionary_and(&["pat-1", "pat-2"]);
+    env.import(&sample("r21-discharge-summary.xml"), "pat-1");
+    let regimen = env
+        .run(&["regimen", "show", "--patient", "pat-1", "--format", "json"])
+        .json();
+    let mut sections: Vec<&str> = regimen["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["section"].as_str())
+        .collect();
+    sections.sort_unstable();
+    assert_eq!(
+        sections,
+        ["Discharge Medications", "Medications Administered"],
+        "{regimen}"
+    );
+    // A home medication list says so too; a FHIR list has no sections.
+    env.import(&sample("r21-ccd.xml"), "pat-2");
+    let home = env
+        .run(&["regimen", "show", "--patient", "pat-2", "--format", "json"])
+        .json();
+    assert!(
+        home["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|i| i["section"] == "Medications"),
+        "{home}"
+    );
+}
+
+#[test]
 fn the_format_can_be_named_and_an_r11_ccd_with_prefixes_reads() {
     let env = TestEnv::with_dictionary_and(&["pat-1"]);
     let path = sample("r11-ccd.xml").display().to_string();

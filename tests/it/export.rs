@@ -443,7 +443,10 @@ fn a_resumed_export_never_hands_an_imported_file_over_again() {
         "imported together, once"
     );
     // Completed: nothing is left to resume, so nothing is handed over again.
-    assert!(rt.block_on(exporter.resume(&mut store, &mut sink, id)).is_err());
+    assert!(
+        rt.block_on(exporter.resume(&mut store, &mut sink, id))
+            .is_err()
+    );
     assert_eq!(
         sink.0.len(),
         2,

@@ -179,6 +179,7 @@ fn item_table(i: &ItemView) -> Markup {
             tr { th { "sig" } td { (i.sig.as_deref().unwrap_or("")) } }
             tr { th { "status" } td { (i.status) @if let Some(o) = &i.status_original { " (as written: " (o) ")" } } }
             @if i.evidence == "claim" { tr { th { "evidence" } td { "pharmacy claims only: filled, not proof that it is taken" } } }
+            @if let Some(s) = &i.section { tr { th { "listed in" } td { "the document's " (s) " section" } } }
             @if i.days_supply.is_some() || i.quantity.is_some() || i.dispenser.is_some() {
                 tr { th { "latest fill" } td {
                     (i.quantity.as_deref().unwrap_or("—")) ", " (i.days_supply.as_deref().unwrap_or("—")) " days supply, " (i.dispenser.as_deref().unwrap_or("pharmacy not given"))

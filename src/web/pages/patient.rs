@@ -341,6 +341,7 @@ mod tests {
             days_supply: None,
             quantity: None,
             dispenser: None,
+            section: None,
             flags: vec![],
             exceptions: vec![],
             mapping: None,
