@@ -357,7 +357,12 @@ pub fn normalize(
     // The document's words are checked against the product before the
     // product may complete them: a contradicted product lends nothing.
     for (i, item) in items.iter_mut().enumerate() {
-        match mismatch::flag(i, item) {
+        let records: Vec<&MedRecord> = item
+            .records
+            .iter()
+            .filter_map(|&o| doc.records.get(o))
+            .collect();
+        match mismatch::flag(i, item, &records) {
             Some(flag) => flags.push(flag),
             None => fold::fill_from_product(item),
         }

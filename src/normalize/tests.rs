@@ -2127,3 +2127,110 @@ fn a_cancelled_claim_is_not_the_latest_fill() {
     let r = run_on(vec![alone], "2026-10-25", 30);
     assert_eq!(r.items[0].status, MedStatus::Cancelled);
 }
+
+// ---- names are checked per record, and links fold only one drug ----
+
+#[test]
+fn a_linked_record_naming_another_drug_is_neither_folded_nor_vouched_for() {
+    // (rule, request text, claim line display, items, flags)
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static str,
+        usize,
+        Vec<(Option<usize>, ExceptionKind)>,
+    );
+    let rows: Vec<Row> = vec![
+        (
+            "a claim for another drug than its prescription stays its own item",
+            "Lisinopril 10 mg oral tablet",
+            "Glucophage 500 MG Oral Tablet",
+            2,
+            vec![(Some(0), ExceptionKind::NonNdcCode)],
+        ),
+        (
+            "a claim for the prescribed drug under its brand folds",
+            "metformin 500 mg oral tablet",
+            "Glucophage 500 MG Oral Tablet",
+            1,
+            vec![],
+        ),
+        (
+            "a claim whose line names the prescribed drug's generic folds",
+            "Glucophage",
+            "metFORMIN HCl 500 MG Oral Tablet",
+            1,
+            vec![],
+        ),
+    ];
+    for (rule, request_text, display, items, flags) in rows {
+        let request = rec(
+            "MedicationRequest",
+            "rx-9",
+            request_text,
+            &[("http://www.nlm.nih.gov/research/umls/rxnorm", "314076")],
+        );
+        let mut request = request;
+        request.status = Some("active".to_string());
+        let mut line = claim("eob-1#1", "00087606005", "2026-10-01", "30");
+        line.codes = vec![Code::new(
+            "http://hl7.org/fhir/sid/ndc",
+            "00087606005",
+            Some(display),
+        )];
+        line.name = Some(display.to_string());
+        line.related = vec!["MedicationRequest/rx-9".to_string()];
+        let r = run_on(vec![request, line], "2026-10-15", 30);
+        assert_eq!(r.items.len(), items, "{rule}: {:?}", r.items);
+        assert_eq!(kinds(&r), flags, "{rule}");
+        assert_eq!(
+            r.items[0].name.as_deref(),
+            Some(request_text),
+            "{rule}: the request keeps its text"
+        );
+        if items == 2 {
+            assert_eq!(
+                r.items[0].ndc11, None,
+                "{rule}: no Glucophage NDC on Lisinopril"
+            );
+            assert_eq!(r.items[0].status, MedStatus::Active, "{rule}");
+            assert_eq!(
+                r.items[1].ndc11.map(|n| n.to_string()).as_deref(),
+                Some("00087606005"),
+                "{rule}"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_folded_records_text_is_checked_against_the_product() {
+    // Folded by the same NDC and sig, the Glucophage text must not vouch
+    // for the Lisinopril one.
+    let a = with_sig(
+        rec(
+            "MedicationStatement",
+            "s1",
+            "Lisinopril 10 mg oral tablet",
+            &[("NDC", "0087-6060-05")],
+        ),
+        "1 daily",
+    );
+    let b = with_sig(
+        rec(
+            "MedicationStatement",
+            "s2",
+            "Glucophage 500 MG Oral Tablet",
+            &[("NDC", "0087-6060-05")],
+        ),
+        "1 daily",
+    );
+    let r = run(vec![b, a]);
+    assert_eq!(r.items.len(), 1);
+    assert_eq!(kinds(&r), vec![(Some(0), ExceptionKind::NdcNameMismatch)]);
+    assert!(
+        r.flags[0].detail.contains("Lisinopril 10 mg oral tablet"),
+        "{}",
+        r.flags[0].detail
+    );
+}
