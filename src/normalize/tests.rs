@@ -2234,3 +2234,65 @@ fn each_folded_records_text_is_checked_against_the_product() {
         r.flags[0].detail
     );
 }
+
+#[test]
+fn a_decision_is_never_remembered_under_a_placeholder_ndc() {
+    let stated = Stated {
+        name: Some("Lisinopril 10 mg tablet"),
+        strength: None,
+        form: None,
+    };
+    let by_name = ("text".to_string(), "lisinopril 10 mg tablet||".to_string());
+    // (placeholder or invalid code, exception kind)
+    let rows = [
+        ("00000000000", ExceptionKind::InvalidNdc),
+        ("0000000000", ExceptionKind::InvalidNdc),
+        ("00000-0000-00", ExceptionKind::InvalidNdc),
+        ("000000000000", ExceptionKind::InvalidNdc),
+        ("99999999999", ExceptionKind::InvalidNdc),
+        ("99999-9999-99", ExceptionKind::InvalidNdc),
+        ("1234567", ExceptionKind::InvalidNdc),
+        ("12-34-56", ExceptionKind::UnmappedNdc),
+    ];
+    for (code, kind) in rows {
+        let codes = [Code::new("NDC", code, None)];
+        assert_eq!(
+            decision_keys(kind, &codes, &[], stated),
+            vec![by_name.clone()],
+            "{code}: remembered under the name, strength and form"
+        );
+        // A decision remembered under the code itself (as before this
+        // rule) reaches no other drug written with it...
+        let mut mappings = CodeMappings::new();
+        mappings.insert(
+            ("NDC".to_string(), code.to_string()),
+            decided("00006010654", "dr.a", Some(1)),
+        );
+        let other = rec(
+            "MedicationRequest",
+            "m1",
+            "Metformin 500 mg",
+            &[("NDC", code)],
+        );
+        let r = run_with(vec![other.clone()], &mappings, 50);
+        assert_eq!(r.items[0].mapping, None, "{code}");
+        assert_eq!(r.items[0].ndc11, None, "{code}");
+        assert_eq!(
+            kinds(&r),
+            vec![(Some(0), ExceptionKind::InvalidNdc)],
+            "{code}"
+        );
+        // ...while one remembered under the name reaches only that name.
+        let mut mappings = CodeMappings::new();
+        mappings.insert(by_name.clone(), decided("00006010654", "dr.a", Some(1)));
+        let same = rec(
+            "MedicationRequest",
+            "m2",
+            "Lisinopril 10 mg tablet",
+            &[("NDC", code)],
+        );
+        let r = run_with(vec![same, other], &mappings, 50);
+        assert!(r.items[0].mapping.is_some(), "{code}");
+        assert_eq!(r.items[1].mapping, None, "{code}: Metformin is not mapped");
+    }
+}
