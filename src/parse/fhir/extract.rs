@@ -11,8 +11,8 @@ use super::claim;
 use super::model::{CodeableConcept, Resource, Str, non_empty};
 use super::record::{Reader, Systems};
 use crate::parse::{
-    DocFormat, LeftOut, MedRecord, ParseError, ParsedDocument, Problem, ProblemKind, SourceRef,
-    UnreadableRecord,
+    DocFormat, LeftOut, MAX_UNREADABLE_RECORDS, MedRecord, ParseError, ParsedDocument, Problem,
+    ProblemKind, SourceRef, UnreadableRecord,
 };
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -106,6 +106,9 @@ pub struct Builder<'a> {
     using: usize,
     left_out: Vec<LeftOut>,
     unreadable: Vec<UnreadableRecord>,
+    /// The first unreadable entry past `MAX_UNREADABLE_RECORDS`, and how
+    /// many there were from it on: they are summed up in one record.
+    unreadable_more: Option<(UnreadableRecord, usize)>,
     patient_ref: Option<Str<'a>>,
     /// Other patients the document's resources name (a few suffice to say so).
     other_patients: Vec<Str<'a>>,
@@ -129,6 +132,7 @@ impl<'a> Builder<'a> {
             using: 0,
             left_out: Vec::new(),
             unreadable: Vec::new(),
+            unreadable_more: None,
             patient_ref: None,
             other_patients: Vec::new(),
             problems: Vec::new(),
@@ -143,8 +147,17 @@ impl<'a> Builder<'a> {
     }
 
     /// An entry that could not be read: it is named, never dropped.
+    /// Past `MAX_UNREADABLE_RECORDS` they are counted, and summed up in
+    /// one more record by `finish`.
     pub fn unreadable(&mut self, record: UnreadableRecord) {
-        self.unreadable.push(record);
+        if self.unreadable.len() < MAX_UNREADABLE_RECORDS {
+            self.unreadable.push(record);
+            return;
+        }
+        match &mut self.unreadable_more {
+            Some((_, n)) => *n += 1,
+            None => self.unreadable_more = Some((record, 1)),
+        }
     }
 
     /// The next resource of the document.
@@ -369,12 +382,22 @@ impl<'a> Builder<'a> {
                 ),
             });
         }
+        let mut unreadable = self.unreadable;
+        if let Some((mut first, n)) = self.unreadable_more {
+            first.reason = format!(
+                "{n} more entries could not be read, from this one on (only the first \
+                 {MAX_UNREADABLE_RECORDS} unreadable entries of a document are listed one by one); \
+                 this one: {}",
+                first.reason
+            );
+            unreadable.push(first);
+        }
         Ok(ParsedDocument {
             format: self.source.format,
             records,
             problems,
             left_out: self.left_out,
-            unreadable: self.unreadable,
+            unreadable,
             patient_ref,
         })
     }

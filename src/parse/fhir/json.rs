@@ -16,7 +16,7 @@ use super::extract::{self, Builder, Entry, Source};
 use super::model::{Resource, Str};
 use super::{MAX_BUNDLE_DEPTH, READ_TOP_LEVEL};
 use crate::parse::{
-    DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind, SourceRef,
+    DocFormat, ParseError, ParsedDocument, Position, Positions, Problem, ProblemKind, SourceRef,
     UNREADABLE_EXCERPT_LIMIT, UnreadableRecord,
 };
 use serde::Deserialize;
@@ -106,8 +106,12 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
     };
     if kind == "Bundle" {
         let mut builder = Builder::new(source, head.entry.len());
-        let mut ordinal = 0;
-        collect_bundle(body, head.entry, 0, &mut ordinal, &mut builder);
+        let mut at = Walk {
+            doc: body,
+            ordinal: 0,
+            positions: Positions::new(body),
+        };
+        collect_bundle(head.entry, 0, &mut at, &mut builder);
         return builder.finish();
     }
     // A single resource: its whole text is the excerpt. It was already read
@@ -127,19 +131,28 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
     builder.finish()
 }
 
+/// Where a Bundle's reading stands: its entries are met in document
+/// order, so each one's place is counted on from the last one's.
+struct Walk<'a> {
+    doc: &'a [u8],
+    /// Every Bundle entry met so far, nested ones and ones without a
+    /// resource included (as a reader counts them), so that an unreadable
+    /// one can be named by its place.
+    ordinal: usize,
+    positions: Positions<'a>,
+}
+
 /// Reads each entry's resource; a nested Bundle (a batch-response carries
 /// searchset Bundles) contributes its own entries.
-///
-/// `ordinal` counts the entries read so far, nested ones included, so that
-/// an unreadable one can be named by its place.
 fn collect_bundle<'a>(
-    doc: &'a [u8],
     raw_entries: Vec<BundleEntry<'a>>,
     depth: usize,
-    ordinal: &mut usize,
+    walk: &mut Walk<'a>,
     builder: &mut Builder<'a>,
 ) {
     for raw_entry in raw_entries {
+        let ordinal = walk.ordinal;
+        walk.ordinal += 1;
         let Some(raw) = raw_entry.resource else {
             continue; // Transaction and batch responses carry entries without one.
         };
@@ -147,8 +160,7 @@ fn collect_bundle<'a>(
         let resource: Resource = match serde_json::from_str(text) {
             Ok(resource) => resource,
             Err(e) => {
-                builder.unreadable(unreadable_entry(doc, text, *ordinal, &e));
-                *ordinal += 1;
+                builder.unreadable(unreadable_entry(walk, text, ordinal, &e));
                 continue;
             }
         };
@@ -163,15 +175,11 @@ fn collect_bundle<'a>(
                 continue;
             }
             match serde_json::from_str::<Head>(text) {
-                Ok(inner) => collect_bundle(doc, inner.entry, depth + 1, ordinal, builder),
-                Err(e) => {
-                    builder.unreadable(unreadable_entry(doc, text, *ordinal, &e));
-                    *ordinal += 1;
-                }
+                Ok(inner) => collect_bundle(inner.entry, depth + 1, walk, builder),
+                Err(e) => builder.unreadable(unreadable_entry(walk, text, ordinal, &e)),
             }
             continue;
         }
-        *ordinal += 1;
         builder.push(Entry {
             full_url: raw_entry.full_url,
             excerpt: text,
@@ -352,16 +360,19 @@ impl<'de, 'b> Visitor<'de> for EntrySeed<'b, 'de> {
 /// far as they can be read, with where it starts, what failed where, and
 /// its text.
 fn unreadable_entry(
-    doc: &[u8],
+    walk: &mut Walk<'_>,
     text: &str,
     entry: usize,
     e: &serde_json::Error,
 ) -> UnreadableRecord {
     // `text` is a slice of `doc`, so its distance from the start of `doc` is
     // its offset (computed on addresses, never dereferenced).
-    let base = (text.as_ptr() as usize).saturating_sub(doc.as_ptr() as usize);
-    let failed_at =
-        Position::of_offset(doc, base + offset_in(text.as_bytes(), e.line(), e.column()));
+    let base = (text.as_ptr() as usize).saturating_sub(walk.doc.as_ptr() as usize);
+    // In document order: where it starts, then where it failed.
+    let at = walk.positions.at(base);
+    let failed_at = walk
+        .positions
+        .at(base + offset_in(text.as_bytes(), e.line(), e.column()));
     // serde_json's message ends with its own (entry-relative) position.
     let message = e.to_string();
     let message = message
@@ -370,7 +381,7 @@ fn unreadable_entry(
     let (kind, id) = loose_ident(text);
     UnreadableRecord {
         source: kind.map(|kind| SourceRef { kind, id }),
-        at: Some(Position::of_offset(doc, base)),
+        at: Some(at),
         entry: Some(entry),
         reason: format!("{message} at {failed_at}"),
         excerpt: cut(text, UNREADABLE_EXCERPT_LIMIT),

@@ -1531,3 +1531,79 @@ proptest! {
         let _ = parse_xml(&bytes[..cut]);
     }
 }
+
+/// The place of the first `n` occurrences of `needle` in `text`, as
+/// `Position::of_offset` reads it.
+fn places_of(text: &str, needle: &str, n: usize) -> Vec<Position> {
+    text.match_indices(needle)
+        .take(n)
+        .map(|(i, _)| Position::of_offset(text.as_bytes(), i))
+        .collect()
+}
+
+#[test]
+fn thousands_of_unreadable_entries_are_capped_and_placed_in_document_order() {
+    let cap = crate::parse::MAX_UNREADABLE_RECORDS;
+    // (format, document, bad entries, where each bad resource starts)
+    let json_bad = 20_000;
+    let mut json =
+        String::from("{\"resourceType\":\"Bundle\",\"entry\":[\n{\"fullUrl\":\"urn:no-resource\"}");
+    for i in 0..json_bad {
+        json.push_str(&format!(
+            ",\n{{\"fullUrl\":\"urn:é{i}\",\"resource\":{{\"resourceType\":\"MedicationRequest\",\"id\":\"b{i}\",\"authoredOn\":20240101}}}}"
+        ));
+    }
+    json.push_str("]}");
+    let xml_bad = 2_000;
+    let mut xml = String::from(
+        "<Bundle xmlns=\"http://hl7.org/fhir\"><type value=\"searchset\"/>\n<entry><fullUrl value=\"urn:no-resource\"/></entry>",
+    );
+    for i in 0..xml_bad {
+        xml.push_str(&format!(
+            "\n<entry><fullUrl value=\"urn:é{i}\"/><resource><MedicationRequest><id value=\"b{i}\"/><status value=\"active\"/><status value=\"stopped\"/></MedicationRequest></resource></entry>"
+        ));
+    }
+    xml.push_str("</Bundle>");
+    let rows = [
+        (
+            "json",
+            &json,
+            json_bad,
+            "{\"resourceType\":\"MedicationRequest\"",
+        ),
+        ("xml", &xml, xml_bad, "<MedicationRequest>"),
+    ];
+    for (format, text, bad, starts) in rows {
+        let doc = if format == "json" {
+            parse_json(text.as_bytes())
+        } else {
+            parse_xml(text.as_bytes())
+        }
+        .unwrap_or_else(|e| panic!("{format}: {e}"));
+        assert_eq!(text.matches(starts).count(), bad, "{format}");
+        let places = places_of(text, starts, cap + 1);
+        assert_eq!(
+            doc.unreadable.len(),
+            cap + 1,
+            "{format}: the cap and one summary"
+        );
+        for (k, record) in doc.unreadable.iter().enumerate() {
+            // Entry 0 has no resource, and is counted all the same.
+            assert_eq!(record.entry, Some(k + 1), "{format} #{k}");
+            assert_eq!(record.at, Some(places[k]), "{format} #{k}");
+            assert_eq!(
+                record.source.as_ref().and_then(|s| s.id.clone()),
+                Some(format!("b{k}")),
+                "{format} #{k}"
+            );
+        }
+        let summary = &doc.unreadable[cap];
+        assert!(
+            summary
+                .reason
+                .starts_with(&format!("{} more entries could not be read", bad - cap)),
+            "{format}: {}",
+            summary.reason
+        );
+    }
+}

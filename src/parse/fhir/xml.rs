@@ -12,7 +12,7 @@ use super::extract::{self, Builder, Entry, Source};
 use super::model::Resource;
 use super::{MAX_BUNDLE_DEPTH, READ_TOP_LEVEL};
 use crate::parse::{
-    DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind, SourceRef,
+    DocFormat, ParseError, ParsedDocument, Position, Positions, Problem, ProblemKind, SourceRef,
     UNREADABLE_EXCERPT_LIMIT, UnreadableRecord,
 };
 use roxmltree::{Document, Node};
@@ -33,6 +33,9 @@ struct Pending<'t> {
     included: bool,
     /// Where the resource element starts.
     start: usize,
+    /// Its entry's place among every Bundle entry of the document (nested
+    /// ones and ones without a resource counted too, as a reader counts).
+    ordinal: usize,
     value: Value,
 }
 
@@ -79,13 +82,15 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
     let mut pending = Vec::new();
     let mut problems = Vec::new();
     if kind == "Bundle" {
-        collect_bundle(root, 0, &mut pending, &mut problems)?;
+        let mut ordinal = 0;
+        collect_bundle(root, 0, &mut ordinal, &mut pending, &mut problems)?;
     } else {
         pending.push(Pending {
             full_url: None,
             excerpt: &text[root.range()],
             included: false,
             start: root.range().start,
+            ordinal: 0,
             value: resource_value(root)?,
         });
     }
@@ -96,7 +101,9 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
     for problem in problems {
         builder.problem(problem);
     }
-    for (entry, item) in pending.iter().enumerate() {
+    // Pending entries are in document order: positions are counted on.
+    let mut positions = Positions::new(text.as_bytes());
+    for item in &pending {
         match Resource::deserialize(&item.value) {
             Ok(resource) => {
                 if kind != "Bundle" {
@@ -118,7 +125,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
                     message,
                 });
             }
-            Err(e) => builder.unreadable(unreadable_entry(text, item, entry, &e)),
+            Err(e) => builder.unreadable(unreadable_entry(&mut positions, item, &e)),
         }
     }
     builder.finish()
@@ -128,9 +135,8 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
 /// element where one is allowed, say): named by its type and id, with
 /// where it starts and its text.
 fn unreadable_entry(
-    text: &str,
+    positions: &mut Positions<'_>,
     item: &Pending,
-    entry: usize,
     e: &serde_json::Error,
 ) -> UnreadableRecord {
     let field = |name: &str| {
@@ -155,8 +161,8 @@ fn unreadable_entry(
             kind,
             id: field("id"),
         }),
-        at: Some(Position::of_offset(text.as_bytes(), item.start)),
-        entry: Some(entry),
+        at: Some(positions.at(item.start)),
+        entry: Some(item.ordinal),
         reason: e.to_string(),
         excerpt: if cut {
             format!("{excerpt}…")
@@ -187,10 +193,13 @@ fn xml_error(e: roxmltree::Error) -> ParseError {
 fn collect_bundle<'t>(
     bundle: Node<'t, 't>,
     depth: usize,
+    ordinal: &mut usize,
     out: &mut Vec<Pending<'t>>,
     problems: &mut Vec<Problem>,
 ) -> Result<(), ParseError> {
     for entry in fhir_children(bundle, "entry") {
+        let this = *ordinal;
+        *ordinal += 1;
         let full_url = fhir_children(entry, "fullUrl")
             .next()
             .and_then(|n| n.attribute("value"));
@@ -209,7 +218,7 @@ fn collect_bundle<'t>(
                     ),
                 });
             } else {
-                collect_bundle(resource, depth + 1, out, problems)?;
+                collect_bundle(resource, depth + 1, ordinal, out, problems)?;
             }
             continue;
         }
@@ -223,6 +232,7 @@ fn collect_bundle<'t>(
             excerpt: &text[resource.range()],
             included,
             start: resource.range().start,
+            ordinal: this,
             value: resource_value(resource)?,
         });
     }
