@@ -141,11 +141,6 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// A problem with the document rather than with one record.
-    pub fn problem(&mut self, problem: Problem) {
-        self.problems.push(problem);
-    }
-
     /// An entry that could not be read: it is named, never dropped.
     /// Past `MAX_UNREADABLE_RECORDS` they are counted, and summed up in
     /// one more record by `finish`.

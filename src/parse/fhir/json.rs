@@ -16,7 +16,7 @@ use super::extract::{self, Builder, Entry, Source};
 use super::model::{Resource, Str};
 use super::{MAX_BUNDLE_DEPTH, READ_TOP_LEVEL};
 use crate::parse::{
-    DocFormat, ParseError, ParsedDocument, Position, Positions, Problem, ProblemKind, SourceRef,
+    DocFormat, ParseError, ParsedDocument, Position, Positions, SourceRef,
     UNREADABLE_EXCERPT_LIMIT, UnreadableRecord,
 };
 use serde::Deserialize;
@@ -166,11 +166,19 @@ fn collect_bundle<'a>(
         };
         if resource.resource_type.as_deref() == Some("Bundle") {
             if depth + 1 >= MAX_BUNDLE_DEPTH {
-                builder.problem(Problem {
-                    kind: ProblemKind::Skipped,
-                    detail: format!(
-                        "a Bundle nested deeper than {MAX_BUNDLE_DEPTH} levels was skipped"
-                    ),
+                // Not read, and not dropped either: its entries may be the
+                // patient's medications, so it is named for a clinician
+                // (and the document is never "none shared").
+                let base = (text.as_ptr() as usize).saturating_sub(walk.doc.as_ptr() as usize);
+                builder.unreadable(UnreadableRecord {
+                    source: Some(SourceRef {
+                        kind: "Bundle".to_string(),
+                        id: resource.id.as_deref().map(|id| id.trim().to_string()),
+                    }),
+                    at: Some(walk.positions.at(base)),
+                    entry: Some(ordinal),
+                    reason: too_deep(),
+                    excerpt: cut(text, UNREADABLE_EXCERPT_LIMIT),
                 });
                 continue;
             }
@@ -187,6 +195,11 @@ fn collect_bundle<'a>(
             resource,
         });
     }
+}
+
+/// Why a Bundle nested too deep is an unreadable record (JSON and XML).
+pub(super) fn too_deep() -> String {
+    format!("a Bundle nested deeper than {MAX_BUNDLE_DEPTH} levels is not read")
 }
 
 /// A Bundle read in one pass, each entry's resource typed where it stands

@@ -1607,3 +1607,64 @@ fn thousands_of_unreadable_entries_are_capped_and_placed_in_document_order() {
         );
     }
 }
+
+#[test]
+fn a_bundle_nested_too_deep_is_an_unreadable_record_never_none_shared() {
+    let request = r#"{"resourceType":"MedicationRequest","id":"deep","subject":{"reference":"Patient/p"},"medicationCodeableConcept":{"text":"warfarin"}}"#;
+    let mut json = request.to_string();
+    for level in (0..5).rev() {
+        json = format!(
+            "{{\"resourceType\":\"Bundle\",\"id\":\"b{level}\",\"type\":\"batch-response\",\"entry\":[\n{{\"resource\":{json}}}]}}"
+        );
+    }
+    let xml_request = r#"<MedicationRequest><id value="deep"/><subject><reference value="Patient/p"/></subject><medicationCodeableConcept><text value="warfarin"/></medicationCodeableConcept></MedicationRequest>"#;
+    let mut xml = xml_request.to_string();
+    for level in (0..5).rev() {
+        let ns = if level == 0 {
+            " xmlns=\"http://hl7.org/fhir\""
+        } else {
+            ""
+        };
+        xml = format!(
+            "<Bundle{ns}><id value=\"b{level}\"/><type value=\"batch-response\"/>\n<entry><resource>{xml}</resource></entry></Bundle>"
+        );
+    }
+    for (format, doc) in [
+        ("json", parse_json(json.as_bytes())),
+        ("xml", parse_xml(xml.as_bytes())),
+    ] {
+        let doc = doc.unwrap_or_else(|e| panic!("{format}: {e}"));
+        assert_eq!(doc.records.len(), 0, "{format}");
+        assert_eq!(doc.unreadable.len(), 1, "{format}");
+        let bad = &doc.unreadable[0];
+        assert_eq!(
+            bad.source,
+            Some(SourceRef {
+                kind: "Bundle".into(),
+                id: Some("b4".into())
+            }),
+            "{format}"
+        );
+        // b1, b2, b3 and b4 are the entries 0..=3.
+        assert_eq!(bad.entry, Some(3), "{format}");
+        assert_eq!(bad.at.map(|at| at.line), Some(5), "{format}");
+        assert!(
+            bad.reason.contains("nested deeper than 4 levels"),
+            "{format}: {}",
+            bad.reason
+        );
+        assert!(bad.excerpt.contains("deep"), "{format}: {}", bad.excerpt);
+        let regimen = crate::normalize::normalize(
+            &doc,
+            &crate::dict::MemoryDictionary::new(&[], &[]),
+            &crate::normalize::CodeMappings::new(),
+            &crate::normalize::Options::default(),
+        );
+        let kinds: Vec<_> = regimen.flags.iter().map(|f| f.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![crate::domain::ExceptionKind::UnreadableRecord],
+            "{format}: never none_shared"
+        );
+    }
+}
