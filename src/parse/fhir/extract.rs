@@ -110,6 +110,8 @@ pub struct Builder<'a> {
     /// many there were from it on: they are summed up in one record.
     unreadable_more: Option<(UnreadableRecord, usize)>,
     patient_ref: Option<Str<'a>>,
+    /// Whether a Patient resource is among the entries.
+    names_patient: bool,
     /// Other patients the document's resources name (a few suffice to say so).
     other_patients: Vec<Str<'a>>,
     problems: Vec<Problem>,
@@ -134,6 +136,7 @@ impl<'a> Builder<'a> {
             unreadable: Vec::new(),
             unreadable_more: None,
             patient_ref: None,
+            names_patient: false,
             other_patients: Vec::new(),
             problems: Vec::new(),
             systems: Systems::default(),
@@ -182,6 +185,7 @@ impl<'a> Builder<'a> {
             }
         }
         let kind = resource.resource_type.as_deref().unwrap_or("");
+        self.names_patient |= kind == "Patient";
         if USING.contains(&kind) {
             self.using += 1;
             if self.index.can_resolve(&resource) {
@@ -342,7 +346,14 @@ impl<'a> Builder<'a> {
             .patient_ref
             .as_deref()
             .and_then(|r| self.index.normalize(r));
-        if self.using == 0 && !drug_data.is_empty() && patient_ref.is_none() {
+        // Drug data is a document of drug resources alone: one with an
+        // entry that could not be read (a request, maybe) or an entry that
+        // names a patient is the patient's, and is read as such.
+        let patients_document = patient_ref.is_some()
+            || self.names_patient
+            || !self.unreadable.is_empty()
+            || self.unreadable_more.is_some();
+        if self.using == 0 && !drug_data.is_empty() && !patients_document {
             let found: Vec<String> = drug_data
                 .iter()
                 .map(|(n, kind)| format!("{n} {kind}"))

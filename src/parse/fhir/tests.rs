@@ -1668,3 +1668,57 @@ fn a_bundle_nested_too_deep_is_an_unreadable_record_never_none_shared() {
         );
     }
 }
+
+#[test]
+fn a_document_with_an_unreadable_entry_or_a_patient_is_never_drug_data() {
+    let med = r#"{"fullUrl":"urn:uuid:m1","resource":{"resourceType":"Medication","id":"m1","code":{"coding":[{"system":"http://hl7.org/fhir/sid/ndc","code":"0777-3105-02"}]}},"search":{"mode":"include"}}"#;
+    let xml_med = r#"<entry><fullUrl value="urn:uuid:m1"/><resource><Medication><id value="m1"/><code><coding><system value="http://hl7.org/fhir/sid/ndc"/><code value="0777-3105-02"/></coding></code></Medication></resource><search><mode value="include"/></search></entry>"#;
+    // (rule, document, unreadable entries)
+    let rows: Vec<(&str, Result<ParsedDocument, ParseError>, usize)> = vec![
+        (
+            "json: an unreadable request beside an included Medication",
+            parse_json(
+                format!(
+                    r#"{{"resourceType":"Bundle","type":"searchset","entry":[{{"resource":{{"resourceType":"MedicationRequest","id":"r","subject":{{"reference":"Patient/p"}},"authoredOn":20240101,"medicationReference":{{"reference":"urn:uuid:m1"}}}}}},{med}]}}"#
+                )
+                .as_bytes(),
+            ),
+            1,
+        ),
+        (
+            "xml: an unreadable request beside an included Medication",
+            parse_xml(
+                format!(
+                    r#"<Bundle xmlns="http://hl7.org/fhir"><type value="searchset"/><entry><resource><MedicationRequest><id value="r"/><status value="active"/><status value="stopped"/><medicationReference><reference value="urn:uuid:m1"/></medicationReference><subject><reference value="Patient/p"/></subject></MedicationRequest></resource></entry>{xml_med}</Bundle>"#
+                )
+                .as_bytes(),
+            ),
+            1,
+        ),
+        (
+            "json: a Patient beside a Medication",
+            parse_json(
+                format!(
+                    r#"{{"resourceType":"Bundle","type":"searchset","entry":[{{"resource":{{"resourceType":"Patient","id":"p"}}}},{med}]}}"#
+                )
+                .as_bytes(),
+            ),
+            0,
+        ),
+        (
+            "xml: a Patient beside a Medication",
+            parse_xml(
+                format!(
+                    r#"<Bundle xmlns="http://hl7.org/fhir"><type value="searchset"/><entry><resource><Patient><id value="p"/></Patient></resource></entry>{xml_med}</Bundle>"#
+                )
+                .as_bytes(),
+            ),
+            0,
+        ),
+    ];
+    for (rule, doc, unreadable) in rows {
+        let doc = doc.unwrap_or_else(|e| panic!("{rule}: refused: {e}"));
+        assert_eq!(doc.unreadable.len(), unreadable, "{rule}");
+        assert!(doc.records.is_empty(), "{rule}: {:?}", doc.records);
+    }
+}
