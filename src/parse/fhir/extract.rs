@@ -144,6 +144,35 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// An entry that could not be read typed, whose loosely read type is
+    /// not one rxsync reads as evidence (a Questionnaire whose `code` is a
+    /// list, an R5 Composition): it is left out as what it is, like any
+    /// other such resource read typed, instead of blocking review as
+    /// unreadable. False (nothing done) for a type rxsync reads, or none.
+    pub fn not_evidence(&mut self, kind: Option<&str>, id: Option<&str>) -> bool {
+        let Some(kind) = kind.map(str::trim).filter(|k| !k.is_empty()) else {
+            return false;
+        };
+        let read = USING.contains(&kind)
+            || DRUGS.contains(&kind)
+            || [claim::KIND, "OperationOutcome", "Bundle"].contains(&kind);
+        if read {
+            return false;
+        }
+        self.names_patient |= kind == "Patient";
+        self.left_out.push(LeftOut {
+            source: Some(SourceRef {
+                kind: kind.to_string(),
+                id: id.map(str::to_string),
+            }),
+            reason: format!(
+                "{} {kind} resource is not medication evidence",
+                article(kind)
+            ),
+        });
+        true
+    }
+
     /// An entry that could not be read: it is named, never dropped.
     /// Past `MAX_UNREADABLE_RECORDS` they are counted, and summed up in
     /// one more record by `finish`.

@@ -1722,3 +1722,75 @@ fn a_document_with_an_unreadable_entry_or_a_patient_is_never_drug_data() {
         assert!(doc.records.is_empty(), "{rule}: {:?}", doc.records);
     }
 }
+
+#[test]
+fn other_resources_whose_fields_do_not_fit_are_left_out_not_unreadable() {
+    let request = r#"{"resource":{"resourceType":"MedicationRequest","id":"ok","subject":{"reference":"Patient/p"},"medicationCodeableConcept":{"text":"aspirin"}}}"#;
+    // (type, id, entry JSON, entry XML)
+    let rows = [
+        (
+            "Questionnaire",
+            "q",
+            r#"{"resource":{"resourceType":"Questionnaire","id":"q","code":[{"system":"http://loinc.org","code":"74465-6"}]}}"#,
+            r#"<entry><resource><Questionnaire><id value="q"/><code><code value="74465-6"/></code><code><code value="1"/></code></Questionnaire></resource></entry>"#,
+        ),
+        (
+            "Account",
+            "a",
+            r#"{"resource":{"resourceType":"Account","id":"a","subject":[{"reference":"Patient/p"}]}}"#,
+            r#"<entry><resource><Account><id value="a"/><subject><reference value="Patient/p"/></subject><subject><reference value="Patient/q"/></subject></Account></resource></entry>"#,
+        ),
+        (
+            "Composition",
+            "c",
+            r#"{"resource":{"resourceType":"Composition","id":"c","subject":[{"reference":"Patient/p"}]}}"#,
+            r#"<entry><resource><Composition><id value="c"/><subject><reference value="Patient/p"/></subject><subject><reference value="Group/g"/></subject></Composition></resource></entry>"#,
+        ),
+    ];
+    let xml_request = r#"<entry><resource><MedicationRequest><id value="ok"/><subject><reference value="Patient/p"/></subject><medicationCodeableConcept><text value="aspirin"/></medicationCodeableConcept></MedicationRequest></resource></entry>"#;
+    for (kind, id, json_entry, xml_entry) in rows {
+        let json = format!(
+            r#"{{"resourceType":"Bundle","type":"searchset","entry":[{json_entry},{request}]}}"#
+        );
+        let xml = format!(
+            r#"<Bundle xmlns="http://hl7.org/fhir"><type value="searchset"/>{xml_entry}{xml_request}</Bundle>"#
+        );
+        let docs = [
+            ("json with excerpts", parse_json(json.as_bytes())),
+            (
+                "json without excerpts",
+                super::parse_json_with(json.as_bytes(), ParseOptions { excerpts: false }),
+            ),
+            ("xml", parse_xml(xml.as_bytes())),
+        ];
+        for (how, doc) in docs {
+            let doc = doc.unwrap_or_else(|e| panic!("{kind} {how}: {e}"));
+            assert!(
+                doc.unreadable.is_empty(),
+                "{kind} {how}: {:?}",
+                doc.unreadable
+            );
+            assert_eq!(doc.records.len(), 1, "{kind} {how}");
+            let left: Vec<(Option<SourceRef>, &str)> = doc
+                .left_out
+                .iter()
+                .map(|l| (l.source.clone(), l.reason.as_str()))
+                .collect();
+            let reason = format!(
+                "{} {kind} resource is not medication evidence",
+                if kind == "Account" { "an" } else { "a" }
+            );
+            assert_eq!(
+                left,
+                vec![(
+                    Some(SourceRef {
+                        kind: kind.into(),
+                        id: Some(id.into())
+                    }),
+                    reason.as_str()
+                )],
+                "{kind} {how}"
+            );
+        }
+    }
+}
