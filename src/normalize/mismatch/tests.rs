@@ -524,3 +524,67 @@ fn every_fda_product_named_and_dosed_as_a_prescriber_writes_it_is_a_true_pair() 
     }
     assert_eq!(flagged, Vec::<String>::new());
 }
+
+#[test]
+fn a_comma_before_three_digits_is_a_thousands_separator() {
+    let glucophage_1000 = product(
+        "Glucophage",
+        "Metformin Hydrochloride",
+        &[("METFORMIN HYDROCHLORIDE", "1000", "mg/1")],
+        "TABLET, FILM COATED",
+    );
+    let glucophage_500 = product(
+        "Glucophage",
+        "Metformin Hydrochloride",
+        &[("METFORMIN HYDROCHLORIDE", "500", "mg/1")],
+        "TABLET, FILM COATED",
+    );
+    // (name, structured strength, product, verdict)
+    let rows: &[(&str, Option<&str>, &Product, Verdict)] = &[
+        (
+            "metFORMIN 1,000 mg tablet",
+            None,
+            &glucophage_1000,
+            Verdict::Match,
+        ),
+        (
+            "metFORMIN 1,000mg tablet",
+            None,
+            &glucophage_1000,
+            Verdict::Match,
+        ),
+        (
+            "Metformin",
+            Some("1,000 mg"),
+            &glucophage_1000,
+            Verdict::Match,
+        ),
+        ("Metformin 1 g", None, &glucophage_1000, Verdict::Match),
+        (
+            "metFORMIN 1,000 mg tablet",
+            None,
+            &glucophage_500,
+            Verdict::StrengthMismatch,
+        ),
+        (
+            "Metformin",
+            Some("1,000 mg"),
+            &glucophage_500,
+            Verdict::StrengthMismatch,
+        ),
+        (
+            "metFORMIN 2,000 mg",
+            None,
+            &glucophage_1000,
+            Verdict::StrengthMismatch,
+        ),
+    ];
+    for (name, strength, p, verdict) in rows {
+        let doc = DocDrug {
+            name: Some(name),
+            strength: *strength,
+            ..DocDrug::default()
+        };
+        assert_eq!(check(&doc, p), *verdict, "{name} {strength:?}");
+    }
+}
