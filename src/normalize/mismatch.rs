@@ -28,7 +28,7 @@ use crate::dict::{DictEntry, Product};
 use crate::domain::ExceptionKind;
 use crate::parse::MedRecord;
 use strength::strength_contradicts;
-use words::{ALIASES, BRANDS, SALTS, STOP};
+use words::{ALIASES, BRANDS, INSULINS, SALTS, STOP};
 
 /// What the document says of a drug, as its records gave it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -176,9 +176,7 @@ fn names_agree(doc: &DocDrug<'_>, product: &Product) -> Option<bool> {
         return None;
     }
     let ours = if drugs.is_empty() { &salts } else { &drugs };
-    let named = ours
-        .iter()
-        .any(|w| product_words.iter().any(|p| same_word(w, p)));
+    let named = any_in_common(ours, &product_words);
     let all_salts = fields
         .iter()
         .any(|(d, s)| d.is_empty() && !s.is_empty() && s.iter().all(|x| salts.contains(x)));
@@ -222,7 +220,19 @@ pub(super) fn words_agree(a: &[String], b: &[String]) -> Option<bool> {
     if a.is_empty() || b.is_empty() {
         return None;
     }
-    Some(a.iter().any(|x| b.iter().any(|y| same_word(x, y))))
+    Some(any_in_common(a, b))
+}
+
+/// Whether any word of `a` is a word of `b` (`same_word`); "insulin" counts
+/// only when not both sides name a kind of insulin (`words::INSULINS`):
+/// insulin lispro is not insulin glargine.
+fn any_in_common<A: AsRef<str>, B: AsRef<str>>(a: &[A], b: &[B]) -> bool {
+    let kind = |w: &str| INSULINS.contains(&w);
+    let both_kinds = a.iter().any(|w| kind(w.as_ref())) && b.iter().any(|w| kind(w.as_ref()));
+    a.iter().any(|x| {
+        let x = x.as_ref();
+        (x != "insulin" || !both_kinds) && b.iter().any(|y| same_word(x, y.as_ref()))
+    })
 }
 
 /// Whether a record's own texts name a product (None: they say nothing).

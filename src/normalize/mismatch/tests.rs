@@ -588,3 +588,47 @@ fn a_comma_before_three_digits_is_a_thousands_separator() {
         assert_eq!(check(&doc, p), *verdict, "{name} {strength:?}");
     }
 }
+
+#[test]
+fn insulin_brands_name_their_kind_of_insulin() {
+    let insulin = |proprietary: &str, generic: &str| {
+        product(
+            proprietary,
+            generic,
+            &[(&generic.to_uppercase(), "100", "[iU]/mL")],
+            "INJECTION, SOLUTION",
+        )
+    };
+    let basaglar = insulin("Basaglar", "insulin glargine");
+    let lantus = insulin("Lantus", "insulin glargine");
+    let humalog = insulin("Humalog", "insulin lispro");
+    let humulin_n = insulin("Humulin N", "insulin isophane human");
+    let humulin_r = insulin("Humulin R", "insulin human");
+    let rows: &[(&str, &Product, Verdict)] = &[
+        ("Insulin lispro (Humalog)", &basaglar, Verdict::NameMismatch),
+        ("Humalog KwikPen", &lantus, Verdict::NameMismatch),
+        ("NovoLog FlexPen", &humalog, Verdict::NameMismatch),
+        (
+            "insulin aspart 100 units/mL",
+            &lantus,
+            Verdict::NameMismatch,
+        ),
+        ("Levemir", &lantus, Verdict::NameMismatch),
+        ("Tresiba", &humulin_n, Verdict::NameMismatch),
+        ("Lantus Solostar", &basaglar, Verdict::Match),
+        ("insulin glargine 100 units/mL", &lantus, Verdict::Match),
+        ("Admelog", &humalog, Verdict::Match),
+        ("Insulin 100 units/mL", &lantus, Verdict::Match),
+        ("insulin NPH", &humulin_n, Verdict::Match),
+        ("insulin regular", &humulin_r, Verdict::Match),
+        ("Novolin R", &humulin_r, Verdict::Match),
+    ];
+    for (text, p, verdict) in rows {
+        assert_eq!(
+            check(&named(text), p),
+            *verdict,
+            "{text} vs {}",
+            p.proprietary_name
+        );
+    }
+}
