@@ -70,11 +70,24 @@ pub(super) fn fold(members: Vec<Member<'_>>) -> (Vec<Item>, Vec<Flag>) {
         .iter()
         .map(|m| super::mismatch::record_words(m.1))
         .collect();
+    // Members that say the same (same NDC, same drug words) answer alike,
+    // so each group keeps one of each: a thousand fills of one drug linked
+    // to one request are compared once, not a thousand times over.
+    let says: Vec<String> = members
+        .iter()
+        .zip(&words)
+        .map(|(m, w)| {
+            let ndc = m.3.ndc_key().map(|k| k.to_string()).unwrap_or_default();
+            format!("{ndc}|{}", w.join(" "))
+        })
+        .collect();
     let mut telling: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, member) in members.iter().enumerate() {
         if member.3.ndc_key().is_some() || !words[i].is_empty() {
             let root = find(&mut parent, i);
-            telling[root].push(i);
+            if !telling[root].iter().any(|&t| says[t] == says[i]) {
+                telling[root].push(i);
+            }
         }
     }
     for (i, (_, record, _, _)) in members.iter().enumerate() {
@@ -100,8 +113,11 @@ pub(super) fn fold(members: Vec<Member<'_>>) -> (Vec<Item>, Vec<Flag>) {
             if agree {
                 union(&mut parent, i, j);
                 let (lo, hi) = (ri.min(rj), ri.max(rj));
-                let moved = std::mem::take(&mut telling[hi]);
-                telling[lo].extend(moved);
+                for m in std::mem::take(&mut telling[hi]) {
+                    if !telling[lo].iter().any(|&t| says[t] == says[m]) {
+                        telling[lo].push(m);
+                    }
+                }
             }
         }
     }

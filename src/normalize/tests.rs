@@ -2296,3 +2296,32 @@ fn a_decision_is_never_remembered_under_a_placeholder_ndc() {
         assert_eq!(r.items[1].mapping, None, "{code}: Metformin is not mapped");
     }
 }
+
+#[test]
+fn many_dispenses_linked_to_one_request_are_compared_once_each() {
+    // 20,000 dispenses of one drug with their own sigs (so only the link
+    // folds them), each naming the request: the link check compares each
+    // with the group's distinct drugs, not with every fill before it.
+    let mut records = vec![rec(
+        "MedicationRequest",
+        "rx-1",
+        "Glucophage 500 mg tablet",
+        &[],
+    )];
+    for i in 0..20_000u32 {
+        let mut line = with_sig(
+            rec(
+                "MedicationDispense",
+                &format!("d{i}"),
+                "metformin 500 MG Oral Tablet",
+                &[("NDC", "00087606005")],
+            ),
+            &format!("take {i}"),
+        );
+        line.related = vec!["MedicationRequest/rx-1".to_string()];
+        records.push(line);
+    }
+    let r = run_on(records, "2026-10-15", 30);
+    assert_eq!(r.items.len(), 1);
+    assert_eq!(r.items[0].records.len(), 20_001);
+}
