@@ -263,6 +263,28 @@ pub enum NdcError {
     /// as `15631-0000-1`.)
     #[error("{0:?} has the all-zero labeler 00000, which the FDA assigns to no one")]
     ZeroLabeler(String),
+    /// Every digit a zero or every digit a nine, in any length or layout:
+    /// a system's stand-in for "no code" (`00000000000`, `99999999999`),
+    /// never one drug's code.
+    #[error("{0:?} is a placeholder (all zeros or all nines), not a drug's code")]
+    Placeholder(String),
+}
+
+/// Whether a code is a placeholder: only zeros, or only nines, once its
+/// hyphens are set aside (`00000-0000-00`, `0000000000`, `99999999999`).
+/// A placeholder names no drug, so nothing may be remembered under it.
+pub fn is_placeholder(raw: &str) -> bool {
+    let mut digits = raw.trim().bytes().filter(|&b| b != b'-').peekable();
+    match digits.peek().copied() {
+        Some(first @ (b'0' | b'9')) => digits.all(|b| b == first),
+        _ => false,
+    }
+}
+
+/// Whether a code reads as an NDC (not a placeholder, in a shape some NDC
+/// has; a bare 10-digit code counts, though it has three readings).
+pub fn is_valid(raw: &str) -> bool {
+    parse(raw).is_ok()
 }
 
 /// Parses an NDC in any shape providers send.
@@ -270,6 +292,9 @@ pub fn parse(raw: &str) -> Result<ParsedNdc, NdcError> {
     let original = raw.trim().to_string();
     if original.is_empty() {
         return Err(NdcError::Empty);
+    }
+    if is_placeholder(&original) {
+        return Err(NdcError::Placeholder(original));
     }
     let segments: Vec<&str> = original.split('-').collect();
     for (i, seg) in segments.iter().enumerate() {
@@ -462,6 +487,13 @@ mod tests {
             ("1234567890123", |e| {
                 matches!(e, NdcError::BadLength { digits: 13, .. })
             }),
+            ("00000000000", |e| matches!(e, NdcError::Placeholder(_))),
+            ("0000000000", |e| matches!(e, NdcError::Placeholder(_))),
+            ("000000000000", |e| matches!(e, NdcError::Placeholder(_))),
+            ("00000-0000-00", |e| matches!(e, NdcError::Placeholder(_))),
+            ("99999999999", |e| matches!(e, NdcError::Placeholder(_))),
+            ("9999999999", |e| matches!(e, NdcError::Placeholder(_))),
+            ("99999-9999-99", |e| matches!(e, NdcError::Placeholder(_))),
             ("000000-1234-12", |e| matches!(e, NdcError::ZeroLabeler(_))),
             ("000000123412", |e| matches!(e, NdcError::ZeroLabeler(_))),
             ("00000-1234-12", |e| matches!(e, NdcError::ZeroLabeler(_))),

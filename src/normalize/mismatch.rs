@@ -29,9 +29,10 @@
 use super::{Flag, Item};
 use crate::dict::{DictEntry, DrugDictionary, Product};
 use crate::domain::ExceptionKind;
+use crate::parse::MedRecord;
 use crate::parse::ParsedDocument;
 use strength::strength_contradicts;
-use words::{ALIASES, BRANDS, SALTS, STOP};
+use words::{ALIASES, BRANDS, INSULINS, SALTS, STOP};
 
 /// What the document says of a drug, as its records gave it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -71,7 +72,13 @@ pub fn check(doc: &DocDrug<'_>, product: &Product, dict: &dyn DrugDictionary) ->
 /// the NDC is (`the document says Warfarin 5 MG Oral Tablet; NDC
 /// 0777-3105-02 is PROZAC (fluoxetine hydrochloride) 20 mg capsule`).
 pub fn detail(doc: &DocDrug<'_>, entry: &DictEntry, verdict: &Verdict) -> String {
-    let mut says = doc.name.or(doc.brand).unwrap_or("").trim().to_string();
+    let mut says = doc
+        .name
+        .or(doc.brand)
+        .or(doc.displays.first().copied())
+        .unwrap_or("")
+        .trim()
+        .to_string();
     let lower = says.to_lowercase();
     if let Some(brand) = doc
         .brand
@@ -240,9 +247,7 @@ fn names_agree(doc: &DocDrug<'_>, product: &Product, dict: &dyn DrugDictionary) 
         return None;
     }
     let ours = if drugs.is_empty() { &salts } else { &drugs };
-    let named = ours
-        .iter()
-        .any(|w| product_words.iter().any(|p| same_word(w, p)));
+    let named = any_in_common(ours, &product_words);
     let all_salts = fields
         .iter()
         .any(|(d, s)| d.is_empty() && !s.is_empty() && s.iter().all(|x| salts.contains(x)));
@@ -266,13 +271,112 @@ fn same_word(a: &str, b: &str) -> bool {
     stem(a) == stem(b)
 }
 
+/// The significant drug words of a record's own texts (its name, brand and
+/// code displays), or its salt words when it names no other drug: what two
+/// records are compared by before a reference may fold them.
+pub(super) fn record_words(record: &MedRecord) -> Vec<String> {
+    let (mut drugs, mut salts) = (Vec::new(), Vec::new());
+    for text in record_texts(record) {
+        let (d, s) = significant(text);
+        drugs.extend(d);
+        salts.extend(s);
+    }
+    if drugs.is_empty() { salts } else { drugs }
+}
+
+/// Whether two records' drug words (`record_words`) name one drug: None
+/// when either says nothing, else whether any word of one is a word of the
+/// other (brands stand for their ingredients on both sides).
+pub(super) fn words_agree(a: &[String], b: &[String]) -> Option<bool> {
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    Some(any_in_common(a, b))
+}
+
+/// Whether any word of `a` is a word of `b` (`same_word`); "insulin" counts
+/// only when not both sides name a kind of insulin (`words::INSULINS`):
+/// insulin lispro is not insulin glargine.
+fn any_in_common<A: AsRef<str>, B: AsRef<str>>(a: &[A], b: &[B]) -> bool {
+    let kind = |w: &str| INSULINS.contains(&w);
+    let both_kinds = a.iter().any(|w| kind(w.as_ref())) && b.iter().any(|w| kind(w.as_ref()));
+    a.iter().any(|x| {
+        let x = x.as_ref();
+        (x != "insulin" || !both_kinds) && b.iter().any(|y| same_word(x, y.as_ref()))
+    })
+}
+
+/// Whether a record's own texts name a product (None: they say nothing).
+/// Without the dictionary's brands: a brand alone does not prove it, so
+/// two records are then kept apart (and flagged), never folded on a guess.
+pub(super) fn record_names_product(record: &MedRecord, product: &Product) -> Option<bool> {
+    let displays = record_displays(record);
+    names_agree(
+        &record_doc(record, &displays),
+        product,
+        &crate::dict::MemoryDictionary::default(),
+    )
+}
+
+fn record_texts(record: &MedRecord) -> impl Iterator<Item = &str> {
+    record
+        .name
+        .as_deref()
+        .into_iter()
+        .chain(record.brand.as_deref())
+        .chain(record.codes.iter().filter_map(|c| c.display.as_deref()))
+}
+
+fn record_displays(record: &MedRecord) -> Vec<&str> {
+    record
+        .codes
+        .iter()
+        .filter_map(|c| c.display.as_deref())
+        .collect()
+}
+
+/// What one record says of its drug by name (strength and form are the
+/// item's to check: a record may state them apart from its name).
+fn record_doc<'a>(record: &'a MedRecord, displays: &'a [&'a str]) -> DocDrug<'a> {
+    DocDrug {
+        name: record.name.as_deref(),
+        brand: record.brand.as_deref(),
+        displays,
+        strength: None,
+        form: None,
+    }
+}
+
 /// The `ndc_name_mismatch` flag for item `index`, if its document
 /// contradicts its product. Items without a product, and items whose NDC a
-/// clinician chose (a remembered mapping), are not checked.
-pub(super) fn flag(index: usize, item: &Item, dict: &dyn DrugDictionary) -> Option<Flag> {
+/// clinician chose (a remembered mapping), are not checked. Each of the
+/// item's `records` is checked on its own first: one record's text naming
+/// the product must not vouch for another record's text that does not
+/// (a claim for Glucophage folded into a request for Lisinopril).
+pub(super) fn flag(
+    index: usize,
+    item: &Item,
+    records: &[&MedRecord],
+    dict: &dyn DrugDictionary,
+) -> Option<Flag> {
     let entry = item.product.as_deref()?;
     if item.mapping.is_some() {
         return None;
+    }
+    // One record's words are the item's: the item's check below says it
+    // with the stated strength and form.
+    for record in records.iter().filter(|_| records.len() > 1) {
+        let displays = record_displays(record);
+        let doc = record_doc(record, &displays);
+        if names_agree(&doc, &entry.product, dict) == Some(false) {
+            return Some(Flag {
+                kind: ExceptionKind::NdcNameMismatch,
+                item: Some(index),
+                related: None,
+                record: None,
+                detail: detail(&doc, entry, &Verdict::NameMismatch),
+            });
+        }
     }
     let displays: Vec<&str> = item
         .codes

@@ -79,12 +79,15 @@ fn fold_text(s: Option<&str>) -> String {
 /// The keys a clinician's decision for a drug is remembered under: each of
 /// its own codes; without any, its ingredients' codes taken together (a
 /// compound) with its stated strength and form; without those, its name
-/// with its stated strength and form (free text).
+/// with its stated strength and form (free text). A code written as an NDC
+/// that is not one (a placeholder such as `00000000000` or `99999999999`,
+/// a malformed code) is no key: many drugs share it.
 pub fn mapping_keys(
     codes: &[Code],
     ingredient_codes: &[Code],
     stated: Stated<'_>,
 ) -> Vec<(String, String)> {
+    let codes: Vec<&Code> = codes.iter().filter(|c| keyable(c)).collect();
     if !codes.is_empty() {
         return codes
             .iter()
@@ -108,9 +111,17 @@ pub fn mapping_keys(
         .unwrap_or_default()
 }
 
+/// Whether a code may key a decision: any code but an NDC that does not
+/// parse as one (`ndc::parse` refuses placeholders).
+fn keyable(code: &Code) -> bool {
+    code.system != CodeSystem::Ndc || crate::domain::ndc::is_valid(&code.value)
+}
+
 /// The keys a clinician's decision on an exception is remembered under: the
 /// codes that caused it. For an unmapped or invalid NDC that is the NDC as
-/// written (a later document with the same code gets the same answer); for
+/// written (a later document with the same code gets the same answer) —
+/// unless it is not an NDC at all (a placeholder, a malformed code), which
+/// would hand the decision to every drug written with it: then, as for
 /// a drug without an NDC, its other codes, else its ingredients, else its
 /// name (with its stated strength and form). Never an NDC the dictionary can
 /// map on its own: `resolve` prefers that anyway.
@@ -124,6 +135,7 @@ pub fn decision_keys(
         .iter()
         .cloned()
         .partition(|c| c.system == CodeSystem::Ndc);
+    let ndc: Vec<Code> = ndc.into_iter().filter(keyable).collect();
     match kind {
         ExceptionKind::UnmappedNdc | ExceptionKind::InvalidNdc if !ndc.is_empty() => {
             mapping_keys(&ndc, &[], Stated::default())
@@ -377,7 +389,12 @@ pub fn normalize(
     // The document's words are checked against the product before the
     // product may complete them: a contradicted product lends nothing.
     for (i, item) in items.iter_mut().enumerate() {
-        match mismatch::flag(i, item, dict) {
+        let records: Vec<&MedRecord> = item
+            .records
+            .iter()
+            .filter_map(|&o| doc.records.get(o))
+            .collect();
+        match mismatch::flag(i, item, &records, dict) {
             Some(flag) => flags.push(flag),
             None => fold::fill_from_product(item),
         }

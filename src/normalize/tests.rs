@@ -2127,3 +2127,201 @@ fn a_cancelled_claim_is_not_the_latest_fill() {
     let r = run_on(vec![alone], "2026-10-25", 30);
     assert_eq!(r.items[0].status, MedStatus::Cancelled);
 }
+
+// ---- names are checked per record, and links fold only one drug ----
+
+#[test]
+fn a_linked_record_naming_another_drug_is_neither_folded_nor_vouched_for() {
+    // (rule, request text, claim line display, items, flags)
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static str,
+        usize,
+        Vec<(Option<usize>, ExceptionKind)>,
+    );
+    let rows: Vec<Row> = vec![
+        (
+            "a claim for another drug than its prescription stays its own item",
+            "Lisinopril 10 mg oral tablet",
+            "Glucophage 500 MG Oral Tablet",
+            2,
+            vec![(Some(0), ExceptionKind::NonNdcCode)],
+        ),
+        (
+            "a claim for the prescribed drug under its brand folds",
+            "metformin 500 mg oral tablet",
+            "Glucophage 500 MG Oral Tablet",
+            1,
+            vec![],
+        ),
+        (
+            "a claim whose line names the prescribed drug's generic folds",
+            "Glucophage",
+            "metFORMIN HCl 500 MG Oral Tablet",
+            1,
+            vec![],
+        ),
+    ];
+    for (rule, request_text, display, items, flags) in rows {
+        let request = rec(
+            "MedicationRequest",
+            "rx-9",
+            request_text,
+            &[("http://www.nlm.nih.gov/research/umls/rxnorm", "314076")],
+        );
+        let mut request = request;
+        request.status = Some("active".to_string());
+        let mut line = claim("eob-1#1", "00087606005", "2026-10-01", "30");
+        line.codes = vec![Code::new(
+            "http://hl7.org/fhir/sid/ndc",
+            "00087606005",
+            Some(display),
+        )];
+        line.name = Some(display.to_string());
+        line.related = vec!["MedicationRequest/rx-9".to_string()];
+        let r = run_on(vec![request, line], "2026-10-15", 30);
+        assert_eq!(r.items.len(), items, "{rule}: {:?}", r.items);
+        assert_eq!(kinds(&r), flags, "{rule}");
+        assert_eq!(
+            r.items[0].name.as_deref(),
+            Some(request_text),
+            "{rule}: the request keeps its text"
+        );
+        if items == 2 {
+            assert_eq!(
+                r.items[0].ndc11, None,
+                "{rule}: no Glucophage NDC on Lisinopril"
+            );
+            assert_eq!(r.items[0].status, MedStatus::Active, "{rule}");
+            assert_eq!(
+                r.items[1].ndc11.map(|n| n.to_string()).as_deref(),
+                Some("00087606005"),
+                "{rule}"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_folded_records_text_is_checked_against_the_product() {
+    // Folded by the same NDC and sig, the Glucophage text must not vouch
+    // for the Lisinopril one.
+    let a = with_sig(
+        rec(
+            "MedicationStatement",
+            "s1",
+            "Lisinopril 10 mg oral tablet",
+            &[("NDC", "0087-6060-05")],
+        ),
+        "1 daily",
+    );
+    let b = with_sig(
+        rec(
+            "MedicationStatement",
+            "s2",
+            "Glucophage 500 MG Oral Tablet",
+            &[("NDC", "0087-6060-05")],
+        ),
+        "1 daily",
+    );
+    let r = run(vec![b, a]);
+    assert_eq!(r.items.len(), 1);
+    assert_eq!(kinds(&r), vec![(Some(0), ExceptionKind::NdcNameMismatch)]);
+    assert!(
+        r.flags[0].detail.contains("Lisinopril 10 mg oral tablet"),
+        "{}",
+        r.flags[0].detail
+    );
+}
+
+#[test]
+fn a_decision_is_never_remembered_under_a_placeholder_ndc() {
+    let stated = Stated {
+        name: Some("Lisinopril 10 mg tablet"),
+        strength: None,
+        form: None,
+    };
+    let by_name = ("text".to_string(), "lisinopril 10 mg tablet||".to_string());
+    // (placeholder or invalid code, exception kind)
+    let rows = [
+        ("00000000000", ExceptionKind::InvalidNdc),
+        ("0000000000", ExceptionKind::InvalidNdc),
+        ("00000-0000-00", ExceptionKind::InvalidNdc),
+        ("000000000000", ExceptionKind::InvalidNdc),
+        ("99999999999", ExceptionKind::InvalidNdc),
+        ("99999-9999-99", ExceptionKind::InvalidNdc),
+        ("1234567", ExceptionKind::InvalidNdc),
+        ("12-34-56", ExceptionKind::UnmappedNdc),
+    ];
+    for (code, kind) in rows {
+        let codes = [Code::new("NDC", code, None)];
+        assert_eq!(
+            decision_keys(kind, &codes, &[], stated),
+            vec![by_name.clone()],
+            "{code}: remembered under the name, strength and form"
+        );
+        // A decision remembered under the code itself (as before this
+        // rule) reaches no other drug written with it...
+        let mut mappings = CodeMappings::new();
+        mappings.insert(
+            ("NDC".to_string(), code.to_string()),
+            decided("00006010654", "dr.a", Some(1)),
+        );
+        let other = rec(
+            "MedicationRequest",
+            "m1",
+            "Metformin 500 mg",
+            &[("NDC", code)],
+        );
+        let r = run_with(vec![other.clone()], &mappings, 50);
+        assert_eq!(r.items[0].mapping, None, "{code}");
+        assert_eq!(r.items[0].ndc11, None, "{code}");
+        assert_eq!(
+            kinds(&r),
+            vec![(Some(0), ExceptionKind::InvalidNdc)],
+            "{code}"
+        );
+        // ...while one remembered under the name reaches only that name.
+        let mut mappings = CodeMappings::new();
+        mappings.insert(by_name.clone(), decided("00006010654", "dr.a", Some(1)));
+        let same = rec(
+            "MedicationRequest",
+            "m2",
+            "Lisinopril 10 mg tablet",
+            &[("NDC", code)],
+        );
+        let r = run_with(vec![same, other], &mappings, 50);
+        assert!(r.items[0].mapping.is_some(), "{code}");
+        assert_eq!(r.items[1].mapping, None, "{code}: Metformin is not mapped");
+    }
+}
+
+#[test]
+fn many_dispenses_linked_to_one_request_are_compared_once_each() {
+    // 20,000 dispenses of one drug with their own sigs (so only the link
+    // folds them), each naming the request: the link check compares each
+    // with the group's distinct drugs, not with every fill before it.
+    let mut records = vec![rec(
+        "MedicationRequest",
+        "rx-1",
+        "Glucophage 500 mg tablet",
+        &[],
+    )];
+    for i in 0..20_000u32 {
+        let mut line = with_sig(
+            rec(
+                "MedicationDispense",
+                &format!("d{i}"),
+                "metformin 500 MG Oral Tablet",
+                &[("NDC", "00087606005")],
+            ),
+            &format!("take {i}"),
+        );
+        line.related = vec!["MedicationRequest/rx-1".to_string()];
+        records.push(line);
+    }
+    let r = run_on(records, "2026-10-15", 30);
+    assert_eq!(r.items.len(), 1);
+    assert_eq!(r.items[0].records.len(), 20_001);
+}

@@ -77,6 +77,52 @@ impl std::fmt::Display for Position {
     }
 }
 
+/// Positions of ever larger byte offsets in one document, in linear work
+/// for the whole document: it carries its line and column from one offset
+/// to the next instead of rescanning the prefix (`Position::of_offset`),
+/// which thousands of unreadable entries made quadratic. Columns count
+/// characters (UTF-8 lead bytes); an offset behind the last one asked
+/// restarts from the top.
+pub struct Positions<'a> {
+    bytes: &'a [u8],
+    /// The offset the line and column below are for.
+    offset: usize,
+    line: usize,
+    column: usize,
+}
+
+impl<'a> Positions<'a> {
+    pub fn new(bytes: &'a [u8]) -> Positions<'a> {
+        Positions {
+            bytes,
+            offset: 0,
+            line: 1,
+            column: 1,
+        }
+    }
+
+    /// The line and column of `offset` (clamped to the document).
+    pub fn at(&mut self, offset: usize) -> Position {
+        let end = offset.min(self.bytes.len());
+        if end < self.offset {
+            *self = Positions::new(self.bytes);
+        }
+        for &b in &self.bytes[self.offset..end] {
+            if b == b'\n' {
+                self.line += 1;
+                self.column = 1;
+            } else if b & 0xC0 != 0x80 {
+                self.column += 1;
+            }
+        }
+        self.offset = end;
+        Position {
+            line: self.line,
+            column: self.column,
+        }
+    }
+}
+
 impl Position {
     /// The line and column (in characters) of a byte offset in `bytes`.
     pub fn of_offset(bytes: &[u8], offset: usize) -> Position {
@@ -252,6 +298,13 @@ pub struct UnreadableRecord {
 
 /// How much of an unreadable record's text is kept for the reviewer.
 pub const UNREADABLE_EXCERPT_LIMIT: usize = 2048;
+
+/// How many unreadable records of one document are listed one by one.
+/// Beyond them, one more `UnreadableRecord` (the first entry left
+/// unlisted, its reason saying how many more could not be read) stands for
+/// the rest: a document of thousands of broken entries must neither cost
+/// thousands of exceptions nor hide that it has them.
+pub const MAX_UNREADABLE_RECORDS: usize = 100;
 
 /// One medication entry as the document states it. Nothing is interpreted
 /// yet: codes are as given, dates are the document's text.

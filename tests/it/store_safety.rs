@@ -418,6 +418,64 @@ fn mapping_an_unmapped_ndc_is_remembered_under_the_ndc_only() {
     );
 }
 
+#[test]
+fn a_decision_for_a_placeholder_ndc_reaches_no_other_drug() {
+    let env = TestEnv::with_dictionary_and(&["p-6", "p-7"]);
+    // Decisions are per source: a decision under a name reaches the same
+    // name again (which is right), so each row names its own drug.
+    for (doc, placeholder, patient, name) in [
+        ("d6a", "00000000000", "p-6", "Lisinopril 10 mg tablet"),
+        ("d6b", "99999999999", "p-7", "Atorvastatin 20 mg tablet"),
+    ] {
+        let first = env.write(
+            &format!("{doc}-1.xml"),
+            &ccr(doc, &[med(name, &[("NDC", placeholder)], "Take 1 daily")]),
+        );
+        import_json(&env, &first, patient);
+        let id = open_one(&env, patient, "invalid_ndc", 1).to_string();
+        env.run(&[
+            "queue",
+            "resolve",
+            &id,
+            "--action",
+            "map",
+            "--ndc",
+            "0069-1530-68",
+            "--by",
+            "dr-a",
+        ])
+        .ok();
+        assert_eq!(
+            env.query_i64(&format!(
+                "SELECT COUNT(*) FROM code_mappings WHERE code = '{placeholder}'"
+            )),
+            0,
+            "{placeholder}: never a key"
+        );
+        let second = env.write(
+            &format!("{doc}-2.xml"),
+            &ccr(
+                &format!("{doc}-2"),
+                &[med(
+                    "Metformin 500 mg tablet",
+                    &[("NDC", placeholder)],
+                    "Take 1 daily",
+                )],
+            ),
+        );
+        import_json(&env, &second, patient);
+        let open: Vec<String> = open_exceptions(&env, patient)
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(
+            open,
+            vec!["invalid_ndc"],
+            "{placeholder}: Metformin is not mapped"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- 6
 
 fn outcome(v: &Value) -> (String, Option<i64>) {

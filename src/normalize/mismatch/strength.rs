@@ -43,7 +43,11 @@ impl Amount {
     /// `value` in `unit` (`mg`, `mg/5 mL`, `[iU]/mL`, `%`); None when the
     /// unit measures nothing comparable (mL alone, homeopathic dilutions).
     fn parse(value: &str, unit: &str) -> Option<Amount> {
-        let value: f64 = value.trim().parse().ok()?;
+        let value = value.trim();
+        let value: f64 = match leading_number(value) {
+            (digits, used) if used == value.len() => digits.parse().ok()?,
+            _ => value.parse().ok()?,
+        };
         let unit: String = unit
             .to_lowercase()
             .chars()
@@ -146,14 +150,11 @@ fn strengths_in(text: &str) -> Vec<Amount> {
     let words: Vec<&str> = text.split_whitespace().collect();
     let mut out = Vec::new();
     for (i, word) in words.iter().enumerate() {
-        let number: String = word
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.')
-            .collect();
+        let (number, used) = leading_number(word);
         if !number.chars().any(|c| c.is_ascii_digit()) {
             continue;
         }
-        let (mut unit, mut at) = (unit_prefix(&word[number.len()..]), i);
+        let (mut unit, mut at) = (unit_prefix(&word[used..]), i);
         if unit.is_empty() {
             at = i + 1;
             unit = words.get(at).map(|w| unit_prefix(w)).unwrap_or_default();
@@ -169,6 +170,35 @@ fn strengths_in(text: &str) -> Vec<Amount> {
         }
     }
     out
+}
+
+/// The number a word starts with, without its thousands separators, and
+/// how many bytes it takes: digits and points, and a comma followed by
+/// exactly three digits (`1,000 mg` is a thousand milligrams; `1,5` stays
+/// `1`, a comma we cannot read for sure).
+fn leading_number(word: &str) -> (String, usize) {
+    let b = word.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_digit() || c == b'.' {
+            out.push(char::from(c));
+            i += 1;
+        } else if c == b','
+            && i > 0
+            && b[i - 1].is_ascii_digit()
+            && !out.contains('.')
+            && b.len() >= i + 4
+            && b[i + 1..i + 4].iter().all(u8::is_ascii_digit)
+            && b.get(i + 4).is_none_or(|d| !d.is_ascii_digit())
+        {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    (out, i)
 }
 
 /// The leading unit of a word: letters, µ, %, and a `/` with what follows.

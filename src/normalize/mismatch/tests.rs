@@ -541,3 +541,111 @@ fn every_fda_product_named_and_dosed_as_a_prescriber_writes_it_is_a_true_pair() 
     }
     assert_eq!(flagged, Vec::<String>::new());
 }
+
+#[test]
+fn a_comma_before_three_digits_is_a_thousands_separator() {
+    let glucophage_1000 = product(
+        "Glucophage",
+        "Metformin Hydrochloride",
+        &[("METFORMIN HYDROCHLORIDE", "1000", "mg/1")],
+        "TABLET, FILM COATED",
+    );
+    let glucophage_500 = product(
+        "Glucophage",
+        "Metformin Hydrochloride",
+        &[("METFORMIN HYDROCHLORIDE", "500", "mg/1")],
+        "TABLET, FILM COATED",
+    );
+    // (name, structured strength, product, verdict)
+    let rows: &[(&str, Option<&str>, &Product, Verdict)] = &[
+        (
+            "metFORMIN 1,000 mg tablet",
+            None,
+            &glucophage_1000,
+            Verdict::Match,
+        ),
+        (
+            "metFORMIN 1,000mg tablet",
+            None,
+            &glucophage_1000,
+            Verdict::Match,
+        ),
+        (
+            "Metformin",
+            Some("1,000 mg"),
+            &glucophage_1000,
+            Verdict::Match,
+        ),
+        ("Metformin 1 g", None, &glucophage_1000, Verdict::Match),
+        (
+            "metFORMIN 1,000 mg tablet",
+            None,
+            &glucophage_500,
+            Verdict::StrengthMismatch,
+        ),
+        (
+            "Metformin",
+            Some("1,000 mg"),
+            &glucophage_500,
+            Verdict::StrengthMismatch,
+        ),
+        (
+            "metFORMIN 2,000 mg",
+            None,
+            &glucophage_1000,
+            Verdict::StrengthMismatch,
+        ),
+    ];
+    for (name, strength, p, verdict) in rows {
+        let doc = DocDrug {
+            name: Some(name),
+            strength: *strength,
+            ..DocDrug::default()
+        };
+        assert_eq!(check_with_table(&doc, p), *verdict, "{name} {strength:?}");
+    }
+}
+
+#[test]
+fn insulin_brands_name_their_kind_of_insulin() {
+    let insulin = |proprietary: &str, generic: &str| {
+        product(
+            proprietary,
+            generic,
+            &[(&generic.to_uppercase(), "100", "[iU]/mL")],
+            "INJECTION, SOLUTION",
+        )
+    };
+    let basaglar = insulin("Basaglar", "insulin glargine");
+    let lantus = insulin("Lantus", "insulin glargine");
+    let humalog = insulin("Humalog", "insulin lispro");
+    let humulin_n = insulin("Humulin N", "insulin isophane human");
+    let humulin_r = insulin("Humulin R", "insulin human");
+    let rows: &[(&str, &Product, Verdict)] = &[
+        ("Insulin lispro (Humalog)", &basaglar, Verdict::NameMismatch),
+        ("Humalog KwikPen", &lantus, Verdict::NameMismatch),
+        ("NovoLog FlexPen", &humalog, Verdict::NameMismatch),
+        (
+            "insulin aspart 100 units/mL",
+            &lantus,
+            Verdict::NameMismatch,
+        ),
+        ("Levemir", &lantus, Verdict::NameMismatch),
+        ("Tresiba", &humulin_n, Verdict::NameMismatch),
+        ("Lantus Solostar", &basaglar, Verdict::Match),
+        ("insulin glargine 100 units/mL", &lantus, Verdict::Match),
+        ("Admelog", &humalog, Verdict::Match),
+        ("Insulin 100 units/mL", &lantus, Verdict::Match),
+        ("insulin NPH", &humulin_n, Verdict::Match),
+        ("insulin regular", &humulin_r, Verdict::Match),
+        ("Novolin R", &humulin_r, Verdict::Match),
+    ];
+    for (text, p, verdict) in rows {
+        assert_eq!(
+            check_with_table(&named(text), p),
+            *verdict,
+            "{text} vs {}",
+            p.proprietary_name
+        );
+    }
+}

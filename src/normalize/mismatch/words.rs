@@ -69,7 +69,7 @@ pub(super) const ALIASES: &[(&str, &[&str])] = &[
     ("lignocaine", &["lidocaine"]), ("tmp", &["trimethoprim"]), ("smx", &["sulfamethoxazole"]),
     ("mtx", &["methotrexate"]), ("ntg", &["nitroglycerin"]), ("hcq", &["hydroxychloroquine"]),
     ("pcn", &["penicillin"]), ("mso4", &["morphine"]), ("kcl", &["potassium", "chloride"]),
-    ("nacl", &["sodium", "chloride"]),
+    ("nacl", &["sodium", "chloride"]), ("nph", &["isophane", "human"]),
 ];
 
 /// Common US brands and the active ingredients they name: a document may
@@ -121,11 +121,29 @@ pub(super) const BRANDS: &[(&str, &[&str])] = &[
     ("risperdal", &["risperidone"]), ("zyprexa", &["olanzapine"]), ("abilify", &["aripiprazole"]),
     ("adderall", &["amphetamine", "dextroamphetamine"]), ("ritalin", &["methylphenidate"]),
     ("aricept", &["donepezil"]), ("namenda", &["memantine"]), ("zyloprim", &["allopurinol"]),
-    ("colcrys", &["colchicine"]), ("fosamax", &["alendronate"]), ("lantus", &["insulin"]),
-    ("humalog", &["insulin"]), ("novolog", &["insulin"]),
+    ("colcrys", &["colchicine"]), ("fosamax", &["alendronate"]),
+    // Insulins by their kind: "insulin" alone never matches two kinds (`INSULINS`).
+    ("lantus", &["insulin", "glargine"]), ("basaglar", &["insulin", "glargine"]),
+    ("toujeo", &["insulin", "glargine"]), ("semglee", &["insulin", "glargine"]),
+    ("rezvoglar", &["insulin", "glargine"]), ("humalog", &["insulin", "lispro"]),
+    ("admelog", &["insulin", "lispro"]), ("lyumjev", &["insulin", "lispro"]),
+    ("novolog", &["insulin", "aspart"]), ("fiasp", &["insulin", "aspart"]),
+    ("apidra", &["insulin", "glulisine"]), ("levemir", &["insulin", "detemir"]),
+    ("tresiba", &["insulin", "degludec"]), ("humulin", &["insulin", "human"]),
+    ("novolin", &["insulin", "human"]), ("afrezza", &["insulin", "human"]),
     ("percocet", &["oxycodone", "acetaminophen"]), ("oxycontin", &["oxycodone"]),
     ("vicodin", &["hydrocodone", "acetaminophen"]), ("norco", &["hydrocodone", "acetaminophen"]),
     ("flexeril", &["cyclobenzaprine"]), ("plaquenil", &["hydroxychloroquine"]),
     ("zofran", &["ondansetron"]), ("phenergan", &["promethazine"]), ("reglan", &["metoclopramide"]),
     ("ditropan", &["oxybutynin"]), ("detrol", &["tolterodine"]), ("myleran", &["busulfan"]),
+];
+
+/// The words that tell one insulin from another (the FDA's nonproprietary
+/// names: insulin lispro, insulin isophane human…; "regular" is left out,
+/// so "insulin regular" names no kind and matches any insulin). Two texts that each name
+/// a kind of insulin match only through a kind in common, never through the
+/// word "insulin".
+#[rustfmt::skip]
+pub(super) const INSULINS: &[&str] = &[
+    "lispro", "aspart", "glargine", "detemir", "degludec", "glulisine", "isophane", "human",
 ];

@@ -11,8 +11,8 @@ use super::claim;
 use super::model::{CodeableConcept, Resource, Str, non_empty};
 use super::record::{Reader, Systems};
 use crate::parse::{
-    DocFormat, LeftOut, MedRecord, ParseError, ParsedDocument, Problem, ProblemKind, SourceRef,
-    UnreadableRecord,
+    DocFormat, LeftOut, MAX_UNREADABLE_RECORDS, MedRecord, ParseError, ParsedDocument, Problem,
+    ProblemKind, SourceRef, UnreadableRecord,
 };
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -106,7 +106,12 @@ pub struct Builder<'a> {
     using: usize,
     left_out: Vec<LeftOut>,
     unreadable: Vec<UnreadableRecord>,
+    /// The first unreadable entry past `MAX_UNREADABLE_RECORDS`, and how
+    /// many there were from it on: they are summed up in one record.
+    unreadable_more: Option<(UnreadableRecord, usize)>,
     patient_ref: Option<Str<'a>>,
+    /// Whether a Patient resource is among the entries.
+    names_patient: bool,
     /// Other patients the document's resources name (a few suffice to say so).
     other_patients: Vec<Str<'a>>,
     problems: Vec<Problem>,
@@ -129,7 +134,9 @@ impl<'a> Builder<'a> {
             using: 0,
             left_out: Vec::new(),
             unreadable: Vec::new(),
+            unreadable_more: None,
             patient_ref: None,
+            names_patient: false,
             other_patients: Vec::new(),
             problems: Vec::new(),
             systems: Systems::default(),
@@ -137,14 +144,47 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// A problem with the document rather than with one record.
-    pub fn problem(&mut self, problem: Problem) {
-        self.problems.push(problem);
+    /// An entry that could not be read typed, whose loosely read type is
+    /// not one rxsync reads as evidence (a Questionnaire whose `code` is a
+    /// list, an R5 Composition): it is left out as what it is, like any
+    /// other such resource read typed, instead of blocking review as
+    /// unreadable. False (nothing done) for a type rxsync reads, or none.
+    pub fn not_evidence(&mut self, kind: Option<&str>, id: Option<&str>) -> bool {
+        let Some(kind) = kind.map(str::trim).filter(|k| !k.is_empty()) else {
+            return false;
+        };
+        let read = USING.contains(&kind)
+            || DRUGS.contains(&kind)
+            || [claim::KIND, "OperationOutcome", "Bundle"].contains(&kind);
+        if read {
+            return false;
+        }
+        self.names_patient |= kind == "Patient";
+        self.left_out.push(LeftOut {
+            source: Some(SourceRef {
+                kind: kind.to_string(),
+                id: id.map(str::to_string),
+            }),
+            reason: format!(
+                "{} {kind} resource is not medication evidence",
+                article(kind)
+            ),
+        });
+        true
     }
 
     /// An entry that could not be read: it is named, never dropped.
+    /// Past `MAX_UNREADABLE_RECORDS` they are counted, and summed up in
+    /// one more record by `finish`.
     pub fn unreadable(&mut self, record: UnreadableRecord) {
-        self.unreadable.push(record);
+        if self.unreadable.len() < MAX_UNREADABLE_RECORDS {
+            self.unreadable.push(record);
+            return;
+        }
+        match &mut self.unreadable_more {
+            Some((_, n)) => *n += 1,
+            None => self.unreadable_more = Some((record, 1)),
+        }
     }
 
     /// The next resource of the document.
@@ -174,6 +214,7 @@ impl<'a> Builder<'a> {
             }
         }
         let kind = resource.resource_type.as_deref().unwrap_or("");
+        self.names_patient |= kind == "Patient";
         if USING.contains(&kind) {
             self.using += 1;
             if self.index.can_resolve(&resource) {
@@ -334,7 +375,14 @@ impl<'a> Builder<'a> {
             .patient_ref
             .as_deref()
             .and_then(|r| self.index.normalize(r));
-        if self.using == 0 && !drug_data.is_empty() && patient_ref.is_none() {
+        // Drug data is a document of drug resources alone: one with an
+        // entry that could not be read (a request, maybe) or an entry that
+        // names a patient is the patient's, and is read as such.
+        let patients_document = patient_ref.is_some()
+            || self.names_patient
+            || !self.unreadable.is_empty()
+            || self.unreadable_more.is_some();
+        if self.using == 0 && !drug_data.is_empty() && !patients_document {
             let found: Vec<String> = drug_data
                 .iter()
                 .map(|(n, kind)| format!("{n} {kind}"))
@@ -369,12 +417,22 @@ impl<'a> Builder<'a> {
                 ),
             });
         }
+        let mut unreadable = self.unreadable;
+        if let Some((mut first, n)) = self.unreadable_more {
+            first.reason = format!(
+                "{n} more entries could not be read, from this one on (only the first \
+                 {MAX_UNREADABLE_RECORDS} unreadable entries of a document are listed one by one); \
+                 this one: {}",
+                first.reason
+            );
+            unreadable.push(first);
+        }
         Ok(ParsedDocument {
             format: self.source.format,
             records,
             problems,
             left_out: self.left_out,
-            unreadable: self.unreadable,
+            unreadable,
             patient_ref,
         })
     }

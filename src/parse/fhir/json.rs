@@ -16,7 +16,7 @@ use super::extract::{self, Builder, Entry, Source};
 use super::model::{Resource, Str};
 use super::{MAX_BUNDLE_DEPTH, READ_TOP_LEVEL};
 use crate::parse::{
-    DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind, SourceRef,
+    DocFormat, ParseError, ParsedDocument, Position, Positions, SourceRef,
     UNREADABLE_EXCERPT_LIMIT, UnreadableRecord,
 };
 use serde::Deserialize;
@@ -106,8 +106,12 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
     };
     if kind == "Bundle" {
         let mut builder = Builder::new(source, head.entry.len());
-        let mut ordinal = 0;
-        collect_bundle(body, head.entry, 0, &mut ordinal, &mut builder);
+        let mut at = Walk {
+            doc: body,
+            ordinal: 0,
+            positions: Positions::new(body),
+        };
+        collect_bundle(head.entry, 0, &mut at, &mut builder);
         return builder.finish();
     }
     // A single resource: its whole text is the excerpt. It was already read
@@ -127,19 +131,28 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
     builder.finish()
 }
 
+/// Where a Bundle's reading stands: its entries are met in document
+/// order, so each one's place is counted on from the last one's.
+struct Walk<'a> {
+    doc: &'a [u8],
+    /// Every Bundle entry met so far, nested ones and ones without a
+    /// resource included (as a reader counts them), so that an unreadable
+    /// one can be named by its place.
+    ordinal: usize,
+    positions: Positions<'a>,
+}
+
 /// Reads each entry's resource; a nested Bundle (a batch-response carries
 /// searchset Bundles) contributes its own entries.
-///
-/// `ordinal` counts the entries read so far, nested ones included, so that
-/// an unreadable one can be named by its place.
 fn collect_bundle<'a>(
-    doc: &'a [u8],
     raw_entries: Vec<BundleEntry<'a>>,
     depth: usize,
-    ordinal: &mut usize,
+    walk: &mut Walk<'a>,
     builder: &mut Builder<'a>,
 ) {
     for raw_entry in raw_entries {
+        let ordinal = walk.ordinal;
+        walk.ordinal += 1;
         let Some(raw) = raw_entry.resource else {
             continue; // Transaction and batch responses carry entries without one.
         };
@@ -147,38 +160,46 @@ fn collect_bundle<'a>(
         let resource: Resource = match serde_json::from_str(text) {
             Ok(resource) => resource,
             Err(e) => {
-                builder.unreadable(unreadable_entry(doc, text, *ordinal, &e));
-                *ordinal += 1;
+                // The typed view is the union of the types rxsync reads; a
+                // resource of another type may use its field names for
+                // other shapes, which says nothing about a medication.
+                let (kind, id) = loose_ident(text);
+                if !builder.not_evidence(kind.as_deref(), id.as_deref()) {
+                    builder.unreadable(unreadable_entry(walk, text, ordinal, &e));
+                }
                 continue;
             }
         };
         if resource.resource_type.is_none() {
             // FHIR JSON requires it: without it the resource cannot be told
             // apart from a medication record, so it is unreadable, not left out.
-            builder.unreadable(untyped_entry(doc, text, *ordinal, &resource));
-            *ordinal += 1;
+            builder.unreadable(untyped_entry(walk, text, ordinal, &resource));
             continue;
         }
         if resource.resource_type.as_deref() == Some("Bundle") {
             if depth + 1 >= MAX_BUNDLE_DEPTH {
-                builder.problem(Problem {
-                    kind: ProblemKind::Skipped,
-                    detail: format!(
-                        "a Bundle nested deeper than {MAX_BUNDLE_DEPTH} levels was skipped"
-                    ),
+                // Not read, and not dropped either: its entries may be the
+                // patient's medications, so it is named for a clinician
+                // (and the document is never "none shared").
+                let base = (text.as_ptr() as usize).saturating_sub(walk.doc.as_ptr() as usize);
+                builder.unreadable(UnreadableRecord {
+                    source: Some(SourceRef {
+                        kind: "Bundle".to_string(),
+                        id: resource.id.as_deref().map(|id| id.trim().to_string()),
+                    }),
+                    at: Some(walk.positions.at(base)),
+                    entry: Some(ordinal),
+                    reason: too_deep(),
+                    excerpt: cut(text, UNREADABLE_EXCERPT_LIMIT),
                 });
                 continue;
             }
             match serde_json::from_str::<Head>(text) {
-                Ok(inner) => collect_bundle(doc, inner.entry, depth + 1, ordinal, builder),
-                Err(e) => {
-                    builder.unreadable(unreadable_entry(doc, text, *ordinal, &e));
-                    *ordinal += 1;
-                }
+                Ok(inner) => collect_bundle(inner.entry, depth + 1, walk, builder),
+                Err(e) => builder.unreadable(unreadable_entry(walk, text, ordinal, &e)),
             }
             continue;
         }
-        *ordinal += 1;
         builder.push(Entry {
             full_url: raw_entry.full_url,
             excerpt: text,
@@ -186,6 +207,11 @@ fn collect_bundle<'a>(
             resource,
         });
     }
+}
+
+/// Why a Bundle nested too deep is an unreadable record (JSON and XML).
+pub(super) fn too_deep() -> String {
+    format!("a Bundle nested deeper than {MAX_BUNDLE_DEPTH} levels is not read")
 }
 
 /// A Bundle read in one pass, each entry's resource typed where it stands
@@ -361,16 +387,19 @@ impl<'de, 'b> Visitor<'de> for EntrySeed<'b, 'de> {
 /// far as they can be read, with where it starts, what failed where, and
 /// its text.
 fn unreadable_entry(
-    doc: &[u8],
+    walk: &mut Walk<'_>,
     text: &str,
     entry: usize,
     e: &serde_json::Error,
 ) -> UnreadableRecord {
     // `text` is a slice of `doc`, so its distance from the start of `doc` is
     // its offset (computed on addresses, never dereferenced).
-    let base = (text.as_ptr() as usize).saturating_sub(doc.as_ptr() as usize);
-    let failed_at =
-        Position::of_offset(doc, base + offset_in(text.as_bytes(), e.line(), e.column()));
+    let base = (text.as_ptr() as usize).saturating_sub(walk.doc.as_ptr() as usize);
+    // In document order: where it starts, then where it failed.
+    let at = walk.positions.at(base);
+    let failed_at = walk
+        .positions
+        .at(base + offset_in(text.as_bytes(), e.line(), e.column()));
     // serde_json's message ends with its own (entry-relative) position.
     let message = e.to_string();
     let message = message
@@ -379,7 +408,7 @@ fn unreadable_entry(
     let (kind, id) = loose_ident(text);
     UnreadableRecord {
         source: kind.map(|kind| SourceRef { kind, id }),
-        at: Some(Position::of_offset(doc, base)),
+        at: Some(at),
         entry: Some(entry),
         reason: format!("{message} at {failed_at}"),
         excerpt: cut(text, UNREADABLE_EXCERPT_LIMIT),
@@ -388,9 +417,14 @@ fn unreadable_entry(
 
 /// An entry whose resource has no `resourceType` (a FHIR Bulk Data line
 /// without one lands here too): named by its id, with its text.
-fn untyped_entry(doc: &[u8], text: &str, entry: usize, resource: &Resource) -> UnreadableRecord {
-    let base = (text.as_ptr() as usize).saturating_sub(doc.as_ptr() as usize);
-    let at = Position::of_offset(doc, base);
+fn untyped_entry(
+    walk: &mut Walk<'_>,
+    text: &str,
+    entry: usize,
+    resource: &Resource,
+) -> UnreadableRecord {
+    let base = (text.as_ptr() as usize).saturating_sub(walk.doc.as_ptr() as usize);
+    let at = walk.positions.at(base);
     let id = resource
         .id
         .as_deref()

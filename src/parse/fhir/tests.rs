@@ -1551,3 +1551,266 @@ fn an_entry_without_resource_type_is_unreadable_on_both_paths() {
         assert!(doc.left_out.is_empty(), "{:?}", doc.left_out);
     }
 }
+
+/// The place of the first `n` occurrences of `needle` in `text`, as
+/// `Position::of_offset` reads it.
+fn places_of(text: &str, needle: &str, n: usize) -> Vec<Position> {
+    text.match_indices(needle)
+        .take(n)
+        .map(|(i, _)| Position::of_offset(text.as_bytes(), i))
+        .collect()
+}
+
+#[test]
+fn thousands_of_unreadable_entries_are_capped_and_placed_in_document_order() {
+    let cap = crate::parse::MAX_UNREADABLE_RECORDS;
+    // (format, document, bad entries, where each bad resource starts)
+    let json_bad = 20_000;
+    let mut json =
+        String::from("{\"resourceType\":\"Bundle\",\"entry\":[\n{\"fullUrl\":\"urn:no-resource\"}");
+    for i in 0..json_bad {
+        json.push_str(&format!(
+            ",\n{{\"fullUrl\":\"urn:é{i}\",\"resource\":{{\"resourceType\":\"MedicationRequest\",\"id\":\"b{i}\",\"authoredOn\":20240101}}}}"
+        ));
+    }
+    json.push_str("]}");
+    let xml_bad = 2_000;
+    let mut xml = String::from(
+        "<Bundle xmlns=\"http://hl7.org/fhir\"><type value=\"searchset\"/>\n<entry><fullUrl value=\"urn:no-resource\"/></entry>",
+    );
+    for i in 0..xml_bad {
+        xml.push_str(&format!(
+            "\n<entry><fullUrl value=\"urn:é{i}\"/><resource><MedicationRequest><id value=\"b{i}\"/><status value=\"active\"/><status value=\"stopped\"/></MedicationRequest></resource></entry>"
+        ));
+    }
+    xml.push_str("</Bundle>");
+    let rows = [
+        (
+            "json",
+            &json,
+            json_bad,
+            "{\"resourceType\":\"MedicationRequest\"",
+        ),
+        ("xml", &xml, xml_bad, "<MedicationRequest>"),
+    ];
+    for (format, text, bad, starts) in rows {
+        let doc = if format == "json" {
+            parse_json(text.as_bytes())
+        } else {
+            parse_xml(text.as_bytes())
+        }
+        .unwrap_or_else(|e| panic!("{format}: {e}"));
+        assert_eq!(text.matches(starts).count(), bad, "{format}");
+        let places = places_of(text, starts, cap + 1);
+        assert_eq!(
+            doc.unreadable.len(),
+            cap + 1,
+            "{format}: the cap and one summary"
+        );
+        for (k, record) in doc.unreadable.iter().enumerate() {
+            // Entry 0 has no resource, and is counted all the same.
+            assert_eq!(record.entry, Some(k + 1), "{format} #{k}");
+            assert_eq!(record.at, Some(places[k]), "{format} #{k}");
+            assert_eq!(
+                record.source.as_ref().and_then(|s| s.id.clone()),
+                Some(format!("b{k}")),
+                "{format} #{k}"
+            );
+        }
+        let summary = &doc.unreadable[cap];
+        assert!(
+            summary
+                .reason
+                .starts_with(&format!("{} more entries could not be read", bad - cap)),
+            "{format}: {}",
+            summary.reason
+        );
+    }
+}
+
+#[test]
+fn a_bundle_nested_too_deep_is_an_unreadable_record_never_none_shared() {
+    let request = r#"{"resourceType":"MedicationRequest","id":"deep","subject":{"reference":"Patient/p"},"medicationCodeableConcept":{"text":"warfarin"}}"#;
+    let mut json = request.to_string();
+    for level in (0..5).rev() {
+        json = format!(
+            "{{\"resourceType\":\"Bundle\",\"id\":\"b{level}\",\"type\":\"batch-response\",\"entry\":[\n{{\"resource\":{json}}}]}}"
+        );
+    }
+    let xml_request = r#"<MedicationRequest><id value="deep"/><subject><reference value="Patient/p"/></subject><medicationCodeableConcept><text value="warfarin"/></medicationCodeableConcept></MedicationRequest>"#;
+    let mut xml = xml_request.to_string();
+    for level in (0..5).rev() {
+        let ns = if level == 0 {
+            " xmlns=\"http://hl7.org/fhir\""
+        } else {
+            ""
+        };
+        xml = format!(
+            "<Bundle{ns}><id value=\"b{level}\"/><type value=\"batch-response\"/>\n<entry><resource>{xml}</resource></entry></Bundle>"
+        );
+    }
+    for (format, doc) in [
+        ("json", parse_json(json.as_bytes())),
+        ("xml", parse_xml(xml.as_bytes())),
+    ] {
+        let doc = doc.unwrap_or_else(|e| panic!("{format}: {e}"));
+        assert_eq!(doc.records.len(), 0, "{format}");
+        assert_eq!(doc.unreadable.len(), 1, "{format}");
+        let bad = &doc.unreadable[0];
+        assert_eq!(
+            bad.source,
+            Some(SourceRef {
+                kind: "Bundle".into(),
+                id: Some("b4".into())
+            }),
+            "{format}"
+        );
+        // b1, b2, b3 and b4 are the entries 0..=3.
+        assert_eq!(bad.entry, Some(3), "{format}");
+        assert_eq!(bad.at.map(|at| at.line), Some(5), "{format}");
+        assert!(
+            bad.reason.contains("nested deeper than 4 levels"),
+            "{format}: {}",
+            bad.reason
+        );
+        assert!(bad.excerpt.contains("deep"), "{format}: {}", bad.excerpt);
+        let regimen = crate::normalize::normalize(
+            &doc,
+            &crate::dict::MemoryDictionary::new(&[], &[]),
+            &crate::normalize::CodeMappings::new(),
+            &crate::normalize::Options::default(),
+        );
+        let kinds: Vec<_> = regimen.flags.iter().map(|f| f.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![crate::domain::ExceptionKind::UnreadableRecord],
+            "{format}: never none_shared"
+        );
+    }
+}
+
+#[test]
+fn a_document_with_an_unreadable_entry_or_a_patient_is_never_drug_data() {
+    let med = r#"{"fullUrl":"urn:uuid:m1","resource":{"resourceType":"Medication","id":"m1","code":{"coding":[{"system":"http://hl7.org/fhir/sid/ndc","code":"0777-3105-02"}]}},"search":{"mode":"include"}}"#;
+    let xml_med = r#"<entry><fullUrl value="urn:uuid:m1"/><resource><Medication><id value="m1"/><code><coding><system value="http://hl7.org/fhir/sid/ndc"/><code value="0777-3105-02"/></coding></code></Medication></resource><search><mode value="include"/></search></entry>"#;
+    // (rule, document, unreadable entries)
+    let rows: Vec<(&str, Result<ParsedDocument, ParseError>, usize)> = vec![
+        (
+            "json: an unreadable request beside an included Medication",
+            parse_json(
+                format!(
+                    r#"{{"resourceType":"Bundle","type":"searchset","entry":[{{"resource":{{"resourceType":"MedicationRequest","id":"r","subject":{{"reference":"Patient/p"}},"authoredOn":20240101,"medicationReference":{{"reference":"urn:uuid:m1"}}}}}},{med}]}}"#
+                )
+                .as_bytes(),
+            ),
+            1,
+        ),
+        (
+            "xml: an unreadable request beside an included Medication",
+            parse_xml(
+                format!(
+                    r#"<Bundle xmlns="http://hl7.org/fhir"><type value="searchset"/><entry><resource><MedicationRequest><id value="r"/><status value="active"/><status value="stopped"/><medicationReference><reference value="urn:uuid:m1"/></medicationReference><subject><reference value="Patient/p"/></subject></MedicationRequest></resource></entry>{xml_med}</Bundle>"#
+                )
+                .as_bytes(),
+            ),
+            1,
+        ),
+        (
+            "json: a Patient beside a Medication",
+            parse_json(
+                format!(
+                    r#"{{"resourceType":"Bundle","type":"searchset","entry":[{{"resource":{{"resourceType":"Patient","id":"p"}}}},{med}]}}"#
+                )
+                .as_bytes(),
+            ),
+            0,
+        ),
+        (
+            "xml: a Patient beside a Medication",
+            parse_xml(
+                format!(
+                    r#"<Bundle xmlns="http://hl7.org/fhir"><type value="searchset"/><entry><resource><Patient><id value="p"/></Patient></resource></entry>{xml_med}</Bundle>"#
+                )
+                .as_bytes(),
+            ),
+            0,
+        ),
+    ];
+    for (rule, doc, unreadable) in rows {
+        let doc = doc.unwrap_or_else(|e| panic!("{rule}: refused: {e}"));
+        assert_eq!(doc.unreadable.len(), unreadable, "{rule}");
+        assert!(doc.records.is_empty(), "{rule}: {:?}", doc.records);
+    }
+}
+
+#[test]
+fn other_resources_whose_fields_do_not_fit_are_left_out_not_unreadable() {
+    let request = r#"{"resource":{"resourceType":"MedicationRequest","id":"ok","subject":{"reference":"Patient/p"},"medicationCodeableConcept":{"text":"aspirin"}}}"#;
+    // (type, id, entry JSON, entry XML)
+    let rows = [
+        (
+            "Questionnaire",
+            "q",
+            r#"{"resource":{"resourceType":"Questionnaire","id":"q","code":[{"system":"http://loinc.org","code":"74465-6"}]}}"#,
+            r#"<entry><resource><Questionnaire><id value="q"/><code><code value="74465-6"/></code><code><code value="1"/></code></Questionnaire></resource></entry>"#,
+        ),
+        (
+            "Account",
+            "a",
+            r#"{"resource":{"resourceType":"Account","id":"a","subject":[{"reference":"Patient/p"}]}}"#,
+            r#"<entry><resource><Account><id value="a"/><subject><reference value="Patient/p"/></subject><subject><reference value="Patient/q"/></subject></Account></resource></entry>"#,
+        ),
+        (
+            "Composition",
+            "c",
+            r#"{"resource":{"resourceType":"Composition","id":"c","subject":[{"reference":"Patient/p"}]}}"#,
+            r#"<entry><resource><Composition><id value="c"/><subject><reference value="Patient/p"/></subject><subject><reference value="Group/g"/></subject></Composition></resource></entry>"#,
+        ),
+    ];
+    let xml_request = r#"<entry><resource><MedicationRequest><id value="ok"/><subject><reference value="Patient/p"/></subject><medicationCodeableConcept><text value="aspirin"/></medicationCodeableConcept></MedicationRequest></resource></entry>"#;
+    for (kind, id, json_entry, xml_entry) in rows {
+        let json = format!(
+            r#"{{"resourceType":"Bundle","type":"searchset","entry":[{json_entry},{request}]}}"#
+        );
+        let xml = format!(
+            r#"<Bundle xmlns="http://hl7.org/fhir"><type value="searchset"/>{xml_entry}{xml_request}</Bundle>"#
+        );
+        let docs = [
+            ("json with excerpts", parse_json(json.as_bytes())),
+            (
+                "json without excerpts",
+                super::parse_json_with(json.as_bytes(), ParseOptions { excerpts: false }),
+            ),
+            ("xml", parse_xml(xml.as_bytes())),
+        ];
+        for (how, doc) in docs {
+            let doc = doc.unwrap_or_else(|e| panic!("{kind} {how}: {e}"));
+            assert!(
+                doc.unreadable.is_empty(),
+                "{kind} {how}: {:?}",
+                doc.unreadable
+            );
+            assert_eq!(doc.records.len(), 1, "{kind} {how}");
+            let left: Vec<(Option<SourceRef>, &str)> = doc
+                .left_out
+                .iter()
+                .map(|l| (l.source.clone(), l.reason.as_str()))
+                .collect();
+            let reason = format!(
+                "{} {kind} resource is not medication evidence",
+                if kind == "Account" { "an" } else { "a" }
+            );
+            assert_eq!(
+                left,
+                vec![(
+                    Some(SourceRef {
+                        kind: kind.into(),
+                        id: Some(id.into())
+                    }),
+                    reason.as_str()
+                )],
+                "{kind} {how}"
+            );
+        }
+    }
+}

@@ -12,7 +12,7 @@ use super::extract::{self, Builder, Entry, Source};
 use super::model::Resource;
 use super::{MAX_BUNDLE_DEPTH, READ_TOP_LEVEL};
 use crate::parse::{
-    DocFormat, ParseError, ParsedDocument, Position, Problem, ProblemKind, SourceRef,
+    DocFormat, ParseError, ParsedDocument, Position, Positions, SourceRef,
     UNREADABLE_EXCERPT_LIMIT, UnreadableRecord,
 };
 use roxmltree::{Document, Node};
@@ -33,6 +33,12 @@ struct Pending<'t> {
     included: bool,
     /// Where the resource element starts.
     start: usize,
+    /// A Bundle nested deeper than `MAX_BUNDLE_DEPTH`: not read, only
+    /// named (`value` holds only its type and id).
+    too_deep: bool,
+    /// Its entry's place among every Bundle entry of the document (nested
+    /// ones and ones without a resource counted too, as a reader counts).
+    ordinal: usize,
     value: Value,
 }
 
@@ -77,15 +83,17 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
         });
     }
     let mut pending = Vec::new();
-    let mut problems = Vec::new();
     if kind == "Bundle" {
-        collect_bundle(root, 0, &mut pending, &mut problems)?;
+        let mut ordinal = 0;
+        collect_bundle(root, 0, &mut ordinal, &mut pending)?;
     } else {
         pending.push(Pending {
             full_url: None,
             excerpt: &text[root.range()],
             included: false,
             start: root.range().start,
+            too_deep: false,
+            ordinal: 0,
             value: resource_value(root)?,
         });
     }
@@ -93,10 +101,14 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
         format: DocFormat::FhirXml,
     };
     let mut builder = Builder::new(source, pending.len());
-    for problem in problems {
-        builder.problem(problem);
-    }
-    for (entry, item) in pending.iter().enumerate() {
+    // Pending entries are in document order: positions are counted on.
+    let mut positions = Positions::new(text.as_bytes());
+    for item in &pending {
+        if item.too_deep {
+            let reason = super::json::too_deep();
+            builder.unreadable(unreadable_entry(&mut positions, item, reason));
+            continue;
+        }
         match Resource::deserialize(&item.value) {
             Ok(resource) => {
                 if kind != "Bundle" {
@@ -118,7 +130,14 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
                     message,
                 });
             }
-            Err(e) => builder.unreadable(unreadable_entry(text, item, entry, &e)),
+            Err(e) => {
+                // Another type's fields may not fit the typed view of the
+                // types rxsync reads: such a resource is left out.
+                let field = |name: &str| item.value.get(name).and_then(Value::as_str);
+                if !builder.not_evidence(field("resourceType"), field("id")) {
+                    builder.unreadable(unreadable_entry(&mut positions, item, e.to_string()));
+                }
+            }
         }
     }
     builder.finish()
@@ -128,10 +147,9 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
 /// element where one is allowed, say): named by its type and id, with
 /// where it starts and its text.
 fn unreadable_entry(
-    text: &str,
+    positions: &mut Positions<'_>,
     item: &Pending,
-    entry: usize,
-    e: &serde_json::Error,
+    reason: String,
 ) -> UnreadableRecord {
     let field = |name: &str| {
         item.value
@@ -155,9 +173,9 @@ fn unreadable_entry(
             kind,
             id: field("id"),
         }),
-        at: Some(Position::of_offset(text.as_bytes(), item.start)),
-        entry: Some(entry),
-        reason: e.to_string(),
+        at: Some(positions.at(item.start)),
+        entry: Some(item.ordinal),
+        reason,
         excerpt: if cut {
             format!("{excerpt}…")
         } else {
@@ -187,10 +205,12 @@ fn xml_error(e: roxmltree::Error) -> ParseError {
 fn collect_bundle<'t>(
     bundle: Node<'t, 't>,
     depth: usize,
+    ordinal: &mut usize,
     out: &mut Vec<Pending<'t>>,
-    problems: &mut Vec<Problem>,
 ) -> Result<(), ParseError> {
     for entry in fhir_children(bundle, "entry") {
+        let this = *ordinal;
+        *ordinal += 1;
         let full_url = fhir_children(entry, "fullUrl")
             .next()
             .and_then(|n| n.attribute("value"));
@@ -202,14 +222,28 @@ fn collect_bundle<'t>(
         };
         if resource.tag_name().name() == "Bundle" {
             if depth + 1 >= MAX_BUNDLE_DEPTH {
-                problems.push(Problem {
-                    kind: ProblemKind::Skipped,
-                    detail: format!(
-                        "a Bundle nested deeper than {MAX_BUNDLE_DEPTH} levels was skipped"
-                    ),
+                // Not read, and not dropped either: named for a clinician.
+                let id = fhir_children(resource, "id")
+                    .next()
+                    .and_then(|n| n.attribute("value"))
+                    .map(|id| Value::String(id.to_string()));
+                let mut value = Map::new();
+                value.insert("resourceType".into(), Value::String("Bundle".into()));
+                if let Some(id) = id {
+                    value.insert("id".into(), id);
+                }
+                let text = resource.document().input_text();
+                out.push(Pending {
+                    full_url,
+                    excerpt: &text[resource.range()],
+                    included: false,
+                    start: resource.range().start,
+                    too_deep: true,
+                    ordinal: this,
+                    value: Value::Object(value),
                 });
             } else {
-                collect_bundle(resource, depth + 1, out, problems)?;
+                collect_bundle(resource, depth + 1, ordinal, out)?;
             }
             continue;
         }
@@ -223,6 +257,8 @@ fn collect_bundle<'t>(
             excerpt: &text[resource.range()],
             included,
             start: resource.range().start,
+            too_deep: false,
+            ordinal: this,
             value: resource_value(resource)?,
         });
     }
