@@ -201,6 +201,26 @@ pub enum ParseError {
     TooDeep { limit: usize, at: Position },
 }
 
+/// A roxmltree error (FHIR XML, C-CDA) as ours, with its line and column:
+/// a DTD or an entity loop is refused as such, anything else is malformed.
+pub(crate) fn roxml_error(e: roxmltree::Error) -> ParseError {
+    let pos = e.pos();
+    let at = Position {
+        line: pos.row as usize,
+        column: pos.col as usize,
+    };
+    match e {
+        roxmltree::Error::DtdDetected | roxmltree::Error::EntityReferenceLoop(_) => {
+            ParseError::Dtd { at }
+        }
+        other => ParseError::Malformed {
+            syntax: "XML",
+            at,
+            message: other.to_string(),
+        },
+    }
+}
+
 /// A problem met while reading a document that did not stop the reading.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {

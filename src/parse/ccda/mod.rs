@@ -66,7 +66,7 @@ pub fn parse_with(
         allow_dtd: false,
         ..ParsingOptions::default()
     };
-    let doc = Document::parse_with_options(text, parsing).map_err(xml_error)?;
+    let doc = Document::parse_with_options(text, parsing).map_err(crate::parse::roxml_error)?;
     let at = |offset: usize| Position::of_offset(text.as_bytes(), offset);
     check_depth(&doc, &at)?;
     let root = doc.root_element();
@@ -189,21 +189,3 @@ fn check_depth(doc: &Document, at: &impl Fn(usize) -> Position) -> Result<(), Pa
     Ok(())
 }
 
-/// Maps a roxmltree error to ours, with its line and column.
-fn xml_error(e: roxmltree::Error) -> ParseError {
-    let pos = e.pos();
-    let at = Position {
-        line: pos.row as usize,
-        column: pos.col as usize,
-    };
-    match e {
-        roxmltree::Error::DtdDetected | roxmltree::Error::EntityReferenceLoop(_) => {
-            ParseError::Dtd { at }
-        }
-        other => ParseError::Malformed {
-            syntax: "XML",
-            at,
-            message: other.to_string(),
-        },
-    }
-}

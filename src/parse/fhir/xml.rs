@@ -60,7 +60,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDocument, ParseError> {
             at: Position::of_offset(body, offset),
         });
     }
-    let doc = Document::parse(text).map_err(xml_error)?;
+    let doc = Document::parse(text).map_err(crate::parse::roxml_error)?;
     let root = doc.root_element();
     let at = |node: Node| {
         let pos = doc.text_pos_at(node.range().start);
@@ -180,23 +180,6 @@ fn unreadable_entry(
             format!("{excerpt}…")
         } else {
             excerpt.to_string()
-        },
-    }
-}
-
-fn xml_error(e: roxmltree::Error) -> ParseError {
-    let pos = e.pos();
-    let at = Position {
-        line: pos.row as usize,
-        column: pos.col as usize,
-    };
-    match e {
-        roxmltree::Error::DtdDetected => ParseError::Dtd { at },
-        roxmltree::Error::EntityReferenceLoop(_) => ParseError::Dtd { at },
-        other => ParseError::Malformed {
-            syntax: "XML",
-            at,
-            message: other.to_string(),
         },
     }
 }
