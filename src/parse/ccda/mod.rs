@@ -188,4 +188,3 @@ fn check_depth(doc: &Document, at: &impl Fn(usize) -> Position) -> Result<(), Pa
     }
     Ok(())
 }
-
