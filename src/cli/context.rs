@@ -61,8 +61,44 @@ impl Global {
                 parent.display()
             )));
         }
+        let new = !config.database_path.exists();
         let store = Store::open(&config.database_path)?;
+        if new {
+            eprintln!(
+                "note: created the database {} ({})",
+                config.database_path.display(),
+                where_from(self, &config)
+            );
+        }
         Ok(Context { config, store })
+    }
+
+    /// Like `open`, for commands that only read: a database that does not
+    /// exist is not created (an empty one would show an empty queue as if
+    /// all were well); the error says which path was looked for and how to
+    /// point at another.
+    pub fn open_existing(&self) -> Result<Context, Failure> {
+        let config = self.config()?;
+        if !config.database_path.exists() {
+            return Err(usage(format!(
+                "no database at {} ({}); point at one with --db PATH, --config FILE or RXSYNC_CONFIG, or create it with a command that writes (rxsync patient add, rxsync dict import, rxsync import)",
+                config.database_path.display(),
+                where_from(self, &config)
+            )));
+        }
+        self.open()
+    }
+}
+
+/// Where the database path came from, for people.
+fn where_from(global: &Global, config: &Config) -> String {
+    if global.db.is_some() {
+        "from --db".to_string()
+    } else if let Some(file) = &config.file {
+        format!("[database] path of {}", file.display())
+    } else {
+        "the default: no --db, --config, RXSYNC_CONFIG, RXSYNC_DATABASE_PATH or ./config.toml"
+            .to_string()
     }
 }
 

@@ -82,7 +82,7 @@ fn import(global: &Global, dir: PathBuf) -> CliResult {
 }
 
 fn lookup(global: &Global, code: &str, format: Format) -> CliResult {
-    let ctx = global.open()?;
+    let ctx = global.open_existing()?;
     let entries: Vec<DictEntry> = match ndc::parse(code) {
         Ok(parsed) => {
             let mut found = Vec::new();

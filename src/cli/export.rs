@@ -144,7 +144,7 @@ fn chosen(store: &Store, provider: &str, id: Option<i64>, open_only: bool) -> Re
 }
 
 fn status(global: &Global, a: StatusArgs) -> CliResult {
-    let ctx = global.open()?;
+    let ctx = global.open_existing()?;
     let id = chosen(&ctx.store, &a.provider, a.id, false)?;
     if a.format == Format::Json {
         let row = ctx.store.export(id)?;

@@ -307,7 +307,7 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
     let patient = patient
         .map(|p| PatientId::parse(&p).map_err(|e| usage(format!("--patient: {e}"))))
         .transpose()?;
-    let ctx = global.open()?;
+    let ctx = global.open_existing()?;
     let links = ctx.store.links(patient.as_ref())?;
     if format == Format::Json {
         let listed: Vec<Listed<'_>> = links.iter().map(Listed::from).collect();

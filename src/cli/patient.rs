@@ -65,7 +65,7 @@ pub fn run(global: &Global, command: Command) -> CliResult {
             Ok(())
         }
         Command::List { format } => {
-            let ctx = global.open()?;
+            let ctx = global.open_existing()?;
             let patients = ctx.store.patients()?;
             match format {
                 Format::Json => output::json(&patients)?,

@@ -99,7 +99,7 @@ pub fn run(global: &Global, command: Command) -> CliResult {
                 .map(|k| k.parse::<ExceptionKind>())
                 .transpose()
                 .map_err(|e| usage(format!("--kind: {e}")))?;
-            let ctx = global.open()?;
+            let ctx = global.open_existing()?;
             let rows = ctx.store.exceptions(&ExceptionFilter {
                 state,
                 kind,
@@ -113,7 +113,7 @@ pub fn run(global: &Global, command: Command) -> CliResult {
             Ok(())
         }
         Command::Show { id, format } => {
-            let ctx = global.open()?;
+            let ctx = global.open_existing()?;
             let (view, item) = ctx.store.exception(id)?;
             let excerpt =
                 rxsync::excerpt::exception_excerpt(&ctx.store, id, item.as_ref().map(|i| i.id))?;

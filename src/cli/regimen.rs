@@ -46,7 +46,7 @@ pub fn run(global: &Global, command: Command) -> CliResult {
         } => {
             let patient =
                 PatientId::parse(&patient).map_err(|e| usage(format!("--patient: {e}")))?;
-            let ctx = global.open()?;
+            let ctx = global.open_existing()?;
             let source = pick_source(&ctx.store, &patient, source)?;
             let view = ctx
                 .store
@@ -70,7 +70,7 @@ pub fn run(global: &Global, command: Command) -> CliResult {
         } => {
             let patient =
                 PatientId::parse(&patient).map_err(|e| usage(format!("--patient: {e}")))?;
-            let ctx = global.open()?;
+            let ctx = global.open_existing()?;
             if ctx.store.patient(&patient)?.is_none() {
                 return Err(Failure::Failed(anyhow!("unknown patient {patient}")));
             }

@@ -62,7 +62,7 @@ pub fn run(global: &Global, command: Command) -> CliResult {
             Ok(())
         }
         Command::List { format } => {
-            let ctx = global.open()?;
+            let ctx = global.open_existing()?;
             let users = ctx.store.users()?;
             match format {
                 Format::Json => output::json(&users)?,

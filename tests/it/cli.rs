@@ -745,3 +745,51 @@ fn a_searchset_of_pharmacy_claims_imports_as_dispensed_fills() {
         .to_string();
     assert!(table.contains("completed (claims)"), "{table}");
 }
+
+#[test]
+fn read_only_commands_never_create_a_database_and_say_where_they_looked() {
+    let env = TestEnv::new();
+    let dir = env.dir.path();
+    let default_db = dir.join("rxsync.db");
+    for args in [
+        &["queue", "list"][..],
+        &["queue", "show", "1"],
+        &["regimen", "show", "--patient", "p"],
+        &["patient", "list"],
+        &["link", "list"],
+        &["dict", "lookup", "0071-0155-23"],
+        &["user", "list"],
+    ] {
+        let err = env.run_bare(args, &[]).fails(2).to_string();
+        assert!(
+            err.contains(&format!("no database at {}", default_db.display()))
+                && err.contains("--db PATH, --config FILE or RXSYNC_CONFIG"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !default_db.exists(),
+            "{args:?} created {}",
+            default_db.display()
+        );
+    }
+    // Named with --db, the message says so.
+    let err = env
+        .run_bare(&["--db", "elsewhere.db", "queue", "list"], &[])
+        .fails(2)
+        .to_string();
+    assert!(err.contains("elsewhere.db (from --db)"), "{err}");
+    // A command that writes creates it, and says where.
+    let run = env.run_bare(&["patient", "add", "--id", "p-1"], &[]);
+    let err = run.stderr.clone();
+    run.ok();
+    assert!(
+        err.contains(&format!(
+            "note: created the database {}",
+            default_db.display()
+        )),
+        "{err}"
+    );
+    assert!(default_db.exists());
+    // Now the read-only commands read it.
+    env.run_bare(&["queue", "list"], &[]).ok();
+}

@@ -76,6 +76,13 @@ fn the_repository_config_works_out_of_the_box() {
     let cfg = repo_path("config.toml").display().to_string();
     // Point the database elsewhere so the test does not write into the repo.
     let db = env.dir.path().join("x.db").display().to_string();
+    env.run_bare(
+        &[
+            "--config", &cfg, "--db", &db, "patient", "add", "--id", "p-1",
+        ],
+        &[],
+    )
+    .ok();
     env.run_bare(&["--config", &cfg, "--db", &db, "patient", "list"], &[])
         .ok();
 }

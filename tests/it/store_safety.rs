@@ -115,8 +115,12 @@ fn concurrent_first_opens_of_a_fresh_database_all_succeed() {
     const N: usize = 10;
     let env = TestEnv::new();
     let runs: Vec<Run> = std::thread::scope(|s| {
+        // Commands that write (read-only ones never create a database).
         let handles: Vec<_> = (0..N)
-            .map(|_| s.spawn(|| env.run(&["patient", "list", "--format", "json"])))
+            .map(|i| {
+                let env = &env;
+                s.spawn(move || env.run(&["patient", "add", "--id", &format!("p-{i}")]))
+            })
             .collect();
         handles
             .into_iter()
@@ -611,7 +615,7 @@ fn skipped_records_are_listed_in_the_audit_and_once_in_the_json_summary() {
 #[test]
 fn the_lookups_decisions_and_imports_make_are_indexed() {
     let env = TestEnv::new();
-    env.run(&["patient", "list"]).ok();
+    env.run(&["patient", "add", "--id", "p-1"]).ok();
     let conn = rusqlite::Connection::open(&env.db).expect("open db");
     for (table, column) in [
         ("exceptions", "item_id"),
