@@ -358,14 +358,15 @@ mod tests {
         }
     }
 
-    fn ccr(codes: &[&str]) -> String {
-        let meds: String = codes
+    /// A CCR listing (drug text, NDC as written) pairs, each active.
+    fn ccr(meds: &[(&str, &str)]) -> String {
+        let meds: String = meds
             .iter()
             .enumerate()
-            .map(|(i, code)| {
+            .map(|(i, (text, code))| {
                 format!(
                     "<Medication><CCRDataObjectID>M{i}</CCRDataObjectID><Status><Text>Active</Text></Status>\
-                     <Product><ProductName><Text>Drug {i}</Text><Code><Value>{code}</Value>\
+                     <Product><ProductName><Text>{text}</Text><Code><Value>{code}</Value>\
                      <CodingSystem>NDC</CodingSystem></Code></ProductName></Product></Medication>"
                 )
             })
@@ -376,35 +377,25 @@ mod tests {
         )
     }
 
-    #[test]
-    fn twelve_digit_ndcs_are_stored_as_written_and_read_back_with_their_product() {
-        let dir = tempfile::tempdir().expect("temp dir");
+    /// A store holding `products` and `packages` and the patient P1.
+    fn store_with(dir: &tempfile::TempDir, products: &[Product], packages: &[Package]) -> Store {
         let mut store = Store::open(&dir.path().join("t.db")).expect("opens");
-        let products = [
-            product("OLD", "000006-0106", "Merck", "LISINOPRIL"),
-            product("NEW", "712345-0101", "Newco", "ZOLPIDEM TARTRATE"),
-        ];
-        let packages = [
-            package("OLD", "000006-0106-54"),
-            package("NEW", "712345-0101-01"),
-        ];
         store
-            .replace_dictionary(&products, &packages, "test", "tester")
+            .replace_dictionary(products, packages, "test", "tester")
             .expect("loads");
-        let patient = PatientId::parse("P1").expect("id");
         store
-            .add_patient(&NewPatient::with_id(patient.clone()), "tester")
+            .add_patient(
+                &NewPatient::with_id(PatientId::parse("P1").expect("id")),
+                "tester",
+            )
             .expect("adds");
+        store
+    }
+
+    /// Imports `bytes` for P1 from source `file` and reads the regimen back.
+    fn import_and_read(store: &mut Store, bytes: &str) -> crate::store::RegimenView {
+        let patient = PatientId::parse("P1").expect("id");
         let source = SourceName::parse("file").expect("source");
-        // (code as written, NDC-11 stored, labeler read back, open exceptions)
-        type Row<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [&'a str]);
-        let rows: &[Row<'_>] = &[
-            ("000006010654", Some("00006010654"), Some("Merck"), &[]),
-            ("712345-0101-01", None, Some("Newco"), &[]),
-            ("812345-0101-01", None, None, &["unmapped_ndc"]),
-        ];
-        let codes: Vec<&str> = rows.iter().map(|r| r.0).collect();
-        let bytes = ccr(&codes);
         let options = Options::default();
         let req = ImportRequest {
             patient: &patient,
@@ -421,11 +412,41 @@ mod tests {
             expected_patient: None,
             started_at: None,
         };
-        import(&mut store, &req).expect("imports");
-        let regimen = store
+        import(store, &req).expect("imports");
+        store
             .regimen(&patient, source.as_str(), None)
             .expect("reads")
-            .expect("a regimen");
+            .expect("a regimen")
+    }
+
+    #[test]
+    fn twelve_digit_ndcs_are_stored_as_written_and_read_back_with_their_product() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = store_with(
+            &dir,
+            &[
+                product("OLD", "000006-0106", "Merck", "LISINOPRIL"),
+                product("NEW", "712345-0101", "Newco", "ZOLPIDEM TARTRATE"),
+            ],
+            &[
+                package("OLD", "000006-0106-54"),
+                package("NEW", "712345-0101-01"),
+            ],
+        );
+        // (code as written, NDC-11 stored, labeler read back, open exceptions)
+        type Row<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [&'a str]);
+        let rows: &[Row<'_>] = &[
+            ("000006010654", Some("00006010654"), Some("Merck"), &[]),
+            ("712345-0101-01", None, Some("Newco"), &[]),
+            ("812345-0101-01", None, None, &["unmapped_ndc"]),
+        ];
+        let texts: Vec<String> = (0..rows.len()).map(|i| format!("Drug {i}")).collect();
+        let meds: Vec<(&str, &str)> = texts
+            .iter()
+            .zip(rows)
+            .map(|(t, r)| (t.as_str(), r.0))
+            .collect();
+        let regimen = import_and_read(&mut store, &ccr(&meds));
         assert_eq!(regimen.items.len(), rows.len());
         for (item, (code, ndc11, labeler, want_flags)) in regimen.items.iter().zip(rows) {
             assert_eq!(item.ndc_original.as_deref(), Some(*code), "row {code}");
@@ -440,67 +461,27 @@ mod tests {
     #[test]
     fn a_brand_the_store_knows_names_another_labelers_generic_and_no_other_drug() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut store = Store::open(&dir.path().join("t.db")).expect("opens");
         let mut zebeta = product("ZEB", "0000-0001", "Teva", "BISOPROLOL FUMARATE");
         zebeta.proprietary_name = "Zebeta".to_string();
-        let products = [
-            zebeta,
-            product("BIS", "068180-0101", "Lupin", "BISOPROLOL FUMARATE"),
-            product("LIS", "068180-0513", "Lupin", "LISINOPRIL"),
-        ];
-        let packages = [
-            package("BIS", "068180-0101-01"),
-            package("LIS", "068180-0513-01"),
-        ];
-        store
-            .replace_dictionary(&products, &packages, "test", "tester")
-            .expect("loads");
-        let patient = PatientId::parse("P1").expect("id");
-        store
-            .add_patient(&NewPatient::with_id(patient.clone()), "tester")
-            .expect("adds");
-        let source = SourceName::parse("file").expect("source");
+        let mut store = store_with(
+            &dir,
+            &[
+                zebeta,
+                product("BIS", "068180-0101", "Lupin", "BISOPROLOL FUMARATE"),
+                product("LIS", "068180-0513", "Lupin", "LISINOPRIL"),
+            ],
+            &[
+                package("BIS", "068180-0101-01"),
+                package("LIS", "068180-0513-01"),
+            ],
+        );
         // (text, NDC, flagged): no built-in brand table knows Zebeta.
         let rows = [
             ("Zebeta 10 mg tablet", "68180-0101-01", false),
             ("Zebeta 10 mg tablet", "68180-0513-01", true),
         ];
-        let meds: String = rows
-            .iter()
-            .enumerate()
-            .map(|(i, (text, code, _))| {
-                format!(
-                    "<Medication><CCRDataObjectID>M{i}</CCRDataObjectID><Product><ProductName>\
-                     <Text>{text}</Text><Code><Value>{code}</Value><CodingSystem>NDC</CodingSystem>\
-                     </Code></ProductName></Product></Medication>"
-                )
-            })
-            .collect();
-        let bytes = format!(
-            "<ContinuityOfCareRecord xmlns=\"urn:astm-org:CCR\"><Body><Medications>{meds}\
-             </Medications></Body></ContinuityOfCareRecord>"
-        );
-        let options = Options::default();
-        let req = ImportRequest {
-            patient: &patient,
-            source: &source,
-            bytes: bytes.as_bytes(),
-            format: None,
-            origin: None,
-            trigger: "file",
-            actor: "tester",
-            keep_unreadable: false,
-            max_document_bytes: 1 << 20,
-            options: &options,
-            pull: None,
-            expected_patient: None,
-            started_at: None,
-        };
-        import(&mut store, &req).expect("imports");
-        let regimen = store
-            .regimen(&patient, source.as_str(), None)
-            .expect("reads")
-            .expect("a regimen");
+        let meds: Vec<(&str, &str)> = rows.iter().map(|(t, c, _)| (*t, *c)).collect();
+        let regimen = import_and_read(&mut store, &ccr(&meds));
         assert_eq!(regimen.items.len(), rows.len());
         for (item, (text, code, flagged)) in regimen.items.iter().zip(rows) {
             let mismatch = item.flags.iter().any(|f| f == "ndc_name_mismatch");
