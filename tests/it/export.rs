@@ -91,6 +91,48 @@ fn keypair(dir: &std::path::Path, alg: &str) -> (String, String) {
     (private.display().to_string(), public.display().to_string())
 }
 
+/// A backend-services provider's `[[providers]]` table: `fhir` is its FHIR
+/// base, `bulk` the body of its `[providers.bulk]`, the client assertion
+/// signed with the key of `alg` among the two made (`RS384` → `kid-rs`,
+/// else `kid-es`). Returns the table and the private key's text.
+fn bulk_provider(
+    id: &str,
+    fhir: &str,
+    token_url: &str,
+    bulk: &str,
+    scopes: &str,
+    alg: &str,
+    keys: [&str; 2],
+) -> (String, String) {
+    let (key, kid) = if alg == "RS384" {
+        (keys[0], "kid-rs")
+    } else {
+        (keys[1], "kid-es")
+    };
+    let private = std::fs::read_to_string(key).expect("key");
+    let table = format!(
+        r#"
+[[providers]]
+id = "{id}"
+kind = "fhir"
+base_url = "{fhir}"
+[providers.bulk]
+{bulk}
+[providers.auth]
+scheme = "oauth2"
+grant = "client_credentials"
+token_url = "{token_url}"
+client_id = "rxsync"
+client_auth = "private_key_jwt"
+private_key_file = "{key}"
+key_id = "{kid}"
+algorithm = "{alg}"
+scopes = {scopes}
+"#
+    );
+    (table, private)
+}
+
 /// A home with both keys, a keys file for the server, and a config for `alg`.
 fn setup(alg: &str, flags: &[&str]) -> (TestEnv, Oracle, String) {
     let env = TestEnv::new();
@@ -102,38 +144,17 @@ fn setup(alg: &str, flags: &[&str]) -> (TestEnv, Oracle, String) {
     });
     let keys_path = env.write("keys.json", keys.to_string().as_bytes());
     let oracle = Oracle::start(std::path::Path::new(&keys_path), flags);
-    let (key, kid) = if alg == "RS384" {
-        (rs_priv, "kid-rs")
-    } else {
-        (es_priv, "kid-es")
-    };
-    let private = std::fs::read_to_string(&key).expect("key");
-    env.write(
-        "config.toml",
-        format!(
-            r#"
-[[providers]]
-id = "payer-bulk"
-kind = "fhir"
-base_url = "http://127.0.0.1:{port}/fhir"
-[providers.bulk]
-level = "group"
-group = "medicare-cohort-1"
-[providers.auth]
-scheme = "oauth2"
-grant = "client_credentials"
-token_url = "http://127.0.0.1:{port}/token"
-client_id = "rxsync"
-client_auth = "private_key_jwt"
-private_key_file = "{key}"
-key_id = "{kid}"
-algorithm = "{alg}"
-scopes = ["system/MedicationRequest.rs", "system/Patient.rs"]
-"#,
-            port = oracle.port
-        )
-        .as_bytes(),
+    let base = format!("http://127.0.0.1:{}", oracle.port);
+    let (table, private) = bulk_provider(
+        "payer-bulk",
+        &format!("{base}/fhir"),
+        &format!("{base}/token"),
+        "level = \"group\"\ngroup = \"medicare-cohort-1\"",
+        r#"["system/MedicationRequest.rs", "system/Patient.rs"]"#,
+        alg,
+        [&rs_priv, &es_priv],
     );
+    env.write("config.toml", table.as_bytes());
     (env, oracle, private)
 }
 
@@ -495,38 +516,16 @@ public_key_file = "{es_pub}"
     )
     .expect("sandbox.toml");
     let sandbox = crate::support::Sandbox::start_with(&["--data", &data.display().to_string()]);
-    let (key, kid) = if alg == "RS384" {
-        (rs_priv, "kid-rs")
-    } else {
-        (es_priv, "kid-es")
-    };
-    let private = std::fs::read_to_string(&key).expect("key");
-    env.write(
-        "config.toml",
-        format!(
-            r#"
-[[providers]]
-id = "sandbox-bulk"
-kind = "fhir"
-base_url = "{base}/fhir"
-[providers.bulk]
-level = "patient"
-match = "mrn"
-[providers.auth]
-scheme = "oauth2"
-grant = "client_credentials"
-token_url = "{base}/oauth2/token"
-client_id = "rxsync"
-client_auth = "private_key_jwt"
-private_key_file = "{key}"
-key_id = "{kid}"
-algorithm = "{alg}"
-scopes = ["system/*.rs"]
-"#,
-            base = sandbox.base
-        )
-        .as_bytes(),
+    let (table, private) = bulk_provider(
+        "sandbox-bulk",
+        &format!("{}/fhir", sandbox.base),
+        &format!("{}/oauth2/token", sandbox.base),
+        "level = \"patient\"\nmatch = \"mrn\"",
+        r#"["system/*.rs"]"#,
+        alg,
+        [&rs_priv, &es_priv],
     );
+    env.write("config.toml", table.as_bytes());
     (env, sandbox, private)
 }
 
