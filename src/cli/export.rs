@@ -67,26 +67,27 @@ pub fn run(global: &Global, c: Command) -> CliResult {
     }
 }
 
-fn exporter(ctx: &super::context::Context, provider: &str) -> Result<Exporter, Failure> {
-    let p = ctx.config.provider(provider).ok_or_else(|| {
-        usage(format!(
-            "--provider: no provider {provider:?} is configured"
-        ))
-    })?;
-    Exporter::new(p, &ctx.config.database_path).map_err(|e| usage(e.to_string()))
+/// The configured provider named by `--provider`.
+fn provider<'a>(
+    ctx: &'a super::context::Context,
+    id: &str,
+) -> Result<&'a rxsync::config::Provider, Failure> {
+    ctx.config
+        .provider(id)
+        .ok_or_else(|| usage(format!("--provider: no provider {id:?} is configured")))
+}
+
+fn exporter(ctx: &super::context::Context, provider_id: &str) -> Result<Exporter, Failure> {
+    Exporter::new(provider(ctx, provider_id)?, &ctx.config.database_path)
+        .map_err(|e| usage(e.to_string()))
 }
 
 /// The importer an export's files go to: the NDJSON bulk importer, with the
 /// configuration's normalization settings.
-fn sink(ctx: &super::context::Context, provider: &str) -> Result<BulkSink, Failure> {
-    let p = ctx.config.provider(provider).ok_or_else(|| {
-        usage(format!(
-            "--provider: no provider {provider:?} is configured"
-        ))
-    })?;
+fn sink(ctx: &super::context::Context, provider_id: &str) -> Result<BulkSink, Failure> {
     Ok(BulkSink::new(
         &ctx.config.database_path,
-        p,
+        provider(ctx, provider_id)?,
         ctx.config.normalize_options(),
     ))
 }

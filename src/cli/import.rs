@@ -103,7 +103,7 @@ pub fn run(global: &Global, a: Args) -> CliResult {
             "{path}: the document is {size} bytes, over import.max_document_bytes = {limit} (nothing stored)"
         )));
     }
-    let ndjson = if rxsync::bulk::is_ndjson_name(&path) {
+    let mut ndjson = if rxsync::bulk::is_ndjson_name(&path) {
         let candidates: Vec<String> = std::iter::once(patient.to_string())
             .chain(
                 ctx.store
@@ -120,8 +120,8 @@ pub fn run(global: &Global, a: Args) -> CliResult {
     } else {
         None
     };
-    let bytes = match &ndjson {
-        Some(one) => one.bytes.clone(),
+    let bytes = match &mut ndjson {
+        Some(one) => std::mem::take(&mut one.bytes),
         None => bytes,
     };
     if matches!(doc_format, Some(DocFormat::FhirJson))

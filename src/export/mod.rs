@@ -394,8 +394,19 @@ impl Exporter {
             return Ok(failed);
         }
         let paths: Vec<PathBuf> = to_import.iter().map(|(_, p)| p.clone()).collect();
-        match sink.import_files(self.id(), &paths) {
-            Ok(outcomes) if outcomes.len() == to_import.len() => {
+        let answered = sink.import_files(self.id(), &paths).and_then(|outcomes| {
+            if outcomes.len() == to_import.len() {
+                Ok(outcomes)
+            } else {
+                Err(format!(
+                    "the importer answered for {} of {} file(s)",
+                    outcomes.len(),
+                    to_import.len()
+                ))
+            }
+        });
+        match answered {
+            Ok(outcomes) => {
                 for ((n, _), outcome) in to_import.iter().zip(outcomes) {
                     match outcome {
                         FileOutcome::Imported(note) => {
@@ -406,17 +417,6 @@ impl Exporter {
                         }
                     }
                 }
-            }
-            Ok(outcomes) => {
-                let e = format!(
-                    "the importer answered for {} of {} file(s)",
-                    outcomes.len(),
-                    to_import.len()
-                );
-                for (n, _) in &to_import {
-                    store.export_file_outcome(row.id, *n, false, None, Some(&e))?;
-                }
-                failed += to_import.len();
             }
             Err(e) => {
                 for (n, _) in &to_import {

@@ -129,12 +129,6 @@ pub enum Status {
 /// The kick-off URL: `[base]/$export`, `[base]/Group/[id]/$export` or
 /// `[base]/Patient/$export`, with `_type` and `_since`.
 pub fn kickoff_url(base: &Url, level: &BulkLevel, since: Option<&str>) -> Url {
-    let mut base = base.clone();
-    if !base.path().ends_with('/') {
-        let path = format!("{}/", base.path());
-        base.set_path(&path);
-    }
-    base.set_query(None);
     let path = match level {
         BulkLevel::System => "$export".to_string(),
         BulkLevel::Group(id) => {
@@ -143,7 +137,8 @@ pub fn kickoff_url(base: &Url, level: &BulkLevel, since: Option<&str>) -> Url {
         }
         BulkLevel::Patient => "Patient/$export".to_string(),
     };
-    let mut url = base.join(&path).unwrap_or(base);
+    // Joining a relative path drops the base's query.
+    let mut url = super::fhir::resource_url(base, &path);
     url.query_pairs_mut().append_pair("_type", EXPORT_TYPES);
     if let Some(s) = since {
         url.query_pairs_mut().append_pair("_since", s);

@@ -503,6 +503,29 @@ impl HttpClient {
         }
     }
 
+    /// The next chunk of a body; a read timeout or a broken connection is
+    /// the error either reader reports.
+    async fn next_chunk(
+        &self,
+        resp: &mut reqwest::Response,
+        url: &Url,
+    ) -> Result<Option<impl std::ops::Deref<Target = [u8]> + use<>>, FetchError> {
+        resp.chunk().await.map_err(|e| {
+            if e.is_timeout() {
+                FetchError::Timeout {
+                    url: redact(url),
+                    what: "read timeout, the body",
+                    secs: self.limits.read_timeout.as_secs(),
+                }
+            } else {
+                FetchError::Truncated {
+                    url: redact(url),
+                    detail: describe(&e).0,
+                }
+            }
+        })
+    }
+
     async fn stream_to(
         &self,
         mut resp: reqwest::Response,
@@ -525,30 +548,12 @@ impl HttpClient {
         };
         let mut out = tokio::fs::File::create(file).await.map_err(io)?;
         let mut written = 0u64;
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    written += chunk.len() as u64;
-                    if written > limit {
-                        return Err(too_large());
-                    }
-                    out.write_all(&chunk).await.map_err(io)?;
-                }
-                Ok(None) => break,
-                Err(e) if e.is_timeout() => {
-                    return Err(FetchError::Timeout {
-                        url: redact(url),
-                        what: "read timeout, the body",
-                        secs: self.limits.read_timeout.as_secs(),
-                    });
-                }
-                Err(e) => {
-                    return Err(FetchError::Truncated {
-                        url: redact(url),
-                        detail: describe(&e).0,
-                    });
-                }
+        while let Some(chunk) = self.next_chunk(&mut resp, url).await? {
+            written += chunk.len() as u64;
+            if written > limit {
+                return Err(too_large());
             }
+            out.write_all(&chunk).await.map_err(io)?;
         }
         out.sync_all().await.map_err(io)?;
         if let Some(h) = trail.last_mut() {
@@ -592,34 +597,16 @@ impl HttpClient {
             });
         let capacity = resp.content_length().unwrap_or(0).min(limit) as usize;
         let mut body = Vec::with_capacity(capacity);
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    if (body.len() + chunk.len()) as u64 > limit {
-                        if success {
-                            return Err(too_large());
-                        }
-                        let room = (limit as usize).saturating_sub(body.len());
-                        body.extend_from_slice(&chunk[..room.min(chunk.len())]);
-                        break;
-                    }
-                    body.extend_from_slice(&chunk);
+        while let Some(chunk) = self.next_chunk(&mut resp, url).await? {
+            if (body.len() + chunk.len()) as u64 > limit {
+                if success {
+                    return Err(too_large());
                 }
-                Ok(None) => break,
-                Err(e) if e.is_timeout() => {
-                    return Err(FetchError::Timeout {
-                        url: redact(url),
-                        what: "read timeout, the body",
-                        secs: self.limits.read_timeout.as_secs(),
-                    });
-                }
-                Err(e) => {
-                    return Err(FetchError::Truncated {
-                        url: redact(url),
-                        detail: describe(&e).0,
-                    });
-                }
+                let room = (limit as usize).saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..room.min(chunk.len())]);
+                break;
             }
+            body.extend_from_slice(&chunk);
         }
         if let Some(h) = trail.last_mut() {
             h.bytes = Some(body.len() as u64);

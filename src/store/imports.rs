@@ -237,12 +237,10 @@ impl Store {
                 *counts.entry(f.kind.as_str().to_string()).or_default() += 1;
             }
         }
-        let unreadable_records = w
-            .regimen
-            .flags
-            .iter()
-            .filter(|f| f.kind == ExceptionKind::UnreadableRecord)
-            .count();
+        let unreadable_records = counts
+            .get(ExceptionKind::UnreadableRecord.as_str())
+            .copied()
+            .unwrap_or(0);
         super::audit::append(
             &tx,
             w.actor,
