@@ -64,58 +64,62 @@ pub(super) fn fold(members: Vec<Member<'_>>) -> (Vec<Item>, Vec<Flag>) {
             },
         }
     }
-    // Per group root, the members that say what their drug is (an NDC of
-    // their own, or a name): only they can disagree about the drug.
-    let words: Vec<Vec<String>> = members
-        .iter()
-        .map(|m| super::mismatch::record_words(m.1))
-        .collect();
-    // Members that say the same (same NDC, same drug words) answer alike,
-    // so each group keeps one of each: a thousand fills of one drug linked
-    // to one request are compared once, not a thousand times over.
-    let says: Vec<String> = members
-        .iter()
-        .zip(&words)
-        .map(|(m, w)| {
-            let ndc = m.3.ndc_key().map(|k| k.to_string()).unwrap_or_default();
-            format!("{ndc}|{}", w.join(" "))
-        })
-        .collect();
-    let mut telling: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, member) in members.iter().enumerate() {
-        if member.3.ndc_key().is_some() || !words[i].is_empty() {
-            let root = find(&mut parent, i);
-            if !telling[root].iter().any(|&t| says[t] == says[i]) {
-                telling[root].push(i);
+    // Links are folded only where there are any: the words each record
+    // says of its drug are read for that alone.
+    if members.iter().any(|m| !m.1.related.is_empty()) {
+        // Per group root, the members that say what their drug is (an NDC of
+        // their own, or a name): only they can disagree about the drug.
+        let words: Vec<Vec<String>> = members
+            .iter()
+            .map(|m| super::mismatch::record_words(m.1))
+            .collect();
+        // Members that say the same (same NDC, same drug words) answer alike,
+        // so each group keeps one of each: a thousand fills of one drug linked
+        // to one request are compared once, not a thousand times over.
+        let says: Vec<String> = members
+            .iter()
+            .zip(&words)
+            .map(|(m, w)| {
+                let ndc = m.3.ndc_key().map(|k| k.to_string()).unwrap_or_default();
+                format!("{ndc}|{}", w.join(" "))
+            })
+            .collect();
+        let mut telling: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, member) in members.iter().enumerate() {
+            if member.3.ndc_key().is_some() || !words[i].is_empty() {
+                let root = find(&mut parent, i);
+                if !telling[root].iter().any(|&t| says[t] == says[i]) {
+                    telling[root].push(i);
+                }
             }
         }
-    }
-    for (i, (_, record, _, _)) in members.iter().enumerate() {
-        for r in &record.related {
-            // A link (a dispense's prescription, a replaced order, a
-            // claim's prescription) folds only records that agree on the
-            // drug: a new order for another strength stays its own item,
-            // for the duplicate checks to see, and a claim for another drug
-            // than its prescription's stays its own item, for the mismatch
-            // check to see. Groups are compared whole, since folding is
-            // transitive: two dispenses of other strengths linked to one
-            // uncoded request must not meet through it.
-            let Some(&j) = by_ref.get(r) else { continue };
-            let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
-            if ri == rj {
-                continue;
-            }
-            let agree = telling[ri].iter().all(|&a| {
-                telling[rj]
-                    .iter()
-                    .all(|&b| linkable(&members[a], &words[a], &members[b], &words[b]))
-            });
-            if agree {
-                union(&mut parent, i, j);
-                let (lo, hi) = (ri.min(rj), ri.max(rj));
-                for m in std::mem::take(&mut telling[hi]) {
-                    if !telling[lo].iter().any(|&t| says[t] == says[m]) {
-                        telling[lo].push(m);
+        for (i, (_, record, _, _)) in members.iter().enumerate() {
+            for r in &record.related {
+                // A link (a dispense's prescription, a replaced order, a
+                // claim's prescription) folds only records that agree on the
+                // drug: a new order for another strength stays its own item,
+                // for the duplicate checks to see, and a claim for another drug
+                // than its prescription's stays its own item, for the mismatch
+                // check to see. Groups are compared whole, since folding is
+                // transitive: two dispenses of other strengths linked to one
+                // uncoded request must not meet through it.
+                let Some(&j) = by_ref.get(r) else { continue };
+                let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
+                if ri == rj {
+                    continue;
+                }
+                let agree = telling[ri].iter().all(|&a| {
+                    telling[rj]
+                        .iter()
+                        .all(|&b| linkable(&members[a], &words[a], &members[b], &words[b]))
+                });
+                if agree {
+                    union(&mut parent, i, j);
+                    let (lo, hi) = (ri.min(rj), ri.max(rj));
+                    for m in std::mem::take(&mut telling[hi]) {
+                        if !telling[lo].iter().any(|&t| says[t] == says[m]) {
+                            telling[lo].push(m);
+                        }
                     }
                 }
             }

@@ -197,14 +197,7 @@ pub fn brand_words(doc: &ParsedDocument) -> Vec<String> {
     let mut words: Vec<String> = doc
         .records
         .iter()
-        .flat_map(|r| {
-            let displays = r.codes.iter().filter_map(|c| c.display.as_deref());
-            r.name
-                .as_deref()
-                .into_iter()
-                .chain(r.brand.as_deref())
-                .chain(displays)
-        })
+        .flat_map(record_texts)
         .flat_map(brand_candidates)
         .collect();
     words.sort();

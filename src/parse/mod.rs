@@ -319,6 +319,19 @@ pub struct UnreadableRecord {
 /// How much of an unreadable record's text is kept for the reviewer.
 pub const UNREADABLE_EXCERPT_LIMIT: usize = 2048;
 
+/// An unreadable record's excerpt: at most `UNREADABLE_EXCERPT_LIMIT`
+/// bytes of `text`, cut at a character boundary, with `…` when cut.
+pub(crate) fn unreadable_excerpt(text: &str) -> String {
+    if text.len() <= UNREADABLE_EXCERPT_LIMIT {
+        return text.to_string();
+    }
+    let mut end = UNREADABLE_EXCERPT_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// How many unreadable records of one document are listed one by one.
 /// Beyond them, one more `UnreadableRecord` (the first entry left
 /// unlisted, its reason saying how many more could not be read) stands for

@@ -17,7 +17,7 @@ use super::model::{
     ClaimItem, CodeableConcept, Coding, Num, Reference, Resource, ServiceCode, SupportingInfo,
     non_empty,
 };
-use super::record::Systems;
+use super::record::{Systems, text};
 use crate::domain::{Code, CodeSystem};
 use crate::parse::{Evidence, LeftOut, MedRecord, SourceRef};
 
@@ -333,10 +333,7 @@ fn claim_kind(concept: Option<&CodeableConcept>) -> Option<String> {
 /// "a pharmacy claim", "an institutional claim", "a claim".
 fn a_claim(kind: Option<&str>) -> String {
     match kind {
-        Some(k) if k.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) => {
-            format!("an {k} claim")
-        }
-        Some(k) => format!("a {k} claim"),
+        Some(k) => format!("{} {k} claim", super::extract::article(k)),
         None => "a claim".to_string(),
     }
 }
@@ -381,9 +378,4 @@ fn mentions(concept: &CodeableConcept, word: &str) -> bool {
             .as_deref()
             .is_some_and(|x| x.to_ascii_lowercase().contains(word))
     })
-}
-
-/// Owned trimmed text, when there is any.
-fn text(s: Option<&str>) -> Option<String> {
-    non_empty(s).map(|s| s.trim().to_string())
 }

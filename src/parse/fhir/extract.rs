@@ -165,10 +165,7 @@ impl<'a> Builder<'a> {
                 kind: kind.to_string(),
                 id: id.map(str::to_string),
             }),
-            reason: format!(
-                "{} {kind} resource is not medication evidence",
-                article(kind)
-            ),
+            reason: not_evidence(kind),
         });
         true
     }
@@ -262,10 +259,7 @@ impl<'a> Builder<'a> {
             let reason = if kind.is_empty() {
                 "a resource without a resourceType".to_string()
             } else {
-                format!(
-                    "{} {kind} resource is not medication evidence",
-                    article(kind)
-                )
+                not_evidence(kind)
             };
             self.left_out.push(LeftOut {
                 source: Some(source_of(&resource)),
@@ -438,9 +432,17 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// Why a resource of this type yields no record.
+fn not_evidence(kind: &str) -> String {
+    format!(
+        "{} {kind} resource is not medication evidence",
+        article(kind)
+    )
+}
+
 /// "a" or "an", as the resource type's first letter asks.
-fn article(kind: &str) -> &'static str {
-    if kind.starts_with(['A', 'E', 'I', 'O', 'U']) {
+pub(super) fn article(kind: &str) -> &'static str {
+    if kind.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) {
         "an"
     } else {
         "a"

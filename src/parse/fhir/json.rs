@@ -16,8 +16,8 @@ use super::extract::{self, Builder, Entry, Source};
 use super::model::{Resource, Str};
 use super::{MAX_BUNDLE_DEPTH, READ_TOP_LEVEL};
 use crate::parse::{
-    DocFormat, ParseError, ParsedDocument, Position, Positions, SourceRef,
-    UNREADABLE_EXCERPT_LIMIT, UnreadableRecord,
+    DocFormat, ParseError, ParsedDocument, Position, Positions, SourceRef, UnreadableRecord,
+    unreadable_excerpt,
 };
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -190,7 +190,7 @@ fn collect_bundle<'a>(
                     at: Some(walk.positions.at(base)),
                     entry: Some(ordinal),
                     reason: too_deep(),
-                    excerpt: cut(text, UNREADABLE_EXCERPT_LIMIT),
+                    excerpt: unreadable_excerpt(text),
                 });
                 continue;
             }
@@ -236,7 +236,6 @@ pub(super) fn one_pass(body: &[u8]) -> Option<ParsedDocument> {
     if !text[start..].starts_with('{') {
         return None;
     }
-    // `top_kind` is only read by `finish`, and only a Bundle gets that far.
     let source = Source {
         format: DocFormat::FhirJson,
     };
@@ -411,7 +410,7 @@ fn unreadable_entry(
         at: Some(at),
         entry: Some(entry),
         reason: format!("{message} at {failed_at}"),
-        excerpt: cut(text, UNREADABLE_EXCERPT_LIMIT),
+        excerpt: unreadable_excerpt(text),
     }
 }
 
@@ -435,21 +434,8 @@ fn untyped_entry(
         at: Some(at),
         entry: Some(entry),
         reason: format!("the resource{id} has no resourceType at {at}"),
-        excerpt: cut(text, UNREADABLE_EXCERPT_LIMIT),
+        excerpt: unreadable_excerpt(text),
     }
-}
-
-/// At most `limit` bytes of `text`, cut at a character boundary, with `…`
-/// when cut.
-fn cut(text: &str, limit: usize) -> String {
-    if text.len() <= limit {
-        return text.to_string();
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 /// The `resourceType` and `id` of an entry that failed to read typed: the

@@ -397,7 +397,7 @@ fn frequency_text(dosage: &Dosage) -> Option<String> {
 }
 
 /// Owned trimmed text, when there is any.
-fn text(s: Option<&str>) -> Option<String> {
+pub(super) fn text(s: Option<&str>) -> Option<String> {
     non_empty(s).map(|s| s.trim().to_string())
 }
 

@@ -12,8 +12,7 @@ use super::extract::{self, Builder, Entry, Source};
 use super::model::Resource;
 use super::{MAX_BUNDLE_DEPTH, READ_TOP_LEVEL};
 use crate::parse::{
-    DocFormat, ParseError, ParsedDocument, Position, Positions, SourceRef,
-    UNREADABLE_EXCERPT_LIMIT, UnreadableRecord,
+    DocFormat, ParseError, ParsedDocument, Position, Positions, SourceRef, UnreadableRecord,
 };
 use roxmltree::{Document, Node};
 use serde::Deserialize;
@@ -159,15 +158,6 @@ fn unreadable_entry(
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    let mut excerpt = item.excerpt;
-    let cut = excerpt.len() > UNREADABLE_EXCERPT_LIMIT;
-    if cut {
-        let mut end = UNREADABLE_EXCERPT_LIMIT;
-        while !excerpt.is_char_boundary(end) {
-            end -= 1;
-        }
-        excerpt = &excerpt[..end];
-    }
     UnreadableRecord {
         source: field("resourceType").map(|kind| SourceRef {
             kind,
@@ -176,11 +166,7 @@ fn unreadable_entry(
         at: Some(positions.at(item.start)),
         entry: Some(item.ordinal),
         reason,
-        excerpt: if cut {
-            format!("{excerpt}…")
-        } else {
-            excerpt.to_string()
-        },
+        excerpt: crate::parse::unreadable_excerpt(item.excerpt),
     }
 }
 
