@@ -325,18 +325,29 @@ impl Puller {
         let holder = self.holder.clone();
         let lease =
             chrono::Duration::from_std(LEASE).unwrap_or_else(|_| chrono::Duration::minutes(15));
+        // A scheduled sync claims only a link that is still due (another
+        // worker may have synced it since the pass read it); a sync asked
+        // for now claims it whenever it is free.
+        let due_only = trigger == "schedule";
         let claimed = writer
-            .run(move |s| match s.claim_link(link_id, &holder, lease) {
-                Ok(link) => Ok(Ok(link)),
-                Err(ClaimError::Store(e)) => Err(e),
-                Err(e) => Ok(Err((e, s.link(link_id)?))),
+            .run(move |s| {
+                let claim = if due_only {
+                    s.claim_due_link(link_id, &holder, lease)
+                } else {
+                    s.claim_link(link_id, &holder, lease)
+                };
+                match claim {
+                    Ok(link) => Ok(Ok(link)),
+                    Err(ClaimError::Store(e)) => Err(e),
+                    Err(e) => Ok(Err((e, s.link(link_id)?))),
+                }
             })
             .await?;
         let mut link = match claimed {
             Ok(l) => l,
             Err((e, link)) => {
                 let outcome = match &e {
-                    ClaimError::Busy { .. } => "busy",
+                    ClaimError::Busy { .. } | ClaimError::NoLongerDue { .. } => "busy",
                     _ => "skipped",
                 };
                 return Ok(PullReport {

@@ -117,6 +117,10 @@ pub enum ClaimError {
         state: String,
         reason: Option<String>,
     },
+    #[error(
+        "link {id} was synced by another worker since this pass read it (next due at {next_due})"
+    )]
+    NoLongerDue { id: i64, next_due: String },
     #[error("link {id} is being synced by {holder} until {until}")]
     Busy {
         id: i64,
@@ -339,6 +343,29 @@ impl Store {
         holder: &str,
         ttl: chrono::Duration,
     ) -> Result<ClaimedLink, ClaimError> {
+        self.claim(id, holder, ttl, false)
+    }
+
+    /// [`Store::claim_link`] for a scheduled sync: the link must still be
+    /// due when it is claimed. A pass reads its due links once; another
+    /// worker may sync one of them a moment later, and that sync moved the
+    /// link's `next_due_at` into the future — it is not synced twice.
+    pub fn claim_due_link(
+        &mut self,
+        id: i64,
+        holder: &str,
+        ttl: chrono::Duration,
+    ) -> Result<ClaimedLink, ClaimError> {
+        self.claim(id, holder, ttl, true)
+    }
+
+    fn claim(
+        &mut self,
+        id: i64,
+        holder: &str,
+        ttl: chrono::Duration,
+        due_only: bool,
+    ) -> Result<ClaimedLink, ClaimError> {
         let tx = self.tx()?;
         let at = chrono::Utc::now();
         let now_text = super::rfc3339(at);
@@ -365,6 +392,15 @@ impl Store {
                 id,
                 state: link.view.state,
                 reason: link.view.state_reason,
+            });
+        }
+        if due_only
+            && let Some(next_due) = link.view.next_due_at.as_ref()
+            && *next_due > now_text
+        {
+            return Err(ClaimError::NoLongerDue {
+                id,
+                next_due: next_due.clone(),
             });
         }
         if let (Some(other), Some(until)) = (lease, until)
@@ -733,6 +769,39 @@ mod tests {
         ));
         let _ = live.kill();
         let _ = live.wait();
+    }
+
+    #[test]
+    fn a_scheduled_claim_refuses_a_link_synced_since_the_pass_read_it() {
+        let (_dir, mut store, patient) = store_with_patient();
+        let (key, _) = VaultKey::generate();
+        let (id, _) = add(&mut store, &patient, &key, oauth2("a1", Some("r1")));
+        // Never synced: due.
+        store
+            .claim_due_link(id, "one", chrono::Duration::minutes(5))
+            .expect("due");
+        // Another worker synced it meanwhile: next due in an hour, lease gone.
+        store
+            .conn
+            .execute(
+                "UPDATE links SET next_due_at = ?2, lease_holder = NULL, lease_until = NULL
+                 WHERE id = ?1",
+                params![
+                    id,
+                    super::super::rfc3339(chrono::Utc::now() + chrono::Duration::hours(1))
+                ],
+            )
+            .expect("reschedule");
+        let refused = store.claim_due_link(id, "two", chrono::Duration::minutes(5));
+        assert!(
+            matches!(refused, Err(ClaimError::NoLongerDue { id: i, .. }) if i == id),
+            "{:?}",
+            refused.err()
+        );
+        // Asked for now (import --patient), it is claimed all the same.
+        store
+            .claim_link(id, "two", chrono::Duration::minutes(5))
+            .expect("an on-demand claim ignores the schedule");
     }
 
     #[test]

@@ -864,3 +864,87 @@ fn a_shutdown_during_a_token_refresh_still_stores_the_rotated_tokens() {
     assert_eq!(stats(&sb)["refresh_reuse_revocations"], 0);
     assert_eq!(home.link_row(id)["state"], "active");
 }
+
+/// Three `run --once` processes started together on one SQLite file: each
+/// due link is synced by exactly one of them. A pass reads its due links
+/// once, so without the claim's re-check a link another process has just
+/// synced would be synced again (its outcome counted twice).
+#[test]
+fn three_passes_started_together_sync_each_due_link_once() {
+    use rxsync::store::{LinkSecrets, NewLink, Store};
+    use rxsync::vault::VaultKey;
+    const LINKS: usize = 900;
+    let sb = Sandbox::start();
+    // Every sync fails fast (no such FHIR base at the sandbox): a failure is
+    // a sync all the same, and it moves the link's next due time ahead.
+    let provider = oauth2_fhir(
+        "gone",
+        &format!("{}/gone/fhir", sb.base),
+        &sb.base,
+        "demo-client",
+        "header",
+    )
+    .replace("retries = 1", "retries = 0");
+    let home = Home::new(&with_sync(
+        &provider,
+        "concurrency = 8\nbreaker_failures = 1000000\nbackoff_base = 3600",
+    ));
+    {
+        let (key, _) = VaultKey::load(None, &home.key_file()).expect("key");
+        let mut store = Store::open(&home.env.db).expect("db");
+        for n in 0..LINKS {
+            let id = rxsync::domain::PatientId::parse(&format!("T{n}")).expect("id");
+            store
+                .add_patient(&rxsync::store::NewPatient::with_id(id.clone()), "test")
+                .expect("patient");
+            store
+                .add_link(
+                    &NewLink {
+                        patient: &id,
+                        provider: "gone",
+                        remote_patient: "x",
+                        secrets: LinkSecrets::Oauth2 {
+                            access_token: "t".to_string().into(),
+                            refresh_token: None,
+                        },
+                        expires_at: None,
+                        scope: None,
+                    },
+                    &key,
+                    "test",
+                )
+                .expect("link");
+        }
+    }
+    let runs: Vec<Value> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| home.rx(&["run", "--once", "--format", "json"])))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                let run = w.join().expect("worker");
+                serde_json::from_str(&run.stdout).expect("summary")
+            })
+            .collect()
+    });
+    let synced: u64 = runs
+        .iter()
+        .flat_map(|r| r["outcomes"].as_object().cloned().unwrap_or_default())
+        .filter(|(outcome, _)| outcome != "busy")
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(synced, LINKS as u64, "each link synced once: {runs:?}");
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM links WHERE failures != 1"),
+        0,
+        "every link failed exactly once"
+    );
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM links WHERE lease_holder IS NOT NULL"),
+        0,
+        "no lease left"
+    );
+}
