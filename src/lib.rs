@@ -19,6 +19,7 @@ pub mod import;
 pub mod normalize;
 pub mod parse;
 pub mod pull;
+pub mod reconcile;
 pub mod sandbox;
 pub mod schedule;
 pub mod store;
