@@ -86,15 +86,19 @@ impl Conflict {
     }
 }
 
-/// Every conflict between the cells of one row: each pair of items of two
-/// different sources, on each aspect where they disagree.
+/// Every conflict between the cells of one row: for each aspect and each
+/// pair of sources, each pair of different things they say. A source that
+/// lists the drug twice saying the same thing says it once (its first
+/// item speaks for it): the repeat is a `duplicate` of its own list.
 pub fn conflicts(cells: &[Cell]) -> Vec<Conflict> {
     let mut out = Vec::new();
-    for (i, a_cell) in cells.iter().enumerate() {
-        for b_cell in &cells[i + 1..] {
-            for a in &a_cell.items {
-                for b in &b_cell.items {
-                    for aspect in [Aspect::Status, Aspect::Strength, Aspect::Dose] {
+    for aspect in [Aspect::Status, Aspect::Strength, Aspect::Dose] {
+        let distinct: Vec<Vec<&Listed>> =
+            cells.iter().map(|c| distinct(aspect, &c.items)).collect();
+        for (i, a_cell) in cells.iter().enumerate() {
+            for (j, b_cell) in cells.iter().enumerate().skip(i + 1) {
+                for a in &distinct[i] {
+                    for b in &distinct[j] {
                         if let Some(c) = conflict(aspect, (&a_cell.source, a), (&b_cell.source, b))
                         {
                             out.push(c);
@@ -105,6 +109,22 @@ pub fn conflicts(cells: &[Cell]) -> Vec<Conflict> {
         }
     }
     out
+}
+
+/// The items of one cell that say something of `aspect`, the first of each
+/// different thing said.
+fn distinct(aspect: Aspect, items: &[Listed]) -> Vec<&Listed> {
+    let mut seen: Vec<String> = Vec::new();
+    items
+        .iter()
+        .filter(|item| match says(aspect, item) {
+            Some((_, key)) if !seen.contains(&key) => {
+                seen.push(key);
+                true
+            }
+            _ => false,
+        })
+        .collect()
 }
 
 /// Whether a drug is taken, by what a source says. Claims say neither:

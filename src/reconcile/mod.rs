@@ -99,10 +99,15 @@ impl Listed {
     pub fn label(&self) -> String {
         let name = self.name.as_deref().unwrap_or("unnamed drug");
         match &self.strength {
-            Some(s) if !name.contains(s.as_str()) => format!("{name} {s}"),
+            Some(s) if !folded(name).contains(&folded(s)) => format!("{name} {s}"),
             _ => name.to_string(),
         }
     }
+}
+
+/// Lower case without spaces: `10 MG` and `10mg` are one text.
+fn folded(text: &str) -> String {
+    text.split_whitespace().collect::<String>().to_lowercase()
 }
 
 /// Why the items of a row are taken for one drug: the loosest key that

@@ -522,3 +522,50 @@ fn the_result_does_not_depend_on_the_order_of_the_lists() {
     reversed.reverse();
     assert_eq!(reconcile("p1", lists()), reconcile("p1", reversed));
 }
+
+#[test]
+fn a_source_listing_the_drug_twice_saying_the_same_is_one_side() {
+    let r = reconcile(
+        "p1",
+        vec![
+            list(
+                "a",
+                vec![
+                    coded(
+                        1,
+                        lisinopril("00006-0106-31", "Merck", "10"),
+                        MedStatus::Active,
+                    ),
+                    coded(
+                        2,
+                        lisinopril("00006-0106-58", "Merck", "10"),
+                        MedStatus::Active,
+                    ),
+                ],
+            ),
+            list(
+                "b",
+                vec![coded(
+                    3,
+                    lisinopril("00006-0106-31", "Merck", "10"),
+                    MedStatus::Stopped,
+                )],
+            ),
+        ],
+    );
+    assert_eq!(
+        shape(&r),
+        vec![(Some(MatchedBy::Product), vec![vec![1, 2], vec![3]])]
+    );
+    let c = &r.rows[0].conflicts;
+    assert_eq!(c.len(), 1, "{c:#?}");
+    assert_eq!(c[0].sides[0].item_id, 1);
+}
+
+#[test]
+fn a_label_does_not_repeat_the_strength_its_name_gives() {
+    let mut l = rxnorm(1, "314076", "Lisinopril 10 MG Oral Tablet", "10 mg");
+    assert_eq!(l.label(), "Lisinopril 10 MG Oral Tablet");
+    l.name = Some("lisinopril".to_string());
+    assert_eq!(l.label(), "lisinopril 10 mg");
+}
