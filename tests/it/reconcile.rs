@@ -352,6 +352,8 @@ fn a_single_source_has_no_conflicts_and_an_unknown_patient_is_refused() {
     assert!(conflicts(&env, "all").is_empty());
     let unknown = env.run(&["regimen", "reconcile", "--patient", "nobody"]);
     assert!(unknown.fails(1).contains("unknown patient nobody"));
+    let bad = env.run(&["regimen", "reconcile", "--patient", ""]);
+    assert!(bad.fails(2).contains("--patient"), "{}", bad.fails(2));
 }
 
 #[tokio::test(flavor = "multi_thread")]
