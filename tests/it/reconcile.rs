@@ -391,6 +391,42 @@ async fn the_review_app_shows_the_reconciled_list_and_its_api_matches_the_schema
         404
     );
 
+    // The exception page shows both sides; accepting there settles it,
+    // and the reconciled list says so.
+    let id = r.env.query_i64(
+        "SELECT id FROM exceptions WHERE kind = 'source_conflict' AND detail LIKE '%status%'",
+    );
+    let exception = r.get(&format!("/exceptions/{id}"), Some(&cookie)).await;
+    assert_eq!(exception.status, 200, "{}", exception.body);
+    assert!(
+        exception
+            .body
+            .contains("clinic (item 1) says active; pharmacy (item 1) says stopped"),
+        "{}",
+        exception.body
+    );
+    let csrf = r.csrf(&cookie).await;
+    let decided = r
+        .post_form(
+            &format!("/exceptions/{id}/decide"),
+            Some(&cookie),
+            &[
+                ("action", "accept"),
+                ("note", "stopped in clinic"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(decided.status, 303, "{}", decided.body);
+    let page = r.get("/patients/p1/reconciled", Some(&cookie)).await;
+    assert!(page.body.contains("badge resolved"), "{}", page.body);
+    assert_eq!(
+        r.env.query_i64(&format!(
+            "SELECT COUNT(*) FROM audit WHERE action = 'exception.accept' AND subject = 'exception/{id}' AND actor = 'dr.lee'"
+        )),
+        1
+    );
+
     let token = r.token(CLINICIAN.0);
     let api = r
         .api("GET", "/patients/p1/reconciled", Some(&token), None)
