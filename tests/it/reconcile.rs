@@ -2,10 +2,12 @@
 //! under two sources (`import --source`), lined up by `regimen reconcile`
 //! (table and JSON), their disagreements as `source_conflict` exceptions in
 //! the queue, a decision on one remembered across a re-import, a conflict
-//! that goes away closed, and the same list on the review page and the API.
+//! that goes away closed, the same list on the review page and the API,
+//! and a pull through the store's writer raising a conflict with a file.
 
+use crate::pull::harness::{Home, REMOTE, ccr_at};
 use crate::review_server::{CLINICIAN, Review, add_user};
-use crate::support::TestEnv;
+use crate::support::{Sandbox, TestEnv};
 use serde_json::Value;
 
 /// One CCR medication: NDC-11, name, status, dose (tablets).
@@ -436,4 +438,79 @@ async fn the_review_app_shows_the_reconciled_list_and_its_api_matches_the_schema
     let json = api.json();
     crate::openapi::check(&doc, "GET", "/patients/{id}/reconciled", 200, &json);
     assert_eq!(json["rows"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn a_pull_that_disagrees_with_an_imported_file_raises_the_conflict_in_its_own_write() {
+    // The provider's document for the linked patient says lisinopril was
+    // discontinued; the file imported before says it is taken.
+    let data = tempfile::tempdir().expect("dir");
+    std::fs::create_dir(data.path().join("ccr")).expect("ccr dir");
+    std::fs::write(
+        data.path().join("ccr").join(format!("{REMOTE}.xml")),
+        ccr(
+            &[Med(
+                LISINOPRIL,
+                "Lisinopril 10 MG Oral Tablet",
+                "Discontinued",
+                "1",
+            )],
+            "provider",
+        ),
+    )
+    .expect("write");
+    let sandbox = Sandbox::start_with(&["--data", &data.path().display().to_string()]);
+    let home = Home::new(&ccr_at(&sandbox, "clinic-ehr"));
+    let path = home.env.write(
+        "home.xml",
+        ccr(
+            &[Med(
+                LISINOPRIL,
+                "Lisinopril 10 MG Oral Tablet",
+                "Active",
+                "1",
+            )],
+            "home",
+        )
+        .as_bytes(),
+    );
+    home.rx(&["import", "--file", &path, "--patient", "P1"])
+        .ok();
+    home.link_oauth1(&sandbox, "clinic-ehr", "demo-hmac-header");
+
+    let reports = Home::reports(&home.pull(None));
+    assert_eq!(reports[0]["outcome"], "imported", "{reports:#?}");
+    assert_eq!(
+        reports[0]["import"]["exceptions"]["source_conflict"], 1,
+        "{reports:#?}"
+    );
+    let r = home
+        .rx(&[
+            "regimen",
+            "reconcile",
+            "--patient",
+            "P1",
+            "--format",
+            "json",
+        ])
+        .json();
+    let sources: Vec<&str> = r["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["clinic-ehr", "file"]);
+    let c = &r["rows"][0]["conflicts"][0];
+    assert_eq!(c["sides"][0]["says"], "stopped");
+    assert_eq!(c["sides"][1]["says"], "active");
+    assert_eq!(c["exception"]["state"], "open");
+    // The same bytes again: no new version, nothing raised twice.
+    let again = Home::reports(&home.pull(None));
+    assert_eq!(again[0]["outcome"], "unchanged", "{again:#?}");
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM exceptions WHERE kind = 'source_conflict'"),
+        1
+    );
 }
