@@ -262,3 +262,30 @@ impl FromStr for Action {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_reads_back_from_its_name_and_says_what_it_means() {
+        for k in ExceptionKind::ALL {
+            assert_eq!(k.as_str().parse::<ExceptionKind>(), Ok(k));
+            assert!(k.description().ends_with('.'), "{k}");
+        }
+    }
+
+    #[test]
+    fn a_source_conflict_is_an_error_a_clinician_settles_by_accepting() {
+        let k: ExceptionKind = "source_conflict".parse().expect("known kind");
+        assert_eq!(k, ExceptionKind::SourceConflict);
+        assert_eq!(k.severity(), Severity::Error);
+        assert_eq!(k.actions(), &[Action::Accept]);
+        // Right after ndc_name_mismatch, as in design.md's table.
+        let at = |k| ExceptionKind::ALL.iter().position(|x| *x == k);
+        assert_eq!(
+            at(ExceptionKind::SourceConflict),
+            at(ExceptionKind::NdcNameMismatch).map(|i| i + 1)
+        );
+    }
+}

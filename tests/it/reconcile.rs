@@ -380,6 +380,7 @@ async fn the_review_app_shows_the_reconciled_list_and_its_api_matches_the_schema
         "only in pharmacy",
         "not listed",
         "clinic says active; pharmacy says stopped",
+        "Two sources of the patient disagree on a drug",
     ] {
         assert!(page.body.contains(text), "{text} in {}", page.body);
     }

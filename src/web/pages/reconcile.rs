@@ -7,7 +7,7 @@
 //! exception page, like every other.
 
 use super::{error_page, layout, render};
-use crate::domain::PatientId;
+use crate::domain::{ExceptionKind, PatientId};
 use crate::reconcile::{Conflict, Listed, Reconciled, Row};
 use crate::web::AppState;
 use crate::web::auth::Viewer;
@@ -54,6 +54,9 @@ fn reconciled_page(viewer: &Viewer, r: &Reconciled) -> Markup {
                     span #conflict-count class=(if conflicts > 0 { "badge open" } else { "badge reviewed" }) {
                         (conflicts) " conflict(s)"
                     }
+                }
+                @if conflicts > 0 {
+                    p { (ExceptionKind::SourceConflict.description()) " Each is decided on its exception page." }
                 }
                 table.reconciled {
                     tr {
