@@ -1,10 +1,11 @@
-//! `rxsync regimen show|history`
+//! `rxsync regimen show|history|reconcile`
 
 use super::context::Global;
 use super::output::{self, Format, cell};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
 use rxsync::domain::PatientId;
+use rxsync::reconcile::{Listed, Reconciled};
 use rxsync::store::{RegimenView, Store};
 
 #[derive(Debug, clap::Subcommand)]
@@ -31,6 +32,18 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         source: Option<String>,
         /// Output: table for people, json for scripts
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Line up the current regimen of every source of a patient: one row
+    /// per drug (same NDC, product, code or clinical drug; the same
+    /// ingredients at another strength across sources), a column per
+    /// source, and where the sources disagree (`source_conflict`)
+    Reconcile {
+        #[arg(long, value_name = "ID")]
+        patient: String,
+        /// Output: table for people, json for scripts (shape: README,
+        /// "Reconciled list")
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -97,7 +110,101 @@ pub fn run(global: &Global, command: Command) -> CliResult {
             }
             Ok(())
         }
+        Command::Reconcile { patient, format } => {
+            let patient =
+                PatientId::parse(&patient).map_err(|e| usage(format!("--patient: {e}")))?;
+            let ctx = global.open_existing()?;
+            let r = ctx
+                .store
+                .reconciled(&patient)?
+                .ok_or_else(|| Failure::Failed(anyhow!("unknown patient {patient}")))?;
+            match format {
+                Format::Json => output::json(&r)?,
+                Format::Table => print_reconciled(&r),
+            }
+            Ok(())
+        }
     }
+}
+
+/// Prints a reconciled list as a table, for people: a column per source.
+fn print_reconciled(r: &Reconciled) {
+    let lists: Vec<String> = r
+        .sources
+        .iter()
+        .map(|s| format!("{} (version {}, {} item(s))", s.source, s.version, s.items))
+        .collect();
+    println!(
+        "Patient {} — {} drug(s) across {} source(s): {}",
+        r.patient,
+        r.rows.len(),
+        r.sources.len(),
+        if lists.is_empty() {
+            "no regimen yet".to_string()
+        } else {
+            lists.join(", ")
+        }
+    );
+    if r.rows.is_empty() {
+        return;
+    }
+    let mut header: Vec<&str> = vec!["drug", "matched by"];
+    header.extend(r.sources.iter().map(|s| s.source.as_str()));
+    header.push("conflicts");
+    let mut t = output::table(&header);
+    for row in &r.rows {
+        let mut cells = vec![
+            row.drug.clone(),
+            match (&row.matched_by, &row.only_in) {
+                (_, Some(only)) => format!("only in {only}"),
+                (Some(m), None) => m.label().to_string(),
+                (None, None) => String::new(),
+            },
+        ];
+        cells.extend(row.cells.iter().map(|c| {
+            if c.items.is_empty() {
+                "—".to_string()
+            } else {
+                c.items.iter().map(says).collect::<Vec<_>>().join("\n")
+            }
+        }));
+        cells.push(
+            row.conflicts
+                .iter()
+                .map(|c| {
+                    let [a, b] = &c.sides;
+                    let exception = c
+                        .exception
+                        .as_ref()
+                        .map(|e| format!(" (exception {} {})", e.id, e.state.as_str()))
+                        .unwrap_or_default();
+                    format!(
+                        "{}: {} says {}, {} says {}{exception}",
+                        c.aspect, a.source, a.says, b.source, b.says
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        t.add_row(cells);
+    }
+    println!("{t}");
+}
+
+/// What one source says of a drug, in one cell: `#2 active, 10 mg, 1
+/// tablet, take daily, 2026-01-05`.
+fn says(i: &Listed) -> String {
+    let mut parts = vec![format!("#{} {}", i.position, i.status.as_str())];
+    if i.evidence == rxsync::parse::Evidence::Claim {
+        parts[0].push_str(" (claims)");
+    }
+    parts.extend(
+        [&i.strength, &i.dose, &i.sig, &i.last_date]
+            .into_iter()
+            .flatten()
+            .cloned(),
+    );
+    parts.join(", ")
 }
 
 /// The source to show: the one named, or the only one the patient has.

@@ -25,11 +25,15 @@ pub enum ExceptionKind {
     /// The document's drug text (or strength) contradicts what the
     /// dictionary says of the record's NDC.
     NdcNameMismatch,
+    /// Two sources of one patient disagree on a drug a clinician must
+    /// settle: one says it is taken and another that it stopped, or they
+    /// give it at another strength or dose (`reconcile`).
+    SourceConflict,
 }
 
 impl ExceptionKind {
     /// Every kind, in the order of design.md.
-    pub const ALL: [ExceptionKind; 12] = [
+    pub const ALL: [ExceptionKind; 13] = [
         ExceptionKind::UnmappedNdc,
         ExceptionKind::InvalidNdc,
         ExceptionKind::NonNdcCode,
@@ -42,6 +46,7 @@ impl ExceptionKind {
         ExceptionKind::Unreadable,
         ExceptionKind::UnreadableRecord,
         ExceptionKind::NdcNameMismatch,
+        ExceptionKind::SourceConflict,
     ];
 
     /// The snake_case name used in the database, the CLI and JSON.
@@ -59,6 +64,7 @@ impl ExceptionKind {
             ExceptionKind::Unreadable => "unreadable",
             ExceptionKind::UnreadableRecord => "unreadable_record",
             ExceptionKind::NdcNameMismatch => "ndc_name_mismatch",
+            ExceptionKind::SourceConflict => "source_conflict",
         }
     }
 
@@ -73,7 +79,10 @@ impl ExceptionKind {
             | ExceptionKind::IdentityMismatch
             | ExceptionKind::Unreadable
             | ExceptionKind::UnreadableRecord
-            | ExceptionKind::NdcNameMismatch => Severity::Error,
+            | ExceptionKind::NdcNameMismatch
+            // Which of two lists is right about a drug decides what the
+            // patient takes: as serious as a wrong code.
+            | ExceptionKind::SourceConflict => Severity::Error,
             ExceptionKind::UnmappedNdc
             | ExceptionKind::NonNdcCode
             | ExceptionKind::TherapeuticDuplicate
@@ -99,6 +108,43 @@ impl ExceptionKind {
             | ExceptionKind::IdentityMismatch
             | ExceptionKind::Unreadable
             | ExceptionKind::UnreadableRecord => &[Action::Accept],
+            // Each list stays as its source wrote it: the clinician says
+            // the conflict is settled (accept), or dismisses it with a
+            // note. Removing either side would change what a source said.
+            ExceptionKind::SourceConflict => &[Action::Accept],
+        }
+    }
+
+    /// What the kind means, in a sentence for people (design.md's table).
+    pub fn description(&self) -> &'static str {
+        match self {
+            ExceptionKind::UnmappedNdc => "A valid NDC that is not in the drug dictionary.",
+            ExceptionKind::InvalidNdc => {
+                "A code given as an NDC that does not read as one, or a bare 10-digit code that is ambiguous."
+            }
+            ExceptionKind::NonNdcCode => {
+                "A drug known only by RxNorm, SNOMED, a local code or free text."
+            }
+            ExceptionKind::Duplicate => "The same drug twice in one list.",
+            ExceptionKind::TherapeuticDuplicate => {
+                "The same active ingredient at another strength or form, or two drugs of one pharmacologic class."
+            }
+            ExceptionKind::TooMany => "More items than the configured maximum.",
+            ExceptionKind::NoneShared => "The document holds no medication records.",
+            ExceptionKind::LinkBroken => {
+                "The provider refused the link's tokens: the patient must consent again."
+            }
+            ExceptionKind::IdentityMismatch => {
+                "The provider's patient may not be this patient: the link is held."
+            }
+            ExceptionKind::Unreadable => "The document could not be read.",
+            ExceptionKind::UnreadableRecord => "One record of the document could not be read.",
+            ExceptionKind::NdcNameMismatch => {
+                "The document's drug text or strength contradicts the dictionary's product for its NDC."
+            }
+            ExceptionKind::SourceConflict => {
+                "Two sources of the patient disagree on a drug: one says it is taken and another that it stopped, or another strength or dose."
+            }
         }
     }
 }
@@ -214,5 +260,32 @@ impl FromStr for Action {
                 "unknown action {s:?} (expected map, remove, keep or accept)"
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_reads_back_from_its_name_and_says_what_it_means() {
+        for k in ExceptionKind::ALL {
+            assert_eq!(k.as_str().parse::<ExceptionKind>(), Ok(k));
+            assert!(k.description().ends_with('.'), "{k}");
+        }
+    }
+
+    #[test]
+    fn a_source_conflict_is_an_error_a_clinician_settles_by_accepting() {
+        let k: ExceptionKind = "source_conflict".parse().expect("known kind");
+        assert_eq!(k, ExceptionKind::SourceConflict);
+        assert_eq!(k.severity(), Severity::Error);
+        assert_eq!(k.actions(), &[Action::Accept]);
+        // Right after ndc_name_mismatch, as in design.md's table.
+        let at = |k| ExceptionKind::ALL.iter().position(|x| *x == k);
+        assert_eq!(
+            at(ExceptionKind::SourceConflict),
+            at(ExceptionKind::NdcNameMismatch).map(|i| i + 1)
+        );
     }
 }

@@ -56,6 +56,50 @@ pub struct DupItem<'a> {
     pub codes: &'a [Code],
 }
 
+/// The keys that say two items are the same drug, strictest first: the
+/// levels of a `duplicate`. `reconcile` lines up the lists of a patient's
+/// sources by the same keys, so "the same drug" means one thing everywhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DrugKeys {
+    /// The package NDC (11 digits, or a new labeler's 12).
+    pub ndc: Option<String>,
+    /// Labeler and product segments: the same product in another package.
+    pub product: Option<String>,
+    /// Codes of other systems (`RxNorm 197884`), for an item without an NDC.
+    pub other_codes: Vec<String>,
+    /// Ingredients, strengths and dose form: the same clinical drug.
+    pub clinical: Option<String>,
+    /// The active ingredients alone, at any strength or form.
+    pub ingredient: Option<String>,
+}
+
+/// The keys an item is the same drug as another by (see `DrugKeys`).
+pub fn drug_keys(item: &DupItem<'_>) -> DrugKeys {
+    DrugKeys {
+        // The 11-digit keys as before; a new labeler's 12-digit keys are one
+        // digit longer, so the two never collide.
+        ndc: item.ndc.map(|n| match n.to_ndc11() {
+            Some(n11) => n11.as_str().to_string(),
+            None => n.as_str().to_string(),
+        }),
+        product: item.ndc.map(|n| match n.to_ndc11() {
+            Some(n11) => n11.product_key().to_string(),
+            None => n.product_key().to_string(),
+        }),
+        other_codes: if item.ndc.is_none() {
+            item.codes
+                .iter()
+                .filter(|c| c.system != CodeSystem::Ndc)
+                .map(|c| format!("{} {}", c.system.label(), c.value))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        clinical: item.product.map(|e| e.product.clinical_key()),
+        ingredient: item.product.map(|e| e.product.ingredient_key()),
+    }
+}
+
 /// The keys an item is compared by.
 struct Keys {
     ndc: Option<String>,
@@ -75,7 +119,19 @@ struct Keys {
 
 fn keys(item: &DupItem<'_>, rule: &ClassRule<'_>) -> Keys {
     let product = item.product.map(|e| &e.product);
+    let DrugKeys {
+        ndc,
+        product: product_key,
+        other_codes,
+        clinical,
+        ingredient,
+    } = drug_keys(item);
     Keys {
+        ndc,
+        product: product_key,
+        other_codes,
+        clinical,
+        ingredient,
         routes: product
             .map(|p| {
                 p.route
@@ -88,18 +144,6 @@ fn keys(item: &DupItem<'_>, rule: &ClassRule<'_>) -> Keys {
         classes: product
             .map(|p| p.epc.iter().filter(|c| rule.counts(c)).cloned().collect())
             .unwrap_or_default(),
-        // The 11-digit keys as before; a new labeler's 12-digit keys are one
-        // digit longer, so the two never collide.
-        ndc: item.ndc.map(|n| match n.to_ndc11() {
-            Some(n11) => n11.as_str().to_string(),
-            None => n.as_str().to_string(),
-        }),
-        product: item.ndc.map(|n| match n.to_ndc11() {
-            Some(n11) => n11.product_key().to_string(),
-            None => n.product_key().to_string(),
-        }),
-        clinical: item.product.map(|e| e.product.clinical_key()),
-        ingredient: item.product.map(|e| e.product.ingredient_key()),
         ingredients: item
             .product
             .map(|e| {
@@ -110,15 +154,6 @@ fn keys(item: &DupItem<'_>, rule: &ClassRule<'_>) -> Keys {
                     .collect()
             })
             .unwrap_or_default(),
-        other_codes: if item.ndc.is_none() {
-            item.codes
-                .iter()
-                .filter(|c| c.system != CodeSystem::Ndc)
-                .map(|c| format!("{} {}", c.system.label(), c.value))
-                .collect()
-        } else {
-            Vec::new()
-        },
     }
 }
 

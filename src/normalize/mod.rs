@@ -17,7 +17,7 @@ mod fold;
 mod mismatch;
 mod resolve;
 
-pub use duplicates::{ClassRule, DupItem, find_among as find_duplicates};
+pub use duplicates::{ClassRule, DrugKeys, DupItem, drug_keys, find_among as find_duplicates};
 pub use mismatch::brand_words;
 pub use resolve::ndcs_to_look_up;
 

@@ -237,6 +237,16 @@ impl Store {
                 *counts.entry(f.kind.as_str().to_string()).or_default() += 1;
             }
         }
+        // The patient's other sources may now agree or disagree with this
+        // list: the queue shows it in the same transaction.
+        let conflicts =
+            super::reconcile::check_conflicts(&tx, w.patient, sync_id, w.actor, &created)?;
+        if !conflicts.opened.is_empty() {
+            counts.insert(
+                ExceptionKind::SourceConflict.as_str().to_string(),
+                conflicts.opened.len(),
+            );
+        }
         let unreadable_records = counts
             .get(ExceptionKind::UnreadableRecord.as_str())
             .copied()
@@ -252,6 +262,7 @@ impl Store {
                 "items": w.regimen.items.len(), "exceptions": counts, "skipped": w.regimen.skipped,
                 "unreadable_records": unreadable_records,
                 "unreadable_resolved": reread, "superseded_exceptions": superseded,
+                "source_conflicts": conflicts,
             }),
         )?;
         tx.commit()?;

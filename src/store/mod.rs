@@ -21,6 +21,7 @@ mod links;
 mod mappings;
 mod patients;
 mod queue;
+mod reconcile;
 mod regimens;
 mod reversal;
 mod writer;
@@ -37,6 +38,7 @@ pub use links::{
 };
 pub use patients::{NewPatient, Patient};
 pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, Resolve};
+pub use reconcile::ConflictCheck;
 pub use regimens::{CodeView, ItemView, RegimenSummary, RegimenView};
 pub use reversal::DecisionView;
 pub use writer::{Batch as WriterBatch, Observer as WriterObserver, Writer};
@@ -90,6 +92,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0011_item_section",
         include_str!("../../schemas/sqlite/0011_item_section.sql"),
+    ),
+    (
+        "0012_source_conflicts",
+        include_str!("../../schemas/sqlite/0012_source_conflicts.sql"),
     ),
 ];
 

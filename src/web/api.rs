@@ -28,6 +28,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/exceptions/{id}"),
     ("GET", "/patients/{id}/regimen"),
     ("GET", "/patients/{id}/regimens"),
+    ("GET", "/patients/{id}/reconciled"),
 ];
 
 /// Page size when none is asked for, and the largest allowed.
@@ -41,6 +42,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("POST", "/exceptions/{id}") => post(decide),
         ("GET", "/patients/{id}/regimen") => get(regimen),
         ("GET", "/patients/{id}/regimens") => get(regimens),
+        ("GET", "/patients/{id}/reconciled") => get(reconciled),
         // A route listed without a handler answers 405, which the API test reports.
         _ => MethodRouter::new(),
     }
@@ -247,6 +249,20 @@ async fn regimen(
     match found {
         Ok(Ok(r)) => Json(r).into_response(),
         Ok(Err(e)) | Err(e) => error_json(e),
+    }
+}
+
+/// Every source's current regimen of a patient, lined up
+/// (`reconcile::Reconciled`; the shape is `Reconciled` in the OpenAPI file).
+async fn reconciled(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let patient = match patient_id(&id) {
+        Ok(p) => p,
+        Err(e) => return error_json(e),
+    };
+    match state.store(move |s| s.reconciled(&patient)).await {
+        Ok(Some(r)) => Json(r).into_response(),
+        Ok(None) => error_json(AppError::not_found(format!("unknown patient {id}"))),
+        Err(e) => error_json(e),
     }
 }
 

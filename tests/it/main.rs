@@ -18,6 +18,7 @@ mod oauth1_oracle;
 mod oidc;
 mod openapi;
 mod pull;
+mod reconcile;
 mod reversal;
 mod review_server;
 mod sandbox;

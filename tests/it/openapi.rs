@@ -7,7 +7,7 @@ use crate::review_server::{CLINICIAN, Review};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
-fn document() -> Value {
+pub fn document() -> Value {
     let text = std::fs::read_to_string(crate::support::repo_path("schemas/openapi.yaml"))
         .expect("schemas/openapi.yaml");
     serde_norway::from_str(&text).expect("openapi.yaml is YAML")
@@ -107,7 +107,7 @@ fn validate(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut V
 }
 
 /// Checks an answer against the documented response of an operation.
-fn check(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
+pub fn check(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
     let op = &doc["paths"][path][method.to_lowercase()];
     assert!(op.is_object(), "{method} {path} is not documented");
     let response = op["responses"]
@@ -302,6 +302,20 @@ async fn the_api_matches_schemas_openapi_yaml() {
             "GET",
             "/patients/{id}/regimens",
             "/patients/nobody/regimens".into(),
+            None,
+            404,
+        ),
+        (
+            "GET",
+            "/patients/{id}/reconciled",
+            "/patients/review-1/reconciled".into(),
+            None,
+            200,
+        ),
+        (
+            "GET",
+            "/patients/{id}/reconciled",
+            "/patients/nobody/reconciled".into(),
             None,
             404,
         ),

@@ -7,6 +7,7 @@ mod admin;
 pub mod exception;
 mod patient;
 pub mod queue;
+mod reconcile;
 
 use super::AppState;
 use super::auth::{self, Viewer};
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/exceptions/{id}/decide", post(exception::decide))
         .route("/exceptions/{id}/reopen", post(exception::reopen))
         .route("/patients/{id}", get(patient::page))
+        .route("/patients/{id}/reconciled", get(reconcile::page))
         .route("/logout", post(logout))
         .merge(admin)
         .route_layer(from_fn(auth::require_csrf))

@@ -174,6 +174,7 @@ fn patient_page(viewer: &Viewer, l: &Loaded) -> Markup {
         Some(viewer),
         html! {
             p { (p.name.as_deref().unwrap_or("")) @if let Some(b) = &p.birth_date { ", born " (b) } @if let Some(m) = &p.mrn { ", MRN " (m) } }
+            @if l.sources.len() > 1 { p { a #reconciled href=(format!("{}/reconciled", super::queue::patient_link(&p.id))) { "Reconciled list across " (l.sources.len()) " sources" } } }
             @if l.sources.is_empty() { p { "No regimen yet." } }
             @for part in &l.sources { (source_part(&p.id, part)) }
             h2 { "Links" }
