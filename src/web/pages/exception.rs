@@ -4,22 +4,17 @@
 //! decision taken and a way to reverse it while the regimen is under review.
 
 use super::queue::patient_link;
-use super::{csrf_field, error_page, given, layout, render};
+use super::{Viewer, csrf_field, error_page, given, layout, render};
 use crate::dict::DictEntry;
-use crate::domain::ndc::{self, NdcReading};
-use crate::domain::{Action, Ndc11};
-use crate::store::{DecisionView, ExceptionView, ItemView, Resolve, Store, StoreError};
+use crate::domain::Decision;
+use crate::store::{ExceptionView, ItemView};
 use crate::web::AppState;
-use crate::web::auth::Viewer;
-use crate::web::error::AppError;
+use crate::web::review::{self, Loaded, load, search};
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
-
-/// Dictionary search results shown at most.
-const SEARCH_LIMIT: usize = 25;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct PageQuery {
@@ -27,49 +22,6 @@ pub struct PageQuery {
     pub q: Option<String>,
     /// The decision just taken (a fixed word, shown as a notice).
     pub done: Option<String>,
-}
-
-/// Everything the page shows, read in one go.
-pub struct Loaded {
-    pub view: ExceptionView,
-    pub item: Option<ItemView>,
-    pub excerpt: Option<String>,
-    pub decisions: Vec<DecisionView>,
-    /// Why the decision cannot be reversed (None: it can, or it is open).
-    pub final_because: Option<String>,
-}
-
-/// Reads an exception with its item, excerpt and decisions.
-pub fn load(s: &mut Store, id: i64) -> Result<Loaded, StoreError> {
-    let (view, item) = s.exception(id)?;
-    let excerpt = crate::excerpt::exception_excerpt(s, id, item.as_ref().map(|i| i.id))?;
-    let final_because = if view.state == "open" {
-        None
-    } else {
-        s.reopen_refusal(id)?
-    };
-    Ok(Loaded {
-        decisions: s.decisions(id)?,
-        view,
-        item,
-        excerpt,
-        final_because,
-    })
-}
-
-/// Dictionary entries for a search: an NDC in any format (every reading of
-/// a bare 10-digit code), else part of a brand or generic name.
-pub fn search(s: &Store, text: &str) -> Result<Vec<DictEntry>, StoreError> {
-    match ndc::parse(text) {
-        Ok(parsed) => {
-            let mut found = Vec::new();
-            for n in parsed.reading.keys() {
-                found.extend(s.dict_entry(&n)?);
-            }
-            Ok(found)
-        }
-        Err(_) => s.dict_search(text, SEARCH_LIMIT),
-    }
 }
 
 pub async fn page(
@@ -297,92 +249,22 @@ pub struct DecideForm {
     pub note: Option<String>,
 }
 
-/// A decision from a form or the API, checked: the same rules as `rxsync queue resolve`.
-pub enum Decision {
-    Resolve(Resolve),
-    Dismiss { by: String, note: String },
-}
-
-/// Checks a decision's action, NDC and note.
-pub fn decision(
-    by: &str,
-    action: &str,
-    ndc_text: Option<&str>,
-    note: Option<&str>,
-) -> Result<Decision, AppError> {
-    let note = note
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_string);
-    if action == "dismiss" {
-        let note =
-            note.ok_or_else(|| AppError::bad_request("dismissing needs a note saying why"))?;
-        return Ok(Decision::Dismiss {
-            by: by.to_string(),
-            note,
-        });
-    }
-    let action: Action = action.parse().map_err(AppError::bad_request)?;
-    let ndc = match (action, ndc_text.map(str::trim).filter(|t| !t.is_empty())) {
-        (Action::Map, Some(t)) => Some(exact_ndc(t)?),
-        (Action::Map, None) => return Err(AppError::bad_request("map needs an NDC")),
-        (_, Some(_)) => return Err(AppError::bad_request("an NDC goes only with map")),
-        (_, None) => None,
-    };
-    Ok(Decision::Resolve(Resolve {
-        action,
-        by: by.to_string(),
-        ndc,
-        note,
-    }))
-}
-
-fn exact_ndc(text: &str) -> Result<Ndc11, AppError> {
-    match ndc::parse(text) {
-        Ok(p) => match p.reading {
-            NdcReading::Exact(n) => Ok(n),
-            NdcReading::Ambiguous(_) => Err(AppError::bad_request(format!(
-                "{text}: a bare 10-digit NDC is ambiguous; give it with hyphens or as 11 digits"
-            ))),
-            NdcReading::NewLabeler(_) => Err(AppError::bad_request(format!(
-                "{text}: a 12-digit NDC with a new 6-digit labeler has no 11-digit form, and a mapping needs one"
-            ))),
-        },
-        Err(e) => Err(AppError::bad_request(format!("{text}: {e}"))),
-    }
-}
-
-/// Applies a checked decision through the store (the functions `rxsync queue` uses).
-pub async fn apply(state: &AppState, id: i64, d: Decision) -> Result<ExceptionView, AppError> {
-    state
-        .store(move |s| match d {
-            Decision::Resolve(r) => s.resolve_exception(id, &r),
-            Decision::Dismiss { by, note } => s.dismiss_exception(id, &by, &note),
-        })
-        .await
-}
-
 pub async fn decide(
     State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
     Path(id): Path<i64>,
     Form(form): Form<DecideForm>,
 ) -> Response {
-    let d = match decision(
-        &viewer.user.name,
-        &form.action,
-        form.ndc.as_deref(),
-        form.note.as_deref(),
-    ) {
+    let d = match Decision::parse(&form.action, form.ndc.as_deref(), form.note.as_deref()) {
         Ok(d) => d,
-        Err(e) => return error_page(Some(&viewer), e),
+        Err(e) => return error_page(Some(&viewer), e.into()),
     };
     let done = if matches!(d, Decision::Dismiss { .. }) {
         "dismiss"
     } else {
         "resolve"
     };
-    match apply(&state, id, d).await {
+    match review::apply(&state, id, &viewer.user.name, d, form.note.as_deref()).await {
         Ok(_) => Redirect::to(&format!("/exceptions/{id}?done={done}")).into_response(),
         Err(e) => error_page(Some(&viewer), e),
     }

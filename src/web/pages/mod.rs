@@ -9,15 +9,17 @@ mod patient;
 pub mod queue;
 
 use super::AppState;
-use super::auth::{self, Viewer};
-use super::error::AppError;
+use super::auth;
+use super::error::{AppError, PageError};
+pub use super::frame::{Viewer, csrf_field, layout, render};
+pub use super::review::given;
 use axum::Router;
 use axum::extract::{Extension, Form, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -83,76 +85,9 @@ async fn stylesheet() -> impl IntoResponse {
     )
 }
 
-/// The shared page frame: title, navigation, who is signed in, logout.
-pub fn layout(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " — rxsync review" }
-                link rel="stylesheet" href="/assets/review.css";
-            }
-            body {
-                header {
-                    nav {
-                        strong { "rxsync review" }
-                        @if let Some(v) = viewer {
-                            a href="/queue" { "Queue" }
-                            @if v.is_admin() {
-                                a href="/admin/links" { "Links" }
-                                a href="/admin/users" { "Users" }
-                            }
-                            span.who { (v.user.name) " (" (v.user.role) ")" }
-                            form.inline method="post" action="/logout" {
-                                (csrf_field(v))
-                                button type="submit" id="logout" { "Log out" }
-                            }
-                        }
-                    }
-                }
-                main { h1 { (title) } (body) }
-            }
-        }
-    }
-}
-
-/// The hidden CSRF field of a form.
-pub fn csrf_field(v: &Viewer) -> Markup {
-    html! { input type="hidden" name=(auth::CSRF_FIELD) value=(v.csrf); }
-}
-
-/// A page as a response.
-pub fn render(status: StatusCode, markup: Markup) -> Response {
-    (status, Html(markup.into_string())).into_response()
-}
-
 /// An error as a page.
 pub fn error_page(viewer: Option<&Viewer>, e: AppError) -> Response {
-    let title = match e.status {
-        StatusCode::FORBIDDEN => "Not allowed",
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
-        s if s.is_server_error() => "Something went wrong",
-        _ => "Cannot do that",
-    };
-    render(
-        e.status,
-        layout(
-            title,
-            viewer,
-            html! {
-                p.error role="alert" { (e.message) }
-                p { a href="/queue" { "Back to the queue" } }
-            },
-        ),
-    )
-}
-
-/// An empty optional text from a form or query is no value.
-pub fn given(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    PageError::new(viewer, e).into_response()
 }
 
 fn login_form(token: &str, problem: Option<&str>) -> Markup {

@@ -1,55 +1,18 @@
 //! The Queue page: exceptions newest first, filtered by kind, state,
 //! source (provider) and patient, with counts per kind, in pages.
 
-use super::{error_page, given, layout, render};
-use crate::domain::{ExceptionKind, ExceptionState};
-use crate::store::{ExceptionFilter, ExceptionView};
+use super::{Viewer, error_page, given, layout, render};
+use crate::domain::ExceptionKind;
+use crate::store::ExceptionView;
 use crate::web::AppState;
-use crate::web::auth::Viewer;
-use crate::web::error::AppError;
+use crate::web::review::{QueueQuery, filter_of};
 use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
-use serde::Deserialize;
 
 /// Exceptions per page.
 pub const PAGE_SIZE: usize = 50;
-
-/// The queue's filters, as the filter form sends them.
-#[derive(Debug, Default, Deserialize)]
-pub struct QueueQuery {
-    pub kind: Option<String>,
-    /// open (default), resolved, dismissed or all.
-    pub state: Option<String>,
-    pub source: Option<String>,
-    pub patient: Option<String>,
-    /// 1-based.
-    pub page: Option<usize>,
-}
-
-/// The filter a query asks for (kind and state checked).
-pub fn filter_of(q: &QueueQuery) -> Result<ExceptionFilter, AppError> {
-    let state = match given(&q.state).unwrap_or("open") {
-        "all" => None,
-        s => Some(
-            s.parse::<ExceptionState>()
-                .map_err(|e| AppError::bad_request(format!("state: {e} or all")))?,
-        ),
-    };
-    let kind = given(&q.kind)
-        .map(str::parse::<ExceptionKind>)
-        .transpose()
-        .map_err(|e| AppError::bad_request(format!("kind: {e}")))?;
-    Ok(ExceptionFilter {
-        state,
-        kind,
-        patient: given(&q.patient).map(str::to_string),
-        source: given(&q.source).map(str::to_string),
-        limit: None,
-        offset: 0,
-    })
-}
 
 pub async fn page(
     State(state): State<AppState>,
