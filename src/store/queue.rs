@@ -181,6 +181,27 @@ impl Store {
         Ok(rows)
     }
 
+    /// The open exception after `after` in the queue's order (newest
+    /// first) among those the filter matches (its state, limit and offset
+    /// are ignored), wrapping round to the newest; None when no other is open.
+    pub fn next_open_exception(
+        &self,
+        f: &ExceptionFilter,
+        after: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.id FROM exceptions e WHERE e.state = 'open' AND e.id != ?4
+             AND (?1 IS NULL OR e.kind = ?1) AND (?2 IS NULL OR e.patient_id = ?2) AND (?3 IS NULL OR e.source = ?3)
+             ORDER BY e.id < ?4 DESC, e.id DESC LIMIT 1",
+        )?;
+        Ok(stmt
+            .query_row(
+                params![f.kind.map(|k| k.as_str()), f.patient, f.source, after],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// One exception with its item in full.
     pub fn exception(&self, id: i64) -> Result<(ExceptionView, Option<ItemView>), StoreError> {
         let row = self.exception_row(id)?;

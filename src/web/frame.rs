@@ -1,6 +1,6 @@
 //! The page frame every HTML answer shares: who is signed in (`Viewer`),
 //! the layout (title, navigation, logout), the CSRF field of a form, and
-//! the stylesheet link. It sits below `error`, `auth` and
+//! the stylesheet and script links. It sits below `error`, `auth` and
 //! `pages`, so that an error page can be drawn by any of them without one
 //! importing another; it knows nothing of the store or of any route's work.
 
@@ -37,6 +37,10 @@ pub fn layout(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " — rxsync review" }
                 link rel="stylesheet" href="/assets/review.css";
+                // The one script: it rewrites <time> elements into the
+                // viewer's local time. Same origin (the CSP allows 'self'
+                // only, never inline), deferred; the pages read well without it.
+                script src="/assets/review.js" defer {}
             }
             body {
                 header {

@@ -20,6 +20,7 @@ mod api;
 mod auth;
 mod error;
 mod frame;
+mod labels;
 mod pages;
 mod pretty;
 mod review;

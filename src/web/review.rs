@@ -30,6 +30,8 @@ pub struct Loaded {
     pub decisions: Vec<DecisionView>,
     /// Why the decision cannot be reversed (None: it can, or it is open).
     pub final_because: Option<String>,
+    /// The other item of a duplicate pair, in full.
+    pub related: Option<ItemView>,
 }
 
 /// Reads an exception with its item, excerpt and decisions.
@@ -41,7 +43,12 @@ pub fn load(s: &mut Store, id: i64) -> Result<Loaded, StoreError> {
     } else {
         s.reopen_refusal(id)?
     };
+    let related = match &view.related_item {
+        Some(r) => s.item(r.id)?,
+        None => None,
+    };
     Ok(Loaded {
+        related,
         decisions: s.decisions(id)?,
         view,
         item,
@@ -75,6 +82,51 @@ pub struct QueueQuery {
     pub patient: Option<String>,
     /// 1-based.
     pub page: Option<usize>,
+}
+
+impl QueueQuery {
+    /// The filter as query-string pairs (the given ones only, page aside),
+    /// so a page reached from the queue can carry it on.
+    pub fn pairs(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("kind", given(&self.kind)),
+            ("state", given(&self.state)),
+            ("source", given(&self.source)),
+            ("patient", given(&self.patient)),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect()
+    }
+
+    /// `pairs` as a query string (empty, or starting with `&`).
+    pub fn carried(&self) -> String {
+        let mut url = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in self.pairs() {
+            url.append_pair(k, v);
+        }
+        let q = url.finish();
+        if q.is_empty() { q } else { format!("&{q}") }
+    }
+}
+
+/// The next open exceptions after `id`: of the same patient, and of the
+/// queue filter the user came from (always among open ones).
+pub fn next_open(
+    s: &Store,
+    id: i64,
+    patient: &str,
+    from: &QueueQuery,
+) -> Result<(Option<i64>, Option<i64>), AppError> {
+    let of_patient = ExceptionFilter {
+        patient: Some(patient.to_string()),
+        ..Default::default()
+    };
+    let of_queue = filter_of(from)?;
+    Ok((
+        s.next_open_exception(&of_patient, id)?,
+        s.next_open_exception(&of_queue, id)?,
+    ))
 }
 
 /// The filter a query asks for (kind and state checked).

@@ -19,6 +19,7 @@ mod oidc;
 mod openapi;
 mod pull;
 mod reversal;
+mod review_pages;
 mod review_server;
 mod sandbox;
 mod store_safety;

@@ -46,24 +46,26 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/login", get(login_page).post(login))
         .route("/assets/review.css", get(stylesheet))
+        .route("/assets/review.js", get(script))
         .merge(signed_in)
         .with_state(state)
 }
 
-/// Headers on every answer: no caching of patient data, no framing, no
-/// scripts, forms only to this origin.
+/// Headers on every answer: no caching of patient data, no framing,
+/// scripts and styles only from this origin's files (never inline), forms
+/// only to this origin.
 pub async fn security_headers(mut r: Response) -> Response {
     let h = r.headers_mut();
-    let css = h
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/css"));
-    if !css {
+    let asset = h.get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"text/css") || v.as_bytes().starts_with(b"text/javascript")
+    });
+    if !asset {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(
@@ -76,6 +78,13 @@ pub async fn security_headers(mut r: Response) -> Response {
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     r
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("review.js"),
+    )
 }
 
 async fn stylesheet() -> impl IntoResponse {
