@@ -295,8 +295,7 @@ fn side_by_side(i: &ItemView) -> Markup {
             thead { tr { th scope="col" { "" } th scope="col" { "Read from the document" } th scope="col" { "The dictionary, for this NDC" } } }
             tbody {
                 @for (n, (label, read, said)) in rows.iter().enumerate() {
-                    @let differ = !read.is_empty() && !said.is_empty() && !said.to_lowercase().contains(&read.to_lowercase());
-                    tr class=[differ.then_some("differ")] {
+                    tr {
                         th scope="row" { (label) }
                         td { @if read.is_empty() { "—" } @else { (read) } }
                         @if p.is_some() {
