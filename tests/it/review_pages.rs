@@ -127,6 +127,22 @@ async fn the_next_open_exception_is_offered_on_the_page_and_after_a_decision() {
     assert!(!page.body.contains("id=\"next-queue\""));
     assert!(page.body.contains("id=\"next-patient\""));
 
+    // The queue goes newest first, and round again from the oldest.
+    let page = r.get("/exceptions/1", Some(&cookie)).await;
+    assert!(
+        page.body
+            .contains("id=\"next-patient\" href=\"/exceptions/2?\""),
+        "{}",
+        page.body
+    );
+    // A dictionary search sends the page to its results.
+    let found = r.get("/exceptions/2?q=cozaar", Some(&cookie)).await;
+    assert!(found.body.contains("action=\"/exceptions/2#results\""));
+    assert!(
+        found.body.contains("<section id=\"results\""),
+        "{}",
+        found.body
+    );
     let csrf = r.csrf(&cookie).await;
     let a = r
         .post_form(
