@@ -3,8 +3,7 @@
 use super::context::Global;
 use super::output::{self, Format, cell};
 use super::{CliResult, usage};
-use rxsync::domain::ndc::{self, NdcReading};
-use rxsync::domain::{Action, ExceptionKind, ExceptionState};
+use rxsync::domain::{Decision, DecisionError, ExceptionKind, ExceptionState};
 use rxsync::store::{ExceptionFilter, ExceptionView, Resolve};
 
 #[derive(Debug, clap::Subcommand)]
@@ -36,7 +35,7 @@ pub enum Command {
     Resolve {
         /// The exception id (from queue list)
         id: i64,
-        /// map (needs --ndc), remove, keep (duplicates) or accept
+        /// map (needs --ndc), remove, keep (duplicates), accept, or dismiss (needs --note)
         #[arg(long)]
         action: String,
         /// Who decides (recorded with the decision)
@@ -144,27 +143,13 @@ pub fn run(global: &Global, command: Command) -> CliResult {
             note,
             format,
         } => {
-            let action: Action = action
-                .parse()
-                .map_err(|e| usage(format!("--action: {e}")))?;
+            let decision = Decision::parse(&action, ndc.as_deref(), note.as_deref())
+                .map_err(decision_usage)?;
             let by = nonempty_by(by)?;
-            let ndc = ndc.map(|c| parse_exact_ndc(&c)).transpose()?;
-            if action == Action::Map && ndc.is_none() {
-                return Err(usage("--action map needs --ndc CODE"));
-            }
-            if action != Action::Map && ndc.is_some() {
-                return Err(usage("--ndc goes only with --action map"));
-            }
             let mut ctx = global.open()?;
-            let view = ctx.store.resolve_exception(
-                id,
-                &Resolve {
-                    action,
-                    by,
-                    ndc,
-                    note,
-                },
-            )?;
+            let view = ctx
+                .store
+                .resolve_exception(id, &Resolve { decision, by, note })?;
             show_result(&view, format)
         }
         Command::Dismiss {
@@ -173,9 +158,17 @@ pub fn run(global: &Global, command: Command) -> CliResult {
             note,
             format,
         } => {
+            let decision = Decision::parse("dismiss", None, Some(&note)).map_err(decision_usage)?;
             let by = nonempty_by(by)?;
             let mut ctx = global.open()?;
-            let view = ctx.store.dismiss_exception(id, &by, &note)?;
+            let view = ctx.store.resolve_exception(
+                id,
+                &Resolve {
+                    decision,
+                    by,
+                    note: None,
+                },
+            )?;
             show_result(&view, format)
         }
         Command::Reopen {
@@ -200,18 +193,14 @@ fn nonempty_by(by: String) -> Result<String, super::Failure> {
     Ok(by)
 }
 
-fn parse_exact_ndc(code: &str) -> Result<rxsync::domain::Ndc11, super::Failure> {
-    match ndc::parse(code) {
-        Ok(p) => match p.reading {
-            NdcReading::Exact(n) => Ok(n),
-            NdcReading::Ambiguous(_) => Err(usage(format!(
-                "--ndc {code}: a bare 10-digit NDC is ambiguous; give it with hyphens or as 11 digits"
-            ))),
-            NdcReading::NewLabeler(_) => Err(usage(format!(
-                "--ndc {code}: a 12-digit NDC with a new 6-digit labeler has no 11-digit form, and a mapping needs one"
-            ))),
-        },
-        Err(e) => Err(usage(format!("--ndc {code}: {e}"))),
+/// A decision's flags that are not one, as a usage error naming the flag.
+fn decision_usage(e: DecisionError) -> super::Failure {
+    match e {
+        DecisionError::MapNeedsNdc => usage("--action map needs --ndc CODE"),
+        DecisionError::NdcOnlyWithMap => usage("--ndc goes only with --action map"),
+        DecisionError::DismissNeedsNote => usage(format!("--note: {e}")),
+        e if e.about_ndc() => usage(format!("--ndc {e}")),
+        e => usage(format!("--action: {e}")),
     }
 }
 

@@ -115,35 +115,66 @@ impl ExceptionKind {
         }
     }
 
-    /// What the kind means, in a sentence for people (design.md's table).
+    /// The kind as people read it ("Unmapped NDC"); the API keeps the code.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ExceptionKind::UnmappedNdc => "Unmapped NDC",
+            ExceptionKind::InvalidNdc => "Invalid NDC",
+            ExceptionKind::NonNdcCode => "Not coded as NDC",
+            ExceptionKind::Duplicate => "Duplicate",
+            ExceptionKind::TherapeuticDuplicate => "Therapeutic duplicate",
+            ExceptionKind::TooMany => "Too many items",
+            ExceptionKind::NoneShared => "No medications shared",
+            ExceptionKind::LinkBroken => "Link broken",
+            ExceptionKind::IdentityMismatch => "Identity mismatch",
+            ExceptionKind::Unreadable => "Unreadable document",
+            ExceptionKind::UnreadableRecord => "Unreadable record",
+            ExceptionKind::NdcNameMismatch => "NDC and name disagree",
+            ExceptionKind::SourceConflict => "Sources disagree",
+        }
+    }
+
+    /// What the kind asks of the clinician, in one sentence.
     pub fn description(&self) -> &'static str {
         match self {
-            ExceptionKind::UnmappedNdc => "A valid NDC that is not in the drug dictionary.",
+            ExceptionKind::UnmappedNdc => {
+                "The NDC is valid but not in the drug dictionary: map it to the product it is, remove the item, or accept it unmapped."
+            }
             ExceptionKind::InvalidNdc => {
-                "A code given as an NDC that does not read as one, or a bare 10-digit code that is ambiguous."
+                "The code claims to be an NDC but no single NDC reads from it: map the item to the right NDC, remove it, or accept it."
             }
             ExceptionKind::NonNdcCode => {
-                "A drug known only by RxNorm, SNOMED, a local code or free text."
+                "The drug carries no NDC (RxNorm, SNOMED, a local code or free text only): map it to an NDC, remove it, or accept it."
             }
-            ExceptionKind::Duplicate => "The same drug twice in one list.",
+            ExceptionKind::Duplicate => {
+                "The same drug is listed twice: remove one, or keep both when both are meant."
+            }
             ExceptionKind::TherapeuticDuplicate => {
-                "The same active ingredient at another strength or form, or two drugs of one pharmacologic class."
+                "Two drugs of the same ingredient or class: remove one, keep both, or accept."
             }
-            ExceptionKind::TooMany => "More items than the configured maximum.",
-            ExceptionKind::NoneShared => "The document holds no medication records.",
+            ExceptionKind::TooMany => {
+                "The list holds more items than the configured limit: check it is this patient's list."
+            }
+            ExceptionKind::NoneShared => {
+                "The document holds no medication records: accept that the source shared none, or dismiss."
+            }
             ExceptionKind::LinkBroken => {
-                "The provider refused the link's tokens: the patient must consent again."
+                "The provider refuses rxsync's authorization: the patient must link again."
             }
             ExceptionKind::IdentityMismatch => {
-                "The provider's patient may not be this patient: the link is held."
+                "The provider's patient may not be this patient: nothing is written from the link until confirmed."
             }
-            ExceptionKind::Unreadable => "The document could not be read.",
-            ExceptionKind::UnreadableRecord => "One record of the document could not be read.",
+            ExceptionKind::Unreadable => {
+                "The document could not be read; it is kept, and nothing was written from it."
+            }
+            ExceptionKind::UnreadableRecord => {
+                "One record of the document could not be read; its excerpt is below."
+            }
             ExceptionKind::NdcNameMismatch => {
-                "The document's drug text or strength contradicts the dictionary's product for its NDC."
+                "The drug's text contradicts the dictionary's product for its NDC: remove the item, or accept it as the dictionary reads it."
             }
             ExceptionKind::SourceConflict => {
-                "Two sources of the patient disagree on a drug: one says it is taken and another that it stopped, or another strength or dose."
+                "Two sources of the patient disagree on a drug (one says it is taken and another that it stopped, or another strength or dose): settle which is right and accept, or dismiss with a note."
             }
         }
     }

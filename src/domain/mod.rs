@@ -3,12 +3,14 @@
 //! outside text validates it, so an invalid value cannot exist.
 
 pub mod code;
+pub mod decision;
 pub mod exception;
 pub mod ids;
 pub mod ndc;
 pub mod status;
 
 pub use code::{Code, CodeSystem};
+pub use decision::{Decision, DecisionError};
 pub use exception::{Action, ExceptionKind, ExceptionState, Severity};
 pub use ids::{PatientId, SourceName};
 pub use ndc::{Ndc11, Ndc12, NdcError, NdcReading, ParsedNdc};

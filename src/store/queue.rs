@@ -7,7 +7,7 @@
 
 use super::regimens::ItemView;
 use super::{Store, StoreError, now};
-use crate::domain::{Action, Code, ExceptionKind, ExceptionState, Ndc11, Ndc12};
+use crate::domain::{Action, Code, Decision, ExceptionKind, ExceptionState, Ndc11, Ndc12};
 use crate::normalize::Stated;
 use crate::normalize::{ClassRule, DupItem, Options, decision_keys, find_duplicates};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -71,14 +71,26 @@ pub struct ItemDocument {
     pub sources: Vec<crate::parse::SourceRef>,
 }
 
-/// A clinician's decision.
+/// A clinician's decision on one exception, with who took it.
 #[derive(Debug, Clone)]
 pub struct Resolve {
-    pub action: Action,
+    /// What to do (a mapping carries its NDC, a dismissal its note).
+    pub decision: Decision,
+    /// Who decides (recorded with the decision and in the audit).
     pub by: String,
-    /// Required for `map`.
-    pub ndc: Option<Ndc11>,
+    /// Why, in a few words, for the decisions that carry no note of their
+    /// own (a dismissal's note is its decision's).
     pub note: Option<String>,
+}
+
+impl Resolve {
+    /// The note recorded with the decision.
+    fn note(&self) -> Option<&str> {
+        match &self.decision {
+            Decision::Dismiss { note } => Some(note),
+            _ => self.note.as_deref(),
+        }
+    }
 }
 
 const SELECT_EXCEPTION: &str = "SELECT e.id, e.patient_id, e.kind, e.state, e.item_id, e.detail, e.severity,
@@ -169,6 +181,27 @@ impl Store {
         Ok(rows)
     }
 
+    /// The open exception after `after` in the queue's order (newest
+    /// first) among those the filter matches (its state, limit and offset
+    /// are ignored), wrapping round to the newest; None when no other is open.
+    pub fn next_open_exception(
+        &self,
+        f: &ExceptionFilter,
+        after: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.id FROM exceptions e WHERE e.state = 'open' AND e.id != ?4
+             AND (?1 IS NULL OR e.kind = ?1) AND (?2 IS NULL OR e.patient_id = ?2) AND (?3 IS NULL OR e.source = ?3)
+             ORDER BY e.id < ?4 DESC, e.id DESC LIMIT 1",
+        )?;
+        Ok(stmt
+            .query_row(
+                params![f.kind.map(|k| k.as_str()), f.patient, f.source, after],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// One exception with its item in full.
     pub fn exception(&self, id: i64) -> Result<(ExceptionView, Option<ItemView>), StoreError> {
         let row = self.exception_row(id)?;
@@ -250,12 +283,17 @@ impl Store {
         Ok(view)
     }
 
-    /// Resolves an open exception with a clinician's action.
+    /// Applies a clinician's decision to an open exception: resolves it
+    /// (map, remove, keep, accept: each only where it fits the kind) or
+    /// dismisses it.
     pub fn resolve_exception(
         &mut self,
         id: i64,
         decision: &Resolve,
     ) -> Result<ExceptionView, StoreError> {
+        let Some(action) = decision.decision.action() else {
+            return self.dismiss_exception(id, &decision.by, decision.note().unwrap_or(""));
+        };
         let at = now();
         // IMMEDIATE: the row is read, checked and changed under the write
         // lock, so a concurrent decision on the same exception waits and
@@ -266,23 +304,20 @@ impl Store {
         let kind: ExceptionKind = row.view.kind.parse().map_err(StoreError::Corrupt)?;
         // What reversing this decision restores (see `reversal`).
         let mut undo = serde_json::json!({});
-        if !kind.actions().contains(&decision.action) {
+        if !kind.actions().contains(&action) {
             let allowed: Vec<&str> = kind.actions().iter().map(Action::as_str).collect();
             return Err(StoreError::Refused(format!(
                 "action {} does not fit a {} exception (allowed: {}, or dismiss)",
-                decision.action.as_str(),
+                action.as_str(),
                 kind,
                 allowed.join(", ")
             )));
         }
-        match decision.action {
-            Action::Map => {
-                let ndc = decision.ndc.ok_or_else(|| {
-                    StoreError::Refused("action map needs an NDC (--ndc CODE)".to_string())
-                })?;
-                undo = map_item(&tx, &row, kind, ndc, decision, id, &at)?;
+        match &decision.decision {
+            Decision::Map(ndc) => {
+                undo = map_item(&tx, &row, kind, *ndc, decision, id, &at)?;
             }
-            Action::Remove => {
+            Decision::Remove => {
                 let item_id = row.item_id.ok_or_else(|| {
                     StoreError::Refused(format!("exception {id} concerns no item to remove"))
                 })?;
@@ -310,39 +345,40 @@ impl Store {
                     params![decision.by, at, format!("item removed by exception {id}"), id, item_id],
                 )?;
             }
-            Action::Keep | Action::Accept => {}
+            Decision::Keep | Decision::Accept | Decision::Dismiss { .. } => {}
         }
+        let ndc = decision.decision.ndc();
         let changed = tx.execute(
             "UPDATE exceptions SET state = 'resolved', resolution = ?1, resolution_ndc = ?2, resolved_by = ?3,
              resolved_at = ?4, note = ?5 WHERE id = ?6 AND state = 'open'",
             params![
-                decision.action.as_str(),
-                decision.ndc.map(|n| n.to_string()),
+                action.as_str(),
+                ndc.map(|n| n.to_string()),
                 decision.by,
                 at,
-                decision.note,
+                decision.note(),
                 id
             ],
         )?;
         if changed != 1 {
             return Err(not_open_any_more(id));
         }
-        super::reversal::record(&tx, id, decision.action.as_str(), &decision.by, &at, &undo)?;
+        super::reversal::record(&tx, id, action.as_str(), &decision.by, &at, &undo)?;
         finish(
             &tx,
             &row,
             &decision.by,
-            &format!("exception.{}", decision.action.as_str()),
+            &format!("exception.{}", action.as_str()),
             &serde_json::json!({
-                "exception": id, "kind": kind.as_str(), "ndc11": decision.ndc.map(|n| n.to_string()), "note": decision.note,
+                "exception": id, "kind": kind.as_str(), "ndc11": ndc.map(|n| n.to_string()), "note": decision.note(),
             }),
         )?;
         tx.commit()?;
         Ok(self.exception(id)?.0)
     }
 
-    /// Dismisses an open exception with a note.
-    pub fn dismiss_exception(
+    /// Dismisses an open exception with a note (`Decision::Dismiss`).
+    fn dismiss_exception(
         &mut self,
         id: i64,
         by: &str,
@@ -466,7 +502,7 @@ fn map_item(
         },
     );
     let mapping = serde_json::json!({
-        "ndc11": ndc.as_str(), "decided_by": d.by, "decided_at": at, "exception_id": id, "note": d.note,
+        "ndc11": ndc.as_str(), "decided_by": d.by, "decided_at": at, "exception_id": id, "note": d.note(),
     });
     let (before_ndc, before_mapping): (Option<String>, Option<String>) = tx.query_row(
         "SELECT ndc11, mapping FROM items WHERE id = ?1",
@@ -498,7 +534,7 @@ fn map_item(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (source, system, code) DO UPDATE SET ndc11 = excluded.ndc11, decided_by = excluded.decided_by,
              decided_at = excluded.decided_at, exception_id = excluded.exception_id, note = excluded.note",
-            params![row.view.source, system, code, ndc.as_str(), d.by, at, id, d.note],
+            params![row.view.source, system, code, ndc.as_str(), d.by, at, id, d.note()],
         )?;
     }
     let opened = recheck_duplicates(tx, item_id, at)?;

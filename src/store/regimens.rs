@@ -245,7 +245,7 @@ impl Store {
         Ok(items)
     }
 
-    pub(super) fn item(&self, item_id: i64) -> Result<Option<ItemView>, StoreError> {
+    pub fn item(&self, item_id: i64) -> Result<Option<ItemView>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!("{SELECT_ITEM} WHERE i.id = ?1"))?;

@@ -7,9 +7,8 @@
 use super::AppState;
 use super::auth::{self, ApiUser};
 use super::error::AppError;
-use super::pages::exception;
-use super::pages::queue::{QueueQuery, filter_of};
-use crate::domain::PatientId;
+use super::review::{self, QueueQuery, filter_of};
+use crate::domain::{Decision, PatientId};
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
@@ -66,10 +65,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `{"error": message}` with the error's status.
-pub fn error_json(e: impl Into<AppError>) -> Response {
-    let e = e.into();
-    (e.status, Json(serde_json::json!({ "error": e.message }))).into_response()
+/// `{"error": message}` with the error's status (`AppError`'s response).
+fn error_json(e: impl Into<AppError>) -> Response {
+    e.into().into_response()
 }
 
 fn query_error(e: QueryRejection) -> Response {
@@ -145,7 +143,7 @@ async fn list(
 }
 
 async fn read(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
-    match state.store(move |s| exception::load(s, id)).await {
+    match state.store(move |s| review::load(s, id)).await {
         Ok(l) => Json(serde_json::json!({
             "exception": l.view,
             "item": l.item,
@@ -184,14 +182,9 @@ async fn decide(
             .store(move |s| s.reopen_exception(id, &user.name, &note))
             .await
     } else {
-        match exception::decision(
-            &user.name,
-            &body.action,
-            body.ndc.as_deref(),
-            body.note.as_deref(),
-        ) {
-            Ok(d) => exception::apply(&state, id, d).await,
-            Err(e) => Err(e),
+        match Decision::parse(&body.action, body.ndc.as_deref(), body.note.as_deref()) {
+            Ok(d) => review::apply(&state, id, &user.name, d, body.note.as_deref()).await,
+            Err(e) => Err(e.into()),
         }
     };
     match result {

@@ -6,8 +6,9 @@
 //! session id, so it needs no storage and dies with the session.
 
 use super::AppState;
-use super::error::AppError;
-use crate::store::{LoginFailures, Role, UserView};
+use super::error::{AppError, PageError};
+pub use super::frame::{CSRF_FIELD, Viewer};
+use crate::store::{LoginFailures, UserView};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -23,8 +24,6 @@ use std::time::Duration;
 pub const SESSION_COOKIE: &str = "rxsync_session";
 /// The login form's double-submit cookie (there is no session to tie it to yet).
 pub const LOGIN_COOKIE: &str = "rxsync_login";
-/// The form field every state-changing form carries.
-pub const CSRF_FIELD: &str = "csrf";
 /// Form bodies larger than this are refused.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
@@ -135,21 +134,6 @@ pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Duration) 
     )
 }
 
-/// The signed-in user of a page request, and the CSRF token its forms carry.
-#[derive(Clone, Debug)]
-pub struct Viewer {
-    pub user: UserView,
-    pub csrf: String,
-    /// The hash of the session id (for logout).
-    pub session_hash: String,
-}
-
-impl Viewer {
-    pub fn is_admin(&self) -> bool {
-        self.user.role == Role::Admin
-    }
-}
-
 /// The user of an API request.
 #[derive(Clone, Debug)]
 pub struct ApiUser(pub UserView);
@@ -222,7 +206,7 @@ pub async fn require_session(
             next.run(req).await
         }
         Ok(None) => Redirect::to("/login").into_response(),
-        Err(e) => super::pages::error_page(None, e),
+        Err(e) => PageError::new(None, e).into_response(),
     }
 }
 
@@ -236,20 +220,22 @@ pub async fn require_csrf(req: Request, next: Next) -> Response {
     };
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
-        return super::pages::error_page(
+        return PageError::new(
             Some(&viewer),
             AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large"),
-        );
+        )
+        .into_response();
     };
     let sent = form_field(&bytes, CSRF_FIELD);
     if !sent.is_some_and(|t| same(&t, &viewer.csrf)) {
-        return super::pages::error_page(
+        return PageError::new(
             Some(&viewer),
             AppError::new(
                 StatusCode::FORBIDDEN,
                 "the form's CSRF token is missing or out of date: go back, reload the page and try again",
             ),
-        );
+        )
+        .into_response();
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await
@@ -266,13 +252,11 @@ pub fn form_field(body: &[u8], name: &str) -> Option<String> {
 pub async fn require_admin(req: Request, next: Next) -> Response {
     match req.extensions().get::<Viewer>() {
         Some(v) if v.is_admin() => next.run(req).await,
-        v => {
-            let v = v.cloned();
-            super::pages::error_page(
-                v.as_ref(),
-                AppError::new(StatusCode::FORBIDDEN, "this page is for admins"),
-            )
-        }
+        v => PageError::new(
+            v,
+            AppError::new(StatusCode::FORBIDDEN, "this page is for admins"),
+        )
+        .into_response(),
     }
 }
 
@@ -293,7 +277,7 @@ pub async fn require_token(
         })
         .map(|(_, t)| t.trim().to_string());
     let unauthorized = |message: &str| {
-        let mut r = super::api::error_json(AppError::new(StatusCode::UNAUTHORIZED, message));
+        let mut r = AppError::new(StatusCode::UNAUTHORIZED, message).into_response();
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             header::HeaderValue::from_static("Bearer realm=\"rxsync\""),
@@ -310,7 +294,7 @@ pub async fn require_token(
             next.run(req).await
         }
         Ok(None) => unauthorized("the API token is unknown, revoked, or its user is disabled"),
-        Err(e) => super::api::error_json(e),
+        Err(e) => e.into_response(),
     }
 }
 

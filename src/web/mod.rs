@@ -19,8 +19,11 @@
 mod api;
 mod auth;
 mod error;
+mod frame;
+mod labels;
 mod pages;
 mod pretty;
+mod review;
 mod tls;
 
 pub use api::ROUTES as API_ROUTES;

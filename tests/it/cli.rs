@@ -431,7 +431,7 @@ fn a_clinician_clears_the_queue_and_the_regimen_becomes_reviewed() {
         "--note",
         "",
     ])
-    .fails(1);
+    .fails(2);
     env.run(&[
         "queue",
         "dismiss",

@@ -1,9 +1,14 @@
 //! End to end in a real browser: headless Chromium driven over WebDriver
 //! (chromedriver, fantoccini) against the real binary's `serve`, seeded
-//! with the real CLI. A clinician logs in, opens the queue, maps an
-//! unmapped NDC through the dictionary search, removes a duplicate, sees
-//! the regimen become `reviewed`, and logs out. Every page is saved as a
-//! screenshot under `target/e2e-screenshots/`.
+//! with the real CLI. A clinician logs in, opens the queue, opens the
+//! unmapped NDC (what was read beside what the dictionary says, the
+//! excerpt folded), maps it through the dictionary search (the page opens
+//! at the results), goes on to the next open exception — the duplicate,
+//! both items side by side with links — removes the repeat, sees the
+//! regimen become reviewed on the patient page, and logs out. Every page
+//! passes basic accessibility checks run in the browser (every input has a
+//! label, headings in order, text contrast at least 4.5:1) and is saved as
+//! a screenshot under `target/e2e-screenshots/`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs
 //! them), hence `#[ignore]` for a plain `cargo test`.
@@ -37,6 +42,8 @@ fn start_driver() -> Driver {
         .port();
     let child = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
+        // A viewer away from UTC, to see times rewritten to local time.
+        .env("TZ", "America/Chicago")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -111,6 +118,62 @@ async fn path(c: &Client) -> String {
     c.current_url().await.expect("url").path().to_string()
 }
 
+/// Accessibility basics of the page in the browser: every visible form
+/// control has a label, one h1 first and no skipped heading level, and
+/// text contrast of at least 4.5:1 against its (nearest opaque) background.
+const A11Y: &str = r#"
+const problems = [];
+for (const el of document.querySelectorAll('input, select, textarea')) {
+  if (el.type === 'hidden') continue;
+  const labelled = (el.labels && el.labels.length > 0) || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby');
+  if (!labelled) problems.push('unlabelled control ' + el.outerHTML);
+}
+const levels = [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')].map(h => Number(h.tagName[1]));
+if (levels[0] !== 1) problems.push('the first heading is h' + levels[0]);
+if (levels.filter(l => l === 1).length !== 1) problems.push('not exactly one h1');
+for (let i = 1; i < levels.length; i++) {
+  if (levels[i] > levels[i - 1] + 1) problems.push('heading h' + levels[i - 1] + ' then h' + levels[i]);
+}
+const rgb = s => (s.match(/[\d.]+/g) || ['0', '0', '0']).map(Number);
+const lum = c => {
+  const a = c.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+  return 0.2126 * a[0] + 0.7152 * a[1] + 0.0722 * a[2];
+};
+const background = el => {
+  for (let e = el; e; e = e.parentElement) {
+    const c = rgb(getComputedStyle(e).backgroundColor);
+    if (c.length < 4 || c[3] > 0) return c;
+  }
+  return [255, 255, 255];
+};
+for (const el of document.querySelectorAll('p, a, td, th, button, label, summary, span, li, h1, h2, h3, time, strong')) {
+  if (!el.textContent.trim() || el.offsetParent === null) continue;
+  const f = lum(rgb(getComputedStyle(el).color)), b = lum(background(el));
+  const ratio = (Math.max(f, b) + 0.05) / (Math.min(f, b) + 0.05);
+  if (ratio < 4.5) problems.push('contrast ' + ratio.toFixed(2) + ' of ' + el.tagName + ' "' + el.textContent.trim().slice(0, 40) + '"');
+}
+return problems;
+"#;
+
+/// Runs the accessibility checks on the current page and saves a screenshot.
+async fn check(c: &Client, name: &str) {
+    shot(c, name).await;
+    let problems = c.execute(A11Y, vec![]).await.expect("run the checks");
+    assert_eq!(
+        problems,
+        serde_json::json!([]),
+        "{name}: accessibility problems on {}",
+        c.current_url().await.expect("url")
+    );
+}
+
+/// Runs a script in the page and returns its value.
+async fn js(c: &Client, script: &str) -> serde_json::Value {
+    c.execute(script, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{script}: {e}"))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs chromium and chromium-driver (installed by .ci/run)"]
 async fn a_clinician_reviews_the_queue_in_a_real_browser() {
@@ -136,7 +199,7 @@ async fn flow(client: Client, base: String, db: PathBuf) {
         .await
         .expect("open the queue");
     assert_eq!(path(c).await, "/login", "no session: the login page");
-    shot(c, "01-login").await;
+    check(c, "01-login").await;
     c.find(Locator::Id("name"))
         .await
         .expect("name")
@@ -151,18 +214,43 @@ async fn flow(client: Client, base: String, db: PathBuf) {
         .expect("type");
     click(c, "#login", "#queue").await;
     assert_eq!(path(c).await, "/queue");
-    shot(c, "02-queue").await;
+    check(c, "02-queue").await;
     assert_eq!(text(c, "span.count[data-kind='unmapped_ndc']").await, "1");
     assert_eq!(text(c, "span.count[data-kind='duplicate']").await, "1");
+    assert_eq!(
+        text(c, "tr[data-kind='unmapped_ndc'] td:nth-child(5)").await,
+        "Unmapped NDC",
+        "kinds in words"
+    );
+    assert_eq!(
+        js(c, "const t = document.querySelector('time'); return t.hasAttribute('data-local') && !t.textContent.includes('UTC') && t.title.endsWith(' UTC');").await,
+        serde_json::json!(true),
+        "times rewritten to local time by the same-origin script (the CSP lets it run)"
+    );
 
-    // Map the unmapped NDC through the dictionary search.
+    // The unmapped NDC: the decision first, what was read beside what the
+    // dictionary says, the excerpt folded.
     click(c, "tr[data-kind='unmapped_ndc'] td a", "#why").await;
     assert!(text(c, "#why").await.contains("68180-0513-01"));
+    assert_eq!(
+        js(c, "const d = document.getElementById('decide'), x = document.getElementById('compare'), s = document.getElementById('source'); return d.getBoundingClientRect().top < x.getBoundingClientRect().top && x.getBoundingClientRect().top < s.getBoundingClientRect().top && !s.open;").await,
+        serde_json::json!(true),
+        "decision panel, then the side by side, then the folded excerpt"
+    );
+    assert!(text(c, "#compare").await.contains("68180-0513-01"));
+    c.find(Locator::Css("#source summary"))
+        .await
+        .expect("the excerpt's summary")
+        .click()
+        .await
+        .expect("unfold");
     assert!(
         text(c, "#excerpt").await.contains("<Medication>"),
         "the CCR excerpt"
     );
-    shot(c, "03-exception-unmapped").await;
+    check(c, "03-exception-unmapped").await;
+
+    // Map through the dictionary search: the page opens at its results.
     c.find(Locator::Id("dict-q"))
         .await
         .expect("search box")
@@ -170,24 +258,60 @@ async fn flow(client: Client, base: String, db: PathBuf) {
         .await
         .expect("type");
     click(c, "#dict-search", "#dict-results").await;
-    shot(c, "04-dictionary-search").await;
+    let url = c.current_url().await.expect("url");
+    assert_eq!(url.fragment(), Some("results"), "{url}");
+    assert_eq!(
+        js(c, "const r = document.getElementById('results').getBoundingClientRect(); return r.top >= 0 && r.top < window.innerHeight;").await,
+        serde_json::json!(true),
+        "the results are in view"
+    );
+    let map = text(c, "button.map-to[data-ndc='00006095231']").await;
+    assert!(
+        map.starts_with("Map #") && map.ends_with("to 00006-0952-31"),
+        "{map}"
+    );
+    check(c, "04-dictionary-search").await;
     click(c, "button.map-to[data-ndc='00006095231']", "p.notice").await;
-    assert_eq!(text(c, "#state").await, "resolved");
-    assert!(text(c, "#decision").await.contains("00006095231"));
-    shot(c, "05-mapped").await;
+    assert_eq!(text(c, "#state").await, "Resolved");
+    assert!(text(c, "#decision").await.contains("00006-0952-31"));
+    check(c, "05-mapped").await;
 
-    // Remove the duplicate.
-    click(c, "header a[href='/queue']", "#queue").await;
-    click(c, "tr[data-kind='duplicate'] td a", "#do-remove").await;
-    shot(c, "06-exception-duplicate").await;
+    // Next open exception: the duplicate, both items side by side.
+    click(c, "a.next-after", "#pair").await;
+    assert!(text(c, "h1").await.contains("Duplicate"));
+    let links = c
+        .find_all(Locator::Css("#pair a.item-link"))
+        .await
+        .expect("links");
+    assert_eq!(links.len(), 2, "a link to each item");
+    for l in &links {
+        let href = l.attr("href").await.expect("href").unwrap_or_default();
+        assert!(href.starts_with("/patients/review-1#item-"), "{href}");
+    }
+    let remove = text(c, "#do-remove").await;
+    assert!(
+        remove.starts_with("Remove #") && remove.contains(", keep #"),
+        "says what it removes and keeps: {remove}"
+    );
+    check(c, "06-exception-duplicate").await;
     click(c, "#do-remove", "p.notice").await;
-    assert_eq!(text(c, "#state").await, "resolved");
-    shot(c, "07-removed").await;
+    assert_eq!(text(c, "#state").await, "Resolved");
+    check(c, "07-removed").await;
 
-    // The regimen is reviewed.
+    // The regimen is reviewed; the audit trail reads as sentences.
     click(c, "#patient", "#status-file").await;
-    assert_eq!(text(c, "#status-file").await, "reviewed");
-    shot(c, "08-patient-reviewed").await;
+    assert_eq!(text(c, "#status-file").await, "Reviewed");
+    let audit = text(c, "#audit").await;
+    assert!(
+        audit
+            .contains("dr.lee mapped the item of exception #2 (Unmapped NDC) to NDC 00006-0952-31"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("dr.lee removed the item of exception #1 (Duplicate)"),
+        "{audit}"
+    );
+    check(c, "08-patient-reviewed").await;
 
     click(c, "#logout", "#login").await;
     assert_eq!(path(c).await, "/login");

@@ -20,6 +20,7 @@ mod openapi;
 mod pull;
 mod reconcile;
 mod reversal;
+mod review_pages;
 mod review_server;
 mod sandbox;
 mod store_safety;

@@ -242,15 +242,23 @@ async fn markup_in_a_drug_name_is_shown_as_text() {
     // The excerpt shows the XML as text too (its own escapes escaped again).
     let a = r.get("/exceptions/1", Some(&cookie)).await;
     assert!(a.body.contains("&amp;lt;script&amp;gt;"), "{}", a.body);
-    // And no page allows scripts at all.
+    // And no page runs a script but the same-origin file that shows times
+    // in local time: no inline script, no other origin.
     let csp = a
         .headers
         .get("content-security-policy")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     assert!(
-        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        csp.contains("default-src 'none'")
+            && csp.contains("script-src 'self';")
+            && !csp.contains("unsafe-inline"),
         "{csp}"
+    );
+    assert_eq!(a.body.matches("<script").count(), 1, "{}", a.body);
+    assert!(
+        a.body
+            .contains("<script src=\"/assets/review.js\" defer></script>")
     );
 }
 
@@ -597,7 +605,12 @@ async fn the_pages_take_a_decision_and_reverse_it_without_javascript() {
     assert_eq!(a.status, 422, "{}", a.body);
     assert!(a.body.contains("does not fit"));
     let patient = r.get("/patients/review-1", Some(&cookie)).await;
-    assert!(patient.body.contains("needs_review") && patient.body.contains("exception.reopen"));
+    assert!(
+        patient.body.contains("Needs review")
+            && patient.body.contains("dr.lee reopened exception #2"),
+        "{}",
+        patient.body
+    );
 }
 
 #[test]

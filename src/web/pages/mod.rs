@@ -10,15 +10,17 @@ pub mod queue;
 mod reconcile;
 
 use super::AppState;
-use super::auth::{self, Viewer};
-use super::error::AppError;
+use super::auth;
+use super::error::{AppError, PageError};
+pub use super::frame::{Viewer, csrf_field, layout, render};
+pub use super::review::given;
 use axum::Router;
 use axum::extract::{Extension, Form, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -46,24 +48,26 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/login", get(login_page).post(login))
         .route("/assets/review.css", get(stylesheet))
+        .route("/assets/review.js", get(script))
         .merge(signed_in)
         .with_state(state)
 }
 
-/// Headers on every answer: no caching of patient data, no framing, no
-/// scripts, forms only to this origin.
+/// Headers on every answer: no caching of patient data, no framing,
+/// scripts and styles only from this origin's files (never inline), forms
+/// only to this origin.
 pub async fn security_headers(mut r: Response) -> Response {
     let h = r.headers_mut();
-    let css = h
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/css"));
-    if !css {
+    let asset = h.get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"text/css") || v.as_bytes().starts_with(b"text/javascript")
+    });
+    if !asset {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(
@@ -78,6 +82,13 @@ pub async fn security_headers(mut r: Response) -> Response {
     r
 }
 
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("review.js"),
+    )
+}
+
 async fn stylesheet() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
@@ -85,76 +96,9 @@ async fn stylesheet() -> impl IntoResponse {
     )
 }
 
-/// The shared page frame: title, navigation, who is signed in, logout.
-pub fn layout(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " — rxsync review" }
-                link rel="stylesheet" href="/assets/review.css";
-            }
-            body {
-                header {
-                    nav {
-                        strong { "rxsync review" }
-                        @if let Some(v) = viewer {
-                            a href="/queue" { "Queue" }
-                            @if v.is_admin() {
-                                a href="/admin/links" { "Links" }
-                                a href="/admin/users" { "Users" }
-                            }
-                            span.who { (v.user.name) " (" (v.user.role) ")" }
-                            form.inline method="post" action="/logout" {
-                                (csrf_field(v))
-                                button type="submit" id="logout" { "Log out" }
-                            }
-                        }
-                    }
-                }
-                main { h1 { (title) } (body) }
-            }
-        }
-    }
-}
-
-/// The hidden CSRF field of a form.
-pub fn csrf_field(v: &Viewer) -> Markup {
-    html! { input type="hidden" name=(auth::CSRF_FIELD) value=(v.csrf); }
-}
-
-/// A page as a response.
-pub fn render(status: StatusCode, markup: Markup) -> Response {
-    (status, Html(markup.into_string())).into_response()
-}
-
 /// An error as a page.
 pub fn error_page(viewer: Option<&Viewer>, e: AppError) -> Response {
-    let title = match e.status {
-        StatusCode::FORBIDDEN => "Not allowed",
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
-        s if s.is_server_error() => "Something went wrong",
-        _ => "Cannot do that",
-    };
-    render(
-        e.status,
-        layout(
-            title,
-            viewer,
-            html! {
-                p.error role="alert" { (e.message) }
-                p { a href="/queue" { "Back to the queue" } }
-            },
-        ),
-    )
-}
-
-/// An empty optional text from a form or query is no value.
-pub fn given(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    PageError::new(viewer, e).into_response()
 }
 
 fn login_form(token: &str, problem: Option<&str>) -> Markup {

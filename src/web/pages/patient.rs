@@ -8,6 +8,7 @@ use crate::store::{AuditEntry, ItemView, LinkView, Patient, RegimenSummary, Regi
 use crate::web::AppState;
 use crate::web::auth::Viewer;
 use crate::web::error::AppError;
+use crate::web::labels::{audit_sentence, kind_text, state_text, status_text, time, time_or_dash};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -180,10 +181,17 @@ fn patient_page(viewer: &Viewer, l: &Loaded) -> Markup {
             h2 { "Links" }
             (links(&l.links))
             h2 { "Audit trail" }
-            table #audit {
-                tr { th { "at" } th { "who" } th { "action" } th { "subject" } th { "detail" } }
+            ol #audit {
                 @for a in &l.audit {
-                    tr { td { (a.at) } td { (a.actor) } td { (a.action) } td { (a.subject.as_deref().unwrap_or("")) } td { (a.detail.as_deref().unwrap_or("")) } }
+                    li data-action=(a.action) {
+                        (time(&a.at)) ": " (audit_sentence(a)) "."
+                        @if let Some(id) = a.subject.as_deref().and_then(|s| s.strip_prefix("exception/")) {
+                            " " a href=(format!("/exceptions/{id}")) { "Open exception #" (id) }
+                        }
+                        @if let Some(d) = &a.detail {
+                            details { summary { "Details" } pre { (pretty_json(d)) } }
+                        }
+                    }
                 }
             }
         },
@@ -203,9 +211,9 @@ fn source_part(patient: &str, part: &SourcePart) -> Markup {
             @if let Some(r) = &part.shown {
                 p {
                     "Version " (r.version) " — "
-                    span class=(format!("badge regimen-status {}", r.status)) id=(format!("status-{}", part.source)) { (r.status) }
-                    " — " (r.open_exceptions) " open exception(s), created " (r.created_at)
-                    @if let Some(at) = &r.reviewed_at { ", reviewed " (at) }
+                    span class=(format!("badge regimen-status {}", r.status)) id=(format!("status-{}", part.source)) data-status=(r.status) { (status_text(&r.status)) }
+                    " — " (r.open_exceptions) " open exception(s), created " (time(&r.created_at))
+                    @if let Some(at) = &r.reviewed_at { ", reviewed " (time(at)) }
                 }
                 @for f in &r.flags { p.error { "Regimen flag: " (f) } }
                 table.regimen {
@@ -218,7 +226,7 @@ fn source_part(patient: &str, part: &SourcePart) -> Markup {
             table.history {
                 tr { th { "version" } th { "status" } th { "items" } th { "open" } th { "created" } }
                 @for h in &part.history {
-                    tr { td { a href=(with(&format!("version={}", h.version))) { (h.version) } } td { (h.status) } td { (h.items) } td { (h.open_exceptions) } td { (h.created_at) } }
+                    tr { td { a href=(with(&format!("version={}", h.version))) { (h.version) } } td { (status_text(&h.status)) } td { (h.items) } td { (h.open_exceptions) } td { (time(&h.created_at)) } }
                 }
             }
             @if part.history.len() > 1 {
@@ -253,7 +261,7 @@ fn version_select(name: &str, history: &[RegimenSummary], pick: usize) -> Markup
 
 fn item_row(i: &ItemView, removed: bool) -> Markup {
     html! {
-        tr class=[removed.then_some("removed")] {
+        tr id=(format!("item-{}", i.id)) class=[removed.then_some("removed")] {
             td { (i.position) }
             td { (i.name.as_deref().unwrap_or("")) @if removed { " (removed)" } }
             td { (i.ndc11.as_deref().unwrap_or("—")) @if i.mapping.is_some() { " (mapped)" } @if i.ndc_inferred { " (inferred)" } }
@@ -261,10 +269,17 @@ fn item_row(i: &ItemView, removed: bool) -> Markup {
             td { (i.form.as_deref().unwrap_or("")) }
             td { (i.route.as_deref().unwrap_or("")) }
             td { (i.sig.as_deref().unwrap_or("")) }
-            td { (i.status) @if i.evidence == "claim" { " (claims only)" } }
-            td { @for f in &i.exceptions { a href=(format!("/exceptions/{}", f.id)) { (f.kind) " (" (f.state) ")" } " " } }
+            td { (status_text(&i.status)) @if i.evidence == "claim" { " (claims only)" } }
+            td { @for f in &i.exceptions { a href=(format!("/exceptions/{}", f.id)) { (kind_text(&f.kind)) " (" (state_text(&f.state)) ")" } " " } }
         }
     }
+}
+
+/// An audit record's detail, indented when it is JSON.
+fn pretty_json(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| text.to_string())
 }
 
 /// The links table; a link that needs re-linking says so in words.
@@ -277,8 +292,8 @@ pub fn links(links: &[LinkView]) -> Markup {
                 @for l in links {
                     tr data-link=(l.id) {
                         td { (l.id) } td { (l.provider) }
-                        td { span class=(format!("badge {}", l.state)) { (l.state) } }
-                        td { (l.last_sync.as_deref().unwrap_or("never")) " " (l.last_outcome.as_deref().unwrap_or("")) }
+                        td { span class=(format!("badge {}", l.state)) { (status_text(&l.state)) } }
+                        td { @if l.last_sync.is_some() { (time_or_dash(l.last_sync.as_deref())) } @else { "never" } " " (l.last_outcome.as_deref().map(status_text).unwrap_or_default()) }
                         td { (link_note(l)) }
                     }
                 }

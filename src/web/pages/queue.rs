@@ -1,55 +1,19 @@
 //! The Queue page: exceptions newest first, filtered by kind, state,
 //! source (provider) and patient, with counts per kind, in pages.
 
-use super::{error_page, given, layout, render};
+use super::{Viewer, error_page, given, layout, render};
 use crate::domain::{ExceptionKind, ExceptionState};
-use crate::store::{ExceptionFilter, ExceptionView};
+use crate::store::ExceptionView;
 use crate::web::AppState;
-use crate::web::auth::Viewer;
-use crate::web::error::AppError;
+use crate::web::labels::{kind_label, kind_text, severity_text, state_label, time};
+use crate::web::review::{QueueQuery, filter_of};
 use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
-use serde::Deserialize;
 
 /// Exceptions per page.
 pub const PAGE_SIZE: usize = 50;
-
-/// The queue's filters, as the filter form sends them.
-#[derive(Debug, Default, Deserialize)]
-pub struct QueueQuery {
-    pub kind: Option<String>,
-    /// open (default), resolved, dismissed or all.
-    pub state: Option<String>,
-    pub source: Option<String>,
-    pub patient: Option<String>,
-    /// 1-based.
-    pub page: Option<usize>,
-}
-
-/// The filter a query asks for (kind and state checked).
-pub fn filter_of(q: &QueueQuery) -> Result<ExceptionFilter, AppError> {
-    let state = match given(&q.state).unwrap_or("open") {
-        "all" => None,
-        s => Some(
-            s.parse::<ExceptionState>()
-                .map_err(|e| AppError::bad_request(format!("state: {e} or all")))?,
-        ),
-    };
-    let kind = given(&q.kind)
-        .map(str::parse::<ExceptionKind>)
-        .transpose()
-        .map_err(|e| AppError::bad_request(format!("kind: {e}")))?;
-    Ok(ExceptionFilter {
-        state,
-        kind,
-        patient: given(&q.patient).map(str::to_string),
-        source: given(&q.source).map(str::to_string),
-        limit: None,
-        offset: 0,
-    })
-}
 
 pub async fn page(
     State(state): State<AppState>,
@@ -87,11 +51,11 @@ pub async fn page(
                 p.counts {
                     "By kind: "
                     @for (kind, n) in &counts {
-                        a href=(link(&q, Some(kind), Some(1))) { (kind) ": " span.count data-kind=(kind) { (n) } }
+                        a href=(link(&q, Some(kind), Some(1))) { (kind_text(kind)) ": " span.count data-kind=(kind) { (n) } }
                     }
                     @if counts.is_empty() { "none" }
                 }
-                (table(&rows))
+                (table(&rows, &q))
                 p {
                     "Page " (page) " of " (pages) " (" (total) " exception(s)) "
                     @if page > 1 { a href=(link(&q, None, Some(page - 1))) rel="prev" { "← newer" } " " }
@@ -109,18 +73,19 @@ fn filters(q: &QueueQuery) -> Markup {
     html! {
         form.filters method="get" action="/queue" {
             label { "Kind "
-                select name="kind" {
+                select name="kind" id="f-kind" {
                     option value="" selected[kind.is_empty()] { "any" }
                     @for k in ExceptionKind::ALL {
-                        option value=(k.as_str()) selected[kind == k.as_str()] { (k.as_str()) }
+                        option value=(k.as_str()) selected[kind == k.as_str()] { (kind_label(k)) }
                     }
                 }
             }
             label { "State "
-                select name="state" {
-                    @for s in ["open", "resolved", "dismissed", "all"] {
-                        option value=(s) selected[state == s] { (s) }
+                select name="state" id="f-state" {
+                    @for s in [ExceptionState::Open, ExceptionState::Resolved, ExceptionState::Dismissed] {
+                        option value=(s.as_str()) selected[state == s.as_str()] { (state_label(s)) }
                     }
+                    option value="all" selected[state == "all"] { "All" }
                 }
             }
             label { "Provider/source " input type="text" name="source" value=(given(&q.source).unwrap_or("")); }
@@ -147,23 +112,26 @@ fn link(q: &QueueQuery, kind: Option<&str>, page: Option<usize>) -> String {
     format!("/queue?{}", url.finish())
 }
 
-fn table(rows: &[ExceptionView]) -> Markup {
+fn table(rows: &[ExceptionView], q: &QueueQuery) -> Markup {
+    // An exception opened from here carries the filter, for "next open exception".
+    let carried = q.carried();
+    let open = |id: i64| format!("/exceptions/{id}?{}", carried.trim_start_matches('&'));
     html! {
         table #queue {
             thead { tr {
-                th { "#" } th { "created" } th { "patient" } th { "source" } th { "kind" }
-                th { "severity" } th { "state" } th { "item" } th { "why" }
+                th { "#" } th { "Raised" } th { "Patient" } th { "Source" } th { "Kind" }
+                th { "Severity" } th { "State" } th { "Item" } th { "Why" }
             } }
             tbody {
                 @for e in rows {
                     tr data-id=(e.id) data-kind=(e.kind) {
-                        td { a href=(format!("/exceptions/{}", e.id)) { (e.id) } }
-                        td { (e.created_at) }
+                        td { a href=(open(e.id)) { (e.id) } }
+                        td { (time(&e.created_at)) }
                         td { a href=(patient_link(&e.patient)) { (e.patient) } }
                         td { (e.source) }
-                        td { a href=(format!("/exceptions/{}", e.id)) { (e.kind) } }
-                        td { span class=(format!("badge {}", e.severity)) { (e.severity) } }
-                        td { span class=(format!("badge {}", e.state)) { (e.state) } }
+                        td { a href=(open(e.id)) { (kind_text(&e.kind)) } }
+                        td { span class=(format!("badge {}", e.severity)) { (severity_text(&e.severity)) } }
+                        td { span class=(format!("badge {}", e.state)) { (crate::web::labels::state_text(&e.state)) } }
                         td { @if let Some(i) = &e.item { "#" (i.position) " " (i.name.as_deref().unwrap_or("")) } }
                         td { (e.detail) }
                     }
