@@ -2,6 +2,7 @@
 
 use super::context::Global;
 use super::output::{self, Format, cell};
+use super::table::{Column, Table};
 use super::{CliResult, usage};
 use rxsync::domain::ndc::{self, NdcReading};
 use rxsync::domain::{Action, ExceptionKind, ExceptionState};
@@ -223,17 +224,27 @@ fn show_result(view: &ExceptionView, format: Format) -> CliResult {
     Ok(())
 }
 
+/// `queue list`'s columns: the id, the kind and what it is about stay longest.
+const LIST_COLUMNS: &[Column] = &[
+    Column::whole("id", 0),
+    Column::cut("patient", 3, 12),
+    Column::cut("source", 4, 16),
+    Column::whole("kind", 0),
+    Column::whole("severity", 6),
+    Column::whole("state", 5),
+    Column::cut("item", 1, 20),
+    Column::cut("detail", 2, 24),
+];
+
 fn print_list(rows: &[ExceptionView]) {
-    let mut t = output::table(&[
-        "id", "patient", "source", "kind", "severity", "state", "item", "detail",
-    ]);
+    let mut t = Table::new(LIST_COLUMNS);
     for e in rows {
         let item = e
             .item
             .as_ref()
             .map(|i| format!("#{} {}", i.position, cell(&i.name)))
             .unwrap_or_default();
-        t.add_row(vec![
+        t.row(vec![
             e.id.to_string(),
             e.patient.clone(),
             e.source.clone(),
@@ -244,7 +255,7 @@ fn print_list(rows: &[ExceptionView]) {
             e.detail.clone(),
         ]);
     }
-    println!("{t}");
+    t.print();
     println!("{} exception(s)", rows.len());
 }
 

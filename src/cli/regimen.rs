@@ -2,6 +2,7 @@
 
 use super::context::Global;
 use super::output::{self, Format, cell};
+use super::table::{self, Column, Table};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
 use rxsync::domain::PatientId;
@@ -78,11 +79,9 @@ pub fn run(global: &Global, command: Command) -> CliResult {
             match format {
                 Format::Json => output::json(&rows)?,
                 Format::Table => {
-                    let mut t = output::table(&[
-                        "source", "version", "status", "items", "open", "created", "sha256",
-                    ]);
+                    let mut t = Table::new(HISTORY_COLUMNS);
                     for r in &rows {
-                        t.add_row(vec![
+                        t.row(vec![
                             r.source.clone(),
                             r.version.to_string(),
                             r.status.clone(),
@@ -92,7 +91,7 @@ pub fn run(global: &Global, command: Command) -> CliResult {
                             r.sha256[..12].to_string(),
                         ]);
                     }
-                    println!("{t}");
+                    t.print();
                 }
             }
             Ok(())
@@ -125,22 +124,48 @@ fn pick_source(
     }
 }
 
+/// `regimen show`'s columns: the drug and its NDC stay longest, then what
+/// needs a look (flags, status), then strength, sig, form and route.
+const REGIMEN_COLUMNS: &[Column] = &[
+    Column::whole("#", 0),
+    Column::cut("drug", 0, 24),
+    Column::cut("NDC-11", 1, 12),
+    Column::cut("strength", 4, 8),
+    Column::cut("form", 6, 8),
+    Column::cut("route", 7, 6),
+    Column::cut("sig", 5, 20),
+    Column::whole("status", 3),
+    Column::cut("flags", 2, 12),
+];
+
+/// `regimen history`'s columns.
+const HISTORY_COLUMNS: &[Column] = &[
+    Column::cut("source", 0, 10),
+    Column::whole("version", 0),
+    Column::whole("status", 1),
+    Column::whole("items", 2),
+    Column::whole("open", 3),
+    Column::whole("created", 4),
+    Column::whole("sha256", 5),
+];
+
 /// Prints a regimen as a table, for people.
 pub fn print_regimen(v: &RegimenView) {
-    println!(
-        "Patient {} — regimen version {} from {} — {} ({} open exception(s))",
-        v.patient,
-        v.version,
-        v.source,
-        v.status.replace('_', " "),
-        v.open_exceptions
+    table::say(
+        &format!(
+            "Patient {} — regimen version {} from {} — {} ({} open exception(s))",
+            v.patient,
+            v.version,
+            v.source,
+            v.status.replace('_', " "),
+            v.open_exceptions
+        ),
+        2,
     );
     for f in &v.flags {
-        println!("  regimen flag: {f}");
+        table::say(&format!("  regimen flag: {f}"), 4);
     }
-    let mut t = output::table(&[
-        "#", "drug", "NDC-11", "strength", "form", "route", "sig", "status", "flags",
-    ]);
+    let mut t = Table::new(REGIMEN_COLUMNS);
     for i in &v.items {
         let ndc = match (&i.ndc11, i.ndc_inferred, &i.mapping) {
             (Some(n), true, _) => format!("{n} (inferred)"),
@@ -148,7 +173,7 @@ pub fn print_regimen(v: &RegimenView) {
             (Some(n), _, None) => n.clone(),
             (None, _, _) => "—".to_string(),
         };
-        t.add_row(vec![
+        t.row(vec![
             i.position.to_string(),
             cell(&i.name),
             ndc,
@@ -164,15 +189,18 @@ pub fn print_regimen(v: &RegimenView) {
             i.flags.join(", "),
         ]);
     }
-    println!("{t}");
+    t.print();
     for i in &v.removed_items {
         if let Some(r) = &i.removed {
-            println!(
-                "  removed: #{} {} (by {} at {})",
-                i.position,
-                cell(&i.name),
-                r.by,
-                r.at
+            table::say(
+                &format!(
+                    "  removed: #{} {} (by {} at {})",
+                    i.position,
+                    cell(&i.name),
+                    r.by,
+                    r.at
+                ),
+                4,
             );
         }
     }
