@@ -46,10 +46,11 @@ pub fn run(global: &Global, a: Args) -> CliResult {
     let normalize_options = ctx.config.normalize_options();
     let (puller, store) = ctx.puller()?;
     drop(store);
-    // Secrets are read per pull; say now what will fail then.
+    // Secrets are read per pull; say now what will fail then — once: the
+    // line is for the person or the journal reading stderr, where a log
+    // event of the same would say it a second time.
     for problem in puller.check_providers() {
         eprintln!("warning: {problem}; this provider's syncs will fail until it is fixed");
-        tracing::warn!(problem = %problem, "provider configuration");
     }
     let daemon = Daemon::new(puller, db.clone())?;
     let rt = runtime()?;
@@ -57,7 +58,7 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         let (stop, stopped) = watch::channel(false);
         let signalled = wait_for_signal();
         tokio::spawn(async move {
-            signalled.await;
+            let _ = signalled.await;
             let _ = stop.send(true);
         });
         let Some(web) = web else {
@@ -117,10 +118,11 @@ pub fn spawn_server(
     })
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is
-/// called (not when the future is first polled), so a signal that arrives
-/// right after startup is not lost to the default action.
-pub fn wait_for_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+/// SIGINT (Ctrl-C) or SIGTERM; the future's value names which. The
+/// handlers are installed when this is called (not when the future is
+/// first polled), so a signal that arrives right after startup is not lost
+/// to the default action.
+pub fn wait_for_signal() -> impl std::future::Future<Output = &'static str> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate()).ok();
     let int = signal(SignalKind::interrupt()).ok();
@@ -134,8 +136,8 @@ pub fn wait_for_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
             }
         };
         tokio::select! {
-            _ = wait(term) => {}
-            _ = wait(int) => {}
+            _ = wait(term) => "SIGTERM",
+            _ = wait(int) => "Ctrl-C",
         }
     }
 }
@@ -152,10 +154,12 @@ pub fn print_summary(s: &Summary, format: Format) -> anyhow::Result<()> {
     println!(
         "pass: {} sync(s){}{}{}{} in {:.2} s",
         s.syncs(),
-        if parts.is_empty() {
-            String::new()
-        } else {
+        if !parts.is_empty() {
             format!(": {}", parts.join(", "))
+        } else if s.paused == 0 && s.abandoned == 0 {
+            " (no link was due)".to_string()
+        } else {
+            String::new()
         },
         if s.paused > 0 {
             format!("; {} not started (provider paused)", s.paused)
