@@ -6,6 +6,7 @@
 mod bad_input;
 mod bulk;
 mod ccda;
+mod ci_script;
 mod classes;
 mod cli;
 mod config;
