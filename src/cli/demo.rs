@@ -14,7 +14,7 @@ mod files;
 mod next;
 
 use super::context::{Global, runtime};
-use super::{CliResult, Failure, regimen, run::print_summary, run::wait_for_signal};
+use super::{CliResult, Failure, regimen, run::print_summary, run::wait_for_signal, table};
 use anyhow::{Context as _, anyhow};
 use rxsync::daemon::Daemon;
 use rxsync::dict::{self, fda};
@@ -296,7 +296,7 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
         .map_err(|e| anyhow!("{e}"))?;
     if let Some(note) = listen_note {
         println!();
-        super::table::say(&note, 0);
+        table::say(&note, 0);
     }
     println!("\nReview the queue in the browser: http://{addr}  (login: {user} / {password})");
     println!("Also /healthz /readyz /metrics there; syncing on schedule; Ctrl-C stops.");
@@ -566,19 +566,22 @@ fn print_results(store: &Store) -> Result<(), Failure> {
     }
     println!("Links:");
     for l in store.links(None)? {
-        println!(
-            "  link {} {} → {} ({}): {}{}",
-            l.id,
-            l.patient,
-            l.provider,
-            l.scheme,
-            l.state,
-            match (l.state.as_str(), &l.last_error) {
-                ("needs_relink", _) =>
-                    " — the patient must consent again, then: rxsync link add".to_string(),
-                (_, Some(e)) => format!(" — last sync failed: {e}"),
-                _ => String::new(),
-            }
+        table::say(
+            &format!(
+                "  link {} {} → {} ({}): {}{}",
+                l.id,
+                l.patient,
+                l.provider,
+                l.scheme,
+                l.state,
+                match (l.state.as_str(), &l.last_error) {
+                    ("needs_relink", _) =>
+                        " — the patient must consent again, then: rxsync link add".to_string(),
+                    (_, Some(e)) => format!(" — last sync failed: {e}"),
+                    _ => String::new(),
+                }
+            ),
+            4,
         );
     }
     let open = store.exceptions(&ExceptionFilter {
@@ -592,9 +595,12 @@ fn print_results(store: &Store) -> Result<(), Failure> {
             .as_ref()
             .map(|i| format!("#{} {}", i.position, i.name.as_deref().unwrap_or("")))
             .unwrap_or_default();
-        println!(
-            "  [{}] {} {} {} — {}",
-            e.id, e.patient, e.kind, item, e.detail
+        table::say(
+            &format!(
+                "  [{}] {} {} {} — {}",
+                e.id, e.patient, e.kind, item, e.detail
+            ),
+            6,
         );
     }
     Ok(())

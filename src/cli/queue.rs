@@ -2,7 +2,7 @@
 
 use super::context::Global;
 use super::output::{self, Format, cell};
-use super::table::{Column, Table};
+use super::table::{self, Column, Table};
 use super::{CliResult, usage};
 use rxsync::domain::ndc::{self, NdcReading};
 use rxsync::domain::{Action, ExceptionKind, ExceptionState};
@@ -281,7 +281,7 @@ fn print_one(e: &ExceptionView) {
     if let Some(i) = &e.related_item {
         println!("  other item #{} {}", i.position, cell(&i.name));
     }
-    println!("  why: {}", e.detail);
+    table::say(&format!("  why: {}", e.detail), 4);
     if let Some(r) = &e.resolution {
         println!(
             "  resolution: {r}{}",
@@ -295,7 +295,7 @@ fn print_one(e: &ExceptionView) {
         println!("  by {by} at {}", cell(&e.resolved_at));
     }
     if let Some(n) = &e.note {
-        println!("  note: {n}");
+        table::say(&format!("  note: {n}"), 4);
     }
     if e.state == "open" {
         println!("  actions: {} or dismiss", e.actions.join(", "));

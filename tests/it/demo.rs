@@ -163,6 +163,26 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
         1,
         "no second copy as a log event: {err}"
     );
+    // A pull for people says why once (stdout), the error names the link.
+    let pull = env.run_bare(
+        &[
+            "--config",
+            &config,
+            "import",
+            "--patient",
+            "demo-3",
+            "--provider",
+            "demo-ccr-hmac-query",
+        ],
+        &[],
+    );
+    let err = pull.fails(1);
+    let both = format!("{}{err}", pull.stdout);
+    assert_eq!(both.matches(&named[9..]).count(), 1, "once: {both}");
+    assert!(
+        err.contains("1 of 1 pull(s) failed (why: above)") && err.contains("demo-ccr-hmac-query"),
+        "{err}"
+    );
 }
 
 /// Runs one printed command line as a person would paste it: `sh -c`, in
