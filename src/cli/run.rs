@@ -54,11 +54,14 @@ pub fn run(global: &Global, a: Args) -> CliResult {
     }
     let daemon = Daemon::new(puller, db.clone())?;
     let rt = runtime()?;
+    let signal_seen = std::sync::Arc::new(std::sync::OnceLock::new());
+    let started = std::time::Instant::now();
     let summary = rt.block_on(async {
         let (stop, stopped) = watch::channel(false);
         let signalled = wait_for_signal();
+        let signal = signal_seen.clone();
         tokio::spawn(async move {
-            let _ = signalled.await;
+            let _ = signal.set(signalled.await);
             let _ = stop.send(true);
         });
         let Some(web) = web else {
@@ -89,7 +92,16 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         daemon.close().await;
         Ok(summary)
     })?;
-    print_summary(&summary, a.format)?;
+    match (a.once, a.format) {
+        // The daemon ran until a signal: say so, not "pass".
+        (false, Format::Table) => println!(
+            "rxsync run stopped on {} after {}: {}",
+            signal_seen.get().copied().unwrap_or("a signal"),
+            human(started.elapsed()),
+            syncs_sentence(&summary)
+        ),
+        _ => print_summary(&summary, a.format)?,
+    }
     if a.once && summary.failed() {
         return Err(Failure::Failed(anyhow!(
             "{} sync(s) did not succeed (see rxsync link list and the queue)",
@@ -139,6 +151,42 @@ pub fn wait_for_signal() -> impl std::future::Future<Output = &'static str> + Se
             _ = wait(term) => "SIGTERM",
             _ = wait(int) => "Ctrl-C",
         }
+    }
+}
+
+/// What a daemon's run did, for people: "5 sync(s) ran (5 unchanged)".
+pub fn syncs_sentence(s: &Summary) -> String {
+    if s.syncs() == 0 && s.abandoned == 0 {
+        return "no sync ran (no link fell due)".into();
+    }
+    let outcomes: Vec<String> = s
+        .outcomes
+        .iter()
+        .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
+        .collect();
+    format!(
+        "{} sync(s) ran ({}){}",
+        s.syncs(),
+        outcomes.join(", "),
+        if s.abandoned > 0 {
+            format!(
+                "; {} in flight were abandoned, writing nothing partial",
+                s.abandoned
+            )
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// A duration for people: "45 s", "3 min 24 s", "2 h 5 min".
+pub fn human(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 if s.is_multiple_of(60) => format!("{} min", s / 60),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
     }
 }
 

@@ -204,11 +204,15 @@ fn shell(line: &str, cwd: &std::path::Path) -> Command {
 }
 
 /// The command lines of `text` (a demo's output, a README block): every
-/// line that starts, after indentation, with `rxsync `.
+/// line that starts, after indentation, with `rxsync ` or the path of the
+/// binary (which the demo prints when `rxsync` on PATH is not it).
 fn command_lines(text: &str) -> Vec<String> {
     text.lines()
         .map(str::trim)
-        .filter(|l| l.starts_with("rxsync "))
+        .filter(|l| {
+            let program = l.split_whitespace().next().unwrap_or("").trim_matches('\'');
+            program == "rxsync" || program.ends_with("/rxsync")
+        })
         .map(str::to_string)
         .collect()
 }
@@ -225,6 +229,10 @@ fn the_follow_ups_the_demo_and_the_readme_print_work_as_printed_in_a_clean_shell
         .unwrap_or_else(|| panic!("no follow-ups in:\n{out}"));
     let lines = command_lines(next);
     assert!(
+        lines.iter().all(|l| l.starts_with('/')),
+        "rxsync on PATH is not this build: the demo prints its path: {next}"
+    );
+    assert!(
         lines.iter().any(|l| l.contains("queue resolve")),
         "the mapping example is printed with its id: {next}"
     );
@@ -239,7 +247,7 @@ fn the_follow_ups_the_demo_and_the_readme_print_work_as_printed_in_a_clean_shell
         if line.contains("--fda DIR") {
             continue; // needs the FDA download: its DIR is the reader's.
         }
-        if line.starts_with("rxsync sandbox ") {
+        if line.contains(" sandbox --listen ") {
             let mut child = shell(&format!("exec {line}"), elsewhere.path())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())

@@ -1,8 +1,10 @@
 //! What the demo tells its user to do next, and how it says it stopped.
 //! Every command printed here works as printed, pasted into a fresh shell
-//! (paths quoted for the shell, nothing to set in the environment);
+//! (this program's own path when `rxsync` on PATH is not it, paths quoted
+//! for the shell, nothing to set in the environment);
 //! `tests/it/demo.rs` runs them.
 
+use crate::cli::run::{human, syncs_sentence};
 use crate::cli::{Failure, table};
 use rxsync::daemon::Summary;
 use rxsync::dict;
@@ -31,7 +33,8 @@ const MAP_EXAMPLE: (&str, &str, &str) = (
 impl Next<'_> {
     /// Prints the follow-up commands, with the ids of this database.
     pub fn print(&self, store: &Store) -> Result<(), Failure> {
-        let rx = format!("rxsync --config {}", sh(self.config));
+        let program = program();
+        let rx = format!("{program} --config {}", sh(self.config));
         println!();
         println!(
             "Next, from any shell (nothing to set: the provider secrets are files in {}):",
@@ -84,13 +87,29 @@ impl Next<'_> {
             "Pull again while the demo is not running: start its sandbox, then pull now (or `run` for the daemon):"
         );
         println!(
-            "  rxsync sandbox --listen {} --data {}",
+            "  {program} sandbox --listen {} --data {}",
             self.sandbox_addr,
             sh(self.sandbox_dir)
         );
         println!("  {rx} import --patient demo-ccr-1");
         Ok(())
     }
+}
+
+/// How the printed commands call rxsync: `rxsync` when that is this
+/// program on PATH, else this program's own path (run through `cargo run`,
+/// or from a build folder), so that they work as printed.
+fn program() -> String {
+    let Ok(me) = std::env::current_exe().and_then(|p| p.canonicalize()) else {
+        return "rxsync".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .filter_map(|dir| dir.join("rxsync").canonicalize().ok())
+            .next()
+            .is_some_and(|found| found == me)
+    });
+    if on_path { "rxsync".into() } else { sh(&me) }
 }
 
 /// The sentence the demo ends with after a signal: how long it served,
@@ -108,24 +127,7 @@ pub fn stopped(
             human(interval)
         )
     } else {
-        let outcomes: Vec<String> = s
-            .outcomes
-            .iter()
-            .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
-            .collect();
-        format!(
-            "{} scheduled sync(s) ran in that time ({}){}",
-            s.syncs(),
-            outcomes.join(", "),
-            if s.abandoned > 0 {
-                format!(
-                    "; {} in flight were abandoned, writing nothing partial",
-                    s.abandoned
-                )
-            } else {
-                String::new()
-            }
-        )
+        format!("in that time {}", syncs_sentence(s))
     };
     format!(
         "{signal}: the demo stopped after serving for {}; {what}. Everything stays in {}: `rxsync demo --dir {}` carries on.",
@@ -133,17 +135,6 @@ pub fn stopped(
         dir.display(),
         sh(dir)
     )
-}
-
-/// A duration for people: "45 s", "3 min 24 s", "2 h 5 min".
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 if s.is_multiple_of(60) => format!("{} min", s / 60),
-        60..3600 => format!("{} min {} s", s / 60, s % 60),
-        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
-    }
 }
 
 /// A path as a shell word: as it is when that is safe, else single-quoted.
@@ -196,7 +187,7 @@ mod tests {
             Path::new("/tmp/d"),
         );
         assert!(
-            text.starts_with("SIGTERM: the demo stopped after serving for 1 h 1 min; 5 scheduled sync(s) ran in that time (5 unchanged); 1 in flight were abandoned"),
+            text.starts_with("SIGTERM: the demo stopped after serving for 1 h 1 min; in that time 5 sync(s) ran (5 unchanged); 1 in flight were abandoned"),
             "{text}"
         );
     }
