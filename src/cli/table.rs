@@ -238,8 +238,8 @@ pub fn truncate(text: &str, width: usize) -> String {
         end = at + c.len_utf8();
     }
     let cut = match word_end {
-        Some(at) => &text[..at],
-        None => &text[..end],
+        Some(at) if !text[..at].trim().is_empty() => &text[..at],
+        _ => &text[..end],
     };
     format!(
         "{}…",
@@ -337,6 +337,8 @@ mod tests {
             assert!(got.width() <= width, "{got:?} fits {width}");
         }
         assert_eq!(truncate("Tablet, Film Coated", 14), "Tablet, Film…");
+        assert_eq!(truncate("  Take 1 tablet", 8), "  Take…");
+        assert_eq!(truncate(" Hydrocodone", 6), " Hydr…");
         assert_eq!(truncate("Tablet, Film Coated", 12), "Tablet…");
     }
 
