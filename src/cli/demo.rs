@@ -10,11 +10,14 @@
 //! until Ctrl-C (`--once` exits after the pass). Run again on the same
 //! folder it carries on: the sandbox keeps its tokens in `DIR/sandbox/state.json`.
 
+mod files;
+mod next;
+
 use super::context::{Global, runtime};
-use super::{CliResult, Failure, regimen, run::print_summary, run::wait_for_signal};
+use super::{CliResult, Failure, regimen, run::print_summary, run::wait_for_signal, table};
 use anyhow::{Context as _, anyhow};
 use rxsync::daemon::Daemon;
-use rxsync::dict::fda;
+use rxsync::dict::{self, fda};
 use rxsync::domain::PatientId;
 use rxsync::sandbox::{self, SandboxConfig};
 use rxsync::store::{ExceptionFilter, LinkSecrets, NewLink, NewPatient, Store};
@@ -178,29 +181,21 @@ pub fn run(global: &Global, args: Args) -> CliResult {
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", args.dir.display()))?;
     let sandbox_dir = dir.join("sandbox");
-    write_sandbox_data(&sandbox_dir)?;
+    files::write_sandbox_data(&sandbox_dir)?;
     let rt = runtime()?;
     rt.block_on(demo(&dir, &sandbox_dir, &args))
 }
 
 async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
-    // The sandbox: on the port of the last run when it is free, so that
-    // the links' URLs stay valid for `rxsync run` on this folder.
-    let port_file = sandbox_dir.join("port");
-    let last_port: u16 = std::fs::read_to_string(&port_file)
-        .ok()
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or(0);
-    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", last_port)).await {
-        Ok(l) => l,
-        Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(|e| anyhow!("cannot listen on loopback: {e}"))?,
-    };
+    let (listener, port_note) = bind_sandbox(sandbox_dir).await?;
     let sandbox_addr = listener.local_addr().map_err(|e| anyhow!("{e}"))?;
+    let port_file = sandbox_dir.join("port");
     std::fs::write(&port_file, sandbox_addr.port().to_string())
         .with_context(|| format!("cannot write {}", port_file.display()))?;
     let sandbox_config = SandboxConfig::load(Some(sandbox_dir)).map_err(|e| anyhow!("{e}"))?;
+    // The providers' secrets go to files that config.toml names, so that
+    // every command run later on this folder finds them.
+    files::write_secrets(dir, &sandbox_config)?;
     let (stop, stopped) = watch::channel(false);
     let mut sandbox_stop = stopped.clone();
     let sandbox_data = sandbox_dir.to_path_buf();
@@ -218,18 +213,12 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
     let sandbox_base = format!("http://{sandbox_addr}");
 
     let config_path = dir.join("config.toml");
-    std::fs::write(&config_path, demo_config(&sandbox_base, sandbox_dir))
+    std::fs::write(&config_path, files::demo_config(&sandbox_base))
         .with_context(|| format!("cannot write {}", config_path.display()))?;
     let demo_global = Global {
         config: Some(config_path.clone()),
         db: None,
     };
-    // The demo's provider secrets are the sandbox's published demo values.
-    for (var, value) in DEMO_SECRETS {
-        // SAFETY: set before any other thread of ours reads the environment
-        // (the runtime's workers never do; the puller reads it per pull).
-        unsafe { std::env::set_var(var, value) };
-    }
     let mut ctx = demo_global.open()?;
     println!(
         "rxsync demo in {} (database {}, configuration {})",
@@ -238,7 +227,7 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
         config_path.display()
     );
     println!(
-        "sandbox provider on {sandbox_base} (data {})",
+        "sandbox provider on {sandbox_base} (data {}){port_note}",
         sandbox_dir.display()
     );
     setup_store(&mut ctx.store)?;
@@ -276,6 +265,7 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
     }
 
     let db = ctx.config.database_path.clone();
+    let interval = ctx.config.sync.interval;
     let (puller, store) = ctx.puller()?;
     drop(store);
     let daemon = Daemon::new(puller, db.clone())?;
@@ -285,11 +275,13 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
 
     let store = Store::open(&db)?;
     print_results(&store)?;
-    println!();
-    println!(
-        "Next: rxsync --config {} queue list   (or link list, regimen show --patient demo-ccr-1)",
-        config_path.display()
-    );
+    let next = next::Next {
+        dir,
+        config: &config_path,
+        sandbox_addr,
+        sandbox_dir,
+    };
+    next.print(&store)?;
     if args.once {
         let _ = stop.send(true);
         daemon.close().await;
@@ -298,30 +290,72 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
     drop(store);
 
     let (user, password) = demo_login(dir, &db)?;
-    let listener = bind_listen(args.listen.as_deref()).await?;
+    let (listener, listen_note) = bind_listen(args.listen.as_deref()).await?;
     let addr = listener.local_addr().map_err(|e| anyhow!("{e}"))?;
     let web = rxsync::web::AppState::new(&db, &rxsync::config::ReviewConfig::default())
         .map_err(|e| anyhow!("{e}"))?;
+    if let Some(note) = listen_note {
+        println!();
+        table::say(&note, 0);
+    }
     println!("\nReview the queue in the browser: http://{addr}  (login: {user} / {password})");
     println!("Also /healthz /readyz /metrics there; syncing on schedule; Ctrl-C stops.");
-    println!(
-        "To carry on later without the demo: rxsync sandbox --listen {sandbox_addr} --data {} & rxsync --config {} run",
-        sandbox_dir.display(),
-        config_path.display()
-    );
     let server = super::run::spawn_server(listener, web, daemon.router(), stopped.clone());
     let signal_stop = stop.clone();
     let signalled = wait_for_signal();
+    let signal = std::sync::Arc::new(std::sync::OnceLock::new());
+    let signal_seen = signal.clone();
     tokio::spawn(async move {
-        signalled.await;
+        let _ = signal_seen.set(signalled.await);
         let _ = signal_stop.send(true);
     });
+    let serving = std::time::Instant::now();
     let summary = daemon.run(stopped).await;
     let _ = stop.send(true);
     let _ = server.await;
     daemon.close().await;
-    print_summary(&summary, super::output::Format::Table)?;
+    println!();
+    println!(
+        "{}",
+        next::stopped(
+            signal.get().copied().unwrap_or("a signal"),
+            serving.elapsed(),
+            interval,
+            &summary,
+            dir
+        )
+    );
     Ok(())
+}
+
+/// The sandbox's listener: on the port of the last run when it is free,
+/// so that the links' URLs stay valid for `rxsync run` on this folder;
+/// else on a free loopback port, with a note saying why.
+async fn bind_sandbox(sandbox_dir: &Path) -> Result<(tokio::net::TcpListener, String), Failure> {
+    let last_port: u16 = std::fs::read_to_string(sandbox_dir.join("port"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(0);
+    let fresh = || async {
+        tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| Failure::Failed(anyhow!("cannot listen on loopback: {e}")))
+    };
+    if last_port == 0 {
+        return Ok((
+            fresh().await?,
+            " — a free loopback port, kept for the next runs".into(),
+        ));
+    }
+    match tokio::net::TcpListener::bind(("127.0.0.1", last_port)).await {
+        Ok(l) => Ok((l, " — the port of the last run".into())),
+        Err(e) => Ok((
+            fresh().await?,
+            format!(
+                " — the port of the last run, {last_port}, is taken ({e}), so config.toml now points here"
+            ),
+        )),
+    }
 }
 
 /// The demo's review login: user `demo` (admin, so the Links page shows
@@ -369,23 +403,38 @@ fn demo_login(dir: &Path, db: &Path) -> Result<(String, String), Failure> {
     Ok(("demo".into(), password))
 }
 
-/// `--listen`, else 127.0.0.1:8080, else a free loopback port.
-async fn bind_listen(listen: Option<&str>) -> Result<tokio::net::TcpListener, Failure> {
+/// `--listen`, else 127.0.0.1:8080, else a free loopback port — and then a
+/// note saying why it is not 8080.
+async fn bind_listen(
+    listen: Option<&str>,
+) -> Result<(tokio::net::TcpListener, Option<String>), Failure> {
     if let Some(l) = listen {
         let addr: SocketAddr = l
             .parse()
             .map_err(|e| super::usage(format!("--listen: {e}")))?;
-        return tokio::net::TcpListener::bind(addr)
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| Failure::Failed(anyhow!("cannot listen on {addr}: {e}")));
+            .map_err(|e| Failure::Failed(anyhow!("cannot listen on {addr}: {e}")))?;
+        return Ok((listener, None));
     }
-    match tokio::net::TcpListener::bind(("127.0.0.1", 8080)).await {
-        Ok(l) => Ok(l),
-        Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(|e| Failure::Failed(anyhow!("cannot listen on loopback: {e}"))),
+    match tokio::net::TcpListener::bind(("127.0.0.1", DEFAULT_PORT)).await {
+        Ok(l) => Ok((l, None)),
+        Err(e) => {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .map_err(|e| Failure::Failed(anyhow!("cannot listen on loopback: {e}")))?;
+            Ok((
+                listener,
+                Some(format!(
+                    "Port {DEFAULT_PORT}, where the review UI usually is, is taken ({e}): serving on a free port instead (choose one with --listen ADDR)."
+                )),
+            ))
+        }
     }
 }
+
+/// Where the demo serves the review UI unless told or the port is taken.
+const DEFAULT_PORT: u16 = 8080;
 
 /// The dictionary and the demo patients, when missing.
 fn setup_store(store: &mut Store) -> Result<(), Failure> {
@@ -394,8 +443,7 @@ fn setup_store(store: &mut Store) -> Result<(), Failure> {
             fda::read_products(PRODUCTS).context("embedded samples/ndc/product.txt")?;
         let (packages, _) =
             fda::read_packages(PACKAGES).context("embedded samples/ndc/package.txt")?;
-        let stats =
-            store.replace_dictionary(&products, &packages, "embedded samples/ndc", "demo")?;
+        let stats = store.replace_dictionary(&products, &packages, dict::SAMPLE_SOURCE, "demo")?;
         println!(
             "loaded the sample dictionary: {} products, {} packages",
             stats.products, stats.packages
@@ -518,19 +566,22 @@ fn print_results(store: &Store) -> Result<(), Failure> {
     }
     println!("Links:");
     for l in store.links(None)? {
-        println!(
-            "  link {} {} → {} ({}): {}{}",
-            l.id,
-            l.patient,
-            l.provider,
-            l.scheme,
-            l.state,
-            match (l.state.as_str(), &l.last_error) {
-                ("needs_relink", _) =>
-                    " — the patient must consent again, then: rxsync link add".to_string(),
-                (_, Some(e)) => format!(" — last sync failed: {e}"),
-                _ => String::new(),
-            }
+        table::say(
+            &format!(
+                "  link {} {} → {} ({}): {}{}",
+                l.id,
+                l.patient,
+                l.provider,
+                l.scheme,
+                l.state,
+                match (l.state.as_str(), &l.last_error) {
+                    ("needs_relink", _) =>
+                        " — the patient must consent again, then: rxsync link add".to_string(),
+                    (_, Some(e)) => format!(" — last sync failed: {e}"),
+                    _ => String::new(),
+                }
+            ),
+            4,
         );
     }
     let open = store.exceptions(&ExceptionFilter {
@@ -544,137 +595,13 @@ fn print_results(store: &Store) -> Result<(), Failure> {
             .as_ref()
             .map(|i| format!("#{} {}", i.position, i.name.as_deref().unwrap_or("")))
             .unwrap_or_default();
-        println!(
-            "  [{}] {} {} {} — {}",
-            e.id, e.patient, e.kind, item, e.detail
+        table::say(
+            &format!(
+                "  [{}] {} {} {} — {}",
+                e.id, e.patient, e.kind, item, e.detail
+            ),
+            6,
         );
     }
     Ok(())
-}
-
-/// The sandbox's data: its configuration (persisting its tokens), the two
-/// sample documents with exceptions for the first two patients, and the
-/// demo RSA key the `demo-ccr-rsa` provider signs with.
-fn write_sandbox_data(dir: &Path) -> Result<(), Failure> {
-    let w = |rel: &str, bytes: &[u8]| -> Result<(), Failure> {
-        let p = dir.join(rel);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
-        }
-        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
-        Ok(())
-    };
-    w(
-        "sandbox.toml",
-        b"# Written by `rxsync demo`: the built-in demo consumers, clients and redirects,\n# with issued tokens kept in state.json across restarts.\npersist_state = true\n",
-    )?;
-    w(&format!("ccr/{}.xml", remote("demo-ccr-1")), DEMO_CCR)?;
-    w(&format!("fhir/{}.json", remote("demo-fhir-1")), DEMO_FHIR)?;
-    w("demo-rsa-key.pem", sandbox::DEMO_RSA_PRIVATE_KEY.as_bytes())?;
-    Ok(())
-}
-
-/// The demo's secrets: the sandbox's published demo values.
-const DEMO_SECRETS: [(&str, &str); 4] = [
-    ("RXSYNC_DEMO_HMAC_HEADER_SECRET", "demo-hmac-header-secret"),
-    ("RXSYNC_DEMO_HMAC_QUERY_SECRET", "demo-hmac-query-secret"),
-    ("RXSYNC_DEMO_CLIENT_SECRET", "demo-client-secret"),
-    ("RXSYNC_DEMO_NOROTATE_SECRET", "demo-norotate-secret"),
-];
-
-fn demo_config(base: &str, sandbox_dir: &Path) -> String {
-    format!(
-        r#"# Written by `rxsync demo` (rewritten on each run: the sandbox's port may change).
-# Use it with: rxsync --config THIS-FILE ...   The provider secrets are the
-# sandbox's published demo values; set them in the environment to use
-# this file outside the demo:
-#   RXSYNC_DEMO_HMAC_HEADER_SECRET=demo-hmac-header-secret
-#   RXSYNC_DEMO_HMAC_QUERY_SECRET=demo-hmac-query-secret
-#   RXSYNC_DEMO_CLIENT_SECRET=demo-client-secret
-#   RXSYNC_DEMO_NOROTATE_SECRET=demo-norotate-secret
-
-[database]
-path = "rxsync.db"
-
-[import]
-max_document_bytes = 16777216
-max_regimen_items = 200
-
-[sync]
-interval = 600
-concurrency = 8
-
-[[providers]]
-id = "demo-ccr-hmac-header"
-kind = "ccr"
-base_url = "{base}/"
-document_url = "ccr/{{patient}}"
-[providers.auth]
-scheme = "oauth1"
-consumer_key = "demo-hmac-header"
-consumer_secret_env = "RXSYNC_DEMO_HMAC_HEADER_SECRET"
-signature_method = "HMAC-SHA1"
-placement = "header"
-
-[[providers]]
-id = "demo-ccr-hmac-query"
-kind = "ccr"
-base_url = "{base}/"
-document_url = "ccr/{{patient}}"
-[providers.auth]
-scheme = "oauth1"
-consumer_key = "demo-hmac-query"
-consumer_secret_env = "RXSYNC_DEMO_HMAC_QUERY_SECRET"
-signature_method = "HMAC-SHA256"
-placement = "query"
-
-[[providers]]
-id = "demo-ccr-rsa"
-kind = "ccr"
-base_url = "{base}/"
-document_url = "ccr/{{patient}}"
-[providers.auth]
-scheme = "oauth1"
-consumer_key = "demo-rsa"
-signature_method = "RSA-SHA1"
-rsa_private_key_file = "{rsa}"
-placement = "header"
-
-[[providers]]
-id = "demo-fhir-oauth2"
-kind = "fhir"
-base_url = "{base}/fhir"
-[providers.auth]
-scheme = "oauth2"
-token_url = "{base}/oauth2/token"
-revocation_url = "{base}/oauth2/revoke"
-client_id = "demo-client"
-client_secret_env = "RXSYNC_DEMO_CLIENT_SECRET"
-placement = "header"
-
-[[providers]]
-id = "demo-fhir-moved"
-kind = "fhir"
-base_url = "{base}/moved/fhir"
-[providers.auth]
-scheme = "oauth2"
-token_url = "{base}/oauth2/token"
-client_id = "demo-norotate"
-client_secret_env = "RXSYNC_DEMO_NOROTATE_SECRET"
-placement = "query"
-
-[[providers]]
-id = "demo-fhir-revoked"
-kind = "fhir"
-base_url = "{base}/fhir"
-[providers.auth]
-scheme = "oauth2"
-token_url = "{base}/oauth2/token"
-revocation_url = "{base}/oauth2/revoke"
-client_id = "demo-public"
-placement = "header"
-"#,
-        rsa = sandbox_dir.join("demo-rsa-key.pem").display()
-    )
 }

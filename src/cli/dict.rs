@@ -103,9 +103,12 @@ fn lookup(global: &Global, code: &str, format: Format) -> CliResult {
     if entries.is_empty() {
         let stats = ctx.store.dictionary_stats()?;
         let hint = if stats.packages == 0 {
-            " (the dictionary is empty: run rxsync dict import --fda DIR)"
+            " (the dictionary is empty: run rxsync dict import --fda DIR)".to_string()
         } else {
-            ""
+            ctx.store
+                .dictionary_sample_note()?
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
         };
         return Err(Failure::Failed(anyhow::anyhow!(
             "{code:?} is not in the drug dictionary{hint}"

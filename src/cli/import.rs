@@ -533,29 +533,31 @@ fn pull(global: &Global, patient: &PatientId, provider: Option<&str>, out: Forma
             }
         }
     }
+    // The table above already said why each link failed: the error names
+    // them only, so that nothing is said twice. Under JSON, stdout is for
+    // scripts, and the error says it all for the person reading stderr.
     let failed: Vec<String> = reports
         .iter()
         .filter(|r| r.failed() || r.outcome == "busy")
-        .map(|r| {
-            format!(
-                "link {} ({}): {}{}",
-                r.link,
-                r.provider,
-                r.outcome,
-                r.error
-                    .as_ref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            )
+        .map(|r| match (&r.error, out) {
+            (Some(e), Format::Json) => {
+                format!("link {} ({}): {}: {e}", r.link, r.provider, r.outcome)
+            }
+            _ => format!("link {} ({}): {}", r.link, r.provider, r.outcome),
         })
         .collect();
     if failed.is_empty() {
         Ok(())
     } else {
         Err(Failure::Failed(anyhow!(
-            "{} of {} pull(s) failed; nothing partial was stored. {}",
+            "{} of {} pull(s) failed{}; nothing partial was stored. {}",
             failed.len(),
             reports.len(),
+            if out == Format::Json {
+                ""
+            } else {
+                " (why: above)"
+            },
             failed.join("; ")
         )))
     }

@@ -2,6 +2,7 @@
 
 use super::context::{Global, runtime};
 use super::output::{self, Format, cell};
+use super::table::{Column, Table};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
 use rxsync::config::ProviderAuth;
@@ -303,6 +304,18 @@ impl<'a> From<&'a rxsync::store::LinkView> for Listed<'a> {
     }
 }
 
+/// `link list`'s columns: which link, whose, and its state stay longest.
+const LIST_COLUMNS: &[Column] = &[
+    Column::whole("link", 0),
+    Column::cut("patient", 1, 12),
+    Column::cut("provider", 2, 16),
+    Column::whole("scheme", 6),
+    Column::whole("state", 0),
+    Column::whole("last sync", 5),
+    Column::whole("outcome", 4),
+    Column::cut("note", 3, 20),
+];
+
 fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
     let patient = patient
         .map(|p| PatientId::parse(&p).map_err(|e| usage(format!("--patient: {e}"))))
@@ -318,16 +331,7 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
         println!("no links (add one: rxsync link add --patient ID --provider ID < tokens.json)");
         return Ok(());
     }
-    let mut t = output::table(&[
-        "link",
-        "patient",
-        "provider",
-        "scheme",
-        "state",
-        "last sync",
-        "outcome",
-        "note",
-    ]);
+    let mut t = Table::new(LIST_COLUMNS);
     for l in &links {
         let note = match l.state.as_str() {
             "needs_relink" => format!(
@@ -336,7 +340,7 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
             ),
             _ => cell(&l.last_error),
         };
-        t.add_row(vec![
+        t.row(vec![
             l.id.to_string(),
             l.patient.clone(),
             l.provider.clone(),
@@ -347,7 +351,7 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
             note,
         ]);
     }
-    println!("{t}");
+    t.print();
     Ok(())
 }
 

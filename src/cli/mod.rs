@@ -17,6 +17,7 @@ mod regimen;
 mod run;
 mod sandbox;
 mod serve;
+mod table;
 mod user;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,10 @@ pub struct Cli {
     /// Log format on stderr
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Tables: every column, uncut [default: fit $COLUMNS, else the terminal's width; uncut when
+    /// stdout is not a terminal]
+    #[arg(long, global = true)]
+    wide: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -126,6 +131,7 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing(cli.log_format);
+    table::init(cli.wide);
     // TLS for every HTTP client of the process (rustls with ring).
     rxsync::fetch::http::install_crypto_provider();
     match dispatch(cli) {

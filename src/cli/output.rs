@@ -1,6 +1,6 @@
-//! Output for people (tables) and scripts (JSON).
+//! Output for scripts (JSON) and the `--format` choice; tables for people
+//! are `super::table`.
 
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 
 /// `--format table|json` for listings.
@@ -15,15 +15,6 @@ pub enum Format {
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
-}
-
-/// A table with a header row, sized to the terminal when there is one.
-pub fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header.to_vec());
-    t
 }
 
 /// An optional text for a table cell.

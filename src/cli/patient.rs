@@ -2,9 +2,18 @@
 
 use super::context::Global;
 use super::output::{self, Format, cell};
+use super::table::{Column, Table};
 use super::{CliResult, usage};
 use rxsync::domain::PatientId;
 use rxsync::store::NewPatient;
+
+/// `patient list`'s columns.
+const COLUMNS: &[Column] = &[
+    Column::whole("id", 0),
+    Column::cut("mrn", 2, 10),
+    Column::cut("name", 1, 16),
+    Column::whole("birth date", 3),
+];
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -70,16 +79,16 @@ pub fn run(global: &Global, command: Command) -> CliResult {
             match format {
                 Format::Json => output::json(&patients)?,
                 Format::Table => {
-                    let mut t = output::table(&["id", "mrn", "name", "birth date"]);
+                    let mut t = Table::new(COLUMNS);
                     for p in &patients {
-                        t.add_row(vec![
+                        t.row(vec![
                             p.id.clone(),
                             cell(&p.mrn),
                             cell(&p.name),
                             cell(&p.birth_date),
                         ]);
                     }
-                    println!("{t}");
+                    t.print();
                 }
             }
             Ok(())

@@ -2,6 +2,7 @@
 
 use super::context::Global;
 use super::output::{self, Format, cell};
+use super::table::{self, Column, Table};
 use super::{CliResult, usage};
 use rxsync::domain::{Decision, DecisionError, ExceptionKind, ExceptionState};
 use rxsync::store::{ExceptionFilter, ExceptionView, Resolve};
@@ -212,17 +213,27 @@ fn show_result(view: &ExceptionView, format: Format) -> CliResult {
     Ok(())
 }
 
+/// `queue list`'s columns: the id, the kind and what it is about stay longest.
+const LIST_COLUMNS: &[Column] = &[
+    Column::whole("id", 0),
+    Column::cut("patient", 3, 12),
+    Column::cut("source", 4, 16),
+    Column::whole("kind", 0),
+    Column::whole("severity", 6),
+    Column::whole("state", 5),
+    Column::cut("item", 1, 20),
+    Column::cut("detail", 2, 24),
+];
+
 fn print_list(rows: &[ExceptionView]) {
-    let mut t = output::table(&[
-        "id", "patient", "source", "kind", "severity", "state", "item", "detail",
-    ]);
+    let mut t = Table::new(LIST_COLUMNS);
     for e in rows {
         let item = e
             .item
             .as_ref()
             .map(|i| format!("#{} {}", i.position, cell(&i.name)))
             .unwrap_or_default();
-        t.add_row(vec![
+        t.row(vec![
             e.id.to_string(),
             e.patient.clone(),
             e.source.clone(),
@@ -233,7 +244,7 @@ fn print_list(rows: &[ExceptionView]) {
             e.detail.clone(),
         ]);
     }
-    println!("{t}");
+    t.print();
     println!("{} exception(s)", rows.len());
 }
 
@@ -259,7 +270,7 @@ fn print_one(e: &ExceptionView) {
     if let Some(i) = &e.related_item {
         println!("  other item #{} {}", i.position, cell(&i.name));
     }
-    println!("  why: {}", e.detail);
+    table::say(&format!("  why: {}", e.detail), 4);
     if let Some(r) = &e.resolution {
         println!(
             "  resolution: {r}{}",
@@ -273,7 +284,7 @@ fn print_one(e: &ExceptionView) {
         println!("  by {by} at {}", cell(&e.resolved_at));
     }
     if let Some(n) = &e.note {
-        println!("  note: {n}");
+        table::say(&format!("  note: {n}"), 4);
     }
     if e.state == "open" {
         println!("  actions: {} or dismiss", e.actions.join(", "));

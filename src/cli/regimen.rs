@@ -2,6 +2,7 @@
 
 use super::context::Global;
 use super::output::{self, Format, cell};
+use super::table::{self, Column, Table};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
 use rxsync::domain::PatientId;
@@ -91,11 +92,9 @@ pub fn run(global: &Global, command: Command) -> CliResult {
             match format {
                 Format::Json => output::json(&rows)?,
                 Format::Table => {
-                    let mut t = output::table(&[
-                        "source", "version", "status", "items", "open", "created", "sha256",
-                    ]);
+                    let mut t = Table::new(HISTORY_COLUMNS);
                     for r in &rows {
-                        t.add_row(vec![
+                        t.row(vec![
                             r.source.clone(),
                             r.version.to_string(),
                             r.status.clone(),
@@ -105,7 +104,7 @@ pub fn run(global: &Global, command: Command) -> CliResult {
                             r.sha256[..12].to_string(),
                         ]);
                     }
-                    println!("{t}");
+                    t.print();
                 }
             }
             Ok(())
@@ -148,10 +147,16 @@ fn print_reconciled(r: &Reconciled) {
     if r.rows.is_empty() {
         return;
     }
-    let mut header: Vec<&str> = vec!["drug", "matched by"];
-    header.extend(r.sources.iter().map(|s| s.source.as_str()));
-    header.push("conflicts");
-    let mut t = output::table(&header);
+    // The drug and each source's say are kept; how the row was matched
+    // goes first, then the conflicts' wording (their exceptions are listed).
+    let mut columns = vec![Column::cut("drug", 0, 16), Column::cut("matched by", 3, 10)];
+    columns.extend(
+        r.sources
+            .iter()
+            .map(|s| Column::cut_named(s.source.clone(), 0, 14)),
+    );
+    columns.push(Column::cut("conflicts", 2, 20));
+    let mut t = Table::with_columns(columns);
     for row in &r.rows {
         let mut cells = vec![
             row.drug.clone(),
@@ -165,7 +170,7 @@ fn print_reconciled(r: &Reconciled) {
             if c.items.is_empty() {
                 "—".to_string()
             } else {
-                c.items.iter().map(says).collect::<Vec<_>>().join("\n")
+                c.items.iter().map(says).collect::<Vec<_>>().join("; ")
             }
         }));
         cells.push(
@@ -184,11 +189,11 @@ fn print_reconciled(r: &Reconciled) {
                     )
                 })
                 .collect::<Vec<_>>()
-                .join("\n"),
+                .join("; "),
         );
-        t.add_row(cells);
+        t.row(cells);
     }
-    println!("{t}");
+    t.print();
 }
 
 /// What one source says of a drug, in one cell: `#2 active, 10 mg, 1
@@ -232,22 +237,48 @@ fn pick_source(
     }
 }
 
+/// `regimen show`'s columns: the drug and its NDC stay longest, then what
+/// needs a look (flags, status), then strength, sig, form and route.
+const REGIMEN_COLUMNS: &[Column] = &[
+    Column::whole("#", 0),
+    Column::cut("drug", 0, 24),
+    Column::cut("NDC-11", 1, 12),
+    Column::cut("strength", 4, 8),
+    Column::cut("form", 6, 8),
+    Column::cut("route", 7, 6),
+    Column::cut("sig", 5, 20),
+    Column::whole("status", 3),
+    Column::cut("flags", 2, 12),
+];
+
+/// `regimen history`'s columns.
+const HISTORY_COLUMNS: &[Column] = &[
+    Column::cut("source", 0, 10),
+    Column::whole("version", 0),
+    Column::whole("status", 1),
+    Column::whole("items", 2),
+    Column::whole("open", 3),
+    Column::whole("created", 4),
+    Column::whole("sha256", 5),
+];
+
 /// Prints a regimen as a table, for people.
 pub fn print_regimen(v: &RegimenView) {
-    println!(
-        "Patient {} — regimen version {} from {} — {} ({} open exception(s))",
-        v.patient,
-        v.version,
-        v.source,
-        v.status.replace('_', " "),
-        v.open_exceptions
+    table::say(
+        &format!(
+            "Patient {} — regimen version {} from {} — {} ({} open exception(s))",
+            v.patient,
+            v.version,
+            v.source,
+            v.status.replace('_', " "),
+            v.open_exceptions
+        ),
+        2,
     );
     for f in &v.flags {
-        println!("  regimen flag: {f}");
+        table::say(&format!("  regimen flag: {f}"), 4);
     }
-    let mut t = output::table(&[
-        "#", "drug", "NDC-11", "strength", "form", "route", "sig", "status", "flags",
-    ]);
+    let mut t = Table::new(REGIMEN_COLUMNS);
     for i in &v.items {
         let ndc = match (&i.ndc11, i.ndc_inferred, &i.mapping) {
             (Some(n), true, _) => format!("{n} (inferred)"),
@@ -255,7 +286,7 @@ pub fn print_regimen(v: &RegimenView) {
             (Some(n), _, None) => n.clone(),
             (None, _, _) => "—".to_string(),
         };
-        t.add_row(vec![
+        t.row(vec![
             i.position.to_string(),
             cell(&i.name),
             ndc,
@@ -271,15 +302,18 @@ pub fn print_regimen(v: &RegimenView) {
             i.flags.join(", "),
         ]);
     }
-    println!("{t}");
+    t.print();
     for i in &v.removed_items {
         if let Some(r) = &i.removed {
-            println!(
-                "  removed: #{} {} (by {} at {})",
-                i.position,
-                cell(&i.name),
-                r.by,
-                r.at
+            table::say(
+                &format!(
+                    "  removed: #{} {} (by {} at {})",
+                    i.position,
+                    cell(&i.name),
+                    r.by,
+                    r.at
+                ),
+                4,
             );
         }
     }

@@ -46,18 +46,22 @@ pub fn run(global: &Global, a: Args) -> CliResult {
     let normalize_options = ctx.config.normalize_options();
     let (puller, store) = ctx.puller()?;
     drop(store);
-    // Secrets are read per pull; say now what will fail then.
+    // Secrets are read per pull; say now what will fail then — once: the
+    // line is for the person or the journal reading stderr, where a log
+    // event of the same would say it a second time.
     for problem in puller.check_providers() {
         eprintln!("warning: {problem}; this provider's syncs will fail until it is fixed");
-        tracing::warn!(problem = %problem, "provider configuration");
     }
     let daemon = Daemon::new(puller, db.clone())?;
     let rt = runtime()?;
+    let signal_seen = std::sync::Arc::new(std::sync::OnceLock::new());
+    let started = std::time::Instant::now();
     let summary = rt.block_on(async {
         let (stop, stopped) = watch::channel(false);
         let signalled = wait_for_signal();
+        let signal = signal_seen.clone();
         tokio::spawn(async move {
-            signalled.await;
+            let _ = signal.set(signalled.await);
             let _ = stop.send(true);
         });
         let Some(web) = web else {
@@ -88,7 +92,16 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         daemon.close().await;
         Ok(summary)
     })?;
-    print_summary(&summary, a.format)?;
+    match (a.once, a.format) {
+        // The daemon ran until a signal: say so, not "pass".
+        (false, Format::Table) => println!(
+            "rxsync run stopped on {} after {}: {}",
+            signal_seen.get().copied().unwrap_or("a signal"),
+            human(started.elapsed()),
+            syncs_sentence(&summary)
+        ),
+        _ => print_summary(&summary, a.format)?,
+    }
     if a.once && summary.failed() {
         return Err(Failure::Failed(anyhow!(
             "{} sync(s) did not succeed (see rxsync link list and the queue)",
@@ -117,10 +130,11 @@ pub fn spawn_server(
     })
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is
-/// called (not when the future is first polled), so a signal that arrives
-/// right after startup is not lost to the default action.
-pub fn wait_for_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+/// SIGINT (Ctrl-C) or SIGTERM; the future's value names which. The
+/// handlers are installed when this is called (not when the future is
+/// first polled), so a signal that arrives right after startup is not lost
+/// to the default action.
+pub fn wait_for_signal() -> impl std::future::Future<Output = &'static str> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate()).ok();
     let int = signal(SignalKind::interrupt()).ok();
@@ -134,9 +148,45 @@ pub fn wait_for_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
             }
         };
         tokio::select! {
-            _ = wait(term) => {}
-            _ = wait(int) => {}
+            _ = wait(term) => "SIGTERM",
+            _ = wait(int) => "Ctrl-C",
         }
+    }
+}
+
+/// What a daemon's run did, for people: "5 sync(s) ran (5 unchanged)".
+pub fn syncs_sentence(s: &Summary) -> String {
+    if s.syncs() == 0 && s.abandoned == 0 {
+        return "no sync ran (no link fell due)".into();
+    }
+    let outcomes: Vec<String> = s
+        .outcomes
+        .iter()
+        .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
+        .collect();
+    format!(
+        "{} sync(s) ran ({}){}",
+        s.syncs(),
+        outcomes.join(", "),
+        if s.abandoned > 0 {
+            format!(
+                "; {} in flight were abandoned, writing nothing partial",
+                s.abandoned
+            )
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// A duration for people: "45 s", "3 min 24 s", "2 h 5 min".
+pub fn human(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 if s.is_multiple_of(60) => format!("{} min", s / 60),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
     }
 }
 
@@ -152,10 +202,12 @@ pub fn print_summary(s: &Summary, format: Format) -> anyhow::Result<()> {
     println!(
         "pass: {} sync(s){}{}{}{} in {:.2} s",
         s.syncs(),
-        if parts.is_empty() {
-            String::new()
-        } else {
+        if !parts.is_empty() {
             format!(": {}", parts.join(", "))
+        } else if s.paused == 0 && s.abandoned == 0 {
+            " (no link was due)".to_string()
+        } else {
+            String::new()
         },
         if s.paused > 0 {
             format!("; {} not started (provider paused)", s.paused)

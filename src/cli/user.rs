@@ -5,6 +5,7 @@
 
 use super::context::Global;
 use super::output::{self, Format};
+use super::table::{Column, Table};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
 use rxsync::store::{Role, UserName};
@@ -67,16 +68,16 @@ pub fn run(global: &Global, command: Command) -> CliResult {
             match format {
                 Format::Json => output::json(&users)?,
                 Format::Table => {
-                    let mut t = output::table(&["name", "role", "created", "disabled"]);
+                    let mut t = Table::new(COLUMNS);
                     for u in &users {
-                        t.add_row(vec![
+                        t.row(vec![
                             u.name.clone(),
                             u.role.to_string(),
                             u.created_at.clone(),
                             u.disabled_at.clone().unwrap_or_default(),
                         ]);
                     }
-                    println!("{t}");
+                    t.print();
                 }
             }
             Ok(())
@@ -90,6 +91,14 @@ pub fn run(global: &Global, command: Command) -> CliResult {
         }
     }
 }
+
+/// `user list`'s columns.
+const COLUMNS: &[Column] = &[
+    Column::whole("name", 0),
+    Column::whole("role", 1),
+    Column::whole("created", 2),
+    Column::whole("disabled", 3),
+];
 
 pub fn run_token(global: &Global, command: TokenCommand) -> CliResult {
     match command {

@@ -209,6 +209,34 @@ pub fn snapshot_label(loaded_from: &str, loaded_at: &str) -> String {
     format!("{loaded_from} loaded {loaded_at}")
 }
 
+/// How the demo names the sample dictionary it loads from the binary
+/// (`dict_meta.loaded_from`).
+pub const SAMPLE_SOURCE: &str = "embedded samples/ndc";
+
+/// Where the FDA publishes the whole NDC directory (`product.txt` and
+/// `package.txt`, zipped).
+pub const FDA_DIRECTORY_URL: &str = "https://www.accessdata.fda.gov/cder/ndctext.zip";
+
+/// Whether a dictionary loaded from `loaded_from` is the repository's
+/// sample, a small subset of the FDA directory: the demo's embedded copy,
+/// or `rxsync dict import --fda samples/ndc`.
+pub fn is_sample(loaded_from: &str) -> bool {
+    loaded_from == SAMPLE_SOURCE || std::path::Path::new(loaded_from).ends_with("samples/ndc")
+}
+
+/// What to add when the dictionary cannot answer a lookup or a mapping:
+/// for the sample (`loaded_from`, holding `products` products), that it is
+/// partial and how to load the whole directory; None for any other load.
+pub fn sample_note(loaded_from: Option<&str>, products: usize) -> Option<String> {
+    loaded_from.filter(|f| is_sample(f)).map(|_| {
+        format!(
+            "the sample dictionary holds only {products} products of the FDA NDC directory; \
+             load the whole directory (unzip {FDA_DIRECTORY_URL}) into this database with: \
+             rxsync dict import --fda DIR"
+        )
+    })
+}
+
 /// A dictionary held in memory: the entries one import needs, and tests.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryDictionary {
@@ -293,7 +321,17 @@ impl DrugDictionary for MemoryDictionary {
 
 #[cfg(test)]
 mod tests {
-    use super::dose_form_family;
+    use super::{SAMPLE_SOURCE, dose_form_family, sample_note};
+
+    #[test]
+    fn only_the_sample_dictionary_is_called_partial() {
+        let note = sample_note(Some(SAMPLE_SOURCE), 118).expect("the demo's sample");
+        assert!(note.contains("holds only 118 products"), "{note}");
+        assert!(note.contains("rxsync dict import --fda DIR"), "{note}");
+        assert!(sample_note(Some("/home/me/rxsync/samples/ndc"), 118).is_some());
+        assert!(sample_note(Some("/srv/fda/ndctext"), 128_241).is_none());
+        assert!(sample_note(None, 0).is_none());
+    }
 
     #[test]
     fn dose_forms_fold_only_qualifiers_that_make_no_other_drug() {

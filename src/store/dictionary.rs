@@ -139,6 +139,26 @@ impl Store {
         })
     }
 
+    /// When the dictionary is the repository's sample: that it is partial
+    /// and how to load the whole directory (`dict::sample_note`), for a
+    /// lookup or a mapping it cannot answer.
+    pub fn dictionary_sample_note(&self) -> Result<Option<String>, StoreError> {
+        Store::sample_note_in(&self.conn)
+    }
+
+    pub(super) fn sample_note_in(
+        conn: &rusqlite::Connection,
+    ) -> Result<Option<String>, StoreError> {
+        let meta: Option<(String, usize)> = conn
+            .query_row(
+                "SELECT loaded_from, products FROM dict_meta WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(meta.and_then(|(from, products)| crate::dict::sample_note(Some(&from), products)))
+    }
+
     /// The label of the dictionary's snapshot (`dict::snapshot_label`):
     /// where it was loaded from and when; None before any load. One row,
     /// so an import can ask it each time.

@@ -468,8 +468,11 @@ fn map_item(
     match product {
         None => {
             return Err(StoreError::Refused(format!(
-                "NDC {} is not in the drug dictionary",
-                ndc.hyphenated()
+                "NDC {} is not in the drug dictionary{}",
+                ndc.hyphenated(),
+                Store::sample_note_in(tx)?
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
             )));
         }
         Some((_, true)) => {

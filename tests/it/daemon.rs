@@ -948,3 +948,33 @@ fn three_passes_started_together_sync_each_due_link_once() {
         "no lease left"
     );
 }
+
+#[test]
+fn the_daemon_stopped_by_a_signal_says_so_and_what_it_did() {
+    let env = crate::support::TestEnv::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rxsync"))
+        .current_dir(env.dir.path())
+        .arg("--db")
+        .arg(&env.db)
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .env_remove("RXSYNC_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start rxsync run");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("first line");
+    assert!(first.starts_with("rxsync run: serving"), "{first}");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut rest = String::new();
+    let _ = stdout.read_to_string(&mut rest);
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
+    assert!(
+        rest.starts_with("rxsync run stopped on SIGTERM after ")
+            && rest.contains("no sync ran (no link fell due)"),
+        "{rest}"
+    );
+}

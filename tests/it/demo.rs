@@ -2,7 +2,7 @@
 //! kind, one scheduled pass, the queue, the review UI with its printed login.
 
 use crate::review_server::field_value;
-use crate::support::TestEnv;
+use crate::support::{Run, TestEnv, repo_path};
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
@@ -77,9 +77,22 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
             ) >= 2
         );
     }
+    let config = std::fs::read_to_string(dir.join("config.toml")).expect("config");
+    assert!(
+        !config.contains("_env") && config.contains("consumer_secret_file"),
+        "secrets in files, none in the environment: {config}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
+        for file in std::fs::read_dir(dir.join("secrets")).expect("secrets") {
+            let file = file.expect("entry").path();
+            let mode = std::fs::metadata(&file)
+                .expect("secret")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+        }
         let mode = std::fs::metadata(dir.join("rxsync.db.key"))
             .expect("key")
             .permissions()
@@ -119,23 +132,187 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
         .expect("sandbox line");
     db.execute("UPDATE links SET next_due_at = NULL", [])
         .expect("due");
+    // Nothing in the environment: the secrets are the files config.toml names.
     let config = dir.join("config.toml").display().to_string();
     let run = env.run_bare(
         &["--config", &config, "run", "--once", "--format", "json"],
-        &[
-            ("RXSYNC_DEMO_HMAC_HEADER_SECRET", "demo-hmac-header-secret"),
-            ("RXSYNC_DEMO_HMAC_QUERY_SECRET", "demo-hmac-query-secret"),
-            ("RXSYNC_DEMO_CLIENT_SECRET", "demo-client-secret"),
-            ("RXSYNC_DEMO_NOROTATE_SECRET", "demo-norotate-secret"),
-        ],
+        &[],
     );
-    let _ = sandbox.kill();
-    let _ = sandbox.wait();
     let summary = run.json();
     assert_eq!(
         summary["outcomes"]["unchanged"], 5,
         "the tokens the sandbox kept still work: {summary}"
     );
+
+    // A secret file gone: named with its provider, key and path, once.
+    let gone = dir.join("secrets/demo-hmac-query.secret");
+    std::fs::remove_file(&gone).expect("remove a secret");
+    db.execute("UPDATE links SET next_due_at = NULL", [])
+        .expect("due");
+    let run = env.run_bare(&["--config", &config, "run", "--once"], &[]);
+    let err = run.fails(1);
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
+    let named = format!(
+        "warning: provider demo-ccr-hmac-query: auth.consumer_secret_file = {}",
+        gone.display()
+    );
+    assert_eq!(err.matches(&named).count(), 1, "once: {err}");
+    assert_eq!(
+        err.matches("auth.consumer_secret_file").count(),
+        1,
+        "no second copy as a log event: {err}"
+    );
+    // A pull for people says why once (stdout), the error names the link.
+    let pull = env.run_bare(
+        &[
+            "--config",
+            &config,
+            "import",
+            "--patient",
+            "demo-3",
+            "--provider",
+            "demo-ccr-hmac-query",
+        ],
+        &[],
+    );
+    let err = pull.fails(1);
+    let both = format!("{}{err}", pull.stdout);
+    assert_eq!(both.matches(&named[9..]).count(), 1, "once: {both}");
+    assert!(
+        err.contains("1 of 1 pull(s) failed (why: above)") && err.contains("demo-ccr-hmac-query"),
+        "{err}"
+    );
+}
+
+/// Runs one printed command line as a person would paste it: `sh -c`, in
+/// `cwd`, with nothing in the environment but a PATH that finds `rxsync`.
+fn shell(line: &str, cwd: &std::path::Path) -> Command {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_rxsync"))
+        .parent()
+        .expect("bin dir")
+        .display()
+        .to_string();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(line)
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", format!("{bin}:/usr/bin:/bin"))
+        .env("HOME", cwd);
+    cmd
+}
+
+/// The command lines of `text` (a demo's output, a README block): every
+/// line that starts, after indentation, with `rxsync ` or the path of the
+/// binary (which the demo prints when `rxsync` on PATH is not it).
+fn command_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| {
+            let program = l.split_whitespace().next().unwrap_or("").trim_matches('\'');
+            program == "rxsync" || program.ends_with("/rxsync")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_follow_ups_the_demo_and_the_readme_print_work_as_printed_in_a_clean_shell() {
+    let env = TestEnv::new();
+    // As the README runs it: no --dir, so ./rxsync-demo.
+    let first = env.run_bare(&["demo", "--once"], &[]);
+    let out = first.ok().to_string();
+    let next = out
+        .split("Next, from any shell")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no follow-ups in:\n{out}"));
+    let lines = command_lines(next);
+    assert!(
+        lines.iter().all(|l| l.starts_with('/')),
+        "rxsync on PATH is not this build: the demo prints its path: {next}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("queue resolve")),
+        "the mapping example is printed with its id: {next}"
+    );
+    assert!(
+        next.contains("the sample dictionary holds only 118 products")
+            && next.contains("Ibuprofen"),
+        "the demo says why its Ibuprofen cannot be mapped: {next}"
+    );
+    let elsewhere = tempfile::tempdir().expect("another folder");
+    let mut sandbox = None;
+    for line in &lines {
+        if line.contains("--fda DIR") {
+            continue; // needs the FDA download: its DIR is the reader's.
+        }
+        if line.contains(" sandbox --listen ") {
+            let mut child = shell(&format!("exec {line}"), elsewhere.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("sandbox");
+            let mut first = String::new();
+            BufReader::new(child.stdout.take().expect("stdout"))
+                .read_line(&mut first)
+                .expect("sandbox line");
+            assert!(first.starts_with("sandbox listening on"), "{line}: {first}");
+            sandbox = Some(child);
+            continue;
+        }
+        let run = Run::from(shell(line, elsewhere.path()).output().expect("run"));
+        let stdout = run.ok();
+        if line.contains("import --patient") {
+            assert!(stdout.contains("unchanged"), "{line}: {stdout}");
+        }
+        if line.contains("queue resolve") {
+            assert!(stdout.contains("resolved"), "{line}: {stdout}");
+        }
+    }
+    let mut sandbox = sandbox.expect("the demo says how to start its sandbox");
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
+
+    // The README's own examples, from the folder the demo ran in.
+    let readme = std::fs::read_to_string(repo_path("README.md")).expect("README");
+    let block = readme
+        .split("Then, for example:")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's follow-up block");
+    let lines = command_lines(block);
+    assert!(lines.len() >= 3, "{block}");
+    for line in &lines {
+        let run = Run::from(shell(line, env.dir.path()).output().expect("run"));
+        run.ok();
+    }
+}
+
+#[test]
+fn logs_carry_no_colour_codes_when_stderr_is_a_file() {
+    let env = TestEnv::new();
+    let dir = env.dir.path().join("demo");
+    let log = env.dir.path().join("stderr.log");
+    let status = Command::new(env!("CARGO_BIN_EXE_rxsync"))
+        .current_dir(env.dir.path())
+        .args(["demo", "--once", "--dir"])
+        .arg(&dir)
+        .env_remove("RXSYNC_CONFIG")
+        .env_remove("RXSYNC_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .status()
+        .expect("demo");
+    assert!(status.success());
+    let text = std::fs::read(&log).expect("log");
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        text.contains("WARN") && text.contains("sync failed"),
+        "the revoked link logs a warning: {text}"
+    );
+    assert!(!text.contains('\u{1b}'), "no ESC byte: {text:?}");
 }
 
 #[test]
@@ -258,4 +435,36 @@ fn demo_serves_the_review_ui_with_the_login_it_prints() {
         Some(0),
         "Ctrl-C ends the demo cleanly: {rest}"
     );
+    assert!(
+        rest.contains("Ctrl-C: the demo stopped after serving for") && rest.contains("carries on."),
+        "the last words say what happened: {rest}"
+    );
+    assert!(
+        !rest.contains("pass: 0 sync(s)"),
+        "not a bare pass summary: {rest}"
+    );
+}
+
+#[test]
+fn no_source_file_writes_the_process_environment() {
+    // The demo once handed its secrets over with std::env::set_var on a
+    // running multi-threaded runtime; the invariant is kept by looking.
+    fn scan(dir: &std::path::Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                scan(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("source");
+                for needle in ["set_var(", "remove_var("] {
+                    if text.contains(needle) {
+                        found.push(format!("{}: {needle}", path.display()));
+                    }
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    scan(&repo_path("src"), &mut found);
+    assert!(found.is_empty(), "{found:?}");
 }

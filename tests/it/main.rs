@@ -6,6 +6,7 @@
 mod bad_input;
 mod bulk;
 mod ccda;
+mod ci_script;
 mod classes;
 mod cli;
 mod config;
@@ -22,8 +23,10 @@ mod reconcile;
 mod reversal;
 mod review_pages;
 mod review_server;
+mod sample_dictionary;
 mod sandbox;
 mod store_safety;
 mod support;
+mod tables;
 mod uscore;
 mod web;

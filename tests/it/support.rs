@@ -90,6 +90,8 @@ impl TestEnv {
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
             cmd.env_remove(k);
         }
+        // Tables fit $COLUMNS: a test sees them whole unless it sets it.
+        cmd.env_remove("COLUMNS");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -103,6 +105,8 @@ impl TestEnv {
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
             cmd.env_remove(k);
         }
+        // Tables fit $COLUMNS: a test sees them whole unless it sets it.
+        cmd.env_remove("COLUMNS");
         for (k, v) in env {
             cmd.env(k, v);
         }
