@@ -129,6 +129,15 @@ pub struct RawAuth {
     pub private_key_file: Option<PathBuf>,
     pub key_id: Option<String>,
     pub algorithm: Option<String>,
+    /// Consent (`rxsync link start`): the authorization endpoint.
+    pub authorize_url: Option<String>,
+    /// Where the provider sends the browser back: for `link start` a
+    /// loopback URI with its port (RFC 8252 §7.3), e.g. `http://127.0.0.1:8765/callback`.
+    pub redirect_uri: Option<String>,
+    /// Send `prompt=login` (OpenID Connect): the patient signs in again.
+    pub prompt_login: Option<bool>,
+    /// Extra authorization request parameters, e.g. `{ aud = "https://fhir.example/r4" }` (SMART).
+    pub authorize_params: Option<std::collections::BTreeMap<String, String>>,
     // both
     pub placement: Option<String>,
 }
@@ -266,6 +275,8 @@ pub struct Oauth1Settings {
 pub enum ClientAuth {
     Basic,
     Post,
+    /// A public client (`client_auth = "none"`): only `client_id` in the body.
+    None,
 }
 
 /// The algorithm of `private_key_jwt` client assertions (SMART asks for these two).
@@ -344,7 +355,36 @@ pub struct Oauth2Settings {
     /// `client_auth = "private_key_jwt"`: the assertion rides in the request
     /// body (so `client_auth` is `Post`) and is signed with this key.
     pub private_key_jwt: Option<AssertionKeySettings>,
+    /// How links are made by consent (`authorize_url` …); `None` when the
+    /// provider has no authorization endpoint configured.
+    pub consent: Option<ConsentSettings>,
 }
+
+/// The authorization request of a provider (authorization code + PKCE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentSettings {
+    pub authorize_url: Url,
+    /// The redirect URI registered at the provider; `link start` listens on
+    /// it (a loopback IP literal), the review app's callback uses its own.
+    pub redirect_uri: Option<Url>,
+    pub prompt_login: bool,
+    /// Extra parameters, in key order (never one rxsync sets itself).
+    pub authorize_params: Vec<(String, String)>,
+}
+
+/// Authorization request parameters rxsync sets itself: not in `authorize_params`.
+pub const RESERVED_AUTHORIZE_PARAMS: [&str; 10] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "nonce",
+    "prompt",
+    "client_secret",
+];
 
 /// A provider's auth scheme.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -849,6 +889,10 @@ fn resolve_auth(
                     ("private_key_file", a.private_key_file.is_some()),
                     ("key_id", a.key_id.is_some()),
                     ("algorithm", a.algorithm.is_some()),
+                    ("authorize_url", a.authorize_url.is_some()),
+                    ("redirect_uri", a.redirect_uri.is_some()),
+                    ("prompt_login", a.prompt_login.is_some()),
+                    ("authorize_params", a.authorize_params.is_some()),
                 ],
             )?;
             let consumer_key = a
@@ -964,6 +1008,7 @@ fn resolve_auth(
                 .transpose()
                 .map_err(|m| e(key, m))
             };
+            let consent = resolve_consent(&a, grant, &url_key, e)?;
             let token_url = url_key("auth.token_url", a.token_url.as_deref())?
                 .ok_or_else(|| e("auth.token_url", "is missing".into()))?;
             let client_id = a
@@ -980,15 +1025,22 @@ fn resolve_auth(
             let client_auth = match a.client_auth.as_deref() {
                 None | Some("basic") => ClientAuth::Basic,
                 Some("post" | "private_key_jwt") => ClientAuth::Post,
+                Some("none") => ClientAuth::None,
                 Some(other) => {
                     return Err(e(
                         "auth.client_auth",
                         format!(
-                            "must be \"basic\", \"post\" or \"private_key_jwt\", not {other:?}"
+                            "must be \"basic\", \"post\", \"none\" or \"private_key_jwt\", not {other:?}"
                         ),
                     ));
                 }
             };
+            if client_auth == ClientAuth::None && client_secret != SecretSource::None {
+                return Err(e(
+                    "auth.client_secret_env",
+                    "(or client_secret_file) is not used with client_auth = \"none\" (a public client)".into(),
+                ));
+            }
             let private_key_jwt = if jwt {
                 if client_secret != SecretSource::None {
                     return Err(e(
@@ -1061,6 +1113,7 @@ fn resolve_auth(
                 )?,
                 grant,
                 private_key_jwt,
+                consent,
             })))
         }
         Some(other) => Err(e(
@@ -1072,6 +1125,69 @@ fn resolve_auth(
             "is missing (\"oauth1\" or \"oauth2\")".into(),
         )),
     }
+}
+
+/// `authorize_url`, `redirect_uri`, `prompt_login`, `authorize_params`.
+fn resolve_consent(
+    a: &RawAuth,
+    grant: Oauth2Grant,
+    url_key: &dyn Fn(&str, Option<&str>) -> Result<Option<Url>, ConfigError>,
+    e: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Option<ConsentSettings>, ConfigError> {
+    let Some(authorize_url) = url_key("auth.authorize_url", a.authorize_url.as_deref())? else {
+        for (key, set) in [
+            ("redirect_uri", a.redirect_uri.is_some()),
+            ("prompt_login", a.prompt_login.is_some()),
+            ("authorize_params", a.authorize_params.is_some()),
+        ] {
+            if set {
+                return Err(e(
+                    &format!("auth.{key}"),
+                    "needs auth.authorize_url (the provider's authorization endpoint)".into(),
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    if grant != Oauth2Grant::AuthorizationCode {
+        return Err(e(
+            "auth.authorize_url",
+            "is only for grant = \"authorization_code\"".into(),
+        ));
+    }
+    let redirect_uri = a
+        .redirect_uri
+        .as_deref()
+        .map(|u| {
+            let parsed = http_url(u).map_err(|m| e("auth.redirect_uri", m))?;
+            if parsed.fragment().is_some() {
+                return Err(e(
+                    "auth.redirect_uri",
+                    "must not have a fragment (RFC 6749 §3.1.2)".into(),
+                ));
+            }
+            Ok(parsed)
+        })
+        .transpose()?;
+    let mut authorize_params = Vec::new();
+    for (name, value) in a.authorize_params.iter().flatten() {
+        if RESERVED_AUTHORIZE_PARAMS.contains(&name.as_str()) {
+            return Err(e(
+                &format!("auth.authorize_params.{name}"),
+                "is set by rxsync itself; leave it out (prompt: use prompt_login)".into(),
+            ));
+        }
+        if name.is_empty() {
+            return Err(e("auth.authorize_params", "has an empty name".into()));
+        }
+        authorize_params.push((name.clone(), value.clone()));
+    }
+    Ok(Some(ConsentSettings {
+        authorize_url,
+        redirect_uri,
+        prompt_login: a.prompt_login.unwrap_or(false),
+        authorize_params,
+    }))
 }
 
 fn http_url(text: &str) -> Result<Url, String> {

@@ -14,6 +14,7 @@
 mod accounts;
 mod audit;
 mod bulk;
+mod consent;
 mod dictionary;
 mod exports;
 mod imports;
@@ -28,6 +29,7 @@ mod writer;
 pub use accounts::{LoginFailures, Role, UserName, UserView};
 pub use audit::AuditEntry;
 pub use bulk::{BadLine, StagedLine};
+pub use consent::{FlowLookup, NewFlow, TakenFlow};
 pub use dictionary::DictStats;
 pub use exports::{ExportFileRow, ExportRow, ExportState, NewExport};
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
@@ -90,6 +92,11 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0011_item_section",
         include_str!("../../schemas/sqlite/0011_item_section.sql"),
+    ),
+    // 0012 and 0014 are taken by sibling branches (identity, registration).
+    (
+        "0013_consent",
+        include_str!("../../schemas/sqlite/0013_consent.sql"),
     ),
 ];
 
