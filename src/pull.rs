@@ -949,8 +949,7 @@ impl Fetching<'_> {
         let exchange = tokio::spawn(async move {
             let _gate = gate;
             let t0 = Instant::now();
-            let answer =
-                oauth2::refresh(&client, &settings, &proof, &current, timeout).await;
+            let answer = oauth2::refresh(&client, &settings, &proof, &current, timeout).await;
             let ms = t0.elapsed().as_millis() as u64;
             let detail = serde_json::json!({
                 "url": redact(&settings.token_url), "grant_type": "refresh_token", "ms": ms,

@@ -59,7 +59,9 @@ pub enum VaultError {
         "the consent flow was sealed with vault key {sealed_with}, but the key in use is {in_use}: start the consent again"
     )]
     FlowWrongKey { sealed_with: String, in_use: String },
-    #[error("the consent flow's sealed {field} does not open (damaged, or moved from another flow)")]
+    #[error(
+        "the consent flow's sealed {field} does not open (damaged, or moved from another flow)"
+    )]
     FlowDamaged { field: &'static str },
     #[error(
         "key file {path} is missing but {pending} exists: a key rotation was interrupted; run rxsync key rotate to finish it (no new key was made)"

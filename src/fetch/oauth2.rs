@@ -179,16 +179,21 @@ impl ClientProof {
         &self,
         client_id: &str,
         token_url: &url::Url,
-    ) -> Result<(Vec<(&'static str, SecretString)>, Option<reqwest::header::HeaderValue>), String>
-    {
+    ) -> Result<
+        (
+            Vec<(&'static str, SecretString)>,
+            Option<reqwest::header::HeaderValue>,
+        ),
+        String,
+    > {
         let plain = |s: &str| SecretString::from(s.to_string());
         match self {
-            ClientProof::Basic(secret) => Ok((
-                Vec::new(),
-                Some(basic_header(client_id, secret)?),
-            )),
+            ClientProof::Basic(secret) => Ok((Vec::new(), Some(basic_header(client_id, secret)?))),
             ClientProof::Post(secret) => Ok((
-                vec![("client_id", plain(client_id)), ("client_secret", secret.clone())],
+                vec![
+                    ("client_id", plain(client_id)),
+                    ("client_secret", secret.clone()),
+                ],
                 None,
             )),
             ClientProof::None => Ok((vec![("client_id", plain(client_id))], None)),

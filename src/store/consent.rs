@@ -164,7 +164,12 @@ impl Store {
                 let patient = Some(flow.patient.clone());
                 let subject = Some(flow.id.clone());
                 if expired {
-                    ("expired", patient, subject, FlowLookup::Expired { flow: flow.id })
+                    (
+                        "expired",
+                        patient,
+                        subject,
+                        FlowLookup::Expired { flow: flow.id },
+                    )
                 } else {
                     ("live", patient, subject, FlowLookup::Taken(flow))
                 }
@@ -274,14 +279,21 @@ mod tests {
         let (_d, mut store) = store_with_flow("9999-01-01T00:00:00.000Z");
         let d = serde_json::json!({});
         assert!(matches!(
-            store.take_consent_flow("abc", "other", "t", &d).expect("take"),
+            store
+                .take_consent_flow("abc", "other", "t", &d)
+                .expect("take"),
             FlowLookup::Unknown
         ));
         assert!(matches!(
-            store.take_consent_flow("xyz", "ehr", "t", &d).expect("take"),
+            store
+                .take_consent_flow("xyz", "ehr", "t", &d)
+                .expect("take"),
             FlowLookup::Unknown
         ));
-        match store.take_consent_flow("abc", "ehr", "t", &d).expect("take") {
+        match store
+            .take_consent_flow("abc", "ehr", "t", &d)
+            .expect("take")
+        {
             FlowLookup::Taken(f) => {
                 assert_eq!(f.id, "f1");
                 assert_eq!(f.pkce_verifier, vec![1, 2, 3]);
@@ -289,7 +301,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            store.take_consent_flow("abc", "ehr", "t", &d).expect("take"),
+            store
+                .take_consent_flow("abc", "ehr", "t", &d)
+                .expect("take"),
             FlowLookup::Used { .. }
         ));
     }
@@ -299,11 +313,15 @@ mod tests {
         let (_d, mut store) = store_with_flow("2000-01-01T00:00:00.000Z");
         let d = serde_json::json!({});
         assert!(matches!(
-            store.take_consent_flow("abc", "ehr", "t", &d).expect("take"),
+            store
+                .take_consent_flow("abc", "ehr", "t", &d)
+                .expect("take"),
             FlowLookup::Expired { .. }
         ));
         assert!(matches!(
-            store.take_consent_flow("abc", "ehr", "t", &d).expect("take"),
+            store
+                .take_consent_flow("abc", "ehr", "t", &d)
+                .expect("take"),
             FlowLookup::Used { .. }
         ));
     }
