@@ -9,6 +9,7 @@ mod ccda;
 mod classes;
 mod cli;
 mod config;
+mod consent;
 mod corpus;
 mod daemon;
 mod demo;

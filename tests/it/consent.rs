@@ -1,0 +1,447 @@
+//! `rxsync link start` end to end: the real binary listens on its loopback
+//! redirect URI, the test plays the browser (follows the printed URL to the
+//! sandbox's non-interactive consent, then the redirect to the callback by
+//! hand), and the link is made — or, for a denial, a wrong state, a
+//! replayed callback, a failed exchange or a timeout, not made.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::pull::harness::{Home, SECRETS, fhir_at, stats};
+use crate::support::{Run, Sandbox};
+
+/// A free loopback port (bound, read, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A FHIR provider at the sandbox that links by consent through `port`.
+fn consent_provider(sandbox: &Sandbox, id: &str, client: &str, port: u16, extra: &str) -> String {
+    format!(
+        "{}authorize_url = \"{}/oauth2/authorize\"\nredirect_uri = \"http://127.0.0.1:{port}/callback\"\nscopes = [\"patient/MedicationRequest.rs\", \"offline_access\"]\nauthorize_params = {{ aud = \"{}/fhir\" }}\n{extra}",
+        fhir_at(sandbox, id, client, "header"),
+        sandbox.base,
+        sandbox.base,
+    )
+}
+
+/// A running `rxsync link start` and the first line it printed.
+struct Started {
+    child: Child,
+    url: String,
+    /// Reads the rest of stdout (the link, as JSON).
+    rest: std::thread::JoinHandle<String>,
+}
+
+/// Starts `link start --patient P1 --provider ID --format json` with the
+/// demo secrets (and `env` after them) and reads its first stdout line.
+fn start(home: &Home, provider: &str, extra: &[&str], env: &[(&str, &str)]) -> Started {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rxsync"));
+    cmd.current_dir(home.env.dir.path())
+        .arg("--config")
+        .arg(&home.config)
+        .arg("--db")
+        .arg(&home.env.db)
+        .args([
+            "link",
+            "start",
+            "--patient",
+            "P1",
+            "--provider",
+            provider,
+            "--format",
+            "json",
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
+        cmd.env_remove(k);
+    }
+    for (k, v) in SECRETS.iter().chain(env) {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run rxsync link start");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("first line");
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stdout.read_to_string(&mut rest);
+        rest
+    });
+    Started {
+        child,
+        url: line.trim_end().to_string(),
+        rest,
+    }
+}
+
+impl Started {
+    /// Waits for the process; its stdout after the first line, its stderr, its exit code.
+    fn finish(mut self) -> Run {
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        let status = self.child.wait().expect("wait");
+        let stdout = self.rest.join().expect("stdout reader");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// One raw HTTP/1.1 GET: (status, Location, body).
+fn get(url: &str) -> (u16, Option<String>, String) {
+    let u = url::Url::parse(url).expect("url");
+    let authority = format!(
+        "{}:{}",
+        u.host_str().expect("host"),
+        u.port().expect("port")
+    );
+    let target = match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_string(),
+    };
+    let mut stream = std::net::TcpStream::connect(&authority).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let location = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+        .map(str::to_string);
+    (status, location, body.to_string())
+}
+
+/// Plays the browser at the provider: follows the authorization URL to the
+/// consent's redirect and returns the callback URL it names (not followed).
+fn consent(url: &str) -> String {
+    let (status, location, body) = get(url);
+    assert_eq!(status, 302, "the sandbox's consent redirects: {body}");
+    location.expect("a Location")
+}
+
+fn links(home: &Home) -> Vec<Value> {
+    home.rx(&["link", "list", "--format", "json"])
+        .json()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn audit_actions(home: &Home) -> Vec<String> {
+    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
+    let mut stmt = conn
+        .prepare("SELECT action FROM audit WHERE action LIKE 'consent.%' ORDER BY id")
+        .expect("prepare");
+    stmt.query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+#[test]
+fn link_start_links_by_consent_and_a_pull_works() {
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    let home = Home::new(&consent_provider(&sandbox, "ehr", "demo-client", port, ""));
+    let started = start(&home, "ehr", &[], &[]);
+    let auth = url::Url::parse(&started.url).expect("the first line is the authorization URL");
+    let q: std::collections::HashMap<String, String> = auth.query_pairs().into_owned().collect();
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["code_challenge"].len(), 43);
+    assert_eq!(
+        q["redirect_uri"],
+        format!("http://127.0.0.1:{port}/callback")
+    );
+    assert_eq!(q["scope"], "patient/MedicationRequest.rs offline_access");
+    assert_eq!(q["aud"], format!("{}/fhir", sandbox.base));
+    assert!(!q.contains_key("nonce"), "no openid, no nonce");
+    let callback = consent(&format!("{}&login_hint=remote-p1", started.url));
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("You can close this window"), "{page}");
+    let run = started.finish();
+    let link = run.json();
+    assert_eq!(link["provider"], "ehr");
+    assert_eq!(link["remote_patient"], "remote-p1");
+    assert_eq!(link["state"], "active");
+    assert_eq!(stats(&sandbox)["code_exchanges"], 1);
+    // The state is stored only as a hash, the verifier only sealed.
+    let state = q["state"].clone();
+    let stored = home.stored_bytes();
+    assert!(!crate::pull::harness::contains(&stored, &state));
+    assert_eq!(
+        audit_actions(&home),
+        ["consent.start", "consent.callback", "consent.linked"]
+    );
+    let pulled = home.pull(Some("ehr"));
+    assert_eq!(pulled.code, 0, "{pulled:?}");
+    let (documents, regimens, _) = home.imported_rows();
+    assert_eq!((documents, regimens), (1, 1));
+    // A consent of a linked patient re-links the same link.
+    let again = start(&home, "ehr", &[], &[]);
+    let callback = consent(&again.url);
+    get(&callback);
+    let relinked = again.finish().json();
+    assert_eq!(relinked["id"], link["id"]);
+}
+
+#[test]
+fn a_denial_stores_no_link_and_says_so() {
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    let home = Home::new(&consent_provider(&sandbox, "ehr", "demo-client", port, ""));
+    let started = start(&home, "ehr", &[], &[]);
+    let callback = consent(&format!("{}&login_hint=deny", started.url));
+    assert!(callback.contains("error=access_denied"), "{callback}");
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 400);
+    assert!(page.contains("access_denied"), "{page}");
+    let run = started.finish();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("access_denied"), "{}", run.stderr);
+    assert!(run.stderr.contains("nothing stored"), "{}", run.stderr);
+    assert!(links(&home).is_empty());
+    assert_eq!(
+        audit_actions(&home),
+        ["consent.start", "consent.callback", "consent.denied"]
+    );
+}
+
+#[test]
+fn a_wrong_state_stores_no_link() {
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    let home = Home::new(&consent_provider(&sandbox, "ehr", "demo-client", port, ""));
+    let started = start(&home, "ehr", &[], &[]);
+    let callback = consent(&started.url);
+    let mut forged = url::Url::parse(&callback).expect("url");
+    let pairs: Vec<(String, String)> = forged
+        .query_pairs()
+        .into_owned()
+        .map(|(k, v)| {
+            if k == "state" {
+                (k, "forged".to_string())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    forged.query_pairs_mut().clear().extend_pairs(pairs);
+    let (status, _, _) = get(forged.as_str());
+    assert_eq!(status, 400);
+    let run = started.finish();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("state matches no consent"),
+        "{}",
+        run.stderr
+    );
+    assert!(links(&home).is_empty());
+    assert_eq!(
+        stats(&sandbox)["code_exchanges"],
+        0,
+        "no exchange was tried"
+    );
+}
+
+#[test]
+fn a_replayed_callback_stores_nothing_more() {
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    let home = Home::new(&consent_provider(&sandbox, "ehr", "demo-client", port, ""));
+    let first = start(&home, "ehr", &[], &[]);
+    let callback = consent(&first.url);
+    get(&callback);
+    assert_eq!(first.finish().code, 0);
+    let before = home
+        .env
+        .query_i64("SELECT COUNT(*) FROM audit WHERE action IN ('link.add', 'link.relink')");
+    // The same callback again, to a second `link start`.
+    let second = start(&home, "ehr", &[], &[]);
+    let (status, _, _) = get(&callback);
+    assert_eq!(status, 400);
+    let run = second.finish();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("already used"), "{}", run.stderr);
+    assert_eq!(links(&home).len(), 1);
+    let after = home
+        .env
+        .query_i64("SELECT COUNT(*) FROM audit WHERE action IN ('link.add', 'link.relink')");
+    assert_eq!(before, after, "no re-link either");
+    assert_eq!(stats(&sandbox)["code_exchanges"], 1);
+}
+
+#[test]
+fn a_timeout_stores_no_link() {
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    let home = Home::new(&consent_provider(&sandbox, "ehr", "demo-client", port, ""));
+    let started = start(&home, "ehr", &["--timeout", "1"], &[]);
+    let run = started.finish();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("timed out"), "{}", run.stderr);
+    assert!(links(&home).is_empty());
+    assert_eq!(
+        home.env.query_string("SELECT outcome FROM consent_flows"),
+        "abandoned"
+    );
+}
+
+#[test]
+fn a_failed_exchange_stores_no_link() {
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    let home = Home::new(&consent_provider(&sandbox, "ehr", "demo-client", port, ""));
+    let started = start(
+        &home,
+        "ehr",
+        &[],
+        &[("SANDBOX_CLIENT_SECRET", "not-the-secret")],
+    );
+    let callback = consent(&started.url);
+    let (status, _, _) = get(&callback);
+    assert_eq!(status, 400);
+    let run = started.finish();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("invalid_client"), "{}", run.stderr);
+    assert!(!run.stderr.contains("not-the-secret"));
+    assert!(links(&home).is_empty());
+    assert_eq!(
+        audit_actions(&home),
+        ["consent.start", "consent.callback", "consent.failed"]
+    );
+}
+
+#[test]
+fn a_redirect_uri_that_is_not_loopback_is_a_config_error() {
+    let sandbox = Sandbox::start();
+    let text = consent_provider(&sandbox, "ehr", "demo-client", 8765, "").replace(
+        "http://127.0.0.1:8765/callback",
+        "http://localhost:8765/callback",
+    );
+    let home = Home::new(&text);
+    let run = home.rx(&["link", "start", "--patient", "P1", "--provider", "ehr"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("redirect_uri") && run.stderr.contains("loopback"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "no URL printed");
+}
+
+/// Makes a key pair with openssl: (private key path, public key path).
+fn keypair(dir: &std::path::Path, alg: &str) -> (String, String) {
+    let private = dir.join(format!("{alg}.pem"));
+    let public = dir.join(format!("{alg}.pub.pem"));
+    let opts: &[&str] = match alg {
+        "RS384" => &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+        _ => &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+    };
+    let ok = Command::new("openssl")
+        .arg("genpkey")
+        .args(opts)
+        .arg("-out")
+        .arg(&private)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl")
+        .success();
+    assert!(ok, "openssl genpkey");
+    let ok = Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&public)
+        .status()
+        .expect("openssl")
+        .success();
+    assert!(ok, "openssl pkey");
+    (private.display().to_string(), public.display().to_string())
+}
+
+/// Consent with `private_key_jwt` (SMART App Launch 2.x asymmetric client
+/// authentication) at the exchange and at the refresh afterwards.
+fn private_key_jwt(alg: &str) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (private, public) = keypair(data.path(), alg);
+    std::fs::write(
+        data.path().join("sandbox.toml"),
+        format!(
+            r#"
+[[clients]]
+id = "jwt-client"
+private_key_jwt = true
+access_token_ttl = 1
+[[bulk.clients]]
+id = "jwt-client"
+kid = "kid-1"
+algorithm = "{alg}"
+public_key_file = "{public}"
+"#
+        ),
+    )
+    .expect("sandbox.toml");
+    let sandbox = Sandbox::start_with(&["--data", &data.path().display().to_string()]);
+    let port = free_port();
+    let extra = format!(
+        "client_auth = \"private_key_jwt\"\nprivate_key_file = \"{private}\"\nkey_id = \"kid-1\"\nalgorithm = \"{alg}\"\n"
+    );
+    let home = Home::new(&consent_provider(
+        &sandbox,
+        "ehr",
+        "jwt-client",
+        port,
+        &extra,
+    ));
+    let started = start(&home, "ehr", &[], &[]);
+    get(&consent(&started.url));
+    let run = started.finish();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(stats(&sandbox)["code_exchanges"], 1);
+    // The access token lives one second: the pull refreshes first, signing again.
+    std::thread::sleep(Duration::from_millis(1500));
+    let pulled = home.pull(Some("ehr"));
+    assert_eq!(pulled.code, 0, "{pulled:?}");
+    assert!(stats(&sandbox)["refreshes"].as_u64().unwrap_or(0) >= 1);
+}
+
+#[test]
+fn private_key_jwt_rs384_links_and_refreshes() {
+    private_key_jwt("RS384");
+}
+
+#[test]
+fn private_key_jwt_es384_links_and_refreshes() {
+    private_key_jwt("ES384");
+}
