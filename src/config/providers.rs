@@ -1604,6 +1604,97 @@ scopes = ["system/MedicationRequest.rs", "system/Patient.rs"]
         assert!(msg.contains("private_key_jwt"), "{msg}");
     }
 
+    const CONSENT: &str = r#"
+[[providers]]
+id = "portal"
+kind = "fhir"
+base_url = "https://fhir.example.org/r4"
+[providers.auth]
+scheme = "oauth2"
+token_url = "/oauth/token"
+authorize_url = "/oauth/authorize"
+redirect_uri = "http://127.0.0.1:8765/callback"
+client_id = "rx"
+client_auth = "none"
+prompt_login = true
+scopes = ["openid", "patient/MedicationRequest.rs"]
+authorize_params = { aud = "https://fhir.example.org/r4" }
+"#;
+
+    #[test]
+    fn consent_settings_resolve() {
+        let p = providers(CONSENT).expect("valid").remove(0);
+        let ProviderAuth::Oauth2(o) = &p.auth else {
+            panic!("oauth2")
+        };
+        assert_eq!(o.client_auth, ClientAuth::None);
+        let c = o.consent.as_ref().expect("consent");
+        assert_eq!(
+            c.authorize_url.as_str(),
+            "https://fhir.example.org/oauth/authorize"
+        );
+        assert_eq!(
+            c.redirect_uri.as_ref().map(Url::as_str),
+            Some("http://127.0.0.1:8765/callback")
+        );
+        assert!(c.prompt_login);
+        assert_eq!(
+            c.authorize_params,
+            vec![("aud".to_string(), "https://fhir.example.org/r4".to_string())]
+        );
+        let none = providers(FHIR).expect("valid").remove(0);
+        let ProviderAuth::Oauth2(o) = &none.auth else {
+            panic!("oauth2")
+        };
+        assert!(o.consent.is_none());
+    }
+
+    #[test]
+    fn consent_errors_name_the_provider_the_key_and_the_file() {
+        let rows: &[(&str, &str, &str)] = &[
+            (
+                "authorize_url = \"/oauth/authorize\"\n",
+                "",
+                "auth.redirect_uri",
+            ),
+            (
+                "redirect_uri = \"http://127.0.0.1:8765/callback\"",
+                "redirect_uri = \"ftp://127.0.0.1/cb\"",
+                "auth.redirect_uri",
+            ),
+            (
+                "redirect_uri = \"http://127.0.0.1:8765/callback\"",
+                "redirect_uri = \"http://127.0.0.1:8765/callback#x\"",
+                "auth.redirect_uri",
+            ),
+            (
+                "aud = \"https://fhir.example.org/r4\"",
+                "state = \"fixed\"",
+                "auth.authorize_params.state",
+            ),
+            (
+                "client_auth = \"none\"",
+                "client_auth = \"none\"\nclient_secret_env = \"X\"",
+                "auth.client_secret_env",
+            ),
+            (
+                "client_auth = \"none\"",
+                "client_auth = \"jwt\"",
+                "auth.client_auth",
+            ),
+        ];
+        for (from, to, key) in rows {
+            assert!(CONSENT.contains(from), "{from}");
+            let msg = providers(&CONSENT.replace(from, to))
+                .expect_err(to)
+                .to_string();
+            assert!(
+                msg.contains(key) && msg.contains("portal") && msg.contains("/etc/rx/config.toml"),
+                "{to}: {msg}"
+            );
+        }
+    }
+
     #[test]
     fn secrets_load_from_env_or_file_and_errors_never_hold_them() {
         let dir = tempfile::tempdir().expect("tempdir");

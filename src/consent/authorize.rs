@@ -230,6 +230,71 @@ mod tests {
     }
 
     #[test]
+    fn the_authorization_url_carries_pkce_state_nonce_prompt_and_extras() {
+        let raw = crate::config::parse(
+            r#"
+[[providers]]
+id = "portal"
+kind = "fhir"
+base_url = "https://fhir.example.org/r4"
+[providers.auth]
+scheme = "oauth2"
+token_url = "/oauth/token"
+authorize_url = "https://auth.example.org/authorize?tenant=7"
+client_id = "rx"
+prompt_login = true
+scopes = ["openid", "patient/MedicationRequest.rs"]
+authorize_params = { aud = "https://fhir.example.org/r4" }
+"#,
+            std::path::Path::new("/x/config.toml"),
+        )
+        .expect("parses");
+        let config = crate::config::resolve(
+            raw,
+            Some(std::path::Path::new("/x/config.toml")),
+            std::path::Path::new("/x"),
+            &|_| None,
+        )
+        .expect("valid");
+        let p = &config.providers[0];
+        let crate::config::ProviderAuth::Oauth2(o) = &p.auth else {
+            panic!("oauth2")
+        };
+        let consent = o.consent.as_ref().expect("consent");
+        let secrets = RequestSecrets::generate(wants_nonce(&o.scopes));
+        let redirect = Url::parse("http://127.0.0.1:8765/callback").expect("url");
+        let url = authorization_url(o, consent, &redirect, &secrets);
+        let q: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let get = |k: &str| {
+            q.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("{k} in {url}"))
+        };
+        assert_eq!(get("tenant"), "7", "the endpoint's own query is kept");
+        assert_eq!(get("response_type"), "code");
+        assert_eq!(get("client_id"), "rx");
+        assert_eq!(get("redirect_uri"), "http://127.0.0.1:8765/callback");
+        assert_eq!(get("scope"), "openid patient/MedicationRequest.rs");
+        assert_eq!(get("state"), secrets.state.expose_secret());
+        assert_eq!(
+            get("code_challenge"),
+            s256_challenge(secrets.verifier.expose_secret())
+        );
+        assert_eq!(get("code_challenge_method"), "S256");
+        assert_eq!(
+            get("nonce"),
+            secrets.nonce.as_ref().expect("nonce").expose_secret()
+        );
+        assert_eq!(get("prompt"), "login");
+        assert_eq!(get("aud"), "https://fhir.example.org/r4");
+        assert!(
+            !url.as_str().contains(secrets.verifier.expose_secret()),
+            "the verifier never travels in the URL"
+        );
+    }
+
+    #[test]
     fn scopes_beyond_the_asked_ones_are_named() {
         let asked = vec!["openid".to_string(), "patient/Medication.rs".to_string()];
         assert!(unasked_scopes(&asked, Some("openid")).is_empty());
