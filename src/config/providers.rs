@@ -1127,11 +1127,14 @@ fn resolve_auth(
     }
 }
 
+/// Resolves an optional URL key against the base URL (its errors name the key).
+type UrlKey<'a> = dyn Fn(&str, Option<&str>) -> Result<Option<Url>, ConfigError> + 'a;
+
 /// `authorize_url`, `redirect_uri`, `prompt_login`, `authorize_params`.
 fn resolve_consent(
     a: &RawAuth,
     grant: Oauth2Grant,
-    url_key: &dyn Fn(&str, Option<&str>) -> Result<Option<Url>, ConfigError>,
+    url_key: &UrlKey<'_>,
     e: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<Option<ConsentSettings>, ConfigError> {
     let Some(authorize_url) = url_key("auth.authorize_url", a.authorize_url.as_deref())? else {

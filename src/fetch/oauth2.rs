@@ -175,17 +175,7 @@ impl ClientProof {
 
     /// The form pairs this proof adds to a token request's body (the
     /// assertion made now for `token_url`), and the Basic header value if any.
-    fn apply(
-        &self,
-        client_id: &str,
-        token_url: &url::Url,
-    ) -> Result<
-        (
-            Vec<(&'static str, SecretString)>,
-            Option<reqwest::header::HeaderValue>,
-        ),
-        String,
-    > {
+    fn apply(&self, client_id: &str, token_url: &url::Url) -> Result<ProofParts, String> {
         let plain = |s: &str| SecretString::from(s.to_string());
         match self {
             ClientProof::Basic(secret) => Ok((Vec::new(), Some(basic_header(client_id, secret)?))),
@@ -212,6 +202,12 @@ impl ClientProof {
         }
     }
 }
+
+/// What a proof adds to a token request: form pairs, and a Basic header.
+type ProofParts = (
+    Vec<(&'static str, SecretString)>,
+    Option<reqwest::header::HeaderValue>,
+);
 
 /// `Authorization: Basic …` (RFC 6749 §2.3.1: both parts form-encoded before base64), sensitive.
 fn basic_header(

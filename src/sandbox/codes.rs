@@ -128,7 +128,14 @@ mod tests {
     #[test]
     fn a_code_is_redeemed_once_with_its_client_redirect_and_verifier() {
         let cb = Some("http://127.0.0.1:1/cb");
-        let rows: &[(&str, Option<&str>, Option<&str>, u64, Option<CodeError>)] = &[
+        type Row<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            u64,
+            Option<CodeError>,
+        );
+        let rows: &[Row<'_>] = &[
             ("app", cb, Some(VERIFIER), 50, None),
             (
                 "other",
