@@ -373,7 +373,7 @@ pub struct ConsentSettings {
 }
 
 /// Authorization request parameters rxsync sets itself: not in `authorize_params`.
-pub const RESERVED_AUTHORIZE_PARAMS: [&str; 10] = [
+pub const RESERVED_AUTHORIZE_PARAMS: [&str; 9] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -382,7 +382,6 @@ pub const RESERVED_AUTHORIZE_PARAMS: [&str; 10] = [
     "code_challenge",
     "code_challenge_method",
     "nonce",
-    "prompt",
     "client_secret",
 ];
 
@@ -1177,7 +1176,7 @@ fn resolve_consent(
         if RESERVED_AUTHORIZE_PARAMS.contains(&name.as_str()) {
             return Err(e(
                 &format!("auth.authorize_params.{name}"),
-                "is set by rxsync itself; leave it out (prompt: use prompt_login)".into(),
+                "is set by rxsync itself; leave it out".into(),
             ));
         }
         if name.is_empty() {

@@ -92,11 +92,22 @@ pub fn authorization_url(
         if let Some(n) = &secrets.nonce {
             q.append_pair("nonce", n.expose_secret());
         }
+        // `prompt` is one space-separated list (OIDC Core §3.1.2.1):
+        // `login` from prompt_login, then what authorize_params.prompt adds
+        // (e.g. `consent`, which oidc-provider needs to grant offline_access).
+        let mut prompt: Vec<&str> = Vec::new();
         if consent.prompt_login {
-            q.append_pair("prompt", "login");
+            prompt.push("login");
         }
         for (k, v) in &consent.authorize_params {
-            q.append_pair(k, v);
+            if k == "prompt" {
+                prompt.extend(v.split_ascii_whitespace().filter(|p| *p != "login"));
+            } else {
+                q.append_pair(k, v);
+            }
+        }
+        if !prompt.is_empty() {
+            q.append_pair("prompt", &prompt.join(" "));
         }
     }
     url
@@ -244,7 +255,7 @@ authorize_url = "https://auth.example.org/authorize?tenant=7"
 client_id = "rx"
 prompt_login = true
 scopes = ["openid", "patient/MedicationRequest.rs"]
-authorize_params = { aud = "https://fhir.example.org/r4" }
+authorize_params = { aud = "https://fhir.example.org/r4", prompt = "consent" }
 "#,
             std::path::Path::new("/x/config.toml"),
         )
@@ -286,7 +297,7 @@ authorize_params = { aud = "https://fhir.example.org/r4" }
             get("nonce"),
             secrets.nonce.as_ref().expect("nonce").expose_secret()
         );
-        assert_eq!(get("prompt"), "login");
+        assert_eq!(get("prompt"), "login consent");
         assert_eq!(get("aud"), "https://fhir.example.org/r4");
         assert!(
             !url.as_str().contains(secrets.verifier.expose_secret()),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::pull::harness::{Home, SECRETS, fhir_at, stats};
-use crate::support::{Run, Sandbox};
+use crate::support::{Run, Sandbox, TestEnv};
 
 /// A free loopback port (bound, read, released).
 fn free_port() -> u16 {
@@ -32,9 +32,9 @@ fn consent_provider(sandbox: &Sandbox, id: &str, client: &str, port: u16, extra:
 }
 
 /// A running `rxsync link start` and the first line it printed.
-struct Started {
+pub(crate) struct Started {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     /// Reads the rest of stdout (the link, as JSON).
     rest: std::thread::JoinHandle<String>,
 }
@@ -42,17 +42,31 @@ struct Started {
 /// Starts `link start --patient P1 --provider ID --format json` with the
 /// demo secrets (and `env` after them) and reads its first stdout line.
 fn start(home: &Home, provider: &str, extra: &[&str], env: &[(&str, &str)]) -> Started {
+    let env: Vec<(&str, &str)> = SECRETS.iter().chain(env).copied().collect();
+    spawn_link_start(&home.env, &home.config, "P1", provider, extra, &env)
+}
+
+/// Starts `rxsync --config C --db D link start --patient P --provider ID
+/// --format json EXTRA` with `env`, and reads its first stdout line.
+pub(crate) fn spawn_link_start(
+    home: &TestEnv,
+    config: &str,
+    patient: &str,
+    provider: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Started {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rxsync"));
-    cmd.current_dir(home.env.dir.path())
+    cmd.current_dir(home.dir.path())
         .arg("--config")
-        .arg(&home.config)
+        .arg(config)
         .arg("--db")
-        .arg(&home.env.db)
+        .arg(&home.db)
         .args([
             "link",
             "start",
             "--patient",
-            "P1",
+            patient,
             "--provider",
             provider,
             "--format",
@@ -65,7 +79,7 @@ fn start(home: &Home, provider: &str, extra: &[&str], env: &[(&str, &str)]) -> S
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
         cmd.env_remove(k);
     }
-    for (k, v) in SECRETS.iter().chain(env) {
+    for (k, v) in env {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("run rxsync link start");
@@ -86,7 +100,7 @@ fn start(home: &Home, provider: &str, extra: &[&str], env: &[(&str, &str)]) -> S
 
 impl Started {
     /// Waits for the process; its stdout after the first line, its stderr, its exit code.
-    fn finish(mut self) -> Run {
+    pub(crate) fn finish(mut self) -> Run {
         let mut stderr = String::new();
         if let Some(mut e) = self.child.stderr.take() {
             let _ = e.read_to_string(&mut stderr);
@@ -102,7 +116,7 @@ impl Started {
 }
 
 /// One raw HTTP/1.1 GET: (status, Location, body).
-fn get(url: &str) -> (u16, Option<String>, String) {
+pub(crate) fn get(url: &str) -> (u16, Option<String>, String) {
     let u = url::Url::parse(url).expect("url");
     let authority = format!(
         "{}:{}",
@@ -402,7 +416,6 @@ fn private_key_jwt(alg: &str) {
 [[clients]]
 id = "jwt-client"
 private_key_jwt = true
-access_token_ttl = 1
 [[bulk.clients]]
 id = "jwt-client"
 kid = "kid-1"
@@ -429,8 +442,12 @@ public_key_file = "{public}"
     let run = started.finish();
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(stats(&sandbox)["code_exchanges"], 1);
-    // The access token lives one second: the pull refreshes first, signing again.
-    std::thread::sleep(Duration::from_millis(1500));
+    // One 401 at the FHIR server: the pull refreshes, signing a new assertion.
+    let (status, _) = sandbox.admin(
+        "/admin/faults",
+        Some(&serde_json::json!({"path_prefix": "/fhir/Medication", "status": 401, "times": 1})),
+    );
+    assert_eq!(status, 200);
     let pulled = home.pull(Some("ehr"));
     assert_eq!(pulled.code, 0, "{pulled:?}");
     assert!(stats(&sandbox)["refreshes"].as_u64().unwrap_or(0) >= 1);
