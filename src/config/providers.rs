@@ -129,6 +129,12 @@ pub struct RawAuth {
     pub private_key_file: Option<PathBuf>,
     pub key_id: Option<String>,
     pub algorithm: Option<String>,
+    /// Key rotation: the key rxsync signed with before, still served in its
+    /// JWKS (never used to sign) until the provider has fetched the new one.
+    pub previous_private_key_file: Option<PathBuf>,
+    pub previous_key_id: Option<String>,
+    /// Default: `algorithm`.
+    pub previous_algorithm: Option<String>,
     /// Consent (`rxsync link start`): the authorization endpoint.
     pub authorize_url: Option<String>,
     /// Where the provider sends the browser back: for `link start` a
@@ -355,6 +361,8 @@ pub struct Oauth2Settings {
     /// `client_auth = "private_key_jwt"`: the assertion rides in the request
     /// body (so `client_auth` is `Post`) and is signed with this key.
     pub private_key_jwt: Option<AssertionKeySettings>,
+    /// The key before the current one (rotation): only published in the JWKS.
+    pub previous_private_key_jwt: Option<AssertionKeySettings>,
     /// How links are made by consent (`authorize_url` …); `None` when the
     /// provider has no authorization endpoint configured.
     pub consent: Option<ConsentSettings>,
@@ -892,6 +900,10 @@ fn resolve_auth(
                     ("redirect_uri", a.redirect_uri.is_some()),
                     ("prompt_login", a.prompt_login.is_some()),
                     ("authorize_params", a.authorize_params.is_some()),
+                    (
+                        "previous_private_key_file",
+                        a.previous_private_key_file.is_some(),
+                    ),
                 ],
             )?;
             let consumer_key = a
@@ -1021,6 +1033,7 @@ fn resolve_auth(
                 a.client_secret_file,
             )?;
             let jwt = a.client_auth.as_deref() == Some("private_key_jwt");
+            let mut previous = None;
             let client_auth = match a.client_auth.as_deref() {
                 None | Some("basic") => ClientAuth::Basic,
                 Some("post" | "private_key_jwt") => ClientAuth::Post,
@@ -1058,16 +1071,32 @@ fn resolve_auth(
                     .key_id
                     .filter(|k| !k.is_empty())
                     .ok_or_else(|| e("auth.key_id", "is missing (the key's kid)".into()))?;
-                let algorithm = match a.algorithm.as_deref() {
-                    Some("RS384") => AssertionAlg::Rs384,
-                    Some("ES384") => AssertionAlg::Es384,
-                    Some(other) => {
+                let alg = |key: &str, v: Option<&str>| match v {
+                    Some("RS384") => Ok(AssertionAlg::Rs384),
+                    Some("ES384") => Ok(AssertionAlg::Es384),
+                    Some(other) => Err(e(
+                        key,
+                        format!("must be \"RS384\" or \"ES384\", not {other:?}"),
+                    )),
+                    None => Err(e(key, "is missing (RS384 or ES384)".into())),
+                };
+                let algorithm = alg("auth.algorithm", a.algorithm.as_deref())?;
+                previous = match (&a.previous_private_key_file, &a.previous_key_id) {
+                    (Some(f), Some(k)) if !k.is_empty() => Some(AssertionKeySettings {
+                        private_key_file: base.join(f),
+                        key_id: k.clone(),
+                        algorithm: match a.previous_algorithm.as_deref() {
+                            None => algorithm,
+                            v => alg("auth.previous_algorithm", v)?,
+                        },
+                    }),
+                    (None, None) if a.previous_algorithm.is_none() => None,
+                    _ => {
                         return Err(e(
-                            "auth.algorithm",
-                            format!("must be \"RS384\" or \"ES384\", not {other:?}"),
+                            "auth.previous_private_key_file",
+                            "and auth.previous_key_id go together (the key before the current one, published in the JWKS during a rotation)".into(),
                         ));
                     }
-                    None => return Err(e("auth.algorithm", "is missing (RS384 or ES384)".into())),
                 };
                 Some(AssertionKeySettings {
                     private_key_file,
@@ -1081,12 +1110,18 @@ fn resolve_auth(
                         ("private_key_file", a.private_key_file.is_some()),
                         ("key_id", a.key_id.is_some()),
                         ("algorithm", a.algorithm.is_some()),
+                        (
+                            "previous_private_key_file",
+                            a.previous_private_key_file.is_some(),
+                        ),
+                        ("previous_key_id", a.previous_key_id.is_some()),
+                        ("previous_algorithm", a.previous_algorithm.is_some()),
                     ],
                 )
                 .map_err(|_| {
                     e(
                         "auth.private_key_file",
-                        "(and key_id, algorithm) are only for client_auth = \"private_key_jwt\""
+                        "(and key_id, algorithm, previous_*) are only for client_auth = \"private_key_jwt\""
                             .into(),
                     )
                 })?;
@@ -1112,6 +1147,7 @@ fn resolve_auth(
                 )?,
                 grant,
                 private_key_jwt,
+                previous_private_key_jwt: previous,
                 consent,
             })))
         }

@@ -462,3 +462,68 @@ fn private_key_jwt_rs384_links_and_refreshes() {
 fn private_key_jwt_es384_links_and_refreshes() {
     private_key_jwt("ES384");
 }
+
+/// The review app serves rxsync's public `private_key_jwt` keys — the
+/// current one and the previous one during a rotation — as a JWK Set that
+/// verifies what rxsync signs, and never the private halves.
+#[test]
+fn the_review_app_serves_current_and_previous_keys_as_a_jwks() {
+    let env = TestEnv::new();
+    let (new_private, _) = keypair(env.dir.path(), "RS384");
+    let (old_private, _) = keypair(env.dir.path(), "ES384");
+    let config = env.write(
+        "config.toml",
+        format!(
+            r#"[[providers]]
+id = "ehr"
+kind = "fhir"
+base_url = "https://fhir.example.org/r4"
+[providers.auth]
+scheme = "oauth2"
+token_url = "https://auth.example.org/token"
+authorize_url = "https://auth.example.org/authorize"
+redirect_uri = "http://127.0.0.1:8765/callback"
+client_id = "rxsync"
+client_auth = "private_key_jwt"
+private_key_file = "{new_private}"
+key_id = "kid-2026-12"
+algorithm = "RS384"
+previous_private_key_file = "{old_private}"
+previous_key_id = "kid-2026-06"
+previous_algorithm = "ES384"
+"#
+        )
+        .as_bytes(),
+    );
+    let review = crate::review_server::Review::serve_with(env, &["--config", &config]);
+    let (status, _, body) = get(&format!("{}/.well-known/jwks.json", review.base));
+    assert_eq!(status, 200, "{body}");
+    let set: Value = serde_json::from_str(&body).expect("JSON");
+    let keys = set["keys"].as_array().expect("keys");
+    let kids: Vec<&str> = keys.iter().filter_map(|k| k["kid"].as_str()).collect();
+    assert_eq!(kids, ["kid-2026-12", "kid-2026-06"]);
+    assert_eq!(keys[0]["kty"], "RSA");
+    assert_eq!(keys[1]["crv"], "P-384");
+    assert!(!body.contains("\"d\""), "no private part: {body}");
+    // What rxsync signs with the current key verifies with the served key.
+    let key = rxsync::fetch::backend::AssertionKey::load(&rxsync::config::AssertionKeySettings {
+        private_key_file: new_private.into(),
+        key_id: "kid-2026-12".into(),
+        algorithm: rxsync::config::AssertionAlg::Rs384,
+    })
+    .expect("key");
+    let token_url = url::Url::parse("https://auth.example.org/token").expect("url");
+    let assertion =
+        rxsync::fetch::backend::client_assertion("rxsync", &token_url, &key, chrono::Utc::now())
+            .expect("signs");
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(keys[0].clone()).expect("a JWK");
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS384);
+    v.set_audience(&["https://auth.example.org/token"]);
+    use secrecy::ExposeSecret as _;
+    jsonwebtoken::decode::<Value>(
+        assertion.expose_secret(),
+        &jsonwebtoken::DecodingKey::from_jwk(&jwk).expect("decoding key"),
+        &v,
+    )
+    .expect("verifies");
+}
