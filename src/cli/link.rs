@@ -334,6 +334,13 @@ fn start(
                 }
                 Err(e) => responder.answer(false, &e.to_string()).await,
             }
+            // A callback that named no flow of ours leaves ours waiting:
+            // end it, since this command stops listening now.
+            if let Err(consent::ConsentError::WrongState | consent::ConsentError::NoState) = &done
+            {
+                consent::abandon(&writer, &started.flow, "a callback without our state arrived", "cli")
+                    .await?;
+            }
             Ok::<_, anyhow::Error>(done?)
         }
         .await;
@@ -468,7 +475,15 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
         "note",
     ]);
     for l in &links {
+        let by_consent = ctx
+            .config
+            .provider(&l.provider)
+            .is_some_and(|p| rxsync::consent::consent_settings(p).is_ok());
         let note = match l.state.as_str() {
+            "needs_relink" if by_consent => format!(
+                "re-link: rxsync link start --patient {} --provider {}",
+                l.patient, l.provider
+            ),
             "needs_relink" => format!(
                 "re-link: rxsync link add --patient {} --provider {} < tokens.json",
                 l.patient, l.provider

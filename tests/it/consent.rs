@@ -282,6 +282,11 @@ fn a_wrong_state_stores_no_link() {
     );
     assert!(links(&home).is_empty());
     assert_eq!(
+        home.env.query_string("SELECT outcome FROM consent_flows"),
+        "abandoned",
+        "our own flow cannot be taken later"
+    );
+    assert_eq!(
         stats(&sandbox)["code_exchanges"],
         0,
         "no exchange was tried"
