@@ -532,3 +532,46 @@ previous_algorithm = "ES384"
     )
     .expect("verifies");
 }
+
+/// Each way of authenticating the client at the code exchange: Basic
+/// (`Authorization` header), form parameters, and a public client's bare
+/// `client_id` (`client_auth = "none"`); the sandbox refuses any other.
+#[test]
+fn the_code_exchange_authenticates_as_configured() {
+    let sandbox = Sandbox::start();
+    for (client, auth, header) in [
+        ("demo-client", "basic", true),
+        ("demo-client", "post", false),
+        ("demo-public", "none", false),
+    ] {
+        let port = free_port();
+        let extra = format!("client_auth = \"{auth}\"\n");
+        let home = Home::new(&consent_provider(&sandbox, "ehr", client, port, &extra));
+        crate::pull::harness::clear_requests(&sandbox);
+        let started = start(&home, "ehr", &[], &[]);
+        let callback = consent(&started.url);
+        let code = url::Url::parse(&callback)
+            .expect("url")
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .expect("a code");
+        get(&callback);
+        let run = started.finish();
+        assert_eq!(run.code, 0, "{auth}: {run:?}");
+        let token_requests: Vec<Value> = crate::pull::harness::requests(&sandbox)
+            .into_iter()
+            .filter(|r| r["path"] == "/oauth2/token")
+            .collect();
+        assert_eq!(token_requests.len(), 1, "{auth}");
+        assert_eq!(
+            token_requests[0]["headers"].get("authorization").is_some(),
+            header,
+            "{auth}"
+        );
+        // Neither the code nor the state is kept or shown.
+        let stored = home.stored_bytes();
+        assert!(!crate::pull::harness::contains(&stored, &code), "{auth}");
+        assert!(!run.stdout.contains(&code) && !run.stderr.contains(&code));
+    }
+}
