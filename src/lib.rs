@@ -9,6 +9,7 @@
 
 pub mod bulk;
 pub mod config;
+pub mod consent;
 pub mod daemon;
 pub mod dict;
 pub mod domain;

@@ -760,10 +760,7 @@ impl Puller {
                 (Some(url), Some(client)) => {
                     let result = async {
                         let secrets = link.secrets(&self.key).map_err(|e| e.to_string())?;
-                        let secret = o
-                            .client_secret
-                            .load(p.id.as_str(), "auth.client_secret", &*self.env)
-                            .map_err(|e| e.to_string())?;
+                        let proof = oauth2::ClientProof::load(o, p.id.as_str(), &*self.env)?;
                         let LinkSecrets::Oauth2 {
                             access_token,
                             refresh_token,
@@ -780,7 +777,7 @@ impl Puller {
                             client.inner(),
                             o,
                             url,
-                            secret.as_ref(),
+                            &proof,
                             token,
                             hint,
                             client.limits().timeout,
@@ -943,14 +940,10 @@ impl Fetching<'_> {
                 "the access token expired and the link holds no refresh token",
             ));
         };
-        let secret = o
-            .client_secret
-            .load(
-                provider.id.as_str(),
-                "auth.client_secret",
-                &*self.puller.env,
-            )
-            .map_err(|e| Failure::failed(e.to_string()))?;
+        // The same client authentication as the code exchange: a
+        // `private_key_jwt` client signs a fresh assertion for each refresh.
+        let proof = oauth2::ClientProof::load(o, provider.id.as_str(), &*self.puller.env)
+            .map_err(Failure::failed)?;
         // The exchange and the commit of its answer run as their own task:
         // once the provider has rotated the refresh token, the new one must
         // reach the vault even if this sync is abandoned (shutdown), or the
@@ -967,8 +960,7 @@ impl Fetching<'_> {
         let exchange = tokio::spawn(async move {
             let _gate = gate;
             let t0 = Instant::now();
-            let answer =
-                oauth2::refresh(&client, &settings, secret.as_ref(), &current, timeout).await;
+            let answer = oauth2::refresh(&client, &settings, &proof, &current, timeout).await;
             let ms = t0.elapsed().as_millis() as u64;
             let detail = serde_json::json!({
                 "url": redact(&settings.token_url), "grant_type": "refresh_token", "ms": ms,
@@ -1270,7 +1262,13 @@ fn pull_futures_are_send(
     t: &SecretString,
 ) {
     fn is_send<T: Send>(_: T) {}
-    is_send(oauth2::refresh(c, o, None, t, Duration::from_secs(1)));
+    is_send(oauth2::refresh(
+        c,
+        o,
+        &oauth2::ClientProof::None,
+        t,
+        Duration::from_secs(1),
+    ));
     is_send(p.pull(s, 1, "", ""));
     is_send(p.revoke(s, 1, ""));
 }

@@ -56,6 +56,14 @@ pub enum VaultError {
     #[error("link {link}: the sealed {field} does not open (damaged, or moved from another link)")]
     Damaged { link: i64, field: &'static str },
     #[error(
+        "the consent flow was sealed with vault key {sealed_with}, but the key in use is {in_use}: start the consent again"
+    )]
+    FlowWrongKey { sealed_with: String, in_use: String },
+    #[error(
+        "the consent flow's sealed {field} does not open (damaged, or moved from another flow)"
+    )]
+    FlowDamaged { field: &'static str },
+    #[error(
         "key file {path} is missing but {pending} exists: a key rotation was interrupted; run rxsync key rotate to finish it (no new key was made)"
     )]
     InterruptedRotation { path: PathBuf, pending: PathBuf },
@@ -158,9 +166,36 @@ impl VaultKey {
 
     /// Seals a field of a link.
     pub fn seal(&self, link: i64, field: &'static str, plaintext: &str) -> Vec<u8> {
+        self.seal_with(&associated_data(link, field), plaintext)
+    }
+
+    /// Seals a field of a consent flow (its PKCE verifier, its nonce): bound
+    /// to the flow id and the field, never openable as a link's field.
+    pub fn seal_flow(&self, flow: &str, field: &'static str, plaintext: &str) -> Vec<u8> {
+        self.seal_with(&flow_associated_data(flow, field), plaintext)
+    }
+
+    /// Opens a consent flow's sealed field. `sealed_with` is the key id stored with the flow.
+    pub fn open_flow(
+        &self,
+        flow: &str,
+        field: &'static str,
+        sealed_with: &str,
+        sealed: &[u8],
+    ) -> Result<SecretString, VaultError> {
+        if sealed_with != self.id {
+            return Err(VaultError::FlowWrongKey {
+                sealed_with: sealed_with.to_string(),
+                in_use: self.id.clone(),
+            });
+        }
+        self.open_with(&flow_associated_data(flow, field), sealed)
+            .ok_or(VaultError::FlowDamaged { field })
+    }
+
+    fn seal_with(&self, aad: &[u8], plaintext: &str) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let aad = associated_data(link, field);
         // Encryption with a valid key and nonce only fails for plaintexts
         // over 64 GiB, which no token is.
         let ciphertext = self
@@ -169,7 +204,7 @@ impl VaultKey {
                 Nonce::from_slice(&nonce),
                 Payload {
                     msg: plaintext.as_bytes(),
-                    aad: &aad,
+                    aad,
                 },
             )
             .unwrap_or_default();
@@ -195,25 +230,31 @@ impl VaultKey {
                 in_use: self.id.clone(),
             });
         }
-        let damaged = || VaultError::Damaged { link, field };
+        self.open_with(&associated_data(link, field), sealed)
+            .ok_or(VaultError::Damaged { link, field })
+    }
+
+    /// Opens sealed bytes under `aad`; None when they are damaged or another's.
+    fn open_with(&self, aad: &[u8], sealed: &[u8]) -> Option<SecretString> {
         if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != VERSION {
-            return Err(damaged());
+            return None;
         }
-        let aad = associated_data(link, field);
         let plain = self
             .cipher
             .decrypt(
                 Nonce::from_slice(&sealed[1..1 + NONCE_LEN]),
                 Payload {
                     msg: &sealed[1 + NONCE_LEN..],
-                    aad: &aad,
+                    aad,
                 },
             )
-            .map_err(|_| damaged())?;
-        String::from_utf8(plain)
-            .map(SecretString::from)
-            .map_err(|_| damaged())
+            .ok()?;
+        String::from_utf8(plain).ok().map(SecretString::from)
     }
+}
+
+fn flow_associated_data(flow: &str, field: &str) -> Vec<u8> {
+    format!("rxsync vault v1\0consent flow {flow}\0{field}").into_bytes()
 }
 
 fn associated_data(link: i64, field: &str) -> Vec<u8> {

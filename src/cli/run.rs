@@ -40,7 +40,12 @@ pub fn run(global: &Global, a: Args) -> CliResult {
     let web = if a.once {
         None
     } else {
-        Some(AppState::new(&db, &review).map_err(|e| Failure::Usage(e.into()))?)
+        let jwks = rxsync::fetch::backend::client_jwks(&ctx.config.providers).map_err(usage)?;
+        Some(
+            AppState::new(&db, &review)
+                .map_err(|e| Failure::Usage(e.into()))?
+                .with_jwks(jwks),
+        )
     };
     let providers = ctx.config.providers.clone();
     let normalize_options = ctx.config.normalize_options();

@@ -30,8 +30,10 @@ pub fn run(global: &Global, args: Args) -> CliResult {
     }
     // The state opens its own connections; this one is not needed.
     drop(ctx.store);
-    let state =
-        AppState::new(&ctx.config.database_path, &review).map_err(|e| Failure::Usage(e.into()))?;
+    let jwks = rxsync::fetch::backend::client_jwks(&ctx.config.providers).map_err(usage)?;
+    let state = AppState::new(&ctx.config.database_path, &review)
+        .map_err(|e| Failure::Usage(e.into()))?
+        .with_jwks(jwks);
     let rt = runtime()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(review.listen)

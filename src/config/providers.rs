@@ -129,6 +129,21 @@ pub struct RawAuth {
     pub private_key_file: Option<PathBuf>,
     pub key_id: Option<String>,
     pub algorithm: Option<String>,
+    /// Key rotation: the key rxsync signed with before, still served in its
+    /// JWKS (never used to sign) until the provider has fetched the new one.
+    pub previous_private_key_file: Option<PathBuf>,
+    pub previous_key_id: Option<String>,
+    /// Default: `algorithm`.
+    pub previous_algorithm: Option<String>,
+    /// Consent (`rxsync link start`): the authorization endpoint.
+    pub authorize_url: Option<String>,
+    /// Where the provider sends the browser back: for `link start` a
+    /// loopback URI with its port (RFC 8252 §7.3), e.g. `http://127.0.0.1:8765/callback`.
+    pub redirect_uri: Option<String>,
+    /// Send `prompt=login` (OpenID Connect): the patient signs in again.
+    pub prompt_login: Option<bool>,
+    /// Extra authorization request parameters, e.g. `{ aud = "https://fhir.example/r4" }` (SMART).
+    pub authorize_params: Option<std::collections::BTreeMap<String, String>>,
     // both
     pub placement: Option<String>,
 }
@@ -266,6 +281,8 @@ pub struct Oauth1Settings {
 pub enum ClientAuth {
     Basic,
     Post,
+    /// A public client (`client_auth = "none"`): only `client_id` in the body.
+    None,
 }
 
 /// The algorithm of `private_key_jwt` client assertions (SMART asks for these two).
@@ -344,7 +361,37 @@ pub struct Oauth2Settings {
     /// `client_auth = "private_key_jwt"`: the assertion rides in the request
     /// body (so `client_auth` is `Post`) and is signed with this key.
     pub private_key_jwt: Option<AssertionKeySettings>,
+    /// The key before the current one (rotation): only published in the JWKS.
+    pub previous_private_key_jwt: Option<AssertionKeySettings>,
+    /// How links are made by consent (`authorize_url` …); `None` when the
+    /// provider has no authorization endpoint configured.
+    pub consent: Option<ConsentSettings>,
 }
+
+/// The authorization request of a provider (authorization code + PKCE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentSettings {
+    pub authorize_url: Url,
+    /// The redirect URI registered at the provider; `link start` listens on
+    /// it (a loopback IP literal), the review app's callback uses its own.
+    pub redirect_uri: Option<Url>,
+    pub prompt_login: bool,
+    /// Extra parameters, in key order (never one rxsync sets itself).
+    pub authorize_params: Vec<(String, String)>,
+}
+
+/// Authorization request parameters rxsync sets itself: not in `authorize_params`.
+pub const RESERVED_AUTHORIZE_PARAMS: [&str; 9] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "nonce",
+    "client_secret",
+];
 
 /// A provider's auth scheme.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -849,6 +896,14 @@ fn resolve_auth(
                     ("private_key_file", a.private_key_file.is_some()),
                     ("key_id", a.key_id.is_some()),
                     ("algorithm", a.algorithm.is_some()),
+                    ("authorize_url", a.authorize_url.is_some()),
+                    ("redirect_uri", a.redirect_uri.is_some()),
+                    ("prompt_login", a.prompt_login.is_some()),
+                    ("authorize_params", a.authorize_params.is_some()),
+                    (
+                        "previous_private_key_file",
+                        a.previous_private_key_file.is_some(),
+                    ),
                 ],
             )?;
             let consumer_key = a
@@ -964,6 +1019,7 @@ fn resolve_auth(
                 .transpose()
                 .map_err(|m| e(key, m))
             };
+            let consent = resolve_consent(&a, grant, &url_key, e)?;
             let token_url = url_key("auth.token_url", a.token_url.as_deref())?
                 .ok_or_else(|| e("auth.token_url", "is missing".into()))?;
             let client_id = a
@@ -977,18 +1033,26 @@ fn resolve_auth(
                 a.client_secret_file,
             )?;
             let jwt = a.client_auth.as_deref() == Some("private_key_jwt");
+            let mut previous = None;
             let client_auth = match a.client_auth.as_deref() {
                 None | Some("basic") => ClientAuth::Basic,
                 Some("post" | "private_key_jwt") => ClientAuth::Post,
+                Some("none") => ClientAuth::None,
                 Some(other) => {
                     return Err(e(
                         "auth.client_auth",
                         format!(
-                            "must be \"basic\", \"post\" or \"private_key_jwt\", not {other:?}"
+                            "must be \"basic\", \"post\", \"none\" or \"private_key_jwt\", not {other:?}"
                         ),
                     ));
                 }
             };
+            if client_auth == ClientAuth::None && client_secret != SecretSource::None {
+                return Err(e(
+                    "auth.client_secret_env",
+                    "(or client_secret_file) is not used with client_auth = \"none\" (a public client)".into(),
+                ));
+            }
             let private_key_jwt = if jwt {
                 if client_secret != SecretSource::None {
                     return Err(e(
@@ -1007,16 +1071,32 @@ fn resolve_auth(
                     .key_id
                     .filter(|k| !k.is_empty())
                     .ok_or_else(|| e("auth.key_id", "is missing (the key's kid)".into()))?;
-                let algorithm = match a.algorithm.as_deref() {
-                    Some("RS384") => AssertionAlg::Rs384,
-                    Some("ES384") => AssertionAlg::Es384,
-                    Some(other) => {
+                let alg = |key: &str, v: Option<&str>| match v {
+                    Some("RS384") => Ok(AssertionAlg::Rs384),
+                    Some("ES384") => Ok(AssertionAlg::Es384),
+                    Some(other) => Err(e(
+                        key,
+                        format!("must be \"RS384\" or \"ES384\", not {other:?}"),
+                    )),
+                    None => Err(e(key, "is missing (RS384 or ES384)".into())),
+                };
+                let algorithm = alg("auth.algorithm", a.algorithm.as_deref())?;
+                previous = match (&a.previous_private_key_file, &a.previous_key_id) {
+                    (Some(f), Some(k)) if !k.is_empty() => Some(AssertionKeySettings {
+                        private_key_file: base.join(f),
+                        key_id: k.clone(),
+                        algorithm: match a.previous_algorithm.as_deref() {
+                            None => algorithm,
+                            v => alg("auth.previous_algorithm", v)?,
+                        },
+                    }),
+                    (None, None) if a.previous_algorithm.is_none() => None,
+                    _ => {
                         return Err(e(
-                            "auth.algorithm",
-                            format!("must be \"RS384\" or \"ES384\", not {other:?}"),
+                            "auth.previous_private_key_file",
+                            "and auth.previous_key_id go together (the key before the current one, published in the JWKS during a rotation)".into(),
                         ));
                     }
-                    None => return Err(e("auth.algorithm", "is missing (RS384 or ES384)".into())),
                 };
                 Some(AssertionKeySettings {
                     private_key_file,
@@ -1030,12 +1110,18 @@ fn resolve_auth(
                         ("private_key_file", a.private_key_file.is_some()),
                         ("key_id", a.key_id.is_some()),
                         ("algorithm", a.algorithm.is_some()),
+                        (
+                            "previous_private_key_file",
+                            a.previous_private_key_file.is_some(),
+                        ),
+                        ("previous_key_id", a.previous_key_id.is_some()),
+                        ("previous_algorithm", a.previous_algorithm.is_some()),
                     ],
                 )
                 .map_err(|_| {
                     e(
                         "auth.private_key_file",
-                        "(and key_id, algorithm) are only for client_auth = \"private_key_jwt\""
+                        "(and key_id, algorithm, previous_*) are only for client_auth = \"private_key_jwt\""
                             .into(),
                     )
                 })?;
@@ -1061,6 +1147,8 @@ fn resolve_auth(
                 )?,
                 grant,
                 private_key_jwt,
+                previous_private_key_jwt: previous,
+                consent,
             })))
         }
         Some(other) => Err(e(
@@ -1072,6 +1160,72 @@ fn resolve_auth(
             "is missing (\"oauth1\" or \"oauth2\")".into(),
         )),
     }
+}
+
+/// Resolves an optional URL key against the base URL (its errors name the key).
+type UrlKey<'a> = dyn Fn(&str, Option<&str>) -> Result<Option<Url>, ConfigError> + 'a;
+
+/// `authorize_url`, `redirect_uri`, `prompt_login`, `authorize_params`.
+fn resolve_consent(
+    a: &RawAuth,
+    grant: Oauth2Grant,
+    url_key: &UrlKey<'_>,
+    e: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Option<ConsentSettings>, ConfigError> {
+    let Some(authorize_url) = url_key("auth.authorize_url", a.authorize_url.as_deref())? else {
+        for (key, set) in [
+            ("redirect_uri", a.redirect_uri.is_some()),
+            ("prompt_login", a.prompt_login.is_some()),
+            ("authorize_params", a.authorize_params.is_some()),
+        ] {
+            if set {
+                return Err(e(
+                    &format!("auth.{key}"),
+                    "needs auth.authorize_url (the provider's authorization endpoint)".into(),
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    if grant != Oauth2Grant::AuthorizationCode {
+        return Err(e(
+            "auth.authorize_url",
+            "is only for grant = \"authorization_code\"".into(),
+        ));
+    }
+    let redirect_uri = a
+        .redirect_uri
+        .as_deref()
+        .map(|u| {
+            let parsed = http_url(u).map_err(|m| e("auth.redirect_uri", m))?;
+            if parsed.fragment().is_some() {
+                return Err(e(
+                    "auth.redirect_uri",
+                    "must not have a fragment (RFC 6749 §3.1.2)".into(),
+                ));
+            }
+            Ok(parsed)
+        })
+        .transpose()?;
+    let mut authorize_params = Vec::new();
+    for (name, value) in a.authorize_params.iter().flatten() {
+        if RESERVED_AUTHORIZE_PARAMS.contains(&name.as_str()) {
+            return Err(e(
+                &format!("auth.authorize_params.{name}"),
+                "is set by rxsync itself; leave it out".into(),
+            ));
+        }
+        if name.is_empty() {
+            return Err(e("auth.authorize_params", "has an empty name".into()));
+        }
+        authorize_params.push((name.clone(), value.clone()));
+    }
+    Ok(Some(ConsentSettings {
+        authorize_url,
+        redirect_uri,
+        prompt_login: a.prompt_login.unwrap_or(false),
+        authorize_params,
+    }))
 }
 
 fn http_url(text: &str) -> Result<Url, String> {
@@ -1486,6 +1640,97 @@ scopes = ["system/MedicationRequest.rs", "system/Patient.rs"]
             .replace("algorithm = \"ES384\"\n", "");
         let msg = providers(&no_key).expect_err("no key").to_string();
         assert!(msg.contains("private_key_jwt"), "{msg}");
+    }
+
+    const CONSENT: &str = r#"
+[[providers]]
+id = "portal"
+kind = "fhir"
+base_url = "https://fhir.example.org/r4"
+[providers.auth]
+scheme = "oauth2"
+token_url = "/oauth/token"
+authorize_url = "/oauth/authorize"
+redirect_uri = "http://127.0.0.1:8765/callback"
+client_id = "rx"
+client_auth = "none"
+prompt_login = true
+scopes = ["openid", "patient/MedicationRequest.rs"]
+authorize_params = { aud = "https://fhir.example.org/r4" }
+"#;
+
+    #[test]
+    fn consent_settings_resolve() {
+        let p = providers(CONSENT).expect("valid").remove(0);
+        let ProviderAuth::Oauth2(o) = &p.auth else {
+            panic!("oauth2")
+        };
+        assert_eq!(o.client_auth, ClientAuth::None);
+        let c = o.consent.as_ref().expect("consent");
+        assert_eq!(
+            c.authorize_url.as_str(),
+            "https://fhir.example.org/oauth/authorize"
+        );
+        assert_eq!(
+            c.redirect_uri.as_ref().map(Url::as_str),
+            Some("http://127.0.0.1:8765/callback")
+        );
+        assert!(c.prompt_login);
+        assert_eq!(
+            c.authorize_params,
+            vec![("aud".to_string(), "https://fhir.example.org/r4".to_string())]
+        );
+        let none = providers(FHIR).expect("valid").remove(0);
+        let ProviderAuth::Oauth2(o) = &none.auth else {
+            panic!("oauth2")
+        };
+        assert!(o.consent.is_none());
+    }
+
+    #[test]
+    fn consent_errors_name_the_provider_the_key_and_the_file() {
+        let rows: &[(&str, &str, &str)] = &[
+            (
+                "authorize_url = \"/oauth/authorize\"\n",
+                "",
+                "auth.redirect_uri",
+            ),
+            (
+                "redirect_uri = \"http://127.0.0.1:8765/callback\"",
+                "redirect_uri = \"ftp://127.0.0.1/cb\"",
+                "auth.redirect_uri",
+            ),
+            (
+                "redirect_uri = \"http://127.0.0.1:8765/callback\"",
+                "redirect_uri = \"http://127.0.0.1:8765/callback#x\"",
+                "auth.redirect_uri",
+            ),
+            (
+                "aud = \"https://fhir.example.org/r4\"",
+                "state = \"fixed\"",
+                "auth.authorize_params.state",
+            ),
+            (
+                "client_auth = \"none\"",
+                "client_auth = \"none\"\nclient_secret_env = \"X\"",
+                "auth.client_secret_env",
+            ),
+            (
+                "client_auth = \"none\"",
+                "client_auth = \"jwt\"",
+                "auth.client_auth",
+            ),
+        ];
+        for (from, to, key) in rows {
+            assert!(CONSENT.contains(from), "{from}");
+            let msg = providers(&CONSENT.replace(from, to))
+                .expect_err(to)
+                .to_string();
+            assert!(
+                msg.contains(key) && msg.contains("portal") && msg.contains("/etc/rx/config.toml"),
+                "{to}: {msg}"
+            );
+        }
     }
 
     #[test]

@@ -95,6 +95,80 @@ impl AssertionKey {
     }
 }
 
+/// The public half of a `private_key_jwt` key as a JWK (RFC 7517 §4, RFC
+/// 7518 §6): what a provider verifies rxsync's assertions with, served in
+/// the review app's JWKS. Reads the private key file; never shows it.
+pub fn public_jwk(s: &AssertionKeySettings) -> Result<serde_json::Value, BackendError> {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let key_err = |detail: String| BackendError::Key {
+        alg: s.algorithm.as_str(),
+        detail,
+    };
+    let text = SecretString::from(
+        std::fs::read_to_string(&s.private_key_file)
+            .map_err(|e| key_err(format!("{}: {e}", s.private_key_file.display())))?,
+    );
+    let pem = text.expose_secret();
+    let file = s.private_key_file.display();
+    match s.algorithm {
+        AssertionAlg::Rs384 => {
+            use rsa::pkcs1::DecodeRsaPrivateKey as _;
+            use rsa::pkcs8::DecodePrivateKey as _;
+            use rsa::traits::PublicKeyParts as _;
+            let k = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
+                .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(pem))
+                .map_err(|_| {
+                    key_err(format!(
+                        "{file} is not an RSA private key (PKCS#8 or PKCS#1 PEM)"
+                    ))
+                })?;
+            Ok(serde_json::json!({
+                "kty": "RSA", "use": "sig", "alg": "RS384", "kid": s.key_id,
+                "n": b64(&k.n().to_bytes_be()), "e": b64(&k.e().to_bytes_be()),
+            }))
+        }
+        AssertionAlg::Es384 => {
+            use p384::elliptic_curve::sec1::ToEncodedPoint as _;
+            use p384::pkcs8::DecodePrivateKey as _;
+            let k = p384::SecretKey::from_pkcs8_pem(pem)
+                .or_else(|_| p384::SecretKey::from_sec1_pem(pem))
+                .map_err(|_| {
+                    key_err(format!(
+                        "{file} is not a P-384 private key (PKCS#8 or SEC1 PEM)"
+                    ))
+                })?;
+            let point = k.public_key().to_encoded_point(false);
+            let (Some(x), Some(y)) = (point.x(), point.y()) else {
+                return Err(key_err(format!("{file}: the public point is the identity")));
+            };
+            Ok(serde_json::json!({
+                "kty": "EC", "use": "sig", "alg": "ES384", "kid": s.key_id, "crv": "P-384",
+                "x": b64(x), "y": b64(y),
+            }))
+        }
+    }
+}
+
+/// The JWK Set of every configured `private_key_jwt` key, current and
+/// previous (two overlap during a rotation), each `kid` once: what the
+/// review app serves at `/.well-known/jwks.json`. Errors name the provider.
+pub fn client_jwks(providers: &[crate::config::Provider]) -> Result<serde_json::Value, String> {
+    let mut keys: Vec<serde_json::Value> = Vec::new();
+    for p in providers {
+        let crate::config::ProviderAuth::Oauth2(o) = &p.auth else {
+            continue;
+        };
+        for k in o.private_key_jwt.iter().chain(&o.previous_private_key_jwt) {
+            if keys.iter().any(|j| j["kid"] == k.key_id.as_str()) {
+                continue;
+            }
+            keys.push(public_jwk(k).map_err(|e| format!("provider {}: {e}", p.id))?);
+        }
+    }
+    Ok(serde_json::json!({ "keys": keys }))
+}
+
 #[derive(Serialize)]
 struct AssertionClaims<'a> {
     iss: &'a str,
@@ -361,6 +435,20 @@ mod tests {
                 .claims["jti"]
                 .clone();
             assert_ne!(claims["jti"], jti_b, "a fresh jti each time");
+            // The JWK we serve verifies what we sign.
+            let file = dir.path().join(format!("{}.jwk.pem", alg.as_str()));
+            std::fs::write(&file, &private).expect("write");
+            let jwk = public_jwk(&AssertionKeySettings {
+                private_key_file: file,
+                key_id: "kid-1".into(),
+                algorithm: alg,
+            })
+            .expect("jwk");
+            assert!(!jwk.to_string().contains("\"d\""), "no private part: {jwk}");
+            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk).expect("a JWK");
+            let from_jwk = DecodingKey::from_jwk(&jwk).expect("decoding key");
+            jsonwebtoken::decode::<serde_json::Value>(a.expose_secret(), &from_jwk, &v)
+                .expect("verifies with the served JWK");
             // A key of the other family is refused with words, not the key.
             let other = match alg {
                 AssertionAlg::Rs384 => AssertionAlg::Es384,

@@ -178,6 +178,11 @@ pub struct ClientConfig {
     /// Where the bearer token may travel (RFC 6750 §2.1 header, §2.3 query).
     #[serde(default = "either")]
     pub bearer_placement: AllowedPlacement,
+    /// The client authenticates with a `private_key_jwt` assertion (RFC
+    /// 7523), verified against the `[[bulk.clients]]` key of the same id;
+    /// a bare `client_id` is then refused.
+    #[serde(default)]
+    pub private_key_jwt: bool,
 }
 
 /// A redirect rule: a request whose path starts with `from` is answered
@@ -234,6 +239,7 @@ impl fmt::Debug for ClientConfig {
             .field("omit_refresh_token", &self.omit_refresh_token)
             .field("access_token_ttl", &self.access_token_ttl)
             .field("bearer_placement", &self.bearer_placement)
+            .field("private_key_jwt", &self.private_key_jwt)
             .finish()
     }
 }
@@ -255,6 +261,7 @@ impl Default for SandboxConfig {
             omit_refresh_token: omit,
             access_token_ttl: default_ttl(),
             bearer_placement: AllowedPlacement::Either,
+            private_key_jwt: false,
         };
         let redirect = |from: &str, to: &str, status| RedirectRule {
             from: from.to_string(),

@@ -21,6 +21,7 @@
 
 mod bulk;
 mod catalog;
+mod codes;
 mod config;
 mod documents;
 mod generate;

@@ -14,6 +14,7 @@
 mod accounts;
 mod audit;
 mod bulk;
+mod consent;
 mod dictionary;
 mod exports;
 mod imports;
@@ -29,6 +30,7 @@ mod writer;
 pub use accounts::{LoginFailures, Role, UserName, UserView};
 pub use audit::AuditEntry;
 pub use bulk::{BadLine, StagedLine};
+pub use consent::{FlowLookup, NewFlow, TakenFlow};
 pub use dictionary::DictStats;
 pub use exports::{ExportFileRow, ExportRow, ExportState, NewExport};
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
@@ -96,6 +98,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0012_source_conflicts",
         include_str!("../../schemas/sqlite/0012_source_conflicts.sql"),
+    ),
+    (
+        "0013_consent",
+        include_str!("../../schemas/sqlite/0013_consent.sql"),
     ),
 ];
 

@@ -60,6 +60,9 @@ struct Inner {
     /// The key that signs the login form's anti-CSRF token: random per
     /// process (a form older than the server is refused, and asked again).
     login_key: [u8; 32],
+    /// rxsync's public `private_key_jwt` keys (`/.well-known/jwks.json`);
+    /// none: the route answers 404.
+    jwks: Option<serde_json::Value>,
 }
 
 impl AppState {
@@ -75,8 +78,17 @@ impl AppState {
                 review: review.clone(),
                 tls: tls.map(Arc::new),
                 login_key: rand::random(),
+                jwks: None,
             }),
         })
+    }
+
+    /// Serves `jwks` (`fetch::backend::client_jwks`) at `/.well-known/jwks.json`.
+    pub fn with_jwks(mut self, jwks: serde_json::Value) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.jwks = Some(jwks);
+        }
+        self
     }
 
     /// The state for a resolved configuration.
@@ -130,9 +142,31 @@ impl AppState {
 /// The whole application: pages, the JSON API and the stylesheet.
 pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
+        .route("/.well-known/jwks.json", axum::routing::get(jwks))
+        .with_state(state.clone())
         .merge(pages::router(state.clone()))
         .nest("/api/v1", api::router(state))
         .layer(axum::middleware::map_response(pages::security_headers))
+}
+
+/// `GET /.well-known/jwks.json`: the public keys providers verify rxsync's
+/// client assertions with. Public (no session): it holds no secret.
+async fn jwks(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match &state.inner.jwks {
+        Some(set) => (
+            [(http::header::CONTENT_TYPE, "application/jwk-set+json")],
+            set.to_string(),
+        )
+            .into_response(),
+        None => (
+            http::StatusCode::NOT_FOUND,
+            "no private_key_jwt keys are configured\n",
+        )
+            .into_response(),
+    }
 }
 
 /// Serves the application on `listener` until `shutdown` completes

@@ -10,6 +10,7 @@ mod ci_script;
 mod classes;
 mod cli;
 mod config;
+mod consent;
 mod corpus;
 mod daemon;
 mod demo;

@@ -13,6 +13,7 @@
 //! Without Node.js and `npm ci --prefix tests/oidc` (which `.ci/run` does)
 //! these tests fail; they never skip.
 
+mod consent;
 mod linked;
 mod server;
 

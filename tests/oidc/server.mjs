@@ -10,9 +10,14 @@
 // Nothing else goes to stdout. It never logs a token or a secret.
 //
 // Flags: --exit-on-stdin-close (exit when stdin reaches its end, so that a
-// test process that dies without cleaning up does not leave it running).
+// test process that dies without cleaning up does not leave it running);
+// --redirect-uri URI (added to every client's redirect_uris: rxsync's
+// loopback callback, port included); --client-key PEM:KID (a public key of
+// client `rxsync-jwt`, which authenticates with private_key_jwt, RS384 for
+// an RSA key, ES384 for a P-384 one; give it once per key).
 
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 
 import Provider from 'oidc-provider';
@@ -97,6 +102,17 @@ function signingKey() {
   return { ...privateKey.export({ format: 'jwk' }), kid: 'rxsync-test', use: 'sig', alg: 'RS256' };
 }
 
+// Repeated flag values: `--name A --name B` → [A, B].
+function flagValues(name) {
+  const values = [];
+  process.argv.forEach((arg, i) => {
+    if (arg === name && i + 1 < process.argv.length) values.push(process.argv[i + 1]);
+  });
+  return values;
+}
+
+const REDIRECT_URIS = ['http://127.0.0.1/callback', ...flagValues('--redirect-uri')];
+
 function client(clientId, method) {
   return {
     client_id: clientId,
@@ -104,13 +120,35 @@ function client(clientId, method) {
     token_endpoint_auth_method: method,
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
-    redirect_uris: ['http://127.0.0.1/callback'],
+    redirect_uris: REDIRECT_URIS,
+  };
+}
+
+// `rxsync-jwt`: private_key_jwt with the public keys given by --client-key.
+function jwtClient() {
+  const keys = flagValues('--client-key').map((spec) => {
+    const cut = spec.lastIndexOf(':');
+    const key = createPublicKey(readFileSync(spec.slice(0, cut)));
+    const alg = key.asymmetricKeyType === 'rsa' ? 'RS384' : 'ES384';
+    return { ...key.export({ format: 'jwk' }), kid: spec.slice(cut + 1), alg, use: 'sig' };
+  });
+  return {
+    client_id: 'rxsync-jwt',
+    token_endpoint_auth_method: 'private_key_jwt',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: REDIRECT_URIS,
+    jwks: { keys },
   };
 }
 
 function configuration() {
+  const clients = [client('rxsync', 'client_secret_basic'), client('rxsync-post', 'client_secret_post')];
+  if (flagValues('--client-key').length) clients.push(jwtClient());
   return {
-    clients: [client('rxsync', 'client_secret_basic'), client('rxsync-post', 'client_secret_post')],
+    clients,
+    // SMART App Launch 2.x asymmetric client authentication: RS384, ES384.
+    enabledJWA: { clientAuthSigningAlgValues: ['RS256', 'RS384', 'ES256', 'ES384'] },
     scopes: SCOPES,
     claims: { openid: ['sub'] },
     // The account is the patient (a patient-facing grant): SMART's
@@ -119,7 +157,8 @@ function configuration() {
       return { accountId: id, async claims() { return { sub: id }; } };
     },
     features: {
-      devInteractions: { enabled: false },
+      // The login and consent pages, driven headless by tests/it/oidc/consent.rs.
+      devInteractions: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
     },
@@ -184,7 +223,8 @@ function observe(provider) {
     const presented = entities.RotatedRefreshToken ?? entities.RefreshToken;
     const auth = /^basic /i.test(ctx.get('authorization'))
       ? 'client_secret_basic'
-      : params.client_secret ? 'client_secret_post' : 'none';
+      : params.client_secret ? 'client_secret_post'
+        : params.client_assertion ? 'private_key_jwt' : 'none';
     const entry = {
       grant_type: grantType,
       client_id: entities.Client?.clientId ?? null,
@@ -208,6 +248,8 @@ function observe(provider) {
     if (grant) ctx.body = { ...ctx.body, patient: grant.accountId };
     const at = entities.AccessToken;
     if (at?.grantId) remember(accessTokensByGrant, at.grantId, at.jti);
+    // Grants made by the authorization code flow end early too (/test/expire-access).
+    if (grant && at?.grantId) remember(grantsByPatient, grant.accountId, at.grantId);
   });
 }
 
@@ -218,7 +260,7 @@ function observe(provider) {
 // with the method it is registered with, or gets invalid_client. It reads
 // the form body first and hands it to oidc-provider as an already parsed
 // body (which oidc-provider supports, with a one-time warning on stderr).
-const CLIENT_AUTH = new Map([['rxsync', 'client_secret_basic'], ['rxsync-post', 'client_secret_post']]);
+const CLIENT_AUTH = new Map([['rxsync', 'client_secret_basic'], ['rxsync-post', 'client_secret_post'], ['rxsync-jwt', 'private_key_jwt']]);
 
 async function strictClientAuth(provider, req, res) {
   const chunks = [];
@@ -228,7 +270,8 @@ async function strictClientAuth(provider, req, res) {
   const form = new URLSearchParams(raw);
   const header = req.headers.authorization;
   let clientId = form.get('client_id');
-  let used = form.has('client_secret') ? 'client_secret_post' : 'none';
+  let used = form.has('client_secret') ? 'client_secret_post'
+    : form.has('client_assertion') ? 'private_key_jwt' : 'none';
   const basic = /^basic +(\S+)$/i.exec(header ?? '');
   if (basic) {
     used = 'client_secret_basic';
@@ -508,6 +551,7 @@ server.listen(0, '127.0.0.1', () => {
   CLIENT_AUTH_PATHS = new Set(['token', 'revocation', 'introspection'].map((name) => provider.pathFor(name)));
   process.stdout.write(`${JSON.stringify({
     issuer: base,
+    authorization_endpoint: provider.urlFor('authorization'),
     token_endpoint: provider.urlFor('token'),
     revocation_endpoint: provider.urlFor('revocation'),
     introspection_endpoint: provider.urlFor('introspection'),

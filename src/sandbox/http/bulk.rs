@@ -45,7 +45,7 @@ pub(super) fn token(
     };
     let token_url = format!("{}/oauth2/token", app.base_url(headers));
     let exp = match verify(app, assertion, &token_url) {
-        Ok(exp) => exp,
+        Ok((exp, jti, _)) => (exp, jti),
         Err(why) => return reply::oauth2_error("invalid_client", &why),
     };
     let t = now();
@@ -63,8 +63,12 @@ pub(super) fn token(
     )
 }
 
-/// Checks a client assertion; its (`exp`, `jti`) when good, else why not.
-fn verify(app: &Shared, assertion: &str, token_url: &str) -> Result<(u64, String), String> {
+/// Checks a client assertion; its (`exp`, `jti`, client id) when good, else why not.
+pub(super) fn verify(
+    app: &Shared,
+    assertion: &str,
+    token_url: &str,
+) -> Result<(u64, String, String), String> {
     use jsonwebtoken::{Algorithm, DecodingKey, Validation};
     let header = jsonwebtoken::decode_header(assertion)
         .map_err(|_| "the client assertion is not a JWS".to_string())?;
@@ -106,7 +110,7 @@ fn verify(app: &Shared, assertion: &str, token_url: &str) -> Result<(u64, String
         return Err("exp is more than five minutes away".into());
     }
     let jti = claims["jti"].as_str().ok_or("jti is not a string")?;
-    Ok((exp, jti.to_string()))
+    Ok((exp, jti.to_string(), client.id.clone()))
 }
 
 /// Whether the request carries a bearer token issued here.

@@ -13,6 +13,7 @@
 mod admin;
 mod auth;
 mod bulk;
+mod consent;
 mod oauth2;
 mod reply;
 mod resources;
@@ -77,6 +78,8 @@ pub(crate) struct Stats {
     pub oauth1_refused: AtomicU64,
     pub bearer_ok: AtomicU64,
     pub bearer_refused: AtomicU64,
+    /// Authorization codes exchanged for tokens.
+    pub code_exchanges: AtomicU64,
 }
 
 impl Stats {
@@ -105,6 +108,8 @@ pub(crate) struct App {
     pub docs: DocCache,
     /// Backend-services tokens and bulk exports.
     pub bulk: Mutex<BulkState>,
+    /// Authorization codes waiting for their exchange (never persisted).
+    pub codes: Mutex<super::codes::CodeStore>,
 }
 
 pub(crate) type Shared = std::sync::Arc<App>;
@@ -162,6 +167,7 @@ impl App {
             stats: Stats::default(),
             docs: DocCache::new(DOC_CACHE_CAPACITY),
             bulk: Mutex::new(BulkState::default()),
+            codes: Mutex::new(super::codes::CodeStore::default()),
         }
     }
 
@@ -259,6 +265,7 @@ pub(crate) fn router(app: Shared) -> Router {
             "/fhir/.well-known/smart-configuration",
             get(resources::smart_configuration),
         )
+        .route("/oauth2/authorize", get(consent::authorize))
         .route("/oauth2/token", post(oauth2::token))
         .route("/oauth2/revoke", post(oauth2::revoke))
         .route("/oauth2/introspect", post(oauth2::introspect))
@@ -351,6 +358,7 @@ pub(crate) struct StatsOut {
     oauth1_refused: u64,
     bearer_ok: u64,
     bearer_refused: u64,
+    code_exchanges: u64,
 }
 
 impl From<&Stats> for StatsOut {
@@ -364,6 +372,7 @@ impl From<&Stats> for StatsOut {
             oauth1_refused: get(&s.oauth1_refused),
             bearer_ok: get(&s.bearer_ok),
             bearer_refused: get(&s.bearer_refused),
+            code_exchanges: get(&s.code_exchanges),
         }
     }
 }

@@ -1,7 +1,9 @@
-//! The OAuth 2.0 endpoints: token (refresh grant only: consent happens in
-//! the admin API), revocation (RFC 7009) and introspection (RFC 7662),
-//! each with client authentication by HTTP Basic (RFC 6749 §2.3.1) or
-//! form parameters, or a bare `client_id` for a public client.
+//! The OAuth 2.0 endpoints: token (the `authorization_code` grant of the
+//! consent in `consent.rs`, and refresh; grants are also made through the
+//! admin API), revocation (RFC 7009) and introspection (RFC 7662), each
+//! with client authentication by HTTP Basic (RFC 6749 §2.3.1), form
+//! parameters, a `private_key_jwt` assertion (RFC 7523) for a client so
+//! configured, or a bare `client_id` for a public client.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -14,7 +16,7 @@ use serde_json::json;
 
 use super::super::config::ClientConfig;
 use super::super::grants::{RefreshError, RefreshPolicy};
-use super::{App, Shared, Stats, lock, mint, now, reply};
+use super::{Shared, Stats, lock, mint, now, reply};
 
 /// A form body's parameters, each at most once (RFC 6749 §3.2).
 struct Form(Vec<(String, String)>);
@@ -70,7 +72,7 @@ fn form_component(raw: &str) -> Option<String> {
 /// A client's form request (token, revoke, introspect): the form and the
 /// client it authenticates as, or the refusal.
 fn client_request<'a>(
-    app: &'a App,
+    app: &'a Shared,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<(Form, &'a ClientConfig), Response> {
@@ -81,11 +83,14 @@ fn client_request<'a>(
 
 /// The client a request authenticates as, or the refusal.
 fn authenticate_client<'a>(
-    app: &'a App,
+    app: &'a Shared,
     headers: &HeaderMap,
     form: &Form,
 ) -> Result<&'a ClientConfig, Response> {
     let invalid_client = || reply::oauth2_error("invalid_client", "client authentication failed");
+    if let Some(assertion) = form.get("client_assertion") {
+        return assertion_client(app, headers, form, assertion);
+    }
     let basic = match headers.get(http::header::AUTHORIZATION) {
         None => None,
         Some(value) => {
@@ -135,8 +140,9 @@ fn authenticate_client<'a>(
         (Some(expected), Some(given)) => {
             constant_time_eq(expected.expose_secret().as_bytes(), given.as_bytes())
         }
-        // A public client proves nothing but its id, and must not pretend to.
-        (None, None) => true,
+        // A public client proves nothing but its id, and must not pretend to;
+        // a private_key_jwt client must sign.
+        (None, None) => !client.private_key_jwt,
         _ => false,
     };
     if ok {
@@ -144,6 +150,52 @@ fn authenticate_client<'a>(
     } else {
         Err(invalid_client())
     }
+}
+
+/// A `private_key_jwt` client (RFC 7523 §2.2): the assertion verified
+/// against the client's configured public key, its `jti` used once.
+fn assertion_client<'a>(
+    app: &'a Shared,
+    headers: &HeaderMap,
+    form: &Form,
+    assertion: &str,
+) -> Result<&'a ClientConfig, Response> {
+    if headers.contains_key(http::header::AUTHORIZATION) || form.get("client_secret").is_some() {
+        return Err(reply::oauth2_error(
+            "invalid_request",
+            "client credentials were sent in more than one place",
+        ));
+    }
+    if form.get("client_assertion_type") != Some(crate::fetch::backend::JWT_BEARER) {
+        return Err(reply::oauth2_error(
+            "invalid_request",
+            "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ));
+    }
+    let token_url = format!("{}/oauth2/token", app.base_url(headers));
+    let (exp, jti, id) = super::bulk::verify(app, assertion, &token_url)
+        .map_err(|why| reply::oauth2_error("invalid_client", &why))?;
+    if form.get("client_id").is_some_and(|c| c != id) {
+        return Err(reply::oauth2_error(
+            "invalid_client",
+            "client_id differs from the assertion's",
+        ));
+    }
+    if !lock(&app.bulk).fresh_jti(&jti, exp, now()) {
+        return Err(reply::oauth2_error(
+            "invalid_client",
+            "the assertion's jti was used before",
+        ));
+    }
+    app.settings
+        .client(&id)
+        .filter(|c| c.private_key_jwt)
+        .ok_or_else(|| {
+            reply::oauth2_error(
+                "invalid_client",
+                "no [[clients]] entry with private_key_jwt = true has this id",
+            )
+        })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -175,10 +227,19 @@ pub(crate) async fn token(State(app): State<Shared>, headers: HeaderMap, body: B
     match form.get("grant_type") {
         None => return reply::oauth2_error("invalid_request", "grant_type is missing"),
         Some("refresh_token") => {}
+        Some("authorization_code") => {
+            return super::consent::exchange(
+                &app,
+                client,
+                form.get("code"),
+                form.get("redirect_uri"),
+                form.get("code_verifier"),
+            );
+        }
         Some(_) => {
             return reply::oauth2_error(
                 "unsupported_grant_type",
-                "this server only refreshes; grants are made through the admin API",
+                "this server takes authorization_code, refresh_token and client_credentials",
             );
         }
     }

@@ -26,6 +26,7 @@ pub(super) const SCOPE: &str = "openid offline_access patient/MedicationRequest.
 #[derive(Debug, Deserialize)]
 pub(super) struct Endpoints {
     pub(super) issuer: String,
+    pub(super) authorization_endpoint: String,
     pub(super) token_endpoint: String,
     pub(super) revocation_endpoint: String,
     pub(super) introspection_endpoint: String,
@@ -43,6 +44,11 @@ pub(super) struct OidcServer {
 
 impl OidcServer {
     pub(super) fn start() -> OidcServer {
+        OidcServer::start_with(&[])
+    }
+
+    /// With extra flags (`--redirect-uri URI`, `--client-key PEM:KID`).
+    pub(super) fn start_with(args: &[&str]) -> OidcServer {
         let dir = repo_path("tests/oidc");
         assert!(
             dir.join("node_modules/oidc-provider/package.json").exists(),
@@ -52,6 +58,7 @@ impl OidcServer {
         let mut child = Command::new("node")
             .arg(dir.join("server.mjs"))
             .arg("--exit-on-stdin-close")
+            .args(args)
             .current_dir(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

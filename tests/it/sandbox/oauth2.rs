@@ -181,6 +181,12 @@ fn refresh_authenticates_clients_by_basic_by_form_and_public_clients_by_id() {
             vec![("grant_type", "authorization_code"), ("code", "x")],
             Some(CLIENT),
             400,
+            "invalid_grant",
+        ),
+        (
+            vec![("grant_type", "password"), ("username", "x")],
+            Some(CLIENT),
+            400,
             "unsupported_grant_type",
         ),
         (

@@ -1,0 +1,442 @@
+//! Consent: making a link by the OAuth 2.0 authorization code flow with
+//! PKCE (RFC 6749 §4.1, RFC 7636 S256 always, `nonce` when `openid` is in
+//! scope).
+//!
+//! `begin` makes a flow (fresh state, verifier, nonce; the state stored
+//! only as its hash, the others sealed by the vault; ten minutes to live)
+//! and returns the URL to send the patient to. `complete` takes the query
+//! the provider sent back to the redirect URI, finds the flow by its state
+//! (once: a replayed callback finds it used), exchanges the code at the
+//! token endpoint with the provider's client authentication, and hands
+//! the answer to `after_exchange`, which stores the link as `link add`
+//! does (a `needs_relink` link keeps its id). Every step is an audit row
+//! without a secret: `consent.start`, `consent.callback`,
+//! `consent.denied`, `consent.failed`, `consent.linked`.
+//!
+//! The engine knows nothing of where the callback arrives: `rxsync link
+//! start` listens on the provider's loopback redirect URI (`loopback`), the
+//! review app can route `[review] public_url` + `/oauth/callback` to the
+//! same `complete`. It writes only through the store's `Writer`, and never
+//! prints: a failure is a `ConsentError` saying which.
+
+pub mod authorize;
+pub mod loopback;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use url::Url;
+
+use crate::config::{ConsentSettings, Oauth2Grant, Oauth2Settings, Provider, ProviderAuth};
+use crate::domain::PatientId;
+use crate::fetch::auth::redact;
+use crate::fetch::oauth2::{ClientProof, CodeTokens, ExchangeError, exchange_code};
+use crate::store::{FlowLookup, LinkSecrets, NewFlow, NewLink, StoreError, TakenFlow, Writer};
+use crate::vault::VaultKey;
+use authorize::{CallbackOutcome, RequestSecrets};
+
+/// How long a flow waits for its callback.
+pub const FLOW_LIFETIME: Duration = Duration::from_secs(600);
+
+/// Why a consent did not make a link. No variant carries a code, a
+/// token, a state, a verifier or a nonce.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsentError {
+    /// The provider cannot run a consent as configured.
+    #[error("provider {provider}: {problem}")]
+    NotConfigured { provider: String, problem: String },
+    /// The patient (or the provider) said no: `error=access_denied` or another OAuth error.
+    #[error("the provider refused the authorization: {code}{}", .description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Denied {
+        code: String,
+        description: Option<String>,
+    },
+    /// The callback's `state` belongs to no flow of this provider.
+    #[error(
+        "the callback's state matches no consent started here (a forged or mixed-up callback); nothing stored"
+    )]
+    WrongState,
+    /// The callback has no `state` at all.
+    #[error("the callback carries no state; nothing stored")]
+    NoState,
+    /// The flow was already used by an earlier callback.
+    #[error("this callback was already used (consent {flow}): a replayed callback; nothing stored")]
+    Replayed { flow: String },
+    /// The flow's ten minutes had passed.
+    #[error("the consent {flow} expired before the provider called back; start again")]
+    Expired { flow: String },
+    /// The callback's query cannot be read.
+    #[error("the callback cannot be read: {0}")]
+    Malformed(#[from] authorize::CallbackError),
+    /// The token endpoint refused or failed the code exchange.
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+    /// The provider granted scopes that were not asked for.
+    #[error("the provider granted scopes rxsync did not ask for ({0}); nothing stored")]
+    Overgranted(String),
+    /// The client's secret or key cannot be read.
+    #[error("{0}")]
+    Client(String),
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A started flow: where to send the patient.
+#[derive(Debug)]
+pub struct Started {
+    pub flow: String,
+    /// The authorization URL. It holds the state: show it only to the patient.
+    pub url: Url,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A link made by consent, and what the identity guard needs of the answer.
+pub struct Linked {
+    pub link: i64,
+    pub relinked: bool,
+    pub flow: String,
+    /// The token response's fields (`id_token` kept sealed in a `SecretString`).
+    pub tokens: ExchangedTokens,
+}
+
+/// The token response kept for the identity guard: the ID token (not yet
+/// validated), the nonce the flow sent, and the raw non-secret fields
+/// (`patient`, `scope`, `expires_in`, `access_grant_expiration`,
+/// `refresh_expires_in`, `fhirUser`…).
+pub struct ExchangedTokens {
+    pub id_token: Option<SecretString>,
+    pub nonce: Option<SecretString>,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The provider's OAuth 2.0 and consent settings, or why it cannot consent.
+pub fn consent_settings(
+    provider: &Provider,
+) -> Result<(&Oauth2Settings, &ConsentSettings), ConsentError> {
+    let not = |problem: &str| ConsentError::NotConfigured {
+        provider: provider.id.to_string(),
+        problem: problem.to_string(),
+    };
+    let ProviderAuth::Oauth2(o) = &provider.auth else {
+        return Err(not(
+            "consent by OAuth 2.0 needs scheme = \"oauth2\" (OAuth 1.0a consent is another flow)",
+        ));
+    };
+    if o.grant != Oauth2Grant::AuthorizationCode {
+        return Err(not(
+            "grant = \"client_credentials\" links no patient; consent needs authorization_code",
+        ));
+    }
+    let consent = o.consent.as_ref().ok_or_else(|| {
+        not("[providers.auth] has no authorize_url (the provider's authorization endpoint)")
+    })?;
+    Ok((o, consent))
+}
+
+/// Starts a consent flow for `patient` at `provider`, to come back at
+/// `redirect_uri`: stores it and returns the authorization URL.
+pub async fn begin(
+    writer: &Writer,
+    key: &VaultKey,
+    provider: &Provider,
+    patient: &PatientId,
+    redirect_uri: &Url,
+    actor: &str,
+) -> Result<Started, ConsentError> {
+    let (o, consent) = consent_settings(provider)?;
+    let secrets = RequestSecrets::generate(authorize::wants_nonce(&o.scopes));
+    let url = authorize::authorization_url(o, consent, redirect_uri, &secrets);
+    let flow = authorize::random_urlsafe(16);
+    let expires_at = chrono::Utc::now()
+        + chrono::Duration::from_std(FLOW_LIFETIME).unwrap_or(chrono::Duration::minutes(10));
+    let pkce_verifier = key.seal_flow(&flow, "pkce_verifier", secrets.verifier.expose_secret());
+    let nonce = secrets
+        .nonce
+        .as_ref()
+        .map(|n| key.seal_flow(&flow, "nonce", n.expose_secret()));
+    let state_sha256 = authorize::state_sha256(secrets.state.expose_secret());
+    let detail = json!({
+        "provider": provider.id.as_str(),
+        "authorize_url": redact(&consent.authorize_url),
+        "redirect_uri": redact(redirect_uri),
+        "scope": o.scopes.join(" "),
+        "pkce": "S256",
+        "nonce": nonce.is_some(),
+        "prompt_login": consent.prompt_login,
+        "expires_at": crate::store::rfc3339_at(expires_at),
+    });
+    let (key_id, patient2, provider_id, redirect, flow_id) = (
+        key.id().to_string(),
+        patient.clone(),
+        provider.id.to_string(),
+        redirect_uri.to_string(),
+        flow.clone(),
+    );
+    let actor = actor.to_string();
+    let expires = crate::store::rfc3339_at(expires_at);
+    writer
+        .run(move |store| {
+            let relink_of = store.relink_candidate(&patient2, &provider_id)?;
+            let mut detail = detail;
+            detail["relink_of"] = json!(relink_of);
+            store.start_consent_flow(
+                &NewFlow {
+                    id: &flow_id,
+                    provider: &provider_id,
+                    patient: &patient2,
+                    state_sha256: &state_sha256,
+                    key_id: &key_id,
+                    pkce_verifier,
+                    nonce,
+                    redirect_uri: &redirect,
+                    relink_of,
+                    expires_at: &expires,
+                    detail,
+                },
+                &actor,
+            )
+        })
+        .await?;
+    Ok(Started {
+        flow,
+        url,
+        expires_at,
+    })
+}
+
+/// Ends a flow that got no callback (a timeout, an interrupted `link start`):
+/// it can no longer be taken.
+pub async fn abandon(
+    writer: &Writer,
+    flow: &str,
+    why: &str,
+    actor: &str,
+) -> Result<(), ConsentError> {
+    let (flow, why, actor) = (flow.to_string(), why.to_string(), actor.to_string());
+    writer
+        .run(move |store| {
+            store.end_consent_flow(
+                &flow,
+                "abandoned",
+                None,
+                &actor,
+                "consent.failed",
+                &json!({"step": "callback", "error": why}),
+            )
+        })
+        .await?;
+    Ok(())
+}
+
+/// Finishes a consent from the callback's query: the flow by its state
+/// (once), the provider's answer, the code exchange, the link.
+pub async fn complete(
+    writer: &Writer,
+    key: &Arc<VaultKey>,
+    provider: &Provider,
+    http: &reqwest::Client,
+    env: &dyn Fn(&str) -> Option<String>,
+    query: &str,
+    actor: &str,
+) -> Result<Linked, ConsentError> {
+    let (o, _) = consent_settings(provider)?;
+    let callback = authorize::parse_callback(query);
+    let state = match &callback {
+        Ok(c) => c.state.clone(),
+        // A malformed callback still names its state when it can.
+        Err(_) => url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| SecretString::from(v.into_owned())),
+    };
+    let detail = json!({
+        "provider": provider.id.as_str(),
+        "has_code": matches!(&callback, Ok(c) if matches!(c.outcome, CallbackOutcome::Code(_))),
+        "error": match &callback {
+            Ok(authorize::Callback { outcome: CallbackOutcome::Error { code, .. }, .. }) => Some(code.clone()),
+            Err(e) => Some(e.to_string()),
+            _ => None,
+        },
+    });
+    let Some(state) = state else {
+        return Err(ConsentError::NoState);
+    };
+    let hash = authorize::state_sha256(state.expose_secret());
+    let (provider_id, actor_owned) = (provider.id.to_string(), actor.to_string());
+    let lookup = writer
+        .run(move |store| store.take_consent_flow(&hash, &provider_id, &actor_owned, &detail))
+        .await?;
+    let flow = match lookup {
+        FlowLookup::Taken(f) => f,
+        FlowLookup::Unknown => return Err(ConsentError::WrongState),
+        FlowLookup::Used { flow } => return Err(ConsentError::Replayed { flow }),
+        FlowLookup::Expired { flow } => return Err(ConsentError::Expired { flow }),
+    };
+    let fail = |outcome: &'static str, action: &'static str, detail: serde_json::Value| {
+        let (flow, actor) = (flow.id.clone(), actor.to_string());
+        async move {
+            // The failure is what the caller reports; a store error here
+            // would only hide it, so it is logged instead.
+            if let Err(e) = writer
+                .run(move |store| {
+                    store.end_consent_flow(&flow, outcome, None, &actor, action, &detail)
+                })
+                .await
+            {
+                tracing::warn!(error = %e, "cannot record the consent's end");
+            }
+        }
+    };
+    let code = match callback {
+        Err(e) => {
+            fail(
+                "failed",
+                "consent.failed",
+                json!({"step": "callback", "error": e.to_string()}),
+            )
+            .await;
+            return Err(e.into());
+        }
+        Ok(authorize::Callback {
+            outcome: CallbackOutcome::Error { code, description },
+            ..
+        }) => {
+            fail(
+                "denied",
+                "consent.denied",
+                json!({"error": code, "error_description": description}),
+            )
+            .await;
+            return Err(ConsentError::Denied { code, description });
+        }
+        Ok(authorize::Callback {
+            outcome: CallbackOutcome::Code(code),
+            ..
+        }) => code,
+    };
+    let exchanged = async {
+        let verifier =
+            key.open_flow(&flow.id, "pkce_verifier", &flow.key_id, &flow.pkce_verifier)?;
+        let nonce = flow
+            .nonce
+            .as_deref()
+            .map(|n| key.open_flow(&flow.id, "nonce", &flow.key_id, n))
+            .transpose()?;
+        let proof =
+            ClientProof::load(o, provider.id.as_str(), env).map_err(ConsentError::Client)?;
+        let tokens = exchange_code(
+            http,
+            o,
+            &proof,
+            &code,
+            &verifier,
+            &flow.redirect_uri,
+            provider.limits.timeout,
+        )
+        .await?;
+        let unasked = authorize::unasked_scopes(&o.scopes, tokens.scope.as_deref());
+        if !o.scopes.is_empty() && !unasked.is_empty() {
+            return Err(ConsentError::Overgranted(unasked.join(" ")));
+        }
+        Ok((tokens, nonce))
+    }
+    .await;
+    match exchanged {
+        Ok((tokens, nonce)) => {
+            after_exchange(writer, key, provider, &flow, tokens, nonce, actor).await
+        }
+        Err(e) => {
+            fail(
+                "failed",
+                "consent.failed",
+                json!({"step": "exchange", "url": redact(&o.token_url), "error": e.to_string()}),
+            )
+            .await;
+            Err(e)
+        }
+    }
+}
+
+/// After a successful code exchange: stores the link exactly as `link add`
+/// does (a `needs_relink` link of the same patient and provider keeps its
+/// id) and ends the flow with `consent.linked`. This is the one place the
+/// identity guard is to be called from, with `Linked::tokens`.
+pub async fn after_exchange(
+    writer: &Writer,
+    key: &Arc<VaultKey>,
+    provider: &Provider,
+    flow: &TakenFlow,
+    tokens: CodeTokens,
+    nonce: Option<SecretString>,
+    actor: &str,
+) -> Result<Linked, ConsentError> {
+    let patient = PatientId::parse(&flow.patient)
+        .map_err(|e| StoreError::Corrupt(format!("consent flow {}: patient id: {e}", flow.id)))?;
+    let remote = tokens
+        .patient
+        .clone()
+        .filter(|p| !p.is_empty() && p.len() <= 256 && !p.chars().any(char::is_control))
+        .unwrap_or_else(|| patient.to_string());
+    let detail = json!({
+        "provider": provider.id.as_str(),
+        "remote_patient": remote,
+        "scope": tokens.scope,
+        "refresh_token": tokens.refresh_token.is_some(),
+        "id_token": tokens.id_token.is_some(),
+        "expires_at": tokens.expires_at.map(crate::store::rfc3339_at),
+        "relink_of": flow.relink_of,
+    });
+    let secrets = LinkSecrets::Oauth2 {
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+    };
+    let expires_at = tokens.expires_at.map(crate::store::rfc3339_at);
+    let scope = tokens.scope;
+    let (provider_id, flow_id, actor, key) = (
+        provider.id.to_string(),
+        flow.id.clone(),
+        actor.to_string(),
+        Arc::clone(key),
+    );
+    let (link, relinked) = writer
+        .run(move |store| {
+            let (link, relinked) = store.add_link(
+                &NewLink {
+                    patient: &patient,
+                    provider: &provider_id,
+                    remote_patient: &remote,
+                    secrets,
+                    expires_at,
+                    scope,
+                },
+                &key,
+                &actor,
+            )?;
+            let mut detail = detail;
+            detail["link"] = json!(link);
+            detail["relinked"] = json!(relinked);
+            store.end_consent_flow(
+                &flow_id,
+                "linked",
+                Some(link),
+                &actor,
+                "consent.linked",
+                &detail,
+            )?;
+            Ok((link, relinked))
+        })
+        .await?;
+    Ok(Linked {
+        link,
+        relinked,
+        flow: flow.id.clone(),
+        tokens: ExchangedTokens {
+            id_token: tokens.id_token,
+            nonce,
+            fields: tokens.fields,
+        },
+    })
+}

@@ -1,0 +1,157 @@
+//! The consent: `GET /oauth2/authorize` (RFC 6749 §4.1.1 with PKCE S256
+//! required, RFC 7636) answered without a person — approved at once, or
+//! denied when `login_hint=deny` — by a redirect to the client's
+//! `redirect_uri` with `code` and the `state` as sent (or `error`); and the
+//! `authorization_code` grant at the token endpoint, which checks the code
+//! against its client, redirect URI and PKCE verifier once.
+//!
+//! `login_hint` otherwise names the patient the grant is for (default
+//! `consent-patient`), so a test decides whose data the link reaches.
+//! Requests that cannot be trusted to redirect (an unknown client, a
+//! `redirect_uri` that is not an absolute http(s) URL) get a 400 page, not a
+//! redirect (§4.1.2.1).
+
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use http::StatusCode;
+use serde_json::json;
+
+use super::super::codes::{CODE_TTL, PendingCode};
+use super::super::config::ClientConfig;
+use super::super::grants::NewGrant;
+use super::{Shared, Stats, lock, mint, now, reply};
+
+/// The patient a consent is for when `login_hint` names none.
+pub const DEFAULT_CONSENT_PATIENT: &str = "consent-patient";
+
+/// `GET /oauth2/authorize`.
+pub(crate) async fn authorize(State(app): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let query = query.unwrap_or_default();
+    let mut params: Vec<(String, String)> = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if params.iter().any(|(n, _)| *n == k) {
+            return reply::text(
+                StatusCode::BAD_REQUEST,
+                format!("the parameter {k} appears more than once\n"),
+            );
+        }
+        params.push((k.into_owned(), v.into_owned()));
+    }
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let Some(client) = get("client_id").and_then(|id| app.settings.client(id)) else {
+        return reply::text(StatusCode::BAD_REQUEST, "unknown client_id\n");
+    };
+    let Some(redirect) = get("redirect_uri")
+        .and_then(|r| url::Url::parse(r).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.fragment().is_none())
+    else {
+        return reply::text(
+            StatusCode::BAD_REQUEST,
+            "redirect_uri must be an absolute http(s) URL without a fragment\n",
+        );
+    };
+    let back = |pairs: &[(&str, &str)]| {
+        let mut to = redirect.clone();
+        {
+            let mut q = to.query_pairs_mut();
+            for (k, v) in pairs {
+                q.append_pair(k, v);
+            }
+            if let Some(state) = get("state") {
+                q.append_pair("state", state);
+            }
+        }
+        reply::redirect(302, to.as_str())
+    };
+    let refuse = |error: &str, description: &str| {
+        back(&[("error", error), ("error_description", description)])
+    };
+    if get("response_type") != Some("code") {
+        return refuse(
+            "unsupported_response_type",
+            "only response_type=code is served",
+        );
+    }
+    if get("code_challenge_method") != Some("S256") {
+        return refuse(
+            "invalid_request",
+            "PKCE is required: code_challenge_method=S256",
+        );
+    }
+    let Some(challenge) = get("code_challenge").filter(|c| c.len() == 43) else {
+        return refuse(
+            "invalid_request",
+            "code_challenge must be a base64url SHA-256 (43 characters)",
+        );
+    };
+    let patient = match get("login_hint") {
+        Some("deny") => return refuse("access_denied", "the patient declined"),
+        Some(p) => p,
+        None => DEFAULT_CONSENT_PATIENT,
+    };
+    let code = mint();
+    lock(&app.codes).issue(
+        code.clone(),
+        PendingCode {
+            client_id: client.id.clone(),
+            redirect_uri: redirect.to_string(),
+            challenge: challenge.to_string(),
+            patient: patient.to_string(),
+            scope: get("scope").unwrap_or_default().to_string(),
+            expires_at: now() + CODE_TTL,
+        },
+        now(),
+    );
+    back(&[("code", &code)])
+}
+
+/// `grant_type=authorization_code` for an authenticated client.
+pub(super) fn exchange(
+    app: &Shared,
+    client: &ClientConfig,
+    code: Option<&str>,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+) -> Response {
+    let Some(code) = code else {
+        return reply::oauth2_error("invalid_request", "code is missing");
+    };
+    let redirect_uri = redirect_uri
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| u.to_string());
+    let pending =
+        match lock(&app.codes).redeem(code, &client.id, redirect_uri.as_deref(), verifier, now()) {
+            Ok(p) => p,
+            Err(e) => return reply::oauth2_error("invalid_grant", e.describe()),
+        };
+    let issued = lock(&app.grants).grant(
+        NewGrant {
+            client_id: &client.id,
+            patient: &pending.patient,
+            scope: &pending.scope,
+            expires_in: client.access_token_ttl,
+            access_token_valid: true,
+        },
+        now(),
+        &mut mint,
+    );
+    app.persist();
+    Stats::bump(&app.stats.code_exchanges);
+    let mut body = json!({
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scope,
+        "patient": issued.patient,
+    });
+    if let Some(refresh) = issued.refresh_token {
+        body["refresh_token"] = json!(refresh);
+    }
+    reply::no_store(reply::json(StatusCode::OK, &body))
+}

@@ -1,0 +1,328 @@
+//! Consent flows (migration `0013_consent`): the authorization requests
+//! rxsync started and is waiting to hear back about.
+//!
+//! The store never sees a `state`, a PKCE verifier or a nonce in the clear:
+//! the state arrives as its SHA-256 (the callback is looked up by it) and
+//! the other two arrive sealed by `vault::VaultKey::seal_flow`. A flow is
+//! taken once: the first callback naming it marks it used, in the same
+//! transaction that reads it, so a replayed callback finds it used.
+
+use super::{Store, StoreError, now};
+use crate::domain::PatientId;
+use rusqlite::{OptionalExtension, params};
+
+/// A flow to record when its authorization URL is handed out.
+pub struct NewFlow<'a> {
+    /// Random, not a secret (`consent::flow_id`); the vault binds the sealed fields to it.
+    pub id: &'a str,
+    pub provider: &'a str,
+    pub patient: &'a PatientId,
+    /// Hex SHA-256 of the `state` sent.
+    pub state_sha256: &'a str,
+    /// The vault key id that sealed `pkce_verifier` and `nonce`.
+    pub key_id: &'a str,
+    pub pkce_verifier: Vec<u8>,
+    pub nonce: Option<Vec<u8>>,
+    pub redirect_uri: &'a str,
+    /// The `needs_relink` link of the same patient and provider, if any.
+    pub relink_of: Option<i64>,
+    /// RFC 3339.
+    pub expires_at: &'a str,
+    /// The audit detail of `consent.start` (never a secret).
+    pub detail: serde_json::Value,
+}
+
+/// A flow taken by its callback, with its sealed fields.
+#[derive(Debug, Clone)]
+pub struct TakenFlow {
+    pub id: String,
+    pub provider: String,
+    pub patient: String,
+    pub key_id: String,
+    pub pkce_verifier: Vec<u8>,
+    pub nonce: Option<Vec<u8>>,
+    pub redirect_uri: String,
+    pub relink_of: Option<i64>,
+}
+
+/// What a callback's state found.
+#[derive(Debug, Clone)]
+pub enum FlowLookup {
+    /// A live flow, now marked used.
+    Taken(TakenFlow),
+    /// No flow was started with this state.
+    Unknown,
+    /// The flow was used before (a replayed callback).
+    Used { flow: String },
+    /// The flow expired before its callback came (now marked used).
+    Expired { flow: String },
+}
+
+impl Store {
+    /// Records a new flow and the `consent.start` audit row.
+    pub fn start_consent_flow(&mut self, f: &NewFlow<'_>, actor: &str) -> Result<(), StoreError> {
+        let tx = self.tx()?;
+        super::imports::require_patient(&tx, f.patient)?;
+        tx.execute(
+            "INSERT INTO consent_flows (id, provider, patient_id, state_sha256, key_id, pkce_verifier,
+             nonce, redirect_uri, relink_of, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                f.id,
+                f.provider,
+                f.patient.as_str(),
+                f.state_sha256,
+                f.key_id,
+                f.pkce_verifier,
+                f.nonce,
+                f.redirect_uri,
+                f.relink_of,
+                now(),
+                f.expires_at
+            ],
+        )?;
+        super::audit::append(
+            &tx,
+            actor,
+            "consent.start",
+            Some(f.patient.as_str()),
+            Some(&format!("consent:{}", f.id)),
+            &f.detail,
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The live link of a patient at a provider that waits for a re-link
+    /// (`needs_relink`), if there is one.
+    pub fn relink_candidate(
+        &self,
+        patient: &PatientId,
+        provider: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM links WHERE patient_id = ?1 AND provider = ?2 AND state = 'needs_relink'",
+                params![patient.as_str(), provider],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Takes the flow a callback's state names, once: marks it used and
+    /// audits `consent.callback` (with what was found) in one transaction.
+    /// `provider` is the provider the callback arrived for (a flow of
+    /// another provider is `Unknown` to it).
+    pub fn take_consent_flow(
+        &mut self,
+        state_sha256: &str,
+        provider: &str,
+        actor: &str,
+        detail: &serde_json::Value,
+    ) -> Result<FlowLookup, StoreError> {
+        let tx = self.tx()?;
+        let at = now();
+        let row = tx
+            .query_row(
+                "SELECT id, provider, patient_id, key_id, pkce_verifier, nonce, redirect_uri, relink_of,
+                 expires_at, used_at FROM consent_flows WHERE state_sha256 = ?1 AND provider = ?2",
+                params![state_sha256, provider],
+                |r| {
+                    Ok((
+                        TakenFlow {
+                            id: r.get(0)?,
+                            provider: r.get(1)?,
+                            patient: r.get(2)?,
+                            key_id: r.get(3)?,
+                            pkce_verifier: r.get(4)?,
+                            nonce: r.get(5)?,
+                            redirect_uri: r.get(6)?,
+                            relink_of: r.get(7)?,
+                        },
+                        r.get::<_, String>(8)?,
+                        r.get::<_, Option<String>>(9)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let (found, patient, subject, lookup) = match row {
+            None => ("unknown", None, None, FlowLookup::Unknown),
+            Some((flow, _, Some(_))) => (
+                "replayed",
+                Some(flow.patient.clone()),
+                Some(flow.id.clone()),
+                FlowLookup::Used { flow: flow.id },
+            ),
+            Some((flow, expires_at, None)) => {
+                let expired = expires_at <= at;
+                tx.execute(
+                    "UPDATE consent_flows SET used_at = ?2, outcome = CASE WHEN ?3 THEN 'expired' ELSE NULL END
+                     WHERE id = ?1",
+                    params![flow.id, at, expired],
+                )?;
+                let patient = Some(flow.patient.clone());
+                let subject = Some(flow.id.clone());
+                if expired {
+                    (
+                        "expired",
+                        patient,
+                        subject,
+                        FlowLookup::Expired { flow: flow.id },
+                    )
+                } else {
+                    ("live", patient, subject, FlowLookup::Taken(flow))
+                }
+            }
+        };
+        let mut detail = detail.clone();
+        detail["flow"] = serde_json::json!(found);
+        super::audit::append(
+            &tx,
+            actor,
+            "consent.callback",
+            patient.as_deref(),
+            subject.map(|s| format!("consent:{s}")).as_deref(),
+            &detail,
+        )?;
+        tx.commit()?;
+        Ok(lookup)
+    }
+
+    /// Records how a taken (or abandoned) flow ended — `denied`, `failed`,
+    /// `abandoned`, or `linked` with its link — and audits it under `action`.
+    /// A flow not yet used is marked used too (an abandoned one cannot be
+    /// taken later).
+    pub fn end_consent_flow(
+        &mut self,
+        flow: &str,
+        outcome: &str,
+        link: Option<i64>,
+        actor: &str,
+        action: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let tx = self.tx()?;
+        let patient: Option<String> = tx
+            .query_row(
+                "SELECT patient_id FROM consent_flows WHERE id = ?1",
+                [flow],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(patient) = patient else {
+            return Err(StoreError::NotFound {
+                what: "consent flow",
+                id: flow.to_string(),
+            });
+        };
+        tx.execute(
+            "UPDATE consent_flows SET used_at = COALESCE(used_at, ?2), outcome = ?3, link_id = ?4 WHERE id = ?1",
+            params![flow, now(), outcome, link],
+        )?;
+        super::audit::append(
+            &tx,
+            actor,
+            action,
+            Some(&patient),
+            Some(&format!("consent:{flow}")),
+            detail,
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewPatient;
+
+    fn store_with_flow(expires_at: &str) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("rx.db")).expect("open");
+        let p = PatientId::parse("P1").expect("id");
+        store
+            .add_patient(
+                &NewPatient {
+                    id: p.clone(),
+                    mrn: None,
+                    name: None,
+                    birth_date: None,
+                },
+                "test",
+            )
+            .expect("patient");
+        store
+            .start_consent_flow(
+                &NewFlow {
+                    id: "f1",
+                    provider: "ehr",
+                    patient: &p,
+                    state_sha256: "abc",
+                    key_id: "k",
+                    pkce_verifier: vec![1, 2, 3],
+                    nonce: None,
+                    redirect_uri: "http://127.0.0.1:1/cb",
+                    relink_of: None,
+                    expires_at,
+                    detail: serde_json::json!({}),
+                },
+                "test",
+            )
+            .expect("start");
+        (dir, store)
+    }
+
+    #[test]
+    fn a_flow_is_taken_once_and_only_by_its_state_and_provider() {
+        let (_d, mut store) = store_with_flow("9999-01-01T00:00:00.000Z");
+        let d = serde_json::json!({});
+        assert!(matches!(
+            store
+                .take_consent_flow("abc", "other", "t", &d)
+                .expect("take"),
+            FlowLookup::Unknown
+        ));
+        assert!(matches!(
+            store
+                .take_consent_flow("xyz", "ehr", "t", &d)
+                .expect("take"),
+            FlowLookup::Unknown
+        ));
+        match store
+            .take_consent_flow("abc", "ehr", "t", &d)
+            .expect("take")
+        {
+            FlowLookup::Taken(f) => {
+                assert_eq!(f.id, "f1");
+                assert_eq!(f.pkce_verifier, vec![1, 2, 3]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            store
+                .take_consent_flow("abc", "ehr", "t", &d)
+                .expect("take"),
+            FlowLookup::Used { .. }
+        ));
+    }
+
+    #[test]
+    fn an_expired_flow_is_refused_and_used_up() {
+        let (_d, mut store) = store_with_flow("2000-01-01T00:00:00.000Z");
+        let d = serde_json::json!({});
+        assert!(matches!(
+            store
+                .take_consent_flow("abc", "ehr", "t", &d)
+                .expect("take"),
+            FlowLookup::Expired { .. }
+        ));
+        assert!(matches!(
+            store
+                .take_consent_flow("abc", "ehr", "t", &d)
+                .expect("take"),
+            FlowLookup::Used { .. }
+        ));
+    }
+}
