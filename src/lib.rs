@@ -18,6 +18,7 @@ pub mod fetch;
 pub mod import;
 pub mod normalize;
 pub mod parse;
+pub mod present;
 pub mod pull;
 pub mod sandbox;
 pub mod schedule;

@@ -36,8 +36,8 @@ pub use links::{
     lease_holder_name,
 };
 pub use patients::{NewPatient, Patient};
-pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, Resolve};
-pub use regimens::{CodeView, ItemView, RegimenSummary, RegimenView};
+pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, ItemRef, Resolve};
+pub use regimens::{CodeView, DocumentMeta, ItemView, RegimenSummary, RegimenView, SourceRegimen};
 pub use reversal::DecisionView;
 pub use writer::{Batch as WriterBatch, Observer as WriterObserver, Writer};
 
