@@ -4,8 +4,19 @@ use super::context::Global;
 use super::output::{self, Format, cell};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
+use chrono::Utc;
 use rxsync::domain::PatientId;
+use rxsync::present::fhir;
 use rxsync::store::{RegimenView, Store};
+
+/// `regimen show --format`: the listing formats and FHIR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ShowFormat {
+    #[default]
+    Table,
+    Json,
+    Fhir,
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -20,9 +31,11 @@ pub enum Command {
         /// A version other than the newest
         #[arg(long)]
         version: Option<i64>,
-        /// Output: table for people, json for scripts
+        /// Output: table for people, json for scripts, fhir for other
+        /// systems (a FHIR R4 collection Bundle: a MedicationStatement per
+        /// item, a DetectedIssue per open exception)
         #[arg(long, value_enum, default_value_t)]
-        format: Format,
+        format: ShowFormat,
     },
     /// List every version of a patient's regimens
     History {
@@ -48,18 +61,35 @@ pub fn run(global: &Global, command: Command) -> CliResult {
                 PatientId::parse(&patient).map_err(|e| usage(format!("--patient: {e}")))?;
             let ctx = global.open_existing()?;
             let source = pick_source(&ctx.store, &patient, source)?;
-            let view = ctx
-                .store
-                .regimen(&patient, &source, version)?
-                .ok_or_else(|| {
-                    Failure::Failed(anyhow!(
-                        "patient {patient} has no regimen{} from {source}",
-                        version.map(|v| format!(" version {v}")).unwrap_or_default()
-                    ))
-                })?;
+            let missing = || {
+                Failure::Failed(anyhow!(
+                    "patient {patient} has no regimen{} from {source}",
+                    version.map(|v| format!(" version {v}")).unwrap_or_default()
+                ))
+            };
             match format {
-                Format::Json => output::json(&view)?,
-                Format::Table => print_regimen(&view),
+                ShowFormat::Fhir => {
+                    let record = ctx
+                        .store
+                        .patient(&patient)?
+                        .ok_or_else(|| Failure::Failed(anyhow!("unknown patient {patient}")))?;
+                    let regimen = ctx
+                        .store
+                        .source_regimen(&patient, &source, version)?
+                        .ok_or_else(missing)?;
+                    output::json(&fhir::regimen_bundle(&record, &regimen, Utc::now()))?;
+                }
+                ShowFormat::Json | ShowFormat::Table => {
+                    let view = ctx
+                        .store
+                        .regimen(&patient, &source, version)?
+                        .ok_or_else(missing)?;
+                    if format == ShowFormat::Json {
+                        output::json(&view)?;
+                    } else {
+                        print_regimen(&view);
+                    }
+                }
             }
             Ok(())
         }

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`, for scripts: the queue, one exception
-//! (read and decide), a patient's regimen and its versions. Authenticated
+//! (read and decide), a patient's regimen (rxsync's JSON, or a FHIR R4
+//! Bundle with `?format=fhir`) and its versions. Authenticated
 //! with API tokens only (`rxsync token create`); cookies are ignored.
 //! `schemas/openapi.yaml` documents every route in `ROUTES`, and a test
 //! checks the live answers against it.
@@ -10,13 +11,15 @@ use super::error::AppError;
 use super::pages::exception;
 use super::pages::queue::{QueueQuery, filter_of};
 use crate::domain::PatientId;
+use crate::present::fhir;
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Json, middleware};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -206,6 +209,15 @@ fn patient_id(id: &str) -> Result<PatientId, AppError> {
 struct RegimenQuery {
     source: Option<String>,
     version: Option<i64>,
+    format: Option<RegimenFormat>,
+}
+
+/// `?format=`: rxsync's own JSON (the default), or a FHIR R4 Bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RegimenFormat {
+    Json,
+    Fhir,
 }
 
 async fn regimen(
@@ -223,9 +235,9 @@ async fn regimen(
     };
     let found = state
         .store(move |s| {
-            if s.patient(&patient)?.is_none() {
+            let Some(record) = s.patient(&patient)? else {
                 return Ok(Err(AppError::not_found(format!("unknown patient {patient}"))));
-            }
+            };
             let source = match q.source {
                 Some(s) => s,
                 None => match s.regimen_sources(&patient)?.as_slice() {
@@ -239,13 +251,19 @@ async fn regimen(
                     }
                 },
             };
-            Ok(s.regimen(&patient, &source, q.version)?.ok_or_else(|| {
-                AppError::not_found(format!("patient {patient} has no such regimen from {source}"))
-            }))
+            let missing = || AppError::not_found(format!("patient {patient} has no such regimen from {source}"));
+            Ok(match q.format.unwrap_or(RegimenFormat::Json) {
+                RegimenFormat::Json => s.regimen(&patient, &source, q.version)?.map(|r| Json(r).into_response()),
+                RegimenFormat::Fhir => s.source_regimen(&patient, &source, q.version)?.map(|r| {
+                    let bundle = fhir::regimen_bundle(&record, &r, Utc::now());
+                    ([(header::CONTENT_TYPE, fhir::MEDIA_TYPE)], Json(bundle)).into_response()
+                }),
+            }
+            .ok_or_else(missing))
         })
         .await;
     match found {
-        Ok(Ok(r)) => Json(r).into_response(),
+        Ok(Ok(r)) => r,
         Ok(Err(e)) | Err(e) => error_json(e),
     }
 }
