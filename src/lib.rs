@@ -2,8 +2,9 @@
 //!
 //! Modules are listed in the order data flows through them: configuration,
 //! the domain vocabulary, parsing of provider documents (CCR XML, C-CDA, FHIR JSON/XML),
-//! the drug dictionary, normalization (NDC mapping and exception flags), and
-//! the SQLite store. Parsing and normalizing are pure functions over bytes and
+//! the drug dictionary, normalization (NDC mapping and exception flags), the
+//! SQLite store, and the way out (`present`: stored regimens as FHIR R4).
+//! Parsing, normalizing and presenting are pure functions over bytes and
 //! values; they never touch the clock, the network or the database. Only
 //! `store` writes SQL; only `cli` formats output for people.
 
