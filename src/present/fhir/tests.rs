@@ -1,4 +1,6 @@
+use super::statement::RXNORM_SYSTEM;
 use super::*;
+use crate::store::DocumentMeta;
 use crate::store::{CodeView, RegimenView};
 use crate::store::{ExceptionView, ItemView};
 
