@@ -19,7 +19,7 @@ pub(super) fn statement(
     doc: &DocumentMeta,
     exceptions: &[ExceptionView],
 ) -> Value {
-    let notes = decision_notes(item, exceptions);
+    let mut notes = decision_notes(item, exceptions);
     let (status, reason) = statement_status(&item.status);
     let mut r = Map::new();
     r.insert("resourceType".into(), json!("MedicationStatement"));
@@ -45,8 +45,14 @@ pub(super) fn statement(
     }
     r.insert("informationSource".into(), informant.clone());
     r.insert("derivedFrom".into(), json!([{ "reference": doc_url }]));
+    // A claims-only item's sig is rxsync's account of its fills, not how
+    // to take the drug: it goes to a note, never to `dosage.text`.
+    let claims = item.evidence == "claim";
+    if claims {
+        notes.insert(0, fills_note(item));
+    }
     if let Some(d) = dosage::dosage(
-        item.sig.as_deref(),
+        item.sig.as_deref().filter(|_| !claims),
         item.dose.as_deref(),
         item.frequency.as_deref(),
         item.route.as_deref(),
@@ -235,6 +241,26 @@ fn decision_notes(item: &ItemView, exceptions: &[ExceptionView]) -> Vec<Value> {
         notes.push(annotation(field("decided_by"), field("decided_at"), text));
     }
     notes
+}
+
+/// What pharmacy claims say of a claims-only item: the latest fill.
+fn fills_note(item: &ItemView) -> Value {
+    let mut text = String::from("known from pharmacy claims only");
+    if let Some(sig) = item.sig.as_deref().filter(|s| !s.trim().is_empty()) {
+        text.push_str(&format!(": {sig}"));
+    }
+    let details: Vec<String> = [
+        ("quantity", &item.quantity),
+        ("days supply", &item.days_supply),
+        ("pharmacy", &item.dispenser),
+    ]
+    .into_iter()
+    .filter_map(|(what, v)| v.as_deref().map(|v| format!("{what} {v}")))
+    .collect();
+    if !details.is_empty() {
+        text.push_str(&format!(" ({})", details.join(", ")));
+    }
+    annotation(None, None, text)
 }
 
 fn annotation(by: Option<&str>, at: Option<&str>, text: String) -> Value {

@@ -333,3 +333,26 @@ fn what_rxsync_does_not_know_stays_out() {
     assert!(st.get("effectivePeriod").is_none());
     assert!(st.get("dosage").is_none());
 }
+
+#[test]
+fn a_claims_only_item_says_so_in_a_note_not_in_its_dosage() {
+    let mut it = item(4, Some("00006010654"), "Lipitor", "dispensed");
+    it.evidence = "claim".into();
+    it.sig = Some("last filled on 2026-10-01 for 30 days".into());
+    it.dose = None;
+    it.frequency = None;
+    it.quantity = Some("30".into());
+    it.days_supply = Some("30".into());
+    it.dispenser = Some("Corner Pharmacy".into());
+    let b = regimen_bundle(&patient(), &source("file", 'a', vec![it], vec![]), at());
+    let st = &resources(&b, "MedicationStatement")[0]["resource"];
+    assert_eq!(
+        st["dosage"][0],
+        json!({"route": {"coding": [{"system": "http://snomed.info/sct", "code": "26643006", "display": "Oral route"}], "text": "Oral"}})
+    );
+    assert_eq!(
+        st["note"][0]["text"],
+        "known from pharmacy claims only: last filled on 2026-10-01 for 30 days (quantity 30, days supply 30, pharmacy Corner Pharmacy)"
+    );
+    assert_eq!(st["status"], "unknown");
+}
