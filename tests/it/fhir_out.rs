@@ -7,8 +7,9 @@
 //! last release whose top-level models are FHIR R4 4.0.1 (it needs pydantic
 //! 1). Without python3 or that package the oracle test fails; it never skips.
 
+use crate::pull::harness::{Home, fhir_at};
 use crate::review_server::{CLINICIAN, Review};
-use crate::support::{TestEnv, repo_path};
+use crate::support::{Sandbox, TestEnv, repo_path};
 use serde_json::Value;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -232,6 +233,52 @@ fn an_unknown_patient_or_source_is_a_clear_failure() {
     assert_eq!(out.stdout, "");
 }
 
+/// P1's regimen pulled from a sandbox FHIR provider `fh` (OAuth 2.0), and
+/// its export; the sandbox is kept running, the grant kept to look for.
+fn pulled() -> (Sandbox, Home, Value, Value) {
+    let sb = Sandbox::start();
+    let home = Home::new(&fhir_at(&sb, "fh", "demo-client", "header"));
+    let (_, grant) = home.link_oauth2(&sb, "fh", "demo-client", serde_json::json!({}));
+    home.pull(Some("fh")).ok();
+    let bundle = home
+        .rx(&["regimen", "show", "--patient", "P1", "--format", "fhir"])
+        .json();
+    (sb, home, bundle, grant)
+}
+
+#[test]
+fn a_pulled_regimen_names_its_provider_and_no_secret() {
+    let (sb, home, b, grant) = pulled();
+    let items = home
+        .env
+        .query_i64("SELECT COUNT(*) FROM items WHERE removed_at IS NULL");
+    assert!(items > 0);
+    assert_eq!(resources(&b, "MedicationStatement").len() as i64, items);
+    for s in resources(&b, "MedicationStatement") {
+        assert_eq!(
+            s["resource"]["informationSource"],
+            serde_json::json!({"type": "Organization", "display": "provider fh"})
+        );
+    }
+    let doc = &resources(&b, "DocumentReference")[0]["resource"];
+    assert!(
+        doc["content"][0]["attachment"]["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(&sb.base)),
+        "{doc}"
+    );
+    assert_eq!(
+        doc["content"][0]["attachment"]["contentType"],
+        "application/fhir+json"
+    );
+    let text = b.to_string();
+    for field in ["access_token", "refresh_token"] {
+        let secret = grant[field].as_str().expect(field);
+        assert!(!text.contains(secret), "the bundle holds the {field}");
+    }
+    assert!(!text.contains("demo-client-secret"));
+}
+
 #[tokio::test]
 async fn the_api_answers_fhir_json_with_the_bundle_the_cli_prints() {
     let r = Review::start();
@@ -355,6 +402,9 @@ fn an_independent_fhir_r4_model_accepts_every_export() {
             "{file}: {summary}"
         );
     }
+    // A pulled regimen (a provider as informationSource, a URL).
+    let (_sb, _home, bundle, _) = pulled();
+    validated(&bundle);
     // After a decision (a note on the kept drug) the bundle is still valid.
     let (env, _) = exported("samples/ccr/demo.xml", "demo-ccr-1");
     let id = env.query_i64("SELECT id FROM exceptions WHERE kind = 'duplicate'");
