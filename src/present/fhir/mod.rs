@@ -24,6 +24,7 @@ use crate::store::{Patient, SourceRegimen};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
 
 pub use dosage::{dose_quantity, repeat, route_code};
 pub use issue::{issue_code, issue_severity};
@@ -43,13 +44,61 @@ pub fn regimen_bundle(patient: &Patient, source: &SourceRegimen, at: DateTime<Ut
 }
 
 /// Every given source's regimen of one patient in one Bundle, in the order
-/// given.
+/// given: the Patient, each source's DocumentReference and statements, then
+/// the open exceptions' issues. An exception listed by several sources (a
+/// finding across them) is one issue, implicating statements of any source.
 pub fn sources_bundle(patient: &Patient, sources: &[SourceRegimen], at: DateTime<Utc>) -> Value {
     let patient_url = urn(&["patient", &patient.id]);
     let subject = reference(&patient_url, patient.name.as_deref());
     let mut entries = vec![entry(&patient_url, provenance::patient_resource(patient))];
+    // Each item in force, by id, as the fullUrl of its statement.
+    let mut statements: HashMap<i64, String> = HashMap::new();
+    let mut doc_urls = Vec::with_capacity(sources.len());
     for source in sources {
-        entries.extend(source_entries(&patient.id, &subject, source));
+        let doc = &source.document;
+        let doc_url = urn(&["document", &patient.id, &doc.sha256]);
+        entries.push(entry(
+            &doc_url,
+            provenance::document_resource(doc, &subject),
+        ));
+        let informant = provenance::information_source(doc);
+        for item in &source.regimen.items {
+            let url = urn(&["item", &patient.id, &doc.sha256, &item.id.to_string()]);
+            let s = statement::statement(
+                item,
+                &subject,
+                &informant,
+                &doc_url,
+                doc,
+                &source.exceptions,
+            );
+            entries.push(entry(&url, s));
+            statements.insert(item.id, url);
+        }
+        doc_urls.push(doc_url);
+    }
+    let mut issued = HashSet::new();
+    for (source, doc_url) in sources.iter().zip(&doc_urls) {
+        for e in source.exceptions.iter().filter(|e| e.state == "open") {
+            if !issued.insert(e.id) {
+                continue;
+            }
+            // The items it concerns that are in force (a removed item has
+            // no statement); a regimen- or document-level finding concerns
+            // the document.
+            let mut implicated: Vec<Value> = [&e.item, &e.related_item]
+                .into_iter()
+                .flatten()
+                .filter_map(|i| statements.get(&i.id))
+                .map(|url| json!({ "reference": url }))
+                .collect();
+            if e.item.is_none() {
+                implicated.push(json!({ "reference": doc_url }));
+            }
+            let sha = &source.document.sha256;
+            let url = urn(&["exception", &patient.id, sha, &e.id.to_string()]);
+            entries.push(entry(&url, issue::issue(e, &subject, implicated)));
+        }
     }
     let id = uuid(&[&Value::Array(entries.clone()).to_string()]);
     json!({
@@ -59,36 +108,6 @@ pub fn sources_bundle(patient: &Patient, sources: &[SourceRegimen], at: DateTime
         "timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true),
         "entry": entries,
     })
-}
-
-/// The DocumentReference, the statements and the issues of one source.
-fn source_entries(patient_id: &str, subject: &Value, source: &SourceRegimen) -> Vec<Value> {
-    let doc = &source.document;
-    let doc_url = urn(&["document", patient_id, &doc.sha256]);
-    let mut out = vec![entry(&doc_url, provenance::document_resource(doc, subject))];
-    let item_url = |item_id: i64| urn(&["item", patient_id, &doc.sha256, &item_id.to_string()]);
-    let informant = provenance::information_source(doc);
-    for item in &source.regimen.items {
-        let s = statement::statement(item, subject, &informant, &doc_url, doc, &source.exceptions);
-        out.push(entry(&item_url(item.id), s));
-    }
-    let in_force = |id: i64| source.regimen.items.iter().any(|i| i.id == id);
-    for e in source.exceptions.iter().filter(|e| e.state == "open") {
-        let mut implicated: Vec<Value> = [&e.item, &e.related_item]
-            .into_iter()
-            .flatten()
-            .filter(|i| in_force(i.id))
-            .map(|i| json!({ "reference": item_url(i.id) }))
-            .collect();
-        if e.item.is_none() {
-            // A regimen- or document-level finding: the document is what
-            // it concerns.
-            implicated.push(json!({ "reference": doc_url }));
-        }
-        let url = urn(&["exception", patient_id, &doc.sha256, &e.id.to_string()]);
-        out.push(entry(&url, issue::issue(e, subject, implicated)));
-    }
-    out
 }
 
 fn entry(full_url: &str, resource: Value) -> Value {

@@ -356,3 +356,34 @@ fn a_claims_only_item_says_so_in_a_note_not_in_its_dosage() {
     );
     assert_eq!(st["status"], "unknown");
 }
+
+#[test]
+fn a_finding_across_sources_is_one_issue_implicating_both() {
+    // Item 1 from a file, item 2 from a provider; one exception relating
+    // them, listed by both sources.
+    let across = exception(11, "source_conflict", "open", Some(2), Some(1));
+    let file = source(
+        "file",
+        'a',
+        vec![item(1, None, "A", "active")],
+        vec![across.clone()],
+    );
+    let ehr = source(
+        "ehr",
+        'b',
+        vec![item(2, None, "A", "stopped")],
+        vec![across],
+    );
+    let b = sources_bundle(&patient(), &[file, ehr], at());
+    let statements = resources(&b, "MedicationStatement");
+    let issues = resources(&b, "DetectedIssue");
+    assert_eq!(issues.len(), 1, "{b}");
+    assert_eq!(
+        issues[0]["resource"]["implicated"],
+        json!([{"reference": statements[1]["fullUrl"]}, {"reference": statements[0]["fullUrl"]}])
+    );
+    assert_eq!(
+        issues[0]["resource"]["code"],
+        json!({"text": "sources disagree (source_conflict)"})
+    );
+}
