@@ -25,7 +25,10 @@ pub(super) fn issue(e: &ExceptionView, subject: &Value, implicated: Vec<Value>) 
     if !implicated.is_empty() {
         r.insert("implicated".into(), Value::Array(implicated));
     }
-    r.insert("detail".into(), json!(e.detail));
+    // A FHIR string is never empty.
+    if !e.detail.trim().is_empty() {
+        r.insert("detail".into(), json!(e.detail));
+    }
     Value::Object(r)
 }
 

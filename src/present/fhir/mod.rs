@@ -158,6 +158,11 @@ fn uuid(parts: &[&str]) -> String {
     )
 }
 
+/// Text as a FHIR `code`: no leading, trailing or repeated whitespace.
+fn code(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// A FHIR `date`: YYYY, YYYY-MM or YYYY-MM-DD.
 fn is_date(s: &str) -> bool {
     match s.len() {

@@ -2,7 +2,7 @@
 //! of the document a regimen was read from, and a statement's
 //! `informationSource` (the provider, or the file import).
 
-use super::{is_date, is_instant, local_identifier};
+use super::{code, is_date, is_instant, local_identifier};
 use crate::store::{DocumentMeta, Patient};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -37,11 +37,15 @@ pub(super) fn patient_resource(p: &Patient) -> Value {
 /// The document a regimen was read from, identified by its hash.
 pub(super) fn document_resource(doc: &DocumentMeta, subject: &Value) -> Value {
     let mut attachment = Map::new();
-    attachment.insert("contentType".into(), json!(doc.media_type));
+    attachment.insert("contentType".into(), json!(code(&doc.media_type)));
     if let Ok(size) = u32::try_from(doc.size) {
         attachment.insert("size".into(), json!(size));
     }
-    let title = doc.origin.clone().unwrap_or_else(|| doc.source.clone());
+    let title = doc
+        .origin
+        .clone()
+        .filter(|o| !o.trim().is_empty())
+        .unwrap_or_else(|| doc.source.clone());
     if title.starts_with("https://") || title.starts_with("http://") {
         attachment.insert("url".into(), json!(title));
     }

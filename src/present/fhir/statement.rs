@@ -135,7 +135,7 @@ fn medication(item: &ItemView) -> Value {
         if let Some(system) = system_uri(&code.system, &code.system_original) {
             c.insert("system".into(), json!(system));
         }
-        c.insert("code".into(), json!(code.code));
+        c.insert("code".into(), json!(super::code(&code.code)));
         if let Some(d) = &code.display {
             c.insert("display".into(), json!(d));
         }

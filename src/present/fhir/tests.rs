@@ -312,17 +312,23 @@ fn ids_are_stable_and_sources_never_collide() {
 fn what_rxsync_does_not_know_stays_out() {
     let mut it = item(3, None, "", "dispensed");
     it.name = None;
-    it.codes.clear();
     it.start = Some("last spring".into());
+    it.codes = vec![CodeView {
+        system: "Multum".into(),
+        code: "d 0412  7".into(),
+        system_original: "Multum".into(),
+        display: None,
+    }];
     it.sig = None;
     it.dose = None;
     it.frequency = None;
     it.route = None;
     let b = regimen_bundle(&patient(), &source("file", 'a', vec![it], vec![]), at());
     let st = &resources(&b, "MedicationStatement")[0]["resource"];
+    // A code of a system with no URI keeps its code, as a FHIR code.
     assert_eq!(
         st["medicationCodeableConcept"],
-        json!({"text": "unnamed drug (item 3)"})
+        json!({"coding": [{"code": "d 0412 7"}], "text": "unnamed drug (item 3)"})
     );
     assert_eq!(st["status"], "unknown");
     assert!(
