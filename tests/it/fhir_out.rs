@@ -208,6 +208,54 @@ fn a_decision_closes_its_issue_and_travels_as_a_note() {
 }
 
 #[test]
+fn a_remembered_mapping_travels_as_a_note_on_the_next_version() {
+    let (env, _) = exported("samples/ccr/demo.xml", "demo-ccr-1");
+    let id = env.query_i64("SELECT id FROM exceptions WHERE kind = 'unmapped_ndc'");
+    env.run(&[
+        "queue",
+        "resolve",
+        &id.to_string(),
+        "--action",
+        "map",
+        "--ndc",
+        "0006-0952-31",
+        "--by",
+        "dr.lee",
+        "--note",
+        "Cozaar",
+    ])
+    .ok();
+    let again = env.demo_ccr_with_other_bytes("demo-again.xml");
+    env.import(std::path::Path::new(&again), "demo-ccr-1");
+    let b = env
+        .run(&[
+            "regimen",
+            "show",
+            "--patient",
+            "demo-ccr-1",
+            "--format",
+            "fhir",
+        ])
+        .json();
+    let losartan = statement(&b, "Losartan");
+    assert_eq!(
+        codes(losartan, NDC),
+        ["0006-0952-31", "00006-0952-31", "68180-0513-01"],
+        "the mapped NDC first, the document's code kept"
+    );
+    let coding = &losartan["resource"]["medicationCodeableConcept"]["coding"][0];
+    assert_eq!(coding["userSelected"], true);
+    let note = &losartan["resource"]["note"][0];
+    assert_eq!(note["authorString"], "dr.lee");
+    assert!(
+        note["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("NDC 00006-0952-31") && t.contains("earlier mapping")),
+        "{note}"
+    );
+}
+
+#[test]
 fn an_unknown_patient_or_source_is_a_clear_failure() {
     let (env, _) = exported("samples/ccr/demo.xml", "demo-ccr-1");
     let err = env

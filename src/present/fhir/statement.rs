@@ -231,9 +231,11 @@ fn decision_notes(item: &ItemView, exceptions: &[ExceptionView]) -> Vec<Value> {
     }
     if let (Some(m), false) = (&item.mapping, mapped_here) {
         let field = |k: &str| m.get(k).and_then(Value::as_str);
+        let ndc = field("ndc11")
+            .map(|n| Ndc11::from_digits(n).map_or_else(|_| n.to_string(), |n| n.hyphenated()));
         let mut text = format!(
             "NDC {} from a clinician's earlier mapping of this drug",
-            field("ndc11").unwrap_or("?")
+            ndc.as_deref().unwrap_or("(not recorded)")
         );
         if let Some(n) = field("note").filter(|n| !n.trim().is_empty()) {
             text.push_str(&format!(" — {n}"));
