@@ -67,6 +67,11 @@ pub fn run(global: &Global, command: Command) -> CliResult {
                     version.map(|v| format!(" version {v}")).unwrap_or_default()
                 ))
             };
+            let view = || -> Result<RegimenView, Failure> {
+                ctx.store
+                    .regimen(&patient, &source, version)?
+                    .ok_or_else(missing)
+            };
             match format {
                 ShowFormat::Fhir => {
                     let record = ctx
@@ -79,17 +84,8 @@ pub fn run(global: &Global, command: Command) -> CliResult {
                         .ok_or_else(missing)?;
                     output::json(&fhir::regimen_bundle(&record, &regimen, Utc::now()))?;
                 }
-                ShowFormat::Json | ShowFormat::Table => {
-                    let view = ctx
-                        .store
-                        .regimen(&patient, &source, version)?
-                        .ok_or_else(missing)?;
-                    if format == ShowFormat::Json {
-                        output::json(&view)?;
-                    } else {
-                        print_regimen(&view);
-                    }
-                }
+                ShowFormat::Json => output::json(&view()?)?,
+                ShowFormat::Table => print_regimen(&view()?),
             }
             Ok(())
         }
