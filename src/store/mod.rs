@@ -91,6 +91,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_item_section",
         include_str!("../../schemas/sqlite/0011_item_section.sql"),
     ),
+    (
+        "0012_syncs_document",
+        include_str!("../../schemas/sqlite/0012_syncs_document.sql"),
+    ),
 ];
 
 /// What went wrong in the store.
