@@ -37,9 +37,9 @@ pub use links::{
     lease_holder_name,
 };
 pub use patients::{NewPatient, Patient};
-pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, Resolve};
+pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, ItemRef, Resolve};
 pub use reconcile::ConflictCheck;
-pub use regimens::{CodeView, ItemView, RegimenSummary, RegimenView};
+pub use regimens::{CodeView, DocumentMeta, ItemView, RegimenSummary, RegimenView, SourceRegimen};
 pub use reversal::DecisionView;
 pub use writer::{Batch as WriterBatch, Observer as WriterObserver, Writer};
 
@@ -96,6 +96,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0012_source_conflicts",
         include_str!("../../schemas/sqlite/0012_source_conflicts.sql"),
+    ),
+    (
+        "0013_syncs_document",
+        include_str!("../../schemas/sqlite/0013_syncs_document.sql"),
     ),
 ];
 
