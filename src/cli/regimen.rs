@@ -5,9 +5,20 @@ use super::output::{self, Format, cell};
 use super::table::{self, Column, Table};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
+use chrono::Utc;
 use rxsync::domain::PatientId;
+use rxsync::present::fhir;
 use rxsync::reconcile::{Listed, Reconciled};
 use rxsync::store::{RegimenView, Store};
+
+/// `regimen show --format`: the listing formats and FHIR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ShowFormat {
+    #[default]
+    Table,
+    Json,
+    Fhir,
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -22,9 +33,11 @@ pub enum Command {
         /// A version other than the newest
         #[arg(long)]
         version: Option<i64>,
-        /// Output: table for people, json for scripts
+        /// Output: table for people, json for scripts, fhir for other
+        /// systems (a FHIR R4 collection Bundle: a MedicationStatement per
+        /// item, a DetectedIssue per open exception)
         #[arg(long, value_enum, default_value_t)]
-        format: Format,
+        format: ShowFormat,
     },
     /// List every version of a patient's regimens
     History {
@@ -44,9 +57,10 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         patient: String,
         /// Output: table for people, json for scripts (shape: README,
-        /// "Reconciled list")
+        /// "Reconciled list"), fhir for the next system (every source's
+        /// statements and the open findings as one FHIR R4 Bundle)
         #[arg(long, value_enum, default_value_t)]
-        format: Format,
+        format: ShowFormat,
     },
 }
 
@@ -62,18 +76,31 @@ pub fn run(global: &Global, command: Command) -> CliResult {
                 PatientId::parse(&patient).map_err(|e| usage(format!("--patient: {e}")))?;
             let ctx = global.open_existing()?;
             let source = pick_source(&ctx.store, &patient, source)?;
-            let view = ctx
-                .store
-                .regimen(&patient, &source, version)?
-                .ok_or_else(|| {
-                    Failure::Failed(anyhow!(
-                        "patient {patient} has no regimen{} from {source}",
-                        version.map(|v| format!(" version {v}")).unwrap_or_default()
-                    ))
-                })?;
+            let missing = || {
+                Failure::Failed(anyhow!(
+                    "patient {patient} has no regimen{} from {source}",
+                    version.map(|v| format!(" version {v}")).unwrap_or_default()
+                ))
+            };
+            let view = || -> Result<RegimenView, Failure> {
+                ctx.store
+                    .regimen(&patient, &source, version)?
+                    .ok_or_else(missing)
+            };
             match format {
-                Format::Json => output::json(&view)?,
-                Format::Table => print_regimen(&view),
+                ShowFormat::Fhir => {
+                    let record = ctx
+                        .store
+                        .patient(&patient)?
+                        .ok_or_else(|| Failure::Failed(anyhow!("unknown patient {patient}")))?;
+                    let regimen = ctx
+                        .store
+                        .source_regimen(&patient, &source, version)?
+                        .ok_or_else(missing)?;
+                    output::json(&fhir::regimen_bundle(&record, &regimen, Utc::now()))?;
+                }
+                ShowFormat::Json => output::json(&view()?)?,
+                ShowFormat::Table => print_regimen(&view()?),
             }
             Ok(())
         }
@@ -118,8 +145,17 @@ pub fn run(global: &Global, command: Command) -> CliResult {
                 .reconciled(&patient)?
                 .ok_or_else(|| Failure::Failed(anyhow!("unknown patient {patient}")))?;
             match format {
-                Format::Json => output::json(&r)?,
-                Format::Table => print_reconciled(&r),
+                ShowFormat::Json => output::json(&r)?,
+                ShowFormat::Table => print_reconciled(&r),
+                ShowFormat::Fhir => {
+                    let record = ctx
+                        .store
+                        .patient(&patient)?
+                        .ok_or_else(|| Failure::Failed(anyhow!("unknown patient {patient}")))?;
+                    let sources: Vec<&str> = r.sources.iter().map(|s| s.source.as_str()).collect();
+                    let lists = ctx.store.reconciled_sources(&patient, &sources)?;
+                    output::json(&fhir::sources_bundle(&record, &lists, Utc::now()))?;
+                }
             }
             Ok(())
         }

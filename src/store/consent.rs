@@ -1,4 +1,4 @@
-//! Consent flows (migration `0013_consent`): the authorization requests
+//! Consent flows (migration `0014_consent`): the authorization requests
 //! rxsync started and is waiting to hear back about.
 //!
 //! The store never sees a `state`, a PKCE verifier or a nonce in the clear:

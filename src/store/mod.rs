@@ -39,9 +39,9 @@ pub use links::{
     lease_holder_name,
 };
 pub use patients::{NewPatient, Patient};
-pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, Resolve};
+pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, ItemRef, Resolve};
 pub use reconcile::ConflictCheck;
-pub use regimens::{CodeView, ItemView, RegimenSummary, RegimenView};
+pub use regimens::{CodeView, DocumentMeta, ItemView, RegimenSummary, RegimenView, SourceRegimen};
 pub use reversal::DecisionView;
 pub use writer::{Batch as WriterBatch, Observer as WriterObserver, Writer};
 
@@ -100,8 +100,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../schemas/sqlite/0012_source_conflicts.sql"),
     ),
     (
-        "0013_consent",
-        include_str!("../../schemas/sqlite/0013_consent.sql"),
+        "0013_syncs_document",
+        include_str!("../../schemas/sqlite/0013_syncs_document.sql"),
+    ),
+    (
+        "0014_consent",
+        include_str!("../../schemas/sqlite/0014_consent.sql"),
     ),
 ];
 

@@ -161,6 +161,31 @@ impl Store {
         rows.into_iter().map(|row| self.complete(row)).collect()
     }
 
+    /// Every exception of one regimen version, whatever its state, oldest
+    /// first (what a FHIR export shows: the open ones as issues, the
+    /// closed ones as the decisions made).
+    pub fn regimen_exceptions(&self, regimen_id: i64) -> Result<Vec<ExceptionView>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{SELECT_EXCEPTION} WHERE e.regimen_id = ?1 ORDER BY e.id"
+        ))?;
+        let rows = stmt
+            .query_map([regimen_id], row_to_exception)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(|row| self.complete(row)).collect()
+    }
+
+    /// A patient's exceptions that concern no one regimen (the findings
+    /// across sources, `source_conflict`), oldest first.
+    pub fn patient_exceptions(&self, patient: &str) -> Result<Vec<ExceptionView>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{SELECT_EXCEPTION} WHERE e.patient_id = ?1 AND e.regimen_id IS NULL ORDER BY e.id"
+        ))?;
+        let rows = stmt
+            .query_map([patient], row_to_exception)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(|row| self.complete(row)).collect()
+    }
+
     /// How many exceptions match the filter, per kind (the filter's kind,
     /// limit and offset are ignored), by kind name.
     pub fn exception_counts(

@@ -97,6 +97,45 @@ pub struct RegimenView {
     pub open_exceptions: usize,
 }
 
+/// The stored document a regimen was read from, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DocumentMeta {
+    pub id: i64,
+    /// The source it is filed under (a provider id, or a file import's name).
+    pub source: String,
+    /// The format it was parsed as (`ccr`, `fhir-json`, …).
+    pub format: String,
+    pub media_type: String,
+    /// SHA-256 of the bytes, lower-case hex.
+    pub sha256: String,
+    pub size: i64,
+    /// The file path or URL it came from (never with secrets).
+    pub origin: Option<String>,
+    pub received_at: String,
+    /// How it arrived: the trigger of the first sync that stored it
+    /// (`file`, `pull`, `schedule`, `bulk`…), when a sync row names it.
+    pub arrived_by: Option<String>,
+}
+
+impl DocumentMeta {
+    /// Whether the document was imported from a file rather than pulled
+    /// from a provider.
+    pub fn from_file(&self) -> bool {
+        self.arrived_by.as_deref() == Some("file")
+    }
+}
+
+/// One source's regimen version with what stands beside it: the document
+/// it was read from and every exception raised on it. What a FHIR export
+/// (`present::fhir`) takes, one per source.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceRegimen {
+    pub regimen: RegimenView,
+    pub document: DocumentMeta,
+    /// Every exception of this version, whatever its state, oldest first.
+    pub exceptions: Vec<super::ExceptionView>,
+}
+
 /// One line of a regimen's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RegimenSummary {
@@ -180,6 +219,80 @@ impl Store {
             flags,
             open_exceptions,
         }))
+    }
+
+    /// A regimen version (the newest when `version` is None) with its
+    /// document and its exceptions.
+    pub fn source_regimen(
+        &self,
+        patient: &PatientId,
+        source: &str,
+        version: Option<i64>,
+    ) -> Result<Option<SourceRegimen>, StoreError> {
+        let Some(regimen) = self.regimen(patient, source, version)? else {
+            return Ok(None);
+        };
+        let document = self.document_meta(regimen.document_id)?.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "regimen {} names document {}, which is not stored",
+                regimen.id, regimen.document_id
+            ))
+        })?;
+        let exceptions = self.regimen_exceptions(regimen.id)?;
+        Ok(Some(SourceRegimen {
+            regimen,
+            document,
+            exceptions,
+        }))
+    }
+
+    /// The current regimen of each of a patient's sources (in the
+    /// reconciled list's order), for the reconciled list as FHIR; the
+    /// findings across sources ride with the first, and the FHIR builder
+    /// implicates the statements of every source they name.
+    pub fn reconciled_sources(
+        &self,
+        patient: &PatientId,
+        sources: &[&str],
+    ) -> Result<Vec<SourceRegimen>, StoreError> {
+        let mut out = Vec::with_capacity(sources.len());
+        for source in sources {
+            if let Some(r) = self.source_regimen(patient, source, None)? {
+                out.push(r);
+            }
+        }
+        if let Some(first) = out.first_mut() {
+            first
+                .exceptions
+                .extend(self.patient_exceptions(patient.as_str())?);
+        }
+        Ok(out)
+    }
+
+    /// A stored document's description (not its bytes).
+    pub fn document_meta(&self, document_id: i64) -> Result<Option<DocumentMeta>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT d.id, d.source, d.format, d.media_type, d.sha256, d.size, d.origin, d.received_at,
+                        (SELECT s.trigger FROM syncs s WHERE s.document_id = d.id ORDER BY s.id LIMIT 1)
+                 FROM documents d WHERE d.id = ?1",
+                [document_id],
+                |r| {
+                    Ok(DocumentMeta {
+                        id: r.get(0)?,
+                        source: r.get(1)?,
+                        format: r.get(2)?,
+                        media_type: r.get(3)?,
+                        sha256: r.get(4)?,
+                        size: r.get(5)?,
+                        origin: r.get(6)?,
+                        received_at: r.get(7)?,
+                        arrived_by: r.get(8)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 
     /// Every version of a patient's regimens, newest first.

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`, for scripts: the queue, one exception
-//! (read and decide), a patient's regimen and its versions. Authenticated
+//! (read and decide), a patient's regimen (rxsync's JSON, or a FHIR R4
+//! Bundle with `?format=fhir`) and its versions. Authenticated
 //! with API tokens only (`rxsync token create`); cookies are ignored.
 //! `schemas/openapi.yaml` documents every route in `ROUTES`, and a test
 //! checks the live answers against it.
@@ -9,13 +10,15 @@ use super::auth::{self, ApiUser};
 use super::error::AppError;
 use super::review::{self, QueueQuery, filter_of};
 use crate::domain::{Decision, PatientId};
+use crate::present::fhir;
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Json, middleware};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -201,6 +204,15 @@ fn patient_id(id: &str) -> Result<PatientId, AppError> {
 struct RegimenQuery {
     source: Option<String>,
     version: Option<i64>,
+    format: Option<RegimenFormat>,
+}
+
+/// `?format=`: rxsync's own JSON (the default), or a FHIR R4 Bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RegimenFormat {
+    Json,
+    Fhir,
 }
 
 async fn regimen(
@@ -218,9 +230,9 @@ async fn regimen(
     };
     let found = state
         .store(move |s| {
-            if s.patient(&patient)?.is_none() {
+            let Some(record) = s.patient(&patient)? else {
                 return Ok(Err(AppError::not_found(format!("unknown patient {patient}"))));
-            }
+            };
             let source = match q.source {
                 Some(s) => s,
                 None => match s.regimen_sources(&patient)?.as_slice() {
@@ -234,26 +246,67 @@ async fn regimen(
                     }
                 },
             };
-            Ok(s.regimen(&patient, &source, q.version)?.ok_or_else(|| {
-                AppError::not_found(format!("patient {patient} has no such regimen from {source}"))
-            }))
+            let missing = || AppError::not_found(format!("patient {patient} has no such regimen from {source}"));
+            Ok(match q.format.unwrap_or(RegimenFormat::Json) {
+                RegimenFormat::Json => s.regimen(&patient, &source, q.version)?.map(|r| Json(r).into_response()),
+                RegimenFormat::Fhir => s.source_regimen(&patient, &source, q.version)?.map(|r| {
+                    let bundle = fhir::regimen_bundle(&record, &r, Utc::now());
+                    ([(header::CONTENT_TYPE, fhir::MEDIA_TYPE)], Json(bundle)).into_response()
+                }),
+            }
+            .ok_or_else(missing))
         })
         .await;
     match found {
-        Ok(Ok(r)) => Json(r).into_response(),
+        Ok(Ok(r)) => r,
         Ok(Err(e)) | Err(e) => error_json(e),
     }
 }
 
+/// `?format=` of the reconciled list.
+#[derive(Debug, Deserialize)]
+struct ReconciledQuery {
+    format: Option<RegimenFormat>,
+}
+
 /// Every source's current regimen of a patient, lined up
-/// (`reconcile::Reconciled`; the shape is `Reconciled` in the OpenAPI file).
-async fn reconciled(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+/// (`reconcile::Reconciled`; the shape is `Reconciled` in the OpenAPI
+/// file), or with `?format=fhir` every source's statements and the open
+/// findings as one FHIR R4 Bundle.
+async fn reconciled(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Result<Query<ReconciledQuery>, QueryRejection>,
+) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return query_error(e),
+    };
     let patient = match patient_id(&id) {
         Ok(p) => p,
         Err(e) => return error_json(e),
     };
-    match state.store(move |s| s.reconciled(&patient)).await {
-        Ok(Some(r)) => Json(r).into_response(),
+    let found = state
+        .store(move |s| {
+            let Some(r) = s.reconciled(&patient)? else {
+                return Ok(None);
+            };
+            Ok(Some(match q.format.unwrap_or(RegimenFormat::Json) {
+                RegimenFormat::Json => Json(r).into_response(),
+                RegimenFormat::Fhir => {
+                    let Some(record) = s.patient(&patient)? else {
+                        return Ok(None);
+                    };
+                    let sources: Vec<&str> = r.sources.iter().map(|x| x.source.as_str()).collect();
+                    let lists = s.reconciled_sources(&patient, &sources)?;
+                    let bundle = fhir::sources_bundle(&record, &lists, Utc::now());
+                    ([(header::CONTENT_TYPE, fhir::MEDIA_TYPE)], Json(bundle)).into_response()
+                }
+            }))
+        })
+        .await;
+    match found {
+        Ok(Some(r)) => r,
         Ok(None) => error_json(AppError::not_found(format!("unknown patient {id}"))),
         Err(e) => error_json(e),
     }

@@ -1,7 +1,8 @@
 //! The one integration-test crate: drives the real `rxsync` binary (and the
 //! library where a test reads better that way) over real SQLite files in
 //! temporary folders, the public corpus under tests/corpus/, and
-//! independent oracles (Python oauthlib) over a pipe.
+//! independent oracles (Python oauthlib, the fhir.resources FHIR R4 model)
+//! over a pipe.
 
 mod bad_input;
 mod bulk;
@@ -16,6 +17,7 @@ mod daemon;
 mod demo;
 mod e2e;
 mod export;
+mod fhir_out;
 mod oauth1_oracle;
 mod oidc;
 mod openapi;

@@ -106,18 +106,23 @@ fn validate(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut V
     }
 }
 
-/// Checks an answer against the documented response of an operation.
+/// Checks a JSON answer against the documented response of an operation.
 pub fn check(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
+    check_as(doc, method, path, status, "application/json", body)
+}
+
+/// Checks an answer of a given media type against the documented response.
+pub fn check_as(doc: &Value, method: &str, path: &str, status: u16, media: &str, body: &Value) {
     let op = &doc["paths"][path][method.to_lowercase()];
     assert!(op.is_object(), "{method} {path} is not documented");
     let response = op["responses"]
         .get(status.to_string())
         .unwrap_or_else(|| panic!("{method} {path}: status {status} is not documented: {body}"));
     let response = resolve(doc, response);
-    let schema = &response["content"]["application/json"]["schema"];
+    let schema = &response["content"][media]["schema"];
     assert!(
         schema.is_object(),
-        "{method} {path} {status}: no JSON schema"
+        "{method} {path} {status}: no {media} schema"
     );
     let mut errors = Vec::new();
     validate(doc, schema, body, "$", &mut errors);
@@ -280,6 +285,20 @@ async fn the_api_matches_schemas_openapi_yaml() {
         (
             "GET",
             "/patients/{id}/regimen",
+            "/patients/review-1/regimen?format=fhir".into(),
+            None,
+            200,
+        ),
+        (
+            "GET",
+            "/patients/{id}/regimen",
+            "/patients/review-1/regimen?format=xml".into(),
+            None,
+            400,
+        ),
+        (
+            "GET",
+            "/patients/{id}/regimen",
             "/patients/review-1/regimen?version=7".into(),
             None,
             404,
@@ -325,7 +344,12 @@ async fn the_api_matches_schemas_openapi_yaml() {
         let a = r.api(method, &concrete, t, body).await;
         assert_eq!(a.status, status, "{method} {concrete}: {}", a.body);
         let json = a.json();
-        check(&doc, method, path, a.status, &json);
+        let media = a
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        check_as(&doc, method, path, a.status, media, &json);
         seen.insert((method.to_string(), path.to_string()));
     }
     assert_eq!(seen, served, "every route was called");
