@@ -11,7 +11,7 @@
 //! the answer to `after_exchange`, which stores the link as `link add`
 //! does (a `needs_relink` link keeps its id). Every step is an audit row
 //! without a secret: `consent.start`, `consent.callback`,
-//! `consent.denied`, `consent.failed`, `consent.linked`.
+//! `consent.denied`, `consent.failed`, `consent.exchanged`, `consent.linked`.
 //!
 //! The engine knows nothing of where the callback arrives: `rxsync link
 //! start` listens on the provider's loopback redirect URI (`loopback`), the
@@ -346,7 +346,16 @@ pub async fn complete(
     .await;
     match exchanged {
         Ok((tokens, nonce)) => {
-            after_exchange(writer, key, provider, &flow, tokens, nonce, actor).await
+            let linked = after_exchange(writer, key, provider, &flow, tokens, nonce, actor).await;
+            if let Err(e) = &linked {
+                fail(
+                    "failed",
+                    "consent.failed",
+                    json!({"step": "link", "error": e.to_string()}),
+                )
+                .await;
+            }
+            linked
         }
         Err(e) => {
             fail(
@@ -401,8 +410,17 @@ pub async fn after_exchange(
         actor.to_string(),
         Arc::clone(key),
     );
+    let exchanged = json!({
+        "provider": provider.id.as_str(),
+        "token_url": match &provider.auth {
+            ProviderAuth::Oauth2(o) => Some(redact(&o.token_url)),
+            ProviderAuth::Oauth1(_) => None,
+        },
+        "fields": tokens.fields.keys().collect::<Vec<_>>(),
+    });
     let (link, relinked) = writer
         .run(move |store| {
+            store.audit_consent_step(&flow_id, &actor, "consent.exchanged", &exchanged)?;
             let (link, relinked) = store.add_link(
                 &NewLink {
                     patient: &patient,

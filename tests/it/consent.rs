@@ -215,7 +215,12 @@ fn link_start_links_by_consent_and_a_pull_works() {
     assert!(!crate::pull::harness::contains(&stored, &state));
     assert_eq!(
         audit_actions(&home),
-        ["consent.start", "consent.callback", "consent.linked"]
+        [
+            "consent.start",
+            "consent.callback",
+            "consent.exchanged",
+            "consent.linked"
+        ]
     );
     let pulled = home.pull(Some("ehr"));
     assert_eq!(pulled.code, 0, "{pulled:?}");
