@@ -54,15 +54,13 @@ pub enum ConsentError {
         description: Option<String>,
     },
     /// The callback's `state` belongs to no flow of this provider.
-    #[error(
-        "the callback's state matches no consent started here (a forged or mixed-up callback); nothing stored"
-    )]
+    #[error("the callback's state matches no consent started here (a forged or mixed-up callback)")]
     WrongState,
     /// The callback has no `state` at all.
-    #[error("the callback carries no state; nothing stored")]
+    #[error("the callback carries no state")]
     NoState,
     /// The flow was already used by an earlier callback.
-    #[error("this callback was already used (consent {flow}): a replayed callback; nothing stored")]
+    #[error("this callback was already used (consent {flow}): a replayed callback")]
     Replayed { flow: String },
     /// The flow's ten minutes had passed.
     #[error("the consent {flow} expired before the provider called back; start again")]
@@ -74,7 +72,7 @@ pub enum ConsentError {
     #[error(transparent)]
     Exchange(#[from] ExchangeError),
     /// The provider granted scopes that were not asked for.
-    #[error("the provider granted scopes rxsync did not ask for ({0}); nothing stored")]
+    #[error("the provider granted scopes rxsync did not ask for ({0})")]
     Overgranted(String),
     /// The client's secret or key cannot be read.
     #[error("{0}")]
