@@ -84,7 +84,7 @@ pub fn run(global: &Global, c: Command) -> CliResult {
             provider,
             timeout,
             format,
-        } => start(global, &patient, &provider, timeout, format),
+        } => super::link_start::run(global, &patient, &provider, timeout, format),
         Command::List { patient, format } => list(global, patient, format),
         Command::Revoke { id, format } => revoke(global, id, format),
     }
@@ -206,7 +206,7 @@ fn add(
 }
 
 /// The provider `--provider` names, or a usage error listing the configured ones.
-fn configured<'c>(
+pub(super) fn configured<'c>(
     config: &'c rxsync::config::Config,
     provider_id: &str,
 ) -> Result<&'c rxsync::config::Provider, Failure> {
@@ -232,7 +232,12 @@ fn configured<'c>(
 }
 
 /// Prints a link just made (`link add`, `link start`).
-fn print_link(store: &rxsync::store::Store, id: i64, relinked: bool, format: Format) -> CliResult {
+pub(super) fn print_link(
+    store: &rxsync::store::Store,
+    id: i64,
+    relinked: bool,
+    format: Format,
+) -> CliResult {
     let view = store
         .link(id)?
         .ok_or_else(|| Failure::Failed(anyhow!("link {id} vanished")))?;
@@ -250,113 +255,6 @@ fn print_link(store: &rxsync::store::Store, id: i64, relinked: bool, format: For
         );
     }
     Ok(())
-}
-
-fn start(
-    global: &Global,
-    patient: &str,
-    provider_id: &str,
-    timeout: u64,
-    format: Format,
-) -> CliResult {
-    use rxsync::consent::{self, loopback};
-    use std::io::Write as _;
-    let patient = PatientId::parse(patient).map_err(|e| usage(format!("--patient: {e}")))?;
-    if timeout == 0 {
-        return Err(usage("--timeout must be at least 1 second"));
-    }
-    let ctx = global.open()?;
-    let file = ctx
-        .config
-        .file
-        .as_ref()
-        .map_or("the defaults".to_string(), |f| f.display().to_string());
-    let provider = configured(&ctx.config, provider_id)?;
-    let (_, settings) =
-        consent::consent_settings(provider).map_err(|e| usage(format!("{e} (in {file})")))?;
-    let redirect = settings.redirect_uri.clone().ok_or_else(|| {
-        usage(format!(
-            "provider {provider_id}: auth.redirect_uri is missing in {file} (link start listens on a loopback redirect URI such as http://127.0.0.1:8765/callback)"
-        ))
-    })?;
-    loopback::loopback_target(&redirect)
-        .map_err(|e| usage(format!("provider {provider_id}: auth.{e} (in {file})")))?;
-    let key = std::sync::Arc::new(ctx.vault_key()?);
-    let client = rxsync::fetch::http::HttpClient::for_provider(provider)
-        .map_err(|e| Failure::Failed(e.into()))?;
-    let provider = provider.clone();
-    let store = ctx.store;
-    if store.patient(&patient)?.is_none() {
-        return Err(Failure::Failed(anyhow!(
-            "patient {patient} does not exist (add it: rxsync patient add --id {patient}); nothing stored"
-        )));
-    }
-    let writer = rxsync::store::Writer::start(store)?;
-    let rt = runtime()?;
-    let env = |k: &str| std::env::var(k).ok();
-    let linked = rt.block_on(async {
-        let result = async {
-            let listener = loopback::Listener::bind(&redirect)
-                .await
-                .map_err(|e| anyhow!("{e}; nothing stored"))?;
-            let started =
-                consent::begin(&writer, &key, &provider, &patient, &redirect, "cli").await?;
-            // The URL alone on the first line, flushed: a script or a test
-            // reads it and opens it while we wait.
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{}", started.url)
-                .and_then(|_| out.flush())
-                .map_err(|e| anyhow!("cannot write to stdout: {e}"))?;
-            drop(out);
-            let waited =
-                tokio::time::timeout(std::time::Duration::from_secs(timeout), listener.callback())
-                    .await;
-            let (query, responder) = match waited {
-                Ok(Ok(got)) => got,
-                Ok(Err(e)) => {
-                    consent::abandon(&writer, &started.flow, &e.to_string(), "cli").await?;
-                    return Err(anyhow!("{e}; nothing stored"));
-                }
-                Err(_) => {
-                    let why = format!("no callback within {timeout} s");
-                    consent::abandon(&writer, &started.flow, &why, "cli").await?;
-                    return Err(anyhow!(
-                        "timed out: the provider did not redirect back to {} within {timeout} s; nothing stored",
-                        rxsync::fetch::auth::redact(&redirect)
-                    ));
-                }
-            };
-            let done = consent::complete(&writer, &key, &provider, client.inner(), &env, &query, "cli").await;
-            match &done {
-                Ok(_) => {
-                    responder
-                        .answer(true, "rxsync has linked your account.")
-                        .await
-                }
-                Err(e) => responder.answer(false, &e.to_string()).await,
-            }
-            // A callback that named no flow of ours leaves ours waiting:
-            // end it, since this command stops listening now.
-            if let Err(consent::ConsentError::WrongState | consent::ConsentError::NoState) = &done
-            {
-                consent::abandon(&writer, &started.flow, "a callback without our state arrived", "cli")
-                    .await?;
-            }
-            Ok::<_, anyhow::Error>(done?)
-        }
-        .await;
-        writer.close().await;
-        result
-    });
-    let linked = linked.map_err(|e| {
-        Failure::Failed(if e.to_string().contains("nothing stored") {
-            e
-        } else {
-            anyhow!("{e}; nothing stored")
-        })
-    })?;
-    let ctx = global.open_existing()?;
-    print_link(&ctx.store, linked.link, linked.relinked, format)
 }
 
 fn required(

@@ -11,7 +11,7 @@
 //! the answer to `after_exchange`, which stores the link as `link add`
 //! does (a `needs_relink` link keeps its id). Every step is an audit row
 //! without a secret: `consent.start`, `consent.callback`,
-//! `consent.denied`, `consent.failed`, `consent.linked`.
+//! `consent.denied`, `consent.failed`, `consent.exchanged`, `consent.linked`.
 //!
 //! The engine knows nothing of where the callback arrives: `rxsync link
 //! start` listens on the provider's loopback redirect URI (`loopback`), the
@@ -54,15 +54,13 @@ pub enum ConsentError {
         description: Option<String>,
     },
     /// The callback's `state` belongs to no flow of this provider.
-    #[error(
-        "the callback's state matches no consent started here (a forged or mixed-up callback); nothing stored"
-    )]
+    #[error("the callback's state matches no consent started here (a forged or mixed-up callback)")]
     WrongState,
     /// The callback has no `state` at all.
-    #[error("the callback carries no state; nothing stored")]
+    #[error("the callback carries no state")]
     NoState,
     /// The flow was already used by an earlier callback.
-    #[error("this callback was already used (consent {flow}): a replayed callback; nothing stored")]
+    #[error("this callback was already used (consent {flow}): a replayed callback")]
     Replayed { flow: String },
     /// The flow's ten minutes had passed.
     #[error("the consent {flow} expired before the provider called back; start again")]
@@ -74,7 +72,7 @@ pub enum ConsentError {
     #[error(transparent)]
     Exchange(#[from] ExchangeError),
     /// The provider granted scopes that were not asked for.
-    #[error("the provider granted scopes rxsync did not ask for ({0}); nothing stored")]
+    #[error("the provider granted scopes rxsync did not ask for ({0})")]
     Overgranted(String),
     /// The client's secret or key cannot be read.
     #[error("{0}")]
@@ -346,7 +344,16 @@ pub async fn complete(
     .await;
     match exchanged {
         Ok((tokens, nonce)) => {
-            after_exchange(writer, key, provider, &flow, tokens, nonce, actor).await
+            let linked = after_exchange(writer, key, provider, &flow, tokens, nonce, actor).await;
+            if let Err(e) = &linked {
+                fail(
+                    "failed",
+                    "consent.failed",
+                    json!({"step": "link", "error": e.to_string()}),
+                )
+                .await;
+            }
+            linked
         }
         Err(e) => {
             fail(
@@ -401,8 +408,17 @@ pub async fn after_exchange(
         actor.to_string(),
         Arc::clone(key),
     );
+    let exchanged = json!({
+        "provider": provider.id.as_str(),
+        "token_url": match &provider.auth {
+            ProviderAuth::Oauth2(o) => Some(redact(&o.token_url)),
+            ProviderAuth::Oauth1(_) => None,
+        },
+        "fields": tokens.fields.keys().collect::<Vec<_>>(),
+    });
     let (link, relinked) = writer
         .run(move |store| {
+            store.audit_consent_step(&flow_id, &actor, "consent.exchanged", &exchanged)?;
             let (link, relinked) = store.add_link(
                 &NewLink {
                     patient: &patient,

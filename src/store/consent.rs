@@ -189,6 +189,38 @@ impl Store {
         Ok(lookup)
     }
 
+    /// Audits one step of a flow (`consent.exchanged`) under its patient.
+    pub fn audit_consent_step(
+        &mut self,
+        flow: &str,
+        actor: &str,
+        action: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let tx = self.tx()?;
+        let patient: String = tx
+            .query_row(
+                "SELECT patient_id FROM consent_flows WHERE id = ?1",
+                [flow],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "consent flow",
+                id: flow.to_string(),
+            })?;
+        super::audit::append(
+            &tx,
+            actor,
+            action,
+            Some(&patient),
+            Some(&format!("consent:{flow}")),
+            detail,
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Records how a taken (or abandoned) flow ended — `denied`, `failed`,
     /// `abandoned`, or `linked` with its link — and audits it under `action`.
     /// A flow not yet used is marked used too (an abandoned one cannot be

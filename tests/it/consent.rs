@@ -215,7 +215,12 @@ fn link_start_links_by_consent_and_a_pull_works() {
     assert!(!crate::pull::harness::contains(&stored, &state));
     assert_eq!(
         audit_actions(&home),
-        ["consent.start", "consent.callback", "consent.linked"]
+        [
+            "consent.start",
+            "consent.callback",
+            "consent.exchanged",
+            "consent.linked"
+        ]
     );
     let pulled = home.pull(Some("ehr"));
     assert_eq!(pulled.code, 0, "{pulled:?}");
@@ -574,4 +579,34 @@ fn the_code_exchange_authenticates_as_configured() {
         assert!(!crate::pull::harness::contains(&stored, &code), "{auth}");
         assert!(!run.stdout.contains(&code) && !run.stderr.contains(&code));
     }
+}
+
+/// A callback after the flow's ten minutes: refused, nothing stored, and
+/// the code never reaches the token endpoint.
+#[test]
+fn an_expired_consent_stores_no_link() {
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    let home = Home::new(&consent_provider(&sandbox, "ehr", "demo-client", port, ""));
+    let started = start(&home, "ehr", &[], &[]);
+    let callback = consent(&started.url);
+    // Ten minutes pass (the flow's expiry moved into the past).
+    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
+    conn.execute(
+        "UPDATE consent_flows SET expires_at = '2000-01-01T00:00:00.000Z'",
+        [],
+    )
+    .expect("age the flow");
+    drop(conn);
+    let (status, _, _) = get(&callback);
+    assert_eq!(status, 400);
+    let run = started.finish();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("expired"), "{}", run.stderr);
+    assert!(links(&home).is_empty());
+    assert_eq!(stats(&sandbox)["code_exchanges"], 0);
+    assert_eq!(
+        home.env.query_string("SELECT outcome FROM consent_flows"),
+        "expired"
+    );
 }

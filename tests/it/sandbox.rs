@@ -359,6 +359,11 @@ fn smart_configuration_names_the_endpoints_without_authentication() {
         assert_eq!(reply.status, 200);
         let json = reply.json();
         assert_eq!(json["token_endpoint"], sandbox.url("/oauth2/token"));
+        assert_eq!(
+            json["authorization_endpoint"],
+            sandbox.url("/oauth2/authorize")
+        );
+        assert_eq!(json["code_challenge_methods_supported"][0], "S256");
         assert_eq!(json["revocation_endpoint"], sandbox.url("/oauth2/revoke"));
         assert_eq!(
             json["introspection_endpoint"],

@@ -316,18 +316,25 @@ pub(crate) async fn smart_configuration(State(app): State<Shared>, parts: Parts)
         StatusCode::OK,
         &json!({
             "issuer": base,
+            "authorization_endpoint": format!("{base}/oauth2/authorize"),
             "token_endpoint": format!("{base}/oauth2/token"),
             "revocation_endpoint": format!("{base}/oauth2/revoke"),
             "introspection_endpoint": format!("{base}/oauth2/introspect"),
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-            "grant_types_supported": ["refresh_token"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic", "client_secret_post", "none", "private_key_jwt"
+            ],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+            "code_challenge_methods_supported": ["S256"],
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "scopes_supported": [
                 "patient/MedicationRequest.rs", "patient/MedicationStatement.rs",
                 "patient/MedicationDispense.rs", "offline_access"
             ],
             "capabilities": [
-                "client-public", "client-confidential-symmetric",
-                "context-standalone-patient", "permission-offline", "permission-patient"
+                "launch-standalone", "client-public", "client-confidential-symmetric",
+                "client-confidential-asymmetric", "context-standalone-patient",
+                "permission-offline", "permission-patient"
             ]
         }),
     )
