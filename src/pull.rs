@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use url::Url;
 
+mod identity;
 mod references;
 
 /// How long a pull may hold a link before another process may take it over.
@@ -55,7 +56,9 @@ pub struct PullReport {
     pub patient: String,
     pub provider: String,
     /// `imported`, `unchanged`, `failed`, `needs_relink`, `retry_later`,
-    /// `busy` (another sync holds the link) or `skipped` (not active).
+    /// `held` (the remote identity does not match: a clinician decides),
+    /// `busy` (another sync holds the link) or `skipped` (not active, held
+    /// included).
     pub outcome: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -71,7 +74,8 @@ pub struct PullReport {
 }
 
 impl PullReport {
-    /// Whether the pull failed (busy and skipped links are not failures).
+    /// Whether the pull failed (busy, skipped and held links are not
+    /// failures: they wait for another sync or for a person).
     pub fn failed(&self) -> bool {
         matches!(
             self.outcome.as_str(),
@@ -140,6 +144,8 @@ struct Journal {
     moves: Vec<(String, String, u16)>,
     redirects: u32,
     refreshed: bool,
+    /// The remote identity read and judged (`[providers.identity]`).
+    identity: Option<crate::store::IdentityWrite>,
 }
 
 impl Journal {
@@ -185,6 +191,7 @@ struct RecordParts {
     accesses: Vec<serde_json::Value>,
     moves: Vec<(String, String, u16)>,
     schedule: Schedule,
+    identity: Option<crate::store::IdentityWrite>,
 }
 
 /// A pulled document to import, and how.
@@ -213,6 +220,7 @@ impl PullEnd {
             accesses: &r.accesses,
             moves: &r.moves,
             schedule: r.schedule,
+            identity: r.identity.as_ref(),
         }
     }
 
@@ -413,6 +421,7 @@ impl Puller {
                 accesses: journal.accesses,
                 moves: journal.moves,
                 schedule: self.schedule_of(&link.view.provider),
+                identity: journal.identity,
             },
             trigger: trigger.to_string(),
             actor: actor.to_string(),
@@ -511,6 +520,10 @@ impl Puller {
         };
         if expiring {
             f.refresh().await?;
+        }
+        // Right patient before any write: the guard runs before the document is fetched.
+        if let Some(settings) = &provider.identity {
+            f.check_identity(settings).await?;
         }
         match &provider.document {
             DocumentLocation::Ccr { .. } => {

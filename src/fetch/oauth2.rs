@@ -183,8 +183,62 @@ pub async fn revoke(
     hint: &str,
     timeout: Duration,
 ) -> Result<(), String> {
-    let mut form: Vec<(&str, &str)> =
-        vec![("token", token.expose_secret()), ("token_type_hint", hint)];
+    let form = [("token", token.expose_secret()), ("token_type_hint", hint)];
+    let resp = client_post(client, settings, url, client_secret, &form, timeout).await?;
+    let status = resp.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("{} answered {status}", super::auth::redact(url)))
+    }
+}
+
+/// Asks the provider's RFC 7662 endpoint about an access token. Returns
+/// the answer's JSON (its checks are `identity::read::check_introspection`).
+pub async fn introspect(
+    client: &reqwest::Client,
+    settings: &Oauth2Settings,
+    url: &url::Url,
+    client_secret: Option<&SecretString>,
+    token: &SecretString,
+    timeout: Duration,
+) -> Result<serde_json::Value, String> {
+    let form = [
+        ("token", token.expose_secret()),
+        ("token_type_hint", "access_token"),
+    ];
+    let resp = client_post(client, settings, url, client_secret, &form, timeout).await?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("{} answered {status}", super::auth::redact(url)));
+    }
+    let body = resp.bytes().await.map_err(|e| transport(&e))?;
+    if body.len() > 64 * 1024 {
+        return Err(format!(
+            "{}: the introspection answer is over 64 KiB",
+            super::auth::redact(url)
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        format!(
+            "{}: the introspection answer is not JSON: {e}",
+            super::auth::redact(url)
+        )
+    })
+}
+
+/// A form POST to one of the provider's OAuth endpoints, authenticated as
+/// the client (RFC 6749 §2.3.1: Basic or in the body; a public client
+/// sends only its id). The client follows no redirect.
+async fn client_post(
+    client: &reqwest::Client,
+    settings: &Oauth2Settings,
+    url: &url::Url,
+    client_secret: Option<&SecretString>,
+    fields: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<reqwest::Response, String> {
+    let mut form: Vec<(&str, &str)> = fields.to_vec();
     let mut req = client.post(url.clone()).timeout(timeout);
     match (settings.client_auth, client_secret) {
         (ClientAuth::Basic, Some(secret)) => {
@@ -213,19 +267,13 @@ pub async fn revoke(
     let body: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form)
         .finish();
-    let resp = req
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| transport(&e))?;
-    let status = resp.status();
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!("{} answered {status}", super::auth::redact(url)))
-    }
+    req.header(
+        reqwest::header::CONTENT_TYPE,
+        "application/x-www-form-urlencoded",
+    )
+    .header(reqwest::header::ACCEPT, "application/json")
+    .body(body)
+    .send()
+    .await
+    .map_err(|e| transport(&e))
 }

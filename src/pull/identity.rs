@@ -1,0 +1,111 @@
+//! The wrong-patient guard inside a pull (design invariant 7): for a
+//! provider with `[providers.identity]`, the remote identity is read with
+//! the link's credential before any document is fetched; a new or changed
+//! identity is compared with the local patient. A mismatch ends the pull
+//! as `held` (the link held, an `identity_mismatch` exception, no document
+//! stored); a match or an unchanged identity lets the pull go on, and what
+//! was read is recorded in the import's own transaction.
+
+use super::{Failure, Fetching, Session};
+use crate::config::ProviderAuth;
+use crate::domain::PatientId;
+use crate::identity::check::{self, ReadContext};
+use crate::identity::{IdentityError, IdentitySettings};
+use crate::store::StoreError;
+
+impl Fetching<'_> {
+    /// Reads and judges the link's remote identity; the journal keeps what
+    /// to record.
+    pub(super) async fn check_identity(
+        &mut self,
+        settings: &IdentitySettings,
+    ) -> Result<(), Failure> {
+        let link_id = self.link.view.id;
+        let patient = PatientId::parse(&self.link.view.patient)
+            .map_err(|e| Failure::failed(format!("link {link_id}: {e}")))?;
+        let (local, state) = self
+            .writer
+            .run(move |s| {
+                let p = s.patient(&patient)?.ok_or_else(|| StoreError::NotFound {
+                    what: "patient",
+                    id: patient.to_string(),
+                })?;
+                Ok((p, s.link_identity_state(link_id)?))
+            })
+            .await
+            .map_err(|e| Failure::failed(e.to_string()))?;
+        let client_secret = match &self.provider.auth {
+            ProviderAuth::Oauth2(o) => o
+                .client_secret
+                .load(
+                    self.provider.id.as_str(),
+                    "auth.client_secret",
+                    &*self.puller.env,
+                )
+                .map_err(|e| Failure::failed(e.to_string()))?,
+            ProviderAuth::Oauth1(_) => None,
+        };
+        let access_token = match &self.session {
+            Session::Oauth2 { bearer, .. } => Some(&bearer.token),
+            Session::Oauth1(_) => None,
+        };
+        let cx = ReadContext {
+            provider: self.provider,
+            settings,
+            client: &self.client,
+            credential: self.session.credential(),
+            access_token,
+            client_secret: client_secret.as_ref(),
+            id_token: None,
+            patient: Some(&self.link.view.remote_patient),
+            now: chrono::Utc::now().timestamp(),
+        };
+        let introspects = matches!(&self.provider.auth,
+            ProviderAuth::Oauth2(o) if o.introspection_url.is_some());
+        let mut trail = Vec::new();
+        let read = async {
+            // Introspection vouches for the token even when the identity
+            // is read elsewhere.
+            if introspects
+                && !matches!(
+                    settings.remote,
+                    crate::identity::RemoteSource::Introspection(_)
+                )
+            {
+                check::introspect(&cx).await?;
+            }
+            check::read_remote(&cx, &mut trail).await
+        }
+        .await;
+        self.journal.trail.extend(trail);
+        let remote = read.map_err(|e| match e {
+            IdentityError::Inactive(_) => Failure::relink(e.to_string()),
+            _ => Failure::failed(format!("provider {}: {e}", self.provider.id)),
+        })?;
+        let read_at = crate::store::rfc3339_now();
+        let (write, verdict) = check::decide(
+            settings,
+            &check::local_of(&local),
+            &remote,
+            state.recorded.as_deref(),
+            state.accepted.as_deref(),
+            &read_at,
+        );
+        let held = write.hold.is_some();
+        self.journal.identity = Some(write);
+        match verdict {
+            Some(v) if held => {
+                let problems: Vec<String> = v.problems.iter().map(|p| p.to_string()).collect();
+                Err(Failure {
+                    outcome: "held",
+                    error: format!(
+                        "link {link_id} is held: {}; nothing imported until a clinician confirms or rejects it",
+                        problems.join("; ")
+                    ),
+                    retry_after: None,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
