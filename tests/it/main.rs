@@ -14,6 +14,7 @@ mod daemon;
 mod demo;
 mod e2e;
 mod export;
+mod identity;
 mod oauth1_oracle;
 mod oidc;
 mod openapi;

@@ -73,10 +73,16 @@ struct GrantRequest {
     scope: Option<String>,
     expires_in: Option<u64>,
     access_token_valid: Option<bool>,
+    /// Ask for an ID token with the grant (`sandbox::identity`).
+    id_token: Option<super::super::identity::IdTokenRequest>,
 }
 
 /// `POST /admin/oauth2/grants`: a consent, answered with a real token response.
-pub(crate) async fn oauth2_grant(State(app): State<Shared>, body: Bytes) -> Response {
+pub(crate) async fn oauth2_grant(
+    State(app): State<Shared>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let asked: GrantRequest = match read(&body) {
         Ok(a) => a,
         Err(refusal) => return refusal,
@@ -101,17 +107,21 @@ pub(crate) async fn oauth2_grant(State(app): State<Shared>, body: Bytes) -> Resp
         &mut mint,
     );
     app.persist();
-    reply::no_store(reply::json(
-        StatusCode::OK,
-        &json!({
-            "access_token": issued.access_token,
-            "token_type": "Bearer",
-            "expires_in": issued.expires_in,
-            "refresh_token": issued.refresh_token,
-            "scope": issued.scope,
-            "patient": issued.patient,
-        }),
-    ))
+    let mut answer = json!({
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "refresh_token": issued.refresh_token,
+        "scope": issued.scope,
+        "patient": issued.patient,
+    });
+    if let Some(asked) = &asked.id_token {
+        match super::identity::grant_id_token(&app, &headers, &issued.patient, &client.id, asked) {
+            Ok(t) => answer["id_token"] = json!(t),
+            Err(refusal) => return refusal,
+        }
+    }
+    reply::no_store(reply::json(StatusCode::OK, &answer))
 }
 
 #[derive(Deserialize)]

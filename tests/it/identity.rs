@@ -1,0 +1,323 @@
+//! The wrong-patient guard end to end: the real binary pulls from the
+//! sandbox, whose userinfo, introspection and FHIR `Patient` say who the
+//! patient is there (`POST /admin/identities` changes it). A match
+//! imports; a mismatch, a missing identifier and an allow-list refusal
+//! hold the link and write nothing until a clinician confirms it (`link
+//! confirm`), after which the pull imports; `link reject` revokes; an
+//! inactive introspection refuses.
+
+use crate::pull::harness::{Home, REMOTE, fhir_at};
+use crate::support::{Run, Sandbox};
+use serde_json::{Value, json};
+
+/// A FHIR provider at the sandbox with introspection and `identity` as its
+/// `[providers.identity]` table.
+fn provider(sandbox: &Sandbox, identity: &str) -> String {
+    format!(
+        "{}introspection_url = \"{}/oauth2/introspect\"\n[providers.identity]\n{identity}\n",
+        fhir_at(sandbox, "idp", "demo-client", "header"),
+        sandbox.base
+    )
+}
+
+fn userinfo(sandbox: &Sandbox, extra: &str) -> String {
+    provider(
+        sandbox,
+        &format!(
+            "remote = \"userinfo:mrn\"\nuserinfo_url = \"{}/oauth2/userinfo\"\nalso = [\"family_name\", \"birth_date\"]\n{extra}",
+            sandbox.base
+        ),
+    )
+}
+
+/// A home with patient P2, who is the sandbox's `remote-p1` (same MRN,
+/// family name and birth date), linked to `idp` with a fresh grant.
+fn linked(sandbox: &Sandbox, config: &str, grant: Value) -> (Home, i64) {
+    let home = Home::new(config);
+    home.rx(&[
+        "patient",
+        "add",
+        "--id",
+        "P2",
+        "--mrn",
+        &format!("mrn-{REMOTE} "),
+        "--name",
+        "Pat DOE",
+        "--birth-date",
+        "1980-04-02",
+    ])
+    .ok();
+    let mut req = json!({"client_id": "demo-client", "patient": REMOTE});
+    if let (Some(r), Some(e)) = (req.as_object_mut(), grant.as_object()) {
+        r.extend(e.clone());
+    }
+    let (status, tokens) = sandbox.admin("/admin/oauth2/grants", Some(&req));
+    assert_eq!(status, 200, "{tokens}");
+    let id = home.link_as("P2", "idp", &tokens);
+    (home, id)
+}
+
+fn pull(home: &Home) -> (Run, Value) {
+    let run = home.rx(&["import", "--patient", "P2", "--format", "json"]);
+    let report = Home::reports(&run)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no report: {run:?}"));
+    (run, report)
+}
+
+fn regimens(home: &Home) -> i64 {
+    home.env
+        .query_i64("SELECT COUNT(*) FROM regimens WHERE patient_id = 'P2'")
+}
+
+fn open_mismatches(home: &Home) -> i64 {
+    home.env.query_i64(
+        "SELECT COUNT(*) FROM exceptions WHERE kind = 'identity_mismatch' AND state = 'open'",
+    )
+}
+
+fn change_identity(sandbox: &Sandbox, patch: Value) {
+    let mut body = json!({"patient": REMOTE});
+    if let (Some(b), Some(p)) = (body.as_object_mut(), patch.as_object()) {
+        b.extend(p.clone());
+    }
+    let (status, answer) = sandbox.admin("/admin/identities", Some(&body));
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// Asserts the link is held with an open exception and nothing imported.
+fn assert_held(home: &Home, id: i64, report: &Value) {
+    assert_eq!(report["outcome"], "held", "{report}");
+    assert_eq!(home.link_row(id)["state"], "held");
+    assert_eq!(regimens(home), 0, "a held link wrote a regimen");
+    assert_eq!(home.env.query_i64("SELECT COUNT(*) FROM documents"), 0);
+    assert_eq!(open_mismatches(home), 1);
+    // A held link is not pulled again, and the answer says what to do.
+    let again = home.rx(&["import", "--patient", "P2", "--format", "json"]);
+    let says = again.fails(1);
+    assert!(
+        says.contains("is held") && says.contains(&format!("link confirm {id}")),
+        "{says}"
+    );
+    // The scheduler skips it too.
+    home.rx(&["run", "--once"]).ok();
+    assert_eq!(regimens(home), 0);
+    assert_eq!(home.link_row(id)["state"], "held");
+}
+
+#[test]
+fn a_matching_identity_imports_and_is_recorded_and_audited() {
+    let sandbox = Sandbox::start();
+    let (home, id) = linked(&sandbox, &userinfo(&sandbox, ""), json!({}));
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "imported", "{report}");
+    assert_eq!(regimens(&home), 1);
+    let row = home.link_row(id);
+    assert_eq!(row["state"], "active");
+    let identity = &row["remote_identity"];
+    assert_eq!(identity["subject"], REMOTE);
+    assert_eq!(
+        identity["identifiers"]["userinfo:mrn"],
+        format!("MRN-{REMOTE}")
+    );
+    assert_eq!(identity["name"], "Pat Doe");
+    assert_eq!(identity["birth_date"], "1980-04-02");
+    assert!(
+        identity["read_at"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("20"))
+    );
+    let audit = home
+        .env
+        .query_string("SELECT detail FROM audit WHERE action = 'identity.match'");
+    assert!(
+        audit.contains("\"equal\":true") && audit.contains("family_name"),
+        "{audit}"
+    );
+    // The same identity again is not compared (nor audited) again.
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "unchanged", "{report}");
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM audit WHERE action = 'identity.match'"),
+        1
+    );
+    // No token in what link list shows.
+    let listed = home.rx(&["link", "list", "--format", "json"]).stdout;
+    assert!(!listed.contains("access_token"));
+    let table = home.rx(&["link", "list"]).ok().to_string();
+    assert!(table.contains(&format!("MRN-{REMOTE}")), "{table}");
+}
+
+#[test]
+fn a_mismatch_holds_until_a_clinician_confirms_and_a_changed_identity_compares_again() {
+    let sandbox = Sandbox::start();
+    change_identity(&sandbox, json!({"family_name": "Roe"}));
+    let (home, id) = linked(&sandbox, &userinfo(&sandbox, ""), json!({}));
+    let (run, report) = pull(&home);
+    run.ok();
+    assert_held(&home, id, &report);
+    let detail = home.env.query_string(
+        "SELECT detail FROM exceptions WHERE kind = 'identity_mismatch' AND state = 'open'",
+    );
+    assert!(detail.contains("family_name differs"), "{detail}");
+    assert!(
+        detail.contains("Pat DOE") && detail.contains("Roe"),
+        "both identities: {detail}"
+    );
+    let table = home.rx(&["link", "list"]).ok().to_string();
+    assert!(
+        table.contains("held") && table.contains("link confirm"),
+        "{table}"
+    );
+
+    // Confirming needs a name and a note; a confirmed link imports.
+    home.rx(&[
+        "link",
+        "confirm",
+        &id.to_string(),
+        "--by",
+        " ",
+        "--note",
+        "x",
+    ])
+    .fails(2);
+    home.rx(&[
+        "link",
+        "confirm",
+        &id.to_string(),
+        "--by",
+        "dr-who",
+        "--note",
+        "called the patient: married name",
+    ])
+    .ok();
+    assert_eq!(home.link_row(id)["state"], "active");
+    assert_eq!(open_mismatches(&home), 0);
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "imported", "{report}");
+    assert_eq!(regimens(&home), 1);
+    assert_eq!(
+        home.env.query_i64(
+            "SELECT COUNT(*) FROM audit WHERE action = 'link.confirm' AND actor = 'dr-who'"
+        ),
+        1
+    );
+    // A confirmed link is not confirmed twice.
+    home.rx(&[
+        "link",
+        "confirm",
+        &id.to_string(),
+        "--by",
+        "dr-who",
+        "--note",
+        "again",
+    ])
+    .fails(1);
+
+    // Another identity at the provider is compared afresh: held again.
+    change_identity(&sandbox, json!({"birth_date": "1981-01-01"}));
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "held", "{report}");
+    assert_eq!(home.link_row(id)["state"], "held");
+    assert_eq!(regimens(&home), 1, "no new version from a held link");
+}
+
+#[test]
+fn a_missing_identifier_holds_the_link() {
+    let sandbox = Sandbox::start();
+    change_identity(&sandbox, json!({"mrn": null}));
+    let (home, id) = linked(&sandbox, &userinfo(&sandbox, ""), json!({}));
+    let (_, report) = pull(&home);
+    assert_held(&home, id, &report);
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("gave no userinfo:mrn")),
+        "{report}"
+    );
+}
+
+#[test]
+fn an_identity_outside_the_allow_list_holds_the_link_and_reject_revokes_it() {
+    let sandbox = Sandbox::start();
+    let config = userinfo(&sandbox, "allow = [\"MRN-someone-else\"]");
+    let (home, id) = linked(&sandbox, &config, json!({}));
+    let (_, report) = pull(&home);
+    assert_held(&home, id, &report);
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("allow-list")),
+        "{report}"
+    );
+    home.rx(&[
+        "link",
+        "reject",
+        &id.to_string(),
+        "--by",
+        "dr-who",
+        "--note",
+        "not enrolled",
+    ])
+    .ok();
+    let row = home.link_row(id);
+    assert_eq!(row["state"], "revoked");
+    assert!(
+        row["state_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not enrolled"))
+    );
+    assert_eq!(open_mismatches(&home), 0);
+    home.rx(&["import", "--patient", "P2"]).fails(1);
+    assert_eq!(regimens(&home), 0);
+}
+
+#[test]
+fn the_fhir_patient_and_introspection_are_identity_sources_too() {
+    let sandbox = Sandbox::start();
+    let config = provider(
+        &sandbox,
+        "remote = \"patient:urn:rxsync:sandbox:mrn\"\nalso = [\"birth_date\"]",
+    );
+    let (home, id) = linked(&sandbox, &config, json!({}));
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "imported", "{report}");
+    let row = home.link_row(id);
+    assert_eq!(
+        row["remote_identity"]["identifiers"]["patient:urn:rxsync:sandbox:mrn"],
+        format!("MRN-{REMOTE}")
+    );
+
+    let sandbox = Sandbox::start();
+    let (home, _) = linked(
+        &sandbox,
+        &provider(&sandbox, "remote = \"introspection:mrn\""),
+        json!({}),
+    );
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "imported", "{report}");
+}
+
+#[test]
+fn an_inactive_introspection_refuses_and_stores_nothing() {
+    let sandbox = Sandbox::start();
+    let (home, id) = linked(
+        &sandbox,
+        &provider(&sandbox, "remote = \"introspection:mrn\""),
+        json!({"access_token_valid": false}),
+    );
+    let (run, report) = pull(&home);
+    run.fails(1);
+    assert_eq!(report["outcome"], "needs_relink", "{report}");
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("introspection refuses the token")),
+        "{report}"
+    );
+    assert_eq!(home.link_row(id)["state"], "needs_relink");
+    assert_eq!(regimens(&home), 0);
+    assert_eq!(open_mismatches(&home), 0);
+}
