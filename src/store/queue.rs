@@ -291,11 +291,21 @@ impl Store {
                         row.view.patient, row.view.source
                     ))
                 })?;
+            let note = decision
+                .note
+                .as_deref()
+                .filter(|n| !n.trim().is_empty())
+                .ok_or_else(|| {
+                    StoreError::Refused(format!(
+                        "action {} needs a note saying why",
+                        decision.action.as_str()
+                    ))
+                })?;
             super::identity::decide_held_in(
                 &tx,
                 link,
                 &decision.by,
-                decision.note.as_deref().unwrap_or(""),
+                note,
                 decision.action == Action::Confirm,
             )?;
             tx.commit()?;

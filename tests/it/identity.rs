@@ -321,3 +321,37 @@ fn an_inactive_introspection_refuses_and_stores_nothing() {
     assert_eq!(regimens(&home), 0);
     assert_eq!(open_mismatches(&home), 0);
 }
+
+#[test]
+fn the_queue_confirms_a_held_link_too_and_refuses_to_dismiss_it() {
+    let sandbox = Sandbox::start();
+    change_identity(&sandbox, json!({"birth_date": "1979-12-31"}));
+    let (home, id) = linked(&sandbox, &userinfo(&sandbox, ""), json!({}));
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "held", "{report}");
+    let exception = home
+        .env
+        .query_i64("SELECT id FROM exceptions WHERE kind = 'identity_mismatch'")
+        .to_string();
+    let listed = home.rx(&["queue", "show", &exception, "--format", "json"]);
+    let says = listed.stdout.clone();
+    assert!(
+        says.contains("confirm") && says.contains("reject"),
+        "{says}"
+    );
+    let dismissed = home.rx(&[
+        "queue", "dismiss", &exception, "--by", "dr", "--note", "meh",
+    ]);
+    assert!(dismissed.fails(1).contains("confirm or reject the link"));
+    home.rx(&[
+        "queue", "resolve", &exception, "--action", "confirm", "--by", "dr",
+    ])
+    .fails(1);
+    home.rx(&[
+        "queue", "resolve", &exception, "--action", "confirm", "--by", "dr", "--note", "ID seen",
+    ])
+    .ok();
+    assert_eq!(home.link_row(id)["state"], "active");
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "imported", "{report}");
+}

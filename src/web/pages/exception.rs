@@ -266,12 +266,23 @@ fn actions(
                 }
             }
         }
-        form.action method="post" action=(post) {
+        // identity_mismatch: a decision on the held link, with a note.
+        @for (action, label) in [("confirm", "Confirm: this is the patient's account (the link imports again)"), ("reject", "Reject: not this patient (the link is revoked)")] {
+            @if fits(action) {
+                form.action method="post" action=(post) {
+                    (csrf_field(viewer))
+                    input type="hidden" name="action" value=(action);
+                    label { "Why " input type="text" name="note" required; }
+                    button type="submit" id=(format!("do-{action}")) { (label) }
+                }
+            }
+        }
+        @if !fits("confirm") { form.action method="post" action=(post) {
             (csrf_field(viewer))
             input type="hidden" name="action" value="dismiss";
             label { "Why dismiss " input type="text" name="note" required; }
             button type="submit" id="do-dismiss" { "Dismiss" }
-        }
+        } }
     }
 }
 
@@ -323,6 +334,11 @@ pub fn decision(
         });
     }
     let action: Action = action.parse().map_err(AppError::bad_request)?;
+    if matches!(action, Action::Confirm | Action::Reject) && note.is_none() {
+        return Err(AppError::bad_request(
+            "confirming or rejecting a link needs a note saying why",
+        ));
+    }
     let ndc = match (action, ndc_text.map(str::trim).filter(|t| !t.is_empty())) {
         (Action::Map, Some(t)) => Some(exact_ndc(t)?),
         (Action::Map, None) => return Err(AppError::bad_request("map needs an NDC")),
