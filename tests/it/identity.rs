@@ -355,3 +355,96 @@ fn the_queue_confirms_a_held_link_too_and_refuses_to_dismiss_it() {
     let (_, report) = pull(&home);
     assert_eq!(report["outcome"], "imported", "{report}");
 }
+
+/// `identity::check_new_link`, as the consent engine calls it right after a
+/// link is made: the sandbox's ID tokens (RS256 and ES256) validated with its
+/// JWKS, the identity read from their claims, a wrong nonce refused (the
+/// link revoked), a mismatch held.
+#[test]
+fn check_new_link_validates_id_tokens_with_the_jwks_and_holds_or_refuses() {
+    use rxsync::identity::{IdentityError, NewLinkCheck, NewLinkOutcome, check_new_link};
+    let sandbox = Sandbox::start();
+    let config = format!(
+        "{}[providers.identity]\nremote = \"id_token:mrn\"\njwks_url = \"{base}/oauth2/jwks\"\nissuer = \"{base}\"\nalso = [\"family_name\"]\n",
+        fhir_at(&sandbox, "idp", "demo-client", "header"),
+        base = sandbox.base
+    );
+    let (home, id) = linked(&sandbox, &config, json!({}));
+    let path = std::path::PathBuf::from(&home.config);
+    let text = std::fs::read_to_string(&path).expect("config");
+    let raw = rxsync::config::parse(&text, &path).expect("parses");
+    let cfg = rxsync::config::resolve(raw, Some(&path), home.env.dir.path(), &|_| None)
+        .expect("resolves");
+    let provider = cfg.provider("idp").expect("provider").clone();
+    let client = rxsync::fetch::http::HttpClient::for_provider(&provider).expect("client");
+    let jwks = rxsync::fetch::jwks::JwksCache::default();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let patient = rxsync::store::Store::open(&home.env.db)
+        .expect("store")
+        .patient(&rxsync::domain::PatientId::parse("P2").expect("id"))
+        .expect("reads")
+        .expect("P2");
+    let check = |alg: &str, nonce: &str| {
+        let req = json!({"client_id": "demo-client", "patient": REMOTE,
+            "id_token": {"alg": alg, "nonce": "n-1"}});
+        let (status, grant) = sandbox.admin("/admin/oauth2/grants", Some(&req));
+        assert_eq!(status, 200, "{grant}");
+        let writer =
+            rxsync::store::Writer::start(rxsync::store::Store::open(&home.env.db).expect("store"))
+                .expect("writer");
+        let access =
+            secrecy::SecretString::from(grant["access_token"].as_str().expect("token").to_string());
+        let id_token = grant["id_token"].as_str().expect("an id_token").to_string();
+        let outcome = rt.block_on(async {
+            let out = check_new_link(
+                &writer,
+                NewLinkCheck {
+                    provider: &provider,
+                    client: &client,
+                    jwks: &jwks,
+                    link_id: id,
+                    patient: &patient,
+                    access_token: &access,
+                    client_secret: None,
+                    id_token: Some(&id_token),
+                    expected_nonce: Some(nonce),
+                    remote_patient: Some(REMOTE),
+                },
+            )
+            .await;
+            writer.close().await;
+            out
+        });
+        outcome
+    };
+    for alg in ["RS256", "ES256"] {
+        let out = check(alg, "n-1").unwrap_or_else(|e| panic!("{alg}: {e}"));
+        assert!(matches!(out, NewLinkOutcome::Matched(_)), "{alg}: {out:?}");
+    }
+    let row = home.link_row(id);
+    assert_eq!(row["state"], "active");
+    assert_eq!(
+        row["remote_identity"]["identifiers"]["id_token:mrn"],
+        format!("MRN-{REMOTE}")
+    );
+
+    change_identity(&sandbox, json!({"family_name": "Roe"}));
+    let out = check("RS256", "n-1").expect("reads");
+    assert!(matches!(out, NewLinkOutcome::Held(_)), "{out:?}");
+    assert_eq!(home.link_row(id)["state"], "held");
+    assert_eq!(open_mismatches(&home), 1);
+
+    let e = check("ES256", "n-2").expect_err("a wrong nonce");
+    assert!(matches!(e, IdentityError::NonceMismatch), "{e:?}");
+    let row = home.link_row(id);
+    assert_eq!(
+        row["state"], "revoked",
+        "a token that fails validation keeps no link"
+    );
+    assert!(
+        row["state_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("nonce")),
+        "{row}"
+    );
+}
