@@ -395,7 +395,7 @@ fn check_new_link_validates_id_tokens_with_the_jwks_and_holds_or_refuses() {
         let access =
             secrecy::SecretString::from(grant["access_token"].as_str().expect("token").to_string());
         let id_token = grant["id_token"].as_str().expect("an id_token").to_string();
-        let outcome = rt.block_on(async {
+        rt.block_on(async {
             let out = check_new_link(
                 &writer,
                 NewLinkCheck {
@@ -414,8 +414,7 @@ fn check_new_link_validates_id_tokens_with_the_jwks_and_holds_or_refuses() {
             .await;
             writer.close().await;
             out
-        });
-        outcome
+        })
     };
     for alg in ["RS256", "ES256"] {
         let out = check(alg, "n-1").unwrap_or_else(|e| panic!("{alg}: {e}"));
