@@ -447,3 +447,71 @@ fn check_new_link_validates_id_tokens_with_the_jwks_and_holds_or_refuses() {
         "{row}"
     );
 }
+
+/// The review app's exception page: a held link's `identity_mismatch`
+/// offers confirm and reject (each with a required note), not dismiss.
+#[test]
+fn the_exception_page_confirms_a_held_link() {
+    use crate::review_server::{CLINICIAN, Review, add_user};
+    let sandbox = Sandbox::start();
+    change_identity(&sandbox, json!({"mrn": "MRN-someone-else"}));
+    let (home, id) = linked(&sandbox, &userinfo(&sandbox, ""), json!({}));
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "held", "{report}");
+    let exception = home
+        .env
+        .query_i64("SELECT id FROM exceptions WHERE kind = 'identity_mismatch'");
+    let Home { env, .. } = home;
+    add_user(&env, CLINICIAN.0, CLINICIAN.1, "clinician");
+    let r = Review::serve(env);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let cookie = r.login(CLINICIAN).await;
+        let page = r
+            .get(&format!("/exceptions/{exception}"), Some(&cookie))
+            .await;
+        assert!(
+            page.body.contains("do-confirm") && page.body.contains("do-reject"),
+            "{}",
+            page.body
+        );
+        assert!(!page.body.contains("do-dismiss"));
+        assert!(
+            page.body.contains("MRN-someone-else"),
+            "both identities shown"
+        );
+        let csrf = r.csrf(&cookie).await;
+        let path = format!("/exceptions/{exception}/decide");
+        let a = r
+            .post_form(
+                &path,
+                Some(&cookie),
+                &[("action", "confirm"), ("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(a.status, 400, "a note is required: {}", a.body);
+        let a = r
+            .post_form(
+                &path,
+                Some(&cookie),
+                &[
+                    ("action", "confirm"),
+                    ("note", "checked her ID"),
+                    ("csrf", &csrf),
+                ],
+            )
+            .await;
+        assert_eq!(a.status, 303, "{}", a.body);
+    });
+    assert_eq!(
+        r.env
+            .query_string(&format!("SELECT state FROM links WHERE id = {id}")),
+        "active"
+    );
+    assert_eq!(
+        r.env.query_i64(
+            "SELECT COUNT(*) FROM audit WHERE action = 'link.confirm' AND actor = 'dr.lee'"
+        ),
+        1
+    );
+}
