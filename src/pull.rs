@@ -92,6 +92,8 @@ pub struct Puller {
     config: Arc<Config>,
     key: Arc<VaultKey>,
     clients: HashMap<String, Arc<HttpClient>>,
+    /// Each provider's JWKS (`[providers.identity] jwt_access_token`).
+    jwks: HashMap<String, Arc<crate::fetch::jwks::JwksCache>>,
     env: EnvLookup,
     holder: String,
     /// Held (read) by every token refresh in flight; shutdown takes it
@@ -309,10 +311,16 @@ impl Puller {
             );
         }
         let holder = crate::store::lease_holder_name();
+        let jwks = config
+            .providers
+            .iter()
+            .map(|p| (p.id.as_str().to_string(), Arc::default()))
+            .collect();
         Ok(Puller {
             config,
             key,
             clients,
+            jwks,
             env,
             holder,
             refresh_gate: Arc::new(tokio::sync::RwLock::new(())),

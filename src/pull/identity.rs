@@ -49,6 +49,29 @@ impl Fetching<'_> {
             Session::Oauth2 { bearer, .. } => Some(&bearer.token),
             Session::Oauth1(_) => None,
         };
+        if let (true, Some(token), Some(jwks)) = (
+            settings.jwt_access_token,
+            access_token,
+            self.puller.jwks.get(self.provider.id.as_str()),
+        ) {
+            use secrecy::ExposeSecret;
+            check::validate_with_jwks(
+                &self.client,
+                jwks,
+                self.provider,
+                settings,
+                token.expose_secret(),
+                check::TokenKind::Access,
+                chrono::Utc::now().timestamp(),
+            )
+            .await
+            .map_err(|e| {
+                Failure::failed(format!(
+                    "provider {}: the JWT access token is refused: {e}",
+                    self.provider.id
+                ))
+            })?;
+        }
         let cx = ReadContext {
             provider: self.provider,
             settings,

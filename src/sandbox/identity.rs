@@ -163,6 +163,29 @@ pub fn id_token(
     encode(&header, &claims, &key).map_err(|e| e.to_string())
 }
 
+/// An RFC 9068 JWT access token (`typ` at+jwt, RS256) for `patient`,
+/// issued by `issuer` to `client_id`. `jti` makes each one unique.
+pub fn access_jwt(
+    patient: &str,
+    issuer: &str,
+    client_id: &str,
+    scope: &str,
+    expires_in: u64,
+    now: u64,
+    jti: &str,
+) -> Result<String, String> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let key = EncodingKey::from_rsa_pem(RS256_KEY.as_bytes()).map_err(|e| e.to_string())?;
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("sandbox-rs256".into());
+    header.typ = Some("at+jwt".into());
+    let claims = json!({
+        "iss": issuer, "sub": patient, "aud": format!("{issuer}/fhir"), "client_id": client_id,
+        "scope": scope, "iat": now, "exp": now + expires_in, "jti": jti,
+    });
+    encode(&header, &claims, &key).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -515,3 +515,43 @@ fn the_exception_page_confirms_a_held_link() {
         1
     );
 }
+
+/// An RFC 9068 access token (the sandbox signs one when asked) is validated
+/// with the provider's JWKS before each pull: the right issuer imports, a
+/// wrong one refuses the pull and stores nothing.
+#[test]
+fn a_jwt_access_token_is_validated_before_the_pull() {
+    let sandbox = Sandbox::start();
+    let jwt = |issuer: &str| {
+        userinfo(
+            &sandbox,
+            &format!(
+                "jwt_access_token = true\njwks_url = \"{}/oauth2/jwks\"\nissuer = \"{issuer}\"",
+                sandbox.base
+            ),
+        )
+    };
+    let (home, _) = linked(
+        &sandbox,
+        &jwt(&sandbox.base),
+        json!({"jwt_access_token": true}),
+    );
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "imported", "{report}");
+
+    let (home, _) = linked(
+        &sandbox,
+        &jwt("https://someone-else.example"),
+        json!({"jwt_access_token": true}),
+    );
+    let (run, report) = pull(&home);
+    run.fails(1);
+    assert_eq!(report["outcome"], "failed", "{report}");
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("JWT access token is refused") && e.contains("issuer")),
+        "{report}"
+    );
+    assert_eq!(regimens(&home), 0);
+}

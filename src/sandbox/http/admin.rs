@@ -75,6 +75,8 @@ struct GrantRequest {
     access_token_valid: Option<bool>,
     /// Ask for an ID token with the grant (`sandbox::identity`).
     id_token: Option<super::super::identity::IdTokenRequest>,
+    /// Issue the access token as an RFC 9068 JWT (`sandbox::identity`).
+    jwt_access_token: Option<bool>,
 }
 
 /// `POST /admin/oauth2/grants`: a consent, answered with a real token response.
@@ -95,16 +97,32 @@ pub(crate) async fn oauth2_grant(
         return reply::admin_error(StatusCode::BAD_REQUEST, "unknown client_id");
     };
     let scope = asked.scope.unwrap_or_else(|| DEFAULT_SCOPE.to_string());
+    let expires_in = asked.expires_in.unwrap_or(client.access_token_ttl);
+    // The grant mints its access token first: as a JWT when asked.
+    let mut first_jwt = match asked.jwt_access_token {
+        Some(true) => match super::identity::access_jwt(
+            &app,
+            &headers,
+            patient.as_str(),
+            &client.id,
+            &scope,
+            expires_in,
+        ) {
+            Ok(t) => Some(t),
+            Err(refusal) => return refusal,
+        },
+        _ => None,
+    };
     let issued = lock(&app.grants).grant(
         NewGrant {
             client_id: &client.id,
             patient: patient.as_str(),
             scope: &scope,
-            expires_in: asked.expires_in.unwrap_or(client.access_token_ttl),
+            expires_in,
             access_token_valid: asked.access_token_valid.unwrap_or(true),
         },
         now(),
-        &mut mint,
+        &mut || first_jwt.take().unwrap_or_else(mint),
     );
     app.persist();
     let mut answer = json!({

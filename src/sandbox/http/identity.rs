@@ -92,3 +92,24 @@ pub(crate) fn grant_id_token(
     )
     .map_err(|e| reply::admin_error(StatusCode::BAD_REQUEST, e))
 }
+
+/// An RFC 9068 access token for a grant that asked for one.
+pub(crate) fn access_jwt(
+    app: &App,
+    headers: &http::HeaderMap,
+    patient: &str,
+    client_id: &str,
+    scope: &str,
+    expires_in: u64,
+) -> Result<String, Response> {
+    identity::access_jwt(
+        patient,
+        &app.base_url(headers),
+        client_id,
+        scope,
+        expires_in,
+        super::now(),
+        &super::mint(),
+    )
+    .map_err(|e| reply::admin_error(StatusCode::BAD_REQUEST, e))
+}
