@@ -226,8 +226,8 @@ fn view(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkView> {
 
 impl Store {
     /// Adds a link, or re-links the live link of the same patient and
-    /// provider (new tokens, state `active`, its open `link_broken`
-    /// exceptions resolved). Returns the link id and whether it was a re-link.
+    /// provider (new tokens, state `active` — a `held` link stays held —,
+    /// its open `link_broken` exceptions resolved). Returns the link id and whether it was a re-link.
     pub fn add_link(
         &mut self,
         new: &NewLink<'_>,
@@ -291,7 +291,10 @@ impl Store {
             ),
         };
         tx.cached_execute(
-            "UPDATE links SET remote_patient = ?2, state = 'active', state_reason = NULL, key_id = ?3, token = ?4,
+            // A held link stays held with its new tokens: only a clinician
+            // lets it import again (`confirm_link`), whoever re-links it.
+            "UPDATE links SET remote_patient = ?2, state = CASE state WHEN 'held' THEN 'held' ELSE 'active' END,
+             state_reason = CASE state WHEN 'held' THEN state_reason END, key_id = ?3, token = ?4,
              token_secret = ?5, refresh_token = ?6, expires_at = ?7, scope = ?8, updated_at = ?9, failures = 0,
              next_due_at = NULL, lease_holder = NULL, lease_until = NULL WHERE id = ?1",
             params![

@@ -172,6 +172,15 @@ fn a_mismatch_holds_until_a_clinician_confirms_and_a_changed_identity_compares_a
         "{table}"
     );
 
+    // Handing over new tokens does not lift the hold: a clinician decides.
+    let (_, tokens) = sandbox.admin(
+        "/admin/oauth2/grants",
+        Some(&json!({"client_id": "demo-client", "patient": REMOTE})),
+    );
+    assert_eq!(home.link_as("P2", "idp", &tokens), id);
+    assert_eq!(home.link_row(id)["state"], "held");
+    assert_eq!(regimens(&home), 0);
+
     // Confirming needs a name and a note; a confirmed link imports.
     home.rx(&[
         "link",
