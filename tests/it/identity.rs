@@ -307,6 +307,21 @@ fn the_fhir_patient_and_introspection_are_identity_sources_too() {
     );
     let (_, report) = pull(&home);
     assert_eq!(report["outcome"], "imported", "{report}");
+
+    // A profile endpoint read with a JSON pointer (the userinfo answer
+    // serves as one here), at a path relative to base_url.
+    let sandbox = Sandbox::start();
+    let config = provider(
+        &sandbox,
+        "remote = \"profile:/mrn\"\nprofile_url = \"/oauth2/userinfo\"",
+    );
+    let (home, id) = linked(&sandbox, &config, json!({}));
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "imported", "{report}");
+    assert_eq!(
+        home.link_row(id)["remote_identity"]["identifiers"]["profile:/mrn"],
+        format!("MRN-{REMOTE}")
+    );
 }
 
 #[test]
