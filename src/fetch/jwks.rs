@@ -13,14 +13,22 @@ use url::Url;
 
 /// How long a fetched key set is used without asking again.
 const KEEP: Duration = Duration::from_secs(3600);
-/// A fresh fetch is not repeated within this time (a flood of unknown
-/// `kid`s must not become a flood of requests).
+/// An unknown `kid` makes at most one fetch in this time (a flood of
+/// unknown `kid`s must not become a flood of requests).
 const MIN_REFETCH: Duration = Duration::from_secs(10);
 
 /// One provider's key set.
 #[derive(Default)]
 pub struct JwksCache {
-    cached: Mutex<Option<(Instant, Arc<JwkSet>)>>,
+    cached: Mutex<Cached>,
+}
+
+#[derive(Default)]
+struct Cached {
+    /// The set and when it was fetched.
+    set: Option<(Instant, Arc<JwkSet>)>,
+    /// When an unknown `kid` last made a fetch.
+    forced_at: Option<Instant>,
 }
 
 impl JwksCache {
@@ -33,11 +41,15 @@ impl JwksCache {
         refresh: bool,
     ) -> Result<Arc<JwkSet>, String> {
         let mut cached = self.cached.lock().await;
-        if let Some((at, set)) = cached.as_ref() {
-            let age = at.elapsed();
-            if age < KEEP && (!refresh || age < MIN_REFETCH) {
-                return Ok(Arc::clone(set));
-            }
+        let forced_lately = cached.forced_at.is_some_and(|t| t.elapsed() < MIN_REFETCH);
+        if let Some((at, set)) = cached.set.as_ref()
+            && at.elapsed() < KEEP
+            && (!refresh || forced_lately)
+        {
+            return Ok(Arc::clone(set));
+        }
+        if refresh {
+            cached.forced_at = Some(Instant::now());
         }
         let mut trail = Vec::new();
         let f = client
@@ -55,7 +67,7 @@ impl JwksCache {
         let set: JwkSet = serde_json::from_slice(&f.body)
             .map_err(|e| format!("{}: not a JWKS: {e}", redact(&f.url)))?;
         let set = Arc::new(set);
-        *cached = Some((Instant::now(), Arc::clone(&set)));
+        cached.set = Some((Instant::now(), Arc::clone(&set)));
         Ok(set)
     }
 }

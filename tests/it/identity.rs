@@ -394,12 +394,7 @@ fn check_new_link_validates_id_tokens_with_the_jwks_and_holds_or_refuses() {
         base = sandbox.base
     );
     let (home, id) = linked(&sandbox, &config, json!({}));
-    let path = std::path::PathBuf::from(&home.config);
-    let text = std::fs::read_to_string(&path).expect("config");
-    let raw = rxsync::config::parse(&text, &path).expect("parses");
-    let cfg = rxsync::config::resolve(raw, Some(&path), home.env.dir.path(), &|_| None)
-        .expect("resolves");
-    let provider = cfg.provider("idp").expect("provider").clone();
+    let provider = resolved(&home);
     let client = rxsync::fetch::http::HttpClient::for_provider(&provider).expect("client");
     let jwks = rxsync::fetch::jwks::JwksCache::default();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -578,4 +573,78 @@ fn a_jwt_access_token_is_validated_before_the_pull() {
         "{report}"
     );
     assert_eq!(regimens(&home), 0);
+}
+
+/// Provider `idp` of a home's config, resolved as rxsync does.
+fn resolved(home: &Home) -> rxsync::config::Provider {
+    let path = std::path::PathBuf::from(&home.config);
+    let text = std::fs::read_to_string(&path).expect("config");
+    let raw = rxsync::config::parse(&text, &path).expect("parses");
+    let cfg = rxsync::config::resolve(raw, Some(&path), home.env.dir.path(), &|_| None)
+        .expect("resolves");
+    cfg.provider("idp").expect("provider").clone()
+}
+
+/// The JWKS is fetched once and kept; a token naming a key the set lacks
+/// makes one more fetch (the provider may have rotated), then is refused
+/// as an unknown kid — and a burst of such tokens fetches no more.
+#[test]
+fn an_unknown_kid_refetches_the_jwks_once() {
+    use rxsync::identity::IdentityError;
+    use rxsync::identity::check::{TokenKind, validate_with_jwks};
+    let sandbox = Sandbox::start();
+    let config = format!(
+        "{}[providers.identity]\nremote = \"id_token:mrn\"\njwks_url = \"{base}/oauth2/jwks\"\nissuer = \"{base}\"\n",
+        fhir_at(&sandbox, "idp", "demo-client", "header"),
+        base = sandbox.base
+    );
+    let (home, _) = linked(&sandbox, &config, json!({}));
+    let provider = resolved(&home);
+    let settings = provider.identity.clone().expect("identity");
+    let client = rxsync::fetch::http::HttpClient::for_provider(&provider).expect("client");
+    let jwks = rxsync::fetch::jwks::JwksCache::default();
+    let (_, grant) = sandbox.admin(
+        "/admin/oauth2/grants",
+        Some(&json!({"client_id": "demo-client", "patient": REMOTE, "id_token": {"nonce": "n"}})),
+    );
+    let good = grant["id_token"].as_str().expect("id_token").to_string();
+    // The same token, its header naming a key the provider never had.
+    let (_, rest) = good.split_once('.').expect("a JWT");
+    let header = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        r#"{"alg":"RS256","kid":"rotated-away"}"#,
+    );
+    let unknown = format!("{header}.{rest}");
+    crate::pull::harness::clear_requests(&sandbox);
+    let now = chrono::Utc::now().timestamp();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let check = |token: &str| {
+        rt.block_on(validate_with_jwks(
+            &client,
+            &jwks,
+            &provider,
+            &settings,
+            token,
+            TokenKind::Id { nonce: Some("n") },
+            now,
+        ))
+    };
+    let fetches = || {
+        crate::pull::harness::requests(&sandbox)
+            .iter()
+            .filter(|r| r["path"] == "/oauth2/jwks")
+            .count()
+    };
+    check(&good).expect("valid");
+    check(&good).expect("valid again");
+    assert_eq!(fetches(), 1, "kept");
+    for _ in 0..3 {
+        let e = check(&unknown).expect_err("unknown kid");
+        assert!(matches!(e, IdentityError::UnknownKid(_)), "{e:?}");
+    }
+    assert_eq!(
+        fetches(),
+        2,
+        "one refetch for the unknown kid, not one per token"
+    );
 }
