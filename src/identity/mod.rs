@@ -6,8 +6,10 @@
 //! a FHIR `Patient`) into one `RemoteIdentity`; `token` validates ID tokens
 //! and JWT access tokens against the provider's JWKS; `compare` decides
 //! whether the remote identity is the local patient's. All four are pure.
-//! `check` is the shell the consent engine calls right after a link is
-//! made (`check_new_link`); a pull runs the same rules in `pull::identity`.
+//! `remote` reads at the provider (through `fetch`); `check` decides what
+//! to record and holds `check_new_link`, which the consent engine calls
+//! right after a link is made; a pull runs the same rules in
+//! `pull::identity`.
 //!
 //! This module never writes SQL (the store records the verdict) and never
 //! builds an HTTP client (requests go through `fetch`).
@@ -15,6 +17,7 @@
 pub mod check;
 pub mod compare;
 pub mod read;
+pub mod remote;
 pub mod settings;
 pub mod token;
 

@@ -9,7 +9,8 @@
 use super::{Failure, Fetching, Session};
 use crate::config::ProviderAuth;
 use crate::domain::PatientId;
-use crate::identity::check::{self, ReadContext};
+use crate::identity::check;
+use crate::identity::remote::{self, ReadContext};
 use crate::identity::{IdentityError, IdentitySettings};
 use crate::store::StoreError;
 
@@ -55,13 +56,13 @@ impl Fetching<'_> {
             self.puller.jwks.get(self.provider.id.as_str()),
         ) {
             use secrecy::ExposeSecret;
-            check::validate_with_jwks(
+            remote::validate_with_jwks(
                 &self.client,
                 jwks,
                 self.provider,
                 settings,
                 token.expose_secret(),
-                check::TokenKind::Access,
+                remote::TokenKind::Access,
                 chrono::Utc::now().timestamp(),
             )
             .await
@@ -95,9 +96,9 @@ impl Fetching<'_> {
                     crate::identity::RemoteSource::Introspection(_)
                 )
             {
-                check::introspect(&cx).await?;
+                remote::introspect(&cx).await?;
             }
-            check::read_remote(&cx, &mut trail).await
+            remote::read_remote(&cx, &mut trail).await
         }
         .await;
         self.journal.trail.extend(trail);

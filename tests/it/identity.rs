@@ -591,7 +591,7 @@ fn resolved(home: &Home) -> rxsync::config::Provider {
 #[test]
 fn an_unknown_kid_refetches_the_jwks_once() {
     use rxsync::identity::IdentityError;
-    use rxsync::identity::check::{TokenKind, validate_with_jwks};
+    use rxsync::identity::remote::{TokenKind, validate_with_jwks};
     let sandbox = Sandbox::start();
     let config = format!(
         "{}[providers.identity]\nremote = \"id_token:mrn\"\njwks_url = \"{base}/oauth2/jwks\"\nissuer = \"{base}\"\n",
