@@ -101,6 +101,28 @@ impl Fetching<'_> {
             remote::read_remote(&cx, &mut trail).await
         }
         .await;
+        // Every provider access is audited, the identity reads too.
+        if let (true, ProviderAuth::Oauth2(o)) = (introspects, &self.provider.auth)
+            && let Some(url) = &o.introspection_url
+        {
+            self.journal.accesses.push(serde_json::json!({
+                "url": crate::fetch::auth::redact(url), "purpose": "introspection",
+                "outcome": match &read {
+                    Err(IdentityError::Inactive(_)) => "refused",
+                    _ => "ok",
+                },
+            }));
+        }
+        for hop in &trail {
+            self.journal.accesses.push(serde_json::json!({
+                "url": hop.url, "status": hop.status, "ms": hop.ms, "purpose": "identity",
+                "outcome": match hop.status {
+                    Some(200..=299) => "ok",
+                    Some(_) => "refused",
+                    None => "error",
+                },
+            }));
+        }
         self.journal.trail.extend(trail);
         let remote = read.map_err(|e| match e {
             IdentityError::Inactive(_) => Failure::relink(e.to_string()),

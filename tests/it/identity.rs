@@ -135,6 +135,17 @@ fn a_matching_identity_imports_and_is_recorded_and_audited() {
         audit.contains("\"equal\":true") && audit.contains("family_name"),
         "{audit}"
     );
+    // The identity reads are provider accesses like any other.
+    assert!(
+        home.env.query_i64(
+            "SELECT COUNT(*) FROM audit WHERE action = 'provider.access' AND detail LIKE '%\"purpose\":\"identity\"%' AND detail LIKE '%/oauth2/userinfo%'"
+        ) >= 1
+    );
+    assert!(
+        home.env.query_i64(
+            "SELECT COUNT(*) FROM audit WHERE action = 'provider.access' AND detail LIKE '%\"purpose\":\"introspection\"%'"
+        ) >= 1
+    );
     // The same identity again is not compared (nor audited) again.
     let (_, report) = pull(&home);
     assert_eq!(report["outcome"], "unchanged", "{report}");
