@@ -18,6 +18,7 @@ pub mod domain;
 pub mod excerpt;
 pub mod export;
 pub mod fetch;
+pub mod identity;
 pub mod import;
 pub mod normalize;
 pub mod parse;

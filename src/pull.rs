@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use url::Url;
 
+mod identity;
 mod references;
 
 /// How long a pull may hold a link before another process may take it over.
@@ -55,7 +56,9 @@ pub struct PullReport {
     pub patient: String,
     pub provider: String,
     /// `imported`, `unchanged`, `failed`, `needs_relink`, `retry_later`,
-    /// `busy` (another sync holds the link) or `skipped` (not active).
+    /// `held` (the remote identity does not match: a clinician decides),
+    /// `busy` (another sync holds the link) or `skipped` (not active, held
+    /// included).
     pub outcome: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -71,7 +74,8 @@ pub struct PullReport {
 }
 
 impl PullReport {
-    /// Whether the pull failed (busy and skipped links are not failures).
+    /// Whether the pull failed (busy, skipped and held links are not
+    /// failures: they wait for another sync or for a person).
     pub fn failed(&self) -> bool {
         matches!(
             self.outcome.as_str(),
@@ -88,6 +92,8 @@ pub struct Puller {
     config: Arc<Config>,
     key: Arc<VaultKey>,
     clients: HashMap<String, Arc<HttpClient>>,
+    /// Each provider's JWKS (`[providers.identity] jwt_access_token`).
+    jwks: HashMap<String, Arc<crate::fetch::jwks::JwksCache>>,
     env: EnvLookup,
     holder: String,
     /// Held (read) by every token refresh in flight; shutdown takes it
@@ -140,6 +146,8 @@ struct Journal {
     moves: Vec<(String, String, u16)>,
     redirects: u32,
     refreshed: bool,
+    /// The remote identity read and judged (`[providers.identity]`).
+    identity: Option<crate::store::IdentityWrite>,
 }
 
 impl Journal {
@@ -185,6 +193,7 @@ struct RecordParts {
     accesses: Vec<serde_json::Value>,
     moves: Vec<(String, String, u16)>,
     schedule: Schedule,
+    identity: Option<crate::store::IdentityWrite>,
 }
 
 /// A pulled document to import, and how.
@@ -213,6 +222,7 @@ impl PullEnd {
             accesses: &r.accesses,
             moves: &r.moves,
             schedule: r.schedule,
+            identity: r.identity.as_ref(),
         }
     }
 
@@ -301,10 +311,16 @@ impl Puller {
             );
         }
         let holder = crate::store::lease_holder_name();
+        let jwks = config
+            .providers
+            .iter()
+            .map(|p| (p.id.as_str().to_string(), Arc::default()))
+            .collect();
         Ok(Puller {
             config,
             key,
             clients,
+            jwks,
             env,
             holder,
             refresh_gate: Arc::new(tokio::sync::RwLock::new(())),
@@ -424,6 +440,7 @@ impl Puller {
                 accesses: journal.accesses,
                 moves: journal.moves,
                 schedule: self.schedule_of(&link.view.provider),
+                identity: journal.identity,
             },
             trigger: trigger.to_string(),
             actor: actor.to_string(),
@@ -522,6 +539,10 @@ impl Puller {
         };
         if expiring {
             f.refresh().await?;
+        }
+        // Right patient before any write: the guard runs before the document is fetched.
+        if let Some(settings) = &provider.identity {
+            f.check_identity(settings).await?;
         }
         match &provider.document {
             DocumentLocation::Ccr { .. } => {

@@ -19,7 +19,7 @@ pub struct Schedule {
 impl Schedule {
     /// The next run after a sync with `outcome`. `failures` is the count of
     /// failures in a row *before* this sync; `draw` is uniform in [0, 1).
-    /// None: the link waits for a person (needs_relink).
+    /// None: the link waits for a person (needs_relink, held).
     pub fn next_due(
         &self,
         outcome: &str,
@@ -34,7 +34,8 @@ impl Schedule {
         };
         let wait = match outcome {
             "imported" | "unchanged" => spread(self.interval),
-            "needs_relink" => return None,
+            // A person decides: re-link, or confirm / reject the identity.
+            "needs_relink" | "held" => return None,
             "retry_later" if retry_at.is_some() => {
                 return retry_at.map(|t| t.max(now));
             }

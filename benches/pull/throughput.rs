@@ -172,6 +172,7 @@ impl Bench<'_> {
                 http_trail: "[]",
                 accesses: &[],
                 moves: &[],
+                identity: None,
                 schedule: self.puller.schedule_of(d.link.provider.id),
             };
             let outcome = import(&mut store, &self.request(d, &source, Some(&record)))

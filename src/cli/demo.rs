@@ -577,6 +577,10 @@ fn print_results(store: &Store) -> Result<(), Failure> {
                 match (l.state.as_str(), &l.last_error) {
                     ("needs_relink", _) =>
                         " — the patient must consent again, then: rxsync link add".to_string(),
+                    ("held", _) => format!(
+                        " — the remote identity does not match: rxsync link confirm {} --by NAME --note TEXT (or link reject)",
+                        l.id
+                    ),
                     (_, Some(e)) => format!(" — last sync failed: {e}"),
                     _ => String::new(),
                 }

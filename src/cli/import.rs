@@ -499,7 +499,13 @@ fn pull(global: &Global, patient: &PatientId, provider: Option<&str>, out: Forma
         let others: Vec<String> = links
             .iter()
             .filter(|l| provider.is_none_or(|p| p == l.provider))
-            .map(|l| format!("link {} to {} is {}", l.id, l.provider, l.state))
+            .map(|l| match l.state.as_str() {
+                "held" => format!(
+                    "link {} to {} is held: its remote identity does not match (rxsync link confirm {} --by NAME --note TEXT, or link reject)",
+                    l.id, l.provider, l.id
+                ),
+                _ => format!("link {} to {} is {}", l.id, l.provider, l.state),
+            })
             .collect();
         return Err(Failure::Failed(anyhow!(
             "patient {patient} has no active link{}{} (rxsync link add --patient {patient} --provider ID < tokens.json)",

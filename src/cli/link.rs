@@ -1,4 +1,4 @@
-//! `rxsync link add|start|list|revoke`
+//! `rxsync link add|start|list|revoke|confirm|reject`
 
 use super::context::{Global, runtime};
 use super::output::{self, Format, cell};
@@ -69,6 +69,28 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Confirm a held link: its remote identity is this patient's. The link
+    /// is active again (due now) and that identity is remembered as accepted.
+    Confirm {
+        #[arg(value_name = "LINK")]
+        id: i64,
+        /// Who confirms (recorded in the audit)
+        #[arg(long, value_name = "NAME")]
+        by: String,
+        /// Why (recorded with the decision)
+        #[arg(long, value_name = "TEXT")]
+        note: String,
+    },
+    /// Reject a held link: the account is not this patient's. The link is
+    /// revoked and its tokens dropped.
+    Reject {
+        #[arg(value_name = "LINK")]
+        id: i64,
+        #[arg(long, value_name = "NAME")]
+        by: String,
+        #[arg(long, value_name = "TEXT")]
+        note: String,
+    },
 }
 
 pub fn run(global: &Global, c: Command) -> CliResult {
@@ -87,6 +109,8 @@ pub fn run(global: &Global, c: Command) -> CliResult {
         } => super::link_start::run(global, &patient, &provider, timeout, format),
         Command::List { patient, format } => list(global, patient, format),
         Command::Revoke { id, format } => revoke(global, id, format),
+        Command::Confirm { id, by, note } => decide(global, id, &by, &note, true),
+        Command::Reject { id, by, note } => decide(global, id, &by, &note, false),
     }
 }
 
@@ -327,6 +351,8 @@ struct Listed<'a> {
     last_error: Option<&'a str>,
     failures: i64,
     expires_at: Option<&'a str>,
+    /// Who the patient is at the provider, as last read (null: never read).
+    remote_identity: Option<&'a rxsync::store::RemoteIdentityView>,
 }
 
 impl<'a> From<&'a rxsync::store::LinkView> for Listed<'a> {
@@ -344,6 +370,7 @@ impl<'a> From<&'a rxsync::store::LinkView> for Listed<'a> {
             last_error: v.last_error.as_deref(),
             failures: v.failures,
             expires_at: v.expires_at.as_deref(),
+            remote_identity: v.remote_identity.as_ref(),
         }
     }
 }
@@ -357,6 +384,7 @@ const LIST_COLUMNS: &[Column] = &[
     Column::whole("state", 0),
     Column::whole("last sync", 5),
     Column::whole("outcome", 4),
+    Column::cut("remote identity", 7, 14),
     Column::cut("note", 3, 20),
 ];
 
@@ -390,8 +418,25 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
                 "re-link: rxsync link add --patient {} --provider {} < tokens.json",
                 l.patient, l.provider
             ),
+            "held" => format!(
+                "identity not confirmed: rxsync link confirm {} --by NAME --note TEXT (or link reject)",
+                l.id
+            ),
             _ => cell(&l.last_error),
         };
+        let identity = l.remote_identity.as_ref().map_or("—".to_string(), |r| {
+            let ids: Vec<String> = r
+                .identity
+                .identifiers
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!(
+                "{} {}",
+                r.identity.subject.as_deref().unwrap_or("—"),
+                ids.join(" ")
+            )
+        });
         t.row(vec![
             l.id.to_string(),
             l.patient.clone(),
@@ -400,6 +445,7 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
             l.state.clone(),
             cell(&l.last_sync),
             cell(&l.last_outcome),
+            identity,
             note,
         ]);
     }
@@ -433,6 +479,26 @@ fn revoke(global: &Global, id: i64, format: Format) -> CliResult {
             "link {id} revoked{}",
             note.map(|n| format!(" ({n})")).unwrap_or_default()
         );
+    }
+    Ok(())
+}
+
+/// `link confirm` / `link reject`: a clinician's decision on a held link.
+fn decide(global: &Global, id: i64, by: &str, note: &str, confirm: bool) -> CliResult {
+    if by.trim().is_empty() {
+        return Err(usage("--by must name who decides"));
+    }
+    if note.trim().is_empty() {
+        return Err(usage("--note must say why"));
+    }
+    let ctx = global.open_existing()?;
+    let mut store = ctx.store;
+    if confirm {
+        store.confirm_link(id, by, note)?;
+        println!("link {id} confirmed by {by}: active, due now");
+    } else {
+        store.reject_link(id, by, note)?;
+        println!("link {id} rejected by {by}: revoked, its tokens dropped here");
     }
     Ok(())
 }

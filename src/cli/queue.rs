@@ -36,7 +36,9 @@ pub enum Command {
     Resolve {
         /// The exception id (from queue list)
         id: i64,
-        /// map (needs --ndc), remove, keep (duplicates), accept, or dismiss (needs --note)
+        /// map (needs --ndc), remove, keep (duplicates), accept, dismiss (needs --note),
+        /// or confirm / reject (identity_mismatch: the held link is activated /
+        /// revoked; needs --note)
         #[arg(long)]
         action: String,
         /// Who decides (recorded with the decision)

@@ -6,6 +6,7 @@
 //! itself never reads the process environment.
 
 mod exclusions;
+mod identity;
 mod providers;
 mod review;
 

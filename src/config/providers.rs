@@ -60,6 +60,8 @@ pub struct RawProvider {
     pub auth: Option<RawAuth>,
     /// `[providers.bulk]`: how a FHIR Bulk Data export's patients are matched.
     pub bulk: Option<RawBulk>,
+    /// `[providers.identity]`: the wrong-patient guard.
+    pub identity: Option<super::identity::RawIdentity>,
 }
 
 /// `[providers.bulk]` as written.
@@ -430,6 +432,9 @@ pub struct Provider {
     pub auth: ProviderAuth,
     /// How a bulk export's patients are matched (`[providers.bulk] match`).
     pub bulk_match: BulkMatch,
+    /// `[providers.identity]`: whose account the link is, checked before
+    /// any write (none: links are trusted as made).
+    pub identity: Option<crate::identity::IdentitySettings>,
 }
 
 /// Defaults for provider limits.
@@ -664,6 +669,22 @@ fn resolve_one(
         }
     };
     let bulk = p.bulk.map(|b| resolve_bulk(b, kind, &e)).transpose()?;
+    let identity = p
+        .identity
+        .map(|i| {
+            super::identity::resolve_identity(i, &auth, kind == ProviderKind::Fhir, &base_url, &e)
+        })
+        .transpose()?;
+    // The token goes to the identity endpoints the provider names.
+    for u in identity
+        .iter()
+        .flat_map(|i| [&i.userinfo_url, &i.profile_url])
+        .flatten()
+    {
+        if !trusted_origins.contains(&u.origin()) {
+            trusted_origins.push(u.origin());
+        }
+    }
     Ok(Provider {
         id,
         kind,
@@ -678,6 +699,7 @@ fn resolve_one(
         bulk,
         auth,
         bulk_match,
+        identity,
     })
 }
 

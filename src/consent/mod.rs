@@ -77,6 +77,10 @@ pub enum ConsentError {
     /// The client's secret or key cannot be read.
     #[error("{0}")]
     Client(String),
+    /// The identity guard refused the new link (an ID token that fails
+    /// validation, an inactive token): the link it was stored as is revoked.
+    #[error("the link was revoked: {0}")]
+    Identity(#[from] crate::identity::IdentityError),
     #[error(transparent)]
     Vault(#[from] crate::vault::VaultError),
     #[error(transparent)]
@@ -97,6 +101,9 @@ pub struct Linked {
     pub link: i64,
     pub relinked: bool,
     pub flow: String,
+    /// What the wrong-patient guard found (`Held`: no regimen is written
+    /// from the link until a clinician confirms it).
+    pub identity: crate::identity::NewLinkOutcome,
     /// The token response's fields (`id_token` kept sealed in a `SecretString`).
     pub tokens: ExchangedTokens,
 }
@@ -344,16 +351,22 @@ pub async fn complete(
     .await;
     match exchanged {
         Ok((tokens, nonce)) => {
+            let access_token = tokens.access_token.clone();
+            let remote_patient = tokens.patient.clone();
             let linked = after_exchange(writer, key, provider, &flow, tokens, nonce, actor).await;
-            if let Err(e) = &linked {
-                fail(
-                    "failed",
-                    "consent.failed",
-                    json!({"step": "link", "error": e.to_string()}),
-                )
-                .await;
-            }
-            linked
+            let linked = match linked {
+                Ok(l) => l,
+                Err(e) => {
+                    fail(
+                        "failed",
+                        "consent.failed",
+                        json!({"step": "link", "error": e.to_string()}),
+                    )
+                    .await;
+                    return Err(e);
+                }
+            };
+            guard(writer, provider, env, linked, &access_token, remote_patient).await
         }
         Err(e) => {
             fail(
@@ -365,6 +378,86 @@ pub async fn complete(
             Err(e)
         }
     }
+}
+
+/// The wrong-patient guard on a link just made (design invariant 7): the
+/// ID token validated against the provider's JWKS with the flow's nonce,
+/// the remote identity read and compared. A mismatch holds the link (no
+/// regimen is written from it until a clinician confirms); a token that
+/// fails validation revokes it. Providers without `[providers.identity]`
+/// are not checked.
+async fn guard(
+    writer: &Writer,
+    provider: &Provider,
+    env: &dyn Fn(&str) -> Option<String>,
+    mut linked: Linked,
+    access_token: &SecretString,
+    remote_patient: Option<String>,
+) -> Result<Linked, ConsentError> {
+    if provider.identity.is_none() {
+        return Ok(linked);
+    }
+    let ProviderAuth::Oauth2(o) = &provider.auth else {
+        return Ok(linked);
+    };
+    let client = crate::fetch::http::HttpClient::for_provider(provider)
+        .map_err(|e| ConsentError::Client(e.to_string()))?;
+    let proof = ClientProof::load(o, provider.id.as_str(), env).map_err(ConsentError::Client)?;
+    let pid = PatientId::parse(&linked_patient(writer, linked.link).await?)
+        .map_err(|e| StoreError::Corrupt(format!("link {}: {e}", linked.link)))?;
+    let local = {
+        let pid = pid.clone();
+        writer
+            .run(move |s| {
+                s.patient(&pid)?.ok_or_else(|| StoreError::NotFound {
+                    what: "patient",
+                    id: pid.to_string(),
+                })
+            })
+            .await?
+    };
+    let jwks = crate::fetch::jwks::JwksCache::default();
+    let id_token = linked
+        .tokens
+        .id_token
+        .as_ref()
+        .map(|t| t.expose_secret().to_string());
+    let nonce = linked
+        .tokens
+        .nonce
+        .as_ref()
+        .map(|n| n.expose_secret().to_string());
+    linked.identity = crate::identity::check_new_link(
+        writer,
+        crate::identity::NewLinkCheck {
+            provider,
+            client: &client,
+            jwks: &jwks,
+            link_id: linked.link,
+            patient: &local,
+            access_token,
+            proof: Some(&proof),
+            id_token: id_token.as_deref(),
+            expected_nonce: nonce.as_deref(),
+            remote_patient: remote_patient.as_deref(),
+        },
+    )
+    .await?;
+    Ok(linked)
+}
+
+/// The local patient a link belongs to.
+async fn linked_patient(writer: &Writer, link: i64) -> Result<String, ConsentError> {
+    Ok(writer
+        .run(move |s| {
+            s.link(link)?
+                .map(|l| l.patient)
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "link",
+                    id: link.to_string(),
+                })
+        })
+        .await?)
 }
 
 /// After a successful code exchange: stores the link exactly as `link add`
@@ -449,6 +542,7 @@ pub async fn after_exchange(
         link,
         relinked,
         flow: flow.id.clone(),
+        identity: crate::identity::NewLinkOutcome::Unchecked,
         tokens: ExchangedTokens {
             id_token: tokens.id_token,
             nonce,

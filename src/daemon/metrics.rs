@@ -207,7 +207,7 @@ impl Metrics {
                 .set(n);
         }
         self.links.clear();
-        for state in ["active", "needs_relink", "revoked"] {
+        for state in ["active", "held", "needs_relink", "revoked"] {
             let n = links
                 .iter()
                 .find(|(s, _)| s == state)

@@ -25,13 +25,20 @@ pub enum Decision {
     /// Close the exception without acting on it; the note says why and is
     /// never empty.
     Dismiss { note: String },
+    /// `identity_mismatch`: the held link is this patient's after all;
+    /// it is activated. The note says what was checked.
+    Confirm { note: String },
+    /// `identity_mismatch`: the held link is someone else's; it is revoked.
+    Reject { note: String },
 }
 
 /// Why outside words are not a decision.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecisionError {
     /// The action word is none of ours.
-    #[error("unknown action {0:?} (expected map, remove, keep, accept or dismiss)")]
+    #[error(
+        "unknown action {0:?} (expected map, remove, keep, accept, dismiss, confirm or reject)"
+    )]
     UnknownAction(String),
     /// `map` without an NDC.
     #[error("map needs an NDC")]
@@ -53,6 +60,9 @@ pub enum DecisionError {
     /// `dismiss` without a reason.
     #[error("dismissing needs a note saying why")]
     DismissNeedsNote,
+    /// `confirm` / `reject` of a held link without a reason.
+    #[error("confirming or rejecting a held link needs a note saying what was checked")]
+    LinkDecisionNeedsNote,
 }
 
 impl DecisionError {
@@ -87,6 +97,16 @@ impl Decision {
             "dismiss" => Decision::Dismiss {
                 note: note.ok_or(DecisionError::DismissNeedsNote)?.to_string(),
             },
+            "confirm" => Decision::Confirm {
+                note: note
+                    .ok_or(DecisionError::LinkDecisionNeedsNote)?
+                    .to_string(),
+            },
+            "reject" => Decision::Reject {
+                note: note
+                    .ok_or(DecisionError::LinkDecisionNeedsNote)?
+                    .to_string(),
+            },
             other => return Err(DecisionError::UnknownAction(other.to_string())),
         };
         if ndc_text.is_some() && !matches!(decision, Decision::Map(_)) {
@@ -112,7 +132,19 @@ impl Decision {
             Decision::Remove => Some(Action::Remove),
             Decision::Keep => Some(Action::Keep),
             Decision::Accept => Some(Action::Accept),
+            Decision::Confirm { .. } => Some(Action::Confirm),
+            Decision::Reject { .. } => Some(Action::Reject),
             Decision::Dismiss { .. } => None,
+        }
+    }
+
+    /// The note a decision cannot be made without (dismiss, confirm, reject).
+    pub fn required_note(&self) -> Option<&str> {
+        match self {
+            Decision::Dismiss { note } | Decision::Confirm { note } | Decision::Reject { note } => {
+                Some(note)
+            }
+            _ => None,
         }
     }
 

@@ -102,10 +102,11 @@ impl ExceptionKind {
             // The item is the NDC's product or it is not: remove it, or
             // accept it as the dictionary reads it.
             ExceptionKind::NdcNameMismatch => &[Action::Remove, Action::Accept],
+            // The link is the patient's, or it is not.
+            ExceptionKind::IdentityMismatch => &[Action::Confirm, Action::Reject],
             ExceptionKind::TooMany
             | ExceptionKind::NoneShared
             | ExceptionKind::LinkBroken
-            | ExceptionKind::IdentityMismatch
             | ExceptionKind::Unreadable
             | ExceptionKind::UnreadableRecord => &[Action::Accept],
             // Each list stays as its source wrote it: the clinician says
@@ -266,6 +267,11 @@ pub enum Action {
     Keep,
     /// Accept the item or the regimen as it is.
     Accept,
+    /// Confirm a held link's remote identity (`identity_mismatch`): the link
+    /// is active again.
+    Confirm,
+    /// Reject a held link's remote identity: the link is revoked.
+    Reject,
 }
 
 impl Action {
@@ -275,6 +281,8 @@ impl Action {
             Action::Remove => "remove",
             Action::Keep => "keep",
             Action::Accept => "accept",
+            Action::Confirm => "confirm",
+            Action::Reject => "reject",
         }
     }
 }
@@ -287,8 +295,10 @@ impl FromStr for Action {
             "remove" => Ok(Action::Remove),
             "keep" => Ok(Action::Keep),
             "accept" => Ok(Action::Accept),
+            "confirm" => Ok(Action::Confirm),
+            "reject" => Ok(Action::Reject),
             _ => Err(format!(
-                "unknown action {s:?} (expected map, remove, keep or accept)"
+                "unknown action {s:?} (expected map, remove, keep, accept, confirm or reject)"
             )),
         }
     }

@@ -6,7 +6,8 @@
 //! (US Core parameters, `_include` by CapabilityStatement, referenced
 //! Medications, the collection Bundle); `limit` is a provider's request
 //! budget; `backend` gets SMART Backend Services tokens (`private_key_jwt`);
-//! `bulk` speaks the FHIR Bulk Data `$export` protocol. `pull` orchestrates
+//! `bulk` speaks the FHIR Bulk Data `$export` protocol; `jwks` caches a
+//! provider's signing keys; `oauth2::introspect` asks RFC 7662. `pull` orchestrates
 //! them: it turns a link into document bytes.
 
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod backend;
 pub mod bulk;
 pub mod fhir;
 pub mod http;
+pub mod jwks;
 pub mod limit;
 pub mod oauth1;
 pub mod oauth2;

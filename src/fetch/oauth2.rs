@@ -336,6 +336,39 @@ pub async fn revoke(
     }
 }
 
+/// Asks the provider's RFC 7662 endpoint about an access token,
+/// authenticating as `proof` (the client authentication the token endpoint
+/// uses). Returns the answer's JSON (its checks are
+/// `identity::read::check_introspection`).
+pub async fn introspect(
+    client: &reqwest::Client,
+    settings: &Oauth2Settings,
+    url: &url::Url,
+    proof: &ClientProof,
+    token: &SecretString,
+    timeout: Duration,
+) -> Result<serde_json::Value, String> {
+    let mut form: Vec<(&str, SecretString)> = vec![
+        ("token", token.clone()),
+        (
+            "token_type_hint",
+            SecretString::from("access_token".to_string()),
+        ),
+    ];
+    let (auth, header) = proof.apply(&settings.client_id, url)?;
+    form.extend(auth);
+    let (status, body) = post_form(client, url, &form, header, timeout).await?;
+    if !status.is_success() {
+        return Err(format!("{} answered {status}", super::auth::redact(url)));
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        format!(
+            "{}: the introspection answer is not JSON: {e}",
+            super::auth::redact(url)
+        )
+    })
+}
+
 /// POSTs a form (bounded answer); the status and the body.
 async fn post_form(
     client: &reqwest::Client,

@@ -27,6 +27,7 @@ mod documents;
 mod generate;
 mod grants;
 mod http;
+mod identity;
 mod oauth1_tokens;
 mod rules;
 mod tls;

@@ -65,6 +65,16 @@ pub struct LinkView {
     pub expires_at: Option<String>,
     pub scope: Option<String>,
     pub created_at: String,
+    /// Who the patient is at the provider, as last read (`[providers.identity]`).
+    pub remote_identity: Option<RemoteIdentityView>,
+}
+
+/// A link's remote identity and when it was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteIdentityView {
+    #[serde(flatten)]
+    pub identity: crate::identity::RemoteIdentity,
+    pub read_at: Option<String>,
 }
 
 /// A link claimed for a sync: its view, its sealed fields and its moves.
@@ -150,6 +160,8 @@ pub struct PullRecord<'a> {
     pub moves: &'a [(String, String, u16)],
     /// When the link is due again follows from the outcome and this.
     pub schedule: Schedule,
+    /// The remote identity read by this pull, and the guard's verdict.
+    pub identity: Option<&'a super::identity::IdentityWrite>,
 }
 
 /// A pull that stored no document.
@@ -168,7 +180,7 @@ pub struct FailedPull<'a> {
     pub record: PullRecord<'a>,
 }
 
-/// A link's sealed fields, selected after `VIEW_COLUMNS` (columns 15–18).
+/// A link's sealed fields, selected after `VIEW_COLUMNS` (columns 17–20).
 const SEALED_COLUMNS: &str = "key_id, token, token_secret, refresh_token";
 
 /// A link read with `VIEW_COLUMNS, SEALED_COLUMNS`, for `holder`.
@@ -176,17 +188,18 @@ fn claimed(r: &rusqlite::Row<'_>, holder: &str) -> rusqlite::Result<ClaimedLink>
     Ok(ClaimedLink {
         view: view(r)?,
         holder: holder.to_string(),
-        key_id: r.get(15)?,
-        token: r.get(16)?,
-        token_secret: r.get(17)?,
-        refresh_token: r.get(18)?,
+        key_id: r.get(17)?,
+        token: r.get(18)?,
+        token_secret: r.get(19)?,
+        refresh_token: r.get(20)?,
         moves: Vec::new(),
     })
 }
 
 const VIEW_COLUMNS: &str =
     "id, patient_id, provider, scheme, remote_patient, state, state_reason, last_sync_at,
-    last_outcome, last_error, failures, next_due_at, expires_at, scope, created_at";
+    last_outcome, last_error, failures, next_due_at, expires_at, scope, created_at,
+    remote_identity, identity_read_at";
 
 fn view(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkView> {
     Ok(LinkView {
@@ -205,13 +218,20 @@ fn view(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkView> {
         expires_at: r.get(12)?,
         scope: r.get(13)?,
         created_at: r.get(14)?,
+        remote_identity: r
+            .get::<_, Option<String>>(15)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .map(|identity| RemoteIdentityView {
+                identity,
+                read_at: r.get(16).ok().flatten(),
+            }),
     })
 }
 
 impl Store {
     /// Adds a link, or re-links the live link of the same patient and
-    /// provider (new tokens, state `active`, its open `link_broken`
-    /// exceptions resolved). Returns the link id and whether it was a re-link.
+    /// provider (new tokens, state `active` — a `held` link stays held —,
+    /// its open `link_broken` exceptions resolved). Returns the link id and whether it was a re-link.
     pub fn add_link(
         &mut self,
         new: &NewLink<'_>,
@@ -275,7 +295,10 @@ impl Store {
             ),
         };
         tx.cached_execute(
-            "UPDATE links SET remote_patient = ?2, state = 'active', state_reason = NULL, key_id = ?3, token = ?4,
+            // A held link stays held with its new tokens: only a clinician
+            // lets it import again (`confirm_link`), whoever re-links it.
+            "UPDATE links SET remote_patient = ?2, state = CASE state WHEN 'held' THEN 'held' ELSE 'active' END,
+             state_reason = CASE state WHEN 'held' THEN state_reason END, key_id = ?3, token = ?4,
              token_secret = ?5, refresh_token = ?6, expires_at = ?7, scope = ?8, updated_at = ?9, failures = 0,
              next_due_at = NULL, lease_holder = NULL, lease_until = NULL WHERE id = ?1",
             params![
@@ -378,8 +401,8 @@ impl Store {
                 |r| {
                     Ok((
                         claimed(r, holder)?,
-                        r.get::<_, Option<String>>(19)?,
-                        r.get::<_, Option<String>>(20)?,
+                        r.get::<_, Option<String>>(21)?,
+                        r.get::<_, Option<String>>(22)?,
                     ))
                 },
             )
@@ -688,6 +711,9 @@ pub(super) fn finish_pull(
             &serde_json::json!({"from": from, "to": to, "status": status}),
         )?;
     }
+    if let Some(w) = r.identity {
+        super::identity::write_identity(tx, r.link_id, r.patient, Some(sync_id), w)?;
+    }
     for access in r.accesses {
         super::audit::append(
             tx,
@@ -902,6 +928,7 @@ mod tests {
                         http_trail: "[]",
                         accesses: &[serde_json::json!({"url": "http://x/"})],
                         moves: &[],
+                        identity: None,
                         schedule: Schedule {
                             interval: std::time::Duration::from_secs(60),
                             jitter: 0.0,

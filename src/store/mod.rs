@@ -17,6 +17,7 @@ mod bulk;
 mod consent;
 mod dictionary;
 mod exports;
+mod identity;
 mod imports;
 mod links;
 mod mappings;
@@ -33,10 +34,11 @@ pub use bulk::{BadLine, StagedLine};
 pub use consent::{FlowLookup, NewFlow, TakenFlow};
 pub use dictionary::DictStats;
 pub use exports::{ExportFileRow, ExportRow, ExportState, NewExport};
+pub use identity::{IdentityState, IdentityWrite};
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
 pub use links::{
     ClaimError, ClaimedLink, DueLink, FailedPull, LinkSecrets, LinkView, NewLink, PullRecord,
-    lease_holder_name,
+    RemoteIdentityView, lease_holder_name,
 };
 pub use patients::{NewPatient, Patient};
 pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, ItemRef, Resolve};
@@ -106,6 +108,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0014_consent",
         include_str!("../../schemas/sqlite/0014_consent.sql"),
+    ),
+    (
+        "0015_identity",
+        include_str!("../../schemas/sqlite/0015_identity.sql"),
     ),
 ];
 
@@ -285,8 +291,16 @@ impl Store {
             if *name == "0008_brand_index" {
                 dictionary::fill_brand_keys(&tx)?;
             }
+            if *name == "0015_identity" {
+                allow_held_links(&tx)?;
+            }
             tx.pragma_update(None, "user_version", version + 1)?;
             tx.commit()?;
+            if *name == "0015_identity" {
+                // This connection reads its edited schema now, not in the
+                // middle of the first cached statement it runs.
+                self.conn.execute_batch("SELECT 1 FROM links LIMIT 0")?;
+            }
         }
     }
 
@@ -295,6 +309,43 @@ impl Store {
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))?)
     }
+}
+
+/// Widens `links.state`'s CHECK constraint to admit `held` (migration
+/// 0015_identity). SQLite documents editing a table's stored definition for changes
+/// that do not touch the data on disk, such as a CHECK constraint that now
+/// admits more (lang_altertable.html, "other kinds of table schema
+/// changes"); unlike a table rebuild it keeps every column, index and
+/// foreign key another migration may have added. The schema cookie is
+/// bumped so that every connection, this one included, reads the new
+/// definition.
+fn allow_held_links(tx: &Connection) -> Result<(), StoreError> {
+    const OLD: &str = "CHECK (state IN ('active', 'needs_relink', 'revoked'))";
+    const NEW: &str = "CHECK (state IN ('active', 'needs_relink', 'revoked', 'held'))";
+    let sql: String = tx.query_row(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'links'",
+        [],
+        |r| r.get(0),
+    )?;
+    if sql.contains(NEW) {
+        return Ok(());
+    }
+    if sql.matches(OLD).count() != 1 {
+        return Err(StoreError::Corrupt(
+            "migration 0015_identity: the links table's state CHECK is not the one 0002 made"
+                .into(),
+        ));
+    }
+    let cookie: i64 = tx.pragma_query_value(None, "schema_version", |r| r.get(0))?;
+    tx.pragma_update(None, "writable_schema", "ON")?;
+    let edited = tx.execute(
+        "UPDATE sqlite_schema SET sql = ?1 WHERE type = 'table' AND name = 'links'",
+        [sql.replacen(OLD, NEW, 1)],
+    );
+    tx.pragma_update(None, "writable_schema", "OFF")?;
+    edited?;
+    tx.pragma_update(None, "schema_version", cookie + 1)?;
+    Ok(())
 }
 
 /// A store write's transaction: its own IMMEDIATE transaction, or — inside

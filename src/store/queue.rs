@@ -86,10 +86,7 @@ pub struct Resolve {
 impl Resolve {
     /// The note recorded with the decision.
     fn note(&self) -> Option<&str> {
-        match &self.decision {
-            Decision::Dismiss { note } => Some(note),
-            _ => self.note.as_deref(),
-        }
+        self.decision.required_note().or(self.note.as_deref())
     }
 }
 
@@ -338,7 +335,34 @@ impl Store {
                 allowed.join(", ")
             )));
         }
+        if let Decision::Confirm { note } | Decision::Reject { note } = &decision.decision {
+            // A decision on the link, not on an item: recorded with the
+            // link (`link.confirm` / `link.reject`), and not reversible here.
+            let link: i64 = tx
+                .query_row(
+                    "SELECT id FROM links WHERE patient_id = ?1 AND provider = ?2 AND state = 'held'",
+                    params![row.view.patient, row.view.source],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| {
+                    StoreError::Refused(format!(
+                        "exception {id}: no held link of patient {} to {}",
+                        row.view.patient, row.view.source
+                    ))
+                })?;
+            super::identity::decide_held_in(
+                &tx,
+                link,
+                &decision.by,
+                note,
+                matches!(decision.decision, Decision::Confirm { .. }),
+            )?;
+            tx.commit()?;
+            return Ok(self.exception(id)?.0);
+        }
         match &decision.decision {
+            Decision::Confirm { .. } | Decision::Reject { .. } => {}
             Decision::Map(ndc) => {
                 undo = map_item(&tx, &row, kind, *ndc, decision, id, &at)?;
             }
@@ -417,6 +441,11 @@ impl Store {
         let tx = self.tx()?;
         let row = exception_row_in(&tx, id)?;
         check_open(&row)?;
+        if row.view.kind == ExceptionKind::IdentityMismatch.as_str() {
+            return Err(StoreError::Refused(format!(
+                "exception {id} holds a link: confirm or reject the link, it cannot be dismissed"
+            )));
+        }
         let at = now();
         let changed = tx.execute(
             "UPDATE exceptions SET state = 'dismissed', resolution = NULL, resolution_ndc = NULL, resolved_by = ?1,

@@ -18,6 +18,7 @@ mod demo;
 mod e2e;
 mod export;
 mod fhir_out;
+mod identity;
 mod oauth1_oracle;
 mod oidc;
 mod openapi;

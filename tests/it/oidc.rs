@@ -213,3 +213,67 @@ fn client_secret_post_sends_the_secret_in_the_form_body() {
     assert_eq!(linked.regimen_ndcs(), expected_ndcs());
     linked.assert_nothing_leaked();
 }
+
+/// The wrong-patient guard against oidc-provider: rxsync reads the
+/// patient's MRN from its userinfo endpoint (after introspecting the token)
+/// and imports when it is the local patient's; another MRN holds the link.
+#[test]
+fn userinfo_and_introspection_read_the_identity_at_oidc_provider() {
+    let identity = |e: &server::Endpoints| {
+        format!(
+            "introspection_url = \"{}\"\n[providers.identity]\nremote = \"userinfo:mrn\"\nuserinfo_url = \"{}\"\nalso = [\"family_name\", \"birth_date\"]\n",
+            e.introspection_endpoint, e.userinfo_endpoint
+        )
+    };
+    let mrn = format!("MRN-{SMART_PATIENT}");
+    let linked = Linked::with_identity(
+        ClientAuth::Basic,
+        None,
+        identity,
+        &[
+            "--mrn",
+            &mrn,
+            "--name",
+            "Pat Doe",
+            "--birth-date",
+            "1980-04-02",
+        ],
+    );
+    let run = linked.pull();
+    run.ok();
+    let result = linked.result_of(&run);
+    assert_eq!(result["outcome"], "imported", "{result}");
+    let row = linked.link_row();
+    assert_eq!(row["remote_identity"]["subject"], SMART_PATIENT, "{row}");
+    assert_eq!(
+        row["remote_identity"]["identifiers"]["userinfo:mrn"], mrn,
+        "{row}"
+    );
+    assert_eq!(row["remote_identity"]["birth_date"], "1980-04-02", "{row}");
+    linked.assert_nothing_leaked();
+
+    // Introspection as the identity source: oidc-provider answers `sub`
+    // (the account), which must equal the local patient's id here.
+    let by_sub = |e: &server::Endpoints| {
+        format!(
+            "introspection_url = \"{}\"\n[providers.identity]\nremote = \"introspection:sub\"\nlocal = \"mrn\"\n",
+            e.introspection_endpoint
+        )
+    };
+    let linked = Linked::with_identity(ClientAuth::Post, None, by_sub, &["--mrn", SMART_PATIENT]);
+    let run = linked.pull();
+    run.ok();
+    assert_eq!(linked.result_of(&run)["outcome"], "imported");
+    assert_eq!(
+        linked.link_row()["remote_identity"]["identifiers"]["introspection:sub"],
+        SMART_PATIENT
+    );
+
+    // Another patient's account: held, nothing imported.
+    let linked = Linked::with_identity(ClientAuth::Basic, None, identity, &["--mrn", "MRN-other"]);
+    let run = linked.pull();
+    run.ok();
+    assert_eq!(linked.result_of(&run)["outcome"], "held");
+    assert_eq!(linked.link_row()["state"], "held");
+    linked.assert_nothing_leaked();
+}

@@ -6,7 +6,8 @@
 // It listens on 127.0.0.1 with a port of the system's choosing and prints
 // exactly one line to stdout once it accepts connections:
 //   {"issuer":"http://127.0.0.1:PORT","token_endpoint":...,"revocation_endpoint":...,
-//    "introspection_endpoint":...,"fhir_base":"http://127.0.0.1:PORT/fhir"}
+//    "introspection_endpoint":...,"userinfo_endpoint":...,"jwks_uri":...,
+//    "fhir_base":"http://127.0.0.1:PORT/fhir"}
 // Nothing else goes to stdout. It never logs a token or a secret.
 //
 // Flags: --exit-on-stdin-close (exit when stdin reaches its end, so that a
@@ -97,6 +98,11 @@ function remember(map, key, value) {
   map.get(key).add(value);
 }
 
+// The identity of a patient at this server: MRN-{id}, Doe, 1980-04-02.
+function identityClaims(id) {
+  return { sub: id, mrn: `MRN-${id}`, family_name: 'Doe', birthdate: '1980-04-02' };
+}
+
 function signingKey() {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   return { ...privateKey.export({ format: 'jwk' }), kid: 'rxsync-test', use: 'sig', alg: 'RS256' };
@@ -150,11 +156,14 @@ function configuration() {
     // SMART App Launch 2.x asymmetric client authentication: RS384, ES384.
     enabledJWA: { clientAuthSigningAlgValues: ['RS256', 'RS384', 'ES256', 'ES384'] },
     scopes: SCOPES,
-    claims: { openid: ['sub'] },
+    // The patient's identity travels with `openid`: userinfo (and ID
+    // tokens) carry an MRN, a family name and a birth date, which rxsync's
+    // wrong-patient guard compares with its local patient.
+    claims: { openid: ['sub', 'mrn', 'family_name', 'birthdate'] },
     // The account is the patient (a patient-facing grant): SMART's
     // `patient` launch context is the grant's accountId.
     async findAccount(_ctx, id) {
-      return { accountId: id, async claims() { return { sub: id }; } };
+      return { accountId: id, async claims() { return identityClaims(id); } };
     },
     features: {
       // The login and consent pages, driven headless by tests/it/oidc/consent.rs.
@@ -555,6 +564,8 @@ server.listen(0, '127.0.0.1', () => {
     token_endpoint: provider.urlFor('token'),
     revocation_endpoint: provider.urlFor('revocation'),
     introspection_endpoint: provider.urlFor('introspection'),
+    userinfo_endpoint: provider.urlFor('userinfo'),
+    jwks_uri: provider.urlFor('jwks'),
     fhir_base: `${base}/fhir`,
   })}\n`);
 });

@@ -390,6 +390,6 @@ fn a_finding_across_sources_is_one_issue_implicating_both() {
     );
     assert_eq!(
         issues[0]["resource"]["code"],
-        json!({"text": "sources disagree (source_conflict)"})
+        json!({"text": "Sources disagree (source_conflict)"})
     );
 }

@@ -73,10 +73,18 @@ struct GrantRequest {
     scope: Option<String>,
     expires_in: Option<u64>,
     access_token_valid: Option<bool>,
+    /// Ask for an ID token with the grant (`sandbox::identity`).
+    id_token: Option<super::super::identity::IdTokenRequest>,
+    /// Issue the access token as an RFC 9068 JWT (`sandbox::identity`).
+    jwt_access_token: Option<bool>,
 }
 
 /// `POST /admin/oauth2/grants`: a consent, answered with a real token response.
-pub(crate) async fn oauth2_grant(State(app): State<Shared>, body: Bytes) -> Response {
+pub(crate) async fn oauth2_grant(
+    State(app): State<Shared>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let asked: GrantRequest = match read(&body) {
         Ok(a) => a,
         Err(refusal) => return refusal,
@@ -89,29 +97,49 @@ pub(crate) async fn oauth2_grant(State(app): State<Shared>, body: Bytes) -> Resp
         return reply::admin_error(StatusCode::BAD_REQUEST, "unknown client_id");
     };
     let scope = asked.scope.unwrap_or_else(|| DEFAULT_SCOPE.to_string());
+    let expires_in = asked.expires_in.unwrap_or(client.access_token_ttl);
+    // The grant mints its access token first: as a JWT when asked.
+    let mut first_jwt = match asked.jwt_access_token {
+        Some(true) => match super::identity::access_jwt(
+            &app,
+            &headers,
+            patient.as_str(),
+            &client.id,
+            &scope,
+            expires_in,
+        ) {
+            Ok(t) => Some(t),
+            Err(refusal) => return refusal,
+        },
+        _ => None,
+    };
     let issued = lock(&app.grants).grant(
         NewGrant {
             client_id: &client.id,
             patient: patient.as_str(),
             scope: &scope,
-            expires_in: asked.expires_in.unwrap_or(client.access_token_ttl),
+            expires_in,
             access_token_valid: asked.access_token_valid.unwrap_or(true),
         },
         now(),
-        &mut mint,
+        &mut || first_jwt.take().unwrap_or_else(mint),
     );
     app.persist();
-    reply::no_store(reply::json(
-        StatusCode::OK,
-        &json!({
-            "access_token": issued.access_token,
-            "token_type": "Bearer",
-            "expires_in": issued.expires_in,
-            "refresh_token": issued.refresh_token,
-            "scope": issued.scope,
-            "patient": issued.patient,
-        }),
-    ))
+    let mut answer = json!({
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "refresh_token": issued.refresh_token,
+        "scope": issued.scope,
+        "patient": issued.patient,
+    });
+    if let Some(asked) = &asked.id_token {
+        match super::identity::grant_id_token(&app, &headers, &issued.patient, &client.id, asked) {
+            Ok(t) => answer["id_token"] = json!(t),
+            Err(refusal) => return refusal,
+        }
+    }
+    reply::no_store(reply::json(StatusCode::OK, &answer))
 }
 
 #[derive(Deserialize)]

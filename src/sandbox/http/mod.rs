@@ -14,6 +14,7 @@ mod admin;
 mod auth;
 mod bulk;
 mod consent;
+mod identity;
 mod oauth2;
 mod reply;
 mod resources;
@@ -110,6 +111,8 @@ pub(crate) struct App {
     pub bulk: Mutex<BulkState>,
     /// Authorization codes waiting for their exchange (never persisted).
     pub codes: Mutex<super::codes::CodeStore>,
+    /// Patients' identities as changed by the admin API (userinfo, ID tokens).
+    pub identities: Mutex<super::identity::Identities>,
 }
 
 pub(crate) type Shared = std::sync::Arc<App>;
@@ -168,6 +171,7 @@ impl App {
             docs: DocCache::new(DOC_CACHE_CAPACITY),
             bulk: Mutex::new(BulkState::default()),
             codes: Mutex::new(super::codes::CodeStore::default()),
+            identities: Mutex::new(super::identity::Identities::default()),
         }
     }
 
@@ -269,6 +273,9 @@ pub(crate) fn router(app: Shared) -> Router {
         .route("/oauth2/token", post(oauth2::token))
         .route("/oauth2/revoke", post(oauth2::revoke))
         .route("/oauth2/introspect", post(oauth2::introspect))
+        .route("/oauth2/userinfo", get(identity::userinfo))
+        .route("/oauth2/jwks", get(identity::jwks))
+        .route("/admin/identities", post(identity::admin_patch))
         .route("/admin/oauth1/tokens", post(admin::oauth1_token))
         .route("/admin/oauth2/grants", post(admin::oauth2_grant))
         .route("/admin/faults", post(admin::add_fault))

@@ -337,6 +337,7 @@ pub(crate) async fn introspect(
             if let Some(exp) = i.exp {
                 body["exp"] = json!(exp);
             }
+            super::identity::introspection_fields(&app, &i.patient, &mut body);
             body
         }
         None => json!({ "active": false }),

@@ -206,6 +206,9 @@ pub(crate) async fn read(State(app): State<Shared>, request: Request) -> Respons
         Ok(bound) => bound,
         Err(refusal) => return refusal,
     };
+    if kind == "Patient" {
+        return super::identity::patient_read(&app, &bound, &id);
+    }
     if kind != "Medication" {
         return reply::outcome(
             StatusCode::NOT_FOUND,

@@ -462,13 +462,28 @@ fn actions(viewer: &Viewer, l: &Loaded, x: &Extras<'_>) -> Markup {
                     }
                 }
             }
-            form.action method="post" action=(post) {
-                (csrf_field(viewer))
-                (carried_fields(x.q))
-                input type="hidden" name="action" value="dismiss";
-                label for="dismiss-note" { "Why dismiss" } " "
-                input type="text" name="note" id="dismiss-note" required value=(kept("dismiss", "note"));
-                " " button type="submit" id="do-dismiss" { "Dismiss without acting on it" }
+            // identity_mismatch: a decision on the held link, with a note.
+            @for (action, label) in [("confirm", "Confirm: this is the patient's account (the link imports again)"), ("reject", "Reject: not this patient (the link is revoked)")] {
+                @if fits(action) {
+                    form.action method="post" action=(post) {
+                        (csrf_field(viewer))
+                        (carried_fields(x.q))
+                        input type="hidden" name="action" value=(action);
+                        label for=(format!("{action}-note")) { "Why" } " "
+                        input type="text" name="note" id=(format!("{action}-note")) required value=(kept(action, "note"));
+                        " " button type="submit" id=(format!("do-{action}")) { (label) }
+                    }
+                }
+            }
+            @if !fits("confirm") {
+                form.action method="post" action=(post) {
+                    (csrf_field(viewer))
+                    (carried_fields(x.q))
+                    input type="hidden" name="action" value="dismiss";
+                    label for="dismiss-note" { "Why dismiss" } " "
+                    input type="text" name="note" id="dismiss-note" required value=(kept("dismiss", "note"));
+                    " " button type="submit" id="do-dismiss" { "Dismiss without acting on it" }
+                }
             }
         }
     }

@@ -315,6 +315,23 @@ pub fn link_note(l: &LinkView) -> String {
             l.patient,
             l.provider
         ),
+        "held" => format!(
+            "Held: the account at {} may not be this patient's{}. Nothing is imported from it until a clinician confirms or rejects the link (its identity_mismatch exception, or: rxsync link confirm {} --by NAME --note TEXT).",
+            l.provider,
+            l.remote_identity
+                .as_ref()
+                .map(|r| {
+                    let ids: Vec<String> = r
+                        .identity
+                        .identifiers
+                        .iter()
+                        .map(|(k, v)| format!("{k} = {v}"))
+                        .collect();
+                    format!(" (remote identity: {})", ids.join(", "))
+                })
+                .unwrap_or_default(),
+            l.id
+        ),
         "revoked" => format!(
             "Revoked{}.",
             l.state_reason

@@ -68,6 +68,18 @@ pub(super) struct Linked {
 
 impl Linked {
     pub(super) fn new(auth: ClientAuth, expires_in: Option<u64>) -> Linked {
+        Linked::with_identity(auth, expires_in, |_| String::new(), &[])
+    }
+
+    /// `new`, with `identity(endpoints)` appended to the provider (e.g. an
+    /// `introspection_url` and a `[providers.identity]` table) and the
+    /// local patient registered with `patient_args` (`--mrn …`).
+    pub(super) fn with_identity(
+        auth: ClientAuth,
+        expires_in: Option<u64>,
+        identity: impl Fn(&super::server::Endpoints) -> String,
+        patient_args: &[&str],
+    ) -> Linked {
         let server = OidcServer::start();
         let env = TestEnv::new();
         let e = &server.endpoints;
@@ -88,7 +100,9 @@ client_auth = "{client_auth}"
 placement = "header"
 scopes = ["openid", "offline_access", "patient/MedicationRequest.rs"]
 revocation_url = "{revocation_url}"
+{identity}
 "#,
+                identity = identity(e),
                 fhir_base = e.fhir_base,
                 token_url = e.token_endpoint,
                 client_id = auth.client_id(),
@@ -114,9 +128,9 @@ revocation_url = "{revocation_url}"
                 &repo_path("samples/ndc").display().to_string(),
             ])
             .ok();
-        linked
-            .rxsync(&["patient", "add", "--id", LOCAL_PATIENT])
-            .ok();
+        let mut add = vec!["patient", "add", "--id", LOCAL_PATIENT];
+        add.extend_from_slice(patient_args);
+        linked.rxsync(&add).ok();
         let stdin = serde_json::to_vec(&linked.token).expect("JSON");
         let run = linked.rxsync_stdin(
             &[

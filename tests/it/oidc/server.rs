@@ -30,6 +30,7 @@ pub(super) struct Endpoints {
     pub(super) token_endpoint: String,
     pub(super) revocation_endpoint: String,
     pub(super) introspection_endpoint: String,
+    pub(super) userinfo_endpoint: String,
     pub(super) fhir_base: String,
 }
 

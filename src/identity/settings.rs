@@ -1,0 +1,165 @@
+//! `[providers.identity]` as resolved: where the remote identifier is read,
+//! which local field it must equal, the secondary checks and the
+//! enrollment allow-list. Parsed once, at config load; the guard never
+//! sees a string it has to interpret.
+
+use std::fmt;
+use std::str::FromStr;
+use url::Url;
+
+/// Where the remote identifier is read (`remote = "KIND:NAME"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteSource {
+    /// A claim of the OpenID Connect userinfo answer.
+    Userinfo(String),
+    /// A claim of the validated ID token.
+    IdToken(String),
+    /// A field of the RFC 7662 introspection answer.
+    Introspection(String),
+    /// A JSON pointer (RFC 6901) into the `profile_url` answer.
+    Profile(String),
+    /// The value of the FHIR `Patient`'s identifier with this system.
+    Patient(String),
+}
+
+impl RemoteSource {
+    /// The kind, as written before the colon.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RemoteSource::Userinfo(_) => "userinfo",
+            RemoteSource::IdToken(_) => "id_token",
+            RemoteSource::Introspection(_) => "introspection",
+            RemoteSource::Profile(_) => "profile",
+            RemoteSource::Patient(_) => "patient",
+        }
+    }
+
+    /// The claim, field, pointer or identifier system.
+    pub fn name(&self) -> &str {
+        match self {
+            RemoteSource::Userinfo(n)
+            | RemoteSource::IdToken(n)
+            | RemoteSource::Introspection(n)
+            | RemoteSource::Profile(n)
+            | RemoteSource::Patient(n) => n,
+        }
+    }
+}
+
+impl fmt::Display for RemoteSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind(), self.name())
+    }
+}
+
+impl FromStr for RemoteSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const EXPECTED: &str = "expected userinfo:CLAIM, id_token:CLAIM, introspection:FIELD, profile:JSON-POINTER or patient:IDENTIFIER-SYSTEM";
+        let Some((kind, name)) = s.split_once(':') else {
+            return Err(format!("{s:?} has no KIND: prefix; {EXPECTED}"));
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!(
+                "{s:?} names no claim, field, pointer or system; {EXPECTED}"
+            ));
+        }
+        let name = name.to_string();
+        match kind.trim() {
+            "userinfo" => Ok(RemoteSource::Userinfo(name)),
+            "id_token" => Ok(RemoteSource::IdToken(name)),
+            "introspection" => Ok(RemoteSource::Introspection(name)),
+            "profile" if name.starts_with('/') => Ok(RemoteSource::Profile(name)),
+            "profile" => Err(format!(
+                "{s:?}: a profile JSON pointer starts with / (RFC 6901), e.g. profile:/patient/mrn"
+            )),
+            "patient" => Ok(RemoteSource::Patient(name)),
+            other => Err(format!("{s:?}: unknown kind {other:?}; {EXPECTED}")),
+        }
+    }
+}
+
+/// The local patient's field the remote identifier must equal (`local`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalField {
+    /// The patient's MRN.
+    Mrn,
+    /// The patient's id in rxsync.
+    Id,
+}
+
+impl LocalField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocalField::Mrn => "mrn",
+            LocalField::Id => "id",
+        }
+    }
+}
+
+impl FromStr for LocalField {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "mrn" => Ok(LocalField::Mrn),
+            "id" => Ok(LocalField::Id),
+            _ => Err(format!(
+                "{s:?} is not a local identifier; expected \"mrn\" or \"id\""
+            )),
+        }
+    }
+}
+
+/// A secondary check (`also`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secondary {
+    /// Family names, case and spacing folded.
+    FamilyName,
+    /// Birth dates, as dates.
+    BirthDate,
+}
+
+impl Secondary {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Secondary::FamilyName => "family_name",
+            Secondary::BirthDate => "birth_date",
+        }
+    }
+}
+
+impl FromStr for Secondary {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "family_name" => Ok(Secondary::FamilyName),
+            "birth_date" => Ok(Secondary::BirthDate),
+            _ => Err(format!(
+                "{s:?} is not a secondary check; expected \"family_name\" or \"birth_date\""
+            )),
+        }
+    }
+}
+
+/// A provider's `[providers.identity]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentitySettings {
+    pub remote: RemoteSource,
+    pub local: LocalField,
+    pub also: Vec<Secondary>,
+    /// Remote identifiers allowed to link (none: everyone).
+    pub allow: Option<Vec<String>>,
+    /// OpenID Connect userinfo endpoint (needed by `userinfo:`).
+    pub userinfo_url: Option<Url>,
+    /// A profile endpoint answering JSON (needed by `profile:`).
+    pub profile_url: Option<Url>,
+    /// The provider's JWKS (needed by `id_token:` and `jwt_access_token`).
+    pub jwks_url: Option<Url>,
+    /// The issuer ID tokens must name (`iss`).
+    pub issuer: Option<String>,
+    /// The access token is an RFC 9068 JWT, validated like an ID token.
+    pub jwt_access_token: bool,
+    /// The signature algorithms the provider announces (default RS256, ES256).
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+}
