@@ -173,7 +173,7 @@ fn exception_page(viewer: &Viewer, l: &Loaded, x: &Extras<'_>) -> Markup {
             }
             (next_links(x, false))
             @if let Some(item) = &l.item { (side_by_side(item)) }
-            @if let (Some(item), Some(other)) = (&l.item, &l.related) { (pair(&e.patient, item, other)) }
+            @if let (Some(item), Some(other)) = (&l.item, &l.related) { (pair(&e.patient, [item, other], &l.sources)) }
             h2 { "Source excerpt" }
             @match &l.excerpt {
                 Some(text) => details #source {
@@ -318,9 +318,20 @@ fn side_by_side(i: &ItemView) -> Markup {
     }
 }
 
-/// The two items of a duplicate, side by side, each with its links.
-fn pair(patient: &str, this: &ItemView, other: &ItemView) -> Markup {
-    let cols = [("This item", this), ("The other item", other)];
+/// The two items of a duplicate (or the two sides of a source conflict),
+/// side by side, each with its links; items of two sources are headed by
+/// their source.
+fn pair(patient: &str, items: [&ItemView; 2], sources: &[Option<String>; 2]) -> Markup {
+    let (title, heads) = match sources {
+        [Some(a), Some(b)] if a != b => ("What each source says", [a.clone(), b.clone()]),
+        _ => (
+            "The two items",
+            ["This item".to_string(), "The other item".to_string()],
+        ),
+    };
+    let [this, other] = items;
+    let [this_head, other_head] = &heads;
+    let cols = [(this_head, this), (other_head, other)];
     let field = |i: &ItemView, k: &str| -> String {
         match k {
             "name" => i.name.clone(),
@@ -329,12 +340,12 @@ fn pair(patient: &str, this: &ItemView, other: &ItemView) -> Markup {
             "route" => i.route.clone(),
             "ndc" => i.ndc11.as_deref().map(ndc_text),
             "sig" => i.sig.clone(),
-            _ => Some(i.status.clone()),
+            _ => Some(status_text(&i.status)),
         }
         .unwrap_or_else(|| "—".to_string())
     };
     html! {
-        h2 { "The two items" }
+        h2 { (title) }
         table #pair.compare {
             thead { tr { th scope="col" { "" } @for (h, i) in &cols { th scope="col" { (h) " — #" (i.position) } } } }
             tbody {
