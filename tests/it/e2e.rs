@@ -480,8 +480,16 @@ async fn conflict_flow(client: Client, base: String, db: PathBuf) {
         pair.contains("Status Active Stopped"),
         "statuses in words: {pair}"
     );
-    let accept = text(c, "#do-accept").await;
-    assert!(accept.starts_with("Accept"), "{accept}");
+    assert_eq!(
+        text(c, "#do-accept").await,
+        "Accept: clinic #1 and pharmacy #1 stay as each source lists them",
+        "says what accepting does"
+    );
+    assert_eq!(
+        js(c, "const p = document.getElementById('pair'), x = document.getElementById('compare'); return p.getBoundingClientRect().top < x.getBoundingClientRect().top;").await,
+        serde_json::json!(true),
+        "the two sides before what the dictionary says of one"
+    );
     check(c, "c05-exception-conflict").await;
     type_into(c, "accept-note", "stopped in clinic last week").await;
     click(c, "#do-accept", "p.notice").await;

@@ -414,6 +414,26 @@ async fn the_review_app_shows_the_reconciled_list_and_its_api_matches_the_schema
         "{}",
         exception.body
     );
+    // The two sides headed by their sources, first; the button says what
+    // accepting does.
+    for text in [
+        "<h2>What each source says</h2>",
+        "clinic — #1",
+        "pharmacy — #1",
+        "Accept: clinic #1 and pharmacy #1 stay as each source lists them",
+    ] {
+        assert!(
+            exception.body.contains(text),
+            "{text} in {}",
+            exception.body
+        );
+    }
+    let sides = exception.body.find("id=\"pair\"").expect("the two sides");
+    let compare = exception
+        .body
+        .find("id=\"compare\"")
+        .expect("the dictionary's say");
+    assert!(sides < compare, "the two sides come first");
     let csrf = r.csrf(&cookie).await;
     let decided = r
         .post_form(

@@ -172,8 +172,15 @@ fn exception_page(viewer: &Viewer, l: &Loaded, x: &Extras<'_>) -> Markup {
                 (reverse(viewer, l))
             }
             (next_links(x, false))
-            @if let Some(item) = &l.item { (side_by_side(item)) }
-            @if let (Some(item), Some(other)) = (&l.item, &l.related) { (pair(&e.patient, [item, other], &l.sources)) }
+            // A source conflict is decided on its two sides: they come
+            // before what the dictionary says of one of them.
+            @if kind == Some(ExceptionKind::SourceConflict) {
+                (both(l))
+                @if let Some(item) = &l.item { (side_by_side(item)) }
+            } @else {
+                @if let Some(item) = &l.item { (side_by_side(item)) }
+                (both(l))
+            }
             h2 { "Source excerpt" }
             @match &l.excerpt {
                 Some(text) => details #source {
@@ -203,6 +210,15 @@ fn exception_page(viewer: &Viewer, l: &Loaded, x: &Extras<'_>) -> Markup {
             }
         },
     )
+}
+
+/// The two items side by side, when the exception has two.
+fn both(l: &Loaded) -> Markup {
+    html! {
+        @if let (Some(item), Some(other)) = (&l.item, &l.related) {
+            (pair(&l.view.patient, [item, other], &l.sources))
+        }
+    }
 }
 
 /// "Next open exception" of this patient and of the queue filter, and the
@@ -400,9 +416,17 @@ fn actions(viewer: &Viewer, l: &Loaded, x: &Extras<'_>) -> Markup {
         Some(o) => format!("Keep both {this_text} and {o}"),
         None => "Keep both".to_string(),
     };
-    let accept_label = match &this {
-        Some(t) => format!("Accept {t} as it is"),
-        None => "Accept as it is".to_string(),
+    let accept_label = match (&l.item, &l.related, &l.sources) {
+        // Accepting a conflict changes neither list: it records that the
+        // clinician settled it, so the same disagreement is not raised again.
+        (Some(a), Some(b), [Some(sa), Some(sb)]) if sa != sb => format!(
+            "Accept: {sa} #{} and {sb} #{} stay as each source lists them",
+            a.position, b.position
+        ),
+        _ => match &this {
+            Some(t) => format!("Accept {t} as it is"),
+            None => "Accept as it is".to_string(),
+        },
     };
     html! {
         section #decide aria-labelledby="decide-h" {
