@@ -164,22 +164,22 @@ pub fn run(global: &Global, command: Command) -> CliResult {
 
 /// Prints a reconciled list as a table, for people: a column per source.
 fn print_reconciled(r: &Reconciled) {
-    let lists: Vec<String> = r
-        .sources
-        .iter()
-        .map(|s| format!("{} (version {}, {} item(s))", s.source, s.version, s.items))
-        .collect();
+    // One line per source, so that the heading fits the table's width
+    // however many sources there are.
     println!(
-        "Patient {} — {} drug(s) across {} source(s): {}",
+        "Patient {} — {} drug(s) across {} source(s){}",
         r.patient,
         r.rows.len(),
         r.sources.len(),
-        if lists.is_empty() {
-            "no regimen yet".to_string()
+        if r.sources.is_empty() {
+            ": no regimen yet"
         } else {
-            lists.join(", ")
+            ":"
         }
     );
+    for s in &r.sources {
+        println!("  {}: version {}, {} item(s)", s.source, s.version, s.items);
+    }
     if r.rows.is_empty() {
         return;
     }

@@ -358,6 +358,14 @@ impl Store {
         Ok(items)
     }
 
+    /// The source of the regimen an item belongs to (None: no such item).
+    pub fn item_source(&self, item_id: i64) -> Result<Option<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.source FROM items i JOIN regimens r ON r.id = i.regimen_id WHERE i.id = ?1",
+        )?;
+        Ok(stmt.query_row([item_id], |r| r.get(0)).optional()?)
+    }
+
     pub fn item(&self, item_id: i64) -> Result<Option<ItemView>, StoreError> {
         let mut stmt = self
             .conn

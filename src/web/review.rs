@@ -32,6 +32,9 @@ pub struct Loaded {
     pub final_because: Option<String>,
     /// The other item of a duplicate pair, in full.
     pub related: Option<ItemView>,
+    /// The sources of `item` and `related`: the same for a duplicate, two
+    /// for a `source_conflict`, whose sides the page names by them.
+    pub sources: [Option<String>; 2],
 }
 
 /// Reads an exception with its item, excerpt and decisions.
@@ -47,8 +50,11 @@ pub fn load(s: &mut Store, id: i64) -> Result<Loaded, StoreError> {
         Some(r) => s.item(r.id)?,
         None => None,
     };
+    let source_of = |i: &Option<ItemView>| i.as_ref().map(|i| s.item_source(i.id)).transpose();
+    let sources = [source_of(&item)?.flatten(), source_of(&related)?.flatten()];
     Ok(Loaded {
         related,
+        sources,
         decisions: s.decisions(id)?,
         view,
         item,

@@ -1,14 +1,27 @@
 //! End to end in a real browser: headless Chromium driven over WebDriver
 //! (chromedriver, fantoccini) against the real binary's `serve`, seeded
-//! with the real CLI. A clinician logs in, opens the queue, opens the
-//! unmapped NDC (what was read beside what the dictionary says, the
-//! excerpt folded), maps it through the dictionary search (the page opens
-//! at the results), goes on to the next open exception — the duplicate,
-//! both items side by side with links — removes the repeat, sees the
-//! regimen become reviewed on the patient page, and logs out. Every page
-//! passes basic accessibility checks run in the browser (every input has a
-//! label, headings in order, text contrast at least 4.5:1) and is saved as
-//! a screenshot under `target/e2e-screenshots/`.
+//! with the real CLI. Two walks:
+//!
+//! - The queue: a clinician logs in, opens the queue, opens the unmapped
+//!   NDC (what was read beside what the dictionary says, the excerpt
+//!   folded), maps it through the dictionary search (the page opens at the
+//!   results), goes on to the next open exception — the duplicate, both
+//!   items side by side with links — removes the repeat, sees the regimen
+//!   become reviewed on the patient page, and logs out.
+//! - The reconciled list: for a patient whose clinic and pharmacy lists
+//!   disagree (`reconcile::two_sources`), the clinician goes from the
+//!   patient page to the reconciled list (each source's say in its column,
+//!   a drug only one source lists said so, both sides of each conflict),
+//!   follows the status conflict to its `source_conflict` exception (the
+//!   two sides headed by their sources), accepts it with a note, goes on
+//!   to the next open exception — the dose conflict — and dismisses it
+//!   with a note; the patient page's audit trail says both, and the
+//!   reconciled list shows both conflicts decided, none open.
+//!
+//! Every page passes basic accessibility checks run in the browser (every
+//! input has a label, headings in order, text contrast at least 4.5:1) and
+//! is saved as a screenshot under `target/e2e-screenshots/` (`01-…` for the
+//! queue walk, `c01-…` for the reconciled one).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs
 //! them), hence `#[ignore]` for a plain `cargo test`.
@@ -174,15 +187,17 @@ async fn js(c: &Client, script: &str) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{script}: {e}"))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs chromium and chromium-driver (installed by .ci/run)"]
-async fn a_clinician_reviews_the_queue_in_a_real_browser() {
-    let r = Review::start();
+/// Runs `flow` in a fresh headless Chromium against `r`. The flow runs as
+/// its own task so that a failed step still closes the browser before the
+/// failure is reported.
+async fn in_browser<F, Fut>(r: &Review, flow: F)
+where
+    F: FnOnce(Client, String, PathBuf) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let driver = start_driver();
     let profile = tempfile::tempdir().expect("profile dir");
     let c = browser(&driver, profile.path()).await;
-    // The flow runs as its own task so that a failed step still closes the
-    // browser before the failure is reported.
     let outcome = tokio::spawn(flow(c.clone(), r.base.clone(), r.env.db.clone())).await;
     let _ = c.close().await;
     if let Err(e) = outcome {
@@ -193,13 +208,14 @@ async fn a_clinician_reviews_the_queue_in_a_real_browser() {
     }
 }
 
-async fn flow(client: Client, base: String, db: PathBuf) {
-    let c = &client;
+/// Opens the queue with no session, checks the login page, and logs in as
+/// the clinician: the queue.
+async fn log_in(c: &Client, base: &str, shot_name: &str) {
     c.goto(&format!("{base}/queue"))
         .await
         .expect("open the queue");
     assert_eq!(path(c).await, "/login", "no session: the login page");
-    check(c, "01-login").await;
+    check(c, shot_name).await;
     c.find(Locator::Id("name"))
         .await
         .expect("name")
@@ -214,6 +230,18 @@ async fn flow(client: Client, base: String, db: PathBuf) {
         .expect("type");
     click(c, "#login", "#queue").await;
     assert_eq!(path(c).await, "/queue");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs chromium and chromium-driver (installed by .ci/run)"]
+async fn a_clinician_reviews_the_queue_in_a_real_browser() {
+    let r = Review::start();
+    in_browser(&r, flow).await;
+}
+
+async fn flow(client: Client, base: String, db: PathBuf) {
+    let c = &client;
+    log_in(c, &base, "01-login").await;
     check(c, "02-queue").await;
     assert_eq!(text(c, "span.count[data-kind='unmapped_ndc']").await, "1");
     assert_eq!(text(c, "span.count[data-kind='duplicate']").await, "1");
@@ -330,4 +358,200 @@ async fn flow(client: Client, base: String, db: PathBuf) {
         })
         .expect("read the database");
     assert_eq!(reviewed, 1);
+}
+
+/// Types `text` into the input with this id.
+async fn type_into(c: &Client, id: &str, text: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("type into #{id}: {e}"));
+}
+
+/// The text of the reconciled list's row of a drug (by its name) in one
+/// column, `td[data-source=…]` or the conflicts (`td:last-child`).
+async fn cell(c: &Client, drug: &str, column: &str) -> String {
+    let xpath = format!("//table[contains(@class, 'reconciled')]//tr[th[contains(., '{drug}')]]");
+    c.find(Locator::XPath(&xpath))
+        .await
+        .unwrap_or_else(|e| panic!("the row of {drug}: {e}"))
+        .find(Locator::Css(column))
+        .await
+        .unwrap_or_else(|e| panic!("{column} in the row of {drug}: {e}"))
+        .text()
+        .await
+        .expect("text")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs chromium and chromium-driver (installed by .ci/run)"]
+async fn a_clinician_settles_a_source_conflict_in_a_real_browser() {
+    let env = crate::reconcile::two_sources();
+    crate::review_server::add_user(&env, CLINICIAN.0, CLINICIAN.1, "clinician");
+    let r = Review::serve(env);
+    in_browser(&r, conflict_flow).await;
+}
+
+/// Clinic: lisinopril active, Zocor 1 tablet. Pharmacy: lisinopril
+/// stopped, Zocor 2 tablets, Cozaar (see `reconcile::two_sources`).
+async fn conflict_flow(client: Client, base: String, db: PathBuf) {
+    let c = &client;
+    log_in(c, &base, "c01-login").await;
+    assert_eq!(
+        text(c, "span.count[data-kind='source_conflict']").await,
+        "2",
+        "one exception per disagreement"
+    );
+    check(c, "c02-queue").await;
+
+    // From the patient page to the reconciled list.
+    c.goto(&format!("{base}/patients/p1"))
+        .await
+        .expect("open the patient");
+    check(c, "c03-patient-two-sources").await;
+    click(c, "#reconciled", "table.reconciled").await;
+    assert_eq!(path(c).await, "/patients/p1/reconciled");
+    assert!(
+        text(c, "h1")
+            .await
+            .contains("Reconciled list of patient p1")
+    );
+    assert!(
+        text(c, "#conflict-count")
+            .await
+            .starts_with("2 conflict(s)"),
+        "{}",
+        text(c, "#conflict-count").await
+    );
+    assert!(
+        cell(c, "Lisinopril", "td[data-source='clinic']")
+            .await
+            .contains("Active")
+    );
+    assert!(
+        cell(c, "Lisinopril", "td[data-source='pharmacy']")
+            .await
+            .contains("Stopped")
+    );
+    let conflict = cell(c, "Lisinopril", "td:last-child").await;
+    assert!(
+        conflict.contains("clinic says active; pharmacy says stopped") && conflict.contains("Open"),
+        "both sides, and the exception open: {conflict}"
+    );
+    assert!(
+        cell(c, "Cozaar", "td:nth-child(2)")
+            .await
+            .contains("only in pharmacy")
+    );
+    assert!(
+        cell(c, "Cozaar", "td[data-source='clinic']")
+            .await
+            .contains("not listed")
+    );
+    check(c, "c04-reconciled").await;
+
+    // The status conflict's exception: both sides, then accept with a note.
+    let link = "//table[contains(@class, 'reconciled')]//tr[th[contains(., 'Lisinopril')]]//a[starts-with(@href, '/exceptions/')]";
+    c.find(Locator::XPath(link))
+        .await
+        .expect("the conflict's link")
+        .click()
+        .await
+        .expect("follow it");
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#why"))
+        .await
+        .expect("the exception page");
+    assert!(text(c, "h1").await.contains("Sources disagree"));
+    let why = text(c, "#why").await;
+    assert!(
+        why.contains("clinic (item 1) says active; pharmacy (item 1) says stopped"),
+        "{why}"
+    );
+    let pair = text(c, "#pair").await;
+    assert!(
+        pair.contains("clinic — #1") && pair.contains("pharmacy — #1"),
+        "each side headed by its source: {pair}"
+    );
+    assert!(
+        pair.contains("Status Active Stopped"),
+        "statuses in words: {pair}"
+    );
+    assert_eq!(
+        text(c, "#do-accept").await,
+        "Accept: clinic #1 and pharmacy #1 stay as each source lists them",
+        "says what accepting does"
+    );
+    assert_eq!(
+        js(c, "const p = document.getElementById('pair'), x = document.getElementById('compare'); return p.getBoundingClientRect().top < x.getBoundingClientRect().top;").await,
+        serde_json::json!(true),
+        "the two sides before what the dictionary says of one"
+    );
+    check(c, "c05-exception-conflict").await;
+    type_into(c, "accept-note", "stopped in clinic last week").await;
+    click(c, "#do-accept", "p.notice").await;
+    assert_eq!(text(c, "#state").await, "Resolved");
+    let decision = text(c, "#decision").await;
+    assert!(
+        decision.starts_with("Accepted by dr.lee")
+            && decision.contains("stopped in clinic last week"),
+        "{decision}"
+    );
+    check(c, "c06-conflict-accepted").await;
+
+    // Next open exception: the dose conflict; dismissed with a note.
+    click(c, "a.next-after", "#do-dismiss").await;
+    let why = text(c, "#why").await;
+    assert!(why.contains("dose"), "{why}");
+    check(c, "c07-next-conflict").await;
+    type_into(c, "dismiss-note", "pharmacy filled a titration").await;
+    click(c, "#do-dismiss", "p.notice").await;
+    assert_eq!(text(c, "#state").await, "Dismissed");
+    assert!(
+        text(c, "p.notice")
+            .await
+            .contains("No other exception is open."),
+        "{}",
+        text(c, "p.notice").await
+    );
+    check(c, "c08-conflict-dismissed").await;
+
+    // The patient page: the decisions as sentences in the audit trail.
+    click(c, "#patient", "#audit").await;
+    let audit = text(c, "#audit").await;
+    assert!(
+        audit.contains("dr.lee accepted exception #")
+            && audit.contains("stopped in clinic last week"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("dr.lee dismissed exception #")
+            && audit.contains("pharmacy filled a titration"),
+        "{audit}"
+    );
+    check(c, "c09-patient-decided").await;
+
+    // The reconciled list: the sources still disagree, and both are decided.
+    click(c, "#reconciled", "table.reconciled").await;
+    let lisinopril = cell(c, "Lisinopril", "td:last-child").await;
+    assert!(lisinopril.contains("Resolved"), "{lisinopril}");
+    let zocor = cell(c, "Zocor", "td:last-child").await;
+    assert!(zocor.contains("Dismissed"), "{zocor}");
+    let count = text(c, "#conflict-count").await;
+    assert!(count.contains("none open"), "{count}");
+    check(c, "c10-reconciled-decided").await;
+
+    let open: i64 = rusqlite::Connection::open(&db)
+        .and_then(|conn| {
+            conn.query_row(
+                "SELECT COUNT(*) FROM exceptions WHERE kind = 'source_conflict' AND state = 'open'",
+                [],
+                |row| row.get(0),
+            )
+        })
+        .expect("read the database");
+    assert_eq!(open, 0);
 }

@@ -98,7 +98,7 @@ fn row<'a>(r: &'a Value, name: &str) -> &'a Value {
 
 /// Clinic: lisinopril active, Zocor 1 tablet. Pharmacy: lisinopril stopped,
 /// Zocor 2 tablets, Cozaar (which the clinic does not list).
-fn two_sources() -> TestEnv {
+pub(crate) fn two_sources() -> TestEnv {
     let env = TestEnv::with_dictionary_and(&["p1"]);
     import(
         &env,
@@ -173,7 +173,11 @@ fn two_sources_line_up_drug_by_drug_with_their_conflicts() {
     // The table: a column per source, the single-source drug said so, both sides named.
     let table = env.run(&["regimen", "reconcile", "--patient", "p1"]);
     let out = table.ok();
-    assert!(out.contains("3 drug(s) across 2 source(s)"), "{out}");
+    assert!(out.contains("3 drug(s) across 2 source(s):"), "{out}");
+    assert!(
+        out.contains("\n  pharmacy: version 1, 3 item(s)\n"),
+        "a line per source: {out}"
+    );
     for text in ["clinic", "pharmacy", "only in pharmacy", "same NDC"] {
         assert!(out.contains(text), "{text} in {out}");
     }
@@ -376,7 +380,9 @@ async fn the_review_app_shows_the_reconciled_list_and_its_api_matches_the_schema
     assert_eq!(page.status, 200, "{}", page.body);
     for text in [
         "Reconciled list of patient p1",
-        "2 conflict(s)",
+        "2 conflict(s), 2 open",
+        "class=\"badge stopped\">Stopped</span>",
+        "class=\"badge open\">Open</span>",
         "only in pharmacy",
         "not listed",
         "clinic says active; pharmacy says stopped",
@@ -408,6 +414,26 @@ async fn the_review_app_shows_the_reconciled_list_and_its_api_matches_the_schema
         "{}",
         exception.body
     );
+    // The two sides headed by their sources, first; the button says what
+    // accepting does.
+    for text in [
+        "<h2>What each source says</h2>",
+        "clinic — #1",
+        "pharmacy — #1",
+        "Accept: clinic #1 and pharmacy #1 stay as each source lists them",
+    ] {
+        assert!(
+            exception.body.contains(text),
+            "{text} in {}",
+            exception.body
+        );
+    }
+    let sides = exception.body.find("id=\"pair\"").expect("the two sides");
+    let compare = exception
+        .body
+        .find("id=\"compare\"")
+        .expect("the dictionary's say");
+    assert!(sides < compare, "the two sides come first");
     let csrf = r.csrf(&cookie).await;
     let decided = r
         .post_form(
@@ -422,7 +448,13 @@ async fn the_review_app_shows_the_reconciled_list_and_its_api_matches_the_schema
         .await;
     assert_eq!(decided.status, 303, "{}", decided.body);
     let page = r.get("/patients/p1/reconciled", Some(&cookie)).await;
-    assert!(page.body.contains("badge resolved"), "{}", page.body);
+    // States in words (the class keeps the code), and what is left open.
+    for text in [
+        "class=\"badge resolved\">Resolved</span>",
+        "2 conflict(s), 1 open",
+    ] {
+        assert!(page.body.contains(text), "{text} in {}", page.body);
+    }
     assert_eq!(
         r.env.query_i64(&format!(
             "SELECT COUNT(*) FROM audit WHERE action = 'exception.accept' AND subject = 'exception/{id}' AND actor = 'dr.lee'"

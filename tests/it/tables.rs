@@ -58,39 +58,46 @@ const LISTINGS: [&[&str]; 6] = [
     &["regimen", "history", "--patient", "demo-fhir-1"],
 ];
 
+/// Every line of `args`' table fits 80 and 120 columns, one line per row
+/// as with `--wide`, and every word is whole or a cut ending in "…".
+/// `rx(args, columns)` runs the command and returns its output.
+fn assert_fits(args: &[&str], rx: impl Fn(&[&str], Option<&str>) -> String) {
+    let wide = rx(&[args, &["--wide"]].concat(), Some("80"));
+    let whole: HashSet<String> = words(&wide).into_iter().collect();
+    for width in [80usize, 120] {
+        let out = rx(args, Some(&width.to_string()));
+        for line in out.lines() {
+            assert!(
+                line.width() <= width,
+                "{args:?} at {width}: a line of {} columns:\n{line}\n{out}",
+                line.width()
+            );
+        }
+        assert_eq!(
+            rows(&out).len(),
+            rows(&wide).len(),
+            "{args:?} at {width}: one line per row, nothing wrapped:\n{out}"
+        );
+        for word in words(&out) {
+            match word.strip_suffix('…') {
+                None => assert!(
+                    whole.contains(&word),
+                    "{args:?} at {width}: {word:?} is not a whole word of the table:\n{out}"
+                ),
+                Some(stem) => assert!(
+                    whole.iter().any(|w| w.starts_with(stem)),
+                    "{args:?} at {width}: {word:?} is no cut of a word:\n{out}"
+                ),
+            }
+        }
+    }
+}
+
 #[test]
 fn tables_fit_80_and_120_columns_without_breaking_a_word_and_wide_shows_everything() {
     let (env, config) = demo();
     for args in LISTINGS {
-        let wide = rx(&env, &config, &[args, &["--wide"]].concat(), Some("80"));
-        let whole: HashSet<String> = words(&wide).into_iter().collect();
-        for width in [80usize, 120] {
-            let out = rx(&env, &config, args, Some(&width.to_string()));
-            for line in out.lines() {
-                assert!(
-                    line.width() <= width,
-                    "{args:?} at {width}: a line of {} columns:\n{line}\n{out}",
-                    line.width()
-                );
-            }
-            assert_eq!(
-                rows(&out).len(),
-                rows(&wide).len(),
-                "{args:?} at {width}: one line per row, nothing wrapped:\n{out}"
-            );
-            for word in words(&out) {
-                match word.strip_suffix('…') {
-                    None => assert!(
-                        whole.contains(&word),
-                        "{args:?} at {width}: {word:?} is not a whole word of the table:\n{out}"
-                    ),
-                    Some(stem) => assert!(
-                        whole.iter().any(|w| w.starts_with(stem)),
-                        "{args:?} at {width}: {word:?} is no cut of a word:\n{out}"
-                    ),
-                }
-            }
-        }
+        assert_fits(args, |a, columns| rx(&env, &config, a, columns));
     }
     // At 80 the queue keeps what it is about and drops the rest.
     let queue = rx(&env, &config, &["queue", "list"], Some("80"));
@@ -140,4 +147,24 @@ fn wide_shows_every_column_uncut_and_json_ignores_the_width() {
     );
     let run: Run = env.run_bare(&["--config", &config, "link", "list", "--wide"], &[]);
     assert_eq!(run.ok(), link_wide);
+}
+
+#[test]
+fn the_reconciled_list_fits_80_and_120_columns_without_breaking_a_word() {
+    let env = crate::reconcile::two_sources();
+    let args = ["regimen", "reconcile", "--patient", "p1"];
+    assert_fits(&args, |a, columns| {
+        let vars: Vec<(&str, &str)> = columns.map(|c| ("COLUMNS", c)).into_iter().collect();
+        env.run_with_env(a, &vars).ok().to_string()
+    });
+    // At 80 the drug and what each source says stay; the wording of the
+    // conflicts is cut, not dropped.
+    let out = env
+        .run_with_env(&args, &[("COLUMNS", "80")])
+        .ok()
+        .to_string();
+    let header = rows(&out)[0];
+    for kept in ["drug", "clinic", "pharmacy"] {
+        assert!(header.contains(kept), "{kept}: {header}\n{out}");
+    }
 }

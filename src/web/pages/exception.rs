@@ -172,8 +172,15 @@ fn exception_page(viewer: &Viewer, l: &Loaded, x: &Extras<'_>) -> Markup {
                 (reverse(viewer, l))
             }
             (next_links(x, false))
-            @if let Some(item) = &l.item { (side_by_side(item)) }
-            @if let (Some(item), Some(other)) = (&l.item, &l.related) { (pair(&e.patient, item, other)) }
+            // A source conflict is decided on its two sides: they come
+            // before what the dictionary says of one of them.
+            @if kind == Some(ExceptionKind::SourceConflict) {
+                (both(l))
+                @if let Some(item) = &l.item { (side_by_side(item)) }
+            } @else {
+                @if let Some(item) = &l.item { (side_by_side(item)) }
+                (both(l))
+            }
             h2 { "Source excerpt" }
             @match &l.excerpt {
                 Some(text) => details #source {
@@ -203,6 +210,15 @@ fn exception_page(viewer: &Viewer, l: &Loaded, x: &Extras<'_>) -> Markup {
             }
         },
     )
+}
+
+/// The two items side by side, when the exception has two.
+fn both(l: &Loaded) -> Markup {
+    html! {
+        @if let (Some(item), Some(other)) = (&l.item, &l.related) {
+            (pair(&l.view.patient, [item, other], &l.sources))
+        }
+    }
 }
 
 /// "Next open exception" of this patient and of the queue filter, and the
@@ -318,9 +334,20 @@ fn side_by_side(i: &ItemView) -> Markup {
     }
 }
 
-/// The two items of a duplicate, side by side, each with its links.
-fn pair(patient: &str, this: &ItemView, other: &ItemView) -> Markup {
-    let cols = [("This item", this), ("The other item", other)];
+/// The two items of a duplicate (or the two sides of a source conflict),
+/// side by side, each with its links; items of two sources are headed by
+/// their source.
+fn pair(patient: &str, items: [&ItemView; 2], sources: &[Option<String>; 2]) -> Markup {
+    let (title, heads) = match sources {
+        [Some(a), Some(b)] if a != b => ("What each source says", [a.clone(), b.clone()]),
+        _ => (
+            "The two items",
+            ["This item".to_string(), "The other item".to_string()],
+        ),
+    };
+    let [this, other] = items;
+    let [this_head, other_head] = &heads;
+    let cols = [(this_head, this), (other_head, other)];
     let field = |i: &ItemView, k: &str| -> String {
         match k {
             "name" => i.name.clone(),
@@ -329,12 +356,12 @@ fn pair(patient: &str, this: &ItemView, other: &ItemView) -> Markup {
             "route" => i.route.clone(),
             "ndc" => i.ndc11.as_deref().map(ndc_text),
             "sig" => i.sig.clone(),
-            _ => Some(i.status.clone()),
+            _ => Some(status_text(&i.status)),
         }
         .unwrap_or_else(|| "—".to_string())
     };
     html! {
-        h2 { "The two items" }
+        h2 { (title) }
         table #pair.compare {
             thead { tr { th scope="col" { "" } @for (h, i) in &cols { th scope="col" { (h) " — #" (i.position) } } } }
             tbody {
@@ -389,9 +416,17 @@ fn actions(viewer: &Viewer, l: &Loaded, x: &Extras<'_>) -> Markup {
         Some(o) => format!("Keep both {this_text} and {o}"),
         None => "Keep both".to_string(),
     };
-    let accept_label = match &this {
-        Some(t) => format!("Accept {t} as it is"),
-        None => "Accept as it is".to_string(),
+    let accept_label = match (&l.item, &l.related, &l.sources) {
+        // Accepting a conflict changes neither list: it records that the
+        // clinician settled it, so the same disagreement is not raised again.
+        (Some(a), Some(b), [Some(sa), Some(sb)]) if sa != sb => format!(
+            "Accept: {sa} #{} and {sb} #{} stay as each source lists them",
+            a.position, b.position
+        ),
+        _ => match &this {
+            Some(t) => format!("Accept {t} as it is"),
+            None => "Accept as it is".to_string(),
+        },
     };
     html! {
         section #decide aria-labelledby="decide-h" {

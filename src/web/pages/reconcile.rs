@@ -7,11 +7,12 @@
 //! exception page, like every other.
 
 use super::{error_page, layout, render};
-use crate::domain::{ExceptionKind, PatientId};
+use crate::domain::{ExceptionKind, ExceptionState, PatientId};
 use crate::reconcile::{Conflict, Listed, Reconciled, Row};
 use crate::web::AppState;
 use crate::web::auth::Viewer;
 use crate::web::error::AppError;
+use crate::web::labels::{state_label, status_text};
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -41,6 +42,16 @@ pub async fn page(
 fn reconciled_page(viewer: &Viewer, r: &Reconciled) -> Markup {
     let patient = super::queue::patient_link(&r.patient);
     let conflicts = r.conflicts().count();
+    // A decided conflict stays a disagreement of the lists; what is left
+    // to the clinician is the open ones.
+    let open = r
+        .conflicts()
+        .filter(|c| {
+            c.exception
+                .as_ref()
+                .is_none_or(|e| e.state == ExceptionState::Open)
+        })
+        .count();
     layout(
         &format!("Reconciled list of patient {}", r.patient),
         Some(viewer),
@@ -51,8 +62,11 @@ fn reconciled_page(viewer: &Viewer, r: &Reconciled) -> Markup {
             } @else {
                 p {
                     (r.rows.len()) " drug(s) across " (r.sources.len()) " source(s); "
-                    span #conflict-count class=(if conflicts > 0 { "badge open" } else { "badge reviewed" }) {
+                    span #conflict-count class=(if open > 0 { "badge open" } else { "badge reviewed" }) {
                         (conflicts) " conflict(s)"
+                        @if conflicts > 0 {
+                            @if open == 0 { ", none open" } @else { ", " (open) " open" }
+                        }
                     }
                 }
                 @if conflicts > 0 {
@@ -104,7 +118,7 @@ fn said(i: &Listed) -> Markup {
     html! {
         div.said {
             "#" (i.position) " "
-            span class=(format!("badge {}", i.status.as_str())) { (i.status.as_str()) }
+            span class=(format!("badge {}", i.status.as_str())) { (status_text(i.status.as_str())) }
             @if i.evidence == crate::parse::Evidence::Claim { " (claims)" }
             @if let Some(s) = &i.strength { br; "strength " (s) }
             @if let Some(d) = &i.dose { br; "dose " (d) }
@@ -123,7 +137,7 @@ fn conflict_markup(c: &Conflict) -> Markup {
             @if let Some(e) = &c.exception {
                 " — "
                 a href=(format!("/exceptions/{}", e.id)) { "exception " (e.id) }
-                " " span class=(format!("badge {}", e.state.as_str())) { (e.state.as_str()) }
+                " " span class=(format!("badge {}", e.state.as_str())) { (state_label(e.state)) }
             }
         }
     }
