@@ -11,6 +11,7 @@ pub mod bulk;
 pub mod config;
 pub mod daemon;
 pub mod dict;
+pub mod discovery;
 pub mod domain;
 pub mod excerpt;
 pub mod export;

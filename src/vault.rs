@@ -56,6 +56,21 @@ pub enum VaultError {
     #[error("link {link}: the sealed {field} does not open (damaged, or moved from another link)")]
     Damaged { link: i64, field: &'static str },
     #[error(
+        "the client registered at provider {provider} was sealed with vault key {sealed_with}, but the key in use is {in_use}"
+    )]
+    RegistrationWrongKey {
+        provider: String,
+        sealed_with: String,
+        in_use: String,
+    },
+    #[error(
+        "the client registered at provider {provider}: the sealed {field} does not open (damaged, or moved from another provider)"
+    )]
+    RegistrationDamaged {
+        provider: String,
+        field: &'static str,
+    },
+    #[error(
         "key file {path} is missing but {pending} exists: a key rotation was interrupted; run rxsync key rotate to finish it (no new key was made)"
     )]
     InterruptedRotation { path: PathBuf, pending: PathBuf },
@@ -158,9 +173,45 @@ impl VaultKey {
 
     /// Seals a field of a link.
     pub fn seal(&self, link: i64, field: &'static str, plaintext: &str) -> Vec<u8> {
+        self.seal_aad(&associated_data(link, field), plaintext)
+    }
+
+    /// Seals a field of the client rxsync registered at a provider
+    /// (`provider register`): bound to the provider and the field.
+    pub fn seal_registration(
+        &self,
+        provider: &str,
+        field: &'static str,
+        plaintext: &str,
+    ) -> Vec<u8> {
+        self.seal_aad(&registration_data(provider, field), plaintext)
+    }
+
+    /// Opens a field sealed by `seal_registration`.
+    pub fn open_registration(
+        &self,
+        provider: &str,
+        field: &'static str,
+        sealed_with: &str,
+        sealed: &[u8],
+    ) -> Result<SecretString, VaultError> {
+        if sealed_with != self.id {
+            return Err(VaultError::RegistrationWrongKey {
+                provider: provider.to_string(),
+                sealed_with: sealed_with.to_string(),
+                in_use: self.id.clone(),
+            });
+        }
+        self.open_aad(&registration_data(provider, field), sealed)
+            .ok_or_else(|| VaultError::RegistrationDamaged {
+                provider: provider.to_string(),
+                field,
+            })
+    }
+
+    fn seal_aad(&self, aad: &[u8], plaintext: &str) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let aad = associated_data(link, field);
         // Encryption with a valid key and nonce only fails for plaintexts
         // over 64 GiB, which no token is.
         let ciphertext = self
@@ -169,7 +220,7 @@ impl VaultKey {
                 Nonce::from_slice(&nonce),
                 Payload {
                     msg: plaintext.as_bytes(),
-                    aad: &aad,
+                    aad,
                 },
             )
             .unwrap_or_default();
@@ -195,25 +246,30 @@ impl VaultKey {
                 in_use: self.id.clone(),
             });
         }
-        let damaged = || VaultError::Damaged { link, field };
+        self.open_aad(&associated_data(link, field), sealed)
+            .ok_or(VaultError::Damaged { link, field })
+    }
+
+    fn open_aad(&self, aad: &[u8], sealed: &[u8]) -> Option<SecretString> {
         if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != VERSION {
-            return Err(damaged());
+            return None;
         }
-        let aad = associated_data(link, field);
         let plain = self
             .cipher
             .decrypt(
                 Nonce::from_slice(&sealed[1..1 + NONCE_LEN]),
                 Payload {
                     msg: &sealed[1 + NONCE_LEN..],
-                    aad: &aad,
+                    aad,
                 },
             )
-            .map_err(|_| damaged())?;
-        String::from_utf8(plain)
-            .map(SecretString::from)
-            .map_err(|_| damaged())
+            .ok()?;
+        String::from_utf8(plain).ok().map(SecretString::from)
     }
+}
+
+fn registration_data(provider: &str, field: &str) -> Vec<u8> {
+    format!("rxsync vault v1\0registration {provider}\0{field}").into_bytes()
 }
 
 fn associated_data(link: i64, field: &str) -> Vec<u8> {

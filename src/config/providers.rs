@@ -58,6 +58,10 @@ pub struct RawProvider {
     /// resource types as well as settings, checked in `resolve_search`.
     pub search: Option<toml::Table>,
     pub auth: Option<RawAuth>,
+    /// `true`: the OAuth 2.0 endpoints not spelled out in `[providers.auth]`
+    /// are read from the provider's discovery documents when first needed
+    /// (`fetch::discover`), and cached in the store with their expiry.
+    pub discover: Option<bool>,
     /// `[providers.bulk]`: how a FHIR Bulk Data export's patients are matched.
     pub bulk: Option<RawBulk>,
 }
@@ -122,6 +126,10 @@ pub struct RawAuth {
     pub scopes: Option<Vec<String>>,
     pub revocation_url: Option<String>,
     pub introspection_url: Option<String>,
+    /// RFC 7591 dynamic client registration endpoint (`provider register`).
+    pub registration_url: Option<String>,
+    /// The redirect URI rxsync's client registers and sends (RFC 8252 loopback or the review app's).
+    pub redirect_uri: Option<String>,
     /// `authorization_code` (default: links made by consent) or
     /// `client_credentials` (SMART Backend Services).
     pub grant: Option<String>,
@@ -331,8 +339,13 @@ impl BulkLevel {
 /// OAuth 2.0 settings of a provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Oauth2Settings {
-    pub token_url: Url,
-    pub client_id: String,
+    /// `None` only with `discover = true`: read from the discovery
+    /// documents when first needed (`Provider::discover`).
+    pub token_url: Option<Url>,
+    /// An administrator-registered client. `None`: the client rxsync
+    /// registered itself (`provider register`), sealed in the store. A
+    /// configured client id always takes precedence over a registration.
+    pub client_id: Option<String>,
     pub client_secret: SecretSource,
     pub client_auth: ClientAuth,
     /// RFC 6750 §2.1 (header) or §2.3 (`access_token` query parameter).
@@ -344,6 +357,10 @@ pub struct Oauth2Settings {
     /// `client_auth = "private_key_jwt"`: the assertion rides in the request
     /// body (so `client_auth` is `Post`) and is signed with this key.
     pub private_key_jwt: Option<AssertionKeySettings>,
+    /// RFC 7591 registration endpoint (else discovered, with `discover = true`).
+    pub registration_url: Option<Url>,
+    /// The redirect URI registered and sent with authorization requests.
+    pub redirect_uri: Option<Url>,
 }
 
 /// A provider's auth scheme.
@@ -383,6 +400,9 @@ pub struct Provider {
     pub auth: ProviderAuth,
     /// How a bulk export's patients are matched (`[providers.bulk] match`).
     pub bulk_match: BulkMatch,
+    /// `discover = true`: OAuth 2.0 endpoints not configured are read from
+    /// the provider's discovery documents at use time, never at parse time.
+    pub discover: bool,
 }
 
 /// Defaults for provider limits.
@@ -471,7 +491,13 @@ fn resolve_one(
     let base_url = p
         .base_url
         .as_deref()
-        .ok_or_else(|| e("base_url", "is missing".into()))
+        .ok_or_else(|| match p.discover {
+            Some(true) => e(
+                "base_url",
+                "is missing (discover = true reads the discovery documents under it)".into(),
+            ),
+            _ => e("base_url", "is missing".into()),
+        })
         .and_then(|u| http_url(u).map_err(|m| e("base_url", m)))?;
     let document = match kind {
         ProviderKind::Ccr => {
@@ -605,7 +631,8 @@ fn resolve_one(
             "is missing ([providers.auth] with scheme = \"oauth1\" or \"oauth2\")".into(),
         )
     })?;
-    let auth = resolve_auth(raw_auth, &base_url, base, &e)?;
+    let discover = p.discover.unwrap_or(false);
+    let auth = resolve_auth(raw_auth, &base_url, base, discover, &e)?;
     let bulk_match = match p.bulk.as_ref().and_then(|b| b.match_by.as_deref()) {
         None | Some("link") => BulkMatch::Link,
         Some("mrn") => BulkMatch::Mrn,
@@ -631,6 +658,7 @@ fn resolve_one(
         bulk,
         auth,
         bulk_match,
+        discover,
     })
 }
 
@@ -793,6 +821,7 @@ fn resolve_auth(
     a: RawAuth,
     base_url: &Url,
     base: &Path,
+    discover: bool,
     e: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<ProviderAuth, ConfigError> {
     let secret = |env_key: &str,
@@ -834,9 +863,17 @@ fn resolve_auth(
     };
     match a.scheme.as_deref() {
         Some("oauth1") => {
+            if discover {
+                return Err(e(
+                    "discover",
+                    "is for scheme = \"oauth2\" providers (OAuth 1.0a has no discovery)".into(),
+                ));
+            }
             refuse(
                 "oauth1",
                 &[
+                    ("registration_url", a.registration_url.is_some()),
+                    ("redirect_uri", a.redirect_uri.is_some()),
                     ("token_url", a.token_url.is_some()),
                     ("client_id", a.client_id.is_some()),
                     ("client_secret_env", a.client_secret_env.is_some()),
@@ -964,12 +1001,38 @@ fn resolve_auth(
                 .transpose()
                 .map_err(|m| e(key, m))
             };
-            let token_url = url_key("auth.token_url", a.token_url.as_deref())?
-                .ok_or_else(|| e("auth.token_url", "is missing".into()))?;
-            let client_id = a
-                .client_id
-                .filter(|c| !c.is_empty())
-                .ok_or_else(|| e("auth.client_id", "is missing".into()))?;
+            let token_url = url_key("auth.token_url", a.token_url.as_deref())?;
+            if token_url.is_none() && !discover {
+                return Err(e(
+                    "auth.token_url",
+                    "is missing (or set discover = true to read it from the provider)".into(),
+                ));
+            }
+            let registration_url = url_key("auth.registration_url", a.registration_url.as_deref())?;
+            let redirect_uri = a
+                .redirect_uri
+                .as_deref()
+                .map(|u| http_url(u).map_err(|m| e("auth.redirect_uri", m)))
+                .transpose()?;
+            if a.client_id.as_deref() == Some("") {
+                return Err(e("auth.client_id", "must not be empty".into()));
+            }
+            let client_id = a.client_id;
+            let may_register = registration_url.is_some() || discover;
+            if client_id.is_none() && (!may_register || grant == Oauth2Grant::ClientCredentials) {
+                return Err(e(
+                    "auth.client_id",
+                    "is missing (set it, or set registration_url or discover = true and run rxsync provider register)".into(),
+                ));
+            }
+            if client_id.is_none() && a.client_secret_env.is_some()
+                || client_id.is_none() && a.client_secret_file.is_some()
+            {
+                return Err(e(
+                    "auth.client_secret_env",
+                    "(or client_secret_file) is set without client_id: a configured secret belongs to a configured client".into(),
+                ));
+            }
             let client_secret = secret(
                 "client_secret_env",
                 a.client_secret_env,
@@ -1061,6 +1124,8 @@ fn resolve_auth(
                 )?,
                 grant,
                 private_key_jwt,
+                registration_url,
+                redirect_uri,
             })))
         }
         Some(other) => Err(e(
@@ -1220,7 +1285,10 @@ client_id = "rx"
         assert_eq!(p.limits.rate, None);
         match &p.auth {
             ProviderAuth::Oauth2(o) => {
-                assert_eq!(o.token_url.as_str(), "https://fhir.example.org/oauth/token");
+                assert_eq!(
+                    o.token_url.as_ref().map(Url::as_str),
+                    Some("https://fhir.example.org/oauth/token")
+                );
                 assert_eq!(o.client_secret, SecretSource::None);
                 assert_eq!(o.client_auth, ClientAuth::Basic);
             }
@@ -1516,5 +1584,78 @@ scopes = ["system/MedicationRequest.rs", "system/Patient.rs"]
                 .load("acme", "k", &|_| None)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn discover_and_registration_keys_resolve_and_their_errors_name_the_key() {
+        let fhir = |extra_provider: &str, auth: &str| {
+            format!(
+                "[[providers]]\nid = \"ehr\"\nkind = \"fhir\"\n{extra_provider}\n[providers.auth]\nscheme = \"oauth2\"\n{auth}\n"
+            )
+        };
+        // discover = true: no token_url, no client_id (registered later).
+        let p = &providers(&fhir(
+            "base_url = \"https://ehr.example/fhir\"\ndiscover = true",
+            "redirect_uri = \"http://127.0.0.1:8765/callback\"",
+        ))
+        .unwrap()[0];
+        assert!(p.discover);
+        let ProviderAuth::Oauth2(o) = &p.auth else {
+            panic!("oauth2")
+        };
+        assert_eq!(o.token_url, None);
+        assert_eq!(o.client_id, None);
+        assert_eq!(
+            o.redirect_uri.as_ref().map(Url::as_str),
+            Some("http://127.0.0.1:8765/callback")
+        );
+        let rows: &[(String, &str, &str)] = &[
+            (
+                fhir("discover = true", ""),
+                "base_url",
+                "discover = true reads the discovery documents under it",
+            ),
+            (
+                fhir("base_url = \"https://e/\"", "client_id = \"c\""),
+                "auth.token_url",
+                "or set discover = true",
+            ),
+            (
+                fhir("base_url = \"https://e/\"", "token_url = \"https://e/t\""),
+                "auth.client_id",
+                "run rxsync provider register",
+            ),
+            (
+                fhir(
+                    "base_url = \"https://e/\"\ndiscover = true",
+                    "client_secret_env = \"S\"",
+                ),
+                "auth.client_secret_env",
+                "without client_id",
+            ),
+            (
+                fhir(
+                    "base_url = \"https://e/\"",
+                    "token_url = \"https://e/t\"\nregistration_url = \"e:x\"",
+                ),
+                "auth.registration_url",
+                "must be http or https",
+            ),
+            (
+                "[[providers]]\nid = \"ehr\"\nkind = \"ccr\"\nbase_url = \"https://e/\"\ndocument_url = \"{patient}\"\ndiscover = true\n[providers.auth]\nscheme = \"oauth1\"\nconsumer_key = \"k\"\nconsumer_secret_env = \"S\"\n".to_string(),
+                "discover",
+                "is for scheme = \"oauth2\"",
+            ),
+        ];
+        for (text, key, says) in rows {
+            let e = providers(text).unwrap_err().to_string();
+            assert!(
+                e.contains("/etc/rx/config.toml")
+                    && e.contains("ehr")
+                    && e.contains(key)
+                    && e.contains(says),
+                "{key}: {e}"
+            );
+        }
     }
 }

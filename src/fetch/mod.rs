@@ -12,8 +12,10 @@
 pub mod auth;
 pub mod backend;
 pub mod bulk;
+pub mod discover;
 pub mod fhir;
 pub mod http;
 pub mod limit;
 pub mod oauth1;
 pub mod oauth2;
+pub mod register;

@@ -6,8 +6,13 @@
 //! provider's client (no redirects, bounded bodies). Revocation is a plain
 //! form POST: the crate's `revoke_token` refuses every non-https URL,
 //! loopback included.
+//!
+//! Both take a `Client`: the token endpoint and the client credentials
+//! as one exchange uses them, resolved by `Client::resolve` from the
+//! configuration, the discovered endpoints and the registered client.
 
 use crate::config::{ClientAuth, Oauth2Settings};
+use crate::discovery::Discovered;
 use base64::Engine as _;
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
@@ -15,6 +20,7 @@ use oauth2::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
+use url::Url;
 
 /// Token endpoint answers are read up to this many bytes.
 const TOKEN_BODY_LIMIT: usize = 64 * 1024;
@@ -89,7 +95,7 @@ async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, HttpError>
     Ok(body)
 }
 
-fn transport(e: &reqwest::Error) -> String {
+pub(crate) fn transport(e: &reqwest::Error) -> String {
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -103,21 +109,88 @@ fn transport(e: &reqwest::Error) -> String {
     }
 }
 
+/// The client rxsync is at a provider, as one exchange uses it.
+#[derive(Clone)]
+pub struct Client {
+    pub token_url: Url,
+    pub revocation_url: Option<Url>,
+    pub client_id: String,
+    pub secret: Option<SecretString>,
+    pub auth: ClientAuth,
+    /// Where the client id came from, for messages: "config" or "registration".
+    pub from: &'static str,
+}
+
+/// The client registered at a provider, as `Client::resolve` needs it.
+pub struct Registered {
+    pub client_id: String,
+    pub secret: Option<SecretString>,
+    /// `token_endpoint_auth_method` as the server registered it.
+    pub auth_method: String,
+}
+
+impl Client {
+    /// Resolves the client for one exchange. Precedence: a configured
+    /// endpoint over a discovered one; a configured client id (with its
+    /// configured secret) over a registered client, which is used only
+    /// when the configuration names no client id.
+    pub fn resolve(
+        o: &Oauth2Settings,
+        discovered: Option<&Discovered>,
+        configured_secret: Option<SecretString>,
+        registered: Option<Registered>,
+    ) -> Result<Client, String> {
+        let token_url = o
+            .token_url
+            .clone()
+            .or_else(|| discovered.and_then(|d| d.token_endpoint.clone()))
+            .ok_or("no token endpoint: auth.token_url is not set and discovery found none")?;
+        let revocation_url = o
+            .revocation_url
+            .clone()
+            .or_else(|| discovered.and_then(|d| d.revocation_endpoint.clone()));
+        match (&o.client_id, registered) {
+            (Some(id), _) => Ok(Client {
+                token_url,
+                revocation_url,
+                client_id: id.clone(),
+                secret: configured_secret,
+                auth: o.client_auth,
+                from: "config",
+            }),
+            (None, Some(r)) => Ok(Client {
+                token_url,
+                revocation_url,
+                client_id: r.client_id,
+                auth: match r.auth_method.as_str() {
+                    "client_secret_post" | "none" => ClientAuth::Post,
+                    _ => ClientAuth::Basic,
+                },
+                secret: r.secret,
+                from: "registration",
+            }),
+            (None, None) => Err(
+                "no client: auth.client_id is not set and no client is registered (run rxsync provider register)"
+                    .into(),
+            ),
+        }
+    }
+}
+
 /// Exchanges a refresh token for new tokens.
 pub async fn refresh(
     client: &reqwest::Client,
-    settings: &Oauth2Settings,
-    client_secret: Option<&SecretString>,
+    c: &Client,
     refresh_token: &SecretString,
     timeout: Duration,
 ) -> Result<TokenSet, RefreshError> {
-    let mut oauth = BasicClient::new(ClientId::new(settings.client_id.clone()))
-        .set_token_uri(TokenUrl::from_url(settings.token_url.clone()))
-        .set_auth_type(match settings.client_auth {
+    let mut oauth = BasicClient::new(ClientId::new(c.client_id.clone()))
+        .set_token_uri(TokenUrl::from_url(c.token_url.clone()))
+        .set_auth_type(match c.auth {
             ClientAuth::Basic => AuthType::BasicAuth,
             ClientAuth::Post => AuthType::RequestBody,
         });
-    if let Some(s) = client_secret {
+    if let Some(s) = &c.secret {
         oauth = oauth.set_client_secret(ClientSecret::new(s.expose_secret().to_string()));
     }
     // Each request's future owns its client handle (a cheap Arc clone), so
@@ -176,9 +249,8 @@ pub async fn refresh(
 /// (or unknown, which is the same to us).
 pub async fn revoke(
     client: &reqwest::Client,
-    settings: &Oauth2Settings,
+    c: &Client,
     url: &url::Url,
-    client_secret: Option<&SecretString>,
     token: &SecretString,
     hint: &str,
     timeout: Duration,
@@ -186,16 +258,12 @@ pub async fn revoke(
     let mut form: Vec<(&str, &str)> =
         vec![("token", token.expose_secret()), ("token_type_hint", hint)];
     let mut req = client.post(url.clone()).timeout(timeout);
-    match (settings.client_auth, client_secret) {
+    match (c.auth, c.secret.as_ref()) {
         (ClientAuth::Basic, Some(secret)) => {
             // RFC 6749 §2.3.1: both parts form-encoded before base64.
             let enc =
                 |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            let pair = format!(
-                "{}:{}",
-                enc(&settings.client_id),
-                enc(secret.expose_secret())
-            );
+            let pair = format!("{}:{}", enc(&c.client_id), enc(secret.expose_secret()));
             let mut v = reqwest::header::HeaderValue::from_str(&format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(pair)
@@ -205,10 +273,10 @@ pub async fn revoke(
             req = req.header(reqwest::header::AUTHORIZATION, v);
         }
         (ClientAuth::Post, Some(secret)) => {
-            form.push(("client_id", &settings.client_id));
+            form.push(("client_id", &c.client_id));
             form.push(("client_secret", secret.expose_secret()));
         }
-        (_, None) => form.push(("client_id", &settings.client_id)),
+        (_, None) => form.push(("client_id", &c.client_id)),
     }
     let body: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form)

@@ -15,6 +15,7 @@ mod accounts;
 mod audit;
 mod bulk;
 mod dictionary;
+mod discovery;
 mod exports;
 mod imports;
 mod links;
@@ -29,6 +30,7 @@ pub use accounts::{LoginFailures, Role, UserName, UserView};
 pub use audit::AuditEntry;
 pub use bulk::{BadLine, StagedLine};
 pub use dictionary::DictStats;
+pub use discovery::{CachedDiscovery, NewRegistration, Registration};
 pub use exports::{ExportFileRow, ExportRow, ExportState, NewExport};
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
 pub use links::{
@@ -90,6 +92,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0011_item_section",
         include_str!("../../schemas/sqlite/0011_item_section.sql"),
+    ),
+    (
+        "0015_discovery",
+        include_str!("../../schemas/sqlite/0015_discovery.sql"),
     ),
 ];
 

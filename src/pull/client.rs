@@ -1,0 +1,104 @@
+//! The OAuth 2.0 client of a provider at use time: configured endpoints,
+//! else discovered ones (`discover = true`, read when first needed and
+//! cached in the store until they expire); the configured client, else
+//! the one rxsync registered (`provider register`, sealed in the store).
+//! Precedence lives in `fetch::oauth2::Client::resolve`.
+
+use super::Puller;
+use crate::config::{Oauth2Settings, Provider};
+use crate::discovery::Discovered;
+use crate::fetch::discover;
+use crate::fetch::http::{Hop, HttpClient};
+use crate::fetch::oauth2::{Client, Registered};
+use crate::store::{CachedDiscovery, StoreError, Writer};
+use std::sync::Arc;
+
+/// The provider's discovered endpoints: the store's cached answer while it
+/// has not expired, else read now (and cached with its expiry). A provider
+/// without `discover = true` has none.
+pub async fn endpoints(
+    writer: &Writer,
+    http: &HttpClient,
+    p: &Provider,
+    trail: &mut Vec<Hop>,
+) -> Result<Option<Discovered>, String> {
+    if !p.discover {
+        return Ok(None);
+    }
+    let id = p.id.as_str().to_string();
+    let base = p.base_url.to_string();
+    let now = chrono::Utc::now();
+    let at = crate::store::rfc3339_at(now);
+    let cached = {
+        let (id, base) = (id.clone(), base.clone());
+        writer
+            .run(move |s| s.cached_discovery(&id, &base, &at))
+            .await
+            .map_err(|e| e.to_string())?
+    };
+    if let Some(c) = cached {
+        return Ok(Some(c.discovered));
+    }
+    let found = discover::discover(http, &p.base_url, trail)
+        .await
+        .map_err(|e| format!("provider {id}: discover = true: {e}"))?;
+    let expires = now + chrono::Duration::from_std(found.max_age).unwrap_or_default();
+    let entry = CachedDiscovery {
+        base_url: base,
+        document_url: found.document_url.to_string(),
+        discovered: found.discovered.clone(),
+        fetched_at: crate::store::rfc3339_at(now),
+        expires_at: crate::store::rfc3339_at(expires),
+    };
+    writer
+        .run(move |s| s.save_discovery(&id, &entry))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Some(found.discovered))
+}
+
+impl Puller {
+    /// The client `p`'s OAuth 2.0 exchanges use now (see the module documentation).
+    pub(super) async fn oauth2_client(
+        &self,
+        writer: &Writer,
+        p: &Provider,
+        o: &Oauth2Settings,
+        trail: &mut Vec<Hop>,
+    ) -> Result<Client, String> {
+        let http = self
+            .clients
+            .get(p.id.as_str())
+            .ok_or_else(|| format!("provider {} has no HTTP client", p.id.as_str()))?;
+        let discovered = if o.token_url.is_none() || o.revocation_url.is_none() {
+            endpoints(writer, http, p, trail).await?
+        } else {
+            None
+        };
+        let configured_secret = match &o.client_id {
+            Some(_) => o
+                .client_secret
+                .load(p.id.as_str(), "auth.client_secret", &*self.env)
+                .map_err(|e| e.to_string())?,
+            None => None,
+        };
+        let registered = match &o.client_id {
+            Some(_) => None,
+            None => {
+                let key = Arc::clone(&self.key);
+                let id = p.id.as_str().to_string();
+                writer
+                    .run(move |s| -> Result<_, StoreError> { s.registration(&key, &id) })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map(|r| Registered {
+                        client_id: r.client_id,
+                        secret: r.client_secret,
+                        auth_method: r.auth_method,
+                    })
+            }
+        };
+        Client::resolve(o, discovered.as_ref(), configured_secret, registered)
+            .map_err(|e| format!("provider {}: {e}", p.id.as_str()))
+    }
+}
