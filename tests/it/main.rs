@@ -12,6 +12,7 @@ mod config;
 mod corpus;
 mod daemon;
 mod demo;
+mod discovery;
 mod e2e;
 mod export;
 mod oauth1_oracle;

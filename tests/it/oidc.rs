@@ -14,6 +14,7 @@
 //! these tests fail; they never skip.
 
 mod linked;
+mod registration;
 mod server;
 
 use std::time::Duration;

@@ -13,6 +13,7 @@
 mod admin;
 mod auth;
 mod bulk;
+mod discovery;
 mod oauth2;
 mod reply;
 mod resources;
@@ -105,6 +106,8 @@ pub(crate) struct App {
     pub docs: DocCache,
     /// Backend-services tokens and bulk exports.
     pub bulk: Mutex<BulkState>,
+    /// Clients registered at `/oauth2/register` (RFC 7591), not persisted.
+    pub registered: Mutex<Vec<super::config::ClientConfig>>,
 }
 
 pub(crate) type Shared = std::sync::Arc<App>;
@@ -162,6 +165,7 @@ impl App {
             stats: Stats::default(),
             docs: DocCache::new(DOC_CACHE_CAPACITY),
             bulk: Mutex::new(BulkState::default()),
+            registered: Mutex::new(Vec::new()),
         }
     }
 
@@ -259,11 +263,21 @@ pub(crate) fn router(app: Shared) -> Router {
             "/fhir/.well-known/smart-configuration",
             get(resources::smart_configuration),
         )
+        .route(
+            "/fhir/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route("/oauth2/register", post(discovery::register))
         .route("/oauth2/token", post(oauth2::token))
         .route("/oauth2/revoke", post(oauth2::revoke))
         .route("/oauth2/introspect", post(oauth2::introspect))
         .route("/admin/oauth1/tokens", post(admin::oauth1_token))
         .route("/admin/oauth2/grants", post(admin::oauth2_grant))
+        .route("/admin/oauth2/registrations", get(discovery::registrations))
         .route("/admin/faults", post(admin::add_fault))
         .route("/admin/faults/clear", post(admin::clear_faults))
         .route("/admin/requests", get(admin::requests))

@@ -69,22 +69,22 @@ fn form_component(raw: &str) -> Option<String> {
 
 /// A client's form request (token, revoke, introspect): the form and the
 /// client it authenticates as, or the refusal.
-fn client_request<'a>(
-    app: &'a App,
+fn client_request(
+    app: &App,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<(Form, &'a ClientConfig), Response> {
+) -> Result<(Form, ClientConfig), Response> {
     let form = Form::read(headers, body)?;
     let client = authenticate_client(app, headers, &form)?;
     Ok((form, client))
 }
 
 /// The client a request authenticates as, or the refusal.
-fn authenticate_client<'a>(
-    app: &'a App,
+fn authenticate_client(
+    app: &App,
     headers: &HeaderMap,
     form: &Form,
-) -> Result<&'a ClientConfig, Response> {
+) -> Result<ClientConfig, Response> {
     let invalid_client = || reply::oauth2_error("invalid_client", "client authentication failed");
     let basic = match headers.get(http::header::AUTHORIZATION) {
         None => None,
@@ -130,7 +130,7 @@ fn authenticate_client<'a>(
             None => return Err(invalid_client()),
         },
     };
-    let client = app.settings.client(&id).ok_or_else(invalid_client)?;
+    let client = app.client(&id).ok_or_else(invalid_client)?;
     let ok = match (&client.secret, &secret) {
         (Some(expected), Some(given)) => {
             constant_time_eq(expected.expose_secret().as_bytes(), given.as_bytes())
