@@ -352,6 +352,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn registration_fields_open_only_for_their_provider_and_field() {
+        let (key, _) = VaultKey::generate();
+        let sealed = key.seal_registration("ehr", "client_secret", "s3cret");
+        assert!(!sealed.windows(6).any(|w| w == b"s3cret"));
+        let opened = key
+            .open_registration("ehr", "client_secret", key.id(), &sealed)
+            .expect("opens");
+        assert_eq!(opened.expose_secret(), "s3cret");
+        // Another provider, another field, or a link's slot: none opens it.
+        assert!(matches!(
+            key.open_registration("other", "client_secret", key.id(), &sealed),
+            Err(VaultError::RegistrationDamaged { .. })
+        ));
+        assert!(
+            key.open_registration("ehr", "client_id", key.id(), &sealed)
+                .is_err()
+        );
+        assert!(key.open(0, "client_secret", key.id(), &sealed).is_err());
+        let (other, _) = VaultKey::generate();
+        let err = other
+            .open_registration("ehr", "client_secret", key.id(), &sealed)
+            .expect_err("wrong key");
+        assert!(err.to_string().contains(key.id()) && !err.to_string().contains("s3cret"));
+    }
+
+    #[test]
     fn sealed_fields_open_only_for_their_link_and_field() {
         let (key, _) = VaultKey::generate();
         let sealed = key.seal(7, "token", "tok-123");

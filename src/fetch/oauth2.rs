@@ -297,3 +297,86 @@ pub async fn revoke(
         Err(format!("{} answered {status}", super::auth::redact(url)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Oauth2Grant, SecretSource};
+    use crate::fetch::oauth1::Placement;
+
+    fn settings(token_url: Option<&str>, client_id: Option<&str>) -> Oauth2Settings {
+        Oauth2Settings {
+            token_url: token_url.map(|u| Url::parse(u).unwrap()),
+            client_id: client_id.map(str::to_string),
+            client_secret: SecretSource::None,
+            client_auth: ClientAuth::Basic,
+            placement: Placement::Header,
+            scopes: Vec::new(),
+            revocation_url: None,
+            introspection_url: None,
+            grant: Oauth2Grant::AuthorizationCode,
+            private_key_jwt: None,
+            registration_url: None,
+            redirect_uri: None,
+        }
+    }
+
+    fn registered() -> Registered {
+        Registered {
+            client_id: "reg-1".into(),
+            secret: Some(SecretString::from("reg-secret")),
+            auth_method: "client_secret_post".into(),
+        }
+    }
+
+    #[test]
+    fn configured_values_take_precedence_over_discovered_and_registered_ones() {
+        let discovered = Discovered {
+            token_endpoint: Some(Url::parse("https://found.example/token").unwrap()),
+            revocation_endpoint: Some(Url::parse("https://found.example/revoke").unwrap()),
+            ..Discovered::default()
+        };
+        // Configured token endpoint and client: both win.
+        let c = Client::resolve(
+            &settings(Some("https://conf.example/token"), Some("admin-client")),
+            Some(&discovered),
+            Some(SecretString::from("conf-secret")),
+            Some(registered()),
+        )
+        .unwrap();
+        assert_eq!(c.token_url.as_str(), "https://conf.example/token");
+        assert_eq!(c.client_id, "admin-client");
+        assert_eq!(
+            c.secret.as_ref().map(|s| s.expose_secret()),
+            Some("conf-secret")
+        );
+        assert_eq!((c.auth, c.from), (ClientAuth::Basic, "config"));
+        // The discovered revocation endpoint fills what config leaves out.
+        assert_eq!(
+            c.revocation_url.as_ref().map(Url::as_str),
+            Some("https://found.example/revoke")
+        );
+        // No configured client: the registered one, authenticating as registered.
+        let c = Client::resolve(
+            &settings(None, None),
+            Some(&discovered),
+            None,
+            Some(registered()),
+        )
+        .unwrap();
+        assert_eq!(c.token_url.as_str(), "https://found.example/token");
+        assert_eq!(
+            (c.client_id.as_str(), c.auth, c.from),
+            ("reg-1", ClientAuth::Post, "registration")
+        );
+        // Neither: each gap is named.
+        let e = Client::resolve(&settings(None, None), Some(&discovered), None, None)
+            .err()
+            .unwrap();
+        assert!(e.contains("run rxsync provider register"), "{e}");
+        let e = Client::resolve(&settings(None, Some("c")), None, None, None)
+            .err()
+            .unwrap();
+        assert!(e.contains("discovery found none"), "{e}");
+    }
+}

@@ -337,6 +337,16 @@ fn a_registered_client_is_sealed_never_shown_and_used_for_refresh() {
         "{audit}"
     );
 
+    // A key rotation re-seals the registration: the next refresh still
+    // authenticates as the registered client.
+    let rotated = home.rx(&["key", "rotate"]);
+    rotated.ok();
+    home.link_oauth2(&sandbox, "sbx", &client_id, json!({"expires_in": 1}));
+    std::thread::sleep(Duration::from_millis(1500));
+    let run = home.pull(None);
+    assert_eq!(Home::reports(&run)[0]["refreshed"], true, "{run:?}");
+    assert_eq!(stats(&sandbox)["refreshes"], 2);
+
     // A configured client takes precedence: register refuses to shadow it.
     let admin_client = Home::new(&discovering_config(&sandbox.base, CLIENT));
     let run = admin_client.rx(&["provider", "register", "--provider", "sbx"]);
