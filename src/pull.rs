@@ -754,7 +754,7 @@ impl Puller {
                     && self.clients.contains_key(p.id.as_str()) =>
             {
                 let result = async {
-                    let c = self.oauth2_client(writer, p, o, &mut Vec::new()).await?;
+                    let c = self.oauth2_client(writer, p, o, true, &mut Vec::new()).await?;
                     let Some(url) = c.revocation_url.clone() else {
                         return Ok(None);
                     };
@@ -934,7 +934,7 @@ impl Fetching<'_> {
         };
         let c = self
             .puller
-            .oauth2_client(&self.writer, provider, o, &mut self.journal.trail)
+            .oauth2_client(&self.writer, provider, o, false, &mut self.journal.trail)
             .await
             .map_err(Failure::failed)?;
         let token_url = c.token_url.clone();

@@ -58,19 +58,23 @@ pub async fn endpoints(
 }
 
 impl Puller {
-    /// The client `p`'s OAuth 2.0 exchanges use now (see the module documentation).
+    /// The client `p`'s OAuth 2.0 exchanges use now (see the module
+    /// documentation). `revoking`: the revocation endpoint is needed too, so
+    /// discovery is read for it when it is not configured; otherwise only a
+    /// missing token endpoint makes discovery read.
     pub(super) async fn oauth2_client(
         &self,
         writer: &Writer,
         p: &Provider,
         o: &Oauth2Settings,
+        revoking: bool,
         trail: &mut Vec<Hop>,
     ) -> Result<Client, String> {
         let http = self
             .clients
             .get(p.id.as_str())
             .ok_or_else(|| format!("provider {} has no HTTP client", p.id.as_str()))?;
-        let discovered = if o.token_url.is_none() || o.revocation_url.is_none() {
+        let discovered = if o.token_url.is_none() || (revoking && o.revocation_url.is_none()) {
             endpoints(writer, http, p, trail).await?
         } else {
             None
@@ -91,12 +95,29 @@ impl Puller {
                     .run(move |s| -> Result<_, StoreError> { s.registration(&key, &id) })
                     .await
                     .map_err(|e| e.to_string())?
-                    .map(|r| Registered {
-                        client_id: r.client_id,
-                        secret: r.client_secret,
-                        auth_method: r.auth_method,
-                    })
             }
+        };
+        let registered = match registered {
+            // RFC 7591 §3.2.1: a secret past client_secret_expires_at is refused
+            // by the server; say what to do instead of sending it.
+            Some(r)
+                if r.client_secret_expires_at
+                    .as_deref()
+                    .is_some_and(|t| t <= crate::store::rfc3339_now().as_str()) =>
+            {
+                return Err(format!(
+                    "provider {}: the registered client's secret expired at {}; run rxsync provider register --provider {} again",
+                    p.id.as_str(),
+                    r.client_secret_expires_at.unwrap_or_default(),
+                    p.id.as_str()
+                ));
+            }
+            Some(r) => Some(Registered {
+                client_id: r.client_id,
+                secret: r.client_secret,
+                auth_method: r.auth_method,
+            }),
+            None => None,
         };
         Client::resolve(o, discovered.as_ref(), configured_secret, registered)
             .map_err(|e| format!("provider {}: {e}", p.id.as_str()))
