@@ -632,6 +632,14 @@ fn resolve_one(
         )
     })?;
     let discover = p.discover.unwrap_or(false);
+    if discover && base_url.scheme() != "https" && !is_loopback(&base_url) {
+        return Err(e(
+            "discover",
+            format!(
+                "reads discovery documents over https only (plain http only to a loopback address), and base_url is {base_url}"
+            ),
+        ));
+    }
     let auth = resolve_auth(raw_auth, &base_url, base, discover, &e)?;
     let bulk_match = match p.bulk.as_ref().and_then(|b| b.match_by.as_deref()) {
         None | Some("link") => BulkMatch::Link,
@@ -1139,6 +1147,16 @@ fn resolve_auth(
     }
 }
 
+/// 127.0.0.0/8, ::1 or `localhost`.
+fn is_loopback(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 fn http_url(text: &str) -> Result<Url, String> {
     let u = Url::parse(text).map_err(|x| format!("is not a URL: {x}"))?;
     check_scheme(&u)?;
@@ -1640,6 +1658,14 @@ scopes = ["system/MedicationRequest.rs", "system/Patient.rs"]
                 ),
                 "auth.registration_url",
                 "must be http or https",
+            ),
+            (
+                fhir(
+                    "base_url = \"http://ehr.example/fhir\"\ndiscover = true",
+                    "client_id = \"c\"",
+                ),
+                "discover",
+                "over https only",
             ),
             (
                 "[[providers]]\nid = \"ehr\"\nkind = \"ccr\"\nbase_url = \"https://e/\"\ndocument_url = \"{patient}\"\ndiscover = true\n[providers.auth]\nscheme = \"oauth1\"\nconsumer_key = \"k\"\nconsumer_secret_env = \"S\"\n".to_string(),

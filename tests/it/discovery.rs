@@ -379,3 +379,41 @@ fn registration_needs_an_endpoint_and_a_redirect_uri() {
         0
     );
 }
+
+#[test]
+fn discover_true_with_unusable_documents_fails_the_pull_saying_why_and_stores_nothing() {
+    let sandbox = Sandbox::start();
+    let home = Home::new(&discovering_config(&sandbox.base, CLIENT));
+    home.link_oauth2(&sandbox, "sbx", "demo-client", json!({"expires_in": 1}));
+    for (path, status, body) in [
+        (
+            "/fhir/.well-known/smart-configuration",
+            200,
+            "<html><body>Sign in</body></html>",
+        ),
+        ("/fhir/metadata", 500, "down"),
+        ("/fhir/.well-known/openid-configuration", 404, "no"),
+    ] {
+        let (code, _) = sandbox.admin(
+            "/admin/faults",
+            Some(&json!({"path_prefix": path, "status": status, "times": 10, "body": body})),
+        );
+        assert_eq!(code, 200);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let run = home.pull(None);
+    run.fails(1);
+    let report = &Home::reports(&run)[0];
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("discover = true") && error.contains("is not JSON"),
+        "{report}"
+    );
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM provider_discovery"),
+        0
+    );
+    assert_eq!(home.imported_rows(), (0, 0, 0));
+    assert_eq!(stats(&sandbox)["refreshes"], 0);
+}
