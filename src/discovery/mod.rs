@@ -281,7 +281,7 @@ fn require_token(d: Discovered) -> Result<Discovered, DocumentError> {
     let why = d
         .missing
         .iter()
-        .find(|m| m.contains("token"))
+        .find(|m| m.starts_with("token_endpoint:") || m.starts_with("oauth-uris token:"))
         .cloned()
         .unwrap_or_else(|| "token_endpoint is missing".to_string());
     Err(DocumentError::NoTokenEndpoint { detail: why })
