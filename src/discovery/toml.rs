@@ -188,6 +188,10 @@ pub fn render(id: &str, base_url: &Url, document: &Url, d: &Discovered) -> Strin
         line(format!("# grants are managed by patients at {m}"));
     }
     line("# --- What you must add: the client rxsync is at this provider.".into());
+    line(
+        "# redirect_uri = \"http://127.0.0.1:8765/callback\"   # RFC 8252 loopback (rxsync link start), or [review] public_url + /oauth/callback"
+            .into(),
+    );
     match &d.registration_endpoint {
         Some(_) => line(format!(
             "# Either set client_id (and client_secret_env or client_secret_file) from the provider's administrator, or set redirect_uri and run: rxsync provider register --provider {id}"
