@@ -16,6 +16,7 @@ mod audit;
 mod bulk;
 mod consent;
 mod dictionary;
+mod discovery;
 mod exports;
 mod imports;
 mod links;
@@ -32,6 +33,7 @@ pub use audit::AuditEntry;
 pub use bulk::{BadLine, StagedLine};
 pub use consent::{FlowLookup, NewFlow, TakenFlow};
 pub use dictionary::DictStats;
+pub use discovery::{CachedDiscovery, NewRegistration, Registration};
 pub use exports::{ExportFileRow, ExportRow, ExportState, NewExport};
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
 pub use links::{
@@ -106,6 +108,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0014_consent",
         include_str!("../../schemas/sqlite/0014_consent.sql"),
+    ),
+    (
+        "0015_discovery",
+        include_str!("../../schemas/sqlite/0015_discovery.sql"),
     ),
 ];
 
