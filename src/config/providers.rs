@@ -1875,7 +1875,52 @@ authorize_params = { aud = "https://fhir.example.org/r4" }
             o.redirect_uri.as_ref().map(Url::as_str),
             Some("http://127.0.0.1:8765/callback")
         );
+        // Consent with discover = true: the authorization endpoint is left
+        // to discovery (resolved at use time), prompt_login is accepted.
+        let consent = o.consent.as_ref().expect("consent with discover = true");
+        assert_eq!(consent.authorize_url, None);
+        let p = &providers(&fhir(
+            "base_url = \"https://ehr.example/fhir\"\ndiscover = true",
+            "client_id = \"c\"\nauthorize_url = \"/authorize\"\nprompt_login = true",
+        ))
+        .unwrap()[0];
+        let ProviderAuth::Oauth2(o) = &p.auth else {
+            panic!("oauth2")
+        };
+        // A configured authorize_url is kept (it wins over a discovered one).
+        let consent = o.consent.as_ref().expect("consent");
+        assert_eq!(
+            consent.authorize_url.as_ref().map(Url::as_str),
+            Some("https://ehr.example/authorize")
+        );
+        assert!(consent.prompt_login);
+        // Without discovery, no authorize_url: no consent; redirect_uri alone is fine (registration).
+        let p = &providers(&fhir(
+            "base_url = \"https://e/\"",
+            "token_url = \"https://e/t\"\nclient_id = \"c\"\nredirect_uri = \"http://127.0.0.1:8765/cb\"",
+        ))
+        .unwrap()[0];
+        let ProviderAuth::Oauth2(o) = &p.auth else {
+            panic!("oauth2")
+        };
+        assert!(o.consent.is_none() && o.redirect_uri.is_some());
         let rows: &[(String, &str, &str)] = &[
+            (
+                fhir(
+                    "base_url = \"https://e/\"",
+                    "token_url = \"https://e/t\"\nclient_id = \"c\"\nprompt_login = true",
+                ),
+                "auth.prompt_login",
+                "needs auth.authorize_url (the provider's authorization endpoint) or discover = true",
+            ),
+            (
+                fhir(
+                    "base_url = \"https://e/\"\ndiscover = true",
+                    "client_id = \"c\"\nredirect_uri = \"http://127.0.0.1:8765/cb#x\"",
+                ),
+                "auth.redirect_uri",
+                "must not have a fragment",
+            ),
             (
                 fhir("discover = true", ""),
                 "base_url",
