@@ -291,6 +291,46 @@ fn link_start_with_discover_true_takes_the_discovered_authorization_endpoint_the
     );
 }
 
+/// `discover = true` and no client id: the client rxsync registered
+/// (`provider register`, sealed) is the one the consent sends and the
+/// code exchange authenticates as.
+#[test]
+fn link_start_uses_the_registered_client_when_none_is_configured() {
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    let home = Home::new(&format!(
+        "[[providers]]\nid = \"sbx\"\nkind = \"fhir\"\nbase_url = \"{}/fhir\"\ndiscover = true\n[providers.auth]\nscheme = \"oauth2\"\nredirect_uri = \"http://127.0.0.1:{port}/callback\"\n",
+        sandbox.base
+    ));
+    let registered = home
+        .rx(&[
+            "provider",
+            "register",
+            "--provider",
+            "sbx",
+            "--format",
+            "json",
+        ])
+        .json();
+    let client_id = registered["client_id"]
+        .as_str()
+        .expect("client_id")
+        .to_string();
+    let started = start(&home, "sbx", &[], &[]);
+    let auth = url::Url::parse(&started.url).expect("the first line is the authorization URL");
+    let q: std::collections::HashMap<String, String> = auth.query_pairs().into_owned().collect();
+    assert_eq!(q["client_id"], client_id);
+    let callback = consent(&started.url);
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 200, "{page}");
+    let run = started.finish();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["state"], "active");
+    assert_eq!(stats(&sandbox)["code_exchanges"], 1);
+    let pulled = home.pull(Some("sbx"));
+    assert_eq!(pulled.code, 0, "{pulled:?}");
+}
+
 #[test]
 fn a_denial_stores_no_link_and_says_so() {
     let sandbox = Sandbox::start();
