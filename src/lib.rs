@@ -14,6 +14,7 @@ pub mod config;
 pub mod consent;
 pub mod daemon;
 pub mod dict;
+pub mod discovery;
 pub mod domain;
 pub mod excerpt;
 pub mod export;

@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use url::Url;
 
+pub mod client;
 mod identity;
 mod references;
 
@@ -83,6 +84,9 @@ impl PullReport {
         )
     }
 }
+
+/// What a revoked link's report says when the provider has no revocation endpoint.
+const NO_REVOCATION: &str = "provider has no revocation_url: the tokens were dropped here only; ask the provider to end the grant";
 
 /// Looks up an environment variable (secrets named by `*_secret_env`).
 pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -777,42 +781,41 @@ impl Puller {
         }
         let provider = self.config.provider(&link.view.provider);
         let provider_note = Some(match provider.map(|p| (p, &p.auth)) {
-            Some((p, ProviderAuth::Oauth2(o))) => match (&o.revocation_url, self.clients.get(p.id.as_str())) {
-                (Some(url), Some(client)) => {
-                    let result = async {
-                        let secrets = link.secrets(&self.key).map_err(|e| e.to_string())?;
-                        let proof = oauth2::ClientProof::load(o, p.id.as_str(), &*self.env)?;
-                        let LinkSecrets::Oauth2 {
-                            access_token,
-                            refresh_token,
-                        } = secrets
-                        else {
-                            return Err("not an OAuth 2.0 link".to_string());
-                        };
-                        // Revoking the refresh token ends the grant (RFC 7009 §2.1).
-                        let (token, hint) = match &refresh_token {
-                            Some(r) => (r, "refresh_token"),
-                            None => (&access_token, "access_token"),
-                        };
-                        oauth2::revoke(
-                            client.inner(),
-                            o,
-                            url,
-                            &proof,
-                            token,
-                            hint,
-                            client.limits().timeout,
-                        )
+            Some((p, ProviderAuth::Oauth2(o)))
+                if (o.revocation_url.is_some() || p.discover)
+                    && self.clients.contains_key(p.id.as_str()) =>
+            {
+                let result = async {
+                    let c = self.oauth2_client(writer, p, o, true, &mut Vec::new()).await?;
+                    let Some(url) = c.revocation_url.clone() else {
+                        return Ok(None);
+                    };
+                    let secrets = link.secrets(&self.key).map_err(|e| e.to_string())?;
+                    let LinkSecrets::Oauth2 {
+                        access_token,
+                        refresh_token,
+                    } = secrets
+                    else {
+                        return Err("not an OAuth 2.0 link".to_string());
+                    };
+                    // Revoking the refresh token ends the grant (RFC 7009 §2.1).
+                    let (token, hint) = match &refresh_token {
+                        Some(r) => (r, "refresh_token"),
+                        None => (&access_token, "access_token"),
+                    };
+                    let http = &self.clients[p.id.as_str()];
+                    oauth2::revoke(http.inner(), &c, &url, token, hint, http.limits().timeout)
                         .await
-                    }
-                    .await;
-                    match result {
-                        Ok(()) => format!("revoked at {}", redact(url)),
-                        Err(e) => format!("the provider's revocation failed: {e}; the tokens were dropped here"),
-                    }
+                        .map(|()| Some(url))
                 }
-                _ => "provider has no revocation_url: the tokens were dropped here only; ask the provider to end the grant".to_string(),
-            },
+                .await;
+                match result {
+                    Ok(Some(url)) => format!("revoked at {}", redact(&url)),
+                    Ok(None) => NO_REVOCATION.to_string(),
+                    Err(e) => format!("the provider's revocation failed: {e}; the tokens were dropped here"),
+                }
+            }
+            Some((_, ProviderAuth::Oauth2(_))) => NO_REVOCATION.to_string(),
             Some(_) => "OAuth 1.0a has no revocation endpoint: the tokens were dropped here only; ask the provider to end the grant".to_string(),
             None => "the provider is not in the configuration: the tokens were dropped here only".to_string(),
         });
@@ -961,10 +964,12 @@ impl Fetching<'_> {
                 "the access token expired and the link holds no refresh token",
             ));
         };
-        // The same client authentication as the code exchange: a
-        // `private_key_jwt` client signs a fresh assertion for each refresh.
-        let proof = oauth2::ClientProof::load(o, provider.id.as_str(), &*self.puller.env)
+        let c = self
+            .puller
+            .oauth2_client(&self.writer, provider, o, false, &mut self.journal.trail)
+            .await
             .map_err(Failure::failed)?;
+        let token_url = c.token_url.clone();
         // The exchange and the commit of its answer run as their own task:
         // once the provider has rotated the refresh token, the new one must
         // reach the vault even if this sync is abandoned (shutdown), or the
@@ -972,7 +977,6 @@ impl Fetching<'_> {
         // waits for these tasks (`Puller::refreshes_settled`).
         let gate = Arc::clone(&self.puller.refresh_gate).read_owned().await;
         let client = self.client.inner().clone();
-        let settings = o.as_ref().clone();
         let current = current.clone();
         let timeout = self.client.limits().timeout;
         let writer = self.writer.clone();
@@ -981,10 +985,10 @@ impl Fetching<'_> {
         let exchange = tokio::spawn(async move {
             let _gate = gate;
             let t0 = Instant::now();
-            let answer = oauth2::refresh(&client, &settings, &proof, &current, timeout).await;
+            let answer = oauth2::refresh(&client, &c, &current, timeout).await;
             let ms = t0.elapsed().as_millis() as u64;
             let detail = serde_json::json!({
-                "url": redact(&settings.token_url), "grant_type": "refresh_token", "ms": ms,
+                "url": redact(&c.token_url), "grant_type": "refresh_token", "ms": ms,
                 "outcome": if answer.is_ok() { "ok" } else { "error" },
                 "error": answer.as_ref().err().map(|e| e.to_string()),
                 "rotated": answer.as_ref().ok().map(|t| t.refresh_token.is_some()),
@@ -1022,7 +1026,7 @@ impl Fetching<'_> {
             .await
             .map_err(|e| Failure::failed(format!("the token refresh task failed: {e}")))?;
         self.journal.trail.push(Hop {
-            url: redact(&o.token_url),
+            url: redact(&token_url),
             status: None,
             credentials: true,
             attempt: 1,
@@ -1279,17 +1283,11 @@ fn pull_futures_are_send(
     p: &Puller,
     s: &Writer,
     c: &reqwest::Client,
-    o: &crate::config::Oauth2Settings,
+    o: &oauth2::Client,
     t: &SecretString,
 ) {
     fn is_send<T: Send>(_: T) {}
-    is_send(oauth2::refresh(
-        c,
-        o,
-        &oauth2::ClientProof::None,
-        t,
-        Duration::from_secs(1),
-    ));
+    is_send(oauth2::refresh(c, o, t, Duration::from_secs(1)));
     is_send(p.pull(s, 1, "", ""));
     is_send(p.revoke(s, 1, ""));
 }

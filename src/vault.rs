@@ -64,6 +64,21 @@ pub enum VaultError {
     )]
     FlowDamaged { field: &'static str },
     #[error(
+        "the client registered at provider {provider} was sealed with vault key {sealed_with}, but the key in use is {in_use}"
+    )]
+    RegistrationWrongKey {
+        provider: String,
+        sealed_with: String,
+        in_use: String,
+    },
+    #[error(
+        "the client registered at provider {provider}: the sealed {field} does not open (damaged, or moved from another provider)"
+    )]
+    RegistrationDamaged {
+        provider: String,
+        field: &'static str,
+    },
+    #[error(
         "key file {path} is missing but {pending} exists: a key rotation was interrupted; run rxsync key rotate to finish it (no new key was made)"
     )]
     InterruptedRotation { path: PathBuf, pending: PathBuf },
@@ -193,6 +208,39 @@ impl VaultKey {
             .ok_or(VaultError::FlowDamaged { field })
     }
 
+    /// Seals a field of the client rxsync registered at a provider
+    /// (`provider register`): bound to the provider and the field.
+    pub fn seal_registration(
+        &self,
+        provider: &str,
+        field: &'static str,
+        plaintext: &str,
+    ) -> Vec<u8> {
+        self.seal_with(&registration_data(provider, field), plaintext)
+    }
+
+    /// Opens a field sealed by `seal_registration`.
+    pub fn open_registration(
+        &self,
+        provider: &str,
+        field: &'static str,
+        sealed_with: &str,
+        sealed: &[u8],
+    ) -> Result<SecretString, VaultError> {
+        if sealed_with != self.id {
+            return Err(VaultError::RegistrationWrongKey {
+                provider: provider.to_string(),
+                sealed_with: sealed_with.to_string(),
+                in_use: self.id.clone(),
+            });
+        }
+        self.open_with(&registration_data(provider, field), sealed)
+            .ok_or_else(|| VaultError::RegistrationDamaged {
+                provider: provider.to_string(),
+                field,
+            })
+    }
+
     fn seal_with(&self, aad: &[u8], plaintext: &str) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
@@ -255,6 +303,10 @@ impl VaultKey {
 
 fn flow_associated_data(flow: &str, field: &str) -> Vec<u8> {
     format!("rxsync vault v1\0consent flow {flow}\0{field}").into_bytes()
+}
+
+fn registration_data(provider: &str, field: &str) -> Vec<u8> {
+    format!("rxsync vault v1\0registration {provider}\0{field}").into_bytes()
 }
 
 fn associated_data(link: i64, field: &str) -> Vec<u8> {
@@ -335,6 +387,32 @@ fn create_key_file(path: &Path) -> Result<(VaultKey, KeySource), VaultError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registration_fields_open_only_for_their_provider_and_field() {
+        let (key, _) = VaultKey::generate();
+        let sealed = key.seal_registration("ehr", "client_secret", "s3cret");
+        assert!(!sealed.windows(6).any(|w| w == b"s3cret"));
+        let opened = key
+            .open_registration("ehr", "client_secret", key.id(), &sealed)
+            .expect("opens");
+        assert_eq!(opened.expose_secret(), "s3cret");
+        // Another provider, another field, or a link's slot: none opens it.
+        assert!(matches!(
+            key.open_registration("other", "client_secret", key.id(), &sealed),
+            Err(VaultError::RegistrationDamaged { .. })
+        ));
+        assert!(
+            key.open_registration("ehr", "client_id", key.id(), &sealed)
+                .is_err()
+        );
+        assert!(key.open(0, "client_secret", key.id(), &sealed).is_err());
+        let (other, _) = VaultKey::generate();
+        let err = other
+            .open_registration("ehr", "client_secret", key.id(), &sealed)
+            .expect_err("wrong key");
+        assert!(err.to_string().contains(key.id()) && !err.to_string().contains("s3cret"));
+    }
 
     #[test]
     fn sealed_fields_open_only_for_their_link_and_field() {

@@ -11,7 +11,7 @@ use super::output::Format;
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
 use rxsync::config::Provider;
-use rxsync::consent::{self, ConsentError, Linked, loopback};
+use rxsync::consent::{self, ConsentClient, ConsentError, Linked, loopback};
 use rxsync::domain::PatientId;
 use rxsync::store::Writer;
 use rxsync::vault::VaultKey;
@@ -38,7 +38,7 @@ pub fn run(
         .as_ref()
         .map_or("the defaults".to_string(), |f| f.display().to_string());
     let provider = configured(&ctx.config, provider_id)?;
-    let (_, settings) =
+    let (settings, _) =
         consent::consent_settings(provider).map_err(|e| usage(format!("{e} (in {file})")))?;
     let redirect = settings.redirect_uri.clone().ok_or_else(|| {
         usage(format!(
@@ -60,14 +60,20 @@ pub fn run(
     let writer = Writer::start(store)?;
     let rt = runtime()?;
     let linked = rt.block_on(async {
-        let linked = Consent {
-            writer: &writer,
-            key: &key,
-            provider: &provider,
-            http: client.inner(),
-            redirect: &redirect,
+        let linked = async {
+            let env = |k: &str| std::env::var(k).ok();
+            let resolved = consent::resolve(&writer, &key, &client, &env, &provider).await?;
+            Consent {
+                writer: &writer,
+                key: &key,
+                provider: &provider,
+                resolved: &resolved,
+                http: client.inner(),
+                redirect: &redirect,
+            }
+            .run(&patient, Duration::from_secs(timeout))
+            .await
         }
-        .run(&patient, Duration::from_secs(timeout))
         .await;
         writer.close().await;
         linked
@@ -82,6 +88,8 @@ struct Consent<'a> {
     writer: &'a Writer,
     key: &'a Arc<VaultKey>,
     provider: &'a Provider,
+    /// The client and authorization endpoint (configured, else discovered).
+    resolved: &'a ConsentClient,
     /// The provider's client (no redirects followed) for the token endpoint.
     http: &'a reqwest::Client,
     redirect: &'a Url,
@@ -95,6 +103,7 @@ impl Consent<'_> {
             self.writer,
             self.key,
             self.provider,
+            self.resolved,
             patient,
             self.redirect,
             "cli",
@@ -123,13 +132,12 @@ impl Consent<'_> {
                 ));
             }
         };
-        let env = |k: &str| std::env::var(k).ok();
         let done = consent::complete(
             self.writer,
             self.key,
             self.provider,
+            self.resolved,
             self.http,
-            &env,
             &query,
             "cli",
         )

@@ -13,6 +13,7 @@ mod link;
 mod link_start;
 mod output;
 mod patient;
+mod provider;
 mod queue;
 mod regimen;
 mod run;
@@ -72,6 +73,9 @@ enum Command {
     /// Link patients to provider accounts (tokens in the vault), list and revoke links
     #[command(subcommand)]
     Link(link::Command),
+    /// Discover a provider's OAuth endpoints, and register rxsync as its client
+    #[command(subcommand)]
+    Provider(provider::Command),
     /// FHIR Bulk Data $export from a provider (SMART Backend Services): start, status, resume, cancel
     #[command(subcommand)]
     Export(export::Command),
@@ -180,6 +184,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Import(a) => import::run(&global, a),
         Command::Link(c) => link::run(&global, c),
         Command::Export(c) => export::run(&global, c),
+        Command::Provider(c) => provider::run(&global, c),
         Command::Regimen(c) => regimen::run(&global, c),
         Command::Queue(c) => queue::run(&global, c),
         Command::Key(c) => key::run(&global, c),

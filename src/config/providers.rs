@@ -58,6 +58,10 @@ pub struct RawProvider {
     /// resource types as well as settings, checked in `resolve_search`.
     pub search: Option<toml::Table>,
     pub auth: Option<RawAuth>,
+    /// `true`: the OAuth 2.0 endpoints not spelled out in `[providers.auth]`
+    /// are read from the provider's discovery documents when first needed
+    /// (`fetch::discover`), and cached in the store with their expiry.
+    pub discover: Option<bool>,
     /// `[providers.bulk]`: how a FHIR Bulk Data export's patients are matched.
     pub bulk: Option<RawBulk>,
     /// `[providers.identity]`: the wrong-patient guard.
@@ -124,6 +128,8 @@ pub struct RawAuth {
     pub scopes: Option<Vec<String>>,
     pub revocation_url: Option<String>,
     pub introspection_url: Option<String>,
+    /// RFC 7591 dynamic client registration endpoint (`provider register`).
+    pub registration_url: Option<String>,
     /// `authorization_code` (default: links made by consent) or
     /// `client_credentials` (SMART Backend Services).
     pub grant: Option<String>,
@@ -139,8 +145,9 @@ pub struct RawAuth {
     pub previous_algorithm: Option<String>,
     /// Consent (`rxsync link start`): the authorization endpoint.
     pub authorize_url: Option<String>,
-    /// Where the provider sends the browser back: for `link start` a
-    /// loopback URI with its port (RFC 8252 §7.3), e.g. `http://127.0.0.1:8765/callback`.
+    /// The one redirect URI: registered by `provider register` and sent with
+    /// authorization requests. For `link start` a loopback URI with its port
+    /// (RFC 8252 §7.3), e.g. `http://127.0.0.1:8765/callback`.
     pub redirect_uri: Option<String>,
     /// Send `prompt=login` (OpenID Connect): the patient signs in again.
     pub prompt_login: Option<bool>,
@@ -350,8 +357,13 @@ impl BulkLevel {
 /// OAuth 2.0 settings of a provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Oauth2Settings {
-    pub token_url: Url,
-    pub client_id: String,
+    /// `None` only with `discover = true`: read from the discovery
+    /// documents when first needed (`Provider::discover`).
+    pub token_url: Option<Url>,
+    /// An administrator-registered client. `None`: the client rxsync
+    /// registered itself (`provider register`), sealed in the store. A
+    /// configured client id always takes precedence over a registration.
+    pub client_id: Option<String>,
     pub client_secret: SecretSource,
     pub client_auth: ClientAuth,
     /// RFC 6750 §2.1 (header) or §2.3 (`access_token` query parameter).
@@ -366,17 +378,23 @@ pub struct Oauth2Settings {
     /// The key before the current one (rotation): only published in the JWKS.
     pub previous_private_key_jwt: Option<AssertionKeySettings>,
     /// How links are made by consent (`authorize_url` …); `None` when the
-    /// provider has no authorization endpoint configured.
+    /// grant is not `authorization_code`, or when neither `authorize_url`
+    /// nor `discover = true` can give an authorization endpoint.
     pub consent: Option<ConsentSettings>,
+    /// RFC 7591 registration endpoint (else discovered, with `discover = true`).
+    pub registration_url: Option<Url>,
+    /// The one redirect URI: registered by `provider register` and sent
+    /// with authorization requests; `link start` listens on it (a loopback
+    /// IP literal), the review app's callback uses its own.
+    pub redirect_uri: Option<Url>,
 }
 
 /// The authorization request of a provider (authorization code + PKCE).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentSettings {
-    pub authorize_url: Url,
-    /// The redirect URI registered at the provider; `link start` listens on
-    /// it (a loopback IP literal), the review app's callback uses its own.
-    pub redirect_uri: Option<Url>,
+    /// The configured authorization endpoint; `None` with `discover = true`:
+    /// read from the discovery documents at use time (configured wins).
+    pub authorize_url: Option<Url>,
     pub prompt_login: bool,
     /// Extra parameters, in key order (never one rxsync sets itself).
     pub authorize_params: Vec<(String, String)>,
@@ -435,6 +453,9 @@ pub struct Provider {
     /// `[providers.identity]`: whose account the link is, checked before
     /// any write (none: links are trusted as made).
     pub identity: Option<crate::identity::IdentitySettings>,
+    /// `discover = true`: OAuth 2.0 endpoints not configured are read from
+    /// the provider's discovery documents at use time, never at parse time.
+    pub discover: bool,
 }
 
 /// Defaults for provider limits.
@@ -523,7 +544,13 @@ fn resolve_one(
     let base_url = p
         .base_url
         .as_deref()
-        .ok_or_else(|| e("base_url", "is missing".into()))
+        .ok_or_else(|| match p.discover {
+            Some(true) => e(
+                "base_url",
+                "is missing (discover = true reads the discovery documents under it)".into(),
+            ),
+            _ => e("base_url", "is missing".into()),
+        })
         .and_then(|u| http_url(u).map_err(|m| e("base_url", m)))?;
     let document = match kind {
         ProviderKind::Ccr => {
@@ -657,7 +684,16 @@ fn resolve_one(
             "is missing ([providers.auth] with scheme = \"oauth1\" or \"oauth2\")".into(),
         )
     })?;
-    let auth = resolve_auth(raw_auth, &base_url, base, &e)?;
+    let discover = p.discover.unwrap_or(false);
+    if discover && base_url.scheme() != "https" && !is_loopback(&base_url) {
+        return Err(e(
+            "discover",
+            format!(
+                "reads discovery documents over https only (plain http only to a loopback address), and base_url is {base_url}"
+            ),
+        ));
+    }
+    let auth = resolve_auth(raw_auth, &base_url, base, discover, &e)?;
     let bulk_match = match p.bulk.as_ref().and_then(|b| b.match_by.as_deref()) {
         None | Some("link") => BulkMatch::Link,
         Some("mrn") => BulkMatch::Mrn,
@@ -700,6 +736,7 @@ fn resolve_one(
         auth,
         bulk_match,
         identity,
+        discover,
     })
 }
 
@@ -862,6 +899,7 @@ fn resolve_auth(
     a: RawAuth,
     base_url: &Url,
     base: &Path,
+    discover: bool,
     e: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<ProviderAuth, ConfigError> {
     let secret = |env_key: &str,
@@ -903,9 +941,17 @@ fn resolve_auth(
     };
     match a.scheme.as_deref() {
         Some("oauth1") => {
+            if discover {
+                return Err(e(
+                    "discover",
+                    "is for scheme = \"oauth2\" providers (OAuth 1.0a has no discovery)".into(),
+                ));
+            }
             refuse(
                 "oauth1",
                 &[
+                    ("registration_url", a.registration_url.is_some()),
+                    ("redirect_uri", a.redirect_uri.is_some()),
                     ("token_url", a.token_url.is_some()),
                     ("client_id", a.client_id.is_some()),
                     ("client_secret_env", a.client_secret_env.is_some()),
@@ -919,7 +965,6 @@ fn resolve_auth(
                     ("key_id", a.key_id.is_some()),
                     ("algorithm", a.algorithm.is_some()),
                     ("authorize_url", a.authorize_url.is_some()),
-                    ("redirect_uri", a.redirect_uri.is_some()),
                     ("prompt_login", a.prompt_login.is_some()),
                     ("authorize_params", a.authorize_params.is_some()),
                     (
@@ -1041,13 +1086,35 @@ fn resolve_auth(
                 .transpose()
                 .map_err(|m| e(key, m))
             };
-            let consent = resolve_consent(&a, grant, &url_key, e)?;
-            let token_url = url_key("auth.token_url", a.token_url.as_deref())?
-                .ok_or_else(|| e("auth.token_url", "is missing".into()))?;
-            let client_id = a
-                .client_id
-                .filter(|c| !c.is_empty())
-                .ok_or_else(|| e("auth.client_id", "is missing".into()))?;
+            let token_url = url_key("auth.token_url", a.token_url.as_deref())?;
+            if token_url.is_none() && !discover {
+                return Err(e(
+                    "auth.token_url",
+                    "is missing (or set discover = true to read it from the provider)".into(),
+                ));
+            }
+            let registration_url = url_key("auth.registration_url", a.registration_url.as_deref())?;
+            let redirect_uri = resolve_redirect_uri(a.redirect_uri.as_deref(), e)?;
+            let consent = resolve_consent(&a, grant, discover, &url_key, e)?;
+            if a.client_id.as_deref() == Some("") {
+                return Err(e("auth.client_id", "must not be empty".into()));
+            }
+            let client_id = a.client_id;
+            let may_register = registration_url.is_some() || discover;
+            if client_id.is_none() && (!may_register || grant == Oauth2Grant::ClientCredentials) {
+                return Err(e(
+                    "auth.client_id",
+                    "is missing (set it, or set registration_url or discover = true and run rxsync provider register)".into(),
+                ));
+            }
+            if client_id.is_none() && a.client_secret_env.is_some()
+                || client_id.is_none() && a.client_secret_file.is_some()
+            {
+                return Err(e(
+                    "auth.client_secret_env",
+                    "(or client_secret_file) is set without client_id: a configured secret belongs to a configured client".into(),
+                ));
+            }
             let client_secret = secret(
                 "client_secret_env",
                 a.client_secret_env,
@@ -1171,6 +1238,8 @@ fn resolve_auth(
                 private_key_jwt,
                 previous_private_key_jwt: previous,
                 consent,
+                registration_url,
+                redirect_uri,
             })))
         }
         Some(other) => Err(e(
@@ -1187,48 +1256,55 @@ fn resolve_auth(
 /// Resolves an optional URL key against the base URL (its errors name the key).
 type UrlKey<'a> = dyn Fn(&str, Option<&str>) -> Result<Option<Url>, ConfigError> + 'a;
 
-/// `authorize_url`, `redirect_uri`, `prompt_login`, `authorize_params`.
+/// `auth.redirect_uri`: http(s), no fragment (RFC 6749 §3.1.2).
+fn resolve_redirect_uri(
+    text: Option<&str>,
+    e: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Option<Url>, ConfigError> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let parsed = http_url(text).map_err(|m| e("auth.redirect_uri", m))?;
+    if parsed.fragment().is_some() {
+        return Err(e(
+            "auth.redirect_uri",
+            "must not have a fragment (RFC 6749 §3.1.2)".into(),
+        ));
+    }
+    Ok(Some(parsed))
+}
+
+/// `authorize_url`, `prompt_login`, `authorize_params`. With `discover =
+/// true` the authorization endpoint may come from the discovery documents at
+/// use time, so consent exists without a configured `authorize_url`.
 fn resolve_consent(
     a: &RawAuth,
     grant: Oauth2Grant,
+    discover: bool,
     url_key: &UrlKey<'_>,
     e: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<Option<ConsentSettings>, ConfigError> {
-    let Some(authorize_url) = url_key("auth.authorize_url", a.authorize_url.as_deref())? else {
+    let authorize_url = url_key("auth.authorize_url", a.authorize_url.as_deref())?;
+    if authorize_url.is_some() && grant != Oauth2Grant::AuthorizationCode {
+        return Err(e(
+            "auth.authorize_url",
+            "is only for grant = \"authorization_code\"".into(),
+        ));
+    }
+    if authorize_url.is_none() && !(discover && grant == Oauth2Grant::AuthorizationCode) {
         for (key, set) in [
-            ("redirect_uri", a.redirect_uri.is_some()),
             ("prompt_login", a.prompt_login.is_some()),
             ("authorize_params", a.authorize_params.is_some()),
         ] {
             if set {
                 return Err(e(
                     &format!("auth.{key}"),
-                    "needs auth.authorize_url (the provider's authorization endpoint)".into(),
+                    "needs auth.authorize_url (the provider's authorization endpoint) or discover = true".into(),
                 ));
             }
         }
         return Ok(None);
-    };
-    if grant != Oauth2Grant::AuthorizationCode {
-        return Err(e(
-            "auth.authorize_url",
-            "is only for grant = \"authorization_code\"".into(),
-        ));
     }
-    let redirect_uri = a
-        .redirect_uri
-        .as_deref()
-        .map(|u| {
-            let parsed = http_url(u).map_err(|m| e("auth.redirect_uri", m))?;
-            if parsed.fragment().is_some() {
-                return Err(e(
-                    "auth.redirect_uri",
-                    "must not have a fragment (RFC 6749 §3.1.2)".into(),
-                ));
-            }
-            Ok(parsed)
-        })
-        .transpose()?;
     let mut authorize_params = Vec::new();
     for (name, value) in a.authorize_params.iter().flatten() {
         if RESERVED_AUTHORIZE_PARAMS.contains(&name.as_str()) {
@@ -1244,10 +1320,19 @@ fn resolve_consent(
     }
     Ok(Some(ConsentSettings {
         authorize_url,
-        redirect_uri,
         prompt_login: a.prompt_login.unwrap_or(false),
         authorize_params,
     }))
+}
+
+/// 127.0.0.0/8, ::1 or `localhost`.
+fn is_loopback(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
 }
 
 fn http_url(text: &str) -> Result<Url, String> {
@@ -1396,7 +1481,10 @@ client_id = "rx"
         assert_eq!(p.limits.rate, None);
         match &p.auth {
             ProviderAuth::Oauth2(o) => {
-                assert_eq!(o.token_url.as_str(), "https://fhir.example.org/oauth/token");
+                assert_eq!(
+                    o.token_url.as_ref().map(Url::as_str),
+                    Some("https://fhir.example.org/oauth/token")
+                );
                 assert_eq!(o.client_secret, SecretSource::None);
                 assert_eq!(o.client_auth, ClientAuth::Basic);
             }
@@ -1690,11 +1778,12 @@ authorize_params = { aud = "https://fhir.example.org/r4" }
         assert_eq!(o.client_auth, ClientAuth::None);
         let c = o.consent.as_ref().expect("consent");
         assert_eq!(
-            c.authorize_url.as_str(),
-            "https://fhir.example.org/oauth/authorize"
+            c.authorize_url.as_ref().map(Url::as_str),
+            Some("https://fhir.example.org/oauth/authorize")
         );
+        // One redirect_uri, on the OAuth 2.0 settings (registration and consent).
         assert_eq!(
-            c.redirect_uri.as_ref().map(Url::as_str),
+            o.redirect_uri.as_ref().map(Url::as_str),
             Some("http://127.0.0.1:8765/callback")
         );
         assert!(c.prompt_login);
@@ -1715,7 +1804,7 @@ authorize_params = { aud = "https://fhir.example.org/r4" }
             (
                 "authorize_url = \"/oauth/authorize\"\n",
                 "",
-                "auth.redirect_uri",
+                "auth.prompt_login",
             ),
             (
                 "redirect_uri = \"http://127.0.0.1:8765/callback\"",
@@ -1783,5 +1872,131 @@ authorize_params = { aud = "https://fhir.example.org/r4" }
                 .load("acme", "k", &|_| None)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn discover_and_registration_keys_resolve_and_their_errors_name_the_key() {
+        let fhir = |extra_provider: &str, auth: &str| {
+            format!(
+                "[[providers]]\nid = \"ehr\"\nkind = \"fhir\"\n{extra_provider}\n[providers.auth]\nscheme = \"oauth2\"\n{auth}\n"
+            )
+        };
+        // discover = true: no token_url, no client_id (registered later).
+        let p = &providers(&fhir(
+            "base_url = \"https://ehr.example/fhir\"\ndiscover = true",
+            "redirect_uri = \"http://127.0.0.1:8765/callback\"",
+        ))
+        .unwrap()[0];
+        assert!(p.discover);
+        let ProviderAuth::Oauth2(o) = &p.auth else {
+            panic!("oauth2")
+        };
+        assert_eq!(o.token_url, None);
+        assert_eq!(o.client_id, None);
+        assert_eq!(
+            o.redirect_uri.as_ref().map(Url::as_str),
+            Some("http://127.0.0.1:8765/callback")
+        );
+        // Consent with discover = true: the authorization endpoint is left
+        // to discovery (resolved at use time), prompt_login is accepted.
+        let consent = o.consent.as_ref().expect("consent with discover = true");
+        assert_eq!(consent.authorize_url, None);
+        let p = &providers(&fhir(
+            "base_url = \"https://ehr.example/fhir\"\ndiscover = true",
+            "client_id = \"c\"\nauthorize_url = \"/authorize\"\nprompt_login = true",
+        ))
+        .unwrap()[0];
+        let ProviderAuth::Oauth2(o) = &p.auth else {
+            panic!("oauth2")
+        };
+        // A configured authorize_url is kept (it wins over a discovered one).
+        let consent = o.consent.as_ref().expect("consent");
+        assert_eq!(
+            consent.authorize_url.as_ref().map(Url::as_str),
+            Some("https://ehr.example/authorize")
+        );
+        assert!(consent.prompt_login);
+        // Without discovery, no authorize_url: no consent; redirect_uri alone is fine (registration).
+        let p = &providers(&fhir(
+            "base_url = \"https://e/\"",
+            "token_url = \"https://e/t\"\nclient_id = \"c\"\nredirect_uri = \"http://127.0.0.1:8765/cb\"",
+        ))
+        .unwrap()[0];
+        let ProviderAuth::Oauth2(o) = &p.auth else {
+            panic!("oauth2")
+        };
+        assert!(o.consent.is_none() && o.redirect_uri.is_some());
+        let rows: &[(String, &str, &str)] = &[
+            (
+                fhir(
+                    "base_url = \"https://e/\"",
+                    "token_url = \"https://e/t\"\nclient_id = \"c\"\nprompt_login = true",
+                ),
+                "auth.prompt_login",
+                "needs auth.authorize_url (the provider's authorization endpoint) or discover = true",
+            ),
+            (
+                fhir(
+                    "base_url = \"https://e/\"\ndiscover = true",
+                    "client_id = \"c\"\nredirect_uri = \"http://127.0.0.1:8765/cb#x\"",
+                ),
+                "auth.redirect_uri",
+                "must not have a fragment",
+            ),
+            (
+                fhir("discover = true", ""),
+                "base_url",
+                "discover = true reads the discovery documents under it",
+            ),
+            (
+                fhir("base_url = \"https://e/\"", "client_id = \"c\""),
+                "auth.token_url",
+                "or set discover = true",
+            ),
+            (
+                fhir("base_url = \"https://e/\"", "token_url = \"https://e/t\""),
+                "auth.client_id",
+                "run rxsync provider register",
+            ),
+            (
+                fhir(
+                    "base_url = \"https://e/\"\ndiscover = true",
+                    "client_secret_env = \"S\"",
+                ),
+                "auth.client_secret_env",
+                "without client_id",
+            ),
+            (
+                fhir(
+                    "base_url = \"https://e/\"",
+                    "token_url = \"https://e/t\"\nregistration_url = \"e:x\"",
+                ),
+                "auth.registration_url",
+                "must be http or https",
+            ),
+            (
+                fhir(
+                    "base_url = \"http://ehr.example/fhir\"\ndiscover = true",
+                    "client_id = \"c\"",
+                ),
+                "discover",
+                "over https only",
+            ),
+            (
+                "[[providers]]\nid = \"ehr\"\nkind = \"ccr\"\nbase_url = \"https://e/\"\ndocument_url = \"{patient}\"\ndiscover = true\n[providers.auth]\nscheme = \"oauth1\"\nconsumer_key = \"k\"\nconsumer_secret_env = \"S\"\n".to_string(),
+                "discover",
+                "is for scheme = \"oauth2\"",
+            ),
+        ];
+        for (text, key, says) in rows {
+            let e = providers(text).unwrap_err().to_string();
+            assert!(
+                e.contains("/etc/rx/config.toml")
+                    && e.contains("ehr")
+                    && e.contains(key)
+                    && e.contains(says),
+                "{key}: {e}"
+            );
+        }
     }
 }

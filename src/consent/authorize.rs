@@ -71,14 +71,16 @@ pub fn wants_nonce(scopes: &[String]) -> bool {
 pub fn authorization_url(
     settings: &Oauth2Settings,
     consent: &ConsentSettings,
+    authorize_url: &Url,
+    client_id: &str,
     redirect_uri: &Url,
     secrets: &RequestSecrets,
 ) -> Url {
-    let mut url = consent.authorize_url.clone();
+    let mut url = authorize_url.clone();
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("response_type", "code");
-        q.append_pair("client_id", &settings.client_id);
+        q.append_pair("client_id", client_id);
         q.append_pair("redirect_uri", redirect_uri.as_str());
         if !settings.scopes.is_empty() {
             q.append_pair("scope", &settings.scopes.join(" "));
@@ -274,7 +276,8 @@ authorize_params = { aud = "https://fhir.example.org/r4", prompt = "consent" }
         let consent = o.consent.as_ref().expect("consent");
         let secrets = RequestSecrets::generate(wants_nonce(&o.scopes));
         let redirect = Url::parse("http://127.0.0.1:8765/callback").expect("url");
-        let url = authorization_url(o, consent, &redirect, &secrets);
+        let authorize_url = consent.authorize_url.as_ref().expect("authorize_url");
+        let url = authorization_url(o, consent, authorize_url, "rx", &redirect, &secrets);
         let q: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         let get = |k: &str| {
             q.iter()

@@ -13,6 +13,12 @@
 //! without a secret: `consent.start`, `consent.callback`,
 //! `consent.denied`, `consent.failed`, `consent.exchanged`, `consent.linked`.
 //!
+//! `resolve` gives the client and the authorization endpoint one consent
+//! uses, both resolved as pulls resolve them (`pull::client`): configured
+//! over discovered (`discover = true`, the store's discovery cache), a
+//! configured client over the one rxsync registered. The same resolved
+//! value goes to `begin` and to `complete`.
+//!
 //! The engine knows nothing of where the callback arrives: `rxsync link
 //! start` listens on the provider's loopback redirect URI (`loopback`), the
 //! review app can route `[review] public_url` + `/oauth/callback` to the
@@ -32,7 +38,8 @@ use url::Url;
 use crate::config::{ConsentSettings, Oauth2Grant, Oauth2Settings, Provider, ProviderAuth};
 use crate::domain::PatientId;
 use crate::fetch::auth::redact;
-use crate::fetch::oauth2::{ClientProof, CodeTokens, ExchangeError, exchange_code};
+use crate::fetch::http::HttpClient;
+use crate::fetch::oauth2::{Client, CodeTokens, ExchangeError, exchange_code};
 use crate::store::{FlowLookup, LinkSecrets, NewFlow, NewLink, StoreError, TakenFlow, Writer};
 use crate::vault::VaultKey;
 use authorize::{CallbackOutcome, RequestSecrets};
@@ -87,6 +94,62 @@ pub enum ConsentError {
     Store(#[from] StoreError),
 }
 
+/// The client and the authorization endpoint one consent uses.
+#[derive(Debug)]
+pub struct ConsentClient {
+    /// Token endpoint, client id and proof (`fetch::oauth2::Client::resolve`).
+    pub client: Client,
+    /// Configured `authorize_url`, else the discovered `authorization_endpoint`.
+    pub authorize_url: Url,
+}
+
+/// Resolves the client and the authorization endpoint of `provider` for a
+/// consent. Discovery is read (or taken from the store's cache) only when
+/// `discover = true` and an endpoint is not configured.
+pub async fn resolve(
+    writer: &Writer,
+    key: &Arc<VaultKey>,
+    http: &HttpClient,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    provider: &Provider,
+) -> Result<ConsentClient, ConsentError> {
+    let (o, consent) = consent_settings(provider)?;
+    let not = |problem: String| ConsentError::NotConfigured {
+        provider: provider.id.to_string(),
+        problem,
+    };
+    let discovered =
+        if provider.discover && (o.token_url.is_none() || consent.authorize_url.is_none()) {
+            crate::pull::client::endpoints(writer, http, provider, &mut Vec::new())
+                .await
+                .map_err(ConsentError::Client)?
+        } else {
+            None
+        };
+    let authorize_url = consent
+        .authorize_url
+        .clone()
+        .or_else(|| {
+            discovered
+                .as_ref()
+                .and_then(|d| d.authorization_endpoint.clone())
+        })
+        .ok_or_else(|| {
+            not(format!(
+                "no authorization endpoint: auth.authorize_url is not set and discovery at {} announced no authorization_endpoint; set auth.authorize_url",
+                redact(&provider.base_url)
+            ))
+        })?;
+    let client =
+        crate::pull::client::resolve_client(writer, key, env, provider, o, discovered.as_ref())
+            .await
+            .map_err(ConsentError::Client)?;
+    Ok(ConsentClient {
+        client,
+        authorize_url,
+    })
+}
+
 /// A started flow: where to send the patient.
 #[derive(Debug)]
 pub struct Started {
@@ -137,7 +200,7 @@ pub fn consent_settings(
         ));
     }
     let consent = o.consent.as_ref().ok_or_else(|| {
-        not("[providers.auth] has no authorize_url (the provider's authorization endpoint)")
+        not("[providers.auth] has no authorize_url (the provider's authorization endpoint; or set discover = true to read it from the provider)")
     })?;
     Ok((o, consent))
 }
@@ -148,13 +211,21 @@ pub async fn begin(
     writer: &Writer,
     key: &VaultKey,
     provider: &Provider,
+    resolved: &ConsentClient,
     patient: &PatientId,
     redirect_uri: &Url,
     actor: &str,
 ) -> Result<Started, ConsentError> {
     let (o, consent) = consent_settings(provider)?;
     let secrets = RequestSecrets::generate(authorize::wants_nonce(&o.scopes));
-    let url = authorize::authorization_url(o, consent, redirect_uri, &secrets);
+    let url = authorize::authorization_url(
+        o,
+        consent,
+        &resolved.authorize_url,
+        &resolved.client.client_id,
+        redirect_uri,
+        &secrets,
+    );
     let flow = authorize::random_urlsafe(16);
     let expires_at = chrono::Utc::now()
         + chrono::Duration::from_std(FLOW_LIFETIME).unwrap_or(chrono::Duration::minutes(10));
@@ -166,7 +237,7 @@ pub async fn begin(
     let state_sha256 = authorize::state_sha256(secrets.state.expose_secret());
     let detail = json!({
         "provider": provider.id.as_str(),
-        "authorize_url": redact(&consent.authorize_url),
+        "authorize_url": redact(&resolved.authorize_url),
         "redirect_uri": redact(redirect_uri),
         "scope": o.scopes.join(" "),
         "pkce": "S256",
@@ -243,8 +314,8 @@ pub async fn complete(
     writer: &Writer,
     key: &Arc<VaultKey>,
     provider: &Provider,
+    resolved: &ConsentClient,
     http: &reqwest::Client,
-    env: &dyn Fn(&str) -> Option<String>,
     query: &str,
     actor: &str,
 ) -> Result<Linked, ConsentError> {
@@ -330,12 +401,9 @@ pub async fn complete(
             .as_deref()
             .map(|n| key.open_flow(&flow.id, "nonce", &flow.key_id, n))
             .transpose()?;
-        let proof =
-            ClientProof::load(o, provider.id.as_str(), env).map_err(ConsentError::Client)?;
         let tokens = exchange_code(
             http,
-            o,
-            &proof,
+            &resolved.client,
             &code,
             &verifier,
             &flow.redirect_uri,
@@ -353,7 +421,8 @@ pub async fn complete(
         Ok((tokens, nonce)) => {
             let access_token = tokens.access_token.clone();
             let remote_patient = tokens.patient.clone();
-            let linked = after_exchange(writer, key, provider, &flow, tokens, nonce, actor).await;
+            let linked =
+                after_exchange(writer, key, &resolved.client, &flow, tokens, nonce, actor).await;
             let linked = match linked {
                 Ok(l) => l,
                 Err(e) => {
@@ -366,13 +435,21 @@ pub async fn complete(
                     return Err(e);
                 }
             };
-            guard(writer, provider, env, linked, &access_token, remote_patient).await
+            guard(
+                writer,
+                provider,
+                &resolved.client,
+                linked,
+                &access_token,
+                remote_patient,
+            )
+            .await
         }
         Err(e) => {
             fail(
                 "failed",
                 "consent.failed",
-                json!({"step": "exchange", "url": redact(&o.token_url), "error": e.to_string()}),
+                json!({"step": "exchange", "url": redact(&resolved.client.token_url), "error": e.to_string()}),
             )
             .await;
             Err(e)
@@ -389,7 +466,7 @@ pub async fn complete(
 async fn guard(
     writer: &Writer,
     provider: &Provider,
-    env: &dyn Fn(&str) -> Option<String>,
+    client_auth: &Client,
     mut linked: Linked,
     access_token: &SecretString,
     remote_patient: Option<String>,
@@ -397,12 +474,8 @@ async fn guard(
     if provider.identity.is_none() {
         return Ok(linked);
     }
-    let ProviderAuth::Oauth2(o) = &provider.auth else {
-        return Ok(linked);
-    };
     let client = crate::fetch::http::HttpClient::for_provider(provider)
         .map_err(|e| ConsentError::Client(e.to_string()))?;
-    let proof = ClientProof::load(o, provider.id.as_str(), env).map_err(ConsentError::Client)?;
     let pid = PatientId::parse(&linked_patient(writer, linked.link).await?)
         .map_err(|e| StoreError::Corrupt(format!("link {}: {e}", linked.link)))?;
     let local = {
@@ -436,7 +509,7 @@ async fn guard(
             link_id: linked.link,
             patient: &local,
             access_token,
-            proof: Some(&proof),
+            client_auth,
             id_token: id_token.as_deref(),
             expected_nonce: nonce.as_deref(),
             remote_patient: remote_patient.as_deref(),
@@ -463,11 +536,12 @@ async fn linked_patient(writer: &Writer, link: i64) -> Result<String, ConsentErr
 /// After a successful code exchange: stores the link exactly as `link add`
 /// does (a `needs_relink` link of the same patient and provider keeps its
 /// id) and ends the flow with `consent.linked`. This is the one place the
-/// identity guard is to be called from, with `Linked::tokens`.
+/// identity guard is to be called from, with `Linked::tokens`. The flow
+/// names the provider; `client` is the one the code was exchanged with.
 pub async fn after_exchange(
     writer: &Writer,
     key: &Arc<VaultKey>,
-    provider: &Provider,
+    client: &Client,
     flow: &TakenFlow,
     tokens: CodeTokens,
     nonce: Option<SecretString>,
@@ -481,7 +555,7 @@ pub async fn after_exchange(
         .filter(|p| !p.is_empty() && p.len() <= 256 && !p.chars().any(char::is_control))
         .unwrap_or_else(|| patient.to_string());
     let detail = json!({
-        "provider": provider.id.as_str(),
+        "provider": flow.provider.as_str(),
         "remote_patient": remote,
         "scope": tokens.scope,
         "refresh_token": tokens.refresh_token.is_some(),
@@ -496,17 +570,14 @@ pub async fn after_exchange(
     let expires_at = tokens.expires_at.map(crate::store::rfc3339_at);
     let scope = tokens.scope;
     let (provider_id, flow_id, actor, key) = (
-        provider.id.to_string(),
+        flow.provider.clone(),
         flow.id.clone(),
         actor.to_string(),
         Arc::clone(key),
     );
     let exchanged = json!({
-        "provider": provider.id.as_str(),
-        "token_url": match &provider.auth {
-            ProviderAuth::Oauth2(o) => Some(redact(&o.token_url)),
-            ProviderAuth::Oauth1(_) => None,
-        },
+        "provider": flow.provider.as_str(),
+        "token_url": redact(&client.token_url),
         "fields": tokens.fields.keys().collect::<Vec<_>>(),
     });
     let (link, relinked) = writer

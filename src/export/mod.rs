@@ -94,12 +94,12 @@ impl Exporter {
                 "bulk export needs client_auth = \"private_key_jwt\" (SMART Backend Services)",
             ));
         };
-        let backend = BackendClient::new(
-            &o.client_id,
-            &o.token_url,
-            &o.scopes,
-            AssertionKey::load(key)?,
-        );
+        let (Some(client_id), Some(token_url)) = (&o.client_id, &o.token_url) else {
+            return Err(cfg(
+                "bulk export needs auth.client_id and auth.token_url (discovered endpoints and registered clients are for patient links)",
+            ));
+        };
+        let backend = BackendClient::new(client_id, token_url, &o.scopes, AssertionKey::load(key)?);
         let folder = database_path
             .parent()
             .unwrap_or(Path::new("."))

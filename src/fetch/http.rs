@@ -148,15 +148,29 @@ pub struct HttpClient {
 impl HttpClient {
     /// A client for a provider: its timeouts, its CA file, no redirects, no Referer.
     pub fn for_provider(p: &Provider) -> Result<HttpClient, FetchError> {
+        Self::new(
+            p.limits.clone(),
+            p.trusted_origins.clone(),
+            p.ca_file.as_deref(),
+        )
+    }
+
+    /// A client with these limits, trusting `trusted` origins with
+    /// credentials (none for anonymous reads such as discovery).
+    pub fn new(
+        limits: FetchLimits,
+        trusted: Vec<Origin>,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<HttpClient, FetchError> {
         install_crypto_provider();
         let mut b = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .referer(false)
-            .connect_timeout(p.limits.connect_timeout)
-            .read_timeout(p.limits.read_timeout)
+            .connect_timeout(limits.connect_timeout)
+            .read_timeout(limits.read_timeout)
             .user_agent(concat!("rxsync/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(64);
-        if let Some(ca) = &p.ca_file {
+        if let Some(ca) = ca_file {
             let pem = std::fs::read(ca)
                 .map_err(|e| FetchError::Client(format!("{}: {e}", ca.display())))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
@@ -168,9 +182,9 @@ impl HttpClient {
         let client = b.build().map_err(|e| FetchError::Client(e.to_string()))?;
         Ok(HttpClient {
             client,
-            limits: p.limits.clone(),
-            trusted: p.trusted_origins.clone(),
-            rate: p.limits.rate.map(RateGate::new),
+            rate: limits.rate.map(RateGate::new),
+            limits,
+            trusted,
             capabilities: CapabilityCache::default(),
         })
     }

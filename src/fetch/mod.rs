@@ -6,16 +6,20 @@
 //! (US Core parameters, `_include` by CapabilityStatement, referenced
 //! Medications, the collection Bundle); `limit` is a provider's request
 //! budget; `backend` gets SMART Backend Services tokens (`private_key_jwt`);
-//! `bulk` speaks the FHIR Bulk Data `$export` protocol; `jwks` caches a
-//! provider's signing keys; `oauth2::introspect` asks RFC 7662. `pull` orchestrates
-//! them: it turns a link into document bytes.
+//! `bulk` speaks the FHIR Bulk Data `$export` protocol; `discover` reads a
+//! provider's discovery documents; `register` is RFC 7591 dynamic client
+//! registration; `jwks` caches a provider's signing keys;
+//! `oauth2::introspect` asks RFC 7662. `pull` orchestrates them: it turns a
+//! link into document bytes.
 
 pub mod auth;
 pub mod backend;
 pub mod bulk;
+pub mod discover;
 pub mod fhir;
 pub mod http;
 pub mod jwks;
 pub mod limit;
 pub mod oauth1;
 pub mod oauth2;
+pub mod register;

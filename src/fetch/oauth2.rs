@@ -16,9 +16,14 @@
 //! provider's client (no redirects, bounded bodies). Revocation is a plain
 //! form POST: the crate's `revoke_token` refuses every non-https URL,
 //! loopback included.
+//!
+//! All three take a `Client`: the token endpoint, the client id and its
+//! proof as one exchange uses them, resolved by `Client::resolve` from the
+//! configuration, the discovered endpoints and the registered client.
 
 use super::backend::{AssertionKey, JWT_BEARER, client_assertion};
 use crate::config::{ClientAuth, Oauth2Settings};
+use crate::discovery::Discovered;
 use base64::Engine as _;
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
@@ -26,6 +31,7 @@ use oauth2::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
+use url::Url;
 
 /// Token endpoint answers are read up to this many bytes.
 const TOKEN_BODY_LIMIT: usize = 64 * 1024;
@@ -100,7 +106,7 @@ async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, HttpError>
     Ok(body)
 }
 
-fn transport(e: &reqwest::Error) -> String {
+pub(crate) fn transport(e: &reqwest::Error) -> String {
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -203,6 +209,91 @@ impl ClientProof {
     }
 }
 
+/// The client rxsync is at a provider, as one exchange uses it.
+#[derive(Debug)]
+pub struct Client {
+    /// Configured `token_url`, else the discovered `token_endpoint`.
+    pub token_url: Url,
+    /// Configured `revocation_url`, else the discovered `revocation_endpoint`.
+    pub revocation_url: Option<Url>,
+    pub client_id: String,
+    /// How this client authenticates at the token endpoint, loaded.
+    pub proof: ClientProof,
+    /// Where the client id came from, for messages: "config" or "registration".
+    pub from: &'static str,
+}
+
+/// The client registered at a provider, as `Client::resolve` needs it.
+pub struct Registered {
+    pub client_id: String,
+    pub secret: Option<SecretString>,
+    /// `token_endpoint_auth_method` as the server registered it.
+    pub auth_method: String,
+}
+
+impl Client {
+    /// Resolves the client for one exchange. Precedence: a configured
+    /// endpoint over a discovered one; a configured client id (with its
+    /// configured proof) over a registered client, which is used only when
+    /// the configuration names no client id. A registered client
+    /// authenticates as it was registered: `none` → a public client,
+    /// `client_secret_post` → form parameters, `private_key_jwt` → the
+    /// configured key's assertion, anything else → HTTP Basic.
+    pub fn resolve(
+        o: &Oauth2Settings,
+        discovered: Option<&Discovered>,
+        configured: ClientProof,
+        registered: Option<Registered>,
+    ) -> Result<Client, String> {
+        let token_url = o
+            .token_url
+            .clone()
+            .or_else(|| discovered.and_then(|d| d.token_endpoint.clone()))
+            .ok_or("no token endpoint: auth.token_url is not set and discovery found none")?;
+        let revocation_url = o
+            .revocation_url
+            .clone()
+            .or_else(|| discovered.and_then(|d| d.revocation_endpoint.clone()));
+        match (&o.client_id, registered) {
+            (Some(id), _) => Ok(Client {
+                token_url,
+                revocation_url,
+                client_id: id.clone(),
+                proof: configured,
+                from: "config",
+            }),
+            (None, Some(r)) => {
+                let proof = match (r.auth_method.as_str(), r.secret, configured) {
+                    ("none", _, _) => ClientProof::None,
+                    ("private_key_jwt", _, ClientProof::Assertion(key)) => {
+                        ClientProof::Assertion(key)
+                    }
+                    ("private_key_jwt", _, _) => {
+                        return Err(
+                            "the client was registered for private_key_jwt but no private_key_file is configured"
+                                .into(),
+                        );
+                    }
+                    (_, None, _) => ClientProof::None,
+                    ("client_secret_post", Some(s), _) => ClientProof::Post(s),
+                    (_, Some(s), _) => ClientProof::Basic(s),
+                };
+                Ok(Client {
+                    token_url,
+                    revocation_url,
+                    client_id: r.client_id,
+                    proof,
+                    from: "registration",
+                })
+            }
+            (None, None) => Err(
+                "no client: auth.client_id is not set and no client is registered (run rxsync provider register)"
+                    .into(),
+            ),
+        }
+    }
+}
+
 /// What a proof adds to a token request: form pairs, and a Basic header.
 type ProofParts = (
     Vec<(&'static str, SecretString)>,
@@ -225,16 +316,16 @@ fn basic_header(
     Ok(v)
 }
 
-/// Exchanges a refresh token for new tokens, authenticating as `proof`.
+/// Exchanges a refresh token for new tokens, authenticating as `c.proof`.
 pub async fn refresh(
     client: &reqwest::Client,
-    settings: &Oauth2Settings,
-    proof: &ClientProof,
+    c: &Client,
     refresh_token: &SecretString,
     timeout: Duration,
 ) -> Result<TokenSet, RefreshError> {
-    let mut oauth = BasicClient::new(ClientId::new(settings.client_id.clone()))
-        .set_token_uri(TokenUrl::from_url(settings.token_url.clone()))
+    let proof = &c.proof;
+    let mut oauth = BasicClient::new(ClientId::new(c.client_id.clone()))
+        .set_token_uri(TokenUrl::from_url(c.token_url.clone()))
         .set_auth_type(match proof {
             ClientProof::Basic(_) => AuthType::BasicAuth,
             _ => AuthType::RequestBody,
@@ -244,13 +335,8 @@ pub async fn refresh(
     }
     let assertion = match proof {
         ClientProof::Assertion(key) => Some(
-            client_assertion(
-                &settings.client_id,
-                &settings.token_url,
-                key,
-                chrono::Utc::now(),
-            )
-            .map_err(|e| RefreshError::Failed(e.to_string()))?,
+            client_assertion(&c.client_id, &c.token_url, key, chrono::Utc::now())
+                .map_err(|e| RefreshError::Failed(e.to_string()))?,
         ),
         _ => None,
     };
@@ -313,9 +399,8 @@ pub async fn refresh(
 /// (or unknown, which is the same to us).
 pub async fn revoke(
     client: &reqwest::Client,
-    settings: &Oauth2Settings,
+    c: &Client,
     url: &url::Url,
-    proof: &ClientProof,
     token: &SecretString,
     hint: &str,
     timeout: Duration,
@@ -324,7 +409,8 @@ pub async fn revoke(
         ("token", token.clone()),
         ("token_type_hint", SecretString::from(hint.to_string())),
     ];
-    let (auth, header) = proof.apply(&settings.client_id, url)?;
+    // An assertion's `aud` is the token endpoint, for revocation too.
+    let (auth, header) = c.proof.apply(&c.client_id, &c.token_url)?;
     form.extend(auth);
     let status = post_form(client, url, &form, header, timeout)
         .await
@@ -337,14 +423,12 @@ pub async fn revoke(
 }
 
 /// Asks the provider's RFC 7662 endpoint about an access token,
-/// authenticating as `proof` (the client authentication the token endpoint
-/// uses). Returns the answer's JSON (its checks are
+/// authenticating as the resolved client `c` (as at the token endpoint). Returns the answer's JSON (its checks are
 /// `identity::read::check_introspection`).
 pub async fn introspect(
     client: &reqwest::Client,
-    settings: &Oauth2Settings,
+    c: &Client,
     url: &url::Url,
-    proof: &ClientProof,
     token: &SecretString,
     timeout: Duration,
 ) -> Result<serde_json::Value, String> {
@@ -355,7 +439,7 @@ pub async fn introspect(
             SecretString::from("access_token".to_string()),
         ),
     ];
-    let (auth, header) = proof.apply(&settings.client_id, url)?;
+    let (auth, header) = c.proof.apply(&c.client_id, url)?;
     form.extend(auth);
     let (status, body) = post_form(client, url, &form, header, timeout).await?;
     if !status.is_success() {
@@ -432,14 +516,13 @@ pub enum ExchangeError {
 /// Exchanges an authorization code (RFC 6749 §4.1.3) with its PKCE verifier.
 pub async fn exchange_code(
     client: &reqwest::Client,
-    settings: &Oauth2Settings,
-    proof: &ClientProof,
+    c: &Client,
     code: &SecretString,
     verifier: &SecretString,
     redirect_uri: &str,
     timeout: Duration,
 ) -> Result<CodeTokens, ExchangeError> {
-    let url = super::auth::redact(&settings.token_url);
+    let url = super::auth::redact(&c.token_url);
     let failed = |detail: String| ExchangeError::Failed {
         url: url.clone(),
         detail,
@@ -451,11 +534,9 @@ pub async fn exchange_code(
         ("redirect_uri", plain(redirect_uri)),
         ("code_verifier", verifier.clone()),
     ];
-    let (auth, header) = proof
-        .apply(&settings.client_id, &settings.token_url)
-        .map_err(&failed)?;
+    let (auth, header) = c.proof.apply(&c.client_id, &c.token_url).map_err(&failed)?;
     form.extend(auth);
-    let (status, body) = post_form(client, &settings.token_url, &form, header, timeout)
+    let (status, body) = post_form(client, &c.token_url, &form, header, timeout)
         .await
         .map_err(&failed)?;
     let mut fields: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
@@ -516,4 +597,125 @@ pub async fn exchange_code(
         patient,
         fields,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Oauth2Grant, SecretSource};
+    use crate::fetch::oauth1::Placement;
+
+    fn settings(token_url: Option<&str>, client_id: Option<&str>) -> Oauth2Settings {
+        Oauth2Settings {
+            token_url: token_url.map(|u| Url::parse(u).unwrap()),
+            client_id: client_id.map(str::to_string),
+            client_secret: SecretSource::None,
+            client_auth: ClientAuth::Basic,
+            placement: Placement::Header,
+            scopes: Vec::new(),
+            revocation_url: None,
+            introspection_url: None,
+            grant: Oauth2Grant::AuthorizationCode,
+            private_key_jwt: None,
+            previous_private_key_jwt: None,
+            consent: None,
+            registration_url: None,
+            redirect_uri: None,
+        }
+    }
+
+    fn registered(auth_method: &str, secret: Option<&str>) -> Registered {
+        Registered {
+            client_id: "reg-1".into(),
+            secret: secret.map(|s| SecretString::from(s.to_string())),
+            auth_method: auth_method.into(),
+        }
+    }
+
+    fn secret_of(p: &ClientProof) -> Option<&str> {
+        match p {
+            ClientProof::Basic(s) | ClientProof::Post(s) => Some(s.expose_secret()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn configured_values_take_precedence_over_discovered_and_registered_ones() {
+        let discovered = Discovered {
+            token_endpoint: Some(Url::parse("https://found.example/token").unwrap()),
+            revocation_endpoint: Some(Url::parse("https://found.example/revoke").unwrap()),
+            ..Discovered::default()
+        };
+        // Configured token endpoint and client: both win.
+        let c = Client::resolve(
+            &settings(Some("https://conf.example/token"), Some("admin-client")),
+            Some(&discovered),
+            ClientProof::Basic(SecretString::from("conf-secret")),
+            Some(registered("client_secret_post", Some("reg-secret"))),
+        )
+        .unwrap();
+        assert_eq!(c.token_url.as_str(), "https://conf.example/token");
+        assert_eq!(c.client_id, "admin-client");
+        assert!(matches!(c.proof, ClientProof::Basic(_)));
+        assert_eq!(secret_of(&c.proof), Some("conf-secret"));
+        assert_eq!(c.from, "config");
+        // The discovered revocation endpoint fills what config leaves out.
+        assert_eq!(
+            c.revocation_url.as_ref().map(Url::as_str),
+            Some("https://found.example/revoke")
+        );
+        // No configured client: the registered one, authenticating as registered.
+        let c = Client::resolve(
+            &settings(None, None),
+            Some(&discovered),
+            ClientProof::None,
+            Some(registered("client_secret_post", Some("reg-secret"))),
+        )
+        .unwrap();
+        assert_eq!(c.token_url.as_str(), "https://found.example/token");
+        assert_eq!((c.client_id.as_str(), c.from), ("reg-1", "registration"));
+        assert!(matches!(c.proof, ClientProof::Post(_)));
+        assert_eq!(secret_of(&c.proof), Some("reg-secret"));
+        // Neither: each gap is named.
+        let e = Client::resolve(
+            &settings(None, None),
+            Some(&discovered),
+            ClientProof::None,
+            None,
+        )
+        .err()
+        .unwrap();
+        assert!(e.contains("run rxsync provider register"), "{e}");
+        let e = Client::resolve(&settings(None, Some("c")), None, ClientProof::None, None)
+            .err()
+            .unwrap();
+        assert!(e.contains("discovery found none"), "{e}");
+    }
+
+    #[test]
+    fn a_registered_client_authenticates_as_its_registered_method() {
+        let o = settings(Some("https://conf.example/token"), None);
+        let proof = |method: &str, secret: Option<&str>| {
+            Client::resolve(
+                &o,
+                None,
+                ClientProof::None,
+                Some(registered(method, secret)),
+            )
+            .map(|c| format!("{:?}", c.proof))
+        };
+        let table = [
+            ("none", Some("s"), "ClientProof::None"),
+            ("client_secret_post", Some("s"), "ClientProof::Post"),
+            ("client_secret_basic", Some("s"), "ClientProof::Basic"),
+            ("something_else", Some("s"), "ClientProof::Basic"),
+            ("client_secret_basic", None, "ClientProof::None"),
+        ];
+        for (method, secret, want) in table {
+            assert_eq!(proof(method, secret).as_deref(), Ok(want), "{method}");
+        }
+        // private_key_jwt needs the configured key.
+        let e = proof("private_key_jwt", None).err().unwrap();
+        assert!(e.contains("private_key_file"), "{e}");
+    }
 }

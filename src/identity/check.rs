@@ -101,8 +101,9 @@ pub struct NewLinkCheck<'a> {
     pub link_id: i64,
     pub patient: &'a Patient,
     pub access_token: &'a SecretString,
-    /// How the client authenticates (for introspection).
-    pub proof: Option<&'a crate::fetch::oauth2::ClientProof>,
+    /// The resolved client: its id is the tokens' `aud`; it authenticates
+    /// introspection.
+    pub client_auth: &'a crate::fetch::oauth2::Client,
     /// The token response's `id_token`, and the nonce the authorization request sent.
     pub id_token: Option<&'a str>,
     pub expected_nonce: Option<&'a str>,
@@ -184,6 +185,7 @@ async fn read_new_link(
                 c.jwks,
                 c.provider,
                 settings,
+                &c.client_auth.client_id,
                 t,
                 TokenKind::Id {
                     nonce: c.expected_nonce,
@@ -206,6 +208,7 @@ async fn read_new_link(
             c.jwks,
             c.provider,
             settings,
+            &c.client_auth.client_id,
             c.access_token.expose_secret(),
             TokenKind::Access,
             now,
@@ -226,7 +229,7 @@ async fn read_new_link(
         client: c.client,
         credential: &bearer,
         access_token: Some(c.access_token),
-        proof: c.proof,
+        client_auth: Some(c.client_auth),
         id_token: claims.as_ref(),
         patient: c.remote_patient,
         now,

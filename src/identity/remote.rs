@@ -12,7 +12,7 @@ use crate::config::{Provider, ProviderAuth};
 use crate::fetch::auth::{Credential, redact};
 use crate::fetch::http::{Hop, HttpClient};
 use crate::fetch::jwks::JwksCache;
-use crate::fetch::oauth2::ClientProof;
+use crate::fetch::oauth2::Client;
 use secrecy::SecretString;
 use url::Url;
 
@@ -25,8 +25,9 @@ pub struct ReadContext<'a> {
     pub credential: &'a dyn Credential,
     /// The OAuth 2.0 access token, for introspection.
     pub access_token: Option<&'a SecretString>,
-    /// How the client authenticates at the provider, for introspection.
-    pub proof: Option<&'a ClientProof>,
+    /// The resolved client (id and authentication), for introspection and
+    /// as the `aud` of tokens.
+    pub client_auth: Option<&'a Client>,
     /// Validated ID token claims (consent time only).
     pub id_token: Option<&'a Claims>,
     /// The FHIR Patient the token names (`patient`, else the link's remote patient).
@@ -143,7 +144,7 @@ pub async fn introspect(cx: &ReadContext<'_>) -> Result<serde_json::Value, Ident
     let token = cx
         .access_token
         .ok_or_else(|| IdentityError::Read("no access token to introspect".into()))?;
-    let proof = cx.proof.ok_or_else(|| {
+    let c = cx.client_auth.ok_or_else(|| {
         config(
             cx.provider,
             "introspection needs the client's authentication",
@@ -151,15 +152,14 @@ pub async fn introspect(cx: &ReadContext<'_>) -> Result<serde_json::Value, Ident
     })?;
     let answer = crate::fetch::oauth2::introspect(
         cx.client.inner(),
-        o,
+        c,
         url,
-        proof,
         token,
         cx.client.limits().timeout,
     )
     .await
     .map_err(IdentityError::Read)?;
-    read::check_introspection(&answer, &o.client_id, &o.scopes, cx.now)?;
+    read::check_introspection(&answer, &c.client_id, &o.scopes, cx.now)?;
     Ok(answer)
 }
 
@@ -174,21 +174,22 @@ fn config(p: &Provider, problem: &str) -> IdentityError {
 fn expected<'a>(
     provider: &'a Provider,
     settings: &'a IdentitySettings,
+    client_id: &'a str,
     nonce: Option<&'a str>,
     now: i64,
 ) -> Result<Expected<'a>, IdentityError> {
-    let ProviderAuth::Oauth2(o) = &provider.auth else {
+    if !matches!(provider.auth, ProviderAuth::Oauth2(_)) {
         return Err(config(
             provider,
             "tokens are validated for oauth2 providers only",
         ));
-    };
+    }
     Ok(Expected {
         issuer: settings
             .issuer
             .as_deref()
             .ok_or_else(|| config(provider, "identity.issuer is missing"))?,
-        client_id: &o.client_id,
+        client_id,
         nonce,
         algorithms: &settings.algorithms,
         now,
@@ -211,6 +212,7 @@ pub async fn validate_with_jwks(
     jwks: &JwksCache,
     provider: &Provider,
     settings: &IdentitySettings,
+    client_id: &str,
     token: &str,
     kind: TokenKind<'_>,
     now: i64,
@@ -223,7 +225,7 @@ pub async fn validate_with_jwks(
         TokenKind::Id { nonce } => nonce,
         TokenKind::Access => None,
     };
-    let expected = expected(provider, settings, nonce, now)?;
+    let expected = expected(provider, settings, client_id, nonce, now)?;
     let check = |set: &jsonwebtoken::jwk::JwkSet| match kind {
         TokenKind::Access => token::validate_access_token(token, set, &expected),
         TokenKind::Id { .. } => token::validate_id_token(token, set, &expected),

@@ -9,7 +9,6 @@
 use super::{Failure, Fetching, Session};
 use crate::config::ProviderAuth;
 use crate::domain::PatientId;
-use crate::fetch::oauth2::ClientProof;
 use crate::identity::check;
 use crate::identity::remote::{self, ReadContext};
 use crate::identity::{IdentityError, IdentitySettings};
@@ -36,9 +35,17 @@ impl Fetching<'_> {
             })
             .await
             .map_err(|e| Failure::failed(e.to_string()))?;
-        let proof = match &self.provider.auth {
+        let client_auth = match &self.provider.auth {
             ProviderAuth::Oauth2(o) => Some(
-                ClientProof::load(o, self.provider.id.as_str(), &*self.puller.env)
+                self.puller
+                    .oauth2_client(
+                        &self.writer,
+                        self.provider,
+                        o,
+                        false,
+                        &mut self.journal.trail,
+                    )
+                    .await
                     .map_err(Failure::failed)?,
             ),
             ProviderAuth::Oauth1(_) => None,
@@ -47,10 +54,11 @@ impl Fetching<'_> {
             Session::Oauth2 { bearer, .. } => Some(&bearer.token),
             Session::Oauth1(_) => None,
         };
-        if let (true, Some(token), Some(jwks)) = (
+        if let (true, Some(token), Some(jwks), Some(c)) = (
             settings.jwt_access_token,
             access_token,
             self.puller.jwks.get(self.provider.id.as_str()),
+            client_auth.as_ref(),
         ) {
             use secrecy::ExposeSecret;
             remote::validate_with_jwks(
@@ -58,6 +66,7 @@ impl Fetching<'_> {
                 jwks,
                 self.provider,
                 settings,
+                &c.client_id,
                 token.expose_secret(),
                 remote::TokenKind::Access,
                 chrono::Utc::now().timestamp(),
@@ -76,7 +85,7 @@ impl Fetching<'_> {
             client: &self.client,
             credential: self.session.credential(),
             access_token,
-            proof: proof.as_ref(),
+            client_auth: client_auth.as_ref(),
             id_token: None,
             patient: Some(&self.link.view.remote_patient),
             now: chrono::Utc::now().timestamp(),

@@ -1207,6 +1207,7 @@ impl Store {
         }
         // Links without secrets (revoked) carry the new id too.
         tx.cached_execute("UPDATE links SET key_id = ?1", [new.id()])?;
+        secrets += super::discovery::reseal(&tx, old, new)?;
         super::audit::append(
             &tx,
             "cli",

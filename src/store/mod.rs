@@ -16,6 +16,7 @@ mod audit;
 mod bulk;
 mod consent;
 mod dictionary;
+mod discovery;
 mod exports;
 mod identity;
 mod imports;
@@ -33,6 +34,7 @@ pub use audit::AuditEntry;
 pub use bulk::{BadLine, StagedLine};
 pub use consent::{FlowLookup, NewFlow, TakenFlow};
 pub use dictionary::DictStats;
+pub use discovery::{CachedDiscovery, NewRegistration, Registration};
 pub use exports::{ExportFileRow, ExportRow, ExportState, NewExport};
 pub use identity::{IdentityState, IdentityWrite};
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
@@ -112,6 +114,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0015_identity",
         include_str!("../../schemas/sqlite/0015_identity.sql"),
+    ),
+    (
+        "0016_discovery",
+        include_str!("../../schemas/sqlite/0016_discovery.sql"),
     ),
 ];
 

@@ -234,6 +234,103 @@ fn link_start_links_by_consent_and_a_pull_works() {
     assert_eq!(relinked["id"], link["id"]);
 }
 
+/// `discover = true` with only a client id, its secret and a redirect URI:
+/// the authorization endpoint (like the token endpoint) comes from the
+/// sandbox's SMART configuration, read once and cached for the pull.
+#[test]
+fn link_start_with_discover_true_takes_the_discovered_authorization_endpoint_then_pulls() {
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    let home = Home::new(&format!(
+        "[[providers]]\nid = \"sbx\"\nkind = \"fhir\"\nbase_url = \"{}/fhir\"\ndiscover = true\n[providers.auth]\nscheme = \"oauth2\"\nclient_id = \"demo-client\"\nclient_secret_env = \"SANDBOX_CLIENT_SECRET\"\nredirect_uri = \"http://127.0.0.1:{port}/callback\"\n",
+        sandbox.base
+    ));
+    let started = start(&home, "sbx", &[], &[]);
+    let auth = url::Url::parse(&started.url).expect("the first line is the authorization URL");
+    assert!(
+        started
+            .url
+            .starts_with(&format!("{}/oauth2/authorize?", sandbox.base)),
+        "the discovered authorization_endpoint: {}",
+        started.url
+    );
+    let q: std::collections::HashMap<String, String> = auth.query_pairs().into_owned().collect();
+    assert_eq!(q["client_id"], "demo-client");
+    assert_eq!(
+        q["redirect_uri"],
+        format!("http://127.0.0.1:{port}/callback")
+    );
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM provider_discovery WHERE provider = 'sbx'"),
+        1,
+        "discovery was read and cached"
+    );
+    let callback = consent(&format!("{}&login_hint=remote-p1", started.url));
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 200, "{page}");
+    let run = started.finish();
+    assert_eq!(run.code, 0, "{run:?}");
+    let link = run.json();
+    assert_eq!(link["provider"], "sbx");
+    assert_eq!(link["state"], "active");
+    assert_eq!(stats(&sandbox)["code_exchanges"], 1);
+    // The secret never reaches the output.
+    assert!(
+        !run.stdout.contains("demo-client-secret") && !run.stderr.contains("demo-client-secret")
+    );
+    let pulled = home.pull(Some("sbx"));
+    assert_eq!(pulled.code, 0, "{pulled:?}");
+    let (documents, regimens, _) = home.imported_rows();
+    assert_eq!((documents, regimens), (1, 1));
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM audit WHERE action = 'provider.discovered'"),
+        1,
+        "the pull used the cached discovery"
+    );
+}
+
+/// `discover = true` and no client id: the client rxsync registered
+/// (`provider register`, sealed) is the one the consent sends and the
+/// code exchange authenticates as.
+#[test]
+fn link_start_uses_the_registered_client_when_none_is_configured() {
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    let home = Home::new(&format!(
+        "[[providers]]\nid = \"sbx\"\nkind = \"fhir\"\nbase_url = \"{}/fhir\"\ndiscover = true\n[providers.auth]\nscheme = \"oauth2\"\nredirect_uri = \"http://127.0.0.1:{port}/callback\"\n",
+        sandbox.base
+    ));
+    let registered = home
+        .rx(&[
+            "provider",
+            "register",
+            "--provider",
+            "sbx",
+            "--format",
+            "json",
+        ])
+        .json();
+    let client_id = registered["client_id"]
+        .as_str()
+        .expect("client_id")
+        .to_string();
+    let started = start(&home, "sbx", &[], &[]);
+    let auth = url::Url::parse(&started.url).expect("the first line is the authorization URL");
+    let q: std::collections::HashMap<String, String> = auth.query_pairs().into_owned().collect();
+    assert_eq!(q["client_id"], client_id);
+    let callback = consent(&started.url);
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 200, "{page}");
+    let run = started.finish();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["state"], "active");
+    assert_eq!(stats(&sandbox)["code_exchanges"], 1);
+    let pulled = home.pull(Some("sbx"));
+    assert_eq!(pulled.code, 0, "{pulled:?}");
+}
+
 #[test]
 fn a_denial_stores_no_link_and_says_so() {
     let sandbox = Sandbox::start();

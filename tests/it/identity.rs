@@ -415,6 +415,13 @@ fn check_new_link_validates_id_tokens_with_the_jwks_and_holds_or_refuses() {
         .patient(&rxsync::domain::PatientId::parse("P2").expect("id"))
         .expect("reads")
         .expect("P2");
+    let client_auth = rxsync::fetch::oauth2::Client {
+        token_url: url::Url::parse(&format!("{}/oauth2/token", sandbox.base)).expect("url"),
+        revocation_url: None,
+        client_id: "demo-client".into(),
+        proof: rxsync::fetch::oauth2::ClientProof::None,
+        from: "config",
+    };
     let check = |alg: &str, nonce: &str| {
         let req = json!({"client_id": "demo-client", "patient": REMOTE,
             "id_token": {"alg": alg, "nonce": "n-1"}});
@@ -436,7 +443,7 @@ fn check_new_link_validates_id_tokens_with_the_jwks_and_holds_or_refuses() {
                     link_id: id,
                     patient: &patient,
                     access_token: &access,
-                    proof: None,
+                    client_auth: &client_auth,
                     id_token: Some(&id_token),
                     expected_nonce: Some(nonce),
                     remote_patient: Some(REMOTE),
@@ -636,6 +643,7 @@ fn an_unknown_kid_refetches_the_jwks_once() {
             &jwks,
             &provider,
             &settings,
+            "demo-client",
             token,
             TokenKind::Id { nonce: Some("n") },
             now,

@@ -15,6 +15,7 @@ mod consent;
 mod corpus;
 mod daemon;
 mod demo;
+mod discovery;
 mod e2e;
 mod export;
 mod fhir_out;

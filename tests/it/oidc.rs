@@ -15,6 +15,7 @@
 
 mod consent;
 mod linked;
+mod registration;
 mod server;
 
 use std::time::Duration;

@@ -170,6 +170,8 @@ function configuration() {
       devInteractions: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
+      // RFC 7591, open (no initial access token): `rxsync provider register`.
+      registration: { enabled: true },
     },
     // Rotate on every refresh, whatever the client or the token's age.
     rotateRefreshToken: true,
@@ -391,10 +393,26 @@ async function expireAccess(provider, req, res) {
   return json(res, 200, { ended });
 }
 
+// GET /test/client?client_id=ID: a client as oidc-provider keeps it (a
+// dynamically registered one too), secret included, so that a test can look
+// for the secret by value where it must not be.
+async function registeredClient(provider, res, url) {
+  const client = await provider.Client.find(String(url.searchParams.get('client_id')));
+  if (!client) return json(res, 404, { error: 'invalid_client' });
+  return json(res, 200, {
+    client_id: client.clientId,
+    client_secret: client.clientSecret,
+    token_endpoint_auth_method: client.tokenEndpointAuthMethod,
+    redirect_uris: client.redirectUris,
+    scope: client.scope,
+  });
+}
+
 async function testRoute(provider, req, res, url) {
   if (req.method === 'POST' && url.pathname === '/test/grant') return mintGrant(provider, req, res);
   if (req.method === 'POST' && url.pathname === '/test/expire-access') return expireAccess(provider, req, res);
   if (req.method === 'GET' && url.pathname === '/test/stats') return json(res, 200, stats);
+  if (req.method === 'GET' && url.pathname === '/test/client') return registeredClient(provider, res, url);
   return json(res, 404, { error: 'not_found' });
 }
 
@@ -488,6 +506,8 @@ function smartConfiguration(provider) {
     token_endpoint: provider.urlFor('token'),
     revocation_endpoint: provider.urlFor('revocation'),
     introspection_endpoint: provider.urlFor('introspection'),
+    registration_endpoint: provider.urlFor('registration'),
+    code_challenge_methods_supported: ['S256'],
     token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     grant_types_supported: ['authorization_code', 'refresh_token'],
     scopes_supported: ['openid', 'offline_access', 'patient/MedicationRequest.rs'],

@@ -93,7 +93,7 @@ pub(crate) async fn oauth2_grant(
         Ok(p) => p,
         Err(refusal) => return refusal,
     };
-    let Some(client) = app.settings.client(&asked.client_id) else {
+    let Some(client) = app.client(&asked.client_id) else {
         return reply::admin_error(StatusCode::BAD_REQUEST, "unknown client_id");
     };
     let scope = asked.scope.unwrap_or_else(|| DEFAULT_SCOPE.to_string());

@@ -147,7 +147,6 @@ fn authenticate_bearer(
         ));
     };
     let allowed = app
-        .settings
         .client(&access.client_id)
         .is_some_and(|c| c.bearer_placement.allows(header.is_some()));
     if !allowed {

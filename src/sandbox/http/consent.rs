@@ -44,7 +44,7 @@ pub(crate) async fn authorize(State(app): State<Shared>, RawQuery(query): RawQue
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty())
     };
-    let Some(client) = get("client_id").and_then(|id| app.settings.client(id)) else {
+    let Some(client) = get("client_id").and_then(|id| app.client(id)) else {
         return reply::text(StatusCode::BAD_REQUEST, "unknown client_id\n");
     };
     let Some(redirect) = get("redirect_uri")

@@ -14,6 +14,7 @@ mod admin;
 mod auth;
 mod bulk;
 mod consent;
+mod discovery;
 mod identity;
 mod oauth2;
 mod reply;
@@ -113,6 +114,8 @@ pub(crate) struct App {
     pub codes: Mutex<super::codes::CodeStore>,
     /// Patients' identities as changed by the admin API (userinfo, ID tokens).
     pub identities: Mutex<super::identity::Identities>,
+    /// Clients registered at `/oauth2/register` (RFC 7591), not persisted.
+    pub registered: Mutex<Vec<super::config::ClientConfig>>,
 }
 
 pub(crate) type Shared = std::sync::Arc<App>;
@@ -172,6 +175,7 @@ impl App {
             bulk: Mutex::new(BulkState::default()),
             codes: Mutex::new(super::codes::CodeStore::default()),
             identities: Mutex::new(super::identity::Identities::default()),
+            registered: Mutex::new(Vec::new()),
         }
     }
 
@@ -270,6 +274,15 @@ pub(crate) fn router(app: Shared) -> Router {
             get(resources::smart_configuration),
         )
         .route("/oauth2/authorize", get(consent::authorize))
+        .route(
+            "/fhir/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route("/oauth2/register", post(discovery::register))
         .route("/oauth2/token", post(oauth2::token))
         .route("/oauth2/revoke", post(oauth2::revoke))
         .route("/oauth2/introspect", post(oauth2::introspect))
@@ -278,6 +291,7 @@ pub(crate) fn router(app: Shared) -> Router {
         .route("/admin/identities", post(identity::admin_patch))
         .route("/admin/oauth1/tokens", post(admin::oauth1_token))
         .route("/admin/oauth2/grants", post(admin::oauth2_grant))
+        .route("/admin/oauth2/registrations", get(discovery::registrations))
         .route("/admin/faults", post(admin::add_fault))
         .route("/admin/faults/clear", post(admin::clear_faults))
         .route("/admin/requests", get(admin::requests))

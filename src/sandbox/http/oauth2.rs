@@ -71,22 +71,22 @@ fn form_component(raw: &str) -> Option<String> {
 
 /// A client's form request (token, revoke, introspect): the form and the
 /// client it authenticates as, or the refusal.
-fn client_request<'a>(
-    app: &'a Shared,
+fn client_request(
+    app: &Shared,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<(Form, &'a ClientConfig), Response> {
+) -> Result<(Form, ClientConfig), Response> {
     let form = Form::read(headers, body)?;
     let client = authenticate_client(app, headers, &form)?;
     Ok((form, client))
 }
 
 /// The client a request authenticates as, or the refusal.
-fn authenticate_client<'a>(
-    app: &'a Shared,
+fn authenticate_client(
+    app: &Shared,
     headers: &HeaderMap,
     form: &Form,
-) -> Result<&'a ClientConfig, Response> {
+) -> Result<ClientConfig, Response> {
     let invalid_client = || reply::oauth2_error("invalid_client", "client authentication failed");
     if let Some(assertion) = form.get("client_assertion") {
         return assertion_client(app, headers, form, assertion);
@@ -135,7 +135,7 @@ fn authenticate_client<'a>(
             None => return Err(invalid_client()),
         },
     };
-    let client = app.settings.client(&id).ok_or_else(invalid_client)?;
+    let client = app.client(&id).ok_or_else(invalid_client)?;
     let ok = match (&client.secret, &secret) {
         (Some(expected), Some(given)) => {
             constant_time_eq(expected.expose_secret().as_bytes(), given.as_bytes())
@@ -154,12 +154,12 @@ fn authenticate_client<'a>(
 
 /// A `private_key_jwt` client (RFC 7523 §2.2): the assertion verified
 /// against the client's configured public key, its `jti` used once.
-fn assertion_client<'a>(
-    app: &'a Shared,
+fn assertion_client(
+    app: &Shared,
     headers: &HeaderMap,
     form: &Form,
     assertion: &str,
-) -> Result<&'a ClientConfig, Response> {
+) -> Result<ClientConfig, Response> {
     if headers.contains_key(http::header::AUTHORIZATION) || form.get("client_secret").is_some() {
         return Err(reply::oauth2_error(
             "invalid_request",
@@ -190,6 +190,7 @@ fn assertion_client<'a>(
     app.settings
         .client(&id)
         .filter(|c| c.private_key_jwt)
+        .cloned()
         .ok_or_else(|| {
             reply::oauth2_error(
                 "invalid_client",
@@ -230,7 +231,7 @@ pub(crate) async fn token(State(app): State<Shared>, headers: HeaderMap, body: B
         Some("authorization_code") => {
             return super::consent::exchange(
                 &app,
-                client,
+                &client,
                 form.get("code"),
                 form.get("redirect_uri"),
                 form.get("code_verifier"),

@@ -125,7 +125,7 @@ pub(crate) async fn fhir(State(app): State<Shared>, request: Request) -> Respons
         .unwrap_or("")
         .to_string();
     if kind == "metadata" {
-        return capability_statement(&app);
+        return capability_statement(&app, &parts.headers);
     }
     let search = match read_search(parts.uri.query().unwrap_or(""), app.settings.page_size) {
         Ok(s) => s,
@@ -162,7 +162,7 @@ pub(crate) async fn fhir(State(app): State<Shared>, request: Request) -> Respons
 /// `GET /fhir/metadata`: a CapabilityStatement, unauthenticated as FHIR
 /// servers publish it. It lists `searchInclude`s only when the sandbox
 /// honours `_include` (`search_include`).
-fn capability_statement(app: &App) -> Response {
+fn capability_statement(app: &App, headers: &http::HeaderMap) -> Response {
     let resources: Vec<serde_json::Value> = SearchType::ALL
         .iter()
         .map(|t| {
@@ -189,7 +189,8 @@ fn capability_statement(app: &App) -> Response {
             "kind": "instance",
             "fhirVersion": "4.0.1",
             "format": ["json"],
-            "rest": [{"mode": "server", "resource": resources}]
+            "rest": [{"mode": "server", "resource": resources,
+                      "security": super::discovery::security(app, headers)}]
         }))
         .unwrap_or_default(),
     )
@@ -313,11 +314,12 @@ pub(super) async fn patient_docs(
 }
 
 /// `GET /.well-known/smart-configuration` (also under `/fhir/`).
+/// `registration_endpoint` and PKCE come from `discovery::smart_extra`.
 pub(crate) async fn smart_configuration(State(app): State<Shared>, parts: Parts) -> Response {
     let base = app.base_url(&parts.headers);
-    reply::json(
-        StatusCode::OK,
-        &json!({
+    super::discovery::smart_extra(
+        &base,
+        json!({
             "issuer": base,
             "authorization_endpoint": format!("{base}/oauth2/authorize"),
             "token_endpoint": format!("{base}/oauth2/token"),

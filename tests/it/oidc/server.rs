@@ -135,6 +135,18 @@ impl OidcServer {
         assert!(v["ended"].as_u64() >= Some(1), "nothing to expire: {v}");
     }
 
+    /// A client as oidc-provider keeps it (`GET /test/client`), secret included.
+    pub(super) fn client(&self, client_id: &str) -> Value {
+        // oidc-provider's client ids are URL-safe (base64url).
+        let url = format!(
+            "{}/test/client?client_id={client_id}",
+            self.endpoints.issuer
+        );
+        let (status, text) = http(|c| c.get(url));
+        assert_eq!(status, 200, "/test/client: {text}");
+        serde_json::from_str(&text).expect("client JSON")
+    }
+
     /// What the server saw: refreshes, token requests, FHIR requests, …
     pub(super) fn stats(&self) -> Value {
         let url = format!("{}/test/stats", self.endpoints.issuer);

@@ -1,0 +1,422 @@
+//! Discovery and registration, driving the real binary against the
+//! sandbox: `provider discover` prints a block that, written into a config
+//! unchanged (plus the client the user adds), links and pulls; it falls
+//! back from the SMART configuration to `/metadata`'s `oauth-uris` to the
+//! OpenID configuration, and refuses plain http to a remote host and bad
+//! documents (HTML, wrong JSON, huge) with a clear error. `discover = true`
+//! reads the documents when first needed and caches them (the second use
+//! sends no discovery request). `provider register` registers at the
+//! sandbox (RFC 7591), keeps the client sealed (neither the secret nor the
+//! client id is in the database by value, nor in any output) and pulls
+//! with it. The same against oidc-provider lives in `oidc/registration.rs`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::pull::harness::{Home, clear_requests, contains, requests, stats};
+use crate::support::{Run, Sandbox};
+
+/// What a user adds to a discovered block: the administrator-registered
+/// client (appended lines land in `[providers.auth]`, the block's last table).
+const CLIENT: &str = "client_id = \"demo-client\"\nclient_secret_env = \"SANDBOX_CLIENT_SECRET\"\n";
+
+fn discover(home: &Home, url: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["provider", "discover", url];
+    args.extend(extra);
+    home.rx(&args)
+}
+
+fn outcome(run: &Run) -> String {
+    let reports = Home::reports(run);
+    assert_eq!(reports.len(), 1, "{run:?}");
+    reports[0]["outcome"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_discovered_block_written_unchanged_links_and_pulls() {
+    let sandbox = Sandbox::start();
+    let home = Home::new("");
+    let run = discover(&home, &format!("{}/fhir", sandbox.base), &["--id", "sbx"]);
+    let block = run.ok().to_string();
+    assert!(
+        block.contains(&format!("token_url = \"{}/oauth2/token\"", sandbox.base)),
+        "{block}"
+    );
+    assert!(
+        block.contains("# FHIR version (CapabilityStatement fhirVersion): 4.0.1"),
+        "{block}"
+    );
+    assert!(
+        block.contains("# PKCE (code_challenge_methods_supported): S256"),
+        "{block}"
+    );
+    // What was not found is said on stderr too.
+    assert!(
+        run.stderr
+            .contains("note: not found: userinfo_endpoint: not announced"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(&home.config, format!("{block}{CLIENT}")).unwrap();
+
+    // An expired access token: the pull refreshes at the discovered token endpoint.
+    let (link, _) = home.link_oauth2(&sandbox, "sbx", "demo-client", json!({"expires_in": 1}));
+    std::thread::sleep(Duration::from_millis(1500));
+    let run = home.pull(None);
+    run.ok();
+    assert_eq!(outcome(&run), "imported", "{run:?}");
+    assert_eq!(stats(&sandbox)["refreshes"], 1);
+    // And the discovered revocation endpoint ends the grant.
+    let revoked = home.rx(&["link", "revoke", &link.to_string()]);
+    assert!(revoked.ok().contains("revoked at"), "{revoked:?}");
+    assert_eq!(stats(&sandbox)["revocations"], 1);
+}
+
+#[test]
+fn discovery_falls_back_to_oauth_uris_then_to_the_openid_configuration() {
+    let sandbox = Sandbox::start();
+    let home = Home::new("");
+    let fault = |path: &str, times: u32| {
+        let (status, _) = sandbox.admin(
+            "/admin/faults",
+            Some(&json!({"path_prefix": path, "status": 404, "times": times})),
+        );
+        assert_eq!(status, 200);
+    };
+    let base = format!("{}/fhir", sandbox.base);
+
+    fault("/fhir/.well-known/smart-configuration", 1);
+    let v = discover(&home, &base, &["--format", "json"]).json();
+    assert_eq!(v["discovered"]["source"], "capability_statement", "{v}");
+    assert_eq!(v["discovered"]["fhir_version"], "4.0.1", "{v}");
+    assert_eq!(
+        v["discovered"]["registration_endpoint"],
+        format!("{}/oauth2/register", sandbox.base)
+    );
+    let missing = v["discovered"]["missing"].to_string();
+    assert!(
+        missing.contains("smart-configuration answered 404"),
+        "{missing}"
+    );
+    // The sandbox's oauth-uris name its authorization endpoint too (consent).
+    assert_eq!(
+        v["discovered"]["authorization_endpoint"],
+        format!("{}/oauth2/authorize", sandbox.base),
+        "{v}"
+    );
+    assert!(!missing.contains("authorize"), "{missing}");
+    // /metadata says nothing of caching: the default day.
+    assert_eq!(v["max_age_secs"], 86400, "{v}");
+
+    fault("/fhir/.well-known/smart-configuration", 1);
+    fault("/fhir/metadata", 2);
+    let v = discover(&home, &base, &["--format", "json"]).json();
+    assert_eq!(v["discovered"]["source"], "openid_configuration", "{v}");
+    assert_eq!(v["discovered"]["fhir_version"], Value::Null, "{v}");
+    assert!(
+        v["toml"]
+            .as_str()
+            .unwrap()
+            .contains("# FHIR version: not found"),
+        "{v}"
+    );
+}
+
+/// A loopback server answering every request with `status`, `content_type`
+/// and `body`, for documents the sandbox would never serve.
+fn static_server(status: u16, content_type: &'static str, body: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let mut stream = reader.into_inner();
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://{addr}/fhir")
+}
+
+#[test]
+fn bad_discovery_documents_and_remote_http_are_refused_clearly() {
+    let home = Home::new("");
+    let run = discover(&home, "http://ehr.example.org/fhir", &[]);
+    assert!(run.fails(2).contains("https URLs only"), "{run:?}");
+
+    let huge = {
+        let mut b = b"{\"token_endpoint\": \"https://x/t\", \"pad\": \"".to_vec();
+        b.resize(2 * 1024 * 1024, b'a');
+        b.extend_from_slice(b"\"}");
+        b
+    };
+    let cases: [(&str, u16, &str, Vec<u8>, &str); 4] = [
+        (
+            "an HTML page",
+            200,
+            "text/html",
+            b"<!doctype html><html><body>Sign in</body></html>".to_vec(),
+            "is not JSON",
+        ),
+        (
+            "wrong JSON",
+            200,
+            "application/json",
+            b"[\"token_endpoint\"]".to_vec(),
+            "the top level is an array",
+        ),
+        (
+            "a huge document",
+            200,
+            "application/json",
+            huge,
+            "is over 1048576 bytes",
+        ),
+        (
+            "nothing there",
+            404,
+            "text/plain",
+            b"no".to_vec(),
+            "answered 404",
+        ),
+    ];
+    for (name, status, content_type, body, says) in cases {
+        let url = static_server(status, content_type, body);
+        let run = discover(&home, &url, &[]);
+        let err = run.fails(1);
+        assert!(
+            err.contains("found no usable discovery document"),
+            "{name}: {err}"
+        );
+        assert!(err.contains(says), "{name}: {err}");
+        assert!(
+            run.stdout.is_empty(),
+            "{name}: nothing printed on stdout: {run:?}"
+        );
+    }
+}
+
+fn discovering_config(base: &str, auth: &str) -> String {
+    format!(
+        "[[providers]]\nid = \"sbx\"\nkind = \"fhir\"\nbase_url = \"{base}/fhir\"\ndiscover = true\n[providers.auth]\nscheme = \"oauth2\"\n{auth}"
+    )
+}
+
+fn well_known_requests(sandbox: &Sandbox) -> usize {
+    requests(sandbox)
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("/.well-known/")
+        })
+        .count()
+}
+
+#[test]
+fn discover_true_reads_the_documents_when_first_needed_and_caches_them() {
+    let sandbox = Sandbox::start();
+    let home = Home::new(&discovering_config(&sandbox.base, CLIENT));
+    // Linking reads nothing: the endpoints are needed only by a token exchange.
+    home.link_oauth2(&sandbox, "sbx", "demo-client", json!({"expires_in": 1}));
+    assert_eq!(well_known_requests(&sandbox), 0);
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM provider_discovery"),
+        0
+    );
+
+    std::thread::sleep(Duration::from_millis(1500));
+    let run = home.pull(None);
+    assert_eq!(outcome(&run), "imported", "{run:?}");
+    assert_eq!(well_known_requests(&sandbox), 1);
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM provider_discovery"),
+        1
+    );
+    // Cache-Control: max-age=3600 sets the expiry.
+    let expires = home.env.query_i64(
+        "SELECT CAST((julianday(expires_at) - julianday(fetched_at)) * 86400 + 0.5 AS INTEGER) FROM provider_discovery",
+    );
+    assert_eq!(expires, 3600);
+
+    // Another expired token, another refresh: no discovery request.
+    clear_requests(&sandbox);
+    home.link_oauth2(&sandbox, "sbx", "demo-client", json!({"expires_in": 1}));
+    std::thread::sleep(Duration::from_millis(1500));
+    let run = home.pull(None);
+    // The same document again: pulled and refreshed, nothing new to write.
+    assert_eq!(outcome(&run), "unchanged", "{run:?}");
+    assert_eq!(Home::reports(&run)[0]["refreshed"], true, "{run:?}");
+    assert_eq!(stats(&sandbox)["refreshes"], 2);
+    assert_eq!(well_known_requests(&sandbox), 0, "{:?}", requests(&sandbox));
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM audit WHERE action = 'provider.discovered'"),
+        1
+    );
+}
+
+#[test]
+fn a_registered_client_is_sealed_never_shown_and_used_for_refresh() {
+    let sandbox = Sandbox::start();
+    let auth = "redirect_uri = \"http://127.0.0.1:8765/callback\"\nscopes = [\"patient/MedicationRequest.rs\", \"offline_access\"]\n";
+    let home = Home::new(&discovering_config(&sandbox.base, auth));
+    let run = home.rx(&[
+        "provider",
+        "register",
+        "--provider",
+        "sbx",
+        "--format",
+        "json",
+    ]);
+    let answer = run.json();
+    let client_id = answer["client_id"].as_str().unwrap().to_string();
+    assert!(client_id.starts_with("reg-"), "{answer}");
+    assert_eq!(answer["client_secret"], true, "{answer}");
+    assert_eq!(answer["token_endpoint_auth_method"], "client_secret_basic");
+
+    let (status, registered) = sandbox.admin("/admin/oauth2/registrations", None);
+    assert_eq!(status, 200);
+    let secret = registered[0]["client_secret"].as_str().unwrap().to_string();
+    assert_eq!(registered[0]["client_id"], client_id.as_str());
+    let mut outputs = vec![run.stdout.clone(), run.stderr.clone()];
+
+    // The registration endpoint got rxsync's metadata.
+    let posted: Vec<Value> = requests(&sandbox)
+        .into_iter()
+        .filter(|r| r["path"] == "/oauth2/register")
+        .collect();
+    assert_eq!(posted.len(), 1);
+
+    // The sandbox accepts the registered client at its token endpoint.
+    home.link_oauth2(&sandbox, "sbx", &client_id, json!({"expires_in": 1}));
+    std::thread::sleep(Duration::from_millis(1500));
+    let run = home.pull(None);
+    assert_eq!(outcome(&run), "imported", "{run:?}");
+    assert_eq!(stats(&sandbox)["refreshes"], 1);
+    outputs.extend([run.stdout.clone(), run.stderr.clone()]);
+
+    // Sealed: neither the secret nor the client id is stored by value,
+    // nor shown anywhere but the client id on register's own stdout.
+    let stored = home.stored_bytes();
+    assert!(
+        !contains(&stored, &secret),
+        "the client secret is stored in the clear"
+    );
+    assert!(
+        !contains(&stored, &client_id),
+        "the client id is stored in the clear"
+    );
+    for o in &outputs {
+        assert!(!o.contains(&secret), "the client secret was printed: {o}");
+    }
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM audit WHERE action = 'provider.registered'"),
+        1
+    );
+    let audit = home
+        .env
+        .query_string("SELECT detail FROM audit WHERE action = 'provider.registered'");
+    assert!(
+        !audit.contains(&secret) && !audit.contains(&client_id),
+        "{audit}"
+    );
+
+    // A key rotation re-seals the registration: the next refresh still
+    // authenticates as the registered client.
+    let rotated = home.rx(&["key", "rotate"]);
+    rotated.ok();
+    home.link_oauth2(&sandbox, "sbx", &client_id, json!({"expires_in": 1}));
+    std::thread::sleep(Duration::from_millis(1500));
+    let run = home.pull(None);
+    assert_eq!(Home::reports(&run)[0]["refreshed"], true, "{run:?}");
+    assert_eq!(stats(&sandbox)["refreshes"], 2);
+
+    // A configured client takes precedence: register refuses to shadow it.
+    let admin_client = Home::new(&discovering_config(&sandbox.base, CLIENT));
+    let run = admin_client.rx(&["provider", "register", "--provider", "sbx"]);
+    assert!(run.fails(2).contains("takes precedence"), "{run:?}");
+}
+
+#[test]
+fn registration_needs_an_endpoint_and_a_redirect_uri() {
+    let sandbox = Sandbox::start();
+    let no_redirect = Home::new(&discovering_config(&sandbox.base, ""));
+    let run = no_redirect.rx(&["provider", "register", "--provider", "sbx"]);
+    let err = run.fails(2);
+    assert!(
+        err.contains("provider sbx") && err.contains("auth.redirect_uri is missing"),
+        "{err}"
+    );
+    assert!(err.contains("config.toml"), "names the file: {err}");
+
+    let no_endpoint = Home::new(&format!(
+        "[[providers]]\nid = \"sbx\"\nkind = \"fhir\"\nbase_url = \"{}/fhir\"\n[providers.auth]\nscheme = \"oauth2\"\ntoken_url = \"{}/oauth2/token\"\nregistration_url = \"{}/nowhere\"\nredirect_uri = \"http://127.0.0.1:8765/callback\"\n",
+        sandbox.base, sandbox.base, sandbox.base
+    ));
+    let run = no_endpoint.rx(&["provider", "register", "--provider", "sbx"]);
+    let err = run.fails(1);
+    assert!(err.contains("refused the registration (404"), "{err}");
+    assert_eq!(
+        no_endpoint
+            .env
+            .query_i64("SELECT COUNT(*) FROM client_registrations"),
+        0
+    );
+}
+
+#[test]
+fn discover_true_with_unusable_documents_fails_the_pull_saying_why_and_stores_nothing() {
+    let sandbox = Sandbox::start();
+    let home = Home::new(&discovering_config(&sandbox.base, CLIENT));
+    home.link_oauth2(&sandbox, "sbx", "demo-client", json!({"expires_in": 1}));
+    for (path, status, body) in [
+        (
+            "/fhir/.well-known/smart-configuration",
+            200,
+            "<html><body>Sign in</body></html>",
+        ),
+        ("/fhir/metadata", 500, "down"),
+        ("/fhir/.well-known/openid-configuration", 404, "no"),
+    ] {
+        let (code, _) = sandbox.admin(
+            "/admin/faults",
+            Some(&json!({"path_prefix": path, "status": status, "times": 10, "body": body})),
+        );
+        assert_eq!(code, 200);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let run = home.pull(None);
+    run.fails(1);
+    let report = &Home::reports(&run)[0];
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("discover = true") && error.contains("is not JSON"),
+        "{report}"
+    );
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM provider_discovery"),
+        0
+    );
+    assert_eq!(home.imported_rows(), (0, 0, 0));
+    assert_eq!(stats(&sandbox)["refreshes"], 0);
+}
