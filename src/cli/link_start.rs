@@ -38,9 +38,17 @@ pub fn run(
         .as_ref()
         .map_or("the defaults".to_string(), |f| f.display().to_string());
     let provider = configured(&ctx.config, provider_id)?;
-    let (_, settings) =
-        consent::consent_settings(provider).map_err(|e| usage(format!("{e} (in {file})")))?;
-    let redirect = settings.redirect_uri.clone().ok_or_else(|| {
+    let oauth1 = matches!(provider.auth, rxsync::config::ProviderAuth::Oauth1(_));
+    let redirect = if oauth1 {
+        let (_, settings) = consent::oauth1::oauth1_consent_settings(provider)
+            .map_err(|e| usage(format!("{e} (in {file})")))?;
+        settings.redirect_uri.clone()
+    } else {
+        let (_, settings) =
+            consent::consent_settings(provider).map_err(|e| usage(format!("{e} (in {file})")))?;
+        settings.redirect_uri.clone()
+    };
+    let redirect = redirect.ok_or_else(|| {
         usage(format!(
             "provider {provider_id}: auth.redirect_uri is missing in {file} (link start listens on a loopback redirect URI such as http://127.0.0.1:8765/callback)"
         ))
@@ -67,7 +75,7 @@ pub fn run(
             http: client.inner(),
             redirect: &redirect,
         }
-        .run(&patient, Duration::from_secs(timeout))
+        .run(&patient, Duration::from_secs(timeout), oauth1)
         .await;
         writer.close().await;
         linked
@@ -89,8 +97,16 @@ struct Consent<'a> {
 
 impl Consent<'_> {
     /// Listen, start the flow, print its URL, wait for the callback, complete.
-    async fn run(&self, patient: &PatientId, timeout: Duration) -> anyhow::Result<Linked> {
+    async fn run(
+        &self,
+        patient: &PatientId,
+        timeout: Duration,
+        oauth1: bool,
+    ) -> anyhow::Result<Linked> {
         let listener = loopback::Listener::bind(self.redirect).await?;
+        if oauth1 {
+            return self.run_oauth1(&listener, patient, timeout).await;
+        }
         let started = consent::begin(
             self.writer,
             self.key,
@@ -150,4 +166,83 @@ impl Consent<'_> {
         }
         Ok(done?)
     }
+
+    /// The OAuth 1.0a three-legged flow: request token, authorize URL,
+    /// callback with the verifier, access token.
+    async fn run_oauth1(
+        &self,
+        listener: &loopback::Listener,
+        patient: &PatientId,
+        timeout: Duration,
+    ) -> anyhow::Result<Linked> {
+        let env = |k: &str| std::env::var(k).ok();
+        let started = consent::oauth1::begin(
+            self.writer,
+            self.key,
+            self.provider,
+            patient,
+            self.http,
+            &env,
+            self.redirect,
+            "cli",
+        )
+        .await?;
+        print_first_line(&started.url)?;
+        let flow = started.flow.clone();
+        let (query, responder) = self.wait(listener, &flow, timeout).await?;
+        let done = consent::oauth1::complete(
+            self.writer,
+            self.key,
+            self.provider,
+            self.http,
+            &env,
+            started,
+            &query,
+            "cli",
+        )
+        .await;
+        match &done {
+            Ok(_) => {
+                responder
+                    .answer(true, "rxsync has linked your account.")
+                    .await
+            }
+            Err(e) => responder.answer(false, &e.to_string()).await,
+        }
+        Ok(done?)
+    }
+
+    /// Waits for the one callback; a timeout or a listener failure ends the flow.
+    async fn wait(
+        &self,
+        listener: &loopback::Listener,
+        flow: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<(String, loopback::Responder)> {
+        match tokio::time::timeout(timeout, listener.callback()).await {
+            Ok(Ok(got)) => Ok(got),
+            Ok(Err(e)) => {
+                consent::abandon(self.writer, flow, &e.to_string(), "cli").await?;
+                Err(e.into())
+            }
+            Err(_) => {
+                let why = format!("no callback within {} s", timeout.as_secs());
+                consent::abandon(self.writer, flow, &why, "cli").await?;
+                Err(anyhow!(
+                    "timed out: the provider did not redirect back to {} within {} s",
+                    rxsync::fetch::auth::redact(self.redirect),
+                    timeout.as_secs()
+                ))
+            }
+        }
+    }
+}
+
+/// The URL alone on the first line, flushed: a script or a test reads it
+/// and opens it while we wait.
+fn print_first_line(url: &Url) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{url}")
+        .and_then(|_| out.flush())
+        .map_err(|e| anyhow!("cannot write to stdout: {e}"))
 }

@@ -113,6 +113,12 @@ pub struct RawAuth {
     pub rsa_private_key_file: Option<PathBuf>,
     pub realm: Option<String>,
     pub body_hash: Option<bool>,
+    /// Three-legged consent (RFC 5849 §2): the temporary-credential and
+    /// token-credential endpoints (`authorize_url`, `redirect_uri` shared
+    /// with OAuth 2.0 below), and the HTTP method both are called with.
+    pub request_token_url: Option<String>,
+    pub access_token_url: Option<String>,
+    pub token_method: Option<String>,
     // OAuth 2.0
     pub token_url: Option<String>,
     pub client_id: Option<String>,
@@ -274,6 +280,20 @@ pub struct Oauth1Settings {
     pub placement: Placement,
     pub realm: Option<String>,
     pub body_hash: bool,
+    /// The three-legged flow of `link start`; `None` when no endpoint is configured.
+    pub consent: Option<Oauth1Consent>,
+}
+
+/// The three-legged flow's endpoints (RFC 5849 §2), all required together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oauth1Consent {
+    pub request_token_url: Url,
+    pub authorize_url: Url,
+    pub access_token_url: Url,
+    /// Sent as `oauth_callback`; `link start` listens on it (a loopback IP literal).
+    pub redirect_uri: Option<Url>,
+    /// `POST` (default) or `GET`, for both token requests.
+    pub token_method: &'static str,
 }
 
 /// How an OAuth 2.0 client authenticates at the token endpoint (RFC 6749 §2.3.1).
@@ -896,8 +916,6 @@ fn resolve_auth(
                     ("private_key_file", a.private_key_file.is_some()),
                     ("key_id", a.key_id.is_some()),
                     ("algorithm", a.algorithm.is_some()),
-                    ("authorize_url", a.authorize_url.is_some()),
-                    ("redirect_uri", a.redirect_uri.is_some()),
                     ("prompt_login", a.prompt_login.is_some()),
                     ("authorize_params", a.authorize_params.is_some()),
                     (
@@ -906,6 +924,7 @@ fn resolve_auth(
                     ),
                 ],
             )?;
+            let consent = resolve_oauth1_consent(&a, base_url, e)?;
             let consumer_key = a
                 .consumer_key
                 .filter(|k| !k.is_empty())
@@ -982,6 +1001,7 @@ fn resolve_auth(
                 placement,
                 realm: a.realm,
                 body_hash: a.body_hash.unwrap_or(false),
+                consent,
             }))
         }
         Some("oauth2") => {
@@ -995,6 +1015,9 @@ fn resolve_auth(
                     ("rsa_private_key_file", a.rsa_private_key_file.is_some()),
                     ("realm", a.realm.is_some()),
                     ("body_hash", a.body_hash.is_some()),
+                    ("request_token_url", a.request_token_url.is_some()),
+                    ("access_token_url", a.access_token_url.is_some()),
+                    ("token_method", a.token_method.is_some()),
                 ],
             )?;
             let grant = match a.grant.as_deref() {
@@ -1225,6 +1248,87 @@ fn resolve_consent(
         redirect_uri,
         prompt_login: a.prompt_login.unwrap_or(false),
         authorize_params,
+    }))
+}
+
+/// The OAuth 1.0a three-legged endpoints: `request_token_url`,
+/// `authorize_url`, `access_token_url` (relative to `base_url`, all three or
+/// none), `redirect_uri` (the `oauth_callback`), `token_method`.
+fn resolve_oauth1_consent(
+    a: &RawAuth,
+    base_url: &Url,
+    e: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Option<Oauth1Consent>, ConfigError> {
+    let url = |key: &str, v: Option<&str>| -> Result<Option<Url>, ConfigError> {
+        v.map(|u| {
+            base_url
+                .join(u)
+                .map_err(|x| x.to_string())
+                .and_then(|u| check_scheme(&u).map(|_| u))
+        })
+        .transpose()
+        .map_err(|m| e(&format!("auth.{key}"), m))
+    };
+    let request = url("request_token_url", a.request_token_url.as_deref())?;
+    let authorize = url("authorize_url", a.authorize_url.as_deref())?;
+    let access = url("access_token_url", a.access_token_url.as_deref())?;
+    let (request_token_url, authorize_url, access_token_url) = match (request, authorize, access) {
+        (None, None, None) => {
+            for (key, set) in [
+                ("redirect_uri", a.redirect_uri.is_some()),
+                ("token_method", a.token_method.is_some()),
+            ] {
+                if set {
+                    return Err(e(
+                        &format!("auth.{key}"),
+                        "needs auth.request_token_url, auth.authorize_url and auth.access_token_url (the three-legged flow)".into(),
+                    ));
+                }
+            }
+            return Ok(None);
+        }
+        (Some(r), Some(z), Some(x)) => (r, z, x),
+        (r, z, _) => {
+            let missing = if r.is_none() {
+                "request_token_url"
+            } else if z.is_none() {
+                "authorize_url"
+            } else {
+                "access_token_url"
+            };
+            return Err(e(
+                &format!("auth.{missing}"),
+                "is missing (the three-legged flow needs request_token_url, authorize_url and access_token_url)".into(),
+            ));
+        }
+    };
+    let redirect_uri = a
+        .redirect_uri
+        .as_deref()
+        .map(|u| {
+            let parsed = http_url(u).map_err(|m| e("auth.redirect_uri", m))?;
+            if parsed.fragment().is_some() {
+                return Err(e("auth.redirect_uri", "must not have a fragment".into()));
+            }
+            Ok(parsed)
+        })
+        .transpose()?;
+    let token_method = match a.token_method.as_deref() {
+        None | Some("POST") => "POST",
+        Some("GET") => "GET",
+        Some(other) => {
+            return Err(e(
+                "auth.token_method",
+                format!("must be \"POST\" or \"GET\", not {other:?}"),
+            ));
+        }
+    };
+    Ok(Some(Oauth1Consent {
+        request_token_url,
+        authorize_url,
+        access_token_url,
+        redirect_uri,
+        token_method,
     }))
 }
 
