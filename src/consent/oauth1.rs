@@ -358,10 +358,14 @@ async fn store_link(
         },
         "fields": access.other_fields,
     });
+    let remote = access
+        .patient
+        .clone()
+        .unwrap_or_else(|| patient.to_string());
     let detail = json!({
         "provider": provider.id.as_str(),
         "protocol": "oauth1",
-        "remote_patient": patient.as_str(),
+        "remote_patient": remote,
         "relink_of": flow.relink_of,
     });
     let secrets = LinkSecrets::Oauth1 {
@@ -381,7 +385,7 @@ async fn store_link(
                 &NewLink {
                     patient: &patient,
                     provider: &provider_id,
-                    remote_patient: patient.as_str(),
+                    remote_patient: &remote,
                     secrets,
                     expires_at: None,
                     scope: None,

@@ -24,6 +24,9 @@ pub struct TokenPair {
     pub secret: SecretString,
     /// The names (never the values) of the other fields of the answer.
     pub other_fields: Vec<String>,
+    /// A `patient` field beside the tokens (as SMART puts one beside
+    /// OAuth 2.0 tokens): the provider's id of the patient, not a secret.
+    pub patient: Option<String>,
 }
 
 /// Why a token request made no token pair. No variant carries a secret.
@@ -255,8 +258,13 @@ fn pair(
     let mut token = None;
     let mut secret = None;
     let mut other_fields = Vec::new();
+    let mut patient = None;
     for (k, v) in fields {
         match k.as_str() {
+            "patient" if !v.is_empty() && v.len() <= 256 && !v.chars().any(char::is_control) => {
+                patient = Some(v);
+                other_fields.push(k);
+            }
             "oauth_token" if !v.is_empty() => token = Some(SecretString::from(v)),
             "oauth_token_secret" => secret = Some(SecretString::from(v)),
             _ => other_fields.push(k),
@@ -267,6 +275,7 @@ fn pair(
             token,
             secret,
             other_fields,
+            patient,
         }),
         _ => Err(TokenRequestError::Failed {
             step,
