@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::consent::{get, spawn_link_start};
 use crate::pull::harness::{Home, REMOTE, SECRETS, oauth1_ccr};
-use crate::support::Sandbox;
+use crate::support::{Sandbox, repo_path};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -376,4 +376,203 @@ fn oauth1_consent_config_errors_name_provider_key_and_file() {
     assert_eq!(run.code, 2, "{run:?}");
     assert!(run.stderr.contains("request_token_url"), "{}", run.stderr);
     assert!(run.stdout.is_empty());
+}
+
+/// tests/oracle/oauth1_server.py: oauthlib 4.0.1's OAuth 1.0a endpoints
+/// behind a small http.server, serving samples/ccr/demo.xml as the one
+/// protected resource.
+struct Oracle {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Oracle {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Oracle {
+    fn start() -> Oracle {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("python3")
+            .arg(repo_path("tests/oracle/oauth1_server.py"))
+            .arg(repo_path("samples/ccr/demo.xml"))
+            .arg(repo_path("tests/fixtures/oauthlib-rsa-test-key.pem"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the server prints its port");
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                panic!("oauth1_server.py did not start (is oauthlib installed? see tests/oracle/requirements.txt): {line:?}")
+            });
+        Oracle { child, port }
+    }
+
+    fn record(&self) -> Value {
+        let (status, _, body) = get(&format!("http://127.0.0.1:{}/_record", self.port));
+        assert_eq!(status, 200);
+        serde_json::from_str(&body).expect("record JSON")
+    }
+
+    /// A CCR provider at the oracle, linking through `port`.
+    fn provider(&self, method: &str, placement: &str, port: u16) -> String {
+        let credentials = match method {
+            "RSA-SHA1" => format!(
+                "consumer_key = \"rxsync-oracle-rsa\"\nrsa_private_key_file = \"{}\"",
+                repo_path("tests/fixtures/oauthlib-rsa-test-key.pem").display()
+            ),
+            _ => "consumer_key = \"rxsync-oracle-hmac\"\nconsumer_secret_env = \"ORACLE_CONSUMER_SECRET\"".to_string(),
+        };
+        format!(
+            r#"
+[[providers]]
+id = "oracle"
+kind = "ccr"
+base_url = "http://127.0.0.1:{}/"
+document_url = "ccr/{{patient}}"
+retries = 1
+[providers.auth]
+scheme = "oauth1"
+{credentials}
+signature_method = "{method}"
+placement = "{placement}"
+request_token_url = "oauth/request_token"
+authorize_url = "oauth/authorize"
+access_token_url = "oauth/access_token"
+redirect_uri = "http://127.0.0.1:{port}/callback"
+"#,
+            self.port
+        )
+    }
+}
+
+const ORACLE_SECRET: (&str, &str) = ("ORACLE_CONSUMER_SECRET", "oracle-hmac-consumer-secret");
+
+fn oracle_three_legged_then_pull(method: &str, placement: &str) {
+    let oracle = Oracle::start();
+    let port = free_port();
+    let home = Home::new(&oracle.provider(method, placement, port));
+    let started = spawn_link_start(
+        &home.env,
+        &home.config,
+        "P1",
+        "oracle",
+        &[],
+        &[ORACLE_SECRET],
+    );
+    if started.url.is_empty() {
+        panic!("link start printed no URL: {:?}", started.finish());
+    }
+    assert!(
+        started.url.starts_with(&format!(
+            "http://127.0.0.1:{}/oauth/authorize?oauth_token=",
+            oracle.port
+        )),
+        "{}",
+        started.url
+    );
+    let callback = authorize(&started.url, "");
+    assert!(callback.contains("oauth_verifier="), "{callback}");
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 200, "{page}");
+    let run = started.finish();
+    assert_eq!(run.code, 0, "{run:?}");
+    let link = run.json();
+    assert_eq!(link["provider"], "oracle");
+    assert_eq!(link["remote_patient"], "oracle-p1");
+    let pulled = home.rx_with(
+        &[
+            "import",
+            "--patient",
+            "P1",
+            "--provider",
+            "oracle",
+            "--format",
+            "json",
+        ],
+        b"",
+        &[ORACLE_SECRET],
+    );
+    assert_eq!(pulled.code, 0, "{pulled:?}");
+    let (documents, regimens, _) = home.imported_rows();
+    assert_eq!((documents, regimens), (1, 1));
+    let record = oracle.record();
+    assert_eq!(record["request_tokens"], 1, "{record}");
+    assert_eq!(record["access_tokens"], 1, "{record}");
+    assert_eq!(record["resources_ok"], 1, "{record}");
+    assert_eq!(record["refused"], serde_json::json!([]), "{record}");
+    // oauthlib saw every request signed in the configured place and way.
+    let expected = if placement == "header" {
+        "AUTH_HEADER"
+    } else {
+        "QUERY"
+    };
+    let types = record["signature_types"].as_array().expect("types");
+    assert_eq!(types.len(), 3, "{record}");
+    assert!(types.iter().all(|t| t == expected), "{record}");
+    assert!(
+        record["methods"]
+            .as_array()
+            .expect("methods")
+            .iter()
+            .all(|m| m == method)
+    );
+}
+
+#[test]
+#[ignore = "needs Python oauthlib 4.0.1 (tests/oracle/requirements.txt); .ci/run runs it"]
+fn oracle_oauthlib_three_legged_hmac_sha1_in_the_header_then_a_pull() {
+    oracle_three_legged_then_pull("HMAC-SHA1", "header");
+}
+
+#[test]
+#[ignore = "needs Python oauthlib 4.0.1 (tests/oracle/requirements.txt); .ci/run runs it"]
+fn oracle_oauthlib_three_legged_hmac_sha1_in_the_query_then_a_pull() {
+    oracle_three_legged_then_pull("HMAC-SHA1", "query");
+}
+
+#[test]
+#[ignore = "needs Python oauthlib 4.0.1 (tests/oracle/requirements.txt); .ci/run runs it"]
+fn oracle_oauthlib_three_legged_rsa_sha1_in_the_query_then_a_pull() {
+    oracle_three_legged_then_pull("RSA-SHA1", "query");
+}
+
+#[test]
+#[ignore = "needs Python oauthlib 4.0.1 (tests/oracle/requirements.txt); .ci/run runs it"]
+fn oracle_oauthlib_three_legged_hmac_sha256_in_the_header_then_a_pull() {
+    oracle_three_legged_then_pull("HMAC-SHA256", "header");
+}
+
+#[test]
+#[ignore = "needs Python oauthlib 4.0.1 (tests/oracle/requirements.txt); .ci/run runs it"]
+fn oracle_oauthlib_denial_stores_nothing() {
+    let oracle = Oracle::start();
+    let port = free_port();
+    let home = Home::new(&oracle.provider("HMAC-SHA1", "query", port));
+    let started = spawn_link_start(
+        &home.env,
+        &home.config,
+        "P1",
+        "oracle",
+        &[],
+        &[ORACLE_SECRET],
+    );
+    let callback = authorize(&started.url, "&deny=1");
+    let (status, _, _) = get(&callback);
+    assert_eq!(status, 400);
+    let run = started.finish();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("permission_denied"), "{}", run.stderr);
+    assert!(links(&home).is_empty());
+    assert_eq!(oracle.record()["access_tokens"], 0);
 }
