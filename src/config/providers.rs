@@ -281,7 +281,7 @@ pub struct Oauth1Settings {
     pub realm: Option<String>,
     pub body_hash: bool,
     /// The three-legged flow of `link start`; `None` when no endpoint is configured.
-    pub consent: Option<Oauth1Consent>,
+    pub consent: Option<Box<Oauth1Consent>>,
 }
 
 /// The three-legged flow's endpoints (RFC 5849 §2), all required together.
@@ -1258,7 +1258,7 @@ fn resolve_oauth1_consent(
     a: &RawAuth,
     base_url: &Url,
     e: &dyn Fn(&str, String) -> ConfigError,
-) -> Result<Option<Oauth1Consent>, ConfigError> {
+) -> Result<Option<Box<Oauth1Consent>>, ConfigError> {
     let url = |key: &str, v: Option<&str>| -> Result<Option<Url>, ConfigError> {
         v.map(|u| {
             base_url
@@ -1323,13 +1323,13 @@ fn resolve_oauth1_consent(
             ));
         }
     };
-    Ok(Some(Oauth1Consent {
+    Ok(Some(Box::new(Oauth1Consent {
         request_token_url,
         authorize_url,
         access_token_url,
         redirect_uri,
         token_method,
-    }))
+    })))
 }
 
 fn http_url(text: &str) -> Result<Url, String> {
@@ -1835,6 +1835,105 @@ authorize_params = { aud = "https://fhir.example.org/r4" }
                 "{to}: {msg}"
             );
         }
+    }
+
+    const OAUTH1_CONSENT: &str = r#"
+[[providers]]
+id = "legacy"
+kind = "ccr"
+base_url = "https://ccr.example.org/api/"
+document_url = "ccr/{patient}"
+[providers.auth]
+scheme = "oauth1"
+consumer_key = "rx"
+consumer_secret_env = "LEGACY_SECRET"
+placement = "query"
+request_token_url = "oauth/request_token"
+authorize_url = "https://login.example.org/authorize"
+access_token_url = "oauth/access_token"
+redirect_uri = "http://127.0.0.1:8765/callback"
+"#;
+
+    #[test]
+    fn oauth1_consent_settings_resolve() {
+        let p = providers(OAUTH1_CONSENT).expect("valid").remove(0);
+        let ProviderAuth::Oauth1(o) = &p.auth else {
+            panic!("oauth1")
+        };
+        let c = o.consent.as_deref().expect("consent");
+        assert_eq!(
+            c.request_token_url.as_str(),
+            "https://ccr.example.org/api/oauth/request_token"
+        );
+        assert_eq!(
+            c.authorize_url.as_str(),
+            "https://login.example.org/authorize"
+        );
+        assert_eq!(
+            c.access_token_url.as_str(),
+            "https://ccr.example.org/api/oauth/access_token"
+        );
+        assert_eq!(
+            c.redirect_uri.as_ref().map(Url::as_str),
+            Some("http://127.0.0.1:8765/callback")
+        );
+        assert_eq!(c.token_method, "POST");
+    }
+
+    #[test]
+    fn oauth1_consent_errors_name_the_provider_the_key_and_the_file() {
+        let rows: &[(&str, &str, &str)] = &[
+            (
+                "access_token_url = \"oauth/access_token\"\n",
+                "",
+                "auth.access_token_url",
+            ),
+            (
+                "request_token_url = \"oauth/request_token\"\n",
+                "",
+                "auth.request_token_url",
+            ),
+            (
+                "authorize_url = \"https://login.example.org/authorize\"\n",
+                "",
+                "auth.authorize_url",
+            ),
+            (
+                "redirect_uri = \"http://127.0.0.1:8765/callback\"",
+                "redirect_uri = \"ftp://127.0.0.1/cb\"",
+                "auth.redirect_uri",
+            ),
+            (
+                "placement = \"query\"",
+                "placement = \"query\"\ntoken_method = \"PUT\"",
+                "auth.token_method",
+            ),
+            (
+                "placement = \"query\"",
+                "placement = \"query\"\nprompt_login = true",
+                "auth.prompt_login",
+            ),
+        ];
+        for (from, to, key) in rows {
+            assert!(OAUTH1_CONSENT.contains(from), "{from}");
+            let msg = providers(&OAUTH1_CONSENT.replace(from, to))
+                .expect_err(to)
+                .to_string();
+            assert!(
+                msg.contains(key) && msg.contains("legacy") && msg.contains("/etc/rx/config.toml"),
+                "{to}: {msg}"
+            );
+        }
+        // Without the three endpoints, redirect_uri alone is an error too.
+        let text = OAUTH1_CONSENT
+            .replace("request_token_url = \"oauth/request_token\"\n", "")
+            .replace(
+                "authorize_url = \"https://login.example.org/authorize\"\n",
+                "",
+            )
+            .replace("access_token_url = \"oauth/access_token\"\n", "");
+        let msg = providers(&text).expect_err("redirect alone").to_string();
+        assert!(msg.contains("auth.redirect_uri"), "{msg}");
     }
 
     #[test]

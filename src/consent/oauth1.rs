@@ -52,7 +52,7 @@ pub fn oauth1_consent_settings(
     let ProviderAuth::Oauth1(o) = &provider.auth else {
         return Err(not("the three-legged flow needs scheme = \"oauth1\""));
     };
-    let consent = o.consent.as_ref().ok_or_else(|| {
+    let consent = o.consent.as_deref().ok_or_else(|| {
         not("[providers.auth] has no request_token_url, authorize_url and access_token_url (the three-legged flow's endpoints)")
     })?;
     Ok((o, consent))
