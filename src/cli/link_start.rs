@@ -1,4 +1,5 @@
-//! `rxsync link start`: a consent from the terminal. The provider's
+//! `rxsync link start`: a consent from the terminal (OAuth 2.0, or the
+//! OAuth 1.0a three-legged flow for an oauth1 provider). The provider's
 //! loopback `redirect_uri` is bound first (so the URL is never printed for a
 //! callback nobody can receive), the authorization URL goes alone on the
 //! first line of stdout, and the one callback on the redirect path is
@@ -116,29 +117,8 @@ impl Consent<'_> {
             "cli",
         )
         .await?;
-        // The URL alone on the first line, flushed: a script or a test
-        // reads it and opens it while we wait.
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", started.url)
-            .and_then(|_| out.flush())
-            .map_err(|e| anyhow!("cannot write to stdout: {e}"))?;
-        drop(out);
-        let (query, responder) = match tokio::time::timeout(timeout, listener.callback()).await {
-            Ok(Ok(got)) => got,
-            Ok(Err(e)) => {
-                consent::abandon(self.writer, &started.flow, &e.to_string(), "cli").await?;
-                return Err(e.into());
-            }
-            Err(_) => {
-                let why = format!("no callback within {} s", timeout.as_secs());
-                consent::abandon(self.writer, &started.flow, &why, "cli").await?;
-                return Err(anyhow!(
-                    "timed out: the provider did not redirect back to {} within {} s",
-                    rxsync::fetch::auth::redact(self.redirect),
-                    timeout.as_secs()
-                ));
-            }
-        };
+        print_first_line(&started.url)?;
+        let (query, responder) = self.wait(&listener, &started.flow, timeout).await?;
         let env = |k: &str| std::env::var(k).ok();
         let done = consent::complete(
             self.writer,
