@@ -248,6 +248,44 @@ mod tests {
     }
 
     #[test]
+    fn a_request_token_is_authorized_before_it_expires_and_taken_once() {
+        let mut pending = PendingRequests::default();
+        let record = |expires_at| PendingRequest {
+            consumer_key: "c".into(),
+            secret: SecretString::from("s"),
+            callback: "http://127.0.0.1:1/cb".into(),
+            verifier: None,
+            patient: None,
+            expires_at,
+        };
+        pending.issue("rt".into(), record(1600), 1000);
+        assert!(pending.get("rt", 1599).is_some());
+        assert!(pending.get("rt", 1600).is_none(), "expired");
+        assert_eq!(
+            pending
+                .authorize("rt", "v".into(), "p".into(), 1001)
+                .as_deref(),
+            Some("http://127.0.0.1:1/cb")
+        );
+        assert!(
+            pending
+                .authorize("rt", "v".into(), "p".into(), 1600)
+                .is_none()
+        );
+        let taken = pending.take("rt").expect("first exchange");
+        assert_eq!(taken.verifier.as_deref(), Some("v"));
+        assert_eq!(taken.patient.as_deref(), Some("p"));
+        assert!(
+            pending.take("rt").is_none(),
+            "a request token is exchanged once"
+        );
+        // Issuing forgets the expired ones.
+        pending.issue("old".into(), record(1100), 1000);
+        pending.issue("new".into(), record(2000), 1200);
+        assert!(pending.take("old").is_none());
+    }
+
+    #[test]
     fn a_token_belongs_to_its_consumer() {
         let mut tokens = Oauth1Tokens::default();
         tokens.issue(
