@@ -21,7 +21,6 @@ use crate::domain::{PatientId, SourceName};
 use crate::fetch::auth::{Bearer, Credential, Oauth1Signer, redact};
 use crate::fetch::fhir;
 use crate::fetch::http::{FetchError, Fetched, Hop, HttpClient};
-use crate::fetch::oauth1::{Credentials, RsaSigningKey};
 use crate::fetch::oauth2::{self, RefreshError};
 use crate::import::{self, ImportError, ImportReport, ImportRequest};
 use crate::parse::DocFormat;
@@ -711,31 +710,11 @@ impl Puller {
         let ProviderAuth::Oauth1(o) = &provider.auth else {
             return Err(Failure::failed("not an OAuth 1.0a provider"));
         };
-        let secret = o
-            .consumer_secret
-            .load(provider.id.as_str(), "auth.consumer_secret", &*self.env)
-            .map_err(|e| Failure::failed(e.to_string()))?
-            .unwrap_or_else(|| SecretString::from(String::new()));
-        let mut credentials = Credentials::new(o.consumer_key.clone(), secret)
-            // The token travels in the clear as `oauth_token`; its secret never does.
-            .with_token(token.expose_secret().to_string(), token_secret);
-        if let Some(path) = &o.rsa_private_key_file {
-            let pem = std::fs::read_to_string(path).map_err(|e| {
-                Failure::failed(format!(
-                    "provider {}: auth.rsa_private_key_file = {}: {e}",
-                    provider.id,
-                    path.display()
-                ))
-            })?;
-            let key = RsaSigningKey::from_pem(&pem).map_err(|e| {
-                Failure::failed(format!(
-                    "provider {}: auth.rsa_private_key_file = {}: {e}",
-                    provider.id,
-                    path.display()
-                ))
-            })?;
-            credentials = credentials.with_rsa_key(key);
-        }
+        let credentials =
+            crate::fetch::oauth1_flow::consumer_credentials(provider.id.as_str(), o, &*self.env)
+                .map_err(Failure::failed)?
+                // The token travels in the clear as `oauth_token`; its secret never does.
+                .with_token(token.expose_secret().to_string(), token_secret);
         Ok(Oauth1Signer {
             credentials,
             method: o.signature_method,

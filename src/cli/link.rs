@@ -36,7 +36,8 @@ pub enum Command {
         format: Format,
     },
     /// Link a patient by consent at the provider (OAuth 2.0 authorization
-    /// code + PKCE).
+    /// code + PKCE, or the OAuth 1.0a three-legged flow for an oauth1
+    /// provider with request_token_url, authorize_url, access_token_url).
     ///
     /// Listens on the provider's loopback `redirect_uri` ([providers.auth],
     /// e.g. http://127.0.0.1:8765/callback), prints the URL to open as the

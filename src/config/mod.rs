@@ -14,8 +14,9 @@ pub use exclusions::DEFAULT_THERAPEUTIC_CLASS_EXCLUSIONS;
 
 pub use providers::{
     AssertionAlg, AssertionKeySettings, BulkLevel, BulkMatch, BulkSettings, ClientAuth,
-    ConsentSettings, DocumentLocation, FetchLimits, Oauth1Settings, Oauth2Grant, Oauth2Settings,
-    Provider, ProviderAuth, ProviderKind, RawAuth, RawBulk, RawProvider, SecretError, SecretSource,
+    ConsentSettings, DocumentLocation, FetchLimits, Oauth1Consent, Oauth1Settings, Oauth2Grant,
+    Oauth2Settings, Provider, ProviderAuth, ProviderKind, RawAuth, RawBulk, RawProvider,
+    SecretError, SecretSource,
 };
 pub use review::{IpRange, RawReview, ReviewConfig, TlsFiles, parse_listen};
 

@@ -119,6 +119,12 @@ pub struct RawAuth {
     pub rsa_private_key_file: Option<PathBuf>,
     pub realm: Option<String>,
     pub body_hash: Option<bool>,
+    /// Three-legged consent (RFC 5849 §2): the temporary-credential and
+    /// token-credential endpoints (`authorize_url`, `redirect_uri` shared
+    /// with OAuth 2.0 below), and the HTTP method both are called with.
+    pub request_token_url: Option<String>,
+    pub access_token_url: Option<String>,
+    pub token_method: Option<String>,
     // OAuth 2.0
     pub token_url: Option<String>,
     pub client_id: Option<String>,
@@ -283,6 +289,20 @@ pub struct Oauth1Settings {
     pub placement: Placement,
     pub realm: Option<String>,
     pub body_hash: bool,
+    /// The three-legged flow of `link start`; `None` when no endpoint is configured.
+    pub consent: Option<Box<Oauth1Consent>>,
+}
+
+/// The three-legged flow's endpoints (RFC 5849 §2), all required together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oauth1Consent {
+    pub request_token_url: Url,
+    pub authorize_url: Url,
+    pub access_token_url: Url,
+    /// Sent as `oauth_callback`; `link start` listens on it (a loopback IP literal).
+    pub redirect_uri: Option<Url>,
+    /// `POST` (default) or `GET`, for both token requests.
+    pub token_method: &'static str,
 }
 
 /// How an OAuth 2.0 client authenticates at the token endpoint (RFC 6749 §2.3.1).
@@ -951,7 +971,6 @@ fn resolve_auth(
                 "oauth1",
                 &[
                     ("registration_url", a.registration_url.is_some()),
-                    ("redirect_uri", a.redirect_uri.is_some()),
                     ("token_url", a.token_url.is_some()),
                     ("client_id", a.client_id.is_some()),
                     ("client_secret_env", a.client_secret_env.is_some()),
@@ -964,7 +983,6 @@ fn resolve_auth(
                     ("private_key_file", a.private_key_file.is_some()),
                     ("key_id", a.key_id.is_some()),
                     ("algorithm", a.algorithm.is_some()),
-                    ("authorize_url", a.authorize_url.is_some()),
                     ("prompt_login", a.prompt_login.is_some()),
                     ("authorize_params", a.authorize_params.is_some()),
                     (
@@ -973,6 +991,7 @@ fn resolve_auth(
                     ),
                 ],
             )?;
+            let consent = resolve_oauth1_consent(&a, base_url, e)?;
             let consumer_key = a
                 .consumer_key
                 .filter(|k| !k.is_empty())
@@ -1049,6 +1068,7 @@ fn resolve_auth(
                 placement,
                 realm: a.realm,
                 body_hash: a.body_hash.unwrap_or(false),
+                consent,
             }))
         }
         Some("oauth2") => {
@@ -1062,6 +1082,9 @@ fn resolve_auth(
                     ("rsa_private_key_file", a.rsa_private_key_file.is_some()),
                     ("realm", a.realm.is_some()),
                     ("body_hash", a.body_hash.is_some()),
+                    ("request_token_url", a.request_token_url.is_some()),
+                    ("access_token_url", a.access_token_url.is_some()),
+                    ("token_method", a.token_method.is_some()),
                 ],
             )?;
             let grant = match a.grant.as_deref() {
@@ -1333,6 +1356,87 @@ fn is_loopback(u: &Url) -> bool {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         None => false,
     }
+}
+
+/// The OAuth 1.0a three-legged endpoints: `request_token_url`,
+/// `authorize_url`, `access_token_url` (relative to `base_url`, all three or
+/// none), `redirect_uri` (the `oauth_callback`), `token_method`.
+fn resolve_oauth1_consent(
+    a: &RawAuth,
+    base_url: &Url,
+    e: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Option<Box<Oauth1Consent>>, ConfigError> {
+    let url = |key: &str, v: Option<&str>| -> Result<Option<Url>, ConfigError> {
+        v.map(|u| {
+            base_url
+                .join(u)
+                .map_err(|x| x.to_string())
+                .and_then(|u| check_scheme(&u).map(|_| u))
+        })
+        .transpose()
+        .map_err(|m| e(&format!("auth.{key}"), m))
+    };
+    let request = url("request_token_url", a.request_token_url.as_deref())?;
+    let authorize = url("authorize_url", a.authorize_url.as_deref())?;
+    let access = url("access_token_url", a.access_token_url.as_deref())?;
+    let (request_token_url, authorize_url, access_token_url) = match (request, authorize, access) {
+        (None, None, None) => {
+            for (key, set) in [
+                ("redirect_uri", a.redirect_uri.is_some()),
+                ("token_method", a.token_method.is_some()),
+            ] {
+                if set {
+                    return Err(e(
+                        &format!("auth.{key}"),
+                        "needs auth.request_token_url, auth.authorize_url and auth.access_token_url (the three-legged flow)".into(),
+                    ));
+                }
+            }
+            return Ok(None);
+        }
+        (Some(r), Some(z), Some(x)) => (r, z, x),
+        (r, z, _) => {
+            let missing = if r.is_none() {
+                "request_token_url"
+            } else if z.is_none() {
+                "authorize_url"
+            } else {
+                "access_token_url"
+            };
+            return Err(e(
+                &format!("auth.{missing}"),
+                "is missing (the three-legged flow needs request_token_url, authorize_url and access_token_url)".into(),
+            ));
+        }
+    };
+    let redirect_uri = a
+        .redirect_uri
+        .as_deref()
+        .map(|u| {
+            let parsed = http_url(u).map_err(|m| e("auth.redirect_uri", m))?;
+            if parsed.fragment().is_some() {
+                return Err(e("auth.redirect_uri", "must not have a fragment".into()));
+            }
+            Ok(parsed)
+        })
+        .transpose()?;
+    let token_method = match a.token_method.as_deref() {
+        None | Some("POST") => "POST",
+        Some("GET") => "GET",
+        Some(other) => {
+            return Err(e(
+                "auth.token_method",
+                format!("must be \"POST\" or \"GET\", not {other:?}"),
+            ));
+        }
+    };
+    Ok(Some(Box::new(Oauth1Consent {
+        request_token_url,
+        authorize_url,
+        access_token_url,
+        redirect_uri,
+        token_method,
+    })))
 }
 
 fn http_url(text: &str) -> Result<Url, String> {
@@ -1842,6 +1946,105 @@ authorize_params = { aud = "https://fhir.example.org/r4" }
                 "{to}: {msg}"
             );
         }
+    }
+
+    const OAUTH1_CONSENT: &str = r#"
+[[providers]]
+id = "legacy"
+kind = "ccr"
+base_url = "https://ccr.example.org/api/"
+document_url = "ccr/{patient}"
+[providers.auth]
+scheme = "oauth1"
+consumer_key = "rx"
+consumer_secret_env = "LEGACY_SECRET"
+placement = "query"
+request_token_url = "oauth/request_token"
+authorize_url = "https://login.example.org/authorize"
+access_token_url = "oauth/access_token"
+redirect_uri = "http://127.0.0.1:8765/callback"
+"#;
+
+    #[test]
+    fn oauth1_consent_settings_resolve() {
+        let p = providers(OAUTH1_CONSENT).expect("valid").remove(0);
+        let ProviderAuth::Oauth1(o) = &p.auth else {
+            panic!("oauth1")
+        };
+        let c = o.consent.as_deref().expect("consent");
+        assert_eq!(
+            c.request_token_url.as_str(),
+            "https://ccr.example.org/api/oauth/request_token"
+        );
+        assert_eq!(
+            c.authorize_url.as_str(),
+            "https://login.example.org/authorize"
+        );
+        assert_eq!(
+            c.access_token_url.as_str(),
+            "https://ccr.example.org/api/oauth/access_token"
+        );
+        assert_eq!(
+            c.redirect_uri.as_ref().map(Url::as_str),
+            Some("http://127.0.0.1:8765/callback")
+        );
+        assert_eq!(c.token_method, "POST");
+    }
+
+    #[test]
+    fn oauth1_consent_errors_name_the_provider_the_key_and_the_file() {
+        let rows: &[(&str, &str, &str)] = &[
+            (
+                "access_token_url = \"oauth/access_token\"\n",
+                "",
+                "auth.access_token_url",
+            ),
+            (
+                "request_token_url = \"oauth/request_token\"\n",
+                "",
+                "auth.request_token_url",
+            ),
+            (
+                "authorize_url = \"https://login.example.org/authorize\"\n",
+                "",
+                "auth.authorize_url",
+            ),
+            (
+                "redirect_uri = \"http://127.0.0.1:8765/callback\"",
+                "redirect_uri = \"ftp://127.0.0.1/cb\"",
+                "auth.redirect_uri",
+            ),
+            (
+                "placement = \"query\"",
+                "placement = \"query\"\ntoken_method = \"PUT\"",
+                "auth.token_method",
+            ),
+            (
+                "placement = \"query\"",
+                "placement = \"query\"\nprompt_login = true",
+                "auth.prompt_login",
+            ),
+        ];
+        for (from, to, key) in rows {
+            assert!(OAUTH1_CONSENT.contains(from), "{from}");
+            let msg = providers(&OAUTH1_CONSENT.replace(from, to))
+                .expect_err(to)
+                .to_string();
+            assert!(
+                msg.contains(key) && msg.contains("legacy") && msg.contains("/etc/rx/config.toml"),
+                "{to}: {msg}"
+            );
+        }
+        // Without the three endpoints, redirect_uri alone is an error too.
+        let text = OAUTH1_CONSENT
+            .replace("request_token_url = \"oauth/request_token\"\n", "")
+            .replace(
+                "authorize_url = \"https://login.example.org/authorize\"\n",
+                "",
+            )
+            .replace("access_token_url = \"oauth/access_token\"\n", "");
+        let msg = providers(&text).expect_err("redirect alone").to_string();
+        assert!(msg.contains("auth.redirect_uri"), "{msg}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Consent: making a link by the OAuth 2.0 authorization code flow with
 //! PKCE (RFC 6749 §4.1, RFC 7636 S256 always, `nonce` when `openid` is in
-//! scope).
+//! scope), or by the OAuth 1.0a three-legged flow (`oauth1`).
 //!
 //! `begin` makes a flow (fresh state, verifier, nonce; the state stored
 //! only as its hash, the others sealed by the vault; ten minutes to live)
@@ -27,6 +27,7 @@
 
 pub mod authorize;
 pub mod loopback;
+pub mod oauth1;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +79,19 @@ pub enum ConsentError {
     /// The token endpoint refused or failed the code exchange.
     #[error(transparent)]
     Exchange(#[from] ExchangeError),
+    /// OAuth 1.0a: the request token or access token request failed.
+    #[error(transparent)]
+    TokenRequest(#[from] crate::fetch::oauth1_flow::TokenRequestError),
+    /// OAuth 1.0a: the callback's `oauth_token` is not the request token this consent got.
+    #[error(
+        "the callback's oauth_token is not the request token of this consent (a forged or mixed-up callback)"
+    )]
+    WrongToken,
+    /// OAuth 1.0a: the callback carries no `oauth_verifier` (the patient did not authorize).
+    #[error(
+        "the callback carries no oauth_verifier: the provider did not authorize the request token"
+    )]
+    NoVerifier,
     /// The provider granted scopes that were not asked for.
     #[error("the provider granted scopes rxsync did not ask for ({0})")]
     Overgranted(String),

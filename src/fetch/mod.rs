@@ -2,7 +2,8 @@
 //!
 //! `oauth1` signs and verifies RFC 5849 requests; `auth` attaches a
 //! credential to one request; `http` sends GETs through our own redirect
-//! loop; `oauth2` refreshes and revokes tokens; `fhir` knows FHIR searches
+//! loop; `oauth1_flow` makes the two token requests of the OAuth 1.0a
+//! three-legged flow; `oauth2` refreshes and revokes tokens; `fhir` knows FHIR searches
 //! (US Core parameters, `_include` by CapabilityStatement, referenced
 //! Medications, the collection Bundle); `limit` is a provider's request
 //! budget; `backend` gets SMART Backend Services tokens (`private_key_jwt`);
@@ -21,5 +22,6 @@ pub mod http;
 pub mod jwks;
 pub mod limit;
 pub mod oauth1;
+pub mod oauth1_flow;
 pub mod oauth2;
 pub mod register;

@@ -4,7 +4,9 @@
 //! consent engine calls right after a link is made.
 
 use super::compare::{self, LocalIdentity, Verdict};
-use super::remote::{ReadContext, TokenKind, introspect, read_remote, validate_with_jwks};
+use super::remote::{
+    Audience, ReadContext, TokenKind, introspect, read_remote, validate_with_jwks,
+};
 use super::settings::{IdentitySettings, RemoteSource};
 use super::{IdentityError, RemoteIdentity};
 use crate::config::{Provider, ProviderAuth};
@@ -183,9 +185,11 @@ async fn read_new_link(
             validate_with_jwks(
                 c.client,
                 c.jwks,
-                c.provider,
-                settings,
-                &c.client_auth.client_id,
+                Audience {
+                    provider: c.provider,
+                    settings,
+                    client_id: &c.client_auth.client_id,
+                },
                 t,
                 TokenKind::Id {
                     nonce: c.expected_nonce,
@@ -206,9 +210,11 @@ async fn read_new_link(
         validate_with_jwks(
             c.client,
             c.jwks,
-            c.provider,
-            settings,
-            &c.client_auth.client_id,
+            Audience {
+                provider: c.provider,
+                settings,
+                client_id: &c.client_auth.client_id,
+            },
             c.access_token.expose_secret(),
             TokenKind::Access,
             now,

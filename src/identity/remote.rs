@@ -205,18 +205,30 @@ pub enum TokenKind<'a> {
     Access,
 }
 
+/// Whose tokens are validated: the provider, its identity settings
+/// (issuer, JWKS URL, algorithms) and the client id they must be for.
+#[derive(Clone, Copy)]
+pub struct Audience<'a> {
+    pub provider: &'a Provider,
+    pub settings: &'a IdentitySettings,
+    pub client_id: &'a str,
+}
+
 /// Validates a token with the provider's JWKS, fetching it again once
 /// when the token names a key the cached set lacks.
 pub async fn validate_with_jwks(
     client: &HttpClient,
     jwks: &JwksCache,
-    provider: &Provider,
-    settings: &IdentitySettings,
-    client_id: &str,
+    audience: Audience<'_>,
     token: &str,
     kind: TokenKind<'_>,
     now: i64,
 ) -> Result<Claims, IdentityError> {
+    let Audience {
+        provider,
+        settings,
+        client_id,
+    } = audience;
     let url = settings
         .jwks_url
         .as_ref()

@@ -64,9 +64,11 @@ impl Fetching<'_> {
             remote::validate_with_jwks(
                 &self.client,
                 jwks,
-                self.provider,
-                settings,
-                &c.client_id,
+                remote::Audience {
+                    provider: self.provider,
+                    settings,
+                    client_id: &c.client_id,
+                },
                 token.expose_secret(),
                 remote::TokenKind::Access,
                 chrono::Utc::now().timestamp(),

@@ -75,6 +75,62 @@ impl Oauth1Tokens {
     }
 }
 
+/// How long a request token waits for its authorization and exchange.
+pub(crate) const REQUEST_TOKEN_TTL: u64 = 600;
+
+/// A request token (temporary credentials, RFC 5849 §2.1) on its way
+/// through the three-legged flow.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingRequest {
+    pub consumer_key: String,
+    pub secret: SecretString,
+    /// `oauth_callback` as the consumer signed it.
+    pub callback: String,
+    /// Set by the authorization (with the patient it is for).
+    pub verifier: Option<String>,
+    pub patient: Option<String>,
+    pub expires_at: u64,
+}
+
+/// Request tokens by `oauth_token`; each one is exchanged at most once.
+#[derive(Debug, Default)]
+pub(crate) struct PendingRequests {
+    tokens: HashMap<String, PendingRequest>,
+}
+
+impl PendingRequests {
+    /// Records a fresh request token, forgetting expired ones.
+    pub fn issue(&mut self, token: String, pending: PendingRequest, now: u64) {
+        self.tokens.retain(|_, p| p.expires_at > now);
+        self.tokens.insert(token, pending);
+    }
+
+    /// A live request token.
+    pub fn get(&self, token: &str, now: u64) -> Option<&PendingRequest> {
+        self.tokens.get(token).filter(|p| p.expires_at > now)
+    }
+
+    /// Authorizes a live request token for `patient` with `verifier`;
+    /// returns its callback.
+    pub fn authorize(
+        &mut self,
+        token: &str,
+        verifier: String,
+        patient: String,
+        now: u64,
+    ) -> Option<String> {
+        let p = self.tokens.get_mut(token).filter(|p| p.expires_at > now)?;
+        p.verifier = Some(verifier);
+        p.patient = Some(patient);
+        Some(p.callback.clone())
+    }
+
+    /// Removes a request token (an exchange uses it up, right or wrong).
+    pub fn take(&mut self, token: &str) -> Option<PendingRequest> {
+        self.tokens.remove(token)
+    }
+}
+
 /// Why a nonce was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NonceError {
@@ -189,6 +245,44 @@ mod tests {
             Err(NonceError::Full)
         );
         assert_eq!(store.check_and_record("c", "t", 1700, "c", 1700), Ok(()));
+    }
+
+    #[test]
+    fn a_request_token_is_authorized_before_it_expires_and_taken_once() {
+        let mut pending = PendingRequests::default();
+        let record = |expires_at| PendingRequest {
+            consumer_key: "c".into(),
+            secret: SecretString::from("s"),
+            callback: "http://127.0.0.1:1/cb".into(),
+            verifier: None,
+            patient: None,
+            expires_at,
+        };
+        pending.issue("rt".into(), record(1600), 1000);
+        assert!(pending.get("rt", 1599).is_some());
+        assert!(pending.get("rt", 1600).is_none(), "expired");
+        assert_eq!(
+            pending
+                .authorize("rt", "v".into(), "p".into(), 1001)
+                .as_deref(),
+            Some("http://127.0.0.1:1/cb")
+        );
+        assert!(
+            pending
+                .authorize("rt", "v".into(), "p".into(), 1600)
+                .is_none()
+        );
+        let taken = pending.take("rt").expect("first exchange");
+        assert_eq!(taken.verifier.as_deref(), Some("v"));
+        assert_eq!(taken.patient.as_deref(), Some("p"));
+        assert!(
+            pending.take("rt").is_none(),
+            "a request token is exchanged once"
+        );
+        // Issuing forgets the expired ones.
+        pending.issue("old".into(), record(1100), 1000);
+        pending.issue("new".into(), record(2000), 1200);
+        assert!(pending.take("old").is_none());
     }
 
     #[test]

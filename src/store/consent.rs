@@ -189,6 +189,29 @@ impl Store {
         Ok(lookup)
     }
 
+    /// Audits a consent step taken before any flow exists (an OAuth 1.0a
+    /// request token that was refused) under its patient and provider.
+    pub fn audit_consent_attempt(
+        &mut self,
+        patient: &PatientId,
+        provider: &str,
+        actor: &str,
+        action: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let tx = self.tx()?;
+        super::audit::append(
+            &tx,
+            actor,
+            action,
+            Some(patient.as_str()),
+            Some(&format!("provider:{provider}")),
+            detail,
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Audits one step of a flow (`consent.exchanged`) under its patient.
     pub fn audit_consent_step(
         &mut self,

@@ -610,7 +610,7 @@ fn resolved(home: &Home) -> rxsync::config::Provider {
 #[test]
 fn an_unknown_kid_refetches_the_jwks_once() {
     use rxsync::identity::IdentityError;
-    use rxsync::identity::remote::{TokenKind, validate_with_jwks};
+    use rxsync::identity::remote::{Audience, TokenKind, validate_with_jwks};
     let sandbox = Sandbox::start();
     let config = format!(
         "{}[providers.identity]\nremote = \"id_token:mrn\"\njwks_url = \"{base}/oauth2/jwks\"\nissuer = \"{base}\"\n",
@@ -641,9 +641,11 @@ fn an_unknown_kid_refetches_the_jwks_once() {
         rt.block_on(validate_with_jwks(
             &client,
             &jwks,
-            &provider,
-            &settings,
-            "demo-client",
+            Audience {
+                provider: &provider,
+                settings: &settings,
+                client_id: "demo-client",
+            },
             token,
             TokenKind::Id { nonce: Some("n") },
             now,

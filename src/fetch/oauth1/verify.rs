@@ -53,6 +53,10 @@ pub struct VerifiedOauth {
     pub timestamp: u64,
     pub placement: Placement,
     pub method: SignatureMethod,
+    /// `oauth_callback`, signed (a temporary-credential request, §2.1).
+    pub callback: Option<String>,
+    /// `oauth_verifier`, signed (a token request, §2.3).
+    pub verifier: Option<String>,
 }
 
 /// Why a request was refused. Variants name the problem for the sandbox's
@@ -176,6 +180,8 @@ pub fn verify(
         timestamp,
         placement: collected.placement,
         method,
+        callback: get("oauth_callback").map(str::to_string),
+        verifier: get("oauth_verifier").map(str::to_string),
     })
 }
 

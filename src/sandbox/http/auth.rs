@@ -161,7 +161,7 @@ fn authenticate_bearer(
 
 /// Which credential an OAuth 1.0a lookup could not find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Unknown {
+pub(super) enum Unknown {
     Consumer,
     Token,
 }
@@ -283,7 +283,7 @@ fn authenticate_oauth1(
 
 /// The problem report for a verification failure. The advice is the
 /// error's own text, which never holds a secret or a signature.
-fn refusal(e: &VerifyError, unknown: Option<Unknown>) -> Response {
+pub(super) fn refusal(e: &VerifyError, unknown: Option<Unknown>) -> Response {
     let advice = || vec![("oauth_problem_advice", e.to_string())];
     let unauthorized = StatusCode::UNAUTHORIZED;
     let bad = StatusCode::BAD_REQUEST;

@@ -16,6 +16,7 @@ mod bulk;
 mod consent;
 mod discovery;
 mod identity;
+mod oauth1_consent;
 mod oauth2;
 mod reply;
 mod resources;
@@ -103,6 +104,8 @@ pub(crate) struct App {
     pub local_addr: SocketAddr,
     pub grants: Mutex<GrantStore>,
     pub oauth1_tokens: Mutex<Oauth1Tokens>,
+    /// Request tokens of the three-legged flow (never persisted).
+    pub oauth1_pending: Mutex<super::oauth1_tokens::PendingRequests>,
     pub nonces: Mutex<NonceStore>,
     pub faults: Mutex<Faults>,
     pub log: Mutex<RequestLog>,
@@ -167,6 +170,7 @@ impl App {
             local_addr,
             grants: Mutex::new(grants),
             oauth1_tokens: Mutex::new(oauth1_tokens),
+            oauth1_pending: Mutex::new(Default::default()),
             nonces: Mutex::new(NonceStore::new(window, NONCE_CAPACITY)),
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(RequestLog::new(REQUEST_LOG_CAPACITY, REQUEST_LOG_BYTES)),
@@ -283,6 +287,15 @@ pub(crate) fn router(app: Shared) -> Router {
             get(discovery::openid_configuration),
         )
         .route("/oauth2/register", post(discovery::register))
+        .route(
+            "/oauth1/request_token",
+            get(oauth1_consent::request_token).post(oauth1_consent::request_token),
+        )
+        .route("/oauth1/authorize", get(oauth1_consent::authorize))
+        .route(
+            "/oauth1/access_token",
+            get(oauth1_consent::access_token).post(oauth1_consent::access_token),
+        )
         .route("/oauth2/token", post(oauth2::token))
         .route("/oauth2/revoke", post(oauth2::revoke))
         .route("/oauth2/introspect", post(oauth2::introspect))

@@ -1,0 +1,451 @@
+//! Consent by the OAuth 1.0a three-legged flow (RFC 5849 §2).
+//!
+//! `begin` asks the provider for temporary credentials (signed with the
+//! consumer credentials and `oauth_callback`, in the header or the query
+//! as configured), requires `oauth_callback_confirmed=true`, records a
+//! flow keyed by the SHA-256 of the request token (the `state` column:
+//! the request token plays the role of OAuth 2.0's `state`) and returns
+//! the authorize URL. The request token secret is never stored: it lives
+//! in `Oauth1Started`, in memory, until `complete` uses it. The flow row's
+//! `pkce_verifier` column is left empty for this protocol.
+//!
+//! `complete` takes the callback's query: its `oauth_token` must be the
+//! request token (else the flow ends refused), an `oauth_problem` or
+//! `error` is a denial, a missing `oauth_verifier` too; then the access
+//! token request (signed with the request token credentials and the
+//! verifier) and the link, stored as `link add` stores an oauth1 link (a
+//! `needs_relink` link keeps its id). Every step is an audit row of the
+//! same names as the OAuth 2.0 flow's, without a secret.
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use url::Url;
+
+use super::{ConsentError, ExchangedTokens, FLOW_LIFETIME, Linked, authorize};
+use crate::config::{Oauth1Consent, Oauth1Settings, Provider, ProviderAuth};
+use crate::domain::PatientId;
+use crate::fetch::auth::redact;
+use crate::fetch::oauth1_flow::{self, TokenPair};
+use crate::store::{FlowLookup, LinkSecrets, NewFlow, NewLink, Writer};
+use crate::vault::VaultKey;
+
+/// A started three-legged flow: where to send the patient, and the
+/// request token credentials (in memory only) to finish it with.
+pub struct Oauth1Started {
+    pub flow: String,
+    /// `authorize_url?oauth_token=…`: show it only to the patient.
+    pub url: Url,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    request: TokenPair,
+}
+
+/// The provider's OAuth 1.0a settings and three-legged endpoints, or why it cannot consent.
+pub fn oauth1_consent_settings(
+    provider: &Provider,
+) -> Result<(&Oauth1Settings, &Oauth1Consent), ConsentError> {
+    let not = |problem: &str| ConsentError::NotConfigured {
+        provider: provider.id.to_string(),
+        problem: problem.to_string(),
+    };
+    let ProviderAuth::Oauth1(o) = &provider.auth else {
+        return Err(not("the three-legged flow needs scheme = \"oauth1\""));
+    };
+    let consent = o.consent.as_deref().ok_or_else(|| {
+        not("[providers.auth] has no request_token_url, authorize_url and access_token_url (the three-legged flow's endpoints)")
+    })?;
+    Ok((o, consent))
+}
+
+/// The authorize URL for a request token (§2.2).
+pub fn authorize_url(consent: &Oauth1Consent, request_token: &str) -> Url {
+    let mut url = consent.authorize_url.clone();
+    url.query_pairs_mut()
+        .append_pair("oauth_token", request_token);
+    url
+}
+
+/// Step one (§2.1): temporary credentials, then a flow to wait on.
+#[allow(clippy::too_many_arguments)]
+pub async fn begin(
+    writer: &Writer,
+    key: &VaultKey,
+    provider: &Provider,
+    patient: &PatientId,
+    http: &reqwest::Client,
+    env: &dyn Fn(&str) -> Option<String>,
+    callback: &Url,
+    actor: &str,
+) -> Result<Oauth1Started, ConsentError> {
+    let (o, consent) = oauth1_consent_settings(provider)?;
+    let consumer = oauth1_flow::consumer_credentials(provider.id.as_str(), o, env)
+        .map_err(ConsentError::Client)?;
+    let asked = oauth1_flow::request_token(
+        http,
+        o,
+        consent,
+        &consumer,
+        callback,
+        provider.limits.timeout,
+    )
+    .await;
+    let request = match asked {
+        Ok(pair) => pair,
+        Err(e) => {
+            let (patient, provider_id, actor) =
+                (patient.clone(), provider.id.to_string(), actor.to_string());
+            let detail = json!({
+                "provider": provider_id,
+                "protocol": "oauth1",
+                "step": "request_token",
+                "url": redact(&consent.request_token_url),
+                "error": e.to_string(),
+            });
+            writer
+                .run(move |store| {
+                    store.audit_consent_attempt(
+                        &patient,
+                        &provider_id,
+                        &actor,
+                        "consent.failed",
+                        &detail,
+                    )
+                })
+                .await?;
+            return Err(e.into());
+        }
+    };
+    let url = authorize_url(consent, request.token.expose_secret());
+    let flow = authorize::random_urlsafe(16);
+    let expires_at = chrono::Utc::now()
+        + chrono::Duration::from_std(FLOW_LIFETIME).unwrap_or(chrono::Duration::minutes(10));
+    let state_sha256 = authorize::state_sha256(request.token.expose_secret());
+    let detail = json!({
+        "provider": provider.id.as_str(),
+        "protocol": "oauth1",
+        "request_token_url": redact(&consent.request_token_url),
+        "authorize_url": redact(&consent.authorize_url),
+        "oauth_callback": redact(callback),
+        "signature_method": o.signature_method.as_str(),
+        "placement": match o.placement {
+            crate::fetch::oauth1::Placement::Header => "header",
+            crate::fetch::oauth1::Placement::Query => "query",
+        },
+        "callback_confirmed": true,
+        "expires_at": crate::store::rfc3339_at(expires_at),
+    });
+    let (key_id, patient2, provider_id, redirect, flow_id, actor) = (
+        key.id().to_string(),
+        patient.clone(),
+        provider.id.to_string(),
+        callback.to_string(),
+        flow.clone(),
+        actor.to_string(),
+    );
+    let expires = crate::store::rfc3339_at(expires_at);
+    writer
+        .run(move |store| {
+            let relink_of = store.relink_candidate(&patient2, &provider_id)?;
+            let mut detail = detail;
+            detail["relink_of"] = json!(relink_of);
+            store.start_consent_flow(
+                &NewFlow {
+                    id: &flow_id,
+                    provider: &provider_id,
+                    patient: &patient2,
+                    state_sha256: &state_sha256,
+                    key_id: &key_id,
+                    // No PKCE in OAuth 1.0a; the request token secret stays in memory.
+                    pkce_verifier: Vec::new(),
+                    nonce: None,
+                    redirect_uri: &redirect,
+                    relink_of,
+                    expires_at: &expires,
+                    detail,
+                },
+                &actor,
+            )
+        })
+        .await?;
+    Ok(Oauth1Started {
+        flow,
+        url,
+        expires_at,
+        request,
+    })
+}
+
+/// What the callback said, read without keeping a value longer than needed.
+struct Callback {
+    token: Option<String>,
+    verifier: Option<SecretString>,
+    /// `oauth_problem` or `error`, with `error_description` / `oauth_problem_advice`.
+    refusal: Option<(String, Option<String>)>,
+}
+
+fn read_callback(query: &str) -> Callback {
+    let mut c = Callback {
+        token: None,
+        verifier: None,
+        refusal: None,
+    };
+    let mut description = None;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "oauth_token" => c.token = Some(v.into_owned()),
+            "oauth_verifier" if !v.is_empty() => {
+                c.verifier = Some(SecretString::from(v.into_owned()))
+            }
+            "oauth_problem" | "error" => c.refusal = Some((printable(&v), None)),
+            "error_description" | "oauth_problem_advice" => description = Some(printable(&v)),
+            _ => {}
+        }
+    }
+    if let Some((_, d)) = &mut c.refusal {
+        *d = description;
+    }
+    c
+}
+
+/// A provider's words, kept short and printable (they end up in messages and the audit).
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+/// Steps three and four (§2.2 callback, §2.3 token credentials): the link.
+#[allow(clippy::too_many_arguments)]
+pub async fn complete(
+    writer: &Writer,
+    key: &Arc<VaultKey>,
+    provider: &Provider,
+    http: &reqwest::Client,
+    env: &dyn Fn(&str) -> Option<String>,
+    started: Oauth1Started,
+    query: &str,
+    actor: &str,
+) -> Result<Linked, ConsentError> {
+    let (o, consent) = oauth1_consent_settings(provider)?;
+    let callback = read_callback(query);
+    let ours = started.request.token.expose_secret();
+    let token_matches = callback.token.as_deref() == Some(ours);
+    let detail = json!({
+        "provider": provider.id.as_str(),
+        "protocol": "oauth1",
+        "oauth_token": if token_matches { "matches the request token" } else if callback.token.is_some() { "another token" } else { "absent" },
+        "has_verifier": callback.verifier.is_some(),
+        "error": callback.refusal.as_ref().map(|(c, _)| c.clone()),
+    });
+    let hash = authorize::state_sha256(ours);
+    let (provider_id, actor_owned) = (provider.id.to_string(), actor.to_string());
+    let lookup = writer
+        .run(move |store| store.take_consent_flow(&hash, &provider_id, &actor_owned, &detail))
+        .await?;
+    let flow = match lookup {
+        FlowLookup::Taken(f) => f,
+        FlowLookup::Unknown => return Err(ConsentError::WrongState),
+        FlowLookup::Used { flow } => return Err(ConsentError::Replayed { flow }),
+        FlowLookup::Expired { flow } => return Err(ConsentError::Expired { flow }),
+    };
+    let end = |outcome: &'static str, action: &'static str, detail: serde_json::Value| {
+        let (flow, actor) = (flow.id.clone(), actor.to_string());
+        async move {
+            // The failure is what the caller reports; a store error here
+            // would only hide it, so it is logged instead.
+            if let Err(e) = writer
+                .run(move |store| {
+                    store.end_consent_flow(&flow, outcome, None, &actor, action, &detail)
+                })
+                .await
+            {
+                tracing::warn!(error = %e, "cannot record the consent's end");
+            }
+        }
+    };
+    if let Some((code, description)) = callback.refusal {
+        end(
+            "denied",
+            "consent.denied",
+            json!({"error": code, "error_description": description}),
+        )
+        .await;
+        return Err(ConsentError::Denied { code, description });
+    }
+    if !token_matches {
+        let why = if callback.token.is_some() {
+            "another oauth_token"
+        } else {
+            "no oauth_token"
+        };
+        end(
+            "failed",
+            "consent.failed",
+            json!({"step": "callback", "error": format!("the callback carries {why}")}),
+        )
+        .await;
+        return Err(ConsentError::WrongToken);
+    }
+    let Some(verifier) = callback.verifier else {
+        end(
+            "denied",
+            "consent.denied",
+            json!({"error": "no oauth_verifier"}),
+        )
+        .await;
+        return Err(ConsentError::NoVerifier);
+    };
+    let exchanged = async {
+        let consumer = oauth1_flow::consumer_credentials(provider.id.as_str(), o, env)
+            .map_err(ConsentError::Client)?;
+        let credentials = consumer.with_token(
+            started.request.token.expose_secret().to_string(),
+            started.request.secret.clone(),
+        );
+        Ok::<_, ConsentError>(
+            oauth1_flow::access_token(
+                http,
+                o,
+                consent,
+                &credentials,
+                &verifier,
+                provider.limits.timeout,
+            )
+            .await?,
+        )
+    }
+    .await;
+    let access = match exchanged {
+        Ok(a) => a,
+        Err(e) => {
+            end(
+                "failed",
+                "consent.failed",
+                json!({"step": "exchange", "url": redact(&consent.access_token_url), "error": e.to_string()}),
+            )
+            .await;
+            return Err(e);
+        }
+    };
+    let linked = store_link(writer, key, provider, &flow, access, actor).await;
+    if let Err(e) = &linked {
+        end(
+            "failed",
+            "consent.failed",
+            json!({"step": "link", "error": e.to_string()}),
+        )
+        .await;
+    }
+    linked
+}
+
+async fn store_link(
+    writer: &Writer,
+    key: &Arc<VaultKey>,
+    provider: &Provider,
+    flow: &crate::store::TakenFlow,
+    access: TokenPair,
+    actor: &str,
+) -> Result<Linked, ConsentError> {
+    let patient = PatientId::parse(&flow.patient).map_err(|e| {
+        crate::store::StoreError::Corrupt(format!("consent flow {}: patient id: {e}", flow.id))
+    })?;
+    let exchanged = json!({
+        "provider": provider.id.as_str(),
+        "protocol": "oauth1",
+        "access_token_url": match &provider.auth {
+            ProviderAuth::Oauth1(Oauth1Settings { consent: Some(c), .. }) => Some(redact(&c.access_token_url)),
+            _ => None,
+        },
+        "fields": access.other_fields,
+    });
+    let remote = access
+        .patient
+        .clone()
+        .unwrap_or_else(|| patient.to_string());
+    let detail = json!({
+        "provider": provider.id.as_str(),
+        "protocol": "oauth1",
+        "remote_patient": remote,
+        "relink_of": flow.relink_of,
+    });
+    let secrets = LinkSecrets::Oauth1 {
+        token: access.token,
+        token_secret: access.secret,
+    };
+    let (provider_id, flow_id, actor, key) = (
+        provider.id.to_string(),
+        flow.id.clone(),
+        actor.to_string(),
+        Arc::clone(key),
+    );
+    let (link, relinked) = writer
+        .run(move |store| {
+            store.audit_consent_step(&flow_id, &actor, "consent.exchanged", &exchanged)?;
+            let (link, relinked) = store.add_link(
+                &NewLink {
+                    patient: &patient,
+                    provider: &provider_id,
+                    remote_patient: &remote,
+                    secrets,
+                    expires_at: None,
+                    scope: None,
+                },
+                &key,
+                &actor,
+            )?;
+            let mut detail = detail;
+            detail["link"] = json!(link);
+            detail["relinked"] = json!(relinked);
+            store.end_consent_flow(
+                &flow_id,
+                "linked",
+                Some(link),
+                &actor,
+                "consent.linked",
+                &detail,
+            )?;
+            Ok((link, relinked))
+        })
+        .await?;
+    Ok(Linked {
+        link,
+        relinked,
+        flow: flow.id.clone(),
+        // The identity guard reads OAuth 2.0 identities; an OAuth 1.0a
+        // link is compared at its first pull when its provider has
+        // [providers.identity] (pull::identity).
+        identity: crate::identity::NewLinkOutcome::Unchecked,
+        tokens: ExchangedTokens {
+            id_token: None,
+            nonce: None,
+            fields: serde_json::Map::new(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_callback_is_read_into_token_verifier_and_refusal() {
+        let c = read_callback("oauth_token=rt&oauth_verifier=v1");
+        assert_eq!(c.token.as_deref(), Some("rt"));
+        assert!(c.verifier.is_some());
+        assert!(c.refusal.is_none());
+        let c = read_callback(
+            "oauth_token=rt&oauth_problem=permission_denied&oauth_problem_advice=no%0Athanks",
+        );
+        assert_eq!(
+            c.refusal,
+            Some(("permission_denied".into(), Some("nothanks".into())))
+        );
+        let c = read_callback("error=access_denied");
+        assert_eq!(c.refusal.map(|r| r.0).as_deref(), Some("access_denied"));
+        assert!(
+            read_callback("oauth_token=rt&oauth_verifier=")
+                .verifier
+                .is_none()
+        );
+    }
+}
