@@ -23,6 +23,7 @@ use crate::fetch::fhir;
 use crate::fetch::http::{FetchError, Fetched, Hop, HttpClient};
 use crate::fetch::oauth1::{Credentials, RsaSigningKey};
 use crate::fetch::oauth2::{self, RefreshError};
+use crate::fetch::redact::Secrets;
 use crate::import::{self, ImportError, ImportReport, ImportRequest};
 use crate::parse::DocFormat;
 use crate::schedule::Schedule;
@@ -135,6 +136,9 @@ impl From<FetchError> for Failure {
 /// The requests of one pull, for the trail and the audit.
 #[derive(Default)]
 struct Journal {
+    /// The secret values the pull holds (link tokens, refreshed tokens,
+    /// client and consumer secrets): everything recorded is scrubbed by them.
+    secrets: Secrets,
     trail: Vec<Hop>,
     accesses: Vec<serde_json::Value>,
     moves: Vec<(String, String, u16)>,
@@ -157,6 +161,32 @@ impl Journal {
             }),
         });
     }
+
+    /// What the pull records, scrubbed by the secret values it holds: the
+    /// HTTP trail (as JSON), the accesses and the permanent moves. A move
+    /// whose URLs carried a secret is not remembered at all: the next pull
+    /// would send its requests to a URL the provider built from a token.
+    fn into_record(self) -> (String, Vec<serde_json::Value>, Vec<(String, String, u16)>) {
+        let s = &self.secrets;
+        let trail: Vec<Hop> = self
+            .trail
+            .into_iter()
+            .map(|h| Hop {
+                url: s.scrub(&h.url),
+                location: h.location.map(|l| s.scrub(&l)),
+                error: h.error.map(|e| s.scrub(&e)),
+                ..h
+            })
+            .collect();
+        let accesses = self.accesses.iter().map(|a| s.scrub_json(a)).collect();
+        let moves = self
+            .moves
+            .into_iter()
+            .filter(|(from, to, _)| !s.carried_by(from) && !s.carried_by(to))
+            .collect();
+        let trail = serde_json::to_string(&trail).unwrap_or_else(|_| "[]".into());
+        (trail, accesses, moves)
+    }
 }
 
 /// A pulled document, ready to import.
@@ -169,6 +199,8 @@ struct Pulled {
 /// The end of a pull, owned so that it can be handed to the writer: the
 /// link's record and what the import needs beside the document.
 struct PullEnd {
+    /// Scrubs the failure's text before it is stored or reported.
+    secrets: Secrets,
     provider: String,
     trail: String,
     record: RecordParts,
@@ -203,6 +235,14 @@ enum Ended {
 }
 
 impl PullEnd {
+    /// `f` with its text scrubbed of the pull's secret values.
+    fn scrubbed(&self, f: Failure) -> Failure {
+        Failure {
+            error: self.secrets.scrub(&f.error),
+            ..f
+        }
+    }
+
     fn pull_record<'a>(&'a self) -> PullRecord<'a> {
         let r = &self.record;
         PullRecord {
@@ -254,9 +294,9 @@ impl PullEnd {
                     Err(ImportError::Unreadable { error, kept }) => {
                         let error = format!("{origin}: the document cannot be read: {error}");
                         if kept.is_some() {
-                            return Ok(Ended::Failed(Failure::failed(format!(
+                            return Ok(Ended::Failed(self.scrubbed(Failure::failed(format!(
                                 "{error} (kept, with an unreadable exception; the regimen is unchanged)"
-                            ))));
+                            )))));
                         }
                         Failure::failed(error)
                     }
@@ -265,6 +305,9 @@ impl PullEnd {
                 }
             }
         };
+        // The one place a failure becomes stored text (last_error, the
+        // failed sync, its exception and audit) and the report's error.
+        let failure = self.scrubbed(failure);
         let retry_at = failure.retry_after.map(|d| {
             crate::store::rfc3339_at(
                 chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default(),
@@ -365,7 +408,14 @@ impl Puller {
             }
         };
         let mut journal = Journal::default();
-        let fetched = self.fetch_document(writer, &mut link, &mut journal).await;
+        let fetched = self
+            .fetch_document(writer, &mut link, &mut journal)
+            .await
+            .map(|mut doc| {
+                // The origin is stored with the document.
+                doc.origin = journal.secrets.scrub(&doc.origin);
+                doc
+            });
         let corrupt = |e: String| StoreError::Corrupt(format!("link {link_id}: {e}"));
         let patient = PatientId::parse(&link.view.patient).map_err(|e| corrupt(e.to_string()))?;
         let mut report = PullReport {
@@ -414,15 +464,18 @@ impl Puller {
             }
             Err(f) => Err(f),
         };
+        let secrets = journal.secrets.clone();
+        let (trail, accesses, moves) = journal.into_record();
         let end = PullEnd {
+            secrets,
             provider: link.view.provider.clone(),
-            trail: serde_json::to_string(&journal.trail).unwrap_or_else(|_| "[]".into()),
+            trail,
             record: RecordParts {
                 link_id,
                 patient,
                 holder: self.holder.clone(),
-                accesses: journal.accesses,
-                moves: journal.moves,
+                accesses,
+                moves,
                 schedule: self.schedule_of(&link.view.provider),
             },
             trigger: trigger.to_string(),
@@ -509,6 +562,14 @@ impl Puller {
                 refreshed: false,
             },
         };
+        session.credential().secrets(&mut journal.secrets);
+        if let Session::Oauth2 {
+            refresh_token: Some(r),
+            ..
+        } = &session
+        {
+            journal.secrets.add(r.expose_secret());
+        }
         let expiring = matches!(session, Session::Oauth2 { .. }) && self.expires_soon(link);
         let remote = link.view.remote_patient.clone();
         let mut f = Fetching {
@@ -768,6 +829,15 @@ impl Puller {
                         else {
                             return Err("not an OAuth 2.0 link".to_string());
                         };
+                        // The provider's error may echo what it was sent.
+                        let mut secrets = Secrets::new();
+                        secrets.add(access_token.expose_secret());
+                        if let Some(r) = &refresh_token {
+                            secrets.add(r.expose_secret());
+                        }
+                        if let oauth2::ClientProof::Basic(c) | oauth2::ClientProof::Post(c) = &proof {
+                            secrets.add_basic(&o.client_id, c.expose_secret());
+                        }
                         // Revoking the refresh token ends the grant (RFC 7009 §2.1).
                         let (token, hint) = match &refresh_token {
                             Some(r) => (r, "refresh_token"),
@@ -783,6 +853,7 @@ impl Puller {
                             client.limits().timeout,
                         )
                         .await
+                        .map_err(|e| secrets.scrub(&e))
                     }
                     .await;
                     match result {
@@ -944,6 +1015,15 @@ impl Fetching<'_> {
         // `private_key_jwt` client signs a fresh assertion for each refresh.
         let proof = oauth2::ClientProof::load(o, provider.id.as_str(), &*self.puller.env)
             .map_err(Failure::failed)?;
+        match &proof {
+            oauth2::ClientProof::Basic(secret) => self
+                .journal
+                .secrets
+                .add_basic(&o.client_id, secret.expose_secret()),
+            oauth2::ClientProof::Post(secret) => self.journal.secrets.add(secret.expose_secret()),
+            oauth2::ClientProof::None | oauth2::ClientProof::Assertion(_) => {}
+        }
+        let mut secrets = self.journal.secrets.clone();
         // The exchange and the commit of its answer run as their own task:
         // once the provider has rotated the refresh token, the new one must
         // reach the vault even if this sync is abandoned (shutdown), or the
@@ -962,12 +1042,20 @@ impl Fetching<'_> {
             let t0 = Instant::now();
             let answer = oauth2::refresh(&client, &settings, &proof, &current, timeout).await;
             let ms = t0.elapsed().as_millis() as u64;
-            let detail = serde_json::json!({
+            if let Ok(t) = &answer {
+                secrets.add(t.access_token.expose_secret());
+                if let Some(r) = &t.refresh_token {
+                    secrets.add(r.expose_secret());
+                }
+            }
+            // Stored with the refreshed pair (audit): scrubbed here, since
+            // it does not pass through the journal.
+            let detail = secrets.scrub_json(&serde_json::json!({
                 "url": redact(&settings.token_url), "grant_type": "refresh_token", "ms": ms,
                 "outcome": if answer.is_ok() { "ok" } else { "error" },
                 "error": answer.as_ref().err().map(|e| e.to_string()),
                 "rotated": answer.as_ref().ok().map(|t| t.refresh_token.is_some()),
-            });
+            }));
             let committed = match &answer {
                 Ok(tokens) => {
                     let expires_at = tokens.expires_at.map(crate::store::rfc3339_at);
@@ -1021,6 +1109,12 @@ impl Fetching<'_> {
             }
         };
         *self.link = committed.map_err(Failure::failed)?;
+        self.journal
+            .secrets
+            .add(tokens.access_token.expose_secret());
+        if let Some(r) = &tokens.refresh_token {
+            self.journal.secrets.add(r.expose_secret());
+        }
         bearer.token = tokens.access_token;
         if let Some(r) = tokens.refresh_token {
             *refresh_token = Some(r);

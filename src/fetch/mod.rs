@@ -6,7 +6,8 @@
 //! (US Core parameters, `_include` by CapabilityStatement, referenced
 //! Medications, the collection Bundle); `limit` is a provider's request
 //! budget; `backend` gets SMART Backend Services tokens (`private_key_jwt`);
-//! `bulk` speaks the FHIR Bulk Data `$export` protocol. `pull` orchestrates
+//! `bulk` speaks the FHIR Bulk Data `$export` protocol; `redact` scrubs a
+//! pull's secret values (and their encodings) out of any text recorded. `pull` orchestrates
 //! them: it turns a link into document bytes.
 
 pub mod auth;
@@ -17,3 +18,4 @@ pub mod http;
 pub mod limit;
 pub mod oauth1;
 pub mod oauth2;
+pub mod redact;
