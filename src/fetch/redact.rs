@@ -10,7 +10,7 @@
 //! logging, and it never hands a secret back out (`Debug` shows a count).
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -57,10 +57,20 @@ impl Secrets {
         if value.is_empty() {
             return;
         }
+        let bearer = format!("Bearer {value}");
         let mut forms = encodings(value);
-        forms.push(STANDARD.encode(value));
-        forms.push(URL_SAFE_NO_PAD.encode(value));
-        forms.push(format!("Bearer {value}"));
+        // Base64 without its padding (a prefix of the padded form, so both
+        // are caught), of the value and of a whole `Bearer` header value,
+        // and those percent-encoded in turn (base64 has `+` and `/`).
+        for b64 in [
+            STANDARD_NO_PAD.encode(value),
+            URL_SAFE_NO_PAD.encode(value),
+            STANDARD_NO_PAD.encode(&bearer),
+            URL_SAFE_NO_PAD.encode(&bearer),
+        ] {
+            forms.extend(encodings(&b64));
+        }
+        forms.push(bearer);
         for f in forms {
             self.push(f);
         }
@@ -80,7 +90,7 @@ impl Secrets {
             format!("{id}:{secret}"),
             format!("{}:{}", form(id), form(secret)),
         ] {
-            for b64 in [STANDARD.encode(&pair), URL_SAFE_NO_PAD.encode(&pair)] {
+            for b64 in [STANDARD_NO_PAD.encode(&pair), URL_SAFE_NO_PAD.encode(&pair)] {
                 for f in encodings(&b64) {
                     self.push(f);
                 }
@@ -242,6 +252,7 @@ fn whole_value(text: &str, at: usize, len: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
     use proptest::prelude::*;
 
     fn secrets(values: &[&str]) -> Secrets {
@@ -266,6 +277,10 @@ mod tests {
             ("path segment", "http://h/tok%20en/+=ABC/x"),
             ("bearer header", "Authorization: Bearer tok en/+=ABC"),
             ("base64", "auth=dG9rIGVuLys9QUJD"),
+            (
+                "base64 of the header",
+                "auth=QmVhcmVyIHRvayBlbi8rPUFCQw%3D%3D",
+            ),
             ("error body", "invalid_grant: refresh-77Q is unknown"),
         ];
         for (rule, text) in cases {
@@ -340,6 +355,7 @@ mod tests {
         let mut f = encodings(v);
         f.push(STANDARD.encode(v));
         f.push(URL_SAFE_NO_PAD.encode(v));
+        f.push(STANDARD.encode(format!("Bearer {v}")));
         f
     }
 

@@ -16,6 +16,7 @@ mod corpus;
 mod daemon;
 mod demo;
 mod e2e;
+mod echo;
 mod export;
 mod fhir_out;
 mod oauth1_oracle;
