@@ -29,6 +29,9 @@ enum Echo {
     PathSegment,
     /// `302 Location: /next?s=<percent-encoded OAuth 1.0a token secret>`.
     TokenSecret,
+    /// The token endpoint refuses a refresh with an error that echoes the
+    /// refresh token and the client's `Authorization: Basic` header.
+    RefreshRefused,
 }
 
 /// Starts the hostile provider on loopback; returns its base URL. Every
@@ -45,16 +48,38 @@ fn hostile(echo: Echo) -> String {
                 continue;
             }
             let mut auth = String::new();
+            let mut length = 0usize;
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).map_or(true, |n| n == 0) || line == "\r\n" {
                     break;
                 }
-                if let Some((k, v)) = line.split_once(':')
-                    && k.eq_ignore_ascii_case("authorization")
-                {
-                    auth = v.trim().to_string();
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.eq_ignore_ascii_case("authorization") {
+                        auth = v.trim().to_string();
+                    } else if k.eq_ignore_ascii_case("content-length") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
                 }
+            }
+            if first.starts_with("POST ") {
+                let mut body = vec![0u8; length];
+                if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+                    continue;
+                }
+                let refresh = url::form_urlencoded::parse(&body)
+                    .find(|(k, _)| k == "refresh_token")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                let answer = json!({"error": "invalid_request",
+                    "error_description": format!("refresh_token {refresh} refused for {auth}")})
+                .to_string();
+                let _ = write!(
+                    reader.into_inner(),
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                continue;
             }
             let bearer = auth.strip_prefix("Bearer ").unwrap_or(&auth).to_string();
             let path = first.split(' ').nth(1).unwrap_or("/");
@@ -73,6 +98,7 @@ fn hostile(echo: Echo) -> String {
                     ),
                     Echo::Base64Header => (302, format!("/next?auth={}", STANDARD.encode(&auth))),
                     Echo::PathSegment => (301, format!("/fhir/moved/{bearer}/MedicationRequest")),
+                    Echo::RefreshRefused => (302, "/next".to_string()),
                     Echo::TokenSecret => (
                         302,
                         format!(
@@ -167,13 +193,15 @@ fn assert_nowhere(home: &Home, run: &crate::support::Run, secrets: &[&str]) {
         trail.contains("[redacted]"),
         "the echo is recorded, scrubbed: {trail}"
     );
-    let error = home
-        .env
-        .query_string("SELECT last_error FROM links LIMIT 1");
-    assert!(error.contains("404"), "{error}");
 }
 
 fn fhir_home(base: &str) -> (Home, i64) {
+    fhir_home_with(base, json!({}))
+}
+
+/// A home linked to the hostile provider with `TOKEN` and `REFRESH`
+/// (`extra` fields join the token response, e.g. `expires_in`).
+fn fhir_home_with(base: &str, extra: serde_json::Value) -> (Home, i64) {
     let home = Home::new(&oauth2_fhir(
         "hostile",
         &format!("{base}/fhir"),
@@ -181,12 +209,19 @@ fn fhir_home(base: &str) -> (Home, i64) {
         "demo-client",
         "header",
     ));
-    let id = home.link(
-        "hostile",
-        &json!({"access_token": TOKEN, "refresh_token": REFRESH, "token_type": "Bearer",
-                "patient": REMOTE}),
-    );
+    let mut tokens = json!({"access_token": TOKEN, "refresh_token": REFRESH,
+        "token_type": "Bearer", "patient": REMOTE});
+    if let (Some(t), Some(e)) = (tokens.as_object_mut(), extra.as_object()) {
+        t.extend(e.clone());
+    }
+    let id = home.link("hostile", &tokens);
     (home, id)
+}
+
+/// The link's last error: the provider's refusal, with the echo scrubbed.
+fn last_error(home: &Home) -> String {
+    home.env
+        .query_string("SELECT last_error FROM links LIMIT 1")
 }
 
 #[test]
@@ -202,6 +237,11 @@ fn a_token_echoed_under_another_parameter_name_is_stored_and_shown_nowhere() {
         let reports = Home::reports(&run);
         assert_eq!(reports[0]["outcome"], "failed", "{reports:?}");
         assert_nowhere(&home, &run, &[TOKEN, REFRESH, "demo-client-secret"]);
+        let error = last_error(&home);
+        assert!(
+            error.contains("answered 404: no such grant: [redacted]"),
+            "{error}"
+        );
         // The link list and the sync's error, as the CLI shows them, too.
         let list = home.rx(&["link", "list", "--format", "json"]);
         for form in forms(TOKEN) {
@@ -256,4 +296,30 @@ fn an_oauth1_token_secret_echoed_percent_encoded_is_stored_and_shown_nowhere() {
         &run,
         &[TOKEN_SECRET, consumer, "echo-oauth1-token-88"],
     );
+}
+
+#[test]
+fn a_refused_refresh_that_echoes_the_refresh_token_and_basic_header_leaves_neither() {
+    let base = hostile(Echo::RefreshRefused);
+    // About to expire: the pull refreshes first, and the provider refuses.
+    let (home, _) = fhir_home_with(&base, json!({"expires_in": 5}));
+    let run = home.pull(None);
+    assert_eq!(
+        Home::reports(&run)[0]["outcome"],
+        "failed",
+        "{}",
+        run.stdout
+    );
+    let basic = STANDARD.encode("demo-client:demo-client-secret");
+    assert_nowhere(&home, &run, &[TOKEN, REFRESH, "demo-client-secret", &basic]);
+    assert!(!contains(&home.stored_bytes(), basic.trim_end_matches('=')));
+    let error = last_error(&home);
+    assert!(
+        error.contains("[redacted]"),
+        "the refusal is kept, scrubbed: {error}"
+    );
+    let audit = home.env.query_string(
+        "SELECT COALESCE(group_concat(detail, ' '), '') FROM audit WHERE detail LIKE '%refresh_token%'",
+    );
+    assert!(audit.contains("[redacted]"), "{audit}");
 }
