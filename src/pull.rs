@@ -926,7 +926,7 @@ impl Fetching<'_> {
             if (200..300).contains(&f.status) || (f.credentials && tolerated.contains(&f.status)) {
                 return Ok(f);
             }
-            let explanation = explain(&f);
+            let explanation = explain(&f, &self.journal.secrets);
             if matches!(f.status, 401 | 403) && !f.credentials {
                 return Err(Failure::failed(format!(
                     "{} answered {} after a redirect to an origin that does not receive credentials (list it in trusted_origins if it should): {explanation}",
@@ -1254,23 +1254,26 @@ fn read_page(f: &Fetched, entries: &mut Vec<Vec<u8>>) -> Result<Option<String>, 
         .and_then(|l| l.url))
 }
 
-/// The provider's own words for a refusal, short and printable.
-fn explain(f: &Fetched) -> String {
+/// The provider's own words for a refusal, short and printable. Scrubbed
+/// before it is shortened: a secret cut in half would no longer be found.
+fn explain(f: &Fetched, secrets: &Secrets) -> String {
     if let Some(p) = oauth_problem(f) {
-        return format!("oauth_problem={p}");
+        return secrets.scrub(&format!("oauth_problem={p}"));
     }
     if let Some(w) = f
         .headers
         .get(reqwest::header::WWW_AUTHENTICATE)
         .and_then(|v| v.to_str().ok())
     {
-        return w.chars().take(200).collect();
+        return secrets.scrub(w).chars().take(200).collect();
     }
-    let text: String = String::from_utf8_lossy(&f.body)
+    // Control characters go first, so that none can split a secret that
+    // would then be joined again after scrubbing.
+    let printable: String = String::from_utf8_lossy(&f.body)
         .chars()
         .filter(|c| !c.is_control())
-        .take(200)
         .collect();
+    let text: String = secrets.scrub(&printable).chars().take(200).collect();
     if text.is_empty() {
         "no explanation".into()
     } else {
