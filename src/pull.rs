@@ -22,6 +22,7 @@ use crate::fetch::auth::{Bearer, Credential, Oauth1Signer, redact};
 use crate::fetch::fhir;
 use crate::fetch::http::{FetchError, Fetched, Hop, HttpClient};
 use crate::fetch::oauth2::{self, RefreshError};
+use crate::fetch::redact::Secrets;
 use crate::import::{self, ImportError, ImportReport, ImportRequest};
 use crate::parse::DocFormat;
 use crate::schedule::Schedule;
@@ -144,6 +145,9 @@ impl From<FetchError> for Failure {
 /// The requests of one pull, for the trail and the audit.
 #[derive(Default)]
 struct Journal {
+    /// The secret values the pull holds (link tokens, refreshed tokens,
+    /// client and consumer secrets): everything recorded is scrubbed by them.
+    secrets: Secrets,
     trail: Vec<Hop>,
     accesses: Vec<serde_json::Value>,
     moves: Vec<(String, String, u16)>,
@@ -168,6 +172,32 @@ impl Journal {
             }),
         });
     }
+
+    /// What the pull records, scrubbed by the secret values it holds: the
+    /// HTTP trail (as JSON), the accesses and the permanent moves. A move
+    /// whose URLs carried a secret is not remembered at all: the next pull
+    /// would send its requests to a URL the provider built from a token.
+    fn into_record(self) -> (String, Vec<serde_json::Value>, Vec<(String, String, u16)>) {
+        let s = &self.secrets;
+        let trail: Vec<Hop> = self
+            .trail
+            .into_iter()
+            .map(|h| Hop {
+                url: s.scrub(&h.url),
+                location: h.location.map(|l| s.scrub(&l)),
+                error: h.error.map(|e| s.scrub(&e)),
+                ..h
+            })
+            .collect();
+        let accesses = self.accesses.iter().map(|a| s.scrub_json(a)).collect();
+        let moves = self
+            .moves
+            .into_iter()
+            .filter(|(from, to, _)| !s.carried_by(from) && !s.carried_by(to))
+            .collect();
+        let trail = serde_json::to_string(&trail).unwrap_or_else(|_| "[]".into());
+        (trail, accesses, moves)
+    }
 }
 
 /// A pulled document, ready to import.
@@ -180,6 +210,8 @@ struct Pulled {
 /// The end of a pull, owned so that it can be handed to the writer: the
 /// link's record and what the import needs beside the document.
 struct PullEnd {
+    /// Scrubs the failure's text before it is stored or reported.
+    secrets: Secrets,
     provider: String,
     trail: String,
     record: RecordParts,
@@ -215,6 +247,14 @@ enum Ended {
 }
 
 impl PullEnd {
+    /// `f` with its text scrubbed of the pull's secret values.
+    fn scrubbed(&self, f: Failure) -> Failure {
+        Failure {
+            error: self.secrets.scrub(&f.error),
+            ..f
+        }
+    }
+
     fn pull_record<'a>(&'a self) -> PullRecord<'a> {
         let r = &self.record;
         PullRecord {
@@ -267,9 +307,9 @@ impl PullEnd {
                     Err(ImportError::Unreadable { error, kept }) => {
                         let error = format!("{origin}: the document cannot be read: {error}");
                         if kept.is_some() {
-                            return Ok(Ended::Failed(Failure::failed(format!(
+                            return Ok(Ended::Failed(self.scrubbed(Failure::failed(format!(
                                 "{error} (kept, with an unreadable exception; the regimen is unchanged)"
-                            ))));
+                            )))));
                         }
                         Failure::failed(error)
                     }
@@ -278,6 +318,9 @@ impl PullEnd {
                 }
             }
         };
+        // The one place a failure becomes stored text (last_error, the
+        // failed sync, its exception and audit) and the report's error.
+        let failure = self.scrubbed(failure);
         let retry_at = failure.retry_after.map(|d| {
             crate::store::rfc3339_at(
                 chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default(),
@@ -384,7 +427,14 @@ impl Puller {
             }
         };
         let mut journal = Journal::default();
-        let fetched = self.fetch_document(writer, &mut link, &mut journal).await;
+        let fetched = self
+            .fetch_document(writer, &mut link, &mut journal)
+            .await
+            .map(|mut doc| {
+                // The origin is stored with the document.
+                doc.origin = journal.secrets.scrub(&doc.origin);
+                doc
+            });
         let corrupt = |e: String| StoreError::Corrupt(format!("link {link_id}: {e}"));
         let patient = PatientId::parse(&link.view.patient).map_err(|e| corrupt(e.to_string()))?;
         let mut report = PullReport {
@@ -433,17 +483,21 @@ impl Puller {
             }
             Err(f) => Err(f),
         };
+        let secrets = journal.secrets.clone();
+        let identity = journal.identity.take();
+        let (trail, accesses, moves) = journal.into_record();
         let end = PullEnd {
+            secrets,
             provider: link.view.provider.clone(),
-            trail: serde_json::to_string(&journal.trail).unwrap_or_else(|_| "[]".into()),
+            trail,
             record: RecordParts {
                 link_id,
                 patient,
                 holder: self.holder.clone(),
-                accesses: journal.accesses,
-                moves: journal.moves,
+                accesses,
+                moves,
                 schedule: self.schedule_of(&link.view.provider),
-                identity: journal.identity,
+                identity,
             },
             trigger: trigger.to_string(),
             actor: actor.to_string(),
@@ -529,6 +583,14 @@ impl Puller {
                 refreshed: false,
             },
         };
+        session.credential().secrets(&mut journal.secrets);
+        if let Session::Oauth2 {
+            refresh_token: Some(r),
+            ..
+        } = &session
+        {
+            journal.secrets.add(r.expose_secret());
+        }
         let expiring = matches!(session, Session::Oauth2 { .. }) && self.expires_soon(link);
         let remote = link.view.remote_patient.clone();
         let mut f = Fetching {
@@ -764,19 +826,26 @@ impl Puller {
                 if (o.revocation_url.is_some() || p.discover)
                     && self.clients.contains_key(p.id.as_str()) =>
             {
+                let mut secrets = Secrets::new();
                 let result = async {
                     let c = self.oauth2_client(writer, p, o, true, &mut Vec::new()).await?;
                     let Some(url) = c.revocation_url.clone() else {
                         return Ok(None);
                     };
-                    let secrets = link.secrets(&self.key).map_err(|e| e.to_string())?;
+                    let link_secrets = link.secrets(&self.key).map_err(|e| e.to_string())?;
                     let LinkSecrets::Oauth2 {
                         access_token,
                         refresh_token,
-                    } = secrets
+                    } = link_secrets
                     else {
                         return Err("not an OAuth 2.0 link".to_string());
                     };
+                    // The provider's error may echo what it was sent.
+                    secrets.add(access_token.expose_secret());
+                    if let Some(r) = &refresh_token {
+                        secrets.add(r.expose_secret());
+                    }
+                    c.proof.add_secrets(&c.client_id, &mut secrets);
                     // Revoking the refresh token ends the grant (RFC 7009 §2.1).
                     let (token, hint) = match &refresh_token {
                         Some(r) => (r, "refresh_token"),
@@ -791,7 +860,10 @@ impl Puller {
                 match result {
                     Ok(Some(url)) => format!("revoked at {}", redact(&url)),
                     Ok(None) => NO_REVOCATION.to_string(),
-                    Err(e) => format!("the provider's revocation failed: {e}; the tokens were dropped here"),
+                    Err(e) => format!(
+                        "the provider's revocation failed: {}; the tokens were dropped here",
+                        secrets.scrub(&e)
+                    ),
                 }
             }
             Some((_, ProviderAuth::Oauth2(_))) => NO_REVOCATION.to_string(),
@@ -858,7 +930,7 @@ impl Fetching<'_> {
             if (200..300).contains(&f.status) || (f.credentials && tolerated.contains(&f.status)) {
                 return Ok(f);
             }
-            let explanation = explain(&f);
+            let explanation = explain(&f, &self.journal.secrets);
             if matches!(f.status, 401 | 403) && !f.credentials {
                 return Err(Failure::failed(format!(
                     "{} answered {} after a redirect to an origin that does not receive credentials (list it in trusted_origins if it should): {explanation}",
@@ -949,6 +1021,8 @@ impl Fetching<'_> {
             .await
             .map_err(Failure::failed)?;
         let token_url = c.token_url.clone();
+        c.proof.add_secrets(&c.client_id, &mut self.journal.secrets);
+        let mut secrets = self.journal.secrets.clone();
         // The exchange and the commit of its answer run as their own task:
         // once the provider has rotated the refresh token, the new one must
         // reach the vault even if this sync is abandoned (shutdown), or the
@@ -966,12 +1040,20 @@ impl Fetching<'_> {
             let t0 = Instant::now();
             let answer = oauth2::refresh(&client, &c, &current, timeout).await;
             let ms = t0.elapsed().as_millis() as u64;
-            let detail = serde_json::json!({
+            if let Ok(t) = &answer {
+                secrets.add(t.access_token.expose_secret());
+                if let Some(r) = &t.refresh_token {
+                    secrets.add(r.expose_secret());
+                }
+            }
+            // Stored with the refreshed pair (audit): scrubbed here, since
+            // it does not pass through the journal.
+            let detail = secrets.scrub_json(&serde_json::json!({
                 "url": redact(&c.token_url), "grant_type": "refresh_token", "ms": ms,
                 "outcome": if answer.is_ok() { "ok" } else { "error" },
                 "error": answer.as_ref().err().map(|e| e.to_string()),
                 "rotated": answer.as_ref().ok().map(|t| t.refresh_token.is_some()),
-            });
+            }));
             let committed = match &answer {
                 Ok(tokens) => {
                     let expires_at = tokens.expires_at.map(crate::store::rfc3339_at);
@@ -1025,6 +1107,12 @@ impl Fetching<'_> {
             }
         };
         *self.link = committed.map_err(Failure::failed)?;
+        self.journal
+            .secrets
+            .add(tokens.access_token.expose_secret());
+        if let Some(r) = &tokens.refresh_token {
+            self.journal.secrets.add(r.expose_secret());
+        }
         bearer.token = tokens.access_token;
         if let Some(r) = tokens.refresh_token {
             *refresh_token = Some(r);
@@ -1164,23 +1252,26 @@ fn read_page(f: &Fetched, entries: &mut Vec<Vec<u8>>) -> Result<Option<String>, 
         .and_then(|l| l.url))
 }
 
-/// The provider's own words for a refusal, short and printable.
-fn explain(f: &Fetched) -> String {
+/// The provider's own words for a refusal, short and printable. Scrubbed
+/// before it is shortened: a secret cut in half would no longer be found.
+fn explain(f: &Fetched, secrets: &Secrets) -> String {
     if let Some(p) = oauth_problem(f) {
-        return format!("oauth_problem={p}");
+        return secrets.scrub(&format!("oauth_problem={p}"));
     }
     if let Some(w) = f
         .headers
         .get(reqwest::header::WWW_AUTHENTICATE)
         .and_then(|v| v.to_str().ok())
     {
-        return w.chars().take(200).collect();
+        return secrets.scrub(w).chars().take(200).collect();
     }
-    let text: String = String::from_utf8_lossy(&f.body)
+    // Control characters go first, so that none can split a secret that
+    // would then be joined again after scrubbing.
+    let printable: String = String::from_utf8_lossy(&f.body)
         .chars()
         .filter(|c| !c.is_control())
-        .take(200)
         .collect();
+    let text: String = secrets.scrub(&printable).chars().take(200).collect();
     if text.is_empty() {
         "no explanation".into()
     } else {

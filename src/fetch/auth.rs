@@ -4,6 +4,7 @@
 //! provider is configured — never both.
 
 use super::oauth1::{self, Credentials, Oauth1Request, Placement, SignParams, SignatureMethod};
+use super::redact::Secrets;
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 use reqwest::header::HeaderValue;
@@ -17,6 +18,9 @@ pub trait Credential: Send + Sync {
     fn apply(&self, url: &Url) -> Result<(Url, Option<HeaderValue>), String>;
     /// `url` without this credential's parameters (a `Location` may echo them).
     fn strip(&self, url: &Url) -> Url;
+    /// Adds the secret values this credential holds to `into`, so that
+    /// they can be scrubbed by value from anything recorded.
+    fn secrets(&self, into: &mut Secrets);
 }
 
 /// No credential: for hops to origins that may not receive one.
@@ -29,6 +33,7 @@ impl Credential for Anonymous {
     fn strip(&self, url: &Url) -> Url {
         url.clone()
     }
+    fn secrets(&self, _: &mut Secrets) {}
 }
 
 /// OAuth 1.0a signing with a provider's settings.
@@ -87,6 +92,17 @@ impl Credential for Oauth1Signer {
     fn strip(&self, url: &Url) -> Url {
         oauth1::strip_oauth_params(url)
     }
+
+    /// The consumer secret, the token and its secret (the token travels in
+    /// the clear as `oauth_token`, but echoed elsewhere it still names the grant).
+    fn secrets(&self, into: &mut Secrets) {
+        let c = &self.credentials;
+        into.add(c.consumer_secret.expose_secret());
+        if let Some(t) = &c.token {
+            into.add(&t.token);
+            into.add(t.secret.expose_secret());
+        }
+    }
 }
 
 /// An OAuth 2.0 bearer token (RFC 6750 §2.1 header or §2.3 query).
@@ -117,6 +133,10 @@ impl Credential for Bearer {
 
     fn strip(&self, url: &Url) -> Url {
         strip_params(url, |name| name == "access_token")
+    }
+
+    fn secrets(&self, into: &mut Secrets) {
+        into.add(self.token.expose_secret());
     }
 }
 

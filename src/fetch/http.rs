@@ -12,6 +12,7 @@
 use super::auth::{Anonymous, Credential, redact};
 use super::fhir::{Capabilities, CapabilityCache};
 use super::limit::RateGate;
+use super::redact::Secrets;
 use crate::config::{FetchLimits, Provider};
 use rand::Rng;
 use reqwest::StatusCode;
@@ -320,7 +321,7 @@ impl HttpClient {
             // Our own credential parameters never travel in a Location.
             let next = cred.strip(&location);
             if let Some(h) = trail.last_mut() {
-                h.location = Some(redact(&next));
+                h.location = Some(scrub(cred, &redact(&next)));
             }
             if !matches!(next.scheme(), "http" | "https") {
                 return Err(FetchError::BadLocation {
@@ -398,6 +399,7 @@ impl HttpClient {
             match sent {
                 Err(e) => {
                     let (error, retryable) = describe(&e);
+                    let error = scrub(cred, &error);
                     trail.push(Hop {
                         url: redact(url),
                         status: None,
@@ -673,6 +675,15 @@ fn describe(e: &reqwest::Error) -> (String, bool) {
         detail = detail.replace(u.as_str(), &redact(u));
     }
     (detail, e.is_connect() || e.is_timeout() || e.is_request())
+}
+
+/// `text` without the values of `cred` (a `Location` or a transport error
+/// may echo a token under another name or encoded). The pull scrubs again
+/// with every secret it holds; this covers the other users of the client.
+fn scrub(cred: &dyn Credential, text: &str) -> String {
+    let mut secrets = Secrets::new();
+    cred.secrets(&mut secrets);
+    secrets.scrub(text)
 }
 
 /// rustls needs its crypto provider chosen once per process (ring).

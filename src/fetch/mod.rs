@@ -10,8 +10,9 @@
 //! `bulk` speaks the FHIR Bulk Data `$export` protocol; `discover` reads a
 //! provider's discovery documents; `register` is RFC 7591 dynamic client
 //! registration; `jwks` caches a provider's signing keys;
-//! `oauth2::introspect` asks RFC 7662. `pull` orchestrates them: it turns a
-//! link into document bytes.
+//! `oauth2::introspect` asks RFC 7662; `redact` scrubs a pull's secret
+//! values (and their encodings) out of any text recorded. `pull`
+//! orchestrates them: it turns a link into document bytes.
 
 pub mod auth;
 pub mod backend;
@@ -24,4 +25,5 @@ pub mod limit;
 pub mod oauth1;
 pub mod oauth1_flow;
 pub mod oauth2;
+pub mod redact;
 pub mod register;

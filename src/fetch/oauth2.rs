@@ -160,6 +160,17 @@ impl ClientProof {
         }
     }
 
+    /// Adds this proof's secret (and its Basic header form with
+    /// `client_id`) to `secrets`, so an echo of it is scrubbed.
+    pub fn add_secrets(&self, client_id: &str, secrets: &mut super::redact::Secrets) {
+        match self {
+            ClientProof::Basic(s) | ClientProof::Post(s) => {
+                secrets.add_basic(client_id, s.expose_secret())
+            }
+            ClientProof::None | ClientProof::Assertion(_) => {}
+        }
+    }
+
     /// Reads what `settings` name: the secret through `env`, the key file.
     pub fn load(
         settings: &Oauth2Settings,

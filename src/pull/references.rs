@@ -95,21 +95,30 @@ impl Fetching<'_> {
             let url = super::moved(self.link, url);
             let answer = self.get_answer(&url, FHIR_JSON, &[403, 404, 410]).await?;
             if !(200..300).contains(&answer.status) {
-                let reason = format!(
+                let reason = self.journal.secrets.scrub(&format!(
                     "{} answered {} to its read",
                     redact(&answer.url),
                     answer.status
-                );
+                ));
                 entries.push(fhir::note_entry(&reference, "not-found", &reason));
                 continue;
             }
             check_media_type(self.provider.kind, &answer)?;
             *total_bytes += answer.body.len() as u64;
             self.check_total(*total_bytes, &answer.url)?;
-            match fhir::medication_entry(&answer.url, &answer.body) {
+            // The entry's fullUrl is where it was read from, unless the
+            // provider's redirects put a secret of ours in that URL: then
+            // where it was asked for (the document is stored).
+            let secrets = &self.journal.secrets;
+            let read_from = if secrets.carried_by(answer.url.as_str()) {
+                &url
+            } else {
+                &answer.url
+            };
+            match fhir::medication_entry(read_from, &answer.body) {
                 Ok(entry) => entries.push(entry),
                 Err(why) => {
-                    let reason = format!("{}: {why}", redact(&answer.url));
+                    let reason = secrets.scrub(&format!("{}: {why}", redact(read_from)));
                     entries.push(fhir::note_entry(&reference, "not-found", &reason));
                 }
             }

@@ -18,6 +18,7 @@ mod daemon;
 mod demo;
 mod discovery;
 mod e2e;
+mod echo;
 mod export;
 mod fhir_out;
 mod identity;
