@@ -20,6 +20,7 @@
 //! prints: a failure is a `ConsentError` saying which.
 
 pub mod authorize;
+pub mod invite;
 pub mod loopback;
 
 use std::sync::Arc;

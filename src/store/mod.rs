@@ -18,6 +18,7 @@ mod consent;
 mod dictionary;
 mod exports;
 mod imports;
+mod invitations;
 mod links;
 mod mappings;
 mod patients;
@@ -34,6 +35,7 @@ pub use consent::{FlowLookup, NewFlow, TakenFlow};
 pub use dictionary::DictStats;
 pub use exports::{ExportFileRow, ExportRow, ExportState, NewExport};
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
+pub use invitations::{InvitationLookup, NewInvitation, OpenedInvitation};
 pub use links::{
     ClaimError, ClaimedLink, DueLink, FailedPull, LinkSecrets, LinkView, NewLink, PullRecord,
     lease_holder_name,
@@ -106,6 +108,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0014_consent",
         include_str!("../../schemas/sqlite/0014_consent.sql"),
+    ),
+    (
+        "0016_invitations",
+        include_str!("../../schemas/sqlite/0016_invitations.sql"),
     ),
 ];
 
