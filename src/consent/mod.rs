@@ -238,7 +238,7 @@ pub async fn complete(
     key: &Arc<VaultKey>,
     provider: &Provider,
     http: &reqwest::Client,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
     query: &str,
     actor: &str,
 ) -> Result<Linked, ConsentError> {

@@ -210,6 +210,21 @@ impl Store {
         Ok(())
     }
 
+    /// Audits a callback whose state names no flow at all (`consent.callback`,
+    /// `flow: unknown`): forged, mixed up, or from another installation.
+    pub fn audit_stray_callback(
+        &mut self,
+        actor: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let tx = self.tx()?;
+        let mut detail = detail.clone();
+        detail["flow"] = json!("unknown");
+        super::audit::append(&tx, actor, "consent.callback", None, None, &detail)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The flow (id and provider) a callback's state names, if any: the
     /// review app's one callback route learns from it which provider's
     /// consent is finishing.
