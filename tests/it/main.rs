@@ -12,7 +12,7 @@ mod classes;
 mod cli;
 mod config;
 mod consent;
-mod consent_browser;
+pub(crate) mod consent_browser;
 mod corpus;
 mod daemon;
 mod demo;

@@ -316,7 +316,7 @@ async fn linked_page(state: &AppState, provider: &crate::config::Provider, link:
         StatusCode::OK,
         &format!("Your account at {name} is linked"),
         html! {
-            p #outcome data-outcome="linked" { "Your account at " (name) " is linked. Your care team can now see the medicines " (name) " has on record for you." }
+            p #outcome data-outcome="linked" { "Thank you. Your care team can now see the medicines " (name) " has on record for you." }
             @match (&items, pulled_ok) {
                 (Some(items), _) if !items.is_empty() => {
                     h2 { "The medicines we received" }
@@ -335,11 +335,15 @@ async fn linked_page(state: &AppState, provider: &crate::config::Provider, link:
 }
 
 fn medication_row(i: &ItemView) -> Markup {
-    let drug = [i.name.as_deref(), i.strength.as_deref(), i.form.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
+    // The name as the provider wrote it usually carries the strength and
+    // form already; they stand in only for a nameless item.
+    let drug = i.name.clone().unwrap_or_else(|| {
+        [i.strength.as_deref(), i.form.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
     let how = i
         .sig
         .clone()
@@ -386,7 +390,8 @@ pub struct ProviderForm {
 }
 
 /// `POST /patients/{id}/link`: a consent for this patient started from the
-/// clinician's browser (the patient consents there), back at `/oauth/callback`.
+/// clinician's browser (the patient consents there), back at
+/// `/oauth/callback`; answers a page whose link goes to the provider.
 pub async fn start_link(
     State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
@@ -406,8 +411,21 @@ pub async fn start_link(
         &viewer.user.name,
     )
     .await;
+    // A page with a link, not a redirect: the pages' CSP allows forms to
+    // post to this origin only (`form-action 'self'`), and browsers apply
+    // that to where a form's answer redirects too.
     match started {
-        Ok(s) => see_other(s.url.as_str()),
+        Ok(s) => render(
+            StatusCode::OK,
+            layout(
+                &format!("Link an account at {}", provider.id),
+                Some(&viewer),
+                html! {
+                    p { "The patient signs in at " (provider.id.as_str()) " and allows access; this browser then comes back here and shows the medicines imported. The link below works once, for ten minutes." }
+                    p { a #continue href=(s.url.as_str()) { "Continue to " (provider.id.as_str()) } }
+                },
+            ),
+        ),
         Err(e) => error_page(Some(&viewer), AppError::internal(e)),
     }
 }
