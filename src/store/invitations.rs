@@ -225,19 +225,19 @@ impl Store {
         Ok(())
     }
 
-    /// The flow (id and provider) a callback's state names, if any: the
-    /// review app's one callback route learns from it which provider's
-    /// consent is finishing.
+    /// The flow (id, provider, redirect URI) a callback's state names, if
+    /// any: the review app's one callback route learns from it which
+    /// provider's consent is finishing, and that it was started for it.
     pub fn consent_flow_by_state(
         &self,
         state_sha256: &str,
-    ) -> Result<Option<(String, String)>, StoreError> {
+    ) -> Result<Option<(String, String, String)>, StoreError> {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, provider FROM consent_flows WHERE state_sha256 = ?1",
+                "SELECT id, provider, redirect_uri FROM consent_flows WHERE state_sha256 = ?1",
                 [state_sha256],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?)
     }

@@ -39,13 +39,19 @@ pub(crate) fn browser_home(sandbox: &Sandbox) -> (Home, u16) {
 }
 
 pub(crate) fn serve(home: &Home) -> Served {
+    start(home, "serve")
+}
+
+/// `rxsync serve`, or `rxsync run` (the daemon, whose review app links
+/// through the daemon's puller and writer).
+fn start(home: &Home, command: &str) -> Served {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rxsync"));
     cmd.current_dir(home.env.dir.path())
         .arg("--config")
         .arg(&home.config)
         .arg("--db")
         .arg(&home.env.db)
-        .arg("serve")
+        .arg(command)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -60,9 +66,13 @@ pub(crate) fn serve(home: &Home) -> Served {
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("the URL line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"));
     Served {
         child,
-        base: line.trim().trim_end_matches('/').to_string(),
+        base: url.trim_end_matches('/').to_string(),
     }
 }
 
@@ -220,9 +230,11 @@ fn an_invitation_links_the_account_imports_the_list_and_works_once() {
     );
     // The token is nowhere in the database, only its hash.
     drop(served);
-    for file in ["rx.db", "rx.db-wal"] {
-        let path = home.env.db.with_file_name(file);
-        if let Ok(bytes) = std::fs::read(&path) {
+    let db = home.env.db.to_string_lossy().to_string();
+    let bytes = std::fs::read(&db).expect("the database file");
+    assert!(bytes.len() > 4096);
+    for file in [db.clone(), format!("{db}-wal")] {
+        if let Ok(bytes) = std::fs::read(&file) {
             assert!(
                 !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
                 "the invitation token is stored in plain in {file}"
@@ -315,4 +327,53 @@ fn link_invite_refuses_bad_input_and_stores_nothing() {
         assert!(run.stderr.contains(says), "{all:?}: {}", run.stderr);
     }
     assert_eq!(count(&home, "SELECT COUNT(*) FROM invitations"), 0);
+}
+
+#[test]
+fn the_daemon_s_review_app_links_by_invitation_too() {
+    let sandbox = Sandbox::start();
+    let (home, _) = browser_home(&sandbox);
+    let served = start(&home, "run");
+    let url = invite(&home, "P1", "1h");
+    let callback = consent_at_sandbox(&open(&url, &served.base));
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Your account at ehr is linked"), "{page}");
+    assert!(!names(&home, "P1").is_empty());
+    assert_eq!(
+        count(&home, "SELECT COUNT(*) FROM links WHERE state = 'active'"),
+        1
+    );
+}
+
+#[test]
+fn a_flow_started_for_the_terminal_is_not_finished_at_the_review_app() {
+    let sandbox = Sandbox::start();
+    let (home, _) = browser_home(&sandbox);
+    let served = serve(&home);
+    // `link start` listens on the provider's loopback redirect URI; its
+    // callback, sent to the review app instead, is refused and the flow
+    // stays untouched for its own listener.
+    let started = crate::consent::spawn_link_start(
+        &home.env,
+        &home.config,
+        "P1",
+        "ehr",
+        &["--timeout", "3"],
+        SECRETS,
+    );
+    let loopback = consent_at_sandbox(&started.url);
+    let query = loopback.split_once('?').expect("a query").1;
+    let (status, _, page) = get(&format!("{}/oauth/callback?{query}", served.base));
+    assert_eq!(status, 400, "{page}");
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM consent_flows WHERE used_at IS NOT NULL"
+        ),
+        0
+    );
+    let run = started.finish();
+    assert_eq!(run.code, 1, "link start times out: {}", run.stderr);
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM links"), 0);
 }

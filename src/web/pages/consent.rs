@@ -159,9 +159,12 @@ pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery) 
         Some(hash) => state.store(move |s| s.consent_flow_by_state(&hash)).await,
         None => Ok(None),
     };
+    // A flow started for another redirect URI (`link start`'s loopback
+    // listener) is not finished here: it is left for its own callback.
+    let callback_uri = linking.public.callback().to_string();
     let (flow, provider_id) = match found {
-        Ok(Some(f)) => f,
-        Ok(None) => {
+        Ok(Some((flow, provider, redirect))) if redirect == callback_uri => (flow, provider),
+        Ok(_) => {
             let detail = serde_json::json!({"route": "/oauth/callback", "has_state": has_state});
             if let Err(e) = linking
                 .writer
