@@ -377,3 +377,74 @@ fn a_flow_started_for_the_terminal_is_not_finished_at_the_review_app() {
     assert_eq!(run.code, 1, "link start times out: {}", run.stderr);
     assert_eq!(count(&home, "SELECT COUNT(*) FROM links"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_patient_page_links_and_invites_with_csrf_protected_forms() {
+    use crate::review_server::{CLINICIAN, Review, add_user};
+    let sandbox = Sandbox::start();
+    let (home, _) = browser_home(&sandbox);
+    let Home { env, config } = home;
+    add_user(&env, CLINICIAN.0, CLINICIAN.1, "clinician");
+    let r = Review::serve_with(env, &["--config", &config]);
+    let cookie = r.login(CLINICIAN).await;
+    let csrf = r.csrf(&cookie).await;
+    let page = r.get("/patients/P2", Some(&cookie)).await;
+    assert!(page.body.contains("Link an account"), "{}", page.body);
+    assert!(page.body.contains("Make an invitation"));
+
+    // Without the CSRF token: refused, nothing started or made.
+    for path in ["/patients/P2/link", "/patients/P2/invite"] {
+        let a = r
+            .post_form(path, Some(&cookie), &[("provider", "ehr")])
+            .await;
+        assert_eq!(a.status, 403, "{path}: {}", a.body);
+    }
+    let db = rusqlite::Connection::open(&r.env.db).expect("db");
+    let rows = |sql: &str| -> i64 { db.query_row(sql, [], |row| row.get(0)).expect("count") };
+    assert_eq!(rows("SELECT COUNT(*) FROM consent_flows"), 0);
+    assert_eq!(rows("SELECT COUNT(*) FROM invitations"), 0);
+
+    // With it: a consent toward the provider, and an invitation shown once.
+    let a = r
+        .post_form(
+            "/patients/P2/link",
+            Some(&cookie),
+            &[("provider", "ehr"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body
+            .contains(&format!("href=\"{}/oauth2/authorize?", sandbox.base)),
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        rows("SELECT COUNT(*) FROM consent_flows WHERE patient_id = 'P2'"),
+        1
+    );
+    let a = r
+        .post_form(
+            "/patients/P2/invite",
+            Some(&cookie),
+            &[("provider", "ehr"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains("http://127.0.0.1:"), "{}", a.body);
+    assert!(a.body.contains("/invite/"), "{}", a.body);
+    assert_eq!(
+        rows("SELECT COUNT(*) FROM invitations WHERE patient_id = 'P2'"),
+        1
+    );
+    // An unknown provider is refused.
+    let a = r
+        .post_form(
+            "/patients/P2/invite",
+            Some(&cookie),
+            &[("provider", "nope"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(rows("SELECT COUNT(*) FROM invitations"), 1);
+}
