@@ -373,6 +373,22 @@ impl Puller {
         })
     }
 
+    /// The vault key that opens (and seals) link secrets.
+    pub fn key(&self) -> &Arc<VaultKey> {
+        &self.key
+    }
+
+    /// Where `*_secret_env` secrets are looked up.
+    pub fn env(&self) -> &EnvLookup {
+        &self.env
+    }
+
+    /// The HTTP client of `provider` (no redirects followed), for a
+    /// consent's code exchange beside the pulls.
+    pub fn client(&self, provider: &str) -> Option<&HttpClient> {
+        self.clients.get(provider).map(|c| c.as_ref())
+    }
+
     /// Pulls one link now and records the outcome. The store work (the
     /// claim, then the import or the failure) runs on `writer`; fetching
     /// and parsing run here.

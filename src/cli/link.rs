@@ -1,4 +1,4 @@
-//! `rxsync link add|start|list|revoke|confirm|reject`
+//! `rxsync link add|start|invite|list|revoke|confirm|reject`
 
 use super::context::{Global, runtime};
 use super::output::{self, Format, cell};
@@ -56,6 +56,25 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Make a single-use invitation URL for a patient to link an account
+    /// at a provider in the browser.
+    ///
+    /// Prints `[review] public_url` + `/invite/TOKEN`. The patient opens it
+    /// (no rxsync account needed), consents at the provider and comes back
+    /// to the review app's `/oauth/callback`, which stores the link and
+    /// runs its first pull. It works once and expires; only its hash is
+    /// stored.
+    Invite {
+        #[arg(long, value_name = "ID")]
+        patient: String,
+        #[arg(long, value_name = "ID")]
+        provider: String,
+        /// How long it stays valid: 90s, 30m, 72h, 7d (at most 30d)
+        #[arg(long, value_name = "DURATION", default_value = "72h")]
+        expires: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// List links (never a secret)
     List {
         #[arg(long, value_name = "ID")]
@@ -108,6 +127,12 @@ pub fn run(global: &Global, c: Command) -> CliResult {
             timeout,
             format,
         } => super::link_start::run(global, &patient, &provider, timeout, format),
+        Command::Invite {
+            patient,
+            provider,
+            expires,
+            format,
+        } => super::link_invite::run(global, &patient, &provider, &expires, format),
         Command::List { patient, format } => list(global, patient, format),
         Command::Revoke { id, format } => revoke(global, id, format),
         Command::Confirm { id, by, note } => decide(global, id, &by, &note, true),

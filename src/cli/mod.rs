@@ -10,6 +10,7 @@ mod export;
 mod import;
 mod key;
 mod link;
+mod link_invite;
 mod link_start;
 mod output;
 mod patient;

@@ -58,6 +58,15 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         eprintln!("warning: {problem}; this provider's syncs will fail until it is fixed");
     }
     let daemon = Daemon::new(puller, db.clone())?;
+    // With `[review] public_url`, the review app links accounts in the
+    // browser through the daemon's own puller and writer.
+    let web = match (web, review.public_url.clone()) {
+        (Some(web), Some(public)) => {
+            let (puller, writer) = daemon.linking_parts();
+            Some(web.with_linking(public, puller, writer))
+        }
+        (web, _) => web,
+    };
     let rt = runtime()?;
     let signal_seen = std::sync::Arc::new(std::sync::OnceLock::new());
     let started = std::time::Instant::now();

@@ -28,12 +28,20 @@ pub fn run(global: &Global, args: Args) -> CliResult {
             .with_listen(addr)
             .map_err(|e| usage(format!("--listen: {e}")))?;
     }
-    // The state opens its own connections; this one is not needed.
-    drop(ctx.store);
     let jwks = rxsync::fetch::backend::client_jwks(&ctx.config.providers).map_err(usage)?;
-    let state = AppState::new(&ctx.config.database_path, &review)
+    let mut state = AppState::new(&ctx.config.database_path, &review)
         .map_err(|e| Failure::Usage(e.into()))?
         .with_jwks(jwks);
+    // With a public URL the app links accounts in the browser: the consent
+    // engine and the first pull write through a writer on this process's
+    // one extra connection; without one, that connection is not needed.
+    if let Some(public) = review.public_url.clone() {
+        let (puller, store) = ctx.puller()?;
+        let writer = rxsync::store::Writer::start(store)?;
+        state = state.with_linking(public, std::sync::Arc::new(puller), writer);
+    } else {
+        drop(ctx.store);
+    }
     let rt = runtime()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(review.listen)

@@ -18,7 +18,7 @@ pub use providers::{
     Oauth2Settings, Provider, ProviderAuth, ProviderKind, RawAuth, RawBulk, RawProvider,
     SecretError, SecretSource,
 };
-pub use review::{IpRange, RawReview, ReviewConfig, TlsFiles, parse_listen};
+pub use review::{IpRange, PublicUrl, RawReview, ReviewConfig, TlsFiles, parse_listen};
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

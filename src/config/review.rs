@@ -29,6 +29,9 @@ pub struct RawReview {
     /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the
     /// client; from any other peer the header is ignored.
     pub trusted_proxies: Option<Vec<String>>,
+    /// Where patients' browsers reach the review app (`https://rxsync.example.org`):
+    /// invitation URLs and the consent callback (`/oauth/callback`) are under it.
+    pub public_url: Option<String>,
 }
 
 /// The review server's settings, resolved.
@@ -44,6 +47,46 @@ pub struct ReviewConfig {
     /// `trusted_proxies`: only these peers' `X-Forwarded-For` is believed
     /// (for the login throttle's per-address count).
     pub trusted_proxies: Vec<IpRange>,
+    /// `public_url`: the app's address as patients' browsers reach it; none,
+    /// no invitation or browser consent can be made.
+    pub public_url: Option<PublicUrl>,
+}
+
+/// The review app's public address: http(s), a host, no user info, query
+/// or fragment; kept without a trailing slash so paths are appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(url::Url);
+
+impl PublicUrl {
+    pub fn parse(text: &str) -> Result<PublicUrl, String> {
+        let url = url::Url::parse(text.trim())
+            .map_err(|e| format!("{text:?} is not an absolute URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!(
+                "{text:?} must be an http(s) URL with a host, such as https://rxsync.example.org"
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not carry a user name or password".into());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("{text:?} must have no query and no fragment"));
+        }
+        Ok(PublicUrl(url))
+    }
+
+    /// `path` (starting with `/`) under the public URL.
+    pub fn join(&self, path: &str) -> url::Url {
+        let mut url = self.0.clone();
+        let base = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{base}{path}"));
+        url
+    }
+
+    /// Where providers send the browser back after a consent.
+    pub fn callback(&self) -> url::Url {
+        self.join("/oauth/callback")
+    }
 }
 
 /// An address range (`10.0.0.0/8`, `::1/128`; a bare address is one host).
@@ -137,6 +180,7 @@ impl Default for ReviewConfig {
             session_lifetime: Duration::from_secs(DEFAULT_SESSION_MINUTES * 60),
             allow_plain_http: false,
             trusted_proxies: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -206,6 +250,12 @@ pub fn resolve_review(
             .map(|t| IpRange::parse(t))
             .collect::<Result<_, _>>()
             .map_err(|problem| value("review.trusted_proxies", problem))?,
+        public_url: raw
+            .public_url
+            .as_deref()
+            .map(PublicUrl::parse)
+            .transpose()
+            .map_err(|problem| value("review.public_url", problem))?,
     })
 }
 
@@ -226,6 +276,42 @@ mod tests {
 
     fn raw(text: &str) -> RawReview {
         toml::from_str(text).expect("valid [review]")
+    }
+
+    #[test]
+    fn public_url_is_an_http_address_and_names_its_callback() {
+        let ok = |text: &str| {
+            resolve_review(raw(text), "f", Path::new("/srv"), &no_env)
+                .unwrap_or_else(|e| panic!("{text}: {e}"))
+                .public_url
+                .expect("set")
+        };
+        let u = ok("public_url = \"https://rxsync.example.org\"\n");
+        assert_eq!(
+            u.callback().as_str(),
+            "https://rxsync.example.org/oauth/callback"
+        );
+        let u = ok("public_url = \"http://127.0.0.1:8080/rx/\"\n");
+        assert_eq!(
+            u.join("/invite/x").as_str(),
+            "http://127.0.0.1:8080/rx/invite/x"
+        );
+        for bad in [
+            "rxsync.example.org",
+            "ftp://rxsync.example.org",
+            "https://user:pw@rxsync.example.org",
+            "https://rxsync.example.org/?a=b",
+        ] {
+            let e = resolve_review(
+                raw(&format!("public_url = \"{bad}\"\n")),
+                "f",
+                Path::new("/srv"),
+                &no_env,
+            )
+            .expect_err(bad);
+            assert!(e.to_string().contains("review.public_url"), "{e}");
+            assert!(!e.to_string().contains("pw"), "{e}");
+        }
     }
 
     #[test]

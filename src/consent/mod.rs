@@ -26,6 +26,7 @@
 //! prints: a failure is a `ConsentError` saying which.
 
 pub mod authorize;
+pub mod invite;
 pub mod loopback;
 pub mod oauth1;
 

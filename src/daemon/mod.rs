@@ -67,7 +67,8 @@ impl Summary {
 
 /// The daemon's shared state.
 pub struct Daemon {
-    puller: Puller,
+    /// Shared with the review app's browser linking (`linking_parts`).
+    puller: Arc<Puller>,
     /// Every sync's store work, committed in batches (see `store::Writer`).
     writer: Writer,
     /// Reads: the due links, the metrics' counts, readiness.
@@ -106,8 +107,14 @@ impl Daemon {
             reader: Reader(Mutex::new(Store::open(&db_path)?)),
             metrics,
             ready: AtomicBool::new(false),
-            puller,
+            puller: Arc::new(puller),
         }))
+    }
+
+    /// The puller and the writer, for the review app's browser linking: its
+    /// consents and first pulls then write through this process's one writer.
+    pub fn linking_parts(&self) -> (Arc<Puller>, Writer) {
+        (Arc::clone(&self.puller), self.writer.clone())
     }
 
     /// Closes the store's writer (after its batch in progress) and with it

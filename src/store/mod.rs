@@ -20,6 +20,7 @@ mod discovery;
 mod exports;
 mod identity;
 mod imports;
+mod invitations;
 mod links;
 mod mappings;
 mod patients;
@@ -38,6 +39,7 @@ pub use discovery::{CachedDiscovery, NewRegistration, Registration};
 pub use exports::{ExportFileRow, ExportRow, ExportState, NewExport};
 pub use identity::{IdentityState, IdentityWrite};
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
+pub use invitations::{InvitationLookup, NewInvitation, OpenedInvitation};
 pub use links::{
     ClaimError, ClaimedLink, DueLink, FailedPull, LinkSecrets, LinkView, NewLink, PullRecord,
     RemoteIdentityView, lease_holder_name,
@@ -118,6 +120,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0016_discovery",
         include_str!("../../schemas/sqlite/0016_discovery.sql"),
+    ),
+    (
+        "0017_invitations",
+        include_str!("../../schemas/sqlite/0017_invitations.sql"),
     ),
 ];
 

@@ -21,6 +21,7 @@ mod auth;
 mod error;
 mod frame;
 mod labels;
+mod linking;
 mod pages;
 mod pretty;
 mod review;
@@ -29,6 +30,7 @@ mod tls;
 pub use api::ROUTES as API_ROUTES;
 pub use auth::{PasswordError, hash_password, new_api_token, token_hash};
 pub use error::WebError;
+pub use linking::Linking;
 pub use pretty::pretty_excerpt;
 
 use crate::config::{Config, ReviewConfig};
@@ -63,6 +65,9 @@ struct Inner {
     /// rxsync's public `private_key_jwt` keys (`/.well-known/jwks.json`);
     /// none: the route answers 404.
     jwks: Option<serde_json::Value>,
+    /// Invitations, "Link an account" and `/oauth/callback`; none without
+    /// `[review] public_url` (the routes answer 404, the buttons are not shown).
+    linking: Option<Linking>,
 }
 
 impl AppState {
@@ -79,6 +84,7 @@ impl AppState {
                 tls: tls.map(Arc::new),
                 login_key: rand::random(),
                 jwks: None,
+                linking: None,
             }),
         })
     }
@@ -89,6 +95,27 @@ impl AppState {
             inner.jwks = Some(jwks);
         }
         self
+    }
+
+    /// Makes links in the browser with `puller` and `writer` (see `Linking`).
+    pub fn with_linking(
+        mut self,
+        public: crate::config::PublicUrl,
+        puller: Arc<crate::pull::Puller>,
+        writer: crate::store::Writer,
+    ) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.linking = Some(Linking {
+                public,
+                puller,
+                writer,
+            });
+        }
+        self
+    }
+
+    pub(crate) fn linking(&self) -> Option<&Linking> {
+        self.inner.linking.as_ref()
     }
 
     /// The state for a resolved configuration.

@@ -14,7 +14,7 @@ use crate::pull::harness::{Home, SECRETS, fhir_at, stats};
 use crate::support::{Run, Sandbox, TestEnv};
 
 /// A free loopback port (bound, read, released).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -22,7 +22,13 @@ fn free_port() -> u16 {
 }
 
 /// A FHIR provider at the sandbox that links by consent through `port`.
-fn consent_provider(sandbox: &Sandbox, id: &str, client: &str, port: u16, extra: &str) -> String {
+pub(crate) fn consent_provider(
+    sandbox: &Sandbox,
+    id: &str,
+    client: &str,
+    port: u16,
+    extra: &str,
+) -> String {
     format!(
         "{}authorize_url = \"{}/oauth2/authorize\"\nredirect_uri = \"http://127.0.0.1:{port}/callback\"\nscopes = [\"patient/MedicationRequest.rs\", \"offline_access\"]\nauthorize_params = {{ aud = \"{}/fhir\" }}\n{extra}",
         fhir_at(sandbox, id, client, "header"),

@@ -377,8 +377,14 @@ fn key_rotate_reseals_every_secret_and_a_wrong_key_is_named() {
         &["--config", &home.config, "import", "--patient", "P1"],
         &[("RXSYNC_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")],
     );
+    // The reason is told once: beside the link in the table (stdout),
+    // with stderr pointing at it.
     let err = wrong.fails(1);
-    assert!(err.contains("sealed with vault key"), "{err}");
+    assert!(
+        wrong.stdout.contains("sealed with vault key"),
+        "{}\n{err}",
+        wrong.stdout
+    );
     let after: Vec<_> = home
         .env
         .counts()

@@ -555,3 +555,131 @@ async fn conflict_flow(client: Client, base: String, db: PathBuf) {
         .expect("read the database");
     assert_eq!(open, 0);
 }
+
+/// Linking in the browser, both ways in. A patient opens an invitation
+/// URL (no rxsync account), the sandbox consents non-interactively, the
+/// review app's callback stores the link, runs the first pull and shows the
+/// list it imported. Then a clinician, on another patient's page, clicks
+/// "Link an account" (a CSRF-protected form) and lands on the same kind of
+/// page; "Make an invitation" shows a fresh URL once.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs chromium and chromium-driver (installed by .ci/run)"]
+async fn a_patient_links_an_account_from_an_invitation_in_a_real_browser() {
+    let sandbox = crate::support::Sandbox::start();
+    let (home, _) = crate::consent_browser::browser_home(&sandbox);
+    crate::review_server::add_user(&home.env, CLINICIAN.0, CLINICIAN.1, "clinician");
+    let served = crate::consent_browser::serve(&home);
+    let url = crate::consent_browser::invite(&home, "P1", "1h");
+    let driver = start_driver();
+    let profile = tempfile::tempdir().expect("profile dir");
+    let c = browser(&driver, profile.path()).await;
+    let outcome = tokio::spawn(linking_flow(
+        c.clone(),
+        served.base.clone(),
+        url,
+        home.env.db.clone(),
+    ))
+    .await;
+    let _ = c.close().await;
+    if let Err(e) = outcome {
+        match e.try_into_panic() {
+            Ok(p) => std::panic::resume_unwind(p),
+            Err(e) => panic!("the browser flow did not finish: {e}"),
+        }
+    }
+}
+
+async fn linking_flow(client: Client, base: String, invitation: String, db: PathBuf) {
+    let c = &client;
+    c.goto(&invitation).await.expect("open the invitation");
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#outcome[data-outcome=linked]"))
+        .await
+        .expect("the linked page");
+    assert_eq!(path(c).await, "/oauth/callback");
+    assert!(
+        text(c, "h1")
+            .await
+            .contains("Your account at ehr is linked")
+    );
+    let rows = c
+        .find_all(Locator::Css("#medications tr.medication"))
+        .await
+        .expect("rows");
+    let imported: i64 = rusqlite::Connection::open(&db)
+        .expect("db")
+        .query_row(
+            "SELECT COUNT(*) FROM items i JOIN regimens r ON r.id = i.regimen_id WHERE r.patient_id = 'P1'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert!(imported > 0);
+    assert_eq!(
+        rows.len() as i64,
+        imported,
+        "every imported medicine is listed"
+    );
+    check(c, "20-invitation-linked").await;
+
+    // The same invitation a second time: refused, in plain words.
+    c.goto(&invitation).await.expect("open it again");
+    assert!(text(c, "#outcome").await.contains("works only once"));
+    shot(c, "21-invitation-used").await;
+
+    // A clinician links P2 from the patient page.
+    c.goto(&format!("{base}/login")).await.expect("login page");
+    c.find(Locator::Id("name"))
+        .await
+        .expect("name")
+        .send_keys(CLINICIAN.0)
+        .await
+        .expect("type");
+    c.find(Locator::Id("password"))
+        .await
+        .expect("password")
+        .send_keys(CLINICIAN.1)
+        .await
+        .expect("type");
+    click(c, "#login", "#queue").await;
+    c.goto(&format!("{base}/patients/P2"))
+        .await
+        .expect("patient page");
+    check(c, "22-patient-link-forms").await;
+    click(
+        c,
+        "#link-accounts li[data-provider=ehr] button.make-invitation",
+        "#invitation-url",
+    )
+    .await;
+    let shown = c
+        .find(Locator::Id("invitation-url"))
+        .await
+        .expect("the URL")
+        .prop("value")
+        .await
+        .expect("value")
+        .unwrap_or_default();
+    assert!(shown.starts_with(&format!("{base}/invite/")), "{shown}");
+    shot(c, "23-invitation-made").await;
+    c.goto(&format!("{base}/patients/P2"))
+        .await
+        .expect("patient page");
+    click(
+        c,
+        "#link-accounts li[data-provider=ehr] button.link-account",
+        "#continue",
+    )
+    .await;
+    click(c, "#continue", "#outcome").await;
+    assert_eq!(
+        js(
+            c,
+            "return document.querySelector('#outcome').dataset.outcome"
+        )
+        .await,
+        serde_json::json!("linked")
+    );
+    shot(c, "24-clinician-linked").await;
+}

@@ -12,6 +12,7 @@ mod classes;
 mod cli;
 mod config;
 mod consent;
+pub(crate) mod consent_browser;
 mod consent_oauth1;
 mod corpus;
 mod daemon;

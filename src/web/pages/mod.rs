@@ -4,6 +4,7 @@
 //! documents (drug names, notes, excerpts) is always shown as text.
 
 mod admin;
+mod consent;
 pub mod exception;
 mod patient;
 pub mod queue;
@@ -41,12 +42,17 @@ pub fn router(state: AppState) -> Router {
         .route("/exceptions/{id}/reopen", post(exception::reopen))
         .route("/patients/{id}", get(patient::page))
         .route("/patients/{id}/reconciled", get(reconcile::page))
+        .route("/patients/{id}/link", post(consent::start_link))
+        .route("/patients/{id}/invite", post(consent::make_invitation))
         .route("/logout", post(logout))
         .merge(admin)
         .route_layer(from_fn(auth::require_csrf))
         .route_layer(from_fn_with_state(state.clone(), auth::require_session));
     Router::new()
         .route("/login", get(login_page).post(login))
+        // The patient's side of linking: no session (no rxsync account).
+        .route("/invite/{token}", get(consent::open_invitation))
+        .route("/oauth/callback", get(consent::callback))
         .route("/assets/review.css", get(stylesheet))
         .route("/assets/review.js", get(script))
         .merge(signed_in)

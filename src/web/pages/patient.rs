@@ -159,7 +159,10 @@ pub async fn page(
         })
         .await;
     match found {
-        Ok(Some(l)) => render(StatusCode::OK, patient_page(&viewer, &l)),
+        Ok(Some(l)) => {
+            let forms = super::consent::link_forms(&state, &viewer, &l.patient.id);
+            render(StatusCode::OK, patient_page(&viewer, &l, forms))
+        }
         Ok(None) => error_page(
             Some(&viewer),
             AppError::not_found(format!("no patient {id:?}")),
@@ -168,7 +171,7 @@ pub async fn page(
     }
 }
 
-fn patient_page(viewer: &Viewer, l: &Loaded) -> Markup {
+fn patient_page(viewer: &Viewer, l: &Loaded, link_forms: Markup) -> Markup {
     let p = &l.patient;
     layout(
         &format!("Patient {}", p.id),
@@ -180,6 +183,7 @@ fn patient_page(viewer: &Viewer, l: &Loaded) -> Markup {
             @for part in &l.sources { (source_part(&p.id, part)) }
             h2 { "Links" }
             (links(&l.links))
+            (link_forms)
             h2 { "Audit trail" }
             ol #audit {
                 @for a in &l.audit {

@@ -1,0 +1,615 @@
+//! Linking an account in the browser: the patient's side (`GET
+//! /invite/{token}`, `GET /oauth/callback`, both without a session: the
+//! patient has no rxsync account) and the clinician's side on the patient
+//! page (`POST /patients/{id}/link`, `POST /patients/{id}/invite`).
+//!
+//! The work is the consent engine's (`consent::begin`, `consent::complete`)
+//! and the puller's (the first pull), through the app's `Linking`. The
+//! patient's pages speak plainly: what happened and what to do next — never
+//! an error code, a state, a token, an exception kind or a stack of causes
+//! (those go to the audit and the server log).
+
+use super::{Viewer, error_page, layout, render};
+use crate::consent::{self, ConsentError, invite};
+use crate::domain::PatientId;
+use crate::store::{InvitationLookup, ItemView, NewInvitation, StoreError};
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::labels::time;
+use axum::extract::{Extension, Form, Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+/// The audit actor of what a patient's browser does.
+const PATIENT: &str = "patient";
+
+/// A page for the patient, in the shared frame without navigation.
+fn patient_page(status: StatusCode, title: &str, body: Markup) -> Response {
+    render(status, layout(title, None, body))
+}
+
+/// The page for a request this installation cannot serve (no `public_url`).
+fn not_offered() -> Response {
+    patient_page(
+        StatusCode::NOT_FOUND,
+        "Linking is not available",
+        html! { p { "This address does not link accounts. Please ask your care team for help." } },
+    )
+}
+
+/// A problem at our end or the provider's, in words for the patient.
+fn trouble(status: StatusCode) -> Response {
+    patient_page(
+        status,
+        "Something went wrong",
+        html! {
+            p #outcome data-outcome="trouble" { "We could not finish linking your account because of a technical problem. Nothing was linked." }
+            p { "Please try again later, or ask your care team for a new invitation." }
+        },
+    )
+}
+
+/// A 303 to where the browser goes next.
+fn see_other(url: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response()
+}
+
+/// `GET /invite/{token}`: opens the invitation (once) and sends the browser
+/// to the provider's authorization page.
+pub async fn open_invitation(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let Some(linking) = state.linking() else {
+        return not_offered();
+    };
+    let hash = invite::token_sha256(&token);
+    let opened = if invite::plausible_token(&token) {
+        linking
+            .writer
+            .run(move |s| s.open_invitation(&hash, PATIENT))
+            .await
+    } else {
+        Ok(InvitationLookup::Unknown)
+    };
+    let opened = match opened {
+        Ok(InvitationLookup::Opened(o)) => o,
+        Ok(InvitationLookup::Unknown) => {
+            return patient_page(
+                StatusCode::NOT_FOUND,
+                "This invitation is not valid",
+                html! {
+                    p #outcome data-outcome="unknown" { "We do not recognise this invitation link. Please check that you opened the whole link, or ask your care team for a new one." }
+                },
+            );
+        }
+        Ok(InvitationLookup::Used) => {
+            return patient_page(
+                StatusCode::GONE,
+                "This invitation was already used",
+                html! {
+                    p #outcome data-outcome="used" { "An invitation link works only once, and this one has been used. If your account is not linked yet, please ask your care team for a new invitation." }
+                },
+            );
+        }
+        Ok(InvitationLookup::Expired) => {
+            return patient_page(
+                StatusCode::GONE,
+                "This invitation has expired",
+                html! {
+                    p #outcome data-outcome="expired" { "This invitation link is too old to use. Please ask your care team for a new invitation." }
+                },
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open an invitation");
+            return trouble(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+    };
+    let (Some(provider), Ok(patient)) = (
+        linking.provider(&opened.provider),
+        PatientId::parse(&opened.patient),
+    ) else {
+        tracing::error!(invitation = %opened.id, provider = %opened.provider, "the invitation's provider is no longer configured");
+        return trouble(StatusCode::SERVICE_UNAVAILABLE);
+    };
+    let callback = linking.public.callback();
+    let actor = format!("{PATIENT} (invitation {})", opened.id);
+    let started = match consent_client(linking, provider).await {
+        Ok(resolved) => {
+            consent::begin(
+                &linking.writer,
+                linking.puller.key(),
+                provider,
+                &resolved,
+                &patient,
+                &callback,
+                &actor,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let started = match started {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(invitation = %opened.id, error = %e, "cannot start the invitation's consent");
+            return trouble(StatusCode::SERVICE_UNAVAILABLE);
+        }
+    };
+    let (invitation, flow) = (opened.id.clone(), started.flow.clone());
+    if let Err(e) = linking
+        .writer
+        .run(move |s| s.attach_invitation_flow(&invitation, &flow))
+        .await
+    {
+        tracing::error!(error = %e, "cannot remember the invitation's consent");
+        return trouble(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    see_other(started.url.as_str())
+}
+
+/// `GET /oauth/callback`: the provider sends the browser back here; the
+/// consent is finished, the link stored, its first pull run, and the
+/// patient shown the result.
+pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let Some(linking) = state.linking() else {
+        return not_offered();
+    };
+    let query = query.unwrap_or_default();
+    let state_param = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| consent::authorize::state_sha256(&v));
+    let has_state = state_param.is_some();
+    let found = match state_param {
+        Some(hash) => state.store(move |s| s.consent_flow_by_state(&hash)).await,
+        None => Ok(None),
+    };
+    // A flow started for another redirect URI (`link start`'s loopback
+    // listener) is not finished here: it is left for its own callback.
+    let callback_uri = linking.public.callback().to_string();
+    let (flow, provider_id) = match found {
+        Ok(Some((flow, provider, redirect))) if redirect == callback_uri => (flow, provider),
+        Ok(_) => {
+            let detail = serde_json::json!({"route": "/oauth/callback", "has_state": has_state});
+            if let Err(e) = linking
+                .writer
+                .run(move |s| s.audit_stray_callback(PATIENT, &detail))
+                .await
+            {
+                tracing::warn!(error = %e, "cannot audit a stray callback");
+            }
+            return not_ours();
+        }
+        Err(e) => {
+            tracing::error!(error = %e.message, "cannot read the consent flow");
+            return trouble(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+    };
+    let Some((provider, client)) = linking
+        .provider(&provider_id)
+        .zip(linking.puller.client(&provider_id))
+    else {
+        tracing::error!(provider = %provider_id, "the consent's provider is no longer configured");
+        return trouble(StatusCode::SERVICE_UNAVAILABLE);
+    };
+    let done = match consent_client(linking, provider).await {
+        Ok(resolved) => {
+            consent::complete(
+                &linking.writer,
+                linking.puller.key(),
+                provider,
+                &resolved,
+                client.inner(),
+                &query,
+                PATIENT,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let (outcome, link) = match &done {
+        Ok(l) => ("linked", Some(l.link)),
+        Err(ConsentError::Denied { .. }) => ("denied", None),
+        Err(ConsentError::Replayed { .. }) => ("replayed", None),
+        Err(ConsentError::Expired { .. }) => ("expired", None),
+        Err(_) => ("failed", None),
+    };
+    // A replayed callback does not speak for the invitation: the first one did.
+    if outcome != "replayed" {
+        let flow = flow.clone();
+        if let Err(e) = linking
+            .writer
+            .run(move |s| s.end_invitation_of_flow(&flow, outcome, link, PATIENT))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record the invitation's end");
+        }
+    }
+    match done {
+        Ok(linked) => linked_page(&state, provider, linked.link).await,
+        Err(e) => refused_page(provider, &e),
+    }
+}
+
+/// A callback that names no consent started here.
+fn not_ours() -> Response {
+    patient_page(
+        StatusCode::BAD_REQUEST,
+        "This link could not be finished",
+        html! {
+            p #outcome data-outcome="unknown" { "We could not match this page to an account link you started. Nothing was linked. Please start again from your invitation, or ask your care team for a new one." }
+        },
+    )
+}
+
+/// What went wrong, for the patient; the details go to the log.
+fn refused_page(provider: &crate::config::Provider, e: &ConsentError) -> Response {
+    let name = provider.id.as_str();
+    match e {
+        ConsentError::Denied { code, .. } if code == "access_denied" => patient_page(
+            StatusCode::FORBIDDEN,
+            "Your account was not linked",
+            html! {
+                p #outcome data-outcome="denied" { "You did not allow access to your account at " (name) ", so nothing was linked and none of your information was shared." }
+                p { "If you change your mind, ask your care team for a new invitation." }
+            },
+        ),
+        ConsentError::Expired { .. } => patient_page(
+            StatusCode::GONE,
+            "This link took too long",
+            html! {
+                p #outcome data-outcome="expired" { "Linking your account at " (name) " has to be finished within ten minutes, and this time has passed. Nothing was linked." }
+                p { "Please ask your care team for a new invitation and try again." }
+            },
+        ),
+        ConsentError::Replayed { .. } => patient_page(
+            StatusCode::GONE,
+            "This page was already used",
+            html! {
+                p #outcome data-outcome="used" { "This answer from " (name) " has already been used once, so it cannot be used again." }
+                p { "If your account is not linked yet, please ask your care team for a new invitation." }
+            },
+        ),
+        ConsentError::WrongState | ConsentError::NoState => not_ours(),
+        other => {
+            tracing::warn!(provider = name, error = %other, "a browser consent failed");
+            patient_page(
+                StatusCode::BAD_GATEWAY,
+                "Your account was not linked",
+                html! {
+                    p #outcome data-outcome="provider" { "There was a problem at " (name) " or between " (name) " and us, so your account was not linked." }
+                    p { "Please try again later, or ask your care team for a new invitation." }
+                },
+            )
+        }
+    }
+}
+
+/// The linked page: the first pull, then the list it imported.
+async fn linked_page(state: &AppState, provider: &crate::config::Provider, link: i64) -> Response {
+    let Some(linking) = state.linking() else {
+        return not_offered();
+    };
+    let pulled = linking
+        .puller
+        .pull(&linking.writer, link, "pull", PATIENT)
+        .await;
+    let pulled_ok = match &pulled {
+        Ok(r) if !r.failed() => true,
+        Ok(r) => {
+            tracing::warn!(link, outcome = %r.outcome, error = ?r.error, "the first pull after a consent failed");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(link, error = %e, "the first pull after a consent failed");
+            false
+        }
+    };
+    let source = provider.id.to_string();
+    let items = state
+        .store(move |s| {
+            let Some(l) = s.link(link)? else {
+                return Ok(None);
+            };
+            let patient =
+                PatientId::parse(&l.patient).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(s.regimen(&patient, &source, None)?.map(|r| r.items))
+        })
+        .await;
+    let items = match items {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::error!(error = %e.message, "cannot read the imported list");
+            None
+        }
+    };
+    let name = provider.id.as_str();
+    patient_page(
+        StatusCode::OK,
+        &format!("Your account at {name} is linked"),
+        html! {
+            p #outcome data-outcome="linked" { "Thank you. Your care team can now see the medicines " (name) " has on record for you." }
+            @match (&items, pulled_ok) {
+                (Some(items), _) if !items.is_empty() => {
+                    h2 { "The medicines we received" }
+                    table #medications {
+                        thead { tr { th { "Medicine" } th { "How to take it" } th { "Status" } } }
+                        tbody { @for i in items { (medication_row(i)) } }
+                    }
+                    p { "Your care team will review this list with you. If something looks wrong, tell them." }
+                }
+                (_, true) => p #empty { (name) " did not send any medicines for you." }
+                (_, false) => p #later { "We could not get your medicine list from " (name) " just now. We will try again; your care team will see it when it arrives." }
+            }
+            p { "You can close this page." }
+        },
+    )
+}
+
+fn medication_row(i: &ItemView) -> Markup {
+    // The name as the provider wrote it usually carries the strength and
+    // form already; they stand in only for a nameless item.
+    let drug = i.name.clone().unwrap_or_else(|| {
+        [i.strength.as_deref(), i.form.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let how = i
+        .sig
+        .clone()
+        .or_else(|| {
+            let parts: Vec<&str> = [
+                i.dose.as_deref(),
+                i.route.as_deref(),
+                i.frequency.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            (!parts.is_empty()).then(|| parts.join(", "))
+        })
+        .unwrap_or_else(|| "—".into());
+    html! {
+        tr.medication {
+            td.drug { @if drug.is_empty() { "(a medicine without a name)" } @else { (drug) } }
+            td.sig { (how) }
+            td.status { (med_status(&i.status)) }
+        }
+    }
+}
+
+/// An item's status in plain words.
+fn med_status(code: &str) -> &'static str {
+    match code {
+        "active" => "Taking",
+        "completed" => "Finished",
+        "stopped" | "discontinued" | "cancelled" => "Stopped",
+        "on_hold" | "on-hold" | "suspended" => "Paused",
+        "dispensed" => "Filled at a pharmacy",
+        "draft" | "intended" | "planned" => "Planned",
+        "never_taken" | "not_taken" => "Not taken",
+        _ => "Unknown",
+    }
+}
+
+/// The clinician's forms name a provider.
+#[derive(Deserialize)]
+pub struct ProviderForm {
+    #[serde(default)]
+    provider: String,
+}
+
+/// `POST /patients/{id}/link`: a consent for this patient started from the
+/// clinician's browser (the patient consents there), back at
+/// `/oauth/callback`; answers a page whose link goes to the provider.
+pub async fn start_link(
+    State(state): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<String>,
+    Form(form): Form<ProviderForm>,
+) -> Response {
+    let (linking, provider, patient) = match chosen(&state, &viewer, &id, &form).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let started = match consent_client(linking, provider).await {
+        Ok(resolved) => {
+            consent::begin(
+                &linking.writer,
+                linking.puller.key(),
+                provider,
+                &resolved,
+                &patient,
+                &linking.public.callback(),
+                &viewer.user.name,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    // A page with a link, not a redirect: the pages' CSP allows forms to
+    // post to this origin only (`form-action 'self'`), and browsers apply
+    // that to where a form's answer redirects too.
+    match started {
+        Ok(s) => render(
+            StatusCode::OK,
+            layout(
+                &format!("Link an account at {}", provider.id),
+                Some(&viewer),
+                html! {
+                    p { "The patient signs in at " (provider.id.as_str()) " and allows access; this browser then comes back here and shows the medicines imported. The link below works once, for ten minutes." }
+                    p { a #continue href=(s.url.as_str()) { "Continue to " (provider.id.as_str()) } }
+                },
+            ),
+        ),
+        Err(e) => error_page(Some(&viewer), AppError::internal(e)),
+    }
+}
+
+/// `POST /patients/{id}/invite`: makes an invitation and shows its URL,
+/// this once.
+pub async fn make_invitation(
+    State(state): State<AppState>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<String>,
+    Form(form): Form<ProviderForm>,
+) -> Response {
+    let (linking, provider, patient) = match chosen(&state, &viewer, &id, &form).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let fresh = invite::fresh(&linking.public, invite::DEFAULT_LIFETIME);
+    let expires_at = crate::store::rfc3339_at(fresh.expires_at);
+    let (fid, hash, p, prov, exp, actor) = (
+        fresh.id.clone(),
+        fresh.token_sha256.clone(),
+        patient.clone(),
+        provider.id.to_string(),
+        expires_at.clone(),
+        viewer.user.name.clone(),
+    );
+    let made = linking
+        .writer
+        .run(move |s| {
+            s.make_invitation(
+                &NewInvitation {
+                    id: &fid,
+                    token_sha256: &hash,
+                    patient: &p,
+                    provider: &prov,
+                    expires_at: &exp,
+                },
+                &actor,
+            )
+        })
+        .await;
+    if let Err(e) = made {
+        return error_page(Some(&viewer), AppError::internal(e));
+    }
+    let back = super::queue::patient_link(patient.as_str());
+    render(
+        StatusCode::OK,
+        layout(
+            "Invitation",
+            Some(&viewer),
+            html! {
+                p { "Give this link to patient " (patient.as_str()) " to link their account at " (provider.id.as_str()) ". It works once, until " (time(&expires_at)) ". It is shown only now: rxsync keeps no copy of it." }
+                p { input #invitation-url type="text" readonly value=(fresh.url.expose_secret()) size="80"; }
+                p { a href=(back) { "Back to the patient" } }
+            },
+        ),
+    )
+}
+
+/// The linking, provider and patient a clinician's form names, or the error page.
+async fn chosen<'s>(
+    state: &'s AppState,
+    viewer: &Viewer,
+    id: &str,
+    form: &ProviderForm,
+) -> Result<
+    (
+        &'s crate::web::Linking,
+        &'s crate::config::Provider,
+        PatientId,
+    ),
+    Response,
+> {
+    let Some(linking) = state.linking() else {
+        return Err(error_page(
+            Some(viewer),
+            AppError::not_found(
+                "linking in the browser needs [review] public_url in the configuration",
+            ),
+        ));
+    };
+    let Ok(patient) = PatientId::parse(id) else {
+        return Err(error_page(
+            Some(viewer),
+            AppError::not_found(format!("no patient {id:?}")),
+        ));
+    };
+    let Some(provider) = linking
+        .consent_providers()
+        .into_iter()
+        .find(|p| p.id.as_str() == form.provider)
+    else {
+        return Err(error_page(
+            Some(viewer),
+            AppError::bad_request(format!(
+                "provider {:?} is not configured for consent",
+                form.provider
+            )),
+        ));
+    };
+    let p = patient.clone();
+    match state.store(move |s| s.patient(&p)).await {
+        Ok(Some(_)) => Ok((linking, provider, patient)),
+        Ok(None) => Err(error_page(
+            Some(viewer),
+            AppError::not_found(format!("no patient {id:?}")),
+        )),
+        Err(e) => Err(error_page(Some(viewer), e)),
+    }
+}
+
+/// The patient page's "Link an account" section: per consent provider, a
+/// form that starts the consent here and one that makes an invitation.
+pub fn link_forms(state: &AppState, viewer: &Viewer, patient: &str) -> Markup {
+    let Some(linking) = state.linking() else {
+        return html! {};
+    };
+    let providers = linking.consent_providers();
+    let base = super::queue::patient_link(patient);
+    html! {
+        @if !providers.is_empty() {
+            h2 { "Link an account" }
+            ul #link-accounts {
+                @for p in providers {
+                    li data-provider=(p.id.as_str()) {
+                        (p.id.as_str()) " "
+                        form.inline method="post" action=(format!("{base}/link")) {
+                            (super::csrf_field(viewer))
+                            input type="hidden" name="provider" value=(p.id.as_str());
+                            button type="submit" class="link-account" { "Link an account" }
+                        }
+                        " "
+                        form.inline method="post" action=(format!("{base}/invite")) {
+                            (super::csrf_field(viewer))
+                            input type="hidden" name="provider" value=(p.id.as_str());
+                            button type="submit" class="make-invitation" { "Make an invitation" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The provider's consent client and authorization endpoint (configured,
+/// else discovered), with the review app's puller's HTTP client and secrets.
+async fn consent_client(
+    linking: &crate::web::Linking,
+    provider: &crate::config::Provider,
+) -> Result<consent::ConsentClient, ConsentError> {
+    let http =
+        linking
+            .puller
+            .client(provider.id.as_str())
+            .ok_or_else(|| ConsentError::NotConfigured {
+                provider: provider.id.to_string(),
+                problem: "no HTTP client for the provider".into(),
+            })?;
+    let env = linking.puller.env();
+    consent::resolve(
+        &linking.writer,
+        linking.puller.key(),
+        http,
+        &**env,
+        provider,
+    )
+    .await
+}

@@ -1,0 +1,450 @@
+//! Linking in the browser, end to end over loopback: the real `rxsync
+//! serve` with `[review] public_url`, an invitation from the real `link
+//! invite`, the sandbox's non-interactive consent, and the review app's
+//! `/oauth/callback` — which stores the link, runs the first pull and shows
+//! the patient the list. The test plays the browser, one hop at a time.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use crate::consent::{consent_provider, free_port, get};
+use crate::pull::harness::{Home, SECRETS};
+use crate::support::Sandbox;
+
+/// A running `rxsync serve` whose public URL is its own loopback address.
+pub(crate) struct Served {
+    child: Child,
+    pub(crate) base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A home with the consent provider `ehr` at `sandbox`, patients P1 and P2,
+/// and `[review]` listening on a free port that is also its public URL.
+pub(crate) fn browser_home(sandbox: &Sandbox) -> (Home, u16) {
+    let port = free_port();
+    let provider = consent_provider(sandbox, "ehr", "demo-client", free_port(), "");
+    let config = format!(
+        "[review]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{provider}"
+    );
+    let home = Home::new(&config);
+    let added = home.rx(&["patient", "add", "--id", "P2"]);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    (home, port)
+}
+
+pub(crate) fn serve(home: &Home) -> Served {
+    start(home, "serve")
+}
+
+/// `rxsync serve`, or `rxsync run` (the daemon, whose review app links
+/// through the daemon's puller and writer).
+fn start(home: &Home, command: &str) -> Served {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rxsync"));
+    cmd.current_dir(home.env.dir.path())
+        .arg("--config")
+        .arg(&home.config)
+        .arg("--db")
+        .arg(&home.env.db)
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
+        cmd.env_remove(k);
+    }
+    for (k, v) in SECRETS {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start rxsync serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the URL line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"));
+    Served {
+        child,
+        base: url.trim_end_matches('/').to_string(),
+    }
+}
+
+/// `link invite` for a patient at `ehr`: the invitation URL.
+pub(crate) fn invite(home: &Home, patient: &str, expires: &str) -> String {
+    let run = home.rx(&[
+        "link",
+        "invite",
+        "--patient",
+        patient,
+        "--provider",
+        "ehr",
+        "--expires",
+        expires,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.json()["url"].as_str().expect("url").to_string()
+}
+
+fn count(home: &Home, sql: &str) -> i64 {
+    rusqlite::Connection::open(&home.env.db)
+        .expect("db")
+        .query_row(sql, [], |r| r.get(0))
+        .expect("count")
+}
+
+fn names(home: &Home, patient: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
+    let mut stmt = conn
+        .prepare(
+            "SELECT i.name FROM items i JOIN regimens r ON r.id = i.regimen_id
+             WHERE r.patient_id = ?1 AND i.name IS NOT NULL",
+        )
+        .expect("prepare");
+    stmt.query_map([patient], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+fn audit(home: &Home, like: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
+    let mut stmt = conn
+        .prepare("SELECT action FROM audit WHERE action LIKE ?1 ORDER BY id")
+        .expect("prepare");
+    stmt.query_map([like], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The browser opens the invitation and is sent to the sandbox: its
+/// authorization URL.
+fn open(url: &str, public: &str) -> String {
+    let (status, location, body) = get(url);
+    assert_eq!(status, 303, "the invitation sends the browser on: {body}");
+    let location = location.expect("a Location");
+    let auth = url::Url::parse(&location).expect("an authorization URL");
+    let q: std::collections::HashMap<String, String> = auth.query_pairs().into_owned().collect();
+    assert_eq!(q["redirect_uri"], format!("{public}/oauth/callback"));
+    assert_eq!(q["code_challenge_method"], "S256");
+    location
+}
+
+/// The sandbox consents (or denies) and names the callback.
+fn consent_at_sandbox(auth: &str) -> String {
+    let (status, location, body) = get(auth);
+    assert_eq!(status, 302, "the sandbox's consent redirects: {body}");
+    location.expect("a Location")
+}
+
+#[test]
+fn an_invitation_links_the_account_imports_the_list_and_works_once() {
+    let sandbox = Sandbox::start();
+    let (home, _) = browser_home(&sandbox);
+    let served = serve(&home);
+    let url = invite(&home, "P1", "72h");
+    assert!(
+        url.starts_with(&format!("{}/invite/", served.base)),
+        "{url}"
+    );
+    let token = url.rsplit('/').next().expect("token").to_string();
+    assert!(token.len() >= 22, "at least 128 bits: {token}");
+
+    let callback = consent_at_sandbox(&open(&url, &served.base));
+    assert!(
+        callback.starts_with(&format!("{}/oauth/callback?", served.base)),
+        "{callback}"
+    );
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Your account at ehr is linked"), "{page}");
+    let imported = names(&home, "P1");
+    assert!(!imported.is_empty(), "the first pull imported a list");
+    for name in &imported {
+        assert!(page.contains(&escaped(name)), "{name} on the page: {page}");
+    }
+    for jargon in [
+        "exception",
+        "needs_review",
+        "invalid_ndc",
+        "state=",
+        "code=",
+    ] {
+        assert!(
+            !page.contains(jargon),
+            "{jargon} on the patient's page: {page}"
+        );
+    }
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM links WHERE patient_id = 'P1' AND state = 'active'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM invitations WHERE outcome = 'linked' AND link_id IS NOT NULL"
+        ),
+        1
+    );
+
+    // The invitation works once: a second opening is refused and changes nothing.
+    let flows = count(&home, "SELECT COUNT(*) FROM consent_flows");
+    let (status, location, page) = get(&url);
+    assert_eq!(status, 410, "{page}");
+    assert!(location.is_none());
+    assert!(page.contains("already used"), "{page}");
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM consent_flows"), flows);
+
+    // The provider's answer cannot be replayed either.
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 410, "{page}");
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM links"), 1);
+
+    assert_eq!(
+        audit(&home, "invitation.%"),
+        [
+            "invitation.made",
+            "invitation.opened",
+            "invitation.used",
+            "invitation.refused"
+        ]
+    );
+    // The token is nowhere in the database, only its hash.
+    drop(served);
+    let db = home.env.db.to_string_lossy().to_string();
+    let bytes = std::fs::read(&db).expect("the database file");
+    assert!(bytes.len() > 4096);
+    for file in [db.clone(), format!("{db}-wal")] {
+        if let Ok(bytes) = std::fs::read(&file) {
+            assert!(
+                !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                "the invitation token is stored in plain in {file}"
+            );
+        }
+    }
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM invitations WHERE length(token_sha256) = 64"
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_denial_an_expired_invitation_and_a_forged_callback_link_nothing() {
+    let sandbox = Sandbox::start();
+    let (home, _) = browser_home(&sandbox);
+    let served = serve(&home);
+
+    // The patient says no at the provider.
+    let auth = open(&invite(&home, "P2", "1h"), &served.base);
+    let callback = consent_at_sandbox(&format!("{auth}&login_hint=deny"));
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("You did not allow access"), "{page}");
+    assert!(!page.contains("access_denied"), "{page}");
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM links"), 0);
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM invitations WHERE outcome = 'denied'"
+        ),
+        1
+    );
+
+    // An expired invitation is refused and starts nothing.
+    let url = invite(&home, "P2", "1s");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let flows = count(&home, "SELECT COUNT(*) FROM consent_flows");
+    let (status, location, page) = get(&url);
+    assert_eq!(status, 410, "{page}");
+    assert!(location.is_none());
+    assert!(page.contains("expired"), "{page}");
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM consent_flows"), flows);
+
+    // An unknown invitation and a callback with a state of no flow of ours.
+    let (status, _, _) = get(&format!(
+        "{}/invite/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        served.base
+    ));
+    assert_eq!(status, 404);
+    let (status, _, page) = get(&format!(
+        "{}/oauth/callback?code=stolen-code&state=forged-state",
+        served.base
+    ));
+    assert_eq!(status, 400, "{page}");
+    assert!(
+        !page.contains("forged-state") && !page.contains("stolen-code"),
+        "{page}"
+    );
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM links"), 0);
+    assert!(audit(&home, "consent.callback").len() >= 2);
+    assert!(audit(&home, "invitation.refused").len() == 2);
+}
+
+#[test]
+fn link_invite_refuses_bad_input_and_stores_nothing() {
+    let sandbox = Sandbox::start();
+    let (home, _) = browser_home(&sandbox);
+    for (args, says) in [
+        (
+            vec!["--patient", "P1", "--provider", "ehr", "--expires", "3w"],
+            "--expires",
+        ),
+        (
+            vec!["--patient", "P1", "--provider", "nope"],
+            "--provider nope",
+        ),
+        (
+            vec!["--patient", "NOBODY", "--provider", "ehr"],
+            "does not exist",
+        ),
+    ] {
+        let mut all = vec!["link", "invite"];
+        all.extend(args);
+        let run = home.rx(&all);
+        assert_ne!(run.code, 0, "{all:?}");
+        assert!(run.stderr.contains(says), "{all:?}: {}", run.stderr);
+    }
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM invitations"), 0);
+}
+
+#[test]
+fn the_daemon_s_review_app_links_by_invitation_too() {
+    let sandbox = Sandbox::start();
+    let (home, _) = browser_home(&sandbox);
+    let served = start(&home, "run");
+    let url = invite(&home, "P1", "1h");
+    let callback = consent_at_sandbox(&open(&url, &served.base));
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Your account at ehr is linked"), "{page}");
+    assert!(!names(&home, "P1").is_empty());
+    assert_eq!(
+        count(&home, "SELECT COUNT(*) FROM links WHERE state = 'active'"),
+        1
+    );
+}
+
+#[test]
+fn a_flow_started_for_the_terminal_is_not_finished_at_the_review_app() {
+    let sandbox = Sandbox::start();
+    let (home, _) = browser_home(&sandbox);
+    let served = serve(&home);
+    // `link start` listens on the provider's loopback redirect URI; its
+    // callback, sent to the review app instead, is refused and the flow
+    // stays untouched for its own listener.
+    let started = crate::consent::spawn_link_start(
+        &home.env,
+        &home.config,
+        "P1",
+        "ehr",
+        &["--timeout", "3"],
+        SECRETS,
+    );
+    let loopback = consent_at_sandbox(&started.url);
+    let query = loopback.split_once('?').expect("a query").1;
+    let (status, _, page) = get(&format!("{}/oauth/callback?{query}", served.base));
+    assert_eq!(status, 400, "{page}");
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM consent_flows WHERE used_at IS NOT NULL"
+        ),
+        0
+    );
+    let run = started.finish();
+    assert_eq!(run.code, 1, "link start times out: {}", run.stderr);
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM links"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_patient_page_links_and_invites_with_csrf_protected_forms() {
+    use crate::review_server::{CLINICIAN, Review, add_user};
+    let sandbox = Sandbox::start();
+    let (home, _) = browser_home(&sandbox);
+    let Home { env, config } = home;
+    add_user(&env, CLINICIAN.0, CLINICIAN.1, "clinician");
+    let r = Review::serve_with(env, &["--config", &config]);
+    let cookie = r.login(CLINICIAN).await;
+    let csrf = r.csrf(&cookie).await;
+    let page = r.get("/patients/P2", Some(&cookie)).await;
+    assert!(page.body.contains("Link an account"), "{}", page.body);
+    assert!(page.body.contains("Make an invitation"));
+
+    // Without the CSRF token: refused, nothing started or made.
+    for path in ["/patients/P2/link", "/patients/P2/invite"] {
+        let a = r
+            .post_form(path, Some(&cookie), &[("provider", "ehr")])
+            .await;
+        assert_eq!(a.status, 403, "{path}: {}", a.body);
+    }
+    let db = rusqlite::Connection::open(&r.env.db).expect("db");
+    let rows = |sql: &str| -> i64 { db.query_row(sql, [], |row| row.get(0)).expect("count") };
+    assert_eq!(rows("SELECT COUNT(*) FROM consent_flows"), 0);
+    assert_eq!(rows("SELECT COUNT(*) FROM invitations"), 0);
+
+    // With it: a consent toward the provider, and an invitation shown once.
+    let a = r
+        .post_form(
+            "/patients/P2/link",
+            Some(&cookie),
+            &[("provider", "ehr"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body
+            .contains(&format!("href=\"{}/oauth2/authorize?", sandbox.base)),
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        rows("SELECT COUNT(*) FROM consent_flows WHERE patient_id = 'P2'"),
+        1
+    );
+    let a = r
+        .post_form(
+            "/patients/P2/invite",
+            Some(&cookie),
+            &[("provider", "ehr"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains("http://127.0.0.1:"), "{}", a.body);
+    assert!(a.body.contains("/invite/"), "{}", a.body);
+    assert_eq!(
+        rows("SELECT COUNT(*) FROM invitations WHERE patient_id = 'P2'"),
+        1
+    );
+    // An unknown provider is refused.
+    let a = r
+        .post_form(
+            "/patients/P2/invite",
+            Some(&cookie),
+            &[("provider", "nope"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(rows("SELECT COUNT(*) FROM invitations"), 1);
+}
