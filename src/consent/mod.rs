@@ -597,8 +597,10 @@ pub async fn after_exchange(
     });
     let (link, relinked) = writer
         .run(move |store| {
-            store.audit_consent_step(&flow_id, &actor, "consent.exchanged", &exchanged)?;
-            let (link, relinked) = store.add_link(
+            store.store_consent_link(
+                &flow_id,
+                &actor,
+                &exchanged,
                 &NewLink {
                     patient: &patient,
                     provider: &provider_id,
@@ -608,20 +610,8 @@ pub async fn after_exchange(
                     scope,
                 },
                 &key,
-                &actor,
-            )?;
-            let mut detail = detail;
-            detail["link"] = json!(link);
-            detail["relinked"] = json!(relinked);
-            store.end_consent_flow(
-                &flow_id,
-                "linked",
-                Some(link),
-                &actor,
-                "consent.linked",
-                &detail,
-            )?;
-            Ok((link, relinked))
+                detail,
+            )
         })
         .await?;
     Ok(Linked {

@@ -380,8 +380,10 @@ async fn store_link(
     );
     let (link, relinked) = writer
         .run(move |store| {
-            store.audit_consent_step(&flow_id, &actor, "consent.exchanged", &exchanged)?;
-            let (link, relinked) = store.add_link(
+            store.store_consent_link(
+                &flow_id,
+                &actor,
+                &exchanged,
                 &NewLink {
                     patient: &patient,
                     provider: &provider_id,
@@ -391,20 +393,8 @@ async fn store_link(
                     scope: None,
                 },
                 &key,
-                &actor,
-            )?;
-            let mut detail = detail;
-            detail["link"] = json!(link);
-            detail["relinked"] = json!(relinked);
-            store.end_consent_flow(
-                &flow_id,
-                "linked",
-                Some(link),
-                &actor,
-                "consent.linked",
-                &detail,
-            )?;
-            Ok((link, relinked))
+                detail,
+            )
         })
         .await?;
     Ok(Linked {

@@ -244,6 +244,28 @@ impl Store {
         Ok(())
     }
 
+    /// The link a consent made: the exchange audited (`consent.exchanged`),
+    /// the link stored as `link add` stores it (a `needs_relink` link of the
+    /// patient and provider keeps its id), the flow ended `linked` with
+    /// `detail` and the link. Returns the link id and whether it was a
+    /// re-link. Both flows (OAuth 2.0 and 1.0a) end here.
+    pub fn store_consent_link(
+        &mut self,
+        flow: &str,
+        actor: &str,
+        exchanged: &serde_json::Value,
+        link: &super::NewLink<'_>,
+        key: &crate::vault::VaultKey,
+        mut detail: serde_json::Value,
+    ) -> Result<(i64, bool), StoreError> {
+        self.audit_consent_step(flow, actor, "consent.exchanged", exchanged)?;
+        let (id, relinked) = self.add_link(link, key, actor)?;
+        detail["link"] = serde_json::json!(id);
+        detail["relinked"] = serde_json::json!(relinked);
+        self.end_consent_flow(flow, "linked", Some(id), actor, "consent.linked", &detail)?;
+        Ok((id, relinked))
+    }
+
     /// Records how a taken (or abandoned) flow ended — `denied`, `failed`,
     /// `abandoned`, or `linked` with its link — and audits it under `action`.
     /// A flow not yet used is marked used too (an abandoned one cannot be

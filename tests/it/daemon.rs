@@ -103,6 +103,38 @@ impl Drop for Running {
     }
 }
 
+/// `count` patients `PREFIX0…`, each linked to `provider` with a dummy
+/// OAuth 2.0 token, written straight into the store (faster than the CLI).
+fn seed_links(home: &Home, provider: &str, prefix: &str, count: usize) {
+    use rxsync::store::{LinkSecrets, NewLink, Store};
+    use rxsync::vault::VaultKey;
+    let (key, _) = VaultKey::load(None, &home.key_file()).expect("key");
+    let mut store = Store::open(&home.env.db).expect("db");
+    for n in 0..count {
+        let id = rxsync::domain::PatientId::parse(&format!("{prefix}{n}")).expect("id");
+        store
+            .add_patient(&rxsync::store::NewPatient::with_id(id.clone()), "test")
+            .expect("patient");
+        store
+            .add_link(
+                &NewLink {
+                    patient: &id,
+                    provider,
+                    remote_patient: "x",
+                    secrets: LinkSecrets::Oauth2 {
+                        access_token: "t".to_string().into(),
+                        refresh_token: None,
+                    },
+                    expires_at: None,
+                    scope: None,
+                },
+                &key,
+                "test",
+            )
+            .expect("link");
+    }
+}
+
 fn with_sync(providers: &str, sync: &str) -> String {
     format!("[sync]\n{sync}\n{providers}")
 }
@@ -647,8 +679,6 @@ fn a_provider_at_its_limit_does_not_hold_up_the_others() {
 
 #[test]
 fn a_paused_provider_with_many_due_links_does_not_crowd_out_the_others() {
-    use rxsync::store::{LinkSecrets, NewLink, Store};
-    use rxsync::vault::VaultKey;
     let sb = Sandbox::start();
     let providers = [
         oauth2_fhir(
@@ -667,33 +697,7 @@ fn a_paused_provider_with_many_due_links_does_not_crowd_out_the_others() {
         "concurrency = 4\nbreaker_failures = 2\nbreaker_pause = 300",
     ));
     // The good link, due last (it was added last).
-    {
-        let (key, _) = VaultKey::load(None, &home.key_file()).expect("key");
-        let mut store = Store::open(&home.env.db).expect("db");
-        for n in 0..600 {
-            let id = rxsync::domain::PatientId::parse(&format!("G{n}")).expect("id");
-            store
-                .add_patient(&rxsync::store::NewPatient::with_id(id.clone()), "test")
-                .expect("patient");
-            store
-                .add_link(
-                    &NewLink {
-                        patient: &id,
-                        provider: "gone",
-                        remote_patient: "x",
-                        secrets: LinkSecrets::Oauth2 {
-                            access_token: "t".to_string().into(),
-                            refresh_token: None,
-                        },
-                        expires_at: None,
-                        scope: None,
-                    },
-                    &key,
-                    "test",
-                )
-                .expect("link");
-        }
-    }
+    seed_links(&home, "gone", "G", 600);
     let (fine, _, _) = home.link_oauth1(&sb, "fine", "demo-hmac-header");
     let daemon = Running::start(&home, &[]);
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -877,8 +881,6 @@ fn a_shutdown_during_a_token_refresh_still_stores_the_rotated_tokens() {
 /// synced would be synced again (its outcome counted twice).
 #[test]
 fn three_passes_started_together_sync_each_due_link_once() {
-    use rxsync::store::{LinkSecrets, NewLink, Store};
-    use rxsync::vault::VaultKey;
     const LINKS: usize = 900;
     let sb = Sandbox::start();
     // Every sync fails fast (no such FHIR base at the sandbox): a failure is
@@ -895,33 +897,7 @@ fn three_passes_started_together_sync_each_due_link_once() {
         &provider,
         "concurrency = 8\nbreaker_failures = 1000000\nbackoff_base = 3600",
     ));
-    {
-        let (key, _) = VaultKey::load(None, &home.key_file()).expect("key");
-        let mut store = Store::open(&home.env.db).expect("db");
-        for n in 0..LINKS {
-            let id = rxsync::domain::PatientId::parse(&format!("T{n}")).expect("id");
-            store
-                .add_patient(&rxsync::store::NewPatient::with_id(id.clone()), "test")
-                .expect("patient");
-            store
-                .add_link(
-                    &NewLink {
-                        patient: &id,
-                        provider: "gone",
-                        remote_patient: "x",
-                        secrets: LinkSecrets::Oauth2 {
-                            access_token: "t".to_string().into(),
-                            refresh_token: None,
-                        },
-                        expires_at: None,
-                        scope: None,
-                    },
-                    &key,
-                    "test",
-                )
-                .expect("link");
-        }
-    }
+    seed_links(&home, "gone", "T", LINKS);
     let runs: Vec<Value> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..3)
             .map(|_| s.spawn(|| home.rx(&["run", "--once", "--format", "json"])))
