@@ -14,7 +14,7 @@ use crate::pull::harness::{Home, SECRETS, fhir_at, stats};
 use crate::support::{Run, Sandbox, TestEnv};
 
 /// A free loopback port (bound, read, released).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -156,7 +156,7 @@ pub(crate) fn get(url: &str) -> (u16, Option<String>, String) {
 
 /// Plays the browser at the provider: follows the authorization URL to the
 /// consent's redirect and returns the callback URL it names (not followed).
-fn consent(url: &str) -> String {
+pub(crate) fn consent(url: &str) -> String {
     let (status, location, body) = get(url);
     assert_eq!(status, 302, "the sandbox's consent redirects: {body}");
     location.expect("a Location")

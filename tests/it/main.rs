@@ -12,6 +12,7 @@ mod classes;
 mod cli;
 mod config;
 mod consent;
+mod consent_identity;
 mod corpus;
 mod daemon;
 mod demo;

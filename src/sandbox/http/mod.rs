@@ -113,6 +113,9 @@ pub(crate) struct App {
     pub codes: Mutex<super::codes::CodeStore>,
     /// Patients' identities as changed by the admin API (userinfo, ID tokens).
     pub identities: Mutex<super::identity::Identities>,
+    /// How the consent's token answers are bent for tests (broken ID
+    /// tokens, a grant expiry), set by `POST /admin/consent`.
+    pub consent_knobs: Mutex<consent::Knobs>,
 }
 
 pub(crate) type Shared = std::sync::Arc<App>;
@@ -172,6 +175,7 @@ impl App {
             bulk: Mutex::new(BulkState::default()),
             codes: Mutex::new(super::codes::CodeStore::default()),
             identities: Mutex::new(super::identity::Identities::default()),
+            consent_knobs: Mutex::new(consent::Knobs::default()),
         }
     }
 
@@ -276,6 +280,7 @@ pub(crate) fn router(app: Shared) -> Router {
         .route("/oauth2/userinfo", get(identity::userinfo))
         .route("/oauth2/jwks", get(identity::jwks))
         .route("/admin/identities", post(identity::admin_patch))
+        .route("/admin/consent", post(consent::admin_knobs))
         .route("/admin/oauth1/tokens", post(admin::oauth1_token))
         .route("/admin/oauth2/grants", post(admin::oauth2_grant))
         .route("/admin/faults", post(admin::add_fault))

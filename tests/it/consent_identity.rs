@@ -1,0 +1,165 @@
+//! Consent and the wrong-patient guard together: `rxsync link start` with
+//! `openid` in scope against the sandbox, whose code exchange answers a
+//! signed ID token carrying the flow's `nonce`. The guard reads the MRN from
+//! that ID token: a match links and imports; a mismatch (the sandbox's
+//! identity changed first) holds the link and writes no regimen until `link
+//! confirm`; an ID token with a wrong `nonce` or `aud` (a sandbox knob) makes
+//! `link start` exit 1 and leaves the link revoked, nothing imported.
+
+use serde_json::{Value, json};
+
+use crate::consent::{consent, free_port, get, spawn_link_start};
+use crate::pull::harness::{Home, REMOTE, SECRETS, fhir_at};
+use crate::support::{Run, Sandbox};
+
+/// An OpenID Connect provider at the sandbox that links by consent through
+/// `port` and reads the MRN from the ID token.
+fn provider(sandbox: &Sandbox, port: u16) -> String {
+    let base = &sandbox.base;
+    format!(
+        "{}authorize_url = \"{base}/oauth2/authorize\"\nredirect_uri = \"http://127.0.0.1:{port}/callback\"\nscopes = [\"openid\", \"patient/MedicationRequest.rs\", \"offline_access\"]\nauthorize_params = {{ aud = \"{base}/fhir\" }}\n[providers.identity]\nremote = \"id_token:mrn\"\njwks_url = \"{base}/oauth2/jwks\"\nissuer = \"{base}\"\nalso = [\"family_name\", \"birth_date\"]\n",
+        fhir_at(sandbox, "idp", "demo-client", "header"),
+    )
+}
+
+/// A home with patient P2, who is the sandbox's `remote-p1`.
+fn home(sandbox: &Sandbox, port: u16) -> Home {
+    let home = Home::new(&provider(sandbox, port));
+    home.rx(&[
+        "patient",
+        "add",
+        "--id",
+        "P2",
+        "--mrn",
+        &format!("MRN-{REMOTE}"),
+        "--name",
+        "Pat Doe",
+        "--birth-date",
+        "1980-04-02",
+    ])
+    .ok();
+    home
+}
+
+/// `link start` for P2, the consent as `remote-p1`, the callback: the run.
+fn link_start(home: &Home) -> Run {
+    let started = spawn_link_start(&home.env, &home.config, "P2", "idp", &[], SECRETS);
+    let auth = url::Url::parse(&started.url).expect("the authorization URL");
+    assert!(
+        auth.query_pairs().any(|(k, _)| k == "nonce"),
+        "openid in scope: a nonce is sent"
+    );
+    let callback = consent(&format!("{}&login_hint={REMOTE}", started.url));
+    get(&callback);
+    started.finish()
+}
+
+fn regimens(home: &Home) -> i64 {
+    home.env
+        .query_i64("SELECT COUNT(*) FROM regimens WHERE patient_id = 'P2'")
+}
+
+fn import(home: &Home) -> Run {
+    home.rx(&["import", "--patient", "P2", "--format", "json"])
+}
+
+fn knobs(sandbox: &Sandbox, body: Value) {
+    let (status, answer) = sandbox.admin("/admin/consent", Some(&body));
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn a_consent_whose_id_token_matches_links_records_the_identity_and_imports() {
+    let sandbox = Sandbox::start();
+    let home = home(&sandbox, free_port());
+    let run = link_start(&home);
+    assert_eq!(run.code, 0, "{run:?}");
+    let link = run.json();
+    assert_eq!(link["state"], "active", "{link}");
+    let id = link["id"].as_i64().expect("id");
+    let row = home.link_row(id);
+    assert_eq!(
+        row["remote_identity"]["identifiers"]["id_token:mrn"],
+        format!("MRN-{REMOTE}"),
+        "{row}"
+    );
+    assert_eq!(row["remote_identity"]["subject"], REMOTE);
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM audit WHERE action = 'identity.match'"),
+        1
+    );
+    import(&home).ok();
+    assert!(regimens(&home) > 0, "a matched link imports");
+}
+
+#[test]
+fn a_consent_by_another_person_holds_the_link_until_confirmed() {
+    let sandbox = Sandbox::start();
+    let (status, answer) = sandbox.admin(
+        "/admin/identities",
+        Some(&json!({"patient": REMOTE, "family_name": "Roe"})),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let home = home(&sandbox, free_port());
+    let run = link_start(&home);
+    assert_eq!(run.code, 0, "{run:?}");
+    let id = run.json()["id"].as_i64().expect("id");
+    assert_eq!(home.link_row(id)["state"], "held");
+    assert_eq!(
+        home.env.query_i64(
+            "SELECT COUNT(*) FROM exceptions WHERE kind = 'identity_mismatch' AND state = 'open'"
+        ),
+        1
+    );
+    import(&home);
+    assert_eq!(regimens(&home), 0, "a held link wrote a regimen");
+    home.rx(&[
+        "link",
+        "confirm",
+        &id.to_string(),
+        "--by",
+        "dr-who",
+        "--note",
+        "maiden name",
+    ])
+    .ok();
+    assert_eq!(home.link_row(id)["state"], "active");
+    import(&home).ok();
+    assert!(regimens(&home) > 0, "a confirmed link imports");
+}
+
+/// A broken ID token: exit 1 with the reason, the link revoked, no regimen.
+fn refused(fault: &str, reason: &str) {
+    let sandbox = Sandbox::start();
+    knobs(&sandbox, json!({"id_token_fault": fault}));
+    let home = home(&sandbox, free_port());
+    let run = link_start(&home);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains(reason), "{}", run.stderr);
+    let states: Vec<Value> = home
+        .rx(&["link", "list", "--format", "json"])
+        .json()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|l| l["state"].clone())
+        .collect();
+    assert!(
+        states.iter().all(|s| s == "revoked"),
+        "no usable link: {states:?}"
+    );
+    import(&home).fails(1);
+    assert_eq!(regimens(&home), 0);
+}
+
+#[test]
+fn an_id_token_with_another_nonce_makes_no_usable_link() {
+    refused("nonce", "nonce");
+}
+
+#[test]
+fn an_id_token_for_another_audience_makes_no_usable_link() {
+    refused("aud", "aud");
+}
