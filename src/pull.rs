@@ -775,8 +775,25 @@ impl Puller {
                 "link {link_id} is already revoked"
             )));
         }
+        let provider_note = Some(self.tell_provider(&link).await);
+        let reason = match &provider_note {
+            Some(n) => format!("revoked by {actor}; {n}"),
+            None => format!("revoked by {actor}"),
+        };
+        let actor = actor.to_string();
+        let view = writer
+            .run(move |s| s.revoke_link(link_id, &actor, &reason))
+            .await?;
+        Ok((view, provider_note))
+    }
+
+    /// Tells the provider a link's grant is over (RFC 7009, the refresh
+    /// token when there is one) and says what came of it, in words for the
+    /// person who removed the link. Never fails: a provider without a
+    /// revocation endpoint, or one that cannot be reached, is said so.
+    async fn tell_provider(&self, link: &ClaimedLink) -> String {
         let provider = self.config.provider(&link.view.provider);
-        let provider_note = Some(match provider.map(|p| (p, &p.auth)) {
+        match provider.map(|p| (p, &p.auth)) {
             Some((p, ProviderAuth::Oauth2(o))) => match (&o.revocation_url, self.clients.get(p.id.as_str())) {
                 (Some(url), Some(client)) => {
                     let result = async {
@@ -815,16 +832,40 @@ impl Puller {
             },
             Some(_) => "OAuth 1.0a has no revocation endpoint: the tokens were dropped here only; ask the provider to end the grant".to_string(),
             None => "the provider is not in the configuration: the tokens were dropped here only".to_string(),
-        });
-        let reason = match &provider_note {
-            Some(n) => format!("revoked by {actor}; {n}"),
-            None => format!("revoked by {actor}"),
-        };
-        let actor = actor.to_string();
-        let view = writer
-            .run(move |s| s.revoke_link(link_id, &actor, &reason))
+        }
+    }
+
+    /// A clinician rejects a held link (`link reject`): the provider is told
+    /// first, as `revoke` does, then the store revokes it, drops its tokens
+    /// and resolves its `identity_mismatch`. A link that is not held is
+    /// refused before the provider hears anything.
+    pub async fn reject(
+        &self,
+        writer: &Writer,
+        link_id: i64,
+        by: &str,
+        note: &str,
+    ) -> Result<String, StoreError> {
+        let link = writer
+            .run(move |s| {
+                s.peek_link(link_id)?.ok_or_else(|| StoreError::NotFound {
+                    what: "link",
+                    id: link_id.to_string(),
+                })
+            })
             .await?;
-        Ok((view, provider_note))
+        if link.view.state != "held" {
+            return Err(StoreError::Refused(format!(
+                "link {link_id} is {}, not held: there is no identity to reject",
+                link.view.state
+            )));
+        }
+        let told = self.tell_provider(&link).await;
+        let (by, note) = (by.to_string(), format!("{note} ({told})"));
+        writer
+            .run(move |s| s.reject_link(link_id, &by, &note))
+            .await?;
+        Ok(told)
     }
 }
 

@@ -491,14 +491,23 @@ fn decide(global: &Global, id: i64, by: &str, note: &str, confirm: bool) -> CliR
     if note.trim().is_empty() {
         return Err(usage("--note must say why"));
     }
-    let ctx = global.open_existing()?;
-    let mut store = ctx.store;
     if confirm {
+        let ctx = global.open_existing()?;
+        let mut store = ctx.store;
         store.confirm_link(id, by, note)?;
         println!("link {id} confirmed by {by}: active, due now");
-    } else {
-        store.reject_link(id, by, note)?;
-        println!("link {id} rejected by {by}: revoked, its tokens dropped here");
+        return Ok(());
     }
+    // A rejection ends the grant at the provider too, as `link revoke` does.
+    let ctx = global.open_existing()?;
+    let (puller, store) = ctx.puller()?;
+    let writer = rxsync::store::Writer::start(store)?;
+    let rt = runtime()?;
+    let told = rt.block_on(async {
+        let told = puller.reject(&writer, id, by, note).await;
+        writer.close().await;
+        told
+    })?;
+    println!("link {id} rejected by {by}: revoked, its tokens dropped here ({told})");
     Ok(())
 }

@@ -163,3 +163,55 @@ fn an_id_token_with_another_nonce_makes_no_usable_link() {
 fn an_id_token_for_another_audience_makes_no_usable_link() {
     refused("aud", "aud");
 }
+
+#[test]
+fn rejecting_a_held_link_revokes_the_grant_at_the_provider() {
+    let sandbox = Sandbox::start();
+    let (status, answer) = sandbox.admin(
+        "/admin/identities",
+        Some(&json!({"patient": REMOTE, "mrn": "MRN-someone-else"})),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let home = home(&sandbox, free_port());
+    let run = link_start(&home);
+    assert_eq!(run.code, 0, "{run:?}");
+    let id = run.json()["id"].as_i64().expect("id");
+    assert_eq!(home.link_row(id)["state"], "held");
+    assert_eq!(crate::pull::harness::stats(&sandbox)["revocations"], 0);
+    let run = home.rx(&[
+        "link",
+        "reject",
+        &id.to_string(),
+        "--by",
+        "dr-who",
+        "--note",
+        "not our patient",
+    ]);
+    let rejected = run.ok();
+    assert!(rejected.contains("revoked at"), "{rejected}");
+    assert_eq!(
+        crate::pull::harness::stats(&sandbox)["revocations"],
+        1,
+        "the provider was told"
+    );
+    let row = home.link_row(id);
+    assert_eq!(row["state"], "revoked");
+    assert!(
+        row["state_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not our patient") && r.contains("revoked at")),
+        "{row}"
+    );
+    // A link that is not held is refused before the provider hears of it.
+    home.rx(&[
+        "link",
+        "reject",
+        &id.to_string(),
+        "--by",
+        "dr-who",
+        "--note",
+        "again",
+    ])
+    .fails(1);
+    assert_eq!(crate::pull::harness::stats(&sandbox)["revocations"], 1);
+}
