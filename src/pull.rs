@@ -380,6 +380,10 @@ impl Puller {
                 });
             }
         };
+        // A grant that ends soon is said before the pull, whatever comes of
+        // it (once per grant end: `Store::raise_link_expiring`).
+        let days = self.config.sync.link_expiring_days;
+        writer.run(move |s| s.raise_link_expiring(days)).await?;
         let mut journal = Journal::default();
         let fetched = self.fetch_document(writer, &mut link, &mut journal).await;
         let corrupt = |e: String| StoreError::Corrupt(format!("link {link_id}: {e}"));

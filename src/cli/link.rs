@@ -126,6 +126,8 @@ struct TokenInput {
     expires_at: Option<serde_json::Value>,
     scope: Option<String>,
     patient: Option<String>,
+    /// When the grant itself ends (`fetch::grant`).
+    access_grant_expiration: Option<serde_json::Value>,
 }
 
 fn add(
@@ -212,6 +214,14 @@ fn add(
             "the remote patient id must be 1 to 256 printable characters",
         ));
     }
+    let grant_expires_at = {
+        let mut fields = serde_json::Map::new();
+        if let Some(v) = &input.access_grant_expiration {
+            fields.insert("access_grant_expiration".into(), v.clone());
+        }
+        rxsync::fetch::grant::grant_expiry(&fields, input.refresh_token.as_deref())
+            .map(rxsync::store::rfc3339_at)
+    };
     let key = ctx.vault_key()?;
     let mut store = ctx.store;
     let (id, relinked) = store.add_link(
@@ -222,6 +232,7 @@ fn add(
             secrets,
             expires_at,
             scope,
+            grant_expires_at,
         },
         &key,
         "cli",
@@ -351,6 +362,8 @@ struct Listed<'a> {
     last_error: Option<&'a str>,
     failures: i64,
     expires_at: Option<&'a str>,
+    /// When the patient's grant at the provider ends (null: not said).
+    grant_expires_at: Option<&'a str>,
     /// Who the patient is at the provider, as last read (null: never read).
     remote_identity: Option<&'a rxsync::store::RemoteIdentityView>,
 }
@@ -370,6 +383,7 @@ impl<'a> From<&'a rxsync::store::LinkView> for Listed<'a> {
             last_error: v.last_error.as_deref(),
             failures: v.failures,
             expires_at: v.expires_at.as_deref(),
+            grant_expires_at: v.grant_expires_at.as_deref(),
             remote_identity: v.remote_identity.as_ref(),
         }
     }
@@ -383,6 +397,7 @@ const LIST_COLUMNS: &[Column] = &[
     Column::whole("scheme", 6),
     Column::whole("state", 0),
     Column::whole("last sync", 5),
+    Column::whole("grant ends", 8),
     Column::whole("outcome", 4),
     Column::cut("remote identity", 7, 14),
     Column::cut("note", 3, 20),
@@ -444,6 +459,9 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
             l.scheme.clone(),
             l.state.clone(),
             cell(&l.last_sync),
+            l.grant_expires_at
+                .as_deref()
+                .map_or("—".to_string(), |t| t.chars().take(10).collect()),
             cell(&l.last_outcome),
             identity,
             note,

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod backend;
 pub mod bulk;
 pub mod fhir;
+pub mod grant;
 pub mod http;
 pub mod jwks;
 pub mod limit;

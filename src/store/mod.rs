@@ -17,6 +17,7 @@ mod bulk;
 mod consent;
 mod dictionary;
 mod exports;
+mod grants;
 mod identity;
 mod imports;
 mod links;
@@ -112,6 +113,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0015_identity",
         include_str!("../../schemas/sqlite/0015_identity.sql"),
+    ),
+    (
+        "0016_grants",
+        include_str!("../../schemas/sqlite/0016_grants.sql"),
     ),
 ];
 

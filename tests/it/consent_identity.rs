@@ -215,3 +215,73 @@ fn rejecting_a_held_link_revokes_the_grant_at_the_provider() {
     .fails(1);
     assert_eq!(crate::pull::harness::stats(&sandbox)["revocations"], 1);
 }
+
+fn open_expiring(home: &Home) -> i64 {
+    home.env.query_i64(
+        "SELECT COUNT(*) FROM exceptions WHERE kind = 'link_expiring' AND state = 'open'",
+    )
+}
+
+/// Grants over time: the sandbox says the grant ends in 5 days
+/// (`access_grant_expiration`); the link records it, `link list` shows it,
+/// a pull raises `link_expiring` once (not at every pull), and a new
+/// consent closes it.
+#[test]
+fn a_grant_that_ends_soon_is_recorded_raised_once_and_closed_by_a_new_consent() {
+    let sandbox = Sandbox::start();
+    knobs(&sandbox, json!({"grant_expires_in": 5 * 86_400}));
+    let home = home(&sandbox, free_port());
+    let run = link_start(&home);
+    assert_eq!(run.code, 0, "{run:?}");
+    let id = run.json()["id"].as_i64().expect("id");
+    let ends = home.link_row(id)["grant_expires_at"]
+        .as_str()
+        .map(str::to_string)
+        .expect("grant_expires_at recorded");
+    let at = chrono::DateTime::parse_from_rfc3339(&ends).expect("RFC 3339");
+    let days = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_days();
+    assert!((4..=5).contains(&days), "{ends}");
+    let table = home.rx(&["link", "list", "--wide"]);
+    assert!(table.ok().contains(&ends[..10]), "{}", table.stdout);
+    assert_eq!(open_expiring(&home), 0, "nothing raised before a pull");
+    import(&home).ok();
+    assert_eq!(open_expiring(&home), 1);
+    let detail = home.env.query_string(
+        "SELECT detail || '|' || severity FROM exceptions WHERE kind = 'link_expiring'",
+    );
+    assert!(
+        detail.contains(&ends) && detail.ends_with("|warning"),
+        "{detail}"
+    );
+    import(&home).ok();
+    assert_eq!(open_expiring(&home), 1, "raised once per grant end");
+    // The patient consents again: a new grant, the warning closed.
+    knobs(&sandbox, json!({}));
+    let again = link_start(&home);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(again.json()["id"].as_i64(), Some(id));
+    assert_eq!(open_expiring(&home), 0);
+    assert!(home.link_row(id)["grant_expires_at"].is_null());
+    import(&home).ok();
+    assert_eq!(open_expiring(&home), 0);
+}
+
+/// A grant end far away raises nothing; `[sync] link_expiring_days` widens
+/// the window.
+#[test]
+fn the_warning_window_is_configurable() {
+    let sandbox = Sandbox::start();
+    knobs(&sandbox, json!({"grant_expires_in": 30 * 86_400}));
+    let port = free_port();
+    let home = home(&sandbox, port);
+    assert_eq!(link_start(&home).code, 0);
+    import(&home).ok();
+    assert_eq!(open_expiring(&home), 0, "30 days out, default window 14");
+    let wider = format!(
+        "[sync]\nlink_expiring_days = 45\n{}",
+        provider(&sandbox, port)
+    );
+    std::fs::write(&home.config, wider).expect("config");
+    import(&home).ok();
+    assert_eq!(open_expiring(&home), 1);
+}
