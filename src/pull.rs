@@ -795,7 +795,7 @@ impl Puller {
     /// token when there is one) and says what came of it, in words for the
     /// person who removed the link. Never fails: a provider without a
     /// revocation endpoint, or one that cannot be reached, is said so.
-    async fn tell_provider(&self, link: &ClaimedLink) -> String {
+    pub async fn tell_provider(&self, link: &ClaimedLink) -> String {
         let provider = self.config.provider(&link.view.provider);
         match provider.map(|p| (p, &p.auth)) {
             Some((p, ProviderAuth::Oauth2(o))) => match (&o.revocation_url, self.clients.get(p.id.as_str())) {

@@ -31,9 +31,25 @@ pub fn run(global: &Global, args: Args) -> CliResult {
     // The state opens its own connections; this one is not needed.
     drop(ctx.store);
     let jwks = rxsync::fetch::backend::client_jwks(&ctx.config.providers).map_err(usage)?;
-    let state = AppState::new(&ctx.config.database_path, &review)
+    let mut state = AppState::new(&ctx.config.database_path, &review)
         .map_err(|e| Failure::Usage(e.into()))?
         .with_jwks(jwks);
+    // With the vault key (never created here), the admin page's revoke
+    // tells the provider as `link revoke` does.
+    let key_env = std::env::var("RXSYNC_KEY").ok();
+    let key_file = ctx.config.key_file();
+    if key_env.is_some() || key_file.exists() {
+        let (key, _) = rxsync::vault::VaultKey::load(key_env.as_deref(), &key_file)
+            .map_err(|e| Failure::Failed(e.into()))?;
+        let env: rxsync::pull::EnvLookup = std::sync::Arc::new(|k: &str| std::env::var(k).ok());
+        let puller = rxsync::pull::Puller::new(
+            std::sync::Arc::new(ctx.config.clone()),
+            std::sync::Arc::new(key),
+            env,
+        )
+        .map_err(|e| Failure::Failed(e.into()))?;
+        state = state.with_revoker(std::sync::Arc::new(puller));
+    }
     let rt = runtime()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(review.listen)

@@ -63,6 +63,10 @@ struct Inner {
     /// rxsync's public `private_key_jwt` keys (`/.well-known/jwks.json`);
     /// none: the route answers 404.
     jwks: Option<serde_json::Value>,
+    /// Tells providers that a link the admin page revokes is over (RFC
+    /// 7009, `Puller::tell_provider`); none when the process holds no vault
+    /// key: the page then says the provider was not told.
+    revoker: Option<Arc<crate::pull::Puller>>,
 }
 
 impl AppState {
@@ -79,6 +83,7 @@ impl AppState {
                 tls: tls.map(Arc::new),
                 login_key: rand::random(),
                 jwks: None,
+                revoker: None,
             }),
         })
     }
@@ -89,6 +94,19 @@ impl AppState {
             inner.jwks = Some(jwks);
         }
         self
+    }
+
+    /// Revokes at the provider, too, when the admin page revokes a link.
+    pub fn with_revoker(mut self, puller: Arc<crate::pull::Puller>) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.revoker = Some(puller);
+        }
+        self
+    }
+
+    /// Who tells providers a revoked link is over, if anyone.
+    pub fn revoker(&self) -> Option<&crate::pull::Puller> {
+        self.inner.revoker.as_deref()
     }
 
     /// The state for a resolved configuration.

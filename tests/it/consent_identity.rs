@@ -285,3 +285,54 @@ fn the_warning_window_is_configurable() {
     import(&home).ok();
     assert_eq!(open_expiring(&home), 1);
 }
+
+/// The review app's admin "Revoke" tells the provider (RFC 7009) as `link
+/// revoke` does, then drops the tokens; a server without the vault key
+/// revokes here only and says the provider was not told.
+#[tokio::test]
+async fn the_admin_page_revokes_at_the_provider_too() {
+    use crate::review_server::{ADMIN, Review, add_user};
+    let sandbox = Sandbox::start();
+    let home = home(&sandbox, free_port());
+    let run = link_start(&home);
+    assert_eq!(run.code, 0, "{run:?}");
+    let id = run.json()["id"].as_i64().expect("id");
+    add_user(&home.env, ADMIN.0, ADMIN.1, "admin");
+    let Home { env, config } = home;
+    let r = Review::serve_with_env(env, &["--config", &config], SECRETS);
+    let cookie = r.login(ADMIN).await;
+    let csrf = r.csrf(&cookie).await;
+    let page = r.get("/admin/links", Some(&cookie)).await;
+    assert!(page.body.contains("tells the provider"), "{}", page.body);
+    let a = r
+        .post_form(
+            &format!("/admin/links/{id}/revoke"),
+            Some(&cookie),
+            &[("csrf", &csrf), ("reason", "patient moved away")],
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert_eq!(
+        crate::pull::harness::stats(&sandbox)["revocations"],
+        1,
+        "the provider was told"
+    );
+    let reason = r.env.query_string(&format!(
+        "SELECT state || ': ' || state_reason FROM links WHERE id = {id}"
+    ));
+    assert!(
+        reason.starts_with("revoked: ")
+            && reason.contains("patient moved away")
+            && reason.contains("revoked at"),
+        "{reason}"
+    );
+    assert_eq!(
+        r.env.query_i64(&format!(
+            "SELECT COUNT(*) FROM links WHERE id = {id} AND token IS NULL AND refresh_token IS NULL"
+        )),
+        1,
+        "the tokens are dropped"
+    );
+    let page = r.get("/admin/links", Some(&cookie)).await;
+    assert!(page.body.contains("revoked at"), "{}", page.body);
+}
