@@ -1041,6 +1041,12 @@ impl Fetching<'_> {
                     let refresh = tokens.refresh_token.clone();
                     let scope = tokens.scope.clone();
                     let detail = detail.clone();
+                    // A rotated refresh token that is a JWT dates the grant anew.
+                    let grant_end = crate::fetch::grant::grant_expiry(
+                        &serde_json::Map::new(),
+                        refresh.as_ref().map(|r| r.expose_secret()),
+                    )
+                    .map(crate::store::rfc3339_at);
                     // In a transaction of its own: the provider has already
                     // rotated the pair, so no other sync's trouble may fail it.
                     writer
@@ -1054,6 +1060,9 @@ impl Fetching<'_> {
                                 scope.as_deref(),
                                 &detail,
                             )?;
+                            if let Some(end) = &grant_end {
+                                store.set_grant_expiry(claimed.view.id, end)?;
+                            }
                             Ok(claimed)
                         })
                         .await
