@@ -336,3 +336,29 @@ async fn the_admin_page_revokes_at_the_provider_too() {
     let page = r.get("/admin/links", Some(&cookie)).await;
     assert!(page.body.contains("revoked at"), "{}", page.body);
 }
+
+/// `link add` records the grant end of the token answer it is handed, as
+/// the provider gave it (`access_grant_expiration`).
+#[test]
+fn link_add_records_the_grant_end_of_the_token_answer() {
+    let sandbox = Sandbox::start();
+    knobs(&sandbox, json!({"grant_expires_in": 86_400}));
+    let home = Home::new(&fhir_at(&sandbox, "ehr", "demo-client", "header"));
+    let (status, tokens) = sandbox.admin(
+        "/admin/oauth2/grants",
+        Some(&json!({"client_id": "demo-client", "patient": REMOTE})),
+    );
+    assert_eq!(status, 200, "{tokens}");
+    let secs = tokens["access_grant_expiration"]
+        .as_i64()
+        .expect("the knob");
+    let id = home.link_as("P1", "ehr", &tokens);
+    let ends = home.link_row(id)["grant_expires_at"]
+        .as_str()
+        .map(str::to_string)
+        .expect("recorded");
+    let at = chrono::DateTime::parse_from_rfc3339(&ends).expect("RFC 3339");
+    assert_eq!(at.timestamp(), secs);
+    home.pull(Some("ehr"));
+    assert_eq!(open_expiring(&home), 1, "one day left: within 14");
+}
