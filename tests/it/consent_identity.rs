@@ -284,6 +284,24 @@ fn the_warning_window_is_configurable() {
     std::fs::write(&home.config, wider).expect("config");
     import(&home).ok();
     assert_eq!(open_expiring(&home), 1);
+    // A clinician notes the patient was asked: accepted, not raised again.
+    let exception = home
+        .env
+        .query_i64("SELECT id FROM exceptions WHERE kind = 'link_expiring'");
+    home.rx(&[
+        "queue",
+        "resolve",
+        &exception.to_string(),
+        "--action",
+        "accept",
+        "--by",
+        "dr-who",
+        "--note",
+        "patient asked to consent again",
+    ])
+    .ok();
+    import(&home).ok();
+    assert_eq!(open_expiring(&home), 0);
 }
 
 /// The review app's admin "Revoke" tells the provider (RFC 7009) as `link
