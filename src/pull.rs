@@ -442,6 +442,10 @@ impl Puller {
                 });
             }
         };
+        // A grant that ends soon is said before the pull, whatever comes of
+        // it (once per grant end: `Store::raise_link_expiring`).
+        let days = self.config.sync.link_expiring_days;
+        writer.run(move |s| s.raise_link_expiring(days)).await?;
         let mut journal = Journal::default();
         let fetched = self
             .fetch_document(writer, &mut link, &mut journal)
@@ -836,8 +840,25 @@ impl Puller {
                 "link {link_id} is already revoked"
             )));
         }
+        let provider_note = Some(self.tell_provider(writer, &link).await);
+        let reason = match &provider_note {
+            Some(n) => format!("revoked by {actor}; {n}"),
+            None => format!("revoked by {actor}"),
+        };
+        let actor = actor.to_string();
+        let view = writer
+            .run(move |s| s.revoke_link(link_id, &actor, &reason))
+            .await?;
+        Ok((view, provider_note))
+    }
+
+    /// Tells the provider a link's grant is over (RFC 7009, the refresh
+    /// token when there is one) and says what came of it, in words for the
+    /// person who removed the link. Never fails: a provider without a
+    /// revocation endpoint, or one that cannot be reached, is said so.
+    pub async fn tell_provider(&self, writer: &Writer, link: &ClaimedLink) -> String {
         let provider = self.config.provider(&link.view.provider);
-        let provider_note = Some(match provider.map(|p| (p, &p.auth)) {
+        match provider.map(|p| (p, &p.auth)) {
             Some((p, ProviderAuth::Oauth2(o)))
                 if (o.revocation_url.is_some() || p.discover)
                     && self.clients.contains_key(p.id.as_str()) =>
@@ -885,16 +906,40 @@ impl Puller {
             Some((_, ProviderAuth::Oauth2(_))) => NO_REVOCATION.to_string(),
             Some(_) => "OAuth 1.0a has no revocation endpoint: the tokens were dropped here only; ask the provider to end the grant".to_string(),
             None => "the provider is not in the configuration: the tokens were dropped here only".to_string(),
-        });
-        let reason = match &provider_note {
-            Some(n) => format!("revoked by {actor}; {n}"),
-            None => format!("revoked by {actor}"),
-        };
-        let actor = actor.to_string();
-        let view = writer
-            .run(move |s| s.revoke_link(link_id, &actor, &reason))
+        }
+    }
+
+    /// A clinician rejects a held link (`link reject`): the provider is told
+    /// first, as `revoke` does, then the store revokes it, drops its tokens
+    /// and resolves its `identity_mismatch`. A link that is not held is
+    /// refused before the provider hears anything.
+    pub async fn reject(
+        &self,
+        writer: &Writer,
+        link_id: i64,
+        by: &str,
+        note: &str,
+    ) -> Result<String, StoreError> {
+        let link = writer
+            .run(move |s| {
+                s.peek_link(link_id)?.ok_or_else(|| StoreError::NotFound {
+                    what: "link",
+                    id: link_id.to_string(),
+                })
+            })
             .await?;
-        Ok((view, provider_note))
+        if link.view.state != "held" {
+            return Err(StoreError::Refused(format!(
+                "link {link_id} is {}, not held: there is no identity to reject",
+                link.view.state
+            )));
+        }
+        let told = self.tell_provider(writer, &link).await;
+        let (by, note) = (by.to_string(), format!("{note} ({told})"));
+        writer
+            .run(move |s| s.reject_link(link_id, &by, &note))
+            .await?;
+        Ok(told)
     }
 }
 
@@ -1077,6 +1122,12 @@ impl Fetching<'_> {
                     let refresh = tokens.refresh_token.clone();
                     let scope = tokens.scope.clone();
                     let detail = detail.clone();
+                    // A rotated refresh token that is a JWT dates the grant anew.
+                    let grant_end = crate::fetch::grant::grant_expiry(
+                        &serde_json::Map::new(),
+                        refresh.as_ref().map(|r| r.expose_secret()),
+                    )
+                    .map(crate::store::rfc3339_at);
                     // In a transaction of its own: the provider has already
                     // rotated the pair, so no other sync's trouble may fail it.
                     writer
@@ -1090,6 +1141,9 @@ impl Fetching<'_> {
                                 scope.as_deref(),
                                 &detail,
                             )?;
+                            if let Some(end) = &grant_end {
+                                store.set_grant_expiry(claimed.view.id, end)?;
+                            }
                             Ok(claimed)
                         })
                         .await

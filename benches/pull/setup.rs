@@ -196,6 +196,7 @@ pub fn template(
                         secrets,
                         expires_at,
                         scope: None,
+                        grant_expires_at: None,
                     },
                     key,
                     "bench",

@@ -254,6 +254,7 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
                 secrets: secrets.0,
                 expires_at: secrets.1,
                 scope: None,
+                grant_expires_at: None,
             },
             &key,
             "demo",

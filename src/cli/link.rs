@@ -152,6 +152,8 @@ struct TokenInput {
     expires_at: Option<serde_json::Value>,
     scope: Option<String>,
     patient: Option<String>,
+    /// When the grant itself ends (`fetch::grant`).
+    access_grant_expiration: Option<serde_json::Value>,
 }
 
 fn add(
@@ -238,6 +240,14 @@ fn add(
             "the remote patient id must be 1 to 256 printable characters",
         ));
     }
+    let grant_expires_at = {
+        let mut fields = serde_json::Map::new();
+        if let Some(v) = &input.access_grant_expiration {
+            fields.insert("access_grant_expiration".into(), v.clone());
+        }
+        rxsync::fetch::grant::grant_expiry(&fields, input.refresh_token.as_deref())
+            .map(rxsync::store::rfc3339_at)
+    };
     let key = ctx.vault_key()?;
     let mut store = ctx.store;
     let (id, relinked) = store.add_link(
@@ -248,6 +258,7 @@ fn add(
             secrets,
             expires_at,
             scope,
+            grant_expires_at,
         },
         &key,
         "cli",
@@ -377,6 +388,8 @@ struct Listed<'a> {
     last_error: Option<&'a str>,
     failures: i64,
     expires_at: Option<&'a str>,
+    /// When the patient's grant at the provider ends (null: not said).
+    grant_expires_at: Option<&'a str>,
     /// Who the patient is at the provider, as last read (null: never read).
     remote_identity: Option<&'a rxsync::store::RemoteIdentityView>,
 }
@@ -396,6 +409,7 @@ impl<'a> From<&'a rxsync::store::LinkView> for Listed<'a> {
             last_error: v.last_error.as_deref(),
             failures: v.failures,
             expires_at: v.expires_at.as_deref(),
+            grant_expires_at: v.grant_expires_at.as_deref(),
             remote_identity: v.remote_identity.as_ref(),
         }
     }
@@ -409,6 +423,7 @@ const LIST_COLUMNS: &[Column] = &[
     Column::whole("scheme", 6),
     Column::whole("state", 0),
     Column::whole("last sync", 5),
+    Column::whole("grant ends", 8),
     Column::whole("outcome", 4),
     Column::cut("remote identity", 7, 14),
     Column::cut("note", 3, 20),
@@ -470,6 +485,9 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
             l.scheme.clone(),
             l.state.clone(),
             cell(&l.last_sync),
+            l.grant_expires_at
+                .as_deref()
+                .map_or("—".to_string(), |t| t.chars().take(10).collect()),
             cell(&l.last_outcome),
             identity,
             note,
@@ -517,14 +535,23 @@ fn decide(global: &Global, id: i64, by: &str, note: &str, confirm: bool) -> CliR
     if note.trim().is_empty() {
         return Err(usage("--note must say why"));
     }
-    let ctx = global.open_existing()?;
-    let mut store = ctx.store;
     if confirm {
+        let ctx = global.open_existing()?;
+        let mut store = ctx.store;
         store.confirm_link(id, by, note)?;
         println!("link {id} confirmed by {by}: active, due now");
-    } else {
-        store.reject_link(id, by, note)?;
-        println!("link {id} rejected by {by}: revoked, its tokens dropped here");
+        return Ok(());
     }
+    // A rejection ends the grant at the provider too, as `link revoke` does.
+    let ctx = global.open_existing()?;
+    let (puller, store) = ctx.puller()?;
+    let writer = rxsync::store::Writer::start(store)?;
+    let rt = runtime()?;
+    let told = rt.block_on(async {
+        let told = puller.reject(&writer, id, by, note).await;
+        writer.close().await;
+        told
+    })?;
+    println!("link {id} rejected by {by}: revoked, its tokens dropped here ({told})");
     Ok(())
 }

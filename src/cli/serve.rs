@@ -32,13 +32,21 @@ pub fn run(global: &Global, args: Args) -> CliResult {
     let mut state = AppState::new(&ctx.config.database_path, &review)
         .map_err(|e| Failure::Usage(e.into()))?
         .with_jwks(jwks);
-    // With a public URL the app links accounts in the browser: the consent
-    // engine and the first pull write through a writer on this process's
-    // one extra connection; without one, that connection is not needed.
-    if let Some(public) = review.public_url.clone() {
+    // With a vault key (never created here unless the app links accounts),
+    // the admin page's revoke tells the provider as `link revoke` does; with
+    // a public URL the app also links accounts in the browser. Both write
+    // through one writer on this process's one extra connection; without
+    // either, that connection is not needed.
+    let has_key = std::env::var("RXSYNC_KEY").is_ok() || ctx.config.key_file().exists();
+    let public = review.public_url.clone();
+    if public.is_some() || has_key {
         let (puller, store) = ctx.puller()?;
+        let puller = std::sync::Arc::new(puller);
         let writer = rxsync::store::Writer::start(store)?;
-        state = state.with_linking(public, std::sync::Arc::new(puller), writer);
+        state = state.with_revoker(std::sync::Arc::clone(&puller), writer.clone());
+        if let Some(public) = public {
+            state = state.with_linking(public, puller, writer);
+        }
     } else {
         drop(ctx.store);
     }

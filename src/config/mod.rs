@@ -61,6 +61,8 @@ pub struct RawSync {
     pub breaker_pause: Option<u64>,
     /// On SIGINT/SIGTERM, how long in-flight syncs may take to finish.
     pub grace: Option<u64>,
+    /// Days before a link's grant ends that `link_expiring` is raised.
+    pub link_expiring_days: Option<u32>,
 }
 
 /// `[vault]`
@@ -128,6 +130,9 @@ pub struct SyncSettings {
     pub breaker_failures: u32,
     pub breaker_pause: std::time::Duration,
     pub grace: std::time::Duration,
+    /// `[sync] link_expiring_days`: how many days before a link's grant
+    /// ends a `link_expiring` exception is raised (default 14).
+    pub link_expiring_days: u32,
 }
 
 impl Default for SyncSettings {
@@ -142,6 +147,7 @@ impl Default for SyncSettings {
             breaker_failures: 5,
             breaker_pause: Duration::from_secs(300),
             grace: Duration::from_secs(30),
+            link_expiring_days: 14,
         }
     }
 }
@@ -396,6 +402,7 @@ fn resolve_sync(raw: &RawSync, origin: &str) -> Result<SyncSettings, ConfigError
         },
         breaker_pause: secs("sync.breaker_pause", raw.breaker_pause, d.breaker_pause)?,
         grace: raw.grace.map_or(d.grace, Duration::from_secs),
+        link_expiring_days: raw.link_expiring_days.unwrap_or(d.link_expiring_days),
     };
     if s.backoff_max < s.backoff_base {
         return Err(err(

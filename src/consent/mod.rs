@@ -578,6 +578,11 @@ pub async fn after_exchange(
         "expires_at": tokens.expires_at.map(crate::store::rfc3339_at),
         "relink_of": flow.relink_of,
     });
+    let grant_expires_at = crate::fetch::grant::grant_expiry(
+        &tokens.fields,
+        tokens.refresh_token.as_ref().map(|t| t.expose_secret()),
+    )
+    .map(crate::store::rfc3339_at);
     let secrets = LinkSecrets::Oauth2 {
         access_token: tokens.access_token,
         refresh_token: tokens.refresh_token,
@@ -608,6 +613,7 @@ pub async fn after_exchange(
                     secrets,
                     expires_at,
                     scope,
+                    grant_expires_at,
                 },
                 &key,
                 detail,

@@ -391,6 +391,7 @@ async fn store_link(
                     secrets,
                     expires_at: None,
                     scope: None,
+                    grant_expires_at: None,
                 },
                 &key,
                 detail,

@@ -29,11 +29,14 @@ pub enum ExceptionKind {
     /// settle: one says it is taken and another that it stopped, or they
     /// give it at another strength or dose (`reconcile`).
     SourceConflict,
+    /// A link's grant at the provider ends soon (`[sync]
+    /// link_expiring_days`): the patient should consent again in time.
+    LinkExpiring,
 }
 
 impl ExceptionKind {
     /// Every kind, in the order of design.md.
-    pub const ALL: [ExceptionKind; 13] = [
+    pub const ALL: [ExceptionKind; 14] = [
         ExceptionKind::UnmappedNdc,
         ExceptionKind::InvalidNdc,
         ExceptionKind::NonNdcCode,
@@ -47,6 +50,7 @@ impl ExceptionKind {
         ExceptionKind::UnreadableRecord,
         ExceptionKind::NdcNameMismatch,
         ExceptionKind::SourceConflict,
+        ExceptionKind::LinkExpiring,
     ];
 
     /// The snake_case name used in the database, the CLI and JSON.
@@ -65,6 +69,7 @@ impl ExceptionKind {
             ExceptionKind::UnreadableRecord => "unreadable_record",
             ExceptionKind::NdcNameMismatch => "ndc_name_mismatch",
             ExceptionKind::SourceConflict => "source_conflict",
+            ExceptionKind::LinkExpiring => "link_expiring",
         }
     }
 
@@ -86,7 +91,8 @@ impl ExceptionKind {
             ExceptionKind::UnmappedNdc
             | ExceptionKind::NonNdcCode
             | ExceptionKind::TherapeuticDuplicate
-            | ExceptionKind::NoneShared => Severity::Warning,
+            | ExceptionKind::NoneShared
+            | ExceptionKind::LinkExpiring => Severity::Warning,
         }
     }
 
@@ -113,6 +119,9 @@ impl ExceptionKind {
             // the conflict is settled (accept), or dismisses it with a
             // note. Removing either side would change what a source said.
             ExceptionKind::SourceConflict => &[Action::Accept],
+            // Nothing to fix in the data: the clinician notes that the
+            // patient was asked to consent again (accept), or dismisses.
+            ExceptionKind::LinkExpiring => &[Action::Accept],
         }
     }
 
@@ -132,6 +141,7 @@ impl ExceptionKind {
             ExceptionKind::UnreadableRecord => "Unreadable record",
             ExceptionKind::NdcNameMismatch => "NDC and name disagree",
             ExceptionKind::SourceConflict => "Sources disagree",
+            ExceptionKind::LinkExpiring => "Consent ends soon",
         }
     }
 
@@ -176,6 +186,9 @@ impl ExceptionKind {
             }
             ExceptionKind::SourceConflict => {
                 "Two sources of the patient disagree on a drug (one says it is taken and another that it stopped, or another strength or dose): settle which is right and accept, or dismiss with a note."
+            }
+            ExceptionKind::LinkExpiring => {
+                "The patient's consent at the provider ends soon: ask the patient to link again before it does (a new consent closes this), or accept or dismiss it."
             }
         }
     }

@@ -19,6 +19,7 @@ pub mod backend;
 pub mod bulk;
 pub mod discover;
 pub mod fhir;
+pub mod grant;
 pub mod http;
 pub mod jwks;
 pub mod limit;

@@ -35,6 +35,14 @@ impl Fetching<'_> {
             })
             .await
             .map_err(|e| Failure::failed(e.to_string()))?;
+        // An ID token is handed over once, at sign-in: the identity it
+        // carried was read and judged when the link was made (a held link
+        // is never pulled), so a pull has nothing newer to compare.
+        if matches!(settings.remote, crate::identity::RemoteSource::IdToken(_))
+            && state.recorded.is_some()
+        {
+            return Ok(());
+        }
         let client_auth = match &self.provider.auth {
             ProviderAuth::Oauth2(o) => Some(
                 self.puller

@@ -20,6 +20,9 @@ pub(crate) struct PendingCode {
     pub challenge: String,
     pub patient: String,
     pub scope: String,
+    /// The OpenID Connect `nonce` the authorization request sent, for the
+    /// ID token the exchange issues.
+    pub nonce: Option<String>,
     pub expires_at: u64,
 }
 
@@ -118,6 +121,7 @@ mod tests {
                 challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
                 patient: "p".into(),
                 scope: "s".into(),
+                nonce: None,
                 expires_at: 100,
             },
             0,

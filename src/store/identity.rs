@@ -290,6 +290,7 @@ mod tests {
                     },
                     expires_at: None,
                     scope: None,
+                    grant_expires_at: None,
                 },
                 &key,
                 "test",

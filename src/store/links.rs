@@ -45,6 +45,9 @@ pub struct NewLink<'a> {
     /// RFC 3339, OAuth 2.0 only.
     pub expires_at: Option<String>,
     pub scope: Option<String>,
+    /// RFC 3339: when the grant itself ends, when the provider says
+    /// (`fetch::grant::grant_expiry`).
+    pub grant_expires_at: Option<String>,
 }
 
 /// A link as shown to people and scripts: never a secret.
@@ -67,6 +70,8 @@ pub struct LinkView {
     pub created_at: String,
     /// Who the patient is at the provider, as last read (`[providers.identity]`).
     pub remote_identity: Option<RemoteIdentityView>,
+    /// When the patient's grant at the provider ends (RFC 3339), if known.
+    pub grant_expires_at: Option<String>,
 }
 
 /// A link's remote identity and when it was read.
@@ -180,7 +185,7 @@ pub struct FailedPull<'a> {
     pub record: PullRecord<'a>,
 }
 
-/// A link's sealed fields, selected after `VIEW_COLUMNS` (columns 17–20).
+/// A link's sealed fields, selected after `VIEW_COLUMNS` (columns 18–21).
 const SEALED_COLUMNS: &str = "key_id, token, token_secret, refresh_token";
 
 /// A link read with `VIEW_COLUMNS, SEALED_COLUMNS`, for `holder`.
@@ -188,10 +193,10 @@ fn claimed(r: &rusqlite::Row<'_>, holder: &str) -> rusqlite::Result<ClaimedLink>
     Ok(ClaimedLink {
         view: view(r)?,
         holder: holder.to_string(),
-        key_id: r.get(17)?,
-        token: r.get(18)?,
-        token_secret: r.get(19)?,
-        refresh_token: r.get(20)?,
+        key_id: r.get(18)?,
+        token: r.get(19)?,
+        token_secret: r.get(20)?,
+        refresh_token: r.get(21)?,
         moves: Vec::new(),
     })
 }
@@ -199,7 +204,7 @@ fn claimed(r: &rusqlite::Row<'_>, holder: &str) -> rusqlite::Result<ClaimedLink>
 const VIEW_COLUMNS: &str =
     "id, patient_id, provider, scheme, remote_patient, state, state_reason, last_sync_at,
     last_outcome, last_error, failures, next_due_at, expires_at, scope, created_at,
-    remote_identity, identity_read_at";
+    remote_identity, identity_read_at, grant_expires_at";
 
 fn view(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkView> {
     Ok(LinkView {
@@ -225,6 +230,7 @@ fn view(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkView> {
                 identity,
                 read_at: r.get(16).ok().flatten(),
             }),
+        grant_expires_at: r.get(17)?,
     })
 }
 
@@ -300,7 +306,8 @@ impl Store {
             "UPDATE links SET remote_patient = ?2, state = CASE state WHEN 'held' THEN 'held' ELSE 'active' END,
              state_reason = CASE state WHEN 'held' THEN state_reason END, key_id = ?3, token = ?4,
              token_secret = ?5, refresh_token = ?6, expires_at = ?7, scope = ?8, updated_at = ?9, failures = 0,
-             next_due_at = NULL, lease_holder = NULL, lease_until = NULL WHERE id = ?1",
+             next_due_at = NULL, lease_holder = NULL, lease_until = NULL, grant_expires_at = ?10,
+             grant_warned_for = NULL WHERE id = ?1",
             params![
                 id,
                 new.remote_patient,
@@ -310,20 +317,23 @@ impl Store {
                 refresh,
                 new.expires_at,
                 new.scope,
-                at
+                at,
+                new.grant_expires_at
             ],
         )?;
         let resolved = if relinked {
             tx.cached_execute(
                 "UPDATE exceptions SET state = 'resolved', resolution = 'relink', resolved_by = ?1, resolved_at = ?2,
-                 note = ?3 WHERE state = 'open' AND kind = ?4 AND patient_id = ?5 AND source = ?6",
+                 note = ?3 WHERE state = 'open' AND kind IN (?4, ?7) AND patient_id = ?5 AND source = ?6",
                 params![
                     actor,
                     at,
                     format!("re-linked (link {id})"),
                     ExceptionKind::LinkBroken.as_str(),
                     new.patient.as_str(),
-                    new.provider
+                    new.provider,
+                    // A new consent is a new grant: "ends soon" is over.
+                    ExceptionKind::LinkExpiring.as_str()
                 ],
             )?
         } else {
@@ -401,8 +411,8 @@ impl Store {
                 |r| {
                     Ok((
                         claimed(r, holder)?,
-                        r.get::<_, Option<String>>(21)?,
                         r.get::<_, Option<String>>(22)?,
+                        r.get::<_, Option<String>>(23)?,
                     ))
                 },
             )
@@ -759,6 +769,7 @@ mod tests {
                     secrets: s,
                     expires_at: None,
                     scope: None,
+                    grant_expires_at: None,
                 },
                 key,
                 "test",
@@ -975,6 +986,7 @@ mod tests {
                 },
                 expires_at: None,
                 scope: None,
+                grant_expires_at: None,
             },
             &key,
             "test",

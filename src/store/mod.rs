@@ -18,6 +18,7 @@ mod consent;
 mod dictionary;
 mod discovery;
 mod exports;
+mod grants;
 mod identity;
 mod imports;
 mod invitations;
@@ -124,6 +125,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0017_invitations",
         include_str!("../../schemas/sqlite/0017_invitations.sql"),
+    ),
+    (
+        "0018_grants",
+        include_str!("../../schemas/sqlite/0018_grants.sql"),
     ),
 ];
 

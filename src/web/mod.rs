@@ -68,6 +68,11 @@ struct Inner {
     /// Invitations, "Link an account" and `/oauth/callback`; none without
     /// `[review] public_url` (the routes answer 404, the buttons are not shown).
     linking: Option<Linking>,
+    /// Tells providers that a link the admin page revokes is over (RFC
+    /// 7009, `Puller::tell_provider`, through this writer for the discovery
+    /// cache); none when the process holds no vault key: the page then says
+    /// the provider was not told.
+    revoker: Option<(Arc<crate::pull::Puller>, crate::store::Writer)>,
 }
 
 impl AppState {
@@ -85,6 +90,7 @@ impl AppState {
                 login_key: rand::random(),
                 jwks: None,
                 linking: None,
+                revoker: None,
             }),
         })
     }
@@ -93,6 +99,18 @@ impl AppState {
     pub fn with_jwks(mut self, jwks: serde_json::Value) -> AppState {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.jwks = Some(jwks);
+        }
+        self
+    }
+
+    /// Revokes at the provider, too, when the admin page revokes a link.
+    pub fn with_revoker(
+        mut self,
+        puller: Arc<crate::pull::Puller>,
+        writer: crate::store::Writer,
+    ) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.revoker = Some((puller, writer));
         }
         self
     }
@@ -112,6 +130,12 @@ impl AppState {
             });
         }
         self
+    }
+
+    /// Who tells providers a revoked link is over (and the writer it
+    /// uses), if anyone.
+    pub fn revoker(&self) -> Option<(&crate::pull::Puller, &crate::store::Writer)> {
+        self.inner.revoker.as_ref().map(|(p, w)| (p.as_ref(), w))
     }
 
     pub(crate) fn linking(&self) -> Option<&Linking> {

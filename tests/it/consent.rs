@@ -162,7 +162,7 @@ pub(crate) fn get(url: &str) -> (u16, Option<String>, String) {
 
 /// Plays the browser at the provider: follows the authorization URL to the
 /// consent's redirect and returns the callback URL it names (not followed).
-fn consent(url: &str) -> String {
+pub(crate) fn consent(url: &str) -> String {
     let (status, location, body) = get(url);
     assert_eq!(status, 302, "the sandbox's consent redirects: {body}");
     location.expect("a Location")

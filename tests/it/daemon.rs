@@ -127,6 +127,7 @@ fn seed_links(home: &Home, provider: &str, prefix: &str, count: usize) {
                     },
                     expires_at: None,
                     scope: None,
+                    grant_expires_at: None,
                 },
                 &key,
                 "test",

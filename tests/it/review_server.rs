@@ -83,6 +83,11 @@ impl Review {
 
     /// With extra global arguments (`--config FILE`).
     pub fn serve_with(env: TestEnv, args: &[&str]) -> Review {
+        Review::serve_with_env(env, args, &[])
+    }
+
+    /// With extra global arguments and environment variables (provider secrets).
+    pub fn serve_with_env(env: TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Review {
         rxsync::fetch::http::install_crypto_provider();
         let mut child = Command::new(env!("CARGO_BIN_EXE_rxsync"))
             .current_dir(env.dir.path())
@@ -95,6 +100,7 @@ impl Review {
             // The sandbox providers' secrets, as a deployment's environment
             // holds them (a consent started from a page resolves its client).
             .envs(crate::pull::harness::SECRETS.iter().copied())
+            .envs(vars.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

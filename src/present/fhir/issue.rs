@@ -39,7 +39,7 @@ pub(super) fn issue(e: &ExceptionView, subject: &Value, implicated: Vec<Value>) 
 /// not a valid code). The others — an NDC missing from the dictionary, a
 /// drug coded in another system, a name that contradicts its NDC, too many
 /// items, nothing shared, an unreadable record, sources that disagree, a
-/// link's trouble — are about the data or its transport, not a clinical
+/// link's trouble or a consent that ends soon (`link_expiring`) — are about the data or its transport, not a clinical
 /// issue ActCode names, so they are text only: the kind in words with its
 /// rxsync name.
 pub fn issue_code(kind: &str) -> Value {

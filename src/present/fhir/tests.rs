@@ -174,6 +174,7 @@ fn duplicates_are_dupthpy_and_data_findings_are_text() {
         "non_ndc_code",
         "ndc_name_mismatch",
         "source_conflict",
+        "link_expiring",
     ] {
         let c = issue_code(kind);
         assert!(c.get("coding").is_none(), "{kind}: {c}");

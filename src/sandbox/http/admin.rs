@@ -139,6 +139,7 @@ pub(crate) async fn oauth2_grant(
             Err(refusal) => return refusal,
         }
     }
+    lock(&app.consent_knobs).grant_expiration(&mut answer, now());
     reply::no_store(reply::json(StatusCode::OK, &answer))
 }
 

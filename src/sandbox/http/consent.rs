@@ -7,18 +7,29 @@
 //!
 //! `login_hint` otherwise names the patient the grant is for (default
 //! `consent-patient`), so a test decides whose data the link reaches.
+//! When the authorization request's scope holds `openid`, the exchange
+//! also issues a signed ID token (RS256, `sandbox::identity`) for the
+//! patient, to the client, with the request's `nonce`. `POST /admin/consent`
+//! bends what the exchange answers: a broken ID token (`id_token_fault`:
+//! `nonce` or `aud`) and an `access_grant_expiration` (`grant_expires_in`
+//! seconds from the answer) on every token answer, so that tests see a
+//! provider that lies and a grant that ends.
+//!
 //! Requests that cannot be trusted to redirect (an unknown client, a
 //! `redirect_uri` that is not an absolute http(s) URL) get a 400 page, not a
 //! redirect (§4.1.2.1).
 
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use http::StatusCode;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use super::super::codes::{CODE_TTL, PendingCode};
 use super::super::config::ClientConfig;
 use super::super::grants::NewGrant;
+use super::super::identity::IdTokenRequest;
 use super::{Shared, Stats, lock, mint, now, reply};
 
 /// The patient a consent is for when `login_hint` names none.
@@ -104,6 +115,7 @@ pub(crate) async fn authorize(State(app): State<Shared>, RawQuery(query): RawQue
             challenge: challenge.to_string(),
             patient: patient.to_string(),
             scope: get("scope").unwrap_or_default().to_string(),
+            nonce: get("nonce").map(str::to_string),
             expires_at: now() + CODE_TTL,
         },
         now(),
@@ -114,6 +126,7 @@ pub(crate) async fn authorize(State(app): State<Shared>, RawQuery(query): RawQue
 /// `grant_type=authorization_code` for an authenticated client.
 pub(super) fn exchange(
     app: &Shared,
+    headers: &http::HeaderMap,
     client: &ClientConfig,
     code: Option<&str>,
     redirect_uri: Option<&str>,
@@ -153,5 +166,64 @@ pub(super) fn exchange(
     if let Some(refresh) = issued.refresh_token {
         body["refresh_token"] = json!(refresh);
     }
+    let knobs = lock(&app.consent_knobs).clone();
+    if pending.scope.split(' ').any(|s| s == "openid") {
+        let (nonce, audience) = match knobs.id_token_fault {
+            Some(IdTokenFault::Nonce) => {
+                (Some("not-the-flow-nonce".to_string()), client.id.clone())
+            }
+            Some(IdTokenFault::Aud) => (pending.nonce.clone(), "another-client".to_string()),
+            None => (pending.nonce.clone(), client.id.clone()),
+        };
+        let asked = IdTokenRequest { alg: None, nonce };
+        match super::identity::grant_id_token(app, headers, &pending.patient, &audience, &asked) {
+            Ok(t) => body["id_token"] = json!(t),
+            Err(refusal) => return refusal,
+        }
+    }
+    knobs.grant_expiration(&mut body, now());
     reply::no_store(reply::json(StatusCode::OK, &body))
+}
+
+/// How an ID token is broken on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum IdTokenFault {
+    /// A `nonce` that is not the authorization request's.
+    Nonce,
+    /// An `aud` that is another client.
+    Aud,
+}
+
+/// What `POST /admin/consent` set; each call replaces all of it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Knobs {
+    /// Break the ID tokens of the next exchanges this way.
+    #[serde(default)]
+    pub id_token_fault: Option<IdTokenFault>,
+    /// Answer `access_grant_expiration` (Unix seconds) this far ahead on
+    /// every token answer (exchange, refresh, admin grant).
+    #[serde(default)]
+    pub grant_expires_in: Option<u64>,
+}
+
+impl Knobs {
+    /// Adds `access_grant_expiration` to a token answer when asked for.
+    pub fn grant_expiration(&self, body: &mut Value, now: u64) {
+        if let Some(secs) = self.grant_expires_in {
+            body["access_grant_expiration"] = json!(now + secs);
+        }
+    }
+}
+
+/// `POST /admin/consent`: sets the knobs (see `Knobs`).
+pub(crate) async fn admin_knobs(State(app): State<Shared>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Knobs>(&body) {
+        Ok(knobs) => {
+            *lock(&app.consent_knobs) = knobs.clone();
+            reply::json(StatusCode::OK, &knobs)
+        }
+        Err(e) => reply::admin_error(StatusCode::BAD_REQUEST, e),
+    }
 }

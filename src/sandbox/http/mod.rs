@@ -119,6 +119,9 @@ pub(crate) struct App {
     pub identities: Mutex<super::identity::Identities>,
     /// Clients registered at `/oauth2/register` (RFC 7591), not persisted.
     pub registered: Mutex<Vec<super::config::ClientConfig>>,
+    /// How the consent's token answers are bent for tests (broken ID
+    /// tokens, a grant expiry), set by `POST /admin/consent`.
+    pub consent_knobs: Mutex<consent::Knobs>,
 }
 
 pub(crate) type Shared = std::sync::Arc<App>;
@@ -180,6 +183,7 @@ impl App {
             codes: Mutex::new(super::codes::CodeStore::default()),
             identities: Mutex::new(super::identity::Identities::default()),
             registered: Mutex::new(Vec::new()),
+            consent_knobs: Mutex::new(consent::Knobs::default()),
         }
     }
 
@@ -302,6 +306,7 @@ pub(crate) fn router(app: Shared) -> Router {
         .route("/oauth2/userinfo", get(identity::userinfo))
         .route("/oauth2/jwks", get(identity::jwks))
         .route("/admin/identities", post(identity::admin_patch))
+        .route("/admin/consent", post(consent::admin_knobs))
         .route("/admin/oauth1/tokens", post(admin::oauth1_token))
         .route("/admin/oauth2/grants", post(admin::oauth2_grant))
         .route("/admin/oauth2/registrations", get(discovery::registrations))

@@ -231,6 +231,7 @@ pub(crate) async fn token(State(app): State<Shared>, headers: HeaderMap, body: B
         Some("authorization_code") => {
             return super::consent::exchange(
                 &app,
+                &headers,
                 &client,
                 form.get("code"),
                 form.get("redirect_uri"),
@@ -276,6 +277,7 @@ pub(crate) async fn token(State(app): State<Shared>, headers: HeaderMap, body: B
             if let Some(refresh) = issued.refresh_token {
                 body["refresh_token"] = json!(refresh);
             }
+            lock(&app.consent_knobs).grant_expiration(&mut body, now());
             reply::no_store(reply::json(StatusCode::OK, &body))
         }
         Err(RefreshError::Reused) => {

@@ -1,10 +1,12 @@
 //! Admin pages: every link (relink instructions, revoke) and the users
 //! (disable). Reached only through `require_admin`.
 //!
-//! Revoking here marks the link revoked in the store and drops its sealed
-//! tokens (`Store::revoke_link`); it does not call the provider's RFC 7009
-//! endpoint, which needs the vault key and the provider secrets the web
-//! process does not hold. The page says so and names the command that does.
+//! Revoking here tells the provider first (RFC 7009, `Puller::tell_provider`,
+//! as `rxsync link revoke` does) when the server holds the vault key (`rxsync
+//! serve` started with it), then marks the link revoked in the store and
+//! drops its sealed tokens (`Store::revoke_link`). Without the key, or when
+//! the provider cannot revoke, the link is revoked here all the same and the
+//! link's reason — shown on the page — says the provider was not told.
 
 use super::patient::{link_note, links as links_table};
 use super::{csrf_field, error_page, layout, render};
@@ -32,8 +34,7 @@ pub async fn links_page(state: &AppState, viewer: &Viewer) -> Response {
             html! {
                 p { "To link or re-link a patient, the patient authorizes rxsync at the provider; an admin then stores the tokens with "
                     code { "rxsync link add --patient ID --provider ID < tokens.json" } "." }
-                p { "Revoking here stops rxsync from using the link and deletes its tokens. It does not tell the provider: to also revoke the grant at the provider (RFC 7009), run "
-                    code { "rxsync link revoke LINK" } " instead." }
+                p { "Revoking here stops rxsync from using the link and deletes its tokens, and tells the provider (RFC 7009) where it can. " @if state.revoker().is_none() { "This server holds no vault key, so it cannot tell the provider: to also revoke the grant at the provider, run " code { "rxsync link revoke LINK" } " instead." } @else { "Whether the provider was told is shown in the link's state." } }
                 (links_table(&all))
                 h2 { "Revoke a link" }
                 table {
@@ -88,10 +89,25 @@ pub async fn revoke_link(
         );
     };
     let by = viewer.user.name.clone();
-    match state
-        .store(move |s| s.revoke_link(id, &by, &format!("revoked in the review UI: {reason}")))
-        .await
-    {
+    let told = match state.revoker() {
+        Some((puller, writer)) => {
+            let link = state.store(move |s| s.peek_link(id)).await;
+            match link {
+                Ok(Some(link)) if link.view.state != "revoked" => {
+                    puller.tell_provider(writer, &link).await
+                }
+                // Not found or revoked already: the store says which.
+                Ok(_) => String::new(),
+                Err(e) => return error_page(Some(&viewer), e),
+            }
+        }
+        None => "this server holds no vault key: the provider was not told; the tokens were dropped here only".to_string(),
+    };
+    let reason = match told.is_empty() {
+        true => format!("revoked in the review UI: {reason}"),
+        false => format!("revoked in the review UI: {reason}; {told}"),
+    };
+    match state.store(move |s| s.revoke_link(id, &by, &reason)).await {
         Ok(_) => Redirect::to("/admin/links").into_response(),
         Err(e) => error_page(Some(&viewer), e),
     }

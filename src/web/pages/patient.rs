@@ -292,12 +292,13 @@ pub fn links(links: &[LinkView]) -> Markup {
         @if links.is_empty() { p { "No provider links." } }
         @else {
             table.links {
-                tr { th { "link" } th { "provider" } th { "state" } th { "last sync" } th { "note" } }
+                tr { th { "link" } th { "provider" } th { "state" } th { "last sync" } th { "consent ends" } th { "note" } }
                 @for l in links {
                     tr data-link=(l.id) {
                         td { (l.id) } td { (l.provider) }
                         td { span class=(format!("badge {}", l.state)) { (status_text(&l.state)) } }
                         td { @if l.last_sync.is_some() { (time_or_dash(l.last_sync.as_deref())) } @else { "never" } " " (l.last_outcome.as_deref().map(status_text).unwrap_or_default()) }
+                        td.grant { @if l.grant_expires_at.is_some() { (time_or_dash(l.grant_expires_at.as_deref())) } @else { "not said" } }
                         td { (link_note(l)) }
                     }
                 }

@@ -1,0 +1,63 @@
+//! Grants over time: a link's grant end (`links.grant_expires_at`) and the
+//! `link_expiring` exception raised once per grant end, a configurable
+//! number of days before it (`[sync] link_expiring_days`). A re-link closes
+//! it (`add_link`). Never talks to a provider: what a grant's end is comes
+//! from `fetch::grant`.
+
+use super::{Store, StoreError, now, rfc3339};
+use crate::domain::ExceptionKind;
+use rusqlite::params;
+
+impl Store {
+    /// Records a grant end read later than the link (a refresh answer).
+    pub fn set_grant_expiry(&mut self, link_id: i64, at: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE links SET grant_expires_at = ?2 WHERE id = ?1",
+            params![link_id, at],
+        )?;
+        Ok(())
+    }
+
+    /// Raises `link_expiring` for every live link whose grant ends within
+    /// `days` and that has none raised for this grant end yet. Returns the
+    /// links it raised one for.
+    pub fn raise_link_expiring(&mut self, days: u32) -> Result<Vec<i64>, StoreError> {
+        let at = now();
+        let horizon = rfc3339(chrono::Utc::now() + chrono::Duration::days(i64::from(days)));
+        let tx = self.tx()?;
+        let due: Vec<(i64, String, String, String)> = {
+            let mut stmt = tx.prepare(
+                "SELECT id, patient_id, provider, grant_expires_at FROM links
+                 WHERE state IN ('active', 'held', 'needs_relink') AND grant_expires_at IS NOT NULL
+                 AND grant_expires_at <= ?1
+                 AND (grant_warned_for IS NULL OR grant_warned_for <> grant_expires_at)",
+            )?;
+            stmt.query_map([&horizon], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<Result<_, _>>()?
+        };
+        for (id, patient, provider, ends) in &due {
+            tx.execute(
+                "INSERT INTO exceptions (patient_id, source, kind, severity, state, detail, created_at)
+                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6)",
+                params![
+                    patient,
+                    provider,
+                    ExceptionKind::LinkExpiring.as_str(),
+                    ExceptionKind::LinkExpiring.severity().as_str(),
+                    format!(
+                        "The patient's consent for link {id} to {provider} ends at {ends}. Ask the patient to link again before then (rxsync link start --patient {patient} --provider {provider}, or rxsync link invite); the new consent closes this."
+                    ),
+                    at
+                ],
+            )?;
+            tx.execute(
+                "UPDATE links SET grant_warned_for = grant_expires_at WHERE id = ?1",
+                [id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(due.into_iter().map(|(id, ..)| id).collect())
+    }
+}

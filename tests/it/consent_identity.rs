@@ -1,0 +1,382 @@
+//! Consent and the wrong-patient guard together: `rxsync link start` with
+//! `openid` in scope against the sandbox, whose code exchange answers a
+//! signed ID token carrying the flow's `nonce`. The guard reads the MRN from
+//! that ID token: a match links and imports; a mismatch (the sandbox's
+//! identity changed first) holds the link and writes no regimen until `link
+//! confirm`; an ID token with a wrong `nonce` or `aud` (a sandbox knob) makes
+//! `link start` exit 1 and leaves the link revoked, nothing imported.
+
+use serde_json::{Value, json};
+
+use crate::consent::{consent, free_port, get, spawn_link_start};
+use crate::pull::harness::{Home, REMOTE, SECRETS, fhir_at};
+use crate::support::{Run, Sandbox};
+
+/// An OpenID Connect provider at the sandbox that links by consent through
+/// `port` and reads the MRN from the ID token.
+fn provider(sandbox: &Sandbox, port: u16) -> String {
+    let base = &sandbox.base;
+    format!(
+        "{}authorize_url = \"{base}/oauth2/authorize\"\nredirect_uri = \"http://127.0.0.1:{port}/callback\"\nscopes = [\"openid\", \"patient/MedicationRequest.rs\", \"offline_access\"]\nauthorize_params = {{ aud = \"{base}/fhir\" }}\n[providers.identity]\nremote = \"id_token:mrn\"\njwks_url = \"{base}/oauth2/jwks\"\nissuer = \"{base}\"\nalso = [\"family_name\", \"birth_date\"]\n",
+        fhir_at(sandbox, "idp", "demo-client", "header"),
+    )
+}
+
+/// A home with patient P2, who is the sandbox's `remote-p1`.
+fn home(sandbox: &Sandbox, port: u16) -> Home {
+    let home = Home::new(&provider(sandbox, port));
+    home.rx(&[
+        "patient",
+        "add",
+        "--id",
+        "P2",
+        "--mrn",
+        &format!("MRN-{REMOTE}"),
+        "--name",
+        "Pat Doe",
+        "--birth-date",
+        "1980-04-02",
+    ])
+    .ok();
+    home
+}
+
+/// `link start` for P2, the consent as `remote-p1`, the callback: the run.
+fn link_start(home: &Home) -> Run {
+    let started = spawn_link_start(&home.env, &home.config, "P2", "idp", &[], SECRETS);
+    let auth = url::Url::parse(&started.url).expect("the authorization URL");
+    assert!(
+        auth.query_pairs().any(|(k, _)| k == "nonce"),
+        "openid in scope: a nonce is sent"
+    );
+    let callback = consent(&format!("{}&login_hint={REMOTE}", started.url));
+    get(&callback);
+    started.finish()
+}
+
+fn regimens(home: &Home) -> i64 {
+    home.env
+        .query_i64("SELECT COUNT(*) FROM regimens WHERE patient_id = 'P2'")
+}
+
+fn import(home: &Home) -> Run {
+    home.rx(&["import", "--patient", "P2", "--format", "json"])
+}
+
+fn knobs(sandbox: &Sandbox, body: Value) {
+    let (status, answer) = sandbox.admin("/admin/consent", Some(&body));
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn a_consent_whose_id_token_matches_links_records_the_identity_and_imports() {
+    let sandbox = Sandbox::start();
+    let home = home(&sandbox, free_port());
+    let run = link_start(&home);
+    assert_eq!(run.code, 0, "{run:?}");
+    let link = run.json();
+    assert_eq!(link["state"], "active", "{link}");
+    let id = link["id"].as_i64().expect("id");
+    let row = home.link_row(id);
+    assert_eq!(
+        row["remote_identity"]["identifiers"]["id_token:mrn"],
+        format!("MRN-{REMOTE}"),
+        "{row}"
+    );
+    assert_eq!(row["remote_identity"]["subject"], REMOTE);
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM audit WHERE action = 'identity.match'"),
+        1
+    );
+    import(&home).ok();
+    assert!(regimens(&home) > 0, "a matched link imports");
+}
+
+#[test]
+fn a_consent_by_another_person_holds_the_link_until_confirmed() {
+    let sandbox = Sandbox::start();
+    let (status, answer) = sandbox.admin(
+        "/admin/identities",
+        Some(&json!({"patient": REMOTE, "family_name": "Roe"})),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let home = home(&sandbox, free_port());
+    let run = link_start(&home);
+    assert_eq!(run.code, 0, "{run:?}");
+    let id = run.json()["id"].as_i64().expect("id");
+    assert_eq!(home.link_row(id)["state"], "held");
+    assert_eq!(
+        home.env.query_i64(
+            "SELECT COUNT(*) FROM exceptions WHERE kind = 'identity_mismatch' AND state = 'open'"
+        ),
+        1
+    );
+    import(&home);
+    assert_eq!(regimens(&home), 0, "a held link wrote a regimen");
+    home.rx(&[
+        "link",
+        "confirm",
+        &id.to_string(),
+        "--by",
+        "dr-who",
+        "--note",
+        "maiden name",
+    ])
+    .ok();
+    assert_eq!(home.link_row(id)["state"], "active");
+    import(&home).ok();
+    assert!(regimens(&home) > 0, "a confirmed link imports");
+}
+
+/// A broken ID token: exit 1 with the reason, the link revoked, no regimen.
+fn refused(fault: &str, reason: &str) {
+    let sandbox = Sandbox::start();
+    knobs(&sandbox, json!({"id_token_fault": fault}));
+    let home = home(&sandbox, free_port());
+    let run = link_start(&home);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains(reason), "{}", run.stderr);
+    let states: Vec<Value> = home
+        .rx(&["link", "list", "--format", "json"])
+        .json()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|l| l["state"].clone())
+        .collect();
+    assert!(
+        states.iter().all(|s| s == "revoked"),
+        "no usable link: {states:?}"
+    );
+    import(&home).fails(1);
+    assert_eq!(regimens(&home), 0);
+}
+
+#[test]
+fn an_id_token_with_another_nonce_makes_no_usable_link() {
+    refused("nonce", "nonce");
+}
+
+#[test]
+fn an_id_token_for_another_audience_makes_no_usable_link() {
+    refused("aud", "aud");
+}
+
+#[test]
+fn rejecting_a_held_link_revokes_the_grant_at_the_provider() {
+    let sandbox = Sandbox::start();
+    let (status, answer) = sandbox.admin(
+        "/admin/identities",
+        Some(&json!({"patient": REMOTE, "mrn": "MRN-someone-else"})),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let home = home(&sandbox, free_port());
+    let run = link_start(&home);
+    assert_eq!(run.code, 0, "{run:?}");
+    let id = run.json()["id"].as_i64().expect("id");
+    assert_eq!(home.link_row(id)["state"], "held");
+    assert_eq!(crate::pull::harness::stats(&sandbox)["revocations"], 0);
+    let run = home.rx(&[
+        "link",
+        "reject",
+        &id.to_string(),
+        "--by",
+        "dr-who",
+        "--note",
+        "not our patient",
+    ]);
+    let rejected = run.ok();
+    assert!(rejected.contains("revoked at"), "{rejected}");
+    assert_eq!(
+        crate::pull::harness::stats(&sandbox)["revocations"],
+        1,
+        "the provider was told"
+    );
+    let row = home.link_row(id);
+    assert_eq!(row["state"], "revoked");
+    assert!(
+        row["state_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not our patient") && r.contains("revoked at")),
+        "{row}"
+    );
+    // A link that is not held is refused before the provider hears of it.
+    home.rx(&[
+        "link",
+        "reject",
+        &id.to_string(),
+        "--by",
+        "dr-who",
+        "--note",
+        "again",
+    ])
+    .fails(1);
+    assert_eq!(crate::pull::harness::stats(&sandbox)["revocations"], 1);
+}
+
+fn open_expiring(home: &Home) -> i64 {
+    home.env.query_i64(
+        "SELECT COUNT(*) FROM exceptions WHERE kind = 'link_expiring' AND state = 'open'",
+    )
+}
+
+/// Grants over time: the sandbox says the grant ends in 5 days
+/// (`access_grant_expiration`); the link records it, `link list` shows it,
+/// a pull raises `link_expiring` once (not at every pull), and a new
+/// consent closes it.
+#[test]
+fn a_grant_that_ends_soon_is_recorded_raised_once_and_closed_by_a_new_consent() {
+    let sandbox = Sandbox::start();
+    knobs(&sandbox, json!({"grant_expires_in": 5 * 86_400}));
+    let home = home(&sandbox, free_port());
+    let run = link_start(&home);
+    assert_eq!(run.code, 0, "{run:?}");
+    let id = run.json()["id"].as_i64().expect("id");
+    let ends = home.link_row(id)["grant_expires_at"]
+        .as_str()
+        .map(str::to_string)
+        .expect("grant_expires_at recorded");
+    let at = chrono::DateTime::parse_from_rfc3339(&ends).expect("RFC 3339");
+    let days = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_days();
+    assert!((4..=5).contains(&days), "{ends}");
+    let table = home.rx(&["link", "list", "--wide"]);
+    assert!(table.ok().contains(&ends[..10]), "{}", table.stdout);
+    assert_eq!(open_expiring(&home), 0, "nothing raised before a pull");
+    import(&home).ok();
+    assert_eq!(open_expiring(&home), 1);
+    let detail = home.env.query_string(
+        "SELECT detail || '|' || severity FROM exceptions WHERE kind = 'link_expiring'",
+    );
+    assert!(
+        detail.contains(&ends) && detail.ends_with("|warning"),
+        "{detail}"
+    );
+    import(&home).ok();
+    assert_eq!(open_expiring(&home), 1, "raised once per grant end");
+    // The patient consents again: a new grant, the warning closed.
+    knobs(&sandbox, json!({}));
+    let again = link_start(&home);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(again.json()["id"].as_i64(), Some(id));
+    assert_eq!(open_expiring(&home), 0);
+    assert!(home.link_row(id)["grant_expires_at"].is_null());
+    import(&home).ok();
+    assert_eq!(open_expiring(&home), 0);
+}
+
+/// A grant end far away raises nothing; `[sync] link_expiring_days` widens
+/// the window.
+#[test]
+fn the_warning_window_is_configurable() {
+    let sandbox = Sandbox::start();
+    knobs(&sandbox, json!({"grant_expires_in": 30 * 86_400}));
+    let port = free_port();
+    let home = home(&sandbox, port);
+    assert_eq!(link_start(&home).code, 0);
+    import(&home).ok();
+    assert_eq!(open_expiring(&home), 0, "30 days out, default window 14");
+    let wider = format!(
+        "[sync]\nlink_expiring_days = 45\n{}",
+        provider(&sandbox, port)
+    );
+    std::fs::write(&home.config, wider).expect("config");
+    import(&home).ok();
+    assert_eq!(open_expiring(&home), 1);
+    // A clinician notes the patient was asked: accepted, not raised again.
+    let exception = home
+        .env
+        .query_i64("SELECT id FROM exceptions WHERE kind = 'link_expiring'");
+    home.rx(&[
+        "queue",
+        "resolve",
+        &exception.to_string(),
+        "--action",
+        "accept",
+        "--by",
+        "dr-who",
+        "--note",
+        "patient asked to consent again",
+    ])
+    .ok();
+    import(&home).ok();
+    assert_eq!(open_expiring(&home), 0);
+}
+
+/// The review app's admin "Revoke" tells the provider (RFC 7009) as `link
+/// revoke` does, then drops the tokens; a server without the vault key
+/// revokes here only and says the provider was not told.
+#[tokio::test]
+async fn the_admin_page_revokes_at_the_provider_too() {
+    use crate::review_server::{ADMIN, Review, add_user};
+    let sandbox = Sandbox::start();
+    let home = home(&sandbox, free_port());
+    let run = link_start(&home);
+    assert_eq!(run.code, 0, "{run:?}");
+    let id = run.json()["id"].as_i64().expect("id");
+    add_user(&home.env, ADMIN.0, ADMIN.1, "admin");
+    let Home { env, config } = home;
+    let r = Review::serve_with_env(env, &["--config", &config], SECRETS);
+    let cookie = r.login(ADMIN).await;
+    let csrf = r.csrf(&cookie).await;
+    let page = r.get("/admin/links", Some(&cookie)).await;
+    assert!(page.body.contains("tells the provider"), "{}", page.body);
+    let a = r
+        .post_form(
+            &format!("/admin/links/{id}/revoke"),
+            Some(&cookie),
+            &[("csrf", &csrf), ("reason", "patient moved away")],
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert_eq!(
+        crate::pull::harness::stats(&sandbox)["revocations"],
+        1,
+        "the provider was told"
+    );
+    let reason = r.env.query_string(&format!(
+        "SELECT state || ': ' || state_reason FROM links WHERE id = {id}"
+    ));
+    assert!(
+        reason.starts_with("revoked: ")
+            && reason.contains("patient moved away")
+            && reason.contains("revoked at"),
+        "{reason}"
+    );
+    assert_eq!(
+        r.env.query_i64(&format!(
+            "SELECT COUNT(*) FROM links WHERE id = {id} AND token IS NULL AND refresh_token IS NULL"
+        )),
+        1,
+        "the tokens are dropped"
+    );
+    let page = r.get("/admin/links", Some(&cookie)).await;
+    assert!(page.body.contains("revoked at"), "{}", page.body);
+}
+
+/// `link add` records the grant end of the token answer it is handed, as
+/// the provider gave it (`access_grant_expiration`).
+#[test]
+fn link_add_records_the_grant_end_of_the_token_answer() {
+    let sandbox = Sandbox::start();
+    knobs(&sandbox, json!({"grant_expires_in": 86_400}));
+    let home = Home::new(&fhir_at(&sandbox, "ehr", "demo-client", "header"));
+    let (status, tokens) = sandbox.admin(
+        "/admin/oauth2/grants",
+        Some(&json!({"client_id": "demo-client", "patient": REMOTE})),
+    );
+    assert_eq!(status, 200, "{tokens}");
+    let secs = tokens["access_grant_expiration"]
+        .as_i64()
+        .expect("the knob");
+    let id = home.link_as("P1", "ehr", &tokens);
+    let ends = home.link_row(id)["grant_expires_at"]
+        .as_str()
+        .map(str::to_string)
+        .expect("recorded");
+    let at = chrono::DateTime::parse_from_rfc3339(&ends).expect("RFC 3339");
+    assert_eq!(at.timestamp(), secs);
+    home.pull(Some("ehr"));
+    assert_eq!(open_expiring(&home), 1, "one day left: within 14");
+}
