@@ -524,8 +524,45 @@ pub enum ExchangeError {
     Failed { url: String, detail: String },
 }
 
-/// Exchanges an authorization code (RFC 6749 §4.1.3) with its PKCE verifier.
+/// Exchanges an authorization code (RFC 6749 §4.1.3) with its PKCE
+/// verifier. A refusal's words come from the provider and may echo what it
+/// was sent: the code, the verifier and the client's secret are scrubbed
+/// from them by value before the error leaves here (it is audited, printed
+/// and shown on pages).
 pub async fn exchange_code(
+    client: &reqwest::Client,
+    c: &Client,
+    code: &SecretString,
+    verifier: &SecretString,
+    redirect_uri: &str,
+    timeout: Duration,
+) -> Result<CodeTokens, ExchangeError> {
+    exchange(client, c, code, verifier, redirect_uri, timeout)
+        .await
+        .map_err(|e| {
+            let mut secrets = super::redact::Secrets::new();
+            secrets.add(code.expose_secret());
+            secrets.add(verifier.expose_secret());
+            c.proof.add_secrets(&c.client_id, &mut secrets);
+            match e {
+                ExchangeError::Refused {
+                    url,
+                    code,
+                    description,
+                } => ExchangeError::Refused {
+                    url,
+                    code: secrets.scrub(&code),
+                    description: description.map(|d| secrets.scrub(&d)),
+                },
+                ExchangeError::Failed { url, detail } => ExchangeError::Failed {
+                    url,
+                    detail: secrets.scrub(&detail),
+                },
+            }
+        })
+}
+
+async fn exchange(
     client: &reqwest::Client,
     c: &Client,
     code: &SecretString,
@@ -728,5 +765,59 @@ mod tests {
         // private_key_jwt needs the configured key.
         let e = proof("private_key_jwt", None).err().unwrap();
         assert!(e.contains("private_key_file"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_exchange_never_carries_the_code_verifier_or_secret_it_echoes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        // A token endpoint that answers with everything it was sent.
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.expect("accept");
+            let mut buf = vec![0u8; 8192];
+            let n = sock.read(&mut buf).await.expect("read");
+            let request = String::from_utf8_lossy(&buf[..n]).replace(['"', '\r', '\n'], " ");
+            let body = format!(
+                "{{\"error\":\"invalid_grant\",\"error_description\":\"you sent {request}\"}}"
+            );
+            let answer = format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(answer.as_bytes()).await;
+        });
+        let c = Client {
+            token_url: Url::parse(&format!("http://127.0.0.1:{port}/token")).expect("url"),
+            revocation_url: None,
+            client_id: "cid".into(),
+            proof: ClientProof::Post(SecretString::from("client-secret-value".to_string())),
+            from: "config",
+        };
+        let code = SecretString::from("authorization-code-value".to_string());
+        let verifier = SecretString::from("pkce-verifier-value-0123456789".to_string());
+        crate::fetch::http::install_crypto_provider();
+        let err = exchange_code(
+            &reqwest::Client::new(),
+            &c,
+            &code,
+            &verifier,
+            "http://127.0.0.1:1/cb",
+            Duration::from_secs(5),
+        )
+        .await
+        .err()
+        .expect("refused");
+        let text = err.to_string();
+        assert!(text.contains("invalid_grant"), "{text}");
+        for secret in [
+            "authorization-code-value",
+            "pkce-verifier-value-0123456789",
+            "client-secret-value",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
     }
 }
