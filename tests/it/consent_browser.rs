@@ -448,3 +448,106 @@ async fn the_patient_page_links_and_invites_with_csrf_protected_forms() {
     assert_eq!(a.status, 400, "{}", a.body);
     assert_eq!(rows("SELECT COUNT(*) FROM invitations"), 1);
 }
+
+/// The wrong-patient guard in the browser: P2 already has a list from a
+/// matched link; a second consent by someone else (the sandbox's identity
+/// changed) holds the link, and the callback page shows nothing of P2's.
+#[test]
+fn a_held_consent_shows_the_patient_nothing_of_the_existing_list() {
+    use crate::pull::harness::{REMOTE, fhir_at};
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    let base = &sandbox.base;
+    let config = format!(
+        "[review]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{}authorize_url = \"{base}/oauth2/authorize\"\nredirect_uri = \"http://127.0.0.1:{}/callback\"\nscopes = [\"openid\", \"patient/MedicationRequest.rs\", \"offline_access\"]\nauthorize_params = {{ aud = \"{base}/fhir\" }}\n[providers.identity]\nremote = \"id_token:mrn\"\njwks_url = \"{base}/oauth2/jwks\"\nissuer = \"{base}\"\nalso = [\"family_name\", \"birth_date\"]\n",
+        fhir_at(&sandbox, "ehr", "demo-client", "header"),
+        free_port(),
+    );
+    let home = Home::new(&config);
+    home.rx(&[
+        "patient",
+        "add",
+        "--id",
+        "P2",
+        "--mrn",
+        &format!("MRN-{REMOTE}"),
+        "--name",
+        "Pat Doe",
+        "--birth-date",
+        "1980-04-02",
+    ])
+    .ok();
+    let served = serve(&home);
+
+    // First, P2's own consent: matched, linked, the list imported.
+    let auth = open(&invite(&home, "P2", "1h"), &served.base);
+    let (status, _, page) = get(&consent_at_sandbox(&format!("{auth}&login_hint={REMOTE}")));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("is linked"), "{page}");
+    let existing = names(&home, "P2");
+    assert!(!existing.is_empty(), "the matched link imported P2's list");
+
+    // Then someone else signs in at the provider for P2's invitation.
+    let (status, answer) = sandbox.admin(
+        "/admin/identities",
+        Some(&serde_json::json!({"patient": REMOTE, "family_name": "Roe"})),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let regimens = count(
+        &home,
+        "SELECT COUNT(*) FROM regimens WHERE patient_id = 'P2'",
+    );
+    let auth = open(&invite(&home, "P2", "1h"), &served.base);
+    let (status, _, page) = get(&consent_at_sandbox(&format!("{auth}&login_hint={REMOTE}")));
+    assert_eq!(status, 202, "{page}");
+    assert!(page.contains("data-outcome=\"held\""), "{page}");
+    assert!(
+        page.contains("Your care team needs to check this link"),
+        "{page}"
+    );
+    assert!(!page.to_lowercase().contains("linked"), "{page}");
+    for name in &existing {
+        assert!(
+            !page.contains(&escaped(name)) && !page.contains(name.as_str()),
+            "P2's {name} shown to whoever consented: {page}"
+        );
+    }
+    assert!(!page.contains("medications"), "{page}");
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM links WHERE patient_id = 'P2' AND state = 'held'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM exceptions WHERE kind = 'identity_mismatch' AND state = 'open'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM regimens WHERE patient_id = 'P2'"
+        ),
+        regimens,
+        "no pull ran for the held link"
+    );
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM invitations WHERE outcome = 'held' AND link_id IS NOT NULL"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM audit WHERE action = 'invitation.used'
+             AND json_extract(detail, '$.outcome') = 'held'"
+        ),
+        1
+    );
+}

@@ -208,8 +208,27 @@ pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery) 
         }
         Err(e) => Err(e),
     };
+    // Only an active link is "linked": the wrong-patient guard may have
+    // held it (or something else left it inactive), and then nothing from
+    // the store is shown and no pull is run.
+    let active = match &done {
+        Ok(l) if matches!(l.identity, crate::identity::NewLinkOutcome::Held(_)) => false,
+        Ok(l) => {
+            let id = l.link;
+            match state.store(move |s| s.link(id)).await {
+                Ok(Some(v)) => v.state == "active",
+                Ok(None) => false,
+                Err(e) => {
+                    tracing::error!(error = %e.message, "cannot read the new link's state");
+                    false
+                }
+            }
+        }
+        Err(_) => false,
+    };
     let (outcome, link) = match &done {
-        Ok(l) => ("linked", Some(l.link)),
+        Ok(l) if active => ("linked", Some(l.link)),
+        Ok(l) => ("held", Some(l.link)),
         Err(ConsentError::Denied { .. }) => ("denied", None),
         Err(ConsentError::Replayed { .. }) => ("replayed", None),
         Err(ConsentError::Expired { .. }) => ("expired", None),
@@ -227,9 +246,29 @@ pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery) 
         }
     }
     match done {
-        Ok(linked) => linked_page(&state, provider, linked.link).await,
+        Ok(linked) if active => linked_page(&state, provider, linked.link).await,
+        Ok(linked) => {
+            tracing::warn!(
+                link = linked.link,
+                "a browser consent's link is held for a check"
+            );
+            held_page()
+        }
         Err(e) => refused_page(provider, &e),
     }
+}
+
+/// The link is stored but not active (the wrong-patient guard held it):
+/// the patient is told nothing about the list, not even whose it is.
+fn held_page() -> Response {
+    patient_page(
+        StatusCode::ACCEPTED,
+        "Thank you",
+        html! {
+            p #outcome data-outcome="held" { "Thank you. Your care team needs to check this link before your medicines can be shown; nothing more is needed from you now." }
+            p { "You can close this page." }
+        },
+    )
 }
 
 /// A callback that names no consent started here.
