@@ -93,7 +93,9 @@ async fn send(
     out.body(body).map_err(|e| HttpError(e.to_string()))
 }
 
-async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, HttpError> {
+/// Reads a token endpoint's answer, at most 64 KiB (OAuth 2.0 and the
+/// OAuth 1.0a token requests alike); more is an error saying so.
+pub(crate) async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, HttpError> {
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| HttpError(transport(&e)))? {
         if body.len() + chunk.len() > TOKEN_BODY_LIMIT {
