@@ -74,6 +74,27 @@ pub struct Discovered {
     pub missing: Vec<String>,
 }
 
+impl Discovered {
+    /// Whether every endpoint it holds passes `is_secure` (true of what
+    /// `parse` makes; a cache row an older build wrote may not be).
+    pub fn endpoints_secure(&self) -> bool {
+        [
+            &self.issuer,
+            &self.authorization_endpoint,
+            &self.token_endpoint,
+            &self.registration_endpoint,
+            &self.introspection_endpoint,
+            &self.revocation_endpoint,
+            &self.userinfo_endpoint,
+            &self.jwks_uri,
+            &self.manage_endpoint,
+        ]
+        .into_iter()
+        .flatten()
+        .all(is_secure)
+    }
+}
+
 /// Why a discovery document could not be used. Never holds a secret:
 /// discovery documents are public.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -445,3 +445,12 @@ fn one_loopback_rule() {
         assert!(!is_secure(&at(u)), "{u}");
     }
 }
+
+#[test]
+fn a_cached_answer_with_an_insecure_endpoint_is_not_secure() {
+    let base = at("https://ehr.example/fhir/.well-known/smart-configuration");
+    let mut d = parse(Source::SmartConfiguration, SMART.as_bytes(), &base).unwrap();
+    assert!(d.endpoints_secure());
+    d.token_endpoint = Some(at("http://evil.example/token"));
+    assert!(!d.endpoints_secure());
+}
