@@ -7,6 +7,7 @@
 //! command that never talks to a provider does not need them.
 
 use super::ConfigError;
+use crate::discovery::is_loopback;
 use crate::domain::SourceName;
 use crate::fetch::fhir::{DEFAULT_MAX_REFERENCE_FETCHES, IncludeMode, SearchSettings};
 use crate::fetch::limit::RateLimit;
@@ -1346,16 +1347,6 @@ fn resolve_consent(
         prompt_login: a.prompt_login.unwrap_or(false),
         authorize_params,
     }))
-}
-
-/// 127.0.0.0/8, ::1 or `localhost`.
-fn is_loopback(u: &Url) -> bool {
-    match u.host() {
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
 }
 
 /// The OAuth 1.0a three-legged endpoints: `request_token_url`,

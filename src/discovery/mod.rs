@@ -74,6 +74,27 @@ pub struct Discovered {
     pub missing: Vec<String>,
 }
 
+impl Discovered {
+    /// Whether every endpoint it holds passes `is_secure` (true of what
+    /// `parse` makes; a cache row an older build wrote may not be).
+    pub fn endpoints_secure(&self) -> bool {
+        [
+            &self.issuer,
+            &self.authorization_endpoint,
+            &self.token_endpoint,
+            &self.registration_endpoint,
+            &self.introspection_endpoint,
+            &self.revocation_endpoint,
+            &self.userinfo_endpoint,
+            &self.jwks_uri,
+            &self.manage_endpoint,
+        ]
+        .into_iter()
+        .flatten()
+        .all(is_secure)
+    }
+}
+
 /// Why a discovery document could not be used. Never holds a secret:
 /// discovery documents are public.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -314,7 +335,30 @@ fn kind_of(v: &serde_json::Value) -> &'static str {
     }
 }
 
-/// An http(s) URL field, resolved against `at`; else a line in `missing`.
+/// The one loopback rule (discovery, endpoints read from documents, and the
+/// provider config all use it): an IPv4 or IPv6 loopback address, or the
+/// name `localhost`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// Whether credentials may be sent to `url`: https with a host, or plain
+/// http to a loopback host (`is_loopback`).
+pub fn is_secure(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => is_loopback(url),
+        _ => false,
+    }
+}
+
+/// An endpoint field, resolved against `at`: https, or http to a loopback
+/// host (`is_secure`); else a line in `missing` saying why, and `None`.
 fn url_field(
     missing: &mut Vec<String>,
     name: &str,
@@ -324,7 +368,11 @@ fn url_field(
     let problem = match &v {
         None | Some(serde_json::Value::Null) => "not announced".to_string(),
         Some(serde_json::Value::String(s)) => match at.join(s) {
-            Ok(u) if matches!(u.scheme(), "https" | "http") => return Some(u),
+            Ok(u) if is_secure(&u) => return Some(u),
+            Ok(u) if u.scheme() == "http" => {
+                format!("{s:?} is plain http to a host that is not loopback, not used")
+            }
+            Ok(u) if u.scheme() == "https" => format!("{s:?} is an https URL with no host"),
             Ok(u) => format!("{s:?} is a {} URL, not http(s)", u.scheme()),
             Err(e) => format!("{s:?} is not a URL ({e})"),
         },

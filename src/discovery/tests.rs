@@ -331,3 +331,126 @@ fn v1_servers_get_read_scopes() {
     assert_eq!(toml::choose_scopes(&none_announced).len(), 5);
     assert!(toml::choose_scopes(&none_announced)[0].ends_with(".read"));
 }
+
+#[test]
+fn an_endpoint_in_plain_http_to_another_host_is_not_used_and_said_why() {
+    let base = at("https://ehr.example/fhir/.well-known/smart-configuration");
+    // Every endpoint a client would send a code, a verifier, a secret or a
+    // token to: each one in plain http to a host that is not loopback.
+    let doc = SMART
+        .replace(
+            "https://ehr.example/auth/revoke",
+            "http://evil.example/revoke",
+        )
+        .replace(
+            "https://ehr.example/auth/introspect",
+            "http://evil.example/introspect",
+        )
+        .replace(
+            "https://ehr.example/auth/authorize",
+            "http://evil.example/authorize",
+        )
+        .replace("https://ehr.example/jwks", "http://evil.example/jwks")
+        .replace("\"/auth/register\"", "\"http://evil.example/register\"");
+    let d = parse(Source::SmartConfiguration, doc.as_bytes(), &base).unwrap();
+    assert!(d.revocation_endpoint.is_none());
+    assert!(d.introspection_endpoint.is_none());
+    assert!(d.authorization_endpoint.is_none());
+    assert!(d.jwks_uri.is_none());
+    assert!(d.registration_endpoint.is_none());
+    for name in [
+        "revocation_endpoint",
+        "introspection_endpoint",
+        "authorization_endpoint",
+        "jwks_uri",
+        "registration_endpoint",
+    ] {
+        assert!(
+            d.missing.iter().any(|m| m.starts_with(&format!("{name}: "))
+                && m.contains("plain http to a host that is not loopback")),
+            "{name} in {:?}",
+            d.missing
+        );
+    }
+    // The token endpoint: the document has no usable one, and says why.
+    let doc = SMART.replace(
+        "https://ehr.example/auth/token",
+        "http://evil.example/token",
+    );
+    let e = parse(Source::SmartConfiguration, doc.as_bytes(), &base)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no usable token endpoint"), "{e}");
+    assert!(e.contains("http://evil.example/token"), "{e}");
+    assert!(
+        e.contains("plain http to a host that is not loopback"),
+        "{e}"
+    );
+    // The same in a CapabilityStatement's oauth-uris.
+    let doc = CAPABILITY.replace(
+        "https://ehr.example/oauth/revoke",
+        "http://evil.example/revoke",
+    );
+    let d = parse(Source::CapabilityStatement, doc.as_bytes(), &base).unwrap();
+    assert!(d.revocation_endpoint.is_none());
+    assert!(
+        d.missing
+            .iter()
+            .any(|m| m.starts_with("oauth-uris revoke: ")
+                && m.contains("plain http to a host that is not loopback"))
+    );
+}
+
+#[test]
+fn a_loopback_endpoint_in_plain_http_is_used() {
+    for host in [
+        "127.0.0.1:8080",
+        "[::1]:8080",
+        "localhost:8080",
+        "LOCALHOST",
+    ] {
+        let base = at(&format!(
+            "http://{host}/fhir/.well-known/smart-configuration"
+        ));
+        let doc = SMART.replace("https://ehr.example", &format!("http://{host}"));
+        let d = parse(Source::SmartConfiguration, doc.as_bytes(), &base).unwrap();
+        assert_eq!(
+            d.token_endpoint.as_ref().map(Url::as_str),
+            Some(format!("http://{}/auth/token", host.to_ascii_lowercase()).as_str())
+        );
+        assert!(d.revocation_endpoint.is_some() && d.registration_endpoint.is_some());
+        assert_eq!(d.missing, ["userinfo_endpoint: not announced"], "{host}");
+    }
+}
+
+#[test]
+fn one_loopback_rule() {
+    for u in [
+        "http://127.0.0.1/",
+        "http://127.8.9.1:9/",
+        "http://[::1]/",
+        "http://localhost/",
+        "http://LocalHost:80/",
+        "https://ehr.example/",
+    ] {
+        assert!(is_secure(&at(u)), "{u}");
+    }
+    for u in [
+        "http://ehr.example/",
+        "http://localhost.evil.example/",
+        "http://10.0.0.1/",
+        "ftp://127.0.0.1/",
+        "file:///etc/passwd",
+    ] {
+        assert!(!is_secure(&at(u)), "{u}");
+    }
+}
+
+#[test]
+fn a_cached_answer_with_an_insecure_endpoint_is_not_secure() {
+    let base = at("https://ehr.example/fhir/.well-known/smart-configuration");
+    let mut d = parse(Source::SmartConfiguration, SMART.as_bytes(), &base).unwrap();
+    assert!(d.endpoints_secure());
+    d.token_endpoint = Some(at("http://evil.example/token"));
+    assert!(!d.endpoints_secure());
+}

@@ -68,16 +68,10 @@ pub fn limits() -> FetchLimits {
 /// Refuses a URL discovery must not read: not http(s), or plain http to a
 /// host that is not loopback.
 pub fn check_url(url: &Url) -> Result<(), DiscoverError> {
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    match url.scheme() {
-        "https" if url.host().is_some() => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => Err(DiscoverError::NotHttps { url: redact(url) }),
+    if crate::discovery::is_secure(url) {
+        Ok(())
+    } else {
+        Err(DiscoverError::NotHttps { url: redact(url) })
     }
 }
 

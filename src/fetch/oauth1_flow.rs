@@ -218,10 +218,9 @@ async fn signed_call(
         })
     })?;
     let status = response.status();
-    let body = response
-        .bytes()
+    let body = super::oauth2::read_limited(response)
         .await
-        .map_err(|_| failed("the answer could not be read".into()))?;
+        .map_err(|e| failed(e.to_string()))?;
     let fields: Vec<(String, String)> = url::form_urlencoded::parse(&body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();

@@ -93,7 +93,9 @@ async fn send(
     out.body(body).map_err(|e| HttpError(e.to_string()))
 }
 
-async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, HttpError> {
+/// Reads a token endpoint's answer, at most 64 KiB (OAuth 2.0 and the
+/// OAuth 1.0a token requests alike); more is an error saying so.
+pub(crate) async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, HttpError> {
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| HttpError(transport(&e)))? {
         if body.len() + chunk.len() > TOKEN_BODY_LIMIT {
@@ -190,9 +192,10 @@ impl ClientProof {
         Ok(ClientProof::new(settings, secret, key))
     }
 
-    /// The form pairs this proof adds to a token request's body (the
-    /// assertion made now for `token_url`), and the Basic header value if any.
-    fn apply(&self, client_id: &str, token_url: &url::Url) -> Result<ProofParts, String> {
+    /// The form pairs this proof adds to a request's body (an assertion made
+    /// now with `aud` = `audience`), and the Basic header value if any. Only
+    /// `Client::proof_parts` calls it, so the audience has one rule.
+    fn apply(&self, client_id: &str, audience: &url::Url) -> Result<ProofParts, String> {
         let plain = |s: &str| SecretString::from(s.to_string());
         match self {
             ClientProof::Basic(secret) => Ok((Vec::new(), Some(basic_header(client_id, secret)?))),
@@ -205,7 +208,7 @@ impl ClientProof {
             )),
             ClientProof::None => Ok((vec![("client_id", plain(client_id))], None)),
             ClientProof::Assertion(key) => {
-                let assertion = client_assertion(client_id, token_url, key, chrono::Utc::now())
+                let assertion = client_assertion(client_id, audience, key, chrono::Utc::now())
                     .map_err(|e| e.to_string())?;
                 Ok((
                     vec![
@@ -303,6 +306,19 @@ impl Client {
             ),
         }
     }
+
+    /// The one `aud` of a `private_key_jwt` assertion (RFC 7523 §3): the
+    /// token endpoint, for every request the client authenticates
+    /// (exchange, refresh, revocation, introspection).
+    fn assertion_audience(&self) -> &Url {
+        &self.token_url
+    }
+
+    /// The form pairs and Basic header that authenticate this client on one
+    /// request to any of its endpoints (an assertion made now).
+    fn proof_parts(&self) -> Result<ProofParts, String> {
+        self.proof.apply(&self.client_id, self.assertion_audience())
+    }
 }
 
 /// What a proof adds to a token request: form pairs, and a Basic header.
@@ -346,8 +362,13 @@ pub async fn refresh(
     }
     let assertion = match proof {
         ClientProof::Assertion(key) => Some(
-            client_assertion(&c.client_id, &c.token_url, key, chrono::Utc::now())
-                .map_err(|e| RefreshError::Failed(e.to_string()))?,
+            client_assertion(
+                &c.client_id,
+                c.assertion_audience(),
+                key,
+                chrono::Utc::now(),
+            )
+            .map_err(|e| RefreshError::Failed(e.to_string()))?,
         ),
         _ => None,
     };
@@ -420,8 +441,7 @@ pub async fn revoke(
         ("token", token.clone()),
         ("token_type_hint", SecretString::from(hint.to_string())),
     ];
-    // An assertion's `aud` is the token endpoint, for revocation too.
-    let (auth, header) = c.proof.apply(&c.client_id, &c.token_url)?;
+    let (auth, header) = c.proof_parts()?;
     form.extend(auth);
     let status = post_form(client, url, &form, header, timeout)
         .await
@@ -434,7 +454,8 @@ pub async fn revoke(
 }
 
 /// Asks the provider's RFC 7662 endpoint about an access token,
-/// authenticating as the resolved client `c` (as at the token endpoint). Returns the answer's JSON (its checks are
+/// authenticating as the resolved client `c` (as at the token endpoint: an
+/// assertion's `aud` is the token endpoint here too). Returns the answer's JSON (its checks are
 /// `identity::read::check_introspection`).
 pub async fn introspect(
     client: &reqwest::Client,
@@ -450,7 +471,7 @@ pub async fn introspect(
             SecretString::from("access_token".to_string()),
         ),
     ];
-    let (auth, header) = c.proof.apply(&c.client_id, url)?;
+    let (auth, header) = c.proof_parts()?;
     form.extend(auth);
     let (status, body) = post_form(client, url, &form, header, timeout).await?;
     if !status.is_success() {
@@ -582,7 +603,7 @@ async fn exchange(
         ("redirect_uri", plain(redirect_uri)),
         ("code_verifier", verifier.clone()),
     ];
-    let (auth, header) = c.proof.apply(&c.client_id, &c.token_url).map_err(&failed)?;
+    let (auth, header) = c.proof_parts().map_err(&failed)?;
     form.extend(auth);
     let (status, body) = post_form(client, &c.token_url, &form, header, timeout)
         .await
@@ -819,5 +840,54 @@ mod tests {
         ] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
+    }
+
+    #[test]
+    fn every_assertion_names_the_token_endpoint_as_its_audience() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pem = dir.path().join("k.pem");
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-384",
+            ])
+            .arg("-out")
+            .arg(&pem)
+            .status()
+            .expect("openssl runs")
+            .success();
+        assert!(ok, "openssl genpkey");
+        let text = std::fs::read_to_string(&pem).expect("pem");
+        let key = AssertionKey::from_pem(
+            crate::config::AssertionAlg::Es384,
+            "k1",
+            &SecretString::from(text),
+        )
+        .expect("key");
+        let c = Client {
+            token_url: Url::parse("https://auth.example/token").unwrap(),
+            revocation_url: Some(Url::parse("https://auth.example/revoke").unwrap()),
+            client_id: "rxsync".into(),
+            proof: ClientProof::Assertion(key),
+            from: "config",
+        };
+        let (form, header) = c.proof_parts().expect("parts");
+        assert!(header.is_none());
+        let jwt = form
+            .iter()
+            .find(|(k, _)| *k == "client_assertion")
+            .map(|(_, v)| v.expose_secret().to_string())
+            .expect("an assertion");
+        let payload = jwt.split('.').nth(1).expect("a JWS");
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .expect("base64url"),
+        )
+        .expect("JSON claims");
+        assert_eq!(claims["aud"], "https://auth.example/token");
     }
 }

@@ -79,6 +79,11 @@ impl super::Store {
         let Ok(discovered) = serde_json::from_str::<Discovered>(&json) else {
             return Ok(None);
         };
+        // So is one holding an endpoint an older build accepted in plain http
+        // to a host that is not loopback: it is never used.
+        if !discovered.endpoints_secure() {
+            return Ok(None);
+        }
         Ok(Some(CachedDiscovery {
             base_url,
             document_url,
@@ -302,4 +307,38 @@ pub(super) fn reseal(tx: &Tx<'_>, old: &VaultKey, new: &VaultKey) -> Result<usiz
         )?;
     }
     Ok(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Store;
+    use super::*;
+
+    #[test]
+    fn a_cached_discovery_with_an_insecure_endpoint_is_read_again_not_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("rx.db")).expect("open");
+        let url = |u: &str| Some(url::Url::parse(u).expect("url"));
+        let mut entry = CachedDiscovery {
+            base_url: "https://ehr.example/fhir".into(),
+            document_url: "https://ehr.example/fhir/.well-known/smart-configuration".into(),
+            discovered: Discovered {
+                token_endpoint: url("https://ehr.example/token"),
+                ..Discovered::default()
+            },
+            fetched_at: "2026-01-01T00:00:00Z".into(),
+            expires_at: "2026-01-02T00:00:00Z".into(),
+        };
+        store.save_discovery("ehr", &entry).expect("save");
+        let at = "2026-01-01T01:00:00Z";
+        let read = |s: &Store| {
+            s.cached_discovery("ehr", "https://ehr.example/fhir", at)
+                .expect("read")
+        };
+        assert!(read(&store).is_some());
+        // As an older build could have cached it: never used.
+        entry.discovered.revocation_endpoint = url("http://evil.example/revoke");
+        store.save_discovery("ehr", &entry).expect("save");
+        assert!(read(&store).is_none());
+    }
 }

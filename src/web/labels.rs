@@ -4,7 +4,7 @@
 //! these. Each table is an exhaustive `match`, so a new kind (or state)
 //! does not build until it has its label and description here.
 
-use crate::domain::{ExceptionKind, ExceptionState, Severity};
+use crate::domain::{Action, ExceptionKind, ExceptionState, Severity};
 use crate::store::AuditEntry;
 use chrono::{DateTime, SecondsFormat, Utc};
 use maud::{Markup, html};
@@ -68,27 +68,37 @@ pub fn status_text(code: &str) -> String {
     }
 }
 
-/// A decision word (`map`, `remove`…) as people read it.
+/// A decision word (`map`, `remove`…) as people read it. Every
+/// `domain::Action` is matched exhaustively, so a new action does not build
+/// until it has its words here; `dismiss` (a notice, not an action) too.
 pub fn decision_text(code: &str) -> String {
-    match code {
-        "map" => "Mapped".to_string(),
-        "remove" => "Removed".to_string(),
-        "keep" => "Kept both".to_string(),
-        "accept" => "Accepted".to_string(),
-        "dismiss" => "Dismissed".to_string(),
-        other => sentence_case(other),
+    if code == "dismiss" {
+        return "Dismissed".to_string();
+    }
+    match code.parse::<Action>() {
+        Ok(Action::Map) => "Mapped".to_string(),
+        Ok(Action::Remove) => "Removed".to_string(),
+        Ok(Action::Keep) => "Kept both".to_string(),
+        Ok(Action::Accept) => "Accepted".to_string(),
+        Ok(Action::Confirm) => "Confirmed the link's identity".to_string(),
+        Ok(Action::Reject) => "Rejected the link (not this patient)".to_string(),
+        Err(_) => sentence_case(code),
     }
 }
 
 /// Who took a decision, as a sentence ("dr.lee mapped the item").
 pub fn decision_sentence(by: &str, code: &str) -> String {
-    match code {
-        "map" => format!("{by} mapped the item"),
-        "remove" => format!("{by} removed the item"),
-        "keep" => format!("{by} kept both items"),
-        "accept" => format!("{by} accepted it as it is"),
-        "dismiss" => format!("{by} dismissed it"),
-        other => format!("{by}: {other}"),
+    if code == "dismiss" {
+        return format!("{by} dismissed it");
+    }
+    match code.parse::<Action>() {
+        Ok(Action::Map) => format!("{by} mapped the item"),
+        Ok(Action::Remove) => format!("{by} removed the item"),
+        Ok(Action::Keep) => format!("{by} kept both items"),
+        Ok(Action::Accept) => format!("{by} accepted it as it is"),
+        Ok(Action::Confirm) => format!("{by} confirmed the link's identity"),
+        Ok(Action::Reject) => format!("{by} rejected the link (not this patient)"),
+        Err(_) => format!("{by}: {code}"),
     }
 }
 
@@ -187,6 +197,31 @@ pub fn ndc_text(ndc11: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_decision_reads_as_words_not_its_code() {
+        assert_eq!(
+            decision_sentence("dr.lee", "confirm"),
+            "dr.lee confirmed the link's identity"
+        );
+        assert_eq!(
+            decision_sentence("dr.lee", "reject"),
+            "dr.lee rejected the link (not this patient)"
+        );
+        assert_eq!(decision_text("confirm"), "Confirmed the link's identity");
+        assert_eq!(
+            decision_text("reject"),
+            "Rejected the link (not this patient)"
+        );
+        for code in [
+            "map", "remove", "keep", "accept", "confirm", "reject", "dismiss",
+        ] {
+            let s = decision_sentence("dr.lee", code);
+            assert!(!s.contains(':') && !s.ends_with(code), "{code}: {s}");
+            assert_ne!(decision_text(code).to_lowercase(), code, "{code}");
+        }
+        assert_eq!(decision_sentence("dr.lee", "zap"), "dr.lee: zap");
+    }
 
     #[test]
     fn every_kind_has_a_label_and_a_description_without_codes() {

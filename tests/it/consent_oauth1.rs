@@ -354,6 +354,59 @@ fn oauth1_a_failed_exchange_or_request_token_stores_nothing() {
 }
 
 #[test]
+fn oauth1_a_token_answer_over_64_kib_is_refused_and_stores_nothing() {
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    // A request token endpoint whose answer never ends within 64 KiB.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let big = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut buf = [0u8; 8192];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n",
+        );
+        let _ =
+            s.write_all(b"oauth_token=t&oauth_token_secret=s&oauth_callback_confirmed=true&pad=");
+        let _ = s.write_all(&vec![b'a'; 200 * 1024]);
+    });
+    let block = provider(&sandbox, "demo-hmac-header", "HMAC-SHA1", "header", port).replace(
+        "request_token_url = \"oauth1/request_token\"",
+        &format!("request_token_url = \"http://127.0.0.1:{big}/request_token\""),
+    );
+    let home = Home::new(&block);
+    // Read whole, the padded answer would be accepted and the flow would
+    // wait for a callback: a short timeout keeps that failure quick.
+    let run = home.rx_with(
+        &[
+            "link",
+            "start",
+            "--patient",
+            "P1",
+            "--provider",
+            "ehr",
+            "--timeout",
+            "5",
+        ],
+        b"",
+        SECRETS,
+    );
+    let _ = server.join();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("request token"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("answer is over 65536 bytes"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "no URL printed");
+    assert!(links(&home).is_empty());
+    assert_eq!(actions(&home), ["consent.failed"]);
+}
+
+#[test]
 fn oauth1_consent_config_errors_name_provider_key_and_file() {
     let sandbox = Sandbox::start();
     let text = provider(&sandbox, "demo-hmac-header", "HMAC-SHA1", "header", 8765)
