@@ -990,6 +990,8 @@ fn resolve_auth(
                         "previous_private_key_file",
                         a.previous_private_key_file.is_some(),
                     ),
+                    ("previous_key_id", a.previous_key_id.is_some()),
+                    ("previous_algorithm", a.previous_algorithm.is_some()),
                 ],
             )?;
             let consent = resolve_oauth1_consent(&a, base_url, e)?;
@@ -2014,6 +2016,17 @@ redirect_uri = "http://127.0.0.1:8765/callback"
                 "placement = \"query\"",
                 "placement = \"query\"\nprompt_login = true",
                 "auth.prompt_login",
+            ),
+            // OAuth 2.0's key-rotation keys mean nothing here: refused, not ignored.
+            (
+                "placement = \"query\"",
+                "placement = \"query\"\nprevious_key_id = \"k0\"",
+                "auth.previous_key_id",
+            ),
+            (
+                "placement = \"query\"",
+                "placement = \"query\"\nprevious_algorithm = \"ES384\"",
+                "auth.previous_algorithm",
             ),
         ];
         for (from, to, key) in rows {

@@ -99,6 +99,11 @@ pub enum ConsentError {
     /// The client's secret or key cannot be read.
     #[error("{0}")]
     Client(String),
+    /// The token answer names a remote patient no request could carry.
+    #[error(
+        "the provider's token answer names the patient \"{0}\", which is not a usable id (empty, over 256 characters, or with control characters)"
+    )]
+    BadRemotePatient(String),
     /// The identity guard refused the new link (an ID token that fails
     /// validation, an inactive token): the link it was stored as is revoked.
     #[error("the link was revoked: {0}")]
@@ -472,6 +477,26 @@ pub async fn complete(
     }
 }
 
+/// The patient's id at the provider from a token answer (SMART's
+/// `patient`, OAuth 1.0a's `patient=`): none given means the local id (as
+/// `link add` does); one given but unusable (empty, over 256 characters,
+/// control characters) makes no link — falling back to the local id would
+/// have the pulls ask the provider for another patient's records.
+pub(crate) fn remote_patient(
+    given: Option<&str>,
+    local: &PatientId,
+) -> Result<String, ConsentError> {
+    match given {
+        None => Ok(local.to_string()),
+        Some(p) if !p.is_empty() && p.len() <= 256 && !p.chars().any(char::is_control) => {
+            Ok(p.to_string())
+        }
+        Some(p) => Err(ConsentError::BadRemotePatient(
+            p.chars().take(40).flat_map(char::escape_debug).collect(),
+        )),
+    }
+}
+
 /// The wrong-patient guard on a link just made (design invariant 7): the
 /// ID token validated against the provider's JWKS with the flow's nonce,
 /// the remote identity read and compared. A mismatch holds the link (no
@@ -564,11 +589,7 @@ pub async fn after_exchange(
 ) -> Result<Linked, ConsentError> {
     let patient = PatientId::parse(&flow.patient)
         .map_err(|e| StoreError::Corrupt(format!("consent flow {}: patient id: {e}", flow.id)))?;
-    let remote = tokens
-        .patient
-        .clone()
-        .filter(|p| !p.is_empty() && p.len() <= 256 && !p.chars().any(char::is_control))
-        .unwrap_or_else(|| patient.to_string());
+    let remote = remote_patient(tokens.patient.as_deref(), &patient)?;
     let detail = json!({
         "provider": flow.provider.as_str(),
         "remote_patient": remote,
@@ -631,4 +652,23 @@ pub async fn after_exchange(
             fields: tokens.fields,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_answer_s_patient_is_taken_when_usable_and_refused_when_not() {
+        let local = PatientId::parse("P1").expect("id");
+        assert_eq!(remote_patient(None, &local).expect("none"), "P1");
+        assert_eq!(remote_patient(Some("abc-9"), &local).expect("ok"), "abc-9");
+        for bad in ["", "a\nb", "x\u{7f}", &"y".repeat(257)] {
+            let e = remote_patient(Some(bad), &local).expect_err(bad);
+            assert!(matches!(e, ConsentError::BadRemotePatient(_)), "{e}");
+            // The message quotes at most 40 characters, escaped.
+            assert!(!e.to_string().contains('\n'), "{e}");
+            assert!(e.to_string().len() < 300, "{e}");
+        }
+    }
 }

@@ -358,10 +358,7 @@ async fn store_link(
         },
         "fields": access.other_fields,
     });
-    let remote = access
-        .patient
-        .clone()
-        .unwrap_or_else(|| patient.to_string());
+    let remote = super::remote_patient(access.patient.as_deref(), &patient)?;
     let detail = json!({
         "provider": provider.id.as_str(),
         "protocol": "oauth1",

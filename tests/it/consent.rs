@@ -713,3 +713,21 @@ fn an_expired_consent_stores_no_link() {
         "expired"
     );
 }
+
+#[test]
+fn a_token_answer_naming_an_unusable_remote_patient_stores_no_link() {
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    let home = Home::new(&consent_provider(&sandbox, "ehr", "demo-client", port, ""));
+    let started = start(&home, "ehr", &[], &[]);
+    // The sandbox names the consenting patient after login_hint: 300
+    // characters are no id any request could carry.
+    let hint = "p".repeat(300);
+    let callback = consent(&format!("{}&login_hint={hint}", started.url));
+    let _ = get(&callback);
+    let run = started.finish();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("not a usable id"), "{}", run.stderr);
+    assert!(!run.stderr.contains(&hint), "quoted whole: {}", run.stderr);
+    assert!(links(&home).is_empty());
+}
