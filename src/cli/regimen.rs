@@ -140,21 +140,18 @@ pub fn run(global: &Global, command: Command) -> CliResult {
             let patient =
                 PatientId::parse(&patient).map_err(|e| usage(format!("--patient: {e}")))?;
             let ctx = global.open_existing()?;
-            let r = ctx
-                .store
-                .reconciled(&patient)?
-                .ok_or_else(|| Failure::Failed(anyhow!("unknown patient {patient}")))?;
+            let unknown = || Failure::Failed(anyhow!("unknown patient {patient}"));
             match format {
-                ShowFormat::Json => output::json(&r)?,
-                ShowFormat::Table => print_reconciled(&r),
                 ShowFormat::Fhir => {
-                    let record = ctx
-                        .store
-                        .patient(&patient)?
-                        .ok_or_else(|| Failure::Failed(anyhow!("unknown patient {patient}")))?;
-                    let sources: Vec<&str> = r.sources.iter().map(|s| s.source.as_str()).collect();
-                    let lists = ctx.store.reconciled_sources(&patient, &sources)?;
+                    let record = ctx.store.patient(&patient)?.ok_or_else(unknown)?;
+                    let lists = ctx.store.reconciled_sources(&patient)?;
                     output::json(&fhir::sources_bundle(&record, &lists, Utc::now()))?;
+                }
+                ShowFormat::Json => {
+                    output::json(&ctx.store.reconciled(&patient)?.ok_or_else(unknown)?)?
+                }
+                ShowFormat::Table => {
+                    print_reconciled(&ctx.store.reconciled(&patient)?.ok_or_else(unknown)?)
                 }
             }
             Ok(())

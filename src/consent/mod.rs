@@ -276,9 +276,6 @@ pub async fn begin(
     let expires = crate::store::rfc3339_at(expires_at);
     writer
         .run(move |store| {
-            let relink_of = store.relink_candidate(&patient2, &provider_id)?;
-            let mut detail = detail;
-            detail["relink_of"] = json!(relink_of);
             store.start_consent_flow(
                 &NewFlow {
                     id: &flow_id,
@@ -289,7 +286,6 @@ pub async fn begin(
                     pkce_verifier,
                     nonce,
                     redirect_uri: &redirect,
-                    relink_of,
                     expires_at: &expires,
                     detail,
                 },
@@ -361,30 +357,9 @@ pub async fn complete(
         return Err(ConsentError::NoState);
     };
     let hash = authorize::state_sha256(state.expose_secret());
-    let (provider_id, actor_owned) = (provider.id.to_string(), actor.to_string());
-    let lookup = writer
-        .run(move |store| store.take_consent_flow(&hash, &provider_id, &actor_owned, &detail))
-        .await?;
-    let flow = match lookup {
-        FlowLookup::Taken(f) => f,
-        FlowLookup::Unknown => return Err(ConsentError::WrongState),
-        FlowLookup::Used { flow } => return Err(ConsentError::Replayed { flow }),
-        FlowLookup::Expired { flow } => return Err(ConsentError::Expired { flow }),
-    };
+    let flow = take_flow(writer, hash, provider, actor, detail).await?;
     let fail = |outcome: &'static str, action: &'static str, detail: serde_json::Value| {
-        let (flow, actor) = (flow.id.clone(), actor.to_string());
-        async move {
-            // The failure is what the caller reports; a store error here
-            // would only hide it, so it is logged instead.
-            if let Err(e) = writer
-                .run(move |store| {
-                    store.end_consent_flow(&flow, outcome, None, &actor, action, &detail)
-                })
-                .await
-            {
-                tracing::warn!(error = %e, "cannot record the consent's end");
-            }
-        }
+        end_unlinked(writer, &flow.id, actor, outcome, action, detail)
     };
     let code = match callback {
         Err(e) => {
@@ -474,6 +449,49 @@ pub async fn complete(
             .await;
             Err(e)
         }
+    }
+}
+
+/// The flow a callback's state (its SHA-256) names, taken once for
+/// `provider` with the callback audited as `detail`; the refusals say why
+/// none is (unknown, used, expired). Both flows (OAuth 2.0 `state`, OAuth
+/// 1.0a request token) end their callbacks here.
+pub(crate) async fn take_flow(
+    writer: &Writer,
+    state_hash: String,
+    provider: &Provider,
+    actor: &str,
+    detail: serde_json::Value,
+) -> Result<TakenFlow, ConsentError> {
+    let (provider_id, actor) = (provider.id.to_string(), actor.to_string());
+    let lookup = writer
+        .run(move |store| store.take_consent_flow(&state_hash, &provider_id, &actor, &detail))
+        .await?;
+    match lookup {
+        FlowLookup::Taken(f) => Ok(f),
+        FlowLookup::Unknown => Err(ConsentError::WrongState),
+        FlowLookup::Used { flow } => Err(ConsentError::Replayed { flow }),
+        FlowLookup::Expired { flow } => Err(ConsentError::Expired { flow }),
+    }
+}
+
+/// Ends a taken flow that made no link (`outcome`, audited as `action`).
+/// The failure is what the caller reports; a store error here would only
+/// hide it, so it is logged instead.
+pub(crate) async fn end_unlinked(
+    writer: &Writer,
+    flow: &str,
+    actor: &str,
+    outcome: &'static str,
+    action: &'static str,
+    detail: serde_json::Value,
+) {
+    let (flow, actor) = (flow.to_string(), actor.to_string());
+    if let Err(e) = writer
+        .run(move |store| store.end_consent_flow(&flow, outcome, None, &actor, action, &detail))
+        .await
+    {
+        tracing::warn!(error = %e, "cannot record the consent's end");
     }
 }
 

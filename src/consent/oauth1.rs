@@ -28,7 +28,7 @@ use crate::config::{Oauth1Consent, Oauth1Settings, Provider, ProviderAuth};
 use crate::domain::PatientId;
 use crate::fetch::auth::redact;
 use crate::fetch::oauth1_flow::{self, TokenPair};
-use crate::store::{FlowLookup, LinkSecrets, NewFlow, NewLink, Writer};
+use crate::store::{LinkSecrets, NewFlow, NewLink, Writer};
 use crate::vault::VaultKey;
 
 /// A started three-legged flow: where to send the patient, and the
@@ -146,9 +146,6 @@ pub async fn begin(
     let expires = crate::store::rfc3339_at(expires_at);
     writer
         .run(move |store| {
-            let relink_of = store.relink_candidate(&patient2, &provider_id)?;
-            let mut detail = detail;
-            detail["relink_of"] = json!(relink_of);
             store.start_consent_flow(
                 &NewFlow {
                     id: &flow_id,
@@ -160,7 +157,6 @@ pub async fn begin(
                     pkce_verifier: Vec::new(),
                     nonce: None,
                     redirect_uri: &redirect,
-                    relink_of,
                     expires_at: &expires,
                     detail,
                 },
@@ -237,30 +233,9 @@ pub async fn complete(
         "error": callback.refusal.as_ref().map(|(c, _)| c.clone()),
     });
     let hash = authorize::state_sha256(ours);
-    let (provider_id, actor_owned) = (provider.id.to_string(), actor.to_string());
-    let lookup = writer
-        .run(move |store| store.take_consent_flow(&hash, &provider_id, &actor_owned, &detail))
-        .await?;
-    let flow = match lookup {
-        FlowLookup::Taken(f) => f,
-        FlowLookup::Unknown => return Err(ConsentError::WrongState),
-        FlowLookup::Used { flow } => return Err(ConsentError::Replayed { flow }),
-        FlowLookup::Expired { flow } => return Err(ConsentError::Expired { flow }),
-    };
+    let flow = super::take_flow(writer, hash, provider, actor, detail).await?;
     let end = |outcome: &'static str, action: &'static str, detail: serde_json::Value| {
-        let (flow, actor) = (flow.id.clone(), actor.to_string());
-        async move {
-            // The failure is what the caller reports; a store error here
-            // would only hide it, so it is logged instead.
-            if let Err(e) = writer
-                .run(move |store| {
-                    store.end_consent_flow(&flow, outcome, None, &actor, action, &detail)
-                })
-                .await
-            {
-                tracing::warn!(error = %e, "cannot record the consent's end");
-            }
-        }
+        super::end_unlinked(writer, &flow.id, actor, outcome, action, detail)
     };
     if let Some((code, description)) = callback.refusal {
         end(

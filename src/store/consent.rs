@@ -24,11 +24,10 @@ pub struct NewFlow<'a> {
     pub pkce_verifier: Vec<u8>,
     pub nonce: Option<Vec<u8>>,
     pub redirect_uri: &'a str,
-    /// The `needs_relink` link of the same patient and provider, if any.
-    pub relink_of: Option<i64>,
     /// RFC 3339.
     pub expires_at: &'a str,
-    /// The audit detail of `consent.start` (never a secret).
+    /// The audit detail of `consent.start` (never a secret); the store adds
+    /// `relink_of`.
     pub detail: serde_json::Value,
 }
 
@@ -59,10 +58,21 @@ pub enum FlowLookup {
 }
 
 impl Store {
-    /// Records a new flow and the `consent.start` audit row.
+    /// Records a new flow — with the `needs_relink` link of the same
+    /// patient and provider it would renew, read in the same transaction —
+    /// and the `consent.start` audit row.
     pub fn start_consent_flow(&mut self, f: &NewFlow<'_>, actor: &str) -> Result<(), StoreError> {
         let tx = self.tx()?;
         super::imports::require_patient(&tx, f.patient)?;
+        let relink_of: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM links WHERE patient_id = ?1 AND provider = ?2 AND state = 'needs_relink'",
+                params![f.patient.as_str(), f.provider],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let mut detail = f.detail.clone();
+        detail["relink_of"] = serde_json::json!(relink_of);
         tx.execute(
             "INSERT INTO consent_flows (id, provider, patient_id, state_sha256, key_id, pkce_verifier,
              nonce, redirect_uri, relink_of, created_at, expires_at)
@@ -76,7 +86,7 @@ impl Store {
                 f.pkce_verifier,
                 f.nonce,
                 f.redirect_uri,
-                f.relink_of,
+                relink_of,
                 now(),
                 f.expires_at
             ],
@@ -87,27 +97,10 @@ impl Store {
             "consent.start",
             Some(f.patient.as_str()),
             Some(&format!("consent:{}", f.id)),
-            &f.detail,
+            &detail,
         )?;
         tx.commit()?;
         Ok(())
-    }
-
-    /// The live link of a patient at a provider that waits for a re-link
-    /// (`needs_relink`), if there is one.
-    pub fn relink_candidate(
-        &self,
-        patient: &PatientId,
-        provider: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id FROM links WHERE patient_id = ?1 AND provider = ?2 AND state = 'needs_relink'",
-                params![patient.as_str(), provider],
-                |r| r.get(0),
-            )
-            .optional()?)
     }
 
     /// Takes the flow a callback's state names, once: marks it used and
@@ -341,7 +334,6 @@ mod tests {
                     pkce_verifier: vec![1, 2, 3],
                     nonce: None,
                     redirect_uri: "http://127.0.0.1:1/cb",
-                    relink_of: None,
                     expires_at,
                     detail: serde_json::json!({}),
                 },

@@ -246,17 +246,17 @@ impl Store {
         }))
     }
 
-    /// The current regimen of each of a patient's sources (in the
-    /// reconciled list's order), for the reconciled list as FHIR; the
+    /// The current regimen of each of a patient's sources (by source name,
+    /// the reconciled list's order), for the reconciled list as FHIR; the
     /// findings across sources ride with the first, and the FHIR builder
     /// implicates the statements of every source they name.
     pub fn reconciled_sources(
         &self,
         patient: &PatientId,
-        sources: &[&str],
     ) -> Result<Vec<SourceRegimen>, StoreError> {
+        let sources = self.regimen_sources(patient)?;
         let mut out = Vec::with_capacity(sources.len());
-        for source in sources {
+        for source in &sources {
             if let Some(r) = self.source_regimen(patient, source, None)? {
                 out.push(r);
             }

@@ -288,21 +288,20 @@ async fn reconciled(
     };
     let found = state
         .store(move |s| {
-            let Some(r) = s.reconciled(&patient)? else {
-                return Ok(None);
-            };
-            Ok(Some(match q.format.unwrap_or(RegimenFormat::Json) {
-                RegimenFormat::Json => Json(r).into_response(),
-                RegimenFormat::Fhir => {
-                    let Some(record) = s.patient(&patient)? else {
-                        return Ok(None);
-                    };
-                    let sources: Vec<&str> = r.sources.iter().map(|x| x.source.as_str()).collect();
-                    let lists = s.reconciled_sources(&patient, &sources)?;
-                    let bundle = fhir::sources_bundle(&record, &lists, Utc::now());
-                    ([(header::CONTENT_TYPE, fhir::MEDIA_TYPE)], Json(bundle)).into_response()
-                }
-            }))
+            Ok(match q.format.unwrap_or(RegimenFormat::Json) {
+                RegimenFormat::Json => s.reconciled(&patient)?.map(|r| Json(r).into_response()),
+                RegimenFormat::Fhir => s
+                    .patient(&patient)?
+                    .map(|record| {
+                        let lists = s.reconciled_sources(&patient)?;
+                        let bundle = fhir::sources_bundle(&record, &lists, Utc::now());
+                        Ok::<_, crate::store::StoreError>(
+                            ([(header::CONTENT_TYPE, fhir::MEDIA_TYPE)], Json(bundle))
+                                .into_response(),
+                        )
+                    })
+                    .transpose()?,
+            })
         })
         .await;
     match found {
