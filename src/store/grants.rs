@@ -24,19 +24,15 @@ impl Store {
     pub fn raise_link_expiring(&mut self, days: u32) -> Result<Vec<i64>, StoreError> {
         let at = now();
         let horizon = rfc3339(chrono::Utc::now() + chrono::Duration::days(i64::from(days)));
+        // Every pull asks; nearly always nothing is due. The question is an
+        // index probe (`links_grant_ends`) on the reading connection, and the
+        // write transaction is taken only when there is something to raise
+        // (asked again inside it, under the write lock).
+        if due_warnings(&self.conn, &horizon)?.is_empty() {
+            return Ok(Vec::new());
+        }
         let tx = self.tx()?;
-        let due: Vec<(i64, String, String, String)> = {
-            let mut stmt = tx.prepare(
-                "SELECT id, patient_id, provider, grant_expires_at FROM links
-                 WHERE state IN ('active', 'held', 'needs_relink') AND grant_expires_at IS NOT NULL
-                 AND grant_expires_at <= ?1
-                 AND (grant_warned_for IS NULL OR grant_warned_for <> grant_expires_at)",
-            )?;
-            stmt.query_map([&horizon], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?
-            .collect::<Result<_, _>>()?
-        };
+        let due = due_warnings(&tx, &horizon)?;
         for (id, patient, provider, ends) in &due {
             tx.execute(
                 "INSERT INTO exceptions (patient_id, source, kind, severity, state, detail, created_at)
@@ -60,4 +56,24 @@ impl Store {
         tx.commit()?;
         Ok(due.into_iter().map(|(id, ..)| id).collect())
     }
+}
+
+/// Live links whose grant ends by `horizon` and has no `link_expiring` yet:
+/// (id, patient, provider, grant end).
+fn due_warnings(
+    conn: &rusqlite::Connection,
+    horizon: &str,
+) -> Result<Vec<(i64, String, String, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, patient_id, provider, grant_expires_at FROM links
+         WHERE grant_expires_at IS NOT NULL AND grant_expires_at <= ?1
+         AND state IN ('active', 'held', 'needs_relink')
+         AND (grant_warned_for IS NULL OR grant_warned_for <> grant_expires_at)",
+    )?;
+    let rows = stmt
+        .query_map([horizon], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }

@@ -130,6 +130,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0018_grants",
         include_str!("../../schemas/sqlite/0018_grants.sql"),
     ),
+    (
+        "0019_grant_index",
+        include_str!("../../schemas/sqlite/0019_grant_index.sql"),
+    ),
 ];
 
 /// What went wrong in the store.
