@@ -276,11 +276,8 @@ pub fn page_text(html: &str) -> Vec<String> {
             .collect();
         let closing = tag.starts_with('/');
         match name.as_str() {
-            "p" | "h1" | "h2" | "tr" | "li" | "br" => {
-                if closing || name == "br" {
-                    text.push('\n');
-                }
-            }
+            "p" | "h1" | "h2" | "tr" | "li" if closing => text.push('\n'),
+            "br" => text.push('\n'),
             "td" | "th" if closing => text.push_str(" · "),
             _ => {}
         }
