@@ -322,7 +322,7 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
     let sandbox_url = url::Url::parse(&sandbox_base).map_err(|e| anyhow!("{e}"))?;
     let mut outcomes = Vec::new();
     for i in &consented::INVITED {
-        if consent_links.iter().any(|(p, _)| p == i.patient) {
+        if consent_links.iter().any(|p| p == i.patient) {
             continue;
         }
         let outcome = consented::link(&writer, &public, &sandbox_url, i).await?;
@@ -394,14 +394,14 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
     Ok(())
 }
 
-/// The links at the consent provider already made (by an earlier run):
-/// patient and link id.
-fn consent_links(store: &Store) -> Result<Vec<(String, i64)>, Failure> {
+/// The patients with a link at the consent provider (made by an earlier
+/// run: the demo does not consent for them again).
+fn consent_links(store: &Store) -> Result<Vec<String>, Failure> {
     Ok(store
         .links(None)?
         .into_iter()
         .filter(|l| l.provider == consented::PROVIDER)
-        .map(|l| (l.patient, l.id))
+        .map(|l| l.patient)
         .collect())
 }
 

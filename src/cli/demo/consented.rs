@@ -134,10 +134,10 @@ pub async fn link(
     })
 }
 
-/// The patient's browser: opens `url` and follows redirects (and a page
-/// whose one form posts onward, such as an invitation's "Continue" button)
-/// until a page that is the end. At the sandbox's authorization endpoint
-/// it signs in as `account`.
+/// The patient's browser: opens `url` and follows redirects (and, once, a
+/// page whose form posts onward, such as an invitation's "Continue"
+/// button), keeping each origin's cookies, until a page that is the end.
+/// At the sandbox's authorization endpoint it signs in as `account`.
 async fn browse(
     mut url: Url,
     sandbox: &Url,
@@ -148,6 +148,9 @@ async fn browse(
         .build()
         .map_err(|e| anyhow!("{e}"))?;
     let mut hops = Vec::new();
+    // The cookies each origin set (name=value), sent back to it as a
+    // browser would: a page may tie its form to one.
+    let mut cookies: Vec<(url::Origin, String)> = Vec::new();
     let mut form: Option<Vec<(String, String)>> = None;
     let mut posted = false;
     for _ in 0..10 {
@@ -168,11 +171,29 @@ async fn browse(
                 ),
             None => http.get(url.clone()),
         };
+        let jar: Vec<&str> = cookies
+            .iter()
+            .filter(|(o, _)| *o == url.origin())
+            .map(|(_, c)| c.as_str())
+            .collect();
+        let request = if jar.is_empty() {
+            request
+        } else {
+            request.header(reqwest::header::COOKIE, jar.join("; "))
+        };
         let answer = request
             .send()
             .await
             .map_err(|e| anyhow!("the browser could not open {}: {e}", place(&url, sandbox)))?;
         let status = answer.status();
+        for set in answer.headers().get_all(reqwest::header::SET_COOKIE) {
+            let Some(pair) = set.to_str().ok().and_then(|v| v.split(';').next()) else {
+                continue;
+            };
+            let name = pair.split('=').next().unwrap_or_default();
+            cookies.retain(|(o, c)| !(*o == url.origin() && c.split('=').next() == Some(name)));
+            cookies.push((url.origin(), pair.trim().to_string()));
+        }
         hops.push(format!("{} {}", place(&url, sandbox), status.as_u16()));
         if status.is_redirection() {
             let location = answer
