@@ -123,6 +123,22 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), Failure> {
 /// wrote (paths relative to the configuration's folder).
 pub fn demo_config(base: &str, review: &SocketAddr) -> String {
     let secret = |name: &str| format!("{SECRETS}/{}", secret_file(name));
+    // Listening on every address, the app is reached on loopback.
+    let mut public = *review;
+    if public.ip().is_unspecified() {
+        public.set_ip(match public.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    // Only a loopback address is written as `listen`: the configuration
+    // wants TLS on any other (`rxsync serve` would refuse it), which the
+    // demo does not set up. The demo itself serves where it was told.
+    let listen = if review.ip().is_loopback() {
+        format!("listen = \"{review}\"\n")
+    } else {
+        String::new()
+    };
     format!(
         r#"# Written by `rxsync demo` (rewritten on each run: the sandbox's port may change).
 # Use it with: rxsync --config THIS-FILE ...   The provider secrets are the
@@ -135,8 +151,7 @@ path = "rxsync.db"
 # The review app (rxsync serve / run): invitations are URLs under
 # public_url, and the providers' consents come back to public_url/oauth/callback.
 [review]
-listen = "{review}"
-public_url = "http://{review}"
+{listen}public_url = "http://{public}"
 
 [import]
 max_document_bytes = 16777216
