@@ -112,20 +112,52 @@ fn assert_consents(db: &rusqlite::Connection, out: &str) {
         }
     }
     // The identity was read from the ID token and compared: what was read
-    // is on the audit row and on the link.
-    let read: String = db
-        .query_row(
-            "SELECT detail FROM audit WHERE action = 'identity.match' AND patient_id = 'demo-6'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("identity.match");
-    let read: serde_json::Value = serde_json::from_str(&read).expect("json");
+    // and each comparison are on the audit row.
+    let verdict = |action: &str, patient: &str| -> serde_json::Value {
+        let detail: String = db
+            .query_row(
+                "SELECT detail FROM audit WHERE action = ?1 AND patient_id = ?2",
+                [action, patient],
+                |r| r.get(0),
+            )
+            .expect(action);
+        serde_json::from_str(&detail).expect("json")
+    };
+    let compared = |v: &serde_json::Value| -> Vec<(String, bool)> {
+        v["verdict"]["compared"]
+            .as_array()
+            .expect("compared")
+            .iter()
+            .map(|c| {
+                (
+                    c["what"].as_str().unwrap_or_default().to_string(),
+                    c["equal"].as_bool().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let matched = verdict("identity.match", "demo-6");
     assert_eq!(
-        read["remote_identity"]["identifiers"]["id_token:mrn"], "MRN-demo-6",
-        "{read}"
+        matched["remote_identity"]["identifiers"]["id_token:mrn"], "MRN-demo-6",
+        "{matched}"
     );
-    assert_eq!(read["remote_identity"]["family_name"], "Specimen", "{read}");
+    assert_eq!(
+        compared(&matched),
+        [("mrn", true), ("family_name", true), ("birth_date", true)]
+            .map(|(w, e)| (w.to_string(), e))
+            .to_vec()
+    );
+    let differs = verdict("identity.held", "demo-7");
+    assert_eq!(
+        differs["remote_identity"]["identifiers"]["id_token:mrn"], "MRN-demo-7-spouse",
+        "{differs}"
+    );
+    assert_eq!(
+        compared(&differs),
+        [("mrn", false), ("family_name", true), ("birth_date", false)]
+            .map(|(w, e)| (w.to_string(), e))
+            .to_vec()
+    );
 
     // The first pull ran from the callback (trigger pull, by the patient's
     // browser), imported, and is the link's only sync.
