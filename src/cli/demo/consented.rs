@@ -184,7 +184,14 @@ async fn browse(
         let answer = request
             .send()
             .await
-            .map_err(|e| anyhow!("the browser could not open {}: {e}", place(&url, sandbox)))?;
+            // Without the URL: it holds the token, the state or the code.
+            .map_err(|e| {
+                anyhow!(
+                    "the browser could not open {}: {}",
+                    place(&url, sandbox),
+                    e.without_url()
+                )
+            })?;
         let status = answer.status();
         for set in answer.headers().get_all(reqwest::header::SET_COOKIE) {
             let Some(pair) = set.to_str().ok().and_then(|v| v.split(';').next()) else {
@@ -206,10 +213,13 @@ async fn browse(
                 .map_err(|e| anyhow!("{} redirected to a bad URL: {e}", place(&url, sandbox)))?;
             continue;
         }
-        let body = answer
-            .text()
-            .await
-            .map_err(|e| anyhow!("the page at {} was cut: {e}", place(&url, sandbox)))?;
+        let body = answer.text().await.map_err(|e| {
+            anyhow!(
+                "the page at {} was cut: {}",
+                place(&url, sandbox),
+                e.without_url()
+            )
+        })?;
         if status.is_success()
             && !posted
             && let Some((action, fields)) = post_form(&body)
