@@ -7,9 +7,14 @@
 //! FHIR; one whose grant is revoked at the provider), runs one scheduled
 //! pass through the same code as `rxsync run`, prints the regimens and the
 //! exception queue, then keeps syncing and serving the operations endpoints
-//! until Ctrl-C (`--once` exits after the pass). Run again on the same
-//! folder it carries on: the sandbox keeps its tokens in `DIR/sandbox/state.json`.
+//! until Ctrl-C (`--once` exits after the pass). Two more patients link the
+//! way patients do (`consented`): an invitation opened in a browser at the
+//! review app (served in-process on a loopback port, its `public_url`), the
+//! sandbox's consent, the callback, the identity check and the first pull —
+//! one linked, one held for identity review. Run again on the same folder
+//! it carries on: the sandbox keeps its tokens in `DIR/sandbox/state.json`.
 
+mod consented;
 mod files;
 mod next;
 
@@ -54,33 +59,55 @@ struct DemoPatient {
     id: &'static str,
     name: &'static str,
     birth_date: &'static str,
+    /// What the wrong-patient guard compares (the consent patients only).
+    mrn: Option<&'static str>,
 }
 
-const PATIENTS: [DemoPatient; 5] = [
+const PATIENTS: [DemoPatient; 7] = [
     DemoPatient {
         id: "demo-ccr-1",
         name: "Ada Synthetic",
         birth_date: "1948-03-14",
+        mrn: None,
     },
     DemoPatient {
         id: "demo-fhir-1",
         name: "Grace Example",
         birth_date: "1952-07-30",
+        mrn: None,
     },
     DemoPatient {
         id: "demo-3",
         name: "Alan Placeholder",
         birth_date: "1961-06-23",
+        mrn: None,
     },
     DemoPatient {
         id: "demo-4",
         name: "Marie Fictional",
         birth_date: "1967-11-07",
+        mrn: None,
     },
     DemoPatient {
         id: "demo-5",
         name: "Edsger Sample",
         birth_date: "1930-05-11",
+        mrn: None,
+    },
+    // Linked by consent (`consented::INVITED`): the sandbox's account
+    // demo-6 is hers (MRN-demo-6, Specimen, 1958-08-26); demo-7 signs in
+    // with another person's account.
+    DemoPatient {
+        id: "demo-6",
+        name: "Katherine Specimen",
+        birth_date: "1958-08-26",
+        mrn: Some("MRN-demo-6"),
+    },
+    DemoPatient {
+        id: "demo-7",
+        name: "Hedy Testcase",
+        birth_date: "1944-11-09",
+        mrn: Some("MRN-demo-7"),
     },
 ];
 
@@ -211,10 +238,17 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
         }
     });
     let sandbox_base = format!("http://{sandbox_addr}");
+    // The review app: where invitations point and consents come back
+    // (`[review] public_url`), so it is bound before config.toml is written.
+    let (review_listener, listen_note) = bind_listen(args.listen.as_deref()).await?;
+    let review_addr = review_listener.local_addr().map_err(|e| anyhow!("{e}"))?;
 
     let config_path = dir.join("config.toml");
-    std::fs::write(&config_path, files::demo_config(&sandbox_base))
-        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    std::fs::write(
+        &config_path,
+        files::demo_config(&sandbox_base, &review_addr),
+    )
+    .with_context(|| format!("cannot write {}", config_path.display()))?;
     let demo_global = Global {
         config: Some(config_path.clone()),
         db: None,
@@ -230,6 +264,7 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
         "sandbox provider on {sandbox_base} (data {}){port_note}",
         sandbox_dir.display()
     );
+    println!("review app on http://{review_addr} (invitations and consents come back here)");
     setup_store(&mut ctx.store)?;
     let key = ctx.vault_key()?;
     let client = reqwest::Client::builder()
@@ -267,9 +302,40 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
 
     let db = ctx.config.database_path.clone();
     let interval = ctx.config.sync.interval;
+    let review = ctx.config.review.clone();
+    let public = review
+        .public_url
+        .clone()
+        .ok_or_else(|| anyhow!("the demo's config.toml has no [review] public_url"))?;
     let (puller, store) = ctx.puller()?;
+    let consent_links = consent_links(&store)?;
     drop(store);
     let daemon = Daemon::new(puller, db.clone())?;
+    // The review app links in the browser through the daemon's own puller
+    // and writer, as `rxsync run` does.
+    let (puller, writer) = daemon.linking_parts();
+    let web = rxsync::web::AppState::new(&db, &review)
+        .map_err(|e| anyhow!("{e}"))?
+        .with_linking(public.clone(), puller, writer.clone());
+    let server = super::run::spawn_server(review_listener, web, daemon.router(), stopped.clone());
+    consented::set_identities(&client, &sandbox_base).await?;
+    let sandbox_url = url::Url::parse(&sandbox_base).map_err(|e| anyhow!("{e}"))?;
+    let mut outcomes = Vec::new();
+    for i in &consented::INVITED {
+        if consent_links.iter().any(|p| p == i.patient) {
+            continue;
+        }
+        let outcome = consented::link(&writer, &public, &sandbox_url, i).await?;
+        println!(
+            "invitation for {} at {} opened in a browser: {} — {}",
+            i.patient,
+            consented::PROVIDER,
+            outcome.outcome,
+            i.about
+        );
+        outcomes.push(outcome);
+    }
+
     println!("\nOne scheduled pass (the same code as `rxsync run --once`):");
     let summary = daemon.pass(stopped.clone()).await;
     print_summary(&summary, super::output::Format::Table)?;
@@ -282,26 +348,25 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
         sandbox_addr,
         sandbox_dir,
     };
+    next.print_consents(&store, &outcomes)?;
     next.print(&store)?;
     if args.once {
         let _ = stop.send(true);
+        let _ = server.await;
         daemon.close().await;
         return Ok(());
     }
     drop(store);
 
     let (user, password) = demo_login(dir, &db)?;
-    let (listener, listen_note) = bind_listen(args.listen.as_deref()).await?;
-    let addr = listener.local_addr().map_err(|e| anyhow!("{e}"))?;
-    let web = rxsync::web::AppState::new(&db, &rxsync::config::ReviewConfig::default())
-        .map_err(|e| anyhow!("{e}"))?;
     if let Some(note) = listen_note {
         println!();
         table::say(&note, 0);
     }
-    println!("\nReview the queue in the browser: http://{addr}  (login: {user} / {password})");
+    println!(
+        "\nReview the queue in the browser: http://{review_addr}  (login: {user} / {password})"
+    );
     println!("Also /healthz /readyz /metrics there; syncing on schedule; Ctrl-C stops.");
-    let server = super::run::spawn_server(listener, web, daemon.router(), stopped.clone());
     let signal_stop = stop.clone();
     let signalled = wait_for_signal();
     let signal = std::sync::Arc::new(std::sync::OnceLock::new());
@@ -327,6 +392,17 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
         )
     );
     Ok(())
+}
+
+/// The patients with a link at the consent provider (made by an earlier
+/// run: the demo does not consent for them again).
+fn consent_links(store: &Store) -> Result<Vec<String>, Failure> {
+    Ok(store
+        .links(None)?
+        .into_iter()
+        .filter(|l| l.provider == consented::PROVIDER)
+        .map(|l| l.patient)
+        .collect())
 }
 
 /// The sandbox's listener: on the port of the last run when it is free,
@@ -456,7 +532,7 @@ fn setup_store(store: &mut Store) -> Result<(), Failure> {
             store.add_patient(
                 &NewPatient {
                     id,
-                    mrn: None,
+                    mrn: p.mrn.map(str::to_string),
                     name: Some(p.name.to_string()),
                     birth_date: Some(p.birth_date.to_string()),
                 },

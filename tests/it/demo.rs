@@ -1,5 +1,7 @@
 //! `rxsync demo`, the README's first command: from nothing to links of every
-//! kind, one scheduled pass, the queue, the review UI with its printed login.
+//! kind, two of them made by consent through the review app (one linked,
+//! one held for identity review), one scheduled pass, the queue, the review
+//! UI with its printed login.
 
 use crate::review_server::field_value;
 use crate::support::{Run, TestEnv, repo_path};
@@ -14,6 +16,233 @@ fn q(conn: &rusqlite::Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).expect(sql)
 }
 
+/// The consent-related audit actions about `patient`, in order.
+fn consent_audit(conn: &rusqlite::Connection, patient: &str) -> Vec<String> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT action FROM audit WHERE patient_id = ?1
+             AND (action LIKE 'invitation.%' OR action LIKE 'consent.%'
+                  OR action LIKE 'identity.%' OR action IN ('link.add', 'import'))
+             ORDER BY id",
+        )
+        .expect("prepare");
+    stmt.query_map([patient], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+/// Where `action` is in `actions` (it must be there once).
+fn once(actions: &[String], action: &str) -> usize {
+    let at: Vec<usize> = actions
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| *a == action)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(at.len(), 1, "{action} once in {actions:?}");
+    at[0]
+}
+
+/// The demo's consents, as the database and its output tell them: demo-6
+/// linked through an invitation, the review app, the sandbox's consent, the
+/// callback and the first pull; demo-7 held for identity review with
+/// nothing imported.
+fn assert_consents(db: &rusqlite::Connection, out: &str) {
+    let link = |patient: &str| -> (i64, String) {
+        db.query_row(
+            "SELECT id, state FROM links WHERE provider = 'demo-fhir-consent' AND patient_id = ?1",
+            [patient],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect(patient)
+    };
+    let (linked, state) = link("demo-6");
+    assert_eq!(state, "active");
+    let (held, state) = link("demo-7");
+    assert_eq!(state, "held");
+
+    // Both were made by invitations the review app opened, once each.
+    for (patient, id, outcome) in [("demo-6", linked, "linked"), ("demo-7", held, "held")] {
+        assert_eq!(
+            q(
+                db,
+                &format!(
+                    "SELECT COUNT(*) FROM invitations WHERE patient_id = '{patient}'
+                     AND provider = 'demo-fhir-consent' AND opened_at IS NOT NULL
+                     AND flow_id IS NOT NULL AND outcome = '{outcome}' AND link_id = {id}"
+                )
+            ),
+            1,
+            "{patient}'s invitation made link {id} ({outcome})"
+        );
+        let actions = consent_audit(db, patient);
+        // Invitation made and opened, authorization started, callback
+        // received, code exchanged — in this order, each once.
+        let steps = [
+            "invitation.made",
+            "invitation.opened",
+            "consent.start",
+            "consent.callback",
+            "consent.exchanged",
+        ]
+        .map(|a| once(&actions, a));
+        assert!(steps.windows(2).all(|w| w[0] < w[1]), "{actions:?}");
+        let exchanged = steps[4];
+        // Then the link, the identity read and compared, the invitation used.
+        let verdict = if outcome == "linked" {
+            "identity.match"
+        } else {
+            "identity.held"
+        };
+        for after in ["link.add", "consent.linked", verdict, "invitation.used"] {
+            assert!(once(&actions, after) > exchanged, "{after}: {actions:?}");
+        }
+        assert!(
+            once(&actions, "invitation.used") > once(&actions, verdict),
+            "{actions:?}"
+        );
+        if outcome == "linked" {
+            assert!(
+                once(&actions, "import") > once(&actions, "consent.linked"),
+                "the first pull after the link: {actions:?}"
+            );
+        } else {
+            assert!(!actions.iter().any(|a| a == "import"), "{actions:?}");
+        }
+    }
+    // The identity was read from the ID token and compared: what was read
+    // and each comparison are on the audit row.
+    let verdict = |action: &str, patient: &str| -> serde_json::Value {
+        let detail: String = db
+            .query_row(
+                "SELECT detail FROM audit WHERE action = ?1 AND patient_id = ?2",
+                [action, patient],
+                |r| r.get(0),
+            )
+            .expect(action);
+        serde_json::from_str(&detail).expect("json")
+    };
+    let compared = |v: &serde_json::Value| -> Vec<(String, bool)> {
+        v["verdict"]["compared"]
+            .as_array()
+            .expect("compared")
+            .iter()
+            .map(|c| {
+                (
+                    c["what"].as_str().unwrap_or_default().to_string(),
+                    c["equal"].as_bool().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let matched = verdict("identity.match", "demo-6");
+    assert_eq!(
+        matched["remote_identity"]["identifiers"]["id_token:mrn"], "MRN-demo-6",
+        "{matched}"
+    );
+    assert_eq!(
+        compared(&matched),
+        [("mrn", true), ("family_name", true), ("birth_date", true)]
+            .map(|(w, e)| (w.to_string(), e))
+            .to_vec()
+    );
+    let differs = verdict("identity.held", "demo-7");
+    assert_eq!(
+        differs["remote_identity"]["identifiers"]["id_token:mrn"], "MRN-demo-7-spouse",
+        "{differs}"
+    );
+    assert_eq!(
+        compared(&differs),
+        [("mrn", false), ("family_name", true), ("birth_date", false)]
+            .map(|(w, e)| (w.to_string(), e))
+            .to_vec()
+    );
+
+    // The first pull ran from the callback (trigger pull, by the patient's
+    // browser), imported, and is the link's only sync.
+    assert_eq!(
+        q(
+            db,
+            &format!(
+                "SELECT COUNT(*) FROM syncs WHERE link_id = {linked} AND trigger = 'pull' AND outcome = 'imported'"
+            )
+        ),
+        1
+    );
+    assert_eq!(
+        q(
+            db,
+            "SELECT COUNT(*) FROM regimens WHERE patient_id = 'demo-6' AND source = 'demo-fhir-consent'"
+        ),
+        1
+    );
+    // The held link: an open identity_mismatch naming both identities,
+    // no sync, no regimen, no document.
+    let mismatch: String = db
+        .query_row(
+            "SELECT detail FROM exceptions WHERE kind = 'identity_mismatch' AND state = 'open'
+             AND patient_id = 'demo-7' AND source = 'demo-fhir-consent'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("an open identity_mismatch for demo-7");
+    assert!(
+        mismatch.contains("MRN-demo-7-spouse") && mismatch.contains("Hedy Testcase"),
+        "{mismatch}"
+    );
+    assert_eq!(
+        q(
+            db,
+            "SELECT COUNT(*) FROM exceptions WHERE kind = 'identity_mismatch'"
+        ),
+        1
+    );
+    assert_eq!(
+        q(
+            db,
+            "SELECT COUNT(*) FROM regimens WHERE patient_id = 'demo-7'"
+        ),
+        0
+    );
+    assert_eq!(
+        q(
+            db,
+            &format!("SELECT COUNT(*) FROM syncs WHERE link_id = {held}")
+        ),
+        0
+    );
+
+    // The output says which link consent made, how, and what the
+    // patient's page showed; and the one held, with its decisions.
+    let first_item: String = db
+        .query_row(
+            "SELECT i.name FROM items i JOIN regimens r ON r.id = i.regimen_id
+             WHERE r.patient_id = 'demo-6' ORDER BY i.position LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("an item");
+    for said in [
+        "Linked by consent at demo-fhir-consent, as patients do (invitation → sandbox consent → callback → first pull):".to_string(),
+        format!("link {linked} demo-6: active — the invitation (made as `rxsync link invite` does) opened in a browser: review app /invite/…"),
+        "sandbox /oauth2/authorize 302 → review app /oauth/callback 200;".to_string(),
+        "sandbox /oauth2/authorize 302 → review app /oauth/callback 202;".to_string(),
+        "| Your account at demo-fhir-consent is linked".to_string(),
+        format!("| {first_item} · "),
+        "| Thank you. Your care team needs to check this link before your medicines can be shown".to_string(),
+        "1 held for identity review".to_string(),
+        format!("link {held} demo-7 → demo-fhir-consent, exception "),
+        format!("link confirm {held} --by NAME --note TEXT"),
+        format!("link reject {held} --by NAME --note TEXT"),
+    ] {
+        assert!(out.contains(&said), "{said:?} in:\n{out}");
+    }
+    for secret in ["code=", "state=", "login_hint"] {
+        assert!(!out.contains(secret), "{secret} in:\n{out}");
+    }
+}
+
 #[test]
 fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
     let env = TestEnv::new();
@@ -22,13 +251,20 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
     let first = env.run_bare(&["demo", "--dir", &d, "--once"], &[]);
     let out = first.ok().to_string();
     assert!(out.contains("One scheduled pass"), "{out}");
-    assert!(out.contains("pass: 6 sync(s)"), "{out}");
+    // The consents' links had their first pull at the callback (or are
+    // held): the pass syncs the six links `link add` made.
+    assert!(
+        out.contains("pass: 6 sync(s): 5 imported, 1 needs relink"),
+        "{out}"
+    );
     let db = demo_db(&dir);
-    assert_eq!(q(&db, "SELECT COUNT(*) FROM links"), 6);
+    assert_eq!(q(&db, "SELECT COUNT(*) FROM links"), 8);
     assert_eq!(
         q(&db, "SELECT COUNT(*) FROM links WHERE state = 'active'"),
-        5
+        6
     );
+    assert_eq!(q(&db, "SELECT COUNT(*) FROM links WHERE state = 'held'"), 1);
+    assert_consents(&db, &out);
     assert_eq!(
         q(
             &db,
@@ -38,7 +274,7 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
     );
     assert_eq!(
         q(&db, "SELECT COUNT(*) FROM regimens"),
-        5,
+        6,
         "one per active link"
     );
     assert!(
@@ -58,6 +294,7 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
         "non_ndc_code",
         "duplicate",
         "link_broken",
+        "identity_mismatch",
     ] {
         assert!(
             q(
@@ -108,9 +345,20 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
     }
     // Again on the same folder: nothing is due, nothing is repeated.
     let again = env.run_bare(&["demo", "--dir", &d, "--once"], &[]);
-    assert!(again.ok().contains("pass: 0 sync(s)"), "{again:?}");
-    assert_eq!(q(&db, "SELECT COUNT(*) FROM regimens"), 5);
-    assert_eq!(q(&db, "SELECT COUNT(*) FROM links"), 6);
+    let out = again.ok().to_string();
+    assert!(out.contains("pass: 0 sync(s)"), "{out}");
+    assert!(
+        out.contains("demo-6: active — made by consent in an earlier run of the demo")
+            && out.contains("1 held for identity review"),
+        "{out}"
+    );
+    assert_eq!(q(&db, "SELECT COUNT(*) FROM regimens"), 6);
+    assert_eq!(q(&db, "SELECT COUNT(*) FROM links"), 8);
+    assert_eq!(
+        q(&db, "SELECT COUNT(*) FROM invitations"),
+        2,
+        "no new consent"
+    );
 
     // Without the demo: its sandbox on its port with its data, and `run`.
     let port = std::fs::read_to_string(dir.join("sandbox/port")).expect("port");
@@ -140,8 +388,15 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
     );
     let summary = run.json();
     assert_eq!(
-        summary["outcomes"]["unchanged"], 5,
-        "the tokens the sandbox kept still work: {summary}"
+        summary["outcomes"]["unchanged"], 6,
+        "the tokens the sandbox kept still work, the consent's too; the held link is not pulled: {summary}"
+    );
+    assert_eq!(
+        q(
+            &db,
+            "SELECT COUNT(*) FROM regimens WHERE patient_id = 'demo-7'"
+        ),
+        0
     );
 
     // A secret file gone: named with its provider, key and path, once.
@@ -408,11 +663,26 @@ fn demo_serves_the_review_ui_with_the_login_it_prints() {
             .to_string();
         let queue = http
             .get(format!("{url}/queue"))
-            .header("cookie", session)
+            .header("cookie", session.as_str())
             .send()
             .await
             .expect("queue");
         assert_eq!(queue.status().as_u16(), 200);
+        // The served review app links in the browser: its public URL is
+        // where it listens, and the consent provider is offered.
+        let patient = http
+            .get(format!("{url}/patients/demo-6"))
+            .header("cookie", session.as_str())
+            .send()
+            .await
+            .expect("patient page")
+            .text()
+            .await
+            .expect("patient page");
+        assert!(
+            patient.contains("data-provider=\"demo-fhir-consent\""),
+            "Link an account at demo-fhir-consent: {patient}"
+        );
         let metrics = http
             .get(format!("{url}/metrics"))
             .send()

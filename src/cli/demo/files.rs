@@ -9,6 +9,7 @@ use crate::cli::Failure;
 use anyhow::Context as _;
 use rxsync::sandbox::{self, SandboxConfig};
 use secrecy::ExposeSecret as _;
+use std::net::SocketAddr;
 use std::path::Path;
 
 /// The folder, under the demo's, of the provider secrets.
@@ -116,10 +117,28 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The demo's `config.toml`: the sandbox at `base`, secrets in the files
-/// `write_secrets` wrote (paths relative to the configuration's folder).
-pub fn demo_config(base: &str) -> String {
+/// The demo's `config.toml`: the sandbox at `base`, the review app at
+/// `review` (also its public URL: invitations point there and consents come
+/// back to its `/oauth/callback`), secrets in the files `write_secrets`
+/// wrote (paths relative to the configuration's folder).
+pub fn demo_config(base: &str, review: &SocketAddr) -> String {
     let secret = |name: &str| format!("{SECRETS}/{}", secret_file(name));
+    // Listening on every address, the app is reached on loopback.
+    let mut public = *review;
+    if public.ip().is_unspecified() {
+        public.set_ip(match public.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    // Only a loopback address is written as `listen`: the configuration
+    // wants TLS on any other (`rxsync serve` would refuse it), which the
+    // demo does not set up. The demo itself serves where it was told.
+    let listen = if review.ip().is_loopback() {
+        format!("listen = \"{review}\"\n")
+    } else {
+        String::new()
+    };
     format!(
         r#"# Written by `rxsync demo` (rewritten on each run: the sandbox's port may change).
 # Use it with: rxsync --config THIS-FILE ...   The provider secrets are the
@@ -128,6 +147,11 @@ pub fn demo_config(base: &str) -> String {
 
 [database]
 path = "rxsync.db"
+
+# The review app (rxsync serve / run): invitations are URLs under
+# public_url, and the providers' consents come back to public_url/oauth/callback.
+[review]
+{listen}public_url = "http://{public}"
 
 [import]
 max_document_bytes = 16777216
@@ -206,6 +230,31 @@ token_url = "{base}/oauth2/token"
 revocation_url = "{base}/oauth2/revoke"
 client_id = "demo-public"
 placement = "header"
+
+# Linked by consent (an invitation, or "Link an account" on a patient's
+# page): OpenID Connect at the sandbox, authorization code + PKCE, and the
+# wrong-patient guard: the ID token's mrn must be the local patient's MRN,
+# with the same family name and birth date.
+[[providers]]
+id = "demo-fhir-consent"
+kind = "fhir"
+base_url = "{base}/fhir"
+[providers.auth]
+scheme = "oauth2"
+authorize_url = "{base}/oauth2/authorize"
+token_url = "{base}/oauth2/token"
+revocation_url = "{base}/oauth2/revoke"
+client_id = "demo-client"
+client_secret_file = "{client}"
+placement = "header"
+scopes = ["openid", "patient/MedicationRequest.rs", "offline_access"]
+authorize_params = {{ aud = "{base}/fhir" }}
+[providers.identity]
+remote = "id_token:mrn"
+local = "mrn"
+also = ["family_name", "birth_date"]
+jwks_url = "{base}/oauth2/jwks"
+issuer = "{base}"
 "#,
         hmac_header = secret("demo-hmac-header"),
         hmac_query = secret("demo-hmac-query"),

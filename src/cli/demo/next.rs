@@ -4,6 +4,7 @@
 //! for the shell, nothing to set in the environment);
 //! `tests/it/demo.rs` runs them.
 
+use super::consented::{self, Outcome};
 use crate::cli::run::{human, syncs_sentence};
 use crate::cli::{Failure, table};
 use rxsync::daemon::Summary;
@@ -30,7 +31,115 @@ const MAP_EXAMPLE: (&str, &str, &str) = (
     "RxNorm 197361 is Norvasc 5 mg",
 );
 
+/// The medicines of the patient's page shown in the summary; the rest are counted.
+const PAGE_ROWS: usize = 5;
+
 impl Next<'_> {
+    /// Says which links were made by consent — what the browser went
+    /// through and what the patient's page showed (`outcomes`: this run's;
+    /// none when an earlier run made them) — and which links are held for
+    /// identity review, with the commands that decide them.
+    pub fn print_consents(&self, store: &Store, outcomes: &[Outcome]) -> Result<(), Failure> {
+        let rx = format!("{} --config {}", program(), sh(self.config));
+        let links = store.links(None)?;
+        let link_of = |patient: &str| {
+            links
+                .iter()
+                .find(|l| l.provider == consented::PROVIDER && l.patient == patient)
+        };
+        println!();
+        println!(
+            "Linked by consent at {}, as patients do (invitation → sandbox consent → callback → first pull):",
+            consented::PROVIDER
+        );
+        for i in &consented::INVITED {
+            let Some(link) = link_of(i.patient) else {
+                println!("  {}: no link", i.patient);
+                continue;
+            };
+            let Some(o) = outcomes.iter().find(|o| o.patient == i.patient) else {
+                table::say(
+                    &format!(
+                        "  link {} {}: {} — made by consent in an earlier run of the demo",
+                        link.id, i.patient, link.state
+                    ),
+                    4,
+                );
+                continue;
+            };
+            table::say(
+                &format!(
+                    "  link {} {}: {} — the invitation (made as `rxsync link invite` does) opened in a browser: {}; at the sandbox the patient signed in as {} and approved; at the callback rxsync exchanged the code, checked the ID token and compared the identity{}",
+                    link.id,
+                    i.patient,
+                    link.state,
+                    o.hops.join(" → "),
+                    o.account,
+                    if o.outcome == "linked" {
+                        ", then ran the first pull"
+                    } else {
+                        ""
+                    }
+                ),
+                4,
+            );
+            println!("    The patient's page said:");
+            // Table rows (the header is one) past the first few are counted.
+            let (mut rows, mut left_out) = (0, 0);
+            for line in &o.page {
+                if line.contains(" · ") {
+                    rows += 1;
+                    if rows > PAGE_ROWS + 1 {
+                        left_out += 1;
+                        continue;
+                    }
+                } else if left_out > 0 {
+                    println!("      | … and {left_out} more");
+                    left_out = 0;
+                }
+                table::say(&format!("      | {line}"), 8);
+            }
+            if left_out > 0 {
+                println!("      | … and {left_out} more");
+            }
+        }
+        let held: Vec<_> = links.iter().filter(|l| l.state == "held").collect();
+        if held.is_empty() {
+            return Ok(());
+        }
+        let open = store.exceptions(&ExceptionFilter {
+            state: Some(ExceptionState::Open),
+            kind: Some(ExceptionKind::IdentityMismatch),
+            ..Default::default()
+        })?;
+        println!();
+        println!(
+            "{} held for identity review (nothing is imported from a held link until a clinician decides):",
+            held.len()
+        );
+        for l in held {
+            // The exception's closing sentence names the commands printed below.
+            let why = open
+                .iter()
+                .find(|e| e.patient == l.patient && e.source == l.provider)
+                .map(|e| {
+                    let detail = e.detail.split(" Nothing is imported").next();
+                    format!(" exception {}: {}", e.id, detail.unwrap_or_default())
+                })
+                .unwrap_or_default();
+            table::say(
+                &format!("  link {} {} → {},{why}", l.id, l.patient, l.provider),
+                4,
+            );
+            println!(
+                "    confirm (it is the patient: imports) or reject (it is not: revokes the link):"
+            );
+            println!("    {rx} link confirm {} --by NAME --note TEXT", l.id);
+            println!("    {rx} link reject {} --by NAME --note TEXT", l.id);
+        }
+        Ok(())
+    }
+
     /// Prints the follow-up commands, with the ids of this database.
     pub fn print(&self, store: &Store) -> Result<(), Failure> {
         let program = program();
