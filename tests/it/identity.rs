@@ -670,3 +670,64 @@ fn an_unknown_kid_refetches_the_jwks_once() {
         "one refetch for the unknown kid, not one per token"
     );
 }
+
+/// The identity is read with a fresh token. The link's access token is
+/// refused by the provider (it says `expires_in`, yet the provider has
+/// dropped it — introspection calls it inactive, userinfo answers 401), or
+/// its known expiry has passed: the pull refreshes once (the new pair
+/// committed before it is used), reads the identity with the new token,
+/// and imports with it — no second refresh for the document.
+#[test]
+fn an_expired_access_token_is_refreshed_once_before_the_identity_is_read() {
+    let sandbox = Sandbox::start();
+    let userinfo_only = format!(
+        "{}[providers.identity]\nremote = \"userinfo:mrn\"\nuserinfo_url = \"{}/oauth2/userinfo\"\n",
+        fhir_at(&sandbox, "idp", "demo-client", "header"),
+        sandbox.base
+    );
+    let cases = [
+        (
+            "introspection says inactive",
+            userinfo(&sandbox, ""),
+            json!({"access_token_valid": false}),
+        ),
+        (
+            "userinfo answers 401",
+            userinfo_only.clone(),
+            json!({"access_token_valid": false}),
+        ),
+        (
+            "the known expiry passed",
+            userinfo_only,
+            json!({"expires_in": 1}),
+        ),
+    ];
+    for (case, config, grant) in cases {
+        let before = crate::pull::harness::stats(&sandbox)["refreshes"]
+            .as_i64()
+            .unwrap_or(0);
+        let (home, id) = linked(&sandbox, &config, grant);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let (run, report) = pull(&home);
+        assert_eq!(report["outcome"], "imported", "{case}: {report} {run:?}");
+        assert_eq!(report["refreshed"], true, "{case}: {report}");
+        assert_eq!(
+            crate::pull::harness::stats(&sandbox)["refreshes"]
+                .as_i64()
+                .unwrap_or(0)
+                - before,
+            1,
+            "{case}: one refresh per pull"
+        );
+        assert_eq!(regimens(&home), 1, "{case}");
+        let row = home.link_row(id);
+        assert_eq!(row["state"], "active", "{case}");
+        assert_eq!(row["remote_identity"]["subject"], REMOTE, "{case}: {row}");
+        assert_eq!(
+            home.env
+                .query_i64("SELECT COUNT(*) FROM audit WHERE action = 'link.refresh'"),
+            1,
+            "{case}: the refreshed pair was committed"
+        );
+    }
+}
