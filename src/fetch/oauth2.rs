@@ -418,13 +418,7 @@ pub async fn refresh(
             refresh_token: r
                 .refresh_token()
                 .map(|t| SecretString::from(t.secret().clone())),
-            grant_expires_at: {
-                let mut fields = serde_json::Map::new();
-                if let Some(v) = &r.extra_fields().access_grant_expiration {
-                    fields.insert("access_grant_expiration".into(), v.clone());
-                }
-                super::grant::grant_expiry(&fields, r.refresh_token().map(|t| t.secret().as_str()))
-            },
+            grant_expires_at: refreshed_grant_end(&r),
             expires_at: r.expires_in().and_then(|d| {
                 chrono::Duration::from_std(d)
                     .ok()
@@ -458,6 +452,18 @@ pub async fn refresh(
         ))),
         Err(RequestTokenError::Other(m)) => Err(RefreshError::Failed(m)),
     }
+}
+
+/// The grant end a refresh answer gives (`fetch::grant`): its
+/// `access_grant_expiration`, else its rotated refresh token's `exp`.
+fn refreshed_grant_end(
+    r: &StandardTokenResponse<GrantFields, BasicTokenType>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let mut fields = serde_json::Map::new();
+    if let Some(v) = &r.extra_fields().access_grant_expiration {
+        fields.insert("access_grant_expiration".into(), v.clone());
+    }
+    super::grant::grant_expiry(&fields, r.refresh_token().map(|t| t.secret().as_str()))
 }
 
 /// Revokes a token at the provider's RFC 7009 endpoint. 200 means revoked

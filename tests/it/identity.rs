@@ -33,6 +33,16 @@ fn userinfo(sandbox: &Sandbox, extra: &str) -> String {
 /// A home with patient P2, who is the sandbox's `remote-p1` (same MRN,
 /// family name and birth date), linked to `idp` with a fresh grant.
 fn linked(sandbox: &Sandbox, config: &str, grant: Value) -> (Home, i64) {
+    linked_keeping(sandbox, config, grant, true)
+}
+
+/// `linked`, the link holding the grant's refresh token or not.
+fn linked_keeping(
+    sandbox: &Sandbox,
+    config: &str,
+    grant: Value,
+    refresh_token: bool,
+) -> (Home, i64) {
     let home = Home::new(config);
     home.rx(&[
         "patient",
@@ -51,8 +61,11 @@ fn linked(sandbox: &Sandbox, config: &str, grant: Value) -> (Home, i64) {
     if let (Some(r), Some(e)) = (req.as_object_mut(), grant.as_object()) {
         r.extend(e.clone());
     }
-    let (status, tokens) = sandbox.admin("/admin/oauth2/grants", Some(&req));
+    let (status, mut tokens) = sandbox.admin("/admin/oauth2/grants", Some(&req));
     assert_eq!(status, 200, "{tokens}");
+    if !refresh_token && let Some(t) = tokens.as_object_mut() {
+        t.remove("refresh_token");
+    }
     let id = home.link_as("P2", "idp", &tokens);
     (home, id)
 }
@@ -335,13 +348,17 @@ fn the_fhir_patient_and_introspection_are_identity_sources_too() {
     );
 }
 
+/// Introspection calls the token inactive and no refresh can cure it (the
+/// link holds no refresh token; with one, the identity is read again with
+/// a refreshed token: `an_expired_access_token_is_refreshed_once…`).
 #[test]
 fn an_inactive_introspection_refuses_and_stores_nothing() {
     let sandbox = Sandbox::start();
-    let (home, id) = linked(
+    let (home, id) = linked_keeping(
         &sandbox,
         &provider(&sandbox, "remote = \"introspection:mrn\""),
         json!({"access_token_valid": false}),
+        false,
     );
     let (run, report) = pull(&home);
     run.fails(1);

@@ -183,7 +183,10 @@ pub async fn show_invitation(
             h2 { "What happens next" }
             p { "You will sign in at " (name) " and choose whether to allow this. Nothing is shared until you do, and you can say no." }
             p { "This invitation works once, until " (time(&invitation.expires_at)) "." }
-            form method="post" action=(format!("/invite/{token}")) {
+            // Relative: the page's own URL, under `public_url`'s path
+            // (behind a proxy it need not be `/`). The token is plausible
+            // (letters, digits, `-`, `_`), or the page would not be here.
+            form method="post" action=(token) {
                 input type="hidden" name="invite_csrf" value=(field);
                 button #continue type="submit" { "Continue to " (name) }
             }
