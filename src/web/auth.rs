@@ -584,6 +584,61 @@ mod tests {
     }
 
     #[test]
+    fn a_form_token_is_good_only_for_its_purpose_and_keeps_a_held_nonce() {
+        let key = [7u8; 32];
+        let with = |cookie: &str| {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = axum::http::HeaderValue::from_str(&format!("{INVITE_COOKIE}={cookie}")) {
+                h.insert(header::COOKIE, v);
+            }
+            h
+        };
+        let (nonce, field) = form_token(&key, "invitation aaa", None);
+        assert!(form_ok(
+            &key,
+            &with(&nonce),
+            INVITE_COOKIE,
+            "invitation aaa",
+            &field
+        ));
+        assert!(
+            !form_ok(&key, &with(&nonce), INVITE_COOKIE, "invitation bbb", &field),
+            "another invitation"
+        );
+        assert!(
+            !form_ok(&key, &with(&nonce), LOGIN_COOKIE, "invitation aaa", &field),
+            "another cookie"
+        );
+        assert!(
+            !login_form_ok(&key, &with(&nonce), &field),
+            "not a login form"
+        );
+        // A second page in the same browser keeps the nonce its cookie holds,
+        // so the first page's form still passes.
+        let (again, second) = form_token(&key, "invitation bbb", Some(nonce.clone()));
+        assert_eq!(again, nonce);
+        assert!(form_ok(
+            &key,
+            &with(&nonce),
+            INVITE_COOKIE,
+            "invitation aaa",
+            &field
+        ));
+        assert!(form_ok(
+            &key,
+            &with(&nonce),
+            INVITE_COOKIE,
+            "invitation bbb",
+            &second
+        ));
+        // A nonce that could not have come from us is not kept.
+        for junk in ["", "short", "bad;value=with-a-semicolon-and-more"] {
+            let (fresh, _) = form_token(&key, "x", Some(junk.to_string()));
+            assert_ne!(fresh, junk);
+        }
+    }
+
+    #[test]
     fn cookies_and_tokens() {
         let mut h = HeaderMap::new();
         h.insert(

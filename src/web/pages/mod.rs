@@ -269,3 +269,37 @@ async fn logout(State(state): State<AppState>, Extension(viewer): Extension<View
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn csp_with(target: Option<&str>) -> String {
+        let mut r = Response::new(axum::body::Body::empty());
+        if let Some(t) = target {
+            r.extensions_mut()
+                .insert(FormTarget(url::Url::parse(t).expect("url")));
+        }
+        let r = security_headers(r).await;
+        r.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("ascii")
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_form_target_adds_only_its_http_origin_to_form_action() {
+        assert!(csp_with(None).await.contains("form-action 'self';"));
+        assert!(
+            csp_with(Some("https://idp.example.org:8443/oauth2/authorize?x=1"))
+                .await
+                .contains("form-action 'self' https://idp.example.org:8443;")
+        );
+        for opaque in ["data:text/html,hi", "javascript:alert(1)"] {
+            assert!(
+                csp_with(Some(opaque)).await.contains("form-action 'self';"),
+                "{opaque}"
+            );
+        }
+    }
+}
