@@ -1122,14 +1122,13 @@ impl Fetching<'_> {
                     let refresh = tokens.refresh_token.clone();
                     let scope = tokens.scope.clone();
                     let detail = detail.clone();
-                    // A rotated refresh token that is a JWT dates the grant anew.
-                    let grant_end = crate::fetch::grant::grant_expiry(
-                        &serde_json::Map::new(),
-                        refresh.as_ref().map(|r| r.expose_secret()),
-                    )
-                    .map(crate::store::rfc3339_at);
+                    // The answer's `access_grant_expiration` (or a rotated
+                    // JWT refresh token's `exp`) dates the grant anew.
+                    let grant_end = tokens.grant_expires_at.map(crate::store::rfc3339_at);
                     // In a transaction of its own: the provider has already
-                    // rotated the pair, so no other sync's trouble may fail it.
+                    // rotated the pair, so no other sync's trouble may fail
+                    // it. The grant end is part of the same job, so it
+                    // commits (or rolls back) with the pair.
                     writer
                         .run_alone(move |store| {
                             store.store_refreshed_tokens(

@@ -60,7 +60,8 @@ pub enum Command {
     /// at a provider in the browser.
     ///
     /// Prints `[review] public_url` + `/invite/TOKEN`. The patient opens it
-    /// (no rxsync account needed), consents at the provider and comes back
+    /// (no rxsync account needed; opening it spends nothing), presses
+    /// Continue there, consents at the provider and comes back
     /// to the review app's `/oauth/callback`, which stores the link and
     /// runs its first pull. It works once and expires; only its hash is
     /// stored.

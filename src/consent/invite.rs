@@ -3,15 +3,24 @@
 //! who has no rxsync account.
 //!
 //! The token is 32 random bytes from the OS CSPRNG (256 bits), shown once
-//! and stored only as its SHA-256 (`store::invitations`). Pure: no store,
-//! no clock of its own beyond `now` for the expiry; never prints.
+//! and stored only as its SHA-256 (`store::invitations`). Making one, its
+//! lifetime and its token are pure (no store, no clock of its own beyond
+//! `now` for the expiry). Opening its URL only shows the patient what it
+//! is for (`Store::look_up_invitation`); `accept` — the patient's
+//! *Continue* — is the one place it is spent: the consent flow is made and
+//! stored, the invitation spent and the flow remembered on it, in one
+//! store transaction. Never prints.
 
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use crate::config::PublicUrl;
+use super::{ConsentClient, ConsentError, Started};
+use crate::config::{Provider, PublicUrl};
+use crate::domain::PatientId;
+use crate::store::{InvitationLookup, OpenedInvitation, StoreError, Writer};
+use crate::vault::VaultKey;
 
 /// The longest an invitation may live.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -83,6 +92,45 @@ pub fn plausible_token(token: &str) -> bool {
 /// The URL as text, for the one place that shows it.
 pub fn reveal(fresh: &Fresh) -> &str {
     fresh.url.expose_secret()
+}
+
+/// What accepting an invitation came to.
+#[derive(Debug)]
+pub enum Acceptance {
+    /// Spent, its consent started: send the patient to `Started::url`.
+    Started(Started),
+    /// Refused and audited, nothing started: unknown, used (a racing
+    /// accept included) or expired.
+    Refused(InvitationLookup),
+}
+
+/// Accepts the live `invitation` (as `Store::look_up_invitation` found it
+/// under `token_sha256`) for its patient at `provider`: one store
+/// transaction spends it, stores the consent flow back at `redirect_uri`
+/// and remembers the flow on it.
+#[allow(clippy::too_many_arguments)]
+pub async fn accept(
+    writer: &Writer,
+    key: &VaultKey,
+    provider: &Provider,
+    resolved: &ConsentClient,
+    invitation: &OpenedInvitation,
+    token_sha256: &str,
+    redirect_uri: &Url,
+    actor: &str,
+) -> Result<Acceptance, ConsentError> {
+    let patient = PatientId::parse(&invitation.patient).map_err(|e| {
+        StoreError::Corrupt(format!("invitation {}: patient id: {e}", invitation.id))
+    })?;
+    let (flow, started) = super::prepare(key, provider, resolved, &patient, redirect_uri)?;
+    let (hash, actor) = (token_sha256.to_string(), actor.to_string());
+    let found = writer
+        .run(move |store| store.accept_invitation(&hash, &flow.as_new(), &actor))
+        .await?;
+    Ok(match found {
+        InvitationLookup::Live(_) => Acceptance::Started(started),
+        other => Acceptance::Refused(other),
+    })
 }
 
 #[cfg(test)]

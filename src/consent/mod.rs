@@ -4,7 +4,9 @@
 //!
 //! `begin` makes a flow (fresh state, verifier, nonce; the state stored
 //! only as its hash, the others sealed by the vault; ten minutes to live)
-//! and returns the URL to send the patient to. `complete` takes the query
+//! and returns the URL to send the patient to; `prepare` is its half that
+//! stores nothing, which an invitation's acceptance (`invite::accept`)
+//! stores in the transaction that spends the invitation. `complete` takes the query
 //! the provider sent back to the redirect URI, finds the flow by its state
 //! (once: a replayed callback finds it used), exchanges the code at the
 //! token endpoint with the provider's client authentication, and hands
@@ -236,6 +238,58 @@ pub async fn begin(
     redirect_uri: &Url,
     actor: &str,
 ) -> Result<Started, ConsentError> {
+    let (flow, started) = prepare(key, provider, resolved, patient, redirect_uri)?;
+    let actor = actor.to_string();
+    writer
+        .run(move |store| store.start_consent_flow(&flow.as_new(), &actor))
+        .await?;
+    Ok(started)
+}
+
+/// A flow made but not yet stored: what the store keeps of it (the state
+/// as its hash, the verifier and nonce sealed). Owned, so that a writer
+/// job can take it.
+pub(crate) struct PreparedFlow {
+    id: String,
+    provider: String,
+    patient: PatientId,
+    state_sha256: String,
+    key_id: String,
+    pkce_verifier: Vec<u8>,
+    nonce: Option<Vec<u8>>,
+    redirect_uri: String,
+    expires_at: String,
+    detail: serde_json::Value,
+}
+
+impl PreparedFlow {
+    /// The store's view of it.
+    pub(crate) fn as_new(&self) -> NewFlow<'_> {
+        NewFlow {
+            id: &self.id,
+            provider: &self.provider,
+            patient: &self.patient,
+            state_sha256: &self.state_sha256,
+            key_id: &self.key_id,
+            pkce_verifier: self.pkce_verifier.clone(),
+            nonce: self.nonce.clone(),
+            redirect_uri: &self.redirect_uri,
+            expires_at: &self.expires_at,
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+/// Makes a flow's secrets and its authorization URL, without storing it:
+/// `begin` stores it alone, an invitation's acceptance together with
+/// spending the invitation (`invite::accept`).
+pub(crate) fn prepare(
+    key: &VaultKey,
+    provider: &Provider,
+    resolved: &ConsentClient,
+    patient: &PatientId,
+    redirect_uri: &Url,
+) -> Result<(PreparedFlow, Started), ConsentError> {
     let (o, consent) = consent_settings(provider)?;
     let secrets = RequestSecrets::generate(authorize::wants_nonce(&o.scopes));
     let url = authorize::authorization_url(
@@ -254,7 +308,6 @@ pub async fn begin(
         .nonce
         .as_ref()
         .map(|n| key.seal_flow(&flow, "nonce", n.expose_secret()));
-    let state_sha256 = authorize::state_sha256(secrets.state.expose_secret());
     let detail = json!({
         "provider": provider.id.as_str(),
         "authorize_url": redact(&resolved.authorize_url),
@@ -265,39 +318,26 @@ pub async fn begin(
         "prompt_login": consent.prompt_login,
         "expires_at": crate::store::rfc3339_at(expires_at),
     });
-    let (key_id, patient2, provider_id, redirect, flow_id) = (
-        key.id().to_string(),
-        patient.clone(),
-        provider.id.to_string(),
-        redirect_uri.to_string(),
-        flow.clone(),
-    );
-    let actor = actor.to_string();
-    let expires = crate::store::rfc3339_at(expires_at);
-    writer
-        .run(move |store| {
-            store.start_consent_flow(
-                &NewFlow {
-                    id: &flow_id,
-                    provider: &provider_id,
-                    patient: &patient2,
-                    state_sha256: &state_sha256,
-                    key_id: &key_id,
-                    pkce_verifier,
-                    nonce,
-                    redirect_uri: &redirect,
-                    expires_at: &expires,
-                    detail,
-                },
-                &actor,
-            )
-        })
-        .await?;
-    Ok(Started {
-        flow,
-        url,
-        expires_at,
-    })
+    let prepared = PreparedFlow {
+        id: flow.clone(),
+        provider: provider.id.to_string(),
+        patient: patient.clone(),
+        state_sha256: authorize::state_sha256(secrets.state.expose_secret()),
+        key_id: key.id().to_string(),
+        pkce_verifier,
+        nonce,
+        redirect_uri: redirect_uri.to_string(),
+        expires_at: crate::store::rfc3339_at(expires_at),
+        detail,
+    };
+    Ok((
+        prepared,
+        Started {
+            flow,
+            url,
+            expires_at,
+        },
+    ))
 }
 
 /// Ends a flow that got no callback (a timeout, an interrupted `link start`):

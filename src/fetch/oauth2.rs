@@ -25,9 +25,13 @@ use super::backend::{AssertionKey, JWT_BEARER, client_assertion};
 use crate::config::{ClientAuth, Oauth2Settings};
 use crate::discovery::Discovered;
 use base64::Engine as _;
-use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::basic::{
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
+};
 use oauth2::{
-    AuthType, ClientId, ClientSecret, RefreshToken, RequestTokenError, TokenResponse, TokenUrl,
+    AuthType, ClientId, ClientSecret, ExtraTokenFields, RefreshToken, RequestTokenError,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
@@ -43,7 +47,29 @@ pub struct TokenSet {
     pub refresh_token: Option<SecretString>,
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub scope: Option<String>,
+    /// When the grant ends, if the answer says (`fetch::grant`: its
+    /// `access_grant_expiration`, else a rotated JWT refresh token's `exp`).
+    pub grant_expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// The one non-token field of a refresh answer rxsync reads besides the
+/// standard ones: a grant end may move with every refresh.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct GrantFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_grant_expiration: Option<serde_json::Value>,
+}
+
+impl ExtraTokenFields for GrantFields {}
+
+/// The `oauth2` crate's basic client, reading `GrantFields` too.
+type RefreshClient = oauth2::Client<
+    BasicErrorResponse,
+    StandardTokenResponse<GrantFields, BasicTokenType>,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+>;
 
 /// Why a refresh failed. Never carries a token.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -351,7 +377,7 @@ pub async fn refresh(
     timeout: Duration,
 ) -> Result<TokenSet, RefreshError> {
     let proof = &c.proof;
-    let mut oauth = BasicClient::new(ClientId::new(c.client_id.clone()))
+    let mut oauth = RefreshClient::new(ClientId::new(c.client_id.clone()))
         .set_token_uri(TokenUrl::from_url(c.token_url.clone()))
         .set_auth_type(match proof {
             ClientProof::Basic(_) => AuthType::BasicAuth,
@@ -392,6 +418,7 @@ pub async fn refresh(
             refresh_token: r
                 .refresh_token()
                 .map(|t| SecretString::from(t.secret().clone())),
+            grant_expires_at: refreshed_grant_end(&r),
             expires_at: r.expires_in().and_then(|d| {
                 chrono::Duration::from_std(d)
                     .ok()
@@ -425,6 +452,18 @@ pub async fn refresh(
         ))),
         Err(RequestTokenError::Other(m)) => Err(RefreshError::Failed(m)),
     }
+}
+
+/// The grant end a refresh answer gives (`fetch::grant`): its
+/// `access_grant_expiration`, else its rotated refresh token's `exp`.
+fn refreshed_grant_end(
+    r: &StandardTokenResponse<GrantFields, BasicTokenType>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let mut fields = serde_json::Map::new();
+    if let Some(v) = &r.extra_fields().access_grant_expiration {
+        fields.insert("access_grant_expiration".into(), v.clone());
+    }
+    super::grant::grant_expiry(&fields, r.refresh_token().map(|t| t.secret().as_str()))
 }
 
 /// Revokes a token at the provider's RFC 7009 endpoint. 200 means revoked

@@ -5,6 +5,11 @@
 //! as `held` (the link held, an `identity_mismatch` exception, no document
 //! stored); a match or an unchanged identity lets the pull go on, and what
 //! was read is recorded in the import's own transaction.
+//!
+//! The identity is read with a fresh token: a token the provider refuses
+//! while it is read (a 401, an inactive introspection, an expired JWT
+//! access token) is refreshed once through the pull's own refresh (the
+//! new pair committed before it is used) and the read tried again.
 
 use super::{Failure, Fetching, Session};
 use crate::config::ProviderAuth;
@@ -58,6 +63,71 @@ impl Fetching<'_> {
             ),
             ProviderAuth::Oauth1(_) => None,
         };
+        // The identity is read with a fresh token: an access token the
+        // provider refuses (a 401, an inactive introspection, an expired
+        // JWT) is refreshed once — through the pull's own refresh, which
+        // commits the new pair before it is used — and the read tried
+        // again. The document fetch after it then needs no refresh of its
+        // own (one refresh per pull).
+        let remote = loop {
+            let (read, token_refused) = self.read_identity(settings, client_auth.as_ref()).await;
+            if token_refused && self.can_refresh() {
+                self.refresh().await?;
+                continue;
+            }
+            break read;
+        };
+        let remote = remote?;
+        let read_at = crate::store::rfc3339_now();
+        let (write, verdict) = check::decide(
+            settings,
+            &check::local_of(&local),
+            &remote,
+            state.recorded.as_deref(),
+            state.accepted.as_deref(),
+            &read_at,
+        );
+        let held = write.hold.is_some();
+        self.journal.identity = Some(write);
+        match verdict {
+            Some(v) if held => {
+                let problems: Vec<String> = v.problems.iter().map(|p| p.to_string()).collect();
+                Err(Failure {
+                    outcome: "held",
+                    error: format!(
+                        "link {link_id} is held: {}; nothing imported until a clinician confirms or rejects it",
+                        problems.join("; ")
+                    ),
+                    retry_after: None,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a refused token may still be refreshed in this pull: an
+    /// OAuth 2.0 link with a refresh token, not refreshed yet.
+    fn can_refresh(&self) -> bool {
+        matches!(
+            &self.session,
+            Session::Oauth2 {
+                refresh_token: Some(_),
+                refreshed: false,
+                ..
+            }
+        )
+    }
+
+    /// One attempt at reading the remote identity with the session's
+    /// current credential: the JWT access token validated (when
+    /// configured), introspection, the identity source. Every provider
+    /// access lands in the journal. Says too whether the provider refused
+    /// the token itself (so a refresh may help).
+    async fn read_identity(
+        &mut self,
+        settings: &IdentitySettings,
+        client_auth: Option<&crate::fetch::oauth2::Client>,
+    ) -> (Result<crate::identity::RemoteIdentity, Failure>, bool) {
         let access_token = match &self.session {
             Session::Oauth2 { bearer, .. } => Some(&bearer.token),
             Session::Oauth1(_) => None,
@@ -66,10 +136,10 @@ impl Fetching<'_> {
             settings.jwt_access_token,
             access_token,
             self.puller.jwks.get(self.provider.id.as_str()),
-            client_auth.as_ref(),
+            client_auth,
         ) {
             use secrecy::ExposeSecret;
-            remote::validate_with_jwks(
+            let valid = remote::validate_with_jwks(
                 &self.client,
                 jwks,
                 remote::Audience {
@@ -81,13 +151,17 @@ impl Fetching<'_> {
                 remote::TokenKind::Access,
                 chrono::Utc::now().timestamp(),
             )
-            .await
-            .map_err(|e| {
-                Failure::failed(format!(
-                    "provider {}: the JWT access token is refused: {e}",
-                    self.provider.id
-                ))
-            })?;
+            .await;
+            if let Err(e) = valid {
+                let expired = matches!(e, IdentityError::Expired);
+                return (
+                    Err(Failure::failed(format!(
+                        "provider {}: the JWT access token is refused: {e}",
+                        self.provider.id
+                    ))),
+                    expired,
+                );
+            }
         }
         let cx = ReadContext {
             provider: self.provider,
@@ -95,7 +169,7 @@ impl Fetching<'_> {
             client: &self.client,
             credential: self.session.credential(),
             access_token,
-            client_auth: client_auth.as_ref(),
+            client_auth,
             id_token: None,
             patient: Some(&self.link.view.remote_patient),
             now: chrono::Utc::now().timestamp(),
@@ -139,35 +213,13 @@ impl Fetching<'_> {
                 },
             }));
         }
+        let refused = matches!(read, Err(IdentityError::Inactive(_)))
+            || (read.is_err() && trail.last().is_some_and(|h| h.status == Some(401)));
         self.journal.trail.extend(trail);
-        let remote = read.map_err(|e| match e {
+        let read = read.map_err(|e| match e {
             IdentityError::Inactive(_) => Failure::relink(e.to_string()),
             _ => Failure::failed(format!("provider {}: {e}", self.provider.id)),
-        })?;
-        let read_at = crate::store::rfc3339_now();
-        let (write, verdict) = check::decide(
-            settings,
-            &check::local_of(&local),
-            &remote,
-            state.recorded.as_deref(),
-            state.accepted.as_deref(),
-            &read_at,
-        );
-        let held = write.hold.is_some();
-        self.journal.identity = Some(write);
-        match verdict {
-            Some(v) if held => {
-                let problems: Vec<String> = v.problems.iter().map(|p| p.to_string()).collect();
-                Err(Failure {
-                    outcome: "held",
-                    error: format!(
-                        "link {link_id} is held: {}; nothing imported until a clinician confirms or rejects it",
-                        problems.join("; ")
-                    ),
-                    retry_after: None,
-                })
-            }
-            _ => Ok(()),
-        }
+        });
+        (read, refused)
     }
 }

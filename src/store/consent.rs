@@ -63,42 +63,7 @@ impl Store {
     /// and the `consent.start` audit row.
     pub fn start_consent_flow(&mut self, f: &NewFlow<'_>, actor: &str) -> Result<(), StoreError> {
         let tx = self.tx()?;
-        super::imports::require_patient(&tx, f.patient)?;
-        let relink_of: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM links WHERE patient_id = ?1 AND provider = ?2 AND state = 'needs_relink'",
-                params![f.patient.as_str(), f.provider],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let mut detail = f.detail.clone();
-        detail["relink_of"] = serde_json::json!(relink_of);
-        tx.execute(
-            "INSERT INTO consent_flows (id, provider, patient_id, state_sha256, key_id, pkce_verifier,
-             nonce, redirect_uri, relink_of, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                f.id,
-                f.provider,
-                f.patient.as_str(),
-                f.state_sha256,
-                f.key_id,
-                f.pkce_verifier,
-                f.nonce,
-                f.redirect_uri,
-                relink_of,
-                now(),
-                f.expires_at
-            ],
-        )?;
-        super::audit::append(
-            &tx,
-            actor,
-            "consent.start",
-            Some(f.patient.as_str()),
-            Some(&format!("consent:{}", f.id)),
-            &detail,
-        )?;
+        insert_flow(&tx, f, actor)?;
         tx.commit()?;
         Ok(())
     }
@@ -301,6 +266,53 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Inserts a flow and audits `consent.start`, inside the caller's
+/// transaction (`start_consent_flow`, and an invitation's acceptance,
+/// which spends the invitation in the same one).
+pub(super) fn insert_flow(
+    tx: &rusqlite::Connection,
+    f: &NewFlow<'_>,
+    actor: &str,
+) -> Result<(), StoreError> {
+    super::imports::require_patient(tx, f.patient)?;
+    let relink_of: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM links WHERE patient_id = ?1 AND provider = ?2 AND state = 'needs_relink'",
+            params![f.patient.as_str(), f.provider],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut detail = f.detail.clone();
+    detail["relink_of"] = serde_json::json!(relink_of);
+    tx.execute(
+        "INSERT INTO consent_flows (id, provider, patient_id, state_sha256, key_id, pkce_verifier,
+         nonce, redirect_uri, relink_of, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            f.id,
+            f.provider,
+            f.patient.as_str(),
+            f.state_sha256,
+            f.key_id,
+            f.pkce_verifier,
+            f.nonce,
+            f.redirect_uri,
+            relink_of,
+            now(),
+            f.expires_at
+        ],
+    )?;
+    super::audit::append(
+        tx,
+        actor,
+        "consent.start",
+        Some(f.patient.as_str()),
+        Some(&format!("consent:{}", f.id)),
+        &detail,
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,11 +2,18 @@
 //! patient start a consent without an rxsync account.
 //!
 //! The store never sees an invitation's token: it arrives as its SHA-256.
-//! An invitation is opened once (`open_invitation` marks it in the same
-//! transaction that reads it, so two browsers racing on one URL cannot both
-//! start a consent), and the consent it started records how it ended. Every
-//! step is an audit row: `invitation.made`, `invitation.opened`,
-//! `invitation.refused` (unknown, used or expired), `invitation.used`.
+//! Looking at an invitation (`look_up_invitation`: what the patient's
+//! page shows) spends nothing, so a mail scanner or a link preview that
+//! fetches the URL leaves it usable. It is spent once, by
+//! `accept_invitation`, in the one transaction that also records the
+//! consent flow it starts and remembers that flow on it: two browsers
+//! racing on one URL cannot both start a consent, and a crash cannot
+//! leave a spent invitation without its flow. The consent's end is then
+//! recorded on it. Every step but looking is an audit row:
+//! `invitation.made`, `invitation.accepted`, `invitation.refused`
+//! (unknown, used or expired, when looked at or accepted),
+//! `invitation.used` (how its consent ended). The `opened_at` column
+//! holds when it was accepted (spent).
 
 use super::{Store, StoreError, now};
 use crate::domain::PatientId;
@@ -25,22 +32,24 @@ pub struct NewInvitation<'a> {
     pub expires_at: &'a str,
 }
 
-/// An invitation just opened: whom and where its consent is for.
+/// A live invitation: whom and where its consent is for.
 #[derive(Debug, Clone)]
 pub struct OpenedInvitation {
     pub id: String,
     pub patient: String,
     pub provider: String,
+    /// RFC 3339.
+    pub expires_at: String,
 }
 
-/// What opening an invitation found.
+/// What looking up (or accepting) an invitation found.
 #[derive(Debug, Clone)]
 pub enum InvitationLookup {
-    /// A live invitation, now marked opened.
-    Opened(OpenedInvitation),
+    /// A live invitation (after `accept_invitation`: now spent, its flow recorded).
+    Live(OpenedInvitation),
     /// No invitation has this token.
     Unknown,
-    /// It was opened before.
+    /// It was accepted before.
     Used,
     /// Its time had passed.
     Expired,
@@ -92,87 +101,83 @@ impl Store {
         Ok(())
     }
 
-    /// Opens the invitation whose token hashes to `token_sha256`, once; a
-    /// refusal is audited and changes nothing else.
-    pub fn open_invitation(
+    /// What the invitation whose token hashes to `token_sha256` is, without
+    /// spending it (a `GET` of its URL: mail scanners fetch it too). A
+    /// refusal is audited (`invitation.refused` at `step`: `look` for its
+    /// page, `accept` for its *Continue*); nothing else is written.
+    pub fn look_up_invitation(
         &mut self,
         token_sha256: &str,
         actor: &str,
+        step: &str,
     ) -> Result<InvitationLookup, StoreError> {
         let tx = self.tx()?;
-        let at = now();
-        let row: Option<(String, String, String, String, Option<String>)> = tx
-            .query_row(
-                "SELECT id, patient_id, provider, expires_at, opened_at FROM invitations WHERE token_sha256 = ?1",
-                [token_sha256],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
-            .optional()?;
-        let (lookup, action, reason, patient, subject) = match row {
-            None => (
-                InvitationLookup::Unknown,
-                "invitation.refused",
-                "unknown",
-                None,
-                None,
-            ),
-            Some((id, patient, _, _, Some(_))) => (
-                InvitationLookup::Used,
-                "invitation.refused",
-                "used",
-                Some(patient),
-                Some(id),
-            ),
-            Some((id, patient, _, expires_at, None)) if expires_at <= at => (
-                InvitationLookup::Expired,
-                "invitation.refused",
-                "expired",
-                Some(patient),
-                Some(id),
-            ),
-            Some((id, patient, provider, _, None)) => {
-                tx.execute(
-                    "UPDATE invitations SET opened_at = ?2 WHERE id = ?1",
-                    params![id, at],
-                )?;
-                (
-                    InvitationLookup::Opened(OpenedInvitation {
-                        id: id.clone(),
-                        patient: patient.clone(),
-                        provider,
-                    }),
-                    "invitation.opened",
-                    "live",
-                    Some(patient),
-                    Some(id),
-                )
-            }
-        };
-        super::audit::append(
-            &tx,
-            actor,
-            action,
-            patient.as_deref(),
-            subject.map(|s| format!("invitation:{s}")).as_deref(),
-            &json!({"invitation": reason}),
-        )?;
+        let (lookup, patient, id) = find(&tx, token_sha256)?;
+        if !matches!(lookup, InvitationLookup::Live(_)) {
+            refused(&tx, actor, &lookup, patient.as_deref(), id.as_deref(), step)?;
+        }
         tx.commit()?;
         Ok(lookup)
     }
 
-    /// Remembers the consent flow an opened invitation started.
-    pub fn attach_invitation_flow(
+    /// Spends the invitation whose token hashes to `token_sha256` and starts
+    /// its consent, in one transaction: the invitation marked accepted, the
+    /// consent `flow` recorded (`consent.start`), the flow remembered on
+    /// the invitation, `invitation.accepted`. The flow must be for the
+    /// invitation's patient and provider (read by `look_up_invitation`
+    /// before it was made). A refusal (unknown, used — a racing accept
+    /// included — or expired) is audited and records no flow.
+    pub fn accept_invitation(
         &mut self,
-        invitation: &str,
-        flow: &str,
-    ) -> Result<(), StoreError> {
+        token_sha256: &str,
+        flow: &super::NewFlow<'_>,
+        actor: &str,
+    ) -> Result<InvitationLookup, StoreError> {
         let tx = self.tx()?;
-        tx.execute(
-            "UPDATE invitations SET flow_id = ?2 WHERE id = ?1",
-            params![invitation, flow],
+        let (lookup, patient, id) = find(&tx, token_sha256)?;
+        let InvitationLookup::Live(inv) = &lookup else {
+            refused(
+                &tx,
+                actor,
+                &lookup,
+                patient.as_deref(),
+                id.as_deref(),
+                "accept",
+            )?;
+            tx.commit()?;
+            return Ok(lookup);
+        };
+        if inv.patient != flow.patient.as_str() || inv.provider != flow.provider {
+            return Err(StoreError::Conflict(format!(
+                "invitation {} is for patient {} at {}, not for the consent of patient {} at {}",
+                inv.id,
+                inv.patient,
+                inv.provider,
+                flow.patient.as_str(),
+                flow.provider
+            )));
+        }
+        super::consent::insert_flow(&tx, flow, actor)?;
+        let spent = tx.execute(
+            "UPDATE invitations SET opened_at = ?2, flow_id = ?3 WHERE id = ?1 AND opened_at IS NULL",
+            params![inv.id, now(), flow.id],
+        )?;
+        if spent != 1 {
+            return Err(StoreError::Conflict(format!(
+                "invitation {} was accepted twice",
+                inv.id
+            )));
+        }
+        super::audit::append(
+            &tx,
+            actor,
+            "invitation.accepted",
+            Some(&inv.patient),
+            Some(&format!("invitation:{}", inv.id)),
+            &json!({"provider": inv.provider, "flow": flow.id}),
         )?;
         tx.commit()?;
-        Ok(())
+        Ok(lookup)
     }
 
     /// Records how the consent of `flow` ended on the invitation that
@@ -243,19 +248,99 @@ impl Store {
     }
 }
 
+/// The invitation a token's hash names, judged at `now()`: the lookup,
+/// and its patient and id when there is one.
+fn find(
+    conn: &rusqlite::Connection,
+    token_sha256: &str,
+) -> Result<(InvitationLookup, Option<String>, Option<String>), StoreError> {
+    let row: Option<(String, String, String, String, Option<String>)> = conn
+        .query_row(
+            "SELECT id, patient_id, provider, expires_at, opened_at FROM invitations WHERE token_sha256 = ?1",
+            [token_sha256],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    Ok(match row {
+        None => (InvitationLookup::Unknown, None, None),
+        Some((id, patient, _, _, Some(_))) => (InvitationLookup::Used, Some(patient), Some(id)),
+        Some((id, patient, _, expires_at, None)) if expires_at <= now() => {
+            (InvitationLookup::Expired, Some(patient), Some(id))
+        }
+        Some((id, patient, provider, expires_at, None)) => (
+            InvitationLookup::Live(OpenedInvitation {
+                id: id.clone(),
+                patient: patient.clone(),
+                provider,
+                expires_at,
+            }),
+            Some(patient),
+            Some(id),
+        ),
+    })
+}
+
+/// Audits a refused invitation (`invitation.refused`): why, and at which
+/// step (`look`: its page; `accept`: its *Continue* button).
+fn refused(
+    conn: &rusqlite::Connection,
+    actor: &str,
+    lookup: &InvitationLookup,
+    patient: Option<&str>,
+    id: Option<&str>,
+    step: &str,
+) -> Result<(), StoreError> {
+    let reason = match lookup {
+        InvitationLookup::Live(_) => "live",
+        InvitationLookup::Unknown => "unknown",
+        InvitationLookup::Used => "used",
+        InvitationLookup::Expired => "expired",
+    };
+    super::audit::append(
+        conn,
+        actor,
+        "invitation.refused",
+        patient,
+        id.map(|s| format!("invitation:{s}")).as_deref(),
+        &json!({"invitation": reason, "step": step}),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::NewPatient;
+    use crate::store::{NewFlow, NewPatient};
+
+    fn flow<'a>(id: &'a str, patient: &'a PatientId, provider: &'a str) -> NewFlow<'a> {
+        NewFlow {
+            id,
+            provider,
+            patient,
+            state_sha256: id,
+            key_id: "k",
+            pkce_verifier: vec![1, 2, 3],
+            nonce: None,
+            redirect_uri: "http://127.0.0.1:1/oauth/callback",
+            expires_at: "2999-01-01T00:00:00.000Z",
+            detail: json!({}),
+        }
+    }
+
+    fn count(store: &Store, sql: &str) -> i64 {
+        store.conn.query_row(sql, [], |r| r.get(0)).expect("count")
+    }
 
     #[test]
-    fn an_invitation_opens_once_and_not_after_it_expires() {
+    fn looking_spends_nothing_and_accepting_spends_once_with_its_flow() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(&dir.path().join("rx.db")).expect("open");
         let p = PatientId::parse("P1").expect("id");
-        store
-            .add_patient(&NewPatient::with_id(p.clone()), "t")
-            .expect("patient");
+        let other = PatientId::parse("P2").expect("id");
+        for id in [&p, &other] {
+            store
+                .add_patient(&NewPatient::with_id(id.clone()), "t")
+                .expect("patient");
+        }
         let make = |store: &mut Store, id: &str, hash: &str, expires_at: &str| {
             store
                 .make_invitation(
@@ -273,23 +358,72 @@ mod tests {
         make(&mut store, "i1", "aaa", "2999-01-01T00:00:00.000Z");
         make(&mut store, "i2", "bbb", "2000-01-01T00:00:00.000Z");
         assert!(matches!(
-            store.open_invitation("zzz", "t"),
+            store.look_up_invitation("zzz", "t", "look"),
             Ok(InvitationLookup::Unknown)
         ));
+        // A mail scanner, a link preview, the patient: as often as they like.
+        for _ in 0..3 {
+            assert!(
+                matches!(store.look_up_invitation("aaa", "t", "look"), Ok(InvitationLookup::Live(o)) if o.id == "i1" && o.provider == "ehr")
+            );
+        }
+        // A flow for another patient or provider is refused and spends nothing.
         assert!(
-            matches!(store.open_invitation("aaa", "t"), Ok(InvitationLookup::Opened(o)) if o.id == "i1" && o.provider == "ehr")
+            store
+                .accept_invitation("aaa", &flow("f0", &other, "ehr"), "t")
+                .is_err()
+        );
+        assert!(
+            store
+                .accept_invitation("aaa", &flow("f0", &p, "elsewhere"), "t")
+                .is_err()
+        );
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM consent_flows"), 0);
+        assert!(matches!(
+            store.accept_invitation("aaa", &flow("f1", &p, "ehr"), "t"),
+            Ok(InvitationLookup::Live(_))
+        ));
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM invitations i JOIN consent_flows f ON f.id = i.flow_id
+                 WHERE i.id = 'i1' AND i.opened_at IS NOT NULL AND f.patient_id = 'P1'"
+            ),
+            1,
+            "spent, with its flow, in one go"
         );
         assert!(matches!(
-            store.open_invitation("aaa", "t"),
+            store.accept_invitation("aaa", &flow("f2", &p, "ehr"), "t"),
             Ok(InvitationLookup::Used)
         ));
         assert!(matches!(
-            store.open_invitation("bbb", "t"),
+            store.look_up_invitation("aaa", "t", "look"),
+            Ok(InvitationLookup::Used)
+        ));
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM consent_flows"), 1);
+        assert!(matches!(
+            store.look_up_invitation("bbb", "t", "look"),
             Ok(InvitationLookup::Expired)
         ));
         assert!(matches!(
-            store.open_invitation("bbb", "t"),
+            store.accept_invitation("bbb", &flow("f3", &p, "ehr"), "t"),
             Ok(InvitationLookup::Expired)
         ));
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM consent_flows"), 1);
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM audit WHERE action = 'invitation.refused'"
+            ),
+            5,
+            "unknown, used twice, expired twice"
+        );
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM audit WHERE action = 'invitation.accepted'"
+            ),
+            1
+        );
     }
 }

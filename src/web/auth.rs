@@ -24,6 +24,8 @@ use std::time::Duration;
 pub const SESSION_COOKIE: &str = "rxsync_session";
 /// The login form's double-submit cookie (there is no session to tie it to yet).
 pub const LOGIN_COOKIE: &str = "rxsync_login";
+/// An invitation page's double-submit cookie (the patient has no session).
+pub const INVITE_COOKIE: &str = "rxsync_invite";
 /// Form bodies larger than this are refused.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
@@ -389,7 +391,7 @@ pub async fn start_session(state: &AppState, user_id: i64) -> Result<String, App
     Ok(id)
 }
 
-/// How long a login form stays good.
+/// How long a login (or invitation) form stays good.
 const LOGIN_FORM_LIFETIME: i64 = 3600;
 
 /// A fresh login form: the value of its cookie (a random nonce) and of its
@@ -397,30 +399,62 @@ const LOGIN_FORM_LIFETIME: i64 = 3600;
 /// (`issued.mac`). Without the key no pair of cookie and field can be made
 /// up: an equal cookie and field prove nothing.
 pub fn login_form_token(key: &[u8; 32]) -> (String, String) {
-    let nonce = random_secret();
+    form_token(key, "login form", None)
+}
+
+/// Whether the login form's field was signed by this server for the form
+/// whose cookie came with it, within the form's lifetime.
+pub fn login_form_ok(key: &[u8; 32], headers: &HeaderMap, sent: &str) -> bool {
+    form_ok(key, headers, LOGIN_COOKIE, "login form", sent)
+}
+
+/// A form for a visitor without a session (the login form, an
+/// invitation's *Continue* button): a cookie nonce and a hidden field that
+/// is the server's HMAC of it, the issue time and `purpose` (what the form
+/// is for: a field for one invitation does not pass for another). The
+/// cookie is `SameSite=Strict`, so another site's page cannot post the
+/// form with it. A nonce the browser already holds (`reuse`, from its
+/// cookie) is kept, so two such pages open side by side both work.
+pub fn form_token(key: &[u8; 32], purpose: &str, reuse: Option<String>) -> (String, String) {
+    let nonce = reuse
+        .filter(|n| {
+            (16..=128).contains(&n.len())
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .unwrap_or_else(random_secret);
     let issued = chrono::Utc::now().timestamp();
-    let field = format!("{issued}.{}", login_mac(key, &nonce, issued));
+    let field = format!("{issued}.{}", form_mac(key, purpose, &nonce, issued));
     (nonce, field)
 }
 
-fn login_mac(key: &[u8; 32], nonce: &str, issued: i64) -> String {
+fn form_mac(key: &[u8; 32], purpose: &str, nonce: &str, issued: i64) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
         Ok(m) => m,
         // HMAC takes a key of any length: this cannot happen.
         Err(_) => return String::new(),
     };
-    mac.update(b"rxsync login form\0");
+    mac.update(b"rxsync ");
+    mac.update(purpose.as_bytes());
+    mac.update(b"\0");
     mac.update(nonce.as_bytes());
     mac.update(b"\0");
     mac.update(issued.to_string().as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// Whether the login form's field was signed by this server for the form
-/// whose cookie came with it, within the form's lifetime.
-pub fn login_form_ok(key: &[u8; 32], headers: &HeaderMap, sent: &str) -> bool {
-    let Some(nonce) = cookie(headers, LOGIN_COOKIE).filter(|c| !c.is_empty()) else {
+/// Whether a form's field was signed by this server for `purpose` and for
+/// the form whose cookie (`cookie_name`) came with it, within the form's
+/// lifetime.
+pub fn form_ok(
+    key: &[u8; 32],
+    headers: &HeaderMap,
+    cookie_name: &str,
+    purpose: &str,
+    sent: &str,
+) -> bool {
+    let Some(nonce) = cookie(headers, cookie_name).filter(|c| !c.is_empty()) else {
         return false;
     };
     let Some((issued, mac)) = sent.split_once('.') else {
@@ -430,7 +464,7 @@ pub fn login_form_ok(key: &[u8; 32], headers: &HeaderMap, sent: &str) -> bool {
         return false;
     };
     let age = chrono::Utc::now().timestamp() - issued;
-    (-60..=LOGIN_FORM_LIFETIME).contains(&age) && same(&login_mac(key, &nonce, issued), mac)
+    (-60..=LOGIN_FORM_LIFETIME).contains(&age) && same(&form_mac(key, purpose, &nonce, issued), mac)
 }
 
 #[cfg(test)]
@@ -545,8 +579,63 @@ mod tests {
             "the cookie echoed"
         );
         let old = chrono::Utc::now().timestamp() - LOGIN_FORM_LIFETIME - 1;
-        let stale = format!("{old}.{}", login_mac(&key, &nonce, old));
+        let stale = format!("{old}.{}", form_mac(&key, "login form", &nonce, old));
         assert!(!login_form_ok(&key, &with(&nonce), &stale), "expired");
+    }
+
+    #[test]
+    fn a_form_token_is_good_only_for_its_purpose_and_keeps_a_held_nonce() {
+        let key = [7u8; 32];
+        let with = |cookie: &str| {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = axum::http::HeaderValue::from_str(&format!("{INVITE_COOKIE}={cookie}")) {
+                h.insert(header::COOKIE, v);
+            }
+            h
+        };
+        let (nonce, field) = form_token(&key, "invitation aaa", None);
+        assert!(form_ok(
+            &key,
+            &with(&nonce),
+            INVITE_COOKIE,
+            "invitation aaa",
+            &field
+        ));
+        assert!(
+            !form_ok(&key, &with(&nonce), INVITE_COOKIE, "invitation bbb", &field),
+            "another invitation"
+        );
+        assert!(
+            !form_ok(&key, &with(&nonce), LOGIN_COOKIE, "invitation aaa", &field),
+            "another cookie"
+        );
+        assert!(
+            !login_form_ok(&key, &with(&nonce), &field),
+            "not a login form"
+        );
+        // A second page in the same browser keeps the nonce its cookie holds,
+        // so the first page's form still passes.
+        let (again, second) = form_token(&key, "invitation bbb", Some(nonce.clone()));
+        assert_eq!(again, nonce);
+        assert!(form_ok(
+            &key,
+            &with(&nonce),
+            INVITE_COOKIE,
+            "invitation aaa",
+            &field
+        ));
+        assert!(form_ok(
+            &key,
+            &with(&nonce),
+            INVITE_COOKIE,
+            "invitation bbb",
+            &second
+        ));
+        // A nonce that could not have come from us is not kept.
+        for junk in ["", "short", "bad;value=with-a-semicolon-and-more"] {
+            let (fresh, _) = form_token(&key, "x", Some(junk.to_string()));
+            assert_ne!(fresh, junk);
+        }
     }
 
     #[test]

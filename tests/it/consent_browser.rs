@@ -2,7 +2,10 @@
 //! serve` with `[review] public_url`, an invitation from the real `link
 //! invite`, the sandbox's non-interactive consent, and the review app's
 //! `/oauth/callback` — which stores the link, runs the first pull and shows
-//! the patient the list. The test plays the browser, one hop at a time.
+//! the patient the list. The test plays the browser, one hop at a time:
+//! the invitation's page (a GET spends nothing), its *Continue* (a signed
+//! form whose POST spends it and starts the consent), the provider, the
+//! callback.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -133,11 +136,114 @@ fn escaped(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The browser opens the invitation and is sent to the sandbox: its
-/// authorization URL.
+/// One HTTP/1.1 exchange on loopback, as a browser would make it:
+/// status, headers (names in lower case) and body.
+fn exchange(
+    method: &str,
+    url: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> (u16, Vec<(String, String)>, String) {
+    use std::io::{Read, Write};
+    let u = url::Url::parse(url).expect("url");
+    let authority = format!(
+        "{}:{}",
+        u.host_str().expect("host"),
+        u.port().expect("port")
+    );
+    let mut stream = std::net::TcpStream::connect(&authority).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let mut head = format!(
+        "{method} {} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n",
+        u.path()
+    );
+    if let Some(c) = cookie {
+        head.push_str(&format!("Cookie: {c}\r\n"));
+    }
+    let body = form.unwrap_or("");
+    if form.is_some() {
+        head.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    write!(stream, "{head}\r\n{body}").expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// An invitation's page as the browser got it.
+struct Invitation {
+    status: u16,
+    body: String,
+    csp: String,
+    /// `rxsync_invite=NONCE`, as the browser sends it back.
+    cookie: Option<String>,
+    /// The *Continue* form's hidden field.
+    field: Option<String>,
+}
+
+/// The browser opens the invitation's URL (a GET: spends nothing).
+fn view(url: &str) -> Invitation {
+    let (status, headers, body) = exchange("GET", url, None, None);
+    let cookie = header(&headers, "set-cookie")
+        .and_then(|c| c.split(';').next())
+        .map(str::to_string);
+    let field = body
+        .split_once("name=\"invite_csrf\" value=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(v, _)| v.to_string());
+    Invitation {
+        status,
+        csp: header(&headers, "content-security-policy")
+            .unwrap_or_default()
+            .to_string(),
+        body,
+        cookie,
+        field,
+    }
+}
+
+/// The browser presses *Continue* on the invitation's page.
+fn press_continue(url: &str, page: &Invitation) -> (u16, Option<String>, String) {
+    let form = format!("invite_csrf={}", page.field.as_deref().unwrap_or_default());
+    let (status, headers, body) = exchange("POST", url, page.cookie.as_deref(), Some(&form));
+    (
+        status,
+        header(&headers, "location").map(str::to_string),
+        body,
+    )
+}
+
+/// The browser opens the invitation, the patient presses *Continue*, and
+/// is sent to the sandbox: its authorization URL.
 fn open(url: &str, public: &str) -> String {
-    let (status, location, body) = get(url);
-    assert_eq!(status, 303, "the invitation sends the browser on: {body}");
+    let page = view(url);
+    assert_eq!(page.status, 200, "the invitation's page: {}", page.body);
+    assert!(page.body.contains("Continue to ehr"), "{}", page.body);
+    let (status, location, body) = press_continue(url, &page);
+    assert_eq!(status, 303, "Continue sends the browser on: {body}");
     let location = location.expect("a Location");
     let auth = url::Url::parse(&location).expect("an authorization URL");
     let q: std::collections::HashMap<String, String> = auth.query_pairs().into_owned().collect();
@@ -223,7 +329,7 @@ fn an_invitation_links_the_account_imports_the_list_and_works_once() {
         audit(&home, "invitation.%"),
         [
             "invitation.made",
-            "invitation.opened",
+            "invitation.accepted",
             "invitation.used",
             "invitation.refused"
         ]
@@ -247,6 +353,107 @@ fn an_invitation_links_the_account_imports_the_list_and_works_once() {
             "SELECT COUNT(*) FROM invitations WHERE length(token_sha256) = 64"
         ),
         1
+    );
+}
+
+/// A mail scanner or a link preview fetches the invitation's URL before
+/// the patient does: the page spends nothing, however often it is opened.
+/// Only its *Continue* — a form signed for this invitation and this
+/// browser — spends it, and a post without that signature (another site's
+/// page, a stale page) starts nothing.
+#[test]
+fn opening_an_invitation_spends_nothing_until_the_patient_continues() {
+    let sandbox = Sandbox::start();
+    let (home, _) = browser_home(&sandbox);
+    let served = serve(&home);
+    let url = invite(&home, "P1", "1h");
+    assert!(url.starts_with(&served.base), "{url}");
+    let unspent = "SELECT COUNT(*) FROM invitations WHERE opened_at IS NULL AND flow_id IS NULL";
+    for _ in 0..2 {
+        let page = view(&url);
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            page.body.contains("Link your account at ehr"),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("What will be shared"), "{}", page.body);
+        assert!(page.body.contains("Continue to ehr"), "{}", page.body);
+        // The page's form may send the browser on to the provider, and there only.
+        assert!(
+            page.csp
+                .contains(&format!("form-action 'self' {}", sandbox.base)),
+            "{}",
+            page.csp
+        );
+        assert!(page.cookie.is_some() && page.field.is_some());
+        assert_eq!(count(&home, unspent), 1, "a GET spent the invitation");
+        assert_eq!(count(&home, "SELECT COUNT(*) FROM consent_flows"), 0);
+    }
+    let page = view(&url);
+    // Another site posting the form: no cookie, or no signed field.
+    let forged = [
+        Invitation {
+            cookie: None,
+            ..view(&url)
+        },
+        Invitation {
+            field: Some("1.00".into()),
+            ..view(&url)
+        },
+    ];
+    for f in &forged {
+        let (status, location, body) = press_continue(&url, f);
+        assert_eq!(status, 403, "{body}");
+        assert!(location.is_none());
+        assert!(body.contains("open the invitation link"), "{body}");
+    }
+    // A field signed for another invitation does not pass for this one.
+    let other = invite(&home, "P2", "1h");
+    let (status, _, _) = press_continue(&other, &page);
+    assert_eq!(status, 403);
+    assert_eq!(count(&home, unspent), 2, "nothing spent by a refused post");
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM consent_flows"), 0);
+
+    // The patient continues: spent, its flow started and remembered, together.
+    let (status, location, body) = press_continue(&url, &page);
+    assert_eq!(status, 303, "{body}");
+    assert!(
+        location
+            .as_deref()
+            .is_some_and(|l| l.starts_with(&format!("{}/oauth2/authorize?", sandbox.base))),
+        "{location:?}"
+    );
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM invitations i JOIN consent_flows f ON f.id = i.flow_id
+             WHERE i.patient_id = 'P1' AND i.opened_at IS NOT NULL AND f.patient_id = 'P1'"
+        ),
+        1
+    );
+    // Pressing it again (a double click, a second tab) starts nothing more.
+    let (status, _, body) = press_continue(&url, &page);
+    assert_eq!(status, 410, "{body}");
+    assert!(body.contains("already used"), "{body}");
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM consent_flows"), 1);
+    let (status, _, _) = get(&url);
+    assert_eq!(status, 410);
+    // The consent goes on as before.
+    let callback = consent_at_sandbox(location.as_deref().expect("location"));
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Your account at ehr is linked"), "{page}");
+    assert_eq!(
+        audit(&home, "invitation.%"),
+        [
+            "invitation.made",
+            "invitation.made",
+            "invitation.accepted",
+            "invitation.refused",
+            "invitation.refused",
+            "invitation.used"
+        ]
     );
 }
 

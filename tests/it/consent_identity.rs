@@ -380,3 +380,41 @@ fn link_add_records_the_grant_end_of_the_token_answer() {
     home.pull(Some("ehr"));
     assert_eq!(open_expiring(&home), 1, "one day left: within 14");
 }
+
+/// A grant's end may move with a refresh: the refresh answer's
+/// `access_grant_expiration` is recorded on the link with the rotated pair
+/// (one store job), `link list` shows it, and the next pull raises
+/// `link_expiring` for it.
+#[test]
+fn a_refresh_answer_s_grant_end_is_recorded_with_the_rotated_pair() {
+    let sandbox = Sandbox::start();
+    let home = Home::new(&fhir_at(&sandbox, "ehr", "demo-client", "header"));
+    // Linked with no grant end said; the access token expires within the
+    // refresh margin, so the pull refreshes first.
+    let (id, _) = home.link_oauth2(&sandbox, "ehr", "demo-client", json!({"expires_in": 30}));
+    assert!(home.link_row(id)["grant_expires_at"].is_null());
+    knobs(&sandbox, json!({"grant_expires_in": 5 * 86_400}));
+    let run = home.pull(Some("ehr"));
+    run.ok();
+    let report = &crate::pull::harness::Home::reports(&run)[0];
+    assert_eq!(report["refreshed"], true, "{report}");
+    assert_eq!(report["outcome"], "imported", "{report}");
+    let ends = home.link_row(id)["grant_expires_at"]
+        .as_str()
+        .map(str::to_string)
+        .expect("the refresh answer's grant end is recorded");
+    let at = chrono::DateTime::parse_from_rfc3339(&ends).expect("RFC 3339");
+    let days = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_days();
+    assert!((4..=5).contains(&days), "{ends}");
+    let table = home.rx(&["link", "list", "--wide"]);
+    assert!(table.ok().contains(&ends[..10]), "{}", table.stdout);
+    // The warning is raised by the next pull (each pull asks before it fetches).
+    home.pull(Some("ehr")).ok();
+    let detail = home.env.query_string(
+        "SELECT detail FROM exceptions WHERE kind = 'link_expiring' AND state = 'open'",
+    );
+    assert!(
+        detail.contains(&ends) && detail.contains(&format!("link {id}")),
+        "{detail}"
+    );
+}

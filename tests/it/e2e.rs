@@ -557,7 +557,8 @@ async fn conflict_flow(client: Client, base: String, db: PathBuf) {
 }
 
 /// Linking in the browser, both ways in. A patient opens an invitation
-/// URL (no rxsync account), the sandbox consents non-interactively, the
+/// URL (no rxsync account: a page that spends nothing) and presses
+/// *Continue*, the sandbox consents non-interactively, the
 /// review app's callback stores the link, runs the first pull and shows the
 /// list it imported. Then a clinician, on another patient's page, clicks
 /// "Link an account" (a CSRF-protected form) and lands on the same kind of
@@ -591,12 +592,39 @@ async fn a_patient_links_an_account_from_an_invitation_in_a_real_browser() {
 
 async fn linking_flow(client: Client, base: String, invitation: String, db: PathBuf) {
     let c = &client;
-    c.goto(&invitation).await.expect("open the invitation");
+    // Opening the invitation shows what it is for and spends nothing (a
+    // mail scanner may have fetched it first): twice, to be sure.
+    let unspent = || {
+        rusqlite::Connection::open(&db)
+            .expect("db")
+            .query_row(
+                "SELECT COUNT(*) FROM invitations WHERE patient_id = 'P1' AND opened_at IS NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .expect("count")
+    };
+    for _ in 0..2 {
+        c.goto(&invitation).await.expect("open the invitation");
+        assert!(text(c, "h1").await.contains("Link your account at ehr"));
+        assert_eq!(unspent(), 1, "opening the invitation spent it");
+    }
+    check(c, "19-invitation").await;
+    // Continue: the form posts, and its answer sends the browser to the
+    // provider (the page's CSP allows that one origin), which consents and
+    // sends it back to the callback.
+    c.find(Locator::Css("#continue"))
+        .await
+        .expect("the Continue button")
+        .click()
+        .await
+        .expect("click Continue");
     c.wait()
         .at_most(Duration::from_secs(30))
         .for_element(Locator::Css("#outcome[data-outcome=linked]"))
         .await
         .expect("the linked page");
+    assert_eq!(unspent(), 0);
     assert_eq!(path(c).await, "/oauth/callback");
     assert!(
         text(c, "h1")

@@ -33,6 +33,16 @@ fn userinfo(sandbox: &Sandbox, extra: &str) -> String {
 /// A home with patient P2, who is the sandbox's `remote-p1` (same MRN,
 /// family name and birth date), linked to `idp` with a fresh grant.
 fn linked(sandbox: &Sandbox, config: &str, grant: Value) -> (Home, i64) {
+    linked_keeping(sandbox, config, grant, true)
+}
+
+/// `linked`, the link holding the grant's refresh token or not.
+fn linked_keeping(
+    sandbox: &Sandbox,
+    config: &str,
+    grant: Value,
+    refresh_token: bool,
+) -> (Home, i64) {
     let home = Home::new(config);
     home.rx(&[
         "patient",
@@ -51,8 +61,11 @@ fn linked(sandbox: &Sandbox, config: &str, grant: Value) -> (Home, i64) {
     if let (Some(r), Some(e)) = (req.as_object_mut(), grant.as_object()) {
         r.extend(e.clone());
     }
-    let (status, tokens) = sandbox.admin("/admin/oauth2/grants", Some(&req));
+    let (status, mut tokens) = sandbox.admin("/admin/oauth2/grants", Some(&req));
     assert_eq!(status, 200, "{tokens}");
+    if !refresh_token && let Some(t) = tokens.as_object_mut() {
+        t.remove("refresh_token");
+    }
     let id = home.link_as("P2", "idp", &tokens);
     (home, id)
 }
@@ -335,13 +348,17 @@ fn the_fhir_patient_and_introspection_are_identity_sources_too() {
     );
 }
 
+/// Introspection calls the token inactive and no refresh can cure it (the
+/// link holds no refresh token; with one, the identity is read again with
+/// a refreshed token: `an_expired_access_token_is_refreshed_once…`).
 #[test]
 fn an_inactive_introspection_refuses_and_stores_nothing() {
     let sandbox = Sandbox::start();
-    let (home, id) = linked(
+    let (home, id) = linked_keeping(
         &sandbox,
         &provider(&sandbox, "remote = \"introspection:mrn\""),
         json!({"access_token_valid": false}),
+        false,
     );
     let (run, report) = pull(&home);
     run.fails(1);
@@ -669,4 +686,65 @@ fn an_unknown_kid_refetches_the_jwks_once() {
         2,
         "one refetch for the unknown kid, not one per token"
     );
+}
+
+/// The identity is read with a fresh token. The link's access token is
+/// refused by the provider (it says `expires_in`, yet the provider has
+/// dropped it — introspection calls it inactive, userinfo answers 401), or
+/// its known expiry has passed: the pull refreshes once (the new pair
+/// committed before it is used), reads the identity with the new token,
+/// and imports with it — no second refresh for the document.
+#[test]
+fn an_expired_access_token_is_refreshed_once_before_the_identity_is_read() {
+    let sandbox = Sandbox::start();
+    let userinfo_only = format!(
+        "{}[providers.identity]\nremote = \"userinfo:mrn\"\nuserinfo_url = \"{}/oauth2/userinfo\"\n",
+        fhir_at(&sandbox, "idp", "demo-client", "header"),
+        sandbox.base
+    );
+    let cases = [
+        (
+            "introspection says inactive",
+            userinfo(&sandbox, ""),
+            json!({"access_token_valid": false}),
+        ),
+        (
+            "userinfo answers 401",
+            userinfo_only.clone(),
+            json!({"access_token_valid": false}),
+        ),
+        (
+            "the known expiry passed",
+            userinfo_only,
+            json!({"expires_in": 1}),
+        ),
+    ];
+    for (case, config, grant) in cases {
+        let before = crate::pull::harness::stats(&sandbox)["refreshes"]
+            .as_i64()
+            .unwrap_or(0);
+        let (home, id) = linked(&sandbox, &config, grant);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let (run, report) = pull(&home);
+        assert_eq!(report["outcome"], "imported", "{case}: {report} {run:?}");
+        assert_eq!(report["refreshed"], true, "{case}: {report}");
+        assert_eq!(
+            crate::pull::harness::stats(&sandbox)["refreshes"]
+                .as_i64()
+                .unwrap_or(0)
+                - before,
+            1,
+            "{case}: one refresh per pull"
+        );
+        assert_eq!(regimens(&home), 1, "{case}");
+        let row = home.link_row(id);
+        assert_eq!(row["state"], "active", "{case}");
+        assert_eq!(row["remote_identity"]["subject"], REMOTE, "{case}: {row}");
+        assert_eq!(
+            home.env
+                .query_i64("SELECT COUNT(*) FROM audit WHERE action = 'link.refresh'"),
+            1,
+            "{case}: the refreshed pair was committed"
+        );
+    }
 }

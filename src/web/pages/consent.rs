@@ -1,5 +1,5 @@
-//! Linking an account in the browser: the patient's side (`GET
-//! /invite/{token}`, `GET /oauth/callback`, both without a session: the
+//! Linking an account in the browser: the patient's side (`GET` and `POST
+//! /invite/{token}`, `GET /oauth/callback`, all without a session: the
 //! patient has no rxsync account) and the clinician's side on the patient
 //! page (`POST /patients/{id}/link`, `POST /patients/{id}/invite`).
 //!
@@ -12,16 +12,18 @@
 use super::{Viewer, error_page, layout, render};
 use crate::consent::{self, ConsentError, invite};
 use crate::domain::PatientId;
-use crate::store::{InvitationLookup, ItemView, NewInvitation, StoreError};
+use crate::store::{InvitationLookup, ItemView, NewInvitation, OpenedInvitation, StoreError};
 use crate::web::AppState;
+use crate::web::auth;
 use crate::web::error::AppError;
 use crate::web::labels::time;
 use axum::extract::{Extension, Form, Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
+use std::time::Duration;
 
 /// The audit actor of what a patient's browser does.
 const PATIENT: &str = "patient";
@@ -57,96 +59,214 @@ fn see_other(url: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response()
 }
 
-/// `GET /invite/{token}`: opens the invitation (once) and sends the browser
-/// to the provider's authorization page.
-pub async fn open_invitation(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+/// What an invitation's form is signed for: that invitation alone.
+fn form_purpose(token_sha256: &str) -> String {
+    format!("invitation {token_sha256}")
+}
+
+/// Looks the invitation up (spending nothing; a refusal is audited at `step`).
+async fn look_up(
+    linking: &crate::web::Linking,
+    token: &str,
+    step: &'static str,
+) -> Result<InvitationLookup, StoreError> {
+    let hash = invite::token_sha256(token);
+    if invite::plausible_token(token) {
+        linking
+            .writer
+            .run(move |s| s.look_up_invitation(&hash, PATIENT, step))
+            .await
+    } else {
+        Ok(InvitationLookup::Unknown)
+    }
+}
+
+/// The page for an invitation that cannot be used, in the patient's words.
+fn refused_invitation(found: Result<InvitationLookup, StoreError>) -> Response {
+    match found {
+        Ok(InvitationLookup::Live(_)) | Ok(InvitationLookup::Unknown) => patient_page(
+            StatusCode::NOT_FOUND,
+            "This invitation is not valid",
+            html! {
+                p #outcome data-outcome="unknown" { "We do not recognise this invitation link. Please check that you opened the whole link, or ask your care team for a new one." }
+            },
+        ),
+        Ok(InvitationLookup::Used) => patient_page(
+            StatusCode::GONE,
+            "This invitation was already used",
+            html! {
+                p #outcome data-outcome="used" { "An invitation link works only once, and this one has been used. If your account is not linked yet, please ask your care team for a new invitation." }
+            },
+        ),
+        Ok(InvitationLookup::Expired) => patient_page(
+            StatusCode::GONE,
+            "This invitation has expired",
+            html! {
+                p #outcome data-outcome="expired" { "This invitation link is too old to use. Please ask your care team for a new invitation." }
+            },
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read an invitation");
+            trouble(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+/// The live invitation a request names, its provider and that provider's
+/// consent client, or the page that says why not.
+async fn live_invitation<'s>(
+    linking: &'s crate::web::Linking,
+    token: &str,
+    step: &'static str,
+) -> Result<
+    (
+        OpenedInvitation,
+        &'s crate::config::Provider,
+        consent::ConsentClient,
+    ),
+    Response,
+> {
+    let invitation = match look_up(linking, token, step).await {
+        Ok(InvitationLookup::Live(i)) => i,
+        other => return Err(refused_invitation(other)),
+    };
+    let Some(provider) = linking.provider(&invitation.provider) else {
+        tracing::error!(invitation = %invitation.id, provider = %invitation.provider, "the invitation's provider is no longer configured");
+        return Err(trouble(StatusCode::SERVICE_UNAVAILABLE));
+    };
+    match consent_client(linking, provider).await {
+        Ok(resolved) => Ok((invitation, provider, resolved)),
+        Err(e) => {
+            tracing::error!(invitation = %invitation.id, error = %e, "cannot resolve the invitation's consent client");
+            Err(trouble(StatusCode::SERVICE_UNAVAILABLE))
+        }
+    }
+}
+
+/// `GET /invite/{token}`: what the invitation is for, in the patient's
+/// words, and a *Continue to PROVIDER* button. Spends nothing: a mail
+/// scanner or a link preview fetching the URL leaves it usable. The button
+/// posts a form signed for this invitation and this browser (a
+/// `SameSite=Strict` cookie nonce and the server's HMAC of it, as the login
+/// form is), and the page's CSP lets that form's answer go on to the
+/// provider's authorization endpoint.
+pub async fn show_invitation(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(linking) = state.linking() else {
+        return not_offered();
+    };
+    let (invitation, provider, resolved) = match live_invitation(linking, &token, "look").await {
+        Ok(l) => l,
+        Err(page) => return page,
+    };
+    let name = provider.id.as_str();
+    let (nonce, field) = auth::form_token(
+        state.login_key(),
+        &form_purpose(&invite::token_sha256(&token)),
+        auth::cookie(&headers, auth::INVITE_COOKIE),
+    );
+    let mut page = patient_page(
+        StatusCode::OK,
+        &format!("Link your account at {name}"),
+        html! {
+            p #outcome data-outcome="invited" { "Your care team invites you to link your account at " (name) ", so that they can see the medicines " (name) " has on record for you." }
+            h2 { "What will be shared" }
+            ul #shared {
+                li { "The medicines " (name) " has on record for you: their names, how to take them and whether you still take them." }
+                @if provider.identity.is_some() {
+                    li { "So we can make sure the account is yours: your name, your date of birth and the number " (name) " knows you by." }
+                }
+            }
+            h2 { "What happens next" }
+            p { "You will sign in at " (name) " and choose whether to allow this. Nothing is shared until you do, and you can say no." }
+            p { "This invitation works once, until " (time(&invitation.expires_at)) "." }
+            // Relative: the page's own URL, under `public_url`'s path
+            // (behind a proxy it need not be `/`). The token is plausible
+            // (letters, digits, `-`, `_`), or the page would not be here.
+            form method="post" action=(token) {
+                input type="hidden" name="invite_csrf" value=(field);
+                button #continue type="submit" { "Continue to " (name) }
+            }
+        },
+    );
+    if let Ok(v) = HeaderValue::from_str(&auth::set_cookie(
+        &state,
+        auth::INVITE_COOKIE,
+        &nonce,
+        Duration::from_secs(3600),
+    )) {
+        page.headers_mut().append(header::SET_COOKIE, v);
+    }
+    page.extensions_mut()
+        .insert(super::FormTarget(resolved.authorize_url.clone()));
+    page
+}
+
+/// The *Continue* form of an invitation's page.
+#[derive(Deserialize)]
+pub struct ContinueForm {
+    #[serde(default)]
+    invite_csrf: String,
+}
+
+/// `POST /invite/{token}` (the page's *Continue*): spends the invitation,
+/// starts its consent and remembers the flow on it — one store
+/// transaction (`invite::accept`) — and sends the browser (303) to the
+/// provider. A form not signed for this invitation and this browser (a
+/// post from another site, a stale page) starts nothing.
+pub async fn accept_invitation(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<ContinueForm>,
+) -> Response {
     let Some(linking) = state.linking() else {
         return not_offered();
     };
     let hash = invite::token_sha256(&token);
-    let opened = if invite::plausible_token(&token) {
-        linking
-            .writer
-            .run(move |s| s.open_invitation(&hash, PATIENT))
-            .await
-    } else {
-        Ok(InvitationLookup::Unknown)
-    };
-    let opened = match opened {
-        Ok(InvitationLookup::Opened(o)) => o,
-        Ok(InvitationLookup::Unknown) => {
-            return patient_page(
-                StatusCode::NOT_FOUND,
-                "This invitation is not valid",
-                html! {
-                    p #outcome data-outcome="unknown" { "We do not recognise this invitation link. Please check that you opened the whole link, or ask your care team for a new one." }
-                },
-            );
-        }
-        Ok(InvitationLookup::Used) => {
-            return patient_page(
-                StatusCode::GONE,
-                "This invitation was already used",
-                html! {
-                    p #outcome data-outcome="used" { "An invitation link works only once, and this one has been used. If your account is not linked yet, please ask your care team for a new invitation." }
-                },
-            );
-        }
-        Ok(InvitationLookup::Expired) => {
-            return patient_page(
-                StatusCode::GONE,
-                "This invitation has expired",
-                html! {
-                    p #outcome data-outcome="expired" { "This invitation link is too old to use. Please ask your care team for a new invitation." }
-                },
-            );
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open an invitation");
-            return trouble(StatusCode::INTERNAL_SERVER_ERROR);
-        }
-    };
-    let (Some(provider), Ok(patient)) = (
-        linking.provider(&opened.provider),
-        PatientId::parse(&opened.patient),
-    ) else {
-        tracing::error!(invitation = %opened.id, provider = %opened.provider, "the invitation's provider is no longer configured");
-        return trouble(StatusCode::SERVICE_UNAVAILABLE);
-    };
-    let callback = linking.public.callback();
-    let actor = format!("{PATIENT} (invitation {})", opened.id);
-    let started = match consent_client(linking, provider).await {
-        Ok(resolved) => {
-            consent::begin(
-                &linking.writer,
-                linking.puller.key(),
-                provider,
-                &resolved,
-                &patient,
-                &callback,
-                &actor,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    let started = match started {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(invitation = %opened.id, error = %e, "cannot start the invitation's consent");
-            return trouble(StatusCode::SERVICE_UNAVAILABLE);
-        }
-    };
-    let (invitation, flow) = (opened.id.clone(), started.flow.clone());
-    if let Err(e) = linking
-        .writer
-        .run(move |s| s.attach_invitation_flow(&invitation, &flow))
-        .await
-    {
-        tracing::error!(error = %e, "cannot remember the invitation's consent");
-        return trouble(StatusCode::INTERNAL_SERVER_ERROR);
+    if !auth::form_ok(
+        state.login_key(),
+        &headers,
+        auth::INVITE_COOKIE,
+        &form_purpose(&hash),
+        &form.invite_csrf,
+    ) {
+        return patient_page(
+            StatusCode::FORBIDDEN,
+            "Please open your invitation again",
+            html! {
+                p #outcome data-outcome="stale" { "This page is out of date, or it was not opened from your invitation link, so nothing was started." }
+                p { "Please open the invitation link you were sent again and press the button there." }
+            },
+        );
     }
-    see_other(started.url.as_str())
+    let (invitation, provider, resolved) = match live_invitation(linking, &token, "accept").await {
+        Ok(l) => l,
+        Err(page) => return page,
+    };
+    let actor = format!("{PATIENT} (invitation {})", invitation.id);
+    let accepted = invite::accept(
+        &linking.writer,
+        linking.puller.key(),
+        provider,
+        &resolved,
+        &invitation,
+        &hash,
+        &linking.public.callback(),
+        &actor,
+    )
+    .await;
+    match accepted {
+        Ok(invite::Acceptance::Started(started)) => see_other(started.url.as_str()),
+        Ok(invite::Acceptance::Refused(found)) => refused_invitation(Ok(found)),
+        Err(e) => {
+            tracing::error!(invitation = %invitation.id, error = %e, "cannot start the invitation's consent");
+            trouble(StatusCode::SERVICE_UNAVAILABLE)
+        }
+    }
 }
 
 /// `GET /oauth/callback`: the provider sends the browser back here; the

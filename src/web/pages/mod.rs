@@ -51,7 +51,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/login", get(login_page).post(login))
         // The patient's side of linking: no session (no rxsync account).
-        .route("/invite/{token}", get(consent::open_invitation))
+        .route(
+            "/invite/{token}",
+            get(consent::show_invitation).post(consent::accept_invitation),
+        )
         .route("/oauth/callback", get(consent::callback))
         .route("/assets/review.css", get(stylesheet))
         .route("/assets/review.js", get(script))
@@ -59,10 +62,35 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The pages' Content Security Policy. `form-action` binds where a form
+/// posts and where its answer redirects.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Set on a page (a response extension) whose form's answer sends the
+/// browser to another origin: an invitation's *Continue*, answered with a
+/// 303 to the provider's authorization endpoint. That origin (scheme, host
+/// and port only) joins `form-action` on that page alone.
+#[derive(Clone, Debug)]
+pub struct FormTarget(pub url::Url);
+
 /// Headers on every answer: no caching of patient data, no framing,
 /// scripts and styles only from this origin's files (never inline), forms
-/// only to this origin.
+/// only to this origin (and to a `FormTarget`'s).
 pub async fn security_headers(mut r: Response) -> Response {
+    let csp = r
+        .extensions()
+        .get::<FormTarget>()
+        .and_then(|t| match t.0.origin() {
+            origin @ url::Origin::Tuple(..) if matches!(t.0.scheme(), "http" | "https") => {
+                HeaderValue::from_str(&CSP.replace(
+                    "form-action 'self'",
+                    &format!("form-action 'self' {}", origin.ascii_serialization()),
+                ))
+                .ok()
+            }
+            _ => None,
+        })
+        .unwrap_or(HeaderValue::from_static(CSP));
     let h = r.headers_mut();
     let asset = h.get(header::CONTENT_TYPE).is_some_and(|v| {
         v.as_bytes().starts_with(b"text/css") || v.as_bytes().starts_with(b"text/javascript")
@@ -70,12 +98,7 @@ pub async fn security_headers(mut r: Response) -> Response {
     if !asset {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -245,4 +268,38 @@ async fn logout(State(state): State<AppState>, Extension(viewer): Extension<View
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn csp_with(target: Option<&str>) -> String {
+        let mut r = Response::new(axum::body::Body::empty());
+        if let Some(t) = target {
+            r.extensions_mut()
+                .insert(FormTarget(url::Url::parse(t).expect("url")));
+        }
+        let r = security_headers(r).await;
+        r.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("ascii")
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_form_target_adds_only_its_http_origin_to_form_action() {
+        assert!(csp_with(None).await.contains("form-action 'self';"));
+        assert!(
+            csp_with(Some("https://idp.example.org:8443/oauth2/authorize?x=1"))
+                .await
+                .contains("form-action 'self' https://idp.example.org:8443;")
+        );
+        for opaque in ["data:text/html,hi", "javascript:alert(1)"] {
+            assert!(
+                csp_with(Some(opaque)).await.contains("form-action 'self';"),
+                "{opaque}"
+            );
+        }
+    }
 }
