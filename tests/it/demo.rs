@@ -62,7 +62,7 @@ fn assert_consents(db: &rusqlite::Connection, out: &str) {
     let (held, state) = link("demo-7");
     assert_eq!(state, "held");
 
-    // Both were made by invitations the review app opened, once each.
+    // Both were made by invitations accepted at the review app, once each.
     for (patient, id, outcome) in [("demo-6", linked, "linked"), ("demo-7", held, "held")] {
         assert_eq!(
             q(
@@ -77,12 +77,13 @@ fn assert_consents(db: &rusqlite::Connection, out: &str) {
             "{patient}'s invitation made link {id} ({outcome})"
         );
         let actions = consent_audit(db, patient);
-        // Invitation made and opened, authorization started, callback
-        // received, code exchanged — in this order, each once.
+        // Invitation made; authorization started and the invitation accepted
+        // (one transaction); callback received, code exchanged — in this
+        // order, each once.
         let steps = [
             "invitation.made",
-            "invitation.opened",
             "consent.start",
+            "invitation.accepted",
             "consent.callback",
             "consent.exchanged",
         ]
