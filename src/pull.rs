@@ -16,13 +16,15 @@
 //! or the failure, with the link's record, as one job; a refreshed token
 //! pair in a transaction of its own (`Writer::run_alone`).
 
-use crate::config::{Config, DocumentLocation, Provider, ProviderAuth, ProviderKind};
+use crate::config::{Config, DocumentLocation, Provider, ProviderAuth};
 use crate::domain::{PatientId, SourceName};
 use crate::fetch::auth::{Bearer, Credential, Oauth1Signer, redact};
 use crate::fetch::fhir;
 use crate::fetch::http::{FetchError, Fetched, Hop, HttpClient};
 use crate::fetch::oauth2::{self, RefreshError};
+use crate::fetch::paging::{FHIR_JSON, Gathered, Search, SearchOf, check_media_type, moved};
 use crate::fetch::redact::Secrets;
+use crate::fetch::refusal::Refusal;
 use crate::import::{self, ImportError, ImportReport, ImportRequest};
 use crate::parse::DocFormat;
 use crate::schedule::Schedule;
@@ -45,8 +47,6 @@ mod references;
 const LEASE: Duration = Duration::from_secs(15 * 60);
 /// How long an on-demand pull waits for another sync of the same link.
 const BUSY_WAIT: Duration = Duration::from_secs(120);
-/// What a FHIR request accepts.
-const FHIR_JSON: &str = "application/fhir+json, application/json;q=0.9";
 /// Refresh an access token this long before it expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
@@ -129,16 +129,23 @@ impl Failure {
     }
 }
 
-impl From<FetchError> for Failure {
-    fn from(e: FetchError) -> Failure {
-        match e.retry_after() {
-            Some(after) => Failure {
+impl From<Refusal> for Failure {
+    fn from(r: Refusal) -> Failure {
+        match r {
+            Refusal::Failed(error) => Failure::failed(error),
+            Refusal::Relink(error) => Failure::relink(error),
+            Refusal::RetryLater { error, after } => Failure {
                 outcome: "retry_later",
-                error: e.to_string(),
+                error,
                 retry_after: Some(after),
             },
-            None => Failure::failed(e.to_string()),
         }
+    }
+}
+
+impl From<FetchError> for Failure {
+    fn from(e: FetchError) -> Failure {
+        Refusal::from(e).into()
     }
 }
 
@@ -637,7 +644,7 @@ impl Puller {
                         provider.id
                     ))
                 })?;
-                let url = moved(f.link, url);
+                let url = moved(&f.link.moves, url);
                 let doc = f.get_ok(&url, "application/xml, text/xml;q=0.9").await?;
                 check_media_type(provider.kind, &doc)?;
                 Ok(Pulled {
@@ -647,66 +654,29 @@ impl Puller {
                 })
             }
             DocumentLocation::Fhir { resources } => {
-                let mut entries: Vec<Vec<u8>> = Vec::new();
-                let mut origin = None;
-                let mut total_bytes = 0u64;
+                let mut gathered = Gathered::new(provider.limits.max_document_bytes);
                 for resource in resources {
                     let include = f.include(resource).await;
                     let first = provider.fhir_search_url(resource, &remote, include);
-                    let mut url = moved(f.link, first);
-                    let mut pages = 0u32;
-                    loop {
-                        pages += 1;
-                        if pages > provider.limits.max_pages {
-                            return Err(Failure::failed(format!(
-                                "{}: more than max_pages = {} pages of {resource}; nothing stored (raise max_pages for provider {})",
-                                redact(&url),
-                                provider.limits.max_pages,
-                                provider.id
-                            )));
-                        }
+                    let of = SearchOf {
+                        provider: provider.id.as_str(),
+                        kind: provider.kind,
+                        resource,
+                        max_pages: provider.limits.max_pages,
+                    };
+                    let mut search = Search::new(moved(&f.link.moves, first), of);
+                    while let Some(url) = search.next_url()? {
                         let page = f.get_ok(&url, FHIR_JSON).await?;
-                        check_media_type(provider.kind, &page)?;
-                        total_bytes += page.body.len() as u64;
-                        f.check_total(total_bytes, &page.url)?;
-                        origin.get_or_insert_with(|| redact(&page.url));
-                        let next = read_page(&page, &mut entries)?;
-                        match next {
-                            Some(n) => {
-                                let next = page.url.join(&n).map_err(|e| {
-                                    Failure::failed(format!(
-                                        "{}: the next link is not a URL: {e}",
-                                        redact(&page.url)
-                                    ))
-                                })?;
-                                // A page from elsewhere would put someone
-                                // else's content in the regimen.
-                                if page.url.scheme() == "https" && next.scheme() != "https" {
-                                    return Err(Failure::failed(format!(
-                                        "{}: the next page link goes from https down to {}; nothing stored",
-                                        redact(&page.url),
-                                        redact(&next)
-                                    )));
-                                }
-                                if !f.client.trusts(&next) {
-                                    return Err(Failure::failed(format!(
-                                        "{}: the next page link points outside the provider's origins ({}); nothing stored (list its origin in trusted_origins if it belongs to provider {})",
-                                        redact(&page.url),
-                                        redact(&next),
-                                        provider.id
-                                    )));
-                                }
-                                url = f.session.credential().strip(&next);
-                            }
-                            None => break,
-                        }
+                        search.read(&page, &mut gathered, &f.client, f.session.credential())?;
                     }
                 }
-                f.fetch_referenced(&mut entries, &mut total_bytes).await?;
+                f.fetch_referenced(&mut gathered).await?;
                 Ok(Pulled {
-                    bytes: fhir::collection(&entries),
+                    bytes: fhir::collection(&gathered.entries),
                     format: Some(DocFormat::FhirJson),
-                    origin: origin.unwrap_or_else(|| redact(&provider.base_url)),
+                    origin: gathered
+                        .origin
+                        .unwrap_or_else(|| redact(&provider.base_url)),
                 })
             }
         }
@@ -1222,104 +1192,6 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
         }
         _ => f(),
     }
-}
-
-/// Applies a remembered permanent redirect.
-fn moved(link: &ClaimedLink, url: Url) -> Url {
-    let key = redact(&url);
-    link.moves
-        .iter()
-        .find(|(from, _)| *from == key)
-        .and_then(|(_, to)| Url::parse(to).ok())
-        .unwrap_or(url)
-}
-
-/// Refuses a body whose media type does not fit the provider's kind (an
-/// HTML login page is the usual suspect).
-fn check_media_type(kind: ProviderKind, f: &Fetched) -> Result<(), Failure> {
-    let mt = f.media_type.as_deref().unwrap_or("");
-    let ok = match kind {
-        ProviderKind::Ccr => matches!(mt, "application/xml" | "text/xml") || mt.ends_with("+xml"),
-        ProviderKind::Fhir => matches!(
-            mt,
-            "application/fhir+json" | "application/json" | "application/json+fhir"
-        ),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Failure::failed(format!(
-            "{}: the provider answered {}, not a {} document; nothing stored",
-            redact(&f.url),
-            if mt.is_empty() {
-                "without a Content-Type".to_string()
-            } else {
-                format!("with media type {mt}")
-            },
-            kind.as_str()
-        )))
-    }
-}
-
-/// Collects a search page's entries and returns its `next` link.
-fn read_page(f: &Fetched, entries: &mut Vec<Vec<u8>>) -> Result<Option<String>, Failure> {
-    #[derive(serde::Deserialize)]
-    struct Link {
-        relation: Option<String>,
-        url: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Page<'a> {
-        #[serde(rename = "resourceType")]
-        resource_type: Option<String>,
-        #[serde(default, borrow)]
-        entry: Vec<&'a serde_json::value::RawValue>,
-        #[serde(default)]
-        link: Vec<Link>,
-        #[serde(default)]
-        issue: Vec<serde_json::Value>,
-    }
-    let page: Page<'_> = serde_json::from_slice(&f.body).map_err(|e| {
-        Failure::failed(format!(
-            "{}: the search page is not FHIR JSON (line {}, column {}): {e}",
-            redact(&f.url),
-            e.line(),
-            e.column()
-        ))
-    })?;
-    match page.resource_type.as_deref() {
-        Some("Bundle") => {}
-        Some("OperationOutcome") => {
-            let said: Vec<String> = page
-                .issue
-                .iter()
-                .filter_map(|i| {
-                    i.get("diagnostics")
-                        .or_else(|| i.pointer("/details/text"))
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string)
-                })
-                .collect();
-            return Err(Failure::failed(format!(
-                "{}: the provider answered an OperationOutcome: {}",
-                redact(&f.url),
-                said.join("; ")
-            )));
-        }
-        other => {
-            return Err(Failure::failed(format!(
-                "{}: a search answers with a Bundle, not {}",
-                redact(&f.url),
-                other.unwrap_or("a JSON value without resourceType")
-            )));
-        }
-    }
-    entries.extend(page.entry.iter().map(|e| e.get().as_bytes().to_vec()));
-    Ok(page
-        .link
-        .into_iter()
-        .find(|l| l.relation.as_deref() == Some("next"))
-        .and_then(|l| l.url))
 }
 
 /// The provider's own words for a refusal, short and printable. Scrubbed

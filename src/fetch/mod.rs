@@ -26,5 +26,7 @@ pub mod limit;
 pub mod oauth1;
 pub mod oauth1_flow;
 pub mod oauth2;
+pub mod paging;
 pub mod redact;
+pub mod refusal;
 pub mod register;
