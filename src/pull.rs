@@ -18,11 +18,12 @@
 
 use crate::config::{Config, DocumentLocation, Provider, ProviderAuth};
 use crate::domain::{PatientId, SourceName};
-use crate::fetch::auth::{Bearer, Credential, Oauth1Signer, redact};
+use crate::fetch::auth::{Bearer, Oauth1Signer, redact};
 use crate::fetch::fhir;
 use crate::fetch::http::{FetchError, Fetched, Hop, HttpClient};
-use crate::fetch::oauth2::{self, RefreshError};
+use crate::fetch::oauth2;
 use crate::fetch::paging::{FHIR_JSON, Gathered, Search, SearchOf, check_media_type, moved};
+use crate::fetch::policy::{self, Session, Tries, Verdict};
 use crate::fetch::redact::Secrets;
 use crate::fetch::refusal::Refusal;
 use crate::import::{self, ImportError, ImportReport, ImportRequest};
@@ -942,7 +943,7 @@ impl Fetching<'_> {
         accept: &str,
         tolerated: &[u16],
     ) -> Result<Fetched, Failure> {
-        let mut clock_corrected = false;
+        let mut tries = Tries::default();
         loop {
             let t0 = Instant::now();
             let result = self
@@ -958,72 +959,12 @@ impl Fetching<'_> {
             let f = result?;
             self.journal.moves.extend(f.moves.iter().cloned());
             self.journal.redirects += f.hops;
-            if (200..300).contains(&f.status) || (f.credentials && tolerated.contains(&f.status)) {
-                return Ok(f);
+            let secrets = &self.journal.secrets;
+            match policy::judge(f, &mut self.session, tolerated, &mut tries, secrets)? {
+                Verdict::Take(f) => return Ok(f),
+                Verdict::Refresh => self.refresh().await?,
+                Verdict::Resend => {}
             }
-            let explanation = explain(&f, &self.journal.secrets);
-            if matches!(f.status, 401 | 403) && !f.credentials {
-                return Err(Failure::failed(format!(
-                    "{} answered {} after a redirect to an origin that does not receive credentials (list it in trusted_origins if it should): {explanation}",
-                    redact(&f.url),
-                    f.status
-                )));
-            }
-            if f.status == 401 {
-                match &mut self.session {
-                    Session::Oauth2 {
-                        refreshed: true, ..
-                    } => {
-                        return Err(Failure::relink(format!(
-                            "{} answered 401 to a freshly refreshed token: {explanation}",
-                            redact(&f.url)
-                        )));
-                    }
-                    Session::Oauth2 {
-                        refresh_token: None,
-                        ..
-                    } => {
-                        return Err(Failure::relink(format!(
-                            "{} answered 401 and the link holds no refresh token: {explanation}",
-                            redact(&f.url)
-                        )));
-                    }
-                    Session::Oauth2 { .. } => {
-                        self.refresh().await?;
-                        continue;
-                    }
-                    Session::Oauth1(signer) => {
-                        let problem = oauth_problem(&f);
-                        // One clock correction per request, then the answer stands.
-                        if let (false, Some("timestamp_refused"), Some(skew)) =
-                            (clock_corrected, problem.as_deref(), acceptable_skew(&f))
-                        {
-                            signer.clock_skew = skew;
-                            clock_corrected = true;
-                            continue;
-                        }
-                        return Err(match problem.as_deref() {
-                            Some(
-                                "token_expired" | "token_revoked" | "token_rejected"
-                                | "permission_denied" | "permission_unknown",
-                            )
-                            | None => Failure::relink(format!(
-                                "{} refused the token (401): {explanation}",
-                                redact(&f.url)
-                            )),
-                            Some(_) => Failure::failed(format!(
-                                "{} refused the request (401): {explanation}",
-                                redact(&f.url)
-                            )),
-                        });
-                    }
-                }
-            }
-            return Err(Failure::failed(format!(
-                "{} answered {}: {explanation}",
-                redact(&f.url),
-                f.status
-            )));
         }
     }
 
@@ -1140,10 +1081,7 @@ impl Fetching<'_> {
             Ok(t) => t,
             Err(e) => {
                 self.journal.accesses.push(detail);
-                return Err(match e {
-                    RefreshError::InvalidGrant(_) => Failure::relink(e.to_string()),
-                    _ => Failure::failed(e.to_string()),
-                });
+                return Err(policy::refresh_refused(&e).into());
             }
         };
         *self.link = committed.map_err(Failure::failed)?;
@@ -1163,25 +1101,6 @@ impl Fetching<'_> {
     }
 }
 
-/// The credentials of a pull in progress.
-enum Session {
-    Oauth1(Box<Oauth1Signer>),
-    Oauth2 {
-        bearer: Bearer,
-        refresh_token: Option<SecretString>,
-        refreshed: bool,
-    },
-}
-
-impl Session {
-    fn credential(&self) -> &dyn Credential {
-        match self {
-            Session::Oauth1(s) => s.as_ref(),
-            Session::Oauth2 { bearer, .. } => bearer,
-        }
-    }
-}
-
 /// Runs store work that may take a while (parsing, writing) without
 /// stalling the async workers: on a multi-threaded runtime the worker hands
 /// its other tasks over first.
@@ -1192,69 +1111,6 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
         }
         _ => f(),
     }
-}
-
-/// The provider's own words for a refusal, short and printable. Scrubbed
-/// before it is shortened: a secret cut in half would no longer be found.
-fn explain(f: &Fetched, secrets: &Secrets) -> String {
-    if let Some(p) = oauth_problem(f) {
-        return secrets.scrub(&format!("oauth_problem={p}"));
-    }
-    if let Some(w) = f
-        .headers
-        .get(reqwest::header::WWW_AUTHENTICATE)
-        .and_then(|v| v.to_str().ok())
-    {
-        return secrets.scrub(w).chars().take(200).collect();
-    }
-    // Control characters go first, so that none can split a secret that
-    // would then be joined again after scrubbing.
-    let printable: String = String::from_utf8_lossy(&f.body)
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect();
-    let text: String = secrets.scrub(&printable).chars().take(200).collect();
-    if text.is_empty() {
-        "no explanation".into()
-    } else {
-        text
-    }
-}
-
-/// `oauth_problem` from the body (form-encoded) or the WWW-Authenticate header.
-fn oauth_problem(f: &Fetched) -> Option<String> {
-    let from_body = url::form_urlencoded::parse(&f.body)
-        .find(|(k, _)| k == "oauth_problem")
-        .map(|(_, v)| v.into_owned());
-    from_body.or_else(|| {
-        let h = f
-            .headers
-            .get(reqwest::header::WWW_AUTHENTICATE)?
-            .to_str()
-            .ok()?;
-        let at = h.find("oauth_problem=")? + "oauth_problem=".len();
-        Some(
-            h[at..]
-                .trim_start_matches('"')
-                .split(['"', ',', '&'])
-                .next()?
-                .to_string(),
-        )
-    })
-}
-
-/// From `oauth_acceptable_timestamps=MIN-MAX`: the seconds to add to our clock.
-fn acceptable_skew(f: &Fetched) -> Option<i64> {
-    let range = url::form_urlencoded::parse(&f.body)
-        .find(|(k, _)| k == "oauth_acceptable_timestamps")
-        .map(|(_, v)| v.into_owned())?;
-    let (lo, hi) = range.split_once('-')?;
-    let (lo, hi): (i64, i64) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
-    if hi < lo {
-        return None;
-    }
-    let mid = lo + (hi - lo) / 2;
-    Some(mid - chrono::Utc::now().timestamp())
 }
 
 /// Pulls every active link of a patient (or the one of `provider`), one

@@ -27,6 +27,7 @@ pub mod oauth1;
 pub mod oauth1_flow;
 pub mod oauth2;
 pub mod paging;
+pub mod policy;
 pub mod redact;
 pub mod refusal;
 pub mod register;
