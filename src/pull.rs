@@ -960,8 +960,8 @@ impl Fetching<'_> {
             self.journal.moves.extend(f.moves.iter().cloned());
             self.journal.redirects += f.hops;
             let secrets = &self.journal.secrets;
-            match policy::judge(f, &mut self.session, tolerated, &mut tries, secrets)? {
-                Verdict::Take(f) => return Ok(f),
+            match policy::judge(&f, &mut self.session, tolerated, &mut tries, secrets)? {
+                Verdict::Take => return Ok(f),
                 Verdict::Refresh => self.refresh().await?,
                 Verdict::Resend => {}
             }

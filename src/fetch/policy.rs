@@ -48,7 +48,7 @@ pub struct Tries {
 #[derive(Debug)]
 pub enum Verdict {
     /// The answer stands: hand it to the caller.
-    Take(Fetched),
+    Take,
     /// Refresh the access token (and commit the new pair), then send again.
     Refresh,
     /// Send the request again: the session was corrected (OAuth 1.0a clock).
@@ -60,16 +60,16 @@ pub enum Verdict {
 /// only when credentials were sent. A clock correction is made on
 /// `session` itself.
 pub fn judge(
-    f: Fetched,
+    f: &Fetched,
     session: &mut Session,
     tolerated: &[u16],
     tries: &mut Tries,
     secrets: &Secrets,
 ) -> Result<Verdict, Refusal> {
     if (200..300).contains(&f.status) || (f.credentials && tolerated.contains(&f.status)) {
-        return Ok(Verdict::Take(f));
+        return Ok(Verdict::Take);
     }
-    let explanation = explain(&f, secrets);
+    let explanation = explain(f, secrets);
     if matches!(f.status, 401 | 403) && !f.credentials {
         return Err(Refusal::Failed(format!(
             "{} answered {} after a redirect to an origin that does not receive credentials (list it in trusted_origins if it should): {explanation}",
@@ -98,12 +98,12 @@ pub fn judge(
             }
             Session::Oauth2 { .. } => return Ok(Verdict::Refresh),
             Session::Oauth1(signer) => {
-                let problem = oauth_problem(&f);
+                let problem = oauth_problem(f);
                 // One clock correction per request, then the answer stands.
                 if let (false, Some("timestamp_refused"), Some(skew)) = (
                     tries.clock_corrected,
                     problem.as_deref(),
-                    acceptable_skew(&f, chrono::Utc::now().timestamp()),
+                    acceptable_skew(f, chrono::Utc::now().timestamp()),
                 ) {
                     signer.clock_skew = skew;
                     tries.clock_corrected = true;
@@ -256,8 +256,8 @@ mod tests {
     fn judged(f: Fetched, session: &mut Session, tries: &mut Tries) -> (&'static str, String) {
         let mut secrets = Secrets::new();
         secrets.add("at-secret");
-        match judge(f, session, &[404], tries, &secrets) {
-            Ok(Verdict::Take(_)) => ("take", String::new()),
+        match judge(&f, session, &[404], tries, &secrets) {
+            Ok(Verdict::Take) => ("take", String::new()),
             Ok(Verdict::Refresh) => ("refresh", String::new()),
             Ok(Verdict::Resend) => ("resend", String::new()),
             Err(Refusal::Failed(e)) => ("failed", e),
