@@ -31,3 +31,4 @@ pub mod policy;
 pub mod redact;
 pub mod refusal;
 pub mod register;
+pub mod settings;

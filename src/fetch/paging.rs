@@ -13,7 +13,7 @@
 use super::auth::{Credential, redact};
 use super::http::{Fetched, HttpClient};
 use super::refusal::Refusal;
-use crate::config::ProviderKind;
+use super::settings::ProviderKind;
 use url::Url;
 
 /// What a FHIR request accepts.
@@ -250,9 +250,9 @@ fn read_page(f: &Fetched, entries: &mut Vec<Vec<u8>>) -> Result<Option<String>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::FetchLimits;
     use crate::fetch::auth::{Anonymous, Bearer};
     use crate::fetch::oauth1::Placement;
+    use crate::fetch::settings::FetchLimits;
     use std::time::Duration;
 
     fn page(url: &str, media_type: Option<&str>, body: &str) -> Fetched {
