@@ -11,6 +11,12 @@
 //! failed sync row, and `invalid_grant` (or a 401 just after a refresh)
 //! marks the link `needs_relink` with a `link_broken` exception.
 //!
+//! It reads as claim → credentials → fetch → prepare → write. The
+//! protocols are `fetch`'s: the FHIR paging cursor (`fetch::paging`) and
+//! what each answer means (`fetch::policy::judge`); the pull acts on the
+//! verdict (take the answer, refresh and commit the new pair, send again)
+//! and records what happened.
+//!
 //! Store work goes through the store's writer (`store::Writer`) as whole
 //! jobs: the claim; then the import (parsed here first, `import::prepare`)
 //! or the failure, with the link's record, as one job; a refreshed token
@@ -928,9 +934,10 @@ struct Fetching<'a> {
 }
 
 impl Fetching<'_> {
-    /// GETs `url` and insists on a 2xx. A 401 is answered once: OAuth 2.0
-    /// refreshes (unless it just did), OAuth 1.0a corrects its clock when
-    /// the provider says which timestamps it accepts.
+    /// GETs `url` and insists on a 2xx, as `fetch::policy::judge` rules: a
+    /// 401 is answered once (OAuth 2.0 refreshes unless it just did, OAuth
+    /// 1.0a corrects its clock when the provider says which timestamps it
+    /// accepts).
     async fn get_ok(&mut self, url: &Url, accept: &str) -> Result<Fetched, Failure> {
         self.get_answer(url, accept, &[]).await
     }
