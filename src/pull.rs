@@ -11,18 +11,27 @@
 //! failed sync row, and `invalid_grant` (or a 401 just after a refresh)
 //! marks the link `needs_relink` with a `link_broken` exception.
 //!
+//! It reads as claim → credentials → fetch → prepare → write. The
+//! protocols are `fetch`'s: the FHIR paging cursor (`fetch::paging`) and
+//! what each answer means (`fetch::policy::judge`); the pull acts on the
+//! verdict (take the answer, refresh and commit the new pair, send again)
+//! and records what happened.
+//!
 //! Store work goes through the store's writer (`store::Writer`) as whole
 //! jobs: the claim; then the import (parsed here first, `import::prepare`)
 //! or the failure, with the link's record, as one job; a refreshed token
 //! pair in a transaction of its own (`Writer::run_alone`).
 
-use crate::config::{Config, DocumentLocation, Provider, ProviderAuth, ProviderKind};
+use crate::config::{Config, DocumentLocation, Provider, ProviderAuth};
 use crate::domain::{PatientId, SourceName};
-use crate::fetch::auth::{Bearer, Credential, Oauth1Signer, redact};
+use crate::fetch::auth::{Bearer, Oauth1Signer, redact};
 use crate::fetch::fhir;
 use crate::fetch::http::{FetchError, Fetched, Hop, HttpClient};
-use crate::fetch::oauth2::{self, RefreshError};
+use crate::fetch::oauth2;
+use crate::fetch::paging::{FHIR_JSON, Gathered, Search, SearchOf, check_media_type, moved};
+use crate::fetch::policy::{self, Session, Tries, Verdict};
 use crate::fetch::redact::Secrets;
+use crate::fetch::refusal::Refusal;
 use crate::import::{self, ImportError, ImportReport, ImportRequest};
 use crate::parse::DocFormat;
 use crate::schedule::Schedule;
@@ -45,8 +54,6 @@ mod references;
 const LEASE: Duration = Duration::from_secs(15 * 60);
 /// How long an on-demand pull waits for another sync of the same link.
 const BUSY_WAIT: Duration = Duration::from_secs(120);
-/// What a FHIR request accepts.
-const FHIR_JSON: &str = "application/fhir+json, application/json;q=0.9";
 /// Refresh an access token this long before it expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
@@ -129,16 +136,23 @@ impl Failure {
     }
 }
 
-impl From<FetchError> for Failure {
-    fn from(e: FetchError) -> Failure {
-        match e.retry_after() {
-            Some(after) => Failure {
+impl From<Refusal> for Failure {
+    fn from(r: Refusal) -> Failure {
+        match r {
+            Refusal::Failed(error) => Failure::failed(error),
+            Refusal::Relink(error) => Failure::relink(error),
+            Refusal::RetryLater { error, after } => Failure {
                 outcome: "retry_later",
-                error: e.to_string(),
+                error,
                 retry_after: Some(after),
             },
-            None => Failure::failed(e.to_string()),
         }
+    }
+}
+
+impl From<FetchError> for Failure {
+    fn from(e: FetchError) -> Failure {
+        Refusal::from(e).into()
     }
 }
 
@@ -637,7 +651,7 @@ impl Puller {
                         provider.id
                     ))
                 })?;
-                let url = moved(f.link, url);
+                let url = moved(&f.link.moves, url);
                 let doc = f.get_ok(&url, "application/xml, text/xml;q=0.9").await?;
                 check_media_type(provider.kind, &doc)?;
                 Ok(Pulled {
@@ -647,66 +661,29 @@ impl Puller {
                 })
             }
             DocumentLocation::Fhir { resources } => {
-                let mut entries: Vec<Vec<u8>> = Vec::new();
-                let mut origin = None;
-                let mut total_bytes = 0u64;
+                let mut gathered = Gathered::new(provider.limits.max_document_bytes);
                 for resource in resources {
                     let include = f.include(resource).await;
                     let first = provider.fhir_search_url(resource, &remote, include);
-                    let mut url = moved(f.link, first);
-                    let mut pages = 0u32;
-                    loop {
-                        pages += 1;
-                        if pages > provider.limits.max_pages {
-                            return Err(Failure::failed(format!(
-                                "{}: more than max_pages = {} pages of {resource}; nothing stored (raise max_pages for provider {})",
-                                redact(&url),
-                                provider.limits.max_pages,
-                                provider.id
-                            )));
-                        }
+                    let of = SearchOf {
+                        provider: provider.id.as_str(),
+                        kind: provider.kind,
+                        resource,
+                        max_pages: provider.limits.max_pages,
+                    };
+                    let mut search = Search::new(moved(&f.link.moves, first), of);
+                    while let Some(url) = search.next_url()? {
                         let page = f.get_ok(&url, FHIR_JSON).await?;
-                        check_media_type(provider.kind, &page)?;
-                        total_bytes += page.body.len() as u64;
-                        f.check_total(total_bytes, &page.url)?;
-                        origin.get_or_insert_with(|| redact(&page.url));
-                        let next = read_page(&page, &mut entries)?;
-                        match next {
-                            Some(n) => {
-                                let next = page.url.join(&n).map_err(|e| {
-                                    Failure::failed(format!(
-                                        "{}: the next link is not a URL: {e}",
-                                        redact(&page.url)
-                                    ))
-                                })?;
-                                // A page from elsewhere would put someone
-                                // else's content in the regimen.
-                                if page.url.scheme() == "https" && next.scheme() != "https" {
-                                    return Err(Failure::failed(format!(
-                                        "{}: the next page link goes from https down to {}; nothing stored",
-                                        redact(&page.url),
-                                        redact(&next)
-                                    )));
-                                }
-                                if !f.client.trusts(&next) {
-                                    return Err(Failure::failed(format!(
-                                        "{}: the next page link points outside the provider's origins ({}); nothing stored (list its origin in trusted_origins if it belongs to provider {})",
-                                        redact(&page.url),
-                                        redact(&next),
-                                        provider.id
-                                    )));
-                                }
-                                url = f.session.credential().strip(&next);
-                            }
-                            None => break,
-                        }
+                        search.read(&page, &mut gathered, &f.client, f.session.credential())?;
                     }
                 }
-                f.fetch_referenced(&mut entries, &mut total_bytes).await?;
+                f.fetch_referenced(&mut gathered).await?;
                 Ok(Pulled {
-                    bytes: fhir::collection(&entries),
+                    bytes: fhir::collection(&gathered.entries),
                     format: Some(DocFormat::FhirJson),
-                    origin: origin.unwrap_or_else(|| redact(&provider.base_url)),
+                    origin: gathered
+                        .origin
+                        .unwrap_or_else(|| redact(&provider.base_url)),
                 })
             }
         }
@@ -957,9 +934,10 @@ struct Fetching<'a> {
 }
 
 impl Fetching<'_> {
-    /// GETs `url` and insists on a 2xx. A 401 is answered once: OAuth 2.0
-    /// refreshes (unless it just did), OAuth 1.0a corrects its clock when
-    /// the provider says which timestamps it accepts.
+    /// GETs `url` and insists on a 2xx, as `fetch::policy::judge` rules: a
+    /// 401 is answered once (OAuth 2.0 refreshes unless it just did, OAuth
+    /// 1.0a corrects its clock when the provider says which timestamps it
+    /// accepts).
     async fn get_ok(&mut self, url: &Url, accept: &str) -> Result<Fetched, Failure> {
         self.get_answer(url, accept, &[]).await
     }
@@ -972,7 +950,7 @@ impl Fetching<'_> {
         accept: &str,
         tolerated: &[u16],
     ) -> Result<Fetched, Failure> {
-        let mut clock_corrected = false;
+        let mut tries = Tries::default();
         loop {
             let t0 = Instant::now();
             let result = self
@@ -988,72 +966,12 @@ impl Fetching<'_> {
             let f = result?;
             self.journal.moves.extend(f.moves.iter().cloned());
             self.journal.redirects += f.hops;
-            if (200..300).contains(&f.status) || (f.credentials && tolerated.contains(&f.status)) {
-                return Ok(f);
+            let secrets = &self.journal.secrets;
+            match policy::judge(&f, &mut self.session, tolerated, &mut tries, secrets)? {
+                Verdict::Take => return Ok(f),
+                Verdict::Refresh => self.refresh().await?,
+                Verdict::Resend => {}
             }
-            let explanation = explain(&f, &self.journal.secrets);
-            if matches!(f.status, 401 | 403) && !f.credentials {
-                return Err(Failure::failed(format!(
-                    "{} answered {} after a redirect to an origin that does not receive credentials (list it in trusted_origins if it should): {explanation}",
-                    redact(&f.url),
-                    f.status
-                )));
-            }
-            if f.status == 401 {
-                match &mut self.session {
-                    Session::Oauth2 {
-                        refreshed: true, ..
-                    } => {
-                        return Err(Failure::relink(format!(
-                            "{} answered 401 to a freshly refreshed token: {explanation}",
-                            redact(&f.url)
-                        )));
-                    }
-                    Session::Oauth2 {
-                        refresh_token: None,
-                        ..
-                    } => {
-                        return Err(Failure::relink(format!(
-                            "{} answered 401 and the link holds no refresh token: {explanation}",
-                            redact(&f.url)
-                        )));
-                    }
-                    Session::Oauth2 { .. } => {
-                        self.refresh().await?;
-                        continue;
-                    }
-                    Session::Oauth1(signer) => {
-                        let problem = oauth_problem(&f);
-                        // One clock correction per request, then the answer stands.
-                        if let (false, Some("timestamp_refused"), Some(skew)) =
-                            (clock_corrected, problem.as_deref(), acceptable_skew(&f))
-                        {
-                            signer.clock_skew = skew;
-                            clock_corrected = true;
-                            continue;
-                        }
-                        return Err(match problem.as_deref() {
-                            Some(
-                                "token_expired" | "token_revoked" | "token_rejected"
-                                | "permission_denied" | "permission_unknown",
-                            )
-                            | None => Failure::relink(format!(
-                                "{} refused the token (401): {explanation}",
-                                redact(&f.url)
-                            )),
-                            Some(_) => Failure::failed(format!(
-                                "{} refused the request (401): {explanation}",
-                                redact(&f.url)
-                            )),
-                        });
-                    }
-                }
-            }
-            return Err(Failure::failed(format!(
-                "{} answered {}: {explanation}",
-                redact(&f.url),
-                f.status
-            )));
         }
     }
 
@@ -1169,10 +1087,7 @@ impl Fetching<'_> {
             Ok(t) => t,
             Err(e) => {
                 self.journal.accesses.push(detail);
-                return Err(match e {
-                    RefreshError::InvalidGrant(_) => Failure::relink(e.to_string()),
-                    _ => Failure::failed(e.to_string()),
-                });
+                return Err(policy::refresh_refused(&e).into());
             }
         };
         *self.link = committed.map_err(Failure::failed)?;
@@ -1192,25 +1107,6 @@ impl Fetching<'_> {
     }
 }
 
-/// The credentials of a pull in progress.
-enum Session {
-    Oauth1(Box<Oauth1Signer>),
-    Oauth2 {
-        bearer: Bearer,
-        refresh_token: Option<SecretString>,
-        refreshed: bool,
-    },
-}
-
-impl Session {
-    fn credential(&self) -> &dyn Credential {
-        match self {
-            Session::Oauth1(s) => s.as_ref(),
-            Session::Oauth2 { bearer, .. } => bearer,
-        }
-    }
-}
-
 /// Runs store work that may take a while (parsing, writing) without
 /// stalling the async workers: on a multi-threaded runtime the worker hands
 /// its other tasks over first.
@@ -1221,167 +1117,6 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
         }
         _ => f(),
     }
-}
-
-/// Applies a remembered permanent redirect.
-fn moved(link: &ClaimedLink, url: Url) -> Url {
-    let key = redact(&url);
-    link.moves
-        .iter()
-        .find(|(from, _)| *from == key)
-        .and_then(|(_, to)| Url::parse(to).ok())
-        .unwrap_or(url)
-}
-
-/// Refuses a body whose media type does not fit the provider's kind (an
-/// HTML login page is the usual suspect).
-fn check_media_type(kind: ProviderKind, f: &Fetched) -> Result<(), Failure> {
-    let mt = f.media_type.as_deref().unwrap_or("");
-    let ok = match kind {
-        ProviderKind::Ccr => matches!(mt, "application/xml" | "text/xml") || mt.ends_with("+xml"),
-        ProviderKind::Fhir => matches!(
-            mt,
-            "application/fhir+json" | "application/json" | "application/json+fhir"
-        ),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Failure::failed(format!(
-            "{}: the provider answered {}, not a {} document; nothing stored",
-            redact(&f.url),
-            if mt.is_empty() {
-                "without a Content-Type".to_string()
-            } else {
-                format!("with media type {mt}")
-            },
-            kind.as_str()
-        )))
-    }
-}
-
-/// Collects a search page's entries and returns its `next` link.
-fn read_page(f: &Fetched, entries: &mut Vec<Vec<u8>>) -> Result<Option<String>, Failure> {
-    #[derive(serde::Deserialize)]
-    struct Link {
-        relation: Option<String>,
-        url: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Page<'a> {
-        #[serde(rename = "resourceType")]
-        resource_type: Option<String>,
-        #[serde(default, borrow)]
-        entry: Vec<&'a serde_json::value::RawValue>,
-        #[serde(default)]
-        link: Vec<Link>,
-        #[serde(default)]
-        issue: Vec<serde_json::Value>,
-    }
-    let page: Page<'_> = serde_json::from_slice(&f.body).map_err(|e| {
-        Failure::failed(format!(
-            "{}: the search page is not FHIR JSON (line {}, column {}): {e}",
-            redact(&f.url),
-            e.line(),
-            e.column()
-        ))
-    })?;
-    match page.resource_type.as_deref() {
-        Some("Bundle") => {}
-        Some("OperationOutcome") => {
-            let said: Vec<String> = page
-                .issue
-                .iter()
-                .filter_map(|i| {
-                    i.get("diagnostics")
-                        .or_else(|| i.pointer("/details/text"))
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string)
-                })
-                .collect();
-            return Err(Failure::failed(format!(
-                "{}: the provider answered an OperationOutcome: {}",
-                redact(&f.url),
-                said.join("; ")
-            )));
-        }
-        other => {
-            return Err(Failure::failed(format!(
-                "{}: a search answers with a Bundle, not {}",
-                redact(&f.url),
-                other.unwrap_or("a JSON value without resourceType")
-            )));
-        }
-    }
-    entries.extend(page.entry.iter().map(|e| e.get().as_bytes().to_vec()));
-    Ok(page
-        .link
-        .into_iter()
-        .find(|l| l.relation.as_deref() == Some("next"))
-        .and_then(|l| l.url))
-}
-
-/// The provider's own words for a refusal, short and printable. Scrubbed
-/// before it is shortened: a secret cut in half would no longer be found.
-fn explain(f: &Fetched, secrets: &Secrets) -> String {
-    if let Some(p) = oauth_problem(f) {
-        return secrets.scrub(&format!("oauth_problem={p}"));
-    }
-    if let Some(w) = f
-        .headers
-        .get(reqwest::header::WWW_AUTHENTICATE)
-        .and_then(|v| v.to_str().ok())
-    {
-        return secrets.scrub(w).chars().take(200).collect();
-    }
-    // Control characters go first, so that none can split a secret that
-    // would then be joined again after scrubbing.
-    let printable: String = String::from_utf8_lossy(&f.body)
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect();
-    let text: String = secrets.scrub(&printable).chars().take(200).collect();
-    if text.is_empty() {
-        "no explanation".into()
-    } else {
-        text
-    }
-}
-
-/// `oauth_problem` from the body (form-encoded) or the WWW-Authenticate header.
-fn oauth_problem(f: &Fetched) -> Option<String> {
-    let from_body = url::form_urlencoded::parse(&f.body)
-        .find(|(k, _)| k == "oauth_problem")
-        .map(|(_, v)| v.into_owned());
-    from_body.or_else(|| {
-        let h = f
-            .headers
-            .get(reqwest::header::WWW_AUTHENTICATE)?
-            .to_str()
-            .ok()?;
-        let at = h.find("oauth_problem=")? + "oauth_problem=".len();
-        Some(
-            h[at..]
-                .trim_start_matches('"')
-                .split(['"', ',', '&'])
-                .next()?
-                .to_string(),
-        )
-    })
-}
-
-/// From `oauth_acceptable_timestamps=MIN-MAX`: the seconds to add to our clock.
-fn acceptable_skew(f: &Fetched) -> Option<i64> {
-    let range = url::form_urlencoded::parse(&f.body)
-        .find(|(k, _)| k == "oauth_acceptable_timestamps")
-        .map(|(_, v)| v.into_owned())?;
-    let (lo, hi) = range.split_once('-')?;
-    let (lo, hi): (i64, i64) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
-    if hi < lo {
-        return None;
-    }
-    let mid = lo + (hi - lo) / 2;
-    Some(mid - chrono::Utc::now().timestamp())
 }
 
 /// Pulls every active link of a patient (or the one of `provider`), one

@@ -40,7 +40,8 @@ pub fn run(global: &Global, a: Args) -> CliResult {
     let web = if a.once {
         None
     } else {
-        let jwks = rxsync::fetch::backend::client_jwks(&ctx.config.providers).map_err(usage)?;
+        let jwks =
+            rxsync::fetch::backend::client_jwks(ctx.config.oauth2_providers()).map_err(usage)?;
         Some(
             AppState::new(&db, &review)
                 .map_err(|e| Failure::Usage(e.into()))?

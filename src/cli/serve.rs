@@ -28,7 +28,7 @@ pub fn run(global: &Global, args: Args) -> CliResult {
             .with_listen(addr)
             .map_err(|e| usage(format!("--listen: {e}")))?;
     }
-    let jwks = rxsync::fetch::backend::client_jwks(&ctx.config.providers).map_err(usage)?;
+    let jwks = rxsync::fetch::backend::client_jwks(ctx.config.oauth2_providers()).map_err(usage)?;
     let mut state = AppState::new(&ctx.config.database_path, &review)
         .map_err(|e| Failure::Usage(e.into()))?
         .with_jwks(jwks);

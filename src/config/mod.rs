@@ -153,6 +153,14 @@ impl Default for SyncSettings {
 }
 
 impl Config {
+    /// Each OAuth 2.0 provider's id and settings.
+    pub fn oauth2_providers(&self) -> impl Iterator<Item = (&str, &Oauth2Settings)> {
+        self.providers.iter().filter_map(|p| match &p.auth {
+            ProviderAuth::Oauth2(o) => Some((p.id.as_str(), &**o)),
+            ProviderAuth::Oauth1(_) => None,
+        })
+    }
+
     /// The provider with this id.
     pub fn provider(&self, id: &str) -> Option<&Provider> {
         self.providers.iter().find(|p| p.id.as_str() == id)

@@ -9,7 +9,7 @@
 //! or sensitive header values: no error, log line or `Debug` shows them.
 
 use super::auth::redact;
-use crate::config::{AssertionAlg, AssertionKeySettings};
+use super::settings::{AssertionAlg, AssertionKeySettings, Oauth2Settings};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
@@ -152,18 +152,19 @@ pub fn public_jwk(s: &AssertionKeySettings) -> Result<serde_json::Value, Backend
 
 /// The JWK Set of every configured `private_key_jwt` key, current and
 /// previous (two overlap during a rotation), each `kid` once: what the
-/// review app serves at `/.well-known/jwks.json`. Errors name the provider.
-pub fn client_jwks(providers: &[crate::config::Provider]) -> Result<serde_json::Value, String> {
+/// review app serves at `/.well-known/jwks.json`. `providers`: each OAuth
+/// 2.0 provider's id and settings (`Config::oauth2_providers`). Errors
+/// name the provider.
+pub fn client_jwks<'a>(
+    providers: impl IntoIterator<Item = (&'a str, &'a Oauth2Settings)>,
+) -> Result<serde_json::Value, String> {
     let mut keys: Vec<serde_json::Value> = Vec::new();
-    for p in providers {
-        let crate::config::ProviderAuth::Oauth2(o) = &p.auth else {
-            continue;
-        };
+    for (id, o) in providers {
         for k in o.private_key_jwt.iter().chain(&o.previous_private_key_jwt) {
             if keys.iter().any(|j| j["kid"] == k.key_id.as_str()) {
                 continue;
             }
-            keys.push(public_jwk(k).map_err(|e| format!("provider {}: {e}", p.id))?);
+            keys.push(public_jwk(k).map_err(|e| format!("provider {id}: {e}"))?);
         }
     }
     Ok(serde_json::json!({ "keys": keys }))

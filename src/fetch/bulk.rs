@@ -13,7 +13,7 @@ use super::auth::{Anonymous, Bearer, Credential, redact};
 use super::backend::{BackendClient, BackendError};
 use super::http::{Downloaded, FetchError, Hop, HttpClient, retry_after};
 use super::oauth1::Placement;
-use crate::config::{BulkLevel, Provider};
+use super::settings::{BulkLevel, Endpoint};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -167,7 +167,11 @@ pub struct BulkClient {
 }
 
 impl BulkClient {
-    pub fn new(provider: &Provider, backend: BackendClient) -> Result<Self, BulkError> {
+    pub fn new<'a>(
+        provider: impl Into<Endpoint<'a>>,
+        backend: BackendClient,
+    ) -> Result<Self, BulkError> {
+        let provider = provider.into();
         Ok(BulkClient {
             http: HttpClient::for_provider(provider)?,
             backend,

@@ -13,7 +13,7 @@
 use super::auth::{Anonymous, redact};
 use super::fhir::resource_url;
 use super::http::{FetchError, Hop, HttpClient};
-use crate::config::FetchLimits;
+use super::settings::FetchLimits;
 use crate::discovery::{self, Discovered, Source};
 use reqwest::header::{CACHE_CONTROL, HeaderMap};
 use std::time::Duration;

@@ -13,7 +13,7 @@ use super::auth::{Anonymous, Credential, redact};
 use super::fhir::{Capabilities, CapabilityCache};
 use super::limit::RateGate;
 use super::redact::Secrets;
-use crate::config::{FetchLimits, Provider};
+use super::settings::{Endpoint, FetchLimits};
 use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
@@ -148,12 +148,9 @@ pub struct HttpClient {
 
 impl HttpClient {
     /// A client for a provider: its timeouts, its CA file, no redirects, no Referer.
-    pub fn for_provider(p: &Provider) -> Result<HttpClient, FetchError> {
-        Self::new(
-            p.limits.clone(),
-            p.trusted_origins.clone(),
-            p.ca_file.as_deref(),
-        )
+    pub fn for_provider<'a>(p: impl Into<Endpoint<'a>>) -> Result<HttpClient, FetchError> {
+        let p = p.into();
+        Self::new(p.limits.clone(), p.trusted_origins.to_vec(), p.ca_file)
     }
 
     /// A client with these limits, trusting `trusted` origins with

@@ -11,8 +11,17 @@
 //! provider's discovery documents; `register` is RFC 7591 dynamic client
 //! registration; `jwks` caches a provider's signing keys;
 //! `oauth2::introspect` asks RFC 7662; `redact` scrubs a pull's secret
-//! values (and their encodings) out of any text recorded. `pull`
-//! orchestrates them: it turns a link into document bytes.
+//! values (and their encodings) out of any text recorded; `paging` is the
+//! FHIR search cursor (next links, page limits, media types); `policy`
+//! says what an answer means (401 → refresh or re-link, `oauth_problem`,
+//! the OAuth 1.0a clock correction) and `refusal` why a pull ends;
+//! `settings` holds the provider settings fetch owns, which `config`
+//! resolves into. `pull` orchestrates them: it turns a link into document
+//! bytes.
+//!
+//! Nothing here imports `config`, `store` or `pull`: `fetch` is the layer
+//! below them, and decides without writing (a refresh's commit is the
+//! pull's).
 
 pub mod auth;
 pub mod backend;
@@ -26,5 +35,9 @@ pub mod limit;
 pub mod oauth1;
 pub mod oauth1_flow;
 pub mod oauth2;
+pub mod paging;
+pub mod policy;
 pub mod redact;
+pub mod refusal;
 pub mod register;
+pub mod settings;

@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::oauth1::{self, Credentials, Oauth1Request, RsaSigningKey, SignParams};
-use crate::config::{Oauth1Consent, Oauth1Settings};
+use super::settings::{Oauth1Consent, Oauth1Settings};
 
 /// A token pair from a token endpoint: a request token (§2.1) or an
 /// access token (§2.3). Both halves are credentials.

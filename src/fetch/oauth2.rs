@@ -22,7 +22,7 @@
 //! configuration, the discovered endpoints and the registered client.
 
 use super::backend::{AssertionKey, JWT_BEARER, client_assertion};
-use crate::config::{ClientAuth, Oauth2Settings};
+use super::settings::{ClientAuth, Oauth2Settings};
 use crate::discovery::Discovered;
 use base64::Engine as _;
 use oauth2::basic::{
@@ -710,8 +710,8 @@ async fn exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Oauth2Grant, SecretSource};
     use crate::fetch::oauth1::Placement;
+    use crate::fetch::settings::{Oauth2Grant, SecretSource};
 
     fn settings(token_url: Option<&str>, client_id: Option<&str>) -> Oauth2Settings {
         Oauth2Settings {
@@ -901,7 +901,7 @@ mod tests {
         assert!(ok, "openssl genpkey");
         let text = std::fs::read_to_string(&pem).expect("pem");
         let key = AssertionKey::from_pem(
-            crate::config::AssertionAlg::Es384,
+            crate::fetch::settings::AssertionAlg::Es384,
             "k1",
             &SecretString::from(text),
         )

@@ -7,9 +7,10 @@
 //! `fetch::fhir`'s; the requests go through the pull's own `get_answer`
 //! (credentials, refresh, retries, the provider's request budget).
 
-use super::{FHIR_JSON, Failure, Fetching, check_media_type};
+use super::{Failure, Fetching};
 use crate::fetch::auth::redact;
 use crate::fetch::fhir::{self, IncludeMode};
+use crate::fetch::paging::{FHIR_JSON, Gathered, check_media_type, moved};
 use std::collections::HashSet;
 use url::Url;
 
@@ -38,18 +39,6 @@ impl Fetching<'_> {
         }
     }
 
-    /// Fails the pull when everything fetched together passes the limit.
-    pub(super) fn check_total(&self, total: u64, url: &Url) -> Result<(), Failure> {
-        let limit = self.provider.limits.max_document_bytes;
-        if total > limit {
-            return Err(Failure::failed(format!(
-                "{}: the pages together are over max_document_bytes = {limit}; nothing stored",
-                redact(url)
-            )));
-        }
-        Ok(())
-    }
-
     /// Reads each Medication the entries reference but do not hold (once
     /// each, at most `max_reference_fetches`, only from the provider's
     /// origins) and appends it as an `include` entry; a reference that is
@@ -59,10 +48,9 @@ impl Fetching<'_> {
     /// that reference's note.
     pub(super) async fn fetch_referenced(
         &mut self,
-        entries: &mut Vec<Vec<u8>>,
-        total_bytes: &mut u64,
+        gathered: &mut Gathered,
     ) -> Result<(), Failure> {
-        let wanted = fhir::missing_medications(entries);
+        let wanted = fhir::missing_medications(&gathered.entries);
         let max = self.provider.search.max_reference_fetches;
         let mut fetched = 0u32;
         let mut read: HashSet<Url> = HashSet::new();
@@ -75,7 +63,9 @@ impl Fetching<'_> {
                 Ok(u) => u,
                 Err(why) => {
                     let reason = format!("rxsync did not fetch it: {why}");
-                    entries.push(fhir::note_entry(&reference, "forbidden", &reason));
+                    gathered
+                        .entries
+                        .push(fhir::note_entry(&reference, "forbidden", &reason));
                     continue;
                 }
             };
@@ -88,11 +78,13 @@ impl Fetching<'_> {
                     "rxsync did not fetch it: provider {} allows max_reference_fetches = {max} per sync",
                     self.provider.id
                 );
-                entries.push(fhir::note_entry(&reference, "too-costly", &reason));
+                gathered
+                    .entries
+                    .push(fhir::note_entry(&reference, "too-costly", &reason));
                 continue;
             }
             fetched += 1;
-            let url = super::moved(self.link, url);
+            let url = moved(&self.link.moves, url);
             let answer = self.get_answer(&url, FHIR_JSON, &[403, 404, 410]).await?;
             if !(200..300).contains(&answer.status) {
                 let reason = self.journal.secrets.scrub(&format!(
@@ -100,12 +92,13 @@ impl Fetching<'_> {
                     redact(&answer.url),
                     answer.status
                 ));
-                entries.push(fhir::note_entry(&reference, "not-found", &reason));
+                gathered
+                    .entries
+                    .push(fhir::note_entry(&reference, "not-found", &reason));
                 continue;
             }
             check_media_type(self.provider.kind, &answer)?;
-            *total_bytes += answer.body.len() as u64;
-            self.check_total(*total_bytes, &answer.url)?;
+            gathered.count(answer.body.len(), &answer.url)?;
             // The entry's fullUrl is where it was read from, unless the
             // provider's redirects put a secret of ours in that URL: then
             // where it was asked for (the document is stored).
@@ -116,10 +109,12 @@ impl Fetching<'_> {
                 &answer.url
             };
             match fhir::medication_entry(read_from, &answer.body) {
-                Ok(entry) => entries.push(entry),
+                Ok(entry) => gathered.entries.push(entry),
                 Err(why) => {
                     let reason = secrets.scrub(&format!("{}: {why}", redact(read_from)));
-                    entries.push(fhir::note_entry(&reference, "not-found", &reason));
+                    gathered
+                        .entries
+                        .push(fhir::note_entry(&reference, "not-found", &reason));
                 }
             }
         }
