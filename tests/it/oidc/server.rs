@@ -87,7 +87,7 @@ impl OidcServer {
             // Nothing more is expected; keep the pipe drained regardless.
             for _ in lines {}
         });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+        let line = match rx.recv_timeout(Duration::from_secs(120)) {
             Ok(Some(Ok(line))) => line,
             other => {
                 let _ = child.kill();
