@@ -81,6 +81,34 @@ pub struct RawVault {
 pub struct RawDatabase {
     /// The SQLite file, relative to the configuration file's folder.
     pub path: Option<PathBuf>,
+    /// A PostgreSQL database (`postgres://user@host/db`) instead of the
+    /// SQLite file: today only `rxsync db migrate|check|copy` use it.
+    pub url: Option<String>,
+    /// A file whose first line is the PostgreSQL password (when the URL
+    /// has none), relative to the configuration file's folder.
+    pub password_file: Option<PathBuf>,
+}
+
+/// `[database] url` (or `RXSYNC_DATABASE_URL`), resolved: a PostgreSQL
+/// database. The URL may hold a password, so `Debug` never shows it.
+#[derive(Clone, PartialEq)]
+pub struct DatabaseUrl {
+    /// The URL as written.
+    pub url: String,
+    /// `[database] password_file`, made absolute.
+    pub password_file: Option<PathBuf>,
+    /// Where the URL came from, for messages: the file or the variable.
+    pub origin: String,
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseUrl")
+            .field("url", &"<not shown>")
+            .field("password_file", &self.password_file)
+            .field("origin", &self.origin)
+            .finish()
+    }
 }
 
 /// `[import]`
@@ -105,6 +133,9 @@ pub struct Config {
     /// Where the configuration came from (None: built-in defaults).
     pub file: Option<PathBuf>,
     pub database_path: PathBuf,
+    /// `[database] url` / `RXSYNC_DATABASE_URL`: PostgreSQL instead of
+    /// `database_path` (None: the SQLite file, the default).
+    pub database_url: Option<DatabaseUrl>,
     pub max_document_bytes: u64,
     pub max_regimen_items: usize,
     /// `[import] therapeutic_class_exclusions`, else the default list.
@@ -254,6 +285,7 @@ pub fn resolve(
             })
             .transpose()
     };
+    let database_url = resolve_database_url(&raw.database, &origin, &base, env)?;
     let database_path = match env("RXSYNC_DATABASE_PATH").filter(|v| !v.is_empty()) {
         Some(p) => cwd.join(p),
         None => base.join(
@@ -322,6 +354,7 @@ pub fn resolve(
     Ok(Config {
         file: file.map(Path::to_path_buf),
         database_path,
+        database_url,
         max_document_bytes,
         max_regimen_items,
         therapeutic_class_exclusions,
@@ -331,6 +364,47 @@ pub fn resolve(
         sync,
         review,
     })
+}
+
+/// `[database] url` and `password_file`, `RXSYNC_DATABASE_URL` first. The
+/// URL's scheme is checked here; the rest when it is used
+/// (`store::pg::PgTarget`). Errors never quote the URL (it may hold a password).
+fn resolve_database_url(
+    raw: &RawDatabase,
+    origin: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<DatabaseUrl>, ConfigError> {
+    let (url, from) = match env("RXSYNC_DATABASE_URL").filter(|v| !v.is_empty()) {
+        Some(u) => (u, "environment RXSYNC_DATABASE_URL".to_string()),
+        None => match &raw.url {
+            Some(u) => (u.clone(), origin.to_string()),
+            None => {
+                if raw.password_file.is_some() {
+                    return Err(ConfigError::Value {
+                        origin: origin.to_string(),
+                        key: "database.password_file",
+                        problem: "is for a PostgreSQL [database] url, and none is set".into(),
+                    });
+                }
+                return Ok(None);
+            }
+        },
+    };
+    if !crate::store::pg::is_postgres_url(&url) {
+        return Err(ConfigError::Value {
+            origin: from,
+            key: "database.url",
+            problem:
+                "must be a postgres:// or postgresql:// URL (the SQLite file is [database] path)"
+                    .into(),
+        });
+    }
+    Ok(Some(DatabaseUrl {
+        url,
+        password_file: raw.password_file.as_ref().map(|p| base.join(p)),
+        origin: from,
+    }))
 }
 
 impl Config {

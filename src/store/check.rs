@@ -92,7 +92,11 @@ impl Probe for postgres::Client {
         let rows = self.query(sql, &[])?;
         Ok(rows
             .iter()
-            .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i)).collect())
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| r.get::<_, Option<String>>(i))
+                    .collect()
+            })
             .collect())
     }
 }
@@ -306,9 +310,12 @@ fn sqlite_audit_check(conn: &mut rusqlite::Connection) -> Result<Check, DbError>
         let found = conn.rows(&format!(
             "SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'audit' AND name = '{name}'"
         ))?;
-        let ok = found.first().and_then(|r| r[0].as_deref()).is_some_and(|sql| {
-            sql.contains(&format!("BEFORE {refuses} ON audit")) && sql.contains("RAISE(ABORT")
-        });
+        let ok = found
+            .first()
+            .and_then(|r| r[0].as_deref())
+            .is_some_and(|sql| {
+                sql.contains(&format!("BEFORE {refuses} ON audit")) && sql.contains("RAISE(ABORT")
+            });
         if !ok {
             failures.push(format!(
                 "trigger {name} is missing or changed: the audit no longer refuses {refuses}"
@@ -370,7 +377,10 @@ mod tests {
         let mut store = Store::open(&path).expect("opens");
         for id in ["P1", "P2", "P3", "P4"] {
             store
-                .add_patient(&NewPatient::with_id(PatientId::parse(id).expect("id")), "test")
+                .add_patient(
+                    &NewPatient::with_id(PatientId::parse(id).expect("id")),
+                    "test",
+                )
                 .expect("adds");
         }
         path
@@ -412,10 +422,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let path = store_with_audit(dir.path());
         let conn = rusqlite::Connection::open(&path).expect("raw");
-        conn.execute_batch(
-            "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE id IN (1, 3);",
-        )
-        .expect("tampers");
+        conn.execute_batch("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE id IN (1, 3);")
+            .expect("tampers");
         drop(conn);
         let report = check_sqlite(&path).expect("checks");
         assert!(!report.ok());

@@ -272,7 +272,9 @@ fn copy_table(
     let types: Vec<Type> = columns.iter().map(|c| c.kind.pg_type()).collect();
     let sink = tx.copy_in(&format!("COPY {table} ({names}) FROM STDIN BINARY"))?;
     let mut writer = BinaryCopyInWriter::new(sink, &types);
-    let mut stmt = sqlite.prepare(&format!("SELECT rowid, {names} FROM {table} ORDER BY rowid"))?;
+    let mut stmt = sqlite.prepare(&format!(
+        "SELECT rowid, {names} FROM {table} ORDER BY rowid"
+    ))?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let rowid: i64 = row.get(0)?;

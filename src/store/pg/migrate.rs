@@ -38,7 +38,9 @@ pub fn migrate_postgres(client: &mut postgres::Client) -> Result<(usize, usize),
                  applied_at timestamptz NOT NULL DEFAULT now()
              )",
         )?;
-        let n: i64 = tx.query_one("SELECT COUNT(*) FROM rxsync_schema", &[])?.get(0);
+        let n: i64 = tx
+            .query_one("SELECT COUNT(*) FROM rxsync_schema", &[])?
+            .get(0);
         let version = n as usize;
         too_new(version)?;
         let Some((name, sql)) = PG_MIGRATIONS.get(version) else {
@@ -104,7 +106,11 @@ impl Probe for TxProbe<'_, '_> {
         let rows = self.0.query(sql, &[])?;
         Ok(rows
             .iter()
-            .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i)).collect())
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| r.get::<_, Option<String>>(i))
+                    .collect()
+            })
             .collect())
     }
 }

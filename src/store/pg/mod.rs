@@ -30,6 +30,9 @@ pub enum DbError {
     /// The connection settings cannot be used (the message never holds the password).
     #[error("database url: {0}")]
     Target(String),
+    /// The server could not be reached or refused the login.
+    #[error("cannot connect to {target}: {cause}")]
+    Connect { target: String, cause: PgCause },
     /// PostgreSQL refused or failed (its message, with the server's detail).
     #[error("PostgreSQL: {0}")]
     Postgres(PgCause),
@@ -118,10 +121,10 @@ impl PgTarget {
             .parse()
             .map_err(|e: postgres::Error| DbError::Target(e.to_string()))?;
         let var = |k: &str| env(k).filter(|v| !v.is_empty());
-        if config.get_password().is_none() {
-            if let Some(p) = password.map(str::to_string).or_else(|| var("PGPASSWORD")) {
-                config.password(p);
-            }
+        if config.get_password().is_none()
+            && let Some(p) = password.map(str::to_string).or_else(|| var("PGPASSWORD"))
+        {
+            config.password(p);
         }
         if config.get_user().is_none() {
             match var("PGUSER") {
@@ -192,8 +195,9 @@ impl PgTarget {
                     .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
             }
         };
-        client.map_err(|e| {
-            DbError::Target(format!("cannot connect to {}: {}", self.shown, PgCause(e)))
+        client.map_err(|e| DbError::Connect {
+            target: self.shown.clone(),
+            cause: PgCause(e),
         })
     }
 }
@@ -254,7 +258,8 @@ mod tests {
         assert!(!format!("{t:?}").contains("secret"));
         assert_eq!(t.config.get_password(), Some(&b"url-secret-pw"[..]));
 
-        let t = PgTarget::parse("postgres://op@db.example/x", Some("file-pw"), &env).expect("parses");
+        let t =
+            PgTarget::parse("postgres://op@db.example/x", Some("file-pw"), &env).expect("parses");
         assert_eq!(t.config.get_password(), Some(&b"file-pw"[..]));
         let t = PgTarget::parse("postgres://op@db.example/x", None, &env).expect("parses");
         assert_eq!(t.config.get_password(), Some(&b"env-secret-pw"[..]));
