@@ -14,7 +14,7 @@
 # pg_bin: the folder of initdb and pg_ctl (the newest Debian one first).
 pg_bin() {
   local dir
-  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n -r); do
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n -r); do
     [ -x "$dir/initdb" ] && { echo "$dir"; return 0; }
   done
   command -v pg_ctl >/dev/null 2>&1 && { dirname "$(command -v pg_ctl)"; return 0; }
