@@ -152,6 +152,37 @@ fn db_pg_the_audit_refuses_update_delete_and_truncate_and_check_sees_a_disabled_
     );
 }
 
+/// One row in each table the demo leaves empty, written as the store
+/// writes them (RFC 3339 times, 0/1 flags, sealed blobs), so that every
+/// column's conversion is exercised.
+fn fill_the_tables_the_demo_leaves_empty(db: &std::path::Path) {
+    let conn = rusqlite::Connection::open(db).expect("source");
+    conn.execute_batch(
+        "INSERT INTO users (id, name, role, password_hash, created_at) VALUES (1, 'ana', 'clinician', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA', '2026-12-01T10:00:00.000Z');
+         INSERT INTO sessions VALUES ('ab12', 1, '2026-12-01T10:00:00.000Z', '2026-12-01T18:00:00.000Z', NULL);
+         INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES (1, 'cd34', '2026-12-01T10:00:00.000Z');
+         INSERT INTO login_attempts (at, name, remote, ok) VALUES ('2026-12-01T10:00:00.000Z', 'ana', '127.0.0.1', 1);
+         INSERT INTO code_mappings (source, system, code, ndc11, decided_by, decided_at, exception_id)
+             SELECT source, 'local', 'X1', '00777310502', 'ana', '2026-12-01T10:00:00.000Z', id FROM exceptions LIMIT 1;
+         INSERT INTO decisions (exception_id, action, decided_by, decided_at, undo)
+             SELECT id, 'keep', 'ana', '2026-12-01T10:00:00.000Z', '{}' FROM exceptions LIMIT 1;
+         INSERT INTO bulk_staging VALUES ('run1', 'p1', 0, 1, 'MedicationRequest', 'm1', NULL, '{}');
+         INSERT INTO exports (id, provider, level, kickoff_url, requested_at, transaction_time, requires_token, state)
+             VALUES (1, 'acme', 'system', 'https://acme.example/$export', '2026-12-01T10:00:00.000Z', '2026-12-01T09:59:58+00:00', 1, 'completed');
+         INSERT INTO export_files (export_id, n, kind, type, url, path, bytes, downloaded_at)
+             VALUES (1, 0, 'output', 'MedicationRequest', 'https://acme.example/f1', '/tmp/f1', 10, '2026-12-01T10:01:00.000Z');
+         INSERT INTO consent_flows (id, provider, patient_id, state_sha256, key_id, pkce_verifier, redirect_uri, created_at, expires_at)
+             SELECT 'flow1', 'acme', id, 'ef56', 'k1', x'00ff10203040', 'http://127.0.0.1:8765/callback', '2026-12-01T10:00:00.000Z', '2026-12-01T10:10:00.000Z'
+             FROM patients LIMIT 1;
+         INSERT INTO provider_discovery VALUES ('acme', 'https://acme.example', 'https://acme.example/.well-known/smart-configuration', '{}', '2026-12-01T10:00:00.000Z', '2026-12-02T10:00:00.000Z');
+         INSERT INTO client_registrations (provider, registration_url, key_id, client_id, client_secret, auth_method, client_secret_expires_at, created_at)
+             VALUES ('acme', 'https://acme.example/register', 'k1', x'0102030405', x'fffefd', 'client_secret_basic', '2027-01-01T00:00:00.000Z', '2026-12-01T10:00:00.000Z');
+         INSERT INTO invitations (id, token_sha256, patient_id, provider, created_by, created_at, expires_at, flow_id)
+             SELECT 'inv1', '9a9a', id, 'acme', 'ana', '2026-12-01T10:00:00.000Z', '2026-12-04T10:00:00.000Z', 'flow1' FROM patients LIMIT 1;",
+    )
+    .expect("fills the empty tables");
+}
+
 #[test]
 #[ignore = "needs PostgreSQL (RXSYNC_TEST_PG_URL); run by .ci/run"]
 fn db_pg_copy_moves_the_demo_with_equal_counts_and_identical_ciphertexts_and_refuses_a_second_copy()
@@ -159,6 +190,7 @@ fn db_pg_copy_moves_the_demo_with_equal_counts_and_identical_ciphertexts_and_ref
     let Some(server) = server() else { return };
     let url = fresh_database(&server);
     let env = with_demo_copy();
+    fill_the_tables_the_demo_leaves_empty(&env.db);
     let from = format!("sqlite:{}", env.db.display());
     let report = rxsync(
         &env,
@@ -194,38 +226,43 @@ fn db_pg_copy_moves_the_demo_with_equal_counts_and_identical_ciphertexts_and_ref
             "{name}"
         );
     }
-    assert!(
-        report["tables"][0]["rows"].as_i64() > Some(0),
-        "the demo has patients"
-    );
+    for t in tables {
+        assert!(
+            t["rows"].as_i64() > Some(0),
+            "every table has a row to copy: {t}"
+        );
+    }
 
     // The vault's ciphertexts and the documents, byte for byte.
-    let sealed = |sql: &str| -> Vec<(i64, Option<Vec<u8>>)> {
+    let sealed = |sql: &str| -> Vec<(String, Option<Vec<u8>>)> {
         let mut stmt = sqlite.prepare(sql).expect("prepare");
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows")
     };
-    for (table, column) in [
-        ("links", "token"),
-        ("links", "token_secret"),
-        ("links", "refresh_token"),
-        ("documents", "bytes"),
+    for (table, key, column) in [
+        ("links", "id", "token"),
+        ("links", "id", "token_secret"),
+        ("links", "id", "refresh_token"),
+        ("documents", "id", "bytes"),
+        ("consent_flows", "id", "pkce_verifier"),
+        ("client_registrations", "provider", "client_id"),
+        ("client_registrations", "provider", "client_secret"),
     ] {
-        let sql = format!("SELECT id, {column} FROM {table} ORDER BY id");
+        let sql = format!("SELECT CAST({key} AS TEXT), {column} FROM {table} ORDER BY {key}");
         let source = sealed(&sql);
-        let target: Vec<(i64, Option<Vec<u8>>)> = pg
+        let target: Vec<(String, Option<Vec<u8>>)> = pg
             .query(&sql, &[])
             .expect("target")
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
         assert_eq!(source, target, "{table}.{column}");
-        if column == "token" || column == "bytes" {
+        if column != "token_secret" && column != "refresh_token" {
             assert!(
                 source.iter().any(|(_, b)| b.is_some()),
-                "{table}.{column} has values"
+                "{table}.{column} has values: {source:?}"
             );
         }
     }
@@ -271,6 +308,105 @@ fn db_pg_copy_moves_the_demo_with_equal_counts_and_identical_ciphertexts_and_ref
         .get(0);
     assert_eq!(audit, max + 1);
     let _ = demo_database();
+}
+
+/// The tables, columns, NOT NULLs, indexes, unique and foreign keys of the
+/// SQLite schema after every migration, and those of the PostgreSQL one.
+#[test]
+#[ignore = "needs PostgreSQL (RXSYNC_TEST_PG_URL); run by .ci/run"]
+fn db_pg_the_schema_matches_sqlites_after_every_migration() {
+    let Some(server) = server() else { return };
+    let url = fresh_database(&server);
+    let env = TestEnv::new();
+    env.run(&["db", "migrate"]).ok();
+    rxsync(&env, &url, &["db", "migrate"]).ok();
+    let sqlite = rusqlite::Connection::open(&env.db).expect("sqlite");
+    let mut pg = Client::connect(&url, NoTls).expect("pg");
+    let set = |rows: Vec<String>| rows.into_iter().collect::<std::collections::BTreeSet<_>>();
+    let lite = |sql: &str| -> Vec<String> {
+        let mut stmt = sqlite.prepare(sql).expect(sql);
+        stmt.query_map([], |r| r.get(0))
+            .expect(sql)
+            .collect::<Result<_, _>>()
+            .expect(sql)
+    };
+    let mut post = |sql: &str| -> Vec<String> {
+        pg.query(sql, &[])
+            .expect(sql)
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    // column: table.name NOT NULL?
+    let sqlite_columns = set(lite(
+        "SELECT t.name || '.' || c.name || CASE WHEN c.\"notnull\" OR c.pk THEN ' not null' ELSE '' END
+         FROM sqlite_schema t, pragma_table_info(t.name) c
+         WHERE t.type = 'table' AND t.name NOT LIKE 'sqlite_%'",
+    ));
+    let pg_columns = set(post(
+        "SELECT table_name || '.' || column_name || CASE WHEN is_nullable = 'NO' THEN ' not null' ELSE '' END
+         FROM information_schema.columns WHERE table_schema = current_schema() AND table_name <> 'rxsync_schema'",
+    ));
+    assert_eq!(sqlite_columns, pg_columns);
+    let sqlite_indexes = set(lite(
+        "SELECT tbl_name || ' ' || name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL",
+    ));
+    let pg_indexes = set(post(
+        "SELECT i.tablename || ' ' || i.indexname FROM pg_indexes i
+         WHERE i.schemaname = current_schema()
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
+    ));
+    assert_eq!(sqlite_indexes, pg_indexes);
+    // Unique constraints and primary keys: table(columns).
+    let sqlite_unique = set(lite(
+        "SELECT t.name || '(' || (SELECT group_concat(name, ',') FROM (SELECT ii.name FROM pragma_index_info(l.name) ii ORDER BY ii.seqno)) || ')'
+         FROM sqlite_schema t, pragma_index_list(t.name) l
+         WHERE t.type = 'table' AND l.origin IN ('u', 'pk')
+         UNION
+         SELECT t.name || '(' || c.name || ')' FROM sqlite_schema t, pragma_table_info(t.name) c
+         WHERE t.type = 'table' AND c.pk = 1 AND NOT EXISTS (SELECT 1 FROM pragma_table_info(t.name) d WHERE d.pk = 2)
+           AND NOT EXISTS (SELECT 1 FROM pragma_index_list(t.name) l WHERE l.origin = 'pk')",
+    ));
+    let pg_unique = set(post(
+        "SELECT cl.relname || '(' || string_agg(a.attname, ',' ORDER BY k.ord) || ')'
+         FROM pg_constraint c JOIN pg_class cl ON cl.oid = c.conrelid
+         CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+         WHERE c.contype IN ('u', 'p') AND cl.relname <> 'rxsync_schema'
+           AND cl.relnamespace = current_schema()::regnamespace
+         GROUP BY c.oid, cl.relname",
+    ));
+    assert_eq!(sqlite_unique, pg_unique);
+    let sqlite_fks = set(lite(
+        "SELECT t.name || '.' || f.\"from\" || ' -> ' || f.\"table\"
+         FROM sqlite_schema t, pragma_foreign_key_list(t.name) f WHERE t.type = 'table'",
+    ));
+    let pg_fks = set(post(
+        "SELECT cl.relname || '.' || a.attname || ' -> ' || rf.relname
+         FROM pg_constraint c JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_class rf ON rf.oid = c.confrelid
+         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+         WHERE c.contype = 'f'",
+    ));
+    assert_eq!(sqlite_fks, pg_fks);
+    // The CHECKs admit and refuse the same words (links.state as 0015 widened it).
+    let checks: Vec<String> = post(
+        "SELECT cl.relname || ': ' || pg_get_constraintdef(c.oid) FROM pg_constraint c
+         JOIN pg_class cl ON cl.oid = c.conrelid WHERE c.contype = 'c' ORDER BY 1",
+    );
+    let sqlite_checks =
+        lite("SELECT sql FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%CHECK%'")
+            .join("\n");
+    assert_eq!(
+        sqlite_checks.matches("CHECK (").count(),
+        checks.len(),
+        "{checks:?}"
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.starts_with("links: CHECK") && c.contains("'held'")),
+        "{checks:?}"
+    );
 }
 
 #[test]
@@ -325,4 +461,40 @@ fn db_pg_the_ci_script_starts_a_cluster_of_an_unprivileged_user_and_removes_it()
     script("stop_test_postgres", dir);
     assert!(!std::path::Path::new(dir).exists(), "{dir} removed");
     assert!(Client::connect(url, NoTls).is_err(), "the server stopped");
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (RXSYNC_TEST_PG_URL); run by .ci/run"]
+fn db_pg_copy_of_a_value_that_does_not_fit_names_where_and_commits_nothing() {
+    let Some(server) = server() else { return };
+    let url = fresh_database(&server);
+    let env = with_demo_copy();
+    let conn = rusqlite::Connection::open(&env.db).expect("source");
+    let link: i64 = conn
+        .query_row("SELECT MAX(id) FROM links", [], |r| r.get(0))
+        .expect("a link");
+    conn.execute(
+        "UPDATE links SET updated_at = 'yesterday' WHERE id = ?1",
+        [link],
+    )
+    .expect("damages a time");
+    drop(conn);
+    let from = format!("sqlite:{}", env.db.display());
+    let err = rxsync(&env, &url, &["db", "copy", "--from", &from])
+        .fails(1)
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "table links, row {link}, column updated_at: \"yesterday\" is not an RFC 3339 time"
+        )),
+        "{err}"
+    );
+    let mut pg = Client::connect(&url, NoTls).expect("target");
+    for table in ["patients", "links", "audit"] {
+        let n: i64 = pg
+            .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
+            .expect("count")
+            .get(0);
+        assert_eq!(n, 0, "{table}: nothing was committed");
+    }
 }
