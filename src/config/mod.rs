@@ -515,6 +515,62 @@ mod tests {
     }
 
     #[test]
+    fn a_postgres_url_comes_from_the_file_or_the_environment_and_is_never_shown() {
+        let file = Path::new("/srv/rx/config.toml");
+        let raw = parse(
+            "[database]\nurl = \"postgres://rx:file-secret@db/rx\"\npassword_file = \"pg.pw\"\n",
+            file,
+        )
+        .expect("valid");
+        let c = resolve(raw, Some(file), Path::new("/home/op"), &no_env).expect("resolves");
+        let url = c.database_url.as_ref().expect("a url");
+        assert_eq!(url.url, "postgres://rx:file-secret@db/rx");
+        assert_eq!(
+            url.password_file.as_deref(),
+            Some(Path::new("/srv/rx/pg.pw"))
+        );
+        assert_eq!(url.origin, "/srv/rx/config.toml");
+        assert!(
+            !format!("{c:?}").contains("file-secret"),
+            "Debug shows no URL"
+        );
+        assert_eq!(
+            c.database_path,
+            Path::new("/srv/rx/rxsync.db"),
+            "path keeps its default"
+        );
+
+        let env =
+            |k: &str| (k == "RXSYNC_DATABASE_URL").then(|| "postgresql://rx@h/db".to_string());
+        let c = resolve(RawConfig::default(), None, Path::new("/"), &env).expect("resolves");
+        let url = c.database_url.expect("from the environment");
+        assert_eq!(url.origin, "environment RXSYNC_DATABASE_URL");
+
+        let c = resolve(RawConfig::default(), None, Path::new("/"), &no_env).expect("resolves");
+        assert_eq!(c.database_url, None, "SQLite is the default");
+
+        for (text, key) in [
+            (
+                "[database]\nurl = \"sqlite:rx.db\"\n",
+                "database.url must be a postgres://",
+            ),
+            (
+                "[database]\npassword_file = \"pw\"\n",
+                "database.password_file is for a PostgreSQL",
+            ),
+        ] {
+            let raw = parse(text, file).expect("valid TOML");
+            let err = resolve(raw, Some(file), Path::new("/"), &no_env)
+                .expect_err(text)
+                .to_string();
+            assert!(
+                err.contains(key) && err.contains("/srv/rx/config.toml"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn paths_resolve_against_the_file_and_env_overrides_win() {
         let raw = parse(
             "[database]\npath = \"data/rx.db\"\n[import]\nmax_regimen_items = 7\n",

@@ -498,3 +498,48 @@ fn db_pg_copy_of_a_value_that_does_not_fit_names_where_and_commits_nothing() {
         assert_eq!(n, 0, "{table}: nothing was committed");
     }
 }
+
+#[test]
+#[ignore = "needs PostgreSQL (RXSYNC_TEST_PG_URL); run by .ci/run"]
+fn db_pg_the_password_comes_from_the_url_a_password_file_or_pgpassword_and_tls_is_used_when_asked()
+{
+    let Some(server) = server() else { return };
+    let url = fresh_database(&server);
+    let password = password_of(&url);
+    let mut bare = url::Url::parse(&url).expect("url");
+    bare.set_password(None).expect("no password");
+    let bare = bare.to_string();
+    let env = TestEnv::new();
+
+    // No password anywhere: the server refuses, and the message says where it connected.
+    let err = env
+        .run_bare(&["db", "migrate"], &[("RXSYNC_DATABASE_URL", &bare)])
+        .fails(1)
+        .to_string();
+    assert!(err.contains("cannot connect to postgres://"), "{err}");
+
+    // PGPASSWORD.
+    let run = env.run_bare(
+        &["db", "migrate"],
+        &[("RXSYNC_DATABASE_URL", &bare), ("PGPASSWORD", &password)],
+    );
+    assert!(run.ok().contains("schema version 0 -> 1"), "{run:?}");
+
+    // [database] password_file (its first line).
+    let pw_file = env.write("pg.pw", format!("{password}\n").as_bytes());
+    let config = env.write(
+        "config.toml",
+        format!("[database]\nurl = \"{bare}\"\npassword_file = \"{pw_file}\"\n").as_bytes(),
+    );
+    let run = env.run_bare(&["--config", &config, "db", "check"], &[]);
+    run.ok();
+    assert!(!run.stdout.contains(&password) && !run.stderr.contains(&password));
+
+    // sslmode=require against a server without TLS: refused, not sent in the clear.
+    let run = rxsync(&env, &format!("{url}?sslmode=require"), &["db", "check"]);
+    let err = run.fails(1);
+    assert!(
+        err.contains("cannot connect to") && err.contains("TLS"),
+        "{err}"
+    );
+}
