@@ -337,3 +337,64 @@ fn db_every_other_command_refuses_a_postgres_url_and_touches_no_file() {
     );
     assert!(!err.contains("other-secret"), "{err}");
 }
+
+#[test]
+fn db_copy_refuses_a_source_it_cannot_copy_before_connecting_anywhere() {
+    let env = TestEnv::new();
+    // Port 1 on loopback: nothing listens, so reaching it would fail differently.
+    let to = "postgres://rx:copy-secret@127.0.0.1:1/rx";
+    let err = env
+        .run(&["db", "copy", "--from", "rxsync.db", "--to", to])
+        .fails(2)
+        .to_string();
+    assert!(err.contains("--from must be sqlite:PATH"), "{err}");
+
+    let missing = env.dir.path().join("missing.db");
+    let err = env
+        .run(&[
+            "db",
+            "copy",
+            "--from",
+            &format!("sqlite:{}", missing.display()),
+            "--to",
+            to,
+        ])
+        .fails(2)
+        .to_string();
+    assert!(
+        err.contains(&format!("no SQLite database at {}", missing.display())),
+        "{err}"
+    );
+    assert!(!missing.exists());
+
+    old_database(&env.db, 12);
+    let err = env
+        .run(&[
+            "db",
+            "copy",
+            "--from",
+            &format!("sqlite:{}", env.db.display()),
+            "--to",
+            to,
+        ])
+        .fails(1)
+        .to_string();
+    assert!(
+        err.contains("has schema version 12, this rxsync writes 19: run `rxsync --db")
+            && err.contains("db migrate` first"),
+        "{err}"
+    );
+    let err = env
+        .run(&[
+            "db",
+            "copy",
+            "--from",
+            &format!("sqlite:{}", env.db.display()),
+            "--to",
+            "mysql://h/x",
+        ])
+        .fails(2)
+        .to_string();
+    assert!(err.contains("--to must be a postgres://"), "{err}");
+    assert!(!err.contains("copy-secret"));
+}
