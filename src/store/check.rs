@@ -87,20 +87,6 @@ impl Probe for rusqlite::Connection {
     }
 }
 
-impl Probe for postgres::Client {
-    fn rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DbError> {
-        let rows = self.query(sql, &[])?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (0..r.len())
-                    .map(|i| r.get::<_, Option<String>>(i))
-                    .collect()
-            })
-            .collect())
-    }
-}
-
 fn text(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("NULL")
 }
