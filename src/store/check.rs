@@ -49,7 +49,8 @@ pub struct Check {
     pub ok: bool,
     /// Where the rule is broken (at most `SHOWN`).
     pub failures: Vec<String>,
-    /// How many more failures there are beyond those listed.
+    /// How many more failures were found beyond those listed (a query
+    /// reads at most 1,000: a lower bound when it reaches that).
     pub more: usize,
 }
 
