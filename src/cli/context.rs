@@ -11,6 +11,8 @@ use std::path::PathBuf;
 pub struct Global {
     pub config: Option<PathBuf>,
     pub db: Option<PathBuf>,
+    /// The subcommand, named in the refusal of a PostgreSQL database.
+    pub command: &'static str,
 }
 
 /// What a command runs with.
@@ -20,8 +22,22 @@ pub struct Context {
 }
 
 impl Global {
-    /// Reads and resolves the configuration (errors are usage errors: exit 2).
+    /// Reads and resolves the configuration (errors are usage errors: exit
+    /// 2). A configured PostgreSQL database is refused: only `db` works on
+    /// it yet (`config_any_engine`).
     pub fn config(&self) -> Result<Config, Failure> {
+        let config = self.config_any_engine()?;
+        if let Some(url) = &config.database_url {
+            return Err(usage(format!(
+                "the PostgreSQL store is not available for `{}` yet: only `db migrate|check|copy` work on PostgreSQL ([database] url from {}); the other commands need the SQLite file ([database] path)",
+                self.command, url.origin
+            )));
+        }
+        Ok(config)
+    }
+
+    /// The configuration, whichever engine it names.
+    pub fn config_any_engine(&self) -> Result<Config, Failure> {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let env_config = std::env::var("RXSYNC_CONFIG").ok();
         let located = config::locate(self.config.as_deref(), env_config.as_deref(), &cwd);

@@ -4,6 +4,7 @@
 //! the library.
 
 mod context;
+mod db;
 mod demo;
 mod dict;
 mod export;
@@ -103,6 +104,9 @@ enum Command {
     /// API tokens for the review JSON API
     #[command(subcommand)]
     Token(user::TokenCommand),
+    /// The database itself: migrate, check integrity, copy SQLite to PostgreSQL
+    #[command(subcommand)]
+    Db(db::Command),
 }
 
 /// How a command failed, which decides the exit code.
@@ -175,9 +179,28 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn dispatch(cli: Cli) -> CliResult {
+    let command = match &cli.command {
+        Command::Patient(_) => "patient",
+        Command::Dict(_) => "dict",
+        Command::Import(_) => "import",
+        Command::Link(_) => "link",
+        Command::Provider(_) => "provider",
+        Command::Export(_) => "export",
+        Command::Regimen(_) => "regimen",
+        Command::Queue(_) => "queue",
+        Command::Key(_) => "key",
+        Command::Run(_) => "run",
+        Command::Demo(_) => "demo",
+        Command::Sandbox(_) => "sandbox",
+        Command::Serve(_) => "serve",
+        Command::User(_) => "user",
+        Command::Token(_) => "token",
+        Command::Db(_) => "db",
+    };
     let global = context::Global {
         config: cli.config,
         db: cli.db,
+        command,
     };
     match cli.command {
         Command::Patient(c) => patient::run(&global, c),
@@ -195,6 +218,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Serve(a) => serve::run(&global, a),
         Command::User(c) => user::run(&global, c),
         Command::Token(c) => user::run_token(&global, c),
+        Command::Db(c) => db::run(&global, c),
     }
 }
 

@@ -81,6 +81,34 @@ pub struct RawVault {
 pub struct RawDatabase {
     /// The SQLite file, relative to the configuration file's folder.
     pub path: Option<PathBuf>,
+    /// A PostgreSQL database (`postgres://user@host/db`) instead of the
+    /// SQLite file: today only `rxsync db migrate|check|copy` use it.
+    pub url: Option<String>,
+    /// A file whose first line is the PostgreSQL password (when the URL
+    /// has none), relative to the configuration file's folder.
+    pub password_file: Option<PathBuf>,
+}
+
+/// `[database] url` (or `RXSYNC_DATABASE_URL`), resolved: a PostgreSQL
+/// database. The URL may hold a password, so `Debug` never shows it.
+#[derive(Clone, PartialEq)]
+pub struct DatabaseUrl {
+    /// The URL as written.
+    pub url: String,
+    /// `[database] password_file`, made absolute.
+    pub password_file: Option<PathBuf>,
+    /// Where the URL came from, for messages: the file or the variable.
+    pub origin: String,
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseUrl")
+            .field("url", &"<not shown>")
+            .field("password_file", &self.password_file)
+            .field("origin", &self.origin)
+            .finish()
+    }
 }
 
 /// `[import]`
@@ -105,6 +133,9 @@ pub struct Config {
     /// Where the configuration came from (None: built-in defaults).
     pub file: Option<PathBuf>,
     pub database_path: PathBuf,
+    /// `[database] url` / `RXSYNC_DATABASE_URL`: PostgreSQL instead of
+    /// `database_path` (None: the SQLite file, the default).
+    pub database_url: Option<DatabaseUrl>,
     pub max_document_bytes: u64,
     pub max_regimen_items: usize,
     /// `[import] therapeutic_class_exclusions`, else the default list.
@@ -262,6 +293,7 @@ pub fn resolve(
             })
             .transpose()
     };
+    let database_url = resolve_database_url(&raw.database, &origin, &base, env)?;
     let database_path = match env("RXSYNC_DATABASE_PATH").filter(|v| !v.is_empty()) {
         Some(p) => cwd.join(p),
         None => base.join(
@@ -330,6 +362,7 @@ pub fn resolve(
     Ok(Config {
         file: file.map(Path::to_path_buf),
         database_path,
+        database_url,
         max_document_bytes,
         max_regimen_items,
         therapeutic_class_exclusions,
@@ -339,6 +372,47 @@ pub fn resolve(
         sync,
         review,
     })
+}
+
+/// `[database] url` and `password_file`, `RXSYNC_DATABASE_URL` first. The
+/// URL's scheme is checked here; the rest when it is used
+/// (`store::pg::PgTarget`). Errors never quote the URL (it may hold a password).
+fn resolve_database_url(
+    raw: &RawDatabase,
+    origin: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<DatabaseUrl>, ConfigError> {
+    let (url, from) = match env("RXSYNC_DATABASE_URL").filter(|v| !v.is_empty()) {
+        Some(u) => (u, "environment RXSYNC_DATABASE_URL".to_string()),
+        None => match &raw.url {
+            Some(u) => (u.clone(), origin.to_string()),
+            None => {
+                if raw.password_file.is_some() {
+                    return Err(ConfigError::Value {
+                        origin: origin.to_string(),
+                        key: "database.password_file",
+                        problem: "is for a PostgreSQL [database] url, and none is set".into(),
+                    });
+                }
+                return Ok(None);
+            }
+        },
+    };
+    if !crate::store::pg::is_postgres_url(&url) {
+        return Err(ConfigError::Value {
+            origin: from,
+            key: "database.url",
+            problem:
+                "must be a postgres:// or postgresql:// URL (the SQLite file is [database] path)"
+                    .into(),
+        });
+    }
+    Ok(Some(DatabaseUrl {
+        url,
+        password_file: raw.password_file.as_ref().map(|p| base.join(p)),
+        origin: from,
+    }))
 }
 
 impl Config {
@@ -445,6 +519,62 @@ mod tests {
             let err = parse(text, path).expect_err(text).to_string();
             assert!(err.contains(needle), "{text:?}: {err}");
             assert!(err.contains("/etc/rxsync/config.toml"), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_postgres_url_comes_from_the_file_or_the_environment_and_is_never_shown() {
+        let file = Path::new("/srv/rx/config.toml");
+        let raw = parse(
+            "[database]\nurl = \"postgres://rx:file-secret@db/rx\"\npassword_file = \"pg.pw\"\n",
+            file,
+        )
+        .expect("valid");
+        let c = resolve(raw, Some(file), Path::new("/home/op"), &no_env).expect("resolves");
+        let url = c.database_url.as_ref().expect("a url");
+        assert_eq!(url.url, "postgres://rx:file-secret@db/rx");
+        assert_eq!(
+            url.password_file.as_deref(),
+            Some(Path::new("/srv/rx/pg.pw"))
+        );
+        assert_eq!(url.origin, "/srv/rx/config.toml");
+        assert!(
+            !format!("{c:?}").contains("file-secret"),
+            "Debug shows no URL"
+        );
+        assert_eq!(
+            c.database_path,
+            Path::new("/srv/rx/rxsync.db"),
+            "path keeps its default"
+        );
+
+        let env =
+            |k: &str| (k == "RXSYNC_DATABASE_URL").then(|| "postgresql://rx@h/db".to_string());
+        let c = resolve(RawConfig::default(), None, Path::new("/"), &env).expect("resolves");
+        let url = c.database_url.expect("from the environment");
+        assert_eq!(url.origin, "environment RXSYNC_DATABASE_URL");
+
+        let c = resolve(RawConfig::default(), None, Path::new("/"), &no_env).expect("resolves");
+        assert_eq!(c.database_url, None, "SQLite is the default");
+
+        for (text, key) in [
+            (
+                "[database]\nurl = \"sqlite:rx.db\"\n",
+                "database.url must be a postgres://",
+            ),
+            (
+                "[database]\npassword_file = \"pw\"\n",
+                "database.password_file is for a PostgreSQL",
+            ),
+        ] {
+            let raw = parse(text, file).expect("valid TOML");
+            let err = resolve(raw, Some(file), Path::new("/"), &no_env)
+                .expect_err(text)
+                .to_string();
+            assert!(
+                err.contains(key) && err.contains("/srv/rx/config.toml"),
+                "{err}"
+            );
         }
     }
 

@@ -14,6 +14,7 @@
 mod accounts;
 mod audit;
 mod bulk;
+pub mod check;
 mod consent;
 mod dictionary;
 mod discovery;
@@ -25,6 +26,7 @@ mod invitations;
 mod links;
 mod mappings;
 mod patients;
+pub mod pg;
 mod queue;
 mod reconcile;
 mod regimens;
@@ -135,6 +137,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../schemas/sqlite/0019_grant_index.sql"),
     ),
 ];
+
+/// The PostgreSQL migrations (`schemas/postgres/`), in order, counted in
+/// the table `rxsync_schema`. Append only. 0001 is the SQLite schema after
+/// its 0001-0019 in one file; a later SQLite migration gets its twin here.
+const PG_MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_core",
+    include_str!("../../schemas/postgres/0001_core.sql"),
+)];
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]

@@ -17,6 +17,8 @@ mod consent_identity;
 mod consent_oauth1;
 mod corpus;
 mod daemon;
+mod db;
+mod db_postgres;
 mod demo;
 mod discovery;
 mod e2e;
