@@ -356,7 +356,7 @@ impl Puller {
                 Arc::new(HttpClient::for_provider(p)?),
             );
         }
-        let holder = crate::store::lease_holder_name();
+        let holder = crate::worker::lease_holder_name();
         let jwks = config
             .providers
             .iter()

@@ -96,7 +96,9 @@ impl Daemon {
     pub fn new(puller: Puller, db_path: PathBuf) -> Result<Arc<Daemon>, StoreError> {
         let s = &puller.config().sync;
         let mut store = Store::open(&db_path)?;
-        let released = store.release_dead_leases(puller.holder())?;
+        let own = puller.holder();
+        let released =
+            store.release_dead_leases(|h| crate::worker::lease_holder_is_dead(h, own))?;
         if released > 0 {
             tracing::warn!(released, "gave back leases of processes that no longer run");
         }

@@ -63,7 +63,7 @@ impl Store {
     /// and the `consent.start` audit row.
     pub fn start_consent_flow(&mut self, f: &NewFlow<'_>, actor: &str) -> Result<(), StoreError> {
         let tx = self.tx()?;
-        super::imports::require_patient(&tx, f.patient)?;
+        super::patients::require_patient(&tx, f.patient)?;
         let relink_of: Option<i64> = tx
             .query_row(
                 "SELECT id FROM links WHERE patient_id = ?1 AND provider = ?2 AND state = 'needs_relink'",

@@ -22,12 +22,15 @@ mod grants;
 mod identity;
 mod imports;
 mod invitations;
+mod leases;
 mod links;
 mod mappings;
 mod patients;
+mod pulls;
 mod queue;
 mod reconcile;
 mod regimens;
+mod rekey;
 mod reversal;
 mod writer;
 
@@ -41,11 +44,10 @@ pub use exports::{ExportFileRow, ExportRow, ExportState, NewExport};
 pub use identity::{IdentityState, IdentityWrite};
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
 pub use invitations::{InvitationLookup, NewInvitation, OpenedInvitation};
-pub use links::{
-    ClaimError, ClaimedLink, DueLink, FailedPull, LinkSecrets, LinkView, NewLink, PullRecord,
-    RemoteIdentityView, lease_holder_name,
-};
+pub use leases::{ClaimError, DueLink};
+pub use links::{ClaimedLink, LinkSecrets, LinkView, NewLink, RemoteIdentityView};
 pub use patients::{NewPatient, Patient};
+pub use pulls::{FailedPull, PullRecord};
 pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, ItemRef, Resolve};
 pub use reconcile::ConflictCheck;
 pub use regimens::{CodeView, DocumentMeta, ItemView, RegimenSummary, RegimenView, SourceRegimen};
