@@ -119,17 +119,22 @@ impl Store {
                 next_due: next_due.clone(),
             });
         }
-        if let (Some(other), Some(until)) = (lease, until)
+        if let (Some(other), Some(until)) = (&lease, until)
             && until > now_text
         {
             return Err(ClaimError::Busy {
                 id,
-                holder: other,
+                holder: other.clone(),
                 until,
             });
         }
-        tx.prepare_cached("UPDATE links SET lease_holder = ?2, lease_until = ?3 WHERE id = ?1")?
-            .execute(params![id, holder, super::rfc3339(at + ttl)])?;
+        // A holder is still named: its sync never finished, and its lease
+        // ran out without a heartbeat renewing it. This claim takes it over.
+        link.took_over_from = lease;
+        tx.prepare_cached(
+            "UPDATE links SET lease_holder = ?2, lease_until = ?3, lease_renewed_at = ?4 WHERE id = ?1",
+        )?
+        .execute(params![id, holder, super::rfc3339(at + ttl), now_text])?;
         link.moves = {
             let mut stmt =
                 tx.prepare("SELECT from_url, to_url FROM link_moves WHERE link_id = ?1")?;
@@ -138,6 +143,24 @@ impl Store {
         };
         tx.commit()?;
         Ok(link)
+    }
+
+    /// The heartbeat of a sync in progress: extends `holder`'s lease of the
+    /// link to `ttl` from now. Returns false when `holder` no longer holds
+    /// it (given back, or taken over after it expired): the sync's outcome
+    /// will not be stored (`pulls::finish_pull` refuses it).
+    pub fn renew_lease(
+        &mut self,
+        id: i64,
+        holder: &str,
+        ttl: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        let at = chrono::Utc::now();
+        let renewed = self.conn.cached_execute(
+            "UPDATE links SET lease_until = ?3, lease_renewed_at = ?4 WHERE id = ?1 AND lease_holder = ?2",
+            params![id, holder, super::rfc3339(at + ttl), super::rfc3339(at)],
+        )?;
+        Ok(renewed == 1)
     }
 
     /// Gives a lease back without recording a sync (the sync never started).
@@ -175,11 +198,23 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The earliest `next_due_at` of the active links (None: none scheduled).
-    pub fn next_due_at(&self) -> Result<Option<String>, StoreError> {
+    /// When the scheduler should look again: the earliest time an active
+    /// link falls due and is free to claim — the later of its `next_due_at`
+    /// and the end of a lease another sync holds on it (a never-synced link
+    /// is due now). `skip_providers` (paused) and `skip_links` (queued or in
+    /// flight in the caller) are left out. None: no link to wait for.
+    pub fn next_due_at(
+        &self,
+        skip_providers: &[String],
+        skip_links: &[i64],
+    ) -> Result<Option<String>, StoreError> {
+        let providers = serde_json::to_string(skip_providers).unwrap_or_else(|_| "[]".into());
+        let links = serde_json::to_string(skip_links).unwrap_or_else(|_| "[]".into());
         Ok(self.conn.cached_row(
-            "SELECT MIN(COALESCE(next_due_at, '')) FROM links WHERE state = 'active'",
-            [],
+            "SELECT MIN(MAX(COALESCE(next_due_at, ''), COALESCE(lease_until, ''))) FROM links
+             WHERE state = 'active' AND provider NOT IN (SELECT value FROM json_each(?1))
+               AND id NOT IN (SELECT value FROM json_each(?2))",
+            params![providers, links],
             |r| r.get(0),
         )?)
     }
@@ -330,5 +365,125 @@ mod tests {
             }
             LinkSecrets::Oauth1 { .. } => panic!("oauth2 expected"),
         }
+    }
+
+    fn lease_of(store: &Store, id: i64) -> (Option<String>, Option<String>, Option<String>) {
+        store
+            .conn
+            .query_row(
+                "SELECT lease_holder, lease_until, lease_renewed_at FROM links WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("reads the lease")
+    }
+
+    fn expire(store: &Store, id: i64) {
+        store
+            .conn
+            .execute(
+                "UPDATE links SET lease_until = '2000-01-01T00:00:00.000Z' WHERE id = ?1",
+                [id],
+            )
+            .expect("expires");
+    }
+
+    #[test]
+    fn a_live_lease_is_kept_by_its_heartbeat_and_an_expired_one_is_taken_over_once() {
+        let (_dir, mut store, patient) = store_with_patient();
+        let (key, _) = VaultKey::generate();
+        let (id, _) = add(&mut store, &patient, &key, oauth2("a1", None));
+        let ttl = chrono::Duration::minutes(5);
+        let first = store.claim_due_link(id, "one", ttl).expect("claims");
+        assert_eq!(first.took_over_from, None, "the link was free");
+        let (holder, until, renewed) = lease_of(&store, id);
+        assert_eq!(holder.as_deref(), Some("one"));
+        assert!(until.is_some() && renewed.is_some());
+        // A live lease: another worker neither sees the link as due nor claims it.
+        let now = crate::store::rfc3339_now();
+        assert!(store.due_links(&now, 10, &[]).expect("due").is_empty());
+        assert!(matches!(
+            store.claim_link(id, "two", ttl),
+            Err(ClaimError::Busy { .. })
+        ));
+        assert!(
+            !store.renew_lease(id, "two", ttl).expect("renews"),
+            "only the holder renews"
+        );
+        // The heartbeat: a lease about to run out is extended by its holder.
+        expire(&store, id);
+        assert!(store.renew_lease(id, "one", ttl).expect("renews"));
+        let (_, until, _) = lease_of(&store, id);
+        assert!(until.expect("until") > crate::store::rfc3339_now());
+        assert!(matches!(
+            store.claim_link(id, "two", ttl),
+            Err(ClaimError::Busy { .. })
+        ));
+        // The holder stops renewing: once its lease ran out the link is due
+        // again, and the next claim takes it over and says from whom.
+        expire(&store, id);
+        let now = crate::store::rfc3339_now();
+        assert_eq!(
+            store.due_links(&now, 10, &[]).expect("due"),
+            vec![DueLink {
+                id,
+                provider: "prov".into()
+            }]
+        );
+        let second = store.claim_due_link(id, "two", ttl).expect("takes over");
+        assert_eq!(second.took_over_from.as_deref(), Some("one"));
+        // The old holder can neither renew nor give back what it lost.
+        assert!(!store.renew_lease(id, "one", ttl).expect("renews"));
+        store.release_link(id, "one").expect("releases");
+        assert_eq!(lease_of(&store, id).0.as_deref(), Some("two"));
+        // Given back by its holder: free, and the next claim is no takeover.
+        store.release_link(id, "two").expect("releases");
+        assert_eq!(lease_of(&store, id).0, None);
+        let third = store.claim_link(id, "three", ttl).expect("claims");
+        assert_eq!(third.took_over_from, None);
+        assert_eq!(store.release_leases_of("three").expect("releases"), 1);
+        assert_eq!(lease_of(&store, id).0, None, "no lease left");
+    }
+
+    #[test]
+    fn the_next_due_time_waits_for_a_live_lease_and_skips_what_the_caller_holds() {
+        let (_dir, mut store, patient) = store_with_patient();
+        let (key, _) = VaultKey::generate();
+        let (id, _) = add(&mut store, &patient, &key, oauth2("a1", None));
+        assert_eq!(
+            store.next_due_at(&[], &[]).expect("reads"),
+            Some(String::new())
+        );
+        let in_an_hour = crate::store::rfc3339_at(chrono::Utc::now() + chrono::Duration::hours(1));
+        store
+            .conn
+            .execute(
+                "UPDATE links SET next_due_at = ?2 WHERE id = ?1",
+                params![id, in_an_hour],
+            )
+            .expect("reschedules");
+        assert_eq!(
+            store.next_due_at(&[], &[]).expect("reads"),
+            Some(in_an_hour.clone())
+        );
+        // Due now but held by another sync: free when its lease runs out.
+        let lease_end =
+            crate::store::rfc3339_at(chrono::Utc::now() + chrono::Duration::minutes(10));
+        store
+            .conn
+            .execute(
+                "UPDATE links SET next_due_at = NULL, lease_holder = 'other', lease_until = ?2
+                 WHERE id = ?1",
+                params![id, lease_end],
+            )
+            .expect("leases");
+        assert_eq!(store.next_due_at(&[], &[]).expect("reads"), Some(lease_end));
+        assert_eq!(store.next_due_at(&[], &[id]).expect("reads"), None);
+        assert_eq!(
+            store
+                .next_due_at(&["prov".to_string()], &[])
+                .expect("reads"),
+            None
+        );
     }
 }

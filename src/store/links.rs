@@ -92,6 +92,10 @@ pub struct ClaimedLink {
     refresh_token: Option<Vec<u8>>,
     /// Remembered permanent redirects: (from, to).
     pub moves: Vec<(String, String)>,
+    /// The holder whose lease this claim took over: it had run out
+    /// without being renewed or given back (a worker killed or frozen
+    /// mid-sync). None when the link was free.
+    pub took_over_from: Option<String>,
 }
 
 impl ClaimedLink {
@@ -133,6 +137,7 @@ pub(super) fn claimed(r: &rusqlite::Row<'_>, holder: &str) -> rusqlite::Result<C
         token_secret: r.get(20)?,
         refresh_token: r.get(21)?,
         moves: Vec::new(),
+        took_over_from: None,
     })
 }
 

@@ -136,6 +136,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0019_grant_index",
         include_str!("../../schemas/sqlite/0019_grant_index.sql"),
     ),
+    (
+        "0020_leases",
+        include_str!("../../schemas/sqlite/0020_leases.sql"),
+    ),
 ];
 
 /// What went wrong in the store.
@@ -287,6 +291,17 @@ impl Store {
     /// The file this store was opened from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The database engine, as `/readyz` names it.
+    pub fn engine(&self) -> &'static str {
+        "sqlite"
+    }
+
+    /// Whether the database answers a query (`/readyz`).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.conn.cached_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
