@@ -78,6 +78,10 @@ const MAX_IDLE: Duration = Duration::from_secs(30);
 /// read again after this, not in a busy loop.
 const MIN_IDLE: Duration = Duration::from_millis(20);
 
+/// How long the scheduler waits to read the due links again after a read
+/// failed (the database locked or gone): soon, without flooding the log.
+const ERROR_IDLE: Duration = Duration::from_secs(5);
+
 /// Where `Daemon::drive` gets links to sync.
 enum Feed {
     /// `run --once`: the links due when the pass began.
@@ -238,7 +242,7 @@ impl Daemon {
                 Ok((_, next)) => self.idle_until(next.as_deref()),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the due links");
-                    MAX_IDLE
+                    ERROR_IDLE
                 }
             };
             *wake_at = Instant::now() + wait;
