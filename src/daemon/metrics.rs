@@ -297,6 +297,24 @@ mod tests {
     }
 
     #[test]
+    fn a_workers_lease_claims_and_takeovers_carry_its_name() {
+        let mut m = Metrics::new();
+        let counters = crate::pull::LeaseCounters::default();
+        m.register_worker("pid 7 on h (0000002a)", &counters);
+        counters.claims.inc_by(3);
+        counters.takeovers.inc();
+        m.due_polls.inc();
+        let text = m.render(&[], &[]).unwrap_or_default();
+        for line in [
+            "rxsync_lease_claims_total{worker=\"pid 7 on h (0000002a)\"} 3",
+            "rxsync_lease_takeovers_total{worker=\"pid 7 on h (0000002a)\"} 1",
+            "rxsync_scheduler_polls_total 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+    }
+
+    #[test]
     fn unreadable_records_of_pulled_documents_are_counted_per_provider() {
         let m = Metrics::new();
         m.record_sync(&pulled(0), 0.01);

@@ -80,11 +80,11 @@ fn heartbeat(
                 .await
             {
                 Ok(true) => tracing::debug!(link = link_id, "lease renewed"),
+                // Given back by the sync's end (a beat racing it), or taken
+                // over after it ran out: then the sync's end says so, as its
+                // error ("no longer held by this sync").
                 Ok(false) => {
-                    tracing::warn!(
-                        link = link_id,
-                        "lease lost to another worker; this sync's outcome will not be stored"
-                    );
+                    tracing::debug!(link = link_id, "lease no longer held; heartbeat stops");
                     return;
                 }
                 // Tried again at the next beat: the lease lasts several.
