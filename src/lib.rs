@@ -31,3 +31,4 @@ pub mod schedule;
 pub mod store;
 pub mod vault;
 pub mod web;
+pub mod worker;

@@ -48,10 +48,10 @@ use url::Url;
 
 pub mod client;
 mod identity;
+mod lease;
 mod references;
 
-/// How long a pull may hold a link before another process may take it over.
-const LEASE: Duration = Duration::from_secs(15 * 60);
+pub use lease::LeaseCounters;
 /// How long an on-demand pull waits for another sync of the same link.
 const BUSY_WAIT: Duration = Duration::from_secs(120);
 /// Refresh an access token this long before it expires.
@@ -107,6 +107,8 @@ pub struct Puller {
     jwks: HashMap<String, Arc<crate::fetch::jwks::JwksCache>>,
     env: EnvLookup,
     holder: String,
+    /// This worker's claims and takeovers (`/metrics`).
+    leases: LeaseCounters,
     /// Held (read) by every token refresh in flight; shutdown takes it
     /// (write) to wait for them.
     refresh_gate: Arc<tokio::sync::RwLock<()>>,
@@ -370,7 +372,7 @@ impl Puller {
                 Arc::new(HttpClient::for_provider(p)?),
             );
         }
-        let holder = crate::store::lease_holder_name();
+        let holder = crate::worker::lease_holder_name();
         let jwks = config
             .providers
             .iter()
@@ -383,6 +385,7 @@ impl Puller {
             jwks,
             env,
             holder,
+            leases: LeaseCounters::default(),
             refresh_gate: Arc::new(tokio::sync::RwLock::new(())),
         })
     }
@@ -415,8 +418,7 @@ impl Puller {
     ) -> Result<PullReport, StoreError> {
         let started_at = crate::store::rfc3339_now();
         let holder = self.holder.clone();
-        let lease =
-            chrono::Duration::from_std(LEASE).unwrap_or_else(|_| chrono::Duration::minutes(15));
+        let lease = lease::ttl(self.config.sync.lease);
         // A scheduled sync claims only a link that is still due (another
         // worker may have synced it since the pass read it); a sync asked
         // for now claims it whenever it is free.
@@ -456,6 +458,9 @@ impl Puller {
                 });
             }
         };
+        // Renewed while the sync runs, given back by the job that records
+        // its outcome.
+        let _heartbeat = self.hold_lease(writer, &link);
         // A grant that ends soon is said before the pull, whatever comes of
         // it (once per grant end: `Store::raise_link_expiring`).
         let days = self.config.sync.link_expiring_days;

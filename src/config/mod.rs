@@ -63,6 +63,11 @@ pub struct RawSync {
     pub grace: Option<u64>,
     /// Days before a link's grant ends that `link_expiring` is raised.
     pub link_expiring_days: Option<u32>,
+    /// How long a sync's claim on its link lasts unless renewed; a worker
+    /// that stopped renewing loses the link to another after this.
+    pub lease: Option<u64>,
+    /// How often a running sync renews its lease (below `lease`).
+    pub heartbeat: Option<u64>,
 }
 
 /// `[vault]`
@@ -164,7 +169,17 @@ pub struct SyncSettings {
     /// `[sync] link_expiring_days`: how many days before a link's grant
     /// ends a `link_expiring` exception is raised (default 14).
     pub link_expiring_days: u32,
+    /// `[sync] lease`: how long a sync's claim on its link lasts unless its
+    /// heartbeat renews it (default 15 minutes). A worker killed, frozen or
+    /// cut off mid-sync loses its links to another worker after this.
+    pub lease: std::time::Duration,
+    /// `[sync] heartbeat`: how often a running sync renews its lease
+    /// (default a third of `lease`; always below it).
+    pub heartbeat: std::time::Duration,
 }
+
+/// `[sync] lease` when the file says nothing.
+const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 impl Default for SyncSettings {
     fn default() -> SyncSettings {
@@ -179,6 +194,8 @@ impl Default for SyncSettings {
             breaker_pause: Duration::from_secs(300),
             grace: Duration::from_secs(30),
             link_expiring_days: 14,
+            lease: DEFAULT_LEASE,
+            heartbeat: DEFAULT_LEASE / 3,
         }
     }
 }
@@ -485,7 +502,24 @@ fn resolve_sync(raw: &RawSync, origin: &str) -> Result<SyncSettings, ConfigError
         breaker_pause: secs("sync.breaker_pause", raw.breaker_pause, d.breaker_pause)?,
         grace: raw.grace.map_or(d.grace, Duration::from_secs),
         link_expiring_days: raw.link_expiring_days.unwrap_or(d.link_expiring_days),
+        lease: secs("sync.lease", raw.lease, d.lease)?,
+        heartbeat: d.heartbeat,
     };
+    // Without its own value the heartbeat follows the lease: three beats
+    // per lease, so one late or lost renewal does not lose the link.
+    let s = SyncSettings {
+        heartbeat: secs("sync.heartbeat", raw.heartbeat, s.lease / 3)?,
+        ..s
+    };
+    if s.heartbeat >= s.lease {
+        return Err(err(
+            "sync.heartbeat",
+            &format!(
+                "must be below sync.lease ({} s): a lease must be renewed before it runs out",
+                s.lease.as_secs()
+            ),
+        ));
+    }
     if s.backoff_max < s.backoff_base {
         return Err(err(
             "sync.backoff_max",
@@ -622,6 +656,51 @@ mod tests {
             err.contains("RXSYNC_IMPORT_MAX_DOCUMENT_BYTES") && err.contains("lots"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_lease_and_its_heartbeat_default_follow_each_other_and_are_checked() {
+        use std::time::Duration;
+        let file = Path::new("/srv/rx/config.toml");
+        // (rule, [sync] text, (lease, heartbeat) in seconds or the error's text)
+        type Row = (&'static str, &'static str, Result<(u64, u64), &'static str>);
+        let rows: [Row; 7] = [
+            ("defaults: 15 minutes, a third of it", "", Ok((900, 300))),
+            (
+                "the heartbeat follows a set lease",
+                "lease = 60",
+                Ok((60, 20)),
+            ),
+            ("both set", "lease = 60\nheartbeat = 50", Ok((60, 50))),
+            ("a lease of 0", "lease = 0", Err("sync.lease")),
+            ("a heartbeat of 0", "heartbeat = 0", Err("sync.heartbeat")),
+            (
+                "a heartbeat as long as the lease",
+                "lease = 60\nheartbeat = 60",
+                Err("sync.heartbeat"),
+            ),
+            (
+                "a heartbeat above the default lease",
+                "heartbeat = 1000",
+                Err("must be below sync.lease (900 s)"),
+            ),
+        ];
+        for (rule, text, expected) in rows {
+            let raw = parse(&format!("[sync]\n{text}\n"), file).expect(rule);
+            let got = resolve(raw, Some(file), Path::new("/"), &no_env);
+            match (got, expected) {
+                (Ok(c), Ok((lease, heartbeat))) => {
+                    assert_eq!(c.sync.lease, Duration::from_secs(lease), "{rule}");
+                    assert_eq!(c.sync.heartbeat, Duration::from_secs(heartbeat), "{rule}");
+                }
+                (Err(e), Err(needle)) => {
+                    let e = e.to_string();
+                    assert!(e.contains(needle), "{rule}: {e}");
+                    assert!(e.contains("/srv/rx/config.toml"), "{rule}: {e}");
+                }
+                (got, expected) => panic!("{rule}: {got:?} is not {expected:?}"),
+            }
+        }
     }
 
     #[test]

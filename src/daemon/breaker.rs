@@ -85,6 +85,18 @@ impl Breakers {
         }
     }
 
+    /// When the first pause ends (None: no provider is paused): the
+    /// scheduler wakes then to read the paused providers' due links.
+    pub fn next_reopen(&self, now: Instant) -> Option<Instant> {
+        self.states
+            .values()
+            .filter_map(|s| match s {
+                State::Open { until } if *until > now => Some(*until),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Whether the provider is paused now.
     pub fn is_open(&self, provider: &str, now: Instant) -> bool {
         matches!(self.states.get(provider), Some(State::Open { until }) if now < *until)
@@ -104,6 +116,7 @@ mod tests {
         assert!(!b.record("p", true, t0));
         assert!(b.record("p", true, t0), "third failure trips");
         assert!(b.is_open("p", t0));
+        assert_eq!(b.next_reopen(t0), Some(t0 + Duration::from_secs(60)));
         assert!(!b.allow("p", t0 + Duration::from_secs(59)));
         assert!(b.allow("other", t0), "other providers are not affected");
         let later = t0 + Duration::from_secs(60);

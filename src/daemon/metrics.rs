@@ -47,6 +47,9 @@ pub struct Metrics {
     pub store_batch_jobs: Histogram,
     pub store_batch_seconds: Histogram,
     pub store_failed_batches: Counter,
+    /// Reads of the due links by the scheduler: one when a sleep ends, not
+    /// on a fixed beat (`Daemon::run` sleeps until the next due time).
+    pub due_polls: Counter,
 }
 
 impl Default for Metrics {
@@ -124,6 +127,12 @@ impl Metrics {
             "Write transactions of the store's writer that did not commit (every job in them failed)",
             store_failed_batches.clone(),
         );
+        let due_polls = Counter::default();
+        registry.register(
+            "scheduler_polls",
+            "Reads of the due links by the scheduler (it sleeps until the next due time between them)",
+            due_polls.clone(),
+        );
         Metrics {
             registry,
             syncs,
@@ -138,7 +147,28 @@ impl Metrics {
             store_batch_jobs,
             store_batch_seconds,
             store_failed_batches,
+            due_polls,
         }
+    }
+
+    /// Exports this worker's lease claims and takeovers, labelled with its
+    /// holder name (pid, host, random id), so that the workers sharing a
+    /// database can be told apart once their metrics are gathered.
+    pub fn register_worker(&mut self, worker: &str, counters: &crate::pull::LeaseCounters) {
+        let sub = self.registry.sub_registry_with_label((
+            std::borrow::Cow::Borrowed("worker"),
+            std::borrow::Cow::Owned(worker.to_string()),
+        ));
+        sub.register(
+            "lease_claims",
+            "Links this worker claimed for a sync",
+            counters.claims.clone(),
+        );
+        sub.register(
+            "lease_takeovers",
+            "Claims that took over a lease its holder stopped renewing (a worker killed, frozen or cut off mid-sync)",
+            counters.takeovers.clone(),
+        );
     }
 
     /// Records one batch of the store's writer (see `store::Writer::start_observed`).
@@ -263,6 +293,24 @@ mod tests {
                 skipped: Vec::new(),
                 problems: Vec::new(),
             }),
+        }
+    }
+
+    #[test]
+    fn a_workers_lease_claims_and_takeovers_carry_its_name() {
+        let mut m = Metrics::new();
+        let counters = crate::pull::LeaseCounters::default();
+        m.register_worker("pid 7 on h (0000002a)", &counters);
+        counters.claims.inc_by(3);
+        counters.takeovers.inc();
+        m.due_polls.inc();
+        let text = m.render(&[], &[]).unwrap_or_default();
+        for line in [
+            "rxsync_lease_claims_total{worker=\"pid 7 on h (0000002a)\"} 3",
+            "rxsync_lease_takeovers_total{worker=\"pid 7 on h (0000002a)\"} 1",
+            "rxsync_scheduler_polls_total 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
         }
     }
 

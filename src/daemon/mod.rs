@@ -2,11 +2,16 @@
 //! for cron (`rxsync run --once`), and the operations endpoints.
 //!
 //! The schedule lives in the database (`links.next_due_at`, written with
-//! each pull's outcome), so a restart carries on where it stopped. A global
+//! each pull's outcome), so a restart carries on where it stopped. Between
+//! reads of the due links the daemon sleeps until the next due time
+//! (`Store::next_due_at`), at most `MAX_IDLE`, waking early for a sync that
+//! ends, a paused provider's pause that ends, or shutdown. A global
 //! semaphore bounds syncs in flight, a per-provider one bounds each
 //! provider's share, and a circuit breaker pauses a provider that keeps
 //! failing. One sync per link holds across processes through the link's
-//! lease; leases of processes that died are given back at start. On
+//! lease, renewed by each sync's heartbeat (`pull::lease`); a lease whose
+//! holder stopped renewing is taken over once it runs out, and leases of
+//! processes of this host that died are given back at start. On
 //! shutdown no new sync starts; in-flight ones get the grace period, then
 //! are abandoned — each sync's store work is one job of the store's writer
 //! (`store::Writer`), all or nothing, and a job whose sync was abandoned
@@ -65,6 +70,45 @@ impl Summary {
     }
 }
 
+/// The longest the scheduler sleeps between reads of the due links. Links
+/// made or re-scheduled by another process (`link add`, another worker)
+/// are seen within this; links this process syncs wake it when they end.
+const MAX_IDLE: Duration = Duration::from_secs(30);
+/// The shortest such sleep: a link due at the very moment of a read is
+/// read again after this, not in a busy loop.
+const MIN_IDLE: Duration = Duration::from_millis(20);
+
+/// How long the scheduler waits to read the due links again after a read
+/// failed (the database locked or gone): soon, without flooding the log.
+const ERROR_IDLE: Duration = Duration::from_secs(5);
+
+/// Where `Daemon::drive` gets links to sync.
+enum Feed {
+    /// `run --once`: the links due when the pass began.
+    Pass(std::vec::IntoIter<DueLink>),
+    /// `run`: the due links, read again when the schedule says.
+    Schedule {
+        /// Read but not started yet.
+        batch: std::collections::VecDeque<DueLink>,
+        /// When to read the due links again (once `batch` is empty).
+        wake_at: Instant,
+    },
+}
+
+impl Feed {
+    /// When the drive's loop should look again if nothing else happens.
+    fn wake_at(&self) -> Instant {
+        match self {
+            Feed::Pass(_) => Instant::now() + Duration::from_millis(50),
+            Feed::Schedule { wake_at, .. } => *wake_at,
+        }
+    }
+
+    fn forever(&self) -> bool {
+        matches!(self, Feed::Schedule { .. })
+    }
+}
+
 /// The daemon's shared state.
 pub struct Daemon {
     /// Shared with the review app's browser linking (`linking_parts`).
@@ -76,6 +120,8 @@ pub struct Daemon {
     metrics: Metrics,
     breakers: Mutex<Breakers>,
     ready: AtomicBool,
+    /// The database engine, as `/readyz` names it.
+    engine: &'static str,
 }
 
 /// The daemon's read connection (its writes go through the writer).
@@ -96,17 +142,22 @@ impl Daemon {
     pub fn new(puller: Puller, db_path: PathBuf) -> Result<Arc<Daemon>, StoreError> {
         let s = &puller.config().sync;
         let mut store = Store::open(&db_path)?;
-        let released = store.release_dead_leases(puller.holder())?;
+        let own = puller.holder();
+        let released =
+            store.release_dead_leases(|h| crate::worker::lease_holder_is_dead(h, own))?;
         if released > 0 {
             tracing::warn!(released, "gave back leases of processes that no longer run");
         }
-        let metrics = Metrics::new();
+        let engine = store.engine();
+        let mut metrics = Metrics::new();
+        metrics.register_worker(puller.holder(), puller.lease_counters());
         Ok(Arc::new(Daemon {
             breakers: Mutex::new(Breakers::new(s.breaker_failures, s.breaker_pause)),
             writer: Writer::start_observed(store, metrics.store_observer())?,
             reader: Reader(Mutex::new(Store::open(&db_path)?)),
             metrics,
             ready: AtomicBool::new(false),
+            engine,
             puller: Arc::new(puller),
         }))
     }
@@ -142,35 +193,84 @@ impl Daemon {
             }
         };
         self.ready.store(true, Ordering::Relaxed);
-        let mut queue = due.into_iter();
-        self.drive(|_| queue.next(), false, shutdown).await
+        self.drive(Feed::Pass(due.into_iter()), shutdown).await
     }
 
     /// Syncs due links until `shutdown` turns true.
     pub async fn run(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Summary {
         self.ready.store(true, Ordering::Relaxed);
-        let mut batch: std::collections::VecDeque<DueLink> = Default::default();
-        let mut last_poll = Instant::now() - Duration::from_secs(3600);
-        let me = Arc::clone(self);
-        self.drive(
-            move |skip: &HashSet<i64>| {
-                if batch.is_empty() && last_poll.elapsed() >= Duration::from_millis(500) {
-                    last_poll = Instant::now();
-                    let now = crate::store::rfc3339_now();
-                    // Paused providers' links are not read at all: however
-                    // many they are, they cannot crowd out the others.
-                    let paused = me.paused_providers();
-                    match me.reader.with(|s| s.due_links(&now, 512, &paused)) {
-                        Ok(due) => batch.extend(due.into_iter().filter(|d| !skip.contains(&d.id))),
-                        Err(e) => tracing::error!(error = %e, "cannot read the due links"),
-                    }
+        let feed = Feed::Schedule {
+            batch: Default::default(),
+            wake_at: Instant::now(),
+        };
+        self.drive(feed, shutdown).await
+    }
+
+    /// The next link of `feed` to start, not one of `skip` (queued or in
+    /// flight). The schedule reads the due links when its batch is empty
+    /// and its wake time has come; finding none, it sets the wake time to
+    /// the next due time.
+    fn next_link(&self, feed: &mut Feed, skip: &HashSet<i64>) -> Option<DueLink> {
+        let (batch, wake_at) = match feed {
+            Feed::Pass(queue) => return queue.next(),
+            Feed::Schedule { batch, wake_at } => (batch, wake_at),
+        };
+        if batch.is_empty() && Instant::now() >= *wake_at {
+            self.metrics.due_polls.inc();
+            let now = crate::store::rfc3339_now();
+            // Paused providers' links are not read at all: however many
+            // they are, they cannot crowd out the others.
+            let paused = self.paused_providers();
+            let skipped: Vec<i64> = skip.iter().copied().collect();
+            let read = self.reader.with(|s| {
+                let due = s.due_links(&now, 512, &paused)?;
+                let fresh: Vec<DueLink> =
+                    due.into_iter().filter(|d| !skip.contains(&d.id)).collect();
+                // More may be due than were read: read again once these started.
+                let next = if fresh.is_empty() {
+                    s.next_due_at(&paused, &skipped)?
+                } else {
+                    None
+                };
+                Ok((fresh, next))
+            });
+            let wait = match read {
+                Ok((fresh, _)) if !fresh.is_empty() => {
+                    batch.extend(fresh);
+                    Duration::ZERO
                 }
-                batch.pop_front()
-            },
-            true,
-            shutdown,
-        )
-        .await
+                Ok((_, next)) => self.idle_until(next.as_deref()),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the due links");
+                    ERROR_IDLE
+                }
+            };
+            *wake_at = Instant::now() + wait;
+        }
+        batch.pop_front()
+    }
+
+    /// How long to sleep when no link is due: until `next_due` (the store's
+    /// text time), or the end of a provider's pause, within the bounds.
+    fn idle_until(&self, next_due: Option<&str>) -> Duration {
+        let until_due = next_due.map_or(MAX_IDLE, |t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .ok()
+                .and_then(|t| {
+                    (t.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                        .to_std()
+                        .ok()
+                })
+                .unwrap_or(Duration::ZERO)
+        });
+        let now = Instant::now();
+        let until_reopen = self
+            .breakers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_reopen(now)
+            .map_or(MAX_IDLE, |t| t - now);
+        until_due.min(until_reopen).clamp(MIN_IDLE, MAX_IDLE)
     }
 
     /// Providers whose circuit breaker pauses them now.
@@ -186,14 +286,14 @@ impl Daemon {
             .collect()
     }
 
-    /// Starts syncs from `next` within the limits until it runs dry (pass)
+    /// Starts syncs from `feed` within the limits until it runs dry (pass)
     /// or until shutdown (daemon), then winds down.
     async fn drive(
         self: &Arc<Self>,
-        mut next: impl FnMut(&HashSet<i64>) -> Option<DueLink>,
-        forever: bool,
+        mut feed: Feed,
         mut shutdown: watch::Receiver<bool>,
     ) -> Summary {
+        let forever = feed.forever();
         let started = Instant::now();
         let config = self.puller.config();
         let global = Arc::new(Semaphore::new(config.sync.concurrency));
@@ -241,7 +341,7 @@ impl Daemon {
                 }
                 let candidate = match from_deferred.pop_front() {
                     Some(d) => Some(d),
-                    None => next(&queued),
+                    None => self.next_link(&mut feed, &queued),
                 };
                 let Some(link) = candidate else { break };
                 if in_flight.contains(&link.id) {
@@ -306,7 +406,8 @@ impl Daemon {
             if tasks.is_empty() && !started_any && !waiting && !forever {
                 break;
             }
-            // Wait for a sync to end, for shutdown, or (daemon) for the next poll.
+            // Wait for a sync to end, for shutdown, or (daemon) for the next due time.
+            let wake_at = tokio::time::Instant::from_std(feed.wake_at());
             tokio::select! {
                 done = tasks.join_next(), if !tasks.is_empty() => {
                     if let Some(joined) = done {
@@ -314,7 +415,7 @@ impl Daemon {
                     }
                 }
                 _ = shutdown.changed() => {}
-                _ = tokio::time::sleep(Duration::from_millis(if forever { 250 } else { 50 })),
+                _ = tokio::time::sleep_until(wake_at),
                     if tasks.is_empty() || global.available_permits() > 0 => {}
             }
         }
@@ -431,6 +532,12 @@ impl Daemon {
                     .unwrap_or_else(|p| p.into_inner())
                     .abstain(&link.provider, Instant::now());
                 tracing::error!(link = link.id, error = %e, "sync could not be recorded");
+                // Nothing was recorded: the lease, if this sync took it, is
+                // given back so the link is due again at once.
+                let (id, holder) = (link.id, self.puller.holder().to_string());
+                if let Err(e) = self.writer.run(move |s| s.release_link(id, &holder)).await {
+                    tracing::error!(link = id, error = %e, "cannot give back the lease");
+                }
                 None
             }
         }
@@ -446,29 +553,36 @@ impl Daemon {
     }
 }
 
+/// `/readyz`: 200 when the scheduler and the store's writer run and the
+/// database answers. The body names the engine either way.
 async fn readyz(State(d): State<Arc<Daemon>>) -> impl IntoResponse {
-    if !d.ready.load(Ordering::Relaxed) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the scheduler is not running\n",
-        );
-    }
-    if d.writer.is_closed() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the store's writer has stopped\n",
-        );
-    }
     let me = Arc::clone(&d);
-    let db = tokio::task::spawn_blocking(move || me.reader.with(|s| s.link_state_counts()))
+    let answers = tokio::task::spawn_blocking(move || me.reader.with(|s| s.ping()))
         .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    match db {
-        Ok(_) => (StatusCode::OK, "ready\n"),
-        Err(_) => (
+        .is_ok_and(|r| r.is_ok());
+    let engine = d.engine;
+    let database = if answers {
+        "the database answers"
+    } else {
+        "the database does not answer"
+    };
+    let problem = if !d.ready.load(Ordering::Relaxed) {
+        Some("the scheduler is not running")
+    } else if d.writer.is_closed() {
+        Some("the store's writer has stopped")
+    } else if !answers {
+        Some("the database cannot be read")
+    } else {
+        None
+    };
+    match problem {
+        None => (
+            StatusCode::OK,
+            format!("ready (engine {engine}; {database})\n"),
+        ),
+        Some(p) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the database cannot be read\n",
+            format!("not ready: {p} (engine {engine}; {database})\n"),
         ),
     }
 }

@@ -276,7 +276,7 @@ pub(super) fn insert_flow(
     f: &NewFlow<'_>,
     actor: &str,
 ) -> Result<(), StoreError> {
-    super::imports::require_patient(tx, f.patient)?;
+    super::patients::require_patient(tx, f.patient)?;
     let relink_of: Option<i64> = tx
         .query_row(
             "SELECT id FROM links WHERE patient_id = ?1 AND provider = ?2 AND state = 'needs_relink'",

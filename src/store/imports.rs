@@ -5,7 +5,8 @@
 //! twice: a document row is reused when the same bytes come back.
 
 use super::Cached;
-use super::links::{PullRecord, finish_pull};
+use super::patients::require_patient;
+use super::pulls::{PullRecord, finish_pull};
 use super::{Store, StoreError, now};
 use crate::domain::{ExceptionKind, PatientId, SourceName};
 use crate::normalize::{Item, Regimen};
@@ -403,25 +404,6 @@ fn resolve_unreadable(
         )?;
     }
     Ok(ids)
-}
-
-pub(super) fn require_patient(
-    conn: &rusqlite::Connection,
-    patient: &PatientId,
-) -> Result<(), StoreError> {
-    let exists: bool = conn.cached_row(
-        "SELECT EXISTS(SELECT 1 FROM patients WHERE id = ?1)",
-        [patient.as_str()],
-        |r| r.get(0),
-    )?;
-    if exists {
-        Ok(())
-    } else {
-        Err(StoreError::NotFound {
-            what: "patient",
-            id: patient.to_string(),
-        })
-    }
 }
 
 fn existing_document(

@@ -23,13 +23,16 @@ mod grants;
 mod identity;
 mod imports;
 mod invitations;
+mod leases;
 mod links;
 mod mappings;
 mod patients;
 pub mod pg;
+mod pulls;
 mod queue;
 mod reconcile;
 mod regimens;
+mod rekey;
 mod reversal;
 mod writer;
 
@@ -43,11 +46,10 @@ pub use exports::{ExportFileRow, ExportRow, ExportState, NewExport};
 pub use identity::{IdentityState, IdentityWrite};
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
 pub use invitations::{InvitationLookup, NewInvitation, OpenedInvitation};
-pub use links::{
-    ClaimError, ClaimedLink, DueLink, FailedPull, LinkSecrets, LinkView, NewLink, PullRecord,
-    RemoteIdentityView, lease_holder_name,
-};
+pub use leases::{ClaimError, DueLink};
+pub use links::{ClaimedLink, LinkSecrets, LinkView, NewLink, RemoteIdentityView};
 pub use patients::{NewPatient, Patient};
+pub use pulls::{FailedPull, PullRecord};
 pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, ItemRef, Resolve};
 pub use reconcile::ConflictCheck;
 pub use regimens::{CodeView, DocumentMeta, ItemView, RegimenSummary, RegimenView, SourceRegimen};
@@ -136,15 +138,25 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0019_grant_index",
         include_str!("../../schemas/sqlite/0019_grant_index.sql"),
     ),
+    (
+        "0020_leases",
+        include_str!("../../schemas/sqlite/0020_leases.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations (`schemas/postgres/`), in order, counted in
 /// the table `rxsync_schema`. Append only. 0001 is the SQLite schema after
 /// its 0001-0019 in one file; a later SQLite migration gets its twin here.
-const PG_MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_core",
-    include_str!("../../schemas/postgres/0001_core.sql"),
-)];
+const PG_MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_core",
+        include_str!("../../schemas/postgres/0001_core.sql"),
+    ),
+    (
+        "0002_leases",
+        include_str!("../../schemas/postgres/0002_leases.sql"),
+    ),
+];
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -295,6 +307,17 @@ impl Store {
     /// The file this store was opened from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The database engine, as `/readyz` names it.
+    pub fn engine(&self) -> &'static str {
+        "sqlite"
+    }
+
+    /// Whether the database answers a query (`/readyz`).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.conn.cached_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {

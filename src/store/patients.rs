@@ -1,6 +1,6 @@
 //! Local patients.
 
-use super::{Store, StoreError, now};
+use super::{Cached, Store, StoreError, now};
 use crate::domain::PatientId;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -100,4 +100,24 @@ fn row_to_patient(r: &rusqlite::Row<'_>) -> rusqlite::Result<Patient> {
         birth_date: r.get(3)?,
         created_at: r.get(4)?,
     })
+}
+
+/// Refuses a write for a patient who is not registered.
+pub(super) fn require_patient(
+    conn: &rusqlite::Connection,
+    patient: &PatientId,
+) -> Result<(), StoreError> {
+    let exists: bool = conn.cached_row(
+        "SELECT EXISTS(SELECT 1 FROM patients WHERE id = ?1)",
+        [patient.as_str()],
+        |r| r.get(0),
+    )?;
+    if exists {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound {
+            what: "patient",
+            id: patient.to_string(),
+        })
+    }
 }

@@ -5,6 +5,8 @@ use crate::pull::harness::*;
 use crate::support::Sandbox;
 use serde_json::{Value, json};
 use std::io::{BufRead, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A `rxsync run` child process; killed when dropped.
@@ -810,11 +812,19 @@ fn key_rotate_waits_for_no_sync_to_hold_a_link() {
 
 /// A TCP proxy to `target` that holds every answer back for `delay`.
 fn slow_proxy(target: String, delay: Duration) -> String {
+    let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+    slow_proxy_with(target, Arc::new(AtomicU64::new(millis)))
+}
+
+/// [`slow_proxy`] whose delay (in milliseconds) the test may change while
+/// it runs: an answer is held back by the delay set when it arrives.
+fn slow_proxy_with(target: String, delay_ms: Arc<AtomicU64>) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
             let target = target.clone();
+            let delay_ms = Arc::clone(&delay_ms);
             std::thread::spawn(move || {
                 let Ok(server) = std::net::TcpStream::connect(&target) else {
                     return;
@@ -829,7 +839,7 @@ fn slow_proxy(target: String, delay: Duration) -> String {
                 let (mut s_read, mut c_write) = (server, client);
                 let mut first = [0u8; 1];
                 if s_read.read_exact(&mut first).is_ok() {
-                    std::thread::sleep(delay);
+                    std::thread::sleep(Duration::from_millis(delay_ms.load(Ordering::SeqCst)));
                     let _ = c_write.write_all(&first);
                     let _ = std::io::copy(&mut s_read, &mut c_write);
                 }
@@ -960,4 +970,218 @@ fn the_daemon_stopped_by_a_signal_says_so_and_what_it_did() {
             && rest.contains("no sync ran (no link fell due)"),
         "{rest}"
     );
+}
+
+// ------------------------------------------------------------ leases
+
+/// A link's lease as stored: (holder, until, last renewed).
+fn lease_row(home: &Home, id: i64) -> (Option<String>, Option<String>, Option<String>) {
+    rusqlite::Connection::open(&home.env.db)
+        .expect("db")
+        .query_row(
+            "SELECT lease_holder, lease_until, lease_renewed_at FROM links WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("lease")
+}
+
+/// Waits until some worker holds the link's lease; returns the holder.
+fn wait_for_lease(home: &Home, id: i64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let (Some(holder), _, _) = lease_row(home, id) {
+            return holder;
+        }
+        assert!(Instant::now() < deadline, "no worker claimed link {id}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The value of a metric line of `metrics` whose name and labels start
+/// with `prefix` and whose labels contain `label`.
+fn metric(metrics: &str, prefix: &str, label: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix) && l.contains(label))
+        .find_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+}
+
+/// An OAuth 2.0 FHIR provider `fh` whose FHIR answers come through `proxy`.
+fn fhir_behind(sb: &Sandbox, proxy: &str) -> String {
+    oauth2_fhir(
+        "fh",
+        &format!("{proxy}/fhir"),
+        &sb.base,
+        "demo-client",
+        "header",
+    )
+}
+
+/// Two daemons on one database. The first claims the link and its sync
+/// hangs at the provider; while it lives its heartbeat keeps the lease, and
+/// the second never takes the link, past the lease's length. Killed
+/// (SIGKILL) mid-sync, the first stops renewing: once its lease runs out,
+/// the second takes the link over, counts the takeover, syncs it, and
+/// leaves no lease behind.
+#[test]
+fn a_live_workers_lease_is_never_taken_and_a_killed_ones_is_taken_over_once_it_runs_out() {
+    let sb = Sandbox::start();
+    let delay = Arc::new(AtomicU64::new(120_000));
+    let proxy = slow_proxy_with(sb.authority().to_string(), Arc::clone(&delay));
+    let home = Home::new(&with_sync(
+        &fhir_behind(&sb, &proxy),
+        "interval = 3600\nlease = 4\nheartbeat = 1",
+    ));
+    let (id, _) = home.link_oauth2(&sb, "fh", "demo-client", json!({}));
+    let first = Running::start(&home, &[]);
+    let holder = wait_for_lease(&home, id);
+    assert!(
+        holder.starts_with(&format!("pid {} on ", first.child.id())),
+        "{holder}"
+    );
+    let second = Running::start(&home, &[]);
+    let pid = format!("pid {} on ", second.child.id());
+    // Longer than the lease: only the heartbeat keeps the link with the first.
+    let watch_until = Instant::now() + Duration::from_secs(7);
+    while Instant::now() < watch_until {
+        assert_eq!(
+            lease_row(&home, id).0.as_deref(),
+            Some(holder.as_str()),
+            "a live worker's lease was taken"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, until, renewed) = lease_row(&home, id);
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    assert!(until.is_some_and(|u| u > now), "the lease is renewed ahead");
+    assert!(renewed.is_some());
+    let (_, m) = second.get("/metrics");
+    assert_eq!(
+        metric(&m, "rxsync_lease_claims_total{", &pid),
+        Some(0),
+        "{m}"
+    );
+    // SIGKILL mid-sync: no heartbeat, no goodbye.
+    let mut first = first;
+    // SAFETY: killing our own child.
+    unsafe { libc::kill(first.child.id() as i32, libc::SIGKILL) };
+    let _ = first.child.wait();
+    delay.store(0, Ordering::SeqCst);
+    let m = second.metrics_until(30, |m| {
+        m.contains("rxsync_syncs_total{provider=\"fh\",outcome=\"imported\"} 1")
+    });
+    assert_eq!(
+        metric(&m, "rxsync_lease_takeovers_total{", &pid),
+        Some(1),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "rxsync_lease_claims_total{", &pid),
+        Some(1),
+        "{m}"
+    );
+    assert_eq!(lease_row(&home, id).0, None, "no lease left");
+    assert_eq!(
+        home.env
+            .query_i64(&format!("SELECT COUNT(*) FROM syncs WHERE link_id = {id}")),
+        1,
+        "the killed sync recorded nothing; the takeover's sync is the one"
+    );
+    let (code, logs) = second.terminate();
+    assert_eq!(code, 0, "{logs}");
+}
+
+/// A sync longer than its lease keeps its link: its heartbeat renews the
+/// lease, so a pass started meanwhile syncs nothing; when the sync ends its
+/// lease is given back with its outcome.
+#[test]
+fn the_heartbeat_renews_a_long_syncs_lease_and_a_pass_leaves_no_lease() {
+    let sb = Sandbox::start();
+    // The proxy holds back the first answer of each connection (the
+    // client keeps one open): the sync takes longer than the 3 s lease.
+    let proxy = slow_proxy(sb.authority().to_string(), Duration::from_secs(8));
+    let home = Home::new(&with_sync(
+        &fhir_behind(&sb, &proxy),
+        "interval = 3600\nlease = 3\nheartbeat = 1",
+    ));
+    let (id, _) = home.link_oauth2(&sb, "fh", "demo-client", json!({}));
+    std::thread::scope(|s| {
+        let long = s.spawn(|| home.rx(&["run", "--once", "--format", "json"]));
+        let holder = wait_for_lease(&home, id);
+        let (_, claimed_until, claimed_at) = lease_row(&home, id);
+        // Past the lease's length, the same holder holds it, renewed.
+        std::thread::sleep(Duration::from_millis(4000));
+        // The first answer is still held back: the sync is running.
+        let (now_holder, until, renewed) = lease_row(&home, id);
+        assert_eq!(now_holder.as_deref(), Some(holder.as_str()));
+        assert!(
+            until > claimed_until,
+            "renewed: {until:?} {claimed_until:?}"
+        );
+        assert!(renewed > claimed_at);
+        let other = home.rx(&["run", "--once", "--format", "json"]);
+        other.ok();
+        assert_eq!(
+            other.json()["outcomes"],
+            json!({}),
+            "a pass during the sync takes nothing"
+        );
+        let run = long.join().expect("the long pass");
+        run.ok();
+        assert_eq!(run.json()["outcomes"], json!({"imported": 1}));
+    });
+    // The sync was long enough for its lease to need the heartbeat.
+    let took: i64 = home.env.query_i64(&format!(
+        "SELECT CAST((julianday(ended_at) - julianday(started_at)) * 86400000 AS INTEGER)
+         FROM syncs WHERE link_id = {id}"
+    ));
+    assert!(took > 4000, "the sync took {took} ms");
+    assert_eq!(lease_row(&home, id).0, None, "no lease left");
+}
+
+/// One link due in a few seconds: the daemon reads the due links, sleeps
+/// until then, syncs it on time and sleeps again — it does not read the
+/// database on a beat (counted by `rxsync_scheduler_polls_total`).
+#[test]
+fn the_daemon_sleeps_until_the_next_due_link_and_syncs_it_on_time() {
+    let sb = Sandbox::start();
+    let home = Home::new(&with_sync(&ccr_at(&sb, "c"), "interval = 3600"));
+    let (id, _, _) = home.link_oauth1(&sb, "c", "demo-hmac-header");
+    let due = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let due_text = due.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    rusqlite::Connection::open(&home.env.db)
+        .expect("db")
+        .execute(
+            "UPDATE links SET next_due_at = ?2 WHERE id = ?1",
+            rusqlite::params![id, due_text],
+        )
+        .expect("schedule");
+    let daemon = Running::start(&home, &[]);
+    let m = daemon.metrics_until(30, |m| {
+        m.contains("rxsync_syncs_total{provider=\"c\",outcome=\"imported\"} 1")
+    });
+    let synced = home.env.query_string(&format!(
+        "SELECT started_at FROM syncs WHERE link_id = {id}"
+    ));
+    assert!(synced >= due_text, "synced at {synced}, due at {due_text}");
+    // A read at start, one at the due time, one when the sync was under
+    // way; a beat of two reads a second would have made six or more.
+    let polls = metric(&m, "rxsync_scheduler_polls_total", "").expect("polls");
+    assert!((2..=4).contains(&polls), "{m}");
+    // Nothing due for an hour: the daemon sleeps (at most MAX_IDLE, 30 s).
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, later) = daemon.get("/metrics");
+    assert_eq!(
+        metric(&later, "rxsync_scheduler_polls_total", ""),
+        Some(polls),
+        "{later}"
+    );
+    let (status, body) = daemon.get("/readyz");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "ready (engine sqlite; the database answers)\n")
+    );
+    let (code, logs) = daemon.terminate();
+    assert_eq!(code, 0, "{logs}");
 }

@@ -1,0 +1,489 @@
+//! Due links, claims and leases: one sync per link at a time, across the
+//! processes that share the database.
+//!
+//! A sync claims its link's lease (holder and expiry) before it reads the
+//! link's tokens and gives it back in the transaction that records its
+//! outcome (`pulls::finish_pull`); every write of a sync checks that it
+//! still holds the lease. An expired lease is taken over. The store knows
+//! nothing of processes: which holders are dead is the caller's question
+//! (`worker`).
+
+use super::links::{ClaimedLink, SEALED_COLUMNS, VIEW_COLUMNS, claimed};
+use super::{Cached, Store, StoreError};
+use rusqlite::{OptionalExtension, params};
+
+/// Why a link could not be claimed for a sync.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error("link {0} does not exist")]
+    NotFound(i64),
+    #[error("link {id} is {state}{}", reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    NotActive {
+        id: i64,
+        state: String,
+        reason: Option<String>,
+    },
+    #[error(
+        "link {id} was synced by another worker since this pass read it (next due at {next_due})"
+    )]
+    NoLongerDue { id: i64, next_due: String },
+    #[error("link {id} is being synced by {holder} until {until}")]
+    Busy {
+        id: i64,
+        holder: String,
+        until: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for ClaimError {
+    fn from(e: rusqlite::Error) -> ClaimError {
+        ClaimError::Store(e.into())
+    }
+}
+
+/// A link that is due for a sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueLink {
+    pub id: i64,
+    pub provider: String,
+}
+
+impl Store {
+    /// Takes the link's lease for a sync: the link must be active and not
+    /// held by another sync (an expired lease is taken over).
+    pub fn claim_link(
+        &mut self,
+        id: i64,
+        holder: &str,
+        ttl: chrono::Duration,
+    ) -> Result<ClaimedLink, ClaimError> {
+        self.claim(id, holder, ttl, false)
+    }
+
+    /// [`Store::claim_link`] for a scheduled sync: the link must still be
+    /// due when it is claimed. A pass reads its due links once; another
+    /// worker may sync one of them a moment later, and that sync moved the
+    /// link's `next_due_at` into the future — it is not synced twice.
+    pub fn claim_due_link(
+        &mut self,
+        id: i64,
+        holder: &str,
+        ttl: chrono::Duration,
+    ) -> Result<ClaimedLink, ClaimError> {
+        self.claim(id, holder, ttl, true)
+    }
+
+    fn claim(
+        &mut self,
+        id: i64,
+        holder: &str,
+        ttl: chrono::Duration,
+        due_only: bool,
+    ) -> Result<ClaimedLink, ClaimError> {
+        let tx = self.tx()?;
+        let at = chrono::Utc::now();
+        let now_text = super::rfc3339(at);
+        let row = tx
+            .cached_row(
+                &format!(
+                    "SELECT {VIEW_COLUMNS}, {SEALED_COLUMNS}, lease_holder, lease_until FROM links WHERE id = ?1"
+                ),
+                [id],
+                |r| {
+                    Ok((
+                        claimed(r, holder)?,
+                        r.get::<_, Option<String>>(22)?,
+                        r.get::<_, Option<String>>(23)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((mut link, lease, until)) = row else {
+            return Err(ClaimError::NotFound(id));
+        };
+        if link.view.state != "active" {
+            return Err(ClaimError::NotActive {
+                id,
+                state: link.view.state,
+                reason: link.view.state_reason,
+            });
+        }
+        if due_only
+            && let Some(next_due) = link.view.next_due_at.as_ref()
+            && *next_due > now_text
+        {
+            return Err(ClaimError::NoLongerDue {
+                id,
+                next_due: next_due.clone(),
+            });
+        }
+        if let (Some(other), Some(until)) = (&lease, until)
+            && until > now_text
+        {
+            return Err(ClaimError::Busy {
+                id,
+                holder: other.clone(),
+                until,
+            });
+        }
+        // A holder is still named: its sync never finished, and its lease
+        // ran out without a heartbeat renewing it. This claim takes it over.
+        link.took_over_from = lease;
+        tx.prepare_cached(
+            "UPDATE links SET lease_holder = ?2, lease_until = ?3, lease_renewed_at = ?4 WHERE id = ?1",
+        )?
+        .execute(params![id, holder, super::rfc3339(at + ttl), now_text])?;
+        link.moves = {
+            let mut stmt =
+                tx.prepare("SELECT from_url, to_url FROM link_moves WHERE link_id = ?1")?;
+            stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        tx.commit()?;
+        Ok(link)
+    }
+
+    /// The heartbeat of a sync in progress: extends `holder`'s lease of the
+    /// link to `ttl` from now. Returns false when `holder` no longer holds
+    /// it (given back, or taken over after it expired): the sync's outcome
+    /// will not be stored (`pulls::finish_pull` refuses it).
+    pub fn renew_lease(
+        &mut self,
+        id: i64,
+        holder: &str,
+        ttl: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        let at = chrono::Utc::now();
+        let renewed = self.conn.cached_execute(
+            "UPDATE links SET lease_until = ?3, lease_renewed_at = ?4 WHERE id = ?1 AND lease_holder = ?2",
+            params![id, holder, super::rfc3339(at + ttl), super::rfc3339(at)],
+        )?;
+        Ok(renewed == 1)
+    }
+
+    /// Gives a lease back without recording a sync (the sync never started).
+    pub fn release_link(&mut self, id: i64, holder: &str) -> Result<(), StoreError> {
+        self.conn.cached_execute(
+            "UPDATE links SET lease_holder = NULL, lease_until = NULL WHERE id = ?1 AND lease_holder = ?2",
+            params![id, holder],
+        )?;
+        Ok(())
+    }
+
+    /// Active links due at `now` and not held by a live lease, soonest
+    /// first (never-synced links first of all).
+    /// `skip_providers`: providers not to read (paused ones).
+    pub fn due_links(
+        &self,
+        now: &str,
+        limit: usize,
+        skip_providers: &[String],
+    ) -> Result<Vec<DueLink>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, provider FROM links
+             WHERE state = 'active' AND (next_due_at IS NULL OR next_due_at <= ?1)
+               AND (lease_until IS NULL OR lease_until <= ?1)
+               AND provider NOT IN (SELECT value FROM json_each(?3))
+             ORDER BY next_due_at IS NOT NULL, next_due_at, id LIMIT ?2",
+        )?;
+        let skip = serde_json::to_string(skip_providers).unwrap_or_else(|_| "[]".into());
+        let rows = stmt.query_map(params![now, limit as i64, skip], |r| {
+            Ok(DueLink {
+                id: r.get(0)?,
+                provider: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// When the scheduler should look again: the earliest time an active
+    /// link falls due and is free to claim — the later of its `next_due_at`
+    /// and the end of a lease another sync holds on it (a never-synced link
+    /// is due now). `skip_providers` (paused) and `skip_links` (queued or in
+    /// flight in the caller) are left out. None: no link to wait for.
+    pub fn next_due_at(
+        &self,
+        skip_providers: &[String],
+        skip_links: &[i64],
+    ) -> Result<Option<String>, StoreError> {
+        let providers = serde_json::to_string(skip_providers).unwrap_or_else(|_| "[]".into());
+        let links = serde_json::to_string(skip_links).unwrap_or_else(|_| "[]".into());
+        Ok(self.conn.cached_row(
+            "SELECT MIN(MAX(COALESCE(next_due_at, ''), COALESCE(lease_until, ''))) FROM links
+             WHERE state = 'active' AND provider NOT IN (SELECT value FROM json_each(?1))
+               AND id NOT IN (SELECT value FROM json_each(?2))",
+            params![providers, links],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Gives back the leases whose holder `is_dead` says no longer runs (a
+    /// daemon killed mid-sync), so their links are due again at once. The
+    /// caller knows processes (`worker::lease_holder_is_dead`); the store
+    /// does not. Returns how many were released.
+    pub fn release_dead_leases(
+        &mut self,
+        is_dead: impl Fn(&str) -> bool,
+    ) -> Result<usize, StoreError> {
+        let holders: Vec<String> = {
+            let mut stmt = self.conn.prepare(
+                "SELECT DISTINCT lease_holder FROM links WHERE lease_holder IS NOT NULL",
+            )?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut released = 0;
+        for h in holders {
+            if is_dead(&h) {
+                released += self.conn.cached_execute(
+                    "UPDATE links SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = ?1",
+                    [&h],
+                )?;
+            }
+        }
+        Ok(released)
+    }
+
+    /// Gives back every lease held by `holder` (a shutdown that abandoned syncs).
+    pub fn release_leases_of(&mut self, holder: &str) -> Result<usize, StoreError> {
+        Ok(self.conn.cached_execute(
+            "UPDATE links SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = ?1",
+            [holder],
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::links::testing::{add, oauth2, store_with_patient};
+    use crate::store::{LinkSecrets, StoreError};
+    use crate::vault::VaultKey;
+    use secrecy::{ExposeSecret, SecretString};
+
+    #[test]
+    fn a_scheduled_claim_refuses_a_link_synced_since_the_pass_read_it() {
+        let (_dir, mut store, patient) = store_with_patient();
+        let (key, _) = VaultKey::generate();
+        let (id, _) = add(&mut store, &patient, &key, oauth2("a1", Some("r1")));
+        // Never synced: due.
+        store
+            .claim_due_link(id, "one", chrono::Duration::minutes(5))
+            .expect("due");
+        // Another worker synced it meanwhile: next due in an hour, lease gone.
+        store
+            .conn
+            .execute(
+                "UPDATE links SET next_due_at = ?2, lease_holder = NULL, lease_until = NULL
+                 WHERE id = ?1",
+                params![
+                    id,
+                    super::super::rfc3339(chrono::Utc::now() + chrono::Duration::hours(1))
+                ],
+            )
+            .expect("reschedule");
+        let refused = store.claim_due_link(id, "two", chrono::Duration::minutes(5));
+        assert!(
+            matches!(refused, Err(ClaimError::NoLongerDue { id: i, .. }) if i == id),
+            "{:?}",
+            refused.err()
+        );
+        // Asked for now (import --patient), it is claimed all the same.
+        store
+            .claim_link(id, "two", chrono::Duration::minutes(5))
+            .expect("an on-demand claim ignores the schedule");
+    }
+
+    #[test]
+    fn one_sync_per_link_and_an_expired_lease_is_taken_over() {
+        let (_dir, mut store, patient) = store_with_patient();
+        let (key, _) = VaultKey::generate();
+        let (id, relinked) = add(&mut store, &patient, &key, oauth2("a1", Some("r1")));
+        assert!(!relinked);
+        let first = store
+            .claim_link(id, "one", chrono::Duration::minutes(5))
+            .expect("claims");
+        match first.secrets(&key).expect("opens") {
+            LinkSecrets::Oauth2 {
+                access_token,
+                refresh_token,
+            } => {
+                assert_eq!(access_token.expose_secret(), "a1");
+                assert_eq!(refresh_token.expect("refresh").expose_secret(), "r1");
+            }
+            LinkSecrets::Oauth1 { .. } => panic!("oauth2 expected"),
+        }
+        let busy = store.claim_link(id, "two", chrono::Duration::minutes(5));
+        assert!(
+            matches!(busy, Err(ClaimError::Busy { .. })),
+            "second claim refused"
+        );
+        // An expired lease (a crashed sync) is taken over.
+        store
+            .conn
+            .execute(
+                "UPDATE links SET lease_until = '2000-01-01T00:00:00.000Z' WHERE id = ?1",
+                [id],
+            )
+            .expect("expire");
+        let mut second = store
+            .claim_link(id, "two", chrono::Duration::minutes(5))
+            .expect("takes over");
+        // The first holder can no longer store tokens; the second can.
+        let mut stale = first;
+        let refused = store.store_refreshed_tokens(
+            &mut stale,
+            &key,
+            &SecretString::from("a2".to_string()),
+            None,
+            None,
+            None,
+            &serde_json::json!({}),
+        );
+        assert!(matches!(refused, Err(StoreError::Conflict(_))));
+        store
+            .store_refreshed_tokens(
+                &mut second,
+                &key,
+                &SecretString::from("a2".to_string()),
+                None,
+                None,
+                None,
+                &serde_json::json!({}),
+            )
+            .expect("holder stores");
+        // No refresh token in the answer: the old one is kept.
+        match second.secrets(&key).expect("opens") {
+            LinkSecrets::Oauth2 {
+                access_token,
+                refresh_token,
+            } => {
+                assert_eq!(access_token.expose_secret(), "a2");
+                assert_eq!(refresh_token.expect("kept").expose_secret(), "r1");
+            }
+            LinkSecrets::Oauth1 { .. } => panic!("oauth2 expected"),
+        }
+    }
+
+    fn lease_of(store: &Store, id: i64) -> (Option<String>, Option<String>, Option<String>) {
+        store
+            .conn
+            .query_row(
+                "SELECT lease_holder, lease_until, lease_renewed_at FROM links WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("reads the lease")
+    }
+
+    fn expire(store: &Store, id: i64) {
+        store
+            .conn
+            .execute(
+                "UPDATE links SET lease_until = '2000-01-01T00:00:00.000Z' WHERE id = ?1",
+                [id],
+            )
+            .expect("expires");
+    }
+
+    #[test]
+    fn a_live_lease_is_kept_by_its_heartbeat_and_an_expired_one_is_taken_over_once() {
+        let (_dir, mut store, patient) = store_with_patient();
+        let (key, _) = VaultKey::generate();
+        let (id, _) = add(&mut store, &patient, &key, oauth2("a1", None));
+        let ttl = chrono::Duration::minutes(5);
+        let first = store.claim_due_link(id, "one", ttl).expect("claims");
+        assert_eq!(first.took_over_from, None, "the link was free");
+        let (holder, until, renewed) = lease_of(&store, id);
+        assert_eq!(holder.as_deref(), Some("one"));
+        assert!(until.is_some() && renewed.is_some());
+        // A live lease: another worker neither sees the link as due nor claims it.
+        let now = crate::store::rfc3339_now();
+        assert!(store.due_links(&now, 10, &[]).expect("due").is_empty());
+        assert!(matches!(
+            store.claim_link(id, "two", ttl),
+            Err(ClaimError::Busy { .. })
+        ));
+        assert!(
+            !store.renew_lease(id, "two", ttl).expect("renews"),
+            "only the holder renews"
+        );
+        // The heartbeat: a lease about to run out is extended by its holder.
+        expire(&store, id);
+        assert!(store.renew_lease(id, "one", ttl).expect("renews"));
+        let (_, until, _) = lease_of(&store, id);
+        assert!(until.expect("until") > crate::store::rfc3339_now());
+        assert!(matches!(
+            store.claim_link(id, "two", ttl),
+            Err(ClaimError::Busy { .. })
+        ));
+        // The holder stops renewing: once its lease ran out the link is due
+        // again, and the next claim takes it over and says from whom.
+        expire(&store, id);
+        let now = crate::store::rfc3339_now();
+        assert_eq!(
+            store.due_links(&now, 10, &[]).expect("due"),
+            vec![DueLink {
+                id,
+                provider: "prov".into()
+            }]
+        );
+        let second = store.claim_due_link(id, "two", ttl).expect("takes over");
+        assert_eq!(second.took_over_from.as_deref(), Some("one"));
+        // The old holder can neither renew nor give back what it lost.
+        assert!(!store.renew_lease(id, "one", ttl).expect("renews"));
+        store.release_link(id, "one").expect("releases");
+        assert_eq!(lease_of(&store, id).0.as_deref(), Some("two"));
+        // Given back by its holder: free, and the next claim is no takeover.
+        store.release_link(id, "two").expect("releases");
+        assert_eq!(lease_of(&store, id).0, None);
+        let third = store.claim_link(id, "three", ttl).expect("claims");
+        assert_eq!(third.took_over_from, None);
+        assert_eq!(store.release_leases_of("three").expect("releases"), 1);
+        assert_eq!(lease_of(&store, id).0, None, "no lease left");
+    }
+
+    #[test]
+    fn the_next_due_time_waits_for_a_live_lease_and_skips_what_the_caller_holds() {
+        let (_dir, mut store, patient) = store_with_patient();
+        let (key, _) = VaultKey::generate();
+        let (id, _) = add(&mut store, &patient, &key, oauth2("a1", None));
+        assert_eq!(
+            store.next_due_at(&[], &[]).expect("reads"),
+            Some(String::new())
+        );
+        let in_an_hour = crate::store::rfc3339_at(chrono::Utc::now() + chrono::Duration::hours(1));
+        store
+            .conn
+            .execute(
+                "UPDATE links SET next_due_at = ?2 WHERE id = ?1",
+                params![id, in_an_hour],
+            )
+            .expect("reschedules");
+        assert_eq!(
+            store.next_due_at(&[], &[]).expect("reads"),
+            Some(in_an_hour.clone())
+        );
+        // Due now but held by another sync: free when its lease runs out.
+        let lease_end =
+            crate::store::rfc3339_at(chrono::Utc::now() + chrono::Duration::minutes(10));
+        store
+            .conn
+            .execute(
+                "UPDATE links SET next_due_at = NULL, lease_holder = 'other', lease_until = ?2
+                 WHERE id = ?1",
+                params![id, lease_end],
+            )
+            .expect("leases");
+        assert_eq!(store.next_due_at(&[], &[]).expect("reads"), Some(lease_end));
+        assert_eq!(store.next_due_at(&[], &[id]).expect("reads"), None);
+        assert_eq!(
+            store
+                .next_due_at(&["prov".to_string()], &[])
+                .expect("reads"),
+            None
+        );
+    }
+}
