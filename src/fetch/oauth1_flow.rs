@@ -408,3 +408,77 @@ fn pair(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(s: &str) -> SecretString {
+        SecretString::from(s.to_string())
+    }
+
+    #[test]
+    fn errors_and_field_names_lose_every_secret_of_the_request_by_value() {
+        let credentials = Credentials::new("ck", secret("consumer-secret-1"))
+            .with_token("request-token-2", secret("request-secret-3"));
+        let secrets = request_secrets(&credentials, Some(&secret("verifier-4")));
+        let all = [
+            "consumer-secret-1",
+            "request-token-2",
+            "request-secret-3",
+            "verifier-4",
+        ];
+        let e = TokenRequestError::Refused {
+            step: "access token",
+            url: "https://p.example/at".into(),
+            status: 401,
+            problem: Some("verifier-4".into()),
+            advice: Some(format!(
+                "got consumer-secret-1 and request%2Dsecret%2D3 and {}",
+                base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    "request-token-2"
+                )
+            )),
+        }
+        .scrubbed(&secrets)
+        .to_string();
+        assert!(e.contains("401") && e.contains("[redacted]"), "{e}");
+        let failed = TokenRequestError::Failed {
+            step: "access token",
+            url: "https://p.example/at".into(),
+            detail: "answered 302 to https://p.example/x/request-secret-3".into(),
+        }
+        .scrubbed(&secrets)
+        .to_string();
+        for text in [&e, &failed] {
+            for s in all {
+                assert!(!text.contains(s), "{s} in {text}");
+            }
+        }
+        let url = Url::parse("https://p.example/at").expect("url");
+        let pair = |patient: Option<&str>, other: &str| TokenPair {
+            token: secret("t"),
+            secret: secret("s"),
+            other_fields: vec![other.to_string()],
+            patient: patient.map(str::to_string),
+        };
+        let ok = checked(
+            pair(Some("p-1"), "verifier-4"),
+            &secrets,
+            "access token",
+            &url,
+        )
+        .expect("a plain patient");
+        assert_eq!(ok.other_fields, ["[redacted]"]);
+        let refused = checked(
+            pair(Some("verifier-4"), "x"),
+            &secrets,
+            "access token",
+            &url,
+        )
+        .err()
+        .expect("a patient echoing the verifier");
+        assert!(!refused.to_string().contains("verifier-4"), "{refused}");
+    }
+}
