@@ -226,7 +226,18 @@ pub async fn complete(
     actor: &str,
 ) -> Result<Linked, ConsentError> {
     let (o, consent) = oauth1_consent_settings(provider)?;
-    let callback = read_callback(query);
+    let mut callback = read_callback(query);
+    // A refusal's words are the provider's: they may echo what it knows
+    // (the consumer secret, the request token and its secret) under any name.
+    let mut secrets = crate::fetch::redact::Secrets::new();
+    secrets.add(started.request.token.expose_secret());
+    secrets.add(started.request.secret.expose_secret());
+    if let Ok(c) = oauth1_flow::consumer_credentials(provider.id.as_str(), o, env) {
+        secrets.add(c.consumer_secret.expose_secret());
+    }
+    callback.refusal = callback
+        .refusal
+        .map(|(code, d)| (secrets.scrub(&code), d.map(|d| secrets.scrub(&d))));
     let ours = started.request.token.expose_secret();
     let token_matches = callback.token.as_deref() == Some(ours);
     let detail = json!({

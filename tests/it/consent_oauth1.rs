@@ -787,6 +787,35 @@ fn oauth1_token_endpoint_errors_never_carry_an_echoed_secret() {
             ["consent.start", "consent.callback", "consent.failed"]
         );
     }
+
+    // A denial whose words echo the secrets the provider knows.
+    let port = free_port();
+    let home = echo_home(echo, "rt_ok", "at_refuse", port);
+    let started = spawn_link_start(&home.env, &home.config, "P1", "echo", &[], &env);
+    let (status, _, page) = get(&format!(
+        "http://127.0.0.1:{port}/callback?oauth_token={ECHO_REQUEST_TOKEN}&oauth_problem={ECHO_REQUEST_SECRET}&oauth_problem_advice=consumer+{ECHO_CONSUMER_SECRET}"
+    ));
+    assert_eq!(status, 400, "{page}");
+    let run = started.finish();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("refused the authorization"),
+        "{}",
+        run.stderr
+    );
+    nothing_echoed(
+        &home,
+        &[
+            ECHO_CONSUMER_SECRET,
+            ECHO_REQUEST_TOKEN,
+            ECHO_REQUEST_SECRET,
+        ],
+        &[&run.stdout, &run.stderr, &page],
+    );
+    assert_eq!(
+        actions(&home),
+        ["consent.start", "consent.callback", "consent.denied"]
+    );
 }
 
 /// The oracle's provider with `[providers.identity]` reading the MRN from
