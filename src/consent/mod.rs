@@ -99,7 +99,8 @@ pub enum ConsentError {
         "the callback carries no oauth_verifier: the provider did not authorize the request token"
     )]
     NoVerifier,
-    /// The provider granted scopes that were not asked for.
+    /// The provider granted scopes that were not asked for: no link, and
+    /// the tokens are revoked where the provider can.
     #[error("the provider granted scopes rxsync did not ask for ({0})")]
     Overgranted(String),
     /// The client's secret or key cannot be read.
@@ -456,11 +457,7 @@ pub async fn complete(
             provider.limits.timeout,
         )
         .await?;
-        let unasked = authorize::unasked_scopes(&o.scopes, tokens.scope.as_deref());
-        if !o.scopes.is_empty() && !unasked.is_empty() {
-            return Err(ConsentError::Overgranted(unasked.join(" ")));
-        }
-        Ok((tokens, nonce))
+        Ok::<_, ConsentError>((tokens, nonce))
     }
     .await;
     let (tokens, nonce) = match exchanged {
@@ -476,18 +473,23 @@ pub async fn complete(
         }
     };
     let (access_token, refresh_token) = (tokens.access_token.clone(), tokens.refresh_token.clone());
-    match after_exchange(
-        writer,
-        key,
-        provider,
-        &resolved.client,
-        &flow,
-        tokens,
-        nonce,
-        actor,
-    )
-    .await
-    {
+    let unasked = authorize::unasked_scopes(&o.scopes, tokens.scope.as_deref());
+    let linked = if !o.scopes.is_empty() && !unasked.is_empty() {
+        Err(ConsentError::Overgranted(unasked.join(" ")))
+    } else {
+        after_exchange(
+            writer,
+            key,
+            provider,
+            &resolved.client,
+            &flow,
+            tokens,
+            nonce,
+            actor,
+        )
+        .await
+    };
+    match linked {
         Ok(linked) => Ok(linked),
         Err(e) => {
             // Nothing was stored: the tokens just issued are of no use to
@@ -500,10 +502,10 @@ pub async fn complete(
                 refresh_token.as_ref(),
             )
             .await;
-            let step = if matches!(e, ConsentError::Identity { .. }) {
-                "identity"
-            } else {
-                "link"
+            let step = match e {
+                ConsentError::Identity { .. } => "identity",
+                ConsentError::Overgranted(_) => "scope",
+                _ => "link",
             };
             fail(
                 "failed",
