@@ -1047,7 +1047,8 @@ fn resolve_auth(
 /// Resolves an optional URL key against the base URL (its errors name the key).
 type UrlKey<'a> = dyn Fn(&str, Option<&str>) -> Result<Option<Url>, ConfigError> + 'a;
 
-/// `auth.redirect_uri`: http(s), no fragment (RFC 6749 §3.1.2).
+/// `auth.redirect_uri`: http(s), no fragment (RFC 6749 §3.1.2). OAuth
+/// 2.0's redirect URI and OAuth 1.0a's `oauth_callback` both.
 fn resolve_redirect_uri(
     text: Option<&str>,
     e: &dyn Fn(&str, String) -> ConfigError,
@@ -1167,17 +1168,8 @@ fn resolve_oauth1_consent(
             ));
         }
     };
-    let redirect_uri = a
-        .redirect_uri
-        .as_deref()
-        .map(|u| {
-            let parsed = http_url(u).map_err(|m| e("auth.redirect_uri", m))?;
-            if parsed.fragment().is_some() {
-                return Err(e("auth.redirect_uri", "must not have a fragment".into()));
-            }
-            Ok(parsed)
-        })
-        .transpose()?;
+    // The same rule as OAuth 2.0's redirect URI: it is the `oauth_callback`.
+    let redirect_uri = resolve_redirect_uri(a.redirect_uri.as_deref(), e)?;
     let token_method = match a.token_method.as_deref() {
         None | Some("POST") => "POST",
         Some("GET") => "GET",
@@ -1815,6 +1807,18 @@ redirect_uri = "http://127.0.0.1:8765/callback"
                 "{to}: {msg}"
             );
         }
+        // One rule for the redirect URI of both protocols: the same words.
+        let fragment = |text: &str| {
+            providers(&text.replace(
+                "redirect_uri = \"http://127.0.0.1:8765/callback\"",
+                "redirect_uri = \"http://127.0.0.1:8765/callback#x\"",
+            ))
+            .expect_err("a fragment")
+            .to_string()
+        };
+        let (one, two) = (fragment(OAUTH1_CONSENT), fragment(CONSENT));
+        let rule = "auth.redirect_uri must not have a fragment (RFC 6749 §3.1.2)";
+        assert!(one.contains(rule) && two.contains(rule), "{one}\n{two}");
         // Without the three endpoints, redirect_uri alone is an error too.
         let text = OAUTH1_CONSENT
             .replace("request_token_url = \"oauth/request_token\"\n", "")

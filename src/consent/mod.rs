@@ -10,10 +10,16 @@
 //! the provider sent back to the redirect URI, finds the flow by its state
 //! (once: a replayed callback finds it used), exchanges the code at the
 //! token endpoint with the provider's client authentication, and hands
-//! the answer to `after_exchange`, which stores the link as `link add`
-//! does (a `needs_relink` link keeps its id). Every step is an audit row
-//! without a secret: `consent.start`, `consent.callback`,
-//! `consent.denied`, `consent.failed`, `consent.exchanged`, `consent.linked`.
+//! the answer to `after_exchange`: the wrong-patient guard reads and
+//! compares the remote identity first (`judge`), then the link is stored
+//! as `link add` does (a `needs_relink` link keeps its id) in its final
+//! state — active, or held with its `identity_mismatch` — in one store
+//! transaction with the flow's end and the audit rows. An identity that
+//! cannot be established stores nothing, and the provider is asked to
+//! revoke the tokens it just issued (RFC 7009, where it offers that).
+//! Every step is an audit row without a secret: `consent.start`,
+//! `consent.callback`, `consent.denied`, `consent.failed`,
+//! `consent.exchanged`, `consent.linked`, `identity.match|held`.
 //!
 //! `resolve` gives the client and the authorization endpoint one consent
 //! uses, both resolved as pulls resolve them (`pull::client`): configured
@@ -95,7 +101,8 @@ pub enum ConsentError {
         "the callback carries no oauth_verifier: the provider did not authorize the request token"
     )]
     NoVerifier,
-    /// The provider granted scopes that were not asked for.
+    /// The provider granted scopes that were not asked for: no link, and
+    /// the tokens are revoked where the provider can.
     #[error("the provider granted scopes rxsync did not ask for ({0})")]
     Overgranted(String),
     /// The client's secret or key cannot be read.
@@ -106,14 +113,71 @@ pub enum ConsentError {
         "the provider's token answer names the patient \"{0}\", which is not a usable id (empty, over 256 characters, or with control characters)"
     )]
     BadRemotePatient(String),
-    /// The identity guard refused the new link (an ID token that fails
-    /// validation, an inactive token): the link it was stored as is revoked.
-    #[error("the link was revoked: {0}")]
-    Identity(#[from] crate::identity::IdentityError),
+    /// The patient's identity at the provider could not be established
+    /// (an ID token that fails validation, an inactive token, an identity
+    /// endpoint that cannot be read): no link was stored, and the tokens
+    /// just issued were dropped (`dropped` says whether the provider was
+    /// asked to revoke them).
+    #[error("no link was made: the patient's identity at the provider could not be established ({error}){}", .dropped.as_ref().map(|d| format!("; {d}")).unwrap_or_default())]
+    Identity {
+        error: crate::identity::IdentityError,
+        dropped: Option<Dropped>,
+    },
     #[error(transparent)]
     Vault(#[from] crate::vault::VaultError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl ConsentError {
+    /// The error with what became of the tokens it left unstored.
+    fn with_dropped(self, d: Dropped) -> ConsentError {
+        match self {
+            ConsentError::Identity { error, .. } => ConsentError::Identity {
+                error,
+                dropped: Some(d),
+            },
+            other => other,
+        }
+    }
+}
+
+/// What became of tokens a consent obtained and did not store.
+#[derive(Debug, Clone)]
+pub enum Dropped {
+    /// The provider's RFC 7009 endpoint accepted the revocation.
+    Revoked,
+    /// The provider has no revocation endpoint.
+    NoEndpoint,
+    /// The revocation request failed (its words, without a secret).
+    Failed(String),
+    /// OAuth 1.0a defines no revocation.
+    NotOffered,
+}
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dropped::Revoked => f.write_str("the provider was asked to revoke the token it had just issued"),
+            Dropped::NoEndpoint => f.write_str(
+                "the provider has no revocation endpoint (auth.revocation_url), so its token was only dropped",
+            ),
+            Dropped::Failed(e) => write!(f, "revoking the token at the provider failed ({e}), so it was only dropped"),
+            Dropped::NotOffered => f.write_str("OAuth 1.0a has no revocation, so the token was only dropped"),
+        }
+    }
+}
+
+impl Dropped {
+    /// As the audit records it.
+    fn as_str(&self) -> &'static str {
+        match self {
+            Dropped::Revoked => "revoked",
+            Dropped::NoEndpoint => "no revocation endpoint",
+            Dropped::Failed(_) => "revocation failed",
+            Dropped::NotOffered => "no revocation in OAuth 1.0a",
+        }
+    }
 }
 
 /// The client and the authorization endpoint one consent uses.
@@ -181,26 +245,14 @@ pub struct Started {
     pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// A link made by consent, and what the identity guard needs of the answer.
+/// A link made by consent.
 pub struct Linked {
     pub link: i64,
     pub relinked: bool,
     pub flow: String,
-    /// What the wrong-patient guard found (`Held`: no regimen is written
-    /// from the link until a clinician confirms it).
+    /// What the wrong-patient guard found (`Held`: the link was stored
+    /// held, and no regimen is written from it until a clinician confirms it).
     pub identity: crate::identity::NewLinkOutcome,
-    /// The token response's fields (`id_token` kept sealed in a `SecretString`).
-    pub tokens: ExchangedTokens,
-}
-
-/// The token response kept for the identity guard: the ID token (not yet
-/// validated), the nonce the flow sent, and the raw non-secret fields
-/// (`patient`, `scope`, `expires_in`, `access_grant_expiration`,
-/// `refresh_expires_in`, `fhirUser`…).
-pub struct ExchangedTokens {
-    pub id_token: Option<SecretString>,
-    pub nonce: Option<SecretString>,
-    pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The provider's OAuth 2.0 and consent settings, or why it cannot consent.
@@ -445,41 +497,11 @@ pub async fn complete(
             provider.limits.timeout,
         )
         .await?;
-        let unasked = authorize::unasked_scopes(&o.scopes, tokens.scope.as_deref());
-        if !o.scopes.is_empty() && !unasked.is_empty() {
-            return Err(ConsentError::Overgranted(unasked.join(" ")));
-        }
-        Ok((tokens, nonce))
+        Ok::<_, ConsentError>((tokens, nonce))
     }
     .await;
-    match exchanged {
-        Ok((tokens, nonce)) => {
-            let access_token = tokens.access_token.clone();
-            let remote_patient = tokens.patient.clone();
-            let linked =
-                after_exchange(writer, key, &resolved.client, &flow, tokens, nonce, actor).await;
-            let linked = match linked {
-                Ok(l) => l,
-                Err(e) => {
-                    fail(
-                        "failed",
-                        "consent.failed",
-                        json!({"step": "link", "error": e.to_string()}),
-                    )
-                    .await;
-                    return Err(e);
-                }
-            };
-            guard(
-                writer,
-                provider,
-                &resolved.client,
-                linked,
-                &access_token,
-                remote_patient,
-            )
-            .await
-        }
+    let (tokens, nonce) = match exchanged {
+        Ok(t) => t,
         Err(e) => {
             fail(
                 "failed",
@@ -487,7 +509,89 @@ pub async fn complete(
                 json!({"step": "exchange", "url": redact(&resolved.client.token_url), "error": e.to_string()}),
             )
             .await;
-            Err(e)
+            return Err(e);
+        }
+    };
+    let (access_token, refresh_token) = (tokens.access_token.clone(), tokens.refresh_token.clone());
+    let unasked = authorize::unasked_scopes(&o.scopes, tokens.scope.as_deref());
+    let linked = if !o.scopes.is_empty() && !unasked.is_empty() {
+        Err(ConsentError::Overgranted(unasked.join(" ")))
+    } else {
+        after_exchange(
+            writer,
+            key,
+            provider,
+            &resolved.client,
+            &flow,
+            tokens,
+            nonce,
+            actor,
+        )
+        .await
+    };
+    match linked {
+        Ok(linked) => Ok(linked),
+        Err(e) => {
+            // Nothing was stored: the tokens just issued are of no use to
+            // anyone, so the provider is asked to forget them.
+            let dropped = revoke_unstored(
+                http,
+                &resolved.client,
+                provider,
+                &access_token,
+                refresh_token.as_ref(),
+            )
+            .await;
+            let step = match e {
+                ConsentError::Identity { .. } => "identity",
+                ConsentError::Overgranted(_) => "scope",
+                _ => "link",
+            };
+            fail(
+                "failed",
+                "consent.failed",
+                json!({"step": step, "error": e.to_string(), "token": dropped.as_str()}),
+            )
+            .await;
+            Err(e.with_dropped(dropped))
+        }
+    }
+}
+
+/// RFC 7009 for tokens a consent did not store: the refresh token (the
+/// grant) and the access token, where the provider has a revocation endpoint.
+async fn revoke_unstored(
+    http: &reqwest::Client,
+    client: &Client,
+    provider: &Provider,
+    access_token: &SecretString,
+    refresh_token: Option<&SecretString>,
+) -> Dropped {
+    let Some(url) = &client.revocation_url else {
+        return Dropped::NoEndpoint;
+    };
+    let timeout = provider.limits.timeout;
+    let mut failed = None;
+    let tokens = refresh_token
+        .map(|r| (r, "refresh_token"))
+        .into_iter()
+        .chain([(access_token, "access_token")]);
+    for (token, hint) in tokens {
+        if let Err(e) = crate::fetch::oauth2::revoke(http, client, url, token, hint, timeout).await
+        {
+            failed.get_or_insert(e);
+        }
+    }
+    match failed {
+        None => Dropped::Revoked,
+        Some(e) => {
+            let mut secrets = crate::fetch::redact::Secrets::new();
+            secrets.add(access_token.expose_secret());
+            if let Some(r) = refresh_token {
+                secrets.add(r.expose_secret());
+            }
+            client.proof.add_secrets(&client.client_id, &mut secrets);
+            Dropped::Failed(secrets.scrub(&e))
         }
     }
 }
@@ -555,29 +659,30 @@ pub(crate) fn remote_patient(
     }
 }
 
-/// The wrong-patient guard on a link just made (design invariant 7): the
-/// ID token validated against the provider's JWKS with the flow's nonce,
-/// the remote identity read and compared. A mismatch holds the link (no
-/// regimen is written from it until a clinician confirms); a token that
-/// fails validation revokes it. Providers without `[providers.identity]`
-/// are not checked.
-async fn guard(
+/// The wrong-patient guard on a link about to be stored (design invariant
+/// 7): the ID token validated against the provider's JWKS with the flow's
+/// nonce, the remote identity read with the new credential and compared.
+/// Nothing is written: the verdict goes to the store with the link, in
+/// one transaction. Providers without `[providers.identity]` are not
+/// checked. Both flows call it.
+pub(crate) async fn judge(
     writer: &Writer,
     provider: &Provider,
-    client_auth: &Client,
-    mut linked: Linked,
-    access_token: &SecretString,
-    remote_patient: Option<String>,
-) -> Result<Linked, ConsentError> {
+    patient: &PatientId,
+    credential: &dyn crate::fetch::auth::Credential,
+    oauth2: Option<crate::identity::NewOauth2<'_>>,
+    remote_patient: Option<&str>,
+) -> Result<crate::identity::Judged, ConsentError> {
     if provider.identity.is_none() {
-        return Ok(linked);
+        return Ok(crate::identity::Judged {
+            outcome: crate::identity::NewLinkOutcome::Unchecked,
+            write: None,
+        });
     }
     let client = crate::fetch::http::HttpClient::for_provider(provider)
         .map_err(|e| ConsentError::Client(e.to_string()))?;
-    let pid = PatientId::parse(&linked_patient(writer, linked.link).await?)
-        .map_err(|e| StoreError::Corrupt(format!("link {}: {e}", linked.link)))?;
     let local = {
-        let pid = pid.clone();
+        let pid = patient.clone();
         writer
             .run(move |s| {
                 s.patient(&pid)?.ok_or_else(|| StoreError::NotFound {
@@ -588,57 +693,34 @@ async fn guard(
             .await?
     };
     let jwks = crate::fetch::jwks::JwksCache::default();
-    let id_token = linked
-        .tokens
-        .id_token
-        .as_ref()
-        .map(|t| t.expose_secret().to_string());
-    let nonce = linked
-        .tokens
-        .nonce
-        .as_ref()
-        .map(|n| n.expose_secret().to_string());
-    linked.identity = crate::identity::check_new_link(
-        writer,
-        crate::identity::NewLinkCheck {
-            provider,
-            client: &client,
-            jwks: &jwks,
-            link_id: linked.link,
-            patient: &local,
-            access_token,
-            client_auth,
-            id_token: id_token.as_deref(),
-            expected_nonce: nonce.as_deref(),
-            remote_patient: remote_patient.as_deref(),
-        },
-    )
-    .await?;
-    Ok(linked)
+    crate::identity::judge_new_link(crate::identity::NewLinkCheck {
+        provider,
+        client: &client,
+        jwks: &jwks,
+        patient: &local,
+        credential,
+        oauth2,
+        remote_patient,
+    })
+    .await
+    .map_err(|error| ConsentError::Identity {
+        error,
+        dropped: None,
+    })
 }
 
-/// The local patient a link belongs to.
-async fn linked_patient(writer: &Writer, link: i64) -> Result<String, ConsentError> {
-    Ok(writer
-        .run(move |s| {
-            s.link(link)?
-                .map(|l| l.patient)
-                .ok_or_else(|| StoreError::NotFound {
-                    what: "link",
-                    id: link.to_string(),
-                })
-        })
-        .await?)
-}
-
-/// After a successful code exchange: stores the link exactly as `link add`
-/// does (a `needs_relink` link of the same patient and provider keeps its
-/// id) and ends the flow with `consent.linked`. This is the one place the
-/// identity guard is to be called from, with `Linked::tokens`. The flow
-/// names the provider; `client` is the one the code was exchanged with.
+/// After a successful code exchange: the identity guard first, then the
+/// link stored as `link add` does (a `needs_relink` link of the same
+/// patient and provider keeps its id) in its final state — active, or held
+/// with its `identity_mismatch` exception — with the flow ended
+/// `consent.linked`, all in one store transaction. The flow names the
+/// provider; `client` is the one the code was exchanged with. On an error
+/// nothing is stored (the caller ends the flow and drops the tokens).
+#[allow(clippy::too_many_arguments)]
 pub async fn after_exchange(
     writer: &Writer,
     key: &Arc<VaultKey>,
+    provider: &Provider,
     client: &Client,
     flow: &TakenFlow,
     tokens: CodeTokens,
@@ -648,6 +730,33 @@ pub async fn after_exchange(
     let patient = PatientId::parse(&flow.patient)
         .map_err(|e| StoreError::Corrupt(format!("consent flow {}: patient id: {e}", flow.id)))?;
     let remote = remote_patient(tokens.patient.as_deref(), &patient)?;
+    let placement = match &provider.auth {
+        ProviderAuth::Oauth2(o) => o.placement,
+        ProviderAuth::Oauth1(o) => o.placement,
+    };
+    let bearer = crate::fetch::auth::Bearer {
+        token: tokens.access_token.clone(),
+        placement,
+    };
+    let id_token = tokens
+        .id_token
+        .as_ref()
+        .map(|t| t.expose_secret().to_string());
+    let expected_nonce = nonce.as_ref().map(|n| n.expose_secret().to_string());
+    let judged = judge(
+        writer,
+        provider,
+        &patient,
+        &bearer,
+        Some(crate::identity::NewOauth2 {
+            access_token: &tokens.access_token,
+            client_auth: client,
+            id_token: id_token.as_deref(),
+            expected_nonce: expected_nonce.as_deref(),
+        }),
+        tokens.patient.as_deref(),
+    )
+    .await?;
     let detail = json!({
         "provider": flow.provider.as_str(),
         "remote_patient": remote,
@@ -679,6 +788,7 @@ pub async fn after_exchange(
         "token_url": redact(&client.token_url),
         "fields": tokens.fields.keys().collect::<Vec<_>>(),
     });
+    let write = judged.write;
     let (link, relinked) = writer
         .run(move |store| {
             store.store_consent_link(
@@ -695,6 +805,7 @@ pub async fn after_exchange(
                     grant_expires_at,
                 },
                 &key,
+                write.as_ref(),
                 detail,
             )
         })
@@ -703,12 +814,7 @@ pub async fn after_exchange(
         link,
         relinked,
         flow: flow.id.clone(),
-        identity: crate::identity::NewLinkOutcome::Unchecked,
-        tokens: ExchangedTokens {
-            id_token: tokens.id_token,
-            nonce,
-            fields: tokens.fields,
-        },
+        identity: judged.outcome,
     })
 }
 

@@ -13,8 +13,12 @@
 //! request token (else the flow ends refused), an `oauth_problem` or
 //! `error` is a denial, a missing `oauth_verifier` too; then the access
 //! token request (signed with the request token credentials and the
-//! verifier) and the link, stored as `link add` stores an oauth1 link (a
-//! `needs_relink` link keeps its id). Every step is an audit row of the
+//! verifier), the wrong-patient guard when the provider has
+//! `[providers.identity]` (the identity read with the new token
+//! credentials: a `profile:` or `patient:` source), and the link, stored
+//! as `link add` stores an oauth1 link (a `needs_relink` link keeps its
+//! id) in its final state — active, or held — in one store transaction.
+//! An identity that cannot be read stores nothing. Every step is an audit row of the
 //! same names as the OAuth 2.0 flow's, without a secret.
 
 use std::sync::Arc;
@@ -23,7 +27,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 
-use super::{ConsentError, ExchangedTokens, FLOW_LIFETIME, Linked, authorize};
+use super::{ConsentError, FLOW_LIFETIME, Linked, authorize};
 use crate::config::{Oauth1Consent, Oauth1Settings, Provider, ProviderAuth};
 use crate::domain::PatientId;
 use crate::fetch::auth::redact;
@@ -222,7 +226,18 @@ pub async fn complete(
     actor: &str,
 ) -> Result<Linked, ConsentError> {
     let (o, consent) = oauth1_consent_settings(provider)?;
-    let callback = read_callback(query);
+    let mut callback = read_callback(query);
+    // A refusal's words are the provider's: they may echo what it knows
+    // (the consumer secret, the request token and its secret) under any name.
+    let mut secrets = crate::fetch::redact::Secrets::new();
+    secrets.add(started.request.token.expose_secret());
+    secrets.add(started.request.secret.expose_secret());
+    if let Ok(c) = oauth1_flow::consumer_credentials(provider.id.as_str(), o, env) {
+        secrets.add(c.consumer_secret.expose_secret());
+    }
+    callback.refusal = callback
+        .refusal
+        .map(|(code, d)| (secrets.scrub(&code), d.map(|d| secrets.scrub(&d))));
     let ours = started.request.token.expose_secret();
     let token_matches = callback.token.as_deref() == Some(ours);
     let detail = json!({
@@ -301,22 +316,36 @@ pub async fn complete(
             return Err(e);
         }
     };
-    let linked = store_link(writer, key, provider, &flow, access, actor).await;
-    if let Err(e) = &linked {
-        end(
-            "failed",
-            "consent.failed",
-            json!({"step": "link", "error": e.to_string()}),
-        )
-        .await;
+    let linked = store_link(writer, key, provider, env, &flow, access, actor).await;
+    match linked {
+        Ok(l) => Ok(l),
+        Err(e) => {
+            // Nothing was stored; OAuth 1.0a defines no revocation, so the
+            // token credentials are only dropped.
+            let step = if matches!(e, ConsentError::Identity { .. }) {
+                "identity"
+            } else {
+                "link"
+            };
+            let dropped = super::Dropped::NotOffered;
+            end(
+                "failed",
+                "consent.failed",
+                json!({"step": step, "error": e.to_string(), "token": dropped.as_str()}),
+            )
+            .await;
+            Err(e.with_dropped(dropped))
+        }
     }
-    linked
 }
 
+/// The wrong-patient guard (with the new token credentials), then the link
+/// in its final state with the flow's end, in one store transaction.
 async fn store_link(
     writer: &Writer,
     key: &Arc<VaultKey>,
     provider: &Provider,
+    env: &dyn Fn(&str) -> Option<String>,
     flow: &crate::store::TakenFlow,
     access: TokenPair,
     actor: &str,
@@ -324,16 +353,30 @@ async fn store_link(
     let patient = PatientId::parse(&flow.patient).map_err(|e| {
         crate::store::StoreError::Corrupt(format!("consent flow {}: patient id: {e}", flow.id))
     })?;
+    let (o, consent) = oauth1_consent_settings(provider)?;
+    let remote = super::remote_patient(access.patient.as_deref(), &patient)?;
+    let signer = crate::fetch::auth::Oauth1Signer {
+        credentials: oauth1_flow::consumer_credentials(provider.id.as_str(), o, env)
+            .map_err(ConsentError::Client)?
+            .with_token(
+                access.token.expose_secret().to_string(),
+                access.secret.clone(),
+            ),
+        method: o.signature_method,
+        placement: o.placement,
+        realm: o.realm.clone(),
+        body_hash: o.body_hash,
+        clock_skew: 0,
+    };
+    // The identity is read about the patient the token answer names, else
+    // (as the pulls do) about the link's remote patient.
+    let judged = super::judge(writer, provider, &patient, &signer, None, Some(&remote)).await?;
     let exchanged = json!({
         "provider": provider.id.as_str(),
         "protocol": "oauth1",
-        "access_token_url": match &provider.auth {
-            ProviderAuth::Oauth1(Oauth1Settings { consent: Some(c), .. }) => Some(redact(&c.access_token_url)),
-            _ => None,
-        },
+        "access_token_url": redact(&consent.access_token_url),
         "fields": access.other_fields,
     });
-    let remote = super::remote_patient(access.patient.as_deref(), &patient)?;
     let detail = json!({
         "provider": provider.id.as_str(),
         "protocol": "oauth1",
@@ -350,6 +393,7 @@ async fn store_link(
         actor.to_string(),
         Arc::clone(key),
     );
+    let write = judged.write;
     let (link, relinked) = writer
         .run(move |store| {
             store.store_consent_link(
@@ -366,6 +410,7 @@ async fn store_link(
                     grant_expires_at: None,
                 },
                 &key,
+                write.as_ref(),
                 detail,
             )
         })
@@ -374,15 +419,7 @@ async fn store_link(
         link,
         relinked,
         flow: flow.id.clone(),
-        // The identity guard reads OAuth 2.0 identities; an OAuth 1.0a
-        // link is compared at its first pull when its provider has
-        // [providers.identity] (pull::identity).
-        identity: crate::identity::NewLinkOutcome::Unchecked,
-        tokens: ExchangedTokens {
-            id_token: None,
-            nonce: None,
-            fields: serde_json::Map::new(),
-        },
+        identity: judged.outcome,
     })
 }
 

@@ -4,8 +4,12 @@
 //! form-encoded answers read into token pairs.
 //!
 //! It never follows a redirect (a token endpoint that redirects is
-//! refused), never puts a token, a secret or a verifier in an error, and
-//! knows nothing of flows or the store: `consent::oauth1` does.
+//! refused), and never puts a token, a secret or a verifier in an error:
+//! what the provider answered (its `oauth_problem` and advice, a
+//! `Location`) is scrubbed by value (`redact::Secrets`) of the consumer
+//! secret, the request token and its secret and the verifier, in every
+//! encoding, whatever name the provider echoed them under. It knows
+//! nothing of flows or the store: `consent::oauth1` does.
 
 use std::time::Duration;
 
@@ -15,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::oauth1::{self, Credentials, Oauth1Request, RsaSigningKey, SignParams};
+use super::redact::Secrets;
 use super::settings::{Oauth1Consent, Oauth1Settings};
 
 /// A token pair from a token endpoint: a request token (§2.1) or an
@@ -32,13 +37,17 @@ pub struct TokenPair {
 /// Why a token request made no token pair. No variant carries a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenRequestError {
-    /// The endpoint answered with an error status (and an `oauth_problem` when it gave one).
-    #[error("the {step} endpoint {url} refused the request: {status}{}", .problem.as_deref().map(|p| format!(" (oauth_problem={p})")).unwrap_or_default())]
+    /// The endpoint answered with an error status, and the `oauth_problem`
+    /// (or `error`) and its advice (or `error_description`) when it gave
+    /// them — printable, shortened, and scrubbed of every secret the
+    /// request carried, by value.
+    #[error("the {step} endpoint {url} refused the request: {status}{}{}", .problem.as_deref().map(|p| format!(" (oauth_problem={p})")).unwrap_or_default(), .advice.as_deref().map(|a| format!(": {a}")).unwrap_or_default())]
     Refused {
         step: &'static str,
         url: String,
         status: u16,
         problem: Option<String>,
+        advice: Option<String>,
     },
     /// The request token answer lacks `oauth_callback_confirmed=true` (§2.1).
     #[error(
@@ -82,9 +91,94 @@ pub fn consumer_credentials(
     Ok(credentials)
 }
 
+impl TokenRequestError {
+    /// The error with every form of `secrets` replaced (a provider's words
+    /// may echo what it was sent, under any name).
+    fn scrubbed(self, secrets: &Secrets) -> TokenRequestError {
+        let s = |t: String| secrets.scrub(&t);
+        match self {
+            TokenRequestError::Refused {
+                step,
+                url,
+                status,
+                problem,
+                advice,
+            } => TokenRequestError::Refused {
+                step,
+                url: s(url),
+                status,
+                problem: problem.map(s),
+                advice: advice.map(s),
+            },
+            TokenRequestError::CallbackNotConfirmed { url } => {
+                TokenRequestError::CallbackNotConfirmed { url: s(url) }
+            }
+            TokenRequestError::Failed { step, url, detail } => TokenRequestError::Failed {
+                step,
+                url: s(url),
+                detail: s(detail),
+            },
+        }
+    }
+}
+
+/// The secret values a token request carries: the consumer secret, and
+/// the request token, its secret and the verifier when they are sent.
+fn request_secrets(credentials: &Credentials, verifier: Option<&SecretString>) -> Secrets {
+    let mut secrets = Secrets::new();
+    secrets.add(credentials.consumer_secret.expose_secret());
+    if let Some(t) = &credentials.token {
+        secrets.add(&t.token);
+        secrets.add(t.secret.expose_secret());
+    }
+    if let Some(v) = verifier {
+        secrets.add(v.expose_secret());
+    }
+    secrets
+}
+
+/// The names of the answer's other fields (audited) scrubbed like errors;
+/// a `patient` that echoes a secret of the request is refused (it would be
+/// stored and shown as the remote patient).
+fn checked(
+    mut pair: TokenPair,
+    secrets: &Secrets,
+    step: &'static str,
+    url: &Url,
+) -> Result<TokenPair, TokenRequestError> {
+    if pair
+        .patient
+        .as_deref()
+        .is_some_and(|p| secrets.carried_by(p))
+    {
+        return Err(TokenRequestError::Failed {
+            step,
+            url: secrets.scrub(&super::auth::redact(url)),
+            detail: "the answer's patient echoes a credential of the request".into(),
+        });
+    }
+    pair.other_fields = pair.other_fields.iter().map(|f| secrets.scrub(f)).collect();
+    Ok(pair)
+}
+
 /// §2.1: asks for temporary credentials with `oauth_callback`; the answer
-/// must confirm the callback.
+/// must confirm the callback. Errors carry no secret of the request.
 pub async fn request_token(
+    client: &reqwest::Client,
+    settings: &Oauth1Settings,
+    consent: &Oauth1Consent,
+    consumer: &Credentials,
+    callback: &Url,
+    timeout: Duration,
+) -> Result<TokenPair, TokenRequestError> {
+    let secrets = request_secrets(consumer, None);
+    ask_request_token(client, settings, consent, consumer, callback, timeout)
+        .await
+        .map_err(|e| e.scrubbed(&secrets))
+        .and_then(|p| checked(p, &secrets, "request token", &consent.request_token_url))
+}
+
+async fn ask_request_token(
     client: &reqwest::Client,
     settings: &Oauth1Settings,
     consent: &Oauth1Consent,
@@ -117,8 +211,23 @@ pub async fn request_token(
 }
 
 /// §2.3: exchanges the request token (in `credentials`) and the verifier
-/// for token credentials.
+/// for token credentials. Errors carry no secret of the request.
 pub async fn access_token(
+    client: &reqwest::Client,
+    settings: &Oauth1Settings,
+    consent: &Oauth1Consent,
+    credentials: &Credentials,
+    verifier: &SecretString,
+    timeout: Duration,
+) -> Result<TokenPair, TokenRequestError> {
+    let secrets = request_secrets(credentials, Some(verifier));
+    ask_access_token(client, settings, consent, credentials, verifier, timeout)
+        .await
+        .map_err(|e| e.scrubbed(&secrets))
+        .and_then(|p| checked(p, &secrets, "access token", &consent.access_token_url))
+}
+
+async fn ask_access_token(
     client: &reqwest::Client,
     settings: &Oauth1Settings,
     consent: &Oauth1Consent,
@@ -218,6 +327,11 @@ async fn signed_call(
         })
     })?;
     let status = response.status();
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = super::oauth2::read_limited(response)
         .await
         .map_err(|e| failed(e.to_string()))?;
@@ -225,28 +339,39 @@ async fn signed_call(
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     if status.is_redirection() {
+        // Where it pointed, as the trail shows URLs (credential parameters
+        // stripped by name; the caller scrubs by value).
+        let to = location
+            .as_deref()
+            .and_then(|l| url.join(l).ok())
+            .map(|l| format!(" to {}", super::auth::redact(&l)))
+            .unwrap_or_default();
         return Err(failed(format!(
-            "answered {status}: a token endpoint that redirects is not followed"
+            "answered {status}{to}: a token endpoint that redirects is not followed"
         )));
     }
     if !status.is_success() {
-        let problem = fields
-            .iter()
-            .find(|(k, _)| k == "oauth_problem")
-            .map(|(_, v)| v.clone())
-            .filter(|p| {
-                p.len() <= 64
-                    && p.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            });
+        let said = |names: &[&str]| {
+            fields
+                .iter()
+                .find(|(k, _)| names.contains(&k.as_str()))
+                .map(|(_, v)| printable(v))
+                .filter(|v| !v.is_empty())
+        };
         return Err(TokenRequestError::Refused {
             step,
             url: shown,
             status: status.as_u16(),
-            problem,
+            problem: said(&["oauth_problem", "error"]),
+            advice: said(&["oauth_problem_advice", "error_description"]),
         });
     }
     Ok(fields)
+}
+
+/// A provider's words, kept short and printable for messages and the audit.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 fn pair(
@@ -281,5 +406,79 @@ fn pair(
             url: super::auth::redact(url),
             detail: "the answer has no oauth_token and oauth_token_secret".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(s: &str) -> SecretString {
+        SecretString::from(s.to_string())
+    }
+
+    #[test]
+    fn errors_and_field_names_lose_every_secret_of_the_request_by_value() {
+        let credentials = Credentials::new("ck", secret("consumer-secret-1"))
+            .with_token("request-token-2", secret("request-secret-3"));
+        let secrets = request_secrets(&credentials, Some(&secret("verifier-4")));
+        let all = [
+            "consumer-secret-1",
+            "request-token-2",
+            "request-secret-3",
+            "verifier-4",
+        ];
+        let e = TokenRequestError::Refused {
+            step: "access token",
+            url: "https://p.example/at".into(),
+            status: 401,
+            problem: Some("verifier-4".into()),
+            advice: Some(format!(
+                "got consumer-secret-1 and request%2Dsecret%2D3 and {}",
+                base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    "request-token-2"
+                )
+            )),
+        }
+        .scrubbed(&secrets)
+        .to_string();
+        assert!(e.contains("401") && e.contains("[redacted]"), "{e}");
+        let failed = TokenRequestError::Failed {
+            step: "access token",
+            url: "https://p.example/at".into(),
+            detail: "answered 302 to https://p.example/x/request-secret-3".into(),
+        }
+        .scrubbed(&secrets)
+        .to_string();
+        for text in [&e, &failed] {
+            for s in all {
+                assert!(!text.contains(s), "{s} in {text}");
+            }
+        }
+        let url = Url::parse("https://p.example/at").expect("url");
+        let pair = |patient: Option<&str>, other: &str| TokenPair {
+            token: secret("t"),
+            secret: secret("s"),
+            other_fields: vec![other.to_string()],
+            patient: patient.map(str::to_string),
+        };
+        let ok = checked(
+            pair(Some("p-1"), "verifier-4"),
+            &secrets,
+            "access token",
+            &url,
+        )
+        .expect("a plain patient");
+        assert_eq!(ok.other_fields, ["[redacted]"]);
+        let refused = checked(
+            pair(Some("verifier-4"), "x"),
+            &secrets,
+            "access token",
+            &url,
+        )
+        .err()
+        .expect("a patient echoing the verifier");
+        assert!(!refused.to_string().contains("verifier-4"), "{refused}");
     }
 }

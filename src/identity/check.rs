@@ -1,7 +1,7 @@
 //! The guard's decisions: what to record for an identity just read
 //! (`decide`: compare, or not when it is the recorded or the accepted
-//! one), the `identity_mismatch` detail, and `check_new_link`, which the
-//! consent engine calls right after a link is made.
+//! one), the `identity_mismatch` detail, and `judge_new_link`, which the
+//! consent engine calls before it stores a link made by consent.
 
 use super::compare::{self, LocalIdentity, Verdict};
 use super::remote::{
@@ -10,9 +10,10 @@ use super::remote::{
 use super::settings::{IdentitySettings, RemoteSource};
 use super::{IdentityError, RemoteIdentity};
 use crate::config::{Provider, ProviderAuth};
+use crate::fetch::auth::Credential;
 use crate::fetch::http::HttpClient;
 use crate::fetch::jwks::JwksCache;
-use crate::store::{IdentityWrite, Patient, StoreError, Writer};
+use crate::store::{IdentityWrite, Patient};
 use secrecy::SecretString;
 
 /// The local patient as the guard sees it.
@@ -95,13 +96,23 @@ fn hold_detail(
     )
 }
 
-/// A link the consent engine has just made, and what came with its tokens.
+/// A link the consent engine is about to make, and what came with its tokens.
 pub struct NewLinkCheck<'a> {
     pub provider: &'a Provider,
     pub client: &'a HttpClient,
     pub jwks: &'a JwksCache,
-    pub link_id: i64,
     pub patient: &'a Patient,
+    /// The new link's credential: a bearer (OAuth 2.0) or an OAuth 1.0a
+    /// signer with the access token.
+    pub credential: &'a dyn Credential,
+    /// OAuth 2.0 only: the access token and what came with it.
+    pub oauth2: Option<NewOauth2<'a>>,
+    /// The token response's `patient` (SMART, or beside OAuth 1.0a tokens).
+    pub remote_patient: Option<&'a str>,
+}
+
+/// What an OAuth 2.0 token answer gives the guard.
+pub struct NewOauth2<'a> {
     pub access_token: &'a SecretString,
     /// The resolved client: its id is the tokens' `aud`; it authenticates
     /// introspection.
@@ -109,48 +120,42 @@ pub struct NewLinkCheck<'a> {
     /// The token response's `id_token`, and the nonce the authorization request sent.
     pub id_token: Option<&'a str>,
     pub expected_nonce: Option<&'a str>,
-    /// The token response's `patient` (SMART).
-    pub remote_patient: Option<&'a str>,
 }
 
-/// What `check_new_link` found.
+/// What `judge_new_link` found.
 #[derive(Debug)]
 pub enum NewLinkOutcome {
     /// The provider has no `[providers.identity]`: the link is trusted as made.
     Unchecked,
-    /// The identities match; recorded and audited.
+    /// The identities match.
     Matched(Verdict),
-    /// The link is held with an `identity_mismatch` exception.
+    /// The link is to be held with an `identity_mismatch` exception.
     Held(Verdict),
 }
 
-/// Right after the consent engine stored a link: validates the ID token
-/// (and a JWT access token when configured), reads the remote identity,
-/// compares and records. A token that fails validation, or an inactive
-/// introspection, revokes the link (its tokens dropped) and returns the
-/// error: such a link must not be used.
-pub async fn check_new_link(
-    writer: &Writer,
-    c: NewLinkCheck<'_>,
-) -> Result<NewLinkOutcome, IdentityError> {
+/// The verdict on a link not yet stored, and what to record with it.
+#[derive(Debug)]
+pub struct Judged {
+    pub outcome: NewLinkOutcome,
+    /// The identity and the verdict, to be stored in the transaction that
+    /// stores the link (`Store::store_consent_link`); None when unchecked.
+    pub write: Option<IdentityWrite>,
+}
+
+/// Before the consent engine stores a link: validates the ID token (and a
+/// JWT access token when configured), reads the remote identity and
+/// compares. It writes nothing: the caller stores the link in its final
+/// state (active, or held) with `Judged::write` in one transaction. A
+/// token that fails validation, an inactive introspection, an identity
+/// that cannot be read: an error, and the caller stores no link.
+pub async fn judge_new_link(c: NewLinkCheck<'_>) -> Result<Judged, IdentityError> {
     let Some(settings) = &c.provider.identity else {
-        return Ok(NewLinkOutcome::Unchecked);
+        return Ok(Judged {
+            outcome: NewLinkOutcome::Unchecked,
+            write: None,
+        });
     };
-    let result = read_new_link(&c, settings).await;
-    let link_id = c.link_id;
-    let remote = match result {
-        Ok(r) => r,
-        Err(e) => {
-            let reason = format!("the identity check failed: {e}");
-            let revoked = writer
-                .run(move |s| s.revoke_link(link_id, "rxsync", &reason).map(|_| ()))
-                .await;
-            if let Err(StoreError::Conflict(_)) | Ok(()) = revoked {
-                return Err(e);
-            }
-            return Err(revoked.err().map_or(e, IdentityError::Store));
-        }
-    };
+    let remote = read_new_link(&c, settings).await?;
     let read_at = crate::store::rfc3339_now();
     let (write, verdict) = decide(
         settings,
@@ -164,14 +169,14 @@ pub async fn check_new_link(
         compared: vec![],
         problems: vec![],
     });
-    let held = write.hold.is_some();
-    writer
-        .run(move |s| s.record_link_identity(link_id, &write))
-        .await?;
-    Ok(if held {
+    let outcome = if write.hold.is_some() {
         NewLinkOutcome::Held(verdict)
     } else {
         NewLinkOutcome::Matched(verdict)
+    };
+    Ok(Judged {
+        outcome,
+        write: Some(write),
     })
 }
 
@@ -180,19 +185,21 @@ async fn read_new_link(
     settings: &IdentitySettings,
 ) -> Result<RemoteIdentity, IdentityError> {
     let now = chrono::Utc::now().timestamp();
-    let claims = match c.id_token {
-        Some(t) => Some(
+    let o = c.oauth2.as_ref();
+    let audience = |client_id| Audience {
+        provider: c.provider,
+        settings,
+        client_id,
+    };
+    let claims = match o.and_then(|o| o.id_token.map(|t| (o, t))) {
+        Some((o, t)) => Some(
             validate_with_jwks(
                 c.client,
                 c.jwks,
-                Audience {
-                    provider: c.provider,
-                    settings,
-                    client_id: &c.client_auth.client_id,
-                },
+                audience(&o.client_auth.client_id),
                 t,
                 TokenKind::Id {
-                    nonce: c.expected_nonce,
+                    nonce: o.expected_nonce,
                 },
                 now,
             )
@@ -207,35 +214,27 @@ async fn read_new_link(
     };
     if settings.jwt_access_token {
         use secrecy::ExposeSecret;
+        let o = o.ok_or_else(|| IdentityError::Config {
+            provider: c.provider.id.to_string(),
+            problem: "identity.jwt_access_token is for oauth2 providers".into(),
+        })?;
         validate_with_jwks(
             c.client,
             c.jwks,
-            Audience {
-                provider: c.provider,
-                settings,
-                client_id: &c.client_auth.client_id,
-            },
-            c.access_token.expose_secret(),
+            audience(&o.client_auth.client_id),
+            o.access_token.expose_secret(),
             TokenKind::Access,
             now,
         )
         .await?;
     }
-    let placement = match &c.provider.auth {
-        ProviderAuth::Oauth2(o) => o.placement,
-        ProviderAuth::Oauth1(o) => o.placement,
-    };
-    let bearer = crate::fetch::auth::Bearer {
-        token: c.access_token.clone(),
-        placement,
-    };
     let cx = ReadContext {
         provider: c.provider,
         settings,
         client: c.client,
-        credential: &bearer,
-        access_token: Some(c.access_token),
-        client_auth: Some(c.client_auth),
+        credential: c.credential,
+        access_token: o.map(|o| o.access_token),
+        client_auth: o.map(|o| o.client_auth),
         id_token: claims.as_ref(),
         patient: c.remote_patient,
         now,

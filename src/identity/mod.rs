@@ -7,8 +7,9 @@
 //! and JWT access tokens against the provider's JWKS; `compare` decides
 //! whether the remote identity is the local patient's. All four are pure.
 //! `remote` reads at the provider (through `fetch`); `check` decides what
-//! to record and holds `check_new_link`, which the consent engine calls
-//! right after a link is made; a pull runs the same rules in
+//! to record and holds `judge_new_link`, which the consent engine calls
+//! before it stores a link (the link and the verdict go to the store in
+//! one transaction); a pull runs the same rules in
 //! `pull::identity`.
 //!
 //! This module never writes SQL (the store records the verdict) and never
@@ -21,7 +22,7 @@ pub mod remote;
 pub mod settings;
 pub mod token;
 
-pub use check::{NewLinkCheck, NewLinkOutcome, check_new_link};
+pub use check::{Judged, NewLinkCheck, NewLinkOutcome, NewOauth2, judge_new_link};
 pub use compare::{Compared, LocalIdentity, Problem, Verdict, compare};
 pub use settings::{IdentitySettings, LocalField, RemoteSource, Secondary};
 pub use token::{Claims, Expected, validate_access_token, validate_id_token};

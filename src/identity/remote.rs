@@ -2,7 +2,7 @@
 //! the FHIR `Patient`, introspection, ID token claims) through the
 //! provider's own `HttpClient` (its redirect rules, limits and TLS) and the
 //! link's credential, and tokens validated with the provider's cached JWKS.
-//! Used by the pull (`pull/identity.rs`) and by `check_new_link`.
+//! Used by the pull (`pull/identity.rs`) and by `judge_new_link`.
 
 use super::read;
 use super::settings::{IdentitySettings, RemoteSource};

@@ -202,11 +202,16 @@ impl Store {
         Ok(())
     }
 
-    /// The link a consent made: the exchange audited (`consent.exchanged`),
-    /// the link stored as `link add` stores it (a `needs_relink` link of the
-    /// patient and provider keeps its id), the flow ended `linked` with
-    /// `detail` and the link. Returns the link id and whether it was a
-    /// re-link. Both flows (OAuth 2.0 and 1.0a) end here.
+    /// The link a consent made, in its final state, in one transaction:
+    /// the exchange audited (`consent.exchanged`), the link stored as `link
+    /// add` stores it (a `needs_relink` link of the patient and provider
+    /// keeps its id), the wrong-patient guard's verdict on it (`identity`,
+    /// judged before this call: the identity recorded and `identity.match`
+    /// audited, or the link held with its `identity_mismatch` exception),
+    /// and the flow ended `linked` with `detail` and the link. A crash or an
+    /// error at any point stores none of it. Returns the link id and
+    /// whether it was a re-link. Both flows (OAuth 2.0 and 1.0a) end here.
+    #[allow(clippy::too_many_arguments)]
     pub fn store_consent_link(
         &mut self,
         flow: &str,
@@ -214,14 +219,57 @@ impl Store {
         exchanged: &serde_json::Value,
         link: &super::NewLink<'_>,
         key: &crate::vault::VaultKey,
+        identity: Option<&super::IdentityWrite>,
         mut detail: serde_json::Value,
     ) -> Result<(i64, bool), StoreError> {
-        self.audit_consent_step(flow, actor, "consent.exchanged", exchanged)?;
-        let (id, relinked) = self.add_link(link, key, actor)?;
-        detail["link"] = serde_json::json!(id);
-        detail["relinked"] = serde_json::json!(relinked);
-        self.end_consent_flow(flow, "linked", Some(id), actor, "consent.linked", &detail)?;
-        Ok((id, relinked))
+        self.in_one_transaction(|store| {
+            store.audit_consent_step(flow, actor, "consent.exchanged", exchanged)?;
+            let (id, relinked) = store.add_link(link, key, actor)?;
+            if let Some(w) = identity {
+                super::identity::write_identity(&store.conn, id, link.patient.as_str(), None, w)?;
+            }
+            detail["link"] = serde_json::json!(id);
+            detail["relinked"] = serde_json::json!(relinked);
+            detail["identity"] = serde_json::json!(match identity {
+                None => "unchecked",
+                Some(w) if w.hold.is_some() => "held",
+                Some(_) => "matched",
+            });
+            store.end_consent_flow(flow, "linked", Some(id), actor, "consent.linked", &detail)?;
+            Ok((id, relinked))
+        })
+    }
+
+    /// Runs `work` (which may call other store writes, each its own
+    /// savepoint) all or nothing: in a transaction of its own, or in a
+    /// savepoint of the one already open (a `Writer` job's).
+    fn in_one_transaction<T>(
+        &mut self,
+        work: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let top = self.conn.is_autocommit();
+        self.conn.execute_batch(if top {
+            "BEGIN IMMEDIATE"
+        } else {
+            "SAVEPOINT rxsync_consent"
+        })?;
+        let done = work(self);
+        let end = match &done {
+            Ok(_) if top => self.conn.execute_batch("COMMIT"),
+            Ok(_) => self.conn.execute_batch("RELEASE rxsync_consent"),
+            Err(_) if top => self.conn.execute_batch("ROLLBACK"),
+            Err(_) => self
+                .conn
+                .execute_batch("ROLLBACK TO rxsync_consent; RELEASE rxsync_consent"),
+        };
+        if let Err(e) = end {
+            // A failed COMMIT may leave the transaction open.
+            if top && !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            return Err(e.into());
+        }
+        done
     }
 
     /// Records how a taken (or abandoned) flow ended — `denied`, `failed`,
@@ -405,5 +453,92 @@ mod tests {
                 .expect("take"),
             FlowLookup::Used { .. }
         ));
+    }
+
+    /// A consent's link with a held verdict, as `store_consent_link` stores it.
+    fn store_held(store: &mut Store) -> Result<(i64, bool), StoreError> {
+        use crate::store::{IdentityWrite, LinkSecrets, NewLink};
+        let (key, _) = crate::vault::VaultKey::generate();
+        let p = PatientId::parse("P1").expect("id");
+        store.store_consent_link(
+            "f1",
+            "test",
+            &serde_json::json!({}),
+            &NewLink {
+                patient: &p,
+                provider: "ehr",
+                remote_patient: "r1",
+                secrets: LinkSecrets::Oauth2 {
+                    access_token: secrecy::SecretString::from("at-123456".to_string()),
+                    refresh_token: None,
+                },
+                expires_at: None,
+                scope: None,
+                grant_expires_at: None,
+            },
+            &key,
+            Some(&IdentityWrite {
+                remote_identity: r#"{"subject":"s","identifiers":{"profile:/mrn":"X"}}"#.into(),
+                read_at: "2026-01-01T00:00:00.000Z".into(),
+                verdict: Some(serde_json::json!({"problems": ["differ"]})),
+                hold: Some("both identities".into()),
+            }),
+            serde_json::json!({}),
+        )
+    }
+
+    fn count(store: &Store, sql: &str) -> i64 {
+        store.conn.query_row(sql, [], |r| r.get(0)).expect("counts")
+    }
+
+    #[test]
+    fn a_consent_s_link_is_stored_in_its_final_state_with_its_verdict_at_once() {
+        let (_d, mut store) = store_with_flow("9999-01-01T00:00:00.000Z");
+        let (id, relinked) = store_held(&mut store).expect("stores");
+        assert!(!relinked);
+        let link = store.link(id).expect("reads").expect("exists");
+        assert_eq!(link.state, "held");
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM exceptions WHERE kind = 'identity_mismatch' AND state = 'open'"
+            ),
+            1
+        );
+        let linked: String = store
+            .conn
+            .query_row(
+                "SELECT detail FROM audit WHERE action = 'consent.linked'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("consent.linked");
+        assert!(linked.contains(r#""identity":"held""#), "{linked}");
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM audit WHERE action = 'identity.held'"
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn a_failure_after_the_link_is_written_leaves_no_link_no_verdict_and_the_flow_open() {
+        let (_d, mut store) = store_with_flow("9999-01-01T00:00:00.000Z");
+        let audit = count(&store, "SELECT COUNT(*) FROM audit");
+        // The flow's end (the last write) fails: everything before it goes too.
+        store
+            .conn
+            .execute_batch(
+                "CREATE TRIGGER boom BEFORE UPDATE OF outcome ON consent_flows
+                 BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+            )
+            .expect("trigger");
+        store_held(&mut store).expect_err("the flow's end fails");
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM links"), 0);
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM exceptions"), 0);
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM audit"), audit);
+        assert!(store.conn.is_autocommit(), "no transaction left open");
     }
 }

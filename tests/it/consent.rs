@@ -731,3 +731,41 @@ fn a_token_answer_naming_an_unusable_remote_patient_stores_no_link() {
     assert!(!run.stderr.contains(&hint), "quoted whole: {}", run.stderr);
     assert!(links(&home).is_empty());
 }
+
+/// A provider that grants more than was asked: no link, the flow ended at
+/// its `scope` step, and the tokens it issued revoked there (RFC 7009).
+#[test]
+fn an_overgranted_consent_stores_no_link_and_revokes_the_tokens() {
+    let sandbox = Sandbox::start();
+    let (status, answer) = sandbox.admin(
+        "/admin/consent",
+        Some(&serde_json::json!({"extra_scope": "patient/*.write"})),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let port = free_port();
+    let home = Home::new(&consent_provider(&sandbox, "ehr", "demo-client", port, ""));
+    let started = start(&home, "ehr", &[], &[]);
+    let (status, _, _) = get(&consent(&started.url));
+    assert_eq!(status, 400);
+    let run = started.finish();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("did not ask for (patient/*.write)"),
+        "{}",
+        run.stderr
+    );
+    assert!(links(&home).is_empty());
+    assert_eq!(
+        audit_actions(&home),
+        ["consent.start", "consent.callback", "consent.failed"]
+    );
+    let failed: serde_json::Value = serde_json::from_str(
+        &home
+            .env
+            .query_string("SELECT detail FROM audit WHERE action = 'consent.failed'"),
+    )
+    .expect("JSON");
+    assert_eq!(failed["step"], "scope", "{failed}");
+    assert_eq!(failed["token"], "revoked", "{failed}");
+    assert_eq!(crate::pull::harness::stats(&sandbox)["revocations"], 1);
+}

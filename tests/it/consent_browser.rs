@@ -758,3 +758,63 @@ fn a_held_consent_shows_the_patient_nothing_of_the_existing_list() {
         1
     );
 }
+
+/// The browser path with an ID token that fails validation: the patient
+/// is told the account was not linked because who they are could not be
+/// confirmed, nothing is stored, and the grant is revoked at the provider.
+#[test]
+fn an_identity_that_cannot_be_established_links_nothing_and_says_why() {
+    use crate::pull::harness::{REMOTE, fhir_at, stats};
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    let base = &sandbox.base;
+    let config = format!(
+        "[review]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{}authorize_url = \"{base}/oauth2/authorize\"\nredirect_uri = \"http://127.0.0.1:{}/callback\"\nscopes = [\"openid\", \"patient/MedicationRequest.rs\", \"offline_access\"]\nauthorize_params = {{ aud = \"{base}/fhir\" }}\n[providers.identity]\nremote = \"id_token:mrn\"\njwks_url = \"{base}/oauth2/jwks\"\nissuer = \"{base}\"\n",
+        fhir_at(&sandbox, "ehr", "demo-client", "header"),
+        free_port(),
+    );
+    let home = Home::new(&config);
+    home.rx(&[
+        "patient",
+        "add",
+        "--id",
+        "P2",
+        "--mrn",
+        &format!("MRN-{REMOTE}"),
+    ])
+    .ok();
+    let (status, answer) = sandbox.admin(
+        "/admin/consent",
+        Some(&serde_json::json!({"id_token_fault": "nonce"})),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let served = serve(&home);
+    let auth = open(&invite(&home, "P2", "1h"), &served.base);
+    let (status, _, page) = get(&consent_at_sandbox(&format!("{auth}&login_hint={REMOTE}")));
+    assert_eq!(status, 502, "{page}");
+    assert!(page.contains("data-outcome=\"identity\""), "{page}");
+    assert!(page.contains("could not confirm"), "{page}");
+    assert!(page.contains("asked ehr to cancel"), "{page}");
+    assert!(
+        !page.contains("nonce"),
+        "no technical words for the patient: {page}"
+    );
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM links"), 0);
+    assert_eq!(stats(&sandbox)["revocations"], 1);
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM audit WHERE action = 'consent.failed'
+             AND json_extract(detail, '$.step') = 'identity'
+             AND json_extract(detail, '$.token') = 'revoked'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM invitations WHERE outcome = 'failed' AND link_id IS NULL"
+        ),
+        1
+    );
+}

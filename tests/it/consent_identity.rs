@@ -112,6 +112,14 @@ fn a_consent_by_another_person_holds_the_link_until_confirmed() {
         ),
         1
     );
+    // Judged before it was stored: the consent's own record says held.
+    let linked: Value = serde_json::from_str(
+        &home
+            .env
+            .query_string("SELECT detail FROM audit WHERE action = 'consent.linked'"),
+    )
+    .expect("JSON");
+    assert_eq!(linked["identity"], "held", "{linked}");
     import(&home);
     assert_eq!(regimens(&home), 0, "a held link wrote a regimen");
     home.rx(&[
@@ -129,29 +137,91 @@ fn a_consent_by_another_person_holds_the_link_until_confirmed() {
     assert!(regimens(&home) > 0, "a confirmed link imports");
 }
 
-/// A broken ID token: exit 1 with the reason, the link revoked, no regimen.
+/// What a consent whose identity could not be established must leave: no
+/// link row and no token in the store, the flow ended `failed` at its
+/// `identity` step, the token revoked at the provider, and a message
+/// saying why.
+fn nothing_stored_and_revoked(home: &Home, sandbox: &Sandbox, run: &Run, reason: &str) {
+    assert_eq!(run.code, 1, "{run:?}");
+    for part in [
+        reason,
+        "could not be established",
+        "asked to revoke",
+        "nothing stored",
+    ] {
+        assert!(run.stderr.contains(part), "{part}: {}", run.stderr);
+    }
+    assert!(
+        run.stdout.lines().count() <= 1,
+        "only the URL: {}",
+        run.stdout
+    );
+    assert_eq!(
+        home.env.query_i64("SELECT COUNT(*) FROM links"),
+        0,
+        "no link, not even a revoked one"
+    );
+    assert_eq!(
+        home.env.query_i64("SELECT COUNT(*) FROM audit WHERE action IN ('link.add', 'consent.linked', 'identity.match', 'identity.held')"),
+        0
+    );
+    let failed = home
+        .env
+        .query_string("SELECT detail FROM audit WHERE action = 'consent.failed'");
+    let failed: Value = serde_json::from_str(&failed).expect("JSON");
+    assert_eq!(failed["step"], "identity", "{failed}");
+    assert_eq!(failed["token"], "revoked", "{failed}");
+    assert_eq!(
+        home.env.query_string("SELECT outcome FROM consent_flows"),
+        "failed"
+    );
+    assert_eq!(
+        crate::pull::harness::stats(sandbox)["revocations"],
+        1,
+        "the provider was asked to revoke the grant it had just issued"
+    );
+    import(home).fails(1);
+    assert_eq!(regimens(home), 0);
+}
+
+/// A broken ID token: exit 1 with the reason, no link, the grant revoked.
 fn refused(fault: &str, reason: &str) {
     let sandbox = Sandbox::start();
     knobs(&sandbox, json!({"id_token_fault": fault}));
     let home = home(&sandbox, free_port());
     let run = link_start(&home);
-    assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stderr.contains(reason), "{}", run.stderr);
-    let states: Vec<Value> = home
-        .rx(&["link", "list", "--format", "json"])
-        .json()
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|l| l["state"].clone())
-        .collect();
-    assert!(
-        states.iter().all(|s| s == "revoked"),
-        "no usable link: {states:?}"
+    nothing_stored_and_revoked(&home, &sandbox, &run, reason);
+}
+
+/// The identity endpoint cannot be reached: no link (a crash-free version
+/// of the old order, which stored the link active and then revoked it
+/// locally only), the grant revoked at the provider.
+#[test]
+fn an_identity_endpoint_that_cannot_be_read_makes_no_link_and_revokes_the_grant() {
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    let closed = free_port();
+    let block = provider(&sandbox, port).replace(
+        "remote = \"id_token:mrn\"",
+        &format!(
+            "remote = \"userinfo:mrn\"\nuserinfo_url = \"http://127.0.0.1:{closed}/userinfo\""
+        ),
     );
-    import(&home).fails(1);
-    assert_eq!(regimens(&home), 0);
+    let home = Home::new(&block);
+    home.rx(&[
+        "patient",
+        "add",
+        "--id",
+        "P2",
+        "--mrn",
+        &format!("MRN-{REMOTE}"),
+    ])
+    .ok();
+    let run = link_start(&home);
+    nothing_stored_and_revoked(&home, &sandbox, &run, "userinfo");
+    for (_, secret) in SECRETS {
+        assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret));
+    }
 }
 
 #[test]

@@ -409,13 +409,15 @@ fn the_queue_confirms_a_held_link_too_and_refuses_to_dismiss_it() {
     assert_eq!(report["outcome"], "imported", "{report}");
 }
 
-/// `identity::check_new_link`, as the consent engine calls it right after a
-/// link is made: the sandbox's ID tokens (RS256 and ES256) validated with its
-/// JWKS, the identity read from their claims, a wrong nonce refused (the
-/// link revoked), a mismatch held.
+/// `identity::judge_new_link`, as the consent engine calls it before it
+/// stores a link: the sandbox's ID tokens (RS256 and ES256) validated with
+/// its JWKS, the identity read from their claims, a wrong nonce refused, a
+/// mismatch judged held — and nothing written by the judging itself.
 #[test]
-fn check_new_link_validates_id_tokens_with_the_jwks_and_holds_or_refuses() {
-    use rxsync::identity::{IdentityError, NewLinkCheck, NewLinkOutcome, check_new_link};
+fn judge_new_link_validates_id_tokens_with_the_jwks_and_holds_or_refuses() {
+    use rxsync::identity::{
+        IdentityError, NewLinkCheck, NewLinkOutcome, NewOauth2, judge_new_link,
+    };
     let sandbox = Sandbox::start();
     let config = format!(
         "{}[providers.identity]\nremote = \"id_token:mrn\"\njwks_url = \"{base}/oauth2/jwks\"\nissuer = \"{base}\"\nalso = [\"family_name\"]\n",
@@ -444,62 +446,57 @@ fn check_new_link_validates_id_tokens_with_the_jwks_and_holds_or_refuses() {
             "id_token": {"alg": alg, "nonce": "n-1"}});
         let (status, grant) = sandbox.admin("/admin/oauth2/grants", Some(&req));
         assert_eq!(status, 200, "{grant}");
-        let writer =
-            rxsync::store::Writer::start(rxsync::store::Store::open(&home.env.db).expect("store"))
-                .expect("writer");
         let access =
             secrecy::SecretString::from(grant["access_token"].as_str().expect("token").to_string());
         let id_token = grant["id_token"].as_str().expect("an id_token").to_string();
-        rt.block_on(async {
-            let out = check_new_link(
-                &writer,
-                NewLinkCheck {
-                    provider: &provider,
-                    client: &client,
-                    jwks: &jwks,
-                    link_id: id,
-                    patient: &patient,
-                    access_token: &access,
-                    client_auth: &client_auth,
-                    id_token: Some(&id_token),
-                    expected_nonce: Some(nonce),
-                    remote_patient: Some(REMOTE),
-                },
-            )
-            .await;
-            writer.close().await;
-            out
-        })
+        let bearer = rxsync::fetch::auth::Bearer {
+            token: access.clone(),
+            placement: rxsync::fetch::oauth1::Placement::Header,
+        };
+        rt.block_on(judge_new_link(NewLinkCheck {
+            provider: &provider,
+            client: &client,
+            jwks: &jwks,
+            patient: &patient,
+            credential: &bearer,
+            oauth2: Some(NewOauth2 {
+                access_token: &access,
+                client_auth: &client_auth,
+                id_token: Some(&id_token),
+                expected_nonce: Some(nonce),
+            }),
+            remote_patient: Some(REMOTE),
+        }))
     };
+    let audit_before = home.env.query_i64("SELECT COUNT(*) FROM audit");
     for alg in ["RS256", "ES256"] {
         let out = check(alg, "n-1").unwrap_or_else(|e| panic!("{alg}: {e}"));
-        assert!(matches!(out, NewLinkOutcome::Matched(_)), "{alg}: {out:?}");
+        assert!(
+            matches!(out.outcome, NewLinkOutcome::Matched(_)),
+            "{alg}: {out:?}"
+        );
+        let write = out.write.expect("what to record");
+        assert!(write.hold.is_none() && write.verdict.is_some());
+        assert!(
+            write.remote_identity.contains(&format!("MRN-{REMOTE}")),
+            "{}",
+            write.remote_identity
+        );
     }
-    let row = home.link_row(id);
-    assert_eq!(row["state"], "active");
-    assert_eq!(
-        row["remote_identity"]["identifiers"]["id_token:mrn"],
-        format!("MRN-{REMOTE}")
-    );
 
     change_identity(&sandbox, json!({"family_name": "Roe"}));
     let out = check("RS256", "n-1").expect("reads");
-    assert!(matches!(out, NewLinkOutcome::Held(_)), "{out:?}");
-    assert_eq!(home.link_row(id)["state"], "held");
-    assert_eq!(open_mismatches(&home), 1);
+    assert!(matches!(out.outcome, NewLinkOutcome::Held(_)), "{out:?}");
+    assert!(out.write.expect("what to record").hold.is_some());
 
     let e = check("ES256", "n-2").expect_err("a wrong nonce");
     assert!(matches!(e, IdentityError::NonceMismatch), "{e:?}");
-    let row = home.link_row(id);
+    // Judging writes nothing: the consent engine stores the verdict with the link.
+    assert_eq!(home.link_row(id)["state"], "active");
+    assert_eq!(open_mismatches(&home), 0);
     assert_eq!(
-        row["state"], "revoked",
-        "a token that fails validation keeps no link"
-    );
-    assert!(
-        row["state_reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("nonce")),
-        "{row}"
+        home.env.query_i64("SELECT COUNT(*) FROM audit"),
+        audit_before
     );
 }
 

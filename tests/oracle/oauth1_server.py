@@ -18,6 +18,8 @@ of RSA_PRIVATE_PEM). Prints "PORT <n>" on stdout once listening.
                                   redirects with oauth_problem=permission_denied
   POST|GET /oauth/access_token    token credentials; "patient" beside them
   GET      /ccr/<patient>         CCR_DOCUMENT, for a valid access token of that patient
+  GET      /profile               the token's patient as JSON (id, patient.mrn "MRN-ORACLE-1",
+                                  family_name, birth_date), for a valid access token
   GET      /_record               what happened (never a token or a secret)
 """
 import sys
@@ -36,6 +38,7 @@ from oauthlib.oauth1 import (
 from oauthlib.oauth1.rfc5849 import errors
 
 PATIENT = "oracle-p1"
+PROFILE = {"patient": {"mrn": "MRN-ORACLE-1"}, "family_name": "Oracle", "birth_date": "1970-01-01"}
 REALMS = ["ccr"]
 HMAC_KEY = "rxsync-oracle-hmac"
 HMAC_SECRET = "oracle-hmac-consumer-secret"
@@ -47,7 +50,7 @@ REQUEST_TOKENS = {}      # token -> {"client": key, "secret", "callback", "verif
 ACCESS_TOKENS = {}       # token -> {"client": key, "secret", "patient"}
 NONCES = set()
 RECORD = {"request_tokens": 0, "authorized": 0, "denied": 0, "access_tokens": 0,
-          "resources_ok": 0, "refused": [], "signature_types": [], "methods": []}
+          "resources_ok": 0, "profiles_ok": 0, "refused": [], "signature_types": [], "methods": []}
 
 
 class Validator(RequestValidator):
@@ -267,6 +270,18 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 RECORD["resources_ok"] += 1
             return self._answer(200, {"Content-Type": "application/xml"}, DOCUMENT)
+        if path == "/profile" and method == "GET":
+            valid, request = RESOURCE.validate_protected_resource_request(
+                uri, method, body, headers, realms=REALMS)
+            token = ACCESS_TOKENS.get(getattr(request, "resource_owner_key", None) or "")
+            if not valid or not token:
+                self._refused("profile", 401)
+                return self._answer(401, {"WWW-Authenticate": 'OAuth realm="ccr"'}, "")
+            import json
+            with LOCK:
+                RECORD["profiles_ok"] += 1
+            answer = dict(PROFILE, id=token["patient"])
+            return self._answer(200, {"Content-Type": "application/json"}, json.dumps(answer))
         return self._answer(404, {}, "")
 
     def _authorize(self, uri, headers):

@@ -12,8 +12,9 @@
 //! patient, to the client, with the request's `nonce`. `POST /admin/consent`
 //! bends what the exchange answers: a broken ID token (`id_token_fault`:
 //! `nonce` or `aud`) and an `access_grant_expiration` (`grant_expires_in`
-//! seconds from the answer) on every token answer, so that tests see a
-//! provider that lies and a grant that ends.
+//! seconds from the answer) on every token answer, and a `scope` wider than
+//! asked (`extra_scope`) on the code exchange, so that tests see a
+//! provider that lies, overgrants and a grant that ends.
 //!
 //! Requests that cannot be trusted to redirect (an unknown client, a
 //! `redirect_uri` that is not an absolute http(s) URL) get a 400 page, not a
@@ -182,6 +183,9 @@ pub(super) fn exchange(
         }
     }
     knobs.grant_expiration(&mut body, now());
+    if let Some(extra) = &knobs.extra_scope {
+        body["scope"] = json!(format!("{} {extra}", issued.scope));
+    }
     reply::no_store(reply::json(StatusCode::OK, &body))
 }
 
@@ -206,6 +210,10 @@ pub(crate) struct Knobs {
     /// every token answer (exchange, refresh, admin grant).
     #[serde(default)]
     pub grant_expires_in: Option<u64>,
+    /// Answer the code exchange's `scope` with this scope added (a
+    /// provider that grants more than was asked).
+    #[serde(default)]
+    pub extra_scope: Option<String>,
 }
 
 impl Knobs {

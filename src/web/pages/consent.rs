@@ -431,6 +431,21 @@ fn refused_page(provider: &crate::config::Provider, e: &ConsentError) -> Respons
             },
         ),
         ConsentError::WrongState | ConsentError::NoState => not_ours(),
+        ConsentError::Identity { dropped, .. } => {
+            tracing::warn!(provider = name, error = %e, "a browser consent's identity could not be established");
+            let revoked = matches!(dropped, Some(consent::Dropped::Revoked));
+            patient_page(
+                StatusCode::BAD_GATEWAY,
+                "Your account was not linked",
+                html! {
+                    p #outcome data-outcome="identity" { "We could not confirm with " (name) " who you are, so your account was not linked and nothing was kept." }
+                    @if revoked {
+                        p { "We have asked " (name) " to cancel the access you just gave." }
+                    }
+                    p { "Please try again later, or ask your care team for help." }
+                },
+            )
+        }
         other => {
             tracing::warn!(provider = name, error = %other, "a browser consent failed");
             patient_page(
