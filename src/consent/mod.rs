@@ -547,6 +547,14 @@ async fn guard(
             })
             .await?
     };
+    // `[providers.identity]` may leave the JWKS, issuer and endpoints to
+    // discovery (`discover = true`): the cached document, else read now.
+    let discovered = match &provider.identity {
+        Some(s) if s.wants_discovery() => {
+            crate::pull::client::endpoints(writer, &client, provider, &mut Vec::new()).await
+        }
+        _ => Ok(None),
+    };
     let jwks = crate::fetch::jwks::JwksCache::default();
     let id_token = linked
         .tokens
@@ -571,6 +579,10 @@ async fn guard(
             id_token: id_token.as_deref(),
             expected_nonce: nonce.as_deref(),
             remote_patient: remote_patient.as_deref(),
+            discovered: discovered
+                .as_ref()
+                .map(Option::as_ref)
+                .map_err(Clone::clone),
         },
     )
     .await?;

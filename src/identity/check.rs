@@ -111,6 +111,10 @@ pub struct NewLinkCheck<'a> {
     pub expected_nonce: Option<&'a str>,
     /// The token response's `patient` (SMART).
     pub remote_patient: Option<&'a str>,
+    /// The provider's discovery (`discover = true`), for what
+    /// `[providers.identity]` does not configure (`with_discovered`), or
+    /// why it could not be read (the check fails, the link is revoked).
+    pub discovered: Result<Option<&'a crate::discovery::Discovered>, String>,
 }
 
 /// What `check_new_link` found.
@@ -133,10 +137,17 @@ pub async fn check_new_link(
     writer: &Writer,
     c: NewLinkCheck<'_>,
 ) -> Result<NewLinkOutcome, IdentityError> {
-    let Some(settings) = &c.provider.identity else {
+    let Some(configured) = &c.provider.identity else {
         return Ok(NewLinkOutcome::Unchecked);
     };
-    let result = read_new_link(&c, settings).await;
+    let settings = &match &c.discovered {
+        Ok(d) => configured.with_discovered(*d),
+        Err(_) => configured.clone(),
+    };
+    let result = match &c.discovered {
+        Ok(_) => read_new_link(&c, settings).await,
+        Err(e) => Err(IdentityError::Read(e.clone())),
+    };
     let link_id = c.link_id;
     let remote = match result {
         Ok(r) => r,
@@ -180,7 +191,15 @@ async fn read_new_link(
     settings: &IdentitySettings,
 ) -> Result<RemoteIdentity, IdentityError> {
     let now = chrono::Utc::now().timestamp();
-    let claims = match c.id_token {
+    // An ID token is validated when the identity is read from it, or when
+    // its keys are known (configured or discovered) — then its `sub` must
+    // also be userinfo's. Otherwise it is not read at all: the identity
+    // comes from elsewhere, and a token nobody checked vouches for nothing.
+    let reads_id_token = matches!(settings.remote, RemoteSource::IdToken(_));
+    let id_token = c
+        .id_token
+        .filter(|_| reads_id_token || (settings.jwks_url.is_some() && settings.issuer.is_some()));
+    let claims = match id_token {
         Some(t) => Some(
             validate_with_jwks(
                 c.client,

@@ -160,6 +160,93 @@ pub struct IdentitySettings {
     pub issuer: Option<String>,
     /// The access token is an RFC 9068 JWT, validated like an ID token.
     pub jwt_access_token: bool,
-    /// The signature algorithms the provider announces (default RS256, ES256).
+    /// The signature algorithms tokens may be signed with: the configured
+    /// `algorithms`, else the provider's announced ones (`with_discovered`),
+    /// else RS256 and ES256.
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// `algorithms` was configured: discovery does not replace it.
+    pub algorithms_configured: bool,
+    /// RFC 7662 endpoint (`auth.introspection_url`, else discovered);
+    /// needed by `introspection:`.
+    pub introspection_url: Option<Url>,
+    /// The provider has `discover = true`: an endpoint not configured here
+    /// is taken from its discovery document (`with_discovered`).
+    pub discover: bool,
+}
+
+/// The algorithms rxsync verifies ID tokens and JWT access tokens with
+/// (asymmetric JWS only: a shared-secret HMAC would let anyone holding the
+/// client secret mint identities).
+pub const SUPPORTED_ALGORITHMS: [jsonwebtoken::Algorithm; 9] = [
+    jsonwebtoken::Algorithm::RS256,
+    jsonwebtoken::Algorithm::RS384,
+    jsonwebtoken::Algorithm::RS512,
+    jsonwebtoken::Algorithm::PS256,
+    jsonwebtoken::Algorithm::PS384,
+    jsonwebtoken::Algorithm::PS512,
+    jsonwebtoken::Algorithm::ES256,
+    jsonwebtoken::Algorithm::ES384,
+    jsonwebtoken::Algorithm::EdDSA,
+];
+
+/// What `algorithms` is when neither configured nor announced.
+pub const DEFAULT_ALGORITHMS: [jsonwebtoken::Algorithm; 2] = [
+    jsonwebtoken::Algorithm::RS256,
+    jsonwebtoken::Algorithm::ES256,
+];
+
+impl IdentitySettings {
+    /// Whether a check of these settings reads anything discovery gives
+    /// (with `discover = true`): an endpoint, the issuer or the algorithms
+    /// not configured. Callers read discovery only then.
+    pub fn wants_discovery(&self) -> bool {
+        self.discover
+            && (self.jwks_url.is_none()
+                || self.issuer.is_none()
+                || self.userinfo_url.is_none()
+                || self.introspection_url.is_none()
+                || !self.algorithms_configured)
+    }
+
+    /// These settings with what they lack taken from the provider's
+    /// discovery (`discover = true`): `jwks_uri`, `issuer`,
+    /// `userinfo_endpoint`, `introspection_endpoint`, and the announced
+    /// `id_token_signing_alg_values_supported` that rxsync verifies
+    /// (unless `algorithms` is configured). Configured values always win;
+    /// `None`, or a provider without `discover = true`, changes nothing.
+    /// Pure.
+    pub fn with_discovered(&self, d: Option<&crate::discovery::Discovered>) -> IdentitySettings {
+        let mut s = self.clone();
+        let Some(d) = d.filter(|_| self.discover) else {
+            return s;
+        };
+        let fill = |mine: &mut Option<Url>, found: &Option<Url>| {
+            if mine.is_none() {
+                mine.clone_from(found);
+            }
+        };
+        fill(&mut s.jwks_url, &d.jwks_uri);
+        fill(&mut s.userinfo_url, &d.userinfo_endpoint);
+        fill(&mut s.introspection_url, &d.introspection_endpoint);
+        if s.issuer.is_none() {
+            // `iss` is compared as a string: the issuer as announced. A
+            // cache row without it gives the URL, whose empty path the
+            // parser wrote as `/` (`https://idp` → `https://idp/`).
+            s.issuer = d.issuer_text.clone().or_else(|| {
+                d.issuer.as_ref().map(|u| match u.path() {
+                    "/" if u.query().is_none() => u.as_str().trim_end_matches('/').to_string(),
+                    _ => u.to_string(),
+                })
+            });
+        }
+        if !self.algorithms_configured && !d.id_token_signing_algs.is_empty() {
+            s.algorithms = d
+                .id_token_signing_algs
+                .iter()
+                .filter_map(|a| a.parse::<jsonwebtoken::Algorithm>().ok())
+                .filter(|a| SUPPORTED_ALGORITHMS.contains(a))
+                .collect();
+        }
+        s
+    }
 }

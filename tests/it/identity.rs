@@ -447,6 +447,7 @@ fn check_new_link_validates_id_tokens_with_the_jwks_and_holds_or_refuses() {
                     id_token: Some(&id_token),
                     expected_nonce: Some(nonce),
                     remote_patient: Some(REMOTE),
+                    discovered: Ok(None),
                 },
             )
             .await;
