@@ -283,6 +283,50 @@ introspection_url = "https://idp.example.org/introspect"
     }
 
     #[test]
+    fn with_discover_true_the_endpoints_may_come_from_discovery() {
+        let discovering = |identity: &str| {
+            let text = format!(
+                r#"
+[[providers]]
+id = "idp"
+kind = "fhir"
+base_url = "https://fhir.example.org/r4/"
+discover = true
+[providers.auth]
+scheme = "oauth2"
+client_id = "rx"
+[providers.identity]
+{identity}
+"#
+            );
+            let raw = crate::config::parse(&text, Path::new("/etc/rx/config.toml"))?;
+            crate::config::providers::resolve_providers(
+                raw.providers,
+                "/etc/rx/config.toml",
+                Path::new("/etc/rx"),
+                1000,
+                Duration::from_secs(3600),
+            )
+            .map(|mut p| p.remove(0))
+        };
+        for remote in ["id_token:mrn", "userinfo:mrn", "introspection:sub"] {
+            let p = discovering(&format!("remote = \"{remote}\""))
+                .unwrap_or_else(|e| panic!("{remote}: {e}"));
+            let id = p.identity.expect("identity");
+            assert!(id.discover && id.wants_discovery(), "{remote}");
+            assert!(id.jwks_url.is_none() && id.issuer.is_none(), "{remote}");
+            assert!(!id.algorithms_configured, "{remote}");
+        }
+        let p = discovering("remote = \"id_token:mrn\"\nalgorithms = [\"ES256\"]").expect("valid");
+        let id = p.identity.expect("identity");
+        assert!(id.algorithms_configured);
+        assert_eq!(id.algorithms, vec![jsonwebtoken::Algorithm::ES256]);
+        // A discovering provider still refuses what discovery cannot give.
+        let e = discovering("remote = \"profile:/mrn\"").expect_err("no profile_url");
+        assert!(e.to_string().contains("identity.profile_url"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_provider_the_key_and_the_file() {
         let rows = [
             ("local = \"mrn\"", "identity.remote", "is missing"),

@@ -250,3 +250,128 @@ impl IdentitySettings {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::Algorithm;
+
+    fn settings(discover: bool) -> IdentitySettings {
+        IdentitySettings {
+            remote: RemoteSource::IdToken("mrn".into()),
+            local: LocalField::Mrn,
+            also: vec![],
+            allow: None,
+            userinfo_url: None,
+            profile_url: None,
+            jwks_url: None,
+            issuer: None,
+            jwt_access_token: false,
+            algorithms: DEFAULT_ALGORITHMS.to_vec(),
+            algorithms_configured: false,
+            introspection_url: None,
+            discover,
+        }
+    }
+
+    /// An OpenID configuration as oidc-provider serves it at its issuer.
+    fn discovered(algs: &str) -> crate::discovery::Discovered {
+        let doc = format!(
+            r#"{{"issuer": "https://idp.example", "token_endpoint": "https://idp.example/token",
+                "jwks_uri": "https://idp.example/jwks", "userinfo_endpoint": "https://idp.example/me",
+                "introspection_endpoint": "https://idp.example/token/introspection"{algs}}}"#
+        );
+        let at = Url::parse("https://idp.example/.well-known/openid-configuration").expect("url");
+        crate::discovery::parse_metadata(
+            crate::discovery::Source::OpenidConfiguration,
+            doc.as_bytes(),
+            &at,
+        )
+        .expect("an OpenID configuration")
+    }
+
+    fn url(u: &str) -> Option<Url> {
+        Some(Url::parse(u).expect("url"))
+    }
+
+    #[test]
+    fn discovery_fills_what_is_not_configured_with_the_issuer_as_announced() {
+        let d = discovered("");
+        let s = settings(true).with_discovered(Some(&d));
+        assert_eq!(s.jwks_url, url("https://idp.example/jwks"));
+        assert_eq!(s.userinfo_url, url("https://idp.example/me"));
+        assert_eq!(
+            s.introspection_url,
+            url("https://idp.example/token/introspection")
+        );
+        // As written, not as the URL parser prints it (`https://idp.example/`).
+        assert_eq!(s.issuer.as_deref(), Some("https://idp.example"));
+        // Nothing announced: the defaults stay.
+        assert_eq!(s.algorithms, DEFAULT_ALGORITHMS.to_vec());
+        assert!(settings(true).wants_discovery());
+    }
+
+    #[test]
+    fn configured_values_win_and_without_discover_nothing_changes() {
+        let d = discovered(r#", "id_token_signing_alg_values_supported": ["PS256"]"#);
+        let mut mine = settings(true);
+        mine.jwks_url = url("https://keys.example/jwks");
+        mine.issuer = Some("https://issuer.example".into());
+        mine.algorithms = vec![Algorithm::ES384];
+        mine.algorithms_configured = true;
+        let s = mine.with_discovered(Some(&d));
+        assert_eq!(s.jwks_url, url("https://keys.example/jwks"));
+        assert_eq!(s.issuer.as_deref(), Some("https://issuer.example"));
+        assert_eq!(s.algorithms, vec![Algorithm::ES384]);
+        assert_eq!(
+            s.userinfo_url,
+            url("https://idp.example/me"),
+            "not configured"
+        );
+        assert_eq!(settings(false).with_discovered(Some(&d)), settings(false));
+        assert!(!settings(false).wants_discovery());
+        assert_eq!(settings(true).with_discovered(None), settings(true));
+    }
+
+    #[test]
+    fn announced_algorithms_are_intersected_with_the_ones_rxsync_verifies() {
+        let rows: [(&str, Vec<Algorithm>); 4] = [
+            (
+                r#"["RS256", "ES256"]"#,
+                vec![Algorithm::RS256, Algorithm::ES256],
+            ),
+            // oidc-provider's default list: every one of them is verified.
+            (
+                r#"["RS256", "PS256", "ES256", "EdDSA"]"#,
+                vec![
+                    Algorithm::RS256,
+                    Algorithm::PS256,
+                    Algorithm::ES256,
+                    Algorithm::EdDSA,
+                ],
+            ),
+            // A shared-secret HMAC and `none` are never accepted.
+            (r#"["HS256", "none", "ES384"]"#, vec![Algorithm::ES384]),
+            // Nothing rxsync verifies: every token is refused.
+            (r#"["HS256"]"#, vec![]),
+        ];
+        for (announced, want) in rows {
+            let d = discovered(&format!(
+                r#", "id_token_signing_alg_values_supported": {announced}"#
+            ));
+            let s = settings(true).with_discovered(Some(&d));
+            assert_eq!(s.algorithms, want, "{announced}");
+        }
+    }
+
+    #[test]
+    fn a_cached_issuer_without_its_text_is_the_url_without_the_parsers_slash() {
+        let mut d = discovered("");
+        d.issuer_text = None;
+        let s = settings(true).with_discovered(Some(&d));
+        assert_eq!(s.issuer.as_deref(), Some("https://idp.example"));
+        d.issuer = url("https://idp.example/realms/rx/");
+        let s = settings(true).with_discovered(Some(&d));
+        assert_eq!(s.issuer.as_deref(), Some("https://idp.example/realms/rx/"));
+    }
+}
