@@ -130,9 +130,11 @@ pub enum NewLinkOutcome {
 
 /// Right after the consent engine stored a link: validates the ID token
 /// (and a JWT access token when configured), reads the remote identity,
-/// compares and records. A token that fails validation, or an inactive
-/// introspection, revokes the link (its tokens dropped) and returns the
-/// error: such a link must not be used.
+/// compares and records. A token that fails validation, an inactive
+/// introspection, or a discovery that could not be read (`discovered`),
+/// revokes the link (its tokens dropped) and returns the error: such a
+/// link must not be used. Settings left to discovery are filled first
+/// (`IdentitySettings::with_discovered`).
 pub async fn check_new_link(
     writer: &Writer,
     c: NewLinkCheck<'_>,

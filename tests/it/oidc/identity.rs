@@ -477,6 +477,31 @@ fn discover_true_gives_the_guard_oidc_providers_jwks_issuer_userinfo_and_introsp
         "SELECT COUNT(*) FROM provider_discovery WHERE document_url LIKE '%/.well-known/openid-configuration'",
     );
     assert_eq!(documents, 3);
+
+    // Discovery at the FHIR base finds the SMART configuration, which names
+    // no JWKS: the ID token cannot be validated, so no link is left active,
+    // and the error says what discovery lacked.
+    let endpoints = configured_endpoints(&server);
+    let smart = provider_toml(
+        &ProviderSpec {
+            id: "smart-only",
+            base_url: &server.endpoints.fhir_base,
+            top: "discover = true",
+            endpoints: &endpoints,
+            auth: "",
+            identity: "remote = \"id_token:mrn\"",
+        },
+        port,
+    );
+    let (env, config) = home(ACCOUNT, ACCOUNT_MRN, &[smart]);
+    let (run, _) = consent(&server, &env, &config, ACCOUNT, "smart-only");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("jwks_uri"), "{}", run.stderr);
+    assert_eq!(
+        env.query_i64("SELECT COUNT(*) FROM links WHERE state <> 'revoked'"),
+        0
+    );
+    runs.push(run);
     let runs: Vec<&Run> = runs.iter().collect();
     nothing_leaked(&server, &runs);
 }
