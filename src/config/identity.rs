@@ -1,9 +1,13 @@
 //! `[providers.identity]`: the wrong-patient guard of a provider. Checked
 //! here into `identity::IdentitySettings`: `remote` is parsed into its kind
-//! once, and each kind must have the endpoint it reads.
+//! once, and each kind must have the endpoint it reads — configured, or,
+//! with `discover = true`, one the provider's discovery document can give
+//! (`jwks_url`, `issuer`, `userinfo_url`, the introspection endpoint), read
+//! at use time (`IdentitySettings::with_discovered`).
 
 use super::ConfigError;
 use super::providers::ProviderAuth;
+use crate::identity::settings::{DEFAULT_ALGORITHMS, SUPPORTED_ALGORITHMS};
 use crate::identity::{IdentitySettings, LocalField, RemoteSource, Secondary};
 use serde::Deserialize;
 use url::Url;
@@ -31,18 +35,34 @@ pub struct RawIdentity {
     /// The access token is an RFC 9068 JWT to validate with the JWKS.
     #[serde(default)]
     pub jwt_access_token: bool,
-    /// Signature algorithms the provider announces (default RS256, ES256).
+    /// Signature algorithms the provider announces (default: the
+    /// discovered `id_token_signing_alg_values_supported` with `discover =
+    /// true`, else RS256, ES256).
     pub algorithms: Option<Vec<String>>,
+}
+
+/// What `resolve_identity` needs of the rest of the provider.
+pub(super) struct ProviderFacts<'a> {
+    pub auth: &'a ProviderAuth,
+    /// `kind = "fhir"`.
+    pub fhir: bool,
+    /// `discover = true`: endpoints may come from discovery.
+    pub discover: bool,
+    pub base_url: &'a Url,
 }
 
 /// Checks `[providers.identity]`; `e` names the provider and the file.
 pub(super) fn resolve_identity(
     raw: RawIdentity,
-    auth: &ProviderAuth,
-    fhir: bool,
-    base_url: &Url,
+    facts: ProviderFacts<'_>,
     e: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<IdentitySettings, ConfigError> {
+    let ProviderFacts {
+        auth,
+        fhir,
+        discover,
+        base_url,
+    } = facts;
     let remote: RemoteSource = raw
         .remote
         .as_deref()
@@ -89,17 +109,11 @@ pub(super) fn resolve_identity(
     let profile_url = url("identity.profile_url", &raw.profile_url)?;
     let jwks_url = url("identity.jwks_url", &raw.jwks_url)?;
     let algorithms = match &raw.algorithms {
-        None => vec![
-            jsonwebtoken::Algorithm::RS256,
-            jsonwebtoken::Algorithm::ES256,
-        ],
+        None => DEFAULT_ALGORITHMS.to_vec(),
         Some(list) => list
             .iter()
-            .map(|a| match a.as_str() {
-                "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384"
-                | "EdDSA" => a
-                    .parse::<jsonwebtoken::Algorithm>()
-                    .map_err(|x| x.to_string()),
+            .map(|a| match a.parse::<jsonwebtoken::Algorithm>() {
+                Ok(alg) if SUPPORTED_ALGORITHMS.contains(&alg) => Ok(alg),
                 _ => Err(format!(
                     "{a:?} is not an asymmetric JWS algorithm (RS256, ES256, …)"
                 )),
@@ -111,6 +125,7 @@ pub(super) fn resolve_identity(
         ProviderAuth::Oauth2(o) => Some(o),
         ProviderAuth::Oauth1(_) => None,
     };
+    let introspection_url = oauth2.and_then(|o| o.introspection_url.clone());
     let needs = |ok: bool, key: &str, what: &str| {
         if ok {
             Ok(())
@@ -118,11 +133,14 @@ pub(super) fn resolve_identity(
             Err(e(key, format!("remote = \"{remote}\" {what}")))
         }
     };
+    // What discovery can give is not required with `discover = true`: a
+    // document without it fails the check at use time, saying so.
+    let or_discovered = |configured: bool| configured || discover;
     match &remote {
         RemoteSource::Userinfo(_) => needs(
-            userinfo_url.is_some(),
+            or_discovered(userinfo_url.is_some()),
             "identity.userinfo_url",
-            "needs identity.userinfo_url",
+            "needs identity.userinfo_url (or discover = true)",
         )?,
         RemoteSource::Profile(_) => needs(
             profile_url.is_some(),
@@ -132,20 +150,20 @@ pub(super) fn resolve_identity(
         RemoteSource::IdToken(_) => {
             needs(oauth2.is_some(), "auth.scheme", "needs an oauth2 provider")?;
             needs(
-                jwks_url.is_some(),
+                or_discovered(jwks_url.is_some()),
                 "identity.jwks_url",
-                "needs identity.jwks_url",
+                "needs identity.jwks_url (or discover = true)",
             )?;
             needs(
-                raw.issuer.is_some(),
+                or_discovered(raw.issuer.is_some()),
                 "identity.issuer",
-                "needs identity.issuer",
+                "needs identity.issuer (or discover = true)",
             )?;
         }
         RemoteSource::Introspection(_) => needs(
-            oauth2.is_some_and(|o| o.introspection_url.is_some()),
+            oauth2.is_some() && or_discovered(introspection_url.is_some()),
             "auth.introspection_url",
-            "needs an oauth2 provider with auth.introspection_url",
+            "needs an oauth2 provider with auth.introspection_url (or discover = true)",
         )?,
         RemoteSource::Patient(_) => needs(
             fhir,
@@ -154,7 +172,7 @@ pub(super) fn resolve_identity(
         )?,
     }
     if raw.jwt_access_token {
-        if jwks_url.is_none() || raw.issuer.is_none() {
+        if !discover && (jwks_url.is_none() || raw.issuer.is_none()) {
             return Err(e(
                 "identity.jwt_access_token",
                 "needs identity.jwks_url and identity.issuer".into(),
@@ -178,6 +196,9 @@ pub(super) fn resolve_identity(
         issuer: raw.issuer,
         jwt_access_token: raw.jwt_access_token,
         algorithms,
+        algorithms_configured: raw.algorithms.is_some(),
+        introspection_url,
+        discover,
     })
 }
 
@@ -259,6 +280,50 @@ introspection_url = "https://idp.example.org/introspect"
         assert_eq!(id.allow, Some(vec!["MRN-1".to_string()]));
         let userinfo = url::Url::parse("https://idp.example.org/").expect("url");
         assert!(p.trusted_origins.contains(&userinfo.origin()));
+    }
+
+    #[test]
+    fn with_discover_true_the_endpoints_may_come_from_discovery() {
+        let discovering = |identity: &str| {
+            let text = format!(
+                r#"
+[[providers]]
+id = "idp"
+kind = "fhir"
+base_url = "https://fhir.example.org/r4/"
+discover = true
+[providers.auth]
+scheme = "oauth2"
+client_id = "rx"
+[providers.identity]
+{identity}
+"#
+            );
+            let raw = crate::config::parse(&text, Path::new("/etc/rx/config.toml"))?;
+            crate::config::providers::resolve_providers(
+                raw.providers,
+                "/etc/rx/config.toml",
+                Path::new("/etc/rx"),
+                1000,
+                Duration::from_secs(3600),
+            )
+            .map(|mut p| p.remove(0))
+        };
+        for remote in ["id_token:mrn", "userinfo:mrn", "introspection:sub"] {
+            let p = discovering(&format!("remote = \"{remote}\""))
+                .unwrap_or_else(|e| panic!("{remote}: {e}"));
+            let id = p.identity.expect("identity");
+            assert!(id.discover && id.wants_discovery(), "{remote}");
+            assert!(id.jwks_url.is_none() && id.issuer.is_none(), "{remote}");
+            assert!(!id.algorithms_configured, "{remote}");
+        }
+        let p = discovering("remote = \"id_token:mrn\"\nalgorithms = [\"ES256\"]").expect("valid");
+        let id = p.identity.expect("identity");
+        assert!(id.algorithms_configured);
+        assert_eq!(id.algorithms, vec![jsonwebtoken::Algorithm::ES256]);
+        // A discovering provider still refuses what discovery cannot give.
+        let e = discovering("remote = \"profile:/mrn\"").expect_err("no profile_url");
+        assert!(e.to_string().contains("identity.profile_url"), "{e}");
     }
 
     #[test]

@@ -494,7 +494,16 @@ fn resolve_one(
     let identity = p
         .identity
         .map(|i| {
-            super::identity::resolve_identity(i, &auth, kind == ProviderKind::Fhir, &base_url, &e)
+            super::identity::resolve_identity(
+                i,
+                super::identity::ProviderFacts {
+                    auth: &auth,
+                    fhir: kind == ProviderKind::Fhir,
+                    discover,
+                    base_url: &base_url,
+                },
+                &e,
+            )
         })
         .transpose()?;
     // The token goes to the identity endpoints the provider names.

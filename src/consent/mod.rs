@@ -692,6 +692,14 @@ pub(crate) async fn judge(
             })
             .await?
     };
+    // `[providers.identity]` may leave the JWKS, issuer and endpoints to
+    // discovery (`discover = true`): the cached document, else read now.
+    let discovered = match &provider.identity {
+        Some(s) if s.wants_discovery() => {
+            crate::pull::client::endpoints(writer, &client, provider, &mut Vec::new()).await
+        }
+        _ => Ok(None),
+    };
     let jwks = crate::fetch::jwks::JwksCache::default();
     crate::identity::judge_new_link(crate::identity::NewLinkCheck {
         provider,
@@ -701,6 +709,10 @@ pub(crate) async fn judge(
         credential,
         oauth2,
         remote_patient,
+        discovered: discovered
+            .as_ref()
+            .map(Option::as_ref)
+            .map_err(Clone::clone),
     })
     .await
     .map_err(|error| ConsentError::Identity {

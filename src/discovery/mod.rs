@@ -53,6 +53,12 @@ impl Source {
 pub struct Discovered {
     pub source: Option<Source>,
     pub issuer: Option<Url>,
+    /// `issuer` exactly as announced, for comparing with a token's `iss`
+    /// (OpenID Connect Discovery §4.3: identical), which the URL parser
+    /// would change (`https://idp` becomes `https://idp/`). Set with
+    /// `issuer`; absent from a cache row an older build wrote.
+    #[serde(default)]
+    pub issuer_text: Option<String>,
     pub authorization_endpoint: Option<Url>,
     pub token_endpoint: Option<Url>,
     pub registration_endpoint: Option<Url>,
@@ -65,6 +71,12 @@ pub struct Discovered {
     pub code_challenge_methods: Vec<String>,
     pub client_auth_methods: Vec<String>,
     pub client_auth_signing_algs: Vec<String>,
+    /// `id_token_signing_alg_values_supported`, as announced (OpenID
+    /// Connect; empty when not announced, which is no `missing` line: a
+    /// SMART server need not sign ID tokens). `identity` validates ID
+    /// tokens with these, intersected with what rxsync verifies.
+    #[serde(default)]
+    pub id_token_signing_algs: Vec<String>,
     pub scopes: Vec<String>,
     /// SMART capabilities (`launch-standalone`, `permission-v2`, …).
     pub capabilities: Vec<String>,
@@ -132,6 +144,7 @@ struct Metadata {
     code_challenge_methods_supported: Option<serde_json::Value>,
     token_endpoint_auth_methods_supported: Option<serde_json::Value>,
     token_endpoint_auth_signing_alg_values_supported: Option<serde_json::Value>,
+    id_token_signing_alg_values_supported: Option<serde_json::Value>,
     scopes_supported: Option<serde_json::Value>,
     capabilities: Option<serde_json::Value>,
 }
@@ -166,6 +179,11 @@ pub fn parse_metadata(source: Source, bytes: &[u8], at: &Url) -> Result<Discover
     let revocation = url("revocation_endpoint", m.revocation_endpoint);
     let userinfo = url("userinfo_endpoint", m.userinfo_endpoint);
     let jwks = url("jwks_uri", m.jwks_uri);
+    let issuer_text = m
+        .issuer
+        .as_ref()
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
     let issuer = url("issuer", m.issuer);
     let manage = match m.management_endpoint {
         None => None,
@@ -178,6 +196,8 @@ pub fn parse_metadata(source: Source, bytes: &[u8], at: &Url) -> Result<Discover
     d.revocation_endpoint = revocation;
     d.userinfo_endpoint = userinfo;
     d.jwks_uri = jwks;
+    // Only an absolute issuer that is the URL read (not a relative one resolved).
+    d.issuer_text = issuer_text.filter(|t| issuer.is_some() && Url::parse(t).ok() == issuer);
     d.issuer = issuer;
     d.manage_endpoint = manage;
     let mut list = |name: &str, v: Option<serde_json::Value>| string_list(&mut d.missing, name, v);
@@ -194,6 +214,11 @@ pub fn parse_metadata(source: Source, bytes: &[u8], at: &Url) -> Result<Discover
         m.token_endpoint_auth_signing_alg_values_supported,
     );
     let scopes = list("scopes_supported", m.scopes_supported);
+    // Only when announced: its absence is not worth a `missing` line.
+    let id_token_algs = match m.id_token_signing_alg_values_supported {
+        None => Vec::new(),
+        some => list("id_token_signing_alg_values_supported", some),
+    };
     let capabilities = match source {
         Source::OpenidConfiguration => Vec::new(),
         _ => list("capabilities", m.capabilities),
@@ -202,6 +227,7 @@ pub fn parse_metadata(source: Source, bytes: &[u8], at: &Url) -> Result<Discover
     d.client_auth_methods = auth;
     d.client_auth_signing_algs = algs;
     d.scopes = scopes;
+    d.id_token_signing_algs = id_token_algs;
     d.capabilities = capabilities;
     require_token(d)
 }

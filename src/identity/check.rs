@@ -109,6 +109,10 @@ pub struct NewLinkCheck<'a> {
     pub oauth2: Option<NewOauth2<'a>>,
     /// The token response's `patient` (SMART, or beside OAuth 1.0a tokens).
     pub remote_patient: Option<&'a str>,
+    /// The provider's discovery (`discover = true`), for what
+    /// `[providers.identity]` does not configure (`with_discovered`), or
+    /// why it could not be read (the check fails, no link is stored).
+    pub discovered: Result<Option<&'a crate::discovery::Discovered>, String>,
 }
 
 /// What an OAuth 2.0 token answer gives the guard.
@@ -149,11 +153,15 @@ pub struct Judged {
 /// token that fails validation, an inactive introspection, an identity
 /// that cannot be read: an error, and the caller stores no link.
 pub async fn judge_new_link(c: NewLinkCheck<'_>) -> Result<Judged, IdentityError> {
-    let Some(settings) = &c.provider.identity else {
+    let Some(configured) = &c.provider.identity else {
         return Ok(Judged {
             outcome: NewLinkOutcome::Unchecked,
             write: None,
         });
+    };
+    let settings = &match &c.discovered {
+        Ok(d) => configured.with_discovered(*d),
+        Err(e) => return Err(IdentityError::Read(e.clone())),
     };
     let remote = read_new_link(&c, settings).await?;
     let read_at = crate::store::rfc3339_now();
@@ -191,7 +199,17 @@ async fn read_new_link(
         settings,
         client_id,
     };
-    let claims = match o.and_then(|o| o.id_token.map(|t| (o, t))) {
+    // An ID token is validated when the identity is read from it, or when
+    // its keys are known (configured or discovered) — then its `sub` must
+    // also be userinfo's. Otherwise it is not read at all: the identity
+    // comes from elsewhere, and a token nobody checked vouches for nothing.
+    let reads_id_token = matches!(settings.remote, RemoteSource::IdToken(_));
+    let keys_known = settings.jwks_url.is_some() && settings.issuer.is_some();
+    let claims = match o.and_then(|o| {
+        o.id_token
+            .filter(|_| reads_id_token || keys_known)
+            .map(|t| (o, t))
+    }) {
         Some((o, t)) => Some(
             validate_with_jwks(
                 c.client,

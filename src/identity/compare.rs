@@ -215,6 +215,9 @@ mod tests {
             issuer: None,
             jwt_access_token: false,
             algorithms: vec![],
+            algorithms_configured: false,
+            introspection_url: None,
+            discover: false,
         }
     }
 

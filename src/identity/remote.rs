@@ -68,7 +68,24 @@ pub async fn read_remote(
                 RemoteSource::Userinfo(_) => (s.userinfo_url.clone(), "userinfo"),
                 _ => (s.profile_url.clone(), "the profile"),
             };
-            let url = url.ok_or_else(|| config(cx.provider, "the identity endpoint is missing"))?;
+            let url = url.ok_or_else(|| {
+                config(
+                    cx.provider,
+                    &format!("no {what} endpoint: neither configured nor discovered"),
+                )
+            })?;
+            // The link's token goes only to an origin the provider trusts
+            // (a configured endpoint is trusted by config; a discovered one
+            // elsewhere must be added to trusted_origins).
+            if !cx.provider.trusted_origins.contains(&url.origin()) {
+                return Err(config(
+                    cx.provider,
+                    &format!(
+                        "the {what} endpoint {} is not at a trusted origin; add it to trusted_origins or configure it",
+                        redact(&url)
+                    ),
+                ));
+            }
             let (f, hops) = get_json(url, what, "application/json").await;
             trail.extend(hops);
             let v = answer(f?, what)?;
@@ -137,10 +154,17 @@ pub async fn introspect(cx: &ReadContext<'_>) -> Result<serde_json::Value, Ident
             "introspection needs an oauth2 provider",
         ));
     };
-    let url = o
+    let url = cx
+        .settings
         .introspection_url
         .as_ref()
-        .ok_or_else(|| config(cx.provider, "auth.introspection_url is missing"))?;
+        .or(o.introspection_url.as_ref())
+        .ok_or_else(|| {
+            config(
+                cx.provider,
+                "no introspection endpoint: auth.introspection_url is not set and discovery announced none",
+            )
+        })?;
     let token = cx
         .access_token
         .ok_or_else(|| IdentityError::Read("no access token to introspect".into()))?;
@@ -185,10 +209,12 @@ fn expected<'a>(
         ));
     }
     Ok(Expected {
-        issuer: settings
-            .issuer
-            .as_deref()
-            .ok_or_else(|| config(provider, "identity.issuer is missing"))?,
+        issuer: settings.issuer.as_deref().ok_or_else(|| {
+            config(
+                provider,
+                "no issuer: identity.issuer is not set and discovery announced none",
+            )
+        })?,
         client_id,
         nonce,
         algorithms: &settings.algorithms,
@@ -229,10 +255,12 @@ pub async fn validate_with_jwks(
         settings,
         client_id,
     } = audience;
-    let url = settings
-        .jwks_url
-        .as_ref()
-        .ok_or_else(|| config(provider, "identity.jwks_url is missing"))?;
+    let url = settings.jwks_url.as_ref().ok_or_else(|| {
+        config(
+            provider,
+            "no JWKS: identity.jwks_url is not set and discovery announced no jwks_uri",
+        )
+    })?;
     let nonce = match kind {
         TokenKind::Id { nonce } => nonce,
         TokenKind::Access => None,

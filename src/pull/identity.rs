@@ -48,6 +48,20 @@ impl Fetching<'_> {
         {
             return Ok(());
         }
+        // What `[providers.identity]` leaves to discovery (`discover = true`).
+        let discovered = if settings.wants_discovery() {
+            crate::pull::client::endpoints(
+                &self.writer,
+                &self.client,
+                self.provider,
+                &mut self.journal.trail,
+            )
+            .await
+            .map_err(Failure::failed)?
+        } else {
+            None
+        };
+        let settings = &settings.with_discovered(discovered.as_ref());
         let client_auth = match &self.provider.auth {
             ProviderAuth::Oauth2(o) => Some(
                 self.puller
@@ -192,9 +206,12 @@ impl Fetching<'_> {
         }
         .await;
         // Every provider access is audited, the identity reads too.
-        if let (true, ProviderAuth::Oauth2(o)) = (introspects, &self.provider.auth)
-            && let Some(url) = &o.introspection_url
-        {
+        let introspected = introspects
+            || matches!(
+                settings.remote,
+                crate::identity::RemoteSource::Introspection(_)
+            );
+        if introspected && let Some(url) = &settings.introspection_url {
             self.journal.accesses.push(serde_json::json!({
                 "url": crate::fetch::auth::redact(url), "purpose": "introspection",
                 "outcome": match &read {

@@ -1,6 +1,8 @@
 //! Discovery and registration, driving the real binary against the
 //! sandbox: `provider discover` prints a block that, written into a config
-//! unchanged (plus the client the user adds), links and pulls; it falls
+//! unchanged (plus the client the user adds), links (by `link add`, and by
+//! a consent through `link start` on the block's own `redirect_uri`) and
+//! pulls; it falls
 //! back from the SMART configuration to `/metadata`'s `oauth-uris` to the
 //! OpenID configuration, and refuses plain http to a remote host and bad
 //! documents (HTML, wrong JSON, huge) with a clear error. `discover = true`
@@ -76,6 +78,95 @@ fn a_discovered_block_written_unchanged_links_and_pulls() {
     let revoked = home.rx(&["link", "revoke", &link.to_string()]);
     assert!(revoked.ok().contains("revoked at"), "{revoked:?}");
     assert_eq!(stats(&sandbox)["revocations"], 1);
+}
+
+/// The port of the `redirect_uri` a discovered block carries.
+const DISCOVERED_REDIRECT_PORT: &str = "8765";
+
+/// `link start` on a block discovered and written unchanged (plus only the
+/// client it asks for): it listens on the block's own loopback
+/// `redirect_uri`, sends the patient to the discovered authorization
+/// endpoint with the discovered scopes and SMART `aud`, exchanges the code
+/// at the discovered token endpoint, and the link pulls. The block's port
+/// is fixed, so a busy port is waited for, not changed.
+#[test]
+fn a_discovered_block_written_unchanged_drives_a_consent_with_link_start() {
+    let sandbox = Sandbox::start();
+    let home = Home::new("");
+    let block = discover(&home, &format!("{}/fhir", sandbox.base), &["--id", "sbx"])
+        .ok()
+        .to_string();
+    let redirect =
+        format!("redirect_uri = \"http://127.0.0.1:{DISCOVERED_REDIRECT_PORT}/callback\"");
+    assert!(block.contains(&redirect), "{block}");
+    assert!(
+        block.contains(&format!(
+            "authorize_url = \"{}/oauth2/authorize\"",
+            sandbox.base
+        )),
+        "{block}"
+    );
+    let config = format!("{block}{CLIENT}");
+    std::fs::write(&home.config, &config).unwrap();
+    assert_eq!(std::fs::read_to_string(&home.config).unwrap(), config);
+
+    let started = (0..40)
+        .find_map(|_| {
+            let s = crate::consent::spawn_link_start(
+                &home.env,
+                &home.config,
+                "P1",
+                "sbx",
+                &[],
+                crate::pull::harness::SECRETS,
+            );
+            if !s.url.is_empty() {
+                return Some(s);
+            }
+            // Another test's listener holds the port: try again shortly.
+            let run = s.finish();
+            assert!(run.stderr.contains(DISCOVERED_REDIRECT_PORT), "{run:?}");
+            std::thread::sleep(Duration::from_millis(250));
+            None
+        })
+        .expect("the redirect_uri's port stayed busy");
+    let q: std::collections::HashMap<String, String> = url::Url::parse(&started.url)
+        .expect("the first line is the authorization URL")
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert!(
+        started
+            .url
+            .starts_with(&format!("{}/oauth2/authorize?", sandbox.base)),
+        "{}",
+        started.url
+    );
+    assert_eq!(q["client_id"], "demo-client");
+    assert_eq!(q["aud"], format!("{}/fhir", sandbox.base));
+    assert_eq!(
+        q["redirect_uri"],
+        format!("http://127.0.0.1:{DISCOVERED_REDIRECT_PORT}/callback")
+    );
+    assert!(q["scope"].contains("patient/MedicationRequest"), "{q:?}");
+    let callback = crate::consent::consent(&format!("{}&login_hint=remote-p1", started.url));
+    let (status, _, page) = crate::consent::get(&callback);
+    assert_eq!(status, 200, "{page}");
+    let run = started.finish();
+    assert_eq!(run.code, 0, "{run:?}");
+    let link = run.json();
+    assert_eq!(link["provider"], "sbx");
+    assert_eq!(link["remote_patient"], "remote-p1");
+    assert_eq!(link["state"], "active");
+    assert_eq!(stats(&sandbox)["code_exchanges"], 1);
+    assert!(
+        !run.stdout.contains("demo-client-secret") && !run.stderr.contains("demo-client-secret")
+    );
+
+    let run = home.pull(Some("sbx"));
+    run.ok();
+    assert_eq!(outcome(&run), "imported", "{run:?}");
+    assert_eq!(home.imported_rows().0, 1);
 }
 
 #[test]

@@ -14,6 +14,7 @@
 //! these tests fail; they never skip.
 
 mod consent;
+mod identity;
 mod linked;
 mod registration;
 mod server;

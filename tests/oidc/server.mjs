@@ -74,6 +74,12 @@ const stats = {
   token_log: [],
   revocations: 0,
   fhir_requests: [],
+  // Every authorization request as oidc-provider read it (client, the
+  // `prompt` parameter, whether a nonce came), and every interaction it
+  // started: its prompt (`login`, `consent`) and oidc-provider's reasons
+  // (`login_prompt` when the request asked for prompt=login).
+  authorizations: [],
+  interactions: [],
   // SHA-256 (hex) of every token value issued, so that a test can search
   // rxsync's output for leaked tokens without this server handing them out.
   issued_token_sha256: [],
@@ -160,6 +166,10 @@ function configuration() {
     // tokens) carry an MRN, a family name and a birth date, which rxsync's
     // wrong-patient guard compares with its local patient.
     claims: { openid: ['sub', 'mrn', 'family_name', 'birthdate'] },
+    // The ID token carries those claims too (oidc-provider's default puts
+    // them only in userinfo when an access token can read it), so that
+    // rxsync's guard can read `id_token:mrn`.
+    conformIdTokenClaims: false,
     // The account is the patient (a patient-facing grant): SMART's
     // `patient` launch context is the grant's accountId.
     async findAccount(_ctx, id) {
@@ -218,9 +228,21 @@ async function readJson(req) {
 // to successful token responses, counts token requests and successful
 // revocations, and remembers which access tokens each grant has.
 function observe(provider) {
+  provider.on('interaction.started', (_ctx, prompt) => {
+    stats.interactions.push({ prompt: prompt.name, reasons: prompt.reasons });
+  });
   provider.use(async (ctx, next) => {
     await next();
     const route = ctx.oidc?.route;
+    if (route === 'authorization') {
+      const params = ctx.oidc.params ?? {};
+      stats.authorizations.push({
+        client_id: params.client_id ?? null,
+        prompt: params.prompt ?? null,
+        nonce: typeof params.nonce === 'string' && params.nonce !== '',
+      });
+      return;
+    }
     if (route === 'revocation') {
       if (ctx.status === 200) stats.revocations += 1;
       return;

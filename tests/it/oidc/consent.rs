@@ -20,7 +20,7 @@ const SMART_PATIENT: &str = "ehr-2002";
 
 /// A browser's cookie jar, by name only (the flow stays on one origin).
 #[derive(Default)]
-struct Browser {
+pub(super) struct Browser {
     cookies: BTreeMap<String, String>,
 }
 
@@ -100,7 +100,7 @@ impl Browser {
 
     /// Follows the authorization URL through login (as `login`) and
     /// consent; returns the final redirect to the client (not followed).
-    fn consent(&mut self, authorization_url: &str, login: &str, issuer: &str) -> String {
+    pub(super) fn consent(&mut self, authorization_url: &str, login: &str, issuer: &str) -> String {
         let mut url = authorization_url.to_string();
         for _ in 0..12 {
             if !url.starts_with(issuer) {
@@ -158,7 +158,7 @@ authorize_params = {{ prompt = "consent" }}
     (env, config)
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

@@ -31,6 +31,7 @@ pub(super) struct Endpoints {
     pub(super) revocation_endpoint: String,
     pub(super) introspection_endpoint: String,
     pub(super) userinfo_endpoint: String,
+    pub(super) jwks_uri: String,
     pub(super) fhir_base: String,
 }
 
