@@ -40,6 +40,7 @@ use url::Url;
 pub mod client;
 mod identity;
 mod references;
+pub mod reject;
 
 /// How long a pull may hold a link before another process may take it over.
 const LEASE: Duration = Duration::from_secs(15 * 60);
