@@ -333,6 +333,38 @@ fn assert_rejected(env: &crate::support::TestEnv, revocations: u64, id: i64, by:
     );
 }
 
+/// An introspection answer that says when the grant ends
+/// (`access_grant_expiration`) dates the link's grant; its `exp`, the
+/// access token's own expiry, does not.
+#[test]
+fn introspection_dates_the_grant_by_its_grant_field_not_exp() {
+    let sandbox = Sandbox::start();
+    let (home, id) = linked(&sandbox, &userinfo(&sandbox, ""), json!({}));
+    let grant_end = || {
+        home.env.query_string(&format!(
+            "SELECT COALESCE(grant_expires_at, 'none') FROM links WHERE id = {id}"
+        ))
+    };
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "imported", "{report}");
+    assert_eq!(grant_end(), "none", "exp is not the grant's end");
+    let (status, answer) = sandbox.admin(
+        "/admin/consent",
+        Some(&json!({"grant_expires_in": 3 * 86_400})),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "unchanged", "{report}");
+    let end = chrono::DateTime::parse_from_rfc3339(&grant_end())
+        .unwrap_or_else(|e| panic!("{e}: {}", grant_end()));
+    let ahead = end.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    assert!(
+        (ahead - chrono::Duration::days(3)).num_seconds().abs() < 120,
+        "{ahead}"
+    );
+    assert!(home.link_row(id)["grant_expires_at"].is_string());
+}
+
 #[test]
 fn the_queue_rejects_a_held_link_and_tells_the_provider() {
     let sandbox = Sandbox::start();

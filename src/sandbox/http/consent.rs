@@ -205,7 +205,8 @@ pub(crate) struct Knobs {
     #[serde(default)]
     pub id_token_fault: Option<IdTokenFault>,
     /// Answer `access_grant_expiration` (Unix seconds) this far ahead on
-    /// every token answer (exchange, refresh, admin grant).
+    /// every token answer (exchange, refresh, admin grant) and every
+    /// active introspection answer.
     #[serde(default)]
     pub grant_expires_in: Option<u64>,
     /// Grant these scopes (space-separated) on top of those the
