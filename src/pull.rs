@@ -50,6 +50,7 @@ pub mod client;
 mod identity;
 mod lease;
 mod references;
+pub mod reject;
 
 pub use lease::LeaseCounters;
 /// How long an on-demand pull waits for another sync of the same link.

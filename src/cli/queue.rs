@@ -1,6 +1,6 @@
 //! `rxsync queue list|show|resolve|dismiss|reopen`
 
-use super::context::Global;
+use super::context::{Global, runtime};
 use super::output::{self, Format, cell};
 use super::table::{self, Column, Table};
 use super::{CliResult, usage};
@@ -149,10 +149,12 @@ pub fn run(global: &Global, command: Command) -> CliResult {
             let decision = Decision::parse(&action, ndc.as_deref(), note.as_deref())
                 .map_err(decision_usage)?;
             let by = nonempty_by(by)?;
+            let resolve = Resolve { decision, by, note };
+            if matches!(resolve.decision, Decision::Reject { .. }) {
+                return reject(global, id, resolve, format);
+            }
             let mut ctx = global.open()?;
-            let view = ctx
-                .store
-                .resolve_exception(id, &Resolve { decision, by, note })?;
+            let view = ctx.store.resolve_exception(id, &resolve)?;
             show_result(&view, format)
         }
         Command::Dismiss {
@@ -186,6 +188,23 @@ pub fn run(global: &Global, command: Command) -> CliResult {
             show_result(&view, format)
         }
     }
+}
+
+/// `resolve --action reject`: the held link is revoked in the store, then
+/// its provider is told the grant is over, as `link reject` tells it.
+fn reject(global: &Global, id: i64, resolve: Resolve, format: Format) -> CliResult {
+    let (puller, store) = global.open()?.puller()?;
+    let writer = rxsync::store::Writer::start(store)?;
+    let resolved = runtime()?.block_on(async {
+        let resolved = puller.resolve_exception(&writer, id, resolve).await;
+        writer.close().await;
+        resolved
+    })?;
+    show_result(&resolved.view, format)?;
+    if let (Format::Table, Some((link, told))) = (format, &resolved.told) {
+        println!("link {link} revoked, its tokens dropped here ({told})");
+    }
+    Ok(())
 }
 
 fn nonempty_by(by: String) -> Result<String, super::Failure> {

@@ -207,6 +207,25 @@ fn load(block: &str, added: &str) -> Result<config::Config, config::ConfigError>
     config::resolve(raw, Some(file), Path::new("/"), &|_| None)
 }
 
+/// The block with its `[providers.identity]` example switched on: one
+/// leading `# ` removed from each line from its heading on, as the block
+/// tells the user to do.
+fn uncomment_identity(block: &str) -> String {
+    let mut inside = false;
+    let mut out = String::new();
+    for l in block.lines() {
+        inside |= l == toml::IDENTITY_HEADING;
+        let l = match inside {
+            true => l.strip_prefix("# ").unwrap_or(l),
+            false => l,
+        };
+        out.push_str(l);
+        out.push('\n');
+    }
+    assert!(inside, "no identity example:\n{block}");
+    out
+}
+
 #[test]
 fn the_toml_block_loads_with_the_config_parser() {
     let doc = at("https://ehr.example/fhir/.well-known/smart-configuration");
@@ -270,12 +289,48 @@ fn the_toml_block_loads_with_the_config_parser() {
         Some("http://127.0.0.1:8765/callback")
     );
     assert_eq!(o.client_auth, config::ClientAuth::Basic);
-    // Keys of the identity guard are comments.
+    // The identity guard is a commented example with what was discovered.
+    assert!(!block.contains("not in this build"), "{block}");
     for key in ["jwks_url", "issuer"] {
         assert!(block.contains(&format!("# {key} = ")), "{key}:\n{block}");
     }
     assert!(!block.contains("# authorize_url"), "{block}");
-    assert!(block.contains("# userinfo_url: not announced"), "{block}");
+    assert!(block.contains("# # userinfo_url: not announced"), "{block}");
+    // As printed, the block has no guard; uncommented, the example loads
+    // as the config parser's `[providers.identity]`.
+    assert!(c.provider("ehr").unwrap().identity.is_none());
+    let guarded = uncomment_identity(&block);
+    let c = load(&guarded, "").unwrap_or_else(|e| panic!("{e}\n{guarded}"));
+    let identity = c
+        .provider("ehr")
+        .unwrap()
+        .identity
+        .clone()
+        .expect("identity");
+    assert_eq!(identity.remote.to_string(), "id_token:mrn");
+    assert_eq!(identity.local, crate::identity::LocalField::Mrn);
+    assert_eq!(identity.allow, None, "the allow-list stays an example");
+    assert_eq!(
+        identity.jwks_url.as_ref().map(Url::as_str),
+        Some("https://ehr.example/jwks")
+    );
+    assert_eq!(identity.issuer.as_deref(), Some("https://ehr.example/fhir"));
+    // With userinfo announced, the example reads it.
+    let mut d = d.clone();
+    d.userinfo_endpoint = Some(at("https://ehr.example/auth/userinfo"));
+    let guarded = uncomment_identity(&toml::render("ehr", &base, &doc, &d));
+    let c = load(&guarded, "").unwrap_or_else(|e| panic!("{e}\n{guarded}"));
+    let identity = c
+        .provider("ehr")
+        .unwrap()
+        .identity
+        .clone()
+        .expect("identity");
+    assert_eq!(identity.remote.to_string(), "userinfo:mrn");
+    assert_eq!(
+        identity.userinfo_url.as_ref().map(Url::as_str),
+        Some("https://ehr.example/auth/userinfo")
+    );
     assert!(block.contains("# FHIR version (CapabilityStatement fhirVersion): 4.0.1"));
     assert!(block.contains("#   - userinfo_endpoint: not announced"));
 }
@@ -310,6 +365,15 @@ fn every_shape_renders_a_block_that_loads() {
         };
         let c = load(&block, added).unwrap_or_else(|e| panic!("{source:?}: {e}\n{block}"));
         assert!(c.provider("p-1").is_some());
+        // The identity example loads too, the client id put above it.
+        let marker = "# --- The wrong-patient guard";
+        let guarded = uncomment_identity(&block.replacen(marker, &format!("{added}{marker}"), 1));
+        let c = load(&guarded, "").unwrap_or_else(|e| panic!("{source:?}: {e}\n{guarded}"));
+        assert!(
+            c.provider("p-1")
+                .and_then(|p| p.identity.as_ref())
+                .is_some()
+        );
     }
 }
 

@@ -4,10 +4,13 @@
 //! the consent's `authorize_url` (with SMART's `aud` in
 //! `authorize_params`), the one `redirect_uri` (the RFC 8252 loopback
 //! default, used by `provider register` and `link start`), `scopes` and
-//! `client_auth`. Endpoints for keys this build does not have yet (the
-//! identity guard's `userinfo_url`, `jwks_url`, `issuer`) are written as
-//! comments under a marked heading. What was not found, and what the user
-//! must add (the client id), are comments too.
+//! `client_auth`. The wrong-patient guard is an example `[providers.identity]`
+//! table, commented out (which identifier to compare is the deployment's
+//! choice), with the discovered `userinfo_url`, `jwks_url` and `issuer`
+//! filled in: removing one leading `# ` from each of its lines gives a
+//! table that loads; notes in it are `# # ` so they stay comments. What
+//! was not found, and what the user must add (the client id), are
+//! comments too.
 //! `[providers.auth]` is the last table, so lines appended to the block
 //! land in it.
 
@@ -198,19 +201,6 @@ pub fn render(id: &str, base_url: &Url, document: &Url, d: &Discovered) -> Strin
             d.capabilities.join(", ")
         ));
     }
-    line("# --- Keys of the identity guard (not in this build yet):".into());
-    line("# --- switch them on once rxsync accepts them.".into());
-    let later = [
-        ("userinfo_url", &d.userinfo_endpoint),
-        ("jwks_url", &d.jwks_uri),
-        ("issuer", &d.issuer),
-    ];
-    for (key, v) in later {
-        match v {
-            Some(u) => line(format!("# {key} = {}", q(u.as_str()))),
-            None => line(format!("# {key}: not announced")),
-        }
-    }
     if let Some(m) = &d.manage_endpoint {
         line(format!("# grants are managed by patients at {m}"));
     }
@@ -224,5 +214,65 @@ pub fn render(id: &str, base_url: &Url, document: &Url, d: &Discovered) -> Strin
                 .into(),
         ),
     }
+    // Last, so that uncommenting it leaves nothing after it to uncomment.
+    for l in identity_example(d) {
+        line(l);
+    }
     o
+}
+
+/// Marks the start of the commented `[providers.identity]` example.
+pub(super) const IDENTITY_HEADING: &str = "# [providers.identity]";
+
+/// The commented `[providers.identity]` example: `remote` reads from the
+/// first source the provider announces (userinfo, then ID tokens, then
+/// introspection, else the FHIR `Patient` the token names), and the
+/// discovered endpoints the guard can use.
+fn identity_example(d: &Discovered) -> Vec<String> {
+    let mut out = vec![
+        "# --- The wrong-patient guard (optional): remove one leading \"# \" from each line".into(),
+        "# --- from here to the end to compare the patient at the provider with the local one before".into(),
+        "# --- any import (README: [providers.identity]). After uncommenting, keys you".into(),
+        "# --- append land in this table: put client_id above it, in [providers.auth].".into(),
+        IDENTITY_HEADING.into(),
+    ];
+    let (remote, why) = if d.userinfo_endpoint.is_some() {
+        ("userinfo:mrn", "a claim of userinfo")
+    } else if d.jwks_uri.is_some() && d.issuer.is_some() {
+        (
+            "id_token:mrn",
+            "a claim of the validated ID token (ask for openid)",
+        )
+    } else if d.introspection_endpoint.is_some() {
+        ("introspection:sub", "a field of the token's introspection")
+    } else {
+        (
+            "patient:http://hospital.example.org/mrn",
+            "an identifier system of the FHIR Patient the token names",
+        )
+    };
+    out.push(format!(
+        "# remote = {}  # {why}; or userinfo:CLAIM, id_token:CLAIM, introspection:FIELD, profile:JSON-POINTER, patient:IDENTIFIER-SYSTEM",
+        q(remote)
+    ));
+    out.push("# local = \"mrn\"  # what it must equal: the local patient's mrn (or id)".into());
+    out.push("# also = [\"family_name\", \"birth_date\"]  # secondary checks (optional)".into());
+    out.push("# # allow = [\"MRN-1001\", \"MRN-1002\"]  # enrollment allow-list of remote identifiers (optional)".into());
+    let known = [
+        ("userinfo_url", &d.userinfo_endpoint),
+        ("jwks_url", &d.jwks_uri),
+        ("issuer", &d.issuer),
+    ];
+    for (key, v) in known {
+        match v {
+            Some(u) => out.push(format!("# {key} = {}", q(u.as_str()))),
+            None => out.push(format!("# # {key}: not announced")),
+        }
+    }
+    // A URL without a path is read with one added; the issuer must be the
+    // ID tokens' `iss` exactly.
+    if d.issuer.as_ref().is_some_and(|i| i.path() == "/") {
+        out.push("# # issuer must equal the ID tokens' iss exactly: drop the trailing / if the provider announced none".into());
+    }
+    out
 }

@@ -1,7 +1,9 @@
 //! When a patient's grant at the provider ends, as far as the provider
 //! says: `access_grant_expiration` in a token answer (Unix seconds, or an
 //! RFC 3339 time), else the `exp` of a refresh token that is a JWT (read,
-//! not verified: it only dates a reminder, it authorizes nothing). Pure.
+//! not verified: it only dates a reminder, it authorizes nothing); and
+//! `access_grant_expiration` in an introspection answer (never its `exp`,
+//! the token's own expiry). Pure.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,6 +20,15 @@ pub fn grant_expiry(
         .get("access_grant_expiration")
         .and_then(time_of)
         .or_else(|| refresh_token.and_then(jwt_exp))
+}
+
+/// The grant's end from an RFC 7662 introspection answer, if it says:
+/// only `access_grant_expiration` (the field providers use in token
+/// answers) dates the grant. The answer's `exp` is the introspected
+/// token's own expiry (§2.2), never the grant's; RFC 7662 has no field
+/// for the grant's end.
+pub fn introspected_grant_end(answer: &Value) -> Option<DateTime<Utc>> {
+    answer.get("access_grant_expiration").and_then(time_of)
 }
 
 /// Unix seconds (a number or digits) or RFC 3339.
@@ -99,6 +110,34 @@ mod tests {
         for (rule, f, refresh, want) in rows {
             assert_eq!(
                 grant_expiry(&fields(f), refresh).map(|t| t.timestamp()),
+                want,
+                "{rule}"
+            );
+        }
+    }
+
+    #[test]
+    fn introspection_dates_the_grant_only_by_a_grant_field() {
+        let rows: [(&str, Value, Option<i64>); 3] = [
+            (
+                "access_grant_expiration",
+                json!({"active": true, "exp": 1700000000, "access_grant_expiration": 1800000000}),
+                Some(1_800_000_000),
+            ),
+            (
+                "exp is the token's, not the grant's",
+                json!({"active": true, "exp": 1700000000}),
+                None,
+            ),
+            (
+                "an unreadable value says nothing",
+                json!({"active": true, "access_grant_expiration": "soon"}),
+                None,
+            ),
+        ];
+        for (rule, answer, want) in rows {
+            assert_eq!(
+                introspected_grant_end(&answer).map(|t| t.timestamp()),
                 want,
                 "{rule}"
             );

@@ -191,16 +191,19 @@ impl Fetching<'_> {
         let introspects = matches!(&self.provider.auth,
             ProviderAuth::Oauth2(o) if o.introspection_url.is_some());
         let mut trail = Vec::new();
+        let mut grant_end = None;
         let read = async {
             // Introspection vouches for the token even when the identity
-            // is read elsewhere.
-            if introspects
-                && !matches!(
-                    settings.remote,
-                    crate::identity::RemoteSource::Introspection(_)
-                )
-            {
-                remote::introspect(&cx).await?;
+            // is read elsewhere, and may say when the grant ends.
+            if introspects {
+                let answer = remote::introspect(&cx).await?;
+                grant_end = crate::fetch::grant::introspected_grant_end(&answer);
+                if let crate::identity::RemoteSource::Introspection(_) = settings.remote {
+                    return Ok(crate::identity::read::from_claims(
+                        &answer,
+                        &settings.remote,
+                    ));
+                }
             }
             remote::read_remote(&cx, &mut trail).await
         }
@@ -237,6 +240,23 @@ impl Fetching<'_> {
             IdentityError::Inactive(_) => Failure::relink(e.to_string()),
             _ => Failure::failed(format!("provider {}: {e}", self.provider.id)),
         });
+        // The grant's end, when the introspection answer says it and it
+        // moved: recorded before the identity is judged.
+        let grant_end = grant_end.map(crate::store::rfc3339_at);
+        if read.is_ok()
+            && let Some(end) =
+                grant_end.filter(|e| self.link.view.grant_expires_at.as_ref() != Some(e))
+        {
+            let link_id = self.link.view.id;
+            self.link.view.grant_expires_at = Some(end.clone());
+            if let Err(e) = self
+                .writer
+                .run(move |s| s.set_grant_expiry(link_id, &end))
+                .await
+            {
+                return (Err(Failure::failed(format!("link {link_id}: {e}"))), false);
+            }
+        }
         (read, refused)
     }
 }

@@ -3,7 +3,7 @@
 //! exception, and a clinician's confirmation or rejection. Only this file
 //! puts a link in or out of `held`.
 
-use super::{Store, StoreError, now};
+use super::{ClaimedLink, Store, StoreError, now};
 use crate::domain::ExceptionKind;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -174,6 +174,69 @@ impl Store {
     /// and its open `identity_mismatch` exceptions resolved.
     pub fn reject_link(&mut self, id: i64, by: &str, note: &str) -> Result<(), StoreError> {
         self.decide_held(id, by, note, false)
+    }
+
+    /// The held link an open `identity_mismatch` exception is about, with
+    /// its sealed tokens: read before the queue's `reject` drops them, so
+    /// the provider can be told once the store has revoked the link. None
+    /// when the exception is of another kind or no link of its patient and
+    /// source is held.
+    pub fn held_link_of_exception(&self, id: i64) -> Result<Option<ClaimedLink>, StoreError> {
+        let link: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT l.id FROM exceptions e JOIN links l
+                 ON l.patient_id = e.patient_id AND l.provider = e.source AND l.state = 'held'
+                 WHERE e.id = ?1 AND e.kind = ?2 AND e.state = 'open'",
+                params![id, ExceptionKind::IdentityMismatch.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match link {
+            Some(link) => self.peek_link(link),
+            None => Ok(None),
+        }
+    }
+
+    /// What the provider said when told that a link rejected after its
+    /// commit (the queue's and the review app's `reject`) is over (RFC
+    /// 7009, `Puller::tell_provider`): added to the link's reason, as `link
+    /// reject` and `link revoke` add it, and audited as
+    /// `link.reject.provider`.
+    pub fn record_rejection_told(
+        &mut self,
+        id: i64,
+        by: &str,
+        told: &str,
+    ) -> Result<(), StoreError> {
+        let tx = self.tx()?;
+        let row: Option<(String, String)> = tx
+            .query_row(
+                "SELECT patient_id, provider FROM links WHERE id = ?1 AND state = 'revoked'",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((patient, provider)) = row else {
+            return Err(StoreError::Refused(format!(
+                "link {id} is not revoked: there is no rejection to record"
+            )));
+        };
+        tx.execute(
+            "UPDATE links SET state_reason = COALESCE(state_reason || ' (' || ?2 || ')', ?2), updated_at = ?3
+             WHERE id = ?1",
+            params![id, told, now()],
+        )?;
+        super::audit::append(
+            &tx,
+            by,
+            "link.reject.provider",
+            Some(&patient),
+            Some(&format!("link:{id}")),
+            &serde_json::json!({"provider": provider, "result": told}),
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn decide_held(

@@ -158,7 +158,10 @@ pub fn filter_of(q: &QueueQuery) -> Result<ExceptionFilter, AppError> {
     })
 }
 
-/// Applies a decision through the store, as `by`.
+/// Applies a decision through the store, as `by`. A rejected held link is
+/// then revoked at its provider when this server holds the vault key
+/// (`Puller::resolve_exception`); without it, its reason says the provider
+/// was not told.
 pub async fn apply(
     state: &AppState,
     id: i64,
@@ -174,7 +177,26 @@ pub async fn apply(
             .filter(|n| !n.is_empty())
             .map(str::to_string),
     };
+    if let Some((puller, writer)) = state.revoker() {
+        // A rejected link's provider is told, as `link reject` tells it.
+        return Ok(puller.resolve_exception(writer, id, resolve).await?.view);
+    }
+    let reject = matches!(resolve.decision, Decision::Reject { .. });
     state
-        .store(move |s| s.resolve_exception(id, &resolve))
+        .store(move |s| {
+            let held = match reject {
+                true => s.held_link_of_exception(id)?,
+                false => None,
+            };
+            let view = s.resolve_exception(id, &resolve)?;
+            if let Some(link) = held {
+                s.record_rejection_told(link.view.id, &resolve.by, NOT_TOLD)?;
+            }
+            Ok(view)
+        })
         .await
 }
+
+/// A rejected link's reason when this server cannot tell the provider.
+const NOT_TOLD: &str =
+    "this server holds no vault key: the provider was not told; the tokens were dropped here only";

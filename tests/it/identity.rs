@@ -302,7 +302,104 @@ fn an_identity_outside_the_allow_list_holds_the_link_and_reject_revokes_it() {
             .as_str()
             .is_some_and(|r| r.contains("not enrolled"))
     );
-    assert_eq!(open_mismatches(&home), 0);
+    assert_rejected(&home.env, sandbox_revocations(&sandbox), id, "dr-who");
+    home.rx(&["import", "--patient", "P2"]).fails(1);
+    assert_eq!(regimens(&home), 0);
+}
+
+fn sandbox_revocations(sandbox: &Sandbox) -> u64 {
+    crate::pull::harness::stats(sandbox)["revocations"]
+        .as_u64()
+        .unwrap_or(u64::MAX)
+}
+
+/// A rejected link: the provider was told once (RFC 7009), the link is
+/// revoked with its tokens dropped and its reason saying so, the
+/// exception is resolved, and `by`'s `link.reject` is audited.
+fn assert_rejected(env: &crate::support::TestEnv, revocations: u64, id: i64, by: &str) {
+    assert_eq!(revocations, 1, "the provider was told");
+    let reason = env.query_string(&format!(
+        "SELECT state || ': ' || state_reason FROM links WHERE id = {id}"
+    ));
+    assert!(
+        reason.starts_with("revoked: ") && reason.contains("revoked at"),
+        "{reason}"
+    );
+    assert_eq!(
+        env.query_i64(&format!(
+            "SELECT COUNT(*) FROM links WHERE id = {id} AND token IS NULL AND token_secret IS NULL AND refresh_token IS NULL"
+        )),
+        1,
+        "the tokens are gone"
+    );
+    assert_eq!(
+        env.query_i64(
+            "SELECT COUNT(*) FROM exceptions WHERE kind = 'identity_mismatch' AND state = 'open'"
+        ),
+        0
+    );
+    assert_eq!(
+        env.query_i64(&format!(
+            "SELECT COUNT(*) FROM audit WHERE action = 'link.reject' AND actor = '{by}' AND subject = 'link:{id}'"
+        )),
+        1
+    );
+}
+
+/// An introspection answer that says when the grant ends
+/// (`access_grant_expiration`) dates the link's grant; its `exp`, the
+/// access token's own expiry, does not.
+#[test]
+fn introspection_dates_the_grant_by_its_grant_field_not_exp() {
+    let sandbox = Sandbox::start();
+    let (home, id) = linked(&sandbox, &userinfo(&sandbox, ""), json!({}));
+    let grant_end = || {
+        home.env.query_string(&format!(
+            "SELECT COALESCE(grant_expires_at, 'none') FROM links WHERE id = {id}"
+        ))
+    };
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "imported", "{report}");
+    assert_eq!(grant_end(), "none", "exp is not the grant's end");
+    let (status, answer) = sandbox.admin(
+        "/admin/consent",
+        Some(&json!({"grant_expires_in": 3 * 86_400})),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "unchanged", "{report}");
+    let end = chrono::DateTime::parse_from_rfc3339(&grant_end())
+        .unwrap_or_else(|e| panic!("{e}: {}", grant_end()));
+    let ahead = end.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    assert!(
+        (ahead - chrono::Duration::days(3)).num_seconds().abs() < 120,
+        "{ahead}"
+    );
+    assert!(home.link_row(id)["grant_expires_at"].is_string());
+}
+
+#[test]
+fn the_queue_rejects_a_held_link_and_tells_the_provider() {
+    let sandbox = Sandbox::start();
+    change_identity(&sandbox, json!({"mrn": "MRN-someone-else"}));
+    let (home, id) = linked(&sandbox, &userinfo(&sandbox, ""), json!({}));
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "held", "{report}");
+    let exception = home
+        .env
+        .query_i64("SELECT id FROM exceptions WHERE kind = 'identity_mismatch'")
+        .to_string();
+    let run = home.rx(&[
+        "queue", "resolve", &exception, "--action", "reject", "--by", "dr", "--note", "not her",
+    ]);
+    let says = run.ok();
+    assert!(says.contains("revoked at"), "{says}");
+    assert_rejected(&home.env, sandbox_revocations(&sandbox), id, "dr");
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM audit WHERE action = 'link.reject.provider'"),
+        1
+    );
     home.rx(&["import", "--patient", "P2"]).fails(1);
     assert_eq!(regimens(&home), 0);
 }
@@ -565,6 +662,47 @@ fn the_exception_page_confirms_a_held_link() {
         r.env.query_i64(
             "SELECT COUNT(*) FROM audit WHERE action = 'link.confirm' AND actor = 'dr.lee'"
         ),
+        1
+    );
+}
+
+#[test]
+fn the_exception_page_rejects_a_held_link_and_tells_the_provider() {
+    use crate::review_server::{CLINICIAN, Review, add_user};
+    let sandbox = Sandbox::start();
+    change_identity(&sandbox, json!({"mrn": "MRN-someone-else"}));
+    let (home, id) = linked(&sandbox, &userinfo(&sandbox, ""), json!({}));
+    let (_, report) = pull(&home);
+    assert_eq!(report["outcome"], "held", "{report}");
+    let exception = home
+        .env
+        .query_i64("SELECT id FROM exceptions WHERE kind = 'identity_mismatch'");
+    let Home { env, config } = home;
+    add_user(&env, CLINICIAN.0, CLINICIAN.1, "clinician");
+    // The server holds the vault key (the home's key file), so it can
+    // tell the provider.
+    let r = Review::serve_with_env(env, &["--config", &config], crate::pull::harness::SECRETS);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let cookie = r.login(CLINICIAN).await;
+        let csrf = r.csrf(&cookie).await;
+        let a = r
+            .post_form(
+                &format!("/exceptions/{exception}/decide"),
+                Some(&cookie),
+                &[
+                    ("action", "reject"),
+                    ("note", "not the patient"),
+                    ("csrf", &csrf),
+                ],
+            )
+            .await;
+        assert_eq!(a.status, 303, "{}", a.body);
+    });
+    assert_rejected(&r.env, sandbox_revocations(&sandbox), id, "dr.lee");
+    assert_eq!(
+        r.env
+            .query_i64("SELECT COUNT(*) FROM audit WHERE action = 'link.reject.provider'"),
         1
     );
 }

@@ -12,9 +12,9 @@
 //! patient, to the client, with the request's `nonce`. `POST /admin/consent`
 //! bends what the exchange answers: a broken ID token (`id_token_fault`:
 //! `nonce` or `aud`) and an `access_grant_expiration` (`grant_expires_in`
-//! seconds from the answer) on every token answer, and a `scope` wider than
-//! asked (`extra_scope`) on the code exchange, so that tests see a
-//! provider that lies, overgrants and a grant that ends.
+//! seconds from the answer) on every token answer, and scopes granted on
+//! top of those asked for (`extra_scope`), so that tests see a provider
+//! that lies, a grant that ends and a provider that over-grants.
 //!
 //! Requests that cannot be trusted to redirect (an unknown client, a
 //! `redirect_uri` that is not an absolute http(s) URL) get a 400 page, not a
@@ -144,11 +144,13 @@ pub(super) fn exchange(
             Ok(p) => p,
             Err(e) => return reply::oauth2_error("invalid_grant", e.describe()),
         };
+    let knobs = lock(&app.consent_knobs).clone();
+    let scope = knobs.granted_scope(&pending.scope);
     let issued = lock(&app.grants).grant(
         NewGrant {
             client_id: &client.id,
             patient: &pending.patient,
-            scope: &pending.scope,
+            scope: &scope,
             expires_in: client.access_token_ttl,
             access_token_valid: true,
         },
@@ -167,7 +169,6 @@ pub(super) fn exchange(
     if let Some(refresh) = issued.refresh_token {
         body["refresh_token"] = json!(refresh);
     }
-    let knobs = lock(&app.consent_knobs).clone();
     if pending.scope.split(' ').any(|s| s == "openid") {
         let (nonce, audience) = match knobs.id_token_fault {
             Some(IdTokenFault::Nonce) => {
@@ -183,9 +184,6 @@ pub(super) fn exchange(
         }
     }
     knobs.grant_expiration(&mut body, now());
-    if let Some(extra) = &knobs.extra_scope {
-        body["scope"] = json!(format!("{} {extra}", issued.scope));
-    }
     reply::no_store(reply::json(StatusCode::OK, &body))
 }
 
@@ -207,13 +205,25 @@ pub(crate) struct Knobs {
     #[serde(default)]
     pub id_token_fault: Option<IdTokenFault>,
     /// Answer `access_grant_expiration` (Unix seconds) this far ahead on
-    /// every token answer (exchange, refresh, admin grant).
+    /// every token answer (exchange, refresh, admin grant) and every
+    /// active introspection answer.
     #[serde(default)]
     pub grant_expires_in: Option<u64>,
-    /// Answer the code exchange's `scope` with this scope added (a
-    /// provider that grants more than was asked).
+    /// Grant these scopes (space-separated) on top of those the
+    /// authorization request asked for, at the next exchanges: a provider
+    /// that over-grants.
     #[serde(default)]
     pub extra_scope: Option<String>,
+}
+
+impl Knobs {
+    /// The scope an exchange grants: the asked-for one, plus `extra_scope`.
+    fn granted_scope(&self, asked: &str) -> String {
+        match self.extra_scope.as_deref().map(str::trim) {
+            Some(extra) if !extra.is_empty() => format!("{asked} {extra}").trim().to_string(),
+            _ => asked.to_string(),
+        }
+    }
 }
 
 impl Knobs {

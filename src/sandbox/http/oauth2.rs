@@ -341,6 +341,8 @@ pub(crate) async fn introspect(
                 body["exp"] = json!(exp);
             }
             super::identity::introspection_fields(&app, &i.patient, &mut body);
+            // The grant's end, as a provider may also say it here.
+            lock(&app.consent_knobs).grant_expiration(&mut body, now());
             body
         }
         None => json!({ "active": false }),
