@@ -113,6 +113,17 @@ pub enum ConsentError {
         "the provider's token answer names the patient \"{0}\", which is not a usable id (empty, over 256 characters, or with control characters)"
     )]
     BadRemotePatient(String),
+    /// A FHIR provider's token answer names no remote patient (no
+    /// `patient`, no ID token `fhirUser` naming a Patient on its FHIR
+    /// base): the pulls would not know whose records to ask for.
+    #[error(
+        "no link was made: the provider's token answer names no patient (no \"patient\" field, and no ID token fhirUser naming a Patient on {base}){}",
+        .fhir_user.as_deref().map(|f| format!("; the ID token's fhirUser is {f:?}")).unwrap_or_default()
+    )]
+    NoRemotePatient {
+        base: String,
+        fhir_user: Option<String>,
+    },
     /// The patient's identity at the provider could not be established
     /// (an ID token that fails validation, an inactive token, an identity
     /// endpoint that cannot be read): no link was stored, and the tokens
@@ -659,12 +670,52 @@ pub(crate) fn remote_patient(
     }
 }
 
+/// The remote patient of an OAuth 2.0 consent: the token answer's
+/// `patient` (checked by `remote_patient`), else the Patient the validated
+/// ID token's `fhirUser` names on the provider's FHIR base (`Patient/ID`,
+/// or that URL under `base_url`). A FHIR provider with neither makes no
+/// link; a CCR provider falls back to the local id, as `link add` does.
+pub(crate) fn oauth2_remote_patient(
+    provider: &Provider,
+    given: Option<&str>,
+    id_token: Option<&crate::identity::Claims>,
+    local: &PatientId,
+) -> Result<String, ConsentError> {
+    if given.is_some() {
+        return remote_patient(given, local);
+    }
+    let fhir_user = id_token
+        .and_then(|c| c.get("fhirUser"))
+        .and_then(serde_json::Value::as_str);
+    let base = provider.base_url.as_str().trim_end_matches('/');
+    let named = fhir_user.and_then(|f| {
+        let relative = match f.strip_prefix(base) {
+            Some(rest) => rest.strip_prefix('/')?,
+            None if !f.contains("://") => f,
+            None => return None,
+        };
+        let id = relative.strip_prefix("Patient/")?;
+        (!id.contains('/')).then_some(id)
+    });
+    match (named, provider.kind) {
+        (Some(id), _) => remote_patient(Some(id), local),
+        (None, crate::fetch::settings::ProviderKind::Ccr) => Ok(local.to_string()),
+        (None, crate::fetch::settings::ProviderKind::Fhir) => Err(ConsentError::NoRemotePatient {
+            base: redact(&provider.base_url),
+            fhir_user: fhir_user
+                .map(|f| f.chars().take(200).flat_map(char::escape_debug).collect()),
+        }),
+    }
+}
+
 /// The wrong-patient guard on a link about to be stored (design invariant
 /// 7): the ID token validated against the provider's JWKS with the flow's
 /// nonce, the remote identity read with the new credential and compared.
 /// Nothing is written: the verdict goes to the store with the link, in
 /// one transaction. Providers without `[providers.identity]` are not
-/// checked. Both flows call it.
+/// compared, but an ID token that came back is validated all the same
+/// (with the JWKS `discover = true` finds, else its claims alone). Both
+/// flows call it.
 pub(crate) async fn judge(
     writer: &Writer,
     provider: &Provider,
@@ -673,14 +724,34 @@ pub(crate) async fn judge(
     oauth2: Option<crate::identity::NewOauth2<'_>>,
     remote_patient: Option<&str>,
 ) -> Result<crate::identity::Judged, ConsentError> {
-    if provider.identity.is_none() {
+    let id_token = oauth2.as_ref().is_some_and(|o| o.id_token.is_some());
+    if provider.identity.is_none() && !id_token {
         return Ok(crate::identity::Judged {
             outcome: crate::identity::NewLinkOutcome::Unchecked,
             write: None,
+            id_token: None,
+            accesses: Vec::new(),
         });
     }
     let client = crate::fetch::http::HttpClient::for_provider(provider)
         .map_err(|e| ConsentError::Client(e.to_string()))?;
+    // The discovered JWKS and issuer, when the ID token has no configured ones.
+    let keys_configured = provider
+        .identity
+        .as_ref()
+        .is_some_and(|s| s.jwks_url.is_some() && s.issuer.is_some());
+    let discovered = if id_token && !keys_configured {
+        crate::pull::client::endpoints(writer, &client, provider, &mut Vec::new())
+            .await
+            .map_err(|e| ConsentError::Identity {
+                error: crate::identity::IdentityError::Read(format!(
+                    "the provider's JWKS could not be discovered to validate its ID token: {e}"
+                )),
+                dropped: None,
+            })?
+    } else {
+        None
+    };
     let local = {
         let pid = patient.clone();
         writer
@@ -701,6 +772,7 @@ pub(crate) async fn judge(
         credential,
         oauth2,
         remote_patient,
+        discovered: discovered.as_ref(),
     })
     .await
     .map_err(|error| ConsentError::Identity {
@@ -729,7 +801,10 @@ pub async fn after_exchange(
 ) -> Result<Linked, ConsentError> {
     let patient = PatientId::parse(&flow.patient)
         .map_err(|e| StoreError::Corrupt(format!("consent flow {}: patient id: {e}", flow.id)))?;
-    let remote = remote_patient(tokens.patient.as_deref(), &patient)?;
+    // A `patient` given but unusable stops the consent before any identity read.
+    if tokens.patient.is_some() {
+        remote_patient(tokens.patient.as_deref(), &patient)?;
+    }
     let placement = match &provider.auth {
         ProviderAuth::Oauth2(o) => o.placement,
         ProviderAuth::Oauth1(o) => o.placement,
@@ -757,6 +832,27 @@ pub async fn after_exchange(
         tokens.patient.as_deref(),
     )
     .await?;
+    let remote = oauth2_remote_patient(
+        provider,
+        tokens.patient.as_deref(),
+        judged.id_token.as_ref(),
+        &patient,
+    )?;
+    // The identity reads' trail, scrubbed of the new tokens by value.
+    let mut secrets = crate::fetch::redact::Secrets::new();
+    secrets.add(tokens.access_token.expose_secret());
+    for t in [&tokens.refresh_token, &tokens.id_token]
+        .into_iter()
+        .flatten()
+    {
+        secrets.add(t.expose_secret());
+    }
+    client.proof.add_secrets(&client.client_id, &mut secrets);
+    let accesses: Vec<serde_json::Value> = judged
+        .accesses
+        .iter()
+        .map(|a| secrets.scrub_json(a))
+        .collect();
     let detail = json!({
         "provider": flow.provider.as_str(),
         "remote_patient": remote,
@@ -791,7 +887,7 @@ pub async fn after_exchange(
     let write = judged.write;
     let (link, relinked) = writer
         .run(move |store| {
-            store.store_consent_link(
+            let (link, relinked) = store.store_consent_link(
                 &flow_id,
                 &actor,
                 &exchanged,
@@ -807,7 +903,10 @@ pub async fn after_exchange(
                 &key,
                 write.as_ref(),
                 detail,
-            )
+            )?;
+            // In the writer job's transaction, with the link.
+            store.audit_link_accesses(link, &patient, &accesses)?;
+            Ok((link, relinked))
         })
         .await?;
     Ok(Linked {

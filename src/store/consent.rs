@@ -240,6 +240,34 @@ impl Store {
         })
     }
 
+    /// One `provider.access` audit row per request a new link's identity
+    /// check made (`identity::Judged::accesses`, URLs already redacted),
+    /// as a pull audits its own; the consent engine calls it in the writer
+    /// job that stores the link.
+    pub fn audit_link_accesses(
+        &mut self,
+        link: i64,
+        patient: &crate::domain::PatientId,
+        accesses: &[serde_json::Value],
+    ) -> Result<(), StoreError> {
+        if accesses.is_empty() {
+            return Ok(());
+        }
+        let tx = self.tx()?;
+        for access in accesses {
+            super::audit::append(
+                &tx,
+                "rxsync",
+                "provider.access",
+                Some(patient.as_str()),
+                Some(&format!("link:{link}")),
+                access,
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Runs `work` (which may call other store writes, each its own
     /// savepoint) all or nothing: in a transaction of its own, or in a
     /// savepoint of the one already open (a `Writer` job's).

@@ -466,6 +466,7 @@ fn judge_new_link_validates_id_tokens_with_the_jwks_and_holds_or_refuses() {
                 expected_nonce: Some(nonce),
             }),
             remote_patient: Some(REMOTE),
+            discovered: None,
         }))
     };
     let audit_before = home.env.query_i64("SELECT COUNT(*) FROM audit");
