@@ -921,6 +921,63 @@ pub async fn after_exchange(
 mod tests {
     use super::*;
 
+    fn provider(kind: &str) -> Provider {
+        let extra = match kind {
+            "ccr" => "document_url = \"ccr/{patient}\"\n",
+            _ => "",
+        };
+        let text = format!(
+            "[[providers]]\nid = \"p\"\nkind = \"{kind}\"\nbase_url = \"https://ehr.example/fhir\"\n{extra}[providers.auth]\nscheme = \"oauth2\"\ntoken_url = \"https://ehr.example/token\"\nclient_id = \"rx\"\n"
+        );
+        let path = std::path::Path::new("/c/config.toml");
+        let raw = crate::config::parse(&text, path).expect("parses");
+        let mut config =
+            crate::config::resolve(raw, Some(path), std::path::Path::new("/"), &|_| None)
+                .expect("resolves");
+        config.providers.remove(0)
+    }
+
+    #[test]
+    fn fhir_user_names_the_remote_patient_on_the_provider_s_base_only() {
+        let local = PatientId::parse("P1").expect("id");
+        let fhir = provider("fhir");
+        let claims = |f: &str| {
+            serde_json::json!({"fhirUser": f})
+                .as_object()
+                .cloned()
+                .expect("object")
+        };
+        let of = |f: &str| oauth2_remote_patient(&fhir, None, Some(&claims(f)), &local);
+        // The token answer's `patient` wins over fhirUser.
+        let given = oauth2_remote_patient(&fhir, Some("t-1"), Some(&claims("Patient/9")), &local);
+        assert_eq!(given.expect("given"), "t-1");
+        assert_eq!(of("Patient/9").expect("relative"), "9");
+        assert_eq!(
+            of("https://ehr.example/fhir/Patient/9").expect("absolute"),
+            "9"
+        );
+        for bad in [
+            "https://other.example/fhir/Patient/9",
+            "https://ehr.example/fhirx/Patient/9",
+            "Practitioner/4",
+            "Patient/9/_history/2",
+        ] {
+            let e = of(bad).expect_err(bad);
+            assert!(
+                matches!(e, ConsentError::NoRemotePatient { .. }),
+                "{bad}: {e}"
+            );
+        }
+        let none = oauth2_remote_patient(&fhir, None, None, &local).expect_err("none");
+        assert!(none.to_string().contains("names no patient"), "{none}");
+        // A CCR provider keeps the documented fallback: the local id.
+        let ccr = provider("ccr");
+        assert_eq!(
+            oauth2_remote_patient(&ccr, None, None, &local).expect("ccr"),
+            "P1"
+        );
+    }
+
     #[test]
     fn a_token_answer_s_patient_is_taken_when_usable_and_refused_when_not() {
         let local = PatientId::parse("P1").expect("id");
