@@ -730,7 +730,6 @@ pub(crate) async fn judge(
             outcome: crate::identity::NewLinkOutcome::Unchecked,
             write: None,
             id_token: None,
-            accesses: Vec::new(),
         });
     }
     let client = crate::fetch::http::HttpClient::for_provider(provider)
@@ -764,7 +763,20 @@ pub(crate) async fn judge(
             .await?
     };
     let jwks = crate::fetch::jwks::JwksCache::default();
-    crate::identity::judge_new_link(crate::identity::NewLinkCheck {
+    // The identity reads' trail is recorded with the link: scrubbed of the
+    // new credential (and the ID token) by value first.
+    let mut secrets = crate::fetch::redact::Secrets::new();
+    credential.secrets(&mut secrets);
+    if let Some(o) = &oauth2 {
+        secrets.add(o.access_token.expose_secret());
+        if let Some(t) = o.id_token {
+            secrets.add(t);
+        }
+        o.client_auth
+            .proof
+            .add_secrets(&o.client_auth.client_id, &mut secrets);
+    }
+    let mut judged = crate::identity::judge_new_link(crate::identity::NewLinkCheck {
         provider,
         client: &client,
         jwks: &jwks,
@@ -778,7 +790,11 @@ pub(crate) async fn judge(
     .map_err(|error| ConsentError::Identity {
         error,
         dropped: None,
-    })
+    })?;
+    if let Some(w) = &mut judged.write {
+        w.accesses = w.accesses.iter().map(|a| secrets.scrub_json(a)).collect();
+    }
+    Ok(judged)
 }
 
 /// After a successful code exchange: the identity guard first, then the
@@ -838,21 +854,6 @@ pub async fn after_exchange(
         judged.id_token.as_ref(),
         &patient,
     )?;
-    // The identity reads' trail, scrubbed of the new tokens by value.
-    let mut secrets = crate::fetch::redact::Secrets::new();
-    secrets.add(tokens.access_token.expose_secret());
-    for t in [&tokens.refresh_token, &tokens.id_token]
-        .into_iter()
-        .flatten()
-    {
-        secrets.add(t.expose_secret());
-    }
-    client.proof.add_secrets(&client.client_id, &mut secrets);
-    let accesses: Vec<serde_json::Value> = judged
-        .accesses
-        .iter()
-        .map(|a| secrets.scrub_json(a))
-        .collect();
     let detail = json!({
         "provider": flow.provider.as_str(),
         "remote_patient": remote,
@@ -887,7 +888,7 @@ pub async fn after_exchange(
     let write = judged.write;
     let (link, relinked) = writer
         .run(move |store| {
-            let (link, relinked) = store.store_consent_link(
+            store.store_consent_link(
                 &flow_id,
                 &actor,
                 &exchanged,
@@ -903,10 +904,7 @@ pub async fn after_exchange(
                 &key,
                 write.as_ref(),
                 detail,
-            )?;
-            // In the writer job's transaction, with the link.
-            store.audit_link_accesses(link, &patient, &accesses)?;
-            Ok((link, relinked))
+            )
         })
         .await?;
     Ok(Linked {

@@ -50,6 +50,7 @@ pub fn decide(
                 read_at: read_at.to_string(),
                 verdict: None,
                 hold: None,
+                accesses: Vec::new(),
             },
             None,
         );
@@ -62,6 +63,7 @@ pub fn decide(
             read_at: read_at.to_string(),
             verdict: serde_json::to_value(&verdict).ok(),
             hold,
+            accesses: Vec::new(),
         },
         Some(verdict),
     )
@@ -148,10 +150,6 @@ pub struct Judged {
     /// The validated ID token's claims, when the token answer carried one
     /// (its `fhirUser` may name the remote patient).
     pub id_token: Option<Claims>,
-    /// One `provider.access` audit detail per request the check made
-    /// (introspection, userinfo, profile, Patient), URLs redacted, to be
-    /// recorded with the link.
-    pub accesses: Vec<serde_json::Value>,
 }
 
 /// Before the consent engine stores a link: validates the ID token (and a
@@ -173,14 +171,13 @@ pub async fn judge_new_link(c: NewLinkCheck<'_>) -> Result<Judged, IdentityError
             outcome: NewLinkOutcome::Unchecked,
             write: None,
             id_token,
-            accesses: Vec::new(),
         });
     };
     let mut accesses = Vec::new();
     let read = read_new_link(&c, settings, &mut accesses).await;
     let (remote, id_token) = read?;
     let read_at = crate::store::rfc3339_now();
-    let (write, verdict) = decide(
+    let (mut write, verdict) = decide(
         settings,
         &local_of(c.patient),
         &remote,
@@ -188,6 +185,8 @@ pub async fn judge_new_link(c: NewLinkCheck<'_>) -> Result<Judged, IdentityError
         None,
         &read_at,
     );
+    // The requests the check made go to the audit with the link.
+    write.accesses = accesses;
     let verdict = verdict.unwrap_or(Verdict {
         compared: vec![],
         problems: vec![],
@@ -201,7 +200,6 @@ pub async fn judge_new_link(c: NewLinkCheck<'_>) -> Result<Judged, IdentityError
         outcome,
         write: Some(write),
         id_token,
-        accesses,
     })
 }
 

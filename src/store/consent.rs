@@ -227,6 +227,7 @@ impl Store {
             let (id, relinked) = store.add_link(link, key, actor)?;
             if let Some(w) = identity {
                 super::identity::write_identity(&store.conn, id, link.patient.as_str(), None, w)?;
+                store.audit_link_accesses(id, link.patient, &w.accesses)?;
             }
             detail["link"] = serde_json::json!(id);
             detail["relinked"] = serde_json::json!(relinked);
@@ -241,10 +242,9 @@ impl Store {
     }
 
     /// One `provider.access` audit row per request a new link's identity
-    /// check made (`identity::Judged::accesses`, URLs already redacted),
-    /// as a pull audits its own; the consent engine calls it in the writer
-    /// job that stores the link.
-    pub fn audit_link_accesses(
+    /// check made (`IdentityWrite::accesses`, URLs already redacted), as a
+    /// pull audits its own.
+    fn audit_link_accesses(
         &mut self,
         link: i64,
         patient: &crate::domain::PatientId,
@@ -510,6 +510,7 @@ mod tests {
                 read_at: "2026-01-01T00:00:00.000Z".into(),
                 verdict: Some(serde_json::json!({"problems": ["differ"]})),
                 hold: Some("both identities".into()),
+                accesses: Vec::new(),
             }),
             serde_json::json!({}),
         )
