@@ -113,6 +113,17 @@ pub enum ConsentError {
         "the provider's token answer names the patient \"{0}\", which is not a usable id (empty, over 256 characters, or with control characters)"
     )]
     BadRemotePatient(String),
+    /// A FHIR provider's token answer names no remote patient (no
+    /// `patient`, no ID token `fhirUser` naming a Patient on its FHIR
+    /// base): the pulls would not know whose records to ask for.
+    #[error(
+        "no link was made: the provider's token answer names no patient (no \"patient\" field, and no ID token fhirUser naming a Patient on {base}){}",
+        .fhir_user.as_deref().map(|f| format!("; the ID token's fhirUser is {f:?}")).unwrap_or_default()
+    )]
+    NoRemotePatient {
+        base: String,
+        fhir_user: Option<String>,
+    },
     /// The patient's identity at the provider could not be established
     /// (an ID token that fails validation, an inactive token, an identity
     /// endpoint that cannot be read): no link was stored, and the tokens
@@ -659,12 +670,52 @@ pub(crate) fn remote_patient(
     }
 }
 
+/// The remote patient of an OAuth 2.0 consent: the token answer's
+/// `patient` (checked by `remote_patient`), else the Patient the validated
+/// ID token's `fhirUser` names on the provider's FHIR base (`Patient/ID`,
+/// or that URL under `base_url`). A FHIR provider with neither makes no
+/// link; a CCR provider falls back to the local id, as `link add` does.
+pub(crate) fn oauth2_remote_patient(
+    provider: &Provider,
+    given: Option<&str>,
+    id_token: Option<&crate::identity::Claims>,
+    local: &PatientId,
+) -> Result<String, ConsentError> {
+    if given.is_some() {
+        return remote_patient(given, local);
+    }
+    let fhir_user = id_token
+        .and_then(|c| c.get("fhirUser"))
+        .and_then(serde_json::Value::as_str);
+    let base = provider.base_url.as_str().trim_end_matches('/');
+    let named = fhir_user.and_then(|f| {
+        let relative = match f.strip_prefix(base) {
+            Some(rest) => rest.strip_prefix('/')?,
+            None if !f.contains("://") => f,
+            None => return None,
+        };
+        let id = relative.strip_prefix("Patient/")?;
+        (!id.contains('/')).then_some(id)
+    });
+    match (named, provider.kind) {
+        (Some(id), _) => remote_patient(Some(id), local),
+        (None, crate::fetch::settings::ProviderKind::Ccr) => Ok(local.to_string()),
+        (None, crate::fetch::settings::ProviderKind::Fhir) => Err(ConsentError::NoRemotePatient {
+            base: redact(&provider.base_url),
+            fhir_user: fhir_user
+                .map(|f| f.chars().take(200).flat_map(char::escape_debug).collect()),
+        }),
+    }
+}
+
 /// The wrong-patient guard on a link about to be stored (design invariant
 /// 7): the ID token validated against the provider's JWKS with the flow's
 /// nonce, the remote identity read with the new credential and compared.
 /// Nothing is written: the verdict goes to the store with the link, in
 /// one transaction. Providers without `[providers.identity]` are not
-/// checked. Both flows call it.
+/// compared, but an ID token that came back is validated all the same
+/// (with the JWKS `discover = true` finds, else its claims alone). Both
+/// flows call it.
 pub(crate) async fn judge(
     writer: &Writer,
     provider: &Provider,
@@ -673,10 +724,12 @@ pub(crate) async fn judge(
     oauth2: Option<crate::identity::NewOauth2<'_>>,
     remote_patient: Option<&str>,
 ) -> Result<crate::identity::Judged, ConsentError> {
-    if provider.identity.is_none() {
+    let id_token = oauth2.as_ref().is_some_and(|o| o.id_token.is_some());
+    if provider.identity.is_none() && !id_token {
         return Ok(crate::identity::Judged {
             outcome: crate::identity::NewLinkOutcome::Unchecked,
             write: None,
+            id_token: None,
         });
     }
     let client = crate::fetch::http::HttpClient::for_provider(provider)
@@ -692,16 +745,38 @@ pub(crate) async fn judge(
             })
             .await?
     };
-    // `[providers.identity]` may leave the JWKS, issuer and endpoints to
-    // discovery (`discover = true`): the cached document, else read now.
-    let discovered = match &provider.identity {
-        Some(s) if s.wants_discovery() => {
-            crate::pull::client::endpoints(writer, &client, provider, &mut Vec::new()).await
-        }
-        _ => Ok(None),
+    // Discovery (`discover = true`: the cached document, else read now)
+    // gives what `[providers.identity]` leaves out — the JWKS, issuer and
+    // endpoints — and the keys of an ID token none are configured for.
+    let keys_configured = provider
+        .identity
+        .as_ref()
+        .is_some_and(|s| s.jwks_url.is_some() && s.issuer.is_some());
+    let wants_discovery = provider
+        .identity
+        .as_ref()
+        .is_some_and(|s| s.wants_discovery())
+        || (id_token && !keys_configured);
+    let discovered = if wants_discovery {
+        crate::pull::client::endpoints(writer, &client, provider, &mut Vec::new()).await
+    } else {
+        Ok(None)
     };
     let jwks = crate::fetch::jwks::JwksCache::default();
-    crate::identity::judge_new_link(crate::identity::NewLinkCheck {
+    // The identity reads' trail is recorded with the link: scrubbed of the
+    // new credential (and the ID token) by value first.
+    let mut secrets = crate::fetch::redact::Secrets::new();
+    credential.secrets(&mut secrets);
+    if let Some(o) = &oauth2 {
+        secrets.add(o.access_token.expose_secret());
+        if let Some(t) = o.id_token {
+            secrets.add(t);
+        }
+        o.client_auth
+            .proof
+            .add_secrets(&o.client_auth.client_id, &mut secrets);
+    }
+    let mut judged = crate::identity::judge_new_link(crate::identity::NewLinkCheck {
         provider,
         client: &client,
         jwks: &jwks,
@@ -718,7 +793,11 @@ pub(crate) async fn judge(
     .map_err(|error| ConsentError::Identity {
         error,
         dropped: None,
-    })
+    })?;
+    if let Some(w) = &mut judged.write {
+        w.accesses = w.accesses.iter().map(|a| secrets.scrub_json(a)).collect();
+    }
+    Ok(judged)
 }
 
 /// After a successful code exchange: the identity guard first, then the
@@ -741,7 +820,10 @@ pub async fn after_exchange(
 ) -> Result<Linked, ConsentError> {
     let patient = PatientId::parse(&flow.patient)
         .map_err(|e| StoreError::Corrupt(format!("consent flow {}: patient id: {e}", flow.id)))?;
-    let remote = remote_patient(tokens.patient.as_deref(), &patient)?;
+    // A `patient` given but unusable stops the consent before any identity read.
+    if tokens.patient.is_some() {
+        remote_patient(tokens.patient.as_deref(), &patient)?;
+    }
     let placement = match &provider.auth {
         ProviderAuth::Oauth2(o) => o.placement,
         ProviderAuth::Oauth1(o) => o.placement,
@@ -769,6 +851,12 @@ pub async fn after_exchange(
         tokens.patient.as_deref(),
     )
     .await?;
+    let remote = oauth2_remote_patient(
+        provider,
+        tokens.patient.as_deref(),
+        judged.id_token.as_ref(),
+        &patient,
+    )?;
     let detail = json!({
         "provider": flow.provider.as_str(),
         "remote_patient": remote,
@@ -833,6 +921,63 @@ pub async fn after_exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn provider(kind: &str) -> Provider {
+        let extra = match kind {
+            "ccr" => "document_url = \"ccr/{patient}\"\n",
+            _ => "",
+        };
+        let text = format!(
+            "[[providers]]\nid = \"p\"\nkind = \"{kind}\"\nbase_url = \"https://ehr.example/fhir\"\n{extra}[providers.auth]\nscheme = \"oauth2\"\ntoken_url = \"https://ehr.example/token\"\nclient_id = \"rx\"\n"
+        );
+        let path = std::path::Path::new("/c/config.toml");
+        let raw = crate::config::parse(&text, path).expect("parses");
+        let mut config =
+            crate::config::resolve(raw, Some(path), std::path::Path::new("/"), &|_| None)
+                .expect("resolves");
+        config.providers.remove(0)
+    }
+
+    #[test]
+    fn fhir_user_names_the_remote_patient_on_the_provider_s_base_only() {
+        let local = PatientId::parse("P1").expect("id");
+        let fhir = provider("fhir");
+        let claims = |f: &str| {
+            serde_json::json!({"fhirUser": f})
+                .as_object()
+                .cloned()
+                .expect("object")
+        };
+        let of = |f: &str| oauth2_remote_patient(&fhir, None, Some(&claims(f)), &local);
+        // The token answer's `patient` wins over fhirUser.
+        let given = oauth2_remote_patient(&fhir, Some("t-1"), Some(&claims("Patient/9")), &local);
+        assert_eq!(given.expect("given"), "t-1");
+        assert_eq!(of("Patient/9").expect("relative"), "9");
+        assert_eq!(
+            of("https://ehr.example/fhir/Patient/9").expect("absolute"),
+            "9"
+        );
+        for bad in [
+            "https://other.example/fhir/Patient/9",
+            "https://ehr.example/fhirx/Patient/9",
+            "Practitioner/4",
+            "Patient/9/_history/2",
+        ] {
+            let e = of(bad).expect_err(bad);
+            assert!(
+                matches!(e, ConsentError::NoRemotePatient { .. }),
+                "{bad}: {e}"
+            );
+        }
+        let none = oauth2_remote_patient(&fhir, None, None, &local).expect_err("none");
+        assert!(none.to_string().contains("names no patient"), "{none}");
+        // A CCR provider keeps the documented fallback: the local id.
+        let ccr = provider("ccr");
+        assert_eq!(
+            oauth2_remote_patient(&ccr, None, None, &local).expect("ccr"),
+            "P1"
+        );
+    }
 
     #[test]
     fn a_token_answer_s_patient_is_taken_when_usable_and_refused_when_not() {

@@ -8,6 +8,7 @@ use super::remote::{
     Audience, ReadContext, TokenKind, introspect, read_remote, validate_with_jwks,
 };
 use super::settings::{IdentitySettings, RemoteSource};
+use super::token::Claims;
 use super::{IdentityError, RemoteIdentity};
 use crate::config::{Provider, ProviderAuth};
 use crate::fetch::auth::Credential;
@@ -49,6 +50,7 @@ pub fn decide(
                 read_at: read_at.to_string(),
                 verdict: None,
                 hold: None,
+                accesses: Vec::new(),
             },
             None,
         );
@@ -61,6 +63,7 @@ pub fn decide(
             read_at: read_at.to_string(),
             verdict: serde_json::to_value(&verdict).ok(),
             hold,
+            accesses: Vec::new(),
         },
         Some(verdict),
     )
@@ -144,6 +147,9 @@ pub struct Judged {
     /// The identity and the verdict, to be stored in the transaction that
     /// stores the link (`Store::store_consent_link`); None when unchecked.
     pub write: Option<IdentityWrite>,
+    /// The validated ID token's claims, when the token answer carried one
+    /// (its `fhirUser` may name the remote patient).
+    pub id_token: Option<Claims>,
 }
 
 /// Before the consent engine stores a link: validates the ID token (and a
@@ -154,18 +160,28 @@ pub struct Judged {
 /// that cannot be read: an error, and the caller stores no link.
 pub async fn judge_new_link(c: NewLinkCheck<'_>) -> Result<Judged, IdentityError> {
     let Some(configured) = &c.provider.identity else {
+        // No guard, but an ID token that came back is still validated: a
+        // token that fails validation makes no link.
+        let now = chrono::Utc::now().timestamp();
+        let id_token = match c.oauth2.as_ref().and_then(|o| o.id_token.map(|t| (o, t))) {
+            Some((o, t)) => Some(validate_new_id_token(&c, None, o, t, now).await?),
+            None => None,
+        };
         return Ok(Judged {
             outcome: NewLinkOutcome::Unchecked,
             write: None,
+            id_token,
         });
     };
     let settings = &match &c.discovered {
         Ok(d) => configured.with_discovered(*d),
         Err(e) => return Err(IdentityError::Read(e.clone())),
     };
-    let remote = read_new_link(&c, settings).await?;
+    let mut accesses = Vec::new();
+    let read = read_new_link(&c, settings, &mut accesses).await;
+    let (remote, id_token) = read?;
     let read_at = crate::store::rfc3339_now();
-    let (write, verdict) = decide(
+    let (mut write, verdict) = decide(
         settings,
         &local_of(c.patient),
         &remote,
@@ -173,6 +189,8 @@ pub async fn judge_new_link(c: NewLinkCheck<'_>) -> Result<Judged, IdentityError
         None,
         &read_at,
     );
+    // The requests the check made go to the audit with the link.
+    write.accesses = accesses;
     let verdict = verdict.unwrap_or(Verdict {
         compared: vec![],
         problems: vec![],
@@ -185,13 +203,94 @@ pub async fn judge_new_link(c: NewLinkCheck<'_>) -> Result<Judged, IdentityError
     Ok(Judged {
         outcome,
         write: Some(write),
+        id_token,
     })
 }
 
+/// Validates the ID token of a new link: with the JWKS and issuer of
+/// `[providers.identity]`, else the discovered ones; a provider with
+/// neither has its claims checked without the signature
+/// (`token::validate_id_token_claims`: the token came straight from the
+/// token endpoint over TLS, OpenID Connect Core §3.1.3.7 (6)).
+async fn validate_new_id_token(
+    c: &NewLinkCheck<'_>,
+    settings: Option<&IdentitySettings>,
+    o: &NewOauth2<'_>,
+    token: &str,
+    now: i64,
+) -> Result<Claims, IdentityError> {
+    let client_id = &o.client_auth.client_id;
+    let kind = TokenKind::Id {
+        nonce: o.expected_nonce,
+    };
+    let configured = settings.filter(|s| s.jwks_url.is_some() && s.issuer.is_some());
+    if let Some(settings) = configured {
+        let audience = Audience {
+            provider: c.provider,
+            settings,
+            client_id,
+        };
+        return validate_with_jwks(c.client, c.jwks, audience, token, kind, now).await;
+    }
+    let discovered = match &c.discovered {
+        Ok(d) => d.and_then(|d| Some((d.jwks_uri.clone()?, d.issuer.clone()?))),
+        Err(e) => {
+            return Err(IdentityError::Read(format!(
+                "the provider's JWKS could not be discovered to validate its ID token: {e}"
+            )));
+        }
+    };
+    let Some((jwks_url, issuer)) = discovered else {
+        return super::token::validate_id_token_claims(token, client_id, o.expected_nonce, now);
+    };
+    // A URL issuer compares without the trailing slash `Url` may add.
+    let unverified = super::token::validate_id_token_claims(token, client_id, None, now)?;
+    let said = unverified
+        .get("iss")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let issuer = if said.trim_end_matches('/') == issuer.as_str().trim_end_matches('/') {
+        said.to_string()
+    } else {
+        return Err(IdentityError::WrongIssuer);
+    };
+    let mut settings = match settings {
+        Some(s) => s.clone(),
+        None => IdentitySettings {
+            remote: RemoteSource::IdToken("sub".into()),
+            local: super::LocalField::Id,
+            also: Vec::new(),
+            allow: None,
+            userinfo_url: None,
+            profile_url: None,
+            jwks_url: None,
+            issuer: None,
+            jwt_access_token: false,
+            algorithms: super::settings::DEFAULT_ALGORITHMS.to_vec(),
+            algorithms_configured: false,
+            introspection_url: None,
+            discover: true,
+        }
+        // The algorithms the provider announces, where it does.
+        .with_discovered(c.discovered.as_ref().ok().copied().flatten()),
+    };
+    settings.jwks_url = Some(jwks_url);
+    settings.issuer = Some(issuer);
+    let audience = Audience {
+        provider: c.provider,
+        settings: &settings,
+        client_id,
+    };
+    validate_with_jwks(c.client, c.jwks, audience, token, kind, now).await
+}
+
+/// Reads the new link's identity; the requests it made land in `accesses`
+/// as `provider.access` details, whatever the outcome.
 async fn read_new_link(
     c: &NewLinkCheck<'_>,
     settings: &IdentitySettings,
-) -> Result<RemoteIdentity, IdentityError> {
+    accesses: &mut Vec<serde_json::Value>,
+) -> Result<(RemoteIdentity, Option<Claims>), IdentityError> {
     let now = chrono::Utc::now().timestamp();
     let o = c.oauth2.as_ref();
     let audience = |client_id| Audience {
@@ -199,30 +298,8 @@ async fn read_new_link(
         settings,
         client_id,
     };
-    // An ID token is validated when the identity is read from it, or when
-    // its keys are known (configured or discovered) — then its `sub` must
-    // also be userinfo's. Otherwise it is not read at all: the identity
-    // comes from elsewhere, and a token nobody checked vouches for nothing.
-    let reads_id_token = matches!(settings.remote, RemoteSource::IdToken(_));
-    let keys_known = settings.jwks_url.is_some() && settings.issuer.is_some();
-    let claims = match o.and_then(|o| {
-        o.id_token
-            .filter(|_| reads_id_token || keys_known)
-            .map(|t| (o, t))
-    }) {
-        Some((o, t)) => Some(
-            validate_with_jwks(
-                c.client,
-                c.jwks,
-                audience(&o.client_auth.client_id),
-                t,
-                TokenKind::Id {
-                    nonce: o.expected_nonce,
-                },
-                now,
-            )
-            .await?,
-        ),
+    let claims = match o.and_then(|o| o.id_token.map(|t| (o, t))) {
+        Some((o, t)) => Some(validate_new_id_token(c, Some(settings), o, t, now).await?),
         None if matches!(settings.remote, RemoteSource::IdToken(_)) => {
             return Err(IdentityError::Malformed(
                 "the token response carries no id_token".into(),
@@ -257,13 +334,39 @@ async fn read_new_link(
         patient: c.remote_patient,
         now,
     };
-    // Introspection checks the token even when the identity is read elsewhere.
-    if !matches!(settings.remote, RemoteSource::Introspection(_))
-        && let ProviderAuth::Oauth2(o) = &c.provider.auth
-        && o.introspection_url.is_some()
-    {
-        introspect(&cx).await?;
-    }
+    let introspection_url = match &c.provider.auth {
+        ProviderAuth::Oauth2(o) => o.introspection_url.as_ref(),
+        ProviderAuth::Oauth1(_) => None,
+    };
     let mut trail = Vec::new();
-    read_remote(&cx, &mut trail).await
+    let read = async {
+        // Introspection checks the token even when the identity is read elsewhere.
+        if !matches!(settings.remote, RemoteSource::Introspection(_)) && introspection_url.is_some()
+        {
+            introspect(&cx).await?;
+        }
+        read_remote(&cx, &mut trail).await
+    }
+    .await;
+    // As the pull audits its identity reads (`pull::identity`).
+    if let Some(url) = introspection_url {
+        accesses.push(serde_json::json!({
+            "url": crate::fetch::auth::redact(url), "purpose": "introspection",
+            "outcome": match &read {
+                Err(IdentityError::Inactive(_)) => "refused",
+                _ => "ok",
+            },
+        }));
+    }
+    for hop in &trail {
+        accesses.push(serde_json::json!({
+            "url": hop.url, "status": hop.status, "ms": hop.ms, "purpose": "identity",
+            "outcome": match hop.status {
+                Some(200..=299) => "ok",
+                Some(_) => "refused",
+                None => "error",
+            },
+        }));
+    }
+    Ok((read?, claims))
 }

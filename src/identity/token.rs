@@ -59,6 +59,74 @@ pub fn validate_id_token(
     Ok(claims)
 }
 
+/// Validates an ID token that came straight from the token endpoint of a
+/// provider with no JWKS configured or discovered: `aud` naming us (and
+/// `azp` when there are several), `iss` present, `exp`, `iat` within the
+/// skew, and `nonce` when one is expected — but not the signature.
+/// OpenID Connect Core §3.1.3.7 (6) lets the TLS server validation of the
+/// token endpoint stand in for the signature of a token received there
+/// directly; the claims still catch a token injected from another
+/// authorization (its nonce), for another client, or out of date.
+pub fn validate_id_token_claims(
+    token: &str,
+    client_id: &str,
+    nonce: Option<&str>,
+    now: i64,
+) -> Result<Claims, IdentityError> {
+    use base64::Engine;
+    let mut parts = token.split('.');
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(IdentityError::Malformed(
+            "the ID token is not a signed JWT (three dot-separated parts)".into(),
+        ));
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|e| IdentityError::Malformed(format!("the ID token's payload: {e}")))?;
+    let claims: Claims = serde_json::from_slice(&bytes)
+        .map_err(|e| IdentityError::Malformed(format!("the ID token's claims: {e}")))?;
+    if !claims.get("iss").is_some_and(Value::is_string) {
+        return Err(IdentityError::Malformed("no iss claim".into()));
+    }
+    let names_us = match claims.get("aud") {
+        Some(Value::String(a)) => a == client_id,
+        Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(client_id)),
+        Some(_) => false,
+        None => return Err(IdentityError::Malformed("no aud claim".into())),
+    };
+    if !names_us {
+        return Err(IdentityError::WrongAudience(
+            "aud does not name this client".into(),
+        ));
+    }
+    if let Some(Value::Array(auds)) = claims.get("aud")
+        && auds.len() > 1
+        && claims.get("azp").and_then(Value::as_str) != Some(client_id)
+    {
+        return Err(IdentityError::WrongAudience(
+            "several audiences and azp does not name this client".into(),
+        ));
+    }
+    match claims.get("exp").and_then(Value::as_i64) {
+        None => return Err(IdentityError::Malformed("no exp claim".into())),
+        Some(exp) if exp + SKEW_SECS < now => return Err(IdentityError::Expired),
+        Some(_) => {}
+    }
+    match claims.get("iat").and_then(Value::as_i64) {
+        None => return Err(IdentityError::Malformed("no iat claim".into())),
+        Some(iat) if iat > now + SKEW_SECS => return Err(IdentityError::IssuedInFuture),
+        Some(_) => {}
+    }
+    if let Some(nonce) = nonce
+        && claims.get("nonce").and_then(Value::as_str) != Some(nonce)
+    {
+        return Err(IdentityError::NonceMismatch);
+    }
+    Ok(claims)
+}
+
 /// Validates an RFC 9068 JWT access token: `typ` `at+jwt`, the signature,
 /// `iss`, `exp`, `iat`, and `client_id` naming us. (Its `aud` names the
 /// resource server, not us.)
@@ -283,6 +351,32 @@ mod tests {
         for (name, token, nonce, kind) in rows {
             let e = validate_id_token(&token, &jwks(), &expected(nonce)).expect_err(name);
             assert!(format!("{e:?}").starts_with(kind), "{name}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn without_a_jwks_the_claims_are_still_checked() {
+        let ok = rs(&claims());
+        let now = chrono::Utc::now().timestamp().max(NOW);
+        let c = validate_id_token_claims(&ok, "rxsync", Some("n-1"), now).expect("valid");
+        assert_eq!(c["mrn"], "MRN-1001");
+        let mut late = claims();
+        late["exp"] = json!(NOW - 1000);
+        for (name, token, client, nonce, want) in [
+            ("nonce", ok.clone(), "rxsync", Some("n-2"), "nonce"),
+            (
+                "aud",
+                ok.clone(),
+                "other",
+                Some("n-1"),
+                "not for this client",
+            ),
+            ("exp", rs(&late), "rxsync", Some("n-1"), "expired"),
+            ("not a JWT", "abc.def".to_string(), "rxsync", None, "three"),
+        ] {
+            let at = if name == "exp" { NOW } else { now };
+            let e = validate_id_token_claims(&token, client, nonce, at).expect_err(name);
+            assert!(e.to_string().contains(want), "{name}: {e}");
         }
     }
 

@@ -124,6 +124,9 @@ pub struct IdTokenRequest {
     /// `RS256` (default) or `ES256`.
     pub alg: Option<String>,
     pub nonce: Option<String>,
+    /// A SMART `fhirUser` claim (the Patient's URL).
+    #[serde(default)]
+    pub fhir_user: Option<String>,
 }
 
 /// Signs an ID token for `person` to `client_id`, issued by `issuer`.
@@ -157,6 +160,9 @@ pub fn id_token(
     claims["exp"] = json!(now + 600);
     if let Some(n) = &asked.nonce {
         claims["nonce"] = json!(n);
+    }
+    if let Some(f) = &asked.fhir_user {
+        claims["fhirUser"] = json!(f);
     }
     let mut header = Header::new(alg);
     header.kid = Some(kid.to_string());

@@ -227,6 +227,7 @@ impl Store {
             let (id, relinked) = store.add_link(link, key, actor)?;
             if let Some(w) = identity {
                 super::identity::write_identity(&store.conn, id, link.patient.as_str(), None, w)?;
+                store.audit_link_accesses(id, link.patient, &w.accesses)?;
             }
             detail["link"] = serde_json::json!(id);
             detail["relinked"] = serde_json::json!(relinked);
@@ -238,6 +239,33 @@ impl Store {
             store.end_consent_flow(flow, "linked", Some(id), actor, "consent.linked", &detail)?;
             Ok((id, relinked))
         })
+    }
+
+    /// One `provider.access` audit row per request a new link's identity
+    /// check made (`IdentityWrite::accesses`, URLs already redacted), as a
+    /// pull audits its own.
+    fn audit_link_accesses(
+        &mut self,
+        link: i64,
+        patient: &crate::domain::PatientId,
+        accesses: &[serde_json::Value],
+    ) -> Result<(), StoreError> {
+        if accesses.is_empty() {
+            return Ok(());
+        }
+        let tx = self.tx()?;
+        for access in accesses {
+            super::audit::append(
+                &tx,
+                "rxsync",
+                "provider.access",
+                Some(patient.as_str()),
+                Some(&format!("link:{link}")),
+                access,
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Runs `work` (which may call other store writes, each its own
@@ -482,6 +510,7 @@ mod tests {
                 read_at: "2026-01-01T00:00:00.000Z".into(),
                 verdict: Some(serde_json::json!({"problems": ["differ"]})),
                 hold: Some("both identities".into()),
+                accesses: Vec::new(),
             }),
             serde_json::json!({}),
         )

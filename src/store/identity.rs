@@ -21,6 +21,11 @@ pub struct IdentityWrite {
     /// Some: hold the link, with this `identity_mismatch` detail (both
     /// identities, what differs and what to do).
     pub hold: Option<String>,
+    /// A new link's check only: one `provider.access` audit detail per
+    /// request made to read the identity (URLs without secrets), recorded
+    /// by `Store::store_consent_link` with the link. A pull records its
+    /// own accesses with its sync, so it leaves this empty.
+    pub accesses: Vec<serde_json::Value>,
 }
 
 /// Records the identity on the link, audits the verdict and, for a hold,
@@ -367,6 +372,7 @@ mod tests {
                     read_at: "2026-01-01T00:00:00.000Z".into(),
                     verdict: Some(serde_json::json!({"problems": ["differ"]})),
                     hold: Some("both identities".into()),
+                    accesses: Vec::new(),
                 },
             )
             .expect("holds");

@@ -488,3 +488,157 @@ fn a_refresh_answer_s_grant_end_is_recorded_with_the_rotated_pair() {
         "{detail}"
     );
 }
+
+/// `provider(…)` without its `[providers.identity]`: the guard compares
+/// nothing, but `openid` is still in scope, so an ID token comes back.
+fn provider_without_identity(sandbox: &Sandbox, port: u16) -> String {
+    let block = provider(sandbox, port);
+    let at = block
+        .find("[providers.identity]")
+        .expect("an identity section");
+    block[..at].to_string()
+}
+
+/// A home for P2 (the sandbox's `remote-p1`) with the provider `block`.
+fn home_with(block: &str) -> Home {
+    let home = Home::new(block);
+    home.rx(&[
+        "patient",
+        "add",
+        "--id",
+        "P2",
+        "--mrn",
+        &format!("MRN-{REMOTE}"),
+    ])
+    .ok();
+    home
+}
+
+/// No `[providers.identity]` used to skip the ID token altogether: a
+/// token with another flow's nonce (an injected one) still made a link.
+/// Now its claims are checked even with no JWKS known.
+#[test]
+fn an_id_token_with_another_nonce_makes_no_link_without_an_identity_section() {
+    let sandbox = Sandbox::start();
+    knobs(&sandbox, json!({"id_token_fault": "nonce"}));
+    let home = home_with(&provider_without_identity(&sandbox, free_port()));
+    let run = link_start(&home);
+    nothing_stored_and_revoked(&home, &sandbox, &run, "nonce");
+}
+
+#[test]
+fn an_id_token_for_another_audience_makes_no_link_without_an_identity_section() {
+    let sandbox = Sandbox::start();
+    knobs(&sandbox, json!({"id_token_fault": "aud"}));
+    let home = home_with(&provider_without_identity(&sandbox, free_port()));
+    let run = link_start(&home);
+    nothing_stored_and_revoked(&home, &sandbox, &run, "not for this client");
+}
+
+/// With `discover = true` the provider's announced JWKS and issuer check
+/// the signature too; a good token links, unchecked by the guard.
+#[test]
+fn an_id_token_without_an_identity_section_is_validated_with_the_discovered_jwks() {
+    let sandbox = Sandbox::start();
+    let block = provider_without_identity(&sandbox, free_port())
+        .replace("[providers.auth]", "discover = true\n[providers.auth]");
+    let home = home_with(&block);
+    let run = link_start(&home);
+    assert_eq!(run.code, 0, "{run:?}");
+    let link = run.json();
+    assert_eq!(link["remote_patient"], REMOTE, "{link}");
+    let linked: Value = serde_json::from_str(
+        &home
+            .env
+            .query_string("SELECT detail FROM audit WHERE action = 'consent.linked'"),
+    )
+    .expect("JSON");
+    assert_eq!(linked["identity"], "unchecked", "{linked}");
+    // A token with another nonce fails there as well.
+    knobs(&sandbox, json!({"id_token_fault": "nonce"}));
+    let run = link_start(&home);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("nonce"), "{}", run.stderr);
+}
+
+/// A token answer without SMART's `patient` whose ID token names the
+/// patient by `fhirUser` (an absolute URL on the FHIR base): the link's
+/// remote patient is that Patient, not the local id.
+#[test]
+fn fhir_user_names_the_remote_patient_when_the_token_answer_has_no_patient() {
+    let sandbox = Sandbox::start();
+    knobs(&sandbox, json!({"omit_patient": true}));
+    let home = home(&sandbox, free_port());
+    let run = link_start(&home);
+    assert_eq!(run.code, 0, "{run:?}");
+    let link = run.json();
+    assert_eq!(link["remote_patient"], REMOTE, "{link}");
+    assert_eq!(link["state"], "active", "{link}");
+    import(&home).ok();
+    assert!(regimens(&home) > 0, "the pull asks for the right patient");
+}
+
+/// Neither `patient` nor an ID token: a FHIR provider's link would not
+/// know whose records to ask for, so none is made.
+#[test]
+fn a_fhir_token_answer_naming_no_patient_makes_no_link() {
+    let sandbox = Sandbox::start();
+    knobs(&sandbox, json!({"omit_patient": true}));
+    let block = provider_without_identity(&sandbox, free_port()).replace("[\"openid\", ", "[");
+    let home = home_with(&block);
+    let started = spawn_link_start(&home.env, &home.config, "P2", "idp", &[], SECRETS);
+    get(&consent(&format!("{}&login_hint={REMOTE}", started.url)));
+    let run = started.finish();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("names no patient"), "{}", run.stderr);
+    assert_eq!(home.env.query_i64("SELECT COUNT(*) FROM links"), 0);
+    assert_eq!(
+        crate::pull::harness::stats(&sandbox)["revocations"],
+        1,
+        "the tokens just issued were revoked"
+    );
+}
+
+/// The identity read at consent leaves its HTTP trail in the audit, as a
+/// pull's does: one `provider.access` row per request (introspection,
+/// userinfo), about the new link, without a token.
+#[test]
+fn the_identity_read_at_consent_is_audited_as_provider_accesses() {
+    let sandbox = Sandbox::start();
+    let base = &sandbox.base;
+    let block = provider(&sandbox, free_port())
+        .replace(
+            "remote = \"id_token:mrn\"",
+            &format!("remote = \"userinfo:mrn\"\nuserinfo_url = \"{base}/oauth2/userinfo\""),
+        )
+        .replace(
+            "[providers.identity]",
+            &format!("introspection_url = \"{base}/oauth2/introspect\"\n[providers.identity]"),
+        );
+    let home = home_with(&block);
+    let run = link_start(&home);
+    assert_eq!(run.code, 0, "{run:?}");
+    let id = run.json()["id"].as_i64().expect("id");
+    let rows = home.env.query_string(&format!(
+        "SELECT json_group_array(json(detail)) FROM audit WHERE action = 'provider.access' AND subject = 'link:{id}'"
+    ));
+    let rows: Vec<Value> = serde_json::from_str(&rows).expect("JSON");
+    let purposes: Vec<&str> = rows.iter().filter_map(|r| r["purpose"].as_str()).collect();
+    assert_eq!(purposes, ["introspection", "identity"], "{rows:?}");
+    let userinfo = &rows[1];
+    assert!(
+        userinfo["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/oauth2/userinfo")),
+        "{userinfo}"
+    );
+    assert_eq!(userinfo["status"], 200, "{userinfo}");
+    assert_eq!(rows[0]["outcome"], "ok");
+    let audit = home
+        .env
+        .query_string("SELECT group_concat(detail, ' ') FROM audit");
+    assert!(!audit.contains("Bearer"), "{audit}");
+    for (_, secret) in SECRETS {
+        assert!(!audit.contains(secret), "a secret in the audit");
+    }
+}

@@ -901,6 +901,19 @@ fn oracle_oauthlib_identity_read_at_consent_matches_and_links_active() {
         1,
         "read with the new, signed token"
     );
+    // The profile read is audited with the link, as a pull's reads are.
+    let access: Value = serde_json::from_str(&home.env.query_string(&format!(
+        "SELECT detail FROM audit WHERE action = 'provider.access' AND subject = 'link:{}'",
+        link["id"]
+    )))
+    .expect("JSON");
+    assert_eq!(access["purpose"], "identity", "{access}");
+    assert!(
+        access["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/profile")),
+        "{access}"
+    );
 }
 
 #[test]

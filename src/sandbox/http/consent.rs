@@ -12,9 +12,12 @@
 //! patient, to the client, with the request's `nonce`. `POST /admin/consent`
 //! bends what the exchange answers: a broken ID token (`id_token_fault`:
 //! `nonce` or `aud`) and an `access_grant_expiration` (`grant_expires_in`
-//! seconds from the answer) on every token answer, and scopes granted on
-//! top of those asked for (`extra_scope`), so that tests see a provider
-//! that lies, a grant that ends and a provider that over-grants.
+//! seconds from the answer) on every token answer, a `scope` wider than
+//! asked (`extra_scope`) on the code exchange, and a code exchange that
+//! leaves out SMART's `patient` (`omit_patient`; its ID token then names
+//! the patient by `fhirUser` instead), so that tests see a provider that
+//! lies, overgrants, names its patient only in the ID token, and a grant
+//! that ends.
 //!
 //! Requests that cannot be trusted to redirect (an unknown client, a
 //! `redirect_uri` that is not an absolute http(s) URL) get a 400 page, not a
@@ -177,13 +180,25 @@ pub(super) fn exchange(
             Some(IdTokenFault::Aud) => (pending.nonce.clone(), "another-client".to_string()),
             None => (pending.nonce.clone(), client.id.clone()),
         };
-        let asked = IdTokenRequest { alg: None, nonce };
+        let fhir_user = knobs
+            .omit_patient
+            .then(|| format!("{}/fhir/Patient/{}", app.base_url(headers), issued.patient));
+        let asked = IdTokenRequest {
+            alg: None,
+            nonce,
+            fhir_user,
+        };
         match super::identity::grant_id_token(app, headers, &pending.patient, &audience, &asked) {
             Ok(t) => body["id_token"] = json!(t),
             Err(refusal) => return refusal,
         }
     }
     knobs.grant_expiration(&mut body, now());
+    if knobs.omit_patient
+        && let Some(o) = body.as_object_mut()
+    {
+        o.remove("patient");
+    }
     reply::no_store(reply::json(StatusCode::OK, &body))
 }
 
@@ -214,6 +229,10 @@ pub(crate) struct Knobs {
     /// that over-grants.
     #[serde(default)]
     pub extra_scope: Option<String>,
+    /// Leave SMART's `patient` out of the code exchange's answer; an ID
+    /// token (with `openid`) names the patient by `fhirUser` instead.
+    #[serde(default)]
+    pub omit_patient: bool,
 }
 
 impl Knobs {

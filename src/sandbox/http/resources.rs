@@ -325,6 +325,7 @@ pub(crate) async fn smart_configuration(State(app): State<Shared>, parts: Parts)
             "token_endpoint": format!("{base}/oauth2/token"),
             "revocation_endpoint": format!("{base}/oauth2/revoke"),
             "introspection_endpoint": format!("{base}/oauth2/introspect"),
+            "jwks_uri": format!("{base}/oauth2/jwks"),
             "token_endpoint_auth_methods_supported": [
                 "client_secret_basic", "client_secret_post", "none", "private_key_jwt"
             ],
