@@ -241,6 +241,21 @@ async fn validate_new_id_token(
         }
     };
     let Some((jwks_url, issuer)) = discovered else {
+        // An identity read from the ID token needs its signature checked:
+        // unsigned claims never decide who the patient is.
+        if let Some(s) = settings
+            && matches!(s.remote, RemoteSource::IdToken(_))
+        {
+            return Err(IdentityError::Read(
+                "no JWKS to check the ID token's signature: identity.jwks_url and identity.issuer \
+                 are not both set and discovery announced no jwks_uri and issuer"
+                    .into(),
+            ));
+        }
+        // The identity comes from elsewhere (or is not checked): the
+        // token, straight from the token endpoint over TLS, has its claims
+        // checked (OpenID Connect Core §3.1.3.7 (6)): `aud`, `exp`, `iat`,
+        // `nonce`.
         return super::token::validate_id_token_claims(token, client_id, o.expected_nonce, now);
     };
     // A URL issuer compares without the trailing slash `Url` may add.
