@@ -13,6 +13,7 @@ mod cli;
 mod config;
 mod consent;
 pub(crate) mod consent_browser;
+mod consent_browser_oauth1;
 mod consent_identity;
 mod consent_oauth1;
 mod corpus;

@@ -1,0 +1,247 @@
+//! OAuth 1.0a linking in the browser, end to end over loopback: the real
+//! `rxsync serve` with `[review] public_url`, an invitation from the real
+//! `link invite` for an OAuth 1.0a provider, its *Continue* (which asks the
+//! sandbox for a request token whose `oauth_callback` is the review app's
+//! `/oauth/callback`), the sandbox's non-interactive authorization, and the
+//! callback — which finds the flow by the request token, opens its sealed
+//! request token secret, gets the token credentials, stores the link, runs
+//! the first pull and shows the list. A denial and a replayed callback link
+//! nothing; the request token secret is never in the database in clear.
+
+use crate::consent::{free_port, get};
+use crate::consent_browser::{
+    audit, consent_at_sandbox, count, names, press_continue, serve, view,
+};
+use crate::pull::harness::{Home, REMOTE, oauth1_ccr};
+use crate::support::Sandbox;
+
+/// A review app on a free port (its own public URL) and the OAuth 1.0a
+/// provider `ehr` at `base` (request, authorize and access token paths
+/// given), with patients P1 and P2.
+fn oauth1_browser_home(base: &str, provider: &str) -> Home {
+    let port = free_port();
+    let config = format!(
+        "[review]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{}{provider}redirect_uri = \"http://127.0.0.1:{}/callback\"\n",
+        oauth1_ccr("ehr", base, "demo-hmac-header", "HMAC-SHA1", "header"),
+        free_port()
+    );
+    let home = Home::new(&config);
+    let added = home.rx(&["patient", "add", "--id", "P2"]);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    home
+}
+
+const SANDBOX_ENDPOINTS: &str = "request_token_url = \"oauth1/request_token\"\nauthorize_url = \"oauth1/authorize\"\naccess_token_url = \"oauth1/access_token\"\n";
+
+fn invite(home: &Home, patient: &str) -> String {
+    let run = home.rx(&[
+        "link",
+        "invite",
+        "--patient",
+        patient,
+        "--provider",
+        "ehr",
+        "--expires",
+        "1h",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.json()["url"].as_str().expect("url").to_string()
+}
+
+/// The invitation's page, then *Continue*: the provider's authorize URL.
+fn open(url: &str, authorize: &str) -> String {
+    let page = view(url);
+    assert_eq!(page.status, 200, "the invitation's page: {}", page.body);
+    assert!(page.body.contains("Continue to ehr"), "{}", page.body);
+    let (status, location, body) = press_continue(url, &page);
+    assert_eq!(status, 303, "Continue sends the browser on: {body}");
+    let location = location.expect("a Location");
+    assert!(
+        location.starts_with(&format!("{authorize}?oauth_token=")),
+        "{location}"
+    );
+    location
+}
+
+#[test]
+fn an_oauth1_invitation_links_the_account_imports_the_list_and_works_once() {
+    let sandbox = Sandbox::start();
+    let home = oauth1_browser_home(&sandbox.base, SANDBOX_ENDPOINTS);
+    let served = serve(&home);
+    let url = invite(&home, "P1");
+    let auth = open(&url, &format!("{}/oauth1/authorize", sandbox.base));
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM consent_flows"), 1);
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM consent_flows WHERE length(pkce_verifier) > 0"
+        ),
+        1,
+        "the request token secret is kept, sealed"
+    );
+    let callback = consent_at_sandbox(&format!("{auth}&patient={REMOTE}"));
+    assert!(
+        callback.starts_with(&format!("{}/oauth/callback?", served.base)),
+        "the browser path's oauth_callback: {callback}"
+    );
+    assert!(callback.contains("oauth_verifier="), "{callback}");
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Your account at ehr is linked"), "{page}");
+    let imported = names(&home, "P1");
+    assert!(!imported.is_empty(), "the first pull imported a list");
+    for jargon in ["oauth_token", "oauth_verifier", "exception"] {
+        assert!(!page.contains(jargon), "{jargon} on the page: {page}");
+    }
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM links WHERE patient_id = 'P1' AND state = 'active' AND remote_patient = 'remote-p1'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM invitations WHERE outcome = 'linked' AND link_id IS NOT NULL"
+        ),
+        1
+    );
+
+    // The provider's answer cannot be replayed: the flow was taken once.
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 410, "{page}");
+    assert!(page.contains("already been used"), "{page}");
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM links"), 1);
+    assert_eq!(
+        audit(&home, "consent.%"),
+        [
+            "consent.start",
+            "consent.callback",
+            "consent.exchanged",
+            "consent.linked",
+            "consent.callback"
+        ]
+    );
+
+    // A denial at the provider links nothing and says so in plain words.
+    let auth = open(
+        &invite(&home, "P2"),
+        &format!("{}/oauth1/authorize", sandbox.base),
+    );
+    let callback = consent_at_sandbox(&format!("{auth}&deny=1"));
+    assert!(
+        callback.contains("oauth_problem=permission_denied"),
+        "{callback}"
+    );
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("You did not allow access"), "{page}");
+    assert_eq!(
+        count(&home, "SELECT COUNT(*) FROM links WHERE patient_id = 'P2'"),
+        0
+    );
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM invitations WHERE outcome = 'denied'"
+        ),
+        1
+    );
+    // A forged callback (a request token no consent got) is not ours.
+    let (status, _, page) = get(&format!(
+        "{}/oauth/callback?oauth_token=forged&oauth_verifier=x",
+        served.base
+    ));
+    assert_eq!(status, 400, "{page}");
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM links"), 1);
+}
+
+/// What the fixed provider issues: a request token and its secret.
+const FIXED_TOKEN: &str = "fixed-request-token-5150";
+const FIXED_SECRET: &str = "fixed-request-secret-QWERTY-31337";
+
+/// A provider that issues `FIXED_TOKEN` / `FIXED_SECRET` at `/rt` and
+/// refuses every other request (the access token among them).
+fn fixed_provider() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head);
+            let path = head.split(' ').nth(1).unwrap_or("");
+            let answer = if path.starts_with("/rt") {
+                let body = format!(
+                    "oauth_token={FIXED_TOKEN}&oauth_token_secret={FIXED_SECRET}&oauth_callback_confirmed=true"
+                );
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                let body = "oauth_problem=token_rejected";
+                format!(
+                    "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            };
+            let _ = s.write_all(answer.as_bytes());
+        }
+    });
+    port
+}
+
+#[test]
+fn an_oauth1_request_token_secret_is_stored_only_sealed() {
+    let fixed = fixed_provider();
+    let home = oauth1_browser_home(
+        &format!("http://127.0.0.1:{fixed}"),
+        "request_token_url = \"rt\"\nauthorize_url = \"authorize\"\naccess_token_url = \"at\"\n",
+    );
+    let served = serve(&home);
+    let auth = open(
+        &invite(&home, "P1"),
+        &format!("http://127.0.0.1:{fixed}/authorize"),
+    );
+    assert!(auth.contains(FIXED_TOKEN), "{auth}");
+    let stored = home.stored_bytes();
+    for value in [FIXED_SECRET, FIXED_TOKEN] {
+        assert!(
+            !crate::pull::harness::contains(&stored, value),
+            "{value} stored in clear"
+        );
+    }
+    // The callback opens the sealed secret and signs the access token
+    // request with it; the provider refuses, and nothing is linked.
+    let (status, _, page) = get(&format!(
+        "{}/oauth/callback?oauth_token={FIXED_TOKEN}&oauth_verifier=v-123",
+        served.base
+    ));
+    assert_eq!(status, 502, "{page}");
+    assert!(!page.contains(FIXED_SECRET) && !page.contains(FIXED_TOKEN));
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM links"), 0);
+    assert_eq!(
+        audit(&home, "consent.%"),
+        ["consent.start", "consent.callback", "consent.failed"]
+    );
+    drop(served);
+    let stored = home.stored_bytes();
+    for value in [FIXED_SECRET, FIXED_TOKEN, "v-123"] {
+        assert!(
+            !crate::pull::harness::contains(&stored, value),
+            "{value} stored in clear"
+        );
+    }
+}
