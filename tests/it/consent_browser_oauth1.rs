@@ -245,3 +245,73 @@ fn an_oauth1_request_token_secret_is_stored_only_sealed() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_patient_page_links_an_oauth1_account_from_its_button() {
+    use crate::review_server::{CLINICIAN, Review, add_user};
+    let sandbox = Sandbox::start();
+    let Home { env, config } = oauth1_browser_home(&sandbox.base, SANDBOX_ENDPOINTS);
+    let public = config
+        .lines()
+        .find_map(|l| l.strip_prefix("public_url = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("public_url")
+        .to_string();
+    add_user(&env, CLINICIAN.0, CLINICIAN.1, "clinician");
+    let r = Review::serve_with(env, &["--config", &config]);
+    let cookie = r.login(CLINICIAN).await;
+    let csrf = r.csrf(&cookie).await;
+    let page = r.get("/patients/P1", Some(&cookie)).await;
+    assert!(
+        page.body.contains("data-provider=\"ehr\""),
+        "an OAuth 1.0a provider is offered: {}",
+        page.body
+    );
+    assert!(page.body.contains("Link an account"), "{}", page.body);
+    let a = r
+        .post_form(
+            "/patients/P1/link",
+            Some(&cookie),
+            &[("provider", "ehr"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let prefix = format!("href=\"{}/oauth1/authorize?oauth_token=", sandbox.base);
+    let start = a.body.find(&prefix).expect("the authorize link") + "href=\"".len();
+    let auth = a.body[start..]
+        .split('"')
+        .next()
+        .expect("href")
+        .replace("&amp;", "&");
+    let callback = consent_at_sandbox(&format!("{auth}&patient={REMOTE}"));
+    // The provider sends the browser to `public_url` + `/oauth/callback`
+    // (here the review app's configured address; the test reaches the app
+    // at the address it listens on).
+    let query = callback
+        .strip_prefix(&format!("{public}/oauth/callback?"))
+        .unwrap_or_else(|| panic!("{callback}"));
+    let done = r.get(&format!("/oauth/callback?{query}"), None).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body.contains("Your account at ehr is linked"),
+        "{}",
+        done.body
+    );
+    let db = rusqlite::Connection::open(&r.env.db).expect("db");
+    let links: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM links WHERE patient_id = 'P1' AND state = 'active'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("count");
+    assert_eq!(links, 1);
+    let regimens: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM regimens WHERE patient_id = 'P1'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("count");
+    assert_eq!(regimens, 1, "the first pull imported the list");
+}
