@@ -251,7 +251,8 @@ async fn the_patient_page_links_an_oauth1_account_from_its_button() {
     use crate::review_server::{CLINICIAN, Review, add_user};
     let sandbox = Sandbox::start();
     let Home { env, config } = oauth1_browser_home(&sandbox.base, SANDBOX_ENDPOINTS);
-    let public = config
+    let public = std::fs::read_to_string(&config)
+        .expect("the config file")
         .lines()
         .find_map(|l| l.strip_prefix("public_url = \""))
         .and_then(|l| l.strip_suffix('"'))
