@@ -34,13 +34,17 @@ fn oauth1_browser_home(base: &str, provider: &str) -> Home {
 const SANDBOX_ENDPOINTS: &str = "request_token_url = \"oauth1/request_token\"\nauthorize_url = \"oauth1/authorize\"\naccess_token_url = \"oauth1/access_token\"\n";
 
 fn invite(home: &Home, patient: &str) -> String {
+    invite_at(home, patient, "ehr")
+}
+
+fn invite_at(home: &Home, patient: &str, provider: &str) -> String {
     let run = home.rx(&[
         "link",
         "invite",
         "--patient",
         patient,
         "--provider",
-        "ehr",
+        provider,
         "--expires",
         "1h",
         "--format",
@@ -52,9 +56,23 @@ fn invite(home: &Home, patient: &str) -> String {
 
 /// The invitation's page, then *Continue*: the provider's authorize URL.
 fn open(url: &str, authorize: &str) -> String {
+    open_at(url, authorize, "ehr")
+}
+
+fn open_at(url: &str, authorize: &str, provider: &str) -> String {
     let page = view(url);
     assert_eq!(page.status, 200, "the invitation's page: {}", page.body);
-    assert!(page.body.contains("Continue to ehr"), "{}", page.body);
+    assert!(
+        page.body.contains(&format!("Continue to {provider}")),
+        "{}",
+        page.body
+    );
+    let origin = url::Url::parse(authorize).expect("authorize URL").origin();
+    assert!(
+        page.csp.contains(&origin.ascii_serialization()),
+        "the page's CSP lets Continue go on to the provider: {}",
+        page.csp
+    );
     let (status, location, body) = press_continue(url, &page);
     assert_eq!(status, 303, "Continue sends the browser on: {body}");
     let location = location.expect("a Location");
@@ -315,4 +333,50 @@ async fn the_patient_page_links_an_oauth1_account_from_its_button() {
         )
         .expect("count");
     assert_eq!(regimens, 1, "the first pull imported the list");
+}
+
+/// The same path against oauthlib's OAuth 1.0a server endpoints (RSA-SHA1
+/// in the query): the invitation, oauthlib's authorization, the review
+/// app's callback, the linked page; then a replayed callback and a denial.
+#[test]
+#[ignore = "needs Python oauthlib 4.0.1 (tests/oracle/requirements.txt); .ci/run runs it"]
+fn an_oauth1_invitation_links_through_oauthlib_s_endpoints() {
+    let oracle = crate::consent_oauth1::Oracle::start();
+    let port = free_port();
+    let config = format!(
+        "[review]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{}",
+        oracle.provider("RSA-SHA1", "query", free_port())
+    );
+    let home = Home::new(&config);
+    let served = serve(&home);
+    let authorize = format!("http://127.0.0.1:{}/oauth/authorize", oracle.port);
+    let auth = open_at(&invite_at(&home, "P1", "oracle"), &authorize, "oracle");
+    let callback = consent_at_sandbox(&auth);
+    assert!(
+        callback.starts_with(&format!("{}/oauth/callback?", served.base)),
+        "{callback}"
+    );
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Your account at oracle is linked"), "{page}");
+    assert!(
+        !names(&home, "P1").is_empty(),
+        "the first pull imported a list"
+    );
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 410, "a replayed callback: {page}");
+    let record = oracle.record();
+    assert_eq!(record["request_tokens"], 1, "{record}");
+    assert_eq!(record["access_tokens"], 1, "{record}");
+    assert_eq!(record["refused"], serde_json::json!([]), "{record}");
+
+    let added = home.rx(&["patient", "add", "--id", "P2"]);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let auth = open_at(&invite_at(&home, "P2", "oracle"), &authorize, "oracle");
+    let callback = consent_at_sandbox(&format!("{auth}&deny=1"));
+    let (status, _, page) = get(&callback);
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("You did not allow access"), "{page}");
+    assert_eq!(count(&home, "SELECT COUNT(*) FROM links"), 1);
+    assert_eq!(oracle.record()["access_tokens"], 1);
 }

@@ -15,7 +15,7 @@ mod consent;
 pub(crate) mod consent_browser;
 mod consent_browser_oauth1;
 mod consent_identity;
-mod consent_oauth1;
+pub(crate) mod consent_oauth1;
 mod corpus;
 mod daemon;
 mod db;
