@@ -450,7 +450,7 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
         let by_consent = ctx
             .config
             .provider(&l.provider)
-            .is_some_and(|p| rxsync::consent::consent_settings(p).is_ok());
+            .is_some_and(|p| rxsync::consent::can_consent(p).is_ok());
         let note = match l.state.as_str() {
             "needs_relink" if by_consent => format!(
                 "re-link: rxsync link start --patient {} --provider {}",

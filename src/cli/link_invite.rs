@@ -33,7 +33,7 @@ pub fn run(
         ))
     })?;
     let provider = configured(&ctx.config, provider_id)?;
-    consent::consent_settings(provider).map_err(|e| usage(format!("{e} (in {file})")))?;
+    consent::can_consent(provider).map_err(|e| usage(format!("{e} (in {file})")))?;
     let fresh = invite::fresh(&public, lifetime);
     let expires_at = rxsync::store::rfc3339_at(fresh.expires_at);
     let made = ctx.store.make_invitation(

@@ -9,7 +9,8 @@
 //! is for (`Store::look_up_invitation`); `accept` — the patient's
 //! *Continue* — is the one place it is spent: the consent flow is made and
 //! stored, the invitation spent and the flow remembered on it, in one
-//! store transaction. Never prints.
+//! store transaction (`accept_oauth1` for an OAuth 1.0a provider asks
+//! for the request token first). Never prints.
 
 use std::time::Duration;
 
@@ -129,6 +130,41 @@ pub async fn accept(
         .await?;
     Ok(match found {
         InvitationLookup::Live(_) => Acceptance::Started(started),
+        other => Acceptance::Refused(other),
+    })
+}
+
+/// `accept` for an OAuth 1.0a provider: the request token first (the
+/// provider is asked before anything is spent; a refusal is audited and
+/// spends nothing), then one store transaction spends the invitation and
+/// stores the flow (its request token secret sealed), back at `callback`.
+#[allow(clippy::too_many_arguments)]
+pub async fn accept_oauth1(
+    writer: &Writer,
+    key: &VaultKey,
+    provider: &Provider,
+    http: &reqwest::Client,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    invitation: &OpenedInvitation,
+    token_sha256: &str,
+    callback: &Url,
+    actor: &str,
+) -> Result<Acceptance, ConsentError> {
+    let patient = PatientId::parse(&invitation.patient).map_err(|e| {
+        StoreError::Corrupt(format!("invitation {}: patient id: {e}", invitation.id))
+    })?;
+    let (flow, started) =
+        super::oauth1::prepare(writer, key, provider, &patient, http, env, callback, actor).await?;
+    let (hash, actor) = (token_sha256.to_string(), actor.to_string());
+    let found = writer
+        .run(move |store| store.accept_invitation(&hash, &flow.as_new(), &actor))
+        .await?;
+    Ok(match found {
+        InvitationLookup::Live(_) => Acceptance::Started(Started {
+            flow: started.flow.clone(),
+            url: started.url.clone(),
+            expires_at: started.expires_at,
+        }),
         other => Acceptance::Refused(other),
     })
 }

@@ -290,6 +290,15 @@ pub fn consent_settings(
     Ok((o, consent))
 }
 
+/// Whether `provider` can make a link by consent, by either flow (OAuth
+/// 2.0 authorization code, OAuth 1.0a three-legged), or why not.
+pub fn can_consent(provider: &Provider) -> Result<(), ConsentError> {
+    match &provider.auth {
+        ProviderAuth::Oauth1(_) => oauth1::oauth1_consent_settings(provider).map(|_| ()),
+        _ => consent_settings(provider).map(|_| ()),
+    }
+}
+
 /// Starts a consent flow for `patient` at `provider`, to come back at
 /// `redirect_uri`: stores it and returns the authorization URL.
 pub async fn begin(

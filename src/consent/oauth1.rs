@@ -5,11 +5,17 @@
 //! as configured), requires `oauth_callback_confirmed=true`, records a
 //! flow keyed by the SHA-256 of the request token (the `state` column:
 //! the request token plays the role of OAuth 2.0's `state`) and returns
-//! the authorize URL. The request token secret is never stored: it lives
-//! in `Oauth1Started`, in memory, until `complete` uses it. The flow row's
-//! `pkce_verifier` column is left empty for this protocol.
+//! the authorize URL. The request token secret is stored only sealed by
+//! the vault (in the flow's `pkce_verifier` column, the flow's sealed
+//! secret, bound to the flow id and the field `oauth1_request_secret`),
+//! because the review app's callback arrives in another request; `link
+//! start` also keeps it in memory, in `Oauth1Started`. `prepare` is
+//! `begin` without storing the flow, for an invitation's acceptance
+//! (`invite::accept_oauth1`).
 //!
-//! `complete` takes the callback's query: its `oauth_token` must be the
+//! `complete` (`link start`) and `complete_stored` (the review app's
+//! `/oauth/callback`, which finds the flow — once — by the hash of the
+//! callback's `oauth_token` and opens the sealed secret) take the callback's query: its `oauth_token` must be the
 //! request token (else the flow ends refused), an `oauth_problem` or
 //! `error` is a denial, a missing `oauth_verifier` too; then the access
 //! token request (signed with the request token credentials and the
@@ -27,12 +33,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 
-use super::{ConsentError, FLOW_LIFETIME, Linked, authorize};
+use super::{ConsentError, FLOW_LIFETIME, Linked, PreparedFlow, authorize};
 use crate::config::{Oauth1Consent, Oauth1Settings, Provider, ProviderAuth};
 use crate::domain::PatientId;
 use crate::fetch::auth::redact;
 use crate::fetch::oauth1_flow::{self, TokenPair};
-use crate::store::{LinkSecrets, NewFlow, NewLink, Writer};
+use crate::store::{LinkSecrets, NewLink, Writer};
 use crate::vault::VaultKey;
 
 /// A started three-legged flow: where to send the patient, and the
@@ -78,10 +84,35 @@ pub async fn begin(
     provider: &Provider,
     patient: &PatientId,
     http: &reqwest::Client,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
     callback: &Url,
     actor: &str,
 ) -> Result<Oauth1Started, ConsentError> {
+    let (flow, started) =
+        prepare(writer, key, provider, patient, http, env, callback, actor).await?;
+    let actor = actor.to_string();
+    writer
+        .run(move |store| store.start_consent_flow(&flow.as_new(), &actor))
+        .await?;
+    Ok(started)
+}
+
+/// Step one without storing the flow: the request token (a refusal is
+/// audited as `consent.failed`), the authorize URL and the flow to store —
+/// its request token as its SHA-256, its request token secret sealed by
+/// the vault. `begin` stores it alone, an invitation's acceptance
+/// (`invite::accept_oauth1`) with spending the invitation.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn prepare(
+    writer: &Writer,
+    key: &VaultKey,
+    provider: &Provider,
+    patient: &PatientId,
+    http: &reqwest::Client,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    callback: &Url,
+    actor: &str,
+) -> Result<(PreparedFlow, Oauth1Started), ConsentError> {
     let (o, consent) = oauth1_consent_settings(provider)?;
     let consumer = oauth1_flow::consumer_credentials(provider.id.as_str(), o, env)
         .map_err(ConsentError::Client)?;
@@ -124,7 +155,6 @@ pub async fn begin(
     let flow = authorize::random_urlsafe(16);
     let expires_at = chrono::Utc::now()
         + chrono::Duration::from_std(FLOW_LIFETIME).unwrap_or(chrono::Duration::minutes(10));
-    let state_sha256 = authorize::state_sha256(request.token.expose_secret());
     let detail = json!({
         "provider": provider.id.as_str(),
         "protocol": "oauth1",
@@ -139,41 +169,30 @@ pub async fn begin(
         "callback_confirmed": true,
         "expires_at": crate::store::rfc3339_at(expires_at),
     });
-    let (key_id, patient2, provider_id, redirect, flow_id, actor) = (
-        key.id().to_string(),
-        patient.clone(),
-        provider.id.to_string(),
-        callback.to_string(),
-        flow.clone(),
-        actor.to_string(),
-    );
-    let expires = crate::store::rfc3339_at(expires_at);
-    writer
-        .run(move |store| {
-            store.start_consent_flow(
-                &NewFlow {
-                    id: &flow_id,
-                    provider: &provider_id,
-                    patient: &patient2,
-                    state_sha256: &state_sha256,
-                    key_id: &key_id,
-                    // No PKCE in OAuth 1.0a; the request token secret stays in memory.
-                    pkce_verifier: Vec::new(),
-                    nonce: None,
-                    redirect_uri: &redirect,
-                    expires_at: &expires,
-                    detail,
-                },
-                &actor,
-            )
-        })
-        .await?;
-    Ok(Oauth1Started {
-        flow,
-        url,
-        expires_at,
-        request,
-    })
+    let prepared = PreparedFlow {
+        id: flow.clone(),
+        provider: provider.id.to_string(),
+        patient: patient.clone(),
+        state_sha256: authorize::state_sha256(request.token.expose_secret()),
+        key_id: key.id().to_string(),
+        // No PKCE in OAuth 1.0a: the flow's sealed secret is the request
+        // token secret, which the callback (in another request, or another
+        // process) needs to sign the access token request.
+        pkce_verifier: key.seal_flow(&flow, REQUEST_SECRET, request.secret.expose_secret()),
+        nonce: None,
+        redirect_uri: callback.to_string(),
+        expires_at: crate::store::rfc3339_at(expires_at),
+        detail,
+    };
+    Ok((
+        prepared,
+        Oauth1Started {
+            flow,
+            url,
+            expires_at,
+            request,
+        },
+    ))
 }
 
 /// What the callback said, read without keeping a value longer than needed.
@@ -208,36 +227,47 @@ fn read_callback(query: &str) -> Callback {
     c
 }
 
+impl Callback {
+    /// The refusal's words with every known secret replaced.
+    fn scrub(&mut self, secrets: &crate::fetch::redact::Secrets) {
+        self.refusal = self
+            .refusal
+            .take()
+            .map(|(code, d)| (secrets.scrub(&code), d.map(|d| secrets.scrub(&d))));
+    }
+}
+
 /// A provider's words, kept short and printable (they end up in messages and the audit).
 fn printable(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
-/// Steps three and four (§2.2 callback, §2.3 token credentials): the link.
+/// Steps three and four (§2.2 callback, §2.3 token credentials) for the
+/// process that started the flow and holds its request token (`link
+/// start`): the link.
 #[allow(clippy::too_many_arguments)]
 pub async fn complete(
     writer: &Writer,
     key: &Arc<VaultKey>,
     provider: &Provider,
     http: &reqwest::Client,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
     started: Oauth1Started,
     query: &str,
     actor: &str,
 ) -> Result<Linked, ConsentError> {
-    let (o, consent) = oauth1_consent_settings(provider)?;
+    let (o, _) = oauth1_consent_settings(provider)?;
     let mut callback = read_callback(query);
     // A refusal's words are the provider's: they may echo what it knows
     // (the consumer secret, the request token and its secret) under any name.
-    let mut secrets = crate::fetch::redact::Secrets::new();
-    secrets.add(started.request.token.expose_secret());
-    secrets.add(started.request.secret.expose_secret());
-    if let Ok(c) = oauth1_flow::consumer_credentials(provider.id.as_str(), o, env) {
-        secrets.add(c.consumer_secret.expose_secret());
-    }
-    callback.refusal = callback
-        .refusal
-        .map(|(code, d)| (secrets.scrub(&code), d.map(|d| secrets.scrub(&d))));
+    let secrets = known_secrets(
+        provider,
+        o,
+        env,
+        &started.request.token,
+        Some(&started.request.secret),
+    );
+    callback.scrub(&secrets);
     let ours = started.request.token.expose_secret();
     let token_matches = callback.token.as_deref() == Some(ours);
     let detail = json!({
@@ -249,6 +279,135 @@ pub async fn complete(
     });
     let hash = authorize::state_sha256(ours);
     let flow = super::take_flow(writer, hash, provider, actor, detail).await?;
+    if !token_matches && callback.refusal.is_none() {
+        let why = if callback.token.is_some() {
+            "another oauth_token"
+        } else {
+            "no oauth_token"
+        };
+        super::end_unlinked(
+            writer,
+            &flow.id,
+            actor,
+            "failed",
+            "consent.failed",
+            json!({"step": "callback", "error": format!("the callback carries {why}")}),
+        )
+        .await;
+        return Err(ConsentError::WrongToken);
+    }
+    finish(
+        writer,
+        key,
+        provider,
+        http,
+        env,
+        &flow,
+        started.request,
+        callback,
+        actor,
+    )
+    .await
+}
+
+/// Steps three and four for a callback that arrives without the process
+/// that started the flow (the review app's `/oauth/callback`): the flow is
+/// found — once — by the SHA-256 of the callback's `oauth_token`, and the
+/// request token secret opened from its sealed field.
+#[allow(clippy::too_many_arguments)]
+pub async fn complete_stored(
+    writer: &Writer,
+    key: &Arc<VaultKey>,
+    provider: &Provider,
+    http: &reqwest::Client,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    query: &str,
+    actor: &str,
+) -> Result<Linked, ConsentError> {
+    let (o, _) = oauth1_consent_settings(provider)?;
+    let mut callback = read_callback(query);
+    let Some(token) = callback.token.clone().map(SecretString::from) else {
+        return Err(ConsentError::WrongToken);
+    };
+    // The request token secret is not known before the flow is opened: the
+    // refusal's words are scrubbed of what is known, and the callback's
+    // audit row names only that there was a refusal.
+    callback.scrub(&known_secrets(provider, o, env, &token, None));
+    let detail = json!({
+        "provider": provider.id.as_str(),
+        "protocol": "oauth1",
+        "oauth_token": "names this consent",
+        "has_verifier": callback.verifier.is_some(),
+        "refused": callback.refusal.is_some(),
+    });
+    let hash = authorize::state_sha256(token.expose_secret());
+    let flow = super::take_flow(writer, hash, provider, actor, detail).await?;
+    let secret = match key.open_flow(&flow.id, REQUEST_SECRET, &flow.key_id, &flow.pkce_verifier) {
+        Ok(s) => s,
+        Err(e) => {
+            super::end_unlinked(
+                writer,
+                &flow.id,
+                actor,
+                "failed",
+                "consent.failed",
+                json!({"step": "callback", "error": e.to_string()}),
+            )
+            .await;
+            return Err(e.into());
+        }
+    };
+    callback.scrub(&known_secrets(provider, o, env, &token, Some(&secret)));
+    let request = TokenPair {
+        token,
+        secret,
+        other_fields: Vec::new(),
+        patient: None,
+    };
+    finish(
+        writer, key, provider, http, env, &flow, request, callback, actor,
+    )
+    .await
+}
+
+/// The vault's field name of a flow's sealed request token secret.
+const REQUEST_SECRET: &str = "oauth1_request_secret";
+
+/// What a provider's words may echo: the consumer secret, the request
+/// token and (when known) its secret.
+fn known_secrets(
+    provider: &Provider,
+    o: &Oauth1Settings,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    token: &SecretString,
+    secret: Option<&SecretString>,
+) -> crate::fetch::redact::Secrets {
+    let mut secrets = crate::fetch::redact::Secrets::new();
+    secrets.add(token.expose_secret());
+    if let Some(s) = secret {
+        secrets.add(s.expose_secret());
+    }
+    if let Ok(c) = oauth1_flow::consumer_credentials(provider.id.as_str(), o, env) {
+        secrets.add(c.consumer_secret.expose_secret());
+    }
+    secrets
+}
+
+/// The taken flow's end: a refusal, a missing verifier, or the access
+/// token request and the link. One path for both callers.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    writer: &Writer,
+    key: &Arc<VaultKey>,
+    provider: &Provider,
+    http: &reqwest::Client,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+    flow: &crate::store::TakenFlow,
+    request: TokenPair,
+    callback: Callback,
+    actor: &str,
+) -> Result<Linked, ConsentError> {
+    let (o, consent) = oauth1_consent_settings(provider)?;
     let end = |outcome: &'static str, action: &'static str, detail: serde_json::Value| {
         super::end_unlinked(writer, &flow.id, actor, outcome, action, detail)
     };
@@ -260,20 +419,6 @@ pub async fn complete(
         )
         .await;
         return Err(ConsentError::Denied { code, description });
-    }
-    if !token_matches {
-        let why = if callback.token.is_some() {
-            "another oauth_token"
-        } else {
-            "no oauth_token"
-        };
-        end(
-            "failed",
-            "consent.failed",
-            json!({"step": "callback", "error": format!("the callback carries {why}")}),
-        )
-        .await;
-        return Err(ConsentError::WrongToken);
     }
     let Some(verifier) = callback.verifier else {
         end(
@@ -288,8 +433,8 @@ pub async fn complete(
         let consumer = oauth1_flow::consumer_credentials(provider.id.as_str(), o, env)
             .map_err(ConsentError::Client)?;
         let credentials = consumer.with_token(
-            started.request.token.expose_secret().to_string(),
-            started.request.secret.clone(),
+            request.token.expose_secret().to_string(),
+            request.secret.clone(),
         );
         Ok::<_, ConsentError>(
             oauth1_flow::access_token(
@@ -316,7 +461,7 @@ pub async fn complete(
             return Err(e);
         }
     };
-    let linked = store_link(writer, key, provider, env, &flow, access, actor).await;
+    let linked = store_link(writer, key, provider, env, flow, access, actor).await;
     match linked {
         Ok(l) => Ok(l),
         Err(e) => {
@@ -345,7 +490,7 @@ async fn store_link(
     writer: &Writer,
     key: &Arc<VaultKey>,
     provider: &Provider,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
     flow: &crate::store::TakenFlow,
     access: TokenPair,
     actor: &str,

@@ -3,7 +3,9 @@
 //!
 //! The store never sees a `state`, a PKCE verifier or a nonce in the clear:
 //! the state arrives as its SHA-256 (the callback is looked up by it) and
-//! the other two arrive sealed by `vault::VaultKey::seal_flow`. A flow is
+//! the other two arrive sealed by `vault::VaultKey::seal_flow`. For an
+//! OAuth 1.0a flow the "state" is the request token and the
+//! `pkce_verifier` column holds the request token secret, sealed likewise. A flow is
 //! taken once: the first callback naming it marks it used, in the same
 //! transaction that reads it, so a replayed callback finds it used.
 
@@ -21,6 +23,8 @@ pub struct NewFlow<'a> {
     pub state_sha256: &'a str,
     /// The vault key id that sealed `pkce_verifier` and `nonce`.
     pub key_id: &'a str,
+    /// The flow's sealed secret: the PKCE verifier (OAuth 2.0), or the
+    /// request token secret (OAuth 1.0a).
     pub pkce_verifier: Vec<u8>,
     pub nonce: Option<Vec<u8>>,
     pub redirect_uri: &'a str,

@@ -30,7 +30,7 @@ impl Linking {
             .config()
             .providers
             .iter()
-            .filter(|p| crate::consent::consent_settings(p).is_ok())
+            .filter(|p| crate::consent::can_consent(p).is_ok())
             .collect()
     }
 

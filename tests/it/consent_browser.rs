@@ -97,14 +97,14 @@ pub(crate) fn invite(home: &Home, patient: &str, expires: &str) -> String {
     run.json()["url"].as_str().expect("url").to_string()
 }
 
-fn count(home: &Home, sql: &str) -> i64 {
+pub(crate) fn count(home: &Home, sql: &str) -> i64 {
     rusqlite::Connection::open(&home.env.db)
         .expect("db")
         .query_row(sql, [], |r| r.get(0))
         .expect("count")
 }
 
-fn names(home: &Home, patient: &str) -> Vec<String> {
+pub(crate) fn names(home: &Home, patient: &str) -> Vec<String> {
     let conn = rusqlite::Connection::open(&home.env.db).expect("db");
     let mut stmt = conn
         .prepare(
@@ -118,7 +118,7 @@ fn names(home: &Home, patient: &str) -> Vec<String> {
         .expect("rows")
 }
 
-fn audit(home: &Home, like: &str) -> Vec<String> {
+pub(crate) fn audit(home: &Home, like: &str) -> Vec<String> {
     let conn = rusqlite::Connection::open(&home.env.db).expect("db");
     let mut stmt = conn
         .prepare("SELECT action FROM audit WHERE action LIKE ?1 ORDER BY id")
@@ -194,18 +194,18 @@ fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
 }
 
 /// An invitation's page as the browser got it.
-struct Invitation {
-    status: u16,
-    body: String,
-    csp: String,
+pub(crate) struct Invitation {
+    pub(crate) status: u16,
+    pub(crate) body: String,
+    pub(crate) csp: String,
     /// `rxsync_invite=NONCE`, as the browser sends it back.
-    cookie: Option<String>,
+    pub(crate) cookie: Option<String>,
     /// The *Continue* form's hidden field.
-    field: Option<String>,
+    pub(crate) field: Option<String>,
 }
 
 /// The browser opens the invitation's URL (a GET: spends nothing).
-fn view(url: &str) -> Invitation {
+pub(crate) fn view(url: &str) -> Invitation {
     let (status, headers, body) = exchange("GET", url, None, None);
     let cookie = header(&headers, "set-cookie")
         .and_then(|c| c.split(';').next())
@@ -226,7 +226,7 @@ fn view(url: &str) -> Invitation {
 }
 
 /// The browser presses *Continue* on the invitation's page.
-fn press_continue(url: &str, page: &Invitation) -> (u16, Option<String>, String) {
+pub(crate) fn press_continue(url: &str, page: &Invitation) -> (u16, Option<String>, String) {
     let form = format!("invite_csrf={}", page.field.as_deref().unwrap_or_default());
     let (status, headers, body) = exchange("POST", url, page.cookie.as_deref(), Some(&form));
     (
@@ -253,7 +253,7 @@ fn open(url: &str, public: &str) -> String {
 }
 
 /// The sandbox consents (or denies) and names the callback.
-fn consent_at_sandbox(auth: &str) -> String {
+pub(crate) fn consent_at_sandbox(auth: &str) -> String {
     let (status, location, body) = get(auth);
     assert_eq!(status, 302, "the sandbox's consent redirects: {body}");
     location.expect("a Location")

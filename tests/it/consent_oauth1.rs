@@ -434,9 +434,9 @@ fn oauth1_consent_config_errors_name_provider_key_and_file() {
 /// tests/oracle/oauth1_server.py: oauthlib 4.0.1's OAuth 1.0a endpoints
 /// behind a small http.server, serving samples/ccr/demo.xml as the one
 /// protected resource.
-struct Oracle {
+pub(crate) struct Oracle {
     child: std::process::Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Drop for Oracle {
@@ -447,7 +447,7 @@ impl Drop for Oracle {
 }
 
 impl Oracle {
-    fn start() -> Oracle {
+    pub(crate) fn start() -> Oracle {
         use std::io::BufRead;
         let mut child = std::process::Command::new("python3")
             .arg(repo_path("tests/oracle/oauth1_server.py"))
@@ -471,14 +471,14 @@ impl Oracle {
         Oracle { child, port }
     }
 
-    fn record(&self) -> Value {
+    pub(crate) fn record(&self) -> Value {
         let (status, _, body) = get(&format!("http://127.0.0.1:{}/_record", self.port));
         assert_eq!(status, 200);
         serde_json::from_str(&body).expect("record JSON")
     }
 
     /// A CCR provider at the oracle, linking through `port`.
-    fn provider(&self, method: &str, placement: &str, port: u16) -> String {
+    pub(crate) fn provider(&self, method: &str, placement: &str, port: u16) -> String {
         let credentials = match method {
             "RSA-SHA1" => format!(
                 "consumer_key = \"rxsync-oracle-rsa\"\nrsa_private_key_file = \"{}\"",

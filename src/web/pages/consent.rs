@@ -112,20 +112,33 @@ fn refused_invitation(found: Result<InvitationLookup, StoreError>) -> Response {
     }
 }
 
-/// The live invitation a request names, its provider and that provider's
-/// consent client, or the page that says why not.
+/// How a provider's consent runs: OAuth 2.0 with its resolved client, or
+/// the OAuth 1.0a three-legged flow (whose endpoints are configured).
+enum Way {
+    Oauth2(Box<consent::ConsentClient>),
+    Oauth1,
+}
+
+impl Way {
+    /// The provider's authorization endpoint, where the invitation's form
+    /// answer sends the browser (the page's CSP must allow it).
+    fn authorize_url(&self, provider: &crate::config::Provider) -> Option<url::Url> {
+        match self {
+            Way::Oauth2(resolved) => Some(resolved.authorize_url.clone()),
+            Way::Oauth1 => consent::oauth1::oauth1_consent_settings(provider)
+                .ok()
+                .map(|(_, c)| c.authorize_url.clone()),
+        }
+    }
+}
+
+/// The live invitation a request names, its provider and how that
+/// provider's consent runs, or the page that says why not.
 async fn live_invitation<'s>(
     linking: &'s crate::web::Linking,
     token: &str,
     step: &'static str,
-) -> Result<
-    (
-        OpenedInvitation,
-        &'s crate::config::Provider,
-        consent::ConsentClient,
-    ),
-    Response,
-> {
+) -> Result<(OpenedInvitation, &'s crate::config::Provider, Way), Response> {
     let invitation = match look_up(linking, token, step).await {
         Ok(InvitationLookup::Live(i)) => i,
         other => return Err(refused_invitation(other)),
@@ -134,8 +147,8 @@ async fn live_invitation<'s>(
         tracing::error!(invitation = %invitation.id, provider = %invitation.provider, "the invitation's provider is no longer configured");
         return Err(trouble(StatusCode::SERVICE_UNAVAILABLE));
     };
-    match consent_client(linking, provider).await {
-        Ok(resolved) => Ok((invitation, provider, resolved)),
+    match way(linking, provider).await {
+        Ok(way) => Ok((invitation, provider, way)),
         Err(e) => {
             tracing::error!(invitation = %invitation.id, error = %e, "cannot resolve the invitation's consent client");
             Err(trouble(StatusCode::SERVICE_UNAVAILABLE))
@@ -158,7 +171,7 @@ pub async fn show_invitation(
     let Some(linking) = state.linking() else {
         return not_offered();
     };
-    let (invitation, provider, resolved) = match live_invitation(linking, &token, "look").await {
+    let (invitation, provider, way) = match live_invitation(linking, &token, "look").await {
         Ok(l) => l,
         Err(page) => return page,
     };
@@ -200,8 +213,9 @@ pub async fn show_invitation(
     )) {
         page.headers_mut().append(header::SET_COOKIE, v);
     }
-    page.extensions_mut()
-        .insert(super::FormTarget(resolved.authorize_url.clone()));
+    if let Some(target) = way.authorize_url(provider) {
+        page.extensions_mut().insert(super::FormTarget(target));
+    }
     page
 }
 
@@ -243,22 +257,44 @@ pub async fn accept_invitation(
             },
         );
     }
-    let (invitation, provider, resolved) = match live_invitation(linking, &token, "accept").await {
+    let (invitation, provider, way) = match live_invitation(linking, &token, "accept").await {
         Ok(l) => l,
         Err(page) => return page,
     };
     let actor = format!("{PATIENT} (invitation {})", invitation.id);
-    let accepted = invite::accept(
-        &linking.writer,
-        linking.puller.key(),
-        provider,
-        &resolved,
-        &invitation,
-        &hash,
-        &linking.public.callback(),
-        &actor,
-    )
-    .await;
+    let accepted = match way {
+        Way::Oauth2(resolved) => {
+            invite::accept(
+                &linking.writer,
+                linking.puller.key(),
+                provider,
+                &resolved,
+                &invitation,
+                &hash,
+                &linking.public.callback(),
+                &actor,
+            )
+            .await
+        }
+        Way::Oauth1 => match linking.puller.client(provider.id.as_str()) {
+            Some(client) => {
+                let env = linking.puller.env();
+                invite::accept_oauth1(
+                    &linking.writer,
+                    linking.puller.key(),
+                    provider,
+                    client.inner(),
+                    &**env,
+                    &invitation,
+                    &hash,
+                    &linking.public.callback(),
+                    &actor,
+                )
+                .await
+            }
+            None => Err(no_client(provider)),
+        },
+    };
     match accepted {
         Ok(invite::Acceptance::Started(started)) => see_other(started.url.as_str()),
         Ok(invite::Acceptance::Refused(found)) => refused_invitation(Ok(found)),
@@ -277,9 +313,14 @@ pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery) 
         return not_offered();
     };
     let query = query.unwrap_or_default();
-    let state_param = url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| consent::authorize::state_sha256(&v));
+    // OAuth 2.0 names its flow by `state`; an OAuth 1.0a callback carries
+    // no state, and names its flow by the request token (`oauth_token`).
+    let named = |name: &str| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| consent::authorize::state_sha256(&v))
+    };
+    let state_param = named("state").or_else(|| named("oauth_token"));
     let has_state = state_param.is_some();
     let found = match state_param {
         Some(hash) => state.store(move |s| s.consent_flow_by_state(&hash)).await,
@@ -313,14 +354,27 @@ pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery) 
         tracing::error!(provider = %provider_id, "the consent's provider is no longer configured");
         return trouble(StatusCode::SERVICE_UNAVAILABLE);
     };
-    let done = match consent_client(linking, provider).await {
-        Ok(resolved) => {
+    let done = match way(linking, provider).await {
+        Ok(Way::Oauth2(resolved)) => {
             consent::complete(
                 &linking.writer,
                 linking.puller.key(),
                 provider,
                 &resolved,
                 client.inner(),
+                &query,
+                PATIENT,
+            )
+            .await
+        }
+        Ok(Way::Oauth1) => {
+            let env = linking.puller.env();
+            consent::oauth1::complete_stored(
+                &linking.writer,
+                linking.puller.key(),
+                provider,
+                client.inner(),
+                &**env,
                 &query,
                 PATIENT,
             )
@@ -406,14 +460,23 @@ fn not_ours() -> Response {
 fn refused_page(provider: &crate::config::Provider, e: &ConsentError) -> Response {
     let name = provider.id.as_str();
     match e {
-        ConsentError::Denied { code, .. } if code == "access_denied" => patient_page(
-            StatusCode::FORBIDDEN,
-            "Your account was not linked",
-            html! {
-                p #outcome data-outcome="denied" { "You did not allow access to your account at " (name) ", so nothing was linked and none of your information was shared." }
-                p { "If you change your mind, ask your care team for a new invitation." }
-            },
-        ),
+        // OAuth 2.0's `access_denied`; OAuth 1.0a providers say
+        // `oauth_problem=permission_denied` or `user_refused`.
+        ConsentError::Denied { code, .. }
+            if matches!(
+                code.as_str(),
+                "access_denied" | "permission_denied" | "user_refused"
+            ) =>
+        {
+            patient_page(
+                StatusCode::FORBIDDEN,
+                "Your account was not linked",
+                html! {
+                    p #outcome data-outcome="denied" { "You did not allow access to your account at " (name) ", so nothing was linked and none of your information was shared." }
+                    p { "If you change your mind, ask your care team for a new invitation." }
+                },
+            )
+        }
         ConsentError::Expired { .. } => patient_page(
             StatusCode::GONE,
             "This link took too long",
@@ -430,7 +493,7 @@ fn refused_page(provider: &crate::config::Provider, e: &ConsentError) -> Respons
                 p { "If your account is not linked yet, please ask your care team for a new invitation." }
             },
         ),
-        ConsentError::WrongState | ConsentError::NoState => not_ours(),
+        ConsentError::WrongState | ConsentError::NoState | ConsentError::WrongToken => not_ours(),
         ConsentError::Identity { dropped, .. } => {
             tracing::warn!(provider = name, error = %e, "a browser consent's identity could not be established");
             let revoked = matches!(dropped, Some(consent::Dropped::Revoked));
@@ -589,8 +652,8 @@ pub async fn start_link(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let started = match consent_client(linking, provider).await {
-        Ok(resolved) => {
+    let started = match way(linking, provider).await {
+        Ok(Way::Oauth2(resolved)) => {
             consent::begin(
                 &linking.writer,
                 linking.puller.key(),
@@ -602,6 +665,28 @@ pub async fn start_link(
             )
             .await
         }
+        Ok(Way::Oauth1) => match linking.puller.client(provider.id.as_str()) {
+            Some(client) => {
+                let env = linking.puller.env();
+                consent::oauth1::begin(
+                    &linking.writer,
+                    linking.puller.key(),
+                    provider,
+                    &patient,
+                    client.inner(),
+                    &**env,
+                    &linking.public.callback(),
+                    &viewer.user.name,
+                )
+                .await
+                .map(|s| consent::Started {
+                    flow: s.flow.clone(),
+                    url: s.url.clone(),
+                    expires_at: s.expires_at,
+                })
+            }
+            None => Err(no_client(provider)),
+        },
         Err(e) => Err(e),
     };
     // A page with a link, not a redirect: the pages' CSP allows forms to
@@ -760,6 +845,28 @@ pub fn link_forms(state: &AppState, viewer: &Viewer, patient: &str) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// How `provider`'s consent runs: OAuth 1.0a, or OAuth 2.0 with its client.
+async fn way(
+    linking: &crate::web::Linking,
+    provider: &crate::config::Provider,
+) -> Result<Way, ConsentError> {
+    if matches!(provider.auth, crate::config::ProviderAuth::Oauth1(_)) {
+        consent::oauth1::oauth1_consent_settings(provider)?;
+        return Ok(Way::Oauth1);
+    }
+    consent_client(linking, provider)
+        .await
+        .map(|c| Way::Oauth2(Box::new(c)))
+}
+
+/// The error of a provider the puller has no HTTP client for.
+fn no_client(provider: &crate::config::Provider) -> ConsentError {
+    ConsentError::NotConfigured {
+        provider: provider.id.to_string(),
+        problem: "no HTTP client for the provider".into(),
     }
 }
 
