@@ -222,9 +222,15 @@ fn copy(global: &Global, from: &str, to: Option<&str>, format: Format) -> CliRes
             if !pg::is_postgres_url(url) {
                 return Err(usage("--to must be a postgres:// or postgresql:// URL"));
             }
+            // The configured password file goes only to the configured
+            // server: another `--to` names its password itself (in the URL
+            // or PGPASSWORD), so no password is sent where it was not meant.
             target(
                 url,
-                configured.as_ref().and_then(|c| c.password_file.as_deref()),
+                configured
+                    .as_ref()
+                    .filter(|c| c.url.as_str() == url)
+                    .and_then(|c| c.password_file.as_deref()),
             )?
         }
         (None, Some(c)) => target(&c.url, c.password_file.as_deref())?,

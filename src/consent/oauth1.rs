@@ -228,8 +228,13 @@ fn read_callback(query: &str) -> Callback {
 }
 
 impl Callback {
-    /// The refusal's words with every known secret replaced.
+    /// The refusal's words with every known secret replaced — the
+    /// callback's own `oauth_verifier` too.
     fn scrub(&mut self, secrets: &crate::fetch::redact::Secrets) {
+        let mut secrets = secrets.clone();
+        if let Some(v) = &self.verifier {
+            secrets.add(v.expose_secret());
+        }
         self.refusal = self
             .refusal
             .take()

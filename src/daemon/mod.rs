@@ -81,6 +81,9 @@ const MIN_IDLE: Duration = Duration::from_millis(20);
 /// How long the scheduler waits to read the due links again after a read
 /// failed (the database locked or gone): soon, without flooding the log.
 const ERROR_IDLE: Duration = Duration::from_secs(5);
+/// How long a link whose sync could not be recorded waits before it is
+/// tried again (its lease, held back that long).
+const STORE_ERROR_RETRY: Duration = Duration::from_secs(60);
 
 /// Where `Daemon::drive` gets links to sync.
 enum Feed {
@@ -533,10 +536,19 @@ impl Daemon {
                     .abstain(&link.provider, Instant::now());
                 tracing::error!(link = link.id, error = %e, "sync could not be recorded");
                 // Nothing was recorded: the lease, if this sync took it, is
-                // given back so the link is due again at once.
+                // kept for `STORE_ERROR_RETRY` more, so the link is tried
+                // again then — not at once, which would call the provider
+                // in a loop while the store keeps failing — and not only
+                // when the whole lease runs out.
                 let (id, holder) = (link.id, self.puller.holder().to_string());
-                if let Err(e) = self.writer.run(move |s| s.release_link(id, &holder)).await {
-                    tracing::error!(link = id, error = %e, "cannot give back the lease");
+                let retry = chrono::Duration::from_std(STORE_ERROR_RETRY)
+                    .unwrap_or_else(|_| chrono::Duration::minutes(1));
+                if let Err(e) = self
+                    .writer
+                    .run(move |s| s.renew_lease(id, &holder, retry))
+                    .await
+                {
+                    tracing::error!(link = id, error = %e, "cannot hold the lease back");
                 }
                 None
             }

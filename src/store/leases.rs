@@ -128,9 +128,11 @@ impl Store {
                 until,
             });
         }
-        // A holder is still named: its sync never finished, and its lease
-        // ran out without a heartbeat renewing it. This claim takes it over.
-        link.took_over_from = lease;
+        // Another holder is still named: its sync never finished, and its
+        // lease ran out without a heartbeat renewing it. This claim takes it
+        // over. (A holder's own lease, held back after a sync it could not
+        // record, is not a takeover.)
+        link.took_over_from = lease.filter(|h| h != holder);
         tx.prepare_cached(
             "UPDATE links SET lease_holder = ?2, lease_until = ?3, lease_renewed_at = ?4 WHERE id = ?1",
         )?

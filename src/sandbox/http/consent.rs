@@ -243,9 +243,7 @@ impl Knobs {
             _ => asked.to_string(),
         }
     }
-}
 
-impl Knobs {
     /// Adds `access_grant_expiration` to a token answer when asked for.
     pub fn grant_expiration(&self, body: &mut Value, now: u64) {
         if let Some(secs) = self.grant_expires_in {
