@@ -169,6 +169,25 @@ pub fn id_token(
     encode(&header, &claims, &key).map_err(|e| e.to_string())
 }
 
+/// The same token with one bit of its signature flipped (in the middle,
+/// so the base64url stays canonical and an RSA signature stays below the
+/// modulus): well-formed, signed by a known key id, and not verifying.
+pub fn break_signature(token: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let Some((signed, signature)) = token.rsplit_once('.') else {
+        return token.to_string();
+    };
+    let Ok(mut bytes) = URL_SAFE_NO_PAD.decode(signature) else {
+        return token.to_string();
+    };
+    let middle = bytes.len() / 2;
+    if let Some(b) = bytes.get_mut(middle) {
+        *b ^= 0x01;
+    }
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
 /// An RFC 9068 JWT access token (`typ` at+jwt, RS256) for `patient`,
 /// issued by `issuer` to `client_id`. `jti` makes each one unique.
 pub fn access_jwt(
@@ -209,5 +228,38 @@ mod tests {
         assert_eq!(ids.person("p1").mrn, None);
         assert_eq!(ids.person("p1").family_name, "Roe");
         assert!(ids.person("p1").claims("p1").get("mrn").is_none());
+    }
+
+    /// A token with a broken signature still reads (same header, same
+    /// claims) but no longer verifies with the JWKS; the intact one does.
+    #[test]
+    fn a_broken_signature_reads_but_does_not_verify() {
+        use jsonwebtoken::errors::ErrorKind;
+        use jsonwebtoken::jwk::JwkSet;
+        use jsonwebtoken::{DecodingKey, Validation, decode};
+        let set: JwkSet = serde_json::from_str(JWKS).expect("the demo JWKS");
+        let now = jsonwebtoken::get_current_timestamp();
+        for alg in ["RS256", "ES256"] {
+            let asked = IdTokenRequest {
+                alg: Some(alg.into()),
+                nonce: None,
+                fhir_user: None,
+            };
+            let person = Identities::default().person("p1");
+            let good = id_token(&person, "p1", "https://iss", "c", &asked, now).expect("signed");
+            let bad = break_signature(&good);
+            assert_ne!(bad, good);
+            let (signed, _) = good.rsplit_once('.').expect("three parts");
+            assert!(bad.starts_with(signed), "only the signature differs");
+            let header = jsonwebtoken::decode_header(&bad).expect("the header still reads");
+            let kid = header.kid.clone().expect("kid");
+            let key = DecodingKey::from_jwk(set.find(&kid).expect("the key")).expect("a key");
+            let mut v = Validation::new(header.alg);
+            v.set_audience(&["c"]);
+            v.set_issuer(&["https://iss"]);
+            decode::<serde_json::Value>(&good, &key, &v).expect("the intact token verifies");
+            let e = decode::<serde_json::Value>(&bad, &key, &v).expect_err("refused");
+            assert_eq!(*e.kind(), ErrorKind::InvalidSignature, "{alg}");
+        }
     }
 }

@@ -3,8 +3,12 @@
 //! signed ID token carrying the flow's `nonce`. The guard reads the MRN from
 //! that ID token: a match links and imports; a mismatch (the sandbox's
 //! identity changed first) holds the link and writes no regimen until `link
-//! confirm`; an ID token with a wrong `nonce` or `aud` (a sandbox knob) makes
-//! `link start` exit 1 and leaves the link revoked, nothing imported.
+//! confirm`; an ID token with a wrong `nonce`, `aud` or `iss`, a signature
+//! that does not verify or an `exp` past the skew (a sandbox knob), and an
+//! introspection that calls the new token inactive, each make `link start`
+//! exit 1 saying why, store no link and no token, and revoke the grant at
+//! the provider. `local = "id"` compares the remote identifier with the
+//! local patient's rxsync id instead of its MRN.
 
 use serde_json::{Value, json};
 
@@ -232,6 +236,143 @@ fn an_id_token_with_another_nonce_makes_no_usable_link() {
 #[test]
 fn an_id_token_for_another_audience_makes_no_usable_link() {
     refused("aud", "aud");
+}
+
+/// The ID token is read as the identity (`remote = "id_token:mrn"`) with
+/// the JWKS and issuer configured: a signature that does not verify, a
+/// token expired beyond the clock skew, another issuer — each no link.
+#[test]
+fn an_id_token_whose_signature_does_not_verify_makes_no_link() {
+    refused("signature", "signature does not verify");
+}
+
+#[test]
+fn an_expired_id_token_makes_no_link() {
+    refused("expired", "the token has expired");
+}
+
+#[test]
+fn an_id_token_from_another_issuer_makes_no_link() {
+    refused("issuer", "issuer is not the provider's configured issuer");
+}
+
+/// The identity read by introspection at consent (`remote =
+/// "introspection:mrn"`): the provider calls the token it just issued
+/// inactive — no link, the grant revoked; the same consent with the token
+/// honoured links, so introspection alone made the difference.
+#[test]
+fn an_inactive_introspection_at_consent_makes_no_link() {
+    let sandbox = Sandbox::start();
+    let base = &sandbox.base;
+    let block = provider(&sandbox, free_port())
+        .replace(
+            "remote = \"id_token:mrn\"",
+            "remote = \"introspection:mrn\"",
+        )
+        // Introspection carries no name or birth date to compare.
+        .replace("also = [\"family_name\", \"birth_date\"]\n", "")
+        .replace(
+            "[providers.identity]",
+            &format!("introspection_url = \"{base}/oauth2/introspect\"\n[providers.identity]"),
+        );
+    let home = home_with(&block);
+    knobs(&sandbox, json!({"introspection_inactive": true}));
+    let run = link_start(&home);
+    nothing_stored_and_revoked(&home, &sandbox, &run, "introspection refuses the token");
+    knobs(&sandbox, json!({}));
+    let run = link_start(&home);
+    assert_eq!(run.code, 0, "{run:?}");
+    let link = run.json();
+    assert_eq!(link["state"], "active", "{link}");
+    let id = link["id"].as_i64().expect("id");
+    assert_eq!(
+        home.link_row(id)["remote_identity"]["identifiers"]["introspection:mrn"],
+        format!("MRN-{REMOTE}")
+    );
+}
+
+/// `provider(…)` comparing the ID token's MRN claim with the local
+/// patient's rxsync id (`local = "id"`) instead of the local MRN.
+fn provider_comparing_the_local_id(sandbox: &Sandbox, port: u16) -> String {
+    provider(sandbox, port).replace(
+        "remote = \"id_token:mrn\"",
+        "remote = \"id_token:mrn\"\nlocal = \"id\"",
+    )
+}
+
+/// P2 with a local MRN equal to the sandbox's default one, so that only
+/// the id comparison can tell a match from a mismatch.
+fn home_comparing_the_local_id(sandbox: &Sandbox) -> Home {
+    let home = Home::new(&provider_comparing_the_local_id(sandbox, free_port()));
+    home.rx(&[
+        "patient",
+        "add",
+        "--id",
+        "P2",
+        "--mrn",
+        &format!("MRN-{REMOTE}"),
+        "--name",
+        "Pat Doe",
+        "--birth-date",
+        "1980-04-02",
+    ])
+    .ok();
+    home
+}
+
+/// `local = "id"`: the remote identifier must equal the local patient's
+/// rxsync id. The sandbox's MRN claim saying `P2` matches: the link is
+/// active and the audit records the id compared. Its default MRN (equal
+/// to the local MRN, which is not what is compared) does not: the link is
+/// held with both identities shown and writes no regimen.
+#[test]
+fn the_local_id_is_compared_when_configured() {
+    let sandbox = Sandbox::start();
+    let (status, answer) = sandbox.admin(
+        "/admin/identities",
+        Some(&json!({"patient": REMOTE, "mrn": "P2"})),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let matched = home_comparing_the_local_id(&sandbox);
+    let run = link_start(&matched);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["state"], "active", "{}", run.stdout);
+    let audit: Value = serde_json::from_str(
+        &matched
+            .env
+            .query_string("SELECT detail FROM audit WHERE action = 'identity.match'"),
+    )
+    .expect("JSON");
+    let compared = &audit["verdict"]["compared"][0];
+    assert_eq!(
+        compared,
+        &json!({"what": "id", "local": "P2", "remote": "P2", "equal": true}),
+        "{audit}"
+    );
+    import(&matched).ok();
+    assert!(regimens(&matched) > 0, "a matched link imports");
+
+    let (status, answer) = sandbox.admin(
+        "/admin/identities",
+        Some(&json!({"patient": REMOTE, "mrn": format!("MRN-{REMOTE}")})),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let held = home_comparing_the_local_id(&sandbox);
+    let run = link_start(&held);
+    assert_eq!(run.code, 0, "{run:?}");
+    let id = run.json()["id"].as_i64().expect("id");
+    assert_eq!(held.link_row(id)["state"], "held");
+    let detail = held.env.query_string(
+        "SELECT detail FROM exceptions WHERE kind = 'identity_mismatch' AND state = 'open'",
+    );
+    assert!(
+        detail.contains("the id differs")
+            && detail.contains("id P2")
+            && detail.contains(&format!("id_token:mrn=MRN-{REMOTE}")),
+        "{detail}"
+    );
+    import(&held);
+    assert_eq!(regimens(&held), 0, "a held link wrote a regimen");
 }
 
 #[test]

@@ -11,13 +11,15 @@
 //! also issues a signed ID token (RS256, `sandbox::identity`) for the
 //! patient, to the client, with the request's `nonce`. `POST /admin/consent`
 //! bends what the exchange answers: a broken ID token (`id_token_fault`:
-//! `nonce` or `aud`) and an `access_grant_expiration` (`grant_expires_in`
-//! seconds from the answer) on every token answer, a `scope` wider than
-//! asked (`extra_scope`) on the code exchange, and a code exchange that
-//! leaves out SMART's `patient` (`omit_patient`; its ID token then names
-//! the patient by `fhirUser` instead), so that tests see a provider that
-//! lies, overgrants, names its patient only in the ID token, and a grant
-//! that ends.
+//! another `nonce`, another `aud`, a `signature` that does not verify, an
+//! `expired` token, another `issuer`) and an `access_grant_expiration`
+//! (`grant_expires_in` seconds from the answer) on every token answer, a
+//! `scope` wider than asked (`extra_scope`) on the code exchange, a code
+//! exchange that leaves out SMART's `patient` (`omit_patient`; its ID token
+//! then names the patient by `fhirUser` instead), and an introspection
+//! that calls every token inactive (`introspection_inactive`), so that
+//! tests see a provider that lies, overgrants, names its patient only in
+//! the ID token, disowns its tokens, and a grant that ends.
 //!
 //! Requests that cannot be trusted to redirect (an unknown client, a
 //! `redirect_uri` that is not an absolute http(s) URL) get a 400 page, not a
@@ -33,7 +35,7 @@ use serde_json::{Value, json};
 use super::super::codes::{CODE_TTL, PendingCode};
 use super::super::config::ClientConfig;
 use super::super::grants::NewGrant;
-use super::super::identity::IdTokenRequest;
+use super::super::identity::{self, IdTokenRequest};
 use super::{Shared, Stats, lock, mint, now, reply};
 
 /// The patient a consent is for when `login_hint` names none.
@@ -173,22 +175,7 @@ pub(super) fn exchange(
         body["refresh_token"] = json!(refresh);
     }
     if pending.scope.split(' ').any(|s| s == "openid") {
-        let (nonce, audience) = match knobs.id_token_fault {
-            Some(IdTokenFault::Nonce) => {
-                (Some("not-the-flow-nonce".to_string()), client.id.clone())
-            }
-            Some(IdTokenFault::Aud) => (pending.nonce.clone(), "another-client".to_string()),
-            None => (pending.nonce.clone(), client.id.clone()),
-        };
-        let fhir_user = knobs
-            .omit_patient
-            .then(|| format!("{}/fhir/Patient/{}", app.base_url(headers), issued.patient));
-        let asked = IdTokenRequest {
-            alg: None,
-            nonce,
-            fhir_user,
-        };
-        match super::identity::grant_id_token(app, headers, &pending.patient, &audience, &asked) {
+        match consent_id_token(app, headers, &pending, client, &knobs, &issued.patient) {
             Ok(t) => body["id_token"] = json!(t),
             Err(refusal) => return refusal,
         }
@@ -202,6 +189,65 @@ pub(super) fn exchange(
     reply::no_store(reply::json(StatusCode::OK, &body))
 }
 
+/// The issuer a token signed with `id_token_fault = "issuer"` names.
+const ANOTHER_ISSUER: &str = "https://another-issuer.example";
+
+/// How long before the exchange a token with `id_token_fault = "expired"`
+/// is signed: its `exp` (600 s after signing) is then 600 s past, beyond a
+/// client's clock skew allowance (rxsync's is 300 s).
+const EXPIRED_BACKDATE_SECS: u64 = 1200;
+
+/// The code exchange's ID token for the patient, to the client, with the
+/// request's `nonce` — broken as `id_token_fault` says.
+fn consent_id_token(
+    app: &Shared,
+    headers: &http::HeaderMap,
+    pending: &PendingCode,
+    client: &ClientConfig,
+    knobs: &Knobs,
+    patient: &str,
+) -> Result<String, Response> {
+    let fault = knobs.id_token_fault;
+    let nonce = match fault {
+        Some(IdTokenFault::Nonce) => Some("not-the-flow-nonce".to_string()),
+        _ => pending.nonce.clone(),
+    };
+    let audience = match fault {
+        Some(IdTokenFault::Aud) => "another-client",
+        _ => client.id.as_str(),
+    };
+    let issuer = match fault {
+        Some(IdTokenFault::Issuer) => ANOTHER_ISSUER.to_string(),
+        _ => app.base_url(headers),
+    };
+    let signed_at = match fault {
+        Some(IdTokenFault::Expired) => now().saturating_sub(EXPIRED_BACKDATE_SECS),
+        _ => now(),
+    };
+    let fhir_user = knobs
+        .omit_patient
+        .then(|| format!("{}/fhir/Patient/{patient}", app.base_url(headers)));
+    let asked = IdTokenRequest {
+        alg: None,
+        nonce,
+        fhir_user,
+    };
+    let person = lock(&app.identities).person(&pending.patient);
+    let token = identity::id_token(
+        &person,
+        &pending.patient,
+        &issuer,
+        audience,
+        &asked,
+        signed_at,
+    )
+    .map_err(|e| reply::admin_error(StatusCode::BAD_REQUEST, e))?;
+    Ok(match fault {
+        Some(IdTokenFault::Signature) => identity::break_signature(&token),
+        _ => token,
+    })
+}
+
 /// How an ID token is broken on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -210,6 +256,12 @@ pub(crate) enum IdTokenFault {
     Nonce,
     /// An `aud` that is another client.
     Aud,
+    /// A signature that does not verify: one bit of it flipped.
+    Signature,
+    /// An `exp` ten minutes past (signed twenty minutes before the exchange).
+    Expired,
+    /// An `iss` that is not the sandbox (`https://another-issuer.example`).
+    Issuer,
 }
 
 /// What `POST /admin/consent` set; each call replaces all of it.
@@ -233,6 +285,10 @@ pub(crate) struct Knobs {
     /// token (with `openid`) names the patient by `fhirUser` instead.
     #[serde(default)]
     pub omit_patient: bool,
+    /// Introspection answers `{"active": false}` for every token: a
+    /// provider that no longer (or never) honours the token it issued.
+    #[serde(default)]
+    pub introspection_inactive: bool,
 }
 
 impl Knobs {

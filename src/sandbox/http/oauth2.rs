@@ -326,7 +326,11 @@ pub(crate) async fn introspect(
     let Some(token) = form.get("token") else {
         return reply::oauth2_error("invalid_request", "token is missing");
     };
-    let answer = lock(&app.grants).introspect(&client.id, token, now());
+    // `introspection_inactive` (admin knob): the provider disowns every token.
+    let disowned = lock(&app.consent_knobs).introspection_inactive;
+    let answer = lock(&app.grants)
+        .introspect(&client.id, token, now())
+        .filter(|_| !disowned);
     let body = match answer {
         Some(i) => {
             let mut body = json!({
