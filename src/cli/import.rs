@@ -544,7 +544,7 @@ fn pull(global: &Global, patient: &PatientId, provider: Option<&str>, out: Forma
     // scripts, and the error says it all for the person reading stderr.
     let failed: Vec<String> = reports
         .iter()
-        .filter(|r| r.failed() || r.outcome == "busy")
+        .filter(|r| r.failed() || r.outcome == rxsync::pull::PullOutcome::Busy)
         .map(|r| match (&r.error, out) {
             (Some(e), Format::Json) => {
                 format!("link {} ({}): {}: {e}", r.link, r.provider, r.outcome)

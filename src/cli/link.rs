@@ -6,7 +6,7 @@ use super::table::{Column, Table};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
 use rxsync::config::ProviderAuth;
-use rxsync::domain::PatientId;
+use rxsync::domain::{PatientId, SyncOutcome};
 use rxsync::store::{LinkSecrets, NewLink};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -385,7 +385,7 @@ struct Listed<'a> {
     scheme: &'a str,
     remote_patient: &'a str,
     state_reason: Option<&'a str>,
-    last_outcome: Option<&'a str>,
+    last_outcome: Option<SyncOutcome>,
     last_error: Option<&'a str>,
     failures: i64,
     expires_at: Option<&'a str>,
@@ -406,7 +406,7 @@ impl<'a> From<&'a rxsync::store::LinkView> for Listed<'a> {
             scheme: &v.scheme,
             remote_patient: &v.remote_patient,
             state_reason: v.state_reason.as_deref(),
-            last_outcome: v.last_outcome.as_deref(),
+            last_outcome: v.last_outcome,
             last_error: v.last_error.as_deref(),
             failures: v.failures,
             expires_at: v.expires_at.as_deref(),
@@ -489,7 +489,9 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
             l.grant_expires_at
                 .as_deref()
                 .map_or("—".to_string(), |t| t.chars().take(10).collect()),
-            cell(&l.last_outcome),
+            l.last_outcome
+                .map(|o| o.as_str().to_string())
+                .unwrap_or_default(),
             identity,
             note,
         ]);

@@ -195,7 +195,7 @@ impl Metrics {
         self.syncs
             .get_or_create(&SyncLabels {
                 provider: r.provider.clone(),
-                outcome: r.outcome.clone(),
+                outcome: r.outcome.as_str().to_string(),
             })
             .inc();
         self.sync_seconds.get_or_create(&provider).observe(seconds);
@@ -267,7 +267,7 @@ mod tests {
             link: 1,
             patient: "p".into(),
             provider: "good".into(),
-            outcome: "imported".into(),
+            outcome: crate::pull::PullOutcome::Synced(crate::domain::SyncOutcome::Imported),
             error: None,
             retry_after_secs: None,
             requests: 1,

@@ -8,6 +8,7 @@ pub mod exception;
 pub mod ids;
 pub mod ndc;
 pub mod status;
+pub mod sync;
 
 pub use code::{Code, CodeSystem};
 pub use decision::{Decision, DecisionError};
@@ -15,3 +16,4 @@ pub use exception::{Action, ExceptionKind, ExceptionState, Severity};
 pub use ids::{PatientId, SourceName};
 pub use ndc::{Ndc11, Ndc12, NdcError, NdcReading, ParsedNdc};
 pub use status::MedStatus;
+pub use sync::SyncOutcome;

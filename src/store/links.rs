@@ -8,7 +8,7 @@
 
 use super::Cached;
 use super::{Store, StoreError, now};
-use crate::domain::{ExceptionKind, PatientId};
+use crate::domain::{ExceptionKind, PatientId, SyncOutcome};
 use crate::vault::VaultKey;
 use rusqlite::{OptionalExtension, params};
 use secrecy::{ExposeSecret, SecretString};
@@ -60,7 +60,10 @@ pub struct LinkView {
     pub state: String,
     pub state_reason: Option<String>,
     pub last_sync: Option<String>,
-    pub last_outcome: Option<String>,
+    /// What the last sync came to. A `retry_later` read back carries the
+    /// link's due time as its `at` (or, once a person re-scheduled the link,
+    /// the time of that sync).
+    pub last_outcome: Option<SyncOutcome>,
     pub last_error: Option<String>,
     pub failures: i64,
     pub next_due_at: Option<String>,
@@ -156,7 +159,7 @@ pub(super) fn view(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkView> {
         state: r.get(5)?,
         state_reason: r.get(6)?,
         last_sync: r.get(7)?,
-        last_outcome: r.get(8)?,
+        last_outcome: sync_outcome(r, 8, 11, 7)?,
         last_error: r.get(9)?,
         failures: r.get(10)?,
         next_due_at: r.get(11)?,
@@ -172,6 +175,29 @@ pub(super) fn view(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkView> {
             }),
         grant_expires_at: r.get(17)?,
     })
+}
+
+/// Reads `links.last_outcome` (column `at`) as a [`SyncOutcome`]; a
+/// `retry_later` waits for `next_due_at` (column `due`), else it is dated by
+/// the sync itself (column `synced`).
+fn sync_outcome(
+    r: &rusqlite::Row<'_>,
+    at: usize,
+    due: usize,
+    synced: usize,
+) -> rusqlite::Result<Option<SyncOutcome>> {
+    let Some(text) = r.get::<_, Option<String>>(at)? else {
+        return Ok(None);
+    };
+    let when = |i: usize| -> rusqlite::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        Ok(r.get::<_, Option<String>>(i)?
+            .as_deref()
+            .and_then(super::parse_time))
+    };
+    let retry_at = when(due)?.or(when(synced)?);
+    SyncOutcome::from_stored(&text, retry_at)
+        .map(Some)
+        .ok_or_else(|| super::bad_text(at, format!("sync outcome {text:?}")))
 }
 
 impl Store {

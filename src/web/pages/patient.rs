@@ -297,7 +297,7 @@ pub fn links(links: &[LinkView]) -> Markup {
                     tr data-link=(l.id) {
                         td { (l.id) } td { (l.provider) }
                         td { span class=(format!("badge {}", l.state)) { (status_text(&l.state)) } }
-                        td { @if l.last_sync.is_some() { (time_or_dash(l.last_sync.as_deref())) } @else { "never" } " " (l.last_outcome.as_deref().map(status_text).unwrap_or_default()) }
+                        td { @if l.last_sync.is_some() { (time_or_dash(l.last_sync.as_deref())) } @else { "never" } " " (l.last_outcome.map(|o| status_text(o.as_str())).unwrap_or_default()) }
                         td.grant { @if l.grant_expires_at.is_some() { (time_or_dash(l.grant_expires_at.as_deref())) } @else { "not said" } }
                         td { (link_note(l)) }
                     }
