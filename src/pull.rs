@@ -23,7 +23,7 @@
 //! pair in a transaction of its own (`Writer::run_alone`).
 
 use crate::config::{Config, DocumentLocation, Provider, ProviderAuth};
-use crate::domain::{PatientId, SourceName, SyncOutcome};
+use crate::domain::{LinkState, PatientId, SourceName, SyncOutcome};
 use crate::fetch::auth::{Bearer, Oauth1Signer, redact};
 use crate::fetch::fhir;
 use crate::fetch::http::{FetchError, Fetched, Hop, HttpClient};
@@ -845,7 +845,7 @@ impl Puller {
                 }
             })
             .await?;
-        if link.view.state == "revoked" {
+        if link.view.state == LinkState::Revoked {
             return Err(crate::store::StoreError::Conflict(format!(
                 "link {link_id} is already revoked"
             )));
@@ -938,7 +938,7 @@ impl Puller {
                 })
             })
             .await?;
-        if link.view.state != "held" {
+        if link.view.state != LinkState::Held {
             return Err(StoreError::Refused(format!(
                 "link {link_id} is {}, not held: there is no identity to reject",
                 link.view.state
@@ -1166,7 +1166,7 @@ pub async fn pull_patient(
     let mut out = Vec::new();
     for l in links
         .iter()
-        .filter(|l| l.state == "active" && provider.is_none_or(|p| p == l.provider))
+        .filter(|l| l.state == LinkState::Active && provider.is_none_or(|p| p == l.provider))
     {
         // A scheduled sync (or another on-demand pull) of the same link
         // holds it: wait for it to finish, then pull.

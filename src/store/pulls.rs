@@ -191,6 +191,7 @@ pub(super) fn finish_pull(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::LinkState;
     use crate::store::links::testing::{add, oauth2, store_with_patient};
     use crate::store::{ClaimError, LinkSecrets, NewLink};
     use crate::vault::VaultKey;
@@ -234,7 +235,7 @@ mod tests {
                 .expect("records");
         }
         let view = store.link(id).expect("reads").expect("exists");
-        assert_eq!(view.state, "needs_relink");
+        assert_eq!(view.state, LinkState::NeedsRelink);
         assert!(matches!(
             store.claim_link(id, "h", chrono::Duration::minutes(5)),
             Err(ClaimError::NotActive { .. })
@@ -255,7 +256,7 @@ mod tests {
         assert_eq!(open(&store), 0);
         assert_eq!(
             store.link(id).expect("reads").expect("exists").state,
-            "active"
+            LinkState::Active
         );
         // The scheme cannot change under a live link.
         let err = store.add_link(
@@ -276,7 +277,7 @@ mod tests {
         );
         assert!(matches!(err, Err(StoreError::Conflict(_))));
         let revoked = store.revoke_link(id, "test", "done").expect("revokes");
-        assert_eq!(revoked.state, "revoked");
+        assert_eq!(revoked.state, LinkState::Revoked);
         let sealed: Option<Vec<u8>> = store
             .conn
             .query_row("SELECT token FROM links WHERE id = ?1", [id], |r| r.get(0))
