@@ -274,7 +274,7 @@ fn item_row(i: &ItemView, removed: bool) -> Markup {
             td { (i.route.as_deref().unwrap_or("")) }
             td { (i.sig.as_deref().unwrap_or("")) }
             td { (status_text(&i.status)) @if i.evidence == "claim" { " (claims only)" } }
-            td { @for f in &i.exceptions { a href=(format!("/exceptions/{}", f.id)) { (kind_text(&f.kind)) " (" (state_text(&f.state)) ")" } " " } }
+            td { @for f in &i.exceptions { a href=(format!("/exceptions/{}", f.id)) { (kind_text(&f.kind)) " (" (state_text(f.state.as_str())) ")" } " " } }
         }
     }
 }
