@@ -23,7 +23,7 @@
 //! pair in a transaction of its own (`Writer::run_alone`).
 
 use crate::config::{Config, DocumentLocation, Provider, ProviderAuth};
-use crate::domain::{PatientId, SourceName};
+use crate::domain::{LinkState, PatientId, SourceName, SyncOutcome};
 use crate::fetch::auth::{Bearer, Oauth1Signer, redact};
 use crate::fetch::fhir;
 use crate::fetch::http::{FetchError, Fetched, Hop, HttpClient};
@@ -64,11 +64,11 @@ pub struct PullReport {
     pub link: i64,
     pub patient: String,
     pub provider: String,
-    /// `imported`, `unchanged`, `failed`, `needs_relink`, `retry_later`,
-    /// `held` (the remote identity does not match: a clinician decides),
-    /// `busy` (another sync holds the link) or `skipped` (not active, held
-    /// included).
-    pub outcome: String,
+    /// In JSON: `imported`, `unchanged`, `failed`, `needs_relink`,
+    /// `retry_later`, `held` (the remote identity does not match: a
+    /// clinician decides), `busy` (another sync holds the link) or
+    /// `skipped` (not active, held included).
+    pub outcome: PullOutcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -86,10 +86,41 @@ impl PullReport {
     /// Whether the pull failed (busy, skipped and held links are not
     /// failures: they wait for another sync or for a person).
     pub fn failed(&self) -> bool {
-        matches!(
-            self.outcome.as_str(),
-            "failed" | "needs_relink" | "retry_later"
-        )
+        matches!(self.outcome, PullOutcome::Synced(o) if o.is_failure())
+    }
+}
+
+/// What a pull came to: a sync's outcome, or no sync at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullOutcome {
+    /// The link was synced (or its sync failed): what the sync came to.
+    Synced(SyncOutcome),
+    /// Another sync holds the link, or finished it a moment ago.
+    Busy,
+    /// The link is not active (held included): nothing was tried.
+    Skipped,
+}
+
+impl PullOutcome {
+    /// The name shown in output and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PullOutcome::Synced(o) => o.as_str(),
+            PullOutcome::Busy => "busy",
+            PullOutcome::Skipped => "skipped",
+        }
+    }
+}
+
+impl std::fmt::Display for PullOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for PullOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -117,7 +148,7 @@ pub struct Puller {
 
 /// A pull that went wrong after the link was claimed.
 struct Failure {
-    outcome: &'static str,
+    outcome: SyncOutcome,
     error: String,
     retry_after: Option<Duration>,
 }
@@ -125,14 +156,14 @@ struct Failure {
 impl Failure {
     fn failed(error: impl Into<String>) -> Failure {
         Failure {
-            outcome: "failed",
+            outcome: SyncOutcome::Failed,
             error: error.into(),
             retry_after: None,
         }
     }
     fn relink(error: impl Into<String>) -> Failure {
         Failure {
-            outcome: "needs_relink",
+            outcome: SyncOutcome::NeedsRelink,
             error: error.into(),
             retry_after: None,
         }
@@ -145,7 +176,9 @@ impl From<Refusal> for Failure {
             Refusal::Failed(error) => Failure::failed(error),
             Refusal::Relink(error) => Failure::relink(error),
             Refusal::RetryLater { error, after } => Failure {
-                outcome: "retry_later",
+                outcome: SyncOutcome::RetryLater {
+                    at: chrono::Utc::now() + chrono::Duration::from_std(after).unwrap_or_default(),
+                },
                 error,
                 retry_after: Some(after),
             },
@@ -338,11 +371,6 @@ impl PullEnd {
         // The one place a failure becomes stored text (last_error, the
         // failed sync, its exception and audit) and the report's error.
         let failure = self.scrubbed(failure);
-        let retry_at = failure.retry_after.map(|d| {
-            crate::store::rfc3339_at(
-                chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default(),
-            )
-        });
         store.write_failed_pull(&FailedPull {
             patient: &self.record.patient,
             source: &self.provider,
@@ -351,7 +379,6 @@ impl PullEnd {
             actor: &self.actor,
             error: &failure.error,
             outcome: failure.outcome,
-            retry_at: retry_at.as_deref(),
             record: self.pull_record(),
         })?;
         Ok(Ended::Failed(failure))
@@ -442,14 +469,14 @@ impl Puller {
             Ok(l) => l,
             Err((e, link)) => {
                 let outcome = match &e {
-                    ClaimError::Busy { .. } | ClaimError::NoLongerDue { .. } => "busy",
-                    _ => "skipped",
+                    ClaimError::Busy { .. } | ClaimError::NoLongerDue { .. } => PullOutcome::Busy,
+                    _ => PullOutcome::Skipped,
                 };
                 return Ok(PullReport {
                     link: link_id,
                     patient: link.as_ref().map(|l| l.patient.clone()).unwrap_or_default(),
                     provider: link.map(|l| l.provider).unwrap_or_default(),
-                    outcome: outcome.into(),
+                    outcome,
                     error: Some(e.to_string()),
                     retry_after_secs: None,
                     requests: 0,
@@ -481,7 +508,8 @@ impl Puller {
             link: link_id,
             patient: link.view.patient.clone(),
             provider: link.view.provider.clone(),
-            outcome: String::new(),
+            // Set below, once the store has recorded what the sync came to.
+            outcome: PullOutcome::Synced(SyncOutcome::Failed),
             error: None,
             retry_after_secs: None,
             requests: journal.trail.len(),
@@ -546,15 +574,14 @@ impl Puller {
         let ended = writer.run(move |s| end.finish(s, ending)).await;
         match ended {
             Ok(Ended::Imported(r)) => {
-                report.outcome = match &r.outcome {
-                    crate::store::ImportOutcome::Unchanged { .. } => "unchanged",
-                    _ => "imported",
-                }
-                .into();
+                report.outcome = PullOutcome::Synced(match &r.outcome {
+                    crate::store::ImportOutcome::Unchanged { .. } => SyncOutcome::Unchanged,
+                    _ => SyncOutcome::Imported,
+                });
                 report.import = Some(r);
             }
             Ok(Ended::Failed(f)) => {
-                report.outcome = f.outcome.into();
+                report.outcome = PullOutcome::Synced(f.outcome);
                 report.error = Some(f.error);
                 report.retry_after_secs = f.retry_after.map(|d| d.as_secs());
             }
@@ -818,7 +845,7 @@ impl Puller {
                 }
             })
             .await?;
-        if link.view.state == "revoked" {
+        if link.view.state == LinkState::Revoked {
             return Err(crate::store::StoreError::Conflict(format!(
                 "link {link_id} is already revoked"
             )));
@@ -911,7 +938,7 @@ impl Puller {
                 })
             })
             .await?;
-        if link.view.state != "held" {
+        if link.view.state != LinkState::Held {
             return Err(StoreError::Refused(format!(
                 "link {link_id} is {}, not held: there is no identity to reject",
                 link.view.state
@@ -1139,14 +1166,14 @@ pub async fn pull_patient(
     let mut out = Vec::new();
     for l in links
         .iter()
-        .filter(|l| l.state == "active" && provider.is_none_or(|p| p == l.provider))
+        .filter(|l| l.state == LinkState::Active && provider.is_none_or(|p| p == l.provider))
     {
         // A scheduled sync (or another on-demand pull) of the same link
         // holds it: wait for it to finish, then pull.
         let deadline = Instant::now() + BUSY_WAIT;
         loop {
             let r = puller.pull(writer, l.id, "pull", actor).await?;
-            if r.outcome != "busy" || Instant::now() >= deadline {
+            if r.outcome != PullOutcome::Busy || Instant::now() >= deadline {
                 out.push(r);
                 break;
             }

@@ -3,6 +3,7 @@
 //! each spread by jitter so that links added together do not fire together.
 //! Pure: the caller passes the clock and the random draw.
 
+use crate::domain::SyncOutcome;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -22,9 +23,8 @@ impl Schedule {
     /// None: the link waits for a person (needs_relink, held).
     pub fn next_due(
         &self,
-        outcome: &str,
+        outcome: &SyncOutcome,
         failures: u32,
-        retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
         draw: f64,
     ) -> Option<DateTime<Utc>> {
@@ -33,13 +33,11 @@ impl Schedule {
             d.mul_f64(factor.max(0.0))
         };
         let wait = match outcome {
-            "imported" | "unchanged" => spread(self.interval),
+            SyncOutcome::Imported | SyncOutcome::Unchanged => spread(self.interval),
             // A person decides: re-link, or confirm / reject the identity.
-            "needs_relink" | "held" => return None,
-            "retry_later" if retry_at.is_some() => {
-                return retry_at.map(|t| t.max(now));
-            }
-            _ => {
+            SyncOutcome::NeedsRelink | SyncOutcome::Held => return None,
+            SyncOutcome::RetryLater { at } => return Some((*at).max(now)),
+            SyncOutcome::Failed => {
                 let doubled = self.backoff_base.saturating_mul(1u32 << failures.min(20));
                 spread(doubled.min(self.backoff_max))
             }
@@ -65,8 +63,12 @@ mod tests {
     fn good_syncs_wait_the_interval_give_or_take_the_jitter() {
         let now = Utc::now();
         let s = schedule();
-        let secs =
-            |draw| (s.next_due("imported", 0, None, now, draw).expect("due") - now).num_seconds();
+        let secs = |draw| {
+            (s.next_due(&SyncOutcome::Imported, 0, now, draw)
+                .expect("due")
+                - now)
+                .num_seconds()
+        };
         assert_eq!(secs(0.5), 3600);
         assert_eq!(secs(0.0), 3240);
         assert!((3959..=3960).contains(&secs(0.999_999)));
@@ -77,11 +79,16 @@ mod tests {
         let now = Utc::now();
         let s = schedule();
         let waits: Vec<i64> = (0..6)
-            .map(|f| (s.next_due("failed", f, None, now, 0.5).expect("due") - now).num_seconds())
+            .map(|f| {
+                (s.next_due(&SyncOutcome::Failed, f, now, 0.5).expect("due") - now).num_seconds()
+            })
             .collect();
         assert_eq!(waits, [60, 120, 240, 480, 900, 900]);
         assert_eq!(
-            (s.next_due("failed", u32::MAX, None, now, 0.5).expect("due") - now).num_seconds(),
+            (s.next_due(&SyncOutcome::Failed, u32::MAX, now, 0.5)
+                .expect("due")
+                - now)
+                .num_seconds(),
             900
         );
     }
@@ -91,12 +98,15 @@ mod tests {
         let now = Utc::now();
         let s = schedule();
         let at = now + chrono::Duration::hours(2);
-        assert_eq!(s.next_due("retry_later", 0, Some(at), now, 0.3), Some(at));
-        assert_eq!(s.next_due("needs_relink", 3, None, now, 0.3), None);
+        assert_eq!(
+            s.next_due(&SyncOutcome::RetryLater { at }, 0, now, 0.3),
+            Some(at)
+        );
+        assert_eq!(s.next_due(&SyncOutcome::NeedsRelink, 3, now, 0.3), None);
         // A retry time in the past means now.
         let past = now - chrono::Duration::hours(1);
         assert_eq!(
-            s.next_due("retry_later", 0, Some(past), now, 0.3),
+            s.next_due(&SyncOutcome::RetryLater { at: past }, 0, now, 0.3),
             Some(now)
         );
     }

@@ -129,7 +129,13 @@ impl Bench<'_> {
                     .pull(&store, l.link, "schedule", "rxsync")
                     .await
                     .expect("pull recorded");
-                assert_eq!(r.outcome, "imported", "link {}: {:?}", l.link, r.error);
+                assert_eq!(
+                    r.outcome.as_str(),
+                    "imported",
+                    "link {}: {:?}",
+                    l.link,
+                    r.error
+                );
             }
             let took = t.elapsed();
             // The next measurement replaces the file: close it first.

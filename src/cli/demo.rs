@@ -23,7 +23,7 @@ use super::{CliResult, Failure, regimen, run::print_summary, run::wait_for_signa
 use anyhow::{Context as _, anyhow};
 use rxsync::daemon::Daemon;
 use rxsync::dict::{self, fda};
-use rxsync::domain::PatientId;
+use rxsync::domain::{LinkState, PatientId};
 use rxsync::sandbox::{self, SandboxConfig};
 use rxsync::store::{ExceptionFilter, LinkSecrets, NewLink, NewPatient, Store};
 use secrecy::SecretString;
@@ -652,10 +652,10 @@ fn print_results(store: &Store) -> Result<(), Failure> {
                 l.provider,
                 l.scheme,
                 l.state,
-                match (l.state.as_str(), &l.last_error) {
-                    ("needs_relink", _) =>
+                match (l.state, &l.last_error) {
+                    (LinkState::NeedsRelink, _) =>
                         " — the patient must consent again, then: rxsync link add".to_string(),
-                    ("held", _) => format!(
+                    (LinkState::Held, _) => format!(
                         " — the remote identity does not match: rxsync link confirm {} --by NAME --note TEXT (or link reject)",
                         l.id
                     ),

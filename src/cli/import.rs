@@ -6,7 +6,7 @@ use super::context::Global;
 use super::output::{self, Format};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
-use rxsync::domain::{PatientId, SourceName};
+use rxsync::domain::{LinkState, PatientId, SourceName};
 use rxsync::import::{ImportError, ImportReport, ImportRequest, import};
 use rxsync::parse::DocFormat;
 use rxsync::store::ImportOutcome;
@@ -109,7 +109,7 @@ pub fn run(global: &Global, a: Args) -> CliResult {
                 ctx.store
                     .links(Some(&patient))?
                     .into_iter()
-                    .filter(|l| l.state != "revoked")
+                    .filter(|l| l.state != LinkState::Revoked)
                     .map(|l| l.remote_patient),
             )
             .collect();
@@ -493,14 +493,14 @@ fn pull(global: &Global, patient: &PatientId, provider: Option<&str>, out: Forma
     let links = ctx.store.links(Some(patient))?;
     let active = links
         .iter()
-        .filter(|l| l.state == "active" && provider.is_none_or(|p| p == l.provider))
+        .filter(|l| l.state == LinkState::Active && provider.is_none_or(|p| p == l.provider))
         .count();
     if active == 0 {
         let others: Vec<String> = links
             .iter()
             .filter(|l| provider.is_none_or(|p| p == l.provider))
-            .map(|l| match l.state.as_str() {
-                "held" => format!(
+            .map(|l| match l.state {
+                LinkState::Held => format!(
                     "link {} to {} is held: its remote identity does not match (rxsync link confirm {} --by NAME --note TEXT, or link reject)",
                     l.id, l.provider, l.id
                 ),
@@ -544,7 +544,7 @@ fn pull(global: &Global, patient: &PatientId, provider: Option<&str>, out: Forma
     // scripts, and the error says it all for the person reading stderr.
     let failed: Vec<String> = reports
         .iter()
-        .filter(|r| r.failed() || r.outcome == "busy")
+        .filter(|r| r.failed() || r.outcome == rxsync::pull::PullOutcome::Busy)
         .map(|r| match (&r.error, out) {
             (Some(e), Format::Json) => {
                 format!("link {} ({}): {}: {e}", r.link, r.provider, r.outcome)

@@ -6,7 +6,7 @@ use super::table::{Column, Table};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
 use rxsync::config::ProviderAuth;
-use rxsync::domain::PatientId;
+use rxsync::domain::{LinkState, PatientId, SyncOutcome};
 use rxsync::store::{LinkSecrets, NewLink};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -380,12 +380,12 @@ struct Listed<'a> {
     id: i64,
     patient: &'a str,
     provider: &'a str,
-    state: &'a str,
+    state: LinkState,
     last_sync: Option<&'a str>,
     scheme: &'a str,
     remote_patient: &'a str,
     state_reason: Option<&'a str>,
-    last_outcome: Option<&'a str>,
+    last_outcome: Option<SyncOutcome>,
     last_error: Option<&'a str>,
     failures: i64,
     expires_at: Option<&'a str>,
@@ -401,12 +401,12 @@ impl<'a> From<&'a rxsync::store::LinkView> for Listed<'a> {
             id: v.id,
             patient: &v.patient,
             provider: &v.provider,
-            state: &v.state,
+            state: v.state,
             last_sync: v.last_sync.as_deref(),
             scheme: &v.scheme,
             remote_patient: &v.remote_patient,
             state_reason: v.state_reason.as_deref(),
-            last_outcome: v.last_outcome.as_deref(),
+            last_outcome: v.last_outcome,
             last_error: v.last_error.as_deref(),
             failures: v.failures,
             expires_at: v.expires_at.as_deref(),
@@ -451,16 +451,16 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
             .config
             .provider(&l.provider)
             .is_some_and(|p| rxsync::consent::can_consent(p).is_ok());
-        let note = match l.state.as_str() {
-            "needs_relink" if by_consent => format!(
+        let note = match l.state {
+            LinkState::NeedsRelink if by_consent => format!(
                 "re-link: rxsync link start --patient {} --provider {}",
                 l.patient, l.provider
             ),
-            "needs_relink" => format!(
+            LinkState::NeedsRelink => format!(
                 "re-link: rxsync link add --patient {} --provider {} < tokens.json",
                 l.patient, l.provider
             ),
-            "held" => format!(
+            LinkState::Held => format!(
                 "identity not confirmed: rxsync link confirm {} --by NAME --note TEXT (or link reject)",
                 l.id
             ),
@@ -484,12 +484,14 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
             l.patient.clone(),
             l.provider.clone(),
             l.scheme.clone(),
-            l.state.clone(),
+            l.state.as_str().to_string(),
             cell(&l.last_sync),
             l.grant_expires_at
                 .as_deref()
                 .map_or("—".to_string(), |t| t.chars().take(10).collect()),
-            cell(&l.last_outcome),
+            l.last_outcome
+                .map(|o| o.as_str().to_string())
+                .unwrap_or_default(),
             identity,
             note,
         ]);

@@ -260,7 +260,7 @@ fn print_list(rows: &[ExceptionView]) {
             e.source.clone(),
             e.kind.clone(),
             e.severity.clone(),
-            e.state.clone(),
+            e.state.as_str().to_string(),
             item,
             e.detail.clone(),
         ]);
@@ -307,7 +307,7 @@ fn print_one(e: &ExceptionView) {
     if let Some(n) = &e.note {
         table::say(&format!("  note: {n}"), 4);
     }
-    if e.state == "open" {
+    if e.state == ExceptionState::Open {
         println!("  actions: {} or dismiss", e.actions.join(", "));
     }
 }

@@ -120,11 +120,7 @@ pub fn run(global: &Global, a: Args) -> CliResult {
     if a.once && summary.failed() {
         return Err(Failure::Failed(anyhow!(
             "{} sync(s) did not succeed (see rxsync link list and the queue)",
-            ["failed", "needs_relink", "retry_later"]
-                .iter()
-                .map(|o| summary.outcomes.get(*o).copied().unwrap_or(0))
-                .sum::<usize>()
-                + summary.errors
+            summary.failures + summary.errors
         )));
     }
     Ok(())

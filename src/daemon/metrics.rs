@@ -195,7 +195,7 @@ impl Metrics {
         self.syncs
             .get_or_create(&SyncLabels {
                 provider: r.provider.clone(),
-                outcome: r.outcome.clone(),
+                outcome: r.outcome.as_str().to_string(),
             })
             .inc();
         self.sync_seconds.get_or_create(&provider).observe(seconds);
@@ -221,7 +221,7 @@ impl Metrics {
     pub fn render(
         &self,
         exceptions: &[(String, i64)],
-        links: &[(String, i64)],
+        links: &[(crate::domain::LinkState, i64)],
     ) -> Result<String, std::fmt::Error> {
         // Every kind, zeros included, so that a dashboard sees a series drop to 0.
         self.open_exceptions.clear();
@@ -237,14 +237,14 @@ impl Metrics {
                 .set(n);
         }
         self.links.clear();
-        for state in ["active", "held", "needs_relink", "revoked"] {
+        for state in crate::domain::LinkState::ALL {
             let n = links
                 .iter()
-                .find(|(s, _)| s == state)
+                .find(|(s, _)| *s == state)
                 .map_or(0, |(_, n)| *n);
             self.links
                 .get_or_create(&StateLabel {
-                    state: state.to_string(),
+                    state: state.as_str().to_string(),
                 })
                 .set(n);
         }
@@ -267,7 +267,7 @@ mod tests {
             link: 1,
             patient: "p".into(),
             provider: "good".into(),
-            outcome: "imported".into(),
+            outcome: crate::pull::PullOutcome::Synced(crate::domain::SyncOutcome::Imported),
             error: None,
             retry_after_secs: None,
             requests: 1,

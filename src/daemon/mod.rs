@@ -23,7 +23,7 @@ pub mod breaker;
 pub mod exports;
 pub mod metrics;
 
-use crate::pull::{PullReport, Puller};
+use crate::pull::{PullOutcome, PullReport, Puller};
 use crate::store::{DueLink, Store, StoreError, Writer};
 use axum::Router;
 use axum::extract::State;
@@ -52,16 +52,17 @@ pub struct Summary {
     pub abandoned: usize,
     /// Syncs that ended in a store error (the database, not the provider).
     pub errors: usize,
+    /// Syncs that did not succeed ([`SyncOutcome::is_failure`]), counted
+    /// beside `outcomes`, which keys them by name for output.
+    #[serde(skip)]
+    pub failures: usize,
     pub seconds: f64,
 }
 
 impl Summary {
     /// Whether anything failed (exit status of `run --once`).
     pub fn failed(&self) -> bool {
-        self.errors > 0
-            || ["failed", "needs_relink", "retry_later"]
-                .iter()
-                .any(|o| self.outcomes.get(*o).copied().unwrap_or(0) > 0)
+        self.errors > 0 || self.failures > 0
     }
 
     /// All syncs that ran.
@@ -473,7 +474,15 @@ impl Daemon {
                 in_flight.remove(&id);
                 queued.remove(&id);
                 match report {
-                    Some(r) => *summary.outcomes.entry(r.outcome).or_default() += 1,
+                    Some(r) => {
+                        if r.failed() {
+                            summary.failures += 1;
+                        }
+                        *summary
+                            .outcomes
+                            .entry(r.outcome.as_str().to_string())
+                            .or_default() += 1;
+                    }
                     None => summary.errors += 1,
                 }
             }
@@ -495,13 +504,8 @@ impl Daemon {
         match result {
             Ok(r) => {
                 self.metrics.record_sync(&r, secs);
-                if matches!(r.outcome.as_str(), "busy" | "skipped") {
-                    self.breakers
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .abstain(&r.provider, Instant::now());
-                } else {
-                    let failed = matches!(r.outcome.as_str(), "failed" | "retry_later");
+                if let PullOutcome::Synced(outcome) = r.outcome {
+                    let failed = outcome.is_provider_failure();
                     let now = Instant::now();
                     let mut b = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
                     if b.record(&r.provider, failed, now) {
@@ -513,6 +517,12 @@ impl Daemon {
                             .inc();
                         tracing::warn!(provider = %r.provider, "provider paused after failures in a row (circuit breaker)");
                     }
+                } else {
+                    // Busy or skipped: no request went to the provider.
+                    self.breakers
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .abstain(&r.provider, Instant::now());
                 }
                 let ms = (secs * 1000.0) as u64;
                 let import = r.import.as_ref().map(|i| i.summary());

@@ -254,6 +254,12 @@ impl ExceptionState {
     }
 }
 
+impl fmt::Display for ExceptionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl FromStr for ExceptionState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

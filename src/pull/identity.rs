@@ -107,7 +107,7 @@ impl Fetching<'_> {
             Some(v) if held => {
                 let problems: Vec<String> = v.problems.iter().map(|p| p.to_string()).collect();
                 Err(Failure {
-                    outcome: "held",
+                    outcome: crate::domain::SyncOutcome::Held,
                     error: format!(
                         "link {link_id} is held: {}; nothing imported until a clinician confirms or rejects it",
                         problems.join("; ")

@@ -530,7 +530,7 @@ mod tests {
         let (id, relinked) = store_held(&mut store).expect("stores");
         assert!(!relinked);
         let link = store.link(id).expect("reads").expect("exists");
-        assert_eq!(link.state, "held");
+        assert_eq!(link.state, crate::domain::LinkState::Held);
         assert_eq!(
             count(
                 &store,

@@ -4,7 +4,7 @@
 //! puts a link in or out of `held`.
 
 use super::{ClaimedLink, Store, StoreError, now};
-use crate::domain::ExceptionKind;
+use crate::domain::{ExceptionKind, LinkState};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// What a pull (or a new link's check) records of the remote identity.
@@ -39,18 +39,18 @@ pub(super) fn write_identity(
     w: &IdentityWrite,
 ) -> Result<(), StoreError> {
     let at = now();
-    let (source, state): (String, String) = tx
+    let (source, state): (String, LinkState) = tx
         .query_row(
             "SELECT provider, state FROM links WHERE id = ?1",
             [link_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, super::links::link_state(r, 1)?)),
         )
         .optional()?
         .ok_or_else(|| StoreError::NotFound {
             what: "link",
             id: link_id.to_string(),
         })?;
-    if state == "revoked" {
+    if state == LinkState::Revoked {
         return Err(StoreError::Conflict(format!("link {link_id} is revoked")));
     }
     tx.execute(
@@ -268,11 +268,18 @@ pub(super) fn decide_held_in(
     confirm: bool,
 ) -> Result<(), StoreError> {
     let at = now();
-    let row: Option<(String, String, String, Option<String>)> = tx
+    let row: Option<(String, String, LinkState, Option<String>)> = tx
         .query_row(
             "SELECT patient_id, provider, state, remote_identity FROM links WHERE id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    super::links::link_state(r, 2)?,
+                    r.get(3)?,
+                ))
+            },
         )
         .optional()?;
     let Some((patient, provider, state, identity)) = row else {
@@ -281,7 +288,7 @@ pub(super) fn decide_held_in(
             id: id.to_string(),
         });
     };
-    if state != "held" {
+    if state != LinkState::Held {
         return Err(StoreError::Refused(format!(
             "link {id} is {state}, not held: there is no identity to {}",
             if confirm { "confirm" } else { "reject" }
@@ -394,7 +401,7 @@ mod tests {
     fn a_hold_is_a_state_with_its_exception_and_confirm_accepts_the_identity() {
         let (_dir, mut store, id) = held_link();
         let view = store.link(id).expect("reads").expect("exists");
-        assert_eq!(view.state, "held");
+        assert_eq!(view.state, LinkState::Held);
         let identity = view.remote_identity.expect("recorded");
         assert_eq!(identity.identity.identifiers["userinfo:mrn"], "X");
         assert_eq!(open_mismatches(&store), 1);
@@ -415,7 +422,7 @@ mod tests {
             .expect("confirms");
         assert_eq!(
             store.link(id).expect("reads").expect("exists").state,
-            "active"
+            LinkState::Active
         );
         assert_eq!(open_mismatches(&store), 0);
         let accepted = store.link_identity_state(id).expect("reads").accepted;
@@ -434,7 +441,7 @@ mod tests {
         let (_dir, mut store, id) = held_link();
         store.reject_link(id, "dr-a", "not her").expect("rejects");
         let view = store.link(id).expect("reads").expect("exists");
-        assert_eq!(view.state, "revoked");
+        assert_eq!(view.state, LinkState::Revoked);
         assert!(
             view.state_reason
                 .as_deref()

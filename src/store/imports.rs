@@ -8,7 +8,7 @@ use super::Cached;
 use super::patients::require_patient;
 use super::pulls::{PullRecord, finish_pull};
 use super::{Store, StoreError, now};
-use crate::domain::{ExceptionKind, PatientId, SourceName};
+use crate::domain::{ExceptionKind, PatientId, SourceName, SyncOutcome};
 use crate::normalize::{Item, Regimen};
 use crate::parse::DocFormat;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -119,7 +119,7 @@ impl Store {
                 None,
             )?;
             if let Some(p) = w.pull {
-                finish_pull(&tx, p, "unchanged", None, None, sync_id)?;
+                finish_pull(&tx, p, &SyncOutcome::Unchanged, None, sync_id)?;
             }
             super::audit::append(
                 &tx,
@@ -211,7 +211,7 @@ impl Store {
             None,
         )?;
         if let Some(p) = w.pull {
-            finish_pull(&tx, p, "imported", None, None, sync_id)?;
+            finish_pull(&tx, p, &SyncOutcome::Imported, None, sync_id)?;
         }
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         {
@@ -315,7 +315,7 @@ impl Store {
             Some(w.error),
         )?;
         if let Some(p) = w.pull {
-            finish_pull(&tx, p, "failed", Some(w.error), None, sync_id)?;
+            finish_pull(&tx, p, &SyncOutcome::Failed, Some(w.error), sync_id)?;
         }
         // The same unreadable bytes again: the open exception already says so.
         let open: Option<i64> = tx

@@ -10,6 +10,7 @@
 
 use super::links::{ClaimedLink, SEALED_COLUMNS, VIEW_COLUMNS, claimed};
 use super::{Cached, Store, StoreError};
+use crate::domain::LinkState;
 use rusqlite::{OptionalExtension, params};
 
 /// Why a link could not be claimed for a sync.
@@ -20,7 +21,7 @@ pub enum ClaimError {
     #[error("link {id} is {state}{}", reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
     NotActive {
         id: i64,
-        state: String,
+        state: LinkState,
         reason: Option<String>,
     },
     #[error(
@@ -103,7 +104,7 @@ impl Store {
         let Some((mut link, lease, until)) = row else {
             return Err(ClaimError::NotFound(id));
         };
-        if link.view.state != "active" {
+        if link.view.state != LinkState::Active {
             return Err(ClaimError::NotActive {
                 id,
                 state: link.view.state,

@@ -8,7 +8,7 @@
 
 use super::Cached;
 use super::{Store, StoreError, now};
-use crate::domain::{ExceptionKind, PatientId};
+use crate::domain::{ExceptionKind, LinkState, PatientId, SyncOutcome};
 use crate::vault::VaultKey;
 use rusqlite::{OptionalExtension, params};
 use secrecy::{ExposeSecret, SecretString};
@@ -57,10 +57,13 @@ pub struct LinkView {
     pub provider: String,
     pub scheme: String,
     pub remote_patient: String,
-    pub state: String,
+    pub state: LinkState,
     pub state_reason: Option<String>,
     pub last_sync: Option<String>,
-    pub last_outcome: Option<String>,
+    /// What the last sync came to. A `retry_later` read back carries the
+    /// link's due time as its `at` (or, once a person re-scheduled the link,
+    /// the time of that sync).
+    pub last_outcome: Option<SyncOutcome>,
     pub last_error: Option<String>,
     pub failures: i64,
     pub next_due_at: Option<String>,
@@ -153,10 +156,10 @@ pub(super) fn view(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkView> {
         provider: r.get(2)?,
         scheme: r.get(3)?,
         remote_patient: r.get(4)?,
-        state: r.get(5)?,
+        state: link_state(r, 5)?,
         state_reason: r.get(6)?,
         last_sync: r.get(7)?,
-        last_outcome: r.get(8)?,
+        last_outcome: sync_outcome(r, 8, 11, 7)?,
         last_error: r.get(9)?,
         failures: r.get(10)?,
         next_due_at: r.get(11)?,
@@ -172,6 +175,35 @@ pub(super) fn view(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkView> {
             }),
         grant_expires_at: r.get(17)?,
     })
+}
+
+/// Reads `links.state` (column `at`) as a [`LinkState`].
+pub(super) fn link_state(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<LinkState> {
+    let text: String = r.get(at)?;
+    LinkState::from_stored(&text).ok_or_else(|| super::bad_text(at, format!("link state {text:?}")))
+}
+
+/// Reads `links.last_outcome` (column `at`) as a [`SyncOutcome`]; a
+/// `retry_later` waits for `next_due_at` (column `due`), else it is dated by
+/// the sync itself (column `synced`).
+fn sync_outcome(
+    r: &rusqlite::Row<'_>,
+    at: usize,
+    due: usize,
+    synced: usize,
+) -> rusqlite::Result<Option<SyncOutcome>> {
+    let Some(text) = r.get::<_, Option<String>>(at)? else {
+        return Ok(None);
+    };
+    let when = |i: usize| -> rusqlite::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        Ok(r.get::<_, Option<String>>(i)?
+            .as_deref()
+            .and_then(super::parse_time))
+    };
+    let retry_at = when(due)?.or(when(synced)?);
+    SyncOutcome::from_stored(&text, retry_at)
+        .map(Some)
+        .ok_or_else(|| super::bad_text(at, format!("sync outcome {text:?}")))
 }
 
 impl Store {
@@ -394,7 +426,7 @@ impl Store {
                 id: id.to_string(),
             });
         };
-        if link.state == "revoked" {
+        if link.state == LinkState::Revoked {
             return Err(StoreError::Conflict(format!(
                 "link {id} is already revoked"
             )));
@@ -415,18 +447,18 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(LinkView {
-            state: "revoked".into(),
+            state: LinkState::Revoked,
             state_reason: Some(reason.to_string()),
             ..link
         })
     }
 
     /// Links by state, for metrics.
-    pub fn link_state_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    pub fn link_state_counts(&self) -> Result<Vec<(LinkState, i64)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT state, COUNT(*) FROM links GROUP BY state ORDER BY state")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map([], |r| Ok((link_state(r, 0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -544,6 +544,23 @@ pub fn rfc3339_at(t: chrono::DateTime<chrono::Utc>) -> String {
     rfc3339(t)
 }
 
+/// A time the store wrote, read back (None: not RFC 3339).
+pub(crate) fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// A row mapper's refusal of text that is not a value rxsync writes
+/// (column `col`, `what` names the value).
+pub(crate) fn bad_text(col: usize, what: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        col,
+        rusqlite::types::Type::Text,
+        format!("not a value rxsync writes: {what}").into(),
+    )
+}
+
 /// A time as the store writes it (RFC 3339, UTC, milliseconds): text order is time order.
 pub(crate) fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

@@ -4,7 +4,7 @@
 
 use super::Cached;
 use super::{Store, StoreError, now};
-use crate::domain::{ExceptionKind, PatientId};
+use crate::domain::{ExceptionKind, PatientId, SyncOutcome};
 use crate::schedule::Schedule;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -33,11 +33,10 @@ pub struct FailedPull<'a> {
     pub started_at: &'a str,
     pub actor: &'a str,
     pub error: &'a str,
-    /// `failed` (try again on schedule), `retry_later` (the provider asked us
-    /// to wait) or `needs_relink` (the consent is gone: raise `link_broken`).
-    pub outcome: &'a str,
-    /// When the provider said to come back (RFC 3339), for `retry_later`.
-    pub retry_at: Option<&'a str>,
+    /// `Failed` (try again on schedule), `RetryLater` (the provider asked us
+    /// to wait until its time), `NeedsRelink` (the consent is gone: raise
+    /// `link_broken`) or `Held` (the remote identity does not match).
+    pub outcome: SyncOutcome,
     pub record: PullRecord<'a>,
 }
 
@@ -63,7 +62,7 @@ impl Store {
             ],
         )?;
         let sync_id = tx.last_insert_rowid();
-        if w.outcome == "needs_relink" {
+        if w.outcome == SyncOutcome::NeedsRelink {
             let open: bool = tx.cached_row(
                 "SELECT EXISTS(SELECT 1 FROM exceptions WHERE state = 'open' AND kind = ?1 AND patient_id = ?2
                  AND source = ?3)",
@@ -93,21 +92,14 @@ impl Store {
                 params![w.record.link_id, w.error, ended],
             )?;
         }
-        finish_pull(
-            &tx,
-            &w.record,
-            w.outcome,
-            Some(w.error),
-            w.retry_at,
-            sync_id,
-        )?;
+        finish_pull(&tx, &w.record, &w.outcome, Some(w.error), sync_id)?;
         super::audit::append(
             &tx,
             w.actor,
             "pull.failed",
             Some(w.patient.as_str()),
             Some(&format!("link:{}", w.record.link_id)),
-            &serde_json::json!({"sync_id": sync_id, "outcome": w.outcome, "error": w.error}),
+            &serde_json::json!({"sync_id": sync_id, "outcome": w.outcome.as_str(), "error": w.error}),
         )?;
         tx.commit()?;
         Ok(sync_id)
@@ -119,13 +111,12 @@ impl Store {
 pub(super) fn finish_pull(
     tx: &Connection,
     r: &PullRecord<'_>,
-    outcome: &str,
+    outcome: &SyncOutcome,
     error: Option<&str>,
-    retry_at: Option<&str>,
     sync_id: i64,
 ) -> Result<(), StoreError> {
     let at = now();
-    let failed = !matches!(outcome, "imported" | "unchanged");
+    let failed = !outcome.is_success();
     let failures: u32 = tx
         .cached_row(
             "SELECT failures FROM links WHERE id = ?1",
@@ -134,18 +125,9 @@ pub(super) fn finish_pull(
         )
         .optional()?
         .map_or(0, |f| u32::try_from(f).unwrap_or(u32::MAX));
-    let retry_at = retry_at
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&chrono::Utc));
     let next_due = r
         .schedule
-        .next_due(
-            outcome,
-            failures,
-            retry_at,
-            chrono::Utc::now(),
-            rand::random::<f64>(),
-        )
+        .next_due(outcome, failures, chrono::Utc::now(), rand::random::<f64>())
         .map(super::rfc3339);
     let released = tx
         .prepare_cached(
@@ -155,7 +137,13 @@ pub(super) fn finish_pull(
              WHERE id = ?1 AND lease_holder = ?2",
         )?
         .execute(params![
-            r.link_id, r.holder, at, outcome, error, failed, next_due
+            r.link_id,
+            r.holder,
+            at,
+            outcome.as_str(),
+            error,
+            failed,
+            next_due
         ])?;
     if released != 1 {
         return Err(StoreError::Conflict(format!(
@@ -203,6 +191,7 @@ pub(super) fn finish_pull(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::LinkState;
     use crate::store::links::testing::{add, oauth2, store_with_patient};
     use crate::store::{ClaimError, LinkSecrets, NewLink};
     use crate::vault::VaultKey;
@@ -226,8 +215,7 @@ mod tests {
                     started_at: "2026-01-01T00:00:00.000Z",
                     actor: "test",
                     error: "invalid_grant",
-                    outcome: "needs_relink",
-                    retry_at: None,
+                    outcome: SyncOutcome::NeedsRelink,
                     record: PullRecord {
                         link_id: id,
                         patient: "P1",
@@ -247,7 +235,7 @@ mod tests {
                 .expect("records");
         }
         let view = store.link(id).expect("reads").expect("exists");
-        assert_eq!(view.state, "needs_relink");
+        assert_eq!(view.state, LinkState::NeedsRelink);
         assert!(matches!(
             store.claim_link(id, "h", chrono::Duration::minutes(5)),
             Err(ClaimError::NotActive { .. })
@@ -268,7 +256,7 @@ mod tests {
         assert_eq!(open(&store), 0);
         assert_eq!(
             store.link(id).expect("reads").expect("exists").state,
-            "active"
+            LinkState::Active
         );
         // The scheme cannot change under a live link.
         let err = store.add_link(
@@ -289,7 +277,7 @@ mod tests {
         );
         assert!(matches!(err, Err(StoreError::Conflict(_))));
         let revoked = store.revoke_link(id, "test", "done").expect("revokes");
-        assert_eq!(revoked.state, "revoked");
+        assert_eq!(revoked.state, LinkState::Revoked);
         let sealed: Option<Vec<u8>> = store
             .conn
             .query_row("SELECT token FROM links WHERE id = ?1", [id], |r| r.get(0))

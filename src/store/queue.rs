@@ -40,7 +40,7 @@ pub struct ExceptionView {
     pub id: i64,
     pub patient: String,
     pub kind: String,
-    pub state: String,
+    pub state: ExceptionState,
     /// The item it concerns (null for regimen- or sync-level exceptions).
     pub item: Option<ItemRef>,
     pub detail: String,
@@ -90,6 +90,16 @@ impl Resolve {
     }
 }
 
+/// Reads `exceptions.state` (column `at`) as an [`ExceptionState`].
+pub(super) fn exception_state(
+    r: &rusqlite::Row<'_>,
+    at: usize,
+) -> rusqlite::Result<ExceptionState> {
+    let text: String = r.get(at)?;
+    text.parse()
+        .map_err(|_| super::bad_text(at, format!("exception state {text:?}")))
+}
+
 const SELECT_EXCEPTION: &str = "SELECT e.id, e.patient_id, e.kind, e.state, e.item_id, e.detail, e.severity,
     e.source, r.version, e.related_item_id, e.resolution, e.resolution_ndc, e.resolved_by, e.resolved_at,
     e.note, e.created_at, e.regimen_id
@@ -116,7 +126,7 @@ fn row_to_exception(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
             id: r.get(0)?,
             patient: r.get(1)?,
             kind,
-            state: r.get(3)?,
+            state: exception_state(r, 3)?,
             item: None,
             detail: r.get(5)?,
             severity: r.get(6)?,
@@ -485,7 +495,7 @@ fn not_open_any_more(id: i64) -> StoreError {
 }
 
 fn check_open(row: &Row) -> Result<(), StoreError> {
-    if row.view.state != "open" {
+    if row.view.state != ExceptionState::Open {
         return Err(StoreError::Refused(format!(
             "exception {} is already {} (by {})",
             row.view.id,

@@ -1,7 +1,7 @@
 //! Reading regimens back: the current version, a given version, history.
 
 use super::{Store, StoreError};
-use crate::domain::{Code, PatientId};
+use crate::domain::{Code, ExceptionState, PatientId};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
@@ -21,7 +21,7 @@ pub struct CodeView {
 pub struct FlagRef {
     pub id: i64,
     pub kind: String,
-    pub state: String,
+    pub state: ExceptionState,
 }
 
 /// One item of a stored regimen.
@@ -344,14 +344,14 @@ impl Store {
                     Ok(FlagRef {
                         id: r.get(0)?,
                         kind: r.get(1)?,
-                        state: r.get(2)?,
+                        state: super::queue::exception_state(r, 2)?,
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             item.flags = item
                 .exceptions
                 .iter()
-                .filter(|f| f.state == "open")
+                .filter(|f| f.state == ExceptionState::Open)
                 .map(|f| f.kind.clone())
                 .collect();
         }

@@ -13,6 +13,7 @@
 //! have no record and cannot be reversed.
 
 use super::{Store, StoreError, now};
+use crate::domain::ExceptionState;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -160,11 +161,11 @@ impl Store {
 type Reversible = (i64, String, Undo, String);
 
 fn check_reversible(conn: &Connection, id: i64) -> Result<Result<Reversible, String>, StoreError> {
-    let row: Option<(String, Option<i64>, String)> = conn
+    let row: Option<(ExceptionState, Option<i64>, String)> = conn
         .query_row(
             "SELECT state, regimen_id, patient_id FROM exceptions WHERE id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((super::queue::exception_state(r, 0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
     let Some((state, regimen_id, patient)) = row else {
@@ -173,7 +174,7 @@ fn check_reversible(conn: &Connection, id: i64) -> Result<Result<Reversible, Str
             id: id.to_string(),
         });
     };
-    if state == "open" {
+    if state == ExceptionState::Open {
         return Ok(Err(format!(
             "exception {id} is open: there is no decision to reverse"
         )));
@@ -216,14 +217,14 @@ fn check_reversible(conn: &Connection, id: i64) -> Result<Result<Reversible, Str
     // A duplicate the mapping opened and someone decided since rests on
     // this decision: that one is reversed first.
     for opened in &undo.opened {
-        let state: Option<String> = conn
+        let state: Option<ExceptionState> = conn
             .query_row(
                 "SELECT state FROM exceptions WHERE id = ?1",
                 [opened],
-                |r| r.get(0),
+                |r| super::queue::exception_state(r, 0),
             )
             .optional()?;
-        if state.as_deref().is_some_and(|s| s != "open") {
+        if state.is_some_and(|s| s != ExceptionState::Open) {
             return Ok(Err(format!(
                 "exception {opened}, opened by this mapping, was decided since: reopen it first"
             )));

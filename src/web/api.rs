@@ -9,7 +9,7 @@ use super::AppState;
 use super::auth::{self, ApiUser};
 use super::error::AppError;
 use super::review::{self, QueueQuery, filter_of};
-use crate::domain::{Decision, PatientId};
+use crate::domain::{Decision, ExceptionState, PatientId};
 use crate::present::fhir;
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -152,7 +152,7 @@ async fn read(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
             "item": l.item,
             "excerpt": l.excerpt,
             "decisions": l.decisions,
-            "reversible": l.view.state != "open" && l.final_because.is_none(),
+            "reversible": l.view.state != ExceptionState::Open && l.final_because.is_none(),
             "final_because": l.final_because,
         }))
         .into_response(),

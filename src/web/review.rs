@@ -41,7 +41,7 @@ pub struct Loaded {
 pub fn load(s: &mut Store, id: i64) -> Result<Loaded, StoreError> {
     let (view, item) = s.exception(id)?;
     let excerpt = crate::excerpt::exception_excerpt(s, id, item.as_ref().map(|i| i.id))?;
-    let final_because = if view.state == "open" {
+    let final_because = if view.state == ExceptionState::Open {
         None
     } else {
         s.reopen_refusal(id)?

@@ -9,7 +9,7 @@ use crate::cli::run::{human, syncs_sentence};
 use crate::cli::{Failure, table};
 use rxsync::daemon::Summary;
 use rxsync::dict;
-use rxsync::domain::{ExceptionKind, ExceptionState};
+use rxsync::domain::{ExceptionKind, ExceptionState, LinkState};
 use rxsync::store::{ExceptionFilter, Store};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -103,7 +103,10 @@ impl Next<'_> {
                 println!("      | … and {left_out} more");
             }
         }
-        let held: Vec<_> = links.iter().filter(|l| l.state == "held").collect();
+        let held: Vec<_> = links
+            .iter()
+            .filter(|l| l.state == LinkState::Held)
+            .collect();
         if held.is_empty() {
             return Ok(());
         }

@@ -20,6 +20,7 @@ mod issue;
 mod provenance;
 mod statement;
 
+use crate::domain::ExceptionState;
 use crate::store::{Patient, SourceRegimen};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
@@ -79,7 +80,11 @@ pub fn sources_bundle(patient: &Patient, sources: &[SourceRegimen], at: DateTime
     }
     let mut issued = HashSet::new();
     for (source, doc_url) in sources.iter().zip(&doc_urls) {
-        for e in source.exceptions.iter().filter(|e| e.state == "open") {
+        for e in source
+            .exceptions
+            .iter()
+            .filter(|e| e.state == ExceptionState::Open)
+        {
             if !issued.insert(e.id) {
                 continue;
             }

@@ -3,7 +3,7 @@
 //! clinician already took on it.
 
 use super::{NDC_SYSTEM, dosage, is_date_time, local_identifier};
-use crate::domain::{MedStatus, Ndc11};
+use crate::domain::{ExceptionState, MedStatus, Ndc11};
 use crate::store::{DocumentMeta, ExceptionView, ItemView};
 use serde_json::{Map, Value, json};
 
@@ -206,11 +206,10 @@ fn period(start: Option<&str>, stop: Option<&str>) -> Option<Value> {
 fn decision_notes(item: &ItemView, exceptions: &[ExceptionView]) -> Vec<Value> {
     let mut notes = Vec::new();
     let mut mapped_here = false;
-    for e in exceptions
-        .iter()
-        .filter(|e| e.state != "open" && e.item.as_ref().is_some_and(|i| i.id == item.id))
-    {
-        let decision = e.resolution.as_deref().unwrap_or(&e.state);
+    for e in exceptions.iter().filter(|e| {
+        e.state != ExceptionState::Open && e.item.as_ref().is_some_and(|i| i.id == item.id)
+    }) {
+        let decision = e.resolution.as_deref().unwrap_or(e.state.as_str());
         mapped_here |= decision == "map";
         let mut text = format!(
             "{} ({}): {decision}",

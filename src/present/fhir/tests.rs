@@ -74,7 +74,7 @@ fn exception(
         id,
         patient: "p_1".into(),
         kind: kind.into(),
-        state: state.into(),
+        state: state.parse().expect("a state"),
         item: on.map(item_ref),
         detail: format!("why {id}"),
         severity: "error".into(),

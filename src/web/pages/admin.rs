@@ -10,6 +10,7 @@
 
 use super::patient::{link_note, links as links_table};
 use super::{csrf_field, error_page, layout, render};
+use crate::domain::LinkState;
 use crate::store::{LinkView, UserName, UserView};
 use crate::web::AppState;
 use crate::web::auth::Viewer;
@@ -45,7 +46,7 @@ pub async fn links_page(state: &AppState, viewer: &Viewer) -> Response {
                             td { a href=(super::queue::patient_link(&l.patient)) { (l.patient) } }
                             td { (l.provider) }
                             td { (l.state) " " (link_note(l)) }
-                            td { @if l.state != "revoked" {
+                            td { @if l.state != LinkState::Revoked {
                                 form.inline method="post" action=(format!("/admin/links/{}/revoke", l.id)) {
                                     (csrf_field(viewer))
                                     label { "Reason " input type="text" name="reason" required; }
@@ -93,7 +94,7 @@ pub async fn revoke_link(
         Some((puller, writer)) => {
             let link = state.store(move |s| s.peek_link(id)).await;
             match link {
-                Ok(Some(link)) if link.view.state != "revoked" => {
+                Ok(Some(link)) if link.view.state != LinkState::Revoked => {
                     puller.tell_provider(writer, &link).await
                 }
                 // Not found or revoked already: the store says which.

@@ -390,7 +390,7 @@ pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery) 
         Ok(l) => {
             let id = l.link;
             match state.store(move |s| s.link(id)).await {
-                Ok(Some(v)) => v.state == "active",
+                Ok(Some(v)) => v.state == crate::domain::LinkState::Active,
                 Ok(None) => false,
                 Err(e) => {
                     tracing::error!(error = %e.message, "cannot read the new link's state");

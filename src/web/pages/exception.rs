@@ -10,7 +10,7 @@
 use super::queue::patient_link;
 use super::{Viewer, csrf_field, error_page, given, layout, render};
 use crate::dict::DictEntry;
-use crate::domain::{Decision, ExceptionKind};
+use crate::domain::{Decision, ExceptionKind, ExceptionState};
 use crate::store::ItemView;
 use crate::web::AppState;
 use crate::web::error::AppError;
@@ -154,17 +154,17 @@ fn exception_page(viewer: &Viewer, l: &Loaded, x: &Extras<'_>) -> Markup {
             @if let Some(k) = kind { p.lede { (k.description()) } }
             p #why { strong { "Why: " } (e.detail) }
             p.facts {
-                span #state class=(format!("badge {}", e.state)) data-state=(e.state) { (state_text(&e.state)) } " "
+                span #state class=(format!("badge {}", e.state)) data-state=(e.state.as_str()) { (state_text(e.state.as_str())) } " "
                 span class=(format!("badge {}", e.severity)) { (severity_text(&e.severity)) } " · patient "
                 a #patient href=(patient_link(&e.patient)) { (e.patient) } " · from " (e.source)
                 @if let Some(v) = e.regimen_version { " · regimen version " (v) }
                 " · raised " (time(&e.created_at))
             }
-            @if e.state == "open" {
+            @if e.state == ExceptionState::Open {
                 (actions(viewer, l, x))
             } @else {
                 p #decision {
-                    (decision_text(e.resolution.as_deref().unwrap_or(&e.state)))
+                    (decision_text(e.resolution.as_deref().unwrap_or(e.state.as_str())))
                     @if let Some(n) = &e.resolution_ndc { " to NDC " (ndc_text(n)) }
                     " by " (e.resolved_by.as_deref().unwrap_or("?")) " on " (time_or_dash(e.resolved_at.as_deref()))
                     @if let Some(n) = &e.note { " — “" (n) "”" }
@@ -372,7 +372,7 @@ fn pair(patient: &str, items: [&ItemView; 2], sources: &[Option<String>; 2]) -> 
                     td {
                         a.item-link href=(format!("{}#item-{}", patient_link(patient), i.id)) { "#" (i.position) " in the regimen" }
                         @for f in &i.exceptions {
-                            " · " a href=(format!("/exceptions/{}", f.id)) { (kind_text(&f.kind)) " #" (f.id) " (" (state_text(&f.state)) ")" }
+                            " · " a href=(format!("/exceptions/{}", f.id)) { (kind_text(&f.kind)) " #" (f.id) " (" (state_text(f.state.as_str())) ")" }
                         }
                     }
                 } }

@@ -3,7 +3,7 @@
 //! them; the patient's links and their state; the audit trail.
 
 use super::{error_page, layout, render};
-use crate::domain::PatientId;
+use crate::domain::{LinkState, PatientId};
 use crate::store::{AuditEntry, ItemView, LinkView, Patient, RegimenSummary, RegimenView};
 use crate::web::AppState;
 use crate::web::auth::Viewer;
@@ -274,7 +274,7 @@ fn item_row(i: &ItemView, removed: bool) -> Markup {
             td { (i.route.as_deref().unwrap_or("")) }
             td { (i.sig.as_deref().unwrap_or("")) }
             td { (status_text(&i.status)) @if i.evidence == "claim" { " (claims only)" } }
-            td { @for f in &i.exceptions { a href=(format!("/exceptions/{}", f.id)) { (kind_text(&f.kind)) " (" (state_text(&f.state)) ")" } " " } }
+            td { @for f in &i.exceptions { a href=(format!("/exceptions/{}", f.id)) { (kind_text(&f.kind)) " (" (state_text(f.state.as_str())) ")" } " " } }
         }
     }
 }
@@ -296,8 +296,8 @@ pub fn links(links: &[LinkView]) -> Markup {
                 @for l in links {
                     tr data-link=(l.id) {
                         td { (l.id) } td { (l.provider) }
-                        td { span class=(format!("badge {}", l.state)) { (status_text(&l.state)) } }
-                        td { @if l.last_sync.is_some() { (time_or_dash(l.last_sync.as_deref())) } @else { "never" } " " (l.last_outcome.as_deref().map(status_text).unwrap_or_default()) }
+                        td { span class=(format!("badge {}", l.state)) { (status_text(l.state.as_str())) } }
+                        td { @if l.last_sync.is_some() { (time_or_dash(l.last_sync.as_deref())) } @else { "never" } " " (l.last_outcome.map(|o| status_text(o.as_str())).unwrap_or_default()) }
                         td.grant { @if l.grant_expires_at.is_some() { (time_or_dash(l.grant_expires_at.as_deref())) } @else { "not said" } }
                         td { (link_note(l)) }
                     }
@@ -309,8 +309,8 @@ pub fn links(links: &[LinkView]) -> Markup {
 
 /// What a link's state means for people.
 pub fn link_note(l: &LinkView) -> String {
-    match l.state.as_str() {
-        "needs_relink" => format!(
+    match l.state {
+        LinkState::NeedsRelink => format!(
             "Needs re-linking: the provider no longer accepts rxsync's authorization{}. No new medication lists arrive from {} until the patient authorizes again and an admin runs: rxsync link add --patient {} --provider {} < tokens.json",
             l.state_reason
                 .as_deref()
@@ -320,7 +320,7 @@ pub fn link_note(l: &LinkView) -> String {
             l.patient,
             l.provider
         ),
-        "held" => format!(
+        LinkState::Held => format!(
             "Held: the account at {} may not be this patient's{}. Nothing is imported from it until a clinician confirms or rejects the link (its identity_mismatch exception, or: rxsync link confirm {} --by NAME --note TEXT).",
             l.provider,
             l.remote_identity
@@ -337,14 +337,14 @@ pub fn link_note(l: &LinkView) -> String {
                 .unwrap_or_default(),
             l.id
         ),
-        "revoked" => format!(
+        LinkState::Revoked => format!(
             "Revoked{}.",
             l.state_reason
                 .as_deref()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default()
         ),
-        _ => l.last_error.clone().unwrap_or_default(),
+        LinkState::Active => l.last_error.clone().unwrap_or_default(),
     }
 }
 

@@ -131,7 +131,7 @@ fn table(rows: &[ExceptionView], q: &QueueQuery) -> Markup {
                         td { (e.source) }
                         td { a href=(open(e.id)) { (kind_text(&e.kind)) } }
                         td { span class=(format!("badge {}", e.severity)) { (severity_text(&e.severity)) } }
-                        td { span class=(format!("badge {}", e.state)) { (crate::web::labels::state_text(&e.state)) } }
+                        td { span class=(format!("badge {}", e.state)) { (crate::web::labels::state_text(e.state.as_str())) } }
                         td { @if let Some(i) = &e.item { "#" (i.position) " " (i.name.as_deref().unwrap_or("")) } }
                         td { (e.detail) }
                     }
