@@ -488,7 +488,7 @@ fn a_redirect_uri_that_is_not_loopback_is_a_config_error() {
 }
 
 /// Makes a key pair with openssl: (private key path, public key path).
-fn keypair(dir: &std::path::Path, alg: &str) -> (String, String) {
+pub(crate) fn keypair(dir: &std::path::Path, alg: &str) -> (String, String) {
     let private = dir.join(format!("{alg}.pem"));
     let public = dir.join(format!("{alg}.pub.pem"));
     let opts: &[&str] = match alg {

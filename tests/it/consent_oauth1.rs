@@ -406,6 +406,94 @@ fn oauth1_a_token_answer_over_64_kib_is_refused_and_stores_nothing() {
     assert_eq!(actions(&home), ["consent.failed"]);
 }
 
+/// A request token answer that does not confirm the callback (RFC 5849
+/// §2.1: `oauth_callback_confirmed=true` is required) is refused: an
+/// answer without the field, and one with `false`. `link start` exits 1
+/// saying so, prints no authorize URL, and nothing is stored — not the
+/// link, and not the request token or its secret.
+#[test]
+fn oauth1_a_request_token_without_oauth_callback_confirmed_is_refused() {
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    const TOKEN: &str = "unconfirmed-request-token-7f3a";
+    const SECRET: &str = "unconfirmed-request-secret-c91e";
+    for (name, answer) in [
+        (
+            "no oauth_callback_confirmed",
+            format!("oauth_token={TOKEN}&oauth_token_secret={SECRET}"),
+        ),
+        (
+            "oauth_callback_confirmed=false",
+            format!(
+                "oauth_token={TOKEN}&oauth_token_secret={SECRET}&oauth_callback_confirmed=false"
+            ),
+        ),
+    ] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let at = listener.local_addr().expect("addr").port();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut s, _) = listener.accept().expect("accept");
+            let mut buf = [0u8; 8192];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                )
+                .as_bytes(),
+            );
+            head
+        });
+        let block = provider(&sandbox, "demo-hmac-header", "HMAC-SHA1", "header", port).replace(
+            "request_token_url = \"oauth1/request_token\"",
+            &format!("request_token_url = \"http://127.0.0.1:{at}/request_token\""),
+        );
+        let home = Home::new(&block);
+        let run = home.rx_with(
+            &[
+                "link",
+                "start",
+                "--patient",
+                "P1",
+                "--provider",
+                "ehr",
+                "--timeout",
+                "5",
+            ],
+            b"",
+            SECRETS,
+        );
+        let request = server.join().expect("the provider thread");
+        // It was the request token request, carrying the callback.
+        assert!(request.contains(" /request_token"), "{name}: {request}");
+        assert!(request.contains("oauth_callback"), "{name}: {request}");
+        assert_eq!(run.code, 1, "{name}: {run:?}");
+        assert!(
+            run.stderr.contains("did not confirm the callback")
+                && run
+                    .stderr
+                    .contains("oauth_callback_confirmed=true is required"),
+            "{name}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{name}: no URL printed: {run:?}");
+        for shown in [&run.stdout, &run.stderr] {
+            assert!(!shown.contains(SECRET), "{name}: {shown}");
+        }
+        assert!(links(&home).is_empty(), "{name}");
+        assert_eq!(actions(&home), ["consent.failed"], "{name}");
+        let stored = home.stored_bytes();
+        for value in [TOKEN, SECRET] {
+            assert!(
+                !crate::pull::harness::contains(&stored, value),
+                "{name}: {value} is stored"
+            );
+        }
+    }
+}
+
 #[test]
 fn oauth1_consent_config_errors_name_provider_key_and_file() {
     let sandbox = Sandbox::start();

@@ -7,10 +7,13 @@
 //! OpenID configuration, and refuses plain http to a remote host and bad
 //! documents (HTML, wrong JSON, huge) with a clear error. `discover = true`
 //! reads the documents when first needed and caches them (the second use
-//! sends no discovery request). `provider register` registers at the
+//! sends no discovery request) until they expire (an expired row is read
+//! again from the server). `provider register` registers at the
 //! sandbox (RFC 7591), keeps the client sealed (neither the secret nor the
 //! client id is in the database by value, nor in any output) and pulls
-//! with it. The same against oidc-provider lives in `oidc/registration.rs`.
+//! with it; a `private_key_jwt` and a public (`none`) registration send
+//! what they must (checked in the body an in-test endpoint received). The
+//! same against oidc-provider lives in `oidc/registration.rs`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -364,6 +367,120 @@ fn discover_true_reads_the_documents_when_first_needed_and_caches_them() {
     );
 }
 
+/// Sets every cached discovery row's expiry into the past, as time would.
+fn expire_cached_discovery(home: &Home) {
+    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
+    let n = conn
+        .execute(
+            "UPDATE provider_discovery SET expires_at = '2000-01-01T00:00:00.000Z'",
+            [],
+        )
+        .expect("update");
+    assert_eq!(n, 1);
+}
+
+/// The cached discovery is used only until it expires: while it holds,
+/// what the server now announces is not read; once expired, the next use
+/// reads the documents again, caches the new answer and uses it (the new
+/// registration endpoint is where `provider register` then posts).
+#[test]
+fn an_expired_cached_discovery_is_read_again_from_the_server() {
+    let sandbox = Sandbox::start();
+    let home = Home::new(&discovering_config(&sandbox.base, CLIENT));
+    home.link_oauth2(&sandbox, "sbx", "demo-client", json!({"expires_in": 1}));
+    std::thread::sleep(Duration::from_millis(1500));
+    let run = home.pull(None);
+    assert_eq!(outcome(&run), "imported", "{run:?}");
+    assert_eq!(well_known_requests(&sandbox), 1);
+    let cached = || {
+        home.env
+            .query_string("SELECT discovered FROM provider_discovery WHERE provider = 'sbx'")
+    };
+    let old_register = format!("{}/oauth2/register", sandbox.base);
+    let new_register = format!("{}/oauth2/register-v2", sandbox.base);
+    assert!(
+        cached().contains(&format!("{old_register}\"")),
+        "{}",
+        cached()
+    );
+
+    // The server now announces another registration endpoint.
+    let (status, _, document) = crate::consent::get(&format!(
+        "{}/fhir/.well-known/smart-configuration",
+        sandbox.base
+    ));
+    assert_eq!(status, 200, "{document}");
+    let mut document: Value = serde_json::from_str(&document).expect("the SMART configuration");
+    assert_eq!(document["registration_endpoint"], old_register.as_str());
+    document["registration_endpoint"] = json!(new_register);
+    let (code, _) = sandbox.admin(
+        "/admin/faults",
+        Some(&json!({
+            "path_prefix": "/fhir/.well-known/smart-configuration",
+            "status": 200,
+            "times": 1,
+            "body": document.to_string(),
+        })),
+    );
+    assert_eq!(code, 200);
+
+    // Unexpired, the cache is used: nothing is read from the server.
+    clear_requests(&sandbox);
+    home.link_oauth2(&sandbox, "sbx", "demo-client", json!({"expires_in": 1}));
+    std::thread::sleep(Duration::from_millis(1500));
+    let run = home.pull(None);
+    assert_eq!(Home::reports(&run)[0]["refreshed"], true, "{run:?}");
+    assert_eq!(well_known_requests(&sandbox), 0, "{:?}", requests(&sandbox));
+    assert!(!cached().contains(&new_register), "{}", cached());
+
+    // Expired, the next use reads the documents again and caches the new one.
+    expire_cached_discovery(&home);
+    clear_requests(&sandbox);
+    home.link_oauth2(&sandbox, "sbx", "demo-client", json!({"expires_in": 1}));
+    std::thread::sleep(Duration::from_millis(1500));
+    let run = home.pull(None);
+    assert_eq!(Home::reports(&run)[0]["refreshed"], true, "{run:?}");
+    assert_eq!(stats(&sandbox)["refreshes"], 3);
+    assert_eq!(well_known_requests(&sandbox), 1, "{:?}", requests(&sandbox));
+    assert!(cached().contains(&new_register), "{}", cached());
+    assert_eq!(
+        home.env.query_i64(
+            "SELECT COUNT(*) FROM provider_discovery WHERE expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+        ),
+        1,
+        "the new answer has a new expiry"
+    );
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM audit WHERE action = 'provider.discovered'"),
+        2
+    );
+
+    // And the new document is the one used: registration (with no client
+    // configured) posts to the newly announced endpoint.
+    std::fs::write(
+        &home.config,
+        discovering_config(
+            &sandbox.base,
+            "redirect_uri = \"http://127.0.0.1:8765/callback\"\n",
+        ),
+    )
+    .unwrap();
+    clear_requests(&sandbox);
+    let run = home.rx(&["provider", "register", "--provider", "sbx"]);
+    assert!(
+        run.fails(1).contains("refused the registration (404"),
+        "{run:?}"
+    );
+    let posted: Vec<String> = requests(&sandbox)
+        .iter()
+        .filter(|r| r["method"] == "POST")
+        .map(|r| r["path"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(posted, ["/oauth2/register-v2"], "{:?}", requests(&sandbox));
+    assert_eq!(well_known_requests(&sandbox), 0);
+}
+
 #[test]
 fn a_registered_client_is_sealed_never_shown_and_used_for_refresh() {
     let sandbox = Sandbox::start();
@@ -445,6 +562,208 @@ fn a_registered_client_is_sealed_never_shown_and_used_for_refresh() {
     let admin_client = Home::new(&discovering_config(&sandbox.base, CLIENT));
     let run = admin_client.rx(&["provider", "register", "--provider", "sbx"]);
     assert!(run.fails(2).contains("takes precedence"), "{run:?}");
+}
+
+/// A registration endpoint on loopback that answers the next request with
+/// `status` and the JSON `answer`; the request's head and body come back.
+fn registration_endpoint(
+    status: u16,
+    answer: Value,
+) -> (String, std::thread::JoinHandle<(String, Value)>) {
+    use std::io::Read;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("a header line");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().expect("a length");
+            }
+            head.push_str(&line);
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).expect("the body");
+        let answer = answer.to_string();
+        let _ = reader.into_inner().write_all(
+            format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            )
+            .as_bytes(),
+        );
+        (head, serde_json::from_slice(&body).expect("a JSON body"))
+    });
+    (format!("http://{addr}/register"), served)
+}
+
+/// A provider that registers at `registration_url` with `auth` added.
+fn registering_config(sandbox: &Sandbox, registration_url: &str, auth: &str) -> String {
+    format!(
+        "[[providers]]\nid = \"sbx\"\nkind = \"fhir\"\nbase_url = \"{base}/fhir\"\n[providers.auth]\nscheme = \"oauth2\"\ntoken_url = \"{base}/oauth2/token\"\nregistration_url = \"{registration_url}\"\nredirect_uri = \"http://127.0.0.1:8765/callback\"\nscopes = [\"patient/MedicationRequest.rs\"]\n{auth}",
+        base = sandbox.base
+    )
+}
+
+/// `client_auth = "private_key_jwt"`: the registration asks for it and
+/// names the JWKS the provider fetches rxsync's keys from (`--jwks-uri`),
+/// sends no secret, and keeps the client the server issued. Without
+/// `--jwks-uri` it is refused before anything is sent.
+#[test]
+fn a_private_key_jwt_registration_sends_its_method_and_jwks_uri() {
+    let sandbox = Sandbox::start();
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (private, _) = crate::consent::keypair(keys.path(), "RS384");
+    let jwt = format!(
+        "client_auth = \"private_key_jwt\"\nprivate_key_file = \"{private}\"\nkey_id = \"kid-1\"\nalgorithm = \"RS384\"\n"
+    );
+    let (url, served) = registration_endpoint(
+        201,
+        json!({"client_id": "jwt-registered-1", "token_endpoint_auth_method": "private_key_jwt"}),
+    );
+    let home = Home::new(&registering_config(&sandbox, &url, &jwt));
+
+    let run = home.rx(&["provider", "register", "--provider", "sbx"]);
+    let err = run.fails(2);
+    assert!(
+        err.contains("provider sbx") && err.contains("needs --jwks-uri"),
+        "{err}"
+    );
+
+    let jwks = "https://rxsync.example.org/.well-known/jwks.json";
+    let run = home.rx(&[
+        "provider",
+        "register",
+        "--provider",
+        "sbx",
+        "--jwks-uri",
+        jwks,
+        "--format",
+        "json",
+    ]);
+    let answer = run.json();
+    let (head, body) = served.join().expect("the endpoint");
+    assert!(head.starts_with("POST /register "), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    assert_eq!(
+        body["token_endpoint_auth_method"], "private_key_jwt",
+        "{body}"
+    );
+    assert_eq!(body["jwks_uri"], jwks, "{body}");
+    assert_eq!(
+        body["redirect_uris"],
+        json!(["http://127.0.0.1:8765/callback"]),
+        "{body}"
+    );
+    assert_eq!(
+        body["grant_types"],
+        json!(["authorization_code", "refresh_token"]),
+        "{body}"
+    );
+    assert_eq!(body["scope"], "patient/MedicationRequest.rs", "{body}");
+    assert!(body.get("client_secret").is_none(), "{body}");
+    assert_eq!(answer["client_id"], "jwt-registered-1", "{answer}");
+    assert_eq!(answer["client_secret"], false, "{answer}");
+    assert_eq!(answer["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(
+        home.env
+            .query_string("SELECT auth_method FROM client_registrations WHERE provider = 'sbx'"),
+        "private_key_jwt"
+    );
+}
+
+/// `client_auth = "none"`: a public client (RFC 8252) registers with
+/// `token_endpoint_auth_method = "none"` and no JWKS; the sandbox issues
+/// no secret, and none is kept.
+#[test]
+fn a_public_client_registers_without_a_secret() {
+    let sandbox = Sandbox::start();
+    let (url, served) = registration_endpoint(
+        201,
+        json!({"client_id": "public-registered-1", "token_endpoint_auth_method": "none"}),
+    );
+    let home = Home::new(&registering_config(
+        &sandbox,
+        &url,
+        "client_auth = \"none\"\n",
+    ));
+    let run = home.rx(&["provider", "register", "--provider", "sbx"]);
+    let out = run.ok().to_string();
+    assert!(
+        out.contains("client_id public-registered-1 (none)"),
+        "{out}"
+    );
+    assert!(!out.contains("with a client secret"), "{out}");
+    let (_, body) = served.join().expect("the endpoint");
+    assert_eq!(body["token_endpoint_auth_method"], "none", "{body}");
+    assert!(body.get("jwks_uri").is_none(), "{body}");
+    let run = home.rx(&[
+        "provider",
+        "register",
+        "--provider",
+        "sbx",
+        "--jwks-uri",
+        "https://rxsync.example.org/jwks",
+    ]);
+    assert!(run.fails(2).contains("--jwks-uri is only for"), "{run:?}");
+
+    // At the sandbox (discovered registration endpoint): it issues no secret.
+    let at_sandbox = Home::new(&discovering_config(
+        &sandbox.base,
+        "redirect_uri = \"http://127.0.0.1:8765/callback\"\nclient_auth = \"none\"\n",
+    ));
+    let run = at_sandbox.rx(&[
+        "provider",
+        "register",
+        "--provider",
+        "sbx",
+        "--format",
+        "json",
+    ]);
+    let answer = run.json();
+    assert_eq!(answer["token_endpoint_auth_method"], "none", "{answer}");
+    assert_eq!(answer["client_secret"], false, "{answer}");
+    let (status, registered) = sandbox.admin("/admin/oauth2/registrations", None);
+    assert_eq!(status, 200);
+    assert_eq!(registered[0]["client_id"], answer["client_id"]);
+    assert_eq!(registered[0]["client_secret"], Value::Null, "{registered}");
+}
+
+/// An answer that issues no `client_id` is a clear error; a secret it
+/// carried is neither printed nor stored (by value).
+#[test]
+fn a_registration_answer_without_a_client_id_stores_nothing() {
+    let sandbox = Sandbox::start();
+    const SECRET: &str = "orphan-client-secret-value-41c";
+    let (url, served) = registration_endpoint(201, json!({"client_secret": SECRET}));
+    let home = Home::new(&registering_config(&sandbox, &url, ""));
+    let run = home.rx(&["provider", "register", "--provider", "sbx"]);
+    served.join().expect("the endpoint");
+    let err = run.fails(1);
+    assert!(
+        err.contains("provider sbx") && err.contains("no client_id string"),
+        "{err}"
+    );
+    assert!(!run.stdout.contains(SECRET) && !run.stderr.contains(SECRET));
+    assert_eq!(
+        home.env
+            .query_i64("SELECT COUNT(*) FROM client_registrations"),
+        0
+    );
+    assert!(!contains(&home.stored_bytes(), SECRET));
 }
 
 #[test]
