@@ -272,19 +272,11 @@ async fn validate_new_id_token(
     let mut settings = match settings {
         Some(s) => s.clone(),
         None => IdentitySettings {
-            remote: RemoteSource::IdToken("sub".into()),
-            local: super::LocalField::Id,
-            also: Vec::new(),
-            allow: None,
-            userinfo_url: None,
-            profile_url: None,
-            jwks_url: None,
-            issuer: None,
-            jwt_access_token: false,
-            algorithms: super::settings::DEFAULT_ALGORITHMS.to_vec(),
-            algorithms_configured: false,
-            introspection_url: None,
             discover: true,
+            ..IdentitySettings::comparing(
+                RemoteSource::IdToken("sub".into()),
+                super::LocalField::Id,
+            )
         }
         // The algorithms the provider announces, where it does.
         .with_discovered(c.discovered.as_ref().ok().copied().flatten()),

@@ -205,19 +205,9 @@ mod tests {
 
     fn settings(also: Vec<Secondary>, allow: Option<Vec<&str>>) -> IdentitySettings {
         IdentitySettings {
-            remote: RemoteSource::Userinfo("mrn".into()),
-            local: LocalField::Mrn,
             also,
             allow: allow.map(|a| a.into_iter().map(str::to_string).collect()),
-            userinfo_url: None,
-            profile_url: None,
-            jwks_url: None,
-            issuer: None,
-            jwt_access_token: false,
-            algorithms: vec![],
-            algorithms_configured: false,
-            introspection_url: None,
-            discover: false,
+            ..IdentitySettings::comparing(RemoteSource::Userinfo("mrn".into()), LocalField::Mrn)
         }
     }
 

@@ -196,6 +196,27 @@ pub const DEFAULT_ALGORITHMS: [jsonwebtoken::Algorithm; 2] = [
 ];
 
 impl IdentitySettings {
+    /// Settings that compare `remote` with `local` and nothing else: no
+    /// endpoint, key or issuer configured, the default algorithms,
+    /// discovery off.
+    pub fn comparing(remote: RemoteSource, local: LocalField) -> IdentitySettings {
+        IdentitySettings {
+            remote,
+            local,
+            also: Vec::new(),
+            allow: None,
+            userinfo_url: None,
+            profile_url: None,
+            jwks_url: None,
+            issuer: None,
+            jwt_access_token: false,
+            algorithms: DEFAULT_ALGORITHMS.to_vec(),
+            algorithms_configured: false,
+            introspection_url: None,
+            discover: false,
+        }
+    }
+
     /// Whether a check of these settings reads anything discovery gives
     /// (with `discover = true`): an endpoint, the issuer or the algorithms
     /// not configured. Callers read discovery only then.
@@ -258,19 +279,8 @@ mod tests {
 
     fn settings(discover: bool) -> IdentitySettings {
         IdentitySettings {
-            remote: RemoteSource::IdToken("mrn".into()),
-            local: LocalField::Mrn,
-            also: vec![],
-            allow: None,
-            userinfo_url: None,
-            profile_url: None,
-            jwks_url: None,
-            issuer: None,
-            jwt_access_token: false,
-            algorithms: DEFAULT_ALGORITHMS.to_vec(),
-            algorithms_configured: false,
-            introspection_url: None,
             discover,
+            ..IdentitySettings::comparing(RemoteSource::IdToken("mrn".into()), LocalField::Mrn)
         }
     }
 
