@@ -110,7 +110,7 @@ pub enum ConsentError {
     Client(String),
     /// The token answer names a remote patient no request could carry.
     #[error(
-        "the provider's token answer names the patient \"{0}\", which is not a usable id (empty, over 256 characters, or with control characters)"
+        "the provider's token answer names the patient \"{0}\", which is not a usable id (empty, over 256 characters, with control characters, or at a FHIR provider not a FHIR id: letters, digits, '-' and '.', at most 64)"
     )]
     BadRemotePatient(String),
     /// A FHIR provider's token answer names no remote patient (no
@@ -662,21 +662,39 @@ pub(crate) async fn end_unlinked(
 /// The patient's id at the provider from a token answer (SMART's
 /// `patient`, OAuth 1.0a's `patient=`): none given means the local id (as
 /// `link add` does); one given but unusable (empty, over 256 characters,
-/// control characters) makes no link — falling back to the local id would
-/// have the pulls ask the provider for another patient's records.
+/// control characters; at a FHIR provider anything but a FHIR id) makes no
+/// link — falling back to the local id would have the pulls ask the
+/// provider for another patient's records, and a FHIR search for
+/// `patient=1,2` asks for two patients.
 pub(crate) fn remote_patient(
     given: Option<&str>,
     local: &PatientId,
+    kind: crate::fetch::settings::ProviderKind,
 ) -> Result<String, ConsentError> {
+    let usable = |p: &str| match kind {
+        crate::fetch::settings::ProviderKind::Fhir => is_fhir_id(p),
+        crate::fetch::settings::ProviderKind::Ccr => {
+            !p.is_empty() && p.len() <= 256 && !p.chars().any(char::is_control)
+        }
+    };
     match given {
         None => Ok(local.to_string()),
-        Some(p) if !p.is_empty() && p.len() <= 256 && !p.chars().any(char::is_control) => {
-            Ok(p.to_string())
-        }
+        Some(p) if usable(p) => Ok(p.to_string()),
         Some(p) => Err(ConsentError::BadRemotePatient(
             p.chars().take(40).flat_map(char::escape_debug).collect(),
         )),
     }
+}
+
+/// A FHIR resource id (FHIR R4 `id`: `[A-Za-z0-9\-\.]{1,64}`), and not
+/// `.` or `..`, which a URL would resolve to another path.
+fn is_fhir_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && id != "."
+        && id != ".."
 }
 
 /// The remote patient of an OAuth 2.0 consent: the token answer's
@@ -691,7 +709,7 @@ pub(crate) fn oauth2_remote_patient(
     local: &PatientId,
 ) -> Result<String, ConsentError> {
     if given.is_some() {
-        return remote_patient(given, local);
+        return remote_patient(given, local, provider.kind);
     }
     let fhir_user = id_token
         .and_then(|c| c.get("fhirUser"))
@@ -707,7 +725,7 @@ pub(crate) fn oauth2_remote_patient(
         (!id.contains('/')).then_some(id)
     });
     match (named, provider.kind) {
-        (Some(id), _) => remote_patient(Some(id), local),
+        (Some(id), _) => remote_patient(Some(id), local, provider.kind),
         (None, crate::fetch::settings::ProviderKind::Ccr) => Ok(local.to_string()),
         (None, crate::fetch::settings::ProviderKind::Fhir) => Err(ConsentError::NoRemotePatient {
             base: redact(&provider.base_url),
@@ -831,7 +849,7 @@ pub async fn after_exchange(
         .map_err(|e| StoreError::Corrupt(format!("consent flow {}: patient id: {e}", flow.id)))?;
     // A `patient` given but unusable stops the consent before any identity read.
     if tokens.patient.is_some() {
-        remote_patient(tokens.patient.as_deref(), &patient)?;
+        remote_patient(tokens.patient.as_deref(), &patient, provider.kind)?;
     }
     let placement = match &provider.auth {
         ProviderAuth::Oauth2(o) => o.placement,
@@ -990,11 +1008,34 @@ mod tests {
 
     #[test]
     fn a_token_answer_s_patient_is_taken_when_usable_and_refused_when_not() {
+        use crate::fetch::settings::ProviderKind::{Ccr, Fhir};
         let local = PatientId::parse("P1").expect("id");
-        assert_eq!(remote_patient(None, &local).expect("none"), "P1");
-        assert_eq!(remote_patient(Some("abc-9"), &local).expect("ok"), "abc-9");
+        assert_eq!(remote_patient(None, &local, Fhir).expect("none"), "P1");
+        assert_eq!(
+            remote_patient(Some("abc-9"), &local, Fhir).expect("ok"),
+            "abc-9"
+        );
+        assert_eq!(
+            remote_patient(Some("a b/c"), &local, Ccr).expect("ok"),
+            "a b/c"
+        );
+        // At a FHIR provider only a FHIR id: `1,2` would search for two
+        // patients, `..` resolve to another path.
+        for bad in [
+            "1,2",
+            "..",
+            ".",
+            "1?x",
+            "1#x",
+            "a/b",
+            "%2e%2e",
+            &"z".repeat(65),
+        ] {
+            let e = remote_patient(Some(bad), &local, Fhir).expect_err(bad);
+            assert!(matches!(e, ConsentError::BadRemotePatient(_)), "{e}");
+        }
         for bad in ["", "a\nb", "x\u{7f}", &"y".repeat(257)] {
-            let e = remote_patient(Some(bad), &local).expect_err(bad);
+            let e = remote_patient(Some(bad), &local, Ccr).expect_err(bad);
             assert!(matches!(e, ConsentError::BadRemotePatient(_)), "{e}");
             // The message quotes at most 40 characters, escaped.
             assert!(!e.to_string().contains('\n'), "{e}");

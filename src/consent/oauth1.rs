@@ -504,7 +504,7 @@ async fn store_link(
         crate::store::StoreError::Corrupt(format!("consent flow {}: patient id: {e}", flow.id))
     })?;
     let (o, consent) = oauth1_consent_settings(provider)?;
-    let remote = super::remote_patient(access.patient.as_deref(), &patient)?;
+    let remote = super::remote_patient(access.patient.as_deref(), &patient, provider.kind)?;
     let signer = crate::fetch::auth::Oauth1Signer {
         credentials: oauth1_flow::consumer_credentials(provider.id.as_str(), o, env)
             .map_err(ConsentError::Client)?

@@ -545,20 +545,38 @@ impl Daemon {
                     .unwrap_or_else(|p| p.into_inner())
                     .abstain(&link.provider, Instant::now());
                 tracing::error!(link = link.id, error = %e, "sync could not be recorded");
-                // Nothing was recorded: the lease, if this sync took it, is
-                // kept for `STORE_ERROR_RETRY` more, so the link is tried
-                // again then — not at once, which would call the provider
-                // in a loop while the store keeps failing — and not only
-                // when the whole lease runs out.
+                // Nothing was recorded: this worker holds the link's lease
+                // for `STORE_ERROR_RETRY` more (kept if the sync still held
+                // it, taken again if the pull gave it back), so the link is
+                // tried again then — not at once, which would call the
+                // provider in a loop while the store keeps failing — and
+                // not only when a whole lease runs out.
                 let (id, holder) = (link.id, self.puller.holder().to_string());
                 let retry = chrono::Duration::from_std(STORE_ERROR_RETRY)
                     .unwrap_or_else(|_| chrono::Duration::minutes(1));
-                if let Err(e) = self
+                let held = self
                     .writer
-                    .run(move |s| s.renew_lease(id, &holder, retry))
-                    .await
-                {
-                    tracing::error!(link = id, error = %e, "cannot hold the lease back");
+                    .run(move |s| {
+                        if s.renew_lease(id, &holder, retry)? {
+                            return Ok(true);
+                        }
+                        match s.claim_link(id, &holder, retry) {
+                            Ok(_) => Ok(true),
+                            Err(crate::store::ClaimError::Store(e)) => Err(e),
+                            // Revoked, held, another worker's: not ours to hold.
+                            Err(_) => Ok(false),
+                        }
+                    })
+                    .await;
+                match held {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            link = id,
+                            "the link's lease is not this worker's to hold back"
+                        )
+                    }
+                    Err(e) => tracing::error!(link = id, error = %e, "cannot hold the lease back"),
                 }
                 None
             }

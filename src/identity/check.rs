@@ -242,7 +242,7 @@ async fn validate_new_id_token(
     };
     let Some((jwks_url, issuer)) = discovered else {
         // An identity read from the ID token needs its signature checked:
-        // unsigned claims never decide who the patient is.
+        // unsigned claims are never the identity compared with the patient.
         if let Some(s) = settings
             && matches!(s.remote, RemoteSource::IdToken(_))
         {

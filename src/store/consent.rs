@@ -7,7 +7,9 @@
 //! OAuth 1.0a flow the "state" is the request token and the
 //! `pkce_verifier` column holds the request token secret, sealed likewise. A flow is
 //! taken once: the first callback naming it marks it used, in the same
-//! transaction that reads it, so a replayed callback finds it used.
+//! transaction that reads it, so a replayed callback finds it used — and
+//! drops its sealed verifier (or request token secret) and nonce, which the
+//! taker alone needed.
 
 use super::{Store, StoreError, now};
 use crate::domain::PatientId;
@@ -119,7 +121,8 @@ impl Store {
             Some((flow, expires_at, None)) => {
                 let expired = expires_at <= at;
                 tx.execute(
-                    "UPDATE consent_flows SET used_at = ?2, outcome = CASE WHEN ?3 THEN 'expired' ELSE NULL END
+                    "UPDATE consent_flows SET used_at = ?2, outcome = CASE WHEN ?3 THEN 'expired' ELSE NULL END,
+                     pkce_verifier = X'', nonce = NULL
                      WHERE id = ?1",
                     params![flow.id, at, expired],
                 )?;
@@ -461,6 +464,16 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // The taker got the sealed verifier; the row keeps it no longer.
+        let kept: Vec<u8> = store
+            .conn
+            .query_row(
+                "SELECT pkce_verifier FROM consent_flows WHERE id = 'f1'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("row");
+        assert!(kept.is_empty(), "{kept:?}");
         assert!(matches!(
             store
                 .take_consent_flow("abc", "ehr", "t", &d)

@@ -105,9 +105,50 @@ fn an_oauth1_invitation_links_the_account_imports_the_list_and_works_once() {
         "the browser path's oauth_callback: {callback}"
     );
     assert!(callback.contains("oauth_verifier="), "{callback}");
+    // The flow named ambiguously — its request token twice, beside a
+    // `state`, or as a `state` — is not ours: nothing is taken or ended,
+    // and the real callback still links.
+    let query = callback.split_once('?').expect("a query").1;
+    let token = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "oauth_token")
+        .expect("oauth_token")
+        .1
+        .into_owned();
+    for odd in [
+        format!("{query}&oauth_token={token}"),
+        format!("{query}&state={token}"),
+        format!("state={token}&oauth_verifier=x"),
+    ] {
+        let (status, _, page) = get(&format!("{}/oauth/callback?{odd}", served.base));
+        assert_eq!(status, 400, "{odd}: {page}");
+    }
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM consent_flows WHERE used_at IS NULL"
+        ),
+        1,
+        "the flow is still waiting"
+    );
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM invitations WHERE outcome IS NOT NULL"
+        ),
+        0,
+        "the invitation is not ended"
+    );
     let (status, _, page) = get(&callback);
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Your account at ehr is linked"), "{page}");
+    assert_eq!(
+        count(
+            &home,
+            "SELECT COUNT(*) FROM consent_flows WHERE length(pkce_verifier) > 0"
+        ),
+        0,
+        "the sealed request token secret is dropped once the flow is taken"
+    );
     let imported = names(&home, "P1");
     assert!(!imported.is_empty(), "the first pull imported a list");
     for jargon in ["oauth_token", "oauth_verifier", "exception"] {
@@ -137,6 +178,10 @@ fn an_oauth1_invitation_links_the_account_imports_the_list_and_works_once() {
         audit(&home, "consent.%"),
         [
             "consent.start",
+            // The three ambiguous callbacks, audited as strays.
+            "consent.callback",
+            "consent.callback",
+            "consent.callback",
             "consent.callback",
             "consent.exchanged",
             "consent.linked",

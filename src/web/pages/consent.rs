@@ -315,12 +315,27 @@ pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery) 
     let query = query.unwrap_or_default();
     // OAuth 2.0 names its flow by `state`; an OAuth 1.0a callback carries
     // no state, and names its flow by the request token (`oauth_token`).
-    let named = |name: &str| {
-        url::form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| consent::authorize::state_sha256(&v))
+    // Exactly one of them, each parameter once: the flow checked here is
+    // then the flow the protocol's completion takes, and the invitation
+    // ended below is that flow's.
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let count = |name: &str| pairs.iter().filter(|(k, _)| k == name).count();
+    let repeated = ["state", "oauth_token", "oauth_verifier", "code", "error"]
+        .iter()
+        .any(|n| count(n) > 1);
+    let (named_by, state_param) = match (count("state"), count("oauth_token")) {
+        (1, 0) => ("state", pairs.iter().find(|(k, _)| k == "state")),
+        (0, 1) => (
+            "oauth_token",
+            pairs.iter().find(|(k, _)| k == "oauth_token"),
+        ),
+        _ => ("", None),
     };
-    let state_param = named("state").or_else(|| named("oauth_token"));
+    let state_param = state_param
+        .filter(|_| !repeated)
+        .map(|(_, v)| consent::authorize::state_sha256(v));
     let has_state = state_param.is_some();
     let found = match state_param {
         Some(hash) => state.store(move |s| s.consent_flow_by_state(&hash)).await,
@@ -331,17 +346,7 @@ pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery) 
     let callback_uri = linking.public.callback().to_string();
     let (flow, provider_id) = match found {
         Ok(Some((flow, provider, redirect))) if redirect == callback_uri => (flow, provider),
-        Ok(_) => {
-            let detail = serde_json::json!({"route": "/oauth/callback", "has_state": has_state});
-            if let Err(e) = linking
-                .writer
-                .run(move |s| s.audit_stray_callback(PATIENT, &detail))
-                .await
-            {
-                tracing::warn!(error = %e, "cannot audit a stray callback");
-            }
-            return not_ours();
-        }
+        Ok(_) => return stray_callback(linking, has_state).await,
         Err(e) => {
             tracing::error!(error = %e.message, "cannot read the consent flow");
             return trouble(StatusCode::INTERNAL_SERVER_ERROR);
@@ -354,7 +359,15 @@ pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery) 
         tracing::error!(provider = %provider_id, "the consent's provider is no longer configured");
         return trouble(StatusCode::SERVICE_UNAVAILABLE);
     };
-    let done = match way(linking, provider).await {
+    let way = way(linking, provider).await;
+    // The flow is named the way its protocol names it, or it is not ours:
+    // an OAuth 1.0a flow named by a `state` would end its invitation
+    // without being taken.
+    match (&way, named_by) {
+        (Ok(Way::Oauth2(_)), "state") | (Ok(Way::Oauth1), "oauth_token") | (Err(_), _) => {}
+        _ => return stray_callback(linking, has_state).await,
+    }
+    let done = match way {
         Ok(Way::Oauth2(resolved)) => {
             consent::complete(
                 &linking.writer,
@@ -430,6 +443,20 @@ pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery) 
         }
         Err(e) => refused_page(provider, &e),
     }
+}
+
+/// A callback that names no flow of this app's (none, an unknown one, one
+/// for another redirect URI, or named ambiguously): audited, refused.
+async fn stray_callback(linking: &crate::web::Linking, has_state: bool) -> Response {
+    let detail = serde_json::json!({"route": "/oauth/callback", "has_state": has_state});
+    if let Err(e) = linking
+        .writer
+        .run(move |s| s.audit_stray_callback(PATIENT, &detail))
+        .await
+    {
+        tracing::warn!(error = %e, "cannot audit a stray callback");
+    }
+    not_ours()
 }
 
 /// The link is stored but not active (the wrong-patient guard held it):
