@@ -1185,3 +1185,40 @@ fn the_daemon_sleeps_until_the_next_due_link_and_syncs_it_on_time() {
     let (code, logs) = daemon.terminate();
     assert_eq!(code, 0, "{logs}");
 }
+
+/// A sync whose outcome cannot be recorded (the database refuses the sync
+/// row) is not tried again at once: the worker holds the link's lease back
+/// for a minute, so the provider is not called in a loop while the store
+/// keeps failing.
+#[test]
+fn a_sync_that_cannot_be_recorded_is_held_back_not_retried_in_a_loop() {
+    let sb = Sandbox::start();
+    let home = Home::new(&with_sync(&ccr_at(&sb, "c"), "interval = 3600"));
+    let (id, _, _) = home.link_oauth1(&sb, "c", "demo-hmac-header");
+    rusqlite::Connection::open(&home.env.db)
+        .expect("db")
+        .execute_batch(
+            "CREATE TRIGGER refuse_syncs BEFORE INSERT ON syncs
+             BEGIN SELECT RAISE(ABORT, 'the disk is full'); END;",
+        )
+        .expect("trigger");
+    let daemon = Running::start(&home, &[]);
+    let holder = wait_for_lease(&home, id);
+    // Long enough for dozens of tries had the link been due again at once.
+    std::thread::sleep(Duration::from_secs(4));
+    let (lease_holder, until, _) = lease_row(&home, id);
+    assert_eq!(lease_holder.as_deref(), Some(holder.as_str()));
+    let until = chrono::DateTime::parse_from_rfc3339(&until.expect("lease_until"))
+        .expect("a time")
+        .with_timezone(&chrono::Utc);
+    let ahead = (until - chrono::Utc::now()).num_seconds();
+    assert!((40..=60).contains(&ahead), "held back {ahead} s");
+    assert_eq!(home.env.query_i64("SELECT COUNT(*) FROM syncs"), 0);
+    let (code, logs) = daemon.terminate();
+    assert_eq!(code, 0, "{logs}");
+    assert_eq!(
+        logs.matches("sync could not be recorded").count(),
+        1,
+        "tried once: {logs}"
+    );
+}
