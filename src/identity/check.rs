@@ -341,22 +341,26 @@ async fn read_new_link(
         patient: c.remote_patient,
         now,
     };
-    let introspection_url = match &c.provider.auth {
+    let auth_introspection = match &c.provider.auth {
         ProviderAuth::Oauth2(o) => o.introspection_url.as_ref(),
         ProviderAuth::Oauth1(_) => None,
     };
+    let reads_introspection = matches!(settings.remote, RemoteSource::Introspection(_));
     let mut trail = Vec::new();
     let read = async {
         // Introspection checks the token even when the identity is read elsewhere.
-        if !matches!(settings.remote, RemoteSource::Introspection(_)) && introspection_url.is_some()
-        {
+        if !reads_introspection && auth_introspection.is_some() {
             introspect(&cx).await?;
         }
         read_remote(&cx, &mut trail).await
     }
     .await;
-    // As the pull audits its identity reads (`pull::identity`).
-    if let Some(url) = introspection_url {
+    // As the pull audits its identity reads (`pull::identity`), naming the
+    // endpoint `introspect` called: `[providers.identity]`'s (or the
+    // discovered one), else `auth.introspection_url`.
+    let introspected = reads_introspection || auth_introspection.is_some();
+    let called = settings.introspection_url.as_ref().or(auth_introspection);
+    if introspected && let Some(url) = called {
         accesses.push(serde_json::json!({
             "url": crate::fetch::auth::redact(url), "purpose": "introspection",
             "outcome": match &read {
