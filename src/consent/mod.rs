@@ -898,38 +898,72 @@ pub async fn after_exchange(
         tokens.refresh_token.as_ref().map(|t| t.expose_secret()),
     )
     .map(crate::store::rfc3339_at);
-    let secrets = LinkSecrets::Oauth2 {
-        access_token: tokens.access_token,
-        refresh_token: tokens.refresh_token,
+    let exchanged = json!({
+        "provider": flow.provider.as_str(),
+        "token_url": redact(&client.token_url),
+        "fields": tokens.fields.keys().collect::<Vec<_>>(),
+    });
+    let link = LinkToStore {
+        patient,
+        remote,
+        secrets: LinkSecrets::Oauth2 {
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+        },
+        expires_at: tokens.expires_at.map(crate::store::rfc3339_at),
+        scope: tokens.scope,
+        grant_expires_at,
     };
-    let expires_at = tokens.expires_at.map(crate::store::rfc3339_at);
-    let scope = tokens.scope;
+    store_linked(writer, key, flow, actor, link, exchanged, detail, judged).await
+}
+
+/// A consent's link, ready for its one store job.
+pub(crate) struct LinkToStore {
+    pub patient: PatientId,
+    pub remote: String,
+    pub secrets: LinkSecrets,
+    /// RFC 3339 (OAuth 2.0 only), as `NewLink`'s.
+    pub expires_at: Option<String>,
+    pub scope: Option<String>,
+    pub grant_expires_at: Option<String>,
+}
+
+/// The one store job that ends a consent, for both protocols
+/// (`Store::store_consent_link`): `consent.exchanged`, the link in its
+/// final state with the guard's verdict, and the flow's end, in one
+/// transaction.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn store_linked(
+    writer: &Writer,
+    key: &Arc<VaultKey>,
+    flow: &TakenFlow,
+    actor: &str,
+    link: LinkToStore,
+    exchanged: serde_json::Value,
+    detail: serde_json::Value,
+    judged: crate::identity::Judged,
+) -> Result<Linked, ConsentError> {
     let (provider_id, flow_id, actor, key) = (
         flow.provider.clone(),
         flow.id.clone(),
         actor.to_string(),
         Arc::clone(key),
     );
-    let exchanged = json!({
-        "provider": flow.provider.as_str(),
-        "token_url": redact(&client.token_url),
-        "fields": tokens.fields.keys().collect::<Vec<_>>(),
-    });
     let write = judged.write;
-    let (link, relinked) = writer
+    let (id, relinked) = writer
         .run(move |store| {
             store.store_consent_link(
                 &flow_id,
                 &actor,
                 &exchanged,
                 &NewLink {
-                    patient: &patient,
+                    patient: &link.patient,
                     provider: &provider_id,
-                    remote_patient: &remote,
-                    secrets,
-                    expires_at,
-                    scope,
-                    grant_expires_at,
+                    remote_patient: &link.remote,
+                    secrets: link.secrets,
+                    expires_at: link.expires_at,
+                    scope: link.scope,
+                    grant_expires_at: link.grant_expires_at,
                 },
                 &key,
                 write.as_ref(),
@@ -938,7 +972,7 @@ pub async fn after_exchange(
         })
         .await?;
     Ok(Linked {
-        link,
+        link: id,
         relinked,
         flow: flow.id.clone(),
         identity: judged.outcome,

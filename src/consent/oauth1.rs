@@ -38,7 +38,7 @@ use crate::config::{Oauth1Consent, Oauth1Settings, Provider, ProviderAuth};
 use crate::domain::PatientId;
 use crate::fetch::auth::redact;
 use crate::fetch::oauth1_flow::{self, TokenPair};
-use crate::store::{LinkSecrets, NewLink, Writer};
+use crate::store::{LinkSecrets, Writer};
 use crate::vault::VaultKey;
 
 /// A started three-legged flow: where to send the patient, and the
@@ -533,44 +533,18 @@ async fn store_link(
         "remote_patient": remote,
         "relink_of": flow.relink_of,
     });
-    let secrets = LinkSecrets::Oauth1 {
-        token: access.token,
-        token_secret: access.secret,
+    let link = super::LinkToStore {
+        patient,
+        remote,
+        secrets: LinkSecrets::Oauth1 {
+            token: access.token,
+            token_secret: access.secret,
+        },
+        expires_at: None,
+        scope: None,
+        grant_expires_at: None,
     };
-    let (provider_id, flow_id, actor, key) = (
-        provider.id.to_string(),
-        flow.id.clone(),
-        actor.to_string(),
-        Arc::clone(key),
-    );
-    let write = judged.write;
-    let (link, relinked) = writer
-        .run(move |store| {
-            store.store_consent_link(
-                &flow_id,
-                &actor,
-                &exchanged,
-                &NewLink {
-                    patient: &patient,
-                    provider: &provider_id,
-                    remote_patient: &remote,
-                    secrets,
-                    expires_at: None,
-                    scope: None,
-                    grant_expires_at: None,
-                },
-                &key,
-                write.as_ref(),
-                detail,
-            )
-        })
-        .await?;
-    Ok(Linked {
-        link,
-        relinked,
-        flow: flow.id.clone(),
-        identity: judged.outcome,
-    })
+    super::store_linked(writer, key, flow, actor, link, exchanged, detail, judged).await
 }
 
 #[cfg(test)]

@@ -187,6 +187,24 @@ fn audit_actions(home: &Home) -> Vec<String> {
         .expect("rows")
 }
 
+/// `url` with its query parameter `name` set to `value` (a forged callback).
+pub(crate) fn with_param(url: &str, name: &str, value: &str) -> String {
+    let mut url = url::Url::parse(url).expect("url");
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .into_owned()
+        .map(|(k, v)| {
+            if k == name {
+                (k, value.to_string())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url.to_string()
+}
+
 #[test]
 fn link_start_links_by_consent_and_a_pull_works() {
     let sandbox = Sandbox::start();
@@ -366,20 +384,8 @@ fn a_wrong_state_stores_no_link() {
     let home = Home::new(&consent_provider(&sandbox, "ehr", "demo-client", port, ""));
     let started = start(&home, "ehr", &[], &[]);
     let callback = consent(&started.url);
-    let mut forged = url::Url::parse(&callback).expect("url");
-    let pairs: Vec<(String, String)> = forged
-        .query_pairs()
-        .into_owned()
-        .map(|(k, v)| {
-            if k == "state" {
-                (k, "forged".to_string())
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
-    forged.query_pairs_mut().clear().extend_pairs(pairs);
-    let (status, _, _) = get(forged.as_str());
+    let forged = with_param(&callback, "state", "forged");
+    let (status, _, _) = get(&forged);
     assert_eq!(status, 400);
     let run = started.finish();
     assert_eq!(run.code, 1, "{run:?}");

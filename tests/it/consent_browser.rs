@@ -671,19 +671,7 @@ fn a_held_consent_shows_the_patient_nothing_of_the_existing_list() {
         free_port(),
     );
     let home = Home::new(&config);
-    home.rx(&[
-        "patient",
-        "add",
-        "--id",
-        "P2",
-        "--mrn",
-        &format!("MRN-{REMOTE}"),
-        "--name",
-        "Pat Doe",
-        "--birth-date",
-        "1980-04-02",
-    ])
-    .ok();
+    home.add_p2(true);
     let served = serve(&home);
 
     // First, P2's own consent: matched, linked, the list imported.
@@ -774,15 +762,7 @@ fn an_identity_that_cannot_be_established_links_nothing_and_says_why() {
         free_port(),
     );
     let home = Home::new(&config);
-    home.rx(&[
-        "patient",
-        "add",
-        "--id",
-        "P2",
-        "--mrn",
-        &format!("MRN-{REMOTE}"),
-    ])
-    .ok();
+    home.add_p2(false);
     let (status, answer) = sandbox.admin(
         "/admin/consent",
         Some(&serde_json::json!({"id_token_fault": "nonce"})),

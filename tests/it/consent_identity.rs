@@ -29,19 +29,7 @@ fn provider(sandbox: &Sandbox, port: u16) -> String {
 /// A home with patient P2, who is the sandbox's `remote-p1`.
 fn home(sandbox: &Sandbox, port: u16) -> Home {
     let home = Home::new(&provider(sandbox, port));
-    home.rx(&[
-        "patient",
-        "add",
-        "--id",
-        "P2",
-        "--mrn",
-        &format!("MRN-{REMOTE}"),
-        "--name",
-        "Pat Doe",
-        "--birth-date",
-        "1980-04-02",
-    ])
-    .ok();
+    home.add_p2(true);
     home
 }
 
@@ -212,15 +200,7 @@ fn an_identity_endpoint_that_cannot_be_read_makes_no_link_and_revokes_the_grant(
         ),
     );
     let home = Home::new(&block);
-    home.rx(&[
-        "patient",
-        "add",
-        "--id",
-        "P2",
-        "--mrn",
-        &format!("MRN-{REMOTE}"),
-    ])
-    .ok();
+    home.add_p2(false);
     let run = link_start(&home);
     nothing_stored_and_revoked(&home, &sandbox, &run, "userinfo");
     for (_, secret) in SECRETS {
@@ -304,19 +284,7 @@ fn provider_comparing_the_local_id(sandbox: &Sandbox, port: u16) -> String {
 /// the id comparison can tell a match from a mismatch.
 fn home_comparing_the_local_id(sandbox: &Sandbox) -> Home {
     let home = Home::new(&provider_comparing_the_local_id(sandbox, free_port()));
-    home.rx(&[
-        "patient",
-        "add",
-        "--id",
-        "P2",
-        "--mrn",
-        &format!("MRN-{REMOTE}"),
-        "--name",
-        "Pat Doe",
-        "--birth-date",
-        "1980-04-02",
-    ])
-    .ok();
+    home.add_p2(true);
     home
 }
 
@@ -643,15 +611,7 @@ fn provider_without_identity(sandbox: &Sandbox, port: u16) -> String {
 /// A home for P2 (the sandbox's `remote-p1`) with the provider `block`.
 fn home_with(block: &str) -> Home {
     let home = Home::new(block);
-    home.rx(&[
-        "patient",
-        "add",
-        "--id",
-        "P2",
-        "--mrn",
-        &format!("MRN-{REMOTE}"),
-    ])
-    .ok();
+    home.add_p2(false);
     home
 }
 

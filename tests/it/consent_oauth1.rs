@@ -197,20 +197,8 @@ fn oauth1_a_callback_with_another_token_stores_nothing() {
     ));
     let started = spawn_link_start(&home.env, &home.config, "P1", "ehr", &[], SECRETS);
     let callback = authorize(&started.url, "");
-    let mut forged = url::Url::parse(&callback).expect("url");
-    let pairs: Vec<(String, String)> = forged
-        .query_pairs()
-        .into_owned()
-        .map(|(k, v)| {
-            if k == "oauth_token" {
-                (k, "forged".into())
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
-    forged.query_pairs_mut().clear().extend_pairs(pairs);
-    let (status, _, _) = get(forged.as_str());
+    let forged = crate::consent::with_param(&callback, "oauth_token", "forged");
+    let (status, _, _) = get(&forged);
     assert_eq!(status, 400);
     let run = started.finish();
     assert_eq!(run.code, 1, "{run:?}");
@@ -353,33 +341,35 @@ fn oauth1_a_failed_exchange_or_request_token_stores_nothing() {
     );
 }
 
-#[test]
-fn oauth1_a_token_answer_over_64_kib_is_refused_and_stores_nothing() {
-    let sandbox = Sandbox::start();
-    let port = free_port();
-    // A request token endpoint whose answer never ends within 64 KiB.
+/// A request token endpoint on loopback that answers one request with
+/// `answer` (status line and headers included) and hands back the
+/// request's head.
+fn answer_once(answer: Vec<u8>) -> (u16, std::thread::JoinHandle<String>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let big = listener.local_addr().expect("addr").port();
+    let port = listener.local_addr().expect("addr").port();
     let server = std::thread::spawn(move || {
         use std::io::{Read, Write};
         let (mut s, _) = listener.accept().expect("accept");
         let mut buf = [0u8; 8192];
-        let _ = s.read(&mut buf);
-        let _ = s.write_all(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n",
-        );
-        let _ =
-            s.write_all(b"oauth_token=t&oauth_token_secret=s&oauth_callback_confirmed=true&pad=");
-        let _ = s.write_all(&vec![b'a'; 200 * 1024]);
+        let n = s.read(&mut buf).unwrap_or(0);
+        let _ = s.write_all(&answer);
+        String::from_utf8_lossy(&buf[..n]).to_string()
     });
-    let block = provider(&sandbox, "demo-hmac-header", "HMAC-SHA1", "header", port).replace(
+    (port, server)
+}
+
+/// The sandbox provider `ehr` with its request token endpoint at
+/// `127.0.0.1:at`.
+fn with_request_token_url(sandbox: &Sandbox, port: u16, at: u16) -> String {
+    provider(sandbox, "demo-hmac-header", "HMAC-SHA1", "header", port).replace(
         "request_token_url = \"oauth1/request_token\"",
-        &format!("request_token_url = \"http://127.0.0.1:{big}/request_token\""),
-    );
-    let home = Home::new(&block);
-    // Read whole, the padded answer would be accepted and the flow would
-    // wait for a callback: a short timeout keeps that failure quick.
-    let run = home.rx_with(
+        &format!("request_token_url = \"http://127.0.0.1:{at}/request_token\""),
+    )
+}
+
+/// `link start` for P1 at `ehr` that gives up after 5 s.
+fn start_briefly(home: &Home) -> crate::support::Run {
+    home.rx_with(
         &[
             "link",
             "start",
@@ -392,7 +382,21 @@ fn oauth1_a_token_answer_over_64_kib_is_refused_and_stores_nothing() {
         ],
         b"",
         SECRETS,
-    );
+    )
+}
+
+#[test]
+fn oauth1_a_token_answer_over_64_kib_is_refused_and_stores_nothing() {
+    let sandbox = Sandbox::start();
+    let port = free_port();
+    // A request token endpoint whose answer never ends within 64 KiB.
+    let mut answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\noauth_token=t&oauth_token_secret=s&oauth_callback_confirmed=true&pad=".to_vec();
+    answer.extend(vec![b'a'; 200 * 1024]);
+    let (big, server) = answer_once(answer);
+    let home = Home::new(&with_request_token_url(&sandbox, port, big));
+    // Read whole, the padded answer would be accepted and the flow would
+    // wait for a callback: a short timeout keeps that failure quick.
+    let run = start_briefly(&home);
     let _ = server.join();
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("request token"), "{}", run.stderr);
@@ -429,42 +433,15 @@ fn oauth1_a_request_token_without_oauth_callback_confirmed_is_refused() {
             ),
         ),
     ] {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let at = listener.local_addr().expect("addr").port();
-        let server = std::thread::spawn(move || {
-            use std::io::{Read, Write};
-            let (mut s, _) = listener.accept().expect("accept");
-            let mut buf = [0u8; 8192];
-            let n = s.read(&mut buf).unwrap_or(0);
-            let head = String::from_utf8_lossy(&buf[..n]).to_string();
-            let _ = s.write_all(
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
-                )
-                .as_bytes(),
-            );
-            head
-        });
-        let block = provider(&sandbox, "demo-hmac-header", "HMAC-SHA1", "header", port).replace(
-            "request_token_url = \"oauth1/request_token\"",
-            &format!("request_token_url = \"http://127.0.0.1:{at}/request_token\""),
+        let (at, server) = answer_once(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            )
+            .into_bytes(),
         );
-        let home = Home::new(&block);
-        let run = home.rx_with(
-            &[
-                "link",
-                "start",
-                "--patient",
-                "P1",
-                "--provider",
-                "ehr",
-                "--timeout",
-                "5",
-            ],
-            b"",
-            SECRETS,
-        );
+        let home = Home::new(&with_request_token_url(&sandbox, port, at));
+        let run = start_briefly(&home);
         let request = server.join().expect("the provider thread");
         // It was the request token request, carrying the callback.
         assert!(request.contains(" /request_token"), "{name}: {request}");

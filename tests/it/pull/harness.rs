@@ -113,6 +113,18 @@ impl Home {
         Home { env, config }
     }
 
+    /// Adds patient P2, who is the sandbox's `REMOTE` (its MRN is
+    /// `MRN-remote-p1`), and when `named` also the sandbox account's name
+    /// and birth date.
+    pub fn add_p2(&self, named: bool) {
+        let mrn = format!("MRN-{REMOTE}");
+        let mut args = vec!["patient", "add", "--id", "P2", "--mrn", &mrn];
+        if named {
+            args.extend(["--name", "Pat Doe", "--birth-date", "1980-04-02"]);
+        }
+        self.rx(&args).ok();
+    }
+
     /// `rxsync --config C --db D ARGS` with the demo secrets in the environment.
     pub fn rx(&self, args: &[&str]) -> Run {
         self.rx_stdin(args, b"")
