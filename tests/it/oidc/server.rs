@@ -57,6 +57,11 @@ impl OidcServer {
             "oidc-provider is not installed: run `npm ci --prefix tests/oidc --no-audit --no-fund` \
              (.ci/run does)"
         );
+        // One server starts at a time: a dozen Node processes loading
+        // oidc-provider at once on two busy cores took over two minutes
+        // to print their endpoints. Held until this one has printed.
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _starting = STARTING.lock().unwrap_or_else(|p| p.into_inner());
         let mut child = Command::new("node")
             .arg(dir.join("server.mjs"))
             .arg("--exit-on-stdin-close")
