@@ -152,7 +152,7 @@ impl Daemon {
         if released > 0 {
             tracing::warn!(released, "gave back leases of processes that no longer run");
         }
-        let engine = store.engine();
+        let engine = store.engine().name();
         let mut metrics = Metrics::new();
         metrics.register_worker(puller.holder(), puller.lease_counters());
         Ok(Arc::new(Daemon {

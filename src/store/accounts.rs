@@ -7,6 +7,7 @@
 //! client presents. A disabled user's sessions and tokens stop working at
 //! once, because every lookup joins the user and checks `disabled_at`.
 
+use super::db::Row;
 use super::{Store, StoreError, now};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -105,7 +106,7 @@ pub struct LoginFailures {
 
 const USER_COLUMNS: &str = "u.id, u.name, u.role, u.created_at, u.disabled_at";
 
-fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserView> {
+fn row_to_user(r: &Row<'_>) -> rusqlite::Result<UserView> {
     let role: String = r.get(2)?;
     Ok(UserView {
         id: r.get(0)?,
@@ -165,7 +166,7 @@ impl Store {
             "SELECT {USER_COLUMNS} FROM users u ORDER BY u.name"
         ))?;
         let rows = stmt
-            .query_map([], row_to_user)?
+            .query_map((), row_to_user)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -398,11 +399,12 @@ impl Store {
             }
             Some((id, None)) => id,
         };
-        tx.execute(
-            "INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES (?1, ?2, ?3)",
+        let inserted: i64 = tx.query_row(
+            "INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES (?1, ?2, ?3) RETURNING id",
             params![user_id, token_hash, now()],
+            |r| r.get(0),
         )?;
-        let id = tx.last_insert_rowid();
+        let id = inserted;
         super::audit::append(
             &tx,
             actor,

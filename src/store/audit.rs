@@ -1,12 +1,13 @@
 //! The append-only audit log (triggers refuse UPDATE and DELETE). Every
 //! write that changes what is stored appends its row in the same transaction.
 
+use super::db::Conn;
 use super::{StoreError, now};
-use rusqlite::{Connection, params};
+use rusqlite::params;
 
 /// Appends a record inside the caller's transaction.
 pub(super) fn append(
-    conn: &Connection,
+    conn: &Conn,
     actor: &str,
     action: &str,
     patient: Option<&str>,

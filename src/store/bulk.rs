@@ -7,7 +7,7 @@
 //! it ends, and each patient's import stores its own document as any import
 //! does. Nothing here parses a line; the caller hands over what it read.
 
-use super::{Cached, StoreError};
+use super::StoreError;
 use rusqlite::{OptionalExtension, params};
 
 /// One line of an export, filed under its patient.

@@ -11,6 +11,7 @@
 //! drops its sealed verifier (or request token secret) and nonce, which the
 //! taker alone needed.
 
+use super::db::Conn;
 use super::{Store, StoreError, now};
 use crate::domain::PatientId;
 use rusqlite::{OptionalExtension, params};
@@ -354,11 +355,7 @@ impl Store {
 /// Inserts a flow and audits `consent.start`, inside the caller's
 /// transaction (`start_consent_flow`, and an invitation's acceptance,
 /// which spends the invitation in the same one).
-pub(super) fn insert_flow(
-    tx: &rusqlite::Connection,
-    f: &NewFlow<'_>,
-    actor: &str,
-) -> Result<(), StoreError> {
+pub(super) fn insert_flow(tx: &Conn, f: &NewFlow<'_>, actor: &str) -> Result<(), StoreError> {
     super::patients::require_patient(tx, f.patient)?;
     let relink_of: Option<i64> = tx
         .query_row(
@@ -469,7 +466,7 @@ mod tests {
             .conn
             .query_row(
                 "SELECT pkce_verifier FROM consent_flows WHERE id = 'f1'",
-                [],
+                (),
                 |r| r.get(0),
             )
             .expect("row");
@@ -534,7 +531,7 @@ mod tests {
     }
 
     fn count(store: &Store, sql: &str) -> i64 {
-        store.conn.query_row(sql, [], |r| r.get(0)).expect("counts")
+        store.conn.query_row(sql, (), |r| r.get(0)).expect("counts")
     }
 
     #[test]
@@ -555,7 +552,7 @@ mod tests {
             .conn
             .query_row(
                 "SELECT detail FROM audit WHERE action = 'consent.linked'",
-                [],
+                (),
                 |r| r.get(0),
             )
             .expect("consent.linked");

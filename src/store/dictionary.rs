@@ -10,6 +10,7 @@
 //! be 12 characters long, so the two never collide). `key_text` is the one
 //! place that rule lives.
 
+use super::db::{Conn, Row};
 use super::{Store, StoreError, now};
 use crate::dict::{DictEntry, Ingredient, Package, Product};
 use crate::domain::{Ndc11, Ndc12};
@@ -95,7 +96,7 @@ impl Store {
         }
         let (np, nk): (usize, usize) = tx.query_row(
             "SELECT (SELECT COUNT(*) FROM dict_products), (SELECT COUNT(*) FROM dict_packages)",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         tx.execute(
@@ -119,14 +120,14 @@ impl Store {
         let (products, packages, excluded_products): (usize, usize, usize) = self.conn.query_row(
             "SELECT (SELECT COUNT(*) FROM dict_products), (SELECT COUNT(*) FROM dict_packages),
                     (SELECT COUNT(*) FROM dict_products WHERE excluded)",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         let meta: Option<(String, String)> = self
             .conn
             .query_row(
                 "SELECT loaded_from, loaded_at FROM dict_meta WHERE id = 1",
-                [],
+                (),
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
@@ -146,13 +147,11 @@ impl Store {
         Store::sample_note_in(&self.conn)
     }
 
-    pub(super) fn sample_note_in(
-        conn: &rusqlite::Connection,
-    ) -> Result<Option<String>, StoreError> {
+    pub(super) fn sample_note_in(conn: &Conn) -> Result<Option<String>, StoreError> {
         let meta: Option<(String, usize)> = conn
             .query_row(
                 "SELECT loaded_from, products FROM dict_meta WHERE id = 1",
-                [],
+                (),
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
@@ -166,11 +165,11 @@ impl Store {
         Store::snapshot_in(&self.conn)
     }
 
-    pub(super) fn snapshot_in(conn: &rusqlite::Connection) -> Result<Option<String>, StoreError> {
+    pub(super) fn snapshot_in(conn: &Conn) -> Result<Option<String>, StoreError> {
         let mut stmt =
             conn.prepare_cached("SELECT loaded_from, loaded_at FROM dict_meta WHERE id = 1")?;
         let meta: Option<(String, String)> = stmt
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row((), |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         Ok(meta.map(|(from, at)| crate::dict::snapshot_label(&from, &at)))
     }
@@ -181,10 +180,7 @@ impl Store {
         Store::entry_in(&self.conn, ndc)
     }
 
-    pub(super) fn entry_in(
-        conn: &rusqlite::Connection,
-        ndc: &Ndc12,
-    ) -> Result<Option<DictEntry>, StoreError> {
+    pub(super) fn entry_in(conn: &Conn, ndc: &Ndc12) -> Result<Option<DictEntry>, StoreError> {
         let mut stmt = conn.prepare_cached(&format!("{SELECT_ENTRY} WHERE k.ndc11 = ?1"))?;
         Ok(stmt.query_row([key_text(ndc)], row_to_entry).optional()?)
     }
@@ -247,11 +243,11 @@ impl Store {
 
 /// Fills `brand_key` for a dictionary loaded before migration
 /// `0008_brand_index`, inside that migration's transaction.
-pub(super) fn fill_brand_keys(conn: &rusqlite::Connection) -> Result<(), StoreError> {
+pub(super) fn fill_brand_keys(conn: &Conn) -> Result<(), StoreError> {
     let mut read =
         conn.prepare("SELECT product_id, proprietary_name, ingredients FROM dict_products")?;
     let rows = read
-        .query_map([], |r| {
+        .query_map((), |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -300,7 +296,7 @@ fn key_from_text(text: &str) -> Result<Ndc12, crate::domain::NdcError> {
     }
 }
 
-fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<DictEntry> {
+fn row_to_entry(r: &Row<'_>) -> rusqlite::Result<DictEntry> {
     let ndc_text: String = r.get(0)?;
     let ndc = key_from_text(&ndc_text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))

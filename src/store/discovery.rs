@@ -7,7 +7,7 @@
 //! and leave sealed or opened into `secrecy` types; no plaintext secret is
 //! written, logged or put in an audit row.
 
-use super::{Cached, StoreError, Tx, now};
+use super::{StoreError, Tx, now};
 use crate::discovery::Discovered;
 use crate::vault::{VaultError, VaultKey};
 use rusqlite::{OptionalExtension, params};
@@ -268,7 +268,7 @@ pub(super) fn reseal(tx: &Tx<'_>, old: &VaultKey, new: &VaultKey) -> Result<usiz
             "SELECT provider, key_id, client_id, client_secret, registration_access_token, registration_client_uri
              FROM client_registrations",
         )?;
-        stmt.query_map([], |r| {
+        stmt.query_map((), |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,

@@ -4,8 +4,9 @@
 //! Each call is one short transaction, with an audit row where it changes
 //! what an export is.
 
+use super::db::Row;
 use super::{Store, StoreError, now};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 /// Where an export stands.
@@ -154,12 +155,13 @@ impl Store {
                 e.provider
             )));
         }
-        tx.execute(
+        let inserted: i64 = tx.query_row(
             "INSERT INTO exports (provider, level, group_id, kickoff_url, since, requested_at, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'starting')",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'starting') RETURNING id",
             params![e.provider, e.level, e.group, e.kickoff_url, e.since, now()],
+            |r| r.get(0),
         )?;
-        let id = tx.last_insert_rowid();
+        let id = inserted;
         super::audit::append(
             &tx,
             actor,

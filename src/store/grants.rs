@@ -4,6 +4,7 @@
 //! it (`add_link`). Never talks to a provider: what a grant's end is comes
 //! from `fetch::grant`.
 
+use super::db::Conn;
 use super::{Store, StoreError, now, rfc3339};
 use crate::domain::ExceptionKind;
 use rusqlite::params;
@@ -61,7 +62,7 @@ impl Store {
 /// Live links whose grant ends by `horizon` and has no `link_expiring` yet:
 /// (id, patient, provider, grant end).
 fn due_warnings(
-    conn: &rusqlite::Connection,
+    conn: &Conn,
     horizon: &str,
 ) -> Result<Vec<(i64, String, String, String)>, StoreError> {
     let mut stmt = conn.prepare_cached(

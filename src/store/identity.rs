@@ -3,9 +3,10 @@
 //! exception, and a clinician's confirmation or rejection. Only this file
 //! puts a link in or out of `held`.
 
+use super::db::Conn;
 use super::{ClaimedLink, Store, StoreError, now};
 use crate::domain::{ExceptionKind, LinkState};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 
 /// What a pull (or a new link's check) records of the remote identity.
 #[derive(Debug, Clone)]
@@ -32,7 +33,7 @@ pub struct IdentityWrite {
 /// marks the link `held` with an open `identity_mismatch` exception (one
 /// per link: a new hold replaces the detail of an open one).
 pub(super) fn write_identity(
-    tx: &Connection,
+    tx: &Conn,
     link_id: i64,
     patient: &str,
     sync_id: Option<i64>,
@@ -261,7 +262,7 @@ impl Store {
 /// `confirm_link` / `reject_link` inside a transaction (the queue's
 /// `confirm` and `reject` actions use it too).
 pub(super) fn decide_held_in(
-    tx: &Connection,
+    tx: &Conn,
     id: i64,
     by: &str,
     note: &str,
@@ -390,8 +391,7 @@ mod tests {
         store
             .conn
             .query_row(
-                "SELECT COUNT(*) FROM exceptions WHERE kind = 'identity_mismatch' AND state = 'open'",
-                [],
+                "SELECT COUNT(*) FROM exceptions WHERE kind = 'identity_mismatch' AND state = 'open'", (),
                 |r| r.get(0),
             )
             .expect("counts")
@@ -414,7 +414,7 @@ mod tests {
         assert!(
             store
                 .conn
-                .execute("UPDATE links SET state = 'bogus'", [])
+                .execute("UPDATE links SET state = 'bogus'", ())
                 .is_err()
         );
         store

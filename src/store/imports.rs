@@ -4,14 +4,14 @@
 //! source was read from (invariant 2). Bytes stored before are never stored
 //! twice: a document row is reused when the same bytes come back.
 
-use super::Cached;
+use super::db::Conn;
 use super::patients::require_patient;
 use super::pulls::{PullRecord, finish_pull};
 use super::{Store, StoreError, now};
 use crate::domain::{ExceptionKind, PatientId, SourceName, SyncOutcome};
 use crate::normalize::{Item, Regimen};
 use crate::parse::DocFormat;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -168,9 +168,9 @@ impl Store {
             "needs_review"
         };
         let created = now();
-        tx.cached_execute(
+        let inserted: i64 = tx.cached_row(
             "INSERT INTO regimens (patient_id, source, version, document_id, status, created_at, reviewed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
             params![
                 w.patient.as_str(),
                 w.source.as_str(),
@@ -180,8 +180,9 @@ impl Store {
                 created,
                 (status == "reviewed").then_some(&created)
             ],
+            |r| r.get(0),
         )?;
-        let regimen_id = tx.last_insert_rowid();
+        let regimen_id = inserted;
         // The earlier versions' open exceptions concern items no longer in
         // force: close them, saying why, so the queue shows the current list.
         let superseded = tx.cached_execute(
@@ -329,9 +330,9 @@ impl Store {
         let exception_id = match open {
             Some(id) => id,
             None => {
-                tx.cached_execute(
+                let inserted: i64 = tx.cached_row(
                     "INSERT INTO exceptions (patient_id, sync_id, document_id, source, kind, severity, state, detail,
-                     created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?8)",
+                     created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?8) RETURNING id",
                     params![
                         w.patient.as_str(),
                         sync_id,
@@ -342,8 +343,9 @@ impl Store {
                         w.error,
                         ended
                     ],
+                    |r| r.get(0),
                 )?;
-                tx.last_insert_rowid()
+                inserted
             }
         };
         super::audit::append(
@@ -369,7 +371,7 @@ impl Store {
 /// Closes the open `unreadable` exceptions of a document that has now
 /// been parsed, auditing each; returns their ids.
 fn resolve_unreadable(
-    tx: &Connection,
+    tx: &Conn,
     w: &ImportWrite<'_>,
     document_id: i64,
     at: &str,
@@ -407,7 +409,7 @@ fn resolve_unreadable(
 }
 
 fn existing_document(
-    conn: &rusqlite::Connection,
+    conn: &Conn,
     patient: &PatientId,
     source: &SourceName,
     sha256: &str,
@@ -423,7 +425,7 @@ fn existing_document(
 
 #[allow(clippy::too_many_arguments)]
 fn insert_document(
-    tx: &Connection,
+    tx: &Conn,
     patient: &PatientId,
     source: &SourceName,
     format: &str,
@@ -432,17 +434,17 @@ fn insert_document(
     sha256: &str,
     origin: Option<&str>,
 ) -> Result<i64, StoreError> {
-    tx.prepare_cached(
+    let inserted: i64 = tx.prepare_cached(
         "INSERT INTO documents (patient_id, source, format, media_type, sha256, size, bytes, origin, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
     )?
-    .execute(params![patient.as_str(), source.as_str(), format, media_type, sha256, bytes.len() as i64, bytes, origin, now()])?;
-    Ok(tx.last_insert_rowid())
+    .query_row(params![patient.as_str(), source.as_str(), format, media_type, sha256, bytes.len() as i64, bytes, origin, now()], |r| r.get(0))?;
+    Ok(inserted)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn insert_sync(
-    tx: &Connection,
+    tx: &Conn,
     patient: &PatientId,
     source: &SourceName,
     trigger: &str,
@@ -453,58 +455,61 @@ fn insert_sync(
     regimen_id: Option<i64>,
     error: Option<&str>,
 ) -> Result<i64, StoreError> {
-    tx.prepare_cached(
+    let inserted: i64 = tx.prepare_cached(
         "INSERT INTO syncs (patient_id, source, trigger, started_at, ended_at, outcome, document_id, regimen_id, error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
     )?
-    .execute(params![patient.as_str(), source.as_str(), trigger, started, ended, outcome, document_id, regimen_id, error])?;
-    Ok(tx.last_insert_rowid())
+    .query_row(params![patient.as_str(), source.as_str(), trigger, started, ended, outcome, document_id, regimen_id, error], |r| r.get(0))?;
+    Ok(inserted)
 }
 
-fn insert_items(tx: &Connection, regimen_id: i64, items: &[Item]) -> Result<Vec<i64>, StoreError> {
+fn insert_items(tx: &Conn, regimen_id: i64, items: &[Item]) -> Result<Vec<i64>, StoreError> {
     let mut ins = tx.prepare_cached(
         "INSERT INTO items (regimen_id, position, ndc11, ndc_original, ndc_inferred, mapping, name, brand, codes,
          ingredient_codes, strength, form, route, dose, frequency, sig, status, status_original, start_date, stop_date,
          prescribed_date, prescriber, sources, records, ndc12, evidence, days_supply, quantity, dispenser, section)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24,
-         ?25, ?26, ?27, ?28, ?29, ?30)",
+         ?25, ?26, ?27, ?28, ?29, ?30) RETURNING id",
     )?;
     let mut ids = Vec::with_capacity(items.len());
     for (position, item) in items.iter().enumerate() {
         let json = |v: &dyn erased::Json| v.to_json();
-        ins.execute(params![
-            regimen_id,
-            position as i64 + 1,
-            item.ndc11.map(|n| n.to_string()),
-            item.ndc_original,
-            item.ndc_inferred,
-            item.mapping.as_ref().map(|m| json(m)),
-            item.name,
-            item.brand,
-            json(&item.codes),
-            json(&item.ingredient_codes),
-            item.strength,
-            item.form,
-            item.route,
-            item.dose,
-            item.frequency,
-            item.sig,
-            item.status.as_str(),
-            item.status_original,
-            item.start,
-            item.stop,
-            item.prescribed,
-            item.prescriber,
-            json(&item.sources),
-            json(&item.records),
-            item.ndc12.map(|n| n.to_string()),
-            item.evidence.as_str(),
-            item.days_supply,
-            item.quantity,
-            item.dispenser,
-            item.section,
-        ])?;
-        ids.push(tx.last_insert_rowid());
+        let inserted: i64 = ins.query_row(
+            params![
+                regimen_id,
+                position as i64 + 1,
+                item.ndc11.map(|n| n.to_string()),
+                item.ndc_original,
+                item.ndc_inferred,
+                item.mapping.as_ref().map(|m| json(m)),
+                item.name,
+                item.brand,
+                json(&item.codes),
+                json(&item.ingredient_codes),
+                item.strength,
+                item.form,
+                item.route,
+                item.dose,
+                item.frequency,
+                item.sig,
+                item.status.as_str(),
+                item.status_original,
+                item.start,
+                item.stop,
+                item.prescribed,
+                item.prescriber,
+                json(&item.sources),
+                json(&item.records),
+                item.ndc12.map(|n| n.to_string()),
+                item.evidence.as_str(),
+                item.days_supply,
+                item.quantity,
+                item.dispenser,
+                item.section,
+            ],
+            |r| r.get(0),
+        )?;
+        ids.push(inserted);
     }
     Ok(ids)
 }

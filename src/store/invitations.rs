@@ -15,6 +15,7 @@
 //! `invitation.used` (how its consent ended). The `opened_at` column
 //! holds when it was accepted (spent).
 
+use super::db::Conn;
 use super::{Store, StoreError, now};
 use crate::domain::PatientId;
 use rusqlite::{OptionalExtension, params};
@@ -251,7 +252,7 @@ impl Store {
 /// The invitation a token's hash names, judged at `now()`: the lookup,
 /// and its patient and id when there is one.
 fn find(
-    conn: &rusqlite::Connection,
+    conn: &Conn,
     token_sha256: &str,
 ) -> Result<(InvitationLookup, Option<String>, Option<String>), StoreError> {
     let row: Option<(String, String, String, String, Option<String>)> = conn
@@ -283,7 +284,7 @@ fn find(
 /// Audits a refused invitation (`invitation.refused`): why, and at which
 /// step (`look`: its page; `accept`: its *Continue* button).
 fn refused(
-    conn: &rusqlite::Connection,
+    conn: &Conn,
     actor: &str,
     lookup: &InvitationLookup,
     patient: Option<&str>,
@@ -327,7 +328,7 @@ mod tests {
     }
 
     fn count(store: &Store, sql: &str) -> i64 {
-        store.conn.query_row(sql, [], |r| r.get(0)).expect("count")
+        store.conn.query_row(sql, (), |r| r.get(0)).expect("count")
     }
 
     #[test]

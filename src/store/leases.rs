@@ -9,7 +9,7 @@
 //! (`worker`).
 
 use super::links::{ClaimedLink, SEALED_COLUMNS, VIEW_COLUMNS, claimed};
-use super::{Cached, Store, StoreError};
+use super::{Store, StoreError};
 use crate::domain::LinkState;
 use rusqlite::{OptionalExtension, params};
 
@@ -234,7 +234,7 @@ impl Store {
             let mut stmt = self.conn.prepare(
                 "SELECT DISTINCT lease_holder FROM links WHERE lease_holder IS NOT NULL",
             )?;
-            stmt.query_map([], |r| r.get(0))?
+            stmt.query_map((), |r| r.get(0))?
                 .collect::<Result<_, _>>()?
         };
         let mut released = 0;

@@ -6,7 +6,7 @@
 //! on its own, before the new access token is used, and only by the sync
 //! that holds the link's lease (`leases`).
 
-use super::Cached;
+use super::db::Row;
 use super::{Store, StoreError, now};
 use crate::domain::{ExceptionKind, LinkState, PatientId, SyncOutcome};
 use crate::vault::VaultKey;
@@ -131,7 +131,7 @@ impl ClaimedLink {
 pub(super) const SEALED_COLUMNS: &str = "key_id, token, token_secret, refresh_token";
 
 /// A link read with `VIEW_COLUMNS, SEALED_COLUMNS`, for `holder`.
-pub(super) fn claimed(r: &rusqlite::Row<'_>, holder: &str) -> rusqlite::Result<ClaimedLink> {
+pub(super) fn claimed(r: &Row<'_>, holder: &str) -> rusqlite::Result<ClaimedLink> {
     Ok(ClaimedLink {
         view: view(r)?,
         holder: holder.to_string(),
@@ -149,7 +149,7 @@ pub(super) const VIEW_COLUMNS: &str =
     last_outcome, last_error, failures, next_due_at, expires_at, scope, created_at,
     remote_identity, identity_read_at, grant_expires_at";
 
-pub(super) fn view(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkView> {
+pub(super) fn view(r: &Row<'_>) -> rusqlite::Result<LinkView> {
     Ok(LinkView {
         id: r.get(0)?,
         patient: r.get(1)?,
@@ -178,7 +178,7 @@ pub(super) fn view(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkView> {
 }
 
 /// Reads `links.state` (column `at`) as a [`LinkState`].
-pub(super) fn link_state(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<LinkState> {
+pub(super) fn link_state(r: &Row<'_>, at: usize) -> rusqlite::Result<LinkState> {
     let text: String = r.get(at)?;
     LinkState::from_stored(&text).ok_or_else(|| super::bad_text(at, format!("link state {text:?}")))
 }
@@ -187,7 +187,7 @@ pub(super) fn link_state(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<L
 /// `retry_later` waits for `next_due_at` (column `due`), else it is dated by
 /// the sync itself (column `synced`).
 fn sync_outcome(
-    r: &rusqlite::Row<'_>,
+    r: &Row<'_>,
     at: usize,
     due: usize,
     synced: usize,
@@ -237,9 +237,9 @@ impl Store {
             }
             Some((id, _)) => (id, true),
             None => {
-                tx.cached_execute(
+                let inserted: i64 = tx.cached_row(
                     "INSERT INTO links (patient_id, provider, scheme, remote_patient, state, key_id, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?6)",
+                     VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?6) RETURNING id",
                     params![
                         new.patient.as_str(),
                         new.provider,
@@ -248,8 +248,9 @@ impl Store {
                         key.id(),
                         at
                     ],
+                    |r| r.get(0),
                 )?;
-                (tx.last_insert_rowid(), false)
+                (inserted, false)
             }
         };
         let (token, token_secret, refresh) = match &new.secrets {
@@ -458,7 +459,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT state, COUNT(*) FROM links GROUP BY state ORDER BY state")?;
-        let rows = stmt.query_map([], |r| Ok((link_state(r, 0)?, r.get(1)?)))?;
+        let rows = stmt.query_map((), |r| Ok((link_state(r, 0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -467,7 +468,7 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT kind, COUNT(*) FROM exceptions WHERE state = 'open' GROUP BY kind ORDER BY kind",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }

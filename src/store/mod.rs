@@ -16,6 +16,7 @@ mod audit;
 mod bulk;
 pub mod check;
 mod consent;
+pub(crate) mod db;
 mod dictionary;
 mod discovery;
 mod exports;
@@ -56,7 +57,8 @@ pub use regimens::{CodeView, DocumentMeta, ItemView, RegimenSummary, RegimenView
 pub use reversal::DecisionView;
 pub use writer::{Batch as WriterBatch, Observer as WriterObserver, Writer};
 
-use rusqlite::Connection;
+use db::Conn;
+pub use db::Engine;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -230,7 +232,7 @@ impl From<rusqlite::Error> for SqliteCause {
 
 /// An open rxsync database.
 pub struct Store {
-    conn: Connection,
+    conn: Conn,
     path: PathBuf,
 }
 
@@ -242,7 +244,7 @@ impl Store {
             source: SqliteCause(e),
         };
         let created = !path.exists();
-        let mut conn = Connection::open(path).map_err(open_err)?;
+        let mut conn = rusqlite::Connection::open(path).map_err(open_err)?;
         // Medication lists are health data: a new database (and the WAL and
         // shared-memory files SQLite makes with the same mode) is for its owner only.
         #[cfg(unix)]
@@ -297,7 +299,7 @@ impl Store {
         conn.set_prepared_statement_cache_capacity(256);
 
         let mut store = Store {
-            conn,
+            conn: Conn::Sqlite(conn),
             path: path.to_path_buf(),
         };
         store.migrate()?;
@@ -310,13 +312,13 @@ impl Store {
     }
 
     /// The database engine, as `/readyz` names it.
-    pub fn engine(&self) -> &'static str {
-        "sqlite"
+    pub fn engine(&self) -> Engine {
+        self.conn.engine()
     }
 
     /// Whether the database answers a query (`/readyz`).
     pub fn ping(&self) -> Result<(), StoreError> {
-        self.conn.cached_row("SELECT 1", [], |_| Ok(()))?;
+        self.conn.cached_row("SELECT 1", (), |_| Ok(()))?;
         Ok(())
     }
 
@@ -332,7 +334,7 @@ impl Store {
         loop {
             let path = self.path.clone();
             let tx = self.tx()?;
-            let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            let version: usize = tx.query_row("PRAGMA user_version", (), |r| r.get(0usize))?;
             check_version(&path, version)?;
             let Some((name, sql)) = MIGRATIONS.get(version) else {
                 return Ok(());
@@ -348,7 +350,7 @@ impl Store {
             if *name == "0015_identity" {
                 allow_held_links(&tx)?;
             }
-            tx.pragma_update(None, "user_version", version + 1)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", version + 1))?;
             tx.commit()?;
             if *name == "0015_identity" {
                 // This connection reads its edited schema now, not in the
@@ -361,7 +363,7 @@ impl Store {
     fn user_version(&self) -> Result<usize, StoreError> {
         Ok(self
             .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+            .query_row("PRAGMA user_version", (), |r| r.get(0usize))?)
     }
 }
 
@@ -373,13 +375,13 @@ impl Store {
 /// foreign key another migration may have added. The schema cookie is
 /// bumped so that every connection, this one included, reads the new
 /// definition.
-fn allow_held_links(tx: &Connection) -> Result<(), StoreError> {
+fn allow_held_links(tx: &Conn) -> Result<(), StoreError> {
     const OLD: &str = "CHECK (state IN ('active', 'needs_relink', 'revoked'))";
     const NEW: &str = "CHECK (state IN ('active', 'needs_relink', 'revoked', 'held'))";
     let sql: String = tx.query_row(
         "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'links'",
-        [],
-        |r| r.get(0),
+        (),
+        |r| r.get(0usize),
     )?;
     if sql.contains(NEW) {
         return Ok(());
@@ -390,15 +392,15 @@ fn allow_held_links(tx: &Connection) -> Result<(), StoreError> {
                 .into(),
         ));
     }
-    let cookie: i64 = tx.pragma_query_value(None, "schema_version", |r| r.get(0))?;
-    tx.pragma_update(None, "writable_schema", "ON")?;
+    let cookie: i64 = tx.query_row("PRAGMA schema_version", (), |r| r.get(0usize))?;
+    tx.execute_batch("PRAGMA writable_schema = ON")?;
     let edited = tx.execute(
         "UPDATE sqlite_schema SET sql = ?1 WHERE type = 'table' AND name = 'links'",
         [sql.replacen(OLD, NEW, 1)],
     );
-    tx.pragma_update(None, "writable_schema", "OFF")?;
+    tx.execute_batch("PRAGMA writable_schema = OFF")?;
     edited?;
-    tx.pragma_update(None, "schema_version", cookie + 1)?;
+    tx.execute_batch(&format!("PRAGMA schema_version = {}", cookie + 1))?;
     Ok(())
 }
 
@@ -406,13 +408,13 @@ fn allow_held_links(tx: &Connection) -> Result<(), StoreError> {
 /// a batch the writer (`writer::Writer`) already began — a savepoint. Either
 /// way the write is all or nothing.
 pub(crate) enum Tx<'c> {
-    Top(rusqlite::Transaction<'c>),
+    Top(db::Transaction<'c>),
     Nested(Savepoint<'c>),
 }
 
 impl std::ops::Deref for Tx<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
         match self {
             Tx::Top(t) => t,
             Tx::Nested(s) => s.conn,
@@ -445,53 +447,32 @@ impl Store {
 /// several per sync). Rolled back when dropped unreleased. Nested ones share
 /// the name: SQLite releases or rolls back the innermost of that name.
 pub(crate) struct Savepoint<'c> {
-    conn: &'c Connection,
+    conn: &'c Conn,
     open: bool,
 }
 
 impl<'c> Savepoint<'c> {
-    pub(crate) fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
-        conn.cached_execute("SAVEPOINT rxsync_tx", [])?;
+    pub(crate) fn begin(conn: &'c Conn) -> rusqlite::Result<Self> {
+        conn.cached_execute("SAVEPOINT rxsync_tx", ())?;
+        conn.nest(1);
         Ok(Savepoint { conn, open: true })
     }
 
     /// Keeps what was written since the savepoint began.
     pub(crate) fn release(mut self) -> rusqlite::Result<()> {
         self.open = false;
-        self.conn.cached_execute("RELEASE rxsync_tx", []).map(drop)
+        self.conn.nest(-1);
+        self.conn.cached_execute("RELEASE rxsync_tx", ()).map(drop)
     }
 }
 
 impl Drop for Savepoint<'_> {
     fn drop(&mut self) {
         if self.open {
-            let _ = self.conn.cached_execute("ROLLBACK TO rxsync_tx", []);
-            let _ = self.conn.cached_execute("RELEASE rxsync_tx", []);
+            self.conn.nest(-1);
+            let _ = self.conn.cached_execute("ROLLBACK TO rxsync_tx", ());
+            let _ = self.conn.cached_execute("RELEASE rxsync_tx", ());
         }
-    }
-}
-
-/// `execute` and `query_row` through the connection's statement cache:
-/// rusqlite's own parse their SQL on every call.
-pub(crate) trait Cached {
-    fn cached_execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
-    fn cached_row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
-    where
-        P: rusqlite::Params,
-        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
-}
-
-impl Cached for Connection {
-    fn cached_execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
-        self.prepare_cached(sql)?.execute(params)
-    }
-
-    fn cached_row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
-    where
-        P: rusqlite::Params,
-        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    {
-        self.prepare_cached(sql)?.query_row(params, f)
     }
 }
 
@@ -577,11 +558,12 @@ mod tests {
         // The shape of a dictionary lookup: a join, a column compared with `?`.
         let sql = "SELECT COUNT(*) FROM dict_packages k JOIN dict_products p
                    ON p.product_id = k.product_id WHERE k.ndc11 = ?1";
+        let conn = store.conn.lite().expect("SQLite");
         for id in ["00006010654", "00002771559", "00003519410"] {
-            let mut stmt = store.conn.prepare_cached(sql).expect("prepares");
+            let mut stmt = conn.prepare_cached(sql).expect("prepares");
             let _: i64 = stmt.query_row([id], |r| r.get(0)).expect("runs");
         }
-        let stmt = store.conn.prepare_cached(sql).expect("cached");
+        let stmt = conn.prepare_cached(sql).expect("cached");
         assert_eq!(
             stmt.get_status(rusqlite::StatementStatus::RePrepare),
             0,
@@ -595,6 +577,8 @@ mod tests {
         let store = Store::open(&dir.path().join("t.db")).expect("opens");
         let pages: i64 = store
             .conn
+            .lite()
+            .expect("SQLite")
             .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
             .expect("reads the pragma");
         assert_eq!(pages, WAL_AUTOCHECKPOINT_PAGES);
@@ -604,7 +588,7 @@ mod tests {
     fn a_writer_waits_for_another_connections_transaction_instead_of_failing() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("t.db");
-        let mut holder = Store::open(&path).expect("opens");
+        let holder = Store::open(&path).expect("opens");
         let mut waiter = Store::open(&path).expect("opens again");
         let (locked, go) = std::sync::mpsc::channel();
         let writer = std::thread::spawn(move || {

@@ -1,6 +1,7 @@
 //! Local patients.
 
-use super::{Cached, Store, StoreError, now};
+use super::db::{Conn, Row};
+use super::{Store, StoreError, now};
 use crate::domain::PatientId;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -86,13 +87,13 @@ impl Store {
             .conn
             .prepare("SELECT id, mrn, name, birth_date, created_at FROM patients ORDER BY id")?;
         let rows = stmt
-            .query_map([], row_to_patient)?
+            .query_map((), row_to_patient)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 }
 
-fn row_to_patient(r: &rusqlite::Row<'_>) -> rusqlite::Result<Patient> {
+fn row_to_patient(r: &Row<'_>) -> rusqlite::Result<Patient> {
     Ok(Patient {
         id: r.get(0)?,
         mrn: r.get(1)?,
@@ -103,10 +104,7 @@ fn row_to_patient(r: &rusqlite::Row<'_>) -> rusqlite::Result<Patient> {
 }
 
 /// Refuses a write for a patient who is not registered.
-pub(super) fn require_patient(
-    conn: &rusqlite::Connection,
-    patient: &PatientId,
-) -> Result<(), StoreError> {
+pub(super) fn require_patient(conn: &Conn, patient: &PatientId) -> Result<(), StoreError> {
     let exists: bool = conn.cached_row(
         "SELECT EXISTS(SELECT 1 FROM patients WHERE id = ?1)",
         [patient.as_str()],

@@ -2,11 +2,11 @@
 //! sync (when no document was stored), the link's new state and schedule,
 //! its lease given back, remembered moves and the provider accesses.
 
-use super::Cached;
+use super::db::Conn;
 use super::{Store, StoreError, now};
 use crate::domain::{ExceptionKind, PatientId, SyncOutcome};
 use crate::schedule::Schedule;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 
 /// What a pull adds to the import's (or the failure's) transaction.
 pub struct PullRecord<'a> {
@@ -47,9 +47,9 @@ impl Store {
     pub fn write_failed_pull(&mut self, w: &FailedPull<'_>) -> Result<i64, StoreError> {
         let tx = self.tx()?;
         let ended = now();
-        tx.cached_execute(
+        let inserted: i64 = tx.cached_row(
             "INSERT INTO syncs (patient_id, source, trigger, started_at, ended_at, outcome, error, http_trail, link_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'failed', ?6, ?7, ?8)",
+             VALUES (?1, ?2, ?3, ?4, ?5, 'failed', ?6, ?7, ?8) RETURNING id",
             params![
                 w.patient.as_str(),
                 w.source,
@@ -60,8 +60,9 @@ impl Store {
                 w.record.http_trail,
                 w.record.link_id
             ],
+            |r| r.get(0),
         )?;
-        let sync_id = tx.last_insert_rowid();
+        let sync_id = inserted;
         if w.outcome == SyncOutcome::NeedsRelink {
             let open: bool = tx.cached_row(
                 "SELECT EXISTS(SELECT 1 FROM exceptions WHERE state = 'open' AND kind = ?1 AND patient_id = ?2
@@ -109,7 +110,7 @@ impl Store {
 /// The link's part of a pull's last transaction: its sync outcome, the
 /// lease given back, remembered moves and one audit row per provider access.
 pub(super) fn finish_pull(
-    tx: &Connection,
+    tx: &Conn,
     r: &PullRecord<'_>,
     outcome: &SyncOutcome,
     error: Option<&str>,
@@ -245,7 +246,7 @@ mod tests {
                 .conn
                 .query_row(
                     "SELECT COUNT(*) FROM exceptions WHERE kind = 'link_broken' AND state = 'open'",
-                    [],
+                    (),
                     |r| r.get(0),
                 )
                 .expect("count")

@@ -5,12 +5,13 @@
 //! open exception — marks the regimen `reviewed`. Nothing is deleted: a
 //! removed item stays in the record, marked removed.
 
+use super::db::{Conn, Row};
 use super::regimens::ItemView;
 use super::{Store, StoreError, now};
 use crate::domain::{Action, Code, Decision, ExceptionKind, ExceptionState, Ndc11, Ndc12};
 use crate::normalize::Stated;
 use crate::normalize::{ClassRule, DupItem, Options, decision_keys, find_duplicates};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 /// Which exceptions to list.
@@ -91,10 +92,7 @@ impl Resolve {
 }
 
 /// Reads `exceptions.state` (column `at`) as an [`ExceptionState`].
-pub(super) fn exception_state(
-    r: &rusqlite::Row<'_>,
-    at: usize,
-) -> rusqlite::Result<ExceptionState> {
+pub(super) fn exception_state(r: &Row<'_>, at: usize) -> rusqlite::Result<ExceptionState> {
     let text: String = r.get(at)?;
     text.parse()
         .map_err(|_| super::bad_text(at, format!("exception state {text:?}")))
@@ -105,20 +103,20 @@ const SELECT_EXCEPTION: &str = "SELECT e.id, e.patient_id, e.kind, e.state, e.it
     e.note, e.created_at, e.regimen_id
     FROM exceptions e LEFT JOIN regimens r ON r.id = e.regimen_id";
 
-struct Row {
+struct ExceptionRow {
     view: ExceptionView,
     item_id: Option<i64>,
     related_id: Option<i64>,
     regimen_id: Option<i64>,
 }
 
-fn row_to_exception(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+fn row_to_exception(r: &Row<'_>) -> rusqlite::Result<ExceptionRow> {
     let kind: String = r.get(2)?;
     let actions = kind
         .parse::<ExceptionKind>()
         .map(|k| k.actions().iter().map(Action::as_str).collect())
         .unwrap_or_default();
-    Ok(Row {
+    Ok(ExceptionRow {
         item_id: r.get(4)?,
         related_id: r.get(9)?,
         regimen_id: r.get(16)?,
@@ -286,11 +284,11 @@ impl Store {
         Ok(row.and_then(|(bytes, format, k)| Some((bytes, format, usize::try_from(k).ok()?))))
     }
 
-    fn exception_row(&self, id: i64) -> Result<Row, StoreError> {
+    fn exception_row(&self, id: i64) -> Result<ExceptionRow, StoreError> {
         exception_row_in(&self.conn, id)
     }
 
-    fn complete(&self, row: Row) -> Result<ExceptionView, StoreError> {
+    fn complete(&self, row: ExceptionRow) -> Result<ExceptionView, StoreError> {
         let mut view = row.view;
         let brief = |id: Option<i64>| -> Result<Option<ItemRef>, StoreError> {
             let Some(id) = id else { return Ok(None) };
@@ -478,7 +476,7 @@ impl Store {
     }
 }
 
-fn exception_row_in(conn: &rusqlite::Connection, id: i64) -> Result<Row, StoreError> {
+fn exception_row_in(conn: &Conn, id: i64) -> Result<ExceptionRow, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("{SELECT_EXCEPTION} WHERE e.id = ?1"))?;
     stmt.query_row([id], row_to_exception)
         .optional()?
@@ -494,7 +492,7 @@ fn not_open_any_more(id: i64) -> StoreError {
     ))
 }
 
-fn check_open(row: &Row) -> Result<(), StoreError> {
+fn check_open(row: &ExceptionRow) -> Result<(), StoreError> {
     if row.view.state != ExceptionState::Open {
         return Err(StoreError::Refused(format!(
             "exception {} is already {} (by {})",
@@ -510,8 +508,8 @@ fn check_open(row: &Row) -> Result<(), StoreError> {
 /// under the codes that caused the exception so later imports apply it,
 /// and checks the regimen again for duplicates the new NDC makes.
 fn map_item(
-    tx: &Connection,
-    row: &Row,
+    tx: &Conn,
+    row: &ExceptionRow,
     kind: ExceptionKind,
     ndc: Ndc11,
     d: &Resolve,
@@ -641,7 +639,7 @@ struct InForce {
 /// one (kind, item, related item) is already open. Written before the
 /// caller's `reviewed` check, so the regimen stays `needs_review`.
 /// Returns the ids of the exceptions it opened.
-fn recheck_duplicates(tx: &Connection, item_id: i64, at: &str) -> Result<Vec<i64>, StoreError> {
+fn recheck_duplicates(tx: &Conn, item_id: i64, at: &str) -> Result<Vec<i64>, StoreError> {
     let (regimen_id, patient, source, document_id): (i64, String, String, i64) = tx.query_row(
         "SELECT r.id, r.patient_id, r.source, r.document_id FROM items i JOIN regimens r ON r.id = i.regimen_id
          WHERE i.id = ?1",
@@ -712,7 +710,7 @@ fn recheck_duplicates(tx: &Connection, item_id: i64, at: &str) -> Result<Vec<i64
     )?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO exceptions (patient_id, regimen_id, item_id, related_item_id, document_id, source, kind,
-         severity, state, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'open', ?9, ?10)",
+         severity, state, detail, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'open', ?9, ?10) RETURNING id",
     )?;
     for flag in find_duplicates(&dup_items, &rule) {
         if flag.item != Some(mapped) && flag.related != Some(mapped) {
@@ -725,27 +723,30 @@ fn recheck_duplicates(tx: &Connection, item_id: i64, at: &str) -> Result<Vec<i64
         if open {
             continue;
         }
-        insert.execute(params![
-            patient,
-            regimen_id,
-            item,
-            related,
-            document_id,
-            source,
-            flag.kind.as_str(),
-            flag.kind.severity().as_str(),
-            flag.detail,
-            at
-        ])?;
-        opened.push(tx.last_insert_rowid());
+        let inserted: i64 = insert.query_row(
+            params![
+                patient,
+                regimen_id,
+                item,
+                related,
+                document_id,
+                source,
+                flag.kind.as_str(),
+                flag.kind.severity().as_str(),
+                flag.detail,
+                at
+            ],
+            |r| r.get(0),
+        )?;
+        opened.push(inserted);
     }
     Ok(opened)
 }
 
 /// Audits a decision and marks the regimen reviewed when nothing is open.
 fn finish(
-    tx: &Connection,
-    row: &Row,
+    tx: &Conn,
+    row: &ExceptionRow,
     by: &str,
     action: &str,
     detail: &serde_json::Value,

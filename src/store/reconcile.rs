@@ -10,11 +10,12 @@
 //! to one regimen (`regimen_id` is NULL): each list stays as its source
 //! wrote it, and neither list's review waits on the other.
 
-use super::{Cached, Store, StoreError};
+use super::db::Conn;
+use super::{Store, StoreError};
 use crate::domain::{ExceptionKind, ExceptionState, MedStatus, Ndc11, Ndc12, PatientId};
 use crate::parse::Evidence;
 use crate::reconcile::{Conflict, ConflictException, Listed, Reconciled, SourceList, reconcile};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
@@ -67,7 +68,7 @@ impl Store {
 /// Brings the patient's `source_conflict` exceptions in line with the
 /// current lists, inside the caller's transaction (see the module doc).
 pub(super) fn check_conflicts(
-    tx: &Connection,
+    tx: &Conn,
     patient: &PatientId,
     sync_id: i64,
     actor: &str,
@@ -147,9 +148,9 @@ pub(super) fn check_conflicts(
             check.remembered += 1;
             continue;
         }
-        tx.cached_execute(
+        let inserted: i64 = tx.cached_row(
             "INSERT INTO exceptions (patient_id, item_id, related_item_id, sync_id, source, kind, severity, state,
-             detail, created_at, conflict_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open', ?8, ?9, ?10)",
+             detail, created_at, conflict_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open', ?8, ?9, ?10) RETURNING id",
             params![
                 patient.as_str(),
                 c.sides[0].item_id,
@@ -162,8 +163,9 @@ pub(super) fn check_conflicts(
                 at,
                 c.key
             ],
+            |r| r.get(0),
         )?;
-        check.opened.push(tx.last_insert_rowid());
+        check.opened.push(inserted);
     }
     Ok(check)
 }
@@ -182,7 +184,7 @@ type ListedRow = (
 
 /// The newest regimen of each of the patient's sources, with its items in
 /// force and what the dictionary knows of their NDCs.
-fn current_lists(conn: &Connection, patient: &PatientId) -> Result<Vec<SourceList>, StoreError> {
+fn current_lists(conn: &Conn, patient: &PatientId) -> Result<Vec<SourceList>, StoreError> {
     let heads: Vec<(String, i64, i64)> = {
         let mut stmt = conn.prepare_cached(
             "SELECT r.source, r.version, r.id FROM regimens r WHERE r.patient_id = ?1
@@ -236,7 +238,7 @@ fn current_lists(conn: &Connection, patient: &PatientId) -> Result<Vec<SourceLis
     Ok(lists)
 }
 
-fn listed(conn: &Connection, row: ListedRow) -> Result<Listed, StoreError> {
+fn listed(conn: &Conn, row: ListedRow) -> Result<Listed, StoreError> {
     let corrupt = |e: String| StoreError::Corrupt(e);
     let (
         id,

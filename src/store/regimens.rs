@@ -1,5 +1,6 @@
 //! Reading regimens back: the current version, a given version, history.
 
+use super::db::Row;
 use super::{Store, StoreError};
 use crate::domain::{Code, ExceptionState, PatientId};
 use rusqlite::{OptionalExtension, params};
@@ -389,7 +390,7 @@ const SELECT_ITEM: &str = "SELECT i.id, i.position, i.ndc11, i.ndc_original, i.n
     FROM items i LEFT JOIN dict_packages k ON k.ndc11 = COALESCE(i.ndc11, i.ndc12)
     LEFT JOIN dict_products p ON p.product_id = k.product_id";
 
-fn json_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<serde_json::Value>> {
+fn json_col(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<serde_json::Value>> {
     let text: Option<String> = r.get(i)?;
     text.map(|t| {
         serde_json::from_str(&t).map_err(|e| {
@@ -400,7 +401,7 @@ fn json_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<serde_js
 }
 
 /// A JSON column of codes, as rxsync shows them.
-fn code_views(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<CodeView>> {
+fn code_views(r: &Row<'_>, i: usize) -> rusqlite::Result<Vec<CodeView>> {
     let text: String = r.get(i)?;
     let codes: Vec<Code> = serde_json::from_str(&text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
@@ -416,7 +417,7 @@ fn code_views(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<CodeView>
         .collect())
 }
 
-fn row_to_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemView> {
+fn row_to_item(r: &Row<'_>) -> rusqlite::Result<ItemView> {
     let codes = code_views(r, 7)?;
     let ingredient_codes = code_views(r, 25)?;
     let removed_at: Option<String> = r.get(23)?;

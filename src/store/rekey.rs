@@ -1,7 +1,7 @@
 //! Key rotation: every link secret re-sealed under a new vault key, in
 //! one transaction.
 
-use super::{Cached, Store, StoreError, now};
+use super::{Store, StoreError, now};
 use crate::vault::VaultKey;
 use rusqlite::{OptionalExtension, params};
 use secrecy::ExposeSecret;
@@ -12,7 +12,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare("SELECT DISTINCT key_id FROM links ORDER BY key_id")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
+        let rows = stmt.query_map((), |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -51,7 +51,7 @@ impl Store {
                 "SELECT id, key_id, token, token_secret, refresh_token FROM links
                  WHERE token IS NOT NULL OR token_secret IS NOT NULL OR refresh_token IS NOT NULL",
             )?;
-            stmt.query_map([], |r| {
+            stmt.query_map((), |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?
             .collect::<Result<_, _>>()?

@@ -12,9 +12,10 @@
 //! later decision rests on it. Decisions made before this table existed
 //! have no record and cannot be reversed.
 
+use super::db::Conn;
 use super::{Store, StoreError, now};
 use crate::domain::ExceptionState;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 /// A recorded decision on an exception.
@@ -32,7 +33,7 @@ pub struct DecisionView {
 
 /// Records a decision inside the deciding transaction.
 pub(super) fn record(
-    conn: &Connection,
+    conn: &Conn,
     exception_id: i64,
     action: &str,
     by: &str,
@@ -160,7 +161,7 @@ impl Store {
 /// The decision to reverse (id, action, undo record, patient), or why not.
 type Reversible = (i64, String, Undo, String);
 
-fn check_reversible(conn: &Connection, id: i64) -> Result<Result<Reversible, String>, StoreError> {
+fn check_reversible(conn: &Conn, id: i64) -> Result<Result<Reversible, String>, StoreError> {
     let row: Option<(ExceptionState, Option<i64>, String)> = conn
         .query_row(
             "SELECT state, regimen_id, patient_id FROM exceptions WHERE id = ?1",
@@ -233,7 +234,7 @@ fn check_reversible(conn: &Connection, id: i64) -> Result<Result<Reversible, Str
     Ok(Ok((decision_id, action, undo, patient)))
 }
 
-fn restore(tx: &Connection, id: i64, undo: &Undo, by: &str, at: &str) -> Result<(), StoreError> {
+fn restore(tx: &Conn, id: i64, undo: &Undo, by: &str, at: &str) -> Result<(), StoreError> {
     if let Some(item) = &undo.item {
         tx.execute(
             "UPDATE items SET ndc11 = ?1, mapping = ?2 WHERE id = ?3",

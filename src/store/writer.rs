@@ -25,7 +25,7 @@
 //! Other processes (an operator's `rxsync import`) still get the lock
 //! between batches, which are bounded in jobs and in time.
 
-use super::{Cached, Store, StoreError};
+use super::{Store, StoreError};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -164,7 +164,9 @@ impl Writer {
         )?;
         // Each job's savepoint journals the pages it changes to a
         // sub-journal: in memory, not a temporary file written page by page.
-        store.conn.pragma_update(None, "temp_store", "MEMORY")?;
+        if let Some(lite) = store.conn.lite() {
+            lite.pragma_update(None, "temp_store", "MEMORY")?;
+        }
         let (jobs, queue) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("rxsync-writer".into())
@@ -265,19 +267,24 @@ fn checkpoint_elsewhere(
     threshold: i64,
     wal_pages: Arc<AtomicI64>,
     checkpoints: Arc<Mutex<()>>,
-) -> Result<std::thread::JoinHandle<()>, StoreError> {
+) -> Result<Option<std::thread::JoinHandle<()>>, StoreError> {
+    // PostgreSQL has no WAL of the store's to checkpoint.
+    if store.conn.lite().is_none() {
+        return Ok(None);
+    }
     let checkpointer = Store::open(store.path())?;
+    let Some(lite) = store.conn.lite_mut() else {
+        return Ok(None);
+    };
     let (grown, wait) = std::sync::mpsc::sync_channel::<()>(1);
-    store
-        .conn
-        .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
-            wal_pages.store(i64::from(pages), Ordering::Relaxed);
-            if i64::from(pages) >= threshold {
-                // One pending request is enough: a checkpoint takes all there is.
-                let _ = grown.try_send(());
-            }
-            Ok(())
-        }))?;
+    lite.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
+        wal_pages.store(i64::from(pages), Ordering::Relaxed);
+        if i64::from(pages) >= threshold {
+            // One pending request is enough: a checkpoint takes all there is.
+            let _ = grown.try_send(());
+        }
+        Ok(())
+    }))?;
     let thread = std::thread::Builder::new()
         .name("rxsync-checkpoint".into())
         .spawn(move || {
@@ -285,7 +292,7 @@ fn checkpoint_elsewhere(
                 let _turn = checkpoints.lock().unwrap_or_else(|p| p.into_inner());
                 let done = checkpointer
                     .conn
-                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", (), |r| {
                         r.get::<_, i64>(0)
                     });
                 // A reader holding an old snapshot can keep a PASSIVE
@@ -296,13 +303,13 @@ fn checkpoint_elsewhere(
             }
         })
         .map_err(|e| StoreError::Writer(format!("cannot start the checkpoint thread: {e}")))?;
-    Ok(thread)
+    Ok(Some(thread))
 }
 
 /// What the writer's thread shares with the rest: the checkpointer, the
 /// WAL's size as its hook last saw it, the observer.
 struct Threads {
-    checkpointer: std::thread::JoinHandle<()>,
+    checkpointer: Option<std::thread::JoinHandle<()>>,
     wal_pages: Arc<AtomicI64>,
     /// Taken by whoever checkpoints: one at a time.
     checkpoints: Arc<Mutex<()>>,
@@ -339,7 +346,7 @@ fn serve(
         if first.abandoned() {
             continue;
         }
-        if let Err(e) = store.conn.cached_execute("BEGIN IMMEDIATE", []) {
+        if let Err(e) = store.conn.cached_execute("BEGIN IMMEDIATE", ()) {
             first.refuse(&super::SqliteCause(e).to_string());
             continue;
         }
@@ -381,13 +388,13 @@ fn serve(
         }
         let error = match doubt {
             Some(e) => {
-                let _ = store.conn.cached_execute("ROLLBACK", []);
+                let _ = store.conn.cached_execute("ROLLBACK", ());
                 Some(e)
             }
-            None => store.conn.cached_execute("COMMIT", []).err().map(|e| {
+            None => store.conn.cached_execute("COMMIT", ()).err().map(|e| {
                 // A failed COMMIT may leave the transaction open.
                 if !store.conn.is_autocommit() {
-                    let _ = store.conn.cached_execute("ROLLBACK", []);
+                    let _ = store.conn.cached_execute("ROLLBACK", ());
                 }
                 super::SqliteCause(e).to_string()
             }),
@@ -408,7 +415,7 @@ fn serve(
             let _turn = checkpoints.lock().unwrap_or_else(|p| p.into_inner());
             if let Err(e) = store
                 .conn
-                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", (), |_| Ok(()))
             {
                 tracing::warn!(error = %super::SqliteCause(e), "WAL checkpoint failed; the next one retries");
             }
@@ -420,10 +427,12 @@ fn serve(
     // the writer's is the last one, which checkpoints and removes the WAL
     // (two connections closing at once may each leave it to the other).
     drop(queue);
-    let _ = store
-        .conn
-        .wal_hook(None::<fn(&mut rusqlite::hooks::Wal, i32) -> rusqlite::Result<()>>);
-    let _ = checkpointer.join();
+    if let Some(lite) = store.conn.lite_mut() {
+        let _ = lite.wal_hook(None::<fn(&mut rusqlite::hooks::Wal, i32) -> rusqlite::Result<()>>);
+    }
+    if let Some(checkpointer) = checkpointer {
+        let _ = checkpointer.join();
+    }
     drop(store);
     if let Some(done) = closing {
         let _ = done.send(());
@@ -433,19 +442,19 @@ fn serve(
 /// Runs one job of an open batch in its own savepoint. Err: the savepoint
 /// could not be ended, so the batch must roll back.
 fn run_in_savepoint(store: &mut Store, job: Box<dyn Job>) -> Result<Reply, (Reply, String)> {
-    if let Err(e) = store.conn.cached_execute("SAVEPOINT rxsync_job", []) {
+    if let Err(e) = store.conn.cached_execute("SAVEPOINT rxsync_job", ()) {
         // Nothing of this job was written; the batch goes on without it.
         job.refuse(&super::SqliteCause(e).to_string());
         return Ok(Box::new(|_| {}));
     }
     let (ok, reply) = job.run(store);
     let end = if ok {
-        store.conn.cached_execute("RELEASE rxsync_job", [])
+        store.conn.cached_execute("RELEASE rxsync_job", ())
     } else {
         store
             .conn
-            .cached_execute("ROLLBACK TO rxsync_job", [])
-            .and_then(|_| store.conn.cached_execute("RELEASE rxsync_job", []))
+            .cached_execute("ROLLBACK TO rxsync_job", ())
+            .and_then(|_| store.conn.cached_execute("RELEASE rxsync_job", ()))
     };
     match end {
         Ok(_) => Ok(reply),
@@ -513,7 +522,7 @@ mod tests {
             .conn
             .prepare(&format!("SELECT id FROM {table} ORDER BY id"))
             .expect("prepares");
-        st.query_map([], |r| r.get(0))
+        st.query_map((), |r| r.get(0))
             .expect("queries")
             .collect::<Result<_, _>>()
             .expect("reads")
@@ -573,7 +582,7 @@ mod tests {
     /// A child row of no parent: only COMMIT checks the deferred key.
     fn orphan(s: &mut Store) -> Result<(), StoreError> {
         s.conn
-            .execute("INSERT INTO child (id, parent) VALUES (1, 99)", [])?;
+            .execute("INSERT INTO child (id, parent) VALUES (1, 99)", ())?;
         Ok(())
     }
 
@@ -588,8 +597,8 @@ mod tests {
                 Box::new(insert("parent", 2)),
                 // Writes a row, then fails: the row must not stay.
                 Box::new(|s: &mut Store| {
-                    s.conn.execute("INSERT INTO parent (id) VALUES (3)", [])?;
-                    s.conn.execute("INSERT INTO parent (id) VALUES (1)", [])?;
+                    s.conn.execute("INSERT INTO parent (id) VALUES (3)", ())?;
+                    s.conn.execute("INSERT INTO parent (id) VALUES (1)", ())?;
                     Ok(())
                 }),
                 Box::new(|_: &mut Store| -> Result<(), StoreError> { panic!("a bug in a job") }),
