@@ -3,7 +3,9 @@
 use super::{Failure, usage};
 use anyhow::Context as _;
 use rxsync::config::{self, Config};
-use rxsync::store::Store;
+use rxsync::store::pg::PgTarget;
+use rxsync::store::{Database, Store};
+use std::path::Path;
 use std::path::PathBuf;
 
 /// The global flags.
@@ -19,21 +21,27 @@ pub struct Global {
 pub struct Context {
     pub config: Config,
     pub store: Store,
+    /// Where `store` lives (a command that opens more connections opens them here).
+    pub database: Database,
 }
 
 impl Global {
-    /// Reads and resolves the configuration (errors are usage errors: exit
-    /// 2). A configured PostgreSQL database is refused: only `db` works on
-    /// it yet (`config_any_engine`).
+    /// Reads and resolves the configuration (errors are usage errors: exit 2).
     pub fn config(&self) -> Result<Config, Failure> {
-        let config = self.config_any_engine()?;
-        if let Some(url) = &config.database_url {
-            return Err(usage(format!(
-                "the PostgreSQL store is not available for `{}` yet: only `db migrate|check|copy` work on PostgreSQL ([database] url from {}); the other commands need the SQLite file ([database] path)",
-                self.command, url.origin
-            )));
+        self.config_any_engine()
+    }
+
+    /// The database the configuration names: PostgreSQL when `[database]
+    /// url` (or `RXSYNC_DATABASE_URL`) is set and no `--db` overrides it,
+    /// else the SQLite file.
+    pub fn database(&self, config: &Config) -> Result<Database, Failure> {
+        match &config.database_url {
+            Some(url) if self.db.is_none() => Ok(Database::Postgres(Box::new(pg_target(
+                &url.url,
+                url.password_file.as_deref(),
+            )?))),
+            _ => Ok(Database::Sqlite(config.database_path.clone())),
         }
-        Ok(config)
     }
 
     /// The configuration, whichever engine it names.
@@ -68,6 +76,15 @@ impl Global {
     /// Resolves the configuration and opens the database.
     pub fn open(&self) -> Result<Context, Failure> {
         let config = self.config()?;
+        let database = self.database(&config)?;
+        if let Database::Postgres(_) = &database {
+            let store = Store::connect(&database)?;
+            return Ok(Context {
+                config,
+                store,
+                database,
+            });
+        }
         if let Some(parent) = config.database_path.parent()
             && !parent.as_os_str().is_empty()
             && !parent.exists()
@@ -86,7 +103,11 @@ impl Global {
                 where_from(self, &config)
             );
         }
-        Ok(Context { config, store })
+        Ok(Context {
+            config,
+            store,
+            database,
+        })
     }
 
     /// Like `open`, for commands that only read: a database that does not
@@ -95,7 +116,9 @@ impl Global {
     /// point at another.
     pub fn open_existing(&self) -> Result<Context, Failure> {
         let config = self.config()?;
-        if !config.database_path.exists() {
+        if let Database::Sqlite(_) = self.database(&config)?
+            && !config.database_path.exists()
+        {
             return Err(usage(format!(
                 "no database at {} ({}); point at one with --db PATH, --config FILE or RXSYNC_CONFIG, or create it with a command that writes (rxsync patient add, rxsync dict import, rxsync import)",
                 config.database_path.display(),
@@ -104,6 +127,24 @@ impl Global {
         }
         self.open()
     }
+}
+
+/// A PostgreSQL target from a URL, the password file and the PG* variables.
+pub fn pg_target(url: &str, password_file: Option<&Path>) -> Result<PgTarget, Failure> {
+    let password = match password_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                usage(format!(
+                    "cannot read [database] password_file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            Some(text.lines().next().unwrap_or("").to_string())
+        }
+        None => None,
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    PgTarget::parse(url, password.as_deref(), &env).map_err(|e| Failure::Usage(e.into()))
 }
 
 /// Where the database path came from, for people.

@@ -66,20 +66,7 @@ fn engine(global: &Global) -> Result<Engine, Failure> {
 
 /// A PostgreSQL target from a URL, the password file and the PG* variables.
 fn target(url: &str, password_file: Option<&Path>) -> Result<PgTarget, Failure> {
-    let password = match password_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                usage(format!(
-                    "cannot read [database] password_file {}: {e}",
-                    path.display()
-                ))
-            })?;
-            Some(text.lines().next().unwrap_or("").to_string())
-        }
-        None => None,
-    };
-    let env = |k: &str| std::env::var(k).ok();
-    PgTarget::parse(url, password.as_deref(), &env).map_err(db_failure)
+    super::context::pg_target(url, password_file)
 }
 
 /// Exit 2 for what the operator must fix in the command or configuration.

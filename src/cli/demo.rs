@@ -301,7 +301,7 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
         );
     }
 
-    let db = ctx.config.database_path.clone();
+    let db = ctx.database.clone();
     let interval = ctx.config.sync.interval;
     let review = ctx.config.review.clone();
     let public = review
@@ -311,7 +311,7 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
     let (puller, store) = ctx.puller()?;
     let consent_links = consent_links(&store)?;
     drop(store);
-    let daemon = Daemon::new(puller, db.clone())?;
+    let daemon = Daemon::new(puller, &db)?;
     // The review app links in the browser through the daemon's own puller
     // and writer, as `rxsync run` does.
     let (puller, writer) = daemon.linking_parts();
@@ -341,7 +341,7 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
     let summary = daemon.pass(stopped.clone()).await;
     print_summary(&summary, super::output::Format::Table)?;
 
-    let store = Store::open(&db)?;
+    let store = Store::connect(&db)?;
     print_results(&store)?;
     let next = next::Next {
         dir,
@@ -439,7 +439,7 @@ async fn bind_sandbox(sandbox_dir: &Path) -> Result<(tokio::net::TcpListener, St
 /// The demo's review login: user `demo` (admin, so the Links page shows
 /// too) with a random password kept in `DIR/demo-login.txt` (mode 0600), made
 /// on the first run.
-fn demo_login(dir: &Path, db: &Path) -> Result<(String, String), Failure> {
+fn demo_login(dir: &Path, db: &rxsync::store::Database) -> Result<(String, String), Failure> {
     use rand::Rng;
     let file = dir.join("demo-login.txt");
     if let Ok(text) = std::fs::read_to_string(&file)
@@ -454,7 +454,7 @@ fn demo_login(dir: &Path, db: &Path) -> Result<(String, String), Failure> {
         .collect();
     let hash = rxsync::web::hash_password(&password).map_err(|e| anyhow!("{e}"))?;
     let name = rxsync::store::UserName::parse("demo").map_err(|e| anyhow!("{e}"))?;
-    let mut store = Store::open(db)?;
+    let mut store = Store::connect(db)?;
     if store.user(&name)?.is_some() {
         return Ok((
             "demo".into(),

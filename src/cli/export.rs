@@ -86,7 +86,7 @@ fn exporter(ctx: &super::context::Context, provider_id: &str) -> Result<Exporter
 /// configuration's normalization settings.
 fn sink(ctx: &super::context::Context, provider_id: &str) -> Result<BulkSink, Failure> {
     Ok(BulkSink::new(
-        &ctx.config.database_path,
+        &ctx.database,
         provider(ctx, provider_id)?,
         ctx.config.normalize_options(),
     ))

@@ -43,12 +43,13 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         let jwks =
             rxsync::fetch::backend::client_jwks(ctx.config.oauth2_providers()).map_err(usage)?;
         Some(
-            AppState::new(&db, &review)
+            AppState::new(&ctx.database, &review)
                 .map_err(|e| Failure::Usage(e.into()))?
                 .with_jwks(jwks),
         )
     };
     let providers = ctx.config.providers.clone();
+    let database = ctx.database.clone();
     let normalize_options = ctx.config.normalize_options();
     let (puller, store) = ctx.puller()?;
     drop(store);
@@ -58,7 +59,7 @@ pub fn run(global: &Global, a: Args) -> CliResult {
     for problem in puller.check_providers() {
         eprintln!("warning: {problem}; this provider's syncs will fail until it is fixed");
     }
-    let daemon = Daemon::new(puller, db.clone())?;
+    let daemon = Daemon::new(puller, &database)?;
     // With `[review] public_url`, the review app links accounts in the
     // browser through the daemon's own puller and writer.
     let web = match (web, review.public_url.clone()) {
@@ -97,6 +98,7 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         let server = spawn_server(listener, web, daemon.router(), stopped.clone());
         let mut exports = rxsync::daemon::exports::spawn(
             &providers,
+            &database,
             &db,
             &normalize_options,
             stopped.clone(),

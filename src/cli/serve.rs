@@ -29,7 +29,7 @@ pub fn run(global: &Global, args: Args) -> CliResult {
             .map_err(|e| usage(format!("--listen: {e}")))?;
     }
     let jwks = rxsync::fetch::backend::client_jwks(ctx.config.oauth2_providers()).map_err(usage)?;
-    let mut state = AppState::new(&ctx.config.database_path, &review)
+    let mut state = AppState::new(&ctx.database, &review)
         .map_err(|e| Failure::Usage(e.into()))?
         .with_jwks(jwks);
     // With a vault key (never created here unless the app links accounts),

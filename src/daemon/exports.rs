@@ -10,7 +10,7 @@
 use crate::config::Provider;
 use crate::export::{BulkSink, Exporter, next_export_at};
 use crate::normalize::Options;
-use crate::store::Store;
+use crate::store::{Database, Store};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -22,6 +22,7 @@ const PAUSE_AFTER_ERROR: Duration = Duration::from_secs(300);
 /// Starts a task per provider with a bulk interval; they end when `shutdown` turns true.
 pub fn spawn(
     providers: &[Provider],
+    database: &Database,
     db_path: &Path,
     options: &Options,
     shutdown: watch::Receiver<bool>,
@@ -34,6 +35,7 @@ pub fn spawn(
         set.spawn(provider_loop(
             p.clone(),
             interval,
+            database.clone(),
             db_path.to_path_buf(),
             options.clone(),
             shutdown.clone(),
@@ -45,13 +47,14 @@ pub fn spawn(
 async fn provider_loop(
     provider: Provider,
     interval: Duration,
+    database: Database,
     db_path: PathBuf,
     options: Options,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let id = provider.id.to_string();
     loop {
-        let wait = match next_wait(&db_path, &id, interval) {
+        let wait = match next_wait(&database, &id, interval) {
             Ok(w) => w,
             Err(e) => {
                 tracing::error!(provider = %id, error = %e, "cannot read the export schedule");
@@ -65,7 +68,7 @@ async fn provider_loop(
         // An export in flight at shutdown is dropped: every step is
         // recorded first, so the next start resumes it.
         tokio::select! {
-            r = run_once(&provider, &db_path, &options) => {
+            r = run_once(&provider, &database, &db_path, &options) => {
                 if let Err(e) = r {
                     tracing::warn!(provider = %id, error = %e, "scheduled export did not complete");
                 }
@@ -76,8 +79,8 @@ async fn provider_loop(
 }
 
 /// How long until the provider's next export (zero when due).
-fn next_wait(db_path: &Path, provider: &str, interval: Duration) -> Result<Duration, String> {
-    let store = Store::open(db_path).map_err(|e| e.to_string())?;
+fn next_wait(database: &Database, provider: &str, interval: Duration) -> Result<Duration, String> {
+    let store = Store::connect(database).map_err(|e| e.to_string())?;
     let now = chrono::Utc::now();
     let last = store
         .last_export_requested(provider)
@@ -95,10 +98,15 @@ fn next_wait(db_path: &Path, provider: &str, interval: Duration) -> Result<Durat
 }
 
 /// Resumes the provider's unfinished export, or starts a new one.
-async fn run_once(provider: &Provider, db_path: &Path, options: &Options) -> Result<(), String> {
-    let mut store = Store::open(db_path).map_err(|e| e.to_string())?;
+async fn run_once(
+    provider: &Provider,
+    database: &Database,
+    db_path: &Path,
+    options: &Options,
+) -> Result<(), String> {
+    let mut store = Store::connect(database).map_err(|e| e.to_string())?;
     let exporter = Exporter::new(provider, db_path).map_err(|e| e.to_string())?;
-    let mut sink = BulkSink::new(db_path, provider, options.clone());
+    let mut sink = BulkSink::new(database, provider, options.clone());
     let open = store
         .open_export(provider.id.as_str())
         .map_err(|e| e.to_string())?;

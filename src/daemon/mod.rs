@@ -24,7 +24,7 @@ pub mod exports;
 pub mod metrics;
 
 use crate::pull::{PullOutcome, PullReport, Puller};
-use crate::store::{DueLink, Store, StoreError, Writer};
+use crate::store::{Database, DueLink, Store, StoreError, Writer};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -34,7 +34,6 @@ use breaker::Breakers;
 use metrics::{Metrics, ProviderLabel};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -141,11 +140,11 @@ impl Reader {
 }
 
 impl Daemon {
-    /// A daemon over the database at `db_path`. Gives back the leases of
-    /// dead processes first.
-    pub fn new(puller: Puller, db_path: PathBuf) -> Result<Arc<Daemon>, StoreError> {
+    /// A daemon over `database`. Gives back the leases of dead processes
+    /// first.
+    pub fn new(puller: Puller, database: &Database) -> Result<Arc<Daemon>, StoreError> {
         let s = &puller.config().sync;
-        let mut store = Store::open(&db_path)?;
+        let mut store = Store::connect(database)?;
         let own = puller.holder();
         let released =
             store.release_dead_leases(|h| crate::worker::lease_holder_is_dead(h, own))?;
@@ -158,7 +157,7 @@ impl Daemon {
         Ok(Arc::new(Daemon {
             breakers: Mutex::new(Breakers::new(s.breaker_failures, s.breaker_pause)),
             writer: Writer::start_observed(store, metrics.store_observer())?,
-            reader: Reader(Mutex::new(Store::open(&db_path)?)),
+            reader: Reader(Mutex::new(Store::connect(database)?)),
             metrics,
             ready: AtomicBool::new(false),
             engine,

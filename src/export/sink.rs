@@ -37,7 +37,7 @@ pub trait ExportSink: Send {
 /// over all of them (each known patient one regimen version, in its own
 /// transaction), on a connection of its own.
 pub struct BulkSink {
-    database: PathBuf,
+    database: crate::store::Database,
     source: SourceName,
     matching: BulkMatch,
     max_document_bytes: u64,
@@ -45,9 +45,13 @@ pub struct BulkSink {
 }
 
 impl BulkSink {
-    pub fn new(database: &Path, provider: &Provider, options: Options) -> BulkSink {
+    pub fn new(
+        database: &crate::store::Database,
+        provider: &Provider,
+        options: Options,
+    ) -> BulkSink {
         BulkSink {
-            database: database.to_path_buf(),
+            database: database.clone(),
             source: provider.id.clone(),
             matching: provider.bulk_match,
             max_document_bytes: provider.limits.max_document_bytes,
@@ -62,7 +66,7 @@ impl ExportSink for BulkSink {
         _provider: &str,
         paths: &[PathBuf],
     ) -> Result<Vec<FileOutcome>, String> {
-        let mut store = crate::store::Store::open(&self.database).map_err(|e| e.to_string())?;
+        let mut store = crate::store::Store::connect(&self.database).map_err(|e| e.to_string())?;
         let report = bulk_run(
             &mut store,
             &BulkRequest {

@@ -179,9 +179,14 @@ pub enum StoreError {
         name: &'static str,
         source: SqliteCause,
     },
-    /// Any other SQLite error.
-    #[error("database error: {0}")]
-    Sql(#[from] rusqlite::Error),
+    /// PostgreSQL could not be reached, refused the login, or could not be
+    /// migrated (the message never holds the password).
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+    /// Any other database error (PostgreSQL's arrive in SQLite's words:
+    /// see `db`), its message said once.
+    #[error("database error: {}", SqliteCause::show(.0))]
+    Sql(rusqlite::Error),
     /// A referenced thing does not exist.
     #[error("{what} {id} does not exist")]
     NotFound { what: &'static str, id: String },
@@ -224,16 +229,89 @@ impl std::error::Error for SqliteCause {
     }
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Sql(e)
+    }
+}
+
+impl SqliteCause {
+    /// The error's message, once.
+    fn show(e: &rusqlite::Error) -> String {
+        match e {
+            rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl From<rusqlite::Error> for SqliteCause {
     fn from(e: rusqlite::Error) -> SqliteCause {
         SqliteCause(e)
     }
 }
 
+/// Where an rxsync database lives: a SQLite file (the default, nothing to
+/// install) or a PostgreSQL database that many workers share.
+#[derive(Clone, Debug)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(Box<pg::PgTarget>),
+}
+
+impl Database {
+    /// The engine it runs on.
+    pub fn engine(&self) -> Engine {
+        match self {
+            Database::Sqlite(_) => Engine::Sqlite,
+            Database::Postgres(_) => Engine::Postgres,
+        }
+    }
+}
+
+impl std::fmt::Display for Database {
+    /// The file, or the URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(p) => write!(f, "{}", p.display()),
+            Database::Postgres(t) => write!(f, "{t}"),
+        }
+    }
+}
+
 /// An open rxsync database.
 pub struct Store {
     conn: Conn,
-    path: PathBuf,
+    database: Database,
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the database.
+    pub fn connect(database: &Database) -> Result<Store, StoreError> {
+        match database {
+            Database::Sqlite(path) => Store::open(path),
+            Database::Postgres(target) => Store::open_postgres(target),
+        }
+    }
+
+    /// Connects to PostgreSQL and applies the migrations it lacks (under
+    /// an advisory lock: workers starting together migrate once).
+    pub fn open_postgres(target: &pg::PgTarget) -> Result<Store, StoreError> {
+        let failed = |e: pg::DbError| StoreError::Postgres(e.to_string());
+        let mut client = target.connect().map_err(failed)?;
+        if pg::postgres_version(&mut client).map_err(failed)? != PG_MIGRATIONS.len() {
+            pg::migrate_postgres(&mut client).map_err(failed)?;
+        }
+        Ok(Store {
+            conn: Conn::Pg(db::PgConn::new(client)),
+            database: Database::Postgres(Box::new(target.clone())),
+        })
+    }
+
+    /// Where this store lives.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
 }
 
 impl Store {
@@ -300,15 +378,18 @@ impl Store {
 
         let mut store = Store {
             conn: Conn::Sqlite(conn),
-            path: path.to_path_buf(),
+            database: Database::Sqlite(path.to_path_buf()),
         };
         store.migrate()?;
         Ok(store)
     }
 
     /// The file this store was opened from.
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn path(&self) -> Option<&Path> {
+        match &self.database {
+            Database::Sqlite(p) => Some(p),
+            Database::Postgres(_) => None,
+        }
     }
 
     /// The database engine, as `/readyz` names it.
@@ -323,8 +404,9 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
+        let path = self.path().map(Path::to_path_buf).unwrap_or_default();
         let version = self.user_version()?;
-        check_version(&self.path, version)?;
+        check_version(&path, version)?;
         if version == MIGRATIONS.len() {
             return Ok(());
         }
@@ -332,7 +414,6 @@ impl Store {
         // re-reads the version under the write lock (transactions are
         // IMMEDIATE) and skips what was applied meanwhile.
         loop {
-            let path = self.path.clone();
             let tx = self.tx()?;
             let version: usize = tx.query_row("PRAGMA user_version", (), |r| r.get(0usize))?;
             check_version(&path, version)?;

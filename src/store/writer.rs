@@ -269,10 +269,10 @@ fn checkpoint_elsewhere(
     checkpoints: Arc<Mutex<()>>,
 ) -> Result<Option<std::thread::JoinHandle<()>>, StoreError> {
     // PostgreSQL has no WAL of the store's to checkpoint.
-    if store.conn.lite().is_none() {
+    let Some(path) = store.path() else {
         return Ok(None);
-    }
-    let checkpointer = Store::open(store.path())?;
+    };
+    let checkpointer = Store::open(path)?;
     let Some(lite) = store.conn.lite_mut() else {
         return Ok(None);
     };

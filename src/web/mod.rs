@@ -34,9 +34,9 @@ pub use linking::Linking;
 pub use pretty::pretty_excerpt;
 
 use crate::config::{Config, ReviewConfig};
-use crate::store::{Store, StoreError};
+use crate::store::{Database, Store, StoreError};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+
 use std::sync::{Arc, Mutex};
 
 /// Connections kept for reuse; more are opened under load and closed after.
@@ -50,8 +50,8 @@ pub struct AppState {
 }
 
 struct Inner {
-    /// The SQLite file; connections are opened on demand.
-    database: PathBuf,
+    /// The database; connections are opened on demand.
+    database: Database,
     /// Idle connections (each `Store` is used by one request at a time).
     pool: Mutex<Vec<Store>>,
     /// Session lifetime and the rest of `[review]`.
@@ -78,12 +78,12 @@ struct Inner {
 impl AppState {
     /// Opens (and migrates) the database once, and loads the TLS
     /// certificate and key when configured.
-    pub fn new(database: &Path, review: &ReviewConfig) -> Result<AppState, WebError> {
-        let store = Store::open(database)?;
+    pub fn new(database: &Database, review: &ReviewConfig) -> Result<AppState, WebError> {
+        let store = Store::connect(database)?;
         let tls = review.tls.as_ref().map(tls::server_config).transpose()?;
         Ok(AppState {
             inner: Arc::new(Inner {
-                database: database.to_path_buf(),
+                database: database.clone(),
                 pool: Mutex::new(vec![store]),
                 review: review.clone(),
                 tls: tls.map(Arc::new),
@@ -142,9 +142,12 @@ impl AppState {
         self.inner.linking.as_ref()
     }
 
-    /// The state for a resolved configuration.
+    /// The state for a resolved configuration (its SQLite file).
     pub fn from_config(config: &Config) -> Result<AppState, WebError> {
-        AppState::new(&config.database_path, &config.review)
+        AppState::new(
+            &Database::Sqlite(config.database_path.clone()),
+            &config.review,
+        )
     }
 
     /// Whether the server speaks HTTPS (and cookies are `Secure`).
@@ -175,7 +178,7 @@ impl AppState {
                 .pop();
             let mut store = match pooled {
                 Some(s) => s,
-                None => Store::open(&inner.database)?,
+                None => Store::connect(&inner.database)?,
             };
             let result = work(&mut store);
             if let Ok(mut pool) = inner.pool.lock()

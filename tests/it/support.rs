@@ -62,17 +62,92 @@ impl Run {
     }
 }
 
+/// Whether the tests run on PostgreSQL: `RXSYNC_TEST_ENGINE=postgres`
+/// with `RXSYNC_TEST_PG_URL` (a throwaway cluster, `.ci/postgres.sh`).
+/// Every `TestEnv` then has a fresh database of its own there, and the
+/// commands it runs get it as `RXSYNC_DATABASE_URL` instead of `--db`.
+pub fn on_postgres() -> bool {
+    std::env::var("RXSYNC_TEST_ENGINE").is_ok_and(|e| e == "postgres")
+}
+
+/// For a test that reads or edits the SQLite file itself: true (and a
+/// note) on PostgreSQL, where the test does not apply.
+pub fn sqlite_only(test: &str) -> bool {
+    if on_postgres() {
+        eprintln!("{test}: reads the SQLite file itself; not run on PostgreSQL");
+        return true;
+    }
+    false
+}
+
+/// A fresh PostgreSQL database on the test cluster; returns its URL.
+pub fn fresh_pg_database() -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let admin = std::env::var("RXSYNC_TEST_PG_URL")
+        .expect("RXSYNC_TEST_PG_URL (start one with . .ci/postgres.sh && start_test_postgres)");
+    let name = format!(
+        "t{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        rand_suffix()
+    );
+    let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("test cluster");
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create the test database");
+    let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
+    format!("{base}/{name}")
+}
+
+fn rand_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
+    format!("{:x}", h.finish() & 0xffff_ffff)
+}
+
 /// A temporary rxsync home: a folder, a database path, no config file.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
     pub db: PathBuf,
+    /// On PostgreSQL (`on_postgres`): this home's database URL.
+    pub pg: Option<String>,
 }
 
 impl TestEnv {
     pub fn new() -> TestEnv {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("rxsync.db");
-        TestEnv { dir, db }
+        let pg = on_postgres().then(fresh_pg_database);
+        TestEnv { dir, db, pg }
+    }
+
+    /// The database as the store opens it.
+    pub fn database(&self) -> rxsync::store::Database {
+        match &self.pg {
+            Some(url) => rxsync::store::Database::Postgres(Box::new(
+                rxsync::store::pg::PgTarget::parse(url, None, &|_| None).expect("test URL"),
+            )),
+            None => rxsync::store::Database::Sqlite(self.db.clone()),
+        }
+    }
+
+    /// Opens the store (either engine).
+    pub fn store(&self) -> rxsync::store::Store {
+        rxsync::store::Store::connect(&self.database()).expect("open the test database")
+    }
+
+    /// `--db PATH` on SQLite, nothing on PostgreSQL.
+    pub fn db_args(&self) -> Vec<String> {
+        match &self.pg {
+            Some(_) => Vec::new(),
+            None => vec!["--db".into(), self.db.display().to_string()],
+        }
     }
 
     /// Runs `rxsync --db <db> ARGS` in the temp folder (so no ./config.toml
@@ -83,12 +158,16 @@ impl TestEnv {
 
     pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rxsync"));
-        cmd.current_dir(self.dir.path())
-            .arg("--db")
-            .arg(&self.db)
-            .args(args);
+        cmd.current_dir(self.dir.path());
+        if self.pg.is_none() {
+            cmd.arg("--db").arg(&self.db);
+        }
+        cmd.args(args);
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
             cmd.env_remove(k);
+        }
+        if let Some(url) = &self.pg {
+            cmd.env("RXSYNC_DATABASE_URL", url);
         }
         // Tables fit $COLUMNS: a test sees them whole unless it sets it.
         cmd.env_remove("COLUMNS");
@@ -164,6 +243,29 @@ impl TestEnv {
 
     /// Row counts of every table: equal before and after means nothing was stored.
     pub fn counts(&self) -> Vec<(String, i64)> {
+        if let Some(url) = &self.pg {
+            let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
+            let tables: Vec<String> = c
+                .query(
+                    "SELECT table_name::text FROM information_schema.tables
+                     WHERE table_schema = 'public' ORDER BY 1",
+                    &[],
+                )
+                .expect("list tables")
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            return tables
+                .into_iter()
+                .map(|t| {
+                    let n: i64 = c
+                        .query_one(&format!("SELECT COUNT(*) FROM \"{t}\""), &[])
+                        .expect("count")
+                        .get(0);
+                    (t, n)
+                })
+                .collect();
+        }
         let conn = rusqlite::Connection::open(&self.db).expect("open db");
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -182,12 +284,22 @@ impl TestEnv {
 
     /// One SQL value, for assertions on what is stored.
     pub fn query_i64(&self, sql: &str) -> i64 {
+        if let Some(url) = &self.pg {
+            let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
+            let wrapped = format!("SELECT (({}))::bigint", sql.trim().trim_end_matches(';'));
+            return c.query_one(&wrapped, &[]).expect(sql).get(0);
+        }
         let conn = rusqlite::Connection::open(&self.db).expect("open db");
         conn.query_row(sql, [], |r| r.get(0)).expect(sql)
     }
 
     /// One SQL text value, for assertions on what is stored.
     pub fn query_string(&self, sql: &str) -> String {
+        if let Some(url) = &self.pg {
+            let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
+            let wrapped = format!("SELECT (({}))::text", sql.trim().trim_end_matches(';'));
+            return c.query_one(&wrapped, &[]).expect(sql).get(0);
+        }
         let conn = rusqlite::Connection::open(&self.db).expect("open db");
         conn.query_row(sql, [], |r| r.get(0)).expect(sql)
     }
