@@ -385,6 +385,11 @@ impl PullEnd {
     }
 }
 
+/// A `[sync] lease` as the store takes it.
+pub fn lease_ttl(lease: std::time::Duration) -> chrono::Duration {
+    lease::ttl(lease)
+}
+
 impl Puller {
     /// A puller for the configured providers. `env` looks up secrets named
     /// by `*_secret_env`.

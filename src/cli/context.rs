@@ -13,8 +13,6 @@ use std::path::PathBuf;
 pub struct Global {
     pub config: Option<PathBuf>,
     pub db: Option<PathBuf>,
-    /// The subcommand, named in the refusal of a PostgreSQL database.
-    pub command: &'static str,
 }
 
 /// What a command runs with.

@@ -252,7 +252,6 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
     let demo_global = Global {
         config: Some(config_path.clone()),
         db: None,
-        command: "demo",
     };
     let mut ctx = demo_global.open()?;
     println!(

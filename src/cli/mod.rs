@@ -179,28 +179,9 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn dispatch(cli: Cli) -> CliResult {
-    let command = match &cli.command {
-        Command::Patient(_) => "patient",
-        Command::Dict(_) => "dict",
-        Command::Import(_) => "import",
-        Command::Link(_) => "link",
-        Command::Provider(_) => "provider",
-        Command::Export(_) => "export",
-        Command::Regimen(_) => "regimen",
-        Command::Queue(_) => "queue",
-        Command::Key(_) => "key",
-        Command::Run(_) => "run",
-        Command::Demo(_) => "demo",
-        Command::Sandbox(_) => "sandbox",
-        Command::Serve(_) => "serve",
-        Command::User(_) => "user",
-        Command::Token(_) => "token",
-        Command::Db(_) => "db",
-    };
     let global = context::Global {
         config: cli.config,
         db: cli.db,
-        command,
     };
     match cli.command {
         Command::Patient(c) => patient::run(&global, c),

@@ -50,6 +50,10 @@ pub struct Metrics {
     /// Reads of the due links by the scheduler: one when a sleep ends, not
     /// on a fixed beat (`Daemon::run` sleeps until the next due time).
     pub due_polls: Counter,
+    /// Time this worker waited on the shared database for its claims and
+    /// provider slots (row locks on PostgreSQL, the write lock on SQLite),
+    /// labelled with the worker once `register_worker` ran.
+    pub claim_wait_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -148,6 +152,7 @@ impl Metrics {
             store_batch_seconds,
             store_failed_batches,
             due_polls,
+            claim_wait_seconds: Histogram::new(exponential_buckets(0.0001, 4.0, 10)),
         }
     }
 
@@ -159,6 +164,11 @@ impl Metrics {
             std::borrow::Cow::Borrowed("worker"),
             std::borrow::Cow::Owned(worker.to_string()),
         ));
+        sub.register(
+            "lock_wait_seconds",
+            "Time this worker waited on the shared database to claim due links and provider slots (row locks on PostgreSQL, the write lock on SQLite)",
+            self.claim_wait_seconds.clone(),
+        );
         sub.register(
             "lease_claims",
             "Links this worker claimed for a sync",
@@ -185,6 +195,11 @@ impl Metrics {
                 failed.inc();
             }
         })
+    }
+
+    /// One wait on the database for a claim or a provider slot.
+    pub fn observe_claim_wait(&self, waited: std::time::Duration) {
+        self.claim_wait_seconds.observe(waited.as_secs_f64());
     }
 
     /// Counts one finished sync.

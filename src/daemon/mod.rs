@@ -85,10 +85,23 @@ const ERROR_IDLE: Duration = Duration::from_secs(5);
 /// tried again (its lease, held back that long).
 const STORE_ERROR_RETRY: Duration = Duration::from_secs(60);
 
-/// Where `Daemon::drive` gets links to sync.
+/// How long a provider whose every `max_in_flight` slot is taken (by
+/// this or another worker) waits before its queued links try again.
+const SLOT_RETRY: Duration = Duration::from_millis(200);
+
+/// Where `Daemon::drive` gets links to sync. Both feeds claim their links
+/// in batches (`Store::claim_due_batch`): a claimed link is leased to this
+/// worker, so workers sharing the database never queue the same link.
 enum Feed {
-    /// `run --once`: the links due when the pass began.
-    Pass(std::vec::IntoIter<DueLink>),
+    /// `run --once`: batches of due links until none is left that this
+    /// pass has not synced already.
+    Pass {
+        batch: std::collections::VecDeque<DueLink>,
+        /// Links this pass has claimed: one claimed again (due again at once)
+        /// ends the pass instead of syncing it twice.
+        seen: HashSet<i64>,
+        exhausted: bool,
+    },
     /// `run`: the due links, read again when the schedule says.
     Schedule {
         /// Read but not started yet.
@@ -102,13 +115,20 @@ impl Feed {
     /// When the drive's loop should look again if nothing else happens.
     fn wake_at(&self) -> Instant {
         match self {
-            Feed::Pass(_) => Instant::now() + Duration::from_millis(50),
+            Feed::Pass { .. } => Instant::now() + Duration::from_millis(50),
             Feed::Schedule { wake_at, .. } => *wake_at,
         }
     }
 
     fn forever(&self) -> bool {
         matches!(self, Feed::Schedule { .. })
+    }
+
+    /// Takes a claimed link that was not started (at the end of a drive).
+    fn drain_one(&mut self) -> Option<DueLink> {
+        match self {
+            Feed::Pass { batch, .. } | Feed::Schedule { batch, .. } => batch.pop_front(),
+        }
     }
 }
 
@@ -182,21 +202,69 @@ impl Daemon {
         &self.metrics
     }
 
-    /// One pass over every link due now, then return.
+    /// One pass over every link due now (claimed in batches, shared with
+    /// the other workers of the database), then return.
     pub async fn pass(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Summary {
-        let now = crate::store::rfc3339_now();
-        let due = match self.reader.with(|s| s.due_links(&now, usize::MAX / 2, &[])) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the due links");
-                return Summary {
-                    errors: 1,
-                    ..Summary::default()
-                };
-            }
-        };
+        // The database must answer before anything is claimed.
+        if let Err(e) = self.reader.with(|s| s.ping()) {
+            tracing::error!(error = %e, "cannot read the due links");
+            return Summary {
+                errors: 1,
+                ..Summary::default()
+            };
+        }
         self.ready.store(true, Ordering::Relaxed);
-        self.drive(Feed::Pass(due.into_iter()), shutdown).await
+        let feed = Feed::Pass {
+            batch: Default::default(),
+            seen: HashSet::new(),
+            exhausted: false,
+        };
+        self.drive(feed, shutdown).await
+    }
+
+    /// How many due links one claim takes: enough to keep every sync slot
+    /// busy until the next claim, few enough to leave the rest to the
+    /// other workers.
+    fn batch_size(&self) -> usize {
+        (self.puller.config().sync.concurrency * 2).clamp(8, 512)
+    }
+
+    /// Claims the next batch of due links for this worker (None: the
+    /// database could not be read; the error is logged).
+    fn claim_batch(&self, paused: &[String]) -> Option<Vec<DueLink>> {
+        let holder = self.puller.holder().to_string();
+        let ttl = crate::pull::lease_ttl(self.puller.config().sync.lease);
+        let limit = self.batch_size();
+        let waited = Instant::now();
+        let claimed = self
+            .reader
+            .with(|s| s.claim_due_batch(&holder, ttl, limit, paused));
+        self.metrics.observe_claim_wait(waited.elapsed());
+        match claimed {
+            Ok(links) => Some(links),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot claim the due links");
+                None
+            }
+        }
+    }
+
+    /// Gives back the leases of claimed links that will not be synced now
+    /// (a paused provider's, or shutdown's).
+    fn give_back(&self, links: impl IntoIterator<Item = i64>) {
+        let holder = self.puller.holder().to_string();
+        let ids: Vec<i64> = links.into_iter().collect();
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(e) = self.reader.with(|s| {
+            for id in &ids {
+                s.release_link(*id, &holder)?;
+            }
+            Ok(())
+        }) {
+            tracing::warn!(error = %e, "cannot give back the leases of links not synced; they expire by themselves");
+        }
     }
 
     /// Syncs due links until `shutdown` turns true.
@@ -215,7 +283,29 @@ impl Daemon {
     /// the next due time.
     fn next_link(&self, feed: &mut Feed, skip: &HashSet<i64>) -> Option<DueLink> {
         let (batch, wake_at) = match feed {
-            Feed::Pass(queue) => return queue.next(),
+            Feed::Pass {
+                batch,
+                seen,
+                exhausted,
+            } => {
+                if batch.is_empty() && !*exhausted {
+                    let paused = self.paused_providers();
+                    match self.claim_batch(&paused) {
+                        Some(links) => {
+                            let (again, fresh): (Vec<DueLink>, Vec<DueLink>) =
+                                links.into_iter().partition(|d| seen.contains(&d.id));
+                            self.give_back(again.iter().map(|d| d.id));
+                            if fresh.is_empty() {
+                                *exhausted = true;
+                            }
+                            seen.extend(fresh.iter().map(|d| d.id));
+                            batch.extend(fresh);
+                        }
+                        None => *exhausted = true,
+                    }
+                }
+                return batch.pop_front();
+            }
             Feed::Schedule { batch, wake_at } => (batch, wake_at),
         };
         if batch.is_empty() && Instant::now() >= *wake_at {
@@ -225,8 +315,14 @@ impl Daemon {
             // they are, they cannot crowd out the others.
             let paused = self.paused_providers();
             let skipped: Vec<i64> = skip.iter().copied().collect();
+            let _ = now;
+            let claimed = self.claim_batch(&paused);
             let read = self.reader.with(|s| {
-                let due = s.due_links(&now, 512, &paused)?;
+                let Some(due) = claimed else {
+                    return Err(crate::store::StoreError::Writer(
+                        "the due links could not be claimed".into(),
+                    ));
+                };
                 let fresh: Vec<DueLink> =
                     due.into_iter().filter(|d| !skip.contains(&d.id)).collect();
                 // More may be due than were read: read again once these started.
@@ -276,16 +372,25 @@ impl Daemon {
         until_due.min(until_reopen).clamp(MIN_IDLE, MAX_IDLE)
     }
 
-    /// Providers whose circuit breaker pauses them now.
+    /// Providers whose circuit breaker pauses them now: this worker's own
+    /// (which lets one trial through) or the one all workers share in the
+    /// database (`Store::record_provider_outcome`).
     fn paused_providers(&self) -> Vec<String> {
         let now = Instant::now();
+        let shared = self
+            .reader
+            .with(|s| s.paused_providers())
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read the shared circuit breakers");
+                Vec::new()
+            });
         let b = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
         self.puller
             .config()
             .providers
             .iter()
             .map(|p| p.id.to_string())
-            .filter(|p| b.is_open(p, now))
+            .filter(|p| b.is_open(p, now) || shared.contains(p))
             .collect()
     }
 
@@ -316,6 +421,11 @@ impl Daemon {
         let mut deferred: HashMap<String, std::collections::VecDeque<DueLink>> = HashMap::new();
         let mut queued: HashSet<i64> = HashSet::new();
         let mut paused_links: HashSet<i64> = HashSet::new();
+        // Providers whose max_in_flight slots (shared in the database) were
+        // all taken, and when their queued links try again.
+        let mut slot_blocked: HashMap<String, Instant> = HashMap::new();
+        let holder = self.puller.holder().to_string();
+        let slot_ttl = crate::pull::lease_ttl(config.sync.lease);
         loop {
             if *shutdown.borrow() {
                 break;
@@ -324,10 +434,13 @@ impl Daemon {
             // provider has room again, then new ones; a saturated provider's
             // links wait in its queue while the others go ahead.
             let mut started_any = false;
+            let now = Instant::now();
+            slot_blocked.retain(|_, until| *until > now);
             let ready_providers: Vec<String> = deferred
                 .iter()
                 .filter(|(p, q)| {
                     !q.is_empty()
+                        && !slot_blocked.contains_key(*p)
                         && per_provider
                             .get(*p)
                             .is_some_and(|s| s.available_permits() > 0)
@@ -342,8 +455,11 @@ impl Daemon {
                 if global.available_permits() == 0 || *shutdown.borrow() {
                     break;
                 }
+                // Enough queued behind saturated providers: claim no more for now.
+                let deferred_total: usize = deferred.values().map(|q| q.len()).sum();
                 let candidate = match from_deferred.pop_front() {
                     Some(d) => Some(d),
+                    None if deferred_total >= self.batch_size() => None,
                     None => self.next_link(&mut feed, &queued),
                 };
                 let Some(link) = candidate else { break };
@@ -358,11 +474,46 @@ impl Daemon {
                 if !allowed {
                     queued.remove(&link.id);
                     paused_links.insert(link.id);
+                    self.give_back([link.id]);
                     continue;
                 }
+                let blocked = slot_blocked.contains_key(&link.provider);
                 let provider_permit = match per_provider.get(&link.provider) {
-                    Some(sem) => match sem.clone().try_acquire_owned() {
-                        Ok(p) => Some(p),
+                    Some(sem) if !blocked => match sem.clone().try_acquire_owned() {
+                        Ok(p) => {
+                            // The provider's max_in_flight counts every
+                            // worker's syncs: a slot in the database too.
+                            let n = config
+                                .provider(&link.provider)
+                                .and_then(|c| c.max_in_flight)
+                                .unwrap_or(usize::MAX);
+                            let waited = Instant::now();
+                            let took = self.reader.with(|s| {
+                                s.take_provider_slot(&link.provider, n, &holder, link.id, slot_ttl)
+                            });
+                            self.metrics.observe_claim_wait(waited.elapsed());
+                            match took {
+                                Ok(true) => Some(p),
+                                other => {
+                                    if let Err(e) = other {
+                                        tracing::warn!(provider = %link.provider, error = %e, "cannot take a provider slot");
+                                    }
+                                    drop(p);
+                                    self.breakers
+                                        .lock()
+                                        .unwrap_or_else(|p| p.into_inner())
+                                        .abstain(&link.provider, Instant::now());
+                                    slot_blocked
+                                        .insert(link.provider.clone(), Instant::now() + SLOT_RETRY);
+                                    queued.insert(link.id);
+                                    deferred
+                                        .entry(link.provider.clone())
+                                        .or_default()
+                                        .push_back(link);
+                                    continue;
+                                }
+                            }
+                        }
                         Err(_) => {
                             // The breaker let it through: give the trial back.
                             self.breakers
@@ -377,9 +528,26 @@ impl Daemon {
                             continue;
                         }
                     },
+                    Some(_) => {
+                        // Its slots are all taken elsewhere: wait in its queue.
+                        self.breakers
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .abstain(&link.provider, Instant::now());
+                        queued.insert(link.id);
+                        deferred
+                            .entry(link.provider.clone())
+                            .or_default()
+                            .push_back(link);
+                        continue;
+                    }
                     None => None,
                 };
                 let Ok(permit) = global.clone().try_acquire_owned() else {
+                    if provider_permit.is_some() {
+                        let (p, h, id) = (link.provider.clone(), holder.clone(), link.id);
+                        let _ = self.reader.with(|s| s.give_back_provider_slot(&p, &h, id));
+                    }
                     queued.insert(link.id);
                     deferred
                         .entry(link.provider.clone())
@@ -390,8 +558,19 @@ impl Daemon {
                 queued.insert(link.id);
                 in_flight.insert(link.id);
                 let me = Arc::clone(self);
+                let slot_holder = holder.clone();
                 tasks.spawn(async move {
                     let report = me.sync_one(&link).await;
+                    if provider_permit.is_some() {
+                        let (p, id) = (link.provider.clone(), link.id);
+                        if let Err(e) = me
+                            .writer
+                            .run(move |s| s.give_back_provider_slot(&p, &slot_holder, id))
+                            .await
+                        {
+                            tracing::warn!(link = link.id, error = %e, "cannot give back the provider slot; it expires with the lease");
+                        }
+                    }
                     drop(permit);
                     drop(provider_permit);
                     (link.id, report)
@@ -409,8 +588,13 @@ impl Daemon {
             if tasks.is_empty() && !started_any && !waiting && !forever {
                 break;
             }
-            // Wait for a sync to end, for shutdown, or (daemon) for the next due time.
-            let wake_at = tokio::time::Instant::from_std(feed.wake_at());
+            // Wait for a sync to end, for shutdown, or (daemon) for the next
+            // due time — or for a provider's shared slots to be tried again.
+            let mut wake = feed.wake_at();
+            if let Some(t) = slot_blocked.values().min() {
+                wake = wake.min(*t);
+            }
+            let wake_at = tokio::time::Instant::from_std(wake);
             tokio::select! {
                 done = tasks.join_next(), if !tasks.is_empty() => {
                     if let Some(joined) = done {
@@ -455,6 +639,13 @@ impl Daemon {
                 }
             }
         }
+        // Claimed but never started (shutdown, or a pass ended early):
+        // their leases go back so another worker need not wait them out.
+        let mut unstarted: Vec<i64> = deferred.values().flatten().map(|d| d.id).collect();
+        while let Some(d) = feed.drain_one() {
+            unstarted.push(d.id);
+        }
+        self.give_back(unstarted.into_iter().filter(|id| !in_flight.contains(id)));
         self.ready.store(false, Ordering::Relaxed);
         summary.paused = paused_links.len();
         summary.seconds = started.elapsed().as_secs_f64();
@@ -506,8 +697,32 @@ impl Daemon {
                 if let PullOutcome::Synced(outcome) = r.outcome {
                     let failed = outcome.is_provider_failure();
                     let now = Instant::now();
+                    // The breaker all workers share: failures in a row at the
+                    // provider, whichever worker saw them.
+                    let s = &self.puller.config().sync;
+                    let (threshold, pause) = (s.breaker_failures, s.breaker_pause);
+                    let provider = r.provider.clone();
+                    let shared = self
+                        .writer
+                        .run(move |st| {
+                            st.record_provider_outcome(
+                                &provider,
+                                failed,
+                                threshold,
+                                chrono::Duration::from_std(pause)
+                                    .unwrap_or_else(|_| chrono::Duration::minutes(5)),
+                            )
+                        })
+                        .await;
+                    let shared_tripped = match shared {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::warn!(provider = %r.provider, error = %e, "cannot record the outcome in the shared circuit breaker");
+                            false
+                        }
+                    };
                     let mut b = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
-                    if b.record(&r.provider, failed, now) {
+                    if b.record(&r.provider, failed, now) || shared_tripped {
                         self.metrics
                             .breaker_trips
                             .get_or_create(&ProviderLabel {

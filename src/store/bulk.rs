@@ -51,8 +51,10 @@ impl super::Store {
         let tx = self.tx()?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT OR REPLACE INTO bulk_staging (run, patient_ref, file, line, kind, resource_id, medication, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO bulk_staging (run, patient_ref, file, line, kind, resource_id, medication, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (run, patient_ref, file, line) DO UPDATE SET kind = excluded.kind,
+                   resource_id = excluded.resource_id, medication = excluded.medication, body = excluded.body",
             )?;
             for l in lines {
                 insert.execute(params![

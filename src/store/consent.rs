@@ -284,16 +284,16 @@ impl Store {
         work: impl FnOnce(&mut Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let top = self.conn.is_autocommit();
-        self.conn.execute_batch(if top {
-            "BEGIN IMMEDIATE"
+        if top {
+            self.conn.begin()?;
         } else {
-            "SAVEPOINT rxsync_consent"
-        })?;
+            self.conn.execute_batch("SAVEPOINT rxsync_consent")?;
+        }
         let done = work(self);
         let end = match &done {
-            Ok(_) if top => self.conn.execute_batch("COMMIT"),
+            Ok(_) if top => self.conn.commit(),
             Ok(_) => self.conn.execute_batch("RELEASE rxsync_consent"),
-            Err(_) if top => self.conn.execute_batch("ROLLBACK"),
+            Err(_) if top => self.conn.rollback(),
             Err(_) => self
                 .conn
                 .execute_batch("ROLLBACK TO rxsync_consent; RELEASE rxsync_consent"),
@@ -301,7 +301,7 @@ impl Store {
         if let Err(e) = end {
             // A failed COMMIT may leave the transaction open.
             if top && !self.conn.is_autocommit() {
-                let _ = self.conn.execute_batch("ROLLBACK");
+                let _ = self.conn.rollback();
             }
             return Err(e.into());
         }

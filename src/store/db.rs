@@ -41,7 +41,7 @@ impl Engine {
 /// A store connection.
 pub(crate) enum Conn {
     Sqlite(rusqlite::Connection),
-    Pg(PgConn),
+    Pg(Box<PgConn>),
 }
 
 /// A PostgreSQL client with the store's statement cache and its
@@ -64,11 +64,6 @@ impl PgConn {
             statements: RefCell::new(HashMap::new()),
             depth: Cell::new(0),
         }
-    }
-
-    /// The client, for what only PostgreSQL does (LISTEN, advisory locks).
-    pub(crate) fn client(&self) -> std::cell::RefMut<'_, postgres::Client> {
-        self.client.borrow_mut()
     }
 
     fn prepare(&self, sql: &str, cached: bool) -> rusqlite::Result<postgres::Statement> {
@@ -159,14 +154,6 @@ impl Conn {
         }
     }
 
-    /// The PostgreSQL connection, for what only PostgreSQL has.
-    pub(crate) fn pg(&self) -> Option<&PgConn> {
-        match self {
-            Conn::Pg(c) => Some(c),
-            Conn::Sqlite(_) => None,
-        }
-    }
-
     /// One statement written per engine: `sqlite` on SQLite, `postgres` on
     /// PostgreSQL (both with SQLite-style placeholders).
     pub(crate) fn dialect<'s>(&self, sqlite: &'s str, postgres: &'s str) -> &'s str {
@@ -244,19 +231,46 @@ impl Conn {
 
     /// Begins a transaction (SQLite: IMMEDIATE, taking the write lock now).
     pub(crate) fn transaction(&self) -> rusqlite::Result<Transaction<'_>> {
-        match self {
-            Conn::Sqlite(c) => {
-                c.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-            }
-            Conn::Pg(c) => {
-                c.batch("BEGIN")?;
-                c.depth.set(c.depth.get() + 1);
-            }
-        }
+        self.begin()?;
         Ok(Transaction {
             conn: self,
             open: true,
         })
+    }
+
+    /// BEGIN (SQLite: IMMEDIATE) — for a transaction its caller ends with
+    /// `commit` or `rollback` (the writer's batches).
+    pub(crate) fn begin(&self) -> rusqlite::Result<()> {
+        match self {
+            Conn::Sqlite(c) => c.prepare_cached("BEGIN IMMEDIATE")?.execute([]).map(drop),
+            Conn::Pg(c) => {
+                c.batch("BEGIN")?;
+                c.depth.set(1);
+                Ok(())
+            }
+        }
+    }
+
+    /// COMMIT.
+    pub(crate) fn commit(&self) -> rusqlite::Result<()> {
+        self.end("COMMIT")
+    }
+
+    /// ROLLBACK.
+    pub(crate) fn rollback(&self) -> rusqlite::Result<()> {
+        self.end("ROLLBACK")
+    }
+
+    fn end(&self, sql: &str) -> rusqlite::Result<()> {
+        match self {
+            Conn::Sqlite(c) => c.prepare_cached(sql)?.execute([]).map(drop),
+            Conn::Pg(c) => {
+                let done = c.batch(sql);
+                // A failed COMMIT ends the transaction too, on PostgreSQL.
+                c.depth.set(0);
+                done
+            }
+        }
     }
 
     /// Marks a savepoint begun or ended (PostgreSQL keeps the depth).
@@ -284,24 +298,14 @@ impl std::ops::Deref for Transaction<'_> {
 impl Transaction<'_> {
     pub(crate) fn commit(mut self) -> rusqlite::Result<()> {
         self.open = false;
-        self.end("COMMIT")
-    }
-
-    fn end(&self, sql: &str) -> rusqlite::Result<()> {
-        match self.conn {
-            Conn::Sqlite(c) => c.prepare_cached(sql)?.execute([]).map(drop),
-            Conn::Pg(c) => {
-                c.depth.set(c.depth.get().saturating_sub(1));
-                c.batch(sql)
-            }
-        }
+        self.conn.commit()
     }
 }
 
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
         if self.open {
-            let _ = self.end("ROLLBACK");
+            let _ = self.conn.rollback();
         }
     }
 }
@@ -361,14 +365,6 @@ impl<'c> Stmt<'c> {
                 .map(|rows| rows.collect())
         })?;
         Ok(Rows(mapped.into_iter()))
-    }
-
-    pub(crate) fn exists<P: Params>(&mut self, params: P) -> rusqlite::Result<bool> {
-        if let Stmt::Pg(c, s) = self {
-            return Ok(!c.query(s, &params.values()?)?.is_empty());
-        }
-        let s = self.lite().expect("a SQLite statement");
-        params.with_lite(|p| s.exists(p))
     }
 }
 

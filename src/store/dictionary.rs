@@ -50,9 +50,14 @@ impl Store {
         )?;
         {
             let mut ins = tx.prepare(
-                "INSERT OR REPLACE INTO dict_products (product_id, product_ndc, product_type, proprietary_name,
+                "INSERT INTO dict_products (product_id, product_ndc, product_type, proprietary_name,
                  nonproprietary_name, dosage_form, route, labeler, ingredients, excluded, epc, brand_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT (product_id) DO UPDATE SET product_ndc = excluded.product_ndc,
+                   product_type = excluded.product_type, proprietary_name = excluded.proprietary_name,
+                   nonproprietary_name = excluded.nonproprietary_name, dosage_form = excluded.dosage_form,
+                   route = excluded.route, labeler = excluded.labeler, ingredients = excluded.ingredients,
+                   excluded = excluded.excluded, epc = excluded.epc, brand_key = excluded.brand_key",
             )?;
             for p in products {
                 let ingredients: Vec<IngredientJson> = p
@@ -82,8 +87,10 @@ impl Store {
             // A package whose product is missing from product.txt cannot be
             // described; it is left out (and counted by the caller).
             let mut ins = tx.prepare(
-                "INSERT OR REPLACE INTO dict_packages (ndc11, package_ndc, product_id, description)
-                 SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM dict_products WHERE product_id = ?3)",
+                "INSERT INTO dict_packages (ndc11, package_ndc, product_id, description)
+                 SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM dict_products WHERE product_id = ?3)
+                 ON CONFLICT (ndc11) DO UPDATE SET package_ndc = excluded.package_ndc,
+                   product_id = excluded.product_id, description = excluded.description",
             )?;
             for k in packages {
                 ins.execute(params![

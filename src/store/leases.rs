@@ -86,10 +86,15 @@ impl Store {
         let tx = self.tx()?;
         let at = chrono::Utc::now();
         let now_text = super::rfc3339(at);
+        // PostgreSQL: the row stays locked until this claim commits, so a
+        // second worker claiming it at the same moment waits and then sees
+        // this claim's lease (SQLite's IMMEDIATE transaction serializes).
+        let lock = tx.dialect("", " FOR UPDATE");
         let row = tx
             .cached_row(
                 &format!(
-                    "SELECT {VIEW_COLUMNS}, {SEALED_COLUMNS}, lease_holder, lease_until FROM links WHERE id = ?1"
+                    "SELECT {VIEW_COLUMNS}, {SEALED_COLUMNS}, lease_holder, lease_until, lease_taken_from
+                     FROM links WHERE id = ?1{lock}"
                 ),
                 [id],
                 |r| {
@@ -97,11 +102,12 @@ impl Store {
                         claimed(r, holder)?,
                         r.get::<_, Option<String>>(22)?,
                         r.get::<_, Option<String>>(23)?,
+                        r.get::<_, Option<String>>(24)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((mut link, lease, until)) = row else {
+        let Some((mut link, lease, until, taken_from)) = row else {
             return Err(ClaimError::NotFound(id));
         };
         if link.view.state != LinkState::Active {
@@ -120,8 +126,11 @@ impl Store {
                 next_due: next_due.clone(),
             });
         }
+        // A live lease of another holder; this holder's own (a batch claim,
+        // `claim_due_batch`, took it for this sync) is this sync's.
         if let (Some(other), Some(until)) = (&lease, until)
             && until > now_text
+            && other != holder
         {
             return Err(ClaimError::Busy {
                 id,
@@ -131,11 +140,13 @@ impl Store {
         }
         // Another holder is still named: its sync never finished, and its
         // lease ran out without a heartbeat renewing it. This claim takes it
-        // over. (A holder's own lease, held back after a sync it could not
-        // record, is not a takeover.)
-        link.took_over_from = lease.filter(|h| h != holder);
+        // over (or the batch claim that leased it to this holder did). A
+        // holder's own lease, held back after a sync it could not record,
+        // is not a takeover.
+        link.took_over_from = lease.filter(|h| h != holder).or(taken_from);
         tx.prepare_cached(
-            "UPDATE links SET lease_holder = ?2, lease_until = ?3, lease_renewed_at = ?4 WHERE id = ?1",
+            "UPDATE links SET lease_holder = ?2, lease_until = ?3, lease_renewed_at = ?4,
+             lease_taken_from = NULL WHERE id = ?1",
         )?
         .execute(params![id, holder, super::rfc3339(at + ttl), now_text])?;
         link.moves = {
@@ -159,10 +170,18 @@ impl Store {
         ttl: chrono::Duration,
     ) -> Result<bool, StoreError> {
         let at = chrono::Utc::now();
+        let until = super::rfc3339(at + ttl);
         let renewed = self.conn.cached_execute(
             "UPDATE links SET lease_until = ?3, lease_renewed_at = ?4 WHERE id = ?1 AND lease_holder = ?2",
-            params![id, holder, super::rfc3339(at + ttl), super::rfc3339(at)],
+            params![id, holder, until, super::rfc3339(at)],
         )?;
+        if renewed == 1 {
+            // The provider slot this sync holds (`take_provider_slot`), if any.
+            self.conn.cached_execute(
+                "UPDATE provider_slots SET until = ?3 WHERE link_id = ?1 AND holder = ?2",
+                params![id, holder, until],
+            )?;
+        }
         Ok(renewed == 1)
     }
 
@@ -184,13 +203,18 @@ impl Store {
         limit: usize,
         skip_providers: &[String],
     ) -> Result<Vec<DueLink>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(self.conn.dialect(
             "SELECT id, provider FROM links
              WHERE state = 'active' AND (next_due_at IS NULL OR next_due_at <= ?1)
                AND (lease_until IS NULL OR lease_until <= ?1)
                AND provider NOT IN (SELECT value FROM json_each(?3))
              ORDER BY next_due_at IS NOT NULL, next_due_at, id LIMIT ?2",
-        )?;
+            "SELECT id, provider FROM links
+             WHERE state = 'active' AND (next_due_at IS NULL OR next_due_at <= ?1)
+               AND (lease_until IS NULL OR lease_until <= ?1)
+               AND provider NOT IN (SELECT jsonb_array_elements_text(?3::jsonb))
+             ORDER BY next_due_at IS NOT NULL, next_due_at, id LIMIT ?2",
+        ))?;
         let skip = serde_json::to_string(skip_providers).unwrap_or_else(|_| "[]".into());
         let rows = stmt.query_map(params![now, limit as i64, skip], |r| {
             Ok(DueLink {
@@ -214,9 +238,16 @@ impl Store {
         let providers = serde_json::to_string(skip_providers).unwrap_or_else(|_| "[]".into());
         let links = serde_json::to_string(skip_links).unwrap_or_else(|_| "[]".into());
         Ok(self.conn.cached_row(
-            "SELECT MIN(MAX(COALESCE(next_due_at, ''), COALESCE(lease_until, ''))) FROM links
-             WHERE state = 'active' AND provider NOT IN (SELECT value FROM json_each(?1))
-               AND id NOT IN (SELECT value FROM json_each(?2))",
+            self.conn.dialect(
+                "SELECT MIN(MAX(COALESCE(next_due_at, ''), COALESCE(lease_until, ''))) FROM links
+                 WHERE state = 'active' AND provider NOT IN (SELECT value FROM json_each(?1))
+                   AND id NOT IN (SELECT value FROM json_each(?2))",
+                // GREATEST ignores NULLs; a never-synced, unleased link is due now.
+                "SELECT MIN(COALESCE(GREATEST(next_due_at, lease_until), now())) FROM links
+                 WHERE state = 'active'
+                   AND provider NOT IN (SELECT jsonb_array_elements_text(?1::jsonb))
+                   AND id NOT IN (SELECT jsonb_array_elements_text(?2::jsonb)::bigint)",
+            ),
             params![providers, links],
             |r| r.get(0),
         )?)
@@ -244,6 +275,7 @@ impl Store {
                     "UPDATE links SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = ?1",
                     [&h],
                 )?;
+                self.free_slots_of(&h)?;
             }
         }
         Ok(released)
@@ -251,10 +283,193 @@ impl Store {
 
     /// Gives back every lease held by `holder` (a shutdown that abandoned syncs).
     pub fn release_leases_of(&mut self, holder: &str) -> Result<usize, StoreError> {
+        self.free_slots_of(holder)?;
         Ok(self.conn.cached_execute(
             "UPDATE links SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = ?1",
             [holder],
         )?)
+    }
+
+    fn free_slots_of(&mut self, holder: &str) -> Result<(), StoreError> {
+        self.conn.cached_execute(
+            "UPDATE provider_slots SET holder = NULL, link_id = NULL, until = NULL WHERE holder = ?1",
+            [holder],
+        )?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` due links for `holder` at once, soonest due
+    /// first: each gets `holder`'s lease until `ttl` from now, so no other
+    /// worker reads or claims it while it waits in this worker's queue
+    /// (its sync's own claim, `claim_due_link`, then finds it still due and
+    /// held by this holder). On PostgreSQL the candidates are locked with
+    /// `FOR UPDATE SKIP LOCKED`: workers claiming at the same moment take
+    /// different links without waiting for each other. An expired lease
+    /// taken over here is remembered (`lease_taken_from`) for the sync to
+    /// count. `skip_providers`: providers not to read (paused ones).
+    pub fn claim_due_batch(
+        &mut self,
+        holder: &str,
+        ttl: chrono::Duration,
+        limit: usize,
+        skip_providers: &[String],
+    ) -> Result<Vec<DueLink>, StoreError> {
+        let at = chrono::Utc::now();
+        let now = super::rfc3339(at);
+        let until = super::rfc3339(at + ttl);
+        let skip = serde_json::to_string(skip_providers).unwrap_or_else(|_| "[]".into());
+        let tx = self.tx()?;
+        let picked: Vec<(i64, String, Option<String>)> = {
+            let mut stmt = tx.prepare_cached(tx.dialect(
+                "SELECT id, provider, lease_holder FROM links
+                 WHERE state = 'active' AND (next_due_at IS NULL OR next_due_at <= ?1)
+                   AND (lease_until IS NULL OR lease_until <= ?1)
+                   AND provider NOT IN (SELECT value FROM json_each(?3))
+                 ORDER BY next_due_at IS NOT NULL, next_due_at, id LIMIT ?2",
+                "SELECT id, provider, lease_holder FROM links
+                 WHERE state = 'active' AND (next_due_at IS NULL OR next_due_at <= ?1)
+                   AND (lease_until IS NULL OR lease_until <= ?1)
+                   AND provider NOT IN (SELECT jsonb_array_elements_text(?3::jsonb))
+                 ORDER BY next_due_at IS NOT NULL, next_due_at, id LIMIT ?2
+                 FOR UPDATE SKIP LOCKED",
+            ))?;
+            stmt.query_map(params![now, limit as i64, skip], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?
+        };
+        {
+            let mut lease = tx.prepare_cached(
+                "UPDATE links SET lease_holder = ?2, lease_until = ?3, lease_renewed_at = ?4,
+                 lease_taken_from = ?5 WHERE id = ?1",
+            )?;
+            for (id, _, previous) in &picked {
+                let taken_from = previous.as_deref().filter(|p| *p != holder);
+                lease.execute(params![id, holder, until, now, taken_from])?;
+            }
+        }
+        tx.commit()?;
+        Ok(picked
+            .into_iter()
+            .map(|(id, provider, _)| DueLink { id, provider })
+            .collect())
+    }
+
+    /// Takes one of `provider`'s `slots` (its `max_in_flight`, counted
+    /// across every worker on this database) for the sync of `link_id` by
+    /// `holder`, until `ttl` from now (the sync's heartbeat renews it with
+    /// the lease). False: every slot is taken by a live sync.
+    pub fn take_provider_slot(
+        &mut self,
+        provider: &str,
+        slots: usize,
+        holder: &str,
+        link_id: i64,
+        ttl: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        let at = chrono::Utc::now();
+        let tx = self.tx()?;
+        {
+            let mut make = tx.prepare_cached(
+                "INSERT INTO provider_slots (provider, slot) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )?;
+            for slot in 1..=slots as i64 {
+                make.execute(params![provider, slot])?;
+            }
+        }
+        let free: Option<i64> = tx
+            .cached_row(
+                tx.dialect(
+                    "SELECT slot FROM provider_slots
+                     WHERE provider = ?1 AND slot <= ?2 AND (holder IS NULL OR until <= ?3)
+                     ORDER BY slot LIMIT 1",
+                    "SELECT slot FROM provider_slots
+                     WHERE provider = ?1 AND slot <= ?2 AND (holder IS NULL OR until <= ?3)
+                     ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED",
+                ),
+                params![provider, slots as i64, super::rfc3339(at)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(slot) = free else {
+            return Ok(false);
+        };
+        tx.cached_execute(
+            "UPDATE provider_slots SET holder = ?3, link_id = ?4, until = ?5 WHERE provider = ?1 AND slot = ?2",
+            params![provider, slot, holder, link_id, super::rfc3339(at + ttl)],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Gives back the provider slot `holder` took for the sync of `link_id`.
+    pub fn give_back_provider_slot(
+        &mut self,
+        provider: &str,
+        holder: &str,
+        link_id: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.cached_execute(
+            "UPDATE provider_slots SET holder = NULL, link_id = NULL, until = NULL
+             WHERE provider = ?1 AND holder = ?2 AND link_id = ?3",
+            params![provider, holder, link_id],
+        )?;
+        Ok(())
+    }
+
+    /// Records a sync's outcome in `provider`'s shared circuit breaker:
+    /// failures in a row, across every worker; the `threshold`-th pauses
+    /// the provider for `pause` (then one more failure pauses it again, a
+    /// success closes it). Returns true when this outcome paused it.
+    pub fn record_provider_outcome(
+        &mut self,
+        provider: &str,
+        failed: bool,
+        threshold: u32,
+        pause: chrono::Duration,
+    ) -> Result<bool, StoreError> {
+        let at = chrono::Utc::now();
+        let tx = self.tx()?;
+        tx.cached_execute(
+            "INSERT INTO provider_breakers (provider) VALUES (?1) ON CONFLICT DO NOTHING",
+            [provider],
+        )?;
+        if !failed {
+            tx.cached_execute(
+                "UPDATE provider_breakers SET failures = 0, paused_until = NULL WHERE provider = ?1",
+                [provider],
+            )?;
+            tx.commit()?;
+            return Ok(false);
+        }
+        let failures: i64 = tx.cached_row(
+            "UPDATE provider_breakers SET failures = failures + 1 WHERE provider = ?1 RETURNING failures",
+            [provider],
+            |r| r.get(0),
+        )?;
+        let tripped = threshold > 0 && failures >= i64::from(threshold);
+        if tripped {
+            // Half open after the pause: the next failure pauses it again.
+            tx.cached_execute(
+                "UPDATE provider_breakers SET failures = ?2, paused_until = ?3 WHERE provider = ?1",
+                params![
+                    provider,
+                    i64::from(threshold) - 1,
+                    super::rfc3339(at + pause)
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(tripped)
+    }
+
+    /// Providers a shared circuit breaker pauses now.
+    pub fn paused_providers(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT provider FROM provider_breakers WHERE paused_until > ?1 ORDER BY provider",
+        )?;
+        let rows = stmt.query_map([super::now()], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 

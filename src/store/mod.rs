@@ -144,6 +144,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0020_leases",
         include_str!("../../schemas/sqlite/0020_leases.sql"),
     ),
+    (
+        "0021_workers",
+        include_str!("../../schemas/sqlite/0021_workers.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations (`schemas/postgres/`), in order, counted in
@@ -157,6 +161,10 @@ const PG_MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_leases",
         include_str!("../../schemas/postgres/0002_leases.sql"),
+    ),
+    (
+        "0003_workers",
+        include_str!("../../schemas/postgres/0003_workers.sql"),
     ),
 ];
 
@@ -303,7 +311,7 @@ impl Store {
             pg::migrate_postgres(&mut client).map_err(failed)?;
         }
         Ok(Store {
-            conn: Conn::Pg(db::PgConn::new(client)),
+            conn: Conn::Pg(Box::new(db::PgConn::new(client))),
             database: Database::Postgres(Box::new(target.clone())),
         })
     }

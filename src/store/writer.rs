@@ -346,7 +346,7 @@ fn serve(
         if first.abandoned() {
             continue;
         }
-        if let Err(e) = store.conn.cached_execute("BEGIN IMMEDIATE", ()) {
+        if let Err(e) = store.conn.begin() {
             first.refuse(&super::SqliteCause(e).to_string());
             continue;
         }
@@ -388,13 +388,13 @@ fn serve(
         }
         let error = match doubt {
             Some(e) => {
-                let _ = store.conn.cached_execute("ROLLBACK", ());
+                let _ = store.conn.rollback();
                 Some(e)
             }
-            None => store.conn.cached_execute("COMMIT", ()).err().map(|e| {
+            None => store.conn.commit().err().map(|e| {
                 // A failed COMMIT may leave the transaction open.
                 if !store.conn.is_autocommit() {
-                    let _ = store.conn.cached_execute("ROLLBACK", ());
+                    let _ = store.conn.rollback();
                 }
                 super::SqliteCause(e).to_string()
             }),

@@ -72,6 +72,7 @@ pub fn on_postgres() -> bool {
 
 /// For a test that reads or edits the SQLite file itself: true (and a
 /// note) on PostgreSQL, where the test does not apply.
+#[allow(dead_code)] // until a SQLite-only test calls it
 pub fn sqlite_only(test: &str) -> bool {
     if on_postgres() {
         eprintln!("{test}: reads the SQLite file itself; not run on PostgreSQL");
@@ -128,6 +129,7 @@ impl TestEnv {
     }
 
     /// The database as the store opens it.
+    #[allow(dead_code)] // until a test opens the store itself
     pub fn database(&self) -> rxsync::store::Database {
         match &self.pg {
             Some(url) => rxsync::store::Database::Postgres(Box::new(
@@ -138,11 +140,13 @@ impl TestEnv {
     }
 
     /// Opens the store (either engine).
+    #[allow(dead_code)] // until a test opens the store itself
     pub fn store(&self) -> rxsync::store::Store {
         rxsync::store::Store::connect(&self.database()).expect("open the test database")
     }
 
     /// `--db PATH` on SQLite, nothing on PostgreSQL.
+    #[allow(dead_code)] // until a test runs rxsync itself
     pub fn db_args(&self) -> Vec<String> {
         match &self.pg {
             Some(_) => Vec::new(),

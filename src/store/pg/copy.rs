@@ -45,6 +45,8 @@ const TABLES: &[&str] = &[
     "provider_discovery",
     "client_registrations",
     "invitations",
+    "provider_slots",
+    "provider_breakers",
 ];
 
 /// Rows of one table on both sides after the copy.
