@@ -185,10 +185,17 @@ impl Store {
         let regimen_id = inserted;
         // The earlier versions' open exceptions concern items no longer in
         // force: close them, saying why, so the queue shows the current list.
+        // On SQLite `+state` keeps the planner off the state index (the
+        // regimen ids are the selective part); PostgreSQL plans it itself.
         let superseded = tx.cached_execute(
-            "UPDATE exceptions SET state = 'dismissed', resolved_by = ?1, resolved_at = ?2, note = ?3
-             WHERE +state = 'open' AND regimen_id IN
-               (SELECT id FROM regimens WHERE patient_id = ?4 AND source = ?5 AND version < ?6)",
+            tx.dialect(
+                "UPDATE exceptions SET state = 'dismissed', resolved_by = ?1, resolved_at = ?2, note = ?3
+                 WHERE +state = 'open' AND regimen_id IN
+                   (SELECT id FROM regimens WHERE patient_id = ?4 AND source = ?5 AND version < ?6)",
+                "UPDATE exceptions SET state = 'dismissed', resolved_by = ?1, resolved_at = ?2, note = ?3
+                 WHERE state = 'open' AND regimen_id IN
+                   (SELECT id FROM regimens WHERE patient_id = ?4 AND source = ?5 AND version < ?6)",
+            ),
             params![
                 w.actor,
                 created,

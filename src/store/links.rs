@@ -328,7 +328,7 @@ impl Store {
     /// Links, of one patient or all, oldest first.
     pub fn links(&self, patient: Option<&PatientId>) -> Result<Vec<LinkView>, StoreError> {
         let sql = format!(
-            "SELECT {VIEW_COLUMNS} FROM links WHERE (?1 IS NULL OR patient_id = ?1) ORDER BY id"
+            "SELECT {VIEW_COLUMNS} FROM links WHERE (CAST(?1 AS TEXT) IS NULL OR patient_id = ?1) ORDER BY id"
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map([patient.map(PatientId::as_str)], view)?;

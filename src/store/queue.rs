@@ -146,8 +146,8 @@ impl Store {
     /// Exceptions matching the filter, newest first.
     pub fn exceptions(&self, f: &ExceptionFilter) -> Result<Vec<ExceptionView>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "{SELECT_EXCEPTION} WHERE (?1 IS NULL OR e.state = ?1) AND (?2 IS NULL OR e.kind = ?2)
-             AND (?3 IS NULL OR e.patient_id = ?3) AND (?4 IS NULL OR e.source = ?4)
+            "{SELECT_EXCEPTION} WHERE (CAST(?1 AS TEXT) IS NULL OR e.state = ?1) AND (CAST(?2 AS TEXT) IS NULL OR e.kind = ?2)
+             AND (CAST(?3 AS TEXT) IS NULL OR e.patient_id = ?3) AND (CAST(?4 AS TEXT) IS NULL OR e.source = ?4)
              ORDER BY e.id DESC LIMIT ?5 OFFSET ?6"
         ))?;
         let rows = stmt
@@ -198,8 +198,8 @@ impl Store {
         f: &ExceptionFilter,
     ) -> Result<Vec<(String, usize)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT e.kind, COUNT(*) FROM exceptions e WHERE (?1 IS NULL OR e.state = ?1)
-             AND (?2 IS NULL OR e.patient_id = ?2) AND (?3 IS NULL OR e.source = ?3)
+            "SELECT e.kind, COUNT(*) FROM exceptions e WHERE (CAST(?1 AS TEXT) IS NULL OR e.state = ?1)
+             AND (CAST(?2 AS TEXT) IS NULL OR e.patient_id = ?2) AND (CAST(?3 AS TEXT) IS NULL OR e.source = ?3)
              GROUP BY e.kind ORDER BY e.kind",
         )?;
         let rows = stmt
@@ -221,7 +221,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT e.id FROM exceptions e WHERE e.state = 'open' AND e.id != ?4
-             AND (?1 IS NULL OR e.kind = ?1) AND (?2 IS NULL OR e.patient_id = ?2) AND (?3 IS NULL OR e.source = ?3)
+             AND (CAST(?1 AS TEXT) IS NULL OR e.kind = ?1) AND (CAST(?2 AS TEXT) IS NULL OR e.patient_id = ?2) AND (CAST(?3 AS TEXT) IS NULL OR e.source = ?3)
              ORDER BY e.id < ?4 DESC, e.id DESC LIMIT 1",
         )?;
         Ok(stmt

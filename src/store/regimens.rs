@@ -174,7 +174,7 @@ impl Store {
             .conn
             .query_row(
                 "SELECT id, version, status, created_at, reviewed_at, document_id FROM regimens
-                 WHERE patient_id = ?1 AND source = ?2 AND (?3 IS NULL OR version = ?3)
+                 WHERE patient_id = ?1 AND source = ?2 AND (CAST(?3 AS BIGINT) IS NULL OR version = ?3)
                  ORDER BY version DESC LIMIT 1",
                 params![patient.as_str(), source, version],
                 |r| {
@@ -308,7 +308,7 @@ impl Store {
                     (SELECT COUNT(*) FROM exceptions e WHERE e.regimen_id = r.id AND e.state = 'open'),
                     d.sha256
              FROM regimens r JOIN documents d ON d.id = r.document_id
-             WHERE r.patient_id = ?1 AND (?2 IS NULL OR r.source = ?2)
+             WHERE r.patient_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR r.source = ?2)
              ORDER BY r.source, r.version DESC",
         )?;
         let rows = stmt

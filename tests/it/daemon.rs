@@ -19,17 +19,12 @@ pub struct Running {
 
 impl Running {
     pub fn start(home: &Home, extra_env: &[(&str, &str)]) -> Running {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rxsync"));
-        cmd.current_dir(home.env.dir.path())
-            .args(["--config", &home.config, "--db"])
-            .arg(&home.env.db)
+        let mut cmd = home.env.rxsync();
+        cmd.args(["--config", &home.config])
             .args(["--log-format", "json", "run", "--listen", "127.0.0.1:0"])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
-            cmd.env_remove(k);
-        }
         for (k, v) in SECRETS.iter().chain(extra_env) {
             cmd.env(k, v);
         }
@@ -945,10 +940,8 @@ fn three_passes_started_together_sync_each_due_link_once() {
 #[test]
 fn the_daemon_stopped_by_a_signal_says_so_and_what_it_did() {
     let env = crate::support::TestEnv::new();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rxsync"))
-        .current_dir(env.dir.path())
-        .arg("--db")
-        .arg(&env.db)
+    let mut child = env
+        .rxsync()
         .args(["run", "--listen", "127.0.0.1:0"])
         .env_remove("RXSYNC_CONFIG")
         .stdin(std::process::Stdio::null())

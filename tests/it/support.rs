@@ -145,6 +145,26 @@ impl TestEnv {
         rxsync::store::Store::connect(&self.database()).expect("open the test database")
     }
 
+    /// `rxsync` in the temp folder on this home's database (`--db PATH`,
+    /// or `RXSYNC_DATABASE_URL` on PostgreSQL), with a clean RXSYNC_*
+    /// environment otherwise: add the arguments and run it.
+    pub fn rxsync(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rxsync"));
+        cmd.current_dir(self.dir.path());
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
+            cmd.env_remove(k);
+        }
+        match &self.pg {
+            Some(url) => {
+                cmd.env("RXSYNC_DATABASE_URL", url);
+            }
+            None => {
+                cmd.arg("--db").arg(&self.db);
+            }
+        }
+        cmd
+    }
+
     /// `--db PATH` on SQLite, nothing on PostgreSQL.
     #[allow(dead_code)] // until a test runs rxsync itself
     pub fn db_args(&self) -> Vec<String> {

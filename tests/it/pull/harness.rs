@@ -137,19 +137,14 @@ impl Home {
     /// With extra environment variables (e.g. `RXSYNC_LOG=trace`).
     pub fn rx_with(&self, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Run {
         use std::io::Write;
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rxsync"));
-        cmd.current_dir(self.env.dir.path())
-            .arg("--config")
+        let mut cmd = self.env.rxsync();
+        cmd.arg("--config")
             .arg(&self.config)
-            .arg("--db")
-            .arg(&self.env.db)
             .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
-            cmd.env_remove(k);
-        }
+
         for (k, v) in SECRETS.iter().chain(env) {
             cmd.env(k, v);
         }
