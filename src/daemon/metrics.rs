@@ -54,6 +54,8 @@ pub struct Metrics {
     /// provider slots (row locks on PostgreSQL, the write lock on SQLite),
     /// labelled with the worker once `register_worker` ran.
     pub claim_wait_seconds: Histogram,
+    /// PostgreSQL notifications that a link became due (LISTEN/NOTIFY).
+    pub due_notifications: Counter,
 }
 
 impl Default for Metrics {
@@ -132,6 +134,12 @@ impl Metrics {
             store_failed_batches.clone(),
         );
         let due_polls = Counter::default();
+        let due_notifications = Counter::default();
+        registry.register(
+            "scheduler_notifications",
+            "Notifications from PostgreSQL that a link became due now (another process linked, re-linked or scheduled it): each wakes the scheduler at once",
+            due_notifications.clone(),
+        );
         registry.register(
             "scheduler_polls",
             "Reads of the due links by the scheduler (it sleeps until the next due time between them)",
@@ -153,6 +161,7 @@ impl Metrics {
             store_failed_batches,
             due_polls,
             claim_wait_seconds: Histogram::new(exponential_buckets(0.0001, 4.0, 10)),
+            due_notifications,
         }
     }
 

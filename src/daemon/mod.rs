@@ -124,6 +124,13 @@ impl Feed {
         matches!(self, Feed::Schedule { .. })
     }
 
+    /// Reads the due links at the next look (a link became due elsewhere).
+    fn wake_now(&mut self) {
+        if let Feed::Schedule { wake_at, .. } = self {
+            *wake_at = Instant::now();
+        }
+    }
+
     /// Takes a claimed link that was not started (at the end of a drive).
     fn drain_one(&mut self) -> Option<DueLink> {
         match self {
@@ -145,6 +152,10 @@ pub struct Daemon {
     ready: AtomicBool,
     /// The database engine, as `/readyz` names it.
     engine: &'static str,
+    /// Rung when another process makes a link due now (PostgreSQL's
+    /// LISTEN/NOTIFY, `listen`): the schedule reads the due links at once
+    /// instead of at its next due time.
+    woken: Arc<tokio::sync::Notify>,
 }
 
 /// The daemon's read connection (its writes go through the writer).
@@ -172,7 +183,15 @@ impl Daemon {
             tracing::warn!(released, "gave back leases of processes that no longer run");
         }
         let engine = store.engine().name();
+        let woken = Arc::new(tokio::sync::Notify::new());
         let mut metrics = Metrics::new();
+        if let Database::Postgres(target) = database {
+            listen(
+                target,
+                Arc::downgrade(&woken),
+                metrics.due_notifications.clone(),
+            );
+        }
         metrics.register_worker(puller.holder(), puller.lease_counters());
         Ok(Arc::new(Daemon {
             breakers: Mutex::new(Breakers::new(s.breaker_failures, s.breaker_pause)),
@@ -181,6 +200,7 @@ impl Daemon {
             metrics,
             ready: AtomicBool::new(false),
             engine,
+            woken,
             puller: Arc::new(puller),
         }))
     }
@@ -602,6 +622,7 @@ impl Daemon {
                     }
                 }
                 _ = shutdown.changed() => {}
+                _ = self.woken.notified(), if forever => feed.wake_now(),
                 _ = tokio::time::sleep_until(wake_at),
                     if tasks.is_empty() || global.available_permits() > 0 => {}
             }
@@ -878,5 +899,68 @@ async fn metrics_text(State(d): State<Arc<Daemon>>) -> axum::response::Response 
         )
             .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// How long the listener waits before connecting again after its
+/// PostgreSQL connection failed (the schedule's own timer still runs).
+const LISTEN_RETRY: Duration = Duration::from_secs(5);
+
+/// PostgreSQL: a thread with a connection of its own that LISTENs on
+/// `rxsync_links_due` (sent by the `links` triggers of migration
+/// 0004_notify when a link becomes due now: a new link, a re-link, a
+/// schedule moved to now, a lease given back) and rings `woken`. It ends
+/// when the daemon is gone. The scheduler does not depend on it: without
+/// notifications it still wakes at the next due time (at most `MAX_IDLE`).
+fn listen(
+    target: &crate::store::pg::PgTarget,
+    woken: std::sync::Weak<tokio::sync::Notify>,
+    count: prometheus_client::metrics::counter::Counter,
+) {
+    let target = target.clone();
+    let spawned = std::thread::Builder::new()
+        .name("rxsync-listen".into())
+        .spawn(move || {
+            while woken.strong_count() > 0 {
+                let mut client = match target.connect() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for due links; the schedule's timer still runs");
+                        std::thread::sleep(LISTEN_RETRY);
+                        continue;
+                    }
+                };
+                if let Err(e) = client.batch_execute("LISTEN rxsync_links_due") {
+                    tracing::warn!(error = %crate::store::pg::PgCause(e), "cannot listen for due links");
+                    std::thread::sleep(LISTEN_RETRY);
+                    continue;
+                }
+                loop {
+                    let mut notes = client.notifications();
+                    let mut iter = notes.timeout_iter(Duration::from_secs(1));
+                    let mut rung = false;
+                    let failed = loop {
+                        use postgres::fallible_iterator::FallibleIterator as _;
+                        match iter.next() {
+                            Ok(Some(_)) => rung = true,
+                            Ok(None) => break None,
+                            Err(e) => break Some(e),
+                        }
+                    };
+                    let Some(w) = woken.upgrade() else { return };
+                    if rung {
+                        count.inc();
+                        w.notify_one();
+                    }
+                    if let Some(e) = failed {
+                        tracing::warn!(error = %crate::store::pg::PgCause(e), "the due-link listener lost its connection; connecting again");
+                        std::thread::sleep(LISTEN_RETRY);
+                        break;
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the due-link listener; the schedule's timer still runs");
     }
 }

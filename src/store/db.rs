@@ -71,11 +71,9 @@ impl PgConn {
             return Ok(s.clone());
         }
         let translated = placeholders(sql);
-        let stmt = self
-            .client
-            .borrow_mut()
-            .prepare(&translated)
-            .map_err(pg_error)?;
+        let mut client = self.client.borrow_mut();
+        let c: &mut postgres::Client = &mut client;
+        let stmt = off_runtime(|| c.prepare(&translated)).map_err(pg_error)?;
         if cached {
             let mut cache = self.statements.borrow_mut();
             if cache.len() >= PG_STATEMENT_CACHE {
@@ -92,11 +90,9 @@ impl PgConn {
             .iter()
             .map(|a| a as &(dyn postgres::types::ToSql + Sync))
             .collect();
-        let n = self
-            .client
-            .borrow_mut()
-            .execute(stmt, &refs)
-            .map_err(pg_error)?;
+        let mut client = self.client.borrow_mut();
+        let c: &mut postgres::Client = &mut client;
+        let n = off_runtime(|| c.execute(stmt, &refs)).map_err(pg_error)?;
         Ok(n as usize)
     }
 
@@ -106,11 +102,9 @@ impl PgConn {
             .iter()
             .map(|a| a as &(dyn postgres::types::ToSql + Sync))
             .collect();
-        let rows = self
-            .client
-            .borrow_mut()
-            .query(stmt, &refs)
-            .map_err(pg_error)?;
+        let mut client = self.client.borrow_mut();
+        let c: &mut postgres::Client = &mut client;
+        let rows = off_runtime(|| c.query(stmt, &refs)).map_err(pg_error)?;
         rows.iter()
             .map(|row| {
                 (0..row.len())
@@ -122,10 +116,28 @@ impl PgConn {
     }
 
     fn batch(&self, sql: &str) -> rusqlite::Result<()> {
-        self.client
-            .borrow_mut()
-            .batch_execute(sql)
-            .map_err(pg_error)
+        let mut client = self.client.borrow_mut();
+        let c: &mut postgres::Client = &mut client;
+        off_runtime(|| c.batch_execute(sql)).map_err(pg_error)
+    }
+}
+
+/// Runs a blocking PostgreSQL call. The `postgres` client drives its own
+/// runtime, which tokio refuses to start on a thread that runs async
+/// tasks: there the call runs under `block_in_place` (multi-threaded
+/// runtime) or on a scoped thread of its own (current-thread runtime).
+/// SQLite's calls need none of this.
+pub(crate) fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Err(_) => f(),
+        Ok(h) => match h.runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+            _ => std::thread::scope(|s| {
+                s.spawn(f)
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            }),
+        },
     }
 }
 

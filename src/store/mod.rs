@@ -166,6 +166,10 @@ const PG_MIGRATIONS: &[(&str, &str)] = &[
         "0003_workers",
         include_str!("../../schemas/postgres/0003_workers.sql"),
     ),
+    (
+        "0004_notify",
+        include_str!("../../schemas/postgres/0004_notify.sql"),
+    ),
 ];
 
 /// What went wrong in the store.
@@ -306,10 +310,15 @@ impl Store {
     /// an advisory lock: workers starting together migrate once).
     pub fn open_postgres(target: &pg::PgTarget) -> Result<Store, StoreError> {
         let failed = |e: pg::DbError| StoreError::Postgres(e.to_string());
-        let mut client = target.connect().map_err(failed)?;
-        if pg::postgres_version(&mut client).map_err(failed)? != PG_MIGRATIONS.len() {
-            pg::migrate_postgres(&mut client).map_err(failed)?;
-        }
+        let mut client = db::off_runtime(|| target.connect()).map_err(failed)?;
+        let c = &mut client;
+        db::off_runtime(|| -> Result<(), pg::DbError> {
+            if pg::postgres_version(c)? != PG_MIGRATIONS.len() {
+                pg::migrate_postgres(c)?;
+            }
+            Ok(())
+        })
+        .map_err(failed)?;
         Ok(Store {
             conn: Conn::Pg(Box::new(db::PgConn::new(client))),
             database: Database::Postgres(Box::new(target.clone())),

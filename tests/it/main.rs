@@ -27,6 +27,7 @@ mod echo;
 mod export;
 mod fhir_out;
 mod identity;
+mod notify;
 mod oauth1_oracle;
 mod oidc;
 mod openapi;

@@ -1,0 +1,69 @@
+//! PostgreSQL's LISTEN/NOTIFY (migration 0004_notify, `daemon::listen`): a
+//! worker asleep until its next due time syncs a link that another process
+//! makes due now, woken by the notification rather than by its timer.
+
+use crate::daemon::Running;
+use crate::pull::harness::*;
+use crate::support::Sandbox;
+use std::time::{Duration, Instant};
+
+fn metric(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: RXSYNC_TEST_ENGINE=postgres with RXSYNC_TEST_PG_URL (.ci/run runs it)"]
+fn on_postgres_a_link_made_due_elsewhere_wakes_the_sleeping_daemon() {
+    if !crate::support::on_postgres() {
+        eprintln!("skipped: LISTEN/NOTIFY is PostgreSQL's (set RXSYNC_TEST_ENGINE=postgres)");
+        return;
+    }
+    let sb = Sandbox::start();
+    let home = Home::new(&format!("[sync]\ninterval = 3600\n{}", ccr_at(&sb, "good")));
+    // One link synced by a pass: the next is an hour away.
+    let (first, _, _) = home.link_oauth1(&sb, "good", "demo-hmac-header");
+    home.rx(&["run", "--once"]).ok();
+    let daemon = Running::start(&home, &[]);
+    // Asleep: its first look found nothing due and its timer is far off
+    // (at most MAX_IDLE, 30 s).
+    daemon.metrics_until(10, |m| m.contains("rxsync_scheduler_polls_total"));
+    std::thread::sleep(Duration::from_millis(500));
+    let before = metric(
+        &daemon.get("/metrics").1,
+        "rxsync_scheduler_notifications_total",
+    );
+    // Another process makes a second link (due now).
+    home.add_p2(false);
+    let (token, secret) = sb.oauth1_token("demo-hmac-header", REMOTE);
+    let second = home.link_as(
+        "P2",
+        "good",
+        &serde_json::json!({"token": token, "token_secret": secret, "patient": REMOTE}),
+    );
+    assert_ne!(first, second);
+    let t = Instant::now();
+    let body = daemon.metrics_until(25, |m| {
+        m.lines().any(|l| {
+            l.starts_with("rxsync_syncs_total")
+                && l.contains("outcome=\"imported\"")
+                && !l.ends_with(" 0")
+        })
+    });
+    let after = metric(&body, "rxsync_scheduler_notifications_total");
+    assert!(
+        after > before,
+        "the daemon was woken by a notification ({before} → {after}), not its timer, after {:?}:\n{body}",
+        t.elapsed()
+    );
+    assert_eq!(
+        home.env.query_i64(&format!(
+            "SELECT COUNT(*) FROM syncs WHERE link_id = {second}"
+        )),
+        1
+    );
+}
