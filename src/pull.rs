@@ -36,7 +36,8 @@ use crate::import::{self, ImportError, ImportReport, ImportRequest};
 use crate::parse::DocFormat;
 use crate::schedule::Schedule;
 use crate::store::{
-    ClaimError, ClaimedLink, FailedPull, LinkSecrets, PullRecord, Store, StoreError, Writer,
+    ClaimError, ClaimedLink, FailedPull, LinkSecrets, PullRecord, RefreshTurn, Store, StoreError,
+    Writer,
 };
 use crate::vault::VaultKey;
 use secrecy::{ExposeSecret, SecretString};
@@ -384,6 +385,12 @@ impl PullEnd {
         Ok(Ended::Failed(failure))
     }
 }
+
+/// How long a link's refresh lock lasts if its holder never gives it back
+/// (killed mid-refresh): longer than a refresh exchange can take.
+const REFRESH_LOCK_TTL: Duration = Duration::from_secs(120);
+/// How long a sync waits for another worker's refresh of the same link.
+const REFRESH_LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// A `[sync] lease` as the store takes it.
 pub fn lease_ttl(lease: std::time::Duration) -> chrono::Duration {
@@ -1032,11 +1039,53 @@ impl Fetching<'_> {
                 "the access token expired and the link holds no refresh token",
             ));
         };
-        let c = self
+        // One refresh per link across all workers: the link's refresh lock,
+        // taken before the refresh token is sent (`Store::take_refresh_lock`)
+        // and given back with the rotated pair's commit.
+        let (link_id, lock_holder) = (self.link.view.id, self.link.holder.clone());
+        let sent = self.link.sealed_refresh_token().map(<[u8]>::to_vec);
+        let give_up_at = Instant::now() + REFRESH_LOCK_WAIT;
+        loop {
+            let (h, s) = (lock_holder.clone(), sent.clone());
+            let turn = self
+                .writer
+                .run(move |st| {
+                    st.take_refresh_lock(link_id, &h, s.as_deref(), lease::ttl(REFRESH_LOCK_TTL))
+                })
+                .await
+                .map_err(|e| Failure::failed(e.to_string()))?;
+            match turn {
+                RefreshTurn::Taken => break,
+                RefreshTurn::Rotated => {
+                    return Err(Failure::failed(
+                        "another sync rotated this link's tokens since this one read them: stopped without refreshing (sending the old refresh token would be a reuse); the next sync uses the new pair",
+                    ));
+                }
+                RefreshTurn::Busy { .. } if Instant::now() < give_up_at => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                RefreshTurn::Busy { holder, until } => {
+                    return Err(Failure::failed(format!(
+                        "another worker ({holder}) is refreshing this link's tokens (until {until})"
+                    )));
+                }
+            }
+        }
+        let c = match self
             .puller
             .oauth2_client(&self.writer, provider, o, false, &mut self.journal.trail)
             .await
-            .map_err(Failure::failed)?;
+        {
+            Ok(c) => c,
+            Err(e) => {
+                let h = lock_holder.clone();
+                let _ = self
+                    .writer
+                    .run(move |st| st.release_refresh_lock(link_id, &h))
+                    .await;
+                return Err(Failure::failed(e));
+            }
+        };
         let token_url = c.token_url.clone();
         c.proof.add_secrets(&c.client_id, &mut self.journal.secrets);
         let mut secrets = self.journal.secrets.clone();
@@ -1106,6 +1155,16 @@ impl Fetching<'_> {
                 }
                 Err(_) => Ok(claimed),
             };
+            // Not committed: the refresh lock goes back (a commit gives it back itself).
+            if answer.is_err() || committed.is_err() {
+                let h = lock_holder;
+                if let Err(e) = writer
+                    .run(move |st| st.release_refresh_lock(link_id, &h))
+                    .await
+                {
+                    tracing::warn!(link = link_id, error = %e, "cannot give back the refresh lock; it expires by itself");
+                }
+            }
             (answer, committed, detail, ms)
         });
         let (answer, committed, detail, ms) = exchange

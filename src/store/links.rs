@@ -102,6 +102,12 @@ pub struct ClaimedLink {
 }
 
 impl ClaimedLink {
+    /// The refresh token as it is stored (sealed): what
+    /// `Store::take_refresh_lock` compares with the stored one.
+    pub fn sealed_refresh_token(&self) -> Option<&[u8]> {
+        self.refresh_token.as_deref()
+    }
+
     /// Opens the link's secrets with the vault key.
     pub fn secrets(&self, key: &VaultKey) -> Result<LinkSecrets, crate::vault::VaultError> {
         let id = self.view.id;
@@ -129,6 +135,18 @@ impl ClaimedLink {
 
 /// A link's sealed fields, selected after `VIEW_COLUMNS` (columns 18–21).
 pub(super) const SEALED_COLUMNS: &str = "key_id, token, token_secret, refresh_token";
+
+/// What `Store::take_refresh_lock` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshTurn {
+    /// This sync may refresh (and must commit or give the lock back).
+    Taken,
+    /// Another worker is refreshing this link until `until`.
+    Busy { holder: String, until: String },
+    /// The stored refresh token is no longer the one this sync read:
+    /// another sync rotated the pair since.
+    Rotated,
+}
 
 /// A link read with `VIEW_COLUMNS, SEALED_COLUMNS`, for `holder`.
 pub(super) fn claimed(r: &Row<'_>, holder: &str) -> rusqlite::Result<ClaimedLink> {
@@ -351,6 +369,68 @@ impl Store {
             .optional()?)
     }
 
+    /// Takes the link's refresh lock for `holder` until `ttl` from now,
+    /// before its refresh token is sent: one refresh per link across all
+    /// workers. `sent` is the sealed refresh token the sync would send:
+    /// when the stored one differs, another sync rotated the pair since
+    /// this one read it, and sending the old one would be a reuse
+    /// (`RefreshTurn::Rotated`: the sync stops without refreshing).
+    pub fn take_refresh_lock(
+        &mut self,
+        id: i64,
+        holder: &str,
+        sent: Option<&[u8]>,
+        ttl: chrono::Duration,
+    ) -> Result<RefreshTurn, StoreError> {
+        let at = chrono::Utc::now();
+        let now_text = super::rfc3339(at);
+        let tx = self.tx()?;
+        let lock = tx.dialect("", " FOR UPDATE");
+        let row: Option<(Option<Vec<u8>>, Option<String>, Option<String>)> = tx
+            .cached_row(
+                &format!(
+                    "SELECT refresh_token, refresh_holder, refresh_until FROM links WHERE id = ?1{lock}"
+                ),
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((stored, other, until)) = row else {
+            return Err(StoreError::NotFound {
+                what: "link",
+                id: id.to_string(),
+            });
+        };
+        if let (Some(other), Some(until)) = (other, until)
+            && other != holder
+            && until > now_text
+        {
+            return Ok(RefreshTurn::Busy {
+                holder: other,
+                until,
+            });
+        }
+        if stored.as_deref() != sent {
+            return Ok(RefreshTurn::Rotated);
+        }
+        tx.cached_execute(
+            "UPDATE links SET refresh_holder = ?2, refresh_until = ?3 WHERE id = ?1",
+            params![id, holder, super::rfc3339(at + ttl)],
+        )?;
+        tx.commit()?;
+        Ok(RefreshTurn::Taken)
+    }
+
+    /// Gives back a refresh lock whose refresh failed (a committed refresh
+    /// gives it back itself).
+    pub fn release_refresh_lock(&mut self, id: i64, holder: &str) -> Result<(), StoreError> {
+        self.conn.cached_execute(
+            "UPDATE links SET refresh_holder = NULL, refresh_until = NULL WHERE id = ?1 AND refresh_holder = ?2",
+            params![id, holder],
+        )?;
+        Ok(())
+    }
+
     /// Commits refreshed OAuth 2.0 tokens, before the new access token is
     /// used. `refresh_token: None` keeps the stored one (the provider sent none).
     #[allow(clippy::too_many_arguments)]
@@ -369,10 +449,16 @@ impl Store {
         let sealed_access = key.seal(id, "token", access_token.expose_secret());
         let sealed_refresh =
             refresh_token.map(|t| key.seal(id, "refresh_token", t.expose_secret()));
+        // Stored while this sync holds the lease — or, after its lease was
+        // taken over, while the stored refresh token is still the one this
+        // refresh sent: the provider has rotated it, and the pair it gave
+        // back is the only one that still works (no lost rotation). The
+        // link's refresh lock (`take_refresh_lock`) is given back with it.
         let changed = tx.cached_execute(
             "UPDATE links SET token = ?3, refresh_token = COALESCE(?4, refresh_token), key_id = ?5, expires_at = ?6,
-             scope = COALESCE(?7, scope), updated_at = ?8 WHERE id = ?1 AND lease_holder = ?2 AND key_id = ?5",
-            params![id, link.holder, sealed_access, sealed_refresh, key.id(), expires_at, scope, now()],
+             scope = COALESCE(?7, scope), updated_at = ?8, refresh_holder = NULL, refresh_until = NULL
+             WHERE id = ?1 AND key_id = ?5 AND (lease_holder = ?2 OR refresh_token = ?9)",
+            params![id, link.holder, sealed_access, sealed_refresh, key.id(), expires_at, scope, now(), link.refresh_token],
         )?;
         if changed != 1 {
             let (holder, key_id): (Option<String>, String) = tx.cached_row(

@@ -48,7 +48,7 @@ pub use identity::{IdentityState, IdentityWrite};
 pub use imports::{ImportOutcome, ImportWrite, UnreadableWrite};
 pub use invitations::{InvitationLookup, NewInvitation, OpenedInvitation};
 pub use leases::{ClaimError, DueLink};
-pub use links::{ClaimedLink, LinkSecrets, LinkView, NewLink, RemoteIdentityView};
+pub use links::{ClaimedLink, LinkSecrets, LinkView, NewLink, RefreshTurn, RemoteIdentityView};
 pub use patients::{NewPatient, Patient};
 pub use pulls::{FailedPull, PullRecord};
 pub use queue::{ExceptionFilter, ExceptionView, ItemDocument, ItemRef, Resolve};
@@ -148,6 +148,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0021_workers",
         include_str!("../../schemas/sqlite/0021_workers.sql"),
     ),
+    (
+        "0022_refresh_lock",
+        include_str!("../../schemas/sqlite/0022_refresh_lock.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations (`schemas/postgres/`), in order, counted in
@@ -169,6 +173,10 @@ const PG_MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_notify",
         include_str!("../../schemas/postgres/0004_notify.sql"),
+    ),
+    (
+        "0005_refresh_lock",
+        include_str!("../../schemas/postgres/0005_refresh_lock.sql"),
     ),
 ];
 

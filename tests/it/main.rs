@@ -33,6 +33,7 @@ mod oidc;
 mod openapi;
 mod pull;
 mod reconcile;
+mod refresh_lock;
 mod reversal;
 mod review_pages;
 mod review_server;
