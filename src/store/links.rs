@@ -386,7 +386,9 @@ impl Store {
         let now_text = super::rfc3339(at);
         let tx = self.tx()?;
         let lock = tx.dialect("", " FOR UPDATE");
-        let row: Option<(Option<Vec<u8>>, Option<String>, Option<String>)> = tx
+        // The stored refresh token (sealed), and the refresh lock's holder and end.
+        type LockRow = (Option<Vec<u8>>, Option<String>, Option<String>);
+        let row: Option<LockRow> = tx
             .cached_row(
                 &format!(
                     "SELECT refresh_token, refresh_holder, refresh_until FROM links WHERE id = ?1{lock}"
