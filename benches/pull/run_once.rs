@@ -145,7 +145,7 @@ fn run_once(r: &Runner<'_>, db: &Path, links: usize, concurrency: usize) -> Once
 
 /// Reaps the child and returns its exit status (or 128 + signal) and rusage
 /// (std's `Child::wait` gives no rusage).
-fn wait4(child: std::process::Child) -> (i32, libc::rusage) {
+pub fn wait4(child: std::process::Child) -> (i32, libc::rusage) {
     let pid = child.id();
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
@@ -163,7 +163,7 @@ fn wait4(child: std::process::Child) -> (i32, libc::rusage) {
 }
 
 /// p50, p99 and max of the daemon's `sync` log lines' `ms`.
-fn daemon_latency(log: &str) -> (u64, u64, u64) {
+pub fn daemon_latency(log: &str) -> (u64, u64, u64) {
     let mut ms: Vec<u64> = log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
