@@ -24,7 +24,10 @@
 //!   levels and runs per level (the median by pass time is reported);
 //! - `RXSYNC_BENCH_AGAINST=PATH`: another build of `rxsync` to compare
 //!   with: each `run --once` is paired with one of that binary, in
-//!   alternating order, and the medians of the per-pair ratios are printed.
+//!   alternating order, and the medians of the per-pair ratios are printed;
+//!   `RXSYNC_BENCH_AGAINST_SCHEMA=V` when that build knows SQLite schema
+//!   version V only (older than this tree's): its copies are taken back to
+//!   V first (`setup::downgrade`; `benches/ab-seam.sh` sets it).
 //! - **workers** (issue 13, only with `RXSYNC_BENCH_ONLY=workers` in a full
 //!   run; always in the smoke run): `rxsync run --once` over N links by 1,
 //!   2 and 4 worker processes on one PostgreSQL database beside one process
@@ -228,8 +231,17 @@ fn run_once_scaling(
         sandbox,
         key_text,
         bin: std::path::PathBuf::from(env!("CARGO_BIN_EXE_rxsync")),
+        schema: None,
     };
-    let baseline = against.map(|bin| run_once::Runner { bin, ..runner });
+    let schema = std::env::var("RXSYNC_BENCH_AGAINST_SCHEMA").ok().map(|v| {
+        v.parse::<usize>()
+            .unwrap_or_else(|_| panic!("RXSYNC_BENCH_AGAINST_SCHEMA: {v:?} is not a number"))
+    });
+    let baseline = against.map(|bin| run_once::Runner {
+        bin,
+        schema,
+        ..runner
+    });
     for &n in &s.once_links {
         let t = std::time::Instant::now();
         let template = run_once::template(dir, sandbox, key, n);
@@ -249,6 +261,9 @@ fn run_once_scaling(
             for rep in 0..s.once_reps {
                 let fresh = |r: &run_once::Runner<'_>| {
                     setup::fresh_copy(&template, &db);
+                    if let Some(v) = r.schema {
+                        setup::downgrade(&db, v);
+                    }
                     r.run(&db, n, c)
                 };
                 match &baseline {

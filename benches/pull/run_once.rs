@@ -63,6 +63,10 @@ pub struct Runner<'a> {
     pub key_text: &'a str,
     /// The binary: the one cargo built, or another build to compare with.
     pub bin: PathBuf,
+    /// The SQLite schema version that binary knows, when it is older than
+    /// the template's (`RXSYNC_BENCH_AGAINST_SCHEMA`): fresh copies are
+    /// taken back to it (`setup::downgrade`).
+    pub schema: Option<usize>,
 }
 
 impl Runner<'_> {

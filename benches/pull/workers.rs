@@ -106,6 +106,7 @@ pub fn run(
         sandbox,
         key_text,
         bin: PathBuf::from(env!("CARGO_BIN_EXE_rxsync")),
+        schema: None,
     };
     let db = dir.join("workers.db");
     let pg_template = pg.as_ref().map(|pg| {
