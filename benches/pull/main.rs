@@ -16,7 +16,7 @@
 //! under `cargo test` (no `--bench` argument) it runs once on tiny inputs as
 //! a smoke test, ignoring the variables below, so the harness cannot rot.
 //!
-//! - `RXSYNC_BENCH_ONLY=pull|once`: one of the two;
+//! - `RXSYNC_BENCH_ONLY=pull|once|workers`: one of the three;
 //! - `RXSYNC_BENCH_PULL_LINKS` (1000), `RXSYNC_BENCH_REPS` (5): issue 3's
 //!   links per provider and measured triples;
 //! - `RXSYNC_BENCH_LINKS` (`1000,10000`), `RXSYNC_BENCH_CONCURRENCY`
@@ -24,7 +24,19 @@
 //!   levels and runs per level (the median by pass time is reported);
 //! - `RXSYNC_BENCH_AGAINST=PATH`: another build of `rxsync` to compare
 //!   with: each `run --once` is paired with one of that binary, in
-//!   alternating order, and the medians of the per-pair ratios are printed.
+//!   alternating order, and the medians of the per-pair ratios are printed;
+//!   `RXSYNC_BENCH_AGAINST_SCHEMA=V` when that build knows SQLite schema
+//!   version V only (older than this tree's): its copies are taken back to
+//!   V first (`setup::downgrade`; `benches/ab-seam.sh` sets it).
+//! - **workers** (issue 13, only with `RXSYNC_BENCH_ONLY=workers` in a full
+//!   run; always in the smoke run): `rxsync run --once` over N links by 1,
+//!   2 and 4 worker processes on one PostgreSQL database beside one process
+//!   on SQLite, in alternating rounds (see `workers.rs`):
+//!   `RXSYNC_BENCH_WORKER_LINKS` (10000), `RXSYNC_BENCH_WORKERS` (`1,2,4`),
+//!   `RXSYNC_BENCH_WORKER_CONCURRENCY` (16, per process),
+//!   `RXSYNC_BENCH_WORKER_ROUNDS` (3), `RXSYNC_BENCH_PG_URL` (else a
+//!   throwaway cluster of its own), `RXSYNC_BENCH_PG_SETTINGS`,
+//!   `RXSYNC_BENCH_PG_DATA`.
 
 /// The allocator the binary uses (see src/main.rs), so the in-process
 /// figures are the binary's.
@@ -36,6 +48,7 @@ mod run_once;
 mod sandbox;
 mod setup;
 mod throughput;
+mod workers;
 
 use sandbox::Sandbox;
 use setup::{OAUTH1_CCR, OAUTH2_CCR, OAUTH2_FHIR};
@@ -48,6 +61,7 @@ struct Sizes {
     once_links: Vec<usize>,
     concurrency: Vec<usize>,
     once_reps: usize,
+    workers: workers::Sizes,
 }
 
 fn env_list(name: &str, default: &str) -> Vec<usize> {
@@ -74,6 +88,13 @@ fn main() {
             once_links: env_list("RXSYNC_BENCH_LINKS", "1000,10000"),
             concurrency: env_list("RXSYNC_BENCH_CONCURRENCY", "1,2,4,8,16"),
             once_reps: env_number("RXSYNC_BENCH_ONCE_REPS", 3),
+            workers: workers::Sizes {
+                links: env_number("RXSYNC_BENCH_WORKER_LINKS", 10_000),
+                workers: env_list("RXSYNC_BENCH_WORKERS", "1,2,4"),
+                concurrency: env_number("RXSYNC_BENCH_WORKER_CONCURRENCY", 16),
+                rounds: env_number("RXSYNC_BENCH_WORKER_ROUNDS", 3),
+                full: true,
+            },
         }
     } else {
         Sizes {
@@ -82,6 +103,13 @@ fn main() {
             once_links: vec![4],
             concurrency: vec![1, 4],
             once_reps: 1,
+            workers: workers::Sizes {
+                links: 6,
+                workers: vec![1, 2],
+                concurrency: 4,
+                rounds: 1,
+                full: false,
+            },
         }
     };
     println!(
@@ -113,6 +141,15 @@ fn main() {
             &key,
             &sizes,
             against,
+        );
+    }
+    if only == "workers" || !full {
+        workers::run(
+            dir.path(),
+            &sandbox,
+            &setup::key_env(&key_text),
+            &key,
+            &sizes.workers,
         );
     }
     if !full {
@@ -194,8 +231,17 @@ fn run_once_scaling(
         sandbox,
         key_text,
         bin: std::path::PathBuf::from(env!("CARGO_BIN_EXE_rxsync")),
+        schema: None,
     };
-    let baseline = against.map(|bin| run_once::Runner { bin, ..runner });
+    let schema = std::env::var("RXSYNC_BENCH_AGAINST_SCHEMA").ok().map(|v| {
+        v.parse::<usize>()
+            .unwrap_or_else(|_| panic!("RXSYNC_BENCH_AGAINST_SCHEMA: {v:?} is not a number"))
+    });
+    let baseline = against.map(|bin| run_once::Runner {
+        bin,
+        schema,
+        ..runner
+    });
     for &n in &s.once_links {
         let t = std::time::Instant::now();
         let template = run_once::template(dir, sandbox, key, n);
@@ -215,6 +261,9 @@ fn run_once_scaling(
             for rep in 0..s.once_reps {
                 let fresh = |r: &run_once::Runner<'_>| {
                     setup::fresh_copy(&template, &db);
+                    if let Some(v) = r.schema {
+                        setup::downgrade(&db, v);
+                    }
                     r.run(&db, n, c)
                 };
                 match &baseline {

@@ -63,6 +63,10 @@ pub struct Runner<'a> {
     pub key_text: &'a str,
     /// The binary: the one cargo built, or another build to compare with.
     pub bin: PathBuf,
+    /// The SQLite schema version that binary knows, when it is older than
+    /// the template's (`RXSYNC_BENCH_AGAINST_SCHEMA`): fresh copies are
+    /// taken back to it (`setup::downgrade`).
+    pub schema: Option<usize>,
 }
 
 impl Runner<'_> {
@@ -145,7 +149,7 @@ fn run_once(r: &Runner<'_>, db: &Path, links: usize, concurrency: usize) -> Once
 
 /// Reaps the child and returns its exit status (or 128 + signal) and rusage
 /// (std's `Child::wait` gives no rusage).
-fn wait4(child: std::process::Child) -> (i32, libc::rusage) {
+pub fn wait4(child: std::process::Child) -> (i32, libc::rusage) {
     let pid = child.id();
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
@@ -163,7 +167,7 @@ fn wait4(child: std::process::Child) -> (i32, libc::rusage) {
 }
 
 /// p50, p99 and max of the daemon's `sync` log lines' `ms`.
-fn daemon_latency(log: &str) -> (u64, u64, u64) {
+pub fn daemon_latency(log: &str) -> (u64, u64, u64) {
     let mut ms: Vec<u64> = log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

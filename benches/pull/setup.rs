@@ -224,6 +224,35 @@ pub fn fresh_copy(template: &Path, to: &Path) {
     std::fs::copy(template, to).expect("copy the template database");
 }
 
+/// What undoes each SQLite migration the benchmark knows how to undo, by
+/// the version it made: for `RXSYNC_BENCH_AGAINST_SCHEMA`, a build from
+/// before that migration (which refuses a database newer than it knows).
+/// The rows are the template's; only the migration's own tables and
+/// columns go.
+const DOWNGRADES: &[(usize, &str)] = &[(
+    21,
+    "DROP TABLE provider_breakers; DROP TABLE provider_slots; \
+     ALTER TABLE links DROP COLUMN lease_taken_from;",
+)];
+
+/// Takes a fresh copy back to schema version `to` (see `DOWNGRADES`).
+pub fn downgrade(db: &Path, to: usize) {
+    let conn = rusqlite::Connection::open(db).expect("open the copy");
+    let version: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("user_version");
+    for v in (to + 1..=version).rev() {
+        let (_, sql) = DOWNGRADES
+            .iter()
+            .find(|(n, _)| *n == v)
+            .unwrap_or_else(|| panic!("the benchmark cannot undo SQLite migration {v}"));
+        conn.execute_batch(sql)
+            .unwrap_or_else(|e| panic!("undo migration {v}: {e}"));
+        conn.pragma_update(None, "user_version", v - 1)
+            .expect("user_version");
+    }
+}
+
 fn with_suffix(p: &Path, ext: &str) -> PathBuf {
     let mut s = p.as_os_str().to_owned();
     s.push(ext);
