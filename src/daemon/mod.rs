@@ -162,21 +162,11 @@ pub struct Daemon {
 struct Reader(Mutex<Store>);
 
 impl Reader {
-    /// Runs `f` on the connection. The PostgreSQL client blocks on a
-    /// runtime of its own, which must not run inside a tokio worker: on a
-    /// multi-threaded runtime the worker hands its other tasks over first
-    /// (as `pull`'s store work does); SQLite is simply called.
     fn with<T>(
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let run = || f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(run)
-            }
-            _ => run(),
-        }
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
