@@ -229,11 +229,18 @@ pub fn fresh_copy(template: &Path, to: &Path) {
 /// before that migration (which refuses a database newer than it knows).
 /// The rows are the template's; only the migration's own tables and
 /// columns go.
-const DOWNGRADES: &[(usize, &str)] = &[(
-    21,
-    "DROP TABLE provider_breakers; DROP TABLE provider_slots; \
-     ALTER TABLE links DROP COLUMN lease_taken_from;",
-)];
+const DOWNGRADES: &[(usize, &str)] = &[
+    (
+        21,
+        "DROP TABLE provider_breakers; DROP TABLE provider_slots; \
+         ALTER TABLE links DROP COLUMN lease_taken_from;",
+    ),
+    (
+        22,
+        "ALTER TABLE links DROP COLUMN refresh_holder; \
+         ALTER TABLE links DROP COLUMN refresh_until;",
+    ),
+];
 
 /// Takes a fresh copy back to schema version `to` (see `DOWNGRADES`).
 pub fn downgrade(db: &Path, to: usize) {
