@@ -87,7 +87,7 @@ pub struct RawDatabase {
     /// The SQLite file, relative to the configuration file's folder.
     pub path: Option<PathBuf>,
     /// A PostgreSQL database (`postgres://user@host/db`) instead of the
-    /// SQLite file: today only `rxsync db migrate|check|copy` use it.
+    /// SQLite file: every command, the daemon and the review app use it.
     pub url: Option<String>,
     /// A file whose first line is the PostgreSQL password (when the URL
     /// has none), relative to the configuration file's folder.

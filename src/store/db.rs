@@ -49,8 +49,13 @@ pub(crate) enum Conn {
 /// the store's code holds shared references, as on SQLite).
 pub(crate) struct PgConn {
     client: RefCell<postgres::Client>,
+    /// Where to connect again when the server closed the connection
+    /// (restarted, failed over): between transactions, never inside one.
+    target: super::pg::PgTarget,
     statements: RefCell<HashMap<String, postgres::Statement>>,
     depth: Cell<u32>,
+    /// The server closed the connection (seen by a failed call).
+    broken: Cell<bool>,
 }
 
 /// At most this many prepared statements are kept per PostgreSQL
@@ -58,22 +63,61 @@ pub(crate) struct PgConn {
 const PG_STATEMENT_CACHE: usize = 512;
 
 impl PgConn {
-    pub(crate) fn new(client: postgres::Client) -> PgConn {
+    pub(crate) fn new(client: postgres::Client, target: super::pg::PgTarget) -> PgConn {
         PgConn {
             client: RefCell::new(client),
+            target,
             statements: RefCell::new(HashMap::new()),
             depth: Cell::new(0),
+            broken: Cell::new(false),
         }
     }
 
+    /// Outside a transaction, a connection the server closed is opened
+    /// again (its prepared statements with it); inside one, the error
+    /// stands: the transaction is lost and its caller says so.
+    fn live(&self) -> rusqlite::Result<()> {
+        if self.depth.get() > 0 || !(self.broken.get() || self.client.borrow().is_closed()) {
+            return Ok(());
+        }
+        let target = &self.target;
+        let client = off_runtime(|| target.connect()).map_err(|e| {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(e.to_string()),
+            )
+        })?;
+        tracing::warn!(database = %self.target, "the PostgreSQL connection was closed; connected again");
+        *self.client.borrow_mut() = client;
+        self.statements.borrow_mut().clear();
+        self.broken.set(false);
+        Ok(())
+    }
+
+    /// A failed call's error, noting a connection the server closed.
+    fn failed(&self, e: postgres::Error) -> rusqlite::Error {
+        use postgres::error::SqlState;
+        let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+        let shut = e.code().is_some_and(|c| {
+            *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CRASH_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+        });
+        if e.is_closed() || io || shut {
+            self.broken.set(true);
+        }
+        pg_error(e)
+    }
+
     fn prepare(&self, sql: &str, cached: bool) -> rusqlite::Result<postgres::Statement> {
+        self.live()?;
         if cached && let Some(s) = self.statements.borrow().get(sql) {
             return Ok(s.clone());
         }
         let translated = placeholders(sql);
         let mut client = self.client.borrow_mut();
         let c: &mut postgres::Client = &mut client;
-        let stmt = off_runtime(|| c.prepare(&translated)).map_err(pg_error)?;
+        let stmt = off_runtime(|| c.prepare(&translated)).map_err(|e| self.failed(e))?;
         if cached {
             let mut cache = self.statements.borrow_mut();
             if cache.len() >= PG_STATEMENT_CACHE {
@@ -92,7 +136,7 @@ impl PgConn {
             .collect();
         let mut client = self.client.borrow_mut();
         let c: &mut postgres::Client = &mut client;
-        let n = off_runtime(|| c.execute(stmt, &refs)).map_err(pg_error)?;
+        let n = off_runtime(|| c.execute(stmt, &refs)).map_err(|e| self.failed(e))?;
         Ok(n as usize)
     }
 
@@ -104,7 +148,7 @@ impl PgConn {
             .collect();
         let mut client = self.client.borrow_mut();
         let c: &mut postgres::Client = &mut client;
-        let rows = off_runtime(|| c.query(stmt, &refs)).map_err(pg_error)?;
+        let rows = off_runtime(|| c.query(stmt, &refs)).map_err(|e| self.failed(e))?;
         rows.iter()
             .map(|row| {
                 (0..row.len())
@@ -116,9 +160,10 @@ impl PgConn {
     }
 
     fn batch(&self, sql: &str) -> rusqlite::Result<()> {
+        self.live()?;
         let mut client = self.client.borrow_mut();
         let c: &mut postgres::Client = &mut client;
-        off_runtime(|| c.batch_execute(sql)).map_err(pg_error)
+        off_runtime(|| c.batch_execute(sql)).map_err(|e| self.failed(e))
     }
 }
 

@@ -328,7 +328,7 @@ impl Store {
         })
         .map_err(failed)?;
         Ok(Store {
-            conn: Conn::Pg(Box::new(db::PgConn::new(client))),
+            conn: Conn::Pg(Box::new(db::PgConn::new(client, target.clone()))),
             database: Database::Postgres(Box::new(target.clone())),
         })
     }

@@ -67,3 +67,44 @@ fn on_postgres_a_link_made_due_elsewhere_wakes_the_sleeping_daemon() {
         1
     );
 }
+
+/// PostgreSQL: a store whose connection the server closed (a restart, a
+/// failover, an operator's pg_terminate_backend) connects again before its
+/// next statement outside a transaction; the statement that met the
+/// closed connection failed with the server's message, and nothing else.
+#[test]
+#[ignore = "needs PostgreSQL: RXSYNC_TEST_ENGINE=postgres with RXSYNC_TEST_PG_URL (.ci/run runs it)"]
+fn on_postgres_a_closed_connection_is_opened_again_between_transactions() {
+    if !crate::support::on_postgres() {
+        eprintln!("skipped: PostgreSQL only (set RXSYNC_TEST_ENGINE=postgres)");
+        return;
+    }
+    let env = crate::support::TestEnv::new();
+    let mut store = env.store();
+    let id = rxsync::domain::PatientId::parse("P1").expect("id");
+    store
+        .add_patient(&rxsync::store::NewPatient::with_id(id), "test")
+        .expect("patient");
+    let url = env.pg.clone().expect("a PostgreSQL home");
+    let db = url.rsplit('/').next().expect("database name").to_string();
+    let mut admin = postgres::Client::connect(
+        &std::env::var("RXSYNC_TEST_PG_URL").expect("cluster"),
+        postgres::NoTls,
+    )
+    .expect("admin");
+    let killed = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db],
+        )
+        .expect("terminate");
+    assert!(
+        !killed.is_empty(),
+        "the store's connection was there to close"
+    );
+    // The first statement meets the closed connection (or, if the client
+    // already noticed, reconnects); from then on the store works.
+    let _ = store.patients();
+    let patients = store.patients().expect("connected again");
+    assert_eq!(patients.len(), 1);
+}

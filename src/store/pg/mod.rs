@@ -1,10 +1,10 @@
 //! PostgreSQL: where to connect, the schema's migrations, and the
-//! operations that work on it today (`db migrate`, `db check`, `db copy`).
-//! The store functions (imports, links, the queue) do not run on
-//! PostgreSQL yet: this module is the schema and the operator's tools, not
-//! a second store. It never reads the process environment (the caller
-//! passes a lookup) and never prints; a password never appears in its
-//! errors or in `PgTarget`'s `Debug` and `Display`.
+//! operator's tools (`db migrate`, `db check`, `db copy`). The store's
+//! functions run on PostgreSQL through the seam in `store::db` (one set of
+//! functions for both engines); this module only connects and migrates.
+//! It never reads the process environment (the caller passes a lookup)
+//! and never prints; a password never appears in its errors or in
+//! `PgTarget`'s `Debug` and `Display`.
 
 mod copy;
 mod migrate;
