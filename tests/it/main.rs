@@ -42,3 +42,4 @@ mod support;
 mod tables;
 mod uscore;
 mod web;
+mod workers;
