@@ -138,6 +138,11 @@ fn execute(home: &Home, sql: &str) {
 
 /// `rxsync run --once --format json`, started (not waited for).
 fn spawn_pass(home: &Home) -> Child {
+    spawn_pass_with(home, &[])
+}
+
+/// With more environment (another provider's secret).
+fn spawn_pass_with(home: &Home, env: &[(&str, &str)]) -> Child {
     let mut cmd = home.env.rxsync();
     cmd.args([
         "--config",
@@ -150,7 +155,7 @@ fn spawn_pass(home: &Home) -> Child {
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    for (k, v) in SECRETS {
+    for (k, v) in SECRETS.iter().chain(env) {
         cmd.env(k, v);
     }
     cmd.spawn().expect("start rxsync run --once")
@@ -158,7 +163,11 @@ fn spawn_pass(home: &Home) -> Child {
 
 /// Starts `n` passes together and returns their summaries.
 fn passes_together(home: &Home, n: usize) -> Vec<Value> {
-    let children: Vec<Child> = (0..n).map(|_| spawn_pass(home)).collect();
+    passes_together_with(home, n, &[])
+}
+
+fn passes_together_with(home: &Home, n: usize, env: &[(&str, &str)]) -> Vec<Value> {
+    let children: Vec<Child> = (0..n).map(|_| spawn_pass_with(home, env)).collect();
     children
         .into_iter()
         .map(|c| {
@@ -460,6 +469,118 @@ fn workers_sqlite_expired_tokens_refresh_once_per_link_and_no_rotation_is_lost()
     refresh_single_flight(
         Engine::Sqlite,
         "workers_sqlite_expired_tokens_refresh_once_per_link_and_no_rotation_is_lost",
+    );
+}
+
+/// The same at npm oidc-provider (tests/oidc/server.mjs: refresh tokens
+/// rotate and a reused one is refused with invalid_grant): 3 passes over
+/// links whose access tokens expired, twice; every refresh succeeds, one
+/// per link and round.
+fn refresh_single_flight_at_oidc_provider(engine: Engine, test: &str) {
+    use crate::oidc::server::{OidcServer, SECRET};
+    const N: usize = 20;
+    let server = OidcServer::start();
+    let e = &server.endpoints;
+    let provider = format!(
+        r#"[[providers]]
+id = "oidc"
+kind = "fhir"
+base_url = "{}"
+resources = ["MedicationRequest"]
+[providers.auth]
+scheme = "oauth2"
+token_url = "{}"
+client_id = "rxsync"
+client_secret_env = "RXSYNC_TEST_OIDC_SECRET"
+client_auth = "basic"
+placement = "header"
+scopes = ["openid", "offline_access", "patient/MedicationRequest.rs"]
+revocation_url = "{}"
+"#,
+        e.fhir_base, e.token_endpoint, e.revocation_endpoint
+    );
+    let Some(home) = home_on(engine, test, &with_sync("concurrency = 4", &provider)) else {
+        return;
+    };
+    let (key, _) = rxsync::vault::VaultKey::load(None, &home.key_file()).expect("vault key");
+    let mut store = home.env.store();
+    let past = rxsync::store::rfc3339_at(chrono::Utc::now() - chrono::Duration::minutes(5));
+    for i in 0..N {
+        let patient = PatientId::parse(&format!("O{i:03}")).expect("patient id");
+        store
+            .add_patient(&NewPatient::with_id(patient.clone()), "test")
+            .expect("patient");
+        let g = server.grant("rxsync", "ehr-1001", None);
+        let text = |k: &str| g[k].as_str().expect(k).to_string();
+        store
+            .add_link(
+                &NewLink {
+                    patient: &patient,
+                    provider: "oidc",
+                    remote_patient: "ehr-1001",
+                    secrets: LinkSecrets::Oauth2 {
+                        access_token: text("access_token").into(),
+                        refresh_token: Some(text("refresh_token").into()),
+                    },
+                    expires_at: Some(past.clone()),
+                    scope: None,
+                    grant_expires_at: None,
+                },
+                &key,
+                "test",
+            )
+            .expect("link");
+    }
+    drop(store);
+    let secret = [("RXSYNC_TEST_OIDC_SECRET", SECRET)];
+    for round in 1..=2usize {
+        let summaries = passes_together_with(&home, 3, &secret);
+        let by = outcomes(&summaries);
+        assert_eq!(synced(&summaries), N as u64, "round {round}: {summaries:?}");
+        assert_eq!(
+            by.get(if round == 1 { "imported" } else { "unchanged" })
+                .copied(),
+            Some(N as u64),
+            "round {round}: no failure, no relink: {by:?}"
+        );
+        let stats = server.stats();
+        let refreshes: Vec<&Value> = stats["token_log"]
+            .as_array()
+            .expect("token_log")
+            .iter()
+            .filter(|t| t["grant_type"] == "refresh_token")
+            .collect();
+        assert!(
+            refreshes.iter().all(|t| t["error"].is_null()),
+            "round {round}: a refresh was refused (invalid_grant: a rotated token used twice?): {refreshes:?}"
+        );
+        assert_eq!(
+            refreshes.len(),
+            N * round,
+            "round {round}: one refresh per link"
+        );
+        execute(
+            &home,
+            "UPDATE links SET next_due_at = NULL, expires_at = '2000-01-01T00:00:00.000Z'",
+        );
+    }
+    assert_db_check_clean(&home);
+}
+
+#[test]
+fn workers_oidc_provider_expired_tokens_refresh_once_per_link_across_three_workers() {
+    refresh_single_flight_at_oidc_provider(
+        Engine::Sqlite,
+        "workers_oidc_provider_expired_tokens_refresh_once_per_link_across_three_workers",
+    );
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (RXSYNC_TEST_PG_URL); run by .ci/run"]
+fn workers_pg_oidc_provider_expired_tokens_refresh_once_per_link_across_three_workers() {
+    refresh_single_flight_at_oidc_provider(
+        Engine::Postgres,
+        "workers_pg_oidc_provider_expired_tokens_refresh_once_per_link_across_three_workers",
     );
 }
 
