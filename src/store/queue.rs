@@ -157,7 +157,8 @@ impl Store {
                     f.kind.map(|k| k.as_str()),
                     f.patient,
                     f.source,
-                    f.limit.map_or(-1, |l| l as i64),
+                    // No limit: the largest one (SQLite's -1 is refused by PostgreSQL).
+                    f.limit.map_or(i64::MAX, |l| l as i64),
                     f.offset as i64
                 ],
                 row_to_exception,

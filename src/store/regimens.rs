@@ -334,7 +334,8 @@ impl Store {
             "SELECT id, kind, state FROM exceptions WHERE item_id = ?1 ORDER BY id",
         )?;
         let mut stmt = self.conn.prepare_cached(&format!(
-            "{SELECT_ITEM} WHERE regimen_id = ?1 ORDER BY position"
+            "{} WHERE regimen_id = ?1 ORDER BY position",
+            self.conn.dialect(SELECT_ITEM, SELECT_ITEM_PG)
         ))?;
         let mut items = stmt
             .query_map([regimen_id], row_to_item)?
@@ -368,9 +369,10 @@ impl Store {
     }
 
     pub fn item(&self, item_id: i64) -> Result<Option<ItemView>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("{SELECT_ITEM} WHERE i.id = ?1"))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{} WHERE i.id = ?1",
+            self.conn.dialect(SELECT_ITEM, SELECT_ITEM_PG)
+        ))?;
         Ok(stmt.query_row([item_id], row_to_item).optional()?)
     }
 }
@@ -386,6 +388,20 @@ const SELECT_ITEM: &str = "SELECT i.id, i.position, i.ndc11, i.ndc_original, i.n
         'proprietary_name', p.proprietary_name, 'nonproprietary_name', p.nonproprietary_name,
         'dosage_form', p.dosage_form, 'route', p.route, 'labeler', p.labeler,
         'ingredients', json(p.ingredients), 'excluded', json(CASE WHEN p.excluded THEN 'true' ELSE 'false' END)) END,
+    i.sources, i.removed_at, i.removed_by, i.ingredient_codes, i.evidence, i.days_supply, i.quantity, i.dispenser, i.section
+    FROM items i LEFT JOIN dict_packages k ON k.ndc11 = COALESCE(i.ndc11, i.ndc12)
+    LEFT JOIN dict_products p ON p.product_id = k.product_id";
+
+/// `SELECT_ITEM` on PostgreSQL: the dictionary's entry built with
+/// `jsonb_build_object` (SQLite's `json_object` does not exist there).
+const SELECT_ITEM_PG: &str = "SELECT i.id, i.position, i.ndc11, i.ndc_original, i.ndc_inferred, i.name, i.brand,
+    i.codes, i.strength, i.form, i.route, i.dose, i.frequency, i.sig, i.status, i.status_original, i.start_date,
+    i.stop_date, i.prescribed_date, i.prescriber, i.mapping,
+    CASE WHEN p.product_id IS NULL THEN NULL ELSE jsonb_build_object(
+        'package_ndc', k.package_ndc, 'package', k.description, 'product_ndc', p.product_ndc,
+        'proprietary_name', p.proprietary_name, 'nonproprietary_name', p.nonproprietary_name,
+        'dosage_form', p.dosage_form, 'route', p.route, 'labeler', p.labeler,
+        'ingredients', p.ingredients, 'excluded', p.excluded)::text END,
     i.sources, i.removed_at, i.removed_by, i.ingredient_codes, i.evidence, i.days_supply, i.quantity, i.dispenser, i.section
     FROM items i LEFT JOIN dict_packages k ON k.ndc11 = COALESCE(i.ndc11, i.ndc12)
     LEFT JOIN dict_products p ON p.product_id = k.product_id";

@@ -44,3 +44,4 @@ mod support;
 mod tables;
 mod uscore;
 mod web;
+mod workers;

@@ -17,7 +17,7 @@ mod consent;
 mod identity;
 mod linked;
 mod registration;
-mod server;
+pub(crate) mod server;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The sandbox provider, driven as the real binary (`rxsync sandbox
 //! --listen 127.0.0.1:0`) over loopback HTTP with reqwest: no mocks.
 //! OAuth 2.0 in `oauth2`, OAuth 1.0a in `oauth1`, the oauthlib oracle in
-//! `oracle`, https in `tls`; documents, paging, redirects, faults, the
+//! `oracle`, https in `tls`; documents, paging, redirects, faults, latency, the
 //! request log and the command line here.
 
 mod oauth1;
@@ -324,6 +324,65 @@ fn faults_answer_their_count_of_requests_with_retry_after() {
         Some(&json!({"path_prefix": "/ccr/", "status": 503, "times": 1, "typo": true})),
     );
     assert_eq!(status, 400, "unknown fields are refused");
+}
+
+/// `POST /admin/latency` holds answers under a prefix back; `/admin/stats`
+/// counts the requests in flight and the most at once (two slow requests
+/// sent together: 2), and `/admin/requests/clear` starts that count again.
+#[test]
+fn latency_holds_answers_back_and_stats_count_the_requests_in_flight() {
+    let sandbox = Sandbox::start();
+    let auth = bearer(&sandbox.grant("demo-client", "p1"));
+    let (status, _) = sandbox.admin(
+        "/admin/latency",
+        Some(&json!({"path_prefix": "/ccr/", "ms": 400})),
+    );
+    assert_eq!(status, 200);
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        let slow: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    Client::new()
+                        .get(&sandbox.url("/ccr/p1"), &[("authorization", &auth)])
+                        .status
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let (_, stats) = sandbox.admin("/admin/stats", None);
+        assert_eq!(stats["in_flight"], 2, "{stats}");
+        for s in slow {
+            assert_eq!(s.join().expect("request"), 200);
+        }
+    });
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+    let (_, stats) = sandbox.admin("/admin/stats", None);
+    assert_eq!(
+        (&stats["in_flight"], &stats["max_in_flight"]),
+        (&json!(0), &json!(2))
+    );
+    sandbox.admin("/admin/requests/clear", Some(&json!({})));
+    let (_, stats) = sandbox.admin("/admin/stats", None);
+    assert_eq!(stats["max_in_flight"], 0, "{stats}");
+    // 0 ms takes the delay away; a prefix under /admin and a long delay are refused.
+    sandbox.admin(
+        "/admin/latency",
+        Some(&json!({"path_prefix": "/ccr/", "ms": 0})),
+    );
+    let quick = std::time::Instant::now();
+    let reply = Client::new().get(&sandbox.url("/ccr/p1"), &[("authorization", &auth)]);
+    assert_eq!(reply.status, 200);
+    assert!(quick.elapsed() < std::time::Duration::from_millis(400));
+    for bad in [
+        json!({"path_prefix": "/admin/stats", "ms": 10}),
+        json!({"path_prefix": "ccr", "ms": 10}),
+        json!({"path_prefix": "/ccr/", "ms": 600_000}),
+        json!({"path_prefix": "/ccr/", "ms": 10, "typo": 1}),
+    ] {
+        let (status, _) = sandbox.admin("/admin/latency", Some(&bad));
+        assert_eq!(status, 400, "{bad}");
+    }
 }
 
 #[test]

@@ -191,6 +191,49 @@ pub(crate) async fn clear_faults(State(app): State<Shared>) -> Response {
     reply::json(StatusCode::OK, &json!({"cleared": true}))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LatencyRequest {
+    path_prefix: String,
+    ms: u64,
+}
+
+/// Held-back answers are capped: a test's slow provider, not a hang.
+const MAX_LATENCY_MS: u64 = 60_000;
+
+/// `POST /admin/latency`: answers to requests under `path_prefix` are held
+/// back `ms` milliseconds from now on (`ms: 0` removes the prefix's delay).
+pub(crate) async fn set_latency(State(app): State<Shared>, body: Bytes) -> Response {
+    let asked: LatencyRequest = match read(&body) {
+        Ok(a) => a,
+        Err(refusal) => return refusal,
+    };
+    if !asked.path_prefix.starts_with('/') || asked.path_prefix.starts_with("/admin") {
+        return reply::admin_error(
+            StatusCode::BAD_REQUEST,
+            "path_prefix must start with / and not be under /admin",
+        );
+    }
+    if asked.ms > MAX_LATENCY_MS {
+        return reply::admin_error(
+            StatusCode::BAD_REQUEST,
+            format!("ms must be at most {MAX_LATENCY_MS}"),
+        );
+    }
+    let mut latency = lock(&app.latency);
+    latency.retain(|(prefix, _)| *prefix != asked.path_prefix);
+    if asked.ms > 0 {
+        latency.push((
+            asked.path_prefix.clone(),
+            std::time::Duration::from_millis(asked.ms),
+        ));
+    }
+    reply::json(
+        StatusCode::OK,
+        &json!({"path_prefix": asked.path_prefix, "ms": asked.ms}),
+    )
+}
+
 /// `GET /admin/requests`: every non-admin request received, oldest first.
 pub(crate) async fn requests(State(app): State<Shared>) -> Response {
     let log = lock(&app.log);
@@ -198,9 +241,17 @@ pub(crate) async fn requests(State(app): State<Shared>) -> Response {
     reply::json(StatusCode::OK, &entries)
 }
 
-/// `POST /admin/requests/clear`.
+/// `POST /admin/requests/clear`: also starts `max_in_flight` again from
+/// the requests in flight now.
 pub(crate) async fn clear_requests(State(app): State<Shared>) -> Response {
     lock(&app.log).clear();
+    let now = app
+        .stats
+        .in_flight
+        .load(std::sync::atomic::Ordering::SeqCst);
+    app.stats
+        .max_in_flight
+        .store(now, std::sync::atomic::Ordering::SeqCst);
     reply::json(StatusCode::OK, &json!({"cleared": true}))
 }
 

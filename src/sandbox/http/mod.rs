@@ -83,11 +83,34 @@ pub(crate) struct Stats {
     pub bearer_refused: AtomicU64,
     /// Authorization codes exchanged for tokens.
     pub code_exchanges: AtomicU64,
+    /// Non-admin requests being answered now (from the front door to the
+    /// handler's answer, any delay included), and the most there ever were
+    /// at once since the start or the last `POST /admin/requests/clear`:
+    /// how a test sees a client's concurrency from the provider's side.
+    pub in_flight: AtomicU64,
+    pub max_in_flight: AtomicU64,
 }
 
 impl Stats {
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request in flight until the guard is dropped (also when
+    /// the client goes away and its future is cancelled).
+    fn enter(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(self)
+    }
+}
+
+/// One request in flight (`Stats::enter`).
+struct InFlight<'s>(&'s Stats);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -108,6 +131,9 @@ pub(crate) struct App {
     pub oauth1_pending: Mutex<super::oauth1_tokens::PendingRequests>,
     pub nonces: Mutex<NonceStore>,
     pub faults: Mutex<Faults>,
+    /// Answers under these path prefixes are held back this long
+    /// (`POST /admin/latency`): a slow provider, seen by every client.
+    pub latency: Mutex<Vec<(String, std::time::Duration)>>,
     pub log: Mutex<RequestLog>,
     pub stats: Stats,
     pub docs: DocCache,
@@ -176,6 +202,7 @@ impl App {
             oauth1_pending: Mutex::new(Default::default()),
             nonces: Mutex::new(NonceStore::new(window, NONCE_CAPACITY)),
             faults: Mutex::new(Faults::default()),
+            latency: Mutex::new(Vec::new()),
             log: Mutex::new(RequestLog::new(REQUEST_LOG_CAPACITY, REQUEST_LOG_BYTES)),
             stats: Stats::default(),
             docs: DocCache::new(DOC_CACHE_CAPACITY),
@@ -312,6 +339,7 @@ pub(crate) fn router(app: Shared) -> Router {
         .route("/admin/oauth2/registrations", get(discovery::registrations))
         .route("/admin/faults", post(admin::add_fault))
         .route("/admin/faults/clear", post(admin::clear_faults))
+        .route("/admin/latency", post(admin::set_latency))
         .route("/admin/requests", get(admin::requests))
         .route("/admin/requests/clear", post(admin::clear_requests))
         .route("/admin/stats", get(admin::stats))
@@ -343,6 +371,14 @@ async fn front_door(
         return next.run(request).await;
     }
     lock(&app.log).push(logged(&request));
+    let _in_flight = app.stats.enter();
+    let delay = lock(&app.latency)
+        .iter()
+        .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+        .map(|(_, d)| *d);
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let query = request.uri().query();
     if let Some((status, location)) = rules::redirect(&app.settings.redirects, path, query) {
         return reply::redirect(status, &location);
@@ -398,6 +434,8 @@ pub(crate) struct StatsOut {
     bearer_ok: u64,
     bearer_refused: u64,
     code_exchanges: u64,
+    in_flight: u64,
+    max_in_flight: u64,
 }
 
 impl From<&Stats> for StatsOut {
@@ -412,6 +450,8 @@ impl From<&Stats> for StatsOut {
             bearer_ok: get(&s.bearer_ok),
             bearer_refused: get(&s.bearer_refused),
             code_exchanges: get(&s.code_exchanges),
+            in_flight: get(&s.in_flight),
+            max_in_flight: get(&s.max_in_flight),
         }
     }
 }

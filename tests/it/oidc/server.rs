@@ -18,34 +18,34 @@ use sha2::{Digest, Sha256};
 use crate::support::repo_path;
 
 /// The secret of both test clients, `rxsync` and `rxsync-post`.
-pub(super) const SECRET: &str = "rxsync-test-secret";
+pub(crate) const SECRET: &str = "rxsync-test-secret";
 /// The scope `/test/grant` grants.
 pub(super) const SCOPE: &str = "openid offline_access patient/MedicationRequest.rs";
 
 /// What server.mjs prints on its one stdout line.
 #[derive(Debug, Deserialize)]
-pub(super) struct Endpoints {
+pub(crate) struct Endpoints {
     pub(super) issuer: String,
     pub(super) authorization_endpoint: String,
-    pub(super) token_endpoint: String,
-    pub(super) revocation_endpoint: String,
+    pub(crate) token_endpoint: String,
+    pub(crate) revocation_endpoint: String,
     pub(super) introspection_endpoint: String,
     pub(super) userinfo_endpoint: String,
     pub(super) jwks_uri: String,
-    pub(super) fhir_base: String,
+    pub(crate) fhir_base: String,
 }
 
 /// A running tests/oidc/server.mjs, killed on drop.
-pub(super) struct OidcServer {
+pub(crate) struct OidcServer {
     child: Child,
-    pub(super) endpoints: Endpoints,
+    pub(crate) endpoints: Endpoints,
     /// The server's stderr (oidc-provider's warnings, any stack trace),
     /// shown when a test fails.
     log: Arc<Mutex<String>>,
 }
 
 impl OidcServer {
-    pub(super) fn start() -> OidcServer {
+    pub(crate) fn start() -> OidcServer {
         OidcServer::start_with(&[])
     }
 
@@ -119,7 +119,7 @@ impl OidcServer {
 
     /// Mints a grant as the authorization_code grant would, and returns the
     /// raw token response (access and refresh token, `patient`, …).
-    pub(super) fn grant(&self, client_id: &str, patient: &str, expires_in: Option<u64>) -> Value {
+    pub(crate) fn grant(&self, client_id: &str, patient: &str, expires_in: Option<u64>) -> Value {
         let mut body = json!({"client_id": client_id, "patient": patient});
         if let Some(secs) = expires_in {
             body["expires_in"] = json!(secs);
@@ -154,7 +154,7 @@ impl OidcServer {
     }
 
     /// What the server saw: refreshes, token requests, FHIR requests, …
-    pub(super) fn stats(&self) -> Value {
+    pub(crate) fn stats(&self) -> Value {
         let url = format!("{}/test/stats", self.endpoints.issuer);
         let (status, text) = http(|c| c.get(url));
         assert_eq!(status, 200, "/test/stats: {text}");
