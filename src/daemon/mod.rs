@@ -166,17 +166,9 @@ impl Reader {
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let run = || f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
-        // The PostgreSQL client blocks on a runtime of its own, which tokio
-        // refuses on one of its workers ("Cannot start a runtime from within
-        // a runtime"): the worker hands its other tasks over first, as
-        // `pull`'s store work does.
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(run)
-            }
-            _ => run(),
-        }
+        // A PostgreSQL call made here runs off the runtime by itself
+        // (`store::db::off_runtime`); SQLite's are simply made.
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
