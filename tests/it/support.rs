@@ -112,12 +112,37 @@ fn rand_suffix() -> String {
     format!("{:x}", h.finish() & 0xffff_ffff)
 }
 
+/// Drops a test database made by `fresh_pg_database` (each is a copy of
+/// template1: thousands of them would fill the disk).
+pub fn drop_pg_database(url: &str) {
+    let Ok(admin) = std::env::var("RXSYNC_TEST_PG_URL") else {
+        return;
+    };
+    let Some((_, name)) = url.rsplit_once('/') else {
+        return;
+    };
+    if let Ok(mut c) = postgres::Client::connect(&admin, postgres::NoTls) {
+        let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
+}
+
 /// A temporary rxsync home: a folder, a database path, no config file.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
     pub db: PathBuf,
     /// On PostgreSQL (`on_postgres`): this home's database URL.
     pub pg: Option<String>,
+    /// Drops that database with the home.
+    pub _pg_drop: Option<DropDatabase>,
+}
+
+/// Drops its test database when the home goes.
+pub struct DropDatabase(pub String);
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        drop_pg_database(&self.0);
+    }
 }
 
 impl TestEnv {
@@ -125,7 +150,13 @@ impl TestEnv {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("rxsync.db");
         let pg = on_postgres().then(fresh_pg_database);
-        TestEnv { dir, db, pg }
+        let _pg_drop = pg.clone().map(DropDatabase);
+        TestEnv {
+            dir,
+            db,
+            pg,
+            _pg_drop,
+        }
     }
 
     /// The database as the store opens it.

@@ -53,7 +53,13 @@ fn home_on(engine: Engine, test: &str, providers: &str) -> Option<Home> {
         // Whatever RXSYNC_TEST_ENGINE says: this test is the SQLite twin.
         Engine::Sqlite => None,
     };
-    let env = TestEnv { dir, db, pg };
+    let _pg_drop = pg.clone().map(crate::support::DropDatabase);
+    let env = TestEnv {
+        dir,
+        db,
+        pg,
+        _pg_drop,
+    };
     env.run(&[
         "dict",
         "import",
@@ -662,6 +668,7 @@ fn workers_pg_the_demo_copied_to_postgres_checks_clean_and_works_as_on_sqlite() 
         db: std::path::PathBuf::new(),
         dir: tempfile::tempdir().expect("temp dir"),
         pg: None,
+        _pg_drop: None,
     };
     let dir = env.dir.path().join("demo");
     env.run_bare(
