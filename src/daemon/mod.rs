@@ -155,7 +155,18 @@ impl Reader {
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+        let mut store = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // PostgreSQL's client blocks on a runtime of its own, which tokio
+        // refuses on one of its worker threads: step out of it first (the
+        // other tasks of this worker move on meanwhile). SQLite's reads stay
+        // inline.
+        let on_worker = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if on_worker && store.engine() == crate::store::Engine::Postgres {
+            tokio::task::block_in_place(|| f(&mut store))
+        } else {
+            f(&mut store)
+        }
     }
 }
 

@@ -48,7 +48,8 @@ pub(crate) enum Conn {
 /// transaction depth (the client's own `Transaction` borrows it mutably;
 /// the store's code holds shared references, as on SQLite).
 pub(crate) struct PgConn {
-    client: RefCell<postgres::Client>,
+    /// Always `Some` until dropped (`Drop for PgConn` takes it out).
+    client: RefCell<Option<postgres::Client>>,
     statements: RefCell<HashMap<String, postgres::Statement>>,
     depth: Cell<u32>,
 }
@@ -60,10 +61,17 @@ const PG_STATEMENT_CACHE: usize = 512;
 impl PgConn {
     pub(crate) fn new(client: postgres::Client) -> PgConn {
         PgConn {
-            client: RefCell::new(client),
+            client: RefCell::new(Some(client)),
             statements: RefCell::new(HashMap::new()),
             depth: Cell::new(0),
         }
+    }
+
+    fn client(&self) -> std::cell::RefMut<'_, postgres::Client> {
+        std::cell::RefMut::map(self.client.borrow_mut(), |c| {
+            c.as_mut()
+                .expect("the client is taken only when the connection is dropped")
+        })
     }
 
     fn prepare(&self, sql: &str, cached: bool) -> rusqlite::Result<postgres::Statement> {
@@ -71,11 +79,7 @@ impl PgConn {
             return Ok(s.clone());
         }
         let translated = placeholders(sql);
-        let stmt = self
-            .client
-            .borrow_mut()
-            .prepare(&translated)
-            .map_err(pg_error)?;
+        let stmt = self.client().prepare(&translated).map_err(pg_error)?;
         if cached {
             let mut cache = self.statements.borrow_mut();
             if cache.len() >= PG_STATEMENT_CACHE {
@@ -92,11 +96,7 @@ impl PgConn {
             .iter()
             .map(|a| a as &(dyn postgres::types::ToSql + Sync))
             .collect();
-        let n = self
-            .client
-            .borrow_mut()
-            .execute(stmt, &refs)
-            .map_err(pg_error)?;
+        let n = self.client().execute(stmt, &refs).map_err(pg_error)?;
         Ok(n as usize)
     }
 
@@ -106,11 +106,7 @@ impl PgConn {
             .iter()
             .map(|a| a as &(dyn postgres::types::ToSql + Sync))
             .collect();
-        let rows = self
-            .client
-            .borrow_mut()
-            .query(stmt, &refs)
-            .map_err(pg_error)?;
+        let rows = self.client().query(stmt, &refs).map_err(pg_error)?;
         rows.iter()
             .map(|row| {
                 (0..row.len())
@@ -122,10 +118,22 @@ impl PgConn {
     }
 
     fn batch(&self, sql: &str) -> rusqlite::Result<()> {
-        self.client
-            .borrow_mut()
-            .batch_execute(sql)
-            .map_err(pg_error)
+        self.client().batch_execute(sql).map_err(pg_error)
+    }
+}
+
+/// Closing a PostgreSQL client blocks on a runtime of the client's own,
+/// which tokio refuses on a thread that runs a runtime (a store dropped in
+/// an async task: the review app's connections, the daemon's reader): such
+/// a client is closed on a thread of its own.
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        let Some(client) = self.client.get_mut().take() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
     }
 }
 
