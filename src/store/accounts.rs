@@ -286,14 +286,14 @@ impl Store {
         since: &str,
     ) -> Result<LoginFailures, StoreError> {
         let (by_name, last): (u32, Option<String>) = self.conn.query_row(
-            "SELECT COUNT(*), MAX(at) FROM login_attempts WHERE name = ?1 AND ok = 0 AND at >= ?2
-             AND at > COALESCE((SELECT MAX(at) FROM login_attempts WHERE name = ?1 AND ok = 1), '')",
+            "SELECT COUNT(*), MAX(a.at) FROM login_attempts a WHERE a.name = ?1 AND NOT a.ok AND a.at >= ?2
+             AND NOT EXISTS (SELECT 1 FROM login_attempts s WHERE s.name = ?1 AND s.ok AND s.at >= a.at)",
             params![name, since],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let (by_remote, last_remote): (u32, Option<String>) = match remote {
             Some(remote) => self.conn.query_row(
-                "SELECT COUNT(*), MAX(at) FROM login_attempts WHERE remote = ?1 AND ok = 0 AND at >= ?2",
+                "SELECT COUNT(*), MAX(at) FROM login_attempts WHERE remote = ?1 AND NOT ok AND at >= ?2",
                 params![remote, since],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?,
@@ -452,7 +452,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("t.db")).expect("open");
+        let store = crate::store::test_store(dir.path());
         (dir, store)
     }
 
@@ -517,14 +517,14 @@ mod tests {
                 .expect("rec");
         }
         let f = s
-            .login_failures("a", Some("127.0.0.1"), "2000-01-01")
+            .login_failures("a", Some("127.0.0.1"), "2000-01-01T00:00:00.000Z")
             .expect("q");
         assert_eq!((f.by_name, f.by_remote), (3, 3));
         assert!(f.last.is_some());
         s.record_login_attempt("a", Some("127.0.0.1"), true)
             .expect("rec");
         let f = s
-            .login_failures("a", Some("127.0.0.1"), "2000-01-01")
+            .login_failures("a", Some("127.0.0.1"), "2000-01-01T00:00:00.000Z")
             .expect("q");
         assert_eq!((f.by_name, f.by_remote), (0, 3));
     }

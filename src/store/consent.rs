@@ -123,9 +123,9 @@ impl Store {
                 let expired = expires_at <= at;
                 tx.execute(
                     "UPDATE consent_flows SET used_at = ?2, outcome = CASE WHEN ?3 THEN 'expired' ELSE NULL END,
-                     pkce_verifier = X'', nonce = NULL
+                     pkce_verifier = ?4, nonce = NULL
                      WHERE id = ?1",
-                    params![flow.id, at, expired],
+                    params![flow.id, at, expired, Vec::<u8>::new()],
                 )?;
                 let patient = Some(flow.patient.clone());
                 let subject = Some(flow.id.clone());
@@ -402,7 +402,7 @@ mod tests {
 
     fn store_with_flow(expires_at: &str) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(&dir.path().join("rx.db")).expect("open");
+        let mut store = crate::store::test_store(dir.path());
         let p = PatientId::parse("P1").expect("id");
         store
             .add_patient(
@@ -556,7 +556,8 @@ mod tests {
                 |r| r.get(0),
             )
             .expect("consent.linked");
-        assert!(linked.contains(r#""identity":"held""#), "{linked}");
+        let linked: serde_json::Value = serde_json::from_str(&linked).expect("JSON");
+        assert_eq!(linked["identity"], "held", "{linked}");
         assert_eq!(
             count(
                 &store,
@@ -573,10 +574,14 @@ mod tests {
         // The flow's end (the last write) fails: everything before it goes too.
         store
             .conn
-            .execute_batch(
+            .execute_batch(store.conn.dialect(
                 "CREATE TRIGGER boom BEFORE UPDATE OF outcome ON consent_flows
                  BEGIN SELECT RAISE(ABORT, 'boom'); END;",
-            )
+                "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql
+                 AS $$ BEGIN RAISE EXCEPTION 'boom'; END $$;
+                 CREATE TRIGGER boom BEFORE UPDATE OF outcome ON consent_flows
+                 FOR EACH ROW EXECUTE FUNCTION boom();",
+            ))
             .expect("trigger");
         store_held(&mut store).expect_err("the flow's end fails");
         assert_eq!(count(&store, "SELECT COUNT(*) FROM links"), 0);

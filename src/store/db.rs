@@ -48,7 +48,8 @@ pub(crate) enum Conn {
 /// transaction depth (the client's own `Transaction` borrows it mutably;
 /// the store's code holds shared references, as on SQLite).
 pub(crate) struct PgConn {
-    client: RefCell<postgres::Client>,
+    /// Always `Some` until dropped (`Drop for PgConn` takes it out).
+    client: RefCell<Option<postgres::Client>>,
     /// Where to connect again when the server closed the connection
     /// (restarted, failed over): between transactions, never inside one.
     target: super::pg::PgTarget,
@@ -65,7 +66,7 @@ const PG_STATEMENT_CACHE: usize = 512;
 impl PgConn {
     pub(crate) fn new(client: postgres::Client, target: super::pg::PgTarget) -> PgConn {
         PgConn {
-            client: RefCell::new(client),
+            client: RefCell::new(Some(client)),
             target,
             statements: RefCell::new(HashMap::new()),
             depth: Cell::new(0),
@@ -77,7 +78,7 @@ impl PgConn {
     /// again (its prepared statements with it); inside one, the error
     /// stands: the transaction is lost and its caller says so.
     fn live(&self) -> rusqlite::Result<()> {
-        if self.depth.get() > 0 || !(self.broken.get() || self.client.borrow().is_closed()) {
+        if self.depth.get() > 0 || !(self.broken.get() || self.client().is_closed()) {
             return Ok(());
         }
         let target = &self.target;
@@ -88,7 +89,10 @@ impl PgConn {
             )
         })?;
         tracing::warn!(database = %self.target, "the PostgreSQL connection was closed; connected again");
-        *self.client.borrow_mut() = client;
+        let old = self.client.borrow_mut().replace(client);
+        if let Some(old) = old {
+            close_off_runtime(old);
+        }
         self.statements.borrow_mut().clear();
         self.broken.set(false);
         Ok(())
@@ -109,13 +113,20 @@ impl PgConn {
         pg_error(e)
     }
 
+    fn client(&self) -> std::cell::RefMut<'_, postgres::Client> {
+        std::cell::RefMut::map(self.client.borrow_mut(), |c| {
+            c.as_mut()
+                .expect("the client is taken only when the connection is dropped")
+        })
+    }
+
     fn prepare(&self, sql: &str, cached: bool) -> rusqlite::Result<postgres::Statement> {
         self.live()?;
         if cached && let Some(s) = self.statements.borrow().get(sql) {
             return Ok(s.clone());
         }
         let translated = placeholders(sql);
-        let mut client = self.client.borrow_mut();
+        let mut client = self.client();
         let c: &mut postgres::Client = &mut client;
         let stmt = off_runtime(|| c.prepare(&translated)).map_err(|e| self.failed(e))?;
         if cached {
@@ -134,7 +145,7 @@ impl PgConn {
             .iter()
             .map(|a| a as &(dyn postgres::types::ToSql + Sync))
             .collect();
-        let mut client = self.client.borrow_mut();
+        let mut client = self.client();
         let c: &mut postgres::Client = &mut client;
         let n = off_runtime(|| c.execute(stmt, &refs)).map_err(|e| self.failed(e))?;
         Ok(n as usize)
@@ -146,7 +157,7 @@ impl PgConn {
             .iter()
             .map(|a| a as &(dyn postgres::types::ToSql + Sync))
             .collect();
-        let mut client = self.client.borrow_mut();
+        let mut client = self.client();
         let c: &mut postgres::Client = &mut client;
         let rows = off_runtime(|| c.query(stmt, &refs)).map_err(|e| self.failed(e))?;
         rows.iter()
@@ -161,9 +172,29 @@ impl PgConn {
 
     fn batch(&self, sql: &str) -> rusqlite::Result<()> {
         self.live()?;
-        let mut client = self.client.borrow_mut();
+        let mut client = self.client();
         let c: &mut postgres::Client = &mut client;
         off_runtime(|| c.batch_execute(sql)).map_err(|e| self.failed(e))
+    }
+}
+
+/// Closing a PostgreSQL client blocks on a runtime of the client's own,
+/// which tokio refuses on a thread that runs a runtime (a store dropped in
+/// an async task: the review app's connections, the daemon's reader): such
+/// a client is closed on a thread of its own.
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.get_mut().take() {
+            close_off_runtime(client);
+        }
+    }
+}
+
+fn close_off_runtime(client: postgres::Client) {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        let _ = std::thread::spawn(move || drop(client)).join();
+    } else {
+        drop(client);
     }
 }
 

@@ -317,7 +317,7 @@ mod tests {
     #[test]
     fn a_cached_discovery_with_an_insecure_endpoint_is_read_again_not_used() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(&dir.path().join("rx.db")).expect("open");
+        let mut store = crate::store::test_store(dir.path());
         let url = |u: &str| Some(url::Url::parse(u).expect("url"));
         let mut entry = CachedDiscovery {
             base_url: "https://ehr.example/fhir".into(),

@@ -348,7 +348,7 @@ mod tests {
 
     fn held_link() -> (tempfile::TempDir, Store, i64) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(&dir.path().join("t.db")).expect("opens");
+        let mut store = crate::store::test_store(dir.path());
         let patient = PatientId::parse("P1").expect("id");
         store
             .add_patient(&NewPatient::with_id(patient.clone()), "test")

@@ -334,7 +334,7 @@ mod tests {
     #[test]
     fn looking_spends_nothing_and_accepting_spends_once_with_its_flow() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(&dir.path().join("rx.db")).expect("open");
+        let mut store = crate::store::test_store(dir.path());
         let p = PatientId::parse("P1").expect("id");
         let other = PatientId::parse("P2").expect("id");
         for id in [&p, &other] {

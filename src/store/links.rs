@@ -568,7 +568,7 @@ pub(super) mod testing {
 
     pub(in crate::store) fn store_with_patient() -> (tempfile::TempDir, Store, PatientId) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(&dir.path().join("t.db")).expect("opens");
+        let mut store = crate::store::test_store(dir.path());
         let patient = PatientId::parse("P1").expect("id");
         store
             .add_patient(&NewPatient::with_id(patient.clone()), "test")

@@ -653,6 +653,40 @@ pub(crate) fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// The database of a store unit test: the SQLite file `t.db` in `dir`, or
+/// — with `RXSYNC_TEST_ENGINE=postgres` and `RXSYNC_TEST_PG_URL` (a
+/// throwaway cluster, `.ci/postgres.sh`) — a fresh database of its own on
+/// that cluster, so the store's tests run on both engines. Reopen it with
+/// `Store::connect(store.database())`.
+#[cfg(test)]
+pub(crate) fn test_database(dir: &Path) -> Database {
+    if !std::env::var("RXSYNC_TEST_ENGINE").is_ok_and(|e| e == "postgres") {
+        return Database::Sqlite(dir.join("t.db"));
+    }
+    let admin = std::env::var("RXSYNC_TEST_PG_URL")
+        .expect("RXSYNC_TEST_PG_URL (start one with . .ci/postgres.sh && start_test_postgres)");
+    let name = format!(
+        "unit_{}_{}",
+        std::process::id(),
+        hex::encode(rand::random::<[u8; 6]>())
+    );
+    let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("the test cluster");
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("creates the test database");
+    let mut url = url::Url::parse(&admin).expect("RXSYNC_TEST_PG_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    Database::Postgres(Box::new(
+        pg::PgTarget::parse(url.as_str(), None, &|_| None).expect("the test URL"),
+    ))
+}
+
+/// A store for a unit test on the test engine (`test_database`).
+#[cfg(test)]
+pub(crate) fn test_store(dir: &Path) -> Store {
+    Store::connect(&test_database(dir)).expect("opens the test store")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -583,15 +583,20 @@ fn map_item(
     for (system, code) in keys {
         let previous: Option<serde_json::Value> = tx
             .query_row(
-                "SELECT json_object('ndc11', ndc11, 'decided_by', decided_by, 'decided_at', decided_at,
-                 'exception_id', exception_id, 'note', note) FROM code_mappings
+                "SELECT ndc11, decided_by, decided_at, exception_id, note FROM code_mappings
                  WHERE source = ?1 AND system = ?2 AND code = ?3",
                 params![row.view.source, system, code],
-                |r| r.get::<_, String>(0),
+                |r| {
+                    Ok(serde_json::json!({
+                        "ndc11": r.get::<_, String>(0)?,
+                        "decided_by": r.get::<_, String>(1)?,
+                        "decided_at": r.get::<_, String>(2)?,
+                        "exception_id": r.get::<_, Option<i64>>(3)?,
+                        "note": r.get::<_, Option<String>>(4)?,
+                    }))
+                },
             )
-            .optional()?
-            .map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .transpose()?;
+            .optional()?;
         previous_mappings.push(serde_json::json!({
             "source": row.view.source, "system": system, "code": code, "previous": previous,
         }));

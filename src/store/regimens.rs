@@ -335,7 +335,7 @@ impl Store {
         )?;
         let mut stmt = self.conn.prepare_cached(&format!(
             "{} WHERE regimen_id = ?1 ORDER BY position",
-            self.conn.dialect(SELECT_ITEM, SELECT_ITEM_PG)
+            select_item(&self.conn)
         ))?;
         let mut items = stmt
             .query_map([regimen_id], row_to_item)?
@@ -369,10 +369,9 @@ impl Store {
     }
 
     pub fn item(&self, item_id: i64) -> Result<Option<ItemView>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "{} WHERE i.id = ?1",
-            self.conn.dialect(SELECT_ITEM, SELECT_ITEM_PG)
-        ))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{} WHERE i.id = ?1", select_item(&self.conn)))?;
         Ok(stmt.query_row([item_id], row_to_item).optional()?)
     }
 }
@@ -383,28 +382,32 @@ impl Store {
 const SELECT_ITEM: &str = "SELECT i.id, i.position, i.ndc11, i.ndc_original, i.ndc_inferred, i.name, i.brand,
     i.codes, i.strength, i.form, i.route, i.dose, i.frequency, i.sig, i.status, i.status_original, i.start_date,
     i.stop_date, i.prescribed_date, i.prescriber, i.mapping,
-    CASE WHEN p.product_id IS NULL THEN NULL ELSE json_object(
+    CASE WHEN p.product_id IS NULL THEN NULL ELSE {product}(
         'package_ndc', k.package_ndc, 'package', k.description, 'product_ndc', p.product_ndc,
         'proprietary_name', p.proprietary_name, 'nonproprietary_name', p.nonproprietary_name,
         'dosage_form', p.dosage_form, 'route', p.route, 'labeler', p.labeler,
-        'ingredients', json(p.ingredients), 'excluded', json(CASE WHEN p.excluded THEN 'true' ELSE 'false' END)) END,
+        'ingredients', {ingredients}, 'excluded', {excluded}) END,
     i.sources, i.removed_at, i.removed_by, i.ingredient_codes, i.evidence, i.days_supply, i.quantity, i.dispenser, i.section
     FROM items i LEFT JOIN dict_packages k ON k.ndc11 = COALESCE(i.ndc11, i.ndc12)
     LEFT JOIN dict_products p ON p.product_id = k.product_id";
 
-/// `SELECT_ITEM` on PostgreSQL: the dictionary's entry built with
-/// `jsonb_build_object` (SQLite's `json_object` does not exist there).
-const SELECT_ITEM_PG: &str = "SELECT i.id, i.position, i.ndc11, i.ndc_original, i.ndc_inferred, i.name, i.brand,
-    i.codes, i.strength, i.form, i.route, i.dose, i.frequency, i.sig, i.status, i.status_original, i.start_date,
-    i.stop_date, i.prescribed_date, i.prescriber, i.mapping,
-    CASE WHEN p.product_id IS NULL THEN NULL ELSE jsonb_build_object(
-        'package_ndc', k.package_ndc, 'package', k.description, 'product_ndc', p.product_ndc,
-        'proprietary_name', p.proprietary_name, 'nonproprietary_name', p.nonproprietary_name,
-        'dosage_form', p.dosage_form, 'route', p.route, 'labeler', p.labeler,
-        'ingredients', p.ingredients, 'excluded', p.excluded)::text END,
-    i.sources, i.removed_at, i.removed_by, i.ingredient_codes, i.evidence, i.days_supply, i.quantity, i.dispenser, i.section
-    FROM items i LEFT JOIN dict_packages k ON k.ndc11 = COALESCE(i.ndc11, i.ndc12)
-    LEFT JOIN dict_products p ON p.product_id = k.product_id";
+/// `SELECT_ITEM` in the connection's dialect: the product is built with
+/// SQLite's `json_object`, or PostgreSQL's `jsonb_build_object` (where
+/// `ingredients` is already jsonb and `excluded` a boolean).
+fn select_item(conn: &super::db::Conn) -> String {
+    let (product, ingredients, excluded) = match conn.engine() {
+        super::Engine::Sqlite => (
+            "json_object",
+            "json(p.ingredients)",
+            "json(CASE WHEN p.excluded THEN 'true' ELSE 'false' END)",
+        ),
+        super::Engine::Postgres => ("jsonb_build_object", "p.ingredients", "p.excluded"),
+    };
+    SELECT_ITEM
+        .replace("{product}", product)
+        .replace("{ingredients}", ingredients)
+        .replace("{excluded}", excluded)
+}
 
 fn json_col(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<serde_json::Value>> {
     let text: Option<String> = r.get(i)?;

@@ -2,7 +2,7 @@
 //! trials, against running sandbox providers.
 
 use crate::pull::harness::*;
-use crate::support::Sandbox;
+use crate::support::{Sandbox, on_postgres, sql_millis_between, sql_now, sql_seconds_between};
 use serde_json::{Value, json};
 use std::io::{BufRead, Read, Write};
 use std::sync::Arc;
@@ -103,10 +103,10 @@ impl Drop for Running {
 /// `count` patients `PREFIX0…`, each linked to `provider` with a dummy
 /// OAuth 2.0 token, written straight into the store (faster than the CLI).
 fn seed_links(home: &Home, provider: &str, prefix: &str, count: usize) {
-    use rxsync::store::{LinkSecrets, NewLink, Store};
+    use rxsync::store::{LinkSecrets, NewLink};
     use rxsync::vault::VaultKey;
     let (key, _) = VaultKey::load(None, &home.key_file()).expect("key");
-    let mut store = Store::open(&home.env.db).expect("db");
+    let mut store = home.env.store();
     for n in 0..count {
         let id = rxsync::domain::PatientId::parse(&format!("{prefix}{n}")).expect("id");
         store
@@ -139,7 +139,8 @@ fn with_sync(providers: &str, sync: &str) -> String {
 
 fn seconds_until(home: &Home, id: i64) -> i64 {
     home.env.query_i64(&format!(
-        "SELECT CAST((julianday(next_due_at) - julianday('now')) * 86400 AS INTEGER) FROM links WHERE id = {id}"
+        "SELECT {} FROM links WHERE id = {id}",
+        sql_seconds_between(sql_now(), "next_due_at")
     ))
 }
 
@@ -176,9 +177,9 @@ fn run_once_syncs_what_is_due_reports_failures_and_a_restart_resumes_the_schedul
     again.ok();
     assert_eq!(again.json()["outcomes"], json!({}));
     // Once due again, the failing link backs off twice as long.
-    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
-    conn.execute("UPDATE links SET next_due_at = NULL WHERE id = ?1", [bad])
-        .expect("due");
+    home.env.execute(&format!(
+        "UPDATE links SET next_due_at = NULL WHERE id = {bad}"
+    ));
     home.rx(&["run", "--once"]).fails(1);
     let b = seconds_until(&home, bad);
     assert!((216..=264).contains(&b), "doubled: {b}");
@@ -360,15 +361,9 @@ fn key_rotate_reseals_every_secret_and_a_wrong_key_is_named() {
     home.link_oauth2(&sb, "f", "demo-client", json!({}));
     let key_file = home.key_file();
     let before = std::fs::read(&key_file).expect("key file");
-    let sealed_before: Vec<u8> = {
-        let conn = rusqlite::Connection::open(&home.env.db).expect("db");
-        conn.query_row(
-            "SELECT token_secret FROM links WHERE provider = 'c'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("sealed")
-    };
+    let sealed_before: Vec<u8> = home
+        .env
+        .query_blob("SELECT token_secret FROM links WHERE provider = 'c'");
     let out = home.rx(&["key", "rotate"]);
     assert!(
         out.ok().contains("re-encrypted 4 secret(s) of 2 link(s)"),
@@ -382,15 +377,9 @@ fn key_rotate_reseals_every_secret_and_a_wrong_key_is_named() {
         .collect();
     assert_eq!(kept.len(), 1, "the old key is kept once");
     assert_eq!(std::fs::read(kept[0].path()).expect("old key"), before);
-    let sealed_after: Vec<u8> = {
-        let conn = rusqlite::Connection::open(&home.env.db).expect("db");
-        conn.query_row(
-            "SELECT token_secret FROM links WHERE provider = 'c'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("sealed")
-    };
+    let sealed_after: Vec<u8> = home
+        .env
+        .query_blob("SELECT token_secret FROM links WHERE provider = 'c'");
     assert_ne!(sealed_before, sealed_after);
     assert!(!contains(&home.stored_bytes(), &secret));
     // Every link still pulls with the new key.
@@ -485,14 +474,11 @@ fn killing_the_daemon_mid_sync_leaves_a_consistent_database() {
     links += 16;
     let mut rng = rand::thread_rng();
     let mut killed_mid_pass = 0;
-    let conn = || rusqlite::Connection::open(&home.env.db).expect("db");
     for trial in 0..trials {
         add_links(&mut tokens, links, 6);
         links += 6;
         // Every link due again.
-        conn()
-            .execute("UPDATE links SET next_due_at = NULL", [])
-            .expect("due");
+        home.env.execute("UPDATE links SET next_due_at = NULL");
         // Two syncs wait 1 s on a Retry-After, so the pass outlasts the
         // kill, however fast or slow the machine.
         sb.admin("/admin/faults/clear", Some(&json!({})));
@@ -529,9 +515,7 @@ fn killing_the_daemon_mid_sync_leaves_a_consistent_database() {
         "no trial killed the daemon in the middle of a pass"
     );
     // After a restart every link syncs again and every token still opens.
-    conn()
-        .execute("UPDATE links SET next_due_at = NULL", [])
-        .expect("due");
+    home.env.execute("UPDATE links SET next_due_at = NULL");
     let all = home.rx(&["run", "--once", "--format", "json"]);
     all.ok();
     let s = all.json();
@@ -553,16 +537,15 @@ fn killing_the_daemon_mid_sync_leaves_a_consistent_database() {
     for t in &tokens {
         assert!(!contains(&stored, t));
     }
-    check_invariants(&home, trials, "0");
+    check_invariants(&home, trials, "1970-01-01T00:00:00.000Z");
 }
 
 fn check_invariants(home: &Home, trial: usize, started: &str) {
-    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
-    let integrity: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity");
-    assert_eq!(integrity, "ok", "trial {trial}");
-    let q = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
+    if !on_postgres() {
+        let integrity = home.env.query_string("PRAGMA integrity_check");
+        assert_eq!(integrity, "ok", "trial {trial}");
+    }
+    let q = |sql: &str| -> i64 { home.env.query_i64(sql) };
     assert_eq!(
         q(
             "SELECT COUNT(*) FROM regimens r WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.regimen_id = r.id)"
@@ -593,14 +576,11 @@ fn check_invariants(home: &Home, trial: usize, started: &str) {
     );
     // Every link was synced in this trial or is still due (its dead lease
     // is given back when the next daemon starts).
-    let stuck: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM links WHERE state = 'active' AND NOT (last_sync_at >= ?1
-             OR next_due_at IS NULL OR next_due_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-            [started],
-            |r| r.get(0),
-        )
-        .expect("stuck links");
+    let stuck: i64 = q(&format!(
+        "SELECT COUNT(*) FROM links WHERE state = 'active' AND NOT (last_sync_at >= '{started}'
+         OR next_due_at IS NULL OR next_due_at <= {})",
+        sql_now()
+    ));
     assert_eq!(stuck, 0, "trial {trial}: a link neither synced nor due");
     assert_eq!(
         q(
@@ -665,14 +645,13 @@ fn a_provider_at_its_limit_does_not_hold_up_the_others() {
     );
     let run = home.rx(&["run", "--once", "--format", "json"]);
     assert_eq!(run.json()["outcomes"]["imported"], 3);
-    let ended = |remote: &str| -> f64 {
-        home.env.query_i64(&format!(
-            "SELECT CAST(julianday(s.ended_at) * 86400000 AS INTEGER) FROM syncs s JOIN links l ON l.id = s.link_id
-             WHERE l.remote_patient = '{remote}'"
-        )) as f64
-    };
+    let ended_after_b = home.env.query_i64(&format!(
+        "SELECT {} FROM syncs b JOIN links lb ON lb.id = b.link_id, syncs s JOIN links ls ON ls.id = s.link_id
+         WHERE lb.remote_patient = 'b1' AND ls.remote_patient = 'slow'",
+        sql_millis_between("b.ended_at", "s.ended_at")
+    ));
     // b's sync ended long before the slow one of a, whose second link waited its turn.
-    assert!(ended("b1") + 2000.0 < ended("slow"), "b waited for a");
+    assert!(ended_after_b > 2000, "b waited for a: {ended_after_b} ms");
 }
 
 #[test]
@@ -719,7 +698,6 @@ fn a_paused_provider_with_many_due_links_does_not_crowd_out_the_others() {
 
 #[test]
 fn an_interrupted_key_rotation_is_finished_by_running_it_again_and_never_loses_a_key() {
-    use rxsync::store::Store;
     use rxsync::vault::{VaultKey, pending_key_path, read_key_file};
     let sb = Sandbox::start();
     let home = Home::new(&ccr_at(&sb, "c"));
@@ -746,10 +724,7 @@ fn an_interrupted_key_rotation_is_finished_by_running_it_again_and_never_loses_a
     // The database sealed with the pending key, the key file not yet swapped
     // (a rotation stopped between its commit and the rename).
     let old = read_key_file(&key_file).expect("read").expect("old key");
-    Store::open(&home.env.db)
-        .expect("db")
-        .rekey_links(&old, &stray)
-        .expect("rekey");
+    home.env.store().rekey_links(&old, &stray).expect("rekey");
     let out = home.rx(&["key", "rotate"]);
     assert!(
         out.ok().contains("finished an interrupted rotation"),
@@ -772,10 +747,7 @@ fn an_interrupted_key_rotation_is_finished_by_running_it_again_and_never_loses_a
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&pending, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }
-    Store::open(&home.env.db)
-        .expect("db")
-        .rekey_links(&stray, &next)
-        .expect("rekey");
+    home.env.store().rekey_links(&stray, &next).expect("rekey");
     std::fs::remove_file(&key_file).expect("remove");
     let err = home.pull(None).fails(1).to_string();
     assert!(err.contains("interrupted"), "{err}");
@@ -793,12 +765,9 @@ fn key_rotate_waits_for_no_sync_to_hold_a_link() {
     let sb = Sandbox::start();
     let home = Home::new(&ccr_at(&sb, "c"));
     let (id, _, _) = home.link_oauth1(&sb, "c", "demo-hmac-header");
-    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
-    conn.execute(
-        "UPDATE links SET lease_holder = 'pid 4242 on elsewhere (1)', lease_until = '2999-01-01T00:00:00.000Z' WHERE id = ?1",
-        [id],
-    )
-    .expect("lease");
+    home.env.execute(&format!(
+        "UPDATE links SET lease_holder = 'pid 4242 on elsewhere (1)', lease_until = '2999-01-01T00:00:00.000Z' WHERE id = {id}"
+    ));
     let err = home.rx(&["key", "rotate"]).fails(1).to_string();
     assert!(err.contains("being synced"), "{err}");
     let pending = rxsync::vault::pending_key_path(&home.key_file());
@@ -969,14 +938,14 @@ fn the_daemon_stopped_by_a_signal_says_so_and_what_it_did() {
 
 /// A link's lease as stored: (holder, until, last renewed).
 fn lease_row(home: &Home, id: i64) -> (Option<String>, Option<String>, Option<String>) {
-    rusqlite::Connection::open(&home.env.db)
-        .expect("db")
-        .query_row(
-            "SELECT lease_holder, lease_until, lease_renewed_at FROM links WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .expect("lease")
+    let mut row = home
+        .env
+        .query_row_text(&format!(
+            "SELECT lease_holder, lease_until, lease_renewed_at FROM links WHERE id = {id}"
+        ))
+        .into_iter();
+    let mut next = || row.next().flatten();
+    (next(), next(), next())
 }
 
 /// Waits until some worker holds the link's lease; returns the holder.
@@ -1126,8 +1095,8 @@ fn the_heartbeat_renews_a_long_syncs_lease_and_a_pass_leaves_no_lease() {
     });
     // The sync was long enough for its lease to need the heartbeat.
     let took: i64 = home.env.query_i64(&format!(
-        "SELECT CAST((julianday(ended_at) - julianday(started_at)) * 86400000 AS INTEGER)
-         FROM syncs WHERE link_id = {id}"
+        "SELECT {} FROM syncs WHERE link_id = {id}",
+        sql_millis_between("started_at", "ended_at")
     ));
     assert!(took > 4000, "the sync took {took} ms");
     assert_eq!(lease_row(&home, id).0, None, "no lease left");
@@ -1143,13 +1112,9 @@ fn the_daemon_sleeps_until_the_next_due_link_and_syncs_it_on_time() {
     let (id, _, _) = home.link_oauth1(&sb, "c", "demo-hmac-header");
     let due = chrono::Utc::now() + chrono::Duration::seconds(3);
     let due_text = due.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    rusqlite::Connection::open(&home.env.db)
-        .expect("db")
-        .execute(
-            "UPDATE links SET next_due_at = ?2 WHERE id = ?1",
-            rusqlite::params![id, due_text],
-        )
-        .expect("schedule");
+    home.env.execute(&format!(
+        "UPDATE links SET next_due_at = '{due_text}' WHERE id = {id}"
+    ));
     let daemon = Running::start(&home, &[]);
     let m = daemon.metrics_until(30, |m| {
         m.contains("rxsync_syncs_total{provider=\"c\",outcome=\"imported\"} 1")
@@ -1173,7 +1138,14 @@ fn the_daemon_sleeps_until_the_next_due_link_and_syncs_it_on_time() {
     let (status, body) = daemon.get("/readyz");
     assert_eq!(
         (status, body.as_str()),
-        (200, "ready (engine sqlite; the database answers)\n")
+        (
+            200,
+            if on_postgres() {
+                "ready (engine postgres; the database answers)\n"
+            } else {
+                "ready (engine sqlite; the database answers)\n"
+            }
+        )
     );
     let (code, logs) = daemon.terminate();
     assert_eq!(code, 0, "{logs}");
@@ -1188,13 +1160,15 @@ fn a_sync_that_cannot_be_recorded_is_held_back_not_retried_in_a_loop() {
     let sb = Sandbox::start();
     let home = Home::new(&with_sync(&ccr_at(&sb, "c"), "interval = 3600"));
     let (id, _, _) = home.link_oauth1(&sb, "c", "demo-hmac-header");
-    rusqlite::Connection::open(&home.env.db)
-        .expect("db")
-        .execute_batch(
-            "CREATE TRIGGER refuse_syncs BEFORE INSERT ON syncs
-             BEGIN SELECT RAISE(ABORT, 'the disk is full'); END;",
-        )
-        .expect("trigger");
+    home.env.execute(if on_postgres() {
+        "CREATE FUNCTION refuse_syncs() RETURNS trigger LANGUAGE plpgsql
+         AS $$ BEGIN RAISE EXCEPTION 'the disk is full'; END $$;
+         CREATE TRIGGER refuse_syncs BEFORE INSERT ON syncs
+         FOR EACH ROW EXECUTE FUNCTION refuse_syncs();"
+    } else {
+        "CREATE TRIGGER refuse_syncs BEFORE INSERT ON syncs
+         BEGIN SELECT RAISE(ABORT, 'the disk is full'); END;"
+    });
     let daemon = Running::start(&home, &[]);
     let holder = wait_for_lease(&home, id);
     // Long enough for dozens of tries had the link been due again at once.

@@ -3,7 +3,7 @@
 
 pub mod harness;
 
-use crate::support::Sandbox;
+use crate::support::{Sandbox, sql_millis_between, sql_now, sql_seconds_between};
 use harness::*;
 use serde_json::json;
 
@@ -222,12 +222,9 @@ fn an_expiring_token_is_refreshed_first_and_the_rotated_pair_is_used_after() {
 
 /// Makes the stored access token look expired (time passing, for the test).
 fn force_expiry(home: &Home, id: i64) {
-    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
-    conn.execute(
-        "UPDATE links SET expires_at = '2000-01-01T00:00:00.000Z' WHERE id = ?1",
-        [id],
-    )
-    .expect("update");
+    home.env.execute(&format!(
+        "UPDATE links SET expires_at = '2000-01-01T00:00:00.000Z' WHERE id = {id}"
+    ));
 }
 
 #[test]
@@ -410,15 +407,9 @@ fn a_permanent_redirect_is_remembered_and_a_temporary_one_is_not() {
         "307 is asked again: {paths:?}"
     );
     // The trail of each sync lists its hops, without secrets.
-    let trail: String = {
-        let conn = rusqlite::Connection::open(&home.env.db).expect("db");
-        conn.query_row(
-            "SELECT http_trail FROM syncs WHERE http_trail LIKE '%/temp/%' ORDER BY id LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .expect("trail")
-    };
+    let trail: String = home.env.query_string(
+        "SELECT http_trail FROM syncs WHERE http_trail LIKE '%/temp/%' ORDER BY id LIMIT 1",
+    );
     assert!(
         trail.contains("\"status\":307") && !trail.contains("oauth_signature"),
         "{trail}"
@@ -584,9 +575,10 @@ fn retry_after_is_honoured_up_to_the_cap_and_5xx_is_retried() {
     run.ok();
     assert_eq!(Home::reports(&run)[0]["requests"], 2);
     // The sync's record spans the whole pull, the wait included.
-    let ms = home.env.query_i64(
-        "SELECT CAST((julianday(ended_at) - julianday(started_at)) * 86400000 AS INTEGER) FROM syncs",
-    );
+    let ms = home.env.query_i64(&format!(
+        "SELECT {} FROM syncs",
+        sql_millis_between("started_at", "ended_at")
+    ));
     assert!(
         ms >= 900,
         "the sync started before its first request: {ms} ms"
@@ -601,7 +593,8 @@ fn retry_after_is_honoured_up_to_the_cap_and_5xx_is_retried() {
     let row = home.link_row(id);
     assert_eq!(row["last_outcome"], "retry_later");
     let due = home.env.query_i64(&format!(
-        "SELECT CAST((julianday(next_due_at) - julianday('now')) * 86400 AS INTEGER) FROM links WHERE id = {id}"
+        "SELECT {} FROM links WHERE id = {id}",
+        sql_seconds_between(sql_now(), "next_due_at")
     ));
     assert!(
         (3500..=3600).contains(&due),
@@ -625,7 +618,8 @@ fn retry_after_is_honoured_up_to_the_cap_and_5xx_is_retried() {
     );
     assert_eq!(home.link_row(id)["last_outcome"], "retry_later");
     let due = home.env.query_i64(&format!(
-        "SELECT CAST((julianday(next_due_at) - julianday('now')) * 86400 AS INTEGER) FROM links WHERE id = {id}"
+        "SELECT {} FROM links WHERE id = {id}",
+        sql_seconds_between(sql_now(), "next_due_at")
     ));
     assert!(
         (0..=2).contains(&due),
@@ -984,7 +978,9 @@ fn a_pulled_record_that_cannot_be_read_is_an_open_exception_never_a_silent_drop(
     let audit: String = home
         .env
         .query_string("SELECT detail FROM audit WHERE action = 'import' ORDER BY id DESC LIMIT 1");
-    assert!(audit.contains(r#""unreadable_records":1"#), "{audit}");
+    let detail: serde_json::Value =
+        serde_json::from_str(&audit).expect("the audit's detail is JSON");
+    assert_eq!(detail["unreadable_records"], 1, "{audit}");
 }
 
 #[test]
