@@ -452,14 +452,16 @@ impl Store {
         let sealed_refresh =
             refresh_token.map(|t| key.seal(id, "refresh_token", t.expose_secret()));
         // Stored while this sync holds the lease — or, after its lease was
-        // taken over, while the stored refresh token is still the one this
-        // refresh sent: the provider has rotated it, and the pair it gave
-        // back is the only one that still works (no lost rotation). The
+        // taken over, while it holds the link's refresh lock and the stored
+        // refresh token is still the one this refresh sent: the provider
+        // has rotated it, and the pair it gave back is the only one that
+        // still works (no lost rotation). The
         // link's refresh lock (`take_refresh_lock`) is given back with it.
         let changed = tx.cached_execute(
             "UPDATE links SET token = ?3, refresh_token = COALESCE(?4, refresh_token), key_id = ?5, expires_at = ?6,
              scope = COALESCE(?7, scope), updated_at = ?8, refresh_holder = NULL, refresh_until = NULL
-             WHERE id = ?1 AND key_id = ?5 AND (lease_holder = ?2 OR refresh_token = ?9)",
+             WHERE id = ?1 AND key_id = ?5
+               AND (lease_holder = ?2 OR (refresh_holder = ?2 AND refresh_token = ?9))",
             params![id, link.holder, sealed_access, sealed_refresh, key.id(), expires_at, scope, now(), link.refresh_token],
         )?;
         if changed != 1 {
