@@ -286,14 +286,14 @@ impl Store {
         since: &str,
     ) -> Result<LoginFailures, StoreError> {
         let (by_name, last): (u32, Option<String>) = self.conn.query_row(
-            "SELECT COUNT(*), MAX(at) FROM login_attempts WHERE name = ?1 AND ok = 0 AND at >= ?2
-             AND at > COALESCE((SELECT MAX(at) FROM login_attempts WHERE name = ?1 AND ok = 1), '')",
+            "SELECT COUNT(*), MAX(at) FROM login_attempts a WHERE name = ?1 AND NOT ok AND at >= ?2
+             AND NOT EXISTS (SELECT 1 FROM login_attempts s WHERE s.name = ?1 AND s.ok AND s.at >= a.at)",
             params![name, since],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let (by_remote, last_remote): (u32, Option<String>) = match remote {
             Some(remote) => self.conn.query_row(
-                "SELECT COUNT(*), MAX(at) FROM login_attempts WHERE remote = ?1 AND ok = 0 AND at >= ?2",
+                "SELECT COUNT(*), MAX(at) FROM login_attempts WHERE remote = ?1 AND NOT ok AND at >= ?2",
                 params![remote, since],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?,

@@ -48,7 +48,8 @@ pub(crate) enum Conn {
 /// transaction depth (the client's own `Transaction` borrows it mutably;
 /// the store's code holds shared references, as on SQLite).
 pub(crate) struct PgConn {
-    client: RefCell<postgres::Client>,
+    /// None only while it is dropped (see `Drop`).
+    client: RefCell<Option<postgres::Client>>,
     statements: RefCell<HashMap<String, postgres::Statement>>,
     depth: Cell<u32>,
 }
@@ -60,7 +61,7 @@ const PG_STATEMENT_CACHE: usize = 512;
 impl PgConn {
     pub(crate) fn new(client: postgres::Client) -> PgConn {
         PgConn {
-            client: RefCell::new(client),
+            client: RefCell::new(Some(client)),
             statements: RefCell::new(HashMap::new()),
             depth: Cell::new(0),
         }
@@ -71,11 +72,7 @@ impl PgConn {
             return Ok(s.clone());
         }
         let translated = placeholders(sql);
-        let stmt = self
-            .client
-            .borrow_mut()
-            .prepare(&translated)
-            .map_err(pg_error)?;
+        let stmt = outside_runtime(|| self.client().prepare(&translated)).map_err(pg_error)?;
         if cached {
             let mut cache = self.statements.borrow_mut();
             if cache.len() >= PG_STATEMENT_CACHE {
@@ -92,11 +89,7 @@ impl PgConn {
             .iter()
             .map(|a| a as &(dyn postgres::types::ToSql + Sync))
             .collect();
-        let n = self
-            .client
-            .borrow_mut()
-            .execute(stmt, &refs)
-            .map_err(pg_error)?;
+        let n = outside_runtime(|| self.client().execute(stmt, &refs)).map_err(pg_error)?;
         Ok(n as usize)
     }
 
@@ -106,11 +99,7 @@ impl PgConn {
             .iter()
             .map(|a| a as &(dyn postgres::types::ToSql + Sync))
             .collect();
-        let rows = self
-            .client
-            .borrow_mut()
-            .query(stmt, &refs)
-            .map_err(pg_error)?;
+        let rows = outside_runtime(|| self.client().query(stmt, &refs)).map_err(pg_error)?;
         rows.iter()
             .map(|row| {
                 (0..row.len())
@@ -122,10 +111,39 @@ impl PgConn {
     }
 
     fn batch(&self, sql: &str) -> rusqlite::Result<()> {
-        self.client
-            .borrow_mut()
-            .batch_execute(sql)
-            .map_err(pg_error)
+        outside_runtime(|| self.client().batch_execute(sql)).map_err(pg_error)
+    }
+
+    fn client(&self) -> std::cell::RefMut<'_, postgres::Client> {
+        std::cell::RefMut::map(self.client.borrow_mut(), |c| {
+            c.as_mut()
+                .expect("the client is dropped only with its PgConn")
+        })
+    }
+}
+
+impl Drop for PgConn {
+    /// Closing the client blocks on its runtime too: a store dropped in
+    /// async code closes it outside the async runtime.
+    fn drop(&mut self) {
+        let client = self.client.get_mut().take();
+        outside_runtime(move || drop(client));
+    }
+}
+
+/// Runs a call of the blocking PostgreSQL client. The client drives its
+/// connection with a runtime of its own, which tokio refuses to start on a
+/// thread that is running async tasks: store code called from async code
+/// (an export's steps, `run` inside `block_on`) hands the thread's other
+/// tasks over first (`block_in_place`, multi-threaded runtimes only: every
+/// runtime rxsync starts is one). Connecting (`Store::connect`) and
+/// closing (`PgConn`'s `Drop`) go through it too. SQLite needs none of this.
+pub(crate) fn outside_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

@@ -237,8 +237,10 @@ impl Store {
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
+        // SQLite's LIKE ignores case (ASCII); PostgreSQL's ILIKE does.
+        let like = self.conn.dialect("LIKE", "ILIKE");
         let mut stmt = self.conn.prepare_cached(&format!(
-            "{SELECT_ENTRY} WHERE p.proprietary_name LIKE ?1 ESCAPE '\\' OR p.nonproprietary_name LIKE ?1 ESCAPE '\\'
+            "{SELECT_ENTRY} WHERE p.proprietary_name {like} ?1 ESCAPE '\\' OR p.nonproprietary_name {like} ?1 ESCAPE '\\'
              ORDER BY p.excluded, p.proprietary_name, k.ndc11 LIMIT ?2"
         ))?;
         let rows = stmt

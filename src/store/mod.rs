@@ -298,7 +298,9 @@ impl Store {
     pub fn connect(database: &Database) -> Result<Store, StoreError> {
         match database {
             Database::Sqlite(path) => Store::open(path),
-            Database::Postgres(target) => Store::open_postgres(target),
+            // Connecting and migrating block on the client's own runtime:
+            // outside the async runtime when called from async code.
+            Database::Postgres(target) => db::outside_runtime(|| Store::open_postgres(target)),
         }
     }
 

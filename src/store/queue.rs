@@ -157,7 +157,7 @@ impl Store {
                     f.kind.map(|k| k.as_str()),
                     f.patient,
                     f.source,
-                    f.limit.map_or(-1, |l| l as i64),
+                    f.limit.map_or(i64::MAX, |l| l as i64),
                     f.offset as i64
                 ],
                 row_to_exception,
@@ -580,17 +580,22 @@ fn map_item(
         params![ndc.as_str(), mapping.to_string(), item_id],
     )?;
     for (system, code) in keys {
+        // The object is built here, not by SQLite's json_object (which
+        // PostgreSQL does not have).
         let previous: Option<serde_json::Value> = tx
             .query_row(
-                "SELECT json_object('ndc11', ndc11, 'decided_by', decided_by, 'decided_at', decided_at,
-                 'exception_id', exception_id, 'note', note) FROM code_mappings
+                "SELECT ndc11, decided_by, decided_at, exception_id, note FROM code_mappings
                  WHERE source = ?1 AND system = ?2 AND code = ?3",
                 params![row.view.source, system, code],
-                |r| r.get::<_, String>(0),
+                |r| {
+                    Ok(serde_json::json!({
+                        "ndc11": r.get::<_, String>(0)?, "decided_by": r.get::<_, String>(1)?,
+                        "decided_at": r.get::<_, String>(2)?,
+                        "exception_id": r.get::<_, Option<i64>>(3)?, "note": r.get::<_, Option<String>>(4)?,
+                    }))
+                },
             )
-            .optional()?
-            .map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .transpose()?;
+            .optional()?;
         previous_mappings.push(serde_json::json!({
             "source": row.view.source, "system": system, "code": code, "previous": previous,
         }));
@@ -705,8 +710,8 @@ fn recheck_duplicates(tx: &Conn, item_id: i64, at: &str) -> Result<Vec<i64>, Sto
     let rule = ClassRule::new(&exclusions, snapshot.as_deref());
     let mut opened = Vec::new();
     let mut exists = tx.prepare_cached(
-        "SELECT EXISTS(SELECT 1 FROM exceptions WHERE state = 'open' AND kind = ?1 AND item_id IS ?2
-         AND related_item_id IS ?3)",
+        "SELECT EXISTS(SELECT 1 FROM exceptions WHERE state = 'open' AND kind = ?1 AND item_id IS NOT DISTINCT FROM ?2
+         AND related_item_id IS NOT DISTINCT FROM ?3)",
     )?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO exceptions (patient_id, regimen_id, item_id, related_item_id, document_id, source, kind,

@@ -381,12 +381,9 @@ impl Store {
 const SELECT_ITEM: &str = "SELECT i.id, i.position, i.ndc11, i.ndc_original, i.ndc_inferred, i.name, i.brand,
     i.codes, i.strength, i.form, i.route, i.dose, i.frequency, i.sig, i.status, i.status_original, i.start_date,
     i.stop_date, i.prescribed_date, i.prescriber, i.mapping,
-    CASE WHEN p.product_id IS NULL THEN NULL ELSE json_object(
-        'package_ndc', k.package_ndc, 'package', k.description, 'product_ndc', p.product_ndc,
-        'proprietary_name', p.proprietary_name, 'nonproprietary_name', p.nonproprietary_name,
-        'dosage_form', p.dosage_form, 'route', p.route, 'labeler', p.labeler,
-        'ingredients', json(p.ingredients), 'excluded', json(CASE WHEN p.excluded THEN 'true' ELSE 'false' END)) END,
-    i.sources, i.removed_at, i.removed_by, i.ingredient_codes, i.evidence, i.days_supply, i.quantity, i.dispenser, i.section
+    p.product_id, i.sources, i.removed_at, i.removed_by, i.ingredient_codes, i.evidence, i.days_supply, i.quantity,
+    i.dispenser, i.section, k.package_ndc, k.description, p.product_ndc, p.proprietary_name, p.nonproprietary_name,
+    p.dosage_form, p.route, p.labeler, p.ingredients, p.excluded
     FROM items i LEFT JOIN dict_packages k ON k.ndc11 = COALESCE(i.ndc11, i.ndc12)
     LEFT JOIN dict_products p ON p.product_id = k.product_id";
 
@@ -398,6 +395,28 @@ fn json_col(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<serde_json::Value>
         })
     })
     .transpose()
+}
+
+/// What the dictionary knows of an item's NDC (None: nothing), as one
+/// JSON object built here rather than in SQL (SQLite's `json_object` and
+/// PostgreSQL's `jsonb_build_object` differ; the columns do not).
+fn product_col(r: &Row<'_>) -> rusqlite::Result<Option<serde_json::Value>> {
+    let product_id: Option<String> = r.get(21)?;
+    if product_id.is_none() {
+        return Ok(None);
+    }
+    let text = |i: usize| -> rusqlite::Result<serde_json::Value> {
+        Ok(r.get::<_, Option<String>>(i)?
+            .map_or(serde_json::Value::Null, serde_json::Value::String))
+    };
+    let excluded: bool = r.get(40)?;
+    Ok(Some(serde_json::json!({
+        "package_ndc": text(31)?, "package": text(32)?, "product_ndc": text(33)?,
+        "proprietary_name": text(34)?, "nonproprietary_name": text(35)?,
+        "dosage_form": text(36)?, "route": text(37)?, "labeler": text(38)?,
+        "ingredients": json_col(r, 39)?.unwrap_or(serde_json::Value::Null),
+        "excluded": excluded,
+    })))
 }
 
 /// A JSON column of codes, as rxsync shows them.
@@ -452,7 +471,7 @@ fn row_to_item(r: &Row<'_>) -> rusqlite::Result<ItemView> {
         flags: Vec::new(),
         exceptions: Vec::new(),
         mapping: json_col(r, 20)?,
-        product: json_col(r, 21)?,
+        product: product_col(r)?,
         sources: json_col(r, 22)?.unwrap_or(serde_json::Value::Array(Vec::new())),
         removed: match (removed_at, removed_by) {
             (Some(at), by) => Some(Removed {
