@@ -14,6 +14,7 @@ use super::db::{Conn, Row};
 use super::{Store, StoreError, now};
 use crate::dict::{DictEntry, Ingredient, Package, Product};
 use crate::domain::{Ndc11, Ndc12};
+use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
@@ -45,10 +46,21 @@ impl Store {
         actor: &str,
     ) -> Result<DictStats, StoreError> {
         let tx = self.tx()?;
-        tx.execute_batch(
+        // On PostgreSQL each deleted product checks the packages' foreign
+        // key by a scan of dict_packages (no index on product_id): a whole
+        // directory took minutes. TRUNCATE (transactional there) does not;
+        // it holds lookups of the dictionary until the import commits.
+        tx.execute_batch(tx.dialect(
             "DELETE FROM dict_packages; DELETE FROM dict_products; DELETE FROM dict_meta;",
-        )?;
-        {
+            "TRUNCATE dict_packages, dict_products, dict_meta",
+        ))?;
+        if tx.engine() == super::db::Engine::Postgres {
+            // One round trip per row is most of an import's time on
+            // PostgreSQL (a whole FDA directory: 370,000 rows): there the
+            // rows go in chunks of multi-row INSERTs.
+            insert_products_in_chunks(&tx, products)?;
+            insert_packages_in_chunks(&tx, packages)?;
+        } else {
             let mut ins = tx.prepare(
                 "INSERT INTO dict_products (product_id, product_ndc, product_type, proprietary_name,
                  nonproprietary_name, dosage_form, route, labeler, ingredients, excluded, epc, brand_key)
@@ -60,29 +72,7 @@ impl Store {
                    excluded = excluded.excluded, epc = excluded.epc, brand_key = excluded.brand_key",
             )?;
             for p in products {
-                let ingredients: Vec<IngredientJson> = p
-                    .ingredients
-                    .iter()
-                    .map(|i| IngredientJson {
-                        name: i.name.clone(),
-                        strength: i.strength.clone(),
-                        unit: i.unit.clone(),
-                    })
-                    .collect();
-                ins.execute(params![
-                    p.product_id,
-                    p.product_ndc,
-                    p.product_type,
-                    p.proprietary_name,
-                    p.nonproprietary_name,
-                    p.dosage_form,
-                    p.route,
-                    p.labeler,
-                    serde_json::to_string(&ingredients).unwrap_or_else(|_| "[]".into()),
-                    p.excluded,
-                    serde_json::to_string(&p.epc).unwrap_or_else(|_| "[]".into()),
-                    p.brand_key()
-                ])?;
+                ins.execute(&product_values(p))?;
             }
             // A package whose product is missing from product.txt cannot be
             // described; it is left out (and counted by the caller).
@@ -93,12 +83,7 @@ impl Store {
                    product_id = excluded.product_id, description = excluded.description",
             )?;
             for k in packages {
-                ins.execute(params![
-                    key_text(&k.ndc),
-                    k.package_ndc,
-                    k.product_id,
-                    k.description
-                ])?;
+                ins.execute(&package_values(k))?;
             }
         }
         let (np, nk): (usize, usize) = tx.query_row(
@@ -237,8 +222,10 @@ impl Store {
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
+        // SQLite's LIKE ignores case (ASCII); PostgreSQL's ILIKE does.
+        let like = self.conn.dialect("LIKE", "ILIKE");
         let mut stmt = self.conn.prepare_cached(&format!(
-            "{SELECT_ENTRY} WHERE p.proprietary_name LIKE ?1 ESCAPE '\\' OR p.nonproprietary_name LIKE ?1 ESCAPE '\\'
+            "{SELECT_ENTRY} WHERE p.proprietary_name {like} ?1 ESCAPE '\\' OR p.nonproprietary_name {like} ?1 ESCAPE '\\'
              ORDER BY p.excluded, p.proprietary_name, k.ndc11 LIMIT ?2"
         ))?;
         let rows = stmt
@@ -246,6 +233,112 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
+}
+
+/// A product's row, in `dict_products`' column order.
+fn product_values(p: &Product) -> Vec<Value> {
+    let ingredients: Vec<IngredientJson> = p
+        .ingredients
+        .iter()
+        .map(|i| IngredientJson {
+            name: i.name.clone(),
+            strength: i.strength.clone(),
+            unit: i.unit.clone(),
+        })
+        .collect();
+    let text = |t: &str| Value::Text(t.to_string());
+    vec![
+        text(&p.product_id),
+        text(&p.product_ndc),
+        text(&p.product_type),
+        text(&p.proprietary_name),
+        text(&p.nonproprietary_name),
+        text(&p.dosage_form),
+        text(&p.route),
+        text(&p.labeler),
+        Value::Text(serde_json::to_string(&ingredients).unwrap_or_else(|_| "[]".into())),
+        Value::Integer(i64::from(p.excluded)),
+        Value::Text(serde_json::to_string(&p.epc).unwrap_or_else(|_| "[]".into())),
+        p.brand_key().map_or(Value::Null, Value::Text),
+    ]
+}
+
+/// A package's row: key, package NDC, product, description.
+fn package_values(k: &Package) -> Vec<Value> {
+    vec![
+        Value::Text(key_text(&k.ndc)),
+        Value::Text(k.package_ndc.clone()),
+        Value::Text(k.product_id.clone()),
+        Value::Text(k.description.clone()),
+    ]
+}
+
+/// Rows per multi-row INSERT (PostgreSQL takes at most 65,535 parameters).
+const CHUNK_ROWS: usize = 1000;
+
+/// The rows to insert, the last of each key only: what row-by-row upserts
+/// leave, and what one multi-row `ON CONFLICT DO UPDATE` requires (it
+/// refuses to touch a row twice).
+fn last_per_key(rows: Vec<Vec<Value>>) -> Vec<Vec<Value>> {
+    let mut last = std::collections::HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        if let Some(Value::Text(key)) = row.first() {
+            last.insert(key.clone(), i);
+        }
+    }
+    rows.into_iter()
+        .enumerate()
+        .filter(|(i, row)| match row.first() {
+            Some(Value::Text(key)) => last.get(key) == Some(i),
+            _ => true,
+        })
+        .map(|(_, row)| row)
+        .collect()
+}
+
+/// `(?, ?, …), (?, ?, …)`: `rows` groups of `columns` placeholders.
+fn value_groups(rows: usize, columns: usize) -> String {
+    let group = format!("({})", vec!["?"; columns].join(", "));
+    vec![group; rows].join(", ")
+}
+
+/// The products, in chunks of multi-row upserts (PostgreSQL).
+fn insert_products_in_chunks(conn: &Conn, products: &[Product]) -> Result<(), StoreError> {
+    let rows = last_per_key(products.iter().map(product_values).collect());
+    for chunk in rows.chunks(CHUNK_ROWS) {
+        let sql = format!(
+            "INSERT INTO dict_products (product_id, product_ndc, product_type, proprietary_name,
+             nonproprietary_name, dosage_form, route, labeler, ingredients, excluded, epc, brand_key)
+             VALUES {}
+             ON CONFLICT (product_id) DO UPDATE SET product_ndc = excluded.product_ndc,
+               product_type = excluded.product_type, proprietary_name = excluded.proprietary_name,
+               nonproprietary_name = excluded.nonproprietary_name, dosage_form = excluded.dosage_form,
+               route = excluded.route, labeler = excluded.labeler, ingredients = excluded.ingredients,
+               excluded = excluded.excluded, epc = excluded.epc, brand_key = excluded.brand_key",
+            value_groups(chunk.len(), 12)
+        );
+        conn.execute(&sql, &chunk.concat())?;
+    }
+    Ok(())
+}
+
+/// The packages whose product is known, in chunks of multi-row upserts
+/// (PostgreSQL).
+fn insert_packages_in_chunks(conn: &Conn, packages: &[Package]) -> Result<(), StoreError> {
+    let rows = last_per_key(packages.iter().map(package_values).collect());
+    for chunk in rows.chunks(CHUNK_ROWS) {
+        let sql = format!(
+            "INSERT INTO dict_packages (ndc11, package_ndc, product_id, description)
+             SELECT v.ndc11, v.package_ndc, v.product_id, v.description
+             FROM (VALUES {}) AS v (ndc11, package_ndc, product_id, description)
+             WHERE EXISTS (SELECT 1 FROM dict_products p WHERE p.product_id = v.product_id)
+             ON CONFLICT (ndc11) DO UPDATE SET package_ndc = excluded.package_ndc,
+               product_id = excluded.product_id, description = excluded.description",
+            value_groups(chunk.len(), 4)
+        );
+        conn.execute(&sql, &chunk.concat())?;
+    }
+    Ok(())
 }
 
 /// Fills `brand_key` for a dictionary loaded before migration

@@ -5,7 +5,7 @@
 //! twice: a document row is reused when the same bytes come back.
 
 use super::db::Conn;
-use super::patients::require_patient;
+use super::patients::lock_patient;
 use super::pulls::{PullRecord, finish_pull};
 use super::{Store, StoreError, now};
 use crate::domain::{ExceptionKind, PatientId, SourceName, SyncOutcome};
@@ -88,7 +88,7 @@ impl Store {
     /// Writes an import in one transaction.
     pub fn write_import(&mut self, w: &ImportWrite<'_>) -> Result<ImportOutcome, StoreError> {
         let tx = self.tx()?;
-        require_patient(&tx, w.patient)?;
+        lock_patient(&tx, w.patient)?;
         let ended = now();
         let existing = existing_document(&tx, w.patient, w.source, w.sha256)?;
         let newest: Option<(i64, i64)> = tx
@@ -295,7 +295,7 @@ impl Store {
         w: &UnreadableWrite<'_>,
     ) -> Result<ImportOutcome, StoreError> {
         let tx = self.tx()?;
-        require_patient(&tx, w.patient)?;
+        lock_patient(&tx, w.patient)?;
         let document_id = match existing_document(&tx, w.patient, w.source, w.sha256)? {
             Some(id) => id,
             None => insert_document(

@@ -310,6 +310,8 @@ impl Store {
     pub fn connect(database: &Database) -> Result<Store, StoreError> {
         match database {
             Database::Sqlite(path) => Store::open(path),
+            // Connecting and migrating block on the client's own runtime:
+            // outside the async runtime when called from async code.
             Database::Postgres(target) => Store::open_postgres(target),
         }
     }

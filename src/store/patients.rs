@@ -103,6 +103,31 @@ fn row_to_patient(r: &Row<'_>) -> rusqlite::Result<Patient> {
     })
 }
 
+/// Refuses a write for a patient who is not registered; otherwise holds
+/// the patient's row until the transaction ends, so that two imports of
+/// one patient number their versions one after the other. (SQLite's
+/// writer lock serializes the whole transaction already; PostgreSQL's
+/// READ COMMITTED lets two read the same next version.)
+pub(super) fn lock_patient(conn: &Conn, patient: &PatientId) -> Result<(), StoreError> {
+    let found: Option<i64> = conn
+        .cached_row(
+            conn.dialect(
+                "SELECT 1 FROM patients WHERE id = ?1",
+                "SELECT 1 FROM patients WHERE id = ?1 FOR UPDATE",
+            ),
+            [patient.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound {
+            what: "patient",
+            id: patient.to_string(),
+        }),
+    }
+}
+
 /// Refuses a write for a patient who is not registered.
 pub(super) fn require_patient(conn: &Conn, patient: &PatientId) -> Result<(), StoreError> {
     let exists: bool = conn.cached_row(

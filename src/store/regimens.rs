@@ -334,8 +334,7 @@ impl Store {
             "SELECT id, kind, state FROM exceptions WHERE item_id = ?1 ORDER BY id",
         )?;
         let mut stmt = self.conn.prepare_cached(&format!(
-            "{} WHERE regimen_id = ?1 ORDER BY position",
-            select_item(&self.conn)
+            "{SELECT_ITEM} WHERE regimen_id = ?1 ORDER BY position"
         ))?;
         let mut items = stmt
             .query_map([regimen_id], row_to_item)?
@@ -371,7 +370,7 @@ impl Store {
     pub fn item(&self, item_id: i64) -> Result<Option<ItemView>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(&format!("{} WHERE i.id = ?1", select_item(&self.conn)))?;
+            .prepare_cached(&format!("{SELECT_ITEM} WHERE i.id = ?1"))?;
         Ok(stmt.query_row([item_id], row_to_item).optional()?)
     }
 }
@@ -382,32 +381,11 @@ impl Store {
 const SELECT_ITEM: &str = "SELECT i.id, i.position, i.ndc11, i.ndc_original, i.ndc_inferred, i.name, i.brand,
     i.codes, i.strength, i.form, i.route, i.dose, i.frequency, i.sig, i.status, i.status_original, i.start_date,
     i.stop_date, i.prescribed_date, i.prescriber, i.mapping,
-    CASE WHEN p.product_id IS NULL THEN NULL ELSE {product}(
-        'package_ndc', k.package_ndc, 'package', k.description, 'product_ndc', p.product_ndc,
-        'proprietary_name', p.proprietary_name, 'nonproprietary_name', p.nonproprietary_name,
-        'dosage_form', p.dosage_form, 'route', p.route, 'labeler', p.labeler,
-        'ingredients', {ingredients}, 'excluded', {excluded}) END,
-    i.sources, i.removed_at, i.removed_by, i.ingredient_codes, i.evidence, i.days_supply, i.quantity, i.dispenser, i.section
+    p.product_id, i.sources, i.removed_at, i.removed_by, i.ingredient_codes, i.evidence, i.days_supply, i.quantity,
+    i.dispenser, i.section, k.package_ndc, k.description, p.product_ndc, p.proprietary_name, p.nonproprietary_name,
+    p.dosage_form, p.route, p.labeler, p.ingredients, p.excluded
     FROM items i LEFT JOIN dict_packages k ON k.ndc11 = COALESCE(i.ndc11, i.ndc12)
     LEFT JOIN dict_products p ON p.product_id = k.product_id";
-
-/// `SELECT_ITEM` in the connection's dialect: the product is built with
-/// SQLite's `json_object`, or PostgreSQL's `jsonb_build_object` (where
-/// `ingredients` is already jsonb and `excluded` a boolean).
-fn select_item(conn: &super::db::Conn) -> String {
-    let (product, ingredients, excluded) = match conn.engine() {
-        super::Engine::Sqlite => (
-            "json_object",
-            "json(p.ingredients)",
-            "json(CASE WHEN p.excluded THEN 'true' ELSE 'false' END)",
-        ),
-        super::Engine::Postgres => ("jsonb_build_object", "p.ingredients", "p.excluded"),
-    };
-    SELECT_ITEM
-        .replace("{product}", product)
-        .replace("{ingredients}", ingredients)
-        .replace("{excluded}", excluded)
-}
 
 fn json_col(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<serde_json::Value>> {
     let text: Option<String> = r.get(i)?;
@@ -417,6 +395,28 @@ fn json_col(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<serde_json::Value>
         })
     })
     .transpose()
+}
+
+/// What the dictionary knows of an item's NDC (None: nothing), as one
+/// JSON object built here rather than in SQL (SQLite's `json_object` and
+/// PostgreSQL's `jsonb_build_object` differ; the columns do not).
+fn product_col(r: &Row<'_>) -> rusqlite::Result<Option<serde_json::Value>> {
+    let product_id: Option<String> = r.get(21)?;
+    if product_id.is_none() {
+        return Ok(None);
+    }
+    let text = |i: usize| -> rusqlite::Result<serde_json::Value> {
+        Ok(r.get::<_, Option<String>>(i)?
+            .map_or(serde_json::Value::Null, serde_json::Value::String))
+    };
+    let excluded: bool = r.get(40)?;
+    Ok(Some(serde_json::json!({
+        "package_ndc": text(31)?, "package": text(32)?, "product_ndc": text(33)?,
+        "proprietary_name": text(34)?, "nonproprietary_name": text(35)?,
+        "dosage_form": text(36)?, "route": text(37)?, "labeler": text(38)?,
+        "ingredients": json_col(r, 39)?.unwrap_or(serde_json::Value::Null),
+        "excluded": excluded,
+    })))
 }
 
 /// A JSON column of codes, as rxsync shows them.
@@ -471,7 +471,7 @@ fn row_to_item(r: &Row<'_>) -> rusqlite::Result<ItemView> {
         flags: Vec::new(),
         exceptions: Vec::new(),
         mapping: json_col(r, 20)?,
-        product: json_col(r, 21)?,
+        product: product_col(r)?,
         sources: json_col(r, 22)?.unwrap_or(serde_json::Value::Array(Vec::new())),
         removed: match (removed_at, removed_by) {
             (Some(at), by) => Some(Removed {

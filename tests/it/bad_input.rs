@@ -216,6 +216,9 @@ fn keep_unreadable_keeps_the_document_and_opens_an_exception_but_no_regimen() {
 
 #[test]
 fn a_database_file_that_is_not_sqlite_is_a_clear_error() {
+    if crate::support::sqlite_only("a_database_file_that_is_not_sqlite_is_a_clear_error") {
+        return;
+    }
     let env = TestEnv::new();
     std::fs::write(
         &env.db,

@@ -40,13 +40,12 @@ fn rx(env: &TestEnv, config: &str, args: &[&str]) -> crate::support::Run {
 /// (the link's row written directly: a bulk import needs no tokens).
 fn link(env: &TestEnv, id: &str, remote: &str) {
     env.run(&["patient", "add", "--id", id]).ok();
-    let conn = rusqlite::Connection::open(&env.db).expect("db");
-    conn.execute(
+    // Names only this test makes (no quote to escape).
+    let inserted = env.execute(&format!(
         "INSERT INTO links (patient_id, provider, scheme, remote_patient, state, key_id, created_at, updated_at)
-         VALUES (?1, ?2, 'oauth2', ?3, 'active', 'test', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
-        rusqlite::params![id, PROVIDER, remote],
-    )
-    .expect("link row");
+         VALUES ('{id}', '{PROVIDER}', 'oauth2', '{remote}', 'active', 'test', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+    ));
+    assert_eq!(inserted, 1, "link row");
 }
 
 /// The resources of remote patient `n`: two requests (one referencing a

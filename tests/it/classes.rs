@@ -30,32 +30,33 @@ fn import(env: &TestEnv, meds: &[(&str, &str)]) -> (serde_json::Value, Vec<(i64,
     env.run(&["patient", "add", "--id", "p-classes"]).ok();
     let file = env.write("classes.xml", ccr(meds).as_bytes());
     let summary = env.import(Path::new(&file), "p-classes");
-    let conn = rusqlite::Connection::open(&env.db).expect("open db");
-    let flags = conn
-        .prepare(
+    let flags = env
+        .query_rows(
             "SELECT i.position, r.position, e.detail FROM exceptions e
              JOIN items i ON i.id = e.item_id JOIN items r ON r.id = e.related_item_id
              WHERE e.kind = 'therapeutic_duplicate' ORDER BY i.position",
         )
-        .and_then(|mut s| {
-            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<Vec<_>, _>>()
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].as_i64().expect("a position"),
+                r[1].as_i64().expect("a position"),
+                r[2].as_str().expect("a detail").to_string(),
+            )
         })
-        .expect("read exceptions");
+        .collect();
     (summary["exceptions"].clone(), flags)
 }
 
 /// The snapshot label `dict import` recorded for the dictionary.
 fn snapshot(env: &TestEnv) -> String {
-    let conn = rusqlite::Connection::open(&env.db).expect("open db");
-    let (from, at): (String, String) = conn
-        .query_row(
-            "SELECT loaded_from, loaded_at FROM dict_meta WHERE id = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .expect("dict_meta");
-    format!("{from} loaded {at}")
+    let row = env.query_rows("SELECT loaded_from, loaded_at FROM dict_meta WHERE id = 1");
+    let (from, at) = (&row[0][0], &row[0][1]);
+    format!(
+        "{} loaded {}",
+        from.as_str().expect("loaded_from"),
+        at.as_str().expect("loaded_at")
+    )
 }
 
 #[test]
@@ -139,17 +140,17 @@ fn class_duplicates_from_the_real_fda_directory() {
         "the two vitamins share only an excluded class"
     );
     // The classes came from the file: the stored products carry them.
-    let stored: String = rusqlite::Connection::open(&env.db)
-        .expect("open db")
-        .query_row(
-            "SELECT p.epc FROM dict_products p JOIN dict_packages k ON k.product_id = p.product_id
-             WHERE k.ndc11 = '00078036405'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("Lotrel is stored");
+    let stored = env.query_string(
+        "SELECT p.epc FROM dict_products p JOIN dict_packages k ON k.product_id = p.product_id
+         WHERE k.ndc11 = '00078036405'",
+    );
+    // Compared as JSON: PostgreSQL's jsonb spaces its text otherwise.
+    let stored: serde_json::Value = serde_json::from_str(&stored).expect("JSON classes");
     assert_eq!(
         stored,
-        r#"["Dihydropyridine Calcium Channel Blocker [EPC]","Angiotensin Converting Enzyme Inhibitor [EPC]"]"#
+        serde_json::json!([
+            "Dihydropyridine Calcium Channel Blocker [EPC]",
+            "Angiotensin Converting Enzyme Inhibitor [EPC]"
+        ])
     );
 }

@@ -645,12 +645,11 @@ fn an_excerpt_is_withheld_when_the_stored_document_no_longer_matches_the_item() 
         "{shown}"
     );
     // As if the parser had numbered records differently since the import.
-    let conn = rusqlite::Connection::open(&env.db).expect("db");
-    conn.execute(
-        "UPDATE items SET sources = '[{\"kind\":\"Medication\",\"id\":\"someone-else\"}]' WHERE id = ?1",
-        [shown["item"]["id"].as_i64().expect("item id")],
-    )
-    .expect("tamper");
+    let tampered = env.execute(&format!(
+        "UPDATE items SET sources = '[{{\"kind\":\"Medication\",\"id\":\"someone-else\"}}]' WHERE id = {}",
+        shown["item"]["id"].as_i64().expect("item id")
+    ));
+    assert_eq!(tampered, 1);
     let shown = env.run(&["queue", "show", &id, "--format", "json"]).json();
     assert_eq!(shown["excerpt"], serde_json::Value::Null);
 }

@@ -144,6 +144,9 @@ fn forms(secret: &str) -> Vec<String> {
 
 /// Every text value of every table, for a readable failure message.
 fn all_text(home: &Home) -> String {
+    if home.env.pg.is_some() {
+        return home.env.stored_text();
+    }
     let conn = rusqlite::Connection::open(&home.env.db).expect("open db");
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -333,8 +336,10 @@ fn a_refused_refresh_that_echoes_the_refresh_token_and_basic_header_leaves_neith
         error.contains("[redacted]"),
         "the refusal is kept, scrubbed: {error}"
     );
-    let audit = home.env.query_string(
-        "SELECT COALESCE(group_concat(detail, ' '), '') FROM audit WHERE detail LIKE '%refresh_token%'",
-    );
+    let audit = home.env.query_string(if crate::support::on_postgres() {
+        "SELECT COALESCE(string_agg(detail::text, ' '), '') FROM audit WHERE detail::text LIKE '%refresh_token%'"
+    } else {
+        "SELECT COALESCE(group_concat(detail, ' '), '') FROM audit WHERE detail LIKE '%refresh_token%'"
+    });
     assert!(audit.contains("[redacted]"), "{audit}");
 }

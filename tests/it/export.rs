@@ -179,9 +179,7 @@ fn no_token(oracle: &Oracle, env: &TestEnv, runs: &[&Run]) {
         .filter_map(|t| t.as_str())
         .collect();
     assert!(!issued.is_empty());
-    let mut db = std::fs::read(&env.db).expect("db");
-    db.extend(std::fs::read(env.db.with_extension("db-wal")).unwrap_or_default());
-    let db = String::from_utf8_lossy(&db);
+    let db = env.stored_text();
     for t in issued {
         for run in runs {
             assert!(
@@ -347,10 +345,8 @@ fn a_refused_assertion_is_a_clear_error_without_the_key() {
 #[test]
 fn a_sigkill_mid_download_is_resumed_from_the_stored_manifest() {
     let (env, oracle, _private) = setup("ES384", &["--stall"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rxsync"))
-        .current_dir(env.dir.path())
-        .arg("--db")
-        .arg(&env.db)
+    let mut child = env
+        .rxsync()
         .args(["export", "start", "--provider", "payer-bulk"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -446,7 +442,7 @@ fn a_resumed_export_never_hands_an_imported_file_over_again() {
         rxsync::config::resolve(raw, Some(&path), env.dir.path(), &|_| None).expect("resolves");
     let provider = config.provider("payer-bulk").expect("provider");
     let exporter = rxsync::export::Exporter::new(provider, &env.db).expect("exporter");
-    let mut store = rxsync::store::Store::open(&env.db).expect("store");
+    let mut store = env.store();
     let mut sink = Counting(Vec::new());
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (id, _) = rt
@@ -690,10 +686,8 @@ fn the_daemon_exports_a_provider_with_a_bulk_interval() {
             "group = \"medicare-cohort-1\"\ninterval = 3600\n",
         );
     env.write("config.toml", text.as_bytes());
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_rxsync"))
-        .current_dir(env.dir.path())
-        .arg("--db")
-        .arg(&env.db)
+    let mut daemon = env
+        .rxsync()
         .args(["run", "--listen", "127.0.0.1:0"])
         .env("RXSYNC_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
         .stdout(Stdio::null())

@@ -131,9 +131,17 @@ fn concurrent_first_opens_of_a_fresh_database_all_succeed() {
         r.ok();
     }
     // Every migration applied exactly once.
+    let (applied, folder) = if crate::support::on_postgres() {
+        (
+            env.query_i64("SELECT COUNT(*) FROM rxsync_schema"),
+            "/schemas/postgres",
+        )
+    } else {
+        (env.query_i64("PRAGMA user_version"), "/schemas/sqlite")
+    };
     assert_eq!(
-        env.query_i64("PRAGMA user_version"),
-        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/sqlite"))
+        applied,
+        std::fs::read_dir(format!("{}{folder}", env!("CARGO_MANIFEST_DIR")))
             .expect("schemas")
             .filter(|e| e
                 .as_ref()
@@ -146,6 +154,9 @@ fn concurrent_first_opens_of_a_fresh_database_all_succeed() {
 
 #[test]
 fn a_non_sqlite_database_file_names_its_cause_once() {
+    if crate::support::sqlite_only("a_non_sqlite_database_file_names_its_cause_once") {
+        return;
+    }
     let env = TestEnv::new();
     std::fs::write(
         &env.db,
@@ -587,14 +598,8 @@ fn skipped_records_are_listed_in_the_audit_and_once_in_the_json_summary() {
     assert_eq!(s["skipped_count"], 1, "{s}");
     assert_eq!(s["skipped"][0]["name"], "Wrong drug", "{s}");
 
-    let conn = rusqlite::Connection::open(&env.db).expect("open db");
-    let detail: String = conn
-        .query_row(
-            "SELECT detail FROM audit WHERE action = 'import' AND patient_id = 'p-9'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("the import's audit row");
+    let detail =
+        env.query_string("SELECT detail FROM audit WHERE action = 'import' AND patient_id = 'p-9'");
     let detail: Value = serde_json::from_str(&detail).expect("JSON detail");
     let skipped = detail["skipped"]
         .as_array()
@@ -616,7 +621,6 @@ fn skipped_records_are_listed_in_the_audit_and_once_in_the_json_summary() {
 fn the_lookups_decisions_and_imports_make_are_indexed() {
     let env = TestEnv::new();
     env.run(&["patient", "add", "--id", "p-1"]).ok();
-    let conn = rusqlite::Connection::open(&env.db).expect("open db");
     for (table, column) in [
         ("exceptions", "item_id"),
         ("exceptions", "related_item_id"),
@@ -624,15 +628,19 @@ fn the_lookups_decisions_and_imports_make_are_indexed() {
         ("regimens", "document_id"),
         ("items", "ndc11"),
     ] {
-        let indexed: bool = conn
-            .query_row(
-                "SELECT EXISTS(SELECT 1 FROM pragma_index_list(?1) l
-                 JOIN pragma_index_info(l.name) i WHERE i.seqno = 0 AND i.name = ?2)",
-                [table, column],
-                |r| r.get(0),
+        let indexes = env.query_i64(&if crate::support::on_postgres() {
+            format!(
+                "SELECT COUNT(*) FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid
+                 JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = x.indkey[0]
+                 WHERE t.relname = '{table}' AND a.attname = '{column}'"
             )
-            .expect("index list");
-        assert!(indexed, "{table}({column}) leads an index");
+        } else {
+            format!(
+                "SELECT COUNT(*) FROM pragma_index_list('{table}') l
+                 JOIN pragma_index_info(l.name) i WHERE i.seqno = 0 AND i.name = '{column}'"
+            )
+        });
+        assert!(indexes > 0, "{table}({column}) leads an index");
     }
 }
 
@@ -662,5 +670,10 @@ fn a_new_version_closes_the_open_exceptions_of_the_versions_before_it() {
             .all(|r| r["note"] == "superseded by regimen version 2"),
         "{dismissed}"
     );
-    assert_eq!(env.query_i64("SELECT COUNT(*) FROM audit WHERE action = 'import' AND detail LIKE '%\"superseded_exceptions\":3%'"), 1);
+    let superseded_3 = if crate::support::on_postgres() {
+        "SELECT COUNT(*) FROM audit WHERE action = 'import' AND detail->>'superseded_exceptions' = '3'"
+    } else {
+        "SELECT COUNT(*) FROM audit WHERE action = 'import' AND detail LIKE '%\"superseded_exceptions\":3%'"
+    };
+    assert_eq!(env.query_i64(superseded_3), 1);
 }

@@ -92,12 +92,24 @@ pub fn fresh_pg_database() -> String {
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         rand_suffix()
     );
-    let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("test cluster");
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("create the test database");
+    off_runtime(|| {
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("test cluster");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create the test database");
+    });
     let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
     format!("{base}/{name}")
+}
+
+/// Runs `f` on a thread of its own: the blocking PostgreSQL client starts
+/// a runtime, which tokio refuses on a thread that drives async tests.
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(f)
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 fn rand_suffix() -> String {
@@ -299,27 +311,29 @@ impl TestEnv {
     /// Row counts of every table: equal before and after means nothing was stored.
     pub fn counts(&self) -> Vec<(String, i64)> {
         if let Some(url) = &self.pg {
-            let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
-            let tables: Vec<String> = c
-                .query(
-                    "SELECT table_name::text FROM information_schema.tables
-                     WHERE table_schema = 'public' ORDER BY 1",
-                    &[],
-                )
-                .expect("list tables")
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            return tables
-                .into_iter()
-                .map(|t| {
-                    let n: i64 = c
-                        .query_one(&format!("SELECT COUNT(*) FROM \"{t}\""), &[])
-                        .expect("count")
-                        .get(0);
-                    (t, n)
-                })
-                .collect();
+            return off_runtime(|| {
+                let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
+                let tables: Vec<String> = c
+                    .query(
+                        "SELECT table_name::text FROM information_schema.tables
+                         WHERE table_schema = 'public' ORDER BY 1",
+                        &[],
+                    )
+                    .expect("list tables")
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                tables
+                    .into_iter()
+                    .map(|t| {
+                        let n: i64 = c
+                            .query_one(&format!("SELECT COUNT(*) FROM \"{t}\""), &[])
+                            .expect("count")
+                            .get(0);
+                        (t, n)
+                    })
+                    .collect()
+            });
         }
         let conn = rusqlite::Connection::open(&self.db).expect("open db");
         let tables: Vec<String> = conn
@@ -340,12 +354,144 @@ impl TestEnv {
     /// One SQL value, for assertions on what is stored.
     pub fn query_i64(&self, sql: &str) -> i64 {
         if let Some(url) = &self.pg {
-            let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
-            let wrapped = format!("SELECT (({}))::bigint", sql.trim().trim_end_matches(';'));
-            return c.query_one(&wrapped, &[]).expect(sql).get(0);
+            return off_runtime(|| {
+                let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
+                let wrapped = format!("SELECT (({}))::bigint", sql.trim().trim_end_matches(';'));
+                c.query_one(&wrapped, &[]).expect(sql).get(0)
+            });
         }
         let conn = rusqlite::Connection::open(&self.db).expect("open db");
         conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+    }
+
+    /// Runs one statement (SQL both engines take) on this home's database,
+    /// for a test that alters what is stored behind rxsync's back; returns
+    /// the number of rows it changed.
+    #[allow(dead_code)] // until a test alters the store itself
+    /// Several statements (separated by `;`) run as a batch and count 0.
+    pub fn execute(&self, sql: &str) -> u64 {
+        let several = sql.trim().trim_end_matches(';').contains(';');
+        if let Some(url) = &self.pg {
+            return off_runtime(|| {
+                let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
+                if several {
+                    c.batch_execute(sql).expect(sql);
+                    return 0;
+                }
+                c.execute(sql, &[]).expect(sql)
+            });
+        }
+        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        if several {
+            conn.execute_batch(sql).expect(sql);
+            return 0;
+        }
+        conn.execute(sql, []).expect(sql) as u64
+    }
+
+    /// Every row of a query (SQL both engines take), each column as JSON:
+    /// integers and booleans as numbers (a flag is 0/1, as SQLite stores
+    /// it), text as strings, a JSON column as its text (parse it: the
+    /// engines space it differently), times as the RFC 3339 text rxsync
+    /// writes, NULL as null.
+    #[allow(dead_code)] // until a test reads rows itself
+    pub fn query_rows(&self, sql: &str) -> Vec<Vec<Value>> {
+        if let Some(url) = &self.pg {
+            use postgres::types::Type;
+            return off_runtime(|| {
+                let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
+                let rows = c.query(sql, &[]).expect(sql);
+                rows.iter()
+                    .map(|row| {
+                        (0..row.len())
+                            .map(|i| {
+                                let ty = row.columns()[i].type_().clone();
+                                let v: Option<Value> = match ty {
+                                    Type::INT8 => row.get::<_, Option<i64>>(i).map(Value::from),
+                                    Type::INT4 => row.get::<_, Option<i32>>(i).map(Value::from),
+                                    Type::INT2 => row.get::<_, Option<i16>>(i).map(Value::from),
+                                    Type::BOOL => row
+                                        .get::<_, Option<bool>>(i)
+                                        .map(|b| Value::from(i64::from(b))),
+                                    Type::FLOAT8 => row.get::<_, Option<f64>>(i).map(Value::from),
+                                    Type::JSON | Type::JSONB => row
+                                        .get::<_, Option<Value>>(i)
+                                        .map(|j| Value::from(j.to_string())),
+                                    Type::TIMESTAMPTZ => row
+                                        .get::<_, Option<chrono::DateTime<chrono::Utc>>>(i)
+                                        .map(|t| {
+                                            Value::from(t.to_rfc3339_opts(
+                                                chrono::SecondsFormat::Millis,
+                                                true,
+                                            ))
+                                        }),
+                                    _ => row.get::<_, Option<String>>(i).map(Value::from),
+                                };
+                                v.unwrap_or(Value::Null)
+                            })
+                            .collect()
+                    })
+                    .collect()
+            });
+        }
+        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        let mut stmt = conn.prepare(sql).expect(sql);
+        let n = stmt.column_count();
+        stmt.query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Value::Null,
+                        rusqlite::types::ValueRef::Integer(v) => Value::from(v),
+                        rusqlite::types::ValueRef::Real(v) => Value::from(v),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            Value::from(String::from_utf8_lossy(t).into_owned())
+                        }
+                        rusqlite::types::ValueRef::Blob(b) => {
+                            Value::from(String::from_utf8_lossy(b).into_owned())
+                        }
+                    })
+                })
+                .collect()
+        })
+        .and_then(|rows| rows.collect())
+        .expect(sql)
+    }
+
+    /// Everything stored, as text, for assertions that a secret is not
+    /// there: on SQLite the database file and its WAL byte for byte (free
+    /// pages included); on PostgreSQL every row of every table as text.
+    #[allow(dead_code)] // until a test looks for a secret in the store
+    pub fn stored_text(&self) -> String {
+        if let Some(url) = &self.pg {
+            return off_runtime(|| {
+                let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
+                let tables: Vec<String> = c
+                    .query(
+                        "SELECT table_name::text FROM information_schema.tables
+                         WHERE table_schema = 'public' ORDER BY 1",
+                        &[],
+                    )
+                    .expect("list tables")
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                let mut out = String::new();
+                for t in tables {
+                    for row in c
+                        .query(&format!("SELECT t::text FROM \"{t}\" t"), &[])
+                        .expect("read a table")
+                    {
+                        out.push_str(row.get::<_, &str>(0));
+                        out.push('\n');
+                    }
+                }
+                out
+            });
+        }
+        let mut db = std::fs::read(&self.db).expect("db");
+        db.extend(std::fs::read(self.db.with_extension("db-wal")).unwrap_or_default());
+        String::from_utf8_lossy(&db).into_owned()
     }
 
     /// One SQL text value, for assertions on what is stored (a time as the
@@ -369,10 +515,12 @@ impl TestEnv {
     #[allow(dead_code)] // until a test reads a row
     pub fn query_row_text(&self, sql: &str) -> Vec<Option<String>> {
         if let Some(url) = &self.pg {
-            let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
-            let rows = c.query(sql, &[]).expect(sql);
-            let row = rows.first().unwrap_or_else(|| panic!("no row: {sql}"));
-            return (0..row.len()).map(|i| pg_text(row, i)).collect();
+            return off_runtime(|| {
+                let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
+                let rows = c.query(sql, &[]).expect(sql);
+                let row = rows.first().unwrap_or_else(|| panic!("no row: {sql}"));
+                (0..row.len()).map(|i| pg_text(row, i)).collect()
+            });
         }
         let conn = rusqlite::Connection::open(&self.db).expect("open db");
         conn.query_row(sql, [], |r| {
@@ -397,25 +545,13 @@ impl TestEnv {
     #[allow(dead_code)] // until a test reads a blob
     pub fn query_blob(&self, sql: &str) -> Vec<u8> {
         if let Some(url) = &self.pg {
-            let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
-            return c.query_one(sql, &[]).expect(sql).get(0);
+            return off_runtime(|| {
+                let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
+                c.query_one(sql, &[]).expect(sql).get(0)
+            });
         }
         let conn = rusqlite::Connection::open(&self.db).expect("open db");
         conn.query_row(sql, [], |r| r.get(0)).expect(sql)
-    }
-
-    /// Runs SQL statements that change what is stored (time passing, a
-    /// forced state, for the test), on either engine. The SQL must be valid
-    /// on both, or branch on `on_postgres()`.
-    #[allow(dead_code)] // until a test edits the database
-    pub fn execute(&self, sql: &str) {
-        if let Some(url) = &self.pg {
-            let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
-            c.batch_execute(sql).expect(sql);
-            return;
-        }
-        let conn = rusqlite::Connection::open(&self.db).expect("open db");
-        conn.execute_batch(sql).expect(sql);
     }
 }
 

@@ -52,13 +52,10 @@ fn searches(sb: &Sandbox) -> Vec<Value> {
 }
 
 fn non_ndc_details(home: &Home) -> Vec<String> {
-    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
-    let mut stmt = conn
-        .prepare("SELECT detail FROM exceptions WHERE kind = 'non_ndc_code' ORDER BY id")
-        .expect("query");
-    stmt.query_map([], |r| r.get::<_, String>(0))
-        .expect("rows")
-        .map(|r| r.expect("row"))
+    home.env
+        .query_rows("SELECT detail FROM exceptions WHERE kind = 'non_ndc_code' ORDER BY id")
+        .into_iter()
+        .map(|r| r[0].as_str().expect("a detail").to_string())
         .collect()
 }
 
