@@ -167,6 +167,12 @@ fn chain(e: &anyhow::Error) -> String {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RXSYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // The PostgreSQL client logs every statement with its parameters at
+    // debug (patient data, sealed tokens): never shown, whatever RXSYNC_LOG says.
+    let filter = ["tokio_postgres=info", "postgres=info"]
+        .iter()
+        .filter_map(|d| d.parse().ok())
+        .fold(filter, |f, d| f.add_directive(d));
     // Colour codes only for a person at a terminal, never into a log file.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

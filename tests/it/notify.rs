@@ -17,7 +17,6 @@ fn metric(metrics: &str, name: &str) -> u64 {
 }
 
 #[test]
-#[ignore = "needs PostgreSQL: RXSYNC_TEST_ENGINE=postgres with RXSYNC_TEST_PG_URL (.ci/run runs it)"]
 fn on_postgres_a_link_made_due_elsewhere_wakes_the_sleeping_daemon() {
     if !crate::support::on_postgres() {
         eprintln!("skipped: LISTEN/NOTIFY is PostgreSQL's (set RXSYNC_TEST_ENGINE=postgres)");
@@ -73,7 +72,6 @@ fn on_postgres_a_link_made_due_elsewhere_wakes_the_sleeping_daemon() {
 /// next statement outside a transaction; the statement that met the
 /// closed connection failed with the server's message, and nothing else.
 #[test]
-#[ignore = "needs PostgreSQL: RXSYNC_TEST_ENGINE=postgres with RXSYNC_TEST_PG_URL (.ci/run runs it)"]
 fn on_postgres_a_closed_connection_is_opened_again_between_transactions() {
     if !crate::support::on_postgres() {
         eprintln!("skipped: PostgreSQL only (set RXSYNC_TEST_ENGINE=postgres)");
@@ -107,4 +105,35 @@ fn on_postgres_a_closed_connection_is_opened_again_between_transactions() {
     let _ = store.patients();
     let patients = store.patients().expect("connected again");
     assert_eq!(patients.len(), 1);
+}
+
+/// PostgreSQL: the client's own statement log (at debug, every statement
+/// with its parameters: patient data, sealed tokens) never reaches
+/// rxsync's log, even at RXSYNC_LOG=debug or trace.
+#[test]
+fn on_postgres_the_clients_statement_log_is_never_shown() {
+    if !crate::support::on_postgres() {
+        eprintln!("skipped: PostgreSQL only (set RXSYNC_TEST_ENGINE=postgres)");
+        return;
+    }
+    let env = crate::support::TestEnv::new();
+    for level in ["debug", "trace"] {
+        let run = env.run_with_env(
+            &[
+                "patient",
+                "add",
+                "--id",
+                &format!("P-{level}"),
+                "--name",
+                "Zelda Quixote-Marlowe",
+            ],
+            &[("RXSYNC_LOG", level)],
+        );
+        run.ok();
+        assert!(
+            !run.stderr.contains("Zelda") && !run.stderr.contains("with parameters"),
+            "the PostgreSQL client logged a statement's parameters at {level}: {}",
+            run.stderr
+        );
+    }
 }
