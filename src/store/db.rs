@@ -48,9 +48,54 @@ pub(crate) enum Conn {
 /// transaction depth (the client's own `Transaction` borrows it mutably;
 /// the store's code holds shared references, as on SQLite).
 pub(crate) struct PgConn {
-    client: RefCell<postgres::Client>,
+    client: RefCell<PgClient>,
     statements: RefCell<HashMap<String, postgres::Statement>>,
     depth: Cell<u32>,
+}
+
+/// The synchronous PostgreSQL client, closed (when dropped) outside the
+/// async runtime as every call on it is.
+struct PgClient(Option<postgres::Client>);
+
+impl std::ops::Deref for PgClient {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        self.0
+            .as_ref()
+            .expect("the client is there until it is dropped")
+    }
+}
+
+impl std::ops::DerefMut for PgClient {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        self.0
+            .as_mut()
+            .expect("the client is there until it is dropped")
+    }
+}
+
+impl Drop for PgClient {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            outside_async(|| drop(client));
+        }
+    }
+}
+
+/// Runs `f`, which blocks on the PostgreSQL client, outside the caller's
+/// async runtime: the synchronous client drives a runtime of its own, which
+/// cannot start (nor be dropped) on a thread inside another. On a
+/// multi-threaded runtime's thread (the daemon's loop, the demo, a command
+/// that talks to providers) the thread hands its other tasks over first
+/// (`block_in_place`, as `pull` does for its writes); elsewhere (the
+/// review app's `spawn_blocking` pool, a synchronous command) `f` just runs.
+pub(crate) fn outside_async<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// At most this many prepared statements are kept per PostgreSQL
@@ -60,7 +105,7 @@ const PG_STATEMENT_CACHE: usize = 512;
 impl PgConn {
     pub(crate) fn new(client: postgres::Client) -> PgConn {
         PgConn {
-            client: RefCell::new(client),
+            client: RefCell::new(PgClient(Some(client))),
             statements: RefCell::new(HashMap::new()),
             depth: Cell::new(0),
         }
@@ -71,11 +116,8 @@ impl PgConn {
             return Ok(s.clone());
         }
         let translated = placeholders(sql);
-        let stmt = self
-            .client
-            .borrow_mut()
-            .prepare(&translated)
-            .map_err(pg_error)?;
+        let stmt =
+            outside_async(|| self.client.borrow_mut().prepare(&translated)).map_err(pg_error)?;
         if cached {
             let mut cache = self.statements.borrow_mut();
             if cache.len() >= PG_STATEMENT_CACHE {
@@ -92,11 +134,8 @@ impl PgConn {
             .iter()
             .map(|a| a as &(dyn postgres::types::ToSql + Sync))
             .collect();
-        let n = self
-            .client
-            .borrow_mut()
-            .execute(stmt, &refs)
-            .map_err(pg_error)?;
+        let n =
+            outside_async(|| self.client.borrow_mut().execute(stmt, &refs)).map_err(pg_error)?;
         Ok(n as usize)
     }
 
@@ -106,11 +145,8 @@ impl PgConn {
             .iter()
             .map(|a| a as &(dyn postgres::types::ToSql + Sync))
             .collect();
-        let rows = self
-            .client
-            .borrow_mut()
-            .query(stmt, &refs)
-            .map_err(pg_error)?;
+        let rows =
+            outside_async(|| self.client.borrow_mut().query(stmt, &refs)).map_err(pg_error)?;
         rows.iter()
             .map(|row| {
                 (0..row.len())
@@ -122,10 +158,7 @@ impl PgConn {
     }
 
     fn batch(&self, sql: &str) -> rusqlite::Result<()> {
-        self.client
-            .borrow_mut()
-            .batch_execute(sql)
-            .map_err(pg_error)
+        outside_async(|| self.client.borrow_mut().batch_execute(sql)).map_err(pg_error)
     }
 }
 

@@ -306,10 +306,15 @@ impl Store {
     /// an advisory lock: workers starting together migrate once).
     pub fn open_postgres(target: &pg::PgTarget) -> Result<Store, StoreError> {
         let failed = |e: pg::DbError| StoreError::Postgres(e.to_string());
-        let mut client = target.connect().map_err(failed)?;
-        if pg::postgres_version(&mut client).map_err(failed)? != PG_MIGRATIONS.len() {
-            pg::migrate_postgres(&mut client).map_err(failed)?;
-        }
+        // The bare client blocks (and closes, on an error) outside an
+        // async caller's runtime, as the seam's calls do.
+        let client = db::outside_async(|| -> Result<postgres::Client, StoreError> {
+            let mut client = target.connect().map_err(failed)?;
+            if pg::postgres_version(&mut client).map_err(failed)? != PG_MIGRATIONS.len() {
+                pg::migrate_postgres(&mut client).map_err(failed)?;
+            }
+            Ok(client)
+        })?;
         Ok(Store {
             conn: Conn::Pg(Box::new(db::PgConn::new(client))),
             database: Database::Postgres(Box::new(target.clone())),

@@ -185,14 +185,20 @@ impl PgTarget {
     /// `require`, `disable`), with rustls and the platform's certificate
     /// verification (as the HTTP client); the certificate is always verified.
     pub fn connect(&self) -> Result<postgres::Client, DbError> {
+        // Outside the caller's async runtime: the synchronous client
+        // starts one of its own (see `db::outside_async`).
         let client = match self.config.get_ssl_mode() {
-            postgres::config::SslMode::Disable => self.config.connect(postgres::NoTls),
+            postgres::config::SslMode::Disable => {
+                super::db::outside_async(|| self.config.connect(postgres::NoTls))
+            }
             _ => {
                 use rustls_platform_verifier::ConfigVerifierExt as _;
                 let tls = rustls::ClientConfig::with_platform_verifier()
                     .map_err(|e| DbError::Target(format!("TLS setup: {e}")))?;
-                self.config
-                    .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+                super::db::outside_async(|| {
+                    self.config
+                        .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+                })
             }
         };
         client.map_err(|e| DbError::Connect {
