@@ -285,16 +285,19 @@ impl Store {
         remote: Option<&str>,
         since: &str,
     ) -> Result<LoginFailures, StoreError> {
+        // `ok` is compared with a parameter (a boolean on PostgreSQL, 0/1
+        // on SQLite), and "after the last success" is "no success at or
+        // after it" (no empty-text default for a time).
         let (by_name, last): (u32, Option<String>) = self.conn.query_row(
-            "SELECT COUNT(*), MAX(at) FROM login_attempts WHERE name = ?1 AND ok = 0 AND at >= ?2
-             AND at > COALESCE((SELECT MAX(at) FROM login_attempts WHERE name = ?1 AND ok = 1), '')",
-            params![name, since],
+            "SELECT COUNT(*), MAX(f.at) FROM login_attempts f WHERE f.name = ?1 AND f.ok = ?3 AND f.at >= ?2
+             AND NOT EXISTS (SELECT 1 FROM login_attempts s WHERE s.name = ?1 AND s.ok = ?4 AND s.at >= f.at)",
+            params![name, since, false, true],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let (by_remote, last_remote): (u32, Option<String>) = match remote {
             Some(remote) => self.conn.query_row(
-                "SELECT COUNT(*), MAX(at) FROM login_attempts WHERE remote = ?1 AND ok = 0 AND at >= ?2",
-                params![remote, since],
+                "SELECT COUNT(*), MAX(at) FROM login_attempts WHERE remote = ?1 AND ok = ?3 AND at >= ?2",
+                params![remote, since, false],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?,
             None => (0, None),

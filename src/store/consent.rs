@@ -123,9 +123,9 @@ impl Store {
                 let expired = expires_at <= at;
                 tx.execute(
                     "UPDATE consent_flows SET used_at = ?2, outcome = CASE WHEN ?3 THEN 'expired' ELSE NULL END,
-                     pkce_verifier = X'', nonce = NULL
+                     pkce_verifier = ?4, nonce = NULL
                      WHERE id = ?1",
-                    params![flow.id, at, expired],
+                    params![flow.id, at, expired, Vec::<u8>::new()],
                 )?;
                 let patient = Some(flow.patient.clone());
                 let subject = Some(flow.id.clone());

@@ -157,7 +157,8 @@ impl Store {
                     f.kind.map(|k| k.as_str()),
                     f.patient,
                     f.source,
-                    f.limit.map_or(-1, |l| l as i64),
+                    // No limit: the largest one (PostgreSQL refuses SQLite's -1).
+                    f.limit.map_or(i64::MAX, |l| l as i64),
                     f.offset as i64
                 ],
                 row_to_exception,
@@ -582,9 +583,15 @@ fn map_item(
     for (system, code) in keys {
         let previous: Option<serde_json::Value> = tx
             .query_row(
-                "SELECT json_object('ndc11', ndc11, 'decided_by', decided_by, 'decided_at', decided_at,
-                 'exception_id', exception_id, 'note', note) FROM code_mappings
-                 WHERE source = ?1 AND system = ?2 AND code = ?3",
+                tx.dialect(
+                    "SELECT json_object('ndc11', ndc11, 'decided_by', decided_by, 'decided_at', decided_at,
+                     'exception_id', exception_id, 'note', note) FROM code_mappings
+                     WHERE source = ?1 AND system = ?2 AND code = ?3",
+                    "SELECT json_build_object('ndc11', ndc11, 'decided_by', decided_by,
+                     'decided_at', to_char(decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
+                     'exception_id', exception_id, 'note', note)::text FROM code_mappings
+                     WHERE source = ?1 AND system = ?2 AND code = ?3",
+                ),
                 params![row.view.source, system, code],
                 |r| r.get::<_, String>(0),
             )

@@ -334,7 +334,8 @@ impl Store {
             "SELECT id, kind, state FROM exceptions WHERE item_id = ?1 ORDER BY id",
         )?;
         let mut stmt = self.conn.prepare_cached(&format!(
-            "{SELECT_ITEM} WHERE regimen_id = ?1 ORDER BY position"
+            "{} WHERE regimen_id = ?1 ORDER BY position",
+            self.conn.dialect(SELECT_ITEM, SELECT_ITEM_PG)
         ))?;
         let mut items = stmt
             .query_map([regimen_id], row_to_item)?
@@ -368,9 +369,10 @@ impl Store {
     }
 
     pub fn item(&self, item_id: i64) -> Result<Option<ItemView>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("{SELECT_ITEM} WHERE i.id = ?1"))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{} WHERE i.id = ?1",
+            self.conn.dialect(SELECT_ITEM, SELECT_ITEM_PG)
+        ))?;
         Ok(stmt.query_row([item_id], row_to_item).optional()?)
     }
 }
@@ -378,17 +380,37 @@ impl Store {
 /// Items with what the dictionary knows of their NDC today (joined at read
 /// time rather than copied into every row: the raw document is what keeps a
 /// regimen re-derivable).
-const SELECT_ITEM: &str = "SELECT i.id, i.position, i.ndc11, i.ndc_original, i.ndc_inferred, i.name, i.brand,
+/// The statement per engine: only the product's JSON is built differently
+/// (SQLite's `json_object`, PostgreSQL's `json_build_object`).
+macro_rules! select_item {
+    ($product:literal) => {
+        concat!(
+            "SELECT i.id, i.position, i.ndc11, i.ndc_original, i.ndc_inferred, i.name, i.brand,
     i.codes, i.strength, i.form, i.route, i.dose, i.frequency, i.sig, i.status, i.status_original, i.start_date,
     i.stop_date, i.prescribed_date, i.prescriber, i.mapping,
-    CASE WHEN p.product_id IS NULL THEN NULL ELSE json_object(
+    CASE WHEN p.product_id IS NULL THEN NULL ELSE ",
+            $product,
+            " END,
+    i.sources, i.removed_at, i.removed_by, i.ingredient_codes, i.evidence, i.days_supply, i.quantity, i.dispenser, i.section
+    FROM items i LEFT JOIN dict_packages k ON k.ndc11 = COALESCE(i.ndc11, i.ndc12)
+    LEFT JOIN dict_products p ON p.product_id = k.product_id"
+        )
+    };
+}
+const SELECT_ITEM: &str = select_item!(
+    "json_object(
         'package_ndc', k.package_ndc, 'package', k.description, 'product_ndc', p.product_ndc,
         'proprietary_name', p.proprietary_name, 'nonproprietary_name', p.nonproprietary_name,
         'dosage_form', p.dosage_form, 'route', p.route, 'labeler', p.labeler,
-        'ingredients', json(p.ingredients), 'excluded', json(CASE WHEN p.excluded THEN 'true' ELSE 'false' END)) END,
-    i.sources, i.removed_at, i.removed_by, i.ingredient_codes, i.evidence, i.days_supply, i.quantity, i.dispenser, i.section
-    FROM items i LEFT JOIN dict_packages k ON k.ndc11 = COALESCE(i.ndc11, i.ndc12)
-    LEFT JOIN dict_products p ON p.product_id = k.product_id";
+        'ingredients', json(p.ingredients), 'excluded', json(CASE WHEN p.excluded THEN 'true' ELSE 'false' END))"
+);
+const SELECT_ITEM_PG: &str = select_item!(
+    "json_build_object(
+        'package_ndc', k.package_ndc, 'package', k.description, 'product_ndc', p.product_ndc,
+        'proprietary_name', p.proprietary_name, 'nonproprietary_name', p.nonproprietary_name,
+        'dosage_form', p.dosage_form, 'route', p.route, 'labeler', p.labeler,
+        'ingredients', p.ingredients, 'excluded', p.excluded)"
+);
 
 fn json_col(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<serde_json::Value>> {
     let text: Option<String> = r.get(i)?;
