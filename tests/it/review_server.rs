@@ -4,7 +4,7 @@
 
 use crate::support::{TestEnv, repo_path};
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 pub const CLINICIAN: (&str, &str) = ("dr.lee", "clinician-password");
 pub const ADMIN: (&str, &str) = ("admin", "admin-password");
@@ -89,14 +89,10 @@ impl Review {
     /// With extra global arguments and environment variables (provider secrets).
     pub fn serve_with_env(env: TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Review {
         rxsync::fetch::http::install_crypto_provider();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rxsync"))
-            .current_dir(env.dir.path())
+        let mut child = env
+            .rxsync()
             .args(args)
-            .arg("--db")
-            .arg(&env.db)
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove("RXSYNC_CONFIG")
-            .env_remove("RXSYNC_REVIEW_LISTEN")
             // The sandbox providers' secrets, as a deployment's environment
             // holds them (a consent started from a page resolves its client).
             .envs(crate::pull::harness::SECRETS.iter().copied())
@@ -261,10 +257,8 @@ impl Review {
 /// `rxsync user add` with the password on stdin.
 pub fn add_user(env: &TestEnv, name: &str, password: &str, role: &str) {
     use std::io::Write as _;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rxsync"))
-        .current_dir(env.dir.path())
-        .arg("--db")
-        .arg(&env.db)
+    let mut child = env
+        .rxsync()
         .args(["user", "add", "--name", name, "--role", role])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -249,15 +249,7 @@ impl Home {
 
     /// Every byte rxsync keeps on disk: the database, its WAL, the key file's folder excluded.
     pub fn stored_bytes(&self) -> Vec<u8> {
-        let mut all = Vec::new();
-        for ext in ["", "-wal", "-shm"] {
-            let mut p = self.env.db.as_os_str().to_owned();
-            p.push(ext);
-            if let Ok(b) = std::fs::read(std::path::PathBuf::from(p)) {
-                all.extend(b);
-            }
-        }
-        all
+        self.env.stored_bytes()
     }
 }
 
