@@ -712,8 +712,8 @@ fn recheck_duplicates(tx: &Conn, item_id: i64, at: &str) -> Result<Vec<i64>, Sto
     let rule = ClassRule::new(&exclusions, snapshot.as_deref());
     let mut opened = Vec::new();
     let mut exists = tx.prepare_cached(
-        "SELECT EXISTS(SELECT 1 FROM exceptions WHERE state = 'open' AND kind = ?1 AND item_id IS ?2
-         AND related_item_id IS ?3)",
+        "SELECT EXISTS(SELECT 1 FROM exceptions WHERE state = 'open' AND kind = ?1 AND item_id IS NOT DISTINCT FROM ?2
+         AND related_item_id IS NOT DISTINCT FROM ?3)",
     )?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO exceptions (patient_id, regimen_id, item_id, related_item_id, document_id, source, kind,

@@ -252,6 +252,27 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
     let d = dir.display().to_string();
     let first = demo_rx(&env, &["demo", "--dir", &d, "--once"]);
     let out = first.ok().to_string();
+    // The SQLite files hold health data: owner only (the WAL as a reader
+    // opens it: a connection is held while they are looked at).
+    let reading = env.pg.is_none().then(|| {
+        let conn = rusqlite::Connection::open(dir.join("rxsync.db")).expect("the demo database");
+        conn.query_row("SELECT COUNT(*) FROM links", [], |r| r.get::<_, i64>(0))
+            .expect("read");
+        conn
+    });
+    #[cfg(unix)]
+    for file in ["rxsync.db", "rxsync.db-wal"] {
+        use std::os::unix::fs::PermissionsExt;
+        if env.pg.is_some() {
+            break; // the health data is in PostgreSQL
+        }
+        let mode = std::fs::metadata(dir.join(file))
+            .expect(file)
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file} holds health data: owner only");
+    }
+    drop(reading);
     assert!(out.contains("One scheduled pass"), "{out}");
     // The consents' links had their first pull at the callback (or are
     // held): the pass syncs the six links `link add` made.
@@ -337,16 +358,6 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        for file in ["rxsync.db", "rxsync.db-wal"] {
-            if env.pg.is_some() {
-                break; // the health data is in PostgreSQL
-            }
-            let mode = std::fs::metadata(dir.join(file))
-                .expect(file)
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600, "{file} holds health data: owner only");
-        }
     }
     // Again on the same folder: nothing is due, nothing is repeated.
     let again = demo_rx(&env, &["demo", "--dir", &d, "--once"]);
