@@ -253,11 +253,14 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
         config: Some(config_path.clone()),
         db: None,
     };
+    // RXSYNC_DATABASE_URL, when set, wins over the `[database] path` of
+    // the demo's config.toml (as for every command): the demo then runs on
+    // that PostgreSQL database, and says so.
     let mut ctx = demo_global.open()?;
     println!(
-        "rxsync demo in {} (database {}, configuration {})",
+        "rxsync demo in {} (database: {}, configuration {})",
         dir.display(),
-        ctx.config.database_path.display(),
+        database_words(&ctx.database),
         config_path.display()
     );
     println!(
@@ -392,6 +395,17 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
         )
     );
     Ok(())
+}
+
+/// Which database the demo runs on, for people: the engine and the file,
+/// or the URL without its password.
+fn database_words(database: &rxsync::store::Database) -> String {
+    match database {
+        rxsync::store::Database::Sqlite(path) => format!("SQLite {}", path.display()),
+        rxsync::store::Database::Postgres(target) => {
+            format!("PostgreSQL {target}, from RXSYNC_DATABASE_URL")
+        }
+    }
 }
 
 /// The patients with a link at the consent provider (made by an earlier

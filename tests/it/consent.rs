@@ -62,12 +62,9 @@ pub(crate) fn spawn_link_start(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Started {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rxsync"));
-    cmd.current_dir(home.dir.path())
-        .arg("--config")
+    let mut cmd = home.rxsync();
+    cmd.arg("--config")
         .arg(config)
-        .arg("--db")
-        .arg(&home.db)
         .args([
             "link",
             "start",
@@ -82,9 +79,6 @@ pub(crate) fn spawn_link_start(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
-        cmd.env_remove(k);
-    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -177,14 +171,11 @@ fn links(home: &Home) -> Vec<Value> {
 }
 
 fn audit_actions(home: &Home) -> Vec<String> {
-    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
-    let mut stmt = conn
-        .prepare("SELECT action FROM audit WHERE action LIKE 'consent.%' ORDER BY id")
-        .expect("prepare");
-    stmt.query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows")
+    home.env
+        .query_strings("SELECT action FROM audit WHERE action LIKE 'consent.%' ORDER BY id")
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// `url` with its query parameter `name` set to `value` (a forged callback).
@@ -700,13 +691,8 @@ fn an_expired_consent_stores_no_link() {
     let started = start(&home, "ehr", &[], &[]);
     let callback = consent(&started.url);
     // Ten minutes pass (the flow's expiry moved into the past).
-    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
-    conn.execute(
-        "UPDATE consent_flows SET expires_at = '2000-01-01T00:00:00.000Z'",
-        [],
-    )
-    .expect("age the flow");
-    drop(conn);
+    home.env
+        .execute("UPDATE consent_flows SET expires_at = '2000-01-01T00:00:00.000Z'");
     let (status, _, _) = get(&callback);
     assert_eq!(status, 400);
     let run = started.finish();

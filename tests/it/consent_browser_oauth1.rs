@@ -361,22 +361,13 @@ async fn the_patient_page_links_an_oauth1_account_from_its_button() {
         "{}",
         done.body
     );
-    let db = rusqlite::Connection::open(&r.env.db).expect("db");
-    let links: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM links WHERE patient_id = 'P1' AND state = 'active'",
-            [],
-            |row| row.get(0),
-        )
-        .expect("count");
+    let links = r
+        .env
+        .query_i64("SELECT COUNT(*) FROM links WHERE patient_id = 'P1' AND state = 'active'");
     assert_eq!(links, 1);
-    let regimens: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM regimens WHERE patient_id = 'P1'",
-            [],
-            |row| row.get(0),
-        )
-        .expect("count");
+    let regimens = r
+        .env
+        .query_i64("SELECT COUNT(*) FROM regimens WHERE patient_id = 'P1'");
     assert_eq!(regimens, 1, "the first pull imported the list");
 }
 

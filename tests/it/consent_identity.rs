@@ -720,10 +720,14 @@ fn the_identity_read_at_consent_is_audited_as_provider_accesses() {
     let run = link_start(&home);
     assert_eq!(run.code, 0, "{run:?}");
     let id = run.json()["id"].as_i64().expect("id");
-    let rows = home.env.query_string(&format!(
-        "SELECT json_group_array(json(detail)) FROM audit WHERE action = 'provider.access' AND subject = 'link:{id}'"
-    ));
-    let rows: Vec<Value> = serde_json::from_str(&rows).expect("JSON");
+    let rows: Vec<Value> = home
+        .env
+        .query_strings(&format!(
+            "SELECT detail FROM audit WHERE action = 'provider.access' AND subject = 'link:{id}' ORDER BY id"
+        ))
+        .into_iter()
+        .map(|d| serde_json::from_str(&d.expect("a detail")).expect("JSON"))
+        .collect();
     let purposes: Vec<&str> = rows.iter().filter_map(|r| r["purpose"].as_str()).collect();
     assert_eq!(purposes, ["introspection", "identity"], "{rows:?}");
     let userinfo = &rows[1];
@@ -737,7 +741,11 @@ fn the_identity_read_at_consent_is_audited_as_provider_accesses() {
     assert_eq!(rows[0]["outcome"], "ok");
     let audit = home
         .env
-        .query_string("SELECT group_concat(detail, ' ') FROM audit");
+        .query_strings("SELECT detail FROM audit")
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(!audit.contains("Bearer"), "{audit}");
     for (_, secret) in SECRETS {
         assert!(!audit.contains(secret), "a secret in the audit");

@@ -38,19 +38,12 @@ fn links(home: &Home) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-fn audit(home: &Home) -> Vec<(String, String)> {
-    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
-    let mut stmt = conn
-        .prepare("SELECT action, detail FROM audit WHERE action LIKE 'consent.%' ORDER BY id")
-        .expect("prepare");
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows")
-}
-
 fn actions(home: &Home) -> Vec<String> {
-    audit(home).into_iter().map(|(a, _)| a).collect()
+    home.env
+        .query_strings("SELECT action FROM audit WHERE action LIKE 'consent.%' ORDER BY id")
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Follows the authorize URL (with `extra` appended) to the sandbox's
@@ -117,10 +110,7 @@ fn three_legged_then_pull(consumer: &str, method: &str, placement: &str) {
     assert_eq!((documents, regimens), (1, 1));
     // A second consent of the same patient keeps the link's id when it
     // waits for a re-link.
-    let conn = rusqlite::Connection::open(&home.env.db).expect("db");
-    conn.execute("UPDATE links SET state = 'needs_relink'", [])
-        .expect("mark needs_relink");
-    drop(conn);
+    home.env.execute("UPDATE links SET state = 'needs_relink'");
     let again = spawn_link_start(&home.env, &home.config, "P1", "ehr", &[], SECRETS);
     let callback = authorize(&again.url, &format!("&patient={REMOTE}"));
     get(&callback);

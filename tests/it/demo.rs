@@ -8,28 +8,42 @@ use crate::support::{Run, TestEnv, repo_path};
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
-fn demo_db(dir: &std::path::Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(dir.join("rxsync.db")).expect("demo db")
+/// A home for the demo: its folder is `DIR/demo`, and its database the
+/// demo's own — `DIR/demo/rxsync.db` (the `[database] path` the demo's
+/// config.toml names) or, on PostgreSQL, the home's fresh database, which
+/// `demo` is given as `RXSYNC_DATABASE_URL`.
+fn demo_env() -> (TestEnv, std::path::PathBuf) {
+    let mut env = TestEnv::new();
+    let dir = env.dir.path().join("demo");
+    env.db = dir.join("rxsync.db");
+    (env, dir)
 }
 
-fn q(conn: &rusqlite::Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+/// `rxsync ARGS` as a person runs it after the demo (no `--db`: the
+/// demo's config.toml names its database), with `RXSYNC_DATABASE_URL` on
+/// PostgreSQL.
+fn demo_rx(env: &TestEnv, args: &[&str]) -> Run {
+    match &env.pg {
+        Some(url) => env.run_bare(args, &[("RXSYNC_DATABASE_URL", url.as_str())]),
+        None => env.run_bare(args, &[]),
+    }
+}
+
+fn q(env: &TestEnv, sql: &str) -> i64 {
+    env.query_i64(sql)
 }
 
 /// The consent-related audit actions about `patient`, in order.
-fn consent_audit(conn: &rusqlite::Connection, patient: &str) -> Vec<String> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT action FROM audit WHERE patient_id = ?1
-             AND (action LIKE 'invitation.%' OR action LIKE 'consent.%'
-                  OR action LIKE 'identity.%' OR action IN ('link.add', 'import'))
-             ORDER BY id",
-        )
-        .expect("prepare");
-    stmt.query_map([patient], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows")
+fn consent_audit(env: &TestEnv, patient: &str) -> Vec<String> {
+    env.query_strings(&format!(
+        "SELECT action FROM audit WHERE patient_id = '{patient}'
+         AND (action LIKE 'invitation.%' OR action LIKE 'consent.%'
+              OR action LIKE 'identity.%' OR action IN ('link.add', 'import'))
+         ORDER BY id"
+    ))
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Where `action` is in `actions` (it must be there once).
@@ -48,14 +62,14 @@ fn once(actions: &[String], action: &str) -> usize {
 /// linked through an invitation, the review app, the sandbox's consent, the
 /// callback and the first pull; demo-7 held for identity review with
 /// nothing imported.
-fn assert_consents(db: &rusqlite::Connection, out: &str) {
+fn assert_consents(db: &TestEnv, out: &str) {
     let link = |patient: &str| -> (i64, String) {
-        db.query_row(
-            "SELECT id, state FROM links WHERE provider = 'demo-fhir-consent' AND patient_id = ?1",
-            [patient],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+        let row =
+            format!("FROM links WHERE provider = 'demo-fhir-consent' AND patient_id = '{patient}'");
+        (
+            db.query_i64(&format!("SELECT id {row}")),
+            db.query_string(&format!("SELECT state {row}")),
         )
-        .expect(patient)
     };
     let (linked, state) = link("demo-6");
     assert_eq!(state, "active");
@@ -115,13 +129,9 @@ fn assert_consents(db: &rusqlite::Connection, out: &str) {
     // The identity was read from the ID token and compared: what was read
     // and each comparison are on the audit row.
     let verdict = |action: &str, patient: &str| -> serde_json::Value {
-        let detail: String = db
-            .query_row(
-                "SELECT detail FROM audit WHERE action = ?1 AND patient_id = ?2",
-                [action, patient],
-                |r| r.get(0),
-            )
-            .expect(action);
+        let detail = db.query_string(&format!(
+            "SELECT detail FROM audit WHERE action = '{action}' AND patient_id = '{patient}'"
+        ));
         serde_json::from_str(&detail).expect("json")
     };
     let compared = |v: &serde_json::Value| -> Vec<(String, bool)> {
@@ -180,14 +190,10 @@ fn assert_consents(db: &rusqlite::Connection, out: &str) {
     );
     // The held link: an open identity_mismatch naming both identities,
     // no sync, no regimen, no document.
-    let mismatch: String = db
-        .query_row(
-            "SELECT detail FROM exceptions WHERE kind = 'identity_mismatch' AND state = 'open'
-             AND patient_id = 'demo-7' AND source = 'demo-fhir-consent'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("an open identity_mismatch for demo-7");
+    let mismatch = db.query_string(
+        "SELECT detail FROM exceptions WHERE kind = 'identity_mismatch' AND state = 'open'
+         AND patient_id = 'demo-7' AND source = 'demo-fhir-consent'",
+    );
     assert!(
         mismatch.contains("MRN-demo-7-spouse") && mismatch.contains("Hedy Testcase"),
         "{mismatch}"
@@ -216,14 +222,10 @@ fn assert_consents(db: &rusqlite::Connection, out: &str) {
 
     // The output says which link consent made, how, and what the
     // patient's page showed; and the one held, with its decisions.
-    let first_item: String = db
-        .query_row(
-            "SELECT i.name FROM items i JOIN regimens r ON r.id = i.regimen_id
-             WHERE r.patient_id = 'demo-6' ORDER BY i.position LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .expect("an item");
+    let first_item = db.query_string(
+        "SELECT i.name FROM items i JOIN regimens r ON r.id = i.regimen_id
+         WHERE r.patient_id = 'demo-6' ORDER BY i.position LIMIT 1",
+    );
     for said in [
         "Linked by consent at demo-fhir-consent, as patients do (invitation → sandbox consent → callback → first pull):".to_string(),
         format!("link {linked} demo-6: active — the invitation (made as `rxsync link invite` does) opened in a browser: review app /invite/…"),
@@ -246,11 +248,31 @@ fn assert_consents(db: &rusqlite::Connection, out: &str) {
 
 #[test]
 fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
-    let env = TestEnv::new();
-    let dir = env.dir.path().join("demo");
+    let (env, dir) = demo_env();
     let d = dir.display().to_string();
-    let first = env.run_bare(&["demo", "--dir", &d, "--once"], &[]);
+    let first = demo_rx(&env, &["demo", "--dir", &d, "--once"]);
     let out = first.ok().to_string();
+    // The SQLite files hold health data: owner only (the WAL as a reader
+    // opens it: a connection is held while they are looked at).
+    let reading = env.pg.is_none().then(|| {
+        let conn = rusqlite::Connection::open(dir.join("rxsync.db")).expect("the demo database");
+        conn.query_row("SELECT COUNT(*) FROM links", [], |r| r.get::<_, i64>(0))
+            .expect("read");
+        conn
+    });
+    #[cfg(unix)]
+    for file in ["rxsync.db", "rxsync.db-wal"] {
+        use std::os::unix::fs::PermissionsExt;
+        if env.pg.is_some() {
+            break; // the health data is in PostgreSQL
+        }
+        let mode = std::fs::metadata(dir.join(file))
+            .expect(file)
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file} holds health data: owner only");
+    }
+    drop(reading);
     assert!(out.contains("One scheduled pass"), "{out}");
     // The consents' links had their first pull at the callback (or are
     // held): the pass syncs the six links `link add` made.
@@ -258,33 +280,33 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
         out.contains("pass: 6 sync(s): 5 imported, 1 needs relink"),
         "{out}"
     );
-    let db = demo_db(&dir);
-    assert_eq!(q(&db, "SELECT COUNT(*) FROM links"), 8);
+    let db = &env;
+    assert_eq!(q(db, "SELECT COUNT(*) FROM links"), 8);
     assert_eq!(
-        q(&db, "SELECT COUNT(*) FROM links WHERE state = 'active'"),
+        q(db, "SELECT COUNT(*) FROM links WHERE state = 'active'"),
         6
     );
-    assert_eq!(q(&db, "SELECT COUNT(*) FROM links WHERE state = 'held'"), 1);
-    assert_consents(&db, &out);
+    assert_eq!(q(db, "SELECT COUNT(*) FROM links WHERE state = 'held'"), 1);
+    assert_consents(db, &out);
     assert_eq!(
         q(
-            &db,
+            db,
             "SELECT COUNT(*) FROM links WHERE state = 'needs_relink' AND provider = 'demo-fhir-revoked'"
         ),
         1
     );
     assert_eq!(
-        q(&db, "SELECT COUNT(*) FROM regimens"),
+        q(db, "SELECT COUNT(*) FROM regimens"),
         6,
         "one per active link"
     );
     assert!(
-        q(&db, "SELECT COUNT(*) FROM link_moves") >= 1,
+        q(db, "SELECT COUNT(*) FROM link_moves") >= 1,
         "the 301 is remembered"
     );
     assert!(
         q(
-            &db,
+            db,
             "SELECT COUNT(*) FROM audit WHERE action = 'link.refresh'"
         ) >= 1,
         "a refresh happened"
@@ -299,7 +321,7 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
     ] {
         assert!(
             q(
-                &db,
+                db,
                 &format!(
                     "SELECT COUNT(*) FROM exceptions WHERE state = 'open' AND kind = '{kind}'"
                 )
@@ -310,7 +332,7 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
     for scheme in ["oauth1", "oauth2"] {
         assert!(
             q(
-                &db,
+                db,
                 &format!("SELECT COUNT(*) FROM links WHERE scheme = '{scheme}'")
             ) >= 2
         );
@@ -336,16 +358,9 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        for file in ["rxsync.db", "rxsync.db-wal"] {
-            let mode = std::fs::metadata(dir.join(file))
-                .expect(file)
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600, "{file} holds health data: owner only");
-        }
     }
     // Again on the same folder: nothing is due, nothing is repeated.
-    let again = env.run_bare(&["demo", "--dir", &d, "--once"], &[]);
+    let again = demo_rx(&env, &["demo", "--dir", &d, "--once"]);
     let out = again.ok().to_string();
     assert!(out.contains("pass: 0 sync(s)"), "{out}");
     assert!(
@@ -353,10 +368,10 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
             && out.contains("1 held for identity review"),
         "{out}"
     );
-    assert_eq!(q(&db, "SELECT COUNT(*) FROM regimens"), 6);
-    assert_eq!(q(&db, "SELECT COUNT(*) FROM links"), 8);
+    assert_eq!(q(db, "SELECT COUNT(*) FROM regimens"), 6);
+    assert_eq!(q(db, "SELECT COUNT(*) FROM links"), 8);
     assert_eq!(
-        q(&db, "SELECT COUNT(*) FROM invitations"),
+        q(db, "SELECT COUNT(*) FROM invitations"),
         2,
         "no new consent"
     );
@@ -379,13 +394,12 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
     BufReader::new(sandbox.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("sandbox line");
-    db.execute("UPDATE links SET next_due_at = NULL", [])
-        .expect("due");
+    env.execute("UPDATE links SET next_due_at = NULL");
     // Nothing in the environment: the secrets are the files config.toml names.
     let config = dir.join("config.toml").display().to_string();
-    let run = env.run_bare(
+    let run = demo_rx(
+        &env,
         &["--config", &config, "run", "--once", "--format", "json"],
-        &[],
     );
     let summary = run.json();
     assert_eq!(
@@ -394,7 +408,7 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
     );
     assert_eq!(
         q(
-            &db,
+            db,
             "SELECT COUNT(*) FROM regimens WHERE patient_id = 'demo-7'"
         ),
         0
@@ -403,9 +417,8 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
     // A secret file gone: named with its provider, key and path, once.
     let gone = dir.join("secrets/demo-hmac-query.secret");
     std::fs::remove_file(&gone).expect("remove a secret");
-    db.execute("UPDATE links SET next_due_at = NULL", [])
-        .expect("due");
-    let run = env.run_bare(&["--config", &config, "run", "--once"], &[]);
+    env.execute("UPDATE links SET next_due_at = NULL");
+    let run = demo_rx(&env, &["--config", &config, "run", "--once"]);
     let err = run.fails(1);
     let _ = sandbox.kill();
     let _ = sandbox.wait();
@@ -420,7 +433,8 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
         "no second copy as a log event: {err}"
     );
     // A pull for people says why once (stdout), the error names the link.
-    let pull = env.run_bare(
+    let pull = demo_rx(
+        &env,
         &[
             "--config",
             &config,
@@ -430,7 +444,6 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
             "--provider",
             "demo-ccr-hmac-query",
         ],
-        &[],
     );
     let err = pull.fails(1);
     let both = format!("{}{err}", pull.stdout);
@@ -438,6 +451,60 @@ fn demo_links_every_kind_syncs_once_and_carries_on_from_where_it_stopped() {
     assert!(
         err.contains("1 of 1 pull(s) failed (why: above)") && err.contains("demo-ccr-hmac-query"),
         "{err}"
+    );
+}
+
+/// With `RXSYNC_DATABASE_URL` set, the demo runs on that PostgreSQL
+/// database — the URL wins over the `[database] path` its config.toml
+/// writes — and says so (the URL without its password); no SQLite file is
+/// made, and the follow-ups say the variable must stay set. Runs when the
+/// tests run on PostgreSQL (`RXSYNC_TEST_ENGINE=postgres`); the test above
+/// runs the whole demo on either engine.
+#[test]
+fn with_rxsync_database_url_the_demo_runs_on_postgresql_and_says_so() {
+    if !crate::support::on_postgres() {
+        eprintln!("the demo on PostgreSQL: runs with RXSYNC_TEST_ENGINE=postgres");
+        return;
+    }
+    let (env, dir) = demo_env();
+    let url = url::Url::parse(env.pg.as_deref().expect("a PostgreSQL home")).expect("URL");
+    let password = url
+        .password()
+        .expect("the test cluster's password")
+        .to_string();
+    let d = dir.display().to_string();
+    let run = demo_rx(&env, &["demo", "--dir", &d, "--once"]);
+    let out = run.ok();
+    let mut shown = url.clone();
+    shown.set_password(None).expect("a URL with a password");
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.contains(&format!(
+            "(database: PostgreSQL {shown}, from RXSYNC_DATABASE_URL,"
+        )),
+        "{first}"
+    );
+    assert!(
+        out.contains("Next, from a shell with RXSYNC_DATABASE_URL set as now"),
+        "{out}"
+    );
+    for text in [out, run.stderr.as_str()] {
+        assert!(
+            !text.contains(&password),
+            "the password was printed: {text}"
+        );
+    }
+    let config = std::fs::read_to_string(dir.join("config.toml")).expect("config");
+    assert!(config.contains("path = \"rxsync.db\""), "{config}");
+    assert!(
+        !dir.join("rxsync.db").exists(),
+        "the URL won: no SQLite database in {d}"
+    );
+    assert_eq!(q(&env, "SELECT COUNT(*) FROM links"), 8);
+    assert_eq!(q(&env, "SELECT COUNT(*) FROM regimens"), 6);
+    assert_eq!(
+        q(&env, "SELECT COUNT(*) FROM links WHERE state = 'held'"),
+        1
     );
 }
 

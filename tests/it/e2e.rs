@@ -27,6 +27,7 @@
 //! them), hence `#[ignore]` for a plain `cargo test`.
 
 use crate::review_server::{CLINICIAN, Review};
+use crate::support::DbReader;
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -192,13 +193,13 @@ async fn js(c: &Client, script: &str) -> serde_json::Value {
 /// failure is reported.
 async fn in_browser<F, Fut>(r: &Review, flow: F)
 where
-    F: FnOnce(Client, String, PathBuf) -> Fut,
+    F: FnOnce(Client, String, DbReader) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let driver = start_driver();
     let profile = tempfile::tempdir().expect("profile dir");
     let c = browser(&driver, profile.path()).await;
-    let outcome = tokio::spawn(flow(c.clone(), r.base.clone(), r.env.db.clone())).await;
+    let outcome = tokio::spawn(flow(c.clone(), r.base.clone(), r.env.reader())).await;
     let _ = c.close().await;
     if let Err(e) = outcome {
         match e.try_into_panic() {
@@ -239,7 +240,7 @@ async fn a_clinician_reviews_the_queue_in_a_real_browser() {
     in_browser(&r, flow).await;
 }
 
-async fn flow(client: Client, base: String, db: PathBuf) {
+async fn flow(client: Client, base: String, db: DbReader) {
     let c = &client;
     log_in(c, &base, "01-login").await;
     check(c, "02-queue").await;
@@ -348,15 +349,7 @@ async fn flow(client: Client, base: String, db: PathBuf) {
         .await
         .expect("open the queue again");
     assert_eq!(path(c).await, "/login", "the session ended");
-    let reviewed: i64 = rusqlite::Connection::open(&db)
-        .and_then(|conn| {
-            conn.query_row(
-                "SELECT COUNT(*) FROM regimens WHERE status = 'reviewed'",
-                [],
-                |row| row.get(0),
-            )
-        })
-        .expect("read the database");
+    let reviewed = db.query_i64("SELECT COUNT(*) FROM regimens WHERE status = 'reviewed'");
     assert_eq!(reviewed, 1);
 }
 
@@ -396,7 +389,7 @@ async fn a_clinician_settles_a_source_conflict_in_a_real_browser() {
 
 /// Clinic: lisinopril active, Zocor 1 tablet. Pharmacy: lisinopril
 /// stopped, Zocor 2 tablets, Cozaar (see `reconcile::two_sources`).
-async fn conflict_flow(client: Client, base: String, db: PathBuf) {
+async fn conflict_flow(client: Client, base: String, db: DbReader) {
     let c = &client;
     log_in(c, &base, "c01-login").await;
     assert_eq!(
@@ -544,15 +537,9 @@ async fn conflict_flow(client: Client, base: String, db: PathBuf) {
     assert!(count.contains("none open"), "{count}");
     check(c, "c10-reconciled-decided").await;
 
-    let open: i64 = rusqlite::Connection::open(&db)
-        .and_then(|conn| {
-            conn.query_row(
-                "SELECT COUNT(*) FROM exceptions WHERE kind = 'source_conflict' AND state = 'open'",
-                [],
-                |row| row.get(0),
-            )
-        })
-        .expect("read the database");
+    let open = db.query_i64(
+        "SELECT COUNT(*) FROM exceptions WHERE kind = 'source_conflict' AND state = 'open'",
+    );
     assert_eq!(open, 0);
 }
 
@@ -578,7 +565,7 @@ async fn a_patient_links_an_account_from_an_invitation_in_a_real_browser() {
         c.clone(),
         served.base.clone(),
         url,
-        home.env.db.clone(),
+        home.env.reader(),
     ))
     .await;
     let _ = c.close().await;
@@ -590,19 +577,14 @@ async fn a_patient_links_an_account_from_an_invitation_in_a_real_browser() {
     }
 }
 
-async fn linking_flow(client: Client, base: String, invitation: String, db: PathBuf) {
+async fn linking_flow(client: Client, base: String, invitation: String, db: DbReader) {
     let c = &client;
     // Opening the invitation shows what it is for and spends nothing (a
     // mail scanner may have fetched it first): twice, to be sure.
     let unspent = || {
-        rusqlite::Connection::open(&db)
-            .expect("db")
-            .query_row(
-                "SELECT COUNT(*) FROM invitations WHERE patient_id = 'P1' AND opened_at IS NULL",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .expect("count")
+        db.query_i64(
+            "SELECT COUNT(*) FROM invitations WHERE patient_id = 'P1' AND opened_at IS NULL",
+        )
     };
     for _ in 0..2 {
         c.goto(&invitation).await.expect("open the invitation");
@@ -635,14 +617,9 @@ async fn linking_flow(client: Client, base: String, invitation: String, db: Path
         .find_all(Locator::Css("#medications tr.medication"))
         .await
         .expect("rows");
-    let imported: i64 = rusqlite::Connection::open(&db)
-        .expect("db")
-        .query_row(
-            "SELECT COUNT(*) FROM items i JOIN regimens r ON r.id = i.regimen_id WHERE r.patient_id = 'P1'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
+    let imported = db.query_i64(
+        "SELECT COUNT(*) FROM items i JOIN regimens r ON r.id = i.regimen_id WHERE r.patient_id = 'P1'",
+    );
     assert!(imported > 0);
     assert_eq!(
         rows.len() as i64,

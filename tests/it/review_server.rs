@@ -93,8 +93,6 @@ impl Review {
             .rxsync()
             .args(args)
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove("RXSYNC_CONFIG")
-            .env_remove("RXSYNC_REVIEW_LISTEN")
             // The sandbox providers' secrets, as a deployment's environment
             // holds them (a consent started from a page resolves its client).
             .envs(crate::pull::harness::SECRETS.iter().copied())

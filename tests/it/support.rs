@@ -81,8 +81,24 @@ pub fn sqlite_only(test: &str) -> bool {
     false
 }
 
+/// Runs `f` on a thread of its own and returns what it returned.
+/// PostgreSQL's synchronous client drives a tokio runtime of its own,
+/// which cannot run on a thread that is already inside one (every
+/// `#[tokio::test]`): the tests' database work runs beside it instead.
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(f)
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
 /// A fresh PostgreSQL database on the test cluster; returns its URL.
 pub fn fresh_pg_database() -> String {
+    off_runtime(create_pg_database)
+}
+
+fn create_pg_database() -> String {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let admin = std::env::var("RXSYNC_TEST_PG_URL")
         .expect("RXSYNC_TEST_PG_URL (start one with . .ci/postgres.sh && start_test_postgres)");
@@ -100,16 +116,6 @@ pub fn fresh_pg_database() -> String {
     });
     let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
     format!("{base}/{name}")
-}
-
-/// Runs `f` on a thread of its own: the blocking PostgreSQL client starts
-/// a runtime, which tokio refuses on a thread that drives async tests.
-pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(f)
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
 }
 
 fn rand_suffix() -> String {
@@ -135,6 +141,23 @@ pub fn drop_pg_database(url: &str) {
     };
     if let Ok(mut c) = postgres::Client::connect(&admin, postgres::NoTls) {
         let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
+}
+
+/// Reads one number from a home's database, on either engine; unlike the
+/// home itself it can be cloned and moved into a task.
+#[derive(Clone, Debug)]
+#[allow(dead_code)] // not every test module reads from a task
+pub struct DbReader {
+    db: PathBuf,
+    pg: Option<String>,
+}
+
+#[allow(dead_code)] // not every test module reads from a task
+impl DbReader {
+    /// One SQL value, as `TestEnv::query_i64` reads it.
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        TestEnv::query_i64_at(&self.db, self.pg.as_deref(), sql)
     }
 }
 
@@ -185,7 +208,8 @@ impl TestEnv {
     /// Opens the store (either engine).
     #[allow(dead_code)] // until a test opens the store itself
     pub fn store(&self) -> rxsync::store::Store {
-        rxsync::store::Store::connect(&self.database()).expect("open the test database")
+        let database = self.database();
+        off_runtime(|| rxsync::store::Store::connect(&database).expect("open the test database"))
     }
 
     /// `rxsync` in the temp folder on this home's database (`--db PATH`,
@@ -350,18 +374,27 @@ impl TestEnv {
             })
             .collect()
     }
-
     /// One SQL value, for assertions on what is stored.
     pub fn query_i64(&self, sql: &str) -> i64 {
-        if let Some(url) = &self.pg {
-            return off_runtime(|| {
-                let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
-                let wrapped = format!("SELECT (({}))::bigint", sql.trim().trim_end_matches(';'));
-                c.query_one(&wrapped, &[]).expect(sql).get(0)
-            });
+        TestEnv::query_i64_at(&self.db, self.pg.as_deref(), sql)
+    }
+
+    fn query_i64_at(db: &Path, pg: Option<&str>, sql: &str) -> i64 {
+        if let Some(url) = pg {
+            let wrapped = format!("SELECT (({}))::bigint", sql.trim().trim_end_matches(';'));
+            return off_runtime(|| pg_client(url).query_one(&wrapped, &[]).expect(sql).get(0));
         }
-        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        let conn = rusqlite::Connection::open(db).expect("open db");
         conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+    }
+
+    /// A reader of this home's database that a task can own.
+    #[allow(dead_code)] // not every test module reads from a task
+    pub fn reader(&self) -> DbReader {
+        DbReader {
+            db: self.db.clone(),
+            pg: self.pg.clone(),
+        }
     }
 
     /// Runs one statement (SQL both engines take) on this home's database,
@@ -552,6 +585,60 @@ impl TestEnv {
         }
         let conn = rusqlite::Connection::open(&self.db).expect("open db");
         conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+    }
+    /// The first column of every row, as text (NULL as None), for
+    /// assertions on what is stored.
+    #[allow(dead_code)] // not every test module reads lists
+    pub fn query_strings(&self, sql: &str) -> Vec<Option<String>> {
+        if let Some(url) = &self.pg {
+            return off_runtime(|| {
+                let mut c = pg_client(url);
+                let text = format!(
+                    "SELECT CAST(q.c AS TEXT) FROM ({}) AS q(c)",
+                    sql.trim().trim_end_matches(';')
+                );
+                c.query(&text, &[])
+                    .expect(sql)
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect()
+            });
+        }
+        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        let mut stmt = conn.prepare(sql).expect(sql);
+        stmt.query_map([], |r| {
+            Ok(match r.get_ref(0)? {
+                rusqlite::types::ValueRef::Null => None,
+                rusqlite::types::ValueRef::Integer(i) => Some(i.to_string()),
+                rusqlite::types::ValueRef::Real(f) => Some(f.to_string()),
+                rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                    Some(String::from_utf8_lossy(t).into_owned())
+                }
+            })
+        })
+        .expect(sql)
+        .collect::<Result<_, _>>()
+        .expect(sql)
+    }
+
+    /// Every byte the database holds, for assertions that a secret is
+    /// not stored in the clear: the SQLite file with its WAL, or on
+    /// PostgreSQL every column of every row (text as its UTF-8 text,
+    /// `bytea` as its bytes).
+    #[allow(dead_code)] // not every test module looks for secrets
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        if let Some(url) = &self.pg {
+            return off_runtime(|| pg_stored_bytes(url));
+        }
+        let mut all = Vec::new();
+        for ext in ["", "-wal", "-shm"] {
+            let mut p = self.db.as_os_str().to_owned();
+            p.push(ext);
+            if let Ok(b) = std::fs::read(PathBuf::from(p)) {
+                all.extend(b);
+            }
+        }
+        all
     }
 }
 
@@ -748,4 +835,41 @@ impl Drop for Sandbox {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn pg_client(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, postgres::NoTls).expect("test database")
+}
+
+fn pg_stored_bytes(url: &str) -> Vec<u8> {
+    let mut c = pg_client(url);
+    let columns: Vec<(String, String, String)> = c
+        .query(
+            "SELECT table_name::text, column_name::text, data_type::text
+             FROM information_schema.columns WHERE table_schema = 'public'
+             ORDER BY table_name, ordinal_position",
+            &[],
+        )
+        .expect("list columns")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let mut all = Vec::new();
+    for (table, column, kind) in columns {
+        let rows = if kind == "bytea" {
+            c.query(&format!("SELECT \"{column}\" FROM \"{table}\""), &[])
+        } else {
+            c.query(
+                &format!("SELECT convert_to(CAST(\"{column}\" AS TEXT), 'UTF8') FROM \"{table}\""),
+                &[],
+            )
+        };
+        for row in rows.expect("read a column") {
+            if let Some(b) = row.get::<_, Option<Vec<u8>>>(0) {
+                all.extend(b);
+                all.push(0);
+            }
+        }
+    }
+    all
 }

@@ -534,14 +534,8 @@ async fn sessions_have_safe_cookies_expire_and_end_at_logout() {
 
     // An expired session is refused.
     let cookie = r.login(CLINICIAN).await;
-    rusqlite::Connection::open(&r.env.db)
-        .and_then(|c| {
-            c.execute(
-                "UPDATE sessions SET expires_at = '2000-01-01T00:00:00.000Z'",
-                [],
-            )
-        })
-        .expect("expire");
+    r.env
+        .execute("UPDATE sessions SET expires_at = '2000-01-01T00:00:00.000Z'");
     assert_eq!(
         r.get("/queue", Some(&cookie)).await.location(),
         Some("/login")

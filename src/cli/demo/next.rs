@@ -148,10 +148,16 @@ impl Next<'_> {
         let program = program();
         let rx = format!("{program} --config {}", sh(self.config));
         println!();
-        println!(
-            "Next, from any shell (nothing to set: the provider secrets are files in {}):",
-            sh(&self.dir.join("secrets"))
-        );
+        match store.database() {
+            rxsync::store::Database::Sqlite(_) => println!(
+                "Next, from any shell (nothing to set: the provider secrets are files in {}):",
+                sh(&self.dir.join("secrets"))
+            ),
+            rxsync::store::Database::Postgres(target) => println!(
+                "Next, from a shell with RXSYNC_DATABASE_URL set as now (the database is PostgreSQL {target}; the provider secrets are files in {}):",
+                sh(&self.dir.join("secrets"))
+            ),
+        }
         println!("  {rx} queue list");
         println!("  {rx} link list");
         println!("  {rx} regimen show --patient demo-ccr-1");

@@ -203,11 +203,8 @@ fn consent_pull_refresh(
     assert_eq!(exchange["status"], 200, "{exchange}");
 
     let pull = |what: &str| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rxsync"));
-        cmd.current_dir(env.dir.path())
-            .arg("--db")
-            .arg(&env.db)
-            .arg("--config")
+        let mut cmd = env.rxsync();
+        cmd.arg("--config")
             .arg(config)
             .args([
                 "import",
@@ -219,9 +216,6 @@ fn consent_pull_refresh(
                 "json",
             ])
             .env(SECRET_ENV, SECRET);
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
-            cmd.env_remove(k);
-        }
         let out = cmd.output().expect("rxsync import");
         let text = format!(
             "{}{}",

@@ -133,14 +133,13 @@ fn link_row(env: &TestEnv, config: &str, provider: &str) -> Value {
 }
 
 fn audit_details(env: &TestEnv, action: &str) -> Vec<Value> {
-    let conn = rusqlite::Connection::open(&env.db).expect("db");
-    let mut stmt = conn
-        .prepare("SELECT detail FROM audit WHERE action = ?1 ORDER BY id")
-        .expect("prepare");
-    stmt.query_map([action], |r| r.get::<_, String>(0))
-        .expect("query")
-        .map(|d| serde_json::from_str(&d.expect("row")).expect("audit detail JSON"))
-        .collect()
+    env.query_strings(&format!(
+        "SELECT detail FROM audit WHERE action = '{}' ORDER BY id",
+        action.replace('\'', "''")
+    ))
+    .into_iter()
+    .map(|d| serde_json::from_str(&d.expect("a detail")).expect("audit detail JSON"))
+    .collect()
 }
 
 /// Neither the client secret nor any token oidc-provider issued is in `runs`.

@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 
@@ -160,19 +160,13 @@ revocation_url = "{revocation_url}"
     }
 
     pub(super) fn rxsync_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rxsync"));
-        cmd.current_dir(self.env.dir.path())
-            .arg("--db")
-            .arg(&self.env.db)
-            .arg("--config")
+        let mut cmd = self.env.rxsync();
+        cmd.arg("--config")
             .arg(&self.config)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
-            cmd.env_remove(k);
-        }
         cmd.env(SECRET_ENV, SECRET);
         let mut child = cmd.spawn().expect("run rxsync");
         let mut pipe = child.stdin.take().expect("stdin");

@@ -12,19 +12,13 @@ use crate::support::{Run, TestEnv, repo_path};
 
 fn rx(env: &TestEnv, config: &str, args: &[&str], stdin: &[u8]) -> Run {
     use std::io::Write;
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rxsync"));
-    cmd.current_dir(env.dir.path())
-        .arg("--db")
-        .arg(&env.db)
-        .arg("--config")
+    let mut cmd = env.rxsync();
+    cmd.arg("--config")
         .arg(config)
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("RXSYNC_")) {
-        cmd.env_remove(k);
-    }
     let mut child = cmd.spawn().expect("run rxsync");
     if let Some(mut pipe) = child.stdin.take() {
         pipe.write_all(stdin).expect("stdin");
@@ -152,12 +146,7 @@ scopes = [{}]
     );
     assert_eq!(refreshes[0]["status"], 200, "{stats}");
 
-    let mut stored = Vec::new();
-    for ext in ["", "-wal", "-shm"] {
-        let mut p = env.db.as_os_str().to_owned();
-        p.push(ext);
-        stored.extend(std::fs::read(std::path::PathBuf::from(p)).unwrap_or_default());
-    }
+    let stored = env.stored_bytes();
     assert!(
         !contains(&stored, &secret),
         "the client secret is stored in the clear"

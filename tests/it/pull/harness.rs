@@ -251,46 +251,7 @@ impl Home {
     /// On PostgreSQL: every row of every table as text, and the raw bytes
     /// of every bytea column (a plaintext there would hide in the hex).
     pub fn stored_bytes(&self) -> Vec<u8> {
-        let mut all = Vec::new();
-        if let Some(url) = &self.env.pg {
-            let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
-            let columns = c
-                .query(
-                    "SELECT table_name::text, column_name::text, data_type::text
-                     FROM information_schema.columns WHERE table_schema = 'public'",
-                    &[],
-                )
-                .expect("columns");
-            let mut tables: Vec<String> = columns.iter().map(|r| r.get(0)).collect();
-            tables.sort();
-            tables.dedup();
-            for t in tables {
-                for row in c
-                    .query(&format!("SELECT t::text FROM \"{t}\" t"), &[])
-                    .expect("rows")
-                {
-                    all.extend(row.get::<_, String>(0).into_bytes());
-                }
-            }
-            for col in columns.iter().filter(|r| r.get::<_, String>(2) == "bytea") {
-                let (t, name): (String, String) = (col.get(0), col.get(1));
-                for row in c
-                    .query(&format!("SELECT \"{name}\" FROM \"{t}\""), &[])
-                    .expect("bytea")
-                {
-                    all.extend(row.get::<_, Option<Vec<u8>>>(0).unwrap_or_default());
-                }
-            }
-            return all;
-        }
-        for ext in ["", "-wal", "-shm"] {
-            let mut p = self.env.db.as_os_str().to_owned();
-            p.push(ext);
-            if let Ok(b) = std::fs::read(std::path::PathBuf::from(p)) {
-                all.extend(b);
-            }
-        }
-        all
+        self.env.stored_bytes()
     }
 }
 
