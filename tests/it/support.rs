@@ -139,9 +139,11 @@ pub fn drop_pg_database(url: &str) {
     let Some((_, name)) = url.rsplit_once('/') else {
         return;
     };
-    if let Ok(mut c) = postgres::Client::connect(&admin, postgres::NoTls) {
-        let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-    }
+    off_runtime(|| {
+        if let Ok(mut c) = postgres::Client::connect(&admin, postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    });
 }
 
 /// Reads one number from a home's database, on either engine; unlike the

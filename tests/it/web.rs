@@ -632,8 +632,10 @@ async fn over_tls_the_session_cookie_is_secure() {
         )
         .as_bytes(),
     );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rxsync"))
-        .current_dir(env.dir.path())
+    // The home's database: its SQLite file (the config's path, as --db), or
+    // on PostgreSQL its URL, which wins over the path.
+    let mut child = env
+        .rxsync()
         .args(["--config", &config, "serve", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .spawn()
