@@ -271,6 +271,26 @@ impl Daemon {
         }
     }
 
+    /// A link that cannot start now (its provider is at its limit): the
+    /// breaker's trial it may have been given goes back, and the link waits
+    /// in its provider's queue.
+    fn wait_in_queue(
+        &self,
+        link: DueLink,
+        queued: &mut HashSet<i64>,
+        deferred: &mut HashMap<String, std::collections::VecDeque<DueLink>>,
+    ) {
+        self.breakers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .abstain(&link.provider, Instant::now());
+        queued.insert(link.id);
+        deferred
+            .entry(link.provider.clone())
+            .or_default()
+            .push_back(link);
+    }
+
     /// Gives back the leases of claimed links that will not be synced now
     /// (a paused provider's, or shutdown's).
     fn give_back(&self, links: impl IntoIterator<Item = i64>) {
@@ -521,46 +541,22 @@ impl Daemon {
                                         tracing::warn!(provider = %link.provider, error = %e, "cannot take a provider slot");
                                     }
                                     drop(p);
-                                    self.breakers
-                                        .lock()
-                                        .unwrap_or_else(|p| p.into_inner())
-                                        .abstain(&link.provider, Instant::now());
                                     slot_blocked
                                         .insert(link.provider.clone(), Instant::now() + SLOT_RETRY);
-                                    queued.insert(link.id);
-                                    deferred
-                                        .entry(link.provider.clone())
-                                        .or_default()
-                                        .push_back(link);
+                                    self.wait_in_queue(link, &mut queued, &mut deferred);
                                     continue;
                                 }
                             }
                         }
                         Err(_) => {
                             // The breaker let it through: give the trial back.
-                            self.breakers
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .abstain(&link.provider, Instant::now());
-                            queued.insert(link.id);
-                            deferred
-                                .entry(link.provider.clone())
-                                .or_default()
-                                .push_back(link);
+                            self.wait_in_queue(link, &mut queued, &mut deferred);
                             continue;
                         }
                     },
                     Some(_) => {
                         // Its slots are all taken elsewhere: wait in its queue.
-                        self.breakers
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .abstain(&link.provider, Instant::now());
-                        queued.insert(link.id);
-                        deferred
-                            .entry(link.provider.clone())
-                            .or_default()
-                            .push_back(link);
+                        self.wait_in_queue(link, &mut queued, &mut deferred);
                         continue;
                     }
                     None => None,

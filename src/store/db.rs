@@ -141,10 +141,7 @@ impl PgConn {
 
     fn execute(&self, stmt: &postgres::Statement, params: &[Value]) -> rusqlite::Result<usize> {
         let args: Vec<PgParam<'_>> = params.iter().map(PgParam).collect();
-        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = args
-            .iter()
-            .map(|a| a as &(dyn postgres::types::ToSql + Sync))
-            .collect();
+        let refs = pg_refs(&args);
         let mut client = self.client();
         let c: &mut postgres::Client = &mut client;
         let n = off_runtime(|| c.execute(stmt, &refs)).map_err(|e| self.failed(e))?;
@@ -153,10 +150,7 @@ impl PgConn {
 
     fn query(&self, stmt: &postgres::Statement, params: &[Value]) -> rusqlite::Result<Vec<PgRow>> {
         let args: Vec<PgParam<'_>> = params.iter().map(PgParam).collect();
-        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = args
-            .iter()
-            .map(|a| a as &(dyn postgres::types::ToSql + Sync))
-            .collect();
+        let refs = pg_refs(&args);
         let mut client = self.client();
         let c: &mut postgres::Client = &mut client;
         let rows = off_runtime(|| c.query(stmt, &refs)).map_err(|e| self.failed(e))?;
@@ -627,6 +621,13 @@ pub(crate) fn placeholders(sql: &str) -> String {
         }
     }
     out
+}
+
+/// The parameters as the client takes them.
+fn pg_refs<'a>(args: &'a [PgParam<'a>]) -> Vec<&'a (dyn postgres::types::ToSql + Sync)> {
+    args.iter()
+        .map(|a| a as &(dyn postgres::types::ToSql + Sync))
+        .collect()
 }
 
 /// A parameter converted to the type PostgreSQL inferred for it.
