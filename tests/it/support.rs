@@ -339,16 +339,7 @@ impl TestEnv {
         if let Some(url) = &self.pg {
             return off_runtime(|| {
                 let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
-                let tables: Vec<String> = c
-                    .query(
-                        "SELECT table_name::text FROM information_schema.tables
-                         WHERE table_schema = 'public' ORDER BY 1",
-                        &[],
-                    )
-                    .expect("list tables")
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect();
+                let tables = pg_tables(&mut c);
                 tables
                     .into_iter()
                     .map(|t| {
@@ -501,16 +492,7 @@ impl TestEnv {
         if let Some(url) = &self.pg {
             return off_runtime(|| {
                 let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
-                let tables: Vec<String> = c
-                    .query(
-                        "SELECT table_name::text FROM information_schema.tables
-                         WHERE table_schema = 'public' ORDER BY 1",
-                        &[],
-                    )
-                    .expect("list tables")
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect();
+                let tables = pg_tables(&mut c);
                 let mut out = String::new();
                 for t in tables {
                     for row in c
@@ -642,6 +624,19 @@ impl TestEnv {
         }
         all
     }
+}
+
+/// The tables of a PostgreSQL test database, by name.
+fn pg_tables(c: &mut postgres::Client) -> Vec<String> {
+    c.query(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = 'public' ORDER BY 1",
+        &[],
+    )
+    .expect("list tables")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
 }
 
 /// A PostgreSQL column as the text SQLite would give for it.

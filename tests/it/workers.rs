@@ -128,20 +128,6 @@ fn seed(home: &Home, sb: &Sandbox, provider: &str, oauth2: bool, expired: bool, 
     }
 }
 
-/// Runs a statement on the home's database (either engine).
-fn execute(home: &Home, sql: &str) {
-    match &home.env.pg {
-        Some(url) => {
-            let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
-            c.batch_execute(sql).expect(sql);
-        }
-        None => {
-            let c = rusqlite::Connection::open(&home.env.db).expect("db");
-            c.execute_batch(sql).expect(sql);
-        }
-    }
-}
-
 /// `rxsync run --once --format json`, started (not waited for).
 fn spawn_pass(home: &Home) -> Child {
     spawn_pass_with(home, &[])
@@ -453,8 +439,7 @@ fn refresh_single_flight(engine: Engine, test: &str) {
             "round {round}: one refresh per link"
         );
         // Every token expired again, every link due again.
-        execute(
-            &home,
+        home.env.execute(
             "UPDATE links SET next_due_at = NULL, expires_at = '2000-01-01T00:00:00.000Z'",
         );
     }
@@ -565,8 +550,7 @@ revocation_url = "{}"
             N * round,
             "round {round}: one refresh per link"
         );
-        execute(
-            &home,
+        home.env.execute(
             "UPDATE links SET next_due_at = NULL, expires_at = '2000-01-01T00:00:00.000Z'",
         );
     }

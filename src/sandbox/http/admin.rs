@@ -153,6 +153,17 @@ struct FaultRequest {
     body: Option<String>,
 }
 
+/// A `path_prefix` of the provider's own routes: under `/`, not `/admin`.
+fn provider_prefix(prefix: &str) -> Result<(), Response> {
+    if !prefix.starts_with('/') || prefix.starts_with("/admin") {
+        return Err(reply::admin_error(
+            StatusCode::BAD_REQUEST,
+            "path_prefix must start with / and not be under /admin",
+        ));
+    }
+    Ok(())
+}
+
 /// `POST /admin/faults`: the next `times` requests under `path_prefix`
 /// get `status`.
 pub(crate) async fn add_fault(State(app): State<Shared>, body: Bytes) -> Response {
@@ -160,11 +171,8 @@ pub(crate) async fn add_fault(State(app): State<Shared>, body: Bytes) -> Respons
         Ok(a) => a,
         Err(refusal) => return refusal,
     };
-    if !asked.path_prefix.starts_with('/') || asked.path_prefix.starts_with("/admin") {
-        return reply::admin_error(
-            StatusCode::BAD_REQUEST,
-            "path_prefix must start with / and not be under /admin",
-        );
+    if let Err(refusal) = provider_prefix(&asked.path_prefix) {
+        return refusal;
     }
     if !(200..=599).contains(&asked.status) {
         return reply::admin_error(StatusCode::BAD_REQUEST, "status must be 200 to 599");
@@ -208,11 +216,8 @@ pub(crate) async fn set_latency(State(app): State<Shared>, body: Bytes) -> Respo
         Ok(a) => a,
         Err(refusal) => return refusal,
     };
-    if !asked.path_prefix.starts_with('/') || asked.path_prefix.starts_with("/admin") {
-        return reply::admin_error(
-            StatusCode::BAD_REQUEST,
-            "path_prefix must start with / and not be under /admin",
-        );
+    if let Err(refusal) = provider_prefix(&asked.path_prefix) {
+        return refusal;
     }
     if asked.ms > MAX_LATENCY_MS {
         return reply::admin_error(
