@@ -352,38 +352,29 @@ impl Daemon {
         };
         if batch.is_empty() && Instant::now() >= *wake_at {
             self.metrics.due_polls.inc();
-            let now = crate::store::rfc3339_now();
             // Paused providers' links are not read at all: however many
             // they are, they cannot crowd out the others.
             let paused = self.paused_providers();
-            let skipped: Vec<i64> = skip.iter().copied().collect();
-            let _ = now;
-            let claimed = self.claim_batch(&paused);
-            let read = self.reader.with(|s| {
-                let Some(due) = claimed else {
-                    return Err(crate::store::StoreError::Writer(
-                        "the due links could not be claimed".into(),
-                    ));
-                };
-                let fresh: Vec<DueLink> =
-                    due.into_iter().filter(|d| !skip.contains(&d.id)).collect();
-                // More may be due than were read: read again once these started.
-                let next = if fresh.is_empty() {
-                    s.next_due_at(&paused, &skipped)?
-                } else {
-                    None
-                };
-                Ok((fresh, next))
-            });
-            let wait = match read {
-                Ok((fresh, _)) if !fresh.is_empty() => {
-                    batch.extend(fresh);
-                    Duration::ZERO
-                }
-                Ok((_, next)) => self.idle_until(next.as_deref()),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the due links");
-                    ERROR_IDLE
+            let wait = match self.claim_batch(&paused) {
+                // `claim_batch` said why.
+                None => ERROR_IDLE,
+                Some(due) => {
+                    let fresh: Vec<DueLink> =
+                        due.into_iter().filter(|d| !skip.contains(&d.id)).collect();
+                    if fresh.is_empty() {
+                        let skipped: Vec<i64> = skip.iter().copied().collect();
+                        match self.reader.with(|s| s.next_due_at(&paused, &skipped)) {
+                            Ok(next) => self.idle_until(next.as_deref()),
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot read the next due time");
+                                ERROR_IDLE
+                            }
+                        }
+                    } else {
+                        // More may be due than were claimed: claim again once these started.
+                        batch.extend(fresh);
+                        Duration::ZERO
+                    }
                 }
             };
             *wake_at = Instant::now() + wait;
