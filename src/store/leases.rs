@@ -369,7 +369,15 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let at = chrono::Utc::now();
         let tx = self.tx()?;
-        {
+        // The slot rows are made once. An insert that meets an existing
+        // row waits for whichever worker's transaction is updating it, so
+        // they are only inserted when some are missing.
+        let made: i64 = tx.cached_row(
+            "SELECT count(*) FROM provider_slots WHERE provider = ?1 AND slot <= ?2",
+            params![provider, slots as i64],
+            |r| r.get(0),
+        )?;
+        if made < slots as i64 {
             let mut make = tx.prepare_cached(
                 "INSERT INTO provider_slots (provider, slot) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             )?;
@@ -421,6 +429,11 @@ impl Store {
     /// failures in a row, across every worker; the `threshold`-th pauses
     /// the provider for `pause` (then one more failure pauses it again, a
     /// success closes it). Returns true when this outcome paused it.
+    ///
+    /// The breaker's row is one per provider, shared by every worker's
+    /// every sync: a success on a closed breaker (the common case) only
+    /// reads it, so workers do not queue behind each other's commits for
+    /// its row lock; a failure is one upsert.
     pub fn record_provider_outcome(
         &mut self,
         provider: &str,
@@ -429,21 +442,27 @@ impl Store {
         pause: chrono::Duration,
     ) -> Result<bool, StoreError> {
         let at = chrono::Utc::now();
-        let tx = self.tx()?;
-        tx.cached_execute(
-            "INSERT INTO provider_breakers (provider) VALUES (?1) ON CONFLICT DO NOTHING",
-            [provider],
-        )?;
         if !failed {
-            tx.cached_execute(
-                "UPDATE provider_breakers SET failures = 0, paused_until = NULL WHERE provider = ?1",
+            let open: bool = self.conn.cached_row(
+                "SELECT EXISTS(SELECT 1 FROM provider_breakers
+                 WHERE provider = ?1 AND (failures <> 0 OR paused_until IS NOT NULL))",
                 [provider],
+                |r| r.get(0),
             )?;
-            tx.commit()?;
+            if open {
+                self.conn.cached_execute(
+                    "UPDATE provider_breakers SET failures = 0, paused_until = NULL
+                     WHERE provider = ?1 AND (failures <> 0 OR paused_until IS NOT NULL)",
+                    [provider],
+                )?;
+            }
             return Ok(false);
         }
+        let tx = self.tx()?;
         let failures: i64 = tx.cached_row(
-            "UPDATE provider_breakers SET failures = failures + 1 WHERE provider = ?1 RETURNING failures",
+            "INSERT INTO provider_breakers (provider, failures) VALUES (?1, 1)
+             ON CONFLICT (provider) DO UPDATE SET failures = provider_breakers.failures + 1
+             RETURNING failures",
             [provider],
             |r| r.get(0),
         )?;
@@ -512,6 +531,86 @@ mod tests {
         store
             .claim_link(id, "two", chrono::Duration::minutes(5))
             .expect("an on-demand claim ignores the schedule");
+    }
+
+    #[test]
+    fn the_shared_breaker_counts_failures_in_a_row_and_a_success_on_a_closed_one_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = crate::store::test_store(dir.path());
+        let pause = chrono::Duration::minutes(5);
+        let row = |store: &Store| -> Option<(i64, Option<String>)> {
+            store
+                .conn
+                .query_row(
+                    "SELECT failures, paused_until FROM provider_breakers WHERE provider = 'p'",
+                    params![],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .expect("reads the breaker")
+        };
+        // Successes on a breaker never opened make no row at all.
+        assert!(
+            !store
+                .record_provider_outcome("p", false, 3, pause)
+                .expect("records")
+        );
+        assert_eq!(row(&store), None);
+        assert!(
+            !store
+                .record_provider_outcome("p", true, 3, pause)
+                .expect("records")
+        );
+        assert!(
+            !store
+                .record_provider_outcome("p", true, 3, pause)
+                .expect("records")
+        );
+        assert_eq!(row(&store), Some((2, None)));
+        // The third failure in a row pauses it; one more failure pauses it again.
+        assert!(
+            store
+                .record_provider_outcome("p", true, 3, pause)
+                .expect("records")
+        );
+        assert_eq!(store.paused_providers().expect("paused"), ["p"]);
+        assert!(
+            store
+                .record_provider_outcome("p", true, 3, pause)
+                .expect("records")
+        );
+        // A success closes it.
+        assert!(
+            !store
+                .record_provider_outcome("p", false, 3, pause)
+                .expect("records")
+        );
+        assert_eq!(row(&store), Some((0, None)));
+        assert!(store.paused_providers().expect("paused").is_empty());
+
+        // Another worker holds the breaker's row in an open transaction: a
+        // success on the closed breaker does not wait for it (before, every
+        // sync of every worker queued for this one row's lock).
+        let mut other = Store::connect(store.database()).expect("a second connection");
+        let tx = other.tx().expect("begins");
+        tx.execute(
+            "UPDATE provider_breakers SET failures = 0 WHERE provider = 'p'",
+            params![],
+        )
+        .expect("locks the row");
+        let (done, finished) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let r = store.record_provider_outcome("p", false, 3, pause);
+            let _ = done.send(r.map_err(|e| e.to_string()));
+            store
+        });
+        let recorded = finished.recv_timeout(std::time::Duration::from_secs(60));
+        drop(tx);
+        let _ = worker.join();
+        assert_eq!(
+            recorded.expect("a success waited for another worker's lock on the breaker's row"),
+            Ok(false)
+        );
     }
 
     #[test]
