@@ -75,7 +75,7 @@ fn check_json(env: &TestEnv) -> (Run, Value) {
 }
 
 /// The failures a JSON report lists for one check.
-fn failures_of(report: &Value, check: &str) -> Vec<String> {
+pub(crate) fn failures_of(report: &Value, check: &str) -> Vec<String> {
     let c = report["checks"]
         .as_array()
         .expect("checks")
@@ -133,12 +133,13 @@ fn db_check_passes_on_the_demo_database_and_changes_nothing() {
 
 /// One kind of damage, made with a raw connection (no foreign keys, no
 /// store), and what `db check` must say about it.
-struct Damage {
-    what: &'static str,
-    sql: &'static str,
-    check: &'static str,
-    /// The failure, with `{R}` for the damaged regimen's id, `{E}` for the exception's.
-    says: &'static str,
+pub(crate) struct Damage {
+    pub what: &'static str,
+    pub sql: &'static str,
+    pub check: &'static str,
+    /// The failure, with `{R}` for the damaged regimen's id, `{E}` for the
+    /// exception's, `{K}` its kind, `{P}` and `{S}` the regimen's patient and source.
+    pub says: &'static str,
 }
 
 #[test]
