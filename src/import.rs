@@ -266,7 +266,8 @@ pub fn commit(
 /// NDC code it carries, every NDC a remembered mapping points to, and the
 /// brands its drug texts may name (`normalize::brand_words`: a few words
 /// per text, one index range each), with the label of the snapshot they
-/// come from (flags name it). Read
+/// come from (flags name it): one statement for the codes, one for the
+/// brands. Read
 /// up front so that normalization stays pure and a database error surfaces
 /// here instead of being mistaken for an unknown code.
 fn dictionary_for(
@@ -275,15 +276,15 @@ fn dictionary_for(
     mappings: &normalize::CodeMappings,
 ) -> Result<MemoryDictionary, StoreError> {
     let mut dict = MemoryDictionary::default().with_snapshot(store.dictionary_snapshot()?);
-    for n in normalize::ndcs_to_look_up(doc, mappings) {
-        if let Some(entry) = store.dict_entry(&n)? {
-            dict.insert(entry);
-        }
+    let ndcs: Vec<_> = normalize::ndcs_to_look_up(doc, mappings)
+        .into_iter()
+        .collect();
+    for entry in store.dict_entries(&ndcs)? {
+        dict.insert(entry);
     }
-    for word in normalize::brand_words(doc) {
-        for (brand, substances) in store.dict_brands(&word)? {
-            dict.insert_brand(&brand, substances);
-        }
+    let words: Vec<String> = normalize::brand_words(doc).into_iter().collect();
+    for (brand, substances) in store.dict_brands_of(&words)? {
+        dict.insert_brand(&brand, substances);
     }
     Ok(dict)
 }
@@ -417,6 +418,35 @@ mod tests {
             .regimen(&patient, source.as_str(), None)
             .expect("reads")
             .expect("a regimen")
+    }
+
+    #[test]
+    fn a_long_list_is_stored_in_document_order_across_the_multi_row_inserts() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = store_with(&dir, &[], &[]);
+        // 23 items: inserts of 16, 4, 2 and 1 rows.
+        let names: Vec<String> = (0..23).map(|i| format!("Drug {i:02}")).collect();
+        let codes: Vec<String> = (0..23).map(|i| format!("500000000{i:02}")).collect();
+        let meds: Vec<(&str, &str)> = names
+            .iter()
+            .zip(&codes)
+            .map(|(n, c)| (n.as_str(), c.as_str()))
+            .collect();
+        let regimen = import_and_read(&mut store, &ccr(&meds));
+        let read: Vec<(i64, Option<&str>)> = regimen
+            .items
+            .iter()
+            .map(|i| (i.position, i.name.as_deref()))
+            .collect();
+        let want: Vec<(i64, Option<&str>)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as i64 + 1, Some(n.as_str())))
+            .collect();
+        assert_eq!(read, want);
+        let mut ids: Vec<i64> = regimen.items.iter().map(|i| i.id).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), 23, "every item has its own id");
     }
 
     #[test]

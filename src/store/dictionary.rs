@@ -2,7 +2,7 @@
 //!
 //! `dict_products.brand_key` holds a brand's normalized proprietary name
 //! (`Product::brand_key`), indexed, so that an import can ask which
-//! substances the brands its texts name stand for (`dict_brands`).
+//! substances the brands its texts name stand for (`dict_brands_of`).
 //!
 //! `dict_packages.ndc11` holds a package's 11-digit NDC, the key items and
 //! mappings join on; a new 6-digit labeler's package, which has no 11-digit
@@ -177,40 +177,67 @@ impl Store {
         Ok(stmt.query_row([key_text(ndc)], row_to_entry).optional()?)
     }
 
-    /// The brands whose key (`dict::brand_key`) is `word_or_name`'s or starts
-    /// with it and a space, each with its products' substances: one index
-    /// range per word (`dict::brand::upper_bound`). A key several products
-    /// share comes once per product; `MemoryDictionary::insert_brand` unites them.
-    pub fn dict_brands(
-        &self,
-        word_or_name: &str,
-    ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        let key = crate::dict::brand_key(word_or_name);
-        if key.is_empty() {
+    /// The dictionary entries of several NDCs at once (those it has), in
+    /// one statement: an import asks for every code of its document, and on
+    /// PostgreSQL each statement is a round trip inside the write.
+    pub fn dict_entries(&self, ndcs: &[Ndc12]) -> Result<Vec<DictEntry>, StoreError> {
+        if ndcs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT brand_key, ingredients FROM dict_products WHERE brand_key >= ?1 AND brand_key < ?2",
-        )?;
+        let keys: Vec<String> = ndcs.iter().map(key_text).collect();
+        let keys = serde_json::to_string(&keys)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{SELECT_ENTRY} WHERE k.ndc11 IN ({})",
+            self.conn.dialect(
+                "SELECT value FROM json_each(?1)",
+                "SELECT jsonb_array_elements_text(?1::jsonb)"
+            )
+        ))?;
+        let rows = stmt.query_map([keys], row_to_entry)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The brands whose key (`dict::brand_key`) is one of `words`' or starts
+    /// with it and a space, each with its products' substances, for every
+    /// word (or name) at once: one statement, one index range per word
+    /// (`dict::brand::upper_bound`). A key several products share comes once
+    /// per product, and a brand two words' ranges both hold comes twice;
+    /// `MemoryDictionary::insert_brand` unites them.
+    pub fn dict_brands_of(
+        &self,
+        words: &[String],
+    ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let ranges: Vec<[String; 2]> = words
+            .iter()
+            .map(|w| crate::dict::brand_key(w))
+            .filter(|k| !k.is_empty())
+            .map(|k| {
+                let upper = crate::dict::brand::upper_bound(&k);
+                [k, upper]
+            })
+            .collect();
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ranges = serde_json::to_string(&ranges)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let mut stmt = self.conn.prepare_cached(self.conn.dialect(
+            "SELECT p.brand_key, p.ingredients FROM json_each(?1) w
+             JOIN dict_products p ON p.brand_key >= json_extract(w.value, '$[0]')
+                                 AND p.brand_key < json_extract(w.value, '$[1]')",
+            "SELECT p.brand_key, p.ingredients FROM jsonb_array_elements(?1::jsonb) w
+             JOIN dict_products p ON p.brand_key >= (w ->> 0) AND p.brand_key < (w ->> 1)",
+        ))?;
         let rows = stmt
-            .query_map(params![key, crate::dict::brand::upper_bound(&key)], |r| {
+            .query_map([ranges], |r| {
                 let brand: String = r.get(0)?;
                 let ingredients: String = r.get(1)?;
                 Ok((brand, ingredients))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
-            .map(|(brand, ingredients)| {
-                let ingredients: Vec<IngredientJson> =
-                    serde_json::from_str(&ingredients).map_err(|e| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            1,
-                            rusqlite::types::Type::Text,
-                            Box::new(e),
-                        )
-                    })?;
-                Ok((brand, ingredients.into_iter().map(|i| i.name).collect()))
-            })
+            .map(|(brand, ingredients)| Ok((brand, substances_of(&ingredients)?)))
             .collect()
     }
 
@@ -375,6 +402,14 @@ const SELECT_ENTRY: &str = "SELECT k.ndc11, k.package_ndc, k.product_id, k.descr
     p.labeler, p.ingredients, p.excluded, p.epc
     FROM dict_packages k JOIN dict_products p ON p.product_id = k.product_id";
 
+/// The substances' names of a product's stored `ingredients` (JSON).
+fn substances_of(ingredients: &str) -> Result<Vec<String>, StoreError> {
+    let ingredients: Vec<IngredientJson> = serde_json::from_str(ingredients).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(ingredients.into_iter().map(|i| i.name).collect())
+}
+
 /// The text a package is stored under: its 11 digits when it has an
 /// 11-digit form, else its 12.
 fn key_text(ndc: &Ndc12) -> String {
@@ -468,7 +503,9 @@ mod tests {
     }
 
     fn brands(store: &Store, word: &str) -> Vec<(String, Vec<String>)> {
-        let mut found = store.dict_brands(word).expect("reads brands");
+        let mut found = store
+            .dict_brands_of(&[word.to_string()])
+            .expect("reads brands");
         found.sort();
         found
     }
@@ -492,6 +529,16 @@ mod tests {
         assert_eq!(brands(store, "lisinopril"), []);
         assert_eq!(brands(store, "zest"), []);
         assert_eq!(brands(store, "12"), []);
+        // Several words in one statement; a word with no key is left out.
+        let words = ["Zestril", "", "bactrim", "Zestril"].map(String::from);
+        let mut found = store.dict_brands_of(&words).expect("reads brands");
+        found.sort();
+        found.dedup();
+        assert_eq!(
+            found.iter().map(|(b, _)| b.as_str()).collect::<Vec<_>>(),
+            ["bactrim ds", "zestril"]
+        );
+        assert_eq!(store.dict_brands_of(&[]).expect("reads"), []);
     }
 
     #[test]

@@ -470,55 +470,120 @@ fn insert_sync(
     Ok(inserted)
 }
 
+/// The items table's columns, in the order `item_row` binds them.
+const ITEM_COLUMNS: &str = "regimen_id, position, ndc11, ndc_original, ndc_inferred, mapping, name, brand, codes,
+     ingredient_codes, strength, form, route, dose, frequency, sig, status, status_original, start_date, stop_date,
+     prescribed_date, prescriber, sources, records, ndc12, evidence, days_supply, quantity, dispenser, section";
+/// How many values `item_row` binds.
+const ITEM_VALUES: usize = 30;
+/// The most items one INSERT writes. On PostgreSQL each statement is a
+/// round trip inside the import's transaction, so a regimen's items go in a
+/// few statements: runs of 16, 8, 4, 2 and 1 rows (five shapes of
+/// statement in the cache, at most five statements below 32 items).
+const ITEMS_PER_INSERT: usize = 16;
+
+/// Inserts the regimen's items in order (positions from 1); their ids, in
+/// the same order.
 fn insert_items(tx: &Conn, regimen_id: i64, items: &[Item]) -> Result<Vec<i64>, StoreError> {
-    let mut ins = tx.prepare_cached(
-        "INSERT INTO items (regimen_id, position, ndc11, ndc_original, ndc_inferred, mapping, name, brand, codes,
-         ingredient_codes, strength, form, route, dose, frequency, sig, status, status_original, start_date, stop_date,
-         prescribed_date, prescriber, sources, records, ndc12, evidence, days_supply, quantity, dispenser, section)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24,
-         ?25, ?26, ?27, ?28, ?29, ?30) RETURNING id",
-    )?;
-    let mut ids = Vec::with_capacity(items.len());
-    for (position, item) in items.iter().enumerate() {
-        let json = |v: &dyn erased::Json| v.to_json();
-        let inserted: i64 = ins.query_row(
-            params![
-                regimen_id,
-                position as i64 + 1,
-                item.ndc11.map(|n| n.to_string()),
-                item.ndc_original,
-                item.ndc_inferred,
-                item.mapping.as_ref().map(|m| json(m)),
-                item.name,
-                item.brand,
-                json(&item.codes),
-                json(&item.ingredient_codes),
-                item.strength,
-                item.form,
-                item.route,
-                item.dose,
-                item.frequency,
-                item.sig,
-                item.status.as_str(),
-                item.status_original,
-                item.start,
-                item.stop,
-                item.prescribed,
-                item.prescriber,
-                json(&item.sources),
-                json(&item.records),
-                item.ndc12.map(|n| n.to_string()),
-                item.evidence.as_str(),
-                item.days_supply,
-                item.quantity,
-                item.dispenser,
-                item.section,
-            ],
-            |r| r.get(0),
-        )?;
-        ids.push(inserted);
+    let mut ids = vec![0i64; items.len()];
+    let mut done = 0usize;
+    while done < items.len() {
+        let left = items.len() - done;
+        let rows = if left >= ITEMS_PER_INSERT {
+            ITEMS_PER_INSERT
+        } else {
+            1 << left.ilog2()
+        };
+        let mut values = Vec::with_capacity(rows * ITEM_VALUES);
+        for (offset, item) in items[done..done + rows].iter().enumerate() {
+            values.extend(item_row(regimen_id, done + offset, item)?);
+        }
+        let mut ins = tx.prepare_cached(&insert_items_sql(rows))?;
+        let inserted =
+            ins.query_map(&values, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut returned = 0usize;
+        for row in inserted {
+            returned += 1;
+            let (id, position) = row?;
+            let at = usize::try_from(position - 1)
+                .ok()
+                .filter(|i| (done..done + rows).contains(i))
+                .ok_or_else(|| {
+                    StoreError::Refused(format!(
+                        "an item insert returned position {position}, outside {}..={}",
+                        done + 1,
+                        done + rows
+                    ))
+                })?;
+            ids[at] = id;
+        }
+        if returned != rows {
+            return Err(StoreError::Refused(format!(
+                "an insert of {rows} items returned {returned} ids"
+            )));
+        }
+        done += rows;
     }
     Ok(ids)
+}
+
+/// `INSERT INTO items` of `rows` rows, numbered placeholders.
+fn insert_items_sql(rows: usize) -> String {
+    let tuples: Vec<String> = (0..rows)
+        .map(|r| {
+            let marks: Vec<String> = (1..=ITEM_VALUES)
+                .map(|c| format!("?{}", r * ITEM_VALUES + c))
+                .collect();
+            format!("({})", marks.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO items ({ITEM_COLUMNS}) VALUES {} RETURNING id, position",
+        tuples.join(", ")
+    )
+}
+
+/// One item's values, in `ITEM_COLUMNS`' order; `index` counts from 0.
+fn item_row(
+    regimen_id: i64,
+    index: usize,
+    item: &Item,
+) -> rusqlite::Result<Vec<rusqlite::types::Value>> {
+    use super::db::Params;
+    let json = |v: &dyn erased::Json| v.to_json();
+    params![
+        regimen_id,
+        index as i64 + 1,
+        item.ndc11.map(|n| n.to_string()),
+        item.ndc_original,
+        item.ndc_inferred,
+        item.mapping.as_ref().map(|m| json(m)),
+        item.name,
+        item.brand,
+        json(&item.codes),
+        json(&item.ingredient_codes),
+        item.strength,
+        item.form,
+        item.route,
+        item.dose,
+        item.frequency,
+        item.sig,
+        item.status.as_str(),
+        item.status_original,
+        item.start,
+        item.stop,
+        item.prescribed,
+        item.prescriber,
+        json(&item.sources),
+        json(&item.records),
+        item.ndc12.map(|n| n.to_string()),
+        item.evidence.as_str(),
+        item.days_supply,
+        item.quantity,
+        item.dispenser,
+        item.section,
+    ]
+    .values()
 }
 
 /// Serializing the JSON columns: every type here is plain data whose
