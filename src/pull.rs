@@ -23,7 +23,7 @@
 //! pair in a transaction of its own (`Writer::run_alone`).
 
 use crate::config::{Config, DocumentLocation, Provider, ProviderAuth};
-use crate::domain::{LinkState, PatientId, SourceName, SyncOutcome};
+use crate::domain::{LinkId, LinkState, PatientId, SourceName, SyncOutcome};
 use crate::fetch::auth::{Bearer, Oauth1Signer, redact};
 use crate::fetch::fhir;
 use crate::fetch::http::{FetchError, Fetched, Hop, HttpClient};
@@ -62,7 +62,7 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 /// What one pull of one link did.
 #[derive(Debug, Clone, Serialize)]
 pub struct PullReport {
-    pub link: i64,
+    pub link: LinkId,
     pub patient: String,
     pub provider: String,
     /// In JSON: `imported`, `unchanged`, `failed`, `needs_relink`,
@@ -273,7 +273,7 @@ struct PullEnd {
 
 /// What a `PullRecord` borrows.
 struct RecordParts {
-    link_id: i64,
+    link_id: LinkId,
     patient: PatientId,
     holder: String,
     accesses: Vec<serde_json::Value>,
@@ -452,7 +452,7 @@ impl Puller {
     pub async fn pull(
         &self,
         writer: &Writer,
-        link_id: i64,
+        link_id: LinkId,
         trigger: &str,
         actor: &str,
     ) -> Result<PullReport, StoreError> {
@@ -835,7 +835,7 @@ impl Puller {
     pub async fn revoke(
         &self,
         writer: &Writer,
-        link_id: i64,
+        link_id: LinkId,
         actor: &str,
     ) -> Result<(crate::store::LinkView, Option<String>), StoreError> {
         // Usually the link is free: claim it, so no sync starts meanwhile.
@@ -938,7 +938,7 @@ impl Puller {
     pub async fn reject(
         &self,
         writer: &Writer,
-        link_id: i64,
+        link_id: LinkId,
         by: &str,
         note: &str,
     ) -> Result<String, StoreError> {
@@ -1162,7 +1162,7 @@ impl Fetching<'_> {
                     .run(move |st| st.release_refresh_lock(link_id, &h))
                     .await
                 {
-                    tracing::warn!(link = link_id, error = %e, "cannot give back the refresh lock; it expires by itself");
+                    tracing::warn!(link = link_id.get(), error = %e, "cannot give back the refresh lock; it expires by itself");
                 }
             }
             (answer, committed, detail, ms)
@@ -1259,6 +1259,6 @@ fn pull_futures_are_send(
 ) {
     fn is_send<T: Send>(_: T) {}
     is_send(oauth2::refresh(c, o, t, Duration::from_secs(1)));
-    is_send(p.pull(s, 1, "", ""));
-    is_send(p.revoke(s, 1, ""));
+    is_send(p.pull(s, LinkId::new(1), "", ""));
+    is_send(p.revoke(s, LinkId::new(1), ""));
 }

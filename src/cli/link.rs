@@ -6,7 +6,7 @@ use super::table::{Column, Table};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
 use rxsync::config::ProviderAuth;
-use rxsync::domain::{LinkState, PatientId, SyncOutcome};
+use rxsync::domain::{LinkId, LinkState, PatientId, SyncOutcome};
 use rxsync::store::{LinkSecrets, NewLink};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -86,7 +86,7 @@ pub enum Command {
     /// Revoke a link: at the provider's revocation endpoint when configured, then here
     Revoke {
         #[arg(value_name = "LINK")]
-        id: i64,
+        id: LinkId,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -94,7 +94,7 @@ pub enum Command {
     /// is active again (due now) and that identity is remembered as accepted.
     Confirm {
         #[arg(value_name = "LINK")]
-        id: i64,
+        id: LinkId,
         /// Who confirms (recorded in the audit)
         #[arg(long, value_name = "NAME")]
         by: String,
@@ -106,7 +106,7 @@ pub enum Command {
     /// revoked and its tokens dropped.
     Reject {
         #[arg(value_name = "LINK")]
-        id: i64,
+        id: LinkId,
         #[arg(long, value_name = "NAME")]
         by: String,
         #[arg(long, value_name = "TEXT")]
@@ -296,7 +296,7 @@ pub(super) fn configured<'c>(
 /// Prints a link just made (`link add`, `link start`).
 pub(super) fn print_link(
     store: &rxsync::store::Store,
-    id: i64,
+    id: LinkId,
     relinked: bool,
     format: Format,
 ) -> CliResult {
@@ -377,7 +377,7 @@ fn expiry(input: &TokenInput) -> Result<Option<String>, String> {
 /// The listing shape: ids and states, never a secret.
 #[derive(Serialize)]
 struct Listed<'a> {
-    id: i64,
+    id: LinkId,
     patient: &'a str,
     provider: &'a str,
     state: LinkState,
@@ -500,7 +500,7 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
     Ok(())
 }
 
-fn revoke(global: &Global, id: i64, format: Format) -> CliResult {
+fn revoke(global: &Global, id: LinkId, format: Format) -> CliResult {
     let ctx = global.open()?;
     let (puller, store) = ctx.puller()?;
     let writer = rxsync::store::Writer::start(store)?;
@@ -531,7 +531,7 @@ fn revoke(global: &Global, id: i64, format: Format) -> CliResult {
 }
 
 /// `link confirm` / `link reject`: a clinician's decision on a held link.
-fn decide(global: &Global, id: i64, by: &str, note: &str, confirm: bool) -> CliResult {
+fn decide(global: &Global, id: LinkId, by: &str, note: &str, confirm: bool) -> CliResult {
     if by.trim().is_empty() {
         return Err(usage("--by must name who decides"));
     }

@@ -258,7 +258,7 @@ pub struct Started {
 
 /// A link made by consent.
 pub struct Linked {
-    pub link: i64,
+    pub link: crate::domain::LinkId,
     pub relinked: bool,
     pub flow: String,
     /// What the wrong-patient guard found (`Held`: the link was stored

@@ -288,7 +288,7 @@ mod tests {
 
     fn pulled(unreadable_records: usize) -> PullReport {
         PullReport {
-            link: 1,
+            link: crate::domain::LinkId::new(1),
             patient: "p".into(),
             provider: "good".into(),
             outcome: crate::pull::PullOutcome::Synced(crate::domain::SyncOutcome::Imported),

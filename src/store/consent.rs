@@ -13,7 +13,7 @@
 
 use super::db::Conn;
 use super::{Store, StoreError, now};
-use crate::domain::PatientId;
+use crate::domain::{LinkId, PatientId};
 use rusqlite::{OptionalExtension, params};
 
 /// A flow to record when its authorization URL is handed out.
@@ -48,7 +48,7 @@ pub struct TakenFlow {
     pub pkce_verifier: Vec<u8>,
     pub nonce: Option<Vec<u8>>,
     pub redirect_uri: String,
-    pub relink_of: Option<i64>,
+    pub relink_of: Option<LinkId>,
 }
 
 /// What a callback's state found.
@@ -229,7 +229,7 @@ impl Store {
         key: &crate::vault::VaultKey,
         identity: Option<&super::IdentityWrite>,
         mut detail: serde_json::Value,
-    ) -> Result<(i64, bool), StoreError> {
+    ) -> Result<(LinkId, bool), StoreError> {
         self.in_one_transaction(|store| {
             store.audit_consent_step(flow, actor, "consent.exchanged", exchanged)?;
             let (id, relinked) = store.add_link(link, key, actor)?;
@@ -254,7 +254,7 @@ impl Store {
     /// pull audits its own.
     fn audit_link_accesses(
         &mut self,
-        link: i64,
+        link: LinkId,
         patient: &crate::domain::PatientId,
         accesses: &[serde_json::Value],
     ) -> Result<(), StoreError> {
@@ -316,7 +316,7 @@ impl Store {
         &mut self,
         flow: &str,
         outcome: &str,
-        link: Option<i64>,
+        link: Option<LinkId>,
         actor: &str,
         action: &str,
         detail: &serde_json::Value,
@@ -357,7 +357,7 @@ impl Store {
 /// which spends the invitation in the same one).
 pub(super) fn insert_flow(tx: &Conn, f: &NewFlow<'_>, actor: &str) -> Result<(), StoreError> {
     super::patients::require_patient(tx, f.patient)?;
-    let relink_of: Option<i64> = tx
+    let relink_of: Option<LinkId> = tx
         .query_row(
             "SELECT id FROM links WHERE patient_id = ?1 AND provider = ?2 AND state = 'needs_relink'",
             params![f.patient.as_str(), f.provider],
@@ -498,7 +498,7 @@ mod tests {
     }
 
     /// A consent's link with a held verdict, as `store_consent_link` stores it.
-    fn store_held(store: &mut Store) -> Result<(i64, bool), StoreError> {
+    fn store_held(store: &mut Store) -> Result<(LinkId, bool), StoreError> {
         use crate::store::{IdentityWrite, LinkSecrets, NewLink};
         let (key, _) = crate::vault::VaultKey::generate();
         let p = PatientId::parse("P1").expect("id");

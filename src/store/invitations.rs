@@ -17,7 +17,7 @@
 
 use super::db::Conn;
 use super::{Store, StoreError, now};
-use crate::domain::PatientId;
+use crate::domain::{LinkId, PatientId};
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
 
@@ -187,7 +187,7 @@ impl Store {
         &mut self,
         flow: &str,
         outcome: &str,
-        link: Option<i64>,
+        link: Option<LinkId>,
         actor: &str,
     ) -> Result<(), StoreError> {
         let tx = self.tx()?;

@@ -4,13 +4,13 @@
 
 use super::db::Conn;
 use super::{Store, StoreError, now};
-use crate::domain::{ExceptionKind, PatientId, SyncOutcome};
+use crate::domain::{ExceptionKind, LinkId, PatientId, SyncOutcome};
 use crate::schedule::Schedule;
 use rusqlite::{OptionalExtension, params};
 
 /// What a pull adds to the import's (or the failure's) transaction.
 pub struct PullRecord<'a> {
-    pub link_id: i64,
+    pub link_id: LinkId,
     pub patient: &'a str,
     pub holder: &'a str,
     /// JSON array of the requests made, URLs without secrets.
