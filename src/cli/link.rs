@@ -6,7 +6,7 @@ use super::table::{Column, Table};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
 use rxsync::config::ProviderAuth;
-use rxsync::domain::{LinkId, LinkState, PatientId, SyncOutcome};
+use rxsync::domain::{LinkId, LinkState, PatientId, ProviderId, SyncOutcome};
 use rxsync::store::{LinkSecrets, NewLink};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -254,7 +254,7 @@ fn add(
     let (id, relinked) = store.add_link(
         &NewLink {
             patient: &patient,
-            provider: provider.id.as_str(),
+            provider: &provider.id,
             remote_patient: &remote,
             secrets,
             expires_at,
@@ -272,7 +272,9 @@ pub(super) fn configured<'c>(
     config: &'c rxsync::config::Config,
     provider_id: &str,
 ) -> Result<&'c rxsync::config::Provider, Failure> {
-    config.provider(provider_id).ok_or_else(|| {
+    let id = ProviderId::parse(provider_id)
+        .map_err(|e| usage(format!("--provider {provider_id:?}: {e}")))?;
+    config.provider(id.as_str()).ok_or_else(|| {
         usage(format!(
             "--provider {provider_id}: no such provider in {} (configured: {})",
             config
@@ -400,7 +402,7 @@ impl<'a> From<&'a rxsync::store::LinkView> for Listed<'a> {
         Listed {
             id: v.id,
             patient: &v.patient,
-            provider: &v.provider,
+            provider: v.provider.as_str(),
             state: v.state,
             last_sync: v.last_sync.as_deref(),
             scheme: &v.scheme,
@@ -449,7 +451,7 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
     for l in &links {
         let by_consent = ctx
             .config
-            .provider(&l.provider)
+            .provider(l.provider.as_str())
             .is_some_and(|p| rxsync::consent::can_consent(p).is_ok());
         let note = match l.state {
             LinkState::NeedsRelink if by_consent => format!(
@@ -482,7 +484,7 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
         t.row(vec![
             l.id.to_string(),
             l.patient.clone(),
-            l.provider.clone(),
+            l.provider.to_string(),
             l.scheme.clone(),
             l.state.as_str().to_string(),
             cell(&l.last_sync),

@@ -23,7 +23,7 @@ pub mod breaker;
 pub mod exports;
 pub mod metrics;
 
-use crate::domain::LinkId;
+use crate::domain::{LinkId, ProviderId};
 use crate::pull::{PullOutcome, PullReport, Puller};
 use crate::store::{Database, DueLink, Store, StoreError, Writer};
 use axum::Router;
@@ -254,7 +254,7 @@ impl Daemon {
 
     /// Claims the next batch of due links for this worker (None: the
     /// database could not be read; the error is logged).
-    fn claim_batch(&self, paused: &[String]) -> Option<Vec<DueLink>> {
+    fn claim_batch(&self, paused: &[ProviderId]) -> Option<Vec<DueLink>> {
         let holder = self.puller.holder().to_string();
         let ttl = crate::pull::lease_ttl(self.puller.config().sync.lease);
         let limit = self.batch_size();
@@ -279,12 +279,12 @@ impl Daemon {
         &self,
         link: DueLink,
         queued: &mut HashSet<LinkId>,
-        deferred: &mut HashMap<String, std::collections::VecDeque<DueLink>>,
+        deferred: &mut HashMap<ProviderId, std::collections::VecDeque<DueLink>>,
     ) {
         self.breakers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .abstain(&link.provider, Instant::now());
+            .abstain(link.provider.as_str(), Instant::now());
         queued.insert(link.id);
         deferred
             .entry(link.provider.clone())
@@ -409,7 +409,7 @@ impl Daemon {
     /// Providers whose circuit breaker pauses them now: this worker's own
     /// (which lets one trial through) or the one all workers share in the
     /// database (`Store::record_provider_outcome`).
-    fn paused_providers(&self) -> Vec<String> {
+    fn paused_providers(&self) -> Vec<ProviderId> {
         let now = Instant::now();
         let shared = self
             .reader
@@ -423,8 +423,8 @@ impl Daemon {
             .config()
             .providers
             .iter()
-            .map(|p| p.id.to_string())
-            .filter(|p| b.is_open(p, now) || shared.contains(p))
+            .map(|p| p.id.clone())
+            .filter(|p| b.is_open(p.as_str(), now) || shared.contains(p))
             .collect()
     }
 
@@ -439,12 +439,12 @@ impl Daemon {
         let started = Instant::now();
         let config = self.puller.config();
         let global = Arc::new(Semaphore::new(config.sync.concurrency));
-        let per_provider: HashMap<String, Arc<Semaphore>> = config
+        let per_provider: HashMap<ProviderId, Arc<Semaphore>> = config
             .providers
             .iter()
             .filter_map(|p| {
                 p.max_in_flight
-                    .map(|n| (p.id.to_string(), Arc::new(Semaphore::new(n))))
+                    .map(|n| (p.id.clone(), Arc::new(Semaphore::new(n))))
             })
             .collect();
         let mut tasks: JoinSet<(LinkId, Option<PullReport>)> = JoinSet::new();
@@ -452,12 +452,12 @@ impl Daemon {
         let mut summary = Summary::default();
         // Links waiting for their provider's max_in_flight, per provider, and
         // every link queued or running (so a poll does not queue it twice).
-        let mut deferred: HashMap<String, std::collections::VecDeque<DueLink>> = HashMap::new();
+        let mut deferred: HashMap<ProviderId, std::collections::VecDeque<DueLink>> = HashMap::new();
         let mut queued: HashSet<LinkId> = HashSet::new();
         let mut paused_links: HashSet<LinkId> = HashSet::new();
         // Providers whose max_in_flight slots (shared in the database) were
         // all taken, and when their queued links try again.
-        let mut slot_blocked: HashMap<String, Instant> = HashMap::new();
+        let mut slot_blocked: HashMap<ProviderId, Instant> = HashMap::new();
         let holder = self.puller.holder().to_string();
         let slot_ttl = crate::pull::lease_ttl(config.sync.lease);
         loop {
@@ -470,7 +470,7 @@ impl Daemon {
             let mut started_any = false;
             let now = Instant::now();
             slot_blocked.retain(|_, until| *until > now);
-            let ready_providers: Vec<String> = deferred
+            let ready_providers: Vec<ProviderId> = deferred
                 .iter()
                 .filter(|(p, q)| {
                     !q.is_empty()
@@ -504,7 +504,7 @@ impl Daemon {
                     .breakers
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .allow(&link.provider, Instant::now());
+                    .allow(link.provider.as_str(), Instant::now());
                 if !allowed {
                     queued.remove(&link.id);
                     paused_links.insert(link.id);
@@ -518,7 +518,7 @@ impl Daemon {
                             // The provider's max_in_flight counts every
                             // worker's syncs: a slot in the database too.
                             let n = config
-                                .provider(&link.provider)
+                                .provider(link.provider.as_str())
                                 .and_then(|c| c.max_in_flight)
                                 .unwrap_or(usize::MAX);
                             let waited = Instant::now();
@@ -733,11 +733,11 @@ impl Daemon {
                         }
                     };
                     let mut b = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
-                    if b.record(&r.provider, failed, now) || shared_tripped {
+                    if b.record(r.provider.as_str(), failed, now) || shared_tripped {
                         self.metrics
                             .breaker_trips
                             .get_or_create(&ProviderLabel {
-                                provider: r.provider.clone(),
+                                provider: r.provider.to_string(),
                             })
                             .inc();
                         tracing::warn!(provider = %r.provider, "provider paused after failures in a row (circuit breaker)");
@@ -747,7 +747,7 @@ impl Daemon {
                     self.breakers
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .abstain(&r.provider, Instant::now());
+                        .abstain(r.provider.as_str(), Instant::now());
                 }
                 let ms = (secs * 1000.0) as u64;
                 let import = r.import.as_ref().map(|i| i.summary());
@@ -768,7 +768,7 @@ impl Daemon {
                 self.breakers
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .abstain(&link.provider, Instant::now());
+                    .abstain(link.provider.as_str(), Instant::now());
                 tracing::error!(link = link.id.get(), error = %e, "sync could not be recorded");
                 // Nothing was recorded: this worker holds the link's lease
                 // for `STORE_ERROR_RETRY` more (kept if the sync still held
@@ -879,7 +879,7 @@ async fn metrics_text(State(d): State<Arc<Daemon>>) -> axum::response::Response 
             .get_or_create(&ProviderLabel {
                 provider: p.id.to_string(),
             })
-            .set(i64::from(paused.iter().any(|x| x == p.id.as_str())));
+            .set(i64::from(paused.contains(&p.id)));
     }
     match d.metrics.render(&exceptions, &links) {
         Ok(text) => (

@@ -73,6 +73,39 @@ id_newtype!(
     /// file import (`--source`). Regimens are versioned per patient and source.
     SourceName, "source name", 64
 );
+id_newtype!(
+    /// A configured provider's id (`[[providers]] id`). Its documents are
+    /// stored under the source named like it (`as_source`).
+    ProviderId, "provider id", 64
+);
+
+impl ProviderId {
+    /// The source a provider's documents are stored under: its id, as a
+    /// source name (both follow the same rule, so nothing is re-parsed).
+    pub fn as_source(&self) -> SourceName {
+        SourceName(self.0.clone())
+    }
+}
+
+/// A provider id is compared with text where text names a provider (a
+/// `--provider` filter, a form field): equal when the text is the id.
+impl PartialEq<str> for ProviderId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for ProviderId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<ProviderId> for &str {
+    fn eq(&self, other: &ProviderId) -> bool {
+        *self == other.0
+    }
+}
 
 /// A link's id: the row id the store gave it. Shown and serialized as the
 /// bare number (JSON keeps `"id": 12`); outside text (`--link 12`, a URL
@@ -147,6 +180,32 @@ mod tests {
             SourceName::parse("x'; drop"),
             Err(IdError::BadChar { .. })
         ));
+    }
+
+    #[test]
+    fn provider_ids_refuse_what_cannot_be_an_id_and_name_their_source() {
+        let p = ProviderId::parse(" ehr-1 ").expect("id");
+        assert_eq!(p.as_str(), "ehr-1");
+        assert_eq!(p.to_string(), "ehr-1");
+        assert_eq!(p.as_source(), SourceName::parse("ehr-1").expect("source"));
+        let refused = |raw: &str| ProviderId::parse(raw).map_err(|e| e.to_string());
+        assert_eq!(refused(""), Err("provider id must not be empty".into()));
+        assert_eq!(
+            refused("ehr one"),
+            Err("provider id may hold only letters, digits and . _ - : @ (found ' ')".into())
+        );
+        assert_eq!(
+            refused(&"x".repeat(65)),
+            Err("provider id is longer than 64 characters".into())
+        );
+    }
+
+    #[test]
+    fn provider_ids_serialize_as_their_text() {
+        let p = ProviderId::parse("ehr").expect("id");
+        assert_eq!(serde_json::to_string(&p).expect("json"), "\"ehr\"");
+        let back: ProviderId = serde_json::from_str("\"ehr\"").expect("json");
+        assert_eq!(back, p);
     }
 
     #[test]

@@ -358,7 +358,7 @@ mod tests {
             .add_link(
                 &NewLink {
                     patient: &patient,
-                    provider: "prov",
+                    provider: &crate::domain::ProviderId::parse("prov").expect("id"),
                     remote_patient: "r1",
                     secrets: LinkSecrets::Oauth2 {
                         access_token: SecretString::from("at".to_string()),

@@ -10,7 +10,7 @@
 
 use super::links::{ClaimedLink, SEALED_COLUMNS, VIEW_COLUMNS, claimed};
 use super::{Store, StoreError};
-use crate::domain::{LinkId, LinkState};
+use crate::domain::{LinkId, LinkState, ProviderId};
 use rusqlite::{OptionalExtension, params};
 
 /// Why a link could not be claimed for a sync.
@@ -48,7 +48,7 @@ impl From<rusqlite::Error> for ClaimError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueLink {
     pub id: LinkId,
-    pub provider: String,
+    pub provider: ProviderId,
 }
 
 impl Store {
@@ -201,7 +201,7 @@ impl Store {
         &self,
         now: &str,
         limit: usize,
-        skip_providers: &[String],
+        skip_providers: &[ProviderId],
     ) -> Result<Vec<DueLink>, StoreError> {
         let mut stmt = self.conn.prepare_cached(self.conn.dialect(
             "SELECT id, provider FROM links
@@ -232,7 +232,7 @@ impl Store {
     /// flight in the caller) are left out. None: no link to wait for.
     pub fn next_due_at(
         &self,
-        skip_providers: &[String],
+        skip_providers: &[ProviderId],
         skip_links: &[LinkId],
     ) -> Result<Option<String>, StoreError> {
         let providers = serde_json::to_string(skip_providers).unwrap_or_else(|_| "[]".into());
@@ -312,14 +312,14 @@ impl Store {
         holder: &str,
         ttl: chrono::Duration,
         limit: usize,
-        skip_providers: &[String],
+        skip_providers: &[ProviderId],
     ) -> Result<Vec<DueLink>, StoreError> {
         let at = chrono::Utc::now();
         let now = super::rfc3339(at);
         let until = super::rfc3339(at + ttl);
         let skip = serde_json::to_string(skip_providers).unwrap_or_else(|_| "[]".into());
         let tx = self.tx()?;
-        let picked: Vec<(LinkId, String, Option<String>)> = {
+        let picked: Vec<(LinkId, ProviderId, Option<String>)> = {
             let mut stmt = tx.prepare_cached(tx.dialect(
                 "SELECT id, provider, lease_holder FROM links
                  WHERE state = 'active' AND (next_due_at IS NULL OR next_due_at <= ?1)
@@ -361,7 +361,7 @@ impl Store {
     /// the lease). False: every slot is taken by a live sync.
     pub fn take_provider_slot(
         &mut self,
-        provider: &str,
+        provider: &ProviderId,
         slots: usize,
         holder: &str,
         link_id: LinkId,
@@ -405,7 +405,7 @@ impl Store {
     /// Gives back the provider slot `holder` took for the sync of `link_id`.
     pub fn give_back_provider_slot(
         &mut self,
-        provider: &str,
+        provider: &ProviderId,
         holder: &str,
         link_id: LinkId,
     ) -> Result<(), StoreError> {
@@ -423,7 +423,7 @@ impl Store {
     /// success closes it). Returns true when this outcome paused it.
     pub fn record_provider_outcome(
         &mut self,
-        provider: &str,
+        provider: &ProviderId,
         failed: bool,
         threshold: u32,
         pause: chrono::Duration,
@@ -464,7 +464,7 @@ impl Store {
     }
 
     /// Providers a shared circuit breaker pauses now.
-    pub fn paused_providers(&self) -> Result<Vec<String>, StoreError> {
+    pub fn paused_providers(&self) -> Result<Vec<ProviderId>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT provider FROM provider_breakers WHERE paused_until > ?1 ORDER BY provider",
         )?;
@@ -645,7 +645,7 @@ mod tests {
             store.due_links(&now, 10, &[]).expect("due"),
             vec![DueLink {
                 id,
-                provider: "prov".into()
+                provider: ProviderId::parse("prov").expect("id")
             }]
         );
         let second = store.claim_due_link(id, "two", ttl).expect("takes over");
@@ -699,7 +699,7 @@ mod tests {
         assert_eq!(store.next_due_at(&[], &[id]).expect("reads"), None);
         assert_eq!(
             store
-                .next_due_at(&["prov".to_string()], &[])
+                .next_due_at(&[ProviderId::parse("prov").expect("id")], &[])
                 .expect("reads"),
             None
         );

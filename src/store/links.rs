@@ -8,7 +8,7 @@
 
 use super::db::Row;
 use super::{Store, StoreError, now};
-use crate::domain::{ExceptionKind, LinkId, LinkState, PatientId, SyncOutcome};
+use crate::domain::{ExceptionKind, LinkId, LinkState, PatientId, ProviderId, SyncOutcome};
 use crate::vault::VaultKey;
 use rusqlite::{OptionalExtension, params};
 use secrecy::{ExposeSecret, SecretString};
@@ -38,7 +38,7 @@ impl LinkSecrets {
 /// A link to create (or to re-link: the same patient and provider).
 pub struct NewLink<'a> {
     pub patient: &'a PatientId,
-    pub provider: &'a str,
+    pub provider: &'a ProviderId,
     pub remote_patient: &'a str,
     pub secrets: LinkSecrets,
     /// RFC 3339, OAuth 2.0 only.
@@ -54,7 +54,7 @@ pub struct NewLink<'a> {
 pub struct LinkView {
     pub id: LinkId,
     pub patient: String,
-    pub provider: String,
+    pub provider: ProviderId,
     pub scheme: String,
     pub remote_patient: String,
     pub state: LinkState,
@@ -595,7 +595,7 @@ pub(super) mod testing {
             .add_link(
                 &NewLink {
                     patient,
-                    provider: "prov",
+                    provider: &ProviderId::parse("prov").expect("id"),
                     remote_patient: "r1",
                     secrets: s,
                     expires_at: None,

@@ -263,7 +263,7 @@ mod tests {
         let err = store.add_link(
             &NewLink {
                 patient: &patient,
-                provider: "prov",
+                provider: &crate::domain::ProviderId::parse("prov").expect("id"),
                 remote_patient: "r1",
                 secrets: LinkSecrets::Oauth1 {
                     token: SecretString::from("t".to_string()),

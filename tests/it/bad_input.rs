@@ -207,6 +207,30 @@ fn a_link_argument_that_is_not_a_link_id_is_refused_and_stores_nothing() {
 }
 
 #[test]
+fn a_provider_argument_that_is_not_a_provider_id_is_refused_and_stores_nothing() {
+    let env = TestEnv::with_dictionary_and(&["pat-1"]);
+    let before = env.counts();
+    for (args, said) in [
+        (
+            &["link", "add", "--patient", "pat-1", "--provider", "bad id"][..],
+            "--provider \"bad id\": provider id may hold only letters, digits and . _ - : @ (found ' ')",
+        ),
+        (
+            &["import", "--patient", "pat-1", "--provider", "a/b"],
+            "--provider \"a/b\": provider id may hold only letters, digits and . _ - : @ (found '/')",
+        ),
+        (
+            &["import", "--bulk", "x.ndjson", "--provider", " "],
+            "--provider \" \": provider id must not be empty",
+        ),
+    ] {
+        let err = env.run(args).fails(2).to_string();
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
+    assert_eq!(env.counts(), before);
+}
+
+#[test]
 fn keep_unreadable_keeps_the_document_and_opens_an_exception_but_no_regimen() {
     let env = TestEnv::with_dictionary_and(&["pat-1"]);
     let path = env.write("malformed.xml", MALFORMED_CCR.as_bytes());

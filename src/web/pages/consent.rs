@@ -143,7 +143,7 @@ async fn live_invitation<'s>(
         Ok(InvitationLookup::Live(i)) => i,
         other => return Err(refused_invitation(other)),
     };
-    let Some(provider) = linking.provider(&invitation.provider) else {
+    let Some(provider) = linking.provider(invitation.provider.as_str()) else {
         tracing::error!(invitation = %invitation.id, provider = %invitation.provider, "the invitation's provider is no longer configured");
         return Err(trouble(StatusCode::SERVICE_UNAVAILABLE));
     };
@@ -757,7 +757,7 @@ pub async fn make_invitation(
         fresh.id.clone(),
         fresh.token_sha256.clone(),
         patient.clone(),
-        provider.id.to_string(),
+        provider.id.clone(),
         expires_at.clone(),
         viewer.user.name.clone(),
     );
