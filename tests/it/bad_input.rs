@@ -223,6 +223,10 @@ fn a_provider_argument_that_is_not_a_provider_id_is_refused_and_stores_nothing()
             &["import", "--bulk", "x.ndjson", "--provider", " "],
             "--provider \" \": provider id must not be empty",
         ),
+        (
+            &["export", "status", "--provider", "x;y"],
+            "--provider \"x;y\": provider id may hold only letters, digits and . _ - : @ (found ';')",
+        ),
     ] {
         let err = env.run(args).fails(2).to_string();
         assert!(err.contains(said), "{args:?}: {err}");
