@@ -23,7 +23,7 @@
 //! pair in a transaction of its own (`Writer::run_alone`).
 
 use crate::config::{Config, DocumentLocation, Provider, ProviderAuth};
-use crate::domain::{LinkState, PatientId, SourceName, SyncOutcome};
+use crate::domain::{LinkId, LinkState, PatientId, ProviderId, SourceName, SyncOutcome};
 use crate::fetch::auth::{Bearer, Oauth1Signer, redact};
 use crate::fetch::fhir;
 use crate::fetch::http::{FetchError, Fetched, Hop, HttpClient};
@@ -62,9 +62,9 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 /// What one pull of one link did.
 #[derive(Debug, Clone, Serialize)]
 pub struct PullReport {
-    pub link: i64,
+    pub link: LinkId,
     pub patient: String,
-    pub provider: String,
+    pub provider: ProviderId,
     /// In JSON: `imported`, `unchanged`, `failed`, `needs_relink`,
     /// `retry_later`, `held` (the remote identity does not match: a
     /// clinician decides), `busy` (another sync holds the link) or
@@ -273,7 +273,7 @@ struct PullEnd {
 
 /// What a `PullRecord` borrows.
 struct RecordParts {
-    link_id: i64,
+    link_id: LinkId,
     patient: PatientId,
     holder: String,
     accesses: Vec<serde_json::Value>,
@@ -452,7 +452,7 @@ impl Puller {
     pub async fn pull(
         &self,
         writer: &Writer,
-        link_id: i64,
+        link_id: LinkId,
         trigger: &str,
         actor: &str,
     ) -> Result<PullReport, StoreError> {
@@ -484,10 +484,18 @@ impl Puller {
                     ClaimError::Busy { .. } | ClaimError::NoLongerDue { .. } => PullOutcome::Busy,
                     _ => PullOutcome::Skipped,
                 };
+                // A link that does not exist has no provider to report a
+                // sync at: that is an error, not a skipped sync.
+                let Some(link) = link else {
+                    return Err(StoreError::NotFound {
+                        what: "link",
+                        id: link_id.to_string(),
+                    });
+                };
                 return Ok(PullReport {
                     link: link_id,
-                    patient: link.as_ref().map(|l| l.patient.clone()).unwrap_or_default(),
-                    provider: link.map(|l| l.provider).unwrap_or_default(),
+                    patient: link.patient,
+                    provider: link.provider,
                     outcome,
                     error: Some(e.to_string()),
                     retry_after_secs: None,
@@ -531,9 +539,8 @@ impl Puller {
         };
         let ending = match fetched {
             Ok(doc) => {
-                let source =
-                    SourceName::parse(&link.view.provider).map_err(|e| corrupt(e.to_string()))?;
-                let provider = self.config.provider(&link.view.provider);
+                let source = link.view.provider.as_source();
+                let provider = self.config.provider(link.view.provider.as_str());
                 let max_document_bytes = provider.map_or(self.config.max_document_bytes, |p| {
                     p.limits.max_document_bytes
                 });
@@ -568,7 +575,7 @@ impl Puller {
         let (trail, accesses, moves) = journal.into_record();
         let end = PullEnd {
             secrets,
-            provider: link.view.provider.clone(),
+            provider: link.view.provider.to_string(),
             trail,
             record: RecordParts {
                 link_id,
@@ -576,7 +583,7 @@ impl Puller {
                 holder: self.holder.clone(),
                 accesses,
                 moves,
-                schedule: self.schedule_of(&link.view.provider),
+                schedule: self.schedule_of(link.view.provider.as_str()),
                 identity,
             },
             trigger: trigger.to_string(),
@@ -615,12 +622,15 @@ impl Puller {
         link: &mut ClaimedLink,
         journal: &mut Journal,
     ) -> Result<Pulled, Failure> {
-        let provider = self.config.provider(&link.view.provider).ok_or_else(|| {
-            Failure::failed(format!(
-                "link {} names provider {}, which is not in the configuration",
-                link.view.id, link.view.provider
-            ))
-        })?;
+        let provider = self
+            .config
+            .provider(link.view.provider.as_str())
+            .ok_or_else(|| {
+                Failure::failed(format!(
+                    "link {} names provider {}, which is not in the configuration",
+                    link.view.id, link.view.provider
+                ))
+            })?;
         if provider.auth.scheme() != link.view.scheme {
             return Err(Failure::failed(format!(
                 "link {} holds {} tokens but provider {} is configured for {}",
@@ -835,7 +845,7 @@ impl Puller {
     pub async fn revoke(
         &self,
         writer: &Writer,
-        link_id: i64,
+        link_id: LinkId,
         actor: &str,
     ) -> Result<(crate::store::LinkView, Option<String>), StoreError> {
         // Usually the link is free: claim it, so no sync starts meanwhile.
@@ -879,7 +889,7 @@ impl Puller {
     /// person who removed the link. Never fails: a provider without a
     /// revocation endpoint, or one that cannot be reached, is said so.
     pub async fn tell_provider(&self, writer: &Writer, link: &ClaimedLink) -> String {
-        let provider = self.config.provider(&link.view.provider);
+        let provider = self.config.provider(link.view.provider.as_str());
         match provider.map(|p| (p, &p.auth)) {
             Some((p, ProviderAuth::Oauth2(o)))
                 if (o.revocation_url.is_some() || p.discover)
@@ -938,7 +948,7 @@ impl Puller {
     pub async fn reject(
         &self,
         writer: &Writer,
-        link_id: i64,
+        link_id: LinkId,
         by: &str,
         note: &str,
     ) -> Result<String, StoreError> {
@@ -1162,7 +1172,7 @@ impl Fetching<'_> {
                     .run(move |st| st.release_refresh_lock(link_id, &h))
                     .await
                 {
-                    tracing::warn!(link = link_id, error = %e, "cannot give back the refresh lock; it expires by itself");
+                    tracing::warn!(link = link_id.get(), error = %e, "cannot give back the refresh lock; it expires by itself");
                 }
             }
             (answer, committed, detail, ms)
@@ -1222,7 +1232,7 @@ pub async fn pull_patient(
     puller: &Puller,
     writer: &Writer,
     patient: &PatientId,
-    provider: Option<&str>,
+    provider: Option<&ProviderId>,
     actor: &str,
 ) -> Result<Vec<PullReport>, crate::store::StoreError> {
     let patient = patient.clone();
@@ -1230,7 +1240,7 @@ pub async fn pull_patient(
     let mut out = Vec::new();
     for l in links
         .iter()
-        .filter(|l| l.state == LinkState::Active && provider.is_none_or(|p| p == l.provider))
+        .filter(|l| l.state == LinkState::Active && provider.is_none_or(|p| *p == l.provider))
     {
         // A scheduled sync (or another on-demand pull) of the same link
         // holds it: wait for it to finish, then pull.
@@ -1259,6 +1269,6 @@ fn pull_futures_are_send(
 ) {
     fn is_send<T: Send>(_: T) {}
     is_send(oauth2::refresh(c, o, t, Duration::from_secs(1)));
-    is_send(p.pull(s, 1, "", ""));
-    is_send(p.revoke(s, 1, ""));
+    is_send(p.pull(s, LinkId::new(1), "", ""));
+    is_send(p.revoke(s, LinkId::new(1), ""));
 }

@@ -12,6 +12,7 @@
 //! What this module must never do: return, log or format a key or a
 //! plaintext (errors carry link ids, field names and fingerprints only).
 
+use crate::domain::LinkId;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
@@ -49,12 +50,12 @@ pub enum VaultError {
         "link {link} was sealed with vault key {sealed_with}, but the key in use is {in_use} (set RXSYNC_KEY or [vault] key_file to the key this database was written with)"
     )]
     WrongKey {
-        link: i64,
+        link: LinkId,
         sealed_with: String,
         in_use: String,
     },
     #[error("link {link}: the sealed {field} does not open (damaged, or moved from another link)")]
-    Damaged { link: i64, field: &'static str },
+    Damaged { link: LinkId, field: &'static str },
     #[error(
         "the consent flow was sealed with vault key {sealed_with}, but the key in use is {in_use}: start the consent again"
     )]
@@ -180,7 +181,7 @@ impl VaultKey {
     }
 
     /// Seals a field of a link.
-    pub fn seal(&self, link: i64, field: &'static str, plaintext: &str) -> Vec<u8> {
+    pub fn seal(&self, link: LinkId, field: &'static str, plaintext: &str) -> Vec<u8> {
         self.seal_with(&associated_data(link, field), plaintext)
     }
 
@@ -266,7 +267,7 @@ impl VaultKey {
     /// Opens a sealed field. `sealed_with` is the key id stored with the link.
     pub fn open(
         &self,
-        link: i64,
+        link: LinkId,
         field: &'static str,
         sealed_with: &str,
         sealed: &[u8],
@@ -309,8 +310,11 @@ fn registration_data(provider: &str, field: &str) -> Vec<u8> {
     format!("rxsync vault v1\0registration {provider}\0{field}").into_bytes()
 }
 
-fn associated_data(link: i64, field: &str) -> Vec<u8> {
-    format!("rxsync vault v1\0link {link}\0{field}").into_bytes()
+/// The bytes a link's sealed field is bound to. They hold the link's row
+/// id as decimal digits, as since the vault's first version: a `LinkId`
+/// changes nothing in them (sealed fields stored before it still open).
+fn associated_data(link: LinkId, field: &str) -> Vec<u8> {
+    format!("rxsync vault v1\0link {}\0{field}", link.get()).into_bytes()
 }
 
 /// Reads a key file (None when it does not exist); refuses one others can read.
@@ -406,7 +410,10 @@ mod tests {
             key.open_registration("ehr", "client_id", key.id(), &sealed)
                 .is_err()
         );
-        assert!(key.open(0, "client_secret", key.id(), &sealed).is_err());
+        assert!(
+            key.open(LinkId::new(0), "client_secret", key.id(), &sealed)
+                .is_err()
+        );
         let (other, _) = VaultKey::generate();
         let err = other
             .open_registration("ehr", "client_secret", key.id(), &sealed)
@@ -417,27 +424,51 @@ mod tests {
     #[test]
     fn sealed_fields_open_only_for_their_link_and_field() {
         let (key, _) = VaultKey::generate();
-        let sealed = key.seal(7, "token", "tok-123");
+        let sealed = key.seal(LinkId::new(7), "token", "tok-123");
         assert!(!sealed.windows(7).any(|w| w == b"tok-123"));
-        let opened = key.open(7, "token", key.id(), &sealed).expect("opens");
+        let opened = key
+            .open(LinkId::new(7), "token", key.id(), &sealed)
+            .expect("opens");
         assert_eq!(opened.expose_secret(), "tok-123");
         assert!(matches!(
-            key.open(8, "token", key.id(), &sealed),
-            Err(VaultError::Damaged { link: 8, .. })
+            key.open(LinkId::new(8), "token", key.id(), &sealed),
+            Err(VaultError::Damaged { link, .. }) if link == LinkId::new(8)
         ));
-        assert!(key.open(7, "refresh_token", key.id(), &sealed).is_err());
+        assert!(
+            key.open(LinkId::new(7), "refresh_token", key.id(), &sealed)
+                .is_err()
+        );
         let mut flipped = sealed.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
-        assert!(key.open(7, "token", key.id(), &flipped).is_err());
+        assert!(
+            key.open(LinkId::new(7), "token", key.id(), &flipped)
+                .is_err()
+        );
         // Two seals of the same text differ (fresh nonces).
-        assert_ne!(sealed, key.seal(7, "token", "tok-123"));
+        assert_ne!(sealed, key.seal(LinkId::new(7), "token", "tok-123"));
         let (other, _) = VaultKey::generate();
         let err = other
-            .open(7, "token", key.id(), &sealed)
+            .open(LinkId::new(7), "token", key.id(), &sealed)
             .expect_err("wrong key");
         assert!(err.to_string().contains(key.id()), "{err}");
         assert!(!format!("{other:?}").contains("cipher"));
+    }
+
+    #[test]
+    fn a_link_fields_associated_data_is_the_row_id_in_digits() {
+        // The format every stored link secret is bound to: a `LinkId`
+        // must not change it, or no stored token would open again.
+        assert_eq!(
+            associated_data(LinkId::new(12), "refresh_token"),
+            b"rxsync vault v1\0link 12\0refresh_token".to_vec()
+        );
+        let (key, _) = VaultKey::generate();
+        let sealed = key.seal_with(b"rxsync vault v1\0link 12\0token", "tok-1");
+        let opened = key
+            .open(LinkId::new(12), "token", key.id(), &sealed)
+            .expect("a field sealed before LinkId opens");
+        assert_eq!(opened.expose_secret(), "tok-1");
     }
 
     #[test]

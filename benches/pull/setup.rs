@@ -8,7 +8,7 @@
 use crate::sandbox::Sandbox;
 use rxsync::config::{self, Config};
 use rxsync::dict::fda;
-use rxsync::domain::PatientId;
+use rxsync::domain::{LinkId, PatientId, ProviderId};
 use rxsync::store::{LinkSecrets, NewLink, NewPatient, Store};
 use rxsync::vault::VaultKey;
 use secrecy::{ExposeSecret, SecretString};
@@ -138,7 +138,7 @@ pub fn key_env(text: &SecretString) -> String {
 /// A link in a template database.
 #[derive(Debug, Clone)]
 pub struct Linked {
-    pub link: i64,
+    pub link: LinkId,
     pub patient: PatientId,
     /// The patient's id at the sandbox.
     pub remote: String,
@@ -191,7 +191,7 @@ pub fn template(
                 .add_link(
                     &NewLink {
                         patient: &patient,
-                        provider: provider.id,
+                        provider: &ProviderId::parse(provider.id).expect("provider id"),
                         remote_patient: &remote,
                         secrets,
                         expires_at,

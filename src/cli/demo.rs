@@ -23,7 +23,7 @@ use super::{CliResult, Failure, regimen, run::print_summary, run::wait_for_signa
 use anyhow::{Context as _, anyhow};
 use rxsync::daemon::Daemon;
 use rxsync::dict::{self, fda};
-use rxsync::domain::{LinkState, PatientId};
+use rxsync::domain::{LinkState, PatientId, ProviderId};
 use rxsync::sandbox::{self, SandboxConfig};
 use rxsync::store::{ExceptionFilter, LinkSecrets, NewLink, NewPatient, Store};
 use secrecy::SecretString;
@@ -275,6 +275,7 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
         .map_err(|e| anyhow!("{e}"))?;
     for l in &LINKS {
         let patient = PatientId::parse(l.patient).map_err(|e| anyhow!("{e}"))?;
+        let provider = ProviderId::parse(l.provider).map_err(|e| anyhow!("{e}"))?;
         let exists = ctx
             .store
             .links(Some(&patient))?
@@ -287,7 +288,7 @@ async fn demo(dir: &Path, sandbox_dir: &Path, args: &Args) -> CliResult {
         let (id, _) = ctx.store.add_link(
             &NewLink {
                 patient: &patient,
-                provider: l.provider,
+                provider: &provider,
                 remote_patient: &remote(l.patient),
                 secrets: secrets.0,
                 expires_at: secrets.1,

@@ -8,6 +8,7 @@ use super::context::{Global, runtime};
 use super::output::{self, Format};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
+use rxsync::domain::ProviderId;
 use rxsync::export::{BulkSink, Exporter};
 use rxsync::store::Store;
 
@@ -67,13 +68,18 @@ pub fn run(global: &Global, c: Command) -> CliResult {
     }
 }
 
+/// `--provider` as a provider id, or a usage error saying why not.
+fn provider_id(raw: &str) -> Result<ProviderId, Failure> {
+    ProviderId::parse(raw).map_err(|e| usage(format!("--provider {raw:?}: {e}")))
+}
+
 /// The configured provider named by `--provider`.
 fn provider<'a>(
     ctx: &'a super::context::Context,
     id: &str,
 ) -> Result<&'a rxsync::config::Provider, Failure> {
     ctx.config
-        .provider(id)
+        .provider(provider_id(id)?.as_str())
         .ok_or_else(|| usage(format!("--provider: no provider {id:?} is configured")))
 }
 
@@ -123,10 +129,15 @@ fn start(global: &Global, a: StartArgs) -> CliResult {
     }
 }
 
-fn chosen(store: &Store, provider: &str, id: Option<i64>, open_only: bool) -> Result<i64, Failure> {
+fn chosen(
+    store: &Store,
+    provider: &ProviderId,
+    id: Option<i64>,
+    open_only: bool,
+) -> Result<i64, Failure> {
     if let Some(id) = id {
         let row = store.export(id)?;
-        if row.provider != provider {
+        if row.provider != *provider {
             return Err(usage(format!("export {id} is not of provider {provider}")));
         }
         return Ok(id);
@@ -146,7 +157,7 @@ fn chosen(store: &Store, provider: &str, id: Option<i64>, open_only: bool) -> Re
 
 fn status(global: &Global, a: StatusArgs) -> CliResult {
     let ctx = global.open_existing()?;
-    let id = chosen(&ctx.store, &a.provider, a.id, false)?;
+    let id = chosen(&ctx.store, &provider_id(&a.provider)?, a.id, false)?;
     if a.format == Format::Json {
         let row = ctx.store.export(id)?;
         let files = ctx.store.export_files(id)?;
@@ -162,7 +173,7 @@ fn status(global: &Global, a: StatusArgs) -> CliResult {
 fn resume(global: &Global, a: OneArgs) -> CliResult {
     let mut ctx = global.open()?;
     let exporter = exporter(&ctx, &a.provider)?;
-    let id = chosen(&ctx.store, &a.provider, a.id, true)?;
+    let id = chosen(&ctx.store, &provider_id(&a.provider)?, a.id, true)?;
     let mut sink = sink(&ctx, &a.provider)?;
     let rt = runtime()?;
     let result = rt.block_on(exporter.resume(&mut ctx.store, &mut sink, id));
@@ -173,7 +184,7 @@ fn resume(global: &Global, a: OneArgs) -> CliResult {
 fn cancel(global: &Global, a: OneArgs) -> CliResult {
     let mut ctx = global.open()?;
     let exporter = exporter(&ctx, &a.provider)?;
-    let id = chosen(&ctx.store, &a.provider, a.id, true)?;
+    let id = chosen(&ctx.store, &provider_id(&a.provider)?, a.id, true)?;
     let rt = runtime()?;
     rt.block_on(exporter.cancel(&mut ctx.store, id, "cli"))
         .map_err(|e| Failure::Failed(anyhow!("{e}")))?;

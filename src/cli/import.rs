@@ -6,7 +6,7 @@ use super::context::Global;
 use super::output::{self, Format};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
-use rxsync::domain::{LinkState, PatientId, SourceName};
+use rxsync::domain::{LinkState, PatientId, ProviderId, SourceName};
 use rxsync::import::{ImportError, ImportReport, ImportRequest, import};
 use rxsync::parse::DocFormat;
 use rxsync::store::ImportOutcome;
@@ -60,9 +60,14 @@ enum FormatArg {
 }
 
 pub fn run(global: &Global, a: Args) -> CliResult {
+    let provider = a
+        .provider
+        .as_deref()
+        .map(|p| ProviderId::parse(p).map_err(|e| usage(format!("--provider {p:?}: {e}"))))
+        .transpose()?;
     if !a.bulk.is_empty() {
         let out = output_format(&a.format)?;
-        return bulk(global, &a.bulk, a.provider.as_deref(), out);
+        return bulk(global, &a.bulk, provider.as_ref(), out);
     }
     let Some(patient) = a.patient.as_deref() else {
         return Err(usage(
@@ -90,7 +95,7 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         ));
     }
     let Some(file) = a.file else {
-        return pull(global, &patient, a.provider.as_deref(), out);
+        return pull(global, &patient, provider.as_ref(), out);
     };
     let mut ctx = global.open()?;
     let path = file.display().to_string();
@@ -273,19 +278,24 @@ fn ndjson_done(
 }
 
 /// `import --bulk`: stage, import every matched patient, print the summary.
-fn bulk(global: &Global, files: &[PathBuf], provider: Option<&str>, out: Format) -> CliResult {
+fn bulk(
+    global: &Global,
+    files: &[PathBuf],
+    provider: Option<&ProviderId>,
+    out: Format,
+) -> CliResult {
     let Some(provider) = provider else {
         return Err(usage(
             "--bulk needs --provider ID: the provider whose links name the export's patients",
         ));
     };
     let mut ctx = global.open()?;
-    let Some(p) = ctx.config.provider(provider) else {
+    let Some(p) = ctx.config.provider(provider.as_str()) else {
         return Err(usage(format!(
             "--provider {provider}: no such provider in the configuration"
         )));
     };
-    let source = p.id.clone();
+    let source = p.id.as_source();
     let matching = p.bulk_match;
     let max_document_bytes = p.limits.max_document_bytes;
     let options = ctx.config.normalize_options();
@@ -476,10 +486,15 @@ fn print_report(r: &ImportReport, format: Format) -> anyhow::Result<()> {
 }
 
 /// Pulls now from every active link of the patient (or the one of `provider`).
-fn pull(global: &Global, patient: &PatientId, provider: Option<&str>, out: Format) -> CliResult {
+fn pull(
+    global: &Global,
+    patient: &PatientId,
+    provider: Option<&ProviderId>,
+    out: Format,
+) -> CliResult {
     let ctx = global.open()?;
     if let Some(p) = provider
-        && ctx.config.provider(p).is_none()
+        && ctx.config.provider(p.as_str()).is_none()
     {
         return Err(usage(format!(
             "--provider {p}: no such provider in the configuration"
@@ -493,12 +508,12 @@ fn pull(global: &Global, patient: &PatientId, provider: Option<&str>, out: Forma
     let links = ctx.store.links(Some(patient))?;
     let active = links
         .iter()
-        .filter(|l| l.state == LinkState::Active && provider.is_none_or(|p| p == l.provider))
+        .filter(|l| l.state == LinkState::Active && provider.is_none_or(|p| *p == l.provider))
         .count();
     if active == 0 {
         let others: Vec<String> = links
             .iter()
-            .filter(|l| provider.is_none_or(|p| p == l.provider))
+            .filter(|l| provider.is_none_or(|p| *p == l.provider))
             .map(|l| match l.state {
                 LinkState::Held => format!(
                     "link {} to {} is held: its remote identity does not match (rxsync link confirm {} --by NAME --note TEXT, or link reject)",

@@ -6,7 +6,7 @@ use super::table::{Column, Table};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
 use rxsync::config::ProviderAuth;
-use rxsync::domain::{LinkState, PatientId, SyncOutcome};
+use rxsync::domain::{LinkId, LinkState, PatientId, ProviderId, SyncOutcome};
 use rxsync::store::{LinkSecrets, NewLink};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -86,7 +86,7 @@ pub enum Command {
     /// Revoke a link: at the provider's revocation endpoint when configured, then here
     Revoke {
         #[arg(value_name = "LINK")]
-        id: i64,
+        id: LinkId,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -94,7 +94,7 @@ pub enum Command {
     /// is active again (due now) and that identity is remembered as accepted.
     Confirm {
         #[arg(value_name = "LINK")]
-        id: i64,
+        id: LinkId,
         /// Who confirms (recorded in the audit)
         #[arg(long, value_name = "NAME")]
         by: String,
@@ -106,7 +106,7 @@ pub enum Command {
     /// revoked and its tokens dropped.
     Reject {
         #[arg(value_name = "LINK")]
-        id: i64,
+        id: LinkId,
         #[arg(long, value_name = "NAME")]
         by: String,
         #[arg(long, value_name = "TEXT")]
@@ -254,7 +254,7 @@ fn add(
     let (id, relinked) = store.add_link(
         &NewLink {
             patient: &patient,
-            provider: provider.id.as_str(),
+            provider: &provider.id,
             remote_patient: &remote,
             secrets,
             expires_at,
@@ -272,7 +272,9 @@ pub(super) fn configured<'c>(
     config: &'c rxsync::config::Config,
     provider_id: &str,
 ) -> Result<&'c rxsync::config::Provider, Failure> {
-    config.provider(provider_id).ok_or_else(|| {
+    let id = ProviderId::parse(provider_id)
+        .map_err(|e| usage(format!("--provider {provider_id:?}: {e}")))?;
+    config.provider(id.as_str()).ok_or_else(|| {
         usage(format!(
             "--provider {provider_id}: no such provider in {} (configured: {})",
             config
@@ -296,7 +298,7 @@ pub(super) fn configured<'c>(
 /// Prints a link just made (`link add`, `link start`).
 pub(super) fn print_link(
     store: &rxsync::store::Store,
-    id: i64,
+    id: LinkId,
     relinked: bool,
     format: Format,
 ) -> CliResult {
@@ -377,7 +379,7 @@ fn expiry(input: &TokenInput) -> Result<Option<String>, String> {
 /// The listing shape: ids and states, never a secret.
 #[derive(Serialize)]
 struct Listed<'a> {
-    id: i64,
+    id: LinkId,
     patient: &'a str,
     provider: &'a str,
     state: LinkState,
@@ -400,7 +402,7 @@ impl<'a> From<&'a rxsync::store::LinkView> for Listed<'a> {
         Listed {
             id: v.id,
             patient: &v.patient,
-            provider: &v.provider,
+            provider: v.provider.as_str(),
             state: v.state,
             last_sync: v.last_sync.as_deref(),
             scheme: &v.scheme,
@@ -449,7 +451,7 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
     for l in &links {
         let by_consent = ctx
             .config
-            .provider(&l.provider)
+            .provider(l.provider.as_str())
             .is_some_and(|p| rxsync::consent::can_consent(p).is_ok());
         let note = match l.state {
             LinkState::NeedsRelink if by_consent => format!(
@@ -482,7 +484,7 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
         t.row(vec![
             l.id.to_string(),
             l.patient.clone(),
-            l.provider.clone(),
+            l.provider.to_string(),
             l.scheme.clone(),
             l.state.as_str().to_string(),
             cell(&l.last_sync),
@@ -500,7 +502,7 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
     Ok(())
 }
 
-fn revoke(global: &Global, id: i64, format: Format) -> CliResult {
+fn revoke(global: &Global, id: LinkId, format: Format) -> CliResult {
     let ctx = global.open()?;
     let (puller, store) = ctx.puller()?;
     let writer = rxsync::store::Writer::start(store)?;
@@ -531,7 +533,7 @@ fn revoke(global: &Global, id: i64, format: Format) -> CliResult {
 }
 
 /// `link confirm` / `link reject`: a clinician's decision on a held link.
-fn decide(global: &Global, id: i64, by: &str, note: &str, confirm: bool) -> CliResult {
+fn decide(global: &Global, id: LinkId, by: &str, note: &str, confirm: bool) -> CliResult {
     if by.trim().is_empty() {
         return Err(usage("--by must name who decides"));
     }

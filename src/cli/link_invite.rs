@@ -41,7 +41,7 @@ pub fn run(
             id: &fresh.id,
             token_sha256: &fresh.token_sha256,
             patient: &patient,
-            provider: provider.id.as_str(),
+            provider: &provider.id,
             expires_at: &expires_at,
         },
         "cli",

@@ -4,7 +4,7 @@ use super::context::{Global, runtime};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
 use rxsync::config::{ClientAuth, ProviderAuth};
-use rxsync::domain::SourceName;
+use rxsync::domain::ProviderId;
 use rxsync::fetch::discover;
 use rxsync::fetch::http::HttpClient;
 use rxsync::fetch::register::{self, ClientMetadata};
@@ -118,7 +118,7 @@ fn discover_cmd(
     let base = Url::parse(url).map_err(|e| usage(format!("{url:?} is not a URL: {e}")))?;
     discover::check_url(&base).map_err(usage)?;
     let id = id.unwrap_or_else(|| id_from(&base));
-    SourceName::parse(&id).map_err(|e| usage(format!("--id {id:?}: {e}")))?;
+    ProviderId::parse(&id).map_err(|e| usage(format!("--id {id:?}: {e}")))?;
     let http = HttpClient::new(discover::limits(), Vec::new(), ca_file.as_deref())
         .map_err(|e| Failure::Failed(e.into()))?;
     let found = runtime()?

@@ -8,7 +8,7 @@
 
 use super::ConfigError;
 use crate::discovery::is_loopback;
-use crate::domain::SourceName;
+use crate::domain::ProviderId;
 use crate::fetch::fhir::{DEFAULT_MAX_REFERENCE_FETCHES, IncludeMode, SearchSettings};
 use crate::fetch::limit::RateLimit;
 use crate::fetch::oauth1::{Placement, SignatureMethod};
@@ -218,7 +218,7 @@ impl ProviderAuth {
 /// A configured service provider, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provider {
-    pub id: SourceName,
+    pub id: ProviderId,
     pub kind: ProviderKind,
     pub base_url: Url,
     pub document: DocumentLocation,
@@ -304,7 +304,7 @@ fn resolve_one(
     let unnamed = format!("#{}", n + 1);
     let raw_id =
         p.id.ok_or_else(|| err(origin, &unnamed, "id", "is missing"))?;
-    let id = SourceName::parse(&raw_id).map_err(|e| err(origin, &raw_id, "id", e.to_string()))?;
+    let id = ProviderId::parse(&raw_id).map_err(|e| err(origin, &raw_id, "id", e.to_string()))?;
     if id.as_str() == "file" {
         return Err(err(
             origin,

@@ -46,7 +46,7 @@ use serde_json::json;
 use url::Url;
 
 use crate::config::{ConsentSettings, Oauth2Grant, Oauth2Settings, Provider, ProviderAuth};
-use crate::domain::PatientId;
+use crate::domain::{PatientId, ProviderId};
 use crate::fetch::auth::redact;
 use crate::fetch::http::HttpClient;
 use crate::fetch::oauth2::{Client, CodeTokens, ExchangeError, exchange_code};
@@ -258,7 +258,7 @@ pub struct Started {
 
 /// A link made by consent.
 pub struct Linked {
-    pub link: i64,
+    pub link: crate::domain::LinkId,
     pub relinked: bool,
     pub flow: String,
     /// What the wrong-patient guard found (`Held`: the link was stored
@@ -323,7 +323,7 @@ pub async fn begin(
 /// job can take it.
 pub(crate) struct PreparedFlow {
     id: String,
-    provider: String,
+    provider: ProviderId,
     patient: PatientId,
     state_sha256: String,
     key_id: String,
@@ -392,7 +392,7 @@ pub(crate) fn prepare(
     });
     let prepared = PreparedFlow {
         id: flow.clone(),
-        provider: provider.id.to_string(),
+        provider: provider.id.clone(),
         patient: patient.clone(),
         state_sha256: authorize::state_sha256(secrets.state.expose_secret()),
         key_id: key.id().to_string(),
@@ -627,7 +627,7 @@ pub(crate) async fn take_flow(
     actor: &str,
     detail: serde_json::Value,
 ) -> Result<TakenFlow, ConsentError> {
-    let (provider_id, actor) = (provider.id.to_string(), actor.to_string());
+    let (provider_id, actor) = (provider.id.clone(), actor.to_string());
     let lookup = writer
         .run(move |store| store.take_consent_flow(&state_hash, &provider_id, &actor, &detail))
         .await?;

@@ -129,7 +129,7 @@ pub(crate) async fn prepare(
         Ok(pair) => pair,
         Err(e) => {
             let (patient, provider_id, actor) =
-                (patient.clone(), provider.id.to_string(), actor.to_string());
+                (patient.clone(), provider.id.clone(), actor.to_string());
             let detail = json!({
                 "provider": provider_id,
                 "protocol": "oauth1",
@@ -171,7 +171,7 @@ pub(crate) async fn prepare(
     });
     let prepared = PreparedFlow {
         id: flow.clone(),
-        provider: provider.id.to_string(),
+        provider: provider.id.clone(),
         patient: patient.clone(),
         state_sha256: authorize::state_sha256(request.token.expose_secret()),
         key_id: key.id().to_string(),

@@ -8,6 +8,7 @@
 //! unfinished export (a crash, a failed file) is resumed, never started over.
 
 use crate::config::Provider;
+use crate::domain::ProviderId;
 use crate::export::{BulkSink, Exporter, next_export_at};
 use crate::normalize::Options;
 use crate::store::{Database, Store};
@@ -52,7 +53,7 @@ async fn provider_loop(
     options: Options,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let id = provider.id.to_string();
+    let id = provider.id.clone();
     loop {
         let wait = match next_wait(&database, &id, interval) {
             Ok(w) => w,
@@ -79,7 +80,11 @@ async fn provider_loop(
 }
 
 /// How long until the provider's next export (zero when due).
-fn next_wait(database: &Database, provider: &str, interval: Duration) -> Result<Duration, String> {
+fn next_wait(
+    database: &Database,
+    provider: &ProviderId,
+    interval: Duration,
+) -> Result<Duration, String> {
     let store = Store::connect(database).map_err(|e| e.to_string())?;
     let now = chrono::Utc::now();
     let last = store
@@ -107,9 +112,7 @@ async fn run_once(
     let mut store = Store::connect(database).map_err(|e| e.to_string())?;
     let exporter = Exporter::new(provider, db_path).map_err(|e| e.to_string())?;
     let mut sink = BulkSink::new(database, provider, options.clone());
-    let open = store
-        .open_export(provider.id.as_str())
-        .map_err(|e| e.to_string())?;
+    let open = store.open_export(&provider.id).map_err(|e| e.to_string())?;
     match open {
         Some(row) => exporter
             .resume(&mut store, &mut sink, row.id)

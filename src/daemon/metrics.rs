@@ -214,11 +214,11 @@ impl Metrics {
     /// Counts one finished sync.
     pub fn record_sync(&self, r: &crate::pull::PullReport, seconds: f64) {
         let provider = ProviderLabel {
-            provider: r.provider.clone(),
+            provider: r.provider.to_string(),
         };
         self.syncs
             .get_or_create(&SyncLabels {
-                provider: r.provider.clone(),
+                provider: r.provider.to_string(),
                 outcome: r.outcome.as_str().to_string(),
             })
             .inc();
@@ -288,9 +288,9 @@ mod tests {
 
     fn pulled(unreadable_records: usize) -> PullReport {
         PullReport {
-            link: 1,
+            link: crate::domain::LinkId::new(1),
             patient: "p".into(),
-            provider: "good".into(),
+            provider: crate::domain::ProviderId::parse("good").expect("id"),
             outcome: crate::pull::PullOutcome::Synced(crate::domain::SyncOutcome::Imported),
             error: None,
             retry_after_secs: None,

@@ -23,6 +23,7 @@ pub mod breaker;
 pub mod exports;
 pub mod metrics;
 
+use crate::domain::{LinkId, ProviderId};
 use crate::pull::{PullOutcome, PullReport, Puller};
 use crate::store::{Database, DueLink, Store, StoreError, Writer};
 use axum::Router;
@@ -99,7 +100,7 @@ enum Feed {
         batch: std::collections::VecDeque<DueLink>,
         /// Links this pass has claimed: one claimed again (due again at once)
         /// ends the pass instead of syncing it twice.
-        seen: HashSet<i64>,
+        seen: HashSet<LinkId>,
         exhausted: bool,
     },
     /// `run`: the due links, read again when the schedule says.
@@ -253,7 +254,7 @@ impl Daemon {
 
     /// Claims the next batch of due links for this worker (None: the
     /// database could not be read; the error is logged).
-    fn claim_batch(&self, paused: &[String]) -> Option<Vec<DueLink>> {
+    fn claim_batch(&self, paused: &[ProviderId]) -> Option<Vec<DueLink>> {
         let holder = self.puller.holder().to_string();
         let ttl = crate::pull::lease_ttl(self.puller.config().sync.lease);
         let limit = self.batch_size();
@@ -277,13 +278,13 @@ impl Daemon {
     fn wait_in_queue(
         &self,
         link: DueLink,
-        queued: &mut HashSet<i64>,
-        deferred: &mut HashMap<String, std::collections::VecDeque<DueLink>>,
+        queued: &mut HashSet<LinkId>,
+        deferred: &mut HashMap<ProviderId, std::collections::VecDeque<DueLink>>,
     ) {
         self.breakers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .abstain(&link.provider, Instant::now());
+            .abstain(link.provider.as_str(), Instant::now());
         queued.insert(link.id);
         deferred
             .entry(link.provider.clone())
@@ -293,9 +294,9 @@ impl Daemon {
 
     /// Gives back the leases of claimed links that will not be synced now
     /// (a paused provider's, or shutdown's).
-    fn give_back(&self, links: impl IntoIterator<Item = i64>) {
+    fn give_back(&self, links: impl IntoIterator<Item = LinkId>) {
         let holder = self.puller.holder().to_string();
-        let ids: Vec<i64> = links.into_iter().collect();
+        let ids: Vec<LinkId> = links.into_iter().collect();
         if ids.is_empty() {
             return;
         }
@@ -323,7 +324,7 @@ impl Daemon {
     /// flight). The schedule reads the due links when its batch is empty
     /// and its wake time has come; finding none, it sets the wake time to
     /// the next due time.
-    fn next_link(&self, feed: &mut Feed, skip: &HashSet<i64>) -> Option<DueLink> {
+    fn next_link(&self, feed: &mut Feed, skip: &HashSet<LinkId>) -> Option<DueLink> {
         let (batch, wake_at) = match feed {
             Feed::Pass {
                 batch,
@@ -362,7 +363,7 @@ impl Daemon {
                     let fresh: Vec<DueLink> =
                         due.into_iter().filter(|d| !skip.contains(&d.id)).collect();
                     if fresh.is_empty() {
-                        let skipped: Vec<i64> = skip.iter().copied().collect();
+                        let skipped: Vec<LinkId> = skip.iter().copied().collect();
                         match self.reader.with(|s| s.next_due_at(&paused, &skipped)) {
                             Ok(next) => self.idle_until(next.as_deref()),
                             Err(e) => {
@@ -408,7 +409,7 @@ impl Daemon {
     /// Providers whose circuit breaker pauses them now: this worker's own
     /// (which lets one trial through) or the one all workers share in the
     /// database (`Store::record_provider_outcome`).
-    fn paused_providers(&self) -> Vec<String> {
+    fn paused_providers(&self) -> Vec<ProviderId> {
         let now = Instant::now();
         let shared = self
             .reader
@@ -422,8 +423,8 @@ impl Daemon {
             .config()
             .providers
             .iter()
-            .map(|p| p.id.to_string())
-            .filter(|p| b.is_open(p, now) || shared.contains(p))
+            .map(|p| p.id.clone())
+            .filter(|p| b.is_open(p.as_str(), now) || shared.contains(p))
             .collect()
     }
 
@@ -438,25 +439,25 @@ impl Daemon {
         let started = Instant::now();
         let config = self.puller.config();
         let global = Arc::new(Semaphore::new(config.sync.concurrency));
-        let per_provider: HashMap<String, Arc<Semaphore>> = config
+        let per_provider: HashMap<ProviderId, Arc<Semaphore>> = config
             .providers
             .iter()
             .filter_map(|p| {
                 p.max_in_flight
-                    .map(|n| (p.id.to_string(), Arc::new(Semaphore::new(n))))
+                    .map(|n| (p.id.clone(), Arc::new(Semaphore::new(n))))
             })
             .collect();
-        let mut tasks: JoinSet<(i64, Option<PullReport>)> = JoinSet::new();
-        let mut in_flight: HashSet<i64> = HashSet::new();
+        let mut tasks: JoinSet<(LinkId, Option<PullReport>)> = JoinSet::new();
+        let mut in_flight: HashSet<LinkId> = HashSet::new();
         let mut summary = Summary::default();
         // Links waiting for their provider's max_in_flight, per provider, and
         // every link queued or running (so a poll does not queue it twice).
-        let mut deferred: HashMap<String, std::collections::VecDeque<DueLink>> = HashMap::new();
-        let mut queued: HashSet<i64> = HashSet::new();
-        let mut paused_links: HashSet<i64> = HashSet::new();
+        let mut deferred: HashMap<ProviderId, std::collections::VecDeque<DueLink>> = HashMap::new();
+        let mut queued: HashSet<LinkId> = HashSet::new();
+        let mut paused_links: HashSet<LinkId> = HashSet::new();
         // Providers whose max_in_flight slots (shared in the database) were
         // all taken, and when their queued links try again.
-        let mut slot_blocked: HashMap<String, Instant> = HashMap::new();
+        let mut slot_blocked: HashMap<ProviderId, Instant> = HashMap::new();
         let holder = self.puller.holder().to_string();
         let slot_ttl = crate::pull::lease_ttl(config.sync.lease);
         loop {
@@ -469,7 +470,7 @@ impl Daemon {
             let mut started_any = false;
             let now = Instant::now();
             slot_blocked.retain(|_, until| *until > now);
-            let ready_providers: Vec<String> = deferred
+            let ready_providers: Vec<ProviderId> = deferred
                 .iter()
                 .filter(|(p, q)| {
                     !q.is_empty()
@@ -503,7 +504,7 @@ impl Daemon {
                     .breakers
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .allow(&link.provider, Instant::now());
+                    .allow(link.provider.as_str(), Instant::now());
                 if !allowed {
                     queued.remove(&link.id);
                     paused_links.insert(link.id);
@@ -517,7 +518,7 @@ impl Daemon {
                             // The provider's max_in_flight counts every
                             // worker's syncs: a slot in the database too.
                             let n = config
-                                .provider(&link.provider)
+                                .provider(link.provider.as_str())
                                 .and_then(|c| c.max_in_flight)
                                 .unwrap_or(usize::MAX);
                             let waited = Instant::now();
@@ -577,7 +578,7 @@ impl Daemon {
                             .run(move |s| s.give_back_provider_slot(&p, &slot_holder, id))
                             .await
                         {
-                            tracing::warn!(link = link.id, error = %e, "cannot give back the provider slot; it expires with the lease");
+                            tracing::warn!(link = link.id.get(), error = %e, "cannot give back the provider slot; it expires with the lease");
                         }
                     }
                     drop(permit);
@@ -651,7 +652,7 @@ impl Daemon {
         }
         // Claimed but never started (shutdown, or a pass ended early):
         // their leases go back so another worker need not wait them out.
-        let mut unstarted: Vec<i64> = deferred.values().flatten().map(|d| d.id).collect();
+        let mut unstarted: Vec<LinkId> = deferred.values().flatten().map(|d| d.id).collect();
         while let Some(d) = feed.drain_one() {
             unstarted.push(d.id);
         }
@@ -664,9 +665,9 @@ impl Daemon {
 
     fn finished(
         &self,
-        joined: Result<(i64, Option<PullReport>), tokio::task::JoinError>,
-        in_flight: &mut HashSet<i64>,
-        queued: &mut HashSet<i64>,
+        joined: Result<(LinkId, Option<PullReport>), tokio::task::JoinError>,
+        in_flight: &mut HashSet<LinkId>,
+        queued: &mut HashSet<LinkId>,
         summary: &mut Summary,
     ) {
         match joined {
@@ -732,11 +733,11 @@ impl Daemon {
                         }
                     };
                     let mut b = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
-                    if b.record(&r.provider, failed, now) || shared_tripped {
+                    if b.record(r.provider.as_str(), failed, now) || shared_tripped {
                         self.metrics
                             .breaker_trips
                             .get_or_create(&ProviderLabel {
-                                provider: r.provider.clone(),
+                                provider: r.provider.to_string(),
                             })
                             .inc();
                         tracing::warn!(provider = %r.provider, "provider paused after failures in a row (circuit breaker)");
@@ -746,20 +747,20 @@ impl Daemon {
                     self.breakers
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .abstain(&r.provider, Instant::now());
+                        .abstain(r.provider.as_str(), Instant::now());
                 }
                 let ms = (secs * 1000.0) as u64;
                 let import = r.import.as_ref().map(|i| i.summary());
                 if r.failed() {
-                    tracing::warn!(link = r.link, provider = %r.provider, outcome = %r.outcome, ms, "sync failed");
+                    tracing::warn!(link = r.link.get(), provider = %r.provider, outcome = %r.outcome, ms, "sync failed");
                 } else if r
                     .import
                     .as_ref()
                     .is_some_and(|i| i.unreadable_records() > 0)
                 {
-                    tracing::warn!(link = r.link, provider = %r.provider, outcome = %r.outcome, ms, import = import.as_deref(), "sync read the document only in part");
+                    tracing::warn!(link = r.link.get(), provider = %r.provider, outcome = %r.outcome, ms, import = import.as_deref(), "sync read the document only in part");
                 } else {
-                    tracing::info!(link = r.link, provider = %r.provider, outcome = %r.outcome, ms, import = import.as_deref(), "sync");
+                    tracing::info!(link = r.link.get(), provider = %r.provider, outcome = %r.outcome, ms, import = import.as_deref(), "sync");
                 }
                 Some(r)
             }
@@ -767,8 +768,8 @@ impl Daemon {
                 self.breakers
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .abstain(&link.provider, Instant::now());
-                tracing::error!(link = link.id, error = %e, "sync could not be recorded");
+                    .abstain(link.provider.as_str(), Instant::now());
+                tracing::error!(link = link.id.get(), error = %e, "sync could not be recorded");
                 // Nothing was recorded: this worker holds the link's lease
                 // for `STORE_ERROR_RETRY` more (kept if the sync still held
                 // it, taken again if the pull gave it back), so the link is
@@ -796,11 +797,13 @@ impl Daemon {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::warn!(
-                            link = id,
+                            link = id.get(),
                             "the link's lease is not this worker's to hold back"
                         )
                     }
-                    Err(e) => tracing::error!(link = id, error = %e, "cannot hold the lease back"),
+                    Err(e) => {
+                        tracing::error!(link = id.get(), error = %e, "cannot hold the lease back")
+                    }
                 }
                 None
             }
@@ -876,7 +879,7 @@ async fn metrics_text(State(d): State<Arc<Daemon>>) -> axum::response::Response 
             .get_or_create(&ProviderLabel {
                 provider: p.id.to_string(),
             })
-            .set(i64::from(paused.iter().any(|x| x == p.id.as_str())));
+            .set(i64::from(paused.contains(&p.id)));
     }
     match d.metrics.render(&exceptions, &links) {
         Ok(text) => (

@@ -14,7 +14,7 @@ pub mod sync;
 pub use code::{Code, CodeSystem};
 pub use decision::{Decision, DecisionError};
 pub use exception::{Action, ExceptionKind, ExceptionState, Severity};
-pub use ids::{PatientId, SourceName};
+pub use ids::{LinkId, PatientId, ProviderId, SourceName};
 pub use link::LinkState;
 pub use ndc::{Ndc11, Ndc12, NdcError, NdcReading, ParsedNdc};
 pub use status::MedStatus;

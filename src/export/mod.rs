@@ -137,7 +137,7 @@ impl Exporter {
         let since = match since {
             Some(s) => Some(s),
             None => store
-                .last_export_time(self.id())
+                .last_export_time(&self.provider.id)
                 .map_err(|e| (None, e.into()))?,
         };
         let url = kickoff_url(&self.provider.base_url, &level, since.as_deref());
@@ -148,7 +148,7 @@ impl Exporter {
         let id = store
             .create_export(
                 &NewExport {
-                    provider: self.id(),
+                    provider: &self.provider.id,
                     level: level.as_str(),
                     group: group_id,
                     kickoff_url: &redact(&url),

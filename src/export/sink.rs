@@ -52,7 +52,7 @@ impl BulkSink {
     ) -> BulkSink {
         BulkSink {
             database: database.clone(),
-            source: provider.id.clone(),
+            source: provider.id.as_source(),
             matching: provider.bulk_match,
             max_document_bytes: provider.limits.max_document_bytes,
             options,

@@ -8,6 +8,7 @@
 //! keeps its lease until the refresh it may still have to commit is in.
 
 use super::Puller;
+use crate::domain::LinkId;
 use crate::store::{ClaimedLink, Writer};
 use prometheus_client::metrics::counter::Counter;
 use std::time::Duration;
@@ -37,7 +38,7 @@ impl Puller {
         self.leases.claims.inc();
         if let Some(previous) = &link.took_over_from {
             self.leases.takeovers.inc();
-            tracing::warn!(link = link.view.id, previous = %previous, "took over a lease its holder stopped renewing");
+            tracing::warn!(link = link.view.id.get(), previous = %previous, "took over a lease its holder stopped renewing");
         }
         let s = &self.config.sync;
         heartbeat(
@@ -64,7 +65,7 @@ pub(super) fn ttl(lease: Duration) -> chrono::Duration {
 /// then, until the lease is lost or the heartbeat dropped.
 fn heartbeat(
     writer: Writer,
-    link_id: i64,
+    link_id: LinkId,
     holder: String,
     lease: Duration,
     every: Duration,
@@ -79,16 +80,21 @@ fn heartbeat(
                 .run(move |s| s.renew_lease(link_id, &h, ttl(lease)))
                 .await
             {
-                Ok(true) => tracing::debug!(link = link_id, "lease renewed"),
+                Ok(true) => tracing::debug!(link = link_id.get(), "lease renewed"),
                 // Given back by the sync's end (a beat racing it), or taken
                 // over after it ran out: then the sync's end says so, as its
                 // error ("no longer held by this sync").
                 Ok(false) => {
-                    tracing::debug!(link = link_id, "lease no longer held; heartbeat stops");
+                    tracing::debug!(
+                        link = link_id.get(),
+                        "lease no longer held; heartbeat stops"
+                    );
                     return;
                 }
                 // Tried again at the next beat: the lease lasts several.
-                Err(e) => tracing::warn!(link = link_id, error = %e, "cannot renew the lease"),
+                Err(e) => {
+                    tracing::warn!(link = link_id.get(), error = %e, "cannot renew the lease")
+                }
             }
         }
     }))

@@ -8,7 +8,7 @@
 //! (`link.reject.provider`). It never decides anything itself.
 
 use super::Puller;
-use crate::domain::Decision;
+use crate::domain::{Decision, LinkId};
 use crate::store::{ExceptionView, Resolve, StoreError, Writer};
 
 /// A queue decision as applied, and, for a rejected link, what came of
@@ -18,7 +18,7 @@ pub struct Resolved {
     pub view: ExceptionView,
     /// The link rejected and the provider's answer in words (None: the
     /// decision revoked no link).
-    pub told: Option<(i64, String)>,
+    pub told: Option<(LinkId, String)>,
 }
 
 impl Puller {
@@ -52,7 +52,7 @@ impl Puller {
             .run(move |s| s.record_rejection_told(link_id, &by, &note))
             .await
         {
-            tracing::warn!(link = link_id, error = %e, "the provider's answer to a rejection was not recorded");
+            tracing::warn!(link = link_id.get(), error = %e, "the provider's answer to a rejection was not recorded");
         }
         Ok(Resolved {
             view,

@@ -13,14 +13,14 @@
 
 use super::db::Conn;
 use super::{Store, StoreError, now};
-use crate::domain::PatientId;
+use crate::domain::{LinkId, PatientId, ProviderId};
 use rusqlite::{OptionalExtension, params};
 
 /// A flow to record when its authorization URL is handed out.
 pub struct NewFlow<'a> {
     /// Random, not a secret (`consent::flow_id`); the vault binds the sealed fields to it.
     pub id: &'a str,
-    pub provider: &'a str,
+    pub provider: &'a ProviderId,
     pub patient: &'a PatientId,
     /// Hex SHA-256 of the `state` sent.
     pub state_sha256: &'a str,
@@ -42,13 +42,13 @@ pub struct NewFlow<'a> {
 #[derive(Debug, Clone)]
 pub struct TakenFlow {
     pub id: String,
-    pub provider: String,
+    pub provider: ProviderId,
     pub patient: String,
     pub key_id: String,
     pub pkce_verifier: Vec<u8>,
     pub nonce: Option<Vec<u8>>,
     pub redirect_uri: String,
-    pub relink_of: Option<i64>,
+    pub relink_of: Option<LinkId>,
 }
 
 /// What a callback's state found.
@@ -82,7 +82,7 @@ impl Store {
     pub fn take_consent_flow(
         &mut self,
         state_sha256: &str,
-        provider: &str,
+        provider: &ProviderId,
         actor: &str,
         detail: &serde_json::Value,
     ) -> Result<FlowLookup, StoreError> {
@@ -160,7 +160,7 @@ impl Store {
     pub fn audit_consent_attempt(
         &mut self,
         patient: &PatientId,
-        provider: &str,
+        provider: &ProviderId,
         actor: &str,
         action: &str,
         detail: &serde_json::Value,
@@ -229,7 +229,7 @@ impl Store {
         key: &crate::vault::VaultKey,
         identity: Option<&super::IdentityWrite>,
         mut detail: serde_json::Value,
-    ) -> Result<(i64, bool), StoreError> {
+    ) -> Result<(LinkId, bool), StoreError> {
         self.in_one_transaction(|store| {
             store.audit_consent_step(flow, actor, "consent.exchanged", exchanged)?;
             let (id, relinked) = store.add_link(link, key, actor)?;
@@ -254,7 +254,7 @@ impl Store {
     /// pull audits its own.
     fn audit_link_accesses(
         &mut self,
-        link: i64,
+        link: LinkId,
         patient: &crate::domain::PatientId,
         accesses: &[serde_json::Value],
     ) -> Result<(), StoreError> {
@@ -316,7 +316,7 @@ impl Store {
         &mut self,
         flow: &str,
         outcome: &str,
-        link: Option<i64>,
+        link: Option<LinkId>,
         actor: &str,
         action: &str,
         detail: &serde_json::Value,
@@ -357,7 +357,7 @@ impl Store {
 /// which spends the invitation in the same one).
 pub(super) fn insert_flow(tx: &Conn, f: &NewFlow<'_>, actor: &str) -> Result<(), StoreError> {
     super::patients::require_patient(tx, f.patient)?;
-    let relink_of: Option<i64> = tx
+    let relink_of: Option<LinkId> = tx
         .query_row(
             "SELECT id FROM links WHERE patient_id = ?1 AND provider = ?2 AND state = 'needs_relink'",
             params![f.patient.as_str(), f.provider],
@@ -400,6 +400,10 @@ mod tests {
     use super::*;
     use crate::store::NewPatient;
 
+    fn pid(id: &str) -> ProviderId {
+        ProviderId::parse(id).expect("id")
+    }
+
     fn store_with_flow(expires_at: &str) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = crate::store::test_store(dir.path());
@@ -419,7 +423,7 @@ mod tests {
             .start_consent_flow(
                 &NewFlow {
                     id: "f1",
-                    provider: "ehr",
+                    provider: &pid("ehr"),
                     patient: &p,
                     state_sha256: "abc",
                     key_id: "k",
@@ -441,18 +445,18 @@ mod tests {
         let d = serde_json::json!({});
         assert!(matches!(
             store
-                .take_consent_flow("abc", "other", "t", &d)
+                .take_consent_flow("abc", &pid("other"), "t", &d)
                 .expect("take"),
             FlowLookup::Unknown
         ));
         assert!(matches!(
             store
-                .take_consent_flow("xyz", "ehr", "t", &d)
+                .take_consent_flow("xyz", &pid("ehr"), "t", &d)
                 .expect("take"),
             FlowLookup::Unknown
         ));
         match store
-            .take_consent_flow("abc", "ehr", "t", &d)
+            .take_consent_flow("abc", &pid("ehr"), "t", &d)
             .expect("take")
         {
             FlowLookup::Taken(f) => {
@@ -473,7 +477,7 @@ mod tests {
         assert!(kept.is_empty(), "{kept:?}");
         assert!(matches!(
             store
-                .take_consent_flow("abc", "ehr", "t", &d)
+                .take_consent_flow("abc", &pid("ehr"), "t", &d)
                 .expect("take"),
             FlowLookup::Used { .. }
         ));
@@ -485,20 +489,20 @@ mod tests {
         let d = serde_json::json!({});
         assert!(matches!(
             store
-                .take_consent_flow("abc", "ehr", "t", &d)
+                .take_consent_flow("abc", &pid("ehr"), "t", &d)
                 .expect("take"),
             FlowLookup::Expired { .. }
         ));
         assert!(matches!(
             store
-                .take_consent_flow("abc", "ehr", "t", &d)
+                .take_consent_flow("abc", &pid("ehr"), "t", &d)
                 .expect("take"),
             FlowLookup::Used { .. }
         ));
     }
 
     /// A consent's link with a held verdict, as `store_consent_link` stores it.
-    fn store_held(store: &mut Store) -> Result<(i64, bool), StoreError> {
+    fn store_held(store: &mut Store) -> Result<(LinkId, bool), StoreError> {
         use crate::store::{IdentityWrite, LinkSecrets, NewLink};
         let (key, _) = crate::vault::VaultKey::generate();
         let p = PatientId::parse("P1").expect("id");
@@ -508,7 +512,7 @@ mod tests {
             &serde_json::json!({}),
             &NewLink {
                 patient: &p,
-                provider: "ehr",
+                provider: &ProviderId::parse("ehr").expect("id"),
                 remote_patient: "r1",
                 secrets: LinkSecrets::Oauth2 {
                     access_token: secrecy::SecretString::from("at-123456".to_string()),

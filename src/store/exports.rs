@@ -6,6 +6,7 @@
 
 use super::db::Row;
 use super::{Store, StoreError, now};
+use crate::domain::ProviderId;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
@@ -58,7 +59,7 @@ impl ExportState {
 /// An export to record.
 #[derive(Debug, Clone)]
 pub struct NewExport<'a> {
-    pub provider: &'a str,
+    pub provider: &'a ProviderId,
     pub level: &'a str,
     pub group: Option<&'a str>,
     pub kickoff_url: &'a str,
@@ -69,7 +70,7 @@ pub struct NewExport<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportRow {
     pub id: i64,
-    pub provider: String,
+    pub provider: ProviderId,
     pub level: String,
     pub group: Option<String>,
     pub kickoff_url: String,
@@ -167,7 +168,7 @@ impl Store {
             actor,
             "export_start",
             None,
-            Some(e.provider),
+            Some(e.provider.as_str()),
             &serde_json::json!({"export": id, "level": e.level, "since": e.since}),
         )?;
         tx.commit()?;
@@ -192,7 +193,11 @@ impl Store {
     }
 
     /// A provider's exports, newest first.
-    pub fn exports(&self, provider: &str, limit: usize) -> Result<Vec<ExportRow>, StoreError> {
+    pub fn exports(
+        &self,
+        provider: &ProviderId,
+        limit: usize,
+    ) -> Result<Vec<ExportRow>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT {EXPORT_COLUMNS} FROM exports WHERE provider = ?1 ORDER BY id DESC LIMIT ?2"
         ))?;
@@ -203,7 +208,7 @@ impl Store {
     }
 
     /// The provider's newest export that may be resumed.
-    pub fn open_export(&self, provider: &str) -> Result<Option<ExportRow>, StoreError> {
+    pub fn open_export(&self, provider: &ProviderId) -> Result<Option<ExportRow>, StoreError> {
         let row = self
             .conn
             .query_row(
@@ -220,7 +225,7 @@ impl Store {
 
     /// The `transactionTime` of the provider's last completed export: the
     /// next export's default `_since`.
-    pub fn last_export_time(&self, provider: &str) -> Result<Option<String>, StoreError> {
+    pub fn last_export_time(&self, provider: &ProviderId) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
             .query_row(
@@ -234,7 +239,10 @@ impl Store {
 
     /// When the provider's last export (of any outcome) was requested: the
     /// daemon's schedule reads it.
-    pub fn last_export_requested(&self, provider: &str) -> Result<Option<String>, StoreError> {
+    pub fn last_export_requested(
+        &self,
+        provider: &ProviderId,
+    ) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
             .query_row(

@@ -6,12 +6,12 @@
 
 use super::db::Conn;
 use super::{Store, StoreError, now, rfc3339};
-use crate::domain::ExceptionKind;
+use crate::domain::{ExceptionKind, LinkId};
 use rusqlite::params;
 
 impl Store {
     /// Records a grant end read later than the link (a refresh answer).
-    pub fn set_grant_expiry(&mut self, link_id: i64, at: &str) -> Result<(), StoreError> {
+    pub fn set_grant_expiry(&mut self, link_id: LinkId, at: &str) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE links SET grant_expires_at = ?2 WHERE id = ?1",
             params![link_id, at],
@@ -22,7 +22,7 @@ impl Store {
     /// Raises `link_expiring` for every live link whose grant ends within
     /// `days` and that has none raised for this grant end yet. Returns the
     /// links it raised one for.
-    pub fn raise_link_expiring(&mut self, days: u32) -> Result<Vec<i64>, StoreError> {
+    pub fn raise_link_expiring(&mut self, days: u32) -> Result<Vec<LinkId>, StoreError> {
         let at = now();
         let horizon = rfc3339(chrono::Utc::now() + chrono::Duration::days(i64::from(days)));
         // Every pull asks; nearly always nothing is due. The question is an
@@ -64,7 +64,7 @@ impl Store {
 fn due_warnings(
     conn: &Conn,
     horizon: &str,
-) -> Result<Vec<(i64, String, String, String)>, StoreError> {
+) -> Result<Vec<(LinkId, String, String, String)>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, patient_id, provider, grant_expires_at FROM links
          WHERE grant_expires_at IS NOT NULL AND grant_expires_at <= ?1

@@ -5,7 +5,7 @@
 
 use super::db::Conn;
 use super::{ClaimedLink, Store, StoreError, now};
-use crate::domain::{ExceptionKind, LinkState};
+use crate::domain::{ExceptionKind, LinkId, LinkState};
 use rusqlite::{OptionalExtension, params};
 
 /// What a pull (or a new link's check) records of the remote identity.
@@ -34,7 +34,7 @@ pub struct IdentityWrite {
 /// per link: a new hold replaces the detail of an open one).
 pub(super) fn write_identity(
     tx: &Conn,
-    link_id: i64,
+    link_id: LinkId,
     patient: &str,
     sync_id: Option<i64>,
     w: &IdentityWrite,
@@ -128,7 +128,7 @@ pub struct IdentityState {
 
 impl Store {
     /// The recorded and the accepted remote identity of a link.
-    pub fn link_identity_state(&self, link_id: i64) -> Result<IdentityState, StoreError> {
+    pub fn link_identity_state(&self, link_id: LinkId) -> Result<IdentityState, StoreError> {
         Ok(self
             .conn
             .query_row(
@@ -148,7 +148,7 @@ impl Store {
     /// Records a new link's identity check (outside a pull: no lease, no sync).
     pub fn record_link_identity(
         &mut self,
-        link_id: i64,
+        link_id: LinkId,
         w: &IdentityWrite,
     ) -> Result<(), StoreError> {
         let tx = self.tx()?;
@@ -172,13 +172,13 @@ impl Store {
     /// remote identity is remembered as accepted (the same identity read
     /// again does not hold it again; another one is compared afresh), and
     /// its open `identity_mismatch` exceptions are resolved.
-    pub fn confirm_link(&mut self, id: i64, by: &str, note: &str) -> Result<(), StoreError> {
+    pub fn confirm_link(&mut self, id: LinkId, by: &str, note: &str) -> Result<(), StoreError> {
         self.decide_held(id, by, note, true)
     }
 
     /// A clinician rejects a held link: it is revoked (its tokens dropped)
     /// and its open `identity_mismatch` exceptions resolved.
-    pub fn reject_link(&mut self, id: i64, by: &str, note: &str) -> Result<(), StoreError> {
+    pub fn reject_link(&mut self, id: LinkId, by: &str, note: &str) -> Result<(), StoreError> {
         self.decide_held(id, by, note, false)
     }
 
@@ -188,7 +188,7 @@ impl Store {
     /// when the exception is of another kind or no link of its patient and
     /// source is held.
     pub fn held_link_of_exception(&self, id: i64) -> Result<Option<ClaimedLink>, StoreError> {
-        let link: Option<i64> = self
+        let link: Option<LinkId> = self
             .conn
             .query_row(
                 "SELECT l.id FROM exceptions e JOIN links l
@@ -211,7 +211,7 @@ impl Store {
     /// `link.reject.provider`.
     pub fn record_rejection_told(
         &mut self,
-        id: i64,
+        id: LinkId,
         by: &str,
         told: &str,
     ) -> Result<(), StoreError> {
@@ -247,7 +247,7 @@ impl Store {
 
     fn decide_held(
         &mut self,
-        id: i64,
+        id: LinkId,
         by: &str,
         note: &str,
         confirm: bool,
@@ -263,7 +263,7 @@ impl Store {
 /// `confirm` and `reject` actions use it too).
 pub(super) fn decide_held_in(
     tx: &Conn,
-    id: i64,
+    id: LinkId,
     by: &str,
     note: &str,
     confirm: bool,
@@ -346,7 +346,7 @@ mod tests {
     use crate::vault::VaultKey;
     use secrecy::SecretString;
 
-    fn held_link() -> (tempfile::TempDir, Store, i64) {
+    fn held_link() -> (tempfile::TempDir, Store, LinkId) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = crate::store::test_store(dir.path());
         let patient = PatientId::parse("P1").expect("id");
@@ -358,7 +358,7 @@ mod tests {
             .add_link(
                 &NewLink {
                     patient: &patient,
-                    provider: "prov",
+                    provider: &crate::domain::ProviderId::parse("prov").expect("id"),
                     remote_patient: "r1",
                     secrets: LinkSecrets::Oauth2 {
                         access_token: SecretString::from("at".to_string()),

@@ -17,7 +17,7 @@
 
 use super::db::Conn;
 use super::{Store, StoreError, now};
-use crate::domain::PatientId;
+use crate::domain::{LinkId, PatientId, ProviderId};
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
 
@@ -28,7 +28,7 @@ pub struct NewInvitation<'a> {
     /// Hex SHA-256 of the URL's token.
     pub token_sha256: &'a str,
     pub patient: &'a PatientId,
-    pub provider: &'a str,
+    pub provider: &'a ProviderId,
     /// RFC 3339.
     pub expires_at: &'a str,
 }
@@ -38,7 +38,7 @@ pub struct NewInvitation<'a> {
 pub struct OpenedInvitation {
     pub id: String,
     pub patient: String,
-    pub provider: String,
+    pub provider: ProviderId,
     /// RFC 3339.
     pub expires_at: String,
 }
@@ -148,7 +148,7 @@ impl Store {
             tx.commit()?;
             return Ok(lookup);
         };
-        if inv.patient != flow.patient.as_str() || inv.provider != flow.provider {
+        if inv.patient != flow.patient.as_str() || inv.provider != *flow.provider {
             return Err(StoreError::Conflict(format!(
                 "invitation {} is for patient {} at {}, not for the consent of patient {} at {}",
                 inv.id,
@@ -187,7 +187,7 @@ impl Store {
         &mut self,
         flow: &str,
         outcome: &str,
-        link: Option<i64>,
+        link: Option<LinkId>,
         actor: &str,
     ) -> Result<(), StoreError> {
         let tx = self.tx()?;
@@ -255,7 +255,7 @@ fn find(
     conn: &Conn,
     token_sha256: &str,
 ) -> Result<(InvitationLookup, Option<String>, Option<String>), StoreError> {
-    let row: Option<(String, String, String, String, Option<String>)> = conn
+    let row: Option<(String, String, ProviderId, String, Option<String>)> = conn
         .query_row(
             "SELECT id, patient_id, provider, expires_at, opened_at FROM invitations WHERE token_sha256 = ?1",
             [token_sha256],
@@ -315,7 +315,7 @@ mod tests {
     fn flow<'a>(id: &'a str, patient: &'a PatientId, provider: &'a str) -> NewFlow<'a> {
         NewFlow {
             id,
-            provider,
+            provider: Box::leak(Box::new(ProviderId::parse(provider).expect("id"))),
             patient,
             state_sha256: id,
             key_id: "k",
@@ -349,7 +349,7 @@ mod tests {
                         id,
                         token_sha256: hash,
                         patient: &p,
-                        provider: "ehr",
+                        provider: &ProviderId::parse("ehr").expect("id"),
                         expires_at,
                     },
                     "t",

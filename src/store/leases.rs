@@ -10,27 +10,27 @@
 
 use super::links::{ClaimedLink, SEALED_COLUMNS, VIEW_COLUMNS, claimed};
 use super::{Store, StoreError};
-use crate::domain::LinkState;
+use crate::domain::{LinkId, LinkState, ProviderId};
 use rusqlite::{OptionalExtension, params};
 
 /// Why a link could not be claimed for a sync.
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
     #[error("link {0} does not exist")]
-    NotFound(i64),
+    NotFound(LinkId),
     #[error("link {id} is {state}{}", reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())]
     NotActive {
-        id: i64,
+        id: LinkId,
         state: LinkState,
         reason: Option<String>,
     },
     #[error(
         "link {id} was synced by another worker since this pass read it (next due at {next_due})"
     )]
-    NoLongerDue { id: i64, next_due: String },
+    NoLongerDue { id: LinkId, next_due: String },
     #[error("link {id} is being synced by {holder} until {until}")]
     Busy {
-        id: i64,
+        id: LinkId,
         holder: String,
         until: String,
     },
@@ -47,8 +47,8 @@ impl From<rusqlite::Error> for ClaimError {
 /// A link that is due for a sync.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueLink {
-    pub id: i64,
-    pub provider: String,
+    pub id: LinkId,
+    pub provider: ProviderId,
 }
 
 impl Store {
@@ -56,7 +56,7 @@ impl Store {
     /// held by another sync (an expired lease is taken over).
     pub fn claim_link(
         &mut self,
-        id: i64,
+        id: LinkId,
         holder: &str,
         ttl: chrono::Duration,
     ) -> Result<ClaimedLink, ClaimError> {
@@ -69,7 +69,7 @@ impl Store {
     /// link's `next_due_at` into the future — it is not synced twice.
     pub fn claim_due_link(
         &mut self,
-        id: i64,
+        id: LinkId,
         holder: &str,
         ttl: chrono::Duration,
     ) -> Result<ClaimedLink, ClaimError> {
@@ -78,7 +78,7 @@ impl Store {
 
     fn claim(
         &mut self,
-        id: i64,
+        id: LinkId,
         holder: &str,
         ttl: chrono::Duration,
         due_only: bool,
@@ -165,7 +165,7 @@ impl Store {
     /// will not be stored (`pulls::finish_pull` refuses it).
     pub fn renew_lease(
         &mut self,
-        id: i64,
+        id: LinkId,
         holder: &str,
         ttl: chrono::Duration,
     ) -> Result<bool, StoreError> {
@@ -186,7 +186,7 @@ impl Store {
     }
 
     /// Gives a lease back without recording a sync (the sync never started).
-    pub fn release_link(&mut self, id: i64, holder: &str) -> Result<(), StoreError> {
+    pub fn release_link(&mut self, id: LinkId, holder: &str) -> Result<(), StoreError> {
         self.conn.cached_execute(
             "UPDATE links SET lease_holder = NULL, lease_until = NULL WHERE id = ?1 AND lease_holder = ?2",
             params![id, holder],
@@ -201,7 +201,7 @@ impl Store {
         &self,
         now: &str,
         limit: usize,
-        skip_providers: &[String],
+        skip_providers: &[ProviderId],
     ) -> Result<Vec<DueLink>, StoreError> {
         let mut stmt = self.conn.prepare_cached(self.conn.dialect(
             "SELECT id, provider FROM links
@@ -232,8 +232,8 @@ impl Store {
     /// flight in the caller) are left out. None: no link to wait for.
     pub fn next_due_at(
         &self,
-        skip_providers: &[String],
-        skip_links: &[i64],
+        skip_providers: &[ProviderId],
+        skip_links: &[LinkId],
     ) -> Result<Option<String>, StoreError> {
         let providers = serde_json::to_string(skip_providers).unwrap_or_else(|_| "[]".into());
         let links = serde_json::to_string(skip_links).unwrap_or_else(|_| "[]".into());
@@ -312,14 +312,14 @@ impl Store {
         holder: &str,
         ttl: chrono::Duration,
         limit: usize,
-        skip_providers: &[String],
+        skip_providers: &[ProviderId],
     ) -> Result<Vec<DueLink>, StoreError> {
         let at = chrono::Utc::now();
         let now = super::rfc3339(at);
         let until = super::rfc3339(at + ttl);
         let skip = serde_json::to_string(skip_providers).unwrap_or_else(|_| "[]".into());
         let tx = self.tx()?;
-        let picked: Vec<(i64, String, Option<String>)> = {
+        let picked: Vec<(LinkId, ProviderId, Option<String>)> = {
             let mut stmt = tx.prepare_cached(tx.dialect(
                 "SELECT id, provider, lease_holder FROM links
                  WHERE state = 'active' AND (next_due_at IS NULL OR next_due_at <= ?1)
@@ -361,10 +361,10 @@ impl Store {
     /// the lease). False: every slot is taken by a live sync.
     pub fn take_provider_slot(
         &mut self,
-        provider: &str,
+        provider: &ProviderId,
         slots: usize,
         holder: &str,
-        link_id: i64,
+        link_id: LinkId,
         ttl: chrono::Duration,
     ) -> Result<bool, StoreError> {
         let at = chrono::Utc::now();
@@ -413,9 +413,9 @@ impl Store {
     /// Gives back the provider slot `holder` took for the sync of `link_id`.
     pub fn give_back_provider_slot(
         &mut self,
-        provider: &str,
+        provider: &ProviderId,
         holder: &str,
-        link_id: i64,
+        link_id: LinkId,
     ) -> Result<(), StoreError> {
         self.conn.cached_execute(
             "UPDATE provider_slots SET holder = NULL, link_id = NULL, until = NULL
@@ -436,7 +436,7 @@ impl Store {
     /// its row lock; a failure is one upsert.
     pub fn record_provider_outcome(
         &mut self,
-        provider: &str,
+        provider: &ProviderId,
         failed: bool,
         threshold: u32,
         pause: chrono::Duration,
@@ -483,7 +483,7 @@ impl Store {
     }
 
     /// Providers a shared circuit breaker pauses now.
-    pub fn paused_providers(&self) -> Result<Vec<String>, StoreError> {
+    pub fn paused_providers(&self) -> Result<Vec<ProviderId>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT provider FROM provider_breakers WHERE paused_until > ?1 ORDER BY provider",
         )?;
@@ -684,7 +684,7 @@ mod tests {
         }
     }
 
-    fn lease_of(store: &Store, id: i64) -> (Option<String>, Option<String>, Option<String>) {
+    fn lease_of(store: &Store, id: LinkId) -> (Option<String>, Option<String>, Option<String>) {
         store
             .conn
             .query_row(
@@ -695,7 +695,7 @@ mod tests {
             .expect("reads the lease")
     }
 
-    fn expire(store: &Store, id: i64) {
+    fn expire(store: &Store, id: LinkId) {
         store
             .conn
             .execute(
@@ -744,7 +744,7 @@ mod tests {
             store.due_links(&now, 10, &[]).expect("due"),
             vec![DueLink {
                 id,
-                provider: "prov".into()
+                provider: ProviderId::parse("prov").expect("id")
             }]
         );
         let second = store.claim_due_link(id, "two", ttl).expect("takes over");
@@ -798,7 +798,7 @@ mod tests {
         assert_eq!(store.next_due_at(&[], &[id]).expect("reads"), None);
         assert_eq!(
             store
-                .next_due_at(&["prov".to_string()], &[])
+                .next_due_at(&[ProviderId::parse("prov").expect("id")], &[])
                 .expect("reads"),
             None
         );

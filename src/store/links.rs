@@ -8,7 +8,7 @@
 
 use super::db::Row;
 use super::{Store, StoreError, now};
-use crate::domain::{ExceptionKind, LinkState, PatientId, SyncOutcome};
+use crate::domain::{ExceptionKind, LinkId, LinkState, PatientId, ProviderId, SyncOutcome};
 use crate::vault::VaultKey;
 use rusqlite::{OptionalExtension, params};
 use secrecy::{ExposeSecret, SecretString};
@@ -38,7 +38,7 @@ impl LinkSecrets {
 /// A link to create (or to re-link: the same patient and provider).
 pub struct NewLink<'a> {
     pub patient: &'a PatientId,
-    pub provider: &'a str,
+    pub provider: &'a ProviderId,
     pub remote_patient: &'a str,
     pub secrets: LinkSecrets,
     /// RFC 3339, OAuth 2.0 only.
@@ -52,9 +52,9 @@ pub struct NewLink<'a> {
 /// A link as shown to people and scripts: never a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LinkView {
-    pub id: i64,
+    pub id: LinkId,
     pub patient: String,
-    pub provider: String,
+    pub provider: ProviderId,
     pub scheme: String,
     pub remote_patient: String,
     pub state: LinkState,
@@ -233,11 +233,11 @@ impl Store {
         new: &NewLink<'_>,
         key: &VaultKey,
         actor: &str,
-    ) -> Result<(i64, bool), StoreError> {
+    ) -> Result<(LinkId, bool), StoreError> {
         let tx = self.tx()?;
         super::patients::require_patient(&tx, new.patient)?;
         let at = now();
-        let live: Option<(i64, String)> = tx
+        let live: Option<(LinkId, String)> = tx
             .cached_row(
                 "SELECT id, scheme FROM links WHERE patient_id = ?1 AND provider = ?2 AND state <> 'revoked'",
                 params![new.patient.as_str(), new.provider],
@@ -255,7 +255,7 @@ impl Store {
             }
             Some((id, _)) => (id, true),
             None => {
-                let inserted: i64 = tx.cached_row(
+                let inserted: LinkId = tx.cached_row(
                     "INSERT INTO links (patient_id, provider, scheme, remote_patient, state, key_id, created_at, updated_at)
                      VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?6) RETURNING id",
                     params![
@@ -354,14 +354,14 @@ impl Store {
     }
 
     /// One link.
-    pub fn link(&self, id: i64) -> Result<Option<LinkView>, StoreError> {
+    pub fn link(&self, id: LinkId) -> Result<Option<LinkView>, StoreError> {
         let sql = format!("SELECT {VIEW_COLUMNS} FROM links WHERE id = ?1");
         Ok(self.conn.cached_row(&sql, [id], view).optional()?)
     }
 
     /// A link's view and sealed fields without taking its lease (for
     /// revoking a link that a sync holds or that needs re-linking).
-    pub fn peek_link(&self, id: i64) -> Result<Option<ClaimedLink>, StoreError> {
+    pub fn peek_link(&self, id: LinkId) -> Result<Option<ClaimedLink>, StoreError> {
         let sql = format!("SELECT {VIEW_COLUMNS}, {SEALED_COLUMNS} FROM links WHERE id = ?1");
         Ok(self
             .conn
@@ -377,7 +377,7 @@ impl Store {
     /// (`RefreshTurn::Rotated`: the sync stops without refreshing).
     pub fn take_refresh_lock(
         &mut self,
-        id: i64,
+        id: LinkId,
         holder: &str,
         sent: Option<&[u8]>,
         ttl: chrono::Duration,
@@ -425,7 +425,7 @@ impl Store {
 
     /// Gives back a refresh lock whose refresh failed (a committed refresh
     /// gives it back itself).
-    pub fn release_refresh_lock(&mut self, id: i64, holder: &str) -> Result<(), StoreError> {
+    pub fn release_refresh_lock(&mut self, id: LinkId, holder: &str) -> Result<(), StoreError> {
         self.conn.cached_execute(
             "UPDATE links SET refresh_holder = NULL, refresh_until = NULL WHERE id = ?1 AND refresh_holder = ?2",
             params![id, holder],
@@ -505,7 +505,7 @@ impl Store {
     /// there is one, was called by the caller).
     pub fn revoke_link(
         &mut self,
-        id: i64,
+        id: LinkId,
         actor: &str,
         reason: &str,
     ) -> Result<LinkView, StoreError> {
@@ -590,12 +590,12 @@ pub(super) mod testing {
         patient: &PatientId,
         key: &VaultKey,
         s: LinkSecrets,
-    ) -> (i64, bool) {
+    ) -> (LinkId, bool) {
         store
             .add_link(
                 &NewLink {
                     patient,
-                    provider: "prov",
+                    provider: &ProviderId::parse("prov").expect("id"),
                     remote_patient: "r1",
                     secrets: s,
                     expires_at: None,

@@ -22,6 +22,7 @@ mod discovery;
 mod exports;
 mod grants;
 mod identity;
+mod ids;
 mod imports;
 mod invitations;
 mod leases;

@@ -4,13 +4,13 @@
 
 use super::db::Conn;
 use super::{Store, StoreError, now};
-use crate::domain::{ExceptionKind, PatientId, SyncOutcome};
+use crate::domain::{ExceptionKind, LinkId, PatientId, SyncOutcome};
 use crate::schedule::Schedule;
 use rusqlite::{OptionalExtension, params};
 
 /// What a pull adds to the import's (or the failure's) transaction.
 pub struct PullRecord<'a> {
-    pub link_id: i64,
+    pub link_id: LinkId,
     pub patient: &'a str,
     pub holder: &'a str,
     /// JSON array of the requests made, URLs without secrets.
@@ -263,7 +263,7 @@ mod tests {
         let err = store.add_link(
             &NewLink {
                 patient: &patient,
-                provider: "prov",
+                provider: &crate::domain::ProviderId::parse("prov").expect("id"),
                 remote_patient: "r1",
                 secrets: LinkSecrets::Oauth1 {
                     token: SecretString::from("t".to_string()),

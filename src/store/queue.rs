@@ -347,7 +347,7 @@ impl Store {
         if let Decision::Confirm { note } | Decision::Reject { note } = &decision.decision {
             // A decision on the link, not on an item: recorded with the
             // link (`link.confirm` / `link.reject`), and not reversible here.
-            let link: i64 = tx
+            let link: crate::domain::LinkId = tx
                 .query_row(
                     "SELECT id FROM links WHERE patient_id = ?1 AND provider = ?2 AND state = 'held'",
                     params![row.view.patient, row.view.source],

@@ -2,6 +2,7 @@
 //! one transaction.
 
 use super::{Store, StoreError, now};
+use crate::domain::LinkId;
 use crate::vault::VaultKey;
 use rusqlite::{OptionalExtension, params};
 use secrecy::ExposeSecret;
@@ -27,7 +28,7 @@ impl Store {
         let tx = self.tx()?;
         // A sync holding a link may be about to store refreshed tokens
         // under the old key: rotating now would throw them away.
-        let busy: Option<(i64, String)> = tx
+        let busy: Option<(LinkId, String)> = tx
             .cached_row(
                 "SELECT id, lease_holder FROM links WHERE lease_holder IS NOT NULL AND lease_until > ?1 LIMIT 1",
                 [now()],
@@ -40,7 +41,7 @@ impl Store {
             )));
         }
         type Row = (
-            i64,
+            LinkId,
             String,
             Option<Vec<u8>>,
             Option<Vec<u8>>,

@@ -180,6 +180,61 @@ fn oversized_documents_unknown_patients_and_missing_files_store_nothing() {
 }
 
 #[test]
+fn a_link_argument_that_is_not_a_link_id_is_refused_and_stores_nothing() {
+    let env = TestEnv::with_dictionary_and(&["pat-1"]);
+    let before = env.counts();
+    for (args, found) in [
+        (&["link", "revoke", "abc"][..], "abc"),
+        (&["link", "revoke", "0"], "0"),
+        (
+            &["link", "confirm", "12x", "--by", "dr", "--note", "n"],
+            "12x",
+        ),
+        (
+            &["link", "reject", "1.5", "--by", "dr", "--note", "n"],
+            "1.5",
+        ),
+    ] {
+        let err = env.run(args).fails(2).to_string();
+        assert!(
+            err.contains(&format!(
+                "invalid value '{found}' for '<LINK>': link id must be a positive whole number (found \"{found}\")"
+            )),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(env.counts(), before);
+}
+
+#[test]
+fn a_provider_argument_that_is_not_a_provider_id_is_refused_and_stores_nothing() {
+    let env = TestEnv::with_dictionary_and(&["pat-1"]);
+    let before = env.counts();
+    for (args, said) in [
+        (
+            &["link", "add", "--patient", "pat-1", "--provider", "bad id"][..],
+            "--provider \"bad id\": provider id may hold only letters, digits and . _ - : @ (found ' ')",
+        ),
+        (
+            &["import", "--patient", "pat-1", "--provider", "a/b"],
+            "--provider \"a/b\": provider id may hold only letters, digits and . _ - : @ (found '/')",
+        ),
+        (
+            &["import", "--bulk", "x.ndjson", "--provider", " "],
+            "--provider \" \": provider id must not be empty",
+        ),
+        (
+            &["export", "status", "--provider", "x;y"],
+            "--provider \"x;y\": provider id may hold only letters, digits and . _ - : @ (found ';')",
+        ),
+    ] {
+        let err = env.run(args).fails(2).to_string();
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
+    assert_eq!(env.counts(), before);
+}
+
+#[test]
 fn keep_unreadable_keeps_the_document_and_opens_an_exception_but_no_regimen() {
     let env = TestEnv::with_dictionary_and(&["pat-1"]);
     let path = env.write("malformed.xml", MALFORMED_CCR.as_bytes());

@@ -116,7 +116,7 @@ fn seed_links(home: &Home, provider: &str, prefix: &str, count: usize) {
             .add_link(
                 &NewLink {
                     patient: &id,
-                    provider,
+                    provider: &rxsync::domain::ProviderId::parse(provider).expect("provider id"),
                     remote_patient: "x",
                     secrets: LinkSecrets::Oauth2 {
                         access_token: "t".to_string().into(),

@@ -23,7 +23,7 @@ fn one_refresh_per_link_across_workers_and_no_lost_rotation() {
         .add_link(
             &NewLink {
                 patient: &patient,
-                provider: "ehr",
+                provider: &rxsync::domain::ProviderId::parse("ehr").expect("provider id"),
                 remote_patient: "r1",
                 secrets: LinkSecrets::Oauth2 {
                     access_token: "a0".to_string().into(),

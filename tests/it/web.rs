@@ -221,6 +221,32 @@ async fn a_clinician_cannot_reach_admin_pages() {
 }
 
 #[tokio::test]
+async fn a_link_id_in_the_url_that_is_not_one_is_refused_and_changes_nothing() {
+    let r = Review::start();
+    let admin = r.login(ADMIN).await;
+    let csrf = r.csrf(&admin).await;
+    let before = r.env.counts();
+    for bad in ["abc", "0", "-1", "1x"] {
+        let a = r
+            .post_form(
+                &format!("/admin/links/{bad}/revoke"),
+                Some(&admin),
+                &[("csrf", &csrf), ("reason", "moved away")],
+            )
+            .await;
+        assert_eq!(a.status, 400, "{bad}: {}", a.body);
+        assert!(
+            a.body.contains(&format!(
+                "/admin/links/{bad}/revoke: link id must be a positive whole number"
+            )),
+            "{bad}: {}",
+            a.body
+        );
+    }
+    assert_eq!(r.env.counts(), before);
+}
+
+#[tokio::test]
 async fn markup_in_a_drug_name_is_shown_as_text() {
     let r = Review::start_with(&[("markup-1", "samples/ccr/markup-name.xml")]);
     add_user(&r.env, "viewer", "viewer-password", "clinician");

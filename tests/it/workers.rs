@@ -114,7 +114,7 @@ fn seed(home: &Home, sb: &Sandbox, provider: &str, oauth2: bool, expired: bool, 
             .add_link(
                 &NewLink {
                     patient: &patient,
-                    provider,
+                    provider: &rxsync::domain::ProviderId::parse(provider).expect("provider id"),
                     remote_patient: &remote,
                     secrets,
                     expires_at,
@@ -507,7 +507,7 @@ revocation_url = "{}"
             .add_link(
                 &NewLink {
                     patient: &patient,
-                    provider: "oidc",
+                    provider: &rxsync::domain::ProviderId::parse("oidc").expect("provider id"),
                     remote_patient: "ehr-1001",
                     secrets: LinkSecrets::Oauth2 {
                         access_token: text("access_token").into(),

@@ -17,7 +17,7 @@ use crate::cli::Failure;
 use anyhow::anyhow;
 use rxsync::config::PublicUrl;
 use rxsync::consent::invite;
-use rxsync::domain::PatientId;
+use rxsync::domain::{PatientId, ProviderId};
 use rxsync::store::{NewInvitation, Writer};
 use serde_json::json;
 use url::Url;
@@ -106,6 +106,7 @@ pub async fn link(
     i: &Invited,
 ) -> Result<Outcome, Failure> {
     let patient = PatientId::parse(i.patient).map_err(|e| anyhow!("{e}"))?;
+    let provider = ProviderId::parse(PROVIDER).map_err(|e| anyhow!("{e}"))?;
     let fresh = invite::fresh(public, invite::DEFAULT_LIFETIME);
     let expires_at = rxsync::store::rfc3339_at(fresh.expires_at);
     let (id, hash) = (fresh.id.clone(), fresh.token_sha256.clone());
@@ -116,7 +117,7 @@ pub async fn link(
                     id: &id,
                     token_sha256: &hash,
                     patient: &patient,
-                    provider: PROVIDER,
+                    provider: &provider,
                     expires_at: &expires_at,
                 },
                 "demo",

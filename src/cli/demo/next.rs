@@ -124,7 +124,7 @@ impl Next<'_> {
             // The exception's closing sentence names the commands printed below.
             let why = open
                 .iter()
-                .find(|e| e.patient == l.patient && e.source == l.provider)
+                .find(|e| e.patient == l.patient && l.provider == e.source.as_str())
                 .map(|e| {
                     let detail = e.detail.split(" Nothing is imported").next();
                     format!(" exception {}: {}", e.id, detail.unwrap_or_default())

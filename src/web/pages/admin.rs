@@ -10,7 +10,7 @@
 
 use super::patient::{link_note, links as links_table};
 use super::{csrf_field, error_page, layout, render};
-use crate::domain::LinkState;
+use crate::domain::{LinkId, LinkState};
 use crate::store::{LinkView, UserName, UserView};
 use crate::web::AppState;
 use crate::web::auth::Viewer;
@@ -76,9 +76,18 @@ pub struct RevokeForm {
 pub async fn revoke_link(
     State(state): State<AppState>,
     Extension(viewer): Extension<Viewer>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     Form(form): Form<RevokeForm>,
 ) -> Response {
+    let id = match LinkId::parse(&id) {
+        Ok(id) => id,
+        Err(e) => {
+            return error_page(
+                Some(&viewer),
+                AppError::bad_request(format!("/admin/links/{id}/revoke: {e}")),
+            );
+        }
+    };
     let Some(reason) = form
         .reason
         .map(|r| r.trim().to_string())

@@ -143,7 +143,7 @@ async fn live_invitation<'s>(
         Ok(InvitationLookup::Live(i)) => i,
         other => return Err(refused_invitation(other)),
     };
-    let Some(provider) = linking.provider(&invitation.provider) else {
+    let Some(provider) = linking.provider(invitation.provider.as_str()) else {
         tracing::error!(invitation = %invitation.id, provider = %invitation.provider, "the invitation's provider is no longer configured");
         return Err(trouble(StatusCode::SERVICE_UNAVAILABLE));
     };
@@ -436,7 +436,7 @@ pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery) 
         Ok(linked) if active => linked_page(&state, provider, linked.link).await,
         Ok(linked) => {
             tracing::warn!(
-                link = linked.link,
+                link = linked.link.get(),
                 "a browser consent's link is held for a check"
             );
             held_page()
@@ -551,7 +551,11 @@ fn refused_page(provider: &crate::config::Provider, e: &ConsentError) -> Respons
 }
 
 /// The linked page: the first pull, then the list it imported.
-async fn linked_page(state: &AppState, provider: &crate::config::Provider, link: i64) -> Response {
+async fn linked_page(
+    state: &AppState,
+    provider: &crate::config::Provider,
+    link: crate::domain::LinkId,
+) -> Response {
     let Some(linking) = state.linking() else {
         return not_offered();
     };
@@ -562,11 +566,11 @@ async fn linked_page(state: &AppState, provider: &crate::config::Provider, link:
     let pulled_ok = match &pulled {
         Ok(r) if !r.failed() => true,
         Ok(r) => {
-            tracing::warn!(link, outcome = %r.outcome, error = ?r.error, "the first pull after a consent failed");
+            tracing::warn!(link = link.get(), outcome = %r.outcome, error = ?r.error, "the first pull after a consent failed");
             false
         }
         Err(e) => {
-            tracing::warn!(link, error = %e, "the first pull after a consent failed");
+            tracing::warn!(link = link.get(), error = %e, "the first pull after a consent failed");
             false
         }
     };
@@ -753,7 +757,7 @@ pub async fn make_invitation(
         fresh.id.clone(),
         fresh.token_sha256.clone(),
         patient.clone(),
-        provider.id.to_string(),
+        provider.id.clone(),
         expires_at.clone(),
         viewer.user.name.clone(),
     );
