@@ -538,6 +538,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = crate::store::test_store(dir.path());
         let pause = chrono::Duration::minutes(5);
+        let p = ProviderId::parse("p").expect("provider id");
         let row = |store: &Store| -> Option<(i64, Option<String>)> {
             store
                 .conn
@@ -552,37 +553,37 @@ mod tests {
         // Successes on a breaker never opened make no row at all.
         assert!(
             !store
-                .record_provider_outcome("p", false, 3, pause)
+                .record_provider_outcome(&p, false, 3, pause)
                 .expect("records")
         );
         assert_eq!(row(&store), None);
         assert!(
             !store
-                .record_provider_outcome("p", true, 3, pause)
+                .record_provider_outcome(&p, true, 3, pause)
                 .expect("records")
         );
         assert!(
             !store
-                .record_provider_outcome("p", true, 3, pause)
+                .record_provider_outcome(&p, true, 3, pause)
                 .expect("records")
         );
         assert_eq!(row(&store), Some((2, None)));
         // The third failure in a row pauses it; one more failure pauses it again.
         assert!(
             store
-                .record_provider_outcome("p", true, 3, pause)
+                .record_provider_outcome(&p, true, 3, pause)
                 .expect("records")
         );
         assert_eq!(store.paused_providers().expect("paused"), ["p"]);
         assert!(
             store
-                .record_provider_outcome("p", true, 3, pause)
+                .record_provider_outcome(&p, true, 3, pause)
                 .expect("records")
         );
         // A success closes it.
         assert!(
             !store
-                .record_provider_outcome("p", false, 3, pause)
+                .record_provider_outcome(&p, false, 3, pause)
                 .expect("records")
         );
         assert_eq!(row(&store), Some((0, None)));
@@ -600,7 +601,7 @@ mod tests {
         .expect("locks the row");
         let (done, finished) = std::sync::mpsc::channel();
         let worker = std::thread::spawn(move || {
-            let r = store.record_provider_outcome("p", false, 3, pause);
+            let r = store.record_provider_outcome(&p, false, 3, pause);
             let _ = done.send(r.map_err(|e| e.to_string()));
             store
         });
