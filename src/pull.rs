@@ -23,7 +23,7 @@
 //! pair in a transaction of its own (`Writer::run_alone`).
 
 use crate::config::{Config, DocumentLocation, Provider, ProviderAuth};
-use crate::domain::{LinkState, PatientId, SourceName, SyncOutcome};
+use crate::domain::{LinkState, PatientId, SourceName, SyncOutcome, Trigger};
 use crate::fetch::auth::{Bearer, Oauth1Signer, redact};
 use crate::fetch::fhir;
 use crate::fetch::http::{FetchError, Fetched, Hop, HttpClient};
@@ -37,7 +37,7 @@ use crate::parse::DocFormat;
 use crate::schedule::Schedule;
 use crate::store::{
     ClaimError, ClaimedLink, FailedPull, LinkSecrets, PullRecord, RefreshTurn, Store, StoreError,
-    Writer,
+    SyncContext, Writer,
 };
 use crate::vault::VaultKey;
 use secrecy::{ExposeSecret, SecretString};
@@ -259,33 +259,16 @@ struct Pulled {
 }
 
 /// The end of a pull, owned so that it can be handed to the writer: the
-/// link's record and what the import needs beside the document.
+/// sync's context, its pull record set.
 struct PullEnd {
     /// Scrubs the failure's text before it is stored or reported.
     secrets: Secrets,
-    provider: String,
-    trail: String,
-    record: RecordParts,
-    trigger: String,
-    actor: String,
-    started_at: String,
-}
-
-/// What a `PullRecord` borrows.
-struct RecordParts {
-    link_id: i64,
-    patient: PatientId,
-    holder: String,
-    accesses: Vec<serde_json::Value>,
-    moves: Vec<(String, String, u16)>,
-    schedule: Schedule,
-    identity: Option<crate::store::IdentityWrite>,
+    sync: SyncContext,
 }
 
 /// A pulled document to import, and how.
 struct ToImport {
     doc: Pulled,
-    source: SourceName,
     max_document_bytes: u64,
     options: crate::normalize::Options,
     expected_patient: String,
@@ -306,36 +289,16 @@ impl PullEnd {
         }
     }
 
-    fn pull_record<'a>(&'a self) -> PullRecord<'a> {
-        let r = &self.record;
-        PullRecord {
-            link_id: r.link_id,
-            patient: r.patient.as_str(),
-            holder: &r.holder,
-            http_trail: &self.trail,
-            accesses: &r.accesses,
-            moves: &r.moves,
-            schedule: r.schedule,
-            identity: r.identity.as_ref(),
-        }
-    }
-
-    /// The import of the pulled document, with the pull's `record`.
-    fn request<'a>(&'a self, to: &'a ToImport, record: &'a PullRecord<'a>) -> ImportRequest<'a> {
+    /// The import of the pulled document, in the pull's sync.
+    fn request<'a>(&'a self, to: &'a ToImport) -> ImportRequest<'a> {
         ImportRequest {
-            patient: &self.record.patient,
-            source: &to.source,
+            sync: &self.sync,
             bytes: &to.doc.bytes,
             format: to.doc.format,
-            origin: Some(&to.doc.origin),
-            trigger: &self.trigger,
-            actor: &self.actor,
             keep_unreadable: true,
             max_document_bytes: to.max_document_bytes,
             options: &to.options,
-            pull: Some(record),
             expected_patient: Some(&to.expected_patient),
-            started_at: Some(&self.started_at),
         }
     }
 
@@ -343,7 +306,7 @@ impl PullEnd {
     /// sync, in one job. An unreadable document is kept with its exception;
     /// any other refusal of the import is recorded as a failed sync.
     fn finish(
-        self,
+        mut self,
         store: &mut Store,
         ending: Result<(ToImport, import::Prepared), Failure>,
     ) -> Result<Ended, StoreError> {
@@ -351,8 +314,8 @@ impl PullEnd {
             Err(f) => f,
             Ok((to, prepared)) => {
                 let origin = &to.doc.origin;
-                let record = self.pull_record();
-                let request = self.request(&to, &record);
+                self.sync.origin = Some(origin.clone());
+                let request = self.request(&to);
                 match import::commit(store, &request, prepared) {
                     Ok(r) => return Ok(Ended::Imported(r)),
                     Err(ImportError::Unreadable { error, kept }) => {
@@ -373,14 +336,9 @@ impl PullEnd {
         // failed sync, its exception and audit) and the report's error.
         let failure = self.scrubbed(failure);
         store.write_failed_pull(&FailedPull {
-            patient: &self.record.patient,
-            source: &self.provider,
-            trigger: &self.trigger,
-            started_at: &self.started_at,
-            actor: &self.actor,
+            sync: &self.sync,
             error: &failure.error,
             outcome: failure.outcome,
-            record: self.pull_record(),
         })?;
         Ok(Ended::Failed(failure))
     }
@@ -453,16 +411,16 @@ impl Puller {
         &self,
         writer: &Writer,
         link_id: i64,
-        trigger: &str,
+        trigger: Trigger,
         actor: &str,
     ) -> Result<PullReport, StoreError> {
-        let started_at = crate::store::rfc3339_now();
+        let started_at = chrono::Utc::now();
         let holder = self.holder.clone();
         let lease = lease::ttl(self.config.sync.lease);
         // A scheduled sync claims only a link that is still due (another
         // worker may have synced it since the pass read it); a sync asked
         // for now claims it whenever it is free.
-        let due_only = trigger == "schedule";
+        let due_only = trigger == Trigger::Schedule;
         let claimed = writer
             .run(move |s| {
                 let claim = if due_only {
@@ -516,6 +474,7 @@ impl Puller {
             });
         let corrupt = |e: String| StoreError::Corrupt(format!("link {link_id}: {e}"));
         let patient = PatientId::parse(&link.view.patient).map_err(|e| corrupt(e.to_string()))?;
+        let source = SourceName::parse(&link.view.provider).map_err(|e| corrupt(e.to_string()))?;
         let mut report = PullReport {
             link: link_id,
             patient: link.view.patient.clone(),
@@ -531,26 +490,17 @@ impl Puller {
         };
         let ending = match fetched {
             Ok(doc) => {
-                let source =
-                    SourceName::parse(&link.view.provider).map_err(|e| corrupt(e.to_string()))?;
                 let provider = self.config.provider(&link.view.provider);
                 let max_document_bytes = provider.map_or(self.config.max_document_bytes, |p| {
                     p.limits.max_document_bytes
                 });
                 // Size, hash and parse here, in parallel with other syncs;
                 // the writer only normalizes and writes.
-                let prepared = blocking(|| {
-                    import::prepare(
-                        &doc.bytes,
-                        doc.format,
-                        max_document_bytes,
-                        Some(&started_at),
-                    )
-                });
+                let prepared =
+                    blocking(|| import::prepare(&doc.bytes, doc.format, max_document_bytes));
                 match prepared {
                     Ok(prepared) => Ok((
                         ToImport {
-                            source,
                             max_document_bytes,
                             options: self.config.normalize_options(),
                             expected_patient: link.view.remote_patient.clone(),
@@ -568,20 +518,24 @@ impl Puller {
         let (trail, accesses, moves) = journal.into_record();
         let end = PullEnd {
             secrets,
-            provider: link.view.provider.clone(),
-            trail,
-            record: RecordParts {
-                link_id,
+            sync: SyncContext {
                 patient,
-                holder: self.holder.clone(),
-                accesses,
-                moves,
-                schedule: self.schedule_of(&link.view.provider),
-                identity,
+                source,
+                trigger,
+                actor: actor.to_string(),
+                started_at,
+                // Set with the document, when one was read.
+                origin: None,
+                pull: Some(PullRecord {
+                    link_id,
+                    holder: self.holder.clone(),
+                    http_trail: trail,
+                    accesses,
+                    moves,
+                    schedule: self.schedule_of(&link.view.provider),
+                    identity,
+                }),
             },
-            trigger: trigger.to_string(),
-            actor: actor.to_string(),
-            started_at,
         };
         let ended = writer.run(move |s| end.finish(s, ending)).await;
         match ended {
@@ -1236,7 +1190,7 @@ pub async fn pull_patient(
         // holds it: wait for it to finish, then pull.
         let deadline = Instant::now() + BUSY_WAIT;
         loop {
-            let r = puller.pull(writer, l.id, "pull", actor).await?;
+            let r = puller.pull(writer, l.id, Trigger::Pull, actor).await?;
             if r.outcome != PullOutcome::Busy || Instant::now() >= deadline {
                 out.push(r);
                 break;
@@ -1259,6 +1213,6 @@ fn pull_futures_are_send(
 ) {
     fn is_send<T: Send>(_: T) {}
     is_send(oauth2::refresh(c, o, t, Duration::from_secs(1)));
-    is_send(p.pull(s, 1, "", ""));
+    is_send(p.pull(s, 1, Trigger::Pull, ""));
     is_send(p.revoke(s, 1, ""));
 }

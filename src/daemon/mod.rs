@@ -698,7 +698,12 @@ impl Daemon {
         let t0 = Instant::now();
         let result = self
             .puller
-            .pull(&self.writer, link.id, "schedule", "rxsync")
+            .pull(
+                &self.writer,
+                link.id,
+                crate::domain::Trigger::Schedule,
+                "rxsync",
+            )
             .await;
         let secs = t0.elapsed().as_secs_f64();
         match result {
