@@ -748,15 +748,9 @@ impl Puller {
     }
 
     fn expires_soon(&self, link: &ClaimedLink) -> bool {
-        link.view
-            .expires_at
-            .as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .is_some_and(|t| {
-                t.with_timezone(&chrono::Utc)
-                    < chrono::Utc::now()
-                        + chrono::Duration::from_std(REFRESH_MARGIN).unwrap_or_default()
-            })
+        link.view.expires_at.is_some_and(|t| {
+            t < chrono::Utc::now() + chrono::Duration::from_std(REFRESH_MARGIN).unwrap_or_default()
+        })
     }
 
     fn oauth1_signer(
@@ -1076,14 +1070,14 @@ impl Fetching<'_> {
             }));
             let committed = match &answer {
                 Ok(tokens) => {
-                    let expires_at = tokens.expires_at.map(crate::store::rfc3339_at);
+                    let expires_at = tokens.expires_at;
                     let access = tokens.access_token.clone();
                     let refresh = tokens.refresh_token.clone();
                     let scope = tokens.scope.clone();
                     let detail = detail.clone();
                     // The answer's `access_grant_expiration` (or a rotated
                     // JWT refresh token's `exp`) dates the grant anew.
-                    let grant_end = tokens.grant_expires_at.map(crate::store::rfc3339_at);
+                    let grant_end = tokens.grant_expires_at;
                     // In a transaction of its own: the provider has already
                     // rotated the pair, so no other sync's trouble may fail
                     // it. The grant end is part of the same job, so it
@@ -1095,11 +1089,11 @@ impl Fetching<'_> {
                                 &key,
                                 &access,
                                 refresh.as_ref(),
-                                expires_at.as_deref(),
+                                expires_at,
                                 scope.as_deref(),
                                 &detail,
                             )?;
-                            if let Some(end) = &grant_end {
+                            if let Some(end) = grant_end {
                                 store.set_grant_expiry(claimed.view.id, end)?;
                             }
                             Ok(claimed)
