@@ -92,14 +92,13 @@ impl Fetching<'_> {
             break read;
         };
         let remote = remote?;
-        let read_at = crate::store::rfc3339_now();
         let (write, verdict) = check::decide(
             settings,
             &check::local_of(&local),
             &remote,
             state.recorded.as_deref(),
             state.accepted.as_deref(),
-            &read_at,
+            chrono::Utc::now(),
         );
         let held = write.hold.is_some();
         self.journal.identity = Some(write);
