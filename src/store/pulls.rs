@@ -304,4 +304,31 @@ mod tests {
         let (fresh, relinked) = add(&mut store, &patient, &key, oauth2("a4", None));
         assert!(fresh != id && !relinked);
     }
+
+    #[test]
+    fn a_failed_pull_without_its_pull_record_is_refused_and_stores_nothing() {
+        let (_dir, mut store, patient) = store_with_patient();
+        let sync = SyncContext {
+            patient,
+            source: SourceName::parse("prov").expect("source"),
+            trigger: Trigger::Pull,
+            actor: "test".to_string(),
+            started_at: chrono::Utc::now(),
+            origin: None,
+            pull: None,
+        };
+        let err = store
+            .write_failed_pull(&FailedPull {
+                sync: &sync,
+                error: "boom",
+                outcome: SyncOutcome::Failed,
+            })
+            .expect_err("refused");
+        assert!(err.to_string().contains("no pull record"), "{err}");
+        let syncs: i64 = store
+            .conn
+            .query_row("SELECT COUNT(*) FROM syncs", (), |r| r.get(0))
+            .expect("count");
+        assert_eq!(syncs, 0);
+    }
 }
