@@ -12,39 +12,29 @@
 //! nothing.
 
 use crate::dict::MemoryDictionary;
-use crate::domain::{PatientId, SourceName};
 use crate::normalize::{self, Options, Skipped};
 use crate::parse::{self, DocFormat, ParseError, ParsedDocument, Problem};
-use crate::store::{ImportOutcome, ImportWrite, PullRecord, Store, StoreError, UnreadableWrite};
+use crate::store::{ImportOutcome, ImportWrite, Store, StoreError, SyncContext, UnreadableWrite};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// What to import and how.
 pub struct ImportRequest<'a> {
-    pub patient: &'a PatientId,
-    pub source: &'a SourceName,
+    /// The sync: patient, source, trigger, actor, start, origin and — when
+    /// the bytes were pulled from a provider — the link's part of the
+    /// import's transaction.
+    pub sync: &'a SyncContext,
     pub bytes: &'a [u8],
     /// None: sniff the format from the bytes.
     pub format: Option<DocFormat>,
-    /// Where the bytes came from, for the record.
-    pub origin: Option<&'a str>,
-    /// `file`, `pull` or `schedule`.
-    pub trigger: &'a str,
-    /// Who asked (an operator name, `rxsync` for scheduled pulls).
-    pub actor: &'a str,
     /// Keep a document that cannot be parsed, with an `unreadable` exception.
     pub keep_unreadable: bool,
     pub max_document_bytes: u64,
     /// How the document's records become a regimen.
     pub options: &'a Options,
-    /// Set when the bytes were pulled from a provider: the link's part of
-    /// the import's transaction.
-    pub pull: Option<&'a PullRecord<'a>>,
     /// The FHIR Patient id the document must be about (the link's remote
     /// patient); a document about another patient raises `identity_mismatch`.
     pub expected_patient: Option<&'a str>,
-    /// When the sync began (a pull: before its first request); None: now.
-    pub started_at: Option<&'a str>,
 }
 
 /// Why an import stored nothing (or only the unreadable document).
@@ -127,19 +117,12 @@ impl ImportReport {
 
 /// Imports one document.
 pub fn import(store: &mut Store, req: &ImportRequest<'_>) -> Result<ImportReport, ImportError> {
-    let prepared = prepare(
-        req.bytes,
-        req.format,
-        req.max_document_bytes,
-        req.started_at,
-    )?;
+    let prepared = prepare(req.bytes, req.format, req.max_document_bytes)?;
     commit(store, req, prepared)
 }
 
 /// A document checked for size, hashed and parsed, ready for `commit`.
 pub struct Prepared {
-    /// When the import began (the request's `started_at`, else now).
-    started_at: String,
     sha256: String,
     parsed: Result<ParsedDocument, ParseError>,
 }
@@ -152,7 +135,6 @@ pub fn prepare(
     bytes: &[u8],
     format: Option<DocFormat>,
     max_document_bytes: u64,
-    started_at: Option<&str>,
 ) -> Result<Prepared, ImportError> {
     let size = bytes.len() as u64;
     if size > max_document_bytes {
@@ -161,21 +143,13 @@ pub fn prepare(
             limit: max_document_bytes,
         });
     }
-    let started_at = started_at.map_or_else(
-        || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        str::to_string,
-    );
     let sha256 = hex::encode(Sha256::digest(bytes));
     // No excerpts: the document is stored, and excerpts are re-derived from
     // it when a reviewer asks (see `excerpt`).
     let parsed = format
         .map_or_else(|| parse::sniff(bytes), Ok)
         .and_then(|f| parse::parse_with(bytes, f, parse::ParseOptions { excerpts: false }));
-    Ok(Prepared {
-        started_at,
-        sha256,
-        parsed,
-    })
+    Ok(Prepared { sha256, parsed })
 }
 
 /// The rest of an import, on the store: the patient, an unreadable
@@ -186,29 +160,20 @@ pub fn commit(
     req: &ImportRequest<'_>,
     prepared: Prepared,
 ) -> Result<ImportReport, ImportError> {
-    if store.patient(req.patient)?.is_none() {
-        return Err(ImportError::UnknownPatient(req.patient.to_string()));
+    let sync = req.sync;
+    if store.patient(&sync.patient)?.is_none() {
+        return Err(ImportError::UnknownPatient(sync.patient.to_string()));
     }
-    let Prepared {
-        started_at,
-        sha256,
-        parsed,
-    } = prepared;
+    let Prepared { sha256, parsed } = prepared;
     let doc = match parsed {
         Ok(doc) => doc,
         Err(error) => {
             let kept = if req.keep_unreadable {
                 Some(Box::new(store.write_unreadable(&UnreadableWrite {
-                    patient: req.patient,
-                    source: req.source,
-                    trigger: req.trigger,
+                    sync,
                     bytes: req.bytes,
                     sha256: &sha256,
-                    origin: req.origin,
                     error: &error.to_string(),
-                    started_at: &started_at,
-                    actor: req.actor,
-                    pull: req.pull,
                 })?))
             } else {
                 None
@@ -220,16 +185,15 @@ pub fn commit(
         }
     };
 
-    let mappings = store.code_mappings(req.source)?;
+    let mappings = store.code_mappings(&sync.source)?;
     let dict = dictionary_for(store, &doc, &mappings)?;
     // Claims are judged against the day the sync started (normalization
     // reads no clock); a caller that set a day keeps it.
     let options = normalize::Options {
-        today: req.options.today.or_else(|| {
-            chrono::DateTime::parse_from_rfc3339(&started_at)
-                .ok()
-                .map(|t| t.with_timezone(&chrono::Utc).date_naive())
-        }),
+        today: req
+            .options
+            .today
+            .or_else(|| Some(sync.started_at.date_naive())),
         ..req.options.clone()
     };
     let regimen = normalize::normalize(&doc, &dict, &mappings, &options);
@@ -238,21 +202,15 @@ pub fn commit(
         regimen.flags.push(flag);
     }
     let outcome = store.write_import(&ImportWrite {
-        patient: req.patient,
-        source: req.source,
-        trigger: req.trigger,
+        sync,
         format: doc.format,
         bytes: req.bytes,
         sha256: &sha256,
-        origin: req.origin,
         regimen: &regimen,
-        started_at: &started_at,
-        actor: req.actor,
-        pull: req.pull,
     })?;
     Ok(ImportReport {
-        patient: req.patient.to_string(),
-        source: req.source.to_string(),
+        patient: sync.patient.to_string(),
+        source: sync.source.to_string(),
         format: doc.format,
         sha256,
         records: doc.records.len(),
@@ -327,7 +285,7 @@ fn identity_check(doc: &ParsedDocument, expected: Option<&str>) -> Option<normal
 mod tests {
     use super::*;
     use crate::dict::{Ingredient, Package, Product};
-    use crate::domain::Ndc12;
+    use crate::domain::{Ndc12, PatientId, SourceName, Trigger};
     use crate::store::NewPatient;
 
     fn product(id: &str, ndc: &str, labeler: &str, substance: &str) -> Product {
@@ -398,20 +356,23 @@ mod tests {
         let patient = PatientId::parse("P1").expect("id");
         let source = SourceName::parse("file").expect("source");
         let options = Options::default();
+        let sync = SyncContext {
+            patient: patient.clone(),
+            source: source.clone(),
+            trigger: Trigger::File,
+            actor: "tester".to_string(),
+            started_at: chrono::Utc::now(),
+            origin: None,
+            pull: None,
+        };
         let req = ImportRequest {
-            patient: &patient,
-            source: &source,
+            sync: &sync,
             bytes: bytes.as_bytes(),
             format: None,
-            origin: None,
-            trigger: "file",
-            actor: "tester",
             keep_unreadable: false,
             max_document_bytes: 1 << 20,
             options: &options,
-            pull: None,
             expected_patient: None,
-            started_at: None,
         };
         import(store, &req).expect("imports");
         store

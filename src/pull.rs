@@ -23,7 +23,7 @@
 //! pair in a transaction of its own (`Writer::run_alone`).
 
 use crate::config::{Config, DocumentLocation, Provider, ProviderAuth};
-use crate::domain::{LinkId, LinkState, PatientId, ProviderId, SourceName, SyncOutcome};
+use crate::domain::{LinkId, LinkState, PatientId, ProviderId, SyncOutcome, Trigger};
 use crate::fetch::auth::{Bearer, Oauth1Signer, redact};
 use crate::fetch::fhir;
 use crate::fetch::http::{FetchError, Fetched, Hop, HttpClient};
@@ -37,7 +37,7 @@ use crate::parse::DocFormat;
 use crate::schedule::Schedule;
 use crate::store::{
     ClaimError, ClaimedLink, FailedPull, LinkSecrets, PullRecord, RefreshTurn, Store, StoreError,
-    Writer,
+    SyncContext, Writer,
 };
 use crate::vault::VaultKey;
 use secrecy::{ExposeSecret, SecretString};
@@ -259,33 +259,16 @@ struct Pulled {
 }
 
 /// The end of a pull, owned so that it can be handed to the writer: the
-/// link's record and what the import needs beside the document.
+/// sync's context, its pull record set.
 struct PullEnd {
     /// Scrubs the failure's text before it is stored or reported.
     secrets: Secrets,
-    provider: String,
-    trail: String,
-    record: RecordParts,
-    trigger: String,
-    actor: String,
-    started_at: String,
-}
-
-/// What a `PullRecord` borrows.
-struct RecordParts {
-    link_id: LinkId,
-    patient: PatientId,
-    holder: String,
-    accesses: Vec<serde_json::Value>,
-    moves: Vec<(String, String, u16)>,
-    schedule: Schedule,
-    identity: Option<crate::store::IdentityWrite>,
+    sync: SyncContext,
 }
 
 /// A pulled document to import, and how.
 struct ToImport {
     doc: Pulled,
-    source: SourceName,
     max_document_bytes: u64,
     options: crate::normalize::Options,
     expected_patient: String,
@@ -306,36 +289,16 @@ impl PullEnd {
         }
     }
 
-    fn pull_record<'a>(&'a self) -> PullRecord<'a> {
-        let r = &self.record;
-        PullRecord {
-            link_id: r.link_id,
-            patient: r.patient.as_str(),
-            holder: &r.holder,
-            http_trail: &self.trail,
-            accesses: &r.accesses,
-            moves: &r.moves,
-            schedule: r.schedule,
-            identity: r.identity.as_ref(),
-        }
-    }
-
-    /// The import of the pulled document, with the pull's `record`.
-    fn request<'a>(&'a self, to: &'a ToImport, record: &'a PullRecord<'a>) -> ImportRequest<'a> {
+    /// The import of the pulled document, in the pull's sync.
+    fn request<'a>(&'a self, to: &'a ToImport) -> ImportRequest<'a> {
         ImportRequest {
-            patient: &self.record.patient,
-            source: &to.source,
+            sync: &self.sync,
             bytes: &to.doc.bytes,
             format: to.doc.format,
-            origin: Some(&to.doc.origin),
-            trigger: &self.trigger,
-            actor: &self.actor,
             keep_unreadable: true,
             max_document_bytes: to.max_document_bytes,
             options: &to.options,
-            pull: Some(record),
             expected_patient: Some(&to.expected_patient),
-            started_at: Some(&self.started_at),
         }
     }
 
@@ -343,7 +306,7 @@ impl PullEnd {
     /// sync, in one job. An unreadable document is kept with its exception;
     /// any other refusal of the import is recorded as a failed sync.
     fn finish(
-        self,
+        mut self,
         store: &mut Store,
         ending: Result<(ToImport, import::Prepared), Failure>,
     ) -> Result<Ended, StoreError> {
@@ -351,8 +314,8 @@ impl PullEnd {
             Err(f) => f,
             Ok((to, prepared)) => {
                 let origin = &to.doc.origin;
-                let record = self.pull_record();
-                let request = self.request(&to, &record);
+                self.sync.origin = Some(origin.clone());
+                let request = self.request(&to);
                 match import::commit(store, &request, prepared) {
                     Ok(r) => return Ok(Ended::Imported(r)),
                     Err(ImportError::Unreadable { error, kept }) => {
@@ -373,14 +336,9 @@ impl PullEnd {
         // failed sync, its exception and audit) and the report's error.
         let failure = self.scrubbed(failure);
         store.write_failed_pull(&FailedPull {
-            patient: &self.record.patient,
-            source: &self.provider,
-            trigger: &self.trigger,
-            started_at: &self.started_at,
-            actor: &self.actor,
+            sync: &self.sync,
             error: &failure.error,
             outcome: failure.outcome,
-            record: self.pull_record(),
         })?;
         Ok(Ended::Failed(failure))
     }
@@ -453,16 +411,16 @@ impl Puller {
         &self,
         writer: &Writer,
         link_id: LinkId,
-        trigger: &str,
+        trigger: Trigger,
         actor: &str,
     ) -> Result<PullReport, StoreError> {
-        let started_at = crate::store::rfc3339_now();
+        let started_at = chrono::Utc::now();
         let holder = self.holder.clone();
         let lease = lease::ttl(self.config.sync.lease);
         // A scheduled sync claims only a link that is still due (another
         // worker may have synced it since the pass read it); a sync asked
         // for now claims it whenever it is free.
-        let due_only = trigger == "schedule";
+        let due_only = trigger == Trigger::Schedule;
         let claimed = writer
             .run(move |s| {
                 let claim = if due_only {
@@ -524,6 +482,7 @@ impl Puller {
             });
         let corrupt = |e: String| StoreError::Corrupt(format!("link {link_id}: {e}"));
         let patient = PatientId::parse(&link.view.patient).map_err(|e| corrupt(e.to_string()))?;
+        let source = link.view.provider.as_source();
         let mut report = PullReport {
             link: link_id,
             patient: link.view.patient.clone(),
@@ -539,25 +498,17 @@ impl Puller {
         };
         let ending = match fetched {
             Ok(doc) => {
-                let source = link.view.provider.as_source();
                 let provider = self.config.provider(link.view.provider.as_str());
                 let max_document_bytes = provider.map_or(self.config.max_document_bytes, |p| {
                     p.limits.max_document_bytes
                 });
                 // Size, hash and parse here, in parallel with other syncs;
                 // the writer only normalizes and writes.
-                let prepared = blocking(|| {
-                    import::prepare(
-                        &doc.bytes,
-                        doc.format,
-                        max_document_bytes,
-                        Some(&started_at),
-                    )
-                });
+                let prepared =
+                    blocking(|| import::prepare(&doc.bytes, doc.format, max_document_bytes));
                 match prepared {
                     Ok(prepared) => Ok((
                         ToImport {
-                            source,
                             max_document_bytes,
                             options: self.config.normalize_options(),
                             expected_patient: link.view.remote_patient.clone(),
@@ -575,20 +526,24 @@ impl Puller {
         let (trail, accesses, moves) = journal.into_record();
         let end = PullEnd {
             secrets,
-            provider: link.view.provider.to_string(),
-            trail,
-            record: RecordParts {
-                link_id,
+            sync: SyncContext {
                 patient,
-                holder: self.holder.clone(),
-                accesses,
-                moves,
-                schedule: self.schedule_of(link.view.provider.as_str()),
-                identity,
+                source,
+                trigger,
+                actor: actor.to_string(),
+                started_at,
+                // Set with the document, when one was read.
+                origin: None,
+                pull: Some(PullRecord {
+                    link_id,
+                    holder: self.holder.clone(),
+                    http_trail: trail,
+                    accesses,
+                    moves,
+                    schedule: self.schedule_of(link.view.provider.as_str()),
+                    identity,
+                }),
             },
-            trigger: trigger.to_string(),
-            actor: actor.to_string(),
-            started_at,
         };
         let ended = writer.run(move |s| end.finish(s, ending)).await;
         match ended {
@@ -804,15 +759,9 @@ impl Puller {
     }
 
     fn expires_soon(&self, link: &ClaimedLink) -> bool {
-        link.view
-            .expires_at
-            .as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .is_some_and(|t| {
-                t.with_timezone(&chrono::Utc)
-                    < chrono::Utc::now()
-                        + chrono::Duration::from_std(REFRESH_MARGIN).unwrap_or_default()
-            })
+        link.view.expires_at.is_some_and(|t| {
+            t < chrono::Utc::now() + chrono::Duration::from_std(REFRESH_MARGIN).unwrap_or_default()
+        })
     }
 
     fn oauth1_signer(
@@ -1132,14 +1081,14 @@ impl Fetching<'_> {
             }));
             let committed = match &answer {
                 Ok(tokens) => {
-                    let expires_at = tokens.expires_at.map(crate::store::rfc3339_at);
+                    let expires_at = tokens.expires_at;
                     let access = tokens.access_token.clone();
                     let refresh = tokens.refresh_token.clone();
                     let scope = tokens.scope.clone();
                     let detail = detail.clone();
                     // The answer's `access_grant_expiration` (or a rotated
                     // JWT refresh token's `exp`) dates the grant anew.
-                    let grant_end = tokens.grant_expires_at.map(crate::store::rfc3339_at);
+                    let grant_end = tokens.grant_expires_at;
                     // In a transaction of its own: the provider has already
                     // rotated the pair, so no other sync's trouble may fail
                     // it. The grant end is part of the same job, so it
@@ -1151,11 +1100,11 @@ impl Fetching<'_> {
                                 &key,
                                 &access,
                                 refresh.as_ref(),
-                                expires_at.as_deref(),
+                                expires_at,
                                 scope.as_deref(),
                                 &detail,
                             )?;
-                            if let Some(end) = &grant_end {
+                            if let Some(end) = grant_end {
                                 store.set_grant_expiry(claimed.view.id, end)?;
                             }
                             Ok(claimed)
@@ -1246,7 +1195,7 @@ pub async fn pull_patient(
         // holds it: wait for it to finish, then pull.
         let deadline = Instant::now() + BUSY_WAIT;
         loop {
-            let r = puller.pull(writer, l.id, "pull", actor).await?;
+            let r = puller.pull(writer, l.id, Trigger::Pull, actor).await?;
             if r.outcome != PullOutcome::Busy || Instant::now() >= deadline {
                 out.push(r);
                 break;
@@ -1269,6 +1218,6 @@ fn pull_futures_are_send(
 ) {
     fn is_send<T: Send>(_: T) {}
     is_send(oauth2::refresh(c, o, t, Duration::from_secs(1)));
-    is_send(p.pull(s, LinkId::new(1), "", ""));
+    is_send(p.pull(s, LinkId::new(1), Trigger::Pull, ""));
     is_send(p.revoke(s, LinkId::new(1), ""));
 }

@@ -17,11 +17,11 @@ mod generate;
 mod generate_fhir;
 
 use rxsync::dict::{MemoryDictionary, fda};
-use rxsync::domain::{PatientId, SourceName};
+use rxsync::domain::{PatientId, SourceName, Trigger};
 use rxsync::import::{ImportRequest, import};
 use rxsync::normalize::{CodeMappings, Options, normalize};
 use rxsync::parse::{self, DocFormat, ParseOptions};
-use rxsync::store::{ImportWrite, NewPatient, Store};
+use rxsync::store::{ImportWrite, NewPatient, Store, SyncContext};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -277,22 +277,25 @@ fn sqlite_import(s: &Sizes) {
     // regimen version, its items and exceptions, the sync and the audit row.
     // Each round is a new version (another hash), as a changed document is.
     let mut round = 0u32;
+    let sync = SyncContext {
+        patient: patient.clone(),
+        source: source.clone(),
+        trigger: Trigger::File,
+        actor: "bench".to_string(),
+        started_at: chrono::Utc::now(),
+        origin: None,
+        pull: None,
+    };
     let t_write = median(s.reps, || {
         round += 1;
         let sha = format!("{round:064x}");
         store
             .write_import(&ImportWrite {
-                patient: &patient,
-                source: &source,
-                trigger: "file",
+                sync: &sync,
                 format: DocFormat::Ccr,
                 bytes: &doc,
                 sha256: &sha,
-                origin: None,
                 regimen: &regimen,
-                started_at: "2026-01-01T00:00:00.000Z",
-                actor: "bench",
-                pull: None,
             })
             .expect("write")
     });
@@ -305,19 +308,13 @@ fn sqlite_import(s: &Sizes) {
         import(
             &mut store,
             &ImportRequest {
-                patient: &patient,
-                source: &source,
+                sync: &sync,
                 bytes: &bytes,
                 format: Some(DocFormat::Ccr),
-                origin: None,
-                trigger: "file",
-                actor: "bench",
                 keep_unreadable: false,
                 max_document_bytes: u64::MAX,
                 options: &options,
-                pull: None,
                 expected_patient: None,
-                started_at: None,
             },
         )
         .expect("import")

@@ -173,9 +173,7 @@ pub fn template(
                         access_token: SecretString::from(access),
                         refresh_token: Some(SecretString::from(refresh)),
                     },
-                    Some(rxsync::store::rfc3339_at(
-                        now + chrono::Duration::seconds(expires_in),
-                    )),
+                    Some(now + chrono::Duration::seconds(expires_in)),
                 )
             } else {
                 let (token, secret) = sandbox.oauth1_token("demo-hmac-header", &remote);

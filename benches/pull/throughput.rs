@@ -13,11 +13,11 @@
 use crate::sandbox::Sandbox;
 use crate::setup::{self, Linked, Provider};
 use rxsync::config::{Config, ProviderKind};
-use rxsync::domain::SourceName;
+use rxsync::domain::{SourceName, Trigger};
 use rxsync::import::{ImportRequest, import};
 use rxsync::parse::DocFormat;
 use rxsync::pull::Puller;
-use rxsync::store::{ImportOutcome, PullRecord, Store};
+use rxsync::store::{ImportOutcome, PullRecord, Store, SyncContext};
 use rxsync::vault::VaultKey;
 use std::path::Path;
 use std::sync::Arc;
@@ -126,7 +126,7 @@ impl Bench<'_> {
             for l in links {
                 let r = self
                     .puller
-                    .pull(&store, l.link, "schedule", "rxsync")
+                    .pull(&store, l.link, Trigger::Schedule, "rxsync")
                     .await
                     .expect("pull recorded");
                 assert_eq!(
@@ -151,7 +151,8 @@ impl Bench<'_> {
         let t = Instant::now();
         for d in docs {
             let source = SourceName::parse(d.link.provider.id).expect("source");
-            let outcome = import(&mut store, &self.request(d, &source, None))
+            let sync = self.sync(d, source, None);
+            let outcome = import(&mut store, &self.request(d, &sync))
                 .expect("import")
                 .outcome;
             assert!(!matches!(outcome, ImportOutcome::Unchanged { .. }));
@@ -173,15 +174,15 @@ impl Bench<'_> {
             std::hint::black_box(claimed.secrets(&self.key).expect("tokens open"));
             let record = PullRecord {
                 link_id: d.link.link,
-                patient: &claimed.view.patient,
-                holder: &holder,
-                http_trail: "[]",
-                accesses: &[],
-                moves: &[],
+                holder: holder.clone(),
+                http_trail: "[]".to_string(),
+                accesses: Vec::new(),
+                moves: Vec::new(),
                 identity: None,
                 schedule: self.puller.schedule_of(d.link.provider.id),
             };
-            let outcome = import(&mut store, &self.request(d, &source, Some(&record)))
+            let sync = self.sync(d, source, Some(record));
+            let outcome = import(&mut store, &self.request(d, &sync))
                 .expect("import")
                 .outcome;
             assert!(!matches!(outcome, ImportOutcome::Unchanged { .. }));
@@ -189,32 +190,34 @@ impl Bench<'_> {
         t.elapsed()
     }
 
+    /// The sync `Puller::pull` records for this document.
+    fn sync(&self, d: &Doc, source: SourceName, pull: Option<PullRecord>) -> SyncContext {
+        SyncContext {
+            patient: d.link.patient.clone(),
+            source,
+            trigger: Trigger::Schedule,
+            actor: "rxsync".to_string(),
+            started_at: chrono::Utc::now(),
+            origin: d.origin.clone(),
+            pull,
+        }
+    }
+
     /// The request `Puller::pull` makes for this document.
-    fn request<'a>(
-        &'a self,
-        d: &'a Doc,
-        source: &'a SourceName,
-        pull: Option<&'a PullRecord<'a>>,
-    ) -> ImportRequest<'a> {
+    fn request<'a>(&'a self, d: &'a Doc, sync: &'a SyncContext) -> ImportRequest<'a> {
         let provider = self.config.provider(d.link.provider.id).expect("provider");
         ImportRequest {
-            patient: &d.link.patient,
-            source,
+            sync,
             bytes: &d.bytes,
             format: match provider.kind {
                 ProviderKind::Ccr => None,
                 ProviderKind::Fhir => Some(DocFormat::FhirJson),
             },
-            origin: d.origin.as_deref(),
-            trigger: "schedule",
-            actor: "rxsync",
             keep_unreadable: true,
             max_document_bytes: provider.limits.max_document_bytes,
             options: &self.options,
-            pull,
             // As `Puller::pull` asks: the document must be about the link's patient.
             expected_patient: Some(&d.link.remote),
-            started_at: None,
         }
     }
 }

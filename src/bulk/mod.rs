@@ -35,11 +35,11 @@ pub use file::{OnePatient, OnePatientError, is_ndjson_name, one_patient};
 pub use line::{Head, id_of};
 
 use crate::config::BulkMatch;
-use crate::domain::{PatientId, SourceName};
+use crate::domain::{PatientId, SourceName, Trigger};
 use crate::import::{self, ImportError, ImportRequest};
 use crate::normalize::Options;
 use crate::parse::DocFormat;
-use crate::store::{BadLine, ImportOutcome, StagedLine, Store, StoreError};
+use crate::store::{BadLine, ImportOutcome, StagedLine, Store, StoreError, SyncContext};
 use serde::Serialize;
 use source::{Line, Lines};
 use std::collections::{BTreeMap, BTreeSet};
@@ -438,20 +438,23 @@ fn import_one(
     let mut resources: Vec<&str> = rows.iter().map(|(_, b)| b.as_str()).collect();
     resources.extend(medications.iter().map(String::as_str));
     let bytes = collection(&resources);
+    let sync = SyncContext {
+        patient,
+        source: req.provider.clone(),
+        trigger: Trigger::Bulk,
+        actor: req.actor.to_string(),
+        started_at: chrono::Utc::now(),
+        origin: Some(origin.to_string()),
+        pull: None,
+    };
     let request = ImportRequest {
-        patient: &patient,
-        source: req.provider,
+        sync: &sync,
         bytes: &bytes,
         format: Some(DocFormat::FhirJson),
-        origin: Some(origin),
-        trigger: "bulk",
-        actor: req.actor,
         keep_unreadable: false,
         max_document_bytes: req.max_document_bytes,
         options: req.options,
-        pull: None,
         expected_patient: None,
-        started_at: None,
     };
     match import::import(store, &request) {
         Ok(r) => {

@@ -564,7 +564,7 @@ async fn consent(
     client: &reqwest::Client,
     base: &str,
     l: &DemoLink,
-) -> Result<(LinkSecrets, Option<String>), Failure> {
+) -> Result<(LinkSecrets, Option<chrono::DateTime<chrono::Utc>>), Failure> {
     let post = |path: &'static str, body: Value| {
         let url = format!("{base}{path}");
         let req = client
@@ -641,7 +641,7 @@ async fn consent(
                     access_token: text(&g, "access_token")?,
                     refresh_token: Some(text(&g, "refresh_token")?),
                 },
-                Some(rxsync::store::rfc3339_at(expires_at)),
+                Some(expires_at),
             ))
         }
     }

@@ -6,10 +6,10 @@ use super::context::Global;
 use super::output::{self, Format};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
-use rxsync::domain::{LinkState, PatientId, ProviderId, SourceName};
+use rxsync::domain::{LinkState, PatientId, ProviderId, SourceName, Trigger};
 use rxsync::import::{ImportError, ImportReport, ImportRequest, import};
 use rxsync::parse::DocFormat;
-use rxsync::store::ImportOutcome;
+use rxsync::store::{ImportOutcome, SyncContext};
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -144,20 +144,23 @@ pub fn run(global: &Global, a: Args) -> CliResult {
         .unwrap_or(file.clone())
         .display()
         .to_string();
+    let sync = SyncContext {
+        patient: patient.clone(),
+        source: source.clone(),
+        trigger: Trigger::File,
+        actor: "cli".to_string(),
+        started_at: chrono::Utc::now(),
+        origin: Some(origin),
+        pull: None,
+    };
     let request = ImportRequest {
-        patient: &patient,
-        source: &source,
+        sync: &sync,
         bytes: &bytes,
         format: doc_format,
-        origin: Some(&origin),
-        trigger: "file",
-        actor: "cli",
         keep_unreadable: a.keep_unreadable,
         max_document_bytes: limit,
         options: &ctx.config.normalize_options(),
-        pull: None,
         expected_patient: None,
-        started_at: None,
     };
     match import(&mut ctx.store, &request) {
         Ok(report) => match ndjson {

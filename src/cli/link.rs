@@ -5,6 +5,7 @@ use super::output::{self, Format, cell};
 use super::table::{Column, Table};
 use super::{CliResult, Failure, usage};
 use anyhow::anyhow;
+use chrono::{DateTime, Utc};
 use rxsync::config::ProviderAuth;
 use rxsync::domain::{LinkId, LinkState, PatientId, ProviderId, SyncOutcome};
 use rxsync::store::{LinkSecrets, NewLink};
@@ -247,7 +248,6 @@ fn add(
             fields.insert("access_grant_expiration".into(), v.clone());
         }
         rxsync::fetch::grant::grant_expiry(&fields, input.refresh_token.as_deref())
-            .map(rxsync::store::rfc3339_at)
     };
     let key = ctx.vault_key()?;
     let mut store = ctx.store;
@@ -351,7 +351,7 @@ fn b64token(t: &str) -> bool {
 }
 
 /// `expires_at` (RFC 3339 or epoch seconds) or `expires_in` (seconds from now).
-fn expiry(input: &TokenInput) -> Result<Option<String>, String> {
+fn expiry(input: &TokenInput) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
     let at = match (&input.expires_at, &input.expires_in) {
         (Some(serde_json::Value::String(s)), _) => chrono::DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&chrono::Utc))
@@ -373,7 +373,7 @@ fn expiry(input: &TokenInput) -> Result<Option<String>, String> {
         }
         (None, None) => return Ok(None),
     };
-    Ok(Some(rxsync::store::rfc3339_at(at)))
+    Ok(Some(at))
 }
 
 /// The listing shape: ids and states, never a secret.
@@ -383,16 +383,19 @@ struct Listed<'a> {
     patient: &'a str,
     provider: &'a str,
     state: LinkState,
-    last_sync: Option<&'a str>,
+    #[serde(serialize_with = "rxsync::store::as_rfc3339_opt")]
+    last_sync: Option<DateTime<Utc>>,
     scheme: &'a str,
     remote_patient: &'a str,
     state_reason: Option<&'a str>,
     last_outcome: Option<SyncOutcome>,
     last_error: Option<&'a str>,
     failures: i64,
-    expires_at: Option<&'a str>,
+    #[serde(serialize_with = "rxsync::store::as_rfc3339_opt")]
+    expires_at: Option<DateTime<Utc>>,
     /// When the patient's grant at the provider ends (null: not said).
-    grant_expires_at: Option<&'a str>,
+    #[serde(serialize_with = "rxsync::store::as_rfc3339_opt")]
+    grant_expires_at: Option<DateTime<Utc>>,
     /// Who the patient is at the provider, as last read (null: never read).
     remote_identity: Option<&'a rxsync::store::RemoteIdentityView>,
 }
@@ -404,15 +407,15 @@ impl<'a> From<&'a rxsync::store::LinkView> for Listed<'a> {
             patient: &v.patient,
             provider: v.provider.as_str(),
             state: v.state,
-            last_sync: v.last_sync.as_deref(),
+            last_sync: v.last_sync,
             scheme: &v.scheme,
             remote_patient: &v.remote_patient,
             state_reason: v.state_reason.as_deref(),
             last_outcome: v.last_outcome,
             last_error: v.last_error.as_deref(),
             failures: v.failures,
-            expires_at: v.expires_at.as_deref(),
-            grant_expires_at: v.grant_expires_at.as_deref(),
+            expires_at: v.expires_at,
+            grant_expires_at: v.grant_expires_at,
             remote_identity: v.remote_identity.as_ref(),
         }
     }
@@ -487,10 +490,11 @@ fn list(global: &Global, patient: Option<String>, format: Format) -> CliResult {
             l.provider.to_string(),
             l.scheme.clone(),
             l.state.as_str().to_string(),
-            cell(&l.last_sync),
+            l.last_sync
+                .map(rxsync::store::rfc3339_at)
+                .unwrap_or_default(),
             l.grant_expires_at
-                .as_deref()
-                .map_or("—".to_string(), |t| t.chars().take(10).collect()),
+                .map_or("—".to_string(), |t| t.format("%Y-%m-%d").to_string()),
             l.last_outcome
                 .map(|o| o.as_str().to_string())
                 .unwrap_or_default(),

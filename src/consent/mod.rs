@@ -896,8 +896,7 @@ pub async fn after_exchange(
     let grant_expires_at = crate::fetch::grant::grant_expiry(
         &tokens.fields,
         tokens.refresh_token.as_ref().map(|t| t.expose_secret()),
-    )
-    .map(crate::store::rfc3339_at);
+    );
     let exchanged = json!({
         "provider": flow.provider.as_str(),
         "token_url": redact(&client.token_url),
@@ -910,7 +909,7 @@ pub async fn after_exchange(
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
         },
-        expires_at: tokens.expires_at.map(crate::store::rfc3339_at),
+        expires_at: tokens.expires_at,
         scope: tokens.scope,
         grant_expires_at,
     };
@@ -922,10 +921,10 @@ pub(crate) struct LinkToStore {
     pub patient: PatientId,
     pub remote: String,
     pub secrets: LinkSecrets,
-    /// RFC 3339 (OAuth 2.0 only), as `NewLink`'s.
-    pub expires_at: Option<String>,
+    /// OAuth 2.0 only, as `NewLink`'s.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub scope: Option<String>,
-    pub grant_expires_at: Option<String>,
+    pub grant_expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The one store job that ends a consent, for both protocols

@@ -365,7 +365,7 @@ impl Daemon {
                     if fresh.is_empty() {
                         let skipped: Vec<LinkId> = skip.iter().copied().collect();
                         match self.reader.with(|s| s.next_due_at(&paused, &skipped)) {
-                            Ok(next) => self.idle_until(next.as_deref()),
+                            Ok(next) => self.idle_until(next),
                             Err(e) => {
                                 tracing::error!(error = %e, "cannot read the next due time");
                                 ERROR_IDLE
@@ -383,18 +383,11 @@ impl Daemon {
         batch.pop_front()
     }
 
-    /// How long to sleep when no link is due: until `next_due` (the store's
-    /// text time), or the end of a provider's pause, within the bounds.
-    fn idle_until(&self, next_due: Option<&str>) -> Duration {
+    /// How long to sleep when no link is due: until `next_due`, or the end
+    /// of a provider's pause, within the bounds.
+    fn idle_until(&self, next_due: Option<chrono::DateTime<chrono::Utc>>) -> Duration {
         let until_due = next_due.map_or(MAX_IDLE, |t| {
-            chrono::DateTime::parse_from_rfc3339(t)
-                .ok()
-                .and_then(|t| {
-                    (t.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                        .to_std()
-                        .ok()
-                })
-                .unwrap_or(Duration::ZERO)
+            (t - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO)
         });
         let now = Instant::now();
         let until_reopen = self
@@ -699,7 +692,12 @@ impl Daemon {
         let t0 = Instant::now();
         let result = self
             .puller
-            .pull(&self.writer, link.id, "schedule", "rxsync")
+            .pull(
+                &self.writer,
+                link.id,
+                crate::domain::Trigger::Schedule,
+                "rxsync",
+            )
             .await;
         let secs = t0.elapsed().as_secs_f64();
         match result {

@@ -18,4 +18,4 @@ pub use ids::{LinkId, PatientId, ProviderId, SourceName};
 pub use link::LinkState;
 pub use ndc::{Ndc11, Ndc12, NdcError, NdcReading, ParsedNdc};
 pub use status::MedStatus;
-pub use sync::SyncOutcome;
+pub use sync::{SyncOutcome, Trigger};

@@ -1,6 +1,7 @@
-//! What a link's sync came to. Travels typed through `pull`, `schedule`,
-//! `daemon` and `cli`; only the store's row mappers turn it into text
-//! (`links.last_outcome`) and back, and JSON output uses [`SyncOutcome::as_str`].
+//! What a link's sync came to, and what started it. They travel typed
+//! through `pull`, `schedule`, `daemon` and `cli`; only the store's row
+//! mappers turn them into text (`links.last_outcome`, `syncs.trigger`) and
+//! back, and JSON output uses [`SyncOutcome::as_str`].
 
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
@@ -83,9 +84,68 @@ impl Serialize for SyncOutcome {
     }
 }
 
+/// What started a sync: stored in `syncs.trigger` (and shown as a
+/// regimen's `arrived_by`) by its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// `rxsync import` of a file handed over by an operator.
+    File,
+    /// A pull asked for now (`rxsync pull`, a consent's first pull).
+    Pull,
+    /// The daemon's schedule found the link due.
+    Schedule,
+    /// One patient's lines of a FHIR bulk export.
+    Bulk,
+}
+
+impl Trigger {
+    /// The snake_case name stored in `syncs.trigger`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Trigger::File => "file",
+            Trigger::Pull => "pull",
+            Trigger::Schedule => "schedule",
+            Trigger::Bulk => "bulk",
+        }
+    }
+
+    /// Reads a stored trigger. None: not a trigger rxsync writes.
+    pub fn from_stored(text: &str) -> Option<Trigger> {
+        Some(match text {
+            "file" => Trigger::File,
+            "pull" => Trigger::Pull,
+            "schedule" => Trigger::Schedule,
+            "bulk" => Trigger::Bulk,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn triggers_round_trip_through_their_stored_names() {
+        let all = [
+            (Trigger::File, "file"),
+            (Trigger::Pull, "pull"),
+            (Trigger::Schedule, "schedule"),
+            (Trigger::Bulk, "bulk"),
+        ];
+        for (t, stored) in all {
+            assert_eq!(t.as_str(), stored);
+            assert_eq!(Trigger::from_stored(stored), Some(t));
+        }
+        assert_eq!(Trigger::from_stored("Pull"), None);
+        assert_eq!(Trigger::from_stored(""), None);
+    }
 
     #[test]
     fn outcomes_round_trip_and_classify() {

@@ -36,7 +36,7 @@ pub fn decide(
     remote: &RemoteIdentity,
     recorded: Option<&str>,
     accepted: Option<&str>,
-    read_at: &str,
+    read_at: chrono::DateTime<chrono::Utc>,
 ) -> (IdentityWrite, Option<Verdict>) {
     let same = |json: Option<&str>| {
         json.and_then(|j| serde_json::from_str::<RemoteIdentity>(j).ok())
@@ -47,7 +47,7 @@ pub fn decide(
         return (
             IdentityWrite {
                 remote_identity,
-                read_at: read_at.to_string(),
+                read_at,
                 verdict: None,
                 hold: None,
                 accesses: Vec::new(),
@@ -60,7 +60,7 @@ pub fn decide(
     (
         IdentityWrite {
             remote_identity,
-            read_at: read_at.to_string(),
+            read_at,
             verdict: serde_json::to_value(&verdict).ok(),
             hold,
             accesses: Vec::new(),
@@ -180,14 +180,13 @@ pub async fn judge_new_link(c: NewLinkCheck<'_>) -> Result<Judged, IdentityError
     let mut accesses = Vec::new();
     let read = read_new_link(&c, settings, &mut accesses).await;
     let (remote, id_token) = read?;
-    let read_at = crate::store::rfc3339_now();
     let (mut write, verdict) = decide(
         settings,
         &local_of(c.patient),
         &remote,
         None,
         None,
-        &read_at,
+        chrono::Utc::now(),
     );
     // The requests the check made go to the audit with the link.
     write.accesses = accesses;

@@ -92,14 +92,13 @@ impl Fetching<'_> {
             break read;
         };
         let remote = remote?;
-        let read_at = crate::store::rfc3339_now();
         let (write, verdict) = check::decide(
             settings,
             &check::local_of(&local),
             &remote,
             state.recorded.as_deref(),
             state.accepted.as_deref(),
-            &read_at,
+            chrono::Utc::now(),
         );
         let held = write.hold.is_some();
         self.journal.identity = Some(write);
@@ -242,16 +241,14 @@ impl Fetching<'_> {
         });
         // The grant's end, when the introspection answer says it and it
         // moved: recorded before the identity is judged.
-        let grant_end = grant_end.map(crate::store::rfc3339_at);
         if read.is_ok()
-            && let Some(end) =
-                grant_end.filter(|e| self.link.view.grant_expires_at.as_ref() != Some(e))
+            && let Some(end) = grant_end.filter(|e| self.link.view.grant_expires_at != Some(*e))
         {
             let link_id = self.link.view.id;
-            self.link.view.grant_expires_at = Some(end.clone());
+            self.link.view.grant_expires_at = Some(end);
             if let Err(e) = self
                 .writer
-                .run(move |s| s.set_grant_expiry(link_id, &end))
+                .run(move |s| s.set_grant_expiry(link_id, end))
                 .await
             {
                 return (Err(Failure::failed(format!("link {link_id}: {e}"))), false);

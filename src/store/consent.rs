@@ -525,7 +525,7 @@ mod tests {
             &key,
             Some(&IdentityWrite {
                 remote_identity: r#"{"subject":"s","identifiers":{"profile:/mrn":"X"}}"#.into(),
-                read_at: "2026-01-01T00:00:00.000Z".into(),
+                read_at: crate::store::parse_time("2026-01-01T00:00:00.000Z").expect("time"),
                 verdict: Some(serde_json::json!({"problems": ["differ"]})),
                 hold: Some("both identities".into()),
                 accesses: Vec::new(),

@@ -11,10 +11,14 @@ use rusqlite::params;
 
 impl Store {
     /// Records a grant end read later than the link (a refresh answer).
-    pub fn set_grant_expiry(&mut self, link_id: LinkId, at: &str) -> Result<(), StoreError> {
+    pub fn set_grant_expiry(
+        &mut self,
+        link_id: LinkId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE links SET grant_expires_at = ?2 WHERE id = ?1",
-            params![link_id, at],
+            params![link_id, rfc3339(at)],
         )?;
         Ok(())
     }

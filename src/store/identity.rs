@@ -13,8 +13,8 @@ use rusqlite::{OptionalExtension, params};
 pub struct IdentityWrite {
     /// `identity::RemoteIdentity` as JSON.
     pub remote_identity: String,
-    /// When it was read (RFC 3339).
-    pub read_at: String,
+    /// When it was read.
+    pub read_at: chrono::DateTime<chrono::Utc>,
     /// The guard's verdict (what was compared), when it compared: audited
     /// as `identity.match` or `identity.held`. None: the identity is the
     /// one already recorded or accepted, so nothing was compared again.
@@ -56,7 +56,7 @@ pub(super) fn write_identity(
     }
     tx.execute(
         "UPDATE links SET remote_identity = ?2, identity_read_at = ?3, updated_at = ?4 WHERE id = ?1",
-        params![link_id, w.remote_identity, w.read_at, at],
+        params![link_id, w.remote_identity, super::rfc3339(w.read_at), at],
     )?;
     let subject = format!("link:{link_id}");
     if let Some(detail) = &w.hold {
@@ -377,7 +377,7 @@ mod tests {
                 id,
                 &IdentityWrite {
                     remote_identity: r#"{"subject":"s","identifiers":{"userinfo:mrn":"X"}}"#.into(),
-                    read_at: "2026-01-01T00:00:00.000Z".into(),
+                    read_at: crate::store::parse_time("2026-01-01T00:00:00.000Z").expect("time"),
                     verdict: Some(serde_json::json!({"problems": ["differ"]})),
                     hold: Some("both identities".into()),
                     accesses: Vec::new(),

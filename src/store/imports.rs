@@ -4,10 +4,11 @@
 //! source was read from (invariant 2). Bytes stored before are never stored
 //! twice: a document row is reused when the same bytes come back.
 
+use super::context::SyncContext;
 use super::db::Conn;
 use super::patients::lock_patient;
-use super::pulls::{PullRecord, finish_pull};
-use super::{Store, StoreError, now};
+use super::pulls::finish_pull;
+use super::{Store, StoreError, now, rfc3339};
 use crate::domain::{ExceptionKind, PatientId, SourceName, SyncOutcome};
 use crate::normalize::{Item, Regimen};
 use crate::parse::DocFormat;
@@ -17,35 +18,21 @@ use std::collections::BTreeMap;
 
 /// Everything one successful parse produced, ready to store.
 pub struct ImportWrite<'a> {
-    pub patient: &'a PatientId,
-    pub source: &'a SourceName,
-    /// `file`, `pull` or `schedule`.
-    pub trigger: &'a str,
+    /// The sync (its pull record is set when the document was pulled).
+    pub sync: &'a SyncContext,
     pub format: DocFormat,
     pub bytes: &'a [u8],
     /// Lower-case hex SHA-256 of `bytes`.
     pub sha256: &'a str,
-    /// Where the bytes came from (a path or a URL without secrets).
-    pub origin: Option<&'a str>,
     pub regimen: &'a Regimen,
-    pub started_at: &'a str,
-    pub actor: &'a str,
-    /// Set when the document was pulled from a provider.
-    pub pull: Option<&'a PullRecord<'a>>,
 }
 
 /// A document that could not be parsed, kept for the record.
 pub struct UnreadableWrite<'a> {
-    pub patient: &'a PatientId,
-    pub source: &'a SourceName,
-    pub trigger: &'a str,
+    pub sync: &'a SyncContext,
     pub bytes: &'a [u8],
     pub sha256: &'a str,
-    pub origin: Option<&'a str>,
     pub error: &'a str,
-    pub started_at: &'a str,
-    pub actor: &'a str,
-    pub pull: Option<&'a PullRecord<'a>>,
 }
 
 /// What an import did.
@@ -87,15 +74,16 @@ pub enum ImportOutcome {
 impl Store {
     /// Writes an import in one transaction.
     pub fn write_import(&mut self, w: &ImportWrite<'_>) -> Result<ImportOutcome, StoreError> {
+        let sync = w.sync;
         let tx = self.tx()?;
-        lock_patient(&tx, w.patient)?;
+        lock_patient(&tx, &sync.patient)?;
         let ended = now();
-        let existing = existing_document(&tx, w.patient, w.source, w.sha256)?;
+        let existing = existing_document(&tx, &sync.patient, &sync.source, w.sha256)?;
         let newest: Option<(i64, i64)> = tx
             .cached_row(
                 "SELECT version, document_id FROM regimens WHERE patient_id = ?1 AND source = ?2
                  ORDER BY version DESC LIMIT 1",
-                params![w.patient.as_str(), w.source.as_str()],
+                params![sync.patient.as_str(), sync.source.as_str()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
@@ -108,26 +96,33 @@ impl Store {
         {
             let sync_id = insert_sync(
                 &tx,
-                w.patient,
-                w.source,
-                w.trigger,
-                w.started_at,
+                &sync.patient,
+                &sync.source,
+                sync.trigger.as_str(),
+                &rfc3339(sync.started_at),
                 &ended,
                 "unchanged",
                 Some(document_id),
                 None,
                 None,
             )?;
-            if let Some(p) = w.pull {
-                finish_pull(&tx, p, &SyncOutcome::Unchanged, None, sync_id)?;
+            if let Some(p) = &sync.pull {
+                finish_pull(
+                    &tx,
+                    &sync.patient,
+                    p,
+                    &SyncOutcome::Unchanged,
+                    None,
+                    sync_id,
+                )?;
             }
             super::audit::append(
                 &tx,
-                w.actor,
+                &sync.actor,
                 "import.unchanged",
-                Some(w.patient.as_str()),
-                Some(w.source.as_str()),
-                &serde_json::json!({"document_id": document_id, "sha256": w.sha256, "origin": w.origin}),
+                Some(sync.patient.as_str()),
+                Some(sync.source.as_str()),
+                &serde_json::json!({"document_id": document_id, "sha256": w.sha256, "origin": sync.origin}),
             )?;
             tx.commit()?;
             return Ok(ImportOutcome::Unchanged {
@@ -147,19 +142,19 @@ impl Store {
             }
             None => insert_document(
                 &tx,
-                w.patient,
-                w.source,
+                &sync.patient,
+                &sync.source,
                 w.format.as_str(),
                 w.format.media_type(),
                 w.bytes,
                 w.sha256,
-                w.origin,
+                sync.origin.as_deref(),
             )?,
         };
         let reread = resolve_unreadable(&tx, w, document_id, &ended)?;
         let version: i64 = tx.cached_row(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM regimens WHERE patient_id = ?1 AND source = ?2",
-            params![w.patient.as_str(), w.source.as_str()],
+            params![sync.patient.as_str(), sync.source.as_str()],
             |r| r.get(0),
         )?;
         let status = if w.regimen.flags.is_empty() {
@@ -172,8 +167,8 @@ impl Store {
             "INSERT INTO regimens (patient_id, source, version, document_id, status, created_at, reviewed_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
             params![
-                w.patient.as_str(),
-                w.source.as_str(),
+                sync.patient.as_str(),
+                sync.source.as_str(),
                 version,
                 document_id,
                 status,
@@ -197,29 +192,29 @@ impl Store {
                    (SELECT id FROM regimens WHERE patient_id = ?4 AND source = ?5 AND version < ?6)",
             ),
             params![
-                w.actor,
+                &sync.actor,
                 created,
                 format!("superseded by regimen version {version}"),
-                w.patient.as_str(),
-                w.source.as_str(),
+                sync.patient.as_str(),
+                sync.source.as_str(),
                 version
             ],
         )?;
         let item_ids = insert_items(&tx, regimen_id, &w.regimen.items)?;
         let sync_id = insert_sync(
             &tx,
-            w.patient,
-            w.source,
-            w.trigger,
-            w.started_at,
+            &sync.patient,
+            &sync.source,
+            sync.trigger.as_str(),
+            &rfc3339(sync.started_at),
             &ended,
             "imported",
             Some(document_id),
             Some(regimen_id),
             None,
         )?;
-        if let Some(p) = w.pull {
-            finish_pull(&tx, p, &SyncOutcome::Imported, None, sync_id)?;
+        if let Some(p) = &sync.pull {
+            finish_pull(&tx, &sync.patient, p, &SyncOutcome::Imported, None, sync_id)?;
         }
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         {
@@ -230,13 +225,13 @@ impl Store {
             )?;
             for f in &w.regimen.flags {
                 ins.execute(params![
-                    w.patient.as_str(),
+                    sync.patient.as_str(),
                     regimen_id,
                     f.item.and_then(|i| item_ids.get(i)),
                     f.related.and_then(|i| item_ids.get(i)),
                     sync_id,
                     document_id,
-                    w.source.as_str(),
+                    sync.source.as_str(),
                     f.kind.as_str(),
                     f.kind.severity().as_str(),
                     f.detail,
@@ -249,7 +244,7 @@ impl Store {
         // The patient's other sources may now agree or disagree with this
         // list: the queue shows it in the same transaction.
         let conflicts =
-            super::reconcile::check_conflicts(&tx, w.patient, sync_id, w.actor, &created)?;
+            super::reconcile::check_conflicts(&tx, &sync.patient, sync_id, &sync.actor, &created)?;
         if !conflicts.opened.is_empty() {
             counts.insert(
                 ExceptionKind::SourceConflict.as_str().to_string(),
@@ -262,12 +257,12 @@ impl Store {
             .unwrap_or(0);
         super::audit::append(
             &tx,
-            w.actor,
+            &sync.actor,
             "import",
-            Some(w.patient.as_str()),
-            Some(w.source.as_str()),
+            Some(sync.patient.as_str()),
+            Some(sync.source.as_str()),
             &serde_json::json!({
-                "document_id": document_id, "sha256": w.sha256, "origin": w.origin, "version": version,
+                "document_id": document_id, "sha256": w.sha256, "origin": sync.origin, "version": version,
                 "items": w.regimen.items.len(), "exceptions": counts, "skipped": w.regimen.skipped,
                 "unreadable_records": unreadable_records,
                 "unreadable_resolved": reread, "superseded_exceptions": superseded,
@@ -294,36 +289,44 @@ impl Store {
         &mut self,
         w: &UnreadableWrite<'_>,
     ) -> Result<ImportOutcome, StoreError> {
+        let sync = w.sync;
         let tx = self.tx()?;
-        lock_patient(&tx, w.patient)?;
-        let document_id = match existing_document(&tx, w.patient, w.source, w.sha256)? {
+        lock_patient(&tx, &sync.patient)?;
+        let document_id = match existing_document(&tx, &sync.patient, &sync.source, w.sha256)? {
             Some(id) => id,
             None => insert_document(
                 &tx,
-                w.patient,
-                w.source,
+                &sync.patient,
+                &sync.source,
                 "unknown",
                 "application/octet-stream",
                 w.bytes,
                 w.sha256,
-                w.origin,
+                sync.origin.as_deref(),
             )?,
         };
         let ended = now();
         let sync_id = insert_sync(
             &tx,
-            w.patient,
-            w.source,
-            w.trigger,
-            w.started_at,
+            &sync.patient,
+            &sync.source,
+            sync.trigger.as_str(),
+            &rfc3339(sync.started_at),
             &ended,
             "failed",
             Some(document_id),
             None,
             Some(w.error),
         )?;
-        if let Some(p) = w.pull {
-            finish_pull(&tx, p, &SyncOutcome::Failed, Some(w.error), sync_id)?;
+        if let Some(p) = &sync.pull {
+            finish_pull(
+                &tx,
+                &sync.patient,
+                p,
+                &SyncOutcome::Failed,
+                Some(w.error),
+                sync_id,
+            )?;
         }
         // The same unreadable bytes again: the open exception already says so.
         let open: Option<i64> = tx
@@ -341,10 +344,10 @@ impl Store {
                     "INSERT INTO exceptions (patient_id, sync_id, document_id, source, kind, severity, state, detail,
                      created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?8) RETURNING id",
                     params![
-                        w.patient.as_str(),
+                        sync.patient.as_str(),
                         sync_id,
                         document_id,
-                        w.source.as_str(),
+                        sync.source.as_str(),
                         ExceptionKind::Unreadable.as_str(),
                         ExceptionKind::Unreadable.severity().as_str(),
                         w.error,
@@ -357,12 +360,12 @@ impl Store {
         };
         super::audit::append(
             &tx,
-            w.actor,
+            &sync.actor,
             "import.unreadable",
-            Some(w.patient.as_str()),
-            Some(w.source.as_str()),
+            Some(sync.patient.as_str()),
+            Some(sync.source.as_str()),
             &serde_json::json!({
-                "document_id": document_id, "sha256": w.sha256, "origin": w.origin, "error": w.error,
+                "document_id": document_id, "sha256": w.sha256, "origin": sync.origin, "error": w.error,
                 "exception_id": exception_id, "exception_opened": open.is_none(),
             }),
         )?;
@@ -398,13 +401,13 @@ fn resolve_unreadable(
         tx.cached_execute(
             "UPDATE exceptions SET state = 'resolved', resolved_by = ?1, resolved_at = ?2, note = ?3
              WHERE id = ?4 AND state = 'open'",
-            params![w.actor, at, NOTE, id],
+            params![&w.sync.actor, at, NOTE, id],
         )?;
         super::audit::append(
             tx,
-            w.actor,
+            &w.sync.actor,
             "exception.parsed",
-            Some(w.patient.as_str()),
+            Some(w.sync.patient.as_str()),
             Some(&format!("exception/{id}")),
             &serde_json::json!({
                 "exception": id, "kind": ExceptionKind::Unreadable.as_str(), "document_id": document_id,

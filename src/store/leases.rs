@@ -9,8 +9,9 @@
 //! (`worker`).
 
 use super::links::{ClaimedLink, SEALED_COLUMNS, VIEW_COLUMNS, claimed};
-use super::{Store, StoreError};
+use super::{Store, StoreError, opt_time_col, rfc3339};
 use crate::domain::{LinkId, LinkState, ProviderId};
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 /// Why a link could not be claimed for a sync.
@@ -25,14 +26,15 @@ pub enum ClaimError {
         reason: Option<String>,
     },
     #[error(
-        "link {id} was synced by another worker since this pass read it (next due at {next_due})"
+        "link {id} was synced by another worker since this pass read it (next due at {})",
+        rfc3339(*next_due)
     )]
-    NoLongerDue { id: LinkId, next_due: String },
-    #[error("link {id} is being synced by {holder} until {until}")]
+    NoLongerDue { id: LinkId, next_due: DateTime<Utc> },
+    #[error("link {id} is being synced by {holder} until {}", rfc3339(*until))]
     Busy {
         id: LinkId,
         holder: String,
-        until: String,
+        until: DateTime<Utc>,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -101,7 +103,7 @@ impl Store {
                     Ok((
                         claimed(r, holder)?,
                         r.get::<_, Option<String>>(22)?,
-                        r.get::<_, Option<String>>(23)?,
+                        opt_time_col(r, 23, "links.lease_until")?,
                         r.get::<_, Option<String>>(24)?,
                     ))
                 },
@@ -118,18 +120,15 @@ impl Store {
             });
         }
         if due_only
-            && let Some(next_due) = link.view.next_due_at.as_ref()
-            && *next_due > now_text
+            && let Some(next_due) = link.view.next_due_at
+            && next_due > at
         {
-            return Err(ClaimError::NoLongerDue {
-                id,
-                next_due: next_due.clone(),
-            });
+            return Err(ClaimError::NoLongerDue { id, next_due });
         }
         // A live lease of another holder; this holder's own (a batch claim,
         // `claim_due_batch`, took it for this sync) is this sync's.
         if let (Some(other), Some(until)) = (&lease, until)
-            && until > now_text
+            && until > at
             && other != holder
         {
             return Err(ClaimError::Busy {
@@ -199,7 +198,7 @@ impl Store {
     /// `skip_providers`: providers not to read (paused ones).
     pub fn due_links(
         &self,
-        now: &str,
+        now: DateTime<Utc>,
         limit: usize,
         skip_providers: &[ProviderId],
     ) -> Result<Vec<DueLink>, StoreError> {
@@ -216,7 +215,7 @@ impl Store {
              ORDER BY next_due_at IS NOT NULL, next_due_at, id LIMIT ?2",
         ))?;
         let skip = serde_json::to_string(skip_providers).unwrap_or_else(|_| "[]".into());
-        let rows = stmt.query_map(params![now, limit as i64, skip], |r| {
+        let rows = stmt.query_map(params![rfc3339(now), limit as i64, skip], |r| {
             Ok(DueLink {
                 id: r.get(0)?,
                 provider: r.get(1)?,
@@ -234,7 +233,7 @@ impl Store {
         &self,
         skip_providers: &[ProviderId],
         skip_links: &[LinkId],
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let providers = serde_json::to_string(skip_providers).unwrap_or_else(|_| "[]".into());
         let links = serde_json::to_string(skip_links).unwrap_or_else(|_| "[]".into());
         Ok(self.conn.cached_row(
@@ -249,7 +248,13 @@ impl Store {
                    AND id NOT IN (SELECT jsonb_array_elements_text(?2::jsonb)::bigint)",
             ),
             params![providers, links],
-            |r| r.get(0),
+            |r| {
+                // SQLite's '' is a never-synced, unleased link: due now.
+                match r.get::<_, Option<String>>(0)?.as_deref() {
+                    Some("") => Ok(Some(Utc::now())),
+                    _ => opt_time_col(r, 0, "links.next_due_at"),
+                }
+            },
         )?)
     }
 
@@ -718,8 +723,8 @@ mod tests {
         assert_eq!(holder.as_deref(), Some("one"));
         assert!(until.is_some() && renewed.is_some());
         // A live lease: another worker neither sees the link as due nor claims it.
-        let now = crate::store::rfc3339_now();
-        assert!(store.due_links(&now, 10, &[]).expect("due").is_empty());
+        let now = chrono::Utc::now();
+        assert!(store.due_links(now, 10, &[]).expect("due").is_empty());
         assert!(matches!(
             store.claim_link(id, "two", ttl),
             Err(ClaimError::Busy { .. })
@@ -740,9 +745,9 @@ mod tests {
         // The holder stops renewing: once its lease ran out the link is due
         // again, and the next claim takes it over and says from whom.
         expire(&store, id);
-        let now = crate::store::rfc3339_now();
+        let now = chrono::Utc::now();
         assert_eq!(
-            store.due_links(&now, 10, &[]).expect("due"),
+            store.due_links(now, 10, &[]).expect("due"),
             vec![DueLink {
                 id,
                 provider: ProviderId::parse("prov").expect("id")
@@ -771,7 +776,7 @@ mod tests {
         // Never synced: due now ('' on SQLite, the time of the read on
         // PostgreSQL, whose column holds only times).
         let due = store.next_due_at(&[], &[]).expect("reads").expect("a time");
-        assert!(due <= crate::store::rfc3339_now(), "{due}");
+        assert!(due <= chrono::Utc::now(), "{due}");
         let in_an_hour = crate::store::rfc3339_at(chrono::Utc::now() + chrono::Duration::hours(1));
         store
             .conn
@@ -781,7 +786,10 @@ mod tests {
             )
             .expect("reschedules");
         assert_eq!(
-            store.next_due_at(&[], &[]).expect("reads"),
+            store
+                .next_due_at(&[], &[])
+                .expect("reads")
+                .map(crate::store::rfc3339_at),
             Some(in_an_hour.clone())
         );
         // Due now but held by another sync: free when its lease runs out.
@@ -795,7 +803,13 @@ mod tests {
                 params![id, lease_end],
             )
             .expect("leases");
-        assert_eq!(store.next_due_at(&[], &[]).expect("reads"), Some(lease_end));
+        assert_eq!(
+            store
+                .next_due_at(&[], &[])
+                .expect("reads")
+                .map(crate::store::rfc3339_at),
+            Some(lease_end)
+        );
         assert_eq!(store.next_due_at(&[], &[id]).expect("reads"), None);
         assert_eq!(
             store

@@ -7,9 +7,10 @@
 //! that holds the link's lease (`leases`).
 
 use super::db::Row;
-use super::{Store, StoreError, now};
+use super::{Store, StoreError, as_rfc3339, as_rfc3339_opt, now, opt_time_col, rfc3339, time_col};
 use crate::domain::{ExceptionKind, LinkId, LinkState, PatientId, ProviderId, SyncOutcome};
 use crate::vault::VaultKey;
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -41,12 +42,12 @@ pub struct NewLink<'a> {
     pub provider: &'a ProviderId,
     pub remote_patient: &'a str,
     pub secrets: LinkSecrets,
-    /// RFC 3339, OAuth 2.0 only.
-    pub expires_at: Option<String>,
+    /// When the access token expires; OAuth 2.0 only.
+    pub expires_at: Option<DateTime<Utc>>,
     pub scope: Option<String>,
-    /// RFC 3339: when the grant itself ends, when the provider says
+    /// When the grant itself ends, when the provider says
     /// (`fetch::grant::grant_expiry`).
-    pub grant_expires_at: Option<String>,
+    pub grant_expires_at: Option<DateTime<Utc>>,
 }
 
 /// A link as shown to people and scripts: never a secret.
@@ -59,21 +60,26 @@ pub struct LinkView {
     pub remote_patient: String,
     pub state: LinkState,
     pub state_reason: Option<String>,
-    pub last_sync: Option<String>,
+    #[serde(serialize_with = "as_rfc3339_opt")]
+    pub last_sync: Option<DateTime<Utc>>,
     /// What the last sync came to. A `retry_later` read back carries the
     /// link's due time as its `at` (or, once a person re-scheduled the link,
     /// the time of that sync).
     pub last_outcome: Option<SyncOutcome>,
     pub last_error: Option<String>,
     pub failures: i64,
-    pub next_due_at: Option<String>,
-    pub expires_at: Option<String>,
+    #[serde(serialize_with = "as_rfc3339_opt")]
+    pub next_due_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "as_rfc3339_opt")]
+    pub expires_at: Option<DateTime<Utc>>,
     pub scope: Option<String>,
-    pub created_at: String,
+    #[serde(serialize_with = "as_rfc3339")]
+    pub created_at: DateTime<Utc>,
     /// Who the patient is at the provider, as last read (`[providers.identity]`).
     pub remote_identity: Option<RemoteIdentityView>,
-    /// When the patient's grant at the provider ends (RFC 3339), if known.
-    pub grant_expires_at: Option<String>,
+    /// When the patient's grant at the provider ends, if known.
+    #[serde(serialize_with = "as_rfc3339_opt")]
+    pub grant_expires_at: Option<DateTime<Utc>>,
 }
 
 /// A link's remote identity and when it was read.
@@ -81,7 +87,8 @@ pub struct LinkView {
 pub struct RemoteIdentityView {
     #[serde(flatten)]
     pub identity: crate::identity::RemoteIdentity,
-    pub read_at: Option<String>,
+    #[serde(serialize_with = "as_rfc3339_opt")]
+    pub read_at: Option<DateTime<Utc>>,
 }
 
 /// A link claimed for a sync: its view, its sealed fields and its moves.
@@ -142,7 +149,10 @@ pub enum RefreshTurn {
     /// This sync may refresh (and must commit or give the lock back).
     Taken,
     /// Another worker is refreshing this link until `until`.
-    Busy { holder: String, until: String },
+    Busy {
+        holder: String,
+        until: DateTime<Utc>,
+    },
     /// The stored refresh token is no longer the one this sync read:
     /// another sync rotated the pair since.
     Rotated,
@@ -176,22 +186,21 @@ pub(super) fn view(r: &Row<'_>) -> rusqlite::Result<LinkView> {
         remote_patient: r.get(4)?,
         state: link_state(r, 5)?,
         state_reason: r.get(6)?,
-        last_sync: r.get(7)?,
+        last_sync: opt_time_col(r, 7, "links.last_sync_at")?,
         last_outcome: sync_outcome(r, 8, 11, 7)?,
         last_error: r.get(9)?,
         failures: r.get(10)?,
-        next_due_at: r.get(11)?,
-        expires_at: r.get(12)?,
+        next_due_at: opt_time_col(r, 11, "links.next_due_at")?,
+        expires_at: opt_time_col(r, 12, "links.expires_at")?,
         scope: r.get(13)?,
-        created_at: r.get(14)?,
-        remote_identity: r
-            .get::<_, Option<String>>(15)?
-            .and_then(|j| serde_json::from_str(&j).ok())
-            .map(|identity| RemoteIdentityView {
-                identity,
-                read_at: r.get(16).ok().flatten(),
-            }),
-        grant_expires_at: r.get(17)?,
+        created_at: time_col(r, 14, "links.created_at")?,
+        remote_identity: {
+            let read_at = opt_time_col(r, 16, "links.identity_read_at")?;
+            r.get::<_, Option<String>>(15)?
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .map(|identity| RemoteIdentityView { identity, read_at })
+        },
+        grant_expires_at: opt_time_col(r, 17, "links.grant_expires_at")?,
     })
 }
 
@@ -306,10 +315,10 @@ impl Store {
                 token,
                 token_secret,
                 refresh,
-                new.expires_at,
+                new.expires_at.map(rfc3339),
                 new.scope,
                 at,
-                new.grant_expires_at
+                new.grant_expires_at.map(rfc3339)
             ],
         )?;
         let resolved = if relinked {
@@ -383,18 +392,23 @@ impl Store {
         ttl: chrono::Duration,
     ) -> Result<RefreshTurn, StoreError> {
         let at = chrono::Utc::now();
-        let now_text = super::rfc3339(at);
         let tx = self.tx()?;
         let lock = tx.dialect("", " FOR UPDATE");
         // The stored refresh token (sealed), and the refresh lock's holder and end.
-        type LockRow = (Option<Vec<u8>>, Option<String>, Option<String>);
+        type LockRow = (Option<Vec<u8>>, Option<String>, Option<DateTime<Utc>>);
         let row: Option<LockRow> = tx
             .cached_row(
                 &format!(
                     "SELECT refresh_token, refresh_holder, refresh_until FROM links WHERE id = ?1{lock}"
                 ),
                 [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        opt_time_col(r, 2, "links.refresh_until")?,
+                    ))
+                },
             )
             .optional()?;
         let Some((stored, other, until)) = row else {
@@ -405,7 +419,7 @@ impl Store {
         };
         if let (Some(other), Some(until)) = (other, until)
             && other != holder
-            && until > now_text
+            && until > at
         {
             return Ok(RefreshTurn::Busy {
                 holder: other,
@@ -442,7 +456,7 @@ impl Store {
         key: &VaultKey,
         access_token: &SecretString,
         refresh_token: Option<&SecretString>,
-        expires_at: Option<&str>,
+        expires_at: Option<DateTime<Utc>>,
         scope: Option<&str>,
         audit: &serde_json::Value,
     ) -> Result<(), StoreError> {
@@ -462,7 +476,7 @@ impl Store {
              scope = COALESCE(?7, scope), updated_at = ?8, refresh_holder = NULL, refresh_until = NULL
              WHERE id = ?1 AND key_id = ?5
                AND (lease_holder = ?2 OR (refresh_holder = ?2 AND refresh_token = ?9))",
-            params![id, link.holder, sealed_access, sealed_refresh, key.id(), expires_at, scope, now(), link.refresh_token],
+            params![id, link.holder, sealed_access, sealed_refresh, key.id(), expires_at.map(rfc3339), scope, now(), link.refresh_token],
         )?;
         if changed != 1 {
             let (holder, key_id): (Option<String>, String) = tx.cached_row(
@@ -497,7 +511,7 @@ impl Store {
             link.refresh_token = Some(r);
         }
         link.key_id = key.id().to_string();
-        link.view.expires_at = expires_at.map(str::to_string);
+        link.view.expires_at = expires_at;
         Ok(())
     }
 

@@ -16,6 +16,7 @@ mod audit;
 mod bulk;
 pub mod check;
 mod consent;
+mod context;
 pub(crate) mod db;
 mod dictionary;
 mod discovery;
@@ -42,6 +43,7 @@ pub use accounts::{LoginFailures, Role, UserName, UserView};
 pub use audit::AuditEntry;
 pub use bulk::{BadLine, StagedLine};
 pub use consent::{FlowLookup, NewFlow, TakenFlow};
+pub use context::SyncContext;
 pub use dictionary::DictStats;
 pub use discovery::{CachedDiscovery, NewRegistration, Registration};
 pub use exports::{ExportFileRow, ExportRow, ExportState, NewExport};
@@ -656,6 +658,53 @@ pub(crate) fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A time column (`col`, named `what` in the error) read back as the time
+/// it is. Text that is not RFC 3339 is a row mapper's refusal — a store
+/// error naming the column and the text — never a panic or a made-up time.
+pub(crate) fn time_col(
+    r: &db::Row<'_>,
+    col: usize,
+    what: &str,
+) -> rusqlite::Result<chrono::DateTime<chrono::Utc>> {
+    let text: String = r.get(col)?;
+    parse_time(&text).ok_or_else(|| bad_text(col, format!("{what} time {text:?}")))
+}
+
+/// An optional time column read back (see [`time_col`]).
+pub(crate) fn opt_time_col(
+    r: &db::Row<'_>,
+    col: usize,
+    what: &str,
+) -> rusqlite::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    match r.get::<_, Option<String>>(col)? {
+        None => Ok(None),
+        Some(text) => parse_time(&text)
+            .map(Some)
+            .ok_or_else(|| bad_text(col, format!("{what} time {text:?}"))),
+    }
+}
+
+/// Serializes a time as the store writes it (`rfc3339`), so JSON output
+/// keeps its documented text whatever chrono's own serde would write:
+/// `#[serde(serialize_with = "crate::store::as_rfc3339")]`.
+pub fn as_rfc3339<S: serde::Serializer>(
+    t: &chrono::DateTime<chrono::Utc>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
+}
+
+/// [`as_rfc3339`] for an optional time (None: `null`).
+pub fn as_rfc3339_opt<S: serde::Serializer>(
+    t: &Option<chrono::DateTime<chrono::Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => as_rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// The database of a store unit test: the SQLite file `t.db` in `dir`, or
 /// — with `RXSYNC_TEST_ENGINE=postgres` and `RXSYNC_TEST_PG_URL` (a
 /// throwaway cluster, `.ci/postgres.sh`) — a fresh database of its own on
@@ -762,5 +811,62 @@ mod tests {
             "first retries sleep for microseconds, not milliseconds"
         );
         assert!(!wait_for_lock(9, BUSY_TIMEOUT));
+    }
+
+    #[test]
+    fn json_times_are_the_text_the_store_writes() {
+        #[derive(serde::Serialize)]
+        struct Shown {
+            #[serde(serialize_with = "as_rfc3339")]
+            at: chrono::DateTime<chrono::Utc>,
+            #[serde(serialize_with = "as_rfc3339_opt")]
+            due: Option<chrono::DateTime<chrono::Utc>>,
+            #[serde(serialize_with = "as_rfc3339_opt")]
+            never: Option<chrono::DateTime<chrono::Utc>>,
+        }
+        // Nanoseconds, as `Utc::now()` has them: written (and shown) to the millisecond.
+        let t = chrono::DateTime::from_timestamp(1_772_600_767, 89_123_456).expect("a time");
+        let stored = rfc3339(t);
+        assert_eq!(stored, "2026-03-04T05:06:07.089Z");
+        let shown = serde_json::to_value(Shown {
+            at: t,
+            due: Some(t),
+            never: None,
+        })
+        .expect("serializes");
+        assert_eq!(
+            shown,
+            serde_json::json!({"at": stored, "due": stored, "never": null})
+        );
+        // What the store reads back is shown as it was written.
+        let read = parse_time(&stored).expect("reads");
+        assert_eq!(rfc3339(read), stored);
+    }
+
+    #[test]
+    fn a_stored_time_that_is_not_one_is_a_store_error_naming_the_column() {
+        use crate::store::links::testing::{add, oauth2, store_with_patient};
+        let (_dir, mut store, patient) = store_with_patient();
+        if store.conn.engine() == Engine::Postgres {
+            // A timestamptz column cannot hold such text.
+            return;
+        }
+        let (key, _) = crate::vault::VaultKey::generate();
+        let (id, _) = add(&mut store, &patient, &key, oauth2("a1", None));
+        store
+            .conn
+            .execute(
+                "UPDATE links SET next_due_at = 'next tuesday' WHERE id = ?1",
+                [id],
+            )
+            .expect("corrupts");
+        let err = store.link(id).expect_err("refused");
+        assert!(matches!(err, StoreError::Sql(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("links.next_due_at") && text.contains("next tuesday"),
+            "{text}"
+        );
+        assert!(store.links(None).is_err(), "the listing says so too");
     }
 }

@@ -2,42 +2,40 @@
 //! sync (when no document was stored), the link's new state and schedule,
 //! its lease given back, remembered moves and the provider accesses.
 
+use super::context::SyncContext;
 use super::db::Conn;
-use super::{Store, StoreError, now};
+use super::{Store, StoreError, now, rfc3339};
 use crate::domain::{ExceptionKind, LinkId, PatientId, SyncOutcome};
 use crate::schedule::Schedule;
 use rusqlite::{OptionalExtension, params};
 
-/// What a pull adds to the import's (or the failure's) transaction.
-pub struct PullRecord<'a> {
+/// What a pull adds to the import's (or the failure's) transaction: the
+/// pull part of its `SyncContext`.
+pub struct PullRecord {
     pub link_id: LinkId,
-    pub patient: &'a str,
-    pub holder: &'a str,
+    /// The lease this sync holds (given back by the same transaction).
+    pub holder: String,
     /// JSON array of the requests made, URLs without secrets.
-    pub http_trail: &'a str,
+    pub http_trail: String,
     /// One audit detail per provider access (JSON).
-    pub accesses: &'a [serde_json::Value],
+    pub accesses: Vec<serde_json::Value>,
     /// Permanent redirects to remember: (from, to, status).
-    pub moves: &'a [(String, String, u16)],
+    pub moves: Vec<(String, String, u16)>,
     /// When the link is due again follows from the outcome and this.
     pub schedule: Schedule,
     /// The remote identity read by this pull, and the guard's verdict.
-    pub identity: Option<&'a super::identity::IdentityWrite>,
+    pub identity: Option<super::identity::IdentityWrite>,
 }
 
 /// A pull that stored no document.
 pub struct FailedPull<'a> {
-    pub patient: &'a PatientId,
-    pub source: &'a str,
-    pub trigger: &'a str,
-    pub started_at: &'a str,
-    pub actor: &'a str,
+    /// The sync; its `pull` record is required.
+    pub sync: &'a SyncContext,
     pub error: &'a str,
     /// `Failed` (try again on schedule), `RetryLater` (the provider asked us
     /// to wait until its time), `NeedsRelink` (the consent is gone: raise
     /// `link_broken`) or `Held` (the remote identity does not match).
     pub outcome: SyncOutcome,
-    pub record: PullRecord<'a>,
 }
 
 impl Store {
@@ -45,20 +43,27 @@ impl Store {
     /// new state, a `link_broken` exception when the consent is gone, and
     /// the provider accesses — in one transaction.
     pub fn write_failed_pull(&mut self, w: &FailedPull<'_>) -> Result<i64, StoreError> {
+        let sync = w.sync;
+        let record = sync.pull.as_ref().ok_or_else(|| {
+            StoreError::Refused(format!(
+                "a failed pull of patient {} from {} has no pull record",
+                sync.patient, sync.source
+            ))
+        })?;
         let tx = self.tx()?;
         let ended = now();
         let inserted: i64 = tx.cached_row(
             "INSERT INTO syncs (patient_id, source, trigger, started_at, ended_at, outcome, error, http_trail, link_id)
              VALUES (?1, ?2, ?3, ?4, ?5, 'failed', ?6, ?7, ?8) RETURNING id",
             params![
-                w.patient.as_str(),
-                w.source,
-                w.trigger,
-                w.started_at,
+                sync.patient.as_str(),
+                sync.source.as_str(),
+                sync.trigger.as_str(),
+                rfc3339(sync.started_at),
                 ended,
                 w.error,
-                w.record.http_trail,
-                w.record.link_id
+                record.http_trail,
+                record.link_id
             ],
             |r| r.get(0),
         )?;
@@ -67,7 +72,7 @@ impl Store {
             let open: bool = tx.cached_row(
                 "SELECT EXISTS(SELECT 1 FROM exceptions WHERE state = 'open' AND kind = ?1 AND patient_id = ?2
                  AND source = ?3)",
-                params![ExceptionKind::LinkBroken.as_str(), w.patient.as_str(), w.source],
+                params![ExceptionKind::LinkBroken.as_str(), sync.patient.as_str(), sync.source.as_str()],
                 |r| r.get(0),
             )?;
             if !open {
@@ -75,14 +80,14 @@ impl Store {
                     "INSERT INTO exceptions (patient_id, sync_id, source, kind, severity, state, detail, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7)",
                     params![
-                        w.patient.as_str(),
+                        sync.patient.as_str(),
                         sync_id,
-                        w.source,
+                        sync.source.as_str(),
                         ExceptionKind::LinkBroken.as_str(),
                         ExceptionKind::LinkBroken.severity().as_str(),
                         format!(
                             "link {} to {} is broken: {}. The patient must consent again; then hand the new tokens to: rxsync link add --patient {} --provider {}",
-                            w.record.link_id, w.source, w.error, w.patient, w.source
+                            record.link_id, sync.source, w.error, sync.patient, sync.source
                         ),
                         ended
                     ],
@@ -90,16 +95,23 @@ impl Store {
             }
             tx.cached_execute(
                 "UPDATE links SET state = 'needs_relink', state_reason = ?2, updated_at = ?3 WHERE id = ?1",
-                params![w.record.link_id, w.error, ended],
+                params![record.link_id, w.error, ended],
             )?;
         }
-        finish_pull(&tx, &w.record, &w.outcome, Some(w.error), sync_id)?;
+        finish_pull(
+            &tx,
+            &sync.patient,
+            record,
+            &w.outcome,
+            Some(w.error),
+            sync_id,
+        )?;
         super::audit::append(
             &tx,
-            w.actor,
+            &sync.actor,
             "pull.failed",
-            Some(w.patient.as_str()),
-            Some(&format!("link:{}", w.record.link_id)),
+            Some(sync.patient.as_str()),
+            Some(&format!("link:{}", record.link_id)),
             &serde_json::json!({"sync_id": sync_id, "outcome": w.outcome.as_str(), "error": w.error}),
         )?;
         tx.commit()?;
@@ -111,7 +123,8 @@ impl Store {
 /// lease given back, remembered moves and one audit row per provider access.
 pub(super) fn finish_pull(
     tx: &Conn,
-    r: &PullRecord<'_>,
+    patient: &PatientId,
+    r: &PullRecord,
     outcome: &SyncOutcome,
     error: Option<&str>,
     sync_id: i64,
@@ -156,7 +169,7 @@ pub(super) fn finish_pull(
         .execute(params![sync_id, r.link_id, r.http_trail])?;
     // Only a sync that worked teaches a new address (a 301 to a page that
     // then failed is not to be trusted).
-    let moves: &[(String, String, u16)] = if failed { &[] } else { r.moves };
+    let moves: &[(String, String, u16)] = if failed { &[] } else { &r.moves };
     for (from, to, status) in moves {
         tx.cached_execute(
             "INSERT INTO link_moves (link_id, from_url, to_url, status, at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -168,20 +181,20 @@ pub(super) fn finish_pull(
             tx,
             "rxsync",
             "link.moved",
-            Some(r.patient),
+            Some(patient.as_str()),
             Some(&format!("link:{}", r.link_id)),
             &serde_json::json!({"from": from, "to": to, "status": status}),
         )?;
     }
-    if let Some(w) = r.identity {
-        super::identity::write_identity(tx, r.link_id, r.patient, Some(sync_id), w)?;
+    if let Some(w) = &r.identity {
+        super::identity::write_identity(tx, r.link_id, patient.as_str(), Some(sync_id), w)?;
     }
-    for access in r.accesses {
+    for access in &r.accesses {
         super::audit::append(
             tx,
             "rxsync",
             "provider.access",
-            Some(r.patient),
+            Some(patient.as_str()),
             Some(&format!("link:{}", r.link_id)),
             access,
         )?;
@@ -192,7 +205,7 @@ pub(super) fn finish_pull(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::LinkState;
+    use crate::domain::{LinkState, SourceName, Trigger};
     use crate::store::links::testing::{add, oauth2, store_with_patient};
     use crate::store::{ClaimError, LinkSecrets, NewLink};
     use crate::vault::VaultKey;
@@ -208,30 +221,33 @@ mod tests {
             let Ok(link) = store.claim_link(id, "h", chrono::Duration::minutes(5)) else {
                 continue;
             };
+            let sync = SyncContext {
+                patient: patient.clone(),
+                source: SourceName::parse("prov").expect("source"),
+                trigger: Trigger::Pull,
+                actor: "test".to_string(),
+                started_at: crate::store::parse_time("2026-01-01T00:00:00.000Z").expect("time"),
+                origin: None,
+                pull: Some(PullRecord {
+                    link_id: id,
+                    holder: link.holder.clone(),
+                    http_trail: "[]".to_string(),
+                    accesses: vec![serde_json::json!({"url": "http://x/"})],
+                    moves: Vec::new(),
+                    identity: None,
+                    schedule: Schedule {
+                        interval: std::time::Duration::from_secs(60),
+                        jitter: 0.0,
+                        backoff_base: std::time::Duration::from_secs(1),
+                        backoff_max: std::time::Duration::from_secs(2),
+                    },
+                }),
+            };
             store
                 .write_failed_pull(&FailedPull {
-                    patient: &patient,
-                    source: "prov",
-                    trigger: "pull",
-                    started_at: "2026-01-01T00:00:00.000Z",
-                    actor: "test",
+                    sync: &sync,
                     error: "invalid_grant",
                     outcome: SyncOutcome::NeedsRelink,
-                    record: PullRecord {
-                        link_id: id,
-                        patient: "P1",
-                        holder: &link.holder,
-                        http_trail: "[]",
-                        accesses: &[serde_json::json!({"url": "http://x/"})],
-                        moves: &[],
-                        identity: None,
-                        schedule: Schedule {
-                            interval: std::time::Duration::from_secs(60),
-                            jitter: 0.0,
-                            backoff_base: std::time::Duration::from_secs(1),
-                            backoff_max: std::time::Duration::from_secs(2),
-                        },
-                    },
                 })
                 .expect("records");
         }
@@ -287,5 +303,32 @@ mod tests {
         // After a revocation the patient may link again: a new link.
         let (fresh, relinked) = add(&mut store, &patient, &key, oauth2("a4", None));
         assert!(fresh != id && !relinked);
+    }
+
+    #[test]
+    fn a_failed_pull_without_its_pull_record_is_refused_and_stores_nothing() {
+        let (_dir, mut store, patient) = store_with_patient();
+        let sync = SyncContext {
+            patient,
+            source: SourceName::parse("prov").expect("source"),
+            trigger: Trigger::Pull,
+            actor: "test".to_string(),
+            started_at: chrono::Utc::now(),
+            origin: None,
+            pull: None,
+        };
+        let err = store
+            .write_failed_pull(&FailedPull {
+                sync: &sync,
+                error: "boom",
+                outcome: SyncOutcome::Failed,
+            })
+            .expect_err("refused");
+        assert!(err.to_string().contains("no pull record"), "{err}");
+        let syncs: i64 = store
+            .conn
+            .query_row("SELECT COUNT(*) FROM syncs", (), |r| r.get(0))
+            .expect("count");
+        assert_eq!(syncs, 0);
     }
 }

@@ -115,14 +115,16 @@ fn sentence_case(s: &str) -> String {
 /// Text that is not a time is shown as it is.
 pub fn time(text: &str) -> Markup {
     match DateTime::parse_from_rfc3339(text) {
-        Ok(t) => {
-            let t = t.with_timezone(&Utc);
-            let machine = t.to_rfc3339_opts(SecondsFormat::Secs, true);
-            let utc = t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
-            html! { time datetime=(machine) title=(utc) { (t.format("%Y-%m-%d %H:%M UTC")) } }
-        }
+        Ok(t) => time_at(t.with_timezone(&Utc)),
         Err(_) => html! { (text) },
     }
+}
+
+/// A time, shown to the minute in UTC, with the exact time on hover.
+pub fn time_at(t: DateTime<Utc>) -> Markup {
+    let machine = t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let utc = t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    html! { time datetime=(machine) title=(utc) { (t.format("%Y-%m-%d %H:%M UTC")) } }
 }
 
 /// An optional stored time, or a dash.

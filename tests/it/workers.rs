@@ -83,7 +83,7 @@ fn with_sync(sync: &str, providers: &str) -> String {
 fn seed(home: &Home, sb: &Sandbox, provider: &str, oauth2: bool, expired: bool, n: usize) {
     let (key, _) = rxsync::vault::VaultKey::load(None, &home.key_file()).expect("vault key");
     let mut store = home.env.store();
-    let past = rxsync::store::rfc3339_at(chrono::Utc::now() - chrono::Duration::minutes(5));
+    let past = chrono::Utc::now() - chrono::Duration::minutes(5);
     for i in 0..n {
         let patient = PatientId::parse(&format!("W{i:05}")).expect("patient id");
         store
@@ -98,7 +98,7 @@ fn seed(home: &Home, sb: &Sandbox, provider: &str, oauth2: bool, expired: bool, 
                     access_token: text("access_token").into(),
                     refresh_token: Some(text("refresh_token").into()),
                 },
-                expired.then(|| past.clone()),
+                expired.then_some(past),
             )
         } else {
             let (token, secret) = sb.oauth1_token("demo-hmac-header", &remote);
@@ -495,7 +495,7 @@ revocation_url = "{}"
     };
     let (key, _) = rxsync::vault::VaultKey::load(None, &home.key_file()).expect("vault key");
     let mut store = home.env.store();
-    let past = rxsync::store::rfc3339_at(chrono::Utc::now() - chrono::Duration::minutes(5));
+    let past = chrono::Utc::now() - chrono::Duration::minutes(5);
     for i in 0..N {
         let patient = PatientId::parse(&format!("O{i:03}")).expect("patient id");
         store
@@ -513,7 +513,7 @@ revocation_url = "{}"
                         access_token: text("access_token").into(),
                         refresh_token: Some(text("refresh_token").into()),
                     },
-                    expires_at: Some(past.clone()),
+                    expires_at: Some(past),
                     scope: None,
                     grant_expires_at: None,
                 },

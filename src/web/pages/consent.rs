@@ -561,7 +561,7 @@ async fn linked_page(
     };
     let pulled = linking
         .puller
-        .pull(&linking.writer, link, "pull", PATIENT)
+        .pull(&linking.writer, link, crate::domain::Trigger::Pull, PATIENT)
         .await;
     let pulled_ok = match &pulled {
         Ok(r) if !r.failed() => true,

@@ -8,7 +8,7 @@ use crate::store::{AuditEntry, ItemView, LinkView, Patient, RegimenSummary, Regi
 use crate::web::AppState;
 use crate::web::auth::Viewer;
 use crate::web::error::AppError;
-use crate::web::labels::{audit_sentence, kind_text, state_text, status_text, time, time_or_dash};
+use crate::web::labels::{audit_sentence, kind_text, state_text, status_text, time, time_at};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -297,8 +297,8 @@ pub fn links(links: &[LinkView]) -> Markup {
                     tr data-link=(l.id) {
                         td { (l.id) } td { (l.provider) }
                         td { span class=(format!("badge {}", l.state)) { (status_text(l.state.as_str())) } }
-                        td { @if l.last_sync.is_some() { (time_or_dash(l.last_sync.as_deref())) } @else { "never" } " " (l.last_outcome.map(|o| status_text(o.as_str())).unwrap_or_default()) }
-                        td.grant { @if l.grant_expires_at.is_some() { (time_or_dash(l.grant_expires_at.as_deref())) } @else { "not said" } }
+                        td { @if let Some(t) = l.last_sync { (time_at(t)) } @else { "never" } " " (l.last_outcome.map(|o| status_text(o.as_str())).unwrap_or_default()) }
+                        td.grant { @if let Some(t) = l.grant_expires_at { (time_at(t)) } @else { "not said" } }
                         td { (link_note(l)) }
                     }
                 }
