@@ -142,6 +142,51 @@ pub(crate) struct Damage {
     pub says: &'static str,
 }
 
+/// The damages made with the same SQL on both engines.
+pub(crate) const VERSION_DAMAGE: [Damage; 2] = [
+    Damage {
+        what: "versions 1 and 3, no 2",
+        sql: "INSERT INTO regimens (patient_id, source, version, document_id, status, created_at)
+              SELECT patient_id, source, 3, document_id, status, created_at FROM regimens WHERE id = {R}",
+        check: "versions_dense",
+        says: "patient {P}, source {S}: version 2 is missing (the newest is 3)",
+    },
+    Damage {
+        what: "the only version renumbered",
+        sql: "UPDATE regimens SET version = 2 WHERE id = {R}",
+        check: "versions_dense",
+        says: "patient {P}, source {S}: versions start at 2, not 1",
+    },
+];
+
+/// The regimen a damage is made to: one with items and an open exception
+/// (the demo has several). Columns: the exception's id and kind, the
+/// regimen's id, patient and source.
+pub(crate) const DAMAGED_REGIMEN: &str =
+    "SELECT e.id, e.kind, r.id, r.patient_id, r.source FROM exceptions e
+     JOIN regimens r ON r.id = e.regimen_id
+     WHERE e.state = 'open' AND EXISTS (SELECT 1 FROM items i WHERE i.regimen_id = r.id)
+     ORDER BY e.id LIMIT 1";
+
+/// `DAMAGED_REGIMEN`'s row, filled into a damage's SQL or message.
+pub(crate) struct Damaged {
+    pub exception: i64,
+    pub kind: String,
+    pub regimen: i64,
+    pub patient: String,
+    pub source: String,
+}
+
+impl Damaged {
+    pub(crate) fn fill(&self, s: &str) -> String {
+        s.replace("{R}", &self.regimen.to_string())
+            .replace("{E}", &self.exception.to_string())
+            .replace("{K}", &self.kind)
+            .replace("{P}", &self.patient)
+            .replace("{S}", &self.source)
+    }
+}
+
 #[test]
 fn db_check_names_each_kind_of_damage_with_where_and_exits_1() {
     if crate::support::sqlite_only("db_check_names_each_kind_of_damage_with_where_and_exits_1") {
@@ -153,19 +198,6 @@ fn db_check_names_each_kind_of_damage_with_where_and_exits_1() {
             sql: "DELETE FROM items WHERE regimen_id = {R}",
             check: "regimen_items",
             says: "regimen {R} (patient {P}, source {S}, version 1) has no items and no none_shared or unreadable_record exception saying why",
-        },
-        Damage {
-            what: "versions 1 and 3, no 2",
-            sql: "INSERT INTO regimens (patient_id, source, version, document_id, status, created_at)
-                  SELECT patient_id, source, 3, document_id, status, created_at FROM regimens WHERE id = {R}",
-            check: "versions_dense",
-            says: "patient {P}, source {S}: version 2 is missing (the newest is 3)",
-        },
-        Damage {
-            what: "the only version renumbered",
-            sql: "UPDATE regimens SET version = 2 WHERE id = {R}",
-            check: "versions_dense",
-            says: "patient {P}, source {S}: versions start at 2, not 1",
         },
         Damage {
             what: "a version 2 added while version 1's exception is still open",
@@ -198,35 +230,21 @@ fn db_check_names_each_kind_of_damage_with_where_and_exits_1() {
             says: "trigger audit_no_delete is missing or changed: the audit no longer refuses DELETE",
         },
     ];
-    for case in cases {
+    for case in cases.into_iter().chain(VERSION_DAMAGE) {
         let env = with_demo_copy();
         let conn = raw(&env);
-        // A regimen with an open exception (the demo has several).
-        let (e, kind, r, patient, source): (i64, String, i64, String, String) = conn
-            .query_row(
-                "SELECT e.id, e.kind, r.id, r.patient_id, r.source FROM exceptions e
-                 JOIN regimens r ON r.id = e.regimen_id
-                 WHERE e.state = 'open' AND EXISTS (SELECT 1 FROM items i WHERE i.regimen_id = r.id)
-                 ORDER BY e.id LIMIT 1",
-                [],
-                |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                    ))
-                },
-            )
+        let target = conn
+            .query_row(DAMAGED_REGIMEN, [], |row| {
+                Ok(Damaged {
+                    exception: row.get(0)?,
+                    kind: row.get(1)?,
+                    regimen: row.get(2)?,
+                    patient: row.get(3)?,
+                    source: row.get(4)?,
+                })
+            })
             .expect("an open exception on a regimen with items");
-        let fill = |s: &str| {
-            s.replace("{R}", &r.to_string())
-                .replace("{E}", &e.to_string())
-                .replace("{K}", &kind)
-                .replace("{P}", &patient)
-                .replace("{S}", &source)
-        };
+        let fill = |s: &str| target.fill(s);
         conn.execute_batch(&fill(case.sql))
             .unwrap_or_else(|err| panic!("{}: {err}", case.what));
         drop(conn);
