@@ -15,6 +15,79 @@ pub fn repo_path(rel: &str) -> PathBuf {
     repo().join(rel)
 }
 
+/// How long one run of the binary may take before the test fails, naming
+/// it (`RXSYNC_TEST_RUN_TIMEOUT`, seconds): a hung run is a failed test with
+/// what it printed so far, not a CI job that never ends.
+fn run_timeout() -> std::time::Duration {
+    let secs = std::env::var("RXSYNC_TEST_RUN_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    std::time::Duration::from_secs(secs)
+}
+
+/// `cmd.output()`, but a run past `run_timeout()` is killed and fails the
+/// test with its arguments and output.
+pub fn output_within(cmd: &mut Command) -> Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run rxsync");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let limit = run_timeout();
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait().expect("waits for rxsync") {
+            Some(status) => break status,
+            None if started.elapsed() > limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+                let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+                panic!(
+                    "rxsync {:?} ran past {}s (RXSYNC_TEST_RUN_TIMEOUT) and was killed\nstdout: {stdout}\nstderr: {stderr}",
+                    cmd.get_args().collect::<Vec<_>>(),
+                    limit.as_secs()
+                );
+            }
+            // Short runs are seen at once, long ones polled less often.
+            None => std::thread::sleep((started.elapsed() / 8).clamp(
+                std::time::Duration::from_millis(1),
+                std::time::Duration::from_millis(50),
+            )),
+        }
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
 /// What one run of the binary did.
 #[derive(Debug)]
 pub struct Run {
@@ -267,7 +340,7 @@ impl TestEnv {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        Run::from(cmd.output().expect("run rxsync"))
+        Run::from(output_within(&mut cmd))
     }
 
     /// Runs without the `--db` flag (for configuration tests).
@@ -282,7 +355,7 @@ impl TestEnv {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        Run::from(cmd.output().expect("run rxsync"))
+        Run::from(output_within(&mut cmd))
     }
 
     /// Writes a file in the temp folder and returns its path as text.
