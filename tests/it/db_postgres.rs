@@ -304,7 +304,8 @@ fn fill_the_tables_the_demo_leaves_empty(db: &std::path::Path) {
              VALUES ('acme', 'https://acme.example/register', 'k1', x'0102030405', x'fffefd', 'client_secret_basic', '2027-01-01T00:00:00.000Z', '2026-12-01T10:00:00.000Z');
          INSERT INTO invitations (id, token_sha256, patient_id, provider, created_by, created_at, expires_at, flow_id)
              SELECT 'inv1', '9a9a', id, 'acme', 'ana', '2026-12-01T10:00:00.000Z', '2026-12-04T10:00:00.000Z', 'flow1' FROM patients LIMIT 1;
-         INSERT INTO provider_slots VALUES ('acme', 0, 'pid 1 on h (ab12)', 1, '2026-12-01T10:15:00.000Z');",
+         INSERT INTO provider_slots VALUES ('acme', 0, 'pid 1 on h (ab12)', 1, '2026-12-01T10:15:00.000Z');
+         INSERT INTO provider_breakers VALUES ('acme', 2, '2026-12-01T10:20:00.000Z');",
     )
     .expect("fills the empty tables");
 }
