@@ -222,13 +222,9 @@ impl Store {
         }
         let ranges = serde_json::to_string(&ranges)
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        let mut stmt = self.conn.prepare_cached(self.conn.dialect(
-            "SELECT p.brand_key, p.ingredients FROM json_each(?1) w
-             JOIN dict_products p ON p.brand_key >= json_extract(w.value, '$[0]')
-                                 AND p.brand_key < json_extract(w.value, '$[1]')",
-            "SELECT p.brand_key, p.ingredients FROM jsonb_array_elements(?1::jsonb) w
-             JOIN dict_products p ON p.brand_key >= (w ->> 0) AND p.brand_key < (w ->> 1)",
-        ))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(self.conn.dialect(BRANDS_OF_SQLITE, BRANDS_OF_PG))?;
         let rows = stmt
             .query_map([ranges], |r| {
                 let brand: String = r.get(0)?;
@@ -397,6 +393,15 @@ pub(super) fn fill_brand_keys(conn: &Conn) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// `dict_brands_of`' statement: one `dict_products_brand_key` range per
+/// word, the words a JSON array of `[from, to)` pairs.
+const BRANDS_OF_SQLITE: &str = "SELECT p.brand_key, p.ingredients FROM json_each(?1) w
+     JOIN dict_products p ON p.brand_key >= json_extract(w.value, '$[0]')
+                         AND p.brand_key < json_extract(w.value, '$[1]')";
+const BRANDS_OF_PG: &str =
+    "SELECT p.brand_key, p.ingredients FROM jsonb_array_elements(?1::jsonb) w
+     JOIN dict_products p ON p.brand_key >= (w ->> 0) AND p.brand_key < (w ->> 1)";
+
 const SELECT_ENTRY: &str = "SELECT k.ndc11, k.package_ndc, k.product_id, k.description,
     p.product_ndc, p.product_type, p.proprietary_name, p.nonproprietary_name, p.dosage_form, p.route,
     p.labeler, p.ingredients, p.excluded, p.epc
@@ -557,9 +562,9 @@ mod tests {
         assert_brands(&store);
         let plan: Vec<String> = store
             .conn
-            .prepare("EXPLAIN QUERY PLAN SELECT brand_key, ingredients FROM dict_products WHERE brand_key >= ?1 AND brand_key < ?2")
+            .prepare(&format!("EXPLAIN QUERY PLAN {BRANDS_OF_SQLITE}"))
             .expect("plans")
-            .query_map(params!["zestril", "zestril!"], |r| r.get::<_, String>(3))
+            .query_map([r#"[["zestril", "zestril!"]]"#], |r| r.get::<_, String>(3))
             .expect("plans")
             .collect::<Result<_, _>>()
             .expect("plans");

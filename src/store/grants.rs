@@ -63,22 +63,54 @@ impl Store {
     }
 }
 
+/// `due_warnings`' statement. Every pull asks it, so it must be a probe of
+/// `links_grant_ends`; on SQLite `+state` keeps the planner off `links_due`
+/// (state, next_due_at), which it chose without statistics and which made
+/// every pull read every live link (a pass over N links cost O(N²)).
+const DUE_WARNINGS_SQLITE: &str = "SELECT id, patient_id, provider, grant_expires_at FROM links
+     WHERE grant_expires_at IS NOT NULL AND grant_expires_at <= ?1
+     AND +state IN ('active', 'held', 'needs_relink')
+     AND (grant_warned_for IS NULL OR grant_warned_for <> grant_expires_at)";
+const DUE_WARNINGS_PG: &str = "SELECT id, patient_id, provider, grant_expires_at FROM links
+     WHERE grant_expires_at IS NOT NULL AND grant_expires_at <= ?1
+     AND state IN ('active', 'held', 'needs_relink')
+     AND (grant_warned_for IS NULL OR grant_warned_for <> grant_expires_at)";
+
 /// Live links whose grant ends by `horizon` and has no `link_expiring` yet:
 /// (id, patient, provider, grant end).
 fn due_warnings(
     conn: &Conn,
     horizon: &str,
 ) -> Result<Vec<(LinkId, String, String, String)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, patient_id, provider, grant_expires_at FROM links
-         WHERE grant_expires_at IS NOT NULL AND grant_expires_at <= ?1
-         AND state IN ('active', 'held', 'needs_relink')
-         AND (grant_warned_for IS NULL OR grant_warned_for <> grant_expires_at)",
-    )?;
+    let mut stmt = conn.prepare_cached(conn.dialect(DUE_WARNINGS_SQLITE, DUE_WARNINGS_PG))?;
     let rows = stmt
         .query_map([horizon], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_question_every_pull_asks_is_a_probe_of_the_grant_index() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("t.db")).expect("opens");
+        let conn = store.conn.lite().expect("SQLite");
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {DUE_WARNINGS_SQLITE}"))
+            .expect("plans")
+            .query_map(["2027-01-01T00:00:00.000Z"], |r| r.get::<_, String>(3))
+            .expect("plans")
+            .collect::<Result<_, _>>()
+            .expect("plans");
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("USING INDEX links_grant_ends")),
+            "{plan:?}"
+        );
+    }
 }
