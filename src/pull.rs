@@ -1037,11 +1037,7 @@ impl Fetching<'_> {
         {
             Ok(c) => c,
             Err(e) => {
-                let h = lock_holder.clone();
-                let _ = self
-                    .writer
-                    .run(move |st| st.release_refresh_lock(link_id, &h))
-                    .await;
+                give_back_refresh_lock(&self.writer, link_id, lock_holder.clone()).await;
                 return Err(Failure::failed(e));
             }
         };
@@ -1116,13 +1112,7 @@ impl Fetching<'_> {
             };
             // Not committed: the refresh lock goes back (a commit gives it back itself).
             if answer.is_err() || committed.is_err() {
-                let h = lock_holder;
-                if let Err(e) = writer
-                    .run(move |st| st.release_refresh_lock(link_id, &h))
-                    .await
-                {
-                    tracing::warn!(link = link_id.get(), error = %e, "cannot give back the refresh lock; it expires by itself");
-                }
+                give_back_refresh_lock(&writer, link_id, lock_holder).await;
             }
             (answer, committed, detail, ms)
         });
@@ -1160,6 +1150,17 @@ impl Fetching<'_> {
         *refreshed = true;
         self.journal.refreshed = true;
         Ok(())
+    }
+}
+
+/// Gives back a link's refresh lock that no commit gave back (the refresh
+/// failed or was not stored); if even that fails, the lock expires by itself.
+async fn give_back_refresh_lock(writer: &Writer, link_id: LinkId, holder: String) {
+    if let Err(e) = writer
+        .run(move |st| st.release_refresh_lock(link_id, &holder))
+        .await
+    {
+        tracing::warn!(link = link_id.get(), error = %e, "cannot give back the refresh lock; it expires by itself");
     }
 }
 

@@ -40,18 +40,27 @@ fn stand_ins(dir: &Path, uid: u32, sudo_status: Option<i32>, apt_status: i32) {
     );
 }
 
-/// Runs `install_debian_packages chromium chromium-driver` with only the
-/// stand-ins on PATH; returns the exit code, stderr and the commands called.
-fn install(dir: &Path) -> (i32, String, String) {
-    let out = Command::new("/bin/bash")
+/// `bash -c script` in the repository, with only `dir`'s stand-ins on PATH
+/// and nothing else in the environment.
+fn bash_with_only(dir: &Path, script: &str) -> std::process::Output {
+    Command::new("/bin/bash")
         .arg("-c")
-        .arg(". .ci/debian.sh; install_debian_packages chromium chromium-driver; echo installed")
+        .arg(script)
         .current_dir(repo())
         .env_clear()
         .env("PATH", dir)
         .stdin(Stdio::null())
         .output()
-        .expect("bash");
+        .expect("bash")
+}
+
+/// Runs `install_debian_packages chromium chromium-driver` with only the
+/// stand-ins on PATH; returns the exit code, stderr and the commands called.
+fn install(dir: &Path) -> (i32, String, String) {
+    let out = bash_with_only(
+        dir,
+        ". .ci/debian.sh; install_debian_packages chromium chromium-driver; echo installed",
+    );
     let calls = std::fs::read_to_string(dir.join("calls")).unwrap_or_default();
     (
         out.status.code().unwrap_or(-1),
@@ -142,15 +151,7 @@ fn test_passes(dir: &Path, fail_on: Option<&str>) -> (i32, Vec<String>) {
          run_test_passes
          echo finished >> '{log}'"
     );
-    let out = Command::new("/bin/bash")
-        .arg("-c")
-        .arg(script)
-        .current_dir(repo())
-        .env_clear()
-        .env("PATH", dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("bash");
+    let out = bash_with_only(dir, &script);
     let calls = std::fs::read_to_string(calls).unwrap_or_default();
     (
         out.status.code().unwrap_or(-1),

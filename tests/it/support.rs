@@ -411,7 +411,7 @@ impl TestEnv {
     pub fn counts(&self) -> Vec<(String, i64)> {
         if let Some(url) = &self.pg {
             return off_runtime(|| {
-                let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
+                let mut c = pg_client(url);
                 let tables = pg_tables(&mut c);
                 tables
                     .into_iter()
@@ -425,7 +425,7 @@ impl TestEnv {
                     .collect()
             });
         }
-        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        let conn = self.sqlite();
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
             .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
@@ -472,7 +472,7 @@ impl TestEnv {
         let several = sql.trim().trim_end_matches(';').contains(';');
         if let Some(url) = &self.pg {
             return off_runtime(|| {
-                let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
+                let mut c = pg_client(url);
                 if several {
                     c.batch_execute(sql).expect(sql);
                     return 0;
@@ -480,7 +480,7 @@ impl TestEnv {
                 c.execute(sql, &[]).expect(sql)
             });
         }
-        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        let conn = self.sqlite();
         if several {
             conn.execute_batch(sql).expect(sql);
             return 0;
@@ -498,7 +498,7 @@ impl TestEnv {
         if let Some(url) = &self.pg {
             use postgres::types::Type;
             return off_runtime(|| {
-                let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
+                let mut c = pg_client(url);
                 let rows = c.query(sql, &[]).expect(sql);
                 rows.iter()
                     .map(|row| {
@@ -533,7 +533,7 @@ impl TestEnv {
                     .collect()
             });
         }
-        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        let conn = self.sqlite();
         let mut stmt = conn.prepare(sql).expect(sql);
         let n = stmt.column_count();
         stmt.query_map([], |r| {
@@ -564,7 +564,7 @@ impl TestEnv {
     pub fn stored_text(&self) -> String {
         if let Some(url) = &self.pg {
             return off_runtime(|| {
-                let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
+                let mut c = pg_client(url);
                 let tables = pg_tables(&mut c);
                 let mut out = String::new();
                 for t in tables {
@@ -584,6 +584,11 @@ impl TestEnv {
         String::from_utf8_lossy(&db).into_owned()
     }
 
+    /// The SQLite test database, opened directly (for assertions on what is stored).
+    fn sqlite(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.db).expect("open db")
+    }
+
     /// One SQL text value, for assertions on what is stored (a time as the
     /// store writes it on SQLite, RFC 3339 with milliseconds, on both).
     pub fn query_string(&self, sql: &str) -> String {
@@ -595,7 +600,7 @@ impl TestEnv {
                 .flatten()
                 .unwrap_or_else(|| panic!("NULL or no column: {sql}"));
         }
-        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        let conn = self.sqlite();
         conn.query_row(sql, [], |r| r.get(0)).expect(sql)
     }
 
@@ -606,13 +611,13 @@ impl TestEnv {
     pub fn query_row_text(&self, sql: &str) -> Vec<Option<String>> {
         if let Some(url) = &self.pg {
             return off_runtime(|| {
-                let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
+                let mut c = pg_client(url);
                 let rows = c.query(sql, &[]).expect(sql);
                 let row = rows.first().unwrap_or_else(|| panic!("no row: {sql}"));
                 (0..row.len()).map(|i| pg_text(row, i)).collect()
             });
         }
-        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        let conn = self.sqlite();
         conn.query_row(sql, [], |r| {
             (0..r.as_ref().column_count())
                 .map(|i| {
@@ -636,11 +641,11 @@ impl TestEnv {
     pub fn query_blob(&self, sql: &str) -> Vec<u8> {
         if let Some(url) = &self.pg {
             return off_runtime(|| {
-                let mut c = postgres::Client::connect(url, postgres::NoTls).expect("test database");
+                let mut c = pg_client(url);
                 c.query_one(sql, &[]).expect(sql).get(0)
             });
         }
-        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        let conn = self.sqlite();
         conn.query_row(sql, [], |r| r.get(0)).expect(sql)
     }
     /// The first column of every row, as text (NULL as None), for
@@ -661,7 +666,7 @@ impl TestEnv {
                     .collect()
             });
         }
-        let conn = rusqlite::Connection::open(&self.db).expect("open db");
+        let conn = self.sqlite();
         let mut stmt = conn.prepare(sql).expect(sql);
         stmt.query_map([], |r| {
             Ok(match r.get_ref(0)? {
